@@ -1,0 +1,118 @@
+//! The event loop: one `select!` over terminal input, backend updates, a frame timer, a
+//! clock tick and the signals. Input is echoed at once; data redraws are capped at 20 a
+//! second and nothing is drawn when nothing changed.
+
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyCode, KeyEventKind};
+use futures_util::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::terminal::{self, Tui};
+use super::{App, Overlay};
+use crate::actions::{Action, Effect};
+use crate::backend::{BackendHandle, Command};
+use crate::protocol::clock::now_ms;
+
+const FRAME: Duration = Duration::from_millis(50);
+/// How many backend updates are folded into one model change before a frame may be drawn.
+const BATCH: usize = 4096;
+
+pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) -> std::io::Result<()> {
+    let mut input = EventStream::new();
+    let mut frame_timer = tokio::time::interval(FRAME);
+    frame_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut data_dirty = true;
+    let mut backend_open = true;
+
+    draw(terminal, app)?;
+    loop {
+        let mut effects = Vec::new();
+        let mut draw_now = false;
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
+                    if let Some(action) = key_action(app, &key) {
+                        effects = app.update(action);
+                        draw_now = true;
+                    }
+                }
+                Some(Ok(TermEvent::Resize(_, _))) => {
+                    app.update(Action::Resize);
+                    draw_now = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err),
+                None => break,
+            },
+            update = backend.updates.recv(), if backend_open => match update {
+                Some(first) => {
+                    effects.extend(app.update(Action::Backend(Box::new(first))));
+                    // Fold a burst into one model change and one frame.
+                    for _ in 0..BATCH {
+                        match backend.updates.try_recv() {
+                            Ok(more) => effects.extend(app.update(Action::Backend(Box::new(more)))),
+                            Err(_) => break,
+                        }
+                    }
+                    data_dirty = true;
+                }
+                None => backend_open = false,
+            },
+            _ = frame_timer.tick() => {
+                if data_dirty {
+                    draw_now = true;
+                }
+            },
+            _ = clock.tick() => {
+                app.update(Action::Tick(now_ms()));
+                data_dirty = true;
+            },
+            _ = sigterm.recv() => break,
+            _ = sighup.recv() => break,
+        }
+        for effect in effects {
+            match effect {
+                Effect::Quit => return Ok(()),
+                Effect::Send(cmd) => {
+                    let _ = backend.commands.send(Command::Send(cmd));
+                }
+                Effect::Resync => {
+                    let _ = backend.commands.send(Command::Resync);
+                }
+            }
+        }
+        if app.should_quit {
+            return Ok(());
+        }
+        if draw_now {
+            app.now = now_ms().max(app.now);
+            draw(terminal, app)?;
+            data_dirty = false;
+        }
+    }
+    Ok(())
+}
+
+fn draw(terminal: &mut Tui, app: &mut App) -> std::io::Result<()> {
+    let size = terminal.size()?;
+    app.page_rows = crate::views::body_rows(size.height);
+    terminal::draw(terminal, |frame| crate::views::render(app, frame))
+}
+
+/// The confirm dialog answers `y` and `n` itself; everything else goes through the keymap.
+fn key_action(app: &App, key: &crossterm::event::KeyEvent) -> Option<Action> {
+    if let Some(Overlay::Confirm(_)) = app.overlay() {
+        return match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => Some(Action::Confirmed),
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Enter => {
+                Some(Action::Cancelled)
+            }
+            _ => app.keymap.action_for(key).filter(|a| matches!(a, Action::Quit)),
+        };
+    }
+    app.keymap.action_for(key)
+}

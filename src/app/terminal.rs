@@ -1,0 +1,45 @@
+//! Taking the terminal and always giving it back: raw mode and the alternate screen on the
+//! way in; restored on quit, on panic, and on SIGTERM/SIGHUP (the run loop handles those).
+
+use std::io::{self, BufWriter, Stdout, Write};
+
+use crossterm::event::DisableMouseCapture;
+use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+use crossterm::{execute, queue};
+use ratatui::backend::CrosstermBackend;
+use ratatui::{Frame, Terminal};
+
+/// Frames are built in a buffer and leave in one write.
+pub type Tui = Terminal<CrosstermBackend<BufWriter<Stdout>>>;
+
+pub fn init() -> io::Result<Tui> {
+    install_panic_hook();
+    crossterm::terminal::enable_raw_mode()?;
+    execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    let backend = CrosstermBackend::new(BufWriter::with_capacity(256 * 1024, io::stdout()));
+    let mut terminal = Terminal::new(backend)?;
+    terminal.clear()?;
+    Ok(terminal)
+}
+
+/// Gives the terminal back. Safe to call twice.
+pub fn restore() {
+    let _ = execute!(io::stdout(), DisableMouseCapture);
+    ratatui::restore();
+}
+
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+}
+
+/// Draws one frame inside a synchronized update, so the terminal shows it whole.
+pub fn draw(terminal: &mut Tui, render: impl FnOnce(&mut Frame)) -> io::Result<()> {
+    queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
+    terminal.draw(render)?;
+    queue!(terminal.backend_mut(), EndSynchronizedUpdate)?;
+    terminal.backend_mut().flush()
+}

@@ -1,0 +1,209 @@
+//! The connection to the plane: subscribe first, then history and snapshot, then stream.
+//! Repeats the snapshot after a gap or a reconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::bus::{self, Bus, Connection, RequestError, Subscription};
+use crate::protocol::clock::now_ms;
+use crate::protocol::{
+    Accepted, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest, RestartRequest, RouteRequest,
+    SnapshotRequest, decode, subjects,
+};
+
+/// How long a command may take to be accepted or refused.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much history the cockpit loads on start.
+const HISTORY_WINDOW_MS: u64 = 3_600_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteVerb {
+    Add,
+    Remove,
+    Enable,
+    Disable,
+}
+
+impl RouteVerb {
+    pub fn subject(self) -> &'static str {
+        match self {
+            RouteVerb::Add => subjects::CTL_ROUTE_ADD,
+            RouteVerb::Remove => subjects::CTL_ROUTE_REMOVE,
+            RouteVerb::Enable => subjects::CTL_ROUTE_ENABLE,
+            RouteVerb::Disable => subjects::CTL_ROUTE_DISABLE,
+        }
+    }
+}
+
+/// A command for the controller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControlCommand {
+    Deploy(DeployRequest),
+    Restart(RestartRequest),
+    Route(RouteVerb, RouteRequest),
+}
+
+impl ControlCommand {
+    /// A short description for the status line and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            ControlCommand::Deploy(r) => format!("deploy {}@{} x{}", r.app, r.version, r.instances),
+            ControlCommand::Restart(RestartRequest::Instance(i)) => format!("restart instance {i}"),
+            ControlCommand::Restart(RestartRequest::App(a)) => format!("restart app {a}"),
+            ControlCommand::Restart(RestartRequest::Host(h)) => format!("restart host {h}"),
+            ControlCommand::Route(v, r) => format!("route {v:?} {} {}", r.app, r.backend).to_lowercase(),
+        }
+    }
+}
+
+/// What the app asks of the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Take a fresh snapshot (after a revision gap).
+    Resync,
+    Send(ControlCommand),
+}
+
+/// What the backend tells the app, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Snapshot(Fleet),
+    History(Vec<Event>),
+    Event(Event),
+    Heartbeat(Box<Heartbeat>),
+    Connection(Connection),
+    CommandDone {
+        what: String,
+        result: Result<Accepted, String>,
+    },
+    /// Something the operator should know, e.g. the snapshot could not be fetched.
+    Problem(String),
+}
+
+pub struct BackendHandle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub updates: mpsc::Receiver<Update>,
+}
+
+/// Starts the backend task for a bus.
+pub fn spawn(bus: Arc<dyn Bus>, source: String) -> BackendHandle {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (update_tx, updates) = mpsc::channel(16_384);
+    tokio::spawn(run(bus, source, command_rx, update_tx));
+    BackendHandle { commands, updates }
+}
+
+async fn run(
+    bus: Arc<dyn Bus>,
+    source: String,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    updates: mpsc::Sender<Update>,
+) {
+    let subscribed = async {
+        let events = bus.subscribe(subjects::EVT_ALL).await?;
+        let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
+        Ok::<_, crate::bus::BusError>((events, heartbeats))
+    };
+    let (mut events, mut heartbeats): (Subscription, Subscription) = match subscribed.await {
+        Ok(subs) => subs,
+        Err(err) => {
+            let _ = updates.send(Update::Problem(format!("cannot subscribe: {err}"))).await;
+            return;
+        }
+    };
+    let mut connection = bus.connection();
+    fetch_history(bus.as_ref(), &source, &updates).await;
+    let mut want_snapshot = true;
+    let mut retry = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        if want_snapshot {
+            want_snapshot = !fetch_snapshot(bus.as_ref(), &source, &updates).await;
+        }
+        tokio::select! {
+            Some(msg) = events.next() => match decode::<Event>(&msg.payload) {
+                Ok(env) => {
+                    if updates.send(Update::Event(env.body)).await.is_err() { return; }
+                }
+                Err(err) => log::warn!("ignored a bad event on {}: {err}", msg.subject),
+            },
+            Some(msg) = heartbeats.next() => match decode::<Heartbeat>(&msg.payload) {
+                Ok(env) => {
+                    if updates.send(Update::Heartbeat(Box::new(env.body))).await.is_err() { return; }
+                }
+                Err(err) => log::warn!("ignored a bad heartbeat on {}: {err}", msg.subject),
+            },
+            cmd = commands.recv() => match cmd {
+                None => return,
+                Some(Command::Resync) => want_snapshot = true,
+                Some(Command::Send(c)) => {
+                    tokio::spawn(send_command(bus.clone(), source.clone(), c, updates.clone()));
+                }
+            },
+            changed = connection.changed() => {
+                if changed.is_err() { return; }
+                let state = connection.borrow_and_update().clone();
+                // After every reconnect the replica starts again from a fresh snapshot.
+                if state.is_connected() { want_snapshot = true; }
+                if updates.send(Update::Connection(state)).await.is_err() { return; }
+            },
+            _ = retry.tick(), if want_snapshot => {}
+        }
+    }
+}
+
+async fn fetch_history(bus: &dyn Bus, source: &str, updates: &mpsc::Sender<Update>) {
+    let req = HistoryRequest {
+        since_ts: Some(now_ms().saturating_sub(HISTORY_WINDOW_MS)),
+        limit: Some(super::EVENTS_KEPT),
+    };
+    let got: Result<Vec<Event>, RequestError> =
+        bus::request(bus, subjects::CTL_HISTORY, &Envelope::new(source, req), COMMAND_TIMEOUT).await;
+    match got {
+        Ok(history) => {
+            let _ = updates.send(Update::History(history)).await;
+        }
+        Err(err) => log::info!("no event history: {err}"),
+    }
+}
+
+/// Returns whether the snapshot arrived.
+async fn fetch_snapshot(bus: &dyn Bus, source: &str, updates: &mpsc::Sender<Update>) -> bool {
+    let got: Result<Fleet, RequestError> = bus::request(
+        bus,
+        subjects::CTL_SNAPSHOT,
+        &Envelope::new(source, SnapshotRequest {}),
+        COMMAND_TIMEOUT,
+    )
+    .await;
+    match got {
+        Ok(fleet) => updates.send(Update::Snapshot(fleet)).await.is_ok(),
+        Err(err) => {
+            let _ = updates.send(Update::Problem(format!("snapshot failed: {err}; retrying"))).await;
+            false
+        }
+    }
+}
+
+async fn send_command(bus: Arc<dyn Bus>, source: String, cmd: ControlCommand, updates: mpsc::Sender<Update>) {
+    let what = cmd.describe();
+    let result: Result<Accepted, RequestError> = match &cmd {
+        ControlCommand::Deploy(r) => {
+            bus::request(bus.as_ref(), subjects::CTL_DEPLOY, &Envelope::new(&source, r), COMMAND_TIMEOUT)
+                .await
+        }
+        ControlCommand::Restart(r) => {
+            bus::request(bus.as_ref(), subjects::CTL_RESTART, &Envelope::new(&source, r), COMMAND_TIMEOUT)
+                .await
+        }
+        ControlCommand::Route(verb, r) => {
+            bus::request(bus.as_ref(), verb.subject(), &Envelope::new(&source, r), COMMAND_TIMEOUT).await
+        }
+    };
+    let result = result.map_err(|e| match e {
+        RequestError::Refused(w) => w.reason,
+        other => other.to_string(),
+    });
+    let _ = updates.send(Update::CommandDone { what, result }).await;
+}

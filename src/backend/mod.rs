@@ -1,0 +1,10 @@
+//! The cockpit's client of the control plane: it keeps the subscriptions, fetches the
+//! snapshot and history, forwards events and heartbeats in order, and sends commands with
+//! timeouts. It never touches the terminal. The model replica it feeds lives here too, as a
+//! pure struct the app owns.
+
+mod client;
+mod replica;
+
+pub use client::{BackendHandle, Command, ControlCommand, RouteVerb, Update, spawn};
+pub use replica::{EVENTS_KEPT, Replica, Sync};

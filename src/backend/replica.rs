@@ -1,0 +1,193 @@
+//! The model replica: snapshot, then events above its revision. A gap means a fresh
+//! snapshot; until it arrives the replica says it is out of date.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::protocol::{Event, Fleet, Gap, Heartbeat};
+
+/// How many events the cockpit keeps for the Events panel; memory follows the fleet, not
+/// the history.
+pub const EVENTS_KEPT: usize = 5_000;
+
+/// Whether the replica can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// No snapshot yet.
+    Loading,
+    /// Following the controller event by event.
+    Live,
+    /// A gap or a reconnect: a fresh snapshot has been asked for.
+    Resyncing,
+}
+
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub fleet: Fleet,
+    /// Newest last.
+    pub events: VecDeque<Event>,
+    /// When each host's last heartbeat reached us (ms since epoch).
+    pub heartbeats: HashMap<String, u64>,
+    pub sync: Sync,
+    /// When the replica last heard anything from the plane (ms since epoch).
+    pub last_update: u64,
+    pub gaps: u64,
+    /// Bumped on every change the views care about, so they can cache per generation.
+    pub generation: u64,
+}
+
+impl Default for Replica {
+    fn default() -> Self {
+        Replica {
+            fleet: Fleet::default(),
+            events: VecDeque::new(),
+            heartbeats: HashMap::new(),
+            sync: Sync::Loading,
+            last_update: 0,
+            gaps: 0,
+            generation: 0,
+        }
+    }
+}
+
+impl Replica {
+    pub fn apply_snapshot(&mut self, fleet: Fleet, now: u64) {
+        self.fleet = fleet;
+        self.sync = Sync::Live;
+        self.last_update = now;
+        self.generation += 1;
+    }
+
+    /// Applies one event. `Err(Gap)` means the caller must ask for a fresh snapshot; the
+    /// replica is then marked `Resyncing` and ignores events until it gets one.
+    pub fn apply_event(&mut self, event: Event, now: u64) -> Result<(), Gap> {
+        self.last_update = now;
+        if self.sync != Sync::Live {
+            self.remember(event);
+            return Ok(());
+        }
+        match self.fleet.apply(&event) {
+            Ok(_) => {
+                self.generation += 1;
+                self.remember(event);
+                Ok(())
+            }
+            Err(gap) => {
+                self.gaps += 1;
+                self.sync = Sync::Resyncing;
+                self.remember(event);
+                Err(gap)
+            }
+        }
+    }
+
+    /// History fetched at start: older events for the Events panel, merged by revision.
+    pub fn apply_history(&mut self, history: Vec<Event>) {
+        let newest_known = self.events.front().map(|e| e.rev).unwrap_or(u64::MAX);
+        let older: Vec<Event> = history.into_iter().filter(|e| e.rev < newest_known).collect();
+        for e in older.into_iter().rev() {
+            self.events.push_front(e);
+        }
+        while self.events.len() > EVENTS_KEPT {
+            self.events.pop_front();
+        }
+        self.generation += 1;
+    }
+
+    fn remember(&mut self, event: Event) {
+        if self.events.back().is_some_and(|last| last.rev >= event.rev) {
+            return;
+        }
+        if self.events.len() >= EVENTS_KEPT {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    /// Heartbeats carry metrics, which have no revision: latest wins.
+    pub fn apply_heartbeat(&mut self, hb: &Heartbeat, now: u64) {
+        self.last_update = now;
+        self.heartbeats.insert(hb.host.id.clone(), now);
+        if let Some(host) = self.fleet.hosts.get_mut(&hb.host.id) {
+            host.metrics = hb.metrics.clone();
+            host.last_heartbeat = now;
+        }
+        for r in &hb.instances {
+            if let Some(inst) = self.fleet.instances.get_mut(&r.id) {
+                inst.cpu_pct = r.cpu_pct;
+                inst.mem_used_mb = r.mem_used_mb;
+            }
+        }
+        self.generation += 1;
+    }
+
+    /// A connection loss: the data is kept, marked as not live, until a fresh snapshot.
+    pub fn mark_resyncing(&mut self) {
+        if self.sync == Sync::Live {
+            self.sync = Sync::Resyncing;
+        }
+    }
+
+    /// Milliseconds since a host's last heartbeat reached us, if one has.
+    pub fn heartbeat_age(&self, host: &str, now: u64) -> Option<u64> {
+        self.heartbeats
+            .get(host)
+            .copied()
+            .or_else(|| self.fleet.hosts.get(host).map(|h| h.last_heartbeat))
+            .filter(|t| *t > 0)
+            .map(|t| now.saturating_sub(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::EventKind;
+
+    fn ev(rev: u64) -> Event {
+        Event {
+            rev,
+            ts: 0,
+            kind: EventKind::HostUp,
+            app: None,
+            host: None,
+            instance: None,
+            operation_id: None,
+            message: String::new(),
+            changes: vec![],
+        }
+    }
+
+    #[test]
+    fn follows_events_and_detects_gaps() {
+        let mut r = Replica::default();
+        r.apply_snapshot(Fleet { revision: 10, ..Fleet::default() }, 1);
+        assert!(r.apply_event(ev(9), 2).is_ok(), "old events are ignored");
+        assert!(r.apply_event(ev(11), 2).is_ok());
+        assert_eq!(r.fleet.revision, 11);
+        assert_eq!(r.apply_event(ev(13), 3), Err(Gap { have: 11, got: 13 }));
+        assert_eq!(r.sync, Sync::Resyncing);
+        assert_eq!(r.gaps, 1);
+        // Until the fresh snapshot, events are shown but not applied.
+        assert!(r.apply_event(ev(14), 4).is_ok());
+        assert_eq!(r.fleet.revision, 11);
+        r.apply_snapshot(Fleet { revision: 14, ..Fleet::default() }, 5);
+        assert_eq!(r.sync, Sync::Live);
+        assert!(r.apply_event(ev(15), 6).is_ok());
+        assert_eq!(r.fleet.revision, 15);
+    }
+
+    #[test]
+    fn events_are_bounded_and_history_goes_in_front() {
+        let mut r = Replica::default();
+        r.apply_snapshot(Fleet { revision: 100, ..Fleet::default() }, 1);
+        r.apply_event(ev(101), 1).unwrap();
+        r.apply_history((1..=101).map(ev).collect());
+        assert_eq!(r.events.front().map(|e| e.rev), Some(1));
+        assert_eq!(r.events.back().map(|e| e.rev), Some(101));
+        assert_eq!(r.events.len(), 101);
+        for rev in 102..(102 + EVENTS_KEPT as u64) {
+            r.apply_event(ev(rev), 1).unwrap();
+        }
+        assert_eq!(r.events.len(), EVENTS_KEPT);
+    }
+}

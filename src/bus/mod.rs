@@ -1,0 +1,91 @@
+//! The `Bus` trait: subject-based publish, subscribe and request/reply, with the in-process
+//! implementation used by the embedded sandbox. The NATS implementation sits behind the same
+//! trait, so every role is written once.
+
+mod local;
+mod typed;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::watch;
+
+pub use local::LocalBus;
+pub use typed::{RequestError, publish, request, respond};
+
+/// One message as delivered to a subscriber.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub subject: String,
+    /// Where to send the answer, for requests.
+    pub reply: Option<String>,
+    pub payload: Bytes,
+}
+
+/// A stream of messages matching one subscription pattern. Dropping it unsubscribes.
+pub struct Subscription {
+    inner: Pin<Box<dyn Stream<Item = Message> + Send>>,
+}
+
+impl Subscription {
+    pub fn new(stream: impl Stream<Item = Message> + Send + 'static) -> Self {
+        Subscription { inner: Box::pin(stream) }
+    }
+
+    /// The next message, or `None` once the bus has closed the subscription.
+    pub async fn next(&mut self) -> Option<Message> {
+        futures_util::StreamExt::next(&mut self.inner).await
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Message;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BusError {
+    #[error("no answer on {subject} within {timeout:?}")]
+    Timeout { subject: String, timeout: Duration },
+    #[error("nobody is listening on {subject}")]
+    NoResponders { subject: String },
+    #[error("the bus is disconnected: {0}")]
+    Disconnected(String),
+    #[error("bus error: {0}")]
+    Other(String),
+}
+
+/// Whether the bus can carry messages right now. Pruning decisions (stale hosts, lost
+/// backends) are suspended while it cannot, since silence then proves nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    Connected,
+    /// Since when (ms since epoch), and why.
+    Disconnected {
+        since: u64,
+        reason: String,
+    },
+}
+
+impl Connection {
+    pub fn is_connected(&self) -> bool {
+        matches!(self, Connection::Connected)
+    }
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
+    async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError>;
+    async fn request(&self, subject: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, BusError>;
+    /// The connection state, kept current.
+    fn connection(&self) -> watch::Receiver<Connection>;
+    /// What the cockpit's header calls this bus: `sandbox`, or the server URL.
+    fn describe(&self) -> String;
+}

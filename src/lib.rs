@@ -1,0 +1,11 @@
+//! Quarterdeck: a terminal cockpit for a Docker PaaS, and the small control plane it steers.
+//!
+//! See docs/architecture.md for how the folders fit together.
+
+pub mod actions;
+pub mod app;
+pub mod backend;
+pub mod bus;
+pub mod plane;
+pub mod protocol;
+pub mod views;

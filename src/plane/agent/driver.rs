@@ -1,0 +1,50 @@
+//! The runtime driver interface: what an agent needs from a container runtime. The `sim`
+//! driver implements it for the sandbox; the Docker driver (bollard) implements it for real
+//! hosts.
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::protocol::{HostMetrics, InstanceReport, InstanceSpec, StepName};
+
+/// A deploy or restart step reached by an instance, reported to the controller at once.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub step: StepName,
+    pub instance: InstanceReport,
+    pub detail: String,
+}
+
+pub type StepSender = mpsc::UnboundedSender<StepReport>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    #[error("no instance {0} on this host")]
+    NotFound(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[async_trait]
+pub trait RuntimeDriver: Send + Sync + 'static {
+    /// `sim` or `docker`, for logs and the host's facts.
+    fn name(&self) -> &'static str;
+    /// CPU cores and memory (MB) this host offers.
+    fn capacity(&self) -> (u32, u64);
+    /// Host-level warnings (storage driver, discard ...); empty when all is well.
+    async fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+    async fn host_metrics(&self) -> HostMetrics;
+    /// Every instance this driver runs for the agent, as it is now.
+    async fn list(&self) -> Result<Vec<InstanceReport>, DriverError>;
+    /// Whether the driver runs an instance with this id.
+    async fn has(&self, id: &str) -> bool;
+    /// Downloads, creates and starts the instance, then checks its health, reporting each
+    /// step. Returns once the instance runs or has failed.
+    async fn deploy(&self, spec: InstanceSpec, steps: StepSender) -> Result<(), DriverError>;
+    /// Restarts an instance in place and waits until it is healthy again.
+    async fn restart(&self, id: &str, steps: StepSender) -> Result<(), DriverError>;
+    /// Stops and removes an instance. Removing one that is not there is not an error.
+    async fn remove(&self, id: &str) -> Result<(), DriverError>;
+}

@@ -1,0 +1,273 @@
+//! An agent: one per Docker host. It heartbeats its full instance list and metrics every
+//! period, reports instance changes at once, and carries out the controller's commands
+//! idempotently through its runtime driver.
+
+pub mod driver;
+pub mod sim;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::bus::{self, Bus, BusError, Message, Subscription};
+use crate::plane::replies::ReplyCache;
+use crate::protocol::subjects::{self, AgentVerb};
+use crate::protocol::{
+    AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, InstanceRef, InstanceReport, InstanceSpec,
+    InstanceState, InstanceStatus, Reply, WireError, decode, encode, validate,
+};
+use driver::{DriverError, RuntimeDriver, StepReport};
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub host_id: String,
+    pub hostname: String,
+    pub ip: String,
+    pub az: String,
+    pub tags: Vec<String>,
+    pub heartbeat_period: Duration,
+    /// How often the driver is asked for changes between heartbeats.
+    pub poll_interval: Duration,
+}
+
+impl AgentConfig {
+    fn source(&self) -> String {
+        format!("agent/{}", self.host_id)
+    }
+}
+
+/// A running agent. Dropping the handle leaves it running; `stop` ends it, as if the
+/// process had died.
+pub struct AgentHandle {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl AgentHandle {
+    pub fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+struct Agent {
+    bus: Arc<dyn Bus>,
+    driver: Arc<dyn RuntimeDriver>,
+    config: AgentConfig,
+    /// Replies already given, by command id.
+    replies: Mutex<ReplyCache>,
+    steps: mpsc::UnboundedSender<StepReport>,
+    /// The operation each instance is part of, for the steps it reports.
+    operations: Mutex<HashMap<String, String>>,
+}
+
+const REPLIES_KEPT: usize = 4096;
+
+/// Starts an agent's loops on the current runtime.
+pub async fn start(
+    bus: Arc<dyn Bus>,
+    driver: Arc<dyn RuntimeDriver>,
+    config: AgentConfig,
+) -> Result<AgentHandle, BusError> {
+    validate::name("host id", &config.host_id).map_err(BusError::Other)?;
+    let commands = bus.subscribe(&subjects::agent_cmd_all(&config.host_id)).await?;
+    let (steps, step_rx) = mpsc::unbounded_channel();
+    let agent = Arc::new(Agent {
+        bus,
+        driver,
+        config,
+        replies: Mutex::new(ReplyCache::new(REPLIES_KEPT)),
+        steps,
+        operations: Mutex::new(HashMap::new()),
+    });
+    let tasks = vec![
+        tokio::spawn(serve_commands(agent.clone(), commands)),
+        tokio::spawn(forward_steps(agent.clone(), step_rx)),
+        tokio::spawn(heartbeat(agent.clone())),
+        tokio::spawn(watch_changes(agent.clone())),
+    ];
+    Ok(AgentHandle { tasks })
+}
+
+async fn heartbeat(agent: Arc<Agent>) {
+    let mut ticker = tokio::time::interval(agent.config.heartbeat_period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let instances = match agent.driver.list().await {
+            Ok(list) => list,
+            Err(err) => {
+                log::warn!("{}: cannot list instances: {err}", agent.config.host_id);
+                continue;
+            }
+        };
+        let (cores, memory) = agent.driver.capacity();
+        let c = &agent.config;
+        let hb = Heartbeat {
+            host: HostInfo {
+                id: c.host_id.clone(),
+                hostname: c.hostname.clone(),
+                ip: c.ip.clone(),
+                az: c.az.clone(),
+                tags: c.tags.clone(),
+                cpu_cores: cores,
+                memory_total_mb: memory,
+                agent_version: format!("{}/{}", env!("CARGO_PKG_VERSION"), agent.driver.name()),
+                warnings: agent.driver.warnings().await,
+            },
+            metrics: agent.driver.host_metrics().await,
+            instances,
+            period_ms: c.heartbeat_period.as_millis() as u64,
+        };
+        let env = Envelope::new(c.source(), hb);
+        if let Err(err) = bus::publish(agent.bus.as_ref(), &subjects::heartbeat(&c.host_id), &env).await {
+            log::warn!("{}: heartbeat not sent: {err}", c.host_id);
+        }
+    }
+}
+
+/// Polls the driver between heartbeats and reports any instance whose state changed, so a
+/// crash reaches the controller in well under a heartbeat period.
+async fn watch_changes(agent: Arc<Agent>) {
+    let mut known: HashMap<String, InstanceState> = HashMap::new();
+    let mut ticker = tokio::time::interval(agent.config.poll_interval);
+    loop {
+        ticker.tick().await;
+        let Ok(list) = agent.driver.list().await else { continue };
+        for report in &list {
+            if known.get(&report.id) != Some(&report.state) {
+                known.insert(report.id.clone(), report.state);
+                send_status(&agent, report.clone(), None, String::new()).await;
+            }
+        }
+        known.retain(|id, _| list.iter().any(|r| &r.id == id));
+    }
+}
+
+async fn forward_steps(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<StepReport>) {
+    while let Some(step) = rx.recv().await {
+        send_status(&agent, step.instance, Some(step.step), step.detail).await;
+    }
+}
+
+async fn send_status(
+    agent: &Agent,
+    instance: InstanceReport,
+    step: Option<crate::protocol::StepName>,
+    detail: String,
+) {
+    let operation_id = match step {
+        Some(_) => agent.operations.lock().ok().and_then(|ops| ops.get(&instance.id).cloned()),
+        None => None,
+    };
+    let status = InstanceStatus { host: agent.config.host_id.clone(), instance, step, operation_id, detail };
+    let env = Envelope::new(agent.config.source(), status);
+    if let Err(err) = bus::publish(agent.bus.as_ref(), &subjects::status(&agent.config.host_id), &env).await {
+        log::warn!("{}: status not sent: {err}", agent.config.host_id);
+    }
+}
+
+async fn serve_commands(agent: Arc<Agent>, mut commands: Subscription) {
+    while let Some(msg) = commands.next().await {
+        let answer = handle_command(&agent, &msg).await;
+        let Some(to) = &msg.reply else { continue };
+        if let Err(err) = agent.bus.publish(to, Bytes::from(answer)).await {
+            log::warn!("{}: could not answer {}: {err}", agent.config.host_id, msg.subject);
+        }
+    }
+}
+
+fn encode_reply(agent: &Agent, reply: Reply<AgentAck>) -> Vec<u8> {
+    encode(&Envelope::new(agent.config.source(), reply)).unwrap_or_default()
+}
+
+async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
+    let verb = msg.subject.rsplit('.').next().and_then(AgentVerb::parse);
+    // The command id comes first: a repeat is answered from the cache and never run again.
+    let id = decode::<serde::de::IgnoredAny>(&msg.payload).map(|env| env.id).unwrap_or_default();
+    if let Some(cached) = agent.replies.lock().ok().and_then(|r| r.get(&id)).filter(|_| !id.is_empty()) {
+        return cached;
+    }
+    let result = match verb {
+        Some(AgentVerb::Deploy) => match decode::<InstanceSpec>(&msg.payload) {
+            Ok(env) => deploy(agent, env.body).await,
+            Err(err) => Err(WireError::bad_request(err.to_string())),
+        },
+        Some(verb @ (AgentVerb::Restart | AgentVerb::Remove)) => match decode::<InstanceRef>(&msg.payload) {
+            Ok(env) => instance_command(agent, verb, env.body).await,
+            Err(err) => Err(WireError::bad_request(err.to_string())),
+        },
+        None => Err(WireError::bad_request(format!("unknown agent command {}", msg.subject))),
+    };
+    if let Err(err) = &result {
+        log::warn!("{}: refused {}: {}", agent.config.host_id, msg.subject, err.reason);
+    }
+    let answer = encode_reply(agent, Reply::from(result));
+    if let (false, Ok(mut replies)) = (id.is_empty(), agent.replies.lock()) {
+        replies.insert(&id, answer.clone());
+    }
+    answer
+}
+
+async fn deploy(agent: &Arc<Agent>, spec: InstanceSpec) -> Result<AgentAck, WireError> {
+    validate::name("app", &spec.app).map_err(WireError::bad_request)?;
+    validate::version(&spec.version).map_err(WireError::bad_request)?;
+    validate::image(&spec.image).map_err(WireError::bad_request)?;
+    let ack = AgentAck { instance_id: spec.id.clone() };
+    // Idempotent: an instance we already run is not started twice.
+    if agent.driver.has(&spec.id).await {
+        return Ok(ack);
+    }
+    if let Ok(mut ops) = agent.operations.lock() {
+        ops.insert(spec.id.clone(), spec.operation_id.clone());
+    }
+    let (driver, steps, host) = (agent.driver.clone(), agent.steps.clone(), agent.config.host_id.clone());
+    tokio::spawn(async move {
+        let id = spec.id.clone();
+        if let Err(err) = driver.deploy(spec, steps).await {
+            log::warn!("{host}: deploy of {id} failed: {err}");
+        }
+    });
+    Ok(ack)
+}
+
+async fn instance_command(
+    agent: &Arc<Agent>,
+    verb: AgentVerb,
+    req: InstanceRef,
+) -> Result<AgentAck, WireError> {
+    let ack = AgentAck { instance_id: req.id.clone() };
+    match verb {
+        AgentVerb::Restart => {
+            if !agent.driver.has(&req.id).await {
+                return Err(WireError::new(ErrorCode::NotFound, DriverError::NotFound(req.id).to_string()));
+            }
+            if let (Ok(mut ops), Some(op)) = (agent.operations.lock(), req.operation_id.clone()) {
+                ops.insert(req.id.clone(), op);
+            }
+            let (driver, steps, host) =
+                (agent.driver.clone(), agent.steps.clone(), agent.config.host_id.clone());
+            tokio::spawn(async move {
+                if let Err(err) = driver.restart(&req.id, steps).await {
+                    log::warn!("{host}: restart of {} failed: {err}", req.id);
+                }
+            });
+            Ok(ack)
+        }
+        _ => {
+            if let Ok(mut ops) = agent.operations.lock() {
+                ops.remove(&req.id);
+            }
+            agent
+                .driver
+                .remove(&req.id)
+                .await
+                .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
+            Ok(ack)
+        }
+    }
+}

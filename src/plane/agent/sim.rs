@@ -1,0 +1,243 @@
+//! The `sim` runtime driver: a simulated Docker host for the sandbox, demos and scale
+//! benchmarks. Container lifecycles take realistic delays, metrics follow a random walk,
+//! and now and then a container crashes. Never a stand-in for Docker in a test that claims
+//! Docker works.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::driver::{DriverError, RuntimeDriver, StepReport, StepSender};
+use crate::plane::rng::Rng;
+use crate::protocol::clock::now_ms;
+use crate::protocol::{HostMetrics, InstanceReport, InstanceSpec, InstanceState, StepName};
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub cpu_cores: u32,
+    pub memory_mb: u64,
+    /// Addresses handed to containers, in order; freed addresses are reused last.
+    pub container_ips: Vec<String>,
+    /// 1.0 is realistic timing; larger is faster (tests use 20 or more).
+    pub speed: f64,
+    /// Expected crashes per running container per hour.
+    pub crashes_per_hour: f64,
+}
+
+struct Container {
+    report: InstanceReport,
+    cpu_limit: f32,
+}
+
+struct SimState {
+    rng: Rng,
+    containers: BTreeMap<String, Container>,
+    free_ips: Vec<String>,
+    metrics: HostMetrics,
+    next_container: u64,
+}
+
+pub struct SimDriver {
+    config: SimConfig,
+    state: Arc<Mutex<SimState>>,
+}
+
+impl SimDriver {
+    /// A new simulated host. Its random walk runs on a background task until the driver is
+    /// dropped.
+    pub fn new(config: SimConfig) -> Arc<SimDriver> {
+        let mut rng = Rng::new(config.seed);
+        let mut free_ips = config.container_ips.clone();
+        free_ips.reverse();
+        let metrics = HostMetrics {
+            mem_total_mb: config.memory_mb,
+            disk_total_mb: 500 * 1024,
+            disk_used_mb: rng.between(40, 200) * 1024,
+            ..HostMetrics::default()
+        };
+        let state = Arc::new(Mutex::new(SimState {
+            rng,
+            containers: BTreeMap::new(),
+            free_ips,
+            metrics,
+            next_container: 0,
+        }));
+        let driver = Arc::new(SimDriver { config, state });
+        tokio::spawn(walk(Arc::downgrade(&driver)));
+        driver
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A delay of `lo..hi` seconds at realistic speed, scaled.
+    fn delay(&self, lo: f64, hi: f64) -> Duration {
+        let secs = self.lock().rng.range(lo, hi);
+        Duration::from_secs_f64(secs / self.config.speed.max(0.001))
+    }
+
+    fn set_state(&self, id: &str, state: InstanceState) -> Option<InstanceReport> {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let c = s.containers.get_mut(id)?;
+        c.report.state = state;
+        if state == InstanceState::Running {
+            c.report.started_at = Some(now_ms());
+            // A fresh process starts busy (JIT, cache warm-up), then the walk takes over.
+            c.report.cpu_pct = (s.rng.range(10.0, 45.0) as f32) * c.cpu_limit.max(0.1);
+        }
+        Some(c.report.clone())
+    }
+
+    /// Advances the random walk by one second of simulated time.
+    fn step_walk(&self) {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let crash_p = self.config.crashes_per_hour / 3600.0;
+        let mut cpu_total = 0.0f32;
+        let mut mem_total = 0u64;
+        for c in s.containers.values_mut() {
+            let r = &mut c.report;
+            if r.state != InstanceState::Running {
+                r.cpu_pct = 0.0;
+                continue;
+            }
+            if s.rng.chance(crash_p) {
+                r.state = InstanceState::Crashed;
+                r.cpu_pct = 0.0;
+                continue;
+            }
+            let ceiling = 100.0 * c.cpu_limit.max(0.1);
+            r.cpu_pct = (r.cpu_pct + s.rng.range(-4.0, 4.0) as f32).clamp(0.5, ceiling);
+            let limit = r.mem_limit_mb.max(16) as f64;
+            let mem = r.mem_used_mb as f64 + s.rng.range(-0.02, 0.02) * limit;
+            r.mem_used_mb = mem.clamp(limit * 0.2, limit * 0.95) as u64;
+            cpu_total += r.cpu_pct;
+            mem_total += r.mem_used_mb;
+        }
+        let cores = self.config.cpu_cores.max(1) as f32;
+        let m = &mut s.metrics;
+        let noise = s.rng.range(1.0, 4.0) as f32;
+        m.cpu_pct = (cpu_total / cores + noise).min(100.0);
+        let load = m.cpu_pct / 100.0 * cores;
+        m.load1 = m.load1 * 0.8 + load * 0.2;
+        m.load5 = m.load5 * 0.95 + load * 0.05;
+        m.load15 = m.load15 * 0.98 + load * 0.02;
+        m.mem_used_mb = (1024 + mem_total).min(m.mem_total_mb);
+        m.net_rx_bps = (cpu_total as f64 * s.rng.range(8_000.0, 12_000.0)) as u64;
+        m.net_tx_bps = (cpu_total as f64 * s.rng.range(10_000.0, 20_000.0)) as u64;
+    }
+}
+
+async fn walk(driver: std::sync::Weak<SimDriver>) {
+    let period = match driver.upgrade() {
+        Some(d) => Duration::from_secs_f64(1.0 / d.config.speed.clamp(0.1, 10.0)),
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        match driver.upgrade() {
+            Some(d) => d.step_walk(),
+            None => return,
+        }
+    }
+}
+
+fn report_step(
+    steps: &StepSender,
+    step: StepName,
+    instance: Option<InstanceReport>,
+    detail: impl Into<String>,
+) {
+    if let Some(instance) = instance {
+        let _ = steps.send(StepReport { step, instance, detail: detail.into() });
+    }
+}
+
+#[async_trait]
+impl RuntimeDriver for SimDriver {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn capacity(&self) -> (u32, u64) {
+        (self.config.cpu_cores, self.config.memory_mb)
+    }
+
+    async fn host_metrics(&self) -> HostMetrics {
+        self.lock().metrics.clone()
+    }
+
+    async fn list(&self) -> Result<Vec<InstanceReport>, DriverError> {
+        Ok(self.lock().containers.values().map(|c| c.report.clone()).collect())
+    }
+
+    async fn has(&self, id: &str) -> bool {
+        self.lock().containers.contains_key(id)
+    }
+
+    async fn deploy(&self, spec: InstanceSpec, steps: StepSender) -> Result<(), DriverError> {
+        let report = {
+            let mut s = self.lock();
+            if s.containers.contains_key(&spec.id) {
+                return Ok(());
+            }
+            let Some(ip) = s.free_ips.pop() else {
+                return Err(DriverError::Failed("no container address left on this host".into()));
+            };
+            s.next_container += 1;
+            let container_id = format!("{:012x}", s.rng.next_u64() >> 16);
+            let report = InstanceReport {
+                id: spec.id.clone(),
+                app: spec.app.clone(),
+                version: spec.version.clone(),
+                index: spec.index,
+                state: InstanceState::Deploying,
+                ip,
+                port: spec.port,
+                container_id,
+                started_at: None,
+                cpu_pct: 0.0,
+                mem_used_mb: spec.memory_mb / 3,
+                mem_limit_mb: spec.memory_mb,
+            };
+            s.containers.insert(spec.id.clone(), Container { report: report.clone(), cpu_limit: spec.cpu });
+            report
+        };
+        tokio::time::sleep(self.delay(0.3, 1.2)).await;
+        report_step(
+            &steps,
+            StepName::Download,
+            Some(report),
+            format!("{}@{} downloaded, checksum ok", spec.app, spec.version),
+        );
+        let starting = self.set_state(&spec.id, InstanceState::Starting);
+        report_step(&steps, StepName::Restart, starting, format!("container started from {}", spec.image));
+        tokio::time::sleep(self.delay(0.5, 2.5)).await;
+        let running = self.set_state(&spec.id, InstanceState::Running);
+        report_step(&steps, StepName::HealthCheck, running, "healthy");
+        Ok(())
+    }
+
+    async fn restart(&self, id: &str, steps: StepSender) -> Result<(), DriverError> {
+        self.set_state(id, InstanceState::Starting).ok_or_else(|| DriverError::NotFound(id.into()))?;
+        tokio::time::sleep(self.delay(0.5, 2.0)).await;
+        let running = self.set_state(id, InstanceState::Running);
+        report_step(&steps, StepName::HealthCheck, running, "healthy after restart");
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), DriverError> {
+        let mut s = self.lock();
+        if let Some(c) = s.containers.remove(id) {
+            // Freed addresses go to the back of the queue so they are reused last.
+            s.free_ips.insert(0, c.report.ip);
+        }
+        Ok(())
+    }
+}

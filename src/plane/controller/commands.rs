@@ -1,0 +1,370 @@
+//! Requests on `qd.v1.ctl.*`: validated, answered at once with accepted-or-refused, and
+//! remembered by command id so that a repeat gets the first answer.
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::core::{Controller, Draft, HISTORY_KEPT};
+use super::{deploy, ops};
+use crate::bus::{Message, Subscription};
+use crate::protocol::{
+    Accepted, App, Change, Constraints, DeployRequest, Envelope, ErrorCode, Event, EventKind, HistoryRequest,
+    OperationKind, OperationState, Reply, RestartRequest, Route, RouteRequest, RouteState, WireError, decode,
+    encode, validate,
+};
+
+/// Handles requests one at a time: each is quick (long work is spawned), and doing them in
+/// order makes "same command id, same answer" hold even for duplicates sent together.
+pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
+    while let Some(msg) = requests.next().await {
+        let Some(reply_to) = msg.reply.clone() else {
+            log::warn!("ignoring {} without a reply subject", msg.subject);
+            continue;
+        };
+        let answer = handle(&ctl, &msg);
+        if let Err(err) = ctl.bus().publish(&reply_to, Bytes::from(answer)).await {
+            log::warn!("could not answer {}: {err}", msg.subject);
+        }
+    }
+}
+
+fn handle(ctl: &Controller, msg: &Message) -> Vec<u8> {
+    let verb = msg.subject.strip_prefix("qd.v1.ctl.").unwrap_or("");
+    match verb {
+        "snapshot" => encode_reply(ctl, Reply::Ok(ctl.snapshot())),
+        "history" => match decode::<HistoryRequest>(&msg.payload) {
+            Ok(env) => encode_reply(ctl, Reply::Ok(history(ctl, &env.body))),
+            Err(err) => encode_reply::<()>(ctl, Reply::Error(WireError::bad_request(err.to_string()))),
+        },
+        "deploy" => command(ctl, msg, |ctl, req: DeployRequest| start_deploy(ctl, req)),
+        "restart" => command(ctl, msg, |ctl, req: RestartRequest| start_restart(ctl, req)),
+        "route.add" => command(ctl, msg, |ctl, req: RouteRequest| route(ctl, RouteVerb::Add, req)),
+        "route.remove" => command(ctl, msg, |ctl, req: RouteRequest| route(ctl, RouteVerb::Remove, req)),
+        "route.enable" => command(ctl, msg, |ctl, req: RouteRequest| route(ctl, RouteVerb::Enable, req)),
+        "route.disable" => command(ctl, msg, |ctl, req: RouteRequest| route(ctl, RouteVerb::Disable, req)),
+        other => {
+            log::warn!("refused request on unknown subject {}", msg.subject);
+            encode_reply::<()>(
+                ctl,
+                Reply::Error(WireError::bad_request(format!("unknown controller verb {other:?}"))),
+            )
+        }
+    }
+}
+
+fn history(ctl: &Controller, req: &HistoryRequest) -> Vec<Event> {
+    let limit = req.limit.unwrap_or(HISTORY_KEPT).min(HISTORY_KEPT);
+    ctl.read(|core| {
+        let since = req.since_ts.unwrap_or(0);
+        let matching: Vec<&Event> = core.history.iter().filter(|e| e.ts >= since).collect();
+        matching[matching.len().saturating_sub(limit)..].iter().map(|e| (*e).clone()).collect()
+    })
+}
+
+fn encode_reply<T: Serialize>(ctl: &Controller, reply: Reply<T>) -> Vec<u8> {
+    let envelope = Envelope::new(ctl.config().source.clone(), reply);
+    encode(&envelope).unwrap_or_else(|err| {
+        log::error!("could not encode a reply: {err}");
+        b"{}".to_vec()
+    })
+}
+
+/// Decodes a command, answers a repeat from the cache, runs a new one and caches its answer.
+fn command<T: DeserializeOwned>(
+    ctl: &Controller,
+    msg: &Message,
+    run: impl FnOnce(&Controller, T) -> Result<Accepted, WireError>,
+) -> Vec<u8> {
+    let envelope: Envelope<T> = match decode(&msg.payload) {
+        Ok(env) => env,
+        Err(err) => {
+            log::warn!("rejected malformed request on {}: {err}", msg.subject);
+            return encode_reply::<()>(ctl, Reply::Error(WireError::bad_request(err.to_string())));
+        }
+    };
+    if let Some(cached) = ctl.read(|core| core.replies.get(&envelope.id)) {
+        return cached;
+    }
+    let result = run(ctl, envelope.body);
+    if let Err(err) = &result {
+        log::info!("refused {} from {}: {}", msg.subject, envelope.source, err.reason);
+    }
+    let answer = encode_reply(ctl, Reply::from(result));
+    ctl.mutate(|core| {
+        core.replies.insert(&envelope.id, answer.clone());
+        (vec![], ())
+    });
+    answer
+}
+
+fn bad(reason: String) -> WireError {
+    WireError::bad_request(reason)
+}
+
+/// Checks a deploy request and merges it with the app's current spec.
+fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireError> {
+    validate::name("app", &req.app).map_err(bad)?;
+    validate::version(&req.version).map_err(bad)?;
+    if req.instances == 0 || req.instances > 500 {
+        return Err(bad(format!("instances must be 1 to 500, not {}", req.instances)));
+    }
+    let image = match (&req.image, existing) {
+        (Some(i), _) => i.clone(),
+        (None, Some(app)) => app.image.clone(),
+        (None, None) => return Err(bad(format!("{} is a new app: an image is required", req.app))),
+    };
+    validate::image(&image).map_err(bad)?;
+    let port = match (req.port, existing) {
+        (Some(p), _) => p,
+        (None, Some(app)) => app.port,
+        (None, None) => return Err(bad(format!("{} is a new app: a port is required", req.app))),
+    };
+    if port == 0 {
+        return Err(bad("port must be 1 to 65535, not 0".into()));
+    }
+    let constraints = match (&req.constraints, existing) {
+        (Some(c), _) => c.clone(),
+        (None, Some(app)) => app.constraints.clone(),
+        (None, None) => Constraints { azs: vec![], tags: vec![], cpu: 0.25, memory_mb: 256 },
+    };
+    for az in &constraints.azs {
+        validate::name("AZ", az).map_err(bad)?;
+    }
+    for tag in &constraints.tags {
+        validate::tag(tag).map_err(bad)?;
+    }
+    if !(constraints.cpu > 0.0 && constraints.cpu <= 256.0) {
+        return Err(bad(format!("cpu must be more than 0 and at most 256 cores, not {}", constraints.cpu)));
+    }
+    if !(4..=4_194_304).contains(&constraints.memory_mb) {
+        return Err(bad(format!("memory must be 4 MB to 4 TB, not {} MB", constraints.memory_mb)));
+    }
+    let domain = req
+        .domain
+        .clone()
+        .or_else(|| existing.map(|a| a.domain.clone()))
+        .unwrap_or_else(|| format!("{}.local", req.app));
+    validate::domain(&domain).map_err(bad)?;
+    let tags = req.tags.clone().or_else(|| existing.map(|a| a.tags.clone())).unwrap_or_default();
+    for tag in &tags {
+        validate::tag(tag).map_err(bad)?;
+    }
+    Ok(App {
+        name: req.app.clone(),
+        version: req.version.clone(),
+        instances: req.instances,
+        image,
+        port,
+        constraints,
+        domain,
+        tags,
+    })
+}
+
+fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
+    ctl.read(|core| {
+        core.fleet
+            .operations
+            .values()
+            .find(|o| o.app == app && o.state == OperationState::Running && o.kind != OperationKind::Replace)
+            .map(|o| o.id.clone())
+    })
+}
+
+fn start_deploy(ctl: &Controller, req: DeployRequest) -> Result<Accepted, WireError> {
+    let existing = ctl.read(|core| core.fleet.apps.get(&req.app).cloned());
+    let app = build_app(existing.as_ref(), &req)?;
+    if let Some(op) = busy_with(ctl, &app.name) {
+        return Err(WireError::new(
+            ErrorCode::Conflict,
+            format!("{} is busy with operation {op}; wait for it to finish", app.name),
+        ));
+    }
+    let target = format!("{}@{} x{}", app.name, app.version, app.instances);
+    let (op_id, rev) = ctl.mutate(|core| {
+        let (op_id, opened) = ops::open(OperationKind::Deploy, &app.name, target);
+        let updated = Draft::new(
+            EventKind::AppUpdated,
+            format!("desired {}@{} x{}", app.name, app.version, app.instances),
+        )
+        .app(app.name.clone())
+        .op(Some(&op_id))
+        .change(Change::App(app.clone()));
+        let rev = core.fleet.revision + 2;
+        (vec![opened, updated], (op_id, rev))
+    });
+    tokio::spawn(deploy::run_deploy(ctl.clone(), op_id.clone(), app));
+    Ok(Accepted { operation_id: Some(op_id), rev })
+}
+
+fn start_restart(ctl: &Controller, req: RestartRequest) -> Result<Accepted, WireError> {
+    let (app, targets, what) = ctl.read(|core| {
+        let f = &core.fleet;
+        match &req {
+            RestartRequest::Instance(id) => match f.instances.get(id) {
+                Some(i) => Ok((i.app.clone(), vec![id.clone()], format!("instance {id}"))),
+                None => Err(WireError::not_found(format!("no instance {id:?}"))),
+            },
+            RestartRequest::App(name) => {
+                let ids: Vec<String> = f.instances_of(name).map(|i| i.id.clone()).collect();
+                if !f.apps.contains_key(name) {
+                    Err(WireError::not_found(format!("no app {name:?}")))
+                } else if ids.is_empty() {
+                    Err(WireError::not_found(format!("app {name} has no instances to restart")))
+                } else {
+                    let what = format!("app {name} ({} instances, one at a time)", ids.len());
+                    Ok((name.clone(), ids, what))
+                }
+            }
+            RestartRequest::Host(host) => {
+                let ids: Vec<String> = f.instances_on(host).map(|i| i.id.clone()).collect();
+                if !f.hosts.contains_key(host) {
+                    Err(WireError::not_found(format!("no host {host:?}")))
+                } else if ids.is_empty() {
+                    Err(WireError::not_found(format!("host {host} has no instances to restart")))
+                } else {
+                    Ok(("-".to_string(), ids, format!("host {host}")))
+                }
+            }
+        }
+    })?;
+    let (op_id, rev) = ctl.mutate(|core| {
+        let (op_id, opened) = ops::open(OperationKind::Restart, &app, what);
+        (vec![opened], (op_id, core.fleet.revision + 1))
+    });
+    tokio::spawn(deploy::run_restart(ctl.clone(), op_id.clone(), targets));
+    Ok(Accepted { operation_id: Some(op_id), rev })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RouteVerb {
+    Add,
+    Remove,
+    Enable,
+    Disable,
+}
+
+fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepted, WireError> {
+    validate::name("app", &req.app).map_err(bad)?;
+    validate::backend(&req.backend).map_err(bad)?;
+    let weight = req.weight.unwrap_or(1);
+    if !(1..=1000).contains(&weight) {
+        return Err(bad(format!("weight must be 1 to 1000, not {weight}")));
+    }
+    ctl.mutate(|core| {
+        let f = &core.fleet;
+        let Some(app) = f.apps.get(&req.app) else {
+            return (vec![], Err(WireError::not_found(format!("no app {:?}", req.app))));
+        };
+        let key = (req.app.clone(), req.backend.clone());
+        let existing = f.routes.get(&key);
+        let draft = match (verb, existing) {
+            (RouteVerb::Add, Some(_)) => {
+                return (
+                    vec![],
+                    Err(WireError::new(
+                        ErrorCode::Conflict,
+                        format!("{} already routes to {}", req.app, req.backend),
+                    )),
+                );
+            }
+            (RouteVerb::Add, None) => {
+                let route = Route {
+                    app: req.app.clone(),
+                    domain: app.domain.clone(),
+                    backend: req.backend.clone(),
+                    state: RouteState::Enabled,
+                    weight,
+                };
+                Draft::new(
+                    EventKind::RouteAdded,
+                    format!("{} -> {} (weight {weight})", app.domain, req.backend),
+                )
+                .change(Change::Route(route))
+            }
+            (_, None) => {
+                return (
+                    vec![],
+                    Err(WireError::not_found(format!("{} has no route to {}", req.app, req.backend))),
+                );
+            }
+            (RouteVerb::Remove, Some(_)) => {
+                Draft::new(EventKind::RouteRemoved, format!("{} -x- {}", app.domain, req.backend))
+                    .change(Change::RouteRemoved { app: req.app.clone(), backend: req.backend.clone() })
+            }
+            (RouteVerb::Enable | RouteVerb::Disable, Some(r)) => {
+                let mut r = r.clone();
+                let (state, kind) = match verb {
+                    RouteVerb::Enable => (RouteState::Enabled, EventKind::RouteEnabled),
+                    _ => (RouteState::Disabled, EventKind::RouteDisabled),
+                };
+                r.state = state;
+                Draft::new(kind, format!("{} -> {} {}", app.domain, req.backend, state.as_str()))
+                    .change(Change::Route(r))
+            }
+        };
+        let rev = core.fleet.revision + 1;
+        (vec![draft.app(req.app.clone())], Ok(Accepted { operation_id: None, rev }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> DeployRequest {
+        DeployRequest {
+            app: "shop-web".into(),
+            version: "1.0".into(),
+            instances: 2,
+            image: Some("tomcat:8".into()),
+            port: Some(8080),
+            constraints: None,
+            domain: None,
+            tags: None,
+        }
+    }
+
+    #[test]
+    fn new_apps_need_image_and_port_and_get_a_default_domain() {
+        let app = build_app(None, &req()).unwrap();
+        assert_eq!(app.domain, "shop-web.local");
+        let mut r = req();
+        r.image = None;
+        assert!(build_app(None, &r).unwrap_err().reason.contains("image is required"));
+        let existing = build_app(None, &req()).unwrap();
+        assert_eq!(build_app(Some(&existing), &r).unwrap().image, "tomcat:8");
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        type Mutation = Box<dyn Fn(&mut DeployRequest)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (Box::new(|r| r.app = "Shop Web".into()), "app"),
+            (Box::new(|r| r.instances = 0), "instances"),
+            (Box::new(|r| r.port = Some(0)), "port"),
+            (Box::new(|r| r.domain = Some("a b".into())), "domain"),
+            (Box::new(|r| r.version = "".into()), "version"),
+            (
+                Box::new(|r| {
+                    r.constraints = Some(Constraints { azs: vec![], tags: vec![], cpu: 0.0, memory_mb: 64 })
+                }),
+                "cpu",
+            ),
+            (
+                Box::new(|r| {
+                    r.constraints = Some(Constraints { azs: vec![], tags: vec![], cpu: 1.0, memory_mb: 0 })
+                }),
+                "memory",
+            ),
+        ];
+        for (mutate, word) in cases {
+            let mut r = req();
+            mutate(&mut r);
+            let err = build_app(None, &r).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadRequest);
+            assert!(err.reason.contains(word), "{word}: {}", err.reason);
+        }
+    }
+}

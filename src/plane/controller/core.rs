@@ -1,0 +1,225 @@
+//! The controller's shared state and the one way to change it: `mutate`, which assigns the
+//! next revision to each event and queues it for publishing in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::ControllerConfig;
+use crate::bus::{self, Bus};
+use crate::plane::replies::ReplyCache;
+use crate::protocol::clock::now_ms;
+use crate::protocol::{Change, Envelope, Event, EventKind, Fleet, subjects};
+
+/// One event before it has a revision.
+#[derive(Debug, Clone)]
+pub(crate) struct Draft {
+    pub kind: EventKind,
+    pub message: String,
+    pub app: Option<String>,
+    pub host: Option<String>,
+    pub instance: Option<String>,
+    pub operation_id: Option<String>,
+    pub changes: Vec<Change>,
+}
+
+impl Draft {
+    pub fn new(kind: EventKind, message: impl Into<String>) -> Self {
+        Draft {
+            kind,
+            message: message.into(),
+            app: None,
+            host: None,
+            instance: None,
+            operation_id: None,
+            changes: Vec::new(),
+        }
+    }
+    /// `-` stands for "no app" (host-wide operations) and is not recorded.
+    pub fn app(mut self, app: impl Into<String>) -> Self {
+        let app = app.into();
+        self.app = (app != "-").then_some(app);
+        self
+    }
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+    pub fn instance(mut self, id: impl Into<String>) -> Self {
+        self.instance = Some(id.into());
+        self
+    }
+    pub fn op(mut self, id: Option<&str>) -> Self {
+        self.operation_id = id.map(str::to_string);
+        self
+    }
+    pub fn change(mut self, change: Change) -> Self {
+        self.changes.push(change);
+        self
+    }
+}
+
+/// When a crashed instance may next be restarted, and how many crashes in a row it had.
+#[derive(Debug, Clone)]
+pub(crate) struct CrashRecord {
+    pub consecutive: u32,
+    pub next_attempt: Option<Instant>,
+}
+
+/// Everything behind the controller's lock.
+pub(crate) struct Core {
+    pub fleet: Fleet,
+    /// When each host was last heard, and its heartbeat period.
+    pub host_seen: HashMap<String, (Instant, Duration)>,
+    pub crashes: HashMap<String, CrashRecord>,
+    /// Replies already given, by command id, so a repeated command gets the same answer.
+    pub replies: ReplyCache,
+    /// Recent events, oldest first, for clients that join late. The durable history is the
+    /// event stream on the bus; this is what the controller itself can answer with.
+    pub history: VecDeque<Event>,
+}
+
+const REPLIES_KEPT: usize = 10_000;
+pub(crate) const HISTORY_KEPT: usize = 10_000;
+
+struct Shared {
+    bus: Arc<dyn Bus>,
+    config: ControllerConfig,
+    core: Mutex<Core>,
+    rev: watch::Sender<u64>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+#[derive(Clone)]
+pub struct Controller {
+    shared: Arc<Shared>,
+}
+
+impl Controller {
+    pub(crate) fn new(
+        bus: Arc<dyn Bus>,
+        config: ControllerConfig,
+        fleet: Fleet,
+    ) -> (Controller, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (rev, _) = watch::channel(fleet.revision);
+        let now = Instant::now();
+        // A host in a loaded state gets a full grace period: silence before we started
+        // proves nothing.
+        let host_seen = fleet.hosts.keys().map(|h| (h.clone(), (now, config.heartbeat_period))).collect();
+        let core = Core {
+            fleet,
+            host_seen,
+            crashes: HashMap::new(),
+            replies: ReplyCache::new(REPLIES_KEPT),
+            history: VecDeque::new(),
+        };
+        let shared = Shared { bus, config, core: Mutex::new(core), rev, events };
+        (Controller { shared: Arc::new(shared) }, rx)
+    }
+
+    pub fn config(&self) -> &ControllerConfig {
+        &self.shared.config
+    }
+
+    pub(crate) fn bus(&self) -> &dyn Bus {
+        self.shared.bus.as_ref()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock leaves the state as consistent as the last
+        // completed mutate, so carry on with it rather than wedge the controller.
+        self.shared.core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of the fleet at its current revision: the snapshot body.
+    pub fn snapshot(&self) -> Fleet {
+        self.lock().fleet.clone()
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.lock().fleet.revision
+    }
+
+    /// Reads the state under the lock without changing it.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Core) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// The one way to change state. `f` sees the whole core and returns the events to
+    /// commit; each gets the next revision, is applied, and is queued for publishing, all
+    /// under one lock, so the decision and its events can't be interleaved with another's.
+    pub(crate) fn mutate<R>(&self, f: impl FnOnce(&mut Core) -> (Vec<Draft>, R)) -> R {
+        let mut core = self.lock();
+        let (drafts, result) = f(&mut core);
+        for draft in drafts {
+            let event = Event {
+                rev: core.fleet.revision + 1,
+                ts: now_ms(),
+                kind: draft.kind,
+                app: draft.app,
+                host: draft.host,
+                instance: draft.instance,
+                operation_id: draft.operation_id,
+                message: draft.message,
+                changes: draft.changes,
+            };
+            if let Err(gap) = core.fleet.apply(&event) {
+                // Unreachable: the revision was computed from the same fleet just above.
+                log::error!("controller produced a revision gap: {gap}");
+                continue;
+            }
+            if core.history.len() >= HISTORY_KEPT {
+                core.history.pop_front();
+            }
+            core.history.push_back(event.clone());
+            let _ = self.shared.events.send(event);
+        }
+        let rev = core.fleet.revision;
+        drop(core);
+        self.shared.rev.send_replace(rev);
+        result
+    }
+
+    /// Commits drafts that need no decision.
+    pub(crate) fn commit(&self, drafts: Vec<Draft>) {
+        self.mutate(|_| (drafts, ()))
+    }
+
+    /// Waits until `pred` returns something, re-checking after every revision, or gives up
+    /// after `timeout`.
+    pub(crate) async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Fleet) -> Option<T>,
+    ) -> Option<T> {
+        let mut rev = self.shared.rev.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(v) = pred(&self.lock().fleet) {
+                return Some(v);
+            }
+            match tokio::time::timeout_at(deadline, rev.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return pred(&self.lock().fleet),
+            }
+        }
+    }
+}
+
+/// Publishes events in revision order on `qd.v1.evt.<kind>.<app>`.
+pub(crate) async fn publish_events(
+    bus: Arc<dyn Bus>,
+    source: String,
+    mut events: mpsc::UnboundedReceiver<Event>,
+) {
+    while let Some(event) = events.recv().await {
+        let subject = subjects::event(&event.kind.subject_token(), event.app.as_deref());
+        let envelope = Envelope::new(source.clone(), event);
+        if let Err(err) = bus::publish(bus.as_ref(), &subject, &envelope).await {
+            log::warn!("could not publish event rev {}: {err}", envelope.body.rev);
+        }
+    }
+}

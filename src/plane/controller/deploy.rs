@@ -1,0 +1,396 @@
+//! Deploy, restart and replace operations, following the original flow:
+//! ALLOCATE_REPOSITORY_REQUEST, UPLOAD, NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST, then the
+//! agent's DOWNLOAD, RESTART and HEALTH_CHECK, then ADD_ROUTE_REQUEST and INSTANCE_DEPLOYED.
+
+use futures_util::future::join_all;
+
+use super::core::Controller;
+use super::ops::step_draft;
+use super::scheduler::{PlacementRequest, place};
+use crate::bus::{self, RequestError};
+use crate::protocol::envelope::new_id;
+use crate::protocol::subjects::{self, AgentVerb};
+use crate::protocol::{
+    AgentAck, App, Change, Envelope, ErrorCode, Fleet, Instance, InstanceRef, InstanceSpec, InstanceState,
+    Route, RouteState, StepName, StepState,
+};
+
+pub(crate) async fn run_deploy(ctl: Controller, op_id: String, app: App) {
+    let outcome = deploy(&ctl, &op_id, &app).await;
+    ctl.finish(&op_id, outcome);
+}
+
+pub(crate) async fn run_restart(ctl: Controller, op_id: String, targets: Vec<String>) {
+    let mut outcome = Ok(format!("restarted {} instance(s)", targets.len()));
+    for id in &targets {
+        if let Err(reason) = restart_instance(&ctl, &op_id, id).await {
+            outcome = Err(reason);
+            break;
+        }
+    }
+    ctl.finish(&op_id, outcome);
+}
+
+/// Places the instances of a lost host again, elsewhere.
+pub(crate) async fn run_replace(ctl: Controller, op_id: String, host: String, ids: Vec<String>) {
+    let mut failures = Vec::new();
+    for id in ids {
+        let Some(inst) = ctl.read(|c| c.fleet.instances.get(&id).cloned()) else { continue };
+        let Some(app) = ctl.read(|c| c.fleet.apps.get(&inst.app).cloned()) else { continue };
+        retire(&ctl, &op_id, &inst, false).await;
+        if let Err(reason) = start_instance(&ctl, &op_id, &app, inst.index, std::slice::from_ref(&host)).await
+        {
+            failures.push(reason);
+        }
+    }
+    let outcome = if failures.is_empty() {
+        Ok(format!("instances of lost host {host} placed again"))
+    } else {
+        Err(failures.join("; "))
+    };
+    ctl.finish(&op_id, outcome);
+}
+
+async fn deploy(ctl: &Controller, op_id: &str, app: &App) -> Result<String, String> {
+    let slot = format!("repo://{}/{}", app.name, app.version);
+    ctl.step(
+        op_id,
+        StepName::AllocateRepositoryRequest,
+        None,
+        StepState::Done,
+        format!("slot {slot}"),
+        vec![],
+    );
+    ctl.step(
+        op_id,
+        StepName::Upload,
+        None,
+        StepState::Done,
+        format!("image {} (no artifact)", app.image),
+        vec![],
+    );
+
+    let (old, current) = ctl.read(|core| {
+        let mut old: Vec<Instance> = Vec::new();
+        let mut current: Vec<Instance> = Vec::new();
+        for i in core.fleet.instances_of(&app.name) {
+            if i.version == app.version { current.push(i.clone()) } else { old.push(i.clone()) }
+        }
+        old.sort_by_key(|i| i.index);
+        current.sort_by_key(|i| i.index);
+        (old, current)
+    });
+
+    let desired = app.instances as usize;
+    if old.is_empty() {
+        // Same version: scale to the desired count, starting the new ones side by side.
+        let used: Vec<u32> = current.iter().map(|i| i.index).collect();
+        let missing = free_indexes(&used, desired.saturating_sub(current.len()));
+        let started = join_all(missing.iter().map(|&idx| start_instance(ctl, op_id, app, idx, &[]))).await;
+        let errors: Vec<String> = started.into_iter().filter_map(Result::err).collect();
+        for extra in current.iter().skip(desired) {
+            retire(ctl, op_id, extra, true).await;
+        }
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+    } else {
+        // A new version rolls one instance at a time: start the new, wait until healthy,
+        // then retire an old one. A failure stops the roll with the old ones still serving.
+        let mut old = old.into_iter();
+        for (n, idx) in free_indexes(&[], desired).into_iter().enumerate() {
+            start_instance(ctl, op_id, app, idx, &[])
+                .await
+                .map_err(|e| format!("roll stopped after {n} of {desired}: {e}"))?;
+            if let Some(prev) = old.next() {
+                retire(ctl, op_id, &prev, true).await;
+            }
+        }
+        for prev in old {
+            retire(ctl, op_id, &prev, true).await;
+        }
+        for extra in current {
+            retire(ctl, op_id, &extra, true).await;
+        }
+    }
+    Ok(format!("{}@{} running x{}", app.name, app.version, app.instances))
+}
+
+/// The `n` lowest indexes not in `used`.
+fn free_indexes(used: &[u32], n: usize) -> Vec<u32> {
+    (0u32..).filter(|i| !used.contains(i)).take(n).collect()
+}
+
+fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
+    InstanceSpec {
+        id: inst.id.clone(),
+        app: app.name.clone(),
+        version: app.version.clone(),
+        index: inst.index,
+        image: app.image.clone(),
+        port: app.port,
+        cpu: inst.cpu_limit,
+        memory_mb: inst.mem_limit_mb,
+        operation_id: op_id.to_string(),
+    }
+}
+
+/// Places, starts and routes one new instance; on failure nothing of it is left behind.
+pub(crate) async fn start_instance(
+    ctl: &Controller,
+    op_id: &str,
+    app: &App,
+    index: u32,
+    exclude: &[String],
+) -> Result<String, String> {
+    let placed = ctl.mutate(|core| {
+        let req = PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude };
+        match place(&core.fleet, &req) {
+            Err(err) => {
+                let d = step_draft(
+                    core,
+                    op_id,
+                    StepName::NewInstanceAndDeployWarRequest,
+                    None,
+                    StepState::Failed,
+                    err.to_string(),
+                );
+                (d.into_iter().collect(), Err(err.to_string()))
+            }
+            Ok(hosts) => {
+                let host = hosts.into_iter().next().unwrap_or_default();
+                let id = format!("{}-{}-{}", app.name, index, &new_id()[..4]);
+                let inst = Instance {
+                    id: id.clone(),
+                    app: app.name.clone(),
+                    version: app.version.clone(),
+                    index,
+                    host: host.clone(),
+                    ip: String::new(),
+                    port: app.port,
+                    endpoint: String::new(),
+                    container_id: String::new(),
+                    state: InstanceState::New,
+                    started_at: None,
+                    restarts: 0,
+                    cpu_pct: 0.0,
+                    mem_used_mb: 0,
+                    mem_limit_mb: app.constraints.memory_mb,
+                    cpu_limit: app.constraints.cpu,
+                };
+                let spec = spec_for(app, &inst, op_id);
+                let drafts = step_draft(
+                    core,
+                    op_id,
+                    StepName::NewInstanceAndDeployWarRequest,
+                    Some(&id),
+                    StepState::Running,
+                    format!("to {host}"),
+                )
+                .map(|d| d.host(host.clone()).change(Change::Instance(inst)))
+                .into_iter()
+                .collect();
+                (drafts, Ok((id, host, spec)))
+            }
+        }
+    });
+    let (id, host, spec) = placed?;
+
+    let sent: Result<AgentAck, RequestError> = bus::request(
+        ctl.bus(),
+        &subjects::agent_cmd(&host, AgentVerb::Deploy),
+        &Envelope::new(ctl.config().source.clone(), spec),
+        ctl.config().agent_timeout,
+    )
+    .await;
+    if let Err(err) = sent {
+        let reason = format!("host {host} did not accept {id}: {err}");
+        ctl.step(
+            op_id,
+            StepName::NewInstanceAndDeployWarRequest,
+            Some(&id),
+            StepState::Failed,
+            reason.clone(),
+            vec![Change::InstanceRemoved { id: id.clone() }],
+        );
+        return Err(reason);
+    }
+    ctl.step(
+        op_id,
+        StepName::NewInstanceAndDeployWarRequest,
+        Some(&id),
+        StepState::Done,
+        format!("accepted by {host}"),
+        vec![],
+    );
+
+    let healthy = ctl.wait_for(ctl.config().step_timeout, |f| instance_settled(f, &id, None)).await;
+    let inst = match healthy {
+        Some(Ok(inst)) => inst,
+        other => {
+            let reason = match other {
+                Some(Err(why)) => format!("{id} failed: {why}"),
+                _ => format!("{id} was not healthy within {:?}", ctl.config().step_timeout),
+            };
+            ctl.step(op_id, StepName::HealthCheck, Some(&id), StepState::Failed, reason.clone(), vec![]);
+            if let Some(inst) = ctl.read(|c| c.fleet.instances.get(&id).cloned()) {
+                retire(ctl, op_id, &inst, true).await;
+            }
+            return Err(reason);
+        }
+    };
+
+    let route = Route {
+        app: app.name.clone(),
+        domain: app.domain.clone(),
+        backend: inst.endpoint.clone(),
+        state: RouteState::Enabled,
+        weight: 1,
+    };
+    ctl.step(
+        op_id,
+        StepName::AddRouteRequest,
+        Some(&id),
+        StepState::Done,
+        format!("{} -> {}", app.domain, inst.endpoint),
+        vec![Change::Route(route)],
+    );
+    ctl.step(
+        op_id,
+        StepName::InstanceDeployed,
+        Some(&id),
+        StepState::Done,
+        format!("{} on {host}", inst.endpoint),
+        vec![],
+    );
+    Ok(id)
+}
+
+/// Whether an instance has come up (`Ok`) or failed (`Err`). `since` demands a start after
+/// that time, for restarts.
+fn instance_settled(f: &Fleet, id: &str, since: Option<u64>) -> Option<Result<Instance, String>> {
+    let Some(inst) = f.instances.get(id) else {
+        return Some(Err("it was removed".into()));
+    };
+    let fresh = since.is_none_or(|t| inst.started_at.is_some_and(|s| s > t));
+    match inst.state {
+        InstanceState::Running if fresh => Some(Ok(inst.clone())),
+        InstanceState::Crashed | InstanceState::Unhealthy | InstanceState::Stopped
+            if fresh || since.is_none() =>
+        {
+            Some(Err(format!("it is {}", inst.state.as_str())))
+        }
+        _ => None,
+    }
+}
+
+/// Takes an instance out: its routes first, then (if `ask_agent`) its container, then its
+/// record.
+async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_agent: bool) {
+    let routes: Vec<Route> = ctl.read(|c| {
+        c.fleet.routes.values().filter(|r| r.app == inst.app && r.backend == inst.endpoint).cloned().collect()
+    });
+    for r in routes {
+        ctl.step(
+            op_id,
+            StepName::RemoveRouteRequest,
+            Some(&inst.id),
+            StepState::Done,
+            format!("{} -x- {}", r.domain, r.backend),
+            vec![Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() }],
+        );
+    }
+    if ask_agent {
+        let req = InstanceRef { id: inst.id.clone(), operation_id: Some(op_id.to_string()) };
+        let sent: Result<AgentAck, RequestError> = bus::request(
+            ctl.bus(),
+            &subjects::agent_cmd(&inst.host, AgentVerb::Remove),
+            &Envelope::new(ctl.config().source.clone(), req),
+            ctl.config().agent_timeout,
+        )
+        .await;
+        if let Err(err) = sent {
+            log::warn!("host {} did not confirm removing {}: {err}", inst.host, inst.id);
+        }
+    }
+    ctl.step(
+        op_id,
+        StepName::RemoveInstance,
+        Some(&inst.id),
+        StepState::Done,
+        format!("removed from {}", inst.host),
+        vec![Change::InstanceRemoved { id: inst.id.clone() }],
+    );
+}
+
+/// Restarts one instance and waits until it runs again.
+pub(crate) async fn restart_instance(ctl: &Controller, op_id: &str, id: &str) -> Result<(), String> {
+    let Some(before) = ctl.read(|c| c.fleet.instances.get(id).cloned()) else {
+        return Err(format!("no instance {id}"));
+    };
+    let since = before.started_at.unwrap_or(0);
+    let mut counted = before.clone();
+    counted.restarts += 1;
+    ctl.step(
+        op_id,
+        StepName::Restart,
+        Some(id),
+        StepState::Running,
+        format!("on {}", before.host),
+        vec![Change::Instance(counted)],
+    );
+    send_restart(ctl, &before, Some(op_id)).await?;
+    match ctl.wait_for(ctl.config().step_timeout, |f| instance_settled(f, id, Some(since))).await {
+        Some(Ok(_)) => {
+            ctl.step(op_id, StepName::Restart, Some(id), StepState::Done, "running again", vec![]);
+            Ok(())
+        }
+        other => {
+            let reason = match other {
+                Some(Err(why)) => format!("{id} did not come back: {why}"),
+                _ => format!("{id} was not running again within {:?}", ctl.config().step_timeout),
+            };
+            ctl.step(op_id, StepName::Restart, Some(id), StepState::Failed, reason.clone(), vec![]);
+            Err(reason)
+        }
+    }
+}
+
+/// Asks the instance's agent to restart it; an agent that no longer has it (it restarted,
+/// or the container vanished) is sent the full spec to deploy it again.
+pub(crate) async fn send_restart(
+    ctl: &Controller,
+    inst: &Instance,
+    op_id: Option<&str>,
+) -> Result<(), String> {
+    let source = ctl.config().source.clone();
+    let timeout = ctl.config().agent_timeout;
+    let req = InstanceRef { id: inst.id.clone(), operation_id: op_id.map(str::to_string) };
+    let sent: Result<AgentAck, RequestError> = bus::request(
+        ctl.bus(),
+        &subjects::agent_cmd(&inst.host, AgentVerb::Restart),
+        &Envelope::new(source.clone(), req),
+        timeout,
+    )
+    .await;
+    match sent {
+        Ok(_) => Ok(()),
+        Err(RequestError::Refused(e)) if e.code == ErrorCode::NotFound => {
+            let Some(app) = ctl.read(|c| c.fleet.apps.get(&inst.app).cloned()) else {
+                return Err(format!("app {} is gone", inst.app));
+            };
+            let spec = spec_for(&app, inst, op_id.unwrap_or(""));
+            let spec = InstanceSpec { version: inst.version.clone(), ..spec };
+            bus::request::<_, AgentAck>(
+                ctl.bus(),
+                &subjects::agent_cmd(&inst.host, AgentVerb::Deploy),
+                &Envelope::new(source, spec),
+                timeout,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("host {} could not redeploy {}: {e}", inst.host, inst.id))
+        }
+        Err(e) => Err(format!("host {} did not restart {}: {e}", inst.host, inst.id)),
+    }
+}

@@ -1,0 +1,191 @@
+//! The health manager: host liveness from heartbeats (stale after 3 missed periods, lost
+//! after 10), restarts of crashed instances with backoff, and placing the instances of a
+//! lost host again. Nothing is judged while the bus is down: silence then proves nothing.
+
+use std::time::{Duration, Instant};
+
+use super::core::{Controller, CrashRecord, Draft};
+use super::{deploy, ops};
+use crate::protocol::{Change, EventKind, HostState, InstanceState, OperationKind};
+
+const TICK: Duration = Duration::from_millis(250);
+
+pub(crate) async fn run(ctl: Controller) {
+    let mut connection = ctl.bus().connection();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_connected = true;
+    loop {
+        ticker.tick().await;
+        let connected = connection.borrow_and_update().is_connected();
+        if !connected {
+            was_connected = false;
+            continue;
+        }
+        if !was_connected {
+            // Back on the bus: every host gets a fresh grace period before it is judged.
+            ctl.mutate(|core| {
+                let now = Instant::now();
+                for seen in core.host_seen.values_mut() {
+                    seen.0 = now;
+                }
+                (vec![], ())
+            });
+            was_connected = true;
+        }
+        check_hosts(&ctl);
+        restart_crashed(&ctl).await;
+    }
+}
+
+fn check_hosts(ctl: &Controller) {
+    let cfg = ctl.config().clone();
+    let lost = ctl.mutate(|core| {
+        let now = Instant::now();
+        let mut drafts = Vec::new();
+        let mut lost = Vec::new();
+        let mut ids: Vec<String> = core.fleet.hosts.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            let (seen, period) = core.host_seen.get(&id).copied().unwrap_or((now, cfg.heartbeat_period));
+            let missed = (now.duration_since(seen).as_millis() / period.as_millis().max(1)) as u32;
+            let Some(host) = core.fleet.hosts.get(&id) else { continue };
+            let next = if missed >= cfg.lost_after {
+                HostState::Lost
+            } else if missed >= cfg.stale_after {
+                HostState::Stale
+            } else {
+                continue;
+            };
+            if host.state == next || (host.state == HostState::Lost && next == HostState::Stale) {
+                continue;
+            }
+            let mut changed = host.clone();
+            changed.state = next;
+            let (kind, msg) = match next {
+                HostState::Lost => (
+                    EventKind::HostLost,
+                    format!("{id} lost: {missed} heartbeats missed; its instances will be placed again"),
+                ),
+                _ => (EventKind::HostStale, format!("{id} stale: {missed} heartbeats missed")),
+            };
+            drafts.push(Draft::new(kind, msg).host(id.clone()).change(Change::Host(changed)));
+            if next == HostState::Lost {
+                let on_host: Vec<String> = core.fleet.instances_on(&id).map(|i| i.id.clone()).collect();
+                if !on_host.is_empty() {
+                    let (op_id, opened) =
+                        ops::open(OperationKind::Replace, "-", format!("instances of lost host {id}"));
+                    drafts.push(opened.host(id.clone()));
+                    lost.push((op_id, id.clone(), on_host));
+                }
+            }
+        }
+        (drafts, lost)
+    });
+    for (op_id, host, ids) in lost {
+        tokio::spawn(deploy::run_replace(ctl.clone(), op_id, host, ids));
+    }
+}
+
+/// The wait before the n-th restart in a row: 1 s, 2 s, 4 s ... capped.
+pub(crate) fn backoff(consecutive: u32, max: Duration) -> Duration {
+    Duration::from_secs(1u64 << consecutive.min(16)).min(max)
+}
+
+async fn restart_crashed(ctl: &Controller) {
+    let cfg = ctl.config().clone();
+    let due = ctl.mutate(|core| {
+        let now = Instant::now();
+        let now_ms = crate::protocol::clock::now_ms();
+        let mut due = Vec::new();
+        let mut drafts = Vec::new();
+        let ids: Vec<String> = core.fleet.instances.keys().cloned().collect();
+        for id in ids {
+            let Some(inst) = core.fleet.instances.get(&id) else { continue };
+            let host_up = core.fleet.hosts.get(&inst.host).is_some_and(|h| h.state == HostState::Up);
+            match inst.state {
+                InstanceState::Crashed if host_up => {
+                    let record = core
+                        .crashes
+                        .entry(id.clone())
+                        .or_insert(CrashRecord { consecutive: 0, next_attempt: None });
+                    match record.next_attempt {
+                        None => {
+                            let wait = backoff(record.consecutive, cfg.max_backoff);
+                            record.next_attempt = Some(now + wait);
+                            drafts.push(
+                                Draft::new(
+                                    EventKind::InstanceState,
+                                    format!(
+                                        "{id} crashed; restarting in {}s (crash {} in a row)",
+                                        wait.as_secs(),
+                                        record.consecutive + 1
+                                    ),
+                                )
+                                .app(inst.app.clone())
+                                .host(inst.host.clone())
+                                .instance(id.clone()),
+                            );
+                        }
+                        Some(at) if at <= now => {
+                            record.consecutive += 1;
+                            record.next_attempt = None;
+                            let mut counted = inst.clone();
+                            counted.restarts += 1;
+                            counted.state = InstanceState::Starting;
+                            drafts.push(
+                                Draft::new(
+                                    EventKind::Restart,
+                                    format!("health manager restarts {id} (restart {})", counted.restarts),
+                                )
+                                .app(inst.app.clone())
+                                .host(inst.host.clone())
+                                .instance(id.clone())
+                                .change(Change::Instance(counted.clone())),
+                            );
+                            due.push(counted);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                InstanceState::Running => {
+                    let stable = inst
+                        .started_at
+                        .is_some_and(|s| now_ms.saturating_sub(s) >= cfg.stable_after.as_millis() as u64);
+                    if stable {
+                        core.crashes.remove(&id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        (drafts, due)
+    });
+    for inst in due {
+        if let Err(reason) = deploy::send_restart(ctl, &inst, None).await {
+            log::warn!("health manager could not restart {}: {reason}", inst.id);
+            let mut back = inst.clone();
+            back.state = InstanceState::Crashed;
+            ctl.commit(vec![
+                Draft::new(EventKind::InstanceCrashed, reason)
+                    .app(inst.app.clone())
+                    .instance(inst.id.clone())
+                    .change(Change::Instance(back)),
+            ]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let max = Duration::from_secs(60);
+        assert_eq!(backoff(0, max), Duration::from_secs(1));
+        assert_eq!(backoff(3, max), Duration::from_secs(8));
+        assert_eq!(backoff(10, max), max);
+        assert_eq!(backoff(u32::MAX, max), max);
+    }
+}

@@ -1,0 +1,201 @@
+//! What the agents report: heartbeats (the full picture, every period) and immediate
+//! instance statuses. The agent is the authority on what actually runs.
+
+use std::time::{Duration, Instant};
+
+use super::core::{Controller, Core, Draft};
+use super::ops::step_draft;
+use crate::bus::Subscription;
+use crate::protocol::clock::now_ms;
+use crate::protocol::subjects::{self, AgentVerb};
+use crate::protocol::{
+    Change, Envelope, EventKind, Heartbeat, Host, HostState, InstanceRef, InstanceReport, InstanceState,
+    InstanceStatus, StepState, decode,
+};
+
+pub(crate) async fn serve_heartbeats(ctl: Controller, mut sub: Subscription) {
+    while let Some(msg) = sub.next().await {
+        match decode::<Heartbeat>(&msg.payload) {
+            Ok(env) => on_heartbeat(&ctl, env.body).await,
+            Err(err) => log::warn!("rejected heartbeat on {}: {err}", msg.subject),
+        }
+    }
+}
+
+pub(crate) async fn serve_statuses(ctl: Controller, mut sub: Subscription) {
+    while let Some(msg) = sub.next().await {
+        match decode::<InstanceStatus>(&msg.payload) {
+            Ok(env) => on_status(&ctl, env.body),
+            Err(err) => log::warn!("rejected instance status on {}: {err}", msg.subject),
+        }
+    }
+}
+
+async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
+    if let Err(reason) = crate::protocol::validate::name("host", &hb.host.id) {
+        log::warn!("rejected heartbeat: {reason}");
+        return;
+    }
+    let host_id = hb.host.id.clone();
+    let orphans = ctl.mutate(|core| {
+        let mut drafts = Vec::new();
+        let period = Duration::from_millis(hb.period_ms.clamp(100, 600_000));
+        core.host_seen.insert(host_id.clone(), (Instant::now(), period));
+        if let Some(d) = host_draft(core, &hb) {
+            drafts.push(d);
+        }
+        let mut orphans = Vec::new();
+        for report in &hb.instances {
+            if core.fleet.instances.contains_key(&report.id) {
+                drafts.extend(reconcile(core, &host_id, report, None));
+            } else {
+                orphans.push(report.id.clone());
+            }
+        }
+        drafts.extend(missing_instances(core, &host_id, &hb.instances));
+        (drafts, orphans)
+    });
+    // The controller no longer wants these (e.g. replaced while their host was lost); the
+    // agent only ever holds instances the controller gave it, so removing them is safe.
+    for id in orphans {
+        log::info!("asking {host_id} to remove {id}, which the controller no longer has");
+        let req = Envelope::new(ctl.config().source.clone(), InstanceRef { id, operation_id: None });
+        let _ = crate::bus::request::<_, crate::protocol::AgentAck>(
+            ctl.bus(),
+            &subjects::agent_cmd(&host_id, AgentVerb::Remove),
+            &req,
+            ctl.config().agent_timeout,
+        )
+        .await;
+    }
+}
+
+/// Updates a host's metrics in place (they carry no revision) and drafts an event when the
+/// host is new, changed, or back.
+fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
+    let info = &hb.host;
+    let now = now_ms();
+    let previous = core.fleet.hosts.get_mut(&info.id);
+    let (kind, message) = match previous {
+        Some(h) => {
+            h.metrics = hb.metrics.clone();
+            h.last_heartbeat = now;
+            let same = h.hostname == info.hostname
+                && h.ip == info.ip
+                && h.az == info.az
+                && h.tags == info.tags
+                && h.cpu_cores == info.cpu_cores
+                && h.memory_total_mb == info.memory_total_mb
+                && h.agent_version == info.agent_version
+                && h.warnings == info.warnings;
+            match (h.state, same) {
+                (HostState::Up, true) => return None,
+                (HostState::Up, false) => (EventKind::HostJoined, format!("{} changed its facts", info.id)),
+                (was, _) => (EventKind::HostUp, format!("{} is back (was {})", info.id, was.as_str())),
+            }
+        }
+        None => (
+            EventKind::HostJoined,
+            format!(
+                "{} joined: {} in {}, {} cores, {} MB",
+                info.id, info.ip, info.az, info.cpu_cores, info.memory_total_mb
+            ),
+        ),
+    };
+    let host = Host {
+        id: info.id.clone(),
+        hostname: info.hostname.clone(),
+        ip: info.ip.clone(),
+        az: info.az.clone(),
+        tags: info.tags.clone(),
+        cpu_cores: info.cpu_cores,
+        memory_total_mb: info.memory_total_mb,
+        agent_version: info.agent_version.clone(),
+        last_heartbeat: now,
+        state: HostState::Up,
+        metrics: hb.metrics.clone(),
+        warnings: info.warnings.clone(),
+    };
+    Some(Draft::new(kind, message).host(info.id.clone()).change(Change::Host(host)))
+}
+
+/// Instances the controller placed on this host and saw running, which the agent no longer
+/// reports: their containers are gone.
+fn missing_instances(core: &Core, host: &str, reported: &[InstanceReport]) -> Vec<Draft> {
+    core.fleet
+        .instances_on(host)
+        .filter(|i| matches!(i.state, InstanceState::Running | InstanceState::Unhealthy))
+        .filter(|i| !reported.iter().any(|r| r.id == i.id))
+        .map(|i| {
+            let mut gone = i.clone();
+            gone.state = InstanceState::Crashed;
+            Draft::new(EventKind::InstanceCrashed, format!("{} is no longer reported by {host}", i.id))
+                .app(i.app.clone())
+                .host(host)
+                .instance(i.id.clone())
+                .change(Change::Instance(gone))
+        })
+        .collect()
+}
+
+fn on_status(ctl: &Controller, st: InstanceStatus) {
+    ctl.mutate(|core| {
+        if !core.fleet.instances.contains_key(&st.instance.id) {
+            return (vec![], ());
+        }
+        let step = st.step.zip(st.operation_id.as_deref()).map(|(s, op)| (s, op, st.detail.as_str()));
+        (reconcile(core, &st.host, &st.instance, step).into_iter().collect(), ())
+    })
+}
+
+/// Brings the controller's record of one instance in line with its agent's report. Metrics
+/// change in place; a state change (or a reported step) is an event.
+fn reconcile(
+    core: &mut Core,
+    host: &str,
+    report: &InstanceReport,
+    step: Option<(crate::protocol::StepName, &str, &str)>,
+) -> Option<Draft> {
+    let inst = core.fleet.instances.get_mut(&report.id)?;
+    if inst.host != host {
+        log::warn!("{} reported by {host} but placed on {}", report.id, inst.host);
+        return None;
+    }
+    inst.cpu_pct = report.cpu_pct;
+    inst.mem_used_mb = report.mem_used_mb;
+    let endpoint =
+        if report.ip.is_empty() { String::new() } else { format!("{}:{}", report.ip, report.port) };
+    let changed = inst.state != report.state
+        || inst.started_at != report.started_at
+        || inst.container_id != report.container_id
+        || inst.endpoint != endpoint;
+    if !changed && step.is_none() {
+        return None;
+    }
+    let mut updated = inst.clone();
+    updated.state = report.state;
+    updated.started_at = report.started_at;
+    updated.container_id = report.container_id.clone();
+    updated.ip = report.ip.clone();
+    updated.port = report.port;
+    updated.endpoint = endpoint;
+    let app = updated.app.clone();
+    let id = updated.id.clone();
+    let base = match step {
+        Some((name, op, detail)) => {
+            let state =
+                if report.state == InstanceState::Crashed { StepState::Failed } else { StepState::Done };
+            step_draft(core, op, name, Some(&id), state, detail)
+        }
+        None => None,
+    };
+    let draft = base.unwrap_or_else(|| {
+        let kind = if report.state == InstanceState::Crashed {
+            EventKind::InstanceCrashed
+        } else {
+            EventKind::InstanceState
+        };
+        Draft::new(kind, format!("{id} is {}", report.state.as_str())).app(app.clone())
+    });
+    Some(draft.host(host).instance(id).change(Change::Instance(updated)))
+}

@@ -1,0 +1,76 @@
+//! The controller: desired plus actual state, the scheduler, deploy orchestration and the
+//! health manager. It owns the fleet's revision: every change is one event with the next
+//! `rev`, published in order.
+
+mod commands;
+mod core;
+mod deploy;
+mod health;
+mod intake;
+mod ops;
+pub mod scheduler;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bus::Bus;
+use crate::protocol::{Fleet, subjects};
+
+pub use self::core::Controller;
+
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// The `source` stamped on every envelope the controller sends.
+    pub source: String,
+    /// The heartbeat period agents use unless their heartbeat says otherwise.
+    pub heartbeat_period: Duration,
+    /// Missed periods before a host is `stale`.
+    pub stale_after: u32,
+    /// Missed periods before a host is `lost` and its instances are placed again.
+    pub lost_after: u32,
+    /// How long one deploy step may take before the operation fails.
+    pub step_timeout: Duration,
+    /// How long an agent may take to accept a command.
+    pub agent_timeout: Duration,
+    /// The longest wait between restarts of a crashing instance.
+    pub max_backoff: Duration,
+    /// How long an instance must run before its crash backoff starts again from the bottom.
+    pub stable_after: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            source: "controller".into(),
+            heartbeat_period: Duration::from_secs(2),
+            stale_after: 3,
+            lost_after: 10,
+            step_timeout: Duration::from_secs(60),
+            agent_timeout: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(60),
+            stable_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Controller {
+    /// Starts the controller's loops on the current tokio runtime: the request handler, the
+    /// heartbeat and status intake, the event publisher and the health manager.
+    pub async fn start(
+        bus: Arc<dyn Bus>,
+        config: ControllerConfig,
+        initial: Fleet,
+    ) -> Result<Controller, crate::bus::BusError> {
+        let (ctl, events) = Controller::new(bus.clone(), config, initial);
+        // Subscribe before anything is published so that nothing is missed.
+        let requests = bus.subscribe(subjects::CTL_ALL).await?;
+        let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
+        let statuses = bus.subscribe(subjects::STATUS_ALL).await?;
+        tokio::spawn(core::publish_events(bus.clone(), ctl.config().source.clone(), events));
+        tokio::spawn(commands::serve(ctl.clone(), requests));
+        tokio::spawn(intake::serve_heartbeats(ctl.clone(), heartbeats));
+        tokio::spawn(intake::serve_statuses(ctl.clone(), statuses));
+        tokio::spawn(health::run(ctl.clone()));
+        Ok(ctl)
+    }
+}

@@ -1,0 +1,300 @@
+//! Placement: which hosts get the new instances of an app. Pure, so every rule is tested
+//! without a bus.
+//!
+//! Rules, in order: the host is up; it is in an allowed AZ; it carries every required tag;
+//! it has the CPU and memory the instance reserves. Among the hosts that fit, the app is
+//! spread: first across AZs, then across hosts, then onto the host with most free memory.
+
+use std::collections::HashMap;
+
+use crate::protocol::{Constraints, Fleet, Host, HostState};
+
+#[derive(Debug, Clone)]
+pub struct PlacementRequest<'a> {
+    pub app: &'a str,
+    pub count: u32,
+    pub constraints: &'a Constraints,
+    /// Hosts not to use, e.g. the lost host whose instances are being placed again.
+    pub exclude: &'a [String],
+}
+
+/// Why nothing (more) fits. The message names the constraint that ruled the hosts out.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoFit {
+    #[error("no host is up")]
+    NoHostUp,
+    #[error("no up host is in AZ {0}")]
+    NoHostInAz(String),
+    #[error("no up host in the allowed AZs carries tags {0}")]
+    NoHostWithTags(String),
+    #[error(
+        "not enough CPU: each instance needs {need:.2} cores, the most free on an eligible host is {best:.2}"
+    )]
+    NotEnoughCpu { need: f32, best: f32 },
+    #[error(
+        "not enough memory: each instance needs {need} MB, the most free on an eligible host is {best} MB"
+    )]
+    NotEnoughMemory { need: u64, best: u64 },
+}
+
+/// The placement failed after placing `placed` of `wanted`; nothing is placed at all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("cannot place {wanted} instance(s) of {app} (only {placed} fit): {reason}")]
+pub struct PlacementError {
+    pub app: String,
+    pub wanted: u32,
+    pub placed: u32,
+    pub reason: NoFit,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Free {
+    cpu: f32,
+    memory_mb: u64,
+}
+
+/// Chooses a host for each of `count` new instances, or explains why they don't all fit.
+pub fn place(fleet: &Fleet, req: &PlacementRequest<'_>) -> Result<Vec<String>, PlacementError> {
+    let mut free: HashMap<&str, Free> = fleet
+        .hosts
+        .values()
+        .map(|h| (h.id.as_str(), Free { cpu: h.cpu_cores as f32, memory_mb: h.memory_total_mb }))
+        .collect();
+    let mut per_host: HashMap<&str, u32> = HashMap::new();
+    let mut per_az: HashMap<&str, u32> = HashMap::new();
+    for inst in fleet.instances.values().filter(|i| i.state.occupies_host()) {
+        if let Some(f) = free.get_mut(inst.host.as_str()) {
+            f.cpu -= inst.cpu_limit;
+            f.memory_mb = f.memory_mb.saturating_sub(inst.mem_limit_mb);
+        }
+        if inst.app == req.app {
+            *per_host.entry(inst.host.as_str()).or_default() += 1;
+            if let Some(h) = fleet.hosts.get(&inst.host) {
+                *per_az.entry(h.az.as_str()).or_default() += 1;
+            }
+        }
+    }
+
+    let c = req.constraints;
+    let eligible: Vec<&Host> = fleet
+        .hosts
+        .values()
+        .filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.id))
+        .filter(|h| c.azs.is_empty() || c.azs.contains(&h.az))
+        .filter(|h| c.tags.iter().all(|t| h.tags.contains(t)))
+        .collect();
+
+    let mut chosen = Vec::with_capacity(req.count as usize);
+    for placed in 0..req.count {
+        let fits = |h: &&&Host| {
+            let f = free[h.id.as_str()];
+            f.cpu + 1e-6 >= c.cpu && f.memory_mb >= c.memory_mb
+        };
+        let best = eligible.iter().filter(fits).min_by(|a, b| {
+            let key = |h: &Host| {
+                (
+                    per_az.get(h.az.as_str()).copied().unwrap_or(0),
+                    per_host.get(h.id.as_str()).copied().unwrap_or(0),
+                    std::cmp::Reverse(free[h.id.as_str()].memory_mb),
+                )
+            };
+            key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id))
+        });
+        let Some(host) = best else {
+            return Err(PlacementError {
+                app: req.app.to_string(),
+                wanted: req.count,
+                placed,
+                reason: explain(fleet, req, &eligible, &free),
+            });
+        };
+        if let Some(f) = free.get_mut(host.id.as_str()) {
+            f.cpu -= c.cpu;
+            f.memory_mb = f.memory_mb.saturating_sub(c.memory_mb);
+        }
+        *per_host.entry(host.id.as_str()).or_default() += 1;
+        *per_az.entry(host.az.as_str()).or_default() += 1;
+        chosen.push(host.id.clone());
+    }
+    Ok(chosen)
+}
+
+/// Names the first rule that left no host standing.
+fn explain(
+    fleet: &Fleet,
+    req: &PlacementRequest<'_>,
+    eligible: &[&Host],
+    free: &HashMap<&str, Free>,
+) -> NoFit {
+    let c = req.constraints;
+    let up: Vec<&Host> =
+        fleet.hosts.values().filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.id)).collect();
+    if up.is_empty() {
+        return NoFit::NoHostUp;
+    }
+    if !c.azs.is_empty() && !up.iter().any(|h| c.azs.contains(&h.az)) {
+        return NoFit::NoHostInAz(c.azs.join(","));
+    }
+    if eligible.is_empty() {
+        return NoFit::NoHostWithTags(c.tags.join(","));
+    }
+    let best_cpu = eligible.iter().map(|h| free[h.id.as_str()].cpu).fold(f32::MIN, f32::max);
+    if best_cpu + 1e-6 < c.cpu {
+        return NoFit::NotEnoughCpu { need: c.cpu, best: best_cpu.max(0.0) };
+    }
+    let best_mem = eligible
+        .iter()
+        .filter(|h| free[h.id.as_str()].cpu + 1e-6 >= c.cpu)
+        .map(|h| free[h.id.as_str()].memory_mb)
+        .max()
+        .unwrap_or(0);
+    NoFit::NotEnoughMemory { need: c.memory_mb, best: best_mem }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{HostMetrics, Instance, InstanceState};
+
+    fn host(id: &str, az: &str, tags: &[&str], cores: u32, mem: u64) -> Host {
+        Host {
+            id: id.into(),
+            hostname: id.into(),
+            ip: "10.101.1.11".into(),
+            az: az.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            cpu_cores: cores,
+            memory_total_mb: mem,
+            agent_version: "test".into(),
+            last_heartbeat: 0,
+            state: HostState::Up,
+            metrics: HostMetrics::default(),
+            warnings: vec![],
+        }
+    }
+
+    fn fleet(hosts: Vec<Host>) -> Fleet {
+        let mut f = Fleet::default();
+        for h in hosts {
+            f.hosts.insert(h.id.clone(), h);
+        }
+        f
+    }
+
+    fn add_instance(f: &mut Fleet, app: &str, host: &str, cpu: f32, mem: u64) {
+        let id = format!("{app}-{}", f.instances.len());
+        f.instances.insert(
+            id.clone(),
+            Instance {
+                id,
+                app: app.into(),
+                version: "1".into(),
+                index: 0,
+                host: host.into(),
+                ip: String::new(),
+                port: 80,
+                endpoint: String::new(),
+                container_id: String::new(),
+                state: InstanceState::Running,
+                started_at: None,
+                restarts: 0,
+                cpu_pct: 0.0,
+                mem_used_mb: 0,
+                mem_limit_mb: mem,
+                cpu_limit: cpu,
+            },
+        );
+    }
+
+    fn need(cpu: f32, mem: u64) -> Constraints {
+        Constraints { azs: vec![], tags: vec![], cpu, memory_mb: mem }
+    }
+
+    fn req<'a>(count: u32, c: &'a Constraints) -> PlacementRequest<'a> {
+        PlacementRequest { app: "web", count, constraints: c, exclude: &[] }
+    }
+
+    #[test]
+    fn spreads_across_azs_before_hosts() {
+        let f = fleet(vec![
+            host("a1", "az1", &[], 4, 8192),
+            host("a2", "az1", &[], 4, 8192),
+            host("b1", "az2", &[], 4, 8192),
+        ]);
+        let c = need(0.5, 512);
+        let placed = place(&f, &req(2, &c)).unwrap();
+        let azs: Vec<&str> = placed.iter().map(|h| f.hosts[h].az.as_str()).collect();
+        assert!(azs.contains(&"az1") && azs.contains(&"az2"), "{placed:?}");
+        // A third and fourth go to the az1 host that has none yet, then az2.
+        let placed = place(&f, &req(4, &c)).unwrap();
+        let mut sorted = placed.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec!["a1", "a2", "b1", "b1"]);
+    }
+
+    #[test]
+    fn counts_existing_instances_when_spreading() {
+        let mut f = fleet(vec![host("a1", "az1", &[], 4, 8192), host("b1", "az2", &[], 4, 8192)]);
+        add_instance(&mut f, "web", "a1", 0.5, 512);
+        let c = need(0.5, 512);
+        assert_eq!(place(&f, &req(1, &c)).unwrap(), vec!["b1"]);
+    }
+
+    #[test]
+    fn honours_az_and_tag_constraints() {
+        let f = fleet(vec![
+            host("a1", "az1", &["ssd"], 4, 8192),
+            host("b1", "az2", &[], 4, 8192),
+            host("b2", "az2", &["ssd", "gpu"], 4, 8192),
+        ]);
+        let mut c = need(0.5, 512);
+        c.tags = vec!["ssd".into()];
+        c.azs = vec!["az2".into()];
+        assert_eq!(place(&f, &req(2, &c)).unwrap(), vec!["b2", "b2"]);
+    }
+
+    #[test]
+    fn places_by_free_memory_and_cpu() {
+        let mut f = fleet(vec![host("a1", "az1", &[], 4, 4096), host("a2", "az1", &[], 4, 4096)]);
+        add_instance(&mut f, "other", "a1", 3.0, 3072);
+        let c = need(1.5, 1024);
+        // a1 has 1 core and 1 GB left: only a2 fits, twice (4 cores, 4 GB).
+        assert_eq!(place(&f, &req(2, &c)).unwrap(), vec!["a2", "a2"]);
+    }
+
+    #[test]
+    fn skips_hosts_that_are_not_up_or_excluded() {
+        let mut f = fleet(vec![host("a1", "az1", &[], 4, 8192), host("a2", "az1", &[], 4, 8192)]);
+        f.hosts.get_mut("a1").unwrap().state = HostState::Stale;
+        let c = need(0.5, 512);
+        assert_eq!(place(&f, &req(1, &c)).unwrap(), vec!["a2"]);
+        let exclude = vec!["a2".to_string()];
+        let r = PlacementRequest { exclude: &exclude, ..req(1, &c) };
+        assert_eq!(place(&f, &r).unwrap_err().reason, NoFit::NoHostUp);
+    }
+
+    #[test]
+    fn refusals_name_the_constraint() {
+        let f = fleet(vec![host("a1", "az1", &["ssd"], 2, 2048)]);
+        let mut c = need(0.5, 512);
+        c.azs = vec!["az9".into()];
+        assert_eq!(place(&f, &req(1, &c)).unwrap_err().reason, NoFit::NoHostInAz("az9".into()));
+
+        let mut c = need(0.5, 512);
+        c.tags = vec!["gpu".into()];
+        let err = place(&f, &req(1, &c)).unwrap_err();
+        assert_eq!(err.reason, NoFit::NoHostWithTags("gpu".into()));
+
+        let c = need(4.0, 512);
+        assert!(matches!(place(&f, &req(1, &c)).unwrap_err().reason, NoFit::NotEnoughCpu { .. }));
+
+        let c = need(0.5, 1536);
+        let err = place(&f, &req(2, &c)).unwrap_err();
+        assert_eq!(err.placed, 1);
+        assert_eq!(err.reason, NoFit::NotEnoughMemory { need: 1536, best: 512 });
+        assert!(err.to_string().contains("not enough memory"), "{err}");
+
+        let empty = Fleet::default();
+        assert_eq!(place(&empty, &req(1, &c)).unwrap_err().reason, NoFit::NoHostUp);
+    }
+}

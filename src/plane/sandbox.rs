@@ -1,0 +1,207 @@
+//! The embedded sandbox: a controller and a simulated fleet on an in-process bus, all in
+//! one process, with the three apps of the original system running. `quarterdeck` with no
+//! bus given opens the cockpit on this.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::agent::sim::{SimConfig, SimDriver};
+use super::agent::{self, AgentConfig, AgentHandle};
+use super::controller::{Controller, ControllerConfig};
+use super::rng::Rng;
+use crate::bus::{self, Bus, BusError, LocalBus, RequestError};
+use crate::protocol::{Accepted, Constraints, DeployRequest, Envelope, Fleet, subjects};
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub seed: u64,
+    pub hosts: usize,
+    /// 1.0 is realistic timing; tests run faster.
+    pub speed: f64,
+    pub heartbeat_period: Duration,
+    pub crashes_per_hour: f64,
+    /// Deploy shop-web, api-gateway and session-cache at start.
+    pub seed_apps: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            seed: 42,
+            hosts: 6,
+            speed: 1.0,
+            heartbeat_period: Duration::from_secs(2),
+            crashes_per_hour: 4.0,
+            seed_apps: true,
+        }
+    }
+}
+
+pub struct Sandbox {
+    pub bus: Arc<LocalBus>,
+    pub controller: Controller,
+    pub agents: Vec<AgentHandle>,
+}
+
+/// Where a simulated host sits: the original addressing, az1 10.101.1.0/24 and az2
+/// 10.101.2.0/24, hosts from .11 and containers from .31. Fleets of more than ten hosts per
+/// AZ get a block per host elsewhere in 10/8, since a /24 cannot hold them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostLayout {
+    pub id: String,
+    pub az: String,
+    pub ip: String,
+    pub tags: Vec<String>,
+    pub cpu_cores: u32,
+    pub memory_mb: u64,
+    pub container_ips: Vec<String>,
+}
+
+pub fn host_layout(index: usize, total: usize) -> HostLayout {
+    let az = index % 2 + 1;
+    let j = index / 2;
+    let per_az = total.div_ceil(2);
+    let (ip, container_ips) = if per_az <= 10 {
+        let ips = (0..22).map(|k| format!("10.101.{az}.{}", 31 + j * 22 + k)).collect();
+        (format!("10.101.{az}.{}", 11 + j), ips)
+    } else {
+        let ips = (0..64)
+            .map(|k| {
+                let n = j * 64 + k;
+                format!("10.{}.{}.{}", 200 + az, n / 256, n % 256)
+            })
+            .collect();
+        (format!("10.{}.{}.{}", 100 + az, 1 + j / 240, 11 + j % 240), ips)
+    };
+    let tags: &[&str] = match index % 3 {
+        0 => &["web"],
+        1 => &["web", "ssd"],
+        _ => &["cache", "ssd"],
+    };
+    HostLayout {
+        id: format!("host-{:02}", index + 1),
+        az: format!("az{az}"),
+        ip,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        cpu_cores: if index.is_multiple_of(2) { 8 } else { 16 },
+        memory_mb: if index.is_multiple_of(2) { 16_384 } else { 32_768 },
+        container_ips,
+    }
+}
+
+/// The apps the original system ran: a tomcat web app, a node.js gateway and a redis cache.
+pub fn seed_apps() -> Vec<DeployRequest> {
+    let app = |name: &str, image: &str, port, n, cpu, mem, tags: &[&str], app_tags: &[&str]| DeployRequest {
+        app: name.into(),
+        version: "1.0.0".into(),
+        instances: n,
+        image: Some(image.into()),
+        port: Some(port),
+        constraints: Some(Constraints {
+            azs: vec![],
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            cpu,
+            memory_mb: mem,
+        }),
+        domain: Some(format!("{name}.dianping.local")),
+        tags: Some(app_tags.iter().map(|t| t.to_string()).collect()),
+    };
+    vec![
+        app("shop-web", "tomcat:8.5-jre8", 8080, 3, 1.0, 1024, &["web"], &["prod"]),
+        app("api-gateway", "node:18-alpine", 3000, 2, 0.5, 512, &[], &[]),
+        app("session-cache", "redis:7-alpine", 6379, 2, 0.5, 1024, &["ssd"], &[]),
+    ]
+}
+
+impl Sandbox {
+    pub async fn start(config: SandboxConfig) -> Result<Sandbox, BusError> {
+        let bus = Arc::new(LocalBus::new());
+        let dyn_bus: Arc<dyn Bus> = bus.clone();
+        let controller_config = ControllerConfig {
+            heartbeat_period: config.heartbeat_period,
+            step_timeout: Duration::from_secs_f64((60.0 / config.speed).max(5.0)),
+            ..ControllerConfig::default()
+        };
+        let controller = Controller::start(dyn_bus.clone(), controller_config, Fleet::default()).await?;
+        let mut rng = Rng::new(config.seed);
+        let mut agents = Vec::with_capacity(config.hosts);
+        for i in 0..config.hosts {
+            let layout = host_layout(i, config.hosts);
+            let driver = SimDriver::new(SimConfig {
+                seed: rng.fork(i as u64).next_u64(),
+                cpu_cores: layout.cpu_cores,
+                memory_mb: layout.memory_mb,
+                container_ips: layout.container_ips.clone(),
+                speed: config.speed,
+                crashes_per_hour: config.crashes_per_hour,
+            });
+            let agent_config = AgentConfig {
+                host_id: layout.id.clone(),
+                hostname: format!("{}.sandbox", layout.id),
+                ip: layout.ip.clone(),
+                az: layout.az.clone(),
+                tags: layout.tags.clone(),
+                heartbeat_period: config.heartbeat_period,
+                poll_interval: Duration::from_millis(200),
+            };
+            agents.push(agent::start(dyn_bus.clone(), driver, agent_config).await?);
+        }
+        let sandbox = Sandbox { bus, controller, agents };
+        let hosts = config.hosts;
+        // Apps can only be placed once the hosts have said hello.
+        let joined = sandbox
+            .controller
+            .wait_for(Duration::from_secs(10), |f| (f.hosts.len() >= hosts).then_some(()))
+            .await;
+        if joined.is_none() {
+            log::warn!("not every simulated host joined within 10 s");
+        }
+        if config.seed_apps {
+            for req in seed_apps() {
+                if let Err(err) = sandbox.deploy(req).await {
+                    log::warn!("sandbox could not deploy a seed app: {err}");
+                }
+            }
+        }
+        Ok(sandbox)
+    }
+
+    /// Sends a deploy request over the bus, as any client would.
+    pub async fn deploy(&self, req: DeployRequest) -> Result<Accepted, RequestError> {
+        bus::request(
+            self.bus.as_ref(),
+            subjects::CTL_DEPLOY,
+            &Envelope::new("sandbox", req),
+            Duration::from_secs(5),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn six_hosts_use_the_original_addressing() {
+        let l: Vec<HostLayout> = (0..6).map(|i| host_layout(i, 6)).collect();
+        assert_eq!(l[0].ip, "10.101.1.11");
+        assert_eq!(l[1].ip, "10.101.2.11");
+        assert_eq!(l[2].ip, "10.101.1.12");
+        assert_eq!(l[0].container_ips[0], "10.101.1.31");
+        assert_eq!(l[2].container_ips[0], "10.101.1.53");
+        assert_eq!(l.iter().filter(|h| h.az == "az1").count(), 3);
+    }
+
+    #[test]
+    fn large_fleets_never_share_an_address() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..1000 {
+            let l = host_layout(i, 1000);
+            assert!(seen.insert(l.ip.clone()), "{}", l.ip);
+            for ip in l.container_ips {
+                assert!(seen.insert(ip.clone()), "{ip}");
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The envelope `{v, id, ts, source, body}` and its (de)serialisation.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::PROTOCOL_VERSION;
+use super::clock::now_ms;
+
+/// Every message on the bus. `id` doubles as the command id for idempotency: sending the
+/// same id twice to the controller or an agent gives the first result again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub v: u32,
+    pub id: String,
+    pub ts: u64,
+    pub source: String,
+    pub body: T,
+}
+
+impl<T> Envelope<T> {
+    /// A fresh envelope with a new random id, stamped now.
+    pub fn new(source: impl Into<String>, body: T) -> Self {
+        Self::with_id(new_id(), source, body)
+    }
+
+    /// An envelope with a chosen id, for retries that must be recognised as the same command.
+    pub fn with_id(id: impl Into<String>, source: impl Into<String>, body: T) -> Self {
+        Envelope { v: PROTOCOL_VERSION, id: id.into(), ts: now_ms(), source: source.into(), body }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("unsupported protocol version {found} (this build speaks v{PROTOCOL_VERSION})")]
+    UnsupportedVersion { found: u32 },
+    #[error("could not encode message: {0}")]
+    Encode(String),
+}
+
+/// Serialises an envelope to JSON bytes.
+pub fn encode<T: Serialize>(envelope: &Envelope<T>) -> Result<Vec<u8>, ProtocolError> {
+    serde_json::to_vec(envelope).map_err(|e| ProtocolError::Encode(e.to_string()))
+}
+
+/// Decodes an envelope, checking the version. Never panics, whatever the bytes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<T>, ProtocolError> {
+    match serde_json::from_slice::<Envelope<T>>(bytes) {
+        Ok(env) if env.v == PROTOCOL_VERSION => Ok(env),
+        Ok(env) => Err(ProtocolError::UnsupportedVersion { found: env.v }),
+        Err(err) => {
+            // A newer sender may have changed the body's shape: name the version if we can,
+            // since "unsupported version" is far more useful to an operator than a serde path.
+            #[derive(Deserialize)]
+            struct VersionOnly {
+                v: u32,
+            }
+            match serde_json::from_slice::<VersionOnly>(bytes) {
+                Ok(VersionOnly { v }) if v != PROTOCOL_VERSION => {
+                    Err(ProtocolError::UnsupportedVersion { found: v })
+                }
+                _ => Err(ProtocolError::Malformed(err.to_string())),
+            }
+        }
+    }
+}
+
+/// A random 16-hex-digit id. Not cryptographic; ids only need to be unique in practice.
+pub fn new_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u64(now_ms());
+    format!("{:016x}", hasher.finish())
+}
+
+/// serde writes a NaN or infinite float as `null`; reading `null` back as 0 keeps one bad
+/// metric from making a whole heartbeat undecodable.
+pub fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(0.0))
+}

@@ -1,0 +1,120 @@
+//! Events: every state change in the controller is one event with the next `rev`.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{App, Host, Instance, Operation, Route};
+
+/// What happened. The deploy steps keep the original system's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventKind {
+    AllocateRepositoryRequest,
+    Upload,
+    NewInstanceAndDeployWarRequest,
+    Download,
+    Restart,
+    HealthCheck,
+    AddRouteRequest,
+    RemoveRouteRequest,
+    InstanceDeployed,
+    OperationStarted,
+    OperationSucceeded,
+    OperationFailed,
+    AppUpdated,
+    HostJoined,
+    HostUp,
+    HostStale,
+    HostLost,
+    InstanceState,
+    InstanceCrashed,
+    InstanceRemoved,
+    RouteAdded,
+    RouteRemoved,
+    RouteEnabled,
+    RouteDisabled,
+    /// A kind from a newer controller; shown as-is, never an error.
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AllocateRepositoryRequest => "ALLOCATE_REPOSITORY_REQUEST",
+            EventKind::Upload => "UPLOAD",
+            EventKind::NewInstanceAndDeployWarRequest => "NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST",
+            EventKind::Download => "DOWNLOAD",
+            EventKind::Restart => "RESTART",
+            EventKind::HealthCheck => "HEALTH_CHECK",
+            EventKind::AddRouteRequest => "ADD_ROUTE_REQUEST",
+            EventKind::RemoveRouteRequest => "REMOVE_ROUTE_REQUEST",
+            EventKind::InstanceDeployed => "INSTANCE_DEPLOYED",
+            EventKind::OperationStarted => "OPERATION_STARTED",
+            EventKind::OperationSucceeded => "OPERATION_SUCCEEDED",
+            EventKind::OperationFailed => "OPERATION_FAILED",
+            EventKind::AppUpdated => "APP_UPDATED",
+            EventKind::HostJoined => "HOST_JOINED",
+            EventKind::HostUp => "HOST_UP",
+            EventKind::HostStale => "HOST_STALE",
+            EventKind::HostLost => "HOST_LOST",
+            EventKind::InstanceState => "INSTANCE_STATE",
+            EventKind::InstanceCrashed => "INSTANCE_CRASHED",
+            EventKind::InstanceRemoved => "INSTANCE_REMOVED",
+            EventKind::RouteAdded => "ROUTE_ADDED",
+            EventKind::RouteRemoved => "ROUTE_REMOVED",
+            EventKind::RouteEnabled => "ROUTE_ENABLED",
+            EventKind::RouteDisabled => "ROUTE_DISABLED",
+            EventKind::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The subject token: the kind in lower case, e.g. `instance_deployed`.
+    pub fn subject_token(self) -> String {
+        self.as_str().to_ascii_lowercase()
+    }
+
+    /// Events that mean something went wrong; the cockpit marks them.
+    pub fn is_bad(self) -> bool {
+        matches!(
+            self,
+            EventKind::OperationFailed
+                | EventKind::InstanceCrashed
+                | EventKind::HostLost
+                | EventKind::HostStale
+        )
+    }
+}
+
+/// The state change an event carries, so that a replica can follow the controller from
+/// events alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    Host(Host),
+    App(App),
+    AppRemoved { name: String },
+    Instance(Instance),
+    InstanceRemoved { id: String },
+    Route(Route),
+    RouteRemoved { app: String, backend: String },
+    Operation(Operation),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub rev: u64,
+    pub ts: u64,
+    pub kind: EventKind,
+    #[serde(default)]
+    pub app: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub instance: Option<String>,
+    #[serde(default)]
+    pub operation_id: Option<String>,
+    pub message: String,
+    /// The state changes this event applies, in order; may be empty for a pure notice.
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}

@@ -1,0 +1,243 @@
+//! Request, reply, command and heartbeat bodies.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Constraints, HostMetrics, InstanceState, StepName};
+
+/// The answer to every request: the quick accepted-or-refused. Long work reports through
+/// events tied to an operation id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reply<T> {
+    Ok(T),
+    Error(WireError),
+}
+
+impl<T> Reply<T> {
+    pub fn into_result(self) -> Result<T, WireError> {
+        match self {
+            Reply::Ok(v) => Ok(v),
+            Reply::Error(e) => Err(e),
+        }
+    }
+}
+
+impl<T> From<Result<T, WireError>> for Reply<T> {
+    fn from(r: Result<T, WireError>) -> Self {
+        match r {
+            Ok(v) => Reply::Ok(v),
+            Err(e) => Reply::Error(e),
+        }
+    }
+}
+
+/// An error as it travels: a stable code for programs and a reason for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{reason} ({})", code.as_str())]
+pub struct WireError {
+    pub code: ErrorCode,
+    pub reason: String,
+}
+
+impl WireError {
+    pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
+        WireError { code, reason: reason.into() }
+    }
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, reason)
+    }
+    pub fn not_found(reason: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, reason)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    NotFound,
+    NoCapacity,
+    Conflict,
+    NotReady,
+    ReadOnly,
+    Timeout,
+    Unavailable,
+    Internal,
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::NoCapacity => "no_capacity",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::NotReady => "not_ready",
+            ErrorCode::ReadOnly => "read_only",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+/// `qd.v1.ctl.snapshot`: no arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRequest {}
+
+/// `qd.v1.ctl.history`: recent events, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRequest {
+    /// Only events stamped at or after this time (ms since epoch).
+    #[serde(default)]
+    pub since_ts: Option<u64>,
+    /// At most this many, the newest ones; the controller caps it.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `qd.v1.ctl.deploy`: deploy `app@version` with N instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub app: String,
+    pub version: String,
+    pub instances: u32,
+    /// Required for a new app; an existing app keeps its image when omitted.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Placement; omitted fields keep the app's current constraints.
+    #[serde(default)]
+    pub constraints: Option<Constraints>,
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// `qd.v1.ctl.restart`: what to restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartRequest {
+    Instance(String),
+    /// Every instance of the app, one at a time.
+    App(String),
+    /// Every instance on the host, one at a time.
+    Host(String),
+}
+
+/// `qd.v1.ctl.route.add`, `.remove`, `.enable`, `.disable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRequest {
+    pub app: String,
+    pub backend: String,
+    /// For `add`: the weight, 1 when omitted.
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+/// The reply to a command the controller accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// Present when the command started an operation; its events carry this id.
+    #[serde(default)]
+    pub operation_id: Option<String>,
+    /// The controller's revision once the command was accepted.
+    pub rev: u64,
+}
+
+/// What an agent is told to run: `NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    pub id: String,
+    pub app: String,
+    pub version: String,
+    pub index: u32,
+    pub image: String,
+    pub port: u16,
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub cpu: f32,
+    pub memory_mb: u64,
+    pub operation_id: String,
+}
+
+/// `qd.v1.agent.<host>.cmd.restart` and `.remove`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRef {
+    pub id: String,
+    #[serde(default)]
+    pub operation_id: Option<String>,
+}
+
+/// An agent's acknowledgement of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentAck {
+    pub instance_id: String,
+}
+
+/// One instance as its agent sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    pub id: String,
+    pub app: String,
+    pub version: String,
+    pub index: u32,
+    pub state: InstanceState,
+    pub ip: String,
+    pub port: u16,
+    #[serde(default)]
+    pub container_id: String,
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub cpu_pct: f32,
+    #[serde(default)]
+    pub mem_used_mb: u64,
+    #[serde(default)]
+    pub mem_limit_mb: u64,
+}
+
+/// The facts of a host that do not change between heartbeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub id: String,
+    pub hostname: String,
+    pub ip: String,
+    pub az: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub cpu_cores: u32,
+    pub memory_total_mb: u64,
+    pub agent_version: String,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// `qd.v1.agent.<host>.hb`: level-triggered, the full picture every period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub host: HostInfo,
+    pub metrics: HostMetrics,
+    pub instances: Vec<InstanceReport>,
+    /// The agent's heartbeat period, so the controller can judge staleness per host.
+    pub period_ms: u64,
+}
+
+/// `qd.v1.agent.<host>.status`: one instance changed, sent at once rather than waiting for
+/// the next heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub host: String,
+    pub instance: InstanceReport,
+    /// The deploy step the instance just reached, when it is part of an operation.
+    #[serde(default)]
+    pub step: Option<StepName>,
+    #[serde(default)]
+    pub operation_id: Option<String>,
+    #[serde(default)]
+    pub detail: String,
+}

@@ -1,0 +1,290 @@
+//! The fleet's objects as they travel on the wire and sit in every replica.
+
+use serde::{Deserialize, Serialize};
+
+/// A Docker host with its agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    pub id: String,
+    pub hostname: String,
+    pub ip: String,
+    pub az: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub cpu_cores: u32,
+    pub memory_total_mb: u64,
+    pub agent_version: String,
+    /// When the controller last heard this host's heartbeat (ms since epoch).
+    pub last_heartbeat: u64,
+    pub state: HostState,
+    #[serde(default)]
+    pub metrics: HostMetrics,
+    /// Operational warnings the agent found on the host (storage driver, discard, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostState {
+    Up,
+    /// Three heartbeat periods missed.
+    Stale,
+    /// Ten heartbeat periods missed: its instances are placed again elsewhere.
+    Lost,
+}
+
+impl HostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Up => "up",
+            HostState::Stale => "stale",
+            HostState::Lost => "lost",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostMetrics {
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub cpu_pct: f32,
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub load1: f32,
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub load5: f32,
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub load15: f32,
+    pub mem_used_mb: u64,
+    pub mem_total_mb: u64,
+    pub disk_used_mb: u64,
+    pub disk_total_mb: u64,
+    pub net_rx_bps: u64,
+    pub net_tx_bps: u64,
+}
+
+impl HostMetrics {
+    pub fn mem_pct(&self) -> f32 {
+        percent(self.mem_used_mb, self.mem_total_mb)
+    }
+}
+
+/// `part / whole` as a percentage, 0 when `whole` is 0.
+pub fn percent(part: u64, whole: u64) -> f32 {
+    if whole == 0 { 0.0 } else { (part as f64 * 100.0 / whole as f64) as f32 }
+}
+
+/// Where an app may run and what each instance reserves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Constraints {
+    /// Allowed availability zones; empty means any.
+    #[serde(default)]
+    pub azs: Vec<String>,
+    /// Tags a host must carry, all of them.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// CPU cores reserved per instance.
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub cpu: f32,
+    /// Memory reserved per instance, and the container's limit.
+    pub memory_mb: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    pub name: String,
+    pub version: String,
+    /// Desired instance count.
+    pub instances: u32,
+    pub image: String,
+    pub port: u16,
+    #[serde(default)]
+    pub constraints: Constraints,
+    pub domain: String,
+    /// Labels such as `prod`; the cockpit asks for more care with `prod` apps.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub app: String,
+    pub version: String,
+    pub index: u32,
+    pub host: String,
+    pub ip: String,
+    pub port: u16,
+    /// `ip:port` where the instance serves; what routes point at.
+    pub endpoint: String,
+    #[serde(default)]
+    pub container_id: String,
+    pub state: InstanceState,
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    #[serde(default)]
+    pub restarts: u32,
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub cpu_pct: f32,
+    #[serde(default)]
+    pub mem_used_mb: u64,
+    #[serde(default)]
+    pub mem_limit_mb: u64,
+    /// CPU cores reserved for this instance on its host.
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub cpu_limit: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    New,
+    Deploying,
+    Starting,
+    Running,
+    Unhealthy,
+    Crashed,
+    Stopped,
+    Removed,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::New => "new",
+            InstanceState::Deploying => "deploying",
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Unhealthy => "unhealthy",
+            InstanceState::Crashed => "crashed",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Removed => "removed",
+        }
+    }
+
+    /// Whether the instance holds resources on its host.
+    pub fn occupies_host(self) -> bool {
+        !matches!(self, InstanceState::Removed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub app: String,
+    pub domain: String,
+    /// `ip:port` of the backend in the load balancer.
+    pub backend: String,
+    pub state: RouteState,
+    pub weight: u32,
+}
+
+impl Route {
+    /// Routes are keyed by app and backend: one backend serves an app once.
+    pub fn key(&self) -> RouteKey {
+        (self.app.clone(), self.backend.clone())
+    }
+}
+
+pub type RouteKey = (String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteState {
+    Enabled,
+    Disabled,
+}
+
+impl RouteState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteState::Enabled => "enabled",
+            RouteState::Disabled => "disabled",
+        }
+    }
+}
+
+/// The step names of the original deploy flow, kept as the operation's step names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepName {
+    AllocateRepositoryRequest,
+    Upload,
+    NewInstanceAndDeployWarRequest,
+    Download,
+    Restart,
+    HealthCheck,
+    AddRouteRequest,
+    RemoveRouteRequest,
+    RemoveInstance,
+    InstanceDeployed,
+}
+
+impl StepName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::AllocateRepositoryRequest => "ALLOCATE_REPOSITORY_REQUEST",
+            StepName::Upload => "UPLOAD",
+            StepName::NewInstanceAndDeployWarRequest => "NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST",
+            StepName::Download => "DOWNLOAD",
+            StepName::Restart => "RESTART",
+            StepName::HealthCheck => "HEALTH_CHECK",
+            StepName::AddRouteRequest => "ADD_ROUTE_REQUEST",
+            StepName::RemoveRouteRequest => "REMOVE_ROUTE_REQUEST",
+            StepName::RemoveInstance => "REMOVE_INSTANCE",
+            StepName::InstanceDeployed => "INSTANCE_DEPLOYED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationKind {
+    Deploy,
+    Restart,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationStep {
+    pub name: StepName,
+    #[serde(default)]
+    pub instance: Option<String>,
+    pub state: StepState,
+    pub started_at: u64,
+    #[serde(default)]
+    pub finished_at: Option<u64>,
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    pub kind: OperationKind,
+    pub app: String,
+    /// What the operation acts on, in words: `shop-web@1.4.2 x3`, `instance shop-web-2`.
+    pub target: String,
+    #[serde(default)]
+    pub steps: Vec<OperationStep>,
+    pub state: OperationState,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub started_at: u64,
+    #[serde(default)]
+    pub finished_at: Option<u64>,
+}

@@ -1,0 +1,120 @@
+//! Subjects. Hierarchical and addressed; no subject serves two verbs.
+
+/// Every subject starts with this.
+pub const PREFIX: &str = "qd.v1";
+
+pub const CTL_SNAPSHOT: &str = "qd.v1.ctl.snapshot";
+pub const CTL_HISTORY: &str = "qd.v1.ctl.history";
+pub const CTL_DEPLOY: &str = "qd.v1.ctl.deploy";
+pub const CTL_RESTART: &str = "qd.v1.ctl.restart";
+pub const CTL_ROUTE_ADD: &str = "qd.v1.ctl.route.add";
+pub const CTL_ROUTE_REMOVE: &str = "qd.v1.ctl.route.remove";
+pub const CTL_ROUTE_ENABLE: &str = "qd.v1.ctl.route.enable";
+pub const CTL_ROUTE_DISABLE: &str = "qd.v1.ctl.route.disable";
+/// Everything the controller answers.
+pub const CTL_ALL: &str = "qd.v1.ctl.>";
+
+/// Every event, for subscribers.
+pub const EVT_ALL: &str = "qd.v1.evt.>";
+/// Every heartbeat, for the controller and the cockpit.
+pub const HB_ALL: &str = "qd.v1.agent.*.hb";
+/// Every immediate instance status, for the controller.
+pub const STATUS_ALL: &str = "qd.v1.agent.*.status";
+
+/// `qd.v1.evt.<kind>.<app>`; `_` stands for "no app".
+pub fn event(kind_token: &str, app: Option<&str>) -> String {
+    format!("{PREFIX}.evt.{kind_token}.{}", app.map(token).unwrap_or_else(|| "_".into()))
+}
+
+pub fn heartbeat(host: &str) -> String {
+    format!("{PREFIX}.agent.{}.hb", token(host))
+}
+
+pub fn status(host: &str) -> String {
+    format!("{PREFIX}.agent.{}.status", token(host))
+}
+
+/// `qd.v1.agent.<host>.cmd.<verb>`.
+pub fn agent_cmd(host: &str, verb: AgentVerb) -> String {
+    format!("{PREFIX}.agent.{}.cmd.{}", token(host), verb.as_str())
+}
+
+/// The wildcard an agent subscribes to for its commands.
+pub fn agent_cmd_all(host: &str) -> String {
+    format!("{PREFIX}.agent.{}.cmd.*", token(host))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentVerb {
+    /// `NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST`.
+    Deploy,
+    Restart,
+    Remove,
+}
+
+impl AgentVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentVerb::Deploy => "deploy",
+            AgentVerb::Restart => "restart",
+            AgentVerb::Remove => "remove",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "deploy" => Some(AgentVerb::Deploy),
+            "restart" => Some(AgentVerb::Restart),
+            "remove" => Some(AgentVerb::Remove),
+            _ => None,
+        }
+    }
+}
+
+/// Makes a name safe as one subject token: NATS tokens may not hold `.`, `*`, `>` or
+/// whitespace. Names are validated before they get here; this is the last line of defence.
+pub fn token(name: &str) -> String {
+    let t: String = name
+        .chars()
+        .map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '_' } else { c })
+        .collect();
+    if t.is_empty() { "_".into() } else { t }
+}
+
+/// Whether `subject` matches `pattern`, with NATS wildcards: `*` is one token, `>` is one or
+/// more trailing tokens.
+pub fn matches(pattern: &str, subject: &str) -> bool {
+    let mut pat = pattern.split('.');
+    let mut sub = subject.split('.');
+    loop {
+        match (pat.next(), sub.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(p), Some(s)) if p == s => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_follow_nats_rules() {
+        assert!(matches("qd.v1.evt.>", "qd.v1.evt.instance_deployed.shop-web"));
+        assert!(!matches("qd.v1.evt.>", "qd.v1.evt"));
+        assert!(matches("qd.v1.agent.*.hb", "qd.v1.agent.host-01.hb"));
+        assert!(!matches("qd.v1.agent.*.hb", "qd.v1.agent.host-01.cmd.hb"));
+        assert!(matches("a.b", "a.b"));
+        assert!(!matches("a.b", "a.b.c"));
+        assert!(!matches("a.b.c", "a.b"));
+    }
+
+    #[test]
+    fn tokens_never_carry_separators_or_wildcards() {
+        assert_eq!(token("a.b *>"), "a_b___");
+        assert_eq!(token(""), "_");
+        assert_eq!(event("instance_deployed", None), "qd.v1.evt.instance_deployed._");
+    }
+}

@@ -1,0 +1,147 @@
+//! The detail pane (Enter) for the selected row of the current panel.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+
+use crate::actions::Panel;
+use crate::app::App;
+use crate::protocol::clock::{age, datetime, uptime};
+use crate::views::theme::Theme;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let (title, lines) = match app.panel {
+        Panel::Hosts => host(app),
+        Panel::Instances => instance(app),
+        Panel::Routes => route(app),
+        Panel::Events => event(app),
+    };
+    let popup = super::centered(area, area.width.saturating_sub(8).max(40), lines.len() as u16 + 2);
+    frame.render_widget(Clear, popup);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(t.accent)
+        .title(Span::styled(format!(" {title} "), t.title))
+        .title_bottom(Line::from(Span::styled(" Esc closes ", t.muted)).right_aligned());
+    frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), popup);
+}
+
+fn kv<'a>(t: &Theme, key: &str, value: impl Into<String>) -> Line<'a> {
+    Line::from(vec![Span::styled(format!(" {key:<14}"), t.muted), Span::styled(value.into(), t.text)])
+}
+
+fn host(app: &App) -> (String, Vec<Line<'static>>) {
+    let t = &app.theme;
+    let Some(h) = app.selected_host() else { return ("Host".into(), vec![]) };
+    let m = &h.metrics;
+    let mut lines = vec![
+        kv(t, "state", super::hosts::state_label(h.state)),
+        kv(t, "hostname", h.hostname.clone()),
+        kv(t, "address", format!("{} in {}", h.ip, h.az)),
+        kv(t, "tags", h.tags.join(", ")),
+        kv(t, "capacity", format!("{} cores, {} MB", h.cpu_cores, h.memory_total_mb)),
+        kv(t, "cpu", format!("{:.1}%  load {:.2} {:.2} {:.2}", m.cpu_pct, m.load1, m.load5, m.load15)),
+        kv(t, "memory", format!("{} / {} MB ({:.0}%)", m.mem_used_mb, m.mem_total_mb, m.mem_pct())),
+        kv(t, "disk", format!("{} / {} GB", m.disk_used_mb / 1024, m.disk_total_mb / 1024)),
+        kv(t, "network", format!("rx {} KB/s  tx {} KB/s", m.net_rx_bps / 1024, m.net_tx_bps / 1024)),
+        kv(
+            t,
+            "heartbeat",
+            app.replica
+                .heartbeat_age(&h.id, app.now)
+                .map(|a| format!("{} ago", age(a)))
+                .unwrap_or_else(|| "never".into()),
+        ),
+        kv(t, "agent", h.agent_version.clone()),
+    ];
+    for w in &h.warnings {
+        lines.push(Line::from(Span::styled(format!(" ⚠ {w}"), t.warn)));
+    }
+    lines.push(Line::from(Span::styled(" instances", t.muted)));
+    for i in app.replica.fleet.instances_on(&h.id) {
+        lines.push(Line::from(format!("   {:<24} {:<10} {}", i.id, i.state.as_str(), i.endpoint)));
+    }
+    (format!("Host {}", h.id), lines)
+}
+
+fn instance(app: &App) -> (String, Vec<Line<'static>>) {
+    let t = &app.theme;
+    let Some(i) = app.selected_instance() else { return ("Instance".into(), vec![]) };
+    let image = app.replica.fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
+    let mut lines = vec![
+        kv(t, "state", super::instances::state_label(i.state, t).0),
+        kv(t, "app", format!("{}@{} (index {})", i.app, i.version, i.index)),
+        kv(t, "host", i.host.clone()),
+        kv(t, "endpoint", i.endpoint.clone()),
+        kv(t, "container", i.container_id.clone()),
+        kv(t, "image", image),
+        kv(t, "limits", format!("{:.2} cores, {} MB", i.cpu_limit, i.mem_limit_mb)),
+        kv(t, "usage", format!("cpu {:.1}%, memory {} MB", i.cpu_pct, i.mem_used_mb)),
+        kv(
+            t,
+            "started",
+            i.started_at
+                .map(|s| format!("{} (up {})", datetime(s), uptime(app.now.saturating_sub(s))))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        kv(t, "restarts", i.restarts.to_string()),
+        Line::from(Span::styled(" recent events", t.muted)),
+    ];
+    let recent: Vec<_> =
+        app.replica.events.iter().rev().filter(|e| e.instance.as_deref() == Some(&i.id)).take(6).collect();
+    for e in recent {
+        lines.push(Line::from(format!(
+            "   {} {:<22} {}",
+            crate::protocol::clock::hms(e.ts),
+            e.kind.as_str(),
+            e.message
+        )));
+    }
+    (format!("Instance {}", i.id), lines)
+}
+
+fn route(app: &App) -> (String, Vec<Line<'static>>) {
+    let t = &app.theme;
+    let Some(r) = app.selected_route() else { return ("Route".into(), vec![]) };
+    let mut lines = vec![
+        kv(t, "app", r.app.clone()),
+        kv(t, "domain", r.domain.clone()),
+        kv(t, "backend", r.backend.clone()),
+        kv(t, "state", r.state.as_str()),
+        kv(t, "weight", r.weight.to_string()),
+    ];
+    if let Some(app_spec) = app.replica.fleet.apps.get(&r.app) {
+        let running = app
+            .replica
+            .fleet
+            .instances_of(&r.app)
+            .filter(|i| i.state == crate::protocol::InstanceState::Running)
+            .count();
+        lines.push(kv(
+            t,
+            "app spec",
+            format!("{}@{} image {} port {}", app_spec.name, app_spec.version, app_spec.image, app_spec.port),
+        ));
+        lines.push(kv(t, "instances", format!("{running} running of {} desired", app_spec.instances)));
+    }
+    (format!("Route {} -> {}", r.domain, r.backend), lines)
+}
+
+fn event(app: &App) -> (String, Vec<Line<'static>>) {
+    let t = &app.theme;
+    let Some(e) = app.selected_event() else { return ("Event".into(), vec![]) };
+    let lines = vec![
+        kv(t, "revision", e.rev.to_string()),
+        kv(t, "time", datetime(e.ts)),
+        kv(t, "kind", e.kind.as_str()),
+        kv(t, "app", e.app.clone().unwrap_or_default()),
+        kv(t, "host", e.host.clone().unwrap_or_default()),
+        kv(t, "instance", e.instance.clone().unwrap_or_default()),
+        kv(t, "operation", e.operation_id.clone().unwrap_or_default()),
+        kv(t, "message", e.message.clone()),
+        kv(t, "changes", e.changes.len().to_string()),
+    ];
+    (format!("Event {}", e.rev), lines)
+}

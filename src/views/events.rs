@@ -1,0 +1,72 @@
+//! The Events panel: the controller's event stream, newest first, with the cockpit's own
+//! log (tui-logger) beneath it when running in a terminal.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::widgets::{Block, BorderType, Cell};
+
+use super::table::{self, Column, TableView, col, styled, wide};
+use crate::actions::Panel;
+use crate::app::App;
+use crate::protocol::Event;
+use crate::protocol::clock::hms;
+
+const COLUMNS: [Column; 5] =
+    [col("TIME", 8, 2), col("REV", 6, 1), col("KIND", 22, 0), col("APP", 13, 3), wide("MESSAGE", 30, 0)];
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let (events_area, log_area) = if app.show_log && area.height > 30 {
+        let [a, b] = Layout::vertical([Constraint::Min(8), Constraint::Length(8)]).areas(area);
+        (a, Some(b))
+    } else {
+        (area, None)
+    };
+    let sel = app.selections[Panel::Events.index()];
+    let total = app.replica.events.len();
+    let start =
+        table::window_start(sel.index, sel.offset, events_area.height.saturating_sub(3) as usize, total);
+    let visible: Vec<&Event> =
+        app.replica.events.iter().rev().skip(start).take(events_area.height as usize).collect();
+    let view = TableView {
+        title: "Events".into(),
+        columns: &COLUMNS,
+        total,
+        selected: sel.index,
+        offset: sel.offset,
+        empty_text: "no events yet",
+    };
+    table::render(app, frame, events_area, view, |i| {
+        visible.get(i - start).map(|e| cells(app, e)).unwrap_or_default()
+    });
+    if let Some(log_area) = log_area {
+        let t = &app.theme;
+        let block = Block::bordered()
+            .border_type(BorderType::Rounded)
+            .border_style(t.border)
+            .title(" Cockpit log ")
+            .title_style(t.title);
+        let widget = tui_logger::TuiLoggerWidget::default()
+            .block(block)
+            .style(t.text)
+            .style_error(t.bad)
+            .style_warn(t.warn)
+            .style_info(t.muted)
+            .output_target(false)
+            .output_file(false)
+            .output_line(false);
+        frame.render_widget(widget, log_area);
+    }
+}
+
+fn cells<'a>(app: &App, e: &Event) -> Vec<Cell<'a>> {
+    let t = &app.theme;
+    let bad = e.kind.is_bad();
+    let kind = if bad { format!("✕ {}", e.kind.as_str()) } else { e.kind.as_str().to_string() };
+    vec![
+        styled(hms(e.ts), t.muted),
+        styled(format!("{:>6}", e.rev), t.muted),
+        styled(kind, if bad { t.bad } else { t.accent }),
+        Cell::from(e.app.clone().unwrap_or_else(|| "-".into())),
+        Cell::from(e.message.clone()),
+    ]
+}

@@ -1,0 +1,49 @@
+//! The footer: the latest status message while it lasts, otherwise key hints drawn from the
+//! keymap.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::actions::keymap::Bindable;
+use crate::app::{App, Level};
+
+/// In order of importance: what doesn't fit is left off the end.
+const HINTS: [(Bindable, &str); 8] = [
+    (Bindable::Help, "help"),
+    (Bindable::Quit, "quit"),
+    (Bindable::NextPanel, "panel"),
+    (Bindable::Down, "move"),
+    (Bindable::Detail, "detail"),
+    (Bindable::Restart, "restart"),
+    (Bindable::ToggleRoute, "route on/off"),
+    (Bindable::Remove, "remove route"),
+];
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    if let Some(status) = &app.status {
+        let (mark, style) = match status.level {
+            Level::Info => ("ℹ", t.accent),
+            Level::Warn => ("⚠", t.warn),
+            Level::Error => ("✕", t.bad),
+        };
+        let line = Line::from(vec![Span::styled(format!(" {mark} {}", status.text), style)]);
+        frame.render_widget(Paragraph::new(line), area);
+        return;
+    }
+    let mut spans = Vec::new();
+    let mut used = 0usize;
+    for (action, label) in HINTS {
+        let keys = app.keymap.keys_for(action);
+        let width = keys.chars().count() + label.chars().count() + 3;
+        if keys.is_empty() || used + width > area.width as usize {
+            continue;
+        }
+        used += width;
+        spans.push(Span::styled(format!(" {keys}"), t.accent));
+        spans.push(Span::styled(format!(" {label} "), t.muted));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

@@ -1,0 +1,95 @@
+//! The header line (connection, revision, fleet totals, data age) and the panel tabs.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::actions::Panel;
+use crate::app::App;
+use crate::backend::Sync;
+use crate::bus::Connection;
+use crate::protocol::clock::age;
+use crate::protocol::{HostState, InstanceState};
+
+/// Data older than this is flagged, whatever the connection says.
+const OLD_DATA_MS: u64 = 10_000;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let f = &app.replica.fleet;
+    let sep = Span::styled(" │ ", t.header);
+    let (badge, badge_style): (String, Style) = match (&app.connection, app.replica.sync) {
+        (Connection::Disconnected { since, .. }, _) => {
+            (format!("✕ reconnecting for {}", age(app.now.saturating_sub(*since))), t.bad)
+        }
+        (_, Sync::Loading) => ("◌ loading".into(), t.warn),
+        (_, Sync::Resyncing) => ("↻ resyncing".into(), t.warn),
+        (_, Sync::Live) => ("● live".into(), t.ok),
+    };
+    let bg = t.header.bg.map(|c| Style::default().bg(c)).unwrap_or_default();
+    let up = f.hosts.values().filter(|h| h.state == HostState::Up).count();
+    let running = f.instances.values().filter(|i| i.state == InstanceState::Running).count();
+    let desired: u32 = f.apps.values().map(|a| a.instances).sum();
+    let data = match app.data_age() {
+        Some(ms) if ms > OLD_DATA_MS => Span::styled(format!("⚠ data {} old", age(ms)), t.warn.patch(bg)),
+        Some(ms) => Span::styled(format!("data {}", age(ms)), t.header),
+        None => Span::styled("no data yet", t.header),
+    };
+    let hosts_style = if up < f.hosts.len() { t.warn } else { t.header };
+    let inst_style = if (running as u32) < desired { t.warn } else { t.header };
+    // Long labels when they fit, short ones on narrow terminals.
+    let segments = |short: bool| -> Vec<Span<'static>> {
+        let pick = |long: String, brief: String| if short { brief } else { long };
+        vec![
+            Span::styled(
+                pick(" Quarterdeck".into(), " QD".into()),
+                t.header.add_modifier(ratatui::style::Modifier::BOLD),
+            ),
+            sep.clone(),
+            Span::styled(app.bus_label.clone(), t.header),
+            Span::styled(" ", t.header),
+            Span::styled(badge.clone(), badge_style.patch(bg)),
+            sep.clone(),
+            Span::styled(format!("rev {}", f.revision), t.header),
+            sep.clone(),
+            Span::styled(
+                pick(format!("hosts {up}/{} up", f.hosts.len()), format!("hosts {up}/{}", f.hosts.len())),
+                hosts_style.patch(bg),
+            ),
+            sep.clone(),
+            Span::styled(
+                pick(format!("instances {running}/{desired} running"), format!("inst {running}/{desired}")),
+                inst_style.patch(bg),
+            ),
+            sep.clone(),
+            Span::styled(
+                pick(format!("routes {}", f.routes.len()), format!("rt {}", f.routes.len())),
+                t.header,
+            ),
+            sep.clone(),
+            data.clone(),
+        ]
+    };
+    let long = segments(false);
+    let fits = long.iter().map(|s| s.width()).sum::<usize>() <= area.width as usize;
+    let line = Line::from(if fits { long } else { segments(true) });
+    frame.render_widget(Paragraph::new(line).style(t.header), area);
+}
+
+pub fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let mut spans = vec![Span::raw(" ")];
+    for (n, panel) in Panel::ALL.iter().enumerate() {
+        let label = format!(" {} {} ", n + 1, panel.title());
+        let style = if *panel == app.panel {
+            t.selection.add_modifier(ratatui::style::Modifier::BOLD)
+        } else {
+            t.muted
+        };
+        spans.push(Span::styled(label, style));
+        spans.push(Span::raw(" "));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

@@ -1,0 +1,86 @@
+//! The Hosts panel: every Docker host with its AZ, address, load and heartbeat.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::widgets::Cell;
+
+use super::table::{self, Column, TableView, col, pct, styled, wide};
+use crate::actions::Panel;
+use crate::app::App;
+use crate::protocol::clock::age;
+use crate::protocol::{Host, HostState};
+
+const COLUMNS: [Column; 9] = [
+    col("HOST", 9, 0),
+    col("AZ", 4, 0),
+    col("IP", 13, 3),
+    col("CPU", 5, 0),
+    col("MEM", 5, 0),
+    col("INST", 4, 2),
+    col("HB", 5, 1),
+    col("STATE", 8, 0),
+    wide("TAGS", 10, 1),
+];
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let sel = app.selections[Panel::Hosts.index()];
+    let total = app.replica.fleet.hosts.len();
+    let start = table::window_start(sel.index, sel.offset, area.height.saturating_sub(3) as usize, total);
+    let hosts: Vec<&Host> = app.replica.fleet.hosts.values().skip(start).take(area.height as usize).collect();
+    let view = TableView {
+        title: "Hosts".into(),
+        columns: &COLUMNS,
+        total,
+        selected: sel.index,
+        offset: sel.offset,
+        empty_text: "no hosts have sent a heartbeat yet",
+    };
+    table::render(app, frame, area, view, |i| {
+        hosts.get(i - start).map(|h| cells(app, h)).unwrap_or_default()
+    });
+}
+
+/// `● up`, `◐ stale`, `✕ lost`: a symbol and a word, never colour alone.
+pub fn state_label(state: HostState) -> &'static str {
+    match state {
+        HostState::Up => "● up",
+        HostState::Stale => "◐ stale",
+        HostState::Lost => "✕ lost",
+    }
+}
+
+fn cells<'a>(app: &App, h: &Host) -> Vec<Cell<'a>> {
+    let t = &app.theme;
+    let state_style = match h.state {
+        HostState::Up => t.ok,
+        HostState::Stale => t.warn,
+        HostState::Lost => t.bad,
+    };
+    let level = |v: f32| {
+        if v >= 90.0 {
+            t.bad
+        } else if v >= 75.0 {
+            t.warn
+        } else {
+            t.text
+        }
+    };
+    let mem = h.metrics.mem_pct();
+    let hb = app.replica.heartbeat_age(&h.id, app.now).map(age).unwrap_or_else(|| "-".into());
+    let count = app.replica.fleet.instances_on(&h.id).count();
+    let mut tags = h.tags.join(",");
+    if !h.warnings.is_empty() {
+        tags = format!("⚠ {tags}");
+    }
+    vec![
+        Cell::from(h.id.clone()),
+        Cell::from(h.az.clone()),
+        Cell::from(h.ip.clone()),
+        styled(pct(h.metrics.cpu_pct), level(h.metrics.cpu_pct)),
+        styled(pct(mem), level(mem)),
+        Cell::from(format!("{count:>4}")),
+        Cell::from(format!("{hb:>5}")),
+        styled(state_label(h.state), state_style),
+        styled(tags, if h.warnings.is_empty() { t.muted } else { t.warn }),
+    ]
+}

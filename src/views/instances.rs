@@ -1,0 +1,85 @@
+//! The Instances panel: every app instance with its host, endpoint, state and metrics.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::widgets::Cell;
+
+use super::table::{self, Column, TableView, col, pct, styled, wide};
+use crate::actions::Panel;
+use crate::app::App;
+use crate::protocol::clock::uptime;
+use crate::protocol::{Instance, InstanceState};
+use crate::views::theme::Theme;
+
+const COLUMNS: [Column; 10] = [
+    wide("APP", 13, 0),
+    col("VERSION", 8, 2),
+    col("#", 2, 1),
+    col("HOST", 8, 0),
+    wide("ENDPOINT", 16, 3),
+    col("STATE", 11, 0),
+    col("UPTIME", 7, 2),
+    col("RST", 3, 1),
+    col("CPU", 5, 0),
+    col("MEM", 10, 0),
+];
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let sel = app.selections[Panel::Instances.index()];
+    let total = app.replica.fleet.instances.len();
+    let start = table::window_start(sel.index, sel.offset, area.height.saturating_sub(3) as usize, total);
+    let visible: Vec<&Instance> =
+        app.replica.fleet.instances.values().skip(start).take(area.height as usize).collect();
+    let view = TableView {
+        title: "Instances".into(),
+        columns: &COLUMNS,
+        total,
+        selected: sel.index,
+        offset: sel.offset,
+        empty_text: "no instances: deploy an app to see it here",
+    };
+    table::render(app, frame, area, view, |i| {
+        visible.get(i - start).map(|inst| cells(app, inst)).unwrap_or_default()
+    });
+}
+
+/// A symbol and a word for each state, and the style that goes with it.
+pub fn state_label(state: InstanceState, t: &Theme) -> (String, ratatui::style::Style) {
+    let (sym, style) = match state {
+        InstanceState::Running => ("●", t.ok),
+        InstanceState::New | InstanceState::Deploying | InstanceState::Starting => ("◌", t.warn),
+        InstanceState::Unhealthy => ("◐", t.warn),
+        InstanceState::Crashed => ("✕", t.bad),
+        InstanceState::Stopped | InstanceState::Removed => ("○", t.muted),
+    };
+    (format!("{sym} {}", state.as_str()), style)
+}
+
+fn cells<'a>(app: &App, i: &Instance) -> Vec<Cell<'a>> {
+    let t = &app.theme;
+    let (state, style) = state_label(i.state, t);
+    let up = match (i.state, i.started_at) {
+        (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => uptime(app.now.saturating_sub(s)),
+        _ => "-".into(),
+    };
+    let mem_pct = crate::protocol::percent(i.mem_used_mb, i.mem_limit_mb);
+    let mem_style = if mem_pct >= 90.0 {
+        t.bad
+    } else if mem_pct >= 75.0 {
+        t.warn
+    } else {
+        t.text
+    };
+    vec![
+        Cell::from(i.app.clone()),
+        Cell::from(i.version.clone()),
+        Cell::from(i.index.to_string()),
+        Cell::from(i.host.clone()),
+        Cell::from(if i.endpoint.is_empty() { "-".to_string() } else { i.endpoint.clone() }),
+        styled(state, style),
+        Cell::from(format!("{up:>7}")),
+        styled(format!("{:>3}", i.restarts), if i.restarts > 0 { t.warn } else { t.text }),
+        Cell::from(pct(i.cpu_pct)),
+        styled(format!("{}/{}M", i.mem_used_mb, i.mem_limit_mb), mem_style),
+    ]
+}

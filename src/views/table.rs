@@ -1,0 +1,181 @@
+//! The shared table: columns that drop out by priority on narrow terminals, rows built for
+//! the visible window only, and the selection kept on screen.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Cell, Row, Table, TableState};
+
+use crate::app::App;
+
+pub struct Column {
+    pub title: &'static str,
+    pub width: u16,
+    /// Lower goes first when the terminal is too narrow; 0 is never dropped.
+    pub priority: u8,
+    /// Whether the column takes a share of spare width (names, domains, messages).
+    pub grow: bool,
+}
+
+pub const fn col(title: &'static str, width: u16, priority: u8) -> Column {
+    Column { title, width, priority, grow: false }
+}
+
+/// A column that takes a share of spare width.
+pub const fn wide(title: &'static str, width: u16, priority: u8) -> Column {
+    Column { title, width, priority, grow: true }
+}
+
+/// The widths of the kept columns in `width`: spare width goes to the growing columns in
+/// equal shares (to the last column when none grows).
+pub fn widths(columns: &[Column], kept: &[usize], width: u16) -> Vec<u16> {
+    let used: u16 = kept.iter().map(|&i| columns[i].width).sum::<u16>() + kept.len().saturating_sub(1) as u16;
+    let spare = width.saturating_sub(used);
+    let growers: Vec<usize> = (0..kept.len()).filter(|&n| columns[kept[n]].grow).collect();
+    let growers = if growers.is_empty() { vec![kept.len().saturating_sub(1)] } else { growers };
+    let share = spare / growers.len().max(1) as u16;
+    let mut out: Vec<u16> = kept.iter().map(|&i| columns[i].width).collect();
+    for (k, &n) in growers.iter().enumerate() {
+        if let Some(w) = out.get_mut(n) {
+            // The first grower also takes the remainder.
+            *w += share + if k == 0 { spare % growers.len().max(1) as u16 } else { 0 };
+        }
+    }
+    out
+}
+
+/// Which columns fit in `width`, in their original order. The last kept column takes what
+/// is left.
+pub fn fit(columns: &[Column], width: u16) -> Vec<usize> {
+    let mut kept: Vec<usize> = (0..columns.len()).collect();
+    let need = |kept: &[usize]| -> u16 {
+        kept.iter().map(|&i| columns[i].width).sum::<u16>() + kept.len().saturating_sub(1) as u16
+    };
+    while need(&kept) > width && kept.len() > 1 {
+        let Some(pos) = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| columns[**i].priority > 0)
+            .min_by_key(|(p, i)| (columns[**i].priority, std::cmp::Reverse(*p)))
+            .map(|(p, _)| p)
+        else {
+            break;
+        };
+        kept.remove(pos);
+    }
+    kept
+}
+
+/// The first row to show so that `selected` is visible in `height` rows.
+pub fn window_start(selected: usize, offset: usize, height: usize, total: usize) -> usize {
+    let height = height.max(1);
+    let mut start = offset.min(total.saturating_sub(height));
+    if selected < start {
+        start = selected;
+    } else if selected >= start + height {
+        start = selected + 1 - height;
+    }
+    start
+}
+
+pub struct TableView<'a> {
+    pub title: String,
+    pub columns: &'a [Column],
+    pub total: usize,
+    pub selected: usize,
+    pub offset: usize,
+    pub empty_text: &'a str,
+}
+
+/// Draws a bordered table. `row(i, kept)` builds the cells of row `i` for the kept
+/// columns; it is called only for the rows on screen.
+pub fn render<'r>(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    view: TableView<'_>,
+    mut row: impl FnMut(usize) -> Vec<Cell<'r>>,
+) {
+    let theme = &app.theme;
+    let title = Line::from(vec![
+        Span::styled(format!(" {} ", view.title), theme.title),
+        Span::styled(
+            if view.total > 0 { format!("[{}/{}] ", view.selected + 1, view.total) } else { "[0] ".into() },
+            theme.muted,
+        ),
+    ]);
+    let block = Block::bordered().border_type(BorderType::Rounded).border_style(theme.border).title(title);
+    // Borders and the highlight symbol take their share first.
+    let inner_width = area.width.saturating_sub(4);
+    let kept = fit(view.columns, inner_width);
+    let height = area.height.saturating_sub(3) as usize;
+    let start = window_start(view.selected, view.offset, height, view.total);
+    let end = (start + height).min(view.total);
+
+    let header = Row::new(kept.iter().map(|&i| Cell::from(view.columns[i].title))).style(theme.muted);
+    let rows: Vec<Row> = (start..end)
+        .map(|i| {
+            let cells = row(i);
+            let cells: Vec<Cell> = kept.iter().filter_map(|&k| cells.get(k).cloned()).collect();
+            Row::new(cells)
+        })
+        .collect();
+    let widths: Vec<Constraint> =
+        widths(view.columns, &kept, inner_width).into_iter().map(Constraint::Length).collect();
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .style(theme.text)
+        .row_highlight_style(theme.selection)
+        .highlight_symbol("▶ ")
+        .highlight_spacing(ratatui::widgets::HighlightSpacing::Always);
+    let mut state = TableState::default();
+    if view.total > 0 {
+        state.select(Some(view.selected - start));
+    }
+    frame.render_stateful_widget(table, area, &mut state);
+    if view.total == 0 {
+        let msg = Rect { x: area.x + 2, y: area.y + 2, width: area.width.saturating_sub(4), height: 1 };
+        frame.render_widget(Span::styled(view.empty_text, theme.muted), msg);
+    }
+}
+
+/// A cell styled by meaning.
+pub fn styled<'a>(text: impl Into<String>, style: Style) -> Cell<'a> {
+    Cell::from(Span::styled(text.into(), style))
+}
+
+/// `42%` style percentage.
+pub fn pct(v: f32) -> String {
+    format!("{v:>3.0}%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_terminals_drop_low_priority_columns_first() {
+        let cols = [col("A", 10, 0), col("B", 10, 1), col("C", 10, 2), col("D", 10, 0)];
+        assert_eq!(fit(&cols, 80), vec![0, 1, 2, 3]);
+        assert_eq!(fit(&cols, 32), vec![0, 2, 3]);
+        assert_eq!(fit(&cols, 21), vec![0, 3]);
+    }
+
+    #[test]
+    fn spare_width_goes_to_growing_columns() {
+        let cols = [col("A", 10, 0), wide("B", 10, 0), wide("C", 10, 0)];
+        assert_eq!(widths(&cols, &[0, 1, 2], 43), vec![10, 16, 15]);
+        let plain = [col("A", 10, 0), col("B", 10, 0)];
+        assert_eq!(widths(&plain, &[0, 1], 30), vec![10, 19]);
+    }
+
+    #[test]
+    fn the_window_follows_the_selection() {
+        assert_eq!(window_start(0, 0, 10, 100), 0);
+        assert_eq!(window_start(15, 0, 10, 100), 6);
+        assert_eq!(window_start(3, 6, 10, 100), 3);
+        assert_eq!(window_start(99, 95, 10, 100), 90);
+    }
+}

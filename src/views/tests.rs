@@ -1,0 +1,185 @@
+//! Snapshot tests for every panel and dialog, from the fixed-seed fixture, plus cell-style
+//! checks that the theme's meaning reaches the screen (oxker's and gitui's pattern).
+
+use insta::assert_snapshot;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+
+use crate::actions::keymap::Keymap;
+use crate::actions::{Action, Panel};
+use crate::app::App;
+use crate::backend::Update;
+use crate::plane::fixture::{T0, fixture};
+use crate::views::theme::{ColorMode, Theme};
+
+fn app() -> App {
+    let mut app =
+        App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0 + 60_000);
+    let (fleet, events) = fixture(42, 6, 0);
+    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    app.update(Action::Backend(Box::new(Update::History(events))));
+    app
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    app.page_rows = super::body_rows(h);
+    terminal.draw(|f| super::render(app, f)).expect("draw");
+    terminal.backend().buffer().clone()
+}
+
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let line: String = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The first cell whose row contains `needle`, at the column where `needle` starts.
+fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    for y in 0..buf.area.height {
+        let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+        if let Some(byte) = line.find(needle) {
+            let col = line[..byte].chars().count() as u16;
+            return Some((col, y));
+        }
+    }
+    None
+}
+
+#[test]
+fn hosts_panel() {
+    let mut app = app();
+    assert_snapshot!(text(&draw(&mut app, 120, 16)));
+}
+
+#[test]
+fn instances_panel() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Down);
+    assert_snapshot!(text(&draw(&mut app, 120, 16)));
+}
+
+#[test]
+fn routes_panel() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Routes));
+    assert_snapshot!(text(&draw(&mut app, 120, 16)));
+}
+
+#[test]
+fn events_panel() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Events));
+    assert_snapshot!(text(&draw(&mut app, 120, 20)));
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = app();
+    app.update(Action::Help);
+    assert_snapshot!(text(&draw(&mut app, 120, 24)));
+}
+
+#[test]
+fn confirm_dialog() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Restart);
+    assert_snapshot!(text(&draw(&mut app, 100, 16)));
+}
+
+#[test]
+fn detail_pane() {
+    let mut app = app();
+    app.update(Action::Detail);
+    assert_snapshot!(text(&draw(&mut app, 100, 30)));
+}
+
+#[test]
+fn narrow_terminal_keeps_the_essentials() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    let buf = draw(&mut app, 80, 24);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    for must in ["APP", "HOST", "STATE", "CPU", "MEM", "● running", "q quit", "? help"] {
+        assert!(screen.contains(must), "{must:?} missing at 80x24:\n{screen}");
+    }
+}
+
+#[test]
+fn states_are_coloured_and_named() {
+    let mut app = app();
+    let t = app.theme.clone();
+    // Select the last row, so the first row shows the plain state colours.
+    app.update(Action::Bottom);
+    let buf = draw(&mut app, 120, 16);
+    let (x, y) = find(&buf, "● up").expect("an up host");
+    assert_eq!(buf[(x + 2, y)].fg, t.ok.fg.unwrap_or(Color::Reset));
+    // The header badge says "live" in the ok colour.
+    let (x, y) = find(&buf, "● live").expect("live badge");
+    assert_eq!(buf[(x, y)].fg, t.ok.fg.unwrap_or(Color::Reset));
+    // The selected row carries the selection style.
+    let (x, y) = find(&buf, "▶ host-06").expect("selected row");
+    assert_eq!(buf[(x + 2, y)].bg, t.selection.bg.unwrap_or(Color::Reset));
+}
+
+#[test]
+fn no_color_uses_words_and_reverse_video() {
+    let mut app = app();
+    app.theme = Theme::default_for(ColorMode::None);
+    let buf = draw(&mut app, 120, 16);
+    let (x, y) = find(&buf, "● up").expect("an up host");
+    assert_eq!(buf[(x + 2, y)].fg, Color::Reset);
+    let (x, y) = find(&buf, "▶ host-01").expect("selected row");
+    assert!(buf[(x + 2, y)].modifier.contains(ratatui::style::Modifier::REVERSED));
+}
+
+#[test]
+fn a_crashed_instance_and_a_lost_host_say_so() {
+    let mut app = app();
+    // Not the first instance: that row is selected and drawn in the selection style.
+    let id = app.replica.fleet.instances.keys().nth(1).cloned().expect("an instance");
+    if let Some(i) = app.replica.fleet.instances.get_mut(&id) {
+        i.state = crate::protocol::InstanceState::Crashed;
+    }
+    if let Some(h) = app.replica.fleet.hosts.get_mut("host-02") {
+        h.state = crate::protocol::HostState::Lost;
+    }
+    let t = app.theme.clone();
+    let buf = draw(&mut app, 120, 16);
+    let (x, y) = find(&buf, "✕ lost").expect("lost host shown by word");
+    assert_eq!(buf[(x, y)].fg, t.bad.fg.unwrap_or(Color::Reset));
+    app.update(Action::ShowPanel(Panel::Instances));
+    let buf = draw(&mut app, 120, 16);
+    let (x, y) = find(&buf, "✕ crashed").expect("crashed instance shown by word");
+    assert_eq!(buf[(x, y)].fg, t.bad.fg.unwrap_or(Color::Reset));
+    assert!(text(&buf).contains("instances 6/7 running"));
+}
+
+#[test]
+fn only_visible_rows_are_drawn_and_the_selection_stays_on_screen() {
+    let mut app = app();
+    let (fleet, _) = fixture(42, 6, 400);
+    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    app.update(Action::ShowPanel(Panel::Instances));
+    let _ = draw(&mut app, 100, 20);
+    for _ in 0..50 {
+        app.update(Action::Down);
+    }
+    let buf = draw(&mut app, 100, 20);
+    let screen = text(&buf);
+    assert!(screen.contains("[51/407]"), "{screen}");
+    assert!(screen.contains("▶"), "selection visible:\n{screen}");
+    app.update(Action::Bottom);
+    let screen = text(&draw(&mut app, 100, 20));
+    assert!(screen.contains("[407/407]") && screen.contains("▶"), "{screen}");
+}

@@ -1,0 +1,284 @@
+//! Themes are data: TOML files with semantic keys, embedded as defaults, with user files
+//! merged over a base (gitui's theme patches). Colour depth follows the terminal: 24-bit
+//! when COLORTERM says so, the 256-colour palette otherwise (the usual case over SSH), and
+//! none at all under NO_COLOR.
+
+use std::collections::HashMap;
+
+use ratatui::style::{Color, Modifier, Style};
+use serde::Deserialize;
+
+const BUILTIN: [(&str, &str); 3] = [
+    ("default", include_str!("../../themes/default.toml")),
+    ("light", include_str!("../../themes/light.toml")),
+    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+];
+
+/// The names of the built-in themes.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|(n, _)| *n).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorMode {
+    TrueColor,
+    Palette256,
+    None,
+}
+
+impl ColorMode {
+    /// From the environment: `NO_COLOR` (any value) wins, then `COLORTERM`.
+    pub fn detect() -> ColorMode {
+        Self::from_env(std::env::var_os("NO_COLOR").is_some(), std::env::var("COLORTERM").ok().as_deref())
+    }
+
+    pub fn from_env(no_color: bool, colorterm: Option<&str>) -> ColorMode {
+        if no_color {
+            ColorMode::None
+        } else if matches!(colorterm, Some("truecolor") | Some("24bit")) {
+            ColorMode::TrueColor
+        } else {
+            ColorMode::Palette256
+        }
+    }
+}
+
+/// Styles by meaning, never by widget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Theme {
+    pub name: String,
+    pub text: Style,
+    pub muted: Style,
+    pub border: Style,
+    pub title: Style,
+    pub accent: Style,
+    pub header: Style,
+    pub selection: Style,
+    pub ok: Style,
+    pub warn: Style,
+    pub bad: Style,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThemeFile {
+    base: Option<String>,
+    #[serde(default)]
+    colors: HashMap<String, String>,
+}
+
+const KEYS: [&str; 12] = [
+    "text",
+    "muted",
+    "border",
+    "title",
+    "accent",
+    "header_fg",
+    "header_bg",
+    "selection_fg",
+    "selection_bg",
+    "ok",
+    "warn",
+    "bad",
+];
+
+impl Theme {
+    /// A built-in theme by name. Built-ins are tested, so this cannot fail at run time.
+    pub fn builtin(name: &str, mode: ColorMode) -> Option<Theme> {
+        let text = BUILTIN.iter().find(|(n, _)| *n == name)?.1;
+        Theme::parse(name, text, mode, None).ok()
+    }
+
+    /// The default theme, in the given colour mode.
+    pub fn default_for(mode: ColorMode) -> Theme {
+        Theme::builtin("default", mode).unwrap_or_else(|| Theme::plain("default"))
+    }
+
+    /// A built-in name or a path to a TOML file.
+    pub fn load(name_or_path: &str, mode: ColorMode) -> Result<Theme, String> {
+        if let Some(t) = Theme::builtin(name_or_path, mode) {
+            return Ok(t);
+        }
+        let looks_like_path = name_or_path.contains('/') || name_or_path.ends_with(".toml");
+        if !looks_like_path {
+            return Err(format!(
+                "unknown theme {name_or_path:?}: use one of {} or a path to a .toml file",
+                builtin_names().join(", ")
+            ));
+        }
+        let text = std::fs::read_to_string(name_or_path)
+            .map_err(|e| format!("cannot read theme {name_or_path}: {e}"))?;
+        Theme::parse(name_or_path, &text, mode, Some(()))
+    }
+
+    fn parse(name: &str, text: &str, mode: ColorMode, user: Option<()>) -> Result<Theme, String> {
+        let file: ThemeFile = toml::from_str(text).map_err(|e| format!("theme {name}: {e}"))?;
+        let mut colors: HashMap<String, String> = HashMap::new();
+        if user.is_some() {
+            let base = file.base.as_deref().unwrap_or("default");
+            let base_text = BUILTIN
+                .iter()
+                .find(|(n, _)| *n == base)
+                .ok_or_else(|| format!("theme {name}: unknown base {base:?}"))?
+                .1;
+            let base_file: ThemeFile = toml::from_str(base_text).map_err(|e| format!("theme {base}: {e}"))?;
+            colors.extend(base_file.colors);
+        }
+        for (k, v) in file.colors {
+            if !KEYS.contains(&k.as_str()) {
+                return Err(format!("theme {name}: unknown key {k:?} (known: {})", KEYS.join(", ")));
+            }
+            colors.insert(k, v);
+        }
+        let color = |key: &str| -> Result<Option<Color>, String> {
+            let value = colors.get(key).ok_or_else(|| format!("theme {name}: missing {key}"))?;
+            let c = parse_color(value)
+                .ok_or_else(|| format!("theme {name}: {key} = {value:?} is not a colour"))?;
+            Ok(match mode {
+                ColorMode::None => None,
+                ColorMode::TrueColor => Some(c),
+                ColorMode::Palette256 => Some(to_palette(c)),
+            })
+        };
+        let fg = |key: &str| -> Result<Style, String> {
+            Ok(color(key)?.map(|c| Style::default().fg(c)).unwrap_or_default())
+        };
+        let pair = |fg_key: &str, bg_key: &str| -> Result<Style, String> {
+            let mut s = Style::default();
+            if let Some(c) = color(fg_key)? {
+                s = s.fg(c);
+            }
+            if let Some(c) = color(bg_key)? {
+                s = s.bg(c);
+            }
+            Ok(s)
+        };
+        let mut theme = Theme {
+            name: name.to_string(),
+            text: fg("text")?,
+            muted: fg("muted")?,
+            border: fg("border")?,
+            title: fg("title")?.add_modifier(Modifier::BOLD),
+            accent: fg("accent")?,
+            header: pair("header_fg", "header_bg")?,
+            selection: pair("selection_fg", "selection_bg")?,
+            ok: fg("ok")?,
+            warn: fg("warn")?,
+            bad: fg("bad")?.add_modifier(Modifier::BOLD),
+        };
+        if mode == ColorMode::None {
+            // Without colour, selection and the header still have to stand out.
+            theme.selection = Style::default().add_modifier(Modifier::REVERSED);
+            theme.header = Style::default().add_modifier(Modifier::BOLD);
+            theme.muted = Style::default().add_modifier(Modifier::DIM);
+        }
+        Ok(theme)
+    }
+
+    fn plain(name: &str) -> Theme {
+        let s = Style::default();
+        Theme {
+            name: name.to_string(),
+            text: s,
+            muted: s,
+            border: s,
+            title: s,
+            accent: s,
+            header: s,
+            selection: s.add_modifier(Modifier::REVERSED),
+            ok: s,
+            warn: s,
+            bad: s,
+        }
+    }
+}
+
+fn parse_color(s: &str) -> Option<Color> {
+    if s == "reset" {
+        return Some(Color::Reset);
+    }
+    if let Ok(i) = s.parse::<u8>() {
+        return Some(Color::Indexed(i));
+    }
+    s.parse::<Color>().ok()
+}
+
+/// The nearest colour of the xterm 256 palette (6x6x6 cube or grey ramp).
+fn to_palette(c: Color) -> Color {
+    let Color::Rgb(r, g, b) = c else { return c };
+    let cube = |v: u8| -> u8 {
+        if v < 48 {
+            0
+        } else if v < 115 {
+            1
+        } else {
+            ((v as u16 - 35) / 40) as u8
+        }
+    };
+    let level = |i: u8| -> u8 { if i == 0 { 0 } else { 55 + 40 * i } };
+    let (cr, cg, cb) = (cube(r), cube(g), cube(b));
+    let cube_idx = 16 + 36 * cr + 6 * cg + cb;
+    let cube_rgb = (level(cr), level(cg), level(cb));
+    let avg = (r as u16 + g as u16 + b as u16) / 3;
+    let grey_i = if avg > 238 { 23 } else { (avg.saturating_sub(3) / 10) as u8 };
+    let grey_v = 8 + 10 * grey_i;
+    let dist = |(x, y, z): (u8, u8, u8)| -> u32 {
+        let d = |a: u8, b: u8| (a as i32 - b as i32).pow(2) as u32;
+        d(x, r) + d(y, g) + d(z, b)
+    };
+    if dist((grey_v, grey_v, grey_v)) < dist(cube_rgb) {
+        Color::Indexed(232 + grey_i)
+    } else {
+        Color::Indexed(cube_idx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_in_every_mode() {
+        for name in builtin_names() {
+            for mode in [ColorMode::TrueColor, ColorMode::Palette256, ColorMode::None] {
+                assert!(Theme::builtin(name, mode).is_some(), "{name} {mode:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn palette_fallback_and_no_color() {
+        let t = Theme::builtin("default", ColorMode::Palette256).unwrap();
+        assert!(matches!(t.bad.fg, Some(Color::Indexed(_))), "{:?}", t.bad);
+        let t = Theme::builtin("default", ColorMode::TrueColor).unwrap();
+        assert_eq!(t.bad.fg, Some(Color::Rgb(0xff, 0x5f, 0x5f)));
+        let t = Theme::builtin("default", ColorMode::None).unwrap();
+        assert_eq!(t.bad.fg, None);
+        assert!(t.selection.add_modifier.contains(Modifier::REVERSED));
+        assert_eq!(to_palette(Color::Rgb(255, 0, 0)), Color::Indexed(196));
+        assert_eq!(to_palette(Color::Rgb(128, 128, 128)), Color::Indexed(244));
+    }
+
+    #[test]
+    fn user_files_patch_a_base_and_bad_files_say_why() {
+        let dir = std::env::temp_dir().join(format!("qd-theme-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("mine.toml");
+        std::fs::write(&good, "base = \"light\"\n[colors]\nbad = \"#123456\"\n").unwrap();
+        let t = Theme::load(good.to_str().unwrap(), ColorMode::TrueColor).unwrap();
+        assert_eq!(t.bad.fg, Some(Color::Rgb(0x12, 0x34, 0x56)));
+        assert_eq!(t.ok.fg, Theme::builtin("light", ColorMode::TrueColor).unwrap().ok.fg);
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[colors]\nbad = \"not-a-colour\"\n").unwrap();
+        let err = Theme::load(bad.to_str().unwrap(), ColorMode::TrueColor).unwrap_err();
+        assert!(err.contains("is not a colour"), "{err}");
+        std::fs::write(&bad, "[colors]\nsparkle = \"red\"\n").unwrap();
+        assert!(
+            Theme::load(bad.to_str().unwrap(), ColorMode::TrueColor).unwrap_err().contains("unknown key")
+        );
+        assert!(Theme::load("nope", ColorMode::TrueColor).unwrap_err().contains("unknown theme"));
+        assert!(Theme::load("/no/such.toml", ColorMode::TrueColor).unwrap_err().contains("cannot read"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,187 @@
+//! The whole plane in one process on the in-process bus: deploy through the controller's
+//! API, then the instances run and the routes exist. Needs no external service.
+
+use std::time::Duration;
+
+use quarterdeck::backend::{self, Replica, Update};
+use quarterdeck::bus::{self, Bus};
+use quarterdeck::protocol::{
+    Accepted, Constraints, DeployRequest, Envelope, EventKind, InstanceState, OperationState, RestartRequest,
+    StepName, subjects,
+};
+
+use crate::support::{eventually, fast_sandbox};
+
+fn deploy_req(app: &str, version: &str, n: u32) -> DeployRequest {
+    DeployRequest {
+        app: app.into(),
+        version: version.into(),
+        instances: n,
+        image: Some("tomcat:8.5".into()),
+        port: Some(8080),
+        constraints: Some(Constraints { azs: vec![], tags: vec![], cpu: 0.5, memory_mb: 512 }),
+        domain: None,
+        tags: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_runs_instances_and_adds_routes() {
+    let sb = fast_sandbox(4).await;
+    let accepted: Accepted = bus::request(
+        sb.bus.as_ref() as &dyn Bus,
+        subjects::CTL_DEPLOY,
+        &Envelope::new("test", deploy_req("shop-web", "1.0.0", 3)),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("deploy accepted");
+    let op_id = accepted.operation_id.expect("an operation id");
+
+    let ctl = sb.controller.clone();
+    eventually(Duration::from_secs(20), "operation succeeds", || {
+        ctl.snapshot().operations.get(&op_id).is_some_and(|o| o.state != OperationState::Running)
+    })
+    .await;
+    let fleet = ctl.snapshot();
+    let op = &fleet.operations[&op_id];
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    let running: Vec<_> =
+        fleet.instances_of("shop-web").filter(|i| i.state == InstanceState::Running).collect();
+    assert_eq!(running.len(), 3);
+    // Spread over both AZs.
+    let azs: std::collections::HashSet<_> = running.iter().map(|i| fleet.hosts[&i.host].az.clone()).collect();
+    assert_eq!(azs.len(), 2);
+    for inst in &running {
+        assert!(inst.endpoint.starts_with("10.101."), "{}", inst.endpoint);
+        assert!(fleet.routes.contains_key(&("shop-web".to_string(), inst.endpoint.clone())));
+    }
+    // Every step of the original flow, in order, for each instance.
+    let order = [
+        StepName::NewInstanceAndDeployWarRequest,
+        StepName::Download,
+        StepName::Restart,
+        StepName::HealthCheck,
+        StepName::AddRouteRequest,
+        StepName::InstanceDeployed,
+    ];
+    for inst in &running {
+        let steps: Vec<StepName> =
+            op.steps.iter().filter(|s| s.instance.as_deref() == Some(&inst.id)).map(|s| s.name).collect();
+        assert_eq!(steps, order, "steps of {}", inst.id);
+    }
+    assert_eq!(op.steps[0].name, StepName::AllocateRepositoryRequest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_backend_replica_matches_the_controller() {
+    let sb = fast_sandbox(3).await;
+    sb.deploy(deploy_req("api-gateway", "2.0", 2)).await.unwrap();
+    let mut handle = backend::spawn(sb.bus.clone(), "test-cockpit".into());
+    let mut replica = Replica::default();
+    let ctl = sb.controller.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut saw_deployed = false;
+    loop {
+        let update =
+            tokio::time::timeout_at(deadline, handle.updates.recv()).await.expect("updates").unwrap();
+        match update {
+            Update::Snapshot(f) => replica.apply_snapshot(f, 0),
+            Update::History(h) => replica.apply_history(h),
+            Update::Event(e) => {
+                saw_deployed |= e.kind == EventKind::InstanceDeployed;
+                if replica.apply_event(e, 0).is_err() {
+                    handle.commands.send(backend::Command::Resync).unwrap();
+                }
+            }
+            _ => {}
+        }
+        let running = replica.fleet.instances.values().filter(|i| i.state == InstanceState::Running).count();
+        if running == 2 && replica.fleet.routes.len() == 2 {
+            break;
+        }
+    }
+    assert!(saw_deployed || replica.events.iter().any(|e| e.kind == EventKind::InstanceDeployed));
+    // Wait for quiet, then compare everything with a revision.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(u) = handle.updates.try_recv() {
+        if let Update::Event(e) = u {
+            replica.apply_event(e, 0).unwrap();
+        }
+    }
+    let truth = ctl.snapshot();
+    assert_eq!(replica.fleet.revision, truth.revision);
+    assert_eq!(replica.fleet.routes, truth.routes);
+    assert_eq!(replica.fleet.apps, truth.apps);
+    assert_eq!(replica.fleet.operations, truth.operations);
+    let ids = |f: &quarterdeck::protocol::Fleet| {
+        f.instances.values().map(|i| (i.id.clone(), i.state)).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&replica.fleet), ids(&truth));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_and_crash_recovery() {
+    let sb = fast_sandbox(2).await;
+    let ctl = sb.controller.clone();
+    sb.deploy(deploy_req("session-cache", "7", 1)).await.unwrap();
+    eventually(Duration::from_secs(20), "instance running", || {
+        ctl.snapshot().instances.values().any(|i| i.state == InstanceState::Running)
+    })
+    .await;
+    let inst = ctl.snapshot().instances.values().next().cloned().unwrap();
+    let accepted: Accepted = bus::request(
+        sb.bus.as_ref() as &dyn Bus,
+        subjects::CTL_RESTART,
+        &Envelope::new("test", RestartRequest::Instance(inst.id.clone())),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let op = accepted.operation_id.unwrap();
+    eventually(Duration::from_secs(20), "restart done", || {
+        ctl.snapshot().operations.get(&op).is_some_and(|o| o.state == OperationState::Succeeded)
+    })
+    .await;
+    let after = ctl.snapshot().instances[&inst.id].clone();
+    assert_eq!(after.restarts, 1);
+    assert!(after.started_at > inst.started_at);
+
+    // Unknown instance: a clear refusal.
+    let err = bus::request::<_, Accepted>(
+        sb.bus.as_ref() as &dyn Bus,
+        subjects::CTL_RESTART,
+        &Envelope::new("test", RestartRequest::Instance("nope".into())),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no instance"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_host_has_its_instances_placed_elsewhere() {
+    let sb = fast_sandbox(2).await;
+    let ctl = sb.controller.clone();
+    sb.deploy(deploy_req("shop-web", "1", 2)).await.unwrap();
+    eventually(Duration::from_secs(20), "two running", || {
+        ctl.snapshot().instances.values().filter(|i| i.state == InstanceState::Running).count() == 2
+    })
+    .await;
+    // host-01 stops heartbeating: stale after 3 periods, lost after 10 (200 ms each).
+    sb.agents[0].stop();
+    eventually(Duration::from_secs(20), "host-01 lost and both instances on host-02", || {
+        let f = ctl.snapshot();
+        f.hosts["host-01"].state == quarterdeck::protocol::HostState::Lost
+            && f.instances
+                .values()
+                .filter(|i| i.host == "host-02" && i.state == InstanceState::Running)
+                .count()
+                == 2
+            && f.routes.len() == 2
+    })
+    .await;
+    let f = ctl.snapshot();
+    assert_eq!(f.instances.len(), 2);
+    assert!(f.routes.values().all(|r| f.instances.values().any(|i| i.endpoint == r.backend)));
+}
