@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Block, BorderType, Cell};
 
-use super::table::{self, Column, TableView, col, styled, wide};
+use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::protocol::Event;
@@ -14,6 +14,8 @@ use crate::protocol::clock::hms;
 const COLUMNS: [Column; 5] =
     [col("TIME", 8, 2), col("REV", 6, 1), col("KIND", 22, 0), col("APP", 13, 3), wide("MESSAGE", 30, 0)];
 
+const SPEC: PanelSpec = PanelSpec { panel: Panel::Events, columns: &COLUMNS, empty_text: "no events yet" };
+
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let (events_area, log_area) = if app.show_log && area.height > 30 {
         let [a, b] = Layout::vertical([Constraint::Min(8), Constraint::Length(8)]).areas(area);
@@ -21,23 +23,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     } else {
         (area, None)
     };
-    let sel = app.selections[Panel::Events.index()];
-    let total = app.replica.events.len();
-    let start =
-        table::window_start(sel.index, sel.offset, events_area.height.saturating_sub(3) as usize, total);
-    let visible: Vec<&Event> =
-        app.replica.events.iter().rev().skip(start).take(events_area.height as usize).collect();
-    let view = TableView {
-        title: "Events".into(),
-        columns: &COLUMNS,
-        total,
-        selected: sel.index,
-        offset: sel.offset,
-        empty_text: "no events yet",
-    };
-    table::render(app, frame, events_area, view, |i| {
-        visible.get(i - start).map(|e| cells(app, e)).unwrap_or_default()
-    });
+    // Newest first.
+    let events = app.replica.events.iter().rev();
+    table::render_panel(app, frame, events_area, &SPEC, events, cells);
     if let Some(log_area) = log_area {
         let t = &app.theme;
         let block = Block::bordered()
@@ -58,7 +46,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn cells<'a>(app: &App, e: &Event) -> Vec<Cell<'a>> {
+fn cells(app: &App, e: &Event) -> Vec<Cell<'static>> {
     let t = &app.theme;
     let bad = e.kind.is_bad();
     let kind = if bad { format!("✕ {}", e.kind.as_str()) } else { e.kind.as_str().to_string() };

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::widgets::Cell;
 
-use super::table::{self, Column, TableView, col, pct, styled, wide};
+use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::protocol::clock::age;
@@ -22,22 +22,12 @@ const COLUMNS: [Column; 9] = [
     wide("TAGS", 10, 1),
 ];
 
+const SPEC: PanelSpec =
+    PanelSpec { panel: Panel::Hosts, columns: &COLUMNS, empty_text: "no hosts have sent a heartbeat yet" };
+
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let sel = app.selections[Panel::Hosts.index()];
-    let total = app.replica.fleet.hosts.len();
-    let start = table::window_start(sel.index, sel.offset, area.height.saturating_sub(3) as usize, total);
-    let hosts: Vec<&Host> = app.replica.fleet.hosts.values().skip(start).take(area.height as usize).collect();
-    let view = TableView {
-        title: "Hosts".into(),
-        columns: &COLUMNS,
-        total,
-        selected: sel.index,
-        offset: sel.offset,
-        empty_text: "no hosts have sent a heartbeat yet",
-    };
-    table::render(app, frame, area, view, |i| {
-        hosts.get(i - start).map(|h| cells(app, h)).unwrap_or_default()
-    });
+    let hosts = app.replica.fleet.hosts.values();
+    table::render_panel(app, frame, area, &SPEC, hosts, cells);
 }
 
 /// `● up`, `◐ stale`, `✕ lost`: a symbol and a word, never colour alone.
@@ -49,7 +39,7 @@ pub fn state_label(state: HostState) -> &'static str {
     }
 }
 
-fn cells<'a>(app: &App, h: &Host) -> Vec<Cell<'a>> {
+fn cells(app: &App, h: &Host) -> Vec<Cell<'static>> {
     let t = &app.theme;
     let state_style = match h.state {
         HostState::Up => t.ok,

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::widgets::Cell;
 
-use super::table::{self, Column, TableView, col, pct, styled, wide};
+use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::protocol::clock::uptime;
@@ -24,23 +24,15 @@ const COLUMNS: [Column; 10] = [
     col("MEM", 10, 0),
 ];
 
+const SPEC: PanelSpec = PanelSpec {
+    panel: Panel::Instances,
+    columns: &COLUMNS,
+    empty_text: "no instances: deploy an app to see it here",
+};
+
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let sel = app.selections[Panel::Instances.index()];
-    let total = app.replica.fleet.instances.len();
-    let start = table::window_start(sel.index, sel.offset, area.height.saturating_sub(3) as usize, total);
-    let visible: Vec<&Instance> =
-        app.replica.fleet.instances.values().skip(start).take(area.height as usize).collect();
-    let view = TableView {
-        title: "Instances".into(),
-        columns: &COLUMNS,
-        total,
-        selected: sel.index,
-        offset: sel.offset,
-        empty_text: "no instances: deploy an app to see it here",
-    };
-    table::render(app, frame, area, view, |i| {
-        visible.get(i - start).map(|inst| cells(app, inst)).unwrap_or_default()
-    });
+    let instances = app.replica.fleet.instances.values();
+    table::render_panel(app, frame, area, &SPEC, instances, cells);
 }
 
 /// A symbol and a word for each state, and the style that goes with it.
@@ -55,7 +47,7 @@ pub fn state_label(state: InstanceState, t: &Theme) -> (String, ratatui::style::
     (format!("{sym} {}", state.as_str()), style)
 }
 
-fn cells<'a>(app: &App, i: &Instance) -> Vec<Cell<'a>> {
+fn cells(app: &App, i: &Instance) -> Vec<Cell<'static>> {
     let t = &app.theme;
     let (state, style) = state_label(i.state, t);
     let up = match (i.state, i.started_at) {

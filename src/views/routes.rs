@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::widgets::Cell;
 
-use super::table::{self, Column, TableView, col, styled, wide};
+use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::protocol::{InstanceState, Route, RouteState};
@@ -18,26 +18,14 @@ const COLUMNS: [Column; 6] = [
     col("INSTANCE", 12, 1),
 ];
 
+const SPEC: PanelSpec = PanelSpec { panel: Panel::Routes, columns: &COLUMNS, empty_text: "no routes" };
+
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let sel = app.selections[Panel::Routes.index()];
-    let total = app.replica.fleet.routes.len();
-    let start = table::window_start(sel.index, sel.offset, area.height.saturating_sub(3) as usize, total);
-    let visible: Vec<&Route> =
-        app.replica.fleet.routes.values().skip(start).take(area.height as usize).collect();
-    let view = TableView {
-        title: "Routes".into(),
-        columns: &COLUMNS,
-        total,
-        selected: sel.index,
-        offset: sel.offset,
-        empty_text: "no routes",
-    };
-    table::render(app, frame, area, view, |i| {
-        visible.get(i - start).map(|r| cells(app, r)).unwrap_or_default()
-    });
+    let routes = app.replica.fleet.routes.values();
+    table::render_panel(app, frame, area, &SPEC, routes, cells);
 }
 
-fn cells<'a>(app: &App, r: &Route) -> Vec<Cell<'a>> {
+fn cells(app: &App, r: &Route) -> Vec<Cell<'static>> {
     let t = &app.theme;
     let (state, style) = match r.state {
         RouteState::Enabled => ("● enabled", t.ok),

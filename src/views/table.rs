@@ -141,6 +141,42 @@ pub fn render<'r>(
     }
 }
 
+/// What a panel's table is: which panel, its columns, what it says when empty.
+#[derive(Clone, Copy)]
+pub struct PanelSpec {
+    pub panel: crate::actions::Panel,
+    pub columns: &'static [Column],
+    pub empty_text: &'static str,
+}
+
+/// Draws one panel's table from an ordered collection: skips to the window around the
+/// selection and builds cells for the visible items only.
+pub fn render_panel<'a, T: 'a>(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    spec: &PanelSpec,
+    items: impl ExactSizeIterator<Item = &'a T>,
+    cells: impl Fn(&App, &T) -> Vec<Cell<'static>>,
+) {
+    let PanelSpec { panel, columns, empty_text } = *spec;
+    let sel = app.selections[panel.index()];
+    let total = items.len();
+    let start = window_start(sel.index, sel.offset, area.height.saturating_sub(3) as usize, total);
+    let visible: Vec<&T> = items.skip(start).take(area.height as usize).collect();
+    let view = TableView {
+        title: panel.title().to_string(),
+        columns,
+        total,
+        selected: sel.index,
+        offset: sel.offset,
+        empty_text,
+    };
+    render(app, frame, area, view, |i| {
+        visible.get(i - start).map(|item| cells(app, item)).unwrap_or_default()
+    });
+}
+
 /// A cell styled by meaning.
 pub fn styled<'a>(text: impl Into<String>, style: Style) -> Cell<'a> {
     Cell::from(Span::styled(text.into(), style))
