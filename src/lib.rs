@@ -6,6 +6,7 @@ pub mod actions;
 pub mod app;
 pub mod backend;
 pub mod bus;
+pub mod cli;
 pub mod plane;
 pub mod protocol;
 pub mod views;

@@ -3,6 +3,7 @@
 //! trait, so every role is written once.
 
 mod local;
+pub mod nats;
 mod typed;
 
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use futures_util::Stream;
 use tokio::sync::watch;
 
 pub use local::LocalBus;
+pub use nats::{NatsBus, NatsOptions};
 pub use typed::{RequestError, publish, request, respond};
 
 /// One message as delivered to a subscriber.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::agent::sim::{SimConfig, SimDriver};
 use super::agent::{self, AgentConfig, AgentHandle};
+use super::controller::store::MemoryStore;
 use super::controller::{Controller, ControllerConfig};
 use super::rng::Rng;
 use crate::bus::{self, Bus, BusError, LocalBus, RequestError};
@@ -122,7 +123,9 @@ impl Sandbox {
             step_timeout: Duration::from_secs_f64((60.0 / config.speed).max(5.0)),
             ..ControllerConfig::default()
         };
-        let controller = Controller::start(dyn_bus.clone(), controller_config, Fleet::default()).await?;
+        let store = Arc::new(MemoryStore::new(dyn_bus.clone()));
+        let controller =
+            Controller::start(dyn_bus.clone(), controller_config, Fleet::default(), store).await?;
         let mut rng = Rng::new(config.seed);
         let mut agents = Vec::with_capacity(config.hosts);
         for i in 0..config.hosts {

@@ -5,11 +5,12 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::core::{Controller, Draft, HISTORY_KEPT};
+use super::core::{Controller, Draft};
 use super::{deploy, ops};
 use crate::bus::{Message, Subscription};
+use crate::protocol::subjects;
 use crate::protocol::{
-    Accepted, App, Change, Constraints, DeployRequest, Envelope, ErrorCode, Event, EventKind, HistoryRequest,
+    Accepted, App, Change, Constraints, DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest,
     OperationKind, OperationState, Reply, RestartRequest, Route, RouteRequest, RouteState, WireError, decode,
     encode, validate,
 };
@@ -22,6 +23,12 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             log::warn!("ignoring {} without a reply subject", msg.subject);
             continue;
         };
+        // History reads the durable stream, which takes a while: it must not hold up
+        // commands, and it changes nothing, so it runs on its own.
+        if msg.subject == subjects::CTL_HISTORY {
+            tokio::spawn(answer_history(ctl.clone(), msg));
+            continue;
+        }
         let answer = handle(&ctl, &msg);
         if let Err(err) = ctl.bus().publish(&reply_to, Bytes::from(answer)).await {
             log::warn!("could not answer {}: {err}", msg.subject);
@@ -33,10 +40,6 @@ fn handle(ctl: &Controller, msg: &Message) -> Vec<u8> {
     let verb = msg.subject.strip_prefix("qd.v1.ctl.").unwrap_or("");
     match verb {
         "snapshot" => encode_reply(ctl, Reply::Ok(ctl.snapshot())),
-        "history" => match decode::<HistoryRequest>(&msg.payload) {
-            Ok(env) => encode_reply(ctl, Reply::Ok(history(ctl, &env.body))),
-            Err(err) => encode_reply::<()>(ctl, Reply::Error(WireError::bad_request(err.to_string()))),
-        },
         "deploy" => command(ctl, msg, |ctl, req: DeployRequest| start_deploy(ctl, req)),
         "restart" => command(ctl, msg, |ctl, req: RestartRequest| start_restart(ctl, req)),
         "route.add" => command(ctl, msg, |ctl, req: RouteRequest| route(ctl, RouteVerb::Add, req)),
@@ -53,14 +56,29 @@ fn handle(ctl: &Controller, msg: &Message) -> Vec<u8> {
     }
 }
 
-fn history(ctl: &Controller, req: &HistoryRequest) -> Vec<Event> {
-    let limit = req.limit.unwrap_or(HISTORY_KEPT).min(HISTORY_KEPT);
-    ctl.read(|core| {
-        let since = req.since_ts.unwrap_or(0);
-        let matching: Vec<&Event> = core.history.iter().filter(|e| e.ts >= since).collect();
-        matching[matching.len().saturating_sub(limit)..].iter().map(|e| (*e).clone()).collect()
-    })
+async fn answer_history(ctl: Controller, msg: Message) {
+    let answer = match decode::<HistoryRequest>(&msg.payload) {
+        Ok(env) => {
+            let limit = env.body.limit.unwrap_or(MAX_HISTORY).min(MAX_HISTORY);
+            match ctl.store().history(env.body.since_ts.unwrap_or(0), limit).await {
+                Ok(events) => encode_reply(&ctl, Reply::Ok(events)),
+                Err(e) => encode_reply::<()>(
+                    &ctl,
+                    Reply::Error(WireError::new(ErrorCode::Unavailable, e.to_string())),
+                ),
+            }
+        }
+        Err(err) => encode_reply::<()>(&ctl, Reply::Error(WireError::bad_request(err.to_string()))),
+    };
+    if let Some(to) = &msg.reply
+        && let Err(err) = ctl.bus().publish(to, Bytes::from(answer)).await
+    {
+        log::warn!("could not answer {}: {err}", msg.subject);
+    }
 }
+
+/// The most events one history answer carries.
+const MAX_HISTORY: usize = 10_000;
 
 fn encode_reply<T: Serialize>(ctl: &Controller, reply: Reply<T>) -> Vec<u8> {
     let envelope = Envelope::new(ctl.config().source.clone(), reply);

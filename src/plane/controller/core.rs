@@ -1,14 +1,15 @@
 //! The controller's shared state and the one way to change it: `mutate`, which assigns the
 //! next revision to each event and queues it for publishing in order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
 use super::ControllerConfig;
-use crate::bus::{self, Bus};
+use super::store::Store;
+use crate::bus::Bus;
 use crate::plane::replies::ReplyCache;
 use crate::protocol::clock::now_ms;
 use crate::protocol::{Change, Envelope, Event, EventKind, Fleet, subjects};
@@ -76,16 +77,13 @@ pub(crate) struct Core {
     pub crashes: HashMap<String, CrashRecord>,
     /// Replies already given, by command id, so a repeated command gets the same answer.
     pub replies: ReplyCache,
-    /// Recent events, oldest first, for clients that join late. The durable history is the
-    /// event stream on the bus; this is what the controller itself can answer with.
-    pub history: VecDeque<Event>,
 }
 
 const REPLIES_KEPT: usize = 10_000;
-pub(crate) const HISTORY_KEPT: usize = 10_000;
 
 struct Shared {
     bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
     config: ControllerConfig,
     core: Mutex<Core>,
     rev: watch::Sender<u64>,
@@ -102,6 +100,7 @@ impl Controller {
         bus: Arc<dyn Bus>,
         config: ControllerConfig,
         fleet: Fleet,
+        store: Arc<dyn Store>,
     ) -> (Controller, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
         let (rev, _) = watch::channel(fleet.revision);
@@ -109,14 +108,8 @@ impl Controller {
         // A host in a loaded state gets a full grace period: silence before we started
         // proves nothing.
         let host_seen = fleet.hosts.keys().map(|h| (h.clone(), (now, config.heartbeat_period))).collect();
-        let core = Core {
-            fleet,
-            host_seen,
-            crashes: HashMap::new(),
-            replies: ReplyCache::new(REPLIES_KEPT),
-            history: VecDeque::new(),
-        };
-        let shared = Shared { bus, config, core: Mutex::new(core), rev, events };
+        let core = Core { fleet, host_seen, crashes: HashMap::new(), replies: ReplyCache::new(REPLIES_KEPT) };
+        let shared = Shared { bus, store, config, core: Mutex::new(core), rev, events };
         (Controller { shared: Arc::new(shared) }, rx)
     }
 
@@ -126,6 +119,10 @@ impl Controller {
 
     pub(crate) fn bus(&self) -> &dyn Bus {
         self.shared.bus.as_ref()
+    }
+
+    pub(crate) fn store(&self) -> Arc<dyn Store> {
+        self.shared.store.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {
@@ -171,10 +168,6 @@ impl Controller {
                 log::error!("controller produced a revision gap: {gap}");
                 continue;
             }
-            if core.history.len() >= HISTORY_KEPT {
-                core.history.pop_front();
-            }
-            core.history.push_back(event.clone());
             let _ = self.shared.events.send(event);
         }
         let rev = core.fleet.revision;
@@ -209,17 +202,22 @@ impl Controller {
     }
 }
 
-/// Publishes events in revision order on `qd.v1.evt.<kind>.<app>`.
+/// Makes events durable and visible in revision order. A failed commit (the bus is down)
+/// is retried until it succeeds: an event is never skipped, or replicas would see a gap
+/// and the stored state would fall behind.
 pub(crate) async fn publish_events(
-    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
     source: String,
     mut events: mpsc::UnboundedReceiver<Event>,
 ) {
     while let Some(event) = events.recv().await {
         let subject = subjects::event(&event.kind.subject_token(), event.app.as_deref());
         let envelope = Envelope::new(source.clone(), event);
-        if let Err(err) = bus::publish(bus.as_ref(), &subject, &envelope).await {
-            log::warn!("could not publish event rev {}: {err}", envelope.body.rev);
+        let mut wait = Duration::from_millis(100);
+        while let Err(err) = store.commit(&subject, &envelope).await {
+            log::warn!("could not commit event rev {}: {err}; retrying in {wait:?}", envelope.body.rev);
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
         }
     }
 }

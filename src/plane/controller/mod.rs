@@ -7,14 +7,17 @@ mod core;
 mod deploy;
 mod health;
 mod intake;
+pub mod lease;
 mod ops;
 pub mod scheduler;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bus::Bus;
 use crate::protocol::{Fleet, subjects};
+use store::Store;
 
 pub use self::core::Controller;
 
@@ -60,13 +63,14 @@ impl Controller {
         bus: Arc<dyn Bus>,
         config: ControllerConfig,
         initial: Fleet,
+        store: Arc<dyn Store>,
     ) -> Result<Controller, crate::bus::BusError> {
-        let (ctl, events) = Controller::new(bus.clone(), config, initial);
+        let (ctl, events) = Controller::new(bus.clone(), config, initial, store.clone());
         // Subscribe before anything is published so that nothing is missed.
         let requests = bus.subscribe(subjects::CTL_ALL).await?;
         let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
         let statuses = bus.subscribe(subjects::STATUS_ALL).await?;
-        tokio::spawn(core::publish_events(bus.clone(), ctl.config().source.clone(), events));
+        tokio::spawn(core::publish_events(store, ctl.config().source.clone(), events));
         tokio::spawn(commands::serve(ctl.clone(), requests));
         tokio::spawn(intake::serve_heartbeats(ctl.clone(), heartbeats));
         tokio::spawn(intake::serve_statuses(ctl.clone(), statuses));

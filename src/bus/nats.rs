@@ -1,0 +1,181 @@
+//! The `Bus` over a real nats-server (async-nats), plus the JetStream handles the controller
+//! and `ctl` use for durable state and event history. Reconnects forever with backoff and
+//! logs every connection event.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::{Bus, BusError, Connection, Message, Subscription};
+use crate::protocol::clock::now_ms;
+
+/// How to reach and authenticate to the NATS server.
+#[derive(Debug, Clone, Default)]
+pub struct NatsOptions {
+    pub url: String,
+    pub creds: Option<PathBuf>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Who this process is, for the server's connection list: `controller`, `agent/h1`.
+    pub name: String,
+}
+
+/// The messages a subscription may hold before the client counts it a slow consumer.
+const SUBSCRIPTION_CAPACITY: usize = 262_144;
+
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    url: String,
+    connection: Arc<watch::Sender<Connection>>,
+}
+
+impl NatsBus {
+    /// Connects, waiting for the server if it is not up yet. Errors only for bad options
+    /// (unreadable credentials, a malformed URL, TLS files that don't load).
+    pub async fn connect(opts: &NatsOptions) -> Result<NatsBus, BusError> {
+        let (tx, _) =
+            watch::channel(Connection::Disconnected { since: now_ms(), reason: "connecting".into() });
+        let connection = Arc::new(tx);
+        let events = connection.clone();
+        let url = opts.url.clone();
+        let who = opts.name.clone();
+        let mut options = async_nats::ConnectOptions::new()
+            .name(&opts.name)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(Duration::from_secs(10)))
+            .subscription_capacity(SUBSCRIPTION_CAPACITY)
+            .reconnect_delay_callback(|attempts| {
+                // 100 ms, doubling, capped at 5 s: quick after a blip, gentle when it's long.
+                Duration::from_millis(100u64.saturating_mul(1 << attempts.min(6))).min(Duration::from_secs(5))
+            })
+            .event_callback(move |event| {
+                let events = events.clone();
+                let url = url.clone();
+                let who = who.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            log::info!("{who}: connected to {url}");
+                            events.send_replace(Connection::Connected);
+                        }
+                        async_nats::Event::Disconnected => {
+                            log::warn!("{who}: disconnected from {url}; reconnecting");
+                            events.send_replace(Connection::Disconnected {
+                                since: now_ms(),
+                                reason: "disconnected".into(),
+                            });
+                        }
+                        async_nats::Event::Closed => {
+                            log::info!("{who}: connection to {url} closed");
+                            events.send_replace(Connection::Disconnected {
+                                since: now_ms(),
+                                reason: "closed".into(),
+                            });
+                        }
+                        other => log::warn!("{who}: NATS {other}"),
+                    }
+                }
+            });
+        if let Some(creds) = &opts.creds {
+            options = options
+                .credentials_file(creds)
+                .await
+                .map_err(|e| BusError::Other(format!("cannot read credentials {}: {e}", creds.display())))?;
+        }
+        match (&opts.user, &opts.password) {
+            (Some(u), Some(p)) => options = options.user_and_password(u.clone(), p.clone()),
+            (None, None) => {}
+            _ => return Err(BusError::Other("--user and --password go together".into())),
+        }
+        if let Some(t) = &opts.token {
+            options = options.token(t.clone());
+        }
+        if let Some(ca) = &opts.tls_ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&opts.tls_cert, &opts.tls_key) {
+            (Some(c), Some(k)) => {
+                options = options.add_client_certificate(c.clone(), k.clone()).require_tls(true)
+            }
+            (None, None) => {}
+            _ => return Err(BusError::Other("--tls-cert and --tls-key go together".into())),
+        }
+        let client = options
+            .connect(opts.url.as_str())
+            .await
+            .map_err(|e| BusError::Other(format!("cannot connect to {}: {e}", opts.url)))?;
+        if client.connection_state() == async_nats::connection::State::Connected {
+            connection.send_replace(Connection::Connected);
+        }
+        Ok(NatsBus { client, url: opts.url.clone(), connection })
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.client.clone())
+    }
+
+    /// Waits until the server has seen everything published so far.
+    pub async fn flush(&self) -> Result<(), BusError> {
+        self.client.flush().await.map_err(|e| BusError::Disconnected(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
+        self.client
+            .publish(subject.to_string(), payload)
+            .await
+            .map_err(|e| BusError::Disconnected(e.to_string()))
+    }
+
+    async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError> {
+        let sub = self
+            .client
+            .subscribe(pattern.to_string())
+            .await
+            .map_err(|e| BusError::Other(format!("cannot subscribe to {pattern}: {e}")))?;
+        Ok(Subscription::new(sub.map(|m| Message {
+            subject: m.subject.to_string(),
+            reply: m.reply.map(|r| r.to_string()),
+            payload: m.payload,
+        })))
+    }
+
+    async fn request(&self, subject: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, BusError> {
+        use async_nats::client::RequestErrorKind;
+        let request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
+        match self.client.send_request(subject.to_string(), request).await {
+            Ok(msg) => Ok(msg.payload),
+            Err(e) => Err(match e.kind() {
+                RequestErrorKind::TimedOut => BusError::Timeout { subject: subject.to_string(), timeout },
+                RequestErrorKind::NoResponders => BusError::NoResponders { subject: subject.to_string() },
+                _ => BusError::Other(format!("request on {subject}: {e}")),
+            }),
+        }
+    }
+
+    fn connection(&self) -> watch::Receiver<Connection> {
+        self.connection.subscribe()
+    }
+
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+}

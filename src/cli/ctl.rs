@@ -1,0 +1,532 @@
+//! `quarterdeck ctl`: headless commands. Tables for people, `--json` for scripts. Exit
+//! status 0 on success, 1 on a refused or failed command, with the reason on stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::BusArgs;
+use super::parse;
+use crate::bus::{self, Bus, NatsBus, RequestError, Subscription};
+use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
+use crate::protocol::clock::{age, datetime, now_ms};
+use crate::protocol::envelope::new_id;
+use crate::protocol::{
+    Accepted, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, RestartRequest, RouteRequest,
+    SnapshotRequest, decode, subjects,
+};
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// Print JSON (one document, or one event per line for `events`) instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// How long to wait for the controller to accept or refuse a command.
+    #[arg(long, global = true, default_value = "10s", value_parser = parse::duration, value_name = "DURATION")]
+    pub timeout: Duration,
+
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// The whole state at one revision: hosts, apps, instances, routes, operations.
+    Snapshot,
+    /// The Docker hosts: AZ, address, state, CPU and memory.
+    Hosts,
+    /// Every app instance: host, endpoint, state, container.
+    Instances,
+    /// The route table: app, domain, backend, state, weight.
+    Routes,
+    /// Deploy APP@VERSION with N instances; prints the operation id.
+    Deploy(DeployArgs),
+    /// Restart one instance, every instance of an app (one at a time), or every instance on
+    /// a host.
+    Restart(RestartArgs),
+    /// Change the route table.
+    Route {
+        #[command(subcommand)]
+        verb: RouteCommand,
+    },
+    /// The event history from the JetStream stream, then (with --follow) live events.
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The app's name: 1-63 of a-z, 0-9 and '-'.
+    #[arg(long)]
+    pub app: String,
+    /// The version to deploy, e.g. 1.4.2.
+    #[arg(long)]
+    pub version: String,
+    /// How many instances should run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub instances: u32,
+    /// Container image; required for a new app.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The port the app listens on in its container; required for a new app.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Allowed availability zone (repeat for more); any when none is given.
+    #[arg(long = "az", value_name = "AZ")]
+    pub azs: Vec<String>,
+    /// A tag every chosen host must carry (repeat for more).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// CPU cores reserved per instance, e.g. 0.5.
+    #[arg(long, value_parser = parse::cpu)]
+    pub cpu: Option<f32>,
+    /// Memory reserved and limited per instance, e.g. 512M or 2G.
+    #[arg(long, value_parser = parse::memory_mb, value_name = "SIZE")]
+    pub memory: Option<u64>,
+    /// The app's domain in the load balancer [default: <app>.local].
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// A label on the app, e.g. prod (repeat for more).
+    #[arg(long = "label", value_name = "LABEL")]
+    pub labels: Vec<String>,
+    /// Follow the operation, printing each step, and exit 0 on success or 1 with the reason.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: how long to follow before giving up.
+    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
+    pub wait_timeout: Duration,
+    /// The command id; sending the same id again gives the first answer and starts nothing.
+    /// [default: a new random id]
+    #[arg(long, value_name = "ID")]
+    pub command_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["instance", "app", "host"])))]
+pub struct RestartArgs {
+    /// One instance, by id.
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Every instance of this app, one at a time.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Every instance on this host, one at a time.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Follow the operation until it ends; exit 0 on success or 1 with the reason.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: how long to follow before giving up.
+    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
+    pub wait_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The app the route belongs to.
+    #[arg(long)]
+    pub app: String,
+    /// The backend, IPv4:PORT.
+    #[arg(long)]
+    pub backend: String,
+    /// For add: the backend's weight (1 to 1000).
+    #[arg(long)]
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Add a backend to the app's upstream.
+    Add(RouteArgs),
+    /// Remove a backend.
+    Remove(RouteArgs),
+    /// Put a disabled backend back in service.
+    Enable(RouteArgs),
+    /// Take a backend out of service, keeping its route.
+    Disable(RouteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// How far back to start, e.g. 15m, 1h, 24h.
+    #[arg(long, default_value = "1h", value_parser = parse::duration, value_name = "DURATION")]
+    pub since: Duration,
+    /// At most this many events from history (the newest).
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: usize,
+    /// After the history, keep printing events as they happen.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
+    let bus = bus_args.connect("ctl").await?;
+    // ctl is short-lived: wait briefly for the connection rather than the forever of services.
+    let mut conn = bus.connection();
+    let connected = tokio::time::timeout(Duration::from_secs(5), conn.wait_for(|c| c.is_connected())).await;
+    if !matches!(connected, Ok(Ok(_))) {
+        return Err(format!("cannot reach the NATS server at {}", bus.describe()));
+    }
+    let ctl = Ctl { bus, json: args.json, timeout: args.timeout };
+    match args.command {
+        CtlCommand::Snapshot => ctl.snapshot().await,
+        CtlCommand::Hosts => ctl.hosts().await,
+        CtlCommand::Instances => ctl.instances().await,
+        CtlCommand::Routes => ctl.routes().await,
+        CtlCommand::Deploy(a) => ctl.deploy(a).await,
+        CtlCommand::Restart(a) => ctl.restart(a).await,
+        CtlCommand::Route { verb } => ctl.route(verb).await,
+        CtlCommand::Events(a) => ctl.events(a).await,
+    }
+}
+
+struct Ctl {
+    bus: NatsBus,
+    json: bool,
+    timeout: Duration,
+}
+
+fn refusal(e: RequestError) -> String {
+    match e {
+        RequestError::Refused(w) => format!("refused: {} ({})", w.reason, w.code.as_str()),
+        RequestError::Bus(crate::bus::BusError::NoResponders { .. }) => {
+            "no controller is answering: is `quarterdeck controller` running on this NATS server?".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Writes one line to stdout. A closed stdout (`ctl events | head`) ends the command
+/// quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    };
+}
+
+/// Prints rows as aligned columns.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// The snapshot as scripts read it: hosts also carry `cpu_pct` and `mem_pct` at top level.
+pub fn snapshot_json(fleet: &Fleet) -> Value {
+    let mut v = serde_json::to_value(fleet).unwrap_or(Value::Null);
+    if let Some(hosts) = v.get_mut("hosts").and_then(Value::as_array_mut) {
+        for (h, host) in hosts.iter_mut().zip(fleet.hosts.values()) {
+            if let Some(obj) = h.as_object_mut() {
+                obj.insert("cpu_pct".into(), json!(host.metrics.cpu_pct));
+                obj.insert("mem_pct".into(), json!(host.metrics.mem_pct()));
+            }
+        }
+    }
+    v
+}
+
+fn event_json(e: &Event) -> Value {
+    json!({
+        "rev": e.rev,
+        "ts": e.ts,
+        "kind": e.kind.as_str(),
+        "app": e.app,
+        "host": e.host,
+        "instance": e.instance,
+        "operation_id": e.operation_id,
+        "message": e.message,
+    })
+}
+
+fn event_line(e: &Event) -> String {
+    format!(
+        "{}  {:>6}  {:<36} {:<14} {}",
+        datetime(e.ts),
+        e.rev,
+        e.kind.as_str(),
+        e.app.as_deref().unwrap_or("-"),
+        e.message
+    )
+}
+
+impl Ctl {
+    async fn fetch(&self) -> Result<Fleet, String> {
+        bus::request(
+            &self.bus,
+            subjects::CTL_SNAPSHOT,
+            &Envelope::new("ctl", SnapshotRequest {}),
+            self.timeout,
+        )
+        .await
+        .map_err(refusal)
+    }
+
+    async fn snapshot(&self) -> Result<ExitCode, String> {
+        let f = self.fetch().await?;
+        if self.json {
+            out!("{}", snapshot_json(&f));
+            return Ok(ExitCode::SUCCESS);
+        }
+        out!(
+            "revision {}: {} hosts, {} apps, {} instances, {} routes, {} operations\n",
+            f.revision,
+            f.hosts.len(),
+            f.apps.len(),
+            f.instances.len(),
+            f.routes.len(),
+            f.operations.len()
+        );
+        self.print_hosts(&f);
+        out!("");
+        self.print_instances(&f);
+        out!("");
+        self.print_routes(&f);
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn hosts(&self) -> Result<ExitCode, String> {
+        let f = self.fetch().await?;
+        if self.json {
+            out!("{}", snapshot_json(&f)["hosts"]);
+        } else {
+            self.print_hosts(&f);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn instances(&self) -> Result<ExitCode, String> {
+        let f = self.fetch().await?;
+        if self.json {
+            out!("{}", snapshot_json(&f)["instances"]);
+        } else {
+            self.print_instances(&f);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn routes(&self) -> Result<ExitCode, String> {
+        let f = self.fetch().await?;
+        if self.json {
+            out!("{}", snapshot_json(&f)["routes"]);
+        } else {
+            self.print_routes(&f);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn print_hosts(&self, f: &Fleet) {
+        let now = now_ms();
+        let rows: Vec<Vec<String>> = f
+            .hosts
+            .values()
+            .map(|h| {
+                vec![
+                    h.id.clone(),
+                    h.az.clone(),
+                    h.ip.clone(),
+                    h.state.as_str().to_string(),
+                    format!("{:.0}%", h.metrics.cpu_pct),
+                    format!("{:.0}%", h.metrics.mem_pct()),
+                    f.instances_on(&h.id).count().to_string(),
+                    age(now.saturating_sub(h.last_heartbeat)),
+                    h.tags.join(","),
+                ]
+            })
+            .collect();
+        print_table(&["HOST", "AZ", "IP", "STATE", "CPU", "MEM", "INST", "HEARTBEAT", "TAGS"], &rows);
+    }
+
+    fn print_instances(&self, f: &Fleet) {
+        let rows: Vec<Vec<String>> = f
+            .instances
+            .values()
+            .map(|i| {
+                vec![
+                    i.id.clone(),
+                    i.app.clone(),
+                    i.version.clone(),
+                    i.host.clone(),
+                    i.endpoint.clone(),
+                    i.state.as_str().to_string(),
+                    i.restarts.to_string(),
+                    i.container_id.clone(),
+                ]
+            })
+            .collect();
+        print_table(&["ID", "APP", "VERSION", "HOST", "ENDPOINT", "STATE", "RESTARTS", "CONTAINER"], &rows);
+    }
+
+    fn print_routes(&self, f: &Fleet) {
+        let rows: Vec<Vec<String>> = f
+            .routes
+            .values()
+            .map(|r| {
+                vec![
+                    r.app.clone(),
+                    r.domain.clone(),
+                    r.backend.clone(),
+                    r.state.as_str().to_string(),
+                    r.weight.to_string(),
+                ]
+            })
+            .collect();
+        print_table(&["APP", "DOMAIN", "BACKEND", "STATE", "WEIGHT"], &rows);
+    }
+
+    /// Sends a command; with `wait`, follows its operation through its events.
+    async fn command<T: serde::Serialize>(
+        &self,
+        subject: &str,
+        body: T,
+        command_id: Option<String>,
+        wait: Option<Duration>,
+    ) -> Result<ExitCode, String> {
+        // Subscribe before sending, so that no step of the operation can be missed.
+        let events = match wait {
+            Some(_) => Some(self.bus.subscribe(subjects::EVT_ALL).await.map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let envelope = Envelope::with_id(command_id.unwrap_or_else(new_id), "ctl", body);
+        let accepted: Accepted =
+            bus::request(&self.bus, subject, &envelope, self.timeout).await.map_err(refusal)?;
+        if self.json && wait.is_none() {
+            out!("{}", json!({ "operation_id": accepted.operation_id, "rev": accepted.rev }));
+        } else if wait.is_none() {
+            match &accepted.operation_id {
+                Some(op) => out!("{op}"),
+                None => out!("ok (revision {})", accepted.rev),
+            }
+        }
+        match (events, wait, accepted.operation_id) {
+            (Some(sub), Some(timeout), Some(op)) => self.follow(sub, &op, timeout).await,
+            _ => Ok(ExitCode::SUCCESS),
+        }
+    }
+
+    async fn follow(&self, mut sub: Subscription, op: &str, timeout: Duration) -> Result<ExitCode, String> {
+        if !self.json {
+            out!("operation {op}");
+        }
+        let started = now_ms();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
+                Ok(Some(m)) => m,
+                Ok(None) => return Err("the event subscription closed".into()),
+                Err(_) => return Err(format!("operation {op} did not finish within {timeout:?}")),
+            };
+            let Ok(env) = decode::<Event>(&msg.payload) else { continue };
+            let e = env.body;
+            if e.operation_id.as_deref() != Some(op) {
+                continue;
+            }
+            if self.json {
+                out!("{}", event_json(&e));
+            } else {
+                let at = e.ts.saturating_sub(started) as f64 / 1000.0;
+                out!("  +{at:>6.1}s  {:<36} {}", e.kind.as_str(), e.message);
+            }
+            match e.kind {
+                EventKind::OperationSucceeded => return Ok(ExitCode::SUCCESS),
+                EventKind::OperationFailed => {
+                    eprintln!("operation {op} failed: {}", e.message);
+                    return Ok(ExitCode::FAILURE);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn deploy(&self, a: DeployArgs) -> Result<ExitCode, String> {
+        let constraints = (!a.azs.is_empty() || !a.tags.is_empty() || a.cpu.is_some() || a.memory.is_some())
+            .then(|| Constraints {
+                azs: a.azs.clone(),
+                tags: a.tags.clone(),
+                cpu: a.cpu.unwrap_or(0.25),
+                memory_mb: a.memory.unwrap_or(256),
+            });
+        let req = DeployRequest {
+            app: a.app,
+            version: a.version,
+            instances: a.instances,
+            image: a.image,
+            port: a.port,
+            constraints,
+            domain: a.domain,
+            tags: (!a.labels.is_empty()).then_some(a.labels),
+        };
+        self.command(subjects::CTL_DEPLOY, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
+    }
+
+    async fn restart(&self, a: RestartArgs) -> Result<ExitCode, String> {
+        let req = match (a.instance, a.app, a.host) {
+            (Some(i), _, _) => RestartRequest::Instance(i),
+            (_, Some(app), _) => RestartRequest::App(app),
+            (_, _, Some(h)) => RestartRequest::Host(h),
+            _ => return Err("say what to restart: --instance, --app or --host".into()),
+        };
+        self.command(subjects::CTL_RESTART, req, None, a.wait.then_some(a.wait_timeout)).await
+    }
+
+    async fn route(&self, verb: RouteCommand) -> Result<ExitCode, String> {
+        let (subject, a) = match verb {
+            RouteCommand::Add(a) => (subjects::CTL_ROUTE_ADD, a),
+            RouteCommand::Remove(a) => (subjects::CTL_ROUTE_REMOVE, a),
+            RouteCommand::Enable(a) => (subjects::CTL_ROUTE_ENABLE, a),
+            RouteCommand::Disable(a) => (subjects::CTL_ROUTE_DISABLE, a),
+        };
+        // Checked here too, so a typo is named before anything is sent.
+        crate::protocol::validate::backend(&a.backend)?;
+        let req = RouteRequest { app: a.app, backend: a.backend, weight: a.weight };
+        self.command(subject, req, None, None).await
+    }
+
+    async fn events(&self, a: EventsArgs) -> Result<ExitCode, String> {
+        let live = match a.follow {
+            true => Some(self.bus.subscribe(subjects::EVT_ALL).await.map_err(|e| e.to_string())?),
+            false => None,
+        };
+        let store =
+            JetStreamStore::open(&self.bus, &JetStreamConfig::default()).await.map_err(|e| e.to_string())?;
+        let since = now_ms().saturating_sub(a.since.as_millis() as u64);
+        let history = store.history(since, a.limit).await.map_err(|e| e.to_string())?;
+        let mut last = 0;
+        for e in &history {
+            self.print_event(e);
+            last = e.rev;
+        }
+        let Some(mut live) = live else { return Ok(ExitCode::SUCCESS) };
+        while let Some(msg) = live.next().await {
+            let Ok(env) = decode::<Event>(&msg.payload) else { continue };
+            if env.body.rev > last {
+                last = env.body.rev;
+                self.print_event(&env.body);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn print_event(&self, e: &Event) {
+        if self.json {
+            out!("{}", event_json(e));
+        } else {
+            out!("{}", event_line(e));
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The command line: one binary, the cockpit by default, the services and `ctl` as
+//! subcommands. Bus flags are global, valid before or after the subcommand.
+
+pub mod cockpit;
+pub mod ctl;
+pub mod logging;
+pub mod parse;
+pub mod services;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::bus::{BusError, NatsBus, NatsOptions};
+
+/// A terminal cockpit for a Docker PaaS, and the control plane it steers.
+///
+/// With no bus given, `quarterdeck` starts the embedded sandbox: a controller and a
+/// simulated fleet of Docker hosts running three apps, all in this process, so the whole
+/// system can be seen with one command. With `--nats URL` it opens the cockpit on a real
+/// control plane. Press ? in the cockpit for the keys.
+#[derive(Debug, Parser)]
+#[command(name = "quarterdeck", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub bus: BusArgs,
+
+    #[command(flatten)]
+    pub cockpit: CockpitArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BusArgs {
+    /// NATS server URL, e.g. nats://127.0.0.1:4222. The services and ctl need it; without
+    /// it the cockpit runs the embedded sandbox.
+    #[arg(long, env = "NATS_URL", global = true, value_name = "URL")]
+    pub nats: Option<String>,
+
+    /// NATS credentials file (JWT and NKey seed), as made by nsc.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub creds: Option<PathBuf>,
+
+    /// NATS user name; needs --password.
+    #[arg(long, global = true, value_name = "NAME", env = "NATS_USER")]
+    pub user: Option<String>,
+
+    /// NATS password; needs --user.
+    #[arg(long, global = true, value_name = "SECRET", env = "NATS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// NATS authentication token.
+    #[arg(long, global = true, value_name = "SECRET", env = "NATS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// CA certificate (PEM) that signed the NATS server's certificate; turns TLS on.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for TLS client authentication; needs --tls-key.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Client private key (PEM) for --tls-cert.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Log level for the services and ctl (error, warn, info, debug, trace); they log to
+    /// stderr. The cockpit logs into its Events panel.
+    #[arg(long, global = true, default_value = "info", env = "QUARTERDECK_LOG", value_name = "LEVEL")]
+    pub log_level: log::LevelFilter,
+}
+
+impl BusArgs {
+    /// Connects to NATS, or says why it can't.
+    pub async fn connect(&self, who: &str) -> Result<NatsBus, String> {
+        let Some(url) = &self.nats else {
+            return Err(format!("{who} needs a NATS server: give --nats URL or set NATS_URL"));
+        };
+        let opts = NatsOptions {
+            url: url.clone(),
+            creds: self.creds.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            token: self.token.clone(),
+            tls_ca: self.tls_ca.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            name: who.to_string(),
+        };
+        NatsBus::connect(&opts).await.map_err(|e: BusError| e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CockpitArgs {
+    /// Colour theme: a built-in name (default, light, high-contrast) or the path of a TOML
+    /// theme file, which may set only some colours over a `base` theme. NO_COLOR turns
+    /// colour off whatever the theme.
+    #[arg(long, env = "QUARTERDECK_THEME", default_value = "default", value_name = "NAME|FILE")]
+    pub theme: String,
+
+    /// Keymap file merged over the default keys (one or two keys per action).
+    /// [default: ~/.config/quarterdeck/keys.toml, used only if it exists]
+    #[arg(long, env = "QUARTERDECK_KEYS", value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+
+    /// Sandbox: seed of the simulated fleet. The same seed gives the same hosts, addresses
+    /// and random walk of metrics and crashes.
+    #[arg(long, default_value_t = 42, value_name = "N")]
+    pub seed: u64,
+
+    /// Sandbox: number of simulated Docker hosts, spread over two AZs (1 to 5000).
+    #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub sandbox_hosts: u32,
+
+    /// Sandbox: simulation speed. 1 is realistic timing; 10 runs container lifecycles ten
+    /// times faster (0.1 to 100).
+    #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = parse_speed)]
+    pub sandbox_speed: f64,
+
+    /// Sandbox: expected random crashes per container per hour; 0 turns them off (0 to 3600).
+    #[arg(long, default_value_t = 4.0, value_name = "RATE", value_parser = parse_crash_rate)]
+    pub sandbox_crash_rate: f64,
+}
+
+pub fn parse_speed(s: &str) -> Result<f64, String> {
+    parse_bounded(s, 0.1, 100.0)
+}
+
+pub fn parse_crash_rate(s: &str) -> Result<f64, String> {
+    parse_bounded(s, 0.0, 3600.0)
+}
+
+fn parse_bounded(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is out of range: use {lo} to {hi}"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: desired and actual state (in JetStream KV), the scheduler,
+    /// deploy orchestration and the health manager. Only one is active at a time; a second
+    /// one waits as a standby.
+    Controller(services::ControllerArgs),
+    /// Run the agent of one Docker host: heartbeats with its instances and metrics, and
+    /// the controller's commands, carried out through a runtime driver.
+    Agent(services::AgentArgs),
+    /// Headless commands for scripts, tests and people: tables, or JSON with --json.
+    Ctl(ctl::CtlArgs),
+}

@@ -1,0 +1,241 @@
+//! `quarterdeck controller` and `quarterdeck agent`: the control plane's long-running
+//! services on a real NATS server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::BusArgs;
+use super::parse;
+use crate::bus::{self, Bus, NatsBus};
+use crate::plane::agent::sim::{SimConfig, SimDriver};
+use crate::plane::agent::{self, AgentConfig};
+use crate::plane::controller::lease::Lease;
+use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
+use crate::plane::controller::{Controller, ControllerConfig};
+use crate::protocol::{ErrorCode, Reply, WireError, subjects, validate};
+
+#[derive(Debug, Clone, Args)]
+pub struct ControllerArgs {
+    /// This controller's identity in the leader lease. A controller restarted with the same
+    /// id takes its lease back at once; one with another id waits until it expires.
+    /// [default: the host name]
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// Heartbeat period the controller expects from agents that don't say theirs.
+    #[arg(long, default_value = "2s", value_parser = parse::duration, value_name = "DURATION")]
+    pub heartbeat: Duration,
+
+    /// Missed heartbeat periods before a host is `stale`.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub stale_after: u32,
+
+    /// Missed heartbeat periods before a host is `lost` and its instances are placed again.
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=10000))]
+    pub lost_after: u32,
+
+    /// How long the event history (a JetStream stream) keeps events.
+    #[arg(long, default_value = "24h", value_parser = parse::duration, value_name = "DURATION")]
+    pub history_max_age: Duration,
+
+    /// How many events the history keeps at most.
+    #[arg(long, default_value_t = 1_000_000, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    pub history_max_msgs: i64,
+
+    /// How long the leader lease lasts without renewal; a standby takes over after it.
+    #[arg(long, default_value = "10s", value_parser = parse::duration, value_name = "DURATION")]
+    pub lease_ttl: Duration,
+
+    /// How long one deploy step may take before the operation fails.
+    #[arg(long, default_value = "60s", value_parser = parse::duration, value_name = "DURATION")]
+    pub step_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Driver {
+    /// Simulated containers (for demos and tests of the plane itself).
+    Sim,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// This host's id: 1-63 of a-z, 0-9 and '-'.
+    #[arg(long, value_name = "ID")]
+    pub host_id: String,
+
+    /// The availability zone this host is in.
+    #[arg(long, value_name = "AZ")]
+    pub az: String,
+
+    /// A tag the scheduler can require (repeat for more), e.g. --tag ssd.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// The container runtime driver.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub driver: Driver,
+
+    /// The address this host is reached at, reported in heartbeats.
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub ip: std::net::Ipv4Addr,
+
+    /// Heartbeat period.
+    #[arg(long, default_value = "2s", value_parser = parse::duration, value_name = "DURATION")]
+    pub heartbeat: Duration,
+
+    /// sim driver: CPU cores the host offers.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub sim_cores: u32,
+
+    /// sim driver: memory the host offers, e.g. 16G.
+    #[arg(long, default_value = "16G", value_parser = parse::memory_mb, value_name = "SIZE")]
+    pub sim_memory: u64,
+
+    /// sim driver: random seed [default: derived from the host id, so hosts differ].
+    #[arg(long, value_name = "N")]
+    pub sim_seed: Option<u64>,
+
+    /// sim driver: speed of container lifecycles (1 is realistic).
+    #[arg(long, default_value_t = 1.0, value_parser = super::parse_speed, value_name = "X")]
+    pub sim_speed: f64,
+
+    /// sim driver: random crashes per container per hour.
+    #[arg(long, default_value_t = 0.0, value_parser = super::parse_crash_rate, value_name = "RATE")]
+    pub sim_crash_rate: f64,
+}
+
+/// Resolves when the process is asked to stop.
+async fn stop_signal() {
+    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
+
+/// Retries `f` every second until it works, logging each failure once it changes.
+async fn retry<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut last = String::new();
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => {
+                if e != last {
+                    log::warn!("{what}: {e}; retrying");
+                    last = e;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(), String> {
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| sysinfo::System::host_name().unwrap_or_else(|_| "controller".into()));
+    let bus = bus_args.connect(&format!("controller/{id}")).await?;
+    let js_config = JetStreamConfig {
+        max_age: args.history_max_age,
+        max_messages: args.history_max_msgs,
+        ..JetStreamConfig::default()
+    };
+    let store = retry("opening JetStream", || async {
+        JetStreamStore::open(&bus, &js_config).await.map_err(|e| e.to_string())
+    })
+    .await;
+    let lease = tokio::select! {
+        lease = Lease::acquire(&bus, &id, args.lease_ttl) => lease.map_err(|e| e.to_string())?,
+        _ = stop_signal() => return Ok(()),
+    };
+    // Leader now: commands are refused, by name, until the state is loaded.
+    let not_ready = tokio::spawn(refuse_until_loaded(bus.clone()));
+    let fleet = retry("loading state", || async { store.load().await.map_err(|e| e.to_string()) }).await;
+    not_ready.abort();
+    let config = ControllerConfig {
+        source: format!("controller/{id}"),
+        heartbeat_period: args.heartbeat,
+        stale_after: args.stale_after,
+        lost_after: args.lost_after.max(args.stale_after + 1),
+        step_timeout: args.step_timeout,
+        ..ControllerConfig::default()
+    };
+    let dyn_bus: Arc<dyn Bus> = Arc::new(bus.clone());
+    let store: Arc<dyn Store> = Arc::new(store);
+    let _controller = Controller::start(dyn_bus, config, fleet, store).await.map_err(|e| e.to_string())?;
+    log::info!("controller {id} is serving on {}", bus.describe());
+    tokio::select! {
+        reason = lease.keep() => Err(format!("stopping: {reason}")),
+        _ = stop_signal() => {
+            log::info!("controller {id} stopping");
+            Ok(())
+        }
+    }
+}
+
+async fn refuse_until_loaded(bus: NatsBus) {
+    let Ok(mut sub) = bus.subscribe(subjects::CTL_ALL).await else { return };
+    while let Some(msg) = sub.next().await {
+        let reply: Reply<()> = Reply::Error(WireError::new(
+            ErrorCode::NotReady,
+            "the controller is still loading its state; try again in a moment",
+        ));
+        let _ = bus::respond(&bus, &msg, "controller", &reply).await;
+    }
+}
+
+pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String> {
+    validate::name("host id", &args.host_id)?;
+    validate::name("AZ", &args.az)?;
+    for t in &args.tags {
+        validate::tag(t)?;
+    }
+    let bus = bus_args.connect(&format!("agent/{}", args.host_id)).await?;
+    let driver = match args.driver {
+        Driver::Sim => {
+            let [a, b, c, d] = args.ip.octets();
+            // Containers take addresses from .31 up in the host's /24, as in the original.
+            let container_ips =
+                (31u8..=250).filter(|x| *x != d).map(|x| format!("{a}.{b}.{c}.{x}")).collect();
+            SimDriver::new(SimConfig {
+                seed: args.sim_seed.unwrap_or_else(|| {
+                    args.host_id
+                        .bytes()
+                        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+                }),
+                cpu_cores: args.sim_cores,
+                memory_mb: args.sim_memory,
+                container_ips,
+                speed: args.sim_speed,
+                crashes_per_hour: args.sim_crash_rate,
+            })
+        }
+    };
+    let config = AgentConfig {
+        host_id: args.host_id.clone(),
+        hostname: sysinfo::System::host_name().unwrap_or_else(|_| args.host_id.clone()),
+        ip: args.ip.to_string(),
+        az: args.az.clone(),
+        tags: args.tags.clone(),
+        heartbeat_period: args.heartbeat,
+        poll_interval: Duration::from_millis(250),
+    };
+    let handle = agent::start(Arc::new(bus.clone()), driver, config).await.map_err(|e| e.to_string())?;
+    log::info!("agent {} ({}, {}) is serving on {}", args.host_id, args.az, args.ip, bus.describe());
+    stop_signal().await;
+    handle.stop();
+    log::info!("agent {} stopping", args.host_id);
+    Ok(())
+}

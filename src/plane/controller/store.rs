@@ -1,0 +1,306 @@
+//! Where the controller's state and event history live. In the sandbox: memory. On NATS:
+//! every event goes into a JetStream stream (the history an on-call engineer scrolls back
+//! through) and its changes into a JetStream KV bucket (the state), so a controller killed
+//! with -9 and started again loses nothing and its revision never goes back.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::bus::{Bus, NatsBus};
+use crate::protocol::{Change, Envelope, Event, Fleet, decode, encode};
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| StoreError(format!("{what}: {e}"))
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The state as last saved, at its revision; an empty fleet the first time.
+    async fn load(&self) -> Result<Fleet, StoreError>;
+    /// Makes one event durable and visible to subscribers, in revision order.
+    async fn commit(&self, subject: &str, envelope: &Envelope<Event>) -> Result<(), StoreError>;
+    /// Events stamped at or after `since_ts`, oldest first, the newest `limit` of them.
+    async fn history(&self, since_ts: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+}
+
+/// The sandbox's store: events are published on the bus and the recent ones kept here.
+pub struct MemoryStore {
+    bus: Arc<dyn Bus>,
+    recent: Mutex<VecDeque<Event>>,
+}
+
+/// How many events the memory store keeps for late joiners.
+pub const MEMORY_HISTORY: usize = 10_000;
+
+impl MemoryStore {
+    pub fn new(bus: Arc<dyn Bus>) -> Self {
+        MemoryStore { bus, recent: Mutex::new(VecDeque::new()) }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn load(&self) -> Result<Fleet, StoreError> {
+        Ok(Fleet::default())
+    }
+
+    async fn commit(&self, subject: &str, envelope: &Envelope<Event>) -> Result<(), StoreError> {
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= MEMORY_HISTORY {
+                recent.pop_front();
+            }
+            recent.push_back(envelope.body.clone());
+        }
+        let bytes = encode(envelope).map_err(|e| StoreError(e.to_string()))?;
+        self.bus.publish(subject, Bytes::from(bytes)).await.map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn history(&self, since_ts: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let recent = self.recent.lock().map_err(|_| StoreError("history lock poisoned".into()))?;
+        let matching: Vec<&Event> = recent.iter().filter(|e| e.ts >= since_ts).collect();
+        Ok(matching[matching.len().saturating_sub(limit)..].iter().map(|e| (*e).clone()).collect())
+    }
+}
+
+/// Names and limits of the JetStream objects.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    pub stream: String,
+    pub bucket: String,
+    pub max_age: Duration,
+    pub max_messages: i64,
+}
+
+impl Default for JetStreamConfig {
+    fn default() -> Self {
+        JetStreamConfig {
+            stream: "QD_EVENTS".into(),
+            bucket: "qd_state".into(),
+            max_age: Duration::from_secs(24 * 3600),
+            max_messages: 1_000_000,
+        }
+    }
+}
+
+/// Where the KV snapshot stands: its revision, and the stream sequence of that event.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Meta {
+    revision: u64,
+    stream_seq: u64,
+}
+
+const META_KEY: &str = "meta";
+
+pub struct JetStreamStore {
+    js: async_nats::jetstream::Context,
+    kv: async_nats::jetstream::kv::Store,
+    stream_name: String,
+}
+
+impl JetStreamStore {
+    /// Opens (creating if needed) the event stream and the state bucket.
+    pub async fn open(bus: &NatsBus, config: &JetStreamConfig) -> Result<JetStreamStore, StoreError> {
+        use async_nats::jetstream::{kv, stream};
+        let js = bus.jetstream();
+        let stream_config = stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![crate::protocol::subjects::EVT_ALL.to_string()],
+            max_age: config.max_age,
+            max_messages: config.max_messages,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::Old,
+            ..Default::default()
+        };
+        let mut stream = js.get_or_create_stream(stream_config.clone()).await.map_err(err("event stream"))?;
+        // Limits given on the command line win over the ones the stream was made with.
+        let info = stream.info().await.map_err(err("event stream info"))?;
+        if info.config.max_age != config.max_age || info.config.max_messages != config.max_messages {
+            js.update_stream(stream_config).await.map_err(err("event stream limits"))?;
+        }
+        let kv = match js.get_key_value(&config.bucket).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: config.bucket.clone(),
+                    history: 1,
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(err("state bucket"))?,
+        };
+        Ok(JetStreamStore { js, kv, stream_name: config.stream.clone() })
+    }
+
+    pub fn key_value(&self) -> &async_nats::jetstream::kv::Store {
+        &self.kv
+    }
+
+    async fn meta(&self) -> Result<Meta, StoreError> {
+        match self.kv.get(META_KEY).await.map_err(err("state meta"))? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(err("state meta")),
+            None => Ok(Meta::default()),
+        }
+    }
+
+    /// Events of the stream from `start` (a sequence), as long as `keep` says go on.
+    async fn read_stream(
+        &self,
+        start: async_nats::jetstream::consumer::DeliverPolicy,
+        mut keep: impl FnMut(u64, Event) -> bool,
+    ) -> Result<(), StoreError> {
+        use async_nats::jetstream::consumer::pull::OrderedConfig;
+        let mut stream = self.js.get_stream(&self.stream_name).await.map_err(err("event stream"))?;
+        let info = stream.info().await.map_err(err("event stream info"))?;
+        if info.state.messages == 0 {
+            return Ok(());
+        }
+        let last = info.state.last_sequence;
+        if let async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence } = start
+            && start_sequence > last
+        {
+            return Ok(());
+        }
+        let consumer = stream
+            .create_consumer(OrderedConfig { deliver_policy: start, ..Default::default() })
+            .await
+            .map_err(err("history reader"))?;
+        let mut messages = consumer.messages().await.map_err(err("history reader"))?;
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(5), messages.next()).await;
+            let Ok(Some(Ok(msg))) = next else { break };
+            let (seq, pending) = match msg.info() {
+                Ok(i) => (i.stream_sequence, i.pending),
+                Err(_) => break,
+            };
+            match decode::<Event>(&msg.payload) {
+                Ok(env) => {
+                    if !keep(seq, env.body) {
+                        break;
+                    }
+                }
+                Err(e) => log::warn!("skipping undecodable event at stream sequence {seq}: {e}"),
+            }
+            if pending == 0 || seq >= last {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn key_of(change: &Change) -> String {
+    match change {
+        Change::Host(h) => format!("host.{}", h.id),
+        Change::App(a) => format!("app.{}", a.name),
+        Change::AppRemoved { name } => format!("app.{name}"),
+        Change::Instance(i) => format!("inst.{}", i.id),
+        Change::InstanceRemoved { id } => format!("inst.{id}"),
+        Change::Route(r) => route_key(&r.app, &r.backend),
+        Change::RouteRemoved { app, backend } => route_key(app, backend),
+        Change::Operation(o) => format!("op.{}", o.id),
+    }
+}
+
+/// KV keys allow `[-/_=.a-zA-Z0-9]`: the backend's `:` becomes `_`.
+fn route_key(app: &str, backend: &str) -> String {
+    format!("route.{app}.{}", backend.replace(':', "_"))
+}
+
+#[async_trait]
+impl Store for JetStreamStore {
+    async fn load(&self) -> Result<Fleet, StoreError> {
+        let meta = self.meta().await?;
+        let mut fleet = Fleet::default();
+        let keys: Vec<String> = match self.kv.keys().await {
+            Ok(keys) => keys.filter_map(|k| async move { k.ok() }).collect().await,
+            Err(e) => return Err(StoreError(format!("state keys: {e}"))),
+        };
+        for key in keys.iter().filter(|k| k.as_str() != META_KEY) {
+            let Some(value) = self.kv.get(key.as_str()).await.map_err(err("state value"))? else { continue };
+            let change: Result<Change, _> = serde_json::from_slice(&value);
+            match change {
+                Ok(c) => fleet.apply_change(&c),
+                Err(e) => log::warn!("ignoring state key {key}: {e}"),
+            }
+        }
+        fleet.revision = meta.revision;
+        // Events published after the last saved snapshot are replayed from the stream.
+        let mut replayed = 0u64;
+        let policy = async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: meta.stream_seq + 1,
+        };
+        self.read_stream(policy, |_, event| {
+            if event.rev == fleet.revision + 1 {
+                let _ = fleet.apply(&event);
+                replayed += 1;
+            }
+            true
+        })
+        .await?;
+        log::info!(
+            "loaded state at revision {} ({} hosts, {} apps, {} instances, {} routes; {replayed} events replayed)",
+            fleet.revision,
+            fleet.hosts.len(),
+            fleet.apps.len(),
+            fleet.instances.len(),
+            fleet.routes.len()
+        );
+        Ok(fleet)
+    }
+
+    async fn commit(&self, subject: &str, envelope: &Envelope<Event>) -> Result<(), StoreError> {
+        let bytes = encode(envelope).map_err(|e| StoreError(e.to_string()))?;
+        let ack = self
+            .js
+            .publish(subject.to_string(), Bytes::from(bytes))
+            .await
+            .map_err(err("event publish"))?
+            .await
+            .map_err(err("event ack"))?;
+        for change in &envelope.body.changes {
+            let key = key_of(change);
+            match change {
+                Change::AppRemoved { .. } | Change::InstanceRemoved { .. } | Change::RouteRemoved { .. } => {
+                    self.kv.delete(&key).await.map_err(err("state delete"))?;
+                }
+                _ => {
+                    let value = serde_json::to_vec(change).map_err(err("state encode"))?;
+                    self.kv.put(&key, Bytes::from(value)).await.map_err(err("state put"))?;
+                }
+            }
+        }
+        let meta = Meta { revision: envelope.body.rev, stream_seq: ack.sequence };
+        let value = serde_json::to_vec(&meta).map_err(err("state meta"))?;
+        self.kv.put(META_KEY, Bytes::from(value)).await.map_err(err("state meta"))?;
+        Ok(())
+    }
+
+    async fn history(&self, since_ts: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let start = time::OffsetDateTime::from_unix_timestamp_nanos(since_ts as i128 * 1_000_000)
+            .map_err(err("history start"))?;
+        let mut out: VecDeque<Event> = VecDeque::new();
+        let policy = async_nats::jetstream::consumer::DeliverPolicy::ByStartTime { start_time: start };
+        self.read_stream(policy, |_, event| {
+            if event.ts >= since_ts {
+                if out.len() >= limit {
+                    out.pop_front();
+                }
+                out.push_back(event);
+            }
+            true
+        })
+        .await?;
+        Ok(out.into())
+    }
+}
