@@ -102,6 +102,18 @@ impl App {
         }
     }
 
+    /// Why the data on screen may be out of date, if it may.
+    pub fn staleness(&self) -> Option<&'static str> {
+        if !self.connection.is_connected() {
+            return Some("not live: reconnecting");
+        }
+        match self.replica.sync {
+            crate::backend::Sync::Loading => Some("loading"),
+            crate::backend::Sync::Resyncing => Some("not live: resyncing"),
+            crate::backend::Sync::Live => None,
+        }
+    }
+
     /// Milliseconds since the replica last heard from the plane.
     pub fn data_age(&self) -> Option<u64> {
         (self.replica.last_update > 0).then(|| self.now.saturating_sub(self.replica.last_update))

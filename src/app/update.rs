@@ -139,6 +139,14 @@ impl App {
                 self.replica.apply_heartbeat(&hb, now);
                 vec![]
             }
+            Update::Beacon(revision) => {
+                if self.replica.note_beacon(revision) {
+                    self.say(Level::Warn, "missed the latest event: taking a fresh snapshot".into());
+                    vec![Effect::Resync]
+                } else {
+                    vec![]
+                }
+            }
             Update::Connection(state) => {
                 if !state.is_connected() {
                     self.replica.mark_resyncing();

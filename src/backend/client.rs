@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 use crate::bus::{self, Bus, Connection, RequestError, Subscription};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{
-    Accepted, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest, RestartRequest, RouteRequest,
-    SnapshotRequest, decode, subjects,
+    Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest,
+    RestartRequest, RouteRequest, SnapshotRequest, decode, subjects,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -73,6 +73,8 @@ pub enum Update {
     History(Vec<Event>),
     Event(Event),
     Heartbeat(Box<Heartbeat>),
+    /// The active controller's revision, sent every heartbeat period.
+    Beacon(u64),
     Connection(Connection),
     CommandDone {
         what: String,
@@ -104,15 +106,17 @@ async fn run(
     let subscribed = async {
         let events = bus.subscribe(subjects::EVT_ALL).await?;
         let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
-        Ok::<_, crate::bus::BusError>((events, heartbeats))
+        let beacons = bus.subscribe(subjects::CONTROLLER_HB).await?;
+        Ok::<_, crate::bus::BusError>((events, heartbeats, beacons))
     };
-    let (mut events, mut heartbeats): (Subscription, Subscription) = match subscribed.await {
-        Ok(subs) => subs,
-        Err(err) => {
-            let _ = updates.send(Update::Problem(format!("cannot subscribe: {err}"))).await;
-            return;
-        }
-    };
+    let (mut events, mut heartbeats, mut beacons): (Subscription, Subscription, Subscription) =
+        match subscribed.await {
+            Ok(subs) => subs,
+            Err(err) => {
+                let _ = updates.send(Update::Problem(format!("cannot subscribe: {err}"))).await;
+                return;
+            }
+        };
     let mut connection = bus.connection();
     fetch_history(bus.as_ref(), &source, &updates).await;
     let mut want_snapshot = true;
@@ -133,6 +137,12 @@ async fn run(
                     if updates.send(Update::Heartbeat(Box::new(env.body))).await.is_err() { return; }
                 }
                 Err(err) => log::warn!("ignored a bad heartbeat on {}: {err}", msg.subject),
+            },
+            Some(msg) = beacons.next() => match decode::<ControllerBeacon>(&msg.payload) {
+                Ok(env) => {
+                    if updates.send(Update::Beacon(env.body.revision)).await.is_err() { return; }
+                }
+                Err(err) => log::warn!("ignored a bad controller beacon: {err}"),
             },
             cmd = commands.recv() => match cmd {
                 None => return,

@@ -33,6 +33,8 @@ pub struct Replica {
     pub gaps: u64,
     /// Bumped on every change the views care about, so they can cache per generation.
     pub generation: u64,
+    /// The controller's revision at the last beacon we were behind, if we were.
+    behind: Option<u64>,
 }
 
 impl Default for Replica {
@@ -45,6 +47,7 @@ impl Default for Replica {
             last_update: 0,
             gaps: 0,
             generation: 0,
+            behind: None,
         }
     }
 }
@@ -76,6 +79,29 @@ impl Replica {
                 self.sync = Sync::Resyncing;
                 self.remember(event);
                 Err(gap)
+            }
+        }
+    }
+
+    /// A controller beacon. Returns true when the replica must take a fresh snapshot: it
+    /// was behind at the previous beacon and has still not caught up, so an event was lost
+    /// (a gap at the end of the stream, which no later event would reveal).
+    pub fn note_beacon(&mut self, revision: u64) -> bool {
+        if self.sync != Sync::Live || revision <= self.fleet.revision {
+            self.behind = None;
+            return false;
+        }
+        match self.behind {
+            Some(prev) if self.fleet.revision < prev => {
+                self.behind = None;
+                self.gaps += 1;
+                self.sync = Sync::Resyncing;
+                true
+            }
+            _ => {
+                // Events may still be in flight: give them one beacon period.
+                self.behind = Some(revision);
+                false
             }
         }
     }
@@ -174,6 +200,19 @@ mod tests {
         assert_eq!(r.sync, Sync::Live);
         assert!(r.apply_event(ev(15), 6).is_ok());
         assert_eq!(r.fleet.revision, 15);
+    }
+
+    #[test]
+    fn a_lost_last_event_is_found_by_the_beacon() {
+        let mut r = Replica::default();
+        r.apply_snapshot(Fleet { revision: 10, ..Fleet::default() }, 1);
+        assert!(!r.note_beacon(10));
+        assert!(!r.note_beacon(11), "event 11 may be in flight");
+        r.apply_event(ev(11), 2).unwrap();
+        assert!(!r.note_beacon(12));
+        // Event 12 never arrives.
+        assert!(r.note_beacon(12));
+        assert_eq!(r.sync, Sync::Resyncing);
     }
 
     #[test]

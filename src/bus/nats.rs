@@ -57,8 +57,10 @@ impl NatsBus {
             .request_timeout(Some(Duration::from_secs(10)))
             .subscription_capacity(SUBSCRIPTION_CAPACITY)
             .reconnect_delay_callback(|attempts| {
-                // 100 ms, doubling, capped at 5 s: quick after a blip, gentle when it's long.
-                Duration::from_millis(100u64.saturating_mul(1 << attempts.min(6))).min(Duration::from_secs(5))
+                // 100 ms, doubling, capped at 2 s: an on-call cockpit must come back quickly
+                // after a server restart, and one connect attempt per 2 s costs the server
+                // nothing.
+                Duration::from_millis(100u64.saturating_mul(1 << attempts.min(5))).min(Duration::from_secs(2))
             })
             .event_callback(move |event| {
                 let events = events.clone();

@@ -241,3 +241,10 @@ pub struct InstanceStatus {
     #[serde(default)]
     pub detail: String,
 }
+
+/// `qd.v1.controller.hb`: the active controller and its current revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerBeacon {
+    pub id: String,
+    pub revision: u64,
+}

@@ -287,4 +287,8 @@ pub struct Operation {
     pub started_at: u64,
     #[serde(default)]
     pub finished_at: Option<u64>,
+    /// The id of the command that started it, so a repeat is recognised even after a
+    /// controller restart.
+    #[serde(default)]
+    pub command_id: Option<String>,
 }

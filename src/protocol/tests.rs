@@ -129,6 +129,7 @@ fn operation(id: &str, kind: OperationKind, state: OperationState) -> Operation 
         error: (state == OperationState::Failed).then(|| "shop-web-2 crashed".to_string()),
         started_at: TS - 5_000,
         finished_at: finished.then_some(TS),
+        command_id: Some(format!("cmd-{id}")),
     }
 }
 

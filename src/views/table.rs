@@ -98,13 +98,18 @@ pub fn render<'r>(
     mut row: impl FnMut(usize) -> Vec<Cell<'r>>,
 ) {
     let theme = &app.theme;
-    let title = Line::from(vec![
+    let mut title = vec![
         Span::styled(format!(" {} ", view.title), theme.title),
         Span::styled(
             if view.total > 0 { format!("[{}/{}] ", view.selected + 1, view.total) } else { "[0] ".into() },
             theme.muted,
         ),
-    ]);
+    ];
+    // No panel shows data that may be out of date without saying so.
+    if let Some(why) = app.staleness() {
+        title.push(Span::styled(format!("⚠ {why} "), theme.warn));
+    }
+    let title = Line::from(title);
     let block = Block::bordered().border_type(BorderType::Rounded).border_style(theme.border).title(title);
     // Borders and the highlight symbol take their share first.
     let inner_width = area.width.saturating_sub(4);

@@ -40,12 +40,12 @@ fn handle(ctl: &Controller, msg: &Message) -> Vec<u8> {
     let verb = msg.subject.strip_prefix("qd.v1.ctl.").unwrap_or("");
     match verb {
         "snapshot" => encode_reply(ctl, Reply::Ok(ctl.snapshot())),
-        "deploy" => command(ctl, msg, |ctl, req: DeployRequest| start_deploy(ctl, req)),
-        "restart" => command(ctl, msg, |ctl, req: RestartRequest| start_restart(ctl, req)),
-        "route.add" => command(ctl, msg, |ctl, req: RouteRequest| route(ctl, RouteVerb::Add, req)),
-        "route.remove" => command(ctl, msg, |ctl, req: RouteRequest| route(ctl, RouteVerb::Remove, req)),
-        "route.enable" => command(ctl, msg, |ctl, req: RouteRequest| route(ctl, RouteVerb::Enable, req)),
-        "route.disable" => command(ctl, msg, |ctl, req: RouteRequest| route(ctl, RouteVerb::Disable, req)),
+        "deploy" => command(ctl, msg, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id)),
+        "restart" => command(ctl, msg, |ctl, req: RestartRequest, id| start_restart(ctl, req, id)),
+        "route.add" => command(ctl, msg, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Add, req)),
+        "route.remove" => command(ctl, msg, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Remove, req)),
+        "route.enable" => command(ctl, msg, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Enable, req)),
+        "route.disable" => command(ctl, msg, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Disable, req)),
         other => {
             log::warn!("refused request on unknown subject {}", msg.subject);
             encode_reply::<()>(
@@ -92,7 +92,7 @@ fn encode_reply<T: Serialize>(ctl: &Controller, reply: Reply<T>) -> Vec<u8> {
 fn command<T: DeserializeOwned>(
     ctl: &Controller,
     msg: &Message,
-    run: impl FnOnce(&Controller, T) -> Result<Accepted, WireError>,
+    run: impl FnOnce(&Controller, T, &str) -> Result<Accepted, WireError>,
 ) -> Vec<u8> {
     let envelope: Envelope<T> = match decode(&msg.payload) {
         Ok(env) => env,
@@ -104,7 +104,18 @@ fn command<T: DeserializeOwned>(
     if let Some(cached) = ctl.read(|core| core.replies.get(&envelope.id)) {
         return cached;
     }
-    let result = run(ctl, envelope.body);
+    // The reply cache is lost with a restart; the operation a command started is not.
+    let started = ctl.read(|core| {
+        core.fleet
+            .operations
+            .values()
+            .find(|o| o.command_id.as_deref() == Some(envelope.id.as_str()))
+            .map(|o| Accepted { operation_id: Some(o.id.clone()), rev: core.fleet.revision })
+    });
+    if let Some(accepted) = started {
+        return encode_reply(ctl, Reply::Ok(accepted));
+    }
+    let result = run(ctl, envelope.body, &envelope.id);
     if let Err(err) = &result {
         log::info!("refused {} from {}: {}", msg.subject, envelope.source, err.reason);
     }
@@ -190,7 +201,7 @@ fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
     })
 }
 
-fn start_deploy(ctl: &Controller, req: DeployRequest) -> Result<Accepted, WireError> {
+fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Result<Accepted, WireError> {
     let existing = ctl.read(|core| core.fleet.apps.get(&req.app).cloned());
     let app = build_app(existing.as_ref(), &req)?;
     if let Some(op) = busy_with(ctl, &app.name) {
@@ -201,7 +212,7 @@ fn start_deploy(ctl: &Controller, req: DeployRequest) -> Result<Accepted, WireEr
     }
     let target = format!("{}@{} x{}", app.name, app.version, app.instances);
     let (op_id, rev) = ctl.mutate(|core| {
-        let (op_id, opened) = ops::open(OperationKind::Deploy, &app.name, target);
+        let (op_id, opened) = ops::open(OperationKind::Deploy, &app.name, target, Some(command_id));
         let updated = Draft::new(
             EventKind::AppUpdated,
             format!("desired {}@{} x{}", app.name, app.version, app.instances),
@@ -216,7 +227,7 @@ fn start_deploy(ctl: &Controller, req: DeployRequest) -> Result<Accepted, WireEr
     Ok(Accepted { operation_id: Some(op_id), rev })
 }
 
-fn start_restart(ctl: &Controller, req: RestartRequest) -> Result<Accepted, WireError> {
+fn start_restart(ctl: &Controller, req: RestartRequest, command_id: &str) -> Result<Accepted, WireError> {
     let (app, targets, what) = ctl.read(|core| {
         let f = &core.fleet;
         match &req {
@@ -248,7 +259,7 @@ fn start_restart(ctl: &Controller, req: RestartRequest) -> Result<Accepted, Wire
         }
     })?;
     let (op_id, rev) = ctl.mutate(|core| {
-        let (op_id, opened) = ops::open(OperationKind::Restart, &app, what);
+        let (op_id, opened) = ops::open(OperationKind::Restart, &app, what, Some(command_id));
         (vec![opened], (op_id, core.fleet.revision + 1))
     });
     tokio::spawn(deploy::run_restart(ctl.clone(), op_id.clone(), targets));

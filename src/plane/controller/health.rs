@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::core::{Controller, CrashRecord, Draft};
 use super::{deploy, ops};
-use crate::protocol::{Change, EventKind, HostState, InstanceState, OperationKind};
+use crate::protocol::{
+    Change, ControllerBeacon, EventKind, HostState, InstanceState, OperationKind, subjects,
+};
 
 const TICK: Duration = Duration::from_millis(250);
 
@@ -15,8 +17,13 @@ pub(crate) async fn run(ctl: Controller) {
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_connected = true;
+    let mut last_beacon = Instant::now() - ctl.config().heartbeat_period;
     loop {
         ticker.tick().await;
+        if last_beacon.elapsed() >= ctl.config().heartbeat_period {
+            last_beacon = Instant::now();
+            beacon(&ctl).await;
+        }
         let connected = connection.borrow_and_update().is_connected();
         if !connected {
             was_connected = false;
@@ -35,6 +42,14 @@ pub(crate) async fn run(ctl: Controller) {
         }
         check_hosts(&ctl);
         restart_crashed(&ctl).await;
+    }
+}
+
+async fn beacon(ctl: &Controller) {
+    let body = ControllerBeacon { id: ctl.config().source.clone(), revision: ctl.revision() };
+    let env = crate::protocol::Envelope::new(ctl.config().source.clone(), body);
+    if let Err(e) = crate::bus::publish(ctl.bus(), subjects::CONTROLLER_HB, &env).await {
+        log::debug!("beacon not sent: {e}");
     }
 }
 
@@ -74,7 +89,7 @@ fn check_hosts(ctl: &Controller) {
                 let on_host: Vec<String> = core.fleet.instances_on(&id).map(|i| i.id.clone()).collect();
                 if !on_host.is_empty() {
                     let (op_id, opened) =
-                        ops::open(OperationKind::Replace, "-", format!("instances of lost host {id}"));
+                        ops::open(OperationKind::Replace, "-", format!("instances of lost host {id}"), None);
                     drafts.push(opened.host(id.clone()));
                     lost.push((op_id, id.clone(), on_host));
                 }

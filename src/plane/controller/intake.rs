@@ -48,8 +48,12 @@ async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
         for report in &hb.instances {
             if core.fleet.instances.contains_key(&report.id) {
                 drafts.extend(reconcile(core, &host_id, report, None));
-            } else {
+            } else if core.fleet.apps.contains_key(&report.app) {
                 orphans.push(report.id.clone());
+            } else {
+                // An app the controller has never heard of: its state may have been lost.
+                // Removing running containers on a guess is worse than leaving them.
+                log::warn!("{host_id} runs {} of unknown app {}; leaving it alone", report.id, report.app);
             }
         }
         drafts.extend(missing_instances(core, &host_id, &hb.instances));

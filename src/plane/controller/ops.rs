@@ -25,7 +25,12 @@ pub(crate) fn step_kind(step: StepName) -> EventKind {
 }
 
 /// Opens an operation; returns its id and the draft that announces it.
-pub(crate) fn open(kind: OperationKind, app: &str, target: String) -> (String, Draft) {
+pub(crate) fn open(
+    kind: OperationKind,
+    app: &str,
+    target: String,
+    command_id: Option<&str>,
+) -> (String, Draft) {
     let id = format!("op-{}", &new_id()[..10]);
     let op = Operation {
         id: id.clone(),
@@ -37,6 +42,7 @@ pub(crate) fn open(kind: OperationKind, app: &str, target: String) -> (String, D
         error: None,
         started_at: now_ms(),
         finished_at: None,
+        command_id: command_id.map(str::to_string),
     };
     let draft = Draft::new(EventKind::OperationStarted, format!("{kind:?} {target}").to_lowercase())
         .app(app)
