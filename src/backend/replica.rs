@@ -135,6 +135,7 @@ impl Replica {
         self.heartbeats.insert(hb.host.id.clone(), now);
         if let Some(host) = self.fleet.hosts.get_mut(&hb.host.id) {
             host.metrics = hb.metrics.clone();
+            host.unmanaged = hb.unmanaged.clone();
             host.last_heartbeat = now;
         }
         for r in &hb.instances {

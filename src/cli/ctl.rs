@@ -470,6 +470,7 @@ impl Ctl {
             constraints,
             domain: a.domain,
             tags: (!a.labels.is_empty()).then_some(a.labels),
+            ..DeployRequest::default()
         };
         self.command(subjects::CTL_DEPLOY, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
     }

@@ -64,6 +64,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
                 net_tx_bps: rng.between(10_000, 9_000_000),
             },
             warnings: vec![],
+            unmanaged: vec![],
         };
         let msg = format!("{} joined: {} in {}", l.id, l.ip, l.az);
         commit(&mut fleet, EventKind::HostJoined, None, msg, Change::Host(host));
@@ -80,6 +81,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
             constraints: r.constraints.unwrap_or_default(),
             domain: r.domain.unwrap_or_default(),
             tags: r.tags.unwrap_or_default(),
+            run: r.run.unwrap_or_default(),
         })
         .collect();
     if extra_instances > 0 {
@@ -100,6 +102,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
                 },
                 domain: format!("svc-{n:04}.local"),
                 tags: vec![],
+                run: crate::protocol::RunSpec::default(),
             });
         }
     }

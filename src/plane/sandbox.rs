@@ -106,6 +106,7 @@ pub fn seed_apps() -> Vec<DeployRequest> {
         }),
         domain: Some(format!("{name}.dianping.local")),
         tags: Some(app_tags.iter().map(|t| t.to_string()).collect()),
+        ..DeployRequest::default()
     };
     vec![
         app("shop-web", "tomcat:8.5-jre8", 8080, 3, 1.0, 1024, &["web"], &["prod"]),

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Constraints, HostMetrics, InstanceState, StepName};
+use super::model::{Constraints, HostMetrics, InstanceState, RunSpec, StepName};
 
 /// The answer to every request: the quick accepted-or-refused. Long work reports through
 /// events tied to an operation id.
@@ -100,7 +100,7 @@ pub struct HistoryRequest {
 }
 
 /// `qd.v1.ctl.deploy`: deploy `app@version` with N instances.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeployRequest {
     pub app: String,
     pub version: String,
@@ -117,6 +117,23 @@ pub struct DeployRequest {
     pub domain: Option<String>,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    /// Command, mount, health check and artifact; omitted keeps the app's current ones.
+    #[serde(default)]
+    pub run: Option<RunSpec>,
+    /// `rolling` (one at a time, the default) or `all` (every new instance at once).
+    #[serde(default)]
+    pub strategy: Strategy,
+}
+
+/// How a new version replaces the old one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Start one new instance, wait until healthy, remove one old; keep the count.
+    #[default]
+    Rolling,
+    /// Start every new instance, wait until all are healthy, then remove the old ones.
+    All,
 }
 
 /// `qd.v1.ctl.restart`: what to restart.
@@ -163,6 +180,8 @@ pub struct InstanceSpec {
     pub cpu: f32,
     pub memory_mb: u64,
     pub operation_id: String,
+    #[serde(default)]
+    pub run: RunSpec,
 }
 
 /// `qd.v1.agent.<host>.cmd.restart` and `.remove`.
@@ -225,6 +244,26 @@ pub struct Heartbeat {
     pub instances: Vec<InstanceReport>,
     /// The agent's heartbeat period, so the controller can judge staleness per host.
     pub period_ms: u64,
+    /// Containers on the host that the agent does not manage (started by hand, other
+    /// tools). Reported so the cockpit can show them; never touched.
+    #[serde(default)]
+    pub unmanaged: Vec<ContainerReport>,
+}
+
+/// A container the agent does not manage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerReport {
+    pub container_id: String,
+    pub name: String,
+    pub image: String,
+    /// Docker's own word: running, exited, ...
+    pub state: String,
+    #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
+    pub cpu_pct: f32,
+    #[serde(default)]
+    pub mem_used_mb: u64,
+    #[serde(default)]
+    pub mem_limit_mb: u64,
 }
 
 /// `qd.v1.agent.<host>.status`: one instance changed, sent at once rather than waiting for

@@ -22,6 +22,9 @@ pub struct Host {
     /// Operational warnings the agent found on the host (storage driver, discard, ...).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Containers on the host that no agent manages; like metrics, they carry no revision.
+    #[serde(default)]
+    pub unmanaged: Vec<crate::protocol::ContainerReport>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,6 +92,72 @@ pub struct Constraints {
     pub memory_mb: u64,
 }
 
+/// How an app's containers run: the command, where the artifact is mounted, how health is
+/// checked, and which artifact to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Overrides the image's command when set.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// Where the unpacked artifact is bind-mounted, read-only.
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    #[serde(default)]
+    pub health: HealthCheck,
+    /// The artifact in the repository; an image-only app has none.
+    #[serde(default)]
+    pub artifact: Option<ArtifactRef>,
+}
+
+fn default_mount() -> String {
+    "/app".into()
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec { cmd: None, mount: default_mount(), health: HealthCheck::default(), artifact: None }
+    }
+}
+
+/// How an agent decides a new container is healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum HealthCheck {
+    /// The port accepts a TCP connection.
+    #[default]
+    Tcp,
+    /// `GET path` answers 2xx or 3xx.
+    Http { path: String },
+}
+
+impl HealthCheck {
+    /// `http:/path` or `tcp`, as on the command line.
+    pub fn parse(s: &str) -> Result<HealthCheck, String> {
+        match s {
+            "tcp" => Ok(HealthCheck::Tcp),
+            _ => match s.strip_prefix("http:") {
+                Some(path)
+                    if path.starts_with('/')
+                        && !path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    Ok(HealthCheck::Http { path: path.to_string() })
+                }
+                _ => Err(format!("health check {s:?} is not valid: use tcp or http:/path")),
+            },
+        }
+    }
+}
+
+/// An artifact stored in the repository, with its checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    /// The repository slot, e.g. `shop-web-1.4.2`.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the artifact's bytes.
+    pub sha256: String,
+    pub size: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct App {
     pub name: String,
@@ -103,6 +172,8 @@ pub struct App {
     /// Labels such as `prod`; the cockpit asks for more care with `prod` apps.
     #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
+    pub run: RunSpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

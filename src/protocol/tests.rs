@@ -51,6 +51,7 @@ fn host(id: &str, state: HostState) -> Host {
         state,
         metrics: metrics(),
         warnings: vec!["storage driver vfs is slow".into()],
+        unmanaged: vec![],
     }
 }
 
@@ -73,6 +74,16 @@ fn app(name: &str) -> App {
         constraints: constraints(),
         domain: format!("{name}.local"),
         tags: vec!["prod".into()],
+        run: RunSpec {
+            cmd: Some(vec!["httpd".into(), "-f".into()]),
+            mount: "/app".into(),
+            health: HealthCheck::Http { path: "/health".into() },
+            artifact: Some(ArtifactRef {
+                name: format!("{name}-1.4.2"),
+                sha256: "ab".repeat(32),
+                size: 1234,
+            }),
+        },
     }
 }
 
@@ -248,6 +259,15 @@ fn heartbeat() -> Heartbeat {
             report("shop-web-1-bbbb", InstanceState::Starting),
         ],
         period_ms: 2_000,
+        unmanaged: vec![ContainerReport {
+            container_id: "f00dcafe0001".into(),
+            name: "by-hand".into(),
+            image: "busybox".into(),
+            state: "running".into(),
+            cpu_pct: 1.5,
+            mem_used_mb: 12,
+            mem_limit_mb: 0,
+        }],
     }
 }
 
@@ -262,6 +282,7 @@ fn spec() -> InstanceSpec {
         cpu: 0.5,
         memory_mb: 512,
         operation_id: "op-running01".into(),
+        run: RunSpec::default(),
     }
 }
 
@@ -275,6 +296,8 @@ fn deploy_request() -> DeployRequest {
         constraints: Some(constraints()),
         domain: Some("shop.example.com".into()),
         tags: Some(vec!["prod".into()]),
+        run: Some(app("shop-web").run),
+        strategy: Strategy::All,
     }
 }
 
@@ -704,6 +727,8 @@ fn request_json_shapes() {
             constraints: None,
             domain: None,
             tags: None,
+            run: None,
+            strategy: Strategy::Rolling,
         }
     );
     let r: Envelope<RouteRequest> =
@@ -965,7 +990,7 @@ fn missing_fields_are_refused_and_optional_ones_default() {
     check_required_keys::<Event>(&ev, &["body"], &["app", "host", "instance", "operation_id", "changes"]);
     let hb = serde_json::to_value(env(heartbeat())).unwrap();
     check_required_keys::<Heartbeat>(&hb, &[], &[]);
-    check_required_keys::<Heartbeat>(&hb, &["body"], &[]);
+    check_required_keys::<Heartbeat>(&hb, &["body"], &["unmanaged"]);
     check_required_keys::<Heartbeat>(&hb, &["body", "host"], &["tags", "warnings"]);
     // Float metrics read a missing or null value as 0 (serde writes NaN as null).
     check_required_keys::<Heartbeat>(&hb, &["body", "metrics"], &["cpu_pct", "load1", "load5", "load15"]);
@@ -979,11 +1004,15 @@ fn missing_fields_are_refused_and_optional_ones_default() {
     let f = serde_json::to_value(env(fleet())).unwrap();
     check_required_keys::<Fleet>(&f, &["body"], &[]);
     let dr = serde_json::to_value(env(deploy_request())).unwrap();
-    check_required_keys::<DeployRequest>(&dr, &["body"], &["image", "port", "constraints", "domain", "tags"]);
+    check_required_keys::<DeployRequest>(
+        &dr,
+        &["body"],
+        &["image", "port", "constraints", "domain", "tags", "run", "strategy"],
+    );
     // A missing cpu reads as 0, which the controller's validation refuses by name.
     check_required_keys::<DeployRequest>(&dr, &["body", "constraints"], &["azs", "tags", "cpu"]);
     let sp = serde_json::to_value(env(spec())).unwrap();
-    check_required_keys::<InstanceSpec>(&sp, &["body"], &["cpu"]);
+    check_required_keys::<InstanceSpec>(&sp, &["body"], &["cpu", "run"]);
     let acc =
         serde_json::to_value(env(Reply::Ok(Accepted { operation_id: Some("op".into()), rev: 1 }))).unwrap();
     check_required_keys::<Reply<Accepted>>(&acc, &["body", "ok"], &["operation_id"]);

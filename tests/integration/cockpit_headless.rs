@@ -57,8 +57,7 @@ async fn cockpit_on_sandbox(hosts: usize) -> (quarterdeck::plane::sandbox::Sandb
         image: Some("tomcat:8.5".into()),
         port: Some(8080),
         constraints: Some(Constraints { azs: vec![], tags: vec![], cpu: 0.5, memory_mb: 512 }),
-        domain: None,
-        tags: None,
+        ..DeployRequest::default()
     })
     .await
     .unwrap();

@@ -20,8 +20,7 @@ fn deploy_req(app: &str, version: &str, n: u32) -> DeployRequest {
         image: Some("tomcat:8.5".into()),
         port: Some(8080),
         constraints: Some(Constraints { azs: vec![], tags: vec![], cpu: 0.5, memory_mb: 512 }),
-        domain: None,
-        tags: None,
+        ..DeployRequest::default()
     }
 }
 

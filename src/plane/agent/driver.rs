@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::protocol::{HostMetrics, InstanceReport, InstanceSpec, StepName};
+use crate::protocol::{ContainerReport, HostMetrics, InstanceReport, InstanceSpec, StepName};
 
 /// A deploy or restart step reached by an instance, reported to the controller at once.
 #[derive(Debug, Clone)]
@@ -36,6 +36,10 @@ pub trait RuntimeDriver: Send + Sync + 'static {
         Vec::new()
     }
     async fn host_metrics(&self) -> HostMetrics;
+    /// Containers on the host that this agent does not manage; never touched.
+    async fn unmanaged(&self) -> Vec<ContainerReport> {
+        Vec::new()
+    }
     /// Every instance this driver runs for the agent, as it is now.
     async fn list(&self) -> Result<Vec<InstanceReport>, DriverError>;
     /// Whether the driver runs an instance with this id.

@@ -122,6 +122,7 @@ async fn heartbeat(agent: Arc<Agent>) {
             metrics: agent.driver.host_metrics().await,
             instances,
             period_ms: c.heartbeat_period.as_millis() as u64,
+            unmanaged: agent.driver.unmanaged().await,
         };
         let env = Envelope::new(c.source(), hb);
         if let Err(err) = bus::publish(agent.bus.as_ref(), &subjects::heartbeat(&c.host_id), &env).await {

@@ -176,6 +176,15 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
         .unwrap_or_else(|| format!("{}.local", req.app));
     validate::domain(&domain).map_err(bad)?;
     let tags = req.tags.clone().or_else(|| existing.map(|a| a.tags.clone())).unwrap_or_default();
+    let run = req.run.clone().or_else(|| existing.map(|a| a.run.clone())).unwrap_or_default();
+    if !run.mount.starts_with('/') || run.mount.contains("..") || run.mount.chars().any(char::is_whitespace) {
+        return Err(bad(format!("mount {:?} must be an absolute path without '..' or spaces", run.mount)));
+    }
+    if let Some(art) = &run.artifact
+        && (art.sha256.len() != 64 || !art.sha256.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(bad(format!("artifact {} has no valid sha256", art.name)));
+    }
     for tag in &tags {
         validate::tag(tag).map_err(bad)?;
     }
@@ -188,6 +197,7 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
         constraints,
         domain,
         tags,
+        run,
     })
 }
 
@@ -349,9 +359,7 @@ mod tests {
             instances: 2,
             image: Some("tomcat:8".into()),
             port: Some(8080),
-            constraints: None,
-            domain: None,
-            tags: None,
+            ..DeployRequest::default()
         }
     }
 

@@ -132,6 +132,7 @@ fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
         cpu: inst.cpu_limit,
         memory_mb: inst.mem_limit_mb,
         operation_id: op_id.to_string(),
+        run: app.run.clone(),
     }
 }
 

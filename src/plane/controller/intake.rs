@@ -83,6 +83,7 @@ fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
     let (kind, message) = match previous {
         Some(h) => {
             h.metrics = hb.metrics.clone();
+            h.unmanaged = hb.unmanaged.clone();
             h.last_heartbeat = now;
             let same = h.hostname == info.hostname
                 && h.ip == info.ip
@@ -119,6 +120,7 @@ fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
         state: HostState::Up,
         metrics: hb.metrics.clone(),
         warnings: info.warnings.clone(),
+        unmanaged: hb.unmanaged.clone(),
     };
     Some(Draft::new(kind, message).host(info.id.clone()).change(Change::Host(host)))
 }

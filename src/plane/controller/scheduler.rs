@@ -170,6 +170,7 @@ mod tests {
             state: HostState::Up,
             metrics: HostMetrics::default(),
             warnings: vec![],
+            unmanaged: vec![],
         }
     }
 
