@@ -40,7 +40,7 @@ impl RouteVerb {
 /// A command for the controller.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ControlCommand {
-    Deploy(DeployRequest),
+    Deploy(Box<DeployRequest>),
     Restart(RestartRequest),
     Route(RouteVerb, RouteRequest),
 }
