@@ -12,11 +12,13 @@ use super::BusArgs;
 use super::parse;
 use crate::bus::{self, Bus, NatsBus, RequestError, Subscription};
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
+use crate::plane::repository::{ObjectStoreRepository, Repository, sha256_hex};
 use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::{
-    Accepted, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, RestartRequest, RouteRequest,
-    SnapshotRequest, decode, subjects,
+    Accepted, AllocateRequest, Allocation, ArtifactRef, Constraints, DeployRequest, Envelope, Event,
+    EventKind, Fleet, HealthCheck, RestartRequest, RouteRequest, RunSpec, SnapshotRequest, Strategy, decode,
+    subjects,
 };
 
 #[derive(Debug, Args)]
@@ -33,6 +35,8 @@ pub struct CtlArgs {
     pub command: CtlCommand,
 }
 
+// Parsed once per run: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
     /// The whole state at one revision: hosts, apps, instances, routes, operations.
@@ -92,6 +96,22 @@ pub struct DeployArgs {
     /// A label on the app, e.g. prod (repeat for more).
     #[arg(long = "label", value_name = "LABEL")]
     pub labels: Vec<String>,
+    /// The artifact to run (a .tar.gz, unpacked and mounted read-only at --mount). It is
+    /// uploaded to the repository with its sha256 first; the same content again is a no-op.
+    #[arg(long, value_name = "FILE")]
+    pub artifact: Option<std::path::PathBuf>,
+    /// The container's command, overriding the image's, as space-separated words.
+    #[arg(long, value_name = "COMMAND")]
+    pub cmd: Option<String>,
+    /// Where the artifact is mounted in the container [default: /app].
+    #[arg(long, value_name = "PATH")]
+    pub mount: Option<String>,
+    /// How a new instance is judged healthy: `tcp`, or `http:/path` (2xx or 3xx).
+    #[arg(long, value_parser = HealthCheck::parse, value_name = "CHECK")]
+    pub health: Option<HealthCheck>,
+    /// How a new version replaces the old: `rolling` (one at a time) or `all` (all at once).
+    #[arg(long, value_enum, default_value = "rolling")]
+    pub strategy: StrategyArg,
     /// Follow the operation, printing each step, and exit 0 on success or 1 with the reason.
     #[arg(long)]
     pub wait: bool,
@@ -102,6 +122,12 @@ pub struct DeployArgs {
     /// [default: a new random id]
     #[arg(long, value_name = "ID")]
     pub command_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    Rolling,
+    All,
 }
 
 #[derive(Debug, Args)]
@@ -453,7 +479,54 @@ impl Ctl {
         }
     }
 
+    /// `ALLOCATE_REPOSITORY_REQUEST`, then the upload with its sha256 (skipped when the slot
+    /// already holds the same content).
+    async fn upload(&self, app: &str, version: &str, path: &std::path::Path) -> Result<ArtifactRef, String> {
+        let data = tokio::fs::read(path)
+            .await
+            .map_err(|e| format!("cannot read artifact {}: {e}", path.display()))?;
+        let req = AllocateRequest { app: app.to_string(), version: version.to_string() };
+        let slot: Allocation =
+            bus::request(&self.bus, subjects::CTL_REPO_ALLOCATE, &Envelope::new("ctl", req), self.timeout)
+                .await
+                .map_err(refusal)?;
+        let repo = ObjectStoreRepository::open(&self.bus).await.map_err(|e| e.to_string())?;
+        let sha256 = sha256_hex(&data);
+        let note = |line: String| {
+            // Progress goes to stderr when stdout carries JSON.
+            if self.json { eprintln!("{line}") } else { out!("{line}") }
+        };
+        if let Some(existing) = repo.info(&slot.slot).await.map_err(|e| e.to_string())?
+            && existing.sha256 == sha256
+        {
+            note(format!("artifact {} already in the repository (sha256 {})", slot.slot, &sha256[..12]));
+            return Ok(existing);
+        }
+        let stored = repo.put(&slot.slot, bytes::Bytes::from(data)).await.map_err(|e| e.to_string())?;
+        note(format!(
+            "uploaded {} to {} ({} bytes, sha256 {})",
+            path.display(),
+            slot.slot,
+            stored.size,
+            &stored.sha256[..12]
+        ));
+        Ok(stored)
+    }
+
     async fn deploy(&self, a: DeployArgs) -> Result<ExitCode, String> {
+        let artifact = match &a.artifact {
+            Some(path) => Some(self.upload(&a.app, &a.version, path).await?),
+            None => None,
+        };
+        let run =
+            (artifact.is_some() || a.cmd.is_some() || a.mount.is_some() || a.health.is_some()).then(|| {
+                RunSpec {
+                    cmd: a.cmd.as_ref().map(|c| c.split_whitespace().map(str::to_string).collect()),
+                    mount: a.mount.clone().unwrap_or_else(|| RunSpec::default().mount),
+                    health: a.health.clone().unwrap_or_default(),
+                    artifact,
+                }
+            });
         let constraints = (!a.azs.is_empty() || !a.tags.is_empty() || a.cpu.is_some() || a.memory.is_some())
             .then(|| Constraints {
                 azs: a.azs.clone(),
@@ -470,7 +543,11 @@ impl Ctl {
             constraints,
             domain: a.domain,
             tags: (!a.labels.is_empty()).then_some(a.labels),
-            ..DeployRequest::default()
+            run,
+            strategy: match a.strategy {
+                StrategyArg::Rolling => Strategy::Rolling,
+                StrategyArg::All => Strategy::All,
+            },
         };
         self.command(subjects::CTL_DEPLOY, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
     }

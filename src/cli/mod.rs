@@ -143,6 +143,8 @@ fn parse_bounded(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
     }
 }
 
+// Parsed once per run: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller: desired and actual state (in JetStream KV), the scheduler,

@@ -15,6 +15,7 @@ use crate::plane::agent::{self, AgentConfig};
 use crate::plane::controller::lease::Lease;
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
 use crate::plane::controller::{Controller, ControllerConfig};
+use crate::plane::repository::{ObjectStoreRepository, Repository};
 use crate::protocol::{ErrorCode, Reply, WireError, subjects, validate};
 
 #[derive(Debug, Clone, Args)]
@@ -174,7 +175,14 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
     };
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus.clone());
     let store: Arc<dyn Store> = Arc::new(store);
-    let _controller = Controller::start(dyn_bus, config, fleet, store).await.map_err(|e| e.to_string())?;
+    let repository = retry("opening the artifact repository", || async {
+        ObjectStoreRepository::open(&bus).await.map_err(|e| e.to_string())
+    })
+    .await;
+    let repository: Arc<dyn Repository> = Arc::new(repository);
+    let _controller = Controller::start(dyn_bus, config, fleet, store, Some(repository))
+        .await
+        .map_err(|e| e.to_string())?;
     log::info!("controller {id} is serving on {}", bus.describe());
     tokio::select! {
         reason = lease.keep() => Err(format!("stopping: {reason}")),

@@ -59,7 +59,8 @@ pub struct ObjectStoreRepository {
     store: async_nats::jetstream::object_store::ObjectStore,
 }
 
-const BUCKET: &str = "qd_artifacts";
+/// The Object Store bucket artifacts live in.
+pub const BUCKET: &str = "qd_artifacts";
 const SHA_KEY: &str = "sha256";
 
 impl ObjectStoreRepository {

@@ -126,7 +126,7 @@ impl Sandbox {
         };
         let store = Arc::new(MemoryStore::new(dyn_bus.clone()));
         let controller =
-            Controller::start(dyn_bus.clone(), controller_config, Fleet::default(), store).await?;
+            Controller::start(dyn_bus.clone(), controller_config, Fleet::default(), store, None).await?;
         let mut rng = Rng::new(config.seed);
         let mut agents = Vec::with_capacity(config.hosts);
         for i in 0..config.hosts {

@@ -99,6 +99,20 @@ pub struct HistoryRequest {
     pub limit: Option<usize>,
 }
 
+/// `qd.v1.ctl.repo.allocate` (`ALLOCATE_REPOSITORY_REQUEST`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateRequest {
+    pub app: String,
+    pub version: String,
+}
+
+/// Where to upload the artifact: a slot in the repository's bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub slot: String,
+    pub bucket: String,
+}
+
 /// `qd.v1.ctl.deploy`: deploy `app@version` with N instances.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeployRequest {

@@ -5,6 +5,8 @@ pub const PREFIX: &str = "qd.v1";
 
 pub const CTL_SNAPSHOT: &str = "qd.v1.ctl.snapshot";
 pub const CTL_HISTORY: &str = "qd.v1.ctl.history";
+/// `ALLOCATE_REPOSITORY_REQUEST`: a slot for an artifact of `app@version`.
+pub const CTL_REPO_ALLOCATE: &str = "qd.v1.ctl.repo.allocate";
 pub const CTL_DEPLOY: &str = "qd.v1.ctl.deploy";
 pub const CTL_RESTART: &str = "qd.v1.ctl.restart";
 pub const CTL_ROUTE_ADD: &str = "qd.v1.ctl.route.add";

@@ -8,11 +8,12 @@ use serde::de::DeserializeOwned;
 use super::core::{Controller, Draft};
 use super::{deploy, ops};
 use crate::bus::{Message, Subscription};
+use crate::plane::repository;
 use crate::protocol::subjects;
 use crate::protocol::{
-    Accepted, App, Change, Constraints, DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest,
-    OperationKind, OperationState, Reply, RestartRequest, Route, RouteRequest, RouteState, WireError, decode,
-    encode, validate,
+    Accepted, AllocateRequest, Allocation, App, Change, Constraints, DeployRequest, Envelope, ErrorCode,
+    EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartRequest, Route, RouteRequest,
+    RouteState, WireError, decode, encode, validate,
 };
 
 /// Handles requests one at a time: each is quick (long work is spawned), and doing them in
@@ -40,6 +41,7 @@ fn handle(ctl: &Controller, msg: &Message) -> Vec<u8> {
     let verb = msg.subject.strip_prefix("qd.v1.ctl.").unwrap_or("");
     match verb {
         "snapshot" => encode_reply(ctl, Reply::Ok(ctl.snapshot())),
+        "repo.allocate" => command(ctl, msg, |ctl, req: AllocateRequest, _| allocate(ctl, req)),
         "deploy" => command(ctl, msg, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id)),
         "restart" => command(ctl, msg, |ctl, req: RestartRequest, id| start_restart(ctl, req, id)),
         "route.add" => command(ctl, msg, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Add, req)),
@@ -89,10 +91,10 @@ fn encode_reply<T: Serialize>(ctl: &Controller, reply: Reply<T>) -> Vec<u8> {
 }
 
 /// Decodes a command, answers a repeat from the cache, runs a new one and caches its answer.
-fn command<T: DeserializeOwned>(
+fn command<T: DeserializeOwned, R: Serialize>(
     ctl: &Controller,
     msg: &Message,
-    run: impl FnOnce(&Controller, T, &str) -> Result<Accepted, WireError>,
+    run: impl FnOnce(&Controller, T, &str) -> Result<R, WireError>,
 ) -> Vec<u8> {
     let envelope: Envelope<T> = match decode(&msg.payload) {
         Ok(env) => env,
@@ -201,6 +203,16 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
     })
 }
 
+/// `ALLOCATE_REPOSITORY_REQUEST`: names the slot; the client uploads there.
+fn allocate(ctl: &Controller, req: AllocateRequest) -> Result<Allocation, WireError> {
+    validate::name("app", &req.app).map_err(bad)?;
+    validate::version(&req.version).map_err(bad)?;
+    if ctl.repository().is_none() {
+        return Err(WireError::new(ErrorCode::Unavailable, "this controller has no artifact repository"));
+    }
+    Ok(Allocation { slot: repository::slot(&req.app, &req.version), bucket: repository::BUCKET.into() })
+}
+
 fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
     ctl.read(|core| {
         core.fleet
@@ -220,6 +232,7 @@ fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Resul
             format!("{} is busy with operation {op}; wait for it to finish", app.name),
         ));
     }
+    let strategy = req.strategy;
     let target = format!("{}@{} x{}", app.name, app.version, app.instances);
     let (op_id, rev) = ctl.mutate(|core| {
         let (op_id, opened) = ops::open(OperationKind::Deploy, &app.name, target, Some(command_id));
@@ -233,7 +246,7 @@ fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Resul
         let rev = core.fleet.revision + 2;
         (vec![opened, updated], (op_id, rev))
     });
-    tokio::spawn(deploy::run_deploy(ctl.clone(), op_id.clone(), app));
+    tokio::spawn(deploy::run_deploy(ctl.clone(), op_id.clone(), app, strategy, existing));
     Ok(Accepted { operation_id: Some(op_id), rev })
 }
 

@@ -11,6 +11,7 @@ use super::ControllerConfig;
 use super::store::Store;
 use crate::bus::Bus;
 use crate::plane::replies::ReplyCache;
+use crate::plane::repository::Repository;
 use crate::protocol::clock::now_ms;
 use crate::protocol::{Change, Envelope, Event, EventKind, Fleet, subjects};
 
@@ -84,6 +85,7 @@ const REPLIES_KEPT: usize = 10_000;
 struct Shared {
     bus: Arc<dyn Bus>,
     store: Arc<dyn Store>,
+    repository: Option<Arc<dyn Repository>>,
     config: ControllerConfig,
     core: Mutex<Core>,
     rev: watch::Sender<u64>,
@@ -101,6 +103,7 @@ impl Controller {
         config: ControllerConfig,
         fleet: Fleet,
         store: Arc<dyn Store>,
+        repository: Option<Arc<dyn Repository>>,
     ) -> (Controller, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
         let (rev, _) = watch::channel(fleet.revision);
@@ -109,7 +112,7 @@ impl Controller {
         // proves nothing.
         let host_seen = fleet.hosts.keys().map(|h| (h.clone(), (now, config.heartbeat_period))).collect();
         let core = Core { fleet, host_seen, crashes: HashMap::new(), replies: ReplyCache::new(REPLIES_KEPT) };
-        let shared = Shared { bus, store, config, core: Mutex::new(core), rev, events };
+        let shared = Shared { bus, store, repository, config, core: Mutex::new(core), rev, events };
         (Controller { shared: Arc::new(shared) }, rx)
     }
 
@@ -123,6 +126,11 @@ impl Controller {
 
     pub(crate) fn store(&self) -> Arc<dyn Store> {
         self.shared.store.clone()
+    }
+
+    /// The artifact repository, when this controller has one (on NATS).
+    pub(crate) fn repository(&self) -> Option<Arc<dyn Repository>> {
+        self.shared.repository.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {

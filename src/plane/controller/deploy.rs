@@ -4,20 +4,100 @@
 
 use futures_util::future::join_all;
 
-use super::core::Controller;
+use super::core::{Controller, Draft};
 use super::ops::step_draft;
 use super::scheduler::{PlacementRequest, place};
 use crate::bus::{self, RequestError};
+use crate::plane::repository;
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::{self, AgentVerb};
 use crate::protocol::{
-    AgentAck, App, Change, Envelope, ErrorCode, Fleet, Instance, InstanceRef, InstanceSpec, InstanceState,
-    Route, RouteState, StepName, StepState,
+    AgentAck, App, Change, Envelope, ErrorCode, EventKind, Fleet, Instance, InstanceRef, InstanceSpec,
+    InstanceState, Route, RouteState, StepName, StepState, Strategy,
 };
 
-pub(crate) async fn run_deploy(ctl: Controller, op_id: String, app: App) {
-    let outcome = deploy(&ctl, &op_id, &app).await;
+pub(crate) async fn run_deploy(
+    ctl: Controller,
+    op_id: String,
+    app: App,
+    strategy: Strategy,
+    previous: Option<App>,
+) {
+    let outcome = deploy(&ctl, &op_id, &app, strategy).await;
+    if outcome.is_err()
+        && let Some(prev) = previous.filter(|p| p.version != app.version)
+    {
+        // The old version keeps serving: the desired state says so again, so restarts and
+        // re-placements use the spec that actually runs.
+        let msg = format!("desired back to {}@{} after the failed deploy", prev.name, prev.version);
+        ctl.commit(vec![
+            Draft::new(EventKind::AppUpdated, msg)
+                .app(prev.name.clone())
+                .op(Some(&op_id))
+                .change(Change::App(prev)),
+        ]);
+    }
     ctl.finish(&op_id, outcome);
+}
+
+/// `ALLOCATE_REPOSITORY_REQUEST` and `UPLOAD`: the artifact must be in its slot with the
+/// checksum the deploy names, before any container is touched.
+async fn check_artifact(ctl: &Controller, op_id: &str, app: &App) -> Result<(), String> {
+    let Some(art) = &app.run.artifact else {
+        let slot = repository::slot(&app.name, &app.version);
+        ctl.step(
+            op_id,
+            StepName::AllocateRepositoryRequest,
+            None,
+            StepState::Done,
+            format!("slot {slot}"),
+            vec![],
+        );
+        ctl.step(
+            op_id,
+            StepName::Upload,
+            None,
+            StepState::Done,
+            format!("image {} only: no artifact", app.image),
+            vec![],
+        );
+        return Ok(());
+    };
+    ctl.step(
+        op_id,
+        StepName::AllocateRepositoryRequest,
+        None,
+        StepState::Done,
+        format!("slot {}", art.name),
+        vec![],
+    );
+    let fail = |reason: String| {
+        ctl.step(op_id, StepName::Upload, None, StepState::Failed, reason.clone(), vec![]);
+        Err(reason)
+    };
+    let Some(repo) = ctl.repository() else {
+        return fail(format!("artifact {} given, but this controller has no repository", art.name));
+    };
+    match repo.info(&art.name).await {
+        Ok(Some(stored)) if stored.sha256 == art.sha256 => {
+            let short = &art.sha256[..art.sha256.len().min(12)];
+            ctl.step(
+                op_id,
+                StepName::Upload,
+                None,
+                StepState::Done,
+                format!("{} ({} bytes, sha256 {short}…)", art.name, stored.size),
+                vec![],
+            );
+            Ok(())
+        }
+        Ok(Some(stored)) => fail(format!(
+            "artifact {} in the repository has sha256 {}, not {}: upload it again",
+            art.name, stored.sha256, art.sha256
+        )),
+        Ok(None) => fail(format!("artifact {} is not in the repository: upload it first", art.name)),
+        Err(e) => fail(e.to_string()),
+    }
 }
 
 pub(crate) async fn run_restart(ctl: Controller, op_id: String, targets: Vec<String>) {
@@ -51,24 +131,8 @@ pub(crate) async fn run_replace(ctl: Controller, op_id: String, host: String, id
     ctl.finish(&op_id, outcome);
 }
 
-async fn deploy(ctl: &Controller, op_id: &str, app: &App) -> Result<String, String> {
-    let slot = format!("repo://{}/{}", app.name, app.version);
-    ctl.step(
-        op_id,
-        StepName::AllocateRepositoryRequest,
-        None,
-        StepState::Done,
-        format!("slot {slot}"),
-        vec![],
-    );
-    ctl.step(
-        op_id,
-        StepName::Upload,
-        None,
-        StepState::Done,
-        format!("image {} (no artifact)", app.image),
-        vec![],
-    );
+async fn deploy(ctl: &Controller, op_id: &str, app: &App, strategy: Strategy) -> Result<String, String> {
+    check_artifact(ctl, op_id, app).await?;
 
     let (old, current) = ctl.read(|core| {
         let mut old: Vec<Instance> = Vec::new();
@@ -93,6 +157,22 @@ async fn deploy(ctl: &Controller, op_id: &str, app: &App) -> Result<String, Stri
         }
         if !errors.is_empty() {
             return Err(errors.join("; "));
+        }
+    } else if strategy == Strategy::All {
+        // Every new instance at once; the old ones go only when all the new are healthy.
+        let started =
+            join_all((0..desired as u32).map(|idx| start_instance(ctl, op_id, app, idx, &[]))).await;
+        let errors: Vec<String> = started.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+        if !errors.is_empty() {
+            for id in started.into_iter().flatten() {
+                if let Some(inst) = ctl.read(|c| c.fleet.instances.get(&id).cloned()) {
+                    retire(ctl, op_id, &inst, true).await;
+                }
+            }
+            return Err(format!("new version not healthy, old one kept: {}", errors.join("; ")));
+        }
+        for prev in old.iter().chain(current.iter()) {
+            retire(ctl, op_id, prev, true).await;
         }
     } else {
         // A new version rolls one instance at a time: start the new, wait until healthy,

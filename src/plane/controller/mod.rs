@@ -64,8 +64,9 @@ impl Controller {
         config: ControllerConfig,
         initial: Fleet,
         store: Arc<dyn Store>,
+        repository: Option<Arc<dyn crate::plane::repository::Repository>>,
     ) -> Result<Controller, crate::bus::BusError> {
-        let (ctl, events) = Controller::new(bus.clone(), config, initial, store.clone());
+        let (ctl, events) = Controller::new(bus.clone(), config, initial, store.clone(), repository);
         // Subscribe before anything is published so that nothing is missed.
         let requests = bus.subscribe(subjects::CTL_ALL).await?;
         let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
