@@ -63,6 +63,16 @@ fn host(app: &App) -> (String, Vec<Line<'static>>) {
     for i in app.replica.fleet.instances_on(&h.id) {
         lines.push(Line::from(format!("   {:<24} {:<10} {}", i.id, i.state.as_str(), i.endpoint)));
     }
+    if !h.unmanaged.is_empty() {
+        lines.push(Line::from(Span::styled(" unmanaged containers (never touched)", t.warn)));
+        for c in &h.unmanaged {
+            let id = &c.container_id[..c.container_id.len().min(12)];
+            lines.push(Line::from(format!(
+                "   ⚠ {:<20} {id} {:<10} {} cpu {:.0}% mem {} MB",
+                c.name, c.state, c.image, c.cpu_pct, c.mem_used_mb
+            )));
+        }
+    }
     (format!("Host {}", h.id), lines)
 }
 
@@ -143,5 +153,37 @@ fn event(app: &App) -> (String, Vec<Line<'static>>) {
         kv(t, "message", e.message.clone()),
         kv(t, "changes", e.changes.len().to_string()),
     ];
+    let mut lines = lines;
+    // The operation's progress, step by step, as its events built it.
+    if let Some(op) = e.operation_id.as_ref().and_then(|id| app.replica.fleet.operations.get(id)) {
+        let state = match (op.state, &op.error) {
+            (crate::protocol::OperationState::Failed, Some(err)) => format!("failed: {err}"),
+            (s, _) => format!("{s:?}").to_lowercase(),
+        };
+        lines.push(kv(t, "operation", format!("{} {}: {state}", op.id, op.target)));
+        for step in &op.steps {
+            let took = step
+                .finished_at
+                .map(|f| format!("{:.1}s", f.saturating_sub(step.started_at) as f64 / 1000.0));
+            let mark = match step.state {
+                crate::protocol::StepState::Done => ("✓", t.ok),
+                crate::protocol::StepState::Running => ("…", t.warn),
+                crate::protocol::StepState::Failed => ("✕", t.bad),
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("   {} ", mark.0), mark.1),
+                Span::styled(format!("{:<36}", step.name.as_str()), t.text),
+                Span::styled(
+                    format!(
+                        "{:<22} {:>6} {}",
+                        step.instance.clone().unwrap_or_default(),
+                        took.unwrap_or_default(),
+                        step.detail
+                    ),
+                    t.muted,
+                ),
+            ]));
+        }
+    }
     (format!("Event {}", e.rev), lines)
 }

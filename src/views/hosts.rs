@@ -16,7 +16,7 @@ const COLUMNS: [Column; 9] = [
     col("IP", 13, 3),
     col("CPU", 5, 0),
     col("MEM", 5, 0),
-    col("INST", 4, 2),
+    col("INST", 5, 2),
     col("HB", 5, 1),
     col("STATE", 8, 0),
     wide("TAGS", 10, 1),
@@ -58,6 +58,11 @@ fn cells(app: &App, h: &Host) -> Vec<Cell<'static>> {
     let mem = h.metrics.mem_pct();
     let hb = app.replica.heartbeat_age(&h.id, app.now).map(age).unwrap_or_else(|| "-".into());
     let count = app.replica.fleet.instances_on(&h.id).count();
+    // Containers no agent manages are counted apart and flagged.
+    let count = match h.unmanaged.len() {
+        0 => format!("{count:>4}"),
+        n => format!("{count}+{n}⚠"),
+    };
     let mut tags = h.tags.join(",");
     if !h.warnings.is_empty() {
         tags = format!("⚠ {tags}");
@@ -68,7 +73,7 @@ fn cells(app: &App, h: &Host) -> Vec<Cell<'static>> {
         Cell::from(h.ip.clone()),
         styled(pct(h.metrics.cpu_pct), level(h.metrics.cpu_pct)),
         styled(pct(mem), level(mem)),
-        Cell::from(format!("{count:>4}")),
+        styled(count, if h.unmanaged.is_empty() { t.text } else { t.warn }),
         Cell::from(format!("{hb:>5}")),
         styled(state_label(h.state), state_style),
         styled(tags, if h.warnings.is_empty() { t.muted } else { t.warn }),

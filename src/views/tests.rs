@@ -183,3 +183,77 @@ fn only_visible_rows_are_drawn_and_the_selection_stays_on_screen() {
     let screen = text(&draw(&mut app, 100, 20));
     assert!(screen.contains("[407/407]") && screen.contains("▶"), "{screen}");
 }
+
+#[test]
+fn an_event_detail_shows_its_operation_step_by_step() {
+    use crate::protocol::{Operation, OperationKind, OperationState, OperationStep, StepName, StepState};
+    let mut app = app();
+    let step = |name, state, at: u64| OperationStep {
+        name,
+        instance: Some("shop-web-0-ab12".into()),
+        state,
+        started_at: T0 + at,
+        finished_at: (state != StepState::Running).then_some(T0 + at + 1500),
+        detail: String::new(),
+    };
+    let op = Operation {
+        id: "op-0000000001".into(),
+        kind: OperationKind::Deploy,
+        app: "shop-web".into(),
+        target: "shop-web@1.1.0 x1".into(),
+        steps: vec![
+            step(StepName::NewInstanceAndDeployWarRequest, StepState::Done, 0),
+            step(StepName::Download, StepState::Done, 1500),
+            step(StepName::HealthCheck, StepState::Failed, 3000),
+        ],
+        state: OperationState::Failed,
+        error: Some("shop-web-0-ab12 failed: it is unhealthy".into()),
+        started_at: T0,
+        finished_at: Some(T0 + 4500),
+        command_id: None,
+    };
+    app.replica.fleet.operations.insert(op.id.clone(), op.clone());
+    let mut ev = app.replica.events.back().cloned().expect("an event");
+    ev.rev += 1;
+    ev.operation_id = Some(op.id.clone());
+    ev.kind = crate::protocol::EventKind::OperationFailed;
+    ev.message = "shop-web-0-ab12 failed: it is unhealthy".into();
+    app.replica.events.push_back(ev);
+    app.update(Action::ShowPanel(Panel::Events));
+    app.update(Action::Detail);
+    let buf = draw(&mut app, 120, 30);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    assert!(screen.contains("✕ HEALTH_CHECK"), "{screen}");
+    assert!(screen.contains("✓ DOWNLOAD"), "{screen}");
+    let (x, y) = find(&buf, "✕ HEALTH_CHECK").expect("failed step");
+    assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
+}
+
+#[test]
+fn unmanaged_containers_and_host_warnings_are_flagged() {
+    let mut app = app();
+    if let Some(h) = app.replica.fleet.hosts.get_mut("host-01") {
+        h.warnings = vec!["storage driver devicemapper on loop devices: use direct-lvm".into()];
+        h.unmanaged = vec![crate::protocol::ContainerReport {
+            container_id: "f00dcafe00112233".into(),
+            name: "hand-made".into(),
+            image: "busybox".into(),
+            state: "running".into(),
+            cpu_pct: 3.0,
+            mem_used_mb: 12,
+            mem_limit_mb: 0,
+        }];
+    }
+    let screen = text(&draw(&mut app, 120, 16));
+    assert!(screen.contains("1+1⚠"), "{screen}");
+    assert!(screen.contains("⚠ web"), "{screen}");
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 120, 30));
+    assert_snapshot!(screen);
+    assert!(
+        screen.contains("unmanaged containers (never touched)") && screen.contains("hand-made"),
+        "{screen}"
+    );
+    assert!(screen.contains("devicemapper on loop devices"), "{screen}");
+}
