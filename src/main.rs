@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use quarterdeck::cli::{Cli, Command, cockpit, ctl, logging, services};
+use quarterdeck::cli::{Cli, Command, cockpit, ctl, logging, router, services};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,6 +26,10 @@ fn main() -> ExitCode {
             Some(Command::Agent(args)) => {
                 logging::init(&format!("agent/{}", args.host_id), level);
                 services::run_agent(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
+            }
+            Some(Command::Router(args)) => {
+                logging::init("router", level);
+                router::run(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
             Some(Command::Ctl(args)) => {
                 logging::init("ctl", level.min(log::LevelFilter::Warn));

@@ -62,6 +62,8 @@ pub struct App {
     pub page_rows: usize,
     /// Whether the Events panel shows the cockpit's own log under the events.
     pub show_log: bool,
+    /// The routers' latest statuses and when each arrived (ms since epoch).
+    pub routers: std::collections::BTreeMap<String, (crate::protocol::RouterStatus, u64)>,
 }
 
 impl App {
@@ -80,6 +82,7 @@ impl App {
             should_quit: false,
             page_rows: 20,
             show_log: false,
+            routers: std::collections::BTreeMap::new(),
         }
     }
 

@@ -139,6 +139,10 @@ impl App {
                 self.replica.apply_heartbeat(&hb, now);
                 vec![]
             }
+            Update::Router(status) => {
+                self.routers.insert(status.id.clone(), (*status, now));
+                vec![]
+            }
             Update::Beacon(revision) => {
                 if self.replica.note_beacon(revision) {
                     self.say(Level::Warn, "missed the latest event: taking a fresh snapshot".into());

@@ -10,7 +10,7 @@ use crate::bus::{self, Bus, Connection, RequestError, Subscription};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{
     Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest,
-    RestartRequest, RouteRequest, SnapshotRequest, decode, subjects,
+    RestartRequest, RouteRequest, RouterStatus, SnapshotRequest, decode, subjects,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -75,6 +75,8 @@ pub enum Update {
     Heartbeat(Box<Heartbeat>),
     /// The active controller's revision, sent every heartbeat period.
     Beacon(u64),
+    /// A router's status: what it has applied.
+    Router(Box<RouterStatus>),
     Connection(Connection),
     CommandDone {
         what: String,
@@ -91,34 +93,70 @@ pub struct BackendHandle {
 
 /// Starts the backend task for a bus.
 pub fn spawn(bus: Arc<dyn Bus>, source: String) -> BackendHandle {
+    spawn_with(bus, source, ClientOptions::default())
+}
+
+/// What a client wants besides the state: the cockpit wants everything; the router only
+/// the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// Load the last hour of events at start.
+    pub history: bool,
+    /// Follow heartbeats (metrics) and router statuses.
+    pub heartbeats: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions { history: true, heartbeats: true }
+    }
+}
+
+pub fn spawn_with(bus: Arc<dyn Bus>, source: String, options: ClientOptions) -> BackendHandle {
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (update_tx, updates) = mpsc::channel(16_384);
-    tokio::spawn(run(bus, source, command_rx, update_tx));
+    tokio::spawn(run(bus, source, options, command_rx, update_tx));
     BackendHandle { commands, updates }
+}
+
+/// The next message of an optional subscription; never, when there is none.
+async fn next_of(sub: &mut Option<Subscription>) -> Option<crate::bus::Message> {
+    match sub {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn run(
     bus: Arc<dyn Bus>,
     source: String,
+    options: ClientOptions,
     mut commands: mpsc::UnboundedReceiver<Command>,
     updates: mpsc::Sender<Update>,
 ) {
     let subscribed = async {
         let events = bus.subscribe(subjects::EVT_ALL).await?;
-        let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
         let beacons = bus.subscribe(subjects::CONTROLLER_HB).await?;
-        Ok::<_, crate::bus::BusError>((events, heartbeats, beacons))
-    };
-    let (mut events, mut heartbeats, mut beacons): (Subscription, Subscription, Subscription) =
-        match subscribed.await {
-            Ok(subs) => subs,
-            Err(err) => {
-                let _ = updates.send(Update::Problem(format!("cannot subscribe: {err}"))).await;
-                return;
-            }
+        let (heartbeats, routers) = match options.heartbeats {
+            true => (
+                Some(bus.subscribe(subjects::HB_ALL).await?),
+                Some(bus.subscribe(subjects::ROUTER_STATUS_ALL).await?),
+            ),
+            false => (None, None),
         };
+        Ok::<_, crate::bus::BusError>((events, beacons, heartbeats, routers))
+    };
+    let (mut events, mut beacons, mut heartbeats, mut routers) = match subscribed.await {
+        Ok(subs) => subs,
+        Err(err) => {
+            let _ = updates.send(Update::Problem(format!("cannot subscribe: {err}"))).await;
+            return;
+        }
+    };
     let mut connection = bus.connection();
-    fetch_history(bus.as_ref(), &source, &updates).await;
+    if options.history {
+        fetch_history(bus.as_ref(), &source, &updates).await;
+    }
     let mut want_snapshot = true;
     let mut retry = tokio::time::interval(Duration::from_secs(2));
     loop {
@@ -132,7 +170,13 @@ async fn run(
                 }
                 Err(err) => log::warn!("ignored a bad event on {}: {err}", msg.subject),
             },
-            Some(msg) = heartbeats.next() => match decode::<Heartbeat>(&msg.payload) {
+            Some(msg) = next_of(&mut routers) => match decode::<RouterStatus>(&msg.payload) {
+                Ok(env) => {
+                    if updates.send(Update::Router(Box::new(env.body))).await.is_err() { return; }
+                }
+                Err(err) => log::warn!("ignored a bad router status: {err}"),
+            },
+            Some(msg) = next_of(&mut heartbeats) => match decode::<Heartbeat>(&msg.payload) {
                 Ok(env) => {
                     if updates.send(Update::Heartbeat(Box::new(env.body))).await.is_err() { return; }
                 }

@@ -6,5 +6,7 @@
 mod client;
 mod replica;
 
-pub use client::{BackendHandle, Command, ControlCommand, RouteVerb, Update, spawn};
+pub use client::{
+    BackendHandle, ClientOptions, Command, ControlCommand, RouteVerb, Update, spawn, spawn_with,
+};
 pub use replica::{EVENTS_KEPT, Replica, Sync};

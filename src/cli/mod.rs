@@ -5,6 +5,7 @@ pub mod cockpit;
 pub mod ctl;
 pub mod logging;
 pub mod parse;
+pub mod router;
 pub mod services;
 
 use std::path::PathBuf;
@@ -154,6 +155,9 @@ pub enum Command {
     /// Run the agent of one Docker host: heartbeats with its instances and metrics, and
     /// the controller's commands, carried out through a runtime driver.
     Agent(services::AgentArgs),
+    /// Run a router: apply the route table to nginx (the load balancer), reloading it
+    /// after each burst of changes, never with a configuration that fails `nginx -t`.
+    Router(router::RouterArgs),
     /// Headless commands for scripts, tests and people: tables, or JSON with --json.
     Ctl(ctl::CtlArgs),
 }

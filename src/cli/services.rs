@@ -53,6 +53,11 @@ pub struct ControllerArgs {
     /// How long one deploy step may take before the operation fails.
     #[arg(long, default_value = "60s", value_parser = parse::duration, value_name = "DURATION")]
     pub step_timeout: Duration,
+
+    /// How long a route's backend may have no running instance before the route is marked
+    /// stale and the router leaves it out.
+    #[arg(long, default_value = "10s", value_parser = parse::duration, value_name = "DURATION")]
+    pub route_stale_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,7 +114,7 @@ pub struct AgentArgs {
 }
 
 /// Resolves when the process is asked to stop.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
@@ -171,6 +176,7 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
         stale_after: args.stale_after,
         lost_after: args.lost_after.max(args.stale_after + 1),
         step_timeout: args.step_timeout,
+        route_stale_after: args.route_stale_after,
         ..ControllerConfig::default()
     };
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus.clone());

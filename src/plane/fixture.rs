@@ -159,6 +159,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
                 backend: endpoint.clone(),
                 state: RouteState::Enabled,
                 weight: 1,
+                stale: false,
             };
             commit(
                 &mut fleet,

@@ -8,4 +8,5 @@ pub mod fixture;
 pub mod replies;
 pub mod repository;
 pub mod rng;
+pub mod router;
 pub mod sandbox;

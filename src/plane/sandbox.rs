@@ -10,6 +10,7 @@ use super::agent::{self, AgentConfig, AgentHandle};
 use super::controller::store::MemoryStore;
 use super::controller::{Controller, ControllerConfig};
 use super::rng::Rng;
+use super::router::{self, RouterConfig, SimApplier};
 use crate::bus::{self, Bus, BusError, LocalBus, RequestError};
 use crate::protocol::{Accepted, Constraints, DeployRequest, Envelope, Fleet, subjects};
 
@@ -150,6 +151,15 @@ impl Sandbox {
             };
             agents.push(agent::start(dyn_bus.clone(), driver, agent_config).await?);
         }
+        // The sandbox keeps its routes in memory and shows a simulated router.
+        let router_config = RouterConfig {
+            id: "sandbox-router".into(),
+            listen: "simulated".into(),
+            state_dir: std::env::temp_dir(),
+            coalesce: Duration::from_millis(100),
+            status_period: Duration::from_secs(2),
+        };
+        tokio::spawn(router::run(dyn_bus.clone(), router_config, Box::new(SimApplier)));
         let sandbox = Sandbox { bus, controller, agents };
         let hosts = config.hosts;
         // Apps can only be placed once the hosts have said hello.

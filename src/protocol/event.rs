@@ -32,6 +32,12 @@ pub enum EventKind {
     RouteRemoved,
     RouteEnabled,
     RouteDisabled,
+    /// The backend's instance has been gone or unhealthy past the TTL.
+    RouteStale,
+    /// A stale backend's instance is healthy again.
+    RouteRestored,
+    /// The router could not apply the route table (the config check failed).
+    RouterError,
     /// A kind from a newer controller; shown as-is, never an error.
     #[serde(other)]
     Unknown,
@@ -64,6 +70,9 @@ impl EventKind {
             EventKind::RouteRemoved => "ROUTE_REMOVED",
             EventKind::RouteEnabled => "ROUTE_ENABLED",
             EventKind::RouteDisabled => "ROUTE_DISABLED",
+            EventKind::RouteStale => "ROUTE_STALE",
+            EventKind::RouteRestored => "ROUTE_RESTORED",
+            EventKind::RouterError => "ROUTER_ERROR",
             EventKind::Unknown => "UNKNOWN",
         }
     }
@@ -81,6 +90,8 @@ impl EventKind {
                 | EventKind::InstanceCrashed
                 | EventKind::HostLost
                 | EventKind::HostStale
+                | EventKind::RouteStale
+                | EventKind::RouterError
         )
     }
 }

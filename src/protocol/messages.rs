@@ -301,3 +301,24 @@ pub struct ControllerBeacon {
     pub id: String,
     pub revision: u64,
 }
+
+/// `qd.v1.router.<id>.status`: what a router has applied, every few seconds and after
+/// each reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterStatus {
+    pub id: String,
+    /// How many configurations it has applied since it started.
+    pub generation: u64,
+    /// When it last reloaded the load balancer (ms since epoch).
+    #[serde(default)]
+    pub last_reload: Option<u64>,
+    /// The last apply error, cleared by the next good apply.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Backends currently in the load balancer.
+    pub backends: usize,
+    /// Where it listens, e.g. `127.0.0.1:8080`, or `simulated`.
+    pub listen: String,
+    /// The controller revision the applied configuration reflects.
+    pub revision: u64,
+}

@@ -246,9 +246,18 @@ pub struct Route {
     pub backend: String,
     pub state: RouteState,
     pub weight: u32,
+    /// Set by the controller when the backend's instance has been gone or unhealthy past
+    /// the stale TTL (as gorouter prunes); the router leaves stale backends out.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 impl Route {
+    /// Whether the load balancer should send traffic to this backend.
+    pub fn serves(&self) -> bool {
+        self.state == RouteState::Enabled && !self.stale
+    }
+
     /// Routes are keyed by app and backend: one backend serves an app once.
     pub fn key(&self) -> RouteKey {
         (self.app.clone(), self.backend.clone())

@@ -16,6 +16,13 @@ pub const CTL_ROUTE_DISABLE: &str = "qd.v1.ctl.route.disable";
 /// The active controller's beacon: its revision, every heartbeat period, so a quiet
 /// replica that missed the last event still finds out.
 pub const CONTROLLER_HB: &str = "qd.v1.controller.hb";
+/// Every router's status.
+pub const ROUTER_STATUS_ALL: &str = "qd.v1.router.*.status";
+
+pub fn router_status(id: &str) -> String {
+    format!("{PREFIX}.router.{}.status", token(id))
+}
+
 /// Everything the controller answers.
 pub const CTL_ALL: &str = "qd.v1.ctl.>";
 

@@ -109,7 +109,14 @@ fn instance(id: &str, app: &str, host: &str, state: InstanceState) -> Instance {
 }
 
 fn route(app: &str, backend: &str, state: RouteState) -> Route {
-    Route { app: app.into(), domain: format!("{app}.local"), backend: backend.into(), state, weight: 1 }
+    Route {
+        app: app.into(),
+        domain: format!("{app}.local"),
+        backend: backend.into(),
+        state,
+        weight: 1,
+        stale: false,
+    }
 }
 
 fn step(name: StepName, state: StepState) -> OperationStep {
@@ -314,7 +321,7 @@ fn status(step: Option<StepName>) -> InstanceStatus {
 // The lists below are checked against the enums by exhaustive matches, so a new variant
 // fails to compile until it is listed (and so tested).
 
-const ALL_KINDS: [EventKind; 25] = [
+const ALL_KINDS: [EventKind; 28] = [
     EventKind::AllocateRepositoryRequest,
     EventKind::Upload,
     EventKind::NewInstanceAndDeployWarRequest,
@@ -339,6 +346,9 @@ const ALL_KINDS: [EventKind; 25] = [
     EventKind::RouteRemoved,
     EventKind::RouteEnabled,
     EventKind::RouteDisabled,
+    EventKind::RouteStale,
+    EventKind::RouteRestored,
+    EventKind::RouterError,
     EventKind::Unknown,
 ];
 
@@ -368,6 +378,9 @@ fn kind_is_listed(k: EventKind) -> bool {
         | EventKind::RouteRemoved
         | EventKind::RouteEnabled
         | EventKind::RouteDisabled
+        | EventKind::RouteStale
+        | EventKind::RouteRestored
+        | EventKind::RouterError
         | EventKind::Unknown => ALL_KINDS.contains(&k),
     }
 }

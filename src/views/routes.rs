@@ -1,12 +1,14 @@
 //! The Routes panel: app domain to backends, as the load balancer has them.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
-use ratatui::widgets::Cell;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph};
 
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
+use crate::protocol::clock::age;
 use crate::protocol::{InstanceState, Route, RouteState};
 
 const COLUMNS: [Column; 6] = [
@@ -20,16 +22,56 @@ const COLUMNS: [Column; 6] = [
 
 const SPEC: PanelSpec = PanelSpec { panel: Panel::Routes, columns: &COLUMNS, empty_text: "no routes" };
 
+/// A router that has not reported for this long is called silent.
+const ROUTER_SILENT_MS: u64 = 6_000;
+
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let [status, table_area] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
+    frame.render_widget(Paragraph::new(router_line(app)), status);
     let routes = app.replica.fleet.routes.values();
-    table::render_panel(app, frame, area, &SPEC, routes, cells);
+    table::render_panel(app, frame, table_area, &SPEC, routes, cells);
+}
+
+/// Whether the route table is applied anywhere, and how recently.
+fn router_line(app: &App) -> Line<'static> {
+    let t = &app.theme;
+    if app.routers.is_empty() {
+        return Line::from(Span::styled(
+            " ⚠ no router has reported: the route table is not applied anywhere",
+            t.warn,
+        ));
+    }
+    let mut spans = Vec::new();
+    for (id, (st, seen)) in &app.routers {
+        let silent = app.now.saturating_sub(*seen);
+        let (text, style) = if silent > ROUTER_SILENT_MS {
+            (format!(" ✕ router {id} silent for {}", age(silent)), t.bad)
+        } else if let Some(err) = &st.last_error {
+            (format!(" ✕ router {id} gen {}: {err}", st.generation), t.bad)
+        } else {
+            let reload = st
+                .last_reload
+                .map(|r| format!("reloaded {} ago", age(app.now.saturating_sub(r))))
+                .unwrap_or_else(|| "not applied yet".into());
+            (
+                format!(
+                    " ● router {id} up · {} · gen {} · {} backends · {reload}",
+                    st.listen, st.generation, st.backends
+                ),
+                t.ok,
+            )
+        };
+        spans.push(Span::styled(text, style));
+    }
+    Line::from(spans)
 }
 
 fn cells(app: &App, r: &Route) -> Vec<Cell<'static>> {
     let t = &app.theme;
-    let (state, style) = match r.state {
-        RouteState::Enabled => ("● enabled", t.ok),
-        RouteState::Disabled => ("○ disabled", t.muted),
+    let (state, style) = match (r.state, r.stale) {
+        (_, true) => ("◐ stale", t.warn),
+        (RouteState::Enabled, false) => ("● enabled", t.ok),
+        (RouteState::Disabled, false) => ("○ disabled", t.muted),
     };
     let backing = app.replica.fleet.instances.values().find(|i| i.app == r.app && i.endpoint == r.backend);
     let (inst, inst_style) = match backing {

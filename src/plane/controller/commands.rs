@@ -328,6 +328,7 @@ fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepte
                     backend: req.backend.clone(),
                     state: RouteState::Enabled,
                     weight,
+                    stale: false,
                 };
                 Draft::new(
                     EventKind::RouteAdded,

@@ -76,6 +76,10 @@ pub(crate) struct Core {
     /// When each host was last heard, and its heartbeat period.
     pub host_seen: HashMap<String, (Instant, Duration)>,
     pub crashes: HashMap<String, CrashRecord>,
+    /// Since when each route's backend has had no running instance.
+    pub not_serving_since: HashMap<crate::protocol::RouteKey, Instant>,
+    /// The last error each router reported, so that each new one is one event.
+    pub router_errors: HashMap<String, Option<String>>,
     /// Replies already given, by command id, so a repeated command gets the same answer.
     pub replies: ReplyCache,
 }
@@ -111,7 +115,14 @@ impl Controller {
         // A host in a loaded state gets a full grace period: silence before we started
         // proves nothing.
         let host_seen = fleet.hosts.keys().map(|h| (h.clone(), (now, config.heartbeat_period))).collect();
-        let core = Core { fleet, host_seen, crashes: HashMap::new(), replies: ReplyCache::new(REPLIES_KEPT) };
+        let core = Core {
+            fleet,
+            host_seen,
+            crashes: HashMap::new(),
+            not_serving_since: HashMap::new(),
+            router_errors: HashMap::new(),
+            replies: ReplyCache::new(REPLIES_KEPT),
+        };
         let shared = Shared { bus, store, repository, config, core: Mutex::new(core), rev, events };
         (Controller { shared: Arc::new(shared) }, rx)
     }

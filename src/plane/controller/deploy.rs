@@ -327,6 +327,7 @@ pub(crate) async fn start_instance(
         backend: inst.endpoint.clone(),
         state: RouteState::Enabled,
         weight: 1,
+        stale: false,
     };
     ctl.step(
         op_id,
@@ -412,6 +413,9 @@ pub(crate) async fn restart_instance(ctl: &Controller, op_id: &str, id: &str) ->
     let since = before.started_at.unwrap_or(0);
     let mut counted = before.clone();
     counted.restarts += 1;
+    // Out of the load balancer while it restarts; back in once healthy. Only the routes
+    // this restart disabled come back: an operator's disable stands.
+    let taken_out = set_routes_of(ctl, op_id, &before, RouteState::Enabled, RouteState::Disabled);
     ctl.step(
         op_id,
         StepName::Restart,
@@ -420,8 +424,17 @@ pub(crate) async fn restart_instance(ctl: &Controller, op_id: &str, id: &str) ->
         format!("on {}", before.host),
         vec![Change::Instance(counted)],
     );
-    send_restart(ctl, &before, Some(op_id)).await?;
-    match ctl.wait_for(ctl.config().step_timeout, |f| instance_settled(f, id, Some(since))).await {
+    let sent = send_restart(ctl, &before, Some(op_id)).await;
+    let settled = match sent {
+        Ok(()) => ctl.wait_for(ctl.config().step_timeout, |f| instance_settled(f, id, Some(since))).await,
+        Err(e) => Some(Err(e)),
+    };
+    if taken_out > 0 {
+        // Even after a failed restart: the stale-backend TTL takes out a dead backend,
+        // while a disabled route would never come back on its own.
+        set_routes_of(ctl, op_id, &before, RouteState::Disabled, RouteState::Enabled);
+    }
+    match settled {
         Some(Ok(_)) => {
             ctl.step(op_id, StepName::Restart, Some(id), StepState::Done, "running again", vec![]);
             Ok(())
@@ -435,6 +448,34 @@ pub(crate) async fn restart_instance(ctl: &Controller, op_id: &str, id: &str) ->
             Err(reason)
         }
     }
+}
+
+/// Moves the routes of an instance from one state to another, one event each; returns
+/// how many moved.
+fn set_routes_of(ctl: &Controller, op_id: &str, inst: &Instance, from: RouteState, to: RouteState) -> usize {
+    ctl.mutate(|core| {
+        let drafts: Vec<Draft> = core
+            .fleet
+            .routes
+            .values()
+            .filter(|r| r.app == inst.app && r.backend == inst.endpoint && r.state == from)
+            .map(|r| {
+                let mut changed = r.clone();
+                changed.state = to;
+                let (kind, word) = match to {
+                    RouteState::Disabled => (EventKind::RouteDisabled, "out of service while it restarts"),
+                    RouteState::Enabled => (EventKind::RouteEnabled, "back in service"),
+                };
+                Draft::new(kind, format!("{} -> {} {word}", r.domain, r.backend))
+                    .app(r.app.clone())
+                    .instance(inst.id.clone())
+                    .op(Some(op_id))
+                    .change(Change::Route(changed))
+            })
+            .collect();
+        let n = drafts.len();
+        (drafts, n)
+    })
 }
 
 /// Asks the instance's agent to restart it; an agent that no longer has it (it restarted,

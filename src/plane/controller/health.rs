@@ -41,6 +41,7 @@ pub(crate) async fn run(ctl: Controller) {
             was_connected = true;
         }
         check_hosts(&ctl);
+        check_routes(&ctl);
         restart_crashed(&ctl).await;
     }
 }
@@ -100,6 +101,65 @@ fn check_hosts(ctl: &Controller) {
     for (op_id, host, ids) in lost {
         tokio::spawn(deploy::run_replace(ctl.clone(), op_id, host, ids));
     }
+}
+
+/// Backends whose instance has been gone or not running past the TTL are marked stale
+/// (the router leaves them out), and restored once the instance runs again, as gorouter
+/// prunes stale routes.
+fn check_routes(ctl: &Controller) {
+    let ttl = ctl.config().route_stale_after;
+    ctl.mutate(|core| {
+        let now = Instant::now();
+        let mut drafts = Vec::new();
+        let mut serving_keys = Vec::new();
+        for route in core.fleet.routes.values() {
+            let key = route.key();
+            let serving = core
+                .fleet
+                .instances_of(&route.app)
+                .any(|i| i.endpoint == route.backend && i.state == InstanceState::Running);
+            if serving {
+                serving_keys.push(key.clone());
+                if route.stale {
+                    let mut r = route.clone();
+                    r.stale = false;
+                    drafts.push(
+                        Draft::new(
+                            EventKind::RouteRestored,
+                            format!("{} -> {} serves again", r.domain, r.backend),
+                        )
+                        .app(r.app.clone())
+                        .change(Change::Route(r)),
+                    );
+                }
+                continue;
+            }
+            let since = *core.not_serving_since.entry(key).or_insert(now);
+            if !route.stale && now.duration_since(since) >= ttl {
+                let mut r = route.clone();
+                r.stale = true;
+                drafts.push(
+                    Draft::new(
+                        EventKind::RouteStale,
+                        format!(
+                            "{} -> {} stale: no running instance for {}s",
+                            r.domain,
+                            r.backend,
+                            ttl.as_secs()
+                        ),
+                    )
+                    .app(r.app.clone())
+                    .change(Change::Route(r)),
+                );
+            }
+        }
+        for key in serving_keys {
+            core.not_serving_since.remove(&key);
+        }
+        let routes = &core.fleet.routes;
+        core.not_serving_since.retain(|k, _| routes.contains_key(k));
+        (drafts, ())
+    })
 }
 
 /// The wait before the n-th restart in a row: 1 s, 2 s, 4 s ... capped.

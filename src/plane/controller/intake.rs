@@ -31,6 +31,29 @@ pub(crate) async fn serve_statuses(ctl: Controller, mut sub: Subscription) {
     }
 }
 
+/// Router statuses: each new apply error becomes one event, so it is in the history.
+pub(crate) async fn serve_router_statuses(ctl: Controller, mut sub: Subscription) {
+    while let Some(msg) = sub.next().await {
+        let status = match decode::<crate::protocol::RouterStatus>(&msg.payload) {
+            Ok(env) => env.body,
+            Err(err) => {
+                log::warn!("rejected router status on {}: {err}", msg.subject);
+                continue;
+            }
+        };
+        ctl.mutate(|core| {
+            let previous = core.router_errors.insert(status.id.clone(), status.last_error.clone());
+            let drafts = match (&status.last_error, previous.flatten()) {
+                (Some(err), prev) if prev.as_ref() != Some(err) => {
+                    vec![Draft::new(EventKind::RouterError, format!("router {}: {err}", status.id))]
+                }
+                _ => vec![],
+            };
+            (drafts, ())
+        });
+    }
+}
+
 async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
     if let Err(reason) = crate::protocol::validate::name("host", &hb.host.id) {
         log::warn!("rejected heartbeat: {reason}");

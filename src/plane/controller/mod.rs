@@ -39,6 +39,8 @@ pub struct ControllerConfig {
     pub max_backoff: Duration,
     /// How long an instance must run before its crash backoff starts again from the bottom.
     pub stable_after: Duration,
+    /// How long a route's backend may have no running instance before it is stale.
+    pub route_stale_after: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -52,6 +54,7 @@ impl Default for ControllerConfig {
             agent_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(60),
             stable_after: Duration::from_secs(30),
+            route_stale_after: Duration::from_secs(10),
         }
     }
 }
@@ -71,10 +74,12 @@ impl Controller {
         let requests = bus.subscribe(subjects::CTL_ALL).await?;
         let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
         let statuses = bus.subscribe(subjects::STATUS_ALL).await?;
+        let routers = bus.subscribe(subjects::ROUTER_STATUS_ALL).await?;
         tokio::spawn(core::publish_events(store, ctl.config().source.clone(), events));
         tokio::spawn(commands::serve(ctl.clone(), requests));
         tokio::spawn(intake::serve_heartbeats(ctl.clone(), heartbeats));
         tokio::spawn(intake::serve_statuses(ctl.clone(), statuses));
+        tokio::spawn(intake::serve_router_statuses(ctl.clone(), routers));
         tokio::spawn(health::run(ctl.clone()));
         Ok(ctl)
     }

@@ -1,0 +1,76 @@
+//! `quarterdeck router`: applies the controller's route table to nginx.
+
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{BusArgs, parse, services};
+use crate::bus::Bus;
+use crate::plane::router::nginx::NginxApplier;
+use crate::plane::router::{self, RouterConfig};
+use crate::protocol::validate;
+
+#[derive(Debug, Clone, Args)]
+pub struct RouterArgs {
+    /// Where nginx listens for app traffic, IPv4:PORT; requests are routed by Host header.
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: SocketAddrV4,
+
+    /// The router's directory: nginx.conf, nginx's pid, logs and temp files live here.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+
+    /// The nginx binary the router runs and checks configurations with.
+    #[arg(long, default_value = "nginx", value_name = "PATH")]
+    pub nginx: PathBuf,
+
+    /// Reload an nginx the host already manages with this shell command instead of running
+    /// one (the config is still written to DIR/nginx.conf and checked with `nginx -t`).
+    #[arg(long, value_name = "CMD")]
+    pub reload_cmd: Option<String>,
+
+    /// This router's id in its status [default: router-<host name>].
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// How long to gather changes before one reload: a burst becomes one reload.
+    #[arg(long, default_value = "200ms", value_parser = parse::duration, value_name = "DURATION")]
+    pub coalesce: Duration,
+}
+
+pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
+    let host = sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into());
+    let id =
+        args.id.clone().unwrap_or_else(|| format!("router-{host}").to_lowercase().replace(['.', '_'], "-"));
+    validate::name("router id", &id)?;
+    let applier =
+        NginxApplier::new(&args.state_dir, &args.nginx, args.reload_cmd.clone(), &args.listen.to_string())?;
+    if let Some(pid) = applier.running_pid() {
+        log::info!("adopting the nginx already running from {} (pid {pid})", args.state_dir.display());
+    }
+    let state_dir =
+        std::fs::canonicalize(&args.state_dir).map_err(|e| format!("{}: {e}", args.state_dir.display()))?;
+    let stopper =
+        NginxApplier::new(&state_dir, &args.nginx, args.reload_cmd.clone(), &args.listen.to_string())?;
+    let bus = bus_args.connect(&format!("router/{id}")).await?;
+    let config = RouterConfig {
+        id: id.clone(),
+        listen: args.listen.to_string(),
+        state_dir,
+        coalesce: args.coalesce,
+        status_period: Duration::from_secs(2),
+    };
+    log::info!("router {id} applies routes to nginx on {} ({})", args.listen, bus.describe());
+    let dyn_bus: Arc<dyn Bus> = Arc::new(bus);
+    tokio::select! {
+        _ = router::run(dyn_bus, config, Box::new(applier)) => Err("the bus closed".into()),
+        _ = services::stop_signal() => {
+            log::info!("router {id} stopping; nginx finishes its requests and stops");
+            stopper.stop().await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Reading one container's inspect answer: whether it runs, how it ended, when it started,
+//! and where it is reached. Used after a start and once per adopted container, never per
+//! period.
+
+use std::net::Ipv4Addr;
+
+use bollard::Docker;
+use bollard::models::ContainerInspectResponse;
+use bollard::query_parameters::LogsOptions;
+use futures_util::StreamExt;
+
+use super::{connect, network};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inspected {
+    pub id: String,
+    pub running: bool,
+    /// Docker's own word: created, running, exited ...
+    pub status: String,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    pub started_at: Option<u64>,
+    /// The host port bound for the container port (running), or asked for (pinned).
+    pub host_port: Option<u16>,
+    /// The container's address on the VLAN network.
+    pub vlan_ip: Option<Ipv4Addr>,
+    pub image: String,
+    pub cmd: Option<Vec<String>>,
+    pub labels: std::collections::HashMap<String, String>,
+}
+
+pub async fn inspect(docker: &Docker, container: &str, container_port: u16, vlan: Option<&str>) -> Result<Inspected, bollard::errors::Error> {
+    docker.inspect_container(container, None).await.map(|r| read(&r, container_port, vlan))
+}
+
+pub fn read(r: &ContainerInspectResponse, container_port: u16, vlan: Option<&str>) -> Inspected {
+    let state = r.state.clone().unwrap_or_default();
+    let settings = r.network_settings.as_ref();
+    // A running container shows the bound port; a stopped one only what was asked for,
+    // which is the same port since the agent pins it.
+    let host_port = network::published_port(settings.and_then(|s| s.ports.as_ref()), container_port).or_else(|| {
+        network::published_port(r.host_config.as_ref().and_then(|h| h.port_bindings.as_ref()), container_port)
+    });
+    let vlan_ip = vlan.and_then(|name| {
+        let ep = settings?.networks.as_ref()?.get(name)?;
+        let assigned = ep.ip_address.as_deref().filter(|a| !a.is_empty());
+        let asked = ep.ipam_config.as_ref().and_then(|c| c.ipv4_address.as_deref());
+        assigned.or(asked)?.parse().ok()
+    });
+    let config = r.config.clone().unwrap_or_default();
+    Inspected {
+        id: r.id.clone().unwrap_or_default(),
+        running: state.running.unwrap_or(false),
+        status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+        exit_code: state.exit_code.unwrap_or(0),
+        oom_killed: state.oom_killed.unwrap_or(false),
+        started_at: state.started_at.as_deref().and_then(rfc3339_ms),
+        host_port,
+        vlan_ip,
+        image: config.image.unwrap_or_default(),
+        cmd: config.cmd,
+        labels: config.labels.unwrap_or_default(),
+    }
+}
+
+/// Why a container is not running, in words, with the last lines it printed.
+pub async fn exit_reason(docker: &Docker, container: &str, i: &Inspected) -> String {
+    let mut reason = format!("container {} (exit code {})", i.status, i.exit_code);
+    if i.oom_killed {
+        reason.push_str(", killed for running out of memory");
+    }
+    let opts = LogsOptions { stdout: true, stderr: true, tail: "5".into(), ..Default::default() };
+    let lines = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        docker
+            .logs(container, Some(opts))
+            .filter_map(|l| async move { l.ok() })
+            .map(|l| String::from_utf8_lossy(&l.into_bytes()).trim().to_string())
+            .collect::<Vec<_>>()
+            .await
+    })
+    .await
+    .unwrap_or_default();
+    let lines: Vec<String> = lines.into_iter().filter(|l| !l.is_empty()).collect();
+    if !lines.is_empty() {
+        reason.push_str(&format!("; last output: {}", lines.join(" | ")));
+    }
+    reason
+}
+
+/// A wrapper that maps Docker's "no such container" to `None`.
+pub async fn inspect_opt(
+    docker: &Docker,
+    container: &str,
+    container_port: u16,
+    vlan: Option<&str>,
+) -> Result<Option<Inspected>, String> {
+    match inspect(docker, container, container_port, vlan).await {
+        Ok(i) => Ok(Some(i)),
+        Err(e) if connect::is_not_found(&e) => Ok(None),
+        Err(e) => Err(connect::message(&e)),
+    }
+}
+
+/// Milliseconds since the epoch for Docker's RFC 3339 timestamps
+/// (`2026-11-25T09:30:00.123456789Z`, or with an offset). Docker's zero time is `None`.
+pub fn rfc3339_ms(s: &str) -> Option<u64> {
+    let (date, rest) = s.split_once('T')?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let tz_at = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
+    let (clock, tz) = rest.split_at(tz_at);
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut t = hms.split(':');
+    let (h, min, sec): (i64, i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    let millis: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    let offset_min = match tz.chars().next() {
+        Some(sign @ ('+' | '-')) => {
+            let (oh, om) = tz[1..].split_once(':')?;
+            let v = oh.parse::<i64>().ok()? * 60 + om.parse::<i64>().ok()?;
+            if sign == '-' { -v } else { v }
+        }
+        _ => 0,
+    };
+    // Days from civil (Howard Hinnant's algorithm), as in protocol::clock.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + min * 60 + sec - offset_min * 60;
+    let ms = secs * 1000 + millis;
+    // Docker writes 0001-01-01T00:00:00Z for "never started".
+    u64::try_from(ms).ok().filter(|ms| *ms > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_timestamps() {
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(rfc3339_ms("2026-11-25T09:30:00.123456789Z"), Some(1_795_599_000_123));
+        assert_eq!(rfc3339_ms("2026-11-25T10:30:00.5+01:00"), Some(1_795_599_000_500));
+        assert_eq!(rfc3339_ms("0001-01-01T00:00:00Z"), None);
+        assert_eq!(rfc3339_ms("garbage"), None);
+    }
+}

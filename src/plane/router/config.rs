@@ -1,0 +1,224 @@
+//! The nginx configuration for a route table: one `upstream` per app with its serving
+//! backends and weights, one `server` per app domain on the listen address. Pure, so the
+//! rule that nothing unvalidated reaches the file is tested without nginx.
+//!
+//! Every value written into the file is either validated against a strict grammar (app
+//! names, domains, IPv4:port backends, weights) or produced here; a route that fails
+//! validation is left out and reported, so no route can inject nginx directives.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::protocol::{Fleet, validate};
+
+/// What the router renders, and the routes it refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub config: String,
+    pub backends: usize,
+    pub refused: Vec<String>,
+}
+
+struct Upstream {
+    domain: String,
+    servers: Vec<(String, u32)>,
+}
+
+/// Renders the whole nginx.conf. `dir` is the router's state directory (pid, logs, temp
+/// paths live there); `listen` is `IP:PORT`.
+pub fn render(fleet: &Fleet, listen: &str, dir: &Path) -> Rendered {
+    let mut refused = Vec::new();
+    let mut upstreams: BTreeMap<String, Upstream> = BTreeMap::new();
+    for app in fleet.apps.values() {
+        match (validate::name("app", &app.name), validate::domain(&app.domain)) {
+            (Ok(()), Ok(())) => {
+                upstreams
+                    .insert(app.name.clone(), Upstream { domain: app.domain.clone(), servers: Vec::new() });
+            }
+            (Err(e), _) | (_, Err(e)) => refused.push(e),
+        }
+    }
+    let mut backends = 0;
+    for route in fleet.routes.values().filter(|r| r.serves()) {
+        let Some(up) = upstreams.get_mut(&route.app) else { continue };
+        if let Err(e) = validate::backend(&route.backend) {
+            refused.push(e);
+            continue;
+        }
+        if !(1..=1000).contains(&route.weight) {
+            refused.push(format!(
+                "route {} -> {}: weight {} out of 1..1000",
+                route.app, route.backend, route.weight
+            ));
+            continue;
+        }
+        up.servers.push((route.backend.clone(), route.weight));
+        backends += 1;
+    }
+    // Two apps on one domain would make nginx pick one silently: keep the first, say so.
+    let mut seen_domains = BTreeMap::new();
+    upstreams.retain(|app, up| match seen_domains.insert(up.domain.clone(), app.clone()) {
+        None => true,
+        Some(first) => {
+            refused.push(format!("app {app} uses domain {} already served by {first}", up.domain));
+            seen_domains.insert(up.domain.clone(), first);
+            false
+        }
+    });
+
+    let d = dir.display();
+    let mut c = String::new();
+    let _ = writeln!(
+        c,
+        "# Written by quarterdeck router at revision {}. Do not edit: it is rewritten on every change.",
+        fleet.revision
+    );
+    let _ = writeln!(c, "worker_processes 1;");
+    let _ = writeln!(c, "pid {d}/nginx.pid;");
+    let _ = writeln!(c, "error_log {d}/logs/error.log warn;");
+    let _ = writeln!(c, "events {{ worker_connections 1024; }}");
+    let _ = writeln!(c, "http {{");
+    let _ = writeln!(c, "    access_log {d}/logs/access.log;");
+    for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        let _ = writeln!(c, "    {t}_temp_path {d}/tmp/{t};");
+    }
+    // A backend that is going away is skipped for the next one rather than failing the
+    // request: rolling deploys and restarts stay invisible to clients.
+    let _ = writeln!(c, "    proxy_connect_timeout 2s;");
+    let _ = writeln!(c, "    proxy_next_upstream error timeout http_502 http_503;");
+    let _ = writeln!(c, "    proxy_next_upstream_tries 0;");
+    for (app, up) in &upstreams {
+        if up.servers.is_empty() {
+            continue;
+        }
+        let _ = writeln!(c, "    upstream qd_{} {{", app.replace('-', "_"));
+        for (backend, weight) in &up.servers {
+            let _ = writeln!(c, "        server {backend} weight={weight} max_fails=1 fail_timeout=2s;");
+        }
+        let _ = writeln!(c, "    }}");
+    }
+    for (app, up) in &upstreams {
+        let _ = writeln!(c, "    server {{");
+        let _ = writeln!(c, "        listen {listen};");
+        let _ = writeln!(c, "        server_name {};", up.domain);
+        if up.servers.is_empty() {
+            let _ =
+                writeln!(c, "        location / {{ return 503 \"no backend of {app} is in service\\n\"; }}");
+        } else {
+            let _ = writeln!(c, "        location / {{");
+            let _ = writeln!(c, "            proxy_set_header Host $host;");
+            let _ = writeln!(c, "            proxy_pass http://qd_{};", app.replace('-', "_"));
+            let _ = writeln!(c, "        }}");
+        }
+        let _ = writeln!(c, "    }}");
+    }
+    let _ = writeln!(c, "    server {{");
+    let _ = writeln!(c, "        listen {listen} default_server;");
+    let _ = writeln!(c, "        location / {{ return 404 \"no app has this domain\\n\"; }}");
+    let _ = writeln!(c, "    }}");
+    let _ = writeln!(c, "}}");
+    Rendered { config: c, backends, refused }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{App, Route, RouteState, RunSpec};
+
+    fn app(name: &str, domain: &str) -> App {
+        App {
+            name: name.into(),
+            version: "1".into(),
+            instances: 1,
+            image: "img".into(),
+            port: 80,
+            constraints: Default::default(),
+            domain: domain.into(),
+            tags: vec![],
+            run: RunSpec::default(),
+        }
+    }
+
+    fn route(app: &str, backend: &str, state: RouteState) -> Route {
+        Route {
+            app: app.into(),
+            domain: String::new(),
+            backend: backend.into(),
+            state,
+            weight: 2,
+            stale: false,
+        }
+    }
+
+    fn fleet(apps: Vec<App>, routes: Vec<Route>) -> Fleet {
+        let mut f = Fleet::default();
+        for a in apps {
+            f.apps.insert(a.name.clone(), a);
+        }
+        for r in routes {
+            f.routes.insert(r.key(), r);
+        }
+        f
+    }
+
+    #[test]
+    fn upstreams_hold_only_serving_backends() {
+        let mut stale = route("shop-web", "127.0.0.1:3003", RouteState::Enabled);
+        stale.stale = true;
+        let f = fleet(
+            vec![app("shop-web", "shop.local"), app("api", "api.local")],
+            vec![
+                route("shop-web", "127.0.0.1:3001", RouteState::Enabled),
+                route("shop-web", "127.0.0.1:3002", RouteState::Disabled),
+                stale,
+                route("api", "127.0.0.1:4001", RouteState::Disabled),
+            ],
+        );
+        let r = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
+        assert!(r.config.contains("server 127.0.0.1:3001 weight=2"), "{}", r.config);
+        assert!(!r.config.contains("3002") && !r.config.contains("3003"));
+        assert!(r.config.contains("server_name shop.local;"));
+        assert!(r.config.contains("return 503"), "an app with no backend answers 503");
+        assert_eq!(r.backends, 1);
+        assert!(r.refused.is_empty());
+    }
+
+    #[test]
+    fn no_value_can_inject_directives() {
+        let evil_domains =
+            ["a.local; include /etc/passwd", "a{b}.local", "x.local\nserver", "a b.local", "$host"];
+        for d in evil_domains {
+            let r = render(&fleet(vec![app("web", d)], vec![]), "127.0.0.1:8080", Path::new("/tmp/qd"));
+            assert!(!r.config.contains(d), "{d:?} reached the config");
+            assert_eq!(r.refused.len(), 1, "{d:?} must be refused");
+        }
+        let evil_backends = ["1.2.3.4:80; deny all", "1.2.3.4:0", "evil.host:80", "1.2.3.4:80}", "1.2.3.4"];
+        for b in evil_backends {
+            let f = fleet(vec![app("web", "web.local")], vec![route("web", b, RouteState::Enabled)]);
+            let r = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
+            assert!(!r.config.contains(b), "{b:?} reached the config");
+            assert_eq!(r.refused.len(), 1, "{b:?} must be refused");
+        }
+        let bad_app = app("web;evil", "web.local");
+        let r = render(&fleet(vec![bad_app], vec![]), "127.0.0.1:8080", Path::new("/tmp/qd"));
+        assert!(!r.config.contains("evil"));
+    }
+
+    #[test]
+    fn the_same_table_renders_the_same_file() {
+        let f =
+            fleet(vec![app("web", "web.local")], vec![route("web", "127.0.0.1:3001", RouteState::Enabled)]);
+        let a = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
+        let b = render(&f.clone(), "127.0.0.1:8080", Path::new("/tmp/qd"));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_shared_domain_is_refused_not_silently_merged() {
+        let f = fleet(vec![app("a", "same.local"), app("b", "same.local")], vec![]);
+        let r = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
+        assert_eq!(r.config.matches("server_name same.local;").count(), 1);
+        assert!(r.refused[0].contains("already served by a"), "{:?}", r.refused);
+    }
+}

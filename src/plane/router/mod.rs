@@ -1,0 +1,154 @@
+//! The router: it follows the controller's route table (snapshot, then events, a fresh
+//! snapshot after every reconnect) and applies it to the load balancer. Bursts of changes
+//! are coalesced into one apply. Routes are kept by the controller; the router only applies
+//! them, so restarting it rebuilds the same configuration.
+
+pub mod config;
+pub mod nginx;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::backend::{self, ClientOptions, Command, Replica, Update};
+use crate::bus::{self, Bus};
+use crate::protocol::clock::now_ms;
+use crate::protocol::{Change, Envelope, RouterStatus, subjects};
+use config::Rendered;
+
+/// Where a rendered route table goes: nginx, or nowhere (the sandbox's simulated router).
+#[async_trait]
+pub trait Applier: Send {
+    /// Where the load balancer listens, for the status.
+    fn listen(&self) -> String;
+    /// Checks and applies a configuration. On failure the last good one stays in force.
+    async fn apply(&mut self, rendered: &Rendered) -> Result<(), String>;
+}
+
+/// The sandbox's router: applies nothing, but keeps a generation like a real one.
+pub struct SimApplier;
+
+#[async_trait]
+impl Applier for SimApplier {
+    fn listen(&self) -> String {
+        "simulated".into()
+    }
+
+    async fn apply(&mut self, _: &Rendered) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    pub id: String,
+    pub listen: String,
+    pub state_dir: PathBuf,
+    /// How long to wait for more changes before applying: a burst becomes one reload.
+    pub coalesce: Duration,
+    pub status_period: Duration,
+}
+
+/// Runs the router until the bus closes.
+pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn Applier>) {
+    let source = format!("router/{}", config.id);
+    let mut handle =
+        backend::spawn_with(bus.clone(), source.clone(), ClientOptions { history: false, heartbeats: false });
+    let mut replica = Replica::default();
+    let mut status = RouterStatus {
+        id: config.id.clone(),
+        generation: 0,
+        last_reload: None,
+        last_error: None,
+        backends: 0,
+        listen: applier.listen(),
+        revision: 0,
+    };
+    let mut applied: Option<String> = None;
+    let mut due: Option<tokio::time::Instant> = None;
+    let mut ticker = tokio::time::interval(config.status_period);
+    loop {
+        let wait = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            update = handle.updates.recv() => {
+                let Some(update) = update else { return };
+                let now = now_ms();
+                let touches_routes = match update {
+                    Update::Snapshot(fleet) => {
+                        replica.apply_snapshot(fleet, now);
+                        true
+                    }
+                    Update::Event(event) => {
+                        let relevant = event.changes.iter().any(|c| matches!(c,
+                            Change::Route(_) | Change::RouteRemoved { .. } | Change::App(_) | Change::AppRemoved { .. }));
+                        if replica.apply_event(event, now).is_err() {
+                            let _ = handle.commands.send(Command::Resync);
+                        }
+                        relevant
+                    }
+                    Update::Beacon(rev) => {
+                        if replica.note_beacon(rev) {
+                            let _ = handle.commands.send(Command::Resync);
+                        }
+                        false
+                    }
+                    Update::Connection(c) => {
+                        if !c.is_connected() {
+                            // Cut off: keep serving what we have; never prune on silence.
+                            replica.mark_resyncing();
+                        }
+                        false
+                    }
+                    _ => false,
+                };
+                if touches_routes && due.is_none() {
+                    due = Some(tokio::time::Instant::now() + config.coalesce);
+                }
+            }
+            _ = wait => {
+                due = None;
+                if replica.sync != backend::Sync::Live {
+                    continue;
+                }
+                let rendered = config::render(&replica.fleet, &config.listen, &config.state_dir);
+                for refused in &rendered.refused {
+                    log::warn!("route left out: {refused}");
+                }
+                if applied.as_deref() == Some(rendered.config.as_str()) {
+                    continue;
+                }
+                match applier.apply(&rendered).await {
+                    Ok(()) => {
+                        status.generation += 1;
+                        status.last_reload = Some(now_ms());
+                        status.last_error = None;
+                        status.backends = rendered.backends;
+                        status.revision = replica.fleet.revision;
+                        applied = Some(rendered.config);
+                        log::info!("applied generation {} ({} backends, revision {})", status.generation, status.backends, status.revision);
+                    }
+                    Err(e) => {
+                        log::error!("{e}");
+                        status.last_error = Some(e);
+                    }
+                }
+                publish_status(bus.as_ref(), &source, &status).await;
+            }
+            _ = ticker.tick() => publish_status(bus.as_ref(), &source, &status).await,
+        }
+    }
+}
+
+async fn publish_status(bus: &dyn Bus, source: &str, status: &RouterStatus) {
+    let env = Envelope::new(source, status.clone());
+    if let Err(e) = bus::publish(bus, &subjects::router_status(&status.id), &env).await {
+        log::debug!("router status not sent: {e}");
+    }
+}
