@@ -2,6 +2,7 @@
 //! period, reports instance changes at once, and carries out the controller's commands
 //! idempotently through its runtime driver.
 
+pub mod docker;
 pub mod driver;
 pub mod sim;
 
@@ -189,7 +190,10 @@ fn encode_reply(agent: &Agent, reply: Reply<AgentAck>) -> Vec<u8> {
 async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
     let verb = msg.subject.rsplit('.').next().and_then(AgentVerb::parse);
     // The command id comes first: a repeat is answered from the cache and never run again.
-    let id = decode::<serde::de::IgnoredAny>(&msg.payload).map(|env| env.id).unwrap_or_default();
+    // Keyed by verb too: the same id sent to another verb is another command.
+    let id = decode::<serde::de::IgnoredAny>(&msg.payload)
+        .map(|env| format!("{}/{}", msg.subject.rsplit('.').next().unwrap_or(""), env.id))
+        .unwrap_or_default();
     if let Some(cached) = agent.replies.lock().ok().and_then(|r| r.get(&id)).filter(|_| !id.is_empty()) {
         return cached;
     }

@@ -70,7 +70,10 @@ async fn answer_history(ctl: Controller, msg: Message) {
                 ),
             }
         }
-        Err(err) => encode_reply::<()>(&ctl, Reply::Error(WireError::bad_request(err.to_string()))),
+        Err(err) => {
+            log::warn!("rejected malformed request on {}: {err}", msg.subject);
+            encode_reply::<()>(&ctl, Reply::Error(WireError::bad_request(err.to_string())))
+        }
     };
     if let Some(to) = &msg.reply
         && let Err(err) = ctl.bus().publish(to, Bytes::from(answer)).await
