@@ -9,4 +9,3 @@ mod nats_plane;
 mod nats_resync;
 mod nats_robustness;
 mod sandbox_e2e;
-
