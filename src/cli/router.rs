@@ -39,6 +39,11 @@ pub struct RouterArgs {
     /// How long to gather changes before one reload: a burst becomes one reload.
     #[arg(long, default_value = "200ms", value_parser = parse::duration, value_name = "DURATION")]
     pub coalesce: Duration,
+
+    /// The least time between two reloads, so that a rolling deploy of many instances is a
+    /// few reloads rather than one per change.
+    #[arg(long, default_value = "1s", value_parser = parse::duration, value_name = "DURATION")]
+    pub min_reload_interval: Duration,
 }
 
 pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
@@ -61,6 +66,7 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
         listen: args.listen.to_string(),
         state_dir,
         coalesce: args.coalesce,
+        min_interval: args.min_reload_interval,
         status_period: Duration::from_secs(2),
     };
     log::info!("router {id} applies routes to nginx on {} ({})", args.listen, bus.describe());

@@ -157,6 +157,7 @@ impl Sandbox {
             listen: "simulated".into(),
             state_dir: std::env::temp_dir(),
             coalesce: Duration::from_millis(100),
+            min_interval: Duration::from_millis(500),
             status_period: Duration::from_secs(2),
         };
         tokio::spawn(router::run(dyn_bus.clone(), router_config, Box::new(SimApplier)));

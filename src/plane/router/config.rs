@@ -108,6 +108,8 @@ pub fn render(fleet: &Fleet, listen: &str, dir: &Path) -> Rendered {
         } else {
             let _ = writeln!(c, "        location / {{");
             let _ = writeln!(c, "            proxy_set_header Host $host;");
+            // Which backend answered: the first thing an operator asks when one misbehaves.
+            let _ = writeln!(c, "            add_header X-Quarterdeck-Backend $upstream_addr always;");
             let _ = writeln!(c, "            proxy_pass http://qd_{};", app.replace('-', "_"));
             let _ = writeln!(c, "        }}");
         }

@@ -48,6 +48,9 @@ pub struct RouterConfig {
     pub state_dir: PathBuf,
     /// How long to wait for more changes before applying: a burst becomes one reload.
     pub coalesce: Duration,
+    /// The least time between two reloads: a long stream of changes (a rolling deploy of
+    /// many instances) becomes a few reloads, not one per change.
+    pub min_interval: Duration,
     pub status_period: Duration,
 }
 
@@ -68,6 +71,7 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
     };
     let mut applied: Option<String> = None;
     let mut due: Option<tokio::time::Instant> = None;
+    let mut last_apply: Option<tokio::time::Instant> = None;
     let mut ticker = tokio::time::interval(config.status_period);
     loop {
         let wait = async {
@@ -117,6 +121,12 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                 if replica.sync != backend::Sync::Live {
                     continue;
                 }
+                if let Some(last) = last_apply
+                    && last.elapsed() < config.min_interval
+                {
+                    due = Some(last + config.min_interval);
+                    continue;
+                }
                 let rendered = config::render(&replica.fleet, &config.listen, &config.state_dir);
                 for refused in &rendered.refused {
                     log::warn!("route left out: {refused}");
@@ -124,6 +134,7 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                 if applied.as_deref() == Some(rendered.config.as_str()) {
                     continue;
                 }
+                last_apply = Some(tokio::time::Instant::now());
                 match applier.apply(&rendered).await {
                     Ok(()) => {
                         status.generation += 1;
