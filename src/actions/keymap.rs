@@ -13,11 +13,15 @@ const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bindable {
     Help,
+    Palette,
+    Filter,
     Quit,
     Hosts,
     Instances,
     Routes,
     Events,
+    Audit,
+    Apps,
     NextPanel,
     PrevPanel,
     Up,
@@ -33,94 +37,87 @@ pub enum Bindable {
     AddRoute,
     Remove,
     ToggleRoute,
+    Weight,
+    Logs,
+    Sort,
+    SortReverse,
+    Mark,
+    Copy,
+    Mouse,
 }
 
+/// Every bindable action, its name in keymap files and its help text, in help order.
+const TABLE: [(Bindable, &str, &str); 32] = [
+    (Bindable::Help, "help", "show this help"),
+    (Bindable::Palette, "palette", "command palette"),
+    (Bindable::Filter, "filter", "filter the table (regex, !inverts)"),
+    (Bindable::Quit, "quit", "quit"),
+    (Bindable::Hosts, "hosts", "Hosts panel"),
+    (Bindable::Instances, "instances", "Instances panel"),
+    (Bindable::Routes, "routes", "Routes panel"),
+    (Bindable::Events, "events", "Events panel"),
+    (Bindable::Audit, "audit", "Audit panel"),
+    (Bindable::Apps, "apps", "Apps panel"),
+    (Bindable::NextPanel, "next_panel", "next panel"),
+    (Bindable::PrevPanel, "prev_panel", "previous panel"),
+    (Bindable::Up, "up", "move up"),
+    (Bindable::Down, "down", "move down"),
+    (Bindable::PageUp, "page_up", "page up"),
+    (Bindable::PageDown, "page_down", "page down"),
+    (Bindable::Top, "top", "first row"),
+    (Bindable::Bottom, "bottom", "last row"),
+    (Bindable::Detail, "detail", "detail of the row"),
+    (Bindable::Back, "back", "close / back / clear filter"),
+    (Bindable::Deploy, "deploy", "deploy (guided form: part 2)"),
+    (Bindable::Restart, "restart", "restart row or marked (confirmed)"),
+    (Bindable::AddRoute, "add_route", "add a route (form)"),
+    (Bindable::Remove, "remove", "remove route (confirmed)"),
+    (Bindable::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
+    (Bindable::Weight, "weight", "route weight (form)"),
+    (Bindable::Logs, "logs", "logs (part 2)"),
+    (Bindable::Sort, "sort", "sort by next column"),
+    (Bindable::SortReverse, "sort_reverse", "reverse the sort"),
+    (Bindable::Mark, "mark", "mark row for bulk actions"),
+    (Bindable::Copy, "copy", "copy id (OSC 52)"),
+    (Bindable::Mouse, "mouse", "mouse on/off (part 2)"),
+];
+
 impl Bindable {
-    pub const ALL: [Bindable; 21] = [
-        Bindable::Help,
-        Bindable::Quit,
-        Bindable::Hosts,
-        Bindable::Instances,
-        Bindable::Routes,
-        Bindable::Events,
-        Bindable::NextPanel,
-        Bindable::PrevPanel,
-        Bindable::Up,
-        Bindable::Down,
-        Bindable::PageUp,
-        Bindable::PageDown,
-        Bindable::Top,
-        Bindable::Bottom,
-        Bindable::Detail,
-        Bindable::Back,
-        Bindable::Deploy,
-        Bindable::Restart,
-        Bindable::AddRoute,
-        Bindable::Remove,
-        Bindable::ToggleRoute,
-    ];
+    pub const ALL: [Bindable; 32] = {
+        let mut all = [Bindable::Help; 32];
+        let mut i = 0;
+        while i < TABLE.len() {
+            all[i] = TABLE[i].0;
+            i += 1;
+        }
+        all
+    };
+
+    fn row(self) -> (Bindable, &'static str, &'static str) {
+        TABLE.iter().copied().find(|(b, _, _)| *b == self).unwrap_or((self, "?", "?"))
+    }
 
     /// The name used in keymap files.
     pub fn name(self) -> &'static str {
-        match self {
-            Bindable::Help => "help",
-            Bindable::Quit => "quit",
-            Bindable::Hosts => "hosts",
-            Bindable::Instances => "instances",
-            Bindable::Routes => "routes",
-            Bindable::Events => "events",
-            Bindable::NextPanel => "next_panel",
-            Bindable::PrevPanel => "prev_panel",
-            Bindable::Up => "up",
-            Bindable::Down => "down",
-            Bindable::PageUp => "page_up",
-            Bindable::PageDown => "page_down",
-            Bindable::Top => "top",
-            Bindable::Bottom => "bottom",
-            Bindable::Detail => "detail",
-            Bindable::Back => "back",
-            Bindable::Deploy => "deploy",
-            Bindable::Restart => "restart",
-            Bindable::AddRoute => "add_route",
-            Bindable::Remove => "remove",
-            Bindable::ToggleRoute => "toggle_route",
-        }
+        self.row().1
     }
 
     pub fn describe(self) -> &'static str {
-        match self {
-            Bindable::Help => "show this help",
-            Bindable::Quit => "quit",
-            Bindable::Hosts => "Hosts panel",
-            Bindable::Instances => "Instances panel",
-            Bindable::Routes => "Routes panel",
-            Bindable::Events => "Events panel",
-            Bindable::NextPanel => "next panel",
-            Bindable::PrevPanel => "previous panel",
-            Bindable::Up => "move up",
-            Bindable::Down => "move down",
-            Bindable::PageUp => "page up",
-            Bindable::PageDown => "page down",
-            Bindable::Top => "first row",
-            Bindable::Bottom => "last row",
-            Bindable::Detail => "detail of the row",
-            Bindable::Back => "close / back",
-            Bindable::Deploy => "deploy (guided form)",
-            Bindable::Restart => "restart (confirmed)",
-            Bindable::AddRoute => "add a route",
-            Bindable::Remove => "remove route (confirmed)",
-            Bindable::ToggleRoute => "route on/off (confirmed)",
-        }
+        self.row().2
     }
 
     pub fn action(self) -> Action {
         match self {
             Bindable::Help => Action::Help,
+            Bindable::Palette => Action::Palette,
+            Bindable::Filter => Action::Filter,
             Bindable::Quit => Action::Quit,
             Bindable::Hosts => Action::ShowPanel(Panel::Hosts),
             Bindable::Instances => Action::ShowPanel(Panel::Instances),
             Bindable::Routes => Action::ShowPanel(Panel::Routes),
             Bindable::Events => Action::ShowPanel(Panel::Events),
+            Bindable::Audit => Action::ShowPanel(Panel::Audit),
+            Bindable::Apps => Action::ShowPanel(Panel::Apps),
             Bindable::NextPanel => Action::NextPanel,
             Bindable::PrevPanel => Action::PrevPanel,
             Bindable::Up => Action::Up,
@@ -136,11 +133,18 @@ impl Bindable {
             Bindable::AddRoute => Action::AddRoute,
             Bindable::Remove => Action::Remove,
             Bindable::ToggleRoute => Action::ToggleRoute,
+            Bindable::Weight => Action::Weight,
+            Bindable::Logs => Action::Logs,
+            Bindable::Sort => Action::Sort,
+            Bindable::SortReverse => Action::SortReverse,
+            Bindable::Mark => Action::Mark,
+            Bindable::Copy => Action::Copy,
+            Bindable::Mouse => Action::Mouse,
         }
     }
 
     fn from_name(name: &str) -> Option<Bindable> {
-        Bindable::ALL.into_iter().find(|b| b.name() == name)
+        TABLE.iter().find(|(_, n, _)| *n == name).map(|(b, _, _)| *b)
     }
 }
 
@@ -232,8 +236,10 @@ impl Keymap {
         let mut names: Vec<&String> = file.keys.keys().collect();
         names.sort();
         for name in names {
-            let action =
-                Bindable::from_name(name).ok_or_else(|| format!("keymap: unknown action {name:?}"))?;
+            let action = Bindable::from_name(name).ok_or_else(|| {
+                let known: Vec<&str> = TABLE.iter().map(|(_, n, _)| *n).collect();
+                format!("keymap: unknown action {name:?} (actions: {})", known.join(" "))
+            })?;
             let spec = &file.keys[name];
             if spec.is_empty() || spec.len() > 2 {
                 return Err(format!("keymap: {name} takes one or two keys, not {}", spec.len()));

@@ -1,21 +1,27 @@
 //! What the operator can ask for: the `Action` enum, the keymap that turns keys into
-//! actions, and the commands that go through a confirm round trip.
+//! actions, the palette's commands with their validation, and the commands that go
+//! through a confirm round trip.
 
 pub mod keymap;
+pub mod palette;
+pub mod prompt;
 
 use crate::backend::ControlCommand;
 
-/// The cockpit's panels, in tab order.
+/// The cockpit's panels, in tab order (and number-key order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Panel {
     Hosts,
     Instances,
     Routes,
     Events,
+    Audit,
+    Apps,
 }
 
 impl Panel {
-    pub const ALL: [Panel; 4] = [Panel::Hosts, Panel::Instances, Panel::Routes, Panel::Events];
+    pub const ALL: [Panel; 6] =
+        [Panel::Hosts, Panel::Instances, Panel::Routes, Panel::Events, Panel::Audit, Panel::Apps];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -23,6 +29,20 @@ impl Panel {
             Panel::Instances => "Instances",
             Panel::Routes => "Routes",
             Panel::Events => "Events",
+            Panel::Audit => "Audit",
+            Panel::Apps => "Apps",
+        }
+    }
+
+    /// The palette's name for the panel: `:hosts`.
+    pub fn command(self) -> &'static str {
+        match self {
+            Panel::Hosts => "hosts",
+            Panel::Instances => "instances",
+            Panel::Routes => "routes",
+            Panel::Events => "events",
+            Panel::Audit => "audit",
+            Panel::Apps => "apps",
         }
     }
 
@@ -56,15 +76,49 @@ pub enum Action {
     /// Enter: the detail pane of the selected row.
     Detail,
     Help,
-    /// Esc: close the topmost overlay.
+    /// Esc: close the topmost overlay, or clear the panel's filter.
     Back,
+    /// `:` the command palette.
+    Palette,
+    /// `/` filter the current table.
+    Filter,
     Deploy,
     Restart,
     AddRoute,
-    /// `x`: remove the selected route.
+    /// `x`: remove the selected (or marked) routes.
     Remove,
-    /// `e`: enable or disable the selected route.
+    /// `e`: enable or disable the selected (or marked) routes.
     ToggleRoute,
+    /// `w`: change the selected route's weight.
+    Weight,
+    /// `l`: the selected instance's logs (part 2 of #5).
+    Logs,
+    /// `s`: sort by the next column.
+    Sort,
+    /// `S`: reverse the sort direction.
+    SortReverse,
+    /// Space: mark or unmark the selected row, for bulk actions.
+    Mark,
+    /// `y`: copy the selected row's id to the clipboard (OSC 52).
+    Copy,
+    /// `m`: mouse capture on/off (part 2 of #5).
+    Mouse,
+    /// Text entry in the palette, the filter, a form or a typed confirmation.
+    Input(char),
+    Backspace,
+    /// Ctrl-u: clear the text field.
+    ClearInput,
+    /// Enter in a text field.
+    Submit,
+    /// Tab in a text field: complete (palette), or next field (form).
+    Complete,
+    /// Shift-Tab in a text field: previous completion or field.
+    CompletePrev,
+    /// Up / Down in the palette: older / newer commands from its history.
+    HistoryPrev,
+    HistoryNext,
+    /// Left / Right in a dialog with a number (the restart batch size).
+    Adjust(i32),
     /// An answer to the confirm dialog.
     Confirmed,
     Cancelled,
@@ -74,12 +128,35 @@ pub enum Action {
     Backend(Box<crate::backend::Update>),
 }
 
-/// A command waiting for the operator's `y`.
+/// A number asked for in the confirm dialog: the rolling restart's batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    pub value: u32,
+    pub max: u32,
+}
+
+/// Commands waiting for the operator's `y` (or, for a prod app, its typed name).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
     /// The question, e.g. "Restart instance shop-web-1-ab12 on host-01?".
     pub question: String,
-    pub command: ControlCommand,
+    /// Sent in order once confirmed; several for bulk route changes.
+    pub commands: Vec<ControlCommand>,
+    /// For apps tagged `prod`: what the operator must type (the app's name) before Enter
+    /// confirms. `y` alone does nothing then.
+    pub typed: Option<String>,
+    /// What has been typed so far.
+    pub input: String,
+    /// For a rolling restart of several instances: how many at a time.
+    pub batch: Option<Batch>,
+    /// Why the last Enter did not confirm.
+    pub error: Option<String>,
+}
+
+impl Pending {
+    pub fn new(question: String, commands: Vec<ControlCommand>) -> Pending {
+        Pending { question, commands, typed: None, input: String::new(), batch: None, error: None }
+    }
 }
 
 /// Effects the app asks the outside world to carry out.
@@ -88,4 +165,7 @@ pub enum Effect {
     Send(ControlCommand),
     Resync,
     Quit,
+    /// Put this text on the clipboard: an OSC 52 escape written to the terminal, which
+    /// works over SSH. Views never write to the terminal; the event loop does.
+    Copy(String),
 }

@@ -1,24 +1,41 @@
 //! The cockpit's state and `update(action) -> effects`, plus the event loop that feeds it.
 //! Views read this state; nothing here draws.
 
+mod forms;
+pub mod rows;
 mod run;
 pub mod terminal;
 mod update;
 
+#[cfg(test)]
+mod tests;
+
+pub use forms::{PaletteState, RouteForm};
 pub use run::run;
 
+use std::borrow::Cow;
+
 use crate::actions::keymap::Keymap;
+use crate::actions::prompt::InputMode;
 use crate::actions::{Panel, Pending};
 use crate::backend::Replica;
 use crate::bus::Connection;
+use crate::protocol::{App as AppSpec, Event, Host, Instance, Route};
 use crate::views::theme::Theme;
+use rows::{PanelView, RowKey};
 
 /// What sits over the panels, topmost wins.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Overlay {
     Help,
     Detail,
     Confirm(Box<Pending>),
+    /// `:` the command palette.
+    Palette(Box<PaletteState>),
+    /// `/` the filter being typed; it applies as it is typed.
+    Filter(String),
+    /// `a` / `w`: the route form.
+    Form(Box<RouteForm>),
 }
 
 /// A line for the status bar, with how long to keep it.
@@ -44,10 +61,15 @@ pub struct Selection {
     pub offset: usize,
 }
 
+/// How many palette lines are remembered.
+const HISTORY_KEPT: usize = 100;
+
 pub struct App {
     pub replica: Replica,
     pub panel: Panel,
-    pub selections: [Selection; 4],
+    pub selections: [Selection; 6],
+    /// Filter, sort, marks and the row index of each panel.
+    pub views: [PanelView; 6],
     pub overlays: Vec<Overlay>,
     pub status: Option<Status>,
     /// `sandbox` or the bus URL.
@@ -64,6 +86,11 @@ pub struct App {
     pub show_log: bool,
     /// The routers' latest statuses and when each arrived (ms since epoch).
     pub routers: std::collections::BTreeMap<String, (crate::protocol::RouterStatus, u64)>,
+    /// Read-only: every key that would change the fleet is refused, and no command is
+    /// ever sent (the backend refuses too).
+    pub read_only: bool,
+    /// Palette lines, oldest first.
+    pub history: Vec<String>,
 }
 
 impl App {
@@ -71,7 +98,8 @@ impl App {
         App {
             replica: Replica::default(),
             panel: Panel::Hosts,
-            selections: [Selection::default(); 4],
+            selections: [Selection::default(); 6],
+            views: Default::default(),
             overlays: Vec::new(),
             status: None,
             bus_label: bus_label.into(),
@@ -83,6 +111,8 @@ impl App {
             page_rows: 20,
             show_log: false,
             routers: std::collections::BTreeMap::new(),
+            read_only: false,
+            history: Vec::new(),
         }
     }
 
@@ -94,14 +124,122 @@ impl App {
         self.overlays.last()
     }
 
-    /// How many rows the panel shows.
-    pub fn row_count(&self, panel: Panel) -> usize {
+    pub fn view(&self, panel: Panel) -> &PanelView {
+        &self.views[panel.index()]
+    }
+
+    /// What a key means now: the keymap, or text entry, or a dialog's answer.
+    pub fn input_mode(&self) -> InputMode {
+        match self.overlay() {
+            Some(Overlay::Confirm(p)) if p.typed.is_some() => InputMode::TypedConfirm,
+            Some(Overlay::Confirm(_)) => InputMode::Confirm,
+            Some(Overlay::Palette(_) | Overlay::Filter(_) | Overlay::Form(_)) => InputMode::Text,
+            _ => InputMode::Normal,
+        }
+    }
+
+    /// The panel's rows in order: the cached index when it is current, else built now
+    /// (the event loop refreshes the cache before each frame, so this is for tests and
+    /// for actions between frames).
+    pub fn rows(&self, panel: Panel) -> Cow<'_, [RowKey]> {
+        let view = self.view(panel);
+        match &view.index {
+            Some(ix) if ix.stamp == self.stamp(panel) => Cow::Borrowed(&ix.keys),
+            _ => Cow::Owned(rows::build(&self.replica, self.now, panel, view).keys),
+        }
+    }
+
+    /// What a panel's cached index must have been built for to be current.
+    fn stamp(&self, panel: Panel) -> (u64, u64, usize) {
+        (self.replica.generation, self.view(panel).settings, self.total_rows(panel))
+    }
+
+    /// Rows before the filter.
+    pub fn total_rows(&self, panel: Panel) -> usize {
         let f = &self.replica.fleet;
         match panel {
             Panel::Hosts => f.hosts.len(),
             Panel::Instances => f.instances.len(),
             Panel::Routes => f.routes.len(),
             Panel::Events => self.replica.events.len(),
+            Panel::Audit => self.replica.audit.len(),
+            Panel::Apps => f.apps.len(),
+        }
+    }
+
+    /// How many rows the panel shows (after the filter).
+    pub fn row_count(&self, panel: Panel) -> usize {
+        self.rows(panel).len()
+    }
+
+    /// Rebuilds the current panel's index if the data or its settings changed, keeping
+    /// the selection on the same row when it is still there. Called before each frame and
+    /// after each key, never per backend event: a burst of events costs one rebuild.
+    pub fn refresh_views(&mut self) {
+        let panel = self.panel;
+        let i = panel.index();
+        let stamp = self.stamp(panel);
+        if self.views[i].index.as_ref().is_some_and(|ix| ix.stamp == stamp) {
+            return;
+        }
+        // The row selected in the old order, so the selection follows it into the new one.
+        let selected =
+            self.views[i].index.as_ref().and_then(|ix| ix.keys.get(self.selections[i].index).cloned());
+        let index = rows::build(&self.replica, self.now, panel, &self.views[i]);
+        let count = index.keys.len();
+        let sel = &mut self.selections[i];
+        if let Some(pos) = selected.and_then(|k| index.keys.iter().position(|x| *x == k)) {
+            sel.index = pos;
+        }
+        sel.index = sel.index.min(count.saturating_sub(1));
+        sel.offset = crate::views::window_start(sel.index, sel.offset, self.page_rows, count);
+        self.views[i].index = Some(index);
+    }
+
+    pub fn selected_key(&self, panel: Panel) -> Option<RowKey> {
+        self.rows(panel).get(self.selections[panel.index()].index).cloned()
+    }
+
+    pub fn selected_host(&self) -> Option<&Host> {
+        match self.selected_key(Panel::Hosts)? {
+            RowKey::Id(id) => self.replica.fleet.hosts.get(&id),
+            _ => None,
+        }
+    }
+
+    pub fn selected_instance(&self) -> Option<&Instance> {
+        match self.selected_key(Panel::Instances)? {
+            RowKey::Id(id) => self.replica.fleet.instances.get(&id),
+            _ => None,
+        }
+    }
+
+    pub fn selected_route(&self) -> Option<&Route> {
+        match self.selected_key(Panel::Routes)? {
+            RowKey::Route(a, b) => self.replica.fleet.routes.get(&(a, b)),
+            _ => None,
+        }
+    }
+
+    /// Events are listed newest first (unless sorted otherwise).
+    pub fn selected_event(&self) -> Option<&Event> {
+        match self.selected_key(Panel::Events)? {
+            RowKey::Rev(rev) => rows::event_by_rev(&self.replica.events, rev),
+            _ => None,
+        }
+    }
+
+    pub fn selected_audit(&self) -> Option<&Event> {
+        match self.selected_key(Panel::Audit)? {
+            RowKey::Rev(rev) => rows::event_by_rev(&self.replica.audit, rev),
+            _ => None,
+        }
+    }
+
+    pub fn selected_app(&self) -> Option<&AppSpec> {
+        match self.selected_key(Panel::Apps)? {
+            RowKey::Id(name) => self.replica.fleet.apps.get(&name),
+            _ => None,
         }
     }
 
@@ -120,5 +258,16 @@ impl App {
     /// Milliseconds since the replica last heard from the plane.
     pub fn data_age(&self) -> Option<u64> {
         (self.replica.last_update > 0).then(|| self.now.saturating_sub(self.replica.last_update))
+    }
+
+    fn remember_line(&mut self, line: &str) {
+        let line = line.trim();
+        if line.is_empty() || self.history.last().is_some_and(|l| l == line) {
+            return;
+        }
+        if self.history.len() >= HISTORY_KEPT {
+            self.history.remove(0);
+        }
+        self.history.push(line.to_string());
     }
 }

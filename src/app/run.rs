@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use crossterm::event::{Event as TermEvent, EventStream, KeyCode, KeyEventKind};
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::App;
 use super::terminal::{self, Tui};
-use super::{App, Overlay};
+use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect};
 use crate::backend::{BackendHandle, Command};
 use crate::protocol::clock::now_ms;
@@ -83,6 +84,7 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 Effect::Resync => {
                     let _ = backend.commands.send(Command::Resync);
                 }
+                Effect::Copy(text) => terminal::copy(terminal, &text)?,
             }
         }
         if app.should_quit {
@@ -100,19 +102,16 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
 fn draw(terminal: &mut Tui, app: &mut App) -> std::io::Result<()> {
     let size = terminal.size()?;
     app.page_rows = crate::views::body_rows(size.height);
+    // The table's index is rebuilt at most once per frame, however many events came in.
+    app.refresh_views();
     terminal::draw(terminal, |frame| crate::views::render(app, frame))
 }
 
-/// The confirm dialog answers `y` and `n` itself; everything else goes through the keymap.
+/// Dialogs and text fields take keys first (a `q` typed in the palette is text); otherwise
+/// the keymap decides.
 fn key_action(app: &App, key: &crossterm::event::KeyEvent) -> Option<Action> {
-    if let Some(Overlay::Confirm(_)) = app.overlay() {
-        return match key.code {
-            KeyCode::Char('y') | KeyCode::Char('Y') => Some(Action::Confirmed),
-            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Enter => {
-                Some(Action::Cancelled)
-            }
-            _ => app.keymap.action_for(key).filter(|a| matches!(a, Action::Quit)),
-        };
+    match app.input_mode() {
+        InputMode::Normal => app.keymap.action_for(key),
+        mode => prompt::action_for(mode, key),
     }
-    app.keymap.action_for(key)
 }

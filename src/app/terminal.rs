@@ -43,3 +43,13 @@ pub fn draw(terminal: &mut Tui, render: impl FnOnce(&mut Frame)) -> io::Result<(
     queue!(terminal.backend_mut(), EndSynchronizedUpdate)?;
     terminal.backend_mut().flush()
 }
+
+/// Puts `text` on the clipboard of the terminal the operator sits at, through OSC 52, so
+/// it works over SSH (and in tmux with `set-clipboard on`).
+pub fn copy(terminal: &mut Tui, text: &str) -> io::Result<()> {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    let out = terminal.backend_mut();
+    write!(out, "\x1b]52;c;{encoded}\x07")?;
+    out.flush()
+}

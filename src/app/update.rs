@@ -2,39 +2,37 @@
 //! time, and comes out as effects for the backend. Pure apart from the state itself, so
 //! headless tests drive it directly.
 
-use super::{App, Level, Overlay, Status};
-use crate::actions::{Action, Effect, Panel, Pending};
+use std::collections::BTreeSet;
+
+use super::rows::{Filter, RowKey, Sort};
+use super::{App, Level, Overlay, RouteForm, Status};
+use crate::actions::palette::{self, Command, RestartTarget};
+use crate::actions::{Action, Batch, Effect, Panel, Pending};
 use crate::backend::{ControlCommand, RouteVerb, Sync, Update};
-use crate::protocol::{Event, Host, Instance, RestartRequest, Route, RouteRequest, RouteState};
+use crate::protocol::{DeployRequest, RestartBody, RestartRequest, Route, RouteRequest, RouteState};
 
 /// How long a status line stays up.
 const STATUS_MS: u64 = 6_000;
 
 impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
-        // A confirm dialog takes every key until it is answered.
-        if let Some(Overlay::Confirm(pending)) = self.overlay().cloned() {
-            return match action {
-                Action::Confirmed => {
-                    self.overlays.pop();
-                    self.say(Level::Info, format!("sent: {}", pending.command.describe()));
-                    vec![Effect::Send(pending.command)]
-                }
-                Action::Cancelled | Action::Back => {
-                    self.overlays.pop();
-                    self.say(Level::Info, "cancelled".to_string());
-                    vec![]
-                }
-                Action::Quit => {
-                    self.overlays.pop();
-                    vec![]
-                }
-                Action::Tick(_) | Action::Resize | Action::Backend(_) => self.update_background(action),
-                _ => vec![],
-            };
+        if matches!(action, Action::Tick(_) | Action::Resize | Action::Backend(_)) {
+            return self.update_background(action);
         }
+        let effects = match self.overlay() {
+            Some(Overlay::Confirm(_)) => self.update_confirm(action),
+            Some(Overlay::Palette(_)) => self.update_palette(action),
+            Some(Overlay::Filter(_)) => self.update_filter(action),
+            Some(Overlay::Form(_)) => self.update_form(action),
+            _ => self.update_normal(action),
+        };
+        self.refresh_views();
+        effects
+    }
+
+    fn update_normal(&mut self, action: Action) -> Vec<Effect> {
         match action {
-            Action::Quit => {
+            Action::Quit | Action::Cancelled => {
                 if self.overlays.is_empty() {
                     self.should_quit = true;
                     vec![Effect::Quit]
@@ -44,11 +42,13 @@ impl App {
                 }
             }
             Action::Back => {
-                self.overlays.pop();
+                if self.overlays.pop().is_none() {
+                    self.clear_filter_or_marks();
+                }
                 vec![]
             }
             Action::Help => {
-                if self.overlay() == Some(&Overlay::Help) {
+                if matches!(self.overlay(), Some(Overlay::Help)) {
                     self.overlays.pop();
                 } else {
                     self.overlays.push(Overlay::Help);
@@ -56,18 +56,15 @@ impl App {
                 vec![]
             }
             Action::ShowPanel(p) => {
-                self.overlays.clear();
-                self.panel = p;
+                self.show(p);
                 vec![]
             }
             Action::NextPanel => {
-                self.overlays.clear();
-                self.panel = self.panel.next();
+                self.show(self.panel.next());
                 vec![]
             }
             Action::PrevPanel => {
-                self.overlays.clear();
-                self.panel = self.panel.prev();
+                self.show(self.panel.prev());
                 vec![]
             }
             Action::Up => self.move_by(-1),
@@ -77,23 +74,77 @@ impl App {
             Action::Top => self.move_by(i64::MIN / 2),
             Action::Bottom => self.move_by(i64::MAX / 2),
             Action::Detail => {
-                if self.row_count(self.panel) > 0 && self.overlay() != Some(&Overlay::Detail) {
+                if self.row_count(self.panel) > 0 && !matches!(self.overlay(), Some(Overlay::Detail)) {
                     self.overlays.push(Overlay::Detail);
                 }
                 vec![]
             }
-            Action::Restart => self.ask_restart(),
-            Action::Remove => self.ask_route(RouteVerb::Remove),
-            Action::ToggleRoute => self.ask_route(RouteVerb::Enable),
-            Action::Deploy | Action::AddRoute => {
+            Action::Palette => {
+                self.overlays.retain(|o| !matches!(o, Overlay::Detail | Overlay::Help));
+                self.overlays.push(Overlay::Palette(Box::default()));
+                vec![]
+            }
+            Action::Filter => {
+                self.overlays.retain(|o| !matches!(o, Overlay::Detail | Overlay::Help));
+                let current =
+                    self.view(self.panel).filter.as_ref().map(|f| f.text.clone()).unwrap_or_default();
+                self.overlays.push(Overlay::Filter(current));
+                vec![]
+            }
+            Action::Sort => self.sort(false),
+            Action::SortReverse => self.sort(true),
+            Action::Mark => self.mark(),
+            Action::Copy => self.copy(),
+            Action::Restart => {
+                if self.refused_read_only("restart") {
+                    return vec![];
+                }
+                self.ask_restart(None)
+            }
+            Action::Remove => {
+                if self.refused_read_only("remove") {
+                    return vec![];
+                }
+                self.ask_route(RouteVerb::Remove)
+            }
+            Action::ToggleRoute => {
+                if self.refused_read_only("enable/disable") {
+                    return vec![];
+                }
+                self.ask_route(RouteVerb::Enable)
+            }
+            Action::AddRoute => {
+                if self.refused_read_only("add route") {
+                    return vec![];
+                }
+                self.open_add_form()
+            }
+            Action::Weight => {
+                if self.refused_read_only("weight") {
+                    return vec![];
+                }
+                self.open_weight_form()
+            }
+            Action::Deploy => {
+                if self.refused_read_only("deploy") {
+                    return vec![];
+                }
                 self.say(
                     Level::Warn,
-                    "the guided form is not in this build yet; use the controller API (see README)".into(),
+                    "the guided deploy form comes with part 2; meanwhile `:deploy APP [VERSION] [xN]`".into(),
                 );
                 vec![]
             }
-            Action::Confirmed | Action::Cancelled => vec![],
-            Action::Tick(_) | Action::Resize | Action::Backend(_) => self.update_background(action),
+            Action::Logs => {
+                self.say(Level::Warn, "logs come with part 2 of #5 (not in this build yet)".into());
+                vec![]
+            }
+            Action::Mouse => {
+                self.say(Level::Warn, "mouse support comes with part 2 of #5 (not in this build yet)".into());
+                vec![]
+            }
+            // Text-entry and dialog actions mean nothing without their overlay.
+            _ => vec![],
         }
     }
 
@@ -117,7 +168,6 @@ impl App {
         match update {
             Update::Snapshot(fleet) => {
                 self.replica.apply_snapshot(fleet, now);
-                self.clamp_selections();
                 vec![]
             }
             Update::History(events) => {
@@ -127,7 +177,6 @@ impl App {
             Update::Event(event) => {
                 let resyncing = self.replica.sync == Sync::Resyncing;
                 let gap = self.replica.apply_event(event, now).is_err();
-                self.clamp_selections();
                 if gap && !resyncing {
                     self.say(Level::Warn, "missed an event: taking a fresh snapshot".into());
                     vec![Effect::Resync]
@@ -179,11 +228,39 @@ impl App {
         self.status = Some(Status { text, level, until: self.now + STATUS_MS });
     }
 
+    /// In read-only mode, says so and returns true.
+    fn refused_read_only(&mut self, what: &str) -> bool {
+        if self.read_only {
+            self.say(
+                Level::Warn,
+                format!("read-only: {what} refused (started with --read-only or read_only = true)"),
+            );
+        }
+        self.read_only
+    }
+
+    fn show(&mut self, panel: Panel) {
+        self.overlays.clear();
+        self.panel = panel;
+    }
+
+    fn clear_filter_or_marks(&mut self) {
+        let view = &mut self.views[self.panel.index()];
+        if view.filter.is_some() {
+            view.set_filter(None);
+            self.say(Level::Info, "filter cleared".into());
+        } else if !view.marks.is_empty() {
+            view.marks.clear();
+            self.say(Level::Info, "marks cleared".into());
+        }
+    }
+
     fn move_by(&mut self, delta: i64) -> Vec<Effect> {
         if self.overlay().is_some() {
             return vec![];
         }
         let count = self.row_count(self.panel);
+        let page = self.page_rows;
         let sel = &mut self.selections[self.panel.index()];
         if count == 0 {
             sel.index = 0;
@@ -191,92 +268,544 @@ impl App {
         }
         let next = (sel.index as i64).saturating_add(delta).clamp(0, count as i64 - 1);
         sel.index = next as usize;
-        sel.offset = crate::views::window_start(sel.index, sel.offset, self.page_rows, count);
+        sel.offset = crate::views::window_start(sel.index, sel.offset, page, count);
         vec![]
     }
 
-    fn clamp_selections(&mut self) {
-        for panel in Panel::ALL {
-            let count = self.row_count(panel);
-            let sel = &mut self.selections[panel.index()];
-            sel.index = sel.index.min(count.saturating_sub(1));
-            sel.offset = crate::views::window_start(sel.index, sel.offset, self.page_rows, count);
-        }
-    }
+    // -- sort, marks, copy ------------------------------------------------------------
 
-    pub fn selected_host(&self) -> Option<&Host> {
-        self.replica.fleet.hosts.values().nth(self.selections[Panel::Hosts.index()].index)
-    }
-
-    pub fn selected_instance(&self) -> Option<&Instance> {
-        self.replica.fleet.instances.values().nth(self.selections[Panel::Instances.index()].index)
-    }
-
-    pub fn selected_route(&self) -> Option<&Route> {
-        self.replica.fleet.routes.values().nth(self.selections[Panel::Routes.index()].index)
-    }
-
-    /// Events are listed newest first.
-    pub fn selected_event(&self) -> Option<&Event> {
-        self.replica.events.iter().rev().nth(self.selections[Panel::Events.index()].index)
-    }
-
-    fn confirm(&mut self, question: String, command: ControlCommand) -> Vec<Effect> {
-        self.overlays.retain(|o| !matches!(o, Overlay::Detail));
-        self.overlays.push(Overlay::Confirm(Box::new(Pending { question, command })));
-        vec![]
-    }
-
-    fn ask_restart(&mut self) -> Vec<Effect> {
-        let target = match self.panel {
-            Panel::Instances => self.selected_instance().map(|i| {
-                (
-                    format!("Restart instance {} ({}@{}) on {}?", i.id, i.app, i.version, i.host),
-                    RestartRequest::Instance(i.id.clone()),
-                )
-            }),
-            Panel::Hosts => self.selected_host().map(|h| {
-                let n = self.replica.fleet.instances_on(&h.id).count();
-                (
-                    format!("Restart all {n} instance(s) on {}, one at a time?", h.id),
-                    RestartRequest::Host(h.id.clone()),
-                )
-            }),
-            Panel::Routes => self.selected_route().map(|r| {
-                (
-                    format!("Restart every instance of {}, one at a time?", r.app),
-                    RestartRequest::App(r.app.clone()),
-                )
-            }),
-            Panel::Events => None,
+    fn sort(&mut self, reverse: bool) -> Vec<Effect> {
+        let panel = self.panel;
+        let columns = crate::views::columns(panel);
+        let view = &mut self.views[panel.index()];
+        let next = match (view.sort, reverse) {
+            (None, false) => Some(Sort { column: 0, descending: false }),
+            (Some(s), false) if s.column + 1 < columns.len() => {
+                Some(Sort { column: s.column + 1, descending: false })
+            }
+            (Some(_), false) => None,
+            (None, true) => Some(Sort { column: 0, descending: true }),
+            (Some(s), true) => Some(Sort { column: s.column, descending: !s.descending }),
         };
-        match target {
-            Some((q, req)) => self.confirm(q, ControlCommand::Restart(req)),
+        view.set_sort(next);
+        let text = match next {
+            Some(s) => {
+                format!("sorted by {} {}", columns[s.column].title, if s.descending { "↓" } else { "↑" })
+            }
+            None => "natural order".into(),
+        };
+        self.say(Level::Info, text);
+        vec![]
+    }
+
+    fn mark(&mut self) -> Vec<Effect> {
+        if matches!(self.panel, Panel::Events | Panel::Audit) {
+            self.say(
+                Level::Warn,
+                format!("nothing to mark in {}: marks are for bulk actions", self.panel.title()),
+            );
+            return vec![];
+        }
+        let Some(key) = self.selected_key(self.panel) else { return vec![] };
+        let marks = &mut self.views[self.panel.index()].marks;
+        if !marks.remove(&key) {
+            marks.insert(key);
+        }
+        let n = marks.len();
+        self.say(Level::Info, format!("{n} marked (r restarts them; Esc clears)"));
+        self.move_by(1)
+    }
+
+    fn copy(&mut self) -> Vec<Effect> {
+        let text = match self.panel {
+            Panel::Events => {
+                self.selected_event().map(|e| e.operation_id.clone().unwrap_or_else(|| e.rev.to_string()))
+            }
+            Panel::Audit => {
+                self.selected_audit().and_then(|e| e.audit.as_ref().map(|a| a.command_id.clone()))
+            }
+            _ => self.selected_key(self.panel).map(|k| k.id_text()),
+        };
+        match text {
+            Some(text) => {
+                self.say(Level::Info, format!("copied {text} (OSC 52)"));
+                vec![Effect::Copy(text)]
+            }
             None => {
-                self.say(Level::Warn, format!("nothing to restart in {}", self.panel.title()));
+                self.say(Level::Warn, "nothing selected to copy".into());
                 vec![]
             }
         }
     }
 
-    fn ask_route(&mut self, verb: RouteVerb) -> Vec<Effect> {
-        if self.panel != Panel::Routes {
-            self.say(Level::Warn, "route keys work in the Routes panel (3)".into());
+    // -- confirm dialog -----------------------------------------------------------------
+
+    fn update_confirm(&mut self, action: Action) -> Vec<Effect> {
+        let Some(Overlay::Confirm(pending)) = self.overlays.last_mut() else { return vec![] };
+        match action {
+            Action::Confirmed if pending.typed.is_none() => self.send_pending(),
+            Action::Submit => match &pending.typed {
+                Some(want) if pending.input.trim() == want => self.send_pending(),
+                Some(want) => {
+                    pending.error = Some(format!("type {want} exactly to confirm, or Esc"));
+                    vec![]
+                }
+                None => vec![],
+            },
+            Action::Input(c) if pending.typed.is_some() => {
+                pending.input.push(c);
+                pending.error = None;
+                vec![]
+            }
+            Action::Input(d) => {
+                // Digits set the batch size in a `[y/N]` dialog.
+                if let (Some(batch), Some(v)) = (pending.batch.as_mut(), d.to_digit(10)) {
+                    let typed = batch.value * 10 + v;
+                    batch.value =
+                        if (1..=batch.max).contains(&typed) { typed } else { v.clamp(1, batch.max) };
+                }
+                vec![]
+            }
+            Action::Backspace => {
+                if pending.typed.is_some() {
+                    pending.input.pop();
+                } else if let Some(batch) = pending.batch.as_mut() {
+                    batch.value = (batch.value / 10).max(1);
+                }
+                vec![]
+            }
+            Action::ClearInput => {
+                pending.input.clear();
+                vec![]
+            }
+            Action::Adjust(d) => {
+                if let Some(batch) = pending.batch.as_mut() {
+                    batch.value = (batch.value as i64 + d as i64).clamp(1, batch.max as i64) as u32;
+                }
+                vec![]
+            }
+            Action::Cancelled | Action::Back | Action::Quit => {
+                self.overlays.pop();
+                self.say(Level::Info, "cancelled".to_string());
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn send_pending(&mut self) -> Vec<Effect> {
+        let Some(Overlay::Confirm(pending)) = self.overlays.pop() else { return vec![] };
+        if self.read_only {
+            // Unreachable through the keys; kept so that no path can send in read-only mode.
+            self.refused_read_only("command");
             return vec![];
         }
-        let Some(route) = self.selected_route().cloned() else {
-            self.say(Level::Warn, "no route selected".into());
+        let mut commands = pending.commands;
+        if let Some(batch) = pending.batch {
+            for c in &mut commands {
+                if let ControlCommand::Restart(body) = c {
+                    body.batch = (batch.value > 1).then_some(batch.value);
+                }
+            }
+        }
+        let what: Vec<String> = commands.iter().map(ControlCommand::describe).collect();
+        self.say(Level::Info, format!("sent: {}", what.join("; ")));
+        commands.into_iter().map(Effect::Send).collect()
+    }
+
+    /// Puts commands behind the confirm dialog. Commands touching an app tagged `prod`
+    /// need its name typed.
+    fn confirm(
+        &mut self,
+        question: String,
+        commands: Vec<ControlCommand>,
+        apps: &BTreeSet<String>,
+    ) -> Vec<Effect> {
+        if self.refused_read_only("command") {
+            return vec![];
+        }
+        let prod: Vec<&str> = apps
+            .iter()
+            .filter(|a| self.replica.fleet.apps.get(*a).is_some_and(|s| s.tags.iter().any(|t| t == "prod")))
+            .map(String::as_str)
+            .collect();
+        let mut pending = Pending::new(question, commands);
+        if !prod.is_empty() {
+            pending.typed = Some(prod.join(","));
+        }
+        self.overlays.retain(|o| matches!(o, Overlay::Help));
+        self.overlays.clear();
+        self.overlays.push(Overlay::Confirm(Box::new(pending)));
+        vec![]
+    }
+
+    // -- restart ------------------------------------------------------------------------
+
+    /// The instance ids behind the marked rows of the current panel.
+    fn marked_instances(&self) -> Vec<String> {
+        let f = &self.replica.fleet;
+        let marks = &self.view(self.panel).marks;
+        let mut ids: Vec<String> = Vec::new();
+        for key in marks {
+            match (self.panel, key) {
+                (Panel::Instances, RowKey::Id(id)) if f.instances.contains_key(id) => ids.push(id.clone()),
+                (Panel::Hosts, RowKey::Id(h)) => ids.extend(f.instances_on(h).map(|i| i.id.clone())),
+                (Panel::Apps, RowKey::Id(a)) => ids.extend(f.instances_of(a).map(|i| i.id.clone())),
+                (Panel::Routes, RowKey::Route(a, b)) => {
+                    ids.extend(f.instances_of(a).filter(|i| i.endpoint == *b).map(|i| i.id.clone()))
+                }
+                _ => {}
+            }
+        }
+        let mut seen = BTreeSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        ids
+    }
+
+    /// `r` (target `None`: the marked rows, else the selected row) or `:restart`.
+    fn ask_restart(&mut self, target: Option<RestartTarget>) -> Vec<Effect> {
+        let f = &self.replica.fleet;
+        let has_marks = !self.view(self.panel).marks.is_empty();
+        let target = match target {
+            Some(t) => Some(t),
+            None if has_marks => Some(RestartTarget::Marked),
+            None => match self.panel {
+                Panel::Instances => self.selected_instance().map(|i| RestartTarget::Instance(i.id.clone())),
+                Panel::Hosts => self.selected_host().map(|h| RestartTarget::Host(h.id.clone())),
+                Panel::Routes => self.selected_route().map(|r| RestartTarget::App(r.app.clone())),
+                Panel::Apps => self.selected_app().map(|a| RestartTarget::App(a.name.clone())),
+                Panel::Events => self.selected_event().and_then(|e| {
+                    e.instance
+                        .clone()
+                        .filter(|i| f.instances.contains_key(i))
+                        .map(RestartTarget::Instance)
+                        .or_else(|| e.app.clone().filter(|a| f.apps.contains_key(a)).map(RestartTarget::App))
+                }),
+                Panel::Audit => None,
+            },
+        };
+        let Some(target) = target else {
+            self.say(Level::Warn, format!("nothing to restart in {}", self.panel.title()));
             return vec![];
         };
-        let verb = match (verb, route.state) {
+        let (question, req, ids) = match target {
+            RestartTarget::Instance(id) => {
+                let Some(i) = f.instances.get(&id) else {
+                    self.say(Level::Warn, format!("no instance {id}"));
+                    return vec![];
+                };
+                let q = format!("Restart instance {} ({}@{}) on {}?", i.id, i.app, i.version, i.host);
+                (q, RestartRequest::Instance(id.clone()), vec![id])
+            }
+            RestartTarget::App(name) => {
+                let ids: Vec<String> = f.instances_of(&name).map(|i| i.id.clone()).collect();
+                let q = format!("Restart every instance of {name} ({}), rolling?", ids.len());
+                (q, RestartRequest::App(name), ids)
+            }
+            RestartTarget::Host(h) => {
+                let ids: Vec<String> = f.instances_on(&h).map(|i| i.id.clone()).collect();
+                let q = format!("Restart all {} instance(s) on {h}, rolling?", ids.len());
+                (q, RestartRequest::Host(h), ids)
+            }
+            RestartTarget::Marked => {
+                let ids = self.marked_instances();
+                if ids.is_empty() {
+                    self.say(Level::Warn, "no marked instances: mark rows with Space first".into());
+                    return vec![];
+                }
+                let q = format!("Restart the {} marked instance(s), rolling?", ids.len());
+                (q, RestartRequest::Instances(ids.clone()), ids)
+            }
+        };
+        if ids.is_empty() {
+            self.say(Level::Warn, "no instances to restart there".into());
+            return vec![];
+        }
+        let apps: BTreeSet<String> =
+            ids.iter().filter_map(|id| f.instances.get(id)).map(|i| i.app.clone()).collect();
+        let batch = (ids.len() > 1).then_some(Batch { value: 1, max: ids.len() as u32 });
+        let effects = self.confirm(question, vec![ControlCommand::Restart(RestartBody::from(req))], &apps);
+        if let Some(Overlay::Confirm(p)) = self.overlays.last_mut() {
+            p.batch = batch;
+        }
+        effects
+    }
+
+    // -- routes -------------------------------------------------------------------------
+
+    /// The routes `e` / `x` act on: the marked routes, the selected route, or the route of
+    /// the selected instance.
+    fn target_routes(&self) -> Vec<Route> {
+        let f = &self.replica.fleet;
+        match self.panel {
+            Panel::Routes if !self.view(Panel::Routes).marks.is_empty() => self
+                .view(Panel::Routes)
+                .marks
+                .iter()
+                .filter_map(|k| match k {
+                    RowKey::Route(a, b) => f.routes.get(&(a.clone(), b.clone())).cloned(),
+                    _ => None,
+                })
+                .collect(),
+            Panel::Routes => self.selected_route().cloned().into_iter().collect(),
+            Panel::Instances => self
+                .selected_instance()
+                .and_then(|i| f.routes.get(&(i.app.clone(), i.endpoint.clone())).cloned())
+                .into_iter()
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    fn ask_route(&mut self, verb: RouteVerb) -> Vec<Effect> {
+        let routes = self.target_routes();
+        if routes.is_empty() {
+            self.say(Level::Warn, "select a route (Routes, 3) or a routed instance (Instances, 2)".into());
+            return vec![];
+        }
+        // `e` flips each route; with several, they all go the way of the first.
+        let verb = match (verb, routes[0].state) {
             (RouteVerb::Remove, _) => RouteVerb::Remove,
             (_, RouteState::Enabled) => RouteVerb::Disable,
             (_, RouteState::Disabled) => RouteVerb::Enable,
         };
-        let word = format!("{verb:?}").to_lowercase();
-        let question = format!("{} route {} -> {}?", capitalise(&word), route.domain, route.backend);
-        let req = RouteRequest { app: route.app.clone(), backend: route.backend.clone(), weight: None };
-        self.confirm(question, ControlCommand::Route(verb, req))
+        let commands: Vec<ControlCommand> = routes
+            .iter()
+            .map(|r| {
+                ControlCommand::Route(
+                    verb,
+                    RouteRequest { app: r.app.clone(), backend: r.backend.clone(), weight: None },
+                )
+            })
+            .collect();
+        let word = capitalise(verb.word());
+        let question = match routes.as_slice() {
+            [r] => format!("{word} route {} -> {}?", r.domain, r.backend),
+            many => format!("{word} {} marked routes?", many.len()),
+        };
+        // Taking traffic away from a prod app is as serious as restarting it.
+        let apps: BTreeSet<String> = match verb {
+            RouteVerb::Remove | RouteVerb::Disable => routes.iter().map(|r| r.app.clone()).collect(),
+            _ => BTreeSet::new(),
+        };
+        self.confirm(question, commands, &apps)
+    }
+
+    fn open_add_form(&mut self) -> Vec<Effect> {
+        let f = &self.replica.fleet;
+        let (app, backend) = match self.panel {
+            Panel::Routes => {
+                (self.selected_route().map(|r| r.app.clone()).unwrap_or_default(), String::new())
+            }
+            Panel::Instances => match self.selected_instance() {
+                Some(i) if !f.routes.contains_key(&(i.app.clone(), i.endpoint.clone())) => {
+                    (i.app.clone(), i.endpoint.clone())
+                }
+                Some(i) => (i.app.clone(), String::new()),
+                None => (String::new(), String::new()),
+            },
+            Panel::Apps => (self.selected_app().map(|a| a.name.clone()).unwrap_or_default(), String::new()),
+            _ => (String::new(), String::new()),
+        };
+        self.overlays.clear();
+        self.overlays.push(Overlay::Form(Box::new(RouteForm::add(app, backend))));
+        vec![]
+    }
+
+    fn open_weight_form(&mut self) -> Vec<Effect> {
+        let Some(route) = self.target_routes().into_iter().next() else {
+            self.say(Level::Warn, "select a route (Routes, 3) to change its weight".into());
+            return vec![];
+        };
+        self.overlays.clear();
+        self.overlays.push(Overlay::Form(Box::new(RouteForm::weight(
+            route.app,
+            route.backend,
+            route.weight,
+        ))));
+        vec![]
+    }
+
+    fn update_form(&mut self, action: Action) -> Vec<Effect> {
+        let Some(Overlay::Form(form)) = self.overlays.last_mut() else { return vec![] };
+        match action {
+            Action::Input(c) => {
+                form.field_mut().push(c);
+                form.error = None;
+            }
+            Action::Backspace => {
+                form.field_mut().pop();
+            }
+            Action::ClearInput => form.field_mut().clear(),
+            Action::Complete | Action::HistoryNext => form.move_focus(1),
+            Action::CompletePrev | Action::HistoryPrev => form.move_focus(-1),
+            Action::Submit => {
+                let line = form.line();
+                match palette::parse(&line, &self.replica.fleet) {
+                    Ok(cmd) => return self.run_command(cmd),
+                    Err(e) => form.error = Some(e),
+                }
+            }
+            Action::Back | Action::Cancelled | Action::Quit => {
+                self.overlays.pop();
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    // -- filter -------------------------------------------------------------------------
+
+    fn update_filter(&mut self, action: Action) -> Vec<Effect> {
+        let Some(Overlay::Filter(text)) = self.overlays.last_mut() else { return vec![] };
+        match action {
+            Action::Input(c) => text.push(c),
+            Action::Backspace => {
+                text.pop();
+            }
+            Action::ClearInput => text.clear(),
+            Action::Submit => {
+                self.overlays.pop();
+                return vec![];
+            }
+            Action::Back | Action::Cancelled | Action::Quit => {
+                self.overlays.pop();
+                self.views[self.panel.index()].set_filter(None);
+                return vec![];
+            }
+            _ => return vec![],
+        }
+        // The filter applies as it is typed.
+        let filter = Filter::parse(text);
+        self.views[self.panel.index()].set_filter(filter);
+        vec![]
+    }
+
+    // -- palette ------------------------------------------------------------------------
+
+    fn update_palette(&mut self, action: Action) -> Vec<Effect> {
+        let fleet = &self.replica.fleet;
+        let history = &self.history;
+        let Some(Overlay::Palette(p)) = self.overlays.last_mut() else { return vec![] };
+        match action {
+            Action::Input(c) => {
+                p.input.push(c);
+                p.edited();
+                p.candidates.clear();
+            }
+            Action::Backspace => {
+                p.input.pop();
+                p.edited();
+                p.candidates.clear();
+            }
+            Action::ClearInput => {
+                p.input.clear();
+                p.edited();
+            }
+            Action::Complete => p.complete(fleet, 1),
+            Action::CompletePrev => p.complete(fleet, -1),
+            Action::HistoryPrev => p.browse(history, true),
+            Action::HistoryNext => p.browse(history, false),
+            Action::Back | Action::Cancelled | Action::Quit => {
+                self.overlays.pop();
+            }
+            Action::Submit => {
+                let line = p.input.trim().to_string();
+                let parsed = palette::parse(&line, fleet);
+                self.remember_line(&line);
+                match parsed {
+                    Ok(cmd) => {
+                        self.overlays.pop();
+                        return self.run_command(cmd);
+                    }
+                    Err(e) => {
+                        if let Some(Overlay::Palette(p)) = self.overlays.last_mut() {
+                            p.error = Some(e);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Carries out a palette command (or the route form's).
+    fn run_command(&mut self, cmd: Command) -> Vec<Effect> {
+        match cmd {
+            Command::Panel(p) => {
+                self.show(p);
+                vec![]
+            }
+            Command::Quit => {
+                self.should_quit = true;
+                vec![Effect::Quit]
+            }
+            Command::Help => {
+                self.overlays.clear();
+                self.overlays.push(Overlay::Help);
+                vec![]
+            }
+            Command::Filter(text) => {
+                self.overlays.clear();
+                self.views[self.panel.index()].set_filter(Filter::parse(&text));
+                vec![]
+            }
+            Command::Restart(target) => {
+                if self.refused_read_only("restart") {
+                    return vec![];
+                }
+                self.overlays.clear();
+                self.ask_restart(Some(target))
+            }
+            Command::Route(verb, req) => {
+                if self.refused_read_only(&format!("route {}", verb.word())) {
+                    return vec![];
+                }
+                let f = &self.replica.fleet;
+                let key = (req.app.clone(), req.backend.clone());
+                let domain = f.apps.get(&req.app).map(|a| a.domain.clone()).unwrap_or_default();
+                let question = match verb {
+                    RouteVerb::Add => {
+                        format!("Add route {domain} -> {} (weight {})?", req.backend, req.weight.unwrap_or(1))
+                    }
+                    RouteVerb::Weight => format!(
+                        "Change the weight of {domain} -> {} from {} to {}?",
+                        req.backend,
+                        f.routes.get(&key).map(|r| r.weight).unwrap_or(1),
+                        req.weight.unwrap_or(1)
+                    ),
+                    v => format!("{} route {domain} -> {}?", capitalise(v.word()), req.backend),
+                };
+                let apps: BTreeSet<String> = match verb {
+                    RouteVerb::Remove | RouteVerb::Disable => [req.app.clone()].into(),
+                    _ => BTreeSet::new(),
+                };
+                self.confirm(question, vec![ControlCommand::Route(verb, req)], &apps)
+            }
+            Command::Deploy { app, version, instances } => {
+                if self.refused_read_only("deploy") {
+                    return vec![];
+                }
+                let Some(spec) = self.replica.fleet.apps.get(&app).cloned() else {
+                    self.say(Level::Error, format!("no app {app}"));
+                    return vec![];
+                };
+                // The app's current spec, with the version or count the operator gave; the
+                // controller keeps everything else (image, port, constraints, run spec).
+                let req = DeployRequest {
+                    app: app.clone(),
+                    version: version.unwrap_or(spec.version.clone()),
+                    instances: instances.unwrap_or(spec.instances),
+                    ..DeployRequest::default()
+                };
+                let question = format!(
+                    "Deploy {}@{} x{} (now {}@{} x{})?",
+                    req.app, req.version, req.instances, spec.name, spec.version, spec.instances
+                );
+                self.confirm(question, vec![ControlCommand::Deploy(Box::new(req))], &[app].into())
+            }
+        }
     }
 }
 

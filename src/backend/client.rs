@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 use crate::bus::{self, Bus, Connection, RequestError, Subscription};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{
-    Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest,
-    RestartRequest, RouteRequest, RouterStatus, SnapshotRequest, decode, subjects,
+    Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest, Operator,
+    RestartBody, RestartRequest, RouteRequest, RouterStatus, SnapshotRequest, decode, subjects,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -24,6 +24,7 @@ pub enum RouteVerb {
     Remove,
     Enable,
     Disable,
+    Weight,
 }
 
 impl RouteVerb {
@@ -33,6 +34,17 @@ impl RouteVerb {
             RouteVerb::Remove => subjects::CTL_ROUTE_REMOVE,
             RouteVerb::Enable => subjects::CTL_ROUTE_ENABLE,
             RouteVerb::Disable => subjects::CTL_ROUTE_DISABLE,
+            RouteVerb::Weight => subjects::CTL_ROUTE_WEIGHT,
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            RouteVerb::Add => "add",
+            RouteVerb::Remove => "remove",
+            RouteVerb::Enable => "enable",
+            RouteVerb::Disable => "disable",
+            RouteVerb::Weight => "weight",
         }
     }
 }
@@ -41,7 +53,8 @@ impl RouteVerb {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ControlCommand {
     Deploy(Box<DeployRequest>),
-    Restart(RestartRequest),
+    /// A restart target and its batch size.
+    Restart(RestartBody),
     Route(RouteVerb, RouteRequest),
 }
 
@@ -50,10 +63,22 @@ impl ControlCommand {
     pub fn describe(&self) -> String {
         match self {
             ControlCommand::Deploy(r) => format!("deploy {}@{} x{}", r.app, r.version, r.instances),
-            ControlCommand::Restart(RestartRequest::Instance(i)) => format!("restart instance {i}"),
-            ControlCommand::Restart(RestartRequest::App(a)) => format!("restart app {a}"),
-            ControlCommand::Restart(RestartRequest::Host(h)) => format!("restart host {h}"),
-            ControlCommand::Route(v, r) => format!("route {v:?} {} {}", r.app, r.backend).to_lowercase(),
+            ControlCommand::Restart(body) => {
+                let target = match &body.target {
+                    RestartRequest::Instance(i) => format!("instance {i}"),
+                    RestartRequest::App(a) => format!("app {a}"),
+                    RestartRequest::Host(h) => format!("host {h}"),
+                    RestartRequest::Instances(ids) => format!("{} marked instances", ids.len()),
+                };
+                match body.batch {
+                    Some(b) if b > 1 => format!("restart {target} ({b} at a time)"),
+                    _ => format!("restart {target}"),
+                }
+            }
+            ControlCommand::Route(RouteVerb::Weight, r) => {
+                format!("route weight {} {} {}", r.app, r.backend, r.weight.unwrap_or(1))
+            }
+            ControlCommand::Route(v, r) => format!("route {} {} {}", v.word(), r.app, r.backend),
         }
     }
 }
@@ -113,9 +138,32 @@ impl Default for ClientOptions {
 }
 
 pub fn spawn_with(bus: Arc<dyn Bus>, source: String, options: ClientOptions) -> BackendHandle {
+    spawn_full(bus, source, options, Identity::default())
+}
+
+/// Who the cockpit's commands come from, and whether it may send any at all.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// Carried on every command's envelope, for the controller's audit trail.
+    pub operator: Option<Operator>,
+    /// Read-only: no command ever leaves the backend, whatever the app asks.
+    pub read_only: bool,
+}
+
+/// The cockpit's backend: everything, with the operator's identity on each command.
+pub fn spawn_cockpit(bus: Arc<dyn Bus>, source: String, identity: Identity) -> BackendHandle {
+    spawn_full(bus, source, ClientOptions::default(), identity)
+}
+
+fn spawn_full(
+    bus: Arc<dyn Bus>,
+    source: String,
+    options: ClientOptions,
+    identity: Identity,
+) -> BackendHandle {
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (update_tx, updates) = mpsc::channel(16_384);
-    tokio::spawn(run(bus, source, options, command_rx, update_tx));
+    tokio::spawn(run(bus, source, options, identity, command_rx, update_tx));
     BackendHandle { commands, updates }
 }
 
@@ -131,6 +179,7 @@ async fn run(
     bus: Arc<dyn Bus>,
     source: String,
     options: ClientOptions,
+    identity: Identity,
     mut commands: mpsc::UnboundedReceiver<Command>,
     updates: mpsc::Sender<Update>,
 ) {
@@ -191,8 +240,18 @@ async fn run(
             cmd = commands.recv() => match cmd {
                 None => return,
                 Some(Command::Resync) => want_snapshot = true,
+                // The last line of defence of read-only mode: the app refuses first, and
+                // whatever reaches here anyway is answered without touching the bus.
+                Some(Command::Send(c)) if identity.read_only => {
+                    let refused = Update::CommandDone {
+                        what: c.describe(),
+                        result: Err("read-only: the cockpit sends no commands".into()),
+                    };
+                    if updates.send(refused).await.is_err() { return; }
+                }
                 Some(Command::Send(c)) => {
-                    tokio::spawn(send_command(bus.clone(), source.clone(), c, updates.clone()));
+                    let operator = identity.operator.clone();
+                    tokio::spawn(send_command(bus.clone(), source.clone(), operator, c, updates.clone()));
                 }
             },
             changed = connection.changed() => {
@@ -240,19 +299,26 @@ async fn fetch_snapshot(bus: &dyn Bus, source: &str, updates: &mpsc::Sender<Upda
     }
 }
 
-async fn send_command(bus: Arc<dyn Bus>, source: String, cmd: ControlCommand, updates: mpsc::Sender<Update>) {
+async fn send_command(
+    bus: Arc<dyn Bus>,
+    source: String,
+    operator: Option<Operator>,
+    cmd: ControlCommand,
+    updates: mpsc::Sender<Update>,
+) {
     let what = cmd.describe();
     let result: Result<Accepted, RequestError> = match &cmd {
         ControlCommand::Deploy(r) => {
-            bus::request(bus.as_ref(), subjects::CTL_DEPLOY, &Envelope::new(&source, r), COMMAND_TIMEOUT)
-                .await
+            let env = Envelope::new(&source, r).with_operator(operator.clone());
+            bus::request(bus.as_ref(), subjects::CTL_DEPLOY, &env, COMMAND_TIMEOUT).await
         }
         ControlCommand::Restart(r) => {
-            bus::request(bus.as_ref(), subjects::CTL_RESTART, &Envelope::new(&source, r), COMMAND_TIMEOUT)
-                .await
+            let env = Envelope::new(&source, r).with_operator(operator.clone());
+            bus::request(bus.as_ref(), subjects::CTL_RESTART, &env, COMMAND_TIMEOUT).await
         }
         ControlCommand::Route(verb, r) => {
-            bus::request(bus.as_ref(), verb.subject(), &Envelope::new(&source, r), COMMAND_TIMEOUT).await
+            let env = Envelope::new(&source, r).with_operator(operator.clone());
+            bus::request(bus.as_ref(), verb.subject(), &env, COMMAND_TIMEOUT).await
         }
     };
     let result = result.map_err(|e| match e {

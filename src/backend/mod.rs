@@ -7,6 +7,7 @@ mod client;
 mod replica;
 
 pub use client::{
-    BackendHandle, ClientOptions, Command, ControlCommand, RouteVerb, Update, spawn, spawn_with,
+    BackendHandle, ClientOptions, Command, ControlCommand, Identity, RouteVerb, Update, spawn, spawn_cockpit,
+    spawn_with,
 };
-pub use replica::{EVENTS_KEPT, Replica, Sync};
+pub use replica::{AUDIT_KEPT, EVENTS_KEPT, Replica, Sync};

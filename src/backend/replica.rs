@@ -9,6 +9,10 @@ use crate::protocol::{Event, Fleet, Gap, Heartbeat};
 /// the history.
 pub const EVENTS_KEPT: usize = 5_000;
 
+/// How many audit records the cockpit keeps for the Audit panel, apart from the events so
+/// that a busy fleet's events never push the operators' commands out.
+pub const AUDIT_KEPT: usize = 2_000;
+
 /// Whether the replica can be trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sync {
@@ -25,6 +29,8 @@ pub struct Replica {
     pub fleet: Fleet,
     /// Newest last.
     pub events: VecDeque<Event>,
+    /// `AUDIT` events, newest last.
+    pub audit: VecDeque<Event>,
     /// When each host's last heartbeat reached us (ms since epoch).
     pub heartbeats: HashMap<String, u64>,
     pub sync: Sync,
@@ -42,6 +48,7 @@ impl Default for Replica {
         Replica {
             fleet: Fleet::default(),
             events: VecDeque::new(),
+            audit: VecDeque::new(),
             heartbeats: HashMap::new(),
             sync: Sync::Loading,
             last_update: 0,
@@ -64,6 +71,9 @@ impl Replica {
     /// replica is then marked `Resyncing` and ignores events until it gets one.
     pub fn apply_event(&mut self, event: Event, now: u64) -> Result<(), Gap> {
         self.last_update = now;
+        if event.kind == crate::protocol::EventKind::Audit {
+            self.remember_audit(&event);
+        }
         if self.sync != Sync::Live {
             self.remember(event);
             return Ok(());
@@ -108,6 +118,17 @@ impl Replica {
 
     /// History fetched at start: older events for the Events panel, merged by revision.
     pub fn apply_history(&mut self, history: Vec<Event>) {
+        let newest_audit = self.audit.front().map(|e| e.rev).unwrap_or(u64::MAX);
+        let older_audit: Vec<&Event> = history
+            .iter()
+            .filter(|e| e.kind == crate::protocol::EventKind::Audit && e.rev < newest_audit)
+            .collect();
+        for e in older_audit.into_iter().rev() {
+            self.audit.push_front(e.clone());
+        }
+        while self.audit.len() > AUDIT_KEPT {
+            self.audit.pop_front();
+        }
         let newest_known = self.events.front().map(|e| e.rev).unwrap_or(u64::MAX);
         let older: Vec<Event> = history.into_iter().filter(|e| e.rev < newest_known).collect();
         for e in older.into_iter().rev() {
@@ -116,6 +137,17 @@ impl Replica {
         while self.events.len() > EVENTS_KEPT {
             self.events.pop_front();
         }
+        self.generation += 1;
+    }
+
+    fn remember_audit(&mut self, event: &Event) {
+        if self.audit.back().is_some_and(|last| last.rev >= event.rev) {
+            return;
+        }
+        if self.audit.len() >= AUDIT_KEPT {
+            self.audit.pop_front();
+        }
+        self.audit.push_back(event.clone());
         self.generation += 1;
     }
 
@@ -181,6 +213,7 @@ mod tests {
             operation_id: None,
             message: String::new(),
             changes: vec![],
+            audit: None,
         }
     }
 

@@ -17,8 +17,8 @@ use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, ArtifactRef, Constraints, DeployRequest, Envelope, Event,
-    EventKind, Fleet, HealthCheck, RestartRequest, RouteRequest, RunSpec, SnapshotRequest, Strategy, decode,
-    subjects,
+    EventKind, Fleet, HealthCheck, Operator, RestartBody, RestartRequest, RouteRequest, RunSpec,
+    SnapshotRequest, Strategy, decode, subjects,
 };
 
 #[derive(Debug, Args)]
@@ -59,6 +59,20 @@ pub enum CtlCommand {
     },
     /// The event history from the JetStream stream, then (with --follow) live events.
     Events(EventsArgs),
+    /// The audit trail: every operator command the controller recorded, with who sent it
+    /// (user@host, SSH client, NATS user), what it asked and how it ended. Read from the
+    /// JetStream stream, so it works while no controller runs.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// How far back to start, e.g. 1h, 24h.
+    #[arg(long, default_value = "24h", value_parser = parse::duration, value_name = "DURATION")]
+    pub since: Duration,
+    /// At most this many records (the newest).
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +156,9 @@ pub struct RestartArgs {
     /// Every instance on this host, one at a time.
     #[arg(long)]
     pub host: Option<String>,
+    /// For --app and --host: how many instances restart together (rolling).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
+    pub batch: Option<u32>,
     /// Follow the operation until it ends; exit 0 on success or 1 with the reason.
     #[arg(long)]
     pub wait: bool,
@@ -173,6 +190,8 @@ pub enum RouteCommand {
     Enable(RouteArgs),
     /// Take a backend out of service, keeping its route.
     Disable(RouteArgs),
+    /// Change a backend's weight (--weight, 1 to 1000).
+    Weight(RouteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -196,7 +215,15 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
     if !matches!(connected, Ok(Ok(_))) {
         return Err(format!("cannot reach the NATS server at {}", bus.describe()));
     }
-    let ctl = Ctl { bus, json: args.json, timeout: args.timeout };
+    // Every command carries who sent it, for the controller's audit trail.
+    let (user, host) = super::login();
+    let ctl = Ctl {
+        bus,
+        json: args.json,
+        timeout: args.timeout,
+        source: format!("ctl/{user}@{host}"),
+        operator: bus_args.operator(),
+    };
     match args.command {
         CtlCommand::Snapshot => ctl.snapshot().await,
         CtlCommand::Hosts => ctl.hosts().await,
@@ -206,6 +233,7 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Restart(a) => ctl.restart(a).await,
         CtlCommand::Route { verb } => ctl.route(verb).await,
         CtlCommand::Events(a) => ctl.events(a).await,
+        CtlCommand::Audit(a) => ctl.audit(a).await,
     }
 }
 
@@ -213,6 +241,9 @@ struct Ctl {
     bus: NatsBus,
     json: bool,
     timeout: Duration,
+    /// `ctl/user@host`.
+    source: String,
+    operator: Operator,
 }
 
 fn refusal(e: RequestError) -> String {
@@ -296,7 +327,7 @@ impl Ctl {
         bus::request(
             &self.bus,
             subjects::CTL_SNAPSHOT,
-            &Envelope::new("ctl", SnapshotRequest {}),
+            &Envelope::new(&self.source, SnapshotRequest {}),
             self.timeout,
         )
         .await
@@ -428,7 +459,8 @@ impl Ctl {
             Some(_) => Some(self.bus.subscribe(subjects::EVT_ALL).await.map_err(|e| e.to_string())?),
             None => None,
         };
-        let envelope = Envelope::with_id(command_id.unwrap_or_else(new_id), "ctl", body);
+        let envelope = Envelope::with_id(command_id.unwrap_or_else(new_id), &self.source, body)
+            .with_operator(Some(self.operator.clone()));
         let accepted: Accepted =
             bus::request(&self.bus, subject, &envelope, self.timeout).await.map_err(refusal)?;
         if self.json && wait.is_none() {
@@ -486,10 +518,10 @@ impl Ctl {
             .await
             .map_err(|e| format!("cannot read artifact {}: {e}", path.display()))?;
         let req = AllocateRequest { app: app.to_string(), version: version.to_string() };
-        let slot: Allocation =
-            bus::request(&self.bus, subjects::CTL_REPO_ALLOCATE, &Envelope::new("ctl", req), self.timeout)
-                .await
-                .map_err(refusal)?;
+        let slot: Allocation = {
+            let env = Envelope::new(&self.source, req).with_operator(Some(self.operator.clone()));
+            bus::request(&self.bus, subjects::CTL_REPO_ALLOCATE, &env, self.timeout).await.map_err(refusal)?
+        };
         let repo = ObjectStoreRepository::open(&self.bus).await.map_err(|e| e.to_string())?;
         let sha256 = sha256_hex(&data);
         let note = |line: String| {
@@ -559,7 +591,8 @@ impl Ctl {
             (_, _, Some(h)) => RestartRequest::Host(h),
             _ => return Err("say what to restart: --instance, --app or --host".into()),
         };
-        self.command(subjects::CTL_RESTART, req, None, a.wait.then_some(a.wait_timeout)).await
+        let body = RestartBody { target: req, batch: a.batch };
+        self.command(subjects::CTL_RESTART, body, None, a.wait.then_some(a.wait_timeout)).await
     }
 
     async fn route(&self, verb: RouteCommand) -> Result<ExitCode, String> {
@@ -568,6 +601,12 @@ impl Ctl {
             RouteCommand::Remove(a) => (subjects::CTL_ROUTE_REMOVE, a),
             RouteCommand::Enable(a) => (subjects::CTL_ROUTE_ENABLE, a),
             RouteCommand::Disable(a) => (subjects::CTL_ROUTE_DISABLE, a),
+            RouteCommand::Weight(a) => {
+                if a.weight.is_none() {
+                    return Err("route weight needs --weight W (1 to 1000)".into());
+                }
+                (subjects::CTL_ROUTE_WEIGHT, a)
+            }
         };
         // Checked here too, so a typo is named before anything is sent.
         crate::protocol::validate::backend(&a.backend)?;
@@ -600,6 +639,26 @@ impl Ctl {
         Ok(ExitCode::SUCCESS)
     }
 
+    async fn audit(&self, a: AuditArgs) -> Result<ExitCode, String> {
+        let since = now_ms().saturating_sub(a.since.as_millis() as u64);
+        let records = read_audit(&self.bus, &JetStreamConfig::default().stream, since, a.limit).await?;
+        if !self.json {
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|e| match e.audit.as_deref() {
+                    Some(r) => vec![datetime(e.ts), r.who(), r.what(), r.result()],
+                    None => vec![datetime(e.ts), String::new(), e.message.clone(), String::new()],
+                })
+                .collect();
+            print_table(&["TIME", "WHO", "COMMAND", "RESULT"], &rows);
+            return Ok(ExitCode::SUCCESS);
+        }
+        for e in &records {
+            out!("{}", audit_json(e));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
     fn print_event(&self, e: &Event) {
         if self.json {
             out!("{}", event_json(e));
@@ -607,4 +666,64 @@ impl Ctl {
             out!("{}", event_line(e));
         }
     }
+}
+
+/// One audit line for scripts: the event's `rev`, `ts` and `message`, and the record.
+fn audit_json(e: &Event) -> Value {
+    let mut v = json!({ "rev": e.rev, "ts": e.ts, "app": e.app, "message": e.message });
+    if let (Some(obj), Some(record)) = (v.as_object_mut(), e.audit.as_deref())
+        && let Ok(Value::Object(fields)) = serde_json::to_value(record)
+    {
+        obj.extend(fields);
+    }
+    v
+}
+
+/// The `AUDIT` events of the stream since `since_ts` (ms), oldest first, the newest
+/// `limit`. An ordered consumer filtered on `qd.v1.evt.audit.>` reads only them, however
+/// busy the fleet's history is.
+async fn read_audit(bus: &NatsBus, stream: &str, since_ts: u64, limit: usize) -> Result<Vec<Event>, String> {
+    use async_nats::jetstream::consumer::DeliverPolicy;
+    use async_nats::jetstream::consumer::pull::OrderedConfig;
+    use futures_util::StreamExt;
+    let js = bus.jetstream();
+    let mut stream = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| format!("no event stream {stream} ({e}): has a controller run on this server?"))?;
+    let info = stream.info().await.map_err(|e| format!("event stream: {e}"))?;
+    if info.state.messages == 0 {
+        return Ok(vec![]);
+    }
+    let start = time::OffsetDateTime::from_unix_timestamp_nanos(since_ts as i128 * 1_000_000)
+        .map_err(|e| format!("--since: {e}"))?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartTime { start_time: start },
+            filter_subject: format!("{}.evt.{}.>", subjects::PREFIX, EventKind::Audit.subject_token()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("audit reader: {e}"))?;
+    let mut messages = consumer.messages().await.map_err(|e| format!("audit reader: {e}"))?;
+    let mut out: std::collections::VecDeque<Event> = std::collections::VecDeque::new();
+    loop {
+        // An idle second means the end: `pending` says so sooner when there is history.
+        let next = tokio::time::timeout(Duration::from_secs(1), messages.next()).await;
+        let Ok(Some(Ok(msg))) = next else { break };
+        let pending = msg.info().map(|i| i.pending).unwrap_or(0);
+        if let Ok(env) = decode::<Event>(&msg.payload)
+            && env.body.kind == EventKind::Audit
+            && env.body.ts >= since_ts
+        {
+            if out.len() >= limit {
+                out.pop_front();
+            }
+            out.push_back(env.body);
+        }
+        if pending == 0 {
+            break;
+        }
+    }
+    Ok(out.into())
 }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bus::{BusError, NatsBus, NatsOptions};
+use crate::protocol::Operator;
 
 /// A terminal cockpit for a Docker PaaS, and the control plane it steers.
 ///
@@ -93,6 +94,45 @@ impl BusArgs {
         };
         NatsBus::connect(&opts).await.map_err(|e: BusError| e.to_string())
     }
+
+    /// The NATS user this client authenticates as, for the audit trail: `--user`, or the
+    /// `name` in the `--creds` file's user JWT. (A token names nobody.)
+    pub fn nats_user(&self) -> Option<String> {
+        if let Some(user) = self.user.clone().filter(|u| !u.is_empty()) {
+            return Some(user);
+        }
+        let creds = std::fs::read_to_string(self.creds.as_ref()?).ok()?;
+        jwt_name(&creds)
+    }
+
+    /// Who is at the controls: login@host, the SSH client (`SSH_CONNECTION`) and the NATS
+    /// user. Sent with every command for the controller's audit trail.
+    pub fn operator(&self) -> Operator {
+        let (user, host) = login();
+        let ssh = std::env::var("SSH_CONNECTION").ok();
+        Operator::from_parts(&user, &host, ssh.as_deref(), self.nats_user())
+    }
+}
+
+/// The login name and host name this process runs as.
+pub fn login() -> (String, String) {
+    let user =
+        std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let host = sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into());
+    (user, host)
+}
+
+/// The `name` claim of the user JWT in a NATS credentials file (the JWT sits between
+/// `-----BEGIN NATS USER JWT-----` and its END line; its payload is base64url JSON).
+pub fn jwt_name(creds: &str) -> Option<String> {
+    use base64::Engine;
+    let mut lines = creds.lines().map(str::trim);
+    lines.find(|l| l.contains("BEGIN NATS USER JWT"))?;
+    let jwt = lines.next()?;
+    let payload = jwt.split('.').nth(1)?.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("name").and_then(|n| n.as_str()).filter(|n| !n.is_empty()).map(str::to_string)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -107,6 +147,17 @@ pub struct CockpitArgs {
     /// [default: ~/.config/quarterdeck/keys.toml, used only if it exists]
     #[arg(long, env = "QUARTERDECK_KEYS", value_name = "FILE")]
     pub keys: Option<PathBuf>,
+
+    /// Read-only: the cockpit shows everything and changes nothing. Every key that would
+    /// act is refused with a message, and no command is ever sent. Also `read_only = true`
+    /// in the config file.
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// The cockpit's config file (TOML: `read_only = true`).
+    /// [default: ~/.config/quarterdeck/config.toml, used only if it exists]
+    #[arg(long, env = "QUARTERDECK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Sandbox: seed of the simulated fleet. The same seed gives the same hosts, addresses
     /// and random walk of metrics and crashes.
@@ -160,4 +211,21 @@ pub enum Command {
     Router(router::RouterArgs),
     /// Headless commands for scripts, tests and people: tables, or JSON with --json.
     Ctl(ctl::CtlArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_creds_jwt_names_the_nats_user() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwt = format!("{}.{}.sig", b64(r#"{"typ":"JWT"}"#), b64(r#"{"name":"ops-alice","sub":"UABC"}"#));
+        let creds = format!(
+            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\n"
+        );
+        assert_eq!(jwt_name(&creds).as_deref(), Some("ops-alice"));
+        assert_eq!(jwt_name("garbage"), None);
+    }
 }

@@ -10,12 +10,16 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::BusArgs;
 use super::parse;
 use crate::bus::{self, Bus, NatsBus};
+use crate::plane::agent::docker::{
+    DockerConfig, DockerDriver, Ipv4Net, NetworkMode, PublishMode, VlanConfig,
+};
+use crate::plane::agent::driver::RuntimeDriver;
 use crate::plane::agent::sim::{SimConfig, SimDriver};
 use crate::plane::agent::{self, AgentConfig};
 use crate::plane::controller::lease::Lease;
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
 use crate::plane::controller::{Controller, ControllerConfig};
-use crate::plane::repository::{ObjectStoreRepository, Repository};
+use crate::plane::repository::{DirRepository, ObjectStoreRepository, Repository};
 use crate::protocol::{ErrorCode, Reply, WireError, subjects, validate};
 
 #[derive(Debug, Clone, Args)]
@@ -64,6 +68,26 @@ pub struct ControllerArgs {
 pub enum Driver {
     /// Simulated containers (for demos and tests of the plane itself).
     Sim,
+    /// A real Docker engine (DOCKER_HOST or the local socket).
+    Docker,
+}
+
+/// docker driver: how instances are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DockerNetwork {
+    /// Each container port published on --advertise-ip and a host port.
+    Published,
+    /// A Docker network with IPAM (--subnet, --gateway); a static address per container.
+    Vlan,
+}
+
+/// docker driver: which host port a container port is published on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DockerPublish {
+    /// A free port, picked once per container and kept across restarts.
+    Auto,
+    /// The container's own port; a port already taken fails the deploy.
+    Same,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,6 +135,47 @@ pub struct AgentArgs {
     /// sim driver: random crashes per container per hour.
     #[arg(long, default_value_t = 0.0, value_parser = super::parse_crash_rate, value_name = "RATE")]
     pub sim_crash_rate: f64,
+
+    /// docker driver: the address container ports are published on [default: --ip].
+    #[arg(long, value_name = "IP")]
+    pub advertise_ip: Option<std::net::Ipv4Addr>,
+
+    /// docker driver: where artifacts are unpacked (<DIR>/instances/<id>/<version>).
+    #[arg(long, default_value = "/var/lib/quarterdeck", value_name = "DIR")]
+    pub data_dir: std::path::PathBuf,
+
+    /// docker driver: published ports, or a VLAN network with a static address each.
+    #[arg(long, value_enum, default_value = "published")]
+    pub network: DockerNetwork,
+
+    /// docker driver: which host port each container port is published on.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub publish: DockerPublish,
+
+    /// docker driver, --network vlan: the host's subnet, e.g. 10.101.1.0/24; containers
+    /// get addresses from .31 up.
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
+
+    /// docker driver, --network vlan: the subnet's gateway.
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<std::net::Ipv4Addr>,
+
+    /// docker driver, --network vlan: the Docker network driver (bridge, macvlan, ipvlan).
+    #[arg(long, default_value = "bridge", value_name = "NAME")]
+    pub vlan_driver: String,
+
+    /// docker driver, --network vlan: the host interface a macvlan/ipvlan network uses.
+    #[arg(long, value_name = "IFACE")]
+    pub vlan_parent: Option<String>,
+
+    /// docker driver: how long a started container may take to pass its health check.
+    #[arg(long, default_value = "30s", value_parser = parse::duration, value_name = "DURATION")]
+    pub health_timeout: Duration,
+
+    /// docker driver: read artifacts from this directory instead of the bus's object store.
+    #[arg(long, value_name = "DIR")]
+    pub repo_dir: Option<std::path::PathBuf>,
 }
 
 /// Resolves when the process is asked to stop.
@@ -217,7 +282,7 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
         validate::tag(t)?;
     }
     let bus = bus_args.connect(&format!("agent/{}", args.host_id)).await?;
-    let driver = match args.driver {
+    let driver: Arc<dyn RuntimeDriver> = match args.driver {
         Driver::Sim => {
             let [a, b, c, d] = args.ip.octets();
             // Containers take addresses from .31 up in the host's /24, as in the original.
@@ -235,6 +300,42 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
                 speed: args.sim_speed,
                 crashes_per_hour: args.sim_crash_rate,
             })
+        }
+        Driver::Docker => {
+            let advertise_ip = args.advertise_ip.unwrap_or(args.ip);
+            let network = match args.network {
+                DockerNetwork::Published => NetworkMode::Published,
+                DockerNetwork::Vlan => {
+                    let (Some(subnet), Some(gateway)) = (&args.subnet, args.gateway) else {
+                        return Err("--network vlan needs --subnet CIDR and --gateway IP".into());
+                    };
+                    let mut vlan = VlanConfig::new(subnet.parse::<Ipv4Net>()?, gateway)?;
+                    vlan.driver = args.vlan_driver.clone();
+                    vlan.parent = args.vlan_parent.clone();
+                    NetworkMode::Vlan(vlan)
+                }
+            };
+            let config = DockerConfig {
+                network,
+                publish: match args.publish {
+                    DockerPublish::Auto => PublishMode::Auto,
+                    DockerPublish::Same => PublishMode::Same,
+                },
+                health_timeout: args.health_timeout,
+                refresh_period: args.heartbeat,
+                ..DockerConfig::new(args.host_id.clone(), args.data_dir.clone(), advertise_ip)
+            };
+            let repo: Arc<dyn Repository> = match &args.repo_dir {
+                Some(dir) => Arc::new(DirRepository::new(dir).map_err(|e| e.to_string())?),
+                None => Arc::new(ObjectStoreRepository::open(&bus).await.map_err(|e| e.to_string())?),
+            };
+            let docker = DockerDriver::connect(config, repo).await?;
+            log::info!(
+                "docker driver: API {}, storage driver {}",
+                docker.api_version(),
+                docker.storage_driver()
+            );
+            Arc::new(docker)
         }
     };
     let config = AgentConfig {

@@ -31,6 +31,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
             operation_id: None,
             message: msg,
             changes: vec![change],
+            audit: None,
         };
         let _ = fleet.apply(&ev);
         events.push(ev);

@@ -15,6 +15,10 @@ pub struct Envelope<T> {
     pub ts: u64,
     pub source: String,
     pub body: T,
+    /// Who sent a command, when the client says (cockpit and ctl do). Written only when
+    /// present, so every other message keeps exactly the five keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<super::audit::Operator>,
 }
 
 impl<T> Envelope<T> {
@@ -25,7 +29,20 @@ impl<T> Envelope<T> {
 
     /// An envelope with a chosen id, for retries that must be recognised as the same command.
     pub fn with_id(id: impl Into<String>, source: impl Into<String>, body: T) -> Self {
-        Envelope { v: PROTOCOL_VERSION, id: id.into(), ts: now_ms(), source: source.into(), body }
+        Envelope {
+            v: PROTOCOL_VERSION,
+            id: id.into(),
+            ts: now_ms(),
+            source: source.into(),
+            body,
+            operator: None,
+        }
+    }
+
+    /// The same envelope, carrying the operator's identity.
+    pub fn with_operator(mut self, operator: Option<super::audit::Operator>) -> Self {
+        self.operator = operator;
+        self
     }
 }
 

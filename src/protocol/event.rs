@@ -38,6 +38,10 @@ pub enum EventKind {
     RouteRestored,
     /// The router could not apply the route table (the config check failed).
     RouterError,
+    /// A route's weight changed (`ctl.route.weight`).
+    RouteWeightChanged,
+    /// An operator command and its outcome, with who sent it (`audit` says what).
+    Audit,
     /// A kind from a newer controller; shown as-is, never an error.
     #[serde(other)]
     Unknown,
@@ -73,6 +77,8 @@ impl EventKind {
             EventKind::RouteStale => "ROUTE_STALE",
             EventKind::RouteRestored => "ROUTE_RESTORED",
             EventKind::RouterError => "ROUTER_ERROR",
+            EventKind::RouteWeightChanged => "ROUTE_WEIGHT_CHANGED",
+            EventKind::Audit => "AUDIT",
             EventKind::Unknown => "UNKNOWN",
         }
     }
@@ -128,4 +134,8 @@ pub struct Event {
     /// The state changes this event applies, in order; may be empty for a pure notice.
     #[serde(default)]
     pub changes: Vec<Change>,
+    /// On `AUDIT` events: the command, who sent it and how it ended. Written only when
+    /// present, so every other event keeps its shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Box<super::audit::AuditRecord>>,
 }

@@ -159,14 +159,16 @@ pub enum RestartRequest {
     App(String),
     /// Every instance on the host, one at a time.
     Host(String),
+    /// These instances (the operator's marked set), one operation, one at a time.
+    Instances(Vec<String>),
 }
 
-/// `qd.v1.ctl.route.add`, `.remove`, `.enable`, `.disable`.
+/// `qd.v1.ctl.route.add`, `.remove`, `.enable`, `.disable`, `.weight`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteRequest {
     pub app: String,
     pub backend: String,
-    /// For `add`: the weight, 1 when omitted.
+    /// For `add`: the weight, 1 when omitted; for `weight`: the new weight (required).
     #[serde(default)]
     pub weight: Option<u32>,
 }

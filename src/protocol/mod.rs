@@ -3,6 +3,7 @@
 //! Every message on the bus is an [`Envelope`] around one of the bodies defined here. The
 //! full text of the protocol lives in docs/protocol.md; keep the two in step.
 
+pub mod audit;
 pub mod clock;
 pub mod envelope;
 pub mod event;
@@ -12,6 +13,7 @@ pub mod model;
 pub mod subjects;
 pub mod validate;
 
+pub use audit::{AuditOutcome, AuditRecord, Operator, RestartBody};
 pub use envelope::{Envelope, ProtocolError, decode, encode};
 pub use event::{Change, Event, EventKind};
 pub use fleet::{Fleet, Gap};

@@ -13,6 +13,7 @@ pub const CTL_ROUTE_ADD: &str = "qd.v1.ctl.route.add";
 pub const CTL_ROUTE_REMOVE: &str = "qd.v1.ctl.route.remove";
 pub const CTL_ROUTE_ENABLE: &str = "qd.v1.ctl.route.enable";
 pub const CTL_ROUTE_DISABLE: &str = "qd.v1.ctl.route.disable";
+pub const CTL_ROUTE_WEIGHT: &str = "qd.v1.ctl.route.weight";
 /// The active controller's beacon: its revision, every heartbeat period, so a quiet
 /// replica that missed the last event still finds out.
 pub const CONTROLLER_HB: &str = "qd.v1.controller.hb";

@@ -19,7 +19,14 @@ const TS: u64 = 1_795_000_000_000;
 // ---------------------------------------------------------------------------------------
 
 fn env<T>(body: T) -> Envelope<T> {
-    Envelope { v: PROTOCOL_VERSION, id: "cmd-0001".into(), ts: TS, source: "test".into(), body }
+    Envelope {
+        v: PROTOCOL_VERSION,
+        id: "cmd-0001".into(),
+        ts: TS,
+        source: "test".into(),
+        body,
+        operator: None,
+    }
 }
 
 fn metrics() -> HostMetrics {
@@ -208,6 +215,7 @@ fn event(rev: u64, kind: EventKind, changes: Vec<Change>) -> Event {
         operation_id: Some("op-running01".into()),
         message: format!("{} happened", kind.as_str()),
         changes,
+        audit: None,
     }
 }
 
@@ -223,6 +231,7 @@ fn bare_event(rev: u64) -> Event {
         operation_id: None,
         message: String::new(),
         changes: vec![],
+        audit: None,
     }
 }
 
@@ -321,7 +330,7 @@ fn status(step: Option<StepName>) -> InstanceStatus {
 // The lists below are checked against the enums by exhaustive matches, so a new variant
 // fails to compile until it is listed (and so tested).
 
-const ALL_KINDS: [EventKind; 28] = [
+const ALL_KINDS: [EventKind; 30] = [
     EventKind::AllocateRepositoryRequest,
     EventKind::Upload,
     EventKind::NewInstanceAndDeployWarRequest,
@@ -349,6 +358,8 @@ const ALL_KINDS: [EventKind; 28] = [
     EventKind::RouteStale,
     EventKind::RouteRestored,
     EventKind::RouterError,
+    EventKind::RouteWeightChanged,
+    EventKind::Audit,
     EventKind::Unknown,
 ];
 
@@ -381,6 +392,8 @@ fn kind_is_listed(k: EventKind) -> bool {
         | EventKind::RouteStale
         | EventKind::RouteRestored
         | EventKind::RouterError
+        | EventKind::RouteWeightChanged
+        | EventKind::Audit
         | EventKind::Unknown => ALL_KINDS.contains(&k),
     }
 }
@@ -1211,4 +1224,78 @@ fn encode_never_writes_what_decode_refuses() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The audit trail: operator identity, AUDIT events, the restart body with its batch
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_command_carries_its_operator_and_other_messages_keep_five_keys() {
+    let op =
+        Operator::from_parts("alice", "bastion-1", Some("10.0.0.5 52344 10.0.0.1 22"), Some("ops".into()));
+    assert_eq!(op.user, "alice@bastion-1");
+    assert_eq!(op.ssh_client.as_deref(), Some("10.0.0.5:52344"));
+    let v6 = Operator::from_parts("bob", "b", Some("::1 4000 ::1 22"), None);
+    assert_eq!(v6.ssh_client.as_deref(), Some("[::1]:4000"));
+    let e = env(RouteRequest { app: "shop-web".into(), backend: "10.101.1.31:8080".into(), weight: None })
+        .with_operator(Some(op.clone()));
+    let json: Value = serde_json::from_slice(&encode(&e).unwrap()).unwrap();
+    assert_eq!(keys(&json), ["body", "id", "operator", "source", "ts", "v"]);
+    assert_eq!(
+        json["operator"],
+        json!({"user": "alice@bastion-1", "ssh_client": "10.0.0.5:52344", "nats_user": "ops"})
+    );
+    let back: Envelope<RouteRequest> = decode(&encode(&e).unwrap()).unwrap();
+    assert_eq!(back.operator, Some(op));
+    // An old client's command (no operator) still decodes, with none.
+    let old: Envelope<RouteRequest> =
+        decode(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{"app":"a","backend":"1.2.3.4:80"}}"#).unwrap();
+    assert_eq!(old.operator, None);
+}
+
+#[test]
+fn an_audit_event_round_trips_and_plain_events_keep_their_shape() {
+    let record = AuditRecord {
+        verb: "restart".into(),
+        command_id: "c-1".into(),
+        source: "cockpit/alice@bastion-1".into(),
+        operator: Some(Operator { user: "alice@bastion-1".into(), ssh_client: None, nats_user: None }),
+        request: json!({"app": "shop-web", "batch": 2}),
+        outcome: AuditOutcome {
+            accepted: true,
+            operation_id: Some("op-1".into()),
+            detail: None,
+            error: None,
+        },
+    };
+    let mut e = event(7, EventKind::Audit, vec![]);
+    e.audit = Some(Box::new(record.clone()));
+    let json = body_json(e);
+    assert_eq!(json["kind"], "AUDIT");
+    assert_eq!(json["audit"]["outcome"]["operation_id"], "op-1");
+    assert_eq!(record.what(), "restart app shop-web (batch 2)");
+    assert_eq!(record.result(), "accepted as op-1");
+    let plain = body_json(event(8, EventKind::HostUp, vec![]));
+    assert!(plain.get("audit").is_none(), "{plain}");
+}
+
+#[test]
+fn a_restart_body_is_a_restart_request_plus_an_optional_batch() {
+    let plain = RestartBody::from(RestartRequest::App("shop-web".into()));
+    assert_eq!(serde_json::to_value(&plain).unwrap(), json!({"app": "shop-web"}));
+    let batched = RestartBody { target: RestartRequest::App("shop-web".into()), batch: Some(2) };
+    assert_eq!(serde_json::to_value(&batched).unwrap(), json!({"app": "shop-web", "batch": 2}));
+    let marked =
+        RestartBody { target: RestartRequest::Instances(vec!["a-0-1".into(), "a-1-2".into()]), batch: None };
+    assert_eq!(serde_json::to_value(&marked).unwrap(), json!({"instances": ["a-0-1", "a-1-2"]}));
+    for body in [plain, batched, marked] {
+        let bytes = encode(&env(body.clone())).unwrap();
+        assert_eq!(decode::<RestartBody>(&bytes).unwrap().body, body);
+    }
+    // What an old client sends is understood; two targets or none are refused.
+    let old = encode(&env(RestartRequest::Host("host-01".into()))).unwrap();
+    assert_eq!(decode::<RestartBody>(&old).unwrap().body.target, RestartRequest::Host("host-01".into()));
+    malformed::<RestartBody>(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{"app":"a","host":"h"}}"#);
+    malformed::<RestartBody>(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{"pod":"a"}}"#);
 }

@@ -1,4 +1,6 @@
-//! The confirm dialog for destructive actions: `[y/N]`, No by default.
+//! The confirm dialog for destructive actions: `[y/N]`, No by default. A rolling restart
+//! also asks its batch size; an app tagged `prod` asks for its name to be typed instead of
+//! `y`.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -11,25 +13,49 @@ use crate::app::App;
 pub fn render(app: &App, pending: &Pending, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let question_len = pending.question.chars().count() as u16;
-    let width = (question_len + 6).clamp(40, 72);
+    let width = (question_len + 6).clamp(44, 76);
     // Borders and padding take 4 columns; a long question wraps onto more lines.
     let question_lines = question_len.div_ceil(width - 4).max(1);
-    let popup = super::centered(area, width, question_lines + 4);
-    frame.render_widget(Clear, popup);
-    let block = Block::bordered()
-        .border_type(BorderType::Double)
-        .border_style(t.warn)
-        .padding(ratatui::widgets::Padding::horizontal(1))
-        .title(Span::styled(" Confirm ", t.title));
-    let text = vec![
-        Line::from(Span::styled(pending.question.clone(), t.text)),
-        Line::from(""),
-        Line::from(vec![
+    let mut text = vec![Line::from(Span::styled(pending.question.clone(), t.text)), Line::from("")];
+    if let Some(b) = pending.batch {
+        text.push(Line::from(vec![
+            Span::styled("batch: ", t.muted),
+            Span::styled(format!("◀ {} ▶", b.value), t.accent),
+            Span::styled(format!(" at a time, of {} (←/→ or digits)", b.max), t.muted),
+        ]));
+    }
+    match &pending.typed {
+        Some(name) => {
+            text.push(Line::from(vec![
+                Span::styled("⚠ prod: type ", t.warn),
+                Span::styled(name.clone(), t.title),
+                Span::styled(" and Enter to confirm", t.warn),
+            ]));
+            text.push(Line::from(vec![
+                Span::styled("> ", t.accent),
+                Span::styled(pending.input.clone(), t.text),
+                Span::styled("█", t.accent),
+            ]));
+            text.push(Line::from(Span::styled("Esc cancels", t.muted)));
+        }
+        None => text.push(Line::from(vec![
             Span::styled("[y]", t.warn),
             Span::styled(" yes    ", t.text),
             Span::styled("[N]", t.accent),
             Span::styled(" no (Enter, Esc)", t.text),
-        ]),
-    ];
+        ])),
+    }
+    if let Some(err) = &pending.error {
+        text.push(Line::from(Span::styled(format!("✕ {err}"), t.bad)));
+    }
+    let height = question_lines + text.len() as u16 + 1;
+    let popup = super::centered(area, width, height);
+    frame.render_widget(Clear, popup);
+    let title = if pending.typed.is_some() { " Confirm: prod " } else { " Confirm " };
+    let block = Block::bordered()
+        .border_type(BorderType::Double)
+        .border_style(t.warn)
+        .padding(ratatui::widgets::Padding::horizontal(1))
+        .title(Span::styled(title, t.title));
     frame.render_widget(Paragraph::new(text).block(block).wrap(Wrap { trim: true }), popup);
 }

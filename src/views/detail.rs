@@ -17,6 +17,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Panel::Instances => instance(app),
         Panel::Routes => route(app),
         Panel::Events => event(app),
+        Panel::Audit => audit(app),
+        Panel::Apps => app_detail(app),
     };
     let popup = super::centered(area, area.width.saturating_sub(8).max(40), lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
@@ -186,4 +188,73 @@ fn event(app: &App) -> (String, Vec<Line<'static>>) {
         }
     }
     (format!("Event {}", e.rev), lines)
+}
+
+fn audit(app: &App) -> (String, Vec<Line<'static>>) {
+    let t = &app.theme;
+    let Some(e) = app.selected_audit() else { return ("Audit".into(), vec![]) };
+    let Some(a) = e.audit.as_deref() else {
+        return ("Audit".into(), vec![kv(t, "message", e.message.clone())]);
+    };
+    let op = a.operator.clone().unwrap_or_default();
+    let mut lines = vec![
+        kv(t, "time", datetime(e.ts)),
+        kv(t, "command", a.what()),
+        kv(t, "verb", a.verb.clone()),
+        kv(t, "command id", a.command_id.clone()),
+        kv(t, "source", a.source.clone()),
+        kv(t, "user", if op.user.is_empty() { "-".into() } else { op.user.clone() }),
+        kv(t, "ssh client", op.ssh_client.clone().unwrap_or_else(|| "-".into())),
+        kv(t, "nats user", op.nats_user.clone().unwrap_or_else(|| "-".into())),
+    ];
+    let (mark, style) = if a.outcome.accepted { ("✓", t.ok) } else { ("✕", t.bad) };
+    lines.push(Line::from(vec![
+        Span::styled(format!(" {:<14}", "result"), t.muted),
+        Span::styled(format!("{mark} {}", a.result()), style),
+    ]));
+    lines.push(kv(t, "request", serde_json::to_string(&a.request).unwrap_or_default()));
+    lines.push(kv(t, "revision", e.rev.to_string()));
+    (format!("Audit {}", a.command_id), lines)
+}
+
+fn app_detail(app: &App) -> (String, Vec<Line<'static>>) {
+    let t = &app.theme;
+    let Some(a) = app.selected_app() else { return ("App".into(), vec![]) };
+    let f = &app.replica.fleet;
+    let running =
+        f.instances_of(&a.name).filter(|i| i.state == crate::protocol::InstanceState::Running).count();
+    let mut lines = vec![
+        kv(t, "version", a.version.clone()),
+        kv(t, "instances", format!("{running} running of {} desired", a.instances)),
+        kv(t, "image", format!("{} port {}", a.image, a.port)),
+        kv(t, "domain", a.domain.clone()),
+        kv(t, "tags", a.tags.join(", ")),
+        kv(
+            t,
+            "placement",
+            format!(
+                "{:.2} cores, {} MB; az {}; host tags {}",
+                a.constraints.cpu,
+                a.constraints.memory_mb,
+                if a.constraints.azs.is_empty() { "any".into() } else { a.constraints.azs.join(",") },
+                if a.constraints.tags.is_empty() { "any".into() } else { a.constraints.tags.join(",") }
+            ),
+        ),
+        Line::from(Span::styled(" instances", t.muted)),
+    ];
+    for i in f.instances_of(&a.name) {
+        lines.push(Line::from(format!(
+            "   {:<24} {:<8} {:<10} {:<8} {}",
+            i.id,
+            i.version,
+            i.state.as_str(),
+            i.host,
+            i.endpoint
+        )));
+    }
+    lines.push(Line::from(Span::styled(" routes", t.muted)));
+    for r in f.routes.values().filter(|r| r.app == a.name) {
+        lines.push(Line::from(format!("   {:<20} {:<10} weight {}", r.backend, r.state.as_str(), r.weight)));
+    }
+    (format!("App {}", a.name), lines)
 }

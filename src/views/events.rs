@@ -8,13 +8,15 @@ use ratatui::widgets::{Block, BorderType, Cell};
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
+use crate::app::rows::{RowKey, event_by_rev};
 use crate::protocol::Event;
 use crate::protocol::clock::hms;
 
-const COLUMNS: [Column; 5] =
+pub(crate) const COLUMNS: [Column; 5] =
     [col("TIME", 8, 2), col("REV", 6, 1), col("KIND", 22, 0), col("APP", 13, 3), wide("MESSAGE", 30, 0)];
 
-const SPEC: PanelSpec = PanelSpec { panel: Panel::Events, columns: &COLUMNS, empty_text: "no events yet" };
+const SPEC: PanelSpec =
+    PanelSpec { panel: Panel::Events, columns: &COLUMNS, empty_text: "no events yet", markable: false };
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let (events_area, log_area) = if app.show_log && area.height > 30 {
@@ -23,9 +25,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     } else {
         (area, None)
     };
-    // Newest first.
-    let events = app.replica.events.iter().rev();
-    table::render_panel(app, frame, events_area, &SPEC, events, cells);
+    // Newest first, unless sorted otherwise.
+    let events = &app.replica.events;
+    let lookup = |k: &RowKey| match k {
+        RowKey::Rev(rev) => event_by_rev(events, *rev),
+        _ => None,
+    };
+    table::render_panel(app, frame, events_area, &SPEC, lookup, cells);
     if let Some(log_area) = log_area {
         let t = &app.theme;
         let block = Block::bordered()

@@ -10,15 +10,18 @@ use crate::actions::keymap::Bindable;
 use crate::app::{App, Level};
 
 /// In order of importance: what doesn't fit is left off the end.
-const HINTS: [(Bindable, &str); 8] = [
+const HINTS: [(Bindable, &str); 11] = [
     (Bindable::Help, "help"),
     (Bindable::Quit, "quit"),
-    (Bindable::NextPanel, "panel"),
-    (Bindable::Down, "move"),
-    (Bindable::Detail, "detail"),
+    (Bindable::Palette, "command"),
+    (Bindable::Filter, "filter"),
     (Bindable::Restart, "restart"),
+    (Bindable::Sort, "sort"),
+    (Bindable::Mark, "mark"),
+    (Bindable::Detail, "detail"),
     (Bindable::ToggleRoute, "route on/off"),
-    (Bindable::Remove, "remove route"),
+    (Bindable::AddRoute, "add route"),
+    (Bindable::Copy, "copy"),
 ];
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {

@@ -72,6 +72,21 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             data.clone(),
         ]
     };
+    // Read-only is said first, in words, whatever the width.
+    let badge_ro = app.read_only.then(|| {
+        Span::styled(
+            " READ-ONLY ",
+            t.warn.add_modifier(ratatui::style::Modifier::REVERSED | ratatui::style::Modifier::BOLD),
+        )
+    });
+    let segments = |short: bool| -> Vec<Span<'static>> {
+        let mut out = segments(short);
+        if let Some(b) = &badge_ro {
+            out.insert(1, Span::styled(" ", t.header));
+            out.insert(2, b.clone());
+        }
+        out
+    };
     let long = segments(false);
     let fits = long.iter().map(|s| s.width()).sum::<usize>() <= area.width as usize;
     let line = Line::from(if fits { long } else { segments(true) });

@@ -7,10 +7,11 @@ use ratatui::widgets::Cell;
 use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
+use crate::app::rows::RowKey;
 use crate::protocol::clock::age;
 use crate::protocol::{Host, HostState};
 
-const COLUMNS: [Column; 9] = [
+pub(crate) const COLUMNS: [Column; 9] = [
     col("HOST", 9, 0),
     col("AZ", 4, 0),
     col("IP", 13, 3),
@@ -22,12 +23,20 @@ const COLUMNS: [Column; 9] = [
     wide("TAGS", 10, 1),
 ];
 
-const SPEC: PanelSpec =
-    PanelSpec { panel: Panel::Hosts, columns: &COLUMNS, empty_text: "no hosts have sent a heartbeat yet" };
+const SPEC: PanelSpec = PanelSpec {
+    panel: Panel::Hosts,
+    columns: &COLUMNS,
+    empty_text: "no hosts have sent a heartbeat yet",
+    markable: true,
+};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let hosts = app.replica.fleet.hosts.values();
-    table::render_panel(app, frame, area, &SPEC, hosts, cells);
+    let hosts = &app.replica.fleet.hosts;
+    let lookup = |k: &RowKey| match k {
+        RowKey::Id(id) => hosts.get(id),
+        _ => None,
+    };
+    table::render_panel(app, frame, area, &SPEC, lookup, cells);
 }
 
 /// `● up`, `◐ stale`, `✕ lost`: a symbol and a word, never colour alone.

@@ -7,11 +7,12 @@ use ratatui::widgets::Cell;
 use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
+use crate::app::rows::{RowKey, instance_route};
 use crate::protocol::clock::uptime;
 use crate::protocol::{Instance, InstanceState};
 use crate::views::theme::Theme;
 
-const COLUMNS: [Column; 10] = [
+pub(crate) const COLUMNS: [Column; 11] = [
     wide("APP", 13, 0),
     col("VERSION", 8, 2),
     col("#", 2, 1),
@@ -22,17 +23,23 @@ const COLUMNS: [Column; 10] = [
     col("RST", 3, 1),
     col("CPU", 5, 0),
     col("MEM", 10, 0),
+    col("ROUTE", 10, 1),
 ];
 
 const SPEC: PanelSpec = PanelSpec {
     panel: Panel::Instances,
     columns: &COLUMNS,
     empty_text: "no instances: deploy an app to see it here",
+    markable: true,
 };
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let instances = app.replica.fleet.instances.values();
-    table::render_panel(app, frame, area, &SPEC, instances, cells);
+    let instances = &app.replica.fleet.instances;
+    let lookup = |k: &RowKey| match k {
+        RowKey::Id(id) => instances.get(id),
+        _ => None,
+    };
+    table::render_panel(app, frame, area, &SPEC, lookup, cells);
 }
 
 /// A symbol and a word for each state, and the style that goes with it.
@@ -73,5 +80,15 @@ fn cells(app: &App, i: &Instance) -> Vec<Cell<'static>> {
         styled(format!("{:>3}", i.restarts), if i.restarts > 0 { t.warn } else { t.text }),
         Cell::from(pct(i.cpu_pct)),
         styled(format!("{}/{}M", i.mem_used_mb, i.mem_limit_mb), mem_style),
+        {
+            // A running instance no route sends traffic to is flagged.
+            let word = instance_route(&app.replica.fleet, &i.app, &i.endpoint, i.state);
+            let style = match word {
+                "⚠ unrouted" => t.warn,
+                "✓" => t.ok,
+                _ => t.muted,
+            };
+            styled(word, style)
+        },
     ]
 }

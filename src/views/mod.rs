@@ -1,6 +1,8 @@
 //! Pure rendering from the app's state: one file per panel or dialog. Views never do I/O
 //! and never take locks; they build rows for the visible window only.
 
+mod apps;
+mod audit;
 mod confirm;
 mod detail;
 mod events;
@@ -9,11 +11,12 @@ mod header;
 mod help;
 mod hosts;
 mod instances;
+mod palette;
 mod routes;
 mod table;
 pub mod theme;
 
-pub use table::window_start;
+pub use table::{Column, window_start};
 
 #[cfg(test)]
 mod tests;
@@ -27,6 +30,18 @@ use crate::app::{App, Overlay};
 /// Rows of the screen that are not table body: header, tabs, footer, the panel's borders
 /// and its column header.
 const CHROME_ROWS: u16 = 6;
+
+/// The columns of a panel's table, for the sort (`s`) and its title.
+pub fn columns(panel: Panel) -> &'static [table::Column] {
+    match panel {
+        Panel::Hosts => &hosts::COLUMNS,
+        Panel::Instances => &instances::COLUMNS,
+        Panel::Routes => &routes::COLUMNS,
+        Panel::Events => &events::COLUMNS,
+        Panel::Audit => &audit::COLUMNS,
+        Panel::Apps => &apps::COLUMNS,
+    }
+}
 
 /// How many table rows fit on a screen of this height.
 pub fn body_rows(height: u16) -> usize {
@@ -49,6 +64,8 @@ pub fn render(app: &App, frame: &mut Frame) {
         Panel::Instances => instances::render(app, frame, body),
         Panel::Routes => routes::render(app, frame, body),
         Panel::Events => events::render(app, frame, body),
+        Panel::Audit => audit::render(app, frame, body),
+        Panel::Apps => apps::render(app, frame, body),
     }
     footer::render(app, frame, foot);
     for overlay in &app.overlays {
@@ -56,6 +73,9 @@ pub fn render(app: &App, frame: &mut Frame) {
             Overlay::Help => help::render(app, frame, body),
             Overlay::Detail => detail::render(app, frame, body),
             Overlay::Confirm(pending) => confirm::render(app, pending, frame, area),
+            Overlay::Palette(p) => palette::render_palette(app, p, frame, body),
+            Overlay::Filter(text) => palette::render_filter(app, text, frame, body),
+            Overlay::Form(form) => palette::render_form(app, form, frame, body),
         }
     }
 }

@@ -8,28 +8,37 @@ use ratatui::widgets::{Cell, Paragraph};
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
+use crate::app::rows::{RowKey, route_flag, unrouted};
 use crate::protocol::clock::age;
 use crate::protocol::{InstanceState, Route, RouteState};
 
-const COLUMNS: [Column; 6] = [
+pub(crate) const COLUMNS: [Column; 6] = [
     wide("APP", 13, 0),
     wide("DOMAIN", 24, 1),
     col("BACKEND", 17, 0),
-    col("STATE", 10, 0),
+    col("STATE", 11, 0),
     col("WEIGHT", 6, 2),
     col("INSTANCE", 12, 1),
 ];
 
-const SPEC: PanelSpec = PanelSpec { panel: Panel::Routes, columns: &COLUMNS, empty_text: "no routes" };
+const SPEC: PanelSpec =
+    PanelSpec { panel: Panel::Routes, columns: &COLUMNS, empty_text: "no routes", markable: true };
 
 /// A router that has not reported for this long is called silent.
 const ROUTER_SILENT_MS: u64 = 6_000;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let [status, table_area] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
-    frame.render_widget(Paragraph::new(router_line(app)), status);
-    let routes = app.replica.fleet.routes.values();
-    table::render_panel(app, frame, table_area, &SPEC, routes, cells);
+    let mut lines = vec![router_line(app)];
+    lines.extend(unrouted_line(app));
+    let [status, table_area] =
+        Layout::vertical([Constraint::Length(lines.len() as u16), Constraint::Min(3)]).areas(area);
+    frame.render_widget(Paragraph::new(lines), status);
+    let routes = &app.replica.fleet.routes;
+    let lookup = |k: &RowKey| match k {
+        RowKey::Route(a, b) => routes.get(&(a.clone(), b.clone())),
+        _ => None,
+    };
+    table::render_panel(app, frame, table_area, &SPEC, lookup, cells);
 }
 
 /// Whether the route table is applied anywhere, and how recently.
@@ -43,6 +52,9 @@ fn router_line(app: &App) -> Line<'static> {
     }
     let mut spans = Vec::new();
     for (id, (st, seen)) in &app.routers {
+        if !spans.is_empty() {
+            spans.push(Span::raw(" "));
+        }
         let silent = app.now.saturating_sub(*seen);
         let (text, style) = if silent > ROUTER_SILENT_MS {
             (format!(" ✕ router {id} silent for {}", age(silent)), t.bad)
@@ -66,10 +78,25 @@ fn router_line(app: &App) -> Line<'static> {
     Line::from(spans)
 }
 
+/// Running instances that no route reaches: they take no traffic.
+fn unrouted_line(app: &App) -> Option<Line<'static>> {
+    let f = &app.replica.fleet;
+    let n = f.instances.values().filter(|i| unrouted(f, &i.app, &i.endpoint, i.state)).count();
+    (n > 0).then(|| {
+        Line::from(Span::styled(
+            format!(" ⚠ {n} running instance(s) unrouted: a in Instances (2) adds a route"),
+            app.theme.warn,
+        ))
+    })
+}
+
 fn cells(app: &App, r: &Route) -> Vec<Cell<'static>> {
     let t = &app.theme;
-    let (state, style) = match (r.state, r.stale) {
-        (_, true) => ("◐ stale", t.warn),
+    // Stale: the controller says so, or no running instance serves the backend now.
+    let stale = route_flag(&app.replica.fleet, &r.app, &r.backend, r.stale).is_some();
+    let (state, style) = match (r.state, stale) {
+        (RouteState::Enabled, true) => ("◐ stale", t.warn),
+        (RouteState::Disabled, true) => ("○ off,stale", t.muted),
         (RouteState::Enabled, false) => ("● enabled", t.ok),
         (RouteState::Disabled, false) => ("○ disabled", t.muted),
     };

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Row, Table, TableState};
 
 use crate::app::App;
+use crate::app::rows::RowKey;
 
 pub struct Column {
     pub title: &'static str,
@@ -86,48 +87,72 @@ pub struct TableView<'a> {
     pub selected: usize,
     pub offset: usize,
     pub empty_text: &'a str,
+    /// What the title says after the counts: the filter, the sort, the marks.
+    pub notes: Vec<Span<'static>>,
+    /// Whether rows can be marked; then a one-character gutter shows `◆` on marked rows.
+    pub markable: bool,
 }
 
-/// Draws a bordered table. `row(i, kept)` builds the cells of row `i` for the kept
-/// columns; it is called only for the rows on screen.
+/// Draws a bordered table. `row(i)` builds the cells of row `i` and says whether it is
+/// marked; it is called only for the rows on screen.
 pub fn render<'r>(
     app: &App,
     frame: &mut Frame,
     area: Rect,
     view: TableView<'_>,
-    mut row: impl FnMut(usize) -> Vec<Cell<'r>>,
+    mut row: impl FnMut(usize) -> (Vec<Cell<'r>>, bool),
 ) {
     let theme = &app.theme;
+    let selected = view.selected.min(view.total.saturating_sub(1));
     let mut title = vec![
         Span::styled(format!(" {} ", view.title), theme.title),
         Span::styled(
-            if view.total > 0 { format!("[{}/{}] ", view.selected + 1, view.total) } else { "[0] ".into() },
+            if view.total > 0 { format!("[{}/{}] ", selected + 1, view.total) } else { "[0] ".into() },
             theme.muted,
         ),
     ];
+    title.extend(view.notes);
     // No panel shows data that may be out of date without saying so.
     if let Some(why) = app.staleness() {
         title.push(Span::styled(format!("⚠ {why} "), theme.warn));
     }
     let title = Line::from(title);
     let block = Block::bordered().border_type(BorderType::Rounded).border_style(theme.border).title(title);
-    // Borders and the highlight symbol take their share first.
-    let inner_width = area.width.saturating_sub(4);
+    // Borders, the highlight symbol and the mark gutter take their share first.
+    let gutter = if view.markable { 2 } else { 0 };
+    let inner_width = area.width.saturating_sub(4 + gutter);
     let kept = fit(view.columns, inner_width);
     let height = area.height.saturating_sub(3) as usize;
-    let start = window_start(view.selected, view.offset, height, view.total);
+    let start = window_start(selected, view.offset, height, view.total);
     let end = (start + height).min(view.total);
 
-    let header = Row::new(kept.iter().map(|&i| Cell::from(view.columns[i].title))).style(theme.muted);
+    let mut header_cells: Vec<Cell> = Vec::new();
+    if view.markable {
+        header_cells.push(Cell::from(""));
+    }
+    header_cells.extend(kept.iter().map(|&i| Cell::from(view.columns[i].title)));
+    let header = Row::new(header_cells).style(theme.muted);
     let rows: Vec<Row> = (start..end)
         .map(|i| {
-            let cells = row(i);
-            let cells: Vec<Cell> = kept.iter().filter_map(|&k| cells.get(k).cloned()).collect();
-            Row::new(cells)
+            let (cells, marked) = row(i);
+            let mut out: Vec<Cell> = Vec::with_capacity(kept.len() + 1);
+            if view.markable {
+                out.push(if marked {
+                    Cell::from(Span::styled("◆", theme.accent))
+                } else {
+                    Cell::from(" ")
+                });
+            }
+            out.extend(kept.iter().filter_map(|&k| cells.get(k).cloned()));
+            let r = Row::new(out);
+            if marked { r.style(theme.accent) } else { r }
         })
         .collect();
-    let widths: Vec<Constraint> =
-        widths(view.columns, &kept, inner_width).into_iter().map(Constraint::Length).collect();
+    let mut widths: Vec<Constraint> = Vec::new();
+    if view.markable {
+        widths.push(Constraint::Length(1));
+    }
+    widths.extend(widths_of(view.columns, &kept, inner_width).into_iter().map(Constraint::Length));
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)
@@ -137,7 +162,7 @@ pub fn render<'r>(
         .highlight_spacing(ratatui::widgets::HighlightSpacing::Always);
     let mut state = TableState::default();
     if view.total > 0 {
-        state.select(Some(view.selected - start));
+        state.select(Some(selected - start));
     }
     frame.render_stateful_widget(table, area, &mut state);
     if view.total == 0 {
@@ -146,29 +171,58 @@ pub fn render<'r>(
     }
 }
 
+fn widths_of(columns: &[Column], kept: &[usize], width: u16) -> Vec<u16> {
+    widths(columns, kept, width)
+}
+
 /// What a panel's table is: which panel, its columns, what it says when empty.
 #[derive(Clone, Copy)]
 pub struct PanelSpec {
     pub panel: crate::actions::Panel,
     pub columns: &'static [Column],
     pub empty_text: &'static str,
+    pub markable: bool,
 }
 
-/// Draws one panel's table from an ordered collection: skips to the window around the
-/// selection and builds cells for the visible items only.
+/// The title notes: the active filter, the sort column and direction, the marks.
+pub fn notes(app: &App, panel: crate::actions::Panel, columns: &[Column]) -> Vec<Span<'static>> {
+    let t = &app.theme;
+    let view = app.view(panel);
+    let mut notes = Vec::new();
+    if let Some(f) = &view.filter {
+        let shown = app.row_count(panel);
+        notes.push(Span::styled(format!("filter {} ", f.label()), t.accent));
+        notes.push(Span::styled(format!("({shown} of {}) ", app.total_rows(panel)), t.muted));
+    }
+    if let Some(s) = view.sort
+        && let Some(col) = columns.get(s.column)
+    {
+        notes.push(Span::styled(
+            format!("sort {} {} ", col.title, if s.descending { "↓" } else { "↑" }),
+            t.accent,
+        ));
+    }
+    if !view.marks.is_empty() {
+        notes.push(Span::styled(format!("◆ {} marked ", view.marks.len()), t.accent));
+    }
+    notes
+}
+
+/// Draws one panel's table from its row index (filtered and sorted): looks up and builds
+/// cells for the visible rows only.
 pub fn render_panel<'a, T: 'a>(
-    app: &App,
+    app: &'a App,
     frame: &mut Frame,
     area: Rect,
     spec: &PanelSpec,
-    items: impl ExactSizeIterator<Item = &'a T>,
+    lookup: impl Fn(&RowKey) -> Option<&'a T>,
     cells: impl Fn(&App, &T) -> Vec<Cell<'static>>,
 ) {
-    let PanelSpec { panel, columns, empty_text } = *spec;
+    let PanelSpec { panel, columns, empty_text, markable } = *spec;
+    let keys = app.rows(panel);
     let sel = app.selections[panel.index()];
-    let total = items.len();
-    let start = window_start(sel.index, sel.offset, area.height.saturating_sub(3) as usize, total);
-    let visible: Vec<&T> = items.skip(start).take(area.height as usize).collect();
+    let total = keys.len();
+    let marks = &app.view(panel).marks;
     let view = TableView {
         title: panel.title().to_string(),
         columns,
@@ -176,9 +230,12 @@ pub fn render_panel<'a, T: 'a>(
         selected: sel.index,
         offset: sel.offset,
         empty_text,
+        notes: notes(app, panel, columns),
+        markable,
     };
-    render(app, frame, area, view, |i| {
-        visible.get(i - start).map(|item| cells(app, item)).unwrap_or_default()
+    render(app, frame, area, view, |i| match keys.get(i) {
+        Some(k) => (lookup(k).map(|item| cells(app, item)).unwrap_or_default(), marks.contains(k)),
+        None => (vec![], false),
     });
 }
 

@@ -128,7 +128,7 @@ fn states_are_coloured_and_named() {
     let (x, y) = find(&buf, "● live").expect("live badge");
     assert_eq!(buf[(x, y)].fg, t.ok.fg.unwrap_or(Color::Reset));
     // The selected row carries the selection style.
-    let (x, y) = find(&buf, "▶ host-06").expect("selected row");
+    let (x, y) = find(&buf, "▶   host-06").expect("selected row");
     assert_eq!(buf[(x + 2, y)].bg, t.selection.bg.unwrap_or(Color::Reset));
 }
 
@@ -139,7 +139,7 @@ fn no_color_uses_words_and_reverse_video() {
     let buf = draw(&mut app, 120, 16);
     let (x, y) = find(&buf, "● up").expect("an up host");
     assert_eq!(buf[(x + 2, y)].fg, Color::Reset);
-    let (x, y) = find(&buf, "▶ host-01").expect("selected row");
+    let (x, y) = find(&buf, "▶   host-01").expect("selected row");
     assert!(buf[(x + 2, y)].modifier.contains(ratatui::style::Modifier::REVERSED));
 }
 
@@ -278,7 +278,10 @@ fn routes_panel_shows_the_router_and_stale_backends() {
     app.update(Action::ShowPanel(Panel::Routes));
     let screen = text(&draw(&mut app, 120, 16));
     assert_snapshot!(screen);
-    assert!(screen.contains("● router router-1 up · 127.0.0.1:8080 · gen 12 · 6 backends · reloaded 3s ago"), "{screen}");
+    assert!(
+        screen.contains("● router router-1 up · 127.0.0.1:8080 · gen 12 · 6 backends · reloaded 3s ago"),
+        "{screen}"
+    );
     assert!(screen.contains("◐ stale"), "{screen}");
     // A router that stops reporting is called silent, not up.
     app.now += 60_000;
@@ -287,4 +290,164 @@ fn routes_panel_shows_the_router_and_stale_backends() {
     app.routers.clear();
     let screen = text(&draw(&mut app, 120, 16));
     assert!(screen.contains("no router has reported"), "{screen}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Operator workflows (#5): palette, filter, sort, apps, audit, prod confirmation, forms
+// ---------------------------------------------------------------------------------------
+
+/// An `AUDIT` event as the controller records it, one revision above the replica.
+pub(crate) fn audit_event(
+    app: &App,
+    what: serde_json::Value,
+    verb: &str,
+    ok: bool,
+) -> crate::protocol::Event {
+    use crate::protocol::{AuditOutcome, AuditRecord, Event, EventKind, Operator, WireError};
+    let rev = app.replica.fleet.revision + 1;
+    let outcome = if ok {
+        AuditOutcome {
+            accepted: true,
+            operation_id: Some(format!("op-{rev:010}")),
+            detail: None,
+            error: None,
+        }
+    } else {
+        AuditOutcome {
+            accepted: false,
+            operation_id: None,
+            detail: None,
+            error: Some(WireError::not_found("no instance \"shop-web-9-0000\"")),
+        }
+    };
+    let record = AuditRecord {
+        verb: verb.into(),
+        command_id: format!("cmd-{rev:04}"),
+        source: "cockpit/alice@bastion-1".into(),
+        operator: Some(Operator {
+            user: "alice@bastion-1".into(),
+            ssh_client: Some("10.0.0.5:52344".into()),
+            nats_user: Some("ops".into()),
+        }),
+        request: what,
+        outcome,
+    };
+    Event {
+        rev,
+        ts: T0 + 50_000 + rev * 1000,
+        kind: EventKind::Audit,
+        app: Some("shop-web".into()),
+        host: None,
+        instance: None,
+        operation_id: None,
+        message: format!("{}: {} -> {}", record.who(), record.what(), record.result()),
+        changes: vec![],
+        audit: Some(Box::new(record)),
+    }
+}
+
+fn feed(app: &mut App, e: crate::protocol::Event) {
+    app.update(Action::Backend(Box::new(Update::Event(e))));
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(Action::Input(c));
+    }
+}
+
+#[test]
+fn apps_panel() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    let screen = text(&draw(&mut app, 120, 12));
+    assert_snapshot!(screen);
+    assert!(screen.contains("3/3") && screen.contains("prod") && screen.contains("● ok"), "{screen}");
+}
+
+#[test]
+fn audit_panel() {
+    let mut app = app();
+    let e = audit_event(&app, serde_json::json!({"app": "shop-web", "batch": 2}), "restart", true);
+    feed(&mut app, e);
+    let e = audit_event(&app, serde_json::json!({"instance": "shop-web-9-0000"}), "restart", false);
+    feed(&mut app, e);
+    app.update(Action::ShowPanel(Panel::Audit));
+    let buf = draw(&mut app, 150, 10);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    assert!(screen.contains("alice@bastion-1  cockpit · ssh 10.0.0.5:52344 · nats ops"), "{screen}");
+    assert!(screen.contains("✕ refused: no instance"), "{screen}");
+    let (x, y) = find(&buf, "✓ accepted as").expect("an accepted record");
+    assert_eq!(buf[(x, y)].fg, app.theme.ok.fg.unwrap_or(Color::Reset));
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 120, 24));
+    assert!(screen.contains("ssh client") && screen.contains("10.0.0.5:52344"), "{screen}");
+}
+
+#[test]
+fn palette_with_completions() {
+    let mut app = app();
+    app.update(Action::Palette);
+    type_text(&mut app, "restart app ");
+    app.update(Action::Complete);
+    let screen = text(&draw(&mut app, 100, 16));
+    assert_snapshot!(screen);
+    assert!(screen.contains(":restart app api-gateway"), "Tab put the first of several in place:\n{screen}");
+    assert!(screen.contains("session-cache  shop-web"), "{screen}");
+}
+
+#[test]
+fn palette_names_what_is_wrong() {
+    let mut app = app();
+    app.update(Action::Palette);
+    type_text(&mut app, "route disable shop-web 10.1.1");
+    app.update(Action::Submit);
+    let screen = text(&draw(&mut app, 100, 16));
+    assert!(screen.contains("✕ backend \"10.1.1\" is not valid: expected IPv4:PORT"), "{screen}");
+}
+
+#[test]
+fn filtered_panel_title() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Filter);
+    type_text(&mut app, "shop");
+    app.update(Action::Submit);
+    app.update(Action::Sort);
+    app.update(Action::SortReverse);
+    let screen = text(&draw(&mut app, 120, 12));
+    assert_snapshot!(screen);
+    assert!(screen.contains("filter /shop/ (3 of 7) sort APP ↓"), "{screen}");
+}
+
+#[test]
+fn typed_name_dialog() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    // shop-web is the last app by name and tagged prod.
+    app.update(Action::Bottom);
+    app.update(Action::Restart);
+    type_text(&mut app, "shop");
+    let screen = text(&draw(&mut app, 100, 16));
+    assert_snapshot!(screen);
+    assert!(screen.contains("⚠ prod: type shop-web and Enter to confirm"), "{screen}");
+    assert!(screen.contains("◀ 1 ▶ at a time, of 3"), "{screen}");
+}
+
+#[test]
+fn route_form_and_read_only_badge() {
+    let mut app = app();
+    app.read_only = true;
+    app.update(Action::ShowPanel(Panel::Routes));
+    app.update(Action::AddRoute);
+    let screen = text(&draw(&mut app, 100, 14));
+    assert!(screen.contains("READ-ONLY"), "{screen}");
+    assert!(screen.contains("read-only: add route refused"), "{screen}");
+    app.read_only = false;
+    app.update(Action::AddRoute);
+    type_text(&mut app, "10.101.1.99:8080");
+    let screen = text(&draw(&mut app, 100, 14));
+    assert_snapshot!(screen);
+    assert!(screen.contains("backend  10.101.1.99:8080█"), "{screen}");
 }

@@ -44,7 +44,7 @@ fn carry_out(handle: &BackendHandle, effect: Effect) {
     match effect {
         Effect::Send(cmd) => handle.commands.send(Command::Send(cmd)).unwrap(),
         Effect::Resync => handle.commands.send(Command::Resync).unwrap(),
-        Effect::Quit => {}
+        Effect::Quit | Effect::Copy(_) => {}
     }
 }
 

@@ -5,7 +5,16 @@ mod nats_support;
 mod support;
 
 mod cockpit_headless;
+mod docker_support;
 mod nats_plane;
 mod nats_resync;
 mod nats_robustness;
 mod sandbox_e2e;
+
+mod cockpit_audit_nats;
+mod cockpit_workflows;
+mod docker_driver;
+mod docker_e2e;
+mod docker_plane;
+mod router_nginx;
+mod stack_support;

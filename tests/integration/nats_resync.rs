@@ -159,20 +159,22 @@ async fn nats_lost_last_event_is_found_by_the_controller_beacon() {
     plane.deploy_async("shop-web", "1.0.0", 2).await;
     let url = plane.url();
 
-    let dropper = Arc::new(DropOneEvent::new(connect(&url, "cockpit/test").await, 1));
+    // A route command commits two events: the route change, then its AUDIT record. The
+    // second, the last, is dropped.
+    let dropper = Arc::new(DropOneEvent::new(connect(&url, "cockpit/test").await, 2));
     let follower = Follower::start(dropper.clone());
     let probe = connect(&url, "test/probe").await;
     let before = follower.wait_in_step(&probe, "the replica follows the controller").await;
     let mark = follower.notes().len();
 
-    // One change, one event, and it is lost: no later event reveals the gap.
+    // One command, and its last event is lost: no later event reveals the gap.
     dropper.arm();
     let backend = before.routes.values().next().expect("a route").backend.clone();
     ctl_ok_async(&url, &["route", "disable", "--app", "shop-web", "--backend", &backend]).await;
 
     let fleet = follower.wait_in_step(&probe, "the replica resyncs after the beacon").await;
-    let dropped = dropper.dropped_rev().expect("the route event was dropped");
-    assert_eq!(dropped, before.revision + 1);
+    let dropped = dropper.dropped_rev().expect("the audit event was dropped");
+    assert_eq!(dropped, before.revision + 2);
     assert!(fleet.routes.values().any(|r| r.backend == backend && r.state == RouteState::Disabled));
     let notes = follower.notes();
     assert!(notes[mark..].contains(&Note::Resync("beacon")), "{:?}", &notes[mark..]);

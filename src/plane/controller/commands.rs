@@ -6,14 +6,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::core::{Controller, Draft};
-use super::{deploy, ops};
+use super::{audit, deploy, ops};
 use crate::bus::{Message, Subscription};
 use crate::plane::repository;
 use crate::protocol::subjects;
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, App, Change, Constraints, DeployRequest, Envelope, ErrorCode,
-    EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartRequest, Route, RouteRequest,
-    RouteState, WireError, decode, encode, validate,
+    EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody, RestartRequest, Route,
+    RouteRequest, RouteState, WireError, decode, encode, validate,
 };
 
 /// Handles requests one at a time: each is quick (long work is spawned), and doing them in
@@ -41,13 +41,22 @@ fn handle(ctl: &Controller, msg: &Message) -> Vec<u8> {
     let verb = msg.subject.strip_prefix("qd.v1.ctl.").unwrap_or("");
     match verb {
         "snapshot" => encode_reply(ctl, Reply::Ok(ctl.snapshot())),
-        "repo.allocate" => command(ctl, msg, |ctl, req: AllocateRequest, _| allocate(ctl, req)),
-        "deploy" => command(ctl, msg, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id)),
-        "restart" => command(ctl, msg, |ctl, req: RestartRequest, id| start_restart(ctl, req, id)),
-        "route.add" => command(ctl, msg, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Add, req)),
-        "route.remove" => command(ctl, msg, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Remove, req)),
-        "route.enable" => command(ctl, msg, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Enable, req)),
-        "route.disable" => command(ctl, msg, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Disable, req)),
+        "repo.allocate" => command(ctl, msg, verb, |ctl, req: AllocateRequest, _| allocate(ctl, req)),
+        "deploy" => command(ctl, msg, verb, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id)),
+        "restart" => command(ctl, msg, verb, |ctl, req: RestartBody, id| start_restart(ctl, req, id)),
+        "route.add" => command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Add, req)),
+        "route.remove" => {
+            command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Remove, req))
+        }
+        "route.enable" => {
+            command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Enable, req))
+        }
+        "route.disable" => {
+            command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Disable, req))
+        }
+        "route.weight" => {
+            command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Weight, req))
+        }
         other => {
             log::warn!("refused request on unknown subject {}", msg.subject);
             encode_reply::<()>(
@@ -94,16 +103,25 @@ fn encode_reply<T: Serialize>(ctl: &Controller, reply: Reply<T>) -> Vec<u8> {
 }
 
 /// Decodes a command, answers a repeat from the cache, runs a new one and caches its answer.
-fn command<T: DeserializeOwned, R: Serialize>(
+/// Every new command, accepted or refused, is recorded in the audit trail with the
+/// operator's identity.
+fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     ctl: &Controller,
     msg: &Message,
+    verb: &str,
     run: impl FnOnce(&Controller, T, &str) -> Result<R, WireError>,
 ) -> Vec<u8> {
     let envelope: Envelope<T> = match decode(&msg.payload) {
         Ok(env) => env,
         Err(err) => {
             log::warn!("rejected malformed request on {}: {err}", msg.subject);
-            return encode_reply::<()>(ctl, Reply::Error(WireError::bad_request(err.to_string())));
+            let refusal = WireError::bad_request(err.to_string());
+            // Who sent it is still worth recording when the envelope itself is readable.
+            if let Ok(raw) = decode::<serde_json::Value>(&msg.payload) {
+                let outcome = audit::outcome::<Accepted>(&Err(refusal.clone()));
+                ctl.commit(vec![audit::draft(verb, &raw.id, &raw.source, raw.operator, raw.body, outcome)]);
+            }
+            return encode_reply::<()>(ctl, Reply::Error(refusal));
         }
     };
     if let Some(cached) = ctl.read(|core| core.replies.get(&envelope.id)) {
@@ -120,14 +138,23 @@ fn command<T: DeserializeOwned, R: Serialize>(
     if let Some(accepted) = started {
         return encode_reply(ctl, Reply::Ok(accepted));
     }
+    let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
     let result = run(ctl, envelope.body, &envelope.id);
     if let Err(err) = &result {
         log::info!("refused {} from {}: {}", msg.subject, envelope.source, err.reason);
     }
+    let record = audit::draft(
+        verb,
+        &envelope.id,
+        &envelope.source,
+        envelope.operator,
+        request,
+        audit::outcome(&result),
+    );
     let answer = encode_reply(ctl, Reply::from(result));
     ctl.mutate(|core| {
         core.replies.insert(&envelope.id, answer.clone());
-        (vec![], ())
+        (vec![record], ())
     });
     answer
 }
@@ -253,7 +280,15 @@ fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Resul
     Ok(Accepted { operation_id: Some(op_id), rev })
 }
 
-fn start_restart(ctl: &Controller, req: RestartRequest, command_id: &str) -> Result<Accepted, WireError> {
+/// The most instances one restart may take down together.
+const MAX_BATCH: u32 = 100;
+
+fn start_restart(ctl: &Controller, body: RestartBody, command_id: &str) -> Result<Accepted, WireError> {
+    let RestartBody { target: req, batch } = body;
+    let batch = batch.unwrap_or(1);
+    if !(1..=MAX_BATCH).contains(&batch) {
+        return Err(bad(format!("batch must be 1 to {MAX_BATCH}, not {batch}")));
+    }
     let (app, targets, what) = ctl.read(|core| {
         let f = &core.fleet;
         match &req {
@@ -268,7 +303,7 @@ fn start_restart(ctl: &Controller, req: RestartRequest, command_id: &str) -> Res
                 } else if ids.is_empty() {
                     Err(WireError::not_found(format!("app {name} has no instances to restart")))
                 } else {
-                    let what = format!("app {name} ({} instances, one at a time)", ids.len());
+                    let what = format!("app {name} ({} instances, {})", ids.len(), at_a_time(batch));
                     Ok((name.clone(), ids, what))
                 }
             }
@@ -282,14 +317,40 @@ fn start_restart(ctl: &Controller, req: RestartRequest, command_id: &str) -> Res
                     Ok(("-".to_string(), ids, format!("host {host}")))
                 }
             }
+            RestartRequest::Instances(ids) => {
+                if ids.is_empty() {
+                    return Err(bad("no instances given".into()));
+                }
+                if let Some(missing) = ids.iter().find(|id| !f.instances.contains_key(*id)) {
+                    return Err(WireError::not_found(format!("no instance {missing:?}")));
+                }
+                let mut ids = ids.clone();
+                ids.dedup();
+                let apps: std::collections::BTreeSet<&str> =
+                    ids.iter().filter_map(|id| f.instances.get(id)).map(|i| i.app.as_str()).collect();
+                // One app: the operation is that app's, so a deploy of it waits.
+                let app = match apps.len() {
+                    1 => apps.iter().next().map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+                    _ => "-".into(),
+                };
+                let what = format!("{} marked instances, {}", ids.len(), at_a_time(batch));
+                Ok((app, ids, what))
+            }
         }
     })?;
     let (op_id, rev) = ctl.mutate(|core| {
         let (op_id, opened) = ops::open(OperationKind::Restart, &app, what, Some(command_id));
         (vec![opened], (op_id, core.fleet.revision + 1))
     });
-    tokio::spawn(deploy::run_restart(ctl.clone(), op_id.clone(), targets));
+    tokio::spawn(deploy::run_restart(ctl.clone(), op_id.clone(), targets, batch as usize));
     Ok(Accepted { operation_id: Some(op_id), rev })
+}
+
+fn at_a_time(batch: u32) -> String {
+    match batch {
+        1 => "one at a time".into(),
+        n => format!("{n} at a time"),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -298,11 +359,15 @@ enum RouteVerb {
     Remove,
     Enable,
     Disable,
+    Weight,
 }
 
 fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepted, WireError> {
     validate::name("app", &req.app).map_err(bad)?;
     validate::backend(&req.backend).map_err(bad)?;
+    if matches!(verb, RouteVerb::Weight) && req.weight.is_none() {
+        return Err(bad("route.weight needs a weight (1 to 1000)".into()));
+    }
     let weight = req.weight.unwrap_or(1);
     if !(1..=1000).contains(&weight) {
         return Err(bad(format!("weight must be 1 to 1000, not {weight}")));
@@ -348,6 +413,16 @@ fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepte
             (RouteVerb::Remove, Some(_)) => {
                 Draft::new(EventKind::RouteRemoved, format!("{} -x- {}", app.domain, req.backend))
                     .change(Change::RouteRemoved { app: req.app.clone(), backend: req.backend.clone() })
+            }
+            (RouteVerb::Weight, Some(r)) => {
+                let mut r = r.clone();
+                let before = r.weight;
+                r.weight = weight;
+                Draft::new(
+                    EventKind::RouteWeightChanged,
+                    format!("{} -> {} weight {before} -> {weight}", app.domain, req.backend),
+                )
+                .change(Change::Route(r))
             }
             (RouteVerb::Enable | RouteVerb::Disable, Some(r)) => {
                 let mut r = r.clone();

@@ -25,6 +25,8 @@ pub(crate) struct Draft {
     pub instance: Option<String>,
     pub operation_id: Option<String>,
     pub changes: Vec<Change>,
+    /// Only on `AUDIT` drafts: the command record.
+    pub audit: Option<Box<crate::protocol::AuditRecord>>,
 }
 
 impl Draft {
@@ -37,6 +39,7 @@ impl Draft {
             instance: None,
             operation_id: None,
             changes: Vec::new(),
+            audit: None,
         }
     }
     /// `-` stands for "no app" (host-wide operations) and is not recorded.
@@ -181,6 +184,7 @@ impl Controller {
                 operation_id: draft.operation_id,
                 message: draft.message,
                 changes: draft.changes,
+                audit: draft.audit,
             };
             if let Err(gap) = core.fleet.apply(&event) {
                 // Unreachable: the revision was computed from the same fleet just above.

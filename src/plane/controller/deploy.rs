@@ -100,11 +100,15 @@ async fn check_artifact(ctl: &Controller, op_id: &str, app: &App) -> Result<(), 
     }
 }
 
-pub(crate) async fn run_restart(ctl: Controller, op_id: String, targets: Vec<String>) {
+/// Restarts the targets `batch` at a time (rolling); a batch with a failure ends the
+/// operation, so the rest keep serving.
+pub(crate) async fn run_restart(ctl: Controller, op_id: String, targets: Vec<String>, batch: usize) {
     let mut outcome = Ok(format!("restarted {} instance(s)", targets.len()));
-    for id in &targets {
-        if let Err(reason) = restart_instance(&ctl, &op_id, id).await {
-            outcome = Err(reason);
+    for chunk in targets.chunks(batch.max(1)) {
+        let done = join_all(chunk.iter().map(|id| restart_instance(&ctl, &op_id, id))).await;
+        let errors: Vec<String> = done.into_iter().filter_map(Result::err).collect();
+        if !errors.is_empty() {
+            outcome = Err(errors.join("; "));
             break;
         }
     }

@@ -2,6 +2,7 @@
 //! health manager. It owns the fleet's revision: every change is one event with the next
 //! `rev`, published in order.
 
+mod audit;
 mod commands;
 mod core;
 mod deploy;

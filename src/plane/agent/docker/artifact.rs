@@ -26,7 +26,8 @@ pub async fn fetch(
     if version.is_empty() || version.starts_with('.') || version == CURRENT {
         return Err(format!("version {version:?} cannot name a directory"));
     }
-    let bytes = repo.get(&artifact.name).await.map_err(|e| format!("download of {} failed: {e}", artifact.name))?;
+    let bytes =
+        repo.get(&artifact.name).await.map_err(|e| format!("download of {} failed: {e}", artifact.name))?;
     repository::verify(artifact, &bytes).map_err(|e| e.to_string())?;
     let size = bytes.len();
     let (dir, owned_version) = (dir.to_path_buf(), version.to_string());

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use crate::protocol::{ContainerReport, InstanceReport, InstanceState};
+use crate::protocol::{ContainerReport, HealthCheck, InstanceReport, InstanceState};
 
 /// Who is in charge of an entry's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub struct Entry {
     pub artifact: String,
     /// The command override, when known (not for adopted containers).
     pub cmd: Option<Vec<String>>,
+    /// How the instance is checked after a start (from the spec, or its label).
+    pub health: HealthCheck,
     pub vlan_ip: Option<Ipv4Addr>,
 }
 
@@ -57,8 +59,6 @@ impl Entry {
 pub struct Cache {
     pub entries: BTreeMap<String, Entry>,
     pub unmanaged: Vec<ContainerReport>,
-    /// VLAN addresses handed to deploys that have not created their container yet.
-    pub reserved_ips: BTreeSet<Ipv4Addr>,
     generation: u64,
 }
 
@@ -87,9 +87,9 @@ impl Cache {
         self.entries.values_mut().find(|e| e.container.as_deref() == Some(container))
     }
 
-    /// Every VLAN address in use or promised.
+    /// Every VLAN address in use or promised to a deploy that has not attached yet.
     pub fn ips_in_use(&self) -> BTreeSet<Ipv4Addr> {
-        self.entries.values().filter_map(|e| e.vlan_ip).chain(self.reserved_ips.iter().copied()).collect()
+        self.entries.values().filter_map(|e| e.vlan_ip).collect()
     }
 }
 

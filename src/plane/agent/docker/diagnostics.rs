@@ -27,7 +27,11 @@ pub fn diagnose(info: &SystemInfo) -> Vec<String> {
 pub fn storage_warnings(driver: &str, status: &[(String, String)], storage_opts: &[String]) -> Vec<String> {
     let get = |key: &str| status.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let opt = |key: &str| {
-        storage_opts.iter().rev().find_map(|o| o.strip_prefix(key)?.strip_prefix('=')).map(str::to_ascii_lowercase)
+        storage_opts
+            .iter()
+            .rev()
+            .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_ascii_lowercase)
     };
     let mut out = Vec::new();
     match driver {
@@ -63,9 +67,9 @@ pub fn storage_warnings(driver: &str, status: &[(String, String)], storage_opts:
                 );
             }
         }
-        "overlay" | "overlay2" if get("Supports d_type") == Some("false") => {
-            out.push(format!("storage driver {driver} on a file system without d_type: unsupported, files may vanish"))
-        }
+        "overlay" | "overlay2" if get("Supports d_type") == Some("false") => out.push(format!(
+            "storage driver {driver} on a file system without d_type: unsupported, files may vanish"
+        )),
         "vfs" => out.push("storage driver vfs copies every layer: slow and disk-hungry".into()),
         "aufs" => out.push("storage driver aufs is deprecated; move to overlay2".into()),
         _ => {}

@@ -60,7 +60,9 @@ pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<String, Stri
             match parse_status(line) {
                 Some(code) if (200..400).contains(&code) => Ok(format!("GET {path} on {addr}: {line}")),
                 Some(_) => Err(format!("GET {path} on {addr} answered {line:?}")),
-                None if line.is_empty() => Err(format!("GET {path} on {addr}: connection closed without an answer")),
+                None if line.is_empty() => {
+                    Err(format!("GET {path} on {addr}: connection closed without an answer"))
+                }
                 None => Err(format!("GET {path} on {addr}: not an HTTP answer: {line:?}")),
             }
         }

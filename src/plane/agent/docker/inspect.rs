@@ -29,7 +29,12 @@ pub struct Inspected {
     pub labels: std::collections::HashMap<String, String>,
 }
 
-pub async fn inspect(docker: &Docker, container: &str, container_port: u16, vlan: Option<&str>) -> Result<Inspected, bollard::errors::Error> {
+pub async fn inspect(
+    docker: &Docker,
+    container: &str,
+    container_port: u16,
+    vlan: Option<&str>,
+) -> Result<Inspected, bollard::errors::Error> {
     docker.inspect_container(container, None).await.map(|r| read(&r, container_port, vlan))
 }
 
@@ -38,9 +43,13 @@ pub fn read(r: &ContainerInspectResponse, container_port: u16, vlan: Option<&str
     let settings = r.network_settings.as_ref();
     // A running container shows the bound port; a stopped one only what was asked for,
     // which is the same port since the agent pins it.
-    let host_port = network::published_port(settings.and_then(|s| s.ports.as_ref()), container_port).or_else(|| {
-        network::published_port(r.host_config.as_ref().and_then(|h| h.port_bindings.as_ref()), container_port)
-    });
+    let host_port =
+        network::published_port(settings.and_then(|s| s.ports.as_ref()), container_port).or_else(|| {
+            network::published_port(
+                r.host_config.as_ref().and_then(|h| h.port_bindings.as_ref()),
+                container_port,
+            )
+        });
     let vlan_ip = vlan.and_then(|name| {
         let ep = settings?.networks.as_ref()?.get(name)?;
         let assigned = ep.ip_address.as_deref().filter(|a| !a.is_empty());
@@ -106,12 +115,14 @@ pub async fn inspect_opt(
 pub fn rfc3339_ms(s: &str) -> Option<u64> {
     let (date, rest) = s.split_once('T')?;
     let mut d = date.split('-');
-    let (y, m, day): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (y, m, day): (i64, i64, i64) =
+        (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
     let tz_at = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
     let (clock, tz) = rest.split_at(tz_at);
     let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
     let mut t = hms.split(':');
-    let (h, min, sec): (i64, i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    let (h, min, sec): (i64, i64, i64) =
+        (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
     let millis: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
     let offset_min = match tz.chars().next() {
         Some(sign @ ('+' | '-')) => {

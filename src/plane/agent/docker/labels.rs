@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::protocol::InstanceSpec;
+use crate::protocol::{HealthCheck, InstanceSpec};
 
 pub const APP: &str = "quarterdeck.app";
 pub const INSTANCE: &str = "quarterdeck.instance";
@@ -17,13 +17,19 @@ pub const PORT: &str = "quarterdeck.port";
 pub const MOUNT: &str = "quarterdeck.mount";
 /// The artifact's sha256, so a redeploy of the same content is recognised.
 pub const ARTIFACT: &str = "quarterdeck.artifact";
+/// The health check, as on the command line: `tcp` or `http:/path`.
+pub const HEALTH: &str = "quarterdeck.health";
 
 /// Docker container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]`; instance ids are a subset.
 pub fn container_name(instance: &str) -> String {
     format!("qd-{instance}")
 }
 
-pub fn for_spec(spec: &InstanceSpec, host: &str, extra: &BTreeMap<String, String>) -> HashMap<String, String> {
+pub fn for_spec(
+    spec: &InstanceSpec,
+    host: &str,
+    extra: &BTreeMap<String, String>,
+) -> HashMap<String, String> {
     let mut labels: HashMap<String, String> = extra.clone().into_iter().collect();
     let artifact = spec.run.artifact.as_ref();
     for (k, v) in [
@@ -35,10 +41,18 @@ pub fn for_spec(spec: &InstanceSpec, host: &str, extra: &BTreeMap<String, String
         (PORT, spec.port.to_string()),
         (MOUNT, if artifact.is_some() { spec.run.mount.clone() } else { String::new() }),
         (ARTIFACT, artifact.map(|a| a.sha256.clone()).unwrap_or_default()),
+        (HEALTH, health_label(&spec.run.health)),
     ] {
         labels.insert(k.to_string(), v);
     }
     labels
+}
+
+fn health_label(check: &HealthCheck) -> String {
+    match check {
+        HealthCheck::Tcp => "tcp".into(),
+        HealthCheck::Http { path } => format!("http:{path}"),
+    }
 }
 
 /// An instance as its container's labels describe it.
@@ -51,6 +65,7 @@ pub struct Labelled {
     pub port: u16,
     pub mount: String,
     pub artifact: String,
+    pub health: HealthCheck,
 }
 
 /// The instance a container belongs to, if it is one of `host`'s. A container labelled for
@@ -72,6 +87,7 @@ pub fn parse(labels: &HashMap<String, String>, host: &str) -> Option<Labelled> {
         port: get(PORT).parse().ok()?,
         mount: get(MOUNT),
         artifact: get(ARTIFACT),
+        health: HealthCheck::parse(&get(HEALTH)).unwrap_or_default(),
     })
 }
 
@@ -98,6 +114,7 @@ mod tests {
         assert_eq!(parsed.instance, "web-0-abcd");
         assert_eq!(parsed.port, 8080);
         assert_eq!(parsed.mount, "", "no artifact, no mount");
+        assert_eq!(parsed.health, HealthCheck::Tcp);
         assert!(parse(&labels, "host-b").is_none());
         assert!(parse(&HashMap::new(), "host-a").is_none());
     }

@@ -47,11 +47,14 @@ pub struct Sampler {
     root: PathBuf,
     dirs: HashMap<String, Dirs>,
     previous: HashMap<String, (u64, Instant)>,
+    /// Samples taken from cgroup files and from one-shot stats, for diagnostics.
+    pub from_cgroup: u64,
+    pub from_stats: u64,
 }
 
 impl Sampler {
     pub fn new(root: PathBuf) -> Sampler {
-        Sampler { root, dirs: HashMap::new(), previous: HashMap::new() }
+        Sampler { root, dirs: HashMap::new(), previous: HashMap::new(), from_cgroup: 0, from_stats: 0 }
     }
 
     /// Where the container's cgroup is: cgroupfs or systemd driver, v1 or v2.
@@ -201,6 +204,8 @@ pub async fn sample_all(inner: &std::sync::Arc<Inner>, ids: Vec<String>) -> Hash
     let mut sampler = inner.metrics.lock().unwrap_or_else(|p| p.into_inner());
     let live: HashSet<String> = ids.into_iter().collect();
     sampler.retain(&live);
+    sampler.from_cgroup += raws.len() as u64;
+    sampler.from_stats += fallback.len() as u64;
     raws.into_iter().chain(fallback).map(|(id, raw)| (id.clone(), sampler.usage(&id, raw, now))).collect()
 }
 
@@ -219,7 +224,10 @@ mod tests {
         };
         write(root.join("cpuacct/docker/aaa/cpuacct.usage"), "1000000000\n");
         write(root.join("memory/docker/aaa/memory.usage_in_bytes"), &format!("{}\n", 80 << 20));
-        write(root.join("memory/docker/aaa/memory.stat"), &format!("cache 1\ntotal_inactive_file {}\n", 16 << 20));
+        write(
+            root.join("memory/docker/aaa/memory.stat"),
+            &format!("cache 1\ntotal_inactive_file {}\n", 16 << 20),
+        );
         write(root.join("memory/docker/aaa/memory.limit_in_bytes"), &format!("{}\n", 128 << 20));
         write(root.join("system.slice/docker-bbb.scope/cpu.stat"), "usage_usec 5000\nuser_usec 1\n");
         write(root.join("system.slice/docker-bbb.scope/memory.current"), &format!("{}\n", 10 << 20));

@@ -28,6 +28,7 @@ mod diagnostics;
 mod events;
 mod health;
 mod host;
+mod inspect;
 mod labels;
 mod lifecycle;
 mod metrics;
@@ -109,7 +110,8 @@ impl DockerConfig {
             network: NetworkMode::Published,
             health_timeout: Duration::from_secs(30),
             refresh_period: Duration::from_secs(2),
-            stop_timeout: Duration::from_secs(5),
+            // Short: the controller waits 5 s for an agent's answer to a remove.
+            stop_timeout: Duration::from_secs(2),
             extra_labels: BTreeMap::new(),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
         }
@@ -214,6 +216,13 @@ impl DockerDriver {
     /// The storage driver dockerd uses.
     pub fn storage_driver(&self) -> &str {
         &self.inner.engine.storage_driver
+    }
+
+    /// How many container samples came from cgroup files and how many from one-shot stats
+    /// (the fallback), since the driver started.
+    pub fn metric_sources(&self) -> (u64, u64) {
+        let m = self.inner.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        (m.from_cgroup, m.from_stats)
     }
 
     /// Reconciles with Docker now instead of at the next period (tests, diagnostics).

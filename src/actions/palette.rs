@@ -1,0 +1,291 @@
+//! The command palette's language: parsing with clear errors, and Tab completion from the
+//! fleet. Pure: the app decides what each command does (panel changes at once, changes to
+//! the fleet through the confirm dialog).
+//!
+//! ```text
+//! :hosts  :instances  :routes  :events  :audit  :apps     show a panel
+//! :restart app|instance|host NAME   :restart marked       restart (confirmed)
+//! :route add APP IP:PORT [WEIGHT]                          add a route (confirmed)
+//! :route enable|disable|remove APP IP:PORT                 change a route (confirmed)
+//! :route weight APP IP:PORT WEIGHT                         change a weight (confirmed)
+//! :deploy APP [VERSION] [INSTANCES]                        redeploy (confirmed)
+//! :filter TEXT   :help   :q
+//! ```
+
+use super::Panel;
+use crate::backend::RouteVerb;
+use crate::protocol::{Fleet, RouteRequest, validate};
+
+/// A parsed palette command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Panel(Panel),
+    Quit,
+    Help,
+    Filter(String),
+    Restart(RestartTarget),
+    Route(RouteVerb, RouteRequest),
+    /// Deploy the app's current spec, with another version or instance count if given.
+    Deploy {
+        app: String,
+        version: Option<String>,
+        instances: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestartTarget {
+    App(String),
+    Instance(String),
+    Host(String),
+    /// The instances marked in the current panel.
+    Marked,
+}
+
+const VERBS: [&str; 12] = [
+    "hosts",
+    "instances",
+    "routes",
+    "events",
+    "audit",
+    "apps",
+    "restart",
+    "route",
+    "deploy",
+    "filter",
+    "help",
+    "q",
+];
+
+/// The most instances a deploy may ask for (the controller's limit too).
+const MAX_INSTANCES: u32 = 500;
+
+/// Parses a palette line (without the leading `:`), checking names and values, and that
+/// what it names exists in the fleet.
+pub fn parse(line: &str, fleet: &Fleet) -> Result<Command, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&verb, args)) = words.split_first() else {
+        return Err(
+            "type a command: hosts, restart app NAME, route disable APP IP:PORT ... (Tab completes)".into()
+        );
+    };
+    if let Some(panel) = Panel::ALL.into_iter().find(|p| p.command() == verb) {
+        return no_more(args, 0, "a panel name").map(|()| Command::Panel(panel));
+    }
+    match verb {
+        "q" | "quit" => no_more(args, 0, "q").map(|()| Command::Quit),
+        "help" => Ok(Command::Help),
+        "filter" => Ok(Command::Filter(args.join(" "))),
+        "restart" => restart(args, fleet),
+        "route" => route(args, fleet),
+        "deploy" => deploy(args, fleet),
+        other => Err(format!("unknown command {other:?}: try {}", VERBS.join(", "))),
+    }
+}
+
+fn no_more(args: &[&str], n: usize, what: &str) -> Result<(), String> {
+    match args.get(n) {
+        Some(extra) => Err(format!("{what} takes nothing more, not {extra:?}")),
+        None => Ok(()),
+    }
+}
+
+fn known_app(fleet: &Fleet, app: &str) -> Result<(), String> {
+    validate::name("app", app)?;
+    if fleet.apps.contains_key(app) {
+        Ok(())
+    } else {
+        let known: Vec<&str> = fleet.apps.keys().map(String::as_str).collect();
+        Err(format!("no app {app:?}; apps: {}", known.join(", ")))
+    }
+}
+
+fn restart(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
+    let usage = "restart app NAME | instance ID | host ID | marked";
+    let (kind, name) = match args {
+        ["marked"] => return Ok(Command::Restart(RestartTarget::Marked)),
+        [kind, name] => (*kind, name.to_string()),
+        [_, _, extra, ..] => return Err(format!("{usage}: unexpected {extra:?}")),
+        _ => return Err(usage.into()),
+    };
+    match kind {
+        "app" => known_app(fleet, &name).map(|()| Command::Restart(RestartTarget::App(name))),
+        "instance" if fleet.instances.contains_key(&name) => {
+            Ok(Command::Restart(RestartTarget::Instance(name)))
+        }
+        "instance" => Err(format!("no instance {name:?} (Tab completes ids)")),
+        "host" if fleet.hosts.contains_key(&name) => Ok(Command::Restart(RestartTarget::Host(name))),
+        "host" => {
+            validate::name("host", &name)?;
+            Err(format!("no host {name:?}"))
+        }
+        other => Err(format!("{usage}: not {other:?}")),
+    }
+}
+
+fn weight(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(w) if (1..=1000).contains(&w) => Ok(w),
+        _ => Err(format!("weight {text:?} is not valid: use 1 to 1000")),
+    }
+}
+
+fn route(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
+    let usage = "route add|remove|enable|disable|weight APP IP:PORT [WEIGHT]";
+    let [verb, app, backend, rest @ ..] = args else {
+        return Err(usage.into());
+    };
+    let verb = match *verb {
+        "add" => RouteVerb::Add,
+        "remove" => RouteVerb::Remove,
+        "enable" => RouteVerb::Enable,
+        "disable" => RouteVerb::Disable,
+        "weight" => RouteVerb::Weight,
+        other => return Err(format!("{usage}: not {other:?}")),
+    };
+    known_app(fleet, app)?;
+    validate::backend(backend)?;
+    let exists = fleet.routes.contains_key(&(app.to_string(), backend.to_string()));
+    let weight = match (verb, rest) {
+        (RouteVerb::Add, []) => None,
+        (RouteVerb::Add, [w]) => Some(weight(w)?),
+        (RouteVerb::Weight, [w]) => Some(weight(w)?),
+        (RouteVerb::Weight, []) => {
+            return Err("route weight APP IP:PORT WEIGHT: the weight is missing".into());
+        }
+        (_, []) => None,
+        (_, [extra, ..]) => return Err(format!("{usage}: unexpected {extra:?}")),
+    };
+    match (verb, exists) {
+        (RouteVerb::Add, true) => return Err(format!("{app} already routes to {backend}")),
+        (RouteVerb::Add, false) => {}
+        (_, false) => return Err(format!("{app} has no route to {backend}")),
+        (_, true) => {}
+    }
+    Ok(Command::Route(verb, RouteRequest { app: app.to_string(), backend: backend.to_string(), weight }))
+}
+
+fn deploy(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
+    let usage = "deploy APP [VERSION] [INSTANCES]";
+    let Some((app, rest)) = args.split_first() else { return Err(usage.into()) };
+    known_app(fleet, app)?;
+    let (mut version, mut instances) = (None, None);
+    for word in rest {
+        // `x4` is always a count; a bare number is a count once the version is given.
+        let digits = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit());
+        let count = word
+            .strip_prefix('x')
+            .filter(|n| digits(n))
+            .or((version.is_some() && digits(word)).then_some(*word));
+        match count {
+            Some(n) if instances.is_none() => {
+                let n: u32 = n.parse().map_err(|_| format!("instances {word:?} is too large"))?;
+                if !(1..=MAX_INSTANCES).contains(&n) {
+                    return Err(format!("instances must be 1 to {MAX_INSTANCES}, not {n}"));
+                }
+                instances = Some(n);
+            }
+            None if version.is_none() => {
+                validate::version(word)?;
+                version = Some(word.to_string());
+            }
+            _ => return Err(format!("{usage}: unexpected {word:?}")),
+        }
+    }
+    Ok(Command::Deploy { app: app.to_string(), version, instances })
+}
+
+/// What Tab can put in place of the word being typed: the word's start (byte offset in
+/// `line`) and the candidates, sorted.
+pub fn complete(line: &str, fleet: &Fleet) -> (usize, Vec<String>) {
+    let start = line.rfind(' ').map(|i| i + 1).unwrap_or(0);
+    let prefix = &line[start..];
+    let before: Vec<&str> = line[..start].split_whitespace().collect();
+    let apps = || fleet.apps.keys().cloned().collect::<Vec<_>>();
+    let all: Vec<String> = match before.as_slice() {
+        [] => VERBS.iter().map(|s| s.to_string()).collect(),
+        ["restart"] => ["app", "instance", "host", "marked"].iter().map(|s| s.to_string()).collect(),
+        ["restart", "app"] | ["deploy"] => apps(),
+        ["restart", "instance"] => fleet.instances.keys().cloned().collect(),
+        ["restart", "host"] => fleet.hosts.keys().cloned().collect(),
+        ["route"] => ["add", "remove", "enable", "disable", "weight"].iter().map(|s| s.to_string()).collect(),
+        ["route", _] => apps(),
+        ["route", "add", app] => {
+            // An instance's endpoint with no route yet: what an operator adds, usually.
+            fleet
+                .instances_of(app)
+                .filter(|i| !i.endpoint.is_empty())
+                .filter(|i| !fleet.routes.contains_key(&(app.to_string(), i.endpoint.clone())))
+                .map(|i| i.endpoint.clone())
+                .collect()
+        }
+        ["route", _, app] => fleet.routes.keys().filter(|(a, _)| a == app).map(|(_, b)| b.clone()).collect(),
+        ["deploy", app] => fleet.apps.get(*app).map(|a| vec![a.version.clone()]).unwrap_or_default(),
+        _ => vec![],
+    };
+    let mut out: Vec<String> = all.into_iter().filter(|c| c.starts_with(prefix)).collect();
+    out.sort();
+    out.dedup();
+    (start, out)
+}
+
+/// The longest prefix all candidates share.
+pub fn common_prefix(candidates: &[String]) -> String {
+    let Some(first) = candidates.first() else { return String::new() };
+    let mut len = first.len();
+    for c in &candidates[1..] {
+        len = len.min(first.bytes().zip(c.bytes()).take_while(|(a, b)| a == b).count());
+    }
+    // Never split a character.
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
+    first[..len].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plane::fixture::fixture;
+
+    #[test]
+    fn commands_parse_and_name_what_is_wrong() {
+        let (f, _) = fixture(42, 6, 0);
+        assert_eq!(parse("apps", &f), Ok(Command::Panel(Panel::Apps)));
+        assert_eq!(
+            parse("restart app shop-web", &f),
+            Ok(Command::Restart(RestartTarget::App("shop-web".into())))
+        );
+        let backend =
+            f.routes.keys().find(|(a, _)| a == "shop-web").map(|(_, b)| b.clone()).unwrap_or_default();
+        assert!(matches!(
+            parse(&format!("route disable shop-web {backend}"), &f),
+            Ok(Command::Route(RouteVerb::Disable, _))
+        ));
+        let err = |line: &str| parse(line, &f).unwrap_err();
+        assert!(err("restart app nope").contains("no app \"nope\""), "{}", err("restart app nope"));
+        assert!(err("route disable shop-web 10.1.1.1").contains("expected IPv4:PORT"));
+        assert!(err("route disable shop-web 10.9.9.9:80").contains("has no route"));
+        assert!(err("route add shop-web 10.9.9.9:80 0").contains("weight"));
+        assert!(err("route weight shop-web 10.9.9.9:80").contains("weight is missing"));
+        assert!(err("fly").contains("unknown command"));
+        assert!(err("hosts now").contains("takes nothing more"));
+        assert!(err("restart app Shop").contains("not valid"));
+        assert_eq!(
+            parse("deploy shop-web 1.1.0 x4", &f),
+            Ok(Command::Deploy { app: "shop-web".into(), version: Some("1.1.0".into()), instances: Some(4) })
+        );
+    }
+
+    #[test]
+    fn tab_completes_the_word_being_typed() {
+        let (f, _) = fixture(42, 6, 0);
+        assert_eq!(complete("res", &f), (0, vec!["restart".to_string()]));
+        assert_eq!(complete("restart a", &f), (8, vec!["app".to_string()]));
+        let (start, apps) = complete("restart app ", &f);
+        assert_eq!((start, apps.len()), (12, 3));
+        assert_eq!(complete("route disable sho", &f).1, vec!["shop-web".to_string()]);
+        assert_eq!(complete("route disable shop-web ", &f).1.len(), 3);
+        assert_eq!(common_prefix(&["api-gateway".into(), "apps".into()]), "ap");
+    }
+}

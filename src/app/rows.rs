@@ -1,0 +1,384 @@
+//! Which rows a table shows, in which order: the filter (`/`) and the sort (`s`) turn the
+//! replica's collections into an index of row keys. The index is cached per replica
+//! generation and filter/sort settings, so frames only look rows up; views still build
+//! cells for the visible window only.
+//!
+//! Filter syntax: a case-insensitive regex over the row's text (every column as shown,
+//! plus flags such as `stale` and `unrouted`); text that is not a valid regex is matched
+//! as a plain substring instead; a leading `!` keeps the rows that do not match.
+//! The `regex` crate is already built for async-nats, so using it costs no build time or
+//! binary size; a home-made glob would have been the fallback.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
+
+use crate::actions::Panel;
+use crate::backend::Replica;
+use crate::protocol::clock::{age, hms, uptime};
+use crate::protocol::{Event, Fleet, InstanceState, RouteState};
+
+/// A row's identity, stable across updates: a host, instance or app id, a route's
+/// `(app, backend)`, or an event's revision.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RowKey {
+    Id(String),
+    Route(String, String),
+    Rev(u64),
+}
+
+impl RowKey {
+    /// What `y` copies.
+    pub fn id_text(&self) -> String {
+        match self {
+            RowKey::Id(id) => id.clone(),
+            RowKey::Route(_, backend) => backend.clone(),
+            RowKey::Rev(rev) => rev.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    Regex(regex::Regex),
+    /// Lower-cased.
+    Substring(String),
+}
+
+/// An active filter.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// As typed, `!` included.
+    pub text: String,
+    pub invert: bool,
+    matcher: Matcher,
+}
+
+impl PartialEq for Filter {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Filter {
+    /// `None` for an empty filter (`""` or a lone `!`).
+    pub fn parse(text: &str) -> Option<Filter> {
+        let (invert, pattern) = match text.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        if pattern.is_empty() {
+            return None;
+        }
+        let matcher =
+            match regex::RegexBuilder::new(pattern).case_insensitive(true).size_limit(1 << 20).build() {
+                Ok(re) => Matcher::Regex(re),
+                Err(_) => Matcher::Substring(pattern.to_lowercase()),
+            };
+        Some(Filter { text: text.to_string(), invert, matcher })
+    }
+
+    pub fn is_regex(&self) -> bool {
+        matches!(self.matcher, Matcher::Regex(_))
+    }
+
+    /// Whether a row whose text is `hay` is shown.
+    pub fn keeps(&self, hay: &str) -> bool {
+        let hit = match &self.matcher {
+            Matcher::Regex(re) => re.is_match(hay),
+            Matcher::Substring(s) => hay.to_lowercase().contains(s.as_str()),
+        };
+        hit != self.invert
+    }
+
+    /// For the panel title: `/shop/`, `!/shop/`, or `"shop("` for a substring.
+    pub fn label(&self) -> String {
+        let pattern = self.text.strip_prefix('!').unwrap_or(&self.text);
+        let bang = if self.invert { "!" } else { "" };
+        if self.is_regex() { format!("{bang}/{pattern}/") } else { format!("{bang}\"{pattern}\"") }
+    }
+}
+
+/// The sort: a column of the panel's table and a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub column: usize,
+    pub descending: bool,
+}
+
+/// A table's rows in order, for one replica generation and one filter/sort setting.
+#[derive(Debug, Clone, Default)]
+pub struct RowIndex {
+    /// The replica generation, the settings version and the unfiltered row count it was
+    /// built for. The count catches changes made to the replica without a new generation.
+    pub stamp: (u64, u64, usize),
+    pub keys: Vec<RowKey>,
+    /// Rows before filtering.
+    pub total: usize,
+}
+
+/// Per-panel table state: filter, sort, marks and the cached index.
+#[derive(Debug, Clone, Default)]
+pub struct PanelView {
+    pub filter: Option<Filter>,
+    pub sort: Option<Sort>,
+    pub marks: BTreeSet<RowKey>,
+    /// Bumped whenever filter or sort changes, so the index is rebuilt.
+    pub settings: u64,
+    pub index: Option<RowIndex>,
+}
+
+impl PanelView {
+    pub fn set_filter(&mut self, filter: Option<Filter>) {
+        if self.filter != filter {
+            self.filter = filter;
+            self.settings += 1;
+        }
+    }
+
+    pub fn set_sort(&mut self, sort: Option<Sort>) {
+        if self.sort != sort {
+            self.sort = sort;
+            self.settings += 1;
+        }
+    }
+}
+
+/// One cell's value for filtering and sorting.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub text: String,
+    /// Sorts numerically when present.
+    pub num: Option<f64>,
+}
+
+fn t(text: impl Into<String>) -> Field {
+    Field { text: text.into(), num: None }
+}
+
+fn n(text: impl Into<String>, num: f64) -> Field {
+    Field { text: text.into(), num: Some(num) }
+}
+
+/// What the row-building functions need, computed once per index build.
+pub struct Facts {
+    /// Running instances by `(app, endpoint)`.
+    running: HashMap<(String, String), InstanceState>,
+}
+
+impl Facts {
+    pub fn of(fleet: &Fleet) -> Facts {
+        let running = fleet
+            .instances
+            .values()
+            .filter(|i| !i.endpoint.is_empty())
+            .map(|i| ((i.app.clone(), i.endpoint.clone()), i.state))
+            .collect();
+        Facts { running }
+    }
+}
+
+/// How a route's backend is served: `None` when it is fine, else the flag shown.
+pub fn route_flag(fleet: &Fleet, app: &str, backend: &str, stale_mark: bool) -> Option<&'static str> {
+    let serving = fleet.instances_of(app).any(|i| i.endpoint == backend && i.state == InstanceState::Running);
+    // The controller marks a route stale after a grace period; the cockpit says so at once.
+    (stale_mark || !serving).then_some("stale")
+}
+
+/// Whether a running instance has no route: traffic never reaches it.
+pub fn unrouted(fleet: &Fleet, app: &str, endpoint: &str, state: InstanceState) -> bool {
+    state == InstanceState::Running
+        && !endpoint.is_empty()
+        && !fleet.routes.contains_key(&(app.to_string(), endpoint.to_string()))
+}
+
+/// The routing word for an instance in the Instances panel.
+pub fn instance_route(fleet: &Fleet, app: &str, endpoint: &str, state: InstanceState) -> &'static str {
+    match fleet.routes.get(&(app.to_string(), endpoint.to_string())) {
+        Some(r) if r.state == RouteState::Disabled => "○ off",
+        Some(_) => "✓",
+        None if unrouted(fleet, app, endpoint, state) => "⚠ unrouted",
+        None => "-",
+    }
+}
+
+/// The row keys of a panel in natural order: by id, routes by `(app, backend)`, events and
+/// audit records newest first.
+fn natural(replica: &Replica, panel: Panel) -> Vec<RowKey> {
+    let f = &replica.fleet;
+    match panel {
+        Panel::Hosts => f.hosts.keys().cloned().map(RowKey::Id).collect(),
+        Panel::Instances => f.instances.keys().cloned().map(RowKey::Id).collect(),
+        Panel::Routes => f.routes.keys().map(|(a, b)| RowKey::Route(a.clone(), b.clone())).collect(),
+        Panel::Events => replica.events.iter().rev().map(|e| RowKey::Rev(e.rev)).collect(),
+        Panel::Audit => replica.audit.iter().rev().map(|e| RowKey::Rev(e.rev)).collect(),
+        Panel::Apps => f.apps.keys().cloned().map(RowKey::Id).collect(),
+    }
+}
+
+/// An event by revision; events are kept in revision order.
+pub fn event_by_rev(events: &std::collections::VecDeque<Event>, rev: u64) -> Option<&Event> {
+    events.binary_search_by_key(&rev, |e| e.rev).ok().and_then(|i| events.get(i))
+}
+
+/// Every column's value for one row, in the order of the panel's columns (see
+/// `views::<panel>::COLUMNS`), plus trailing flags that only the filter sees.
+pub fn fields(replica: &Replica, facts: &Facts, now: u64, panel: Panel, key: &RowKey) -> Option<Vec<Field>> {
+    let f = &replica.fleet;
+    match (panel, key) {
+        (Panel::Hosts, RowKey::Id(id)) => {
+            let h = f.hosts.get(id)?;
+            let hb = replica.heartbeat_age(&h.id, now);
+            let count = f.instances_on(&h.id).count();
+            Some(vec![
+                t(h.id.clone()),
+                t(h.az.clone()),
+                t(h.ip.clone()),
+                n(format!("{:.0}%", h.metrics.cpu_pct), h.metrics.cpu_pct as f64),
+                n(format!("{:.0}%", h.metrics.mem_pct()), h.metrics.mem_pct() as f64),
+                n(count.to_string(), count as f64),
+                n(hb.map(age).unwrap_or_default(), hb.map(|v| v as f64).unwrap_or(f64::MAX)),
+                t(h.state.as_str()),
+                t(h.tags.join(",")),
+            ])
+        }
+        (Panel::Instances, RowKey::Id(id)) => {
+            let i = f.instances.get(id)?;
+            let up = match (i.state, i.started_at) {
+                (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => Some(now.saturating_sub(s)),
+                _ => None,
+            };
+            let mem = crate::protocol::percent(i.mem_used_mb, i.mem_limit_mb);
+            let routed = instance_route(f, &i.app, &i.endpoint, i.state);
+            Some(vec![
+                t(i.app.clone()),
+                t(i.version.clone()),
+                n(i.index.to_string(), i.index as f64),
+                t(i.host.clone()),
+                t(i.endpoint.clone()),
+                t(i.state.as_str()),
+                n(up.map(uptime).unwrap_or_default(), up.unwrap_or(0) as f64),
+                n(i.restarts.to_string(), i.restarts as f64),
+                n(format!("{:.0}%", i.cpu_pct), i.cpu_pct as f64),
+                n(format!("{}/{}M", i.mem_used_mb, i.mem_limit_mb), mem as f64),
+                t(routed.trim_start_matches(['✓', '⚠', '○', ' ']).to_string()),
+                // Not a column: lets the filter find an instance by id.
+                t(i.id.clone()),
+            ])
+        }
+        (Panel::Routes, RowKey::Route(app, backend)) => {
+            let r = f.routes.get(&(app.clone(), backend.clone()))?;
+            let inst = f.instances_of(app).find(|i| i.endpoint == *backend);
+            let serving = facts.running.get(&(app.clone(), backend.clone())) == Some(&InstanceState::Running);
+            let flag = if r.stale || !serving { "stale" } else { "" };
+            Some(vec![
+                t(r.app.clone()),
+                t(r.domain.clone()),
+                t(r.backend.clone()),
+                t(format!("{} {flag}", r.state.as_str())),
+                n(r.weight.to_string(), r.weight as f64),
+                t(inst.map(|i| i.state.as_str()).unwrap_or("none")),
+            ])
+        }
+        (Panel::Events, RowKey::Rev(rev)) => {
+            let e = event_by_rev(&replica.events, *rev)?;
+            Some(event_fields(e))
+        }
+        (Panel::Audit, RowKey::Rev(rev)) => {
+            let e = event_by_rev(&replica.audit, *rev)?;
+            let a = e.audit.as_deref();
+            Some(vec![
+                n(hms(e.ts), e.ts as f64),
+                t(a.map(|a| a.user()).unwrap_or_default()),
+                t(a.map(|a| a.via()).unwrap_or_default()),
+                t(a.map(|a| a.what()).unwrap_or_else(|| e.message.clone())),
+                t(a.map(|a| a.result()).unwrap_or_default()),
+                t(a.map(|a| a.command_id.clone()).unwrap_or_default()),
+            ])
+        }
+        (Panel::Apps, RowKey::Id(name)) => {
+            let a = f.apps.get(name)?;
+            let running = f.instances_of(name).filter(|i| i.state == InstanceState::Running).count();
+            let routes = f.routes.keys().filter(|(app, _)| app == name).count();
+            Some(vec![
+                t(a.name.clone()),
+                t(a.version.clone()),
+                n(format!("{running}/{}", a.instances), running as f64 - a.instances as f64),
+                t(a.image.clone()),
+                t(a.domain.clone()),
+                t(a.tags.join(",")),
+                n(routes.to_string(), routes as f64),
+                t(if running as u32 >= a.instances {
+                    "ok"
+                } else if running == 0 {
+                    "down"
+                } else {
+                    "degraded"
+                }),
+            ])
+        }
+        _ => None,
+    }
+}
+
+fn event_fields(e: &Event) -> Vec<Field> {
+    vec![
+        n(hms(e.ts), e.ts as f64),
+        n(e.rev.to_string(), e.rev as f64),
+        t(e.kind.as_str()),
+        t(e.app.clone().unwrap_or_default()),
+        t(e.message.clone()),
+    ]
+}
+
+fn compare(a: &Field, b: &Field) -> Ordering {
+    match (a.num, b.num) {
+        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        _ => a.text.to_lowercase().cmp(&b.text.to_lowercase()),
+    }
+}
+
+/// Builds a panel's index: natural order, then the filter, then a stable sort.
+pub fn build(replica: &Replica, now: u64, panel: Panel, view: &PanelView) -> RowIndex {
+    let keys = natural(replica, panel);
+    let total = keys.len();
+    let stamp = (replica.generation, view.settings, total);
+    if view.filter.is_none() && view.sort.is_none() {
+        return RowIndex { stamp, keys, total };
+    }
+    let facts = Facts::of(&replica.fleet);
+    let mut rows: Vec<(RowKey, Vec<Field>)> =
+        keys.into_iter().filter_map(|k| fields(replica, &facts, now, panel, &k).map(|f| (k, f))).collect();
+    if let Some(filter) = &view.filter {
+        rows.retain(|(_, fields)| {
+            let text: Vec<&str> = fields.iter().map(|f| f.text.as_str()).collect();
+            filter.keeps(&text.join(" "))
+        });
+    }
+    if let Some(sort) = view.sort {
+        rows.sort_by(|(_, a), (_, b)| {
+            let empty = t("");
+            let (x, y) = (a.get(sort.column).unwrap_or(&empty), b.get(sort.column).unwrap_or(&empty));
+            let o = compare(x, y);
+            if sort.descending { o.reverse() } else { o }
+        });
+    }
+    RowIndex { stamp, keys: rows.into_iter().map(|(k, _)| k).collect(), total }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_case_insensitive_regexes_with_a_substring_fallback_and_bang() {
+        let f = Filter::parse("^SHOP").expect("a filter");
+        assert!(f.is_regex() && f.keeps("shop-web 1.0.0") && !f.keeps("api-gateway shop"));
+        let f = Filter::parse("!shop").expect("a filter");
+        assert!(!f.keeps("shop-web") && f.keeps("api-gateway"));
+        assert_eq!(f.label(), "!/shop/");
+        let f = Filter::parse("web(").expect("a filter");
+        assert!(!f.is_regex() && f.keeps("shop-WEB(1)") && !f.keeps("shop-web"));
+        assert_eq!(f.label(), "\"web(\"");
+        assert!(Filter::parse("!").is_none() && Filter::parse("").is_none());
+    }
+}

@@ -1,0 +1,438 @@
+//! Headless app tests: Actions in, model and effects (and the drawn buffer) out, on the
+//! fixed-seed fixture fleet. No terminal, no bus.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::rows::RowKey;
+use super::{App, Overlay};
+use crate::actions::keymap::{Bindable, Keymap};
+use crate::actions::prompt::{self, InputMode};
+use crate::actions::{Action, Effect, Panel};
+use crate::backend::{ControlCommand, RouteVerb, Update};
+use crate::plane::fixture::{T0, fixture};
+use crate::protocol::{RestartBody, RestartRequest};
+use crate::views::theme::{ColorMode, Theme};
+
+fn app() -> App {
+    let mut app =
+        App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0 + 60_000);
+    let (fleet, events) = fixture(42, 6, 0);
+    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    app.update(Action::Backend(Box::new(Update::History(events))));
+    app
+}
+
+fn screen(app: &mut App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    app.page_rows = crate::views::body_rows(h);
+    app.refresh_views();
+    terminal.draw(|f| crate::views::render(app, f)).expect("draw");
+    let buf = terminal.backend().buffer();
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>().trim_end().to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
+    text.chars().flat_map(|c| app.update(Action::Input(c))).collect()
+}
+
+fn sent(effects: &[Effect]) -> Vec<ControlCommand> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn palette_input(app: &App) -> String {
+    match app.overlay() {
+        Some(Overlay::Palette(p)) => p.input.clone(),
+        other => panic!("no palette open: {other:?}"),
+    }
+}
+
+fn row_ids(app: &App, panel: Panel) -> Vec<String> {
+    app.rows(panel).iter().map(RowKey::id_text).collect()
+}
+
+#[test]
+fn palette_navigation_completion_and_history() {
+    let mut app = app();
+    app.update(Action::Palette);
+    assert_eq!(app.input_mode(), InputMode::Text);
+    // In the palette `q` is text, not quit.
+    let q = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE);
+    assert!(matches!(prompt::action_for(app.input_mode(), &q), Some(Action::Input('q'))));
+
+    type_text(&mut app, "au");
+    app.update(Action::Complete);
+    assert_eq!(palette_input(&app), "audit ");
+    app.update(Action::Submit);
+    assert_eq!(app.panel, Panel::Audit);
+    assert!(app.overlay().is_none());
+
+    app.update(Action::Palette);
+    type_text(&mut app, "restart app s");
+    app.update(Action::Complete);
+    // session-cache and shop-web share only "s": Tab cycles through them.
+    assert_eq!(palette_input(&app), "restart app session-cache");
+    app.update(Action::Complete);
+    assert_eq!(palette_input(&app), "restart app shop-web");
+    app.update(Action::CompletePrev);
+    assert_eq!(palette_input(&app), "restart app session-cache");
+    app.update(Action::Back);
+    assert!(app.overlay().is_none());
+
+    // A wrong line stays open with its error, and is remembered.
+    app.update(Action::Palette);
+    type_text(&mut app, "rstart app shop-web");
+    app.update(Action::Submit);
+    match app.overlay() {
+        Some(Overlay::Palette(p)) => {
+            assert!(p.error.as_deref().is_some_and(|e| e.contains("unknown command")))
+        }
+        other => panic!("{other:?}"),
+    }
+    app.update(Action::ClearInput);
+    app.update(Action::HistoryPrev);
+    assert_eq!(palette_input(&app), "rstart app shop-web");
+    app.update(Action::HistoryPrev);
+    assert_eq!(palette_input(&app), "audit");
+    app.update(Action::HistoryNext);
+    assert_eq!(palette_input(&app), "rstart app shop-web");
+    app.update(Action::Back);
+
+    // A destructive command goes through the confirm dialog.
+    app.update(Action::Palette);
+    type_text(&mut app, "restart app api-gateway");
+    assert!(app.update(Action::Submit).is_empty());
+    assert!(matches!(app.overlay(), Some(Overlay::Confirm(_))));
+    let shown = screen(&mut app, 100, 20);
+    assert!(shown.contains("Restart every instance of api-gateway (2), rolling?"), "{shown}");
+}
+
+#[test]
+fn filter_regex_substring_and_bang() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Filter);
+    type_text(&mut app, "^shop");
+    assert_eq!(app.row_count(Panel::Instances), 3, "a regex anchored at the row's start");
+    app.update(Action::Submit);
+    assert!(app.overlay().is_none(), "Enter keeps the filter and closes the prompt");
+    assert_eq!(app.row_count(Panel::Instances), 3);
+    assert!(screen(&mut app, 120, 14).contains("filter /^shop/ (3 of 7)"));
+
+    // `!` inverts; case does not matter.
+    app.update(Action::Filter);
+    app.update(Action::ClearInput);
+    type_text(&mut app, "!SHOP-WEB");
+    assert_eq!(app.row_count(Panel::Instances), 4);
+    // Not a valid regex: matched as plain text.
+    app.update(Action::ClearInput);
+    type_text(&mut app, "host-0[6");
+    assert_eq!(app.row_count(Panel::Instances), 0);
+    app.update(Action::ClearInput);
+    type_text(&mut app, "host-0[16]");
+    assert_eq!(app.row_count(Panel::Instances), 3, "host-01 once, host-06 twice");
+    app.update(Action::Submit);
+
+    // Other panels keep their own filter; Esc in the panel clears it.
+    app.update(Action::ShowPanel(Panel::Routes));
+    assert_eq!(app.row_count(Panel::Routes), 7);
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Back);
+    assert_eq!(app.row_count(Panel::Instances), 7);
+    assert!(app.view(Panel::Instances).filter.is_none());
+
+    // Esc while typing clears it too.
+    app.update(Action::Filter);
+    type_text(&mut app, "cache");
+    assert_eq!(app.row_count(Panel::Instances), 2);
+    app.update(Action::Back);
+    assert_eq!(app.row_count(Panel::Instances), 7);
+
+    // The filter sees flags too.
+    app.update(Action::ShowPanel(Panel::Routes));
+    app.update(Action::Filter);
+    type_text(&mut app, "stale");
+    assert_eq!(app.row_count(Panel::Routes), 0, "every backend runs");
+}
+
+#[test]
+fn sort_cycles_columns_and_direction_and_the_index_is_cached() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Hosts));
+    let natural = row_ids(&app, Panel::Hosts);
+    // HOST ↑, then AZ ↑, then IP ↑, then CPU ↑.
+    for _ in 0..4 {
+        app.update(Action::Sort);
+    }
+    let cpu = |app: &App| -> Vec<f32> {
+        app.rows(Panel::Hosts)
+            .iter()
+            .filter_map(|k| match k {
+                RowKey::Id(id) => app.replica.fleet.hosts.get(id).map(|h| h.metrics.cpu_pct),
+                _ => None,
+            })
+            .collect()
+    };
+    let up = cpu(&app);
+    assert!(up.windows(2).all(|w| w[0] <= w[1]), "{up:?}");
+    app.update(Action::SortReverse);
+    let down = cpu(&app);
+    assert!(down.windows(2).all(|w| w[0] >= w[1]), "{down:?}");
+    assert!(screen(&mut app, 120, 14).contains("sort CPU ↓"));
+    // The selection stays on the same host when the order changes.
+    app.update(Action::Top);
+    let top = app.selected_host().map(|h| h.id.clone());
+    app.update(Action::SortReverse);
+    assert_eq!(app.selected_host().map(|h| h.id.clone()), top);
+    assert_eq!(app.selection().index, 5);
+    // Cached: the stamp matches the replica's generation until the data changes.
+    let stamp = app.view(Panel::Hosts).index.as_ref().map(|i| i.stamp);
+    assert_eq!(stamp, Some((app.replica.generation, app.view(Panel::Hosts).settings, 6)));
+    // Past the last column: the natural order again.
+    for _ in 0..6 {
+        app.update(Action::Sort);
+    }
+    assert_eq!(row_ids(&app, Panel::Hosts), natural);
+}
+
+#[test]
+fn restart_confirmed_and_refused() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Down);
+    let target = app.selected_instance().cloned().expect("an instance");
+    assert!(app.update(Action::Restart).is_empty(), "nothing before the confirmation");
+    assert_eq!(app.input_mode(), InputMode::Confirm);
+    // Refused: nothing is sent.
+    assert!(app.update(Action::Cancelled).is_empty());
+    assert!(app.overlay().is_none());
+    assert!(screen(&mut app, 120, 14).contains("cancelled"));
+    // Keys other than y/n do nothing in the dialog.
+    app.update(Action::Restart);
+    assert!(app.update(Action::Restart).is_empty());
+    assert!(app.update(Action::Submit).is_empty());
+    let effects = app.update(Action::Confirmed);
+    assert_eq!(
+        sent(&effects),
+        vec![ControlCommand::Restart(RestartBody::from(RestartRequest::Instance(target.id.clone())))]
+    );
+    assert!(screen(&mut app, 120, 14).contains(&format!("sent: restart instance {}", target.id)));
+}
+
+#[test]
+fn marked_instances_restart_together_with_a_batch_size() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    // api-gateway ×2 and session-cache ×1; none is prod.
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    assert_eq!(app.view(Panel::Instances).marks.len(), 3);
+    assert!(screen(&mut app, 120, 14).contains("◆ 3 marked"));
+    app.update(Action::Restart);
+    app.update(Action::Adjust(1));
+    app.update(Action::Adjust(5));
+    let shown = screen(&mut app, 120, 16);
+    assert!(
+        shown.contains("Restart the 3 marked instance(s), rolling?") && shown.contains("◀ 3 ▶"),
+        "{shown}"
+    );
+    app.update(Action::Input('2'));
+    let effects = app.update(Action::Confirmed);
+    let commands = sent(&effects);
+    let [ControlCommand::Restart(body)] = commands.as_slice() else { panic!("{effects:?}") };
+    let body = body.clone();
+    assert_eq!(body.batch, Some(2));
+    let RestartRequest::Instances(ids) = body.target else { panic!("{:?}", body.target) };
+    assert_eq!(ids.len(), 3);
+    // Esc clears the marks.
+    app.update(Action::Back);
+    assert!(app.view(Panel::Instances).marks.is_empty());
+}
+
+#[test]
+fn prod_apps_need_their_name_typed() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Bottom);
+    assert_eq!(app.selected_app().map(|a| a.name.as_str()), Some("shop-web"));
+    app.update(Action::Restart);
+    assert_eq!(app.input_mode(), InputMode::TypedConfirm);
+    // `y` is just a letter here.
+    let y = KeyEvent::new(KeyCode::Char('y'), KeyModifiers::NONE);
+    let action = prompt::action_for(app.input_mode(), &y).expect("an action");
+    assert!(app.update(action).is_empty());
+    assert!(app.update(Action::Confirmed).is_empty(), "no y/N shortcut for prod");
+    assert!(app.update(Action::Submit).is_empty(), "\"y\" is not the name");
+    assert!(screen(&mut app, 100, 20).contains("type shop-web exactly to confirm"));
+    app.update(Action::ClearInput);
+    type_text(&mut app, "shop-web");
+    let effects = app.update(Action::Submit);
+    assert_eq!(
+        sent(&effects),
+        vec![ControlCommand::Restart(RestartBody::from(RestartRequest::App("shop-web".into())))]
+    );
+    // Not prod: `y` is enough.
+    app.update(Action::Top);
+    app.update(Action::Restart);
+    assert_eq!(app.input_mode(), InputMode::Confirm);
+}
+
+#[test]
+fn read_only_refuses_every_action_and_sends_nothing() {
+    let mut app = app();
+    app.read_only = true;
+    let mut all_effects = Vec::new();
+    for panel in Panel::ALL {
+        app.update(Action::ShowPanel(panel));
+        for b in Bindable::ALL {
+            if matches!(b, Bindable::Quit) {
+                continue;
+            }
+            all_effects.extend(app.update(b.action()));
+            // Answer whatever opened as if the operator insisted.
+            all_effects.extend(app.update(Action::Confirmed));
+            all_effects.extend(type_text(&mut app, "shop-web"));
+            all_effects.extend(app.update(Action::Submit));
+            app.overlays.clear();
+        }
+    }
+    for line in [
+        "restart app shop-web",
+        "restart instance nope",
+        "route disable shop-web 10.101.1.31:8080",
+        "route add shop-web 10.9.9.9:80",
+        "deploy shop-web",
+    ] {
+        app.update(Action::Palette);
+        type_text(&mut app, line);
+        all_effects.extend(app.update(Action::Submit));
+        all_effects.extend(app.update(Action::Confirmed));
+        app.overlays.clear();
+    }
+    assert!(sent(&all_effects).is_empty(), "read-only sent {:?}", sent(&all_effects));
+    let shown = screen(&mut app, 120, 14);
+    assert!(shown.contains("READ-ONLY"), "{shown}");
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Restart);
+    let shown = screen(&mut app, 120, 14);
+    assert!(shown.contains("read-only: restart refused"), "{shown}");
+    assert!(app.overlay().is_none());
+    // Looking still works: panels, filter, sort, detail, palette navigation.
+    app.update(Action::Filter);
+    app.update(Action::ClearInput);
+    type_text(&mut app, "shop");
+    app.update(Action::Submit);
+    assert_eq!(app.row_count(Panel::Instances), 3);
+}
+
+#[test]
+fn routes_flag_stale_backends_and_instances_flag_unrouted() {
+    let mut app = app();
+    let f = &mut app.replica.fleet;
+    // A route whose instance is gone: stale at once, before the controller says so.
+    let gone = f.instances.values().find(|i| i.app == "api-gateway").cloned().expect("an instance");
+    f.instances.remove(&gone.id);
+    // A running instance whose route was removed: unrouted.
+    let lonely = f.instances.values().find(|i| i.app == "shop-web").cloned().expect("an instance");
+    f.routes.remove(&(lonely.app.clone(), lonely.endpoint.clone()));
+    app.replica.generation += 1;
+
+    app.update(Action::ShowPanel(Panel::Routes));
+    let shown = screen(&mut app, 130, 16);
+    let row = shown.lines().find(|l| l.contains(&gone.endpoint)).expect("the route's row");
+    assert!(row.contains("◐ stale") && row.contains("⚠ none"), "{row}");
+    assert!(shown.contains("⚠ 1 running instance(s) unrouted"), "{shown}");
+    app.update(Action::Filter);
+    type_text(&mut app, "stale");
+    assert_eq!(app.row_count(Panel::Routes), 1);
+    app.update(Action::Back);
+
+    app.update(Action::ShowPanel(Panel::Instances));
+    let shown = screen(&mut app, 130, 16);
+    let row = shown.lines().find(|l| l.contains(&lonely.endpoint)).expect("the instance's row");
+    assert!(row.contains("⚠ unrouted"), "{row}");
+    app.update(Action::Filter);
+    type_text(&mut app, "unrouted");
+    app.update(Action::Submit);
+    assert_eq!(row_ids(&app, Panel::Instances), vec![lonely.id.clone()]);
+    // `a` on the unrouted instance offers its endpoint.
+    app.update(Action::AddRoute);
+    match app.overlay() {
+        Some(Overlay::Form(form)) => {
+            assert_eq!((form.app.as_str(), form.backend.as_str()), ("shop-web", lonely.endpoint.as_str()))
+        }
+        other => panic!("{other:?}"),
+    }
+    app.update(Action::Submit);
+    let effects = app.update(Action::Confirmed);
+    assert!(
+        matches!(sent(&effects).as_slice(), [ControlCommand::Route(RouteVerb::Add, r)] if r.backend == lonely.endpoint && r.weight == Some(1))
+    );
+}
+
+#[test]
+fn route_weight_form_validates_then_confirms() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Routes));
+    app.update(Action::Weight);
+    app.update(Action::ClearInput);
+    type_text(&mut app, "5000");
+    app.update(Action::Submit);
+    match app.overlay() {
+        Some(Overlay::Form(form)) => assert!(form.error.as_deref().is_some_and(|e| e.contains("1 to 1000"))),
+        other => panic!("{other:?}"),
+    }
+    app.update(Action::Backspace);
+    app.update(Action::Backspace);
+    app.update(Action::Backspace);
+    app.update(Action::Submit);
+    assert!(screen(&mut app, 120, 16).contains("to 5?"));
+    let effects = app.update(Action::Confirmed);
+    assert!(
+        matches!(sent(&effects).as_slice(), [ControlCommand::Route(RouteVerb::Weight, r)] if r.weight == Some(5))
+    );
+}
+
+#[test]
+fn copy_writes_the_selected_id_through_an_effect() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    let id = app.selected_instance().map(|i| i.id.clone()).expect("an instance");
+    assert_eq!(app.update(Action::Copy), vec![Effect::Copy(id)]);
+}
+
+#[test]
+fn a_remapped_keymap_drives_the_app_and_a_clash_keeps_the_defaults() {
+    let remapped =
+        Keymap::parse("[keys]\nrestart = [\"R\", \"ctrl-r\"]\n", Some(&Keymap::defaults())).expect("valid");
+    let mut app = app();
+    app.keymap = remapped;
+    app.update(Action::ShowPanel(Panel::Instances));
+    let key = |c: char, m| KeyEvent::new(KeyCode::Char(c), m);
+    assert!(app.keymap.action_for(&key('r', KeyModifiers::NONE)).is_none());
+    let action = app.keymap.action_for(&key('R', KeyModifiers::SHIFT)).expect("R restarts");
+    app.update(action);
+    assert!(matches!(app.overlay(), Some(Overlay::Confirm(_))));
+    app.update(Action::Cancelled);
+    assert!(matches!(app.keymap.action_for(&key('r', KeyModifiers::CONTROL)), Some(Action::Restart)));
+    // Help shows the remap.
+    app.update(Action::Help);
+    assert!(screen(&mut app, 120, 24).contains("R Ctrl-r"));
+
+    let clash = Keymap::parse("[keys]\nrestart = [\"r\"]\nsort = [\"r\"]\n", Some(&Keymap::defaults()));
+    let err = clash.expect_err("r twice");
+    assert!(err.contains("r is bound to both"), "{err}");
+}

@@ -1,0 +1,177 @@
+//! Docker's event stream: one connection for the whole host. A die, oom or health change
+//! updates the cache at once, so the agent's 250 ms poll reports the crash well inside a
+//! heartbeat period. When the stream breaks it is opened again, and a reconcile catches
+//! up with whatever happened in between.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::models::EventMessage;
+use bollard::query_parameters::EventsOptions;
+use futures_util::StreamExt;
+
+use super::Inner;
+use super::cache::{Entry, Phase};
+use crate::protocol::InstanceState;
+use crate::protocol::clock::now_ms;
+
+const EVENTS: [&str; 5] = ["start", "die", "oom", "health_status", "destroy"];
+
+pub async fn watch(inner: Arc<Inner>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let filters: HashMap<String, Vec<String>> = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("event".to_string(), EVENTS.iter().map(|e| e.to_string()).collect()),
+        ]);
+        let opts = EventsOptions { since: None, until: None, filters: Some(filters) };
+        let mut stream = inner.docker.events(Some(opts));
+        // Whatever happened while the stream was down is caught up by a reconcile.
+        inner.refresh_now.notify_one();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    backoff = Duration::from_secs(1);
+                    apply(&inner, &event);
+                }
+                Err(e) => {
+                    log::warn!("docker event stream: {e}; reopening");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Applies one container event to the cache.
+pub fn apply(inner: &Inner, event: &EventMessage) {
+    let action = event.action.as_deref().unwrap_or("");
+    let Some(actor) = &event.actor else { return };
+    let Some(id) = actor.id.as_deref() else { return };
+    let at_ms = event
+        .time_nano
+        .map(|n| (n / 1_000_000) as u64)
+        .or(event.time.map(|s| s as u64 * 1000))
+        .unwrap_or_else(now_ms);
+    let mut cache = inner.cache();
+    if let Some(entry) = cache.by_container(id) {
+        let exit_code = actor.attributes.as_ref().and_then(|a| a.get("exitCode")).map(String::as_str);
+        on_instance(entry, action, exit_code, at_ms);
+        return;
+    }
+    // Not ours: keep the unmanaged list's state word current between reconciles.
+    if action == "destroy" {
+        cache.unmanaged.retain(|c| !id.starts_with(&c.container_id));
+    } else if let Some(c) = cache.unmanaged.iter_mut().find(|c| id.starts_with(&c.container_id)) {
+        match action {
+            "start" => c.state = "running".into(),
+            "die" => {
+                c.state = "exited".into();
+                c.cpu_pct = 0.0;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn on_instance(e: &mut Entry, action: &str, exit_code: Option<&str>, at_ms: u64) {
+    // An operation in progress owns the state: a restart's own die and start are no crash.
+    if e.phase == Phase::Busy {
+        return;
+    }
+    let before = e.report.state;
+    match action {
+        "die" => {
+            e.set_state(InstanceState::Crashed);
+            log::warn!("{}: container died (exit code {})", e.report.id, exit_code.unwrap_or("?"));
+        }
+        "oom" => {
+            e.set_state(InstanceState::Crashed);
+            log::warn!("{}: container ran out of memory ({} MB limit)", e.report.id, e.report.mem_limit_mb);
+        }
+        "start" => {
+            e.set_state(InstanceState::Running);
+            e.report.started_at = Some(at_ms);
+        }
+        "destroy" => {
+            e.set_state(InstanceState::Crashed);
+            e.container = None;
+            e.report.container_id.clear();
+            e.vlan_ip = None;
+            e.phase = Phase::Failed;
+            log::warn!("{}: its container was removed behind the agent's back", e.report.id);
+        }
+        a if a.starts_with("health_status") => {
+            if a.ends_with("unhealthy") {
+                e.set_state(InstanceState::Unhealthy);
+            } else if a.ends_with("healthy") && before == InstanceState::Unhealthy {
+                e.set_state(InstanceState::Running);
+            }
+        }
+        _ => return,
+    }
+    // A container list taken before this event must not undo it.
+    e.settled = Instant::now();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{HealthCheck, InstanceReport};
+
+    fn entry(phase: Phase) -> Entry {
+        Entry {
+            report: InstanceReport {
+                id: "web-0-abcd".into(),
+                app: "web".into(),
+                version: "1".into(),
+                index: 0,
+                state: InstanceState::Running,
+                ip: "127.0.0.1".into(),
+                port: 40000,
+                container_id: "abc".into(),
+                started_at: Some(1),
+                cpu_pct: 3.0,
+                mem_used_mb: 1,
+                mem_limit_mb: 64,
+            },
+            container: Some("abcdef".into()),
+            phase,
+            generation: 1,
+            settled: Instant::now(),
+            image: "img".into(),
+            container_port: 8080,
+            mount: "/app".into(),
+            artifact: String::new(),
+            cmd: None,
+            health: HealthCheck::Tcp,
+            vlan_ip: None,
+        }
+    }
+
+    #[test]
+    fn die_oom_and_health_change_the_state_unless_an_operation_owns_it() {
+        let mut e = entry(Phase::Idle);
+        on_instance(&mut e, "die", Some("137"), 5);
+        assert_eq!(e.report.state, InstanceState::Crashed);
+        assert_eq!(e.report.cpu_pct, 0.0);
+        on_instance(&mut e, "start", None, 7);
+        assert_eq!((e.report.state, e.report.started_at), (InstanceState::Running, Some(7)));
+        on_instance(&mut e, "health_status: unhealthy", None, 8);
+        assert_eq!(e.report.state, InstanceState::Unhealthy);
+        on_instance(&mut e, "health_status: healthy", None, 9);
+        assert_eq!(e.report.state, InstanceState::Running);
+        on_instance(&mut e, "destroy", None, 10);
+        assert_eq!(
+            (e.report.state, e.phase, e.container.clone()),
+            (InstanceState::Crashed, Phase::Failed, None)
+        );
+
+        let mut busy = entry(Phase::Busy);
+        on_instance(&mut busy, "die", Some("0"), 5);
+        assert_eq!(busy.report.state, InstanceState::Running, "a restart's own die is not a crash");
+    }
+}

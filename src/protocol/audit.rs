@@ -1,0 +1,259 @@
+//! Who asked for what: the operator identity commands carry, the audit record the
+//! controller keeps of every operator command, and the restart body with its batch size.
+//! All additive: a peer that does not know these fields ignores them.
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::messages::{RestartRequest, WireError};
+
+/// Who is at the controls, as the client tells it. Carried on the envelope of commands
+/// (`operator`, optional). NATS does not tell a subscriber who published a message, so
+/// every field is the client's own claim: the NATS account limits who can send at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    /// The login and machine the client runs on: `alice@bastion-1`.
+    pub user: String,
+    /// The SSH client the operator came in from (`SSH_CONNECTION`), `ip:port`, when the
+    /// client runs in an SSH session.
+    #[serde(default)]
+    pub ssh_client: Option<String>,
+    /// The NATS user the client authenticated as: `--user`, or the name in the `--creds`
+    /// JWT.
+    #[serde(default)]
+    pub nats_user: Option<String>,
+}
+
+impl Operator {
+    /// Builds the identity from the values the environment gives: `USER`, the host name,
+    /// `SSH_CONNECTION` (`client_ip client_port server_ip server_port`) and the NATS user.
+    pub fn from_parts(
+        user: &str,
+        host: &str,
+        ssh_connection: Option<&str>,
+        nats_user: Option<String>,
+    ) -> Self {
+        let ssh_client = ssh_connection.and_then(|s| {
+            let mut parts = s.split_whitespace();
+            let ip = parts.next()?;
+            let port = parts.next()?;
+            Some(if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") })
+        });
+        Operator {
+            user: format!("{user}@{host}"),
+            ssh_client,
+            nats_user: nats_user.filter(|u| !u.is_empty()),
+        }
+    }
+
+    /// `alice@bastion-1 via ssh 10.0.0.5:52344 as nats ops`.
+    pub fn describe(&self) -> String {
+        let mut out = self.user.clone();
+        if let Some(ssh) = &self.ssh_client {
+            out.push_str(&format!(" via ssh {ssh}"));
+        }
+        if let Some(n) = &self.nats_user {
+            out.push_str(&format!(" as nats {n}"));
+        }
+        out
+    }
+}
+
+/// How a command ended, as far as the controller's answer goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditOutcome {
+    pub accepted: bool,
+    /// The operation the command started, if any.
+    #[serde(default)]
+    pub operation_id: Option<String>,
+    /// Anything else the answer said, e.g. the repository slot.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// Why it was refused.
+    #[serde(default)]
+    pub error: Option<WireError>,
+}
+
+/// One operator command, as the controller recorded it in an `AUDIT` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The controller verb: `deploy`, `restart`, `route.add`, `repo.allocate` ...
+    pub verb: String,
+    /// The envelope id of the command.
+    pub command_id: String,
+    /// The envelope's `source`: `cockpit/alice@bastion-1`, `ctl/alice@bastion-1`.
+    pub source: String,
+    /// The identity the command carried; absent from clients that send none.
+    #[serde(default)]
+    pub operator: Option<Operator>,
+    /// The request body as it arrived.
+    #[serde(default)]
+    pub request: serde_json::Value,
+    pub outcome: AuditOutcome,
+}
+
+impl AuditRecord {
+    /// What was asked, in words: `restart app shop-web (batch 2)`.
+    pub fn what(&self) -> String {
+        describe_request(&self.verb, &self.request)
+    }
+
+    /// Who asked: the operator's identity, or the bare source.
+    pub fn who(&self) -> String {
+        match &self.operator {
+            Some(op) => {
+                let tool = self.source.split('/').next().unwrap_or(&self.source);
+                format!("{tool}/{}", op.describe())
+            }
+            None => self.source.clone(),
+        }
+    }
+
+    /// The person: `alice@bastion-1`, or the bare source when the client sent no identity.
+    pub fn user(&self) -> String {
+        match &self.operator {
+            Some(op) if !op.user.is_empty() => op.user.clone(),
+            _ => self.source.clone(),
+        }
+    }
+
+    /// How the command came: the tool, the SSH client and the NATS user, e.g.
+    /// `cockpit · ssh 10.0.0.5:52344 · nats ops`.
+    pub fn via(&self) -> String {
+        let mut parts = vec![self.source.split('/').next().unwrap_or(&self.source).to_string()];
+        if let Some(op) = &self.operator {
+            if let Some(ssh) = &op.ssh_client {
+                parts.push(format!("ssh {ssh}"));
+            }
+            if let Some(n) = &op.nats_user {
+                parts.push(format!("nats {n}"));
+            }
+        }
+        parts.join(" · ")
+    }
+
+    /// `accepted as op-…`, `accepted`, `refused: reason (code)`.
+    pub fn result(&self) -> String {
+        let o = &self.outcome;
+        match (&o.error, &o.operation_id, &o.detail) {
+            (Some(e), _, _) => format!("refused: {} ({})", e.reason, e.code.as_str()),
+            (None, Some(op), _) => format!("accepted as {op}"),
+            (None, None, Some(d)) => format!("accepted: {d}"),
+            (None, None, None) if o.accepted => "accepted".into(),
+            _ => "refused".into(),
+        }
+    }
+}
+
+/// A request body in words, from its JSON, for any verb (a malformed body too).
+pub fn describe_request(verb: &str, body: &serde_json::Value) -> String {
+    let s = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let n = |k: &str| body.get(k).and_then(|v| v.as_u64());
+    let batch = n("batch").map(|b| format!(" (batch {b})")).unwrap_or_default();
+    match verb {
+        "deploy" => format!(
+            "deploy {}@{} x{}",
+            s("app").unwrap_or_else(|| "?".into()),
+            s("version").unwrap_or_else(|| "?".into()),
+            n("instances").unwrap_or(0)
+        ),
+        "restart" => {
+            let target = if let Some(i) = s("instance") {
+                format!("instance {i}")
+            } else if let Some(a) = s("app") {
+                format!("app {a}")
+            } else if let Some(h) = s("host") {
+                format!("host {h}")
+            } else if let Some(list) = body.get("instances").and_then(|v| v.as_array()) {
+                format!("{} instances", list.len())
+            } else {
+                "?".into()
+            };
+            format!("restart {target}{batch}")
+        }
+        "repo.allocate" => format!(
+            "repo.allocate {}@{}",
+            s("app").unwrap_or_else(|| "?".into()),
+            s("version").unwrap_or_else(|| "?".into())
+        ),
+        v if v.starts_with("route.") => {
+            let weight = n("weight").map(|w| format!(" weight {w}")).unwrap_or_default();
+            format!(
+                "{v} {} {}{weight}",
+                s("app").unwrap_or_else(|| "?".into()),
+                s("backend").unwrap_or_else(|| "?".into())
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `qd.v1.ctl.restart` as the controller reads it: one target, plus how many instances
+/// restart at a time. On the wire the target's key and `batch` sit side by side:
+/// `{"app": "shop-web", "batch": 2}`. Without `batch` it is exactly a [`RestartRequest`],
+/// so old clients are understood; unknown keys are ignored, two targets are an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartBody {
+    pub target: RestartRequest,
+    /// Instances restarted together; 1 (one at a time) when absent.
+    pub batch: Option<u32>,
+}
+
+impl From<RestartRequest> for RestartBody {
+    fn from(target: RestartRequest) -> Self {
+        RestartBody { target, batch: None }
+    }
+}
+
+impl Serialize for RestartBody {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        match &self.target {
+            RestartRequest::Instance(i) => map.serialize_entry("instance", i)?,
+            RestartRequest::App(a) => map.serialize_entry("app", a)?,
+            RestartRequest::Host(h) => map.serialize_entry("host", h)?,
+            RestartRequest::Instances(list) => map.serialize_entry("instances", list)?,
+        }
+        if let Some(b) = self.batch {
+            map.serialize_entry("batch", &b)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RestartBody {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(default)]
+            instance: Option<String>,
+            #[serde(default)]
+            app: Option<String>,
+            #[serde(default)]
+            host: Option<String>,
+            #[serde(default)]
+            instances: Option<Vec<String>>,
+            #[serde(default)]
+            batch: Option<u32>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let mut targets = Vec::new();
+        if let Some(i) = raw.instance {
+            targets.push(RestartRequest::Instance(i));
+        }
+        if let Some(a) = raw.app {
+            targets.push(RestartRequest::App(a));
+        }
+        if let Some(h) = raw.host {
+            targets.push(RestartRequest::Host(h));
+        }
+        if let Some(list) = raw.instances {
+            targets.push(RestartRequest::Instances(list));
+        }
+        match (targets.pop(), targets.is_empty()) {
+            (Some(target), true) => Ok(RestartBody { target, batch: raw.batch }),
+            _ => Err(D::Error::custom("a restart names exactly one of instance, app, host or instances")),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The Apps panel: each app's desired state against what runs, with its image, domain,
+//! tags and routes.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::widgets::Cell;
+
+use super::table::{self, Column, PanelSpec, col, styled, wide};
+use crate::actions::Panel;
+use crate::app::App;
+use crate::app::rows::RowKey;
+use crate::protocol::{App as AppSpec, InstanceState, OperationState};
+
+pub(crate) const COLUMNS: [Column; 8] = [
+    wide("APP", 13, 0),
+    col("VERSION", 9, 0),
+    col("RUNNING", 9, 0),
+    wide("IMAGE", 16, 2),
+    wide("DOMAIN", 20, 1),
+    col("TAGS", 8, 1),
+    col("ROUTES", 6, 3),
+    col("STATE", 12, 0),
+];
+
+const SPEC: PanelSpec =
+    PanelSpec { panel: Panel::Apps, columns: &COLUMNS, empty_text: "no apps deployed", markable: true };
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let apps = &app.replica.fleet.apps;
+    let lookup = |k: &RowKey| match k {
+        RowKey::Id(name) => apps.get(name),
+        _ => None,
+    };
+    table::render_panel(app, frame, area, &SPEC, lookup, cells);
+}
+
+fn cells(app: &App, a: &AppSpec) -> Vec<Cell<'static>> {
+    let t = &app.theme;
+    let f = &app.replica.fleet;
+    let instances: Vec<_> = f.instances_of(&a.name).collect();
+    let running = instances.iter().filter(|i| i.state == InstanceState::Running).count();
+    // Other versions still running, e.g. during a rolling update.
+    let mut others: Vec<&str> =
+        instances.iter().filter(|i| i.version != a.version).map(|i| i.version.as_str()).collect();
+    others.sort_unstable();
+    others.dedup();
+    let version = match others.as_slice() {
+        [] => a.version.clone(),
+        o => format!("{} (+{})", a.version, o.join(",")),
+    };
+    let busy = f.operations.values().any(|o| o.app == a.name && o.state == OperationState::Running);
+    let routes = f.routes.keys().filter(|(app, _)| *app == a.name).count();
+    let (state, style) = if busy {
+        ("◌ changing", t.warn)
+    } else if running as u32 >= a.instances {
+        ("● ok", t.ok)
+    } else if running == 0 {
+        ("✕ down", t.bad)
+    } else {
+        ("◐ degraded", t.warn)
+    };
+    let count_style = if (running as u32) < a.instances { t.warn } else { t.text };
+    vec![
+        Cell::from(a.name.clone()),
+        Cell::from(version),
+        styled(format!("{running}/{}", a.instances), count_style),
+        styled(a.image.clone(), t.muted),
+        Cell::from(a.domain.clone()),
+        styled(a.tags.join(","), if a.tags.iter().any(|t| t == "prod") { t.warn } else { t.muted }),
+        Cell::from(format!("{routes:>6}")),
+        styled(state, style),
+    ]
+}

@@ -1,0 +1,203 @@
+//! The operator workflows of #5 against the embedded sandbox's real controller: the audit
+//! trail reaching the Audit panel with the operator's identity, batched and marked
+//! restarts, route weights, and read-only mode that never puts a command on the bus.
+
+use std::time::Duration;
+
+use quarterdeck::actions::keymap::Keymap;
+use quarterdeck::actions::{Action, Effect, Panel};
+use quarterdeck::app::{App, Overlay};
+use quarterdeck::backend::{self, BackendHandle, Command, ControlCommand, Identity, RouteVerb, Update};
+use quarterdeck::bus::Bus;
+use quarterdeck::protocol::clock::now_ms;
+use quarterdeck::protocol::{
+    Constraints, DeployRequest, EventKind, InstanceState, OperationState, Operator, RestartBody,
+    RestartRequest, RouteRequest, subjects,
+};
+use quarterdeck::views::theme::{ColorMode, Theme};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use crate::support::fast_sandbox;
+
+fn screen(app: &mut App) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(160, 30)).unwrap();
+    app.page_rows = quarterdeck::views::body_rows(30);
+    app.refresh_views();
+    terminal.draw(|f| quarterdeck::views::render(app, f)).unwrap();
+    let buf = terminal.backend().buffer();
+    (0..buf.area.height)
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect()
+}
+
+async fn pump(app: &mut App, handle: &mut BackendHandle, what: &str, mut done: impl FnMut(&App) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done(app) {
+        let update = tokio::time::timeout_at(deadline, handle.updates.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
+            .expect("backend open");
+        app.now = now_ms();
+        for effect in app.update(Action::Backend(Box::new(update))) {
+            carry_out(handle, effect);
+        }
+    }
+}
+
+fn carry_out(handle: &BackendHandle, effect: Effect) {
+    match effect {
+        Effect::Send(cmd) => handle.commands.send(Command::Send(cmd)).unwrap(),
+        Effect::Resync => handle.commands.send(Command::Resync).unwrap(),
+        Effect::Quit | Effect::Copy(_) => {}
+    }
+}
+
+fn alice() -> Operator {
+    Operator::from_parts("alice", "bastion-1", Some("10.0.0.5 52344 10.0.0.1 22"), Some("ops".into()))
+}
+
+async fn cockpit(read_only: bool) -> (quarterdeck::plane::sandbox::Sandbox, App, BackendHandle) {
+    let sb = fast_sandbox(2).await;
+    sb.deploy(DeployRequest {
+        app: "shop-web".into(),
+        version: "1.0.0".into(),
+        instances: 3,
+        image: Some("tomcat:8.5".into()),
+        port: Some(8080),
+        constraints: Some(Constraints { azs: vec![], tags: vec![], cpu: 0.25, memory_mb: 256 }),
+        tags: Some(vec!["prod".into()]),
+        ..DeployRequest::default()
+    })
+    .await
+    .unwrap();
+    let identity = Identity { operator: Some(alice()), read_only };
+    let mut handle = backend::spawn_cockpit(sb.bus.clone(), "cockpit/alice@bastion-1".into(), identity);
+    let mut app = App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+    app.read_only = read_only;
+    pump(&mut app, &mut handle, "three running instances with routes", |a| {
+        a.replica.fleet.instances.values().filter(|i| i.state == InstanceState::Running).count() == 3
+            && a.replica.fleet.routes.len() == 3
+    })
+    .await;
+    (sb, app, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_prod_restart_in_batches_is_audited_with_the_operator() {
+    let (_sb, mut app, mut handle) = cockpit(false).await;
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Restart);
+    assert!(matches!(app.overlay(), Some(Overlay::Confirm(p)) if p.typed.as_deref() == Some("shop-web")));
+    app.update(Action::Adjust(1));
+    for c in "shop-web".chars() {
+        app.update(Action::Input(c));
+    }
+    let effects = app.update(Action::Submit);
+    assert_eq!(
+        effects,
+        vec![Effect::Send(ControlCommand::Restart(RestartBody {
+            target: RestartRequest::App("shop-web".into()),
+            batch: Some(2)
+        }))]
+    );
+    for e in effects {
+        carry_out(&handle, e);
+    }
+    pump(&mut app, &mut handle, "the restart succeeded and was audited", |a| {
+        let done = a
+            .replica
+            .fleet
+            .operations
+            .values()
+            .any(|o| o.target.contains("2 at a time") && o.state == OperationState::Succeeded);
+        done && !a.replica.audit.is_empty()
+    })
+    .await;
+    assert!(app.replica.fleet.instances.values().all(|i| i.restarts == 1), "every instance restarted once");
+    let record = app.replica.audit.back().and_then(|e| e.audit.clone()).expect("an audit record");
+    assert_eq!(record.verb, "restart");
+    assert_eq!(record.source, "cockpit/alice@bastion-1");
+    assert_eq!(record.operator, Some(alice()));
+    assert!(record.outcome.accepted && record.outcome.operation_id.is_some(), "{record:?}");
+
+    app.update(Action::ShowPanel(Panel::Audit));
+    let shown = screen(&mut app);
+    assert!(shown.contains("alice@bastion-1") && shown.contains("ssh 10.0.0.5:52344 · nats ops"), "{shown}");
+    assert!(
+        shown.contains("restart app shop-web (batch 2)") && shown.contains("✓ accepted as op-"),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_refusals_are_audited_and_weights_change() {
+    let (_sb, mut app, mut handle) = cockpit(false).await;
+    let route = app.replica.fleet.routes.values().next().cloned().expect("a route");
+    let weight = ControlCommand::Route(
+        RouteVerb::Weight,
+        RouteRequest { app: route.app.clone(), backend: route.backend.clone(), weight: Some(7) },
+    );
+    handle.commands.send(Command::Send(weight)).unwrap();
+    let refused = ControlCommand::Restart(RestartBody::from(RestartRequest::Instance("nope-0-0000".into())));
+    handle.commands.send(Command::Send(refused)).unwrap();
+    pump(&mut app, &mut handle, "the weight changed and both commands were audited", |a| {
+        // The sandbox's deploy, the weight and the refusal.
+        a.replica.fleet.routes.get(&route.key()).is_some_and(|r| r.weight == 7) && a.replica.audit.len() >= 3
+    })
+    .await;
+    let kinds: Vec<EventKind> = app.replica.events.iter().rev().take(4).map(|e| e.kind).collect();
+    assert!(kinds.contains(&EventKind::RouteWeightChanged), "{kinds:?}");
+    let results: Vec<String> =
+        app.replica.audit.iter().filter_map(|e| e.audit.as_ref().map(|a| a.result())).collect();
+    assert!(results.iter().any(|r| r.starts_with("refused: no instance \"nope-0-0000\"")), "{results:?}");
+    assert!(results.iter().any(|r| r == "accepted"), "{results:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_read_only_never_sends_a_command() {
+    let (sb, mut app, mut handle) = cockpit(true).await;
+    // A spy on every controller subject: reads (snapshot, history) may pass, commands not.
+    let mut spy = sb.bus.subscribe(subjects::CTL_ALL).await.unwrap();
+    // The app refuses every acting key...
+    for panel in Panel::ALL {
+        app.update(Action::ShowPanel(panel));
+        for action in [
+            Action::Restart,
+            Action::Remove,
+            Action::ToggleRoute,
+            Action::AddRoute,
+            Action::Weight,
+            Action::Deploy,
+        ] {
+            let effects = app.update(action);
+            assert!(effects.iter().all(|e| !matches!(e, Effect::Send(_))), "{effects:?}");
+            assert!(app.update(Action::Confirmed).is_empty());
+        }
+    }
+    assert!(screen(&mut app).contains("READ-ONLY"));
+    // ...and the backend refuses whatever reaches it anyway, without touching the bus.
+    let restart = ControlCommand::Restart(RestartBody::from(RestartRequest::App("shop-web".into())));
+    handle.commands.send(Command::Send(restart)).unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match handle.updates.recv().await {
+                Some(Update::CommandDone { result, .. }) => return result,
+                Some(_) => continue,
+                None => panic!("backend closed"),
+            }
+        }
+    })
+    .await
+    .expect("an answer");
+    assert!(answer.is_err_and(|e| e.contains("read-only")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(50), spy.next()).await {
+        assert!(
+            msg.subject == subjects::CTL_SNAPSHOT || msg.subject == subjects::CTL_HISTORY,
+            "read-only cockpit sent {}",
+            msg.subject
+        );
+    }
+    assert!(sb.controller.snapshot().instances.values().all(|i| i.restarts == 0));
+}

@@ -1,0 +1,216 @@
+//! A whole plane on real services for end-to-end tests: nats-server, a controller, one
+//! docker agent publishing on 127.0.0.1, and a router running nginx. Everything it started
+//! (containers by host label, nginx by pid file, directories) goes on drop.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::docker_support::{docker, docker_or_skip, site};
+use crate::nats_support::{CtlOut, NatsServer, Proc, ctl, eventually, try_snapshot};
+
+/// A plane with a docker agent and a router, torn down (containers, nginx, dirs) on drop.
+pub struct Stack {
+    pub nats: NatsServer,
+    pub _controller: Proc,
+    agent_args: Vec<String>,
+    pub agent: Proc,
+    pub router: Option<Proc>,
+    pub host: String,
+    pub data_dir: PathBuf,
+    pub router_dir: PathBuf,
+    pub port: u16,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn nginx_bin(test: &str) -> Option<String> {
+    match std::env::var("QD_NGINX").ok().filter(|v| !v.is_empty()) {
+        Some(p) => Some(p),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but QD_NGINX is not set: run ./scripts/test")
+        }
+        None => {
+            eprintln!("skipped: {test}: no nginx (run ./scripts/test)");
+            None
+        }
+    }
+}
+
+impl Stack {
+    pub fn start(test: &str) -> Option<Stack> {
+        if !docker_or_skip(test) {
+            return None;
+        }
+        let nginx = nginx_bin(test)?;
+        let nats = NatsServer::start(test)?;
+        // One host id per test: tests run side by side in one process, and two agents with
+        // one id would adopt each other's containers.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let host = format!("rt{}-{n}", std::process::id() % 100_000);
+        let data_dir = nats.dir().join("agent-data");
+        let router_dir = nats.dir().join("router");
+        let controller = Proc::controller(
+            &nats,
+            "c1",
+            &["--route-stale-after", "2s", "--stale-after", "5", "--lost-after", "100"],
+        );
+        let agent_args: Vec<String> = [
+            "agent",
+            "--host-id",
+            &host,
+            "--az",
+            "az1",
+            "--driver",
+            "docker",
+            "--ip",
+            "127.0.0.1",
+            "--advertise-ip",
+            "127.0.0.1",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--heartbeat",
+            "300ms",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let agent = Proc::spawn(&nats, "agent", &agent_args.iter().map(String::as_str).collect::<Vec<_>>());
+        let port = free_port();
+        let mut stack = Stack {
+            nats,
+            _controller: controller,
+            agent_args,
+            agent,
+            router: None,
+            host,
+            data_dir,
+            router_dir,
+            port,
+        };
+        stack.start_router(&nginx);
+        let url = stack.nats.url();
+        eventually(Duration::from_secs(30), "the docker host is up", || {
+            let s = try_snapshot(&url)?;
+            let up = s["hosts"].as_array().is_some_and(|h| h.iter().any(|h| h["state"] == "up"));
+            if up { Ok(()) } else { Err(format!("{}", s["hosts"])) }
+        });
+        Some(stack)
+    }
+
+    pub fn start_router(&mut self, nginx: &str) {
+        let listen = format!("127.0.0.1:{}", self.port);
+        self.router = Some(Proc::spawn(
+            &self.nats,
+            "router",
+            &[
+                "router",
+                "--id",
+                "r1",
+                "--listen",
+                &listen,
+                "--state-dir",
+                self.router_dir.to_str().unwrap(),
+                "--nginx",
+                nginx,
+            ],
+        ));
+    }
+
+    /// Kills the agent with -9 and starts it again with the same flags.
+    pub fn restart_agent(&mut self) {
+        self.agent.kill9();
+        let args: Vec<&str> = self.agent_args.iter().map(String::as_str).collect();
+        self.agent = Proc::spawn(&self.nats, "agent", &args);
+    }
+
+    pub fn url(&self) -> String {
+        self.nats.url()
+    }
+
+    pub fn artifact(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.nats.dir().join(format!("{name}.tar.gz"));
+        std::fs::write(&path, site(&[("index.html", body)])).expect("artifact");
+        path
+    }
+
+    pub fn deploy(&self, version: &str, instances: &str, body: &str, extra: &[&str]) -> CtlOut {
+        let artifact = self.artifact(&format!("site-{version}"), body);
+        let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
+        let mut args = vec![
+            "deploy",
+            "--app",
+            "site",
+            "--version",
+            version,
+            "--instances",
+            instances,
+            "--image",
+            &image,
+            "--port",
+            "8080",
+            "--cmd",
+            "httpd -f -p 8080 -h /app",
+            "--artifact",
+            artifact.to_str().unwrap(),
+            "--health",
+            "http:/index.html",
+            "--domain",
+            "site.test",
+            "--cpu",
+            "0.1",
+            "--memory",
+            "64M",
+            "--wait",
+        ];
+        args.extend_from_slice(extra);
+        ctl(&self.url(), &args)
+    }
+
+    pub fn router_generation(&self) -> u64 {
+        std::fs::read_to_string(self.router_dir.join("nginx.conf")).map(|_| 1).unwrap_or(0)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // nginx was daemonized by the router: stop it by its pid file.
+        if let Ok(pid) = std::fs::read_to_string(self.router_dir.join("nginx.pid")) {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+        let ids = docker(&["ps", "-aq", "--filter", &format!("label=quarterdeck.host={}", self.host)]);
+        for id in ids.split_whitespace() {
+            let _ = docker(&["rm", "-f", id]);
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// One request through the router: status, the backend that answered, the body.
+pub fn get(port: u16, host: &str) -> Result<(u16, String, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    write!(s, "GET /index.html HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad answer {raw:?}"))?;
+    let backend = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Quarterdeck-Backend: "))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string();
+    Ok((status, backend, body))
+}
