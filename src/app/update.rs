@@ -32,7 +32,12 @@ impl App {
 
     fn update_normal(&mut self, action: Action) -> Vec<Effect> {
         match action {
-            Action::Quit | Action::Cancelled => {
+            // Ctrl-c from a dialog arrives as Cancelled: it closes, it never quits.
+            Action::Cancelled => {
+                self.overlays.pop();
+                vec![]
+            }
+            Action::Quit => {
                 if self.overlays.is_empty() {
                     self.should_quit = true;
                     vec![Effect::Quit]
@@ -433,7 +438,7 @@ impl App {
         if !prod.is_empty() {
             pending.typed = Some(prod.join(","));
         }
-        self.overlays.retain(|o| matches!(o, Overlay::Help));
+        // The dialog replaces whatever led to it (palette, form, detail).
         self.overlays.clear();
         self.overlays.push(Overlay::Confirm(Box::new(pending)));
         vec![]

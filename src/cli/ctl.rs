@@ -17,7 +17,7 @@ use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, ArtifactRef, Constraints, DeployRequest, Envelope, Event,
-    EventKind, Fleet, HealthCheck, Operator, RestartBody, RestartRequest, RouteRequest, RunSpec,
+    EventKind, Fleet, HealthCheck, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch,
     SnapshotRequest, Strategy, decode, subjects,
 };
 
@@ -552,10 +552,10 @@ impl Ctl {
         };
         let run =
             (artifact.is_some() || a.cmd.is_some() || a.mount.is_some() || a.health.is_some()).then(|| {
-                RunSpec {
+                RunPatch {
                     cmd: a.cmd.as_ref().map(|c| c.split_whitespace().map(str::to_string).collect()),
-                    mount: a.mount.clone().unwrap_or_else(|| RunSpec::default().mount),
-                    health: a.health.clone().unwrap_or_default(),
+                    mount: a.mount.clone(),
+                    health: a.health.clone(),
                     artifact,
                 }
             });

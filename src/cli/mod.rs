@@ -116,10 +116,28 @@ impl BusArgs {
 
 /// The login name and host name this process runs as.
 pub fn login() -> (String, String) {
-    let user =
-        std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(login_from_uid)
+        .unwrap_or_else(|| "unknown".into());
     let host = sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into());
     (user, host)
+}
+
+/// The login of this process's user when the environment does not say (tmux, cron,
+/// systemd): its uid from /proc, its name from /etc/passwd. Linux only; `None` elsewhere.
+fn login_from_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    });
+    Some(name.unwrap_or_else(|| format!("uid-{uid}")))
 }
 
 /// The `name` claim of the user JWT in a NATS credentials file (the JWT sits between
@@ -216,6 +234,13 @@ pub enum Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_login_is_found_without_user_in_the_environment() {
+        // tmux, cron and systemd may leave USER unset: /proc and /etc/passwd name the user.
+        let name = login_from_uid().expect("a login on Linux");
+        assert!(!name.is_empty() && !name.contains(':'), "{name}");
+    }
 
     #[test]
     fn the_creds_jwt_names_the_nats_user() {

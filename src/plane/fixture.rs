@@ -82,7 +82,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
             constraints: r.constraints.unwrap_or_default(),
             domain: r.domain.unwrap_or_default(),
             tags: r.tags.unwrap_or_default(),
-            run: r.run.unwrap_or_default(),
+            run: r.run.map(|p| crate::protocol::RunSpec::default().patched(&p)).unwrap_or_default(),
         })
         .collect();
     if extra_instances > 0 {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Constraints, HostMetrics, InstanceState, RunSpec, StepName};
+use super::model::{Constraints, HostMetrics, InstanceState, RunPatch, RunSpec, StepName};
 
 /// The answer to every request: the quick accepted-or-refused. Long work reports through
 /// events tied to an operation id.
@@ -131,9 +131,9 @@ pub struct DeployRequest {
     pub domain: Option<String>,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Command, mount, health check and artifact; omitted keeps the app's current ones.
+    /// Command, mount, health check and artifact; each one omitted keeps the app's current.
     #[serde(default)]
-    pub run: Option<RunSpec>,
+    pub run: Option<RunPatch>,
     /// `rolling` (one at a time, the default) or `all` (every new instance at once).
     #[serde(default)]
     pub strategy: Strategy,

@@ -119,6 +119,31 @@ impl Default for RunSpec {
     }
 }
 
+/// A change to an app's run spec: each field given replaces that field, the others stay.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunPatch {
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub mount: Option<String>,
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
+    #[serde(default)]
+    pub artifact: Option<ArtifactRef>,
+}
+
+impl RunSpec {
+    /// This spec with the patch's fields laid over it.
+    pub fn patched(&self, patch: &RunPatch) -> RunSpec {
+        RunSpec {
+            cmd: patch.cmd.clone().or_else(|| self.cmd.clone()),
+            mount: patch.mount.clone().unwrap_or_else(|| self.mount.clone()),
+            health: patch.health.clone().unwrap_or_else(|| self.health.clone()),
+            artifact: patch.artifact.clone().or_else(|| self.artifact.clone()),
+        }
+    }
+}
+
 /// How an agent decides a new container is healthy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]

@@ -312,7 +312,12 @@ fn deploy_request() -> DeployRequest {
         constraints: Some(constraints()),
         domain: Some("shop.example.com".into()),
         tags: Some(vec!["prod".into()]),
-        run: Some(app("shop-web").run),
+        run: Some(RunPatch {
+            cmd: app("shop-web").run.cmd,
+            mount: None,
+            health: Some(HealthCheck::Http { path: "/health".into() }),
+            artifact: app("shop-web").run.artifact,
+        }),
         strategy: Strategy::All,
     }
 }

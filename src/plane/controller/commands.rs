@@ -208,7 +208,9 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
         .unwrap_or_else(|| format!("{}.local", req.app));
     validate::domain(&domain).map_err(bad)?;
     let tags = req.tags.clone().or_else(|| existing.map(|a| a.tags.clone())).unwrap_or_default();
-    let run = req.run.clone().or_else(|| existing.map(|a| a.run.clone())).unwrap_or_default();
+    // A redeploy with a new artifact keeps the command and health check it does not name.
+    let base = existing.map(|a| a.run.clone()).unwrap_or_default();
+    let run = req.run.as_ref().map(|patch| base.patched(patch)).unwrap_or(base);
     if !run.mount.starts_with('/') || run.mount.contains("..") || run.mount.chars().any(char::is_whitespace) {
         return Err(bad(format!("mount {:?} must be an absolute path without '..' or spaces", run.mount)));
     }
@@ -324,8 +326,9 @@ fn start_restart(ctl: &Controller, body: RestartBody, command_id: &str) -> Resul
                 if let Some(missing) = ids.iter().find(|id| !f.instances.contains_key(*id)) {
                     return Err(WireError::not_found(format!("no instance {missing:?}")));
                 }
-                let mut ids = ids.clone();
-                ids.dedup();
+                // Each instance once, in the order asked.
+                let mut seen = std::collections::HashSet::new();
+                let ids: Vec<String> = ids.iter().filter(|id| seen.insert(id.as_str())).cloned().collect();
                 let apps: std::collections::BTreeSet<&str> =
                     ids.iter().filter_map(|id| f.instances.get(id)).map(|i| i.app.as_str()).collect();
                 // One app: the operation is that app's, so a deploy of it waits.

@@ -313,8 +313,19 @@ pub(crate) async fn start_instance(
     let inst = match healthy {
         Some(Ok(inst)) => inst,
         other => {
-            let reason = match other {
-                Some(Err(why)) => format!("{id} failed: {why}"),
+            // The agent's own words (e.g. "GET /health answered 404") say more than the state.
+            let detail = ctl.read(|c| {
+                c.fleet.operations.get(op_id).and_then(|op| {
+                    op.steps
+                        .iter()
+                        .rev()
+                        .find(|s| s.instance.as_deref() == Some(id.as_str()) && s.state == StepState::Failed)
+                        .map(|s| s.detail.clone())
+                })
+            });
+            let reason = match (other, detail) {
+                (Some(Err(why)), Some(d)) if !d.is_empty() => format!("{id} failed: {why}: {d}"),
+                (Some(Err(why)), _) => format!("{id} failed: {why}"),
                 _ => format!("{id} was not healthy within {:?}", ctl.config().step_timeout),
             };
             ctl.step(op_id, StepName::HealthCheck, Some(&id), StepState::Failed, reason.clone(), vec![]);

@@ -212,8 +212,11 @@ fn reconcile(
     let id = updated.id.clone();
     let base = match step {
         Some((name, op, detail)) => {
-            let state =
-                if report.state == InstanceState::Crashed { StepState::Failed } else { StepState::Done };
+            let failed = matches!(
+                report.state,
+                InstanceState::Crashed | InstanceState::Unhealthy | InstanceState::Stopped
+            );
+            let state = if failed { StepState::Failed } else { StepState::Done };
             step_draft(core, op, name, Some(&id), state, detail)
         }
         None => None,
