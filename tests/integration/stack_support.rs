@@ -45,6 +45,11 @@ pub fn nginx_bin(test: &str) -> Option<String> {
 
 impl Stack {
     pub fn start(test: &str) -> Option<Stack> {
+        Stack::start_with(test, "2s")
+    }
+
+    /// With the controller's `--route-stale-after` set to `route_ttl`.
+    pub fn start_with(test: &str, route_ttl: &str) -> Option<Stack> {
         if !docker_or_skip(test) {
             return None;
         }
@@ -60,7 +65,7 @@ impl Stack {
         let controller = Proc::controller(
             &nats,
             "c1",
-            &["--route-stale-after", "2s", "--stale-after", "5", "--lost-after", "100"],
+            &["--route-stale-after", route_ttl, "--stale-after", "5", "--lost-after", "100"],
         );
         let agent_args: Vec<String> = [
             "agent",
