@@ -1,52 +1,15 @@
 //! The cockpit without a terminal: Actions in, model and buffer out, against the embedded
 //! sandbox's real controller and simulated agents on the in-process bus.
 
-use std::time::Duration;
-
 use quarterdeck::actions::keymap::Keymap;
-use quarterdeck::actions::{Action, Effect, Panel};
+use quarterdeck::actions::{Action, Panel};
 use quarterdeck::app::{App, Overlay};
-use quarterdeck::backend::{self, BackendHandle, Command};
+use quarterdeck::backend::{self, BackendHandle};
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Constraints, DeployRequest, InstanceState, RouteState};
 use quarterdeck::views::theme::{ColorMode, Theme};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
-use crate::support::fast_sandbox;
-
-fn screen(app: &mut App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(140, 30)).unwrap();
-    app.page_rows = quarterdeck::views::body_rows(30);
-    terminal.draw(|f| quarterdeck::views::render(app, f)).unwrap();
-    let buf = terminal.backend().buffer();
-    (0..buf.area.height)
-        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
-        .collect()
-}
-
-/// Feeds backend updates into the app (carrying out its effects) until `done` holds.
-async fn pump(app: &mut App, handle: &mut BackendHandle, what: &str, mut done: impl FnMut(&App) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !done(app) {
-        let update = tokio::time::timeout_at(deadline, handle.updates.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
-            .expect("backend open");
-        app.now = now_ms();
-        for effect in app.update(Action::Backend(Box::new(update))) {
-            carry_out(handle, effect);
-        }
-    }
-}
-
-fn carry_out(handle: &BackendHandle, effect: Effect) {
-    match effect {
-        Effect::Send(cmd) => handle.commands.send(Command::Send(cmd)).unwrap(),
-        Effect::Resync => handle.commands.send(Command::Resync).unwrap(),
-        Effect::Quit | Effect::Copy(_) => {}
-    }
-}
+use crate::support::{carry_out, fast_sandbox, pump};
 
 async fn cockpit_on_sandbox(hosts: usize) -> (quarterdeck::plane::sandbox::Sandbox, App, BackendHandle) {
     let sb = fast_sandbox(hosts).await;
@@ -74,14 +37,14 @@ async fn cockpit_on_sandbox(hosts: usize) -> (quarterdeck::plane::sandbox::Sandb
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_through_the_confirm_dialog() {
     let (_sb, mut app, mut handle) = cockpit_on_sandbox(2).await;
-    assert!(screen(&mut app).contains("instances 2/2 running"));
+    assert!(crate::support::screen(&mut app, 140).contains("instances 2/2 running"));
 
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Down);
     let target = app.selected_instance().unwrap().clone();
     assert!(app.update(Action::Restart).is_empty(), "nothing is sent before the confirmation");
     assert!(matches!(app.overlay(), Some(Overlay::Confirm(_))));
-    let shown = screen(&mut app);
+    let shown = crate::support::screen(&mut app, 140);
     assert!(
         shown.contains("Confirm") && shown.contains(&format!("Restart instance {}", target.id)),
         "{shown}"
@@ -90,7 +53,7 @@ async fn restart_through_the_confirm_dialog() {
     // Refused first: nothing is sent and the dialog closes.
     assert!(app.update(Action::Cancelled).is_empty());
     assert!(app.overlay().is_none());
-    assert!(screen(&mut app).contains("cancelled"));
+    assert!(crate::support::screen(&mut app, 140).contains("cancelled"));
 
     app.update(Action::Restart);
     let effects = app.update(Action::Confirmed);
@@ -108,12 +71,12 @@ async fn restart_through_the_confirm_dialog() {
         restarted && finished
     })
     .await;
-    let shown = screen(&mut app);
+    let shown = crate::support::screen(&mut app, 140);
     let row = shown.lines().find(|l| l.contains(&target.endpoint)).expect("the instance's row");
     assert!(row.contains("● running"), "{row}");
     assert!(row.contains("   1 "), "restart count shown: {row}");
     app.update(Action::ShowPanel(Panel::Events));
-    let shown = screen(&mut app);
+    let shown = crate::support::screen(&mut app, 140);
     assert!(shown.contains("OPERATION_SUCCEEDED") && shown.contains("restarted 1 instance"), "{shown}");
 }
 
@@ -123,7 +86,7 @@ async fn disable_a_route_through_the_confirm_dialog() {
     app.update(Action::ShowPanel(Panel::Routes));
     let route = app.selected_route().unwrap().clone();
     app.update(Action::ToggleRoute);
-    let shown = screen(&mut app);
+    let shown = crate::support::screen(&mut app, 140);
     assert!(shown.contains(&format!("Disable route {} -> {}?", route.domain, route.backend)), "{shown}");
     for e in app.update(Action::Confirmed) {
         carry_out(&handle, e);
@@ -132,7 +95,7 @@ async fn disable_a_route_through_the_confirm_dialog() {
         a.replica.fleet.routes.get(&route.key()).is_some_and(|r| r.state == RouteState::Disabled)
     })
     .await;
-    assert!(screen(&mut app).contains("○ disabled"));
+    assert!(crate::support::screen(&mut app, 140).contains("○ disabled"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,7 +116,7 @@ async fn a_refused_command_is_shown_not_swallowed() {
         a.status.as_ref().is_some_and(|s| s.text.contains("refused"))
     })
     .await;
-    let shown = screen(&mut app);
+    let shown = crate::support::screen(&mut app, 140);
     assert!(shown.contains(&format!("refused: restart instance {}", ghost.id)), "{shown}");
     assert!(shown.contains("no instance"), "{shown}");
 }

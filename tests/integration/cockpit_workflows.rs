@@ -15,43 +15,8 @@ use quarterdeck::protocol::{
     RestartRequest, RouteRequest, subjects,
 };
 use quarterdeck::views::theme::{ColorMode, Theme};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
-use crate::support::fast_sandbox;
-
-fn screen(app: &mut App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(160, 30)).unwrap();
-    app.page_rows = quarterdeck::views::body_rows(30);
-    app.refresh_views();
-    terminal.draw(|f| quarterdeck::views::render(app, f)).unwrap();
-    let buf = terminal.backend().buffer();
-    (0..buf.area.height)
-        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
-        .collect()
-}
-
-async fn pump(app: &mut App, handle: &mut BackendHandle, what: &str, mut done: impl FnMut(&App) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !done(app) {
-        let update = tokio::time::timeout_at(deadline, handle.updates.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
-            .expect("backend open");
-        app.now = now_ms();
-        for effect in app.update(Action::Backend(Box::new(update))) {
-            carry_out(handle, effect);
-        }
-    }
-}
-
-fn carry_out(handle: &BackendHandle, effect: Effect) {
-    match effect {
-        Effect::Send(cmd) => handle.commands.send(Command::Send(cmd)).unwrap(),
-        Effect::Resync => handle.commands.send(Command::Resync).unwrap(),
-        Effect::Quit | Effect::Copy(_) => {}
-    }
-}
+use crate::support::{carry_out, fast_sandbox, pump};
 
 fn alice() -> Operator {
     Operator::from_parts("alice", "bastion-1", Some("10.0.0.5 52344 10.0.0.1 22"), Some("ops".into()))
@@ -122,7 +87,7 @@ async fn cockpit_prod_restart_in_batches_is_audited_with_the_operator() {
     assert!(record.outcome.accepted && record.outcome.operation_id.is_some(), "{record:?}");
 
     app.update(Action::ShowPanel(Panel::Audit));
-    let shown = screen(&mut app);
+    let shown = crate::support::screen(&mut app, 160);
     assert!(shown.contains("alice@bastion-1") && shown.contains("ssh 10.0.0.5:52344 · nats ops"), "{shown}");
     assert!(
         shown.contains("restart app shop-web (batch 2)") && shown.contains("✓ accepted as op-"),
@@ -175,7 +140,7 @@ async fn cockpit_read_only_never_sends_a_command() {
             assert!(app.update(Action::Confirmed).is_empty());
         }
     }
-    assert!(screen(&mut app).contains("READ-ONLY"));
+    assert!(crate::support::screen(&mut app, 160).contains("READ-ONLY"));
     // ...and the backend refuses whatever reaches it anyway, without touching the bus.
     let restart = ControlCommand::Restart(RestartBody::from(RestartRequest::App("shop-web".into())));
     handle.commands.send(Command::Send(restart)).unwrap();

@@ -28,3 +28,49 @@ pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut c
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The cockpit's screen, `width` x 30, as text.
+pub fn screen(app: &mut quarterdeck::app::App, width: u16) -> String {
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 30)).expect("test terminal");
+    app.page_rows = quarterdeck::views::body_rows(30);
+    app.refresh_views();
+    terminal.draw(|f| quarterdeck::views::render(app, f)).expect("draw");
+    let buf = terminal.backend().buffer();
+    (0..buf.area.height)
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect()
+}
+
+/// Feeds backend updates into the app, carrying out its effects, until `done` holds.
+pub async fn pump(
+    app: &mut quarterdeck::app::App,
+    handle: &mut quarterdeck::backend::BackendHandle,
+    what: &str,
+    mut done: impl FnMut(&quarterdeck::app::App) -> bool,
+) {
+    use quarterdeck::actions::Action;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done(app) {
+        let update = tokio::time::timeout_at(deadline, handle.updates.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
+            .expect("backend open");
+        app.now = quarterdeck::protocol::clock::now_ms();
+        for effect in app.update(Action::Backend(Box::new(update))) {
+            carry_out(handle, effect);
+        }
+    }
+}
+
+/// Does what the event loop does with an effect that concerns the backend; the others
+/// (quit, clipboard, files) have no backend side.
+pub fn carry_out(handle: &quarterdeck::backend::BackendHandle, effect: quarterdeck::actions::Effect) {
+    use quarterdeck::actions::Effect;
+    use quarterdeck::backend::Command;
+    match effect {
+        Effect::Send(cmd) => handle.commands.send(Command::Send(cmd)).expect("backend open"),
+        Effect::Resync => handle.commands.send(Command::Resync).expect("backend open"),
+        _ => {}
+    }
+}
