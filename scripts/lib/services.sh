@@ -58,8 +58,10 @@ ensure_packages() {
     command -v dockerd >/dev/null 2>&1 || want+=(docker.io)
     nginx_bin >/dev/null || want+=(nginx)
     busybox_static_bin >/dev/null || want+=(busybox-static)
+    # The tmux end-to-end tests drive the real cockpit in a terminal.
+    command -v tmux >/dev/null 2>&1 || want+=(tmux)
     if ((${#want[@]} == 0)); then
-        info "dockerd, nginx and a static busybox are already installed"
+        info "dockerd, nginx, tmux and a static busybox are already installed"
         return 0
     fi
     if [[ $EUID -ne 0 ]]; then

@@ -18,3 +18,4 @@ mod docker_e2e;
 mod docker_plane;
 mod router_nginx;
 mod stack_support;
+mod demo_tape;
