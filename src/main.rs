@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use quarterdeck::cli::{Cli, Command, cockpit, ctl, logging, router, services};
+use quarterdeck::cli::{Cli, Command, bench, cockpit, ctl, logging, router, services};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
                 logging::init("router", level);
                 router::run(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
+            Some(Command::Bench(args)) => bench::run(args),
             Some(Command::Ctl(args)) => {
                 logging::init("ctl", level.min(log::LevelFilter::Warn));
                 ctl::run(cli.bus, args).await

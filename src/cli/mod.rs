@@ -1,6 +1,7 @@
 //! The command line: one binary, the cockpit by default, the services and `ctl` as
 //! subcommands. Bus flags are global, valid before or after the subcommand.
 
+pub mod bench;
 pub mod cockpit;
 pub mod ctl;
 pub mod logging;
@@ -229,6 +230,9 @@ pub enum Command {
     Router(router::RouterArgs),
     /// Headless commands for scripts, tests and people: tables, or JSON with --json.
     Ctl(ctl::CtlArgs),
+    /// Measure the cockpit's model, views and terminal output headless against a synthetic
+    /// fleet: frame time, first frame, ingest rate, memory, bytes per frame, idle bytes.
+    Bench(bench::BenchArgs),
 }
 
 #[cfg(test)]

@@ -1,0 +1,252 @@
+//! `quarterdeck bench`: measures the cockpit's real code paths headless, against a
+//! synthetic fleet, and prints the figures (one JSON line with --json). The frame is drawn
+//! through the same crossterm backend the cockpit uses, into a byte counter instead of a
+//! terminal, so the bytes are the bytes a terminal would get.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use clap::Args;
+use ratatui::backend::{CrosstermBackend, TestBackend};
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use serde_json::json;
+
+use crate::actions::keymap::Keymap;
+use crate::actions::{Action, Panel};
+use crate::app::App;
+use crate::backend::{Replica, Update};
+use crate::plane::fixture::{T0, fixture};
+use crate::plane::rng::Rng;
+use crate::protocol::{
+    Change, Envelope, Event, EventKind, Fleet, Heartbeat, HostInfo, InstanceReport, InstanceState, decode,
+    encode,
+};
+use crate::views::theme::{ColorMode, Theme};
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Hosts in the synthetic fleet.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub hosts: u32,
+    /// Instances in the synthetic fleet (at least the seed apps' 7).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(7..=1_000_000))]
+    pub instances: u32,
+    /// Frames to time.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub frames: u32,
+    /// Event envelopes to decode and apply for the ingest rate.
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
+    pub events: u32,
+    /// Print one JSON line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const W: u16 = 200;
+const H: u16 = 50;
+
+/// Counts what the backend writes, as a terminal would receive it.
+#[derive(Clone, Default)]
+struct Counter(Arc<AtomicUsize>);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.fetch_add(buf.len(), Ordering::Relaxed);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Peak resident memory of this process, in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Heartbeats for `hosts` hosts with new metrics for their instances: one batch of
+/// metric-only updates.
+fn metric_batch(fleet: &Fleet, rng: &mut Rng, hosts: usize) -> Vec<Heartbeat> {
+    fleet
+        .hosts
+        .values()
+        .take(hosts)
+        .map(|h| {
+            let mut metrics = h.metrics.clone();
+            metrics.cpu_pct = rng.range(1.0, 95.0) as f32;
+            Heartbeat {
+                host: HostInfo {
+                    id: h.id.clone(),
+                    hostname: h.hostname.clone(),
+                    ip: h.ip.clone(),
+                    az: h.az.clone(),
+                    tags: h.tags.clone(),
+                    cpu_cores: h.cpu_cores,
+                    memory_total_mb: h.memory_total_mb,
+                    agent_version: h.agent_version.clone(),
+                    warnings: vec![],
+                },
+                metrics,
+                instances: fleet
+                    .instances_on(&h.id)
+                    .map(|i| InstanceReport {
+                        id: i.id.clone(),
+                        app: i.app.clone(),
+                        version: i.version.clone(),
+                        index: i.index,
+                        state: i.state,
+                        ip: i.ip.clone(),
+                        port: i.port,
+                        container_id: i.container_id.clone(),
+                        started_at: i.started_at,
+                        cpu_pct: rng.range(0.0, 100.0) as f32,
+                        mem_used_mb: rng.between(10, i.mem_limit_mb.max(11)),
+                        mem_limit_mb: i.mem_limit_mb,
+                    })
+                    .collect(),
+                period_ms: 2000,
+                unmanaged: vec![],
+            }
+        })
+        .collect()
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    let (fleet, _) = fixture(7, args.hosts as usize, args.instances.saturating_sub(7) as usize);
+    let mut rng = Rng::new(11);
+    let theme = Theme::default_for(ColorMode::TrueColor);
+
+    // First frame: from the snapshot's wire bytes to a complete frame.
+    let wire = encode(&Envelope::new("bench", crate::protocol::Reply::Ok(fleet.clone())))
+        .map_err(|e| e.to_string())?;
+    let counter = Counter::default();
+    let options = TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, W, H)) };
+    let mut terminal =
+        Terminal::with_options(CrosstermBackend::new(counter.clone()), options).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let env: Envelope<crate::protocol::Reply<Fleet>> = decode(&wire).map_err(|e| e.to_string())?;
+    let snapshot = env.body.into_result().map_err(|e| e.to_string())?;
+    let mut app = App::new("bench", theme, Keymap::defaults(), T0 + 60_000);
+    app.update(Action::Backend(Box::new(Update::Snapshot(snapshot))));
+    app.update(Action::ShowPanel(Panel::Instances));
+    let draw = |terminal: &mut Terminal<CrosstermBackend<Counter>>, app: &mut App| -> Result<(), String> {
+        app.page_rows = crate::views::body_rows(H);
+        app.refresh_views();
+        terminal.draw(|f| crate::views::render(app, f)).map(|_| ()).map_err(|e| e.to_string())
+    };
+    draw(&mut terminal, &mut app)?;
+    let first_frame_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    // Frames after a batch of metric updates: build, render, diff and write.
+    let mut frame_us = Vec::with_capacity(args.frames as usize);
+    let mut frame_bytes = Vec::with_capacity(args.frames as usize);
+    for _ in 0..args.frames {
+        for hb in metric_batch(&app.replica.fleet, &mut rng, 50) {
+            app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+        }
+        let before = counter.0.load(Ordering::Relaxed);
+        let t = Instant::now();
+        draw(&mut terminal, &mut app)?;
+        frame_us.push(t.elapsed().as_secs_f64() * 1e6);
+        frame_bytes.push((counter.0.load(Ordering::Relaxed) - before) as f64);
+    }
+    frame_us.sort_by(f64::total_cmp);
+    frame_bytes.sort_by(f64::total_cmp);
+
+    // The floor: ratatui's bare Buffer::diff of two frames with the same changes.
+    let mut a = Terminal::new(TestBackend::new(W, H)).map_err(|e| e.to_string())?;
+    a.draw(|f| crate::views::render(&app, f)).map_err(|e| e.to_string())?;
+    let prev = a.backend().buffer().clone();
+    for hb in metric_batch(&app.replica.fleet, &mut rng, 50) {
+        app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+    }
+    app.refresh_views();
+    a.draw(|f| crate::views::render(&app, f)).map_err(|e| e.to_string())?;
+    let next = a.backend().buffer().clone();
+    let mut diff_us: Vec<f64> = (0..args.frames)
+        .map(|_| {
+            let t = Instant::now();
+            let changes = prev.diff(&next);
+            std::hint::black_box(changes.len());
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    diff_us.sort_by(f64::total_cmp);
+
+    // Idle: two seconds of clock ticks and no events, as the event loop would run them.
+    let before = counter.0.load(Ordering::Relaxed);
+    for s in 1..=2u64 {
+        app.update(Action::Tick(app.now + s * 1000));
+        draw(&mut terminal, &mut app)?;
+    }
+    let idle_bytes = counter.0.load(Ordering::Relaxed) - before;
+
+    // Ingest: event envelopes decoded from wire bytes and applied to a replica, one core.
+    let mut replica = Replica::default();
+    replica.apply_snapshot(fleet.clone(), 0);
+    let ids: Vec<_> = fleet.instances.values().cloned().collect();
+    let wires: Vec<Vec<u8>> = (0..args.events as u64)
+        .map(|n| {
+            let mut inst = ids[(n as usize) % ids.len()].clone();
+            inst.state = if n % 2 == 0 { InstanceState::Starting } else { InstanceState::Running };
+            let ev = Event {
+                rev: fleet.revision + n + 1,
+                ts: T0,
+                kind: EventKind::InstanceState,
+                app: Some(inst.app.clone()),
+                host: Some(inst.host.clone()),
+                instance: Some(inst.id.clone()),
+                operation_id: None,
+                message: format!("{} is {}", inst.id, inst.state.as_str()),
+                changes: vec![Change::Instance(inst)],
+                audit: None,
+            };
+            encode(&Envelope::new("bench", ev)).unwrap_or_default()
+        })
+        .collect();
+    let t = Instant::now();
+    for w in &wires {
+        if let Ok(env) = decode::<Event>(w) {
+            let _ = replica.apply_event(env.body, 0);
+        }
+    }
+    let ingest_events_per_s = args.events as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    drop(wires);
+
+    let out = json!({
+        "hosts": args.hosts,
+        "instances": args.instances,
+        "frame_us_p50": percentile(&frame_us, 0.5).round(),
+        "frame_us_p99": percentile(&frame_us, 0.99).round(),
+        "diff_us_p50": percentile(&diff_us, 0.5).round(),
+        "first_frame_ms": (first_frame_ms * 10.0).round() / 10.0,
+        "ingest_events_per_s": ingest_events_per_s.round(),
+        "rss_mb": (peak_rss_mb() * 10.0).round() / 10.0,
+        "bytes_per_update_frame": percentile(&frame_bytes, 0.5),
+        "idle_bytes": idle_bytes,
+    });
+    if args.json {
+        println!("{out}");
+    } else if let Some(map) = out.as_object() {
+        for (k, v) in map {
+            println!("{k:<24} {v}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
