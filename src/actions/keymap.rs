@@ -74,12 +74,12 @@ const TABLE: [(Bindable, &str, &str); 32] = [
     (Bindable::Remove, "remove", "remove route (confirmed)"),
     (Bindable::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
     (Bindable::Weight, "weight", "route weight (form)"),
-    (Bindable::Logs, "logs", "logs (part 2)"),
+    (Bindable::Logs, "logs", "logs of the selected instance"),
     (Bindable::Sort, "sort", "sort by next column"),
     (Bindable::SortReverse, "sort_reverse", "reverse the sort"),
     (Bindable::Mark, "mark", "mark row for bulk actions"),
     (Bindable::Copy, "copy", "copy id (OSC 52)"),
-    (Bindable::Mouse, "mouse", "mouse on/off (part 2)"),
+    (Bindable::Mouse, "mouse", "mouse capture on/off"),
 ];
 
 impl Bindable {

@@ -101,8 +101,14 @@ pub enum Action {
     Mark,
     /// `y`: copy the selected row's id to the clipboard (OSC 52).
     Copy,
-    /// `m`: mouse capture on/off (part 2 of #5).
+    /// `m`: mouse capture on/off.
     Mouse,
+    /// A key of the logs view.
+    LogView(LogKey),
+    /// A mouse click at a screen cell (column, row).
+    Click(u16, u16),
+    /// The mouse wheel: rows to move, negative up.
+    Scroll(i32),
     /// Text entry in the palette, the filter, a form or a typed confirmation.
     Input(char),
     Backspace,
@@ -126,6 +132,16 @@ pub enum Action {
     Tick(u64),
     Resize,
     Backend(Box<crate::backend::Update>),
+}
+
+/// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /
+/// previous match, `w` save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKey {
+    Follow,
+    NextMatch,
+    PrevMatch,
+    Save,
 }
 
 /// A number asked for in the confirm dialog: the rolling restart's batch size.
@@ -168,4 +184,16 @@ pub enum Effect {
     /// Put this text on the clipboard: an OSC 52 escape written to the terminal, which
     /// works over SSH. Views never write to the terminal; the event loop does.
     Copy(String),
+    /// Stream an instance's logs into the logs view (ends any earlier stream).
+    Logs(crate::backend::LogsStart),
+    /// The logs view closed: stop its stream.
+    LogsStop,
+    /// Write the logs view's buffer to `path` (the event loop does, then says so).
+    SaveLog {
+        path: String,
+        text: String,
+        lines: usize,
+    },
+    /// Turn the terminal's mouse capture on or off.
+    MouseCapture(bool),
 }

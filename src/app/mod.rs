@@ -2,16 +2,20 @@
 //! Views read this state; nothing here draws.
 
 mod forms;
+pub mod logs;
+mod mouse;
 pub mod rows;
 mod run;
 pub mod terminal;
 mod update;
+pub mod wizard;
 
 #[cfg(test)]
 mod tests;
 
 pub use forms::{PaletteState, RouteForm};
 pub use run::run;
+pub use wizard::Wizard;
 
 use std::borrow::Cow;
 
@@ -36,6 +40,10 @@ pub enum Overlay {
     Filter(String),
     /// `a` / `w`: the route form.
     Form(Box<RouteForm>),
+    /// `l`: the logs view; its state is `App::logs`.
+    Logs,
+    /// `d`: the guided deploy, from the form to the end of the operation.
+    Wizard(Box<Wizard>),
 }
 
 /// A line for the status bar, with how long to keep it.
@@ -91,6 +99,12 @@ pub struct App {
     pub read_only: bool,
     /// Palette lines, oldest first.
     pub history: Vec<String>,
+    /// The open logs view, if any.
+    pub logs: Option<logs::LogView>,
+    /// Log streams opened so far; numbers each one.
+    pub log_sessions: u64,
+    /// Whether the terminal captures the mouse (`m` toggles, so text can be selected).
+    pub mouse: bool,
 }
 
 impl App {
@@ -113,6 +127,9 @@ impl App {
             routers: std::collections::BTreeMap::new(),
             read_only: false,
             history: Vec::new(),
+            logs: None,
+            log_sessions: 0,
+            mouse: true,
         }
     }
 
@@ -133,7 +150,10 @@ impl App {
         match self.overlay() {
             Some(Overlay::Confirm(p)) if p.typed.is_some() => InputMode::TypedConfirm,
             Some(Overlay::Confirm(_)) => InputMode::Confirm,
-            Some(Overlay::Palette(_) | Overlay::Filter(_) | Overlay::Form(_)) => InputMode::Text,
+            Some(Overlay::Logs) if self.logs.as_ref().is_some_and(|l| l.typing.is_some()) => InputMode::Text,
+            Some(Overlay::Palette(_) | Overlay::Filter(_) | Overlay::Form(_) | Overlay::Wizard(_)) => {
+                InputMode::Text
+            }
             _ => InputMode::Normal,
         }
     }

@@ -41,6 +41,12 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                         draw_now = true;
                     }
                 }
+                Some(Ok(TermEvent::Mouse(mouse))) => {
+                    if let Some(action) = mouse_action(&mouse) {
+                        effects = app.update(action);
+                        draw_now = true;
+                    }
+                }
                 Some(Ok(TermEvent::Resize(_, _))) => {
                     app.update(Action::Resize);
                     draw_now = true;
@@ -85,6 +91,20 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                     let _ = backend.commands.send(Command::Resync);
                 }
                 Effect::Copy(text) => terminal::copy(terminal, &text)?,
+                Effect::Logs(start) => {
+                    let _ = backend.commands.send(Command::Logs(start));
+                }
+                Effect::LogsStop => {
+                    let _ = backend.commands.send(Command::LogsStop);
+                }
+                Effect::SaveLog { path, text, lines } => {
+                    match tokio::fs::write(&path, text).await {
+                        Ok(()) => app.say(super::Level::Info, format!("saved {lines} lines to {path}")),
+                        Err(err) => app.say(super::Level::Error, format!("could not save {path}: {err}")),
+                    }
+                    draw_now = true;
+                }
+                Effect::MouseCapture(on) => terminal::set_mouse(on)?,
             }
         }
         if app.should_quit {
@@ -110,8 +130,22 @@ fn draw(terminal: &mut Tui, app: &mut App) -> std::io::Result<()> {
 /// Dialogs and text fields take keys first (a `q` typed in the palette is text); otherwise
 /// the keymap decides.
 fn key_action(app: &App, key: &crossterm::event::KeyEvent) -> Option<Action> {
+    if let Some(action) = super::logs::key_action(app, key) {
+        return Some(action);
+    }
     match app.input_mode() {
         InputMode::Normal => app.keymap.action_for(key),
         mode => prompt::action_for(mode, key),
+    }
+}
+
+/// Left click selects, the wheel scrolls three rows; the rest of the mouse is ignored.
+fn mouse_action(mouse: &crossterm::event::MouseEvent) -> Option<Action> {
+    use crossterm::event::{MouseButton, MouseEventKind};
+    match mouse.kind {
+        MouseEventKind::Down(MouseButton::Left) => Some(Action::Click(mouse.column, mouse.row)),
+        MouseEventKind::ScrollUp => Some(Action::Scroll(-3)),
+        MouseEventKind::ScrollDown => Some(Action::Scroll(3)),
+        _ => None,
     }
 }

@@ -3,7 +3,7 @@
 
 use std::io::{self, BufWriter, Stdout, Write};
 
-use crossterm::event::DisableMouseCapture;
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use crossterm::{execute, queue};
 use ratatui::backend::CrosstermBackend;
@@ -14,12 +14,27 @@ pub type Tui = Terminal<CrosstermBackend<BufWriter<Stdout>>>;
 
 pub fn init() -> io::Result<Tui> {
     install_panic_hook();
+    // A failure half-way (raw mode on, the screen or the mouse taken) gives it all back.
+    take().inspect_err(|_| restore())
+}
+
+fn take() -> io::Result<Tui> {
     crossterm::terminal::enable_raw_mode()?;
-    execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    // Mouse capture on (click selects, the wheel scrolls; `m` turns it off). `restore`
+    // turns it off again on every way out: quit, error, panic (the hook), SIGTERM/SIGHUP.
+    execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen, EnableMouseCapture)?;
     let backend = CrosstermBackend::new(BufWriter::with_capacity(256 * 1024, io::stdout()));
     let mut terminal = Terminal::new(backend)?;
     terminal.clear()?;
     Ok(terminal)
+}
+
+/// Turns mouse capture on or off (`m`), so the terminal's own text selection works.
+pub fn set_mouse(on: bool) -> io::Result<()> {
+    match on {
+        true => execute!(io::stdout(), EnableMouseCapture),
+        false => execute!(io::stdout(), DisableMouseCapture),
+    }
 }
 
 /// Gives the terminal back. Safe to call twice.

@@ -24,6 +24,8 @@ impl App {
             Some(Overlay::Palette(_)) => self.update_palette(action),
             Some(Overlay::Filter(_)) => self.update_filter(action),
             Some(Overlay::Form(_)) => self.update_form(action),
+            Some(Overlay::Wizard(_)) => self.update_wizard(action),
+            Some(Overlay::Logs) => self.update_logs(action),
             _ => self.update_normal(action),
         };
         self.refresh_views();
@@ -134,20 +136,21 @@ impl App {
                 if self.refused_read_only("deploy") {
                     return vec![];
                 }
-                self.say(
-                    Level::Warn,
-                    "the guided deploy form comes with part 2; meanwhile `:deploy APP [VERSION] [xN]`".into(),
-                );
-                vec![]
+                self.open_wizard()
             }
-            Action::Logs => {
-                self.say(Level::Warn, "logs come with part 2 of #5 (not in this build yet)".into());
-                vec![]
-            }
+            Action::Logs => self.open_logs(),
             Action::Mouse => {
-                self.say(Level::Warn, "mouse support comes with part 2 of #5 (not in this build yet)".into());
-                vec![]
+                self.mouse = !self.mouse;
+                let word = if self.mouse {
+                    "on: click selects, the wheel scrolls"
+                } else {
+                    "off: select text freely"
+                };
+                self.say(Level::Info, format!("mouse {word}"));
+                vec![Effect::MouseCapture(self.mouse)]
             }
+            Action::Click(column, row) => self.click(column, row),
+            Action::Scroll(by) => self.move_by(i64::from(by)),
             // Text-entry and dialog actions mean nothing without their overlay.
             _ => vec![],
         }
@@ -213,6 +216,7 @@ impl App {
                 vec![]
             }
             Update::CommandDone { what, result } => {
+                self.wizard_command_done(&what, &result);
                 match result {
                     Ok(accepted) => {
                         let op = accepted.operation_id.map(|o| format!(" as {o}")).unwrap_or_default();
@@ -226,6 +230,7 @@ impl App {
                 self.say(Level::Error, text);
                 vec![]
             }
+            Update::Logs { session, event } => self.apply_logs(session, event),
         }
     }
 

@@ -89,6 +89,11 @@ pub enum Command {
     /// Take a fresh snapshot (after a revision gap).
     Resync,
     Send(ControlCommand),
+    /// Stream an instance's logs (a read: allowed in read-only mode too). Ends the
+    /// previous stream: one stream per viewer.
+    Logs(super::logs::LogsStart),
+    /// The logs view closed.
+    LogsStop,
 }
 
 /// What the backend tells the app, in the order it happened.
@@ -109,6 +114,11 @@ pub enum Update {
     },
     /// Something the operator should know, e.g. the snapshot could not be fetched.
     Problem(String),
+    /// News of the log stream numbered `session`.
+    Logs {
+        session: u64,
+        event: super::logs::LogsEvent,
+    },
 }
 
 pub struct BackendHandle {
@@ -207,6 +217,8 @@ async fn run(
         fetch_history(bus.as_ref(), &source, &updates).await;
     }
     let mut want_snapshot = true;
+    // The open log stream's stop; dropping it stops the stream too.
+    let mut logs_stop: Option<tokio::sync::oneshot::Sender<()>> = None;
     let mut retry = tokio::time::interval(Duration::from_secs(2));
     loop {
         if want_snapshot {
@@ -240,6 +252,18 @@ async fn run(
             cmd = commands.recv() => match cmd {
                 None => return,
                 Some(Command::Resync) => want_snapshot = true,
+                Some(Command::Logs(start)) => {
+                    let (stop, stopped) = tokio::sync::oneshot::channel();
+                    if let Some(old) = logs_stop.replace(stop) {
+                        let _ = old.send(());
+                    }
+                    tokio::spawn(super::logs::session(bus.clone(), source.clone(), start, stopped, updates.clone()));
+                }
+                Some(Command::LogsStop) => {
+                    if let Some(old) = logs_stop.take() {
+                        let _ = old.send(());
+                    }
+                }
                 // The last line of defence of read-only mode: the app refuses first, and
                 // whatever reaches here anyway is answered without touching the bus.
                 Some(Command::Send(c)) if identity.read_only => {

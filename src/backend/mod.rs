@@ -4,10 +4,12 @@
 //! pure struct the app owns.
 
 mod client;
+mod logs;
 mod replica;
 
 pub use client::{
     BackendHandle, ClientOptions, Command, ControlCommand, Identity, RouteVerb, Update, spawn, spawn_cockpit,
     spawn_with,
 };
-pub use replica::{AUDIT_KEPT, EVENTS_KEPT, Replica, Sync};
+pub use logs::{LogsEvent, LogsStart};
+pub use replica::{AUDIT_KEPT, EVENTS_KEPT, History, METRICS_KEPT, Replica, Sample, Sync};

@@ -13,6 +13,29 @@ pub const EVENTS_KEPT: usize = 5_000;
 /// that a busy fleet's events never push the operators' commands out.
 pub const AUDIT_KEPT: usize = 2_000;
 
+/// How many metric samples are kept per host and per instance: at a 2 s heartbeat, the
+/// last 4 minutes.
+pub const METRICS_KEPT: usize = 120;
+
+/// One heartbeat's metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// When the heartbeat reached us (ms since epoch).
+    pub ts: u64,
+    pub cpu_pct: f32,
+    pub mem_pct: f32,
+}
+
+/// The last `METRICS_KEPT` samples, oldest first, for the detail panes' sparklines.
+pub type History = VecDeque<Sample>;
+
+fn remember(history: &mut History, sample: Sample) {
+    if history.len() >= METRICS_KEPT {
+        history.pop_front();
+    }
+    history.push_back(sample);
+}
+
 /// Whether the replica can be trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sync {
@@ -41,6 +64,10 @@ pub struct Replica {
     pub generation: u64,
     /// The controller's revision at the last beacon we were behind, if we were.
     behind: Option<u64>,
+    /// Metrics over the last minutes, fed by heartbeats, by host id.
+    pub host_history: HashMap<String, History>,
+    /// The same by instance id.
+    pub instance_history: HashMap<String, History>,
 }
 
 impl Default for Replica {
@@ -55,6 +82,8 @@ impl Default for Replica {
             gaps: 0,
             generation: 0,
             behind: None,
+            host_history: HashMap::new(),
+            instance_history: HashMap::new(),
         }
     }
 }
@@ -170,11 +199,31 @@ impl Replica {
             host.unmanaged = hb.unmanaged.clone();
             host.last_heartbeat = now;
         }
+        let m = &hb.metrics;
+        let mem_pct =
+            |used: u64, total: u64| if total > 0 { used as f32 * 100.0 / total as f32 } else { 0.0 };
+        let sample = Sample { ts: now, cpu_pct: m.cpu_pct, mem_pct: mem_pct(m.mem_used_mb, m.mem_total_mb) };
+        remember(self.host_history.entry(hb.host.id.clone()).or_default(), sample);
         for r in &hb.instances {
             if let Some(inst) = self.fleet.instances.get_mut(&r.id) {
                 inst.cpu_pct = r.cpu_pct;
                 inst.mem_used_mb = r.mem_used_mb;
+                let sample = Sample {
+                    ts: now,
+                    cpu_pct: r.cpu_pct,
+                    mem_pct: mem_pct(r.mem_used_mb, inst.mem_limit_mb),
+                };
+                remember(self.instance_history.entry(r.id.clone()).or_default(), sample);
             }
+        }
+        // Instances that are gone take their history with them (now and then: cheap).
+        if self.instance_history.len() > self.fleet.instances.len() + 64 {
+            let fleet = &self.fleet;
+            self.instance_history.retain(|id, _| fleet.instances.contains_key(id));
+        }
+        if self.host_history.len() > self.fleet.hosts.len() + 16 {
+            let fleet = &self.fleet;
+            self.host_history.retain(|id, _| fleet.hosts.contains_key(id) || *id == hb.host.id);
         }
         self.generation += 1;
     }

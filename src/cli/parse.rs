@@ -1,4 +1,5 @@
-//! Parsers for command-line values that clap has no type for: durations and sizes. Each
+//! Parsers for command-line values that clap has no type for: durations (sizes and cores
+//! are shared with the cockpit, in `protocol::validate`). Each
 //! error names the value and what was expected.
 
 use std::time::Duration;
@@ -24,33 +25,9 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// A memory size in MB: `512`, `512M`, `512MB`, `2G`, `2GiB`.
-pub fn memory_mb(s: &str) -> Result<u64, String> {
-    let t = s.trim().to_ascii_uppercase();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: u64 = num.parse().map_err(|_| format!("{s:?} is not a memory size: use e.g. 512M or 2G"))?;
-    let mb = match unit {
-        "" | "M" | "MB" | "MIB" => Some(value),
-        "G" | "GB" | "GIB" => value.checked_mul(1024),
-        "K" | "KB" | "KIB" => Some(value / 1024),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use K, M or G")),
-    };
-    match mb {
-        Some(mb) if mb >= 4 => Ok(mb),
-        _ => Err(format!("{s:?} is not a usable memory limit: at least 4M")),
-    }
-}
-
-/// CPU cores: a positive number up to 256, e.g. `0.5`.
-pub fn cpu(s: &str) -> Result<f32, String> {
-    let v: f32 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of CPU cores, e.g. 0.5"))?;
-    if v.is_finite() && v > 0.0 && v <= 256.0 {
-        Ok(v)
-    } else {
-        Err(format!("{s} cores is out of range: use more than 0, at most 256"))
-    }
-}
+// `memory_mb` and `cpu` live in `crate::protocol::validate`: the cockpit's deploy wizard
+// checks its fields with them too.
+pub use crate::protocol::validate::{cpu, memory_mb};
 
 #[cfg(test)]
 mod tests {

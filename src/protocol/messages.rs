@@ -324,3 +324,56 @@ pub struct RouterStatus {
     /// The controller revision the applied configuration reflects.
     pub revision: u64,
 }
+
+/// `qd.v1.agent.<host>.cmd.logs`: stream an instance's container logs to `stream`, a
+/// subject under `qd.v1.logs.` owned by one viewer. Answered with `Reply<AgentAck>`; the
+/// lines then arrive as `LogBatch`es on `stream` until the viewer sends `logs_stop` or its
+/// keep-alives stop arriving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    pub instance: String,
+    /// How many past lines to send first (capped by the agent at `LOGS_TAIL_MAX`).
+    pub tail: u32,
+    /// Keep streaming new lines after the tail.
+    pub follow: bool,
+    /// Where the batches go: `qd.v1.logs.<viewer id>`.
+    pub stream: String,
+}
+
+/// The most past lines a logs request may ask for.
+pub const LOGS_TAIL_MAX: u32 = 10_000;
+
+/// `qd.v1.agent.<host>.cmd.logs_stop` and `.logs_keepalive`: about one viewer's stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsStreamRef {
+    pub stream: String,
+}
+
+/// Which output of the container a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    Stdout,
+    Stderr,
+}
+
+/// One log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When the runtime saw it (ms since epoch); 0 when unknown.
+    pub ts: u64,
+    pub source: LogSource,
+    pub text: String,
+}
+
+/// Published on a viewer's `qd.v1.logs.<viewer id>`: lines in order. `end` is set on the
+/// last batch of a stream: why it ended (the container stopped, the viewer went quiet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub instance: String,
+    /// Counts batches from 0, so a viewer can tell one was lost.
+    pub seq: u64,
+    pub lines: Vec<LogLine>,
+    #[serde(default)]
+    pub end: Option<String>,
+}

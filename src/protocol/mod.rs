@@ -10,6 +10,7 @@ pub mod event;
 pub mod fleet;
 pub mod messages;
 pub mod model;
+pub mod scheduler;
 pub mod subjects;
 pub mod validate;
 

@@ -1,5 +1,6 @@
 //! Placement: which hosts get the new instances of an app. Pure, so every rule is tested
-//! without a bus.
+//! without a bus. The controller places with it, and the cockpit's deploy wizard previews
+//! the same placement on its replica of the fleet.
 //!
 //! Rules, in order: the host is up; it is in an allowed AZ; it carries every required tag;
 //! it has the CPU and memory the instance reserves. Among the hosts that fit, the app is

@@ -57,12 +57,43 @@ pub fn agent_cmd_all(host: &str) -> String {
     format!("{PREFIX}.agent.{}.cmd.*", token(host))
 }
 
+/// Where log streams go: `qd.v1.logs.<viewer id>`.
+pub const LOGS_PREFIX: &str = "qd.v1.logs.";
+
+/// A viewer's log stream subject.
+pub fn logs_stream(viewer: &str) -> String {
+    format!("{LOGS_PREFIX}{}", token(viewer))
+}
+
+/// Whether `subject` is a valid log stream subject: exactly one token, no wildcard, under
+/// `qd.v1.logs.`. An agent publishes nowhere else for a viewer, so a request cannot make
+/// it write into events or commands.
+pub fn is_logs_stream(subject: &str) -> bool {
+    subject.strip_prefix(LOGS_PREFIX).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.len() <= 64
+            && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+/// A viewer sends a keep-alive this often while its logs view is open.
+pub const LOGS_KEEPALIVE_EVERY_MS: u64 = 5_000;
+/// An agent ends a stream whose viewer has been silent this long.
+pub const LOGS_KEEPALIVE_TIMEOUT_MS: u64 = 15_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentVerb {
     /// `NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST`.
     Deploy,
     Restart,
     Remove,
+    /// Start streaming an instance's logs to a viewer.
+    Logs,
+    /// Stop a viewer's log stream.
+    LogsStop,
+    /// A viewer's log stream is still wanted; without one for `LOGS_KEEPALIVE_TIMEOUT`
+    /// the agent ends the stream.
+    LogsKeepalive,
 }
 
 impl AgentVerb {
@@ -71,6 +102,9 @@ impl AgentVerb {
             AgentVerb::Deploy => "deploy",
             AgentVerb::Restart => "restart",
             AgentVerb::Remove => "remove",
+            AgentVerb::Logs => "logs",
+            AgentVerb::LogsStop => "logs_stop",
+            AgentVerb::LogsKeepalive => "logs_keepalive",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -78,6 +112,9 @@ impl AgentVerb {
             "deploy" => Some(AgentVerb::Deploy),
             "restart" => Some(AgentVerb::Restart),
             "remove" => Some(AgentVerb::Remove),
+            "logs" => Some(AgentVerb::Logs),
+            "logs_stop" => Some(AgentVerb::LogsStop),
+            "logs_keepalive" => Some(AgentVerb::LogsKeepalive),
             _ => None,
         }
     }
@@ -129,5 +166,19 @@ mod tests {
         assert_eq!(token("a.b *>"), "a_b___");
         assert_eq!(token(""), "_");
         assert_eq!(event("instance_deployed", None), "qd.v1.evt.instance_deployed._");
+    }
+
+    #[test]
+    fn log_streams_stay_under_their_prefix() {
+        assert_eq!(logs_stream("cockpit-1a2b"), "qd.v1.logs.cockpit-1a2b");
+        assert!(is_logs_stream("qd.v1.logs.cockpit-1a2b"));
+        assert!(!is_logs_stream("qd.v1.logs."));
+        assert!(!is_logs_stream("qd.v1.logs.a.b"));
+        assert!(!is_logs_stream("qd.v1.logs.>"));
+        assert!(!is_logs_stream("qd.v1.evt.x._"));
+        for v in [AgentVerb::Logs, AgentVerb::LogsStop, AgentVerb::LogsKeepalive] {
+            assert_eq!(AgentVerb::parse(v.as_str()), Some(v));
+        }
+        assert_eq!(agent_cmd("h1", AgentVerb::LogsStop), "qd.v1.agent.h1.cmd.logs_stop");
     }
 }

@@ -1304,3 +1304,44 @@ fn a_restart_body_is_a_restart_request_plus_an_optional_batch() {
     malformed::<RestartBody>(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{"app":"a","host":"h"}}"#);
     malformed::<RestartBody>(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{"pod":"a"}}"#);
 }
+
+// ---------------------------------------------------------------------------------------
+// Logs (additive: cmd.logs, cmd.logs_stop, cmd.logs_keepalive, qd.v1.logs.<viewer>)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn logs_messages_round_trip_with_their_documented_shape() {
+    let req = LogsRequest {
+        instance: "shop-web-0-aaaa".into(),
+        tail: 200,
+        follow: true,
+        stream: subjects::logs_stream("cockpit-1a2b"),
+    };
+    let v = round_trip(req);
+    assert_eq!(
+        v["body"],
+        json!({"instance": "shop-web-0-aaaa", "tail": 200, "follow": true, "stream": "qd.v1.logs.cockpit-1a2b"})
+    );
+    let v = round_trip(LogsStreamRef { stream: "qd.v1.logs.x".into() });
+    assert_eq!(v["body"], json!({"stream": "qd.v1.logs.x"}));
+    let batch = LogBatch {
+        instance: "shop-web-0-aaaa".into(),
+        seq: 3,
+        lines: vec![
+            LogLine { ts: 1, source: LogSource::Stdout, text: "GET / 200".into() },
+            LogLine { ts: 2, source: LogSource::Stderr, text: "WARN slow".into() },
+        ],
+        end: None,
+    };
+    let v = round_trip(batch);
+    assert_eq!(v["body"]["lines"][1]["source"], "stderr");
+    assert_eq!(v["body"]["end"], Value::Null);
+    // `end` may be left out by a peer; an unknown field is ignored.
+    let raw =
+        br#"{"v":1,"id":"a","ts":1,"source":"agent/h","body":{"instance":"i","seq":0,"lines":[],"extra":1}}"#;
+    let back: Envelope<LogBatch> = decode(raw).unwrap();
+    assert_eq!(back.body.end, None);
+    let ended =
+        LogBatch { instance: "i".into(), seq: 9, lines: vec![], end: Some("container stopped".into()) };
+    assert_eq!(round_trip(ended)["body"]["end"], "container stopped");
+}

@@ -7,18 +7,22 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
 use crate::actions::Panel;
 use crate::app::App;
+use crate::backend::{History, Sample};
 use crate::protocol::clock::{age, datetime, uptime};
+use crate::protocol::{Event, EventKind};
 use crate::views::theme::Theme;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
+    // The popup's inner width, which the sparklines fill.
+    let width = area.width.saturating_sub(8).max(40).saturating_sub(2) as usize;
     let (title, lines) = match app.panel {
-        Panel::Hosts => host(app),
-        Panel::Instances => instance(app),
+        Panel::Hosts => host(app, width),
+        Panel::Instances => instance(app, width),
         Panel::Routes => route(app),
         Panel::Events => event(app),
         Panel::Audit => audit(app),
-        Panel::Apps => app_detail(app),
+        Panel::Apps => app_detail(app, width),
     };
     let popup = super::centered(area, area.width.saturating_sub(8).max(40), lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
@@ -34,7 +38,7 @@ fn kv<'a>(t: &Theme, key: &str, value: impl Into<String>) -> Line<'a> {
     Line::from(vec![Span::styled(format!(" {key:<14}"), t.muted), Span::styled(value.into(), t.text)])
 }
 
-fn host(app: &App) -> (String, Vec<Line<'static>>) {
+fn host(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(h) = app.selected_host() else { return ("Host".into(), vec![]) };
     let m = &h.metrics;
@@ -58,6 +62,22 @@ fn host(app: &App) -> (String, Vec<Line<'static>>) {
         ),
         kv(t, "agent", h.agent_version.clone()),
     ];
+    let f = &app.replica.fleet;
+    let on_host = |e: &&Event| {
+        e.host.as_deref() == Some(h.id.as_str())
+            || e.instance.as_ref().and_then(|i| f.instances.get(i)).is_some_and(|i| i.host == h.id)
+    };
+    let events: Vec<&Event> = app.replica.events.iter().filter(on_host).collect();
+    let history: Vec<&History> = app.replica.host_history.get(&h.id).into_iter().collect();
+    lines.extend(sparklines(t, &history, &events, width));
+    // Docker's own diagnostics (storage driver, discard ...), as the agent reports them.
+    if h.warnings.is_empty() {
+        lines.push(kv(
+            t,
+            "diagnostics",
+            format!("no warnings from the {} driver", driver_of(&h.agent_version)),
+        ));
+    }
     for w in &h.warnings {
         lines.push(Line::from(Span::styled(format!(" ⚠ {w}"), t.warn)));
     }
@@ -78,7 +98,7 @@ fn host(app: &App) -> (String, Vec<Line<'static>>) {
     (format!("Host {}", h.id), lines)
 }
 
-fn instance(app: &App) -> (String, Vec<Line<'static>>) {
+fn instance(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(i) = app.selected_instance() else { return ("Instance".into(), vec![]) };
     let image = app.replica.fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
@@ -99,8 +119,12 @@ fn instance(app: &App) -> (String, Vec<Line<'static>>) {
                 .unwrap_or_else(|| "-".into()),
         ),
         kv(t, "restarts", i.restarts.to_string()),
-        Line::from(Span::styled(" recent events", t.muted)),
     ];
+    let mine: Vec<&Event> =
+        app.replica.events.iter().filter(|e| e.instance.as_deref() == Some(&i.id)).collect();
+    let history: Vec<&History> = app.replica.instance_history.get(&i.id).into_iter().collect();
+    lines.extend(sparklines(t, &history, &mine, width));
+    lines.push(Line::from(Span::styled(" recent events", t.muted)));
     let recent: Vec<_> =
         app.replica.events.iter().rev().filter(|e| e.instance.as_deref() == Some(&i.id)).take(6).collect();
     for e in recent {
@@ -217,7 +241,7 @@ fn audit(app: &App) -> (String, Vec<Line<'static>>) {
     (format!("Audit {}", a.command_id), lines)
 }
 
-fn app_detail(app: &App) -> (String, Vec<Line<'static>>) {
+fn app_detail(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(a) = app.selected_app() else { return ("App".into(), vec![]) };
     let f = &app.replica.fleet;
@@ -240,8 +264,24 @@ fn app_detail(app: &App) -> (String, Vec<Line<'static>>) {
                 if a.constraints.tags.is_empty() { "any".into() } else { a.constraints.tags.join(",") }
             ),
         ),
-        Line::from(Span::styled(" instances", t.muted)),
     ];
+    // Versions actually running, against the desired one.
+    let mut versions: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for i in f.instances_of(&a.name) {
+        *versions.entry(i.version.as_str()).or_default() += 1;
+    }
+    let versions: Vec<String> = versions
+        .iter()
+        .map(|(v, n)| format!("{v} x{n}{}", if *v == a.version { "" } else { " (not desired)" }))
+        .collect();
+    lines.push(kv(t, "versions", if versions.is_empty() { "-".into() } else { versions.join(", ") }));
+    // The app's instances summed, with its deploys, restarts and crashes on the time axis.
+    let histories: Vec<&History> =
+        f.instances_of(&a.name).filter_map(|i| app.replica.instance_history.get(&i.id)).collect();
+    let events: Vec<&Event> =
+        app.replica.events.iter().filter(|e| e.app.as_deref() == Some(&a.name)).collect();
+    lines.extend(sparklines(t, &histories, &events, width));
+    lines.push(Line::from(Span::styled(" instances", t.muted)));
     for i in f.instances_of(&a.name) {
         lines.push(Line::from(format!(
             "   {:<24} {:<8} {:<10} {:<8} {}",
@@ -257,4 +297,155 @@ fn app_detail(app: &App) -> (String, Vec<Line<'static>>) {
         lines.push(Line::from(format!("   {:<20} {:<10} weight {}", r.backend, r.state.as_str(), r.weight)));
     }
     (format!("App {}", a.name), lines)
+}
+
+/// `docker` from `0.1.0/docker`.
+fn driver_of(agent_version: &str) -> &str {
+    agent_version.rsplit('/').next().unwrap_or(agent_version)
+}
+
+// -- sparklines and event markers ------------------------------------------------------
+
+/// The label column of the detail panes (` key` padded), which sparklines line up with.
+const LABEL: usize = 15;
+const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// An event that shows on a time axis, by how much it matters: a crash outranks a
+/// restart, which outranks a deploy, when two fall on one column.
+fn marker(kind: EventKind) -> Option<(u8, char)> {
+    match kind {
+        EventKind::InstanceCrashed | EventKind::HostLost => Some((3, '✕')),
+        EventKind::Restart => Some((2, '↻')),
+        EventKind::InstanceDeployed => Some((1, '▲')),
+        _ => None,
+    }
+}
+
+/// Columns of equal time, ending at the newest sample.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    end: u64,
+    step: u64,
+    cols: usize,
+}
+
+impl Grid {
+    /// From the histories' spacing (a heartbeat period); `None` without any sample.
+    fn of(histories: &[&History], cols: usize) -> Option<Grid> {
+        let end = histories.iter().filter_map(|h| h.back()).map(|s| s.ts).max()?;
+        let step = histories
+            .iter()
+            .filter(|h| h.len() >= 2)
+            .map(|h| {
+                let (a, b) = (h.front().map_or(0, |s| s.ts), h.back().map_or(0, |s| s.ts));
+                b.saturating_sub(a) / (h.len() as u64 - 1)
+            })
+            .max()
+            .filter(|s| *s > 0)
+            .unwrap_or(2_000)
+            .max(100);
+        Some(Grid { end, step, cols: cols.max(1) })
+    }
+
+    fn start(&self) -> u64 {
+        self.end.saturating_sub(self.step * self.cols as u64)
+    }
+
+    /// The column a time falls in: sample `k` stands for the interval that ends at it.
+    fn column(&self, ts: u64) -> Option<usize> {
+        if ts > self.end + self.step || ts <= self.start() {
+            return None;
+        }
+        // `end - ts` in [m*step, (m+1)*step) is the interval ending at the m-th sample
+        // before the newest.
+        let back = self.end.saturating_sub(ts) / self.step;
+        self.cols.checked_sub(1 + back as usize)
+    }
+}
+
+/// The per-column value of the histories (summed across them; the last sample of a column
+/// wins within one history).
+fn columns(grid: &Grid, histories: &[&History], value: impl Fn(&Sample) -> f32) -> Vec<Option<f32>> {
+    let mut out = vec![None; grid.cols];
+    for h in histories {
+        let mut mine: Vec<Option<f32>> = vec![None; grid.cols];
+        for s in h.iter() {
+            if let Some(c) = grid.column(s.ts) {
+                mine[c] = Some(value(s));
+            }
+        }
+        // Heartbeats jitter: a column that got no sample between two that did holds the
+        // value before it, rather than showing a hole.
+        let first = mine.iter().position(Option::is_some).unwrap_or(grid.cols);
+        for c in first + 1..grid.cols {
+            if mine[c].is_none() {
+                mine[c] = mine[c - 1];
+            }
+        }
+        for (o, m) in out.iter_mut().zip(mine) {
+            if let Some(v) = m {
+                *o = Some(o.unwrap_or(0.0) + v);
+            }
+        }
+    }
+    out
+}
+
+fn bars(values: &[Option<f32>], max: f32) -> String {
+    values
+        .iter()
+        .map(|v| match v {
+            None => ' ',
+            Some(v) => BARS[((v / max.max(1.0)).clamp(0.0, 1.0) * 7.0).round() as usize],
+        })
+        .collect()
+}
+
+/// Sparklines of CPU and memory over the histories, and under them a row of markers for
+/// the events, each in the column of the heartbeat interval it happened in, so that a CPU
+/// spike that began at a deploy shows under the ▲.
+fn sparklines(t: &Theme, histories: &[&History], events: &[&Event], width: usize) -> Vec<Line<'static>> {
+    // As many columns as there are samples, up to the width: the axis spans the data.
+    let samples = histories.iter().map(|h| h.len()).max().unwrap_or(0);
+    let cols = width.saturating_sub(LABEL + 12).min(crate::backend::METRICS_KEPT).min(samples.max(8));
+    let Some(grid) = Grid::of(histories, cols).filter(|_| cols >= 8) else {
+        return vec![kv(t, "metrics", "no heartbeat samples yet")];
+    };
+    let mut lines = Vec::new();
+    for (name, values) in [
+        ("cpu trend", columns(&grid, histories, |s| s.cpu_pct)),
+        ("memory trend", columns(&grid, histories, |s| s.mem_pct)),
+    ] {
+        let now = values.iter().rev().flatten().next().copied().unwrap_or(0.0);
+        let peak = values.iter().flatten().copied().fold(0.0_f32, f32::max);
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {name:<width$}", width = LABEL - 1), t.muted),
+            Span::styled(bars(&values, peak.max(100.0)), t.accent),
+            Span::styled(format!(" {now:>3.0}% ^{peak:.0}%"), t.text),
+        ]));
+    }
+    let mut row: Vec<(u8, char)> = vec![(0, ' '); grid.cols];
+    for e in events {
+        if let (Some(m), Some(c)) = (marker(e.kind), grid.column(e.ts))
+            && m.0 > row[c].0
+        {
+            row[c] = m;
+        }
+    }
+    let glyphs: String = row.iter().map(|m| m.1).collect();
+    lines.push(Line::from(vec![
+        Span::styled(format!(" {:<width$}", "events", width = LABEL - 1), t.muted),
+        Span::styled(glyphs, t.warn),
+    ]));
+    let span_s = grid.step * grid.cols as u64 / 1000;
+    let left = format!("-{}", crate::protocol::clock::age(span_s * 1000));
+    lines.push(Line::from(vec![
+        Span::raw(" ".repeat(LABEL)),
+        Span::styled(format!("{left:<w$}now", w = grid.cols.saturating_sub(3)), t.muted),
+    ]));
+    lines.push(Line::from(vec![
+        Span::raw(" ".repeat(LABEL)),
+        Span::styled("▲ deploy  ↻ restart  ✕ crash", t.muted),
+    ]));
+    lines
 }

@@ -36,8 +36,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new(line), area);
         return;
     }
+    // The mouse state, right-aligned: with capture off the terminal selects text.
+    let mouse_keys = app.keymap.keys_for(Bindable::Mouse);
+    let mouse = format!(" {mouse_keys} mouse {} ", if app.mouse { "on" } else { "off" });
+    let mouse_width = mouse.chars().count();
     let mut spans = Vec::new();
-    let mut used = 0usize;
+    let mut used = mouse_width;
     for (action, label) in HINTS {
         let keys = app.keymap.keys_for(action);
         let width = keys.chars().count() + label.chars().count() + 3;
@@ -49,4 +53,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(format!(" {label} "), t.muted));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    if !mouse_keys.is_empty() && mouse_width <= area.width as usize {
+        let style = if app.mouse { t.muted } else { t.warn };
+        let w = mouse_width as u16;
+        let at = Rect { x: area.x + area.width - w, width: w, ..area };
+        frame.render_widget(Paragraph::new(Line::from(Span::styled(mouse, style))), at);
+    }
 }

@@ -11,10 +11,12 @@ mod header;
 mod help;
 mod hosts;
 mod instances;
+mod logs;
 mod palette;
 mod routes;
 mod table;
 pub mod theme;
+mod wizard;
 
 pub use table::{Column, window_start};
 
@@ -42,6 +44,10 @@ pub fn columns(panel: Panel) -> &'static [table::Column] {
         Panel::Apps => &apps::COLUMNS,
     }
 }
+
+/// The screen row of a table's first data row: under the header, the tabs, the panel's
+/// top border and its column header. Mouse clicks are mapped with it.
+pub const TABLE_FIRST_ROW: u16 = 4;
 
 /// How many table rows fit on a screen of this height.
 pub fn body_rows(height: u16) -> usize {
@@ -76,6 +82,8 @@ pub fn render(app: &App, frame: &mut Frame) {
             Overlay::Palette(p) => palette::render_palette(app, p, frame, body),
             Overlay::Filter(text) => palette::render_filter(app, text, frame, body),
             Overlay::Form(form) => palette::render_form(app, form, frame, body),
+            Overlay::Logs => logs::render(app, frame, body),
+            Overlay::Wizard(w) => wizard::render(app, w, frame, body),
         }
     }
 }

@@ -451,3 +451,395 @@ fn route_form_and_read_only_badge() {
     assert_snapshot!(screen);
     assert!(screen.contains("backend  10.101.1.99:8080█"), "{screen}");
 }
+
+// -- the guided deploy wizard ---------------------------------------------------------------
+
+/// The wizard on shop-web (prod, the last app by name), prefilled from its spec.
+fn wizard_on_shop_web() -> App {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Bottom);
+    app.update(Action::Deploy);
+    app
+}
+
+fn wizard(app: &App) -> &crate::app::Wizard {
+    match app.overlay() {
+        Some(crate::app::Overlay::Wizard(w)) => w,
+        other => panic!("no wizard open: {other:?}"),
+    }
+}
+
+/// Clears the focused field and types `text` into it.
+fn retype(app: &mut App, text: &str) {
+    app.update(Action::ClearInput);
+    type_text(app, text);
+}
+
+#[test]
+fn wizard_form_shows_each_error_beside_its_field() {
+    let mut app = wizard_on_shop_web();
+    // The version is focused after the app was picked.
+    retype(&mut app, "2.0 beta");
+    for _ in 0..7 {
+        app.update(Action::HistoryNext);
+    }
+    retype(&mut app, "0");
+    let screen = text(&draw(&mut app, 120, 24));
+    assert_snapshot!(screen);
+    assert!(screen.contains("version   2.0 beta  ✕ version \"2.0 beta\" is not valid"), "{screen}");
+    assert!(screen.contains("cpu       0█  ✕ 0 cores is out of range"), "{screen}");
+    assert!(screen.contains("image     tomcat"), "prefilled from the app's spec:\n{screen}");
+    // Enter does not go on: it names the first field in error.
+    app.update(Action::Submit);
+    assert_eq!(wizard(&app).step, crate::app::wizard::Step::Form);
+    assert!(wizard(&app).error.as_deref().is_some_and(|e| e.starts_with("version:")));
+}
+
+#[test]
+fn wizard_plan_preview() {
+    let mut app = wizard_on_shop_web();
+    retype(&mut app, "2.0.0");
+    app.update(Action::Submit);
+    let screen = text(&draw(&mut app, 120, 30));
+    assert_snapshot!(screen);
+    assert!(screen.contains("Deploy 2/4: plan"), "{screen}");
+    assert!(screen.contains("✓ fits  #1 →"), "{screen}");
+    let plan = wizard(&app).plan.clone().expect("a plan");
+    assert_eq!(plan.placements.len(), 3);
+    assert!(plan.no_fit.is_none());
+}
+
+#[test]
+fn wizard_plan_says_why_nothing_fits() {
+    let mut app = wizard_on_shop_web();
+    retype(&mut app, "2.0.0");
+    for _ in 0..5 {
+        app.update(Action::HistoryNext);
+    }
+    retype(&mut app, "az9");
+    app.update(Action::Submit);
+    let screen = text(&draw(&mut app, 120, 30));
+    assert_snapshot!(screen);
+    assert!(screen.contains("✕ nothing fits: cannot place 3 instance(s) of shop-web"), "{screen}");
+    assert!(screen.contains("no up host is in AZ az9"), "{screen}");
+    // Enter cannot confirm a plan that does not fit.
+    app.update(Action::Submit);
+    assert_eq!(wizard(&app).step, crate::app::wizard::Step::Plan);
+}
+
+/// The wizard confirmed for shop-web@2.0.0 and accepted as `op-wiz`, with an operation
+/// in the replica `state` at its end.
+fn wizard_sent(state: crate::protocol::OperationState) -> App {
+    use crate::protocol::{
+        Accepted, Operation, OperationKind, OperationState, OperationStep, StepName, StepState,
+    };
+    let mut app = wizard_on_shop_web();
+    retype(&mut app, "2.0.0");
+    app.update(Action::Submit);
+    app.update(Action::Submit);
+    type_text(&mut app, "shop-web");
+    let effects = app.update(Action::Submit);
+    assert_eq!(effects.len(), 1, "one deploy sent");
+    let what = wizard(&app).sent[0].what.clone();
+    let step = |name, inst: Option<&str>, state, start: u64, end: Option<u64>, detail: &str| OperationStep {
+        name,
+        instance: inst.map(str::to_string),
+        state,
+        started_at: T0 + start,
+        finished_at: end.map(|e| T0 + e),
+        detail: detail.into(),
+    };
+    let i0 = Some("shop-web-0-c0de");
+    let i1 = Some("shop-web-1-c0de");
+    let mut steps = vec![
+        step(
+            StepName::AllocateRepositoryRequest,
+            None,
+            StepState::Done,
+            1_000,
+            Some(1_004),
+            "slot shop-web-2.0.0",
+        ),
+        step(StepName::Upload, None, StepState::Done, 1_004, Some(1_010), "image tomcat only: no artifact"),
+        step(StepName::NewInstanceAndDeployWarRequest, i0, StepState::Done, 1_010, Some(1_050), "on host-01"),
+        step(StepName::Download, i0, StepState::Done, 1_050, Some(1_900), "shop-web@2.0.0 downloaded"),
+        step(StepName::Restart, i0, StepState::Done, 1_900, Some(1_950), "container started"),
+        step(StepName::HealthCheck, i0, StepState::Done, 1_950, Some(3_200), "healthy"),
+        step(StepName::AddRouteRequest, i0, StepState::Done, 3_200, Some(3_210), "route added"),
+        step(StepName::InstanceDeployed, i0, StepState::Done, 3_210, Some(3_210), "deployed"),
+        step(StepName::NewInstanceAndDeployWarRequest, i1, StepState::Done, 3_300, Some(3_340), "on host-02"),
+    ];
+    let (op_state, error, finished) = match state {
+        OperationState::Running => {
+            steps.push(step(StepName::Download, i1, StepState::Running, 3_340, None, ""));
+            (state, None, None)
+        }
+        OperationState::Failed => {
+            steps.push(step(StepName::Download, i1, StepState::Done, 3_340, Some(4_000), "downloaded"));
+            steps.push(step(
+                StepName::HealthCheck,
+                i1,
+                StepState::Failed,
+                4_000,
+                Some(9_000),
+                "container exited right after start",
+            ));
+            let e = "roll stopped after 1 of 3: container exited right after start".to_string();
+            (state, Some(e), Some(T0 + 9_000))
+        }
+        OperationState::Succeeded => (state, None, Some(T0 + 9_000)),
+    };
+    let op = Operation {
+        id: "op-wiz".into(),
+        kind: OperationKind::Deploy,
+        app: "shop-web".into(),
+        target: "shop-web@2.0.0 x3".into(),
+        steps,
+        state: op_state,
+        error,
+        started_at: T0 + 1_000,
+        finished_at: finished,
+        command_id: None,
+    };
+    app.replica.fleet.operations.insert(op.id.clone(), op);
+    let accepted = Accepted { operation_id: Some("op-wiz".into()), rev: 1 };
+    app.update(Action::Backend(Box::new(Update::CommandDone { what, result: Ok(accepted) })));
+    app
+}
+
+#[test]
+fn wizard_live_progress() {
+    let mut app = wizard_sent(crate::protocol::OperationState::Running);
+    app.update(Action::Tick(T0 + 4_100));
+    let screen = text(&draw(&mut app, 120, 30));
+    assert_snapshot!(screen);
+    assert!(screen.contains("operation op-wiz"), "{screen}");
+    assert!(screen.contains("✓ ALLOCATE_REPOSITORY_REQUEST"), "{screen}");
+    assert!(screen.contains("instance shop-web-0-c0de"), "{screen}");
+    assert!(screen.contains("… DOWNLOAD"), "{screen}");
+    assert!(screen.contains("1.2s"), "the health check's timing:\n{screen}");
+    // Not finished: r does not roll back yet.
+    app.update(Action::Input('r'));
+    assert_eq!(wizard(&app).step, crate::app::wizard::Step::Progress);
+}
+
+#[test]
+fn wizard_failure_offers_a_rollback() {
+    let mut app = wizard_sent(crate::protocol::OperationState::Failed);
+    let screen = text(&draw(&mut app, 120, 30));
+    assert_snapshot!(screen);
+    assert!(screen.contains("✕ failed: roll stopped after 1 of 3"), "{screen}");
+    assert!(screen.contains("r rolls back to shop-web@"), "{screen}");
+    app.update(Action::Input('r'));
+    assert_eq!(wizard(&app).step, crate::app::wizard::Step::ConfirmRollback);
+    // prod: the name is typed; `y` alone does not send.
+    let screen = text(&draw(&mut app, 120, 30));
+    assert!(screen.contains("Roll shop-web back to shop-web@"), "{screen}");
+    type_text(&mut app, "shop-web");
+    let effects = app.update(Action::Submit);
+    let [crate::actions::Effect::Send(crate::backend::ControlCommand::Deploy(req))] = effects.as_slice()
+    else {
+        panic!("one rollback deploy: {effects:?}");
+    };
+    let prev = app.replica.fleet.apps["shop-web"].clone();
+    assert_eq!((req.version.as_str(), req.instances), (prev.version.as_str(), prev.instances));
+    assert_eq!(req.image.as_deref(), Some(prev.image.as_str()));
+}
+
+// -- logs view, detail sparklines (#5 part 2) ----------------------------------------------
+
+fn logs_app() -> App {
+    use crate::backend::LogsEvent;
+    use crate::protocol::{LogBatch, LogLine, LogSource};
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Logs);
+    app.update(Action::Backend(Box::new(Update::Logs { session: 1, event: LogsEvent::Streaming })));
+    let texts = [
+        "INFO [main] o.a.c.startup.Catalina Server startup in 2130 ms",
+        "INFO [http-nio-8080-exec-1] GET /cart 200 12ms",
+        "INFO [http-nio-8080-exec-2] GET /api/items 200 8ms",
+        "SEVERE [http-nio-8080-exec-3] Servlet.service() threw exception: Connection pool Error",
+        "INFO [http-nio-8080-exec-4] GET /login 200 31ms",
+        "INFO [http-nio-8080-exec-5] GET /checkout 500 912ms",
+        "WARN [pool-1] HikariPool-1 - Connection is not available, error after 30000ms",
+        "INFO [http-nio-8080-exec-6] GET /health 200 1ms",
+        "INFO [http-nio-8080-exec-7] GET / 200 4ms",
+        "INFO [http-nio-8080-exec-8] GET /static/app.js 304 2ms",
+        "INFO [http-nio-8080-exec-9] GET /cart 200 10ms",
+        "INFO [http-nio-8080-exec-1] GET /api/items/42 404 3ms",
+    ];
+    let lines = texts
+        .iter()
+        .enumerate()
+        .map(|(k, t)| LogLine {
+            ts: T0 + k as u64 * 500,
+            source: if t.starts_with("SEVERE") { LogSource::Stderr } else { LogSource::Stdout },
+            text: t.to_string(),
+        })
+        .collect();
+    let batch = LogBatch { instance: "x".into(), seq: 0, lines, end: None };
+    app.update(Action::Backend(Box::new(Update::Logs { session: 1, event: LogsEvent::Batch(batch) })));
+    app
+}
+
+#[test]
+fn logs_view_with_a_search() {
+    let mut app = logs_app();
+    app.page_rows = super::body_rows(16);
+    app.update(Action::Filter);
+    for c in "error".chars() {
+        app.update(Action::Input(c));
+    }
+    let typing = text(&draw(&mut app, 110, 16));
+    assert!(typing.contains("/error▏"), "{typing}");
+    app.update(Action::Submit);
+    let buf = draw(&mut app, 110, 16);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    assert!(screen.contains("/error match 1/2"), "{screen}");
+    assert!(screen.contains("last 10000 kept"), "{screen}");
+    // Matches are highlighted (reversed, not by colour alone), whatever their case.
+    let (x, y) = find(&buf, "Error").expect("the first match");
+    assert!(buf[(x, y)].modifier.contains(ratatui::style::Modifier::REVERSED));
+    let (x, y) = find(&buf, "error after").expect("the second match");
+    assert!(buf[(x, y)].modifier.contains(ratatui::style::Modifier::REVERSED));
+    let (x, y) = find(&buf, "GET /cart").expect("a plain line");
+    assert!(!buf[(x, y)].modifier.contains(ratatui::style::Modifier::REVERSED));
+    // The current match carries the ▶ mark; n moves it.
+    assert!(screen.lines().any(|l| l.contains("▶") && l.contains("pool Error")), "{screen}");
+    app.update(Action::LogView(crate::actions::LogKey::NextMatch));
+    let screen = text(&draw(&mut app, 110, 16));
+    assert!(screen.contains("/error match 2/2"), "{screen}");
+    assert!(screen.lines().any(|l| l.contains("▶") && l.contains("error after")), "{screen}");
+}
+
+/// Heartbeats every 2 s for 80 s: the host's CPU jumps when an instance is deployed on it
+/// at sample 20, and an instance crashes at sample 30.
+fn host_with_history() -> (App, String) {
+    use crate::protocol::{Event, EventKind, Heartbeat, HostInfo};
+    let mut app = app();
+    let host = app.selected_host().cloned().expect("a host");
+    let inst = app.replica.fleet.instances_on(&host.id).next().cloned().expect("an instance on it");
+    for k in 0..40u64 {
+        app.now = T0 + k * 2_000;
+        let mut metrics = host.metrics.clone();
+        metrics.cpu_pct = if k < 20 { 10.0 + (k % 3) as f32 } else { 70.0 + (k % 4) as f32 * 5.0 };
+        metrics.mem_total_mb = 16_384;
+        metrics.mem_used_mb = 6_000 + k * 50;
+        let hb = Heartbeat {
+            host: HostInfo {
+                id: host.id.clone(),
+                hostname: host.hostname.clone(),
+                ip: host.ip.clone(),
+                az: host.az.clone(),
+                tags: host.tags.clone(),
+                cpu_cores: host.cpu_cores,
+                memory_total_mb: host.memory_total_mb,
+                agent_version: host.agent_version.clone(),
+                warnings: vec![],
+            },
+            metrics,
+            instances: vec![],
+            period_ms: 2_000,
+            unmanaged: vec![],
+        };
+        app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+    }
+    let event = |rev, ts, kind| Event {
+        rev,
+        ts,
+        kind,
+        app: Some(inst.app.clone()),
+        host: None,
+        instance: Some(inst.id.clone()),
+        operation_id: None,
+        message: String::new(),
+        changes: vec![],
+        audit: None,
+    };
+    app.replica.events.push_back(event(9_001, T0 + 20 * 2_000 - 700, EventKind::InstanceDeployed));
+    app.replica.events.push_back(event(9_002, T0 + 30 * 2_000 - 700, EventKind::InstanceCrashed));
+    (app, host.id)
+}
+
+#[test]
+fn host_detail_with_sparklines_and_event_markers() {
+    let (mut app, host) = host_with_history();
+    app.update(Action::Detail);
+    let buf = draw(&mut app, 120, 40);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    assert!(screen.contains(&format!("Host {host}")), "{screen}");
+    assert!(screen.contains("▲ deploy  ↻ restart  ✕ crash"), "{screen}");
+    let row_of = |label: &str| screen.lines().position(|l| l.contains(&format!("│ {label} "))).expect(label);
+    let line = |y: usize| screen.lines().nth(y).unwrap_or_default().chars().collect::<Vec<char>>();
+    let (cpu, events) = (line(row_of("cpu trend")), line(row_of("events")));
+    let deploy = events.iter().position(|c| *c == '▲').expect("a deploy marker");
+    let crash = events.iter().position(|c| *c == '✕').expect("a crash marker");
+    assert_eq!(crash - deploy, 10, "ten heartbeats apart");
+    // The spike starts in the deploy's column: low before it, high from it on.
+    assert!(cpu[deploy - 1] <= '▂', "{:?}", cpu[deploy - 1]);
+    assert!(cpu[deploy] >= '▆', "{:?}", cpu[deploy]);
+    assert!(screen.contains("no warnings from the"), "docker diagnostics:\n{screen}");
+}
+
+#[test]
+fn instance_and_app_details_show_their_sparklines() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    let inst = app.selected_instance().cloned().expect("an instance");
+    for k in 0..10u64 {
+        app.now = T0 + k * 2_000;
+        let report = crate::protocol::InstanceReport {
+            id: inst.id.clone(),
+            app: inst.app.clone(),
+            version: inst.version.clone(),
+            index: inst.index,
+            state: inst.state,
+            ip: inst.ip.clone(),
+            port: inst.port,
+            container_id: String::new(),
+            started_at: None,
+            cpu_pct: k as f32 * 10.0,
+            mem_used_mb: 100,
+            mem_limit_mb: 256,
+        };
+        let host = app.replica.fleet.hosts[&inst.host].clone();
+        let hb = crate::protocol::Heartbeat {
+            host: crate::protocol::HostInfo {
+                id: host.id.clone(),
+                hostname: host.hostname.clone(),
+                ip: host.ip.clone(),
+                az: host.az.clone(),
+                tags: vec![],
+                cpu_cores: host.cpu_cores,
+                memory_total_mb: host.memory_total_mb,
+                agent_version: host.agent_version.clone(),
+                warnings: vec![],
+            },
+            metrics: host.metrics.clone(),
+            instances: vec![report],
+            period_ms: 2_000,
+            unmanaged: vec![],
+        };
+        app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+    }
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 120, 40));
+    assert!(screen.contains("▁▂▂▃▄▅▅▆▇▇"), "a rising cpu sparkline:\n{screen}");
+    app.update(Action::Back);
+    app.update(Action::ShowPanel(Panel::Apps));
+    let idx = app.rows(Panel::Apps).iter().position(|k| *k == crate::app::rows::RowKey::Id(inst.app.clone()));
+    app.update(Action::Top);
+    for _ in 0..idx.expect("its app") {
+        app.update(Action::Down);
+    }
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 120, 40));
+    assert_snapshot!(screen);
+    assert!(screen.contains("versions"), "{screen}");
+    assert!(screen.contains("running of"), "{screen}");
+    assert!(screen.contains("▲ deploy"), "{screen}");
+}

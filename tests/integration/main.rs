@@ -12,10 +12,12 @@ mod nats_robustness;
 mod sandbox_e2e;
 
 mod cockpit_audit_nats;
+mod cockpit_logs;
+mod cockpit_wizard;
 mod cockpit_workflows;
+mod demo_tape;
 mod docker_driver;
 mod docker_e2e;
 mod docker_plane;
 mod router_nginx;
 mod stack_support;
-mod demo_tape;

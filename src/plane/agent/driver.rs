@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::protocol::{ContainerReport, HostMetrics, InstanceReport, InstanceSpec, StepName};
+use crate::protocol::{ContainerReport, HostMetrics, InstanceReport, InstanceSpec, LogLine, StepName};
 
 /// A deploy or restart step reached by an instance, reported to the controller at once.
 #[derive(Debug, Clone)]
@@ -16,6 +16,13 @@ pub struct StepReport {
 }
 
 pub type StepSender = mpsc::UnboundedSender<StepReport>;
+
+/// An instance's log lines, in order. The driver's producer stops when this is dropped;
+/// the channel closes when the log ends (the container stopped, or no follow).
+pub type LogReceiver = mpsc::Receiver<LogLine>;
+
+/// How many lines a driver may have in flight to the agent before it waits.
+pub const LOG_CHANNEL: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriverError {
@@ -51,4 +58,10 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     async fn restart(&self, id: &str, steps: StepSender) -> Result<(), DriverError>;
     /// Stops and removes an instance. Removing one that is not there is not an error.
     async fn remove(&self, id: &str) -> Result<(), DriverError>;
+    /// The instance's log: the last `tail` lines, then, with `follow`, new lines as they
+    /// come. Drivers that cannot read logs say so.
+    async fn logs(&self, id: &str, tail: u32, follow: bool) -> Result<LogReceiver, DriverError> {
+        let _ = (id, tail, follow);
+        Err(DriverError::Failed(format!("the {} runtime driver cannot stream logs", self.name())))
+    }
 }

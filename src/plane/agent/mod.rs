@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod driver;
+pub mod logs;
 pub mod sim;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use crate::plane::replies::ReplyCache;
 use crate::protocol::subjects::{self, AgentVerb};
 use crate::protocol::{
     AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, InstanceRef, InstanceReport, InstanceSpec,
-    InstanceState, InstanceStatus, Reply, WireError, decode, encode, validate,
+    InstanceState, InstanceStatus, LogsRequest, LogsStreamRef, Reply, WireError, decode, encode, validate,
 };
 use driver::{DriverError, RuntimeDriver, StepReport};
 
@@ -64,6 +65,8 @@ struct Agent {
     steps: mpsc::UnboundedSender<StepReport>,
     /// The operation each instance is part of, for the steps it reports.
     operations: Mutex<HashMap<String, String>>,
+    /// Log streams to viewers.
+    logs: logs::LogStreams,
 }
 
 const REPLIES_KEPT: usize = 4096;
@@ -84,6 +87,7 @@ pub async fn start(
         replies: Mutex::new(ReplyCache::new(REPLIES_KEPT)),
         steps,
         operations: Mutex::new(HashMap::new()),
+        logs: logs::LogStreams::default(),
     });
     let tasks = vec![
         tokio::spawn(serve_commands(agent.clone(), commands)),
@@ -189,6 +193,24 @@ fn encode_reply(agent: &Agent, reply: Reply<AgentAck>) -> Vec<u8> {
 
 async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
     let verb = msg.subject.rsplit('.').next().and_then(AgentVerb::parse);
+    // Stop and keep-alive change no state worth remembering and come every few seconds:
+    // answered (when asked) without the reply cache.
+    if let Some(verb @ (AgentVerb::LogsStop | AgentVerb::LogsKeepalive)) = verb {
+        let result = match decode::<LogsStreamRef>(&msg.payload) {
+            Ok(env) if verb == AgentVerb::LogsStop => {
+                agent.logs.stop(&env.body);
+                Ok(AgentAck { instance_id: String::new() })
+            }
+            Ok(env) => match agent.logs.keepalive(&env.body) {
+                true => Ok(AgentAck { instance_id: String::new() }),
+                false => {
+                    Err(WireError::new(ErrorCode::NotFound, format!("no log stream {}", env.body.stream)))
+                }
+            },
+            Err(err) => Err(WireError::bad_request(err.to_string())),
+        };
+        return encode_reply(agent, Reply::from(result));
+    }
     // The command id comes first: a repeat is answered from the cache and never run again.
     // Keyed by verb too: the same id sent to another verb is another command.
     let id = decode::<serde::de::IgnoredAny>(&msg.payload)
@@ -206,6 +228,17 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
             Ok(env) => instance_command(agent, verb, env.body).await,
             Err(err) => Err(WireError::bad_request(err.to_string())),
         },
+        Some(AgentVerb::Logs) => match decode::<LogsRequest>(&msg.payload) {
+            Ok(env) => {
+                let (bus, source) = (agent.bus.clone(), agent.config.source());
+                agent.logs.start(bus, agent.driver.as_ref(), source, env.body).await
+            }
+            Err(err) => Err(WireError::bad_request(err.to_string())),
+        },
+        // Answered above, before the reply cache.
+        Some(AgentVerb::LogsStop | AgentVerb::LogsKeepalive) => {
+            Err(WireError::bad_request(format!("unexpected {}", msg.subject)))
+        }
         None => Err(WireError::bad_request(format!("unknown agent command {}", msg.subject))),
     };
     if let Err(err) = &result {

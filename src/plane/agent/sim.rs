@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::driver::{DriverError, RuntimeDriver, StepReport, StepSender};
+use super::driver::{DriverError, LOG_CHANNEL, LogReceiver, RuntimeDriver, StepReport, StepSender};
 use crate::plane::rng::Rng;
 use crate::protocol::clock::now_ms;
-use crate::protocol::{HostMetrics, InstanceReport, InstanceSpec, InstanceState, StepName};
+use crate::protocol::{
+    HostMetrics, InstanceReport, InstanceSpec, InstanceState, LogLine, LogSource, StepName,
+};
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -30,6 +32,8 @@ pub struct SimConfig {
 struct Container {
     report: InstanceReport,
     cpu_limit: f32,
+    /// Decides what its simulated log looks like.
+    image: String,
 }
 
 struct SimState {
@@ -206,7 +210,10 @@ impl RuntimeDriver for SimDriver {
                 mem_used_mb: spec.memory_mb / 3,
                 mem_limit_mb: spec.memory_mb,
             };
-            s.containers.insert(spec.id.clone(), Container { report: report.clone(), cpu_limit: spec.cpu });
+            s.containers.insert(
+                spec.id.clone(),
+                Container { report: report.clone(), cpu_limit: spec.cpu, image: spec.image.clone() },
+            );
             report
         };
         tokio::time::sleep(self.delay(0.3, 1.2)).await;
@@ -219,9 +226,59 @@ impl RuntimeDriver for SimDriver {
         let starting = self.set_state(&spec.id, InstanceState::Starting);
         report_step(&steps, StepName::Restart, starting, format!("container started from {}", spec.image));
         tokio::time::sleep(self.delay(0.5, 2.5)).await;
+        // A rule for tests of failing deploys: an image whose name contains "crashloop"
+        // crashes right after it starts, so its health check never passes.
+        if spec.image.contains("crashloop") {
+            self.set_state(&spec.id, InstanceState::Crashed);
+            return Err(DriverError::Failed(format!(
+                "container from {} exited right after start: health check failed",
+                spec.image
+            )));
+        }
         let running = self.set_state(&spec.id, InstanceState::Running);
         report_step(&steps, StepName::HealthCheck, running, "healthy");
         Ok(())
+    }
+
+    async fn logs(&self, id: &str, tail: u32, follow: bool) -> Result<LogReceiver, DriverError> {
+        let (flavor, seed) = {
+            let mut s = self.lock();
+            let c = s.containers.get(id).ok_or_else(|| DriverError::NotFound(id.into()))?;
+            let flavor = LogFlavor::of(&c.image, &c.report.app);
+            (flavor, s.rng.next_u64())
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(LOG_CHANNEL);
+        let every = Duration::from_secs_f64((0.5 / self.config.speed.max(0.001)).max(0.02));
+        let (state, id) = (Arc::downgrade(&self.state), id.to_string());
+        tokio::spawn(async move {
+            let mut rng = Rng::new(seed);
+            let now = now_ms();
+            // The past lines: one every half second up to now.
+            let backlog = u64::from(tail.min(200));
+            for k in 0..backlog {
+                let ts = now.saturating_sub((backlog - k) * 500);
+                if tx.send(flavor.line(&mut rng, ts)).await.is_err() {
+                    return;
+                }
+            }
+            if !follow {
+                return;
+            }
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                // The container went away: the log ends, as Docker's does.
+                let gone = state.upgrade().is_none_or(|s| {
+                    let s = s.lock().unwrap_or_else(|p| p.into_inner());
+                    s.containers.get(&id).is_none_or(|c| c.report.state != InstanceState::Running)
+                });
+                if gone || tx.send(flavor.line(&mut rng, now_ms())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     async fn restart(&self, id: &str, steps: StepSender) -> Result<(), DriverError> {
@@ -239,5 +296,86 @@ impl RuntimeDriver for SimDriver {
             s.free_ips.insert(0, c.report.ip);
         }
         Ok(())
+    }
+}
+
+/// What a simulated container's log looks like, from its image (or its app's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFlavor {
+    Tomcat,
+    Node,
+    Redis,
+}
+
+const PATHS: [&str; 8] =
+    ["/", "/cart", "/api/items", "/api/items/42", "/login", "/checkout", "/health", "/static/app.js"];
+
+impl LogFlavor {
+    fn of(image: &str, app: &str) -> LogFlavor {
+        let s = format!("{image} {app}");
+        if s.contains("redis") || s.contains("cache") {
+            LogFlavor::Redis
+        } else if s.contains("node") || s.contains("api") || s.contains("js") {
+            LogFlavor::Node
+        } else {
+            LogFlavor::Tomcat
+        }
+    }
+
+    fn line(self, rng: &mut Rng, ts: u64) -> LogLine {
+        let hms = crate::protocol::clock::hms(ts);
+        let ms = ts % 1000;
+        let path = PATHS[rng.between(0, PATHS.len() as u64 - 1) as usize];
+        let took = rng.between(2, 180);
+        let status = if rng.chance(0.05) {
+            500
+        } else if rng.chance(0.08) {
+            404
+        } else {
+            200
+        };
+        let (source, text) = match self {
+            LogFlavor::Tomcat if status == 500 => (
+                LogSource::Stderr,
+                format!(
+                    "{hms}.{ms:03} SEVERE [http-nio-8080-exec-{}] o.a.c.c.StandardWrapperValve.invoke Servlet.service() for servlet [dispatcher] threw exception: java.lang.NullPointerException at {path}",
+                    rng.between(1, 10)
+                ),
+            ),
+            LogFlavor::Tomcat => (
+                LogSource::Stdout,
+                format!(
+                    "{hms}.{ms:03} INFO [http-nio-8080-exec-{}] o.a.c.c.AccessLog \"GET {path} HTTP/1.1\" {status} {took}ms",
+                    rng.between(1, 10)
+                ),
+            ),
+            LogFlavor::Node => (
+                if status == 500 { LogSource::Stderr } else { LogSource::Stdout },
+                format!(
+                    "{{\"level\":\"{}\",\"time\":\"{hms}.{ms:03}\",\"msg\":\"request completed\",\"req\":{{\"method\":\"GET\",\"url\":\"{path}\"}},\"res\":{{\"statusCode\":{status}}},\"responseTime\":{took}}}",
+                    if status == 500 { "error" } else { "info" }
+                ),
+            ),
+            LogFlavor::Redis => {
+                let text = match rng.between(0, 3) {
+                    0 => format!(
+                        "1:M {hms}.{ms:03} * {} changes in 60 seconds. Saving...",
+                        rng.between(100, 9000)
+                    ),
+                    1 => format!(
+                        "1:M {hms}.{ms:03} * Background saving started by pid {}",
+                        rng.between(20, 900)
+                    ),
+                    2 => format!("1:C {hms}.{ms:03} * DB saved on disk"),
+                    _ => format!(
+                        "1:M {hms}.{ms:03} * Accepted 10.101.1.{}:{}",
+                        rng.between(2, 250),
+                        rng.between(30000, 60000)
+                    ),
+                };
+                (LogSource::Stdout, text)
+            }
+        };
+        LogLine { ts, source, text }
     }
 }

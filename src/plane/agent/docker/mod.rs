@@ -31,6 +31,7 @@ mod host;
 mod inspect;
 mod labels;
 mod lifecycle;
+mod logs;
 mod metrics;
 mod network;
 
@@ -45,7 +46,7 @@ use bollard::Docker;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::driver::{DriverError, RuntimeDriver, StepSender};
+use super::driver::{DriverError, LogReceiver, RuntimeDriver, StepSender};
 use crate::plane::repository::Repository;
 use crate::protocol::{ContainerReport, HostMetrics, InstanceReport, InstanceSpec};
 
@@ -283,5 +284,9 @@ impl RuntimeDriver for DockerDriver {
 
     async fn remove(&self, id: &str) -> Result<(), DriverError> {
         lifecycle::remove(&self.inner, id).await
+    }
+
+    async fn logs(&self, id: &str, tail: u32, follow: bool) -> Result<LogReceiver, DriverError> {
+        logs::stream(&self.inner, id, tail, follow).await
     }
 }

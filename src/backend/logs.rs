@@ -1,0 +1,129 @@
+//! The cockpit's side of a log stream: subscribe to our own `qd.v1.logs.<viewer id>`,
+//! ask the instance's agent (`cmd.logs`), forward the batches to the app, send a
+//! keep-alive every 5 s, and a `cmd.logs_stop` when the view closes.
+//!
+//! Both ends are covered: the stop ends the stream at once when the viewer closes
+//! normally; the keep-alive ends it on the agent when the viewer cannot say so (the
+//! cockpit was killed, its SSH session or the bus connection dropped), since a stop that
+//! is never sent would otherwise leave the agent reading Docker logs forever.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::client::{COMMAND_TIMEOUT, Update};
+use crate::bus::{self, Bus, RequestError};
+use crate::protocol::subjects::{self, AgentVerb, LOGS_KEEPALIVE_EVERY_MS};
+use crate::protocol::{AgentAck, Envelope, LogBatch, LogsRequest, LogsStreamRef, decode};
+
+/// What the app asks for: the logs of one instance on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsStart {
+    /// Tells this stream's updates from an earlier one's.
+    pub session: u64,
+    pub host: String,
+    pub instance: String,
+    pub tail: u32,
+    pub follow: bool,
+}
+
+/// What happened to a log stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogsEvent {
+    /// The agent accepted; lines follow.
+    Streaming,
+    Refused(String),
+    Batch(LogBatch),
+}
+
+/// Runs one stream until it ends or `stop` fires (or its sender is dropped).
+pub(super) async fn session(
+    bus: Arc<dyn Bus>,
+    source: String,
+    start: LogsStart,
+    mut stop: oneshot::Receiver<()>,
+    updates: mpsc::Sender<Update>,
+) {
+    let session = start.session;
+    let send = |event: LogsEvent| {
+        let updates = updates.clone();
+        async move { updates.send(Update::Logs { session, event }).await.is_ok() }
+    };
+    let viewer = format!("v{}", crate::protocol::envelope::new_id());
+    let stream = subjects::logs_stream(&viewer);
+    let mut sub = match bus.subscribe(&stream).await {
+        Ok(s) => s,
+        Err(err) => {
+            send(LogsEvent::Refused(format!("cannot subscribe to {stream}: {err}"))).await;
+            return;
+        }
+    };
+    let req =
+        LogsRequest { instance: start.instance.clone(), tail: start.tail, follow: start.follow, stream };
+    let cmd = subjects::agent_cmd(&start.host, AgentVerb::Logs);
+    let envelope = Envelope::new(&source, &req);
+    let asked = bus::request::<_, AgentAck>(bus.as_ref(), &cmd, &envelope, COMMAND_TIMEOUT);
+    let answer = tokio::select! {
+        a = asked => a,
+        _ = &mut stop => {
+            stop_stream(bus.as_ref(), &source, &start.host, &req.stream).await;
+            return;
+        }
+    };
+    match answer {
+        Ok(_) => {
+            if !send(LogsEvent::Streaming).await {
+                stop_stream(bus.as_ref(), &source, &start.host, &req.stream).await;
+                return;
+            }
+        }
+        Err(err) => {
+            let reason = match err {
+                RequestError::Refused(w) => w.reason,
+                other => format!("agent {} did not answer: {other}", start.host),
+            };
+            send(LogsEvent::Refused(reason)).await;
+            return;
+        }
+    }
+    let mut keepalive = tokio::time::interval(Duration::from_millis(LOGS_KEEPALIVE_EVERY_MS));
+    keepalive.tick().await;
+    let keepalive_subject = subjects::agent_cmd(&start.host, AgentVerb::LogsKeepalive);
+    let reference = LogsStreamRef { stream: req.stream.clone() };
+    loop {
+        tokio::select! {
+            msg = sub.next() => {
+                let Some(msg) = msg else { return };
+                match decode::<LogBatch>(&msg.payload) {
+                    Ok(env) => {
+                        let ended = env.body.end.is_some();
+                        if !send(LogsEvent::Batch(env.body)).await {
+                            break;
+                        }
+                        if ended {
+                            return;
+                        }
+                    }
+                    Err(err) => log::warn!("ignored a bad log batch: {err}"),
+                }
+            }
+            _ = keepalive.tick() => {
+                let env = Envelope::new(&source, &reference);
+                if let Err(err) = bus::publish(bus.as_ref(), &keepalive_subject, &env).await {
+                    log::info!("log keep-alive not sent: {err}");
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
+    stop_stream(bus.as_ref(), &source, &start.host, &req.stream).await;
+}
+
+async fn stop_stream(bus: &dyn Bus, source: &str, host: &str, stream: &str) {
+    let env = Envelope::new(source, LogsStreamRef { stream: stream.to_string() });
+    let subject = subjects::agent_cmd(host, AgentVerb::LogsStop);
+    if let Err(err) = bus::publish(bus, &subject, &env).await {
+        log::info!("log stop not sent (the agent's keep-alive timeout ends the stream): {err}");
+    }
+}

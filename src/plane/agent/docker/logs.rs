@@ -1,0 +1,121 @@
+//! An instance's container log through Docker's logs API (`follow`, `tail`,
+//! `timestamps`). One reader per request; it stops as soon as the agent drops the
+//! receiver (the viewer closed, or went quiet), which closes the HTTP stream to dockerd.
+
+use std::sync::Arc;
+
+use bollard::container::LogOutput;
+use bollard::query_parameters::LogsOptions;
+use futures_util::StreamExt;
+
+use super::{Inner, labels};
+use crate::plane::agent::driver::{DriverError, LOG_CHANNEL, LogReceiver};
+use crate::protocol::{LogLine, LogSource};
+
+pub async fn stream(
+    inner: &Arc<Inner>,
+    id: &str,
+    tail: u32,
+    follow: bool,
+) -> Result<LogReceiver, DriverError> {
+    if !inner.cache().has(id) {
+        return Err(DriverError::NotFound(id.into()));
+    }
+    let container = labels::container_name(id);
+    let opts = LogsOptions {
+        follow,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        tail: tail.to_string(),
+        ..Default::default()
+    };
+    let docker = inner.docker.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(LOG_CHANNEL);
+    tokio::spawn(async move {
+        let mut logs = docker.logs(&container, Some(opts));
+        // A chunk may end mid-line; the rest comes with the next chunk of the same output.
+        let mut partial: [String; 2] = Default::default();
+        loop {
+            let item = tokio::select! {
+                item = logs.next() => item,
+                // The viewer is gone: stop reading at once, even from a quiet container.
+                _ = tx.closed() => return,
+            };
+            let out = match item {
+                Some(Ok(out)) => out,
+                Some(Err(err)) => {
+                    let text = format!("(quarterdeck: docker logs failed: {err})");
+                    let _ = tx.send(LogLine { ts: 0, source: LogSource::Stderr, text }).await;
+                    return;
+                }
+                None => break,
+            };
+            let (source, bytes) = match out {
+                LogOutput::StdErr { message } => (LogSource::Stderr, message),
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    (LogSource::Stdout, message)
+                }
+                LogOutput::StdIn { .. } => continue,
+            };
+            let buf = &mut partial[usize::from(source == LogSource::Stderr)];
+            buf.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(nl) = buf.find('\n') {
+                let raw: String = buf.drain(..=nl).collect();
+                if tx.send(parse(source, raw.trim_end_matches(['\n', '\r']))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        for (k, rest) in partial.into_iter().enumerate() {
+            if !rest.is_empty() {
+                let source = if k == 0 { LogSource::Stdout } else { LogSource::Stderr };
+                let _ = tx.send(parse(source, &rest)).await;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// A line as Docker gives it with `timestamps`: `2026-11-25T10:12:01.123456789Z text`.
+fn parse(source: LogSource, raw: &str) -> LogLine {
+    match raw.split_once(' ').and_then(|(ts, text)| Some((rfc3339_ms(ts)?, text))) {
+        Some((ts, text)) => LogLine { ts, source, text: text.to_string() },
+        None => LogLine { ts: 0, source, text: raw.to_string() },
+    }
+}
+
+/// Milliseconds since the epoch of a UTC RFC 3339 time such as Docker writes.
+fn rfc3339_ms(s: &str) -> Option<u64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let millis: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(((days * 24 + hh) * 60 + mm) * 60 + ss).ok().map(|secs| secs * 1000 + millis as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_timestamps_are_read() {
+        let l = parse(LogSource::Stdout, "2026-11-25T10:12:01.123456789Z GET / 200");
+        assert_eq!(l.text, "GET / 200");
+        assert_eq!(l.ts, 1_795_601_521_123);
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:01Z"), Some(1000));
+        let l = parse(LogSource::Stderr, "no timestamp here");
+        assert_eq!((l.ts, l.text.as_str()), (0, "no timestamp here"));
+    }
+}

@@ -1,0 +1,352 @@
+//! The guided deploy's screens: the form (each field's error beside it), the plan
+//! preview, the confirmation, the live progress per instance and the end, with the
+//! rollback offer. Pure: everything comes from the wizard and the replica.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
+
+use crate::app::App;
+use crate::app::wizard::{Field, Plan, Step, Wizard};
+use crate::protocol::{OperationStep, StepState};
+
+const CURSOR: &str = "█";
+
+/// A step and how long it took (ms).
+type Timed<'a> = (&'a OperationStep, u64);
+
+pub fn render(app: &App, w: &Wizard, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let (n, name) = match w.step {
+        Step::Form => (1, "form"),
+        Step::Plan => (2, "plan"),
+        Step::Confirm => (3, "confirm"),
+        Step::Progress | Step::ConfirmRollback => (4, "progress"),
+    };
+    let inner_w = area.width.min(110).saturating_sub(4) as usize;
+    let mut lines = match w.step {
+        Step::Form => form(app, w, inner_w),
+        Step::Plan => plan_lines(app, w, inner_w),
+        Step::Confirm => {
+            let mut l = plan_lines(app, w, inner_w);
+            l.push(Line::from(""));
+            l.extend(confirm(app, w, false));
+            l
+        }
+        Step::Progress | Step::ConfirmRollback => progress(app, w, inner_w),
+    };
+    if let Some(err) = &w.error {
+        for part in wrap(&format!("✕ {err}"), inner_w) {
+            lines.push(Line::from(Span::styled(part, t.bad)));
+        }
+    }
+    let keys = match w.step {
+        Step::Form => " Tab complete/next · ↑↓ field · Enter plan · Esc close ",
+        Step::Plan => " Enter confirm · Esc back to the form ",
+        Step::Confirm | Step::ConfirmRollback if w.is_prod() => " type the name, Enter · Esc back ",
+        Step::Confirm | Step::ConfirmRollback => " y yes · n, Esc back ",
+        Step::Progress if w.can_roll_back(&app.replica.fleet) => " r roll back · Esc close ",
+        Step::Progress if w.finished(&app.replica.fleet).is_some() => " Esc close ",
+        Step::Progress => " Esc close (the operation goes on) ",
+    };
+    // The body keeps its head and the latest lines when it does not fit.
+    let max_body = area.height.saturating_sub(2) as usize;
+    if lines.len() > max_body && max_body > 4 {
+        let head = 3;
+        let tail = max_body - head - 1;
+        let cut = lines.len() - tail;
+        let mut kept: Vec<Line> = lines.drain(..head).collect();
+        kept.push(Line::from(Span::styled(format!("  … {} line(s) above", cut - head), t.muted)));
+        kept.extend(lines.drain(cut - head..));
+        lines = kept;
+    }
+    let width = area.width.min(110);
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let popup = super::centered(area, width, height);
+    frame.render_widget(Clear, popup);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(t.accent)
+        .padding(ratatui::widgets::Padding::horizontal(1))
+        .title(Span::styled(format!(" Deploy {n}/4: {name} "), t.title))
+        .title_bottom(Line::from(Span::styled(keys, t.muted)).right_aligned());
+    frame.render_widget(Paragraph::new(lines).block(block), popup);
+}
+
+fn form(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let mut lines = Vec::new();
+    let head = match &w.previous {
+        Some(p) => format!("redeploy {} (now {}@{} x{}{})", p.name, p.name, p.version, p.instances, prod(w)),
+        None if w.value(Field::App).is_empty() => "pick an app or type a new name".into(),
+        None => format!("new app {}", w.value(Field::App)),
+    };
+    lines.push(Line::from(Span::styled(head, t.text)));
+    for (i, f) in Field::ALL.iter().enumerate() {
+        let focused = w.focus == i;
+        let value = w.values[i].clone();
+        let marker = if focused { "▶ " } else { "  " };
+        let mut spans = vec![
+            Span::styled(format!("{marker}{:<10}", f.label()), if focused { t.accent } else { t.muted }),
+            Span::styled(value.clone(), t.text),
+        ];
+        if focused {
+            spans.push(Span::styled(CURSOR, t.accent));
+        }
+        let used = 12 + value.chars().count() + usize::from(focused);
+        match w.check(*f) {
+            // The error beside the field when it fits, else on the line below.
+            Some(err) if used + 4 + err.chars().count() <= inner_w => {
+                spans.push(Span::styled(format!("  ✕ {err}"), t.bad));
+                lines.push(Line::from(spans));
+            }
+            Some(err) => {
+                lines.push(Line::from(spans));
+                let room = inner_w.saturating_sub(14).max(10);
+                lines.push(Line::from(Span::styled(format!("{:12}✕ {}", "", clip(&err, room)), t.bad)));
+            }
+            None => {
+                if focused || value.is_empty() {
+                    let room = inner_w.saturating_sub(used + 3);
+                    if room > 8 {
+                        spans.push(Span::styled(format!("   {}", clip(f.hint(), room)), t.muted));
+                    }
+                }
+                lines.push(Line::from(spans));
+            }
+        }
+    }
+    lines.push(Line::from(Span::styled(
+        clip("artifact: a slot already in the repository, or none; upload new ones with `quarterdeck ctl deploy --artifact FILE`", inner_w),
+        t.muted,
+    )));
+    lines
+}
+
+fn prod(w: &Wizard) -> &'static str {
+    if w.is_prod() { ", prod" } else { "" }
+}
+
+fn plan_lines(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let mut lines = Vec::new();
+    let Some(plan) = &w.plan else { return lines };
+    let what = format!(
+        "{}@{} x{}, image {}, {} cores / {} each",
+        w.value(Field::App),
+        w.value(Field::Version),
+        w.value(Field::Instances),
+        w.value(Field::Image),
+        w.value(Field::Cpu),
+        w.value(Field::Memory),
+    );
+    lines.push(Line::from(vec![Span::styled("plan  ", t.muted), Span::styled(what, t.text)]));
+    lines.push(Line::from(Span::styled(format!("      {}", plan.note), t.muted)));
+    match &plan.no_fit {
+        Some(why) => {
+            for part in wrap(&format!("✕ nothing fits: {why}"), inner_w) {
+                lines.push(Line::from(Span::styled(part, t.bad)));
+            }
+        }
+        None => {
+            let list: Vec<String> =
+                plan.placements.iter().enumerate().map(|(i, h)| format!("#{} → {h}", i + 1)).collect();
+            let text = if list.is_empty() { "no new instance needed".to_string() } else { list.join("  ") };
+            lines.push(Line::from(vec![Span::styled("✓ fits  ", t.ok), Span::styled(text, t.text)]));
+        }
+    }
+    let when = if plan.no_fit.is_some() { "now" } else { "after the deploy" };
+    lines.push(Line::from(Span::styled(format!("CPU and memory left {when}:"), t.muted)));
+    lines.extend(hosts(app, plan));
+    lines
+}
+
+fn hosts(app: &App, plan: &Plan) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let mut lines = vec![Line::from(Span::styled(
+        format!("{:<12} {:<6} {:>4} {:>10} {:>12}  {}", "HOST", "AZ", "NEW", "CPU LEFT", "MEM LEFT", ""),
+        t.header,
+    ))];
+    for h in &plan.hosts {
+        let style = if !h.eligible {
+            t.muted
+        } else if h.cpu_left < 0.0 {
+            t.bad
+        } else {
+            t.text
+        };
+        let note = if h.eligible { "" } else { "ruled out: state/AZ/tags" };
+        let new = if h.new > 0 { format!("+{}", h.new) } else { "·".into() };
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{:<12} {:<6} {:>4} {:>10.2} {:>9} MB  {note}",
+                clip(&h.host, 12),
+                clip(&h.az, 6),
+                new,
+                h.cpu_left,
+                h.memory_left_mb
+            ),
+            style,
+        )));
+    }
+    lines
+}
+
+fn confirm(app: &App, w: &Wizard, rollback: bool) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let name = w.value(Field::App).to_string();
+    let question = match (&w.previous, rollback) {
+        (Some(p), true) => format!(
+            "Roll {name} back to {}@{} x{} (image {}{})?",
+            p.name,
+            p.version,
+            p.instances,
+            p.image,
+            p.run.artifact.as_ref().map(|a| format!(", artifact {}", a.name)).unwrap_or_default()
+        ),
+        (Some(p), false) => format!(
+            "Deploy {name}@{} x{} (now {}@{} x{})?",
+            w.value(Field::Version),
+            w.value(Field::Instances),
+            p.name,
+            p.version,
+            p.instances
+        ),
+        (None, _) => {
+            format!("Deploy new app {name}@{} x{}?", w.value(Field::Version), w.value(Field::Instances))
+        }
+    };
+    let mut lines = vec![Line::from(Span::styled(question, t.text))];
+    if w.is_prod() {
+        lines.push(Line::from(vec![
+            Span::styled("⚠ prod: type ", t.warn),
+            Span::styled(name, t.title),
+            Span::styled(" and Enter to confirm", t.warn),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("> ", t.accent),
+            Span::styled(w.input.clone(), t.text),
+            Span::styled(CURSOR, t.accent),
+        ]));
+    } else {
+        lines.push(Line::from(vec![
+            Span::styled("[y]", t.warn),
+            Span::styled(" yes    ", t.text),
+            Span::styled("[N]", t.accent),
+            Span::styled(" no (n, Esc)", t.text),
+        ]));
+    }
+    lines
+}
+
+fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let fleet = &app.replica.fleet;
+    let mut lines = Vec::new();
+    let Some(sent) = w.sent.last() else { return lines };
+    let what = if sent.rollback { format!("rollback: {}", sent.what) } else { sent.what.clone() };
+    let op = w.operation(fleet);
+    let head = match (&sent.operation, &sent.refused) {
+        (_, Some(_)) => format!("{what}: refused"),
+        (Some(id), _) => format!("{what} · operation {id}"),
+        (None, None) => format!("{what} · waiting for the controller's answer"),
+    };
+    lines.push(Line::from(Span::styled(head, t.text)));
+    if let Some(op) = op {
+        // The repository steps first (no instance), then each instance's steps in order.
+        // A step recorded when it ended (start = end) took the time since the step before.
+        let mut groups: Vec<(Option<String>, Vec<Timed>)> = Vec::new();
+        let mut prev_end = op.started_at;
+        for s in &op.steps {
+            let end = s.finished_at.unwrap_or(app.now);
+            let from = if s.started_at < end { s.started_at } else { prev_end.min(end) };
+            prev_end = prev_end.max(end);
+            let timed = (s, end.saturating_sub(from));
+            match groups.iter_mut().find(|(k, _)| *k == s.instance) {
+                Some((_, v)) => v.push(timed),
+                None => groups.push((s.instance.clone(), vec![timed])),
+            }
+        }
+        for (inst, steps) in groups {
+            let label = inst.map(|i| format!("instance {i}")).unwrap_or_else(|| "artifact".into());
+            lines.push(Line::from(Span::styled(label, t.accent)));
+            for (s, ms) in steps {
+                let (mark, style) = match s.state {
+                    StepState::Done => ("✓", t.ok),
+                    StepState::Running => ("…", t.warn),
+                    StepState::Failed => ("✕", t.bad),
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {mark} {:<36}", s.name.as_str()), style),
+                    Span::styled(format!("{:>8}  ", duration(ms)), t.muted),
+                    Span::styled(clip(&s.detail, 60), t.text),
+                ]));
+            }
+        }
+    }
+    lines.push(Line::from(""));
+    match w.finished(fleet) {
+        None => {
+            let ms = app.now.saturating_sub(op.map(|o| o.started_at).unwrap_or(sent.sent_at));
+            lines.push(Line::from(Span::styled(format!("… running for {}", duration(ms)), t.warn)));
+        }
+        Some(Ok(target)) => {
+            let ms = op.and_then(|o| o.finished_at.map(|f| f.saturating_sub(o.started_at))).unwrap_or(0);
+            lines.push(Line::from(Span::styled(format!("✓ succeeded: {target} in {}", duration(ms)), t.ok)));
+        }
+        Some(Err(reason)) => {
+            for part in wrap(&format!("✕ failed: {reason}"), inner_w) {
+                lines.push(Line::from(Span::styled(part, t.bad)));
+            }
+        }
+    }
+    if w.step == Step::ConfirmRollback {
+        lines.push(Line::from(""));
+        lines.extend(confirm(app, w, true));
+    } else if w.can_roll_back(fleet)
+        && let Some(p) = &w.previous
+    {
+        lines.push(Line::from(vec![
+            Span::styled("r", t.warn),
+            Span::styled(
+                format!(" rolls back to {}@{} x{} (asks first) · Esc closes", p.name, p.version, p.instances),
+                t.text,
+            ),
+        ]));
+    }
+    lines
+}
+
+fn duration(ms: u64) -> String {
+    if ms < 1000 { format!("{ms}ms") } else { format!("{:.1}s", ms as f64 / 1000.0) }
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Words into lines of at most `width` characters; a longer word is cut.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(10);
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let Some(last) = lines.last_mut() else { break };
+        let len = last.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            lines.push(clip(word, width));
+        } else {
+            if len > 0 {
+                last.push(' ');
+            }
+            last.push_str(&clip(word, width - len.min(width)));
+        }
+    }
+    lines
+}
