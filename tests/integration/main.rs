@@ -14,6 +14,7 @@ mod sandbox_e2e;
 mod cockpit_audit_nats;
 mod cockpit_logs;
 mod cockpit_wizard;
+mod cockpit_wizard_docker;
 mod cockpit_workflows;
 mod demo_tape;
 mod docker_driver;
