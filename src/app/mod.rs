@@ -171,7 +171,7 @@ impl App {
 
     /// What a panel's cached index must have been built for to be current.
     fn stamp(&self, panel: Panel) -> (u64, u64, usize) {
-        (self.replica.generation, self.view(panel).settings, self.total_rows(panel))
+        rows::stamp_of(&self.replica, self.view(panel), self.total_rows(panel))
     }
 
     /// Rows before the filter.

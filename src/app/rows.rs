@@ -337,11 +337,20 @@ fn compare(a: &Field, b: &Field) -> Ordering {
     }
 }
 
+/// What an index was built from. In natural order (no filter, no sort) only rows coming,
+/// going or changing matter, so heartbeats do not invalidate it; a filter or a sort may
+/// look at metrics, so then every change does.
+pub fn stamp_of(replica: &Replica, view: &PanelView, total: usize) -> (u64, u64, usize) {
+    let data =
+        if view.filter.is_none() && view.sort.is_none() { replica.structure } else { replica.generation };
+    (data, view.settings, total)
+}
+
 /// Builds a panel's index: natural order, then the filter, then a stable sort.
 pub fn build(replica: &Replica, now: u64, panel: Panel, view: &PanelView) -> RowIndex {
     let keys = natural(replica, panel);
     let total = keys.len();
-    let stamp = (replica.generation, view.settings, total);
+    let stamp = stamp_of(replica, view, total);
     if view.filter.is_none() && view.sort.is_none() {
         return RowIndex { stamp, keys, total };
     }

@@ -436,3 +436,48 @@ fn a_remapped_keymap_drives_the_app_and_a_clash_keeps_the_defaults() {
     let err = clash.expect_err("r twice");
     assert!(err.contains("r is bound to both"), "{err}");
 }
+
+/// A heartbeat for host-01 with new metrics, as the bus would bring it.
+fn metrics_heartbeat(app: &App) -> Update {
+    let host = app.replica.fleet.hosts.get("host-01").cloned().expect("host-01");
+    Update::Heartbeat(Box::new(crate::protocol::Heartbeat {
+        host: crate::protocol::HostInfo {
+            id: host.id.clone(),
+            hostname: host.hostname.clone(),
+            ip: host.ip.clone(),
+            az: host.az.clone(),
+            tags: host.tags.clone(),
+            cpu_cores: host.cpu_cores,
+            memory_total_mb: host.memory_total_mb,
+            agent_version: host.agent_version.clone(),
+            warnings: vec![],
+        },
+        metrics: crate::protocol::HostMetrics { cpu_pct: 99.0, ..host.metrics.clone() },
+        instances: vec![],
+        period_ms: 2000,
+        unmanaged: vec![],
+    }))
+}
+
+#[test]
+fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.refresh_views();
+    let i = Panel::Instances.index();
+    let stamp = |app: &App| app.views[i].index.as_ref().map(|ix| ix.stamp);
+    let before = stamp(&app);
+    let update = metrics_heartbeat(&app);
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(stamp(&app), before, "a heartbeat rebuilt the natural-order index");
+
+    // Sorted, the order may depend on metrics: the same heartbeat rebuilds it.
+    app.views[i].set_sort(Some(super::rows::Sort { column: 8, descending: true }));
+    app.refresh_views();
+    let sorted = stamp(&app);
+    let update = metrics_heartbeat(&app);
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_ne!(stamp(&app), sorted, "a sorted index must follow the metrics");
+}

@@ -62,6 +62,9 @@ pub struct Replica {
     pub gaps: u64,
     /// Bumped on every change the views care about, so they can cache per generation.
     pub generation: u64,
+    /// Bumped when rows come, go or change, but not for metrics: a table in its natural
+    /// order needs no new index when only heartbeats arrived.
+    pub structure: u64,
     /// The controller's revision at the last beacon we were behind, if we were.
     behind: Option<u64>,
     /// Metrics over the last minutes, fed by heartbeats, by host id.
@@ -81,6 +84,7 @@ impl Default for Replica {
             last_update: 0,
             gaps: 0,
             generation: 0,
+            structure: 0,
             behind: None,
             host_history: HashMap::new(),
             instance_history: HashMap::new(),
@@ -90,6 +94,7 @@ impl Default for Replica {
 
 impl Replica {
     pub fn apply_snapshot(&mut self, fleet: Fleet, now: u64) {
+        self.structure += 1;
         self.fleet = fleet;
         self.sync = Sync::Live;
         self.last_update = now;
@@ -110,6 +115,7 @@ impl Replica {
         match self.fleet.apply(&event) {
             Ok(_) => {
                 self.generation += 1;
+                self.structure += 1;
                 self.remember(event);
                 Ok(())
             }
@@ -167,6 +173,7 @@ impl Replica {
             self.events.pop_front();
         }
         self.generation += 1;
+        self.structure += 1;
     }
 
     fn remember_audit(&mut self, event: &Event) {
@@ -178,6 +185,7 @@ impl Replica {
         }
         self.audit.push_back(event.clone());
         self.generation += 1;
+        self.structure += 1;
     }
 
     fn remember(&mut self, event: Event) {
@@ -188,6 +196,9 @@ impl Replica {
             self.events.pop_front();
         }
         self.events.push_back(event);
+        // The Events panel's rows changed, even while the fleet waits for a snapshot.
+        self.generation += 1;
+        self.structure += 1;
     }
 
     /// Heartbeats carry metrics, which have no revision: latest wins.
