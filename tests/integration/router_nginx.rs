@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::docker_support::docker;
 use crate::nats_support::{Proc, ctl, ctl_ok, eventually, snapshot};
-use crate::stack_support::{Stack, free_port, get, nginx_bin};
+use crate::stack_support::{NginxGuard, Stack, free_port, get, nginx_bin};
 
 fn routes(url: &str) -> Vec<(String, String)> {
     let s = snapshot(url);
@@ -204,6 +204,8 @@ fn router_coalesces_a_rolling_deploy_into_a_few_reloads() {
     let dir = plane.nats.dir().join("router");
     let port = free_port().to_string();
     let listen = format!("127.0.0.1:{port}");
+    // Declared before the router: dropped after it, so the router cannot start nginx anew.
+    let nginx_guard = NginxGuard(dir.clone());
     let mut router = Proc::spawn(
         &plane.nats,
         "router",
@@ -265,8 +267,6 @@ fn router_coalesces_a_rolling_deploy_into_a_few_reloads() {
     eprintln!("rolling deploy of 20 instances (40 route changes): {reloads} reloads");
     assert!(reloads <= 8, "{reloads} reloads for one rolling deploy:\n{}", router.stderr_text());
     assert_eq!(conf.matches("        server 127.0.").count(), 20);
-    if let Ok(pid) = std::fs::read_to_string(dir.join("nginx.pid")) {
-        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-    }
-    router.term();
+    router.kill9();
+    drop(nginx_guard);
 }

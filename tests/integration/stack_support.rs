@@ -184,12 +184,25 @@ impl Stack {
     }
 }
 
-impl Drop for Stack {
+/// Stops the nginx a router daemonized in `dir` (by its pid file) when dropped, so a
+/// failing test leaves no nginx behind.
+pub struct NginxGuard(pub PathBuf);
+
+impl Drop for NginxGuard {
     fn drop(&mut self) {
-        // nginx was daemonized by the router: stop it by its pid file.
-        if let Ok(pid) = std::fs::read_to_string(self.router_dir.join("nginx.pid")) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("nginx.pid")) {
             let _ = std::process::Command::new("kill").arg(pid.trim()).status();
         }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // The router first: alive, it would start nginx again for a pending change.
+        if let Some(router) = self.router.as_mut() {
+            router.kill9();
+        }
+        drop(NginxGuard(self.router_dir.clone()));
         let ids = docker(&["ps", "-aq", "--filter", &format!("label=quarterdeck.host={}", self.host)]);
         for id in ids.split_whitespace() {
             let _ = docker(&["rm", "-f", id]);
