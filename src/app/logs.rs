@@ -313,18 +313,13 @@ impl App {
 mod tests {
     use super::*;
     use crate::actions::Panel;
-    use crate::actions::keymap::Keymap;
+
     use crate::backend::Update;
-    use crate::plane::fixture::{T0, fixture};
+    use crate::plane::fixture::T0;
     use crate::protocol::{LogBatch, LogSource};
-    use crate::views::theme::{ColorMode, Theme};
 
     fn app() -> App {
-        let mut app =
-            App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0 + 60_000);
-        let (fleet, events) = fixture(42, 6, 0);
-        app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
-        app.update(Action::Backend(Box::new(Update::History(events))));
+        let mut app = crate::app::fixture_app(0);
         app.page_rows = 10;
         app
     }

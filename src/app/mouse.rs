@@ -37,19 +37,14 @@ impl App {
 
 #[cfg(test)]
 mod tests {
-    use crate::actions::keymap::Keymap;
+
     use crate::actions::{Action, Panel};
     use crate::app::{App, Overlay};
-    use crate::backend::Update;
-    use crate::plane::fixture::{T0, fixture};
+
     use crate::views::TABLE_FIRST_ROW;
-    use crate::views::theme::{ColorMode, Theme};
 
     fn app() -> App {
-        let mut app =
-            App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0 + 60_000);
-        let (fleet, _) = fixture(42, 6, 20);
-        app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+        let mut app = crate::app::fixture_app(20);
         app.page_rows = 5;
         app
     }

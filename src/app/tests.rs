@@ -11,17 +11,10 @@ use crate::actions::keymap::{Bindable, Keymap};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect, Panel};
 use crate::backend::{ControlCommand, RouteVerb, Update};
-use crate::plane::fixture::{T0, fixture};
 use crate::protocol::{RestartBody, RestartRequest};
-use crate::views::theme::{ColorMode, Theme};
 
 fn app() -> App {
-    let mut app =
-        App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0 + 60_000);
-    let (fleet, events) = fixture(42, 6, 0);
-    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
-    app.update(Action::Backend(Box::new(Update::History(events))));
-    app
+    super::fixture_app(0)
 }
 
 fn screen(app: &mut App, w: u16, h: u16) -> String {

@@ -7,7 +7,6 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 
-use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Panel};
 use crate::app::App;
 use crate::backend::Update;
@@ -15,12 +14,7 @@ use crate::plane::fixture::{T0, fixture};
 use crate::views::theme::{ColorMode, Theme};
 
 fn app() -> App {
-    let mut app =
-        App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0 + 60_000);
-    let (fleet, events) = fixture(42, 6, 0);
-    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
-    app.update(Action::Backend(Box::new(Update::History(events))));
-    app
+    crate::app::fixture_app(0)
 }
 
 fn draw(app: &mut App, w: u16, h: u16) -> Buffer {

@@ -148,6 +148,17 @@ impl Stack {
 
     pub fn deploy(&self, version: &str, instances: &str, body: &str, extra: &[&str]) -> CtlOut {
         let artifact = self.artifact(&format!("site-{version}"), body);
+        self.deploy_file(version, instances, &artifact, extra)
+    }
+
+    /// `ctl deploy --wait` of the app `site` with a given artifact file.
+    pub fn deploy_file(
+        &self,
+        version: &str,
+        instances: &str,
+        artifact: &std::path::Path,
+        extra: &[&str],
+    ) -> CtlOut {
         let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
         let mut args = vec![
             "deploy",
