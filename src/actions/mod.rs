@@ -196,4 +196,6 @@ pub enum Effect {
     },
     /// Turn the terminal's mouse capture on or off.
     MouseCapture(bool),
+    /// Upload an artifact file to the repository (the wizard's deploy waits for it).
+    Upload(crate::backend::upload::UploadRequest),
 }

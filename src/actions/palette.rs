@@ -8,7 +8,7 @@
 //! :route add APP IP:PORT [WEIGHT]                          add a route (confirmed)
 //! :route enable|disable|remove APP IP:PORT                 change a route (confirmed)
 //! :route weight APP IP:PORT WEIGHT                         change a weight (confirmed)
-//! :deploy APP [VERSION] [INSTANCES]                        redeploy (confirmed)
+//! :deploy APP [VERSION] [INSTANCES]                        the deploy wizard, prefilled
 //! :filter TEXT   :help   :q
 //! ```
 
@@ -25,7 +25,8 @@ pub enum Command {
     Filter(String),
     Restart(RestartTarget),
     Route(RouteVerb, RouteRequest),
-    /// Deploy the app's current spec, with another version or instance count if given.
+    /// The deploy wizard for the app (existing or new), with the version or instance count
+    /// given.
     Deploy {
         app: String,
         version: Option<String>,
@@ -78,7 +79,7 @@ pub fn parse(line: &str, fleet: &Fleet) -> Result<Command, String> {
         "filter" => Ok(Command::Filter(args.join(" "))),
         "restart" => restart(args, fleet),
         "route" => route(args, fleet),
-        "deploy" => deploy(args, fleet),
+        "deploy" => deploy(args),
         other => Err(format!("unknown command {other:?}: try {}", VERBS.join(", "))),
     }
 }
@@ -165,10 +166,11 @@ fn route(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
     Ok(Command::Route(verb, RouteRequest { app: app.to_string(), backend: backend.to_string(), weight }))
 }
 
-fn deploy(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
+fn deploy(args: &[&str]) -> Result<Command, String> {
     let usage = "deploy APP [VERSION] [INSTANCES]";
     let Some((app, rest)) = args.split_first() else { return Err(usage.into()) };
-    known_app(fleet, app)?;
+    // A new name is a first deploy: the wizard takes it from there.
+    validate::name("app", app)?;
     let (mut version, mut instances) = (None, None);
     for word in rest {
         // `x4` is always a count; a bare number is a count once the version is given.

@@ -79,6 +79,8 @@ pub struct App {
     /// Filter, sort, marks and the row index of each panel.
     pub views: [PanelView; 6],
     pub overlays: Vec<Overlay>,
+    /// The wizard of a deploy still running after Esc; `d` shows it again.
+    pub parked_wizard: Option<Box<Wizard>>,
     pub status: Option<Status>,
     /// `sandbox` or the bus URL.
     pub bus_label: String,
@@ -115,6 +117,7 @@ impl App {
             selections: [Selection::default(); 6],
             views: Default::default(),
             overlays: Vec::new(),
+            parked_wizard: None,
             status: None,
             bus_label: bus_label.into(),
             connection: Connection::Connected,

@@ -7,9 +7,16 @@ use crate::actions::Effect;
 impl App {
     /// A left click at a screen cell: on a table row, selects it; a second click on the
     /// selected row opens its detail, like Enter.
-    pub(super) fn click(&mut self, _column: u16, row: u16) -> Vec<Effect> {
+    /// A click on a tab shows its panel.
+    pub(super) fn click(&mut self, column: u16, row: u16) -> Vec<Effect> {
         if self.overlay().is_some() {
             return vec![];
+        }
+        if row == crate::views::TABS_ROW {
+            return match crate::views::tab_at(column) {
+                Some(panel) => self.update(crate::actions::Action::ShowPanel(panel)),
+                None => vec![],
+            };
         }
         let Some(on_screen) = row.checked_sub(crate::views::TABLE_FIRST_ROW).map(usize::from) else {
             return vec![];
@@ -71,6 +78,21 @@ mod tests {
         app.update(Action::Click(10, 1));
         app.update(Action::Click(10, TABLE_FIRST_ROW + 5));
         assert_eq!(app.selection().index, start);
+    }
+
+    #[test]
+    fn a_click_on_a_tab_shows_its_panel() {
+        let mut app = app();
+        // The tabs row reads " 1 Hosts  2 Instances ...": find each label where it is drawn.
+        for (panel, at, label) in crate::views::tab_positions() {
+            assert!(label.contains(panel.title()));
+            app.update(Action::Click(at + 2, crate::views::TABS_ROW));
+            assert_eq!(app.panel, panel);
+        }
+        // Between two tabs is no tab.
+        app.update(Action::ShowPanel(Panel::Hosts));
+        app.update(Action::Click(0, crate::views::TABS_ROW));
+        assert_eq!(app.panel, Panel::Hosts);
     }
 
     #[test]

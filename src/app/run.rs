@@ -105,6 +105,9 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                     draw_now = true;
                 }
                 Effect::MouseCapture(on) => terminal::set_mouse(on)?,
+                Effect::Upload(req) => {
+                    let _ = backend.commands.send(Command::Upload(req));
+                }
             }
         }
         if app.should_quit {

@@ -9,7 +9,7 @@ use super::{App, Level, Overlay, RouteForm, Status};
 use crate::actions::palette::{self, Command, RestartTarget};
 use crate::actions::{Action, Batch, Effect, Panel, Pending};
 use crate::backend::{ControlCommand, RouteVerb, Sync, Update};
-use crate::protocol::{DeployRequest, RestartBody, RestartRequest, Route, RouteRequest, RouteState};
+use crate::protocol::{RestartBody, RestartRequest, Route, RouteRequest, RouteState};
 
 /// How long a status line stays up.
 const STATUS_MS: u64 = 6_000;
@@ -215,6 +215,7 @@ impl App {
                 self.connection = state;
                 vec![]
             }
+            Update::Uploaded { path, result } => self.wizard_uploaded(&path, &result),
             Update::CommandDone { what, result } => {
                 self.wizard_command_done(&what, &result);
                 match result {
@@ -797,23 +798,8 @@ impl App {
                 if self.refused_read_only("deploy") {
                     return vec![];
                 }
-                let Some(spec) = self.replica.fleet.apps.get(&app).cloned() else {
-                    self.say(Level::Error, format!("no app {app}"));
-                    return vec![];
-                };
-                // The app's current spec, with the version or count the operator gave; the
-                // controller keeps everything else (image, port, constraints, run spec).
-                let req = DeployRequest {
-                    app: app.clone(),
-                    version: version.unwrap_or(spec.version.clone()),
-                    instances: instances.unwrap_or(spec.instances),
-                    ..DeployRequest::default()
-                };
-                let question = format!(
-                    "Deploy {}@{} x{} (now {}@{} x{})?",
-                    req.app, req.version, req.instances, spec.name, spec.version, spec.instances
-                );
-                self.confirm(question, vec![ControlCommand::Deploy(Box::new(req))], &[app].into())
+                // The wizard, prefilled: the same plan preview and confirmation as `d`.
+                self.open_wizard_for(Some(&app), version, instances)
             }
         }
     }

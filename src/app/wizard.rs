@@ -2,18 +2,20 @@
 //! preview from the real scheduler, a confirmation, the operation's live progress, and a
 //! one-key rollback to the previous spec.
 //!
-//! The artifact: the cockpit talks to the plane only through the bus's requests, and has
-//! no path to the Object Store, so the wizard deploys an artifact that is already in the
-//! repository (the app's current slot) or none (image only). New artifacts are uploaded
-//! with `quarterdeck ctl deploy --artifact FILE`; the form says so.
+//! The artifact: a .tar.gz/.tar on the operator's machine (Tab completes the path), which
+//! is uploaded to the repository before the deploy is sent, as the original flow has it;
+//! the app's current slot, kept; or none (image only).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use crate::actions::palette::common_prefix;
 use crate::backend::ControlCommand;
+use crate::backend::upload::{UploadRequest, Uploaded, check_artifact_file};
 use crate::protocol::scheduler::{PlacementError, PlacementRequest, place};
 use crate::protocol::{
-    Accepted, App as AppSpec, Constraints, DeployRequest, Fleet, Instance, InstanceState, Operation,
-    OperationState, RunPatch, Strategy, validate,
+    Accepted, App as AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Instance, InstanceState,
+    Operation, OperationState, RunPatch, Strategy, validate,
 };
 
 /// The form's fields, in order.
@@ -68,7 +70,7 @@ impl Field {
         match self {
             Field::App => "existing (Tab completes) or a new name",
             Field::Version => "e.g. 1.4.2",
-            Field::Artifact => "repository slot already uploaded, or empty: image only (Tab)",
+            Field::Artifact => ".tar.gz/.tar to upload (Tab completes), the current slot, or empty",
             Field::Image => "e.g. tomcat:8.5",
             Field::Port => "1-65535",
             Field::Instances => "1-500",
@@ -120,9 +122,32 @@ pub struct Plan {
     pub note: String,
 }
 
+/// What the artifact field asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArtifactChoice {
+    /// Image only; an app that ran an artifact drops it.
+    None,
+    /// The app's current artifact, already in the repository.
+    Keep(ArtifactRef),
+    /// A file on this machine, uploaded before the deploy is sent.
+    Upload(PathBuf),
+}
+
+/// The upload a deploy waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    pub path: PathBuf,
+    pub size: u64,
+    pub started: u64,
+    pub finished: Option<u64>,
+    pub result: Option<Result<Uploaded, String>>,
+}
+
 /// A deploy the wizard sent (or the rollback), and what became of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sent {
+    /// The artifact's upload, when the deploy needed one; sent once it is done.
+    pub upload: Option<Upload>,
     pub rollback: bool,
     /// `ControlCommand::describe` of the command, to match its `CommandDone`.
     pub what: String,
@@ -214,24 +239,10 @@ impl Wizard {
     /// The field's error, if its value is not valid now.
     pub fn check(&self, f: Field) -> Option<String> {
         let v = self.value(f);
-        let prev = self.previous.as_ref();
         let r: Result<(), String> = match f {
             Field::App => validate::name("app", v),
             Field::Version => validate::version(v),
-            Field::Artifact => {
-                let current = prev.and_then(|p| p.run.artifact.as_ref());
-                match (v, current) {
-                    ("", None) => Ok(()),
-                    ("", Some(a)) => Err(format!(
-                        "this app runs artifact {}: keep it (Tab), or deploy without one with ctl",
-                        a.name
-                    )),
-                    (v, Some(a)) if v == a.name => Ok(()),
-                    (v, _) => Err(format!(
-                        "{v:?} is not an uploaded slot of this app: upload with `ctl deploy --artifact FILE`"
-                    )),
-                }
-            }
+            Field::Artifact => self.artifact_choice().map(|_| ()),
             Field::Image => validate::image(v),
             Field::Port => match v.parse::<u16>() {
                 Ok(p) if p > 0 => Ok(()),
@@ -271,12 +282,44 @@ impl Wizard {
         if self.value(Field::Strategy) == "all" { Strategy::All } else { Strategy::Rolling }
     }
 
-    /// The deploy the form describes, when every field is valid.
+    /// What the artifact field asks for, or why it cannot be.
+    pub fn artifact_choice(&self) -> Result<ArtifactChoice, String> {
+        let v = self.value(Field::Artifact);
+        let current = self.previous.as_ref().and_then(|p| p.run.artifact.as_ref());
+        if v.is_empty() {
+            return Ok(ArtifactChoice::None);
+        }
+        if let Some(a) = current.filter(|a| a.name == v) {
+            return Ok(ArtifactChoice::Keep(a.clone()));
+        }
+        let path = expand_home(v);
+        let meta = std::fs::metadata(&path).map_err(|e| match current {
+            Some(a) => format!("{v}: {e} (a file to upload, or the current slot {})", a.name),
+            None => format!("{v}: {e} (a .tar.gz or .tar to upload, or empty)"),
+        })?;
+        check_artifact_file(&path, &meta)?;
+        Ok(ArtifactChoice::Upload(path))
+    }
+
+    /// The deploy the form describes, when every field is valid. An artifact still to be
+    /// uploaded is not in it yet: `request_with` takes the upload's ref.
     pub fn request(&self) -> Option<DeployRequest> {
+        match self.artifact_choice().ok()? {
+            ArtifactChoice::Keep(a) => self.request_with(Some(a)),
+            _ => self.request_with(None),
+        }
+    }
+
+    /// The deploy with this artifact. An existing app's run spec goes whole (`replace`), so
+    /// an artifact left out is dropped, not kept by the controller.
+    pub fn request_with(&self, artifact: Option<ArtifactRef>) -> Option<DeployRequest> {
         if self.first_error().is_some() {
             return None;
         }
-        let artifact = self.previous.as_ref().and_then(|p| p.run.artifact.clone());
+        let run = match &self.previous {
+            Some(p) => Some(RunPatch { artifact, ..whole(&p.run) }),
+            None => artifact.map(|a| RunPatch { artifact: Some(a), ..RunPatch::default() }),
+        };
         Some(DeployRequest {
             app: self.value(Field::App).to_string(),
             version: self.value(Field::Version).to_string(),
@@ -284,14 +327,14 @@ impl Wizard {
             image: Some(self.value(Field::Image).to_string()),
             port: self.value(Field::Port).parse().ok(),
             constraints: self.constraints(),
-            run: artifact.map(|a| RunPatch { artifact: Some(a), ..RunPatch::default() }),
+            run,
             strategy: self.strategy(),
             ..DeployRequest::default()
         })
     }
 
     /// A deploy of the previous spec: its version, image, port, constraints, run spec
-    /// (artifact included) and count.
+    /// (artifact included, or none if it had none) and count.
     pub fn rollback_request(&self) -> Option<DeployRequest> {
         let p = self.previous.as_ref()?;
         Some(DeployRequest {
@@ -301,12 +344,7 @@ impl Wizard {
             image: Some(p.image.clone()),
             port: Some(p.port),
             constraints: Some(p.constraints.clone()),
-            run: Some(RunPatch {
-                cmd: p.run.cmd.clone(),
-                mount: Some(p.run.mount.clone()),
-                health: Some(p.run.health.clone()),
-                artifact: p.run.artifact.clone(),
-            }),
+            run: Some(whole(&p.run)),
             strategy: Strategy::Rolling,
             ..DeployRequest::default()
         })
@@ -367,11 +405,12 @@ impl Wizard {
                 let slot =
                     self.previous.as_ref().and_then(|p| p.run.artifact.as_ref()).map(|a| a.name.clone());
                 match slot {
-                    Some(s) if self.value(Field::Artifact) != s => {
+                    Some(s) if self.value(Field::Artifact).is_empty() => {
                         self.values[Field::Artifact as usize] = s;
                         self.edited(fleet);
                     }
-                    _ => self.move_focus(1),
+                    Some(s) if self.value(Field::Artifact) == s => self.move_focus(1),
+                    _ => self.complete_path(fleet),
                 }
             }
             Field::Strategy => {
@@ -380,6 +419,31 @@ impl Wizard {
                 self.edited(fleet);
             }
             _ => self.move_focus(1),
+        }
+    }
+
+    /// Tab on a path: the longest common start of the matching names, then, Tab again,
+    /// each match in turn. Only directories and tarballs match.
+    fn complete_path(&mut self, fleet: &Fleet) {
+        let typed = self.values[Field::Artifact as usize].clone();
+        let prefix = self.cycle.clone().unwrap_or_else(|| typed.clone());
+        let names = path_candidates(&prefix);
+        let common = common_prefix(&names);
+        let next = match names.iter().position(|n| *n == typed) {
+            _ if names.is_empty() => None,
+            Some(_) if names.len() == 1 => None,
+            Some(at) => Some(names[(at + 1) % names.len()].clone()),
+            None if common.len() > typed.len() => Some(common),
+            None => names.first().cloned(),
+        };
+        match next {
+            Some(value) => {
+                let keep_cycling = names.len() > 1 && value != common_prefix(&names);
+                self.values[Field::Artifact as usize] = value;
+                self.edited(fleet);
+                self.cycle = keep_cycling.then_some(prefix);
+            }
+            None => self.move_focus(1),
         }
     }
 
@@ -403,10 +467,42 @@ impl Wizard {
     // -- progress ---------------------------------------------------------------------
 
     pub fn sending(&mut self, cmd: &ControlCommand, rollback: bool, now: u64) {
-        self.sent.push(Sent { rollback, what: cmd.describe(), sent_at: now, operation: None, refused: None });
+        self.sent.push(Sent {
+            upload: None,
+            rollback,
+            what: cmd.describe(),
+            sent_at: now,
+            operation: None,
+            refused: None,
+        });
         self.step = Step::Progress;
         self.input.clear();
         self.error = None;
+    }
+
+    /// The deploy waits for its artifact's upload; `uploaded` sends it.
+    pub fn uploading(&mut self, cmd: &ControlCommand, path: PathBuf, now: u64) {
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        self.sending(cmd, false, now);
+        if let Some(s) = self.sent.last_mut() {
+            s.upload = Some(Upload { path, size, started: now, finished: None, result: None });
+        }
+    }
+
+    /// The upload this wizard waits for ended: the deploy to send now, with the uploaded
+    /// artifact, or none when the upload failed (or was not this wizard's).
+    pub fn uploaded(
+        &mut self,
+        path: &Path,
+        result: &Result<Uploaded, String>,
+        now: u64,
+    ) -> Option<ControlCommand> {
+        let s = self.sent.last_mut()?;
+        let up = s.upload.as_mut().filter(|u| u.path == path && u.result.is_none())?;
+        up.result = Some(result.clone());
+        up.finished = Some(now);
+        let artifact = result.as_ref().ok()?.artifact.clone();
+        self.request_with(Some(artifact)).map(|r| ControlCommand::Deploy(Box::new(r)))
     }
 
     /// The controller's answer to a command; true when it was the wizard's.
@@ -430,6 +526,9 @@ impl Wizard {
     /// Finished: refused, or the operation ended.
     pub fn finished(&self, fleet: &Fleet) -> Option<Result<String, String>> {
         let s = self.sent.last()?;
+        if let Some(Err(e)) = s.upload.as_ref().and_then(|u| u.result.as_ref()) {
+            return Some(Err(format!("upload failed: {e}")));
+        }
         if let Some(r) = &s.refused {
             return Some(Err(format!("refused: {r}")));
         }
@@ -448,6 +547,55 @@ impl Wizard {
             && self.sent.last().is_some_and(|s| !s.rollback)
             && self.finished(fleet).is_some()
     }
+}
+
+/// The run spec whole, to replace the app's: a rollback or a deploy from the form.
+fn whole(run: &crate::protocol::RunSpec) -> RunPatch {
+    RunPatch {
+        replace: true,
+        cmd: run.cmd.clone(),
+        mount: Some(run.mount.clone()),
+        health: Some(run.health.clone()),
+        artifact: run.artifact.clone(),
+    }
+}
+
+/// `~/x` is `$HOME/x`, as a shell would have it.
+fn expand_home(v: &str) -> PathBuf {
+    match (v.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(v),
+    }
+}
+
+/// What a path being typed can go on to, written as typed (`~/` kept): directories (with
+/// a trailing `/`) and tarballs whose name starts with the last part. Hidden entries only
+/// when the part starts with a dot.
+fn path_candidates(typed: &str) -> Vec<String> {
+    let (dir_typed, part) = match typed.rfind('/') {
+        Some(i) => (&typed[..=i], &typed[i + 1..]),
+        None => ("", typed),
+    };
+    let dir = if dir_typed.is_empty() { PathBuf::from(".") } else { expand_home(dir_typed) };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return vec![] };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.starts_with(part) || (name.starts_with('.') && !part.starts_with('.')) {
+                return None;
+            }
+            let is_dir = std::fs::metadata(e.path()).map(|m| m.is_dir()).unwrap_or(false);
+            let tarball = [".tar.gz", ".tgz", ".tar"].iter().any(|x| name.ends_with(x));
+            match (is_dir, tarball) {
+                (true, _) => Some(format!("{dir_typed}{name}/")),
+                (false, true) => Some(format!("{dir_typed}{name}")),
+                _ => None,
+            }
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 fn list(v: &str) -> Vec<String> {
@@ -570,7 +718,8 @@ use super::{App, Level, Overlay};
 use crate::actions::{Action, Effect, Panel};
 
 impl App {
-    /// `d`: the wizard, for the selected app (or the selected instance's or route's).
+    /// `d`: the wizard, for the selected app (or the selected instance's or route's). A
+    /// deploy left running with Esc comes back first, with its progress.
     pub(super) fn open_wizard(&mut self) -> Vec<Effect> {
         let app = match self.panel {
             Panel::Apps => self.selected_app().map(|a| a.name.clone()),
@@ -578,21 +727,80 @@ impl App {
             Panel::Routes => self.selected_route().map(|r| r.app.clone()),
             _ => None,
         };
-        let w = Wizard::new(&self.replica.fleet, app.as_deref());
+        self.open_wizard_for(app.as_deref(), None, None)
+    }
+
+    /// The wizard prefilled for `app` (`:deploy APP [VERSION] [xN]` and `d`), or the
+    /// parked one, which always wins: there is one wizard deploy at a time on screen.
+    pub(super) fn open_wizard_for(
+        &mut self,
+        app: Option<&str>,
+        version: Option<String>,
+        instances: Option<u32>,
+    ) -> Vec<Effect> {
+        let w = match self.parked_wizard.take() {
+            Some(parked) => {
+                if app.is_some_and(|a| parked.value(Field::App) != a) {
+                    self.say(Level::Info, "the wizard's last deploy first: Esc, then deploy again".into());
+                }
+                parked
+            }
+            None => {
+                let mut w = Wizard::new(&self.replica.fleet, app);
+                if let Some(v) = version {
+                    w.values[Field::Version as usize] = v;
+                }
+                if let Some(n) = instances {
+                    w.values[Field::Instances as usize] = n.to_string();
+                }
+                Box::new(w)
+            }
+        };
         self.overlays.clear();
-        self.overlays.push(Overlay::Wizard(Box::new(w)));
+        self.overlays.push(Overlay::Wizard(w));
         vec![]
     }
 
-    /// A command's answer: the wizard follows the operation its deploy started.
+    /// A command's answer: the wizard follows the operation its deploy started, on
+    /// screen or parked.
     pub(super) fn wizard_command_done(&mut self, what: &str, result: &Result<Accepted, String>) {
-        for o in self.overlays.iter_mut() {
-            if let Overlay::Wizard(w) = o
-                && w.command_done(what, result)
-            {
+        let parked = self.parked_wizard.iter_mut();
+        let shown = self.overlays.iter_mut().filter_map(|o| match o {
+            Overlay::Wizard(w) => Some(w),
+            _ => None,
+        });
+        for w in shown.chain(parked) {
+            if w.command_done(what, result) {
                 return;
             }
         }
+    }
+
+    /// An upload ended: the wizard waiting for it sends its deploy now, or shows why not.
+    pub(super) fn wizard_uploaded(&mut self, path: &Path, result: &Result<Uploaded, String>) -> Vec<Effect> {
+        let now = self.now;
+        let parked = self.parked_wizard.iter_mut();
+        let shown = self.overlays.iter_mut().filter_map(|o| match o {
+            Overlay::Wizard(w) => Some(w),
+            _ => None,
+        });
+        let mut effects = vec![];
+        for w in shown.chain(parked) {
+            if let Some(cmd) = w.uploaded(path, result, now) {
+                effects.push(Effect::Send(cmd));
+                break;
+            }
+        }
+        match result {
+            Ok(u) if u.already_there => {
+                self.say(Level::Info, format!("{} already in the repository", u.artifact.name))
+            }
+            Ok(u) => {
+                self.say(Level::Info, format!("uploaded {} ({} bytes)", u.artifact.name, u.artifact.size))
+            }
+            Err(e) => self.say(Level::Error, format!("upload of {} failed: {e}", path.display())),
+        }
+        effects
     }
 
     pub(super) fn update_wizard(&mut self, action: Action) -> Vec<Effect> {
@@ -665,6 +873,17 @@ impl App {
                 let req = if rollback { w.rollback_request() } else { w.request() };
                 let Some(req) = req else { return vec![] };
                 let cmd = ControlCommand::Deploy(Box::new(req));
+                if let (false, Ok(ArtifactChoice::Upload(path))) = (rollback, w.artifact_choice()) {
+                    // The original order: the artifact into the repository, then the deploy.
+                    w.uploading(&cmd, path.clone(), now);
+                    let upload = UploadRequest {
+                        app: w.value(Field::App).to_string(),
+                        version: w.value(Field::Version).to_string(),
+                        path: path.clone(),
+                    };
+                    self.say(Level::Info, format!("uploading {}", path.display()));
+                    return vec![Effect::Upload(upload)];
+                }
                 w.sending(&cmd, rollback, now);
                 let text = format!("sent: {}", cmd.describe());
                 self.say(Level::Info, text);
@@ -682,10 +901,12 @@ impl App {
                 }
             }
             (Step::Progress, Action::Back | Action::Quit | Action::Submit) => {
-                if w.finished(fleet).is_none() {
-                    self.say(Level::Info, "the deploy goes on; its steps are in Events (4)".into());
+                let running = w.finished(fleet).is_none();
+                if let (true, Some(Overlay::Wizard(w))) = (running, self.overlays.pop()) {
+                    // Parked, not dropped: `d` brings the progress back, with its rollback.
+                    self.parked_wizard = Some(w);
+                    self.say(Level::Info, "the deploy goes on: d shows its progress again".into());
                 }
-                self.overlays.pop();
             }
             _ => {}
         }
@@ -773,13 +994,15 @@ mod tests {
         assert_eq!(w.value(Field::Image), "tomcat:8");
         assert_eq!(w.value(Field::Artifact), "web-1");
         assert_eq!(w.value(Field::Memory), "1024M");
-        // The artifact is the app's current slot, or an error that says how to upload.
+        // The artifact is the app's current slot, a file to upload, or none.
         w.values[Field::Artifact as usize] = "other".into();
-        assert!(w.check(Field::Artifact).is_some_and(|e| e.contains("ctl deploy --artifact")));
+        let err = w.check(Field::Artifact).expect("neither a file nor the slot");
+        assert!(err.contains("other:") && err.contains("current slot web-1"), "{err}");
         w.values[Field::Artifact as usize] = String::new();
-        assert!(w.check(Field::Artifact).is_some_and(|e| e.contains("runs artifact web-1")));
+        assert_eq!(w.artifact_choice(), Ok(ArtifactChoice::None));
         w.values[Field::Artifact as usize] = "web-1".into();
         assert_eq!(w.check(Field::Artifact), None);
+        assert!(matches!(w.artifact_choice(), Ok(ArtifactChoice::Keep(a)) if a.name == "web-1"));
         for (field, bad) in [
             (Field::Port, "0"),
             (Field::Instances, "501"),
@@ -809,6 +1032,115 @@ mod tests {
         assert_eq!(back.constraints.as_ref(), Some(&prev.constraints));
         let run = back.run.expect("the run spec");
         assert_eq!(run.artifact, prev.run.artifact);
+        assert!(run.replace, "the previous run spec goes whole");
         assert_eq!(Wizard::new(&f, None).rollback_request(), None);
+
+        // A spec without an artifact rolls back to none: the patch clears it.
+        let mut f = f;
+        if let Some(app) = f.apps.get_mut("web") {
+            app.run.artifact = None;
+        }
+        let w = Wizard::new(&f, Some("web"));
+        let run = w.rollback_request().and_then(|r| r.run).expect("the run spec");
+        assert!(run.replace && run.artifact.is_none());
+        assert_eq!(f.apps["web"].run.patched(&run), f.apps["web"].run);
+    }
+
+    #[test]
+    fn an_emptied_artifact_field_drops_the_artifact() {
+        let f = fleet_with_one_host();
+        let mut w = Wizard::new(&f, Some("web"));
+        w.values[Field::Artifact as usize] = String::new();
+        let run = w.request().and_then(|r| r.run).expect("the whole run spec");
+        let current = &f.apps["web"].run;
+        assert!(current.artifact.is_some());
+        assert_eq!(current.patched(&run).artifact, None);
+    }
+
+    /// A scratch directory with two tarballs, a directory and a file that is not one.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("qd-wizard-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("builds")).expect("scratch dir");
+        std::fs::write(dir.join("web-2.tar.gz"), b"\x1f\x8b not really").expect("file");
+        std::fs::write(dir.join("web-3.tgz"), b"x").expect("file");
+        std::fs::write(dir.join("notes.txt"), b"x").expect("file");
+        std::fs::write(dir.join("empty.tar"), b"").expect("file");
+        dir
+    }
+
+    #[test]
+    fn tab_completes_artifact_paths_and_the_path_is_checked_as_typed() {
+        let f = fleet_with_one_host();
+        let dir = scratch("tab");
+        let base = format!("{}/", dir.display());
+        let mut w = Wizard::new(&f, None);
+        w.focus = Field::Artifact as usize;
+        w.values[Field::Artifact as usize] = format!("{base}w");
+        // Two tarballs start with "w": the common start, then each in turn.
+        w.complete(&f);
+        assert_eq!(w.value(Field::Artifact), format!("{base}web-"));
+        w.complete(&f);
+        assert_eq!(w.value(Field::Artifact), format!("{base}web-2.tar.gz"));
+        w.complete(&f);
+        assert_eq!(w.value(Field::Artifact), format!("{base}web-3.tgz"));
+        w.complete(&f);
+        assert_eq!(w.value(Field::Artifact), format!("{base}web-2.tar.gz"));
+        assert!(
+            matches!(w.artifact_choice(), Ok(ArtifactChoice::Upload(p)) if p == dir.join("web-2.tar.gz"))
+        );
+        // Directories complete with their slash; other files are not offered.
+        w.values[Field::Artifact as usize] = format!("{base}b");
+        w.cycle = None;
+        w.complete(&f);
+        assert_eq!(w.value(Field::Artifact), format!("{base}builds/"));
+        assert!(path_candidates(&format!("{base}n")).is_empty());
+        // Each wrong path says what is wrong with it.
+        for (typed, says) in [
+            ("builds", "is a directory"),
+            ("notes.txt", "an artifact is a .tar.gz, .tgz or .tar"),
+            ("empty.tar", "is empty"),
+            ("missing.tar.gz", "No such file"),
+        ] {
+            w.values[Field::Artifact as usize] = format!("{base}{typed}");
+            let err = w.check(Field::Artifact).unwrap_or_default();
+            assert!(err.contains(says), "{typed}: {err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_upload_sends_the_deploy_with_its_artifact_and_a_failed_one_ends_the_wizard() {
+        let f = fleet_with_one_host();
+        let dir = scratch("upload");
+        let file = dir.join("web-2.tar.gz");
+        for ok in [true, false] {
+            let mut w = Wizard::new(&f, Some("web"));
+            w.values[Field::Version as usize] = "2".into();
+            w.values[Field::Artifact as usize] = file.display().to_string();
+            let cmd = ControlCommand::Deploy(Box::new(w.request().expect("valid")));
+            w.uploading(&cmd, file.clone(), 1_000);
+            assert_eq!(w.finished(&f), None, "waiting for the upload");
+            let art = ArtifactRef { name: "web-2".into(), sha256: "b".repeat(64), size: 19 };
+            let result = match ok {
+                true => Ok(Uploaded { artifact: art.clone(), already_there: false }),
+                false => Err("repository: no space".to_string()),
+            };
+            // Another file's upload is not this wizard's.
+            assert_eq!(w.uploaded(&dir.join("web-3.tgz"), &result, 1_500), None);
+            let sent = w.uploaded(&file, &result, 2_000);
+            match (ok, sent) {
+                (true, Some(ControlCommand::Deploy(req))) => {
+                    assert_eq!(req.run.and_then(|r| r.artifact), Some(art));
+                    assert_eq!(w.finished(&f), None, "now the deploy runs");
+                }
+                (false, None) => {
+                    let why = w.finished(&f).and_then(Result::err).unwrap_or_default();
+                    assert!(why.contains("upload failed: repository: no space"), "{why}");
+                }
+                (ok, other) => panic!("upload ok={ok} sent {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

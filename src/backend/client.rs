@@ -94,6 +94,8 @@ pub enum Command {
     Logs(super::logs::LogsStart),
     /// The logs view closed.
     LogsStop,
+    /// Put an artifact file in the repository (the wizard, before its deploy).
+    Upload(super::upload::UploadRequest),
 }
 
 /// What the backend tells the app, in the order it happened.
@@ -111,6 +113,11 @@ pub enum Update {
     CommandDone {
         what: String,
         result: Result<Accepted, String>,
+    },
+    /// An `Upload` ended.
+    Uploaded {
+        path: std::path::PathBuf,
+        result: Result<super::upload::Uploaded, String>,
     },
     /// Something the operator should know, e.g. the snapshot could not be fetched.
     Problem(String),
@@ -158,6 +165,8 @@ pub struct Identity {
     pub operator: Option<Operator>,
     /// Read-only: no command ever leaves the backend, whatever the app asks.
     pub read_only: bool,
+    /// Where the wizard's artifacts are uploaded.
+    pub repository: Option<super::upload::RepoSource>,
 }
 
 /// The cockpit's backend: everything, with the operator's identity on each command.
@@ -272,6 +281,17 @@ async fn run(
                         result: Err("read-only: the cockpit sends no commands".into()),
                     };
                     if updates.send(refused).await.is_err() { return; }
+                }
+                Some(Command::Upload(req)) if identity.read_only => {
+                    let refused = Update::Uploaded {
+                        path: req.path,
+                        result: Err("read-only: the cockpit uploads nothing".into()),
+                    };
+                    if updates.send(refused).await.is_err() { return; }
+                }
+                Some(Command::Upload(req)) => {
+                    let (operator, repo) = (identity.operator.clone(), identity.repository.clone());
+                    tokio::spawn(super::upload::session(bus.clone(), source.clone(), operator, repo, req, updates.clone()));
                 }
                 Some(Command::Send(c)) => {
                     let operator = identity.operator.clone();

@@ -6,10 +6,11 @@
 mod client;
 mod logs;
 mod replica;
+pub mod upload;
 
 pub use client::{
-    BackendHandle, ClientOptions, Command, ControlCommand, Identity, RouteVerb, Update, spawn, spawn_cockpit,
-    spawn_with,
+    BackendHandle, COMMAND_TIMEOUT, ClientOptions, Command, ControlCommand, Identity, RouteVerb, Update,
+    spawn, spawn_cockpit, spawn_with,
 };
 pub use logs::{LogsEvent, LogsStart};
 pub use replica::{AUDIT_KEPT, EVENTS_KEPT, History, METRICS_KEPT, Replica, Sample, Sync};

@@ -7,6 +7,7 @@ use super::{BusArgs, CockpitArgs};
 use crate::actions::keymap::Keymap;
 use crate::app::{self, App, Level};
 use crate::backend;
+use crate::backend::upload::RepoSource;
 use crate::bus::Bus;
 use crate::plane::sandbox::{Sandbox, SandboxConfig};
 use crate::protocol::clock::now_ms;
@@ -109,8 +110,13 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
     tui_logger::set_default_level(log::LevelFilter::Info);
 
     let mut sandbox = None;
+    let repository;
     let bus: Arc<dyn Bus> = match &bus_args.nats {
-        Some(_) => Arc::new(bus_args.connect(&operator()).await?),
+        Some(_) => {
+            let nats = bus_args.connect(&operator()).await?;
+            repository = RepoSource::ObjectStore(nats.clone());
+            Arc::new(nats)
+        }
         None => {
             let sb = Sandbox::start(SandboxConfig {
                 seed: args.seed,
@@ -122,13 +128,15 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot start the sandbox: {e}"))?;
             let bus = sb.bus.clone();
+            repository = RepoSource::Fixed(sb.repository.clone());
             sandbox = Some(sb);
             bus
         }
     };
     // Read-only is enforced twice: the app refuses every acting key, and the backend never
     // sends a command whatever reaches it.
-    let identity = backend::Identity { operator: Some(bus_args.operator()), read_only };
+    let identity =
+        backend::Identity { operator: Some(bus_args.operator()), read_only, repository: Some(repository) };
     let handle = backend::spawn_cockpit(bus.clone(), operator(), identity);
 
     let mut app = App::new(bus.describe(), theme, keymap, now_ms());

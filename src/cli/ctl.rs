@@ -10,15 +10,16 @@ use serde_json::{Value, json};
 
 use super::BusArgs;
 use super::parse;
+use crate::backend::upload;
 use crate::bus::{self, Bus, NatsBus, RequestError, Subscription};
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
-use crate::plane::repository::{ObjectStoreRepository, Repository, sha256_hex};
+use crate::plane::repository::ObjectStoreRepository;
 use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::{
-    Accepted, AllocateRequest, Allocation, ArtifactRef, Constraints, DeployRequest, Envelope, Event,
-    EventKind, Fleet, HealthCheck, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch,
-    SnapshotRequest, Strategy, decode, subjects,
+    Accepted, ArtifactRef, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, HealthCheck,
+    Operator, RestartBody, RestartRequest, RouteRequest, RunPatch, SnapshotRequest, Strategy, decode,
+    subjects,
 };
 
 #[derive(Debug, Args)]
@@ -514,35 +515,29 @@ impl Ctl {
     /// `ALLOCATE_REPOSITORY_REQUEST`, then the upload with its sha256 (skipped when the slot
     /// already holds the same content).
     async fn upload(&self, app: &str, version: &str, path: &std::path::Path) -> Result<ArtifactRef, String> {
-        let data = tokio::fs::read(path)
-            .await
-            .map_err(|e| format!("cannot read artifact {}: {e}", path.display()))?;
-        let req = AllocateRequest { app: app.to_string(), version: version.to_string() };
-        let slot: Allocation = {
-            let env = Envelope::new(&self.source, req).with_operator(Some(self.operator.clone()));
-            bus::request(&self.bus, subjects::CTL_REPO_ALLOCATE, &env, self.timeout).await.map_err(refusal)?
-        };
+        let data = upload::read_artifact(path).await?;
+        let operator = Some(self.operator.clone());
+        let slot = upload::allocate(&self.bus, &self.source, operator, app, version, self.timeout).await?;
         let repo = ObjectStoreRepository::open(&self.bus).await.map_err(|e| e.to_string())?;
-        let sha256 = sha256_hex(&data);
-        let note = |line: String| {
-            // Progress goes to stderr when stdout carries JSON.
-            if self.json { eprintln!("{line}") } else { out!("{line}") }
+        let done = upload::store(&repo, &slot.slot, data).await?;
+        let a = &done.artifact;
+        let line = match done.already_there {
+            true => format!("artifact {} already in the repository (sha256 {})", a.name, &a.sha256[..12]),
+            false => format!(
+                "uploaded {} to {} ({} bytes, sha256 {})",
+                path.display(),
+                a.name,
+                a.size,
+                &a.sha256[..12]
+            ),
         };
-        if let Some(existing) = repo.info(&slot.slot).await.map_err(|e| e.to_string())?
-            && existing.sha256 == sha256
-        {
-            note(format!("artifact {} already in the repository (sha256 {})", slot.slot, &sha256[..12]));
-            return Ok(existing);
+        // Progress goes to stderr when stdout carries JSON.
+        if self.json {
+            eprintln!("{line}")
+        } else {
+            out!("{line}")
         }
-        let stored = repo.put(&slot.slot, bytes::Bytes::from(data)).await.map_err(|e| e.to_string())?;
-        note(format!(
-            "uploaded {} to {} ({} bytes, sha256 {})",
-            path.display(),
-            slot.slot,
-            stored.size,
-            &stored.sha256[..12]
-        ));
-        Ok(stored)
+        Ok(done.artifact)
     }
 
     async fn deploy(&self, a: DeployArgs) -> Result<ExitCode, String> {
@@ -553,6 +548,7 @@ impl Ctl {
         let run =
             (artifact.is_some() || a.cmd.is_some() || a.mount.is_some() || a.health.is_some()).then(|| {
                 RunPatch {
+                    replace: false,
                     cmd: a.cmd.as_ref().map(|c| c.split_whitespace().map(str::to_string).collect()),
                     mount: a.mount.clone(),
                     health: a.health.clone(),

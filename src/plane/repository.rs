@@ -178,6 +178,38 @@ impl Repository for DirRepository {
     }
 }
 
+/// Artifacts in memory: the sandbox's repository, so the wizard's upload runs the whole
+/// flow there too. Gone when the process ends.
+#[derive(Default)]
+pub struct MemoryRepository {
+    slots: std::sync::Mutex<HashMap<String, (ArtifactRef, Bytes)>>,
+}
+
+impl MemoryRepository {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ArtifactRef, Bytes)>> {
+        // A panic while holding the lock leaves the map whole: every write is one insert.
+        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl Repository for MemoryRepository {
+    async fn put(&self, slot: &str, data: Bytes) -> Result<ArtifactRef, RepoError> {
+        let artifact =
+            ArtifactRef { name: slot.to_string(), sha256: sha256_hex(&data), size: data.len() as u64 };
+        self.slots().insert(slot.to_string(), (artifact.clone(), data));
+        Ok(artifact)
+    }
+
+    async fn info(&self, slot: &str) -> Result<Option<ArtifactRef>, RepoError> {
+        Ok(self.slots().get(slot).map(|(a, _)| a.clone()))
+    }
+
+    async fn get(&self, slot: &str) -> Result<Bytes, RepoError> {
+        self.slots().get(slot).map(|(_, b)| b.clone()).ok_or_else(|| RepoError::NotFound(slot.into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

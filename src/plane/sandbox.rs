@@ -9,6 +9,7 @@ use super::agent::sim::{SimConfig, SimDriver};
 use super::agent::{self, AgentConfig, AgentHandle};
 use super::controller::store::MemoryStore;
 use super::controller::{Controller, ControllerConfig};
+use super::repository::{MemoryRepository, Repository};
 use super::rng::Rng;
 use super::router::{self, RouterConfig, SimApplier};
 use crate::bus::{self, Bus, BusError, LocalBus, RequestError};
@@ -43,6 +44,8 @@ pub struct Sandbox {
     pub bus: Arc<LocalBus>,
     pub controller: Controller,
     pub agents: Vec<AgentHandle>,
+    /// Artifacts uploaded from the cockpit's wizard, in memory.
+    pub repository: Arc<MemoryRepository>,
 }
 
 /// Where a simulated host sits: the original addressing, az1 10.101.1.0/24 and az2
@@ -126,8 +129,11 @@ impl Sandbox {
             ..ControllerConfig::default()
         };
         let store = Arc::new(MemoryStore::new(dyn_bus.clone()));
+        let repository = Arc::new(MemoryRepository::default());
+        let repo: Arc<dyn Repository> = repository.clone();
         let controller =
-            Controller::start(dyn_bus.clone(), controller_config, Fleet::default(), store, None).await?;
+            Controller::start(dyn_bus.clone(), controller_config, Fleet::default(), store, Some(repo))
+                .await?;
         let mut rng = Rng::new(config.seed);
         let mut agents = Vec::with_capacity(config.hosts);
         for i in 0..config.hosts {
@@ -161,7 +167,7 @@ impl Sandbox {
             status_period: Duration::from_secs(2),
         };
         tokio::spawn(router::run(dyn_bus.clone(), router_config, Box::new(SimApplier)));
-        let sandbox = Sandbox { bus, controller, agents };
+        let sandbox = Sandbox { bus, controller, agents, repository };
         let hosts = config.hosts;
         // Apps can only be placed once the hosts have said hello.
         let joined = sandbox

@@ -120,8 +120,12 @@ impl Default for RunSpec {
 }
 
 /// A change to an app's run spec: each field given replaces that field, the others stay.
+/// With `replace`, the patch is the whole spec: a field it leaves out is cleared (a
+/// rollback to a spec without an artifact, or a deploy that drops one).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunPatch {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
     #[serde(default)]
     pub cmd: Option<Vec<String>>,
     #[serde(default)]
@@ -135,6 +139,9 @@ pub struct RunPatch {
 impl RunSpec {
     /// This spec with the patch's fields laid over it.
     pub fn patched(&self, patch: &RunPatch) -> RunSpec {
+        if patch.replace {
+            return RunSpec::default().patched(&RunPatch { replace: false, ..patch.clone() });
+        }
         RunSpec {
             cmd: patch.cmd.clone().or_else(|| self.cmd.clone()),
             mount: patch.mount.clone().unwrap_or_else(|| self.mount.clone()),

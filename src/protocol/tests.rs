@@ -313,6 +313,7 @@ fn deploy_request() -> DeployRequest {
         domain: Some("shop.example.com".into()),
         tags: Some(vec!["prod".into()]),
         run: Some(RunPatch {
+            replace: true,
             cmd: app("shop-web").run.cmd,
             mount: None,
             health: Some(HealthCheck::Http { path: "/health".into() }),
@@ -1344,4 +1345,26 @@ fn logs_messages_round_trip_with_their_documented_shape() {
     let ended =
         LogBatch { instance: "i".into(), seq: 9, lines: vec![], end: Some("container stopped".into()) };
     assert_eq!(round_trip(ended)["body"]["end"], "container stopped");
+}
+
+#[test]
+fn a_run_patch_lays_fields_over_the_spec_and_a_replacing_one_clears_what_it_leaves_out() {
+    let mut spec = app("shop-web").run;
+    spec.cmd = Some(vec!["run".into()]);
+    spec.artifact = Some(ArtifactRef { name: "shop-web-1".into(), sha256: "a".repeat(64), size: 1 });
+    let health = HealthCheck::Http { path: "/ok".into() };
+    let patch = RunPatch { health: Some(health.clone()), ..RunPatch::default() };
+    let laid = spec.patched(&patch);
+    assert_eq!(
+        (laid.health, laid.cmd.clone(), laid.artifact.is_some()),
+        (health.clone(), spec.cmd.clone(), true)
+    );
+    let whole =
+        spec.patched(&RunPatch { replace: true, health: Some(health.clone()), ..RunPatch::default() });
+    assert_eq!((whole.cmd, whole.artifact, whole.mount.as_str()), (None, None, "/app"));
+    // Old peers never see the flag unless it is set, and a message without it keeps fields.
+    let wire = serde_json::to_string(&RunPatch::default()).unwrap();
+    assert!(!wire.contains("replace"), "{wire}");
+    let back: RunPatch = serde_json::from_str(r#"{"replace": true}"#).unwrap();
+    assert!(back.replace);
 }

@@ -93,12 +93,30 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(line).style(t.header), area);
 }
 
+/// The tabs' labels and where each starts on the tabs row: drawn by `render_tabs`, and
+/// read back by a mouse click, so the two cannot disagree.
+pub fn tab_positions() -> impl Iterator<Item = (Panel, u16, String)> {
+    let mut x = 1u16;
+    Panel::ALL.iter().enumerate().map(move |(n, panel)| {
+        let label = format!(" {} {} ", n + 1, panel.title());
+        let at = x;
+        x += label.chars().count() as u16 + 1;
+        (*panel, at, label)
+    })
+}
+
+/// The panel whose tab is drawn at this column of the tabs row.
+pub fn tab_at(column: u16) -> Option<Panel> {
+    tab_positions()
+        .find(|(_, at, label)| (*at..*at + label.chars().count() as u16).contains(&column))
+        .map(|(panel, _, _)| panel)
+}
+
 pub fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let mut spans = vec![Span::raw(" ")];
-    for (n, panel) in Panel::ALL.iter().enumerate() {
-        let label = format!(" {} {} ", n + 1, panel.title());
-        let style = if *panel == app.panel {
+    for (panel, _, label) in tab_positions() {
+        let style = if panel == app.panel {
             t.selection.add_modifier(ratatui::style::Modifier::BOLD)
         } else {
             t.muted

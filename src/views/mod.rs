@@ -8,6 +8,7 @@ mod detail;
 mod events;
 mod footer;
 mod header;
+pub use header::{tab_at, tab_positions};
 mod help;
 mod hosts;
 mod instances;
@@ -48,6 +49,9 @@ pub fn columns(panel: Panel) -> &'static [table::Column] {
 /// The screen row of a table's first data row: under the header, the tabs, the panel's
 /// top border and its column header. Mouse clicks are mapped with it.
 pub const TABLE_FIRST_ROW: u16 = 4;
+
+/// The screen row of the panel tabs, under the header.
+pub const TABS_ROW: u16 = 1;
 
 /// How many table rows fit on a screen of this height.
 pub fn body_rows(height: u16) -> usize {

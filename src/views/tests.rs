@@ -837,3 +837,38 @@ fn instance_and_app_details_show_their_sparklines() {
     assert!(screen.contains("running of"), "{screen}");
     assert!(screen.contains("▲ deploy"), "{screen}");
 }
+
+#[test]
+fn wizard_uploading_the_artifact_then_sending() {
+    let dir = std::env::temp_dir().join(format!("qd-view-upload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let file = dir.join("shop-web-2.0.0.tar.gz");
+    std::fs::write(&file, vec![7u8; 2048]).expect("artifact");
+    let mut app = wizard_on_shop_web();
+    retype(&mut app, "2.0.0");
+    app.update(Action::HistoryNext);
+    retype(&mut app, &file.display().to_string());
+    app.update(Action::Submit);
+    app.update(Action::Submit);
+    type_text(&mut app, "shop-web");
+    let effects = app.update(Action::Submit);
+    assert!(matches!(effects.as_slice(), [crate::actions::Effect::Upload(_)]), "{effects:?}");
+    app.update(Action::Tick(app.now + 1_200));
+    // The path is a temporary directory's: show it as a fixed one in the snapshot.
+    let screen = text(&draw(&mut app, 120, 16)).replace(&dir.display().to_string(), "/builds");
+    assert_snapshot!(screen);
+    assert!(screen.contains("sent once the artifact is uploaded"), "{screen}");
+    assert!(screen.contains("… UPLOAD") && screen.contains("(2.0 KB)"), "{screen}");
+
+    let artifact =
+        crate::protocol::ArtifactRef { name: "shop-web-2.0.0".into(), sha256: "c".repeat(64), size: 2048 };
+    let done = crate::backend::upload::Uploaded { artifact, already_there: false };
+    let effects = app.update(Action::Backend(Box::new(Update::Uploaded { path: file, result: Ok(done) })));
+    assert!(
+        matches!(effects.as_slice(), [crate::actions::Effect::Send(_)]),
+        "the deploy follows: {effects:?}"
+    );
+    let screen = text(&draw(&mut app, 120, 16));
+    assert!(screen.contains("✓ UPLOAD") && screen.contains("uploaded: shop-web-2.0.0"), "{screen}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

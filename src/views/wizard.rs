@@ -48,7 +48,7 @@ pub fn render(app: &App, w: &Wizard, frame: &mut Frame, area: Rect) {
         Step::Confirm | Step::ConfirmRollback => " y yes · n, Esc back ",
         Step::Progress if w.can_roll_back(&app.replica.fleet) => " r roll back · Esc close ",
         Step::Progress if w.finished(&app.replica.fleet).is_some() => " Esc close ",
-        Step::Progress => " Esc close (the operation goes on) ",
+        Step::Progress => " Esc close (the deploy goes on; d shows it again) ",
     };
     // The body keeps its head and the latest lines when it does not fit.
     let max_body = area.height.saturating_sub(2) as usize;
@@ -247,12 +247,36 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
     let Some(sent) = w.sent.last() else { return lines };
     let what = if sent.rollback { format!("rollback: {}", sent.what) } else { sent.what.clone() };
     let op = w.operation(fleet);
+    let uploading = sent.upload.as_ref().is_some_and(|u| u.result.is_none());
     let head = match (&sent.operation, &sent.refused) {
         (_, Some(_)) => format!("{what}: refused"),
         (Some(id), _) => format!("{what} · operation {id}"),
+        (None, None) if uploading => format!("{what} · sent once the artifact is uploaded"),
         (None, None) => format!("{what} · waiting for the controller's answer"),
     };
     lines.push(Line::from(Span::styled(head, t.text)));
+    if let Some(up) = &sent.upload {
+        lines.push(Line::from(Span::styled("upload", t.accent)));
+        let ms = up.finished.unwrap_or(app.now).saturating_sub(up.started);
+        let (mark, style, detail) = match &up.result {
+            None => {
+                // The file's name: the whole path is in the form, and would not fit here.
+                let name = up.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                ("…", t.warn, format!("{name} ({}) to the repository", size(up.size)))
+            }
+            Some(Ok(u)) => {
+                let a = &u.artifact;
+                let how = if u.already_there { "already there" } else { "uploaded" };
+                ("✓", t.ok, format!("{how}: {} ({}, sha256 {})", a.name, size(a.size), clip(&a.sha256, 13)))
+            }
+            Some(Err(e)) => ("✕", t.bad, e.clone()),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {mark} {:<36}", "UPLOAD"), style),
+            Span::styled(format!("{:>8}  ", duration(ms)), t.muted),
+            Span::styled(clip(&detail, inner_w.saturating_sub(50).max(20)), t.text),
+        ]));
+    }
     if let Some(op) = op {
         // The repository steps first (no instance), then each instance's steps in order.
         // A step recorded when it ended (start = end) took the time since the step before.
@@ -316,6 +340,14 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
         ]));
     }
     lines
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.1} KB", b as f64 / 1024.0),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
 }
 
 fn duration(ms: u64) -> String {

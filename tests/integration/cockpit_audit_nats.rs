@@ -20,7 +20,7 @@ fn alice() -> Operator {
 fn cockpit_sends(url: &str, commands: Vec<ControlCommand>) -> Vec<Result<String, String>> {
     block_on(async {
         let bus = Arc::new(connect(url, "cockpit/alice@bastion-1").await);
-        let identity = Identity { operator: Some(alice()), read_only: false };
+        let identity = Identity { operator: Some(alice()), read_only: false, repository: None };
         let mut handle = backend::spawn_cockpit(bus, "cockpit/alice@bastion-1".into(), identity);
         let mut answers = Vec::new();
         for cmd in commands {

@@ -1,13 +1,15 @@
 //! Issue 5 on real services: a deploy driven through the cockpit's wizard actions, over a
-//! real nats-server, produces running containers on a real dockerd.
+//! real nats-server, produces running containers on a real dockerd. The new version's
+//! artifact is a file the wizard uploads to the JetStream Object Store itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
-use quarterdeck::app::wizard::Step;
+use quarterdeck::app::wizard::{Field, Step};
 use quarterdeck::app::{App, Overlay, Wizard};
+use quarterdeck::backend::upload::RepoSource;
 use quarterdeck::backend::{self, Identity};
 use quarterdeck::bus::{Bus, NatsBus, NatsOptions};
 use quarterdeck::protocol::clock::now_ms;
@@ -29,13 +31,18 @@ fn wizard(app: &App) -> &Wizard {
 async fn wizard_deploy_on_nats_and_docker_runs_containers() {
     let name = "wizard_deploy_on_nats_and_docker_runs_containers";
     let Some(stack) = tokio::task::block_in_place(|| Stack::start(name)) else { return };
-    // Version 1 from ctl, with its artifact; the wizard then rolls out version 2 of it.
-    let out = tokio::task::block_in_place(|| stack.deploy("1", "2", "served by the wizard's deploy", &[]));
+    // Version 1 from ctl, with its artifact; the wizard then rolls out version 2 with a new
+    // artifact file of its own.
+    let out = tokio::task::block_in_place(|| stack.deploy("1", "2", "served by version 1", &[]));
     assert!(out.ok(), "{out}");
+    let v2 = stack.artifact("site-2-from-the-wizard", "served by the wizard's upload");
 
     let opts = NatsOptions { url: stack.url(), name: "cockpit/wizard-test".into(), ..NatsOptions::default() };
-    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&opts).await.expect("nats"));
-    let mut handle = backend::spawn_cockpit(bus, "cockpit/wizard-test".into(), Identity::default());
+    let nats = NatsBus::connect(&opts).await.expect("nats");
+    let identity =
+        Identity { repository: Some(RepoSource::ObjectStore(nats.clone())), ..Identity::default() };
+    let bus: Arc<dyn Bus> = Arc::new(nats);
+    let mut handle = backend::spawn_cockpit(bus, "cockpit/wizard-test".into(), identity);
     let mut app = App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
     pump(&mut app, &mut handle, "the app and its two instances", |a| {
         a.replica
@@ -49,18 +56,27 @@ async fn wizard_deploy_on_nats_and_docker_runs_containers() {
 
     app.update(Action::ShowPanel(Panel::Apps));
     app.update(Action::Deploy);
-    app.update(Action::ClearInput);
-    for c in "2".chars() {
-        app.update(Action::Input(c));
-    }
+    let type_into = |app: &mut App, field: Field, text: &str| {
+        while wizard(app).focused() != field {
+            app.update(Action::HistoryNext);
+        }
+        app.update(Action::ClearInput);
+        for c in text.chars() {
+            app.update(Action::Input(c));
+        }
+    };
+    type_into(&mut app, Field::Version, "2");
+    type_into(&mut app, Field::Artifact, v2.to_str().unwrap());
+    assert_eq!(wizard(&app).check(Field::Artifact), None);
     app.update(Action::Submit);
     let plan = wizard(&app).plan.clone().expect("a plan");
     assert!(plan.no_fit.is_none(), "{plan:?}");
     assert_eq!(plan.placements.len(), 2);
     app.update(Action::Submit);
     assert_eq!(wizard(&app).step, Step::Confirm);
+    // The upload goes first; the deploy is sent when it is done (the pump carries it out).
     let effects = app.update(Action::Input('y'));
-    assert!(matches!(effects.as_slice(), [Effect::Send(_)]), "{effects:?}");
+    assert!(matches!(effects.as_slice(), [Effect::Upload(_)]), "{effects:?}");
     for e in effects {
         carry_out(&handle, e);
     }
@@ -69,6 +85,10 @@ async fn wizard_deploy_on_nats_and_docker_runs_containers() {
     })
     .await;
     assert_eq!(wizard(&app).finished(&app.replica.fleet), Some(Ok("site@2 x2".into())));
+    let upload = wizard(&app).sent.last().and_then(|s| s.upload.clone()).expect("an upload");
+    let uploaded = upload.result.expect("ended").expect("uploaded");
+    assert_eq!(uploaded.artifact.name, "site-2", "the slot ALLOCATE_REPOSITORY_REQUEST named");
+    assert_eq!(app.replica.fleet.apps["site"].run.artifact.as_ref(), Some(&uploaded.artifact));
 
     // Two containers of version 2 run on the docker host, and they serve the artifact.
     let host = stack.host.clone();
@@ -92,5 +112,5 @@ async fn wizard_deploy_on_nats_and_docker_runs_containers() {
     let port = stack.port;
     let (status, _, body) =
         tokio::task::block_in_place(|| crate::stack_support::get(port, "site.test")).unwrap();
-    assert_eq!((status, body.as_str()), (200, "served by the wizard's deploy"));
+    assert_eq!((status, body.as_str()), (200, "served by the wizard's upload"));
 }

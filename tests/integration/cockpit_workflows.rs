@@ -36,7 +36,7 @@ async fn cockpit(read_only: bool) -> (quarterdeck::plane::sandbox::Sandbox, App,
     })
     .await
     .unwrap();
-    let identity = Identity { operator: Some(alice()), read_only };
+    let identity = Identity { operator: Some(alice()), read_only, repository: None };
     let mut handle = backend::spawn_cockpit(sb.bus.clone(), "cockpit/alice@bastion-1".into(), identity);
     let mut app = App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
     app.read_only = read_only;

@@ -71,6 +71,7 @@ pub fn carry_out(handle: &quarterdeck::backend::BackendHandle, effect: quarterde
     match effect {
         Effect::Send(cmd) => handle.commands.send(Command::Send(cmd)).expect("backend open"),
         Effect::Resync => handle.commands.send(Command::Resync).expect("backend open"),
+        Effect::Upload(req) => handle.commands.send(Command::Upload(req)).expect("backend open"),
         _ => {}
     }
 }
