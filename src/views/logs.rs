@@ -1,6 +1,7 @@
 //! The logs view (`l`): the instance's lines, newest at the bottom while following, with
 //! the search's matches highlighted (and the current one marked), and the state of the
-//! stream in the title. Builds lines for the visible window only.
+//! stream in the title. A long line wraps under its text, so nothing of it is lost off
+//! the right edge. Builds lines for the visible window only.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -19,8 +20,31 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     frame.render_widget(Clear, area);
     let rows = area.height.saturating_sub(2) as usize;
-    let start = view.first_shown(rows);
-    let end = (start + rows).min(view.lines.len());
+    // Gutter (1) and time (9) come before the text; wrapped rows are indented under it.
+    let text_width = (area.width as usize).saturating_sub(2 + GUTTER).max(10);
+    let height = |i: usize| view.lines[i].text.chars().count().div_ceil(text_width).max(1);
+    // The last lines that fit whole: where following starts, and as far down as paging goes.
+    let (mut tail, mut used) = (view.lines.len(), 0);
+    while tail > 0 && used + height(tail - 1) <= rows {
+        used += height(tail - 1);
+        tail -= 1;
+    }
+    let mut start = if view.follow { tail } else { view.first_shown(rows).min(tail) };
+    let fill = |start: usize| {
+        let (mut end, mut used) = (start, 0);
+        while end < view.lines.len() && used < rows {
+            used += height(end);
+            end += 1;
+        }
+        // A last line that does not fit whole is cut: it is not counted as shown.
+        if used > rows && end > start + 1 { end - 1 } else { end }
+    };
+    let mut end = fill(start);
+    // Long lines above the current match can push it out of the window: start at it then.
+    if let Some(c) = view.current.filter(|&c| c >= end) {
+        start = c;
+        end = fill(start);
+    }
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(t.accent)
@@ -30,7 +54,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         );
     let highlight = t.warn.add_modifier(Modifier::REVERSED | Modifier::BOLD);
     let lines: Vec<Line> = (start..end)
-        .map(|i| {
+        .flat_map(|i| {
             let l = &view.lines[i];
             let current = view.current == Some(i);
             let gutter = match (current, l.source) {
@@ -40,17 +64,17 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             };
             let ts = if l.ts > 0 { hms(l.ts) } else { "--:--:--".into() };
             let text_style = if l.source == LogSource::Stderr { t.bad } else { t.text };
-            let mut spans = vec![gutter, Span::styled(format!("{ts} "), t.muted)];
-            // The current match stays in sight on a narrow screen: its line starts a little
-            // before the match, after an ellipsis.
-            let room = (area.width as usize).saturating_sub(12);
-            let text = match (current, view.search.as_deref()) {
-                (true, Some(q)) => shifted_to_match(&l.text, q, room),
-                _ => std::borrow::Cow::Borrowed(l.text.as_str()),
-            };
-            spans.extend(highlighted(&text, view.search.as_deref(), text_style, highlight));
-            Line::from(spans)
+            let text = highlighted(&l.text, view.search.as_deref(), text_style, highlight);
+            wrapped(text, text_width).into_iter().enumerate().map(move |(k, mut row)| {
+                let head = match k {
+                    0 => vec![gutter.clone(), Span::styled(format!("{ts} "), t.muted)],
+                    _ => vec![Span::raw(" ".repeat(GUTTER))],
+                };
+                row.splice(0..0, head);
+                Line::from(row)
+            })
         })
+        .take(rows)
         .collect();
     let body = Paragraph::new(lines).block(block);
     frame.render_widget(body, area);
@@ -132,28 +156,48 @@ fn highlighted<'a>(text: &str, query: Option<&str>, style: Style, hit: Style) ->
     spans
 }
 
-/// The text from a little before the first match of `q` when the match would end past
-/// `room` characters, with a leading ellipsis; otherwise the text as it is.
-fn shifted_to_match<'a>(text: &'a str, q: &str, room: usize) -> std::borrow::Cow<'a, str> {
-    let Some((s, e)) = find_ci(text, q, 0) else { return std::borrow::Cow::Borrowed(text) };
-    if text[..e].chars().count() <= room {
-        return std::borrow::Cow::Borrowed(text);
+/// The width of the gutter mark and the time before a line's text.
+const GUTTER: usize = 10;
+
+/// Spans cut into rows of at most `width` characters, styles kept across the cuts.
+fn wrapped(spans: Vec<Span<'static>>, width: usize) -> Vec<Vec<Span<'static>>> {
+    let mut rows = vec![Vec::new()];
+    let mut room = width;
+    for span in spans {
+        let mut rest: &str = &span.content;
+        while !rest.is_empty() {
+            if room == 0 {
+                rows.push(Vec::new());
+                room = width;
+            }
+            let cut = rest.char_indices().nth(room).map_or(rest.len(), |(i, _)| i);
+            let (piece, tail) = rest.split_at(cut);
+            room -= piece.chars().count();
+            if let Some(row) = rows.last_mut() {
+                row.push(Span::styled(piece.to_string(), span.style));
+            }
+            rest = tail;
+        }
     }
-    let keep_before = room.saturating_sub(q.chars().count()) / 3;
-    let from = text[..s].char_indices().rev().nth(keep_before.saturating_sub(1)).map_or(0, |(i, _)| i);
-    std::borrow::Cow::Owned(format!("…{}", &text[from..]))
+    rows
 }
 
 #[cfg(test)]
 mod tests {
-    use super::shifted_to_match;
+    use ratatui::style::Style;
+    use ratatui::text::Span;
+
+    use super::wrapped;
 
     #[test]
-    fn a_match_past_the_edge_is_brought_into_sight() {
-        let text = format!("{}needle tail", "x".repeat(100));
-        let shown = shifted_to_match(&text, "NEEDLE", 40);
-        assert!(shown.starts_with('…') && shown.contains("needle tail"), "{shown}");
-        assert!(shown.find("needle").is_some_and(|i| i < 40), "{shown}");
-        assert_eq!(shifted_to_match("short needle", "needle", 40), "short needle");
+    fn a_long_line_wraps_into_rows_and_keeps_each_part_styled() {
+        let hit = Style::new().bold();
+        let spans = vec![Span::raw("x".repeat(12)), Span::styled("needle", hit), Span::raw("tail")];
+        let rows = wrapped(spans, 10);
+        let text: Vec<String> = rows.iter().map(|r| r.iter().map(|s| s.content.as_ref()).collect()).collect();
+        assert_eq!(text, ["xxxxxxxxxx", "xxneedleta", "il"]);
+        // The match cut at no row boundary keeps its style whole on its row.
+        assert!(rows[1].iter().any(|s| s.content == "needle" && s.style == hit));
+        assert_eq!(wrapped(vec![Span::raw("")], 10).len(), 1, "an empty line is one row");
     }
 }

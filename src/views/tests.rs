@@ -872,3 +872,24 @@ fn wizard_uploading_the_artifact_then_sending() {
     assert!(screen.contains("✓ UPLOAD") && screen.contains("uploaded: shop-web-2.0.0"), "{screen}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn logs_view_wraps_a_long_line_under_its_text() {
+    use crate::protocol::{LogBatch, LogLine, LogSource};
+    let mut app = logs_app();
+    let long = format!("ERROR begin {} the very end", "payload ".repeat(20));
+    let line = LogLine { ts: T0 + 9_000, source: LogSource::Stdout, text: long };
+    let batch = LogBatch { instance: "x".into(), seq: 1, lines: vec![line], end: None };
+    app.update(Action::Backend(Box::new(Update::Logs {
+        session: 1,
+        event: crate::backend::LogsEvent::Batch(batch),
+    })));
+    let screen = text(&draw(&mut app, 80, 16));
+    // Every part of the line is on screen, the newest line last, rows indented under the text.
+    assert!(screen.contains("ERROR begin payload"), "{screen}");
+    assert!(screen.contains("the very end"), "{screen}");
+    let rows: Vec<&str> = screen.lines().collect();
+    let first = rows.iter().position(|l| l.contains("ERROR begin")).expect("the line");
+    assert!(rows[first + 1].starts_with("│          payload"), "{screen}");
+    assert!(rows[first + 2..].iter().any(|l| l.contains("the very end")), "{screen}");
+}
