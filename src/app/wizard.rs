@@ -740,8 +740,12 @@ impl App {
     ) -> Vec<Effect> {
         let w = match self.parked_wizard.take() {
             Some(parked) => {
-                if app.is_some_and(|a| parked.value(Field::App) != a) {
-                    self.say(Level::Info, "the wizard's last deploy first: Esc, then deploy again".into());
+                if let Some(a) = app.filter(|a| parked.value(Field::App) != *a) {
+                    let running = parked.value(Field::App).to_string();
+                    self.say(
+                        Level::Info,
+                        format!("the deploy of {running} first: Esc, then d again for {a}"),
+                    );
                 }
                 parked
             }

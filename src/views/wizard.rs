@@ -118,7 +118,10 @@ fn form(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
         }
     }
     lines.push(Line::from(Span::styled(
-        clip("artifact: a slot already in the repository, or none; upload new ones with `quarterdeck ctl deploy --artifact FILE`", inner_w),
+        clip(
+            "artifact: a file here is uploaded to the repository (sha256 checked) before the deploy is sent",
+            inner_w,
+        ),
         t.muted,
     )));
     lines
@@ -256,7 +259,7 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
     };
     lines.push(Line::from(Span::styled(head, t.text)));
     if let Some(up) = &sent.upload {
-        lines.push(Line::from(Span::styled("upload", t.accent)));
+        lines.push(Line::from(Span::styled("this machine → repository", t.accent)));
         let ms = up.finished.unwrap_or(app.now).saturating_sub(up.started);
         let (mark, style, detail) = match &up.result {
             None => {
