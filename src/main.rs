@@ -8,13 +8,15 @@ use quarterdeck::cli::{Cli, Command, bench, cockpit, ctl, logging, router, servi
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("quarterdeck: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // Named, so `top -H` and /proc tell the cockpit's threads from the sandbox's.
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().thread_name("qd-main").enable_all().build() {
+            Ok(rt) => rt,
+            Err(err) => {
+                eprintln!("quarterdeck: cannot start the async runtime: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
     let level = cli.bus.log_level;
     let result = runtime.block_on(async move {
         match cli.command {

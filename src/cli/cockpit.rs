@@ -9,7 +9,7 @@ use crate::app::{self, App, Level};
 use crate::backend;
 use crate::backend::upload::RepoSource;
 use crate::bus::Bus;
-use crate::plane::sandbox::{Sandbox, SandboxConfig};
+use crate::plane::sandbox::{SEED_INSTANCES, Sandbox, SandboxConfig};
 use crate::protocol::clock::now_ms;
 use crate::views::theme::{ColorMode, Theme};
 
@@ -92,6 +92,27 @@ fn load_keymap(path: Option<PathBuf>) -> (Keymap, Option<String>) {
     }
 }
 
+/// The sandbox's own runtime. Dropping a runtime may block, which an async context
+/// forbids, so it is shut down in the background on every way out, errors included.
+struct SandboxRuntime(Option<tokio::runtime::Runtime>);
+
+impl SandboxRuntime {
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for SandboxRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
     let mut warnings = Vec::new();
     let mode = ColorMode::detect();
@@ -109,7 +130,7 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
     let _ = tui_logger::init_logger(log::LevelFilter::Info);
     tui_logger::set_default_level(log::LevelFilter::Info);
 
-    let mut sandbox = None;
+    let mut sandbox: Option<(Sandbox, SandboxRuntime)> = None;
     let repository;
     let bus: Arc<dyn Bus> = match &bus_args.nats {
         Some(_) => {
@@ -118,18 +139,40 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
             Arc::new(nats)
         }
         None => {
-            let sb = Sandbox::start(SandboxConfig {
+            let config = SandboxConfig {
                 seed: args.seed,
                 hosts: args.sandbox_hosts as usize,
+                instances: args.sandbox_instances as usize,
                 speed: args.sandbox_speed,
                 crashes_per_hour: args.sandbox_crash_rate,
                 ..SandboxConfig::default()
-            })
-            .await
-            .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+            };
+            if config.hosts > 50 || config.instances > 0 {
+                // Seconds at scale, before the terminal is taken: say what is happening.
+                eprintln!(
+                    "starting the sandbox: {} simulated hosts, {} instances ...",
+                    config.hosts,
+                    config.instances.max(SEED_INSTANCES)
+                );
+            }
+            // The simulated fleet runs on threads of its own (`qd-sandbox`), so it never
+            // holds up the cockpit's, and the cockpit's own CPU can be measured apart.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("qd-sandbox")
+                .enable_all()
+                .build()
+                .map(|rt| SandboxRuntime(Some(rt)))
+                .map_err(|e| format!("cannot start the sandbox's runtime: {e}"))?;
+            let sb = runtime
+                .handle()
+                .spawn(Sandbox::start(config))
+                .await
+                .map_err(|e| format!("the sandbox stopped while starting: {e}"))?
+                .map_err(|e| format!("cannot start the sandbox: {e}"))?;
             let bus = sb.bus.clone();
             repository = RepoSource::Fixed(sb.repository.clone());
-            sandbox = Some(sb);
+            sandbox = Some((sb, runtime));
             bus
         }
     };

@@ -187,6 +187,14 @@ pub struct CockpitArgs {
     #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=5000))]
     pub sandbox_hosts: u32,
 
+    /// Sandbox: instances to start with. 0 deploys the three seed apps (7 instances)
+    /// through the controller, step by step, as a newcomer would watch it. More starts the
+    /// fleet already placed by the real scheduler (the seed apps plus generated apps of 20
+    /// instances each), to feel the cockpit at scale, e.g. `--sandbox-hosts 1000
+    /// --sandbox-instances 20000` (0, or 8 to 200000; the hosts must have room).
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = parse_sandbox_instances)]
+    pub sandbox_instances: u32,
+
     /// Sandbox: simulation speed. 1 is realistic timing; 10 runs container lifecycles ten
     /// times faster (0.1 to 100).
     #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = parse_speed)]
@@ -195,6 +203,16 @@ pub struct CockpitArgs {
     /// Sandbox: expected random crashes per container per hour; 0 turns them off (0 to 3600).
     #[arg(long, default_value_t = 4.0, value_name = "RATE", value_parser = parse_crash_rate)]
     pub sandbox_crash_rate: f64,
+}
+
+pub fn parse_sandbox_instances(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Ok(0),
+        Ok(n) if (8..=200_000).contains(&n) => Ok(n),
+        Ok(n) if n <= 7 => Err(format!("{n}: the seed apps alone run 7; use 0 for them, or 8 to 200000")),
+        Ok(n) => Err(format!("{n}: at most 200000")),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 pub fn parse_speed(s: &str) -> Result<f64, String> {
@@ -256,5 +274,17 @@ mod tests {
         );
         assert_eq!(jwt_name(&creds).as_deref(), Some("ops-alice"));
         assert_eq!(jwt_name("garbage"), None);
+    }
+
+    #[test]
+    fn sandbox_instances_are_the_seed_apps_or_more() {
+        assert_eq!(parse_sandbox_instances("0"), Ok(0));
+        assert_eq!(parse_sandbox_instances("20000"), Ok(20_000));
+        assert!(parse_sandbox_instances("7").is_err_and(|e| e.contains("use 0 for them")));
+        assert!(parse_sandbox_instances("300000").is_err_and(|e| e.contains("at most 200000")));
+        assert!(parse_sandbox_instances("many").is_err_and(|e| e.contains("not a whole number")));
+        let cli =
+            Cli::try_parse_from(["quarterdeck", "--sandbox-hosts", "1000", "--sandbox-instances", "20000"]);
+        assert_eq!(cli.map(|c| c.cockpit.sandbox_instances).ok(), Some(20_000));
     }
 }

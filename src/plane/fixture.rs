@@ -108,6 +108,8 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
         }
     }
 
+    let layout_of: std::collections::HashMap<String, usize> =
+        (0..hosts).map(|i| (host_layout(i, hosts).id, i)).collect();
     let mut next_ip: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for app in apps {
         let name = app.name.clone();
@@ -126,7 +128,8 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
         };
         let Ok(placed) = place(&fleet, &req) else { continue };
         for (index, host) in placed.into_iter().enumerate() {
-            let layout_index = fleet.hosts.keys().position(|h| *h == host).unwrap_or(0);
+            // Ids sort as text (host-1000 before host-101): the layout index is by id.
+            let layout_index = layout_of.get(&host).copied().unwrap_or(0);
             let layout = host_layout(layout_index, hosts);
             let slot = next_ip.entry(host.clone()).or_default();
             let ip = layout.container_ips.get(*slot).cloned().unwrap_or_else(|| "10.0.0.1".into());

@@ -9,11 +9,15 @@ use super::agent::sim::{SimConfig, SimDriver};
 use super::agent::{self, AgentConfig, AgentHandle};
 use super::controller::store::MemoryStore;
 use super::controller::{Controller, ControllerConfig};
+use super::fixture::{T0, fixture};
 use super::repository::{MemoryRepository, Repository};
 use super::rng::Rng;
 use super::router::{self, RouterConfig, SimApplier};
-use crate::bus::{self, Bus, BusError, LocalBus, RequestError};
-use crate::protocol::{Accepted, Constraints, DeployRequest, Envelope, Fleet, subjects};
+use crate::bus::{self, Bus, LocalBus, RequestError};
+use crate::protocol::clock::now_ms;
+use crate::protocol::{
+    Accepted, Constraints, DeployRequest, Envelope, Fleet, Instance, InstanceReport, subjects,
+};
 
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -25,6 +29,10 @@ pub struct SandboxConfig {
     pub crashes_per_hour: f64,
     /// Deploy shop-web, api-gateway and session-cache at start.
     pub seed_apps: bool,
+    /// More instances than the seed apps' seven: the fleet starts already placed (the seed
+    /// apps plus generated apps of 20 instances), for scale. Otherwise the seed apps are
+    /// deployed through the controller, step by step, as a newcomer would watch it.
+    pub instances: usize,
 }
 
 impl Default for SandboxConfig {
@@ -36,6 +44,7 @@ impl Default for SandboxConfig {
             heartbeat_period: Duration::from_secs(2),
             crashes_per_hour: 4.0,
             seed_apps: true,
+            instances: 0,
         }
     }
 }
@@ -46,6 +55,42 @@ pub struct Sandbox {
     pub agents: Vec<AgentHandle>,
     /// Artifacts uploaded from the cockpit's wizard, in memory.
     pub repository: Arc<MemoryRepository>,
+}
+
+/// The seed apps' instances: shop-web x3, api-gateway x2, session-cache x2.
+pub const SEED_INSTANCES: usize = 7;
+
+/// The fixture's fleet for `--sandbox-instances`, moved to the present: the hosts have just
+/// been heard from (so the health manager does not take them for lost before their first
+/// heartbeat), and the instances started as long before now as before the fixture's clock.
+fn placed_fleet(config: &SandboxConfig) -> Fleet {
+    let (mut fleet, _) = fixture(config.seed, config.hosts, config.instances - SEED_INSTANCES);
+    let now = now_ms();
+    let shift = now.saturating_sub(T0);
+    for h in fleet.hosts.values_mut() {
+        h.last_heartbeat = now;
+    }
+    for i in fleet.instances.values_mut() {
+        i.started_at = i.started_at.map(|t| t + shift);
+    }
+    fleet
+}
+
+fn running_report(i: &Instance) -> InstanceReport {
+    InstanceReport {
+        id: i.id.clone(),
+        app: i.app.clone(),
+        version: i.version.clone(),
+        index: i.index,
+        state: i.state,
+        ip: i.ip.clone(),
+        port: i.port,
+        container_id: i.container_id.clone(),
+        started_at: i.started_at,
+        cpu_pct: i.cpu_pct,
+        mem_used_mb: i.mem_used_mb,
+        mem_limit_mb: i.mem_limit_mb,
+    }
 }
 
 /// Where a simulated host sits: the original addressing, az1 10.101.1.0/24 and az2
@@ -120,7 +165,8 @@ pub fn seed_apps() -> Vec<DeployRequest> {
 }
 
 impl Sandbox {
-    pub async fn start(config: SandboxConfig) -> Result<Sandbox, BusError> {
+    /// Starts the plane, or says why it cannot (the fleet does not fit, the bus failed).
+    pub async fn start(config: SandboxConfig) -> Result<Sandbox, String> {
         let bus = Arc::new(LocalBus::new());
         let dyn_bus: Arc<dyn Bus> = bus.clone();
         let controller_config = ControllerConfig {
@@ -131,9 +177,19 @@ impl Sandbox {
         let store = Arc::new(MemoryStore::new(dyn_bus.clone()));
         let repository = Arc::new(MemoryRepository::default());
         let repo: Arc<dyn Repository> = repository.clone();
-        let controller =
-            Controller::start(dyn_bus.clone(), controller_config, Fleet::default(), store, Some(repo))
-                .await?;
+        let placed = (config.seed_apps && config.instances > SEED_INSTANCES).then(|| placed_fleet(&config));
+        if let Some(fleet) = placed.as_ref().filter(|f| f.instances.len() < config.instances) {
+            return Err(format!(
+                "{} hosts have room for {} of the {} instances asked for: give more hosts (--sandbox-hosts)",
+                config.hosts,
+                fleet.instances.len(),
+                config.instances
+            ));
+        }
+        let initial = placed.clone().unwrap_or_default();
+        let controller = Controller::start(dyn_bus.clone(), controller_config, initial, store, Some(repo))
+            .await
+            .map_err(|e| e.to_string())?;
         let mut rng = Rng::new(config.seed);
         let mut agents = Vec::with_capacity(config.hosts);
         for i in 0..config.hosts {
@@ -146,6 +202,12 @@ impl Sandbox {
                 speed: config.speed,
                 crashes_per_hour: config.crashes_per_hour,
             });
+            if let Some(fleet) = &placed {
+                driver.adopt(fleet.instances_on(&layout.id).map(|i| {
+                    let image = fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
+                    (running_report(i), i.cpu_limit, image)
+                }));
+            }
             let agent_config = AgentConfig {
                 host_id: layout.id.clone(),
                 hostname: format!("{}.sandbox", layout.id),
@@ -155,7 +217,8 @@ impl Sandbox {
                 heartbeat_period: config.heartbeat_period,
                 poll_interval: Duration::from_millis(200),
             };
-            agents.push(agent::start(dyn_bus.clone(), driver, agent_config).await?);
+            agents
+                .push(agent::start(dyn_bus.clone(), driver, agent_config).await.map_err(|e| e.to_string())?);
         }
         // The sandbox keeps its routes in memory and shows a simulated router.
         let router_config = RouterConfig {
@@ -177,7 +240,7 @@ impl Sandbox {
         if joined.is_none() {
             log::warn!("not every simulated host joined within 10 s");
         }
-        if config.seed_apps {
+        if config.seed_apps && placed.is_none() {
             for req in seed_apps() {
                 if let Err(err) = sandbox.deploy(req).await {
                     log::warn!("sandbox could not deploy a seed app: {err}");

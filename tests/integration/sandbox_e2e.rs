@@ -184,3 +184,39 @@ async fn a_lost_host_has_its_instances_placed_elsewhere() {
     assert_eq!(f.instances.len(), 2);
     assert!(f.routes.values().all(|r| f.instances.values().any(|i| i.endpoint == r.backend)));
 }
+
+/// `--sandbox-instances`: the fleet starts placed, and the simulated hosts run exactly
+/// what the controller placed on them: their heartbeats keep every host up and every
+/// instance running, and nothing is placed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_started_at_scale_runs_what_it_placed() {
+    use quarterdeck::plane::sandbox::{Sandbox, SandboxConfig};
+    let sb = Sandbox::start(SandboxConfig {
+        seed: 5,
+        hosts: 40,
+        instances: 600,
+        speed: 25.0,
+        heartbeat_period: Duration::from_millis(200),
+        crashes_per_hour: 0.0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts");
+    let placed = sb.controller.snapshot();
+    assert_eq!((placed.hosts.len(), placed.instances.len()), (40, 600));
+    assert!(placed.apps.contains_key("shop-web"), "the seed apps are among them");
+    // Several heartbeat periods later: every host still up, every instance still running
+    // where it was placed, and no operation (no host was lost, nothing re-placed).
+    let first_rev = placed.revision;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let now = sb.controller.snapshot();
+    let hosts_up = now.hosts.values().filter(|h| h.state == quarterdeck::protocol::HostState::Up).count();
+    assert_eq!(hosts_up, 40);
+    for (id, i) in &placed.instances {
+        let later = &now.instances[id];
+        assert_eq!((later.host.as_str(), later.state), (i.host.as_str(), InstanceState::Running), "{id}");
+    }
+    assert!(now.operations.is_empty(), "{:?}", now.operations.keys().collect::<Vec<_>>());
+    // Heartbeats changed metrics only: they are not events.
+    assert_eq!(now.revision, first_rev, "no state changed");
+}

@@ -13,6 +13,7 @@ pub async fn fast_sandbox(hosts: usize) -> Sandbox {
         heartbeat_period: Duration::from_millis(200),
         crashes_per_hour: 0.0,
         seed_apps: false,
+        instances: 0,
     })
     .await
     .expect("sandbox starts")

@@ -74,6 +74,17 @@ impl SimDriver {
         driver
     }
 
+    /// Containers the host already runs when the sandbox starts at scale: the fixture's
+    /// instances on this host, so the agent's first heartbeat reports what the controller's
+    /// state already holds. Their addresses leave the free list.
+    pub fn adopt(&self, running: impl IntoIterator<Item = (InstanceReport, f32, String)>) {
+        let mut s = self.lock();
+        for (report, cpu_limit, image) in running {
+            s.free_ips.retain(|ip| *ip != report.ip);
+            s.containers.insert(report.id.clone(), Container { report, cpu_limit, image });
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -87,7 +87,7 @@ fn check_hosts(ctl: &Controller) {
             };
             drafts.push(Draft::new(kind, msg).host(id.clone()).change(Change::Host(changed)));
             if next == HostState::Lost {
-                let on_host: Vec<String> = core.fleet.instances_on(&id).map(|i| i.id.clone()).collect();
+                let on_host: Vec<String> = core.instances_on(&id).map(|i| i.id.clone()).collect();
                 if !on_host.is_empty() {
                     let (op_id, opened) =
                         ops::open(OperationKind::Replace, "-", format!("instances of lost host {id}"), None);
@@ -112,12 +112,18 @@ fn check_routes(ctl: &Controller) {
         let now = Instant::now();
         let mut drafts = Vec::new();
         let mut serving_keys = Vec::new();
+        // One pass over the instances, not one per route: 20,000 routes times 20,000
+        // instances every tick would be the controller's whole CPU.
+        let running: std::collections::HashSet<(&str, &str)> = core
+            .fleet
+            .instances
+            .values()
+            .filter(|i| i.state == InstanceState::Running)
+            .map(|i| (i.app.as_str(), i.endpoint.as_str()))
+            .collect();
         for route in core.fleet.routes.values() {
             let key = route.key();
-            let serving = core
-                .fleet
-                .instances_of(&route.app)
-                .any(|i| i.endpoint == route.backend && i.state == InstanceState::Running);
+            let serving = running.contains(&(route.app.as_str(), route.backend.as_str()));
             if serving {
                 serving_keys.push(key.clone());
                 if route.stale {

@@ -151,8 +151,7 @@ fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
 /// Instances the controller placed on this host and saw running, which the agent no longer
 /// reports: their containers are gone.
 fn missing_instances(core: &Core, host: &str, reported: &[InstanceReport]) -> Vec<Draft> {
-    core.fleet
-        .instances_on(host)
+    core.instances_on(host)
         .filter(|i| matches!(i.state, InstanceState::Running | InstanceState::Unhealthy))
         .filter(|i| !reported.iter().any(|r| r.id == i.id))
         .map(|i| {
