@@ -1,6 +1,7 @@
 //! The cockpit's state and `update(action) -> effects`, plus the event loop that feeds it.
 //! Views read this state; nothing here draws.
 
+pub mod facts;
 mod forms;
 pub mod logs;
 mod mouse;
@@ -26,6 +27,7 @@ use crate::backend::Replica;
 use crate::bus::Connection;
 use crate::protocol::{App as AppSpec, Event, Host, Instance, Route};
 use crate::views::theme::Theme;
+use facts::FleetFacts;
 use rows::{PanelView, RowKey};
 
 /// What sits over the panels, topmost wins.
@@ -105,6 +107,8 @@ pub struct App {
     pub log_sessions: u64,
     /// Whether the terminal captures the mouse (`m` toggles, so text can be selected).
     pub mouse: bool,
+    /// Fleet-wide counts, kept per structure of the fleet (see `facts`).
+    facts: FleetFacts,
 }
 
 impl App {
@@ -130,6 +134,7 @@ impl App {
             logs: None,
             log_sessions: 0,
             mouse: true,
+            facts: FleetFacts::default(),
         }
     }
 
@@ -174,6 +179,16 @@ impl App {
         rows::stamp_of(&self.replica, self.view(panel), self.total_rows(panel))
     }
 
+    /// Fleet-wide counts: the cached ones when current, else counted now (the event loop
+    /// refreshes the cache before each frame, so this is for tests).
+    pub fn facts(&self) -> Cow<'_, FleetFacts> {
+        if self.facts.stamp == facts::stamp_of(&self.replica) {
+            Cow::Borrowed(&self.facts)
+        } else {
+            Cow::Owned(FleetFacts::of(&self.replica))
+        }
+    }
+
     /// Rows before the filter.
     pub fn total_rows(&self, panel: Panel) -> usize {
         let f = &self.replica.fleet;
@@ -196,6 +211,9 @@ impl App {
     /// the selection on the same row when it is still there. Called before each frame and
     /// after each key, never per backend event: a burst of events costs one rebuild.
     pub fn refresh_views(&mut self) {
+        if self.facts.stamp != facts::stamp_of(&self.replica) {
+            self.facts = FleetFacts::of(&self.replica);
+        }
         let panel = self.panel;
         let i = panel.index();
         let stamp = self.stamp(panel);
