@@ -5,6 +5,7 @@ pub mod facts;
 mod forms;
 pub mod logs;
 mod mouse;
+pub mod output;
 pub mod rows;
 mod run;
 pub mod terminal;
@@ -15,7 +16,7 @@ pub mod wizard;
 mod tests;
 
 pub use forms::{PaletteState, RouteForm};
-pub use run::run;
+pub use run::{draw, run, tick};
 pub use wizard::Wizard;
 
 use std::borrow::Cow;

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::actions::Panel;
 use crate::backend::Replica;
-use crate::protocol::clock::{age, hms, uptime};
+use crate::protocol::clock::{heartbeat_age, hms, uptime_coarse};
 use crate::protocol::{Event, Fleet, InstanceState, RouteState};
 
 /// A row's identity, stable across updates: a host, instance or app id, a route's
@@ -236,7 +236,7 @@ pub fn fields(replica: &Replica, facts: &Facts, now: u64, panel: Panel, key: &Ro
                 n(format!("{:.0}%", h.metrics.cpu_pct), h.metrics.cpu_pct as f64),
                 n(format!("{:.0}%", h.metrics.mem_pct()), h.metrics.mem_pct() as f64),
                 n(count.to_string(), count as f64),
-                n(hb.map(age).unwrap_or_default(), hb.map(|v| v as f64).unwrap_or(f64::MAX)),
+                n(hb.map(heartbeat_age).unwrap_or_default(), hb.map(|v| v as f64).unwrap_or(f64::MAX)),
                 t(h.state.as_str()),
                 t(h.tags.join(",")),
             ])
@@ -256,7 +256,10 @@ pub fn fields(replica: &Replica, facts: &Facts, now: u64, panel: Panel, key: &Ro
                 t(i.host.clone()),
                 t(i.endpoint.clone()),
                 t(i.state.as_str()),
-                n(up.map(uptime).unwrap_or_default(), up.unwrap_or(0) as f64),
+                n(
+                    i.started_at.filter(|_| up.is_some()).map(|s| uptime_coarse(s, now)).unwrap_or_default(),
+                    up.unwrap_or(0) as f64,
+                ),
                 n(i.restarts.to_string(), i.restarts as f64),
                 n(format!("{:.0}%", i.cpu_pct), i.cpu_pct as f64),
                 n(format!("{}/{}M", i.mem_used_mb, i.mem_limit_mb), mem as f64),

@@ -12,7 +12,7 @@ use crate::backend::Sync;
 use crate::bus::Connection;
 use crate::protocol::clock::age;
 
-/// Data older than this is flagged, whatever the connection says.
+/// Data older than this is flagged, with its age, whatever the connection says.
 const OLD_DATA_MS: u64 = 10_000;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -33,7 +33,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let (up, running, desired) = (facts.hosts_up, facts.running, facts.desired);
     let data = match app.data_age() {
         Some(ms) if ms > OLD_DATA_MS => Span::styled(format!("⚠ data {} old", age(ms)), t.warn.patch(bg)),
-        Some(ms) => Span::styled(format!("data {}", age(ms)), t.header),
+        // Fresh data says so in one word, so the header is not repainted every second.
+        Some(_) => Span::styled(format!("data <{}s", OLD_DATA_MS / 1000), t.header),
         None => Span::styled("no data yet", t.header),
     };
     let hosts_style = if up < f.hosts.len() { t.warn } else { t.header };

@@ -8,7 +8,7 @@ use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::protocol::clock::age;
+use crate::protocol::clock::heartbeat_age;
 use crate::protocol::{Host, HostState};
 
 pub(crate) const COLUMNS: [Column; 9] = [
@@ -65,7 +65,7 @@ fn cells<'a>(app: &'a App, h: &'a Host) -> Vec<Cell<'a>> {
         }
     };
     let mem = h.metrics.mem_pct();
-    let hb = app.replica.heartbeat_age(&h.id, app.now).map(age).unwrap_or_else(|| "-".into());
+    let hb = app.replica.heartbeat_age(&h.id, app.now).map(heartbeat_age).unwrap_or_else(|| "-".into());
     let count = app.facts().instances_on(&h.id);
     // Containers no agent manages are counted apart and flagged.
     let count = match h.unmanaged.len() {

@@ -8,7 +8,7 @@ use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::{RowKey, instance_route};
-use crate::protocol::clock::uptime;
+use crate::protocol::clock::uptime_coarse;
 use crate::protocol::{Instance, InstanceState};
 use crate::views::theme::Theme;
 
@@ -58,7 +58,7 @@ fn cells<'a>(app: &'a App, i: &'a Instance) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let (state, style) = state_label(i.state, t);
     let up = match (i.state, i.started_at) {
-        (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => uptime(app.now.saturating_sub(s)),
+        (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => uptime_coarse(s, app.now),
         _ => "-".into(),
     };
     let mem_pct = crate::protocol::percent(i.mem_used_mb, i.mem_limit_mb);

@@ -10,7 +10,7 @@ use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::protocol::clock::age;
+use crate::protocol::clock::{age, ago_coarse};
 use crate::protocol::{InstanceState, Route, RouteState};
 
 pub(crate) const COLUMNS: [Column; 6] = [
@@ -64,7 +64,7 @@ fn router_line(app: &App) -> Line<'static> {
         } else {
             let reload = st
                 .last_reload
-                .map(|r| format!("reloaded {} ago", age(app.now.saturating_sub(r))))
+                .map(|r| format!("reloaded {} ago", ago_coarse(app.now.saturating_sub(r))))
                 .unwrap_or_else(|| "not applied yet".into());
             (
                 format!(

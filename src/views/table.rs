@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::style::Style;
+use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Widget};
 
@@ -224,6 +224,13 @@ pub fn render<'r>(
 
 /// Patches `style` onto every cell of `area`, a row slice at a time.
 fn style_area(buf: &mut Buffer, area: Rect, style: Style) {
+    // The terminal's own colours and no modifiers change nothing on the blank cells a
+    // table starts from (nothing else draws under it), and that is the default theme's
+    // text style: skip the ten thousand no-op patches.
+    let plain = |c: Option<Color>| c.is_none_or(|c| c == Color::Reset);
+    if plain(style.fg) && plain(style.bg) && style.add_modifier.is_empty() && style.sub_modifier.is_empty() {
+        return;
+    }
     let area = area.intersection(buf.area);
     for y in area.top()..area.bottom() {
         let from = buf.index_of(area.x, y);
@@ -240,8 +247,10 @@ fn put(buf: &mut Buffer, x: u16, y: u16, text: &str, width: u16, style: Style) {
     if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         let width = width.min(buf.area.right().saturating_sub(x)) as usize;
         let from = buf.index_of(x, y);
-        for (cell, b) in buf.content[from..].iter_mut().zip(text.bytes().take(width)) {
-            cell.set_char(char::from(b)).set_style(style);
+        let text = &text[..text.len().min(width)];
+        for (k, cell) in buf.content[from..from + text.len()].iter_mut().enumerate() {
+            // Every byte is a whole character here, so slicing by byte is slicing by cell.
+            cell.set_symbol(&text[k..k + 1]).set_style(style);
         }
     } else {
         buf.set_stringn(x, y, text, width as usize, style);
