@@ -6,6 +6,7 @@ mod forms;
 pub mod logs;
 mod mouse;
 pub mod output;
+pub mod row_cache;
 pub mod rows;
 mod run;
 pub mod terminal;
@@ -192,15 +193,7 @@ impl App {
 
     /// Rows before the filter.
     pub fn total_rows(&self, panel: Panel) -> usize {
-        let f = &self.replica.fleet;
-        match panel {
-            Panel::Hosts => f.hosts.len(),
-            Panel::Instances => f.instances.len(),
-            Panel::Routes => f.routes.len(),
-            Panel::Events => self.replica.events.len(),
-            Panel::Audit => self.replica.audit.len(),
-            Panel::Apps => f.apps.len(),
-        }
+        rows::total(&self.replica, panel)
     }
 
     /// How many rows the panel shows (after the filter).
@@ -224,15 +217,18 @@ impl App {
         // The row selected in the old order, so the selection follows it into the new one.
         let selected =
             self.views[i].index.as_ref().and_then(|ix| ix.keys.get(self.selections[i].index).cloned());
-        let index = rows::build(&self.replica, self.now, panel, &self.views[i]);
-        let count = index.keys.len();
+        rows::refresh(&self.replica, self.now, panel, &mut self.views[i]);
+        let keys = self.views[i].index.as_ref().map(|ix| ix.keys.as_slice()).unwrap_or_default();
+        let count = keys.len();
         let sel = &mut self.selections[i];
-        if let Some(pos) = selected.and_then(|k| index.keys.iter().position(|x| *x == k)) {
+        if let Some(k) = selected
+            && keys.get(sel.index) != Some(&k)
+            && let Some(pos) = keys.iter().position(|x| *x == k)
+        {
             sel.index = pos;
         }
         sel.index = sel.index.min(count.saturating_sub(1));
         sel.offset = crate::views::window_start(sel.index, sel.offset, self.page_rows, count);
-        self.views[i].index = Some(index);
     }
 
     pub fn selected_key(&self, panel: Panel) -> Option<RowKey> {
