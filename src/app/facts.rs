@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::backend::Replica;
-use crate::protocol::{HostState, InstanceState};
+use crate::protocol::{HostState, InstanceState, RouteState};
 
 /// What the facts were computed from: the replica's structure counter plus the collection
 /// sizes, which catch changes made to the fleet without a new structure (tests do that).
@@ -23,8 +23,9 @@ pub struct FleetFacts {
     pub unrouted: usize,
     /// Instances placed on each host.
     pub per_host: HashMap<String, usize>,
-    /// The instances behind each `(app, endpoint)`.
-    pub by_endpoint: HashMap<(String, String), Endpoint>,
+    /// The instances behind each endpoint, by app then endpoint: nested so that a view
+    /// looks one up by `&str`, without building a key.
+    pub by_endpoint: HashMap<String, HashMap<String, Endpoint>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +34,8 @@ pub struct Endpoint {
     pub first: InstanceState,
     /// Whether any instance on it runs.
     pub serving: bool,
+    /// The route to it, if there is one.
+    pub route: Option<RouteState>,
 }
 
 pub fn stamp_of(replica: &Replica) -> FactsStamp {
@@ -58,20 +61,37 @@ impl FleetFacts {
                 continue;
             }
             let key = (i.app.clone(), i.endpoint.clone());
-            if i.state == InstanceState::Running && !f.routes.contains_key(&key) {
+            let route = f.routes.get(&key).map(|r| r.state);
+            let running = i.state == InstanceState::Running;
+            if running && route.is_none() {
                 facts.unrouted += 1;
             }
-            let running = i.state == InstanceState::Running;
             facts
                 .by_endpoint
-                .entry(key)
+                .entry(key.0)
+                .or_default()
+                .entry(key.1)
                 .and_modify(|e| e.serving |= running)
-                .or_insert(Endpoint { first: i.state, serving: running });
+                .or_insert(Endpoint { first: i.state, serving: running, route });
         }
         facts
     }
 
     pub fn instances_on(&self, host: &str) -> usize {
         self.per_host.get(host).copied().unwrap_or(0)
+    }
+
+    pub fn endpoint(&self, app: &str, endpoint: &str) -> Option<&Endpoint> {
+        self.by_endpoint.get(app).and_then(|m| m.get(endpoint))
+    }
+
+    /// The routing word for an instance, as `rows::instance_route` says it.
+    pub fn route_word(&self, app: &str, endpoint: &str, state: InstanceState) -> &'static str {
+        match self.endpoint(app, endpoint).and_then(|e| e.route) {
+            Some(RouteState::Disabled) => "○ off",
+            Some(_) => "✓",
+            None if state == InstanceState::Running && !endpoint.is_empty() => "⚠ unrouted",
+            None => "-",
+        }
     }
 }

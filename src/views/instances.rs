@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
-use crate::app::rows::{RowKey, instance_route};
+use crate::app::rows::RowKey;
 use crate::protocol::clock::uptime_coarse;
 use crate::protocol::{Instance, InstanceState};
 use crate::views::theme::Theme;
@@ -82,7 +82,7 @@ fn cells<'a>(app: &'a App, i: &'a Instance) -> Vec<Cell<'a>> {
         styled(format!("{}/{}M", i.mem_used_mb, i.mem_limit_mb), mem_style),
         {
             // A running instance no route sends traffic to is flagged.
-            let word = instance_route(&app.replica.fleet, &i.app, &i.endpoint, i.state);
+            let word = app.facts().route_word(&i.app, &i.endpoint, i.state);
             let style = match word {
                 "⚠ unrouted" => t.warn,
                 "✓" => t.ok,

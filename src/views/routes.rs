@@ -94,7 +94,7 @@ fn cells<'a>(app: &'a App, r: &'a Route) -> Vec<Cell<'a>> {
     let t = &app.theme;
     // Stale: the controller says so, or no running instance serves the backend now.
     let facts = app.facts();
-    let backing = facts.by_endpoint.get(&(r.app.clone(), r.backend.clone()));
+    let backing = facts.endpoint(&r.app, &r.backend);
     let stale = r.stale || !backing.is_some_and(|e| e.serving);
     let (state, style) = match (r.state, stale) {
         (RouteState::Enabled, true) => ("◐ stale", t.warn),

@@ -8,7 +8,6 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Widget};
 
 use crate::app::App;
 use crate::app::rows::RowKey;
@@ -148,7 +147,6 @@ pub fn render<'r>(
         title.push(Span::styled(format!("⚠ {why} "), theme.warn));
     }
     let title = Line::from(title);
-    let block = Block::bordered().border_type(BorderType::Rounded).border_style(theme.border).title(title);
     // Borders, the highlight symbol and the mark gutter take their share first.
     let gutter = if view.markable { 2 } else { 0 };
     let inner_width = area.width.saturating_sub(4 + gutter);
@@ -160,8 +158,7 @@ pub fn render<'r>(
     let area = area.intersection(frame.area());
     let buf = frame.buffer_mut();
     style_area(buf, area, theme.text);
-    let inner = block.inner(area);
-    block.render(area, buf);
+    let inner = frame_box(buf, area, theme.border, &title);
     if inner.is_empty() {
         return;
     }
@@ -220,6 +217,30 @@ pub fn render<'r>(
         let msg = Rect { x: area.x + 2, y: area.y + 2, width: area.width.saturating_sub(4), height: 1 };
         frame.render_widget(Span::styled(view.empty_text, theme.muted), msg);
     }
+}
+
+/// Draws a rounded border with `title` on its top edge and returns what is inside: what
+/// `Block::bordered().border_type(Rounded).title(..)` draws, without the no-op style pass
+/// over every cell of the area that `Block` makes when it has no style of its own.
+fn frame_box(buf: &mut Buffer, area: Rect, style: Style, title: &Line<'_>) -> Rect {
+    if area.width < 2 || area.height < 2 {
+        return Rect { width: 0, height: 0, ..area };
+    }
+    let (left, right, top, bottom) = (area.left(), area.right() - 1, area.top(), area.bottom() - 1);
+    for x in left + 1..right {
+        buf[(x, top)].set_symbol("─").set_style(style);
+        buf[(x, bottom)].set_symbol("─").set_style(style);
+    }
+    for y in top + 1..bottom {
+        buf[(left, y)].set_symbol("│").set_style(style);
+        buf[(right, y)].set_symbol("│").set_style(style);
+    }
+    buf[(left, top)].set_symbol("╭").set_style(style);
+    buf[(right, top)].set_symbol("╮").set_style(style);
+    buf[(left, bottom)].set_symbol("╰").set_style(style);
+    buf[(right, bottom)].set_symbol("╯").set_style(style);
+    buf.set_line(left + 1, top, title, area.width - 2);
+    Rect { x: left + 1, y: top + 1, width: area.width - 2, height: area.height - 2 }
 }
 
 /// Patches `style` onto every cell of `area`, a row slice at a time.
