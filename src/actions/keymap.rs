@@ -211,6 +211,8 @@ impl Key {
 pub struct Keymap {
     bindings: Vec<(Bindable, Vec<Key>)>,
     lookup: HashMap<Key, Bindable>,
+    /// `keys_for`'s answers, made once: the footer asks for them on every frame.
+    labels: HashMap<Bindable, String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -270,7 +272,11 @@ impl Keymap {
             }
         }
         bindings.sort_by_key(|(b, _)| Bindable::ALL.iter().position(|x| x == b));
-        Ok(Keymap { bindings, lookup })
+        let labels = bindings
+            .iter()
+            .map(|(b, keys)| (*b, keys.iter().map(Key::label).collect::<Vec<_>>().join("/")))
+            .collect();
+        Ok(Keymap { bindings, lookup, labels })
     }
 
     pub fn action_for(&self, ev: &KeyEvent) -> Option<Action> {
@@ -289,11 +295,12 @@ impl Keymap {
 
     /// The label of the keys for one action, e.g. `j/↓`.
     pub fn keys_for(&self, action: Bindable) -> String {
-        self.bindings
-            .iter()
-            .find(|(b, _)| *b == action)
-            .map(|(_, keys)| keys.iter().map(Key::label).collect::<Vec<_>>().join("/"))
-            .unwrap_or_default()
+        self.label_for(action).to_string()
+    }
+
+    /// The same, borrowed.
+    pub fn label_for(&self, action: Bindable) -> &str {
+        self.labels.get(&action).map(String::as_str).unwrap_or_default()
     }
 }
 

@@ -1,9 +1,12 @@
 //! The cockpit's state and `update(action) -> effects`, plus the event loop that feeds it.
 //! Views read this state; nothing here draws.
 
+pub mod facts;
 mod forms;
 pub mod logs;
 mod mouse;
+pub mod output;
+pub mod row_cache;
 pub mod rows;
 mod run;
 pub mod terminal;
@@ -14,7 +17,7 @@ pub mod wizard;
 mod tests;
 
 pub use forms::{PaletteState, RouteForm};
-pub use run::run;
+pub use run::{draw, run, tick};
 pub use wizard::Wizard;
 
 use std::borrow::Cow;
@@ -26,6 +29,7 @@ use crate::backend::Replica;
 use crate::bus::Connection;
 use crate::protocol::{App as AppSpec, Event, Host, Instance, Route};
 use crate::views::theme::Theme;
+use facts::FleetFacts;
 use rows::{PanelView, RowKey};
 
 /// What sits over the panels, topmost wins.
@@ -107,6 +111,8 @@ pub struct App {
     pub log_sessions: u64,
     /// Whether the terminal captures the mouse (`m` toggles, so text can be selected).
     pub mouse: bool,
+    /// Fleet-wide counts, kept per structure of the fleet (see `facts`).
+    facts: FleetFacts,
 }
 
 impl App {
@@ -133,6 +139,7 @@ impl App {
             logs: None,
             log_sessions: 0,
             mouse: true,
+            facts: FleetFacts::default(),
         }
     }
 
@@ -177,17 +184,19 @@ impl App {
         rows::stamp_of(&self.replica, self.view(panel), self.total_rows(panel))
     }
 
+    /// Fleet-wide counts: the cached ones when current, else counted now (the event loop
+    /// refreshes the cache before each frame, so this is for tests).
+    pub fn facts(&self) -> Cow<'_, FleetFacts> {
+        if self.facts.stamp == facts::stamp_of(&self.replica) {
+            Cow::Borrowed(&self.facts)
+        } else {
+            Cow::Owned(FleetFacts::of(&self.replica))
+        }
+    }
+
     /// Rows before the filter.
     pub fn total_rows(&self, panel: Panel) -> usize {
-        let f = &self.replica.fleet;
-        match panel {
-            Panel::Hosts => f.hosts.len(),
-            Panel::Instances => f.instances.len(),
-            Panel::Routes => f.routes.len(),
-            Panel::Events => self.replica.events.len(),
-            Panel::Audit => self.replica.audit.len(),
-            Panel::Apps => f.apps.len(),
-        }
+        rows::total(&self.replica, panel)
     }
 
     /// How many rows the panel shows (after the filter).
@@ -199,6 +208,9 @@ impl App {
     /// the selection on the same row when it is still there. Called before each frame and
     /// after each key, never per backend event: a burst of events costs one rebuild.
     pub fn refresh_views(&mut self) {
+        if self.facts.stamp != facts::stamp_of(&self.replica) {
+            self.facts = FleetFacts::of(&self.replica);
+        }
         let panel = self.panel;
         let i = panel.index();
         let stamp = self.stamp(panel);
@@ -208,15 +220,18 @@ impl App {
         // The row selected in the old order, so the selection follows it into the new one.
         let selected =
             self.views[i].index.as_ref().and_then(|ix| ix.keys.get(self.selections[i].index).cloned());
-        let index = rows::build(&self.replica, self.now, panel, &self.views[i]);
-        let count = index.keys.len();
+        rows::refresh(&self.replica, self.now, panel, &mut self.views[i]);
+        let keys = self.views[i].index.as_ref().map(|ix| ix.keys.as_slice()).unwrap_or_default();
+        let count = keys.len();
         let sel = &mut self.selections[i];
-        if let Some(pos) = selected.and_then(|k| index.keys.iter().position(|x| *x == k)) {
+        if let Some(k) = selected
+            && keys.get(sel.index) != Some(&k)
+            && let Some(pos) = keys.iter().position(|x| *x == k)
+        {
             sel.index = pos;
         }
         sel.index = sel.index.min(count.saturating_sub(1));
         sel.offset = crate::views::window_start(sel.index, sel.offset, self.page_rows, count);
-        self.views[i].index = Some(index);
     }
 
     pub fn selected_key(&self, panel: Panel) -> Option<RowKey> {

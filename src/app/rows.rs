@@ -12,9 +12,10 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 
+use super::row_cache::{Refreshed, RowCache};
 use crate::actions::Panel;
 use crate::backend::Replica;
-use crate::protocol::clock::{age, hms, uptime};
+use crate::protocol::clock::{heartbeat_age, hms, uptime_coarse};
 use crate::protocol::{Event, Fleet, InstanceState, RouteState};
 
 /// A row's identity, stable across updates: a host, instance or app id, a route's
@@ -125,6 +126,8 @@ pub struct PanelView {
     /// Bumped whenever filter or sort changes, so the index is rebuilt.
     pub settings: u64,
     pub index: Option<RowIndex>,
+    /// The rows the filter and the sort look at, kept between frames.
+    pub cache: super::row_cache::RowCache,
 }
 
 impl PanelView {
@@ -203,7 +206,7 @@ pub fn instance_route(fleet: &Fleet, app: &str, endpoint: &str, state: InstanceS
 
 /// The row keys of a panel in natural order: by id, routes by `(app, backend)`, events and
 /// audit records newest first.
-fn natural(replica: &Replica, panel: Panel) -> Vec<RowKey> {
+pub(super) fn natural(replica: &Replica, panel: Panel) -> Vec<RowKey> {
     let f = &replica.fleet;
     match panel {
         Panel::Hosts => f.hosts.keys().cloned().map(RowKey::Id).collect(),
@@ -222,7 +225,13 @@ pub fn event_by_rev(events: &std::collections::VecDeque<Event>, rev: u64) -> Opt
 
 /// Every column's value for one row, in the order of the panel's columns (see
 /// `views::<panel>::COLUMNS`), plus trailing flags that only the filter sees.
-pub fn fields(replica: &Replica, facts: &Facts, now: u64, panel: Panel, key: &RowKey) -> Option<Vec<Field>> {
+pub fn fields(
+    replica: &Replica,
+    facts: Option<&Facts>,
+    now: u64,
+    panel: Panel,
+    key: &RowKey,
+) -> Option<Vec<Field>> {
     let f = &replica.fleet;
     match (panel, key) {
         (Panel::Hosts, RowKey::Id(id)) => {
@@ -236,7 +245,7 @@ pub fn fields(replica: &Replica, facts: &Facts, now: u64, panel: Panel, key: &Ro
                 n(format!("{:.0}%", h.metrics.cpu_pct), h.metrics.cpu_pct as f64),
                 n(format!("{:.0}%", h.metrics.mem_pct()), h.metrics.mem_pct() as f64),
                 n(count.to_string(), count as f64),
-                n(hb.map(age).unwrap_or_default(), hb.map(|v| v as f64).unwrap_or(f64::MAX)),
+                n(hb.map(heartbeat_age).unwrap_or_default(), hb.map(|v| v as f64).unwrap_or(f64::MAX)),
                 t(h.state.as_str()),
                 t(h.tags.join(",")),
             ])
@@ -256,7 +265,10 @@ pub fn fields(replica: &Replica, facts: &Facts, now: u64, panel: Panel, key: &Ro
                 t(i.host.clone()),
                 t(i.endpoint.clone()),
                 t(i.state.as_str()),
-                n(up.map(uptime).unwrap_or_default(), up.unwrap_or(0) as f64),
+                n(
+                    i.started_at.filter(|_| up.is_some()).map(|s| uptime_coarse(s, now)).unwrap_or_default(),
+                    up.unwrap_or(0) as f64,
+                ),
                 n(i.restarts.to_string(), i.restarts as f64),
                 n(format!("{:.0}%", i.cpu_pct), i.cpu_pct as f64),
                 n(format!("{}/{}M", i.mem_used_mb, i.mem_limit_mb), mem as f64),
@@ -268,7 +280,9 @@ pub fn fields(replica: &Replica, facts: &Facts, now: u64, panel: Panel, key: &Ro
         (Panel::Routes, RowKey::Route(app, backend)) => {
             let r = f.routes.get(&(app.clone(), backend.clone()))?;
             let inst = f.instances_of(app).find(|i| i.endpoint == *backend);
-            let serving = facts.running.get(&(app.clone(), backend.clone())) == Some(&InstanceState::Running);
+            let serving = facts.is_some_and(|f| {
+                f.running.get(&(app.clone(), backend.clone())) == Some(&InstanceState::Running)
+            });
             let flag = if r.stale || !serving { "stale" } else { "" };
             Some(vec![
                 t(r.app.clone()),
@@ -346,32 +360,65 @@ pub fn stamp_of(replica: &Replica, view: &PanelView, total: usize) -> (u64, u64,
     (data, view.settings, total)
 }
 
-/// Builds a panel's index: natural order, then the filter, then a stable sort.
-pub fn build(replica: &Replica, now: u64, panel: Panel, view: &PanelView) -> RowIndex {
-    let keys = natural(replica, panel);
-    let total = keys.len();
+/// Rows before the filter.
+pub fn total(replica: &Replica, panel: Panel) -> usize {
+    let f = &replica.fleet;
+    match panel {
+        Panel::Hosts => f.hosts.len(),
+        Panel::Instances => f.instances.len(),
+        Panel::Routes => f.routes.len(),
+        Panel::Events => replica.events.len(),
+        Panel::Audit => replica.audit.len(),
+        Panel::Apps => f.apps.len(),
+    }
+}
+
+/// Brings a panel's index up to date: natural order, then the filter, then a stable sort,
+/// over the rows its cache keeps (`row_cache`). When no row changed its place or its
+/// filter result, the index stays as it is.
+pub fn refresh(replica: &Replica, now: u64, panel: Panel, view: &mut PanelView) {
+    let total = total(replica, panel);
     let stamp = stamp_of(replica, view, total);
     if view.filter.is_none() && view.sort.is_none() {
-        return RowIndex { stamp, keys, total };
+        // Natural order needs no rows built; the cache's memory goes back.
+        view.cache.release();
+        view.index = Some(RowIndex { stamp, keys: natural(replica, panel), total });
+        return;
     }
-    let facts = Facts::of(&replica.fleet);
-    let mut rows: Vec<(RowKey, Vec<Field>)> =
-        keys.into_iter().filter_map(|k| fields(replica, &facts, now, panel, &k).map(|f| (k, f))).collect();
-    if let Some(filter) = &view.filter {
-        rows.retain(|(_, fields)| {
-            let text: Vec<&str> = fields.iter().map(|f| f.text.as_str()).collect();
-            filter.keeps(&text.join(" "))
-        });
+    let refreshed = view.cache.refresh(replica, now, panel, view.filter.as_ref());
+    let settings = view.settings;
+    if let (Refreshed::Some { rebuilt, flipped: false }, Some(ix)) = (refreshed, view.index.as_mut())
+        && ix.stamp.1 == settings
+        && (view.sort.is_none() || rebuilt == 0)
+    {
+        ix.stamp = stamp;
+        return;
     }
-    if let Some(sort) = view.sort {
-        rows.sort_by(|(_, a), (_, b)| {
-            let empty = t("");
-            let (x, y) = (a.get(sort.column).unwrap_or(&empty), b.get(sort.column).unwrap_or(&empty));
+    view.index = Some(order(&view.cache, view.sort, stamp, total));
+}
+
+/// Builds a panel's index from scratch, for a caller that cannot keep it.
+pub fn build(replica: &Replica, now: u64, panel: Panel, view: &PanelView) -> RowIndex {
+    let mut view = PanelView { cache: Default::default(), index: None, ..view.clone() };
+    refresh(replica, now, panel, &mut view);
+    view.index.unwrap_or_default()
+}
+
+/// The kept rows, filtered, in sort order.
+fn order(cache: &RowCache, sort: Option<Sort>, stamp: (u64, u64, usize), total: usize) -> RowIndex {
+    let mut rows: Vec<usize> = (0..cache.keys.len()).filter(|&p| cache.keep[p]).collect();
+    if let Some(sort) = sort {
+        let empty = t("");
+        rows.sort_by(|&a, &b| {
+            let (x, y) = (
+                cache.fields[a].get(sort.column).unwrap_or(&empty),
+                cache.fields[b].get(sort.column).unwrap_or(&empty),
+            );
             let o = compare(x, y);
             if sort.descending { o.reverse() } else { o }
         });
     }
-    RowIndex { stamp, keys: rows.into_iter().map(|(k, _)| k).collect(), total }
+    RowIndex { stamp, keys: rows.into_iter().map(|p| cache.keys[p].clone()).collect(), total }
 }
 
 #[cfg(test)]

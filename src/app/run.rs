@@ -2,13 +2,17 @@
 //! clock tick and the signals. Input is echoed at once; data redraws are capped at 20 a
 //! second and nothing is drawn when nothing changed.
 
+use std::io::Write;
 use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
 
+use ratatui::Terminal;
+
 use super::App;
+use super::output::FrameBackend;
 use super::terminal::{self, Tui};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect};
@@ -75,9 +79,8 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 }
             },
             _ = clock.tick() => {
-                app.update(Action::Tick(now_ms()));
-                data_dirty = true;
-            },
+                tick(terminal, app, now_ms())?;
+            }
             _ = sigterm.recv() => break,
             _ = sighup.recv() => break,
         }
@@ -122,12 +125,28 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
     Ok(())
 }
 
-fn draw(terminal: &mut Tui, app: &mut App) -> std::io::Result<()> {
-    let size = terminal.size()?;
-    app.page_rows = crate::views::body_rows(size.height);
-    // The table's index is rebuilt at most once per frame, however many events came in.
-    app.refresh_views();
-    terminal::draw(terminal, |frame| crate::views::render(app, frame))
+/// Draws a frame of the app; writes nothing when nothing on screen changed.
+pub fn draw<W: Write>(terminal: &mut Terminal<FrameBackend<W>>, app: &mut App) -> std::io::Result<bool> {
+    terminal::draw(terminal, |frame| {
+        app.page_rows = crate::views::body_rows(frame.area().height);
+        // The table's index is rebuilt at most once per frame, however many events came in.
+        app.refresh_views();
+        crate::views::render(app, frame)
+    })
+}
+
+/// The clock's tick: the views' ages move on, and a frame is drawn at once. Only text that
+/// the new time changes is written (see `output`), and the times on screen are coarse
+/// (`protocol::clock`), so an idle cockpit writes nothing; a late heartbeat, a status line
+/// that expires or a data age past its limit is written the second it shows. The bench
+/// calls this too, so its idle figure is the loop's.
+pub fn tick<W: Write>(
+    terminal: &mut Terminal<FrameBackend<W>>,
+    app: &mut App,
+    now: u64,
+) -> std::io::Result<bool> {
+    app.update(Action::Tick(now));
+    draw(terminal, app)
 }
 
 /// Dialogs and text fields take keys first (a `q` typed in the palette is text); otherwise

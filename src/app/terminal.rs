@@ -4,13 +4,13 @@
 use std::io::{self, BufWriter, Stdout, Write};
 
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
-use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
-use crossterm::{execute, queue};
-use ratatui::backend::CrosstermBackend;
+use crossterm::execute;
 use ratatui::{Frame, Terminal};
 
-/// Frames are built in a buffer and leave in one write.
-pub type Tui = Terminal<CrosstermBackend<BufWriter<Stdout>>>;
+use super::output::FrameBackend;
+
+/// Frames are collected whole and leave in one write, or not at all (`output`).
+pub type Tui = Terminal<FrameBackend<BufWriter<Stdout>>>;
 
 pub fn init() -> io::Result<Tui> {
     install_panic_hook();
@@ -23,7 +23,7 @@ fn take() -> io::Result<Tui> {
     // Mouse capture on (click selects, the wheel scrolls; `m` turns it off). `restore`
     // turns it off again on every way out: quit, error, panic (the hook), SIGTERM/SIGHUP.
     execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen, EnableMouseCapture)?;
-    let backend = CrosstermBackend::new(BufWriter::with_capacity(256 * 1024, io::stdout()));
+    let backend = FrameBackend::new(BufWriter::with_capacity(256 * 1024, io::stdout()));
     let mut terminal = Terminal::new(backend)?;
     terminal.clear()?;
     Ok(terminal)
@@ -51,12 +51,15 @@ fn install_panic_hook() {
     }));
 }
 
-/// Draws one frame inside a synchronized update, so the terminal shows it whole.
-pub fn draw(terminal: &mut Tui, render: impl FnOnce(&mut Frame)) -> io::Result<()> {
-    queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
+/// Draws one frame: one write inside a synchronized update, so the terminal shows it
+/// whole, and no write at all when nothing on screen changed. Returns whether it wrote.
+pub fn draw<W: Write>(
+    terminal: &mut Terminal<FrameBackend<W>>,
+    render: impl FnOnce(&mut Frame),
+) -> io::Result<bool> {
+    let before = terminal.backend().frames();
     terminal.draw(render)?;
-    queue!(terminal.backend_mut(), EndSynchronizedUpdate)?;
-    terminal.backend_mut().flush()
+    Ok(terminal.backend().frames() != before)
 }
 
 /// Puts `text` on the clipboard of the terminal the operator sits at, through OSC 52, so

@@ -475,6 +475,121 @@ fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
     assert_ne!(stamp(&app), sorted, "a sorted index must follow the metrics");
 }
 
+/// A heartbeat from `host` reporting its instances with new metrics.
+fn instances_heartbeat(app: &App, host: &str) -> (Update, usize) {
+    let Update::Heartbeat(mut hb) = metrics_heartbeat(app) else { unreachable!("a heartbeat") };
+    let h = app.replica.fleet.hosts.get(host).cloned().expect("the host");
+    hb.host.id = h.id.clone();
+    hb.instances = app
+        .replica
+        .fleet
+        .instances_on(host)
+        .map(|i| crate::protocol::InstanceReport {
+            id: i.id.clone(),
+            app: i.app.clone(),
+            version: i.version.clone(),
+            index: i.index,
+            state: i.state,
+            ip: i.ip.clone(),
+            port: i.port,
+            container_id: i.container_id.clone(),
+            started_at: i.started_at,
+            cpu_pct: 77.0,
+            mem_used_mb: i.mem_used_mb / 2 + 1,
+            mem_limit_mb: i.mem_limit_mb,
+        })
+        .collect();
+    let n = hb.instances.len();
+    (Update::Heartbeat(hb), n)
+}
+
+/// Counts what the crossterm backend writes, as a terminal would receive it.
+#[derive(Clone, Default)]
+struct Bytes(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl std::io::Write for Bytes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.fetch_add(buf.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Bytes {
+    fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn an_idle_cockpit_writes_no_bytes_until_something_on_screen_changes() {
+    let out = Bytes::default();
+    let options = ratatui::TerminalOptions {
+        viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, 200, 50)),
+    };
+    let mut terminal =
+        Terminal::with_options(super::output::FrameBackend::new(out.clone()), options).expect("terminal");
+    for panel in [Panel::Hosts, Panel::Instances, Panel::Routes] {
+        let mut app = super::fixture_app(300);
+        app.update(Action::ShowPanel(panel));
+        super::draw(&mut terminal, &mut app).expect("draw");
+        assert!(out.count() > 0, "the first frame is written");
+        // Two seconds of the event loop's clock and no events.
+        let before = out.count();
+        let start = app.now;
+        for s in 1..=2 {
+            let wrote = super::tick(&mut terminal, &mut app, start + s * 1000).expect("tick");
+            assert!(!wrote, "{panel:?}: a tick with nothing new on screen wrote a frame");
+        }
+        assert_eq!(out.count() - before, 0, "{panel:?}: an idle cockpit wrote bytes");
+    }
+
+    // What on-call needs still shows up on its own: old data, late heartbeats.
+    let mut app = super::fixture_app(0);
+    super::draw(&mut terminal, &mut app).expect("draw");
+    let before = out.count();
+    let start = app.now;
+    assert!(super::tick(&mut terminal, &mut app, start + 11_000).expect("tick"));
+    assert!(out.count() > before, "data gone old is written at once");
+    let screen = screen(&mut app, 200, 50);
+    assert!(screen.contains("⚠ data 11s old"), "{screen}");
+    assert!(!screen.contains("<5s"), "every heartbeat is late now and shows its age:\n{screen}");
+}
+
+#[test]
+fn a_filter_keystroke_rebuilds_no_row_and_a_heartbeat_only_its_own() {
+    let mut app = super::fixture_app(2_000);
+    app.update(Action::ShowPanel(Panel::Instances));
+    let total = app.total_rows(Panel::Instances) as u64;
+    let builds = |app: &App| app.view(Panel::Instances).cache.builds;
+    assert_eq!(builds(&app), 0, "natural order builds no row");
+
+    app.update(Action::Filter);
+    type_text(&mut app, "s");
+    assert_eq!(builds(&app), total, "the first filter builds each row once");
+    type_text(&mut app, "hop-web");
+    app.update(Action::Backspace);
+    assert_eq!(builds(&app), total, "keystrokes re-match the kept rows and build none");
+    let shown = app.row_count(Panel::Instances);
+    assert!(shown > 0 && (shown as u64) < total, "{shown} of {total}");
+    assert!(screen(&mut app, 200, 50).contains("filter /shop-we/"));
+
+    // A heartbeat rebuilds the rows it touched, in the next frame, and no other.
+    let (update, touched) = instances_heartbeat(&app, "host-02");
+    assert!(touched > 0);
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(builds(&app), total + touched as u64);
+    app.refresh_views();
+    assert_eq!(builds(&app), total + touched as u64, "a frame with nothing new builds nothing");
+
+    // The index still agrees with a from-scratch build.
+    let fresh = super::rows::build(&app.replica, app.now, Panel::Instances, app.view(Panel::Instances));
+    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh.keys.as_slice());
+}
+
 fn wizard(app: &App) -> &super::Wizard {
     match app.overlay() {
         Some(Overlay::Wizard(w)) => w,

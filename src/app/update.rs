@@ -194,6 +194,17 @@ impl App {
             }
             Update::Heartbeat(hb) => {
                 self.replica.apply_heartbeat(&hb, now);
+                // The rows a filter or a sort keeps are rebuilt for what this touched only.
+                let hosts = &mut self.views[Panel::Hosts.index()].cache;
+                if hosts.in_use() {
+                    hosts.touch(RowKey::Id(hb.host.id.clone()));
+                }
+                let instances = &mut self.views[Panel::Instances.index()].cache;
+                if instances.in_use() {
+                    for r in &hb.instances {
+                        instances.touch(RowKey::Id(r.id.clone()));
+                    }
+                }
                 vec![]
             }
             Update::Router(status) => {

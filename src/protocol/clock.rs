@@ -52,6 +52,35 @@ pub fn uptime(ms: u64) -> String {
     }
 }
 
+/// Heartbeat ages under this are shown as one word: a fleet beating on time (every 2 s)
+/// then repaints nothing between events, and a heartbeat 2.5 periods late is shown, with
+/// its age counting, before the controller calls the host stale at 3.
+pub const HEARTBEAT_ON_TIME_MS: u64 = 5_000;
+
+/// A heartbeat's age as the tables show it: `<5s` while on time, then the age.
+pub fn heartbeat_age(ms: u64) -> String {
+    if ms < HEARTBEAT_ON_TIME_MS { format!("<{}s", HEARTBEAT_ON_TIME_MS / 1000) } else { age(ms) }
+}
+
+/// An uptime to the minute, `<1m`, `42m`, `3h05m`, `2d04h`, from a clock that moves in
+/// whole minutes: every uptime on screen changes in the same frame, once a minute, instead
+/// of each one in its own second. Shown at most a minute short.
+pub fn uptime_coarse(started: u64, now: u64) -> String {
+    let minute = now - now % 60_000;
+    let m = minute.saturating_sub(started) / 60_000;
+    match m {
+        0 => "<1m".to_string(),
+        1..60 => format!("{m}m"),
+        60..1440 => format!("{}h{:02}m", m / 60, m % 60),
+        _ => format!("{}d{:02}h", m / 1440, (m / 60) % 24),
+    }
+}
+
+/// How long ago, to the minute: `<1m` or `age`'s minutes and up.
+pub fn ago_coarse(ms: u64) -> String {
+    if ms < 60_000 { "<1m".to_string() } else { age(ms) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +93,21 @@ mod tests {
         assert_eq!(age(61_000), "1m");
         assert_eq!(uptime(3_725_000), "1h02m");
         assert_eq!(uptime(59_000), "59s");
+        assert_eq!(heartbeat_age(4_999), "<5s");
+        assert_eq!(heartbeat_age(7_000), "7s");
+        assert_eq!(ago_coarse(59_000), "<1m");
+    }
+
+    #[test]
+    fn coarse_uptimes_move_together_once_a_minute() {
+        let now = 10 * 60_000 + 30_000;
+        assert_eq!(uptime_coarse(now - 20_000, now), "<1m");
+        assert_eq!(uptime_coarse(now - 89_000, now), "<1m", "a minute short at most");
+        assert_eq!(uptime_coarse(now - 91_000, now), "1m");
+        assert_eq!(uptime_coarse(0, now), "10m");
+        assert_eq!(uptime_coarse(0, now + 29_000), "10m");
+        assert_eq!(uptime_coarse(0, now + 30_000), "11m");
+        assert_eq!(uptime_coarse(0, 3_725_000), "1h02m");
+        assert_eq!(uptime_coarse(0, 90_000_000), "1d01h");
     }
 }

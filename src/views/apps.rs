@@ -1,9 +1,9 @@
 //! The Apps panel: each app's desired state against what runs, with its image, domain,
 //! tags and routes.
 
+use super::table::Cell;
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::widgets::Cell;
 
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
@@ -34,7 +34,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     table::render_panel(app, frame, area, &SPEC, lookup, cells);
 }
 
-fn cells(app: &App, a: &AppSpec) -> Vec<Cell<'static>> {
+fn cells<'a>(app: &'a App, a: &'a AppSpec) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let f = &app.replica.fleet;
     let instances: Vec<_> = f.instances_of(&a.name).collect();
@@ -61,11 +61,11 @@ fn cells(app: &App, a: &AppSpec) -> Vec<Cell<'static>> {
     };
     let count_style = if (running as u32) < a.instances { t.warn } else { t.text };
     vec![
-        Cell::from(a.name.clone()),
+        Cell::from(a.name.as_str()),
         Cell::from(version),
         styled(format!("{running}/{}", a.instances), count_style),
         styled(a.image.clone(), t.muted),
-        Cell::from(a.domain.clone()),
+        Cell::from(a.domain.as_str()),
         styled(a.tags.join(","), if a.tags.iter().any(|t| t == "prod") { t.warn } else { t.muted }),
         Cell::from(format!("{routes:>6}")),
         styled(state, style),

@@ -1,9 +1,9 @@
 //! The Audit panel: every operator command the controller recorded, newest first, with
 //! who sent it (user@host, SSH client, NATS user), what it asked and how it ended.
 
+use super::table::Cell;
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::widgets::Cell;
 
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
@@ -37,7 +37,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     table::render_panel(app, frame, area, &SPEC, lookup, cells);
 }
 
-fn cells(app: &App, e: &Event) -> Vec<Cell<'static>> {
+fn cells<'a>(app: &'a App, e: &'a Event) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let Some(a) = e.audit.as_deref() else {
         return vec![styled(hms(e.ts), t.muted), Cell::from(""), Cell::from(e.message.clone())];

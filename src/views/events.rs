@@ -1,9 +1,10 @@
 //! The Events panel: the controller's event stream, newest first, with the cockpit's own
 //! log (tui-logger) beneath it when running in a terminal.
 
+use super::table::Cell;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::widgets::{Block, BorderType, Cell};
+use ratatui::widgets::{Block, BorderType};
 
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
@@ -52,7 +53,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn cells(app: &App, e: &Event) -> Vec<Cell<'static>> {
+fn cells<'a>(app: &'a App, e: &'a Event) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let bad = e.kind.is_bad();
     let kind = if bad { format!("✕ {}", e.kind.as_str()) } else { e.kind.as_str().to_string() };
@@ -61,6 +62,6 @@ fn cells(app: &App, e: &Event) -> Vec<Cell<'static>> {
         styled(format!("{:>6}", e.rev), t.muted),
         styled(kind, if bad { t.bad } else { t.accent }),
         Cell::from(e.app.clone().unwrap_or_else(|| "-".into())),
-        Cell::from(e.message.clone()),
+        Cell::from(e.message.as_str()),
     ]
 }

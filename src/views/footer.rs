@@ -37,13 +37,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         return;
     }
     // The mouse state, right-aligned: with capture off the terminal selects text.
-    let mouse_keys = app.keymap.keys_for(Bindable::Mouse);
+    let mouse_keys = app.keymap.label_for(Bindable::Mouse);
     let mouse = format!(" {mouse_keys} mouse {} ", if app.mouse { "on" } else { "off" });
     let mouse_width = mouse.chars().count();
     let mut spans = Vec::new();
     let mut used = mouse_width;
     for (action, label) in HINTS {
-        let keys = app.keymap.keys_for(action);
+        let keys = app.keymap.label_for(action);
         let width = keys.chars().count() + label.chars().count() + 3;
         if keys.is_empty() || used + width > area.width as usize {
             continue;

@@ -11,9 +11,8 @@ use crate::app::App;
 use crate::backend::Sync;
 use crate::bus::Connection;
 use crate::protocol::clock::age;
-use crate::protocol::{HostState, InstanceState};
 
-/// Data older than this is flagged, whatever the connection says.
+/// Data older than this is flagged, with its age, whatever the connection says.
 const OLD_DATA_MS: u64 = 10_000;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -29,16 +28,17 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         (_, Sync::Live) => ("● live".into(), t.ok),
     };
     let bg = t.header.bg.map(|c| Style::default().bg(c)).unwrap_or_default();
-    let up = f.hosts.values().filter(|h| h.state == HostState::Up).count();
-    let running = f.instances.values().filter(|i| i.state == InstanceState::Running).count();
-    let desired: u32 = f.apps.values().map(|a| a.instances).sum();
+    // Counted once per change of the fleet's structure, not per frame.
+    let facts = app.facts();
+    let (up, running, desired) = (facts.hosts_up, facts.running, facts.desired);
     let data = match app.data_age() {
         Some(ms) if ms > OLD_DATA_MS => Span::styled(format!("⚠ data {} old", age(ms)), t.warn.patch(bg)),
-        Some(ms) => Span::styled(format!("data {}", age(ms)), t.header),
+        // Fresh data says so in one word, so the header is not repainted every second.
+        Some(_) => Span::styled(format!("data <{}s", OLD_DATA_MS / 1000), t.header),
         None => Span::styled("no data yet", t.header),
     };
     let hosts_style = if up < f.hosts.len() { t.warn } else { t.header };
-    let inst_style = if (running as u32) < desired { t.warn } else { t.header };
+    let inst_style = if (running as u64) < desired { t.warn } else { t.header };
     // Long labels when they fit, short ones on narrow terminals.
     let segments = |short: bool| -> Vec<Span<'static>> {
         let pick = |long: String, brief: String| if short { brief } else { long };

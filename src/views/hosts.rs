@@ -1,14 +1,14 @@
 //! The Hosts panel: every Docker host with its AZ, address, load and heartbeat.
 
+use super::table::Cell;
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::widgets::Cell;
 
 use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::protocol::clock::age;
+use crate::protocol::clock::heartbeat_age;
 use crate::protocol::{Host, HostState};
 
 pub(crate) const COLUMNS: [Column; 9] = [
@@ -48,7 +48,7 @@ pub fn state_label(state: HostState) -> &'static str {
     }
 }
 
-fn cells(app: &App, h: &Host) -> Vec<Cell<'static>> {
+fn cells<'a>(app: &'a App, h: &'a Host) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let state_style = match h.state {
         HostState::Up => t.ok,
@@ -65,8 +65,8 @@ fn cells(app: &App, h: &Host) -> Vec<Cell<'static>> {
         }
     };
     let mem = h.metrics.mem_pct();
-    let hb = app.replica.heartbeat_age(&h.id, app.now).map(age).unwrap_or_else(|| "-".into());
-    let count = app.replica.fleet.instances_on(&h.id).count();
+    let hb = app.replica.heartbeat_age(&h.id, app.now).map(heartbeat_age).unwrap_or_else(|| "-".into());
+    let count = app.facts().instances_on(&h.id);
     // Containers no agent manages are counted apart and flagged.
     let count = match h.unmanaged.len() {
         0 => format!("{count:>4}"),
@@ -77,9 +77,9 @@ fn cells(app: &App, h: &Host) -> Vec<Cell<'static>> {
         tags = format!("⚠ {tags}");
     }
     vec![
-        Cell::from(h.id.clone()),
-        Cell::from(h.az.clone()),
-        Cell::from(h.ip.clone()),
+        Cell::from(h.id.as_str()),
+        Cell::from(h.az.as_str()),
+        Cell::from(h.ip.as_str()),
         styled(pct(h.metrics.cpu_pct), level(h.metrics.cpu_pct)),
         styled(pct(mem), level(mem)),
         styled(count, if h.unmanaged.is_empty() { t.text } else { t.warn }),

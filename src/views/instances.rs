@@ -1,14 +1,14 @@
 //! The Instances panel: every app instance with its host, endpoint, state and metrics.
 
+use super::table::Cell;
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::widgets::Cell;
 
 use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
-use crate::app::rows::{RowKey, instance_route};
-use crate::protocol::clock::uptime;
+use crate::app::rows::RowKey;
+use crate::protocol::clock::uptime_coarse;
 use crate::protocol::{Instance, InstanceState};
 use crate::views::theme::Theme;
 
@@ -54,11 +54,11 @@ pub fn state_label(state: InstanceState, t: &Theme) -> (String, ratatui::style::
     (format!("{sym} {}", state.as_str()), style)
 }
 
-fn cells(app: &App, i: &Instance) -> Vec<Cell<'static>> {
+fn cells<'a>(app: &'a App, i: &'a Instance) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let (state, style) = state_label(i.state, t);
     let up = match (i.state, i.started_at) {
-        (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => uptime(app.now.saturating_sub(s)),
+        (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => uptime_coarse(s, app.now),
         _ => "-".into(),
     };
     let mem_pct = crate::protocol::percent(i.mem_used_mb, i.mem_limit_mb);
@@ -70,11 +70,11 @@ fn cells(app: &App, i: &Instance) -> Vec<Cell<'static>> {
         t.text
     };
     vec![
-        Cell::from(i.app.clone()),
-        Cell::from(i.version.clone()),
+        Cell::from(i.app.as_str()),
+        Cell::from(i.version.as_str()),
         Cell::from(i.index.to_string()),
-        Cell::from(i.host.clone()),
-        Cell::from(if i.endpoint.is_empty() { "-".to_string() } else { i.endpoint.clone() }),
+        Cell::from(i.host.as_str()),
+        Cell::from(if i.endpoint.is_empty() { "-" } else { i.endpoint.as_str() }),
         styled(state, style),
         Cell::from(format!("{up:>7}")),
         styled(format!("{:>3}", i.restarts), if i.restarts > 0 { t.warn } else { t.text }),
@@ -82,7 +82,7 @@ fn cells(app: &App, i: &Instance) -> Vec<Cell<'static>> {
         styled(format!("{}/{}M", i.mem_used_mb, i.mem_limit_mb), mem_style),
         {
             // A running instance no route sends traffic to is flagged.
-            let word = instance_route(&app.replica.fleet, &i.app, &i.endpoint, i.state);
+            let word = app.facts().route_word(&i.app, &i.endpoint, i.state);
             let style = match word {
                 "⚠ unrouted" => t.warn,
                 "✓" => t.ok,

@@ -1,15 +1,16 @@
 //! The Routes panel: app domain to backends, as the load balancer has them.
 
+use super::table::Cell;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph};
+use ratatui::widgets::Paragraph;
 
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
-use crate::app::rows::{RowKey, route_flag, unrouted};
-use crate::protocol::clock::age;
+use crate::app::rows::RowKey;
+use crate::protocol::clock::{age, ago_coarse};
 use crate::protocol::{InstanceState, Route, RouteState};
 
 pub(crate) const COLUMNS: [Column; 6] = [
@@ -63,7 +64,7 @@ fn router_line(app: &App) -> Line<'static> {
         } else {
             let reload = st
                 .last_reload
-                .map(|r| format!("reloaded {} ago", age(app.now.saturating_sub(r))))
+                .map(|r| format!("reloaded {} ago", ago_coarse(app.now.saturating_sub(r))))
                 .unwrap_or_else(|| "not applied yet".into());
             (
                 format!(
@@ -80,8 +81,7 @@ fn router_line(app: &App) -> Line<'static> {
 
 /// Running instances that no route reaches: they take no traffic.
 fn unrouted_line(app: &App) -> Option<Line<'static>> {
-    let f = &app.replica.fleet;
-    let n = f.instances.values().filter(|i| unrouted(f, &i.app, &i.endpoint, i.state)).count();
+    let n = app.facts().unrouted;
     (n > 0).then(|| {
         Line::from(Span::styled(
             format!(" ⚠ {n} running instance(s) unrouted: a in Instances (2) adds a route"),
@@ -90,26 +90,27 @@ fn unrouted_line(app: &App) -> Option<Line<'static>> {
     })
 }
 
-fn cells(app: &App, r: &Route) -> Vec<Cell<'static>> {
+fn cells<'a>(app: &'a App, r: &'a Route) -> Vec<Cell<'a>> {
     let t = &app.theme;
     // Stale: the controller says so, or no running instance serves the backend now.
-    let stale = route_flag(&app.replica.fleet, &r.app, &r.backend, r.stale).is_some();
+    let facts = app.facts();
+    let backing = facts.endpoint(&r.app, &r.backend);
+    let stale = r.stale || !backing.is_some_and(|e| e.serving);
     let (state, style) = match (r.state, stale) {
         (RouteState::Enabled, true) => ("◐ stale", t.warn),
         (RouteState::Disabled, true) => ("○ off,stale", t.muted),
         (RouteState::Enabled, false) => ("● enabled", t.ok),
         (RouteState::Disabled, false) => ("○ disabled", t.muted),
     };
-    let backing = app.replica.fleet.instances.values().find(|i| i.app == r.app && i.endpoint == r.backend);
-    let (inst, inst_style) = match backing {
-        Some(i) if i.state == InstanceState::Running => (i.state.as_str().to_string(), t.text),
-        Some(i) => (format!("⚠ {}", i.state.as_str()), t.warn),
+    let (inst, inst_style) = match backing.map(|e| e.first) {
+        Some(s) if s == InstanceState::Running => (s.as_str().to_string(), t.text),
+        Some(s) => (format!("⚠ {}", s.as_str()), t.warn),
         None => ("⚠ none".to_string(), t.warn),
     };
     vec![
-        Cell::from(r.app.clone()),
-        Cell::from(r.domain.clone()),
-        Cell::from(r.backend.clone()),
+        Cell::from(r.app.as_str()),
+        Cell::from(r.domain.as_str()),
+        Cell::from(r.backend.as_str()),
         styled(state, style),
         Cell::from(format!("{:>6}", r.weight)),
         styled(inst, inst_style),

@@ -1,11 +1,13 @@
 //! The shared table: columns that drop out by priority on narrow terminals, rows built for
 //! the visible window only, and the selection kept on screen.
 
+use std::borrow::Cow;
+
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
-use ratatui::style::Style;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Cell, Row, Table, TableState};
 
 use crate::app::App;
 use crate::app::rows::RowKey;
@@ -93,8 +95,36 @@ pub struct TableView<'a> {
     pub markable: bool,
 }
 
+/// One table cell: its text and the style of that text. Borrowed where the row's data
+/// already holds the text, so a frame allocates only what it formats.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cell<'a> {
+    pub text: Cow<'a, str>,
+    pub style: Style,
+}
+
+impl<'a> From<&'a str> for Cell<'a> {
+    fn from(text: &'a str) -> Self {
+        Cell { text: Cow::Borrowed(text), style: Style::default() }
+    }
+}
+
+impl From<String> for Cell<'_> {
+    fn from(text: String) -> Self {
+        Cell { text: Cow::Owned(text), style: Style::default() }
+    }
+}
+
+/// What ratatui's `Table` puts before each row when a row is selected.
+const HIGHLIGHT: &str = "▶ ";
+const HIGHLIGHT_WIDTH: u16 = 2;
+
 /// Draws a bordered table. `row(i)` builds the cells of row `i` and says whether it is
 /// marked; it is called only for the rows on screen.
+///
+/// The cells go straight into the frame's buffer. This draws what ratatui's `Table` with a
+/// highlight symbol and fixed column widths draws, without its per-cell `Text` and layout
+/// work, which cost more than the rest of the frame together at 20k rows.
 pub fn render<'r>(
     app: &App,
     frame: &mut Frame,
@@ -117,7 +147,6 @@ pub fn render<'r>(
         title.push(Span::styled(format!("⚠ {why} "), theme.warn));
     }
     let title = Line::from(title);
-    let block = Block::bordered().border_type(BorderType::Rounded).border_style(theme.border).title(title);
     // Borders, the highlight symbol and the mark gutter take their share first.
     let gutter = if view.markable { 2 } else { 0 };
     let inner_width = area.width.saturating_sub(4 + gutter);
@@ -126,53 +155,127 @@ pub fn render<'r>(
     let start = window_start(selected, view.offset, height, view.total);
     let end = (start + height).min(view.total);
 
-    let mut header_cells: Vec<Cell> = Vec::new();
-    if view.markable {
-        header_cells.push(Cell::from(""));
+    let area = area.intersection(frame.area());
+    let buf = frame.buffer_mut();
+    style_area(buf, area, theme.text);
+    let inner = frame_box(buf, area, theme.border, &title);
+    if inner.is_empty() {
+        return;
     }
-    header_cells.extend(kept.iter().map(|&i| Cell::from(view.columns[i].title)));
-    let header = Row::new(header_cells).style(theme.muted);
-    let rows: Vec<Row> = (start..end)
-        .map(|i| {
-            let (cells, marked) = row(i);
-            let mut out: Vec<Cell> = Vec::with_capacity(kept.len() + 1);
-            if view.markable {
-                out.push(if marked {
-                    Cell::from(Span::styled("◆", theme.accent))
-                } else {
-                    Cell::from(" ")
-                });
+    // Column x offsets within `inner`, after the highlight symbol, one space apart.
+    let mut xs: Vec<(u16, u16)> = Vec::with_capacity(kept.len() + 1);
+    let mut x = HIGHLIGHT_WIDTH;
+    if view.markable {
+        xs.push((x, 1));
+        x += 2;
+    }
+    for w in widths(view.columns, &kept, inner_width) {
+        xs.push((x, w));
+        x = x.saturating_add(w + 1);
+    }
+    let put_row = |buf: &mut Buffer, y: u16, cells: &[Cell<'_>]| {
+        for (&(cx, w), cell) in xs.iter().zip(cells) {
+            let w = w.min(inner.width.saturating_sub(cx));
+            if w > 0 {
+                put(buf, inner.x + cx, y, &cell.text, w, cell.style);
             }
-            out.extend(kept.iter().filter_map(|&k| cells.get(k).cloned()));
-            let r = Row::new(out);
-            if marked { r.style(theme.accent) } else { r }
-        })
-        .collect();
-    let mut widths: Vec<Constraint> = Vec::new();
+        }
+    };
+    let header_y = inner.y;
+    style_area(buf, Rect { height: 1, ..inner }, theme.muted);
+    let mut header: Vec<Cell> = Vec::with_capacity(kept.len() + 1);
     if view.markable {
-        widths.push(Constraint::Length(1));
+        header.push(Cell::from(""));
     }
-    widths.extend(widths_of(view.columns, &kept, inner_width).into_iter().map(Constraint::Length));
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(block)
-        .style(theme.text)
-        .row_highlight_style(theme.selection)
-        .highlight_symbol("▶ ")
-        .highlight_spacing(ratatui::widgets::HighlightSpacing::Always);
-    let mut state = TableState::default();
-    if view.total > 0 {
-        state.select(Some(selected - start));
+    header.extend(kept.iter().map(|&i| Cell::from(view.columns[i].title)));
+    put_row(buf, header_y, &header);
+
+    let body_height = inner.height.saturating_sub(1) as usize;
+    let end = end.min(start + body_height);
+    for (n, i) in (start..end).enumerate() {
+        let y = inner.y + 1 + n as u16;
+        let row_area = Rect { y, height: 1, ..inner };
+        let (cells, marked) = row(i);
+        if marked {
+            style_area(buf, row_area, theme.accent);
+        }
+        if i == selected {
+            put(buf, inner.x, y, HIGHLIGHT, HIGHLIGHT_WIDTH.min(inner.width), Style::default());
+        }
+        let mut out: Vec<Cell> = Vec::with_capacity(kept.len() + 1);
+        if view.markable {
+            out.push(if marked { Cell { text: "◆".into(), style: theme.accent } } else { Cell::default() });
+        }
+        let mut cells: Vec<Option<Cell>> = cells.into_iter().map(Some).collect();
+        out.extend(kept.iter().filter_map(|&k| cells.get_mut(k).and_then(Option::take)));
+        put_row(buf, y, &out);
+        if i == selected {
+            style_area(buf, row_area, theme.selection);
+        }
     }
-    frame.render_stateful_widget(table, area, &mut state);
     if view.total == 0 {
         let msg = Rect { x: area.x + 2, y: area.y + 2, width: area.width.saturating_sub(4), height: 1 };
         frame.render_widget(Span::styled(view.empty_text, theme.muted), msg);
     }
 }
 
-fn widths_of(columns: &[Column], kept: &[usize], width: u16) -> Vec<u16> {
-    widths(columns, kept, width)
+/// Draws a rounded border with `title` on its top edge and returns what is inside: what
+/// `Block::bordered().border_type(Rounded).title(..)` draws, without the no-op style pass
+/// over every cell of the area that `Block` makes when it has no style of its own.
+fn frame_box(buf: &mut Buffer, area: Rect, style: Style, title: &Line<'_>) -> Rect {
+    if area.width < 2 || area.height < 2 {
+        return Rect { width: 0, height: 0, ..area };
+    }
+    let (left, right, top, bottom) = (area.left(), area.right() - 1, area.top(), area.bottom() - 1);
+    for x in left + 1..right {
+        buf[(x, top)].set_symbol("─").set_style(style);
+        buf[(x, bottom)].set_symbol("─").set_style(style);
+    }
+    for y in top + 1..bottom {
+        buf[(left, y)].set_symbol("│").set_style(style);
+        buf[(right, y)].set_symbol("│").set_style(style);
+    }
+    buf[(left, top)].set_symbol("╭").set_style(style);
+    buf[(right, top)].set_symbol("╮").set_style(style);
+    buf[(left, bottom)].set_symbol("╰").set_style(style);
+    buf[(right, bottom)].set_symbol("╯").set_style(style);
+    buf.set_line(left + 1, top, title, area.width - 2);
+    Rect { x: left + 1, y: top + 1, width: area.width - 2, height: area.height - 2 }
+}
+
+/// Patches `style` onto every cell of `area`, a row slice at a time.
+fn style_area(buf: &mut Buffer, area: Rect, style: Style) {
+    // The terminal's own colours and no modifiers change nothing on the blank cells a
+    // table starts from (nothing else draws under it), and that is the default theme's
+    // text style: skip the ten thousand no-op patches.
+    let plain = |c: Option<Color>| c.is_none_or(|c| c == Color::Reset);
+    if plain(style.fg) && plain(style.bg) && style.add_modifier.is_empty() && style.sub_modifier.is_empty() {
+        return;
+    }
+    let area = area.intersection(buf.area);
+    for y in area.top()..area.bottom() {
+        let from = buf.index_of(area.x, y);
+        for cell in &mut buf.content[from..from + area.width as usize] {
+            cell.set_style(style);
+        }
+    }
+}
+
+/// Writes `text` at `(x, y)`, at most `width` cells wide. Plain ASCII, which is most of a
+/// table, is written a byte per cell; anything else goes through ratatui's grapheme-aware
+/// `set_stringn`, which draws what a `Span` would.
+fn put(buf: &mut Buffer, x: u16, y: u16, text: &str, width: u16, style: Style) {
+    if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        let width = width.min(buf.area.right().saturating_sub(x)) as usize;
+        let from = buf.index_of(x, y);
+        let text = &text[..text.len().min(width)];
+        for (k, cell) in buf.content[from..from + text.len()].iter_mut().enumerate() {
+            // Every byte is a whole character here, so slicing by byte is slicing by cell.
+            cell.set_symbol(&text[k..k + 1]).set_style(style);
+        }
+    } else {
+        buf.set_stringn(x, y, text, width as usize, style);
+    }
 }
 
 /// What a panel's table is: which panel, its columns, what it says when empty.
@@ -216,7 +319,7 @@ pub fn render_panel<'a, T: 'a>(
     area: Rect,
     spec: &PanelSpec,
     lookup: impl Fn(&RowKey) -> Option<&'a T>,
-    cells: impl Fn(&App, &T) -> Vec<Cell<'static>>,
+    cells: impl Fn(&'a App, &'a T) -> Vec<Cell<'a>>,
 ) {
     let PanelSpec { panel, columns, empty_text, markable } = *spec;
     let keys = app.rows(panel);
@@ -240,8 +343,8 @@ pub fn render_panel<'a, T: 'a>(
 }
 
 /// A cell styled by meaning.
-pub fn styled<'a>(text: impl Into<String>, style: Style) -> Cell<'a> {
-    Cell::from(Span::styled(text.into(), style))
+pub fn styled<'a>(text: impl Into<Cow<'a, str>>, style: Style) -> Cell<'a> {
+    Cell { text: text.into(), style }
 }
 
 /// `42%` style percentage.

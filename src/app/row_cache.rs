@@ -1,0 +1,132 @@
+//! The rows a filter or a sort looks at, built once and kept: each row's fields and the
+//! text the filter matches, in natural order, plus whether the current filter keeps it.
+//! A filter keystroke re-matches the kept text and builds no row; a heartbeat rebuilds
+//! the rows it touched (`dirty`), nothing else. Everything is rebuilt when rows come, go
+//! or change state (the replica's structure), or when the time the panel shows moves on.
+
+use std::collections::{HashMap, HashSet};
+
+use super::rows::{Facts, Field, Filter, RowKey, fields, natural};
+use crate::actions::Panel;
+use crate::backend::Replica;
+
+#[derive(Debug, Clone, Default)]
+pub struct RowCache {
+    /// The replica's structure, the panel's time bucket and the row count it was built for.
+    stamp: Option<(u64, u64, usize)>,
+    /// Natural order.
+    pub keys: Vec<RowKey>,
+    pos: HashMap<RowKey, usize>,
+    pub fields: Vec<Vec<Field>>,
+    hay: Vec<String>,
+    /// Whether each row passes `matched_for`'s filter.
+    pub keep: Vec<bool>,
+    matched_for: Option<Option<String>>,
+    /// Rows heartbeats changed since the last refresh.
+    pub dirty: HashSet<RowKey>,
+    /// Rows built so far, ever: what the tests count.
+    pub builds: u64,
+}
+
+/// What a panel's rows show of the clock: hosts their heartbeat age to the second,
+/// instances their uptime to the minute; the rest nothing that moves.
+fn time_bucket(panel: Panel, now: u64) -> u64 {
+    match panel {
+        Panel::Hosts => now / 1000,
+        Panel::Instances => now / 60_000,
+        _ => 0,
+    }
+}
+
+/// What changed in a refresh, so the caller knows whether the index must be rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Every row was built again.
+    All,
+    /// Only rows whose filter result and fields did not change order or membership
+    /// were rebuilt, or none: an index built on the cache before is still right, unless
+    /// the sort looks at a rebuilt row.
+    Some { rebuilt: usize, flipped: bool },
+}
+
+impl RowCache {
+    /// Whether a heartbeat's changes should be noted: only a cache in use needs them.
+    pub fn in_use(&self) -> bool {
+        self.stamp.is_some()
+    }
+
+    /// Lets the rows go (natural order needs none), keeping the count of builds.
+    pub fn release(&mut self) {
+        if self.in_use() {
+            *self = RowCache { builds: self.builds, ..RowCache::default() };
+        }
+    }
+
+    /// Notes a row changed by a heartbeat; past a fleet's worth it is cheaper to rebuild.
+    pub fn touch(&mut self, key: RowKey) {
+        if self.dirty.len() > self.keys.len() / 2 {
+            self.stamp = None;
+            self.dirty.clear();
+        } else {
+            self.dirty.insert(key);
+        }
+    }
+
+    /// Brings the rows up to date and re-matches the filter if it changed.
+    pub fn refresh(
+        &mut self,
+        replica: &Replica,
+        now: u64,
+        panel: Panel,
+        filter: Option<&Filter>,
+    ) -> Refreshed {
+        let total = super::rows::total(replica, panel);
+        let stamp = (replica.structure, time_bucket(panel, now), total);
+        let facts = (panel == Panel::Routes).then(|| Facts::of(&replica.fleet));
+        let build = |key: &RowKey| fields(replica, facts.as_ref(), now, panel, key).unwrap_or_default();
+        let filter_text = filter.map(|f| f.text.clone());
+        if self.stamp != Some(stamp) {
+            self.keys = natural(replica, panel);
+            self.pos = self.keys.iter().enumerate().map(|(p, k)| (k.clone(), p)).collect();
+            self.fields = self.keys.iter().map(&build).collect();
+            self.hay = self.fields.iter().map(|f| hay(f)).collect();
+            self.builds += self.keys.len() as u64;
+            self.keep = self.hay.iter().map(|h| filter.is_none_or(|f| f.keeps(h))).collect();
+            self.matched_for = Some(filter_text);
+            self.dirty.clear();
+            self.stamp = Some(stamp);
+            return Refreshed::All;
+        }
+        let mut rebuilt = 0;
+        let mut flipped = false;
+        for key in std::mem::take(&mut self.dirty) {
+            let Some(&p) = self.pos.get(&key) else { continue };
+            self.fields[p] = build(&key);
+            self.hay[p] = hay(&self.fields[p]);
+            self.builds += 1;
+            rebuilt += 1;
+            let keep = filter.is_none_or(|f| f.keeps(&self.hay[p]));
+            flipped |= keep != self.keep[p];
+            self.keep[p] = keep;
+        }
+        if self.matched_for.as_ref() != Some(&filter_text) {
+            // A new filter: matched against the kept text, no row is built.
+            self.keep = self.hay.iter().map(|h| filter.is_none_or(|f| f.keeps(h))).collect();
+            self.matched_for = Some(filter_text);
+            flipped = true;
+        }
+        Refreshed::Some { rebuilt, flipped }
+    }
+}
+
+/// The text a filter sees: every field, space-separated.
+fn hay(fields: &[Field]) -> String {
+    let mut out = String::with_capacity(fields.iter().map(|f| f.text.len() + 1).sum());
+    for (n, f) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(&f.text);
+    }
+    out
+}
