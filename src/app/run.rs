@@ -1,6 +1,7 @@
 //! The event loop: one `select!` over terminal input, backend updates, a frame timer, a
 //! clock tick and the signals. Input is echoed at once; data redraws are capped at 20 a
-//! second and nothing is drawn when nothing changed.
+//! second, metrics (heartbeats) are drawn with the 1 s clock, and nothing is written when
+//! nothing on screen changed.
 
 use std::io::Write;
 use std::time::Duration;
@@ -61,15 +62,22 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
             },
             update = backend.updates.recv(), if backend_open => match update {
                 Some(first) => {
+                    let structure = app.replica.structure;
+                    let mut metrics_only = is_metrics(&first);
                     effects.extend(app.update(Action::Backend(Box::new(first))));
                     // Fold a burst into one model change and one frame.
                     for _ in 0..BATCH {
                         match backend.updates.try_recv() {
-                            Ok(more) => effects.extend(app.update(Action::Backend(Box::new(more)))),
+                            Ok(more) => {
+                                metrics_only &= is_metrics(&more);
+                                effects.extend(app.update(Action::Backend(Box::new(more))));
+                            }
                             Err(_) => break,
                         }
                     }
-                    data_dirty = true;
+                    // Metrics alone wait for the 1 s clock: a large fleet heartbeats all
+                    // the time, and redrawing for each would keep the cockpit busy.
+                    data_dirty |= !metrics_only || app.replica.structure != structure;
                 }
                 None => backend_open = false,
             },
@@ -147,6 +155,11 @@ pub fn tick<W: Write>(
 ) -> std::io::Result<bool> {
     app.update(Action::Tick(now));
     draw(terminal, app)
+}
+
+/// Heartbeats change metrics; whatever else the backend says changes what is on screen.
+fn is_metrics(update: &crate::backend::Update) -> bool {
+    matches!(update, crate::backend::Update::Heartbeat(_) | crate::backend::Update::Beacon(_))
 }
 
 /// Dialogs and text fields take keys first (a `q` typed in the palette is text); otherwise
