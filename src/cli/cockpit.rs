@@ -9,7 +9,7 @@ use crate::app::{self, App, Level};
 use crate::backend;
 use crate::backend::upload::RepoSource;
 use crate::bus::Bus;
-use crate::plane::sandbox::{SEED_INSTANCES, Sandbox, SandboxConfig};
+use crate::plane::sandbox::{SEED_INSTANCES, Sandbox, SandboxConfig, heartbeat_period_for};
 use crate::protocol::clock::now_ms;
 use crate::views::theme::{ColorMode, Theme};
 
@@ -145,14 +145,16 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
                 instances: args.sandbox_instances as usize,
                 speed: args.sandbox_speed,
                 crashes_per_hour: args.sandbox_crash_rate,
+                heartbeat_period: heartbeat_period_for(args.sandbox_hosts as usize),
                 ..SandboxConfig::default()
             };
             if config.hosts > 50 || config.instances > 0 {
                 // Seconds at scale, before the terminal is taken: say what is happening.
                 eprintln!(
-                    "starting the sandbox: {} simulated hosts, {} instances ...",
+                    "starting the sandbox: {} simulated hosts, {} instances, a heartbeat every {}s ...",
                     config.hosts,
-                    config.instances.max(SEED_INSTANCES)
+                    config.instances.max(SEED_INSTANCES),
+                    config.heartbeat_period.as_secs()
                 );
             }
             // The simulated fleet runs on threads of its own (`qd-sandbox`), so it never

@@ -183,7 +183,9 @@ pub struct CockpitArgs {
     #[arg(long, default_value_t = 42, value_name = "N")]
     pub seed: u64,
 
-    /// Sandbox: number of simulated Docker hosts, spread over two AZs (1 to 5000).
+    /// Sandbox: number of simulated Docker hosts, spread over two AZs (1 to 5000). Each
+    /// heartbeats every 2 s; past 200 hosts less often, so the fleet sends at most 100
+    /// heartbeats a second (every 10 s at 1000 hosts), as Nomad caps its clients'.
     #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=5000))]
     pub sandbox_hosts: u32,
 

@@ -57,6 +57,17 @@ pub struct Sandbox {
     pub repository: Arc<MemoryRepository>,
 }
 
+/// The most heartbeats a second the whole simulated fleet sends, as Nomad caps its
+/// clients' (`max_heartbeats_per_second`): a large fleet heartbeats less often, each host
+/// at least every `hosts / 100` seconds, never more often than every 2 s.
+pub const MAX_HEARTBEATS_PER_S: u64 = 100;
+
+/// The heartbeat period for a fleet of `hosts`: 2 s up to 200 hosts, 10 s at 1,000.
+pub fn heartbeat_period_for(hosts: usize) -> Duration {
+    let ms = (hosts as u64 * 1000).div_ceil(MAX_HEARTBEATS_PER_S);
+    Duration::from_millis(ms.max(2000))
+}
+
 /// The seed apps' instances: shop-web x3, api-gateway x2, session-cache x2.
 pub const SEED_INSTANCES: usize = 7;
 
@@ -265,6 +276,13 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_fleet_heartbeats_less_often() {
+        assert_eq!(heartbeat_period_for(6), Duration::from_secs(2));
+        assert_eq!(heartbeat_period_for(200), Duration::from_secs(2));
+        assert_eq!(heartbeat_period_for(1000), Duration::from_secs(10));
+    }
 
     #[test]
     fn six_hosts_use_the_original_addressing() {
