@@ -33,7 +33,7 @@ fn main() -> ExitCode {
                 logging::init("router", level);
                 router::run(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
-            Some(Command::Bench(args)) => bench::run(args),
+            Some(Command::Bench(args)) => bench::run(cli.bus, args).await,
             Some(Command::Ctl(args)) => {
                 logging::init("ctl", level.min(log::LevelFilter::Warn));
                 ctl::run(cli.bus, args).await

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
 
 use crate::bus::{self, Bus, Connection, RequestError, Subscription};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{
     Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest, Operator,
-    RestartBody, RestartRequest, RouteRequest, RouterStatus, SnapshotRequest, decode, subjects,
+    RestartBody, RestartRequest, RouteRequest, RouterStatus, SnapshotRequest, decode_body, subjects,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -222,6 +223,10 @@ async fn run(
         }
     };
     let mut connection = bus.connection();
+    // The buses notify real changes only, so `Connected` after the bus was seen connected
+    // is a reconnect (even when the `Disconnected` between was coalesced); before that it
+    // is the first connection, which the first snapshot already covers.
+    let mut seen_connected = connection.borrow_and_update().is_connected();
     if options.history {
         fetch_history(bus.as_ref(), &source, &updates).await;
     }
@@ -234,27 +239,31 @@ async fn run(
             want_snapshot = !fetch_snapshot(bus.as_ref(), &source, &updates).await;
         }
         tokio::select! {
-            Some(msg) = events.next() => match decode::<Event>(&msg.payload) {
-                Ok(env) => {
-                    if updates.send(Update::Event(env.body)).await.is_err() { return; }
+            Some(msg) = events.next() => {
+                if !forward_event(&msg, &updates).await { return; }
+                // A burst is forwarded without a trip round the select for each event.
+                for _ in 0..EVENT_BURST {
+                    match events.next().now_or_never() {
+                        Some(Some(msg)) => if !forward_event(&msg, &updates).await { return; },
+                        _ => break,
+                    }
                 }
-                Err(err) => log::warn!("ignored a bad event on {}: {err}", msg.subject),
             },
-            Some(msg) = next_of(&mut routers) => match decode::<RouterStatus>(&msg.payload) {
-                Ok(env) => {
-                    if updates.send(Update::Router(Box::new(env.body))).await.is_err() { return; }
+            Some(msg) = next_of(&mut routers) => match decode_body::<RouterStatus>(&msg.payload) {
+                Ok(body) => {
+                    if updates.send(Update::Router(Box::new(body))).await.is_err() { return; }
                 }
                 Err(err) => log::warn!("ignored a bad router status: {err}"),
             },
-            Some(msg) = next_of(&mut heartbeats) => match decode::<Heartbeat>(&msg.payload) {
-                Ok(env) => {
-                    if updates.send(Update::Heartbeat(Box::new(env.body))).await.is_err() { return; }
+            Some(msg) = next_of(&mut heartbeats) => match decode_body::<Heartbeat>(&msg.payload) {
+                Ok(body) => {
+                    if updates.send(Update::Heartbeat(Box::new(body))).await.is_err() { return; }
                 }
                 Err(err) => log::warn!("ignored a bad heartbeat on {}: {err}", msg.subject),
             },
-            Some(msg) = beacons.next() => match decode::<ControllerBeacon>(&msg.payload) {
-                Ok(env) => {
-                    if updates.send(Update::Beacon(env.body.revision)).await.is_err() { return; }
+            Some(msg) = beacons.next() => match decode_body::<ControllerBeacon>(&msg.payload) {
+                Ok(body) => {
+                    if updates.send(Update::Beacon(body.revision)).await.is_err() { return; }
                 }
                 Err(err) => log::warn!("ignored a bad controller beacon: {err}"),
             },
@@ -302,10 +311,27 @@ async fn run(
                 if changed.is_err() { return; }
                 let state = connection.borrow_and_update().clone();
                 // After every reconnect the replica starts again from a fresh snapshot.
-                if state.is_connected() { want_snapshot = true; }
+                if state.is_connected() {
+                    want_snapshot |= seen_connected;
+                    seen_connected = true;
+                }
                 if updates.send(Update::Connection(state)).await.is_err() { return; }
             },
             _ = retry.tick(), if want_snapshot => {}
+        }
+    }
+}
+
+/// Events handed on in one go before the other subscriptions get a turn.
+const EVENT_BURST: usize = 256;
+
+/// Decodes one event and hands it to the app. False when the app has gone.
+async fn forward_event(msg: &crate::bus::Message, updates: &mpsc::Sender<Update>) -> bool {
+    match decode_body::<Event>(&msg.payload) {
+        Ok(event) => updates.send(Update::Event(event)).await.is_ok(),
+        Err(err) => {
+            log::warn!("ignored a bad event on {}: {err}", msg.subject);
+            true
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,11 +33,23 @@ pub struct NatsOptions {
 /// The messages a subscription may hold before the client counts it a slow consumer.
 const SUBSCRIPTION_CAPACITY: usize = 262_144;
 
+/// Tells the watchers only of a real change: `connect` and the client's own `Connected`
+/// event both report the first connection, and a second notice would make every client
+/// take a needless fresh snapshot right after its first.
+fn set_state(tx: &watch::Sender<Connection>, state: Connection) {
+    tx.send_if_modified(|current| {
+        let changed = *current != state;
+        *current = state;
+        changed
+    });
+}
+
 #[derive(Clone)]
 pub struct NatsBus {
     client: async_nats::Client,
     url: String,
     connection: Arc<watch::Sender<Connection>>,
+    slow_consumers: Arc<AtomicU64>,
 }
 
 impl NatsBus {
@@ -47,6 +60,8 @@ impl NatsBus {
             watch::channel(Connection::Disconnected { since: now_ms(), reason: "connecting".into() });
         let connection = Arc::new(tx);
         let events = connection.clone();
+        let slow_consumers = Arc::new(AtomicU64::new(0));
+        let slow = slow_consumers.clone();
         let url = opts.url.clone();
         let who = opts.name.clone();
         let mut options = async_nats::ConnectOptions::new()
@@ -64,13 +79,14 @@ impl NatsBus {
             })
             .event_callback(move |event| {
                 let events = events.clone();
+                let slow = slow.clone();
                 let url = url.clone();
                 let who = who.clone();
                 async move {
                     match event {
                         async_nats::Event::Connected => {
                             log::info!("{who}: connected to {url}");
-                            events.send_replace(Connection::Connected);
+                            set_state(&events, Connection::Connected);
                         }
                         async_nats::Event::Disconnected => {
                             log::warn!("{who}: disconnected from {url}; reconnecting");
@@ -85,6 +101,15 @@ impl NatsBus {
                                 since: now_ms(),
                                 reason: "closed".into(),
                             });
+                        }
+                        // One per message the client dropped because a subscription was
+                        // full (the events channel may drop some of these reports too).
+                        async_nats::Event::SlowConsumer(sid) => {
+                            // Logged at 1, 2, 4, 8 ...: a flood of drops must not flood the log.
+                            let n = slow.fetch_add(1, Ordering::Relaxed) + 1;
+                            if n.is_power_of_two() {
+                                log::warn!("{who}: NATS subscription {sid} is a slow consumer: {n} messages dropped so far");
+                            }
                         }
                         other => log::warn!("{who}: NATS {other}"),
                     }
@@ -119,9 +144,14 @@ impl NatsBus {
             .await
             .map_err(|e| BusError::Other(format!("cannot connect to {}: {e}", opts.url)))?;
         if client.connection_state() == async_nats::connection::State::Connected {
-            connection.send_replace(Connection::Connected);
+            set_state(&connection, Connection::Connected);
         }
-        Ok(NatsBus { client, url: opts.url.clone(), connection })
+        Ok(NatsBus { client, url: opts.url.clone(), connection, slow_consumers })
+    }
+
+    /// Slow-consumer reports so far: messages the client dropped for a full subscription.
+    pub fn slow_consumers(&self) -> u64 {
+        self.slow_consumers.load(Ordering::Relaxed)
     }
 
     pub fn client(&self) -> &async_nats::Client {

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use ratatui::backend::TestBackend;
@@ -15,16 +15,17 @@ use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use serde_json::json;
 
+use super::BusArgs;
+use super::bench_events::EventStream;
 use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Panel};
 use crate::app::App;
 use crate::app::output::FrameBackend;
-use crate::backend::{Replica, Update};
+use crate::backend::Update;
 use crate::plane::fixture::{T0, fixture};
 use crate::plane::rng::Rng;
 use crate::protocol::{
-    Change, Envelope, Event, EventKind, Fleet, Heartbeat, HostInfo, InstanceReport, InstanceState, decode,
-    encode,
+    Envelope, Event, Fleet, Heartbeat, HostInfo, InstanceReport, decode, decode_body, encode,
 };
 use crate::views::theme::{ColorMode, Theme};
 
@@ -33,13 +34,15 @@ pub struct BenchArgs {
     /// Hosts in the synthetic fleet.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub hosts: u32,
-    /// Instances in the synthetic fleet (at least the seed apps' 7).
+    /// Instances in the synthetic fleet (at least the seed apps' 7). With --nats the
+    /// snapshot must fit the server's max_payload (1 MB by default: about 2 000 instances).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(7..=1_000_000))]
     pub instances: u32,
-    /// Frames to time.
+    /// Frames to time (in-process only).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(10..=100_000))]
     pub frames: u32,
-    /// Event envelopes to decode and apply for the ingest rate.
+    /// Event envelopes to decode and apply for the ingest rate. With --nats: events to
+    /// publish through the server to the cockpit's backend.
     #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
     pub events: u32,
     /// Print one JSON line instead of a table.
@@ -52,7 +55,20 @@ const H: u16 = 50;
 
 /// Counts what the backend writes, as a terminal would receive it.
 #[derive(Clone, Default)]
-struct Counter(Arc<AtomicUsize>);
+pub(super) struct Counter(Arc<AtomicUsize>);
+
+pub(super) type CountingTerminal = Terminal<FrameBackend<Counter>>;
+
+/// A W x H terminal that writes into `counter`.
+pub(super) fn counting_terminal(counter: &Counter) -> Result<CountingTerminal, String> {
+    let options = TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, W, H)) };
+    Terminal::with_options(FrameBackend::new(counter.clone()), options).map_err(|e| e.to_string())
+}
+
+/// One frame as the event loop draws it: the views' indexes, then render, diff and write.
+pub(super) fn draw(terminal: &mut CountingTerminal, app: &mut App) -> Result<(), String> {
+    crate::app::draw(terminal, app).map(|_| ()).map_err(|e| e.to_string())
+}
 
 impl Write for Counter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -128,28 +144,67 @@ fn metric_batch(fleet: &Fleet, rng: &mut Rng, hosts: usize) -> Vec<Heartbeat> {
         .collect()
 }
 
-pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
-    let (fleet, _) = fixture(7, args.hosts as usize, args.instances.saturating_sub(7) as usize);
+/// Events per chunk of wire bytes: the bench never holds more encoded events than this.
+const INGEST_CHUNK: u64 = 4096;
+
+/// Ingest: event envelopes decoded from wire bytes and applied to the cockpit's own
+/// replica through `App::update`, as the event loop does, on one core. The wire bytes are
+/// made in chunks, untimed. Fails unless every event was applied.
+fn ingest(app: &mut App, events: u32) -> Result<f64, String> {
+    let events = u64::from(events);
+    let stream = EventStream::new(&app.replica.fleet);
+    let mut wires: Vec<Vec<u8>> = Vec::with_capacity(INGEST_CHUNK as usize);
+    let mut busy = Duration::ZERO;
+    let mut n = 0;
+    while n < events {
+        let end = (n + INGEST_CHUNK).min(events);
+        wires.clear();
+        for k in n..end {
+            let (_, bytes) = stream.wire(&app.replica.fleet, k).ok_or("the fleet has no instances")?;
+            wires.push(bytes);
+        }
+        let t = Instant::now();
+        for w in &wires {
+            let ev = decode_body::<Event>(w).map_err(|e| e.to_string())?;
+            app.update(Action::Backend(Box::new(Update::Event(ev))));
+        }
+        busy += t.elapsed();
+        n = end;
+    }
+    let want = stream.rev(events - 1);
+    if app.replica.fleet.revision != want {
+        return Err(format!("ingest stopped at revision {}, not {want}", app.replica.fleet.revision));
+    }
+    Ok(events as f64 / busy.as_secs_f64().max(1e-9))
+}
+
+/// Runs the bench: in this process, or through the nats-server at `--nats`.
+pub async fn run(bus: BusArgs, args: BenchArgs) -> Result<ExitCode, String> {
+    match &bus.nats {
+        Some(_) => super::bench_nats::run(&bus, &args).await,
+        None => run_local(&args),
+    }
+}
+
+fn run_local(args: &BenchArgs) -> Result<ExitCode, String> {
     let mut rng = Rng::new(11);
     let theme = Theme::default_for(ColorMode::TrueColor);
 
-    // First frame: from the snapshot's wire bytes to a complete frame.
-    let wire = encode(&Envelope::new("bench", crate::protocol::Reply::Ok(fleet.clone())))
-        .map_err(|e| e.to_string())?;
+    // First frame: from the snapshot's wire bytes to a complete frame. The bench keeps no
+    // fleet of its own: the cockpit's replica is the only one resident.
+    let wire = {
+        let (fleet, _) = fixture(7, args.hosts as usize, args.instances.saturating_sub(7) as usize);
+        encode(&Envelope::new("bench", crate::protocol::Reply::Ok(&fleet))).map_err(|e| e.to_string())?
+    };
     let counter = Counter::default();
-    let options = TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, W, H)) };
-    let mut terminal =
-        Terminal::with_options(FrameBackend::new(counter.clone()), options).map_err(|e| e.to_string())?;
+    let mut terminal = counting_terminal(&counter)?;
     let started = Instant::now();
     let env: Envelope<crate::protocol::Reply<Fleet>> = decode(&wire).map_err(|e| e.to_string())?;
+    drop(wire);
     let snapshot = env.body.into_result().map_err(|e| e.to_string())?;
     let mut app = App::new("bench", theme, Keymap::defaults(), T0 + 60_000);
     app.update(Action::Backend(Box::new(Update::Snapshot(snapshot))));
     app.update(Action::ShowPanel(Panel::Instances));
-    // The event loop's own draw: refresh, render, diff, one write (or none).
-    let draw = |terminal: &mut Terminal<FrameBackend<Counter>>, app: &mut App| -> Result<(), String> {
-        crate::app::draw(terminal, app).map(|_| ()).map_err(|e| e.to_string())
-    };
     draw(&mut terminal, &mut app)?;
     let first_frame_ms = started.elapsed().as_secs_f64() * 1000.0;
 
@@ -200,37 +255,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     }
     let idle_bytes = counter.0.load(Ordering::Relaxed) - before;
 
-    // Ingest: event envelopes decoded from wire bytes and applied to a replica, one core.
-    let mut replica = Replica::default();
-    replica.apply_snapshot(fleet.clone(), 0);
-    let ids: Vec<_> = fleet.instances.values().cloned().collect();
-    let wires: Vec<Vec<u8>> = (0..args.events as u64)
-        .map(|n| {
-            let mut inst = ids[(n as usize) % ids.len()].clone();
-            inst.state = if n % 2 == 0 { InstanceState::Starting } else { InstanceState::Running };
-            let ev = Event {
-                rev: fleet.revision + n + 1,
-                ts: T0,
-                kind: EventKind::InstanceState,
-                app: Some(inst.app.clone()),
-                host: Some(inst.host.clone()),
-                instance: Some(inst.id.clone()),
-                operation_id: None,
-                message: format!("{} is {}", inst.id, inst.state.as_str()),
-                changes: vec![Change::Instance(inst)],
-                audit: None,
-            };
-            encode(&Envelope::new("bench", ev)).unwrap_or_default()
-        })
-        .collect();
-    let t = Instant::now();
-    for w in &wires {
-        if let Ok(env) = decode::<Event>(w) {
-            let _ = replica.apply_event(env.body, 0);
-        }
-    }
-    let ingest_events_per_s = args.events as f64 / t.elapsed().as_secs_f64().max(1e-9);
-    drop(wires);
+    let ingest_events_per_s = ingest(&mut app, args.events)?;
 
     let out = json!({
         "hosts": args.hosts,

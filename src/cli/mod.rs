@@ -2,6 +2,8 @@
 //! subcommands. Bus flags are global, valid before or after the subcommand.
 
 pub mod bench;
+mod bench_events;
+mod bench_nats;
 pub mod cockpit;
 pub mod ctl;
 pub mod logging;
@@ -38,7 +40,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct BusArgs {
     /// NATS server URL, e.g. nats://127.0.0.1:4222. The services and ctl need it; without
-    /// it the cockpit runs the embedded sandbox.
+    /// it the cockpit runs the embedded sandbox, and `bench` measures in-process instead of
+    /// through this server.
     #[arg(long, env = "NATS_URL", global = true, value_name = "URL")]
     pub nats: Option<String>,
 
@@ -252,6 +255,8 @@ pub enum Command {
     Ctl(ctl::CtlArgs),
     /// Measure the cockpit's model, views and terminal output headless against a synthetic
     /// fleet: frame time, first frame, ingest rate, memory, bytes per frame, idle bytes.
+    /// With --nats URL, measure instead how fast the cockpit's backend takes --events events
+    /// through that nats-server, and whether it loses any.
     Bench(bench::BenchArgs),
 }
 

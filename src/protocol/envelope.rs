@@ -1,6 +1,6 @@
 //! The envelope `{v, id, ts, source, body}` and its (de)serialisation.
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
 use super::PROTOCOL_VERSION;
@@ -66,20 +66,46 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<T>, Protocol
     match serde_json::from_slice::<Envelope<T>>(bytes) {
         Ok(env) if env.v == PROTOCOL_VERSION => Ok(env),
         Ok(env) => Err(ProtocolError::UnsupportedVersion { found: env.v }),
-        Err(err) => {
-            // A newer sender may have changed the body's shape: name the version if we can,
-            // since "unsupported version" is far more useful to an operator than a serde path.
-            #[derive(Deserialize)]
-            struct VersionOnly {
-                v: u32,
-            }
-            match serde_json::from_slice::<VersionOnly>(bytes) {
-                Ok(VersionOnly { v }) if v != PROTOCOL_VERSION => {
-                    Err(ProtocolError::UnsupportedVersion { found: v })
-                }
-                _ => Err(ProtocolError::Malformed(err.to_string())),
-            }
-        }
+        Err(err) => Err(refusal(bytes, err.to_string())),
+    }
+}
+
+/// The envelope as a receiver of broadcasts reads it: every key must be there, but only
+/// the version and the body are kept.
+#[derive(Deserialize)]
+struct BodyOnly<T> {
+    v: u32,
+    #[allow(dead_code)]
+    id: IgnoredAny,
+    #[allow(dead_code)]
+    ts: IgnoredAny,
+    #[allow(dead_code)]
+    source: IgnoredAny,
+    body: T,
+}
+
+/// Decodes an envelope's body, checking the version, and reads over the id, time and
+/// source without keeping them. For the cockpit's event stream, where those are never
+/// used and each kept string is an allocation per message. Never panics.
+pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtocolError> {
+    match serde_json::from_slice::<BodyOnly<T>>(bytes) {
+        Ok(env) if env.v == PROTOCOL_VERSION => Ok(env.body),
+        Ok(env) => Err(ProtocolError::UnsupportedVersion { found: env.v }),
+        Err(err) => Err(refusal(bytes, err.to_string())),
+    }
+}
+
+/// Why bytes that did not decode were refused. A newer sender may have changed the body's
+/// shape: name the version if we can, since "unsupported version" is far more useful to an
+/// operator than a serde path.
+fn refusal(bytes: &[u8], err: String) -> ProtocolError {
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        v: u32,
+    }
+    match serde_json::from_slice::<VersionOnly>(bytes) {
+        Ok(VersionOnly { v }) if v != PROTOCOL_VERSION => ProtocolError::UnsupportedVersion { found: v },
+        _ => ProtocolError::Malformed(err),
     }
 }
 

@@ -103,8 +103,8 @@ impl EventKind {
 }
 
 /// The state change an event carries, so that a replica can follow the controller from
-/// events alone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// events alone. Read by `change_de.rs`, which avoids serde's buffering of tagged enums.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Change {
     Host(Host),

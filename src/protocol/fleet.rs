@@ -66,9 +66,13 @@ impl Fleet {
             Change::AppRemoved { name } => {
                 self.apps.remove(name);
             }
-            Change::Instance(i) => {
-                self.instances.insert(i.id.clone(), i.clone());
-            }
+            // In place when known: most events move an existing instance on.
+            Change::Instance(i) => match self.instances.get_mut(&i.id) {
+                Some(known) => known.clone_from(i),
+                None => {
+                    self.instances.insert(i.id.clone(), i.clone());
+                }
+            },
             Change::InstanceRemoved { id } => {
                 self.instances.remove(id);
             }

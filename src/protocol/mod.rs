@@ -4,6 +4,7 @@
 //! full text of the protocol lives in docs/protocol.md; keep the two in step.
 
 pub mod audit;
+mod change_de;
 pub mod clock;
 pub mod envelope;
 pub mod event;
@@ -15,7 +16,7 @@ pub mod subjects;
 pub mod validate;
 
 pub use audit::{AuditOutcome, AuditRecord, Operator, RestartBody};
-pub use envelope::{Envelope, ProtocolError, decode, encode};
+pub use envelope::{Envelope, ProtocolError, decode, decode_body, encode};
 pub use event::{Change, Event, EventKind};
 pub use fleet::{Fleet, Gap};
 pub use messages::*;

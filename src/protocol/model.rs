@@ -208,7 +208,9 @@ pub struct App {
     pub run: RunSpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Clone` is written out so that `clone_from` reuses the strings' buffers: a replica
+/// updates instances in place, event after event, without allocating.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
     pub id: String,
     pub app: String,
@@ -235,6 +237,59 @@ pub struct Instance {
     /// CPU cores reserved for this instance on its host.
     #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
     pub cpu_limit: f32,
+}
+
+impl Clone for Instance {
+    fn clone(&self) -> Self {
+        Instance {
+            id: self.id.clone(),
+            app: self.app.clone(),
+            version: self.version.clone(),
+            host: self.host.clone(),
+            ip: self.ip.clone(),
+            endpoint: self.endpoint.clone(),
+            container_id: self.container_id.clone(),
+            ..*self
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        // Destructured so that a new field cannot be forgotten here.
+        let Instance {
+            id,
+            app,
+            version,
+            index,
+            host,
+            ip,
+            port,
+            endpoint,
+            container_id,
+            state,
+            started_at,
+            restarts,
+            cpu_pct,
+            mem_used_mb,
+            mem_limit_mb,
+            cpu_limit,
+        } = source;
+        self.id.clone_from(id);
+        self.app.clone_from(app);
+        self.version.clone_from(version);
+        self.index = *index;
+        self.host.clone_from(host);
+        self.ip.clone_from(ip);
+        self.port = *port;
+        self.endpoint.clone_from(endpoint);
+        self.container_id.clone_from(container_id);
+        self.state = *state;
+        self.started_at = *started_at;
+        self.restarts = *restarts;
+        self.cpu_pct = *cpu_pct;
+        self.mem_used_mb = *mem_used_mb;
+        self.mem_limit_mb = *mem_limit_mb;
+        self.cpu_limit = *cpu_limit;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

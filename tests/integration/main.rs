@@ -4,6 +4,7 @@
 mod nats_support;
 mod support;
 
+mod bench_nats;
 mod cockpit_headless;
 mod docker_support;
 mod nats_plane;
