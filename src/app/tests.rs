@@ -485,18 +485,9 @@ fn instances_heartbeat(app: &App, host: &str) -> (Update, usize) {
         .fleet
         .instances_on(host)
         .map(|i| crate::protocol::InstanceReport {
-            id: i.id.clone(),
-            app: i.app.clone(),
-            version: i.version.clone(),
-            index: i.index,
-            state: i.state,
-            ip: i.ip.clone(),
-            port: i.port,
-            container_id: i.container_id.clone(),
-            started_at: i.started_at,
             cpu_pct: 77.0,
             mem_used_mb: i.mem_used_mb / 2 + 1,
-            mem_limit_mb: i.mem_limit_mb,
+            ..crate::protocol::InstanceReport::of(i)
         })
         .collect();
     let n = hb.instances.len();

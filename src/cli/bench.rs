@@ -55,18 +55,25 @@ const H: u16 = 50;
 
 /// Counts what the backend writes, as a terminal would receive it.
 #[derive(Clone, Default)]
-pub(super) struct Counter(Arc<AtomicUsize>);
+pub struct Counter(Arc<AtomicUsize>);
 
-pub(super) type CountingTerminal = Terminal<FrameBackend<Counter>>;
+impl Counter {
+    /// Bytes written so far.
+    pub fn bytes(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+pub type CountingTerminal = Terminal<FrameBackend<Counter>>;
 
 /// A W x H terminal that writes into `counter`.
-pub(super) fn counting_terminal(counter: &Counter) -> Result<CountingTerminal, String> {
+pub fn counting_terminal(counter: &Counter) -> Result<CountingTerminal, String> {
     let options = TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, W, H)) };
     Terminal::with_options(FrameBackend::new(counter.clone()), options).map_err(|e| e.to_string())
 }
 
 /// One frame as the event loop draws it: the views' indexes, then render, diff and write.
-pub(super) fn draw(terminal: &mut CountingTerminal, app: &mut App) -> Result<(), String> {
+pub fn draw(terminal: &mut CountingTerminal, app: &mut App) -> Result<(), String> {
     crate::app::draw(terminal, app).map(|_| ()).map_err(|e| e.to_string())
 }
 
@@ -99,7 +106,7 @@ fn peak_rss_mb() -> f64 {
 
 /// Heartbeats for `hosts` hosts with new metrics for their instances: one batch of
 /// metric-only updates.
-fn metric_batch(fleet: &Fleet, rng: &mut Rng, hosts: usize) -> Vec<Heartbeat> {
+pub fn metric_batch(fleet: &Fleet, rng: &mut Rng, hosts: usize) -> Vec<Heartbeat> {
     fleet
         .hosts
         .values()
@@ -123,18 +130,9 @@ fn metric_batch(fleet: &Fleet, rng: &mut Rng, hosts: usize) -> Vec<Heartbeat> {
                 instances: fleet
                     .instances_on(&h.id)
                     .map(|i| InstanceReport {
-                        id: i.id.clone(),
-                        app: i.app.clone(),
-                        version: i.version.clone(),
-                        index: i.index,
-                        state: i.state,
-                        ip: i.ip.clone(),
-                        port: i.port,
-                        container_id: i.container_id.clone(),
-                        started_at: i.started_at,
                         cpu_pct: rng.range(0.0, 100.0) as f32,
                         mem_used_mb: rng.between(10, i.mem_limit_mb.max(11)),
-                        mem_limit_mb: i.mem_limit_mb,
+                        ..InstanceReport::of(i)
                     })
                     .collect(),
                 period_ms: 2000,
@@ -186,25 +184,34 @@ pub async fn run(bus: BusArgs, args: BenchArgs) -> Result<ExitCode, String> {
     }
 }
 
-fn run_local(args: &BenchArgs) -> Result<ExitCode, String> {
-    let mut rng = Rng::new(11);
-    let theme = Theme::default_for(ColorMode::TrueColor);
+/// The snapshot reply's wire bytes for a synthetic fleet of this size.
+pub fn snapshot_wire(hosts: u32, instances: u32) -> Result<Vec<u8>, String> {
+    let (fleet, _) = fixture(7, hosts as usize, instances.saturating_sub(7) as usize);
+    encode(&Envelope::new("bench", crate::protocol::Reply::Ok(&fleet))).map_err(|e| e.to_string())
+}
 
-    // First frame: from the snapshot's wire bytes to a complete frame. The bench keeps no
-    // fleet of its own: the cockpit's replica is the only one resident.
-    let wire = {
-        let (fleet, _) = fixture(7, args.hosts as usize, args.instances.saturating_sub(7) as usize);
-        encode(&Envelope::new("bench", crate::protocol::Reply::Ok(&fleet))).map_err(|e| e.to_string())?
-    };
-    let counter = Counter::default();
-    let mut terminal = counting_terminal(&counter)?;
-    let started = Instant::now();
-    let env: Envelope<crate::protocol::Reply<Fleet>> = decode(&wire).map_err(|e| e.to_string())?;
-    drop(wire);
+/// From a snapshot's wire bytes to a cockpit on the Instances panel, ready to draw.
+pub fn app_from_wire(wire: &[u8]) -> Result<App, String> {
+    let env: Envelope<crate::protocol::Reply<Fleet>> = decode(wire).map_err(|e| e.to_string())?;
     let snapshot = env.body.into_result().map_err(|e| e.to_string())?;
+    let theme = Theme::default_for(ColorMode::TrueColor);
     let mut app = App::new("bench", theme, Keymap::defaults(), T0 + 60_000);
     app.update(Action::Backend(Box::new(Update::Snapshot(snapshot))));
     app.update(Action::ShowPanel(Panel::Instances));
+    Ok(app)
+}
+
+fn run_local(args: &BenchArgs) -> Result<ExitCode, String> {
+    let mut rng = Rng::new(11);
+
+    // First frame: from the snapshot's wire bytes to a complete frame. The bench keeps no
+    // fleet of its own: the cockpit's replica is the only one resident.
+    let wire = snapshot_wire(args.hosts, args.instances)?;
+    let counter = Counter::default();
+    let mut terminal = counting_terminal(&counter)?;
+    let started = Instant::now();
+    let mut app = app_from_wire(&wire)?;
+    drop(wire);
     draw(&mut terminal, &mut app)?;
     let first_frame_ms = started.elapsed().as_secs_f64() * 1000.0;
 

@@ -2,7 +2,7 @@
 //! subcommands. Bus flags are global, valid before or after the subcommand.
 
 pub mod bench;
-mod bench_events;
+pub mod bench_events;
 mod bench_nats;
 pub mod cockpit;
 pub mod ctl;

@@ -15,9 +15,7 @@ use super::rng::Rng;
 use super::router::{self, RouterConfig, SimApplier};
 use crate::bus::{self, Bus, LocalBus, RequestError};
 use crate::protocol::clock::now_ms;
-use crate::protocol::{
-    Accepted, Constraints, DeployRequest, Envelope, Fleet, Instance, InstanceReport, subjects,
-};
+use crate::protocol::{Accepted, Constraints, DeployRequest, Envelope, Fleet, InstanceReport, subjects};
 
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -85,23 +83,6 @@ fn placed_fleet(config: &SandboxConfig) -> Fleet {
         i.started_at = i.started_at.map(|t| t + shift);
     }
     fleet
-}
-
-fn running_report(i: &Instance) -> InstanceReport {
-    InstanceReport {
-        id: i.id.clone(),
-        app: i.app.clone(),
-        version: i.version.clone(),
-        index: i.index,
-        state: i.state,
-        ip: i.ip.clone(),
-        port: i.port,
-        container_id: i.container_id.clone(),
-        started_at: i.started_at,
-        cpu_pct: i.cpu_pct,
-        mem_used_mb: i.mem_used_mb,
-        mem_limit_mb: i.mem_limit_mb,
-    }
 }
 
 /// Where a simulated host sits: the original addressing, az1 10.101.1.0/24 and az2
@@ -216,7 +197,7 @@ impl Sandbox {
             if let Some(fleet) = &placed {
                 driver.adopt(fleet.instances_on(&layout.id).map(|i| {
                     let image = fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
-                    (running_report(i), i.cpu_limit, image)
+                    (InstanceReport::of(i), i.cpu_limit, image)
                 }));
             }
             let agent_config = AgentConfig {

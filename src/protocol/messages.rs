@@ -236,6 +236,26 @@ pub struct InstanceReport {
     pub mem_limit_mb: u64,
 }
 
+impl InstanceReport {
+    /// What an agent running `i` reports of it, metrics included.
+    pub fn of(i: &super::model::Instance) -> InstanceReport {
+        InstanceReport {
+            id: i.id.clone(),
+            app: i.app.clone(),
+            version: i.version.clone(),
+            index: i.index,
+            state: i.state,
+            ip: i.ip.clone(),
+            port: i.port,
+            container_id: i.container_id.clone(),
+            started_at: i.started_at,
+            cpu_pct: i.cpu_pct,
+            mem_used_mb: i.mem_used_mb,
+            mem_limit_mb: i.mem_limit_mb,
+        }
+    }
+}
+
 /// The facts of a host that do not change between heartbeats.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
