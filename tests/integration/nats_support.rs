@@ -705,7 +705,7 @@ pub async fn library_snapshot(bus: &dyn Bus) -> Result<Fleet, String> {
     bus::request::<_, Fleet>(
         bus,
         subjects::CTL_SNAPSHOT,
-        &Envelope::new("test", SnapshotRequest {}),
+        &Envelope::new("test", SnapshotRequest::default()),
         Duration::from_secs(5),
     )
     .await
@@ -957,6 +957,10 @@ impl Bus for DropOneEvent {
 
     fn connection(&self) -> watch::Receiver<Connection> {
         self.inner.connection()
+    }
+
+    fn max_payload(&self) -> usize {
+        self.inner.max_payload()
     }
 
     fn describe(&self) -> String {

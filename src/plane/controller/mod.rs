@@ -10,6 +10,7 @@ mod health;
 mod intake;
 pub mod lease;
 mod ops;
+mod paging;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
 pub use crate::protocol::scheduler;
 pub mod store;
