@@ -36,12 +36,14 @@ pub(crate) fn history_budget(max_payload: usize) -> usize {
 /// Keeps the newest events whose encodings fit in `budget` bytes (with their commas and
 /// brackets), oldest first as they came. Returns how many of the oldest were dropped.
 pub(crate) fn fit_history(events: &mut Vec<Event>, budget: usize) -> usize {
-    let mut used: usize = 2; // the list's brackets
+    // `[a,b,c]`: two brackets and one comma fewer than events, so each event counts with a
+    // comma and the start is one byte.
+    let mut used: usize = 1;
     let mut keep = 0;
     for event in events.iter().rev() {
         // An event that cannot be encoded would not be sent either; count it as too big.
         let size = serde_json::to_vec(event).map(|b| b.len()).unwrap_or(usize::MAX);
-        let size = size.saturating_add(1); // its comma
+        let size = size.saturating_add(1);
         if used.saturating_add(size) > budget {
             break;
         }
@@ -130,4 +132,127 @@ impl Pages {
 pub(crate) fn fleet_text(fleet: &Fleet) -> Result<String, WireError> {
     serde_json::to_string(fleet)
         .map_err(|e| WireError::new(ErrorCode::Internal, format!("cannot encode the fleet: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::snapshot::join;
+    use crate::plane::fixture::fixture;
+
+    /// A fleet with text that is not ASCII in it, so cuts land inside multi-byte characters.
+    fn fleet() -> Fleet {
+        let (mut fleet, _) = fixture(7, 12, 40);
+        for (i, host) in fleet.hosts.values_mut().enumerate() {
+            host.hostname = format!("hôte-{i}-東京-🚢");
+            host.warnings = vec!["überlastet \"quoted\" \\ back".into()];
+        }
+        fleet
+    }
+
+    fn encoder(fleet: &Fleet) -> impl FnOnce(Option<u64>) -> Result<(u64, Option<String>), WireError> + '_ {
+        move |newest| {
+            if newest == Some(fleet.revision) {
+                return Ok((fleet.revision, None));
+            }
+            fleet_text(fleet).map(|t| (fleet.revision, Some(t)))
+        }
+    }
+
+    /// Reads every page the way the client does and joins them.
+    fn read_all(pages: &Pages, fleet: &Fleet, max_part: usize) -> (u32, Fleet) {
+        let first = pages.page(&SnapshotRequest { page: Some(0), rev: None }, max_part, encoder(fleet)).unwrap();
+        let mut text = first.part.clone();
+        for n in 1..first.pages {
+            let req = SnapshotRequest { page: Some(n), rev: Some(first.rev) };
+            let page = pages.page(&req, max_part, |_| panic!("a page at a known rev never encodes")).unwrap();
+            assert_eq!((page.rev, page.page, page.pages), (first.rev, n, first.pages));
+            assert!(page.part.len() <= max_part);
+            text.push_str(&page.part);
+        }
+        (first.pages, join(&text, first.rev).unwrap())
+    }
+
+    #[test]
+    fn pages_round_trip_a_fleet_with_non_ascii_text() {
+        let fleet = fleet();
+        let text = fleet_text(&fleet).unwrap();
+        assert!(!text.is_ascii());
+        // Small odd part sizes cut inside 2-, 3- and 4-byte characters somewhere.
+        for max_part in [5, 7, 1000, 4099] {
+            let (pages, back) = read_all(&Pages::default(), &fleet, max_part);
+            assert!(pages > 1, "{max_part}: {pages} pages");
+            assert_eq!(back, fleet, "max_part {max_part}");
+        }
+    }
+
+    #[test]
+    fn cuts_fall_on_char_boundaries_and_cover_the_text() {
+        let text = "aé東🚢".repeat(50);
+        for max_part in [1, 4, 5, 6, 9, 100, 10_000] {
+            let cuts = snapshot_cuts(&text, max_part);
+            let joined: String =
+                (0..cuts.len()).map(|i| snapshot_part(&text, &cuts, i).unwrap()).collect();
+            assert_eq!(joined, text);
+            assert!(snapshot_part(&text, &cuts, cuts.len()).is_none());
+        }
+        assert_eq!(snapshot_cuts("", 10), vec![0]);
+    }
+
+    #[test]
+    fn a_small_fleet_fits_in_one_page() {
+        let (fleet, _) = fixture(3, 3, 0);
+        let pages = Pages::default();
+        let first = pages
+            .page(&SnapshotRequest { page: Some(0), rev: None }, part_size(1024 * 1024), encoder(&fleet))
+            .unwrap();
+        assert_eq!((first.page, first.pages, first.rev), (0, 1, fleet.revision));
+        assert_eq!(join(&first.part, first.rev).unwrap(), fleet);
+    }
+
+    #[test]
+    fn a_stale_rev_is_refused_and_a_past_page_is_a_bad_request() {
+        let mut fleet = fleet();
+        let pages = Pages::default();
+        let start = SnapshotRequest { page: Some(0), rev: None };
+        let first = pages.page(&start, 100, encoder(&fleet)).unwrap();
+        let old_rev = first.rev;
+        // The fleet moves on twice and two reads start: the first encoding is dropped.
+        for _ in 0..KEPT {
+            fleet.revision += 1;
+            pages.page(&start, 100, encoder(&fleet)).unwrap();
+        }
+        let err = pages.page(&SnapshotRequest { page: Some(1), rev: Some(old_rev) }, 100, encoder(&fleet));
+        let err = err.unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert!(err.reason.contains("moved on"), "{err}");
+        // The newer one a reader may still be on is kept.
+        let kept = SnapshotRequest { page: Some(1), rev: Some(fleet.revision - 1) };
+        assert_eq!(pages.page(&kept, 100, encoder(&fleet)).unwrap().rev, fleet.revision - 1);
+        let past = SnapshotRequest { page: Some(first.pages + 1000), rev: Some(fleet.revision) };
+        assert_eq!(pages.page(&past, 100, encoder(&fleet)).unwrap_err().code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn parts_fit_the_payload_even_fully_escaped() {
+        assert_eq!(part_size(1024 * 1024), 512 * 1024 - ENVELOPE_ROOM);
+        assert!(part_size(64 * 1024) * 2 + ENVELOPE_ROOM <= 64 * 1024);
+        assert_eq!(part_size(100 * 1024 * 1024), MAX_PART);
+        assert_eq!(part_size(0), 4);
+    }
+
+    #[test]
+    fn history_keeps_the_newest_events_that_fit() {
+        let (_, events) = fixture(5, 6, 20);
+        assert!(events.len() > 10);
+        let size = serde_json::to_vec(&events).unwrap().len();
+        let mut all = events.clone();
+        assert_eq!(fit_history(&mut all, size), 0);
+        let mut some = events.clone();
+        let dropped = fit_history(&mut some, size / 2);
+        assert!(dropped > 0 && !some.is_empty());
+        assert!(serde_json::to_vec(&some).unwrap().len() <= size / 2);
+        assert_eq!(some.last(), events.last());
+        assert_eq!(some.len() + dropped, events.len());
+    }
 }
