@@ -161,7 +161,8 @@ mod tests {
 
     /// Reads every page the way the client does and joins them.
     fn read_all(pages: &Pages, fleet: &Fleet, max_part: usize) -> (u32, Fleet) {
-        let first = pages.page(&SnapshotRequest { page: Some(0), rev: None }, max_part, encoder(fleet)).unwrap();
+        let first =
+            pages.page(&SnapshotRequest { page: Some(0), rev: None }, max_part, encoder(fleet)).unwrap();
         let mut text = first.part.clone();
         for n in 1..first.pages {
             let req = SnapshotRequest { page: Some(n), rev: Some(first.rev) };
@@ -191,8 +192,7 @@ mod tests {
         let text = "aé東🚢".repeat(50);
         for max_part in [1, 4, 5, 6, 9, 100, 10_000] {
             let cuts = snapshot_cuts(&text, max_part);
-            let joined: String =
-                (0..cuts.len()).map(|i| snapshot_part(&text, &cuts, i).unwrap()).collect();
+            let joined: String = (0..cuts.len()).map(|i| snapshot_part(&text, &cuts, i).unwrap()).collect();
             assert_eq!(joined, text);
             assert!(snapshot_part(&text, &cuts, cuts.len()).is_none());
         }
