@@ -105,6 +105,7 @@ async fn nats_paged_snapshot_larger_than_max_payload() {
     let fleet: Fleet = library_snapshot(&probe).await.expect("a paged snapshot through the library");
     let size = serde_json::to_vec(&fleet).expect("encode the fleet").len();
     assert!(size > MAX_PAYLOAD, "the fleet's snapshot ({size} bytes) must exceed max_payload");
+    eprintln!("{name}: the fleet's snapshot is {size} bytes, max_payload {MAX_PAYLOAD}");
     assert_eq!(fleet.instances.len(), APPS.len() * PER_APP, "every instance in the paged snapshot");
 
     // An old client's request (no page) cannot get the whole fleet in one message: it is
