@@ -42,20 +42,28 @@ pub async fn fetch_fleet(bus: &dyn Bus, source: &str, timeout: Duration) -> Resu
 
 /// One read: page 0, then the rest at page 0's revision.
 async fn read_pages(bus: &dyn Bus, source: &str, timeout: Duration) -> Result<Fleet, RequestError> {
-    let first = match ask(bus, source, SnapshotRequest { page: Some(0), rev: None }, timeout).await? {
-        Answer::Page(page) => page,
-        // A controller from before paging ignores the request and sends the whole fleet.
-        Answer::Whole(fleet) => return Ok(fleet),
-    };
-    let (rev, pages) = (first.rev, first.pages);
+    let first =
+        match ask(bus, source, SnapshotRequest { page: Some(0), ..Default::default() }, timeout).await? {
+            Answer::Page(page) => page,
+            // A controller from before paging ignores the request and sends the whole fleet.
+            Answer::Whole(fleet) => return Ok(fleet),
+        };
+    let (rev, encoding, pages) = (first.rev, first.encoding, first.pages);
     let mut text = String::with_capacity(first.part.len().saturating_mul(pages as usize));
     text.push_str(&first.part);
     for n in 1..pages {
-        let page = match ask(bus, source, SnapshotRequest { page: Some(n), rev: Some(rev) }, timeout).await? {
+        let page = match ask(
+            bus,
+            source,
+            SnapshotRequest { page: Some(n), rev: Some(rev), encoding: Some(encoding) },
+            timeout,
+        )
+        .await?
+        {
             Answer::Page(page) => page,
             Answer::Whole(_) => return Err(malformed("a whole fleet in answer to a page request".into())),
         };
-        if (page.rev, page.page, page.pages) != (rev, n, pages) {
+        if (page.rev, page.encoding, page.page, page.pages) != (rev, encoding, n, pages) {
             return Err(malformed(format!(
                 "asked for page {n}/{pages} at revision {rev}, got page {}/{} at revision {}",
                 page.page, page.pages, page.rev

@@ -96,6 +96,10 @@ pub struct SnapshotRequest {
     /// The revision page 0 answered with: the later pages must come from the same text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rev: Option<u64>,
+    /// Which encoding at `rev` page 0 came from. Metrics change without a revision, so the
+    /// controller may encode one revision more than once; this names the one being read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<u64>,
 }
 
 /// One part of a paged snapshot: the fleet's JSON text at revision `rev`, cut on UTF-8
@@ -104,6 +108,10 @@ pub struct SnapshotRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotPage {
     pub rev: u64,
+    /// Names this encoding of the fleet among others at the same `rev`; sent back with
+    /// the following pages.
+    #[serde(default)]
+    pub encoding: u64,
     pub page: u32,
     pub pages: u32,
     pub part: String,

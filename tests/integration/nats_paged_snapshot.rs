@@ -12,8 +12,8 @@ use quarterdeck::protocol::{Envelope, ErrorCode, Fleet, SnapshotRequest, subject
 use serde_json::Value;
 
 use crate::nats_support::{
-    Follower, NatsServer, Proc, WAIT, check, connect, ctl_async, ctl_ok_async, eventually_async, host_state,
-    library_snapshot, list, try_snapshot,
+    Follower, NatsServer, Proc, WAIT, check, connect, ctl_async, ctl_ok_async, deploy_args, eventually_async,
+    host_state, library_snapshot, list, try_snapshot,
 };
 
 const MAX_PAYLOAD: usize = 65_536;
@@ -28,31 +28,6 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
     tokio::task::block_in_place(f)
 }
 
-fn sim_agent(nats: &NatsServer, host: &str, az: &str, ip: &str) -> Proc {
-    let args = [
-        "agent",
-        "--host-id",
-        host,
-        "--az",
-        az,
-        "--driver",
-        "sim",
-        "--ip",
-        ip,
-        "--heartbeat",
-        "300ms",
-        "--sim-speed",
-        "20",
-        "--sim-crash-rate",
-        "0",
-        "--sim-cores",
-        "64",
-        "--sim-memory",
-        "64G",
-    ];
-    Proc::spawn(nats, &format!("agent-{host}"), &args)
-}
-
 fn instance_ids(snap: &Value) -> BTreeSet<String> {
     list(snap, "instances").iter().filter_map(|i| i["id"].as_str().map(str::to_string)).collect()
 }
@@ -64,7 +39,10 @@ async fn nats_paged_snapshot_larger_than_max_payload() {
     let Some(nats) = blocking(|| NatsServer::start_with_config(name, Some(&config))) else { return };
     let url = nats.url();
     let _controller = Proc::controller(&nats, "c1", &["--stale-after", "5", "--lost-after", "100"]);
-    let _agents: Vec<Proc> = HOSTS.iter().map(|(h, az, ip)| sim_agent(&nats, h, az, ip)).collect();
+    let _agents: Vec<Proc> = HOSTS
+        .iter()
+        .map(|(h, az, ip)| Proc::agent_with(&nats, h, az, ip, &["--sim-cores", "64", "--sim-memory", "64G"]))
+        .collect();
     eventually_async(WAIT, "every host up", || async {
         let snap = blocking(|| try_snapshot(&url))?;
         check(HOSTS.iter().all(|(h, _, _)| host_state(&snap, h) == Some("up")), || {
@@ -75,28 +53,9 @@ async fn nats_paged_snapshot_larger_than_max_payload() {
 
     let per_app = PER_APP.to_string();
     for app in APPS {
-        let args = [
-            "deploy",
-            "--app",
-            app,
-            "--version",
-            "1.0.0",
-            "--instances",
-            &per_app,
-            "--image",
-            "tomcat:8.5",
-            "--port",
-            "8080",
-            "--cpu",
-            "0.1",
-            "--memory",
-            "64M",
-            "--strategy",
-            "all",
-            "--wait",
-            "--wait-timeout",
-            "120s",
-        ];
+        // All at once: the instances need not come up one by one for this test.
+        let mut args = deploy_args(app, "1.0.0", &per_app);
+        args.extend(["--strategy", "all"]);
         ctl_ok_async(&url, &args).await;
     }
 

@@ -313,7 +313,12 @@ impl Proc {
 
     /// A sim agent with a fast heartbeat and fast container lifecycles.
     pub fn agent(nats: &NatsServer, host: &str, az: &str, ip: &str) -> Proc {
-        let args = [
+        Proc::agent_with(nats, host, az, ip, &[])
+    }
+
+    /// `agent` with extra flags (`--sim-cores 64`, ...).
+    pub fn agent_with(nats: &NatsServer, host: &str, az: &str, ip: &str, extra: &[&str]) -> Proc {
+        let mut args = vec![
             "agent",
             "--host-id",
             host,
@@ -330,6 +335,7 @@ impl Proc {
             "--sim-crash-rate",
             "0",
         ];
+        args.extend_from_slice(extra);
         Proc::spawn(nats, &format!("agent-{host}"), &args)
     }
 

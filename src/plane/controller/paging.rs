@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::protocol::{
     ErrorCode, Event, Fleet, SnapshotPage, SnapshotRequest, WireError, snapshot_cuts, snapshot_part,
@@ -15,6 +16,12 @@ pub(crate) const MAX_PART: usize = 512 * 1024;
 
 /// Room for the envelope and the reply around a part or a list of events.
 const ENVELOPE_ROOM: usize = 4 * 1024;
+
+/// How long a new read may reuse the newest encoding of the current revision. Metrics and
+/// `last_heartbeat` change without a revision, so an encoding kept for as long as the
+/// revision stands would show them ever older in a quiet fleet; within this, reads in a
+/// burst (several cockpits after a reconnect) share one encoding.
+const FRESH: Duration = Duration::from_secs(1);
 
 /// Encodings kept: the newest and the one before, so a client still reading the older one
 /// is not sent back to page 0 the moment another client starts a read at a newer revision.
@@ -55,23 +62,32 @@ pub(crate) fn fit_history(events: &mut Vec<Event>, budget: usize) -> usize {
     dropped
 }
 
-/// One encoding of the fleet: its text at `rev` and where it is cut.
+/// One encoding of the fleet: its text at `rev`, where it is cut, and when it was made.
 struct Encoded {
     rev: u64,
+    id: u64,
+    at: Instant,
     text: Arc<str>,
     cuts: Vec<usize>,
 }
 
-/// The kept encodings, newest last.
+/// The kept encodings, newest last, and the id the next one gets.
+#[derive(Default)]
+struct Kept {
+    list: VecDeque<Encoded>,
+    next_id: u64,
+}
+
 #[derive(Default)]
 pub(crate) struct Pages {
-    kept: Mutex<VecDeque<Encoded>>,
+    kept: Mutex<Kept>,
 }
 
 impl Pages {
-    /// Answers a paged request. `current` gives the fleet's revision and, when that is not
-    /// the revision of the newest kept encoding, its JSON text; it is only called for a
-    /// request without `rev`, which starts a read.
+    /// Answers a paged request. A request without `rev` starts a read: it gets the newest
+    /// encoding when that is at the current revision and younger than `FRESH`, else a new
+    /// one. `current` is called only then; given the revision of an encoding it may reuse,
+    /// it returns the fleet's revision and, unless that is the one, the fleet's JSON text.
     pub(crate) fn page(
         &self,
         req: &SnapshotRequest,
@@ -83,26 +99,26 @@ impl Pages {
         // a list of whole encodings.
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         let index = match req.rev {
-            Some(rev) => kept.iter().position(|e| e.rev == rev).ok_or_else(|| {
-                let now = kept.back().map(|e| e.rev.to_string()).unwrap_or_else(|| "none".into());
-                WireError::new(
-                    ErrorCode::Conflict,
-                    format!(
-                        "the snapshot moved on from revision {rev} (kept: {now}); start again from page 0"
-                    ),
-                )
-            })?,
+            Some(rev) => find(&kept.list, rev, req.encoding)?,
             None => {
-                let newest = kept.back().map(|e| e.rev);
-                match current(newest)? {
-                    (rev, _) if Some(rev) == newest => kept.len() - 1,
+                let reusable = kept.list.back().filter(|e| e.at.elapsed() < FRESH).map(|e| e.rev);
+                match current(reusable)? {
+                    (rev, _) if Some(rev) == reusable => kept.list.len() - 1,
                     (rev, Some(text)) => {
                         let cuts = snapshot_cuts(&text, max_part);
-                        kept.push_back(Encoded { rev, text: Arc::from(text), cuts });
-                        while kept.len() > KEPT {
-                            kept.pop_front();
+                        let id = kept.next_id;
+                        kept.next_id += 1;
+                        kept.list.push_back(Encoded {
+                            rev,
+                            id,
+                            at: Instant::now(),
+                            text: Arc::from(text),
+                            cuts,
+                        });
+                        while kept.list.len() > KEPT {
+                            kept.list.pop_front();
                         }
-                        kept.len() - 1
+                        kept.list.len() - 1
                     }
                     (rev, None) => {
                         return Err(WireError::new(
@@ -114,18 +130,41 @@ impl Pages {
             }
         };
         let encoded =
-            kept.get(index).ok_or_else(|| WireError::new(ErrorCode::Internal, "lost an encoding"))?;
+            kept.list.get(index).ok_or_else(|| WireError::new(ErrorCode::Internal, "lost an encoding"))?;
         let pages = encoded.cuts.len();
         let part = snapshot_part(&encoded.text, &encoded.cuts, page as usize).ok_or_else(|| {
             WireError::bad_request(format!("page {page} is past the last (the snapshot has {pages} pages)"))
         })?;
         Ok(SnapshotPage {
             rev: encoded.rev,
+            encoding: encoded.id,
             page,
             pages: u32::try_from(pages).unwrap_or(u32::MAX),
             part: part.to_string(),
         })
     }
+}
+
+/// The kept encoding a read at `rev` (and `encoding`, when the client names it) is on.
+/// Without `encoding` only an unambiguous `rev` will do: parts of two texts never mix.
+fn find(list: &VecDeque<Encoded>, rev: u64, encoding: Option<u64>) -> Result<usize, WireError> {
+    let mut at_rev = list.iter().enumerate().filter(|(_, e)| e.rev == rev);
+    let found = match encoding {
+        Some(id) => at_rev.find(|(_, e)| e.id == id).map(|(i, _)| i),
+        None => match (at_rev.next(), at_rev.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        },
+    };
+    found.ok_or_else(|| {
+        let newest = list.back().map(|e| e.rev.to_string()).unwrap_or_else(|| "none".into());
+        WireError::new(
+            ErrorCode::Conflict,
+            format!(
+                "the snapshot moved on from revision {rev} (newest kept: {newest}); start again from page 0"
+            ),
+        )
+    })
 }
 
 /// The fleet's JSON text at its revision, as the paged snapshot carries it.
@@ -161,11 +200,12 @@ mod tests {
 
     /// Reads every page the way the client does and joins them.
     fn read_all(pages: &Pages, fleet: &Fleet, max_part: usize) -> (u32, Fleet) {
-        let first =
-            pages.page(&SnapshotRequest { page: Some(0), rev: None }, max_part, encoder(fleet)).unwrap();
+        let first = pages
+            .page(&SnapshotRequest { page: Some(0), ..Default::default() }, max_part, encoder(fleet))
+            .unwrap();
         let mut text = first.part.clone();
         for n in 1..first.pages {
-            let req = SnapshotRequest { page: Some(n), rev: Some(first.rev) };
+            let req = SnapshotRequest { page: Some(n), rev: Some(first.rev), encoding: Some(first.encoding) };
             let page = pages.page(&req, max_part, |_| panic!("a page at a known rev never encodes")).unwrap();
             assert_eq!((page.rev, page.page, page.pages), (first.rev, n, first.pages));
             assert!(page.part.len() <= max_part);
@@ -204,7 +244,11 @@ mod tests {
         let (fleet, _) = fixture(3, 3, 0);
         let pages = Pages::default();
         let first = pages
-            .page(&SnapshotRequest { page: Some(0), rev: None }, part_size(1024 * 1024), encoder(&fleet))
+            .page(
+                &SnapshotRequest { page: Some(0), ..Default::default() },
+                part_size(1024 * 1024),
+                encoder(&fleet),
+            )
             .unwrap();
         assert_eq!((first.page, first.pages, first.rev), (0, 1, fleet.revision));
         assert_eq!(join(&first.part, first.rev).unwrap(), fleet);
@@ -214,7 +258,7 @@ mod tests {
     fn a_stale_rev_is_refused_and_a_past_page_is_a_bad_request() {
         let mut fleet = fleet();
         let pages = Pages::default();
-        let start = SnapshotRequest { page: Some(0), rev: None };
+        let start = SnapshotRequest { page: Some(0), ..Default::default() };
         let first = pages.page(&start, 100, encoder(&fleet)).unwrap();
         let old_rev = first.rev;
         // The fleet moves on twice and two reads start: the first encoding is dropped.
@@ -222,14 +266,19 @@ mod tests {
             fleet.revision += 1;
             pages.page(&start, 100, encoder(&fleet)).unwrap();
         }
-        let err = pages.page(&SnapshotRequest { page: Some(1), rev: Some(old_rev) }, 100, encoder(&fleet));
+        let err = pages.page(
+            &SnapshotRequest { page: Some(1), rev: Some(old_rev), encoding: None },
+            100,
+            encoder(&fleet),
+        );
         let err = err.unwrap_err();
         assert_eq!(err.code, ErrorCode::Conflict);
         assert!(err.reason.contains("moved on"), "{err}");
         // The newer one a reader may still be on is kept.
-        let kept = SnapshotRequest { page: Some(1), rev: Some(fleet.revision - 1) };
+        let kept = SnapshotRequest { page: Some(1), rev: Some(fleet.revision - 1), encoding: None };
         assert_eq!(pages.page(&kept, 100, encoder(&fleet)).unwrap().rev, fleet.revision - 1);
-        let past = SnapshotRequest { page: Some(first.pages + 1000), rev: Some(fleet.revision) };
+        let past =
+            SnapshotRequest { page: Some(first.pages + 1000), rev: Some(fleet.revision), encoding: None };
         assert_eq!(pages.page(&past, 100, encoder(&fleet)).unwrap_err().code, ErrorCode::BadRequest);
     }
 
