@@ -109,3 +109,74 @@ async fn ask(
 fn malformed(why: String) -> RequestError {
     RequestError::Protocol(ProtocolError::Malformed(why))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::bus::{self, LocalBus};
+    use crate::plane::fixture::fixture;
+    use crate::protocol::{snapshot_cuts, snapshot_part};
+
+    /// Serves `fleet` in parts of 300 bytes. The first `refuse` requests for a page past 0
+    /// are refused with `conflict`, as when the controller has moved on. Counts reads.
+    async fn serve(bus: Arc<LocalBus>, fleet: Fleet, refuse: usize) -> Arc<AtomicUsize> {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let mut sub = bus.subscribe(subjects::CTL_SNAPSHOT).await.unwrap();
+        let counted = starts.clone();
+        tokio::spawn(async move {
+            let text = serde_json::to_string(&fleet).unwrap();
+            let cuts = snapshot_cuts(&text, 300);
+            let mut refused = 0;
+            while let Some(msg) = sub.next().await {
+                let req = decode::<SnapshotRequest>(&msg.payload).unwrap().body;
+                let page = req.page.unwrap();
+                if page == 0 {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+                let answer = if page > 0 && refused < refuse {
+                    refused += 1;
+                    Err(WireError::new(ErrorCode::Conflict, "the snapshot moved on"))
+                } else {
+                    Ok(SnapshotPage {
+                        rev: fleet.revision,
+                        encoding: 1,
+                        page,
+                        pages: cuts.len() as u32,
+                        part: snapshot_part(&text, &cuts, page as usize).unwrap().to_string(),
+                    })
+                };
+                bus::respond(bus.as_ref(), &msg, "controller", &Reply::from(answer)).await.unwrap();
+            }
+        });
+        starts
+    }
+
+    #[tokio::test]
+    async fn a_read_that_is_refused_midway_starts_again_from_page_0() {
+        let (fleet, _) = fixture(11, 5, 20);
+        let bus = Arc::new(LocalBus::new());
+        let starts = serve(bus.clone(), fleet.clone(), 2).await;
+        let got = fetch_fleet(bus.as_ref(), "test", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(got, fleet);
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_that_never_holds_still_is_a_clear_error() {
+        let (fleet, _) = fixture(11, 5, 20);
+        let bus = Arc::new(LocalBus::new());
+        let starts = serve(bus.clone(), fleet, usize::MAX).await;
+        let err = fetch_fleet(bus.as_ref(), "test", Duration::from_secs(5)).await.unwrap_err();
+        match err {
+            RequestError::Refused(w) => {
+                assert_eq!(w.code, ErrorCode::Conflict);
+                assert!(w.reason.contains("gave up after 5 fresh starts"), "{w}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(starts.load(Ordering::SeqCst), MAX_RESTARTS + 1);
+    }
+}

@@ -78,9 +78,16 @@ struct Kept {
     next_id: u64,
 }
 
-#[derive(Default)]
 pub(crate) struct Pages {
     kept: Mutex<Kept>,
+    /// `FRESH`, but for tests.
+    fresh: Duration,
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        Pages { kept: Mutex::default(), fresh: FRESH }
+    }
 }
 
 impl Pages {
@@ -101,7 +108,7 @@ impl Pages {
         let index = match req.rev {
             Some(rev) => find(&kept.list, rev, req.encoding)?,
             None => {
-                let reusable = kept.list.back().filter(|e| e.at.elapsed() < FRESH).map(|e| e.rev);
+                let reusable = kept.list.back().filter(|e| e.at.elapsed() < self.fresh).map(|e| e.rev);
                 match current(reusable)? {
                     (rev, _) if Some(rev) == reusable => kept.list.len() - 1,
                     (rev, Some(text)) => {
@@ -280,6 +287,33 @@ mod tests {
         let past =
             SnapshotRequest { page: Some(first.pages + 1000), rev: Some(fleet.revision), encoding: None };
         assert_eq!(pages.page(&past, 100, encoder(&fleet)).unwrap_err().code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn a_revision_encoded_twice_is_told_apart_by_its_encoding() {
+        // Metrics change without a revision, so an old enough encoding is made again.
+        let pages = Pages { kept: Mutex::default(), fresh: Duration::ZERO };
+        let mut fleet = fleet();
+        let start = SnapshotRequest { page: Some(0), ..Default::default() };
+        let first = pages.page(&start, 100, encoder(&fleet)).unwrap();
+        fleet.hosts.values_mut().for_each(|h| h.last_heartbeat += 1);
+        let second = pages.page(&start, 100, encoder(&fleet)).unwrap();
+        assert_eq!(first.rev, second.rev);
+        assert_ne!(first.encoding, second.encoding);
+        // Each reader gets the rest of its own text.
+        for (read, heartbeat_moved) in [(&first, false), (&second, true)] {
+            let mut text = read.part.clone();
+            for n in 1..read.pages {
+                let req =
+                    SnapshotRequest { page: Some(n), rev: Some(read.rev), encoding: Some(read.encoding) };
+                text.push_str(&pages.page(&req, 100, |_| panic!("no encoding mid-read")).unwrap().part);
+            }
+            let back = join(&text, read.rev).unwrap();
+            assert_eq!(back == fleet, heartbeat_moved);
+        }
+        // Without the encoding, the revision alone is ambiguous: refused, never mixed.
+        let bare = SnapshotRequest { page: Some(1), rev: Some(first.rev), encoding: None };
+        assert_eq!(pages.page(&bare, 100, encoder(&fleet)).unwrap_err().code, ErrorCode::Conflict);
     }
 
     #[test]
