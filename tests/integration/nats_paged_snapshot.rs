@@ -1,7 +1,8 @@
 //! A fleet whose snapshot is larger than the server's max_payload: nats-server runs with
 //! `max_payload: 65536`, and the fleet's JSON is well over 64 KiB. `ctl snapshot` and a
 //! headless cockpit backend still get all of it, by pages; a client that asks for the whole
-//! fleet in one message gets a clear refusal instead of a timeout.
+//! fleet in one message gets a clear refusal instead of a timeout, and the event history,
+//! too large as well, comes with its oldest events left out.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ async fn nats_paged_snapshot_larger_than_max_payload() {
     let config = format!("max_payload: {MAX_PAYLOAD}\n");
     let Some(nats) = blocking(|| NatsServer::start_with_config(name, Some(&config))) else { return };
     let url = nats.url();
-    let _controller = Proc::controller(&nats, "c1", &["--stale-after", "5", "--lost-after", "100"]);
+    let controller = Proc::controller(&nats, "c1", &["--stale-after", "5", "--lost-after", "100"]);
     let _agents: Vec<Proc> = HOSTS
         .iter()
         .map(|(h, az, ip)| Proc::agent_with(&nats, h, az, ip, &["--sim-cores", "64", "--sim-memory", "64G"]))
@@ -106,4 +107,12 @@ async fn nats_paged_snapshot_larger_than_max_payload() {
         notes.iter().any(|n| matches!(n, crate::nats_support::Note::Snapshot(_))),
         "the backend took a snapshot: {notes:?}"
     );
+    // The history of 180 deploys is larger than one message too: the controller sent the
+    // newest events that fit, and said so, rather than nothing.
+    assert!(
+        notes.iter().any(|n| matches!(n, crate::nats_support::Note::History(k) if *k > 0)),
+        "the backend got a history: {notes:?}"
+    );
+    let log = controller.stderr_text();
+    assert!(log.contains("history answer: left out the"), "the controller says it cut the history:\n{log}");
 }
