@@ -11,7 +11,7 @@ use crate::bus::{self, Bus, Connection, RequestError, Subscription};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{
     Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest, Operator,
-    RestartBody, RestartRequest, RouteRequest, RouterStatus, SnapshotRequest, decode_body, subjects,
+    RestartBody, RestartRequest, RouteRequest, RouterStatus, decode_body, subjects,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -353,14 +353,7 @@ async fn fetch_history(bus: &dyn Bus, source: &str, updates: &mpsc::Sender<Updat
 
 /// Returns whether the snapshot arrived.
 async fn fetch_snapshot(bus: &dyn Bus, source: &str, updates: &mpsc::Sender<Update>) -> bool {
-    let got: Result<Fleet, RequestError> = bus::request(
-        bus,
-        subjects::CTL_SNAPSHOT,
-        &Envelope::new(source, SnapshotRequest {}),
-        COMMAND_TIMEOUT,
-    )
-    .await;
-    match got {
+    match super::snapshot::fetch_fleet(bus, source, COMMAND_TIMEOUT).await {
         Ok(fleet) => updates.send(Update::Snapshot(fleet)).await.is_ok(),
         Err(err) => {
             let _ = updates.send(Update::Problem(format!("snapshot failed: {err}; retrying"))).await;

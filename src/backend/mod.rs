@@ -6,6 +6,7 @@
 mod client;
 mod logs;
 mod replica;
+pub mod snapshot;
 pub mod upload;
 
 pub use client::{

@@ -107,6 +107,12 @@ impl Bus for LocalBus {
     fn describe(&self) -> String {
         "sandbox".into()
     }
+
+    /// Messages stay in the process, so nothing limits them; large but finite, so the
+    /// sizes computed from it cannot overflow.
+    fn max_payload(&self) -> usize {
+        64 * 1024 * 1024
+    }
 }
 
 /// A minimal `Stream` over a tokio receiver; saves pulling in tokio-stream for one adapter.

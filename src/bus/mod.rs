@@ -90,4 +90,10 @@ pub trait Bus: Send + Sync + 'static {
     fn connection(&self) -> watch::Receiver<Connection>;
     /// What the cockpit's header calls this bus: `sandbox`, or the server URL.
     fn describe(&self) -> String;
+    /// The largest message payload the bus carries, in bytes: a larger publish fails. The
+    /// controller sizes snapshot pages and history answers by it.
+    fn max_payload(&self) -> usize;
 }
+
+/// nats-server's default max_payload, assumed while the server has not said otherwise.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;

@@ -210,4 +210,13 @@ impl Bus for NatsBus {
     fn describe(&self) -> String {
         self.url.clone()
     }
+
+    /// What the server said in its INFO (it can differ after a reconnect to another
+    /// server). Before the first INFO the client reports 0: assume the server default.
+    fn max_payload(&self) -> usize {
+        match self.client.server_info().max_payload {
+            0 => super::DEFAULT_MAX_PAYLOAD,
+            n => n,
+        }
+    }
 }

@@ -35,7 +35,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub hosts: u32,
     /// Instances in the synthetic fleet (at least the seed apps' 7). With --nats the
-    /// snapshot must fit the server's max_payload (1 MB by default: about 2 000 instances).
+    /// snapshot goes by pages, as the controller sends it, whatever its size.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(7..=1_000_000))]
     pub instances: u32,
     /// Frames to time (in-process only).

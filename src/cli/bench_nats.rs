@@ -24,9 +24,10 @@ use crate::actions::{Action, Effect, Panel};
 use crate::app::App;
 use crate::backend::{self, Command, Sync, Update};
 use crate::bus::{self, Bus, Subscription};
+use crate::plane::controller::paging;
 use crate::plane::fixture::fixture;
 use crate::protocol::clock::now_ms;
-use crate::protocol::{Event, Fleet, Reply, subjects};
+use crate::protocol::{Event, Fleet, Reply, SnapshotRequest, decode, subjects};
 use crate::views::theme::{ColorMode, Theme};
 
 /// The event loop's frame period (`app/run.rs`).
@@ -45,9 +46,9 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
     let last = stream.rev(events - 1);
 
     let controller = Arc::new(bus_args.connect("bench-controller").await?);
-    // Connected (the client connects in the background), so the server's limits are known.
+    // Connected (the client connects in the background), so the server's limits (the
+    // max_payload that sizes snapshot pages) are known.
     controller.flush().await.map_err(|e| e.to_string())?;
-    check_snapshot_fits(&controller, &start, args.instances)?;
     let published = Arc::new(AtomicU64::new(0));
     let snapshots = Arc::new(AtomicU64::new(0));
     let serving =
@@ -144,23 +145,6 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
     Ok(ExitCode::SUCCESS)
 }
 
-/// A reply larger than the server's `max_payload` is never delivered: say so plainly
-/// instead of waiting for a snapshot that cannot come.
-fn check_snapshot_fits(bus: &crate::bus::NatsBus, fleet: &Fleet, instances: u32) -> Result<(), String> {
-    let size = crate::protocol::encode(&crate::protocol::Envelope::new("controller", Reply::Ok(fleet)))
-        .map_err(|e| e.to_string())?
-        .len();
-    let max = bus.client().server_info().max_payload;
-    // 0: the server did not say.
-    if max > 0 && size > max {
-        return Err(format!(
-            "the snapshot of {instances} instances is {size} bytes, over the server's max_payload of \
-             {max}: use fewer --instances, or raise max_payload on the server"
-        ));
-    }
-    Ok(())
-}
-
 /// What the cockpit did with the updates it was given.
 #[derive(Default)]
 struct Tally {
@@ -236,14 +220,33 @@ async fn serve(
     let mut history_requests: Subscription = subscribe(subjects::CTL_HISTORY).await?;
     // The subscriptions must reach the server before the cockpit asks.
     bus.flush().await.map_err(|e| e.to_string())?;
+    let pages = paging::Pages::default();
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
                 Some(msg) = snapshot_requests.next() => {
                     // Everything published so far is in the snapshot; later events follow it.
-                    let fleet = stream.fleet_after(&start, published.load(Ordering::Relaxed));
-                    snapshots.fetch_add(1, Ordering::Relaxed);
-                    let _ = bus::respond(bus.as_ref(), &msg, "controller", &Reply::Ok(fleet)).await;
+                    let fleet = || stream.fleet_after(&start, published.load(Ordering::Relaxed));
+                    let req = decode::<SnapshotRequest>(&msg.payload).map(|env| env.body).unwrap_or_default();
+                    // A read starts with an unpaged request or page 0; the other pages are
+                    // the same snapshot.
+                    if req.rev.is_none() {
+                        snapshots.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = if req.page.is_none() {
+                        bus::respond(bus.as_ref(), &msg, "controller", &Reply::Ok(fleet())).await
+                    } else {
+                        // Paged as the controller pages it, so a fleet over max_payload gets through.
+                        let max_part = paging::part_size(bus.max_payload());
+                        let answer = pages.page(&req, max_part, |reusable| {
+                            let fleet = fleet();
+                            if Some(fleet.revision) == reusable {
+                                return Ok((fleet.revision, None));
+                            }
+                            paging::fleet_text(&fleet).map(|text| (fleet.revision, Some(text)))
+                        });
+                        bus::respond(bus.as_ref(), &msg, "controller", &Reply::from(answer)).await
+                    };
                 }
                 Some(msg) = history_requests.next() => {
                     let none: Vec<Event> = Vec::new();

@@ -18,8 +18,7 @@ use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::{
     Accepted, ArtifactRef, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, HealthCheck,
-    Operator, RestartBody, RestartRequest, RouteRequest, RunPatch, SnapshotRequest, Strategy, decode,
-    subjects,
+    Operator, RestartBody, RestartRequest, RouteRequest, RunPatch, Strategy, decode, subjects,
 };
 
 #[derive(Debug, Args)]
@@ -325,14 +324,7 @@ fn event_line(e: &Event) -> String {
 
 impl Ctl {
     async fn fetch(&self) -> Result<Fleet, String> {
-        bus::request(
-            &self.bus,
-            subjects::CTL_SNAPSHOT,
-            &Envelope::new(&self.source, SnapshotRequest {}),
-            self.timeout,
-        )
-        .await
-        .map_err(refusal)
+        crate::backend::snapshot::fetch_fleet(&self.bus, &self.source, self.timeout).await.map_err(refusal)
     }
 
     async fn snapshot(&self) -> Result<ExitCode, String> {

@@ -84,9 +84,66 @@ impl ErrorCode {
     }
 }
 
-/// `qd.v1.ctl.snapshot`: no arguments.
+/// `qd.v1.ctl.snapshot`. Without `page` the answer is the whole `Fleet` in one message, as
+/// before paging existed; with `page` it is one `SnapshotPage` of the fleet's JSON text, so
+/// a fleet larger than the server's max_payload still gets through. Both fields are left
+/// out of the JSON when unset, so `{}` stays the old request byte for byte.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotRequest {}
+pub struct SnapshotRequest {
+    /// Which part of the paged snapshot (0 first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// The revision page 0 answered with: the later pages must come from the same text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<u64>,
+    /// Which encoding at `rev` page 0 came from. Metrics change without a revision, so the
+    /// controller may encode one revision more than once; this names the one being read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<u64>,
+}
+
+/// One part of a paged snapshot: the fleet's JSON text at revision `rev`, cut on UTF-8
+/// character boundaries into `pages` parts; this is part `page`. Joining all the parts in
+/// order gives the text, which decodes as a `Fleet`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPage {
+    pub rev: u64,
+    /// Names this encoding of the fleet among others at the same `rev`; sent back with
+    /// the following pages.
+    #[serde(default)]
+    pub encoding: u64,
+    pub page: u32,
+    pub pages: u32,
+    pub part: String,
+}
+
+/// Where to cut `text` into parts of at most `max_part` bytes: the end offset of each part,
+/// always on a character boundary. An empty text is one empty part, so there is always a
+/// page 0. `max_part` below 4 is taken as 4, the longest UTF-8 character, so every part
+/// holds at least one character and the cutting always moves on.
+pub fn snapshot_cuts(text: &str, max_part: usize) -> Vec<usize> {
+    let max_part = max_part.max(4);
+    let mut cuts = Vec::with_capacity(text.len() / max_part + 1);
+    let mut start = 0;
+    loop {
+        let mut end = (start + max_part).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        cuts.push(end);
+        if end >= text.len() {
+            return cuts;
+        }
+        start = end;
+    }
+}
+
+/// Part `page` of `text` cut at `cuts` (from [`snapshot_cuts`]); `None` past the last one.
+pub fn snapshot_part<'a>(text: &'a str, cuts: &[usize], page: usize) -> Option<&'a str> {
+    let end = *cuts.get(page)?;
+    let start = page.checked_sub(1).and_then(|p| cuts.get(p).copied()).unwrap_or(0);
+    text.get(start..end)
+}
 
 /// `qd.v1.ctl.history`: recent events, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -566,7 +566,7 @@ fn requests_round_trip() {
     round_trip(RouteRequest { app: "shop-web".into(), backend: "10.101.1.31:8080".into(), weight: None });
     round_trip(HistoryRequest { since_ts: Some(TS - 3_600_000), limit: Some(5_000) });
     round_trip(HistoryRequest::default());
-    round_trip(SnapshotRequest {});
+    round_trip(SnapshotRequest::default());
 }
 
 #[test]
@@ -625,8 +625,8 @@ fn envelope_has_exactly_its_five_keys() {
     assert_eq!(json["ts"], TS);
     assert_eq!(json["source"], "test");
     // A fresh envelope is stamped now, in ms since the epoch, with a new id.
-    let a = Envelope::new("ctl", SnapshotRequest {});
-    let b = Envelope::new("ctl", SnapshotRequest {});
+    let a = Envelope::new("ctl", SnapshotRequest::default());
+    let b = Envelope::new("ctl", SnapshotRequest::default());
     assert_eq!(a.v, PROTOCOL_VERSION);
     assert_ne!(a.id, b.id);
     assert!(a.ts > 1_600_000_000_000 && a.ts < 10_000_000_000_000, "{}", a.ts);
@@ -740,7 +740,7 @@ fn errors_carry_a_code_and_a_reason() {
 
 #[test]
 fn request_json_shapes() {
-    assert_eq!(body_json(SnapshotRequest {}), json!({}));
+    assert_eq!(body_json(SnapshotRequest::default()), json!({}));
     assert_eq!(body_json(RestartRequest::Instance("i-1".into())), json!({"instance": "i-1"}));
     assert_eq!(body_json(RestartRequest::App("a".into())), json!({"app": "a"}));
     assert_eq!(body_json(RestartRequest::Host("h".into())), json!({"host": "h"}));
@@ -1086,7 +1086,7 @@ fn unknown_fields_are_ignored() {
 
     let back: Envelope<SnapshotRequest> =
         decode(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{"include":"all"}}"#).unwrap();
-    assert_eq!(back.body, SnapshotRequest {});
+    assert_eq!(back.body, SnapshotRequest::default());
 }
 
 #[test]

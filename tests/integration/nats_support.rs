@@ -20,11 +20,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use quarterdeck::backend::{self, BackendHandle, Command as BackendCommand, Replica, Sync, Update};
-use quarterdeck::bus::{self, Bus, BusError, Connection, NatsBus, NatsOptions, Subscription};
+use quarterdeck::bus::{Bus, BusError, Connection, NatsBus, NatsOptions, Subscription};
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::protocol::{
-    Envelope, Event, Fleet, Gap, Heartbeat, InstanceReport, SnapshotRequest, decode, subjects,
-};
+use quarterdeck::protocol::{Event, Fleet, Gap, Heartbeat, InstanceReport, decode, subjects};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -132,11 +130,20 @@ pub struct NatsServer {
     child: Option<Child>,
     starts: u32,
     test: String,
+    /// Lines of a config file given with `-c`, for settings that have no flag
+    /// (`max_payload`); the flags still set listen address, port and JetStream store.
+    config: Option<String>,
 }
 
 impl NatsServer {
     /// Starts a server for `test`, or `None` (after printing why) when there is none.
     pub fn start(test: &str) -> Option<NatsServer> {
+        Self::start_with_config(test, None)
+    }
+
+    /// Like `start`, with `config` (nats-server config lines, e.g. `max_payload: 65536`)
+    /// in a config file.
+    pub fn start_with_config(test: &str, config: Option<&str>) -> Option<NatsServer> {
         let bin = nats_server_bin(test)?;
         let mut server = NatsServer {
             bin,
@@ -145,6 +152,7 @@ impl NatsServer {
             child: None,
             starts: 0,
             test: test.to_string(),
+            config: config.map(str::to_string),
         };
         // The port is free when picked but may be taken before the server binds it; pick
         // another then.
@@ -165,7 +173,13 @@ impl NatsServer {
         let out = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let store = self.dir.join("jetstream");
-        let mut child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        if let Some(config) = &self.config {
+            let file = self.dir.join("nats-server.conf");
+            fs::write(&file, config).map_err(|e| format!("{}: {e}", file.display()))?;
+            command.arg("-c").arg(&file);
+        }
+        let mut child = command
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(&store)
             .stdin(Stdio::null())
@@ -299,7 +313,12 @@ impl Proc {
 
     /// A sim agent with a fast heartbeat and fast container lifecycles.
     pub fn agent(nats: &NatsServer, host: &str, az: &str, ip: &str) -> Proc {
-        let args = [
+        Proc::agent_with(nats, host, az, ip, &[])
+    }
+
+    /// `agent` with extra flags (`--sim-cores 64`, ...).
+    pub fn agent_with(nats: &NatsServer, host: &str, az: &str, ip: &str, extra: &[&str]) -> Proc {
+        let mut args = vec![
             "agent",
             "--host-id",
             host,
@@ -316,6 +335,7 @@ impl Proc {
             "--sim-crash-rate",
             "0",
         ];
+        args.extend_from_slice(extra);
         Proc::spawn(nats, &format!("agent-{host}"), &args)
     }
 
@@ -702,14 +722,7 @@ pub async fn connect(url: &str, name: &str) -> NatsBus {
 
 /// A snapshot through the library, as the cockpit asks for it.
 pub async fn library_snapshot(bus: &dyn Bus) -> Result<Fleet, String> {
-    bus::request::<_, Fleet>(
-        bus,
-        subjects::CTL_SNAPSHOT,
-        &Envelope::new("test", SnapshotRequest {}),
-        Duration::from_secs(5),
-    )
-    .await
-    .map_err(|e| e.to_string())
+    backend::snapshot::fetch_fleet(bus, "test", Duration::from_secs(5)).await.map_err(|e| e.to_string())
 }
 
 /// What each agent of the plane reports running, from its next heartbeat: the truth about
@@ -957,6 +970,10 @@ impl Bus for DropOneEvent {
 
     fn connection(&self) -> watch::Receiver<Connection> {
         self.inner.connection()
+    }
+
+    fn max_payload(&self) -> usize {
+        self.inner.max_payload()
     }
 
     fn describe(&self) -> String {

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::core::{Controller, Draft};
+use super::paging;
 use super::{audit, deploy, ops};
 use crate::bus::{Message, Subscription};
 use crate::plane::repository;
@@ -13,7 +14,7 @@ use crate::protocol::subjects;
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, App, Change, Constraints, DeployRequest, Envelope, ErrorCode,
     EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody, RestartRequest, Route,
-    RouteRequest, RouteState, WireError, decode, encode, validate,
+    RouteRequest, RouteState, SnapshotRequest, WireError, decode, encode, validate,
 };
 
 /// Handles requests one at a time: each is quick (long work is spawned), and doing them in
@@ -40,7 +41,7 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
 fn handle(ctl: &Controller, msg: &Message) -> Vec<u8> {
     let verb = msg.subject.strip_prefix("qd.v1.ctl.").unwrap_or("");
     match verb {
-        "snapshot" => encode_reply(ctl, Reply::Ok(ctl.snapshot())),
+        "snapshot" => snapshot(ctl, msg),
         "repo.allocate" => command(ctl, msg, verb, |ctl, req: AllocateRequest, _| allocate(ctl, req)),
         "deploy" => command(ctl, msg, verb, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id)),
         "restart" => command(ctl, msg, verb, |ctl, req: RestartBody, id| start_restart(ctl, req, id)),
@@ -72,7 +73,19 @@ async fn answer_history(ctl: Controller, msg: Message) {
         Ok(env) => {
             let limit = env.body.limit.unwrap_or(MAX_HISTORY).min(MAX_HISTORY);
             match ctl.store().history(env.body.since_ts.unwrap_or(0), limit).await {
-                Ok(events) => encode_reply(&ctl, Reply::Ok(events)),
+                Ok(mut events) => {
+                    // A long history can outgrow the server's max_payload (5 000 events are
+                    // ~2 MB); the newest events matter most, so the oldest give way.
+                    let dropped =
+                        paging::fit_history(&mut events, paging::history_budget(ctl.bus().max_payload()));
+                    if dropped > 0 {
+                        log::warn!(
+                            "history answer: left out the {dropped} oldest events to fit the bus's max_payload; {} sent",
+                            events.len()
+                        );
+                    }
+                    encode_reply(&ctl, Reply::Ok(events))
+                }
                 Err(e) => encode_reply::<()>(
                     &ctl,
                     Reply::Error(WireError::new(ErrorCode::Unavailable, e.to_string())),
@@ -89,6 +102,47 @@ async fn answer_history(ctl: Controller, msg: Message) {
     {
         log::warn!("could not answer {}: {err}", msg.subject);
     }
+}
+
+/// A snapshot: the whole fleet in one reply for a request without `page` (as before
+/// paging), else one page of its kept encoding. The payload used to be ignored, so one
+/// that does not decode still gets the whole fleet, as it always did.
+fn snapshot(ctl: &Controller, msg: &Message) -> Vec<u8> {
+    let req = decode::<SnapshotRequest>(&msg.payload).map(|env| env.body).unwrap_or_default();
+    let max_payload = ctl.bus().max_payload();
+    if req.page.is_none() {
+        let answer = encode_reply(ctl, Reply::Ok(ctl.snapshot()));
+        if answer.len() <= max_payload {
+            return answer;
+        }
+        // Too big to publish: without this the client would only see a timeout.
+        log::warn!(
+            "a whole snapshot is {} bytes, more than the bus's max_payload {max_payload}; refused",
+            answer.len()
+        );
+        return encode_reply::<()>(
+            ctl,
+            Reply::Error(WireError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the snapshot is {} bytes, more than the server's max_payload {max_payload}: \
+                     ask for it by pages (`page` in SnapshotRequest)",
+                    answer.len()
+                ),
+            )),
+        );
+    }
+    let answer = ctl.pages().page(&req, paging::part_size(max_payload), |newest| {
+        ctl.read(|core| {
+            let rev = core.fleet.revision;
+            if Some(rev) == newest {
+                return Ok((rev, None));
+            }
+            // Encoded under the lock: the text is exactly the fleet at `rev`.
+            paging::fleet_text(&core.fleet).map(|text| (rev, Some(text)))
+        })
+    });
+    encode_reply(ctl, Reply::from(answer))
 }
 
 /// The most events one history answer carries.

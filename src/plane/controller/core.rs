@@ -135,6 +135,8 @@ struct Shared {
     core: Mutex<Core>,
     rev: watch::Sender<u64>,
     events: mpsc::UnboundedSender<Event>,
+    /// The kept encodings of the fleet that paged snapshots are cut from.
+    pages: super::paging::Pages,
 }
 
 #[derive(Clone)]
@@ -165,7 +167,16 @@ impl Controller {
             router_errors: HashMap::new(),
             replies: ReplyCache::new(REPLIES_KEPT),
         };
-        let shared = Shared { bus, store, repository, config, core: Mutex::new(core), rev, events };
+        let shared = Shared {
+            bus,
+            store,
+            repository,
+            config,
+            core: Mutex::new(core),
+            rev,
+            events,
+            pages: Default::default(),
+        };
         (Controller { shared: Arc::new(shared) }, rx)
     }
 
@@ -190,6 +201,10 @@ impl Controller {
         // A panic while holding the lock leaves the state as consistent as the last
         // completed mutate, so carry on with it rather than wedge the controller.
         self.shared.core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn pages(&self) -> &super::paging::Pages {
+        &self.shared.pages
     }
 
     /// A copy of the fleet at its current revision: the snapshot body.

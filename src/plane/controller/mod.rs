@@ -10,6 +10,8 @@ mod health;
 mod intake;
 pub mod lease;
 mod ops;
+/// Also used by `bench --nats`, which plays the controller.
+pub(crate) mod paging;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
 pub use crate::protocol::scheduler;
 pub mod store;
