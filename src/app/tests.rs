@@ -494,56 +494,33 @@ fn instances_heartbeat(app: &App, host: &str) -> (Update, usize) {
     (Update::Heartbeat(hb), n)
 }
 
-/// Counts what the crossterm backend writes, as a terminal would receive it.
-#[derive(Clone, Default)]
-struct Bytes(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl std::io::Write for Bytes {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.fetch_add(buf.len(), std::sync::atomic::Ordering::Relaxed);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Bytes {
-    fn count(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
 #[test]
 fn an_idle_cockpit_writes_no_bytes_until_something_on_screen_changes() {
-    let out = Bytes::default();
-    let options = ratatui::TerminalOptions {
-        viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, 200, 50)),
-    };
-    let mut terminal =
-        Terminal::with_options(super::output::FrameBackend::new(out.clone()), options).expect("terminal");
+    // The bench's byte counter behind the cockpit's own output path, at 200x50.
+    let out = crate::cli::bench::Counter::default();
+    let mut terminal = crate::cli::bench::counting_terminal(&out).expect("terminal");
     for panel in [Panel::Hosts, Panel::Instances, Panel::Routes] {
         let mut app = super::fixture_app(300);
         app.update(Action::ShowPanel(panel));
         super::draw(&mut terminal, &mut app).expect("draw");
-        assert!(out.count() > 0, "the first frame is written");
+        assert!(out.bytes() > 0, "the first frame is written");
         // Two seconds of the event loop's clock and no events.
-        let before = out.count();
+        let before = out.bytes();
         let start = app.now;
         for s in 1..=2 {
             let wrote = super::tick(&mut terminal, &mut app, start + s * 1000).expect("tick");
             assert!(!wrote, "{panel:?}: a tick with nothing new on screen wrote a frame");
         }
-        assert_eq!(out.count() - before, 0, "{panel:?}: an idle cockpit wrote bytes");
+        assert_eq!(out.bytes() - before, 0, "{panel:?}: an idle cockpit wrote bytes");
     }
 
     // What on-call needs still shows up on its own: old data, late heartbeats.
     let mut app = super::fixture_app(0);
     super::draw(&mut terminal, &mut app).expect("draw");
-    let before = out.count();
+    let before = out.bytes();
     let start = app.now;
     assert!(super::tick(&mut terminal, &mut app, start + 11_000).expect("tick"));
-    assert!(out.count() > before, "data gone old is written at once");
+    assert!(out.bytes() > before, "data gone old is written at once");
     let screen = screen(&mut app, 200, 50);
     assert!(screen.contains("⚠ data 11s old"), "{screen}");
     assert!(!screen.contains("<5s"), "every heartbeat is late now and shows its age:\n{screen}");
