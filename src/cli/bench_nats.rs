@@ -55,6 +55,10 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
         serve(controller.clone(), Arc::new(start), Arc::new(stream), published.clone(), snapshots.clone())
             .await?;
 
+    // What the bench holds before the cockpit connects (the fleet, the encoded events):
+    // the peak's growth from here bounds the cockpit's share. It also holds the snapshot
+    // pages the bench encodes to answer it, so it is an upper bound.
+    let before_cockpit_mb = super::bench::rss_mb();
     let cockpit = Arc::new(bus_args.connect("bench-cockpit").await?);
     let handle = backend::spawn(cockpit.clone(), "cockpit/bench".into());
     let mut updates = handle.updates;
@@ -131,8 +135,9 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
         "nats_events_per_s": (tally.applied as f64 / elapsed).round(),
         "frames": frames,
         "publish_seconds": published_in.as_ref().map(|s| (s * 1000.0).round() / 1000.0).unwrap_or(0.0),
-        "publish_seconds": published_in.as_ref().map(|s| (s * 1000.0).round() / 1000.0).unwrap_or(0.0),
         "instances": args.instances,
+        "rss_mb": round1(super::bench::peak_rss_mb()),
+        "rss_growth_mb": round1(super::bench::peak_rss_mb() - before_cockpit_mb),
     });
     if args.json {
         println!("{out}");
@@ -143,6 +148,10 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
     }
     published_in?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }
 
 /// What the cockpit did with the updates it was given.

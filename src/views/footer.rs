@@ -3,8 +3,10 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+
+use super::text::put_line;
 
 use crate::actions::keymap::Bindable;
 use crate::app::{App, Level};
@@ -33,7 +35,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Level::Error => ("✕", t.bad),
         };
         let line = Line::from(vec![Span::styled(format!(" {mark} {}", status.text), style)]);
-        frame.render_widget(Paragraph::new(line), area);
+        put_line(frame.buffer_mut(), area, &line, Style::default());
         return;
     }
     // The mouse state, right-aligned: with capture off the terminal selects text.
@@ -52,11 +54,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(format!(" {keys}"), t.accent));
         spans.push(Span::styled(format!(" {label} "), t.muted));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    put_line(frame.buffer_mut(), area, &Line::from(spans), Style::default());
     if !mouse_keys.is_empty() && mouse_width <= area.width as usize {
         let style = if app.mouse { t.muted } else { t.warn };
         let w = mouse_width as u16;
         let at = Rect { x: area.x + area.width - w, width: w, ..area };
-        frame.render_widget(Paragraph::new(Line::from(Span::styled(mouse, style))), at);
+        put_line(frame.buffer_mut(), at, &Line::from(Span::styled(mouse, style)), Style::default());
     }
 }

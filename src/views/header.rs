@@ -4,7 +4,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::actions::Panel;
 use crate::app::App;
@@ -90,7 +89,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let long = segments(false);
     let fits = long.iter().map(|s| s.width()).sum::<usize>() <= area.width as usize;
     let line = Line::from(if fits { long } else { segments(true) });
-    frame.render_widget(Paragraph::new(line).style(t.header), area);
+    super::text::put_line(frame.buffer_mut(), area, &line, t.header);
 }
 
 /// The tabs' labels and where each starts on the tabs row: drawn by `render_tabs`, and
@@ -124,5 +123,5 @@ pub fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(label, style));
         spans.push(Span::raw(" "));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    super::text::put_line(frame.buffer_mut(), area, &Line::from(spans), Style::default());
 }

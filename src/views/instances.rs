@@ -43,23 +43,28 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 /// A symbol and a word for each state, and the style that goes with it.
-pub fn state_label(state: InstanceState, t: &Theme) -> (String, ratatui::style::Style) {
-    let (sym, style) = match state {
-        InstanceState::Running => ("●", t.ok),
-        InstanceState::New | InstanceState::Deploying | InstanceState::Starting => ("◌", t.warn),
-        InstanceState::Unhealthy => ("◐", t.warn),
-        InstanceState::Crashed => ("✕", t.bad),
-        InstanceState::Stopped | InstanceState::Removed => ("○", t.muted),
-    };
-    (format!("{sym} {}", state.as_str()), style)
+pub fn state_label(state: InstanceState, t: &Theme) -> (&'static str, ratatui::style::Style) {
+    // Whole labels, not formatted: the table shows one per row per frame.
+    match state {
+        InstanceState::Running => ("● running", t.ok),
+        InstanceState::New => ("◌ new", t.warn),
+        InstanceState::Deploying => ("◌ deploying", t.warn),
+        InstanceState::Starting => ("◌ starting", t.warn),
+        InstanceState::Unhealthy => ("◐ unhealthy", t.warn),
+        InstanceState::Crashed => ("✕ crashed", t.bad),
+        InstanceState::Stopped => ("○ stopped", t.muted),
+        InstanceState::Removed => ("○ removed", t.muted),
+    }
 }
 
 fn cells<'a>(app: &'a App, i: &'a Instance) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let (state, style) = state_label(i.state, t);
     let up = match (i.state, i.started_at) {
-        (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => uptime_coarse(s, app.now),
-        _ => "-".into(),
+        (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => {
+            format!("{:>7}", uptime_coarse(s, app.now))
+        }
+        _ => format!("{:>7}", "-"),
     };
     let mem_pct = crate::protocol::percent(i.mem_used_mb, i.mem_limit_mb);
     let mem_style = if mem_pct >= 90.0 {
@@ -76,7 +81,7 @@ fn cells<'a>(app: &'a App, i: &'a Instance) -> Vec<Cell<'a>> {
         Cell::from(i.host.as_str()),
         Cell::from(if i.endpoint.is_empty() { "-" } else { i.endpoint.as_str() }),
         styled(state, style),
-        Cell::from(format!("{up:>7}")),
+        Cell::from(up),
         styled(format!("{:>3}", i.restarts), if i.restarts > 0 { t.warn } else { t.text }),
         Cell::from(pct(i.cpu_pct)),
         styled(format!("{}/{}M", i.mem_used_mb, i.mem_limit_mb), mem_style),

@@ -16,6 +16,7 @@ mod logs;
 mod palette;
 mod routes;
 mod table;
+mod text;
 pub mod theme;
 mod wizard;
 

@@ -35,4 +35,8 @@ fn nats_bench_applies_every_event_without_drops() {
     assert_eq!(n("resyncs"), 0, "{report}");
     assert_eq!(n("revision"), n("last_revision"), "{report}");
     assert_eq!(report["timed_out"], Value::Bool(false), "{report}");
+    // Peak memory is reported, and its growth once the cockpit connected within it.
+    let mb = |key: &str| report[key].as_f64().unwrap_or_else(|| panic!("no {key} in {report}"));
+    assert!(mb("rss_mb") > 0.0 && mb("rss_growth_mb") > 0.0, "{report}");
+    assert!(mb("rss_growth_mb") <= mb("rss_mb"), "{report}");
 }
