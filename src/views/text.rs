@@ -32,13 +32,18 @@ pub fn put(buf: &mut Buffer, x: u16, y: u16, text: &str, width: u16, style: Styl
         return end.saturating_sub(x);
     }
     let from = buf.index_of(x, y);
+    let cells = buf.content[from..from + width as usize].iter_mut().zip(text.char_indices());
+    // Most table text has no style of its own; patching nothing is skipped.
+    let restyle = style != Style::default();
     let mut used = 0;
-    for (cell, (at, c)) in buf.content[from..from + width as usize].iter_mut().zip(text.char_indices()) {
+    for (cell, (at, c)) in cells {
         // A cell left blank by the reset needs no new symbol to show a space.
         if c != ' ' || cell.symbol() != " " {
             cell.set_symbol(&text[at..at + c.len_utf8()]);
         }
-        cell.set_style(style);
+        if restyle {
+            cell.set_style(style);
+        }
         used += 1;
     }
     used
