@@ -26,6 +26,8 @@ pub struct RowCache {
     pub dirty: HashSet<RowKey>,
     /// Rows built so far, ever: what the tests count.
     pub builds: u64,
+    /// Indexes ordered from these rows so far, ever: what the tests count.
+    pub orders: u64,
 }
 
 /// What a panel's rows show of the clock: hosts their heartbeat age to the second,
@@ -43,10 +45,9 @@ fn time_bucket(panel: Panel, now: u64) -> u64 {
 pub enum Refreshed {
     /// Every row was built again.
     All,
-    /// Only rows whose filter result and fields did not change order or membership
-    /// were rebuilt, or none: an index built on the cache before is still right, unless
-    /// the sort looks at a rebuilt row.
-    Some { rebuilt: usize, flipped: bool },
+    /// Rows heartbeats touched were rebuilt in place, if any. An index built on the cache before is still
+    /// right unless a row's filter result `flipped`, or a kept row's sort key `moved`.
+    Some { flipped: bool, moved: bool },
 }
 
 impl RowCache {
@@ -58,7 +59,7 @@ impl RowCache {
     /// Lets the rows go (natural order needs none), keeping the count of builds.
     pub fn release(&mut self) {
         if self.in_use() {
-            *self = RowCache { builds: self.builds, ..RowCache::default() };
+            *self = RowCache { builds: self.builds, orders: self.orders, ..RowCache::default() };
         }
     }
 
@@ -79,6 +80,7 @@ impl RowCache {
         now: u64,
         panel: Panel,
         filter: Option<&Filter>,
+        sort_column: Option<usize>,
     ) -> Refreshed {
         let total = super::rows::total(replica, panel);
         let stamp = (replica.structure, time_bucket(panel, now), total);
@@ -97,14 +99,18 @@ impl RowCache {
             self.stamp = Some(stamp);
             return Refreshed::All;
         }
-        let mut rebuilt = 0;
         let mut flipped = false;
+        let mut moved = false;
         for key in std::mem::take(&mut self.dirty) {
             let Some(&p) = self.pos.get(&key) else { continue };
-            self.fields[p] = build(&key);
+            let fields = build(&key);
+            // A heartbeat that leaves the sorted column alone (sorted by app or host, say)
+            // leaves the order alone: no re-sort of every kept row.
+            let sort_key = |f: &[Field]| sort_column.and_then(|c| f.get(c)).map(|f| (f.text.clone(), f.num));
+            moved |= self.keep[p] && sort_key(&self.fields[p]) != sort_key(&fields);
+            self.fields[p] = fields;
             self.hay[p] = hay(&self.fields[p]);
             self.builds += 1;
-            rebuilt += 1;
             let keep = filter.is_none_or(|f| f.keeps(&self.hay[p]));
             flipped |= keep != self.keep[p];
             self.keep[p] = keep;
@@ -115,7 +121,7 @@ impl RowCache {
             self.matched_for = Some(filter_text);
             flipped = true;
         }
-        Refreshed::Some { rebuilt, flipped }
+        Refreshed::Some { flipped, moved }
     }
 }
 

@@ -385,15 +385,16 @@ pub fn refresh(replica: &Replica, now: u64, panel: Panel, view: &mut PanelView) 
         view.index = Some(RowIndex { stamp, keys: natural(replica, panel), total });
         return;
     }
-    let refreshed = view.cache.refresh(replica, now, panel, view.filter.as_ref());
+    let sort_column = view.sort.map(|s| s.column);
+    let refreshed = view.cache.refresh(replica, now, panel, view.filter.as_ref(), sort_column);
     let settings = view.settings;
-    if let (Refreshed::Some { rebuilt, flipped: false }, Some(ix)) = (refreshed, view.index.as_mut())
+    if let (Refreshed::Some { flipped: false, moved: false, .. }, Some(ix)) = (refreshed, view.index.as_mut())
         && ix.stamp.1 == settings
-        && (view.sort.is_none() || rebuilt == 0)
     {
         ix.stamp = stamp;
         return;
     }
+    view.cache.orders += 1;
     view.index = Some(order(&view.cache, view.sort, stamp, total));
 }
 

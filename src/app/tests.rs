@@ -558,6 +558,41 @@ fn a_filter_keystroke_rebuilds_no_row_and_a_heartbeat_only_its_own() {
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh.keys.as_slice());
 }
 
+#[test]
+fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
+    let mut app = super::fixture_app(2_000);
+    app.update(Action::ShowPanel(Panel::Instances));
+    let orders = |app: &App| app.view(Panel::Instances).cache.orders;
+    let fresh = |app: &App| {
+        super::rows::build(&app.replica, app.now, Panel::Instances, app.view(Panel::Instances)).keys
+    };
+    let sort = |app: &mut App, column: usize| {
+        let i = Panel::Instances.index();
+        app.views[i].set_sort(Some(super::rows::Sort { column, descending: true }));
+        app.refresh_views();
+    };
+
+    // Sorted by host, a heartbeat with new metrics changes no sort key: no re-sort.
+    sort(&mut app, 3);
+    let before = orders(&app);
+    let (update, touched) = instances_heartbeat(&app, "host-02");
+    assert!(touched > 0);
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(orders(&app), before, "metrics moved no host");
+    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
+
+    // Sorted by CPU, the same kind of heartbeat moves its rows: one re-sort, and the
+    // order is the one a fresh build gives.
+    sort(&mut app, 8);
+    let before = orders(&app);
+    let (update, _) = instances_heartbeat(&app, "host-03");
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(orders(&app), before + 1, "the CPU column moved");
+    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
+}
+
 fn wizard(app: &App) -> &super::Wizard {
     match app.overlay() {
         Some(Overlay::Wizard(w)) => w,
