@@ -175,13 +175,13 @@ impl App {
         let view = self.view(panel);
         match &view.index {
             Some(ix) if ix.stamp == self.stamp(panel) => Cow::Borrowed(&ix.keys),
-            _ => Cow::Owned(rows::build(&self.replica, self.now, panel, view).keys),
+            _ => Cow::Owned(rows::build(&self.replica, &self.facts(), self.now, panel, view).keys),
         }
     }
 
     /// What a panel's cached index must have been built for to be current.
     fn stamp(&self, panel: Panel) -> (u64, u64, usize) {
-        rows::stamp_of(&self.replica, self.view(panel), self.total_rows(panel))
+        rows::stamp_of(&self.replica, panel, self.view(panel), self.total_rows(panel))
     }
 
     /// Fleet-wide counts: the cached ones when current, else counted now (the event loop
@@ -220,7 +220,7 @@ impl App {
         // The row selected in the old order, so the selection follows it into the new one.
         let selected =
             self.views[i].index.as_ref().and_then(|ix| ix.keys.get(self.selections[i].index).cloned());
-        rows::refresh(&self.replica, self.now, panel, &mut self.views[i]);
+        rows::refresh(&self.replica, &self.facts, self.now, panel, &mut self.views[i]);
         let keys = self.views[i].index.as_ref().map(|ix| ix.keys.as_slice()).unwrap_or_default();
         let count = keys.len();
         let sel = &mut self.selections[i];

@@ -1,12 +1,16 @@
 //! The rows a filter or a sort looks at, built once and kept: each row's fields and the
 //! text the filter matches, in natural order, plus whether the current filter keeps it.
-//! A filter keystroke re-matches the kept text and builds no row; a heartbeat rebuilds
-//! the rows it touched (`dirty`), nothing else. Everything is rebuilt when rows come, go
-//! or change state (the replica's structure), or when the time the panel shows moves on.
+//! A filter keystroke re-matches the kept text and builds no row; a heartbeat or an event
+//! rebuilds the rows it touched (`dirty`, see `touched_by`), nothing else. Everything is
+//! rebuilt when the panel's rows come or go (the replica's membership counters), or when
+//! the time the panel shows moves on.
 
 use std::collections::{HashMap, HashSet};
 
-use super::rows::{Facts, Field, Filter, RowKey, fields, natural};
+use crate::protocol::{Change, Fleet, Instance};
+
+use super::facts::FleetFacts;
+use super::rows::{Field, Filter, RowKey, fields, natural};
 use crate::actions::Panel;
 use crate::backend::Replica;
 
@@ -63,6 +67,12 @@ impl RowCache {
         }
     }
 
+    /// A kept row's fields, for tests.
+    #[cfg(test)]
+    pub fn fields_of(&self, key: &RowKey) -> Option<&Vec<Field>> {
+        self.pos.get(key).and_then(|&p| self.fields.get(p))
+    }
+
     /// Notes a row changed by a heartbeat; past a fleet's worth it is cheaper to rebuild.
     pub fn touch(&mut self, key: RowKey) {
         if self.dirty.len() > self.keys.len() / 2 {
@@ -77,15 +87,15 @@ impl RowCache {
     pub fn refresh(
         &mut self,
         replica: &Replica,
+        facts: &FleetFacts,
         now: u64,
         panel: Panel,
         filter: Option<&Filter>,
         sort_column: Option<usize>,
     ) -> Refreshed {
         let total = super::rows::total(replica, panel);
-        let stamp = (replica.structure, time_bucket(panel, now), total);
-        let facts = (panel == Panel::Routes).then(|| Facts::of(&replica.fleet));
-        let build = |key: &RowKey| fields(replica, facts.as_ref(), now, panel, key).unwrap_or_default();
+        let stamp = (super::rows::members(replica, panel), time_bucket(panel, now), total);
+        let build = |key: &RowKey| fields(replica, facts, now, panel, key).unwrap_or_default();
         let filter_text = filter.map(|f| f.text.clone());
         if self.stamp != Some(stamp) {
             self.keys = natural(replica, panel);
@@ -123,6 +133,54 @@ impl RowCache {
         }
         Refreshed::Some { flipped, moved }
     }
+}
+
+/// The rows of each panel that `changes` touch, from the fleet as it was before they
+/// applied (a moved or removed instance also touches the host, app and route it left).
+/// Rows that come or go are not listed: the replica's membership counters rebuild those
+/// tables whole.
+pub fn touched_by(fleet: &Fleet, changes: &[Change]) -> Vec<(Panel, RowKey)> {
+    let id = |s: &str| RowKey::Id(s.to_string());
+    let route = |app: &str, backend: &str| RowKey::Route(app.to_string(), backend.to_string());
+    // What an instance shows up in besides its own row: its host's count, its app's
+    // running count, the state behind its route.
+    let around = |i: &Instance, out: &mut Vec<(Panel, RowKey)>| {
+        out.push((Panel::Hosts, id(&i.host)));
+        out.push((Panel::Apps, id(&i.app)));
+        if !i.endpoint.is_empty() {
+            out.push((Panel::Routes, route(&i.app, &i.endpoint)));
+        }
+    };
+    let mut out = Vec::new();
+    for change in changes {
+        match change {
+            Change::Instance(i) => {
+                out.push((Panel::Instances, id(&i.id)));
+                around(i, &mut out);
+                if let Some(old) = fleet.instances.get(&i.id) {
+                    around(old, &mut out);
+                }
+            }
+            Change::InstanceRemoved { id } => {
+                if let Some(old) = fleet.instances.get(id) {
+                    around(old, &mut out);
+                }
+            }
+            Change::Host(h) => out.push((Panel::Hosts, id(&h.id))),
+            Change::App(a) => out.push((Panel::Apps, id(&a.name))),
+            Change::Route(crate::protocol::Route { app, backend, .. })
+            | Change::RouteRemoved { app, backend } => {
+                out.push((Panel::Routes, route(app, backend)));
+                out.push((Panel::Apps, id(app)));
+                // The instances behind it show whether they are routed.
+                for i in fleet.instances_of(app).filter(|i| i.endpoint == *backend) {
+                    out.push((Panel::Instances, id(&i.id)));
+                }
+            }
+            Change::AppRemoved { .. } | Change::Operation(_) => {}
+        }
+    }
+    out
 }
 
 /// The text a filter sees: every field, space-separated.

@@ -10,8 +10,9 @@
 //! binary size; a home-made glob would have been the fallback.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
+use super::facts::FleetFacts;
 use super::row_cache::{Refreshed, RowCache};
 use crate::actions::Panel;
 use crate::backend::Replica;
@@ -162,24 +163,6 @@ fn n(text: impl Into<String>, num: f64) -> Field {
     Field { text: text.into(), num: Some(num) }
 }
 
-/// What the row-building functions need, computed once per index build.
-pub struct Facts {
-    /// Running instances by `(app, endpoint)`.
-    running: HashMap<(String, String), InstanceState>,
-}
-
-impl Facts {
-    pub fn of(fleet: &Fleet) -> Facts {
-        let running = fleet
-            .instances
-            .values()
-            .filter(|i| !i.endpoint.is_empty())
-            .map(|i| ((i.app.clone(), i.endpoint.clone()), i.state))
-            .collect();
-        Facts { running }
-    }
-}
-
 /// How a route's backend is served: `None` when it is fine, else the flag shown.
 pub fn route_flag(fleet: &Fleet, app: &str, backend: &str, stale_mark: bool) -> Option<&'static str> {
     let serving = fleet.instances_of(app).any(|i| i.endpoint == backend && i.state == InstanceState::Running);
@@ -227,7 +210,7 @@ pub fn event_by_rev(events: &std::collections::VecDeque<Event>, rev: u64) -> Opt
 /// `views::<panel>::COLUMNS`), plus trailing flags that only the filter sees.
 pub fn fields(
     replica: &Replica,
-    facts: Option<&Facts>,
+    facts: &FleetFacts,
     now: u64,
     panel: Panel,
     key: &RowKey,
@@ -237,7 +220,7 @@ pub fn fields(
         (Panel::Hosts, RowKey::Id(id)) => {
             let h = f.hosts.get(id)?;
             let hb = replica.heartbeat_age(&h.id, now);
-            let count = f.instances_on(&h.id).count();
+            let count = facts.instances_on(&h.id);
             Some(vec![
                 t(h.id.clone()),
                 t(h.az.clone()),
@@ -279,18 +262,15 @@ pub fn fields(
         }
         (Panel::Routes, RowKey::Route(app, backend)) => {
             let r = f.routes.get(&(app.clone(), backend.clone()))?;
-            let inst = f.instances_of(app).find(|i| i.endpoint == *backend);
-            let serving = facts.is_some_and(|f| {
-                f.running.get(&(app.clone(), backend.clone())) == Some(&InstanceState::Running)
-            });
-            let flag = if r.stale || !serving { "stale" } else { "" };
+            let on = facts.endpoint(app, backend);
+            let flag = if r.stale || !on.is_some_and(|e| e.serving) { "stale" } else { "" };
             Some(vec![
                 t(r.app.clone()),
                 t(r.domain.clone()),
                 t(r.backend.clone()),
                 t(format!("{} {flag}", r.state.as_str())),
                 n(r.weight.to_string(), r.weight as f64),
-                t(inst.map(|i| i.state.as_str()).unwrap_or("none")),
+                t(on.map(|e| e.first.as_str()).unwrap_or("none")),
             ])
         }
         (Panel::Events, RowKey::Rev(rev)) => {
@@ -311,8 +291,7 @@ pub fn fields(
         }
         (Panel::Apps, RowKey::Id(name)) => {
             let a = f.apps.get(name)?;
-            let running = f.instances_of(name).filter(|i| i.state == InstanceState::Running).count();
-            let routes = f.routes.keys().filter(|(app, _)| app == name).count();
+            let crate::app::facts::AppCounts { running, routes } = facts.app(name);
             Some(vec![
                 t(a.name.clone()),
                 t(a.version.clone()),
@@ -347,17 +326,36 @@ fn event_fields(e: &Event) -> Vec<Field> {
 fn compare(a: &Field, b: &Field) -> Ordering {
     match (a.num, b.num) {
         (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-        _ => a.text.to_lowercase().cmp(&b.text.to_lowercase()),
+        // Compared a character at a time: a sort makes many comparisons per row, and a
+        // lowercased copy of both sides for each was most of its cost.
+        _ => a.text.chars().flat_map(char::to_lowercase).cmp(b.text.chars().flat_map(char::to_lowercase)),
     }
 }
 
-/// What an index was built from. In natural order (no filter, no sort) only rows coming,
-/// going or changing matter, so heartbeats do not invalidate it; a filter or a sort may
-/// look at metrics, so then every change does.
-pub fn stamp_of(replica: &Replica, view: &PanelView, total: usize) -> (u64, u64, usize) {
-    let data =
-        if view.filter.is_none() && view.sort.is_none() { replica.structure } else { replica.generation };
+/// What an index was built from. In natural order (no filter, no sort) only rows coming
+/// or going matter, so neither heartbeats nor state changes invalidate it; a filter or a
+/// sort may look at anything in a row, so then every change is looked at (and the row
+/// cache rebuilds only the rows it touched).
+pub fn stamp_of(replica: &Replica, panel: Panel, view: &PanelView, total: usize) -> (u64, u64, usize) {
+    let data = if view.filter.is_none() && view.sort.is_none() {
+        members(replica, panel)
+    } else {
+        replica.generation
+    };
     (data, view.settings, total)
+}
+
+/// The counter of a panel's rows coming and going.
+pub fn members(replica: &Replica, panel: Panel) -> u64 {
+    let m = &replica.members;
+    match panel {
+        Panel::Hosts => m.hosts,
+        Panel::Instances => m.instances,
+        Panel::Routes => m.routes,
+        Panel::Events => m.events,
+        Panel::Audit => m.audit,
+        Panel::Apps => m.apps,
+    }
 }
 
 /// Rows before the filter.
@@ -376,9 +374,9 @@ pub fn total(replica: &Replica, panel: Panel) -> usize {
 /// Brings a panel's index up to date: natural order, then the filter, then a stable sort,
 /// over the rows its cache keeps (`row_cache`). When no row changed its place or its
 /// filter result, the index stays as it is.
-pub fn refresh(replica: &Replica, now: u64, panel: Panel, view: &mut PanelView) {
+pub fn refresh(replica: &Replica, facts: &FleetFacts, now: u64, panel: Panel, view: &mut PanelView) {
     let total = total(replica, panel);
-    let stamp = stamp_of(replica, view, total);
+    let stamp = stamp_of(replica, panel, view, total);
     if view.filter.is_none() && view.sort.is_none() {
         // Natural order needs no rows built; the cache's memory goes back.
         view.cache.release();
@@ -386,7 +384,7 @@ pub fn refresh(replica: &Replica, now: u64, panel: Panel, view: &mut PanelView) 
         return;
     }
     let sort_column = view.sort.map(|s| s.column);
-    let refreshed = view.cache.refresh(replica, now, panel, view.filter.as_ref(), sort_column);
+    let refreshed = view.cache.refresh(replica, facts, now, panel, view.filter.as_ref(), sort_column);
     let settings = view.settings;
     if let (Refreshed::Some { flipped: false, moved: false, .. }, Some(ix)) = (refreshed, view.index.as_mut())
         && ix.stamp.1 == settings
@@ -399,9 +397,9 @@ pub fn refresh(replica: &Replica, now: u64, panel: Panel, view: &mut PanelView) 
 }
 
 /// Builds a panel's index from scratch, for a caller that cannot keep it.
-pub fn build(replica: &Replica, now: u64, panel: Panel, view: &PanelView) -> RowIndex {
+pub fn build(replica: &Replica, facts: &FleetFacts, now: u64, panel: Panel, view: &PanelView) -> RowIndex {
     let mut view = PanelView { cache: Default::default(), index: None, ..view.clone() };
-    refresh(replica, now, panel, &mut view);
+    refresh(replica, facts, now, panel, &mut view);
     view.index.unwrap_or_default()
 }
 

@@ -554,7 +554,8 @@ fn a_filter_keystroke_rebuilds_no_row_and_a_heartbeat_only_its_own() {
     assert_eq!(builds(&app), total + touched as u64, "a frame with nothing new builds nothing");
 
     // The index still agrees with a from-scratch build.
-    let fresh = super::rows::build(&app.replica, app.now, Panel::Instances, app.view(Panel::Instances));
+    let fresh =
+        super::rows::build(&app.replica, &app.facts(), app.now, Panel::Instances, app.view(Panel::Instances));
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh.keys.as_slice());
 }
 
@@ -564,7 +565,8 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
     app.update(Action::ShowPanel(Panel::Instances));
     let orders = |app: &App| app.view(Panel::Instances).cache.orders;
     let fresh = |app: &App| {
-        super::rows::build(&app.replica, app.now, Panel::Instances, app.view(Panel::Instances)).keys
+        super::rows::build(&app.replica, &app.facts(), app.now, Panel::Instances, app.view(Panel::Instances))
+            .keys
     };
     let sort = |app: &mut App, column: usize| {
         let i = Panel::Instances.index();
@@ -648,4 +650,162 @@ fn palette_deploy_opens_the_wizard_prefilled_and_esc_parks_a_running_deploy() {
     let w = wizard(&app);
     assert_eq!((w.value(Field::App), w.value(Field::Version)), ("brand-new", "0.1.0"));
     assert!(w.previous.is_none());
+}
+
+/// An event from the controller carrying `changes`, at the replica's next revision.
+fn change_event(app: &App, changes: Vec<crate::protocol::Change>) -> Update {
+    Update::Event(crate::protocol::Event {
+        rev: app.replica.fleet.revision + 1,
+        ts: app.now,
+        kind: crate::protocol::EventKind::InstanceState,
+        app: None,
+        host: None,
+        instance: None,
+        operation_id: None,
+        message: "test".into(),
+        changes,
+        audit: None,
+    })
+}
+
+#[test]
+fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
+    use crate::protocol::{Change, InstanceState, RouteState};
+    let mut app = super::fixture_app(2_000);
+    app.update(Action::ShowPanel(Panel::Instances));
+    let i = Panel::Instances.index();
+    // Sorted by state, so a state change moves its row.
+    app.views[i].set_sort(Some(super::rows::Sort { column: 5, descending: false }));
+    app.refresh_views();
+    let builds = |app: &App| app.view(Panel::Instances).cache.builds;
+    let fresh = |app: &App| {
+        super::rows::build(&app.replica, &app.facts(), app.now, Panel::Instances, app.view(Panel::Instances))
+            .keys
+    };
+    let before = builds(&app);
+
+    // One instance crashes: its row is built again, no other, and it moves.
+    let mut inst = app.replica.fleet.instances.values().nth(100).cloned().expect("an instance");
+    inst.state = InstanceState::Crashed;
+    let update = change_event(&app, vec![Change::Instance(inst.clone())]);
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(builds(&app), before + 1, "only the crashed instance's row");
+    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
+    assert_eq!(app.rows(Panel::Instances).first(), Some(&super::rows::RowKey::Id(inst.id.clone())));
+
+    // Its route is turned off: the rows behind that route show it, and only they are built.
+    let route = app
+        .replica
+        .fleet
+        .routes
+        .values()
+        .find(|r| r.app == inst.app && r.backend == inst.endpoint)
+        .cloned()
+        .expect("the instance is routed");
+    let behind = app.replica.fleet.instances_of(&inst.app).filter(|i| i.endpoint == inst.endpoint).count();
+    let before = builds(&app);
+    let update = change_event(
+        &app,
+        vec![Change::Route(crate::protocol::Route { state: RouteState::Disabled, ..route })],
+    );
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(builds(&app), before + behind as u64);
+    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
+    let row = super::rows::fields(
+        &app.replica,
+        &app.facts(),
+        app.now,
+        Panel::Instances,
+        &super::rows::RowKey::Id(inst.id.clone()),
+    );
+    let cached = app.view(Panel::Instances).cache.fields_of(&super::rows::RowKey::Id(inst.id.clone()));
+    assert_eq!(cached.map(|f| f[10].text.clone()), row.map(|f| f[10].text.clone()));
+    assert_eq!(cached.map(|f| f[10].text.as_str()), Some("off"));
+
+    // A new instance comes: the table's rows are built again, whole.
+    let before = builds(&app);
+    let total = app.total_rows(Panel::Instances) as u64;
+    let new = crate::protocol::Instance { id: "brand-new-1".into(), ..inst };
+    let update = change_event(&app, vec![Change::Instance(new)]);
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(builds(&app), before + total + 1);
+    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
+}
+
+#[test]
+fn facts_kept_up_event_by_event_are_the_facts_counted_afresh() {
+    use crate::protocol::{Change, HostState, InstanceState, RouteState};
+    let mut app = super::fixture_app(300);
+    app.refresh_views();
+    let mut rng = crate::plane::rng::Rng::new(7);
+    let states =
+        [InstanceState::Running, InstanceState::Crashed, InstanceState::Starting, InstanceState::Stopped];
+    let pick = |rng: &mut crate::plane::rng::Rng, n: usize| rng.between(0, n as u64 - 1) as usize;
+    for step in 0..400 {
+        let f = &app.replica.fleet;
+        let inst = |rng: &mut crate::plane::rng::Rng| {
+            f.instances.values().nth(pick(rng, f.instances.len())).cloned()
+        };
+        let mut changes = Vec::new();
+        // One to three changes per event, now and then the same thing twice.
+        for _ in 0..rng.between(1, 3) {
+            let change = match rng.between(0, 8) {
+                0 | 1 => inst(&mut rng).map(|mut i| {
+                    i.state = states[pick(&mut rng, states.len())];
+                    Change::Instance(i)
+                }),
+                2 => inst(&mut rng).map(|mut i| {
+                    i.host = f.hosts.keys().nth(pick(&mut rng, f.hosts.len())).cloned().unwrap_or_default();
+                    i.endpoint = if rng.chance(0.2) {
+                        String::new()
+                    } else {
+                        format!("10.0.0.{}:80", rng.between(1, 9))
+                    };
+                    Change::Instance(i)
+                }),
+                3 => inst(&mut rng).map(|i| Change::InstanceRemoved { id: i.id }),
+                4 => inst(&mut rng).map(|i| {
+                    Change::Instance(crate::protocol::Instance {
+                        id: format!("new-{step}-{}", rng.next_u64()),
+                        ..i
+                    })
+                }),
+                5 => inst(&mut rng).and_then(|i| {
+                    let route = f.routes.values().next().cloned()?;
+                    let state = if rng.chance(0.5) { RouteState::Disabled } else { route.state };
+                    Some(Change::Route(crate::protocol::Route {
+                        app: i.app,
+                        backend: i.endpoint,
+                        state,
+                        ..route
+                    }))
+                }),
+                6 => f.routes.keys().nth(pick(&mut rng, f.routes.len().max(1))).map(|(app, backend)| {
+                    Change::RouteRemoved { app: app.clone(), backend: backend.clone() }
+                }),
+                7 => f.hosts.values().nth(pick(&mut rng, f.hosts.len())).cloned().map(|mut h| {
+                    h.state = if h.state == HostState::Up { HostState::Lost } else { HostState::Up };
+                    Change::Host(h)
+                }),
+                _ => f.apps.values().nth(pick(&mut rng, f.apps.len())).cloned().map(|mut a| {
+                    a.instances = rng.between(0, 9) as u32;
+                    Change::App(a)
+                }),
+            };
+            changes.extend(change);
+        }
+        if rng.chance(0.1)
+            && let Some(c) = changes.first().cloned()
+        {
+            changes.push(c);
+        }
+        let update = change_event(&app, changes.clone());
+        app.update(Action::Backend(Box::new(update)));
+        assert_eq!(app.facts.stamp, super::facts::stamp_of(&app.replica), "step {step}: the facts followed");
+        let fresh = super::facts::FleetFacts::of(&app.replica);
+        assert_eq!(app.facts, fresh, "step {step}: {changes:?}");
+    }
 }

@@ -184,7 +184,31 @@ impl App {
             }
             Update::Event(event) => {
                 let resyncing = self.replica.sync == Sync::Resyncing;
+                // Seen before the event applies: a moved instance touches where it was.
+                let touched = self
+                    .views
+                    .iter()
+                    .any(|v| v.cache.in_use())
+                    .then(|| super::row_cache::touched_by(&self.replica.fleet, &event.changes));
+                // The facts follow the event when they were current before it, else they
+                // are counted again before the next frame.
+                let facts_current = self.facts.stamp == super::facts::stamp_of(&self.replica);
+                let before =
+                    facts_current.then(|| super::facts::Before::capture(&self.replica.fleet, &event.changes));
+                let revision = self.replica.fleet.revision;
                 let gap = self.replica.apply_event(event, now).is_err();
+                if let Some(before) = before
+                    && self.replica.fleet.revision != revision
+                {
+                    self.facts.apply(before, &self.replica.fleet);
+                    self.facts.stamp = super::facts::stamp_of(&self.replica);
+                }
+                for (panel, key) in touched.into_iter().flatten() {
+                    let cache = &mut self.views[panel.index()].cache;
+                    if cache.in_use() {
+                        cache.touch(key);
+                    }
+                }
                 if gap && !resyncing {
                     self.say(Level::Warn, "missed an event: taking a fresh snapshot".into());
                     vec![Effect::Resync]

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::protocol::{Event, Fleet, Gap, Heartbeat};
+use crate::protocol::{Change, Event, Fleet, Gap, Heartbeat};
 
 /// How many events the cockpit keeps for the Events panel; memory follows the fleet, not
 /// the history.
@@ -16,6 +16,46 @@ pub const AUDIT_KEPT: usize = 2_000;
 /// How many metric samples are kept per host and per instance: at a 2 s heartbeat, the
 /// last 4 minutes.
 pub const METRICS_KEPT: usize = 120;
+
+/// Counters of the rows coming and going in each table, apart from rows that change:
+/// a cache of rows built from a table needs rebuilding whole only when its counter moves,
+/// and otherwise only for the rows an event or heartbeat touched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Membership {
+    pub hosts: u64,
+    pub instances: u64,
+    pub routes: u64,
+    pub apps: u64,
+    pub events: u64,
+    pub audit: u64,
+}
+
+impl Membership {
+    fn bump_fleet(&mut self) {
+        self.hosts += 1;
+        self.instances += 1;
+        self.routes += 1;
+        self.apps += 1;
+    }
+
+    /// Notes the tables whose keys `changes` add or remove, as seen before they apply.
+    fn note(&mut self, fleet: &Fleet, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Host(h) if !fleet.hosts.contains_key(&h.id) => self.hosts += 1,
+                Change::App(a) if !fleet.apps.contains_key(&a.name) => self.apps += 1,
+                Change::AppRemoved { .. } => self.apps += 1,
+                Change::Instance(i) if !fleet.instances.contains_key(&i.id) => self.instances += 1,
+                Change::InstanceRemoved { .. } => self.instances += 1,
+                Change::Route(r) if !fleet.routes.contains_key(&(r.app.clone(), r.backend.clone())) => {
+                    self.routes += 1
+                }
+                Change::RouteRemoved { .. } => self.routes += 1,
+                _ => {}
+            }
+        }
+    }
+}
 
 /// One heartbeat's metrics.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,9 +102,11 @@ pub struct Replica {
     pub gaps: u64,
     /// Bumped on every change the views care about, so they can cache per generation.
     pub generation: u64,
-    /// Bumped when rows come, go or change, but not for metrics: a table in its natural
-    /// order needs no new index when only heartbeats arrived.
+    /// Bumped when rows come, go or change, but not for metrics.
     pub structure: u64,
+    /// Bumped per table when its rows come or go: a table in its natural order needs a
+    /// new index only then.
+    pub members: Membership,
     /// The controller's revision at the last beacon we were behind, if we were.
     behind: Option<u64>,
     /// Metrics over the last minutes, fed by heartbeats, by host id.
@@ -85,6 +127,7 @@ impl Default for Replica {
             gaps: 0,
             generation: 0,
             structure: 0,
+            members: Membership::default(),
             behind: None,
             host_history: HashMap::new(),
             instance_history: HashMap::new(),
@@ -95,6 +138,7 @@ impl Default for Replica {
 impl Replica {
     pub fn apply_snapshot(&mut self, fleet: Fleet, now: u64) {
         self.structure += 1;
+        self.members.bump_fleet();
         self.fleet = fleet;
         self.sync = Sync::Live;
         self.last_update = now;
@@ -112,8 +156,11 @@ impl Replica {
             self.remember(event);
             return Ok(());
         }
+        let mut members = self.members;
+        members.note(&self.fleet, &event.changes);
         match self.fleet.apply(&event) {
             Ok(_) => {
+                self.members = members;
                 self.generation += 1;
                 self.structure += 1;
                 self.remember(event);
@@ -174,6 +221,8 @@ impl Replica {
         }
         self.generation += 1;
         self.structure += 1;
+        self.members.events += 1;
+        self.members.audit += 1;
     }
 
     fn remember_audit(&mut self, event: &Event) {
@@ -186,6 +235,7 @@ impl Replica {
         self.audit.push_back(event.clone());
         self.generation += 1;
         self.structure += 1;
+        self.members.audit += 1;
     }
 
     fn remember(&mut self, event: Event) {
@@ -199,6 +249,7 @@ impl Replica {
         // The Events panel's rows changed, even while the fleet waits for a snapshot.
         self.generation += 1;
         self.structure += 1;
+        self.members.events += 1;
     }
 
     /// Heartbeats carry metrics, which have no revision: latest wins.
