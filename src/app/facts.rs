@@ -36,8 +36,11 @@ pub struct AppCounts {
     pub routes: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
+    /// The instances on it, by id: kept so that an event re-counts an endpoint from its
+    /// own few instances, not from a pass over the fleet.
+    pub ids: BTreeSet<String>,
     /// The state of the first instance on it, in id order (what the Routes panel shows).
     pub first: InstanceState,
     /// Whether any instance on it runs.
@@ -46,6 +49,13 @@ pub struct Endpoint {
     pub running: usize,
     /// The route to it, if there is one.
     pub route: Option<RouteState>,
+}
+
+impl Endpoint {
+    /// An endpoint an instance just came to, before it is counted.
+    fn empty(state: InstanceState) -> Endpoint {
+        Endpoint { ids: BTreeSet::new(), first: state, serving: false, running: 0, route: None }
+    }
 }
 
 /// What one event's changes touch in the facts, as it was before they applied.
@@ -165,8 +175,10 @@ impl FleetFacts {
                 .and_modify(|e| {
                     e.serving |= running;
                     e.running += usize::from(running);
+                    e.ids.insert(i.id.clone());
                 })
-                .or_insert(Endpoint {
+                .or_insert_with(|| Endpoint {
+                    ids: BTreeSet::from([i.id.clone()]),
                     first: i.state,
                     serving: running,
                     running: usize::from(running),
@@ -206,10 +218,17 @@ impl FleetFacts {
         for (id, old) in &before.instances {
             if let Some(old) = old {
                 self.count_instance(old, -1);
+                if let Some(e) = self.by_endpoint.get_mut(&old.app).and_then(|m| m.get_mut(&old.endpoint)) {
+                    e.ids.remove(id);
+                }
             }
             if let Some(new) = after.instances.get(id) {
                 self.count_instance(new, 1);
                 if !new.endpoint.is_empty() {
+                    let on = entry(&mut self.by_endpoint, &new.app)
+                        .entry(new.endpoint.clone())
+                        .or_insert_with(|| Endpoint::empty(new.state));
+                    on.ids.insert(id.clone());
                     endpoints.insert((new.app.clone(), new.endpoint.clone()));
                 }
             }
@@ -233,35 +252,31 @@ impl FleetFacts {
         }
     }
 
-    /// Counts one endpoint again from the fleet: its instances, whether they run, its route.
+    /// Counts one endpoint again from its instances: whether they run, the first one's
+    /// state, its route. An endpoint left with no instance goes.
     fn recount_endpoint(&mut self, fleet: &Fleet, app: &str, endpoint: &str) {
-        // Instances without an endpoint are behind no route (`of` leaves them out too).
-        if endpoint.is_empty() {
-            return;
-        }
         let unrouted = |e: &Endpoint| if e.route.is_none() { e.running } else { 0 };
-        let old = self.endpoint(app, endpoint).map_or(0, unrouted);
-        let mut on = fleet.instances_of(app).filter(|i| i.endpoint == endpoint);
-        let new = on.next().map(|first| {
-            let route = fleet.routes.get(&(app.to_string(), endpoint.to_string())).map(|r| r.state);
-            let running =
-                std::iter::once(first).chain(on).filter(|i| i.state == InstanceState::Running).count();
-            Endpoint { first: first.state, serving: running > 0, running, route }
-        });
-        self.unrouted = (self.unrouted + new.as_ref().map_or(0, unrouted)).saturating_sub(old);
-        match new {
-            Some(e) => {
-                entry(&mut self.by_endpoint, app).insert(endpoint.to_string(), e);
+        let Some(m) = self.by_endpoint.get_mut(app) else { return };
+        let Some(e) = m.get_mut(endpoint) else { return };
+        let old = unrouted(e);
+        let on: Vec<&Instance> = e.ids.iter().filter_map(|id| fleet.instances.get(id)).collect();
+        let new = match on.first() {
+            Some(first) => {
+                e.first = first.state;
+                e.running = on.iter().filter(|i| i.state == InstanceState::Running).count();
+                e.serving = e.running > 0;
+                e.route = fleet.routes.get(&(app.to_string(), endpoint.to_string())).map(|r| r.state);
+                unrouted(e)
             }
             None => {
-                if let Some(m) = self.by_endpoint.get_mut(app) {
-                    m.remove(endpoint);
-                    if m.is_empty() {
-                        self.by_endpoint.remove(app);
-                    }
+                m.remove(endpoint);
+                if m.is_empty() {
+                    self.by_endpoint.remove(app);
                 }
+                0
             }
-        }
+        };
+        self.unrouted = (self.unrouted + new).saturating_sub(old);
     }
 
     pub fn instances_on(&self, host: &str) -> usize {

@@ -214,7 +214,8 @@ impl App {
         let panel = self.panel;
         let i = panel.index();
         let stamp = self.stamp(panel);
-        if self.views[i].index.as_ref().is_some_and(|ix| ix.stamp == stamp) {
+        let due = |ix: &rows::RowIndex| ix.resort_pending && self.now >= ix.ordered_at + rows::RESORT_MS;
+        if self.views[i].index.as_ref().is_some_and(|ix| ix.stamp == stamp && !due(ix)) {
             return;
         }
         // The row selected in the old order, so the selection follows it into the new one.

@@ -26,7 +26,7 @@ pub struct RowCache {
     /// Whether each row passes `matched_for`'s filter.
     pub keep: Vec<bool>,
     matched_for: Option<Option<String>>,
-    /// Rows heartbeats changed since the last refresh.
+    /// Rows events or heartbeats changed since the last refresh.
     pub dirty: HashSet<RowKey>,
     /// Rows built so far, ever: what the tests count.
     pub builds: u64,
@@ -47,11 +47,12 @@ fn time_bucket(panel: Panel, now: u64) -> u64 {
 /// What changed in a refresh, so the caller knows whether the index must be rebuilt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refreshed {
-    /// Every row was built again.
+    /// Every row was built again, or the filter matched again: the order must follow now.
     All,
-    /// Rows heartbeats touched were rebuilt in place, if any. An index built on the cache before is still
-    /// right unless a row's filter result `flipped`, or a kept row's sort key `moved`.
-    Some { flipped: bool, moved: bool },
+    /// Rows events or heartbeats touched were rebuilt in place, if any. An index built on
+    /// the cache before is still right unless one of them `moved`: its filter result
+    /// flipped, or its sort key changed while the filter keeps it.
+    Some { moved: bool },
 }
 
 impl RowCache {
@@ -73,7 +74,8 @@ impl RowCache {
         self.pos.get(key).and_then(|&p| self.fields.get(p))
     }
 
-    /// Notes a row changed by a heartbeat; past a fleet's worth it is cheaper to rebuild.
+    /// Notes a row an event or a heartbeat changed; past a fleet's worth it is cheaper to
+    /// rebuild them all.
     pub fn touch(&mut self, key: RowKey) {
         if self.dirty.len() > self.keys.len() / 2 {
             self.stamp = None;
@@ -109,7 +111,6 @@ impl RowCache {
             self.stamp = Some(stamp);
             return Refreshed::All;
         }
-        let mut flipped = false;
         let mut moved = false;
         for key in std::mem::take(&mut self.dirty) {
             let Some(&p) = self.pos.get(&key) else { continue };
@@ -122,16 +123,16 @@ impl RowCache {
             self.hay[p] = hay(&self.fields[p]);
             self.builds += 1;
             let keep = filter.is_none_or(|f| f.keeps(&self.hay[p]));
-            flipped |= keep != self.keep[p];
+            moved |= keep != self.keep[p];
             self.keep[p] = keep;
         }
         if self.matched_for.as_ref() != Some(&filter_text) {
             // A new filter: matched against the kept text, no row is built.
             self.keep = self.hay.iter().map(|h| filter.is_none_or(|f| f.keeps(h))).collect();
             self.matched_for = Some(filter_text);
-            flipped = true;
+            return Refreshed::All;
         }
-        Refreshed::Some { flipped, moved }
+        Refreshed::Some { moved }
     }
 }
 

@@ -116,7 +116,18 @@ pub struct RowIndex {
     pub keys: Vec<RowKey>,
     /// Rows before filtering.
     pub total: usize,
+    /// When the rows were last put in order (ms since epoch).
+    pub ordered_at: u64,
+    /// Whether rows changed their place since: the order follows within `RESORT_MS`.
+    pub resort_pending: bool,
 }
+
+/// How long a sorted or filtered table keeps its order while heartbeats and events move
+/// its rows (their text is current at once): it follows at most once a second, as `top`
+/// re-sorts per refresh. Rows do not jump at every heartbeat, and a sort of 20,000 rows
+/// is not paid for at every frame. A new filter or sort, and rows coming or going, apply
+/// at once.
+pub const RESORT_MS: u64 = 1000;
 
 /// Per-panel table state: filter, sort, marks and the cached index.
 #[derive(Debug, Clone, Default)]
@@ -380,20 +391,29 @@ pub fn refresh(replica: &Replica, facts: &FleetFacts, now: u64, panel: Panel, vi
     if view.filter.is_none() && view.sort.is_none() {
         // Natural order needs no rows built; the cache's memory goes back.
         view.cache.release();
-        view.index = Some(RowIndex { stamp, keys: natural(replica, panel), total });
+        view.index = Some(RowIndex {
+            stamp,
+            keys: natural(replica, panel),
+            total,
+            ordered_at: now,
+            resort_pending: false,
+        });
         return;
     }
     let sort_column = view.sort.map(|s| s.column);
     let refreshed = view.cache.refresh(replica, facts, now, panel, view.filter.as_ref(), sort_column);
     let settings = view.settings;
-    if let (Refreshed::Some { flipped: false, moved: false, .. }, Some(ix)) = (refreshed, view.index.as_mut())
+    if let (Refreshed::Some { moved }, Some(ix)) = (refreshed, view.index.as_mut())
         && ix.stamp.1 == settings
     {
-        ix.stamp = stamp;
-        return;
+        ix.resort_pending |= moved;
+        if !ix.resort_pending || now < ix.ordered_at + RESORT_MS {
+            ix.stamp = stamp;
+            return;
+        }
     }
     view.cache.orders += 1;
-    view.index = Some(order(&view.cache, view.sort, stamp, total));
+    view.index = Some(order(&view.cache, view.sort, stamp, total, now));
 }
 
 /// Builds a panel's index from scratch, for a caller that cannot keep it.
@@ -404,10 +424,23 @@ pub fn build(replica: &Replica, facts: &FleetFacts, now: u64, panel: Panel, view
 }
 
 /// The kept rows, filtered, in sort order.
-fn order(cache: &RowCache, sort: Option<Sort>, stamp: (u64, u64, usize), total: usize) -> RowIndex {
+fn order(cache: &RowCache, sort: Option<Sort>, stamp: (u64, u64, usize), total: usize, now: u64) -> RowIndex {
     let mut rows: Vec<usize> = (0..cache.keys.len()).filter(|&p| cache.keep[p]).collect();
-    if let Some(sort) = sort {
-        let empty = t("");
+    let empty = t("");
+    let field = |p: usize, column: usize| cache.fields[p].get(column).unwrap_or(&empty);
+    if let Some(sort) = sort
+        && rows.iter().all(|&p| field(p, sort.column).num.is_some())
+    {
+        // Numbers (a metric, a count) sort on a copy of the keys next to the rows: the
+        // comparisons then read one array, not each row's fields.
+        let mut keyed: Vec<(f64, usize)> =
+            rows.iter().map(|&p| (field(p, sort.column).num.unwrap_or_default(), p)).collect();
+        keyed.sort_by(|a, b| {
+            let o = a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal);
+            if sort.descending { o.reverse() } else { o }
+        });
+        rows = keyed.into_iter().map(|(_, p)| p).collect();
+    } else if let Some(sort) = sort {
         rows.sort_by(|&a, &b| {
             let (x, y) = (
                 cache.fields[a].get(sort.column).unwrap_or(&empty),
@@ -417,7 +450,8 @@ fn order(cache: &RowCache, sort: Option<Sort>, stamp: (u64, u64, usize), total: 
             if sort.descending { o.reverse() } else { o }
         });
     }
-    RowIndex { stamp, keys: rows.into_iter().map(|p| cache.keys[p].clone()).collect(), total }
+    let keys = rows.into_iter().map(|p| cache.keys[p].clone()).collect();
+    RowIndex { stamp, keys, total, ordered_at: now, resort_pending: false }
 }
 
 #[cfg(test)]

@@ -584,14 +584,32 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
     assert_eq!(orders(&app), before, "metrics moved no host");
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
 
-    // Sorted by CPU, the same kind of heartbeat moves its rows: one re-sort, and the
-    // order is the one a fresh build gives.
+    // Sorted by CPU, the same kind of heartbeat moves its rows: the order follows once
+    // the second is up, as `top` re-sorts per refresh, and is then a fresh build's.
     sort(&mut app, 8);
     let before = orders(&app);
     let (update, _) = instances_heartbeat(&app, "host-03");
     app.update(Action::Backend(Box::new(update)));
     app.refresh_views();
-    assert_eq!(orders(&app), before + 1, "the CPU column moved");
+    assert_eq!(orders(&app), before, "within the second, heartbeats do not re-sort");
+    let more = metrics_heartbeat(&app);
+    app.update(Action::Backend(Box::new(more)));
+    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
+    app.refresh_views();
+    assert_eq!(orders(&app), before + 1, "the CPU column moved: one re-sort");
+    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
+    // With nothing new, the next second does not sort again.
+    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
+    app.refresh_views();
+    assert_eq!(orders(&app), before + 1);
+
+    // An event that moves a sort key re-sorts in the next frame: a second has passed.
+    let mut inst = app.replica.fleet.instances.values().nth(7).cloned().expect("an instance");
+    inst.cpu_pct = 1000.0;
+    let update = change_event(&app, vec![crate::protocol::Change::Instance(inst)]);
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(orders(&app), before + 2);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
 }
 
@@ -684,11 +702,20 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     };
     let before = builds(&app);
 
-    // One instance crashes: its row is built again, no other, and it moves.
+    // One instance crashes: its row is built again, no other, and it moves (once a
+    // second has passed since the table was sorted).
     let mut inst = app.replica.fleet.instances.values().nth(100).cloned().expect("an instance");
     inst.state = InstanceState::Crashed;
     let update = change_event(&app, vec![Change::Instance(inst.clone())]);
     app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(builds(&app), before + 1, "only the crashed instance's row");
+    assert_ne!(
+        app.rows(Panel::Instances).first(),
+        Some(&super::rows::RowKey::Id(inst.id.clone())),
+        "not yet"
+    );
+    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
     app.refresh_views();
     assert_eq!(builds(&app), before + 1, "only the crashed instance's row");
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
