@@ -3,7 +3,7 @@
 //! they are computed once per change of the fleet's structure, not per frame: heartbeats
 //! change metrics only, never a state or a placement, so they keep the facts current.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::backend::Replica;
 use crate::protocol::{App, Change, Fleet, HostState, Instance, InstanceState, Route, RouteState};
@@ -30,10 +30,12 @@ pub struct FleetFacts {
     pub by_endpoint: HashMap<String, HashMap<String, Endpoint>>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AppCounts {
     pub running: usize,
     pub routes: usize,
+    /// Instances by version: more than one during a rolling update.
+    pub versions: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,9 +159,11 @@ impl FleetFacts {
         for i in f.instances.values() {
             *per_host.entry(&i.host).or_default() += 1;
             let running = i.state == InstanceState::Running;
+            let counts = per_app.entry(&i.app).or_default();
+            *counts.versions.entry(i.version.clone()).or_default() += 1;
             if running {
                 facts.running += 1;
-                per_app.entry(&i.app).or_default().running += 1;
+                counts.running += 1;
             }
             if i.endpoint.is_empty() {
                 continue;
@@ -245,11 +249,17 @@ impl FleetFacts {
         if self.per_host.get(&i.host) == Some(&0) {
             self.per_host.remove(&i.host);
         }
-        if i.state == InstanceState::Running {
-            add(&mut self.running);
-            add(&mut entry(&mut self.per_app, &i.app).running);
-            prune_app(&mut self.per_app, &i.app);
+        let counts = entry(&mut self.per_app, &i.app);
+        let version = counts.versions.entry(i.version.clone()).or_default();
+        add(version);
+        if *version == 0 {
+            counts.versions.remove(&i.version);
         }
+        if i.state == InstanceState::Running {
+            add(&mut counts.running);
+            add(&mut self.running);
+        }
+        prune_app(&mut self.per_app, &i.app);
     }
 
     /// Counts one endpoint again from its instances: whether they run, the first one's
@@ -284,7 +294,7 @@ impl FleetFacts {
     }
 
     pub fn app(&self, app: &str) -> AppCounts {
-        self.per_app.get(app).copied().unwrap_or_default()
+        self.per_app.get(app).cloned().unwrap_or_default()
     }
 
     pub fn endpoint(&self, app: &str, endpoint: &str) -> Option<&Endpoint> {

@@ -302,7 +302,7 @@ pub fn fields(
         }
         (Panel::Apps, RowKey::Id(name)) => {
             let a = f.apps.get(name)?;
-            let crate::app::facts::AppCounts { running, routes } = facts.app(name);
+            let crate::app::facts::AppCounts { running, routes, .. } = facts.app(name);
             Some(vec![
                 t(a.name.clone()),
                 t(a.version.clone()),

@@ -791,6 +791,9 @@ fn facts_kept_up_event_by_event_are_the_facts_counted_afresh() {
                     } else {
                         format!("10.0.0.{}:80", rng.between(1, 9))
                     };
+                    if rng.chance(0.3) {
+                        i.version = format!("9.{}", rng.between(0, 2));
+                    }
                     Change::Instance(i)
                 }),
                 3 => inst(&mut rng).map(|i| Change::InstanceRemoved { id: i.id }),

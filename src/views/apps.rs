@@ -9,7 +9,7 @@ use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::protocol::{App as AppSpec, InstanceState, OperationState};
+use crate::protocol::{App as AppSpec, OperationState};
 
 pub(crate) const COLUMNS: [Column; 8] = [
     wide("APP", 13, 0),
@@ -37,19 +37,18 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
 fn cells<'a>(app: &'a App, a: &'a AppSpec) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let f = &app.replica.fleet;
-    let instances: Vec<_> = f.instances_of(&a.name).collect();
-    let running = instances.iter().filter(|i| i.state == InstanceState::Running).count();
+    // Counted per change of the fleet, not per row per frame: 20,000 instances and
+    // routes would be read for each app on screen.
+    let counts = app.facts().app(&a.name);
+    let running = counts.running;
+    let routes = counts.routes;
     // Other versions still running, e.g. during a rolling update.
-    let mut others: Vec<&str> =
-        instances.iter().filter(|i| i.version != a.version).map(|i| i.version.as_str()).collect();
-    others.sort_unstable();
-    others.dedup();
+    let others: Vec<&str> = counts.versions.keys().map(String::as_str).filter(|v| *v != a.version).collect();
     let version = match others.as_slice() {
         [] => a.version.clone(),
         o => format!("{} (+{})", a.version, o.join(",")),
     };
     let busy = f.operations.values().any(|o| o.app == a.name && o.state == OperationState::Running);
-    let routes = f.routes.keys().filter(|(app, _)| *app == a.name).count();
     let (state, style) = if busy {
         ("◌ changing", t.warn)
     } else if running as u32 >= a.instances {
