@@ -839,3 +839,20 @@ fn facts_kept_up_event_by_event_are_the_facts_counted_afresh() {
         assert_eq!(app.facts, fresh, "step {step}: {changes:?}");
     }
 }
+
+#[test]
+fn a_burst_past_the_budget_is_counted_afresh_before_the_frame() {
+    use crate::protocol::{Change, InstanceState};
+    let mut app = super::fixture_app(300);
+    app.refresh_views();
+    let ids: Vec<String> = app.replica.fleet.instances.keys().cloned().collect();
+    for n in 0..super::FACTS_BUDGET + 10 {
+        let mut inst = app.replica.fleet.instances[&ids[n % ids.len()]].clone();
+        inst.state = if n % 3 == 0 { InstanceState::Crashed } else { InstanceState::Running };
+        let update = change_event(&app, vec![Change::Instance(inst)]);
+        app.update(Action::Backend(Box::new(update)));
+    }
+    assert_ne!(app.facts.stamp, super::facts::stamp_of(&app.replica), "followed no further than the budget");
+    app.refresh_views();
+    assert_eq!(app.facts, super::facts::FleetFacts::of(&app.replica));
+}

@@ -191,10 +191,14 @@ impl App {
                     .any(|v| v.cache.in_use())
                     .then(|| super::row_cache::touched_by(&self.replica.fleet, &event.changes));
                 // The facts follow the event when they were current before it, else they
-                // are counted again before the next frame.
-                let facts_current = self.facts.stamp == super::facts::stamp_of(&self.replica);
-                let before =
-                    facts_current.then(|| super::facts::Before::capture(&self.replica.fleet, &event.changes));
+                // are counted again before the next frame; past a burst's worth of events
+                // per frame, counting afresh once is the cheaper.
+                let facts_current =
+                    self.facts_budget > 0 && self.facts.stamp == super::facts::stamp_of(&self.replica);
+                let before = facts_current.then(|| {
+                    self.facts_budget -= 1;
+                    super::facts::Before::capture(&self.replica.fleet, &event.changes)
+                });
                 let revision = self.replica.fleet.revision;
                 let gap = self.replica.apply_event(event, now).is_err();
                 if let Some(before) = before
