@@ -3,7 +3,12 @@
 //! they are computed once per change of the fleet's structure, not per frame: heartbeats
 //! change metrics only, never a state or a placement, so they keep the facts current.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The facts' maps: counted afresh, every instance's host, app and endpoint is hashed, so
+/// the hasher is a fast one (keys come from our own controller, not from an attacker who
+/// could aim collisions at a cockpit).
+pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::backend::Replica;
 use crate::protocol::{App, Change, Fleet, HostState, Instance, InstanceState, Route, RouteState};
@@ -22,12 +27,12 @@ pub struct FleetFacts {
     /// Running instances with an endpoint and no route.
     pub unrouted: usize,
     /// Instances placed on each host.
-    pub per_host: HashMap<String, usize>,
+    pub per_host: Map<String, usize>,
     /// Running instances and routes of each app.
-    pub per_app: HashMap<String, AppCounts>,
+    pub per_app: Map<String, AppCounts>,
     /// The instances behind each endpoint, by app then endpoint: nested so that a view
     /// looks one up by `&str`, without building a key.
-    pub by_endpoint: HashMap<String, HashMap<String, Endpoint>>,
+    pub by_endpoint: Map<String, Map<String, Endpoint>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,7 +47,8 @@ pub struct AppCounts {
 pub struct Endpoint {
     /// The instances on it, by id: kept so that an event re-counts an endpoint from its
     /// own few instances, not from a pass over the fleet.
-    pub ids: BTreeSet<String>,
+    /// In id order.
+    pub ids: Vec<String>,
     /// The state of the first instance on it, in id order (what the Routes panel shows).
     pub first: InstanceState,
     /// Whether any instance on it runs.
@@ -56,7 +62,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint an instance just came to, before it is counted.
     fn empty(state: InstanceState) -> Endpoint {
-        Endpoint { ids: BTreeSet::new(), first: state, serving: false, running: 0, route: None }
+        Endpoint { ids: Vec::new(), first: state, serving: false, running: 0, route: None }
     }
 }
 
@@ -121,12 +127,12 @@ impl Before {
 }
 
 /// The entry for `key`, made if need be (a few per event: the copied key costs nothing).
-fn entry<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+fn entry<'m, V: Default>(map: &'m mut Map<String, V>, key: &str) -> &'m mut V {
     map.entry(key.to_string()).or_default()
 }
 
 /// An app with neither running instances nor routes has no entry, as `of` leaves it.
-fn prune_app(per_app: &mut HashMap<String, AppCounts>, app: &str) {
+fn prune_app(per_app: &mut Map<String, AppCounts>, app: &str) {
     if per_app.get(app) == Some(&AppCounts::default()) {
         per_app.remove(app);
     }
@@ -146,25 +152,43 @@ impl FleetFacts {
             desired: f.apps.values().map(|a| u64::from(a.instances)).sum(),
             ..FleetFacts::default()
         };
-        // Rebuilt on every change of state in the fleet, so at 20,000 instances each
-        // allocation counts: counted under borrowed keys, each key copied once at the end.
-        let routes: HashMap<(&str, &str), RouteState> =
+        // Counted afresh after a snapshot and during floods of events, so at 20,000
+        // instances each allocation counts: a host's or an app's name is copied once, not
+        // per instance.
+        let routes: Map<(&str, &str), RouteState> =
             f.routes.values().map(|r| ((r.app.as_str(), r.backend.as_str()), r.state)).collect();
-        let mut per_host: HashMap<&str, usize> = HashMap::with_capacity(f.hosts.len());
-        let mut per_app: HashMap<&str, AppCounts> = HashMap::with_capacity(f.apps.len());
-        let mut by_endpoint: HashMap<&str, HashMap<&str, Endpoint>> = HashMap::with_capacity(f.apps.len());
+        facts.per_host.reserve(f.hosts.len());
+        facts.per_app.reserve(f.apps.len());
+        facts.by_endpoint.reserve(f.apps.len());
         for (app, _) in routes.keys() {
-            per_app.entry(app).or_default().routes += 1;
+            match facts.per_app.get_mut(*app) {
+                Some(c) => c.routes += 1,
+                None => {
+                    facts.per_app.insert(app.to_string(), AppCounts { routes: 1, ..AppCounts::default() });
+                }
+            }
         }
         for i in f.instances.values() {
-            *per_host.entry(&i.host).or_default() += 1;
-            let running = i.state == InstanceState::Running;
-            let counts = per_app.entry(&i.app).or_default();
-            *counts.versions.entry(i.version.clone()).or_default() += 1;
-            if running {
-                facts.running += 1;
-                counts.running += 1;
+            match facts.per_host.get_mut(&i.host) {
+                Some(n) => *n += 1,
+                None => {
+                    facts.per_host.insert(i.host.clone(), 1);
+                }
             }
+            let running = i.state == InstanceState::Running;
+            if !facts.per_app.contains_key(&i.app) {
+                facts.per_app.insert(i.app.clone(), AppCounts::default());
+            }
+            if let Some(counts) = facts.per_app.get_mut(&i.app) {
+                match counts.versions.get_mut(&i.version) {
+                    Some(n) => *n += 1,
+                    None => {
+                        counts.versions.insert(i.version.clone(), 1);
+                    }
+                }
+                counts.running += usize::from(running);
+            }
+            facts.running += usize::from(running);
             if i.endpoint.is_empty() {
                 continue;
             }
@@ -172,30 +196,30 @@ impl FleetFacts {
             if running && route.is_none() {
                 facts.unrouted += 1;
             }
-            by_endpoint
-                .entry(&i.app)
-                .or_default()
-                .entry(&i.endpoint)
-                .and_modify(|e| {
+            if !facts.by_endpoint.contains_key(&i.app) {
+                facts.by_endpoint.insert(i.app.clone(), Map::default());
+            }
+            let Some(endpoints) = facts.by_endpoint.get_mut(&i.app) else { continue };
+            match endpoints.get_mut(&i.endpoint) {
+                Some(e) => {
                     e.serving |= running;
                     e.running += usize::from(running);
-                    e.ids.insert(i.id.clone());
-                })
-                .or_insert_with(|| Endpoint {
-                    ids: BTreeSet::from([i.id.clone()]),
-                    first: i.state,
-                    serving: running,
-                    running: usize::from(running),
-                    route,
-                });
+                    // Instances come in id order: the ids stay sorted.
+                    e.ids.push(i.id.clone());
+                }
+                None => {
+                    let ids = vec![i.id.clone()];
+                    let e = Endpoint {
+                        ids,
+                        first: i.state,
+                        serving: running,
+                        running: usize::from(running),
+                        route,
+                    };
+                    endpoints.insert(i.endpoint.clone(), e);
+                }
+            }
         }
-        let owned = |k: &str| k.to_string();
-        facts.per_host = per_host.into_iter().map(|(k, v)| (owned(k), v)).collect();
-        facts.per_app = per_app.into_iter().map(|(k, v)| (owned(k), v)).collect();
-        facts.by_endpoint = by_endpoint
-            .into_iter()
-            .map(|(app, m)| (owned(app), m.into_iter().map(|(k, v)| (owned(k), v)).collect()))
-            .collect();
         facts
     }
 
@@ -223,7 +247,9 @@ impl FleetFacts {
             if let Some(old) = old {
                 self.count_instance(old, -1);
                 if let Some(e) = self.by_endpoint.get_mut(&old.app).and_then(|m| m.get_mut(&old.endpoint)) {
-                    e.ids.remove(id);
+                    if let Ok(at) = e.ids.binary_search(id) {
+                        e.ids.remove(at);
+                    }
                 }
             }
             if let Some(new) = after.instances.get(id) {
@@ -232,7 +258,9 @@ impl FleetFacts {
                     let on = entry(&mut self.by_endpoint, &new.app)
                         .entry(new.endpoint.clone())
                         .or_insert_with(|| Endpoint::empty(new.state));
-                    on.ids.insert(id.clone());
+                    if let Err(at) = on.ids.binary_search(id) {
+                        on.ids.insert(at, id.clone());
+                    }
                     endpoints.insert((new.app.clone(), new.endpoint.clone()));
                 }
             }

@@ -74,9 +74,9 @@ pub struct Selection {
 }
 
 /// Events per frame the fleet facts follow one at a time (a few µs each); past that, a
-/// burst is counted afresh once before the frame (about 9 ms at 20,000 instances), which
-/// costs less than following a thousand or more events one by one.
-const FACTS_BUDGET: usize = 1024;
+/// burst is counted afresh once before the frame (about 10 ms at 20,000 instances), and
+/// so is each frame after it while the flood lasts. A busy fleet's trickle is followed.
+const FACTS_BUDGET: usize = 256;
 
 /// How many palette lines are remembered.
 const HISTORY_KEPT: usize = 100;
@@ -118,9 +118,10 @@ pub struct App {
     pub mouse: bool,
     /// Fleet-wide counts, kept per structure of the fleet (see `facts`).
     facts: FleetFacts,
-    /// Events the facts may still follow one by one before the next frame (see
-    /// `FACTS_BUDGET`).
-    facts_budget: usize,
+    /// Events since the last frame, and whether the frame before had more than
+    /// `FACTS_BUDGET`: the facts follow events one by one only while neither is so.
+    events_since_frame: usize,
+    flood: bool,
 }
 
 impl App {
@@ -148,7 +149,8 @@ impl App {
             log_sessions: 0,
             mouse: true,
             facts: FleetFacts::default(),
-            facts_budget: FACTS_BUDGET,
+            events_since_frame: 0,
+            flood: false,
         }
     }
 
@@ -220,7 +222,9 @@ impl App {
         if self.facts.stamp != facts::stamp_of(&self.replica) {
             self.facts = FleetFacts::of(&self.replica);
         }
-        self.facts_budget = FACTS_BUDGET;
+        // While a flood lasts, each frame counts afresh once and no event is followed.
+        self.flood = self.events_since_frame > FACTS_BUDGET;
+        self.events_since_frame = 0;
         let panel = self.panel;
         let i = panel.index();
         let stamp = self.stamp(panel);

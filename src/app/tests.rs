@@ -832,6 +832,8 @@ fn facts_kept_up_event_by_event_are_the_facts_counted_afresh() {
         {
             changes.push(c);
         }
+        // One event per frame: a trickle, which the facts follow one event at a time.
+        app.refresh_views();
         let update = change_event(&app, changes.clone());
         app.update(Action::Backend(Box::new(update)));
         assert_eq!(app.facts.stamp, super::facts::stamp_of(&app.replica), "step {step}: the facts followed");

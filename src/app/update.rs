@@ -193,12 +193,12 @@ impl App {
                 // The facts follow the event when they were current before it, else they
                 // are counted again before the next frame; past a burst's worth of events
                 // per frame, counting afresh once is the cheaper.
-                let facts_current =
-                    self.facts_budget > 0 && self.facts.stamp == super::facts::stamp_of(&self.replica);
-                let before = facts_current.then(|| {
-                    self.facts_budget -= 1;
-                    super::facts::Before::capture(&self.replica.fleet, &event.changes)
-                });
+                self.events_since_frame += 1;
+                let facts_current = !self.flood
+                    && self.events_since_frame <= super::FACTS_BUDGET
+                    && self.facts.stamp == super::facts::stamp_of(&self.replica);
+                let before =
+                    facts_current.then(|| super::facts::Before::capture(&self.replica.fleet, &event.changes));
                 let revision = self.replica.fleet.revision;
                 let gap = self.replica.apply_event(event, now).is_err();
                 if let Some(before) = before
