@@ -246,10 +246,10 @@ impl FleetFacts {
         for (id, old) in &before.instances {
             if let Some(old) = old {
                 self.count_instance(old, -1);
-                if let Some(e) = self.by_endpoint.get_mut(&old.app).and_then(|m| m.get_mut(&old.endpoint)) {
-                    if let Ok(at) = e.ids.binary_search(id) {
-                        e.ids.remove(at);
-                    }
+                if let Some(e) = self.by_endpoint.get_mut(&old.app).and_then(|m| m.get_mut(&old.endpoint))
+                    && let Ok(at) = e.ids.binary_search(id)
+                {
+                    e.ids.remove(at);
                 }
             }
             if let Some(new) = after.instances.get(id) {
