@@ -16,8 +16,9 @@ use crate::backend::Replica;
 
 #[derive(Debug, Clone, Default)]
 pub struct RowCache {
-    /// The replica's structure, the panel's time bucket and the row count it was built for.
-    stamp: Option<(u64, u64, usize)>,
+    /// The replica's snapshots and the panel's membership counter, the panel's time
+    /// bucket and the row count it was built for.
+    stamp: Option<(u64, u64, u64, usize)>,
     /// Natural order.
     pub keys: Vec<RowKey>,
     pos: HashMap<RowKey, usize>,
@@ -68,6 +69,32 @@ impl RowCache {
         }
     }
 
+    /// Rebuilds the rows marked dirty; says whether one moved: its filter verdict flipped,
+    /// or its sort key changed while the filter keeps it.
+    fn refresh_dirty(
+        &mut self,
+        build: &dyn Fn(&RowKey) -> Vec<Field>,
+        filter: Option<&Filter>,
+        sort_column: Option<usize>,
+    ) -> bool {
+        let mut moved = false;
+        for key in std::mem::take(&mut self.dirty) {
+            let Some(&p) = self.pos.get(&key) else { continue };
+            let fields = build(&key);
+            // A heartbeat that leaves the sorted column alone (sorted by app or host, say)
+            // leaves the order alone: no re-sort of every kept row.
+            let sort_key = |f: &[Field]| sort_column.and_then(|c| f.get(c)).map(|f| (f.text.clone(), f.num));
+            moved |= self.keep[p] && sort_key(&self.fields[p]) != sort_key(&fields);
+            self.fields[p] = fields;
+            self.hay[p] = hay(&self.fields[p]);
+            self.builds += 1;
+            let keep = filter.is_none_or(|f| f.keeps(&self.hay[p]));
+            moved |= keep != self.keep[p];
+            self.keep[p] = keep;
+        }
+        moved
+    }
+
     /// A kept row's fields, for tests.
     #[cfg(test)]
     pub fn fields_of(&self, key: &RowKey) -> Option<&Vec<Field>> {
@@ -96,9 +123,49 @@ impl RowCache {
         sort_column: Option<usize>,
     ) -> Refreshed {
         let total = super::rows::total(replica, panel);
-        let stamp = (super::rows::members(replica, panel), time_bucket(panel, now), total);
+        let stamp = (replica.snapshots, super::rows::members(replica, panel), time_bucket(panel, now), total);
         let build = |key: &RowKey| fields(replica, facts, now, panel, key).unwrap_or_default();
         let filter_text = filter.map(|f| f.text.clone());
+        let same_rows_since = |old: &(u64, u64, u64, usize)| old.0 == stamp.0 && old.2 == stamp.2;
+        if self.stamp.as_ref().is_some_and(|old| *old != stamp && same_rows_since(old)) {
+            // Rows came or went, and no snapshot or clock moved the others: the rows still
+            // there are kept (those the change touched are in `dirty`, rebuilt below) and
+            // the new ones built. An Events panel gains a row per event this way, not 5,000.
+            let keys = natural(replica, panel);
+            let mut old: Vec<Option<(Vec<Field>, String, bool)>> = std::mem::take(&mut self.fields)
+                .into_iter()
+                .zip(std::mem::take(&mut self.hay))
+                .zip(std::mem::take(&mut self.keep))
+                .map(|((f, h), k)| Some((f, h, k)))
+                .collect();
+            for key in &keys {
+                let kept = self.pos.get(key).and_then(|&p| old.get_mut(p)).and_then(Option::take);
+                let (f, h, k) = match kept {
+                    Some(row) => row,
+                    None => {
+                        // Built now, and so not again for being touched.
+                        self.dirty.remove(key);
+                        self.builds += 1;
+                        let f = build(key);
+                        let h = hay(&f);
+                        let k = filter.is_none_or(|x| x.keeps(&h));
+                        (f, h, k)
+                    }
+                };
+                self.fields.push(f);
+                self.hay.push(h);
+                self.keep.push(k);
+            }
+            self.pos = keys.iter().enumerate().map(|(p, k)| (k.clone(), p)).collect();
+            self.keys = keys;
+            self.stamp = Some(stamp);
+            self.refresh_dirty(&build, filter, sort_column);
+            if self.matched_for.as_ref() != Some(&filter_text) {
+                self.keep = self.hay.iter().map(|h| filter.is_none_or(|f| f.keeps(h))).collect();
+                self.matched_for = Some(filter_text);
+            }
+            return Refreshed::All;
+        }
         if self.stamp != Some(stamp) {
             self.keys = natural(replica, panel);
             self.pos = self.keys.iter().enumerate().map(|(p, k)| (k.clone(), p)).collect();
@@ -111,21 +178,7 @@ impl RowCache {
             self.stamp = Some(stamp);
             return Refreshed::All;
         }
-        let mut moved = false;
-        for key in std::mem::take(&mut self.dirty) {
-            let Some(&p) = self.pos.get(&key) else { continue };
-            let fields = build(&key);
-            // A heartbeat that leaves the sorted column alone (sorted by app or host, say)
-            // leaves the order alone: no re-sort of every kept row.
-            let sort_key = |f: &[Field]| sort_column.and_then(|c| f.get(c)).map(|f| (f.text.clone(), f.num));
-            moved |= self.keep[p] && sort_key(&self.fields[p]) != sort_key(&fields);
-            self.fields[p] = fields;
-            self.hay[p] = hay(&self.fields[p]);
-            self.builds += 1;
-            let keep = filter.is_none_or(|f| f.keeps(&self.hay[p]));
-            moved |= keep != self.keep[p];
-            self.keep[p] = keep;
-        }
+        let moved = self.refresh_dirty(&build, filter, sort_column);
         if self.matched_for.as_ref() != Some(&filter_text) {
             // A new filter: matched against the kept text, no row is built.
             self.keep = self.hay.iter().map(|h| filter.is_none_or(|f| f.keeps(h))).collect();

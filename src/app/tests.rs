@@ -751,15 +751,57 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     assert_eq!(cached.map(|f| f[10].text.clone()), row.map(|f| f[10].text.clone()));
     assert_eq!(cached.map(|f| f[10].text.as_str()), Some("off"));
 
-    // A new instance comes: the table's rows are built again, whole.
+    // A new instance comes: its row is built and the others are kept, and it takes its
+    // place in the order at once.
     let before = builds(&app);
-    let total = app.total_rows(Panel::Instances) as u64;
     let new = crate::protocol::Instance { id: "brand-new-1".into(), ..inst };
     let update = change_event(&app, vec![Change::Instance(new)]);
     app.update(Action::Backend(Box::new(update)));
     app.refresh_views();
-    assert_eq!(builds(&app), before + total + 1);
+    assert_eq!(builds(&app), before + 1);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
+    assert!(app.rows(Panel::Instances).contains(&super::rows::RowKey::Id("brand-new-1".into())));
+
+    // It goes: nothing is built, and it leaves the order at once.
+    let before = builds(&app);
+    let update = change_event(&app, vec![Change::InstanceRemoved { id: "brand-new-1".into() }]);
+    app.update(Action::Backend(Box::new(update)));
+    app.refresh_views();
+    assert_eq!(builds(&app), before);
+    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
+
+    // A snapshot may change any row: all are built again.
+    let before = builds(&app);
+    let total = app.total_rows(Panel::Instances) as u64;
+    let fleet = app.replica.fleet.clone();
+    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    app.refresh_views();
+    assert_eq!(builds(&app), before + total);
+}
+
+#[test]
+fn a_filtered_events_panel_builds_one_row_per_new_event() {
+    use crate::protocol::{Change, InstanceState};
+    let mut app = super::fixture_app(300);
+    app.update(Action::ShowPanel(Panel::Events));
+    app.update(Action::Filter);
+    type_text(&mut app, "crash");
+    app.update(Action::Submit);
+    app.refresh_views();
+    let builds = |app: &App| app.view(Panel::Events).cache.builds;
+    let fresh = |app: &App| {
+        super::rows::build(&app.replica, &app.facts(), app.now, Panel::Events, app.view(Panel::Events)).keys
+    };
+    let before = builds(&app);
+    let mut inst = app.replica.fleet.instances.values().next().cloned().expect("an instance");
+    for n in 0..5 {
+        inst.state = if n % 2 == 0 { InstanceState::Crashed } else { InstanceState::Running };
+        let update = change_event(&app, vec![Change::Instance(inst.clone())]);
+        app.update(Action::Backend(Box::new(update)));
+        app.refresh_views();
+    }
+    assert_eq!(builds(&app), before + 5, "one row per event, the rest kept");
+    assert_eq!(app.rows(Panel::Events).as_ref(), fresh(&app).as_slice());
 }
 
 #[test]

@@ -116,6 +116,8 @@ pub struct Replica {
     /// Bumped per table when its rows come or go: a table in its natural order needs a
     /// new index only then.
     pub members: Membership,
+    /// Snapshots applied: after one, any row may have changed.
+    pub snapshots: u64,
     /// The controller's revision at the last beacon we were behind, if we were.
     behind: Option<u64>,
     /// Metrics over the last minutes, fed by heartbeats, by host id.
@@ -137,6 +139,7 @@ impl Default for Replica {
             generation: 0,
             structure: 0,
             members: Membership::default(),
+            snapshots: 0,
             behind: None,
             host_history: HashMap::new(),
             instance_history: HashMap::new(),
@@ -147,6 +150,7 @@ impl Default for Replica {
 impl Replica {
     pub fn apply_snapshot(&mut self, fleet: Fleet, now: u64) {
         self.structure += 1;
+        self.snapshots += 1;
         self.members.bump_fleet();
         self.fleet = fleet;
         self.sync = Sync::Live;
