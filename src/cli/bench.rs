@@ -38,7 +38,8 @@ pub struct BenchArgs {
     /// snapshot goes by pages, as the controller sends it, whatever its size.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(7..=1_000_000))]
     pub instances: u32,
-    /// Frames to time (in-process only).
+    /// Frames to time (in-process only), each with ratatui's bare diff floor timed beside
+    /// it after its own batch of heartbeats.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(10..=100_000))]
     pub frames: u32,
     /// Event envelopes to decode and apply for the ingest rate. With --nats: events to
