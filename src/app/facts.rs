@@ -51,8 +51,6 @@ pub struct Endpoint {
     pub ids: Vec<String>,
     /// The state of the first instance on it, in id order (what the Routes panel shows).
     pub first: InstanceState,
-    /// Whether any instance on it runs.
-    pub serving: bool,
     /// How many of its instances run.
     pub running: usize,
     /// The route to it, if there is one.
@@ -60,9 +58,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Whether any instance on it runs.
+    pub fn serving(&self) -> bool {
+        self.running > 0
+    }
+
     /// An endpoint an instance just came to, before it is counted.
     fn empty(state: InstanceState) -> Endpoint {
-        Endpoint { ids: Vec::new(), first: state, serving: false, running: 0, route: None }
+        Endpoint { ids: Vec::new(), first: state, running: 0, route: None }
     }
 }
 
@@ -202,20 +205,13 @@ impl FleetFacts {
             let Some(endpoints) = facts.by_endpoint.get_mut(&i.app) else { continue };
             match endpoints.get_mut(&i.endpoint) {
                 Some(e) => {
-                    e.serving |= running;
                     e.running += usize::from(running);
                     // Instances come in id order: the ids stay sorted.
                     e.ids.push(i.id.clone());
                 }
                 None => {
                     let ids = vec![i.id.clone()];
-                    let e = Endpoint {
-                        ids,
-                        first: i.state,
-                        serving: running,
-                        running: usize::from(running),
-                        route,
-                    };
+                    let e = Endpoint { ids, first: i.state, running: usize::from(running), route };
                     endpoints.insert(i.endpoint.clone(), e);
                 }
             }
@@ -302,7 +298,6 @@ impl FleetFacts {
             Some(first) => {
                 e.first = first.state;
                 e.running = on.iter().filter(|i| i.state == InstanceState::Running).count();
-                e.serving = e.running > 0;
                 e.route = fleet.routes.get(&(app.to_string(), endpoint.to_string())).map(|r| r.state);
                 unrouted(e)
             }

@@ -74,7 +74,7 @@ pub struct Selection {
 }
 
 /// Events per frame the fleet facts follow one at a time (a few µs each); past that, a
-/// burst is counted afresh once before the frame (about 10 ms at 20,000 instances), and
+/// burst is counted afresh once before the frame (about 7 ms at 20,000 instances), and
 /// so is each frame after it while the flood lasts. A busy fleet's trickle is followed.
 const FACTS_BUDGET: usize = 256;
 
@@ -116,7 +116,7 @@ pub struct App {
     pub log_sessions: u64,
     /// Whether the terminal captures the mouse (`m` toggles, so text can be selected).
     pub mouse: bool,
-    /// Fleet-wide counts, kept per structure of the fleet (see `facts`).
+    /// Fleet-wide counts, counted after a snapshot and kept up event by event (see `facts`).
     facts: FleetFacts,
     /// Events since the last frame, and whether the frame before had more than
     /// `FACTS_BUDGET`: the facts follow events one by one only while neither is so.

@@ -41,28 +41,37 @@ impl Membership {
     /// Notes the tables whose keys an event added or removed: a table whose size changed,
     /// or that a removal named (an add and a removal together keep the size). Sizes are
     /// free to read; looking each key up would cost ingest a tenth of its rate.
-    fn note(&mut self, sizes: [usize; 4], fleet: &Fleet, changes: &[Change]) {
-        let now = Membership::sizes(fleet);
-        let removed = |table: usize| {
-            changes.iter().any(|c| {
-                matches!(
-                    (table, c),
-                    (1, Change::AppRemoved { .. })
-                        | (2, Change::InstanceRemoved { .. })
-                        | (3, Change::RouteRemoved { .. })
-                )
-            })
-        };
-        let counters = [&mut self.hosts, &mut self.apps, &mut self.instances, &mut self.routes];
-        for (table, counter) in counters.into_iter().enumerate() {
-            if sizes[table] != now[table] || removed(table) {
-                *counter += 1;
-            }
-        }
+    fn note(&mut self, before: Sizes, fleet: &Fleet, changes: &[Change]) {
+        let after = Sizes::of(fleet);
+        let removes = |is: fn(&Change) -> bool| changes.iter().any(is);
+        self.hosts += u64::from(before.hosts != after.hosts);
+        self.apps +=
+            u64::from(before.apps != after.apps || removes(|c| matches!(c, Change::AppRemoved { .. })));
+        self.instances += u64::from(
+            before.instances != after.instances || removes(|c| matches!(c, Change::InstanceRemoved { .. })),
+        );
+        self.routes +=
+            u64::from(before.routes != after.routes || removes(|c| matches!(c, Change::RouteRemoved { .. })));
     }
+}
 
-    fn sizes(fleet: &Fleet) -> [usize; 4] {
-        [fleet.hosts.len(), fleet.apps.len(), fleet.instances.len(), fleet.routes.len()]
+/// How many rows each fleet table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sizes {
+    hosts: usize,
+    apps: usize,
+    instances: usize,
+    routes: usize,
+}
+
+impl Sizes {
+    fn of(fleet: &Fleet) -> Sizes {
+        Sizes {
+            hosts: fleet.hosts.len(),
+            apps: fleet.apps.len(),
+            instances: fleet.instances.len(),
+            routes: fleet.routes.len(),
+        }
     }
 }
 
@@ -169,7 +178,7 @@ impl Replica {
             self.remember(event);
             return Ok(());
         }
-        let sizes = Membership::sizes(&self.fleet);
+        let sizes = Sizes::of(&self.fleet);
         match self.fleet.apply(&event) {
             Ok(_) => {
                 self.members.note(sizes, &self.fleet, &event.changes);
