@@ -5,6 +5,7 @@ mod nats_support;
 mod support;
 
 mod bench_nats;
+mod chaos;
 mod cockpit_headless;
 mod docker_support;
 mod nats_paged_snapshot;

@@ -229,6 +229,14 @@ impl NatsServer {
         }
     }
 
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts the server again on the same port with the same store.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "start_again: the server is still running");

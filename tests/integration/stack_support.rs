@@ -67,26 +67,7 @@ impl Stack {
             "c1",
             &["--route-stale-after", route_ttl, "--stale-after", "5", "--lost-after", "100"],
         );
-        let agent_args: Vec<String> = [
-            "agent",
-            "--host-id",
-            &host,
-            "--az",
-            "az1",
-            "--driver",
-            "docker",
-            "--ip",
-            "127.0.0.1",
-            "--advertise-ip",
-            "127.0.0.1",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--heartbeat",
-            "300ms",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+        let agent_args = docker_agent_args(&host, "az1", &data_dir);
         let agent = Proc::spawn(&nats, "agent", &agent_args.iter().map(String::as_str).collect::<Vec<_>>());
         let port = free_port();
         let mut stack = Stack {
@@ -159,35 +140,7 @@ impl Stack {
         artifact: &std::path::Path,
         extra: &[&str],
     ) -> CtlOut {
-        let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
-        let mut args = vec![
-            "deploy",
-            "--app",
-            "site",
-            "--version",
-            version,
-            "--instances",
-            instances,
-            "--image",
-            &image,
-            "--port",
-            "8080",
-            "--cmd",
-            "httpd -f -p 8080 -h /app",
-            "--artifact",
-            artifact.to_str().unwrap(),
-            "--health",
-            "http:/index.html",
-            "--domain",
-            "site.test",
-            "--cpu",
-            "0.1",
-            "--memory",
-            "64M",
-            "--wait",
-        ];
-        args.extend_from_slice(extra);
-        ctl(&self.url(), &args)
+        deploy_site(&self.url(), version, instances, artifact, extra)
     }
 
     pub fn router_generation(&self) -> u64 {
@@ -242,4 +195,70 @@ pub fn get(port: u16, host: &str) -> Result<(u16, String, String), String> {
         .to_string();
     let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string();
     Ok((status, backend, body))
+}
+
+/// `ctl deploy --wait` of the app `site` (the test image's httpd serving the artifact on
+/// 8080, domain `site.test`) with a given artifact file.
+pub fn deploy_site(
+    url: &str,
+    version: &str,
+    instances: &str,
+    artifact: &std::path::Path,
+    extra: &[&str],
+) -> CtlOut {
+    let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
+    let mut args = vec![
+        "deploy",
+        "--app",
+        "site",
+        "--version",
+        version,
+        "--instances",
+        instances,
+        "--image",
+        &image,
+        "--port",
+        "8080",
+        "--cmd",
+        "httpd -f -p 8080 -h /app",
+        "--artifact",
+        artifact.to_str().unwrap(),
+        "--health",
+        "http:/index.html",
+        "--domain",
+        "site.test",
+        "--cpu",
+        "0.1",
+        "--memory",
+        "64M",
+        "--wait",
+    ];
+    args.extend_from_slice(extra);
+    ctl(url, &args)
+}
+
+/// The flags of a docker agent for `host` in `az`, publishing on 127.0.0.1, its state in
+/// `data_dir`, with a fast heartbeat.
+pub fn docker_agent_args(host: &str, az: &str, data_dir: &std::path::Path) -> Vec<String> {
+    let data_dir = data_dir.to_str().unwrap();
+    [
+        "agent",
+        "--host-id",
+        host,
+        "--az",
+        az,
+        "--driver",
+        "docker",
+        "--ip",
+        "127.0.0.1",
+        "--advertise-ip",
+        "127.0.0.1",
+        "--data-dir",
+        data_dir,
+        "--heartbeat",
+        "300ms",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
 }
