@@ -227,14 +227,6 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
         JetStreamStore::open(&bus, &js_config).await.map_err(|e| e.to_string())
     })
     .await;
-    let lease = tokio::select! {
-        lease = Lease::acquire(&bus, &id, args.lease_ttl) => lease.map_err(|e| e.to_string())?,
-        _ = stop_signal() => return Ok(()),
-    };
-    // Leader now: commands are refused, by name, until the state is loaded.
-    let not_ready = tokio::spawn(refuse_until_loaded(bus.clone()));
-    let fleet = retry("loading state", || async { store.load().await.map_err(|e| e.to_string()) }).await;
-    not_ready.abort();
     let config = ControllerConfig {
         source: format!("controller/{id}"),
         heartbeat_period: args.heartbeat,
@@ -251,17 +243,58 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
     })
     .await;
     let repository: Arc<dyn Repository> = Arc::new(repository);
-    let _controller = Controller::start(dyn_bus, config, fleet, store, Some(repository))
-        .await
-        .map_err(|e| e.to_string())?;
-    log::info!("controller {id} is serving on {}", bus.describe());
-    tokio::select! {
-        reason = lease.keep() => Err(format!("stopping: {reason}")),
-        _ = stop_signal() => {
-            log::info!("controller {id} stopping");
-            Ok(())
+    // Leader, then standby again if another controller takes the lease, as often as that
+    // happens: the process ends only when asked to.
+    loop {
+        let term = tokio::select! {
+            term = lead_once(&bus, &id, &args, &config, &dyn_bus, &store, &repository) => term?,
+            _ = stop_signal() => Term::Stop,
+        };
+        match term {
+            Term::Stop => {
+                log::info!("controller {id} stopping");
+                return Ok(());
+            }
+            Term::Lost(reason) => {
+                log::warn!("controller {id} stopped leading: {reason}; standby until the lease is free again");
+            }
         }
     }
+}
+
+/// How one term as leader ended.
+enum Term {
+    /// Asked to stop.
+    Stop,
+    /// The lease was written by another controller: standby, and reload before leading.
+    Lost(String),
+}
+
+/// Waits for the lease, loads the state from the store (afresh each time: another leader
+/// may have changed it) and leads until the lease is lost.
+async fn lead_once(
+    bus: &NatsBus,
+    id: &str,
+    args: &ControllerArgs,
+    config: &ControllerConfig,
+    dyn_bus: &Arc<dyn Bus>,
+    store: &Arc<dyn Store>,
+    repository: &Arc<dyn Repository>,
+) -> Result<Term, String> {
+    let lease = Lease::acquire(bus, id, args.lease_ttl).await.map_err(|e| e.to_string())?;
+    // Leader now: commands are refused, by name, until the state is loaded.
+    let not_ready = tokio::spawn(refuse_until_loaded(bus.clone()));
+    let fleet = retry("loading state", || async { store.load().await.map_err(|e| e.to_string()) }).await;
+    not_ready.abort();
+    let controller =
+        Controller::start(dyn_bus.clone(), config.clone(), fleet, store.clone(), Some(repository.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+    log::info!("controller {id} is serving on {}", bus.describe());
+    let fence = controller.clone();
+    let reason = lease.keep(move |fenced| fence.set_fenced(fenced)).await;
+    controller.stop();
+    Ok(Term::Lost(reason))
 }
 
 async fn refuse_until_loaded(bus: NatsBus) {

@@ -137,6 +137,10 @@ struct Shared {
     events: mpsc::UnboundedSender<Event>,
     /// The kept encodings of the fleet that paged snapshots are cut from.
     pages: super::paging::Pages,
+    /// True while the leader cannot renew its lease: it must not act (see `lease.rs`).
+    fenced: watch::Sender<bool>,
+    /// Every task this controller started, so a leader that lost its lease stops them all.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 #[derive(Clone)]
@@ -176,6 +180,8 @@ impl Controller {
             rev,
             events,
             pages: Default::default(),
+            fenced: watch::channel(false).0,
+            tasks: Mutex::new(Vec::new()),
         };
         (Controller { shared: Arc::new(shared) }, rx)
     }
@@ -195,6 +201,44 @@ impl Controller {
     /// The artifact repository, when this controller has one (on NATS).
     pub(crate) fn repository(&self) -> Option<Arc<dyn Repository>> {
         self.shared.repository.clone()
+    }
+
+    /// Fences or unfences the controller. Fenced, it carries out no command, makes no
+    /// health judgement, starts no operation and commits no event: the lease that makes it
+    /// the only writer may have expired.
+    pub fn set_fenced(&self, fenced: bool) {
+        self.shared.fenced.send_if_modified(|f| std::mem::replace(f, fenced) != fenced);
+    }
+
+    pub fn fenced(&self) -> bool {
+        *self.shared.fenced.borrow()
+    }
+
+    /// Waits until the controller is not fenced.
+    pub(crate) async fn unfenced(&self) {
+        let mut rx = self.shared.fenced.subscribe();
+        let _ = rx.wait_for(|f| !*f).await;
+    }
+
+    /// Spawns a task that `stop` ends.
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task).abort_handle();
+        let mut tasks = self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+
+    /// Ends every task of this controller: its loops, its operations and its queue of
+    /// uncommitted events. For a leader that lost its lease: another one writes now.
+    pub fn stop(&self) {
+        self.set_fenced(true);
+        let tasks = std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            t.abort();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {
@@ -285,16 +329,19 @@ impl Controller {
 /// Makes events durable and visible in revision order. A failed commit (the bus is down)
 /// is retried until it succeeds: an event is never skipped, or replicas would see a gap
 /// and the stored state would fall behind.
-pub(crate) async fn publish_events(
-    store: Arc<dyn Store>,
-    source: String,
-    mut events: mpsc::UnboundedReceiver<Event>,
-) {
+///
+/// Nothing is committed while the controller is fenced: if its lease was taken meanwhile,
+/// `stop` drops this queue, so there are never two writers.
+pub(crate) async fn publish_events(ctl: Controller, mut events: mpsc::UnboundedReceiver<Event>) {
+    let store = ctl.store();
+    let source = ctl.config().source.clone();
     while let Some(event) = events.recv().await {
         let subject = subjects::event(&event.kind.subject_token(), event.app.as_deref());
         let envelope = Envelope::new(source.clone(), event);
         let mut wait = Duration::from_millis(100);
-        while let Err(err) = store.commit(&subject, &envelope).await {
+        loop {
+            ctl.unfenced().await;
+            let Err(err) = store.commit(&subject, &envelope).await else { break };
             log::warn!("could not commit event rev {}: {err}; retrying in {wait:?}", envelope.body.rev);
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));

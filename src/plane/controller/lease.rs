@@ -93,23 +93,53 @@ impl Lease {
         }
     }
 
-    /// Renews the lease every third of its TTL until it is lost, then returns. The caller
-    /// must stop acting as the controller.
-    pub async fn keep(mut self) -> String {
+    /// Renews the lease every third of its TTL. A renewal that fails (the bus is down)
+    /// fences the leader through `fence(true)`: it must stop acting, since the lease may
+    /// expire before the bus returns. Renewal is then retried quickly; when it succeeds on
+    /// the same key revision, nobody else wrote the lease meanwhile, so nobody else led and
+    /// the in-memory state is still the truth: `fence(false)` and lead on. Returns only
+    /// when another controller wrote the lease: the caller must stop leading, and reload
+    /// the state from the store before it leads again.
+    pub async fn keep(mut self, fence: impl Fn(bool)) -> String {
         let period = self.ttl / 3;
+        // Quick retries while fenced: the bus returning must end the fence within a second.
+        let retry = period.min(Duration::from_millis(500));
+        let mut fenced = false;
         loop {
-            tokio::time::sleep(period).await;
-            match self.kv.update(KEY, self.value(), self.revision).await {
-                Ok(rev) => self.revision = rev,
-                Err(e) => {
-                    // A transient error is retried until the lease would have expired.
-                    log::warn!("lease renewal failed: {e}");
-                    if let Ok(Some(entry)) = self.kv.entry(KEY).await
-                        && entry.revision != self.revision
-                    {
-                        return format!("another controller took the lease: {e}");
+            tokio::time::sleep(if fenced { retry } else { period }).await;
+            // Bounded: a request on a dead connection must not outlive the lease.
+            let renewed = tokio::time::timeout(period, self.kv.update(KEY, self.value(), self.revision)).await;
+            let failure = match renewed {
+                Ok(Ok(rev)) => {
+                    self.revision = rev;
+                    if fenced {
+                        log::info!("lease renewed: {} leads again", self.holder);
+                        fenced = false;
+                        fence(false);
                     }
+                    continue;
                 }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {period:?}"),
+            };
+            if !fenced {
+                log::warn!("lease renewal failed: {failure}; fenced: no commands, no judgements until it is renewed");
+                fenced = true;
+                fence(true);
+            }
+            match tokio::time::timeout(period, self.kv.entry(KEY)).await {
+                Ok(Ok(Some(entry))) if entry.revision != self.revision => {
+                    let held = serde_json::from_slice::<LeaseValue>(&entry.value).ok();
+                    return match held {
+                        Some(h) if h.holder != self.holder && h.expires_at > now_ms() => {
+                            format!("another controller ({}) holds the lease", h.holder)
+                        }
+                        _ => "the lease was written by another controller while this one was fenced".into(),
+                    };
+                }
+                Ok(Ok(None)) => return "the lease key was removed".into(),
+                // The bus is still down, or the key is as we left it: try again.
+                _ => {}
             }
         }
     }
