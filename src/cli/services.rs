@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 use super::BusArgs;
 use super::parse;
@@ -18,7 +19,7 @@ use crate::plane::agent::sim::{SimConfig, SimDriver};
 use crate::plane::agent::{self, AgentConfig};
 use crate::plane::controller::lease::Lease;
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
-use crate::plane::controller::{Controller, ControllerConfig};
+use crate::plane::controller::{Controller, ControllerConfig, LeaseHold};
 use crate::plane::repository::{DirRepository, ObjectStoreRepository, Repository};
 use crate::protocol::{ErrorCode, Reply, WireError, subjects, validate};
 
@@ -256,7 +257,9 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
                 return Ok(());
             }
             Term::Lost(reason) => {
-                log::warn!("controller {id} stopped leading: {reason}; standby until the lease is free again");
+                log::warn!(
+                    "controller {id} stopped leading: {reason}; standby until the lease is free again"
+                );
             }
         }
     }
@@ -282,17 +285,33 @@ async fn lead_once(
     repository: &Arc<dyn Repository>,
 ) -> Result<Term, String> {
     let lease = Lease::acquire(bus, id, args.lease_ttl).await.map_err(|e| e.to_string())?;
+    // Kept from now on, while the state loads too: a long load must not let the lease lapse.
+    let (hold_tx, mut hold) = watch::channel(LeaseHold::Fenced);
+    let mut keeper = tokio::spawn(lease.keep(move |h| {
+        hold_tx.send_replace(h);
+    }));
     // Leader now: commands are refused, by name, until the state is loaded.
     let not_ready = tokio::spawn(refuse_until_loaded(bus.clone()));
     let fleet = retry("loading state", || async { store.load().await.map_err(|e| e.to_string()) }).await;
     not_ready.abort();
-    let controller =
+    let started =
         Controller::start(dyn_bus.clone(), config.clone(), fleet, store.clone(), Some(repository.clone()))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await;
+    let controller = match started {
+        Ok(c) => c,
+        Err(e) => {
+            keeper.abort();
+            return Err(e.to_string());
+        }
+    };
     log::info!("controller {id} is serving on {}", bus.describe());
-    let fence = controller.clone();
-    let reason = lease.keep(move |fenced| fence.set_fenced(fenced)).await;
+    let reason = loop {
+        controller.set_lease(*hold.borrow_and_update());
+        tokio::select! {
+            ended = &mut keeper => break ended.unwrap_or_else(|e| format!("the lease keeper failed: {e}")),
+            _ = hold.changed() => {}
+        }
+    };
     controller.stop();
     Ok(Term::Lost(reason))
 }

@@ -66,6 +66,27 @@ impl Draft {
     }
 }
 
+/// What the leader lease lets this controller do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseHold {
+    /// No lease (the sandbox): the only controller there is.
+    NotUsed,
+    /// Held: renewed so that nobody else can take it before this instant.
+    Until(Instant),
+    /// A renewal failed: it may expire, or have expired, before the next one works.
+    Fenced,
+}
+
+impl LeaseHold {
+    pub fn fenced(self, now: Instant) -> bool {
+        match self {
+            LeaseHold::NotUsed => false,
+            LeaseHold::Until(until) => now >= until,
+            LeaseHold::Fenced => true,
+        }
+    }
+}
+
 /// When a crashed instance may next be restarted, and how many crashes in a row it had.
 #[derive(Debug, Clone)]
 pub(crate) struct CrashRecord {
@@ -137,8 +158,8 @@ struct Shared {
     events: mpsc::UnboundedSender<Event>,
     /// The kept encodings of the fleet that paged snapshots are cut from.
     pages: super::paging::Pages,
-    /// True while the leader cannot renew its lease: it must not act (see `lease.rs`).
-    fenced: watch::Sender<bool>,
+    /// How long this leader may act: see `lease.rs` and `fenced`.
+    lease: watch::Sender<LeaseHold>,
     /// Every task this controller started, so a leader that lost its lease stops them all.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -180,7 +201,7 @@ impl Controller {
             rev,
             events,
             pages: Default::default(),
-            fenced: watch::channel(false).0,
+            lease: watch::channel(LeaseHold::NotUsed).0,
             tasks: Mutex::new(Vec::new()),
         };
         (Controller { shared: Arc::new(shared) }, rx)
@@ -203,21 +224,26 @@ impl Controller {
         self.shared.repository.clone()
     }
 
-    /// Fences or unfences the controller. Fenced, it carries out no command, makes no
-    /// health judgement, starts no operation and commits no event: the lease that makes it
-    /// the only writer may have expired.
-    pub fn set_fenced(&self, fenced: bool) {
-        self.shared.fenced.send_if_modified(|f| std::mem::replace(f, fenced) != fenced);
+    /// What the leader lease allows, as its keeper learns it.
+    pub fn set_lease(&self, hold: LeaseHold) {
+        self.shared.lease.send_replace(hold);
     }
 
+    /// Whether the controller must not act: its lease renewal failed, or the time its last
+    /// renewal holds for has passed (a process paused past its lease wakes up fenced).
+    /// Fenced, it carries out no command, makes no health judgement, starts no operation
+    /// and commits no event: another controller may hold the lease.
     pub fn fenced(&self) -> bool {
-        *self.shared.fenced.borrow()
+        self.shared.lease.borrow().fenced(Instant::now())
     }
 
     /// Waits until the controller is not fenced.
     pub(crate) async fn unfenced(&self) {
-        let mut rx = self.shared.fenced.subscribe();
-        let _ = rx.wait_for(|f| !*f).await;
+        let mut rx = self.shared.lease.subscribe();
+        while self.fenced() {
+            // The time bound passes without a change: look again now and then.
+            let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+        }
     }
 
     /// Spawns a task that `stop` ends.
@@ -234,7 +260,7 @@ impl Controller {
     /// Ends every task of this controller: its loops, its operations and its queue of
     /// uncommitted events. For a leader that lost its lease: another one writes now.
     pub fn stop(&self) {
-        self.set_fenced(true);
+        self.set_lease(LeaseHold::Fenced);
         let tasks = std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for t in tasks {
             t.abort();

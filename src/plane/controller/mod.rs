@@ -23,7 +23,7 @@ use crate::bus::Bus;
 use crate::protocol::{Fleet, subjects};
 use store::Store;
 
-pub use self::core::Controller;
+pub use self::core::{Controller, LeaseHold};
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
