@@ -301,6 +301,7 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
         domain,
         tags,
         run,
+        shortfall: None,
     })
 }
 
