@@ -961,6 +961,7 @@ mod tests {
                 artifact: Some(ArtifactRef { name: "web-1".into(), sha256: "a".repeat(64), size: 10 }),
                 ..RunSpec::default()
             },
+            shortfall: None,
         };
         f.apps.insert("web".into(), app);
         f

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 use super::BusArgs;
 use super::parse;
@@ -18,7 +19,7 @@ use crate::plane::agent::sim::{SimConfig, SimDriver};
 use crate::plane::agent::{self, AgentConfig};
 use crate::plane::controller::lease::Lease;
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
-use crate::plane::controller::{Controller, ControllerConfig};
+use crate::plane::controller::{Controller, ControllerConfig, LeaseHold};
 use crate::plane::repository::{DirRepository, ObjectStoreRepository, Repository};
 use crate::protocol::{ErrorCode, Reply, WireError, subjects, validate};
 
@@ -227,14 +228,6 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
         JetStreamStore::open(&bus, &js_config).await.map_err(|e| e.to_string())
     })
     .await;
-    let lease = tokio::select! {
-        lease = Lease::acquire(&bus, &id, args.lease_ttl) => lease.map_err(|e| e.to_string())?,
-        _ = stop_signal() => return Ok(()),
-    };
-    // Leader now: commands are refused, by name, until the state is loaded.
-    let not_ready = tokio::spawn(refuse_until_loaded(bus.clone()));
-    let fleet = retry("loading state", || async { store.load().await.map_err(|e| e.to_string()) }).await;
-    not_ready.abort();
     let config = ControllerConfig {
         source: format!("controller/{id}"),
         heartbeat_period: args.heartbeat,
@@ -251,17 +244,76 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
     })
     .await;
     let repository: Arc<dyn Repository> = Arc::new(repository);
-    let _controller = Controller::start(dyn_bus, config, fleet, store, Some(repository))
-        .await
-        .map_err(|e| e.to_string())?;
-    log::info!("controller {id} is serving on {}", bus.describe());
-    tokio::select! {
-        reason = lease.keep() => Err(format!("stopping: {reason}")),
-        _ = stop_signal() => {
-            log::info!("controller {id} stopping");
-            Ok(())
+    // Leader, then standby again if another controller takes the lease, as often as that
+    // happens: the process ends only when asked to.
+    loop {
+        let term = tokio::select! {
+            term = lead_once(&bus, &id, &args, &config, &dyn_bus, &store, &repository) => term?,
+            _ = stop_signal() => Term::Stop,
+        };
+        match term {
+            Term::Stop => {
+                log::info!("controller {id} stopping");
+                return Ok(());
+            }
+            Term::Lost(reason) => {
+                log::warn!(
+                    "controller {id} stopped leading: {reason}; standby until the lease is free again"
+                );
+            }
         }
     }
+}
+
+/// How one term as leader ended.
+enum Term {
+    /// Asked to stop.
+    Stop,
+    /// The lease was written by another controller: standby, and reload before leading.
+    Lost(String),
+}
+
+/// Waits for the lease, loads the state from the store (afresh each time: another leader
+/// may have changed it) and leads until the lease is lost.
+async fn lead_once(
+    bus: &NatsBus,
+    id: &str,
+    args: &ControllerArgs,
+    config: &ControllerConfig,
+    dyn_bus: &Arc<dyn Bus>,
+    store: &Arc<dyn Store>,
+    repository: &Arc<dyn Repository>,
+) -> Result<Term, String> {
+    let lease = Lease::acquire(bus, id, args.lease_ttl).await.map_err(|e| e.to_string())?;
+    // Kept from now on, while the state loads too: a long load must not let the lease lapse.
+    let (hold_tx, mut hold) = watch::channel(LeaseHold::Fenced);
+    let mut keeper = tokio::spawn(lease.keep(move |h| {
+        hold_tx.send_replace(h);
+    }));
+    // Leader now: commands are refused, by name, until the state is loaded.
+    let not_ready = tokio::spawn(refuse_until_loaded(bus.clone()));
+    let fleet = retry("loading state", || async { store.load().await.map_err(|e| e.to_string()) }).await;
+    not_ready.abort();
+    let started =
+        Controller::start(dyn_bus.clone(), config.clone(), fleet, store.clone(), Some(repository.clone()))
+            .await;
+    let controller = match started {
+        Ok(c) => c,
+        Err(e) => {
+            keeper.abort();
+            return Err(e.to_string());
+        }
+    };
+    log::info!("controller {id} is serving on {}", bus.describe());
+    let reason = loop {
+        controller.set_lease(*hold.borrow_and_update());
+        tokio::select! {
+            ended = &mut keeper => break ended.unwrap_or_else(|e| format!("the lease keeper failed: {e}")),
+            _ = hold.changed() => {}
+        }
+    };
+    controller.stop();
+    Ok(Term::Lost(reason))
 }
 
 async fn refuse_until_loaded(bus: NatsBus) {

@@ -83,6 +83,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
             domain: r.domain.unwrap_or_default(),
             tags: r.tags.unwrap_or_default(),
             run: r.run.map(|p| crate::protocol::RunSpec::default().patched(&p)).unwrap_or_default(),
+            shortfall: None,
         })
         .collect();
     if extra_instances > 0 {
@@ -104,6 +105,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
                 domain: format!("svc-{n:04}.local"),
                 tags: vec![],
                 run: crate::protocol::RunSpec::default(),
+                shortfall: None,
             });
         }
     }

@@ -206,6 +206,11 @@ pub struct App {
     pub tags: Vec<String>,
     #[serde(default)]
     pub run: RunSpec,
+    /// Why the app has fewer instances than desired and the controller cannot place them
+    /// yet, e.g. "waiting for capacity: no up host is in AZ az1". Set and cleared by the
+    /// controller; the desired count is kept, and the instances are placed once they fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortfall: Option<String>,
 }
 
 /// `Clone` is written out so that `clone_from` reuses the strings' buffers: a replica

@@ -91,6 +91,7 @@ fn app(name: &str) -> App {
                 size: 1234,
             }),
         },
+        shortfall: None,
     }
 }
 

@@ -8,6 +8,7 @@ mod bench_nats;
 mod chaos;
 mod cockpit_headless;
 mod docker_support;
+mod nats_faults;
 mod nats_paged_snapshot;
 mod nats_plane;
 mod nats_resync;

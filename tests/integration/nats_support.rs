@@ -237,6 +237,23 @@ impl NatsServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered, and what
+    /// clients send meanwhile is handled when it is resumed.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a server frozen by `pause` (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().map(|c| c.id()).expect("nats-server runs");
+        let status = Command::new("kill").arg(sig).arg(pid.to_string()).status().expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
     /// Starts the server again on the same port with the same store.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "start_again: the server is still running");
@@ -345,6 +362,11 @@ impl Proc {
         ];
         args.extend_from_slice(extra);
         Proc::spawn(nats, &format!("agent-{host}"), &args)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// Whether the process is still running.

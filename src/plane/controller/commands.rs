@@ -27,15 +27,30 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
         };
         // History reads the durable stream, which takes a while: it must not hold up
         // commands, and it changes nothing, so it runs on its own.
-        if msg.subject == subjects::CTL_HISTORY {
-            tokio::spawn(answer_history(ctl.clone(), msg));
+        let answer = if ctl.fenced() {
+            fenced_refusal(&ctl)
+        } else if msg.subject == subjects::CTL_HISTORY {
+            ctl.spawn(answer_history(ctl.clone(), msg));
             continue;
-        }
-        let answer = handle(&ctl, &msg);
+        } else {
+            handle(&ctl, &msg)
+        };
         if let Err(err) = ctl.bus().publish(&reply_to, Bytes::from(answer)).await {
             log::warn!("could not answer {}: {err}", msg.subject);
         }
     }
+}
+
+/// A fenced leader may have been superseded: it neither acts nor answers with state that
+/// may be out of date. Not cached by command id, so a retry after the fence is carried out.
+fn fenced_refusal(ctl: &Controller) -> Vec<u8> {
+    encode_reply::<()>(
+        ctl,
+        Reply::Error(WireError::new(
+            ErrorCode::NotReady,
+            "the controller is fenced: it cannot renew its leader lease (is the bus down?); try again in a moment",
+        )),
+    )
 }
 
 fn handle(ctl: &Controller, msg: &Message) -> Vec<u8> {
@@ -286,6 +301,7 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
         domain,
         tags,
         run,
+        shortfall: None,
     })
 }
 
@@ -332,7 +348,7 @@ fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Resul
         let rev = core.fleet.revision + 2;
         (vec![opened, updated], (op_id, rev))
     });
-    tokio::spawn(deploy::run_deploy(ctl.clone(), op_id.clone(), app, strategy, existing));
+    ctl.spawn(deploy::run_deploy(ctl.clone(), op_id.clone(), app, strategy, existing));
     Ok(Accepted { operation_id: Some(op_id), rev })
 }
 
@@ -399,7 +415,7 @@ fn start_restart(ctl: &Controller, body: RestartBody, command_id: &str) -> Resul
         let (op_id, opened) = ops::open(OperationKind::Restart, &app, what, Some(command_id));
         (vec![opened], (op_id, core.fleet.revision + 1))
     });
-    tokio::spawn(deploy::run_restart(ctl.clone(), op_id.clone(), targets, batch as usize));
+    ctl.spawn(deploy::run_restart(ctl.clone(), op_id.clone(), targets, batch as usize));
     Ok(Accepted { operation_id: Some(op_id), rev })
 }
 

@@ -66,6 +66,27 @@ impl Draft {
     }
 }
 
+/// What the leader lease lets this controller do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseHold {
+    /// No lease (the sandbox): the only controller there is.
+    NotUsed,
+    /// Held: renewed so that nobody else can take it before this instant.
+    Until(Instant),
+    /// A renewal failed: it may expire, or have expired, before the next one works.
+    Fenced,
+}
+
+impl LeaseHold {
+    pub fn fenced(self, now: Instant) -> bool {
+        match self {
+            LeaseHold::NotUsed => false,
+            LeaseHold::Until(until) => now >= until,
+            LeaseHold::Fenced => true,
+        }
+    }
+}
+
 /// When a crashed instance may next be restarted, and how many crashes in a row it had.
 #[derive(Debug, Clone)]
 pub(crate) struct CrashRecord {
@@ -137,6 +158,10 @@ struct Shared {
     events: mpsc::UnboundedSender<Event>,
     /// The kept encodings of the fleet that paged snapshots are cut from.
     pages: super::paging::Pages,
+    /// How long this leader may act: see `lease.rs` and `fenced`.
+    lease: watch::Sender<LeaseHold>,
+    /// Every task this controller started, so a leader that lost its lease stops them all.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 #[derive(Clone)]
@@ -176,6 +201,8 @@ impl Controller {
             rev,
             events,
             pages: Default::default(),
+            lease: watch::channel(LeaseHold::NotUsed).0,
+            tasks: Mutex::new(Vec::new()),
         };
         (Controller { shared: Arc::new(shared) }, rx)
     }
@@ -195,6 +222,49 @@ impl Controller {
     /// The artifact repository, when this controller has one (on NATS).
     pub(crate) fn repository(&self) -> Option<Arc<dyn Repository>> {
         self.shared.repository.clone()
+    }
+
+    /// What the leader lease allows, as its keeper learns it.
+    pub fn set_lease(&self, hold: LeaseHold) {
+        self.shared.lease.send_replace(hold);
+    }
+
+    /// Whether the controller must not act: its lease renewal failed, or the time its last
+    /// renewal holds for has passed (a process paused past its lease wakes up fenced).
+    /// Fenced, it carries out no command, makes no health judgement, starts no operation
+    /// and commits no event: another controller may hold the lease.
+    pub fn fenced(&self) -> bool {
+        self.shared.lease.borrow().fenced(Instant::now())
+    }
+
+    /// Waits until the controller is not fenced.
+    pub(crate) async fn unfenced(&self) {
+        let mut rx = self.shared.lease.subscribe();
+        while self.fenced() {
+            // The time bound passes without a change: look again now and then.
+            let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+        }
+    }
+
+    /// Spawns a task that `stop` ends.
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task).abort_handle();
+        let mut tasks = self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+
+    /// Ends every task of this controller: its loops, its operations and its queue of
+    /// uncommitted events. For a leader that lost its lease: another one writes now.
+    pub fn stop(&self) {
+        self.set_lease(LeaseHold::Fenced);
+        let tasks = std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            t.abort();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {
@@ -285,16 +355,19 @@ impl Controller {
 /// Makes events durable and visible in revision order. A failed commit (the bus is down)
 /// is retried until it succeeds: an event is never skipped, or replicas would see a gap
 /// and the stored state would fall behind.
-pub(crate) async fn publish_events(
-    store: Arc<dyn Store>,
-    source: String,
-    mut events: mpsc::UnboundedReceiver<Event>,
-) {
+///
+/// Nothing is committed while the controller is fenced: if its lease was taken meanwhile,
+/// `stop` drops this queue, so there are never two writers.
+pub(crate) async fn publish_events(ctl: Controller, mut events: mpsc::UnboundedReceiver<Event>) {
+    let store = ctl.store();
+    let source = ctl.config().source.clone();
     while let Some(event) = events.recv().await {
         let subject = subjects::event(&event.kind.subject_token(), event.app.as_deref());
         let envelope = Envelope::new(source.clone(), event);
         let mut wait = Duration::from_millis(100);
-        while let Err(err) = store.commit(&subject, &envelope).await {
+        loop {
+            ctl.unfenced().await;
+            let Err(err) = store.commit(&subject, &envelope).await else { break };
             log::warn!("could not commit event rev {}: {err}; retrying in {wait:?}", envelope.body.rev);
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));

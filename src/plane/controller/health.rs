@@ -20,17 +20,19 @@ pub(crate) async fn run(ctl: Controller) {
     let mut last_beacon = Instant::now() - ctl.config().heartbeat_period;
     loop {
         ticker.tick().await;
-        if last_beacon.elapsed() >= ctl.config().heartbeat_period {
-            last_beacon = Instant::now();
-            beacon(&ctl).await;
-        }
-        let connected = connection.borrow_and_update().is_connected();
+        // Fenced, the controller may no longer be the leader: no beacon says otherwise.
+        let connected = connection.borrow_and_update().is_connected() && !ctl.fenced();
         if !connected {
             was_connected = false;
             continue;
         }
+        if last_beacon.elapsed() >= ctl.config().heartbeat_period {
+            last_beacon = Instant::now();
+            beacon(&ctl).await;
+        }
         if !was_connected {
-            // Back on the bus: every host gets a fresh grace period before it is judged.
+            // Back on the bus (or unfenced): every host gets a fresh grace period before it
+            // is judged, as heartbeats were not heard meanwhile.
             ctl.mutate(|core| {
                 let now = Instant::now();
                 for seen in core.host_seen.values_mut() {

@@ -15,6 +15,11 @@ use crate::protocol::{
 
 pub(crate) async fn serve_heartbeats(ctl: Controller, mut sub: Subscription) {
     while let Some(msg) = sub.next().await {
+        // Fenced, the controller judges nothing: a heartbeat could move state on, or have
+        // a container removed, on the word of a leader that may have been superseded.
+        if ctl.fenced() {
+            continue;
+        }
         match decode::<Heartbeat>(&msg.payload) {
             Ok(env) => on_heartbeat(&ctl, env.body).await,
             Err(err) => log::warn!("rejected heartbeat on {}: {err}", msg.subject),
@@ -24,6 +29,9 @@ pub(crate) async fn serve_heartbeats(ctl: Controller, mut sub: Subscription) {
 
 pub(crate) async fn serve_statuses(ctl: Controller, mut sub: Subscription) {
     while let Some(msg) = sub.next().await {
+        if ctl.fenced() {
+            continue;
+        }
         match decode::<InstanceStatus>(&msg.payload) {
             Ok(env) => on_status(&ctl, env.body),
             Err(err) => log::warn!("rejected instance status on {}: {err}", msg.subject),
@@ -34,6 +42,9 @@ pub(crate) async fn serve_statuses(ctl: Controller, mut sub: Subscription) {
 /// Router statuses: each new apply error becomes one event, so it is in the history.
 pub(crate) async fn serve_router_statuses(ctl: Controller, mut sub: Subscription) {
     while let Some(msg) = sub.next().await {
+        if ctl.fenced() {
+            continue;
+        }
         let status = match decode::<crate::protocol::RouterStatus>(&msg.payload) {
             Ok(env) => env.body,
             Err(err) => {

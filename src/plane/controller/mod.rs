@@ -23,7 +23,7 @@ use crate::bus::Bus;
 use crate::protocol::{Fleet, subjects};
 use store::Store;
 
-pub use self::core::Controller;
+pub use self::core::{Controller, LeaseHold};
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -73,18 +73,18 @@ impl Controller {
         store: Arc<dyn Store>,
         repository: Option<Arc<dyn crate::plane::repository::Repository>>,
     ) -> Result<Controller, crate::bus::BusError> {
-        let (ctl, events) = Controller::new(bus.clone(), config, initial, store.clone(), repository);
+        let (ctl, events) = Controller::new(bus.clone(), config, initial, store, repository);
         // Subscribe before anything is published so that nothing is missed.
         let requests = bus.subscribe(subjects::CTL_ALL).await?;
         let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
         let statuses = bus.subscribe(subjects::STATUS_ALL).await?;
         let routers = bus.subscribe(subjects::ROUTER_STATUS_ALL).await?;
-        tokio::spawn(core::publish_events(store, ctl.config().source.clone(), events));
-        tokio::spawn(commands::serve(ctl.clone(), requests));
-        tokio::spawn(intake::serve_heartbeats(ctl.clone(), heartbeats));
-        tokio::spawn(intake::serve_statuses(ctl.clone(), statuses));
-        tokio::spawn(intake::serve_router_statuses(ctl.clone(), routers));
-        tokio::spawn(health::run(ctl.clone()));
+        ctl.spawn(core::publish_events(ctl.clone(), events));
+        ctl.spawn(commands::serve(ctl.clone(), requests));
+        ctl.spawn(intake::serve_heartbeats(ctl.clone(), heartbeats));
+        ctl.spawn(intake::serve_statuses(ctl.clone(), statuses));
+        ctl.spawn(intake::serve_router_statuses(ctl.clone(), routers));
+        ctl.spawn(health::run(ctl.clone()));
         Ok(ctl)
     }
 }

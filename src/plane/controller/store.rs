@@ -261,9 +261,14 @@ impl Store for JetStreamStore {
 
     async fn commit(&self, subject: &str, envelope: &Envelope<Event>) -> Result<(), StoreError> {
         let bytes = encode(envelope).map_err(|e| StoreError(e.to_string()))?;
+        // A retried commit whose first publish did reach the stream (its ack was lost to
+        // the outage) must not store the event twice: the server drops a repeated message
+        // id within the stream's duplicate window.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, envelope.id.as_str());
         let ack = self
             .js
-            .publish(subject.to_string(), Bytes::from(bytes))
+            .publish_with_headers(subject.to_string(), headers, Bytes::from(bytes))
             .await
             .map_err(err("event publish"))?
             .await

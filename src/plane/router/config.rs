@@ -139,6 +139,7 @@ mod tests {
             domain: domain.into(),
             tags: vec![],
             run: RunSpec::default(),
+            shortfall: None,
         }
     }
 
