@@ -10,7 +10,8 @@ pub mod snapshot;
 pub mod upload;
 
 pub use client::{
-    BackendHandle, COMMAND_TIMEOUT, ClientOptions, Command, ControlCommand, Identity, RouteVerb, Update,
+    BackendHandle, COMMAND_TIMEOUT, ClientOptions, Command, CommandError, ControlCommand, Identity, RouteVerb,
+    Update, refuse_unless_live,
     spawn, spawn_cockpit, spawn_with,
 };
 pub use logs::{LogsEvent, LogsStart};
