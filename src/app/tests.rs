@@ -261,7 +261,10 @@ fn confirm_refuses_while_not_live() {
 fn a_command_not_sent_says_so() {
     let mut app = app();
     let result = Err(crate::backend::CommandError::NotLive("bus disconnected for 3s".into()));
-    app.update(Action::Backend(Box::new(Update::CommandDone { what: "restart app shop-web".into(), result })));
+    app.update(Action::Backend(Box::new(Update::CommandDone {
+        what: "restart app shop-web".into(),
+        result,
+    })));
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("not sent: restart app shop-web: not live (bus disconnected for 3s)"), "{shown}");
 }

@@ -651,8 +651,7 @@ fn a_deadline_is_additive_and_optional_on_the_envelope() {
     assert_eq!(back.stamped(TS + 9_000).deadline, Some(TS + 2_000));
     assert_eq!(back.stamped(TS + 1_000).deadline, Some(TS + 1_000));
     // An old sender's command has none, and decodes as it always did.
-    let old: Envelope<HistoryRequest> =
-        decode(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{}}"#).unwrap();
+    let old: Envelope<HistoryRequest> = decode(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{}}"#).unwrap();
     assert_eq!(old.deadline, None);
 }
 

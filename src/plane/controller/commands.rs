@@ -187,7 +187,14 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
         log::warn!("refused {} from {}: {}", msg.subject, envelope.source, expired.reason);
         let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
         let outcome = audit::outcome::<Accepted>(&Err(expired.clone()));
-        ctl.commit(vec![audit::draft(verb, &envelope.id, &envelope.source, envelope.operator, request, outcome)]);
+        ctl.commit(vec![audit::draft(
+            verb,
+            &envelope.id,
+            &envelope.source,
+            envelope.operator,
+            request,
+            outcome,
+        )]);
         return encode_reply::<()>(ctl, Reply::Error(expired));
     }
     if let Some(cached) = ctl.read(|core| core.replies.get(&envelope.id)) {
@@ -527,9 +534,11 @@ mod tests {
     }
 
     fn restart_msg(instance: &str, id: &str, deadline: Option<u64>) -> Message {
-        let mut env = Envelope::with_id(id, "cockpit/alice@bastion", RestartBody::from(RestartRequest::Instance(
-            instance.to_string(),
-        )));
+        let mut env = Envelope::with_id(
+            id,
+            "cockpit/alice@bastion",
+            RestartBody::from(RestartRequest::Instance(instance.to_string())),
+        );
         env.deadline = deadline;
         Message {
             subject: subjects::CTL_RESTART.to_string(),
