@@ -224,6 +224,51 @@ fn restart_confirmed_and_refused() {
     assert!(screen(&mut app, 120, 14).contains(&format!("sent: restart instance {}", target.id)));
 }
 
+/// Not live: the dialog says so and `y` sends nothing; once live again it does.
+#[test]
+fn confirm_refuses_while_not_live() {
+    use crate::bus::Connection;
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Down);
+    let target = app.selected_instance().cloned().expect("an instance");
+    app.update(Action::Restart);
+    let live = screen(&mut app, 120, 16);
+    assert!(!live.contains("not live"), "{live}");
+    let down = Connection::Disconnected { since: app.now, reason: "disconnected".into() };
+    app.update(Action::Backend(Box::new(Update::Connection(down))));
+    assert_eq!(app.input_mode(), InputMode::Confirm, "the dialog stays open");
+    assert!(screen(&mut app, 120, 16).contains("⚠ not live: this will not be sent"));
+    assert!(app.update(Action::Confirmed).is_empty(), "nothing is sent while not live");
+    assert!(app.update(Action::Submit).is_empty());
+    assert_eq!(app.input_mode(), InputMode::Confirm);
+    let shown = screen(&mut app, 120, 16);
+    assert!(shown.contains("not sent: reconnecting"), "{shown}");
+    // Back and live again (a fresh snapshot after the reconnect): `y` sends.
+    app.update(Action::Backend(Box::new(Update::Connection(Connection::Connected))));
+    let (fleet, _) = crate::plane::fixture::fixture(42, 6, 0);
+    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    assert!(!screen(&mut app, 120, 16).contains("⚠ not live"));
+    let effects = app.update(Action::Confirmed);
+    assert_eq!(
+        sent(&effects),
+        vec![ControlCommand::Restart(RestartBody::from(RestartRequest::Instance(target.id.clone())))]
+    );
+}
+
+/// A command the backend did not send says "not sent", with why.
+#[test]
+fn a_command_not_sent_says_so() {
+    let mut app = app();
+    let result = Err(crate::backend::CommandError::NotLive("bus disconnected for 3s".into()));
+    app.update(Action::Backend(Box::new(Update::CommandDone {
+        what: "restart app shop-web".into(),
+        result,
+    })));
+    let shown = screen(&mut app, 140, 14);
+    assert!(shown.contains("not sent: restart app shop-web: not live (bus disconnected for 3s)"), "{shown}");
+}
+
 #[test]
 fn marked_instances_restart_together_with_a_batch_size() {
     let mut app = app();

@@ -256,11 +256,14 @@ impl App {
             }
             Update::Uploaded { path, result } => self.wizard_uploaded(&path, &result),
             Update::CommandDone { what, result } => {
-                self.wizard_command_done(&what, &result);
+                self.wizard_command_done(&what, &result.clone().map_err(|e| e.to_string()));
                 match result {
                     Ok(accepted) => {
                         let op = accepted.operation_id.map(|o| format!(" as {o}")).unwrap_or_default();
                         self.say(Level::Info, format!("accepted: {what}{op}"));
+                    }
+                    Err(e @ crate::backend::CommandError::NotLive(_)) => {
+                        self.say(Level::Error, format!("not sent: {what}: {e}"))
                     }
                     Err(reason) => self.say(Level::Error, format!("refused: {what}: {reason}")),
                 }
@@ -391,8 +394,17 @@ impl App {
     // -- confirm dialog -----------------------------------------------------------------
 
     fn update_confirm(&mut self, action: Action) -> Vec<Effect> {
+        let not_live = self.not_live();
         let Some(Overlay::Confirm(pending)) = self.overlays.last_mut() else { return vec![] };
         match action {
+            // Not live: a command sent now could be held by the bus client and run long
+            // after the operator gave up on it. The dialog stays open, to be confirmed once
+            // live again or cancelled.
+            Action::Confirmed | Action::Submit if not_live.is_some() => {
+                let why = not_live.unwrap_or_default();
+                pending.error = Some(format!("not sent: {why}; confirm again once live, or Esc"));
+                vec![]
+            }
             Action::Confirmed if pending.typed.is_none() => self.send_pending(),
             Action::Submit => match &pending.typed {
                 Some(want) if pending.input.trim() == want => self.send_pending(),
@@ -441,6 +453,12 @@ impl App {
             }
             _ => vec![],
         }
+    }
+
+    /// Why commands may not be sent now (`reconnecting`, `resyncing`, `loading` ...), or
+    /// `None` while the cockpit is live. The confirm dialog shows it and refuses.
+    pub fn not_live(&self) -> Option<String> {
+        self.staleness().map(|s| s.trim_start_matches("not live: ").to_string())
     }
 
     fn send_pending(&mut self) -> Vec<Effect> {

@@ -11,7 +11,7 @@ use crate::bus::{self, Bus, Connection, RequestError, Subscription};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{
     Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest, Operator,
-    RestartBody, RestartRequest, RouteRequest, RouterStatus, decode_body, subjects,
+    RestartBody, RestartRequest, RouteRequest, RouterStatus, WireError, decode_body, subjects,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -99,6 +99,46 @@ pub enum Command {
     Upload(super::upload::UploadRequest),
 }
 
+/// Why a command was not accepted. `NotLive` and `ReadOnly` mean it never left the
+/// cockpit; the others that it was sent and failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// The bus connection is down: a command sent now could sit in the client library's
+    /// buffer and run long after the operator was told it failed. Says why, e.g.
+    /// `disconnected for 12s`.
+    #[error("not live ({0}): not sent")]
+    NotLive(String),
+    #[error("read-only: the cockpit sends no commands")]
+    ReadOnly,
+    /// The controller's refusal (`expired` among them).
+    #[error("{}", .0.reason)]
+    Refused(WireError),
+    /// No answer, nobody listening, or an answer that did not decode.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<RequestError> for CommandError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Refused(w) => CommandError::Refused(w),
+            other => CommandError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Whether a command may leave now: only while the bus is connected. The one check, so the
+/// backend never sends on a connection it knows is down.
+pub fn refuse_unless_live(connection: &Connection, now: u64) -> Result<(), CommandError> {
+    match connection {
+        Connection::Connected => Ok(()),
+        Connection::Disconnected { since, reason } => {
+            let secs = now.saturating_sub(*since) / 1000;
+            Err(CommandError::NotLive(format!("bus {reason} for {secs}s")))
+        }
+    }
+}
+
 /// What the backend tells the app, in the order it happened.
 #[derive(Debug, Clone)]
 pub enum Update {
@@ -113,7 +153,7 @@ pub enum Update {
     Connection(Connection),
     CommandDone {
         what: String,
-        result: Result<Accepted, String>,
+        result: Result<Accepted, CommandError>,
     },
     /// An `Upload` ended.
     Uploaded {
@@ -285,12 +325,10 @@ async fn run(
                 // The last line of defence of read-only mode: the app refuses first, and
                 // whatever reaches here anyway is answered without touching the bus.
                 Some(Command::Send(c)) if identity.read_only => {
-                    let refused = Update::CommandDone {
-                        what: c.describe(),
-                        result: Err("read-only: the cockpit sends no commands".into()),
-                    };
+                    let refused = Update::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) };
                     if updates.send(refused).await.is_err() { return; }
                 }
+
                 Some(Command::Upload(req)) if identity.read_only => {
                     let refused = Update::Uploaded {
                         path: req.path,
@@ -303,8 +341,20 @@ async fn run(
                     tokio::spawn(super::upload::session(bus.clone(), source.clone(), operator, repo, req, updates.clone()));
                 }
                 Some(Command::Send(c)) => {
-                    let operator = identity.operator.clone();
-                    tokio::spawn(send_command(bus.clone(), source.clone(), operator, c, updates.clone()));
+                    // Checked here, not by the app alone: the app's view of the connection
+                    // may be one update behind.
+                    let live = refuse_unless_live(&connection.borrow(), now_ms());
+                    match live {
+                        Ok(()) => {
+                            let operator = identity.operator.clone();
+                            tokio::spawn(send_command(bus.clone(), source.clone(), operator, c, updates.clone()));
+                        }
+                        Err(not_live) => {
+                            log::warn!("not sent: {}: {not_live}", c.describe());
+                            let refused = Update::CommandDone { what: c.describe(), result: Err(not_live) };
+                            if updates.send(refused).await.is_err() { return; }
+                        }
+                    }
                 }
             },
             changed = connection.changed() => {
@@ -384,9 +434,20 @@ async fn send_command(
             bus::request(bus.as_ref(), verb.subject(), &env, COMMAND_TIMEOUT).await
         }
     };
-    let result = result.map_err(|e| match e {
-        RequestError::Refused(w) => w.reason,
-        other => other.to_string(),
-    });
+    let result = result.map_err(CommandError::from);
     let _ = updates.send(Update::CommandDone { what, result }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_leave_only_while_the_bus_is_connected() {
+        assert_eq!(refuse_unless_live(&Connection::Connected, 5_000), Ok(()));
+        let down = Connection::Disconnected { since: 1_000, reason: "disconnected".into() };
+        let err = refuse_unless_live(&down, 13_500).unwrap_err();
+        assert_eq!(err, CommandError::NotLive("bus disconnected for 12s".into()));
+        assert_eq!(err.to_string(), "not live (bus disconnected for 12s): not sent");
+    }
 }

@@ -10,8 +10,8 @@ pub mod snapshot;
 pub mod upload;
 
 pub use client::{
-    BackendHandle, COMMAND_TIMEOUT, ClientOptions, Command, ControlCommand, Identity, RouteVerb, Update,
-    spawn, spawn_cockpit, spawn_with,
+    BackendHandle, COMMAND_TIMEOUT, ClientOptions, Command, CommandError, ControlCommand, Identity,
+    RouteVerb, Update, refuse_unless_live, spawn, spawn_cockpit, spawn_with,
 };
 pub use logs::{LogsEvent, LogsStart};
 pub use replica::{AUDIT_KEPT, EVENTS_KEPT, History, METRICS_KEPT, Replica, Sample, Sync};

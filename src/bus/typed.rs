@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Bus, BusError, Message};
+use crate::protocol::clock::now_ms;
 use crate::protocol::{Envelope, ProtocolError, Reply, WireError, decode, encode};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,16 +32,26 @@ pub async fn publish<T: Serialize>(
 }
 
 /// Sends a request and decodes the `Reply` body, turning a refusal into `Refused`.
+///
+/// The one place every command gets its deadline: now plus `timeout`, the moment this
+/// sender stops waiting. A client library may hold a publish while it is disconnected and
+/// send it on reconnect, long after the caller was told it failed; the receiver refuses it
+/// then (`expired`) instead of running it.
 pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
     bus: &dyn Bus,
     subject: &str,
     envelope: &Envelope<Req>,
     timeout: Duration,
 ) -> Result<Resp, RequestError> {
-    let bytes = encode(envelope)?;
+    let bytes = encode(&envelope.stamped(deadline_after(timeout)))?;
     let answer = bus.request(subject, Bytes::from(bytes), timeout).await?;
     let reply: Envelope<Reply<Resp>> = decode(&answer)?;
     reply.body.into_result().map_err(RequestError::Refused)
+}
+
+/// The deadline of a request sent now that waits `timeout` for its answer.
+pub fn deadline_after(timeout: Duration) -> u64 {
+    now_ms().saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Answers a request message, if it asked for an answer.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PROTOCOL_VERSION;
 use super::clock::now_ms;
+use super::messages::{ErrorCode, WireError};
 
 /// Every message on the bus. `id` doubles as the command id for idempotency: sending the
 /// same id twice to the controller or an agent gives the first result again.
@@ -19,6 +20,11 @@ pub struct Envelope<T> {
     /// present, so every other message keeps exactly the five keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<super::audit::Operator>,
+    /// On commands: the time (ms since the epoch) after which the sender has given up on
+    /// an answer, so the command must not run. `bus::request` stamps it from its timeout.
+    /// Absent on every other message and from older senders, which have no deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
 }
 
 impl<T> Envelope<T> {
@@ -36,6 +42,7 @@ impl<T> Envelope<T> {
             source: source.into(),
             body,
             operator: None,
+            deadline: None,
         }
     }
 
@@ -43,6 +50,39 @@ impl<T> Envelope<T> {
     pub fn with_operator(mut self, operator: Option<super::audit::Operator>) -> Self {
         self.operator = operator;
         self
+    }
+
+    /// This envelope as it goes out with `deadline` (ms since the epoch), borrowing the
+    /// body. A deadline already set and earlier is kept: a sender never extends one.
+    pub fn stamped(&self, deadline: u64) -> Envelope<&T> {
+        Envelope {
+            v: self.v,
+            id: self.id.clone(),
+            ts: self.ts,
+            source: self.source.clone(),
+            body: &self.body,
+            operator: self.operator.clone(),
+            deadline: Some(self.deadline.map_or(deadline, |d| d.min(deadline))),
+        }
+    }
+
+    /// Refuses a command that arrives after its deadline, with `expired`. `now` is the
+    /// receiver's clock (ms since the epoch); there is no allowance for skew, so sender and
+    /// receiver clocks must agree (NTP): a receiver whose clock runs ahead refuses early,
+    /// never runs late. Without a deadline (an older sender) nothing expires.
+    pub fn check_deadline(&self, now: u64) -> Result<(), WireError> {
+        check_deadline(self.deadline, now)
+    }
+}
+
+/// See [`Envelope::check_deadline`]; for receivers that read the deadline on its own.
+pub fn check_deadline(deadline: Option<u64>, now: u64) -> Result<(), WireError> {
+    match deadline {
+        Some(d) if now > d => Err(WireError::new(
+            ErrorCode::Expired,
+            format!("arrived {} ms after its deadline: the sender had given up; not run", now - d),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -63,6 +63,8 @@ pub enum ErrorCode {
     Timeout,
     Unavailable,
     Internal,
+    /// A command that arrived after its envelope's `deadline`: not run.
+    Expired,
     #[serde(other)]
     Unknown,
 }
@@ -79,6 +81,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::Expired => "expired",
             ErrorCode::Unknown => "unknown",
         }
     }

@@ -26,6 +26,7 @@ fn env<T>(body: T) -> Envelope<T> {
         source: "test".into(),
         body,
         operator: None,
+        deadline: None,
     }
 }
 
@@ -433,7 +434,7 @@ fn step_is_listed(s: StepName) -> bool {
     }
 }
 
-const ALL_CODES: [ErrorCode; 10] = [
+const ALL_CODES: [ErrorCode; 11] = [
     ErrorCode::BadRequest,
     ErrorCode::NotFound,
     ErrorCode::NoCapacity,
@@ -443,6 +444,7 @@ const ALL_CODES: [ErrorCode; 10] = [
     ErrorCode::Timeout,
     ErrorCode::Unavailable,
     ErrorCode::Internal,
+    ErrorCode::Expired,
     ErrorCode::Unknown,
 ];
 
@@ -457,6 +459,7 @@ fn code_is_listed(c: ErrorCode) -> bool {
         | ErrorCode::Timeout
         | ErrorCode::Unavailable
         | ErrorCode::Internal
+        | ErrorCode::Expired
         | ErrorCode::Unknown => ALL_CODES.contains(&c),
     }
 }
@@ -632,6 +635,44 @@ fn envelope_has_exactly_its_five_keys() {
     assert_ne!(a.id, b.id);
     assert!(a.ts > 1_600_000_000_000 && a.ts < 10_000_000_000_000, "{}", a.ts);
     assert_eq!(Envelope::with_id("same", "ctl", ()).id, "same");
+}
+
+#[test]
+fn a_deadline_is_additive_and_optional_on_the_envelope() {
+    // Stamped: the key is written, and the body is borrowed as it is.
+    let cmd = env(RouteRequest { app: "shop-web".into(), backend: "10.0.0.1:8080".into(), weight: None });
+    let bytes = encode(&cmd.stamped(TS + 2_000)).unwrap();
+    let json: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(keys(&json), ["body", "deadline", "id", "source", "ts", "v"]);
+    assert_eq!(json["deadline"], TS + 2_000);
+    let back: Envelope<RouteRequest> = decode(&bytes).unwrap();
+    assert_eq!(back.deadline, Some(TS + 2_000));
+    assert_eq!(back.body, cmd.body);
+    // A second stamp never moves a deadline later.
+    assert_eq!(back.stamped(TS + 9_000).deadline, Some(TS + 2_000));
+    assert_eq!(back.stamped(TS + 1_000).deadline, Some(TS + 1_000));
+    // An old sender's command has none, and decodes as it always did.
+    let old: Envelope<HistoryRequest> = decode(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{}}"#).unwrap();
+    assert_eq!(old.deadline, None);
+}
+
+#[test]
+fn a_command_after_its_deadline_is_expired_and_one_without_never_is() {
+    let mut cmd = env(());
+    cmd.deadline = Some(TS + 2_000);
+    assert_eq!(cmd.check_deadline(TS), Ok(()));
+    assert_eq!(cmd.check_deadline(TS + 2_000), Ok(()), "the deadline itself is still in time");
+    let late = cmd.check_deadline(TS + 2_001).unwrap_err();
+    assert_eq!(late.code, ErrorCode::Expired);
+    assert!(late.reason.contains("1 ms after its deadline"), "{}", late.reason);
+    let very_late = cmd.check_deadline(TS + 22_000).unwrap_err();
+    assert!(very_late.reason.contains("20000 ms"), "{}", very_late.reason);
+    cmd.deadline = None;
+    assert_eq!(cmd.check_deadline(u64::MAX), Ok(()));
+    // The code is on the wire as `expired`, and an older peer reads it as unknown.
+    let wire = serde_json::to_value(WireError::new(ErrorCode::Expired, "x")).unwrap();
+    assert_eq!(wire["code"], "expired");
+    assert_eq!(ErrorCode::Expired.as_str(), "expired");
 }
 
 #[test]

@@ -17,6 +17,9 @@ pub fn render(app: &App, pending: &Pending, frame: &mut Frame, area: Rect) {
     // Borders and padding take 4 columns; a long question wraps onto more lines.
     let question_lines = question_len.div_ceil(width - 4).max(1);
     let mut text = vec![Line::from(Span::styled(pending.question.clone(), t.text)), Line::from("")];
+    if app.not_live().is_some() {
+        text.push(Line::from(Span::styled("⚠ not live: this will not be sent", t.bad)));
+    }
     if let Some(b) = pending.batch {
         text.push(Line::from(vec![
             Span::styled("batch: ", t.muted),

@@ -91,6 +91,19 @@ fn confirm_dialog() {
 }
 
 #[test]
+fn confirm_dialog_not_live() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Restart);
+    let down = crate::bus::Connection::Disconnected { since: app.now, reason: "disconnected".into() };
+    app.update(Action::Backend(Box::new(crate::backend::Update::Connection(down))));
+    app.update(Action::Confirmed);
+    let screen = text(&draw(&mut app, 100, 18));
+    assert!(screen.contains("⚠ not live: this will not be sent"), "{screen}");
+    assert_snapshot!(screen);
+}
+
+#[test]
 fn detail_pane() {
     let mut app = app();
     app.update(Action::Detail);

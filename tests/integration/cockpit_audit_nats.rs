@@ -29,7 +29,9 @@ fn cockpit_sends(url: &str, commands: Vec<ControlCommand>) -> Vec<Result<String,
                 loop {
                     match handle.updates.recv().await {
                         Some(Update::CommandDone { result, .. }) => {
-                            return result.map(|a| a.operation_id.unwrap_or_default());
+                            return result
+                                .map(|a| a.operation_id.unwrap_or_default())
+                                .map_err(|e| e.to_string());
                         }
                         Some(_) => continue,
                         None => return Err("backend closed".into()),

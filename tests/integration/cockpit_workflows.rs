@@ -155,7 +155,7 @@ async fn cockpit_read_only_never_sends_a_command() {
     })
     .await
     .expect("an answer");
-    assert!(answer.is_err_and(|e| e.contains("read-only")));
+    assert!(answer.is_err_and(|e| e == quarterdeck::backend::CommandError::ReadOnly));
     tokio::time::sleep(Duration::from_millis(300)).await;
     while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(50), spy.next()).await {
         assert!(

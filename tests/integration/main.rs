@@ -9,6 +9,7 @@ mod chaos;
 mod cockpit_headless;
 mod docker_support;
 mod nats_faults;
+mod nats_deadline;
 mod nats_paged_snapshot;
 mod nats_plane;
 mod nats_resync;

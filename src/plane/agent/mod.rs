@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::bus::{self, Bus, BusError, Message, Subscription};
 use crate::plane::replies::ReplyCache;
+use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{self, AgentVerb};
 use crate::protocol::{
     AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, InstanceRef, InstanceReport, InstanceSpec,
@@ -213,7 +214,17 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
     }
     // The command id comes first: a repeat is answered from the cache and never run again.
     // Keyed by verb too: the same id sent to another verb is another command.
-    let id = decode::<serde::de::IgnoredAny>(&msg.payload)
+    let head = decode::<serde::de::IgnoredAny>(&msg.payload);
+    // A command past its deadline is refused before the cache and before it runs: its
+    // sender (the controller) has already counted it failed. Not cached, so a retry with a
+    // fresh deadline still runs.
+    if let Ok(env) = &head
+        && let Err(expired) = env.check_deadline(now_ms())
+    {
+        log::warn!("{}: refused {}: {}", agent.config.host_id, msg.subject, expired.reason);
+        return encode_reply(agent, Reply::Error(expired));
+    }
+    let id = head
         .map(|env| format!("{}/{}", msg.subject.rsplit('.').next().unwrap_or(""), env.id))
         .unwrap_or_default();
     if let Some(cached) = agent.replies.lock().ok().and_then(|r| r.get(&id)).filter(|_| !id.is_empty()) {
@@ -307,5 +318,69 @@ async fn instance_command(
                 .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
             Ok(ack)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::LocalBus;
+    use crate::protocol::subjects::agent_cmd;
+
+    fn spec(id: &str) -> InstanceSpec {
+        InstanceSpec {
+            id: id.into(),
+            app: "shop-web".into(),
+            version: "1.0".into(),
+            index: 0,
+            image: "tomcat:8".into(),
+            port: 8080,
+            cpu: 0.5,
+            memory_mb: 256,
+            operation_id: "op-1".into(),
+            run: Default::default(),
+        }
+    }
+
+    async fn send(bus: &LocalBus, id: &str, deadline: Option<u64>) -> Reply<AgentAck> {
+        let mut env = Envelope::with_id("cmd-1", "controller", spec(id));
+        env.deadline = deadline;
+        let payload = Bytes::from(encode(&env).unwrap());
+        let answer = bus.request(&agent_cmd("h1", AgentVerb::Deploy), payload, Duration::from_secs(5)).await;
+        decode::<Reply<AgentAck>>(&answer.unwrap()).unwrap().body
+    }
+
+    /// A deploy that reaches the agent after its deadline starts no container and is not
+    /// cached: the same command id in time still runs.
+    #[tokio::test]
+    async fn a_late_command_is_refused_as_expired_and_never_run() {
+        let bus = LocalBus::new();
+        let driver = sim::SimDriver::new(sim::SimConfig {
+            seed: 1,
+            cpu_cores: 4,
+            memory_mb: 8192,
+            container_ips: vec!["127.0.9.31".into()],
+            speed: 50.0,
+            crashes_per_hour: 0.0,
+        });
+        let config = AgentConfig {
+            host_id: "h1".into(),
+            hostname: "h1".into(),
+            ip: "127.0.9.1".into(),
+            az: "az-1".into(),
+            tags: vec![],
+            heartbeat_period: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(60),
+        };
+        let handle = start(Arc::new(bus.clone()), driver.clone(), config).await.unwrap();
+        let Reply::Error(err) = send(&bus, "shop-web-0-aaaa", Some(now_ms() - 1_000)).await else {
+            panic!("a late deploy was accepted")
+        };
+        assert_eq!(err.code, ErrorCode::Expired, "{err:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!driver.has("shop-web-0-aaaa").await, "a late deploy started a container");
+        let in_time = send(&bus, "shop-web-0-aaaa", Some(now_ms() + 60_000)).await;
+        assert!(matches!(in_time, Reply::Ok(_)), "{in_time:?}");
+        handle.stop();
     }
 }

@@ -10,6 +10,7 @@ use super::paging;
 use super::{audit, deploy, ops};
 use crate::bus::{Message, Subscription};
 use crate::plane::repository;
+use crate::protocol::clock::now_ms;
 use crate::protocol::subjects;
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, App, Change, Constraints, DeployRequest, Envelope, ErrorCode,
@@ -171,7 +172,8 @@ fn encode_reply<T: Serialize>(ctl: &Controller, reply: Reply<T>) -> Vec<u8> {
     })
 }
 
-/// Decodes a command, answers a repeat from the cache, runs a new one and caches its answer.
+/// Decodes a command, refuses it if it is past its deadline, answers a repeat from the
+/// cache, runs a new one and caches its answer.
 /// Every new command, accepted or refused, is recorded in the audit trail with the
 /// operator's identity.
 fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
@@ -193,6 +195,23 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
             return encode_reply::<()>(ctl, Reply::Error(refusal));
         }
     };
+    // Before the reply cache and before anything runs: the sender has given up on a late
+    // command and told its operator it failed. The refusal is not cached, so a retry with
+    // the same id and a fresh deadline can still run.
+    if let Err(expired) = envelope.check_deadline(now_ms()) {
+        log::warn!("refused {} from {}: {}", msg.subject, envelope.source, expired.reason);
+        let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
+        let outcome = audit::outcome::<Accepted>(&Err(expired.clone()));
+        ctl.commit(vec![audit::draft(
+            verb,
+            &envelope.id,
+            &envelope.source,
+            envelope.operator,
+            request,
+            outcome,
+        )]);
+        return encode_reply::<()>(ctl, Reply::Error(expired));
+    }
     if let Some(cached) = ctl.read(|core| core.replies.get(&envelope.id)) {
         return cached;
     }
@@ -516,6 +535,72 @@ fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepte
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use crate::bus::{Bus, LocalBus};
+    use crate::plane::controller::ControllerConfig;
+    use crate::plane::controller::store::MemoryStore;
+    use crate::protocol::Event;
+
+    fn controller() -> (Controller, tokio::sync::mpsc::UnboundedReceiver<Event>) {
+        let (fleet, _) = crate::plane::fixture::fixture(3, 4, 0);
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        Controller::new(bus, ControllerConfig::default(), fleet, store, None)
+    }
+
+    fn restart_msg(instance: &str, id: &str, deadline: Option<u64>) -> Message {
+        let mut env = Envelope::with_id(
+            id,
+            "cockpit/alice@bastion",
+            RestartBody::from(RestartRequest::Instance(instance.to_string())),
+        );
+        env.deadline = deadline;
+        Message {
+            subject: subjects::CTL_RESTART.to_string(),
+            reply: Some("_INBOX.test".into()),
+            payload: Bytes::from(encode(&env).unwrap()),
+        }
+    }
+
+    fn answer(bytes: &[u8]) -> Reply<Accepted> {
+        decode::<Reply<Accepted>>(bytes).unwrap().body
+    }
+
+    /// A command past its deadline is refused as expired, audited as such, starts nothing,
+    /// and is not cached: the same id with a fresh deadline still runs.
+    #[tokio::test]
+    async fn a_late_command_is_refused_as_expired_audited_and_never_run() {
+        let (ctl, mut events) = controller();
+        let (instance, restarts, rev, ops) = ctl.read(|core| {
+            let i = core.fleet.instances.values().next().expect("an instance");
+            (i.id.clone(), i.restarts, core.fleet.revision, core.fleet.operations.len())
+        });
+        let late = restart_msg(&instance, "cmd-late", Some(now_ms() - 3_000));
+        let Reply::Error(err) = answer(&handle(&ctl, &late)) else { panic!("a late command was accepted") };
+        assert_eq!(err.code, ErrorCode::Expired, "{err:?}");
+        let audit = events.try_recv().expect("the refusal is audited");
+        assert_eq!(audit.kind, EventKind::Audit);
+        let record = audit.audit.expect("an audit record");
+        assert_eq!(record.command_id, "cmd-late");
+        assert_eq!(record.outcome.error.map(|e| e.code), Some(ErrorCode::Expired));
+        assert!(audit.message.contains("(expired)"), "{}", audit.message);
+        assert!(events.try_recv().is_err(), "nothing but the audit record was committed");
+        ctl.read(|core| {
+            assert_eq!(core.fleet.revision, rev + 1);
+            assert_eq!(core.fleet.operations.len(), ops, "no operation was opened");
+            assert_eq!(core.fleet.instances[&instance].restarts, restarts);
+        });
+        // Late again: still refused, never answered from a cache.
+        let Reply::Error(again) = answer(&handle(&ctl, &late)) else { panic!("accepted on repeat") };
+        assert_eq!(again.code, ErrorCode::Expired);
+        // The same id in time runs.
+        let in_time = restart_msg(&instance, "cmd-late", Some(now_ms() + 60_000));
+        assert!(matches!(answer(&handle(&ctl, &in_time)), Reply::Ok(_)));
+        // And a command without a deadline (an older client) runs too.
+        let old = restart_msg(&instance, "cmd-old", None);
+        assert!(matches!(answer(&handle(&ctl, &old)), Reply::Ok(_)));
+    }
 
     fn req() -> DeployRequest {
         DeployRequest {
