@@ -26,8 +26,16 @@ pub struct FleetFacts {
     pub desired: u64,
     /// Running instances with an endpoint and no route.
     pub unrouted: usize,
+    /// Routes that serve: enabled, not stale, with a running instance behind them
+    /// (`Route::serves_with`).
+    pub serving: usize,
     /// Instances placed on each host.
     pub per_host: Map<String, usize>,
+    /// Running instances on each host, by app: what a silent host takes away from the
+    /// totals until it is heard again.
+    pub running_by_host: Map<String, Map<String, usize>>,
+    /// Serving routes whose backend is on each host.
+    pub serving_by_host: Map<String, usize>,
     /// Running instances and routes of each app.
     pub per_app: Map<String, AppCounts>,
     /// The instances behind each endpoint, by app then endpoint: nested so that a view
@@ -39,6 +47,8 @@ pub struct FleetFacts {
 pub struct AppCounts {
     pub running: usize,
     pub routes: usize,
+    /// Routes that serve (`Route::serves_with`): none means the app gets no traffic.
+    pub serving: usize,
     /// Instances by version: more than one during a rolling update.
     pub versions: BTreeMap<String, usize>,
 }
@@ -55,17 +65,34 @@ pub struct Endpoint {
     pub running: usize,
     /// The route to it, if there is one.
     pub route: Option<RouteState>,
+    /// Whether that route would send traffic here (`Route::serves`: enabled, not stale).
+    pub route_serves: bool,
+    /// The host of its first instance: where it is served from.
+    pub host: String,
 }
 
 impl Endpoint {
     /// Whether any instance on it runs.
-    pub fn serving(&self) -> bool {
+    pub fn backed(&self) -> bool {
         self.running > 0
     }
 
+    /// Whether its route serves traffic: the rule is `Route::serves_with`, whose two
+    /// halves the endpoint keeps.
+    pub fn serving(&self) -> bool {
+        self.route_serves && self.backed()
+    }
+
     /// An endpoint an instance just came to, before it is counted.
-    fn empty(state: InstanceState) -> Endpoint {
-        Endpoint { ids: Vec::new(), first: state, running: 0, route: None }
+    fn empty(state: InstanceState, host: &str) -> Endpoint {
+        Endpoint {
+            ids: Vec::new(),
+            first: state,
+            running: 0,
+            route: None,
+            route_serves: false,
+            host: host.to_string(),
+        }
     }
 }
 
@@ -134,6 +161,20 @@ fn entry<'m, V: Default>(map: &'m mut Map<String, V>, key: &str) -> &'m mut V {
     map.entry(key.to_string()).or_default()
 }
 
+/// Adds (`sign` 1) or takes away (-1) one running instance of `app` on `host`; empty
+/// entries go, as `of` never makes them.
+fn add_running(running_on: &mut Map<String, Map<String, usize>>, host: &str, app: &str, sign: i8) {
+    let apps = entry(running_on, host);
+    let n = entry(apps, app);
+    *n = if sign > 0 { *n + 1 } else { n.saturating_sub(1) };
+    if *n == 0 {
+        apps.remove(app);
+    }
+    if apps.is_empty() {
+        running_on.remove(host);
+    }
+}
+
 /// An app with neither running instances nor routes has no entry, as `of` leaves it.
 fn prune_app(per_app: &mut Map<String, AppCounts>, app: &str) {
     if per_app.get(app) == Some(&AppCounts::default()) {
@@ -158,8 +199,8 @@ impl FleetFacts {
         // Counted afresh after a snapshot and during floods of events, so at 20,000
         // instances each allocation counts: a host's or an app's name is copied once, not
         // per instance.
-        let routes: Map<(&str, &str), RouteState> =
-            f.routes.values().map(|r| ((r.app.as_str(), r.backend.as_str()), r.state)).collect();
+        let routes: Map<(&str, &str), &Route> =
+            f.routes.values().map(|r| ((r.app.as_str(), r.backend.as_str()), r)).collect();
         facts.per_host.reserve(f.hosts.len());
         facts.per_app.reserve(f.apps.len());
         facts.by_endpoint.reserve(f.apps.len());
@@ -192,6 +233,9 @@ impl FleetFacts {
                 counts.running += usize::from(running);
             }
             facts.running += usize::from(running);
+            if running {
+                add_running(&mut facts.running_by_host, &i.host, &i.app, 1);
+            }
             if i.endpoint.is_empty() {
                 continue;
             }
@@ -211,9 +255,25 @@ impl FleetFacts {
                 }
                 None => {
                     let ids = vec![i.id.clone()];
-                    let e = Endpoint { ids, first: i.state, running: usize::from(running), route };
+                    let e = Endpoint {
+                        ids,
+                        first: i.state,
+                        running: usize::from(running),
+                        route: route.map(|r| r.state),
+                        route_serves: route.is_some_and(Route::serves),
+                        host: i.host.clone(),
+                    };
                     endpoints.insert(i.endpoint.clone(), e);
                 }
+            }
+        }
+        for (app, endpoints) in &facts.by_endpoint {
+            for e in endpoints.values().filter(|e| e.serving()) {
+                facts.serving += 1;
+                if let Some(c) = facts.per_app.get_mut(app) {
+                    c.serving += 1;
+                }
+                *facts.serving_by_host.entry(e.host.clone()).or_default() += 1;
             }
         }
         facts
@@ -253,7 +313,7 @@ impl FleetFacts {
                 if !new.endpoint.is_empty() {
                     let on = entry(&mut self.by_endpoint, &new.app)
                         .entry(new.endpoint.clone())
-                        .or_insert_with(|| Endpoint::empty(new.state));
+                        .or_insert_with(|| Endpoint::empty(new.state, &new.host));
                     if let Err(at) = on.ids.binary_search(id) {
                         on.ids.insert(at, id.clone());
                     }
@@ -282,34 +342,76 @@ impl FleetFacts {
         if i.state == InstanceState::Running {
             add(&mut counts.running);
             add(&mut self.running);
+            add_running(&mut self.running_by_host, &i.host, &i.app, sign);
         }
         prune_app(&mut self.per_app, &i.app);
     }
 
     /// Counts one endpoint again from its instances: whether they run, the first one's
-    /// state, its route. An endpoint left with no instance goes.
+    /// state and host, its route. An endpoint left with no instance goes.
     fn recount_endpoint(&mut self, fleet: &Fleet, app: &str, endpoint: &str) {
         let unrouted = |e: &Endpoint| if e.route.is_none() { e.running } else { 0 };
         let Some(m) = self.by_endpoint.get_mut(app) else { return };
         let Some(e) = m.get_mut(endpoint) else { return };
         let old = unrouted(e);
+        let was_serving = e.serving().then(|| e.host.clone());
         let on: Vec<&Instance> = e.ids.iter().filter_map(|id| fleet.instances.get(id)).collect();
-        let new = match on.first() {
+        let (new, now_serving) = match on.first() {
             Some(first) => {
                 e.first = first.state;
+                if e.host != first.host {
+                    e.host.clone_from(&first.host);
+                }
                 e.running = on.iter().filter(|i| i.state == InstanceState::Running).count();
-                e.route = fleet.routes.get(&(app.to_string(), endpoint.to_string())).map(|r| r.state);
-                unrouted(e)
+                let route = fleet.routes.get(&(app.to_string(), endpoint.to_string()));
+                e.route = route.map(|r| r.state);
+                e.route_serves = route.is_some_and(Route::serves);
+                (unrouted(e), e.serving().then(|| e.host.clone()))
             }
             None => {
                 m.remove(endpoint);
                 if m.is_empty() {
                     self.by_endpoint.remove(app);
                 }
-                0
+                (0, None)
             }
         };
         self.unrouted = (self.unrouted + new).saturating_sub(old);
+        if was_serving != now_serving {
+            if let Some(host) = was_serving {
+                self.count_serving(app, &host, -1);
+            }
+            if let Some(host) = now_serving {
+                self.count_serving(app, &host, 1);
+            }
+        }
+    }
+
+    /// Adds (`sign` 1) or takes away (-1) one serving route of `app` on `host`.
+    fn count_serving(&mut self, app: &str, host: &str, sign: i8) {
+        let add = |n: &mut usize| *n = if sign > 0 { *n + 1 } else { n.saturating_sub(1) };
+        add(&mut self.serving);
+        add(&mut entry(&mut self.per_app, app).serving);
+        prune_app(&mut self.per_app, app);
+        add(entry(&mut self.serving_by_host, host));
+        if self.serving_by_host.get(host) == Some(&0) {
+            self.serving_by_host.remove(host);
+        }
+    }
+
+    /// Running instances on a host, all apps together.
+    pub fn running_on(&self, host: &str) -> usize {
+        self.running_by_host.get(host).map_or(0, |apps| apps.values().sum())
+    }
+
+    /// Running instances of one app on a host.
+    pub fn running_of_on(&self, app: &str, host: &str) -> usize {
+        self.running_by_host.get(host).and_then(|apps| apps.get(app)).copied().unwrap_or(0)
+    }
+
+    /// Serving routes whose backend is on a host.
+    pub fn serving_on(&self, host: &str) -> usize {
+        self.serving_by_host.get(host).copied().unwrap_or(0)
     }
 
     pub fn instances_on(&self, host: &str) -> usize {

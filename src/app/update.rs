@@ -160,6 +160,7 @@ impl App {
         match action {
             Action::Tick(now) => {
                 self.now = now;
+                self.replica.tick(now);
                 if self.status.as_ref().is_some_and(|s| s.until <= now) {
                     self.status = None;
                 }
@@ -240,7 +241,7 @@ impl App {
                 vec![]
             }
             Update::Beacon(revision) => {
-                if self.replica.note_beacon(revision) {
+                if self.replica.note_beacon_at(revision, now) {
                     self.say(Level::Warn, "missed the latest event: taking a fresh snapshot".into());
                     vec![Effect::Resync]
                 } else {
@@ -248,9 +249,7 @@ impl App {
                 }
             }
             Update::Connection(state) => {
-                if !state.is_connected() {
-                    self.replica.mark_resyncing();
-                }
+                self.replica.note_connection(state.is_connected(), now);
                 self.connection = state;
                 vec![]
             }

@@ -14,4 +14,7 @@ pub use client::{
     spawn, spawn_cockpit, spawn_with,
 };
 pub use logs::{LogsEvent, LogsStart};
-pub use replica::{AUDIT_KEPT, EVENTS_KEPT, History, METRICS_KEPT, Replica, Sample, Sync};
+pub use replica::{
+    AUDIT_KEPT, DEFAULT_PERIOD_MS, EVENTS_KEPT, History, METRICS_KEPT, Replica, SILENT_AFTER_PERIODS, Sample, Silence,
+    Sync, silent_for,
+};

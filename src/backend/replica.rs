@@ -1,9 +1,46 @@
 //! The model replica: snapshot, then events above its revision. A gap means a fresh
 //! snapshot; until it arrives the replica says it is out of date.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::protocol::{Change, Event, Fleet, Gap, Heartbeat};
+
+/// Heartbeat periods a source may miss before what it said is shown as unknown: the
+/// controller's threshold for a stale host, applied by the cockpit to every source (the
+/// controller's beacon and each host's heartbeat), so that a silent source is never shown
+/// in its last good state, whether or not a controller is left to say so.
+pub const SILENT_AFTER_PERIODS: u64 = 3;
+
+/// The period assumed for a source until its own is known: the protocol's default.
+pub const DEFAULT_PERIOD_MS: u64 = 2_000;
+
+/// How many beacon intervals the controller's period is estimated from. The beacon does
+/// not carry its period; the median of the last few intervals does not move when a burst
+/// of beacons is flushed after a reconnect, or when one is late.
+const BEACON_INTERVALS_KEPT: usize = 7;
+
+/// Periods are clamped as the controller clamps a host's (100 ms to 600 s).
+fn clamp_period(ms: u64) -> u64 {
+    ms.clamp(100, 600_000)
+}
+
+/// The freshness rule, in one place: a source last heard at `heard`, judged from `since`
+/// (the later of `heard` and the start of a grace period), with period `period_ms`, is
+/// silent at `now` once more than `SILENT_AFTER_PERIODS` periods have passed. Returns how
+/// long ago it was last heard, which is what the cockpit shows beside it.
+pub fn silent_for(heard: u64, since: u64, period_ms: u64, now: u64) -> Option<u64> {
+    let judged_from = heard.max(since);
+    (now.saturating_sub(judged_from) > SILENT_AFTER_PERIODS * clamp_period(period_ms))
+        .then(|| now.saturating_sub(heard))
+}
+
+/// Which sources were silent at the last tick: what the cached rows of a filtered or
+/// sorted table were built with. Visible cells and the header judge at each frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Silence {
+    pub controller: bool,
+    pub hosts: BTreeSet<String>,
+}
 
 /// How many events the cockpit keeps for the Events panel; memory follows the fleet, not
 /// the history.
@@ -133,6 +170,20 @@ pub struct Replica {
     pub host_history: HashMap<String, History>,
     /// The same by instance id.
     pub instance_history: HashMap<String, History>,
+    /// When the controller was last heard (a beacon, an event or a snapshot), ms since
+    /// epoch; 0 until it has been.
+    pub controller_heard: u64,
+    /// When the last beacon arrived, and the intervals between the last few.
+    last_beacon: u64,
+    beacon_intervals: VecDeque<u64>,
+    /// Each host's heartbeat period, from its heartbeats.
+    host_periods: HashMap<String, u64>,
+    /// When the bus connection last came back: sources are judged from then at the
+    /// earliest, as the controller gives hosts a fresh grace period after an outage.
+    reconnected_at: u64,
+    /// The silent sources at the last `tick`, and a counter bumped when they change.
+    pub silence: Silence,
+    pub silence_changes: u64,
 }
 
 impl Default for Replica {
@@ -152,6 +203,13 @@ impl Default for Replica {
             behind: None,
             host_history: HashMap::new(),
             instance_history: HashMap::new(),
+            controller_heard: 0,
+            last_beacon: 0,
+            beacon_intervals: VecDeque::new(),
+            host_periods: HashMap::new(),
+            reconnected_at: 0,
+            silence: Silence::default(),
+            silence_changes: 0,
         }
     }
 }
@@ -164,6 +222,7 @@ impl Replica {
         self.fleet = fleet;
         self.sync = Sync::Live;
         self.last_update = now;
+        self.heard_controller(now);
         self.generation += 1;
     }
 
@@ -171,6 +230,8 @@ impl Replica {
     /// replica is then marked `Resyncing` and ignores events until it gets one.
     pub fn apply_event(&mut self, event: Event, now: u64) -> Result<(), Gap> {
         self.last_update = now;
+        // Only the controller publishes events: one is as good as a beacon.
+        self.heard_controller(now);
         if event.kind == crate::protocol::EventKind::Audit {
             self.remember_audit(&event);
         }
@@ -217,6 +278,20 @@ impl Replica {
                 false
             }
         }
+    }
+
+    /// A controller beacon heard at `now`: `note_beacon`, plus what the freshness rule
+    /// needs (when the controller was last heard, and its period).
+    pub fn note_beacon_at(&mut self, revision: u64, now: u64) -> bool {
+        if self.last_beacon > 0 && now > self.last_beacon {
+            if self.beacon_intervals.len() >= BEACON_INTERVALS_KEPT {
+                self.beacon_intervals.pop_front();
+            }
+            self.beacon_intervals.push_back(now - self.last_beacon);
+        }
+        self.last_beacon = now;
+        self.heard_controller(now);
+        self.note_beacon(revision)
     }
 
     /// History fetched at start: older events for the Events panel, merged by revision.
@@ -277,6 +352,13 @@ impl Replica {
     pub fn apply_heartbeat(&mut self, hb: &Heartbeat, now: u64) {
         self.last_update = now;
         self.heartbeats.insert(hb.host.id.clone(), now);
+        if self.host_periods.get(&hb.host.id) != Some(&hb.period_ms) {
+            self.host_periods.insert(hb.host.id.clone(), hb.period_ms);
+        }
+        // A silent host that speaks again is fresh at once, not at the next tick.
+        if self.silence.hosts.remove(&hb.host.id) {
+            self.silence_changed();
+        }
         if let Some(host) = self.fleet.hosts.get_mut(&hb.host.id) {
             host.metrics = hb.metrics.clone();
             host.unmanaged = hb.unmanaged.clone();
@@ -318,14 +400,107 @@ impl Replica {
         }
     }
 
-    /// Milliseconds since a host's last heartbeat reached us, if one has.
-    pub fn heartbeat_age(&self, host: &str, now: u64) -> Option<u64> {
+    /// The bus connection came back (or went): sources are judged from now at the
+    /// earliest, since nothing could be heard while it was down. Going down marks the data
+    /// as not live until a fresh snapshot.
+    pub fn note_connection(&mut self, connected: bool, now: u64) {
+        if connected {
+            self.reconnected_at = now;
+        } else {
+            self.mark_resyncing();
+        }
+    }
+
+    fn heard_controller(&mut self, now: u64) {
+        self.controller_heard = self.controller_heard.max(now);
+        if self.silence.controller {
+            self.silence.controller = false;
+            self.silence_changed();
+        }
+    }
+
+    fn silence_changed(&mut self) {
+        self.silence_changes += 1;
+        self.generation += 1;
+    }
+
+    /// The controller's beacon period: the median of the last intervals between beacons,
+    /// or the default until two beacons have been heard.
+    pub fn controller_period(&self) -> u64 {
+        let mut v: Vec<u64> = self.beacon_intervals.iter().copied().collect();
+        if v.is_empty() {
+            return DEFAULT_PERIOD_MS;
+        }
+        v.sort_unstable();
+        clamp_period(v[v.len() / 2])
+    }
+
+    /// How long the controller has been silent, once it has missed
+    /// `SILENT_AFTER_PERIODS` beacons; `None` while it is heard, or before it ever was.
+    pub fn controller_silence(&self, now: u64) -> Option<u64> {
+        if self.controller_heard == 0 {
+            return None;
+        }
+        silent_for(self.controller_heard, self.reconnected_at, self.controller_period(), now)
+    }
+
+    /// A host's heartbeat period: its own, else the longest heard from any host (a
+    /// host is not called silent for a period it may not have), else the default.
+    pub fn host_period(&self, host: &str) -> u64 {
+        match self.host_periods.get(host) {
+            Some(p) => *p,
+            None => self.host_periods.values().copied().max().unwrap_or(DEFAULT_PERIOD_MS),
+        }
+    }
+
+    /// How long a host has been silent, once its heartbeat is `SILENT_AFTER_PERIODS`
+    /// periods late; `None` while it beats, or when it was never heard.
+    pub fn host_silence(&self, host: &str, now: u64) -> Option<u64> {
+        let heard = self.last_heartbeat(host)?;
+        silent_for(heard, self.reconnected_at, self.host_period(host), now)
+    }
+
+    /// How old an instance's facts are, when they are old: its host is silent, or the
+    /// controller that reports its state is. `None` while both are heard.
+    pub fn instance_age(&self, host: &str, now: u64) -> Option<u64> {
+        match (self.controller_silence(now), self.host_silence(host, now)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Judges every source at `now` (the cockpit's clock tick): when the set of silent
+    /// sources changes, `silence_changes` and the generation move, so cached rows that
+    /// show freshness are built again. The views judge visible cells at each frame.
+    pub fn tick(&mut self, now: u64) {
+        let silence = Silence {
+            controller: self.controller_silence(now).is_some(),
+            hosts: self
+                .fleet
+                .hosts
+                .keys()
+                .filter(|h| self.host_silence(h, now).is_some())
+                .cloned()
+                .collect(),
+        };
+        if silence != self.silence {
+            self.silence = silence;
+            self.silence_changed();
+        }
+    }
+
+    /// When a host's last heartbeat reached us, or the controller last heard it.
+    fn last_heartbeat(&self, host: &str) -> Option<u64> {
         self.heartbeats
             .get(host)
             .copied()
             .or_else(|| self.fleet.hosts.get(host).map(|h| h.last_heartbeat))
             .filter(|t| *t > 0)
-            .map(|t| now.saturating_sub(t))
+    }
+
+    /// Milliseconds since a host's last heartbeat reached us, if one has.
+    pub fn heartbeat_age(&self, host: &str, now: u64) -> Option<u64> {
+        self.last_heartbeat(host).map(|t| now.saturating_sub(t))
     }
 }
 
