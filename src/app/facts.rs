@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::backend::Replica;
-use crate::protocol::{App, Change, Fleet, HostState, Instance, InstanceState, Route, RouteState};
+use crate::protocol::{App, Change, Fleet, HostState, Instance, InstanceState, OperationState, Route, RouteState};
 
 /// What the facts were computed from: the replica's structure counter plus the collection
 /// sizes, which catch changes made to the fleet without a new structure (tests do that).
@@ -94,6 +94,63 @@ impl Endpoint {
             host: host.to_string(),
         }
     }
+}
+
+/// The header's totals at one moment: what is known to be healthy, and apart from it
+/// what is unknown because its source is silent (`Replica::host_silence`,
+/// `controller_silence`). Unknown is never counted as healthy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Hosts the controller has up and whose heartbeat is heard.
+    pub hosts_up: usize,
+    /// Hosts the controller has up whose heartbeat is not heard.
+    pub hosts_silent: usize,
+    pub running: usize,
+    /// Running, last we knew, on a silent host or with a silent controller.
+    pub running_unknown: usize,
+    pub serving: usize,
+    pub serving_unknown: usize,
+}
+
+/// An app's state in one word, from the facts and the freshness of their sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppHealth {
+    /// An operation (deploy, restart) is running on it.
+    Changing,
+    /// Some of its running instances sit on a silent host, or the controller is silent.
+    Unknown,
+    /// None of its instances runs.
+    Down,
+    /// Instances run but no route serves them (`Route::serves_with`): disabled, stale or
+    /// unbacked. The load balancer sends it nothing.
+    NoTraffic,
+    Degraded,
+    Ok,
+}
+
+impl AppHealth {
+    pub fn word(self) -> &'static str {
+        match self {
+            AppHealth::Changing => "changing",
+            AppHealth::Unknown => "unknown",
+            AppHealth::Down => "down",
+            AppHealth::NoTraffic => "no traffic",
+            AppHealth::Degraded => "degraded",
+            AppHealth::Ok => "ok",
+        }
+    }
+}
+
+/// What the Apps panel shows of one app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppState {
+    /// Running instances whose facts are fresh.
+    pub running: usize,
+    /// Running, last we knew, on a silent host or with a silent controller.
+    pub unknown: usize,
+    pub serving: usize,
+    pub routes: usize,
+    pub health: AppHealth,
 }
 
 /// What one event's changes touch in the facts, as it was before they applied.
@@ -412,6 +469,71 @@ impl FleetFacts {
     /// Serving routes whose backend is on a host.
     pub fn serving_on(&self, host: &str) -> usize {
         self.serving_by_host.get(host).copied().unwrap_or(0)
+    }
+
+    /// The totals at `now`, from these facts and which sources are silent: a pass over
+    /// the hosts, not the instances, so it is cheap enough for every frame.
+    pub fn totals(&self, replica: &Replica, now: u64) -> Totals {
+        let mut t = Totals { hosts_up: self.hosts_up, running: self.running, serving: self.serving, ..Totals::default() };
+        let controller_silent = replica.controller_silence(now).is_some();
+        for host in replica.fleet.hosts.values() {
+            if replica.host_silence(&host.id, now).is_none() {
+                continue;
+            }
+            if host.state == HostState::Up {
+                t.hosts_silent += 1;
+            }
+            if !controller_silent {
+                t.running_unknown += self.running_on(&host.id);
+                t.serving_unknown += self.serving_on(&host.id);
+            }
+        }
+        if controller_silent {
+            // Every state the controller reported may have changed since.
+            t.running_unknown = self.running;
+            t.serving_unknown = self.serving;
+        }
+        t.hosts_up -= t.hosts_silent.min(t.hosts_up);
+        t.running -= t.running_unknown.min(t.running);
+        t.serving -= t.serving_unknown.min(t.serving);
+        t
+    }
+
+    /// One app's state: its counts, less what is unknown, and its health. The silent
+    /// hosts are those of the replica's last tick (a row per app on screen would
+    /// otherwise judge every host each frame).
+    pub fn app_state(&self, replica: &Replica, app: &App, now: u64) -> AppState {
+        let counts = self.per_app.get(&app.name);
+        let running = counts.map_or(0, |c| c.running);
+        let serving = counts.map_or(0, |c| c.serving);
+        let routes = counts.map_or(0, |c| c.routes);
+        let unknown = if replica.controller_silence(now).is_some() {
+            running
+        } else {
+            replica.silence.hosts.iter().map(|h| self.running_of_on(&app.name, h)).sum()
+        };
+        let known = running.saturating_sub(unknown);
+        let busy = replica
+            .fleet
+            .operations
+            .values()
+            .any(|o| o.app == app.name && o.state == OperationState::Running);
+        let health = if busy {
+            AppHealth::Changing
+        } else if unknown > 0 {
+            AppHealth::Unknown
+        } else if app.instances == 0 {
+            AppHealth::Ok
+        } else if known == 0 {
+            AppHealth::Down
+        } else if serving == 0 {
+            AppHealth::NoTraffic
+        } else if (known as u64) < u64::from(app.instances) {
+            AppHealth::Degraded
+        } else {
+            AppHealth::Ok
+        };
+        AppState { running: known, unknown, serving, routes, health }
     }
 
     pub fn instances_on(&self, host: &str) -> usize {

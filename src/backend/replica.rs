@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use crate::protocol::{Change, Event, Fleet, Gap, Heartbeat};
+use crate::protocol::{Change, Event, Fleet, Gap, Heartbeat, Host, HostState};
 
 /// Heartbeat periods a source may miss before what it said is shown as unknown: the
 /// controller's threshold for a stale host, applied by the cockpit to every source (the
@@ -458,6 +458,18 @@ impl Replica {
     pub fn host_silence(&self, host: &str, now: u64) -> Option<u64> {
         let heard = self.last_heartbeat(host)?;
         silent_for(heard, self.reconnected_at, self.host_period(host), now)
+    }
+
+    /// A host's state as the cockpit shows it: the controller's, except that a host it
+    /// has up whose heartbeat is silent is stale (whether or not a controller is left to
+    /// say so), with how long it has been silent.
+    pub fn host_state(&self, host: &Host, now: u64) -> (HostState, Option<u64>) {
+        let silent = self.host_silence(&host.id, now);
+        let state = match (host.state, silent) {
+            (HostState::Up, Some(_)) => HostState::Stale,
+            (state, _) => state,
+        };
+        (state, silent)
     }
 
     /// How old an instance's facts are, when they are old: its host is silent, or the
