@@ -536,6 +536,22 @@ impl FleetFacts {
         AppState { running: known, unknown, serving, routes, health }
     }
 
+    /// The apps that serve traffic now and would serve none once these backends
+    /// (`(app, backend)`) stop serving: what a disable or a removal takes away last.
+    pub fn left_without_traffic<'a>(&self, backends: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+        let mut lost: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for (app, backend) in backends {
+            if seen.insert((app, backend)) && self.endpoint(app, backend).is_some_and(Endpoint::serving) {
+                *lost.entry(app).or_default() += 1;
+            }
+        }
+        lost.into_iter()
+            .filter(|(app, n)| *n > 0 && self.app(app).serving <= *n)
+            .map(|(app, _)| app.to_string())
+            .collect()
+    }
+
     pub fn instances_on(&self, host: &str) -> usize {
         self.per_host.get(host).copied().unwrap_or(0)
     }

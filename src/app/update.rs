@@ -632,12 +632,31 @@ impl App {
             [r] => format!("{word} route {} -> {}?", r.domain, r.backend),
             many => format!("{word} {} marked routes?", many.len()),
         };
+        let question = self.with_traffic_warning(question, verb, routes.iter().map(|r| (r.app.as_str(), r.backend.as_str())));
         // Taking traffic away from a prod app is as serious as restarting it.
         let apps: BTreeSet<String> = match verb {
             RouteVerb::Remove | RouteVerb::Disable => routes.iter().map(|r| r.app.clone()).collect(),
             _ => BTreeSet::new(),
         };
         self.confirm(question, commands, &apps)
+    }
+
+    /// A disable or a removal that takes an app's last serving backend says so, on a line
+    /// of its own under the question.
+    fn with_traffic_warning<'a>(
+        &self,
+        question: String,
+        verb: RouteVerb,
+        backends: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> String {
+        if !matches!(verb, RouteVerb::Disable | RouteVerb::Remove) {
+            return question;
+        }
+        let mut out = question;
+        for app in self.facts().left_without_traffic(backends) {
+            out.push_str(&format!("\n⚠ this is {app}'s last serving backend: {app} will get no traffic"));
+        }
+        out
     }
 
     fn open_add_form(&mut self) -> Vec<Effect> {
@@ -826,6 +845,8 @@ impl App {
                     ),
                     v => format!("{} route {domain} -> {}?", capitalise(v.word()), req.backend),
                 };
+                let question =
+                    self.with_traffic_warning(question, verb, [(req.app.as_str(), req.backend.as_str())]);
                 let apps: BTreeSet<String> = match verb {
                     RouteVerb::Remove | RouteVerb::Disable => [req.app.clone()].into(),
                     _ => BTreeSet::new(),

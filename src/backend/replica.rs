@@ -516,10 +516,143 @@ impl Replica {
     }
 }
 
+/// A heartbeat from `host` with its metrics and no instances, for tests.
+#[cfg(test)]
+pub(crate) fn test_heartbeat(host: &Host, period_ms: u64) -> Heartbeat {
+    Heartbeat {
+        host: crate::protocol::HostInfo {
+            id: host.id.clone(),
+            hostname: host.hostname.clone(),
+            ip: host.ip.clone(),
+            az: host.az.clone(),
+            tags: host.tags.clone(),
+            cpu_cores: host.cpu_cores,
+            memory_total_mb: host.memory_total_mb,
+            agent_version: host.agent_version.clone(),
+            warnings: vec![],
+        },
+        metrics: host.metrics.clone(),
+        instances: vec![],
+        period_ms,
+        unmanaged: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::EventKind;
+
+    fn host(id: &str) -> Host {
+        Host {
+            id: id.into(),
+            hostname: format!("{id}.test"),
+            ip: "10.0.0.1".into(),
+            az: "az1".into(),
+            tags: vec![],
+            cpu_cores: 4,
+            memory_total_mb: 8192,
+            agent_version: "test".into(),
+            last_heartbeat: 0,
+            state: HostState::Up,
+            metrics: Default::default(),
+            warnings: vec![],
+            unmanaged: vec![],
+        }
+    }
+
+    #[test]
+    fn the_rule_is_three_periods_from_the_later_of_heard_and_grace() {
+        assert_eq!(silent_for(1_000, 0, 300, 1_900), None, "exactly 3 periods is not yet silent");
+        assert_eq!(silent_for(1_000, 0, 300, 1_901), Some(901));
+        // A grace period (the bus came back) delays the judgement, not the age shown.
+        assert_eq!(silent_for(1_000, 5_000, 300, 5_900), None);
+        assert_eq!(silent_for(1_000, 5_000, 300, 5_901), Some(4_901));
+        // Periods are clamped as the controller clamps them.
+        assert_eq!(silent_for(0, 0, 0, 301), Some(301));
+    }
+
+    #[test]
+    fn a_controller_is_silent_after_three_of_its_beacon_periods() {
+        let mut r = Replica::default();
+        assert_eq!(r.controller_silence(1_000_000), None, "never heard: nothing to judge");
+        r.apply_snapshot(Fleet { revision: 10, ..Fleet::default() }, 1_000);
+        assert_eq!(r.controller_period(), DEFAULT_PERIOD_MS, "the default before two beacons");
+        assert_eq!(r.controller_silence(7_000), None);
+        assert_eq!(r.controller_silence(7_001), Some(6_001));
+        // Beacons every 300 ms teach the period, even with one late beacon among them.
+        let mut t = 1_000;
+        for gap in [300, 300, 300, 2_000, 300, 300] {
+            t += gap;
+            r.note_beacon_at(10, t);
+        }
+        assert_eq!(r.controller_period(), 300);
+        assert_eq!(r.controller_silence(t + 900), None);
+        assert_eq!(r.controller_silence(t + 901), Some(901));
+        // An event is the controller speaking too.
+        r.apply_event(ev(11), t + 800).unwrap();
+        assert_eq!(r.controller_silence(t + 1_500), None);
+        // The bus was down: judged again from when it came back.
+        r.note_connection(false, t + 2_000);
+        assert_eq!(r.sync, Sync::Resyncing, "a lost connection marks the data not live");
+        r.note_connection(true, t + 30_000);
+        assert_eq!(r.controller_silence(t + 30_500), None);
+        assert_eq!(r.controller_silence(t + 30_901), Some(30_901 - 800));
+    }
+
+    #[test]
+    fn a_host_is_silent_after_three_of_its_own_periods_and_then_shown_stale() {
+        let mut r = Replica::default();
+        let (a, b) = (host("a"), host("b"));
+        let fleet = Fleet {
+            revision: 1,
+            hosts: [(a.id.clone(), a.clone()), (b.id.clone(), b.clone())].into_iter().collect(),
+            ..Fleet::default()
+        };
+        r.apply_snapshot(fleet, 1_000);
+        assert_eq!(r.host_silence("a", 10_000), None, "never heard: nothing to judge");
+        r.apply_heartbeat(&test_heartbeat(&a, 500), 1_000);
+        assert_eq!(r.host_period("a"), 500);
+        assert_eq!(r.host_period("b"), 500, "a host not heard yet gets the longest known period");
+        assert_eq!(r.host_silence("a", 2_500), None);
+        assert_eq!(r.host_silence("a", 2_501), Some(1_501));
+        assert_eq!(r.host_state(&a, 2_400), (HostState::Up, None));
+        assert_eq!(r.host_state(&a, 2_600), (HostState::Stale, Some(1_600)), "no controller needed");
+        let lost = Host { state: HostState::Lost, ..a.clone() };
+        assert_eq!(r.host_state(&lost, 2_600).0, HostState::Lost);
+        // Its instances' facts are as old as its heartbeat, or as the controller's word.
+        r.apply_heartbeat(&test_heartbeat(&b, 500), 2_500);
+        assert_eq!(r.instance_age("a", 2_600), Some(1_600));
+        assert_eq!(r.instance_age("b", 2_600), None);
+        assert_eq!(r.instance_age("b", 10_000), Some(9_000), "the controller is silent by then");
+    }
+
+    #[test]
+    fn the_tick_notes_each_change_of_silence_once() {
+        let mut r = Replica::default();
+        let a = host("a");
+        let fleet =
+            Fleet { revision: 1, hosts: [(a.id.clone(), a.clone())].into_iter().collect(), ..Fleet::default() };
+        r.apply_snapshot(fleet, 1_000);
+        r.apply_heartbeat(&test_heartbeat(&a, 1_000), 1_000);
+        r.note_beacon_at(1, 1_000);
+        r.tick(2_000);
+        assert_eq!((r.silence.clone(), r.silence_changes), (Silence::default(), 0));
+        r.tick(5_000);
+        r.tick(5_500);
+        assert!(r.silence.hosts.contains("a") && !r.silence.controller);
+        assert_eq!(r.silence_changes, 1, "one change, however many ticks");
+        r.tick(8_000);
+        assert!(r.silence.controller, "the default period: 3 x 2 s");
+        assert_eq!(r.silence_changes, 2);
+        // Heard again: fresh at once, not at the next tick.
+        let generation = r.generation;
+        r.apply_heartbeat(&test_heartbeat(&a, 1_000), 8_100);
+        r.note_beacon_at(1, 8_100);
+        assert_eq!(r.silence, Silence::default());
+        assert_eq!(r.silence_changes, 4);
+        assert!(r.generation > generation);
+    }
 
     fn ev(rev: u64) -> Event {
         Event {
