@@ -14,6 +14,8 @@ pub use client::{
     spawn, spawn_cockpit, spawn_with,
 };
 pub use logs::{LogsEvent, LogsStart};
+#[cfg(test)]
+pub(crate) use replica::test_heartbeat as replica_test_heartbeat;
 pub use replica::{
     AUDIT_KEPT, DEFAULT_PERIOD_MS, EVENTS_KEPT, History, METRICS_KEPT, Replica, SILENT_AFTER_PERIODS, Sample, Silence,
     Sync, silent_for,

@@ -35,10 +35,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     // is said apart.
     let totals = facts.totals(&app.replica, app.now);
     let (up, running, desired) = (totals.hosts_up, totals.running, facts.desired);
-    let unknown = |n: usize, word: &str| if n > 0 { format!(" ({n} {word})") } else { String::new() };
-    let hosts_unknown = unknown(totals.hosts_silent, "silent");
-    let inst_unknown = unknown(totals.running_unknown, "unknown");
-    let routes_unknown = unknown(totals.serving_unknown, "unknown");
+    // Long: ` (2 unknown)`; short: ` ?2`.
+    let unknown = |n: usize, word: &str| {
+        if n > 0 { (format!(" ({n} {word})"), format!(" ?{n}")) } else { (String::new(), String::new()) }
+    };
+    let (hosts_unknown, hosts_q) = unknown(totals.hosts_silent, "silent");
+    let (inst_unknown, inst_q) = unknown(totals.running_unknown, "unknown");
+    let (routes_unknown, routes_q) = unknown(totals.serving_unknown, "unknown");
     let data = match app.data_age() {
         Some(ms) if ms > OLD_DATA_MS => Span::styled(format!("⚠ data {} old", age(ms)), t.warn.patch(bg)),
         // Fresh data says so in one word, so the header is not repainted every second.
@@ -66,7 +69,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(
                 pick(
                     format!("hosts {up}/{} up{hosts_unknown}", f.hosts.len()),
-                    format!("hosts {up}/{}", f.hosts.len()),
+                    format!("hosts {up}/{}{hosts_q}", f.hosts.len()),
                 ),
                 hosts_style.patch(bg),
             ),
@@ -74,7 +77,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(
                 pick(
                     format!("instances {running}/{desired} running{inst_unknown}"),
-                    format!("inst {running}/{desired}"),
+                    format!("inst {running}/{desired}{inst_q}"),
                 ),
                 inst_style.patch(bg),
             ),
@@ -82,7 +85,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(
                 pick(
                     format!("routes {}/{} serving{routes_unknown}", totals.serving, f.routes.len()),
-                    format!("rt {}/{}", totals.serving, f.routes.len()),
+                    format!("rt {}/{}{routes_q}", totals.serving, f.routes.len()),
                 ),
                 routes_style.patch(bg),
             ),
