@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::backend::Replica;
-use crate::protocol::{App, Change, Fleet, HostState, Instance, InstanceState, Route, RouteState};
+use crate::protocol::{App, Change, Fleet, HostState, Instance, InstanceState, OperationState, Route, RouteState};
 
 /// What the facts were computed from: the replica's structure counter plus the collection
 /// sizes, which catch changes made to the fleet without a new structure (tests do that).
@@ -26,8 +26,16 @@ pub struct FleetFacts {
     pub desired: u64,
     /// Running instances with an endpoint and no route.
     pub unrouted: usize,
+    /// Routes that serve: enabled, not stale, with a running instance behind them
+    /// (`Route::serves_with`).
+    pub serving: usize,
     /// Instances placed on each host.
     pub per_host: Map<String, usize>,
+    /// Running instances on each host, by app: what a silent host takes away from the
+    /// totals until it is heard again.
+    pub running_by_host: Map<String, Map<String, usize>>,
+    /// Serving routes whose backend is on each host.
+    pub serving_by_host: Map<String, usize>,
     /// Running instances and routes of each app.
     pub per_app: Map<String, AppCounts>,
     /// The instances behind each endpoint, by app then endpoint: nested so that a view
@@ -39,6 +47,8 @@ pub struct FleetFacts {
 pub struct AppCounts {
     pub running: usize,
     pub routes: usize,
+    /// Routes that serve (`Route::serves_with`): none means the app gets no traffic.
+    pub serving: usize,
     /// Instances by version: more than one during a rolling update.
     pub versions: BTreeMap<String, usize>,
 }
@@ -55,18 +65,92 @@ pub struct Endpoint {
     pub running: usize,
     /// The route to it, if there is one.
     pub route: Option<RouteState>,
+    /// Whether that route would send traffic here (`Route::serves`: enabled, not stale).
+    pub route_serves: bool,
+    /// The host of its first instance: where it is served from.
+    pub host: String,
 }
 
 impl Endpoint {
     /// Whether any instance on it runs.
-    pub fn serving(&self) -> bool {
+    pub fn backed(&self) -> bool {
         self.running > 0
     }
 
-    /// An endpoint an instance just came to, before it is counted.
-    fn empty(state: InstanceState) -> Endpoint {
-        Endpoint { ids: Vec::new(), first: state, running: 0, route: None }
+    /// Whether its route serves traffic: the rule is `Route::serves_with`, whose two
+    /// halves the endpoint keeps.
+    pub fn serving(&self) -> bool {
+        self.route_serves && self.backed()
     }
+
+    /// An endpoint an instance just came to, before it is counted.
+    fn empty(state: InstanceState, host: &str) -> Endpoint {
+        Endpoint {
+            ids: Vec::new(),
+            first: state,
+            running: 0,
+            route: None,
+            route_serves: false,
+            host: host.to_string(),
+        }
+    }
+}
+
+/// The header's totals at one moment: what is known to be healthy, and apart from it
+/// what is unknown because its source is silent (`Replica::host_silence`,
+/// `controller_silence`). Unknown is never counted as healthy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Hosts the controller has up and whose heartbeat is heard.
+    pub hosts_up: usize,
+    /// Hosts the controller has up whose heartbeat is not heard.
+    pub hosts_silent: usize,
+    pub running: usize,
+    /// Running, last we knew, on a silent host or with a silent controller.
+    pub running_unknown: usize,
+    pub serving: usize,
+    pub serving_unknown: usize,
+}
+
+/// An app's state in one word, from the facts and the freshness of their sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppHealth {
+    /// An operation (deploy, restart) is running on it.
+    Changing,
+    /// Some of its running instances sit on a silent host, or the controller is silent.
+    Unknown,
+    /// None of its instances runs.
+    Down,
+    /// Instances run but no route serves them (`Route::serves_with`): disabled, stale or
+    /// unbacked. The load balancer sends it nothing.
+    NoTraffic,
+    Degraded,
+    Ok,
+}
+
+impl AppHealth {
+    pub fn word(self) -> &'static str {
+        match self {
+            AppHealth::Changing => "changing",
+            AppHealth::Unknown => "unknown",
+            AppHealth::Down => "down",
+            AppHealth::NoTraffic => "no traffic",
+            AppHealth::Degraded => "degraded",
+            AppHealth::Ok => "ok",
+        }
+    }
+}
+
+/// What the Apps panel shows of one app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppState {
+    /// Running instances whose facts are fresh.
+    pub running: usize,
+    /// Running, last we knew, on a silent host or with a silent controller.
+    pub unknown: usize,
+    pub serving: usize,
+    pub routes: usize,
+    pub health: AppHealth,
 }
 
 /// What one event's changes touch in the facts, as it was before they applied.
@@ -134,6 +218,20 @@ fn entry<'m, V: Default>(map: &'m mut Map<String, V>, key: &str) -> &'m mut V {
     map.entry(key.to_string()).or_default()
 }
 
+/// Adds (`sign` 1) or takes away (-1) one running instance of `app` on `host`; empty
+/// entries go, as `of` never makes them.
+fn add_running(running_on: &mut Map<String, Map<String, usize>>, host: &str, app: &str, sign: i8) {
+    let apps = entry(running_on, host);
+    let n = entry(apps, app);
+    *n = if sign > 0 { *n + 1 } else { n.saturating_sub(1) };
+    if *n == 0 {
+        apps.remove(app);
+    }
+    if apps.is_empty() {
+        running_on.remove(host);
+    }
+}
+
 /// An app with neither running instances nor routes has no entry, as `of` leaves it.
 fn prune_app(per_app: &mut Map<String, AppCounts>, app: &str) {
     if per_app.get(app) == Some(&AppCounts::default()) {
@@ -158,8 +256,8 @@ impl FleetFacts {
         // Counted afresh after a snapshot and during floods of events, so at 20,000
         // instances each allocation counts: a host's or an app's name is copied once, not
         // per instance.
-        let routes: Map<(&str, &str), RouteState> =
-            f.routes.values().map(|r| ((r.app.as_str(), r.backend.as_str()), r.state)).collect();
+        let routes: Map<(&str, &str), &Route> =
+            f.routes.values().map(|r| ((r.app.as_str(), r.backend.as_str()), r)).collect();
         facts.per_host.reserve(f.hosts.len());
         facts.per_app.reserve(f.apps.len());
         facts.by_endpoint.reserve(f.apps.len());
@@ -192,6 +290,9 @@ impl FleetFacts {
                 counts.running += usize::from(running);
             }
             facts.running += usize::from(running);
+            if running {
+                add_running(&mut facts.running_by_host, &i.host, &i.app, 1);
+            }
             if i.endpoint.is_empty() {
                 continue;
             }
@@ -211,9 +312,25 @@ impl FleetFacts {
                 }
                 None => {
                     let ids = vec![i.id.clone()];
-                    let e = Endpoint { ids, first: i.state, running: usize::from(running), route };
+                    let e = Endpoint {
+                        ids,
+                        first: i.state,
+                        running: usize::from(running),
+                        route: route.map(|r| r.state),
+                        route_serves: route.is_some_and(Route::serves),
+                        host: i.host.clone(),
+                    };
                     endpoints.insert(i.endpoint.clone(), e);
                 }
+            }
+        }
+        for (app, endpoints) in &facts.by_endpoint {
+            for e in endpoints.values().filter(|e| e.serving()) {
+                facts.serving += 1;
+                if let Some(c) = facts.per_app.get_mut(app) {
+                    c.serving += 1;
+                }
+                *facts.serving_by_host.entry(e.host.clone()).or_default() += 1;
             }
         }
         facts
@@ -253,7 +370,7 @@ impl FleetFacts {
                 if !new.endpoint.is_empty() {
                     let on = entry(&mut self.by_endpoint, &new.app)
                         .entry(new.endpoint.clone())
-                        .or_insert_with(|| Endpoint::empty(new.state));
+                        .or_insert_with(|| Endpoint::empty(new.state, &new.host));
                     if let Err(at) = on.ids.binary_search(id) {
                         on.ids.insert(at, id.clone());
                     }
@@ -282,34 +399,157 @@ impl FleetFacts {
         if i.state == InstanceState::Running {
             add(&mut counts.running);
             add(&mut self.running);
+            add_running(&mut self.running_by_host, &i.host, &i.app, sign);
         }
         prune_app(&mut self.per_app, &i.app);
     }
 
     /// Counts one endpoint again from its instances: whether they run, the first one's
-    /// state, its route. An endpoint left with no instance goes.
+    /// state and host, its route. An endpoint left with no instance goes.
     fn recount_endpoint(&mut self, fleet: &Fleet, app: &str, endpoint: &str) {
         let unrouted = |e: &Endpoint| if e.route.is_none() { e.running } else { 0 };
         let Some(m) = self.by_endpoint.get_mut(app) else { return };
         let Some(e) = m.get_mut(endpoint) else { return };
         let old = unrouted(e);
+        let was_serving = e.serving().then(|| e.host.clone());
         let on: Vec<&Instance> = e.ids.iter().filter_map(|id| fleet.instances.get(id)).collect();
-        let new = match on.first() {
+        let (new, now_serving) = match on.first() {
             Some(first) => {
                 e.first = first.state;
+                if e.host != first.host {
+                    e.host.clone_from(&first.host);
+                }
                 e.running = on.iter().filter(|i| i.state == InstanceState::Running).count();
-                e.route = fleet.routes.get(&(app.to_string(), endpoint.to_string())).map(|r| r.state);
-                unrouted(e)
+                let route = fleet.routes.get(&(app.to_string(), endpoint.to_string()));
+                e.route = route.map(|r| r.state);
+                e.route_serves = route.is_some_and(Route::serves);
+                (unrouted(e), e.serving().then(|| e.host.clone()))
             }
             None => {
                 m.remove(endpoint);
                 if m.is_empty() {
                     self.by_endpoint.remove(app);
                 }
-                0
+                (0, None)
             }
         };
         self.unrouted = (self.unrouted + new).saturating_sub(old);
+        if was_serving != now_serving {
+            if let Some(host) = was_serving {
+                self.count_serving(app, &host, -1);
+            }
+            if let Some(host) = now_serving {
+                self.count_serving(app, &host, 1);
+            }
+        }
+    }
+
+    /// Adds (`sign` 1) or takes away (-1) one serving route of `app` on `host`.
+    fn count_serving(&mut self, app: &str, host: &str, sign: i8) {
+        let add = |n: &mut usize| *n = if sign > 0 { *n + 1 } else { n.saturating_sub(1) };
+        add(&mut self.serving);
+        add(&mut entry(&mut self.per_app, app).serving);
+        prune_app(&mut self.per_app, app);
+        add(entry(&mut self.serving_by_host, host));
+        if self.serving_by_host.get(host) == Some(&0) {
+            self.serving_by_host.remove(host);
+        }
+    }
+
+    /// Running instances on a host, all apps together.
+    pub fn running_on(&self, host: &str) -> usize {
+        self.running_by_host.get(host).map_or(0, |apps| apps.values().sum())
+    }
+
+    /// Running instances of one app on a host.
+    pub fn running_of_on(&self, app: &str, host: &str) -> usize {
+        self.running_by_host.get(host).and_then(|apps| apps.get(app)).copied().unwrap_or(0)
+    }
+
+    /// Serving routes whose backend is on a host.
+    pub fn serving_on(&self, host: &str) -> usize {
+        self.serving_by_host.get(host).copied().unwrap_or(0)
+    }
+
+    /// The totals at `now`, from these facts and which sources are silent: a pass over
+    /// the hosts, not the instances, so it is cheap enough for every frame.
+    pub fn totals(&self, replica: &Replica, now: u64) -> Totals {
+        let mut t = Totals { hosts_up: self.hosts_up, running: self.running, serving: self.serving, ..Totals::default() };
+        let controller_silent = replica.controller_silence(now).is_some();
+        for host in replica.fleet.hosts.values() {
+            if replica.host_silence(&host.id, now).is_none() {
+                continue;
+            }
+            if host.state == HostState::Up {
+                t.hosts_silent += 1;
+            }
+            if !controller_silent {
+                t.running_unknown += self.running_on(&host.id);
+                t.serving_unknown += self.serving_on(&host.id);
+            }
+        }
+        if controller_silent {
+            // Every state the controller reported may have changed since.
+            t.running_unknown = self.running;
+            t.serving_unknown = self.serving;
+        }
+        t.hosts_up -= t.hosts_silent.min(t.hosts_up);
+        t.running -= t.running_unknown.min(t.running);
+        t.serving -= t.serving_unknown.min(t.serving);
+        t
+    }
+
+    /// One app's state: its counts, less what is unknown, and its health. The silent
+    /// hosts are those of the replica's last tick (a row per app on screen would
+    /// otherwise judge every host each frame).
+    pub fn app_state(&self, replica: &Replica, app: &App, now: u64) -> AppState {
+        let counts = self.per_app.get(&app.name);
+        let running = counts.map_or(0, |c| c.running);
+        let serving = counts.map_or(0, |c| c.serving);
+        let routes = counts.map_or(0, |c| c.routes);
+        let unknown = if replica.controller_silence(now).is_some() {
+            running
+        } else {
+            replica.silence.hosts.iter().map(|h| self.running_of_on(&app.name, h)).sum()
+        };
+        let known = running.saturating_sub(unknown);
+        let busy = replica
+            .fleet
+            .operations
+            .values()
+            .any(|o| o.app == app.name && o.state == OperationState::Running);
+        let health = if busy {
+            AppHealth::Changing
+        } else if unknown > 0 {
+            AppHealth::Unknown
+        } else if app.instances == 0 {
+            AppHealth::Ok
+        } else if known == 0 {
+            AppHealth::Down
+        } else if serving == 0 {
+            AppHealth::NoTraffic
+        } else if (known as u64) < u64::from(app.instances) {
+            AppHealth::Degraded
+        } else {
+            AppHealth::Ok
+        };
+        AppState { running: known, unknown, serving, routes, health }
+    }
+
+    /// The apps that serve traffic now and would serve none once these backends
+    /// (`(app, backend)`) stop serving: what a disable or a removal takes away last.
+    pub fn left_without_traffic<'a>(&self, backends: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+        let mut lost: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for (app, backend) in backends {
+            if seen.insert((app, backend)) && self.endpoint(app, backend).is_some_and(Endpoint::serving) {
+                *lost.entry(app).or_default() += 1;
+            }
+        }
+        lost.into_iter()
+            .filter(|(app, n)| *n > 0 && self.app(app).serving <= *n)
+            .map(|(app, _)| app.to_string())
+            .collect()
     }
 
     pub fn instances_on(&self, host: &str) -> usize {

@@ -301,6 +301,11 @@ impl App {
         if !self.connection.is_connected() {
             return Some("not live: reconnecting");
         }
+        // Without the controller's beacon nothing here is followed, whatever the replica
+        // last applied: said before loading or resyncing, which wait for it.
+        if self.replica.controller_silence(self.now).is_some() {
+            return Some("not live: no controller");
+        }
         match self.replica.sync {
             crate::backend::Sync::Loading => Some("loading"),
             crate::backend::Sync::Resyncing => Some("not live: resyncing"),

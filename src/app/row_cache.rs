@@ -17,8 +17,9 @@ use crate::backend::Replica;
 #[derive(Debug, Clone, Default)]
 pub struct RowCache {
     /// The replica's snapshots and the panel's membership counter, the panel's time
-    /// bucket and the row count it was built for.
-    stamp: Option<(u64, u64, u64, usize)>,
+    /// bucket with the replica's changes of silent sources, and the row count it was built
+    /// for.
+    stamp: Option<(u64, u64, (u64, u64), usize)>,
     /// Natural order.
     pub keys: Vec<RowKey>,
     pos: HashMap<RowKey, usize>,
@@ -123,10 +124,13 @@ impl RowCache {
         sort_column: Option<usize>,
     ) -> Refreshed {
         let total = super::rows::total(replica, panel);
-        let stamp = (replica.snapshots, super::rows::members(replica, panel), time_bucket(panel, now), total);
+        // A source going silent or speaking again changes what rows show (`? running`),
+        // as the clock moving on does.
+        let bucket = (time_bucket(panel, now), replica.silence_changes);
+        let stamp = (replica.snapshots, super::rows::members(replica, panel), bucket, total);
         let build = |key: &RowKey| fields(replica, facts, now, panel, key).unwrap_or_default();
         let filter_text = filter.map(|f| f.text.clone());
-        let same_rows_since = |old: &(u64, u64, u64, usize)| old.0 == stamp.0 && old.2 == stamp.2;
+        let same_rows_since = |old: &(u64, u64, (u64, u64), usize)| old.0 == stamp.0 && old.2 == stamp.2;
         if self.stamp.as_ref().is_some_and(|old| *old != stamp && same_rows_since(old)) {
             // Rows came or went, and no snapshot or clock moved the others: the rows still
             // there are kept (those the change touched are in `dirty`, rebuilt below) and

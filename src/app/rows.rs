@@ -231,6 +231,7 @@ pub fn fields(
         (Panel::Hosts, RowKey::Id(id)) => {
             let h = f.hosts.get(id)?;
             let hb = replica.heartbeat_age(&h.id, now);
+            let (state, silent) = replica.host_state(h, now);
             let count = facts.instances_on(&h.id);
             Some(vec![
                 t(h.id.clone()),
@@ -240,8 +241,10 @@ pub fn fields(
                 n(format!("{:.0}%", h.metrics.mem_pct()), h.metrics.mem_pct() as f64),
                 n(count.to_string(), count as f64),
                 n(hb.map(heartbeat_age).unwrap_or_default(), hb.map(|v| v as f64).unwrap_or(f64::MAX)),
-                t(h.state.as_str()),
+                t(state.as_str()),
                 t(h.tags.join(",")),
+                // Not a column: lets the filter find hosts that are not heard.
+                t(if silent.is_some() { "silent" } else { "" }),
             ])
         }
         (Panel::Instances, RowKey::Id(id)) => {
@@ -252,13 +255,17 @@ pub fn fields(
             };
             let mem = crate::protocol::percent(i.mem_used_mb, i.mem_limit_mb);
             let routed = instance_route(f, &i.app, &i.endpoint, i.state);
+            // Old facts are unknown: judged with the replica's last tick, so that the kept
+            // rows follow when a source goes silent or speaks again (`silence_changes`).
+            let old = replica.silence.controller || replica.silence.hosts.contains(&i.host);
+            let state = if old { format!("? {}", i.state.as_str()) } else { i.state.as_str().to_string() };
             Some(vec![
                 t(i.app.clone()),
                 t(i.version.clone()),
                 n(i.index.to_string(), i.index as f64),
                 t(i.host.clone()),
                 t(i.endpoint.clone()),
-                t(i.state.as_str()),
+                t(state),
                 n(
                     i.started_at.filter(|_| up.is_some()).map(|s| uptime_coarse(s, now)).unwrap_or_default(),
                     up.unwrap_or(0) as f64,
@@ -269,6 +276,7 @@ pub fn fields(
                 t(routed.trim_start_matches(['✓', '⚠', '○', ' ']).to_string()),
                 // Not a column: lets the filter find an instance by id.
                 t(i.id.clone()),
+                t(if old { "unknown" } else { "" }),
             ])
         }
         (Panel::Routes, RowKey::Route(app, backend)) => {
@@ -302,22 +310,16 @@ pub fn fields(
         }
         (Panel::Apps, RowKey::Id(name)) => {
             let a = f.apps.get(name)?;
-            let crate::app::facts::AppCounts { running, routes, .. } = facts.app(name);
+            let st = facts.app_state(replica, a, now);
             Some(vec![
                 t(a.name.clone()),
                 t(a.version.clone()),
-                n(format!("{running}/{}", a.instances), running as f64 - a.instances as f64),
+                n(format!("{}/{}", st.running, a.instances), st.running as f64 - a.instances as f64),
                 t(a.image.clone()),
                 t(a.domain.clone()),
                 t(a.tags.join(",")),
-                n(routes.to_string(), routes as f64),
-                t(if running as u32 >= a.instances {
-                    "ok"
-                } else if running == 0 {
-                    "down"
-                } else {
-                    "degraded"
-                }),
+                n(format!("{}/{}", st.serving, st.routes), st.serving as f64),
+                t(st.health.word()),
             ])
         }
         _ => None,

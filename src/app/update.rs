@@ -160,6 +160,7 @@ impl App {
         match action {
             Action::Tick(now) => {
                 self.now = now;
+                self.replica.tick(now);
                 if self.status.as_ref().is_some_and(|s| s.until <= now) {
                     self.status = None;
                 }
@@ -240,7 +241,7 @@ impl App {
                 vec![]
             }
             Update::Beacon(revision) => {
-                if self.replica.note_beacon(revision) {
+                if self.replica.note_beacon_at(revision, now) {
                     self.say(Level::Warn, "missed the latest event: taking a fresh snapshot".into());
                     vec![Effect::Resync]
                 } else {
@@ -248,9 +249,7 @@ impl App {
                 }
             }
             Update::Connection(state) => {
-                if !state.is_connected() {
-                    self.replica.mark_resyncing();
-                }
+                self.replica.note_connection(state.is_connected(), now);
                 self.connection = state;
                 vec![]
             }
@@ -651,12 +650,31 @@ impl App {
             [r] => format!("{word} route {} -> {}?", r.domain, r.backend),
             many => format!("{word} {} marked routes?", many.len()),
         };
+        let question = self.with_traffic_warning(question, verb, routes.iter().map(|r| (r.app.as_str(), r.backend.as_str())));
         // Taking traffic away from a prod app is as serious as restarting it.
         let apps: BTreeSet<String> = match verb {
             RouteVerb::Remove | RouteVerb::Disable => routes.iter().map(|r| r.app.clone()).collect(),
             _ => BTreeSet::new(),
         };
         self.confirm(question, commands, &apps)
+    }
+
+    /// A disable or a removal that takes an app's last serving backend says so, on a line
+    /// of its own under the question.
+    fn with_traffic_warning<'a>(
+        &self,
+        question: String,
+        verb: RouteVerb,
+        backends: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> String {
+        if !matches!(verb, RouteVerb::Disable | RouteVerb::Remove) {
+            return question;
+        }
+        let mut out = question;
+        for app in self.facts().left_without_traffic(backends) {
+            out.push_str(&format!("\n⚠ this is {app}'s last serving backend: {app} will get no traffic"));
+        }
+        out
     }
 
     fn open_add_form(&mut self) -> Vec<Effect> {
@@ -845,6 +863,8 @@ impl App {
                     ),
                     v => format!("{} route {domain} -> {}?", capitalise(v.word()), req.backend),
                 };
+                let question =
+                    self.with_traffic_warning(question, verb, [(req.app.as_str(), req.backend.as_str())]);
                 let apps: BTreeSet<String> = match verb {
                     RouteVerb::Remove | RouteVerb::Disable => [req.app.clone()].into(),
                     _ => BTreeSet::new(),

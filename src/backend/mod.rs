@@ -14,4 +14,9 @@ pub use client::{
     RouteVerb, Update, refuse_unless_live, spawn, spawn_cockpit, spawn_with,
 };
 pub use logs::{LogsEvent, LogsStart};
-pub use replica::{AUDIT_KEPT, EVENTS_KEPT, History, METRICS_KEPT, Replica, Sample, Sync};
+#[cfg(test)]
+pub(crate) use replica::test_heartbeat as replica_test_heartbeat;
+pub use replica::{
+    AUDIT_KEPT, DEFAULT_PERIOD_MS, EVENTS_KEPT, History, METRICS_KEPT, Replica, SILENT_AFTER_PERIODS, Sample, Silence,
+    Sync, silent_for,
+};

@@ -1,9 +1,46 @@
 //! The model replica: snapshot, then events above its revision. A gap means a fresh
 //! snapshot; until it arrives the replica says it is out of date.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use crate::protocol::{Change, Event, Fleet, Gap, Heartbeat};
+use crate::protocol::{Change, Event, Fleet, Gap, Heartbeat, Host, HostState};
+
+/// Heartbeat periods a source may miss before what it said is shown as unknown: the
+/// controller's threshold for a stale host, applied by the cockpit to every source (the
+/// controller's beacon and each host's heartbeat), so that a silent source is never shown
+/// in its last good state, whether or not a controller is left to say so.
+pub const SILENT_AFTER_PERIODS: u64 = 3;
+
+/// The period assumed for a source until its own is known: the protocol's default.
+pub const DEFAULT_PERIOD_MS: u64 = 2_000;
+
+/// How many beacon intervals the controller's period is estimated from. The beacon does
+/// not carry its period; the median of the last few intervals does not move when a burst
+/// of beacons is flushed after a reconnect, or when one is late.
+const BEACON_INTERVALS_KEPT: usize = 7;
+
+/// Periods are clamped as the controller clamps a host's (100 ms to 600 s).
+fn clamp_period(ms: u64) -> u64 {
+    ms.clamp(100, 600_000)
+}
+
+/// The freshness rule, in one place: a source last heard at `heard`, judged from `since`
+/// (the later of `heard` and the start of a grace period), with period `period_ms`, is
+/// silent at `now` once more than `SILENT_AFTER_PERIODS` periods have passed. Returns how
+/// long ago it was last heard, which is what the cockpit shows beside it.
+pub fn silent_for(heard: u64, since: u64, period_ms: u64, now: u64) -> Option<u64> {
+    let judged_from = heard.max(since);
+    (now.saturating_sub(judged_from) > SILENT_AFTER_PERIODS * clamp_period(period_ms))
+        .then(|| now.saturating_sub(heard))
+}
+
+/// Which sources were silent at the last tick: what the cached rows of a filtered or
+/// sorted table were built with. Visible cells and the header judge at each frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Silence {
+    pub controller: bool,
+    pub hosts: BTreeSet<String>,
+}
 
 /// How many events the cockpit keeps for the Events panel; memory follows the fleet, not
 /// the history.
@@ -133,6 +170,20 @@ pub struct Replica {
     pub host_history: HashMap<String, History>,
     /// The same by instance id.
     pub instance_history: HashMap<String, History>,
+    /// When the controller was last heard (a beacon, an event or a snapshot), ms since
+    /// epoch; 0 until it has been.
+    pub controller_heard: u64,
+    /// When the last beacon arrived, and the intervals between the last few.
+    last_beacon: u64,
+    beacon_intervals: VecDeque<u64>,
+    /// Each host's heartbeat period, from its heartbeats.
+    host_periods: HashMap<String, u64>,
+    /// When the bus connection last came back: sources are judged from then at the
+    /// earliest, as the controller gives hosts a fresh grace period after an outage.
+    reconnected_at: u64,
+    /// The silent sources at the last `tick`, and a counter bumped when they change.
+    pub silence: Silence,
+    pub silence_changes: u64,
 }
 
 impl Default for Replica {
@@ -152,6 +203,13 @@ impl Default for Replica {
             behind: None,
             host_history: HashMap::new(),
             instance_history: HashMap::new(),
+            controller_heard: 0,
+            last_beacon: 0,
+            beacon_intervals: VecDeque::new(),
+            host_periods: HashMap::new(),
+            reconnected_at: 0,
+            silence: Silence::default(),
+            silence_changes: 0,
         }
     }
 }
@@ -164,6 +222,7 @@ impl Replica {
         self.fleet = fleet;
         self.sync = Sync::Live;
         self.last_update = now;
+        self.heard_controller(now);
         self.generation += 1;
     }
 
@@ -171,6 +230,8 @@ impl Replica {
     /// replica is then marked `Resyncing` and ignores events until it gets one.
     pub fn apply_event(&mut self, event: Event, now: u64) -> Result<(), Gap> {
         self.last_update = now;
+        // Only the controller publishes events: one is as good as a beacon.
+        self.heard_controller(now);
         if event.kind == crate::protocol::EventKind::Audit {
             self.remember_audit(&event);
         }
@@ -217,6 +278,20 @@ impl Replica {
                 false
             }
         }
+    }
+
+    /// A controller beacon heard at `now`: `note_beacon`, plus what the freshness rule
+    /// needs (when the controller was last heard, and its period).
+    pub fn note_beacon_at(&mut self, revision: u64, now: u64) -> bool {
+        if self.last_beacon > 0 && now > self.last_beacon {
+            if self.beacon_intervals.len() >= BEACON_INTERVALS_KEPT {
+                self.beacon_intervals.pop_front();
+            }
+            self.beacon_intervals.push_back(now - self.last_beacon);
+        }
+        self.last_beacon = now;
+        self.heard_controller(now);
+        self.note_beacon(revision)
     }
 
     /// History fetched at start: older events for the Events panel, merged by revision.
@@ -277,6 +352,13 @@ impl Replica {
     pub fn apply_heartbeat(&mut self, hb: &Heartbeat, now: u64) {
         self.last_update = now;
         self.heartbeats.insert(hb.host.id.clone(), now);
+        if self.host_periods.get(&hb.host.id) != Some(&hb.period_ms) {
+            self.host_periods.insert(hb.host.id.clone(), hb.period_ms);
+        }
+        // A silent host that speaks again is fresh at once, not at the next tick.
+        if self.silence.hosts.remove(&hb.host.id) {
+            self.silence_changed();
+        }
         if let Some(host) = self.fleet.hosts.get_mut(&hb.host.id) {
             host.metrics = hb.metrics.clone();
             host.unmanaged = hb.unmanaged.clone();
@@ -318,14 +400,141 @@ impl Replica {
         }
     }
 
-    /// Milliseconds since a host's last heartbeat reached us, if one has.
-    pub fn heartbeat_age(&self, host: &str, now: u64) -> Option<u64> {
+    /// The bus connection came back (or went): sources are judged from now at the
+    /// earliest, since nothing could be heard while it was down. Going down marks the data
+    /// as not live until a fresh snapshot.
+    pub fn note_connection(&mut self, connected: bool, now: u64) {
+        if connected {
+            self.reconnected_at = now;
+        } else {
+            self.mark_resyncing();
+        }
+    }
+
+    fn heard_controller(&mut self, now: u64) {
+        self.controller_heard = self.controller_heard.max(now);
+        if self.silence.controller {
+            self.silence.controller = false;
+            self.silence_changed();
+        }
+    }
+
+    fn silence_changed(&mut self) {
+        self.silence_changes += 1;
+        self.generation += 1;
+    }
+
+    /// The controller's beacon period: the median of the last intervals between beacons,
+    /// or the default until two beacons have been heard.
+    pub fn controller_period(&self) -> u64 {
+        let mut v: Vec<u64> = self.beacon_intervals.iter().copied().collect();
+        if v.is_empty() {
+            return DEFAULT_PERIOD_MS;
+        }
+        v.sort_unstable();
+        clamp_period(v[v.len() / 2])
+    }
+
+    /// How long the controller has been silent, once it has missed
+    /// `SILENT_AFTER_PERIODS` beacons; `None` while it is heard, or before it ever was.
+    pub fn controller_silence(&self, now: u64) -> Option<u64> {
+        if self.controller_heard == 0 {
+            return None;
+        }
+        silent_for(self.controller_heard, self.reconnected_at, self.controller_period(), now)
+    }
+
+    /// A host's heartbeat period: its own, else the longest heard from any host (a
+    /// host is not called silent for a period it may not have), else the default.
+    pub fn host_period(&self, host: &str) -> u64 {
+        match self.host_periods.get(host) {
+            Some(p) => *p,
+            None => self.host_periods.values().copied().max().unwrap_or(DEFAULT_PERIOD_MS),
+        }
+    }
+
+    /// How long a host has been silent, once its heartbeat is `SILENT_AFTER_PERIODS`
+    /// periods late; `None` while it beats, or when it was never heard.
+    pub fn host_silence(&self, host: &str, now: u64) -> Option<u64> {
+        let heard = self.last_heartbeat(host)?;
+        silent_for(heard, self.reconnected_at, self.host_period(host), now)
+    }
+
+    /// A host's state as the cockpit shows it: the controller's, except that a host it
+    /// has up whose heartbeat is silent is stale (whether or not a controller is left to
+    /// say so), with how long it has been silent.
+    pub fn host_state(&self, host: &Host, now: u64) -> (HostState, Option<u64>) {
+        let silent = self.host_silence(&host.id, now);
+        let state = match (host.state, silent) {
+            (HostState::Up, Some(_)) => HostState::Stale,
+            (state, _) => state,
+        };
+        (state, silent)
+    }
+
+    /// How old an instance's facts are, when they are old: its host is silent, or the
+    /// controller that reports its state is. `None` while both are heard.
+    pub fn instance_age(&self, host: &str, now: u64) -> Option<u64> {
+        match (self.controller_silence(now), self.host_silence(host, now)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Judges every source at `now` (the cockpit's clock tick): when the set of silent
+    /// sources changes, `silence_changes` and the generation move, so cached rows that
+    /// show freshness are built again. The views judge visible cells at each frame.
+    pub fn tick(&mut self, now: u64) {
+        let silence = Silence {
+            controller: self.controller_silence(now).is_some(),
+            hosts: self
+                .fleet
+                .hosts
+                .keys()
+                .filter(|h| self.host_silence(h, now).is_some())
+                .cloned()
+                .collect(),
+        };
+        if silence != self.silence {
+            self.silence = silence;
+            self.silence_changed();
+        }
+    }
+
+    /// When a host's last heartbeat reached us, or the controller last heard it.
+    fn last_heartbeat(&self, host: &str) -> Option<u64> {
         self.heartbeats
             .get(host)
             .copied()
             .or_else(|| self.fleet.hosts.get(host).map(|h| h.last_heartbeat))
             .filter(|t| *t > 0)
-            .map(|t| now.saturating_sub(t))
+    }
+
+    /// Milliseconds since a host's last heartbeat reached us, if one has.
+    pub fn heartbeat_age(&self, host: &str, now: u64) -> Option<u64> {
+        self.last_heartbeat(host).map(|t| now.saturating_sub(t))
+    }
+}
+
+/// A heartbeat from `host` with its metrics and no instances, for tests.
+#[cfg(test)]
+pub(crate) fn test_heartbeat(host: &Host, period_ms: u64) -> Heartbeat {
+    Heartbeat {
+        host: crate::protocol::HostInfo {
+            id: host.id.clone(),
+            hostname: host.hostname.clone(),
+            ip: host.ip.clone(),
+            az: host.az.clone(),
+            tags: host.tags.clone(),
+            cpu_cores: host.cpu_cores,
+            memory_total_mb: host.memory_total_mb,
+            agent_version: host.agent_version.clone(),
+            warnings: vec![],
+        },
+        metrics: host.metrics.clone(),
+        instances: vec![],
+        period_ms,
+        unmanaged: vec![],
     }
 }
 
@@ -333,6 +542,117 @@ impl Replica {
 mod tests {
     use super::*;
     use crate::protocol::EventKind;
+
+    fn host(id: &str) -> Host {
+        Host {
+            id: id.into(),
+            hostname: format!("{id}.test"),
+            ip: "10.0.0.1".into(),
+            az: "az1".into(),
+            tags: vec![],
+            cpu_cores: 4,
+            memory_total_mb: 8192,
+            agent_version: "test".into(),
+            last_heartbeat: 0,
+            state: HostState::Up,
+            metrics: Default::default(),
+            warnings: vec![],
+            unmanaged: vec![],
+        }
+    }
+
+    #[test]
+    fn the_rule_is_three_periods_from_the_later_of_heard_and_grace() {
+        assert_eq!(silent_for(1_000, 0, 300, 1_900), None, "exactly 3 periods is not yet silent");
+        assert_eq!(silent_for(1_000, 0, 300, 1_901), Some(901));
+        // A grace period (the bus came back) delays the judgement, not the age shown.
+        assert_eq!(silent_for(1_000, 5_000, 300, 5_900), None);
+        assert_eq!(silent_for(1_000, 5_000, 300, 5_901), Some(4_901));
+        // Periods are clamped as the controller clamps them.
+        assert_eq!(silent_for(0, 0, 0, 301), Some(301));
+    }
+
+    #[test]
+    fn a_controller_is_silent_after_three_of_its_beacon_periods() {
+        let mut r = Replica::default();
+        assert_eq!(r.controller_silence(1_000_000), None, "never heard: nothing to judge");
+        r.apply_snapshot(Fleet { revision: 10, ..Fleet::default() }, 1_000);
+        assert_eq!(r.controller_period(), DEFAULT_PERIOD_MS, "the default before two beacons");
+        assert_eq!(r.controller_silence(7_000), None);
+        assert_eq!(r.controller_silence(7_001), Some(6_001));
+        // Beacons every 300 ms teach the period, even with one late beacon among them.
+        let mut t = 1_000;
+        for gap in [300, 300, 300, 2_000, 300, 300] {
+            t += gap;
+            r.note_beacon_at(10, t);
+        }
+        assert_eq!(r.controller_period(), 300);
+        assert_eq!(r.controller_silence(t + 900), None);
+        assert_eq!(r.controller_silence(t + 901), Some(901));
+        // An event is the controller speaking too.
+        r.apply_event(ev(11), t + 800).unwrap();
+        assert_eq!(r.controller_silence(t + 1_500), None);
+        // The bus was down: judged again from when it came back.
+        r.note_connection(false, t + 2_000);
+        assert_eq!(r.sync, Sync::Resyncing, "a lost connection marks the data not live");
+        r.note_connection(true, t + 30_000);
+        assert_eq!(r.controller_silence(t + 30_500), None);
+        assert_eq!(r.controller_silence(t + 30_901), Some(30_901 - 800));
+    }
+
+    #[test]
+    fn a_host_is_silent_after_three_of_its_own_periods_and_then_shown_stale() {
+        let mut r = Replica::default();
+        let (a, b) = (host("a"), host("b"));
+        let fleet = Fleet {
+            revision: 1,
+            hosts: [(a.id.clone(), a.clone()), (b.id.clone(), b.clone())].into_iter().collect(),
+            ..Fleet::default()
+        };
+        r.apply_snapshot(fleet, 1_000);
+        assert_eq!(r.host_silence("a", 10_000), None, "never heard: nothing to judge");
+        r.apply_heartbeat(&test_heartbeat(&a, 500), 1_000);
+        assert_eq!(r.host_period("a"), 500);
+        assert_eq!(r.host_period("b"), 500, "a host not heard yet gets the longest known period");
+        assert_eq!(r.host_silence("a", 2_500), None);
+        assert_eq!(r.host_silence("a", 2_501), Some(1_501));
+        assert_eq!(r.host_state(&a, 2_400), (HostState::Up, None));
+        assert_eq!(r.host_state(&a, 2_600), (HostState::Stale, Some(1_600)), "no controller needed");
+        let lost = Host { state: HostState::Lost, ..a.clone() };
+        assert_eq!(r.host_state(&lost, 2_600).0, HostState::Lost);
+        // Its instances' facts are as old as its heartbeat, or as the controller's word.
+        r.apply_heartbeat(&test_heartbeat(&b, 500), 2_500);
+        assert_eq!(r.instance_age("a", 2_600), Some(1_600));
+        assert_eq!(r.instance_age("b", 2_600), None);
+        assert_eq!(r.instance_age("b", 10_000), Some(9_000), "the controller is silent by then");
+    }
+
+    #[test]
+    fn the_tick_notes_each_change_of_silence_once() {
+        let mut r = Replica::default();
+        let a = host("a");
+        let fleet =
+            Fleet { revision: 1, hosts: [(a.id.clone(), a.clone())].into_iter().collect(), ..Fleet::default() };
+        r.apply_snapshot(fleet, 1_000);
+        r.apply_heartbeat(&test_heartbeat(&a, 1_000), 1_000);
+        r.note_beacon_at(1, 1_000);
+        r.tick(2_000);
+        assert_eq!((r.silence.clone(), r.silence_changes), (Silence::default(), 0));
+        r.tick(5_000);
+        r.tick(5_500);
+        assert!(r.silence.hosts.contains("a") && !r.silence.controller);
+        assert_eq!(r.silence_changes, 1, "one change, however many ticks");
+        r.tick(8_000);
+        assert!(r.silence.controller, "the default period: 3 x 2 s");
+        assert_eq!(r.silence_changes, 2);
+        // Heard again: fresh at once, not at the next tick.
+        let generation = r.generation;
+        r.apply_heartbeat(&test_heartbeat(&a, 1_000), 8_100);
+        r.note_beacon_at(1, 8_100);
+        assert_eq!(r.silence, Silence::default());
+        assert_eq!(r.silence_changes, 4);
+        assert!(r.generation > generation);
+    }
 
     fn ev(rev: u64) -> Event {
         Event {

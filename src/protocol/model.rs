@@ -350,6 +350,13 @@ impl Route {
         self.state == RouteState::Enabled && !self.stale
     }
 
+    /// Whether the backend takes traffic: the route serves and at least one running
+    /// instance is behind it. An app none of whose routes does gets no traffic, whatever
+    /// its instances' state.
+    pub fn serves_with(&self, running_behind: usize) -> bool {
+        self.serves() && running_behind > 0
+    }
+
     /// Routes are keyed by app and backend: one backend serves an app once.
     pub fn key(&self) -> RouteKey {
         (self.app.clone(), self.backend.clone())

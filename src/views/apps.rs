@@ -9,7 +9,8 @@ use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::protocol::{App as AppSpec, OperationState};
+use crate::app::facts::AppHealth;
+use crate::protocol::App as AppSpec;
 
 pub(crate) const COLUMNS: [Column; 8] = [
     wide("APP", 13, 0),
@@ -36,37 +37,36 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
 
 fn cells<'a>(app: &'a App, a: &'a AppSpec) -> Vec<Cell<'a>> {
     let t = &app.theme;
-    let f = &app.replica.fleet;
     // Counted per change of the fleet, not per row per frame: 20,000 instances and
     // routes would be read for each app on screen.
-    let counts = app.facts().app(&a.name);
-    let running = counts.running;
-    let routes = counts.routes;
+    let facts = app.facts();
+    let counts = facts.app(&a.name);
+    let st = facts.app_state(&app.replica, a, app.now);
     // Other versions still running, e.g. during a rolling update.
     let others: Vec<&str> = counts.versions.keys().map(String::as_str).filter(|v| *v != a.version).collect();
     let version = match others.as_slice() {
         [] => a.version.clone(),
         o => format!("{} (+{})", a.version, o.join(",")),
     };
-    let busy = f.operations.values().any(|o| o.app == a.name && o.state == OperationState::Running);
-    let (state, style) = if busy {
-        ("◌ changing", t.warn)
-    } else if running as u32 >= a.instances {
-        ("● ok", t.ok)
-    } else if running == 0 {
-        ("✕ down", t.bad)
-    } else {
-        ("◐ degraded", t.warn)
+    let (state, style): (std::borrow::Cow<'static, str>, _) = match st.health {
+        AppHealth::Changing => ("◌ changing".into(), t.warn),
+        AppHealth::Unknown => (format!("? {} unknown", st.unknown).into(), t.warn),
+        AppHealth::Down => ("✕ down".into(), t.bad),
+        AppHealth::NoTraffic => ("✕ no traffic".into(), t.bad),
+        AppHealth::Degraded => ("◐ degraded".into(), t.warn),
+        AppHealth::Ok => ("● ok".into(), t.ok),
     };
-    let count_style = if (running as u32) < a.instances { t.warn } else { t.text };
+    let count_style = if (st.running as u32) < a.instances { t.warn } else { t.text };
+    let routes_style = if st.serving == 0 && st.routes > 0 { t.warn } else { t.text };
     vec![
         Cell::from(a.name.as_str()),
         Cell::from(version),
-        styled(format!("{running}/{}", a.instances), count_style),
+        styled(format!("{}/{}", st.running, a.instances), count_style),
         styled(a.image.clone(), t.muted),
         Cell::from(a.domain.as_str()),
         styled(a.tags.join(","), if a.tags.iter().any(|t| t == "prod") { t.warn } else { t.muted }),
-        Cell::from(format!("{routes:>6}")),
+        // Serving of all: a disabled or unbacked route is not counted as one that serves.
+        styled(format!("{:>6}", format!("{}/{}", st.serving, st.routes)), routes_style),
         styled(state, style),
     ]
 }

@@ -12,11 +12,20 @@ use crate::app::App;
 
 pub fn render(app: &App, pending: &Pending, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let question_len = pending.question.chars().count() as u16;
-    let width = (question_len + 6).clamp(44, 76);
-    // Borders and padding take 4 columns; a long question wraps onto more lines.
-    let question_lines = question_len.div_ceil(width - 4).max(1);
-    let mut text = vec![Line::from(Span::styled(pending.question.clone(), t.text)), Line::from("")];
+    // The question, then what it would cost, each on a line of its own (a warning, such
+    // as an app's last serving backend, is drawn as one).
+    let lines: Vec<&str> = pending.question.lines().collect();
+    let longest = lines.iter().map(|l| l.chars().count() as u16).max().unwrap_or(0);
+    let width = (longest + 6).clamp(44, 76);
+    // Borders and padding take 4 columns; a long line wraps onto more lines.
+    let question_lines: u16 =
+        lines.iter().map(|l| (l.chars().count() as u16).div_ceil(width - 4).max(1)).sum::<u16>().max(1);
+    let mut text: Vec<Line> = lines
+        .iter()
+        .enumerate()
+        .map(|(n, l)| Line::from(Span::styled(l.to_string(), if n == 0 { t.text } else { t.warn })))
+        .collect();
+    text.push(Line::from(""));
     if app.not_live().is_some() {
         text.push(Line::from(Span::styled("⚠ not live: this will not be sent", t.bad)));
     }
@@ -51,7 +60,8 @@ pub fn render(app: &App, pending: &Pending, frame: &mut Frame, area: Rect) {
     if let Some(err) = &pending.error {
         text.push(Line::from(Span::styled(format!("✕ {err}"), t.bad)));
     }
-    let height = question_lines + text.len() as u16 + 1;
+    // `text` holds the question's lines too: counted once, wrapped; 2 for the borders.
+    let height = question_lines + text.len().saturating_sub(lines.len()) as u16 + 2;
     let popup = super::centered(area, width, height);
     frame.render_widget(Clear, popup);
     let title = if pending.typed.is_some() { " Confirm: prod " } else { " Confirm " };

@@ -43,7 +43,12 @@ fn host(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
     let Some(h) = app.selected_host() else { return ("Host".into(), vec![]) };
     let m = &h.metrics;
     let mut lines = vec![
-        kv(t, "state", super::hosts::state_label(h.state)),
+        {
+            // As the Hosts panel shows it: a silent host is stale, with its silence.
+            let (state, silent) = app.replica.host_state(h, app.now);
+            let label = super::hosts::state_label(state);
+            kv(t, "state", silent.map_or(label.to_string(), |ms| format!("{label}, silent for {}", age(ms))))
+        },
         kv(t, "hostname", h.hostname.clone()),
         kv(t, "address", format!("{} in {}", h.ip, h.az)),
         kv(t, "tags", h.tags.join(", ")),
@@ -103,7 +108,7 @@ fn instance(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
     let Some(i) = app.selected_instance() else { return ("Instance".into(), vec![]) };
     let image = app.replica.fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
     let mut lines = vec![
-        kv(t, "state", super::instances::state_label(i.state, t).0),
+        kv(t, "state", super::instances::state_cell(app, i).text),
         kv(t, "app", format!("{}@{} (index {})", i.app, i.version, i.index)),
         kv(t, "host", i.host.clone()),
         kv(t, "endpoint", i.endpoint.clone()),

@@ -18,10 +18,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let f = &app.replica.fleet;
     let sep = Span::styled(" │ ", t.header);
+    let silent_controller = app.replica.controller_silence(app.now);
     let (badge, badge_style): (String, Style) = match (&app.connection, app.replica.sync) {
         (Connection::Disconnected { since, .. }, _) => {
             (format!("✕ reconnecting for {}", age(app.now.saturating_sub(*since))), t.bad)
         }
+        (_, _) if let Some(ms) = silent_controller => (format!("✕ no controller for {}", age(ms)), t.bad),
         (_, Sync::Loading) => ("◌ loading".into(), t.warn),
         (_, Sync::Resyncing) => ("↻ resyncing".into(), t.warn),
         (_, Sync::Live) => ("● live".into(), t.ok),
@@ -29,7 +31,17 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let bg = t.header.bg.map(|c| Style::default().bg(c)).unwrap_or_default();
     // Counted once per change of the fleet's structure, not per frame.
     let facts = app.facts();
-    let (up, running, desired) = (facts.hosts_up, facts.running, facts.desired);
+    // What is unknown (a silent host, a silent controller) is not counted as healthy, and
+    // is said apart.
+    let totals = facts.totals(&app.replica, app.now);
+    let (up, running, desired) = (totals.hosts_up, totals.running, facts.desired);
+    // Long: ` (2 unknown)`; short: ` ?2`.
+    let unknown = |n: usize, word: &str| {
+        if n > 0 { (format!(" ({n} {word})"), format!(" ?{n}")) } else { (String::new(), String::new()) }
+    };
+    let (hosts_unknown, hosts_q) = unknown(totals.hosts_silent, "silent");
+    let (inst_unknown, inst_q) = unknown(totals.running_unknown, "unknown");
+    let (routes_unknown, routes_q) = unknown(totals.serving_unknown, "unknown");
     let data = match app.data_age() {
         Some(ms) if ms > OLD_DATA_MS => Span::styled(format!("⚠ data {} old", age(ms)), t.warn.patch(bg)),
         // Fresh data says so in one word, so the header is not repainted every second.
@@ -38,6 +50,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     };
     let hosts_style = if up < f.hosts.len() { t.warn } else { t.header };
     let inst_style = if (running as u64) < desired { t.warn } else { t.header };
+    let routes_style = if totals.serving < f.routes.len() { t.warn } else { t.header };
     // Long labels when they fit, short ones on narrow terminals.
     let segments = |short: bool| -> Vec<Span<'static>> {
         let pick = |long: String, brief: String| if short { brief } else { long };
@@ -54,18 +67,27 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(format!("rev {}", f.revision), t.header),
             sep.clone(),
             Span::styled(
-                pick(format!("hosts {up}/{} up", f.hosts.len()), format!("hosts {up}/{}", f.hosts.len())),
+                pick(
+                    format!("hosts {up}/{} up{hosts_unknown}", f.hosts.len()),
+                    format!("hosts {up}/{}{hosts_q}", f.hosts.len()),
+                ),
                 hosts_style.patch(bg),
             ),
             sep.clone(),
             Span::styled(
-                pick(format!("instances {running}/{desired} running"), format!("inst {running}/{desired}")),
+                pick(
+                    format!("instances {running}/{desired} running{inst_unknown}"),
+                    format!("inst {running}/{desired}{inst_q}"),
+                ),
                 inst_style.patch(bg),
             ),
             sep.clone(),
             Span::styled(
-                pick(format!("routes {}", f.routes.len()), format!("rt {}", f.routes.len())),
-                t.header,
+                pick(
+                    format!("routes {}/{} serving{routes_unknown}", totals.serving, f.routes.len()),
+                    format!("rt {}/{}{routes_q}", totals.serving, f.routes.len()),
+                ),
+                routes_style.patch(bg),
             ),
             sep.clone(),
             data.clone(),

@@ -8,7 +8,7 @@ use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::protocol::clock::heartbeat_age;
+use crate::protocol::clock::{age, heartbeat_age};
 use crate::protocol::{Host, HostState};
 
 pub(crate) const COLUMNS: [Column; 9] = [
@@ -19,7 +19,7 @@ pub(crate) const COLUMNS: [Column; 9] = [
     col("MEM", 5, 0),
     col("INST", 5, 2),
     col("HB", 5, 1),
-    col("STATE", 8, 0),
+    col("STATE", 12, 0),
     wide("TAGS", 10, 1),
 ];
 
@@ -50,10 +50,16 @@ pub fn state_label(state: HostState) -> &'static str {
 
 fn cells<'a>(app: &'a App, h: &'a Host) -> Vec<Cell<'a>> {
     let t = &app.theme;
-    let state_style = match h.state {
+    // Derived with the heartbeat's age: a silent host is never shown up.
+    let (state, silent) = app.replica.host_state(h, app.now);
+    let state_style = match state {
         HostState::Up => t.ok,
         HostState::Stale => t.warn,
         HostState::Lost => t.bad,
+    };
+    let state = match silent {
+        Some(ms) => styled(format!("{} {}", state_label(state), age(ms)), state_style),
+        None => styled(state_label(state), state_style),
     };
     let level = |v: f32| {
         if v >= 90.0 {
@@ -65,7 +71,12 @@ fn cells<'a>(app: &'a App, h: &'a Host) -> Vec<Cell<'a>> {
         }
     };
     let mem = h.metrics.mem_pct();
-    let hb = app.replica.heartbeat_age(&h.id, app.now).map(heartbeat_age).unwrap_or_else(|| "-".into());
+    // A silent host's heartbeat age by the second, however short its period.
+    let hb = match (silent, app.replica.heartbeat_age(&h.id, app.now)) {
+        (Some(ms), _) => age(ms),
+        (None, Some(ms)) => heartbeat_age(ms),
+        (None, None) => "-".into(),
+    };
     let count = app.facts().instances_on(&h.id);
     // Containers no agent manages are counted apart and flagged.
     let count = match h.unmanaged.len() {
@@ -83,8 +94,8 @@ fn cells<'a>(app: &'a App, h: &'a Host) -> Vec<Cell<'a>> {
         styled(pct(h.metrics.cpu_pct), level(h.metrics.cpu_pct)),
         styled(pct(mem), level(mem)),
         styled(count, if h.unmanaged.is_empty() { t.text } else { t.warn }),
-        Cell::from(format!("{hb:>5}")),
-        styled(state_label(h.state), state_style),
+        styled(format!("{hb:>5}"), if silent.is_some() { t.warn } else { t.text }),
+        state,
         styled(tags, if h.warnings.is_empty() { t.muted } else { t.warn }),
     ]
 }

@@ -8,9 +8,12 @@ use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::protocol::clock::uptime_coarse;
+use crate::protocol::clock::{age, uptime_coarse};
 use crate::protocol::{Instance, InstanceState};
 use crate::views::theme::Theme;
+
+/// Room for `? running 40s old`: a state whose facts are old, with their age.
+const STATE_WIDTH: u16 = 17;
 
 pub(crate) const COLUMNS: [Column; 11] = [
     wide("APP", 13, 0),
@@ -18,7 +21,7 @@ pub(crate) const COLUMNS: [Column; 11] = [
     col("#", 2, 1),
     col("HOST", 8, 0),
     wide("ENDPOINT", 16, 3),
-    col("STATE", 11, 0),
+    col("STATE", STATE_WIDTH, 0),
     col("UPTIME", 7, 2),
     col("RST", 3, 1),
     col("CPU", 5, 0),
@@ -57,9 +60,30 @@ pub fn state_label(state: InstanceState, t: &Theme) -> (&'static str, ratatui::s
     }
 }
 
+/// An instance's state cell: its label, or when its facts are old (its host or the
+/// controller is silent) the state last known, marked unknown, with their age.
+pub fn state_cell<'a>(app: &App, i: &Instance) -> Cell<'a> {
+    let t = &app.theme;
+    match app.replica.instance_age(&i.host, app.now) {
+        Some(ms) => {
+            let text = format!("? {} {} old", i.state.as_str(), age(ms));
+            // A long state word keeps its age and drops the "old".
+            let text = if text.chars().count() > STATE_WIDTH as usize {
+                format!("? {} {}", i.state.as_str(), age(ms))
+            } else {
+                text
+            };
+            styled(text, t.warn)
+        }
+        None => {
+            let (label, style) = state_label(i.state, t);
+            styled(label, style)
+        }
+    }
+}
+
 fn cells<'a>(app: &'a App, i: &'a Instance) -> Vec<Cell<'a>> {
     let t = &app.theme;
-    let (state, style) = state_label(i.state, t);
     let up = match (i.state, i.started_at) {
         (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => {
             format!("{:>7}", uptime_coarse(s, app.now))
@@ -80,7 +104,7 @@ fn cells<'a>(app: &'a App, i: &'a Instance) -> Vec<Cell<'a>> {
         Cell::from(i.index.to_string()),
         Cell::from(i.host.as_str()),
         Cell::from(if i.endpoint.is_empty() { "-" } else { i.endpoint.as_str() }),
-        styled(state, style),
+        state_cell(app, i),
         Cell::from(up),
         styled(format!("{:>3}", i.restarts), if i.restarts > 0 { t.warn } else { t.text }),
         Cell::from(pct(i.cpu_pct)),

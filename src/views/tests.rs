@@ -906,3 +906,200 @@ fn logs_view_wraps_a_long_line_under_its_text() {
     assert!(rows[first + 1].starts_with("│          payload"), "{screen}");
     assert!(rows[first + 2..].iter().any(|l| l.contains("the very end")), "{screen}");
 }
+
+// -- freshness: a silent source is shown as unknown, with its age -------------------------
+
+/// Every host of the fixture beats at `now`, with a 2 s period.
+fn all_hosts_beat(app: &mut App, now: u64) {
+    app.now = now;
+    let hosts: Vec<crate::protocol::Host> = app.replica.fleet.hosts.values().cloned().collect();
+    for h in hosts {
+        let hb = crate::backend::replica_test_heartbeat(&h, 2_000);
+        app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+    }
+}
+
+/// The controller's beacon every 2 s, the last at `now`.
+fn beacons_until(app: &mut App, now: u64) {
+    for k in (0..4).rev() {
+        app.now = now - k * 2_000;
+        let rev = app.replica.fleet.revision;
+        app.update(Action::Backend(Box::new(Update::Beacon(rev))));
+    }
+}
+
+#[test]
+fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel() {
+    let mut app = app();
+    let t = T0 + 60_000;
+    beacons_until(&mut app, t);
+    all_hosts_beat(&mut app, t + 6_000);
+    app.update(Action::Tick(t + 6_000));
+    let screen = text(&draw(&mut app, 150, 16));
+    assert!(screen.contains("● live") && !screen.contains("not live"), "3 periods is not yet silent:\n{screen}");
+
+    app.update(Action::Tick(t + 6_001));
+    app.update(Action::ShowPanel(Panel::Instances));
+    let buf = draw(&mut app, 150, 16);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    assert!(screen.contains("✕ no controller for 6s"), "{screen}");
+    assert!(screen.contains("⚠ not live: no controller"), "{screen}");
+    // The hosts beat: they are up. What the controller said of instances and routes is
+    // unknown, and not counted as healthy.
+    assert!(screen.contains("hosts 6/6 up │"), "{screen}");
+    assert!(screen.contains("instances 0/7 running (7 unknown)"), "{screen}");
+    assert!(screen.contains("routes 0/7 serving (7 unknown)"), "{screen}");
+    assert!(screen.contains("? running 6s old") && !screen.contains("● running"), "{screen}");
+    let (x, y) = find(&buf, "✕ no controller").expect("badge");
+    assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
+    for panel in [Panel::Hosts, Panel::Routes, Panel::Events, Panel::Apps] {
+        app.update(Action::ShowPanel(panel));
+        let screen = text(&draw(&mut app, 150, 16));
+        assert!(screen.contains("⚠ not live: no controller"), "{panel:?}:\n{screen}");
+    }
+    let screen = text(&draw(&mut app, 150, 16));
+    assert!(screen.contains("? 2 unknown") && !screen.contains("● ok"), "Apps:\n{screen}");
+
+    // A beacon: live again at once.
+    app.now = t + 6_500;
+    app.update(Action::Backend(Box::new(Update::Beacon(app.replica.fleet.revision))));
+    let screen = text(&draw(&mut app, 150, 16));
+    assert!(screen.contains("● live") && !screen.contains("unknown"), "{screen}");
+}
+
+#[test]
+fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
+    let mut app = app();
+    let t = T0 + 60_000;
+    all_hosts_beat(&mut app, t);
+    // host-02 goes silent; the others and the controller go on.
+    let others: Vec<crate::protocol::Host> =
+        app.replica.fleet.hosts.values().filter(|h| h.id != "host-02").cloned().collect();
+    for at in [t + 2_000, t + 4_000, t + 6_000, t + 8_000] {
+        app.now = at;
+        for h in &others {
+            let hb = crate::backend::replica_test_heartbeat(h, 2_000);
+            app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+        }
+        app.update(Action::Backend(Box::new(Update::Beacon(app.replica.fleet.revision))));
+    }
+    app.update(Action::Tick(t + 8_000));
+    let buf = draw(&mut app, 150, 16);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    let row = screen.lines().find(|l| l.contains("host-02")).expect("host-02's row");
+    assert!(row.contains("◐ stale 8s") && row.contains("8s"), "{row}");
+    assert!(screen.contains("hosts 5/6 up (1 silent)"), "{screen}");
+    assert!(screen.contains("● live"), "the controller is heard:\n{screen}");
+    let on_host_02 = app.replica.fleet.instances_on("host-02").count();
+    assert!(screen.contains(&format!("instances {}/7 running ({on_host_02} unknown)", 7 - on_host_02)), "{screen}");
+    // No controller has said so: the fleet still has it up.
+    assert_eq!(app.replica.fleet.hosts["host-02"].state, crate::protocol::HostState::Up);
+
+    app.update(Action::ShowPanel(Panel::Instances));
+    let screen = text(&draw(&mut app, 150, 16));
+    let row = screen.lines().find(|l| l.contains("host-02")).expect("an instance on host-02");
+    assert!(row.contains("? running 8s old"), "{row}");
+    assert_eq!(screen.matches("? running").count(), on_host_02, "{screen}");
+
+    // The filter finds what is unknown, and follows when the host speaks again.
+    app.update(Action::Filter);
+    type_text(&mut app, "unknown");
+    app.update(Action::Submit);
+    assert_eq!(app.row_count(Panel::Instances), on_host_02);
+    app.now = t + 8_500;
+    let host_02 = app.replica.fleet.hosts["host-02"].clone();
+    let hb = crate::backend::replica_test_heartbeat(&host_02, 2_000);
+    app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+    app.refresh_views();
+    assert_eq!(app.row_count(Panel::Instances), 0, "heard again: nothing is unknown");
+}
+
+/// Every route of `app_name` disabled, one event each.
+fn disable_routes(app: &mut App, app_name: &str, keep: usize) {
+    let routes: Vec<crate::protocol::Route> =
+        app.replica.fleet.routes.values().filter(|r| r.app == app_name).skip(keep).cloned().collect();
+    for r in routes {
+        let rev = app.replica.fleet.revision + 1;
+        let route = crate::protocol::Route { state: crate::protocol::RouteState::Disabled, ..r };
+        feed(
+            app,
+            crate::protocol::Event {
+                rev,
+                ts: app.now,
+                kind: crate::protocol::EventKind::RouteDisabled,
+                app: Some(app_name.into()),
+                host: None,
+                instance: None,
+                operation_id: None,
+                message: String::new(),
+                changes: vec![crate::protocol::Change::Route(route)],
+                audit: None,
+            },
+        );
+    }
+}
+
+#[test]
+fn an_app_whose_routes_are_all_disabled_gets_no_traffic() {
+    let mut app = app();
+    disable_routes(&mut app, "shop-web", 0);
+    app.update(Action::ShowPanel(Panel::Apps));
+    let buf = draw(&mut app, 120, 12);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    let row = screen.lines().find(|l| l.contains("shop-web")).expect("shop-web's row");
+    assert!(row.contains("3/3") && row.contains("0/3") && row.contains("✕ no traffic"), "{row}");
+    assert!(!row.contains("● ok"), "{row}");
+    assert!(screen.contains("routes 4/7 serving"), "the header counts serving routes:\n{screen}");
+    let (x, y) = find(&buf, "✕ no traffic").expect("state");
+    assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
+    // The filter sees the word too.
+    app.update(Action::Filter);
+    type_text(&mut app, "no traffic");
+    app.update(Action::Submit);
+    assert_eq!(app.row_count(Panel::Apps), 1);
+}
+
+#[test]
+fn disabling_an_apps_last_serving_backend_is_named_in_the_confirm_dialog() {
+    let mut app = app();
+    disable_routes(&mut app, "api-gateway", 1);
+    app.update(Action::ShowPanel(Panel::Routes));
+    let enabled = |app: &App, name: &str| {
+        app.rows(Panel::Routes)
+            .iter()
+            .position(|k| match k {
+                crate::app::rows::RowKey::Route(a, b) => {
+                    a == name
+                        && app.replica.fleet.routes[&(a.clone(), b.clone())].state
+                            == crate::protocol::RouteState::Enabled
+                }
+                _ => false,
+            })
+            .expect("an enabled route")
+    };
+    // Not the last one: no warning.
+    let pos = enabled(&app, "session-cache");
+    app.selections[Panel::Routes.index()].index = pos;
+    app.update(Action::ToggleRoute);
+    let screen = text(&draw(&mut app, 100, 16));
+    assert!(screen.contains("Disable route") && !screen.contains("last serving"), "{screen}");
+    app.update(Action::Cancelled);
+    // api-gateway's last enabled route.
+    let pos = enabled(&app, "api-gateway");
+    app.selections[Panel::Routes.index()].index = pos;
+    app.update(Action::ToggleRoute);
+    let buf = draw(&mut app, 100, 16);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    assert!(
+        screen.contains("⚠ this is api-gateway's last serving backend: api-gateway will get no"),
+        "{screen}"
+    );
+    let (x, y) = find(&buf, "⚠ this is api-gateway").expect("warning");
+    assert_eq!(buf[(x, y)].fg, app.theme.warn.fg.unwrap_or(Color::Reset));
+    // Confirmed, it is sent as usual.
+    assert_eq!(app.update(Action::Confirmed).len(), 1);
+}

@@ -863,7 +863,7 @@ impl Follower {
                     Update::Heartbeat(hb) => s.replica.apply_heartbeat(&hb, now),
                     Update::Beacon(revision) => {
                         // Behind at two beacons in a row: the last event was lost.
-                        let lost_last = s.replica.note_beacon(revision);
+                        let lost_last = s.replica.note_beacon_at(revision, now);
                         if lost_last {
                             s.note(Note::Resync("beacon"));
                             let _ = resync.send(BackendCommand::Resync);
