@@ -799,6 +799,7 @@ fn instance_and_app_details_show_their_sparklines() {
             cpu_pct: k as f32 * 10.0,
             mem_used_mb: 100,
             mem_limit_mb: 256,
+            last_exit: None,
         };
         let host = app.replica.fleet.hosts[&inst.host].clone();
         let hb = crate::protocol::Heartbeat {

@@ -16,7 +16,7 @@ use super::inspect::{self, Inspected};
 use super::labels::{self, Labelled};
 use super::metrics::Usage;
 use super::{Inner, NetworkMode, artifact, connect, metrics, network};
-use crate::protocol::{ContainerReport, InstanceReport, InstanceState};
+use crate::protocol::{ContainerReport, ExitInfo, InstanceReport, InstanceState};
 
 /// Inspect calls in flight at once while adopting.
 const ADOPT_CONCURRENCY: usize = 4;
@@ -101,6 +101,7 @@ fn adopted(inner: &Inner, l: &Labelled, i: &Inspected, generation: u64, listed_a
             cpu_pct: 0.0,
             mem_used_mb: 0,
             mem_limit_mb: 0,
+            last_exit: i.exit(),
         },
         container: Some(i.id.clone()),
         phase: Phase::Idle,
@@ -223,6 +224,15 @@ pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
                     c.status
                 );
                 e.set_state(next);
+                // The die event was missed (the stream was down): the list's status
+                // still says how it ended.
+                let ended_now = e.report.last_exit.is_none_or(|x| e.report.started_at.is_some_and(|s| x.at < s));
+                if next == InstanceState::Crashed
+                    && ended_now
+                    && let Some(code) = c.status.as_deref().and_then(inspect::exit_code_of_status)
+                {
+                    e.report.last_exit = Some(ExitInfo::new(code, false, crate::protocol::clock::now_ms()));
+                }
             }
         }
     }
