@@ -258,7 +258,10 @@ pub fn fields(
                 n(i.index.to_string(), i.index as f64),
                 t(i.host.clone()),
                 t(i.endpoint.clone()),
-                t(i.state.as_str()),
+                t(match (i.state, i.last_exit) {
+                    (InstanceState::Crashed, Some(exit)) => format!("crashed {}", exit.short()),
+                    (state, _) => state.as_str().to_string(),
+                }),
                 n(
                     i.started_at.filter(|_| up.is_some()).map(|s| uptime_coarse(s, now)).unwrap_or_default(),
                     up.unwrap_or(0) as f64,

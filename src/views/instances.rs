@@ -59,7 +59,11 @@ pub fn state_label(state: InstanceState, t: &Theme) -> (&'static str, ratatui::s
 
 fn cells<'a>(app: &'a App, i: &'a Instance) -> Vec<Cell<'a>> {
     let t = &app.theme;
-    let (state, style) = state_label(i.state, t);
+    let (label, style) = state_label(i.state, t);
+    let state: std::borrow::Cow<'a, str> = match (i.state, i.last_exit) {
+        (InstanceState::Crashed, Some(exit)) => format!("✕ {}", exit.short()).into(),
+        _ => label.into(),
+    };
     let up = match (i.state, i.started_at) {
         (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => {
             format!("{:>7}", uptime_coarse(s, app.now))
