@@ -258,7 +258,11 @@ pub fn fields(
             // Old facts are unknown: judged with the replica's last tick, so that the kept
             // rows follow when a source goes silent or speaks again (`silence_changes`).
             let old = replica.silence.controller || replica.silence.hosts.contains(&i.host);
-            let state = if old { format!("? {}", i.state.as_str()) } else { i.state.as_str().to_string() };
+            let state = match (old, i.state, i.last_exit) {
+                (true, state, _) => format!("? {}", state.as_str()),
+                (false, InstanceState::Crashed, Some(exit)) => format!("crashed {}", exit.short()),
+                (false, state, _) => state.as_str().to_string(),
+            };
             Some(vec![
                 t(i.app.clone()),
                 t(i.version.clone()),

@@ -709,6 +709,7 @@ fn planned(id: &str, app: &str, version: &str, host: &str, c: &Constraints) -> I
         mem_used_mb: 0,
         mem_limit_mb: c.memory_mb,
         cpu_limit: c.cpu,
+        last_exit: None,
     }
 }
 

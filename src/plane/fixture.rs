@@ -156,6 +156,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
                 mem_used_mb: (app.constraints.memory_mb as f64 * rng.range(0.25, 0.9)) as u64,
                 mem_limit_mb: app.constraints.memory_mb,
                 cpu_limit: app.constraints.cpu,
+                last_exit: None,
             };
             let msg = format!("{id}: {endpoint} on {host}");
             commit(&mut fleet, EventKind::InstanceDeployed, Some(&name), msg, Change::Instance(instance));

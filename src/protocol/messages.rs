@@ -294,6 +294,9 @@ pub struct InstanceReport {
     pub mem_used_mb: u64,
     #[serde(default)]
     pub mem_limit_mb: u64,
+    /// How its container last ended, when the agent knows (Docker's die event or inspect).
+    #[serde(default)]
+    pub last_exit: Option<super::model::ExitInfo>,
 }
 
 impl InstanceReport {
@@ -312,6 +315,7 @@ impl InstanceReport {
             cpu_pct: i.cpu_pct,
             mem_used_mb: i.mem_used_mb,
             mem_limit_mb: i.mem_limit_mb,
+            last_exit: i.last_exit,
         }
     }
 }

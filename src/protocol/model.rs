@@ -242,6 +242,73 @@ pub struct Instance {
     /// CPU cores reserved for this instance on its host.
     #[serde(default, deserialize_with = "crate::protocol::envelope::null_as_zero")]
     pub cpu_limit: f32,
+    /// How the instance's container last ended, as its agent saw it; kept after a restart
+    /// so the reason of a crash stays visible.
+    #[serde(default)]
+    pub last_exit: Option<ExitInfo>,
+}
+
+/// How a container ended: Docker's exit code, the signal that killed it (an exit code of
+/// 128 + N is signal N, as a shell reports it) and whether the kernel's OOM killer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub code: i32,
+    #[serde(default)]
+    pub signal: Option<u8>,
+    #[serde(default)]
+    pub oom: bool,
+    /// When it ended (ms since epoch); 0 when unknown.
+    #[serde(default)]
+    pub at: u64,
+}
+
+impl ExitInfo {
+    /// The exit of a container with this code; the signal follows from the code.
+    pub fn new(code: i32, oom: bool, at: u64) -> ExitInfo {
+        let signal = (129..=128 + 64).contains(&code).then(|| (code - 128) as u8);
+        ExitInfo { code, signal, oom, at }
+    }
+
+    /// Why it ended, for an event message or the detail: `exit 3`, `killed by SIGKILL`,
+    /// `OOM killed`.
+    pub fn reason(&self) -> String {
+        match (self.oom, self.signal) {
+            (true, _) => "OOM killed".into(),
+            (false, Some(n)) => format!("killed by {}", signal_name(n)),
+            (false, None) => format!("exit {}", self.code),
+        }
+    }
+
+    /// The same in a table cell's few characters: `exit 3`, `SIGKILL`, `OOM`.
+    pub fn short(&self) -> String {
+        match (self.oom, self.signal) {
+            (true, _) => "OOM".into(),
+            (false, Some(n)) => signal_name(n),
+            (false, None) => format!("exit {}", self.code),
+        }
+    }
+}
+
+/// `SIGKILL` for 9; `signal 42` for one without a common name.
+pub fn signal_name(n: u8) -> String {
+    let name = match n {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => return format!("signal {n}"),
+    };
+    name.to_string()
 }
 
 impl Clone for Instance {
@@ -277,6 +344,7 @@ impl Clone for Instance {
             mem_used_mb,
             mem_limit_mb,
             cpu_limit,
+            last_exit,
         } = source;
         self.id.clone_from(id);
         self.app.clone_from(app);
@@ -294,6 +362,7 @@ impl Clone for Instance {
         self.mem_used_mb = *mem_used_mb;
         self.mem_limit_mb = *mem_limit_mb;
         self.cpu_limit = *cpu_limit;
+        self.last_exit = *last_exit;
     }
 }
 

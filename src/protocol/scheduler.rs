@@ -204,6 +204,7 @@ mod tests {
                 mem_used_mb: 0,
                 mem_limit_mb: mem,
                 cpu_limit: cpu,
+                last_exit: None,
             },
         );
     }

@@ -114,6 +114,7 @@ fn instance(id: &str, app: &str, host: &str, state: InstanceState) -> Instance {
         mem_used_mb: 170,
         mem_limit_mb: 512,
         cpu_limit: 0.5,
+        last_exit: None,
     }
 }
 
@@ -251,6 +252,7 @@ fn report(id: &str, state: InstanceState) -> InstanceReport {
         cpu_pct: 3.25,
         mem_used_mb: 200,
         mem_limit_mb: 512,
+        last_exit: None,
     }
 }
 

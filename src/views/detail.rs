@@ -124,6 +124,7 @@ fn instance(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
                 .unwrap_or_else(|| "-".into()),
         ),
         kv(t, "restarts", i.restarts.to_string()),
+        kv(t, "last exit", last_exit(i.last_exit, app.now)),
     ];
     let mine: Vec<&Event> =
         app.replica.events.iter().filter(|e| e.instance.as_deref() == Some(&i.id)).collect();
@@ -141,6 +142,19 @@ fn instance(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
         )));
     }
     (format!("Instance {}", i.id), lines)
+}
+
+/// `exit 3 at 2026-12-05 21:40:12 (2m ago), code 3`, or `-` when it never ended.
+fn last_exit(exit: Option<crate::protocol::ExitInfo>, now: u64) -> String {
+    let Some(x) = exit else { return "-".into() };
+    let mut text = x.reason();
+    if x.at > 0 {
+        text.push_str(&format!(" at {} ({} ago)", datetime(x.at), uptime(now.saturating_sub(x.at))));
+    }
+    if x.oom || x.signal.is_some() {
+        text.push_str(&format!(", exit code {}", x.code));
+    }
+    text
 }
 
 fn route(app: &App) -> (String, Vec<Line<'static>>) {

@@ -77,7 +77,10 @@ pub fn state_cell<'a>(app: &App, i: &Instance) -> Cell<'a> {
         }
         None => {
             let (label, style) = state_label(i.state, t);
-            styled(label, style)
+            match (i.state, i.last_exit) {
+                (InstanceState::Crashed, Some(exit)) => styled(format!("✕ {}", exit.short()), style),
+                _ => styled(label, style),
+            }
         }
     }
 }

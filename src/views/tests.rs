@@ -173,6 +173,44 @@ fn a_crashed_instance_and_a_lost_host_say_so() {
 }
 
 #[test]
+fn a_crash_shows_its_reason_in_the_panel_and_the_detail() {
+    use crate::protocol::{ExitInfo, InstanceState};
+    let mut app = app();
+    let ids: Vec<String> = app.replica.fleet.instances.keys().take(4).cloned().collect();
+    let exits = [ExitInfo::new(3, false, T0), ExitInfo::new(137, true, T0), ExitInfo::new(137, false, T0)];
+    for (id, exit) in ids.iter().skip(1).zip(exits) {
+        if let Some(i) = app.replica.fleet.instances.get_mut(id) {
+            i.state = InstanceState::Crashed;
+            i.last_exit = Some(exit);
+        }
+    }
+    let t = app.theme.clone();
+    app.update(Action::ShowPanel(Panel::Instances));
+    let buf = draw(&mut app, 120, 16);
+    for cell in ["✕ exit 3", "✕ OOM", "✕ SIGKILL"] {
+        let (x, y) = find(&buf, cell).unwrap_or_else(|| panic!("{cell} missing:\n{}", text(&buf)));
+        assert_eq!(buf[(x, y)].fg, t.bad.fg.unwrap_or(Color::Reset), "{cell} in the bad colour");
+    }
+    // The filter finds crashes by their reason.
+    app.update(Action::Filter);
+    type_text(&mut app, "OOM");
+    app.update(Action::Submit);
+    let shown = text(&draw(&mut app, 120, 16));
+    assert!(shown.contains("✕ OOM") && !shown.contains("✕ exit 3"), "{shown}");
+    // The detail of the instance that exited 3 says so, with when.
+    let mut app = self::app();
+    if let Some(i) = app.replica.fleet.instances.get_mut(&ids[0]) {
+        i.state = InstanceState::Crashed;
+        i.last_exit = Some(ExitInfo::new(3, false, T0));
+    }
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Detail);
+    let shown = text(&draw(&mut app, 120, 40));
+    let line = shown.lines().find(|l| l.contains("last exit")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains("exit 3 at "), "{line}");
+}
+
+#[test]
 fn only_visible_rows_are_drawn_and_the_selection_stays_on_screen() {
     let mut app = app();
     let (fleet, _) = fixture(42, 6, 400);
@@ -812,6 +850,7 @@ fn instance_and_app_details_show_their_sparklines() {
             cpu_pct: k as f32 * 10.0,
             mem_used_mb: 100,
             mem_limit_mb: 256,
+            last_exit: None,
         };
         let host = app.replica.fleet.hosts[&inst.host].clone();
         let hb = crate::protocol::Heartbeat {

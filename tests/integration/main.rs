@@ -22,6 +22,7 @@ mod cockpit_wizard;
 mod cockpit_wizard_docker;
 mod cockpit_workflows;
 mod demo_tape;
+mod docker_crash;
 mod docker_driver;
 mod docker_e2e;
 mod docker_plane;

@@ -64,4 +64,11 @@ pub trait RuntimeDriver: Send + Sync + 'static {
         let _ = (id, tail, follow);
         Err(DriverError::Failed(format!("the {} runtime driver cannot stream logs", self.name())))
     }
+    /// The instance's log from `since_ms` on (ms since epoch), followed: how a log view
+    /// goes on with the next run of a container after a restart, without the lines it
+    /// already showed.
+    async fn logs_since(&self, id: &str, since_ms: u64) -> Result<LogReceiver, DriverError> {
+        let _ = since_ms;
+        self.logs(id, 0, true).await
+    }
 }

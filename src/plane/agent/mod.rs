@@ -242,7 +242,7 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
         Some(AgentVerb::Logs) => match decode::<LogsRequest>(&msg.payload) {
             Ok(env) => {
                 let (bus, source) = (agent.bus.clone(), agent.config.source());
-                agent.logs.start(bus, agent.driver.as_ref(), source, env.body).await
+                agent.logs.start(bus, agent.driver.clone(), source, env.body).await
             }
             Err(err) => Err(WireError::bad_request(err.to_string())),
         },

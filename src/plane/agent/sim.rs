@@ -13,7 +13,7 @@ use super::driver::{DriverError, LOG_CHANNEL, LogReceiver, RuntimeDriver, StepRe
 use crate::plane::rng::Rng;
 use crate::protocol::clock::now_ms;
 use crate::protocol::{
-    HostMetrics, InstanceReport, InstanceSpec, InstanceState, LogLine, LogSource, StepName,
+    ExitInfo, HostMetrics, InstanceReport, InstanceSpec, InstanceState, LogLine, LogSource, StepName,
 };
 
 #[derive(Debug, Clone)]
@@ -124,6 +124,7 @@ impl SimDriver {
             if s.rng.chance(crash_p) {
                 r.state = InstanceState::Crashed;
                 r.cpu_pct = 0.0;
+                r.last_exit = Some(plausible_exit(&mut s.rng, now_ms()));
                 continue;
             }
             let ceiling = 100.0 * c.cpu_limit.max(0.1);
@@ -145,6 +146,17 @@ impl SimDriver {
         m.mem_used_mb = (1024 + mem_total).min(m.mem_total_mb);
         m.net_rx_bps = (cpu_total as f64 * s.rng.range(8_000.0, 12_000.0)) as u64;
         m.net_tx_bps = (cpu_total as f64 * s.rng.range(10_000.0, 20_000.0)) as u64;
+    }
+}
+
+/// How a simulated crash ends, in the proportions a JVM fleet shows: an application's
+/// own exit code most often, then the OOM killer, then a segfault.
+fn plausible_exit(rng: &mut Rng, at: u64) -> ExitInfo {
+    match rng.between(0, 9) {
+        0..=4 => ExitInfo::new(1, false, at),
+        5 => ExitInfo::new(3, false, at),
+        6 | 7 => ExitInfo::new(137, true, at),
+        _ => ExitInfo::new(139, false, at),
     }
 }
 
@@ -220,6 +232,7 @@ impl RuntimeDriver for SimDriver {
                 cpu_pct: 0.0,
                 mem_used_mb: spec.memory_mb / 3,
                 mem_limit_mb: spec.memory_mb,
+                last_exit: None,
             };
             s.containers.insert(
                 spec.id.clone(),
@@ -241,6 +254,9 @@ impl RuntimeDriver for SimDriver {
         // crashes right after it starts, so its health check never passes.
         if spec.image.contains("crashloop") {
             self.set_state(&spec.id, InstanceState::Crashed);
+            if let Some(c) = self.lock().containers.get_mut(&spec.id) {
+                c.report.last_exit = Some(ExitInfo::new(1, false, now_ms()));
+            }
             return Err(DriverError::Failed(format!(
                 "container from {} exited right after start: health check failed",
                 spec.image

@@ -262,6 +262,7 @@ pub(crate) async fn start_instance(
                     mem_used_mb: 0,
                     mem_limit_mb: app.constraints.memory_mb,
                     cpu_limit: app.constraints.cpu,
+                    last_exit: None,
                 };
                 let spec = spec_for(app, &inst, op_id);
                 let drafts = step_draft(

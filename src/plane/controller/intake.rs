@@ -207,7 +207,8 @@ fn reconcile(
     let changed = inst.state != report.state
         || inst.started_at != report.started_at
         || inst.container_id != report.container_id
-        || inst.endpoint != endpoint;
+        || inst.endpoint != endpoint
+        || inst.last_exit != report.last_exit;
     if !changed && step.is_none() {
         return None;
     }
@@ -218,6 +219,7 @@ fn reconcile(
     updated.ip = report.ip.clone();
     updated.port = report.port;
     updated.endpoint = endpoint;
+    updated.last_exit = report.last_exit;
     let app = updated.app.clone();
     let id = updated.id.clone();
     let base = match step {
@@ -237,7 +239,11 @@ fn reconcile(
         } else {
             EventKind::InstanceState
         };
-        Draft::new(kind, format!("{id} is {}", report.state.as_str())).app(app.clone())
+        let message = match (report.state, report.last_exit) {
+            (InstanceState::Crashed, Some(exit)) => format!("{id} crashed: {}", exit.reason()),
+            (state, _) => format!("{id} is {}", state.as_str()),
+        };
+        Draft::new(kind, message).app(app.clone())
     });
     Some(draft.host(host).instance(id).change(Change::Instance(updated)))
 }

@@ -3,7 +3,7 @@
 //! every container labelled for this host becomes an instance again, without a new
 //! container and without touching anything that is not ours.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +16,7 @@ use super::inspect::{self, Inspected};
 use super::labels::{self, Labelled};
 use super::metrics::Usage;
 use super::{Inner, NetworkMode, artifact, connect, metrics, network};
-use crate::protocol::{ContainerReport, InstanceReport, InstanceState};
+use crate::protocol::{ContainerReport, ExitInfo, InstanceReport, InstanceState};
 
 /// Inspect calls in flight at once while adopting.
 const ADOPT_CONCURRENCY: usize = 4;
@@ -101,6 +101,7 @@ fn adopted(inner: &Inner, l: &Labelled, i: &Inspected, generation: u64, listed_a
             cpu_pct: 0.0,
             mem_used_mb: 0,
             mem_limit_mb: 0,
+            last_exit: i.exit(),
         },
         container: Some(i.id.clone()),
         phase: Phase::Idle,
@@ -122,6 +123,33 @@ fn adopted(inner: &Inner, l: &Labelled, i: &Inspected, generation: u64, listed_a
 
 fn version_is_label(label: &str, dir: &std::path::Path, mount: &str) -> bool {
     mount.is_empty() || artifact::active_version(dir).is_none_or(|v| v == label)
+}
+
+/// When each crashed instance that the list shows running again started, by container:
+/// `None` when inspect says it does not run. Docker's list can trail its own events (right
+/// after a die it may still say `Up`), so a crash is undone only by a start after it.
+async fn revived(
+    inner: &Inner,
+    ours: &[(Labelled, ContainerSummary)],
+    vlan: Option<&str>,
+) -> HashMap<String, Option<u64>> {
+    let candidates: Vec<(String, u16)> = {
+        let cache = inner.cache();
+        ours.iter()
+            .filter(|(_, c)| c.state == Some(ContainerSummaryStateEnum::RUNNING))
+            .filter(|(l, _)| cache.entries.get(&l.instance).is_some_and(|e| e.report.state == InstanceState::Crashed))
+            .filter_map(|(l, c)| Some((c.id.clone()?, l.port)))
+            .collect()
+    };
+    let mut found = HashMap::new();
+    for (id, port) in candidates {
+        let started = match inspect::inspect(&inner.docker, &id, port, vlan).await {
+            Ok(i) if i.running => i.started_at,
+            _ => None,
+        };
+        found.insert(id, started);
+    }
+    found
 }
 
 pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
@@ -175,6 +203,7 @@ pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
         .filter(|c| c.state == Some(ContainerSummaryStateEnum::RUNNING))
         .filter_map(|c| c.id.clone())
         .collect();
+    let revived = revived(inner, &ours, vlan.as_deref()).await;
     let usage = metrics::sample_all(inner, running).await;
     let host_mb = inner.engine.memory_mb;
 
@@ -213,7 +242,16 @@ pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
         apply_usage(&mut e.report, usage.get(&id), host_mb);
         // A list older than the last event or operation on the entry says nothing new.
         if e.phase == Phase::Idle && e.settled < listed_at {
-            let next = observed(e.report.state, c.state, c.status.as_deref().unwrap_or(""));
+            let mut next = observed(e.report.state, c.state, c.status.as_deref().unwrap_or(""));
+            if e.report.state == InstanceState::Crashed && next != InstanceState::Crashed {
+                match revived.get(&id).copied().flatten() {
+                    Some(started) if e.report.last_exit.is_none_or(|x| started >= x.at) => {
+                        e.report.started_at = Some(started);
+                    }
+                    // The list trails the die event that made it crashed.
+                    _ => next = InstanceState::Crashed,
+                }
+            }
             if next != e.report.state {
                 log::info!(
                     "{}: {} -> {} (docker: {:?})",
@@ -223,6 +261,15 @@ pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
                     c.status
                 );
                 e.set_state(next);
+                // The die event was missed (the stream was down): the list's status
+                // still says how it ended.
+                let ended_now = e.report.last_exit.is_none_or(|x| e.report.started_at.is_some_and(|s| x.at < s));
+                if next == InstanceState::Crashed
+                    && ended_now
+                    && let Some(code) = c.status.as_deref().and_then(inspect::exit_code_of_status)
+                {
+                    e.report.last_exit = Some(ExitInfo::new(code, false, crate::protocol::clock::now_ms()));
+                }
             }
         }
     }

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use super::Inner;
 use super::cache::{Entry, Phase};
-use crate::protocol::InstanceState;
+use crate::protocol::{ExitInfo, InstanceState};
 use crate::protocol::clock::now_ms;
 
 const EVENTS: [&str; 5] = ["start", "die", "oom", "health_status", "destroy"];
@@ -86,10 +86,20 @@ fn on_instance(e: &mut Entry, action: &str, exit_code: Option<&str>, at_ms: u64)
     match action {
         "die" => {
             e.set_state(InstanceState::Crashed);
+            // Docker sends oom before die; the die brings the code.
+            let oom = this_life(e).is_some_and(|x| x.oom);
+            if let Some(code) = exit_code.and_then(|c| c.parse::<i32>().ok()) {
+                e.report.last_exit = Some(ExitInfo::new(code, oom, at_ms));
+            }
             log::warn!("{}: container died (exit code {})", e.report.id, exit_code.unwrap_or("?"));
         }
         "oom" => {
             e.set_state(InstanceState::Crashed);
+            match this_life(e) {
+                Some(_) => e.report.last_exit.iter_mut().for_each(|x| x.oom = true),
+                // The kernel's OOM killer sends SIGKILL; the die that follows confirms it.
+                None => e.report.last_exit = Some(ExitInfo::new(137, true, at_ms)),
+            }
             log::warn!("{}: container ran out of memory ({} MB limit)", e.report.id, e.report.mem_limit_mb);
         }
         "start" => {
@@ -117,6 +127,12 @@ fn on_instance(e: &mut Entry, action: &str, exit_code: Option<&str>, at_ms: u64)
     e.settled = Instant::now();
 }
 
+/// The entry's last exit when it ended the container's current life (not a run before
+/// its last start).
+fn this_life(e: &Entry) -> Option<ExitInfo> {
+    e.report.last_exit.filter(|x| e.report.started_at.is_none_or(|s| x.at >= s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +153,7 @@ mod tests {
                 cpu_pct: 3.0,
                 mem_used_mb: 1,
                 mem_limit_mb: 64,
+                last_exit: None,
             },
             container: Some("abcdef".into()),
             phase,
@@ -170,8 +187,34 @@ mod tests {
             (InstanceState::Crashed, Phase::Failed, None)
         );
 
+        assert_eq!(e.report.last_exit, Some(ExitInfo::new(137, false, 5)));
+        assert_eq!(e.report.last_exit.map(|x| x.reason()).as_deref(), Some("killed by SIGKILL"));
+
         let mut busy = entry(Phase::Busy);
         on_instance(&mut busy, "die", Some("0"), 5);
         assert_eq!(busy.report.state, InstanceState::Running, "a restart's own die is not a crash");
+        assert_eq!(busy.report.last_exit, None);
+    }
+
+    #[test]
+    fn a_die_carries_its_exit_code_and_an_oom_before_it_says_why() {
+        let mut e = entry(Phase::Idle);
+        on_instance(&mut e, "die", Some("3"), 5);
+        assert_eq!(e.report.last_exit.map(|x| x.reason()).as_deref(), Some("exit 3"));
+        // Started again, then the kernel's OOM killer: oom, then die with 137.
+        on_instance(&mut e, "start", None, 10);
+        on_instance(&mut e, "oom", None, 20);
+        on_instance(&mut e, "die", Some("137"), 21);
+        let exit = e.report.last_exit.expect("an exit");
+        assert_eq!((exit.code, exit.signal, exit.oom, exit.at), (137, Some(9), true, 21));
+        assert_eq!(exit.reason(), "OOM killed");
+        // The next life's die is not an OOM because the previous one was.
+        on_instance(&mut e, "start", None, 30);
+        on_instance(&mut e, "die", Some("1"), 40);
+        assert_eq!(e.report.last_exit.map(|x| (x.code, x.oom)), Some((1, false)));
+        // A die without an exit code leaves the last known exit alone.
+        on_instance(&mut e, "start", None, 50);
+        on_instance(&mut e, "die", None, 60);
+        assert_eq!(e.report.last_exit.map(|x| x.code), Some(1));
     }
 }

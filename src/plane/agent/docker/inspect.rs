@@ -10,6 +10,7 @@ use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
 
 use super::{connect, network};
+use crate::protocol::ExitInfo;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Inspected {
@@ -20,6 +21,7 @@ pub struct Inspected {
     pub exit_code: i64,
     pub oom_killed: bool,
     pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
     /// The host port bound for the container port (running), or asked for (pinned).
     pub host_port: Option<u16>,
     /// The container's address on the VLAN network.
@@ -64,12 +66,27 @@ pub fn read(r: &ContainerInspectResponse, container_port: u16, vlan: Option<&str
         exit_code: state.exit_code.unwrap_or(0),
         oom_killed: state.oom_killed.unwrap_or(false),
         started_at: state.started_at.as_deref().and_then(rfc3339_ms),
+        finished_at: state.finished_at.as_deref().and_then(rfc3339_ms),
         host_port,
         vlan_ip,
         image: config.image.unwrap_or_default(),
         cmd: config.cmd,
         labels: config.labels.unwrap_or_default(),
     }
+}
+
+impl Inspected {
+    /// How the container last ended: `None` while it runs or before it ever ran.
+    pub fn exit(&self) -> Option<ExitInfo> {
+        let ended = !self.running && matches!(self.status.as_str(), "exited" | "dead");
+        ended.then(|| ExitInfo::new(self.exit_code as i32, self.oom_killed, self.finished_at.unwrap_or(0)))
+    }
+}
+
+/// The exit code in the status `docker ps` shows: `Exited (3) 5 seconds ago`.
+pub fn exit_code_of_status(status: &str) -> Option<i32> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split_once(')')?.0.parse().ok()
 }
 
 /// Why a container is not running, in words, with the last lines it printed.
@@ -157,5 +174,24 @@ mod tests {
         assert_eq!(rfc3339_ms("2026-11-25T10:30:00.5+01:00"), Some(1_795_599_000_500));
         assert_eq!(rfc3339_ms("0001-01-01T00:00:00Z"), None);
         assert_eq!(rfc3339_ms("garbage"), None);
+    }
+
+    #[test]
+    fn how_a_container_ended() {
+        let mut i = Inspected {
+            status: "exited".into(),
+            exit_code: 137,
+            oom_killed: true,
+            finished_at: Some(9),
+            ..Inspected::default()
+        };
+        assert_eq!(i.exit(), Some(ExitInfo { code: 137, signal: Some(9), oom: true, at: 9 }));
+        i.status = "created".into();
+        assert_eq!(i.exit(), None, "never ran");
+        i.status = "running".into();
+        i.running = true;
+        assert_eq!(i.exit(), None);
+        assert_eq!(exit_code_of_status("Exited (3) 5 seconds ago"), Some(3));
+        assert_eq!(exit_code_of_status("Up 2 minutes"), None);
     }
 }

@@ -84,6 +84,7 @@ fn new_entry(spec: &InstanceSpec, generation: u64) -> Entry {
             cpu_pct: 0.0,
             mem_used_mb: 0,
             mem_limit_mb: spec.memory_mb,
+            last_exit: None,
         },
         container: None,
         phase: Phase::Busy,
@@ -492,6 +493,9 @@ async fn await_healthy(
                     "{} before it was healthy",
                     inspect::exit_reason(&inner.docker, container, &i).await
                 );
+                if let Some(exit) = i.exit() {
+                    update(inner, id, generation, |e| e.report.last_exit = Some(exit));
+                }
                 return Err(fail_in_place(inner, id, generation, InstanceState::Crashed, why, steps));
             }
         }

@@ -12,22 +12,38 @@ use super::{Inner, labels};
 use crate::plane::agent::driver::{DriverError, LOG_CHANNEL, LogReceiver};
 use crate::protocol::{LogLine, LogSource};
 
+/// Where a log read starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// The last N lines.
+    Tail(u32),
+    /// Every line at or after this time (ms since epoch).
+    Since(u64),
+}
+
 pub async fn stream(
     inner: &Arc<Inner>,
     id: &str,
-    tail: u32,
+    from: From,
     follow: bool,
 ) -> Result<LogReceiver, DriverError> {
     if !inner.cache().has(id) {
         return Err(DriverError::NotFound(id.into()));
     }
     let container = labels::container_name(id);
+    let (tail, since_ms) = match from {
+        From::Tail(n) => (n.to_string(), 0),
+        From::Since(ms) => ("all".to_string(), ms),
+    };
     let opts = LogsOptions {
         follow,
         stdout: true,
         stderr: true,
         timestamps: true,
-        tail: tail.to_string(),
+        tail,
+        // Docker counts in whole seconds; the lines of that second before `since_ms` are
+        // left out below by their own timestamps.
+        since: i32::try_from(since_ms / 1000).unwrap_or(i32::MAX),
         ..Default::default()
     };
     let docker = inner.docker.clone();
@@ -62,7 +78,11 @@ pub async fn stream(
             buf.push_str(&String::from_utf8_lossy(&bytes));
             while let Some(nl) = buf.find('\n') {
                 let raw: String = buf.drain(..=nl).collect();
-                if tx.send(parse(source, raw.trim_end_matches(['\n', '\r']))).await.is_err() {
+                let line = parse(source, raw.trim_end_matches(['\n', '\r']));
+                if line.ts != 0 && line.ts < since_ms {
+                    continue;
+                }
+                if tx.send(line).await.is_err() {
                     return;
                 }
             }

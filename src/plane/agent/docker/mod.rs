@@ -287,6 +287,10 @@ impl RuntimeDriver for DockerDriver {
     }
 
     async fn logs(&self, id: &str, tail: u32, follow: bool) -> Result<LogReceiver, DriverError> {
-        logs::stream(&self.inner, id, tail, follow).await
+        logs::stream(&self.inner, id, logs::From::Tail(tail), follow).await
+    }
+
+    async fn logs_since(&self, id: &str, since_ms: u64) -> Result<LogReceiver, DriverError> {
+        logs::stream(&self.inner, id, logs::From::Since(since_ms), true).await
     }
 }
