@@ -21,6 +21,7 @@ mod cockpit_wizard_docker;
 mod cockpit_workflows;
 mod demo_tape;
 mod docker_driver;
+mod docker_faults;
 mod docker_e2e;
 mod docker_plane;
 mod router_nginx;
