@@ -311,7 +311,9 @@ pub fn fields(
                 t(a.domain.clone()),
                 t(a.tags.join(",")),
                 n(routes.to_string(), routes as f64),
-                t(if running as u32 >= a.instances {
+                t(if let Some(why) = a.shortfall.as_deref().filter(|_| (running as u32) < a.instances) {
+                    why
+                } else if running as u32 >= a.instances {
                     "ok"
                 } else if running == 0 {
                     "down"

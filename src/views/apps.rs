@@ -49,15 +49,20 @@ fn cells<'a>(app: &'a App, a: &'a AppSpec) -> Vec<Cell<'a>> {
         o => format!("{} (+{})", a.version, o.join(",")),
     };
     let busy = f.operations.values().any(|o| o.app == a.name && o.state == OperationState::Running);
+    let short = a.shortfall.as_deref().filter(|_| (running as u32) < a.instances);
     let (state, style) = if busy {
-        ("◌ changing", t.warn)
+        ("◌ changing".into(), t.warn)
+    } else if let Some(why) = short {
+        // The controller is waiting to place them: say why, not just that they are missing.
+        (format!("⚠ {why}").into(), t.warn)
     } else if running as u32 >= a.instances {
-        ("● ok", t.ok)
+        ("● ok".into(), t.ok)
     } else if running == 0 {
-        ("✕ down", t.bad)
+        ("✕ down".into(), t.bad)
     } else {
-        ("◐ degraded", t.warn)
+        ("◐ degraded".into(), t.warn)
     };
+    let state: std::borrow::Cow<'_, str> = state;
     let count_style = if (running as u32) < a.instances { t.warn } else { t.text };
     vec![
         Cell::from(a.name.as_str()),

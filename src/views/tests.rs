@@ -359,6 +359,45 @@ fn apps_panel() {
     assert!(screen.contains("3/3") && screen.contains("prod") && screen.contains("● ok"), "{screen}");
 }
 
+/// An app the controller cannot place says why in its row and in its detail.
+#[test]
+fn apps_panel_says_why_an_app_is_short() {
+    use crate::protocol::{Change, Event, EventKind};
+    let mut app = app();
+    let mut short = app.replica.fleet.apps.get("shop-web").cloned().expect("shop-web");
+    short.instances += 2;
+    short.shortfall = Some("waiting for capacity: no up host is in AZ az1".into());
+    let rev = app.replica.fleet.revision + 1;
+    feed(
+        &mut app,
+        Event {
+            rev,
+            ts: T0 + 50_000,
+            kind: EventKind::AppUpdated,
+            app: Some("shop-web".into()),
+            host: None,
+            instance: None,
+            operation_id: None,
+            message: "shop-web is short of instances".into(),
+            changes: vec![Change::App(short)],
+            audit: None,
+        },
+    );
+    app.update(Action::ShowPanel(Panel::Apps));
+    let screen = text(&draw(&mut app, 120, 12));
+    let row = screen.lines().find(|l| l.contains("shop-web")).unwrap_or_default().to_string();
+    assert!(row.contains("⚠ waiting"), "{screen}");
+    let idx =
+        app.rows(Panel::Apps).iter().position(|k| *k == crate::app::rows::RowKey::Id("shop-web".into()));
+    app.update(Action::Top);
+    for _ in 0..idx.expect("its row") {
+        app.update(Action::Down);
+    }
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 120, 40));
+    assert!(screen.contains("⚠ waiting for capacity: no up host is in AZ az1"), "{screen}");
+}
+
 #[test]
 fn audit_panel() {
     let mut app = app();

@@ -67,7 +67,8 @@ fn docker_agent_away_past_lost_after_keeps_serving_and_its_containers_are_adopte
     stack.agent.kill9();
     let lost = eventually(WAIT, "the host lost and site short of capacity", || {
         let snap = try_snapshot(&url)?;
-        let host_lost = list(&snap, "hosts").iter().any(|h| h["id"] == stack.host.as_str() && h["state"] == "lost");
+        let host_lost =
+            list(&snap, "hosts").iter().any(|h| h["id"] == stack.host.as_str() && h["state"] == "lost");
         check(host_lost && site(&snap)["shortfall"].is_string(), || {
             format!("hosts: {}\napp: {}", snap["hosts"], site(&snap))
         })?;
@@ -94,7 +95,9 @@ fn docker_agent_away_past_lost_after_keeps_serving_and_its_containers_are_adopte
         check(ok, || format!("instances: {inst:?}\napp: {}", site(&snap)))?;
         Ok(snap)
     });
-    let ids = |v: &[(String, String, String)]| v.iter().map(|(id, _, c)| (id.clone(), c.clone())).collect::<Vec<_>>();
+    let ids = |v: &[(String, String, String)]| {
+        v.iter().map(|(id, _, c)| (id.clone(), c.clone())).collect::<Vec<_>>()
+    };
     assert_eq!(ids(&instances(&after)), ids(&before), "the same instances, in the same containers");
     assert_eq!(containers(&stack.host), before_containers, "no container removed or added");
     eventually(WAIT, "site serves through nginx again", || serves(port));
