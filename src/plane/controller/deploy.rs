@@ -267,6 +267,8 @@ pub(crate) async fn start_instance(
         }
     });
     let (id, host, spec) = placed?;
+    // A fenced leader sends agents nothing: its operations wait, or end with it.
+    ctl.unfenced().await;
 
     let sent: Result<AgentAck, RequestError> = bus::request(
         ctl.bus(),
@@ -385,6 +387,7 @@ pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_a
         );
     }
     if ask_agent {
+        ctl.unfenced().await;
         let req = InstanceRef { id: inst.id.clone(), operation_id: Some(op_id.to_string()) };
         let sent: Result<AgentAck, RequestError> = bus::request(
             ctl.bus(),
@@ -487,6 +490,7 @@ pub(crate) async fn send_restart(
     inst: &Instance,
     op_id: Option<&str>,
 ) -> Result<(), String> {
+    ctl.unfenced().await;
     let source = ctl.config().source.clone();
     let timeout = ctl.config().agent_timeout;
     let req = InstanceRef { id: inst.id.clone(), operation_id: op_id.map(str::to_string) };

@@ -101,6 +101,9 @@ async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
     // The agent only ever holds instances the controller gave it, so removing those the
     // controller does not want is safe.
     for id in orphans {
+        if ctl.fenced() {
+            break;
+        }
         log::info!("asking {host_id} to remove {id}, which the controller no longer has");
         let req = Envelope::new(ctl.config().source.clone(), InstanceRef { id, operation_id: None });
         let _ = crate::bus::request::<_, crate::protocol::AgentAck>(
