@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::backend::Replica;
-use crate::protocol::{App, Change, Fleet, HostState, Instance, InstanceState, OperationState, Route, RouteState};
+use crate::protocol::{
+    App, Change, Fleet, HostState, Instance, InstanceState, OperationState, Route, RouteState,
+};
 
 /// What the facts were computed from: the replica's structure counter plus the collection
 /// sizes, which catch changes made to the fleet without a new structure (tests do that).
@@ -151,6 +153,16 @@ pub struct AppState {
     pub serving: usize,
     pub routes: usize,
     pub health: AppHealth,
+}
+
+impl AppState {
+    /// Why the controller has not placed the missing instances (`App::shortfall`), while
+    /// the app is short of them: the Apps panel says that rather than only "down".
+    pub fn waiting_for<'a>(&self, app: &'a crate::protocol::App) -> Option<&'a str> {
+        let short = matches!(self.health, AppHealth::Down | AppHealth::Degraded)
+            && (self.running as u32) < app.instances;
+        app.shortfall.as_deref().filter(|_| short)
+    }
 }
 
 /// What one event's changes touch in the facts, as it was before they applied.
@@ -474,7 +486,12 @@ impl FleetFacts {
     /// The totals at `now`, from these facts and which sources are silent: a pass over
     /// the hosts, not the instances, so it is cheap enough for every frame.
     pub fn totals(&self, replica: &Replica, now: u64) -> Totals {
-        let mut t = Totals { hosts_up: self.hosts_up, running: self.running, serving: self.serving, ..Totals::default() };
+        let mut t = Totals {
+            hosts_up: self.hosts_up,
+            running: self.running,
+            serving: self.serving,
+            ..Totals::default()
+        };
         let controller_silent = replica.controller_silence(now).is_some();
         for host in replica.fleet.hosts.values() {
             if replica.host_silence(&host.id, now).is_none() {
@@ -538,7 +555,10 @@ impl FleetFacts {
 
     /// The apps that serve traffic now and would serve none once these backends
     /// (`(app, backend)`) stop serving: what a disable or a removal takes away last.
-    pub fn left_without_traffic<'a>(&self, backends: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    pub fn left_without_traffic<'a>(
+        &self,
+        backends: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Vec<String> {
         let mut lost: BTreeMap<&str, usize> = BTreeMap::new();
         let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
         for (app, backend) in backends {

@@ -323,7 +323,7 @@ pub fn fields(
                 t(a.domain.clone()),
                 t(a.tags.join(",")),
                 n(format!("{}/{}", st.serving, st.routes), st.serving as f64),
-                t(st.health.word()),
+                t(st.waiting_for(a).unwrap_or(st.health.word())),
             ])
         }
         _ => None,

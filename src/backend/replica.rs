@@ -487,13 +487,7 @@ impl Replica {
     pub fn tick(&mut self, now: u64) {
         let silence = Silence {
             controller: self.controller_silence(now).is_some(),
-            hosts: self
-                .fleet
-                .hosts
-                .keys()
-                .filter(|h| self.host_silence(h, now).is_some())
-                .cloned()
-                .collect(),
+            hosts: self.fleet.hosts.keys().filter(|h| self.host_silence(h, now).is_some()).cloned().collect(),
         };
         if silence != self.silence {
             self.silence = silence;
@@ -631,8 +625,11 @@ mod tests {
     fn the_tick_notes_each_change_of_silence_once() {
         let mut r = Replica::default();
         let a = host("a");
-        let fleet =
-            Fleet { revision: 1, hosts: [(a.id.clone(), a.clone())].into_iter().collect(), ..Fleet::default() };
+        let fleet = Fleet {
+            revision: 1,
+            hosts: [(a.id.clone(), a.clone())].into_iter().collect(),
+            ..Fleet::default()
+        };
         r.apply_snapshot(fleet, 1_000);
         r.apply_heartbeat(&test_heartbeat(&a, 1_000), 1_000);
         r.note_beacon_at(1, 1_000);

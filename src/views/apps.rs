@@ -8,8 +8,8 @@ use ratatui::layout::Rect;
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
-use crate::app::rows::RowKey;
 use crate::app::facts::AppHealth;
+use crate::app::rows::RowKey;
 use crate::protocol::App as AppSpec;
 
 pub(crate) const COLUMNS: [Column; 8] = [
@@ -48,13 +48,15 @@ fn cells<'a>(app: &'a App, a: &'a AppSpec) -> Vec<Cell<'a>> {
         [] => a.version.clone(),
         o => format!("{} (+{})", a.version, o.join(",")),
     };
-    let (state, style): (std::borrow::Cow<'static, str>, _) = match st.health {
-        AppHealth::Changing => ("◌ changing".into(), t.warn),
-        AppHealth::Unknown => (format!("? {} unknown", st.unknown).into(), t.warn),
-        AppHealth::Down => ("✕ down".into(), t.bad),
-        AppHealth::NoTraffic => ("✕ no traffic".into(), t.bad),
-        AppHealth::Degraded => ("◐ degraded".into(), t.warn),
-        AppHealth::Ok => ("● ok".into(), t.ok),
+    let (state, style): (std::borrow::Cow<'static, str>, _) = match (st.waiting_for(a), st.health) {
+        // The controller is waiting to place them: say why, not just that they are missing.
+        (Some(why), _) => (format!("⚠ {why}").into(), t.warn),
+        (None, AppHealth::Changing) => ("◌ changing".into(), t.warn),
+        (None, AppHealth::Unknown) => (format!("? {} unknown", st.unknown).into(), t.warn),
+        (None, AppHealth::Down) => ("✕ down".into(), t.bad),
+        (None, AppHealth::NoTraffic) => ("✕ no traffic".into(), t.bad),
+        (None, AppHealth::Degraded) => ("◐ degraded".into(), t.warn),
+        (None, AppHealth::Ok) => ("● ok".into(), t.ok),
     };
     let count_style = if (st.running as u32) < a.instances { t.warn } else { t.text };
     let routes_style = if st.serving == 0 && st.routes > 0 { t.warn } else { t.text };

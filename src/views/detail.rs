@@ -294,6 +294,9 @@ fn app_detail(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
         .map(|(v, n)| format!("{v} x{n}{}", if *v == a.version { "" } else { " (not desired)" }))
         .collect();
     lines.push(kv(t, "versions", if versions.is_empty() { "-".into() } else { versions.join(", ") }));
+    if let Some(why) = &a.shortfall {
+        lines.push(kv(t, "short", format!("⚠ {why}")));
+    }
     // The app's instances summed, with its deploys, restarts and crashes on the time axis.
     let histories: Vec<&History> =
         f.instances_of(&a.name).filter_map(|i| app.replica.instance_history.get(&i.id)).collect();

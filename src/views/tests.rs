@@ -410,6 +410,45 @@ fn apps_panel() {
     assert!(screen.contains("3/3") && screen.contains("prod") && screen.contains("● ok"), "{screen}");
 }
 
+/// An app the controller cannot place says why in its row and in its detail.
+#[test]
+fn apps_panel_says_why_an_app_is_short() {
+    use crate::protocol::{Change, Event, EventKind};
+    let mut app = app();
+    let mut short = app.replica.fleet.apps.get("shop-web").cloned().expect("shop-web");
+    short.instances += 2;
+    short.shortfall = Some("waiting for capacity: no up host is in AZ az1".into());
+    let rev = app.replica.fleet.revision + 1;
+    feed(
+        &mut app,
+        Event {
+            rev,
+            ts: T0 + 50_000,
+            kind: EventKind::AppUpdated,
+            app: Some("shop-web".into()),
+            host: None,
+            instance: None,
+            operation_id: None,
+            message: "shop-web is short of instances".into(),
+            changes: vec![Change::App(short)],
+            audit: None,
+        },
+    );
+    app.update(Action::ShowPanel(Panel::Apps));
+    let screen = text(&draw(&mut app, 120, 12));
+    let row = screen.lines().find(|l| l.contains("shop-web")).unwrap_or_default().to_string();
+    assert!(row.contains("⚠ waiting"), "{screen}");
+    let idx =
+        app.rows(Panel::Apps).iter().position(|k| *k == crate::app::rows::RowKey::Id("shop-web".into()));
+    app.update(Action::Top);
+    for _ in 0..idx.expect("its row") {
+        app.update(Action::Down);
+    }
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 120, 40));
+    assert!(screen.contains("⚠ waiting for capacity: no up host is in AZ az1"), "{screen}");
+}
+
 #[test]
 fn audit_panel() {
     let mut app = app();
@@ -975,7 +1014,10 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
     all_hosts_beat(&mut app, t + 6_000);
     app.update(Action::Tick(t + 6_000));
     let screen = text(&draw(&mut app, 150, 16));
-    assert!(screen.contains("● live") && !screen.contains("not live"), "3 periods is not yet silent:\n{screen}");
+    assert!(
+        screen.contains("● live") && !screen.contains("not live"),
+        "3 periods is not yet silent:\n{screen}"
+    );
 
     app.update(Action::Tick(t + 6_001));
     app.update(Action::ShowPanel(Panel::Instances));
@@ -1032,7 +1074,10 @@ fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
     assert!(screen.contains("hosts 5/6 up (1 silent)"), "{screen}");
     assert!(screen.contains("● live"), "the controller is heard:\n{screen}");
     let on_host_02 = app.replica.fleet.instances_on("host-02").count();
-    assert!(screen.contains(&format!("instances {}/7 running ({on_host_02} unknown)", 7 - on_host_02)), "{screen}");
+    assert!(
+        screen.contains(&format!("instances {}/7 running ({on_host_02} unknown)", 7 - on_host_02)),
+        "{screen}"
+    );
     // No controller has said so: the fleet still has it up.
     assert_eq!(app.replica.fleet.hosts["host-02"].state, crate::protocol::HostState::Up);
 

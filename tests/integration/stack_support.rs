@@ -50,6 +50,12 @@ impl Stack {
 
     /// With the controller's `--route-stale-after` set to `route_ttl`.
     pub fn start_with(test: &str, route_ttl: &str) -> Option<Stack> {
+        Stack::start_opts(test, route_ttl, &["--stale-after", "5", "--lost-after", "100"])
+    }
+
+    /// With the controller's `--route-stale-after` set to `route_ttl`, and `liveness` (its
+    /// `--stale-after`/`--lost-after` flags).
+    pub fn start_opts(test: &str, route_ttl: &str, liveness: &[&str]) -> Option<Stack> {
         if !docker_or_skip(test) {
             return None;
         }
@@ -62,11 +68,9 @@ impl Stack {
         let host = format!("rt{}-{n}", std::process::id() % 100_000);
         let data_dir = nats.dir().join("agent-data");
         let router_dir = nats.dir().join("router");
-        let controller = Proc::controller(
-            &nats,
-            "c1",
-            &["--route-stale-after", route_ttl, "--stale-after", "5", "--lost-after", "100"],
-        );
+        let mut controller_args = vec!["--route-stale-after", route_ttl];
+        controller_args.extend_from_slice(liveness);
+        let controller = Proc::controller(&nats, "c1", &controller_args);
         let agent_args = docker_agent_args(&host, "az1", &data_dir);
         let agent = Proc::spawn(&nats, "agent", &agent_args.iter().map(String::as_str).collect::<Vec<_>>());
         let port = free_port();
@@ -113,6 +117,11 @@ impl Stack {
     /// Kills the agent with -9 and starts it again with the same flags.
     pub fn restart_agent(&mut self) {
         self.agent.kill9();
+        self.start_agent();
+    }
+
+    /// Starts the agent (again) with the same flags.
+    pub fn start_agent(&mut self) {
         let args: Vec<&str> = self.agent_args.iter().map(String::as_str).collect();
         self.agent = Proc::spawn(&self.nats, "agent", &args);
     }

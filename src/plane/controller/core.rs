@@ -100,6 +100,9 @@ pub(crate) struct Core {
     /// When each host was last heard, and its heartbeat period.
     pub host_seen: HashMap<String, (Instant, Duration)>,
     pub crashes: HashMap<String, CrashRecord>,
+    /// Per app: repairs (placing missing instances) that failed in a row, and when to try
+    /// again.
+    pub repairs: HashMap<String, CrashRecord>,
     /// Since when each route's backend has had no running instance.
     pub not_serving_since: HashMap<crate::protocol::RouteKey, Instant>,
     /// The last error each router reported, so that each new one is one event.
@@ -188,6 +191,7 @@ impl Controller {
             fleet,
             host_seen,
             crashes: HashMap::new(),
+            repairs: HashMap::new(),
             not_serving_since: HashMap::new(),
             router_errors: HashMap::new(),
             replies: ReplyCache::new(REPLIES_KEPT),

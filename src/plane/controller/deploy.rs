@@ -6,6 +6,7 @@ use futures_util::future::join_all;
 
 use super::core::{Controller, Draft};
 use super::ops::step_draft;
+use super::repair;
 use super::scheduler::{PlacementRequest, place};
 use crate::bus::{self, RequestError};
 use crate::plane::repository;
@@ -115,26 +116,6 @@ pub(crate) async fn run_restart(ctl: Controller, op_id: String, targets: Vec<Str
     ctl.finish(&op_id, outcome);
 }
 
-/// Places the instances of a lost host again, elsewhere.
-pub(crate) async fn run_replace(ctl: Controller, op_id: String, host: String, ids: Vec<String>) {
-    let mut failures = Vec::new();
-    for id in ids {
-        let Some(inst) = ctl.read(|c| c.fleet.instances.get(&id).cloned()) else { continue };
-        let Some(app) = ctl.read(|c| c.fleet.apps.get(&inst.app).cloned()) else { continue };
-        retire(&ctl, &op_id, &inst, false).await;
-        if let Err(reason) = start_instance(&ctl, &op_id, &app, inst.index, std::slice::from_ref(&host)).await
-        {
-            failures.push(reason);
-        }
-    }
-    let outcome = if failures.is_empty() {
-        Ok(format!("instances of lost host {host} placed again"))
-    } else {
-        Err(failures.join("; "))
-    };
-    ctl.finish(&op_id, outcome);
-}
-
 async fn deploy(ctl: &Controller, op_id: &str, app: &App, strategy: Strategy) -> Result<String, String> {
     check_artifact(ctl, op_id, app).await?;
 
@@ -240,7 +221,13 @@ pub(crate) async fn start_instance(
                     StepState::Failed,
                     err.to_string(),
                 );
-                (d.into_iter().collect(), Err(err.to_string()))
+                // The app keeps its desired count and says why it is short; the health
+                // manager places the instance once it fits.
+                let short =
+                    core.fleet.apps.get(&app.name).and_then(|a| {
+                        repair::shortfall_draft(a, Some(repair::capacity_shortfall(&err.reason)))
+                    });
+                (d.into_iter().chain(short).collect(), Err(err.to_string()))
             }
             Ok(hosts) => {
                 let host = hosts.into_iter().next().unwrap_or_default();
@@ -281,6 +268,8 @@ pub(crate) async fn start_instance(
         }
     });
     let (id, host, spec) = placed?;
+    // A fenced leader sends agents nothing: its operations wait, or end with it.
+    ctl.unfenced().await;
 
     let sent: Result<AgentAck, RequestError> = bus::request(
         ctl.bus(),
@@ -384,7 +373,7 @@ fn instance_settled(f: &Fleet, id: &str, since: Option<u64>) -> Option<Result<In
 
 /// Takes an instance out: its routes first, then (if `ask_agent`) its container, then its
 /// record.
-async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_agent: bool) {
+pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_agent: bool) {
     let routes: Vec<Route> = ctl.read(|c| {
         c.fleet.routes.values().filter(|r| r.app == inst.app && r.backend == inst.endpoint).cloned().collect()
     });
@@ -399,6 +388,7 @@ async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_agent: bool)
         );
     }
     if ask_agent {
+        ctl.unfenced().await;
         let req = InstanceRef { id: inst.id.clone(), operation_id: Some(op_id.to_string()) };
         let sent: Result<AgentAck, RequestError> = bus::request(
             ctl.bus(),
@@ -501,6 +491,7 @@ pub(crate) async fn send_restart(
     inst: &Instance,
     op_id: Option<&str>,
 ) -> Result<(), String> {
+    ctl.unfenced().await;
     let source = ctl.config().source.clone();
     let timeout = ctl.config().agent_timeout;
     let req = InstanceRef { id: inst.id.clone(), operation_id: op_id.map(str::to_string) };

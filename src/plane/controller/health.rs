@@ -5,10 +5,8 @@
 use std::time::{Duration, Instant};
 
 use super::core::{Controller, CrashRecord, Draft};
-use super::{deploy, ops};
-use crate::protocol::{
-    Change, ControllerBeacon, EventKind, HostState, InstanceState, OperationKind, subjects,
-};
+use super::{deploy, repair};
+use crate::protocol::{Change, ControllerBeacon, EventKind, HostState, InstanceState, subjects};
 
 const TICK: Duration = Duration::from_millis(250);
 
@@ -44,6 +42,7 @@ pub(crate) async fn run(ctl: Controller) {
         }
         check_hosts(&ctl);
         check_routes(&ctl);
+        place_missing(&ctl);
         restart_crashed(&ctl).await;
     }
 }
@@ -58,10 +57,9 @@ async fn beacon(ctl: &Controller) {
 
 fn check_hosts(ctl: &Controller) {
     let cfg = ctl.config().clone();
-    let lost = ctl.mutate(|core| {
+    ctl.mutate(|core| {
         let now = Instant::now();
         let mut drafts = Vec::new();
-        let mut lost = Vec::new();
         let mut ids: Vec<String> = core.fleet.hosts.keys().cloned().collect();
         ids.sort();
         for id in ids {
@@ -83,25 +81,24 @@ fn check_hosts(ctl: &Controller) {
             let (kind, msg) = match next {
                 HostState::Lost => (
                     EventKind::HostLost,
-                    format!("{id} lost: {missed} heartbeats missed; its instances will be placed again"),
+                    format!(
+                        "{id} lost: {missed} heartbeats missed; its instances will be placed again, \
+                         and their routes are kept, unverified, until the replacements serve"
+                    ),
                 ),
                 _ => (EventKind::HostStale, format!("{id} stale: {missed} heartbeats missed")),
             };
             drafts.push(Draft::new(kind, msg).host(id.clone()).change(Change::Host(changed)));
-            if next == HostState::Lost {
-                let on_host: Vec<String> = core.instances_on(&id).map(|i| i.id.clone()).collect();
-                if !on_host.is_empty() {
-                    let (op_id, opened) =
-                        ops::open(OperationKind::Replace, "-", format!("instances of lost host {id}"), None);
-                    drafts.push(opened.host(id.clone()));
-                    lost.push((op_id, id.clone(), on_host));
-                }
-            }
         }
-        (drafts, lost)
+        (drafts, ())
     });
-    for (op_id, host, ids) in lost {
-        tokio::spawn(deploy::run_replace(ctl.clone(), op_id, host, ids));
+}
+
+/// Places what apps are missing because of a fault (see `repair.rs`).
+fn place_missing(ctl: &Controller) {
+    let starts = ctl.mutate(|core| repair::plan(core, Instant::now()));
+    for (op_id, app, missing) in starts {
+        ctl.spawn(repair::run(ctl.clone(), op_id, app, missing));
     }
 }
 

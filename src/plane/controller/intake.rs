@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{Controller, Core, Draft};
 use super::ops::step_draft;
+use super::repair;
 use crate::bus::Subscription;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{self, AgentVerb};
@@ -83,19 +84,26 @@ async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
             if core.fleet.instances.contains_key(&report.id) {
                 drafts.extend(reconcile(core, &host_id, report, None));
             } else if core.fleet.apps.contains_key(&report.app) {
-                orphans.push(report.id.clone());
+                orphans.push(report);
             } else {
                 // An app the controller has never heard of: its state may have been lost.
                 // Removing running containers on a guess is worse than leaving them.
                 log::warn!("{host_id} runs {} of unknown app {}; leaving it alone", report.id, report.app);
             }
         }
+        // Containers the controller no longer has: adopted back while their app is short
+        // of them, else really replaced (e.g. while their host was lost).
+        let (adopted, orphans) = repair::adopt(core, &host_id, &orphans);
+        drafts.extend(adopted);
         drafts.extend(missing_instances(core, &host_id, &hb.instances));
         (drafts, orphans)
     });
-    // The controller no longer wants these (e.g. replaced while their host was lost); the
-    // agent only ever holds instances the controller gave it, so removing them is safe.
+    // The agent only ever holds instances the controller gave it, so removing those the
+    // controller does not want is safe.
     for id in orphans {
+        if ctl.fenced() {
+            break;
+        }
         log::info!("asking {host_id} to remove {id}, which the controller no longer has");
         let req = Envelope::new(ctl.config().source.clone(), InstanceRef { id, operation_id: None });
         let _ = crate::bus::request::<_, crate::protocol::AgentAck>(

@@ -1,0 +1,463 @@
+//! Desired state is never dropped by a fault. An app whose instances sit on a lost host, or
+//! that could not be given all its instances for want of capacity, keeps its desired count;
+//! the health manager places the missing instances as soon as they fit (a host joins, comes
+//! back, or gets room), says why it cannot meanwhile (`App::shortfall`), and retires the
+//! lost instances only once their replacements serve. A returning host's containers of an
+//! app still short of them are adopted back instead of removed.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::core::{Controller, Core, CrashRecord, Draft};
+use super::deploy;
+use super::health::backoff;
+use super::ops;
+use super::scheduler::{PlacementRequest, place};
+use crate::protocol::{
+    App, Change, EventKind, Fleet, HostState, Instance, InstanceReport, InstanceState, OperationKind,
+    OperationState, Route, RouteState,
+};
+
+/// How an app stands against its desired count.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Count {
+    /// Instances on hosts that are not lost: they run, or the health manager restarts them.
+    pub live: u32,
+    /// Instances on lost hosts: kept (and their routes) until replacements serve.
+    pub on_lost: u32,
+}
+
+/// Every app's count, in one pass over the instances.
+pub(crate) fn counts(fleet: &Fleet) -> HashMap<&str, Count> {
+    counts_with(fleet, None)
+}
+
+/// `counts`, with `returning` (a host heard again, not yet marked up) counted as up.
+fn counts_with<'a>(fleet: &'a Fleet, returning: Option<&str>) -> HashMap<&'a str, Count> {
+    let mut counts: HashMap<&str, Count> = HashMap::new();
+    for i in fleet.instances.values().filter(|i| i.state.occupies_host()) {
+        let lost = Some(i.host.as_str()) != returning
+            && fleet.hosts.get(&i.host).is_none_or(|h| h.state == HostState::Lost);
+        let c = counts.entry(i.app.as_str()).or_default();
+        if lost { c.on_lost += 1 } else { c.live += 1 }
+    }
+    counts
+}
+
+/// Apps with an operation running: the health manager never works against one.
+pub(crate) fn busy_apps(fleet: &Fleet) -> HashSet<&str> {
+    fleet.operations.values().filter(|o| o.state == OperationState::Running).map(|o| o.app.as_str()).collect()
+}
+
+/// The shortfall text for a placement that failed.
+pub(crate) fn capacity_shortfall(reason: impl std::fmt::Display) -> String {
+    format!("waiting for capacity: {reason}")
+}
+
+/// A draft that sets (or clears) an app's shortfall, when it changes.
+pub(crate) fn shortfall_draft(app: &App, shortfall: Option<String>) -> Option<Draft> {
+    if app.shortfall == shortfall {
+        return None;
+    }
+    let message = match &shortfall {
+        Some(why) => format!("{} is short of instances: {why}", app.name),
+        None => format!("{} is back at its desired count", app.name),
+    };
+    let mut changed = app.clone();
+    changed.shortfall = shortfall;
+    Some(Draft::new(EventKind::AppUpdated, message).app(app.name.clone()).change(Change::App(changed)))
+}
+
+/// What one tick decides for the apps short of instances: the events (shortfalls set or
+/// cleared, operations opened) and the operations to run.
+pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, String, u32)>) {
+    let mut drafts = Vec::new();
+    let mut starts = Vec::new();
+    let counts = counts(&core.fleet);
+    let busy = busy_apps(&core.fleet);
+    let mut names: Vec<&String> = core.fleet.apps.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(app) = core.fleet.apps.get(name) else { continue };
+        let count = counts.get(name.as_str()).copied().unwrap_or_default();
+        if busy.contains(name.as_str()) {
+            continue;
+        }
+        if count.live >= app.instances {
+            drafts.extend(shortfall_draft(app, None));
+            continue;
+        }
+        // Only a fault makes the health manager place instances: a lost host, or capacity
+        // that was missing. A deploy that failed on its own (a bad version) is not retried.
+        if count.on_lost == 0 && app.shortfall.is_none() {
+            continue;
+        }
+        let missing = app.instances - count.live;
+        let req =
+            PlacementRequest { app: &app.name, count: missing, constraints: &app.constraints, exclude: &[] };
+        match place(&core.fleet, &req) {
+            Err(e) => drafts.extend(shortfall_draft(app, Some(capacity_shortfall(&e.reason)))),
+            Ok(_) => {
+                let due = core.repairs.get(name).and_then(|r| r.next_attempt).is_none_or(|at| at <= now);
+                if !due {
+                    continue;
+                }
+                let (op_id, opened) = ops::open(
+                    OperationKind::Replace,
+                    &app.name,
+                    format!("{missing} missing instance(s) of {}", app.name),
+                    None,
+                );
+                drafts.push(opened);
+                starts.push((op_id, app.name.clone(), missing));
+            }
+        }
+    }
+    (drafts, starts)
+}
+
+/// Places the missing instances of one app, one at a time; after each that serves, one of
+/// its instances on a lost host (if any) is retired. Stops early when the app is no longer
+/// short (its host came back) or a deploy of it started.
+pub(crate) async fn run(ctl: Controller, op_id: String, app_name: String, missing: u32) {
+    let mut placed = 0;
+    let mut failure = None;
+    for _ in 0..missing {
+        let next = ctl.read(|core| {
+            let app = core.fleet.apps.get(&app_name)?.clone();
+            let count = counts(&core.fleet).get(app_name.as_str()).copied().unwrap_or_default();
+            let deploying = core
+                .fleet
+                .operations
+                .values()
+                .any(|o| o.app == app_name && o.state == OperationState::Running && o.id != op_id);
+            (count.live < app.instances && !deploying).then(|| {
+                let live: Vec<u32> = core
+                    .fleet
+                    .instances_of(&app_name)
+                    .filter(|i| core.fleet.hosts.get(&i.host).is_some_and(|h| h.state != HostState::Lost))
+                    .map(|i| i.index)
+                    .collect();
+                let index = (0u32..).find(|i| !live.contains(i)).unwrap_or(0);
+                (app, index)
+            })
+        });
+        let Some((app, index)) = next else { break };
+        match deploy::start_instance(&ctl, &op_id, &app, index, &[]).await {
+            Ok(id) => {
+                placed += 1;
+                retire_replaced(&ctl, &op_id, &app_name, &id, index).await;
+            }
+            Err(reason) => {
+                failure = Some(reason);
+                break;
+            }
+        }
+    }
+    ctl.mutate(|core| {
+        // Capacity that is missing is waited for, not backed off from: the app's shortfall
+        // says so, and the next tick that finds room places at once.
+        let for_capacity = core.fleet.apps.get(&app_name).is_some_and(|a| a.shortfall.is_some());
+        let record = core
+            .repairs
+            .entry(app_name.clone())
+            .or_insert(CrashRecord { consecutive: 0, next_attempt: None });
+        match &failure {
+            None => *record = CrashRecord { consecutive: 0, next_attempt: None },
+            Some(_) if for_capacity => {}
+            Some(_) => {
+                record.next_attempt = Some(Instant::now() + backoff(record.consecutive, REPAIR_BACKOFF_MAX));
+                record.consecutive += 1;
+            }
+        }
+        (vec![], ())
+    });
+    let outcome = match failure {
+        None => Ok(format!("{placed} instance(s) of {app_name} placed again")),
+        Some(reason) => Err(reason),
+    };
+    ctl.finish(&op_id, outcome);
+}
+
+/// The longest wait between repairs of an app that keep failing (not for capacity: that
+/// is waited for without a limit and acted on at once).
+const REPAIR_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Once a replacement serves, the app may have one instance too many: one on a lost host
+/// (the same index first) is retired, its routes with it; if the lost host came back
+/// meanwhile, one of its instances is retired and removed from it instead.
+async fn retire_replaced(ctl: &Controller, op_id: &str, app: &str, new_id: &str, index: u32) {
+    let victim = ctl.read(|core| {
+        let desired = core.fleet.apps.get(app)?.instances as usize;
+        let all: Vec<&Instance> = core.fleet.instances_of(app).filter(|i| i.id != new_id).collect();
+        if all.len() < desired {
+            return None;
+        }
+        let up = |i: &Instance| core.fleet.hosts.get(&i.host).is_some_and(|h| h.state != HostState::Lost);
+        let victim = all.into_iter().min_by_key(|i| (up(i), i.index != index, i.index))?;
+        Some((victim.clone(), up(victim)))
+    });
+    if let Some((inst, reachable)) = victim {
+        deploy::retire(ctl, op_id, &inst, reachable).await;
+    }
+}
+
+/// Instances a returning host still runs but the controller no longer has. Each is adopted
+/// back when its app is short of instances of its version and no operation of the app runs
+/// (it would count on its own picture); the rest were really replaced, and their ids are
+/// returned for the caller to have them removed.
+pub(crate) fn adopt(core: &Core, host: &str, orphans: &[&InstanceReport]) -> (Vec<Draft>, Vec<String>) {
+    let counts = counts_with(&core.fleet, Some(host));
+    let busy = busy_apps(&core.fleet);
+    let mut room: HashMap<&str, u32> = HashMap::new();
+    let mut drafts = Vec::new();
+    let mut remove = Vec::new();
+    for report in orphans {
+        let Some(app) = core.fleet.apps.get(&report.app) else { continue };
+        let room = room.entry(app.name.as_str()).or_insert_with(|| {
+            let live = counts.get(app.name.as_str()).map_or(0, |c| c.live);
+            if busy.contains(app.name.as_str()) { 0 } else { app.instances.saturating_sub(live) }
+        });
+        let wanted = *room > 0 && report.version == app.version && report.state == InstanceState::Running;
+        if !wanted {
+            remove.push(report.id.clone());
+            continue;
+        }
+        *room -= 1;
+        drafts.push(adopted(core, app, host, report));
+    }
+    (drafts, remove)
+}
+
+fn adopted(core: &Core, app: &App, host: &str, report: &InstanceReport) -> Draft {
+    let endpoint = format!("{}:{}", report.ip, report.port);
+    let inst = Instance {
+        id: report.id.clone(),
+        app: app.name.clone(),
+        version: report.version.clone(),
+        index: report.index,
+        host: host.to_string(),
+        ip: report.ip.clone(),
+        port: report.port,
+        endpoint: endpoint.clone(),
+        container_id: report.container_id.clone(),
+        state: report.state,
+        started_at: report.started_at,
+        restarts: 0,
+        cpu_pct: report.cpu_pct,
+        mem_used_mb: report.mem_used_mb,
+        mem_limit_mb: app.constraints.memory_mb,
+        cpu_limit: app.constraints.cpu,
+        last_exit: report.last_exit,
+    };
+    let mut draft = Draft::new(
+        EventKind::InstanceState,
+        format!("{} adopted back from {host}: {} is short of instances", report.id, app.name),
+    )
+    .app(app.name.clone())
+    .host(host)
+    .instance(report.id.clone())
+    .change(Change::Instance(inst));
+    if !report.ip.is_empty() && !core.fleet.routes.contains_key(&(app.name.clone(), endpoint.clone())) {
+        draft = draft.change(Change::Route(Route {
+            app: app.name.clone(),
+            domain: app.domain.clone(),
+            backend: endpoint,
+            state: RouteState::Enabled,
+            weight: 1,
+            stale: false,
+        }));
+    }
+    draft
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bus::{Bus, LocalBus};
+    use crate::plane::agent::sim::{SimConfig, SimDriver};
+    use crate::plane::agent::{self, AgentConfig, AgentHandle};
+    use crate::plane::controller::ControllerConfig;
+    use crate::plane::controller::store::MemoryStore;
+    use crate::protocol::{Constraints, DeployRequest, Envelope, subjects};
+
+    const PERIOD: Duration = Duration::from_millis(100);
+
+    async fn controller(bus: &Arc<dyn Bus>) -> Controller {
+        let config = ControllerConfig {
+            heartbeat_period: PERIOD,
+            stale_after: 3,
+            lost_after: 6,
+            step_timeout: Duration::from_secs(20),
+            ..ControllerConfig::default()
+        };
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        Controller::start(bus.clone(), config, Fleet::default(), store, None).await.expect("controller")
+    }
+
+    async fn host(bus: &Arc<dyn Bus>, id: &str, az: &str, n: u8) -> AgentHandle {
+        let driver = SimDriver::new(SimConfig {
+            seed: n as u64,
+            cpu_cores: 8,
+            memory_mb: 16_384,
+            container_ips: (31..60).map(|k| format!("10.0.{n}.{k}")).collect(),
+            speed: 50.0,
+            crashes_per_hour: 0.0,
+        });
+        let config = AgentConfig {
+            host_id: id.into(),
+            hostname: id.into(),
+            ip: format!("10.0.{n}.1"),
+            az: az.into(),
+            tags: vec![],
+            heartbeat_period: PERIOD,
+            poll_interval: Duration::from_millis(50),
+        };
+        agent::start(bus.clone(), driver, config).await.expect("agent")
+    }
+
+    async fn deploy(bus: &Arc<dyn Bus>, az: &str) {
+        let req = DeployRequest {
+            app: "web".into(),
+            version: "1".into(),
+            instances: 2,
+            image: Some("nginx:1".into()),
+            port: Some(8080),
+            constraints: Some(Constraints { azs: vec![az.into()], tags: vec![], cpu: 0.5, memory_mb: 256 }),
+            ..DeployRequest::default()
+        };
+        let sent: Result<crate::protocol::Accepted, _> = crate::bus::request(
+            bus.as_ref(),
+            subjects::CTL_DEPLOY,
+            &Envelope::new("test", req),
+            Duration::from_secs(5),
+        )
+        .await;
+        sent.expect("deploy accepted");
+    }
+
+    /// Waits for `pred` on the controller's fleet, or fails with the fleet as it is.
+    async fn until<T>(ctl: &Controller, what: &str, pred: impl FnMut(&Fleet) -> Option<T>) -> T {
+        match ctl.wait_for(Duration::from_secs(30), pred).await {
+            Some(v) => v,
+            None => panic!("{what}: not within 30 s; fleet: {:#?}", ctl.snapshot()),
+        }
+    }
+
+    fn running_on<'a>(f: &'a Fleet, host: &'a str) -> impl Iterator<Item = &'a Instance> + 'a {
+        f.instances_of("web").filter(move |i| i.host == host && i.state == InstanceState::Running)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_app_short_of_capacity_says_why_and_is_placed_when_a_host_joins() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let ctl = controller(&bus).await;
+        let _h1 = host(&bus, "h1", "az1", 1).await;
+        until(&ctl, "h1 joined", |f| f.hosts.contains_key("h1").then_some(())).await;
+
+        deploy(&bus, "az2").await;
+        let why = until(&ctl, "web short, with the reason", |f| f.apps.get("web")?.shortfall.clone()).await;
+        assert_eq!(why, "waiting for capacity: no up host is in AZ az2");
+        let snap = ctl.snapshot();
+        assert_eq!(snap.apps["web"].instances, 2, "the desired count is kept");
+        assert_eq!(snap.instances_of("web").count(), 0);
+
+        let _h2 = host(&bus, "h2", "az2", 2).await;
+        until(&ctl, "web placed on h2 and no longer short", |f| {
+            let done = running_on(f, "h2").count() == 2
+                && f.instances_of("web").count() == 2
+                && f.routes.values().filter(|r| r.app == "web").count() == 2
+                && f.apps.get("web")?.shortfall.is_none();
+            done.then_some(())
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_hosts_instances_keep_their_routes_until_replacements_serve() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let ctl = controller(&bus).await;
+        let h1 = host(&bus, "h1", "az1", 1).await;
+        let _h2 = host(&bus, "h2", "az2", 2).await;
+        until(&ctl, "h1 and h2 joined", |f| (f.hosts.len() == 2).then_some(())).await;
+        deploy(&bus, "az1").await;
+        until(&ctl, "web running and routed on h1", |f| {
+            (running_on(f, "h1").count() == 2 && f.routes.len() == 2).then_some(())
+        })
+        .await;
+        let routes_before: Vec<Route> = ctl.snapshot().routes.values().cloned().collect();
+        assert_eq!(routes_before.len(), 2);
+
+        h1.stop();
+        let why = until(&ctl, "h1 lost and web short", |f| {
+            (f.hosts.get("h1")?.state == HostState::Lost).then_some(())?;
+            f.apps.get("web")?.shortfall.clone()
+        })
+        .await;
+        assert_eq!(why, "waiting for capacity: no up host is in AZ az1");
+        let snap = ctl.snapshot();
+        assert_eq!(snap.instances_of("web").count(), 2, "the lost host's instances are kept");
+        let kept: Vec<Route> = snap.routes.values().cloned().collect();
+        assert_eq!(kept, routes_before, "their routes are kept, and still serve");
+        assert!(kept.iter().all(Route::serves));
+
+        let _h3 = host(&bus, "h3", "az1", 3).await;
+        until(&ctl, "web replaced on h3, the lost instances retired", |f| {
+            let on_h3: Vec<&str> = running_on(f, "h3").map(|i| i.endpoint.as_str()).collect();
+            let mut backends: Vec<&str> =
+                f.routes.values().filter(|r| r.app == "web").map(|r| r.backend.as_str()).collect();
+            backends.sort();
+            let mut want = on_h3.clone();
+            want.sort();
+            let done = on_h3.len() == 2
+                && f.instances_of("web").count() == 2
+                && backends == want
+                && f.apps.get("web")?.shortfall.is_none();
+            done.then_some(())
+        })
+        .await;
+    }
+
+    #[test]
+    fn a_returning_hosts_container_is_adopted_only_while_its_app_is_short() {
+        let (mut fleet, _) = crate::plane::fixture::fixture(7, 4, 0);
+        let app = fleet.apps.values().find(|a| a.instances >= 2).cloned().expect("an app with 2 instances");
+        let gone = fleet.instances_of(&app.name).next().cloned().expect("an instance");
+        let mut report = InstanceReport::of(&gone);
+        report.state = InstanceState::Running;
+        report.version = app.version.clone();
+
+        // Its record is still there: the app is at its count, so the container is removed.
+        let (bus, store): (Arc<dyn Bus>, _) = {
+            let b: Arc<dyn Bus> = Arc::new(LocalBus::new());
+            let s = Arc::new(MemoryStore::new(b.clone()));
+            (b, s)
+        };
+        let extra = InstanceReport { id: format!("{}-extra", gone.id), ..report.clone() };
+        let (ctl, _events) =
+            Controller::new(bus.clone(), ControllerConfig::default(), fleet.clone(), store.clone(), None);
+        let (adopted, removed) = ctl.read(|core| adopt(core, &gone.host, &[&extra]));
+        assert!(adopted.is_empty());
+        assert_eq!(removed, vec![extra.id.clone()]);
+
+        // Without its record the app is one short: that one is adopted (id, container,
+        // route), the extra one is not.
+        fleet.instances.remove(&gone.id);
+        fleet.routes.retain(|_, r| !(r.app == app.name && r.backend == gone.endpoint));
+        let (ctl, _events) = Controller::new(bus, ControllerConfig::default(), fleet, store, None);
+        let (adopted, removed) = ctl.read(|core| adopt(core, &gone.host, &[&report, &extra]));
+        assert_eq!(removed, vec![extra.id.clone()]);
+        assert_eq!(adopted.len(), 1);
+        let changes = &adopted[0].changes;
+        assert!(
+            matches!(&changes[0], Change::Instance(i) if i.id == gone.id && i.host == gone.host && i.container_id == gone.container_id),
+            "{changes:?}"
+        );
+        assert!(
+            changes.iter().any(|c| matches!(c, Change::Route(r) if r.backend == gone.endpoint && r.serves())),
+            "{changes:?}"
+        );
+    }
+}
