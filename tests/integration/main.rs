@@ -7,6 +7,7 @@ mod support;
 mod bench_nats;
 mod cockpit_headless;
 mod docker_support;
+mod nats_audit_outcome;
 mod nats_deadline;
 mod nats_paged_snapshot;
 mod nats_plane;
