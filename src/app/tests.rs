@@ -293,7 +293,7 @@ fn a_command_not_sent_says_so() {
         result,
     })));
     let shown = screen(&mut app, 140, 14);
-    assert!(shown.contains("not sent: restart app shop-web: not live (bus disconnected for 3s)"), "{shown}");
+    assert!(shown.contains("restart app shop-web: not live (bus disconnected for 3s), not sent"), "{shown}");
 }
 
 #[test]

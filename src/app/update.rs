@@ -263,7 +263,7 @@ impl App {
                         self.say(Level::Info, format!("accepted: {what}{op}"));
                     }
                     Err(e @ crate::backend::CommandError::NotLive(_)) => {
-                        self.say(Level::Error, format!("not sent: {what}: {e}"))
+                        self.say(Level::Error, format!("{what}: {e}"))
                     }
                     Err(reason) => self.say(Level::Error, format!("refused: {what}: {reason}")),
                 }
