@@ -241,6 +241,24 @@ pub fn touched_by(fleet: &Fleet, changes: &[Change]) -> Vec<(Panel, RowKey)> {
     out
 }
 
+/// The audit records whose result an event's operation changes change: a record shows
+/// how the operation it started stands. Only an operation that is new or changes state
+/// touches them, so the steps of a running operation cost nothing here.
+pub fn audit_rows_of(replica: &Replica, changes: &[Change]) -> Vec<(Panel, RowKey)> {
+    let mut out = Vec::new();
+    for change in changes {
+        let Change::Operation(op) = change else { continue };
+        if replica.fleet.operations.get(&op.id).map(|o| o.state) == Some(op.state) {
+            continue;
+        }
+        let started = |e: &&crate::protocol::Event| {
+            e.audit.as_ref().is_some_and(|a| a.outcome.operation_id.as_deref() == Some(op.id.as_str()))
+        };
+        out.extend(replica.audit.iter().filter(started).map(|e| (Panel::Audit, RowKey::Rev(e.rev))));
+    }
+    out
+}
+
 /// The text a filter sees: every field, space-separated.
 fn hay(fields: &[Field]) -> String {
     let mut out = String::with_capacity(fields.iter().map(|f| f.text.len() + 1).sum());

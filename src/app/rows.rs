@@ -308,7 +308,7 @@ pub fn fields(
                 t(a.map(|a| a.user()).unwrap_or_default()),
                 t(a.map(|a| a.via()).unwrap_or_default()),
                 t(a.map(|a| a.what()).unwrap_or_else(|| e.message.clone())),
-                t(a.map(|a| a.result()).unwrap_or_default()),
+                t(a.map(|a| a.conclusion(a.operation_end(&f.operations).as_ref()).1).unwrap_or_default()),
                 t(a.map(|a| a.command_id.clone()).unwrap_or_default()),
             ])
         }

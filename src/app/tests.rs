@@ -256,6 +256,33 @@ fn confirm_refuses_while_not_live() {
     );
 }
 
+/// The Audit panel's filter sees how a command's operation ended, as it changes.
+#[test]
+fn audit_filter_follows_how_the_operation_ended() {
+    use crate::views::tests::{audit_event, operation_event};
+    let mut app = app();
+    let e = audit_event(&app, serde_json::json!({"app": "shop-web"}), "restart", true);
+    let op = e.audit.as_ref().and_then(|a| a.outcome.operation_id.clone()).expect("an operation id");
+    app.update(Action::Backend(Box::new(Update::Event(e))));
+    app.update(Action::ShowPanel(Panel::Audit));
+    app.update(Action::Filter);
+    type_text(&mut app, "failed");
+    app.update(Action::Submit);
+    screen(&mut app, 150, 12);
+    assert_eq!(app.row_count(Panel::Audit), 0);
+    let started = operation_event(&app, &op, None);
+    app.update(Action::Backend(Box::new(Update::Event(started))));
+    screen(&mut app, 150, 12);
+    assert_eq!(app.row_count(Panel::Audit), 0, "running is not failed");
+    let failed = operation_event(&app, &op, Some("no up host in AZ az-9"));
+    app.update(Action::Backend(Box::new(Update::Event(failed))));
+    // A row whose filter result flips is re-ordered at most once per re-sort period.
+    app.now += 10_000;
+    let shown = screen(&mut app, 200, 12);
+    assert_eq!(app.row_count(Panel::Audit), 1, "{shown}");
+    assert!(shown.contains("✕ failed: no up host in AZ az-9"), "{shown}");
+}
+
 /// A command the backend did not send says "not sent", with why.
 #[test]
 fn a_command_not_sent_says_so() {
@@ -266,7 +293,7 @@ fn a_command_not_sent_says_so() {
         result,
     })));
     let shown = screen(&mut app, 140, 14);
-    assert!(shown.contains("not sent: restart app shop-web: not live (bus disconnected for 3s)"), "{shown}");
+    assert!(shown.contains("restart app shop-web: not live (bus disconnected for 3s), not sent"), "{shown}");
 }
 
 #[test]

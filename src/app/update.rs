@@ -186,11 +186,11 @@ impl App {
             Update::Event(event) => {
                 let resyncing = self.replica.sync == Sync::Resyncing;
                 // Seen before the event applies: a moved instance touches where it was.
-                let touched = self
-                    .views
-                    .iter()
-                    .any(|v| v.cache.in_use())
-                    .then(|| super::row_cache::touched_by(&self.replica.fleet, &event.changes));
+                let touched = self.views.iter().any(|v| v.cache.in_use()).then(|| {
+                    let mut rows = super::row_cache::touched_by(&self.replica.fleet, &event.changes);
+                    rows.extend(super::row_cache::audit_rows_of(&self.replica, &event.changes));
+                    rows
+                });
                 // The facts follow the event when they were current before it, else they
                 // are counted again before the next frame; past a burst's worth of events
                 // per frame, counting afresh once is the cheaper.
@@ -262,7 +262,7 @@ impl App {
                         self.say(Level::Info, format!("accepted: {what}{op}"));
                     }
                     Err(e @ crate::backend::CommandError::NotLive(_)) => {
-                        self.say(Level::Error, format!("not sent: {what}: {e}"))
+                        self.say(Level::Error, format!("{what}: {e}"))
                     }
                     Err(reason) => self.say(Level::Error, format!("refused: {what}: {reason}")),
                 }

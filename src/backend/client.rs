@@ -105,8 +105,8 @@ pub enum Command {
 pub enum CommandError {
     /// The bus connection is down: a command sent now could sit in the client library's
     /// buffer and run long after the operator was told it failed. Says why, e.g.
-    /// `disconnected for 12s`.
-    #[error("not live ({0}): not sent")]
+    /// `bus disconnected for 12s`.
+    #[error("not live ({0}), not sent")]
     NotLive(String),
     #[error("read-only: the cockpit sends no commands")]
     ReadOnly,
@@ -328,7 +328,6 @@ async fn run(
                     let refused = Update::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) };
                     if updates.send(refused).await.is_err() { return; }
                 }
-
                 Some(Command::Upload(req)) if identity.read_only => {
                     let refused = Update::Uploaded {
                         path: req.path,
@@ -448,6 +447,6 @@ mod tests {
         let down = Connection::Disconnected { since: 1_000, reason: "disconnected".into() };
         let err = refuse_unless_live(&down, 13_500).unwrap_err();
         assert_eq!(err, CommandError::NotLive("bus disconnected for 12s".into()));
-        assert_eq!(err.to_string(), "not live (bus disconnected for 12s): not sent");
+        assert_eq!(err.to_string(), "not live (bus disconnected for 12s), not sent");
     }
 }

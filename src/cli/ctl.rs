@@ -17,8 +17,9 @@ use crate::plane::repository::ObjectStoreRepository;
 use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::{
-    Accepted, ArtifactRef, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, HealthCheck,
-    Operator, RestartBody, RestartRequest, RouteRequest, RunPatch, Strategy, decode, subjects,
+    Accepted, ArtifactRef, AuditRecord, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet,
+    HealthCheck, OperationEnd, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch, Strategy,
+    Verdict, decode, subjects,
 };
 
 #[derive(Debug, Args)]
@@ -60,8 +61,9 @@ pub enum CtlCommand {
     /// The event history from the JetStream stream, then (with --follow) live events.
     Events(EventsArgs),
     /// The audit trail: every operator command the controller recorded, with who sent it
-    /// (user@host, SSH client, NATS user), what it asked and how it ended. Read from the
-    /// JetStream stream, so it works while no controller runs.
+    /// (user@host, SSH client, NATS user), what it asked and how it ended: for a command
+    /// that started an operation, how the operation ended. Read from the JetStream stream,
+    /// so it works while no controller runs.
     Audit(AuditArgs),
 }
 
@@ -629,20 +631,24 @@ impl Ctl {
 
     async fn audit(&self, a: AuditArgs) -> Result<ExitCode, String> {
         let since = now_ms().saturating_sub(a.since.as_millis() as u64);
-        let records = read_audit(&self.bus, &JetStreamConfig::default().stream, since, a.limit).await?;
+        let trail = read_audit(&self.bus, &JetStreamConfig::default().stream, since, a.limit).await?;
         if !self.json {
-            let rows: Vec<Vec<String>> = records
+            let rows: Vec<Vec<String>> = trail
+                .records
                 .iter()
                 .map(|e| match e.audit.as_deref() {
-                    Some(r) => vec![datetime(e.ts), r.who(), r.what(), r.result()],
+                    Some(r) => {
+                        let (verdict, result) = r.conclusion(trail.end_of(r));
+                        vec![datetime(e.ts), r.who(), r.what(), format!("{} {result}", verdict.mark())]
+                    }
                     None => vec![datetime(e.ts), String::new(), e.message.clone(), String::new()],
                 })
                 .collect();
             print_table(&["TIME", "WHO", "COMMAND", "RESULT"], &rows);
             return Ok(ExitCode::SUCCESS);
         }
-        for e in &records {
-            out!("{}", audit_json(e));
+        for e in &trail.records {
+            out!("{}", audit_json(e, &trail));
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -656,24 +662,55 @@ impl Ctl {
     }
 }
 
-/// One audit line for scripts: the event's `rev`, `ts` and `message`, and the record.
-fn audit_json(e: &Event) -> Value {
+/// One audit line for scripts: the event's `rev`, `ts` and `message`, and the record,
+/// plus how it ended: `operation` (the end of the operation it started, from its closing
+/// event; `null` when it started none or none is on record yet) and `result` in words.
+fn audit_json(e: &Event, trail: &AuditTrail) -> Value {
     let mut v = json!({ "rev": e.rev, "ts": e.ts, "app": e.app, "message": e.message });
     if let (Some(obj), Some(record)) = (v.as_object_mut(), e.audit.as_deref())
         && let Ok(Value::Object(fields)) = serde_json::to_value(record)
     {
         obj.extend(fields);
+        let end = trail.end_of(record);
+        let (verdict, result) = record.conclusion(end);
+        obj.insert("operation".into(), serde_json::to_value(end).unwrap_or(Value::Null));
+        obj.insert("result".into(), json!(result));
+        obj.insert("verdict".into(), json!(verdict_word(verdict)));
     }
     v
 }
 
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Good => "ok",
+        Verdict::Bad => "failed",
+        Verdict::Pending => "running",
+        Verdict::Unknown => "unknown",
+    }
+}
+
+/// The audit records read from the stream, and the ends of the operations they started.
+struct AuditTrail {
+    records: Vec<Event>,
+    ends: std::collections::HashMap<String, OperationEnd>,
+}
+
+impl AuditTrail {
+    fn end_of(&self, record: &AuditRecord) -> Option<&OperationEnd> {
+        self.ends.get(record.outcome.operation_id.as_deref()?)
+    }
+}
+
 /// The `AUDIT` events of the stream since `since_ts` (ms), oldest first, the newest
-/// `limit`. An ordered consumer filtered on `qd.v1.evt.audit.>` reads only them, however
-/// busy the fleet's history is.
-async fn read_audit(bus: &NatsBus, stream: &str, since_ts: u64, limit: usize) -> Result<Vec<Event>, String> {
+/// `limit`, with the operation ends they join to. An ordered consumer filtered on
+/// `qd.v1.evt.audit.>` and the two closing kinds (`operation_succeeded`,
+/// `operation_failed`) reads only those, however busy the fleet's history is. An operation
+/// closes after the command that started it, so its end is in the same window.
+async fn read_audit(bus: &NatsBus, stream: &str, since_ts: u64, limit: usize) -> Result<AuditTrail, String> {
     use async_nats::jetstream::consumer::DeliverPolicy;
     use async_nats::jetstream::consumer::pull::OrderedConfig;
     use futures_util::StreamExt;
+    let mut trail = AuditTrail { records: vec![], ends: Default::default() };
     let js = bus.jetstream();
     let mut stream = js
         .get_stream(stream)
@@ -681,14 +718,19 @@ async fn read_audit(bus: &NatsBus, stream: &str, since_ts: u64, limit: usize) ->
         .map_err(|e| format!("no event stream {stream} ({e}): has a controller run on this server?"))?;
     let info = stream.info().await.map_err(|e| format!("event stream: {e}"))?;
     if info.state.messages == 0 {
-        return Ok(vec![]);
+        return Ok(trail);
     }
     let start = time::OffsetDateTime::from_unix_timestamp_nanos(since_ts as i128 * 1_000_000)
         .map_err(|e| format!("--since: {e}"))?;
+    let filter = |kind: EventKind| format!("{}.evt.{}.>", subjects::PREFIX, kind.subject_token());
     let consumer = stream
         .create_consumer(OrderedConfig {
             deliver_policy: DeliverPolicy::ByStartTime { start_time: start },
-            filter_subject: format!("{}.evt.{}.>", subjects::PREFIX, EventKind::Audit.subject_token()),
+            filter_subjects: vec![
+                filter(EventKind::Audit),
+                filter(EventKind::OperationSucceeded),
+                filter(EventKind::OperationFailed),
+            ],
             ..Default::default()
         })
         .await
@@ -700,18 +742,20 @@ async fn read_audit(bus: &NatsBus, stream: &str, since_ts: u64, limit: usize) ->
         let next = tokio::time::timeout(Duration::from_secs(1), messages.next()).await;
         let Ok(Some(Ok(msg))) = next else { break };
         let pending = msg.info().map(|i| i.pending).unwrap_or(0);
-        if let Ok(env) = decode::<Event>(&msg.payload)
-            && env.body.kind == EventKind::Audit
-            && env.body.ts >= since_ts
-        {
-            if out.len() >= limit {
-                out.pop_front();
+        if let Ok(env) = decode::<Event>(&msg.payload) {
+            if let Some(end) = OperationEnd::from_event(&env.body) {
+                trail.ends.insert(end.id.clone(), end);
+            } else if env.body.kind == EventKind::Audit && env.body.ts >= since_ts {
+                if out.len() >= limit {
+                    out.pop_front();
+                }
+                out.push_back(env.body);
             }
-            out.push_back(env.body);
         }
         if pending == 0 {
             break;
         }
     }
-    Ok(out.into())
+    trail.records = out.into();
+    Ok(trail)
 }

@@ -2,10 +2,14 @@
 //! controller keeps of every operator command, and the restart body with its batch size.
 //! All additive: a peer that does not know these fields ignores them.
 
+use std::collections::BTreeMap;
+
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::event::{Change, Event, EventKind};
 use super::messages::{RestartRequest, WireError};
+use super::model::{Operation, OperationState};
 
 /// Who is at the controls, as the client tells it. Carried on the envelope of commands
 /// (`operator`, optional). NATS does not tell a subscriber who published a message, so
@@ -145,6 +149,97 @@ impl AuditRecord {
     }
 }
 
+/// How the operation a command started stands, joined to its audit record by operation id:
+/// from the operation itself (the cockpit's replica) or from its closing event (`ctl
+/// audit`, which reads the stream). The audit record is written when the command is
+/// accepted and never changes; this is how a reader shows how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationEnd {
+    pub id: String,
+    pub state: OperationState,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<u64>,
+}
+
+impl OperationEnd {
+    pub fn of(op: &Operation) -> Self {
+        OperationEnd {
+            id: op.id.clone(),
+            state: op.state,
+            error: op.error.clone(),
+            finished_at: op.finished_at,
+        }
+    }
+
+    /// The end an `OPERATION_SUCCEEDED` / `OPERATION_FAILED` event records; `None` for any
+    /// other event.
+    pub fn from_event(e: &Event) -> Option<Self> {
+        if !matches!(e.kind, EventKind::OperationSucceeded | EventKind::OperationFailed) {
+            return None;
+        }
+        e.changes.iter().find_map(|c| match c {
+            Change::Operation(op) if Some(&op.id) == e.operation_id.as_ref() => Some(OperationEnd::of(op)),
+            _ => None,
+        })
+    }
+}
+
+/// How a command turned out, for the mark and colour a reader gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done: accepted without an operation, or its operation succeeded.
+    Good,
+    /// Refused (expired too), or its operation failed.
+    Bad,
+    /// Its operation is still running.
+    Pending,
+    /// Accepted as an operation whose end the reader does not have.
+    Unknown,
+}
+
+impl Verdict {
+    pub fn mark(self) -> &'static str {
+        match self {
+            Verdict::Good => "✓",
+            Verdict::Bad => "✕",
+            Verdict::Pending => "…",
+            Verdict::Unknown => "?",
+        }
+    }
+}
+
+impl AuditRecord {
+    /// The end of this command's operation among `operations` (a fleet's: running ones and
+    /// the newest finished ones), if it started one and it is there.
+    pub fn operation_end(&self, operations: &BTreeMap<String, Operation>) -> Option<OperationEnd> {
+        operations.get(self.outcome.operation_id.as_deref()?).map(OperationEnd::of)
+    }
+
+    /// How the command ended: the refusal, or how the operation it started stands (`end`,
+    /// found by the reader for `outcome.operation_id`), in words.
+    pub fn conclusion(&self, end: Option<&OperationEnd>) -> (Verdict, String) {
+        let o = &self.outcome;
+        let Some(op) = o.operation_id.as_deref().filter(|_| o.error.is_none() && o.accepted) else {
+            let verdict = if o.accepted && o.error.is_none() { Verdict::Good } else { Verdict::Bad };
+            return (verdict, self.result());
+        };
+        match end.filter(|e| e.id == op) {
+            Some(e) => match e.state {
+                OperationState::Succeeded => (Verdict::Good, format!("succeeded ({op})")),
+                OperationState::Failed => {
+                    let reason = e.error.as_deref().unwrap_or("no reason given");
+                    (Verdict::Bad, format!("failed: {reason} ({op})"))
+                }
+                OperationState::Running => (Verdict::Pending, format!("running ({op})")),
+            },
+            None => (Verdict::Unknown, format!("outcome unknown ({op})")),
+        }
+    }
+}
+
 /// A request body in words, from its JSON, for any verb (a malformed body too).
 pub fn describe_request(verb: &str, body: &serde_json::Value) -> String {
     let s = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_string);
@@ -255,5 +350,96 @@ impl<'de> Deserialize<'de> for RestartBody {
             (Some(target), true) => Ok(RestartBody { target, batch: raw.batch }),
             _ => Err(D::Error::custom("a restart names exactly one of instance, app, host or instances")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ErrorCode, OperationKind};
+
+    fn record(outcome: AuditOutcome) -> AuditRecord {
+        AuditRecord {
+            verb: "deploy".into(),
+            command_id: "c-1".into(),
+            source: "ctl/alice@bastion".into(),
+            operator: None,
+            request: serde_json::json!({"app": "shop-web", "version": "2.0", "instances": 2}),
+            outcome,
+        }
+    }
+
+    fn accepted_as(op: &str) -> AuditRecord {
+        record(AuditOutcome { accepted: true, operation_id: Some(op.into()), detail: None, error: None })
+    }
+
+    fn operation(id: &str, state: OperationState, error: Option<&str>) -> Operation {
+        Operation {
+            id: id.into(),
+            kind: OperationKind::Deploy,
+            app: "shop-web".into(),
+            target: "shop-web@2.0 x2".into(),
+            steps: vec![],
+            state,
+            error: error.map(str::to_string),
+            started_at: 1,
+            finished_at: (state != OperationState::Running).then_some(2),
+            command_id: Some("c-1".into()),
+        }
+    }
+
+    #[test]
+    fn a_record_shows_how_its_operation_ended() {
+        let r = accepted_as("op-1");
+        let failed =
+            OperationEnd::of(&operation("op-1", OperationState::Failed, Some("no up host in AZ az-9")));
+        assert_eq!(
+            r.conclusion(Some(&failed)),
+            (Verdict::Bad, "failed: no up host in AZ az-9 (op-1)".into())
+        );
+        let ok = OperationEnd::of(&operation("op-1", OperationState::Succeeded, None));
+        assert_eq!(r.conclusion(Some(&ok)), (Verdict::Good, "succeeded (op-1)".into()));
+        let running = OperationEnd::of(&operation("op-1", OperationState::Running, None));
+        assert_eq!(r.conclusion(Some(&running)), (Verdict::Pending, "running (op-1)".into()));
+        // Without the end, or with another operation's, it says it does not know.
+        let unknown = (Verdict::Unknown, "outcome unknown (op-1)".to_string());
+        assert_eq!(r.conclusion(None), unknown);
+        let other = OperationEnd::of(&operation("op-2", OperationState::Succeeded, None));
+        assert_eq!(r.conclusion(Some(&other)), unknown);
+    }
+
+    #[test]
+    fn refusals_and_commands_without_an_operation_keep_their_answer() {
+        let refused = record(AuditOutcome {
+            accepted: false,
+            operation_id: None,
+            detail: None,
+            error: Some(WireError::new(ErrorCode::Expired, "arrived 3000 ms after its deadline")),
+        });
+        let (verdict, text) = refused.conclusion(None);
+        assert_eq!(verdict, Verdict::Bad);
+        assert_eq!(text, "refused: arrived 3000 ms after its deadline (expired)");
+        let route = record(AuditOutcome { accepted: true, operation_id: None, detail: None, error: None });
+        assert_eq!(route.conclusion(None), (Verdict::Good, "accepted".into()));
+    }
+
+    #[test]
+    fn only_a_closing_event_gives_an_operation_end() {
+        let op = operation("op-1", OperationState::Failed, Some("boom"));
+        let mut e = Event {
+            rev: 9,
+            ts: 2,
+            kind: EventKind::OperationFailed,
+            app: Some("shop-web".into()),
+            host: None,
+            instance: None,
+            operation_id: Some("op-1".into()),
+            message: "boom".into(),
+            changes: vec![Change::Operation(op.clone())],
+            audit: None,
+        };
+        assert_eq!(OperationEnd::from_event(&e), Some(OperationEnd::of(&op)));
+        e.kind = EventKind::HealthCheck;
+        assert_eq!(OperationEnd::from_event(&e), None, "a step is not an end");
     }
 }

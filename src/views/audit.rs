@@ -1,5 +1,6 @@
 //! The Audit panel: every operator command the controller recorded, newest first, with
-//! who sent it (user@host, SSH client, NATS user), what it asked and how it ended.
+//! who sent it (user@host, SSH client, NATS user), what it asked and how it ended: a
+//! command that started an operation shows how the operation ended, not its acceptance.
 
 use super::table::Cell;
 use ratatui::Frame;
@@ -9,15 +10,17 @@ use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::{RowKey, event_by_rev};
-use crate::protocol::Event;
 use crate::protocol::clock::hms;
+use crate::protocol::{AuditRecord, Event, OperationEnd, Verdict};
+use crate::views::theme::Theme;
+use ratatui::style::Style;
 
 pub(crate) const COLUMNS: [Column; 6] = [
     col("TIME", 8, 2),
     col("WHO", 16, 0),
     col("VIA", 40, 1),
     wide("COMMAND", 26, 0),
-    wide("RESULT", 22, 0),
+    wide("RESULT", 30, 0),
     col("ID", 16, 3),
 ];
 
@@ -42,13 +45,28 @@ fn cells<'a>(app: &'a App, e: &'a Event) -> Vec<Cell<'a>> {
     let Some(a) = e.audit.as_deref() else {
         return vec![styled(hms(e.ts), t.muted), Cell::from(""), Cell::from(e.message.clone())];
     };
-    let (mark, style) = if a.outcome.accepted { ("✓", t.ok) } else { ("✕", t.bad) };
+    let (verdict, result) = a.conclusion(operation_end(app, a).as_ref());
     vec![
         styled(hms(e.ts), t.muted),
         Cell::from(a.user()),
         styled(a.via(), t.muted),
         Cell::from(a.what()),
-        styled(format!("{mark} {}", a.result()), style),
+        styled(format!("{} {result}", verdict.mark()), verdict_style(&app.theme, verdict)),
         styled(a.command_id.clone(), t.muted),
     ]
+}
+
+/// How the operation a recorded command started stands, from the replica's operations
+/// (running ones and the newest finished ones; an older one shows as unknown).
+pub(crate) fn operation_end(app: &App, record: &AuditRecord) -> Option<OperationEnd> {
+    record.operation_end(&app.replica.fleet.operations)
+}
+
+pub(crate) fn verdict_style(t: &Theme, verdict: Verdict) -> Style {
+    match verdict {
+        Verdict::Good => t.ok,
+        Verdict::Bad => t.bad,
+        Verdict::Pending => t.warn,
+        Verdict::Unknown => t.muted,
+    }
 }

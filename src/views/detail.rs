@@ -250,10 +250,10 @@ fn audit(app: &App) -> (String, Vec<Line<'static>>) {
         kv(t, "ssh client", op.ssh_client.clone().unwrap_or_else(|| "-".into())),
         kv(t, "nats user", op.nats_user.clone().unwrap_or_else(|| "-".into())),
     ];
-    let (mark, style) = if a.outcome.accepted { ("✓", t.ok) } else { ("✕", t.bad) };
+    let (verdict, result) = a.conclusion(super::audit::operation_end(app, a).as_ref());
     lines.push(Line::from(vec![
         Span::styled(format!(" {:<14}", "result"), t.muted),
-        Span::styled(format!("{mark} {}", a.result()), style),
+        Span::styled(format!("{} {result}", verdict.mark()), super::audit::verdict_style(t, verdict)),
     ]));
     lines.push(kv(t, "request", serde_json::to_string(&a.request).unwrap_or_default()));
     lines.push(kv(t, "revision", e.rev.to_string()));

@@ -23,7 +23,7 @@ mod wizard;
 pub use table::{Column, window_start};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};

@@ -391,6 +391,41 @@ pub(crate) fn audit_event(
     }
 }
 
+/// An operation event for `op`, one revision above the replica's: opened (`error` none,
+/// running) or closed (failed with `error`).
+pub(crate) fn operation_event(app: &App, op: &str, error: Option<&str>) -> crate::protocol::Event {
+    use crate::protocol::{Change, Event, EventKind, Operation, OperationKind, OperationState};
+    let rev = app.replica.fleet.revision + 1;
+    let (kind, state) = match error {
+        None => (EventKind::OperationStarted, OperationState::Running),
+        Some(_) => (EventKind::OperationFailed, OperationState::Failed),
+    };
+    let operation = Operation {
+        id: op.into(),
+        kind: OperationKind::Restart,
+        app: "shop-web".into(),
+        target: "app shop-web".into(),
+        steps: vec![],
+        state,
+        error: error.map(str::to_string),
+        started_at: T0,
+        finished_at: error.map(|_| T0 + 1),
+        command_id: None,
+    };
+    Event {
+        rev,
+        ts: T0 + 50_000 + rev * 1000,
+        kind,
+        app: Some("shop-web".into()),
+        host: None,
+        instance: None,
+        operation_id: Some(op.into()),
+        message: error.unwrap_or("restart app shop-web").into(),
+        changes: vec![Change::Operation(operation)],
+        audit: None,
+    }
+}
+
 fn feed(app: &mut App, e: crate::protocol::Event) {
     app.update(Action::Backend(Box::new(Update::Event(e))));
 }
@@ -457,16 +492,27 @@ fn audit_panel() {
     let e = audit_event(&app, serde_json::json!({"instance": "shop-web-9-0000"}), "restart", false);
     feed(&mut app, e);
     app.update(Action::ShowPanel(Panel::Audit));
-    let buf = draw(&mut app, 150, 10);
+    // The restart's operation is not in the replica: its end is unknown, not "accepted".
+    let op = "op-0000000024";
+    let screen = text(&draw(&mut app, 200, 10));
+    assert!(screen.contains(&format!("? outcome unknown ({op})")), "{screen}");
+    let e = operation_event(&app, op, None);
+    feed(&mut app, e);
+    assert!(text(&draw(&mut app, 200, 10)).contains(&format!("… running ({op})")));
+    let e = operation_event(&app, op, Some("shop-web-1-ab12 did not become healthy"));
+    feed(&mut app, e);
+    let buf = draw(&mut app, 200, 10);
     let screen = text(&buf);
     assert_snapshot!(screen);
     assert!(screen.contains("alice@bastion-1  cockpit · ssh 10.0.0.5:52344 · nats ops"), "{screen}");
     assert!(screen.contains("✕ refused: no instance"), "{screen}");
-    let (x, y) = find(&buf, "✓ accepted as").expect("an accepted record");
-    assert_eq!(buf[(x, y)].fg, app.theme.ok.fg.unwrap_or(Color::Reset));
+    let (x, y) = find(&buf, "✕ failed: shop-web-1-ab12").expect("the failed restart");
+    assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
+    app.update(Action::Down);
     app.update(Action::Detail);
     let screen = text(&draw(&mut app, 120, 24));
     assert!(screen.contains("ssh client") && screen.contains("10.0.0.5:52344"), "{screen}");
+    assert!(screen.contains(&format!("✕ failed: shop-web-1-ab12 did not become healthy ({op})")), "{screen}");
 }
 
 #[test]

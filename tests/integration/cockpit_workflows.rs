@@ -90,7 +90,7 @@ async fn cockpit_prod_restart_in_batches_is_audited_with_the_operator() {
     let shown = crate::support::screen(&mut app, 160);
     assert!(shown.contains("alice@bastion-1") && shown.contains("ssh 10.0.0.5:52344 · nats ops"), "{shown}");
     assert!(
-        shown.contains("restart app shop-web (batch 2)") && shown.contains("✓ accepted as op-"),
+        shown.contains("restart app shop-web (batch 2)") && shown.contains("✓ succeeded (op-"),
         "{shown}"
     );
 }

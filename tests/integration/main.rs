@@ -8,6 +8,7 @@ mod bench_nats;
 mod chaos;
 mod cockpit_headless;
 mod docker_support;
+mod nats_audit_outcome;
 mod nats_deadline;
 mod nats_faults;
 mod nats_paged_snapshot;

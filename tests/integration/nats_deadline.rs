@@ -74,10 +74,13 @@ fn audit_of(url: &str, command_id: &str) -> Result<Value, String> {
 
 #[test]
 fn nats_a_command_held_while_the_bus_was_down_never_runs_after_its_deadline() {
-    let mut plane = plane_or_skip!(
-        "nats_a_command_held_while_the_bus_was_down_never_runs_after_its_deadline",
-        PlaneConfig::default()
-    );
+    // A lease far longer than the test: no renewal falls in the outage, so the controller
+    // stays leader through it whatever the lease code does with a renewal the outage
+    // held (issue 12, fault 1, is another test's business).
+    let mut config = PlaneConfig::default();
+    config.controller.extend(["--lease-ttl", "300s"]);
+    let mut plane =
+        plane_or_skip!("nats_a_command_held_while_the_bus_was_down_never_runs_after_its_deadline", config);
     plane.deploy("shop-web", "1.0.0", 1);
     let url = plane.url();
     let snap = plane.snapshot();

@@ -188,11 +188,10 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
             log::warn!("rejected malformed request on {}: {err}", msg.subject);
             let refusal = WireError::bad_request(err.to_string());
             // Who sent it is still worth recording when the envelope itself is readable.
-            if let Ok(raw) = decode::<serde_json::Value>(&msg.payload) {
-                let outcome = audit::outcome::<Accepted>(&Err(refusal.clone()));
-                ctl.commit(vec![audit::draft(verb, &raw.id, &raw.source, raw.operator, raw.body, outcome)]);
-            }
-            return encode_reply::<()>(ctl, Reply::Error(refusal));
+            return match decode::<serde_json::Value>(&msg.payload) {
+                Ok(raw) => refuse_on_record(ctl, verb, &raw, raw.body.clone(), refusal),
+                Err(_) => encode_reply::<()>(ctl, Reply::Error(refusal)),
+            };
         }
     };
     // Before the reply cache and before anything runs: the sender has given up on a late
@@ -201,16 +200,7 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     if let Err(expired) = envelope.check_deadline(now_ms()) {
         log::warn!("refused {} from {}: {}", msg.subject, envelope.source, expired.reason);
         let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
-        let outcome = audit::outcome::<Accepted>(&Err(expired.clone()));
-        ctl.commit(vec![audit::draft(
-            verb,
-            &envelope.id,
-            &envelope.source,
-            envelope.operator,
-            request,
-            outcome,
-        )]);
-        return encode_reply::<()>(ctl, Reply::Error(expired));
+        return refuse_on_record(ctl, verb, &envelope, request, expired);
     }
     if let Some(cached) = ctl.read(|core| core.replies.get(&envelope.id)) {
         return cached;
@@ -245,6 +235,21 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
         (vec![record], ())
     });
     answer
+}
+
+/// Records a refusal made before the command could run (malformed, expired) in the audit
+/// trail and answers it. Not cached: nothing ran, so a later copy is judged afresh.
+fn refuse_on_record<T>(
+    ctl: &Controller,
+    verb: &str,
+    envelope: &Envelope<T>,
+    request: serde_json::Value,
+    refusal: WireError,
+) -> Vec<u8> {
+    let outcome = audit::outcome::<Accepted>(&Err(refusal.clone()));
+    let operator = envelope.operator.clone();
+    ctl.commit(vec![audit::draft(verb, &envelope.id, &envelope.source, operator, request, outcome)]);
+    encode_reply::<()>(ctl, Reply::Error(refusal))
 }
 
 fn bad(reason: String) -> WireError {
