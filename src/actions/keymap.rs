@@ -278,7 +278,8 @@ impl Keymap {
                 if let Some(other) = lookup.insert(*key, *action)
                     && other != *action
                 {
-                    let message = format!("{} is bound to both {} and {}", key.label(), other.name(), action.name());
+                    let message =
+                        format!("{} is bound to both {} and {}", key.label(), other.name(), action.name());
                     return Err(match written.get(key) {
                         Some(span) => ConfigError::at(text, span.clone(), message),
                         None => ConfigError { line: None, message },

@@ -43,7 +43,10 @@ pub struct Config {
 const CONFIG_KEYS: [&str; 1] = ["read_only"];
 
 /// Reads a file the operator named, or the default one when it exists.
-fn read_optional(path: Option<PathBuf>, default: Option<PathBuf>) -> Result<Option<(PathBuf, String)>, String> {
+fn read_optional(
+    path: Option<PathBuf>,
+    default: Option<PathBuf>,
+) -> Result<Option<(PathBuf, String)>, String> {
     let (path, explicit) = match (path, default) {
         (Some(p), _) => (p, true),
         (None, Some(p)) => (p, false),
@@ -73,7 +76,9 @@ fn load_keymap(path: Option<PathBuf>) -> Result<Keymap, String> {
     let defaults = Keymap::defaults();
     match read_optional(path, default_keys_path())? {
         None => Ok(defaults),
-        Some((path, text)) => Keymap::parse(&text, Some(&defaults)).map_err(|e| format!("{}: {e}", path.display())),
+        Some((path, text)) => {
+            Keymap::parse(&text, Some(&defaults)).map_err(|e| format!("{}: {e}", path.display()))
+        }
     }
 }
 

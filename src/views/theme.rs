@@ -135,7 +135,8 @@ impl Theme {
             })?;
             let base_file: ThemeFile = config_file::parse(base_text, &FILE_KEYS)
                 .map_err(|e| ConfigError { line: None, message: format!("built-in theme {base}: {e}") })?;
-            colors.extend(base_file.colors.into_iter().map(|(k, v)| (k.into_inner(), (v.into_inner(), None))));
+            colors
+                .extend(base_file.colors.into_iter().map(|(k, v)| (k.into_inner(), (v.into_inner(), None))));
         }
         for (k, v) in file.colors {
             if !KEYS.contains(&k.get_ref().as_str()) {

@@ -44,7 +44,10 @@ impl ConfigHome {
     /// The cockpit with a pseudo-terminal of its own; killed after 20 s (an old build
     /// would sit in its event loop). stdout and stderr both arrive on the terminal.
     fn on_a_terminal(&self) -> Output {
-        self.command("timeout").args(["20", "script", "-q", "-e", "-c", BIN, "/dev/null"]).output().expect("script")
+        self.command("timeout")
+            .args(["20", "script", "-q", "-e", "-c", BIN, "/dev/null"])
+            .output()
+            .expect("script")
     }
 }
 

@@ -14,8 +14,8 @@ use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::App;
 use quarterdeck::backend::{self, BackendHandle, Command, Identity};
-use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::EventKind;
+use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::views::theme::{ColorMode, Theme};
 use serde_json::{Value, json};
 
@@ -148,7 +148,11 @@ fn docker_crash_exit_3_is_in_the_event_the_instance_and_a_log_followed_across_th
         let mut app =
             App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
         pump(&mut app, &mut handle, "the running instance", |a| {
-            a.replica.fleet.instances.values().any(|i| i.state == quarterdeck::protocol::InstanceState::Running)
+            a.replica
+                .fleet
+                .instances
+                .values()
+                .any(|i| i.state == quarterdeck::protocol::InstanceState::Running)
         })
         .await;
         app.update(Action::ShowPanel(Panel::Instances));
@@ -175,7 +179,11 @@ fn docker_crash_exit_3_is_in_the_event_the_instance_and_a_log_followed_across_th
         let changes = serde_json::to_value(&crashed.changes).expect("changes as JSON");
         let exit = changes.as_array().and_then(|c| c.iter().find(|c| c["type"] == "instance"));
         let exit = exit.map(|c| c["last_exit"].clone()).unwrap_or_default();
-        assert_eq!((&exit["code"], &exit["signal"], &exit["oom"]), (&json!(3), &Value::Null, &json!(false)), "{changes}");
+        assert_eq!(
+            (&exit["code"], &exit["signal"], &exit["oom"]),
+            (&json!(3), &Value::Null, &json!(false)),
+            "{changes}"
+        );
         carry(&handle, app.update(Action::Back));
     });
     // The stream and the controller's state say the same.

@@ -137,7 +137,9 @@ async fn revived(
         let cache = inner.cache();
         ours.iter()
             .filter(|(_, c)| c.state == Some(ContainerSummaryStateEnum::RUNNING))
-            .filter(|(l, _)| cache.entries.get(&l.instance).is_some_and(|e| e.report.state == InstanceState::Crashed))
+            .filter(|(l, _)| {
+                cache.entries.get(&l.instance).is_some_and(|e| e.report.state == InstanceState::Crashed)
+            })
             .filter_map(|(l, c)| Some((c.id.clone()?, l.port)))
             .collect()
     };
@@ -263,7 +265,8 @@ pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
                 e.set_state(next);
                 // The die event was missed (the stream was down): the list's status
                 // still says how it ended.
-                let ended_now = e.report.last_exit.is_none_or(|x| e.report.started_at.is_some_and(|s| x.at < s));
+                let ended_now =
+                    e.report.last_exit.is_none_or(|x| e.report.started_at.is_some_and(|s| x.at < s));
                 if next == InstanceState::Crashed
                     && ended_now
                     && let Some(code) = c.status.as_deref().and_then(inspect::exit_code_of_status)

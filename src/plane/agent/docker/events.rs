@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 
 use super::Inner;
 use super::cache::{Entry, Phase};
-use crate::protocol::{ExitInfo, InstanceState};
 use crate::protocol::clock::now_ms;
+use crate::protocol::{ExitInfo, InstanceState};
 
 const EVENTS: [&str; 5] = ["start", "die", "oom", "health_status", "destroy"];
 
