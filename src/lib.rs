@@ -7,6 +7,7 @@ pub mod app;
 pub mod backend;
 pub mod bus;
 pub mod cli;
+pub mod config_file;
 pub mod plane;
 pub mod protocol;
 pub mod views;

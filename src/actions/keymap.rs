@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use toml::Spanned;
+
 use super::{Action, Panel};
+use crate::config_file::{self, ConfigError};
 
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
@@ -215,9 +218,11 @@ pub struct Keymap {
     labels: HashMap<Bindable, String>,
 }
 
+/// A keymap file, with where each name and key was written, for errors that give the line.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeymapFile {
-    keys: HashMap<String, Vec<String>>,
+    keys: HashMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>,
 }
 
 impl Keymap {
@@ -231,26 +236,37 @@ impl Keymap {
 
     /// Parses a keymap file over `base` (or from scratch). Each action takes one or two
     /// keys; a key bound to two actions, an unknown action or an unknown key is an error
-    /// that names it.
-    pub fn parse(text: &str, base: Option<&Keymap>) -> Result<Keymap, String> {
-        let file: KeymapFile = toml::from_str(text).map_err(|e| format!("keymap: {e}"))?;
+    /// that names it, with its line (and, for a misspelt action, the nearest one).
+    pub fn parse(text: &str, base: Option<&Keymap>) -> Result<Keymap, ConfigError> {
+        let file: KeymapFile = config_file::parse(text, &["keys"])?;
         let mut bindings: Vec<(Bindable, Vec<Key>)> = base.map(|b| b.bindings.clone()).unwrap_or_default();
-        let mut names: Vec<&String> = file.keys.keys().collect();
-        names.sort();
+        let mut names: Vec<&Spanned<String>> = file.keys.keys().collect();
+        names.sort_by_key(|n| n.span().start);
+        // Where each key was bound, for a clash's line.
+        let mut written: HashMap<Key, std::ops::Range<usize>> = HashMap::new();
         for name in names {
-            let action = Bindable::from_name(name).ok_or_else(|| {
+            let action = Bindable::from_name(name.get_ref()).ok_or_else(|| {
                 let known: Vec<&str> = TABLE.iter().map(|(_, n, _)| *n).collect();
-                format!("keymap: unknown action {name:?} (actions: {})", known.join(" "))
+                ConfigError::unknown(text, name.span(), "action", name.get_ref(), &known)
             })?;
             let spec = &file.keys[name];
-            if spec.is_empty() || spec.len() > 2 {
-                return Err(format!("keymap: {name} takes one or two keys, not {}", spec.len()));
+            if spec.get_ref().is_empty() || spec.get_ref().len() > 2 {
+                return Err(ConfigError::at(
+                    text,
+                    spec.span(),
+                    format!("{} takes one or two keys, not {}", name.get_ref(), spec.get_ref().len()),
+                ));
             }
             let keys = spec
+                .get_ref()
                 .iter()
-                .map(|k| Key::parse(k))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("keymap: {name}: {e}"))?;
+                .map(|k| {
+                    let key = Key::parse(k.get_ref())
+                        .map_err(|e| ConfigError::at(text, k.span(), format!("{}: {e}", name.get_ref())))?;
+                    written.insert(key, k.span());
+                    Ok(key)
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?;
             match bindings.iter_mut().find(|(b, _)| *b == action) {
                 Some(slot) => slot.1 = keys,
                 None => bindings.push((action, keys)),
@@ -262,12 +278,12 @@ impl Keymap {
                 if let Some(other) = lookup.insert(*key, *action)
                     && other != *action
                 {
-                    return Err(format!(
-                        "keymap: {} is bound to both {} and {}",
-                        key.label(),
-                        other.name(),
-                        action.name()
-                    ));
+                    let message =
+                        format!("{} is bound to both {} and {}", key.label(), other.name(), action.name());
+                    return Err(match written.get(key) {
+                        Some(span) => ConfigError::at(text, span.clone(), message),
+                        None => ConfigError { line: None, message },
+                    });
                 }
             }
         }
@@ -341,13 +357,24 @@ mod tests {
     #[test]
     fn clashes_and_unknowns_are_named() {
         let base = Keymap::defaults();
-        let err = Keymap::parse("[keys]\nrestart = [\"q\"]\n", Some(&base)).unwrap_err();
-        assert!(err.contains("q is bound to both"), "{err}");
-        let err = Keymap::parse("[keys]\nfly = [\"f\"]\n", Some(&base)).unwrap_err();
-        assert!(err.contains("unknown action \"fly\""), "{err}");
-        let err = Keymap::parse("[keys]\nquit = [\"nope\"]\n", Some(&base)).unwrap_err();
-        assert!(err.contains("unknown key"), "{err}");
+        let err = Keymap::parse("[keys]\nrestart = [\"q\"]\n", Some(&base)).unwrap_err().to_string();
+        assert_eq!(err, "line 2: q is bound to both quit and restart");
+        let err = Keymap::parse("[keys]\nfly = [\"f\"]\n", Some(&base)).unwrap_err().to_string();
+        assert!(err.starts_with("line 2: unknown action 'fly' (known: help, palette"), "{err}");
+        let err = Keymap::parse("[keys]\nquit = [\"nope\"]\n", Some(&base)).unwrap_err().to_string();
+        assert_eq!(err, "line 2: quit: unknown key \"nope\"");
         let err = Keymap::parse("[keys]\nquit = [\"a\", \"b\", \"c\"]\n", Some(&base)).unwrap_err();
-        assert!(err.contains("one or two keys"), "{err}");
+        assert!(err.to_string().contains("one or two keys"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_action_or_table_gets_the_nearest_name_and_a_parse_error_its_line() {
+        let base = Keymap::defaults();
+        let err = Keymap::parse("[keys]\nquit = [\"q\"]\nrestrat = [\"R\"]\n", Some(&base)).unwrap_err();
+        assert_eq!(err.to_string(), "line 3: unknown action 'restrat' — did you mean 'restart'?");
+        let err = Keymap::parse("[kyes]\nquit = [\"q\"]\n", Some(&base)).unwrap_err();
+        assert_eq!(err.to_string(), "line 1: unknown key 'kyes' — did you mean 'keys'?");
+        let err = Keymap::parse("[keys]\n\nquit = [\"q\"\n", Some(&base)).unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
     }
 }

@@ -499,7 +499,7 @@ fn a_remapped_keymap_drives_the_app_and_a_clash_keeps_the_defaults() {
 
     let clash = Keymap::parse("[keys]\nrestart = [\"r\"]\nsort = [\"r\"]\n", Some(&Keymap::defaults()));
     let err = clash.expect_err("r twice");
-    assert!(err.contains("r is bound to both"), "{err}");
+    assert!(err.to_string().contains("r is bound to both"), "{err}");
 }
 
 /// A heartbeat for host-01 with new metrics, as the bus would bring it.

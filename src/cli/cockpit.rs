@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{BusArgs, CockpitArgs};
 use crate::actions::keymap::Keymap;
-use crate::app::{self, App, Level};
+use crate::app::{self, App};
 use crate::backend;
 use crate::backend::upload::RepoSource;
 use crate::bus::Bus;
@@ -39,57 +39,56 @@ pub struct Config {
     pub read_only: bool,
 }
 
-/// The config, and a warning when the file had to be ignored. A file that cannot be read
-/// or parsed gives the defaults, except that the cockpit then starts read-only: the file
-/// may have asked for that, and a typo must never give an operator write access they
-/// were meant not to have.
-pub fn load_config(path: Option<PathBuf>) -> (Config, Option<String>) {
-    let (path, explicit) = match path {
-        Some(p) => (p, true),
-        None => match config_dir() {
-            Some(d) => (d.join("config.toml"), false),
-            None => return (Config::default(), None),
-        },
+/// The keys `config.toml` knows, for "did you mean".
+const CONFIG_KEYS: [&str; 1] = ["read_only"];
+
+/// Reads a file the operator named, or the default one when it exists.
+fn read_optional(
+    path: Option<PathBuf>,
+    default: Option<PathBuf>,
+) -> Result<Option<(PathBuf, String)>, String> {
+    let (path, explicit) = match (path, default) {
+        (Some(p), _) => (p, true),
+        (None, Some(p)) => (p, false),
+        (None, None) => return Ok(None),
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(_) if !explicit => return (Config::default(), None),
-        Err(err) => {
-            let why =
-                format!("cannot read {}: {err}; using the defaults, read-only to be safe", path.display());
-            return (Config { read_only: true }, Some(why));
-        }
-    };
-    match toml::from_str::<Config>(&text) {
-        Ok(c) => (c, None),
-        Err(err) => {
-            let err = err.to_string().replace('\n', " ");
-            let why = format!("{}: {}; using the defaults, read-only to be safe", path.display(), err.trim());
-            (Config { read_only: true }, Some(why))
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some((path, text))),
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// The config: the defaults without a file. A file that cannot be read or parsed is an
+/// error that names the file, the line and the key: the cockpit does not start on a
+/// guess, in a mode (read-only or not) that the file may not have asked for.
+pub fn load_config(path: Option<PathBuf>) -> Result<Config, String> {
+    match read_optional(path, config_dir().map(|d| d.join("config.toml")))? {
+        None => Ok(Config::default()),
+        Some((path, text)) => {
+            crate::config_file::parse(&text, &CONFIG_KEYS).map_err(|e| format!("{}: {e}", path.display()))
         }
     }
 }
 
-/// The keymap, and a warning when a user file had to be ignored.
-fn load_keymap(path: Option<PathBuf>) -> (Keymap, Option<String>) {
+/// The keymap: the defaults, with the user's file merged over them when there is one.
+fn load_keymap(path: Option<PathBuf>) -> Result<Keymap, String> {
     let defaults = Keymap::defaults();
-    let (path, explicit) = match path {
-        Some(p) => (p, true),
-        None => match default_keys_path() {
-            Some(p) => (p, false),
-            None => return (defaults, None),
-        },
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => match Keymap::parse(&text, Some(&defaults)) {
-            Ok(k) => (k, None),
-            Err(err) => (defaults, Some(format!("{}: {err}; using the default keys", path.display()))),
-        },
-        Err(_) if !explicit => (defaults, None),
-        Err(err) => {
-            (defaults, Some(format!("cannot read {}: {err}; using the default keys", path.display())))
+    match read_optional(path, default_keys_path())? {
+        None => Ok(defaults),
+        Some((path, text)) => {
+            Keymap::parse(&text, Some(&defaults)).map_err(|e| format!("{}: {e}", path.display()))
         }
     }
+}
+
+/// Every file the cockpit reads before it opens the screen, or the first one that is
+/// wrong; so a typo stops it with a message on the terminal it was started from.
+fn load_files(args: &CockpitArgs, mode: ColorMode) -> Result<(Theme, Keymap, Config), String> {
+    let theme = Theme::load(&args.theme, mode)?;
+    let keymap = load_keymap(args.keys.clone())?;
+    let config = load_config(args.config.clone())?;
+    Ok((theme, keymap, config))
 }
 
 /// The sandbox's own runtime. Dropping a runtime may block, which an async context
@@ -114,16 +113,7 @@ impl Drop for SandboxRuntime {
 }
 
 pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
-    let mut warnings = Vec::new();
-    let mode = ColorMode::detect();
-    let theme = Theme::load(&args.theme, mode).unwrap_or_else(|err| {
-        warnings.push(format!("{err}; using the default theme"));
-        Theme::default_for(mode)
-    });
-    let (keymap, keys_warning) = load_keymap(args.keys);
-    warnings.extend(keys_warning);
-    let (config, config_warning) = load_config(args.config);
-    warnings.extend(config_warning);
+    let (theme, keymap, config) = load_files(&args, ColorMode::detect())?;
     let read_only = args.read_only || config.read_only;
 
     // The cockpit's own log goes to the Events panel, never to the screen it draws on.
@@ -188,10 +178,6 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
     app.read_only = read_only;
     app.show_log = true;
     app.connection = bus.connection().borrow().clone();
-    for w in warnings {
-        log::warn!("{w}");
-        app.say(Level::Warn, w);
-    }
     let mut terminal = app::terminal::init().map_err(|e| format!("cannot take the terminal: {e}"))?;
     let result = app::run(&mut terminal, &mut app, handle).await;
     app::terminal::restore();
@@ -210,26 +196,33 @@ mod tests {
     }
 
     #[test]
-    fn the_config_file_turns_read_only_on_and_a_bad_one_says_why() {
+    fn the_config_file_turns_read_only_on() {
         let good = write("good", "read_only = true\n");
-        assert_eq!(load_config(Some(good.clone())), (Config { read_only: true }, None));
+        assert_eq!(load_config(Some(good.clone())), Ok(Config { read_only: true }));
         let off = write("off", "# nothing set\n");
-        assert_eq!(load_config(Some(off.clone())), (Config { read_only: false }, None));
-        // A typo is named, and the cockpit stays read-only rather than guess.
-        let typo = write("typo", "readonly = true\n");
-        let (config, warning) = load_config(Some(typo.clone()));
-        assert!(config.read_only);
-        let warning = warning.expect("a warning");
-        assert!(
-            warning.contains("unknown field `readonly`") && warning.contains("read-only to be safe"),
-            "{warning}"
+        assert_eq!(load_config(Some(off.clone())), Ok(Config { read_only: false }));
+        for p in [good, off] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn a_bad_config_is_an_error_with_the_file_line_key_and_suggestion() {
+        // A typo is named, with the key it was probably meant to be; no mode is guessed.
+        let typo = write("typo", "# mine\nreadonly = true\n");
+        let err = load_config(Some(typo.clone())).unwrap_err();
+        assert_eq!(
+            err,
+            format!("{}: line 2: unknown key 'readonly' — did you mean 'read_only'?", typo.display())
         );
-        let broken = write("broken", "read_only = yes please\n");
-        let (config, warning) = load_config(Some(broken.clone()));
-        assert!(config.read_only && warning.is_some_and(|w| w.contains("broken")));
-        let (_, warning) = load_config(Some(PathBuf::from("/nonexistent/qd/config.toml")));
-        assert!(warning.is_some_and(|w| w.contains("cannot read")));
-        for p in [good, off, typo, broken] {
+        let broken = write("broken", "\n\nread_only = yes please\n");
+        let err = load_config(Some(broken.clone())).unwrap_err();
+        assert!(err.starts_with(&format!("{}: line 3: ", broken.display())), "{err}");
+        let err = load_config(Some(PathBuf::from("/nonexistent/qd/config.toml"))).unwrap_err();
+        assert!(err.starts_with("cannot read /nonexistent/qd/config.toml"), "{err}");
+        // The default file is optional: none is the defaults.
+        assert_eq!(read_optional(None, Some(PathBuf::from("/nonexistent/qd/config.toml"))), Ok(None));
+        for p in [typo, broken] {
             let _ = std::fs::remove_file(p);
         }
     }

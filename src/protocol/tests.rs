@@ -1075,7 +1075,7 @@ fn missing_fields_are_refused_and_optional_ones_default() {
     check_required_keys::<InstanceStatus>(
         &st,
         &["body", "instance"],
-        &["container_id", "started_at", "cpu_pct", "mem_used_mb", "mem_limit_mb"],
+        &["container_id", "started_at", "cpu_pct", "mem_used_mb", "mem_limit_mb", "last_exit"],
     );
     let f = serde_json::to_value(env(fleet())).unwrap();
     check_required_keys::<Fleet>(&f, &["body"], &[]);
@@ -1411,4 +1411,33 @@ fn a_run_patch_lays_fields_over_the_spec_and_a_replacing_one_clears_what_it_leav
     assert!(!wire.contains("replace"), "{wire}");
     let back: RunPatch = serde_json::from_str(r#"{"replace": true}"#).unwrap();
     assert!(back.replace);
+}
+
+#[test]
+fn last_exit_travels_in_a_change_and_a_report_and_older_peers_lack_it() {
+    let mut crashed = instance("shop-web-0-aaaa", "shop-web", "host-01", InstanceState::Crashed);
+    crashed.last_exit = Some(ExitInfo::new(137, true, 1_795_000_000_000));
+    let json = body_json(event(7, EventKind::InstanceCrashed, vec![Change::Instance(crashed.clone())]));
+    assert_eq!(
+        json["changes"][0]["last_exit"],
+        serde_json::json!({"code": 137, "signal": 9, "oom": true, "at": 1_795_000_000_000u64})
+    );
+    // The hand-written Change decoder reads it too, with `type` first or last.
+    let text = serde_json::to_string(&Change::Instance(crashed.clone())).unwrap();
+    assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), Change::Instance(crashed.clone()));
+    let mut reordered: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    let tag = reordered.remove("type").unwrap();
+    reordered.insert("type".into(), tag);
+    let text = serde_json::to_string(&reordered).unwrap();
+    assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), Change::Instance(crashed.clone()));
+    // A report from an older agent has none; `clone_from` carries it.
+    let mut old = serde_json::to_value(InstanceReport::of(&crashed)).unwrap();
+    old.as_object_mut().unwrap().remove("last_exit");
+    assert_eq!(serde_json::from_value::<InstanceReport>(old).unwrap().last_exit, None);
+    let mut copy = instance("x-0-bbbb", "x", "host-02", InstanceState::Running);
+    copy.clone_from(&crashed);
+    assert_eq!(copy, crashed);
+    assert_eq!(ExitInfo::new(3, false, 0).reason(), "exit 3");
+    assert_eq!(ExitInfo::new(139, false, 0).short(), "SIGSEGV");
+    assert_eq!(ExitInfo::new(200, false, 0).reason(), "exit 200");
 }

@@ -7,6 +7,9 @@ use std::collections::HashMap;
 
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config_file::{self, ConfigError};
 
 const BUILTIN: [(&str, &str); 3] = [
     ("default", include_str!("../../themes/default.toml")),
@@ -59,13 +62,17 @@ pub struct Theme {
     pub bad: Style,
 }
 
+/// A theme file, with where each name and value was written, for errors that give the line.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ThemeFile {
-    base: Option<String>,
+    base: Option<Spanned<String>>,
     #[serde(default)]
-    colors: HashMap<String, String>,
+    colors: HashMap<Spanned<String>, Spanned<String>>,
 }
+
+/// The top-level keys of a theme file.
+const FILE_KEYS: [&str; 2] = ["base", "colors"];
 
 const KEYS: [&str; 12] = [
     "text",
@@ -112,38 +119,53 @@ impl Theme {
     }
 
     fn parse(name: &str, text: &str, mode: ColorMode, user: Option<()>) -> Result<Theme, String> {
-        let file: ThemeFile = toml::from_str(text).map_err(|e| format!("theme {name}: {e}"))?;
-        let mut colors: HashMap<String, String> = HashMap::new();
+        let theme = Theme::parse_spanned(text, mode, user).map_err(|e| format!("theme {name}: {e}"))?;
+        Ok(Theme { name: name.to_string(), ..theme })
+    }
+
+    fn parse_spanned(text: &str, mode: ColorMode, user: Option<()>) -> Result<Theme, ConfigError> {
+        let file: ThemeFile = config_file::parse(text, &FILE_KEYS)?;
+        // Each colour with where it was written (`None` for the base's).
+        let mut colors: HashMap<String, (String, Option<std::ops::Range<usize>>)> = HashMap::new();
         if user.is_some() {
-            let base = file.base.as_deref().unwrap_or("default");
-            let base_text = BUILTIN
-                .iter()
-                .find(|(n, _)| *n == base)
-                .ok_or_else(|| format!("theme {name}: unknown base {base:?}"))?
-                .1;
-            let base_file: ThemeFile = toml::from_str(base_text).map_err(|e| format!("theme {base}: {e}"))?;
-            colors.extend(base_file.colors);
+            let base = file.base.as_ref().map(|b| (b.get_ref().as_str(), b.span()));
+            let (base, span) = base.unwrap_or(("default", 0..0));
+            let base_text = BUILTIN.iter().find(|(n, _)| *n == base).map(|(_, t)| *t).ok_or_else(|| {
+                ConfigError::unknown(text, span.clone(), "base theme", base, &builtin_names())
+            })?;
+            let base_file: ThemeFile = config_file::parse(base_text, &FILE_KEYS)
+                .map_err(|e| ConfigError { line: None, message: format!("built-in theme {base}: {e}") })?;
+            colors
+                .extend(base_file.colors.into_iter().map(|(k, v)| (k.into_inner(), (v.into_inner(), None))));
         }
         for (k, v) in file.colors {
-            if !KEYS.contains(&k.as_str()) {
-                return Err(format!("theme {name}: unknown key {k:?} (known: {})", KEYS.join(", ")));
+            if !KEYS.contains(&k.get_ref().as_str()) {
+                return Err(ConfigError::unknown(text, k.span(), "colour", k.get_ref(), &KEYS));
             }
-            colors.insert(k, v);
+            let span = v.span();
+            colors.insert(k.into_inner(), (v.into_inner(), Some(span)));
         }
-        let color = |key: &str| -> Result<Option<Color>, String> {
-            let value = colors.get(key).ok_or_else(|| format!("theme {name}: missing {key}"))?;
-            let c = parse_color(value)
-                .ok_or_else(|| format!("theme {name}: {key} = {value:?} is not a colour"))?;
+        let color = |key: &str| -> Result<Option<Color>, ConfigError> {
+            let (value, span) = colors
+                .get(key)
+                .ok_or_else(|| ConfigError { line: None, message: format!("missing colour {key}") })?;
+            let c = parse_color(value).ok_or_else(|| {
+                let message = format!("{key} = {value:?} is not a colour");
+                match span {
+                    Some(span) => ConfigError::at(text, span.clone(), message),
+                    None => ConfigError { line: None, message },
+                }
+            })?;
             Ok(match mode {
                 ColorMode::None => None,
                 ColorMode::TrueColor => Some(c),
                 ColorMode::Palette256 => Some(to_palette(c)),
             })
         };
-        let fg = |key: &str| -> Result<Style, String> {
+        let fg = |key: &str| -> Result<Style, ConfigError> {
             Ok(color(key)?.map(|c| Style::default().fg(c)).unwrap_or_default())
         };
-        let pair = |fg_key: &str, bg_key: &str| -> Result<Style, String> {
+        let pair = |fg_key: &str, bg_key: &str| -> Result<Style, ConfigError> {
             let mut s = Style::default();
             if let Some(c) = color(fg_key)? {
                 s = s.fg(c);
@@ -154,7 +176,7 @@ impl Theme {
             Ok(s)
         };
         let mut theme = Theme {
-            name: name.to_string(),
+            name: String::new(),
             text: fg("text")?,
             muted: fg("muted")?,
             border: fg("border")?,
@@ -275,9 +297,39 @@ mod tests {
         assert!(err.contains("is not a colour"), "{err}");
         std::fs::write(&bad, "[colors]\nsparkle = \"red\"\n").unwrap();
         assert!(
-            Theme::load(bad.to_str().unwrap(), ColorMode::TrueColor).unwrap_err().contains("unknown key")
+            Theme::load(bad.to_str().unwrap(), ColorMode::TrueColor).unwrap_err().contains("unknown colour")
         );
         assert!(Theme::load("nope", ColorMode::TrueColor).unwrap_err().contains("unknown theme"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_theme_file_names_the_line_the_key_and_the_nearest_known_one() {
+        let dir = std::env::temp_dir().join(format!("qd-theme-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mine.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Theme::load(path.to_str().unwrap(), ColorMode::TrueColor).unwrap_err()
+        };
+        let name = path.display().to_string();
+        assert_eq!(
+            load("base = \"light\"\n[colors]\nok = \"green\"\nbda = \"red\"\n"),
+            format!("theme {name}: line 4: unknown colour 'bda' — did you mean 'bad'?")
+        );
+        assert_eq!(
+            load("bsae = \"light\"\n"),
+            format!("theme {name}: line 1: unknown key 'bsae' — did you mean 'base'?")
+        );
+        assert_eq!(
+            load("base = \"ligth\"\n"),
+            format!("theme {name}: line 1: unknown base theme 'ligth' — did you mean 'light'?")
+        );
+        assert_eq!(
+            load("[colors]\n\nbad = \"not-a-colour\"\n"),
+            format!("theme {name}: line 3: bad = \"not-a-colour\" is not a colour")
+        );
+        assert!(load("[colors]\nbad = \"#ff0000\n").starts_with(&format!("theme {name}: line 2: ")));
         assert!(Theme::load("/no/such.toml", ColorMode::TrueColor).unwrap_err().contains("cannot read"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -18,6 +18,7 @@ mod nats_robustness;
 mod sandbox_e2e;
 
 mod cockpit_audit_nats;
+mod cockpit_config;
 mod cockpit_logs;
 mod cockpit_wizard;
 mod cockpit_wizard_docker;

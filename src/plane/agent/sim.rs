@@ -406,3 +406,48 @@ impl LogFlavor {
         LogLine { ts, source, text }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_simulated_crash_says_how_it_ended() {
+        let driver = SimDriver::new(SimConfig {
+            seed: 7,
+            cpu_cores: 4,
+            memory_mb: 4096,
+            container_ips: vec!["10.0.0.2".into()],
+            speed: 1.0,
+            // Certain to crash at the next step of the walk.
+            crashes_per_hour: 3600.0,
+        });
+        let running = InstanceReport {
+            id: "web-0-abcd".into(),
+            app: "web".into(),
+            version: "1".into(),
+            index: 0,
+            state: InstanceState::Running,
+            ip: "10.0.0.2".into(),
+            port: 8080,
+            container_id: "c".into(),
+            started_at: Some(1),
+            cpu_pct: 5.0,
+            mem_used_mb: 10,
+            mem_limit_mb: 64,
+            last_exit: None,
+        };
+        driver.adopt([(running, 0.5, "tomcat".to_string())]);
+        driver.step_walk();
+        let after = driver.list().await.expect("a list");
+        assert_eq!(after[0].state, InstanceState::Crashed);
+        let exit = after[0].last_exit.expect("a crash with its exit");
+        assert!(exit.at > 0);
+        // Over many crashes, every kind a real fleet shows turns up.
+        let mut rng = Rng::new(1);
+        let reasons: std::collections::BTreeSet<String> =
+            (0..200).map(|_| plausible_exit(&mut rng, 1).reason()).collect();
+        let expected = ["OOM killed", "exit 1", "exit 3", "killed by SIGSEGV"];
+        assert_eq!(reasons.into_iter().collect::<Vec<_>>(), expected);
+    }
+}

@@ -216,7 +216,7 @@ fn reconcile(
         || inst.started_at != report.started_at
         || inst.container_id != report.container_id
         || inst.endpoint != endpoint
-        || inst.last_exit != report.last_exit;
+        || (report.last_exit.is_some() && inst.last_exit != report.last_exit);
     if !changed && step.is_none() {
         return None;
     }
@@ -227,7 +227,9 @@ fn reconcile(
     updated.ip = report.ip.clone();
     updated.port = report.port;
     updated.endpoint = endpoint;
-    updated.last_exit = report.last_exit;
+    // An agent that does not know (restarted, it adopted a running container) keeps the
+    // reason the controller has.
+    updated.last_exit = report.last_exit.or(inst.last_exit);
     let app = updated.app.clone();
     let id = updated.id.clone();
     let base = match step {
@@ -248,7 +250,10 @@ fn reconcile(
             EventKind::InstanceState
         };
         let message = match (report.state, report.last_exit) {
-            (InstanceState::Crashed, Some(exit)) => format!("{id} crashed: {}", exit.reason()),
+            // Only an exit of the run that just ended is its reason.
+            (InstanceState::Crashed, Some(exit)) if report.started_at.is_none_or(|s| exit.at >= s) => {
+                format!("{id} crashed: {}", exit.reason())
+            }
             (state, _) => format!("{id} is {}", state.as_str()),
         };
         Draft::new(kind, message).app(app.clone())

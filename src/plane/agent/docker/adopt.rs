@@ -118,6 +118,7 @@ fn adopted(inner: &Inner, l: &Labelled, i: &Inspected, generation: u64, listed_a
         cmd: i.cmd.clone(),
         health: l.health.clone(),
         vlan_ip: i.vlan_ip,
+        oom_at: None,
     }
 }
 
@@ -271,7 +272,8 @@ pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
                     && ended_now
                     && let Some(code) = c.status.as_deref().and_then(inspect::exit_code_of_status)
                 {
-                    e.report.last_exit = Some(ExitInfo::new(code, false, crate::protocol::clock::now_ms()));
+                    let oom = super::events::oom_this_life(e);
+                    e.report.last_exit = Some(ExitInfo::new(code, oom, crate::protocol::clock::now_ms()));
                 }
             }
         }

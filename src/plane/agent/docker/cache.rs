@@ -44,6 +44,10 @@ pub struct Entry {
     /// How the instance is checked after a start (from the spec, or its label).
     pub health: HealthCheck,
     pub vlan_ip: Option<Ipv4Addr>,
+    /// When the kernel's OOM killer last struck in the container (ms): the die that
+    /// follows it is an OOM kill. A process of the container other than its main one may
+    /// be killed without the container ending, so this alone is no crash.
+    pub oom_at: Option<u64>,
 }
 
 impl Entry {

@@ -87,24 +87,27 @@ fn on_instance(e: &mut Entry, action: &str, exit_code: Option<&str>, at_ms: u64)
         "die" => {
             e.set_state(InstanceState::Crashed);
             // Docker sends oom before die; the die brings the code.
-            let oom = this_life(e).is_some_and(|x| x.oom);
+            let oom = oom_this_life(e);
             if let Some(code) = exit_code.and_then(|c| c.parse::<i32>().ok()) {
                 e.report.last_exit = Some(ExitInfo::new(code, oom, at_ms));
             }
+            e.oom_at = None;
             log::warn!("{}: container died (exit code {})", e.report.id, exit_code.unwrap_or("?"));
         }
         "oom" => {
-            e.set_state(InstanceState::Crashed);
-            match this_life(e) {
-                Some(_) => e.report.last_exit.iter_mut().for_each(|x| x.oom = true),
-                // The kernel's OOM killer sends SIGKILL; the die that follows confirms it.
-                None => e.report.last_exit = Some(ExitInfo::new(137, true, at_ms)),
+            e.oom_at = Some(at_ms);
+            // Should the die have come first, it ended this run: it was the OOM kill.
+            if let Some(x) =
+                e.report.last_exit.as_mut().filter(|x| e.report.started_at.is_none_or(|s| x.at >= s))
+            {
+                x.oom = true;
             }
-            log::warn!("{}: container ran out of memory ({} MB limit)", e.report.id, e.report.mem_limit_mb);
+            log::warn!("{}: the OOM killer struck ({} MB limit)", e.report.id, e.report.mem_limit_mb);
         }
         "start" => {
             e.set_state(InstanceState::Running);
             e.report.started_at = Some(at_ms);
+            e.oom_at = None;
         }
         "destroy" => {
             e.set_state(InstanceState::Crashed);
@@ -127,10 +130,9 @@ fn on_instance(e: &mut Entry, action: &str, exit_code: Option<&str>, at_ms: u64)
     e.settled = Instant::now();
 }
 
-/// The entry's last exit when it ended the container's current life (not a run before
-/// its last start).
-fn this_life(e: &Entry) -> Option<ExitInfo> {
-    e.report.last_exit.filter(|x| e.report.started_at.is_none_or(|s| x.at >= s))
+/// Whether the OOM killer struck during the container's current run.
+pub fn oom_this_life(e: &Entry) -> bool {
+    e.oom_at.is_some_and(|t| e.report.started_at.is_none_or(|s| t >= s))
 }
 
 #[cfg(test)]
@@ -166,6 +168,7 @@ mod tests {
             cmd: None,
             health: HealthCheck::Tcp,
             vlan_ip: None,
+            oom_at: None,
         }
     }
 
@@ -201,9 +204,12 @@ mod tests {
         let mut e = entry(Phase::Idle);
         on_instance(&mut e, "die", Some("3"), 5);
         assert_eq!(e.report.last_exit.map(|x| x.reason()).as_deref(), Some("exit 3"));
-        // Started again, then the kernel's OOM killer: oom, then die with 137.
+        // Started again, then the kernel's OOM killer: oom, then die with 137. The oom
+        // alone is no crash: it may have killed a child process only.
         on_instance(&mut e, "start", None, 10);
         on_instance(&mut e, "oom", None, 20);
+        assert_eq!(e.report.state, InstanceState::Running);
+        assert_eq!(e.report.last_exit.map(|x| x.code), Some(3), "no exit yet");
         on_instance(&mut e, "die", Some("137"), 21);
         let exit = e.report.last_exit.expect("an exit");
         assert_eq!((exit.code, exit.signal, exit.oom, exit.at), (137, Some(9), true, 21));
@@ -216,5 +222,10 @@ mod tests {
         on_instance(&mut e, "start", None, 50);
         on_instance(&mut e, "die", None, 60);
         assert_eq!(e.report.last_exit.map(|x| x.code), Some(1));
+        // An oom reported after its die still marks that exit.
+        on_instance(&mut e, "start", None, 70);
+        on_instance(&mut e, "die", Some("137"), 80);
+        on_instance(&mut e, "oom", None, 80);
+        assert_eq!(e.report.last_exit.map(|x| x.reason()).as_deref(), Some("OOM killed"));
     }
 }

@@ -97,6 +97,7 @@ fn new_entry(spec: &InstanceSpec, generation: u64) -> Entry {
         cmd: spec.run.cmd.clone(),
         health: spec.run.health.clone(),
         vlan_ip: None,
+        oom_at: None,
     }
 }
 
