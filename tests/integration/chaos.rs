@@ -337,7 +337,7 @@ fn chaos_the_stack_heals_from_random_kills_and_outages() {
     });
 
     // No late command ran: the controller refused it as expired, or never saw it.
-    let audit = ctl_json_lines(&url, &["audit", "--since", "1h", "--json"]);
+    let audit = ctl_json_lines(&url, &["audit", "--since", "1h"]);
     let ran: Vec<&Value> = audit
         .iter()
         .filter(|r| late_commands.iter().any(|id| r["command_id"] == id.as_str()))
