@@ -209,10 +209,19 @@ fn chaos_the_stack_heals_from_random_kills_and_outages() {
 
     let mut faults: Vec<(f64, Fault)> = Vec::new();
     let mut late_commands: Vec<String> = Vec::new();
+    let mut first = [0u64, 1, 2, 3];
+    for i in (1..first.len()).rev() {
+        first.swap(i, rng.between(0, i as u64) as usize);
+    }
     while start.elapsed() < Duration::from_secs(secs) {
         std::thread::sleep(Duration::from_millis(rng.between(1_000, 4_000)));
         let at = start.elapsed().as_secs_f64();
-        let fault = match rng.between(0, 3) {
+        // Every kind of fault at least once, in a seeded order, then at random.
+        let kind = match faults.len() {
+            n if n < first.len() => first[n],
+            _ => rng.between(0, 3),
+        };
+        let fault = match kind {
             0 => {
                 let (down_ms, killed) = (rng.between(2_000, 8_000), rng.between(0, 1) == 1);
                 if killed {
