@@ -103,6 +103,8 @@ pub(crate) struct Core {
     /// Per app: repairs (placing missing instances) that failed in a row, and when to try
     /// again.
     pub repairs: HashMap<String, CrashRecord>,
+    /// The revision and time the apps were last checked for missing instances.
+    pub repair_checked: Option<(u64, Instant)>,
     /// Since when each route's backend has had no running instance.
     pub not_serving_since: HashMap<crate::protocol::RouteKey, Instant>,
     /// The last error each router reported, so that each new one is one event.
@@ -192,6 +194,7 @@ impl Controller {
             host_seen,
             crashes: HashMap::new(),
             repairs: HashMap::new(),
+            repair_checked: None,
             not_serving_since: HashMap::new(),
             router_errors: HashMap::new(),
             replies: ReplyCache::new(REPLIES_KEPT),

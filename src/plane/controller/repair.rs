@@ -73,6 +73,14 @@ pub(crate) fn shortfall_draft(app: &App, shortfall: Option<String>) -> Option<Dr
 pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, String, u32)>) {
     let mut drafts = Vec::new();
     let mut starts = Vec::new();
+    // Room only appears with a change (a host up, an instance gone) or a backoff running
+    // out: at an unchanged revision, once a second is enough (the scheduler reads the
+    // whole fleet for each app it tries).
+    let rev = core.fleet.revision;
+    if core.repair_checked.is_some_and(|(r, at)| r == rev && now.duration_since(at) < RECHECK) {
+        return (drafts, starts);
+    }
+    core.repair_checked = Some((rev, now));
     let counts = counts(&core.fleet);
     let busy = busy_apps(&core.fleet);
     let mut names: Vec<&String> = core.fleet.apps.keys().collect();
@@ -178,6 +186,9 @@ pub(crate) async fn run(ctl: Controller, op_id: String, app_name: String, missin
     };
     ctl.finish(&op_id, outcome);
 }
+
+/// How often apps are looked at again while nothing changes.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// The longest wait between repairs of an app that keep failing (not for capacity: that
 /// is waited for without a limit and acted on at once).
