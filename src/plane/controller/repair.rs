@@ -23,6 +23,8 @@ use crate::protocol::{
 pub(crate) struct Count {
     /// Instances on hosts that are not lost: they run, or the health manager restarts them.
     pub live: u32,
+    /// Live instances that run.
+    pub running: u32,
     /// Instances on lost hosts: kept (and their routes) until replacements serve.
     pub on_lost: u32,
 }
@@ -39,7 +41,12 @@ fn counts_with<'a>(fleet: &'a Fleet, returning: Option<&str>) -> HashMap<&'a str
         let lost = Some(i.host.as_str()) != returning
             && fleet.hosts.get(&i.host).is_none_or(|h| h.state == HostState::Lost);
         let c = counts.entry(i.app.as_str()).or_default();
-        if lost { c.on_lost += 1 } else { c.live += 1 }
+        if lost {
+            c.on_lost += 1;
+        } else {
+            c.live += 1;
+            c.running += u32::from(i.state == InstanceState::Running);
+        }
     }
     counts
 }
@@ -93,6 +100,9 @@ pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, S
         }
         if count.live >= app.instances {
             drafts.extend(shortfall_draft(app, None));
+            if count.on_lost > 0 && count.running >= app.instances {
+                drafts.extend(retire_lost(&core.fleet, app));
+            }
             continue;
         }
         // Only a fault makes the health manager place instances: a lost host, or capacity
@@ -122,6 +132,41 @@ pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, S
         }
     }
     (drafts, starts)
+}
+
+/// The app runs its desired count elsewhere (replaced, or adopted back from a returning
+/// host): its instances on lost hosts are retired with their routes. Their agents are not
+/// asked; if such a host comes back, its containers are removed as replaced.
+fn retire_lost(fleet: &Fleet, app: &App) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    let lost = fleet
+        .instances_of(&app.name)
+        .filter(|i| fleet.hosts.get(&i.host).is_none_or(|h| h.state == HostState::Lost));
+    for i in lost {
+        let route_key = (app.name.clone(), i.endpoint.clone());
+        if let Some(r) = fleet.routes.get(&route_key) {
+            drafts.push(
+                Draft::new(EventKind::RouteRemoved, format!("{} -x- {}: replaced", r.domain, r.backend))
+                    .app(app.name.clone())
+                    .instance(i.id.clone())
+                    .change(Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() }),
+            );
+        }
+        drafts.push(
+            Draft::new(
+                EventKind::InstanceRemoved,
+                format!(
+                    "{} retired: its host {} is lost and {} runs its {} instances elsewhere",
+                    i.id, i.host, app.name, app.instances
+                ),
+            )
+            .app(app.name.clone())
+            .host(i.host.clone())
+            .instance(i.id.clone())
+            .change(Change::InstanceRemoved { id: i.id.clone() }),
+        );
+    }
+    drafts
 }
 
 /// Places the missing instances of one app, one at a time; after each that serves, one of
@@ -308,14 +353,23 @@ mod tests {
     }
 
     async fn host(bus: &Arc<dyn Bus>, id: &str, az: &str, n: u8) -> AgentHandle {
-        let driver = SimDriver::new(SimConfig {
+        host_on(bus, id, az, n, sim(n)).await
+    }
+
+    fn sim(n: u8) -> Arc<SimDriver> {
+        SimDriver::new(SimConfig {
             seed: n as u64,
             cpu_cores: 8,
             memory_mb: 16_384,
             container_ips: (31..60).map(|k| format!("10.0.{n}.{k}")).collect(),
             speed: 50.0,
             crashes_per_hour: 0.0,
-        });
+        })
+    }
+
+    /// An agent on `driver`: the same driver again is a host whose containers outlived
+    /// its agent.
+    async fn host_on(bus: &Arc<dyn Bus>, id: &str, az: &str, n: u8, driver: Arc<SimDriver>) -> AgentHandle {
         let config = AgentConfig {
             host_id: id.into(),
             hostname: id.into(),
@@ -426,6 +480,46 @@ mod tests {
                 && backends == want
                 && f.apps.get("web")?.shortfall.is_none();
             done.then_some(())
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_returning_host_whose_instances_were_replaced_is_adopted_back_when_the_replacements_are_lost() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let ctl = controller(&bus).await;
+        let h1_driver = sim(1);
+        let h1 = host_on(&bus, "h1", "az1", 1, h1_driver.clone()).await;
+        let _h2 = host(&bus, "h2", "az2", 2).await;
+        until(&ctl, "h1 and h2 joined", |f| (f.hosts.len() == 2).then_some(())).await;
+        deploy(&bus, "az1").await;
+        until(&ctl, "web running and routed on h1", |f| {
+            (running_on(f, "h1").count() == 2 && f.routes.len() == 2).then_some(())
+        })
+        .await;
+        let mut originals: Vec<String> = running_on(&ctl.snapshot(), "h1").map(|i| i.id.clone()).collect();
+        originals.sort();
+
+        // h1 goes; h3 takes its instances; h1's records are retired.
+        h1.stop();
+        let h3 = host(&bus, "h3", "az1", 3).await;
+        until(&ctl, "web replaced on h3", |f| {
+            (running_on(f, "h3").count() == 2 && f.instances_of("web").count() == 2).then_some(())
+        })
+        .await;
+        // h3 goes too; h1 comes back with its containers, which nobody has now.
+        h3.stop();
+        until(&ctl, "h3 lost", |f| (f.hosts.get("h3")?.state == HostState::Lost).then_some(())).await;
+        let _h1 = host_on(&bus, "h1", "az1", 1, h1_driver).await;
+        until(&ctl, "h1's containers adopted back, h3's records retired", |f| {
+            let mut ids: Vec<String> = f.instances_of("web").map(|i| i.id.clone()).collect();
+            ids.sort();
+            let routed = f.routes.values().filter(|r| r.app == "web").count() == 2;
+            (ids == originals
+                && running_on(f, "h1").count() == 2
+                && routed
+                && f.apps.get("web")?.shortfall.is_none())
+            .then_some(())
         })
         .await;
     }
