@@ -284,7 +284,11 @@ async fn lead_once(
     store: &Arc<dyn Store>,
     repository: &Arc<dyn Repository>,
 ) -> Result<Term, String> {
-    let lease = Lease::acquire(bus, id, args.lease_ttl).await.map_err(|e| e.to_string())?;
+    // Retried: the bus may be down when a superseded leader comes back here.
+    let lease = retry("opening the leader lease", || async {
+        Lease::acquire(bus, id, args.lease_ttl).await.map_err(|e| e.to_string())
+    })
+    .await;
     // Kept from now on, while the state loads too: a long load must not let the lease lapse.
     let (hold_tx, mut hold) = watch::channel(LeaseHold::Fenced);
     let mut keeper = tokio::spawn(lease.keep(move |h| {
