@@ -51,7 +51,9 @@ pub struct ControllerArgs {
     #[arg(long, default_value_t = 1_000_000, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
     pub history_max_msgs: i64,
 
-    /// How long the leader lease lasts without renewal; a standby takes over after it.
+    /// How long the leader lease lasts without renewal; a standby takes over after it. A
+    /// leader that cannot renew it (the bus is down) is fenced: it answers `not_ready` and
+    /// acts on nothing until it renews, and goes standby if another controller took it.
     #[arg(long, default_value = "10s", value_parser = parse::duration, value_name = "DURATION")]
     pub lease_ttl: Duration,
 
