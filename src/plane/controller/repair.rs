@@ -113,23 +113,26 @@ pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, S
         let missing = app.instances - count.live;
         let req =
             PlacementRequest { app: &app.name, count: missing, constraints: &app.constraints, exclude: &[] };
-        match place(&core.fleet, &req) {
-            Err(e) => drafts.extend(shortfall_draft(app, Some(capacity_shortfall(&e.reason)))),
-            Ok(_) => {
-                let due = core.repairs.get(name).and_then(|r| r.next_attempt).is_none_or(|at| at <= now);
-                if !due {
-                    continue;
-                }
-                let (op_id, opened) = ops::open(
-                    OperationKind::Replace,
-                    &app.name,
-                    format!("{missing} missing instance(s) of {}", app.name),
-                    None,
-                );
-                drafts.push(opened);
-                starts.push((op_id, app.name.clone(), missing));
+        // What fits is placed now; the rest waits, and the shortfall says why.
+        let fits = match place(&core.fleet, &req) {
+            Ok(_) => missing,
+            Err(e) => {
+                drafts.extend(shortfall_draft(app, Some(capacity_shortfall(&e.reason))));
+                e.placed
             }
+        };
+        let due = core.repairs.get(name).and_then(|r| r.next_attempt).is_none_or(|at| at <= now);
+        if fits == 0 || !due {
+            continue;
         }
+        let (op_id, opened) = ops::open(
+            OperationKind::Replace,
+            &app.name,
+            format!("{fits} missing instance(s) of {}", app.name),
+            None,
+        );
+        drafts.push(opened);
+        starts.push((op_id, app.name.clone(), fits));
     }
     (drafts, starts)
 }
@@ -184,7 +187,14 @@ pub(crate) async fn run(ctl: Controller, op_id: String, app_name: String, missin
                 .operations
                 .values()
                 .any(|o| o.app == app_name && o.state == OperationState::Running && o.id != op_id);
-            (count.live < app.instances && !deploying).then(|| {
+            if count.live >= app.instances || deploying {
+                return None;
+            }
+            // No room left (taken meanwhile): stop here; the next tick says why.
+            let one =
+                PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude: &[] };
+            place(&core.fleet, &one).ok()?;
+            Some({
                 let live: Vec<u32> = core
                     .fleet
                     .instances_of(&app_name)
@@ -207,17 +217,16 @@ pub(crate) async fn run(ctl: Controller, op_id: String, app_name: String, missin
             }
         }
     }
+    // Capacity that is missing is waited for, not backed off from (the loop stops before
+    // it tries): the next tick that finds room places at once. Any other failure (the
+    // instance never got healthy) is retried after a backoff.
     ctl.mutate(|core| {
-        // Capacity that is missing is waited for, not backed off from: the app's shortfall
-        // says so, and the next tick that finds room places at once.
-        let for_capacity = core.fleet.apps.get(&app_name).is_some_and(|a| a.shortfall.is_some());
         let record = core
             .repairs
             .entry(app_name.clone())
             .or_insert(CrashRecord { consecutive: 0, next_attempt: None });
         match &failure {
             None => *record = CrashRecord { consecutive: 0, next_attempt: None },
-            Some(_) if for_capacity => {}
             Some(_) => {
                 record.next_attempt = Some(Instant::now() + backoff(record.consecutive, REPAIR_BACKOFF_MAX));
                 record.consecutive += 1;
@@ -357,9 +366,13 @@ mod tests {
     }
 
     fn sim(n: u8) -> Arc<SimDriver> {
+        sim_with(n, 8)
+    }
+
+    fn sim_with(n: u8, cpu_cores: u32) -> Arc<SimDriver> {
         SimDriver::new(SimConfig {
             seed: n as u64,
-            cpu_cores: 8,
+            cpu_cores,
             memory_mb: 16_384,
             container_ips: (31..60).map(|k| format!("10.0.{n}.{k}")).collect(),
             speed: 50.0,
@@ -383,13 +396,17 @@ mod tests {
     }
 
     async fn deploy(bus: &Arc<dyn Bus>, az: &str) {
+        deploy_with(bus, az, 0.5).await
+    }
+
+    async fn deploy_with(bus: &Arc<dyn Bus>, az: &str, cpu: f32) {
         let req = DeployRequest {
             app: "web".into(),
             version: "1".into(),
             instances: 2,
             image: Some("nginx:1".into()),
             port: Some(8080),
-            constraints: Some(Constraints { azs: vec![az.into()], tags: vec![], cpu: 0.5, memory_mb: 256 }),
+            constraints: Some(Constraints { azs: vec![az.into()], tags: vec![], cpu, memory_mb: 256 }),
             ..DeployRequest::default()
         };
         let sent: Result<crate::protocol::Accepted, _> = crate::bus::request(
@@ -478,6 +495,44 @@ mod tests {
             let done = on_h3.len() == 2
                 && f.instances_of("web").count() == 2
                 && backends == want
+                && f.apps.get("web")?.shortfall.is_none();
+            done.then_some(())
+        })
+        .await;
+    }
+
+    /// Room for one of two: that one is placed at once, the other waits with the reason.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_fits_is_placed_and_the_rest_waits_for_room() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let ctl = controller(&bus).await;
+        let h1 = host(&bus, "h1", "az1", 1).await;
+        let _h2 = host(&bus, "h2", "az2", 2).await;
+        until(&ctl, "h1 and h2 joined", |f| (f.hosts.len() == 2).then_some(())).await;
+        deploy_with(&bus, "az1", 0.75).await;
+        until(&ctl, "web running and routed on h1", |f| {
+            (running_on(f, "h1").count() == 2 && f.routes.len() == 2).then_some(())
+        })
+        .await;
+
+        h1.stop();
+        until(&ctl, "h1 lost", |f| (f.hosts.get("h1")?.state == HostState::Lost).then_some(())).await;
+        // One core: room for one instance of 0.75.
+        let _h3 = host_on(&bus, "h3", "az1", 3, sim_with(3, 1)).await;
+        let why = until(&ctl, "one placed on h3, one still short", |f| {
+            let on_lost = f.instances_of("web").filter(|i| i.host == "h1").count();
+            (running_on(f, "h3").count() == 1 && on_lost == 1 && f.routes.len() == 2).then_some(())?;
+            f.apps.get("web")?.shortfall.clone()
+        })
+        .await;
+        assert!(why.starts_with("waiting for capacity: "), "{why}");
+
+        let _h4 = host_on(&bus, "h4", "az1", 4, sim_with(4, 1)).await;
+        until(&ctl, "the other placed on h4, the lost ones retired", |f| {
+            let done = running_on(f, "h3").count() == 1
+                && running_on(f, "h4").count() == 1
+                && f.instances_of("web").count() == 2
+                && f.routes.len() == 2
                 && f.apps.get("web")?.shortfall.is_none();
             done.then_some(())
         })
