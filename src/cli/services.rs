@@ -51,7 +51,9 @@ pub struct ControllerArgs {
     #[arg(long, default_value_t = 1_000_000, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
     pub history_max_msgs: i64,
 
-    /// How long the leader lease lasts without renewal; a standby takes over after it.
+    /// How long the leader lease lasts without renewal; a standby takes over after it. A
+    /// leader that cannot renew it (the bus is down) is fenced: it answers `not_ready` and
+    /// acts on nothing until it renews, and goes standby if another controller took it.
     #[arg(long, default_value = "10s", value_parser = parse::duration, value_name = "DURATION")]
     pub lease_ttl: Duration,
 
@@ -284,7 +286,11 @@ async fn lead_once(
     store: &Arc<dyn Store>,
     repository: &Arc<dyn Repository>,
 ) -> Result<Term, String> {
-    let lease = Lease::acquire(bus, id, args.lease_ttl).await.map_err(|e| e.to_string())?;
+    // Retried: the bus may be down when a superseded leader comes back here.
+    let lease = retry("opening the leader lease", || async {
+        Lease::acquire(bus, id, args.lease_ttl).await.map_err(|e| e.to_string())
+    })
+    .await;
     // Kept from now on, while the state loads too: a long load must not let the lease lapse.
     let (hold_tx, mut hold) = watch::channel(LeaseHold::Fenced);
     let mut keeper = tokio::spawn(lease.keep(move |h| {

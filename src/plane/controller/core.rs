@@ -103,6 +103,8 @@ pub(crate) struct Core {
     /// Per app: repairs (placing missing instances) that failed in a row, and when to try
     /// again.
     pub repairs: HashMap<String, CrashRecord>,
+    /// The revision and time the apps were last checked for missing instances.
+    pub repair_checked: Option<(u64, Instant)>,
     /// Since when each route's backend has had no running instance.
     pub not_serving_since: HashMap<crate::protocol::RouteKey, Instant>,
     /// The last error each router reported, so that each new one is one event.
@@ -192,6 +194,7 @@ impl Controller {
             host_seen,
             crashes: HashMap::new(),
             repairs: HashMap::new(),
+            repair_checked: None,
             not_serving_since: HashMap::new(),
             router_errors: HashMap::new(),
             replies: ReplyCache::new(REPLIES_KEPT),
@@ -384,6 +387,71 @@ mod tests {
     use super::*;
     use crate::bus::LocalBus;
     use crate::plane::controller::store::MemoryStore;
+
+    #[test]
+    fn a_lease_fences_when_renewal_failed_or_its_time_ran_out() {
+        let now = Instant::now();
+        assert!(!LeaseHold::NotUsed.fenced(now));
+        assert!(LeaseHold::Fenced.fenced(now));
+        assert!(!LeaseHold::Until(now + Duration::from_secs(1)).fenced(now));
+        assert!(LeaseHold::Until(now).fenced(now));
+        assert!(LeaseHold::Until(now).fenced(now + Duration::from_millis(1)));
+    }
+
+    /// Fenced, the controller refuses commands with `not_ready` and commits nothing; once
+    /// its lease holds again it carries out the same command and commits what waited.
+    #[tokio::test]
+    async fn a_fenced_controller_refuses_commands_and_commits_nothing_until_unfenced() {
+        use crate::protocol::{Accepted, DeployRequest, ErrorCode};
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let ctl = Controller::start(
+            bus.clone(),
+            ControllerConfig::default(),
+            Fleet::default(),
+            store.clone(),
+            None,
+        )
+        .await
+        .expect("controller");
+        let mut events = bus.subscribe(subjects::EVT_ALL).await.expect("subscribe");
+        ctl.set_lease(LeaseHold::Fenced);
+        let req = DeployRequest {
+            app: "web".into(),
+            version: "1".into(),
+            instances: 1,
+            image: Some("nginx:1".into()),
+            port: Some(80),
+            ..DeployRequest::default()
+        };
+        let envelope = Envelope::new("test", req);
+        let send = || {
+            crate::bus::request::<_, Accepted>(
+                bus.as_ref(),
+                subjects::CTL_DEPLOY,
+                &envelope,
+                Duration::from_secs(5),
+            )
+        };
+        match send().await {
+            Err(crate::bus::RequestError::Refused(e)) => {
+                assert_eq!(e.code, ErrorCode::NotReady);
+                assert!(e.reason.contains("fenced"), "{}", e.reason);
+            }
+            other => panic!("a fenced controller answered {other:?}"),
+        }
+        assert_eq!(ctl.revision(), 0, "nothing changed");
+
+        // Something queued while fenced waits, and is committed once unfenced.
+        ctl.commit(vec![Draft::new(EventKind::RouterError, "queued while fenced")]);
+        let early = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
+        assert!(early.is_err(), "an event was committed while fenced: {early:?}");
+        ctl.set_lease(LeaseHold::Until(Instant::now() + Duration::from_secs(60)));
+        let committed = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+        assert!(matches!(committed, Ok(Some(_))), "the queued event was committed once unfenced");
+        let accepted = send().await.expect("the same command, carried out once unfenced");
+        assert!(accepted.operation_id.is_some());
+    }
 
     /// The index answers what a scan of the fleet answers, after moves and removals.
     #[tokio::test]

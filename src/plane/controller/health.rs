@@ -1,6 +1,7 @@
 //! The health manager: host liveness from heartbeats (stale after 3 missed periods, lost
-//! after 10), restarts of crashed instances with backoff, and placing the instances of a
-//! lost host again. Nothing is judged while the bus is down: silence then proves nothing.
+//! after 10), restarts of crashed instances with backoff, and placing what a fault left
+//! missing (`repair.rs`). Nothing is judged while the bus is down or the controller is
+//! fenced: silence then proves nothing.
 
 use std::time::{Duration, Instant};
 

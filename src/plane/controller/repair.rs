@@ -23,6 +23,8 @@ use crate::protocol::{
 pub(crate) struct Count {
     /// Instances on hosts that are not lost: they run, or the health manager restarts them.
     pub live: u32,
+    /// Live instances that run.
+    pub running: u32,
     /// Instances on lost hosts: kept (and their routes) until replacements serve.
     pub on_lost: u32,
 }
@@ -39,7 +41,12 @@ fn counts_with<'a>(fleet: &'a Fleet, returning: Option<&str>) -> HashMap<&'a str
         let lost = Some(i.host.as_str()) != returning
             && fleet.hosts.get(&i.host).is_none_or(|h| h.state == HostState::Lost);
         let c = counts.entry(i.app.as_str()).or_default();
-        if lost { c.on_lost += 1 } else { c.live += 1 }
+        if lost {
+            c.on_lost += 1;
+        } else {
+            c.live += 1;
+            c.running += u32::from(i.state == InstanceState::Running);
+        }
     }
     counts
 }
@@ -73,6 +80,14 @@ pub(crate) fn shortfall_draft(app: &App, shortfall: Option<String>) -> Option<Dr
 pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, String, u32)>) {
     let mut drafts = Vec::new();
     let mut starts = Vec::new();
+    // Room only appears with a change (a host up, an instance gone) or a backoff running
+    // out: at an unchanged revision, once a second is enough (the scheduler reads the
+    // whole fleet for each app it tries).
+    let rev = core.fleet.revision;
+    if core.repair_checked.is_some_and(|(r, at)| r == rev && now.duration_since(at) < RECHECK) {
+        return (drafts, starts);
+    }
+    core.repair_checked = Some((rev, now));
     let counts = counts(&core.fleet);
     let busy = busy_apps(&core.fleet);
     let mut names: Vec<&String> = core.fleet.apps.keys().collect();
@@ -85,6 +100,9 @@ pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, S
         }
         if count.live >= app.instances {
             drafts.extend(shortfall_draft(app, None));
+            if count.on_lost > 0 && count.running >= app.instances {
+                drafts.extend(retire_lost(&core.fleet, app));
+            }
             continue;
         }
         // Only a fault makes the health manager place instances: a lost host, or capacity
@@ -95,25 +113,63 @@ pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, S
         let missing = app.instances - count.live;
         let req =
             PlacementRequest { app: &app.name, count: missing, constraints: &app.constraints, exclude: &[] };
-        match place(&core.fleet, &req) {
-            Err(e) => drafts.extend(shortfall_draft(app, Some(capacity_shortfall(&e.reason)))),
-            Ok(_) => {
-                let due = core.repairs.get(name).and_then(|r| r.next_attempt).is_none_or(|at| at <= now);
-                if !due {
-                    continue;
-                }
-                let (op_id, opened) = ops::open(
-                    OperationKind::Replace,
-                    &app.name,
-                    format!("{missing} missing instance(s) of {}", app.name),
-                    None,
-                );
-                drafts.push(opened);
-                starts.push((op_id, app.name.clone(), missing));
+        // What fits is placed now; the rest waits, and the shortfall says why.
+        let fits = match place(&core.fleet, &req) {
+            Ok(_) => missing,
+            Err(e) => {
+                drafts.extend(shortfall_draft(app, Some(capacity_shortfall(&e.reason))));
+                e.placed
             }
+        };
+        let due = core.repairs.get(name).and_then(|r| r.next_attempt).is_none_or(|at| at <= now);
+        if fits == 0 || !due {
+            continue;
         }
+        let (op_id, opened) = ops::open(
+            OperationKind::Replace,
+            &app.name,
+            format!("{fits} missing instance(s) of {}", app.name),
+            None,
+        );
+        drafts.push(opened);
+        starts.push((op_id, app.name.clone(), fits));
     }
     (drafts, starts)
+}
+
+/// The app runs its desired count elsewhere (replaced, or adopted back from a returning
+/// host): its instances on lost hosts are retired with their routes. Their agents are not
+/// asked; if such a host comes back, its containers are removed as replaced.
+fn retire_lost(fleet: &Fleet, app: &App) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    let lost = fleet
+        .instances_of(&app.name)
+        .filter(|i| fleet.hosts.get(&i.host).is_none_or(|h| h.state == HostState::Lost));
+    for i in lost {
+        let route_key = (app.name.clone(), i.endpoint.clone());
+        if let Some(r) = fleet.routes.get(&route_key) {
+            drafts.push(
+                Draft::new(EventKind::RouteRemoved, format!("{} -x- {}: replaced", r.domain, r.backend))
+                    .app(app.name.clone())
+                    .instance(i.id.clone())
+                    .change(Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() }),
+            );
+        }
+        drafts.push(
+            Draft::new(
+                EventKind::InstanceRemoved,
+                format!(
+                    "{} retired: its host {} is lost and {} runs its {} instances elsewhere",
+                    i.id, i.host, app.name, app.instances
+                ),
+            )
+            .app(app.name.clone())
+            .host(i.host.clone())
+            .instance(i.id.clone())
+            .change(Change::InstanceRemoved { id: i.id.clone() }),
+        );
+    }
+    drafts
 }
 
 /// Places the missing instances of one app, one at a time; after each that serves, one of
@@ -131,7 +187,14 @@ pub(crate) async fn run(ctl: Controller, op_id: String, app_name: String, missin
                 .operations
                 .values()
                 .any(|o| o.app == app_name && o.state == OperationState::Running && o.id != op_id);
-            (count.live < app.instances && !deploying).then(|| {
+            if count.live >= app.instances || deploying {
+                return None;
+            }
+            // No room left (taken meanwhile): stop here; the next tick says why.
+            let one =
+                PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude: &[] };
+            place(&core.fleet, &one).ok()?;
+            Some({
                 let live: Vec<u32> = core
                     .fleet
                     .instances_of(&app_name)
@@ -154,17 +217,16 @@ pub(crate) async fn run(ctl: Controller, op_id: String, app_name: String, missin
             }
         }
     }
+    // Capacity that is missing is waited for, not backed off from (the loop stops before
+    // it tries): the next tick that finds room places at once. Any other failure (the
+    // instance never got healthy) is retried after a backoff.
     ctl.mutate(|core| {
-        // Capacity that is missing is waited for, not backed off from: the app's shortfall
-        // says so, and the next tick that finds room places at once.
-        let for_capacity = core.fleet.apps.get(&app_name).is_some_and(|a| a.shortfall.is_some());
         let record = core
             .repairs
             .entry(app_name.clone())
             .or_insert(CrashRecord { consecutive: 0, next_attempt: None });
         match &failure {
             None => *record = CrashRecord { consecutive: 0, next_attempt: None },
-            Some(_) if for_capacity => {}
             Some(_) => {
                 record.next_attempt = Some(Instant::now() + backoff(record.consecutive, REPAIR_BACKOFF_MAX));
                 record.consecutive += 1;
@@ -178,6 +240,9 @@ pub(crate) async fn run(ctl: Controller, op_id: String, app_name: String, missin
     };
     ctl.finish(&op_id, outcome);
 }
+
+/// How often apps are looked at again while nothing changes.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// The longest wait between repairs of an app that keep failing (not for capacity: that
 /// is waited for without a limit and acted on at once).
@@ -298,14 +363,27 @@ mod tests {
     }
 
     async fn host(bus: &Arc<dyn Bus>, id: &str, az: &str, n: u8) -> AgentHandle {
-        let driver = SimDriver::new(SimConfig {
+        host_on(bus, id, az, n, sim(n)).await
+    }
+
+    fn sim(n: u8) -> Arc<SimDriver> {
+        sim_with(n, 8)
+    }
+
+    fn sim_with(n: u8, cpu_cores: u32) -> Arc<SimDriver> {
+        SimDriver::new(SimConfig {
             seed: n as u64,
-            cpu_cores: 8,
+            cpu_cores,
             memory_mb: 16_384,
             container_ips: (31..60).map(|k| format!("10.0.{n}.{k}")).collect(),
             speed: 50.0,
             crashes_per_hour: 0.0,
-        });
+        })
+    }
+
+    /// An agent on `driver`: the same driver again is a host whose containers outlived
+    /// its agent.
+    async fn host_on(bus: &Arc<dyn Bus>, id: &str, az: &str, n: u8, driver: Arc<SimDriver>) -> AgentHandle {
         let config = AgentConfig {
             host_id: id.into(),
             hostname: id.into(),
@@ -319,13 +397,17 @@ mod tests {
     }
 
     async fn deploy(bus: &Arc<dyn Bus>, az: &str) {
+        deploy_with(bus, az, 0.5).await
+    }
+
+    async fn deploy_with(bus: &Arc<dyn Bus>, az: &str, cpu: f32) {
         let req = DeployRequest {
             app: "web".into(),
             version: "1".into(),
             instances: 2,
             image: Some("nginx:1".into()),
             port: Some(8080),
-            constraints: Some(Constraints { azs: vec![az.into()], tags: vec![], cpu: 0.5, memory_mb: 256 }),
+            constraints: Some(Constraints { azs: vec![az.into()], tags: vec![], cpu, memory_mb: 256 }),
             ..DeployRequest::default()
         };
         let sent: Result<crate::protocol::Accepted, _> = crate::bus::request(
@@ -416,6 +498,84 @@ mod tests {
                 && backends == want
                 && f.apps.get("web")?.shortfall.is_none();
             done.then_some(())
+        })
+        .await;
+    }
+
+    /// Room for one of two: that one is placed at once, the other waits with the reason.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_fits_is_placed_and_the_rest_waits_for_room() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let ctl = controller(&bus).await;
+        let h1 = host(&bus, "h1", "az1", 1).await;
+        let _h2 = host(&bus, "h2", "az2", 2).await;
+        until(&ctl, "h1 and h2 joined", |f| (f.hosts.len() == 2).then_some(())).await;
+        deploy_with(&bus, "az1", 0.75).await;
+        until(&ctl, "web running and routed on h1", |f| {
+            (running_on(f, "h1").count() == 2 && f.routes.len() == 2).then_some(())
+        })
+        .await;
+
+        h1.stop();
+        until(&ctl, "h1 lost", |f| (f.hosts.get("h1")?.state == HostState::Lost).then_some(())).await;
+        // One core: room for one instance of 0.75.
+        let _h3 = host_on(&bus, "h3", "az1", 3, sim_with(3, 1)).await;
+        let why = until(&ctl, "one placed on h3, one still short", |f| {
+            let on_lost = f.instances_of("web").filter(|i| i.host == "h1").count();
+            (running_on(f, "h3").count() == 1 && on_lost == 1 && f.routes.len() == 2).then_some(())?;
+            f.apps.get("web")?.shortfall.clone()
+        })
+        .await;
+        assert!(why.starts_with("waiting for capacity: "), "{why}");
+
+        let _h4 = host_on(&bus, "h4", "az1", 4, sim_with(4, 1)).await;
+        until(&ctl, "the other placed on h4, the lost ones retired", |f| {
+            let done = running_on(f, "h3").count() == 1
+                && running_on(f, "h4").count() == 1
+                && f.instances_of("web").count() == 2
+                && f.routes.len() == 2
+                && f.apps.get("web")?.shortfall.is_none();
+            done.then_some(())
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_returning_host_whose_instances_were_replaced_is_adopted_back_when_the_replacements_are_lost() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let ctl = controller(&bus).await;
+        let h1_driver = sim(1);
+        let h1 = host_on(&bus, "h1", "az1", 1, h1_driver.clone()).await;
+        let _h2 = host(&bus, "h2", "az2", 2).await;
+        until(&ctl, "h1 and h2 joined", |f| (f.hosts.len() == 2).then_some(())).await;
+        deploy(&bus, "az1").await;
+        until(&ctl, "web running and routed on h1", |f| {
+            (running_on(f, "h1").count() == 2 && f.routes.len() == 2).then_some(())
+        })
+        .await;
+        let mut originals: Vec<String> = running_on(&ctl.snapshot(), "h1").map(|i| i.id.clone()).collect();
+        originals.sort();
+
+        // h1 goes; h3 takes its instances; h1's records are retired.
+        h1.stop();
+        let h3 = host(&bus, "h3", "az1", 3).await;
+        until(&ctl, "web replaced on h3", |f| {
+            (running_on(f, "h3").count() == 2 && f.instances_of("web").count() == 2).then_some(())
+        })
+        .await;
+        // h3 goes too; h1 comes back with its containers, which nobody has now.
+        h3.stop();
+        until(&ctl, "h3 lost", |f| (f.hosts.get("h3")?.state == HostState::Lost).then_some(())).await;
+        let _h1 = host_on(&bus, "h1", "az1", 1, h1_driver).await;
+        until(&ctl, "h1's containers adopted back, h3's records retired", |f| {
+            let mut ids: Vec<String> = f.instances_of("web").map(|i| i.id.clone()).collect();
+            ids.sort();
+            let routed = f.routes.values().filter(|r| r.app == "web").count() == 2;
+            (ids == originals
+                && running_on(f, "h1").count() == 2
+                && routed
+                && f.apps.get("web")?.shortfall.is_none())
+            .then_some(())
         })
         .await;
     }
