@@ -98,8 +98,13 @@ fn check_hosts(ctl: &Controller) {
 /// Places what apps are missing because of a fault (see `repair.rs`).
 fn place_missing(ctl: &Controller) {
     let starts = ctl.mutate(|core| repair::plan(core, Instant::now()));
-    for (op_id, app, missing) in starts {
-        ctl.spawn(repair::run(ctl.clone(), op_id, app, missing));
+    for work in starts {
+        match work {
+            repair::Work::Place { op_id, app, missing } => {
+                ctl.spawn(repair::run(ctl.clone(), op_id, app, missing))
+            }
+            repair::Work::Trim { op_id, surplus } => ctl.spawn(repair::trim(ctl.clone(), op_id, surplus)),
+        }
     }
 }
 

@@ -75,9 +75,17 @@ pub(crate) fn shortfall_draft(app: &App, shortfall: Option<String>) -> Option<Dr
     Some(Draft::new(EventKind::AppUpdated, message).app(app.name.clone()).change(Change::App(changed)))
 }
 
-/// What one tick decides for the apps short of instances: the events (shortfalls set or
-/// cleared, operations opened) and the operations to run.
-pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, String, u32)>) {
+/// An operation the health manager opened for one app.
+pub(crate) enum Work {
+    /// Place `missing` instances of `app` (`run`).
+    Place { op_id: String, app: String, missing: u32 },
+    /// Retire instances beyond the app's desired count (`trim`).
+    Trim { op_id: String, surplus: Vec<Instance> },
+}
+
+/// What one tick decides for the apps short of instances, or over their count: the events
+/// (shortfalls set or cleared, operations opened) and the operations to run.
+pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<Work>) {
     let mut drafts = Vec::new();
     let mut starts = Vec::new();
     // Room only appears with a change (a host up, an instance gone) or a backoff running
@@ -96,6 +104,18 @@ pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, S
         let Some(app) = core.fleet.apps.get(name) else { continue };
         let count = counts.get(name.as_str()).copied().unwrap_or_default();
         if busy.contains(name.as_str()) {
+            continue;
+        }
+        if count.live > app.instances && count.on_lost == 0 {
+            let surplus = surplus(&core.fleet, app, count.live - app.instances);
+            let (op_id, opened) = ops::open(
+                OperationKind::Replace,
+                &app.name,
+                format!("{} surplus instance(s) of {}", surplus.len(), app.name),
+                None,
+            );
+            drafts.push(opened);
+            starts.push(Work::Trim { op_id, surplus });
             continue;
         }
         if count.live >= app.instances {
@@ -132,9 +152,50 @@ pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<(String, S
             None,
         );
         drafts.push(opened);
-        starts.push((op_id, app.name.clone(), fits));
+        starts.push(Work::Place { op_id, app: app.name.clone(), missing: fits });
     }
     (drafts, starts)
+}
+
+/// `n` instances of `app` to retire when it has more live instances than it wants. A fault
+/// can leave that behind: a lost host heard again after its instances were replaced but
+/// before they were retired, or a controller restarted between placing a replacement and
+/// retiring what it replaced. The surplus goes in this order: not running; one of two
+/// with the same index; from the AZ with the most of the app, so the scheduler's spread
+/// is kept; the highest index.
+fn surplus(fleet: &Fleet, app: &App, n: u32) -> Vec<Instance> {
+    let live: Vec<&Instance> = fleet
+        .instances_of(&app.name)
+        .filter(|i| i.state.occupies_host())
+        .filter(|i| fleet.hosts.get(&i.host).is_some_and(|h| h.state != HostState::Lost))
+        .collect();
+    let az = |i: &Instance| fleet.hosts.get(&i.host).map(|h| h.az.as_str()).unwrap_or("");
+    let mut per_az: HashMap<&str, usize> = HashMap::new();
+    let mut per_index: HashMap<u32, usize> = HashMap::new();
+    for i in &live {
+        *per_az.entry(az(i)).or_default() += 1;
+        *per_index.entry(i.index).or_default() += 1;
+    }
+    let mut ranked = live;
+    ranked.sort_by_key(|i| {
+        (
+            i.state == InstanceState::Running,
+            per_index.get(&i.index).copied().unwrap_or(0) < 2,
+            std::cmp::Reverse(per_az.get(az(i)).copied().unwrap_or(0)),
+            std::cmp::Reverse(i.index),
+            i.id.clone(),
+        )
+    });
+    ranked.into_iter().take(n as usize).cloned().collect()
+}
+
+/// Retires the surplus `plan` chose, routes first, each from its host.
+pub(crate) async fn trim(ctl: Controller, op_id: String, surplus: Vec<Instance>) {
+    let n = surplus.len();
+    for inst in &surplus {
+        deploy::retire(&ctl, &op_id, inst, true).await;
+    }
+    ctl.finish(&op_id, Ok(format!("{n} surplus instance(s) retired")));
 }
 
 /// The app runs its desired count elsewhere (replaced, or adopted back from a returning
@@ -430,6 +491,36 @@ mod tests {
 
     fn running_on<'a>(f: &'a Fleet, host: &'a str) -> impl Iterator<Item = &'a Instance> + 'a {
         f.instances_of("web").filter(move |i| i.host == host && i.state == InstanceState::Running)
+    }
+
+    #[test]
+    fn the_surplus_is_what_a_fault_left_behind_not_running_or_a_duplicate_first() {
+        let (mut fleet, _) = crate::plane::fixture::fixture(7, 6, 0);
+        for h in fleet.hosts.values_mut() {
+            h.state = HostState::Up;
+        }
+        let app = fleet
+            .apps
+            .values()
+            .find(|a| fleet.instances_of(&a.name).count() >= 2)
+            .cloned()
+            .expect("an app with two instances");
+        let mut ids: Vec<String> = fleet.instances_of(&app.name).map(|i| i.id.clone()).collect();
+        ids.sort();
+        for id in &ids {
+            fleet.instances.get_mut(id).unwrap().state = InstanceState::Running;
+        }
+        // What a returning host brings back after its instance was replaced: the same index.
+        let mut dup = fleet.instances[&ids[0]].clone();
+        dup.id = format!("{}-9-dup0", app.name);
+        fleet.instances.insert(dup.id.clone(), dup.clone());
+        assert_eq!(surplus(&fleet, &app, 0), vec![]);
+        let chosen = surplus(&fleet, &app, 1);
+        assert_eq!(chosen.len(), 1);
+        assert_eq!(chosen[0].index, dup.index, "one of the two with the same index goes: {chosen:?}");
+        // Anything not running goes before what runs.
+        fleet.instances.get_mut(&ids[1]).unwrap().state = InstanceState::Crashed;
+        assert_eq!(surplus(&fleet, &app, 1)[0].id, ids[1]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
