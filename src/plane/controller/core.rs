@@ -105,6 +105,9 @@ pub(crate) struct Core {
     pub repairs: HashMap<String, CrashRecord>,
     /// The revision and time the apps were last checked for missing instances.
     pub repair_checked: Option<(u64, Instant)>,
+    /// Instances an operation cut short by a restart had started but not yet routed: each
+    /// gets its route once it runs (`repair::route_recovered`).
+    pub route_when_running: std::collections::HashSet<String>,
     /// Since when each route's backend has had no running instance.
     pub not_serving_since: HashMap<crate::protocol::RouteKey, Instant>,
     /// The last error each router reported, so that each new one is one event.
@@ -195,6 +198,7 @@ impl Controller {
             crashes: HashMap::new(),
             repairs: HashMap::new(),
             repair_checked: None,
+            route_when_running: std::collections::HashSet::new(),
             not_serving_since: HashMap::new(),
             router_errors: HashMap::new(),
             replies: ReplyCache::new(REPLIES_KEPT),

@@ -81,6 +81,9 @@ impl Controller {
         let statuses = bus.subscribe(subjects::STATUS_ALL).await?;
         let routers = bus.subscribe(subjects::ROUTER_STATUS_ALL).await?;
         ctl.spawn(core::publish_events(ctl.clone(), events));
+        // Before any command: what a killed controller left running is closed first, so
+        // no app stays busy with an operation nobody carries on.
+        ctl.mutate(|core| (repair::recover(core), ()));
         ctl.spawn(commands::serve(ctl.clone(), requests));
         ctl.spawn(intake::serve_heartbeats(ctl.clone(), heartbeats));
         ctl.spawn(intake::serve_statuses(ctl.clone(), statuses));

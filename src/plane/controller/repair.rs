@@ -15,7 +15,7 @@ use super::ops;
 use super::scheduler::{PlacementRequest, place};
 use crate::protocol::{
     App, Change, EventKind, Fleet, HostState, Instance, InstanceReport, InstanceState, OperationKind,
-    OperationState, Route, RouteState,
+    OperationState, Route, RouteState, StepName, StepState,
 };
 
 /// How an app stands against its desired count.
@@ -75,6 +75,118 @@ pub(crate) fn shortfall_draft(app: &App, shortfall: Option<String>) -> Option<Dr
     Some(Draft::new(EventKind::AppUpdated, message).app(app.name.clone()).change(Change::App(changed)))
 }
 
+/// What an operation's failure says when a restarted controller finds it still running.
+pub(crate) const RESTARTED: &str =
+    "the controller restarted during this operation; the health manager puts right what it left";
+
+/// Operations a previous controller left `running` (it was killed in the middle of a
+/// step): nothing carries them on, so they are failed at start, before any command, and
+/// what they left is put right by the health manager rather than resumed step by step:
+/// - instances the operation placed but no agent reported yet (`new`) are removed; if the
+///   agent did start one, its next heartbeat brings it back as an orphan, adopted while
+///   the app is short or else removed;
+/// - instances it started but had not routed get their route once they run;
+/// - an app left short is marked so (its shortfall), and placed again; instances beyond
+///   the count are retired (`surplus`).
+pub(crate) fn recover(core: &mut Core) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    let mut running: Vec<_> =
+        core.fleet.operations.values().filter(|o| o.state == OperationState::Running).cloned().collect();
+    running.sort_by(|a, b| a.id.cmp(&b.id));
+    for mut op in running {
+        let started: Vec<&str> = op
+            .steps
+            .iter()
+            .filter(|s| s.name == StepName::NewInstanceAndDeployWarRequest)
+            .filter_map(|s| s.instance.as_deref())
+            .collect();
+        let routed = |id: &str| {
+            op.steps.iter().any(|s| {
+                s.name == StepName::AddRouteRequest
+                    && s.state == StepState::Done
+                    && s.instance.as_deref() == Some(id)
+            })
+        };
+        let mut removed = 0u32;
+        for id in started {
+            match core.fleet.instances.get(id) {
+                Some(i) if i.state == InstanceState::New => {
+                    removed += 1;
+                    drafts.push(
+                        Draft::new(EventKind::InstanceRemoved, format!("{id} removed: {RESTARTED}"))
+                            .app(i.app.clone())
+                            .host(i.host.clone())
+                            .instance(id)
+                            .op(Some(&op.id))
+                            .change(Change::InstanceRemoved { id: id.to_string() }),
+                    );
+                }
+                Some(_) if !routed(id) => {
+                    core.route_when_running.insert(id.to_string());
+                }
+                _ => {}
+            }
+        }
+        op.state = OperationState::Failed;
+        op.error = Some(RESTARTED.to_string());
+        op.finished_at = Some(crate::protocol::clock::now_ms());
+        drafts.push(
+            Draft::new(EventKind::OperationFailed, format!("{}: {RESTARTED}", op.id))
+                .app(op.app.clone())
+                .op(Some(&op.id))
+                .change(Change::Operation(op.clone())),
+        );
+        if let Some(app) = core.fleet.apps.get(&op.app).filter(|a| a.shortfall.is_none()) {
+            // Counted as the drafts above will leave it: the removed instances are gone.
+            let live = counts(&core.fleet).get(app.name.as_str()).map_or(0, |c| c.live);
+            if live.saturating_sub(removed) < app.instances {
+                drafts.extend(shortfall_draft(app, Some(format!("placing again: {RESTARTED}"))));
+            }
+        }
+    }
+    drafts
+}
+
+/// Routes for the instances `recover` found started but not routed, once they run (a
+/// route that an operator removed since is not this: only those instances are looked at,
+/// once).
+fn route_recovered(core: &mut Core) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    let ids: Vec<String> = core.route_when_running.iter().cloned().collect();
+    for id in ids {
+        let Some(i) = core.fleet.instances.get(&id) else {
+            core.route_when_running.remove(&id);
+            continue;
+        };
+        if i.state != InstanceState::Running || i.endpoint.is_empty() {
+            continue;
+        }
+        core.route_when_running.remove(&id);
+        let Some(app) = core.fleet.apps.get(&i.app) else { continue };
+        if core.fleet.routes.contains_key(&(i.app.clone(), i.endpoint.clone())) {
+            continue;
+        }
+        let route = Route {
+            app: app.name.clone(),
+            domain: app.domain.clone(),
+            backend: i.endpoint.clone(),
+            state: RouteState::Enabled,
+            weight: 1,
+            stale: false,
+        };
+        drafts.push(
+            Draft::new(
+                EventKind::RouteAdded,
+                format!("{} -> {}: {id} runs; routed after a restart", route.domain, route.backend),
+            )
+            .app(app.name.clone())
+            .instance(id.clone())
+            .change(Change::Route(route)),
+        );
+    }
+    drafts
+}
+
 /// An operation the health manager opened for one app.
 pub(crate) enum Work {
     /// Place `missing` instances of `app` (`run`).
@@ -96,6 +208,7 @@ pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<Work>) {
         return (drafts, starts);
     }
     core.repair_checked = Some((rev, now));
+    drafts.extend(route_recovered(core));
     let counts = counts(&core.fleet);
     let busy = busy_apps(&core.fleet);
     let mut names: Vec<&String> = core.fleet.apps.keys().collect();
@@ -491,6 +604,66 @@ mod tests {
 
     fn running_on<'a>(f: &'a Fleet, host: &'a str) -> impl Iterator<Item = &'a Instance> + 'a {
         f.instances_of("web").filter(move |i| i.host == host && i.state == InstanceState::Running)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_operation_a_killed_controller_left_running_is_failed_at_start_and_its_leftovers_put_right() {
+        use crate::protocol::{Operation, OperationStep};
+        let (mut fleet, _) = crate::plane::fixture::fixture(7, 6, 0);
+        let app = fleet
+            .apps
+            .values()
+            .find(|a| fleet.instances_of(&a.name).count() >= 2)
+            .cloned()
+            .expect("an app with two instances");
+        let mut ids: Vec<String> = fleet.instances_of(&app.name).map(|i| i.id.clone()).collect();
+        ids.sort();
+        // The operation had placed ids[0] (no agent reported it yet) and started ids[1]
+        // (running, but its route not yet added) when the controller was killed.
+        fleet.instances.get_mut(&ids[0]).unwrap().state = InstanceState::New;
+        let unrouted = fleet.instances[&ids[1]].clone();
+        fleet.instances.get_mut(&ids[1]).unwrap().state = InstanceState::Running;
+        fleet.routes.retain(|(a, backend), _| !(a == &app.name && backend == &unrouted.endpoint));
+        let step = |id: &str| OperationStep {
+            name: StepName::NewInstanceAndDeployWarRequest,
+            instance: Some(id.to_string()),
+            state: StepState::Done,
+            started_at: 1,
+            finished_at: Some(2),
+            detail: String::new(),
+        };
+        let op = Operation {
+            id: "op-interrupt".into(),
+            kind: OperationKind::Deploy,
+            app: app.name.clone(),
+            target: format!("{}@{}", app.name, app.version),
+            steps: vec![step(&ids[0]), step(&ids[1])],
+            state: OperationState::Running,
+            error: None,
+            started_at: 1,
+            finished_at: None,
+            command_id: None,
+        };
+        fleet.operations.insert(op.id.clone(), op);
+
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let config = ControllerConfig { heartbeat_period: PERIOD, ..ControllerConfig::default() };
+        let ctl = Controller::start(bus.clone(), config, fleet, store, None).await.expect("controller");
+        let snap = ctl.snapshot();
+        let op = &snap.operations["op-interrupt"];
+        assert_eq!(op.state, OperationState::Failed, "nothing carries it on: {op:?}");
+        assert_eq!(op.error.as_deref(), Some(RESTARTED));
+        assert!(!snap.instances.contains_key(&ids[0]), "the placed instance no agent reported is removed");
+        assert!(
+            snap.apps[&app.name].shortfall.is_some(),
+            "the app is short and says so: {:?}",
+            snap.apps[&app.name]
+        );
+        until(&ctl, "the started instance is routed once it runs", |f| {
+            f.routes.contains_key(&(app.name.clone(), unrouted.endpoint.clone())).then_some(())
+        })
+        .await;
     }
 
     #[test]
