@@ -338,6 +338,7 @@ pub(crate) fn audit_event(
         }),
         request: what,
         outcome,
+        repeated: None,
     };
     Event {
         rev,
