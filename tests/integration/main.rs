@@ -9,6 +9,7 @@ mod cockpit_headless;
 mod docker_support;
 mod nats_audit_outcome;
 mod nats_deadline;
+mod nats_history_bounds;
 mod nats_paged_snapshot;
 mod nats_plane;
 mod nats_resync;
