@@ -8,6 +8,7 @@ mod bench_nats;
 mod cockpit_headless;
 mod docker_support;
 mod nats_audit_outcome;
+mod nats_bounded_messages;
 mod nats_deadline;
 mod nats_history_bounds;
 mod nats_paged_snapshot;
