@@ -596,6 +596,7 @@ mod tests {
 
     use crate::bus::{Bus, LocalBus};
     use crate::plane::controller::ControllerConfig;
+    use crate::plane::controller::refusals;
     use crate::plane::controller::store::MemoryStore;
     use crate::protocol::Event;
 
@@ -760,6 +761,47 @@ mod tests {
         check("summaries", &mut events);
         // Every case is on record but the unknown verb's, the malformed bodies too.
         assert_eq!(audits, 17);
+    }
+
+    /// A flood of one bad command from one client makes one record at once and one summary
+    /// when the window ends; a good command in the middle is recorded as itself.
+    #[tokio::test]
+    async fn identical_refusals_through_the_command_path_are_counted() {
+        let (ctl, mut events) = controller();
+        let mut refusals = Refusals::default();
+        let app = ctl.read(|core| core.fleet.apps.keys().next().cloned().expect("an app"));
+        let weight = |id: String, backend: &str| {
+            let req = RouteRequest { app: app.clone(), backend: backend.into(), weight: Some(5) };
+            let env = Envelope::with_id(id, "ctl/bob@host", req);
+            Message {
+                subject: subjects::CTL_ROUTE_WEIGHT.to_string(),
+                reply: Some("_INBOX.test".into()),
+                payload: Bytes::from(encode(&env).unwrap()),
+            }
+        };
+        let mut audits = |events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
+            let mut out = vec![];
+            while let Ok(e) = events.try_recv() {
+                out.extend(e.audit.map(|r| *r));
+            }
+            out
+        };
+        for i in 0..50 {
+            let bytes = handle(&ctl, &mut refusals, &weight(format!("bad-{i}"), "nope"));
+            assert!(matches!(answer(&bytes), Reply::Error(_)), "every one is refused");
+        }
+        let first = audits(&mut events);
+        assert_eq!(first.len(), 1, "only the first is recorded at once");
+        assert_eq!(first[0].command_id, "bad-0");
+        // Refused too, but for something else: recorded as itself (its backend is valid, the
+        // route does not exist), after the summary of the first 49 repeats.
+        handle(&ctl, &mut refusals, &weight("other".into(), "10.9.9.9:80"));
+        let next = audits(&mut events);
+        let counts: Vec<Option<u64>> = next.iter().map(|r| r.repeated.map(|x| x.count)).collect();
+        assert_eq!(counts, vec![Some(49), None], "{next:?}");
+        assert_eq!(next[0].command_id, "bad-49");
+        commit_records(&ctl, refusals.due(now_ms() + refusals::WINDOW_MS));
+        assert!(audits(&mut events).is_empty(), "nothing was repeated after 'other'");
     }
 
     fn req() -> DeployRequest {
