@@ -779,7 +779,7 @@ mod tests {
                 payload: Bytes::from(encode(&env).unwrap()),
             }
         };
-        let mut audits = |events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
+        let audits = |events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
             let mut out = vec![];
             while let Ok(e) = events.try_recv() {
                 out.extend(e.audit.map(|r| *r));
