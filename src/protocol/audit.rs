@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::event::{Change, Event, EventKind};
 use super::messages::{RestartRequest, WireError};
 use super::model::{Operation, OperationState};
+use super::validate::{QUOTE_MAX, cut};
 
 /// Who is at the controls, as the client tells it. Carried on the envelope of commands
 /// (`operator`, optional). NATS does not tell a subscriber who published a message, so
@@ -90,13 +91,118 @@ pub struct AuditRecord {
     /// The identity the command carried; absent from clients that send none.
     #[serde(default)]
     pub operator: Option<Operator>,
-    /// The request body as it arrived.
+    /// The request body as it arrived, bounded ([`AuditRecord::bounded`]).
     #[serde(default)]
     pub request: serde_json::Value,
     pub outcome: AuditOutcome,
+    /// On a summary of identical refusals: how many more there were after the one
+    /// recorded first, and over what time. Absent on a record of one command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeated: Option<Repeated>,
+}
+
+/// Identical refusals from one client, counted instead of recorded one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repeated {
+    /// Refusals counted, not counting the first (which has its own record).
+    pub count: u64,
+    /// When the first of them and the last of them arrived, ms since the Unix epoch.
+    pub first_ts: u64,
+    pub last_ts: u64,
+}
+
+/// The most bytes of the encoded `request` an audit record keeps, and of one string in it.
+pub const MAX_REQUEST: usize = 16 * 1024;
+const MAX_STRING: usize = 512;
+/// The most entries of one array or object kept, and how deep the body is followed.
+const MAX_ITEMS: usize = 64;
+const MAX_DEPTH: usize = 8;
+/// The most bytes of a refusal's reason, and of the command id, source and identity.
+pub const MAX_REASON: usize = 2 * 1024;
+const MAX_IDENT: usize = 256;
+
+/// `e` with its reason cut to [`MAX_REASON`]: a reason may quote what was sent (a decode
+/// error quotes the input), and it goes into the reply and the audit record.
+pub fn bounded_error(mut e: WireError) -> WireError {
+    if e.reason.len() > MAX_REASON {
+        e.reason = cut(&e.reason, MAX_REASON).into_owned();
+    }
+    e
+}
+
+/// `v` with every string cut to `max_string` bytes, arrays and objects cut to
+/// [`MAX_ITEMS`] entries (a marker string says how many were left out) and nesting below
+/// [`MAX_DEPTH`] replaced by a marker.
+fn bound_json(v: &serde_json::Value, depth: usize) -> serde_json::Value {
+    use serde_json::Value;
+    let marker = |what: String| Value::String(format!("…[cut: {what}]"));
+    match v {
+        Value::String(s) => Value::String(cut(s, MAX_STRING).into_owned()),
+        Value::Array(_) | Value::Object(_) if depth >= MAX_DEPTH => marker("nested too deep".into()),
+        Value::Array(items) => {
+            let mut out: Vec<Value> =
+                items.iter().take(MAX_ITEMS).map(|i| bound_json(i, depth + 1)).collect();
+            if items.len() > MAX_ITEMS {
+                out.push(marker(format!("{} more items", items.len() - MAX_ITEMS)));
+            }
+            Value::Array(out)
+        }
+        Value::Object(map) => {
+            let mut out: serde_json::Map<String, Value> = map
+                .iter()
+                .take(MAX_ITEMS)
+                .map(|(k, v)| (cut(k, QUOTE_MAX).into_owned(), bound_json(v, depth + 1)))
+                .collect();
+            if map.len() > MAX_ITEMS {
+                out.insert("…".into(), marker(format!("{} more keys", map.len() - MAX_ITEMS)));
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+/// A request body bounded for the record: each part cut as [`bound_json`] says, and if
+/// it is still over [`MAX_REQUEST`] encoded, the start of its encoding as one string.
+pub fn bounded_request(v: &serde_json::Value) -> serde_json::Value {
+    let bounded = bound_json(v, 0);
+    let text = serde_json::to_string(&bounded).unwrap_or_default();
+    if text.len() <= MAX_REQUEST {
+        return bounded;
+    }
+    serde_json::Value::String(cut(&text, MAX_STRING).into_owned())
 }
 
 impl AuditRecord {
+    /// This record with everything it echoes from the input bounded, so that its event
+    /// fits the bus's max_payload whatever was sent: the request, the reason, the command
+    /// id, the source and the identity, each cut with a marker that says so.
+    pub fn bounded(mut self) -> Self {
+        let ident = |s: &mut String| {
+            if s.len() > MAX_IDENT {
+                *s = cut(s, MAX_IDENT).into_owned();
+            }
+        };
+        ident(&mut self.verb);
+        ident(&mut self.command_id);
+        ident(&mut self.source);
+        if let Some(op) = &mut self.operator {
+            ident(&mut op.user);
+            op.ssh_client.iter_mut().for_each(ident);
+            op.nats_user.iter_mut().for_each(ident);
+        }
+        self.request = bounded_request(&self.request);
+        let o = &mut self.outcome;
+        o.operation_id.iter_mut().for_each(ident);
+        if let Some(d) = &mut o.detail
+            && d.len() > MAX_REASON
+        {
+            *d = cut(d, MAX_REASON).into_owned();
+        }
+        o.error = o.error.take().map(bounded_error);
+        self
+    }
+
     /// What was asked, in words: `restart app shop-web (batch 2)`.
     pub fn what(&self) -> String {
         describe_request(&self.verb, &self.request)
@@ -136,17 +242,46 @@ impl AuditRecord {
         parts.join(" · ")
     }
 
-    /// `accepted as op-…`, `accepted`, `refused: reason (code)`.
+    /// `accepted as op-…`, `accepted`, `refused: reason (code)`, and for a summary of
+    /// repeats `refused 3,412 more times in 10 s: reason (code)`.
     pub fn result(&self) -> String {
         let o = &self.outcome;
         match (&o.error, &o.operation_id, &o.detail) {
-            (Some(e), _, _) => format!("refused: {} ({})", e.reason, e.code.as_str()),
+            (Some(e), _, _) => match &self.repeated {
+                Some(r) => format!(
+                    "refused {} more time{} in {}: {} ({})",
+                    thousands(r.count),
+                    if r.count == 1 { "" } else { "s" },
+                    seconds(r.last_ts.saturating_sub(r.first_ts)),
+                    e.reason,
+                    e.code.as_str()
+                ),
+                None => format!("refused: {} ({})", e.reason, e.code.as_str()),
+            },
             (None, Some(op), _) => format!("accepted as {op}"),
             (None, None, Some(d)) => format!("accepted: {d}"),
             (None, None, None) if o.accepted => "accepted".into(),
             _ => "refused".into(),
         }
     }
+}
+
+/// `3412` as `3,412`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A span in whole seconds, or in ms under one second: `10 s`, `250 ms`.
+fn seconds(ms: u64) -> String {
+    if ms < 1000 { format!("{ms} ms") } else { format!("{} s", (ms + 500) / 1000) }
 }
 
 /// How the operation a command started stands, joined to its audit record by operation id:
@@ -366,6 +501,7 @@ mod tests {
             operator: None,
             request: serde_json::json!({"app": "shop-web", "version": "2.0", "instances": 2}),
             outcome,
+            repeated: None,
         }
     }
 
@@ -421,6 +557,55 @@ mod tests {
         assert_eq!(text, "refused: arrived 3000 ms after its deadline (expired)");
         let route = record(AuditOutcome { accepted: true, operation_id: None, detail: None, error: None });
         assert_eq!(route.conclusion(None), (Verdict::Good, "accepted".into()));
+    }
+
+    #[test]
+    fn a_summary_of_repeats_says_how_many_and_over_what_time() {
+        let mut r = record(AuditOutcome {
+            accepted: false,
+            operation_id: None,
+            detail: None,
+            error: Some(WireError::bad_request("app \"X\" is not valid")),
+        });
+        r.repeated = Some(Repeated { count: 3412, first_ts: 1_000, last_ts: 10_600 });
+        assert_eq!(r.result(), "refused 3,412 more times in 10 s: app \"X\" is not valid (bad_request)");
+        r.repeated = Some(Repeated { count: 1, first_ts: 1_000, last_ts: 1_250 });
+        assert_eq!(r.result(), "refused 1 more time in 250 ms: app \"X\" is not valid (bad_request)");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn a_bounded_record_cuts_every_echoed_field_and_says_so() {
+        let huge = "\u{1}".repeat(400_000);
+        let mut r = record(AuditOutcome {
+            accepted: false,
+            operation_id: None,
+            detail: None,
+            error: Some(WireError::bad_request(format!("app {huge:?} is not valid"))),
+        });
+        r.command_id = huge.clone();
+        r.source = huge.clone();
+        r.operator = Some(Operator { user: huge.clone(), ssh_client: Some(huge.clone()), nats_user: None });
+        let list: Vec<serde_json::Value> = (0..10_000).map(|i| serde_json::json!({"i": i})).collect();
+        r.request = serde_json::json!({"app": huge, "list": list, huge.clone(): 1});
+        let r = r.bounded();
+        let size = serde_json::to_vec(&r).map(|b| b.len()).unwrap_or(usize::MAX);
+        assert!(size < 64 * 1024, "{size} bytes");
+        assert!(r.command_id.contains("[cut: "), "{}", r.command_id);
+        let reason = r.outcome.error.map(|e| e.reason).unwrap_or_default();
+        assert!(reason.ends_with(" bytes]"), "{}", &reason[reason.len() - 40..]);
+        let app = r.request["app"].as_str().unwrap_or_default();
+        assert!(
+            app.ends_with(&format!("[cut: {} bytes]", 400_000 - MAX_STRING)),
+            "{}",
+            &app[app.len() - 30..]
+        );
+        let list = r.request["list"].as_array().map(Vec::len);
+        assert_eq!(list, Some(MAX_ITEMS + 1), "64 kept, and the marker");
+        // A small record is left as it was.
+        let small = accepted_as("op-1");
+        assert_eq!(small.clone().bounded(), small);
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod scheduler;
 pub mod subjects;
 pub mod validate;
 
-pub use audit::{AuditOutcome, AuditRecord, OperationEnd, Operator, RestartBody, Verdict};
+pub use audit::{AuditOutcome, AuditRecord, OperationEnd, Operator, Repeated, RestartBody, Verdict};
 pub use envelope::{Envelope, ProtocolError, decode, decode_body, encode};
 pub use event::{Change, Event, EventKind};
 pub use fleet::{Fleet, Gap};

@@ -1318,6 +1318,7 @@ fn an_audit_event_round_trips_and_plain_events_keep_their_shape() {
             detail: None,
             error: None,
         },
+        repeated: None,
     };
     let mut e = event(7, EventKind::Audit, vec![]);
     e.audit = Some(Box::new(record.clone()));

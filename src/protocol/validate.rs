@@ -1,7 +1,33 @@
 //! Validation of the names and values that travel in commands. The controller checks every
 //! command with these, and clients check them first so that people see the error at once.
 
+use std::borrow::Cow;
 use std::net::Ipv4Addr;
+
+use super::model::{HealthCheck, RunSpec};
+
+/// The most bytes of one input value an error message or a record quotes: enough to see
+/// what was sent, small enough that no answer or event grows with the input.
+pub const QUOTE_MAX: usize = 96;
+
+/// `value`, or its first bytes (at most `max`, cut on a character boundary) followed by a
+/// marker that says how many bytes were left out: `…[cut: 399904 bytes]`. The one place
+/// input is shortened before it is echoed into a reply, an event or an audit record.
+pub fn cut(value: &str, max: usize) -> Cow<'_, str> {
+    if value.len() <= max {
+        return Cow::Borrowed(value);
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…[cut: {} bytes]", &value[..end], value.len() - end))
+}
+
+/// `value` quoted for an error message, cut to [`QUOTE_MAX`] bytes.
+pub fn quoted(value: &str) -> String {
+    format!("{:?}", cut(value, QUOTE_MAX))
+}
 
 /// An app, host or AZ name: 1–63 of `a-z 0-9 -`, starting with a letter or digit. It goes
 /// into subjects, container names and load balancer config, so nothing else is allowed.
@@ -13,7 +39,25 @@ pub fn name(what: &str, value: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{what} {value:?} is not valid: use 1-63 lowercase letters, digits or '-', starting with a letter or digit"
+            "{what} {} is not valid: use 1-63 lowercase letters, digits or '-', starting with a letter or digit",
+            quoted(value)
+        ))
+    }
+}
+
+/// The most bytes of a command id (an envelope's `id`).
+pub const MAX_COMMAND_ID: usize = 128;
+
+/// A command id: 1–128 bytes without control characters. It is the key of the reply
+/// cache and is kept in the operation it starts, so it travels in events.
+pub fn command_id(value: &str) -> Result<(), String> {
+    if (1..=MAX_COMMAND_ID).contains(&value.len()) && !value.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(format!(
+            "command id {} ({} bytes) is not valid: use 1-{MAX_COMMAND_ID} bytes without control characters",
+            quoted(value),
+            value.len()
         ))
     }
 }
@@ -25,18 +69,18 @@ pub fn version(value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("version {value:?} is not valid: use 1-40 letters, digits, '.', '_', '+' or '-'"))
+        Err(format!("version {} is not valid: use 1-40 letters, digits, '.', '_', '+' or '-'", quoted(value)))
     }
 }
 
 /// A load balancer backend: an IPv4 address and a port from 1 to 65535.
 pub fn backend(value: &str) -> Result<(Ipv4Addr, u16), String> {
-    let err = || format!("backend {value:?} is not valid: expected IPv4:PORT, e.g. 10.101.1.31:8080");
+    let err = || format!("backend {} is not valid: expected IPv4:PORT, e.g. 10.101.1.31:8080", quoted(value));
     let (ip, port) = value.rsplit_once(':').ok_or_else(err)?;
     let ip: Ipv4Addr = ip.parse().map_err(|_| err())?;
     let port: u16 = port.parse().map_err(|_| err())?;
     if port == 0 {
-        return Err(format!("backend {value:?} is not valid: port 0 cannot serve"));
+        return Err(format!("backend {} is not valid: port 0 cannot serve", quoted(value)));
     }
     Ok((ip, port))
 }
@@ -53,7 +97,8 @@ pub fn domain(value: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "domain {value:?} is not valid: use dot-separated labels of lowercase letters, digits or '-'"
+            "domain {} is not valid: use dot-separated labels of lowercase letters, digits or '-'",
+            quoted(value)
         ))
     }
 }
@@ -68,7 +113,7 @@ pub fn image(value: &str) -> Result<(), String> {
     let ok = (1..=255).contains(&value.len())
         && value.chars().all(|c| c.is_ascii_graphic())
         && !value.starts_with('-');
-    if ok { Ok(()) } else { Err(format!("image {value:?} is not a valid image reference")) }
+    if ok { Ok(()) } else { Err(format!("image {} is not a valid image reference", quoted(value))) }
 }
 
 /// A memory size in MB: `512`, `512M`, `512MB`, `2G`, `2GiB`.
@@ -76,27 +121,99 @@ pub fn memory_mb(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_uppercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: u64 = num.parse().map_err(|_| format!("{s:?} is not a memory size: use e.g. 512M or 2G"))?;
+    let value: u64 =
+        num.parse().map_err(|_| format!("{} is not a memory size: use e.g. 512M or 2G", quoted(s)))?;
     let mb = match unit {
         "" | "M" | "MB" | "MIB" => Some(value),
         "G" | "GB" | "GIB" => value.checked_mul(1024),
         "K" | "KB" | "KIB" => Some(value / 1024),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use K, M or G")),
+        _ => return Err(format!("{}: unknown unit {}; use K, M or G", quoted(s), quoted(unit))),
     };
     match mb {
         Some(mb) if mb >= 4 => Ok(mb),
-        _ => Err(format!("{s:?} is not a usable memory limit: at least 4M")),
+        _ => Err(format!("{} is not a usable memory limit: at least 4M", quoted(s))),
     }
 }
 
 /// CPU cores: a positive number up to 256, e.g. `0.5`.
 pub fn cpu(s: &str) -> Result<f32, String> {
-    let v: f32 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of CPU cores, e.g. 0.5"))?;
+    let v: f32 =
+        s.trim().parse().map_err(|_| format!("{} is not a number of CPU cores, e.g. 0.5", quoted(s)))?;
     if v.is_finite() && v > 0.0 && v <= 256.0 {
         Ok(v)
     } else {
-        Err(format!("{s} cores is out of range: use more than 0, at most 256"))
+        Err(format!("{v} cores is out of range: use more than 0, at most 256"))
     }
+}
+
+/// The most arguments a command may have, and the most bytes of one argument.
+pub const MAX_CMD_ARGS: usize = 64;
+pub const MAX_CMD_ARG: usize = 1024;
+/// The most bytes of a whole command, all arguments together.
+pub const MAX_CMD_BYTES: usize = 4096;
+/// The most bytes of a path (a mount, a health check path).
+pub const MAX_PATH: usize = 255;
+/// The most entries of a list of names (tags, AZs).
+pub const MAX_LIST: usize = 32;
+
+/// A run spec: its command, mount, health check and artifact. They travel in events (an
+/// app's spec is in every `APP_UPDATED`), so each is bounded as well as checked.
+pub fn run(run: &RunSpec) -> Result<(), String> {
+    if let Some(cmd) = &run.cmd {
+        if cmd.len() > MAX_CMD_ARGS {
+            return Err(format!("cmd has {} arguments, more than {MAX_CMD_ARGS}", cmd.len()));
+        }
+        let total: usize = cmd.iter().map(String::len).sum();
+        if total > MAX_CMD_BYTES {
+            return Err(format!("cmd is {total} bytes, more than {MAX_CMD_BYTES}"));
+        }
+        if let Some(arg) = cmd.iter().find(|a| a.len() > MAX_CMD_ARG || a.contains('\0')) {
+            return Err(format!(
+                "cmd argument {} is not valid: at most {MAX_CMD_ARG} bytes, no NUL",
+                quoted(arg)
+            ));
+        }
+    }
+    path("mount", &run.mount)?;
+    if let HealthCheck::Http { path: p } = &run.health {
+        path("health check path", p)?;
+    }
+    if let Some(art) = &run.artifact {
+        if art.name.is_empty() || art.name.len() > 128 || !art.name.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(format!(
+                "artifact name {} is not valid: 1-128 printable characters",
+                quoted(&art.name)
+            ));
+        }
+        if art.sha256.len() != 64 || !art.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("artifact {} has no valid sha256", art.name));
+        }
+    }
+    Ok(())
+}
+
+/// An absolute path without `..` or whitespace, at most [`MAX_PATH`] bytes.
+fn path(what: &str, value: &str) -> Result<(), String> {
+    let ok = value.len() <= MAX_PATH
+        && value.starts_with('/')
+        && !value.contains("..")
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {} must be an absolute path of at most {MAX_PATH} bytes without '..' or spaces",
+            quoted(value)
+        ))
+    }
+}
+
+/// A list of names (tags, AZs): at most [`MAX_LIST`], each one valid.
+pub fn names(what: &str, values: &[String]) -> Result<(), String> {
+    if values.len() > MAX_LIST {
+        return Err(format!("{} {what}s given, more than {MAX_LIST}", values.len()));
+    }
+    values.iter().try_for_each(|v| name(what, v))
 }
 
 #[cfg(test)]
@@ -125,6 +242,38 @@ mod tests {
         for bad in ["", "a b.local", "a{}.local", "a..b", "-a.local", "a;.local"] {
             assert!(domain(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn cut_keeps_short_values_and_marks_what_it_left_out() {
+        assert_eq!(cut("shop-web", 8), "shop-web");
+        let long = "x".repeat(400_000);
+        assert_eq!(cut(&long, 10), format!("xxxxxxxxxx…[cut: {} bytes]", 400_000 - 10));
+        // On a character boundary: "é" is two bytes, so 3 bytes keep "aé".
+        assert_eq!(cut("aééé", 4), "aé…[cut: 4 bytes]");
+        let err = name("app", &long).unwrap_err();
+        assert!(err.len() < 300, "the error quotes a cut value: {} bytes", err.len());
+        assert!(err.contains("[cut: 399904 bytes]"), "{err}");
+    }
+
+    #[test]
+    fn run_specs_are_bounded() {
+        let ok = RunSpec { cmd: Some(vec!["java".into(), "-jar".into()]), ..RunSpec::default() };
+        assert!(run(&ok).is_ok());
+        let many = RunSpec { cmd: Some(vec!["a".into(); MAX_CMD_ARGS + 1]), ..RunSpec::default() };
+        assert!(run(&many).unwrap_err().contains("arguments"));
+        let long = RunSpec { cmd: Some(vec!["a".repeat(MAX_CMD_ARG + 1)]), ..RunSpec::default() };
+        assert!(run(&long).unwrap_err().contains("cmd argument"));
+        let big = RunSpec { cmd: Some(vec!["a".repeat(MAX_CMD_ARG); 5]), ..RunSpec::default() };
+        assert!(run(&big).unwrap_err().contains("bytes, more than"));
+        let health = RunSpec {
+            health: HealthCheck::Http { path: format!("/{}", "p".repeat(300)) },
+            ..RunSpec::default()
+        };
+        assert!(run(&health).unwrap_err().contains("health check path"));
+        let mount = RunSpec { mount: "/a b".into(), ..RunSpec::default() };
+        assert!(run(&mount).unwrap_err().contains("mount"));
+        assert!(names("tag", &vec!["a".to_string(); MAX_LIST + 1]).is_err());
     }
 
     #[test]

@@ -376,6 +376,7 @@ pub(crate) fn audit_event(
         }),
         request: what,
         outcome,
+        repeated: None,
     };
     Event {
         rev,

@@ -41,23 +41,30 @@ pub(crate) fn outcome<R: Answer>(result: &Result<R, WireError>) -> AuditOutcome 
     }
 }
 
-/// The `AUDIT` event for one command.
-pub(crate) fn draft(
+/// The record of one command, bounded: whatever was sent, its event fits the bus.
+pub(crate) fn record(
     verb: &str,
     command_id: &str,
     source: &str,
     operator: Option<Operator>,
     request: serde_json::Value,
     outcome: AuditOutcome,
-) -> Draft {
-    let record = AuditRecord {
+) -> AuditRecord {
+    AuditRecord {
         verb: verb.to_string(),
         command_id: command_id.to_string(),
         source: source.to_string(),
         operator,
         request,
         outcome,
-    };
+        repeated: None,
+    }
+    .bounded()
+}
+
+/// The `AUDIT` event for a record made by [`record`] (of one command, or a summary of
+/// repeated refusals), so already bounded.
+pub(crate) fn draft_of(record: AuditRecord) -> Draft {
     // The event is filed under the app the command names, when that is a real app name,
     // so `qd.v1.evt.audit.<app>` and the cockpit's filters find it.
     let app = record
@@ -92,14 +99,14 @@ mod tests {
         let op =
             Operator::from_parts("alice", "bastion", Some("10.0.0.5 52344 10.0.0.1 22"), Some("ops".into()));
         let ok = Accepted { operation_id: Some("op-1".into()), rev: 9 };
-        let d = draft(
+        let d = draft_of(record(
             "restart",
             "c-1",
             "cockpit/alice@bastion",
             Some(op),
             json!({"app": "shop-web", "batch": 2}),
             outcome(&Ok(ok)),
-        );
+        ));
         assert_eq!(d.kind, EventKind::Audit);
         assert_eq!(d.app.as_deref(), Some("shop-web"));
         assert_eq!(
@@ -107,7 +114,14 @@ mod tests {
             "cockpit/alice@bastion via ssh 10.0.0.5:52344 as nats ops: restart app shop-web (batch 2) -> accepted as op-1"
         );
         let refused: Result<Accepted, WireError> = Err(WireError::not_found("no app \"x\""));
-        let d = draft("route.disable", "c-2", "ctl", None, json!({"app": "Bad App"}), outcome(&refused));
+        let d = draft_of(record(
+            "route.disable",
+            "c-2",
+            "ctl",
+            None,
+            json!({"app": "Bad App"}),
+            outcome(&refused),
+        ));
         assert_eq!(d.app, None, "an invalid app name is not used as a subject token");
         assert!(d.message.ends_with("refused: no app \"x\" (not_found)"), "{}", d.message);
         let rec = d.audit.expect("record");

@@ -1,44 +1,87 @@
 //! Requests on `qd.v1.ctl.*`: validated, answered at once with accepted-or-refused, and
 //! remembered by command id so that a repeat gets the first answer.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 
 use super::core::{Controller, Draft};
 use super::paging;
+use super::refusals::Refusals;
 use super::{audit, deploy, ops};
 use crate::bus::{Message, Subscription};
 use crate::plane::repository;
+use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects;
 use crate::protocol::{
-    Accepted, AllocateRequest, Allocation, App, Change, Constraints, DeployRequest, Envelope, ErrorCode,
-    EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody, RestartRequest, Route,
-    RouteRequest, RouteState, SnapshotRequest, WireError, decode, encode, validate,
+    Accepted, AllocateRequest, Allocation, App, AuditRecord, Change, Constraints, DeployRequest, Envelope,
+    ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody, RestartRequest,
+    Route, RouteRequest, RouteState, SnapshotRequest, WireError, decode, encode, validate,
 };
 
 /// Handles requests one at a time: each is quick (long work is spawned), and doing them in
 /// order makes "same command id, same answer" hold even for duplicates sent together.
 pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
-    while let Some(msg) = requests.next().await {
+    let mut refusals = Refusals::default();
+    let reads = Arc::new(Semaphore::new(MAX_HISTORY_READS));
+    // Summaries of counted refusals are recorded when their window ends, even if no other
+    // request comes.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let msg = tokio::select! {
+            msg = requests.next() => msg,
+            _ = tick.tick() => {
+                commit_records(&ctl, refusals.due(now_ms()));
+                continue;
+            }
+        };
+        let Some(msg) = msg else { break };
         let Some(reply_to) = msg.reply.clone() else {
             log::warn!("ignoring {} without a reply subject", msg.subject);
             continue;
         };
         // History reads the durable stream, which takes a while: it must not hold up
-        // commands, and it changes nothing, so it runs on its own.
-        let answer = if ctl.fenced() {
-            fenced_refusal(&ctl)
-        } else if msg.subject == subjects::CTL_HISTORY {
-            ctl.spawn(answer_history(ctl.clone(), msg));
+        // commands, and it changes nothing, so it runs on its own, a bounded number at once.
+        if ctl.fenced() {
+            answer(&ctl, &reply_to, &msg.subject, fenced_refusal(&ctl)).await;
             continue;
-        } else {
-            handle(&ctl, &msg)
-        };
-        if let Err(err) = ctl.bus().publish(&reply_to, Bytes::from(answer)).await {
-            log::warn!("could not answer {}: {err}", msg.subject);
         }
+        if msg.subject == subjects::CTL_HISTORY {
+            match reads.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let ctl2 = ctl.clone();
+                    ctl.spawn(async move {
+                        answer_history(ctl2, msg).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    let busy = WireError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "{MAX_HISTORY_READS} history reads are running already; try again in a moment"
+                        ),
+                    );
+                    answer(&ctl, &reply_to, &msg.subject, encode_reply::<()>(&ctl, Reply::Error(busy))).await;
+                }
+            }
+            continue;
+        }
+        let reply = handle(&ctl, &mut refusals, &msg);
+        answer(&ctl, &reply_to, &msg.subject, reply).await;
+    }
+    commit_records(&ctl, refusals.due(u64::MAX));
+}
+
+async fn answer(ctl: &Controller, reply_to: &str, subject: &str, reply: Vec<u8>) {
+    if let Err(err) = ctl.bus().publish(reply_to, Bytes::from(reply)).await {
+        log::warn!("could not answer {subject}: {err}");
     }
 }
 
@@ -54,31 +97,53 @@ fn fenced_refusal(ctl: &Controller) -> Vec<u8> {
     )
 }
 
-fn handle(ctl: &Controller, msg: &Message) -> Vec<u8> {
+/// How many `ctl.history` reads run at once. Each reads up to [`MAX_HISTORY`] events from
+/// the stream; more at once would only make all of them slow (and nats-server's memory
+/// grow), so the next is refused as `unavailable` and its client may try again.
+const MAX_HISTORY_READS: usize = 4;
+
+fn commit_records(ctl: &Controller, records: Vec<AuditRecord>) {
+    if !records.is_empty() {
+        ctl.commit(records.into_iter().map(audit::draft_of).collect());
+    }
+}
+
+fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
     let verb = msg.subject.strip_prefix("qd.v1.ctl.").unwrap_or("");
     match verb {
         "snapshot" => snapshot(ctl, msg),
-        "repo.allocate" => command(ctl, msg, verb, |ctl, req: AllocateRequest, _| allocate(ctl, req)),
-        "deploy" => command(ctl, msg, verb, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id)),
-        "restart" => command(ctl, msg, verb, |ctl, req: RestartBody, id| start_restart(ctl, req, id)),
-        "route.add" => command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Add, req)),
+        "repo.allocate" => {
+            command(ctl, refusals, msg, verb, |ctl, req: AllocateRequest, _| allocate(ctl, req))
+        }
+        "deploy" => {
+            command(ctl, refusals, msg, verb, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id))
+        }
+        "restart" => {
+            command(ctl, refusals, msg, verb, |ctl, req: RestartBody, id| start_restart(ctl, req, id))
+        }
+        "route.add" => {
+            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Add, req))
+        }
         "route.remove" => {
-            command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Remove, req))
+            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Remove, req))
         }
         "route.enable" => {
-            command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Enable, req))
+            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Enable, req))
         }
         "route.disable" => {
-            command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Disable, req))
+            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Disable, req))
         }
         "route.weight" => {
-            command(ctl, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Weight, req))
+            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Weight, req))
         }
         other => {
             log::warn!("refused request on unknown subject {}", msg.subject);
             encode_reply::<()>(
                 ctl,
-                Reply::Error(WireError::bad_request(format!("unknown controller verb {other:?}"))),
+                Reply::Error(WireError::bad_request(format!(
+                    "unknown controller verb {}",
+                    validate::quoted(other)
+                ))),
             )
         }
     }
@@ -175,9 +240,10 @@ fn encode_reply<T: Serialize>(ctl: &Controller, reply: Reply<T>) -> Vec<u8> {
 /// Decodes a command, refuses it if it is past its deadline, answers a repeat from the
 /// cache, runs a new one and caches its answer.
 /// Every new command, accepted or refused, is recorded in the audit trail with the
-/// operator's identity.
+/// operator's identity; identical refusals from one client are counted (`refusals`).
 fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     ctl: &Controller,
+    refusals: &mut Refusals,
     msg: &Message,
     verb: &str,
     run: impl FnOnce(&Controller, T, &str) -> Result<R, WireError>,
@@ -185,12 +251,16 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     let envelope: Envelope<T> = match decode(&msg.payload) {
         Ok(env) => env,
         Err(err) => {
-            log::warn!("rejected malformed request on {}: {err}", msg.subject);
+            log::warn!(
+                "rejected malformed request on {}: {}",
+                msg.subject,
+                validate::cut(&err.to_string(), 512)
+            );
             let refusal = WireError::bad_request(err.to_string());
             // Who sent it is still worth recording when the envelope itself is readable.
             return match decode::<serde_json::Value>(&msg.payload) {
-                Ok(raw) => refuse_on_record(ctl, verb, &raw, raw.body.clone(), refusal),
-                Err(_) => encode_reply::<()>(ctl, Reply::Error(refusal)),
+                Ok(raw) => refuse_on_record(ctl, refusals, verb, &raw, &raw.body, refusal),
+                Err(_) => encode_reply::<()>(ctl, Reply::Error(bounded_error(refusal))),
             };
         }
     };
@@ -198,9 +268,14 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     // command and told its operator it failed. The refusal is not cached, so a retry with
     // the same id and a fresh deadline can still run.
     if let Err(expired) = envelope.check_deadline(now_ms()) {
-        log::warn!("refused {} from {}: {}", msg.subject, envelope.source, expired.reason);
+        log::warn!("refused {} from {}: {}", msg.subject, validate::quoted(&envelope.source), expired.reason);
         let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
-        return refuse_on_record(ctl, verb, &envelope, request, expired);
+        return refuse_on_record(ctl, refusals, verb, &envelope, &request, expired);
+    }
+    // The id is kept (in the reply cache, in the operation a command starts): bounded.
+    if let Err(reason) = validate::command_id(&envelope.id) {
+        let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
+        return refuse_on_record(ctl, refusals, verb, &envelope, &request, bad(reason));
     }
     if let Some(cached) = ctl.read(|core| core.replies.get(&envelope.id)) {
         return cached;
@@ -217,11 +292,11 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
         return encode_reply(ctl, Reply::Ok(accepted));
     }
     let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
-    let result = run(ctl, envelope.body, &envelope.id);
+    let result = run(ctl, envelope.body, &envelope.id).map_err(bounded_error);
     if let Err(err) = &result {
-        log::info!("refused {} from {}: {}", msg.subject, envelope.source, err.reason);
+        log::info!("refused {} from {}: {}", msg.subject, validate::quoted(&envelope.source), err.reason);
     }
-    let record = audit::draft(
+    let record = audit::record(
         verb,
         &envelope.id,
         &envelope.source,
@@ -229,26 +304,34 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
         request,
         audit::outcome(&result),
     );
+    let records = match &result {
+        Ok(_) => vec![record],
+        Err(_) => refusals.refused(record, now_ms()),
+    };
     let answer = encode_reply(ctl, Reply::from(result));
     ctl.mutate(|core| {
         core.replies.insert(&envelope.id, answer.clone());
-        (vec![record], ())
+        (records.into_iter().map(audit::draft_of).collect(), ())
     });
     answer
 }
 
 /// Records a refusal made before the command could run (malformed, expired) in the audit
-/// trail and answers it. Not cached: nothing ran, so a later copy is judged afresh.
+/// trail (or counts it, [`Refusals`]) and answers it. Not cached: nothing ran, so a later
+/// copy is judged afresh.
 fn refuse_on_record<T>(
     ctl: &Controller,
+    refusals: &mut Refusals,
     verb: &str,
     envelope: &Envelope<T>,
-    request: serde_json::Value,
+    request: &serde_json::Value,
     refusal: WireError,
 ) -> Vec<u8> {
+    let refusal = bounded_error(refusal);
     let outcome = audit::outcome::<Accepted>(&Err(refusal.clone()));
     let operator = envelope.operator.clone();
-    ctl.commit(vec![audit::draft(verb, &envelope.id, &envelope.source, operator, request, outcome)]);
+    let record = audit::record(verb, &envelope.id, &envelope.source, operator, request.clone(), outcome);
+    commit_records(ctl, refusals.refused(record, now_ms()));
     encode_reply::<()>(ctl, Reply::Error(refusal))
 }
 
@@ -282,12 +365,8 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
         (None, Some(app)) => app.constraints.clone(),
         (None, None) => Constraints { azs: vec![], tags: vec![], cpu: 0.25, memory_mb: 256 },
     };
-    for az in &constraints.azs {
-        validate::name("AZ", az).map_err(bad)?;
-    }
-    for tag in &constraints.tags {
-        validate::tag(tag).map_err(bad)?;
-    }
+    validate::names("AZ", &constraints.azs).map_err(bad)?;
+    validate::names("tag", &constraints.tags).map_err(bad)?;
     if !(constraints.cpu > 0.0 && constraints.cpu <= 256.0) {
         return Err(bad(format!("cpu must be more than 0 and at most 256 cores, not {}", constraints.cpu)));
     }
@@ -304,17 +383,8 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
     // A redeploy with a new artifact keeps the command and health check it does not name.
     let base = existing.map(|a| a.run.clone()).unwrap_or_default();
     let run = req.run.as_ref().map(|patch| base.patched(patch)).unwrap_or(base);
-    if !run.mount.starts_with('/') || run.mount.contains("..") || run.mount.chars().any(char::is_whitespace) {
-        return Err(bad(format!("mount {:?} must be an absolute path without '..' or spaces", run.mount)));
-    }
-    if let Some(art) = &run.artifact
-        && (art.sha256.len() != 64 || !art.sha256.chars().all(|c| c.is_ascii_hexdigit()))
-    {
-        return Err(bad(format!("artifact {} has no valid sha256", art.name)));
-    }
-    for tag in &tags {
-        validate::tag(tag).map_err(bad)?;
-    }
+    validate::run(&run).map_err(bad)?;
+    validate::names("tag", &tags).map_err(bad)?;
     Ok(App {
         name: req.app.clone(),
         version: req.version.clone(),
@@ -390,12 +460,12 @@ fn start_restart(ctl: &Controller, body: RestartBody, command_id: &str) -> Resul
         match &req {
             RestartRequest::Instance(id) => match f.instances.get(id) {
                 Some(i) => Ok((i.app.clone(), vec![id.clone()], format!("instance {id}"))),
-                None => Err(WireError::not_found(format!("no instance {id:?}"))),
+                None => Err(WireError::not_found(format!("no instance {}", validate::quoted(id)))),
             },
             RestartRequest::App(name) => {
                 let ids: Vec<String> = f.instances_of(name).map(|i| i.id.clone()).collect();
                 if !f.apps.contains_key(name) {
-                    Err(WireError::not_found(format!("no app {name:?}")))
+                    Err(WireError::not_found(format!("no app {}", validate::quoted(name))))
                 } else if ids.is_empty() {
                     Err(WireError::not_found(format!("app {name} has no instances to restart")))
                 } else {
@@ -406,7 +476,7 @@ fn start_restart(ctl: &Controller, body: RestartBody, command_id: &str) -> Resul
             RestartRequest::Host(host) => {
                 let ids: Vec<String> = f.instances_on(host).map(|i| i.id.clone()).collect();
                 if !f.hosts.contains_key(host) {
-                    Err(WireError::not_found(format!("no host {host:?}")))
+                    Err(WireError::not_found(format!("no host {}", validate::quoted(host))))
                 } else if ids.is_empty() {
                     Err(WireError::not_found(format!("host {host} has no instances to restart")))
                 } else {
@@ -418,7 +488,7 @@ fn start_restart(ctl: &Controller, body: RestartBody, command_id: &str) -> Resul
                     return Err(bad("no instances given".into()));
                 }
                 if let Some(missing) = ids.iter().find(|id| !f.instances.contains_key(*id)) {
-                    return Err(WireError::not_found(format!("no instance {missing:?}")));
+                    return Err(WireError::not_found(format!("no instance {}", validate::quoted(missing))));
                 }
                 // Each instance once, in the order asked.
                 let mut seen = std::collections::HashSet::new();
@@ -544,6 +614,7 @@ mod tests {
 
     use crate::bus::{Bus, LocalBus};
     use crate::plane::controller::ControllerConfig;
+    use crate::plane::controller::refusals;
     use crate::plane::controller::store::MemoryStore;
     use crate::protocol::Event;
 
@@ -577,12 +648,15 @@ mod tests {
     #[tokio::test]
     async fn a_late_command_is_refused_as_expired_audited_and_never_run() {
         let (ctl, mut events) = controller();
+        let mut refusals = Refusals::default();
         let (instance, restarts, rev, ops) = ctl.read(|core| {
             let i = core.fleet.instances.values().next().expect("an instance");
             (i.id.clone(), i.restarts, core.fleet.revision, core.fleet.operations.len())
         });
         let late = restart_msg(&instance, "cmd-late", Some(now_ms() - 3_000));
-        let Reply::Error(err) = answer(&handle(&ctl, &late)) else { panic!("a late command was accepted") };
+        let Reply::Error(err) = answer(&handle(&ctl, &mut refusals, &late)) else {
+            panic!("a late command was accepted")
+        };
         assert_eq!(err.code, ErrorCode::Expired, "{err:?}");
         let audit = events.try_recv().expect("the refusal is audited");
         assert_eq!(audit.kind, EventKind::Audit);
@@ -597,14 +671,155 @@ mod tests {
             assert_eq!(core.fleet.instances[&instance].restarts, restarts);
         });
         // Late again: still refused, never answered from a cache.
-        let Reply::Error(again) = answer(&handle(&ctl, &late)) else { panic!("accepted on repeat") };
+        let Reply::Error(again) = answer(&handle(&ctl, &mut refusals, &late)) else {
+            panic!("accepted on repeat")
+        };
         assert_eq!(again.code, ErrorCode::Expired);
         // The same id in time runs.
         let in_time = restart_msg(&instance, "cmd-late", Some(now_ms() + 60_000));
-        assert!(matches!(answer(&handle(&ctl, &in_time)), Reply::Ok(_)));
+        assert!(matches!(answer(&handle(&ctl, &mut refusals, &in_time)), Reply::Ok(_)));
         // And a command without a deadline (an older client) runs too.
         let old = restart_msg(&instance, "cmd-old", None);
-        assert!(matches!(answer(&handle(&ctl, &old)), Reply::Ok(_)));
+        assert!(matches!(answer(&handle(&ctl, &mut refusals, &old)), Reply::Ok(_)));
+    }
+
+    /// A request on `verb` whose envelope and body echo as much input as a message can
+    /// carry: a source and an identity of 100 kB each, the longest valid id (or a 100 kB
+    /// one), and `body`.
+    fn raw_msg(verb: &str, n: usize, body: serde_json::Value) -> Message {
+        // Control characters take six bytes each once escaped in JSON: the worst case.
+        let big = "\u{1}".repeat(100_000);
+        let id = match verb {
+            "long-id" => big.clone(),
+            _ => format!("{}{n:04}", "\"".repeat(validate::MAX_COMMAND_ID - 4)),
+        };
+        let verb = if verb == "long-id" { "deploy" } else { verb };
+        let env = serde_json::json!({
+            "v": 1, "id": id, "ts": now_ms(), "source": big,
+            "operator": {"user": big, "ssh_client": big, "nats_user": big},
+            "body": body,
+        });
+        Message {
+            subject: format!("qd.v1.ctl.{verb}"),
+            reply: Some("_INBOX.test".into()),
+            payload: Bytes::from(serde_json::to_vec(&env).unwrap()),
+        }
+    }
+
+    /// Every event a command can cause fits far below max_payload, whatever it carried:
+    /// the worst case of every verb, refused (with the longest reasons) or accepted (with
+    /// the largest body that is valid).
+    #[tokio::test]
+    async fn every_audit_event_fits_the_bus_whatever_the_command_carried() {
+        const BOUND: usize = 128 * 1024;
+        let (ctl, mut events) = controller();
+        let mut refusals = Refusals::default();
+        let (instance, host) = ctl.read(|core| {
+            let i = core.fleet.instances.values().next().expect("an instance");
+            (i.id.clone(), i.host.clone())
+        });
+        let huge = "\u{1}\"".repeat(150_000);
+        let many: Vec<String> = (0..20_000).map(|i| format!("i-{i}")).collect();
+        let name63 = "a".repeat(63);
+        let largest_valid_deploy = serde_json::json!({
+            "app": name63, "version": "v".repeat(40), "instances": 500,
+            "image": "i".repeat(255), "port": 8080, "domain": format!("{0}.{0}.{0}.{1}", "d".repeat(63), "d".repeat(61)),
+            "tags": vec![name63.clone(); validate::MAX_LIST],
+            "constraints": {"azs": vec![name63.clone(); validate::MAX_LIST], "tags": vec![name63.clone(); validate::MAX_LIST], "cpu": 1.0, "memory_mb": 512},
+            "run": {"cmd": vec!["c".repeat(validate::MAX_CMD_ARG); 4], "mount": format!("/{}", "m".repeat(254)),
+                    "health": {"type": "http", "path": format!("/{}", "p".repeat(254))},
+                    "artifact": {"name": "n".repeat(128), "sha256": "0".repeat(64), "size": 1}},
+        });
+        let cases: Vec<(&str, serde_json::Value)> = vec![
+            ("deploy", serde_json::json!({"app": huge, "version": huge, "instances": 2, "image": huge})),
+            (
+                "deploy",
+                serde_json::json!({"app": "shop", "version": "1", "instances": 2, "image": "x:1", "port": 1,
+                "run": {"cmd": [huge], "health": {"type": "http", "path": huge}, "mount": huge}}),
+            ),
+            ("deploy", largest_valid_deploy),
+            ("deploy", serde_json::json!({"app": 1, "junk": many})),
+            ("restart", serde_json::json!({"instance": huge})),
+            ("restart", serde_json::json!({"app": huge, "batch": 2})),
+            ("restart", serde_json::json!({"host": huge})),
+            ("restart", serde_json::json!({"instances": many})),
+            ("restart", serde_json::json!({"instances": [instance], "batch": 1})),
+            ("restart", serde_json::json!({"host": host})),
+            ("repo.allocate", serde_json::json!({"app": huge, "version": huge})),
+            ("route.add", serde_json::json!({"app": huge, "backend": huge, "weight": 5})),
+            ("route.weight", serde_json::json!({"app": "shop", "backend": huge, "weight": 5})),
+            ("route.remove", serde_json::json!({"app": "shop", "backend": "1.2.3.4:80"})),
+            ("route.enable", serde_json::json!({"app": huge})),
+            ("route.disable", serde_json::json!([huge, huge])),
+            ("no.such.verb", serde_json::json!({"app": huge})),
+            ("long-id", serde_json::json!({"app": huge})),
+        ];
+        let mut audits = 0;
+        let mut check = |verb: &str, events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
+            while let Ok(event) = events.try_recv() {
+                let size = encode(&Envelope::new("controller", event.clone())).unwrap().len();
+                assert!(size < BOUND, "{verb}: a {:?} event of {size} bytes", event.kind);
+                if let Some(record) = &event.audit {
+                    audits += record.repeated.map_or(1, |r| r.count);
+                }
+            }
+        };
+        for (n, (verb, body)) in cases.into_iter().enumerate() {
+            let msg = raw_msg(verb, n, body);
+            assert!(msg.payload.len() > 600_000, "{verb}: the input is large");
+            let bytes = handle(&ctl, &mut refusals, &msg);
+            assert!(bytes.len() < BOUND, "{verb}: the answer is {} bytes", bytes.len());
+            // The largest valid deploy and the two valid restarts are accepted.
+            if [2, 8, 9].contains(&n) {
+                assert!(matches!(answer(&bytes), Reply::Ok(_)), "case {n} is accepted");
+            }
+            check(verb, &mut events);
+        }
+        commit_records(&ctl, refusals.due(u64::MAX));
+        check("summaries", &mut events);
+        // Every case is on record but the unknown verb's, the malformed bodies too.
+        assert_eq!(audits, 17);
+    }
+
+    /// A flood of one bad command from one client makes one record at once and one summary
+    /// when the window ends; a good command in the middle is recorded as itself.
+    #[tokio::test]
+    async fn identical_refusals_through_the_command_path_are_counted() {
+        let (ctl, mut events) = controller();
+        let mut refusals = Refusals::default();
+        let app = ctl.read(|core| core.fleet.apps.keys().next().cloned().expect("an app"));
+        let weight = |id: String, backend: &str| {
+            let req = RouteRequest { app: app.clone(), backend: backend.into(), weight: Some(5) };
+            let env = Envelope::with_id(id, "ctl/bob@host", req);
+            Message {
+                subject: subjects::CTL_ROUTE_WEIGHT.to_string(),
+                reply: Some("_INBOX.test".into()),
+                payload: Bytes::from(encode(&env).unwrap()),
+            }
+        };
+        let audits = |events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
+            let mut out = vec![];
+            while let Ok(e) = events.try_recv() {
+                out.extend(e.audit.map(|r| *r));
+            }
+            out
+        };
+        for i in 0..50 {
+            let bytes = handle(&ctl, &mut refusals, &weight(format!("bad-{i}"), "nope"));
+            assert!(matches!(answer(&bytes), Reply::Error(_)), "every one is refused");
+        }
+        let first = audits(&mut events);
+        assert_eq!(first.len(), 1, "only the first is recorded at once");
+        assert_eq!(first[0].command_id, "bad-0");
+        // Refused too, but for something else: recorded as itself (its backend is valid, the
+        // route does not exist), after the summary of the first 49 repeats.
+        handle(&ctl, &mut refusals, &weight("other".into(), "10.9.9.9:80"));
+        let next = audits(&mut events);
+        let counts: Vec<Option<u64>> = next.iter().map(|r| r.repeated.map(|x| x.count)).collect();
+        assert_eq!(counts, vec![Some(49), None], "{next:?}");
+        assert_eq!(next[0].command_id, "bad-49");
+        commit_records(&ctl, refusals.due(now_ms() + refusals::WINDOW_MS));
+        assert!(audits(&mut events).is_empty(), "nothing was repeated after 'other'");
     }
 
     fn req() -> DeployRequest {

@@ -12,6 +12,7 @@ pub mod lease;
 mod ops;
 /// Also used by `bench --nats`, which plays the controller.
 pub(crate) mod paging;
+mod refusals;
 mod repair;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
 pub use crate::protocol::scheduler;

@@ -292,10 +292,20 @@ impl Store for JetStreamStore {
     }
 
     async fn history(&self, since_ts: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let start = time::OffsetDateTime::from_unix_timestamp_nanos(since_ts as i128 * 1_000_000)
-            .map_err(err("history start"))?;
-        let mut out: VecDeque<Event> = VecDeque::new();
-        let policy = async_nats::jetstream::consumer::DeliverPolicy::ByStartTime { start_time: start };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut stream = self.js.get_stream(&self.stream_name).await.map_err(err("event stream"))?;
+        let info = stream.info().await.map_err(err("event stream info"))?;
+        let state = &info.state;
+        if state.messages == 0 {
+            return Ok(Vec::new());
+        }
+        // Only the last `limit` messages are read, never the whole stream: `ts` grows with
+        // the sequence, so the newest `limit` events at or after `since_ts` are among them.
+        let start_sequence = history_start(state.first_sequence, state.last_sequence, limit);
+        let mut out: VecDeque<Event> = VecDeque::with_capacity(limit.min(1024));
+        let policy = async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence };
         self.read_stream(policy, |_, event| {
             if event.ts >= since_ts {
                 if out.len() >= limit {
@@ -307,5 +317,27 @@ impl Store for JetStreamStore {
         })
         .await?;
         Ok(out.into())
+    }
+}
+
+/// The first sequence a read of the newest `limit` messages of a stream that holds
+/// `first..=last` starts from.
+fn history_start(first: u64, last: u64, limit: usize) -> u64 {
+    let back = u64::try_from(limit).unwrap_or(u64::MAX).saturating_sub(1);
+    last.saturating_sub(back).max(first).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_read_starts_at_most_limit_messages_from_the_end() {
+        assert_eq!(history_start(1, 200_000, 5_000), 195_001);
+        assert_eq!(history_start(1, 100, 5_000), 1, "a short stream is read whole");
+        assert_eq!(history_start(150, 200, 10), 191);
+        assert_eq!(history_start(150, 200, 100), 150, "not before the first kept message");
+        assert_eq!(history_start(1, 200, usize::MAX), 1);
+        assert_eq!(history_start(0, 0, 1), 1);
     }
 }
