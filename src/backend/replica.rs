@@ -424,12 +424,14 @@ impl Replica {
         self.generation += 1;
     }
 
-    /// The controller's beacon period: the median of the last intervals between beacons,
-    /// or the default until two beacons have been heard.
+    /// The controller's beacon period: the median of the last intervals between beacons;
+    /// until two beacons have been heard, the default or the longest host period if
+    /// longer (a large fleet beats slowly, and its controller with it), so that a cockpit
+    /// just started does not call a slow controller gone.
     pub fn controller_period(&self) -> u64 {
         let mut v: Vec<u64> = self.beacon_intervals.iter().copied().collect();
         if v.is_empty() {
-            return DEFAULT_PERIOD_MS;
+            return self.host_periods.values().copied().max().unwrap_or(0).max(DEFAULT_PERIOD_MS);
         }
         v.sort_unstable();
         clamp_period(v[v.len() / 2])

@@ -14,6 +14,7 @@ mod nats_robustness;
 mod sandbox_e2e;
 
 mod cockpit_audit_nats;
+mod cockpit_freshness_nats;
 mod cockpit_logs;
 mod cockpit_wizard;
 mod cockpit_wizard_docker;
