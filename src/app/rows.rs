@@ -282,7 +282,7 @@ pub fn fields(
         (Panel::Routes, RowKey::Route(app, backend)) => {
             let r = f.routes.get(&(app.clone(), backend.clone()))?;
             let on = facts.endpoint(app, backend);
-            let flag = if r.stale || !on.is_some_and(|e| e.serving()) { "stale" } else { "" };
+            let flag = if r.stale || !on.is_some_and(|e| e.backed()) { "stale" } else { "" };
             Some(vec![
                 t(r.app.clone()),
                 t(r.domain.clone()),

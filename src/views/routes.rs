@@ -95,7 +95,7 @@ fn cells<'a>(app: &'a App, r: &'a Route) -> Vec<Cell<'a>> {
     // Stale: the controller says so, or no running instance serves the backend now.
     let facts = app.facts();
     let backing = facts.endpoint(&r.app, &r.backend);
-    let stale = r.stale || !backing.is_some_and(|e| e.serving());
+    let stale = r.stale || !backing.is_some_and(|e| e.backed());
     let (state, style) = match (r.state, stale) {
         (RouteState::Enabled, true) => ("◐ stale", t.warn),
         (RouteState::Disabled, true) => ("○ off,stale", t.muted),

@@ -1047,6 +1047,12 @@ fn an_app_whose_routes_are_all_disabled_gets_no_traffic() {
     type_text(&mut app, "no traffic");
     app.update(Action::Submit);
     assert_eq!(app.row_count(Panel::Apps), 1);
+    // The routes themselves are disabled, and still backed: not stale.
+    app.update(Action::ShowPanel(Panel::Routes));
+    let screen = text(&draw(&mut app, 120, 16));
+    let rows: Vec<&str> = screen.lines().filter(|l| l.contains("shop-web.dianping")).collect();
+    assert_eq!(rows.len(), 3, "{screen}");
+    assert!(rows.iter().all(|l| l.contains("○ disabled") && !l.contains("stale")), "{screen}");
 }
 
 #[test]
