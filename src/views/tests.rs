@@ -741,6 +741,9 @@ fn host_with_history() -> (App, String) {
         };
         app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
     }
+    // The clock's tick, as the event loop gives it each second: the other hosts, silent
+    // for 19 s, are judged.
+    app.update(Action::Tick(app.now));
     let event = |rev, ts, kind| Event {
         rev,
         ts,
