@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::backend::Replica;
-use crate::protocol::{App, Change, Fleet, HostState, Instance, InstanceState, OperationState, Route, RouteState};
+use crate::protocol::{
+    App, Change, Fleet, HostState, Instance, InstanceState, OperationState, Route, RouteState,
+};
 
 /// What the facts were computed from: the replica's structure counter plus the collection
 /// sizes, which catch changes made to the fleet without a new structure (tests do that).
@@ -476,7 +478,12 @@ impl FleetFacts {
     /// cost a frame at 1,000 hosts as much as drawing it), so this costs a pass over the
     /// silent hosts only; the controller is judged at `now`.
     pub fn totals(&self, replica: &Replica, now: u64) -> Totals {
-        let mut t = Totals { hosts_up: self.hosts_up, running: self.running, serving: self.serving, ..Totals::default() };
+        let mut t = Totals {
+            hosts_up: self.hosts_up,
+            running: self.running,
+            serving: self.serving,
+            ..Totals::default()
+        };
         let controller_silent = replica.controller_silence(now).is_some();
         for host in replica.silence.hosts.iter().filter_map(|h| replica.fleet.hosts.get(h)) {
             if host.state == HostState::Up {
@@ -537,7 +544,10 @@ impl FleetFacts {
 
     /// The apps that serve traffic now and would serve none once these backends
     /// (`(app, backend)`) stop serving: what a disable or a removal takes away last.
-    pub fn left_without_traffic<'a>(&self, backends: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    pub fn left_without_traffic<'a>(
+        &self,
+        backends: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Vec<String> {
         let mut lost: BTreeMap<&str, usize> = BTreeMap::new();
         let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
         for (app, backend) in backends {

@@ -632,7 +632,11 @@ impl App {
             [r] => format!("{word} route {} -> {}?", r.domain, r.backend),
             many => format!("{word} {} marked routes?", many.len()),
         };
-        let question = self.with_traffic_warning(question, verb, routes.iter().map(|r| (r.app.as_str(), r.backend.as_str())));
+        let question = self.with_traffic_warning(
+            question,
+            verb,
+            routes.iter().map(|r| (r.app.as_str(), r.backend.as_str())),
+        );
         // Taking traffic away from a prod app is as serious as restarting it.
         let apps: BTreeSet<String> = match verb {
             RouteVerb::Remove | RouteVerb::Disable => routes.iter().map(|r| r.app.clone()).collect(),

@@ -17,6 +17,6 @@ pub use logs::{LogsEvent, LogsStart};
 #[cfg(test)]
 pub(crate) use replica::test_heartbeat as replica_test_heartbeat;
 pub use replica::{
-    AUDIT_KEPT, DEFAULT_PERIOD_MS, EVENTS_KEPT, History, METRICS_KEPT, Replica, SILENT_AFTER_PERIODS, Sample, Silence,
-    Sync, silent_for,
+    AUDIT_KEPT, DEFAULT_PERIOD_MS, EVENTS_KEPT, History, METRICS_KEPT, Replica, SILENT_AFTER_PERIODS, Sample,
+    Silence, Sync, silent_for,
 };

@@ -473,8 +473,9 @@ impl Replica {
 
     /// Whether a host is silent at `now`, by the rule: what `tick` asks of each host.
     fn judge_host(&self, host: &str, now: u64) -> bool {
-        self.last_heartbeat(host)
-            .is_some_and(|heard| silent_for(heard, self.reconnected_at, self.host_period(host), now).is_some())
+        self.last_heartbeat(host).is_some_and(|heard| {
+            silent_for(heard, self.reconnected_at, self.host_period(host), now).is_some()
+        })
     }
 
     /// A host's state as the cockpit shows it: the controller's, except that a host it
@@ -504,13 +505,7 @@ impl Replica {
     pub fn tick(&mut self, now: u64) {
         let silence = Silence {
             controller: self.controller_silence(now).is_some(),
-            hosts: self
-                .fleet
-                .hosts
-                .keys()
-                .filter(|h| self.judge_host(h, now))
-                .cloned()
-                .collect(),
+            hosts: self.fleet.hosts.keys().filter(|h| self.judge_host(h, now)).cloned().collect(),
         };
         if silence != self.silence {
             self.silence = silence;
@@ -653,8 +648,11 @@ mod tests {
     fn the_tick_notes_each_change_of_silence_once() {
         let mut r = Replica::default();
         let a = host("a");
-        let fleet =
-            Fleet { revision: 1, hosts: [(a.id.clone(), a.clone())].into_iter().collect(), ..Fleet::default() };
+        let fleet = Fleet {
+            revision: 1,
+            hosts: [(a.id.clone(), a.clone())].into_iter().collect(),
+            ..Fleet::default()
+        };
         r.apply_snapshot(fleet, 1_000);
         r.apply_heartbeat(&test_heartbeat(&a, 1_000), 1_000);
         r.note_beacon_at(1, 1_000);

@@ -8,8 +8,8 @@ use ratatui::layout::Rect;
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
-use crate::app::rows::RowKey;
 use crate::app::facts::AppHealth;
+use crate::app::rows::RowKey;
 use crate::protocol::App as AppSpec;
 
 pub(crate) const COLUMNS: [Column; 8] = [

@@ -926,7 +926,10 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
     all_hosts_beat(&mut app, t + 6_000);
     app.update(Action::Tick(t + 6_000));
     let screen = text(&draw(&mut app, 150, 16));
-    assert!(screen.contains("● live") && !screen.contains("not live"), "3 periods is not yet silent:\n{screen}");
+    assert!(
+        screen.contains("● live") && !screen.contains("not live"),
+        "3 periods is not yet silent:\n{screen}"
+    );
 
     app.update(Action::Tick(t + 6_001));
     app.update(Action::ShowPanel(Panel::Instances));
@@ -983,7 +986,10 @@ fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
     assert!(screen.contains("hosts 5/6 up (1 silent)"), "{screen}");
     assert!(screen.contains("● live"), "the controller is heard:\n{screen}");
     let on_host_02 = app.replica.fleet.instances_on("host-02").count();
-    assert!(screen.contains(&format!("instances {}/7 running ({on_host_02} unknown)", 7 - on_host_02)), "{screen}");
+    assert!(
+        screen.contains(&format!("instances {}/7 running ({on_host_02} unknown)", 7 - on_host_02)),
+        "{screen}"
+    );
     // No controller has said so: the fleet still has it up.
     assert_eq!(app.replica.fleet.hosts["host-02"].state, crate::protocol::HostState::Up);
 

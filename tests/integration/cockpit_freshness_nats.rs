@@ -117,7 +117,9 @@ async fn cockpit_on_nats_says_no_controller_when_it_dies_and_live_when_it_return
     let killed = Instant::now();
     blocking(|| plane.controller.kill9());
     let shown = cockpit
-        .until(Panel::Instances, "the header says no controller", |_, s| header(s).contains("✕ no controller for"))
+        .until(Panel::Instances, "the header says no controller", |_, s| {
+            header(s).contains("✕ no controller for")
+        })
         .await;
     let noticed = killed.elapsed();
     let heard = cockpit.app.replica.controller_heard;
@@ -161,9 +163,7 @@ async fn cockpit_on_nats_shows_a_killed_agents_host_stale_with_its_age_without_a
 
     // Nobody is left to call h1 stale: the controller goes first, then h1's agent.
     blocking(|| plane.controller.kill9());
-    cockpit
-        .until(Panel::Hosts, "no controller", |_, s| header(s).contains("✕ no controller for"))
-        .await;
+    cockpit.until(Panel::Hosts, "no controller", |_, s| header(s).contains("✕ no controller for")).await;
     blocking(|| plane.agents[0].kill9());
     let shown = cockpit
         .until(Panel::Hosts, "h1 shown stale with its age", |_, s| {
@@ -185,7 +185,11 @@ async fn cockpit_on_nats_shows_a_killed_agents_host_stale_with_its_age_without_a
     for line in shown.lines().filter(|l| l.contains(" h1 ")) {
         assert!(line.contains("? running"), "an instance on silent h1: {line}");
     }
-    assert_eq!(shown.lines().filter(|l| l.contains(" h1 ") && l.contains("? running")).count(), on_h1, "{shown}");
+    assert_eq!(
+        shown.lines().filter(|l| l.contains(" h1 ") && l.contains("? running")).count(),
+        on_h1,
+        "{shown}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +241,13 @@ async fn cockpit_on_nats_shows_no_traffic_when_every_route_of_an_app_is_disabled
     let snap = blocking(|| snapshot(&plane.url()));
     let backends: Vec<String> = snap["routes"]
         .as_array()
-        .map(|v| v.iter().filter(|r| r["app"] == "shop-web").filter_map(|r| r["backend"].as_str()).map(String::from).collect())
+        .map(|v| {
+            v.iter()
+                .filter(|r| r["app"] == "shop-web")
+                .filter_map(|r| r["backend"].as_str())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(backends.len(), 2, "{snap}");
     for b in &backends {
