@@ -221,16 +221,27 @@ fn entry<'m, V: Default>(map: &'m mut Map<String, V>, key: &str) -> &'m mut V {
 }
 
 /// Adds (`sign` 1) or takes away (-1) one running instance of `app` on `host`; empty
-/// entries go, as `of` never makes them.
+/// entries go, as `of` never makes them. Names are copied only for a new entry: `of`
+/// calls this for each of 20,000 instances.
 fn add_running(running_on: &mut Map<String, Map<String, usize>>, host: &str, app: &str, sign: i8) {
-    let apps = entry(running_on, host);
-    let n = entry(apps, app);
-    *n = if sign > 0 { *n + 1 } else { n.saturating_sub(1) };
-    if *n == 0 {
-        apps.remove(app);
+    if let Some(apps) = running_on.get_mut(host) {
+        if let Some(n) = apps.get_mut(app) {
+            *n = if sign > 0 { *n + 1 } else { n.saturating_sub(1) };
+            if *n == 0 {
+                apps.remove(app);
+            }
+            if apps.is_empty() {
+                running_on.remove(host);
+            }
+            return;
+        }
+        if sign > 0 {
+            apps.insert(app.to_string(), 1);
+        }
+        return;
     }
-    if apps.is_empty() {
-        running_on.remove(host);
+    if sign > 0 {
+        running_on.insert(host.to_string(), [(app.to_string(), 1)].into_iter().collect());
     }
 }
 
@@ -332,7 +343,12 @@ impl FleetFacts {
                 if let Some(c) = facts.per_app.get_mut(app) {
                     c.serving += 1;
                 }
-                *facts.serving_by_host.entry(e.host.clone()).or_default() += 1;
+                match facts.serving_by_host.get_mut(&e.host) {
+                    Some(n) => *n += 1,
+                    None => {
+                        facts.serving_by_host.insert(e.host.clone(), 1);
+                    }
+                }
             }
         }
         facts
@@ -581,5 +597,83 @@ impl FleetFacts {
             None if state == InstanceState::Running && !endpoint.is_empty() => "⚠ unrouted",
             None => "-",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{EventKind, RouteState};
+
+    /// The fixture's facts after `changes`, applied as one event.
+    fn with(changes: Vec<Change>) -> (crate::app::App, FleetFacts) {
+        let mut app = crate::app::fixture_app(0);
+        let event = crate::protocol::Event {
+            rev: app.replica.fleet.revision + 1,
+            ts: app.now,
+            kind: EventKind::RouteDisabled,
+            app: None,
+            host: None,
+            instance: None,
+            operation_id: None,
+            message: String::new(),
+            changes,
+            audit: None,
+        };
+        app.update(crate::actions::Action::Backend(Box::new(crate::backend::Update::Event(event))));
+        let facts = FleetFacts::of(&app.replica);
+        (app, facts)
+    }
+
+    fn routes_of(app: &crate::app::App, name: &str) -> Vec<Route> {
+        app.replica.fleet.routes.values().filter(|r| r.app == name).cloned().collect()
+    }
+
+    #[test]
+    fn the_last_serving_backends_of_an_app_are_found_whatever_else_is_named() {
+        let (app, facts) = with(vec![]);
+        let web = routes_of(&app, "shop-web");
+        assert_eq!(web.len(), 3);
+        assert_eq!(facts.app("shop-web").serving, 3);
+        let keys = |rs: &[Route]| rs.iter().map(|r| (r.app.clone(), r.backend.clone())).collect::<Vec<_>>();
+        let named = |facts: &FleetFacts, ks: &[(String, String)]| {
+            facts.left_without_traffic(ks.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+        };
+        assert!(named(&facts, &keys(&web[..2])).is_empty(), "one is left");
+        let mut all = keys(&web);
+        all.push(all[0].clone());
+        all.push(("shop-web".into(), "10.0.0.9:1".into()));
+        assert_eq!(named(&facts, &all), vec!["shop-web".to_string()], "repeats and unknowns do not count");
+
+        // Two already disabled: the third is the last.
+        let off = |r: &Route| Change::Route(Route { state: RouteState::Disabled, ..r.clone() });
+        let (app, facts) = with(vec![off(&web[0]), off(&web[1])]);
+        assert_eq!(facts.app("shop-web").serving, 1);
+        assert_eq!(named(&facts, &keys(&web[2..])), vec!["shop-web".to_string()]);
+        assert!(named(&facts, &keys(&web[..2])).is_empty(), "they serve nothing already");
+        let st = facts.app_state(&app.replica, &app.replica.fleet.apps["shop-web"], app.now);
+        assert_eq!((st.running, st.serving, st.routes, st.health), (3, 1, 3, AppHealth::Ok));
+    }
+
+    #[test]
+    fn an_app_state_says_no_traffic_when_no_route_serves_and_unknown_before_anything() {
+        let (_, facts) = with(vec![]);
+        let (app, _) = with(vec![]);
+        let web = routes_of(&app, "shop-web");
+        let mut changes: Vec<Change> =
+            web.iter().map(|r| Change::Route(Route { state: RouteState::Disabled, ..r.clone() })).collect();
+        // A stale route does not serve either, enabled or not.
+        changes[0] = Change::Route(Route { stale: true, ..web[0].clone() });
+        let (mut app, after) = with(changes);
+        assert_eq!(after.serving + 3, facts.serving, "the header's count drops by three");
+        let spec = app.replica.fleet.apps["shop-web"].clone();
+        let st = after.app_state(&app.replica, &spec, app.now);
+        assert_eq!((st.running, st.serving, st.health), (3, 0, AppHealth::NoTraffic));
+        // A silent controller: nothing it said is known, not even that.
+        app.update(crate::actions::Action::Tick(app.now + 60_000));
+        let st = after.app_state(&app.replica, &spec, app.now);
+        assert_eq!((st.running, st.unknown, st.health), (0, 3, AppHealth::Unknown));
+        let t = after.totals(&app.replica, app.now);
+        assert_eq!((t.running, t.running_unknown, t.serving), (0, after.running, 0));
     }
 }
