@@ -36,8 +36,8 @@ pub struct FleetFacts {
     /// Running instances on each host, by app: what a silent host takes away from the
     /// totals until it is heard again.
     pub running_by_host: Map<String, Map<String, usize>>,
-    /// Serving routes whose backend is on each host.
-    pub serving_by_host: Map<String, usize>,
+    /// Serving routes whose backend is on each host, by app.
+    pub serving_by_host: Map<String, Map<String, usize>>,
     /// Running instances and routes of each app.
     pub per_app: Map<String, AppCounts>,
     /// The instances behind each endpoint, by app then endpoint: nested so that a view
@@ -150,6 +150,7 @@ pub struct AppState {
     pub running: usize,
     /// Running, last we knew, on a silent host or with a silent controller.
     pub unknown: usize,
+    /// Serving routes whose backends are heard (not on a silent host, with a controller).
     pub serving: usize,
     pub routes: usize,
     pub health: AppHealth,
@@ -220,10 +221,10 @@ fn entry<'m, V: Default>(map: &'m mut Map<String, V>, key: &str) -> &'m mut V {
     map.entry(key.to_string()).or_default()
 }
 
-/// Adds (`sign` 1) or takes away (-1) one running instance of `app` on `host`; empty
-/// entries go, as `of` never makes them. Names are copied only for a new entry: `of`
-/// calls this for each of 20,000 instances.
-fn add_running(running_on: &mut Map<String, Map<String, usize>>, host: &str, app: &str, sign: i8) {
+/// Adds (`sign` 1) or takes away (-1) one of `app` on `host` (a running instance, a
+/// serving route); empty entries go, as `of` never makes them. Names are copied only for
+/// a new entry: `of` calls this for each of 20,000 instances.
+fn add_count(running_on: &mut Map<String, Map<String, usize>>, host: &str, app: &str, sign: i8) {
     if let Some(apps) = running_on.get_mut(host) {
         if let Some(n) = apps.get_mut(app) {
             *n = if sign > 0 { *n + 1 } else { n.saturating_sub(1) };
@@ -304,7 +305,7 @@ impl FleetFacts {
             }
             facts.running += usize::from(running);
             if running {
-                add_running(&mut facts.running_by_host, &i.host, &i.app, 1);
+                add_count(&mut facts.running_by_host, &i.host, &i.app, 1);
             }
             if i.endpoint.is_empty() {
                 continue;
@@ -343,12 +344,7 @@ impl FleetFacts {
                 if let Some(c) = facts.per_app.get_mut(app) {
                     c.serving += 1;
                 }
-                match facts.serving_by_host.get_mut(&e.host) {
-                    Some(n) => *n += 1,
-                    None => {
-                        facts.serving_by_host.insert(e.host.clone(), 1);
-                    }
-                }
+                add_count(&mut facts.serving_by_host, &e.host, app, 1);
             }
         }
         facts
@@ -417,7 +413,7 @@ impl FleetFacts {
         if i.state == InstanceState::Running {
             add(&mut counts.running);
             add(&mut self.running);
-            add_running(&mut self.running_by_host, &i.host, &i.app, sign);
+            add_count(&mut self.running_by_host, &i.host, &i.app, sign);
         }
         prune_app(&mut self.per_app, &i.app);
     }
@@ -468,10 +464,7 @@ impl FleetFacts {
         add(&mut self.serving);
         add(&mut entry(&mut self.per_app, app).serving);
         prune_app(&mut self.per_app, app);
-        add(entry(&mut self.serving_by_host, host));
-        if self.serving_by_host.get(host) == Some(&0) {
-            self.serving_by_host.remove(host);
-        }
+        add_count(&mut self.serving_by_host, host, app, sign);
     }
 
     /// Running instances on a host, all apps together.
@@ -486,7 +479,12 @@ impl FleetFacts {
 
     /// Serving routes whose backend is on a host.
     pub fn serving_on(&self, host: &str) -> usize {
-        self.serving_by_host.get(host).copied().unwrap_or(0)
+        self.serving_by_host.get(host).map_or(0, |apps| apps.values().sum())
+    }
+
+    /// Serving routes of one app whose backend is on a host.
+    pub fn serving_of_on(&self, app: &str, host: &str) -> usize {
+        self.serving_by_host.get(host).and_then(|apps| apps.get(app)).copied().unwrap_or(0)
     }
 
     /// The totals at `now`, from these facts and which sources are silent. The silent
@@ -529,12 +527,15 @@ impl FleetFacts {
         let running = counts.map_or(0, |c| c.running);
         let serving = counts.map_or(0, |c| c.serving);
         let routes = counts.map_or(0, |c| c.routes);
-        let unknown = if replica.controller_silence(now).is_some() {
-            running
+        let (unknown, serving_unknown) = if replica.controller_silence(now).is_some() {
+            (running, serving)
         } else {
-            replica.silence.hosts.iter().map(|h| self.running_of_on(&app.name, h)).sum()
+            replica.silence.hosts.iter().fold((0, 0), |(r, s), h| {
+                (r + self.running_of_on(&app.name, h), s + self.serving_of_on(&app.name, h))
+            })
         };
         let known = running.saturating_sub(unknown);
+        let serving = serving.saturating_sub(serving_unknown);
         let busy = replica
             .fleet
             .operations
@@ -673,6 +674,9 @@ mod tests {
         app.update(crate::actions::Action::Tick(app.now + 60_000));
         let st = after.app_state(&app.replica, &spec, app.now);
         assert_eq!((st.running, st.unknown, st.health), (0, 3, AppHealth::Unknown));
+        let api = app.replica.fleet.apps["api-gateway"].clone();
+        let st = after.app_state(&app.replica, &api, app.now);
+        assert_eq!((st.running, st.unknown, st.serving, st.routes), (0, 2, 0, 2), "serving is unknown too");
         let t = after.totals(&app.replica, app.now);
         assert_eq!((t.running, t.running_unknown, t.serving), (0, after.running, 0));
     }

@@ -953,6 +953,8 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
     }
     let screen = text(&draw(&mut app, 150, 16));
     assert!(screen.contains("? 2 unknown") && !screen.contains("● ok"), "Apps:\n{screen}");
+    let row = screen.lines().find(|l| l.contains("api-gateway")).expect("api-gateway's row");
+    assert!(row.contains("0/2") && !row.contains("2/2"), "nothing known to run or serve: {row}");
 
     // A beacon: live again at once.
     app.now = t + 6_500;
