@@ -289,7 +289,14 @@ pub fn fields(
                 t(r.backend.clone()),
                 t(format!("{} {flag}", r.state.as_str())),
                 n(r.weight.to_string(), r.weight as f64),
-                t(on.map(|e| e.first.as_str()).unwrap_or("none")),
+                // As the Instances panel's rows: judged with the replica's last tick.
+                t(match on {
+                    Some(e) if replica.silence.controller || replica.silence.hosts.contains(&e.host) => {
+                        format!("? {}", e.first.as_str())
+                    }
+                    Some(e) => e.first.as_str().to_string(),
+                    None => "none".to_string(),
+                }),
             ])
         }
         (Panel::Events, RowKey::Rev(rev)) => {

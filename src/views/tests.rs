@@ -950,6 +950,9 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
         app.update(Action::ShowPanel(panel));
         let screen = text(&draw(&mut app, 150, 16));
         assert!(screen.contains("⚠ not live: no controller"), "{panel:?}:\n{screen}");
+        if panel == Panel::Routes {
+            assert_eq!(screen.matches("? running 6s").count(), 7, "every backend's instance:\n{screen}");
+        }
     }
     let screen = text(&draw(&mut app, 150, 16));
     assert!(screen.contains("? 2 unknown") && !screen.contains("● ok"), "Apps:\n{screen}");
