@@ -67,8 +67,8 @@ pub struct Endpoint {
     pub running: usize,
     /// The route to it, if there is one.
     pub route: Option<RouteState>,
-    /// Whether that route would send traffic here (`Route::serves`: enabled, not stale).
-    pub route_serves: bool,
+    /// Whether its route serves traffic (`Route::serves_with` its running instances).
+    pub serves: bool,
     /// The host of its first instance: where it is served from.
     pub host: String,
 }
@@ -79,10 +79,9 @@ impl Endpoint {
         self.running > 0
     }
 
-    /// Whether its route serves traffic: the rule is `Route::serves_with`, whose two
-    /// halves the endpoint keeps.
+    /// Whether its route serves traffic (`Route::serves_with`).
     pub fn serving(&self) -> bool {
-        self.route_serves && self.backed()
+        self.serves
     }
 
     /// An endpoint an instance just came to, before it is counted.
@@ -92,7 +91,7 @@ impl Endpoint {
             first: state,
             running: 0,
             route: None,
-            route_serves: false,
+            serves: false,
             host: host.to_string(),
         }
     }
@@ -331,15 +330,21 @@ impl FleetFacts {
                         first: i.state,
                         running: usize::from(running),
                         route: route.map(|r| r.state),
-                        route_serves: route.is_some_and(Route::serves),
+                        // Known once every instance on it is counted, below.
+                        serves: false,
                         host: i.host.clone(),
                     };
                     endpoints.insert(i.endpoint.clone(), e);
                 }
             }
         }
-        for (app, endpoints) in &facts.by_endpoint {
-            for e in endpoints.values().filter(|e| e.serving()) {
+        for (app, endpoints) in facts.by_endpoint.iter_mut() {
+            for (backend, e) in endpoints.iter_mut() {
+                let route = routes.get(&(app.as_str(), backend.as_str()));
+                e.serves = route.is_some_and(|r| r.serves_with(e.running));
+                if !e.serves {
+                    continue;
+                }
                 facts.serving += 1;
                 if let Some(c) = facts.per_app.get_mut(app) {
                     c.serving += 1;
@@ -436,7 +441,7 @@ impl FleetFacts {
                 e.running = on.iter().filter(|i| i.state == InstanceState::Running).count();
                 let route = fleet.routes.get(&(app.to_string(), endpoint.to_string()));
                 e.route = route.map(|r| r.state);
-                e.route_serves = route.is_some_and(Route::serves);
+                e.serves = route.is_some_and(|r| r.serves_with(e.running));
                 (unrouted(e), e.serving().then(|| e.host.clone()))
             }
             None => {
