@@ -173,9 +173,11 @@ pub struct Replica {
     /// When the controller was last heard (a beacon, an event or a snapshot), ms since
     /// epoch; 0 until it has been.
     pub controller_heard: u64,
-    /// When the last beacon arrived, and the intervals between the last few.
+    /// When the last beacon arrived, the intervals between the last few, and their
+    /// median (0 until there is one): the controller's period.
     last_beacon: u64,
     beacon_intervals: VecDeque<u64>,
+    beacon_period: u64,
     /// Each host's heartbeat period, from its heartbeats, and the longest of them.
     host_periods: HashMap<String, u64>,
     longest_period: u64,
@@ -207,6 +209,7 @@ impl Default for Replica {
             controller_heard: 0,
             last_beacon: 0,
             beacon_intervals: VecDeque::new(),
+            beacon_period: 0,
             host_periods: HashMap::new(),
             longest_period: 0,
             reconnected_at: 0,
@@ -290,6 +293,9 @@ impl Replica {
                 self.beacon_intervals.pop_front();
             }
             self.beacon_intervals.push_back(now - self.last_beacon);
+            let mut v: Vec<u64> = self.beacon_intervals.iter().copied().collect();
+            v.sort_unstable();
+            self.beacon_period = v[v.len() / 2];
         }
         self.last_beacon = now;
         self.heard_controller(now);
@@ -432,12 +438,10 @@ impl Replica {
     /// longer (a large fleet beats slowly, and its controller with it), so that a cockpit
     /// just started does not call a slow controller gone.
     pub fn controller_period(&self) -> u64 {
-        let mut v: Vec<u64> = self.beacon_intervals.iter().copied().collect();
-        if v.is_empty() {
-            return self.longest_period.max(DEFAULT_PERIOD_MS);
+        match self.beacon_period {
+            0 => self.longest_period.max(DEFAULT_PERIOD_MS),
+            p => clamp_period(p),
         }
-        v.sort_unstable();
-        clamp_period(v[v.len() / 2])
     }
 
     /// How long the controller has been silent, once it has missed
@@ -501,7 +505,8 @@ impl Replica {
 
     /// Judges every source at `now` (the cockpit's clock tick): when the set of silent
     /// sources changes, `silence_changes` and the generation move, so cached rows that
-    /// show freshness are built again. The views judge visible cells at each frame.
+    /// show freshness are built again. The controller is also judged at each frame (one
+    /// comparison, `controller_silence`); hosts only here.
     pub fn tick(&mut self, now: u64) {
         let silence = Silence {
             controller: self.controller_silence(now).is_some(),
