@@ -286,14 +286,21 @@ pub fn fields(
         (Panel::Routes, RowKey::Route(app, backend)) => {
             let r = f.routes.get(&(app.clone(), backend.clone()))?;
             let on = facts.endpoint(app, backend);
-            let flag = if r.stale || !on.is_some_and(|e| e.serving()) { "stale" } else { "" };
+            let flag = if r.stale || !on.is_some_and(|e| e.backed()) { "stale" } else { "" };
             Some(vec![
                 t(r.app.clone()),
                 t(r.domain.clone()),
                 t(r.backend.clone()),
                 t(format!("{} {flag}", r.state.as_str())),
                 n(r.weight.to_string(), r.weight as f64),
-                t(on.map(|e| e.first.as_str()).unwrap_or("none")),
+                // As the Instances panel's rows: judged with the replica's last tick.
+                t(match on {
+                    Some(e) if replica.silence.controller || replica.silence.hosts.contains(&e.host) => {
+                        format!("? {}", e.first.as_str())
+                    }
+                    Some(e) => e.first.as_str().to_string(),
+                    None => "none".to_string(),
+                }),
             ])
         }
         (Panel::Events, RowKey::Rev(rev)) => {

@@ -173,11 +173,14 @@ pub struct Replica {
     /// When the controller was last heard (a beacon, an event or a snapshot), ms since
     /// epoch; 0 until it has been.
     pub controller_heard: u64,
-    /// When the last beacon arrived, and the intervals between the last few.
+    /// When the last beacon arrived, the intervals between the last few, and their
+    /// median (0 until there is one): the controller's period.
     last_beacon: u64,
     beacon_intervals: VecDeque<u64>,
-    /// Each host's heartbeat period, from its heartbeats.
+    beacon_period: u64,
+    /// Each host's heartbeat period, from its heartbeats, and the longest of them.
     host_periods: HashMap<String, u64>,
+    longest_period: u64,
     /// When the bus connection last came back: sources are judged from then at the
     /// earliest, as the controller gives hosts a fresh grace period after an outage.
     reconnected_at: u64,
@@ -206,7 +209,9 @@ impl Default for Replica {
             controller_heard: 0,
             last_beacon: 0,
             beacon_intervals: VecDeque::new(),
+            beacon_period: 0,
             host_periods: HashMap::new(),
+            longest_period: 0,
             reconnected_at: 0,
             silence: Silence::default(),
             silence_changes: 0,
@@ -288,6 +293,9 @@ impl Replica {
                 self.beacon_intervals.pop_front();
             }
             self.beacon_intervals.push_back(now - self.last_beacon);
+            let mut v: Vec<u64> = self.beacon_intervals.iter().copied().collect();
+            v.sort_unstable();
+            self.beacon_period = v[v.len() / 2];
         }
         self.last_beacon = now;
         self.heard_controller(now);
@@ -354,6 +362,7 @@ impl Replica {
         self.heartbeats.insert(hb.host.id.clone(), now);
         if self.host_periods.get(&hb.host.id) != Some(&hb.period_ms) {
             self.host_periods.insert(hb.host.id.clone(), hb.period_ms);
+            self.longest_period = self.longest_period.max(hb.period_ms);
         }
         // A silent host that speaks again is fresh at once, not at the next tick.
         if self.silence.hosts.remove(&hb.host.id) {
@@ -424,15 +433,15 @@ impl Replica {
         self.generation += 1;
     }
 
-    /// The controller's beacon period: the median of the last intervals between beacons,
-    /// or the default until two beacons have been heard.
+    /// The controller's beacon period: the median of the last intervals between beacons;
+    /// until two beacons have been heard, the default or the longest host period if
+    /// longer (a large fleet beats slowly, and its controller with it), so that a cockpit
+    /// just started does not call a slow controller gone.
     pub fn controller_period(&self) -> u64 {
-        let mut v: Vec<u64> = self.beacon_intervals.iter().copied().collect();
-        if v.is_empty() {
-            return DEFAULT_PERIOD_MS;
+        match self.beacon_period {
+            0 => self.longest_period.max(DEFAULT_PERIOD_MS),
+            p => clamp_period(p),
         }
-        v.sort_unstable();
-        clamp_period(v[v.len() / 2])
     }
 
     /// How long the controller has been silent, once it has missed
@@ -449,15 +458,28 @@ impl Replica {
     pub fn host_period(&self, host: &str) -> u64 {
         match self.host_periods.get(host) {
             Some(p) => *p,
-            None => self.host_periods.values().copied().max().unwrap_or(DEFAULT_PERIOD_MS),
+            None if self.longest_period > 0 => self.longest_period,
+            None => DEFAULT_PERIOD_MS,
         }
     }
 
-    /// How long a host has been silent, once its heartbeat is `SILENT_AFTER_PERIODS`
-    /// periods late; `None` while it beats, or when it was never heard.
+    /// How long a host has been silent, once its heartbeat was `SILENT_AFTER_PERIODS`
+    /// periods late at the last `tick`; `None` while it beats, or when it was never heard.
+    /// Hosts are judged at the tick (a pass over them all, once a second) and heard again
+    /// at their next heartbeat, so that the header, the rows and the filter agree, and no
+    /// frame judges every host.
     pub fn host_silence(&self, host: &str, now: u64) -> Option<u64> {
-        let heard = self.last_heartbeat(host)?;
-        silent_for(heard, self.reconnected_at, self.host_period(host), now)
+        if !self.silence.hosts.contains(host) {
+            return None;
+        }
+        self.heartbeat_age(host, now)
+    }
+
+    /// Whether a host is silent at `now`, by the rule: what `tick` asks of each host.
+    fn judge_host(&self, host: &str, now: u64) -> bool {
+        self.last_heartbeat(host).is_some_and(|heard| {
+            silent_for(heard, self.reconnected_at, self.host_period(host), now).is_some()
+        })
     }
 
     /// A host's state as the cockpit shows it: the controller's, except that a host it
@@ -483,11 +505,12 @@ impl Replica {
 
     /// Judges every source at `now` (the cockpit's clock tick): when the set of silent
     /// sources changes, `silence_changes` and the generation move, so cached rows that
-    /// show freshness are built again. The views judge visible cells at each frame.
+    /// show freshness are built again. The controller is also judged at each frame (one
+    /// comparison, `controller_silence`); hosts only here.
     pub fn tick(&mut self, now: u64) {
         let silence = Silence {
             controller: self.controller_silence(now).is_some(),
-            hosts: self.fleet.hosts.keys().filter(|h| self.host_silence(h, now).is_some()).cloned().collect(),
+            hosts: self.fleet.hosts.keys().filter(|h| self.judge_host(h, now)).cloned().collect(),
         };
         if silence != self.silence {
             self.silence = silence;
@@ -604,13 +627,15 @@ mod tests {
             ..Fleet::default()
         };
         r.apply_snapshot(fleet, 1_000);
+        r.tick(10_000);
         assert_eq!(r.host_silence("a", 10_000), None, "never heard: nothing to judge");
         r.apply_heartbeat(&test_heartbeat(&a, 500), 1_000);
         assert_eq!(r.host_period("a"), 500);
         assert_eq!(r.host_period("b"), 500, "a host not heard yet gets the longest known period");
+        r.tick(2_500);
         assert_eq!(r.host_silence("a", 2_500), None);
+        r.tick(2_501);
         assert_eq!(r.host_silence("a", 2_501), Some(1_501));
-        assert_eq!(r.host_state(&a, 2_400), (HostState::Up, None));
         assert_eq!(r.host_state(&a, 2_600), (HostState::Stale, Some(1_600)), "no controller needed");
         let lost = Host { state: HostState::Lost, ..a.clone() };
         assert_eq!(r.host_state(&lost, 2_600).0, HostState::Lost);
@@ -619,6 +644,9 @@ mod tests {
         assert_eq!(r.instance_age("a", 2_600), Some(1_600));
         assert_eq!(r.instance_age("b", 2_600), None);
         assert_eq!(r.instance_age("b", 10_000), Some(9_000), "the controller is silent by then");
+        // Heard again: up at once, before any tick.
+        r.apply_heartbeat(&test_heartbeat(&a, 500), 2_700);
+        assert_eq!(r.host_state(&a, 2_700), (HostState::Up, None));
     }
 
     #[test]

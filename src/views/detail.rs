@@ -47,7 +47,13 @@ fn host(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
             // As the Hosts panel shows it: a silent host is stale, with its silence.
             let (state, silent) = app.replica.host_state(h, app.now);
             let label = super::hosts::state_label(state);
-            kv(t, "state", silent.map_or(label.to_string(), |ms| format!("{label}, silent for {}", age(ms))))
+            kv(
+                t,
+                "state",
+                silent.map_or(label.to_string(), |ms| {
+                    format!("{label}, silent for {}", super::silence_age(ms))
+                }),
+            )
         },
         kv(t, "hostname", h.hostname.clone()),
         kv(t, "address", format!("{} in {}", h.ip, h.az)),

@@ -23,7 +23,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         (Connection::Disconnected { since, .. }, _) => {
             (format!("✕ reconnecting for {}", age(app.now.saturating_sub(*since))), t.bad)
         }
-        (_, _) if let Some(ms) = silent_controller => (format!("✕ no controller for {}", age(ms)), t.bad),
+        (_, _) if let Some(ms) = silent_controller => {
+            (format!("✕ no controller for {}", super::silence_age(ms)), t.bad)
+        }
         (_, Sync::Loading) => ("◌ loading".into(), t.warn),
         (_, Sync::Resyncing) => ("↻ resyncing".into(), t.warn),
         (_, Sync::Live) => ("● live".into(), t.ok),

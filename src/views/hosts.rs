@@ -8,7 +8,7 @@ use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::protocol::clock::{age, heartbeat_age};
+use crate::protocol::clock::heartbeat_age;
 use crate::protocol::{Host, HostState};
 
 pub(crate) const COLUMNS: [Column; 9] = [
@@ -58,7 +58,7 @@ fn cells<'a>(app: &'a App, h: &'a Host) -> Vec<Cell<'a>> {
         HostState::Lost => t.bad,
     };
     let state = match silent {
-        Some(ms) => styled(format!("{} {}", state_label(state), age(ms)), state_style),
+        Some(ms) => styled(format!("{} {}", state_label(state), super::silence_age(ms)), state_style),
         None => styled(state_label(state), state_style),
     };
     let level = |v: f32| {
@@ -73,7 +73,7 @@ fn cells<'a>(app: &'a App, h: &'a Host) -> Vec<Cell<'a>> {
     let mem = h.metrics.mem_pct();
     // A silent host's heartbeat age by the second, however short its period.
     let hb = match (silent, app.replica.heartbeat_age(&h.id, app.now)) {
-        (Some(ms), _) => age(ms),
+        (Some(ms), _) => super::silence_age(ms),
         (None, Some(ms)) => heartbeat_age(ms),
         (None, None) => "-".into(),
     };

@@ -8,7 +8,7 @@ use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::protocol::clock::{age, uptime_coarse};
+use crate::protocol::clock::uptime_coarse;
 use crate::protocol::{Instance, InstanceState};
 use crate::views::theme::Theme;
 
@@ -66,10 +66,10 @@ pub fn state_cell<'a>(app: &App, i: &Instance) -> Cell<'a> {
     let t = &app.theme;
     match app.replica.instance_age(&i.host, app.now) {
         Some(ms) => {
-            let text = format!("? {} {} old", i.state.as_str(), age(ms));
+            let text = format!("? {} {} old", i.state.as_str(), super::silence_age(ms));
             // A long state word keeps its age and drops the "old".
             let text = if text.chars().count() > STATE_WIDTH as usize {
-                format!("? {} {}", i.state.as_str(), age(ms))
+                format!("? {} {}", i.state.as_str(), super::silence_age(ms))
             } else {
                 text
             };

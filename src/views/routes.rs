@@ -19,7 +19,7 @@ pub(crate) const COLUMNS: [Column; 6] = [
     col("BACKEND", 17, 0),
     col("STATE", 11, 0),
     col("WEIGHT", 6, 2),
-    col("INSTANCE", 12, 1),
+    col("INSTANCE", 15, 1),
 ];
 
 const SPEC: PanelSpec =
@@ -95,14 +95,18 @@ fn cells<'a>(app: &'a App, r: &'a Route) -> Vec<Cell<'a>> {
     // Stale: the controller says so, or no running instance serves the backend now.
     let facts = app.facts();
     let backing = facts.endpoint(&r.app, &r.backend);
-    let stale = r.stale || !backing.is_some_and(|e| e.serving());
+    let stale = r.stale || !backing.is_some_and(|e| e.backed());
     let (state, style) = match (r.state, stale) {
         (RouteState::Enabled, true) => ("◐ stale", t.warn),
         (RouteState::Disabled, true) => ("○ off,stale", t.muted),
         (RouteState::Enabled, false) => ("● enabled", t.ok),
         (RouteState::Disabled, false) => ("○ disabled", t.muted),
     };
+    // The instance's state is the controller's word on its host's report: unknown, with
+    // its age, when either is silent.
+    let old = backing.and_then(|e| app.replica.instance_age(&e.host, app.now));
     let (inst, inst_style) = match backing.map(|e| e.first) {
+        Some(s) if let Some(ms) = old => (format!("? {} {}", s.as_str(), super::silence_age(ms)), t.warn),
         Some(s) if s == InstanceState::Running => (s.as_str().to_string(), t.text),
         Some(s) => (format!("⚠ {}", s.as_str()), t.warn),
         None => ("⚠ none".to_string(), t.warn),

@@ -878,6 +878,9 @@ fn host_with_history() -> (App, String) {
         };
         app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
     }
+    // The clock's tick, as the event loop gives it each second: the other hosts, silent
+    // for 19 s, are judged.
+    app.update(Action::Tick(app.now));
     let event = |rev, ts, kind| Event {
         rev,
         ts,
@@ -1085,9 +1088,14 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
         app.update(Action::ShowPanel(panel));
         let screen = text(&draw(&mut app, 150, 16));
         assert!(screen.contains("⚠ not live: no controller"), "{panel:?}:\n{screen}");
+        if panel == Panel::Routes {
+            assert_eq!(screen.matches("? running 6s").count(), 7, "every backend's instance:\n{screen}");
+        }
     }
     let screen = text(&draw(&mut app, 150, 16));
     assert!(screen.contains("? 2 unknown") && !screen.contains("● ok"), "Apps:\n{screen}");
+    let row = screen.lines().find(|l| l.contains("api-gateway")).expect("api-gateway's row");
+    assert!(row.contains("0/2") && !row.contains("2/2"), "nothing known to run or serve: {row}");
 
     // A beacon: live again at once.
     app.now = t + 6_500;
@@ -1191,6 +1199,12 @@ fn an_app_whose_routes_are_all_disabled_gets_no_traffic() {
     type_text(&mut app, "no traffic");
     app.update(Action::Submit);
     assert_eq!(app.row_count(Panel::Apps), 1);
+    // The routes themselves are disabled, and still backed: not stale.
+    app.update(Action::ShowPanel(Panel::Routes));
+    let screen = text(&draw(&mut app, 120, 16));
+    let rows: Vec<&str> = screen.lines().filter(|l| l.contains("shop-web.dianping")).collect();
+    assert_eq!(rows.len(), 3, "{screen}");
+    assert!(rows.iter().all(|l| l.contains("○ disabled") && !l.contains("stale")), "{screen}");
 }
 
 #[test]
