@@ -24,7 +24,10 @@ use serde_json::Value;
 
 use crate::docker_support::{docker, docker_or_skip, site};
 use crate::nats_support::{Follower, NatsServer, Proc, ctl_json_lines, eventually, try_snapshot};
-use crate::stack_support::{NginxGuard, deploy_site, docker_agent_args, free_port, get, nginx_bin};
+use crate::stack_support::{
+    NginxGuard, deploy_site, docker_agent_args, free_port, get, nginx_bin, remove_host_containers,
+    spawn_router,
+};
 
 const DEFAULT_SECS: u64 = 40;
 const CONTROLLER_ARGS: [&str; 8] =
@@ -95,10 +98,7 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for host in &self.hosts {
-            let ids = docker(&["ps", "-aq", "--filter", &format!("label=quarterdeck.host={host}")]);
-            for id in ids.split_whitespace() {
-                let _ = std::process::Command::new("docker").args(["rm", "-f", id]).output();
-            }
+            remove_host_containers(host);
         }
     }
 }
@@ -134,6 +134,9 @@ fn chaos_the_stack_heals_from_random_kills_and_outages() {
     let pid = std::process::id() % 100_000;
     let hosts = vec![format!("cha{pid}"), format!("chb{pid}")];
     let router_dir = nats.dir().join("router");
+    for host in &hosts {
+        remove_host_containers(host);
+    }
     let _cleanup = Cleanup { hosts: hosts.clone(), _nginx: NginxGuard(router_dir.clone()) };
     let mut controller = Proc::controller(&nats, "c1", &CONTROLLER_ARGS);
     let agent_args: Vec<Vec<String>> = hosts
@@ -147,19 +150,7 @@ fn chaos_the_stack_heals_from_random_kills_and_outages() {
     };
     let mut agents: Vec<Proc> = (0..hosts.len()).map(|i| spawn_agent(&nats, i)).collect();
     let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let router_args = [
-        "router",
-        "--id",
-        "r1",
-        "--listen",
-        &listen,
-        "--state-dir",
-        router_dir.to_str().unwrap(),
-        "--nginx",
-        &nginx,
-    ];
-    let _router = Proc::spawn(&nats, "router", &router_args);
+    let _router = spawn_router(&nats, port, &router_dir, &nginx);
     eventually(Duration::from_secs(30), "both docker hosts are up", || {
         let s = try_snapshot(&url)?;
         let up = s["hosts"].as_array().map_or(0, |h| h.iter().filter(|h| h["state"] == "up").count());

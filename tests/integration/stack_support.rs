@@ -66,6 +66,9 @@ impl Stack {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let host = format!("rt{}-{n}", std::process::id() % 100_000);
+        // A run killed before its cleanup, under the same process id, would leave
+        // containers this host's agent adopts.
+        remove_host_containers(&host);
         let data_dir = nats.dir().join("agent-data");
         let router_dir = nats.dir().join("router");
         let mut controller_args = vec!["--route-stale-after", route_ttl];
@@ -96,22 +99,7 @@ impl Stack {
     }
 
     pub fn start_router(&mut self, nginx: &str) {
-        let listen = format!("127.0.0.1:{}", self.port);
-        self.router = Some(Proc::spawn(
-            &self.nats,
-            "router",
-            &[
-                "router",
-                "--id",
-                "r1",
-                "--listen",
-                &listen,
-                "--state-dir",
-                self.router_dir.to_str().unwrap(),
-                "--nginx",
-                nginx,
-            ],
-        ));
+        self.router = Some(spawn_router(&self.nats, self.port, &self.router_dir, nginx));
     }
 
     /// Kills the agent with -9 and starts it again with the same flags.
@@ -176,10 +164,7 @@ impl Drop for Stack {
             router.kill9();
         }
         drop(NginxGuard(self.router_dir.clone()));
-        let ids = docker(&["ps", "-aq", "--filter", &format!("label=quarterdeck.host={}", self.host)]);
-        for id in ids.split_whitespace() {
-            let _ = docker(&["rm", "-f", id]);
-        }
+        remove_host_containers(&self.host);
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
@@ -270,4 +255,20 @@ pub fn docker_agent_args(host: &str, az: &str, data_dir: &std::path::Path) -> Ve
     .iter()
     .map(|a| a.to_string())
     .collect()
+}
+
+/// A router `r1` running nginx on 127.0.0.1:`port`, its files in `dir`.
+pub fn spawn_router(nats: &NatsServer, port: u16, dir: &std::path::Path, nginx: &str) -> Proc {
+    let listen = format!("127.0.0.1:{port}");
+    let args =
+        ["router", "--id", "r1", "--listen", &listen, "--state-dir", dir.to_str().unwrap(), "--nginx", nginx];
+    Proc::spawn(nats, "router", &args)
+}
+
+/// Removes every container labelled as `host`'s, running or not.
+pub fn remove_host_containers(host: &str) {
+    let ids = docker(&["ps", "-aq", "--filter", &format!("label=quarterdeck.host={host}")]);
+    for id in ids.split_whitespace() {
+        let _ = std::process::Command::new("docker").args(["rm", "-f", id]).output();
+    }
 }
