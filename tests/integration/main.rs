@@ -15,6 +15,7 @@ mod nats_faults;
 mod nats_history_bounds;
 mod nats_paged_snapshot;
 mod nats_plane;
+mod nats_recovery;
 mod nats_resync;
 mod nats_robustness;
 mod sandbox_e2e;
