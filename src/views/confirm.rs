@@ -16,7 +16,8 @@ pub fn render(app: &App, pending: &Pending, frame: &mut Frame, area: Rect) {
     // as an app's last serving backend, is drawn as one).
     let lines: Vec<&str> = pending.question.lines().collect();
     let longest = lines.iter().map(|l| l.chars().count() as u16).max().unwrap_or(0);
-    let width = (longest + 6).clamp(44, 76);
+    // Never wider than the screen, so the wrapped rows counted below are the ones drawn.
+    let width = (longest + 6).clamp(44, 76).min(area.width).max(5);
     // Borders and padding take 4 columns; a long line wraps onto more lines.
     let question_lines: u16 =
         lines.iter().map(|l| (l.chars().count() as u16).div_ceil(width - 4).max(1)).sum::<u16>().max(1);
@@ -61,7 +62,10 @@ pub fn render(app: &App, pending: &Pending, frame: &mut Frame, area: Rect) {
         text.push(Line::from(Span::styled(format!("✕ {err}"), t.bad)));
     }
     // `text` holds the question's lines too: counted once, wrapped; 2 for the borders.
-    let height = question_lines + text.len().saturating_sub(lines.len()) as u16 + 2;
+    // The error may wrap too: its rows beyond the first are counted here.
+    let error_rows =
+        pending.error.as_ref().map_or(0, |e| (e.chars().count() as u16 + 2).div_ceil(width - 4).max(1) - 1);
+    let height = question_lines + text.len().saturating_sub(lines.len()) as u16 + error_rows + 2;
     let popup = super::centered(area, width, height);
     frame.render_widget(Clear, popup);
     let title = if pending.typed.is_some() { " Confirm: prod " } else { " Confirm " };

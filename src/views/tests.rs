@@ -104,6 +104,20 @@ fn confirm_dialog_not_live() {
 }
 
 #[test]
+fn a_confirm_dialog_error_that_wraps_is_shown_whole() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Restart);
+    let down = crate::bus::Connection::Disconnected { since: app.now, reason: "disconnected".into() };
+    app.update(Action::Backend(Box::new(crate::backend::Update::Connection(down))));
+    app.update(Action::Confirmed);
+    // 60 columns: the refusal takes two rows, and the dialog grows to hold both.
+    let screen = text(&draw(&mut app, 60, 24));
+    assert!(screen.contains("not sent: reconnecting"), "{screen}");
+    assert!(screen.contains("║ Esc "), "the end of the refusal is cut off:\n{screen}");
+}
+
+#[test]
 fn detail_pane() {
     let mut app = app();
     app.update(Action::Detail);
