@@ -23,7 +23,9 @@ use quarterdeck::protocol::{Accepted, Envelope, RestartRequest, subjects};
 use serde_json::Value;
 
 use crate::docker_support::{docker, docker_or_skip, site};
-use crate::nats_support::{Follower, NatsServer, Proc, ctl_json_lines, eventually, try_snapshot};
+use crate::nats_support::{
+    Follower, NatsServer, Proc, ctl_json_lines, eventually, try_eventually, try_snapshot,
+};
 use crate::stack_support::{
     NginxGuard, deploy_site, docker_agent_args, free_port, get, nginx_bin, remove_host_containers,
     spawn_router,
@@ -277,7 +279,7 @@ fn chaos_the_stack_heals_from_random_kills_and_outages() {
 
     // Healed: the app at its desired count, each instance once, routes equal to the
     // running instances, nothing left running, nginx serving.
-    let healed = eventually(HEAL, "the fleet heals", || {
+    let healed = try_eventually(HEAL, || {
         let s = try_snapshot(&url)?;
         let desired = s["apps"]
             .as_array()
@@ -327,6 +329,17 @@ fn chaos_the_stack_heals_from_random_kills_and_outages() {
             other => Err(format!("nginx: {other:?}")),
         }
     });
+    let healed = healed.unwrap_or_else(|last| {
+        // A process that stopped answering says where it is stuck.
+        for (name, pid) in
+            [("controller", controller.pid())].into_iter().chain(agents.iter().map(|a| ("agent", a.pid())))
+        {
+            if let Some(pid) = pid {
+                eprintln!("==== threads of the {name} (pid {pid}) ====\n{}", stacks(pid));
+            }
+        }
+        panic!("timed out after {HEAL:?} waiting for the fleet to heal\nlast seen: {last}")
+    });
     let healed_s = start.elapsed().as_secs_f64() - chaos_s;
     stop.store(true, Ordering::Relaxed);
     let _ = client.join();
@@ -370,4 +383,15 @@ fn our_containers(hosts: &[String]) -> BTreeMap<String, String> {
         }
     }
     found
+}
+
+/// Every thread's stack of a live process, by gdb, when it is there.
+fn stacks(pid: u32) -> String {
+    let out = std::process::Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 30"])
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("(no gdb: {e})"),
+    }
 }

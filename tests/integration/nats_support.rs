@@ -598,14 +598,24 @@ pub fn fleet_without_metrics(fleet: &Fleet) -> Fleet {
 // Pollers
 
 /// Polls `check` until it returns `Ok`, or panics after `timeout` with what it last said.
-pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub fn eventually<T>(timeout: Duration, what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    match try_eventually(timeout, check) {
+        Ok(v) => v,
+        Err(last) => panic!("timed out after {timeout:?} waiting for: {what}\nlast seen: {last}"),
+    }
+}
+
+/// `eventually`, giving back the last failure instead of panicking, for a caller that has
+/// more to say first.
+pub fn try_eventually<T>(
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
         match check() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => {
-                panic!("timed out after {timeout:?} waiting for: {what}\nlast seen: {last}")
-            }
+            Ok(v) => return Ok(v),
+            Err(last) if Instant::now() > deadline => return Err(last),
             Err(_) => std::thread::sleep(POLL),
         }
     }
