@@ -190,7 +190,11 @@ fn chaos_the_stack_heals_from_random_kills_and_outages() {
                     other => {
                         let mut samples = traffic.samples.lock().unwrap();
                         if samples.len() < 20 {
-                            samples.push((start.elapsed().as_secs_f64(), format!("{other:?}")));
+                            let what = match other {
+                                Ok((status, backend, _)) => format!("{status} from {backend:?}"),
+                                Err(e) => e,
+                            };
+                            samples.push((start.elapsed().as_secs_f64(), what));
                         }
                         traffic.failed.fetch_add(1, Ordering::Relaxed)
                     }
