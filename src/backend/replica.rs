@@ -155,6 +155,8 @@ pub struct Replica {
     /// When the replica last heard anything from the plane (ms since epoch).
     pub last_update: u64,
     pub gaps: u64,
+    /// New epochs seen: a controller whose revision went below ours.
+    pub epochs: u64,
     /// Bumped on every change the views care about, so they can cache per generation.
     pub generation: u64,
     /// Bumped when rows come, go or change, but not for metrics.
@@ -199,6 +201,7 @@ impl Default for Replica {
             sync: Sync::Loading,
             last_update: 0,
             gaps: 0,
+            epochs: 0,
             generation: 0,
             structure: 0,
             members: Membership::default(),
@@ -265,7 +268,23 @@ impl Replica {
     /// A controller beacon. Returns true when the replica must take a fresh snapshot: it
     /// was behind at the previous beacon and has still not caught up, so an event was lost
     /// (a gap at the end of the stream, which no later event would reveal).
+    ///
+    /// A beacon below the replica's own revision is a new epoch (a controller restarted on a
+    /// store that lost its last events): the events that follow would all look already
+    /// applied and be ignored, so the replica takes a fresh snapshot at once. The beacon is
+    /// never behind what was published (it says the controller's in-memory revision, and
+    /// follows the events on the same connection), so only a new epoch makes it lower.
     pub fn note_beacon(&mut self, revision: u64) -> bool {
+        if self.sync == Sync::Live && revision < self.fleet.revision {
+            log::warn!(
+                "the controller's revision {revision} is below ours ({}): a new epoch; taking a fresh snapshot",
+                self.fleet.revision
+            );
+            self.behind = None;
+            self.epochs += 1;
+            self.sync = Sync::Resyncing;
+            return true;
+        }
         if self.sync != Sync::Live || revision <= self.fleet.revision {
             self.behind = None;
             return false;
@@ -711,6 +730,20 @@ mod tests {
         assert_eq!(r.sync, Sync::Live);
         assert!(r.apply_event(ev(15), 6).is_ok());
         assert_eq!(r.fleet.revision, 15);
+    }
+
+    #[test]
+    fn a_beacon_below_our_revision_is_a_new_epoch_and_asks_for_a_snapshot() {
+        let mut r = Replica::default();
+        r.apply_snapshot(Fleet { revision: 93, ..Fleet::default() }, 0);
+        assert!(!r.note_beacon(93), "in step");
+        assert!(r.note_beacon(16), "a controller restarted on an older store");
+        assert_eq!((r.sync, r.epochs), (Sync::Resyncing, 1));
+        // The fresh snapshot is taken as it is, lower revision and all, and the events
+        // above it apply again.
+        r.apply_snapshot(Fleet { revision: 16, ..Fleet::default() }, 0);
+        assert_eq!((r.sync, r.fleet.revision), (Sync::Live, 16));
+        assert!(!r.note_beacon(16));
     }
 
     #[test]
