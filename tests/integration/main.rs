@@ -17,6 +17,7 @@ mod nats_history_bounds;
 mod nats_paged_snapshot;
 mod nats_plane;
 mod nats_recovery;
+mod nats_replay;
 mod nats_resync;
 mod nats_robustness;
 mod sandbox_e2e;

@@ -154,6 +154,26 @@ impl JetStreamStore {
     }
 
     /// Events of the stream from `start` (a sequence), as long as `keep` says go on.
+    /// Writes changes into the state bucket in order, then `meta`: the revision and stream
+    /// sequence they bring the state to.
+    async fn write_state(&self, changes: &[Change], meta: Meta) -> Result<(), StoreError> {
+        for change in changes {
+            let key = key_of(change);
+            match change {
+                Change::AppRemoved { .. } | Change::InstanceRemoved { .. } | Change::RouteRemoved { .. } => {
+                    self.kv.delete(&key).await.map_err(err("state delete"))?;
+                }
+                _ => {
+                    let value = serde_json::to_vec(change).map_err(err("state encode"))?;
+                    self.kv.put(&key, Bytes::from(value)).await.map_err(err("state put"))?;
+                }
+            }
+        }
+        let value = serde_json::to_vec(&meta).map_err(err("state meta"))?;
+        self.kv.put(META_KEY, Bytes::from(value)).await.map_err(err("state meta"))?;
+        Ok(())
+    }
+
     async fn read_stream(
         &self,
         start: async_nats::jetstream::consumer::DeliverPolicy,
@@ -237,17 +257,27 @@ impl Store for JetStreamStore {
         fleet.revision = meta.revision;
         // Events published after the last saved snapshot are replayed from the stream.
         let mut replayed = 0u64;
+        let mut changes = Vec::new();
+        let mut last = meta;
         let policy = async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
             start_sequence: meta.stream_seq + 1,
         };
-        self.read_stream(policy, |_, event| {
+        self.read_stream(policy, |seq, event| {
             if event.rev == fleet.revision + 1 {
                 let _ = fleet.apply(&event);
                 replayed += 1;
+                last = Meta { revision: event.rev, stream_seq: seq };
+                changes.extend(event.changes);
             }
             true
         })
         .await?;
+        // What was replayed goes into the state before anything else is committed: the next
+        // event's `meta` would otherwise say these are stored, and a later start would skip
+        // them (they were in the stream, never in the state).
+        if replayed > 0 {
+            self.write_state(&changes, last).await?;
+        }
         log::info!(
             "loaded state at revision {} ({} hosts, {} apps, {} instances, {} routes; {replayed} events replayed)",
             fleet.revision,
@@ -273,22 +303,11 @@ impl Store for JetStreamStore {
             .map_err(err("event publish"))?
             .await
             .map_err(err("event ack"))?;
-        for change in &envelope.body.changes {
-            let key = key_of(change);
-            match change {
-                Change::AppRemoved { .. } | Change::InstanceRemoved { .. } | Change::RouteRemoved { .. } => {
-                    self.kv.delete(&key).await.map_err(err("state delete"))?;
-                }
-                _ => {
-                    let value = serde_json::to_vec(change).map_err(err("state encode"))?;
-                    self.kv.put(&key, Bytes::from(value)).await.map_err(err("state put"))?;
-                }
-            }
-        }
-        let meta = Meta { revision: envelope.body.rev, stream_seq: ack.sequence };
-        let value = serde_json::to_vec(&meta).map_err(err("state meta"))?;
-        self.kv.put(META_KEY, Bytes::from(value)).await.map_err(err("state meta"))?;
-        Ok(())
+        self.write_state(
+            &envelope.body.changes,
+            Meta { revision: envelope.body.rev, stream_seq: ack.sequence },
+        )
+        .await
     }
 
     async fn history(&self, since_ts: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
