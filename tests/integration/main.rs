@@ -11,6 +11,7 @@ mod docker_support;
 mod nats_audit_outcome;
 mod nats_bounded_messages;
 mod nats_deadline;
+mod nats_durable;
 mod nats_epoch;
 mod nats_faults;
 mod nats_history_bounds;

@@ -73,7 +73,27 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             }
             continue;
         }
+        let read = msg.subject == subjects::CTL_SNAPSHOT;
+        // A bounded queue: past it, new work is refused (retryable) rather than held in
+        // memory until the store catches up.
+        let backlog = ctl.backlog();
+        if !read && backlog > MAX_BACKLOG {
+            let full = WireError::new(
+                ErrorCode::Unavailable,
+                format!("the controller has {backlog} events not yet durable; try again in a moment"),
+            );
+            answer(&ctl, &reply_to, &msg.subject, encode_reply::<()>(&ctl, Reply::Error(full))).await;
+            continue;
+        }
         let reply = handle(&ctl, &mut refusals, &msg);
+        // "ok" only once durable: the reply waits until the command's events (and any
+        // before them) are in the stream and the state. One that cannot be made durable in
+        // time gets no answer: its sender reports a timeout, and the audit trail the truth.
+        let rev = ctl.revision();
+        if !read && !ctl.durable(rev, DURABLE_WITHIN).await {
+            log::warn!("no answer on {}: revision {rev} not durable within {DURABLE_WITHIN:?}", msg.subject);
+            continue;
+        }
         answer(&ctl, &reply_to, &msg.subject, reply).await;
     }
     commit_records(&ctl, refusals.due(u64::MAX));
@@ -96,6 +116,12 @@ fn fenced_refusal(ctl: &Controller) -> Vec<u8> {
         )),
     )
 }
+
+/// Events decided but not yet durable past which commands are refused as `unavailable`.
+const MAX_BACKLOG: u64 = 10_000;
+
+/// How long a reply waits for its command's events to be durable: the clients' timeout.
+const DURABLE_WITHIN: Duration = Duration::from_secs(5);
 
 /// How many `ctl.history` reads run at once. Each reads up to [`MAX_HISTORY`] events from
 /// the stream; more at once would only make all of them slow (and nats-server's memory

@@ -163,6 +163,8 @@ struct Shared {
     config: ControllerConfig,
     core: Mutex<Core>,
     rev: watch::Sender<u64>,
+    /// The newest revision that is durable: in the stream and the state.
+    committed: watch::Sender<u64>,
     events: mpsc::UnboundedSender<Event>,
     /// The kept encodings of the fleet that paged snapshots are cut from.
     pages: super::paging::Pages,
@@ -187,6 +189,7 @@ impl Controller {
     ) -> (Controller, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
         let (rev, _) = watch::channel(fleet.revision);
+        let (committed, _) = watch::channel(fleet.revision);
         let now = Instant::now();
         // A host in a loaded state gets a full grace period: silence before we started
         // proves nothing.
@@ -210,6 +213,7 @@ impl Controller {
             config,
             core: Mutex::new(core),
             rev,
+            committed,
             events,
             pages: Default::default(),
             lease: watch::channel(LeaseHold::NotUsed).0,
@@ -246,6 +250,18 @@ impl Controller {
     /// and commits no event: another controller may hold the lease.
     pub fn fenced(&self) -> bool {
         self.shared.lease.borrow().fenced(Instant::now())
+    }
+
+    /// Events decided but not yet durable.
+    pub(crate) fn backlog(&self) -> u64 {
+        self.revision().saturating_sub(*self.shared.committed.borrow())
+    }
+
+    /// Waits until revision `rev` is durable, at most `within`; whether it is.
+    pub(crate) async fn durable(&self, rev: u64, within: Duration) -> bool {
+        let mut committed = self.shared.committed.subscribe();
+        let reached = committed.wait_for(|c| *c >= rev);
+        matches!(tokio::time::timeout(within, reached).await, Ok(Ok(_)))
     }
 
     /// Waits until the controller is not fenced.
@@ -378,7 +394,10 @@ pub(crate) async fn publish_events(ctl: Controller, mut events: mpsc::UnboundedR
         let mut wait = Duration::from_millis(100);
         loop {
             ctl.unfenced().await;
-            let Err(err) = store.commit(&subject, &envelope).await else { break };
+            let Err(err) = store.commit(&subject, &envelope).await else {
+                ctl.shared.committed.send_replace(envelope.body.rev);
+                break;
+            };
             log::warn!("could not commit event rev {}: {err}; retrying in {wait:?}", envelope.body.rev);
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
