@@ -24,6 +24,11 @@ pub fn cut(value: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{}…[cut: {} bytes]", &value[..end], value.len() - end))
 }
 
+/// `cut` of an owned string, which is kept as it is when it fits.
+pub fn cut_owned(value: String, max: usize) -> String {
+    if value.len() <= max { value } else { cut(&value, max).into_owned() }
+}
+
 /// `value` quoted for an error message, cut to [`QUOTE_MAX`] bytes.
 pub fn quoted(value: &str) -> String {
     format!("{:?}", cut(value, QUOTE_MAX))

@@ -31,9 +31,12 @@ pub(crate) struct Draft {
 
 impl Draft {
     pub fn new(kind: EventKind, message: impl Into<String>) -> Self {
+        // Messages quote names, reasons and what agents and routers said: bounded here, once,
+        // so every event fits the bus by construction.
+        let message = crate::protocol::validate::cut_owned(message.into(), MAX_MESSAGE);
         Draft {
             kind,
-            message: message.into(),
+            message,
             app: None,
             host: None,
             instance: None,
@@ -86,6 +89,9 @@ impl LeaseHold {
         }
     }
 }
+
+/// The longest event message, in bytes.
+const MAX_MESSAGE: usize = 4 * 1024;
 
 /// When a crashed instance may next be restarted, and how many crashes in a row it had.
 #[derive(Debug, Clone)]
@@ -390,18 +396,61 @@ pub(crate) async fn publish_events(ctl: Controller, mut events: mpsc::UnboundedR
     let source = ctl.config().source.clone();
     while let Some(event) = events.recv().await {
         let subject = subjects::event(&event.kind.subject_token(), event.app.as_deref());
-        let envelope = Envelope::new(source.clone(), event);
+        let mut envelope = Envelope::new(source.clone(), event);
         let mut wait = Duration::from_millis(100);
+        let mut refused = 0;
         loop {
             ctl.unfenced().await;
             let Err(err) = store.commit(&subject, &envelope).await else {
                 ctl.shared.committed.send_replace(envelope.body.rev);
                 break;
             };
+            let connected = ctl.bus().connection().borrow().is_connected();
+            refused = if connected && is_refusal_of_the_event(&err.0) { refused + 1 } else { 0 };
+            if refused >= SKIP_AFTER && !envelope.body.changes.is_empty() {
+                // Retried forever, this one event would hold up every event after it: it is
+                // replaced by a notice at the same revision, so no replica sees a gap.
+                log::error!("event rev {} cannot be stored ({err}); skipped", envelope.body.rev);
+                envelope = Envelope::new(source.clone(), skipped(&envelope.body, &err.0));
+                continue;
+            }
             log::warn!("could not commit event rev {}: {err}; retrying in {wait:?}", envelope.body.rev);
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// Refusals of an event in a row, with the bus up, before it is skipped.
+const SKIP_AFTER: u32 = 3;
+
+/// Whether the store refused the event itself (too large, a bad sequence), which no retry
+/// mends, rather than failing to reach the bus.
+fn is_refusal_of_the_event(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    (r.contains("payload") && (r.contains("max") || r.contains("exceed")))
+        || r.contains("wrong last sequence")
+}
+
+/// What is stored in place of an event that cannot be: the same revision, kind and
+/// subject, no changes, and a message that says why.
+fn skipped(event: &Event, reason: &str) -> Event {
+    let reason = crate::protocol::validate::cut(reason, crate::protocol::audit::MAX_REASON);
+    Event {
+        rev: event.rev,
+        ts: event.ts,
+        kind: event.kind,
+        app: event.app.clone(),
+        host: event.host.clone(),
+        instance: event.instance.clone(),
+        operation_id: event.operation_id.clone(),
+        message: format!(
+            "event rev {} ({}) could not be stored and was skipped: {reason}; its changes are not in the history",
+            event.rev,
+            event.kind.as_str()
+        ),
+        changes: Vec::new(),
+        audit: None,
     }
 }
 
@@ -410,6 +459,85 @@ mod tests {
     use super::*;
     use crate::bus::LocalBus;
     use crate::plane::controller::store::MemoryStore;
+
+    /// A store that refuses one revision as too large, whatever is retried, and keeps the
+    /// rest.
+    struct RefusesOne {
+        inner: MemoryStore,
+        refuse: u64,
+        stored: Mutex<Vec<Event>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for RefusesOne {
+        async fn load(&self) -> Result<Fleet, super::super::store::StoreError> {
+            self.inner.load().await
+        }
+        async fn commit(
+            &self,
+            subject: &str,
+            e: &Envelope<Event>,
+        ) -> Result<(), super::super::store::StoreError> {
+            if e.body.rev == self.refuse && !e.body.changes.is_empty() {
+                return Err(super::super::store::StoreError(
+                    "event publish: maximum payload exceeded".into(),
+                ));
+            }
+            self.stored.lock().unwrap().push(e.body.clone());
+            self.inner.commit(subject, e).await
+        }
+        async fn history(
+            &self,
+            since: u64,
+            limit: usize,
+        ) -> Result<Vec<Event>, super::super::store::StoreError> {
+            self.inner.history(since, limit).await
+        }
+    }
+
+    #[test]
+    fn an_event_message_is_bounded_whatever_it_quotes() {
+        let agent_said = "x".repeat(1 << 20);
+        let draft = Draft::new(EventKind::InstanceCrashed, format!("web-0 crashed: {agent_said}"));
+        assert!(draft.message.len() < MAX_MESSAGE + 64, "{}", draft.message.len());
+        assert!(draft.message.contains("[cut: "), "the cut says so");
+        assert_eq!(Draft::new(EventKind::InstanceCrashed, "short").message, "short");
+    }
+
+    /// An event the store refuses for itself is not retried forever: a notice takes its
+    /// revision, and the events after it are stored.
+    #[tokio::test]
+    async fn an_event_the_store_refuses_is_skipped_with_a_notice_and_the_rest_go_on() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(RefusesOne {
+            inner: MemoryStore::new(bus.clone()),
+            refuse: 2,
+            stored: Mutex::new(vec![]),
+        });
+        let ctl = Controller::start(
+            bus.clone(),
+            ControllerConfig::default(),
+            Fleet::default(),
+            store.clone(),
+            None,
+        )
+        .await
+        .expect("controller");
+        let app = |name: &str| {
+            Draft::new(EventKind::AppUpdated, name).change(Change::AppRemoved { name: name.to_string() })
+        };
+        ctl.commit(vec![app("one"), app("two"), app("three")]);
+        assert!(ctl.durable(3, Duration::from_secs(10)).await, "the events after the refused one are stored");
+        let stored = store.stored.lock().unwrap().clone();
+        let revs: Vec<u64> = stored.iter().map(|e| e.rev).collect();
+        assert_eq!(revs, vec![1, 2, 3], "no gap: {stored:?}");
+        assert!(
+            stored[1].changes.is_empty() && stored[1].message.contains("could not be stored"),
+            "{:?}",
+            stored[1]
+        );
+        assert_eq!(stored[2].changes.len(), 1);
+    }
 
     #[test]
     fn a_lease_fences_when_renewal_failed_or_its_time_ran_out() {

@@ -63,7 +63,9 @@ pub(crate) fn step_draft(
     detail: impl Into<String>,
 ) -> Option<Draft> {
     let mut op = core.fleet.operations.get(op_id)?.clone();
-    let detail = detail.into();
+    // Details may quote an agent or a container (its error, its output): bounded, so an
+    // event fits the bus whatever they said.
+    let detail = crate::protocol::validate::cut_owned(detail.into(), crate::protocol::audit::MAX_REASON);
     let now = now_ms();
     let open_step = op
         .steps
@@ -145,6 +147,8 @@ impl Controller {
                     (EventKind::OperationSucceeded, msg)
                 }
                 Err(reason) => {
+                    let reason =
+                        crate::protocol::validate::cut_owned(reason, crate::protocol::audit::MAX_REASON);
                     op.state = OperationState::Failed;
                     op.error = Some(reason.clone());
                     (EventKind::OperationFailed, reason)
