@@ -74,8 +74,15 @@ fn nats_after_a_400kb_app_name_is_refused_the_next_command_is_durable_within_1s(
         }
         let accepted =
             weight(&bus, "test/oversized", "shop", &backend, 7).await.expect("route.weight accepted");
-        let replied = Instant::now();
-        // Durable: in the stream (and so replayed at the next start) within 1 s.
+        (accepted, Instant::now())
+    });
+    // kill -9 right after its reply: nothing more of this controller runs.
+    plane.controller.kill9();
+    let accepted = block_on(async {
+        let bus = connect(&url, "test/oversized-check").await;
+        let (accepted, replied) = accepted;
+        // Durable: in the stream (and so replayed at the next start) within 1 s of the reply;
+        // since replies wait for durability, already when the reply came.
         let store = JetStreamStore::open(&bus, &JetStreamConfig::default()).await.expect("open the store");
         loop {
             let history = store.history(0, 50).await.expect("read the stream");
@@ -105,7 +112,7 @@ fn nats_after_a_400kb_app_name_is_refused_the_next_command_is_durable_within_1s(
         accepted
     });
 
-    // kill -9 right after: the change survives.
+    // The change survives the kill.
     plane.restart_controller("c1");
     let snap =
         eventually(WAIT, "the restarted controller answers", || crate::nats_support::try_snapshot(&url));
