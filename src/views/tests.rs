@@ -90,14 +90,20 @@ fn confirm_dialog() {
     assert_snapshot!(text(&draw(&mut app, 100, 16)));
 }
 
-#[test]
-fn confirm_dialog_not_live() {
+/// A restart confirmed while the bus is down: refused, the dialog still open.
+fn confirmed_while_not_live() -> App {
     let mut app = app();
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Restart);
     let down = crate::bus::Connection::Disconnected { since: app.now, reason: "disconnected".into() };
     app.update(Action::Backend(Box::new(crate::backend::Update::Connection(down))));
     app.update(Action::Confirmed);
+    app
+}
+
+#[test]
+fn confirm_dialog_not_live() {
+    let mut app = confirmed_while_not_live();
     let screen = text(&draw(&mut app, 100, 18));
     assert!(screen.contains("⚠ not live: this will not be sent"), "{screen}");
     assert_snapshot!(screen);
@@ -105,12 +111,7 @@ fn confirm_dialog_not_live() {
 
 #[test]
 fn a_confirm_dialog_error_that_wraps_is_shown_whole() {
-    let mut app = app();
-    app.update(Action::ShowPanel(Panel::Instances));
-    app.update(Action::Restart);
-    let down = crate::bus::Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.update(Action::Backend(Box::new(crate::backend::Update::Connection(down))));
-    app.update(Action::Confirmed);
+    let mut app = confirmed_while_not_live();
     // 60 columns: the refusal takes two rows, and the dialog grows to hold both.
     let screen = text(&draw(&mut app, 60, 24));
     assert!(screen.contains("not sent: reconnecting"), "{screen}");
