@@ -82,10 +82,20 @@ fn load_keymap(path: Option<PathBuf>) -> Result<Keymap, String> {
     }
 }
 
+/// `--theme`: a built-in name, or a TOML file read here (views do no I/O).
+fn load_theme(name_or_path: &str, mode: ColorMode) -> Result<Theme, String> {
+    if !Theme::is_path(name_or_path) {
+        return Theme::named(name_or_path, mode);
+    }
+    let text = std::fs::read_to_string(name_or_path)
+        .map_err(|e| format!("cannot read theme {name_or_path}: {e}"))?;
+    Theme::from_file(name_or_path, &text, mode)
+}
+
 /// Every file the cockpit reads before it opens the screen, or the first one that is
 /// wrong; so a typo stops it with a message on the terminal it was started from.
 fn load_files(args: &CockpitArgs, mode: ColorMode) -> Result<(Theme, Keymap, Config), String> {
-    let theme = Theme::load(&args.theme, mode)?;
+    let theme = load_theme(&args.theme, mode)?;
     let keymap = load_keymap(args.keys.clone())?;
     let config = load_config(args.config.clone())?;
     Ok((theme, keymap, config))
@@ -193,6 +203,17 @@ mod tests {
         let path = std::env::temp_dir().join(format!("qd-config-{}-{name}.toml", std::process::id()));
         std::fs::write(&path, text).expect("write a temp file");
         path
+    }
+
+    #[test]
+    fn a_theme_is_a_built_in_name_or_a_file_read_before_the_screen_opens() {
+        assert!(load_theme("light", ColorMode::TrueColor).is_ok());
+        let mine = write("theme", "base = \"light\"\n[colors]\nbad = \"#123456\"\n");
+        let t = load_theme(mine.to_str().unwrap(), ColorMode::TrueColor).unwrap();
+        assert_eq!(t.bad.fg, Some(ratatui::style::Color::Rgb(0x12, 0x34, 0x56)));
+        assert!(load_theme("/no/such.toml", ColorMode::TrueColor).unwrap_err().contains("cannot read"));
+        assert!(load_theme("nope", ColorMode::TrueColor).unwrap_err().contains("unknown theme"));
+        let _ = std::fs::remove_file(mine);
     }
 
     #[test]

@@ -101,21 +101,26 @@ impl Theme {
         Theme::builtin("default", mode).unwrap_or_else(|| Theme::plain("default"))
     }
 
-    /// A built-in name or a path to a TOML file.
-    pub fn load(name_or_path: &str, mode: ColorMode) -> Result<Theme, String> {
-        if let Some(t) = Theme::builtin(name_or_path, mode) {
-            return Ok(t);
-        }
-        let looks_like_path = name_or_path.contains('/') || name_or_path.ends_with(".toml");
-        if !looks_like_path {
-            return Err(format!(
-                "unknown theme {name_or_path:?}: use one of {} or a path to a .toml file",
+    /// A built-in theme by name, or why there is none. A name that looks like a path is
+    /// a file, which the caller reads (views do no I/O) and gives to `from_file`.
+    pub fn named(name: &str, mode: ColorMode) -> Result<Theme, String> {
+        Theme::builtin(name, mode).ok_or_else(|| {
+            format!(
+                "unknown theme {name:?}: use one of {} or a path to a .toml file",
                 builtin_names().join(", ")
-            ));
-        }
-        let text = std::fs::read_to_string(name_or_path)
-            .map_err(|e| format!("cannot read theme {name_or_path}: {e}"))?;
-        Theme::parse(name_or_path, &text, mode, Some(()))
+            )
+        })
+    }
+
+    /// Whether `name_or_path` names a theme file rather than a built-in theme.
+    pub fn is_path(name_or_path: &str) -> bool {
+        !builtin_names().contains(&name_or_path)
+            && (name_or_path.contains('/') || name_or_path.ends_with(".toml"))
+    }
+
+    /// A user theme: `text`, read from `path`, patched over its base.
+    pub fn from_file(path: &str, text: &str, mode: ColorMode) -> Result<Theme, String> {
+        Theme::parse(path, text, mode, Some(()))
     }
 
     fn parse(name: &str, text: &str, mode: ColorMode, user: Option<()>) -> Result<Theme, String> {
@@ -283,36 +288,22 @@ mod tests {
 
     #[test]
     fn user_files_patch_a_base_and_bad_files_say_why() {
-        let dir = std::env::temp_dir().join(format!("qd-theme-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let good = dir.join("mine.toml");
-        std::fs::write(&good, "base = \"light\"\n[colors]\nbad = \"#123456\"\n").unwrap();
-        let t = Theme::load(good.to_str().unwrap(), ColorMode::TrueColor).unwrap();
+        let load = |text: &str| Theme::from_file("mine.toml", text, ColorMode::TrueColor);
+        let t = load("base = \"light\"\n[colors]\nbad = \"#123456\"\n").unwrap();
         assert_eq!(t.bad.fg, Some(Color::Rgb(0x12, 0x34, 0x56)));
         assert_eq!(t.ok.fg, Theme::builtin("light", ColorMode::TrueColor).unwrap().ok.fg);
-
-        let bad = dir.join("bad.toml");
-        std::fs::write(&bad, "[colors]\nbad = \"not-a-colour\"\n").unwrap();
-        let err = Theme::load(bad.to_str().unwrap(), ColorMode::TrueColor).unwrap_err();
+        let err = load("[colors]\nbad = \"not-a-colour\"\n").unwrap_err();
         assert!(err.contains("is not a colour"), "{err}");
-        std::fs::write(&bad, "[colors]\nsparkle = \"red\"\n").unwrap();
-        assert!(
-            Theme::load(bad.to_str().unwrap(), ColorMode::TrueColor).unwrap_err().contains("unknown colour")
-        );
-        assert!(Theme::load("nope", ColorMode::TrueColor).unwrap_err().contains("unknown theme"));
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(load("[colors]\nsparkle = \"red\"\n").unwrap_err().contains("unknown colour"));
+        assert!(Theme::named("nope", ColorMode::TrueColor).unwrap_err().contains("unknown theme"));
+        assert!(Theme::is_path("./mine.toml") && Theme::is_path("mine.toml"));
+        assert!(!Theme::is_path("light") && !Theme::is_path("nope"));
     }
 
     #[test]
     fn a_bad_theme_file_names_the_line_the_key_and_the_nearest_known_one() {
-        let dir = std::env::temp_dir().join(format!("qd-theme-lines-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("mine.toml");
-        let load = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Theme::load(path.to_str().unwrap(), ColorMode::TrueColor).unwrap_err()
-        };
-        let name = path.display().to_string();
+        let name = "/home/u/.config/quarterdeck/mine.toml";
+        let load = |text: &str| Theme::from_file(name, text, ColorMode::TrueColor).unwrap_err();
         assert_eq!(
             load("base = \"light\"\n[colors]\nok = \"green\"\nbda = \"red\"\n"),
             format!("theme {name}: line 4: unknown colour 'bda' — did you mean 'bad'?")
@@ -330,7 +321,5 @@ mod tests {
             format!("theme {name}: line 3: bad = \"not-a-colour\" is not a colour")
         );
         assert!(load("[colors]\nbad = \"#ff0000\n").starts_with(&format!("theme {name}: line 2: ")));
-        assert!(Theme::load("/no/such.toml", ColorMode::TrueColor).unwrap_err().contains("cannot read"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
