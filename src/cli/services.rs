@@ -312,7 +312,9 @@ async fn lead_once(
     };
     log::info!("controller {id} is serving on {}", bus.describe());
     let reason = loop {
-        controller.set_lease(*hold.borrow_and_update());
+        // Copied out first, so the guard is not held while the controller's lease is written.
+        let now = *hold.borrow_and_update();
+        controller.set_lease(now);
         tokio::select! {
             ended = &mut keeper => break ended.unwrap_or_else(|e| format!("the lease keeper failed: {e}")),
             _ = hold.changed() => {}

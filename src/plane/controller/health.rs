@@ -20,7 +20,10 @@ pub(crate) async fn run(ctl: Controller) {
     loop {
         ticker.tick().await;
         // Fenced, the controller may no longer be the leader: no beacon says otherwise.
-        let connected = connection.borrow_and_update().is_connected() && !ctl.fenced();
+        // The connection's guard is let go before the lease is read: a guard held while
+        // another lock is taken is how two tasks can wait on each other.
+        let on_bus = connection.borrow_and_update().is_connected();
+        let connected = on_bus && !ctl.fenced();
         if !connected {
             was_connected = false;
             continue;
