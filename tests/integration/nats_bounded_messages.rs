@@ -195,3 +195,88 @@ fn nats_a_flood_of_refused_commands_is_counted_in_a_few_audit_records() {
     assert!(good[0].get("repeated").is_none_or(Value::is_null), "{}", good[0]);
     assert!(good[0]["rev"].as_u64().is_some_and(|r| r > accepted.rev), "{}", good[0]);
 }
+
+/// Refused commands offered per second, and for how long (issue 13, fault 3).
+const FLOOD_RATE: u64 = 10_000;
+const FLOOD_SECS: u64 = 10;
+
+#[test]
+fn nats_during_a_flood_of_10000_refusals_a_second_an_accepted_change_survives_a_kill_right_after_its_reply() {
+    let test = "nats_during_a_flood_of_10000_refusals_a_second_an_accepted_change_survives_a_kill";
+    let mut plane = plane_or_skip!(test, PlaneConfig::default());
+    plane.deploy("shop", "1.0.0", 1);
+    let url = plane.url();
+    let backend = first_backend(&plane.snapshot(), "shop");
+    let source = "ctl/flood@test";
+    const MARK: u32 = 77;
+
+    let controller = &mut plane.controller;
+    let (sent, answered, took) = block_on(async {
+        let bus = connect(&url, "test/flood").await;
+        // Raw publishes with a reply subject, paced: a flooding client does not wait for
+        // its answers.
+        let client = async_nats::connect(&url).await.expect("a raw NATS client");
+        let inbox = client.new_inbox();
+        let mut replies = client.subscribe(format!("{inbox}.>")).await.expect("the flood's inbox");
+        let answered = Arc::new(AtomicU64::new(0));
+        let counter = answered.clone();
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while replies.next().await.is_some() {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let flood = tokio::spawn(async move {
+            let start = Instant::now();
+            let total = FLOOD_RATE * FLOOD_SECS;
+            let mut sent = 0u64;
+            while sent < total {
+                let due = (start.elapsed().as_millis() as u64 * FLOOD_RATE / 1000).min(total);
+                while sent < due {
+                    let req = RouteRequest { app: "shop".into(), backend: "not-a-backend".into(), weight: Some(5) };
+                    let body = quarterdeck::protocol::encode(&Envelope::new(source, req)).expect("encode");
+                    client
+                        .publish_with_reply(subjects::CTL_ROUTE_WEIGHT, format!("{inbox}.{sent}"), body.into())
+                        .await
+                        .expect("publish a flood message");
+                    sent += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let _ = client.flush().await;
+            (sent, start.elapsed())
+        });
+        // Halfway through the flood: a good command from the same client.
+        tokio::time::sleep(Duration::from_secs(FLOOD_SECS / 2)).await;
+        let accepted = weight(&bus, source, "shop", &backend, MARK).await;
+        // Right after its "ok": nothing more of this controller runs.
+        controller.kill9();
+        accepted.expect("the good command is accepted during the flood");
+        let answered_before_kill = answered.load(Ordering::SeqCst);
+        let (sent, took) = flood.await.expect("the flood");
+        (sent, answered_before_kill, took)
+    });
+    eprintln!(
+        "flood: {sent} refused commands offered in {:.1} s ({:.0}/s); {answered} answered before the kill",
+        took.as_secs_f64(),
+        sent as f64 / took.as_secs_f64()
+    );
+    assert_eq!(sent, FLOOD_RATE * FLOOD_SECS, "the whole flood was offered");
+    assert!(answered > 0, "the controller answered none of the flood");
+
+    plane.restart_controller("c1");
+    let snap = plane.wait_hosts_up();
+    let route = snap["routes"].as_array().expect("routes").iter().find(|r| r["backend"] == backend.as_str());
+    assert_eq!(
+        route.map(|r| r["weight"].clone()),
+        Some(Value::from(MARK)),
+        "the change acknowledged during the flood was lost: {}",
+        snap["routes"]
+    );
+    // The flood is on record in a few records, not one per refusal. The counts of the
+    // window that was open at the kill are lost with the process (docs/protocol.md).
+    let (records, counted) = refusals_on_record(&url, "route.weight", source);
+    eprintln!("{counted} refusals on record in {records} audit records");
+    assert!((1..=4).contains(&records), "{records} audit records for one flood of identical refusals");
+    assert!(counted <= sent, "{counted} counted of {sent} sent");
+}

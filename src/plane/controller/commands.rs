@@ -29,6 +29,7 @@ use crate::protocol::{
 pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
     let mut refusals = Refusals::default();
     let reads = Arc::new(Semaphore::new(MAX_HISTORY_READS));
+    let waiting = Arc::new(Semaphore::new(MAX_WAITING_REPLIES));
     // Summaries of counted refusals are recorded when their window ends, even if no other
     // request comes.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -86,15 +87,28 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             continue;
         }
         let reply = handle(&ctl, &mut refusals, &msg);
+        if read {
+            answer(&ctl, &reply_to, &msg.subject, reply).await;
+            continue;
+        }
         // "ok" only once durable: the reply waits until the command's events (and any
         // before them) are in the stream and the state. One that cannot be made durable in
         // time gets no answer: its sender reports a timeout, and the audit trail the truth.
+        // The wait runs beside the loop, so the next command is decided meanwhile: one at a
+        // time, a flood's commands would each wait for a commit before the next was read.
+        // A repeat of a command waits for a revision at or above the first's, so it is
+        // never answered before the first is durable.
         let rev = ctl.revision();
-        if !read && !ctl.durable(rev, DURABLE_WITHIN).await {
-            log::warn!("no answer on {}: revision {rev} not durable within {DURABLE_WITHIN:?}", msg.subject);
-            continue;
-        }
-        answer(&ctl, &reply_to, &msg.subject, reply).await;
+        let Ok(permit) = waiting.clone().acquire_owned().await else { break };
+        let ctl2 = ctl.clone();
+        ctl.spawn(async move {
+            if ctl2.durable(rev, DURABLE_WITHIN).await {
+                answer(&ctl2, &reply_to, &msg.subject, reply).await;
+            } else {
+                log::warn!("no answer on {}: revision {rev} not durable within {DURABLE_WITHIN:?}", msg.subject);
+            }
+            drop(permit);
+        });
     }
     commit_records(&ctl, refusals.due(u64::MAX));
 }
@@ -119,6 +133,10 @@ fn fenced_refusal(ctl: &Controller) -> Vec<u8> {
 
 /// Events decided but not yet durable past which commands are refused as `unavailable`.
 const MAX_BACKLOG: u64 = 10_000;
+
+/// Replies waiting for their command's events to be durable, at most. Past it the loop
+/// waits before reading the next request, so a flood is held in the bus, not in memory.
+const MAX_WAITING_REPLIES: usize = 4096;
 
 /// How long a reply waits for its command's events to be durable: the clients' timeout.
 const DURABLE_WITHIN: Duration = Duration::from_secs(5);
