@@ -233,10 +233,15 @@ fn nats_during_a_flood_of_10000_refusals_a_second_an_accepted_change_survives_a_
             while sent < total {
                 let due = (start.elapsed().as_millis() as u64 * FLOOD_RATE / 1000).min(total);
                 while sent < due {
-                    let req = RouteRequest { app: "shop".into(), backend: "not-a-backend".into(), weight: Some(5) };
+                    let req =
+                        RouteRequest { app: "shop".into(), backend: "not-a-backend".into(), weight: Some(5) };
                     let body = quarterdeck::protocol::encode(&Envelope::new(source, req)).expect("encode");
                     client
-                        .publish_with_reply(subjects::CTL_ROUTE_WEIGHT, format!("{inbox}.{sent}"), body.into())
+                        .publish_with_reply(
+                            subjects::CTL_ROUTE_WEIGHT,
+                            format!("{inbox}.{sent}"),
+                            body.into(),
+                        )
                         .await
                         .expect("publish a flood message");
                     sent += 1;

@@ -105,7 +105,10 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             if ctl2.durable(rev, DURABLE_WITHIN).await {
                 answer(&ctl2, &reply_to, &msg.subject, reply).await;
             } else {
-                log::warn!("no answer on {}: revision {rev} not durable within {DURABLE_WITHIN:?}", msg.subject);
+                log::warn!(
+                    "no answer on {}: revision {rev} not durable within {DURABLE_WITHIN:?}",
+                    msg.subject
+                );
             }
             drop(permit);
         });
