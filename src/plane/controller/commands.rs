@@ -99,16 +99,14 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
         // A repeat of a command waits for a revision at or above the first's, so it is
         // never answered before the first is durable.
         let rev = ctl.revision();
+        let within = durable_within(&msg.payload, now_ms());
         let Ok(permit) = waiting.clone().acquire_owned().await else { break };
         let ctl2 = ctl.clone();
         ctl.spawn(async move {
-            if ctl2.durable(rev, DURABLE_WITHIN).await {
+            if ctl2.durable(rev, within).await {
                 answer(&ctl2, &reply_to, &msg.subject, reply).await;
             } else {
-                log::warn!(
-                    "no answer on {}: revision {rev} not durable within {DURABLE_WITHIN:?}",
-                    msg.subject
-                );
+                log::warn!("no answer on {}: revision {rev} not durable within {within:?}", msg.subject);
             }
             drop(permit);
         });
@@ -141,8 +139,23 @@ const MAX_BACKLOG: u64 = 10_000;
 /// waits before reading the next request, so a flood is held in the bus, not in memory.
 const MAX_WAITING_REPLIES: usize = 4096;
 
-/// How long a reply waits for its command's events to be durable: the clients' timeout.
+/// How long a reply waits for its command's events to be durable when the command
+/// carries no deadline (an older client): the usual client timeout.
 const DURABLE_WITHIN: Duration = Duration::from_secs(5);
+
+/// The longest a reply waits for durability, whatever deadline a command carries.
+const DURABLE_WITHIN_MAX: Duration = Duration::from_secs(60);
+
+/// How long a command's reply may wait to be durable: until its sender stops waiting (its
+/// envelope's deadline), so a sender that waits longer behind a backlog still gets its
+/// answer, and one that has given up is not answered.
+fn durable_within(payload: &[u8], now: u64) -> Duration {
+    let deadline = decode::<serde::de::IgnoredAny>(payload).ok().and_then(|env| env.deadline);
+    match deadline {
+        Some(d) => Duration::from_millis(d.saturating_sub(now)).min(DURABLE_WITHIN_MAX),
+        None => DURABLE_WITHIN,
+    }
+}
 
 /// How many `ctl.history` reads run at once. Each reads up to [`MAX_HISTORY`] events from
 /// the stream; more at once would only make all of them slow (and nats-server's memory
@@ -656,6 +669,22 @@ fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepte
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_reply_waits_for_durability_until_its_sender_stops_waiting() {
+        let mut env =
+            Envelope::new("test", RouteRequest { app: "a".into(), backend: "b:1".into(), weight: None });
+        let plain = encode(&env).expect("encode");
+        assert_eq!(super::durable_within(&plain, 1_000), DURABLE_WITHIN, "no deadline: the usual timeout");
+        env.deadline = Some(31_000);
+        let stamped = encode(&env).expect("encode");
+        assert_eq!(super::durable_within(&stamped, 1_000), Duration::from_secs(30));
+        assert_eq!(super::durable_within(&stamped, 40_000), Duration::ZERO, "past its deadline");
+        env.deadline = Some(u64::MAX);
+        let far = encode(&env).expect("encode");
+        assert_eq!(super::durable_within(&far, 1_000), DURABLE_WITHIN_MAX);
+        assert_eq!(super::durable_within(b"not json", 1_000), DURABLE_WITHIN);
+    }
+
     use super::*;
     use std::sync::Arc;
 
