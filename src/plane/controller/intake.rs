@@ -22,7 +22,12 @@ pub(crate) async fn serve_heartbeats(ctl: Controller, mut sub: Subscription) {
             continue;
         }
         match decode::<Heartbeat>(&msg.payload) {
-            Ok(env) => on_heartbeat(&ctl, env.body).await,
+            Ok(env) => {
+                match bound_to_subject(&msg.subject, &subjects::heartbeat(&env.body.host.id), "host") {
+                    Ok(()) => on_heartbeat(&ctl, env.body).await,
+                    Err(reason) => log::warn!("rejected heartbeat: {reason}"),
+                }
+            }
             Err(err) => log::warn!("rejected heartbeat on {}: {err}", msg.subject),
         }
     }
@@ -34,7 +39,10 @@ pub(crate) async fn serve_statuses(ctl: Controller, mut sub: Subscription) {
             continue;
         }
         match decode::<InstanceStatus>(&msg.payload) {
-            Ok(env) => on_status(&ctl, env.body),
+            Ok(env) => match bound_to_subject(&msg.subject, &subjects::status(&env.body.host), "host") {
+                Ok(()) => on_status(&ctl, env.body),
+                Err(reason) => log::warn!("rejected instance status: {reason}"),
+            },
             Err(err) => log::warn!("rejected instance status on {}: {err}", msg.subject),
         }
     }
@@ -53,6 +61,10 @@ pub(crate) async fn serve_router_statuses(ctl: Controller, mut sub: Subscription
                 continue;
             }
         };
+        if let Err(reason) = bound_to_subject(&msg.subject, &subjects::router_status(&status.id), "router") {
+            log::warn!("rejected router status: {reason}");
+            continue;
+        }
         ctl.mutate(|core| {
             let previous = core.router_errors.insert(status.id.clone(), status.last_error.clone());
             let drafts = match (&status.last_error, previous.flatten()) {
@@ -64,6 +76,20 @@ pub(crate) async fn serve_router_statuses(ctl: Controller, mut sub: Subscription
             (drafts, ())
         });
     }
+}
+
+/// A report speaks only for the sender whose subject it came on: with roles on, the server
+/// lets each agent (or router) publish only on its own subjects, so the subject is the
+/// identity the server vouches for, and a body that names another is forged.
+fn bound_to_subject(subject: &str, expected: &str, what: &str) -> Result<(), String> {
+    if subject == expected {
+        return Ok(());
+    }
+    Err(format!(
+        "it came on {} but names a {what} whose subject is {}",
+        crate::protocol::validate::quoted(subject),
+        crate::protocol::validate::quoted(expected)
+    ))
 }
 
 async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {

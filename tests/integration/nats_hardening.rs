@@ -1,0 +1,69 @@
+//! What a probe of the open bus found (issue 15, hardening), each with the crafted input,
+//! on a real nats-server. The bad input is refused with a clear reason and nothing is lost.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use quarterdeck::bus::Bus;
+use quarterdeck::protocol::{Envelope, Heartbeat, decode, encode, subjects};
+
+use crate::nats_support::{
+    PlaneConfig, WAIT, check, connect, eventually, host_state, plane_or_skip, try_snapshot,
+};
+
+/// A fake host "ghost" published on h1's heartbeat subject won placement, and forged
+/// heartbeats for a killed host kept it "up". A report speaks only for its subject's host.
+#[test]
+fn nats_a_heartbeat_that_names_another_host_than_its_subject_is_rejected() {
+    let test = "nats_a_heartbeat_that_names_another_host_than_its_subject_is_rejected";
+    let mut plane =
+        plane_or_skip!(test, PlaneConfig { controller: vec!["--stale-after", "3", "--lost-after", "100"] });
+    let url = plane.url();
+    // h2 dies: from now on only forged heartbeats speak for it.
+    plane.agents[1].kill9();
+    let forging = Arc::new(AtomicBool::new(true));
+    let forged = Arc::new(AtomicU32::new(0));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let forger = {
+        let (url, forging, count) = (url.clone(), forging.clone(), forged.clone());
+        rt.spawn(async move {
+            let bus = connect(&url, "test/forger").await;
+            let mut sub = bus.subscribe(&subjects::heartbeat("h1")).await.expect("subscribe");
+            let msg = sub.next().await.expect("h1's heartbeat");
+            let real: Heartbeat = decode(&msg.payload).expect("a heartbeat").body;
+            let forged = |id: &str| {
+                let mut hb = real.clone();
+                hb.host.id = id.into();
+                hb.instances.clear();
+                Bytes::from(encode(&Envelope::new(format!("agent/{id}"), hb)).expect("encode"))
+            };
+            let (ghost, as_h2) = (forged("ghost"), forged("h2"));
+            let on = subjects::heartbeat("h1");
+            let mut sent = 0u32;
+            while forging.load(Ordering::SeqCst) {
+                bus.publish(&on, ghost.clone()).await.expect("publish");
+                bus.publish(&on, as_h2.clone()).await.expect("publish");
+                sent += 2;
+                count.store(sent, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            sent
+        })
+    };
+    // Long enough for the controller to have judged many forged heartbeats, and for h2's
+    // silence to be noticed.
+    let snap = eventually(WAIT, "h2, whose agent is dead, no longer up after 40 forged heartbeats", || {
+        let snap = try_snapshot(&url)?;
+        let sent = forged.load(Ordering::SeqCst);
+        check(sent >= 40, || format!("{sent} forged so far"))?;
+        check(host_state(&snap, "h2") != Some("up"), || format!("hosts: {}", snap["hosts"]))?;
+        Ok(snap)
+    });
+    forging.store(false, Ordering::SeqCst);
+    let sent = rt.block_on(forger).expect("the forger");
+    assert!(sent > 10, "{sent} forged heartbeats");
+    assert_eq!(host_state(&snap, "ghost"), None, "a forged host joined: {}", snap["hosts"]);
+    assert_eq!(host_state(&snap, "h1"), Some("up"), "{}", snap["hosts"]);
+}
