@@ -10,7 +10,7 @@ use quarterdeck::bus::Bus;
 use quarterdeck::protocol::{Envelope, Heartbeat, decode, encode, subjects};
 
 use crate::nats_support::{
-    PlaneConfig, WAIT, check, connect, eventually, host_state, plane_or_skip, try_snapshot,
+    PlaneConfig, WAIT, check, connect, ctl, deploy_args, eventually, host_state, plane_or_skip, try_snapshot,
 };
 
 /// A fake host "ghost" published on h1's heartbeat subject won placement, and forged
@@ -66,4 +66,30 @@ fn nats_a_heartbeat_that_names_another_host_than_its_subject_is_rejected() {
     assert!(sent > 10, "{sent} forged heartbeats");
     assert_eq!(host_state(&snap, "ghost"), None, "a forged host joined: {}", snap["hosts"]);
     assert_eq!(host_state(&snap, "h1"), Some("up"), "{}", snap["hosts"]);
+}
+
+/// A new app deployed with another app's domain took that domain in nginx (the router
+/// keeps whichever app sorts first). A domain already held is refused as a conflict.
+#[test]
+fn nats_a_domain_held_by_another_app_is_refused_as_a_conflict() {
+    let test = "nats_a_domain_held_by_another_app_is_refused_as_a_conflict";
+    let plane = plane_or_skip!(test, PlaneConfig::default());
+    let url = plane.url();
+    let with_domain = |app: &'static str, domain: &'static str| {
+        let mut args = deploy_args(app, "1.0.0", "1");
+        args.extend(["--domain", domain]);
+        ctl(&url, &args)
+    };
+    let first = with_domain("zshop", "shop.example.test");
+    assert!(first.ok(), "{first}");
+    // "ashop" sorts first: before, it took the domain from zshop.
+    let squat = with_domain("ashop", "shop.example.test");
+    assert!(!squat.ok(), "the squatting deploy was accepted: {squat}");
+    assert!(squat.stderr.contains("conflict") && squat.stderr.contains("held by app zshop"), "{squat}");
+    let snap = plane.snapshot();
+    let apps = snap["apps"].as_array().expect("apps");
+    assert!(apps.iter().all(|a| a["name"] != "ashop"), "the squatter exists: {}", snap["apps"]);
+    // The holder may still redeploy with its own domain, and another domain is free.
+    assert!(with_domain("zshop", "shop.example.test").ok());
+    assert!(with_domain("ashop", "other.example.test").ok());
 }

@@ -488,6 +488,12 @@ fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Resul
             format!("{} is busy with operation {op}; wait for it to finish", app.name),
         ));
     }
+    if let Some(holder) = domain_holder(ctl, &app) {
+        return Err(WireError::new(
+            ErrorCode::Conflict,
+            format!("domain {} is held by app {holder}; remove it there first", app.domain),
+        ));
+    }
     let strategy = req.strategy;
     let target = format!("{}@{} x{}", app.name, app.version, app.instances);
     let (op_id, rev) = ctl.mutate(|core| {
@@ -504,6 +510,21 @@ fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Resul
     });
     ctl.spawn(deploy::run_deploy(ctl.clone(), op_id.clone(), app, strategy, existing));
     Ok(Accepted { operation_id: Some(op_id), rev })
+}
+
+/// Another app that already serves `app`'s domain. nginx can route one domain to one app
+/// only, and the router would keep whichever sorts first: a second app would take it.
+fn domain_holder(ctl: &Controller, app: &App) -> Option<String> {
+    if app.domain.is_empty() {
+        return None;
+    }
+    ctl.read(|core| {
+        core.fleet
+            .apps
+            .values()
+            .find(|other| other.name != app.name && other.domain.eq_ignore_ascii_case(&app.domain))
+            .map(|other| other.name.clone())
+    })
 }
 
 /// The most instances one restart may take down together.
