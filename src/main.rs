@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("quarterdeck: {err}");
+            eprintln!("quarterdeck: {}", quarterdeck::cli::printable::printable(&err.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -258,14 +258,16 @@ fn refusal(e: RequestError) -> String {
     }
 }
 
-/// Writes one line to stdout. A closed stdout (`ctl events | head`) ends the command
-/// quietly instead of panicking.
+/// Writes one line to stdout, control characters shown as escapes (they may come from the
+/// bus). A closed stdout (`ctl events | head`) ends the command quietly instead of
+/// panicking.
 macro_rules! out {
-    ($($arg:tt)*) => {
-        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        if writeln!(std::io::stdout().lock(), "{}", crate::cli::printable::printable(&line)).is_err() {
             std::process::exit(0);
         }
-    };
+    }};
 }
 
 /// Prints rows as aligned columns.
@@ -498,7 +500,7 @@ impl Ctl {
             match e.kind {
                 EventKind::OperationSucceeded => return Ok(ExitCode::SUCCESS),
                 EventKind::OperationFailed => {
-                    eprintln!("operation {op} failed: {}", e.message);
+                    eprintln!("operation {op} failed: {}", crate::cli::printable::printable(&e.message));
                     return Ok(ExitCode::FAILURE);
                 }
                 _ => {}
@@ -527,7 +529,7 @@ impl Ctl {
         };
         // Progress goes to stderr when stdout carries JSON.
         if self.json {
-            eprintln!("{line}")
+            eprintln!("{}", crate::cli::printable::printable(&line))
         } else {
             out!("{line}")
         }

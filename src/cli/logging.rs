@@ -20,7 +20,14 @@ impl Log for StderrLogger {
         if !ours && record.level() > log::Level::Warn {
             return;
         }
-        eprintln!("{} {:<5} {}: {}", datetime(now_ms()), record.level(), self.who, record.args());
+        let message = record.args().to_string();
+        eprintln!(
+            "{} {:<5} {}: {}",
+            datetime(now_ms()),
+            record.level(),
+            self.who,
+            crate::cli::printable::printable(&message)
+        );
     }
 
     fn flush(&self) {}

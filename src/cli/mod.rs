@@ -8,6 +8,7 @@ pub mod cockpit;
 pub mod ctl;
 pub mod logging;
 pub mod parse;
+pub mod printable;
 pub mod router;
 pub mod services;
 

@@ -93,3 +93,41 @@ fn nats_a_domain_held_by_another_app_is_refused_as_a_conflict() {
     assert!(with_domain("zshop", "shop.example.test").ok());
     assert!(with_domain("ashop", "other.example.test").ok());
 }
+
+/// `ctl audit` and `ctl events` printed escape sequences from the bus raw: a command whose
+/// source and request carry them changed the terminal's title, set its clipboard (OSC 52)
+/// and cleared lines. Every human-readable line is printed with them escaped.
+#[test]
+fn nats_ctl_never_prints_control_characters_from_the_bus() {
+    let test = "nats_ctl_never_prints_control_characters_from_the_bus";
+    let plane = plane_or_skip!(test, PlaneConfig::default());
+    let url = plane.url();
+    let nasty = "\u{1b}]0;owned\u{7}\u{1b}]52;c;Y3VybA==\u{1b}\\\u{1b}[2J\u{9b}2J";
+    let answer = crate::nats_support::block_on(async {
+        let bus = connect(&url, "test/escapes").await;
+        let req = quarterdeck::protocol::RouteRequest {
+            app: "web".into(),
+            backend: format!("10.0.0.1:80{nasty}"),
+            weight: Some(1),
+        };
+        quarterdeck::bus::request::<_, quarterdeck::protocol::Accepted>(
+            &bus as &dyn Bus,
+            subjects::CTL_ROUTE_ADD,
+            &Envelope::new(format!("cockpit/{nasty}"), req),
+            Duration::from_secs(10),
+        )
+        .await
+    });
+    assert!(answer.is_err(), "a backend with escapes was accepted: {answer:?}");
+    for args in [&["audit", "--since", "1h"][..], &["events", "--since", "1h"][..]] {
+        let out = ctl(&url, args);
+        assert!(out.ok(), "{out}");
+        assert!(out.stdout.contains("cockpit/") || args[0] == "events", "the record is listed: {out}");
+        for (i, c) in out.stdout.chars().chain(out.stderr.chars()).enumerate() {
+            assert!(!c.is_control() || c == '\n', "ctl {} printed {c:?} at {i}: {:?}", args[0], out.stdout);
+        }
+        if args[0] == "audit" {
+            assert!(out.stdout.contains("\\u{1b}]0;owned"), "shown escaped: {out}");
+        }
+    }
+}
