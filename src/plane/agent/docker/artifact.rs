@@ -37,7 +37,21 @@ pub async fn fetch(
     Ok(format!("{} ({size} bytes) downloaded, checksum ok, unpacked to {}", artifact.name, target.display()))
 }
 
+/// What one artifact may unpack to. A gzip bomb (1 MB packed, 1 GiB unpacked in a second)
+/// would otherwise fill the host's disk from a small upload.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    bytes: u64,
+    entries: u64,
+}
+
+const LIMITS: Limits = Limits { bytes: 512 * 1024 * 1024, entries: 50_000 };
+
 fn unpack(bytes: &[u8], dir: &Path, version: &str) -> Result<PathBuf, String> {
+    unpack_within(bytes, dir, version, LIMITS)
+}
+
+fn unpack_within(bytes: &[u8], dir: &Path, version: &str, limits: Limits) -> Result<PathBuf, String> {
     let io = |what: &Path| {
         let what = what.display().to_string();
         move |e: std::io::Error| format!("{what}: {e}")
@@ -58,8 +72,7 @@ fn unpack(bytes: &[u8], dir: &Path, version: &str) -> Result<PathBuf, String> {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err("the artifact is neither a .tar.gz nor a .tar".into());
     };
-    // `unpack` refuses entries that would land outside the directory (`..`, absolute).
-    if let Err(e) = tar::Archive::new(reader).unpack(&tmp) {
+    if let Err(e) = unpack_entries(reader, &tmp, limits) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(format!("cannot unpack the artifact: {e}"));
     }
@@ -68,6 +81,41 @@ fn unpack(bytes: &[u8], dir: &Path, version: &str) -> Result<PathBuf, String> {
     }
     std::fs::rename(&tmp, &target).map_err(io(&target))?;
     Ok(target)
+}
+
+/// Unpacks entry by entry, each checked before a byte of it is written: the sizes and the
+/// count against `limits`, and the kind (no devices, FIFOs or sparse files). `unpack_in`
+/// refuses a path outside the directory (`..`, absolute) and the permissions lose their
+/// setuid, setgid and sticky bits (the tar crate's default without preserve-permissions).
+fn unpack_entries(reader: impl Read, into: &Path, limits: Limits) -> Result<(), String> {
+    use tar::EntryType;
+    let mut archive = tar::Archive::new(reader);
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path().map(|p| p.display().to_string()).unwrap_or_else(|_| "?".into());
+        let path = crate::protocol::validate::quoted(&path);
+        entries += 1;
+        if entries > limits.entries {
+            return Err(format!("more than {} entries", limits.entries));
+        }
+        let kind = entry.header().entry_type();
+        if matches!(kind, EntryType::Block | EntryType::Char | EntryType::Fifo | EntryType::GNUSparse) {
+            return Err(format!("{path} is a {kind:?} entry, which an artifact may not hold"));
+        }
+        bytes = bytes.saturating_add(entry.size());
+        if bytes > limits.bytes {
+            return Err(format!(
+                "it unpacks to more than {} MiB (at {path}); an artifact may unpack to {} MiB at most",
+                limits.bytes / (1024 * 1024),
+                limits.bytes / (1024 * 1024)
+            ));
+        }
+        if !entry.unpack_in(into).map_err(|e| format!("{path}: {e}"))? {
+            return Err(format!("{path} would land outside the artifact's directory"));
+        }
+    }
+    Ok(())
 }
 
 /// Points `<dir>/current` at `version`, atomically (a new link renamed over the old one).
@@ -117,6 +165,79 @@ mod tests {
             builder.append_data(&mut header, name, *data).unwrap();
         }
         builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    /// A gzip bomb: `mib` MiB of zeros in one file, a few hundred KiB packed.
+    fn bomb(mib: usize) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(&mut gz);
+        let mut header = tar::Header::new_gnu();
+        header.set_size((mib * 1024 * 1024) as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "zeros", std::io::repeat(0).take((mib * 1024 * 1024) as u64)).unwrap();
+        tar.into_inner().unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_before_it_is_written() {
+        let dir = std::env::temp_dir().join(format!("qd-artifact-bomb-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let packed = bomb(64);
+        assert!(packed.len() < 1024 * 1024, "a bomb: {} bytes packed", packed.len());
+        let limits = Limits { bytes: 8 * 1024 * 1024, entries: 100 };
+        let err = unpack_within(&packed, &dir, "1.0", limits).unwrap_err();
+        assert!(err.contains("more than 8 MiB") && err.contains("zeros"), "{err}");
+        assert!(!dir.join("1.0").exists() && !dir.join(".1.0.unpacking").exists());
+        // Many small entries are counted too.
+        let many: Vec<(String, &[u8])> = (0..101).map(|i| (format!("f{i}"), &b"x"[..])).collect();
+        let many: Vec<(&str, &[u8])> = many.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+        let err = unpack_within(&tar_gz(&many), &dir, "2.0", limits).unwrap_err();
+        assert!(err.contains("more than 100 entries"), "{err}");
+        // Under the limits it unpacks.
+        unpack_within(&tar_gz(&many[..100]), &dir, "3.0", limits).unwrap();
+        assert!(dir.join("3.0/f99").exists());
+        remove_all(&dir);
+    }
+
+    #[test]
+    fn devices_fifos_and_escaping_paths_are_refused_and_setuid_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("qd-artifact-kinds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for kind in [tar::EntryType::Char, tar::EntryType::Block, tar::EntryType::Fifo] {
+            let mut builder = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_size(0);
+            header.set_cksum();
+            builder.append_data(&mut header, "dev", &[][..]).unwrap();
+            let err = unpack(&builder.into_inner().unwrap(), &dir, "1.0").unwrap_err();
+            assert!(err.contains("may not hold"), "{kind:?}: {err}");
+        }
+        // A path with `..` written raw into the header (the builder refuses to).
+        let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"../escaped.sh");
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append(&header, &b"x"[..]).unwrap();
+        let err = unpack(&builder.into_inner().unwrap(), &dir, "2.0").unwrap_err();
+        assert!(err.contains("escaped.sh"), "{err}");
+        assert!(!dir.join("escaped.sh").exists());
+        // setuid is dropped.
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o4755);
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append_data(&mut header, "suid", &b"x"[..]).unwrap();
+        unpack(&builder.into_inner().unwrap(), &dir, "3.0").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("3.0/suid")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7000, 0, "mode {mode:o}");
+        remove_all(&dir);
     }
 
     #[test]
