@@ -131,3 +131,35 @@ fn nats_ctl_never_prints_control_characters_from_the_bus() {
         }
     }
 }
+
+/// One valid 72-character domain failed `nginx -t` (its server names hash kept the
+/// default 64-byte buckets), and from then on no change reached nginx for any app.
+#[test]
+fn nats_long_domains_reach_nginx_and_later_changes_too() {
+    use crate::stack_support::{NginxGuard, free_port, nginx_bin, spawn_router};
+    let test = "nats_long_domains_reach_nginx_and_later_changes_too";
+    let Some(nginx) = nginx_bin(test) else { return };
+    let plane = plane_or_skip!(test, PlaneConfig::default());
+    let url = plane.url();
+    let router_dir = plane.nats.dir().join("router");
+    let _nginx = NginxGuard(router_dir.clone());
+    let _router = spawn_router(&plane.nats, free_port(), &router_dir, &nginx);
+    let label = "a".repeat(63);
+    let long72 = format!("{}.example.test", "b".repeat(59));
+    let long253 = format!("{label}.{label}.{label}.{}.test", "c".repeat(56));
+    assert_eq!((long72.len(), long253.len()), (72, 253));
+    for (app, domain) in [("long", long72.as_str()), ("longest", long253.as_str())] {
+        let mut args = deploy_args(app, "1.0.0", "1");
+        args.extend(["--domain", domain]);
+        let out = ctl(&url, &args);
+        assert!(out.ok(), "{out}");
+    }
+    ctl(&url, &deploy_args("after", "1.0.0", "1"));
+    eventually(WAIT, "both long domains and the app after them in nginx.conf", || {
+        let conf = std::fs::read_to_string(router_dir.join("nginx.conf")).map_err(|e| e.to_string())?;
+        let all = conf.contains(&format!("server_name {long72};"))
+            && conf.contains(&format!("server_name {long253};"))
+            && conf.contains("qd_after");
+        check(all, || conf)
+    });
+}

@@ -6,7 +6,7 @@
 //! names, domains, IPv4:port backends, weights) or produced here; a route that fails
 //! validation is left out and reported, so no route can inject nginx directives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -18,6 +18,26 @@ pub struct Rendered {
     pub config: String,
     pub backends: usize,
     pub refused: Vec<String>,
+    /// Where each app's `upstream` and `server` blocks are in `config` (byte ranges), so an
+    /// error `nginx -t` reports at a line can be pinned on one app.
+    pub blocks: Vec<(std::ops::Range<usize>, String)>,
+}
+
+impl Rendered {
+    /// The app whose block holds line `line` (1-based) of the configuration.
+    pub fn app_at_line(&self, line: usize) -> Option<&str> {
+        let offset =
+            if line <= 1 { 0 } else { self.config.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)? };
+        self.blocks.iter().find(|(range, _)| range.contains(&offset)).map(|(_, app)| app.as_str())
+    }
+}
+
+/// The line of the configuration that `nginx -t` names in its error (`… in
+/// /path/nginx.conf.new:123`).
+pub fn failing_line(error: &str) -> Option<usize> {
+    let at = error.rfind(".conf.new:")? + ".conf.new:".len();
+    let digits: String = error[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 struct Upstream {
@@ -28,9 +48,15 @@ struct Upstream {
 /// Renders the whole nginx.conf. `dir` is the router's state directory (pid, logs, temp
 /// paths live there); `listen` is `IP:PORT`.
 pub fn render(fleet: &Fleet, listen: &str, dir: &Path) -> Rendered {
+    render_without(fleet, listen, dir, &BTreeSet::new())
+}
+
+/// [`render`], leaving out the apps in `left_out` (their server would fail `nginx -t`).
+pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeSet<String>) -> Rendered {
     let mut refused = Vec::new();
+    let mut blocks = Vec::new();
     let mut upstreams: BTreeMap<String, Upstream> = BTreeMap::new();
-    for app in fleet.apps.values() {
+    for app in fleet.apps.values().filter(|a| !left_out.contains(&a.name)) {
         match (validate::name("app", &app.name), validate::domain(&app.domain)) {
             (Ok(()), Ok(())) => {
                 upstreams
@@ -80,6 +106,11 @@ pub fn render(fleet: &Fleet, listen: &str, dir: &Path) -> Rendered {
     let _ = writeln!(c, "events {{ worker_connections 1024; }}");
     let _ = writeln!(c, "http {{");
     let _ = writeln!(c, "    access_log {d}/logs/access.log;");
+    // Sized for the names in use: with the default buckets (64 bytes) a valid 72-character
+    // domain fails `nginx -t`, and then no later change would be applied.
+    let (bucket, max_size) = names_hash(upstreams.values().map(|u| u.domain.len()));
+    let _ = writeln!(c, "    server_names_hash_bucket_size {bucket};");
+    let _ = writeln!(c, "    server_names_hash_max_size {max_size};");
     for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
         let _ = writeln!(c, "    {t}_temp_path {d}/tmp/{t};");
     }
@@ -92,13 +123,16 @@ pub fn render(fleet: &Fleet, listen: &str, dir: &Path) -> Rendered {
         if up.servers.is_empty() {
             continue;
         }
+        let start = c.len();
         let _ = writeln!(c, "    upstream qd_{} {{", app.replace('-', "_"));
         for (backend, weight) in &up.servers {
             let _ = writeln!(c, "        server {backend} weight={weight} max_fails=1 fail_timeout=2s;");
         }
         let _ = writeln!(c, "    }}");
+        blocks.push((start..c.len(), app.clone()));
     }
     for (app, up) in &upstreams {
+        let start = c.len();
         let _ = writeln!(c, "    server {{");
         let _ = writeln!(c, "        listen {listen};");
         let _ = writeln!(c, "        server_name {};", up.domain);
@@ -114,21 +148,48 @@ pub fn render(fleet: &Fleet, listen: &str, dir: &Path) -> Rendered {
             let _ = writeln!(c, "        }}");
         }
         let _ = writeln!(c, "    }}");
+        blocks.push((start..c.len(), app.clone()));
     }
     let _ = writeln!(c, "    server {{");
     let _ = writeln!(c, "        listen {listen} default_server;");
     let _ = writeln!(c, "        location / {{ return 404 \"no app has this domain\\n\"; }}");
     let _ = writeln!(c, "    }}");
     let _ = writeln!(c, "}}");
-    Rendered { config: c, backends, refused }
+    Rendered { config: c, backends, refused, blocks }
+}
+
+/// `server_names_hash_bucket_size` and `_max_size` for server names of these lengths. A
+/// name takes a pointer plus its length and 2 bytes, pointer-aligned, and a bucket needs a
+/// pointer more (nginx's `NGX_HASH_ELT_SIZE`); sizes are powers of two, at least nginx's
+/// defaults (64 and 512).
+fn names_hash(lengths: impl Iterator<Item = usize>) -> (usize, usize) {
+    let (mut longest, mut count) = (0usize, 0usize);
+    for len in lengths {
+        longest = longest.max(len);
+        count += 1;
+    }
+    let element = 8 + (longest + 2).div_ceil(8) * 8;
+    let bucket = (element + 8).next_power_of_two().max(64);
+    let max_size = (count * 2).next_power_of_two().max(512);
+    (bucket, max_size)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    #[test]
+    fn the_names_hash_fits_the_longest_domain() {
+        assert_eq!(super::names_hash([].into_iter()), (64, 512));
+        assert_eq!(super::names_hash([10, 40].into_iter()), (64, 512));
+        // 72 characters: 8 + 80 + 8 = 96 bytes, over nginx's default of 64.
+        assert_eq!(super::names_hash([72].into_iter()).0, 128);
+        assert_eq!(super::names_hash([253].into_iter()).0, 512);
+        assert_eq!(super::names_hash(std::iter::repeat_n(20, 1000)).1, 2048);
+    }
+
     use super::*;
     use crate::protocol::{App, Route, RouteState, RunSpec};
 
-    fn app(name: &str, domain: &str) -> App {
+    pub(crate) fn app(name: &str, domain: &str) -> App {
         App {
             name: name.into(),
             version: "1".into(),
@@ -154,7 +215,7 @@ mod tests {
         }
     }
 
-    fn fleet(apps: Vec<App>, routes: Vec<Route>) -> Fleet {
+    pub(crate) fn fleet(apps: Vec<App>, routes: Vec<Route>) -> Fleet {
         let mut f = Fleet::default();
         for a in apps {
             f.apps.insert(a.name.clone(), a);

@@ -3,6 +3,7 @@
 //! are coalesced into one apply. Routes are kept by the controller; the router only applies
 //! them, so restarting it rebuilds the same configuration.
 
+pub mod apply;
 pub mod config;
 pub mod nginx;
 
@@ -127,28 +128,28 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                     due = Some(last + config.min_interval);
                     continue;
                 }
-                let rendered = config::render(&replica.fleet, &config.listen, &config.state_dir);
-                for refused in &rendered.refused {
+                let wanted = config::render(&replica.fleet, &config.listen, &config.state_dir);
+                for refused in &wanted.refused {
                     log::warn!("route left out: {refused}");
                 }
-                if applied.as_deref() == Some(rendered.config.as_str()) {
+                // Compared with what was wanted, not what went in with apps left out: the
+                // same table is not tried again.
+                if applied.as_deref() == Some(wanted.config.as_str()) {
                     continue;
                 }
                 last_apply = Some(tokio::time::Instant::now());
-                match applier.apply(&rendered).await {
+                let done = apply::apply(applier.as_mut(), &replica.fleet, &config.listen, &config.state_dir).await;
+                status.last_error = done.error();
+                match &done.result {
                     Ok(()) => {
                         status.generation += 1;
                         status.last_reload = Some(now_ms());
-                        status.last_error = None;
-                        status.backends = rendered.backends;
+                        status.backends = done.rendered.backends;
                         status.revision = replica.fleet.revision;
-                        applied = Some(rendered.config);
+                        applied = Some(wanted.config);
                         log::info!("applied generation {} ({} backends, revision {})", status.generation, status.backends, status.revision);
                     }
-                    Err(e) => {
-                        log::error!("{e}");
-                        status.last_error = Some(e);
-                    }
+                    Err(e) => log::error!("{e}"),
                 }
                 publish_status(bus.as_ref(), &source, &status).await;
             }
