@@ -151,6 +151,19 @@ pub fn cpu(s: &str) -> Result<f32, String> {
     }
 }
 
+/// A container's limits: more than 0 and at most 256 cores, 4 MB to 4 TB of memory. The
+/// controller checks them on a deploy, and the agent again on every instance it is asked
+/// to run: a container without limits could take its whole host.
+pub fn limits(cpu: f32, memory_mb: u64) -> Result<(), String> {
+    if !(cpu > 0.0 && cpu <= 256.0) {
+        return Err(format!("cpu must be more than 0 and at most 256 cores, not {cpu}"));
+    }
+    if !(4..=4_194_304).contains(&memory_mb) {
+        return Err(format!("memory must be 4 MB to 4 TB, not {memory_mb} MB"));
+    }
+    Ok(())
+}
+
 /// The most arguments a command may have, and the most bytes of one argument.
 pub const MAX_CMD_ARGS: usize = 64;
 pub const MAX_CMD_ARG: usize = 1024;

@@ -163,3 +163,53 @@ fn nats_long_domains_reach_nginx_and_later_changes_too() {
         check(all, || conf)
     });
 }
+
+/// A deploy sent straight to an agent bypassed the controller and ran a container with no
+/// CPU or memory limit. The agent refuses a spec without limits, whoever sent it (with
+/// roles on, only the controller may send it at all).
+#[test]
+fn nats_an_agent_refuses_an_instance_without_limits() {
+    use quarterdeck::protocol::subjects::{AgentVerb, agent_cmd};
+    use quarterdeck::protocol::{AgentAck, ErrorCode, InstanceSpec};
+    let test = "nats_an_agent_refuses_an_instance_without_limits";
+    let plane = plane_or_skip!(test, PlaneConfig::default());
+    let url = plane.url();
+    let refusals = crate::nats_support::block_on(async {
+        let bus = connect(&url, "test/direct").await;
+        let mut refusals = Vec::new();
+        for (cpu, memory_mb) in [(0.0, 512), (f32::NAN, 512), (1.0, 0), (1000.0, 512)] {
+            let spec = InstanceSpec {
+                id: "rogue-0-aaaa".into(),
+                app: "rogue".into(),
+                version: "1".into(),
+                index: 0,
+                image: "tomcat:8.5".into(),
+                port: 8080,
+                cpu,
+                memory_mb,
+                operation_id: "op-rogue".into(),
+                run: Default::default(),
+            };
+            let answer = quarterdeck::bus::request::<_, AgentAck>(
+                &bus as &dyn Bus,
+                &agent_cmd("h1", AgentVerb::Deploy),
+                &Envelope::new("controller", spec),
+                Duration::from_secs(10),
+            )
+            .await;
+            refusals.push(answer);
+        }
+        refusals
+    });
+    for answer in refusals {
+        match answer {
+            Err(quarterdeck::bus::RequestError::Refused(e)) => {
+                assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}");
+                assert!(e.reason.contains("cpu must") || e.reason.contains("memory must"), "{e:?}");
+            }
+            other => panic!("a spec without limits was answered {other:?}"),
+        }
+    }
+    let reports = crate::nats_support::agent_reports(&url);
+    assert!(reports["h1"].iter().all(|r| r.app != "rogue"), "{:?}", reports["h1"]);
+}

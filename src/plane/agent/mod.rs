@@ -266,6 +266,7 @@ async fn deploy(agent: &Arc<Agent>, spec: InstanceSpec) -> Result<AgentAck, Wire
     validate::name("app", &spec.app).map_err(WireError::bad_request)?;
     validate::version(&spec.version).map_err(WireError::bad_request)?;
     validate::image(&spec.image).map_err(WireError::bad_request)?;
+    validate::limits(spec.cpu, spec.memory_mb).map_err(WireError::bad_request)?;
     let ack = AgentAck { instance_id: spec.id.clone() };
     // Idempotent: an instance we already run is not started twice.
     if agent.driver.has(&spec.id).await {

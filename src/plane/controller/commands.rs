@@ -427,12 +427,7 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
     };
     validate::names("AZ", &constraints.azs).map_err(bad)?;
     validate::names("tag", &constraints.tags).map_err(bad)?;
-    if !(constraints.cpu > 0.0 && constraints.cpu <= 256.0) {
-        return Err(bad(format!("cpu must be more than 0 and at most 256 cores, not {}", constraints.cpu)));
-    }
-    if !(4..=4_194_304).contains(&constraints.memory_mb) {
-        return Err(bad(format!("memory must be 4 MB to 4 TB, not {} MB", constraints.memory_mb)));
-    }
+    validate::limits(constraints.cpu, constraints.memory_mb).map_err(bad)?;
     let domain = req
         .domain
         .clone()
