@@ -208,7 +208,10 @@ impl Before {
                     let existed = fleet.routes.contains_key(&key);
                     b.routes.push((key, existed));
                 }
-                Change::Operation(_) => {}
+                Change::Operation(_)
+                | Change::OperationStep(_)
+                | Change::OperationEnded(_)
+                | Change::OperationRemoved { .. } => {}
             }
         }
         // One change each: a second change of the same thing in one event must not count

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::event::{Change, Event};
-use super::model::{App, Host, Instance, Operation, Route, RouteKey};
+use super::model::{App, Host, Instance, Operation, OperationEnded, Route, RouteKey, StepDelta};
 
 /// The snapshot body and the state the controller keeps, keyed for stable ordering.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,8 +35,22 @@ pub struct Gap {
     pub got: u64,
 }
 
-/// How many finished operations a fleet keeps; running ones are always kept.
+/// How many finished operations a fleet keeps; running ones are always kept. The
+/// controller removes the oldest beyond it with `Change::OperationRemoved`
+/// (`Fleet::operations_beyond_bound`), so the stored state forgets them too.
 pub const FINISHED_OPERATIONS_KEPT: usize = 200;
+
+/// A change that could not be applied. The event is still applied (its other changes and
+/// its revision): a replica must never stop following over one bad change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeRefused {
+    #[error("operation {0} is not known")]
+    UnknownOperation(String),
+    #[error("operation {0} has already ended")]
+    OperationEnded(String),
+    #[error("step {index} of operation {op}, which has {len} steps: a step replaces one or comes next")]
+    StepOutOfOrder { op: String, index: u32, len: usize },
+}
 
 impl Fleet {
     /// Applies an event at `revision + 1`. Older events are ignored (already included);
@@ -49,13 +63,24 @@ impl Fleet {
             return Err(Gap { have: self.revision, got: event.rev });
         }
         for change in &event.changes {
-            self.apply_change(change);
+            if let Err(refused) = self.try_apply_change(change) {
+                log::warn!("event rev {}: change not applied: {refused}", event.rev);
+            }
         }
         self.revision = event.rev;
         Ok(true)
     }
 
+    /// Applies one change; a change that cannot apply is logged and changes nothing.
     pub fn apply_change(&mut self, change: &Change) {
+        if let Err(refused) = self.try_apply_change(change) {
+            log::warn!("change not applied: {refused}");
+        }
+    }
+
+    /// Applies one change, or says why it cannot: the one place where every change's rule
+    /// lives, for the controller, its stored state and every replica.
+    pub fn try_apply_change(&mut self, change: &Change) -> Result<(), ChangeRefused> {
         match change {
             Change::Host(h) => {
                 self.hosts.insert(h.id.clone(), h.clone());
@@ -84,22 +109,57 @@ impl Fleet {
             }
             Change::Operation(op) => {
                 self.operations.insert(op.id.clone(), op.clone());
-                self.trim_operations();
+            }
+            Change::OperationStep(delta) => self.apply_step(delta)?,
+            Change::OperationEnded(end) => self.apply_end(end)?,
+            Change::OperationRemoved { id } => {
+                self.operations.remove(id);
             }
         }
+        Ok(())
     }
 
-    fn trim_operations(&mut self) {
-        let finished = self.operations.values().filter(|o| o.finished_at.is_some()).count();
-        if finished <= FINISHED_OPERATIONS_KEPT {
-            return;
+    fn apply_step(&mut self, delta: &StepDelta) -> Result<(), ChangeRefused> {
+        let op = self
+            .operations
+            .get_mut(&delta.op)
+            .ok_or_else(|| ChangeRefused::UnknownOperation(delta.op.clone()))?;
+        if op.finished_at.is_some() {
+            return Err(ChangeRefused::OperationEnded(delta.op.clone()));
         }
-        let mut done: Vec<(u64, String)> =
-            self.operations.values().filter_map(|o| o.finished_at.map(|t| (t, o.id.clone()))).collect();
+        let len = op.steps.len();
+        match usize::try_from(delta.index) {
+            Ok(i) if i < len => op.steps[i].clone_from(&delta.step),
+            Ok(i) if i == len => op.steps.push(delta.step.clone()),
+            _ => return Err(ChangeRefused::StepOutOfOrder { op: delta.op.clone(), index: delta.index, len }),
+        }
+        Ok(())
+    }
+
+    /// Ends an operation and compacts it: its steps are dropped (they stay in the event
+    /// history), their counts kept.
+    fn apply_end(&mut self, end: &OperationEnded) -> Result<(), ChangeRefused> {
+        let op =
+            self.operations.get_mut(&end.id).ok_or_else(|| ChangeRefused::UnknownOperation(end.id.clone()))?;
+        op.state = end.state;
+        op.error.clone_from(&end.error);
+        op.finished_at = Some(end.finished_at);
+        op.steps = Vec::new();
+        op.compacted = Some(end.steps);
+        Ok(())
+    }
+
+    /// The ended operations to remove so that, once `ending` more operations end, no more
+    /// than `FINISHED_OPERATIONS_KEPT` ended ones are left: the ones that ended first.
+    pub fn operations_beyond_bound(&self, ending: usize) -> Vec<String> {
+        let mut done: Vec<(u64, &String)> =
+            self.operations.values().filter_map(|o| o.finished_at.map(|t| (t, &o.id))).collect();
+        let over = (done.len() + ending).saturating_sub(FINISHED_OPERATIONS_KEPT);
+        if over == 0 {
+            return Vec::new();
+        }
         done.sort();
-        for (_, id) in done.into_iter().take(finished - FINISHED_OPERATIONS_KEPT) {
-            self.operations.remove(&id);
-        }
+        done.into_iter().take(over).map(|(_, id)| id.clone()).collect()
     }
 
     /// The instances placed on one host, in id order.

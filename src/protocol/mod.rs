@@ -18,7 +18,7 @@ pub mod validate;
 pub use audit::{AuditOutcome, AuditRecord, OperationEnd, Operator, Repeated, RestartBody, Verdict};
 pub use envelope::{Envelope, ProtocolError, decode, decode_body, encode};
 pub use event::{Change, Event, EventKind};
-pub use fleet::{Fleet, Gap};
+pub use fleet::{ChangeRefused, Fleet, Gap};
 pub use messages::*;
 pub use model::*;
 

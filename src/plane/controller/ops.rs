@@ -5,7 +5,8 @@ use super::core::{Controller, Core, Draft};
 use crate::protocol::clock::now_ms;
 use crate::protocol::envelope::new_id;
 use crate::protocol::{
-    Change, EventKind, Operation, OperationKind, OperationState, OperationStep, StepName, StepState,
+    Change, EventKind, Fleet, Operation, OperationEnded, OperationKind, OperationState, StepCounts,
+    StepName, StepState,
 };
 
 /// The event kind that reports a step.
@@ -43,6 +44,7 @@ pub(crate) fn open(
         started_at: now_ms(),
         finished_at: None,
         command_id: command_id.map(str::to_string),
+        compacted: None,
     };
     let draft = Draft::new(EventKind::OperationStarted, format!("{kind:?} {target}").to_lowercase())
         .app(app)
@@ -52,8 +54,9 @@ pub(crate) fn open(
 }
 
 /// Records a step on an operation: a running step of the same name and instance is moved
-/// to `state`; otherwise a new step is added. Returns the draft, or `None` when the
-/// operation is unknown (it may have been trimmed).
+/// to `state`; otherwise a new step is added. The event carries that one step, never the
+/// operation. Returns the draft, or `None` when the operation is unknown (it may have been
+/// trimmed) or has ended.
 pub(crate) fn step_draft(
     core: &Core,
     op_id: &str,
@@ -62,35 +65,15 @@ pub(crate) fn step_draft(
     state: StepState,
     detail: impl Into<String>,
 ) -> Option<Draft> {
-    let mut op = core.fleet.operations.get(op_id)?.clone();
+    let op = core.fleet.operations.get(op_id)?;
+    if op.finished_at.is_some() {
+        log::debug!("{op_id} has ended: step {} not recorded", name.as_str());
+        return None;
+    }
     // Details may quote an agent or a container (its error, its output): bounded, so an
     // event fits the bus whatever they said.
     let detail = crate::protocol::validate::cut_owned(detail.into(), crate::protocol::audit::MAX_REASON);
-    let now = now_ms();
-    let open_step = op
-        .steps
-        .iter_mut()
-        .rev()
-        .find(|s| s.name == name && s.instance.as_deref() == instance && s.state == StepState::Running);
-    match open_step {
-        Some(step) => {
-            step.state = state;
-            if state != StepState::Running {
-                step.finished_at = Some(now);
-            }
-            if !detail.is_empty() {
-                step.detail = detail.clone();
-            }
-        }
-        None => op.steps.push(OperationStep {
-            name,
-            instance: instance.map(str::to_string),
-            state,
-            started_at: now,
-            finished_at: (state != StepState::Running).then_some(now),
-            detail: detail.clone(),
-        }),
-    }
+    let delta = op.next_step(name, instance, state, detail.clone(), now_ms());
     let message = match (instance, detail.is_empty()) {
         (Some(i), false) => format!("{i}: {detail}"),
         (Some(i), true) => format!("{i}: {}", state_word(state)),
@@ -101,7 +84,24 @@ pub(crate) fn step_draft(
     if let Some(i) = instance {
         draft = draft.instance(i);
     }
-    Some(draft.change(Change::Operation(op)))
+    Some(draft.change(Change::OperationStep(delta)))
+}
+
+/// The change that ends `op`: its outcome and step counts, not its steps.
+pub(crate) fn ended(op: &Operation, state: OperationState, error: Option<String>) -> Change {
+    Change::OperationEnded(OperationEnded {
+        id: op.id.clone(),
+        state,
+        error,
+        finished_at: now_ms(),
+        steps: StepCounts::of(&op.steps),
+    })
+}
+
+/// The removals that keep the ended operations within their bound once `ending` more
+/// operations have ended.
+pub(crate) fn trimmed(fleet: &Fleet, ending: usize) -> impl Iterator<Item = Change> {
+    fleet.operations_beyond_bound(ending).into_iter().map(|id| Change::OperationRemoved { id })
 }
 
 fn state_word(state: StepState) -> &'static str {
@@ -137,25 +137,20 @@ impl Controller {
     /// Closes an operation with success or the reason it failed.
     pub(crate) fn finish(&self, op_id: &str, outcome: Result<String, String>) {
         self.mutate(|core| {
-            let Some(mut op) = core.fleet.operations.get(op_id).cloned() else {
+            let Some(op) = core.fleet.operations.get(op_id).filter(|o| o.finished_at.is_none()) else {
                 return (vec![], ());
             };
-            op.finished_at = Some(now_ms());
-            let (kind, message) = match outcome {
-                Ok(msg) => {
-                    op.state = OperationState::Succeeded;
-                    (EventKind::OperationSucceeded, msg)
-                }
+            let (kind, message, end) = match outcome {
+                Ok(msg) => (EventKind::OperationSucceeded, msg, ended(op, OperationState::Succeeded, None)),
                 Err(reason) => {
                     let reason =
                         crate::protocol::validate::cut_owned(reason, crate::protocol::audit::MAX_REASON);
-                    op.state = OperationState::Failed;
-                    op.error = Some(reason.clone());
-                    (EventKind::OperationFailed, reason)
+                    let end = ended(op, OperationState::Failed, Some(reason.clone()));
+                    (EventKind::OperationFailed, reason, end)
                 }
             };
-            let app = op.app.clone();
-            let draft = Draft::new(kind, message).app(app).op(Some(op_id)).change(Change::Operation(op));
+            let mut draft = Draft::new(kind, message).app(op.app.clone()).op(Some(op_id)).change(end);
+            draft.changes.extend(trimmed(&core.fleet, 1));
             (vec![draft], ())
         })
     }
