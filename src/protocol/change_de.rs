@@ -218,10 +218,10 @@ mod tests {
         };
         let bytes = encode(&Envelope::new("controller", ev.clone())).expect("encodes");
         assert_eq!(decode_body::<Event>(&bytes), Ok(ev));
-        let newer = String::from_utf8(bytes.clone()).expect("utf8").replacen(r#""v":1"#, r#""v":2"#, 1);
+        let newer = String::from_utf8(bytes.clone()).expect("utf8").replacen(r#""v":2"#, r#""v":3"#, 1);
         assert_eq!(
             decode_body::<Event>(newer.as_bytes()),
-            Err(ProtocolError::UnsupportedVersion { found: 2 })
+            Err(ProtocolError::UnsupportedVersion { found: 3 })
         );
         let no_id = String::from_utf8(bytes).expect("utf8").replacen(r#""id":"#, r#""idx":"#, 1);
         assert!(matches!(decode_body::<Event>(no_id.as_bytes()), Err(ProtocolError::Malformed(_))));
