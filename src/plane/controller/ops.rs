@@ -155,3 +155,106 @@ impl Controller {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    use super::*;
+    use crate::bus::{Bus, LocalBus};
+    use crate::plane::controller::ControllerConfig;
+    use crate::plane::controller::store::MemoryStore;
+    use crate::protocol::fleet::FINISHED_OPERATIONS_KEPT;
+    use crate::protocol::{Envelope, Event, encode};
+
+    const DEPLOY_STEPS: [StepName; 6] = [
+        StepName::NewInstanceAndDeployWarRequest,
+        StepName::Download,
+        StepName::Restart,
+        StepName::HealthCheck,
+        StepName::AddRouteRequest,
+        StepName::InstanceDeployed,
+    ];
+
+    fn controller() -> (Controller, UnboundedReceiver<Event>) {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        Controller::new(bus, ControllerConfig::default(), crate::protocol::Fleet::default(), store, None)
+    }
+
+    fn started(ctl: &Controller, instances: usize) -> String {
+        ctl.mutate(|_| {
+            let (id, draft) = open(OperationKind::Deploy, "shop-web", format!("shop-web@1.0 x{instances}"), None);
+            (vec![draft], id)
+        })
+    }
+
+    fn stored_bytes(event: Event) -> usize {
+        encode(&Envelope::new("controller", event)).expect("encodes").len()
+    }
+
+    /// The stored size of the next step event of a deploy whose `instances` instances
+    /// have each been through every step, and of its closing event.
+    fn step_and_end_bytes(instances: usize) -> (usize, usize) {
+        let (ctl, mut rx) = controller();
+        let op = started(&ctl, instances);
+        for i in 0..instances {
+            for name in DEPLOY_STEPS {
+                let id = format!("shop-web-{i}-ab12");
+                ctl.step(&op, name, Some(&id), StepState::Running, "", vec![]);
+                ctl.step(&op, name, Some(&id), StepState::Done, "ok", vec![]);
+            }
+        }
+        while rx.try_recv().is_ok() {}
+        ctl.step(&op, StepName::HealthCheck, Some("shop-web-7-ab12"), StepState::Running, "GET /health", vec![]);
+        let step = rx.try_recv().expect("the step event");
+        assert!(matches!(step.changes.as_slice(), [Change::OperationStep(_)]), "{step:?}");
+        ctl.finish(&op, Err("shop-web-7-ab12 was not healthy".into()));
+        let end = rx.try_recv().expect("the closing event");
+        assert!(matches!(end.changes.as_slice(), [Change::OperationEnded(_)]), "{end:?}");
+        let kept = &ctl.snapshot().operations[&op];
+        assert!(kept.steps.is_empty(), "compacted: {kept:?}");
+        let counts = kept.compacted.expect("the step counts");
+        assert_eq!(counts.total as usize, instances * DEPLOY_STEPS.len() + 1);
+        (stored_bytes(step), stored_bytes(end))
+    }
+
+    #[test]
+    fn a_step_event_and_an_end_weigh_the_same_over_10_instances_and_over_500() {
+        let (step10, end10) = step_and_end_bytes(10);
+        let (step500, end500) = step_and_end_bytes(500);
+        // Only the digits of the step's index, the revision and the counts differ.
+        assert!(step10.abs_diff(step500) <= 8, "step event: {step10} B at 10 instances, {step500} B at 500");
+        assert!(end10.abs_diff(end500) <= 8, "end event: {end10} B at 10 instances, {end500} B at 500");
+        assert!(step500 < 1024 && end500 < 1024, "{step500} B, {end500} B");
+    }
+
+    #[test]
+    fn an_end_beyond_the_bound_removes_the_first_ended_operation_and_a_late_step_is_not_recorded() {
+        let (ctl, mut rx) = controller();
+        let mut ended = Vec::new();
+        for _ in 0..=FINISHED_OPERATIONS_KEPT {
+            let op = started(&ctl, 1);
+            ctl.finish(&op, Ok("done".into()));
+            ended.push(op);
+        }
+        let last = std::iter::from_fn(|| rx.try_recv().ok()).last().expect("events");
+        // They all ended within a few ms: the first to end goes, ties by id.
+        let Some(Change::OperationRemoved { id: removed }) = last.changes.get(1) else {
+            panic!("the last end removes one: {last:?}");
+        };
+        assert!(ended.contains(removed) && removed != &ended[FINISHED_OPERATIONS_KEPT], "{removed}");
+        let snap = ctl.snapshot();
+        assert_eq!(snap.operations.len(), FINISHED_OPERATIONS_KEPT);
+        assert!(!snap.operations.contains_key(removed));
+        // An ended operation takes no more steps, and is not ended twice.
+        let kept = &ended[FINISHED_OPERATIONS_KEPT];
+        let rev = ctl.revision();
+        ctl.step(kept, StepName::Download, None, StepState::Done, "", vec![]);
+        ctl.finish(kept, Err("again".into()));
+        assert_eq!(ctl.revision(), rev);
+        assert_eq!(ctl.snapshot().operations[kept].state, OperationState::Succeeded);
+    }
+}
