@@ -1,0 +1,154 @@
+//! Events that carry what changed (issue 14), on a real nats-server with two sim agents.
+//!
+//! Before, every step event carried the whole operation with every step of every
+//! instance, so a deploy of N instances stored O(N²) bytes: the last step events of a
+//! 50-instance deploy weighed tens of KB. Now a step event carries its step, and the end
+//! its outcome: the largest stored event stays small whatever the deploy's size. The
+//! ended operation is compacted (its steps dropped from the state and the KV, their counts
+//! kept), and a controller killed with -9 and started again (state from KV, then replay)
+//! and a fresh cockpit backend both show it ended, the same.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use quarterdeck::bus::NatsBus;
+use quarterdeck::protocol::{Change, Event, Fleet, Operation, OperationState, decode};
+
+use crate::nats_support::{
+    Follower, HOSTS, NatsServer, Proc, WAIT, block_on, check, connect, ctl_ok, eventually, host_state,
+    library_snapshot, try_snapshot,
+};
+
+const INSTANCES: usize = 50;
+/// The stored size every event must stay under, whatever the deploy's size.
+const MAX_EVENT_BYTES: usize = 4 * 1024;
+
+/// Every event stored in `QD_EVENTS`, with its stored size, oldest first.
+async fn stored_events(bus: &NatsBus) -> Vec<(usize, Event)> {
+    use async_nats::jetstream::consumer::pull::OrderedConfig;
+    let js = bus.jetstream();
+    let mut stream = js.get_stream("QD_EVENTS").await.expect("the event stream");
+    let last = stream.info().await.expect("stream info").state.last_sequence;
+    let consumer = stream.create_consumer(OrderedConfig::default()).await.expect("a reader");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(WAIT, messages.next()).await {
+        let seq = msg.info().expect("message info").stream_sequence;
+        let event = decode::<Event>(&msg.payload).expect("a stored event decodes").body;
+        out.push((msg.payload.len(), event));
+        if seq >= last {
+            break;
+        }
+    }
+    out
+}
+
+/// The keys of the state bucket.
+async fn state_keys(bus: &NatsBus) -> Vec<String> {
+    let kv = bus.jetstream().get_key_value("qd_state").await.expect("the state bucket");
+    let keys = kv.keys().await.expect("keys");
+    keys.filter_map(|k| async move { k.ok() }).collect().await
+}
+
+fn the_operation(fleet: &Fleet, app: &str) -> Operation {
+    let ops: Vec<&Operation> = fleet.operations.values().filter(|o| o.app == app).collect();
+    assert_eq!(ops.len(), 1, "one operation of {app}: {ops:?}");
+    ops[0].clone()
+}
+
+#[test]
+fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restart_and_to_a_new_cockpit() {
+    let test = "nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restart_and_to_a_new_cockpit";
+    let Some(nats) = NatsServer::start(test) else { return };
+    let url = nats.url();
+    let flags = ["--stale-after", "5", "--lost-after", "100"];
+    let mut controller = Proc::controller(&nats, "c1", &flags);
+    // Room for 50 instances of 0.5 CPU on two hosts.
+    let _agents: Vec<Proc> = HOSTS
+        .iter()
+        .map(|(h, az, ip)| Proc::agent_with(&nats, h, az, ip, &["--sim-cores", "64", "--sim-memory", "64G"]))
+        .collect();
+    eventually(WAIT, "both hosts up", || {
+        let snap = try_snapshot(&url)?;
+        check(HOSTS.iter().all(|(h, _, _)| host_state(&snap, h) == Some("up")), || format!("{}", snap["hosts"]))
+    });
+
+    block_on(async {
+        let probe = connect(&url, "test/probe").await;
+        // A cockpit that follows the deploy event by event, from before it starts.
+        let live = Follower::start(Arc::new(connect(&url, "cockpit/live").await));
+        live.wait_in_step(&probe, "the live cockpit is in step before the deploy").await;
+
+        let n = INSTANCES.to_string();
+        let args = [
+            "deploy", "--app", "wide", "--version", "1.0.0", "--instances", &n, "--image", "tomcat:8.5", "--port",
+            "8080", "--cpu", "0.5", "--memory", "256M", "--strategy", "all", "--wait", "--wait-timeout", "180s",
+        ];
+        let url2 = url.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ctl_ok(&url2, &args)
+        })
+        .await
+        .expect("ctl deploy ran");
+
+        let before = library_snapshot(&probe).await.expect("a snapshot after the deploy");
+        let op = the_operation(&before, "wide");
+        assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+        assert!(op.steps.is_empty(), "an ended operation keeps no steps: {} kept", op.steps.len());
+        let counts = op.compacted.expect("an ended operation keeps its step counts");
+        assert!(counts.total as usize >= INSTANCES * 5, "every instance's steps were counted: {counts:?}");
+        assert_eq!(counts.failed, 0, "{counts:?}");
+
+        // Every stored event is small, step events included, however many instances.
+        let events = stored_events(&probe).await;
+        let steps_of_op = |e: &Event| {
+            e.changes.iter().filter(|c| matches!(c, Change::OperationStep(d) if d.op == op.id)).count()
+        };
+        let step_events = events.iter().filter(|(_, e)| steps_of_op(e) > 0).count();
+        assert!(step_events >= INSTANCES * 5, "the steps were recorded as events: {step_events}");
+        let (largest, biggest) = events.iter().max_by_key(|(len, _)| *len).expect("events");
+        let mut sizes: Vec<usize> = events.iter().map(|(len, _)| *len).collect();
+        sizes.sort_unstable();
+        eprintln!(
+            "{test}: {} events stored, {step_events} step events; bytes p50 {}, max {largest} ({:?})",
+            events.len(),
+            sizes[sizes.len() / 2],
+            biggest.kind
+        );
+        assert!(
+            *largest < MAX_EVENT_BYTES,
+            "the largest stored event is {largest} bytes ({:?}, rev {})",
+            biggest.kind,
+            biggest.rev
+        );
+
+        // The state bucket holds no step of the ended operation: compacted there too.
+        let keys = state_keys(&probe).await;
+        let step_keys: Vec<&String> = keys.iter().filter(|k| k.starts_with(&format!("op.{}.step.", op.id))).collect();
+        assert!(step_keys.is_empty(), "{} step keys left in the state: {:?}", step_keys.len(), &step_keys[..3.min(step_keys.len())]);
+
+        // The cockpit that followed the deltas equals the controller.
+        let followed = live.wait_in_step(&probe, "the live cockpit equals the controller after the deploy").await;
+        assert_eq!(the_operation(&followed, "wide"), op);
+
+        // kill -9, then the state from KV and the replay of the stream.
+        controller.kill9();
+        controller = Proc::controller(&nats, "c1", &flags);
+        let after = crate::nats_support::eventually_async(WAIT, "the restarted controller answers", || async {
+            library_snapshot(&probe).await
+        })
+        .await;
+        assert_eq!(the_operation(&after, "wide"), op, "the restarted controller reads the ended deploy the same");
+        assert_eq!(after.operations, before.operations, "every operation the same after the restart");
+
+        // A cockpit that starts now takes a snapshot of the compacted state and agrees.
+        let fresh = Follower::start(Arc::new(connect(&url, "cockpit/fresh").await));
+        let seen = fresh.wait_in_step(&probe, "a fresh cockpit is in step after the restart").await;
+        assert_eq!(the_operation(&seen, "wide"), op);
+        fresh.with(|f| assert_eq!(the_operation(&f.replica.fleet, "wide"), op));
+        drop(live);
+    });
+    assert!(controller.running(), "the restarted controller runs:\n{}", controller.stderr_text());
+}
