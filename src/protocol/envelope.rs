@@ -3,9 +3,9 @@
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
-use super::{OLDEST_READABLE_VERSION, PROTOCOL_VERSION};
 use super::clock::now_ms;
 use super::messages::{ErrorCode, WireError};
+use super::{OLDEST_READABLE_VERSION, PROTOCOL_VERSION};
 
 /// Every message on the bus. `id` doubles as the command id for idempotency: sending the
 /// same id twice to the controller or an agent gives the first result again.
@@ -90,7 +90,9 @@ pub fn check_deadline(deadline: Option<u64>, now: u64) -> Result<(), WireError> 
 pub enum ProtocolError {
     #[error("malformed message: {0}")]
     Malformed(String),
-    #[error("unsupported protocol version {found} (this build speaks v{PROTOCOL_VERSION}, reads v{OLDEST_READABLE_VERSION} to v{PROTOCOL_VERSION})")]
+    #[error(
+        "unsupported protocol version {found} (this build speaks v{PROTOCOL_VERSION}, reads v{OLDEST_READABLE_VERSION} to v{PROTOCOL_VERSION})"
+    )]
     UnsupportedVersion { found: u32 },
     #[error("could not encode message: {0}")]
     Encode(String),

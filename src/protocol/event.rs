@@ -109,11 +109,18 @@ impl EventKind {
 pub enum Change {
     Host(Host),
     App(App),
-    AppRemoved { name: String },
+    AppRemoved {
+        name: String,
+    },
     Instance(Instance),
-    InstanceRemoved { id: String },
+    InstanceRemoved {
+        id: String,
+    },
     Route(Route),
-    RouteRemoved { app: String, backend: String },
+    RouteRemoved {
+        app: String,
+        backend: String,
+    },
     /// A whole operation: only when it starts (no steps yet), or as a v1 controller sent
     /// every step.
     Operation(Operation),
@@ -122,7 +129,9 @@ pub enum Change {
     /// How an operation ended; its steps are dropped from the state.
     OperationEnded(OperationEnded),
     /// An ended operation beyond the number kept (`FINISHED_OPERATIONS_KEPT`).
-    OperationRemoved { id: String },
+    OperationRemoved {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

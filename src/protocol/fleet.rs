@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::event::{Change, Event};
-use super::model::{App, Host, Instance, Operation, OperationEnded, OperationStep, Route, RouteKey, StepDelta};
+use super::model::{
+    App, Host, Instance, Operation, OperationEnded, OperationStep, Route, RouteKey, StepDelta,
+};
 
 /// The snapshot body and the state the controller keeps, keyed for stable ordering.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -133,8 +135,10 @@ impl Fleet {
     /// Ends an operation and compacts it: its steps are dropped (they stay in the event
     /// history), their counts kept.
     fn apply_end(&mut self, end: &OperationEnded) -> Result<(), ChangeRefused> {
-        let op =
-            self.operations.get_mut(&end.id).ok_or_else(|| ChangeRefused::UnknownOperation(end.id.clone()))?;
+        let op = self
+            .operations
+            .get_mut(&end.id)
+            .ok_or_else(|| ChangeRefused::UnknownOperation(end.id.clone()))?;
         op.state = end.state;
         op.error.clone_from(&end.error);
         op.finished_at = Some(end.finished_at);
@@ -182,7 +186,10 @@ fn put_step(steps: &mut Vec<OperationStep>, delta: &StepDelta) -> Result<(), Cha
 /// them: what a reader shows of an operation whose steps the state no longer keeps.
 /// `None` when the events do not hold them all (the first ones are older than the
 /// events kept).
-pub fn steps_in_history<'a>(op: &Operation, events: impl IntoIterator<Item = &'a Event>) -> Option<Vec<OperationStep>> {
+pub fn steps_in_history<'a>(
+    op: &Operation,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Option<Vec<OperationStep>> {
     let mut steps = Vec::new();
     let deltas = events.into_iter().flat_map(|e| &e.changes).filter_map(|c| match c {
         Change::OperationStep(d) if d.op == op.id => Some(d),
@@ -287,11 +294,10 @@ mod tests {
 
     /// The way a v1 controller recorded a step: on the whole operation, sent whole.
     fn old_step(op: &mut Operation, name: StepName, instance: Option<&str>, state: StepState, now: u64) {
-        let open = op
-            .steps
-            .iter_mut()
-            .rev()
-            .find(|s| s.name == name && s.instance.as_deref() == instance && s.state == StepState::Running);
+        let open =
+            op.steps.iter_mut().rev().find(|s| {
+                s.name == name && s.instance.as_deref() == instance && s.state == StepState::Running
+            });
         match open {
             Some(step) => {
                 step.state = state;
@@ -322,7 +328,8 @@ mod tests {
         for (n, (name, instance, state)) in reports().into_iter().enumerate() {
             let now = 2_000 + n as u64;
             rev += 1;
-            let delta = new.operations["op-1"].next_step(name, instance.as_deref(), state, String::new(), now);
+            let delta =
+                new.operations["op-1"].next_step(name, instance.as_deref(), state, String::new(), now);
             old_step(&mut whole, name, instance.as_deref(), state, now);
             old.apply(&event(rev, vec![Change::Operation(whole.clone())])).expect("next");
             let e = event(rev, vec![Change::OperationStep(delta)]);
@@ -373,7 +380,8 @@ mod tests {
         let mut f = Fleet::default();
         f.apply(&event(1, vec![Change::Operation(started("op-1"))])).expect("next");
         let step = started("x").next_step(StepName::Upload, None, StepState::Done, String::new(), 5).step;
-        let at = |op: &str, index| Change::OperationStep(StepDelta { op: op.into(), index, step: step.clone() });
+        let at =
+            |op: &str, index| Change::OperationStep(StepDelta { op: op.into(), index, step: step.clone() });
         assert_eq!(
             f.clone().try_apply_change(&at("op-1", 1)),
             Err(ChangeRefused::StepOutOfOrder { op: "op-1".into(), index: 1, len: 0 })
@@ -382,7 +390,10 @@ mod tests {
             f.clone().try_apply_change(&at("op-1", u32::MAX)),
             Err(ChangeRefused::StepOutOfOrder { op: "op-1".into(), index: u32::MAX, len: 0 })
         );
-        assert_eq!(f.clone().try_apply_change(&at("op-9", 0)), Err(ChangeRefused::UnknownOperation("op-9".into())));
+        assert_eq!(
+            f.clone().try_apply_change(&at("op-9", 0)),
+            Err(ChangeRefused::UnknownOperation("op-9".into()))
+        );
         let end = OperationEnded {
             id: "op-9".into(),
             state: OperationState::Succeeded,
@@ -394,9 +405,11 @@ mod tests {
             f.clone().try_apply_change(&Change::OperationEnded(end)),
             Err(ChangeRefused::UnknownOperation("op-9".into()))
         );
-        assert!(ChangeRefused::StepOutOfOrder { op: "op-1".into(), index: 7, len: 2 }
-            .to_string()
-            .contains("step 7 of operation op-1, which has 2 steps"));
+        assert!(
+            ChangeRefused::StepOutOfOrder { op: "op-1".into(), index: 7, len: 2 }
+                .to_string()
+                .contains("step 7 of operation op-1, which has 2 steps")
+        );
         // The bad change is left out; the good one beside it and the revision apply.
         let e = event(2, vec![at("op-1", 3), at("op-1", 0)]);
         assert_eq!(f.apply(&e), Ok(true));

@@ -557,12 +557,9 @@ impl Operation {
         detail: String,
         now: u64,
     ) -> StepDelta {
-        let open = self
-            .steps
-            .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, s)| s.name == name && s.instance.as_deref() == instance && s.state == StepState::Running);
+        let open = self.steps.iter().enumerate().rev().find(|(_, s)| {
+            s.name == name && s.instance.as_deref() == instance && s.state == StepState::Running
+        });
         let (index, step) = match open {
             Some((index, open)) => {
                 let mut step = open.clone();

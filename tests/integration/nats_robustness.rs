@@ -96,7 +96,9 @@ async fn expect_bad_request_except(
         match raw_request(bus, subject, &payload).await {
             Ok(Reply::Error(e)) if e.code == ErrorCode::BadRequest => {
                 // An unknown verb is refused for that; a known one names the version.
-                if what == "newer envelope" && !e.reason.contains(&format!("version {NEWER}")) && !e.reason.contains("unknown")
+                if what == "newer envelope"
+                    && !e.reason.contains(&format!("version {NEWER}"))
+                    && !e.reason.contains("unknown")
                 {
                     wrong.push(format!(
                         "{subject} / {what}: the reason does not name the version: {}",

@@ -58,7 +58,8 @@ fn the_operation(fleet: &Fleet, app: &str) -> Operation {
 
 #[test]
 fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restart_and_to_a_new_cockpit() {
-    let test = "nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restart_and_to_a_new_cockpit";
+    let test =
+        "nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restart_and_to_a_new_cockpit";
     let Some(nats) = NatsServer::start(test) else { return };
     let url = nats.url();
     let flags = ["--stale-after", "5", "--lost-after", "100"];
@@ -70,7 +71,9 @@ fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restar
         .collect();
     eventually(WAIT, "both hosts up", || {
         let snap = try_snapshot(&url)?;
-        check(HOSTS.iter().all(|(h, _, _)| host_state(&snap, h) == Some("up")), || format!("{}", snap["hosts"]))
+        check(HOSTS.iter().all(|(h, _, _)| host_state(&snap, h) == Some("up")), || {
+            format!("{}", snap["hosts"])
+        })
     });
 
     block_on(async {
@@ -81,8 +84,26 @@ fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restar
 
         let n = INSTANCES.to_string();
         let args = [
-            "deploy", "--app", "wide", "--version", "1.0.0", "--instances", &n, "--image", "tomcat:8.5", "--port",
-            "8080", "--cpu", "0.5", "--memory", "256M", "--strategy", "all", "--wait", "--wait-timeout", "180s",
+            "deploy",
+            "--app",
+            "wide",
+            "--version",
+            "1.0.0",
+            "--instances",
+            &n,
+            "--image",
+            "tomcat:8.5",
+            "--port",
+            "8080",
+            "--cpu",
+            "0.5",
+            "--memory",
+            "256M",
+            "--strategy",
+            "all",
+            "--wait",
+            "--wait-timeout",
+            "180s",
         ];
         let url2 = url.clone();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -126,21 +147,33 @@ fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restar
 
         // The state bucket holds no step of the ended operation: compacted there too.
         let keys = state_keys(&probe).await;
-        let step_keys: Vec<&String> = keys.iter().filter(|k| k.starts_with(&format!("op.{}.step.", op.id))).collect();
-        assert!(step_keys.is_empty(), "{} step keys left in the state: {:?}", step_keys.len(), &step_keys[..3.min(step_keys.len())]);
+        let step_keys: Vec<&String> =
+            keys.iter().filter(|k| k.starts_with(&format!("op.{}.step.", op.id))).collect();
+        assert!(
+            step_keys.is_empty(),
+            "{} step keys left in the state: {:?}",
+            step_keys.len(),
+            &step_keys[..3.min(step_keys.len())]
+        );
 
         // The cockpit that followed the deltas equals the controller.
-        let followed = live.wait_in_step(&probe, "the live cockpit equals the controller after the deploy").await;
+        let followed =
+            live.wait_in_step(&probe, "the live cockpit equals the controller after the deploy").await;
         assert_eq!(the_operation(&followed, "wide"), op);
 
         // kill -9, then the state from KV and the replay of the stream.
         controller.kill9();
         controller = Proc::controller(&nats, "c1", &flags);
-        let after = crate::nats_support::eventually_async(WAIT, "the restarted controller answers", || async {
-            library_snapshot(&probe).await
-        })
-        .await;
-        assert_eq!(the_operation(&after, "wide"), op, "the restarted controller reads the ended deploy the same");
+        let after =
+            crate::nats_support::eventually_async(WAIT, "the restarted controller answers", || async {
+                library_snapshot(&probe).await
+            })
+            .await;
+        assert_eq!(
+            the_operation(&after, "wide"),
+            op,
+            "the restarted controller reads the ended deploy the same"
+        );
         assert_eq!(after.operations, before.operations, "every operation the same after the restart");
 
         // A cockpit that starts now takes a snapshot of the compacted state and agrees.

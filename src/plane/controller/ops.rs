@@ -5,8 +5,8 @@ use super::core::{Controller, Core, Draft};
 use crate::protocol::clock::now_ms;
 use crate::protocol::envelope::new_id;
 use crate::protocol::{
-    Change, EventKind, Fleet, Operation, OperationEnded, OperationKind, OperationState, StepCounts,
-    StepName, StepState,
+    Change, EventKind, Fleet, Operation, OperationEnded, OperationKind, OperationState, StepCounts, StepName,
+    StepState,
 };
 
 /// The event kind that reports a step.
@@ -186,7 +186,8 @@ mod tests {
 
     fn started(ctl: &Controller, instances: usize) -> String {
         ctl.mutate(|_| {
-            let (id, draft) = open(OperationKind::Deploy, "shop-web", format!("shop-web@1.0 x{instances}"), None);
+            let (id, draft) =
+                open(OperationKind::Deploy, "shop-web", format!("shop-web@1.0 x{instances}"), None);
             (vec![draft], id)
         })
     }
@@ -208,7 +209,14 @@ mod tests {
             }
         }
         while rx.try_recv().is_ok() {}
-        ctl.step(&op, StepName::HealthCheck, Some("shop-web-7-ab12"), StepState::Running, "GET /health", vec![]);
+        ctl.step(
+            &op,
+            StepName::HealthCheck,
+            Some("shop-web-7-ab12"),
+            StepState::Running,
+            "GET /health",
+            vec![],
+        );
         let step = rx.try_recv().expect("the step event");
         assert!(matches!(step.changes.as_slice(), [Change::OperationStep(_)]), "{step:?}");
         ctl.finish(&op, Err("shop-web-7-ab12 was not healthy".into()));
