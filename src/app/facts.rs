@@ -30,7 +30,7 @@ pub fn operation_steps<'a>(replica: &Replica, op: &'a Operation) -> Option<Cow<'
 /// What is said of an ended operation's steps when the events kept no longer hold them.
 pub fn compacted_note(counts: StepCounts) -> String {
     format!(
-        "{} steps ({} done, {} failed); their detail is in the event history (ctl history)",
+        "{} steps ({} done, {} failed); their detail is in the event history (ctl events)",
         counts.total, counts.done, counts.failed
     )
 }

@@ -289,6 +289,16 @@ fn an_event_detail_shows_its_operation_step_by_step() {
     assert!(screen.contains("✓ DOWNLOAD"), "{screen}");
     let (x, y) = find(&buf, "✕ HEALTH_CHECK").expect("failed step");
     assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
+
+    // Compacted, as an end leaves it, with no step event kept: the counts, and where the
+    // detail is, never an empty list that looks like an operation without steps.
+    let kept = app.replica.fleet.operations.get_mut(&op.id).expect("the operation");
+    kept.compacted = Some(crate::protocol::StepCounts::of(&kept.steps));
+    kept.steps.clear();
+    let screen = text(&draw(&mut app, 120, 30));
+    assert!(!screen.contains("HEALTH_CHECK"), "{screen}");
+    assert!(screen.contains("3 steps (2 done, 1 failed)"), "{screen}");
+    assert!(screen.contains("failed: shop-web-0-ab12 failed"), "{screen}");
 }
 
 #[test]
