@@ -182,6 +182,49 @@ fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restar
         assert_eq!(the_operation(&seen, "wide"), op);
         fresh.with(|f| assert_eq!(the_operation(&f.replica.fleet, "wide"), op));
         drop(live);
+
+        // Killed in the middle of a deploy: the restarted controller rebuilds the running
+        // operation's steps from the state bucket (`op.<id>.step.<n>`) and the replay, and
+        // ends it with exactly the steps the stream holds.
+        let args = [
+            "deploy", "--app", "cut", "--version", "1.0.0", "--instances", &n, "--image", "tomcat:8.5", "--port",
+            "8080", "--cpu", "0.5", "--memory", "256M", "--strategy", "all",
+        ];
+        let url2 = url.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ctl_ok(&url2, &args)
+        })
+        .await
+        .expect("ctl deploy ran");
+        let cut = crate::nats_support::eventually_async(WAIT, "the deploy of cut is under way", || async {
+            let fleet = library_snapshot(&probe).await?;
+            let op = the_operation(&fleet, "cut");
+            check(op.steps.len() >= 20 && op.finished_at.is_none(), || format!("{} steps", op.steps.len()))?;
+            Ok(op)
+        })
+        .await;
+        controller.kill9();
+        controller = Proc::controller(&nats, "c1", &flags);
+        let ended = crate::nats_support::eventually_async(WAIT, "the cut deploy is ended", || async {
+            // The health manager may start another operation of cut: this one, by id.
+            let fleet = library_snapshot(&probe).await?;
+            let op = fleet.operations.get(&cut.id).cloned().ok_or("the cut deploy is gone")?;
+            check(op.finished_at.is_some(), || format!("{op:?}"))?;
+            Ok(op)
+        })
+        .await;
+        let events: Vec<Event> = stored_events(&probe).await.into_iter().map(|(_, e)| e).collect();
+        let recorded = quarterdeck::protocol::steps_in_history(&cut, &events).expect("every step in the stream");
+        let counts = ended.compacted.expect("the step counts");
+        assert_eq!(
+            counts.total as usize,
+            recorded.len(),
+            "the restarted controller had every step the stream recorded ({} before the kill): {ended:?}",
+            cut.steps.len()
+        );
+        assert!(ended.error.is_some(), "{ended:?}");
     });
     assert!(controller.running(), "the restarted controller runs:\n{}", controller.stderr_text());
 }
