@@ -197,8 +197,23 @@ fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restar
         // the bucket lists them out of index order.
         signal(&agents[1], "-STOP");
         let args = [
-            "deploy", "--app", "cut", "--version", "1.0.0", "--instances", &n, "--image", "tomcat:8.5", "--port",
-            "8080", "--cpu", "0.5", "--memory", "256M", "--strategy", "all",
+            "deploy",
+            "--app",
+            "cut",
+            "--version",
+            "1.0.0",
+            "--instances",
+            &n,
+            "--image",
+            "tomcat:8.5",
+            "--port",
+            "8080",
+            "--cpu",
+            "0.5",
+            "--memory",
+            "256M",
+            "--strategy",
+            "all",
         ];
         let url2 = url.clone();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -215,7 +230,9 @@ fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restar
             let steps = quarterdeck::protocol::steps_in_history(&cut, &events).ok_or("steps out of order")?;
             let ended_later = steps.iter().skip(2).filter(|s| s.state != StepState::Running).count();
             let running = steps.iter().any(|s| s.state == StepState::Running);
-            check(ended_later >= 5 && running, || format!("{} steps stored, {ended_later} ended", steps.len()))
+            check(ended_later >= 5 && running, || {
+                format!("{} steps stored, {ended_later} ended", steps.len())
+            })
         })
         .await;
         controller.kill9();
@@ -230,7 +247,8 @@ fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restar
         })
         .await;
         let events: Vec<Event> = stored_events(&probe).await.into_iter().map(|(_, e)| e).collect();
-        let recorded = quarterdeck::protocol::steps_in_history(&cut, &events).expect("every step in the stream");
+        let recorded =
+            quarterdeck::protocol::steps_in_history(&cut, &events).expect("every step in the stream");
         let counts = ended.compacted.expect("the step counts");
         assert_eq!(
             counts.total as usize,
@@ -240,4 +258,117 @@ fn nats_step_events_stay_small_and_an_ended_deploy_reads_the_same_after_a_restar
         assert!(ended.error.is_some(), "{ended:?}");
     });
     assert!(controller.running(), "the restarted controller runs:\n{}", controller.stderr_text());
+}
+
+/// The events of `ops` operations of `steps` instances each, as the controller makes them:
+/// started, each instance's step started then ended (so later keys are written before an
+/// earlier one is written again), ended with its counts, and the oldest ended ones removed
+/// beyond the bound. The last operation is left running, half its steps ended.
+fn operation_events(ops: usize, steps: usize) -> Vec<Event> {
+    use quarterdeck::protocol::{EventKind, OperationEnded, OperationKind, StepCounts, StepName};
+    let mut fleet = Fleet::default();
+    let mut events = Vec::new();
+    let mut commit = |fleet: &mut Fleet, kind: EventKind, op: &str, changes: Vec<Change>| {
+        let event = Event {
+            rev: fleet.revision + 1,
+            ts: 1_000 + fleet.revision,
+            kind,
+            app: Some("kv".into()),
+            host: None,
+            instance: None,
+            operation_id: Some(op.to_string()),
+            message: String::new(),
+            changes,
+            audit: None,
+        };
+        fleet.apply(&event).expect("the next revision");
+        events.push(event);
+    };
+    for n in 0..ops {
+        let id = format!("op-{n:010}");
+        let started = Operation {
+            id: id.clone(),
+            kind: OperationKind::Deploy,
+            app: "kv".into(),
+            target: format!("kv@1.0 x{steps}"),
+            steps: vec![],
+            state: OperationState::Running,
+            error: None,
+            started_at: 1_000,
+            finished_at: None,
+            command_id: None,
+            compacted: None,
+        };
+        commit(&mut fleet, EventKind::OperationStarted, &id, vec![Change::Operation(started)]);
+        let last = n + 1 == ops;
+        for state in [StepState::Running, StepState::Done] {
+            for i in 0..steps {
+                if last && state == StepState::Done && i % 2 == 1 {
+                    continue;
+                }
+                let inst = format!("kv-{i}");
+                let op = &fleet.operations[&id];
+                let delta = op.next_step(StepName::Download, Some(&inst), state, String::new(), 2_000);
+                commit(&mut fleet, EventKind::Download, &id, vec![Change::OperationStep(delta)]);
+            }
+        }
+        if !last {
+            let counts = StepCounts::of(&fleet.operations[&id].steps);
+            let end = OperationEnded {
+                id: id.clone(),
+                state: OperationState::Succeeded,
+                error: None,
+                finished_at: 3_000 + n as u64,
+                steps: counts,
+            };
+            let mut changes = vec![Change::OperationEnded(end)];
+            let removed = fleet.operations_beyond_bound(1);
+            changes.extend(removed.into_iter().map(|id| Change::OperationRemoved { id }));
+            commit(&mut fleet, EventKind::OperationSucceeded, &id, changes);
+        }
+    }
+    events
+}
+
+#[test]
+fn nats_the_state_bucket_rebuilds_the_fleet_the_events_build_and_forgets_trimmed_operations() {
+    use quarterdeck::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
+    use quarterdeck::protocol::fleet::FINISHED_OPERATIONS_KEPT;
+    use quarterdeck::protocol::{Envelope, subjects};
+    let test = "nats_the_state_bucket_rebuilds_the_fleet_the_events_build_and_forgets_trimmed_operations";
+    let Some(nats) = NatsServer::start(test) else { return };
+    let url = nats.url();
+    block_on(async {
+        let bus = connect(&url, "test/store").await;
+        let store = JetStreamStore::open(&bus, &JetStreamConfig::default()).await.expect("the store");
+        // Two more than kept end, the last still runs.
+        let ops = FINISHED_OPERATIONS_KEPT + 3;
+        let events = operation_events(ops, 4);
+        let mut want = Fleet::default();
+        for event in &events {
+            want.apply(event).expect("the next revision");
+            let subject = subjects::event(&event.kind.subject_token(), event.app.as_deref());
+            store.commit(&subject, &Envelope::new("test/store", event.clone())).await.expect("committed");
+        }
+        assert_eq!(want.operations.len(), FINISHED_OPERATIONS_KEPT + 1, "the bound held while applying");
+        let running = &want.operations[&format!("op-{:010}", ops - 1)];
+        assert_eq!(running.steps.len(), 4, "{running:?}");
+
+        let loaded = store.load().await.expect("the state loads");
+        assert_eq!(loaded, want, "the state bucket rebuilds the fleet the events build");
+
+        let keys = state_keys(&bus).await;
+        let op_keys: Vec<&String> = keys.iter().filter(|k| k.starts_with("op.")).collect();
+        // Each ended operation: itself and its end. The running one: itself and its 4 steps.
+        assert_eq!(op_keys.len(), 2 * FINISHED_OPERATIONS_KEPT + 1 + 4, "{op_keys:?}");
+        for trimmed in ["op-0000000000", "op-0000000001"] {
+            assert!(!want.operations.contains_key(trimmed));
+            assert!(!op_keys.iter().any(|k| k.contains(trimmed)), "{trimmed} is forgotten by the bucket");
+        }
+        // The bucket's stream holds the kept keys only: purges leave no markers.
+        let kv = bus.jetstream().get_key_value("qd_state").await.expect("the state bucket");
+        let mut stream = kv.stream.clone();
+        let held = stream.info().await.expect("bucket stream info").state.messages;
+        assert_eq!(held, keys.len() as u64, "one message per live key, nothing for what was forgotten");
+    });
 }
