@@ -125,12 +125,22 @@ impl Controller {
     ) {
         let detail = detail.into();
         self.mutate(|core| {
-            let mut drafts = Vec::new();
-            if let Some(mut d) = step_draft(core, op_id, name, instance, state, detail) {
-                d.changes.extend(changes);
-                drafts.push(d);
-            }
-            (drafts, ())
+            let mut draft = match step_draft(core, op_id, name, instance, state, detail.clone()) {
+                Some(d) => d,
+                None if changes.is_empty() => return (vec![], ()),
+                // The operation ended (or is gone): the step is not recorded, but what the
+                // step changed in the fleet still is.
+                None => {
+                    let message = if detail.is_empty() { state_word(state).to_string() } else { detail };
+                    let d = Draft::new(step_kind(name), message).op(Some(op_id));
+                    match instance {
+                        Some(i) => d.instance(i),
+                        None => d,
+                    }
+                }
+            };
+            draft.changes.extend(changes);
+            (vec![draft], ())
         })
     }
 
@@ -240,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn an_end_beyond_the_bound_removes_the_first_ended_operation_and_a_late_step_is_not_recorded() {
+    fn an_end_beyond_the_bound_removes_the_oldest_ended_operation_and_a_late_step_is_not_recorded() {
         let (ctl, mut rx) = controller();
         let mut ended = Vec::new();
         for _ in 0..=FINISHED_OPERATIONS_KEPT {
@@ -264,5 +274,19 @@ mod tests {
         ctl.finish(kept, Err("again".into()));
         assert_eq!(ctl.revision(), rev);
         assert_eq!(ctl.snapshot().operations[kept].state, OperationState::Succeeded);
+        // What a late step changed in the fleet is still recorded, without the step.
+        let gone = crate::protocol::Change::AppRemoved { name: "shop-web".into() };
+        ctl.step(
+            kept,
+            StepName::RemoveInstance,
+            Some("shop-web-0-ab12"),
+            StepState::Done,
+            "",
+            vec![gone.clone()],
+        );
+        assert_eq!(ctl.revision(), rev + 1);
+        let late = rx.try_recv().expect("the late step's event");
+        assert_eq!(late.changes, vec![gone]);
+        assert!(ctl.snapshot().operations[kept].steps.is_empty());
     }
 }
