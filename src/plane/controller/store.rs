@@ -395,6 +395,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stored_steps_load_after_their_operation_in_index_order_and_ends_last() {
+        use crate::protocol::{
+            OperationEnded, OperationState, OperationStep, StepCounts, StepDelta, StepName, StepState,
+        };
+        let step = |op: &str, index| {
+            Change::OperationStep(StepDelta {
+                op: op.into(),
+                index,
+                step: OperationStep {
+                    name: StepName::Download,
+                    instance: None,
+                    state: StepState::Done,
+                    started_at: 1,
+                    finished_at: Some(2),
+                    detail: String::new(),
+                },
+            })
+        };
+        let end = Change::OperationEnded(OperationEnded {
+            id: "op-a".into(),
+            state: OperationState::Succeeded,
+            error: None,
+            finished_at: 3,
+            steps: StepCounts::default(),
+        });
+        let app = Change::AppRemoved { name: "shop-web".into() };
+        // As a bucket may list them: a step written again after later ones, keys sorted
+        // as text (10 before 2).
+        let mut stored = vec![end.clone(), step("op-a", 10), step("op-a", 2), app.clone(), step("op-a", 0)];
+        stored.sort_by(|a, b| load_order(a).cmp(&load_order(b)));
+        assert_eq!(stored, vec![app, step("op-a", 0), step("op-a", 2), step("op-a", 10), end]);
+        assert_eq!(key_of(&step("op-a", 7)), "op.op-a.step.7");
+        assert_eq!(key_of(&Change::OperationRemoved { id: "op-a".into() }), "op.op-a");
+    }
+
+    #[test]
     fn a_history_read_starts_at_most_limit_messages_from_the_end() {
         assert_eq!(history_start(1, 200_000, 5_000), 195_001);
         assert_eq!(history_start(1, 100, 5_000), 1, "a short stream is read whole");
