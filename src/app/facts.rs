@@ -3,6 +3,7 @@
 //! they are computed once per change of the fleet's structure, not per frame: heartbeats
 //! change metrics only, never a state or a placement, so they keep the facts current.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The facts' maps: counted afresh, every instance's host, app and endpoint is hashed, so
@@ -12,8 +13,27 @@ pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 
 use crate::backend::Replica;
 use crate::protocol::{
-    App, Change, Fleet, HostState, Instance, InstanceState, OperationState, Route, RouteState,
+    App, Change, Fleet, HostState, Instance, InstanceState, Operation, OperationState, OperationStep, Route,
+    RouteState, StepCounts,
 };
+
+/// The steps the cockpit shows of an operation: its own while it runs; once it ended
+/// (the state keeps only their counts), rebuilt from the events the replica keeps, or
+/// `None` when those no longer reach back to its first step.
+pub fn operation_steps<'a>(replica: &Replica, op: &'a Operation) -> Option<Cow<'a, [OperationStep]>> {
+    if op.compacted.is_none() {
+        return Some(Cow::Borrowed(op.steps.as_slice()));
+    }
+    crate::protocol::steps_in_history(op, &replica.events).map(Cow::Owned)
+}
+
+/// What is said of an ended operation's steps when the events kept no longer hold them.
+pub fn compacted_note(counts: StepCounts) -> String {
+    format!(
+        "{} steps ({} done, {} failed); their detail is in the event history (ctl events)",
+        counts.total, counts.done, counts.failed
+    )
+}
 
 /// What the facts were computed from: the replica's structure counter plus the collection
 /// sizes, which catch changes made to the fleet without a new structure (tests do that).
@@ -208,7 +228,10 @@ impl Before {
                     let existed = fleet.routes.contains_key(&key);
                     b.routes.push((key, existed));
                 }
-                Change::Operation(_) => {}
+                Change::Operation(_)
+                | Change::OperationStep(_)
+                | Change::OperationEnded(_)
+                | Change::OperationRemoved { .. } => {}
             }
         }
         // One change each: a second change of the same thing in one event must not count

@@ -235,24 +235,33 @@ pub fn touched_by(fleet: &Fleet, changes: &[Change]) -> Vec<(Panel, RowKey)> {
                     out.push((Panel::Instances, id(&i.id)));
                 }
             }
-            Change::AppRemoved { .. } | Change::Operation(_) => {}
+            Change::AppRemoved { .. }
+            | Change::Operation(_)
+            | Change::OperationStep(_)
+            | Change::OperationEnded(_)
+            | Change::OperationRemoved { .. } => {}
         }
     }
     out
 }
 
 /// The audit records whose result an event's operation changes change: a record shows
-/// how the operation it started stands. Only an operation that is new or changes state
+/// how the operation it started stands. Only an operation that is new, ends or is removed
 /// touches them, so the steps of a running operation cost nothing here.
 pub fn audit_rows_of(replica: &Replica, changes: &[Change]) -> Vec<(Panel, RowKey)> {
     let mut out = Vec::new();
     for change in changes {
-        let Change::Operation(op) = change else { continue };
-        if replica.fleet.operations.get(&op.id).map(|o| o.state) == Some(op.state) {
+        let (id, state) = match change {
+            Change::Operation(op) => (&op.id, Some(op.state)),
+            Change::OperationEnded(end) => (&end.id, Some(end.state)),
+            Change::OperationRemoved { id } => (id, None),
+            _ => continue,
+        };
+        if replica.fleet.operations.get(id).map(|o| o.state) == state {
             continue;
         }
         let started = |e: &&crate::protocol::Event| {
-            e.audit.as_ref().is_some_and(|a| a.outcome.operation_id.as_deref() == Some(op.id.as_str()))
+            e.audit.as_ref().is_some_and(|a| a.outcome.operation_id.as_deref() == Some(id.as_str()))
         };
         out.extend(replica.audit.iter().filter(started).map(|e| (Panel::Audit, RowKey::Rev(e.rev))));
     }

@@ -315,8 +315,16 @@ impl OperationEnd {
         if !matches!(e.kind, EventKind::OperationSucceeded | EventKind::OperationFailed) {
             return None;
         }
+        let ours = |id: &String| Some(id) == e.operation_id.as_ref();
         e.changes.iter().find_map(|c| match c {
-            Change::Operation(op) if Some(&op.id) == e.operation_id.as_ref() => Some(OperationEnd::of(op)),
+            Change::OperationEnded(end) if ours(&end.id) => Some(OperationEnd {
+                id: end.id.clone(),
+                state: end.state,
+                error: end.error.clone(),
+                finished_at: Some(end.finished_at),
+            }),
+            // A v1 controller closed an operation by sending it whole.
+            Change::Operation(op) if ours(&op.id) => Some(OperationEnd::of(op)),
             _ => None,
         })
     }
@@ -520,6 +528,7 @@ mod tests {
             error: error.map(str::to_string),
             started_at: 1,
             finished_at: (state != OperationState::Running).then_some(2),
+            compacted: None,
             command_id: Some("c-1".into()),
         }
     }
@@ -623,7 +632,18 @@ mod tests {
             changes: vec![Change::Operation(op.clone())],
             audit: None,
         };
-        assert_eq!(OperationEnd::from_event(&e), Some(OperationEnd::of(&op)));
+        assert_eq!(OperationEnd::from_event(&e), Some(OperationEnd::of(&op)), "as a v1 controller wrote it");
+        e.changes = vec![Change::OperationEnded(crate::protocol::OperationEnded {
+            id: "op-1".into(),
+            state: OperationState::Failed,
+            error: Some("boom".into()),
+            finished_at: 2,
+            steps: crate::protocol::StepCounts { total: 3, done: 2, failed: 1 },
+        })];
+        assert_eq!(OperationEnd::from_event(&e), Some(OperationEnd::of(&op)), "the end delta says the same");
+        e.operation_id = Some("op-2".into());
+        assert_eq!(OperationEnd::from_event(&e), None, "another operation's end is not this one's");
+        e.operation_id = Some("op-1".into());
         e.kind = EventKind::HealthCheck;
         assert_eq!(OperationEnd::from_event(&e), None, "a step is not an end");
     }

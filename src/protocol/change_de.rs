@@ -14,7 +14,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::event::Change;
-use super::model::{App, Host, Instance, Operation, Route};
+use super::model::{App, Host, Instance, Operation, OperationEnded, Route, StepDelta};
 
 /// The `type` tag's values, as written by `Change`'s `rename_all = "snake_case"`.
 #[derive(Deserialize)]
@@ -28,6 +28,9 @@ enum Tag {
     Route,
     RouteRemoved,
     Operation,
+    OperationStep,
+    OperationEnded,
+    OperationRemoved,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +40,11 @@ struct AppRemoved {
 
 #[derive(Deserialize)]
 struct InstanceRemoved {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct OperationRemoved {
     id: String,
 }
 
@@ -58,6 +66,9 @@ enum Tagged {
     Route(Route),
     RouteRemoved { app: String, backend: String },
     Operation(Operation),
+    OperationStep(StepDelta),
+    OperationEnded(OperationEnded),
+    OperationRemoved { id: String },
 }
 
 impl From<Tagged> for Change {
@@ -71,6 +82,9 @@ impl From<Tagged> for Change {
             Tagged::Route(r) => Change::Route(r),
             Tagged::RouteRemoved { app, backend } => Change::RouteRemoved { app, backend },
             Tagged::Operation(o) => Change::Operation(o),
+            Tagged::OperationStep(s) => Change::OperationStep(s),
+            Tagged::OperationEnded(e) => Change::OperationEnded(e),
+            Tagged::OperationRemoved { id } => Change::OperationRemoved { id },
         }
     }
 }
@@ -126,6 +140,11 @@ impl<'de> Visitor<'de> for ChangeVisitor {
                         Change::RouteRemoved { app, backend }
                     }
                     Tag::Operation => Change::Operation(Operation::deserialize(rest)?),
+                    Tag::OperationStep => Change::OperationStep(StepDelta::deserialize(rest)?),
+                    Tag::OperationEnded => Change::OperationEnded(OperationEnded::deserialize(rest)?),
+                    Tag::OperationRemoved => {
+                        Change::OperationRemoved { id: OperationRemoved::deserialize(rest)?.id }
+                    }
                 })
             }
             Some(FirstKey::Other(first)) => {
@@ -199,10 +218,10 @@ mod tests {
         };
         let bytes = encode(&Envelope::new("controller", ev.clone())).expect("encodes");
         assert_eq!(decode_body::<Event>(&bytes), Ok(ev));
-        let newer = String::from_utf8(bytes.clone()).expect("utf8").replacen(r#""v":1"#, r#""v":2"#, 1);
+        let newer = String::from_utf8(bytes.clone()).expect("utf8").replacen(r#""v":2"#, r#""v":3"#, 1);
         assert_eq!(
             decode_body::<Event>(newer.as_bytes()),
-            Err(ProtocolError::UnsupportedVersion { found: 2 })
+            Err(ProtocolError::UnsupportedVersion { found: 3 })
         );
         let no_id = String::from_utf8(bytes).expect("utf8").replacen(r#""id":"#, r#""idx":"#, 1);
         assert!(matches!(decode_body::<Event>(no_id.as_bytes()), Err(ProtocolError::Malformed(_))));

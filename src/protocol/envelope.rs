@@ -3,9 +3,9 @@
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
-use super::PROTOCOL_VERSION;
 use super::clock::now_ms;
 use super::messages::{ErrorCode, WireError};
+use super::{OLDEST_READABLE_VERSION, PROTOCOL_VERSION};
 
 /// Every message on the bus. `id` doubles as the command id for idempotency: sending the
 /// same id twice to the controller or an agent gives the first result again.
@@ -90,7 +90,9 @@ pub fn check_deadline(deadline: Option<u64>, now: u64) -> Result<(), WireError> 
 pub enum ProtocolError {
     #[error("malformed message: {0}")]
     Malformed(String),
-    #[error("unsupported protocol version {found} (this build speaks v{PROTOCOL_VERSION})")]
+    #[error(
+        "unsupported protocol version {found} (this build speaks v{PROTOCOL_VERSION}, reads v{OLDEST_READABLE_VERSION} to v{PROTOCOL_VERSION})"
+    )]
     UnsupportedVersion { found: u32 },
     #[error("could not encode message: {0}")]
     Encode(String),
@@ -104,7 +106,7 @@ pub fn encode<T: Serialize>(envelope: &Envelope<T>) -> Result<Vec<u8>, ProtocolE
 /// Decodes an envelope, checking the version. Never panics, whatever the bytes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<T>, ProtocolError> {
     match serde_json::from_str::<Envelope<T>>(text(bytes)?) {
-        Ok(env) if env.v == PROTOCOL_VERSION => Ok(env),
+        Ok(env) if readable(env.v) => Ok(env),
         Ok(env) => Err(ProtocolError::UnsupportedVersion { found: env.v }),
         Err(err) => Err(refusal(bytes, err.to_string())),
     }
@@ -129,10 +131,14 @@ struct BodyOnly<T> {
 /// used and each kept string is an allocation per message. Never panics.
 pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtocolError> {
     match serde_json::from_str::<BodyOnly<T>>(text(bytes)?) {
-        Ok(env) if env.v == PROTOCOL_VERSION => Ok(env.body),
+        Ok(env) if readable(env.v) => Ok(env.body),
         Ok(env) => Err(ProtocolError::UnsupportedVersion { found: env.v }),
         Err(err) => Err(refusal(bytes, err.to_string())),
     }
+}
+
+fn readable(v: u32) -> bool {
+    (OLDEST_READABLE_VERSION..=PROTOCOL_VERSION).contains(&v)
 }
 
 /// The message as text. Checking the UTF-8 of the whole message once is several times
@@ -151,7 +157,7 @@ fn refusal(bytes: &[u8], err: String) -> ProtocolError {
         v: u32,
     }
     match serde_json::from_slice::<VersionOnly>(bytes) {
-        Ok(VersionOnly { v }) if v != PROTOCOL_VERSION => ProtocolError::UnsupportedVersion { found: v },
+        Ok(VersionOnly { v }) if !readable(v) => ProtocolError::UnsupportedVersion { found: v },
         _ => ProtocolError::Malformed(err),
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{App, Host, Instance, Operation, Route};
+use super::model::{App, Host, Instance, Operation, OperationEnded, Route, StepDelta};
 
 /// What happened. The deploy steps keep the original system's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,12 +109,29 @@ impl EventKind {
 pub enum Change {
     Host(Host),
     App(App),
-    AppRemoved { name: String },
+    AppRemoved {
+        name: String,
+    },
     Instance(Instance),
-    InstanceRemoved { id: String },
+    InstanceRemoved {
+        id: String,
+    },
     Route(Route),
-    RouteRemoved { app: String, backend: String },
+    RouteRemoved {
+        app: String,
+        backend: String,
+    },
+    /// A whole operation: only when it starts (no steps yet), or as a v1 controller sent
+    /// every step.
     Operation(Operation),
+    /// One step of a running operation; its size does not grow with the operation.
+    OperationStep(StepDelta),
+    /// How an operation ended; its steps are dropped from the state.
+    OperationEnded(OperationEnded),
+    /// An ended operation beyond the number kept (`FINISHED_OPERATIONS_KEPT`).
+    OperationRemoved {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

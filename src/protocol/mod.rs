@@ -18,12 +18,18 @@ pub mod validate;
 pub use audit::{AuditOutcome, AuditRecord, OperationEnd, Operator, Repeated, RestartBody, Verdict};
 pub use envelope::{Envelope, ProtocolError, decode, decode_body, encode};
 pub use event::{Change, Event, EventKind};
-pub use fleet::{Fleet, Gap};
+pub use fleet::{ChangeRefused, Fleet, Gap, steps_in_history};
 pub use messages::*;
 pub use model::*;
 
-/// The protocol version every envelope carries in `v`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version every envelope carries in `v`. v2: an operation's step events
+/// carry that step (`operation_step`), its end the outcome (`operation_ended`), not the
+/// whole operation; trims are said (`operation_removed`).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest version still read: a v1 message is a valid v2 one (v2 only added change
+/// types), so events a v1 controller left in the history stay readable.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 #[cfg(test)]
 mod tests;

@@ -539,4 +539,96 @@ pub struct Operation {
     /// controller restart.
     #[serde(default)]
     pub command_id: Option<String>,
+    /// Set once the operation has ended: its steps were dropped from the state (they stay
+    /// in the event history) and these counts are what is left of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted: Option<StepCounts>,
+}
+
+impl Operation {
+    /// The step a report of `name` on `instance` makes, at `now`: the running step of the
+    /// same name and instance moved to `state`, or else a new step after the last. The
+    /// delta carries that step alone, whatever the operation's size.
+    pub fn next_step(
+        &self,
+        name: StepName,
+        instance: Option<&str>,
+        state: StepState,
+        detail: String,
+        now: u64,
+    ) -> StepDelta {
+        let open = self.steps.iter().enumerate().rev().find(|(_, s)| {
+            s.name == name && s.instance.as_deref() == instance && s.state == StepState::Running
+        });
+        let (index, step) = match open {
+            Some((index, open)) => {
+                let mut step = open.clone();
+                step.state = state;
+                if state != StepState::Running {
+                    step.finished_at = Some(now);
+                }
+                if !detail.is_empty() {
+                    step.detail = detail;
+                }
+                (index, step)
+            }
+            None => (
+                self.steps.len(),
+                OperationStep {
+                    name,
+                    instance: instance.map(str::to_string),
+                    state,
+                    started_at: now,
+                    finished_at: (state != StepState::Running).then_some(now),
+                    detail,
+                },
+            ),
+        };
+        // An operation never nears 4 billion steps (500 instances of about 8 each).
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        StepDelta { op: self.id.clone(), index, step }
+    }
+}
+
+/// How many steps an ended operation had, by how they stood when it ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCounts {
+    pub total: u32,
+    pub done: u32,
+    pub failed: u32,
+}
+
+impl StepCounts {
+    pub fn of(steps: &[OperationStep]) -> StepCounts {
+        let count = |state: StepState| {
+            u32::try_from(steps.iter().filter(|s| s.state == state).count()).unwrap_or(u32::MAX)
+        };
+        StepCounts {
+            total: u32::try_from(steps.len()).unwrap_or(u32::MAX),
+            done: count(StepState::Done),
+            failed: count(StepState::Failed),
+        }
+    }
+}
+
+/// One step of an operation as an event carries it: the step at `index` in the
+/// operation's step list. `index` below the list's length replaces that step (a running
+/// step that ended); equal to it appends; anything else is refused (`Fleet::apply_change`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepDelta {
+    pub op: String,
+    pub index: u32,
+    pub step: OperationStep,
+}
+
+/// How an operation ended, as its closing event carries it: no steps, only the outcome,
+/// and the step counts the state keeps once the steps are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationEnded {
+    pub id: String,
+    pub state: OperationState,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub finished_at: u64,
+    pub steps: StepCounts,
 }

@@ -158,6 +158,7 @@ fn operation(id: &str, kind: OperationKind, state: OperationState) -> Operation 
         started_at: TS - 5_000,
         finished_at: finished.then_some(TS),
         command_id: Some(format!("cmd-{id}")),
+        compacted: None,
     }
 }
 
@@ -203,7 +204,26 @@ fn every_change() -> Vec<Change> {
         Change::InstanceRemoved { id: "billing-0-cccc".into() },
         Change::Route(route("shop-web", "10.101.1.33:8080", RouteState::Enabled)),
         Change::RouteRemoved { app: "shop-web".into(), backend: "10.101.1.32:8080".into() },
-        Change::Operation(operation("op-running01", OperationKind::Deploy, OperationState::Succeeded)),
+        // The running step 2 ends, a step 4 comes next, then the operation ends.
+        Change::OperationStep(StepDelta {
+            op: "op-running01".into(),
+            index: 2,
+            step: step(StepName::NewInstanceAndDeployWarRequest, StepState::Done),
+        }),
+        Change::OperationStep(StepDelta {
+            op: "op-running01".into(),
+            index: 4,
+            step: step(StepName::InstanceDeployed, StepState::Done),
+        }),
+        Change::OperationEnded(OperationEnded {
+            id: "op-running01".into(),
+            state: OperationState::Succeeded,
+            error: None,
+            finished_at: TS,
+            steps: StepCounts { total: 5, done: 4, failed: 1 },
+        }),
+        Change::Operation(operation("op-next00001", OperationKind::Deploy, OperationState::Running)),
+        Change::OperationRemoved { id: "op-done00001".into() },
     ]
 }
 
@@ -626,7 +646,7 @@ fn keys(v: &Value) -> Vec<&str> {
 fn envelope_has_exactly_its_five_keys() {
     let json = round_trip(heartbeat());
     assert_eq!(keys(&json), ["body", "id", "source", "ts", "v"]);
-    assert_eq!(json["v"], 1);
+    assert_eq!(json["v"], PROTOCOL_VERSION);
     assert_eq!(json["id"], "cmd-0001");
     assert_eq!(json["ts"], TS);
     assert_eq!(json["source"], "test");
@@ -752,8 +772,30 @@ fn event_json_names_its_kind_and_tags_its_changes() {
         json["changes"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
-        ["host", "app", "app_removed", "instance", "instance_removed", "route", "route_removed", "operation"]
+        [
+            "host",
+            "app",
+            "app_removed",
+            "instance",
+            "instance_removed",
+            "route",
+            "route_removed",
+            "operation_step",
+            "operation_step",
+            "operation_ended",
+            "operation",
+            "operation_removed"
+        ]
     );
+    assert_eq!(json["changes"][8]["op"], "op-running01");
+    assert_eq!(json["changes"][8]["index"], 4);
+    assert_eq!(json["changes"][8]["step"]["name"], "INSTANCE_DEPLOYED");
+    assert_eq!(
+        json["changes"][9],
+        json!({"type": "operation_ended", "id": "op-running01", "state": "succeeded", "error": null,
+               "finished_at": TS, "steps": {"total": 5, "done": 4, "failed": 1}})
+    );
+    assert_eq!(json["changes"][11], json!({"type": "operation_removed", "id": "op-done00001"}));
     // Struct changes carry their fields beside the tag.
     assert_eq!(json["changes"][0]["id"], "host-01");
     assert_eq!(json["changes"][2], json!({"type": "app_removed", "name": "billing"}));
@@ -1014,18 +1056,24 @@ fn other_versions_are_refused_by_name() {
         );
     };
     // Same body shape, newer version.
-    let mut v2 = serde_json::to_value(env(bare_event(1))).unwrap();
-    v2["v"] = json!(2);
-    unsupported(&serde_json::to_vec(&v2).unwrap(), 2);
+    let mut v3 = serde_json::to_value(env(bare_event(1))).unwrap();
+    v3["v"] = json!(3);
+    unsupported(&serde_json::to_vec(&v3).unwrap(), 3);
     // A newer version that changed the body's shape, or dropped envelope fields.
-    unsupported(br#"{"v":2,"id":"c","ts":1,"source":"s","body":{"revision":"r9","what":["x"]}}"#, 2);
-    unsupported(br#"{"v":2,"body":17}"#, 2);
-    unsupported(br#"{"v":2}"#, 2);
-    unsupported(br#"{"id":"c","v":2,"ts":"later","extra":{"a":[1,2]}}"#, 2);
+    unsupported(br#"{"v":3,"id":"c","ts":1,"source":"s","body":{"revision":"r9","what":["x"]}}"#, 3);
+    unsupported(br#"{"v":3,"body":17}"#, 3);
+    unsupported(br#"{"v":3}"#, 3);
+    unsupported(br#"{"id":"c","v":3,"ts":"later","extra":{"a":[1,2]}}"#, 3);
     unsupported(br#"{"v":0,"id":"c","ts":1,"source":"s","body":{}}"#, 0);
-    let err = decode::<Heartbeat>(br#"{"v":2,"body":{}}"#).unwrap_err();
-    assert_eq!(err, ProtocolError::UnsupportedVersion { found: 2 });
-    assert_eq!(err.to_string(), "unsupported protocol version 2 (this build speaks v1)");
+    let err = decode::<Heartbeat>(br#"{"v":3,"body":{}}"#).unwrap_err();
+    assert_eq!(err, ProtocolError::UnsupportedVersion { found: 3 });
+    assert_eq!(err.to_string(), "unsupported protocol version 3 (this build speaks v2, reads v1 to v2)");
+    // A v1 message is read (v2 only added change types); this build writes v2.
+    let mut v1 = serde_json::to_value(env(bare_event(1))).unwrap();
+    assert_eq!(v1["v"], json!(2));
+    v1["v"] = json!(1);
+    assert_eq!(decode::<Event>(&serde_json::to_vec(&v1).unwrap()).map(|e| e.body), Ok(bare_event(1)));
+    assert_eq!(decode_body::<Event>(&serde_json::to_vec(&v1).unwrap()), Ok(bare_event(1)));
     // Version 1 with a broken body is malformed, not a version problem.
     malformed::<Event>(br#"{"v":1,"id":"c","ts":1,"source":"s","body":{"revision":"r9"}}"#);
 }
@@ -1167,7 +1215,13 @@ fn apply_takes_the_next_revision_only() {
     assert!(!f.instances.contains_key("billing-0-cccc"));
     assert!(f.routes.contains_key(&("shop-web".to_string(), "10.101.1.33:8080".to_string())));
     assert!(!f.routes.contains_key(&("shop-web".to_string(), "10.101.1.32:8080".to_string())));
-    assert_eq!(f.operations["op-running01"].state, OperationState::Succeeded);
+    let ended = &f.operations["op-running01"];
+    assert_eq!(ended.state, OperationState::Succeeded);
+    assert_eq!(ended.finished_at, Some(TS));
+    assert!(ended.steps.is_empty(), "an ended operation keeps no steps: {ended:?}");
+    assert_eq!(ended.compacted, Some(StepCounts { total: 5, done: 4, failed: 1 }));
+    assert_eq!(f.operations["op-next00001"].state, OperationState::Running);
+    assert!(!f.operations.contains_key("op-done00001"));
     let after = f.clone();
 
     // Older and equal revisions are already included: ignored, nothing changes.

@@ -212,7 +212,11 @@ fn event(app: &App) -> (String, Vec<Line<'static>>) {
             (s, _) => format!("{s:?}").to_lowercase(),
         };
         lines.push(kv(t, "operation", format!("{} {}: {state}", op.id, op.target)));
-        for step in &op.steps {
+        let steps = crate::app::facts::operation_steps(&app.replica, op);
+        if let (None, Some(counts)) = (&steps, op.compacted) {
+            lines.push(kv(t, "steps", crate::app::facts::compacted_note(counts)));
+        }
+        for step in steps.iter().flat_map(|s| s.iter()) {
             let took = step
                 .finished_at
                 .map(|f| format!("{:.1}s", f.saturating_sub(step.started_at) as f64 / 1000.0));

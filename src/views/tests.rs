@@ -271,6 +271,7 @@ fn an_event_detail_shows_its_operation_step_by_step() {
         started_at: T0,
         finished_at: Some(T0 + 4500),
         command_id: None,
+        compacted: None,
     };
     app.replica.fleet.operations.insert(op.id.clone(), op.clone());
     let mut ev = app.replica.events.back().cloned().expect("an event");
@@ -288,6 +289,16 @@ fn an_event_detail_shows_its_operation_step_by_step() {
     assert!(screen.contains("✓ DOWNLOAD"), "{screen}");
     let (x, y) = find(&buf, "✕ HEALTH_CHECK").expect("failed step");
     assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
+
+    // Compacted, as an end leaves it, with no step event kept: the counts, and where the
+    // detail is, never an empty list that looks like an operation without steps.
+    let kept = app.replica.fleet.operations.get_mut(&op.id).expect("the operation");
+    kept.compacted = Some(crate::protocol::StepCounts::of(&kept.steps));
+    kept.steps.clear();
+    let screen = text(&draw(&mut app, 120, 30));
+    assert!(!screen.contains("HEALTH_CHECK"), "{screen}");
+    assert!(screen.contains("3 steps (2 done, 1 failed)"), "{screen}");
+    assert!(screen.contains("failed: shop-web-0-ab12 failed"), "{screen}");
 }
 
 #[test]
@@ -408,9 +419,11 @@ pub(crate) fn audit_event(
 }
 
 /// An operation event for `op`, one revision above the replica's: opened (`error` none,
-/// running) or closed (failed with `error`).
+/// running, the whole operation) or closed (failed with `error`, the end alone).
 pub(crate) fn operation_event(app: &App, op: &str, error: Option<&str>) -> crate::protocol::Event {
-    use crate::protocol::{Change, Event, EventKind, Operation, OperationKind, OperationState};
+    use crate::protocol::{
+        Change, Event, EventKind, Operation, OperationEnded, OperationKind, OperationState, StepCounts,
+    };
     let rev = app.replica.fleet.revision + 1;
     let (kind, state) = match error {
         None => (EventKind::OperationStarted, OperationState::Running),
@@ -427,6 +440,7 @@ pub(crate) fn operation_event(app: &App, op: &str, error: Option<&str>) -> crate
         started_at: T0,
         finished_at: error.map(|_| T0 + 1),
         command_id: None,
+        compacted: None,
     };
     Event {
         rev,
@@ -437,7 +451,16 @@ pub(crate) fn operation_event(app: &App, op: &str, error: Option<&str>) -> crate
         instance: None,
         operation_id: Some(op.into()),
         message: error.unwrap_or("restart app shop-web").into(),
-        changes: vec![Change::Operation(operation)],
+        changes: vec![match error {
+            None => Change::Operation(operation),
+            Some(e) => Change::OperationEnded(OperationEnded {
+                id: op.into(),
+                state,
+                error: Some(e.into()),
+                finished_at: T0 + 1,
+                steps: StepCounts::default(),
+            }),
+        }],
         audit: None,
     }
 }
@@ -747,6 +770,7 @@ fn wizard_sent(state: crate::protocol::OperationState) -> App {
         started_at: T0 + 1_000,
         finished_at: finished,
         command_id: None,
+        compacted: None,
     };
     app.replica.fleet.operations.insert(op.id.clone(), op);
     let accepted = Accepted { operation_id: Some("op-wiz".into()), rev: 1 };
@@ -768,6 +792,49 @@ fn wizard_live_progress() {
     // Not finished: r does not roll back yet.
     app.update(Action::Input('r'));
     assert_eq!(wizard(&app).step, crate::app::wizard::Step::Progress);
+}
+
+/// An ended operation keeps only its step counts: the wizard rebuilds its steps from the
+/// step events the cockpit keeps, and says where they are once those are gone.
+#[test]
+fn wizard_shows_an_ended_operations_steps_from_its_events() {
+    use crate::protocol::{Change, EventKind, StepCounts, StepDelta};
+    let mut app = wizard_sent(crate::protocol::OperationState::Failed);
+    let op = app.replica.fleet.operations["op-wiz"].clone();
+    let before = text(&draw(&mut app, 120, 30));
+    let mut rev = app.replica.events.back().map_or(0, |e| e.rev);
+    for (index, step) in op.steps.iter().enumerate() {
+        rev += 1;
+        let mut e = app.replica.events.back().cloned().expect("an event");
+        e.rev = rev;
+        e.kind = EventKind::Download;
+        e.operation_id = Some(op.id.clone());
+        let index = u32::try_from(index).expect("a few steps");
+        e.changes = vec![Change::OperationStep(StepDelta { op: op.id.clone(), index, step: step.clone() })];
+        app.replica.events.push_back(e);
+    }
+    let compacted = app.replica.fleet.operations.get_mut("op-wiz").expect("op-wiz");
+    compacted.compacted = Some(StepCounts::of(&compacted.steps));
+    compacted.steps.clear();
+    let screen = text(&draw(&mut app, 120, 30));
+    for line in ["✓ ALLOCATE_REPOSITORY_REQUEST", "instance shop-web-1-c0de", "✕ HEALTH_CHECK"] {
+        assert!(screen.contains(line), "{line} is rebuilt from the events:\n{screen}");
+    }
+    assert_eq!(
+        screen.lines().filter(|l| l.contains("HEALTH_CHECK")).count(),
+        before.lines().filter(|l| l.contains("HEALTH_CHECK")).count(),
+        "the same steps as before the compaction:\n{screen}"
+    );
+    // The events holding its first steps are gone: the counts, and where the rest is.
+    app.replica.events.retain(|e| e.operation_id.as_deref() != Some("op-wiz") || e.rev > rev - 3);
+    let screen = text(&draw(&mut app, 120, 30));
+    assert!(!screen.contains("ALLOCATE_REPOSITORY_REQUEST"), "no partial step list:\n{screen}");
+    let total = op.steps.len();
+    assert!(
+        screen.contains(&format!("{total} steps (")) && screen.contains("in the event history"),
+        "{screen}"
+    );
+    assert!(screen.contains("✕ failed: roll stopped after 1 of 3"), "{screen}");
 }
 
 #[test]

@@ -285,7 +285,11 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
         // A step recorded when it ended (start = end) took the time since the step before.
         let mut groups: Vec<(Option<String>, Vec<Timed>)> = Vec::new();
         let mut prev_end = op.started_at;
-        for s in &op.steps {
+        let steps = crate::app::facts::operation_steps(&app.replica, op);
+        if let (None, Some(counts)) = (&steps, op.compacted) {
+            lines.push(Line::from(Span::styled(crate::app::facts::compacted_note(counts), t.muted)));
+        }
+        for s in steps.iter().flat_map(|s| s.iter()) {
             let end = s.finished_at.unwrap_or(app.now);
             let from = if s.started_at < end { s.started_at } else { prev_end.min(end) };
             prev_end = prev_end.max(end);

@@ -6,8 +6,8 @@ use std::time::Duration;
 use quarterdeck::backend::{self, Replica, Update};
 use quarterdeck::bus::{self, Bus};
 use quarterdeck::protocol::{
-    Accepted, Constraints, DeployRequest, Envelope, EventKind, InstanceState, OperationState, RestartRequest,
-    StepName, subjects,
+    Accepted, Constraints, DeployRequest, Envelope, Event, EventKind, HistoryRequest, InstanceState,
+    OperationState, RestartRequest, StepName, steps_in_history, subjects,
 };
 
 use crate::support::{eventually, fast_sandbox};
@@ -64,12 +64,24 @@ async fn deploy_runs_instances_and_adds_routes() {
         StepName::AddRouteRequest,
         StepName::InstanceDeployed,
     ];
+    // Ended, the operation keeps only their counts; the steps are in the event history.
+    assert!(op.steps.is_empty(), "{op:?}");
+    let history: Vec<Event> = bus::request(
+        sb.bus.as_ref() as &dyn Bus,
+        subjects::CTL_HISTORY,
+        &Envelope::new("test", HistoryRequest { since_ts: None, limit: None }),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the history");
+    let op_steps = steps_in_history(op, &history).expect("every step in the history");
+    assert_eq!(op.compacted.map(|c| c.total as usize), Some(op_steps.len()), "{op:?}");
     for inst in &running {
         let steps: Vec<StepName> =
-            op.steps.iter().filter(|s| s.instance.as_deref() == Some(&inst.id)).map(|s| s.name).collect();
+            op_steps.iter().filter(|s| s.instance.as_deref() == Some(&inst.id)).map(|s| s.name).collect();
         assert_eq!(steps, order, "steps of {}", inst.id);
     }
-    assert_eq!(op.steps[0].name, StepName::AllocateRepositoryRequest);
+    assert_eq!(op_steps[0].name, StepName::AllocateRepositoryRequest);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

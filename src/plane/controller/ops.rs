@@ -5,7 +5,8 @@ use super::core::{Controller, Core, Draft};
 use crate::protocol::clock::now_ms;
 use crate::protocol::envelope::new_id;
 use crate::protocol::{
-    Change, EventKind, Operation, OperationKind, OperationState, OperationStep, StepName, StepState,
+    Change, EventKind, Fleet, Operation, OperationEnded, OperationKind, OperationState, StepCounts, StepName,
+    StepState,
 };
 
 /// The event kind that reports a step.
@@ -43,6 +44,7 @@ pub(crate) fn open(
         started_at: now_ms(),
         finished_at: None,
         command_id: command_id.map(str::to_string),
+        compacted: None,
     };
     let draft = Draft::new(EventKind::OperationStarted, format!("{kind:?} {target}").to_lowercase())
         .app(app)
@@ -52,8 +54,9 @@ pub(crate) fn open(
 }
 
 /// Records a step on an operation: a running step of the same name and instance is moved
-/// to `state`; otherwise a new step is added. Returns the draft, or `None` when the
-/// operation is unknown (it may have been trimmed).
+/// to `state`; otherwise a new step is added. The event carries that one step, never the
+/// operation. Returns the draft, or `None` when the operation is unknown (it may have been
+/// trimmed) or has ended.
 pub(crate) fn step_draft(
     core: &Core,
     op_id: &str,
@@ -62,35 +65,15 @@ pub(crate) fn step_draft(
     state: StepState,
     detail: impl Into<String>,
 ) -> Option<Draft> {
-    let mut op = core.fleet.operations.get(op_id)?.clone();
+    let op = core.fleet.operations.get(op_id)?;
+    if op.finished_at.is_some() {
+        log::debug!("{op_id} has ended: step {} not recorded", name.as_str());
+        return None;
+    }
     // Details may quote an agent or a container (its error, its output): bounded, so an
     // event fits the bus whatever they said.
     let detail = crate::protocol::validate::cut_owned(detail.into(), crate::protocol::audit::MAX_REASON);
-    let now = now_ms();
-    let open_step = op
-        .steps
-        .iter_mut()
-        .rev()
-        .find(|s| s.name == name && s.instance.as_deref() == instance && s.state == StepState::Running);
-    match open_step {
-        Some(step) => {
-            step.state = state;
-            if state != StepState::Running {
-                step.finished_at = Some(now);
-            }
-            if !detail.is_empty() {
-                step.detail = detail.clone();
-            }
-        }
-        None => op.steps.push(OperationStep {
-            name,
-            instance: instance.map(str::to_string),
-            state,
-            started_at: now,
-            finished_at: (state != StepState::Running).then_some(now),
-            detail: detail.clone(),
-        }),
-    }
+    let delta = op.next_step(name, instance, state, detail.clone(), now_ms());
     let message = match (instance, detail.is_empty()) {
         (Some(i), false) => format!("{i}: {detail}"),
         (Some(i), true) => format!("{i}: {}", state_word(state)),
@@ -101,7 +84,24 @@ pub(crate) fn step_draft(
     if let Some(i) = instance {
         draft = draft.instance(i);
     }
-    Some(draft.change(Change::Operation(op)))
+    Some(draft.change(Change::OperationStep(delta)))
+}
+
+/// The change that ends `op`: its outcome and step counts, not its steps.
+pub(crate) fn ended(op: &Operation, state: OperationState, error: Option<String>) -> Change {
+    Change::OperationEnded(OperationEnded {
+        id: op.id.clone(),
+        state,
+        error,
+        finished_at: now_ms(),
+        steps: StepCounts::of(&op.steps),
+    })
+}
+
+/// The removals that keep the ended operations within their bound once `ending` more
+/// operations have ended.
+pub(crate) fn trimmed(fleet: &Fleet, ending: usize) -> impl Iterator<Item = Change> {
+    fleet.operations_beyond_bound(ending).into_iter().map(|id| Change::OperationRemoved { id })
 }
 
 fn state_word(state: StepState) -> &'static str {
@@ -125,38 +125,168 @@ impl Controller {
     ) {
         let detail = detail.into();
         self.mutate(|core| {
-            let mut drafts = Vec::new();
-            if let Some(mut d) = step_draft(core, op_id, name, instance, state, detail) {
-                d.changes.extend(changes);
-                drafts.push(d);
-            }
-            (drafts, ())
+            let mut draft = match step_draft(core, op_id, name, instance, state, detail.clone()) {
+                Some(d) => d,
+                None if changes.is_empty() => return (vec![], ()),
+                // The operation ended (or is gone): the step is not recorded, but what the
+                // step changed in the fleet still is.
+                None => {
+                    let message = if detail.is_empty() { state_word(state).to_string() } else { detail };
+                    let d = Draft::new(step_kind(name), message).op(Some(op_id));
+                    match instance {
+                        Some(i) => d.instance(i),
+                        None => d,
+                    }
+                }
+            };
+            draft.changes.extend(changes);
+            (vec![draft], ())
         })
     }
 
     /// Closes an operation with success or the reason it failed.
     pub(crate) fn finish(&self, op_id: &str, outcome: Result<String, String>) {
         self.mutate(|core| {
-            let Some(mut op) = core.fleet.operations.get(op_id).cloned() else {
+            let Some(op) = core.fleet.operations.get(op_id).filter(|o| o.finished_at.is_none()) else {
                 return (vec![], ());
             };
-            op.finished_at = Some(now_ms());
-            let (kind, message) = match outcome {
-                Ok(msg) => {
-                    op.state = OperationState::Succeeded;
-                    (EventKind::OperationSucceeded, msg)
-                }
+            let (kind, message, end) = match outcome {
+                Ok(msg) => (EventKind::OperationSucceeded, msg, ended(op, OperationState::Succeeded, None)),
                 Err(reason) => {
                     let reason =
                         crate::protocol::validate::cut_owned(reason, crate::protocol::audit::MAX_REASON);
-                    op.state = OperationState::Failed;
-                    op.error = Some(reason.clone());
-                    (EventKind::OperationFailed, reason)
+                    let end = ended(op, OperationState::Failed, Some(reason.clone()));
+                    (EventKind::OperationFailed, reason, end)
                 }
             };
-            let app = op.app.clone();
-            let draft = Draft::new(kind, message).app(app).op(Some(op_id)).change(Change::Operation(op));
+            let mut draft = Draft::new(kind, message).app(op.app.clone()).op(Some(op_id)).change(end);
+            draft.changes.extend(trimmed(&core.fleet, 1));
             (vec![draft], ())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    use super::*;
+    use crate::bus::{Bus, LocalBus};
+    use crate::plane::controller::ControllerConfig;
+    use crate::plane::controller::store::MemoryStore;
+    use crate::protocol::fleet::FINISHED_OPERATIONS_KEPT;
+    use crate::protocol::{Envelope, Event, encode};
+
+    const DEPLOY_STEPS: [StepName; 6] = [
+        StepName::NewInstanceAndDeployWarRequest,
+        StepName::Download,
+        StepName::Restart,
+        StepName::HealthCheck,
+        StepName::AddRouteRequest,
+        StepName::InstanceDeployed,
+    ];
+
+    fn controller() -> (Controller, UnboundedReceiver<Event>) {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        Controller::new(bus, ControllerConfig::default(), crate::protocol::Fleet::default(), store, None)
+    }
+
+    fn started(ctl: &Controller, instances: usize) -> String {
+        ctl.mutate(|_| {
+            let (id, draft) =
+                open(OperationKind::Deploy, "shop-web", format!("shop-web@1.0 x{instances}"), None);
+            (vec![draft], id)
+        })
+    }
+
+    fn stored_bytes(event: Event) -> usize {
+        encode(&Envelope::new("controller", event)).expect("encodes").len()
+    }
+
+    /// The stored size of the next step event of a deploy whose `instances` instances
+    /// have each been through every step, and of its closing event.
+    fn step_and_end_bytes(instances: usize) -> (usize, usize) {
+        let (ctl, mut rx) = controller();
+        let op = started(&ctl, instances);
+        for i in 0..instances {
+            for name in DEPLOY_STEPS {
+                let id = format!("shop-web-{i}-ab12");
+                ctl.step(&op, name, Some(&id), StepState::Running, "", vec![]);
+                ctl.step(&op, name, Some(&id), StepState::Done, "ok", vec![]);
+            }
+        }
+        while rx.try_recv().is_ok() {}
+        ctl.step(
+            &op,
+            StepName::HealthCheck,
+            Some("shop-web-7-ab12"),
+            StepState::Running,
+            "GET /health",
+            vec![],
+        );
+        let step = rx.try_recv().expect("the step event");
+        assert!(matches!(step.changes.as_slice(), [Change::OperationStep(_)]), "{step:?}");
+        ctl.finish(&op, Err("shop-web-7-ab12 was not healthy".into()));
+        let end = rx.try_recv().expect("the closing event");
+        assert!(matches!(end.changes.as_slice(), [Change::OperationEnded(_)]), "{end:?}");
+        let kept = &ctl.snapshot().operations[&op];
+        assert!(kept.steps.is_empty(), "compacted: {kept:?}");
+        let counts = kept.compacted.expect("the step counts");
+        assert_eq!(counts.total as usize, instances * DEPLOY_STEPS.len() + 1);
+        (stored_bytes(step), stored_bytes(end))
+    }
+
+    #[test]
+    fn a_step_event_and_an_end_weigh_the_same_over_10_instances_and_over_500() {
+        let (step10, end10) = step_and_end_bytes(10);
+        let (step500, end500) = step_and_end_bytes(500);
+        // Only the digits of the step's index, the revision and the counts differ.
+        assert!(step10.abs_diff(step500) <= 8, "step event: {step10} B at 10 instances, {step500} B at 500");
+        assert!(end10.abs_diff(end500) <= 8, "end event: {end10} B at 10 instances, {end500} B at 500");
+        assert!(step500 < 1024 && end500 < 1024, "{step500} B, {end500} B");
+    }
+
+    #[test]
+    fn an_end_beyond_the_bound_removes_the_oldest_ended_operation_and_a_late_step_is_not_recorded() {
+        let (ctl, mut rx) = controller();
+        let mut ended = Vec::new();
+        for _ in 0..=FINISHED_OPERATIONS_KEPT {
+            let op = started(&ctl, 1);
+            ctl.finish(&op, Ok("done".into()));
+            ended.push(op);
+        }
+        let last = std::iter::from_fn(|| rx.try_recv().ok()).last().expect("events");
+        // They all ended within a few ms: the first to end goes, ties by id.
+        let Some(Change::OperationRemoved { id: removed }) = last.changes.get(1) else {
+            panic!("the last end removes one: {last:?}");
+        };
+        assert!(ended.contains(removed) && removed != &ended[FINISHED_OPERATIONS_KEPT], "{removed}");
+        let snap = ctl.snapshot();
+        assert_eq!(snap.operations.len(), FINISHED_OPERATIONS_KEPT);
+        assert!(!snap.operations.contains_key(removed));
+        // An ended operation takes no more steps, and is not ended twice.
+        let kept = &ended[FINISHED_OPERATIONS_KEPT];
+        let rev = ctl.revision();
+        ctl.step(kept, StepName::Download, None, StepState::Done, "", vec![]);
+        ctl.finish(kept, Err("again".into()));
+        assert_eq!(ctl.revision(), rev);
+        assert_eq!(ctl.snapshot().operations[kept].state, OperationState::Succeeded);
+        // What a late step changed in the fleet is still recorded, without the step.
+        let gone = crate::protocol::Change::AppRemoved { name: "shop-web".into() };
+        ctl.step(
+            kept,
+            StepName::RemoveInstance,
+            Some("shop-web-0-ab12"),
+            StepState::Done,
+            "",
+            vec![gone.clone()],
+        );
+        assert_eq!(ctl.revision(), rev + 1);
+        let late = rx.try_recv().expect("the late step's event");
+        assert_eq!(late.changes, vec![gone]);
+        assert!(ctl.snapshot().operations[kept].steps.is_empty());
     }
 }

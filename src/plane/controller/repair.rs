@@ -93,7 +93,9 @@ pub(crate) fn recover(core: &mut Core) -> Vec<Draft> {
     let mut running: Vec<_> =
         core.fleet.operations.values().filter(|o| o.state == OperationState::Running).cloned().collect();
     running.sort_by(|a, b| a.id.cmp(&b.id));
-    for mut op in running {
+    // Every one ends here: the oldest ended ones beyond the bound go with the first end.
+    let mut removals: Vec<Change> = super::ops::trimmed(&core.fleet, running.len()).collect();
+    for op in running {
         let started: Vec<&str> = op
             .steps
             .iter()
@@ -127,15 +129,13 @@ pub(crate) fn recover(core: &mut Core) -> Vec<Draft> {
                 _ => {}
             }
         }
-        op.state = OperationState::Failed;
-        op.error = Some(RESTARTED.to_string());
-        op.finished_at = Some(crate::protocol::clock::now_ms());
-        drafts.push(
-            Draft::new(EventKind::OperationFailed, format!("{}: {RESTARTED}", op.id))
-                .app(op.app.clone())
-                .op(Some(&op.id))
-                .change(Change::Operation(op.clone())),
-        );
+        let end = super::ops::ended(&op, OperationState::Failed, Some(RESTARTED.to_string()));
+        let mut failed = Draft::new(EventKind::OperationFailed, format!("{}: {RESTARTED}", op.id))
+            .app(op.app.clone())
+            .op(Some(&op.id))
+            .change(end);
+        failed.changes.append(&mut removals);
+        drafts.push(failed);
         if let Some(app) = core.fleet.apps.get(&op.app).filter(|a| a.shortfall.is_none()) {
             // Counted as the drafts above will leave it: the removed instances are gone.
             let live = counts(&core.fleet).get(app.name.as_str()).map_or(0, |c| c.live);
@@ -643,6 +643,7 @@ mod tests {
             started_at: 1,
             finished_at: None,
             command_id: None,
+            compacted: None,
         };
         fleet.operations.insert(op.id.clone(), op);
 

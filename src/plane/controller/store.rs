@@ -194,14 +194,32 @@ impl JetStreamStore {
                 Change::AppRemoved { .. } | Change::InstanceRemoved { .. } | Change::RouteRemoved { .. } => {
                     self.kv.delete(&key).await.map_err(err("state delete"))?;
                 }
+                // The operation and everything kept under it go, leaving no delete markers.
+                Change::OperationRemoved { .. } => {
+                    self.forget(&key).await?;
+                    self.forget(&format!("{key}.>")).await?;
+                }
                 _ => {
                     let value = serde_json::to_vec(change).map_err(err("state encode"))?;
                     self.kv.put(&key, Bytes::from(value)).await.map_err(err("state put"))?;
+                    // Compaction: the end is stored first, so a start that finds the steps
+                    // still there (cut here) drops them again when it applies the end.
+                    if let Change::OperationEnded(end) = change {
+                        self.forget(&format!("{}.>", step_prefix(&end.id))).await?;
+                    }
                 }
             }
         }
         let value = serde_json::to_vec(&meta).map_err(err("state meta"))?;
         self.kv.put(META_KEY, Bytes::from(value)).await.map_err(err("state meta"))?;
+        Ok(())
+    }
+
+    /// Removes the keys `pattern` matches (`>` for any rest) from the bucket's stream: a
+    /// purge leaves no marker behind, where a delete would leave one per key for good.
+    async fn forget(&self, pattern: &str) -> Result<(), StoreError> {
+        let subject = format!("{}{pattern}", self.kv.prefix);
+        self.kv.stream.purge().filter(subject).await.map_err(err("state purge"))?;
         Ok(())
     }
 
@@ -260,6 +278,26 @@ fn key_of(change: &Change) -> String {
         Change::Route(r) => route_key(&r.app, &r.backend),
         Change::RouteRemoved { app, backend } => route_key(app, backend),
         Change::Operation(o) => format!("op.{}", o.id),
+        Change::OperationRemoved { id } => format!("op.{id}"),
+        Change::OperationStep(d) => format!("{}.{}", step_prefix(&d.op), d.index),
+        Change::OperationEnded(e) => format!("op.{}.end", e.id),
+    }
+}
+
+/// The keys of a running operation's steps: `op.<id>.step.<index>`, so that the ones an
+/// end compacts are one pattern, apart from the operation and its end.
+fn step_prefix(op: &str) -> String {
+    format!("op.{op}.step")
+}
+
+/// The order stored changes are applied in at load: the objects first, then each
+/// operation's steps by index (each must come next or replace one), then the ends, which
+/// drop the steps. The bucket lists its keys in no useful order.
+fn load_order(change: &Change) -> (u8, &str, u32) {
+    match change {
+        Change::OperationStep(d) => (1, d.op.as_str(), d.index),
+        Change::OperationEnded(e) => (2, e.id.as_str(), 0),
+        _ => (0, "", 0),
     }
 }
 
@@ -273,13 +311,20 @@ impl Store for JetStreamStore {
     async fn load(&self) -> Result<Fleet, StoreError> {
         let meta = self.meta().await?;
         let mut fleet = Fleet::default();
-        for (key, value) in self.entries().await?.iter().filter(|(k, _)| k.as_str() != META_KEY) {
+        let entries = self.entries().await?;
+        let mut stored = Vec::with_capacity(entries.len());
+        for (key, value) in entries.iter().filter(|(k, _)| k.as_str() != META_KEY) {
             let change: Result<Change, _> = serde_json::from_slice(value);
             match change {
-                Ok(c) => fleet.apply_change(&c),
+                Ok(c) => stored.push(c),
                 Err(e) => log::warn!("ignoring state key {key}: {e}"),
             }
         }
+        stored.sort_by(|a, b| load_order(a).cmp(&load_order(b)));
+        for change in &stored {
+            fleet.apply_change(change);
+        }
+        drop(stored);
         fleet.revision = meta.revision;
         // Events published after the last saved snapshot are replayed from the stream.
         let mut replayed = 0u64;
@@ -375,6 +420,42 @@ fn history_start(first: u64, last: u64, limit: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_steps_load_after_their_operation_in_index_order_and_ends_last() {
+        use crate::protocol::{
+            OperationEnded, OperationState, OperationStep, StepCounts, StepDelta, StepName, StepState,
+        };
+        let step = |op: &str, index| {
+            Change::OperationStep(StepDelta {
+                op: op.into(),
+                index,
+                step: OperationStep {
+                    name: StepName::Download,
+                    instance: None,
+                    state: StepState::Done,
+                    started_at: 1,
+                    finished_at: Some(2),
+                    detail: String::new(),
+                },
+            })
+        };
+        let end = Change::OperationEnded(OperationEnded {
+            id: "op-a".into(),
+            state: OperationState::Succeeded,
+            error: None,
+            finished_at: 3,
+            steps: StepCounts::default(),
+        });
+        let app = Change::AppRemoved { name: "shop-web".into() };
+        // As a bucket may list them: a step written again after later ones, keys sorted
+        // as text (10 before 2).
+        let mut stored = vec![end.clone(), step("op-a", 10), step("op-a", 2), app.clone(), step("op-a", 0)];
+        stored.sort_by(|a, b| load_order(a).cmp(&load_order(b)));
+        assert_eq!(stored, vec![app, step("op-a", 0), step("op-a", 2), step("op-a", 10), end]);
+        assert_eq!(key_of(&step("op-a", 7)), "op.op-a.step.7");
+        assert_eq!(key_of(&Change::OperationRemoved { id: "op-a".into() }), "op.op-a");
+    }
 
     #[test]
     fn a_history_read_starts_at_most_limit_messages_from_the_end() {
