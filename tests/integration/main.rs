@@ -22,6 +22,7 @@ mod nats_recovery;
 mod nats_replay;
 mod nats_resync;
 mod nats_robustness;
+mod nats_roles;
 mod sandbox_e2e;
 
 mod cockpit_audit_nats;
