@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod app;
+pub mod auth;
 pub mod backend;
 pub mod bus;
 pub mod cli;

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
                 router::run(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
             Some(Command::Bench(args)) => bench::run(cli.bus, args).await,
+            Some(Command::Auth(args)) => quarterdeck::cli::auth::run(args).map(|()| ExitCode::SUCCESS),
             Some(Command::Ctl(args)) => {
                 logging::init("ctl", level.min(log::LevelFilter::Warn));
                 ctl::run(cli.bus, args).await

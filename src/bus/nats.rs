@@ -20,6 +20,8 @@ use crate::protocol::clock::now_ms;
 pub struct NatsOptions {
     pub url: String,
     pub creds: Option<PathBuf>,
+    /// An NKey user seed file (`quarterdeck auth`).
+    pub nkey: Option<PathBuf>,
     pub user: Option<String>,
     pub password: Option<String>,
     pub token: Option<String>,
@@ -120,6 +122,11 @@ impl NatsBus {
                 .credentials_file(creds)
                 .await
                 .map_err(|e| BusError::Other(format!("cannot read credentials {}: {e}", creds.display())))?;
+        }
+        if let Some(file) = &opts.nkey {
+            let (seed, public_key) = crate::auth::files::public_key_of(file).map_err(BusError::Other)?;
+            // Its own inbox prefix: the server lets only this user read its answers.
+            options = options.nkey(seed).custom_inbox_prefix(crate::auth::roles::inbox_prefix(&public_key));
         }
         match (&opts.user, &opts.password) {
             (Some(u), Some(p)) => options = options.user_and_password(u.clone(), p.clone()),

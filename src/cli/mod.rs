@@ -1,6 +1,7 @@
 //! The command line: one binary, the cockpit by default, the services and `ctl` as
 //! subcommands. Bus flags are global, valid before or after the subcommand.
 
+pub mod auth;
 pub mod bench;
 pub mod bench_events;
 mod bench_nats;
@@ -50,6 +51,11 @@ pub struct BusArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub creds: Option<PathBuf>,
 
+    /// NKey seed file of this process's user, as `quarterdeck auth` writes them (one line,
+    /// SU...). Replies then come to an inbox only this user may read.
+    #[arg(long, global = true, value_name = "FILE", env = "NATS_NKEY")]
+    pub nkey: Option<PathBuf>,
+
     /// NATS user name; needs --password.
     #[arg(long, global = true, value_name = "NAME", env = "NATS_USER")]
     pub user: Option<String>,
@@ -89,6 +95,7 @@ impl BusArgs {
         let opts = NatsOptions {
             url: url.clone(),
             creds: self.creds.clone(),
+            nkey: self.nkey.clone(),
             user: self.user.clone(),
             password: self.password.clone(),
             token: self.token.clone(),
@@ -254,6 +261,9 @@ pub enum Command {
     Router(router::RouterArgs),
     /// Headless commands for scripts, tests and people: tables, or JSON with --json.
     Ctl(ctl::CtlArgs),
+    /// Roles on the bus: write the users and permissions nats-server enforces (an
+    /// `authorization` block to include, one NKey seed per user), add and remove users.
+    Auth(auth::AuthArgs),
     /// Measure the cockpit's model, views and terminal output headless against a synthetic
     /// fleet: frame time, first frame, ingest rate, memory, bytes per frame, idle bytes.
     /// With --nats URL, measure instead how fast the cockpit's backend takes --events events

@@ -23,6 +23,7 @@ mod nats_replay;
 mod nats_resync;
 mod nats_robustness;
 mod nats_step_events;
+mod nats_roles;
 mod sandbox_e2e;
 
 mod cockpit_audit_nats;

@@ -73,7 +73,7 @@ fn unique() -> u64 {
 }
 
 /// A fresh directory under the system temp dir, unique to this process and call.
-fn unique_dir(test: &str) -> PathBuf {
+pub fn unique_dir(test: &str) -> PathBuf {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let name: String = test.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
@@ -334,6 +334,11 @@ impl Proc {
         let mut args = vec!["controller", "--id", id, "--heartbeat", HEARTBEAT];
         args.extend_from_slice(extra);
         Proc::spawn(nats, &format!("controller-{id}"), &args)
+    }
+
+    /// `controller` logged in with an NKey seed file.
+    pub fn controller_with_nkey(nats: &NatsServer, id: &str, seed: &str) -> Proc {
+        Proc::controller(nats, id, &["--nkey", seed])
     }
 
     /// A sim agent with a fast heartbeat and fast container lifecycles.

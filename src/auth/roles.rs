@@ -1,0 +1,279 @@
+//! The roles and their permissions, least privilege each. Subjects come from
+//! `protocol::subjects`; JetStream's own API subjects are named for the streams and
+//! buckets each role needs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::protocol::{subjects, validate};
+
+/// The event stream, the state and lease buckets, and the artifact store, by name.
+const EVENTS: &str = "QD_EVENTS";
+const STATE: &str = "qd_state";
+const LEADER: &str = "qd_leader";
+const ARTIFACTS: &str = "qd_artifacts";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Controller,
+    Agent,
+    Router,
+    Operator,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Controller, Role::Agent, Role::Router, Role::Operator, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Controller => "controller",
+            Role::Agent => "agent",
+            Role::Router => "router",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            format!("{} is not a role: use {}", validate::quoted(s), Role::ALL.map(Role::as_str).join(", "))
+        })
+    }
+}
+
+/// One user: a role and a name (the host id of an agent, the router's id, an operator's
+/// user name).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identity {
+    pub role: Role,
+    pub name: String,
+}
+
+impl Identity {
+    /// A name is a host id, router id or user name: the protocol's name rule, so it is one
+    /// subject token and one file name.
+    pub fn new(role: Role, name: &str) -> Result<Identity, String> {
+        validate::name(role.as_str(), name)?;
+        Ok(Identity { role, name: name.to_string() })
+    }
+}
+
+/// What one user may publish and subscribe to. `responses`: it may answer the requests it
+/// receives (once each), which is how services reply without a publish permission on
+/// every client's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Permissions {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+    pub responses: bool,
+}
+
+/// Where replies to this user's requests come: an inbox prefix of its own, so no other
+/// user may subscribe to its answers. Derived from the public key, which both the client
+/// (from its seed) and the config (from the same seed) know.
+pub fn inbox_prefix(public_key: &str) -> String {
+    format!("_INBOX.{public_key}")
+}
+
+fn js_api(verbs: &[&str], stream: &str) -> Vec<String> {
+    verbs.iter().map(|v| format!("$JS.API.{v}.{stream}")).collect()
+}
+
+/// Reading a stream through an ordered consumer: its info, consumers created and deleted
+/// (ephemeral), the last message by subject, and the consumer's flow control replies.
+fn stream_reader(stream: &str) -> Vec<String> {
+    let mut p = js_api(&["STREAM.INFO", "STREAM.MSG.GET", "CONSUMER.CREATE", "CONSUMER.DELETE"], stream);
+    p.push(format!("$JS.API.CONSUMER.CREATE.{stream}.>"));
+    // Pull consumers (a history read) ask for their next batch here.
+    p.push(format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.>"));
+    p.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
+    p.push(format!("$JS.API.DIRECT.GET.{stream}"));
+    p.push("$JS.API.INFO".into());
+    p.push("$JS.FC.>".into());
+    p
+}
+
+/// A history reader opens the event store, which looks the state bucket up too (read
+/// only: its info, never a create).
+fn history_reader() -> Vec<String> {
+    let mut p = stream_reader(EVENTS);
+    p.push(format!("$JS.API.STREAM.INFO.KV_{STATE}"));
+    p
+}
+
+/// Log streams, started and kept alive by whoever views them, on any host.
+fn log_requests() -> Vec<String> {
+    ["logs", "logs_stop", "logs_keepalive"]
+        .iter()
+        .map(|v| format!("{}.agent.*.cmd.{v}", subjects::PREFIX))
+        .collect()
+}
+
+/// What a cockpit or ctl reads: events, heartbeats, router statuses, the beacon, log
+/// batches, and its own inbox.
+fn reader_subscriptions(inbox: &str) -> Vec<String> {
+    vec![
+        subjects::EVT_ALL.into(),
+        subjects::HB_ALL.into(),
+        subjects::ROUTER_STATUS_ALL.into(),
+        subjects::CONTROLLER_HB.into(),
+        format!("{}.logs.>", subjects::PREFIX),
+        format!("{inbox}.>"),
+    ]
+}
+
+/// The permissions of `who`, whose public key is `public_key`.
+pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
+    let inbox = inbox_prefix(public_key);
+    let name = subjects::token(&who.name);
+    let prefix = subjects::PREFIX;
+    match who.role {
+        // Everything the controller needs, and the only user that may publish events,
+        // write the state, the lease and the history stream, send agent commands and
+        // receive the commands it answers.
+        Role::Controller => Permissions {
+            publish: vec![
+                subjects::EVT_ALL.into(),
+                subjects::CONTROLLER_HB.into(),
+                format!("{prefix}.agent.*.cmd.>"),
+                "$JS.API.>".into(),
+                format!("$KV.{STATE}.>"),
+                format!("$KV.{LEADER}.>"),
+                "$JS.FC.>".into(),
+                "$JS.ACK.>".into(),
+            ],
+            subscribe: vec![
+                subjects::CTL_ALL.into(),
+                subjects::HB_ALL.into(),
+                subjects::STATUS_ALL.into(),
+                subjects::ROUTER_STATUS_ALL.into(),
+                format!("{inbox}.>"),
+            ],
+            responses: true,
+        },
+        // Its own reports only; its own commands only; the artifact store read-only.
+        Role::Agent => Permissions {
+            publish: [
+                vec![subjects::heartbeat(&who.name), subjects::status(&who.name), format!("{prefix}.logs.>")],
+                stream_reader(&format!("OBJ_{ARTIFACTS}")),
+            ]
+            .concat(),
+            subscribe: vec![format!("{prefix}.agent.{name}.cmd.>"), format!("{inbox}.>")],
+            responses: true,
+        },
+        // Reads the route table (snapshot, then the history), publishes its own status.
+        Role::Router => Permissions {
+            publish: [
+                vec![subjects::router_status(&who.name), subjects::CTL_SNAPSHOT.into()],
+                stream_reader(EVENTS),
+            ]
+            .concat(),
+            subscribe: vec![subjects::EVT_ALL.into(), subjects::CONTROLLER_HB.into(), format!("{inbox}.>")],
+            responses: false,
+        },
+        // Sends commands, reads everything, starts log streams, uploads artifacts.
+        Role::Operator => Permissions {
+            publish: [
+                vec![subjects::CTL_ALL.into(), format!("$O.{ARTIFACTS}.>")],
+                log_requests(),
+                history_reader(),
+                stream_reader(&format!("OBJ_{ARTIFACTS}")),
+                js_api(&["STREAM.CREATE", "STREAM.UPDATE", "STREAM.PURGE"], &format!("OBJ_{ARTIFACTS}")),
+            ]
+            .concat(),
+            subscribe: reader_subscriptions(&inbox),
+            responses: false,
+        },
+        // Reads only. Its reads are requests (snapshot, history, its log streams), so it
+        // may publish those and nothing else that would act.
+        Role::Viewer => Permissions {
+            publish: [
+                vec![subjects::CTL_SNAPSHOT.into(), subjects::CTL_HISTORY.into()],
+                log_requests(),
+                history_reader(),
+            ]
+            .concat(),
+            subscribe: reader_subscriptions(&inbox),
+            responses: false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::subjects::matches;
+
+    fn may_publish(p: &Permissions, subject: &str) -> bool {
+        p.publish.iter().any(|allow| matches(allow, subject))
+    }
+
+    fn may_subscribe(p: &Permissions, subject: &str) -> bool {
+        p.subscribe.iter().any(|allow| matches(allow, subject))
+    }
+
+    fn of(role: Role, name: &str) -> Permissions {
+        permissions(&Identity::new(role, name).unwrap(), "UKEY")
+    }
+
+    #[test]
+    fn only_the_controller_publishes_events_and_agent_commands_and_answers_commands() {
+        let evt = subjects::event("deploy", Some("shop"));
+        for role in Role::ALL {
+            let p = of(role, "x");
+            let controller = role == Role::Controller;
+            assert_eq!(may_publish(&p, &evt), controller, "{role} on {evt}");
+            assert_eq!(may_publish(&p, "qd.v1.agent.h1.cmd.deploy"), controller, "{role}");
+            assert_eq!(may_subscribe(&p, subjects::CTL_DEPLOY), controller, "{role}");
+            assert_eq!(may_publish(&p, "$KV.qd_state.app.shop"), controller, "{role}");
+        }
+    }
+
+    #[test]
+    fn an_agent_speaks_and_listens_only_for_its_own_host() {
+        let p = of(Role::Agent, "h1");
+        assert!(may_publish(&p, &subjects::heartbeat("h1")));
+        assert!(!may_publish(&p, &subjects::heartbeat("h2")));
+        assert!(may_subscribe(&p, "qd.v1.agent.h1.cmd.deploy"));
+        assert!(!may_subscribe(&p, "qd.v1.agent.h2.cmd.deploy"));
+        assert!(!may_publish(&p, subjects::CTL_DEPLOY));
+        assert!(!may_publish(&p, "$O.qd_artifacts.chunks.x"), "the artifact store is read-only");
+        assert!(may_publish(&p, "$JS.API.CONSUMER.CREATE.OBJ_qd_artifacts.c1.$O.qd_artifacts.chunks.x"));
+    }
+
+    #[test]
+    fn a_viewer_may_read_and_ask_but_never_act() {
+        let p = of(Role::Viewer, "carol");
+        assert!(may_publish(&p, subjects::CTL_SNAPSHOT) && may_publish(&p, subjects::CTL_HISTORY));
+        for acting in [
+            subjects::CTL_DEPLOY,
+            subjects::CTL_RESTART,
+            subjects::CTL_ROUTE_ADD,
+            subjects::CTL_REPO_ALLOCATE,
+        ] {
+            assert!(!may_publish(&p, acting), "{acting}");
+        }
+        assert!(!may_publish(&p, "$O.qd_artifacts.chunks.x"));
+        assert!(may_subscribe(&p, subjects::EVT_ALL) && may_subscribe(&p, "_INBOX.UKEY.abc"));
+        assert!(!may_subscribe(&p, "_INBOX.UOTHER.abc"), "another user's answers");
+    }
+
+    #[test]
+    fn roles_and_names_are_checked() {
+        assert_eq!("agent".parse::<Role>(), Ok(Role::Agent));
+        assert!("admin".parse::<Role>().unwrap_err().contains("controller, agent, router, operator, viewer"));
+        assert!(Identity::new(Role::Agent, "h1.evil").is_err());
+        assert!(Identity::new(Role::Operator, "").is_err());
+    }
+}
