@@ -21,6 +21,8 @@ pub(crate) async fn serve_heartbeats(ctl: Controller, mut sub: Subscription) {
         if ctl.fenced() {
             continue;
         }
+        // The store's pace, not the agents', sets how fast heartbeats turn into events.
+        ctl.room().await;
         match decode::<Heartbeat>(&msg.payload) {
             Ok(env) => on_heartbeat(&ctl, env.body).await,
             Err(err) => log::warn!("rejected heartbeat on {}: {err}", msg.subject),
@@ -33,6 +35,7 @@ pub(crate) async fn serve_statuses(ctl: Controller, mut sub: Subscription) {
         if ctl.fenced() {
             continue;
         }
+        ctl.room().await;
         match decode::<InstanceStatus>(&msg.payload) {
             Ok(env) => on_status(&ctl, env.body),
             Err(err) => log::warn!("rejected instance status on {}: {err}", msg.subject),
