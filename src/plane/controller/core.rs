@@ -644,7 +644,8 @@ mod tests {
     async fn batches_cut_short_go_on_where_they_stopped_every_event_once_in_order() {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
         let store = flaky(50, Fault::Unreachable);
-        let (ctl, events) = Controller::new(bus, ControllerConfig::default(), Fleet::default(), store.clone(), None);
+        let (ctl, events) =
+            Controller::new(bus, ControllerConfig::default(), Fleet::default(), store.clone(), None);
         // Queued before the publisher runs: they are there to be taken as one batch.
         ctl.commit(notices(600));
         ctl.spawn(publish_events(ctl.clone(), events));
@@ -663,7 +664,8 @@ mod tests {
     async fn another_writer_on_the_stream_deposes_the_controller() {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
         let store = flaky(2, Fault::Superseded);
-        let (ctl, events) = Controller::new(bus, ControllerConfig::default(), Fleet::default(), store.clone(), None);
+        let (ctl, events) =
+            Controller::new(bus, ControllerConfig::default(), Fleet::default(), store.clone(), None);
         ctl.commit(notices(5));
         ctl.spawn(publish_events(ctl.clone(), events));
         let reason = tokio::time::timeout(Duration::from_secs(10), ctl.deposed()).await.expect("deposed");

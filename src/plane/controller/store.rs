@@ -94,7 +94,11 @@ impl Store for MemoryStore {
                 recent.push_back(out.envelope.body.clone());
             }
             if let Err(e) = self.bus.publish(&out.subject, out.bytes.clone()).await {
-                return Err(CommitError { stored, fault: Fault::Unreachable, error: StoreError(e.to_string()) });
+                return Err(CommitError {
+                    stored,
+                    fault: Fault::Unreachable,
+                    error: StoreError(e.to_string()),
+                });
             }
         }
         Ok(())
@@ -244,6 +248,29 @@ impl JetStreamStore {
         Ok(stream.info().await.map_err(err("event stream info"))?.state.last_sequence)
     }
 
+    /// After a wrong last sequence: how many of `rest` the stream already holds right after
+    /// `last`, as copies with their message ids (published before, their acks lost), and
+    /// the sequence of the last of them; `None` when anything else follows `last`: another
+    /// writer's events.
+    async fn own_copies(&self, rest: &[Outgoing], last: u64) -> Result<Option<(usize, u64)>, StoreError> {
+        let mut stream = self.js.get_stream(&self.stream_name).await.map_err(err("event stream"))?;
+        let end = stream.info().await.map_err(err("event stream info"))?.state.last_sequence;
+        if end < last {
+            return Ok(None);
+        }
+        let mut n = 0;
+        while last + (n as u64) < end {
+            let Some(out) = rest.get(n) else { return Ok(None) };
+            let message = stream.get_raw_message(last + n as u64 + 1).await.map_err(err("event read"))?;
+            let id = message.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str());
+            if id != Some(out.envelope.id.as_str()) {
+                return Ok(None);
+            }
+            n += 1;
+        }
+        Ok(Some((n, end)))
+    }
+
     /// Publishes the batch, each event expecting the sequence of the one before, and
     /// awaits the acks in order. Returns the sequence of the last event stored and, if
     /// not all were, why the next one was not.
@@ -347,7 +374,9 @@ fn key_of(change: &Change) -> String {
 fn state_write(change: &Change) -> Result<(String, Option<Bytes>), StoreError> {
     let key = key_of(change);
     Ok(match change {
-        Change::AppRemoved { .. } | Change::InstanceRemoved { .. } | Change::RouteRemoved { .. } => (key, None),
+        Change::AppRemoved { .. } | Change::InstanceRemoved { .. } | Change::RouteRemoved { .. } => {
+            (key, None)
+        }
         _ => (key, Some(Bytes::from(serde_json::to_vec(change).map_err(err("state encode"))?))),
     })
 }
@@ -431,21 +460,49 @@ impl Store for JetStreamStore {
     }
 
     async fn commit(&self, batch: &[Outgoing]) -> Result<(), CommitError> {
+        use async_nats::jetstream::context::PublishErrorKind;
         let unreachable = |error| CommitError { stored: 0, fault: Fault::Unreachable, error };
         let base = self.last_seq().await.map_err(unreachable)?;
-        let (stored, last, failed) = self.publish(batch, base).await;
+        let (mut stored, mut last, mut failure) = (0, base, None);
+        while stored < batch.len() {
+            let (n, seq, failed) = self.publish(&batch[stored..], last).await;
+            (stored, last) = (stored + n, seq);
+            let Some(e) = failed else { break };
+            let why = format!("event publish: {e}");
+            if e.kind() != PublishErrorKind::WrongLastSequence {
+                failure = Some((fault_of(&e), why));
+                break;
+            }
+            // nats-server checks the expected sequence before its duplicate window: a
+            // retried event whose first copy landed (its ack was lost) is refused as a wrong
+            // sequence. Those copies are ours, not another writer's.
+            match self.own_copies(&batch[stored..], last).await {
+                Ok(Some((n, seq))) if n > 0 => (stored, last) = (stored + n, seq),
+                Ok(_) => {
+                    failure = Some((Fault::Superseded, why));
+                    break;
+                }
+                Err(read) => {
+                    failure = Some((Fault::Unreachable, format!("{why}; {read}")));
+                    break;
+                }
+            }
+        }
         self.set_last_seq(last);
         if stored > 0 {
             let changes: Vec<Change> =
                 batch[..stored].iter().flat_map(|o| o.envelope.body.changes.iter().cloned()).collect();
             let rev = batch[stored - 1].envelope.body.rev;
             // Cut here, the batch is in the stream but not the state: it is committed again
-            // (its copies in the stream are dropped as duplicates) or replayed at the next load.
-            self.write_state(&changes, Meta { revision: rev, stream_seq: last }).await.map_err(unreachable)?;
+            // (its copies in the stream are recognised by their message ids) or replayed at
+            // the next load.
+            self.write_state(&changes, Meta { revision: rev, stream_seq: last })
+                .await
+                .map_err(unreachable)?;
         }
-        match failed {
+        match failure {
             None => Ok(()),
-            Some(e) => Err(CommitError { stored, fault: fault_of(&e), error: StoreError(format!("event publish: {e}")) }),
+            Some((fault, why)) => Err(CommitError { stored, fault, error: StoreError(why) }),
         }
     }
 
