@@ -82,10 +82,13 @@ fn nats_a_retried_commit_whose_first_copy_landed_is_not_taken_for_another_writer
         let revs: Vec<u64> = store.history(0, 100).await.expect("history").iter().map(|e| e.rev).collect();
         assert_eq!(revs, vec![1, 2, 3, 4], "each event once, in order");
 
-        // Anything else after the last sequence is another writer's.
+        // Anything else after the last sequence is another writer's, and nothing of a
+        // batch is stored after it: not even the event whose expected sequence it meets.
         raw(&out(5), None).await.expect("another writer's event");
-        let err = store.commit(&[out(5)]).await.expect_err("the stream moved on without this store");
+        let err = store.commit(&[out(5), out(6)]).await.expect_err("the stream moved on without this store");
         assert_eq!((err.fault, err.stored), (Fault::Superseded, 0), "{err}");
+        let revs: Vec<u64> = store.history(0, 100).await.expect("history").iter().map(|e| e.rev).collect();
+        assert_eq!(revs, vec![1, 2, 3, 4, 5], "only the other writer's event after 4");
     });
 }
 
@@ -134,16 +137,15 @@ fn nats_another_writer_on_the_stream_deposes_the_controller_which_reloads_and_co
             check(out.ok(), || format!("{out}"))
         })
         .await;
+        // It reloaded the history as the stream has it: the other writer's event included.
+        let fleet = follower.wait_in_step(bus.as_ref(), "the cockpit and the controller agree again").await;
+        assert!(fleet.apps.contains_key("forged"), "the stream is the truth: {:?}", fleet.apps.keys());
         let log = plane.controller.stderr_text();
         assert!(
             log.contains("another writer published on the event stream"),
             "the controller says why:\n{log}"
         );
         assert!(log.contains("stopped leading"), "it stopped leading:\n{log}");
-
-        // It reloaded the history as the stream has it: the other writer's event included.
-        let fleet = follower.wait_in_step(bus.as_ref(), "the cockpit and the controller agree again").await;
-        assert!(fleet.apps.contains_key("forged"), "the stream is the truth: {:?}", fleet.apps.keys());
         eventually_async(Duration::from_secs(60), "both apps run", || async {
             let fleet = library_snapshot(bus.as_ref()).await?;
             let running =

@@ -282,13 +282,19 @@ impl JetStreamStore {
         use async_nats::jetstream::message::PublishMessage;
         let mut acks = Vec::with_capacity(batch.len());
         let mut failed = None;
+        let mut previous: Option<&str> = None;
         for (i, out) in (0u64..).zip(batch) {
-            // A retried event keeps its message id: the server drops it as a duplicate
-            // (and acks the first copy) before it checks the expected sequence.
-            let message = PublishMessage::build()
+            // A retried event keeps its message id, so its copy in the stream is known as ours.
+            let mut message = PublishMessage::build()
                 .payload(out.bytes.clone())
                 .message_id(&out.envelope.id)
                 .expected_last_sequence(base + i);
+            // The sequence alone would let an event through after one that failed if another
+            // writer's event took that one's place: each also expects the one before it.
+            if let Some(previous) = previous {
+                message = message.expected_last_message_id(previous);
+            }
+            previous = Some(&out.envelope.id);
             match self.js.send_publish(out.subject.clone(), message).await {
                 Ok(ack) => acks.push(ack),
                 Err(e) => {
@@ -385,7 +391,7 @@ fn state_write(change: &Change) -> Result<(String, Option<Bytes>), StoreError> {
 fn fault_of(e: &async_nats::jetstream::context::PublishError) -> Fault {
     use async_nats::jetstream::context::PublishErrorKind as K;
     match e.kind() {
-        K::WrongLastSequence => Fault::Superseded,
+        K::WrongLastSequence | K::WrongLastMessageId => Fault::Superseded,
         K::MaxPayloadExceeded => Fault::Refused,
         _ if is_too_large(&e.to_string()) => Fault::Refused,
         _ => Fault::Unreachable,
@@ -469,7 +475,8 @@ impl Store for JetStreamStore {
             (stored, last) = (stored + n, seq);
             let Some(e) = failed else { break };
             let why = format!("event publish: {e}");
-            if e.kind() != PublishErrorKind::WrongLastSequence {
+            if !matches!(e.kind(), PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId)
+            {
                 failure = Some((fault_of(&e), why));
                 break;
             }
