@@ -553,6 +553,37 @@ fn history_start(first: u64, last: u64, limit: usize) -> u64 {
 mod tests {
     use super::*;
 
+    /// The sandbox's history keeps the newest `MEMORY_HISTORY` events, no more.
+    #[tokio::test]
+    async fn the_memory_history_is_bounded() {
+        let bus: Arc<dyn Bus> = Arc::new(crate::bus::LocalBus::new());
+        let store = MemoryStore::new(bus);
+        let total = MEMORY_HISTORY as u64 + 5;
+        let batch: Vec<Outgoing> = (1..=total)
+            .map(|rev| {
+                let event = Event {
+                    rev,
+                    ts: rev,
+                    kind: crate::protocol::EventKind::RouterError,
+                    app: None,
+                    host: None,
+                    instance: None,
+                    operation_id: None,
+                    message: "n".into(),
+                    changes: vec![],
+                    audit: None,
+                };
+                let envelope = Envelope::new("controller", event);
+                Outgoing { subject: "qd.v1.evt.x".into(), envelope, bytes: Bytes::new() }
+            })
+            .collect();
+        store.commit(&batch).await.expect("commit");
+        let kept = store.history(0, usize::MAX).await.expect("history");
+        assert_eq!(kept.len(), MEMORY_HISTORY);
+        assert_eq!(kept.first().map(|e| e.rev), Some(6));
+        assert_eq!(kept.last().map(|e| e.rev), Some(total));
+    }
+
     #[test]
     fn a_history_read_starts_at_most_limit_messages_from_the_end() {
         assert_eq!(history_start(1, 200_000, 5_000), 195_001);
