@@ -495,7 +495,6 @@ impl Store for JetStreamStore {
                 }
             }
         }
-        self.set_last_seq(last);
         if stored > 0 {
             let changes: Vec<Change> =
                 batch[..stored].iter().flat_map(|o| o.envelope.body.changes.iter().cloned()).collect();
@@ -507,6 +506,9 @@ impl Store for JetStreamStore {
                 .await
                 .map_err(unreachable)?;
         }
+        // Moved only once the state is written: a batch retried after a failed write
+        // expects its old place, and finds its own copies after it (`own_copies`).
+        self.set_last_seq(last);
         match failure {
             None => Ok(()),
             Some((fault, why)) => Err(CommitError { stored, fault, error: StoreError(why) }),
