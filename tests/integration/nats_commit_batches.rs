@@ -244,6 +244,72 @@ fn nats_a_controller_killed_mid_200_instance_deploy_leaves_every_instance_once()
     assert_eq!(reported, known, "the agents run exactly the controller's instances");
 }
 
+/// Commit throughput of the store, reported, not asserted: the same small events (each
+/// an app update, 100 apps) committed one at a time as before, then in batches of 256 as
+/// the publisher does now. Both keep every event once, in order, and the same state.
+#[test]
+fn nats_commit_throughput_one_at_a_time_and_in_batches() {
+    let test = "nats_commit_throughput_one_at_a_time_and_in_batches";
+    const EVENTS: u64 = 3_000;
+    let mut rates = Vec::new();
+    for batch in [1usize, 256] {
+        let Some(nats) = NatsServer::start(test) else { return };
+        let rate = block_on(async {
+            let bus = connect(&nats.url(), "test/store").await;
+            let store =
+                JetStreamStore::open(&bus, &JetStreamConfig::default()).await.expect("open the store");
+            store.load().await.expect("load");
+            let events: Vec<Outgoing> = (1..=EVENTS).map(|rev| app_update(rev, rev % 100)).collect();
+            let started = Instant::now();
+            for chunk in events.chunks(batch) {
+                store.commit(chunk).await.expect("commit");
+            }
+            let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+            let revs: Vec<u64> =
+                store.history(0, 10_000).await.expect("history").iter().map(|e| e.rev).collect();
+            assert_eq!(revs, (1..=EVENTS).collect::<Vec<u64>>(), "batch {batch}: each once, in order");
+            let fleet = store.load().await.expect("load again");
+            assert_eq!((fleet.revision, fleet.apps.len()), (EVENTS, 100), "batch {batch}");
+            assert_eq!(fleet.apps["a7"].version, format!("{}", EVENTS - 93), "the last change of a key wins");
+            rate
+        });
+        rates.push((batch, rate));
+    }
+    eprintln!("commit throughput, {EVENTS} events: {rates:?} (batch size, events/s)");
+}
+
+fn app_update(rev: u64, n: u64) -> Outgoing {
+    let name = format!("a{n}");
+    let app = App {
+        name: name.clone(),
+        version: rev.to_string(),
+        instances: 1,
+        image: "img:1".into(),
+        port: 80,
+        constraints: Default::default(),
+        domain: format!("{name}.local"),
+        tags: vec![],
+        run: Default::default(),
+        shortfall: None,
+    };
+    let event = Event {
+        rev,
+        ts: quarterdeck::protocol::clock::now_ms(),
+        kind: EventKind::AppUpdated,
+        app: Some(name.clone()),
+        host: None,
+        instance: None,
+        operation_id: None,
+        message: format!("{name} updated"),
+        changes: vec![Change::App(app)],
+        audit: None,
+    };
+    let subject = format!("qd.v1.evt.app_updated.{name}");
+    let envelope = Envelope::new("controller", event);
+    let bytes = Bytes::from(encode(&envelope).expect("encode"));
+    Outgoing { subject, envelope, bytes }
+}
+
 fn without_wait(args: Vec<&str>) -> Vec<&str> {
     args.into_iter().filter(|a| !matches!(*a, "--wait" | "--wait-timeout" | "60s")).collect()
 }
