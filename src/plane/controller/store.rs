@@ -203,11 +203,15 @@ impl JetStreamStore {
     /// included), several in flight at once: until `meta` is written a load replays all of
     /// these changes from the stream anyway, so their order among keys does not matter.
     async fn write_state(&self, changes: &[Change], meta: Meta) -> Result<(), StoreError> {
-        let mut writes: std::collections::BTreeMap<String, Option<Bytes>> = std::collections::BTreeMap::new();
+        // Only the last change of each key is encoded.
+        let mut last: std::collections::BTreeMap<String, &Change> = std::collections::BTreeMap::new();
         for change in changes {
-            let (key, value) = state_write(change)?;
-            writes.insert(key, value);
+            last.insert(key_of(change), change);
         }
+        let writes = last
+            .into_iter()
+            .map(|(key, change)| state_value(change).map(|value| (key, value)))
+            .collect::<Result<Vec<_>, _>>()?;
         let kv = &self.kv;
         let mut done = futures_util::stream::iter(writes)
             .map(|(key, value)| async move {
@@ -376,14 +380,11 @@ fn key_of(change: &Change) -> String {
     }
 }
 
-/// The KV write a change makes: its key, and its value (`None`: delete the key).
-fn state_write(change: &Change) -> Result<(String, Option<Bytes>), StoreError> {
-    let key = key_of(change);
+/// The KV value a change leaves under its key (`key_of`); `None`: the key is deleted.
+fn state_value(change: &Change) -> Result<Option<Bytes>, StoreError> {
     Ok(match change {
-        Change::AppRemoved { .. } | Change::InstanceRemoved { .. } | Change::RouteRemoved { .. } => {
-            (key, None)
-        }
-        _ => (key, Some(Bytes::from(serde_json::to_vec(change).map_err(err("state encode"))?))),
+        Change::AppRemoved { .. } | Change::InstanceRemoved { .. } | Change::RouteRemoved { .. } => None,
+        _ => Some(Bytes::from(serde_json::to_vec(change).map_err(err("state encode"))?)),
     })
 }
 
