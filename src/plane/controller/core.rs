@@ -133,11 +133,21 @@ impl Core {
         ids.filter_map(|id| self.fleet.instances.get(id))
     }
 
-    /// Keeps `placed` in step with a change about to be applied to the fleet.
+    /// Keeps `placed`, and the records kept per instance or app, in step with a change about
+    /// to be applied to the fleet: what the fleet forgets is forgotten here too, so these
+    /// follow the fleet's size, not its churn.
     fn index(&mut self, change: &Change) {
         let (id, new_host) = match change {
             Change::Instance(i) => (&i.id, Some(&i.host)),
-            Change::InstanceRemoved { id } => (id, None),
+            Change::InstanceRemoved { id } => {
+                self.crashes.remove(id);
+                self.route_when_running.remove(id);
+                (id, None)
+            }
+            Change::AppRemoved { name } => {
+                self.repairs.remove(name);
+                return;
+            }
             _ => return,
         };
         if let Some(old) = self.fleet.instances.get(id).map(|i| &i.host)
@@ -796,6 +806,36 @@ mod tests {
         assert!(matches!(committed, Ok(Some(_))), "the queued event was committed once unfenced");
         let accepted = send().await.expect("the same command, carried out once unfenced");
         assert!(accepted.operation_id.is_some());
+    }
+
+    /// A removed instance's crash record and a removed app's repair record go with them.
+    #[tokio::test]
+    async fn records_of_removed_instances_and_apps_are_forgotten() {
+        let (fleet, _) = crate::plane::fixture::fixture(2, 4, 10);
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let (ctl, _events) = Controller::new(bus, ControllerConfig::default(), fleet, store, None);
+        let (id, app) = ctl.read(|c| {
+            let i = c.fleet.instances.values().next().expect("an instance");
+            (i.id.clone(), i.app.clone())
+        });
+        ctl.mutate(|core| {
+            let record = || CrashRecord { consecutive: 3, next_attempt: None };
+            core.crashes.insert(id.clone(), record());
+            core.repairs.insert(app.clone(), record());
+            core.route_when_running.insert(id.clone());
+            let drafts = vec![
+                Draft::new(EventKind::InstanceState, "gone")
+                    .change(Change::InstanceRemoved { id: id.clone() }),
+                Draft::new(EventKind::AppUpdated, "gone").change(Change::AppRemoved { name: app.clone() }),
+            ];
+            (drafts, ())
+        });
+        ctl.read(|core| {
+            assert!(!core.crashes.contains_key(&id));
+            assert!(!core.route_when_running.contains(&id));
+            assert!(!core.repairs.contains_key(&app));
+        });
     }
 
     /// The index answers what a scan of the fleet answers, after moves and removals.
