@@ -317,6 +317,13 @@ async fn lead_once(
         controller.set_lease(now);
         tokio::select! {
             ended = &mut keeper => break ended.unwrap_or_else(|e| format!("the lease keeper failed: {e}")),
+            // Another writer on the event stream: what this controller holds in memory is
+            // no longer the history. It stops, and takes the lease back (or waits for it)
+            // to load the state afresh.
+            deposed = controller.deposed() => {
+                keeper.abort();
+                break deposed;
+            }
             _ = hold.changed() => {}
         }
     };

@@ -10,6 +10,7 @@ mod cockpit_headless;
 mod docker_support;
 mod nats_audit_outcome;
 mod nats_bounded_messages;
+mod nats_commit_batches;
 mod nats_deadline;
 mod nats_durable;
 mod nats_epoch;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::ControllerConfig;
-use super::store::Store;
+use super::store::{Fault, Outgoing, Store};
 use crate::bus::Bus;
 use crate::plane::replies::ReplyCache;
 use crate::plane::repository::Repository;
@@ -133,11 +133,21 @@ impl Core {
         ids.filter_map(|id| self.fleet.instances.get(id))
     }
 
-    /// Keeps `placed` in step with a change about to be applied to the fleet.
+    /// Keeps `placed`, and the records kept per instance or app, in step with a change about
+    /// to be applied to the fleet: what the fleet forgets is forgotten here too, so these
+    /// follow the fleet's size, not its churn.
     fn index(&mut self, change: &Change) {
         let (id, new_host) = match change {
             Change::Instance(i) => (&i.id, Some(&i.host)),
-            Change::InstanceRemoved { id } => (id, None),
+            Change::InstanceRemoved { id } => {
+                self.crashes.remove(id);
+                self.route_when_running.remove(id);
+                (id, None)
+            }
+            Change::AppRemoved { name } => {
+                self.repairs.remove(name);
+                return;
+            }
             _ => return,
         };
         if let Some(old) = self.fleet.instances.get(id).map(|i| &i.host)
@@ -178,6 +188,9 @@ struct Shared {
     lease: watch::Sender<LeaseHold>,
     /// Every task this controller started, so a leader that lost its lease stops them all.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Set once another writer was found on the event stream: this controller no longer
+    /// leads, and says why.
+    deposed: watch::Sender<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -224,6 +237,7 @@ impl Controller {
             pages: Default::default(),
             lease: watch::channel(LeaseHold::NotUsed).0,
             tasks: Mutex::new(Vec::new()),
+            deposed: watch::channel(None).0,
         };
         (Controller { shared: Arc::new(shared) }, rx)
     }
@@ -255,7 +269,39 @@ impl Controller {
     /// Fenced, it carries out no command, makes no health judgement, starts no operation
     /// and commits no event: another controller may hold the lease.
     pub fn fenced(&self) -> bool {
-        self.shared.lease.borrow().fenced(Instant::now())
+        // Each guard is let go before the next is taken.
+        let deposed = self.shared.deposed.borrow().is_some();
+        deposed || self.shared.lease.borrow().fenced(Instant::now())
+    }
+
+    /// Stops this controller from acting: another writer published on the event stream, so
+    /// its history and state are no longer the truth. `lead_once` then stops leading and
+    /// loads the state afresh before it leads again.
+    pub(crate) fn depose(&self, reason: String) {
+        log::error!("{reason}; this controller stops leading and reloads its state");
+        self.shared.deposed.send_replace(Some(reason));
+    }
+
+    /// Waits until the controller is deposed (`depose`); why.
+    pub async fn deposed(&self) -> String {
+        let mut rx = self.shared.deposed.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The sender lives as long as the controller: never reached while it runs.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Waits while more than [`MAX_QUEUED`] events are not yet durable: the producers of new
+    /// work (heartbeats, the health manager, operations) slow down to the store's pace
+    /// instead of growing the commit queue without bound. Commands are refused instead
+    /// (`commands.rs`), as their clients retry.
+    pub(crate) async fn room(&self) {
+        let mut committed = self.shared.committed.subscribe();
+        while self.backlog() > MAX_QUEUED {
+            // Woken by each commit; looked at again now and then in case none comes.
+            let _ = tokio::time::timeout(Duration::from_millis(200), committed.changed()).await;
+        }
     }
 
     /// Events decided but not yet durable.
@@ -385,52 +431,115 @@ impl Controller {
     }
 }
 
-/// Makes events durable and visible in revision order. A failed commit (the bus is down)
-/// is retried until it succeeds: an event is never skipped, or replicas would see a gap
-/// and the stored state would fall behind.
+/// Events not yet durable past which the producers of new work wait (`Controller::room`).
+pub(crate) const MAX_QUEUED: u64 = 4_096;
+
+/// The most events committed in one batch, and about the most bytes.
+const BATCH_EVENTS: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Makes events durable and visible in revision order, in batches: every event queued (up
+/// to a batch) is published at once, acks awaited together, and the state written once per
+/// key. A failed commit (the bus is down) is retried until it succeeds, so no event is
+/// skipped, or replicas would see a gap and the stored state would fall behind.
 ///
 /// Nothing is committed while the controller is fenced: if its lease was taken meanwhile,
-/// `stop` drops this queue, so there are never two writers.
+/// `stop` drops this queue, so there are never two writers. If another writer is found on
+/// the stream anyway, the controller is deposed and this task ends.
 pub(crate) async fn publish_events(ctl: Controller, mut events: mpsc::UnboundedReceiver<Event>) {
     let store = ctl.store();
     let source = ctl.config().source.clone();
-    while let Some(event) = events.recv().await {
-        let subject = subjects::event(&event.kind.subject_token(), event.app.as_deref());
-        let mut envelope = Envelope::new(source.clone(), event);
-        let mut wait = Duration::from_millis(100);
-        let mut refused = 0;
-        loop {
-            ctl.unfenced().await;
-            let Err(err) = store.commit(&subject, &envelope).await else {
-                ctl.shared.committed.send_replace(envelope.body.rev);
+    let mut batch: Vec<Outgoing> = Vec::with_capacity(BATCH_EVENTS);
+    while let Some(first) = events.recv().await {
+        batch.clear();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(event) = next {
+            let out = outgoing(&source, event);
+            bytes += out.bytes.len();
+            batch.push(out);
+            if batch.len() >= BATCH_EVENTS || bytes >= BATCH_BYTES {
                 break;
-            };
-            let connected = ctl.bus().connection().borrow().is_connected();
-            refused = if connected && is_refusal_of_the_event(&err.0) { refused + 1 } else { 0 };
-            if refused >= SKIP_AFTER && !envelope.body.changes.is_empty() {
-                // Retried forever, this one event would hold up every event after it: it is
-                // replaced by a notice at the same revision, so no replica sees a gap.
-                log::error!("event rev {} cannot be stored ({err}); skipped", envelope.body.rev);
-                envelope = Envelope::new(source.clone(), skipped(&envelope.body, &err.0));
-                continue;
             }
-            log::warn!("could not commit event rev {}: {err}; retrying in {wait:?}", envelope.body.rev);
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(5));
+            next = events.try_recv().ok();
+        }
+        if let Err(reason) = commit_batch(&ctl, store.as_ref(), &source, &mut batch).await {
+            ctl.depose(reason);
+            return;
         }
     }
 }
 
+/// Commits `batch` in order, retrying what was not stored; moves `committed` as each part
+/// is durable. An error says another writer published on the stream.
+async fn commit_batch(
+    ctl: &Controller,
+    store: &dyn Store,
+    source: &str,
+    batch: &mut [Outgoing],
+) -> Result<(), String> {
+    let mut done = 0;
+    let mut wait = Duration::from_millis(100);
+    let mut refused = 0;
+    while done < batch.len() {
+        ctl.unfenced().await;
+        let err = match store.commit(&batch[done..]).await {
+            Ok(()) => break,
+            Err(err) => err,
+        };
+        if err.stored > 0 {
+            done += err.stored;
+            ctl.shared.committed.send_replace(batch[done - 1].envelope.body.rev);
+            (refused, wait) = (0, Duration::from_millis(100));
+        }
+        let Some(failed) = batch.get(done) else { break };
+        let rev = failed.envelope.body.rev;
+        let connected = ctl.bus().connection().borrow().is_connected();
+        refused = match err.fault {
+            Fault::Superseded => {
+                return Err(format!(
+                    "another writer published on the event stream before event rev {rev} ({})",
+                    err.error
+                ));
+            }
+            Fault::Refused if connected => refused + 1,
+            Fault::Refused | Fault::Unreachable => 0,
+        };
+        if refused >= SKIP_AFTER && !failed.envelope.body.changes.is_empty() {
+            // Retried forever, this one event would hold up every event after it: it is
+            // replaced by a notice at the same revision, so no replica sees a gap.
+            log::error!("event rev {rev} cannot be stored ({err}); skipped");
+            let notice = skipped(&failed.envelope.body, &err.error.0);
+            batch[done] = outgoing(source, notice);
+            continue;
+        }
+        log::warn!("could not commit event rev {rev}: {err}; retrying in {wait:?}");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+    if let Some(last) = batch.last() {
+        ctl.shared.committed.send_replace(last.envelope.body.rev);
+    }
+    Ok(())
+}
+
+/// An event ready for the store. One that cannot be encoded (never seen: events are plain
+/// data) goes as a notice at its revision, like an event the store refuses.
+fn outgoing(source: &str, event: Event) -> Outgoing {
+    let subject = subjects::event(&event.kind.subject_token(), event.app.as_deref());
+    let mut envelope = Envelope::new(source.to_string(), event);
+    let bytes = match crate::protocol::encode(&envelope) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            envelope = Envelope::new(source.to_string(), skipped(&envelope.body, &e.to_string()));
+            crate::protocol::encode(&envelope).unwrap_or_default()
+        }
+    };
+    Outgoing { subject, envelope, bytes: bytes.into() }
+}
+
 /// Refusals of an event in a row, with the bus up, before it is skipped.
 const SKIP_AFTER: u32 = 3;
-
-/// Whether the store refused the event itself (too large, a bad sequence), which no retry
-/// mends, rather than failing to reach the bus.
-fn is_refusal_of_the_event(reason: &str) -> bool {
-    let r = reason.to_ascii_lowercase();
-    (r.contains("payload") && (r.contains("max") || r.contains("exceed")))
-        || r.contains("wrong last sequence")
-}
 
 /// What is stored in place of an event that cannot be: the same revision, kind and
 /// subject, no changes, and a message that says why.
@@ -460,6 +569,8 @@ mod tests {
     use crate::bus::LocalBus;
     use crate::plane::controller::store::MemoryStore;
 
+    use crate::plane::controller::store::{CommitError, StoreError};
+
     /// A store that refuses one revision as too large, whatever is retried, and keeps the
     /// rest.
     struct RefusesOne {
@@ -470,29 +581,122 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Store for RefusesOne {
-        async fn load(&self) -> Result<Fleet, super::super::store::StoreError> {
+        async fn load(&self) -> Result<Fleet, StoreError> {
             self.inner.load().await
         }
-        async fn commit(
-            &self,
-            subject: &str,
-            e: &Envelope<Event>,
-        ) -> Result<(), super::super::store::StoreError> {
-            if e.body.rev == self.refuse && !e.body.changes.is_empty() {
-                return Err(super::super::store::StoreError(
-                    "event publish: maximum payload exceeded".into(),
-                ));
+        async fn commit(&self, batch: &[Outgoing]) -> Result<(), CommitError> {
+            for (stored, out) in batch.iter().enumerate() {
+                let e = &out.envelope.body;
+                if e.rev == self.refuse && !e.changes.is_empty() {
+                    let error = StoreError("event publish: maximum payload exceeded".into());
+                    return Err(CommitError { stored, fault: Fault::Refused, error });
+                }
+                self.stored.lock().unwrap().push(e.clone());
             }
-            self.stored.lock().unwrap().push(e.body.clone());
-            self.inner.commit(subject, e).await
+            self.inner.commit(batch).await
         }
-        async fn history(
-            &self,
-            since: u64,
-            limit: usize,
-        ) -> Result<Vec<Event>, super::super::store::StoreError> {
+        async fn history(&self, since: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
             self.inner.history(since, limit).await
         }
+    }
+
+    /// A store that takes at most `take` events of each batch and then fails as if the bus
+    /// were down, and, every other call, takes none: what a flaky bus does to a batch.
+    struct Flaky {
+        take: usize,
+        calls: Mutex<usize>,
+        batches: Mutex<Vec<usize>>,
+        stored: Mutex<Vec<u64>>,
+        fault: Fault,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Flaky {
+        async fn load(&self) -> Result<Fleet, StoreError> {
+            Ok(Fleet::default())
+        }
+        async fn commit(&self, batch: &[Outgoing]) -> Result<(), CommitError> {
+            self.batches.lock().unwrap().push(batch.len());
+            let call = {
+                let mut calls = self.calls.lock().unwrap();
+                *calls += 1;
+                *calls
+            };
+            let take = if call % 2 == 0 { 0 } else { self.take.min(batch.len()) };
+            self.stored.lock().unwrap().extend(batch[..take].iter().map(|o| o.envelope.body.rev));
+            if take == batch.len() {
+                return Ok(());
+            }
+            Err(CommitError { stored: take, fault: self.fault, error: StoreError("bus down".into()) })
+        }
+        async fn history(&self, _: u64, _: usize) -> Result<Vec<Event>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn flaky(take: usize, fault: Fault) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            take,
+            calls: Mutex::new(0),
+            batches: Mutex::new(vec![]),
+            stored: Mutex::new(vec![]),
+            fault,
+        })
+    }
+
+    fn notices(n: usize) -> Vec<Draft> {
+        (0..n).map(|i| Draft::new(EventKind::RouterError, format!("notice {i}"))).collect()
+    }
+
+    /// Events queued together are committed together, and a batch cut short (the bus went
+    /// down after some of it) goes on from where it stopped: every event once, in order.
+    #[tokio::test]
+    async fn batches_cut_short_go_on_where_they_stopped_every_event_once_in_order() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = flaky(50, Fault::Unreachable);
+        let (ctl, events) =
+            Controller::new(bus, ControllerConfig::default(), Fleet::default(), store.clone(), None);
+        // Queued before the publisher runs: they are there to be taken as one batch.
+        ctl.commit(notices(600));
+        ctl.spawn(publish_events(ctl.clone(), events));
+        assert!(ctl.durable(600, Duration::from_secs(60)).await, "every event is committed");
+        let stored = store.stored.lock().unwrap().clone();
+        assert_eq!(stored, (1..=600).collect::<Vec<u64>>(), "each once, in order");
+        let batches = store.batches.lock().unwrap().clone();
+        assert_eq!(batches[0], BATCH_EVENTS, "the first batch is a full window: {batches:?}");
+        assert!(batches.iter().all(|b| *b <= BATCH_EVENTS), "{batches:?}");
+        assert_eq!(ctl.backlog(), 0);
+    }
+
+    /// Another writer on the stream deposes the controller: it stops committing and acting,
+    /// and says why, instead of skipping the event or retrying forever.
+    #[tokio::test]
+    async fn another_writer_on_the_stream_deposes_the_controller() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = flaky(2, Fault::Superseded);
+        let (ctl, events) =
+            Controller::new(bus, ControllerConfig::default(), Fleet::default(), store.clone(), None);
+        ctl.commit(notices(5));
+        ctl.spawn(publish_events(ctl.clone(), events));
+        let reason = tokio::time::timeout(Duration::from_secs(10), ctl.deposed()).await.expect("deposed");
+        assert!(reason.contains("another writer") && reason.contains("rev 3"), "{reason}");
+        assert!(ctl.fenced(), "a deposed controller acts no more");
+        assert_eq!(*ctl.shared.committed.borrow(), 2, "what was stored before it is durable");
+        assert_eq!(store.stored.lock().unwrap().clone(), vec![1, 2], "nothing after it is stored");
+    }
+
+    /// Producers wait while the queue is over its bound, and go on once it drains.
+    #[tokio::test]
+    async fn producers_wait_for_room_while_the_queue_is_over_its_bound() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let (ctl, events) = Controller::new(bus, ControllerConfig::default(), Fleet::default(), store, None);
+        ctl.commit(notices(MAX_QUEUED as usize + 10));
+        let waited = tokio::time::timeout(Duration::from_millis(300), ctl.room()).await;
+        assert!(waited.is_err(), "no room while {} events wait", ctl.backlog());
+        ctl.spawn(publish_events(ctl.clone(), events));
+        tokio::time::timeout(Duration::from_secs(30), ctl.room()).await.expect("room once committed");
+        assert!(ctl.backlog() <= MAX_QUEUED);
     }
 
     #[test]
@@ -602,6 +806,36 @@ mod tests {
         assert!(matches!(committed, Ok(Some(_))), "the queued event was committed once unfenced");
         let accepted = send().await.expect("the same command, carried out once unfenced");
         assert!(accepted.operation_id.is_some());
+    }
+
+    /// A removed instance's crash record and a removed app's repair record go with them.
+    #[tokio::test]
+    async fn records_of_removed_instances_and_apps_are_forgotten() {
+        let (fleet, _) = crate::plane::fixture::fixture(2, 4, 10);
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let (ctl, _events) = Controller::new(bus, ControllerConfig::default(), fleet, store, None);
+        let (id, app) = ctl.read(|c| {
+            let i = c.fleet.instances.values().next().expect("an instance");
+            (i.id.clone(), i.app.clone())
+        });
+        ctl.mutate(|core| {
+            let record = || CrashRecord { consecutive: 3, next_attempt: None };
+            core.crashes.insert(id.clone(), record());
+            core.repairs.insert(app.clone(), record());
+            core.route_when_running.insert(id.clone());
+            let drafts = vec![
+                Draft::new(EventKind::InstanceState, "gone")
+                    .change(Change::InstanceRemoved { id: id.clone() }),
+                Draft::new(EventKind::AppUpdated, "gone").change(Change::AppRemoved { name: app.clone() }),
+            ];
+            (drafts, ())
+        });
+        ctl.read(|core| {
+            assert!(!core.crashes.contains_key(&id));
+            assert!(!core.route_when_running.contains(&id));
+            assert!(!core.repairs.contains_key(&app));
+        });
     }
 
     /// The index answers what a scan of the fleet answers, after moves and removals.

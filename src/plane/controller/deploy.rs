@@ -209,6 +209,8 @@ pub(crate) async fn start_instance(
     index: u32,
     exclude: &[String],
 ) -> Result<String, String> {
+    // An operation's steps wait while the store is behind (`Controller::room`).
+    ctl.room().await;
     let placed = ctl.mutate(|core| {
         let req = PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude };
         match place(&core.fleet, &req) {
@@ -374,6 +376,8 @@ fn instance_settled(f: &Fleet, id: &str, since: Option<u64>) -> Option<Result<In
 /// Takes an instance out: its routes first, then (if `ask_agent`) its container, then its
 /// record.
 pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_agent: bool) {
+    // An operation's steps wait while the store is behind (`Controller::room`).
+    ctl.room().await;
     let routes: Vec<Route> = ctl.read(|c| {
         c.fleet.routes.values().filter(|r| r.app == inst.app && r.backend == inst.endpoint).cloned().collect()
     });
@@ -413,6 +417,8 @@ pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_a
 
 /// Restarts one instance and waits until it runs again.
 pub(crate) async fn restart_instance(ctl: &Controller, op_id: &str, id: &str) -> Result<(), String> {
+    // An operation's steps wait while the store is behind (`Controller::room`).
+    ctl.room().await;
     let Some(before) = ctl.read(|c| c.fleet.instances.get(id).cloned()) else {
         return Err(format!("no instance {id}"));
     };

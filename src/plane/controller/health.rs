@@ -19,6 +19,8 @@ pub(crate) async fn run(ctl: Controller) {
     let mut last_beacon = Instant::now() - ctl.config().heartbeat_period;
     loop {
         ticker.tick().await;
+        // No judgement adds events while the store is behind.
+        ctl.room().await;
         // Fenced, the controller may no longer be the leader: no beacon says otherwise.
         // The connection's guard is let go before the lease is read: a guard held while
         // another lock is taken is how two tasks can wait on each other.

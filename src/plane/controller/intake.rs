@@ -21,6 +21,8 @@ pub(crate) async fn serve_heartbeats(ctl: Controller, mut sub: Subscription) {
         if ctl.fenced() {
             continue;
         }
+        // The store's pace, not the agents', sets how fast heartbeats turn into events.
+        ctl.room().await;
         match decode::<Heartbeat>(&msg.payload) {
             Ok(env) => {
                 match bound_to_subject(&msg.subject, &subjects::heartbeat(&env.body.host.id), "host") {
@@ -38,6 +40,7 @@ pub(crate) async fn serve_statuses(ctl: Controller, mut sub: Subscription) {
         if ctl.fenced() {
             continue;
         }
+        ctl.room().await;
         match decode::<InstanceStatus>(&msg.payload) {
             Ok(env) => match bound_to_subject(&msg.subject, &subjects::status(&env.body.host), "host") {
                 Ok(()) => on_status(&ctl, env.body),

@@ -289,6 +289,21 @@ mod tests {
         assert_eq!(pages.page(&past, 100, encoder(&fleet)).unwrap_err().code, ErrorCode::BadRequest);
     }
 
+    /// However many reads start at new revisions, at most `KEPT` encodings are held.
+    #[test]
+    fn at_most_kept_encodings_are_held_whatever_the_reads() {
+        let mut fleet = fleet();
+        let pages = Pages::default();
+        let start = SnapshotRequest { page: Some(0), ..Default::default() };
+        for _ in 0..20 {
+            fleet.revision += 1;
+            pages.page(&start, 100, encoder(&fleet)).unwrap();
+        }
+        let kept = pages.kept.lock().unwrap();
+        assert_eq!(kept.list.len(), KEPT);
+        assert_eq!(kept.list.back().map(|e| e.rev), Some(fleet.revision));
+    }
+
     #[test]
     fn a_revision_encoded_twice_is_told_apart_by_its_encoding() {
         // Metrics change without a revision, so an old enough encoding is made again.

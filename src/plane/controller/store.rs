@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::bus::{Bus, NatsBus};
-use crate::protocol::{Change, Envelope, Event, Fleet, decode, encode};
+use crate::protocol::{Change, Envelope, Event, Fleet, decode};
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -23,12 +23,43 @@ fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
     move |e| StoreError(format!("{what}: {e}"))
 }
 
+/// One event on its way into the store: the subject it is published on and its encoding.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub subject: String,
+    pub envelope: Envelope<Event>,
+    pub bytes: Bytes,
+}
+
+/// Why a commit stopped short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The bus or the store did not answer: the same events may be committed again.
+    Unreachable,
+    /// The store refused the event itself (too large): no retry mends it.
+    Refused,
+    /// The stream's last sequence is not the one this controller wrote last: another writer
+    /// (a superseded leader, a forger) published on it, so this controller's view of the
+    /// history is no longer the history.
+    Superseded,
+}
+
+/// A commit that made only the first `stored` events of its batch durable.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}")]
+pub struct CommitError {
+    pub stored: usize,
+    pub fault: Fault,
+    pub error: StoreError,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The state as last saved, at its revision; an empty fleet the first time.
     async fn load(&self) -> Result<Fleet, StoreError>;
-    /// Makes one event durable and visible to subscribers, in revision order.
-    async fn commit(&self, subject: &str, envelope: &Envelope<Event>) -> Result<(), StoreError>;
+    /// Makes a batch of events durable and visible to subscribers, in revision order: all
+    /// of them, or the first `CommitError::stored` and none after.
+    async fn commit(&self, batch: &[Outgoing]) -> Result<(), CommitError>;
     /// Events stamped at or after `since_ts`, oldest first, the newest `limit` of them.
     async fn history(&self, since_ts: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
 }
@@ -54,15 +85,23 @@ impl Store for MemoryStore {
         Ok(Fleet::default())
     }
 
-    async fn commit(&self, subject: &str, envelope: &Envelope<Event>) -> Result<(), StoreError> {
-        if let Ok(mut recent) = self.recent.lock() {
-            if recent.len() >= MEMORY_HISTORY {
-                recent.pop_front();
+    async fn commit(&self, batch: &[Outgoing]) -> Result<(), CommitError> {
+        for (stored, out) in batch.iter().enumerate() {
+            if let Ok(mut recent) = self.recent.lock() {
+                if recent.len() >= MEMORY_HISTORY {
+                    recent.pop_front();
+                }
+                recent.push_back(out.envelope.body.clone());
             }
-            recent.push_back(envelope.body.clone());
+            if let Err(e) = self.bus.publish(&out.subject, out.bytes.clone()).await {
+                return Err(CommitError {
+                    stored,
+                    fault: Fault::Unreachable,
+                    error: StoreError(e.to_string()),
+                });
+            }
         }
-        let bytes = encode(envelope).map_err(|e| StoreError(e.to_string()))?;
-        self.bus.publish(subject, Bytes::from(bytes)).await.map_err(|e| StoreError(e.to_string()))
+        Ok(())
     }
 
     async fn history(&self, since_ts: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
@@ -105,7 +144,13 @@ pub struct JetStreamStore {
     js: async_nats::jetstream::Context,
     kv: async_nats::jetstream::kv::Store,
     stream_name: String,
+    /// The stream's last sequence as this controller wrote it: read at `load`, then moved
+    /// by each ack. Every publish expects it, so a write by anyone else is seen at once.
+    last_seq: Mutex<Option<u64>>,
 }
+
+/// KV writes in flight at once while a batch's state is written.
+const KV_WINDOW: usize = 64;
 
 impl JetStreamStore {
     /// Opens (creating if needed) the event stream and the state bucket.
@@ -139,7 +184,7 @@ impl JetStreamStore {
                 .await
                 .map_err(err("state bucket"))?,
         };
-        Ok(JetStreamStore { js, kv, stream_name: config.stream.clone() })
+        Ok(JetStreamStore { js, kv, stream_name: config.stream.clone(), last_seq: Mutex::new(None) })
     }
 
     pub fn key_value(&self) -> &async_nats::jetstream::kv::Store {
@@ -184,31 +229,48 @@ impl JetStreamStore {
         }
     }
 
-    /// Events of the stream from `start` (a sequence), as long as `keep` says go on.
-    /// Writes changes into the state bucket in order, then `meta`: the revision and stream
-    /// sequence they bring the state to.
+    /// Writes changes into the state bucket, then `meta`: the revision and stream sequence
+    /// they bring the state to. One write per key (the last change of a key wins, removals
+    /// included), several in flight at once: until `meta` is written a load replays all of
+    /// these changes from the stream anyway, so their order among keys does not matter.
     async fn write_state(&self, changes: &[Change], meta: Meta) -> Result<(), StoreError> {
+        // Only the last change of each key is encoded.
+        let mut last: std::collections::BTreeMap<String, &Change> = std::collections::BTreeMap::new();
+        // Purged once every write of the batch is done, so none lands after its purge:
+        // an end's steps (compaction), a removed operation and everything under it. The
+        // end itself is written first, so a start that finds the steps still there (cut
+        // here) drops them again when it applies the end.
+        let mut purges = Vec::new();
         for change in changes {
-            let key = key_of(change);
             match change {
-                Change::AppRemoved { .. } | Change::InstanceRemoved { .. } | Change::RouteRemoved { .. } => {
-                    self.kv.delete(&key).await.map_err(err("state delete"))?;
+                Change::OperationEnded(end) => purges.push(format!("{}.>", step_prefix(&end.id))),
+                Change::OperationRemoved { id } => {
+                    purges.push(format!("op.{id}"));
+                    purges.push(format!("op.{id}.>"));
                 }
-                // The operation and everything kept under it go, leaving no delete markers.
-                Change::OperationRemoved { .. } => {
-                    self.forget(&key).await?;
-                    self.forget(&format!("{key}.>")).await?;
-                }
-                _ => {
-                    let value = serde_json::to_vec(change).map_err(err("state encode"))?;
-                    self.kv.put(&key, Bytes::from(value)).await.map_err(err("state put"))?;
-                    // Compaction: the end is stored first, so a start that finds the steps
-                    // still there (cut here) drops them again when it applies the end.
-                    if let Change::OperationEnded(end) = change {
-                        self.forget(&format!("{}.>", step_prefix(&end.id))).await?;
-                    }
-                }
+                _ => {}
             }
+            last.insert(key_of(change), change);
+        }
+        let writes = last
+            .into_iter()
+            .map(|(key, change)| state_value(change).map(|value| (key, value)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let kv = &self.kv;
+        let mut done = futures_util::stream::iter(writes)
+            .map(|(key, value)| async move {
+                match value {
+                    Some(v) => kv.put(&key, v).await.map(|_| ()).map_err(err("state put")),
+                    None => kv.delete(&key).await.map_err(err("state delete")),
+                }
+            })
+            .buffer_unordered(KV_WINDOW);
+        while let Some(written) = done.next().await {
+            written?;
+        }
+        drop(done);
+        for pattern in &purges {
+            self.forget(pattern).await?;
         }
         let value = serde_json::to_vec(&meta).map_err(err("state meta"))?;
         self.kv.put(META_KEY, Bytes::from(value)).await.map_err(err("state meta"))?;
@@ -223,6 +285,99 @@ impl JetStreamStore {
         Ok(())
     }
 
+    /// The stream's last sequence as this controller knows it; asked of the server only
+    /// when nothing was loaded or committed yet.
+    async fn last_seq(&self) -> Result<u64, StoreError> {
+        let known = *self.last_seq.lock().unwrap_or_else(|p| p.into_inner());
+        match known {
+            Some(seq) => Ok(seq),
+            None => {
+                let seq = self.stream_last_seq().await?;
+                self.set_last_seq(seq);
+                Ok(seq)
+            }
+        }
+    }
+
+    fn set_last_seq(&self, seq: u64) {
+        *self.last_seq.lock().unwrap_or_else(|p| p.into_inner()) = Some(seq);
+    }
+
+    async fn stream_last_seq(&self) -> Result<u64, StoreError> {
+        let mut stream = self.js.get_stream(&self.stream_name).await.map_err(err("event stream"))?;
+        Ok(stream.info().await.map_err(err("event stream info"))?.state.last_sequence)
+    }
+
+    /// After a wrong last sequence: how many of `rest` the stream already holds right after
+    /// `last`, as copies with their message ids (published before, their acks lost), and
+    /// the sequence of the last of them; `None` when anything else follows `last`: another
+    /// writer's events.
+    async fn own_copies(&self, rest: &[Outgoing], last: u64) -> Result<Option<(usize, u64)>, StoreError> {
+        let mut stream = self.js.get_stream(&self.stream_name).await.map_err(err("event stream"))?;
+        let end = stream.info().await.map_err(err("event stream info"))?.state.last_sequence;
+        if end < last {
+            return Ok(None);
+        }
+        let mut n = 0;
+        while last + (n as u64) < end {
+            let Some(out) = rest.get(n) else { return Ok(None) };
+            let message = stream.get_raw_message(last + n as u64 + 1).await.map_err(err("event read"))?;
+            let id = message.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str());
+            if id != Some(out.envelope.id.as_str()) {
+                return Ok(None);
+            }
+            n += 1;
+        }
+        Ok(Some((n, end)))
+    }
+
+    /// Publishes the batch, each event expecting the sequence of the one before, and
+    /// awaits the acks in order. Returns the sequence of the last event stored and, if
+    /// not all were, why the next one was not.
+    async fn publish(
+        &self,
+        batch: &[Outgoing],
+        base: u64,
+    ) -> (usize, u64, Option<async_nats::jetstream::context::PublishError>) {
+        use async_nats::jetstream::message::PublishMessage;
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        let mut previous: Option<&str> = None;
+        for (i, out) in (0u64..).zip(batch) {
+            // A retried event keeps its message id, so its copy in the stream is known as ours.
+            let mut message = PublishMessage::build()
+                .payload(out.bytes.clone())
+                .message_id(&out.envelope.id)
+                .expected_last_sequence(base + i);
+            // The sequence alone would let an event through after one that failed if another
+            // writer's event took that one's place: each also expects the one before it.
+            if let Some(previous) = previous {
+                message = message.expected_last_message_id(previous);
+            }
+            previous = Some(&out.envelope.id);
+            match self.js.send_publish(out.subject.clone(), message).await {
+                Ok(ack) => acks.push(ack),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let (mut stored, mut last) = (0, base);
+        for ack in acks {
+            match ack.await {
+                Ok(ack) => {
+                    stored += 1;
+                    last = ack.sequence;
+                }
+                // The events after the first that failed fail too (their expected sequence
+                // is not there): the first says why.
+                Err(e) => return (stored, last, Some(e)),
+            }
+        }
+        (stored, last, failed)
+    }
+    /// Events of the stream from `start` (a sequence), as long as `keep` says go on.
     async fn read_stream(
         &self,
         start: async_nats::jetstream::consumer::DeliverPolicy,
@@ -301,6 +456,34 @@ fn load_order(change: &Change) -> (u8, &str, u32) {
     }
 }
 
+/// The KV value a change leaves under its key (`key_of`); `None`: the key is deleted.
+fn state_value(change: &Change) -> Result<Option<Bytes>, StoreError> {
+    Ok(match change {
+        Change::AppRemoved { .. }
+        | Change::InstanceRemoved { .. }
+        | Change::RouteRemoved { .. }
+        | Change::OperationRemoved { .. } => None,
+        _ => Some(Bytes::from(serde_json::to_vec(change).map_err(err("state encode"))?)),
+    })
+}
+
+/// What a failed publish means for the commit.
+fn fault_of(e: &async_nats::jetstream::context::PublishError) -> Fault {
+    use async_nats::jetstream::context::PublishErrorKind as K;
+    match e.kind() {
+        K::WrongLastSequence | K::WrongLastMessageId => Fault::Superseded,
+        K::MaxPayloadExceeded => Fault::Refused,
+        _ if is_too_large(&e.to_string()) => Fault::Refused,
+        _ => Fault::Unreachable,
+    }
+}
+
+/// Whether a server's refusal says the message is too large (the stream's own limit).
+fn is_too_large(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    (r.contains("payload") || r.contains("size")) && (r.contains("max") || r.contains("exceed"))
+}
+
 /// KV keys allow `[-/_=.a-zA-Z0-9]`: the backend's `:` becomes `_`.
 fn route_key(app: &str, backend: &str) -> String {
     format!("route.{app}.{}", backend.replace(':', "_"))
@@ -309,6 +492,9 @@ fn route_key(app: &str, backend: &str) -> String {
 #[async_trait]
 impl Store for JetStreamStore {
     async fn load(&self) -> Result<Fleet, StoreError> {
+        // Read before anything else: an event another writer adds after this is then seen
+        // by the first commit (a wrong last sequence), never skipped.
+        let stream_last = self.stream_last_seq().await?;
         let meta = self.meta().await?;
         let mut fleet = Fleet::default();
         let entries = self.entries().await?;
@@ -349,6 +535,7 @@ impl Store for JetStreamStore {
         if replayed > 0 {
             self.write_state(&changes, last).await?;
         }
+        self.set_last_seq(stream_last);
         log::info!(
             "loaded state at revision {} ({} hosts, {} apps, {} instances, {} routes; {replayed} events replayed)",
             fleet.revision,
@@ -360,25 +547,54 @@ impl Store for JetStreamStore {
         Ok(fleet)
     }
 
-    async fn commit(&self, subject: &str, envelope: &Envelope<Event>) -> Result<(), StoreError> {
-        let bytes = encode(envelope).map_err(|e| StoreError(e.to_string()))?;
-        // A retried commit whose first publish did reach the stream (its ack was lost to
-        // the outage) must not store the event twice: the server drops a repeated message
-        // id within the stream's duplicate window.
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, envelope.id.as_str());
-        let ack = self
-            .js
-            .publish_with_headers(subject.to_string(), headers, Bytes::from(bytes))
-            .await
-            .map_err(err("event publish"))?
-            .await
-            .map_err(err("event ack"))?;
-        self.write_state(
-            &envelope.body.changes,
-            Meta { revision: envelope.body.rev, stream_seq: ack.sequence },
-        )
-        .await
+    async fn commit(&self, batch: &[Outgoing]) -> Result<(), CommitError> {
+        use async_nats::jetstream::context::PublishErrorKind;
+        let unreachable = |error| CommitError { stored: 0, fault: Fault::Unreachable, error };
+        let base = self.last_seq().await.map_err(unreachable)?;
+        let (mut stored, mut last, mut failure) = (0, base, None);
+        while stored < batch.len() {
+            let (n, seq, failed) = self.publish(&batch[stored..], last).await;
+            (stored, last) = (stored + n, seq);
+            let Some(e) = failed else { break };
+            let why = format!("event publish: {e}");
+            if !matches!(e.kind(), PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId)
+            {
+                failure = Some((fault_of(&e), why));
+                break;
+            }
+            // nats-server checks the expected sequence before its duplicate window: a
+            // retried event whose first copy landed (its ack was lost) is refused as a wrong
+            // sequence. Those copies are ours, not another writer's.
+            match self.own_copies(&batch[stored..], last).await {
+                Ok(Some((n, seq))) if n > 0 => (stored, last) = (stored + n, seq),
+                Ok(_) => {
+                    failure = Some((Fault::Superseded, why));
+                    break;
+                }
+                Err(read) => {
+                    failure = Some((Fault::Unreachable, format!("{why}; {read}")));
+                    break;
+                }
+            }
+        }
+        if stored > 0 {
+            let changes: Vec<Change> =
+                batch[..stored].iter().flat_map(|o| o.envelope.body.changes.iter().cloned()).collect();
+            let rev = batch[stored - 1].envelope.body.rev;
+            // Cut here, the batch is in the stream but not the state: it is committed again
+            // (its copies in the stream are recognised by their message ids) or replayed at
+            // the next load.
+            self.write_state(&changes, Meta { revision: rev, stream_seq: last })
+                .await
+                .map_err(unreachable)?;
+        }
+        // Moved only once the state is written: a batch retried after a failed write
+        // expects its old place, and finds its own copies after it (`own_copies`).
+        self.set_last_seq(last);
+        match failure {
+            None => Ok(()),
+            Some((fault, why)) => Err(CommitError { stored, fault, error: StoreError(why) }),
+        }
     }
 
     async fn history(&self, since_ts: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
@@ -420,6 +636,37 @@ fn history_start(first: u64, last: u64, limit: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sandbox's history keeps the newest `MEMORY_HISTORY` events, no more.
+    #[tokio::test]
+    async fn the_memory_history_is_bounded() {
+        let bus: Arc<dyn Bus> = Arc::new(crate::bus::LocalBus::new());
+        let store = MemoryStore::new(bus);
+        let total = MEMORY_HISTORY as u64 + 5;
+        let batch: Vec<Outgoing> = (1..=total)
+            .map(|rev| {
+                let event = Event {
+                    rev,
+                    ts: rev,
+                    kind: crate::protocol::EventKind::RouterError,
+                    app: None,
+                    host: None,
+                    instance: None,
+                    operation_id: None,
+                    message: "n".into(),
+                    changes: vec![],
+                    audit: None,
+                };
+                let envelope = Envelope::new("controller", event);
+                Outgoing { subject: "qd.v1.evt.x".into(), envelope, bytes: Bytes::new() }
+            })
+            .collect();
+        store.commit(&batch).await.expect("commit");
+        let kept = store.history(0, usize::MAX).await.expect("history");
+        assert_eq!(kept.len(), MEMORY_HISTORY);
+        assert_eq!(kept.first().map(|e| e.rev), Some(6));
+        assert_eq!(kept.last().map(|e| e.rev), Some(total));
+    }
 
     #[test]
     fn stored_steps_load_after_their_operation_in_index_order_and_ends_last() {
