@@ -166,8 +166,12 @@ pub struct Replica {
     pub members: Membership,
     /// Snapshots applied: after one, any row may have changed.
     pub snapshots: u64,
-    /// The controller's revision at the last beacon we were behind, if we were.
-    behind: Option<u64>,
+    /// At the last beacon we were behind: the controller's revision then, and ours.
+    behind: Option<(u64, u64)>,
+    /// Events the history held after the last one applied, as the backend's follow
+    /// counted them (`Update::Pending`): how late the replica is. 0 when caught up, or
+    /// when the bus cannot tell.
+    pub pending: u64,
     /// Metrics over the last minutes, fed by heartbeats, by host id.
     pub host_history: HashMap<String, History>,
     /// The same by instance id.
@@ -207,6 +211,7 @@ impl Default for Replica {
             members: Membership::default(),
             snapshots: 0,
             behind: None,
+            pending: 0,
             host_history: HashMap::new(),
             instance_history: HashMap::new(),
             controller_heard: 0,
@@ -229,6 +234,8 @@ impl Replica {
         self.members.bump_fleet();
         self.fleet = fleet;
         self.sync = Sync::Live;
+        // A snapshot comes right after a fresh follow, which starts at the head.
+        self.pending = 0;
         self.last_update = now;
         self.heard_controller(now);
         self.generation += 1;
@@ -266,8 +273,11 @@ impl Replica {
     }
 
     /// A controller beacon. Returns true when the replica must take a fresh snapshot: it
-    /// was behind at the previous beacon and has still not caught up, so an event was lost
-    /// (a gap at the end of the stream, which no later event would reveal).
+    /// was behind at the previous beacon, is still behind, applied nothing since, and its
+    /// follow says nothing is waiting, so an event was lost (a gap at the end of the
+    /// stream, which no later event would reveal). A replica that is merely late (a flood:
+    /// events still pending, or still arriving) is not lost, and a snapshot would only
+    /// make it later.
     ///
     /// A beacon below the replica's own revision is a new epoch (a controller restarted on a
     /// store that lost its last events): the events that follow would all look already
@@ -275,22 +285,22 @@ impl Replica {
     /// never behind what was published (it says the controller's in-memory revision, and
     /// follows the events on the same connection), so only a new epoch makes it lower.
     pub fn note_beacon(&mut self, revision: u64) -> bool {
-        if self.sync == Sync::Live && revision < self.fleet.revision {
+        let ours = self.fleet.revision;
+        if self.sync == Sync::Live && revision < ours {
             log::warn!(
-                "the controller's revision {revision} is below ours ({}): a new epoch; taking a fresh snapshot",
-                self.fleet.revision
+                "the controller's revision {revision} is below ours ({ours}): a new epoch; taking a fresh snapshot"
             );
             self.behind = None;
             self.epochs += 1;
             self.sync = Sync::Resyncing;
             return true;
         }
-        if self.sync != Sync::Live || revision <= self.fleet.revision {
+        if self.sync != Sync::Live || revision <= ours {
             self.behind = None;
             return false;
         }
         match self.behind {
-            Some(prev) if self.fleet.revision < prev => {
+            Some((prev, then)) if ours < prev && ours == then && self.pending == 0 => {
                 self.behind = None;
                 self.gaps += 1;
                 self.sync = Sync::Resyncing;
@@ -298,10 +308,24 @@ impl Replica {
             }
             _ => {
                 // Events may still be in flight: give them one beacon period.
-                self.behind = Some(revision);
+                self.behind = Some((revision, ours));
                 false
             }
         }
+    }
+
+    /// What the backend's follow said of the events behind the last one it handed on.
+    pub fn note_pending(&mut self, pending: u64) {
+        if self.pending != pending {
+            self.pending = pending;
+            self.generation += 1;
+        }
+    }
+
+    /// How many events the replica is behind the history, while it follows live and is
+    /// behind at all: what the header shows.
+    pub fn lag(&self) -> Option<u64> {
+        (self.sync == Sync::Live && self.pending > 0).then_some(self.pending)
     }
 
     /// A controller beacon heard at `now`: `note_beacon`, plus what the freshness rule
