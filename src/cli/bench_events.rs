@@ -72,17 +72,9 @@ impl EventStream {
         Some((subject, bytes))
     }
 
-    /// The first `count` events' subjects and wire bytes, the bytes in one buffer.
-    pub fn wires(&self, start: &Fleet, count: u64) -> Result<Vec<(String, Bytes)>, String> {
-        let mut buffer = Vec::new();
-        let mut spans = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-        for n in 0..count {
-            let (subject, bytes) = self.wire(start, n).ok_or("the fleet has no instances")?;
-            spans.push((subject, buffer.len(), buffer.len() + bytes.len()));
-            buffer.extend_from_slice(&bytes);
-        }
-        let buffer = Bytes::from(buffer);
-        Ok(spans.into_iter().map(|(subject, from, to)| (subject, buffer.slice(from..to))).collect())
+    /// The revision of the fleet after the stream's first `count` events.
+    pub fn fleet_after_revision(&self, count: u64) -> u64 {
+        self.base + count
     }
 
     /// The fleet after the stream's first `count` events, from the fleet it started on.
@@ -97,7 +89,7 @@ impl EventStream {
                 inst.state = state;
             }
         }
-        fleet.revision = self.base + count;
+        fleet.revision = self.fleet_after_revision(count);
         fleet
     }
 }
@@ -115,6 +107,8 @@ const BEACON_PERIOD: Duration = Duration::from_secs(1);
 /// `ctl.history` with nothing, and sends a beacon with its revision every second.
 pub struct StandIn {
     bus: Arc<NatsBus>,
+    start: Arc<Fleet>,
+    stream: Arc<EventStream>,
     /// Events handed to the client so far: each may be in the stream, so a snapshot
     /// counts it.
     sent: Arc<AtomicU64>,
@@ -136,9 +130,10 @@ impl StandIn {
         JetStreamStore::open(&bus, &config).await.map_err(|e| format!("event stream: {e}"))?;
         let sent = Arc::new(AtomicU64::new(0));
         let snapshots = Arc::new(AtomicU64::new(0));
-        let stream = EventStream::new(&start);
-        let serving = serve(bus.clone(), Arc::new(start), Arc::new(stream), sent.clone(), snapshots.clone()).await?;
-        Ok(StandIn { bus, sent, snapshots, made, serving })
+        let stream = Arc::new(EventStream::new(&start));
+        let start = Arc::new(start);
+        let serving = serve(bus.clone(), start.clone(), stream.clone(), sent.clone(), snapshots.clone()).await?;
+        Ok(StandIn { bus, start, stream, sent, snapshots, made, serving })
     }
 
     /// Snapshot reads served so far.
@@ -151,17 +146,21 @@ impl StandIn {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Stores the events in the stream in order, as fast as the server acknowledges them
-    /// (acks awaited in windows). Returns how long that took, up to the last ack.
-    pub async fn publish(&self, wires: Vec<(String, Bytes)>) -> Result<f64, String> {
+    /// Stores the next `count` events of the stream in order, as fast as the server
+    /// acknowledges them (acks awaited in windows). Each is encoded as it goes, so the
+    /// stand-in holds a window of events, not the flood: the process's memory is the
+    /// cockpit's. Returns how long that took, up to the last ack.
+    pub async fn publish(&self, count: u64) -> Result<f64, String> {
         let js = self.bus.jetstream();
         let started = Instant::now();
         let mut acks = VecDeque::with_capacity(ACK_WINDOW);
-        for (subject, bytes) in wires {
+        let from = self.sent.load(Ordering::Relaxed);
+        for n in from..from + count {
+            let (subject, bytes) = self.stream.wire(&self.start, n).ok_or("the fleet has no instances")?;
             // Counted first: from now on a snapshot must hold this event, since a follower
             // that starts after it reaches the stream will not be given it.
             self.sent.fetch_add(1, Ordering::Relaxed);
-            let ack = js.publish(subject, bytes).await.map_err(|e| format!("event publish: {e}"))?;
+            let ack = js.publish(subject, Bytes::from(bytes)).await.map_err(|e| format!("event publish: {e}"))?;
             acks.push_back(ack);
             if acks.len() >= ACK_WINDOW
                 && let Some(oldest) = acks.pop_front()
@@ -236,7 +235,7 @@ async fn serve(
                     let _ = bus::respond(bus.as_ref(), &msg, "controller", &Reply::Ok(none)).await;
                 }
                 _ = beacon.tick() => {
-                    let revision = stream.rev(sent.load(Ordering::Relaxed)) - 1;
+                    let revision = stream.fleet_after_revision(sent.load(Ordering::Relaxed));
                     let body = ControllerBeacon { id: "controller/stand-in".into(), revision };
                     let _ = bus::publish(bus.as_ref(), subjects::CONTROLLER_HB, &Envelope::new("controller", body)).await;
                 }

@@ -36,19 +36,20 @@ const BATCH: usize = 4096;
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, String> {
+    // What goes wrong on the way (a follow that broke, a resync) is said on stderr; the
+    // figures go to stdout.
+    super::logging::init("bench", bus_args.log_level.min(log::LevelFilter::Warn));
     let (start, _) = fixture(7, args.hosts as usize, args.instances.saturating_sub(7) as usize);
-    let stream = EventStream::new(&start);
     let events = u64::from(args.events);
-    // Encoded before the clock starts: the bench measures the cockpit, not the publisher.
-    let wires = stream.wires(&start, events)?;
-    let last = stream.rev(events - 1);
+    let last = EventStream::new(&start).rev(events - 1);
 
     let controller = Arc::new(bus_args.connect("bench-controller").await?);
     let stand_in = Arc::new(StandIn::start(controller, start).await?);
 
-    // What the bench holds before the cockpit connects (the fleet, the encoded events):
-    // the peak's growth from here bounds the cockpit's share. It also holds the snapshot
-    // pages the bench encodes to answer it, so it is an upper bound.
+    // What the bench holds before the cockpit connects (the stand-in's fleet; it encodes
+    // events as it publishes them): the peak's growth from here bounds the cockpit's share.
+    // It also holds the snapshot pages the stand-in encodes to answer it, so it is an
+    // upper bound, and so is `rss_mb` of the cockpit's own.
     let before_cockpit_mb = super::bench::rss_mb();
     let cockpit = Arc::new(bus_args.connect("bench-cockpit").await?);
     let handle = backend::spawn(cockpit.clone(), "cockpit/bench".into());
@@ -74,7 +75,7 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
     let started = Instant::now();
     let publisher = {
         let stand_in = stand_in.clone();
-        tokio::spawn(async move { stand_in.publish(wires).await })
+        tokio::spawn(async move { stand_in.publish(events).await })
     };
     // Generous: the debug build is many times slower than the release build.
     let deadline = started + Duration::from_secs(60) + Duration::from_micros(events * 100);

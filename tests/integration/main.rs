@@ -14,6 +14,7 @@ mod nats_deadline;
 mod nats_durable;
 mod nats_epoch;
 mod nats_faults;
+mod nats_follow_flood;
 mod nats_history_bounds;
 mod nats_paged_snapshot;
 mod nats_plane;
