@@ -292,13 +292,7 @@ async fn run(
             Some(got) = follow.next() => {
                 if !follow.forward(got, &updates).await { return; }
                 // A burst is forwarded without a trip round the select for each event.
-                for _ in 0..EVENT_BURST {
-                    match follow.next().now_or_never() {
-                        Some(Some(got)) => if !follow.forward(got, &updates).await { return; },
-                        _ => break,
-                    }
-                }
-                if !follow.report_pending(&updates).await { return; }
+                if !follow.forward_ready(&updates).await { return; }
                 // The follow broke: a fresh follow and a fresh snapshot.
                 want_snapshot |= follow.broken();
             },
@@ -314,11 +308,24 @@ async fn run(
                 }
                 Err(err) => log::warn!("ignored a bad heartbeat on {}: {err}", msg.subject),
             },
-            Some(msg) = beacons.next() => match decode_body::<ControllerBeacon>(&msg.payload) {
-                Ok(body) => {
-                    if updates.send(Update::Beacon(body.revision)).await.is_err() { return; }
+            Some(mut msg) = beacons.next() => {
+                // Beacons that waited behind a busy backend are one: only the newest says
+                // anything, and two handed on together would look like a period with no
+                // event, as if the replica had lost one.
+                while let Some(Some(newer)) = beacons.next().now_or_never() {
+                    msg = newer;
                 }
-                Err(err) => log::warn!("ignored a bad controller beacon: {err}"),
+                // The events already here go first: a beacon is judged against what came
+                // before it, and one handed on ahead of events that were waiting would make
+                // a late replica look lost, or ahead of the controller.
+                if !follow.forward_ready(&updates).await { return; }
+                want_snapshot |= follow.broken();
+                match decode_body::<ControllerBeacon>(&msg.payload) {
+                    Ok(body) => {
+                        if updates.send(Update::Beacon(body.revision)).await.is_err() { return; }
+                    }
+                    Err(err) => log::warn!("ignored a bad controller beacon: {err}"),
+                }
             },
             cmd = commands.recv() => match cmd {
                 None => return,
@@ -462,6 +469,22 @@ impl Follow {
                 true
             }
         }
+    }
+
+    /// Forwards the events already received, up to a burst, then their pending count.
+    /// False when the app has gone.
+    async fn forward_ready(&mut self, updates: &mpsc::Sender<Update>) -> bool {
+        for _ in 0..EVENT_BURST {
+            match self.next().now_or_never() {
+                Some(Some(got)) => {
+                    if !self.forward(got, updates).await {
+                        return false;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.report_pending(updates).await
     }
 
     /// Tells the app how many events wait behind the last one forwarded, when that
