@@ -452,7 +452,11 @@ impl Follow {
 
     /// Decodes one event and hands it to the app; a broken follow is stopped. False when
     /// the app has gone.
-    async fn forward(&mut self, got: Result<Followed, crate::bus::BusError>, updates: &mpsc::Sender<Update>) -> bool {
+    async fn forward(
+        &mut self,
+        got: Result<Followed, crate::bus::BusError>,
+        updates: &mpsc::Sender<Update>,
+    ) -> bool {
         let followed = match got {
             Ok(followed) => followed,
             Err(err) => {

@@ -56,10 +56,14 @@ impl Stream for EventFeed {
 /// its reader is busy (JetStream's flow control is the backpressure), and the ordered
 /// consumer makes itself again, from the last sequence it delivered, when it loses its
 /// place (a reconnect, missed heartbeats).
-pub(super) async fn follow_stream(js: &async_nats::jetstream::Context, name: &str) -> Result<EventFeed, BusError> {
+pub(super) async fn follow_stream(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+) -> Result<EventFeed, BusError> {
     use async_nats::jetstream::consumer::DeliverPolicy;
     use async_nats::jetstream::consumer::pull::OrderedConfig;
-    let missing = |e: &dyn std::fmt::Display| BusError::Other(format!("cannot follow the event stream {name}: {e}"));
+    let missing =
+        |e: &dyn std::fmt::Display| BusError::Other(format!("cannot follow the event stream {name}: {e}"));
     let mut stream = js.get_stream(name).await.map_err(|e| missing(&e))?;
     let info = stream.info().await.map_err(|e| missing(&e))?;
     // Everything below this sequence was there before the follow began: delivering it
@@ -75,7 +79,8 @@ pub(super) async fn follow_stream(js: &async_nats::jetstream::Context, name: &st
     let name = name.to_string();
     Ok(EventFeed::new(messages.map(move |got| {
         let msg = got.map_err(|e| BusError::Other(format!("the follow of {name} broke: {e}")))?;
-        let info = msg.info().map_err(|e| BusError::Other(format!("a message of {name} without its place: {e}")))?;
+        let info =
+            msg.info().map_err(|e| BusError::Other(format!("a message of {name} without its place: {e}")))?;
         let (sequence, pending) = (info.stream_sequence, info.pending);
         if sequence < start {
             return Err(BusError::Other(format!(

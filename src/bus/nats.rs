@@ -152,7 +152,13 @@ impl NatsBus {
         if client.connection_state() == async_nats::connection::State::Connected {
             set_state(&connection, Connection::Connected);
         }
-        Ok(NatsBus { client, url: opts.url.clone(), connection, slow_consumers, event_stream: EVENT_STREAM.into() })
+        Ok(NatsBus {
+            client,
+            url: opts.url.clone(),
+            connection,
+            slow_consumers,
+            event_stream: EVENT_STREAM.into(),
+        })
     }
 
     /// Follows the event history in the stream `name` instead of `EVENT_STREAM`.

@@ -16,8 +16,8 @@ use crate::plane::controller::paging;
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore};
 use crate::plane::fixture::T0;
 use crate::protocol::{
-    Change, ControllerBeacon, Envelope, Event, EventKind, Fleet, InstanceState, Reply, SnapshotRequest, decode,
-    encode, subjects,
+    Change, ControllerBeacon, Envelope, Event, EventKind, Fleet, InstanceState, Reply, SnapshotRequest,
+    decode, encode, subjects,
 };
 
 /// Event `n` (from 0) of a stream that starts after a fleet's revision.
@@ -132,7 +132,8 @@ impl StandIn {
         let snapshots = Arc::new(AtomicU64::new(0));
         let stream = Arc::new(EventStream::new(&start));
         let start = Arc::new(start);
-        let serving = serve(bus.clone(), start.clone(), stream.clone(), sent.clone(), snapshots.clone()).await?;
+        let serving =
+            serve(bus.clone(), start.clone(), stream.clone(), sent.clone(), snapshots.clone()).await?;
         Ok(StandIn { bus, start, stream, sent, snapshots, made, serving })
     }
 
@@ -160,7 +161,8 @@ impl StandIn {
             // Counted first: from now on a snapshot must hold this event, since a follower
             // that starts after it reaches the stream will not be given it.
             self.sent.fetch_add(1, Ordering::Relaxed);
-            let ack = js.publish(subject, Bytes::from(bytes)).await.map_err(|e| format!("event publish: {e}"))?;
+            let ack =
+                js.publish(subject, Bytes::from(bytes)).await.map_err(|e| format!("event publish: {e}"))?;
             acks.push_back(ack);
             if acks.len() >= ACK_WINDOW
                 && let Some(oldest) = acks.pop_front()
