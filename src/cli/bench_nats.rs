@@ -83,7 +83,13 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
     let mut dirty = false;
     let mut timed_out = false;
     let mut frames = 0u64;
+    // When the publisher was done, and what the cockpit had applied by then: what it
+    // applied after is its catch-up, at its own pace, the publisher out of the way.
+    let mut stored: Option<(Instant, u64)> = None;
     while !(app.replica.sync == Sync::Live && app.replica.fleet.revision >= last) {
+        if stored.is_none() && publisher.is_finished() {
+            stored = Some((Instant::now(), tally.applied));
+        }
         tokio::select! {
             update = updates.recv() => {
                 let Some(first) = update else { break };
@@ -111,6 +117,10 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
         }
     }
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    let (catch_up_s, caught_up) = match stored {
+        Some((at, applied)) => (at.elapsed().as_secs_f64().max(1e-9), tally.applied.saturating_sub(applied)),
+        None => (0.0, 0),
+    };
     let published_in = publisher.await.map_err(|e| e.to_string())?;
     let published = stand_in.sent();
     let resyncs = stand_in.snapshots().saturating_sub(1);
@@ -127,6 +137,9 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
         "rev_gaps": app.replica.gaps,
         "resyncs": resyncs,
         "max_behind": tally.max_behind,
+        "catch_up_events": caught_up,
+        "catch_up_seconds": (catch_up_s * 1000.0).round() / 1000.0,
+        "catch_up_events_per_s": if caught_up > 0 { (caught_up as f64 / catch_up_s).round() } else { 0.0 },
         "revision": app.replica.fleet.revision,
         "last_revision": last,
         "timed_out": timed_out,
