@@ -1,5 +1,6 @@
-//! The connection to the plane: subscribe first, then history and snapshot, then stream.
-//! Repeats the snapshot after a gap or a reconnect.
+//! The connection to the plane: follow the event history first, then history and
+//! snapshot, then stream. Follows afresh and repeats the snapshot after a gap, a new epoch,
+//! a broken follow or a reconnect.
 
 use std::sync::Arc;
 use std::time::Duration;
