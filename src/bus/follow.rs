@@ -64,13 +64,13 @@ pub(super) async fn follow_stream(
     use async_nats::jetstream::consumer::pull::OrderedConfig;
     let missing =
         |e: &dyn std::fmt::Display| BusError::Other(format!("cannot follow the event stream {name}: {e}"));
-    let mut stream = js.get_stream(name).await.map_err(|e| missing(&e))?;
-    let info = stream.info().await.map_err(|e| missing(&e))?;
+    // The stream's state comes with it, as of now: before the consumer is made.
+    let stream = js.get_stream(name).await.map_err(|e| missing(&e))?;
     // Everything below this sequence was there before the follow began: delivering it
     // would mean the consumer lost its place and started over from the stream's start (the
     // ordered consumer does so when it is made again before it delivered anything), or the
     // stream itself went back (a restored store). Either way the follower starts again.
-    let start = info.state.last_sequence + 1;
+    let start = stream.cached_info().state.last_sequence + 1;
     let consumer = stream
         .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::New, ..Default::default() })
         .await
