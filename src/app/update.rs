@@ -248,6 +248,10 @@ impl App {
                     vec![]
                 }
             }
+            Update::Pending(pending) => {
+                self.replica.note_pending(pending);
+                vec![]
+            }
             Update::Connection(state) => {
                 self.replica.note_connection(state.is_connected(), now);
                 self.connection = state;

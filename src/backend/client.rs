@@ -1,5 +1,6 @@
-//! The connection to the plane: subscribe first, then history and snapshot, then stream.
-//! Repeats the snapshot after a gap or a reconnect.
+//! The connection to the plane: follow the event history first, then history and
+//! snapshot, then stream. Follows afresh and repeats the snapshot after a gap, a new epoch,
+//! a broken follow or a reconnect.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
 
-use crate::bus::{self, Bus, Connection, RequestError, Subscription};
+use crate::bus::{self, Bus, Connection, EventFeed, Followed, RequestError, Subscription};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{
     Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest, Operator,
@@ -148,6 +149,10 @@ pub enum Update {
     Heartbeat(Box<Heartbeat>),
     /// The active controller's revision, sent every heartbeat period.
     Beacon(u64),
+    /// How many events the history held after the last `Event` before this one, as the
+    /// follow counted them: how far behind the replica is. Sent when it changes, and only
+    /// by a bus that can tell (NATS).
+    Pending(u64),
     /// A router's status: what it has applied.
     Router(Box<RouterStatus>),
     Connection(Connection),
@@ -244,7 +249,6 @@ async fn run(
     updates: mpsc::Sender<Update>,
 ) {
     let subscribed = async {
-        let events = bus.subscribe(subjects::EVT_ALL).await?;
         let beacons = bus.subscribe(subjects::CONTROLLER_HB).await?;
         let (heartbeats, routers) = match options.heartbeats {
             true => (
@@ -253,9 +257,9 @@ async fn run(
             ),
             false => (None, None),
         };
-        Ok::<_, crate::bus::BusError>((events, beacons, heartbeats, routers))
+        Ok::<_, crate::bus::BusError>((beacons, heartbeats, routers))
     };
-    let (mut events, mut beacons, mut heartbeats, mut routers) = match subscribed.await {
+    let (mut beacons, mut heartbeats, mut routers) = match subscribed.await {
         Ok(subs) => subs,
         Err(err) => {
             let _ = updates.send(Update::Problem(format!("cannot subscribe: {err}"))).await;
@@ -267,6 +271,10 @@ async fn run(
     // is a reconnect (even when the `Disconnected` between was coalesced); before that it
     // is the first connection, which the first snapshot already covers.
     let mut seen_connected = connection.borrow_and_update().is_connected();
+    let mut follow = Follow::default();
+    // Following first, then the history: an event committed between the two is in both,
+    // and the replica keeps it once.
+    follow.start(bus.as_ref(), &updates).await;
     if options.history {
         fetch_history(bus.as_ref(), &source, &updates).await;
     }
@@ -276,18 +284,18 @@ async fn run(
     let mut retry = tokio::time::interval(Duration::from_secs(2));
     loop {
         if want_snapshot {
-            want_snapshot = !fetch_snapshot(bus.as_ref(), &source, &updates).await;
+            // Follow first, then ask for the snapshot: nothing committed between the two
+            // is missed, and what the snapshot already holds is skipped by its revision.
+            want_snapshot = !(follow.start(bus.as_ref(), &updates).await
+                && fetch_snapshot(bus.as_ref(), &source, &updates).await);
         }
         tokio::select! {
-            Some(msg) = events.next() => {
-                if !forward_event(&msg, &updates).await { return; }
+            Some(got) = follow.next() => {
+                if !follow.forward(got, &updates).await { return; }
                 // A burst is forwarded without a trip round the select for each event.
-                for _ in 0..EVENT_BURST {
-                    match events.next().now_or_never() {
-                        Some(Some(msg)) => if !forward_event(&msg, &updates).await { return; },
-                        _ => break,
-                    }
-                }
+                if !follow.forward_ready(&updates).await { return; }
+                // The follow broke: a fresh follow and a fresh snapshot.
+                want_snapshot |= follow.broken();
             },
             Some(msg) = next_of(&mut routers) => match decode_body::<RouterStatus>(&msg.payload) {
                 Ok(body) => {
@@ -301,15 +309,31 @@ async fn run(
                 }
                 Err(err) => log::warn!("ignored a bad heartbeat on {}: {err}", msg.subject),
             },
-            Some(msg) = beacons.next() => match decode_body::<ControllerBeacon>(&msg.payload) {
-                Ok(body) => {
-                    if updates.send(Update::Beacon(body.revision)).await.is_err() { return; }
+            Some(mut msg) = beacons.next() => {
+                // Beacons that waited behind a busy backend are one: only the newest says
+                // anything, and two handed on together would look like a period with no
+                // event, as if the replica had lost one.
+                while let Some(Some(newer)) = beacons.next().now_or_never() {
+                    msg = newer;
                 }
-                Err(err) => log::warn!("ignored a bad controller beacon: {err}"),
+                // The events already here go first: a beacon is judged against what came
+                // before it, and one handed on ahead of events that were waiting would make
+                // a late replica look lost, or ahead of the controller.
+                if !follow.forward_ready(&updates).await { return; }
+                want_snapshot |= follow.broken();
+                match decode_body::<ControllerBeacon>(&msg.payload) {
+                    Ok(body) => {
+                        if updates.send(Update::Beacon(body.revision)).await.is_err() { return; }
+                    }
+                    Err(err) => log::warn!("ignored a bad controller beacon: {err}"),
+                }
             },
             cmd = commands.recv() => match cmd {
                 None => return,
-                Some(Command::Resync) => want_snapshot = true,
+                Some(Command::Resync) => {
+                    follow.stop();
+                    want_snapshot = true;
+                }
                 Some(Command::Logs(start)) => {
                     let (stop, stopped) = tokio::sync::oneshot::channel();
                     if let Some(old) = logs_stop.replace(stop) {
@@ -359,11 +383,13 @@ async fn run(
             changed = connection.changed() => {
                 if changed.is_err() { return; }
                 let state = connection.borrow_and_update().clone();
-                // After every reconnect the replica starts again from a fresh snapshot.
-                if state.is_connected() {
-                    want_snapshot |= seen_connected;
-                    seen_connected = true;
+                // After every reconnect the replica starts again from a fresh follow and a
+                // fresh snapshot.
+                if state.is_connected() && seen_connected {
+                    follow.stop();
+                    want_snapshot = true;
                 }
+                seen_connected |= state.is_connected();
                 if updates.send(Update::Connection(state)).await.is_err() { return; }
             },
             _ = retry.tick(), if want_snapshot => {}
@@ -374,14 +400,106 @@ async fn run(
 /// Events handed on in one go before the other subscriptions get a turn.
 const EVENT_BURST: usize = 256;
 
-/// Decodes one event and hands it to the app. False when the app has gone.
-async fn forward_event(msg: &crate::bus::Message, updates: &mpsc::Sender<Update>) -> bool {
-    match decode_body::<Event>(&msg.payload) {
-        Ok(event) => updates.send(Update::Event(event)).await.is_ok(),
-        Err(err) => {
-            log::warn!("ignored a bad event on {}: {err}", msg.subject);
-            true
+/// The follow of the event history (`Bus::follow_events`), made again for each fresh
+/// snapshot, and what it last said of the events still waiting.
+#[derive(Default)]
+struct Follow {
+    feed: Option<EventFeed>,
+    /// The pending count of the last event forwarded, and the last one told to the app.
+    pending: Option<u64>,
+    told: Option<u64>,
+}
+
+impl Follow {
+    /// Starts following, unless already following. False (and the app told why) when the
+    /// bus cannot follow now; the caller tries again.
+    async fn start(&mut self, bus: &dyn Bus, updates: &mpsc::Sender<Update>) -> bool {
+        if self.feed.is_some() {
+            return true;
         }
+        match bus.follow_events().await {
+            Ok(feed) => {
+                self.feed = Some(feed);
+                // A new follow starts at the head of the history: nothing is pending, and
+                // the snapshot that follows tells the app so.
+                (self.pending, self.told) = (None, None);
+                true
+            }
+            Err(err) => {
+                let _ = updates.send(Update::Problem(format!("{err}; retrying"))).await;
+                false
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        self.feed = None;
+    }
+
+    fn broken(&self) -> bool {
+        self.feed.is_none()
+    }
+
+    /// The next message; never, while not following.
+    async fn next(&mut self) -> Option<Result<Followed, crate::bus::BusError>> {
+        match &mut self.feed {
+            Some(feed) => match feed.next().await {
+                Some(got) => Some(got),
+                None => Some(Err(crate::bus::BusError::Other("the event follow ended".into()))),
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Decodes one event and hands it to the app; a broken follow is stopped. False when
+    /// the app has gone.
+    async fn forward(
+        &mut self,
+        got: Result<Followed, crate::bus::BusError>,
+        updates: &mpsc::Sender<Update>,
+    ) -> bool {
+        let followed = match got {
+            Ok(followed) => followed,
+            Err(err) => {
+                log::warn!("{err}: following again from a fresh snapshot");
+                self.stop();
+                return true;
+            }
+        };
+        self.pending = followed.pending;
+        match decode_body::<Event>(&followed.message.payload) {
+            Ok(event) => updates.send(Update::Event(event)).await.is_ok(),
+            Err(err) => {
+                log::warn!("ignored a bad event on {}: {err}", followed.message.subject);
+                true
+            }
+        }
+    }
+
+    /// Forwards the events already received, up to a burst, then their pending count.
+    /// False when the app has gone.
+    async fn forward_ready(&mut self, updates: &mpsc::Sender<Update>) -> bool {
+        for _ in 0..EVENT_BURST {
+            match self.next().now_or_never() {
+                Some(Some(got)) => {
+                    if !self.forward(got, updates).await {
+                        return false;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.report_pending(updates).await
+    }
+
+    /// Tells the app how many events wait behind the last one forwarded, when that
+    /// changed: once per burst, after its events, so the count is true when it applies.
+    async fn report_pending(&mut self, updates: &mpsc::Sender<Update>) -> bool {
+        if self.pending == self.told || self.pending.is_none() {
+            return true;
+        }
+        self.told = self.pending;
+        updates.send(Update::Pending(self.pending.unwrap_or_default())).await.is_ok()
     }
 }
 

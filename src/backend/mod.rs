@@ -1,5 +1,6 @@
-//! The cockpit's client of the control plane: it keeps the subscriptions, fetches the
-//! snapshot and history, forwards events and heartbeats in order, and sends commands with
+//! The cockpit's client of the control plane: it follows the event history, keeps the
+//! subscriptions, fetches the snapshot and history, forwards events (with how far behind
+//! they are) and heartbeats in order, and sends commands with
 //! timeouts. It never touches the terminal. The model replica it feeds lives here too, as a
 //! pure struct the app owns.
 

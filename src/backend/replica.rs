@@ -166,8 +166,14 @@ pub struct Replica {
     pub members: Membership,
     /// Snapshots applied: after one, any row may have changed.
     pub snapshots: u64,
-    /// The controller's revision at the last beacon we were behind, if we were.
-    behind: Option<u64>,
+    /// At the last beacon we were behind: the controller's revision then, and ours.
+    behind: Option<(u64, u64)>,
+    /// Our revision at the last beacon that was below it, if the last beacon was.
+    below: Option<u64>,
+    /// Events the history held after the last one applied, as the backend's follow
+    /// counted them (`Update::Pending`): how late the replica is. 0 when caught up, or
+    /// when the bus cannot tell.
+    pub pending: u64,
     /// Metrics over the last minutes, fed by heartbeats, by host id.
     pub host_history: HashMap<String, History>,
     /// The same by instance id.
@@ -207,6 +213,8 @@ impl Default for Replica {
             members: Membership::default(),
             snapshots: 0,
             behind: None,
+            below: None,
+            pending: 0,
             host_history: HashMap::new(),
             instance_history: HashMap::new(),
             controller_heard: 0,
@@ -229,6 +237,8 @@ impl Replica {
         self.members.bump_fleet();
         self.fleet = fleet;
         self.sync = Sync::Live;
+        // A snapshot comes right after a fresh follow, which starts at the head.
+        self.pending = 0;
         self.last_update = now;
         self.heard_controller(now);
         self.generation += 1;
@@ -266,31 +276,46 @@ impl Replica {
     }
 
     /// A controller beacon. Returns true when the replica must take a fresh snapshot: it
-    /// was behind at the previous beacon and has still not caught up, so an event was lost
-    /// (a gap at the end of the stream, which no later event would reveal).
+    /// was behind at the previous beacon, is still behind, applied nothing since, and its
+    /// follow says nothing is waiting, so an event was lost (a gap at the end of the
+    /// stream, which no later event would reveal). A replica that is merely late (a flood:
+    /// events still pending, or still arriving) is not lost, and a snapshot would only
+    /// make it later.
     ///
-    /// A beacon below the replica's own revision is a new epoch (a controller restarted on a
-    /// store that lost its last events): the events that follow would all look already
-    /// applied and be ignored, so the replica takes a fresh snapshot at once. The beacon is
-    /// never behind what was published (it says the controller's in-memory revision, and
-    /// follows the events on the same connection), so only a new epoch makes it lower.
+    /// Beacons below the replica's own revision mean a new epoch (a controller restarted on
+    /// a store that lost its last events): the events that follow would all look already
+    /// applied and be ignored, so the replica takes a fresh snapshot. One such beacon is not
+    /// enough: beacons and events come by different paths (a subscription and the stream's
+    /// consumer), so events published after a beacon can be applied before it, and the
+    /// beacon is then old news, below us by those events. A new epoch is two beacons in a
+    /// row below us with nothing applied between them: the replica ignores what a new epoch
+    /// sends it, so it cannot move.
     pub fn note_beacon(&mut self, revision: u64) -> bool {
-        if self.sync == Sync::Live && revision < self.fleet.revision {
-            log::warn!(
-                "the controller's revision {revision} is below ours ({}): a new epoch; taking a fresh snapshot",
-                self.fleet.revision
-            );
+        let ours = self.fleet.revision;
+        if self.sync != Sync::Live {
+            (self.behind, self.below) = (None, None);
+            return false;
+        }
+        if revision < ours {
             self.behind = None;
+            if self.below.replace(ours) != Some(ours) {
+                return false;
+            }
+            log::warn!(
+                "the controller's revision {revision} is below ours ({ours}): a new epoch; taking a fresh snapshot"
+            );
+            self.below = None;
             self.epochs += 1;
             self.sync = Sync::Resyncing;
             return true;
         }
-        if self.sync != Sync::Live || revision <= self.fleet.revision {
+        self.below = None;
+        if revision == ours {
             self.behind = None;
             return false;
         }
         match self.behind {
-            Some(prev) if self.fleet.revision < prev => {
+            Some((prev, then)) if ours < prev && ours == then && self.pending == 0 => {
                 self.behind = None;
                 self.gaps += 1;
                 self.sync = Sync::Resyncing;
@@ -298,10 +323,24 @@ impl Replica {
             }
             _ => {
                 // Events may still be in flight: give them one beacon period.
-                self.behind = Some(revision);
+                self.behind = Some((revision, ours));
                 false
             }
         }
+    }
+
+    /// What the backend's follow said of the events behind the last one it handed on.
+    pub fn note_pending(&mut self, pending: u64) {
+        if self.pending != pending {
+            self.pending = pending;
+            self.generation += 1;
+        }
+    }
+
+    /// How many events the replica is behind the history, while it follows live and is
+    /// behind at all: what the header shows.
+    pub fn lag(&self) -> Option<u64> {
+        (self.sync == Sync::Live && self.pending > 0).then_some(self.pending)
     }
 
     /// A controller beacon heard at `now`: `note_beacon`, plus what the freshness rule
@@ -737,13 +776,31 @@ mod tests {
         let mut r = Replica::default();
         r.apply_snapshot(Fleet { revision: 93, ..Fleet::default() }, 0);
         assert!(!r.note_beacon(93), "in step");
-        assert!(r.note_beacon(16), "a controller restarted on an older store");
+        assert!(!r.note_beacon(16), "one beacon below may be old news");
+        assert!(r.note_beacon(17), "a controller restarted on an older store: we did not move");
         assert_eq!((r.sync, r.epochs), (Sync::Resyncing, 1));
         // The fresh snapshot is taken as it is, lower revision and all, and the events
         // above it apply again.
         r.apply_snapshot(Fleet { revision: 16, ..Fleet::default() }, 0);
         assert_eq!((r.sync, r.fleet.revision), (Sync::Live, 16));
         assert!(!r.note_beacon(16));
+    }
+
+    #[test]
+    fn a_beacon_overtaken_by_events_is_not_a_new_epoch() {
+        let mut r = Replica::default();
+        r.apply_snapshot(Fleet { revision: 10, ..Fleet::default() }, 0);
+        // The beacon said 11, but events 11 and 12 were applied before it was read.
+        r.apply_event(ev(11), 1).unwrap();
+        r.apply_event(ev(12), 1).unwrap();
+        assert!(!r.note_beacon(11));
+        // The flood goes on: the next beacon is below us again, but we moved.
+        r.apply_event(ev(13), 2).unwrap();
+        assert!(!r.note_beacon(12));
+        // In step: whatever was below before is forgotten.
+        assert!(!r.note_beacon(13));
+        assert!(!r.note_beacon(12));
+        assert_eq!((r.sync, r.epochs, r.gaps), (Sync::Live, 0, 0));
     }
 
     #[test]
@@ -757,6 +814,31 @@ mod tests {
         // Event 12 never arrives.
         assert!(r.note_beacon(12));
         assert_eq!(r.sync, Sync::Resyncing);
+    }
+
+    #[test]
+    fn a_late_replica_is_not_lost_while_events_are_pending_or_arriving() {
+        let mut r = Replica::default();
+        r.apply_snapshot(Fleet { revision: 10, ..Fleet::default() }, 1);
+        // A flood: the follow says 500 events wait, the beacon is far ahead.
+        r.note_pending(500);
+        assert_eq!(r.lag(), Some(500));
+        assert!(!r.note_beacon(600));
+        assert!(!r.note_beacon(700), "events are pending: late, not lost");
+        // Nothing pending any more, but events still arrive between beacons.
+        r.note_pending(0);
+        r.apply_event(ev(11), 2).unwrap();
+        assert!(!r.note_beacon(700), "it moved on since the last beacon");
+        assert_eq!(r.lag(), None, "caught up as far as the follow knows");
+        // Nothing pending, nothing applied, still behind: the last events were lost.
+        assert!(r.note_beacon(700));
+        assert_eq!((r.sync, r.gaps), (Sync::Resyncing, 1));
+        // Not live: the header says resyncing, not how late.
+        r.note_pending(3);
+        assert_eq!(r.lag(), None);
+        // A snapshot comes after a fresh follow, which starts at the head.
+        r.apply_snapshot(Fleet { revision: 700, ..Fleet::default() }, 3);
+        assert_eq!((r.pending, r.lag()), (0, None));
     }
 
     #[test]

@@ -149,6 +149,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_sandbox_follows_events_with_its_subscription() {
+        let bus = LocalBus::new();
+        let mut feed = bus.follow_events().await.unwrap();
+        bus.publish("qd.v1.evt.host_up._", Bytes::from_static(b"1")).await.unwrap();
+        bus.publish("qd.v1.agent.h1.hb", Bytes::from_static(b"hb")).await.unwrap();
+        bus.publish("qd.v1.evt.app._", Bytes::from_static(b"2")).await.unwrap();
+        for want in [b"1", b"2"] {
+            let got = feed.next().await.unwrap().unwrap();
+            assert_eq!(got.message.payload, Bytes::from_static(want));
+            assert_eq!(got.pending, None, "a subscription cannot tell how late it is");
+        }
+    }
+
+    #[tokio::test]
     async fn request_gets_reply_or_a_clear_error() {
         let bus = LocalBus::new();
         let err = bus.request("nobody", Bytes::new(), Duration::from_millis(50)).await;

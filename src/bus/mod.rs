@@ -2,6 +2,7 @@
 //! implementation used by the embedded sandbox. The NATS implementation sits behind the same
 //! trait, so every role is written once.
 
+mod follow;
 mod local;
 pub mod nats;
 mod typed;
@@ -15,8 +16,9 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::watch;
 
+pub use follow::{EventFeed, Followed};
 pub use local::LocalBus;
-pub use nats::{NatsBus, NatsOptions};
+pub use nats::{EVENT_STREAM, NatsBus, NatsOptions};
 pub use typed::{RequestError, publish, request, respond};
 
 /// One message as delivered to a subscriber.
@@ -93,6 +95,13 @@ pub trait Bus: Send + Sync + 'static {
     /// The largest message payload the bus carries, in bytes: a larger publish fails. The
     /// controller sizes snapshot pages and history answers by it.
     fn max_payload(&self) -> usize;
+    /// Follows the event history (`qd.v1.evt.>`) from now on, each event once and in
+    /// order. On NATS a JetStream consumer on the event stream, which never drops: a reader
+    /// that falls behind is late, and told how late (`Followed::pending`). By default, as
+    /// on a bus without a history (the sandbox's), a plain subscription.
+    async fn follow_events(&self) -> Result<EventFeed, BusError> {
+        Ok(EventFeed::from_subscription(self.subscribe(crate::protocol::subjects::EVT_ALL).await?))
+    }
 }
 
 /// nats-server's default max_payload, assumed while the server has not said otherwise.

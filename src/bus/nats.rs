@@ -32,6 +32,10 @@ pub struct NatsOptions {
     pub name: String,
 }
 
+/// The JetStream stream that holds the event history, unless told otherwise: the
+/// controller stores its events there and replicas follow it.
+pub const EVENT_STREAM: &str = "QD_EVENTS";
+
 /// The messages a subscription may hold before the client counts it a slow consumer.
 const SUBSCRIPTION_CAPACITY: usize = 262_144;
 
@@ -52,6 +56,8 @@ pub struct NatsBus {
     url: String,
     connection: Arc<watch::Sender<Connection>>,
     slow_consumers: Arc<AtomicU64>,
+    /// The stream `follow_events` follows.
+    event_stream: Arc<str>,
 }
 
 impl NatsBus {
@@ -153,7 +159,24 @@ impl NatsBus {
         if client.connection_state() == async_nats::connection::State::Connected {
             set_state(&connection, Connection::Connected);
         }
-        Ok(NatsBus { client, url: opts.url.clone(), connection, slow_consumers })
+        Ok(NatsBus {
+            client,
+            url: opts.url.clone(),
+            connection,
+            slow_consumers,
+            event_stream: EVENT_STREAM.into(),
+        })
+    }
+
+    /// Follows the event history in the stream `name` instead of `EVENT_STREAM`.
+    pub fn with_event_stream(mut self, name: &str) -> NatsBus {
+        self.event_stream = name.into();
+        self
+    }
+
+    /// The stream `follow_events` follows.
+    pub fn event_stream(&self) -> &str {
+        &self.event_stream
     }
 
     /// Slow-consumer reports so far: messages the client dropped for a full subscription.
@@ -225,5 +248,9 @@ impl Bus for NatsBus {
             0 => super::DEFAULT_MAX_PAYLOAD,
             n => n,
         }
+    }
+
+    async fn follow_events(&self) -> Result<super::EventFeed, BusError> {
+        super::follow::follow_stream(&self.jetstream(), &self.event_stream).await
     }
 }

@@ -1,33 +1,31 @@
 //! `quarterdeck bench --nats URL`: the cockpit's ingest through a real nats-server.
 //!
-//! The bench plays the controller on one connection: it answers `ctl.snapshot` (the
-//! synthetic fleet at the revision published so far) and `ctl.history`, and publishes the
-//! events in revision order. On a second connection it runs the cockpit's own backend
-//! (`backend::spawn`, as `quarterdeck --nats` does) and feeds its updates to an `App`, drawing
-//! frames into a byte counter at the event loop's rate. It reports how fast the events were
-//! applied and whether any were lost: slow-consumer reports, revision gaps, resyncs.
+//! The bench plays the controller on one connection (`bench_events::StandIn`): it stores
+//! the events in revision order in the JetStream event stream, as the controller commits
+//! them, answers `ctl.snapshot` (the synthetic fleet at the revision published so far) and
+//! `ctl.history`, and beacons. On a second connection it runs the cockpit's own backend
+//! (`backend::spawn`, as `quarterdeck --nats` does), which follows the stream, and feeds its
+//! updates to an `App`, drawing frames into a byte counter at the event loop's rate. It
+//! reports how fast the events were applied and whether any were lost (slow-consumer
+//! reports, revision gaps, resyncs), how far behind the cockpit fell, and its memory.
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::BusArgs;
 use super::bench::{BenchArgs, Counter, counting_terminal, draw};
-use super::bench_events::EventStream;
+use super::bench_events::{EventStream, StandIn};
 use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Effect, Panel};
 use crate::app::App;
 use crate::backend::{self, Command, Sync, Update};
-use crate::bus::{self, Bus, Subscription};
-use crate::plane::controller::paging;
+use crate::bus::Bus;
 use crate::plane::fixture::fixture;
 use crate::protocol::clock::now_ms;
-use crate::protocol::{Event, Fleet, Reply, SnapshotRequest, decode, subjects};
 use crate::views::theme::{ColorMode, Theme};
 
 /// The event loop's frame period (`app/run.rs`).
@@ -38,26 +36,20 @@ const BATCH: usize = 4096;
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, String> {
+    // What goes wrong on the way (a follow that broke, a resync) is said on stderr; the
+    // figures go to stdout.
+    super::logging::init("bench", bus_args.log_level.min(log::LevelFilter::Warn));
     let (start, _) = fixture(7, args.hosts as usize, args.instances.saturating_sub(7) as usize);
-    let stream = EventStream::new(&start);
     let events = u64::from(args.events);
-    // Encoded before the clock starts: the bench measures the cockpit, not the publisher.
-    let wires = encode_all(&stream, &start, events)?;
-    let last = stream.rev(events - 1);
+    let last = EventStream::new(&start).rev(events - 1);
 
     let controller = Arc::new(bus_args.connect("bench-controller").await?);
-    // Connected (the client connects in the background), so the server's limits (the
-    // max_payload that sizes snapshot pages) are known.
-    controller.flush().await.map_err(|e| e.to_string())?;
-    let published = Arc::new(AtomicU64::new(0));
-    let snapshots = Arc::new(AtomicU64::new(0));
-    let serving =
-        serve(controller.clone(), Arc::new(start), Arc::new(stream), published.clone(), snapshots.clone())
-            .await?;
+    let stand_in = Arc::new(StandIn::start(controller, start).await?);
 
-    // What the bench holds before the cockpit connects (the fleet, the encoded events):
-    // the peak's growth from here bounds the cockpit's share. It also holds the snapshot
-    // pages the bench encodes to answer it, so it is an upper bound.
+    // What the bench holds before the cockpit connects (the stand-in's fleet; it encodes
+    // events as it publishes them): the peak's growth from here bounds the cockpit's share.
+    // It also holds the snapshot pages the stand-in encodes to answer it, so it is an
+    // upper bound, and so is `rss_mb` of the cockpit's own.
     let before_cockpit_mb = super::bench::rss_mb();
     let cockpit = Arc::new(bus_args.connect("bench-cockpit").await?);
     let handle = backend::spawn(cockpit.clone(), "cockpit/bench".into());
@@ -81,14 +73,23 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
     draw(&mut terminal, &mut app)?;
 
     let started = Instant::now();
-    let publisher = tokio::spawn(publish(controller.clone(), wires, published.clone()));
+    let publisher = {
+        let stand_in = stand_in.clone();
+        tokio::spawn(async move { stand_in.publish(events).await })
+    };
     // Generous: the debug build is many times slower than the release build.
     let deadline = started + Duration::from_secs(60) + Duration::from_micros(events * 100);
     let mut next_frame = started + FRAME;
     let mut dirty = false;
     let mut timed_out = false;
     let mut frames = 0u64;
+    // When the publisher was done, and what the cockpit had applied by then: what it
+    // applied after is its catch-up, at its own pace, the publisher out of the way.
+    let mut stored: Option<(Instant, u64)> = None;
     while !(app.replica.sync == Sync::Live && app.replica.fleet.revision >= last) {
+        if stored.is_none() && publisher.is_finished() {
+            stored = Some((Instant::now(), tally.applied));
+        }
         tokio::select! {
             update = updates.recv() => {
                 let Some(first) = update else { break };
@@ -116,9 +117,16 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
         }
     }
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    let (catch_up_s, caught_up) = match stored {
+        Some((at, applied)) => (at.elapsed().as_secs_f64().max(1e-9), tally.applied.saturating_sub(applied)),
+        None => (0.0, 0),
+    };
     let published_in = publisher.await.map_err(|e| e.to_string())?;
-    serving.abort();
-    let published = published.load(Ordering::Relaxed);
+    let published = stand_in.sent();
+    let resyncs = stand_in.snapshots().saturating_sub(1);
+    if let Some(stand_in) = Arc::into_inner(stand_in) {
+        stand_in.stop().await;
+    }
 
     let out = json!({
         "events": events,
@@ -127,7 +135,11 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
         "dropped": published.saturating_sub(tally.applied),
         "slow_consumers": cockpit.slow_consumers(),
         "rev_gaps": app.replica.gaps,
-        "resyncs": snapshots.load(Ordering::Relaxed).saturating_sub(1),
+        "resyncs": resyncs,
+        "max_behind": tally.max_behind,
+        "catch_up_events": caught_up,
+        "catch_up_seconds": (catch_up_s * 1000.0).round() / 1000.0,
+        "catch_up_events_per_s": if caught_up > 0 { (caught_up as f64 / catch_up_s).round() } else { 0.0 },
         "revision": app.replica.fleet.revision,
         "last_revision": last,
         "timed_out": timed_out,
@@ -160,11 +172,16 @@ struct Tally {
     /// Events applied one by one, each at the revision after the last (not skipped over
     /// by a snapshot).
     applied: u64,
+    /// The most events the backend's follow said were waiting behind the cockpit.
+    max_behind: u64,
 }
 
 impl Tally {
     /// Hands one update to the app, as the event loop does, and carries out its resync.
     fn feed(&mut self, app: &mut App, update: Update, commands: &mpsc::UnboundedSender<Command>) {
+        if let Update::Pending(n) = &update {
+            self.max_behind = self.max_behind.max(*n);
+        }
         let next = match &update {
             Update::Event(ev)
                 if app.replica.sync == Sync::Live && ev.rev == app.replica.fleet.revision + 1 =>
@@ -182,87 +199,4 @@ impl Tally {
             self.applied += 1;
         }
     }
-}
-
-/// Every event's subject and wire bytes, the bytes in one buffer.
-fn encode_all(stream: &EventStream, start: &Fleet, events: u64) -> Result<Vec<(String, Bytes)>, String> {
-    let mut buffer = Vec::new();
-    let mut spans = Vec::with_capacity(events as usize);
-    for n in 0..events {
-        let (subject, bytes) = stream.wire(start, n).ok_or("the fleet has no instances")?;
-        spans.push((subject, buffer.len(), buffer.len() + bytes.len()));
-        buffer.extend_from_slice(&bytes);
-    }
-    let buffer = Bytes::from(buffer);
-    Ok(spans.into_iter().map(|(subject, from, to)| (subject, buffer.slice(from..to))).collect())
-}
-
-/// Publishes the events in order, counting each once it is handed to the client. Returns
-/// how long that took, up to the server's answer to a flush after the last.
-async fn publish(
-    bus: Arc<crate::bus::NatsBus>,
-    wires: Vec<(String, Bytes)>,
-    published: Arc<AtomicU64>,
-) -> Result<f64, String> {
-    let started = Instant::now();
-    for (subject, bytes) in wires {
-        bus.publish(&subject, bytes).await.map_err(|e| e.to_string())?;
-        published.fetch_add(1, Ordering::Relaxed);
-    }
-    bus.flush().await.map_err(|e| e.to_string())?;
-    Ok(started.elapsed().as_secs_f64())
-}
-
-/// Answers the cockpit's snapshot and history requests as the controller would.
-async fn serve(
-    bus: Arc<crate::bus::NatsBus>,
-    start: Arc<Fleet>,
-    stream: Arc<EventStream>,
-    published: Arc<AtomicU64>,
-    snapshots: Arc<AtomicU64>,
-) -> Result<tokio::task::JoinHandle<()>, String> {
-    let subscribe = |subject: &'static str| {
-        let bus = bus.clone();
-        async move { bus.subscribe(subject).await.map_err(|e| e.to_string()) }
-    };
-    let mut snapshot_requests: Subscription = subscribe(subjects::CTL_SNAPSHOT).await?;
-    let mut history_requests: Subscription = subscribe(subjects::CTL_HISTORY).await?;
-    // The subscriptions must reach the server before the cockpit asks.
-    bus.flush().await.map_err(|e| e.to_string())?;
-    let pages = paging::Pages::default();
-    Ok(tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                Some(msg) = snapshot_requests.next() => {
-                    // Everything published so far is in the snapshot; later events follow it.
-                    let fleet = || stream.fleet_after(&start, published.load(Ordering::Relaxed));
-                    let req = decode::<SnapshotRequest>(&msg.payload).map(|env| env.body).unwrap_or_default();
-                    // A read starts with an unpaged request or page 0; the other pages are
-                    // the same snapshot.
-                    if req.rev.is_none() {
-                        snapshots.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let _ = if req.page.is_none() {
-                        bus::respond(bus.as_ref(), &msg, "controller", &Reply::Ok(fleet())).await
-                    } else {
-                        // Paged as the controller pages it, so a fleet over max_payload gets through.
-                        let max_part = paging::part_size(bus.max_payload());
-                        let answer = pages.page(&req, max_part, |reusable| {
-                            let fleet = fleet();
-                            if Some(fleet.revision) == reusable {
-                                return Ok((fleet.revision, None));
-                            }
-                            paging::fleet_text(&fleet).map(|text| (fleet.revision, Some(text)))
-                        });
-                        bus::respond(bus.as_ref(), &msg, "controller", &Reply::from(answer)).await
-                    };
-                }
-                Some(msg) = history_requests.next() => {
-                    let none: Vec<Event> = Vec::new();
-                    let _ = bus::respond(bus.as_ref(), &msg, "controller", &Reply::Ok(none)).await;
-                }
-                else => return,
-            }
-        }
-    }))
 }

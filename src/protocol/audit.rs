@@ -267,7 +267,7 @@ impl AuditRecord {
 }
 
 /// `3412` as `3,412`.
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -31,6 +31,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         (_, Sync::Live) => ("● live".into(), t.ok),
     };
     let bg = t.header.bg.map(|c| Style::default().bg(c)).unwrap_or_default();
+    // Late, not lossy: a flood the cockpit cannot keep pace with is said in words, and
+    // nothing is said once it has caught up.
+    let lag = app.replica.lag().map(|n| {
+        let n = crate::protocol::audit::thousands(n);
+        (format!(", behind {n} events"), format!(" -{n}"))
+    });
     // Counted once per change of the fleet's structure, not per frame.
     let facts = app.facts();
     // What is unknown (a silent host, a silent controller) is not counted as healthy, and
@@ -65,6 +71,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(app.bus_label.clone(), t.header),
             Span::styled(" ", t.header),
             Span::styled(badge.clone(), badge_style.patch(bg)),
+            Span::styled(
+                lag.as_ref().map(|(long, brief)| pick(long.clone(), brief.clone())).unwrap_or_default(),
+                t.warn.patch(bg),
+            ),
             sep.clone(),
             Span::styled(format!("rev {}", f.revision), t.header),
             sep.clone(),

@@ -16,6 +16,7 @@ mod nats_durable;
 mod nats_epoch;
 mod nats_faults;
 mod nats_hardening;
+mod nats_follow_flood;
 mod nats_history_bounds;
 mod nats_paged_snapshot;
 mod nats_plane;

@@ -824,6 +824,8 @@ pub struct Followed {
     pub notes: Vec<Note>,
     /// When each note was taken.
     pub times: Vec<Instant>,
+    /// The most events the backend's follow said were waiting behind the replica.
+    pub max_pending: u64,
 }
 
 impl Followed {
@@ -844,6 +846,8 @@ impl Followed {
 pub struct Follower {
     state: Arc<Mutex<Followed>>,
     task: tokio::task::JoinHandle<()>,
+    /// Held by `hold`: the follower takes no update while it is (a cockpit busy elsewhere).
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Follower {
@@ -852,8 +856,11 @@ impl Follower {
         let state = Arc::new(Mutex::new(Followed::default()));
         // The task owns the command sender: the backend runs as long as the task does.
         let (shared, resync) = (state.clone(), commands);
+        let gate = Arc::new(tokio::sync::Mutex::new(()));
+        let open = gate.clone();
         let task = tokio::spawn(async move {
             while let Some(update) = updates.recv().await {
+                drop(open.lock().await);
                 let now = now_ms();
                 let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                 match update {
@@ -876,6 +883,10 @@ impl Follower {
                         }
                     }
                     Update::Heartbeat(hb) => s.replica.apply_heartbeat(&hb, now),
+                    Update::Pending(pending) => {
+                        s.max_pending = s.max_pending.max(pending);
+                        s.replica.note_pending(pending);
+                    }
                     Update::Beacon(revision) => {
                         // Behind at two beacons in a row: the last event was lost.
                         let lost_last = s.replica.note_beacon_at(revision, now);
@@ -898,7 +909,13 @@ impl Follower {
                 }
             }
         });
-        Follower { state, task }
+        Follower { state, task, gate }
+    }
+
+    /// Stops the follower taking updates until the guard is dropped: the backend's queue
+    /// fills and the backend must hold back, as behind a cockpit busy drawing.
+    pub async fn hold(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.gate.clone().lock_owned().await
     }
 
     fn lock(&self) -> MutexGuard<'_, Followed> {

@@ -111,6 +111,11 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                         }
                         false
                     }
+                    // A router behind a flood is late, not lost: the beacon rule reads it.
+                    Update::Pending(n) => {
+                        replica.note_pending(n);
+                        false
+                    }
                     _ => false,
                 };
                 if touches_routes && due.is_none() {
