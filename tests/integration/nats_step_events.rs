@@ -332,7 +332,7 @@ fn operation_events(ops: usize, steps: usize) -> Vec<Event> {
 
 #[test]
 fn nats_the_state_bucket_rebuilds_the_fleet_the_events_build_and_forgets_trimmed_operations() {
-    use quarterdeck::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
+    use quarterdeck::plane::controller::store::{JetStreamConfig, JetStreamStore, Outgoing, Store};
     use quarterdeck::protocol::fleet::FINISHED_OPERATIONS_KEPT;
     use quarterdeck::protocol::{Envelope, subjects};
     let test = "nats_the_state_bucket_rebuilds_the_fleet_the_events_build_and_forgets_trimmed_operations";
@@ -348,7 +348,9 @@ fn nats_the_state_bucket_rebuilds_the_fleet_the_events_build_and_forgets_trimmed
         for event in &events {
             want.apply(event).expect("the next revision");
             let subject = subjects::event(&event.kind.subject_token(), event.app.as_deref());
-            store.commit(&subject, &Envelope::new("test/store", event.clone())).await.expect("committed");
+            let envelope = Envelope::new("test/store", event.clone());
+            let bytes = bytes::Bytes::from(quarterdeck::protocol::encode(&envelope).expect("encode"));
+            store.commit(&[Outgoing { subject, envelope, bytes }]).await.expect("committed");
         }
         assert_eq!(want.operations.len(), FINISHED_OPERATIONS_KEPT + 1, "the bound held while applying");
         let running = &want.operations[&format!("op-{:010}", ops - 1)];
