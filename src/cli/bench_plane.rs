@@ -1,0 +1,472 @@
+//! `quarterdeck bench plane`: the control plane at fleet scale, measured end to end on a
+//! real nats-server.
+//!
+//! The controller runs as a child process of this binary (`quarterdeck controller`, the
+//! code path an operator runs): its memory is then its own (/proc/<pid>), and the restart
+//! is a real kill -9 and a cold start on the same JetStream store. The simulated hosts are
+//! real agents with the sim driver, in this process, each on its own NATS connection; one
+//! cockpit backend follows the plane headless. The bench deploys M instances across K apps
+//! at once (`--strategy all`), waits until the following cockpit sees every instance
+//! running, reads back what JetStream stored, restarts the controller, and prints the
+//! figures (one JSON line with --json). Progress goes to stderr.
+
+mod follow;
+mod hosts;
+mod procs;
+mod stored;
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::Value;
+
+use super::{BusArgs, parse};
+use crate::bus::{self, BusError, NatsBus, RequestError};
+use crate::protocol::{
+    Accepted, Constraints, DeployRequest, Envelope, ErrorCode, RouteRequest, Strategy, subjects,
+};
+use follow::{Follower, Progress};
+use procs::{ControllerProc, ControllerSpec, LocalNats, WorkDir};
+
+/// The controller's limit on one deploy.
+const INSTANCES_PER_APP_MAX: u32 = 500;
+/// How long one command waits for its answer before it is sent again (same command id,
+/// so a repeat never starts a second operation).
+const COMMAND_WAIT: Duration = Duration::from_secs(30);
+/// How often the bench looks at the following cockpit's replica.
+const POLL: Duration = Duration::from_millis(100);
+/// How often progress is printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How long reading the stored events back may take.
+const READ_BACK: Duration = Duration::from_secs(180);
+
+#[derive(Debug, Clone, Args)]
+pub struct PlaneArgs {
+    /// Simulated hosts, each a real agent with the sim driver on its own NATS connection.
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub hosts: u32,
+    /// Instances to deploy, spread over --apps apps, all at once.
+    #[arg(long, default_value_t = 20_000, value_name = "M", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub instances: u32,
+    /// Apps the instances are spread over: one deploy each, sent together (at most 500
+    /// instances per app, the controller's limit).
+    #[arg(long, default_value_t = 40, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub apps: u32,
+    /// Print one JSON line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// How long each phase (the plane coming up, the deploy, the restart) may take.
+    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Speed of the simulated container lifecycles (1 is realistic; 0.1 to 100).
+    #[arg(long, default_value_t = 100.0, value_parser = super::parse_speed, value_name = "X")]
+    pub sim_speed: f64,
+}
+
+impl PlaneArgs {
+    /// The checks clap cannot make alone: how the flags fit together.
+    pub fn check(&self) -> Result<(), String> {
+        let (m, k, n) = (self.instances, self.apps, self.hosts);
+        if k > m {
+            return Err(format!("--apps {k} is more than --instances {m}: every app needs an instance"));
+        }
+        if m.div_ceil(k) > INSTANCES_PER_APP_MAX {
+            return Err(format!(
+                "--instances {m} over --apps {k} is more than {INSTANCES_PER_APP_MAX} per app, the controller's limit on one deploy: use --apps {} or more",
+                m.div_ceil(INSTANCES_PER_APP_MAX)
+            ));
+        }
+        if m.div_ceil(n) > hosts::INSTANCES_PER_HOST_MAX {
+            return Err(format!(
+                "--instances {m} on --hosts {n} is more than {} per host, the addresses a sim host has: use --hosts {} or more",
+                hosts::INSTANCES_PER_HOST_MAX,
+                m.div_ceil(hosts::INSTANCES_PER_HOST_MAX)
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err("--timeout must be more than 0".into());
+        }
+        Ok(())
+    }
+
+    /// Each app's name and instance count: M spread as evenly as K apps allow.
+    pub fn plan(&self) -> Vec<(String, u32)> {
+        let (m, k) = (self.instances, self.apps);
+        (0..k).map(|i| (format!("bench-{i:04}"), m / k + u32::from(i < m % k))).collect()
+    }
+}
+
+/// Runs the bench; Ctrl-C, SIGTERM or SIGHUP stop it, and its processes with it.
+pub async fn run(bus: BusArgs, args: PlaneArgs) -> Result<ExitCode, String> {
+    args.check()?;
+    tokio::select! {
+        result = bench(&bus, &args) => result,
+        _ = super::services::stop_signal() => Err("interrupted: the bench's processes are stopped".into()),
+    }
+}
+
+fn progress(line: &str) {
+    eprintln!("bench plane: {line}");
+}
+
+/// The bench's own clients: the deploys and the reads of JetStream.
+async fn client(bus: &BusArgs, url: &str, name: &str) -> Result<NatsBus, String> {
+    let conn = BusArgs { nats: Some(url.to_string()), ..bus.clone() }.connect(name).await?;
+    tokio::time::timeout(Duration::from_secs(30), conn.flush())
+        .await
+        .map_err(|_| format!("no answer from the nats-server at {url} within 30 s"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    Ok(conn)
+}
+
+/// A bus given with --nats must be the bench's alone: no controller answering on it, and
+/// no events from an earlier run, which would count in the figures.
+async fn check_bus_is_empty(ctl: &NatsBus, url: &str) -> Result<(), String> {
+    let env = Envelope::new("bench", crate::protocol::SnapshotRequest::default());
+    let answer: Result<Value, RequestError> =
+        bus::request(ctl, subjects::CTL_SNAPSHOT, &env, Duration::from_secs(2)).await;
+    if !matches!(answer, Err(RequestError::Bus(BusError::NoResponders { .. }))) {
+        return Err(format!(
+            "a controller already answers on {url}: the bench runs its own; give it a nats-server of its own, or leave out --nats"
+        ));
+    }
+    let events = stored::events_stored(ctl).await?;
+    if events > 0 {
+        return Err(format!(
+            "{url} already holds {events} events in its event stream: the bench needs an empty JetStream; give it a fresh nats-server, or leave out --nats"
+        ));
+    }
+    Ok(())
+}
+
+/// Waits until `done` says the plane is where it should be, printing progress; fails at
+/// `deadline` or when the controller exits.
+async fn wait_for(
+    phase: &str,
+    deadline: Instant,
+    controller: &mut ControllerProc,
+    mut look: impl FnMut() -> Progress,
+    done: impl Fn(&Progress) -> Result<bool, String>,
+    show: impl Fn(&Progress) -> String,
+) -> Result<Progress, (String, Progress)> {
+    let mut next_print = Instant::now();
+    loop {
+        let p = look();
+        match done(&p) {
+            Ok(true) => return Ok(p),
+            Ok(false) => {}
+            Err(e) => return Err((e, p)),
+        }
+        controller.sample_peak_mb();
+        if let Some(why) = controller.exited() {
+            return Err((why, p));
+        }
+        if Instant::now() >= deadline {
+            return Err((format!("{phase}: not done within the timeout ({})", show(&p)), p));
+        }
+        if Instant::now() >= next_print {
+            progress(&format!("{phase}: {}", show(&p)));
+            next_print += PROGRESS_EVERY;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// One deploy, sent again on a timeout or a retryable refusal (the same command id, so
+/// the controller starts it once) until accepted or `deadline`.
+async fn deploy(ctl: &NatsBus, app: &str, instances: u32, deadline: Instant) -> Result<String, String> {
+    let req = DeployRequest {
+        app: app.to_string(),
+        version: "1.0.0".into(),
+        instances,
+        image: Some("bench/app:1".into()),
+        port: Some(8080),
+        constraints: Some(Constraints { azs: vec![], tags: vec![], cpu: 0.1, memory_mb: 64 }),
+        domain: None,
+        tags: None,
+        run: None,
+        strategy: Strategy::All,
+    };
+    let env = Envelope::with_id(format!("bench-deploy-{app}"), "bench", req);
+    let accepted = command(ctl, subjects::CTL_DEPLOY, &env, deadline).await?;
+    accepted.operation_id.ok_or_else(|| format!("the deploy of {app} was accepted without an operation"))
+}
+
+/// Sends a command until it is answered: a retryable refusal (`not_ready`, `unavailable`)
+/// or no answer yet sends it again after a pause.
+async fn command<T: serde::Serialize>(
+    ctl: &NatsBus,
+    subject: &str,
+    env: &Envelope<T>,
+    deadline: Instant,
+) -> Result<Accepted, String> {
+    loop {
+        let wait = COMMAND_WAIT.min(deadline.saturating_duration_since(Instant::now()));
+        let error = match bus::request::<_, Accepted>(ctl, subject, env, wait).await {
+            Ok(accepted) => return Ok(accepted),
+            Err(RequestError::Refused(w))
+                if !matches!(w.code, ErrorCode::NotReady | ErrorCode::Unavailable) =>
+            {
+                return Err(format!("{subject} refused: {} ({})", w.reason, w.code.as_str()));
+            }
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() + Duration::from_millis(100) >= deadline {
+            return Err(format!("{subject}: no answer in time; last: {error}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The p-th percentile of unsorted values (nearest rank).
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    super::bench::percentile(&sorted, p)
+}
+
+fn round(v: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (v * scale).round() / scale
+}
+
+/// The figures, as printed. `None` where the run did not get that far (printed as null).
+#[derive(Debug, Default, serde::Serialize)]
+struct Report {
+    hosts: u32,
+    instances: u32,
+    apps: u32,
+    converged: bool,
+    /// Instances of the bench's apps running when the bench stopped waiting.
+    running: usize,
+    /// From the first deploy command to the last one accepted.
+    accepted_s: f64,
+    converge_s: Option<f64>,
+    instances_per_s: f64,
+    /// Events committed from the first deploy command to convergence (or the timeout).
+    events: u64,
+    events_per_s: f64,
+    /// Events of the deploy read back from the stream (all of them unless the read timed out).
+    events_read: usize,
+    event_bytes_p50: f64,
+    event_bytes_max: f64,
+    stream_bytes: u64,
+    kv_bytes: u64,
+    stream_bytes_per_instance: f64,
+    controller_rss_mb: f64,
+    replica_lag_ms_p50: f64,
+    replica_lag_ms_p99: f64,
+    restart_ready_s: Option<f64>,
+    /// Peak memory of the restarted controller up to its first answer.
+    restart_rss_mb: Option<f64>,
+    /// Messages the following cockpit's NATS client dropped (slow consumer), in the whole run.
+    dropped: u64,
+    /// Revision gaps the cockpit found, and the fresh snapshots it took, up to the restart.
+    rev_gaps: u64,
+    resyncs: u64,
+    /// Times the cockpit saw the controller's revision go back (a new epoch), in the whole
+    /// run: after the restart, this means the restarted controller began below what it had
+    /// published.
+    epochs: u64,
+    seconds: f64,
+}
+
+async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
+    let started = Instant::now();
+    let dir = WorkDir::create()?;
+    let (_nats, url) = match &bus.nats {
+        Some(url) => (None, url.clone()),
+        None => {
+            let nats = LocalNats::start(&procs::nats_server_bin()?, dir.path()).await?;
+            let url = nats.url().to_string();
+            progress(&format!("nats-server started on {url}"));
+            (Some(nats), url)
+        }
+    };
+    let ctl = client(bus, &url, "bench/ctl").await?;
+    if bus.nats.is_some() {
+        check_bus_is_empty(&ctl, &url).await?;
+    }
+
+    let log = dir.path().join("controller.log");
+    let fail = |e: String| format!("{e}\ncontroller log ({}):\n{}", log.display(), procs::log_tail(&log, 30));
+    let spec = ControllerSpec::new(bus, &url, controller_flags(args.timeout), log.clone())?;
+    let mut controller = ControllerProc::spawn(&spec)?;
+    let follower = Follower::start(client(bus, &url, "bench/cockpit").await?);
+
+    progress(&format!("starting {} sim hosts", args.hosts));
+    let _fleet = hosts::start(bus, &url, args.hosts, args.sim_speed).await?;
+    let plan = args.plan();
+    let apps: BTreeSet<String> = plan.iter().map(|(a, _)| a.clone()).collect();
+    let n = args.hosts as usize;
+    wait_for(
+        "hosts",
+        Instant::now() + args.timeout,
+        &mut controller,
+        || follower.progress(&apps, &BTreeSet::new()),
+        |p| Ok(p.live && p.hosts_up == n),
+        |p| format!("{}/{n} hosts up, cockpit {}", p.hosts_up, if p.live { "live" } else { "loading" }),
+    )
+    .await
+    .map_err(|(e, _)| fail(e))?;
+
+    // The deploy: every app at once, as the clock starts.
+    let seq_before = stored::last_event_seq(&ctl).await?;
+    follower.measure();
+    let t0 = Instant::now();
+    let deadline = t0 + args.timeout;
+    progress(&format!(
+        "deploying {} instances of {} apps on {} hosts",
+        args.instances, args.apps, args.hosts
+    ));
+    let sent =
+        futures_util::future::join_all(plan.iter().map(|(app, m)| deploy(&ctl, app, *m, deadline))).await;
+    let operations: BTreeSet<String> = sent.into_iter().collect::<Result<_, _>>().map_err(fail)?;
+    let mut report = Report {
+        hosts: args.hosts,
+        instances: args.instances,
+        apps: args.apps,
+        accepted_s: round(t0.elapsed().as_secs_f64(), 3),
+        ..Report::default()
+    };
+    let m = args.instances as usize;
+    let converged = wait_for(
+        "deploy",
+        deadline,
+        &mut controller,
+        || follower.progress(&apps, &operations),
+        |p| match p.operations_failed.first() {
+            Some(failed) => Err(format!("{} deploys failed, e.g. {failed}", p.operations_failed.len())),
+            None => Ok(p.running == m),
+        },
+        |p| {
+            format!("{}/{m} running, {:.0} s, revision {}", p.running, t0.elapsed().as_secs_f64(), p.revision)
+        },
+    )
+    .await;
+    let seq_done = stored::last_event_seq(&ctl).await?;
+    let (reached, error) = match converged {
+        Ok(p) => (p, None),
+        Err((e, p)) => (p, Some(e)),
+    };
+    // Converged when the following cockpit saw every instance running: committed and
+    // published, as anyone watching the plane would see it (to within the poll's period).
+    // The controller stamps an event when it makes it, before its commit, so its stamps
+    // would tell an earlier moment than anyone could have seen.
+    let elapsed_s = t0.elapsed().as_secs_f64().max(1e-3);
+    report.converged = error.is_none();
+    report.running = reached.running;
+    report.converge_s = error.is_none().then(|| round(elapsed_s, 3));
+    report.instances_per_s = round(reached.running as f64 / elapsed_s, 1);
+    report.events = seq_done.saturating_sub(seq_before);
+    report.events_per_s = round(report.events as f64 / elapsed_s, 1);
+
+    // Operations end once their instances run: wait for them, so the stored events and
+    // the state are the whole deploy's.
+    if error.is_none() {
+        let ended = wait_for(
+            "operations",
+            Instant::now() + args.timeout,
+            &mut controller,
+            || follower.progress(&apps, &operations),
+            |p| Ok(p.operations_running == 0),
+            |p| format!("{} of {} deploys still running", p.operations_running, operations.len()),
+        )
+        .await;
+        if let Err((e, _)) = ended {
+            progress(&format!("{e}; measuring what there is"));
+        }
+    }
+    let seq_end = stored::last_event_seq(&ctl).await?;
+    progress(&format!("reading back the {} events stored", seq_end.saturating_sub(seq_before)));
+    let sizes: Vec<f64> = stored::event_sizes(&ctl, seq_before + 1, seq_end, READ_BACK)
+        .await?
+        .into_iter()
+        .map(|s| s as f64)
+        .collect();
+    report.events_read = sizes.len();
+    report.event_bytes_p50 = percentile(&sizes, 0.5);
+    report.event_bytes_max = sizes.iter().copied().fold(0.0, f64::max);
+    let (event_bytes, kv_bytes) = stored::bytes(&ctl).await?;
+    report.stream_bytes = event_bytes;
+    report.kv_bytes = kv_bytes;
+    report.stream_bytes_per_instance = round((event_bytes + kv_bytes) as f64 / f64::from(args.instances), 1);
+    report.controller_rss_mb = round(controller.sample_peak_mb(), 1);
+    let lags: Vec<f64> = follower.with(|f| f.lags_ms.iter().map(|&l| f64::from(l)).collect());
+    report.replica_lag_ms_p50 = percentile(&lags, 0.5);
+    report.replica_lag_ms_p99 = percentile(&lags, 0.99);
+
+    // Before the restart, whose new epoch (if its revision went back) is counted apart.
+    (report.rev_gaps, report.resyncs) = follower.with(|f| (f.replica.gaps, f.snapshots.saturating_sub(1)));
+    if error.is_none() {
+        let ready = restart_ready(&ctl, &spec, &mut controller, &follower, &apps, args.timeout).await;
+        report.restart_ready_s = Some(round(ready.map_err(fail)?, 3));
+        report.restart_rss_mb = Some(round(controller.sample_peak_mb(), 1));
+    }
+    report.dropped = follower.slow_consumer_drops();
+    report.epochs = follower.with(|f| f.replica.epochs);
+    report.seconds = round(started.elapsed().as_secs_f64(), 1);
+    print(&report, args.json)?;
+    match error {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e) => Err(fail(e)),
+    }
+}
+
+/// The controller's flags besides the bus: hosts never go stale or lost while the machine
+/// is busy with the bench, and a step may take as long as the bench waits, so slowness
+/// shows as a slow convergence rather than as failures.
+fn controller_flags(timeout: Duration) -> Vec<String> {
+    let step = format!("{}s", timeout.as_secs().max(1));
+    [
+        "--id",
+        "bench",
+        "--log-level",
+        "warn",
+        "--stale-after",
+        "30",
+        "--lost-after",
+        "1000",
+        "--step-timeout",
+        &step,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn print(report: &Report, json: bool) -> Result<(), String> {
+    let value = serde_json::to_value(report).map_err(|e| e.to_string())?;
+    if json {
+        println!("{value}");
+    } else if let Some(map) = value.as_object() {
+        for (k, v) in map {
+            println!("{k:<28} {v}");
+        }
+    }
+    Ok(())
+}
+
+/// Kills the controller (SIGKILL) and starts it again on the same store; the time until
+/// it accepts a command at the fleet's size: a route's weight, set to what it is.
+async fn restart_ready(
+    ctl: &NatsBus,
+    spec: &ControllerSpec,
+    controller: &mut ControllerProc,
+    follower: &Follower,
+    apps: &BTreeSet<String>,
+    timeout: Duration,
+) -> Result<f64, String> {
+    let route = follower
+        .with(|f| f.replica.fleet.routes.values().find(|r| apps.contains(&r.app)).cloned())
+        .ok_or("no route of the bench's apps to send a command about")?;
+    progress("restarting the controller (kill -9)");
+    let t = Instant::now();
+    controller.restart(spec)?;
+    let req =
+        RouteRequest { app: route.app.clone(), backend: route.backend.clone(), weight: Some(route.weight) };
+    command(ctl, subjects::CTL_ROUTE_WEIGHT, &Envelope::new("bench", req), t + timeout).await?;
+    Ok(t.elapsed().as_secs_f64())
+}
