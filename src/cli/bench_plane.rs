@@ -470,3 +470,37 @@ async fn restart_ready(
     command(ctl, subjects::CTL_ROUTE_WEIGHT, &Envelope::new("bench", req), t + timeout).await?;
     Ok(t.elapsed().as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(hosts: u32, instances: u32, apps: u32) -> PlaneArgs {
+        PlaneArgs { hosts, instances, apps, json: true, timeout: Duration::from_secs(60), sim_speed: 100.0 }
+    }
+
+    #[test]
+    fn the_instances_are_spread_evenly_over_the_apps() {
+        let plan = args(1000, 20_000, 40).plan();
+        assert_eq!(plan.len(), 40);
+        assert!(plan.iter().all(|(_, m)| *m == 500));
+        let plan = args(10, 10, 4).plan();
+        assert_eq!(plan.iter().map(|(_, m)| *m).collect::<Vec<_>>(), vec![3, 3, 2, 2]);
+        let names: BTreeSet<_> = plan.iter().map(|(a, _)| a.clone()).collect();
+        assert_eq!(names.len(), 4);
+        assert!(names.iter().all(|n| crate::protocol::validate::name("app", n).is_ok()));
+    }
+
+    #[test]
+    fn flags_that_do_not_fit_together_are_refused_with_the_fix() {
+        assert_eq!(args(1000, 20_000, 40).check(), Ok(()));
+        assert_eq!(args(5000, 100_000, 200).check(), Ok(()));
+        let err = |a: PlaneArgs| a.check().unwrap_err();
+        assert!(err(args(10, 5, 6)).contains("--apps 6 is more than --instances 5"));
+        assert!(err(args(1000, 20_000, 39)).contains("use --apps 40 or more"));
+        assert!(err(args(99, 20_000, 40)).contains("use --hosts 100 or more"));
+        let mut zero = args(10, 10, 1);
+        zero.timeout = Duration::ZERO;
+        assert!(err(zero).contains("--timeout"));
+    }
+}
