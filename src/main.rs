@@ -38,8 +38,9 @@ fn main() -> ExitCode {
             Some(Command::Bench(b)) => match b.command {
                 None => bench::run(cli.bus, b.args).await,
                 Some(BenchCommand::Plane(args)) => {
-                    // The agents in this process log warnings only: progress has its own lines.
-                    logging::init("bench", level.min(log::LevelFilter::Warn));
+                    // Progress has its own lines, and what the agents and the cockpit's
+                    // backend would warn of (drops, gaps, epochs) is counted in the report.
+                    logging::init("bench", level.min(log::LevelFilter::Error));
                     bench_plane::run(cli.bus, args).await
                 }
             },

@@ -174,6 +174,17 @@ async fn wait_for(
     }
 }
 
+/// Awaits `work`, printing `show()` every few seconds meanwhile.
+async fn with_progress<T>(work: impl std::future::Future<Output = T>, show: impl Fn() -> String) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tokio::time::sleep(PROGRESS_EVERY) => progress(&show()),
+        }
+    }
+}
+
 /// One deploy, sent again on a timeout or a retryable refusal (the same command id, so
 /// the controller starts it once) until accepted or `deadline`.
 async fn deploy(ctl: &NatsBus, app: &str, instances: u32, deadline: Instant) -> Result<String, String> {
@@ -266,10 +277,12 @@ struct Report {
     /// Revision gaps the cockpit found, and the fresh snapshots it took, up to the restart.
     rev_gaps: u64,
     resyncs: u64,
-    /// Times the cockpit saw the controller's revision go back (a new epoch), in the whole
-    /// run: after the restart, this means the restarted controller began below what it had
-    /// published.
+    /// Times the cockpit saw the controller's revision go back (a new epoch) up to the
+    /// restart, where it never should.
     epochs: u64,
+    /// The same from the restart on: the restarted controller began below what the one
+    /// before it had published.
+    restart_epochs: u64,
     seconds: f64,
 }
 
@@ -296,123 +309,167 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
     let mut controller = ControllerProc::spawn(&spec)?;
     let follower = Follower::start(client(bus, &url, "bench/cockpit").await?);
 
-    progress(&format!("starting {} sim hosts", args.hosts));
-    let _fleet = hosts::start(bus, &url, args.hosts, args.sim_speed).await?;
-    let plan = args.plan();
-    let apps: BTreeSet<String> = plan.iter().map(|(a, _)| a.clone()).collect();
-    let n = args.hosts as usize;
-    wait_for(
-        "hosts",
-        Instant::now() + args.timeout,
-        &mut controller,
-        || follower.progress(&apps, &BTreeSet::new()),
-        |p| Ok(p.live && p.hosts_up == n),
-        |p| format!("{}/{n} hosts up, cockpit {}", p.hosts_up, if p.live { "live" } else { "loading" }),
-    )
-    .await
-    .map_err(|(e, _)| fail(e))?;
-
-    // The deploy: every app at once, as the clock starts.
-    let seq_before = stored::last_event_seq(&ctl).await?;
-    follower.measure();
-    let t0 = Instant::now();
-    let deadline = t0 + args.timeout;
-    progress(&format!(
-        "deploying {} instances of {} apps on {} hosts",
-        args.instances, args.apps, args.hosts
-    ));
-    let sent =
-        futures_util::future::join_all(plan.iter().map(|(app, m)| deploy(&ctl, app, *m, deadline))).await;
-    let operations: BTreeSet<String> = sent.into_iter().collect::<Result<_, _>>().map_err(fail)?;
-    let mut report = Report {
-        hosts: args.hosts,
-        instances: args.instances,
-        apps: args.apps,
-        accepted_s: round(t0.elapsed().as_secs_f64(), 3),
-        ..Report::default()
-    };
-    let m = args.instances as usize;
-    let converged = wait_for(
-        "deploy",
-        deadline,
-        &mut controller,
-        || follower.progress(&apps, &operations),
-        |p| match p.operations_failed.first() {
-            Some(failed) => Err(format!("{} deploys failed, e.g. {failed}", p.operations_failed.len())),
-            None => Ok(p.running == m),
-        },
-        |p| {
-            format!("{}/{m} running, {:.0} s, revision {}", p.running, t0.elapsed().as_secs_f64(), p.revision)
-        },
-    )
-    .await;
-    let seq_done = stored::last_event_seq(&ctl).await?;
-    let (reached, error) = match converged {
-        Ok(p) => (p, None),
-        Err((e, p)) => (p, Some(e)),
-    };
-    // Converged when the following cockpit saw every instance running: committed and
-    // published, as anyone watching the plane would see it (to within the poll's period).
-    // The controller stamps an event when it makes it, before its commit, so its stamps
-    // would tell an earlier moment than anyone could have seen.
-    let elapsed_s = t0.elapsed().as_secs_f64().max(1e-3);
-    report.converged = error.is_none();
-    report.running = reached.running;
-    report.converge_s = error.is_none().then(|| round(elapsed_s, 3));
-    report.instances_per_s = round(reached.running as f64 / elapsed_s, 1);
-    report.events = seq_done.saturating_sub(seq_before);
-    report.events_per_s = round(report.events as f64 / elapsed_s, 1);
-
-    // Operations end once their instances run: wait for them, so the stored events and
-    // the state are the whole deploy's.
-    if error.is_none() {
-        let ended = wait_for(
-            "operations",
+    // Closed before the nats-server stops, so the cockpit's backend does not try to
+    // reconnect to it.
+    let result = async {
+        progress(&format!("starting {} sim hosts", args.hosts));
+        let _fleet = hosts::start(bus, &url, args.hosts, args.sim_speed).await?;
+        let plan = args.plan();
+        let apps: BTreeSet<String> = plan.iter().map(|(a, _)| a.clone()).collect();
+        let n = args.hosts as usize;
+        wait_for(
+            "hosts",
             Instant::now() + args.timeout,
             &mut controller,
-            || follower.progress(&apps, &operations),
-            |p| Ok(p.operations_running == 0),
-            |p| format!("{} of {} deploys still running", p.operations_running, operations.len()),
+            || follower.progress(&apps, &BTreeSet::new()),
+            |p| Ok(p.live && p.hosts_up == n),
+            |p| format!("{}/{n} hosts up, cockpit {}", p.hosts_up, if p.live { "live" } else { "loading" }),
         )
+        .await
+        .map_err(|(e, _)| fail(e))?;
+
+        // The deploy: every app at once, as the clock starts.
+        let seq_before = stored::last_event_seq(&ctl).await?;
+        follower.measure();
+        let t0 = Instant::now();
+        let deadline = t0 + args.timeout;
+        let m = args.instances as usize;
+        progress(&format!(
+            "deploying {} instances of {} apps on {} hosts",
+            args.instances, args.apps, args.hosts
+        ));
+        let sending =
+            futures_util::future::join_all(plan.iter().map(|(app, m)| deploy(&ctl, app, *m, deadline)));
+        let sent = with_progress(sending, || {
+            let p = follower.progress(&apps, &BTreeSet::new());
+            format!(
+                "sending: {}/{m} instances placed, {} running, {:.0} s",
+                p.instances,
+                p.running,
+                t0.elapsed().as_secs_f64()
+            )
+        })
         .await;
-        if let Err((e, _)) = ended {
-            progress(&format!("{e}; measuring what there is"));
+        // A deploy that is never accepted ends the wait, but not the report: what the plane
+        // did until then is measured all the same.
+        let mut operations = BTreeSet::new();
+        let mut refused = None;
+        for result in sent {
+            match result {
+                Ok(op) => {
+                    operations.insert(op);
+                }
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        let mut report = Report {
+            hosts: args.hosts,
+            instances: args.instances,
+            apps: args.apps,
+            accepted_s: round(t0.elapsed().as_secs_f64(), 3),
+            ..Report::default()
+        };
+        let converged = match refused {
+            Some(e) => Err((e, follower.progress(&apps, &operations))),
+            None => {
+                wait_for(
+                    "deploy",
+                    deadline,
+                    &mut controller,
+                    || follower.progress(&apps, &operations),
+                    |p| match p.operations_failed.first() {
+                        Some(failed) => {
+                            Err(format!("{} deploys failed, e.g. {failed}", p.operations_failed.len()))
+                        }
+                        None => Ok(p.running == m),
+                    },
+                    |p| {
+                        format!(
+                            "{}/{m} running, {:.0} s, revision {}",
+                            p.running,
+                            t0.elapsed().as_secs_f64(),
+                            p.revision
+                        )
+                    },
+                )
+                .await
+            }
+        };
+        let seq_done = stored::last_event_seq(&ctl).await?;
+        let (reached, error) = match converged {
+            Ok(p) => (p, None),
+            Err((e, p)) => (p, Some(e)),
+        };
+        // Converged when the following cockpit saw every instance running: committed and
+        // published, as anyone watching the plane would see it (to within the poll's period).
+        // The controller stamps an event when it makes it, before its commit, so its stamps
+        // would tell an earlier moment than anyone could have seen.
+        let elapsed_s = t0.elapsed().as_secs_f64().max(1e-3);
+        report.converged = error.is_none();
+        report.running = reached.running;
+        report.converge_s = error.is_none().then(|| round(elapsed_s, 3));
+        report.instances_per_s = round(reached.running as f64 / elapsed_s, 1);
+        report.events = seq_done.saturating_sub(seq_before);
+        report.events_per_s = round(report.events as f64 / elapsed_s, 1);
+
+        // Operations end once their instances run: wait for them, so the stored events and
+        // the state are the whole deploy's.
+        if error.is_none() {
+            let ended = wait_for(
+                "operations",
+                Instant::now() + args.timeout,
+                &mut controller,
+                || follower.progress(&apps, &operations),
+                |p| Ok(p.operations_running == 0),
+                |p| format!("{} of {} deploys still running", p.operations_running, operations.len()),
+            )
+            .await;
+            if let Err((e, _)) = ended {
+                progress(&format!("{e}; measuring what there is"));
+            }
+        }
+        let seq_end = stored::last_event_seq(&ctl).await?;
+        progress(&format!("reading back the {} events stored", seq_end.saturating_sub(seq_before)));
+        let sizes: Vec<f64> = stored::event_sizes(&ctl, seq_before + 1, seq_end, READ_BACK)
+            .await?
+            .into_iter()
+            .map(|s| s as f64)
+            .collect();
+        report.events_read = sizes.len();
+        report.event_bytes_p50 = percentile(&sizes, 0.5);
+        report.event_bytes_max = sizes.iter().copied().fold(0.0, f64::max);
+        let (event_bytes, kv_bytes) = stored::bytes(&ctl).await?;
+        report.stream_bytes = event_bytes;
+        report.kv_bytes = kv_bytes;
+        report.stream_bytes_per_instance =
+            round((event_bytes + kv_bytes) as f64 / f64::from(args.instances), 1);
+        report.controller_rss_mb = round(controller.sample_peak_mb(), 1);
+        let lags: Vec<f64> = follower.with(|f| f.lags_ms.iter().map(|&l| f64::from(l)).collect());
+        report.replica_lag_ms_p50 = percentile(&lags, 0.5);
+        report.replica_lag_ms_p99 = percentile(&lags, 0.99);
+
+        // Before the restart, whose new epoch (if its revision went back) is counted apart.
+        (report.rev_gaps, report.resyncs, report.epochs) =
+            follower.with(|f| (f.replica.gaps, f.snapshots.saturating_sub(1), f.replica.epochs));
+        if error.is_none() {
+            let ready = restart_ready(&ctl, &spec, &mut controller, &follower, &apps, args.timeout).await;
+            report.restart_ready_s = Some(round(ready.map_err(fail)?, 3));
+            report.restart_rss_mb = Some(round(controller.sample_peak_mb(), 1));
+        }
+        report.dropped = follower.slow_consumer_drops();
+        report.restart_epochs = follower.with(|f| f.replica.epochs) - report.epochs;
+        report.seconds = round(started.elapsed().as_secs_f64(), 1);
+        print(&report, args.json)?;
+        match error {
+            None => Ok(ExitCode::SUCCESS),
+            Some(e) => Err(fail(e)),
         }
     }
-    let seq_end = stored::last_event_seq(&ctl).await?;
-    progress(&format!("reading back the {} events stored", seq_end.saturating_sub(seq_before)));
-    let sizes: Vec<f64> = stored::event_sizes(&ctl, seq_before + 1, seq_end, READ_BACK)
-        .await?
-        .into_iter()
-        .map(|s| s as f64)
-        .collect();
-    report.events_read = sizes.len();
-    report.event_bytes_p50 = percentile(&sizes, 0.5);
-    report.event_bytes_max = sizes.iter().copied().fold(0.0, f64::max);
-    let (event_bytes, kv_bytes) = stored::bytes(&ctl).await?;
-    report.stream_bytes = event_bytes;
-    report.kv_bytes = kv_bytes;
-    report.stream_bytes_per_instance = round((event_bytes + kv_bytes) as f64 / f64::from(args.instances), 1);
-    report.controller_rss_mb = round(controller.sample_peak_mb(), 1);
-    let lags: Vec<f64> = follower.with(|f| f.lags_ms.iter().map(|&l| f64::from(l)).collect());
-    report.replica_lag_ms_p50 = percentile(&lags, 0.5);
-    report.replica_lag_ms_p99 = percentile(&lags, 0.99);
-
-    // Before the restart, whose new epoch (if its revision went back) is counted apart.
-    (report.rev_gaps, report.resyncs) = follower.with(|f| (f.replica.gaps, f.snapshots.saturating_sub(1)));
-    if error.is_none() {
-        let ready = restart_ready(&ctl, &spec, &mut controller, &follower, &apps, args.timeout).await;
-        report.restart_ready_s = Some(round(ready.map_err(fail)?, 3));
-        report.restart_rss_mb = Some(round(controller.sample_peak_mb(), 1));
-    }
-    report.dropped = follower.slow_consumer_drops();
-    report.epochs = follower.with(|f| f.replica.epochs);
-    report.seconds = round(started.elapsed().as_secs_f64(), 1);
-    print(&report, args.json)?;
-    match error {
-        None => Ok(ExitCode::SUCCESS),
-        Some(e) => Err(fail(e)),
-    }
+    .await;
+    follower.close().await;
+    result
 }
 
 /// The controller's flags besides the bus: hosts never go stale or lost while the machine

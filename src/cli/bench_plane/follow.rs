@@ -75,6 +75,11 @@ impl Follower {
         f(&self.lock())
     }
 
+    /// Closes the connection (every subscription of the backend with it).
+    pub async fn close(&self) {
+        let _ = self.bus.client().drain().await;
+    }
+
     /// Messages the NATS client dropped because the backend's subscriptions were full.
     pub fn slow_consumer_drops(&self) -> u64 {
         self.bus.slow_consumers()
