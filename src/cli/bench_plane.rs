@@ -250,10 +250,12 @@ struct Report {
     instances: u32,
     apps: u32,
     converged: bool,
-    /// Instances of the bench's apps running when the bench stopped waiting.
+    /// Instances of the bench's apps running when the bench stopped waiting, and placed
+    /// (in any state).
     running: usize,
-    /// From the first deploy command to the last one accepted.
-    accepted_s: f64,
+    placed: usize,
+    /// From the first deploy command to the last one accepted; null if one never was.
+    accepted_s: Option<f64>,
     converge_s: Option<f64>,
     instances_per_s: f64,
     /// Events committed from the first deploy command to convergence (or the timeout).
@@ -263,6 +265,8 @@ struct Report {
     events_read: usize,
     event_bytes_p50: f64,
     event_bytes_max: f64,
+    /// Bytes of the event stream (QD_EVENTS) and of the state bucket, and both per instance
+    /// deployed.
     stream_bytes: u64,
     kv_bytes: u64,
     stream_bytes_per_instance: f64,
@@ -368,7 +372,7 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
             hosts: args.hosts,
             instances: args.instances,
             apps: args.apps,
-            accepted_s: round(t0.elapsed().as_secs_f64(), 3),
+            accepted_s: refused.is_none().then(|| round(t0.elapsed().as_secs_f64(), 3)),
             ..Report::default()
         };
         let converged = match refused {
@@ -409,6 +413,7 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
         let elapsed_s = t0.elapsed().as_secs_f64().max(1e-3);
         report.converged = error.is_none();
         report.running = reached.running;
+        report.placed = reached.instances;
         report.converge_s = error.is_none().then(|| round(elapsed_s, 3));
         report.instances_per_s = round(reached.running as f64 / elapsed_s, 1);
         report.events = seq_done.saturating_sub(seq_before);
@@ -443,8 +448,9 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
         let (event_bytes, kv_bytes) = stored::bytes(&ctl).await?;
         report.stream_bytes = event_bytes;
         report.kv_bytes = kv_bytes;
+        // Per instance deployed: all M once converged, those placed so far if not.
         report.stream_bytes_per_instance =
-            round((event_bytes + kv_bytes) as f64 / f64::from(args.instances), 1);
+            round((event_bytes + kv_bytes) as f64 / report.placed.max(1) as f64, 1);
         report.controller_rss_mb = round(controller.sample_peak_mb(), 1);
         let lags: Vec<f64> = follower.with(|f| f.lags_ms.iter().map(|&l| f64::from(l)).collect());
         report.replica_lag_ms_p50 = percentile(&lags, 0.5);
