@@ -276,6 +276,9 @@ struct Report {
     restart_ready_s: Option<f64>,
     /// Peak memory of the restarted controller up to its first answer.
     restart_rss_mb: Option<f64>,
+    /// The revision the cockpit had followed to before the kill, and the one the restarted
+    /// controller accepted its first command at: the second must be above the first.
+    revisions_around_restart: Option<(u64, u64)>,
     /// Messages the following cockpit's NATS client dropped (slow consumer), in the whole run.
     dropped: u64,
     /// Revision gaps the cockpit found, and the fresh snapshots it took, up to the restart.
@@ -460,12 +463,15 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
         (report.rev_gaps, report.resyncs, report.epochs) =
             follower.with(|f| (f.replica.gaps, f.snapshots.saturating_sub(1), f.replica.epochs));
         if error.is_none() {
+            let before = follower.with(|f| f.replica.fleet.revision);
             let ready = restart_ready(&ctl, &spec, &mut controller, &follower, &apps, args.timeout).await;
-            report.restart_ready_s = Some(round(ready.map_err(fail)?, 3));
+            let (secs, after) = ready.map_err(fail)?;
+            report.restart_ready_s = Some(round(secs, 3));
             report.restart_rss_mb = Some(round(controller.sample_peak_mb(), 1));
+            report.revisions_around_restart = Some((before, after));
         }
         report.dropped = follower.slow_consumer_drops();
-        report.restart_epochs = follower.with(|f| f.replica.epochs) - report.epochs;
+        report.restart_epochs = follower.with(|f| f.replica.epochs).saturating_sub(report.epochs);
         report.seconds = round(started.elapsed().as_secs_f64(), 1);
         print(&report, args.json)?;
         match error {
@@ -513,7 +519,8 @@ fn print(report: &Report, json: bool) -> Result<(), String> {
 }
 
 /// Kills the controller (SIGKILL) and starts it again on the same store; the time until
-/// it accepts a command at the fleet's size: a route's weight, set to what it is.
+/// it accepts a command at the fleet's size (a route's weight, set to what it is), and the
+/// revision it accepted it at.
 async fn restart_ready(
     ctl: &NatsBus,
     spec: &ControllerSpec,
@@ -521,7 +528,7 @@ async fn restart_ready(
     follower: &Follower,
     apps: &BTreeSet<String>,
     timeout: Duration,
-) -> Result<f64, String> {
+) -> Result<(f64, u64), String> {
     let route = follower
         .with(|f| f.replica.fleet.routes.values().find(|r| apps.contains(&r.app)).cloned())
         .ok_or("no route of the bench's apps to send a command about")?;
@@ -530,8 +537,9 @@ async fn restart_ready(
     controller.restart(spec)?;
     let req =
         RouteRequest { app: route.app.clone(), backend: route.backend.clone(), weight: Some(route.weight) };
-    command(ctl, subjects::CTL_ROUTE_WEIGHT, &Envelope::new("bench", req), t + timeout).await?;
-    Ok(t.elapsed().as_secs_f64())
+    let accepted =
+        command(ctl, subjects::CTL_ROUTE_WEIGHT, &Envelope::new("bench", req), t + timeout).await?;
+    Ok((t.elapsed().as_secs_f64(), accepted.rev))
 }
 
 #[cfg(test)]
