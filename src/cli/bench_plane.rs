@@ -309,56 +309,112 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
     if bus.nats.is_some() {
         check_bus_is_empty(&ctl, &url).await?;
     }
-
-    let log = dir.path().join("controller.log");
-    let fail = |e: String| format!("{e}\ncontroller log ({}):\n{}", log.display(), procs::log_tail(&log, 30));
-    let spec = ControllerSpec::new(bus, &url, controller_flags(args.timeout), log.clone())?;
-    let mut controller = ControllerProc::spawn(&spec)?;
-    let follower = Follower::start(client(bus, &url, "bench/cockpit").await?);
-
-    // Closed before the nats-server stops, so the cockpit's backend does not try to
-    // reconnect to it.
+    let spec =
+        ControllerSpec::new(bus, &url, controller_flags(args.timeout), dir.path().join("controller.log"))?;
+    let mut plane = Plane {
+        args,
+        controller: ControllerProc::spawn(&spec)?,
+        spec,
+        follower: Follower::start(client(bus, &url, "bench/cockpit").await?),
+        ctl,
+        apps: args.plan().into_iter().map(|(app, _)| app).collect(),
+    };
     let result = async {
         progress(&format!("starting {} sim hosts", args.hosts));
         let _fleet = hosts::start(bus, &url, args.hosts, args.sim_speed).await?;
-        let plan = args.plan();
-        let apps: BTreeSet<String> = plan.iter().map(|(a, _)| a.clone()).collect();
-        let n = args.hosts as usize;
+        plane.hosts_up().await?;
+        let mut report =
+            Report { hosts: args.hosts, instances: args.instances, apps: args.apps, ..Report::default() };
+        let deployed = plane.deploy(&mut report).await?;
+        if deployed.error.is_none() {
+            plane.operations_end(&deployed.operations).await;
+        }
+        plane.stored(&mut report, deployed.seq_before).await?;
+        // Before the restart, whose new epoch (if its revision went back) is counted apart.
+        (report.rev_gaps, report.resyncs, report.epochs) =
+            plane.follower.with(|f| (f.replica.gaps, f.snapshots.saturating_sub(1), f.replica.epochs));
+        if deployed.error.is_none() {
+            plane.restart(&mut report).await?;
+        }
+        report.dropped = plane.follower.slow_consumer_drops();
+        report.restart_epochs = plane.follower.with(|f| f.replica.epochs).saturating_sub(report.epochs);
+        report.seconds = round(started.elapsed().as_secs_f64(), 1);
+        print(&report, args.json)?;
+        match deployed.error {
+            None => Ok(ExitCode::SUCCESS),
+            Some(e) => Err(e),
+        }
+    }
+    .await;
+    // Closed before the nats-server stops, so the cockpit's backend does not try to
+    // reconnect to it.
+    plane.follower.close().await;
+    result.map_err(|e| plane.with_log(e))
+}
+
+/// The plane under measurement, and the bench's hands on it.
+struct Plane<'a> {
+    args: &'a PlaneArgs,
+    ctl: NatsBus,
+    follower: Follower,
+    controller: ControllerProc,
+    spec: ControllerSpec,
+    /// The bench's apps.
+    apps: BTreeSet<String>,
+}
+
+/// How the deploy went.
+struct Deployed {
+    operations: BTreeSet<String>,
+    /// The event stream's last sequence before the first deploy command.
+    seq_before: u64,
+    /// Why the deploy did not converge, if it did not.
+    error: Option<String>,
+}
+
+impl Plane<'_> {
+    /// An error with the end of the controller's log, which most often says why.
+    fn with_log(&self, e: String) -> String {
+        format!("{e}\ncontroller log ({}):\n{}", self.spec.log.display(), procs::log_tail(&self.spec.log, 30))
+    }
+
+    /// Waits until the controller knows every host up and the cockpit follows it.
+    async fn hosts_up(&mut self) -> Result<(), String> {
+        let n = self.args.hosts as usize;
         wait_for(
             "hosts",
-            Instant::now() + args.timeout,
-            &mut controller,
-            || follower.progress(&apps, &BTreeSet::new()),
+            Instant::now() + self.args.timeout,
+            &mut self.controller,
+            || self.follower.progress(&self.apps, &BTreeSet::new()),
             |p| Ok(p.live && p.hosts_up == n),
             |p| format!("{}/{n} hosts up, cockpit {}", p.hosts_up, if p.live { "live" } else { "loading" }),
         )
         .await
-        .map_err(|(e, _)| fail(e))?;
+        .map(|_| ())
+        .map_err(|(e, _)| e)
+    }
 
-        // The deploy: every app at once, as the clock starts.
-        let seq_before = stored::last_event_seq(&ctl).await?;
+    /// Every app's deploy at once, as the clock starts, then the wait until the cockpit
+    /// sees every instance running. A deploy never accepted, one that failed or the
+    /// timeout ends the wait, but not the report: what the plane did until then is
+    /// measured all the same.
+    async fn deploy(&mut self, report: &mut Report) -> Result<Deployed, String> {
+        let (args, ctl, follower, apps) = (self.args, &self.ctl, &self.follower, &self.apps);
+        let seq_before = stored::last_event_seq(ctl).await?;
         follower.measure();
         let t0 = Instant::now();
         let deadline = t0 + args.timeout;
         let m = args.instances as usize;
-        progress(&format!(
-            "deploying {} instances of {} apps on {} hosts",
-            args.instances, args.apps, args.hosts
-        ));
+        progress(&format!("deploying {m} instances of {} apps on {} hosts", args.apps, args.hosts));
+        let plan = args.plan();
         let sending =
-            futures_util::future::join_all(plan.iter().map(|(app, m)| deploy(&ctl, app, *m, deadline)));
+            futures_util::future::join_all(plan.iter().map(|(app, m)| deploy(ctl, app, *m, deadline)));
         let sent = with_progress(sending, || {
-            let p = follower.progress(&apps, &BTreeSet::new());
-            format!(
-                "sending: {}/{m} instances placed, {} running, {:.0} s",
-                p.instances,
-                p.running,
-                t0.elapsed().as_secs_f64()
-            )
+            let p = follower.progress(apps, &BTreeSet::new());
+            let secs = t0.elapsed().as_secs_f64();
+            format!("sending: {}/{m} instances placed, {} running, {secs:.0} s", p.instances, p.running)
         })
         .await;
-        // A deploy that is never accepted ends the wait, but not the report: what the plane
-        // did until then is measured all the same.
         let mut operations = BTreeSet::new();
         let mut refused = None;
         for result in sent {
@@ -371,48 +427,33 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
                 }
             }
         }
-        let mut report = Report {
-            hosts: args.hosts,
-            instances: args.instances,
-            apps: args.apps,
-            accepted_s: refused.is_none().then(|| round(t0.elapsed().as_secs_f64(), 3)),
-            ..Report::default()
-        };
+        report.accepted_s = refused.is_none().then(|| round(t0.elapsed().as_secs_f64(), 3));
         let converged = match refused {
-            Some(e) => Err((e, follower.progress(&apps, &operations))),
+            Some(e) => Err((e, follower.progress(apps, &operations))),
             None => {
-                wait_for(
-                    "deploy",
-                    deadline,
-                    &mut controller,
-                    || follower.progress(&apps, &operations),
-                    |p| match p.operations_failed.first() {
-                        Some(failed) => {
-                            Err(format!("{} deploys failed, e.g. {failed}", p.operations_failed.len()))
-                        }
-                        None => Ok(p.running == m),
-                    },
-                    |p| {
-                        format!(
-                            "{}/{m} running, {:.0} s, revision {}",
-                            p.running,
-                            t0.elapsed().as_secs_f64(),
-                            p.revision
-                        )
-                    },
-                )
-                .await
+                let done = |p: &Progress| match p.operations_failed.first() {
+                    Some(failed) => {
+                        Err(format!("{} deploys failed, e.g. {failed}", p.operations_failed.len()))
+                    }
+                    None => Ok(p.running == m),
+                };
+                let show = |p: &Progress| {
+                    let secs = t0.elapsed().as_secs_f64();
+                    format!("{}/{m} running, {secs:.0} s, revision {}", p.running, p.revision)
+                };
+                let look = || follower.progress(apps, &operations);
+                wait_for("deploy", deadline, &mut self.controller, look, done, show).await
             }
         };
-        let seq_done = stored::last_event_seq(&ctl).await?;
+        let seq_done = stored::last_event_seq(ctl).await?;
         let (reached, error) = match converged {
             Ok(p) => (p, None),
             Err((e, p)) => (p, Some(e)),
         };
         // Converged when the following cockpit saw every instance running: committed and
-        // published, as anyone watching the plane would see it (to within the poll's period).
-        // The controller stamps an event when it makes it, before its commit, so its stamps
-        // would tell an earlier moment than anyone could have seen.
+        // published, as anyone watching the plane would see it (to within the poll's
+        // period). The controller stamps an event when it makes it, before its commit, so
+        // its stamps would tell an earlier moment than anyone could have seen.
         let elapsed_s = t0.elapsed().as_secs_f64().max(1e-3);
         report.converged = error.is_none();
         report.running = reached.running;
@@ -421,26 +462,32 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
         report.instances_per_s = round(reached.running as f64 / elapsed_s, 1);
         report.events = seq_done.saturating_sub(seq_before);
         report.events_per_s = round(report.events as f64 / elapsed_s, 1);
+        Ok(Deployed { operations, seq_before, error })
+    }
 
-        // Operations end once their instances run: wait for them, so the stored events and
-        // the state are the whole deploy's.
-        if error.is_none() {
-            let ended = wait_for(
-                "operations",
-                Instant::now() + args.timeout,
-                &mut controller,
-                || follower.progress(&apps, &operations),
-                |p| Ok(p.operations_running == 0),
-                |p| format!("{} of {} deploys still running", p.operations_running, operations.len()),
-            )
-            .await;
-            if let Err((e, _)) = ended {
-                progress(&format!("{e}; measuring what there is"));
-            }
+    /// Operations end once their instances run: waited for, so that the stored events and
+    /// the state are the whole deploy's.
+    async fn operations_end(&mut self, operations: &BTreeSet<String>) {
+        let ended = wait_for(
+            "operations",
+            Instant::now() + self.args.timeout,
+            &mut self.controller,
+            || self.follower.progress(&self.apps, operations),
+            |p| Ok(p.operations_running == 0),
+            |p| format!("{} of {} deploys still running", p.operations_running, operations.len()),
+        )
+        .await;
+        if let Err((e, _)) = ended {
+            progress(&format!("{e}; measuring what there is"));
         }
-        let seq_end = stored::last_event_seq(&ctl).await?;
+    }
+
+    /// What JetStream stored for the deploy, the controller's peak memory and the
+    /// cockpit's lag.
+    async fn stored(&mut self, report: &mut Report, seq_before: u64) -> Result<(), String> {
+        let seq_end = stored::last_event_seq(&self.ctl).await?;
         progress(&format!("reading back the {} events stored", seq_end.saturating_sub(seq_before)));
-        let sizes: Vec<f64> = stored::event_sizes(&ctl, seq_before + 1, seq_end, READ_BACK)
+        let sizes: Vec<f64> = stored::event_sizes(&self.ctl, seq_before + 1, seq_end, READ_BACK)
             .await?
             .into_iter()
             .map(|s| s as f64)
@@ -448,40 +495,43 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
         report.events_read = sizes.len();
         report.event_bytes_p50 = percentile(&sizes, 0.5);
         report.event_bytes_max = sizes.iter().copied().fold(0.0, f64::max);
-        let (event_bytes, kv_bytes) = stored::bytes(&ctl).await?;
+        let (event_bytes, kv_bytes) = stored::bytes(&self.ctl).await?;
         report.stream_bytes = event_bytes;
         report.kv_bytes = kv_bytes;
         // Per instance deployed: all M once converged, those placed so far if not.
         report.stream_bytes_per_instance =
             round((event_bytes + kv_bytes) as f64 / report.placed.max(1) as f64, 1);
-        report.controller_rss_mb = round(controller.sample_peak_mb(), 1);
-        let lags: Vec<f64> = follower.with(|f| f.lags_ms.iter().map(|&l| f64::from(l)).collect());
+        report.controller_rss_mb = round(self.controller.sample_peak_mb(), 1);
+        let lags: Vec<f64> = self.follower.with(|f| f.lags_ms.iter().map(|&l| f64::from(l)).collect());
         report.replica_lag_ms_p50 = percentile(&lags, 0.5);
         report.replica_lag_ms_p99 = percentile(&lags, 0.99);
-
-        // Before the restart, whose new epoch (if its revision went back) is counted apart.
-        (report.rev_gaps, report.resyncs, report.epochs) =
-            follower.with(|f| (f.replica.gaps, f.snapshots.saturating_sub(1), f.replica.epochs));
-        if error.is_none() {
-            let before = follower.with(|f| f.replica.fleet.revision);
-            let ready = restart_ready(&ctl, &spec, &mut controller, &follower, &apps, args.timeout).await;
-            let (secs, after) = ready.map_err(fail)?;
-            report.restart_ready_s = Some(round(secs, 3));
-            report.restart_rss_mb = Some(round(controller.sample_peak_mb(), 1));
-            report.revisions_around_restart = Some((before, after));
-        }
-        report.dropped = follower.slow_consumer_drops();
-        report.restart_epochs = follower.with(|f| f.replica.epochs).saturating_sub(report.epochs);
-        report.seconds = round(started.elapsed().as_secs_f64(), 1);
-        print(&report, args.json)?;
-        match error {
-            None => Ok(ExitCode::SUCCESS),
-            Some(e) => Err(fail(e)),
-        }
+        Ok(())
     }
-    .await;
-    follower.close().await;
-    result
+
+    /// Kills the controller (SIGKILL) and starts it again on the same store; the time until
+    /// it accepts a command at the fleet's size (a route's weight, set to what it is), and
+    /// the revision it accepted it at against the one the cockpit had before the kill.
+    async fn restart(&mut self, report: &mut Report) -> Result<(), String> {
+        let (route, before) = self.follower.with(|f| {
+            let route = f.replica.fleet.routes.values().find(|r| self.apps.contains(&r.app)).cloned();
+            (route, f.replica.fleet.revision)
+        });
+        let route = route.ok_or("no route of the bench's apps to send a command about")?;
+        progress("restarting the controller (kill -9)");
+        let t = Instant::now();
+        self.controller.restart(&self.spec)?;
+        let req = RouteRequest {
+            app: route.app.clone(),
+            backend: route.backend.clone(),
+            weight: Some(route.weight),
+        };
+        let env = Envelope::new("bench", req);
+        let accepted = command(&self.ctl, subjects::CTL_ROUTE_WEIGHT, &env, t + self.args.timeout).await?;
+        report.restart_ready_s = Some(round(t.elapsed().as_secs_f64(), 3));
+        report.restart_rss_mb = Some(round(self.controller.sample_peak_mb(), 1));
+        report.revisions_around_restart = Some((before, accepted.rev));
+        Ok(())
+    }
 }
 
 /// The controller's flags besides the bus: hosts never go stale or lost while the machine
@@ -516,30 +566,6 @@ fn print(report: &Report, json: bool) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Kills the controller (SIGKILL) and starts it again on the same store; the time until
-/// it accepts a command at the fleet's size (a route's weight, set to what it is), and the
-/// revision it accepted it at.
-async fn restart_ready(
-    ctl: &NatsBus,
-    spec: &ControllerSpec,
-    controller: &mut ControllerProc,
-    follower: &Follower,
-    apps: &BTreeSet<String>,
-    timeout: Duration,
-) -> Result<(f64, u64), String> {
-    let route = follower
-        .with(|f| f.replica.fleet.routes.values().find(|r| apps.contains(&r.app)).cloned())
-        .ok_or("no route of the bench's apps to send a command about")?;
-    progress("restarting the controller (kill -9)");
-    let t = Instant::now();
-    controller.restart(spec)?;
-    let req =
-        RouteRequest { app: route.app.clone(), backend: route.backend.clone(), weight: Some(route.weight) };
-    let accepted =
-        command(ctl, subjects::CTL_ROUTE_WEIGHT, &Envelope::new("bench", req), t + timeout).await?;
-    Ok((t.elapsed().as_secs_f64(), accepted.rev))
 }
 
 #[cfg(test)]
