@@ -271,6 +271,10 @@ struct Report {
     kv_bytes: u64,
     stream_bytes_per_instance: f64,
     controller_rss_mb: f64,
+    /// CPU seconds used up to the restart by the controller, and by the bench's own
+    /// process (the sim hosts and the following cockpit): on a shared machine, who was busy.
+    controller_cpu_s: f64,
+    bench_cpu_s: f64,
     replica_lag_ms_p50: f64,
     replica_lag_ms_p99: f64,
     restart_ready_s: Option<f64>,
@@ -330,6 +334,8 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
             plane.operations_end(&deployed.operations).await;
         }
         plane.stored(&mut report, deployed.seq_before).await?;
+        report.controller_cpu_s = round(plane.controller.cpu_seconds(), 1);
+        report.bench_cpu_s = round(procs::cpu_seconds("self"), 1);
         // Before the restart, whose new epoch (if its revision went back) is counted apart.
         (report.rev_gaps, report.resyncs, report.epochs) =
             plane.follower.with(|f| (f.replica.gaps, f.snapshots.saturating_sub(1), f.replica.epochs));
@@ -349,7 +355,10 @@ async fn bench(bus: &BusArgs, args: &PlaneArgs) -> Result<ExitCode, String> {
     // Closed before the nats-server stops, so the cockpit's backend does not try to
     // reconnect to it.
     plane.follower.close().await;
-    result.map_err(|e| plane.with_log(e))
+    if result.is_err() {
+        plane.print_log_tail();
+    }
+    result
 }
 
 /// The plane under measurement, and the bench's hands on it.
@@ -373,9 +382,13 @@ struct Deployed {
 }
 
 impl Plane<'_> {
-    /// An error with the end of the controller's log, which most often says why.
-    fn with_log(&self, e: String) -> String {
-        format!("{e}\ncontroller log ({}):\n{}", self.spec.log.display(), procs::log_tail(&self.spec.log, 30))
+    /// The end of the controller's log, which most often says why a run failed: line by
+    /// line on stderr, as progress is.
+    fn print_log_tail(&self) {
+        progress(&format!("the controller's log ({}) ends:", self.spec.log.display()));
+        for line in procs::log_tail(&self.spec.log, 30).lines() {
+            eprintln!("  {line}");
+        }
     }
 
     /// Waits until the controller knows every host up and the cockpit follows it.

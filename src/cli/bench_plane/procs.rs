@@ -51,6 +51,18 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// CPU seconds (user and system) a process has used, from /proc/<pid>/stat: `self` for
+/// this one. 0 where there is no /proc. The kernel counts them in USER_HZ ticks, 100 a
+/// second on every Linux this runs on.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name in parentheses may hold spaces: the fields follow its last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime: the 14th and 15th fields, the 12th and 13th after the name.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 /// The nats-server to start: `$NATS_SERVER_BIN`, else `nats-server` on `PATH`.
 pub fn nats_server_bin() -> Result<PathBuf, String> {
     if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|v| !v.is_empty()) {
@@ -232,6 +244,11 @@ impl ControllerProc {
         Ok(())
     }
 
+    /// CPU seconds the process has used.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&self.child.id().to_string())
+    }
+
     /// `Some(why)` once the process has exited.
     pub fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
@@ -245,5 +262,21 @@ impl ControllerProc {
 impl Drop for ControllerProc {
     fn drop(&mut self) {
         kill(&mut self.child);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_used_some_cpu_and_a_missing_one_none() {
+        // Spin until the kernel has counted a tick (10 ms), however loaded the machine.
+        let started = Instant::now();
+        while cpu_seconds("self") == 0.0 && started.elapsed() < Duration::from_secs(30) {
+            std::hint::black_box((0..10_000u64).sum::<u64>());
+        }
+        assert!(cpu_seconds("self") > 0.0);
+        assert_eq!(cpu_seconds("0"), 0.0);
     }
 }
