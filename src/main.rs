@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use quarterdeck::cli::{Cli, Command, bench, cockpit, ctl, logging, router, services};
+use quarterdeck::cli::{
+    BenchCommand, Cli, Command, bench, bench_plane, cockpit, ctl, logging, router, services,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,7 +35,15 @@ fn main() -> ExitCode {
                 logging::init("router", level);
                 router::run(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
-            Some(Command::Bench(args)) => bench::run(cli.bus, args).await,
+            Some(Command::Bench(b)) => match b.command {
+                None => bench::run(cli.bus, b.args).await,
+                Some(BenchCommand::Plane(args)) => {
+                    // Progress has its own lines, and what the agents and the cockpit's
+                    // backend would warn of (drops, gaps, epochs) is counted in the report.
+                    logging::init("bench", level.min(log::LevelFilter::Error));
+                    bench_plane::run(cli.bus, args).await
+                }
+            },
             Some(Command::Auth(args)) => quarterdeck::cli::auth::run(args).map(|()| ExitCode::SUCCESS),
             Some(Command::Ctl(args)) => {
                 logging::init("ctl", level.min(log::LevelFilter::Warn));

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_events;
 mod bench_nats;
+pub mod bench_plane;
 pub mod cockpit;
 pub mod ctl;
 pub mod logging;
@@ -267,8 +268,30 @@ pub enum Command {
     /// Measure the cockpit's model, views and terminal output headless against a synthetic
     /// fleet: frame time, first frame, ingest rate, memory, bytes per frame, idle bytes.
     /// With --nats URL, measure instead how fast the cockpit's backend takes --events events
-    /// through that nats-server, and whether it loses any.
-    Bench(bench::BenchArgs),
+    /// through that nats-server, and whether it loses any. `bench plane` measures the
+    /// control plane at fleet scale.
+    Bench(BenchCli),
+}
+
+/// `quarterdeck bench [FLAGS]` measures the cockpit as it always has; `quarterdeck bench
+/// plane [FLAGS]` the control plane. The cockpit's flags do not mix with the subcommand.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCli {
+    #[command(flatten)]
+    pub args: bench::BenchArgs,
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The control plane at fleet scale, on a real nats-server (--nats, or one the bench
+    /// starts from PATH or $NATS_SERVER_BIN): the controller (a child process), N simulated
+    /// hosts and a following cockpit backend. Deploys M instances over K apps at once and
+    /// reports convergence, event sizes, stored bytes, controller memory, the cockpit's lag,
+    /// the controller's restart time and dropped events.
+    Plane(bench_plane::PlaneArgs),
 }
 
 #[cfg(test)]
@@ -292,6 +315,28 @@ mod tests {
         );
         assert_eq!(jwt_name(&creds).as_deref(), Some("ops-alice"));
         assert_eq!(jwt_name("garbage"), None);
+    }
+
+    #[test]
+    fn bench_alone_is_the_cockpit_bench_and_bench_plane_the_plane_bench() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.command);
+        let Ok(Some(Command::Bench(b))) = parse(&["quarterdeck", "bench", "--hosts", "50", "--json"]) else {
+            panic!("bench with its flags parses")
+        };
+        assert!(b.command.is_none() && b.args.hosts == 50 && b.args.json);
+        let Ok(Some(Command::Bench(b))) =
+            parse(&["quarterdeck", "bench", "plane", "--hosts", "20", "--apps", "4"])
+        else {
+            panic!("bench plane parses")
+        };
+        let Some(BenchCommand::Plane(p)) = b.command else { panic!("the plane bench") };
+        assert_eq!((p.hosts, p.instances, p.apps), (20, 20_000, 4));
+        // The cockpit bench's flags do not mix with the plane's.
+        assert!(parse(&["quarterdeck", "bench", "--frames", "20", "plane"]).is_err());
+        let zero =
+            parse(&["quarterdeck", "bench", "plane", "--hosts", "0"]).map(|_| ()).unwrap_err().to_string();
+        assert!(zero.contains("--hosts") && zero.contains("0 is not in 1..=10000"), "{zero}");
+        assert!(parse(&["quarterdeck", "bench", "plane", "--instances", "0"]).is_err());
     }
 
     #[test]

@@ -342,6 +342,18 @@ async fn refuse_until_loaded(bus: NatsBus) {
     }
 }
 
+/// The sim driver's seed for a host: derived from its id (FNV-1a), so hosts differ.
+pub(crate) fn sim_seed(host_id: &str) -> u64 {
+    host_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The addresses a sim host hands its containers: from .31 up in the host's /24, as in
+/// the original, never the host's own.
+pub(crate) fn sim_container_ips(ip: std::net::Ipv4Addr) -> Vec<String> {
+    let [a, b, c, d] = ip.octets();
+    (31u8..=250).filter(|x| *x != d).map(|x| format!("{a}.{b}.{c}.{x}")).collect()
+}
+
 pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String> {
     validate::name("host id", &args.host_id)?;
     validate::name("AZ", &args.az)?;
@@ -350,24 +362,14 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
     }
     let bus = bus_args.connect(&format!("agent/{}", args.host_id)).await?;
     let driver: Arc<dyn RuntimeDriver> = match args.driver {
-        Driver::Sim => {
-            let [a, b, c, d] = args.ip.octets();
-            // Containers take addresses from .31 up in the host's /24, as in the original.
-            let container_ips =
-                (31u8..=250).filter(|x| *x != d).map(|x| format!("{a}.{b}.{c}.{x}")).collect();
-            SimDriver::new(SimConfig {
-                seed: args.sim_seed.unwrap_or_else(|| {
-                    args.host_id
-                        .bytes()
-                        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-                }),
-                cpu_cores: args.sim_cores,
-                memory_mb: args.sim_memory,
-                container_ips,
-                speed: args.sim_speed,
-                crashes_per_hour: args.sim_crash_rate,
-            })
-        }
+        Driver::Sim => SimDriver::new(SimConfig {
+            seed: args.sim_seed.unwrap_or_else(|| sim_seed(&args.host_id)),
+            cpu_cores: args.sim_cores,
+            memory_mb: args.sim_memory,
+            container_ips: sim_container_ips(args.ip),
+            speed: args.sim_speed,
+            crashes_per_hour: args.sim_crash_rate,
+        }),
         Driver::Docker => {
             let advertise_ip = args.advertise_ip.unwrap_or(args.ip);
             let network = match args.network {

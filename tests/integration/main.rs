@@ -5,6 +5,7 @@ mod nats_support;
 mod support;
 
 mod bench_nats;
+mod bench_plane;
 mod chaos;
 mod cockpit_headless;
 mod docker_support;
