@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::protocol::{Constraints, Fleet, Host, HostState};
+use crate::protocol::{Constraints, Fleet, Host, HostState, Instance};
 
 #[derive(Debug, Clone)]
 pub struct PlacementRequest<'a> {
@@ -54,25 +54,94 @@ struct Free {
     memory_mb: u64,
 }
 
+/// What the instances that occupy hosts take, per host, and how many of each app run on
+/// each host. `place` works it out from the fleet (a pass over every instance); the
+/// controller keeps one up to date change by change (`add`, `remove`), so placing one
+/// instance among 20,000 is not a pass over all of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    /// Per host: CPU cores and MB of memory taken.
+    taken: HashMap<String, (f64, u64)>,
+    /// Per app, per host: instances.
+    apps: HashMap<String, HashMap<String, u32>>,
+}
+
+impl Usage {
+    pub fn of(fleet: &Fleet) -> Usage {
+        let mut usage = Usage::default();
+        for inst in fleet.instances.values() {
+            usage.add(inst);
+        }
+        usage
+    }
+
+    /// Counts `inst` in, if it occupies its host.
+    pub fn add(&mut self, inst: &Instance) {
+        if !inst.state.occupies_host() {
+            return;
+        }
+        let t = self.taken.entry(inst.host.clone()).or_default();
+        t.0 += f64::from(inst.cpu_limit);
+        t.1 += inst.mem_limit_mb;
+        *self.apps.entry(inst.app.clone()).or_default().entry(inst.host.clone()).or_default() += 1;
+    }
+
+    /// Counts `inst` out, as `add` counted it in.
+    pub fn remove(&mut self, inst: &Instance) {
+        if !inst.state.occupies_host() {
+            return;
+        }
+        if let Some(t) = self.taken.get_mut(&inst.host) {
+            t.0 = (t.0 - f64::from(inst.cpu_limit)).max(0.0);
+            t.1 = t.1.saturating_sub(inst.mem_limit_mb);
+            // Every instance takes memory (at least 4 MB): none left, nothing taken.
+            if t.1 == 0 {
+                self.taken.remove(&inst.host);
+            }
+        }
+        if let Some(hosts) = self.apps.get_mut(&inst.app) {
+            if let Some(n) = hosts.get_mut(&inst.host) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    hosts.remove(&inst.host);
+                }
+            }
+            if hosts.is_empty() {
+                self.apps.remove(&inst.app);
+            }
+        }
+    }
+}
+
 /// Chooses a host for each of `count` new instances, or explains why they don't all fit.
 pub fn place(fleet: &Fleet, req: &PlacementRequest<'_>) -> Result<Vec<String>, PlacementError> {
+    place_with(fleet, req, &Usage::of(fleet))
+}
+
+/// `place`, with the fleet's usage already known.
+pub fn place_with(
+    fleet: &Fleet,
+    req: &PlacementRequest<'_>,
+    usage: &Usage,
+) -> Result<Vec<String>, PlacementError> {
     let mut free: HashMap<&str, Free> = fleet
         .hosts
         .values()
-        .map(|h| (h.id.as_str(), Free { cpu: h.cpu_cores as f32, memory_mb: h.memory_total_mb }))
+        .map(|h| {
+            let (cpu, memory_mb) = usage.taken.get(&h.id).copied().unwrap_or_default();
+            let free = Free {
+                cpu: (f64::from(h.cpu_cores) - cpu) as f32,
+                memory_mb: h.memory_total_mb.saturating_sub(memory_mb),
+            };
+            (h.id.as_str(), free)
+        })
         .collect();
     let mut per_host: HashMap<&str, u32> = HashMap::new();
     let mut per_az: HashMap<&str, u32> = HashMap::new();
-    for inst in fleet.instances.values().filter(|i| i.state.occupies_host()) {
-        if let Some(f) = free.get_mut(inst.host.as_str()) {
-            f.cpu -= inst.cpu_limit;
-            f.memory_mb = f.memory_mb.saturating_sub(inst.mem_limit_mb);
-        }
-        if inst.app == req.app {
-            *per_host.entry(inst.host.as_str()).or_default() += 1;
-            if let Some(h) = fleet.hosts.get(&inst.host) {
-                *per_az.entry(h.az.as_str()).or_default() += 1;
-            }
+    for (host, n) in usage.apps.get(req.app).into_iter().flatten() {
+        if let Some(h) = fleet.hosts.get(host) {
+            per_host.insert(h.id.as_str(), *n);
+            *per_az.entry(h.az.as_str()).or_default() += n;
         }
     }
 
@@ -299,5 +368,58 @@ mod tests {
 
         let empty = Fleet::default();
         assert_eq!(place(&empty, &req(1, &c)).unwrap_err().reason, NoFit::NoHostUp);
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+    use crate::protocol::InstanceState;
+
+    fn inst(id: &str, app: &str, host: &str, state: InstanceState) -> Instance {
+        Instance {
+            id: id.into(),
+            app: app.into(),
+            version: "1".into(),
+            index: 0,
+            host: host.into(),
+            ip: String::new(),
+            port: 80,
+            endpoint: String::new(),
+            container_id: String::new(),
+            state,
+            started_at: None,
+            restarts: 0,
+            cpu_pct: 0.0,
+            mem_used_mb: 0,
+            mem_limit_mb: 256,
+            cpu_limit: 0.5,
+            last_exit: None,
+        }
+    }
+
+    #[test]
+    fn usage_kept_change_by_change_equals_usage_worked_out_from_the_fleet() {
+        let mut fleet = Fleet::default();
+        let mut usage = Usage::default();
+        let steps = [
+            inst("a-0", "a", "h1", InstanceState::New),
+            inst("a-1", "a", "h2", InstanceState::Running),
+            inst("a-0", "a", "h1", InstanceState::Running),
+            inst("b-0", "b", "h1", InstanceState::Starting),
+            inst("a-1", "a", "h2", InstanceState::Stopped),
+            inst("b-0", "b", "h1", InstanceState::Crashed),
+        ];
+        for next in steps {
+            if let Some(before) = fleet.instances.get(&next.id) {
+                usage.remove(before);
+            }
+            usage.add(&next);
+            fleet.instances.insert(next.id.clone(), next);
+            assert_eq!(usage, Usage::of(&fleet));
+        }
+        let gone = fleet.instances.remove("a-0").unwrap();
+        usage.remove(&gone);
+        assert_eq!(usage, Usage::of(&fleet));
     }
 }

@@ -123,6 +123,8 @@ pub(crate) struct Core {
     /// Instance ids by host: every heartbeat asks what is placed on its host, and a scan
     /// of the whole fleet per heartbeat does not scale (1,000 hosts, 20,000 instances).
     placed: HashMap<String, BTreeSet<String>>,
+    /// What the instances take of each host, kept change by change for the scheduler.
+    pub usage: crate::protocol::scheduler::Usage,
 }
 
 impl Core {
@@ -191,6 +193,9 @@ struct Shared {
     /// Set once another writer was found on the event stream: this controller no longer
     /// leads, and says why.
     deposed: watch::Sender<Option<String>>,
+    /// Who waits on which instance (`wait_for_instance`): woken only by a change of that
+    /// instance, not by every revision.
+    instance_waits: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
 }
 
 #[derive(Clone)]
@@ -215,6 +220,7 @@ impl Controller {
         let host_seen = fleet.hosts.keys().map(|h| (h.clone(), (now, config.heartbeat_period))).collect();
         let core = Core {
             placed: placed_index(&fleet),
+            usage: crate::protocol::scheduler::Usage::of(&fleet),
             fleet,
             host_seen,
             crashes: HashMap::new(),
@@ -238,6 +244,7 @@ impl Controller {
             lease: watch::channel(LeaseHold::NotUsed).0,
             tasks: Mutex::new(Vec::new()),
             deposed: watch::channel(None).0,
+            instance_waits: Mutex::new(HashMap::new()),
         };
         (Controller { shared: Arc::new(shared) }, rx)
     }
@@ -392,11 +399,38 @@ impl Controller {
             for change in &event.changes {
                 core.index(change);
             }
+            // The placement usage follows each instance the event touches, from what it was
+            // to what it is once the event is applied (an event may touch one twice).
+            let mut touched: Vec<(&str, Option<Instance>)> = Vec::new();
+            for change in &event.changes {
+                let id = match change {
+                    Change::Instance(i) => i.id.as_str(),
+                    Change::InstanceRemoved { id } => id.as_str(),
+                    _ => continue,
+                };
+                if !touched.iter().any(|(t, _)| *t == id) {
+                    touched.push((id, core.fleet.instances.get(id).cloned()));
+                }
+            }
             if let Err(gap) = core.fleet.apply(&event) {
                 // Unreachable: the revision was computed from the same fleet just above.
                 log::error!("controller produced a revision gap: {gap}");
                 continue;
             }
+            let core = &mut *core;
+            let waits = self.shared.instance_waits.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, before) in touched {
+                if let Some(before) = before {
+                    core.usage.remove(&before);
+                }
+                if let Some(now) = core.fleet.instances.get(id) {
+                    core.usage.add(now);
+                }
+                if let Some(wait) = waits.get(id) {
+                    wait.notify_waiters();
+                }
+            }
+            drop(waits);
             let _ = self.shared.events.send(event);
         }
         let rev = core.fleet.revision;
@@ -428,6 +462,42 @@ impl Controller {
                 _ => return pred(&self.lock().fleet),
             }
         }
+    }
+}
+
+impl Controller {
+    /// `wait_for` with a condition on one instance only: re-checked when that instance
+    /// changes (or is removed), not after every revision. Thousands of deploy steps wait at
+    /// once; woken by every revision, each would take the lock once per event of the fleet.
+    pub(crate) async fn wait_for_instance<T>(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&Fleet) -> Option<T>,
+    ) -> Option<T> {
+        let wait = {
+            let mut waits = self.shared.instance_waits.lock().unwrap_or_else(|p| p.into_inner());
+            waits.entry(id.to_string()).or_default().clone()
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let found = loop {
+            // Registered before the check, so a change between the two is not missed.
+            let notified = wait.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(v) = pred(&self.lock().fleet) {
+                break Some(v);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break pred(&self.lock().fleet);
+            }
+        };
+        let mut waits = self.shared.instance_waits.lock().unwrap_or_else(|p| p.into_inner());
+        // The last waiter on this instance takes its entry away.
+        if Arc::strong_count(&wait) <= 2 {
+            waits.remove(id);
+        }
+        found
     }
 }
 

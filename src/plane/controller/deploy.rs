@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use super::core::{Controller, Draft};
 use super::ops::step_draft;
 use super::repair;
-use super::scheduler::{PlacementRequest, place};
+use super::scheduler::{PlacementRequest, place_with};
 use crate::bus::{self, RequestError};
 use crate::plane::repository;
 use crate::protocol::envelope::new_id;
@@ -213,7 +213,7 @@ pub(crate) async fn start_instance(
     ctl.room().await;
     let placed = ctl.mutate(|core| {
         let req = PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude };
-        match place(&core.fleet, &req) {
+        match place_with(&core.fleet, &req, &core.usage) {
             Err(err) => {
                 let d = step_draft(
                     core,
@@ -301,7 +301,8 @@ pub(crate) async fn start_instance(
         vec![],
     );
 
-    let healthy = ctl.wait_for(ctl.config().step_timeout, |f| instance_settled(f, &id, None)).await;
+    let healthy =
+        ctl.wait_for_instance(&id, ctl.config().step_timeout, |f| instance_settled(f, &id, None)).await;
     let inst = match healthy {
         Some(Ok(inst)) => inst,
         other => {
@@ -438,7 +439,10 @@ pub(crate) async fn restart_instance(ctl: &Controller, op_id: &str, id: &str) ->
     );
     let sent = send_restart(ctl, &before, Some(op_id)).await;
     let settled = match sent {
-        Ok(()) => ctl.wait_for(ctl.config().step_timeout, |f| instance_settled(f, id, Some(since))).await,
+        Ok(()) => {
+            ctl.wait_for_instance(id, ctl.config().step_timeout, |f| instance_settled(f, id, Some(since)))
+                .await
+        }
         Err(e) => Some(Err(e)),
     };
     if taken_out > 0 {
