@@ -124,78 +124,79 @@ pub fn place_with(
     req: &PlacementRequest<'_>,
     usage: &Usage,
 ) -> Result<Vec<String>, PlacementError> {
-    let mut free: HashMap<&str, Free> = fleet
-        .hosts
-        .values()
-        .map(|h| {
-            let (cpu, memory_mb) = usage.taken.get(&h.id).copied().unwrap_or_default();
-            let free = Free {
-                cpu: (f64::from(h.cpu_cores) - cpu) as f32,
-                memory_mb: h.memory_total_mb.saturating_sub(memory_mb),
-            };
-            (h.id.as_str(), free)
-        })
-        .collect();
-    let mut per_host: HashMap<&str, u32> = HashMap::new();
-    let mut per_az: HashMap<&str, u32> = HashMap::new();
-    for (host, n) in usage.apps.get(req.app).into_iter().flatten() {
-        if let Some(h) = fleet.hosts.get(host) {
-            per_host.insert(h.id.as_str(), *n);
-            *per_az.entry(h.az.as_str()).or_default() += n;
-        }
-    }
-
     let c = req.constraints;
-    let eligible: Vec<&Host> = fleet
+    let mine = usage.apps.get(req.app);
+    // Each eligible host with what placement weighs, worked out once: with thousands of
+    // hosts, the comparisons must not look anything up.
+    let mut azs: Vec<&str> = Vec::new();
+    let mut candidates: Vec<Candidate<'_>> = fleet
         .hosts
         .values()
         .filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.id))
         .filter(|h| c.azs.is_empty() || c.azs.contains(&h.az))
         .filter(|h| c.tags.iter().all(|t| h.tags.contains(t)))
+        .map(|h| {
+            let (cpu, memory_mb) = usage.taken.get(&h.id).copied().unwrap_or_default();
+            let az = azs.iter().position(|a| *a == h.az).unwrap_or_else(|| {
+                azs.push(h.az.as_str());
+                azs.len() - 1
+            });
+            Candidate {
+                host: h,
+                az,
+                free: Free {
+                    cpu: (f64::from(h.cpu_cores) - cpu) as f32,
+                    memory_mb: h.memory_total_mb.saturating_sub(memory_mb),
+                },
+                mine: mine.and_then(|m| m.get(&h.id)).copied().unwrap_or(0),
+            }
+        })
         .collect();
+    // The app's instances per AZ, counted over every host it runs on (eligible or not).
+    let mut per_az = vec![0u32; azs.len()];
+    for (host, n) in mine.into_iter().flatten() {
+        if let Some(i) = fleet.hosts.get(host).and_then(|h| azs.iter().position(|a| *a == h.az)) {
+            per_az[i] += n;
+        }
+    }
 
     let mut chosen = Vec::with_capacity(req.count as usize);
     for placed in 0..req.count {
-        let fits = |h: &&&Host| {
-            let f = free[h.id.as_str()];
-            f.cpu + 1e-6 >= c.cpu && f.memory_mb >= c.memory_mb
-        };
-        let best = eligible.iter().filter(fits).min_by(|a, b| {
-            let key = |h: &Host| {
-                (
-                    per_az.get(h.az.as_str()).copied().unwrap_or(0),
-                    per_host.get(h.id.as_str()).copied().unwrap_or(0),
-                    std::cmp::Reverse(free[h.id.as_str()].memory_mb),
-                )
-            };
-            key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id))
-        });
-        let Some(host) = best else {
+        let best = candidates
+            .iter_mut()
+            .filter(|k| k.free.cpu + 1e-6 >= c.cpu && k.free.memory_mb >= c.memory_mb)
+            .min_by(|a, b| {
+                let key = |k: &Candidate<'_>| (per_az[k.az], k.mine, std::cmp::Reverse(k.free.memory_mb));
+                key(a).cmp(&key(b)).then_with(|| a.host.id.cmp(&b.host.id))
+            });
+        let Some(best) = best else {
             return Err(PlacementError {
                 app: req.app.to_string(),
                 wanted: req.count,
                 placed,
-                reason: explain(fleet, req, &eligible, &free),
+                reason: explain(fleet, req, &candidates),
             });
         };
-        if let Some(f) = free.get_mut(host.id.as_str()) {
-            f.cpu -= c.cpu;
-            f.memory_mb = f.memory_mb.saturating_sub(c.memory_mb);
-        }
-        *per_host.entry(host.id.as_str()).or_default() += 1;
-        *per_az.entry(host.az.as_str()).or_default() += 1;
-        chosen.push(host.id.clone());
+        best.free.cpu -= c.cpu;
+        best.free.memory_mb = best.free.memory_mb.saturating_sub(c.memory_mb);
+        best.mine += 1;
+        per_az[best.az] += 1;
+        chosen.push(best.host.id.clone());
     }
     Ok(chosen)
 }
 
+/// An eligible host as placement weighs it: its AZ (an index), what it has free, and how
+/// many of the app's instances it runs.
+struct Candidate<'a> {
+    host: &'a Host,
+    az: usize,
+    free: Free,
+    mine: u32,
+}
+
 /// Names the first rule that left no host standing.
-fn explain(
-    fleet: &Fleet,
-    req: &PlacementRequest<'_>,
-    eligible: &[&Host],
-    free: &HashMap<&str, Free>,
-) -> NoFit {
+fn explain(fleet: &Fleet, req: &PlacementRequest<'_>, eligible: &[Candidate<'_>]) -> NoFit {
     let c = req.constraints;
     let up: Vec<&Host> =
         fleet.hosts.values().filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.id)).collect();
@@ -208,16 +209,12 @@ fn explain(
     if eligible.is_empty() {
         return NoFit::NoHostWithTags(c.tags.join(","));
     }
-    let best_cpu = eligible.iter().map(|h| free[h.id.as_str()].cpu).fold(f32::MIN, f32::max);
+    let best_cpu = eligible.iter().map(|k| k.free.cpu).fold(f32::MIN, f32::max);
     if best_cpu + 1e-6 < c.cpu {
         return NoFit::NotEnoughCpu { need: c.cpu, best: best_cpu.max(0.0) };
     }
-    let best_mem = eligible
-        .iter()
-        .filter(|h| free[h.id.as_str()].cpu + 1e-6 >= c.cpu)
-        .map(|h| free[h.id.as_str()].memory_mb)
-        .max()
-        .unwrap_or(0);
+    let best_mem =
+        eligible.iter().filter(|k| k.free.cpu + 1e-6 >= c.cpu).map(|k| k.free.memory_mb).max().unwrap_or(0);
     NoFit::NotEnoughMemory { need: c.memory_mb, best: best_mem }
 }
 

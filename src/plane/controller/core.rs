@@ -196,6 +196,8 @@ struct Shared {
     /// Who waits on which instance (`wait_for_instance`): woken only by a change of that
     /// instance, not by every revision.
     instance_waits: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Agent commands in flight, at most: see `ask_agent`.
+    agent_calls: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Clone)]
@@ -245,6 +247,7 @@ impl Controller {
             tasks: Mutex::new(Vec::new()),
             deposed: watch::channel(None).0,
             instance_waits: Mutex::new(HashMap::new()),
+            agent_calls: Arc::new(tokio::sync::Semaphore::new(MAX_AGENT_CALLS)),
         };
         (Controller { shared: Arc::new(shared) }, rx)
     }
@@ -498,6 +501,31 @@ impl Controller {
             waits.remove(id);
         }
         found
+    }
+}
+
+/// Agent commands the controller has in flight at once. A deploy of 100,000 instances
+/// would otherwise send 100,000 requests in one burst, and the agents' answers would come
+/// after their timeout; past this, a command waits its turn before its timeout starts.
+const MAX_AGENT_CALLS: usize = 512;
+
+impl Controller {
+    /// Sends `verb` to the agent of `host` and waits for its answer (the agent timeout),
+    /// once one of the `MAX_AGENT_CALLS` is free.
+    pub(crate) async fn ask_agent<Req: serde::Serialize + Sync, Resp: serde::de::DeserializeOwned>(
+        &self,
+        host: &str,
+        verb: subjects::AgentVerb,
+        body: Req,
+    ) -> Result<Resp, crate::bus::RequestError> {
+        let _turn = self.shared.agent_calls.clone().acquire_owned().await;
+        crate::bus::request(
+            self.bus(),
+            &subjects::agent_cmd(host, verb),
+            &Envelope::new(self.config().source.clone(), body),
+            self.config().agent_timeout,
+        )
+        .await
     }
 }
 

@@ -8,13 +8,13 @@ use super::core::{Controller, Draft};
 use super::ops::step_draft;
 use super::repair;
 use super::scheduler::{PlacementRequest, place_with};
-use crate::bus::{self, RequestError};
+use crate::bus::RequestError;
 use crate::plane::repository;
 use crate::protocol::envelope::new_id;
-use crate::protocol::subjects::{self, AgentVerb};
+use crate::protocol::subjects::AgentVerb;
 use crate::protocol::{
-    AgentAck, App, Change, Envelope, ErrorCode, EventKind, Fleet, Instance, InstanceRef, InstanceSpec,
-    InstanceState, Route, RouteState, StepName, StepState, Strategy,
+    AgentAck, App, Change, ErrorCode, EventKind, Fleet, Instance, InstanceRef, InstanceSpec, InstanceState,
+    Route, RouteState, StepName, StepState, Strategy,
 };
 
 pub(crate) async fn run_deploy(
@@ -273,13 +273,7 @@ pub(crate) async fn start_instance(
     // A fenced leader sends agents nothing: its operations wait, or end with it.
     ctl.unfenced().await;
 
-    let sent: Result<AgentAck, RequestError> = bus::request(
-        ctl.bus(),
-        &subjects::agent_cmd(&host, AgentVerb::Deploy),
-        &Envelope::new(ctl.config().source.clone(), spec),
-        ctl.config().agent_timeout,
-    )
-    .await;
+    let sent: Result<AgentAck, RequestError> = ctl.ask_agent(&host, AgentVerb::Deploy, spec).await;
     if let Err(err) = sent {
         let reason = format!("host {host} did not accept {id}: {err}");
         ctl.step(
@@ -395,13 +389,7 @@ pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_a
     if ask_agent {
         ctl.unfenced().await;
         let req = InstanceRef { id: inst.id.clone(), operation_id: Some(op_id.to_string()) };
-        let sent: Result<AgentAck, RequestError> = bus::request(
-            ctl.bus(),
-            &subjects::agent_cmd(&inst.host, AgentVerb::Remove),
-            &Envelope::new(ctl.config().source.clone(), req),
-            ctl.config().agent_timeout,
-        )
-        .await;
+        let sent: Result<AgentAck, RequestError> = ctl.ask_agent(&inst.host, AgentVerb::Remove, req).await;
         if let Err(err) = sent {
             log::warn!("host {} did not confirm removing {}: {err}", inst.host, inst.id);
         }
@@ -502,16 +490,8 @@ pub(crate) async fn send_restart(
     op_id: Option<&str>,
 ) -> Result<(), String> {
     ctl.unfenced().await;
-    let source = ctl.config().source.clone();
-    let timeout = ctl.config().agent_timeout;
     let req = InstanceRef { id: inst.id.clone(), operation_id: op_id.map(str::to_string) };
-    let sent: Result<AgentAck, RequestError> = bus::request(
-        ctl.bus(),
-        &subjects::agent_cmd(&inst.host, AgentVerb::Restart),
-        &Envelope::new(source.clone(), req),
-        timeout,
-    )
-    .await;
+    let sent: Result<AgentAck, RequestError> = ctl.ask_agent(&inst.host, AgentVerb::Restart, req).await;
     match sent {
         Ok(_) => Ok(()),
         Err(RequestError::Refused(e)) if e.code == ErrorCode::NotFound => {
@@ -520,15 +500,10 @@ pub(crate) async fn send_restart(
             };
             let spec = spec_for(&app, inst, op_id.unwrap_or(""));
             let spec = InstanceSpec { version: inst.version.clone(), ..spec };
-            bus::request::<_, AgentAck>(
-                ctl.bus(),
-                &subjects::agent_cmd(&inst.host, AgentVerb::Deploy),
-                &Envelope::new(source, spec),
-                timeout,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("host {} could not redeploy {}: {e}", inst.host, inst.id))
+            ctl.ask_agent::<_, AgentAck>(&inst.host, AgentVerb::Deploy, spec)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("host {} could not redeploy {}: {e}", inst.host, inst.id))
         }
         Err(e) => Err(format!("host {} did not restart {}: {e}", inst.host, inst.id)),
     }

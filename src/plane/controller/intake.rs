@@ -10,7 +10,7 @@ use crate::bus::Subscription;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{self, AgentVerb};
 use crate::protocol::{
-    Change, Envelope, EventKind, Heartbeat, Host, HostState, InstanceRef, InstanceReport, InstanceState,
+    Change, EventKind, Heartbeat, Host, HostState, InstanceRef, InstanceReport, InstanceState,
     InstanceStatus, StepState, decode,
 };
 
@@ -134,14 +134,8 @@ async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
             break;
         }
         log::info!("asking {host_id} to remove {id}, which the controller no longer has");
-        let req = Envelope::new(ctl.config().source.clone(), InstanceRef { id, operation_id: None });
-        let _ = crate::bus::request::<_, crate::protocol::AgentAck>(
-            ctl.bus(),
-            &subjects::agent_cmd(&host_id, AgentVerb::Remove),
-            &req,
-            ctl.config().agent_timeout,
-        )
-        .await;
+        let req = InstanceRef { id, operation_id: None };
+        let _ = ctl.ask_agent::<_, crate::protocol::AgentAck>(&host_id, AgentVerb::Remove, req).await;
     }
 }
 
