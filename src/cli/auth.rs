@@ -131,9 +131,11 @@ fn init(dir: &Path, wanted: &[Identity]) -> Result<(), String> {
     }
     let conf = files::write_conf(dir)?;
     println!(
-        "wrote {}: add `include \"{}\"` to nats-server's config, then give each process its seed with --nkey FILE",
+        "wrote {}: include it in nats-server's config (`include \"{CONF}\"` in a config file in the same \
+         directory: nats-server reads include paths relative to the config file), then give each process \
+         its seed with --nkey FILE",
         conf.display(),
-        conf.display()
+        CONF = files::CONF
     );
     Ok(())
 }
