@@ -249,30 +249,57 @@ mod tests {
         f
     }
 
+    fn instance(id: &str, app: &str, host: &str, state: InstanceState, cpu: f32, mem: u64) -> Instance {
+        Instance {
+            id: id.into(),
+            app: app.into(),
+            version: "1".into(),
+            index: 0,
+            host: host.into(),
+            ip: String::new(),
+            port: 80,
+            endpoint: String::new(),
+            container_id: String::new(),
+            state,
+            started_at: None,
+            restarts: 0,
+            cpu_pct: 0.0,
+            mem_used_mb: 0,
+            mem_limit_mb: mem,
+            cpu_limit: cpu,
+            last_exit: None,
+        }
+    }
+
     fn add_instance(f: &mut Fleet, app: &str, host: &str, cpu: f32, mem: u64) {
         let id = format!("{app}-{}", f.instances.len());
-        f.instances.insert(
-            id.clone(),
-            Instance {
-                id,
-                app: app.into(),
-                version: "1".into(),
-                index: 0,
-                host: host.into(),
-                ip: String::new(),
-                port: 80,
-                endpoint: String::new(),
-                container_id: String::new(),
-                state: InstanceState::Running,
-                started_at: None,
-                restarts: 0,
-                cpu_pct: 0.0,
-                mem_used_mb: 0,
-                mem_limit_mb: mem,
-                cpu_limit: cpu,
-                last_exit: None,
-            },
-        );
+        f.instances.insert(id.clone(), instance(&id, app, host, InstanceState::Running, cpu, mem));
+    }
+
+    #[test]
+    fn usage_kept_change_by_change_equals_usage_worked_out_from_the_fleet() {
+        let mut fleet = Fleet::default();
+        let mut usage = Usage::default();
+        let steps = [
+            ("a-0", "a", "h1", InstanceState::New),
+            ("a-1", "a", "h2", InstanceState::Running),
+            ("a-0", "a", "h1", InstanceState::Running),
+            ("b-0", "b", "h1", InstanceState::Starting),
+            ("a-1", "a", "h2", InstanceState::Stopped),
+            ("b-0", "b", "h1", InstanceState::Crashed),
+        ];
+        for (id, app, host, state) in steps {
+            let next = instance(id, app, host, state, 0.5, 256);
+            if let Some(before) = fleet.instances.get(&next.id) {
+                usage.remove(before);
+            }
+            usage.add(&next);
+            fleet.instances.insert(next.id.clone(), next);
+            assert_eq!(usage, Usage::of(&fleet));
+        }
+        let gone = fleet.instances.remove("a-0").unwrap();
+        usage.remove(&gone);
+        assert_eq!(usage, Usage::of(&fleet));
     }
 
     fn need(cpu: f32, mem: u64) -> Constraints {
@@ -365,58 +392,5 @@ mod tests {
 
         let empty = Fleet::default();
         assert_eq!(place(&empty, &req(1, &c)).unwrap_err().reason, NoFit::NoHostUp);
-    }
-}
-
-#[cfg(test)]
-mod usage_tests {
-    use super::*;
-    use crate::protocol::InstanceState;
-
-    fn inst(id: &str, app: &str, host: &str, state: InstanceState) -> Instance {
-        Instance {
-            id: id.into(),
-            app: app.into(),
-            version: "1".into(),
-            index: 0,
-            host: host.into(),
-            ip: String::new(),
-            port: 80,
-            endpoint: String::new(),
-            container_id: String::new(),
-            state,
-            started_at: None,
-            restarts: 0,
-            cpu_pct: 0.0,
-            mem_used_mb: 0,
-            mem_limit_mb: 256,
-            cpu_limit: 0.5,
-            last_exit: None,
-        }
-    }
-
-    #[test]
-    fn usage_kept_change_by_change_equals_usage_worked_out_from_the_fleet() {
-        let mut fleet = Fleet::default();
-        let mut usage = Usage::default();
-        let steps = [
-            inst("a-0", "a", "h1", InstanceState::New),
-            inst("a-1", "a", "h2", InstanceState::Running),
-            inst("a-0", "a", "h1", InstanceState::Running),
-            inst("b-0", "b", "h1", InstanceState::Starting),
-            inst("a-1", "a", "h2", InstanceState::Stopped),
-            inst("b-0", "b", "h1", InstanceState::Crashed),
-        ];
-        for next in steps {
-            if let Some(before) = fleet.instances.get(&next.id) {
-                usage.remove(before);
-            }
-            usage.add(&next);
-            fleet.instances.insert(next.id.clone(), next);
-            assert_eq!(usage, Usage::of(&fleet));
-        }
-        let gone = fleet.instances.remove("a-0").unwrap();
-        usage.remove(&gone);
-        assert_eq!(usage, Usage::of(&fleet));
     }
 }
