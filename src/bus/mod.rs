@@ -6,6 +6,7 @@ mod follow;
 mod local;
 pub mod nats;
 mod typed;
+pub mod user;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -95,6 +96,13 @@ pub trait Bus: Send + Sync + 'static {
     /// The largest message payload the bus carries, in bytes: a larger publish fails. The
     /// controller sizes snapshot pages and history answers by it.
     fn max_payload(&self) -> usize;
+    /// Who this connection acts as: the user its commands name in their subject
+    /// (`qd.v1.ctl.<user>.<verb>`), one subject token. On NATS the user it logs in as
+    /// (which, with roles on, is the only name the server lets it publish under), else
+    /// the login name.
+    fn user(&self) -> String {
+        crate::protocol::subjects::token(&user::login_name())
+    }
     /// Follows the event history (`qd.v1.evt.>`) from now on, each event once and in
     /// order. On NATS a JetStream consumer on the event stream, which never drops: a reader
     /// that falls behind is late, and told how late (`Followed::pending`). By default, as

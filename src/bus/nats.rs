@@ -58,6 +58,8 @@ pub struct NatsBus {
     slow_consumers: Arc<AtomicU64>,
     /// The stream `follow_events` follows.
     event_stream: Arc<str>,
+    /// Who this connection acts as ([`Bus::user`]).
+    user: Arc<str>,
 }
 
 impl NatsBus {
@@ -165,6 +167,7 @@ impl NatsBus {
             connection,
             slow_consumers,
             event_stream: EVENT_STREAM.into(),
+            user: opts.acting_user().into(),
         })
     }
 
@@ -248,6 +251,10 @@ impl Bus for NatsBus {
             0 => super::DEFAULT_MAX_PAYLOAD,
             n => n,
         }
+    }
+
+    fn user(&self) -> String {
+        self.user.to_string()
     }
 
     async fn follow_events(&self) -> Result<super::EventFeed, BusError> {

@@ -90,10 +90,15 @@ pub struct BusArgs {
 impl BusArgs {
     /// Connects to NATS, or says why it can't.
     pub async fn connect(&self, who: &str) -> Result<NatsBus, String> {
+        NatsBus::connect(&self.options(who)?).await.map_err(|e: BusError| e.to_string())
+    }
+
+    /// How to reach the server, as the bus takes it.
+    pub fn options(&self, who: &str) -> Result<NatsOptions, String> {
         let Some(url) = &self.nats else {
             return Err(format!("{who} needs a NATS server: give --nats URL or set NATS_URL"));
         };
-        let opts = NatsOptions {
+        Ok(NatsOptions {
             url: url.clone(),
             creds: self.creds.clone(),
             nkey: self.nkey.clone(),
@@ -104,66 +109,24 @@ impl BusArgs {
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
             name: who.to_string(),
-        };
-        NatsBus::connect(&opts).await.map_err(|e: BusError| e.to_string())
-    }
-
-    /// The NATS user this client authenticates as, for the audit trail: `--user`, or the
-    /// `name` in the `--creds` file's user JWT. (A token names nobody.)
-    pub fn nats_user(&self) -> Option<String> {
-        if let Some(user) = self.user.clone().filter(|u| !u.is_empty()) {
-            return Some(user);
-        }
-        let creds = std::fs::read_to_string(self.creds.as_ref()?).ok()?;
-        jwt_name(&creds)
+        })
     }
 
     /// Who is at the controls: login@host, the SSH client (`SSH_CONNECTION`) and the NATS
-    /// user. Sent with every command for the controller's audit trail.
+    /// user. Sent with every command as context for the controller's audit trail; the
+    /// user the server vouches for is the one in the command's subject.
     pub fn operator(&self) -> Operator {
         let (user, host) = login();
         let ssh = std::env::var("SSH_CONNECTION").ok();
-        Operator::from_parts(&user, &host, ssh.as_deref(), self.nats_user())
+        let nats_user = self.options("ctl").ok().and_then(|o| o.nats_user());
+        Operator::from_parts(&user, &host, ssh.as_deref(), nats_user)
     }
 }
 
 /// The login name and host name this process runs as.
 pub fn login() -> (String, String) {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(login_from_uid)
-        .unwrap_or_else(|| "unknown".into());
     let host = sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into());
-    (user, host)
-}
-
-/// The login of this process's user when the environment does not say (tmux, cron,
-/// systemd): its uid from /proc, its name from /etc/passwd. Linux only; `None` elsewhere.
-fn login_from_uid() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_string();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    let name = passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        (f.nth(1)? == uid).then(|| name.to_string())
-    });
-    Some(name.unwrap_or_else(|| format!("uid-{uid}")))
-}
-
-/// The `name` claim of the user JWT in a NATS credentials file (the JWT sits between
-/// `-----BEGIN NATS USER JWT-----` and its END line; its payload is base64url JSON).
-pub fn jwt_name(creds: &str) -> Option<String> {
-    use base64::Engine;
-    let mut lines = creds.lines().map(str::trim);
-    lines.find(|l| l.contains("BEGIN NATS USER JWT"))?;
-    let jwt = lines.next()?;
-    let payload = jwt.split('.').nth(1)?.trim_end_matches('=');
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("name").and_then(|n| n.as_str()).filter(|n| !n.is_empty()).map(str::to_string)
+    (crate::bus::user::login_name(), host)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -297,25 +260,6 @@ pub enum BenchCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_login_is_found_without_user_in_the_environment() {
-        // tmux, cron and systemd may leave USER unset: /proc and /etc/passwd name the user.
-        let name = login_from_uid().expect("a login on Linux");
-        assert!(!name.is_empty() && !name.contains(':'), "{name}");
-    }
-
-    #[test]
-    fn the_creds_jwt_names_the_nats_user() {
-        use base64::Engine;
-        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let jwt = format!("{}.{}.sig", b64(r#"{"typ":"JWT"}"#), b64(r#"{"name":"ops-alice","sub":"UABC"}"#));
-        let creds = format!(
-            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\n"
-        );
-        assert_eq!(jwt_name(&creds).as_deref(), Some("ops-alice"));
-        assert_eq!(jwt_name("garbage"), None);
-    }
 
     #[test]
     fn bench_alone_is_the_cockpit_bench_and_bench_plane_the_plane_bench() {

@@ -1038,6 +1038,10 @@ impl Bus for DropOneEvent {
         self.inner.max_payload()
     }
 
+    fn user(&self) -> String {
+        self.inner.user()
+    }
+
     fn describe(&self) -> String {
         format!("{} (dropping event #{})", self.inner.describe(), self.nth)
     }
