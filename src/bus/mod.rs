@@ -2,6 +2,7 @@
 //! implementation used by the embedded sandbox. The NATS implementation sits behind the same
 //! trait, so every role is written once.
 
+pub mod denied;
 mod follow;
 mod local;
 pub mod nats;
@@ -60,6 +61,10 @@ pub enum BusError {
     Timeout { subject: String, timeout: Duration },
     #[error("nobody is listening on {subject}")]
     NoResponders { subject: String },
+    /// The server refused to let this user publish or subscribe on `subject` (its
+    /// permissions, `quarterdeck auth`): said at once, not after a timeout.
+    #[error("permission denied on {subject} for user {user}")]
+    PermissionDenied { subject: String, user: String },
     #[error("the bus is disconnected: {0}")]
     Disconnected(String),
     #[error("bus error: {0}")]

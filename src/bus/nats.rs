@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
+use super::denied::{self, Denials, Refused, Violation};
 use super::{Bus, BusError, Connection, Message, Subscription};
 use crate::protocol::clock::now_ms;
 
@@ -60,7 +61,19 @@ pub struct NatsBus {
     event_stream: Arc<str>,
     /// Who this connection acts as ([`Bus::user`]).
     user: Arc<str>,
+    /// The server's refusals, for the request or subscription each one refused.
+    denials: Denials,
+    /// Where this connection's answers come (`_INBOX`, or the NKey user's own).
+    inbox_prefix: Arc<str>,
 }
+
+/// How long a new subscription listens for the server's refusal once the server has
+/// answered the ping sent behind it: the refusal came before that answer, and only has to
+/// pass through the client's event task.
+const SUBSCRIBE_REFUSAL_GRACE: Duration = Duration::from_millis(50);
+/// How long a new subscription waits for that answer before it takes the subscription
+/// as made (the refusal, if any, is still logged).
+const SUBSCRIBE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl NatsBus {
     /// Connects, waiting for the server if it is not up yet. Errors only for bad options
@@ -74,6 +87,10 @@ impl NatsBus {
         let slow = slow_consumers.clone();
         let url = opts.url.clone();
         let who = opts.name.clone();
+        let user: Arc<str> = opts.acting_user().into();
+        let acting = user.clone();
+        let denials = Denials::default();
+        let refusals = denials.clone();
         let mut options = async_nats::ConnectOptions::new()
             .name(&opts.name)
             .retry_on_initial_connect()
@@ -92,6 +109,8 @@ impl NatsBus {
                 let slow = slow.clone();
                 let url = url.clone();
                 let who = who.clone();
+                let acting = acting.clone();
+                let refusals = refusals.clone();
                 async move {
                     match event {
                         async_nats::Event::Connected => {
@@ -121,6 +140,22 @@ impl NatsBus {
                                 log::warn!("{who}: NATS subscription {sid} is a slow consumer: {n} messages dropped so far");
                             }
                         }
+                        async_nats::Event::ServerError(async_nats::ServerError::Other(error)) => {
+                            match denied::parse(&error) {
+                                Some(violation) => {
+                                    let verb = match violation.refused {
+                                        Refused::Publish => "publish",
+                                        Refused::Subscribe => "subscribe",
+                                    };
+                                    log::error!(
+                                        "{who}: the server refused to {verb}: permission denied on {} for user {acting}",
+                                        violation.subject
+                                    );
+                                    refusals.announce(violation);
+                                }
+                                None => log::warn!("{who}: NATS server error: {error}"),
+                            }
+                        }
                         other => log::warn!("{who}: NATS {other}"),
                     }
                 }
@@ -131,10 +166,12 @@ impl NatsBus {
                 .await
                 .map_err(|e| BusError::Other(format!("cannot read credentials {}: {e}", creds.display())))?;
         }
+        let mut inbox_prefix = "_INBOX".to_string();
         if let Some(file) = &opts.nkey {
             let (seed, public_key) = crate::auth::files::public_key_of(file).map_err(BusError::Other)?;
             // Its own inbox prefix: the server lets only this user read its answers.
-            options = options.nkey(seed).custom_inbox_prefix(crate::auth::roles::inbox_prefix(&public_key));
+            inbox_prefix = crate::auth::roles::inbox_prefix(&public_key);
+            options = options.nkey(seed).custom_inbox_prefix(inbox_prefix.clone());
         }
         match (&opts.user, &opts.password) {
             (Some(u), Some(p)) => options = options.user_and_password(u.clone(), p.clone()),
@@ -167,7 +204,9 @@ impl NatsBus {
             connection,
             slow_consumers,
             event_stream: EVENT_STREAM.into(),
-            user: opts.acting_user().into(),
+            user,
+            denials,
+            inbox_prefix: inbox_prefix.into(),
         })
     }
 
@@ -195,6 +234,16 @@ impl NatsBus {
         async_nats::jetstream::new(self.client.clone())
     }
 
+    fn denied(&self, violation: Violation) -> BusError {
+        BusError::PermissionDenied { subject: violation.subject, user: self.user.to_string() }
+    }
+
+    /// Whether a refused subscription is the one this connection's answers come on: a
+    /// request then gets no answer, however long it waits.
+    fn is_own_inbox(&self, pattern: &str) -> bool {
+        pattern.strip_prefix(&*self.inbox_prefix).is_some_and(|rest| rest.starts_with('.'))
+    }
+
     /// Waits until the server has seen everything published so far.
     pub async fn flush(&self) -> Result<(), BusError> {
         self.client.flush().await.map_err(|e| BusError::Disconnected(e.to_string()))
@@ -210,12 +259,28 @@ impl Bus for NatsBus {
             .map_err(|e| BusError::Disconnected(e.to_string()))
     }
 
+    /// A subscription the server refuses fails here, when the server says so before its
+    /// answer to a ping sent behind the subscription (while connected). Otherwise the
+    /// refusal, which the server may send at any time, is logged as it comes.
     async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError> {
+        let mut refusals = self.denials.listen();
         let sub = self
             .client
             .subscribe(pattern.to_string())
             .await
             .map_err(|e| BusError::Other(format!("cannot subscribe to {pattern}: {e}")))?;
+        let this = |v: &Violation| v.refused == Refused::Subscribe && v.subject == pattern;
+        if self.client.connection_state() == async_nats::connection::State::Connected
+            && matches!(tokio::time::timeout(SUBSCRIBE_FLUSH_TIMEOUT, self.client.flush()).await, Ok(Ok(())))
+        {
+            let refused = match refusals.already(this) {
+                Some(v) => Some(v),
+                None => tokio::time::timeout(SUBSCRIBE_REFUSAL_GRACE, refusals.refused(this)).await.ok(),
+            };
+            if let Some(violation) = refused {
+                return Err(self.denied(violation));
+            }
+        }
         Ok(Subscription::new(sub.map(|m| Message {
             subject: m.subject.to_string(),
             reply: m.reply.map(|r| r.to_string()),
@@ -226,7 +291,17 @@ impl Bus for NatsBus {
     async fn request(&self, subject: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, BusError> {
         use async_nats::client::RequestErrorKind;
         let request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
-        match self.client.send_request(subject.to_string(), request).await {
+        // Listening from before the send: the server's refusal ends the wait at once.
+        let mut refusals = self.denials.listen();
+        let refused = refusals.refused(|v| match v.refused {
+            Refused::Publish => v.subject == subject,
+            Refused::Subscribe => self.is_own_inbox(&v.subject),
+        });
+        let answer = tokio::select! {
+            answer = self.client.send_request(subject.to_string(), request) => answer,
+            violation = refused => return Err(self.denied(violation)),
+        };
+        match answer {
             Ok(msg) => Ok(msg.payload),
             Err(e) => Err(match e.kind() {
                 RequestErrorKind::TimedOut => BusError::Timeout { subject: subject.to_string(), timeout },
