@@ -108,6 +108,9 @@ pub struct App {
     /// Read-only: every key that would change the fleet is refused, and no command is
     /// ever sent (the backend refuses too).
     pub read_only: bool,
+    /// Why read-only was turned on while running (the server refused this user a command),
+    /// or `None` when the cockpit was started read-only (or is not).
+    pub read_only_reason: Option<String>,
     /// Palette lines, oldest first.
     pub history: Vec<String>,
     /// The open logs view, if any.
@@ -144,6 +147,7 @@ impl App {
             show_log: false,
             routers: std::collections::BTreeMap::new(),
             read_only: false,
+            read_only_reason: None,
             history: Vec::new(),
             logs: None,
             log_sessions: 0,

@@ -296,6 +296,35 @@ fn a_command_not_sent_says_so() {
     assert!(shown.contains("restart app shop-web: not live (bus disconnected for 3s), not sent"), "{shown}");
 }
 
+/// The server refused a command (a viewer's cockpit): the refusal is shown as such, the
+/// cockpit turns read-only with the reason, and nothing more is sent.
+#[test]
+fn a_command_the_server_refuses_turns_the_cockpit_read_only() {
+    let mut app = app();
+    assert!(!app.read_only);
+    let result = Err(crate::backend::CommandError::Denied { subject: "qd.v1.ctl.restart".into(), user: "carol".into() });
+    app.update(Action::Backend(Box::new(Update::CommandDone { what: "restart app shop-web".into(), result })));
+    assert!(app.read_only, "read-only once the server refused");
+    let shown = screen(&mut app, 140, 14);
+    assert!(shown.contains("READ-ONLY"), "{shown}");
+    assert!(
+        shown.contains("refused: restart app shop-web; read-only: the server refused qd.v1.ctl.restart for user carol"),
+        "{shown}"
+    );
+    assert!(!shown.contains("accepted"), "{shown}");
+    // What the operator tries next is refused in the cockpit, with the server's reason.
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Down);
+    let effects = app.update(Action::Restart);
+    let effects = [effects, app.update(Action::Confirmed)].concat();
+    assert!(sent(&effects).is_empty(), "sent after the refusal: {effects:?}");
+    let shown = screen(&mut app, 160, 14);
+    assert!(
+        shown.contains("read-only: restart refused (the server refused qd.v1.ctl.restart for user carol)"),
+        "{shown}"
+    );
+}
+
 #[test]
 fn marked_instances_restart_together_with_a_batch_size() {
     let mut app = app();

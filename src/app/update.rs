@@ -268,6 +268,10 @@ impl App {
                     Err(e @ crate::backend::CommandError::NotLive(_)) => {
                         self.say(Level::Error, format!("{what}: {e}"))
                     }
+                    Err(crate::backend::CommandError::Denied { subject, user }) => {
+                        let reason = self.refused_by_server(&subject, &user);
+                        self.say(Level::Error, format!("refused: {what}; read-only: {reason}"));
+                    }
                     Err(reason) => self.say(Level::Error, format!("refused: {what}: {reason}")),
                 }
                 vec![]
@@ -287,12 +291,21 @@ impl App {
     /// In read-only mode, says so and returns true.
     fn refused_read_only(&mut self, what: &str) -> bool {
         if self.read_only {
-            self.say(
-                Level::Warn,
-                format!("read-only: {what} refused (started with --read-only or read_only = true)"),
-            );
+            let why = self.read_only_reason.as_deref().unwrap_or("started with --read-only or read_only = true");
+            self.say(Level::Warn, format!("read-only: {what} refused ({why})"));
         }
         self.read_only
+    }
+
+    /// The NATS server refused this user a command: the cockpit turns read-only, the state
+    /// `--read-only` starts in, so that nothing more appears to act. Returns the reason.
+    pub(super) fn refused_by_server(&mut self, subject: &str, user: &str) -> String {
+        let reason = format!("the server refused {subject} for user {user}");
+        if !self.read_only {
+            self.read_only = true;
+            self.read_only_reason = Some(reason.clone());
+        }
+        reason
     }
 
     fn show(&mut self, panel: Panel) {

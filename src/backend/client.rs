@@ -114,6 +114,10 @@ pub enum CommandError {
     /// The controller's refusal (`expired` among them).
     #[error("{}", .0.reason)]
     Refused(WireError),
+    /// The NATS server's refusal: this user may not send it (a viewer's command). The
+    /// cockpit turns read-only on it.
+    #[error("permission denied on {subject} for user {user}")]
+    Denied { subject: String, user: String },
     /// No answer, nobody listening, or an answer that did not decode.
     #[error("{0}")]
     Failed(String),
@@ -123,6 +127,9 @@ impl From<RequestError> for CommandError {
     fn from(e: RequestError) -> Self {
         match e {
             RequestError::Refused(w) => CommandError::Refused(w),
+            RequestError::Bus(crate::bus::BusError::PermissionDenied { subject, user }) => {
+                CommandError::Denied { subject, user }
+            }
             other => CommandError::Failed(other.to_string()),
         }
     }
@@ -566,5 +573,13 @@ mod tests {
         let err = refuse_unless_live(&down, 13_500).unwrap_err();
         assert_eq!(err, CommandError::NotLive("bus disconnected for 12s".into()));
         assert_eq!(err.to_string(), "not live (bus disconnected for 12s), not sent");
+    }
+
+    #[test]
+    fn the_servers_refusal_stays_a_refusal_with_its_words() {
+        let denied = crate::bus::BusError::PermissionDenied { subject: "qd.v1.ctl.deploy".into(), user: "carol".into() };
+        let err = CommandError::from(RequestError::Bus(denied));
+        assert_eq!(err, CommandError::Denied { subject: "qd.v1.ctl.deploy".into(), user: "carol".into() });
+        assert_eq!(err.to_string(), "permission denied on qd.v1.ctl.deploy for user carol");
     }
 }
