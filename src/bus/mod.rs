@@ -55,7 +55,7 @@ impl Stream for Subscription {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BusError {
     #[error("no answer on {subject} within {timeout:?}")]
     Timeout { subject: String, timeout: Duration },

@@ -70,7 +70,7 @@ pub struct NatsBus {
 /// How long a new subscription listens for the server's refusal once the server has
 /// answered the ping sent behind it: the refusal came before that answer, and only has to
 /// pass through the client's event task.
-const SUBSCRIBE_REFUSAL_GRACE: Duration = Duration::from_millis(50);
+const SUBSCRIBE_REFUSAL_GRACE: Duration = Duration::from_millis(20);
 /// How long a new subscription waits for that answer before it takes the subscription
 /// as made (the refusal, if any, is still logged).
 const SUBSCRIBE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);

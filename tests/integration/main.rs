@@ -13,6 +13,7 @@ mod nats_audit_outcome;
 mod nats_bounded_messages;
 mod nats_commit_batches;
 mod nats_deadline;
+mod nats_denied;
 mod nats_durable;
 mod nats_epoch;
 mod nats_faults;

@@ -15,14 +15,14 @@ use crate::nats_support::{
 
 /// A plane whose every process has its own user: controller c1, agents h1 and h2, router
 /// r1, operator alice, viewer carol.
-struct RolePlane {
+pub(crate) struct RolePlane {
     auth: PathBuf,
-    nats: NatsServer,
+    pub(crate) nats: NatsServer,
     _procs: Vec<Proc>,
 }
 
 impl RolePlane {
-    fn start(test: &str) -> Option<RolePlane> {
+    pub(crate) fn start(test: &str) -> Option<RolePlane> {
         let auth = unique_dir(&format!("{test}-auth"));
         let out = Command::new(BIN)
             .args(["auth", "init", "--dir"])
@@ -51,12 +51,12 @@ impl RolePlane {
         Some(plane)
     }
 
-    fn seed(&self, who: &str) -> String {
+    pub(crate) fn seed(&self, who: &str) -> String {
         self.auth.join(format!("{who}.nk")).display().to_string()
     }
 
     /// A library client logged in as `who`.
-    async fn client(&self, who: &str) -> NatsBus {
+    pub(crate) async fn client(&self, who: &str) -> NatsBus {
         let opts = NatsOptions {
             url: self.nats.url(),
             nkey: Some(PathBuf::from(self.seed(who))),
@@ -106,7 +106,7 @@ fn ctl_json(url: &str, seed: &str, args: &[&str]) -> Result<serde_json::Value, S
     serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
 }
 
-fn ctl_as(url: &str, seed: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn ctl_as(url: &str, seed: &str, args: &[&str]) -> std::process::Output {
     Command::new(BIN).arg("ctl").args(args).env("NATS_URL", url).env("NATS_NKEY", seed).output().expect("ctl")
 }
 
@@ -115,7 +115,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// The operator deploys, and the plane answers: the check after every refused attempt.
-fn operator_deploys(plane: &RolePlane, app: &str) {
+pub(crate) fn operator_deploys(plane: &RolePlane, app: &str) {
     let out = ctl_as(&plane.nats.url(), &plane.seed("operator/alice"), &deploy_args(app, "1.0.0", "1"));
     assert!(out.status.success(), "the operator's deploy: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -1,0 +1,120 @@
+//! Permission errors are reported as such (issue 15): what nats-server refuses a user fails
+//! at once with `permission denied on SUBJECT for user NAME`, not with a timeout, and a
+//! cockpit logged in as a viewer turns read-only by itself. On a real nats-server with the
+//! roles `quarterdeck auth init` writes (the plane of nats_roles.rs).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use quarterdeck::actions::keymap::Keymap;
+use quarterdeck::actions::{Action, Panel};
+use quarterdeck::app::App;
+use quarterdeck::backend::{self, BackendHandle};
+use quarterdeck::bus::{Bus, BusError};
+use quarterdeck::protocol::clock::now_ms;
+use quarterdeck::protocol::subjects;
+use quarterdeck::views::theme::{ColorMode, Theme};
+
+use crate::nats_roles::{RolePlane, ctl_as, operator_deploys};
+use crate::support::{carry_out, pump, screen};
+
+/// Longer than any test waits: an answer that came from this timeout would be the old
+/// behaviour, and the words below would not match it.
+const LONG: Duration = Duration::from_secs(600);
+
+/// `ctl deploy` as the viewer: refused by the server, and said so, naming the subject ctl
+/// sent on and the viewer. (Before: `no answer on qd.v1.ctl.deploy within 3s`.)
+#[test]
+fn nats_denied_a_viewers_ctl_deploy_says_permission_denied() {
+    let test = "nats_denied_a_viewers_ctl_deploy_says_permission_denied";
+    let Some(plane) = RolePlane::start(test) else { return };
+    let mut args = crate::nats_support::deploy_args("sneaky", "1.0.0", "1");
+    args.extend(["--timeout", "600s"]);
+    let out = ctl_as(&plane.nats.url(), &plane.seed("viewer/carol"), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the viewer's deploy succeeded: {stderr}");
+    let said = stderr.lines().find(|l| l.contains("permission denied on ")).unwrap_or_else(|| {
+        panic!("no `permission denied` in ctl's error: {stderr}");
+    });
+    let subject = said.split("permission denied on ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("");
+    assert!(
+        subject.starts_with("qd.v1.ctl.") && subject.ends_with("deploy"),
+        "not the deploy subject: {said}"
+    );
+    assert!(said.contains("for user carol"), "{said}");
+    assert!(!stderr.contains("no answer"), "{stderr}");
+    operator_deploys(&plane, "web");
+}
+
+/// The library's request and subscribe, as the viewer: the server's refusal is the error.
+#[test]
+fn nats_denied_a_viewers_request_and_subscription_fail_as_denied() {
+    let test = "nats_denied_a_viewers_request_and_subscription_fail_as_denied";
+    let Some(plane) = RolePlane::start(test) else { return };
+    crate::nats_support::block_on(async {
+        let carol = plane.client("viewer/carol").await;
+        let got = carol.request(subjects::CTL_RESTART, Bytes::from_static(b"{}"), LONG).await;
+        let want = BusError::PermissionDenied { subject: subjects::CTL_RESTART.into(), user: "carol".into() };
+        assert_eq!(got.clone().err(), Some(want.clone()), "{got:?}");
+        assert_eq!(
+            want.to_string(),
+            format!("permission denied on {} for user carol", subjects::CTL_RESTART)
+        );
+        // Typed, as ctl and the cockpit send: the same refusal, passed through.
+        let env = quarterdeck::protocol::Envelope::new("test/carol", serde_json::json!({}));
+        let typed: Result<serde_json::Value, _> =
+            quarterdeck::bus::request(&carol, subjects::CTL_ROUTE_ADD, &env, LONG).await;
+        let text = typed.expect_err("refused").to_string();
+        assert_eq!(text, format!("permission denied on {} for user carol", subjects::CTL_ROUTE_ADD));
+        // A subscription the viewer may not make.
+        let sub = carol.subscribe(subjects::CTL_ALL).await;
+        let want = BusError::PermissionDenied { subject: subjects::CTL_ALL.into(), user: "carol".into() };
+        assert_eq!(sub.err(), Some(want));
+        // What the viewer may do still works on the same connection.
+        let fleet = crate::nats_support::library_snapshot(&carol).await.expect("the viewer reads");
+        assert!(fleet.hosts.len() == 2, "{:?}", fleet.hosts.keys());
+    });
+}
+
+/// A cockpit as the viewer, started without `--read-only`: its first command is refused by
+/// the server, shown refused, and the cockpit is read-only from then on.
+#[test]
+fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
+    let test = "nats_denied_a_viewers_cockpit_turns_read_only_when_refused";
+    let Some(plane) = RolePlane::start(test) else { return };
+    operator_deploys(&plane, "web");
+    crate::nats_support::block_on(async {
+        let carol = std::sync::Arc::new(plane.client("viewer/carol").await);
+        let identity = backend::Identity::default();
+        let mut handle: BackendHandle = backend::spawn_cockpit(carol, "cockpit/carol@test".into(), identity);
+        let mut app = App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        assert!(!app.read_only);
+        pump(&mut app, &mut handle, "the viewer's cockpit loaded with web", |a| {
+            a.replica.fleet.apps.contains_key("web")
+        })
+        .await;
+        app.update(Action::Palette);
+        for c in "restart app web".chars() {
+            app.update(Action::Input(c));
+        }
+        assert!(app.update(Action::Submit).is_empty(), "confirm first");
+        for effect in app.update(Action::Confirmed) {
+            carry_out(&handle, effect);
+        }
+        pump(&mut app, &mut handle, "read-only after the server's refusal", |a| a.read_only).await;
+        app.update(Action::ShowPanel(Panel::Apps));
+        let shown = screen(&mut app, 200);
+        assert!(shown.contains("READ-ONLY"), "{shown}");
+        // The subject the cockpit sent on, whichever form (`qd.v1.ctl.restart`, or with the
+        // user in it), and the viewer's name.
+        let refused = "refused: restart app web; read-only: the server refused qd.v1.ctl.";
+        assert!(shown.contains(refused) && shown.contains("restart for user carol"), "{shown}");
+        // The next try is refused in the cockpit: nothing is sent.
+        app.update(Action::Palette);
+        for c in "restart app web".chars() {
+            app.update(Action::Input(c));
+        }
+        let effects = [app.update(Action::Submit), app.update(Action::Confirmed)].concat();
+        assert!(effects.iter().all(|e| !matches!(e, quarterdeck::actions::Effect::Send(_))), "{effects:?}");
+    });
+}
