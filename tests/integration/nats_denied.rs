@@ -12,7 +12,7 @@ use quarterdeck::app::App;
 use quarterdeck::backend::{self, BackendHandle};
 use quarterdeck::bus::{Bus, BusError};
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::protocol::subjects;
+use quarterdeck::protocol::subjects::{self, CtlVerb, RouteVerb};
 use quarterdeck::views::theme::{ColorMode, Theme};
 
 use crate::nats_roles::{RolePlane, ctl_as, operator_deploys};
@@ -23,7 +23,7 @@ use crate::support::{carry_out, pump, screen};
 const LONG: Duration = Duration::from_secs(600);
 
 /// `ctl deploy` as the viewer: refused by the server, and said so, naming the subject ctl
-/// sent on and the viewer. (Before: `no answer on qd.v1.ctl.deploy within 3s`.)
+/// sent on and the viewer. (Before: `no answer on qd.v1.ctl.carol.deploy within 3s`.)
 #[test]
 fn nats_denied_a_viewers_ctl_deploy_says_permission_denied() {
     let test = "nats_denied_a_viewers_ctl_deploy_says_permission_denied";
@@ -33,15 +33,10 @@ fn nats_denied_a_viewers_ctl_deploy_says_permission_denied() {
     let out = ctl_as(&plane.nats.url(), &plane.seed("viewer/carol"), &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the viewer's deploy succeeded: {stderr}");
-    let said = stderr.lines().find(|l| l.contains("permission denied on ")).unwrap_or_else(|| {
-        panic!("no `permission denied` in ctl's error: {stderr}");
-    });
-    let subject = said.split("permission denied on ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("");
-    assert!(
-        subject.starts_with("qd.v1.ctl.") && subject.ends_with("deploy"),
-        "not the deploy subject: {said}"
-    );
-    assert!(said.contains("for user carol"), "{said}");
+    // ctl's error, its last line (the log line before it says the same).
+    let said = stderr.lines().rfind(|l| l.starts_with("quarterdeck: ")).unwrap_or_default();
+    let subject = subjects::command("carol", CtlVerb::Deploy);
+    assert_eq!(said, format!("quarterdeck: permission denied on {subject} for user carol"), "{stderr}");
     assert!(!stderr.contains("no answer"), "{stderr}");
     operator_deploys(&plane, "web");
 }
@@ -53,19 +48,17 @@ fn nats_denied_a_viewers_request_and_subscription_fail_as_denied() {
     let Some(plane) = RolePlane::start(test) else { return };
     crate::nats_support::block_on(async {
         let carol = plane.client("viewer/carol").await;
-        let got = carol.request(subjects::CTL_RESTART, Bytes::from_static(b"{}"), LONG).await;
-        let want = BusError::PermissionDenied { subject: subjects::CTL_RESTART.into(), user: "carol".into() };
+        let restart = subjects::command("carol", CtlVerb::Restart);
+        let got = carol.request(&restart, Bytes::from_static(b"{}"), LONG).await;
+        let want = BusError::PermissionDenied { subject: restart.clone(), user: "carol".into() };
         assert_eq!(got.clone().err(), Some(want.clone()), "{got:?}");
-        assert_eq!(
-            want.to_string(),
-            format!("permission denied on {} for user carol", subjects::CTL_RESTART)
-        );
+        assert_eq!(want.to_string(), "permission denied on qd.v1.ctl.carol.restart for user carol");
         // Typed, as ctl and the cockpit send: the same refusal, passed through.
         let env = quarterdeck::protocol::Envelope::new("test/carol", serde_json::json!({}));
         let typed: Result<serde_json::Value, _> =
-            quarterdeck::bus::request(&carol, subjects::CTL_ROUTE_ADD, &env, LONG).await;
+            quarterdeck::bus::command(&carol, CtlVerb::Route(RouteVerb::Add), &env, LONG).await;
         let text = typed.expect_err("refused").to_string();
-        assert_eq!(text, format!("permission denied on {} for user carol", subjects::CTL_ROUTE_ADD));
+        assert_eq!(text, "permission denied on qd.v1.ctl.carol.route.add for user carol");
         // A subscription the viewer may not make.
         let sub = carol.subscribe(subjects::CTL_ALL).await;
         let want = BusError::PermissionDenied { subject: subjects::CTL_ALL.into(), user: "carol".into() };
@@ -105,10 +98,8 @@ fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
         app.update(Action::ShowPanel(Panel::Apps));
         let shown = screen(&mut app, 200);
         assert!(shown.contains("READ-ONLY"), "{shown}");
-        // The subject the cockpit sent on, whichever form (`qd.v1.ctl.restart`, or with the
-        // user in it), and the viewer's name.
-        let refused = "refused: restart app web; read-only: the server refused qd.v1.ctl.";
-        assert!(shown.contains(refused) && shown.contains("restart for user carol"), "{shown}");
+        let refused = "refused: restart app web; read-only: the server refused qd.v1.ctl.carol.restart for user carol";
+        assert!(shown.contains(refused), "{shown}");
         // The next try is refused in the cockpit: nothing is sent.
         app.update(Action::Palette);
         for c in "restart app web".chars() {
