@@ -325,6 +325,32 @@ fn a_command_the_server_refuses_turns_the_cockpit_read_only() {
     );
 }
 
+/// The `whoami` probe: a viewer's cockpit is read-only before anything is tried; an
+/// answer later (permissions granted) lifts it; a cockpit started read-only stays so.
+#[test]
+fn the_probe_turns_read_only_on_for_a_viewer_and_off_once_allowed() {
+    use crate::backend::CommandError;
+    let mut app = app();
+    let denied = || CommandError::Denied { subject: "qd.v1.ctl.carol.whoami".into(), user: "carol".into() };
+    app.update(Action::Backend(Box::new(Update::MayAct(Err(denied())))));
+    assert!(app.read_only);
+    let shown = screen(&mut app, 140, 14);
+    assert!(shown.contains("READ-ONLY"), "{shown}");
+    assert!(shown.contains("read-only: the server refused qd.v1.ctl.carol.whoami for user carol"), "{shown}");
+    app.update(Action::Backend(Box::new(Update::MayAct(Ok("carol".into())))));
+    assert!(!app.read_only, "allowed again");
+    assert!(screen(&mut app, 140, 14).contains("carol may send commands again"));
+    // No answer tells nothing.
+    let failed = CommandError::Failed("no answer".into());
+    app.update(Action::Backend(Box::new(Update::MayAct(Err(failed)))));
+    assert!(!app.read_only);
+    // Started read-only: the probe's answer does not lift it.
+    let mut started = self::app();
+    started.read_only = true;
+    started.update(Action::Backend(Box::new(Update::MayAct(Ok("alice".into())))));
+    assert!(started.read_only);
+}
+
 #[test]
 fn marked_instances_restart_together_with_a_batch_size() {
     let mut app = app();

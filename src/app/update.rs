@@ -276,6 +276,10 @@ impl App {
                 }
                 vec![]
             }
+            Update::MayAct(may) => {
+                self.learn_may_act(may);
+                vec![]
+            }
             Update::Problem(text) => {
                 self.say(Level::Error, text);
                 vec![]
@@ -295,6 +299,26 @@ impl App {
             self.say(Level::Warn, format!("read-only: {what} refused ({why})"));
         }
         self.read_only
+    }
+
+    /// What the `whoami` probe found. Refused: read-only, before anything is tried. Allowed
+    /// after the server had refused (its permissions changed): the cockpit may act again;
+    /// a cockpit started `--read-only` stays so.
+    fn learn_may_act(&mut self, may: Result<String, crate::backend::CommandError>) {
+        match may {
+            Err(crate::backend::CommandError::Denied { subject, user }) => {
+                if !self.read_only {
+                    let reason = self.refused_by_server(&subject, &user);
+                    self.say(Level::Warn, format!("read-only: {reason}"));
+                }
+            }
+            Ok(user) if self.read_only_reason.is_some() => {
+                self.read_only = false;
+                self.read_only_reason = None;
+                self.say(Level::Info, format!("{user} may send commands again: read-only is off"));
+            }
+            Ok(_) | Err(_) => {}
+        }
     }
 
     /// The NATS server refused this user a command: the cockpit turns read-only, the state

@@ -13,7 +13,7 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{
     Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest, Operator,
-    RestartBody, RestartRequest, RouteRequest, RouterStatus, WireError, decode_body, subjects,
+    RestartBody, RestartRequest, RouteRequest, RouterStatus, WhoAmI, WireError, decode_body, subjects,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -139,6 +139,10 @@ pub enum Update {
         what: String,
         result: Result<Accepted, CommandError>,
     },
+    /// Whether this user may send commands, as the `whoami` probe found (at the start
+    /// and after each reconnect): the user the controller saw, or the server's refusal
+    /// (`CommandError::Denied`: a viewer). Sent only when the probe got an answer.
+    MayAct(Result<String, CommandError>),
     /// An `Upload` ended.
     Uploaded {
         path: std::path::PathBuf,
@@ -171,11 +175,14 @@ pub struct ClientOptions {
     pub history: bool,
     /// Follow heartbeats (metrics) and router statuses.
     pub heartbeats: bool,
+    /// Ask, at the start and after each reconnect, whether this user may send commands
+    /// (`whoami`): a cockpit that may not acts read-only before anything is tried.
+    pub probe: bool,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { history: true, heartbeats: true }
+        ClientOptions { history: true, heartbeats: true, probe: false }
     }
 }
 
@@ -196,7 +203,9 @@ pub struct Identity {
 
 /// The cockpit's backend: everything, with the operator's identity on each command.
 pub fn spawn_cockpit(bus: Arc<dyn Bus>, source: String, identity: Identity) -> BackendHandle {
-    spawn_full(bus, source, ClientOptions::default(), identity)
+    // A cockpit started read-only has nothing to learn.
+    let options = ClientOptions { probe: !identity.read_only, ..ClientOptions::default() };
+    spawn_full(bus, source, options, identity)
 }
 
 fn spawn_full(
@@ -250,6 +259,14 @@ async fn run(
     // is a reconnect (even when the `Disconnected` between was coalesced); before that it
     // is the first connection, which the first snapshot already covers.
     let mut seen_connected = connection.borrow_and_update().is_connected();
+    let probe = |updates: &mpsc::Sender<Update>| {
+        if options.probe {
+            tokio::spawn(probe_may_act(bus.clone(), source.clone(), identity.operator.clone(), updates.clone()));
+        }
+    };
+    if seen_connected {
+        probe(&updates);
+    }
     let mut follow = Follow::default();
     // Following first, then the history: an event committed between the two is in both,
     // and the replica keeps it once.
@@ -369,6 +386,10 @@ async fn run(
                     want_snapshot = true;
                 }
                 seen_connected |= state.is_connected();
+                // Connected again (or at last): permissions may have changed meanwhile.
+                if state.is_connected() {
+                    probe(&updates);
+                }
                 if updates.send(Update::Connection(state)).await.is_err() { return; }
             },
             _ = retry.tick(), if want_snapshot => {}
@@ -524,6 +545,29 @@ async fn send_command(
     };
     let result = result.map_err(CommandError::from);
     let _ = updates.send(Update::CommandDone { what, result }).await;
+}
+
+/// Asks the controller who this connection is (`whoami`), a command only a user allowed to
+/// act may send: the server refuses a viewer's. No answer (no controller yet, a timeout)
+/// tells nothing, and nothing is sent to the app.
+async fn probe_may_act(
+    bus: Arc<dyn Bus>,
+    source: String,
+    operator: Option<Operator>,
+    updates: mpsc::Sender<Update>,
+) {
+    let env = Envelope::new(&source, ()).with_operator(operator);
+    let answer: Result<WhoAmI, RequestError> =
+        bus::command(bus.as_ref(), CtlVerb::Whoami, &env, COMMAND_TIMEOUT).await;
+    let may_act = match answer.map_err(CommandError::from) {
+        Ok(me) => Ok(me.user),
+        Err(denied @ CommandError::Denied { .. }) => Err(denied),
+        Err(other) => {
+            log::info!("cannot tell whether this user may act: {other}");
+            return;
+        }
+    };
+    let _ = updates.send(Update::MayAct(may_act)).await;
 }
 
 async fn send<T: serde::Serialize>(

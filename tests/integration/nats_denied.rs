@@ -69,8 +69,9 @@ fn nats_denied_a_viewers_request_and_subscription_fail_as_denied() {
     });
 }
 
-/// A cockpit as the viewer, started without `--read-only`: its first command is refused by
-/// the server, shown refused, and the cockpit is read-only from then on.
+/// A cockpit as the viewer, started without `--read-only` and not told by the probe below:
+/// its first command is refused by the server, shown refused, and the cockpit is read-only
+/// from then on.
 #[test]
 fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
     let test = "nats_denied_a_viewers_cockpit_turns_read_only_when_refused";
@@ -78,8 +79,10 @@ fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
     operator_deploys(&plane, "web");
     crate::nats_support::block_on(async {
         let carol = std::sync::Arc::new(plane.client("viewer/carol").await);
-        let identity = backend::Identity::default();
-        let mut handle: BackendHandle = backend::spawn_cockpit(carol, "cockpit/carol@test".into(), identity);
+        // Without the `whoami` probe (as when no controller answered it): the refusal of a
+        // command is what the cockpit learns from.
+        let options = backend::ClientOptions { probe: false, ..backend::ClientOptions::default() };
+        let mut handle: BackendHandle = backend::spawn_with(carol, "cockpit/carol@test".into(), options);
         let mut app = App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
         assert!(!app.read_only);
         pump(&mut app, &mut handle, "the viewer's cockpit loaded with web", |a| {
@@ -107,5 +110,43 @@ fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
         }
         let effects = [app.update(Action::Submit), app.update(Action::Confirmed)].concat();
         assert!(effects.iter().all(|e| !matches!(e, quarterdeck::actions::Effect::Send(_))), "{effects:?}");
+    });
+}
+
+/// A cockpit as the viewer, started without `--read-only`, is read-only before the viewer
+/// tries anything: its backend asks `whoami`, which the server refuses a viewer. The
+/// operator's cockpit is told it may act.
+#[test]
+fn nats_denied_a_viewers_cockpit_is_read_only_from_the_start() {
+    let test = "nats_denied_a_viewers_cockpit_is_read_only_from_the_start";
+    let Some(plane) = RolePlane::start(test) else { return };
+    crate::nats_support::block_on(async {
+        let carol = std::sync::Arc::new(plane.client("viewer/carol").await);
+        let mut handle = backend::spawn_cockpit(carol, "cockpit/carol@test".into(), backend::Identity::default());
+        let mut app = App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        pump(&mut app, &mut handle, "the viewer's cockpit read-only by itself", |a| a.read_only).await;
+        let shown = screen(&mut app, 200);
+        assert!(shown.contains("READ-ONLY"), "{shown}");
+        let reason = "read-only: the server refused qd.v1.ctl.carol.whoami for user carol";
+        assert!(shown.contains(reason), "{shown}");
+        // Nothing more is sent: a restart is refused in the cockpit with that reason.
+        pump(&mut app, &mut handle, "loaded", |a| a.replica.fleet.hosts.len() == 2).await;
+        app.update(Action::ShowPanel(Panel::Hosts));
+        app.update(Action::Restart);
+        assert!(app.update(Action::Confirmed).is_empty(), "nothing sent");
+        let shown = screen(&mut app, 200);
+        assert!(shown.contains("refused (the server refused qd.v1.ctl.carol.whoami for user carol)"), "{shown}");
+
+        let alice = std::sync::Arc::new(plane.client("operator/alice").await);
+        let mut handle = backend::spawn_cockpit(alice, "cockpit/alice@test".into(), backend::Identity::default());
+        let deadline = tokio::time::Instant::now() + crate::nats_support::WAIT;
+        let may = loop {
+            match tokio::time::timeout_at(deadline, handle.updates.recv()).await {
+                Ok(Some(backend::Update::MayAct(may))) => break may,
+                Ok(Some(_)) => {}
+                other => panic!("no whoami answer for the operator: {other:?}"),
+            }
+        };
+        assert_eq!(may, Ok("alice".to_string()));
     });
 }

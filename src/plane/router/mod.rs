@@ -59,7 +59,7 @@ pub struct RouterConfig {
 pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn Applier>) {
     let source = format!("router/{}", config.id);
     let mut handle =
-        backend::spawn_with(bus.clone(), source.clone(), ClientOptions { history: false, heartbeats: false });
+        backend::spawn_with(bus.clone(), source.clone(), ClientOptions { history: false, heartbeats: false, ..ClientOptions::default() });
     let mut replica = Replica::default();
     let mut status = RouterStatus {
         id: config.id.clone(),
