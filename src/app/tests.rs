@@ -302,13 +302,21 @@ fn a_command_not_sent_says_so() {
 fn a_command_the_server_refuses_turns_the_cockpit_read_only() {
     let mut app = app();
     assert!(!app.read_only);
-    let result = Err(crate::backend::CommandError::Denied { subject: "qd.v1.ctl.restart".into(), user: "carol".into() });
-    app.update(Action::Backend(Box::new(Update::CommandDone { what: "restart app shop-web".into(), result })));
+    let result = Err(crate::backend::CommandError::Denied {
+        subject: "qd.v1.ctl.restart".into(),
+        user: "carol".into(),
+    });
+    app.update(Action::Backend(Box::new(Update::CommandDone {
+        what: "restart app shop-web".into(),
+        result,
+    })));
     assert!(app.read_only, "read-only once the server refused");
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
     assert!(
-        shown.contains("refused: restart app shop-web; read-only: the server refused qd.v1.ctl.restart for user carol"),
+        shown.contains(
+            "refused: restart app shop-web; read-only: the server refused qd.v1.ctl.restart for user carol"
+        ),
         "{shown}"
     );
     assert!(!shown.contains("accepted"), "{shown}");

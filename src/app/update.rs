@@ -295,7 +295,8 @@ impl App {
     /// In read-only mode, says so and returns true.
     fn refused_read_only(&mut self, what: &str) -> bool {
         if self.read_only {
-            let why = self.read_only_reason.as_deref().unwrap_or("started with --read-only or read_only = true");
+            let why =
+                self.read_only_reason.as_deref().unwrap_or("started with --read-only or read_only = true");
             self.say(Level::Warn, format!("read-only: {what} refused ({why})"));
         }
         self.read_only

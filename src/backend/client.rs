@@ -261,7 +261,12 @@ async fn run(
     let mut seen_connected = connection.borrow_and_update().is_connected();
     let probe = |updates: &mpsc::Sender<Update>| {
         if options.probe {
-            tokio::spawn(probe_may_act(bus.clone(), source.clone(), identity.operator.clone(), updates.clone()));
+            tokio::spawn(probe_may_act(
+                bus.clone(),
+                source.clone(),
+                identity.operator.clone(),
+                updates.clone(),
+            ));
         }
     };
     if seen_connected {
@@ -596,7 +601,10 @@ mod tests {
 
     #[test]
     fn the_servers_refusal_stays_a_refusal_with_its_words() {
-        let denied = crate::bus::BusError::PermissionDenied { subject: "qd.v1.ctl.deploy".into(), user: "carol".into() };
+        let denied = crate::bus::BusError::PermissionDenied {
+            subject: "qd.v1.ctl.deploy".into(),
+            user: "carol".into(),
+        };
         let err = CommandError::from(RequestError::Bus(denied));
         assert_eq!(err, CommandError::Denied { subject: "qd.v1.ctl.deploy".into(), user: "carol".into() });
         assert_eq!(err.to_string(), "permission denied on qd.v1.ctl.deploy for user carol");

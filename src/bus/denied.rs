@@ -110,10 +110,16 @@ mod tests {
 
     #[test]
     fn the_servers_refusals_are_read_with_their_subject() {
-        assert_eq!(parse(r#"Permissions Violation for Publish to "qd.v1.ctl.deploy""#), publish("qd.v1.ctl.deploy"));
+        assert_eq!(
+            parse(r#"Permissions Violation for Publish to "qd.v1.ctl.deploy""#),
+            publish("qd.v1.ctl.deploy")
+        );
         // As the wire has it, before async-nats takes the quotes off.
         assert_eq!(parse(r#"'Permissions Violation for Publish to "a.b"'"#), publish("a.b"));
-        assert_eq!(parse(r#"Permissions Violation for Publish with Reply of "_INBOX.x.y""#), publish("_INBOX.x.y"));
+        assert_eq!(
+            parse(r#"Permissions Violation for Publish with Reply of "_INBOX.x.y""#),
+            publish("_INBOX.x.y")
+        );
         let sub = Some(Violation { refused: Refused::Subscribe, subject: "qd.v1.agent.h2.cmd.>".into() });
         assert_eq!(parse(r#"Permissions Violation for Subscription to "qd.v1.agent.h2.cmd.>""#), sub);
         let queued = parse(r#"Permissions Violation for Subscription to "q.*" using queue "workers""#);
@@ -145,6 +151,9 @@ mod tests {
         assert_eq!(got.subject, "mine");
         assert_eq!(listener.already(|v| v.subject == "before"), None);
         denials.announce(Violation { refused: Refused::Subscribe, subject: "sub".into() });
-        assert_eq!(listener.already(|v| v.refused == Refused::Subscribe).map(|v| v.subject), Some("sub".into()));
+        assert_eq!(
+            listener.already(|v| v.refused == Refused::Subscribe).map(|v| v.subject),
+            Some("sub".into())
+        );
     }
 }

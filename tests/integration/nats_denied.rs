@@ -83,7 +83,8 @@ fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
         // command is what the cockpit learns from.
         let options = backend::ClientOptions { probe: false, ..backend::ClientOptions::default() };
         let mut handle: BackendHandle = backend::spawn_with(carol, "cockpit/carol@test".into(), options);
-        let mut app = App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        let mut app =
+            App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
         assert!(!app.read_only);
         pump(&mut app, &mut handle, "the viewer's cockpit loaded with web", |a| {
             a.replica.fleet.apps.contains_key("web")
@@ -101,7 +102,8 @@ fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
         app.update(Action::ShowPanel(Panel::Apps));
         let shown = screen(&mut app, 200);
         assert!(shown.contains("READ-ONLY"), "{shown}");
-        let refused = "refused: restart app web; read-only: the server refused qd.v1.ctl.carol.restart for user carol";
+        let refused =
+            "refused: restart app web; read-only: the server refused qd.v1.ctl.carol.restart for user carol";
         assert!(shown.contains(refused), "{shown}");
         // The next try is refused in the cockpit: nothing is sent.
         app.update(Action::Palette);
@@ -122,8 +124,10 @@ fn nats_denied_a_viewers_cockpit_is_read_only_from_the_start() {
     let Some(plane) = RolePlane::start(test) else { return };
     crate::nats_support::block_on(async {
         let carol = std::sync::Arc::new(plane.client("viewer/carol").await);
-        let mut handle = backend::spawn_cockpit(carol, "cockpit/carol@test".into(), backend::Identity::default());
-        let mut app = App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        let mut handle =
+            backend::spawn_cockpit(carol, "cockpit/carol@test".into(), backend::Identity::default());
+        let mut app =
+            App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
         pump(&mut app, &mut handle, "the viewer's cockpit read-only by itself", |a| a.read_only).await;
         let shown = screen(&mut app, 200);
         assert!(shown.contains("READ-ONLY"), "{shown}");
@@ -135,10 +139,14 @@ fn nats_denied_a_viewers_cockpit_is_read_only_from_the_start() {
         app.update(Action::Restart);
         assert!(app.update(Action::Confirmed).is_empty(), "nothing sent");
         let shown = screen(&mut app, 200);
-        assert!(shown.contains("refused (the server refused qd.v1.ctl.carol.whoami for user carol)"), "{shown}");
+        assert!(
+            shown.contains("refused (the server refused qd.v1.ctl.carol.whoami for user carol)"),
+            "{shown}"
+        );
 
         let alice = std::sync::Arc::new(plane.client("operator/alice").await);
-        let mut handle = backend::spawn_cockpit(alice, "cockpit/alice@test".into(), backend::Identity::default());
+        let mut handle =
+            backend::spawn_cockpit(alice, "cockpit/alice@test".into(), backend::Identity::default());
         let deadline = tokio::time::Instant::now() + crate::nats_support::WAIT;
         let may = loop {
             match tokio::time::timeout_at(deadline, handle.updates.recv()).await {

@@ -58,8 +58,11 @@ pub struct RouterConfig {
 /// Runs the router until the bus closes.
 pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn Applier>) {
     let source = format!("router/{}", config.id);
-    let mut handle =
-        backend::spawn_with(bus.clone(), source.clone(), ClientOptions { history: false, heartbeats: false, ..ClientOptions::default() });
+    let mut handle = backend::spawn_with(
+        bus.clone(),
+        source.clone(),
+        ClientOptions { history: false, heartbeats: false, ..ClientOptions::default() },
+    );
     let mut replica = Replica::default();
     let mut status = RouterStatus {
         id: config.id.clone(),
