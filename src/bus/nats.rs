@@ -68,9 +68,9 @@ pub struct NatsBus {
 }
 
 /// How long a new subscription listens for the server's refusal once the server has
-/// answered the ping sent behind it: the refusal came before that answer, and only has to
-/// pass through the client's event task.
-const SUBSCRIBE_REFUSAL_GRACE: Duration = Duration::from_millis(20);
+/// answered the ping sent behind it (see `refused_by_now`). Every subscription that is
+/// not refused waits this long.
+const SUBSCRIBE_REFUSAL_GRACE: Duration = Duration::from_millis(5);
 /// How long a new subscription waits for that answer before it takes the subscription
 /// as made (the refusal, if any, is still logged).
 const SUBSCRIBE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -244,10 +244,37 @@ impl NatsBus {
         pattern.strip_prefix(&*self.inbox_prefix).is_some_and(|rest| rest.starts_with('.'))
     }
 
+    /// Whether the server answered a ping sent now, while connected: whatever it had to say
+    /// of what was sent before, it has said.
+    async fn pinged(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+            && matches!(tokio::time::timeout(SUBSCRIBE_FLUSH_TIMEOUT, self.client.flush()).await, Ok(Ok(())))
+    }
+
     /// Waits until the server has seen everything published so far.
     pub async fn flush(&self) -> Result<(), BusError> {
         self.client.flush().await.map_err(|e| BusError::Disconnected(e.to_string()))
     }
+}
+
+/// The refusal `this` names, when the server sent it before its answer to a flush that has
+/// returned: the client put it in its event queue before it handled that answer, and woke
+/// its event task then, which runs while this task waits. The grace, then a few turns
+/// given to the other tasks, cover a machine too busy to run it at once.
+async fn refused_by_now(
+    refusals: &mut denied::Listener,
+    this: impl Fn(&Violation) -> bool + Copy,
+) -> Option<Violation> {
+    if let Ok(violation) = tokio::time::timeout(SUBSCRIBE_REFUSAL_GRACE, refusals.refused(this)).await {
+        return Some(violation);
+    }
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+        if let Some(violation) = refusals.already(this) {
+            return Some(violation);
+        }
+    }
+    None
 }
 
 #[async_trait]
@@ -270,16 +297,10 @@ impl Bus for NatsBus {
             .await
             .map_err(|e| BusError::Other(format!("cannot subscribe to {pattern}: {e}")))?;
         let this = |v: &Violation| v.refused == Refused::Subscribe && v.subject == pattern;
-        if self.client.connection_state() == async_nats::connection::State::Connected
-            && matches!(tokio::time::timeout(SUBSCRIBE_FLUSH_TIMEOUT, self.client.flush()).await, Ok(Ok(())))
+        if self.pinged().await
+            && let Some(violation) = refused_by_now(&mut refusals, this).await
         {
-            let refused = match refusals.already(this) {
-                Some(v) => Some(v),
-                None => tokio::time::timeout(SUBSCRIBE_REFUSAL_GRACE, refusals.refused(this)).await.ok(),
-            };
-            if let Some(violation) = refused {
-                return Err(self.denied(violation));
-            }
+            return Err(self.denied(violation));
         }
         Ok(Subscription::new(sub.map(|m| Message {
             subject: m.subject.to_string(),
