@@ -6,6 +6,8 @@
 
 use tokio::sync::broadcast;
 
+use super::BusError;
+
 /// What the server refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -21,6 +23,13 @@ pub struct Violation {
     pub refused: Refused,
     /// The subject or pattern the server named.
     pub subject: String,
+}
+
+impl Violation {
+    /// The error a refused request or subscription of `user` fails with.
+    pub fn denied(self, user: &str) -> BusError {
+        BusError::PermissionDenied { subject: self.subject, user: user.to_string() }
+    }
 }
 
 /// Reads a server error as a permission violation, or `None` for any other error. The
@@ -64,6 +73,21 @@ impl Denials {
     pub fn announce(&self, violation: Violation) {
         // Nobody waiting is fine: the refusal was logged.
         let _ = self.tx.send(violation);
+    }
+
+    /// An error the server sent the connection `who`, logged into as `user`: a refusal is
+    /// logged in the words its request gets, and announced; anything else is logged.
+    pub fn server_error(&self, who: &str, user: &str, error: &str) {
+        let Some(violation) = parse(error) else {
+            log::warn!("{who}: NATS server error: {error}");
+            return;
+        };
+        let verb = match violation.refused {
+            Refused::Publish => "publish",
+            Refused::Subscribe => "subscribe",
+        };
+        log::error!("{who}: the server refused to {verb}: {}", violation.clone().denied(user));
+        self.announce(violation);
     }
 
     /// A listener for the refusals from now on.
@@ -138,6 +162,24 @@ mod tests {
         ] {
             assert_eq!(parse(other), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn a_refusal_from_the_server_is_announced_and_other_errors_are_not() {
+        let denials = Denials::default();
+        let mut listener = denials.listen();
+        denials.server_error("ctl", "carol", "Maximum Payload Violation");
+        assert_eq!(listener.already(|_| true), None);
+        denials.server_error(
+            "ctl",
+            "carol",
+            r#"Permissions Violation for Publish to "qd.v1.ctl.carol.deploy""#,
+        );
+        let got = listener.already(|_| true).expect("announced");
+        assert_eq!(
+            got.clone().denied("carol").to_string(),
+            "permission denied on qd.v1.ctl.carol.deploy for user carol"
+        );
     }
 
     #[tokio::test]

@@ -141,20 +141,7 @@ impl NatsBus {
                             }
                         }
                         async_nats::Event::ServerError(async_nats::ServerError::Other(error)) => {
-                            match denied::parse(&error) {
-                                Some(violation) => {
-                                    let verb = match violation.refused {
-                                        Refused::Publish => "publish",
-                                        Refused::Subscribe => "subscribe",
-                                    };
-                                    log::error!(
-                                        "{who}: the server refused to {verb}: permission denied on {} for user {acting}",
-                                        violation.subject
-                                    );
-                                    refusals.announce(violation);
-                                }
-                                None => log::warn!("{who}: NATS server error: {error}"),
-                            }
+                            refusals.server_error(&who, &acting, &error)
                         }
                         other => log::warn!("{who}: NATS {other}"),
                     }
@@ -235,7 +222,7 @@ impl NatsBus {
     }
 
     fn denied(&self, violation: Violation) -> BusError {
-        BusError::PermissionDenied { subject: violation.subject, user: self.user.to_string() }
+        violation.denied(&self.user)
     }
 
     /// Whether a refused subscription is the one this connection's answers come on: a
