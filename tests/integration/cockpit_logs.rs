@@ -13,7 +13,7 @@ use quarterdeck::app::{App, Overlay};
 use quarterdeck::backend::{self, BackendHandle, Command, Identity};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::protocol::subjects::{self, AgentVerb};
+use quarterdeck::protocol::subjects::{self, LogsVerb};
 use quarterdeck::protocol::{
     AgentAck, Constraints, DeployRequest, Envelope, InstanceState, LogBatch, LogsRequest, decode,
 };
@@ -128,8 +128,9 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
     })
     .await;
     let inst = app.replica.fleet.instances.values().next().cloned().expect("an instance");
-    let cmd = subjects::agent_cmd(&inst.host, AgentVerb::Logs);
     let bus: &dyn Bus = sb.bus.as_ref();
+    let user = bus.user();
+    let cmd = subjects::logs_request(&inst.host, &user, LogsVerb::Start);
     let bad =
         LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream: "qd.v1.evt.x._".into() };
     let refused =
@@ -137,7 +138,7 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
             .await;
     assert!(refused.is_err_and(|e| e.to_string().contains("qd.v1.logs.")));
 
-    let stream = subjects::logs_stream("silent-viewer");
+    let stream = subjects::logs_stream(&user, "silent-viewer");
     let mut sub = sb.bus.subscribe(&stream).await.expect("subscribe");
     let req = LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream };
     let started = tokio::time::Instant::now();
