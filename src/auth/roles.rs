@@ -286,7 +286,10 @@ mod tests {
             assert!(!may_subscribe(&p, &subjects::logs_stream("bob", "v1")), "{role}: another user's stream");
             assert!(!may_subscribe(&p, "qd.v1.logs.>"), "{role}: every stream");
             assert!(!may_publish(&p, "qd.v1.agent.h1.cmd.logs"), "{role}: the old unscoped request");
-            assert!(!may_publish(&p, &subjects::logs_stream("alice", "v1")), "{role}: batches are the agent's");
+            assert!(
+                !may_publish(&p, &subjects::logs_stream("alice", "v1")),
+                "{role}: batches are the agent's"
+            );
         }
     }
 

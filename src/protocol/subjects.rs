@@ -131,7 +131,8 @@ pub fn logs_requests_by(user: &str) -> String {
 /// The user and verb of a log request to `host`, or why the subject is not one.
 pub fn parse_logs_request<'a>(host: &str, subject: &'a str) -> Result<(&'a str, LogsVerb), String> {
     let head = format!("{PREFIX}.agent.{}.logs.", token(host));
-    let not_one = || format!("{subject} is not a log request (qd.v1.agent.<host>.logs.<user>.<start|stop|keepalive>)");
+    let not_one =
+        || format!("{subject} is not a log request (qd.v1.agent.<host>.logs.<user>.<start|stop|keepalive>)");
     let rest = subject.strip_prefix(&head).ok_or_else(not_one)?;
     match rest.split_once('.') {
         Some((user, verb)) if !user.is_empty() && !user.contains(['*', '>']) => {

@@ -22,7 +22,7 @@ use quarterdeck::views::theme::{ColorMode, Theme};
 use crate::support::{fast_sandbox, pump, screen};
 
 /// What the event loop does with the effects, for those with a backend side.
-fn carry(handle: &BackendHandle, effects: Vec<Effect>) {
+pub(crate) fn carry(handle: &BackendHandle, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
             Effect::Logs(start) => handle.commands.send(Command::Logs(start)).expect("backend open"),
@@ -36,7 +36,7 @@ fn lines_of(app: &App) -> usize {
     app.logs.as_ref().map_or(0, |l| l.lines.len())
 }
 
-fn has_line(app: &App, needle: &str) -> bool {
+pub(crate) fn has_line(app: &App, needle: &str) -> bool {
     app.logs.as_ref().is_some_and(|l| l.lines.iter().any(|x| x.text.contains(needle)))
 }
 

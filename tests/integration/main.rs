@@ -19,6 +19,7 @@ mod nats_faults;
 mod nats_follow_flood;
 mod nats_hardening;
 mod nats_history_bounds;
+mod nats_log_scope;
 mod nats_paged_snapshot;
 mod nats_plane;
 mod nats_recovery;

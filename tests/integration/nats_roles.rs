@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bytes::Bytes;
-use quarterdeck::bus::{Bus, NatsBus, NatsOptions};
+use quarterdeck::bus::{Bus, NatsBus};
 use quarterdeck::protocol::subjects;
 
 use crate::nats_support::{
@@ -57,19 +57,7 @@ impl RolePlane {
 
     /// A library client logged in as `who`.
     async fn client(&self, who: &str) -> NatsBus {
-        let opts = NatsOptions {
-            url: self.nats.url(),
-            nkey: Some(PathBuf::from(self.seed(who))),
-            name: format!("test/{who}"),
-            ..NatsOptions::default()
-        };
-        let bus = NatsBus::connect(&opts).await.expect("connect");
-        let mut conn = bus.connection();
-        tokio::time::timeout(WAIT, conn.wait_for(quarterdeck::bus::Connection::is_connected))
-            .await
-            .expect("connected in time")
-            .expect("connection watch");
-        bus
+        crate::nats_log_scope::nkey_client(&self.nats.url(), &self.seed(who)).await
     }
 
     /// Whether the server logged a permissions violation on `subject`.
@@ -80,7 +68,7 @@ impl RolePlane {
     }
 }
 
-fn server_logs(dir: &Path) -> String {
+pub(crate) fn server_logs(dir: &Path) -> String {
     let mut all = String::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -91,7 +79,7 @@ fn server_logs(dir: &Path) -> String {
     all
 }
 
-fn ctl_json(url: &str, seed: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+pub(crate) fn ctl_json(url: &str, seed: &str, args: &[&str]) -> Result<serde_json::Value, String> {
     let out = Command::new(BIN)
         .arg("ctl")
         .args(args)
@@ -106,7 +94,7 @@ fn ctl_json(url: &str, seed: &str, args: &[&str]) -> Result<serde_json::Value, S
     serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
 }
 
-fn ctl_as(url: &str, seed: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn ctl_as(url: &str, seed: &str, args: &[&str]) -> std::process::Output {
     Command::new(BIN).arg("ctl").args(args).env("NATS_URL", url).env("NATS_NKEY", seed).output().expect("ctl")
 }
 

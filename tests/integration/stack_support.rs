@@ -200,6 +200,17 @@ pub fn deploy_site(
     artifact: &std::path::Path,
     extra: &[&str],
 ) -> CtlOut {
+    let args = site_deploy_args(version, instances, artifact, extra);
+    ctl(url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The `ctl` arguments of `deploy_site`.
+pub fn site_deploy_args(
+    version: &str,
+    instances: &str,
+    artifact: &std::path::Path,
+    extra: &[&str],
+) -> Vec<String> {
     let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
     let mut args = vec![
         "deploy",
@@ -228,7 +239,7 @@ pub fn deploy_site(
         "--wait",
     ];
     args.extend_from_slice(extra);
-    ctl(url, &args)
+    args.into_iter().map(str::to_string).collect()
 }
 
 /// The flags of a docker agent for `host` in `az`, publishing on 127.0.0.1, its state in
