@@ -192,7 +192,10 @@ pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
                 log_requests(&name),
                 history_reader(),
                 stream_reader(&format!("OBJ_{ARTIFACTS}")),
-                js_api(&["STREAM.CREATE", "STREAM.UPDATE", "STREAM.PURGE"], &format!("OBJ_{ARTIFACTS}")),
+                // A re-upload into a slot purges the old object's chunks. The bucket itself
+                // is the controller's (it creates it at start): an operator who could
+                // update it could set a retention that drops every app's artifacts.
+                js_api(&["STREAM.PURGE"], &format!("OBJ_{ARTIFACTS}")),
             ]
             .concat(),
             subscribe: reader_subscriptions(&name, &inbox),
@@ -300,6 +303,27 @@ mod tests {
         assert!(!may_subscribe(&p, &subjects::logs_request("h2", "alice", subjects::LogsVerb::Start)));
         assert!(may_publish(&p, &subjects::logs_stream("alice", "v1")));
         assert!(!may_publish(&p, &subjects::logs_request("h1", "alice", subjects::LogsVerb::Stop)));
+    }
+
+    #[test]
+    fn the_artifact_store_is_uploaded_to_by_operators_and_read_by_agents() {
+        let chunk = "$O.qd_artifacts.C.abc";
+        let get = "$JS.API.STREAM.MSG.GET.OBJ_qd_artifacts";
+        let op = of(Role::Operator, "alice");
+        assert!(may_publish(&op, chunk) && may_publish(&op, get));
+        assert!(may_publish(&op, "$JS.API.STREAM.PURGE.OBJ_qd_artifacts"), "a re-upload purges old chunks");
+        for bucket in ["$JS.API.STREAM.UPDATE.OBJ_qd_artifacts", "$JS.API.STREAM.CREATE.OBJ_qd_artifacts"] {
+            assert!(!may_publish(&op, bucket), "the bucket is the controller's: {bucket}");
+        }
+        assert!(may_publish(&of(Role::Controller, "c1"), "$JS.API.STREAM.CREATE.OBJ_qd_artifacts"));
+        let agent = of(Role::Agent, "h1");
+        assert!(may_publish(&agent, get) && !may_publish(&agent, chunk));
+        assert!(!may_publish(&agent, "$JS.API.STREAM.PURGE.OBJ_qd_artifacts"));
+        for role in [Role::Viewer, Role::Router] {
+            let p = of(role, "x");
+            assert!(!may_publish(&p, chunk) && !may_publish(&p, get), "{role}");
+            assert!(!may_subscribe(&p, "$O.qd_artifacts.C.abc"), "{role}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod bench_plane;
 mod chaos;
 mod cockpit_headless;
 mod docker_support;
+mod nats_artifacts_scope;
 mod nats_audit_outcome;
 mod nats_bounded_messages;
 mod nats_commit_batches;

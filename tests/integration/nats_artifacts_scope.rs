@@ -1,0 +1,81 @@
+//! The artifact store `qd_artifacts` with roles on (issue 15, hardening): anyone could read
+//! and overwrite artifacts. It is written by an operator's upload (`ctl deploy --artifact`:
+//! `ALLOCATE_REPOSITORY_REQUEST`, then the bytes into the slot) and read by agents; a
+//! viewer neither reads nor writes it, an agent cannot write or delete, and an operator
+//! cannot reconfigure the bucket (its retention would drop every app's artifacts).
+
+use bytes::Bytes;
+use quarterdeck::bus::Bus;
+use quarterdeck::plane::repository::{BUCKET, ObjectStoreRepository, Repository};
+
+use crate::nats_log_scope::{AgentKind, ScopedPlane};
+use crate::nats_roles::{ctl_as, server_logs};
+use crate::nats_support::{WAIT, check, deploy_args, eventually};
+
+/// The server logged a publish violation on a subject starting with `prefix`.
+fn publish_refused(plane: &ScopedPlane, prefix: &str) -> Result<(), String> {
+    let wanted = format!("Publish Violation - Subject \"{prefix}");
+    check(server_logs(plane.nats.dir()).contains(&wanted), || format!("no {wanted:?} in the server's log"))
+}
+
+#[test]
+fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the_store() {
+    let test = "nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the_store";
+    let Some(plane) = ScopedPlane::start(test, AgentKind::Sim) else { return };
+    let url = plane.nats.url();
+    let tarball = crate::docker_support::site(&[("index.html", "<h1>v1</h1>")]);
+    let file = plane.nats.dir().join("web.tar.gz");
+    std::fs::write(&file, &tarball).expect("artifact");
+    let mut args = deploy_args("web", "1.0.0", "1");
+    args.extend(["--artifact", file.to_str().expect("utf-8 path")]);
+    let out = ctl_as(&url, &plane.seed("operator/alice"), &args);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "alice's upload and deploy: {said}");
+    assert!(said.contains("to web-1.0.0"), "the upload went into its slot: {said}");
+    let slot = "web-1.0.0";
+
+    crate::nats_support::block_on(async {
+        // An agent reads it, and can neither overwrite nor delete it.
+        let h1 = plane.client("agent/h1").await;
+        let repo = ObjectStoreRepository::open(&h1).await.expect("the agent opens the store");
+        assert_eq!(repo.get(slot).await.expect("the agent reads"), Bytes::from(tarball.clone()));
+        let overwrite = repo.put(slot, Bytes::from_static(b"not a tarball")).await;
+        assert!(overwrite.is_err(), "the agent overwrote {slot}");
+        let store = h1.jetstream().get_object_store(BUCKET).await.expect("the bucket");
+        assert!(store.delete(slot).await.is_err(), "the agent deleted {slot}");
+        assert_eq!(repo.get(slot).await.expect("still there"), Bytes::from(tarball.clone()), "unchanged");
+
+        // A viewer cannot even open it, and a write by hand is refused.
+        let carol = plane.client("viewer/carol").await;
+        assert!(ObjectStoreRepository::open(&carol).await.is_err(), "the viewer opened the store");
+        let _ = carol.subscribe(&format!("$O.{BUCKET}.>")).await;
+        let _ = carol.publish(&format!("$O.{BUCKET}.C.forged"), Bytes::from_static(b"x")).await;
+        let _ = carol.flush().await;
+
+        // An operator uploads, but does not reconfigure the bucket: a max_age (here ten
+        // minutes, a valid change the server would take) would drop every app's artifacts.
+        let alice = plane.client("operator/alice").await;
+        let js = alice.jetstream();
+        let mut stream = js.get_stream(format!("OBJ_{BUCKET}")).await.expect("alice reads the bucket");
+        let mut config = stream.info().await.expect("its config").config.clone();
+        config.max_age = std::time::Duration::from_secs(600);
+        let update = js.update_stream(config).await;
+        assert!(update.is_err(), "alice reconfigured the bucket: {update:?}");
+        assert_eq!(repo.get(slot).await.expect("still there"), Bytes::from(tarball.clone()), "unchanged");
+    });
+    eventually(WAIT, "the server refused the agent's writes and the viewer's reads and writes", || {
+        publish_refused(&plane, &format!("$O.{BUCKET}.C."))?;
+        publish_refused(&plane, &format!("$O.{BUCKET}.M."))?;
+        publish_refused(&plane, &format!("$JS.API.STREAM.INFO.OBJ_{BUCKET}"))?;
+        publish_refused(&plane, &format!("$O.{BUCKET}.C.forged"))?;
+        publish_refused(&plane, &format!("$JS.API.STREAM.UPDATE.OBJ_{BUCKET}"))?;
+        let wanted = format!("Subscription Violation - Subject \"$O.{BUCKET}.>\"");
+        check(server_logs(plane.nats.dir()).contains(&wanted), || format!("no {wanted:?}"))
+    });
+    // The store still serves the deploy path: a second version uploads and deploys.
+    std::fs::write(&file, crate::docker_support::site(&[("index.html", "<h1>v2</h1>")])).expect("artifact");
+    let mut args = deploy_args("web", "2.0.0", "1");
+    args.extend(["--artifact", file.to_str().expect("utf-8 path")]);
+    let out = ctl_as(&url, &plane.seed("operator/alice"), &args);
+    assert!(out.status.success(), "the next upload: {}", String::from_utf8_lossy(&out.stderr));
+}
