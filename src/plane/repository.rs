@@ -23,9 +23,12 @@ pub enum RepoError {
     Other(String),
 }
 
-/// The slot an artifact of `app@version` goes into.
+/// The slot an artifact of `app@version` goes into: `<app>@<version>`. An app name never
+/// holds `@` (nor does a version), so no two apps' versions share a slot; with `-` they
+/// did (`shop`@`web-1` and `shop-web`@`1`), and one app's upload replaced the other's
+/// artifact.
 pub fn slot(app: &str, version: &str) -> String {
-    format!("{app}-{version}")
+    format!("{app}@{version}")
 }
 
 /// Lowercase hex SHA-256.
@@ -149,6 +152,12 @@ impl DirRepository {
         }
         Ok(self.dir.join(slot))
     }
+
+    /// A file beside the slot's, `<slot>.<suffix>`: appended, since a slot's version has
+    /// dots, and replacing its last extension gave `site@1.0.0` and `site@1.0.1` one file.
+    fn beside(&self, slot: &str, suffix: &str) -> Result<PathBuf, RepoError> {
+        self.path(&format!("{slot}.{suffix}"))
+    }
 }
 
 #[async_trait]
@@ -158,17 +167,17 @@ impl Repository for DirRepository {
         let sha256 = sha256_hex(&data);
         let io = |e: std::io::Error| RepoError::Other(format!("{}: {e}", path.display()));
         // Write aside, then rename: a reader never sees half an artifact.
-        let tmp = path.with_extension("part");
+        let tmp = self.beside(slot, "part")?;
         tokio::fs::write(&tmp, &data).await.map_err(io)?;
         tokio::fs::rename(&tmp, &path).await.map_err(io)?;
-        tokio::fs::write(path.with_extension("sha256"), &sha256).await.map_err(io)?;
+        tokio::fs::write(self.beside(slot, "sha256")?, &sha256).await.map_err(io)?;
         Ok(ArtifactRef { name: slot.to_string(), sha256, size: data.len() as u64 })
     }
 
     async fn info(&self, slot: &str) -> Result<Option<ArtifactRef>, RepoError> {
         let path = self.path(slot)?;
         let Ok(meta) = tokio::fs::metadata(&path).await else { return Ok(None) };
-        let sha256 = tokio::fs::read_to_string(path.with_extension("sha256")).await.unwrap_or_default();
+        let sha256 = tokio::fs::read_to_string(self.beside(slot, "sha256")?).await.unwrap_or_default();
         Ok(Some(ArtifactRef { name: slot.to_string(), sha256, size: meta.len() }))
     }
 
@@ -227,6 +236,23 @@ mod tests {
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
         assert!(matches!(repo.get("nope").await, Err(RepoError::NotFound(_))));
         assert!(repo.put("../x", Bytes::new()).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_two_apps_versions_share_a_slot() {
+        assert_eq!(slot("shop-web", "1.0"), "shop-web@1.0");
+        assert_ne!(slot("shop", "web-1.0"), slot("shop-web", "1.0"));
+    }
+
+    #[tokio::test]
+    async fn versions_that_differ_after_their_last_dot_keep_their_own_checksums() {
+        let dir = std::env::temp_dir().join(format!("qd-repo-dots-{}", std::process::id()));
+        let repo = DirRepository::new(&dir).unwrap();
+        let a = repo.put(&slot("site", "1.0.0"), Bytes::from_static(b"one")).await.unwrap();
+        let b = repo.put(&slot("site", "1.0.1"), Bytes::from_static(b"two")).await.unwrap();
+        assert_eq!(repo.info(&slot("site", "1.0.0")).await.unwrap(), Some(a));
+        assert_eq!(repo.info(&slot("site", "1.0.1")).await.unwrap(), Some(b));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -87,7 +87,7 @@ async fn wizard_deploy_on_nats_and_docker_runs_containers() {
     assert_eq!(wizard(&app).finished(&app.replica.fleet), Some(Ok("site@2 x2".into())));
     let upload = wizard(&app).sent.last().and_then(|s| s.upload.clone()).expect("an upload");
     let uploaded = upload.result.expect("ended").expect("uploaded");
-    assert_eq!(uploaded.artifact.name, "site-2", "the slot ALLOCATE_REPOSITORY_REQUEST named");
+    assert_eq!(uploaded.artifact.name, "site@2", "the slot ALLOCATE_REPOSITORY_REQUEST named");
     assert_eq!(app.replica.fleet.apps["site"].run.artifact.as_ref(), Some(&uploaded.artifact));
 
     // Two containers of version 2 run on the docker host, and they serve the artifact.

@@ -210,7 +210,7 @@ fn docker_rolling_update_health_failure_checksum_and_bad_input() {
         let js = async_nats::jetstream::new(client);
         let store = js.get_object_store("qd_artifacts").await.unwrap();
         let meta = async_nats::jetstream::object_store::ObjectMetadata {
-            name: "site-4".into(),
+            name: quarterdeck::plane::repository::slot("site", "4"),
             metadata: std::collections::HashMap::from([("sha256".to_string(), sha.clone())]),
             ..Default::default()
         };

@@ -31,8 +31,8 @@ fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the
     let out = ctl_as(&url, &plane.seed("operator/alice"), &args);
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "alice's upload and deploy: {said}");
-    assert!(said.contains("to web-1.0.0"), "the upload went into its slot: {said}");
-    let slot = "web-1.0.0";
+    assert!(said.contains("to web@1.0.0"), "the upload went into its slot: {said}");
+    let slot = "web@1.0.0";
 
     crate::nats_support::block_on(async {
         // An agent reads it, and can neither overwrite nor delete it.
@@ -78,4 +78,33 @@ fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the
     args.extend(["--artifact", file.to_str().expect("utf-8 path")]);
     let out = ctl_as(&url, &plane.seed("operator/alice"), &args);
     assert!(out.status.success(), "the next upload: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// App `shop`@`web-1.0` and app `shop-web`@`1.0` were given one slot (`shop-web-1.0`), so
+/// the upload path of one replaced the other's artifact. Each app's version has a slot of
+/// its own, and each keeps its bytes.
+#[test]
+fn nats_artifacts_scope_one_apps_upload_never_lands_in_another_apps_slot() {
+    use quarterdeck::plane::repository::slot;
+    let test = "nats_artifacts_scope_one_apps_upload_never_lands_in_another_apps_slot";
+    let Some(plane) = ScopedPlane::start(test, AgentKind::Sim) else { return };
+    let url = plane.nats.url();
+    let mut uploaded = Vec::new();
+    for (app, version) in [("shop-web", "1.0"), ("shop", "web-1.0")] {
+        let bytes = crate::docker_support::site(&[("index.html", &format!("<h1>{app}</h1>"))]);
+        let file = plane.nats.dir().join(format!("{app}.tar.gz"));
+        std::fs::write(&file, &bytes).expect("artifact");
+        let mut args = deploy_args(app, version, "1");
+        args.extend(["--artifact", file.to_str().expect("utf-8 path")]);
+        let out = ctl_as(&url, &plane.seed("operator/alice"), &args);
+        assert!(out.status.success(), "{app}@{version}: {}", String::from_utf8_lossy(&out.stderr));
+        uploaded.push((slot(app, version), bytes));
+    }
+    crate::nats_support::block_on(async {
+        let h1 = plane.client("agent/h1").await;
+        let repo = ObjectStoreRepository::open(&h1).await.expect("the agent opens the store");
+        for (slot, bytes) in &uploaded {
+            assert_eq!(repo.get(slot).await.expect("the agent reads"), Bytes::from(bytes.clone()), "{slot}");
+        }
+    });
 }
