@@ -40,7 +40,7 @@ async fn wizard_deploy_on_nats_and_docker_runs_containers() {
     let opts = NatsOptions { url: stack.url(), name: "cockpit/wizard-test".into(), ..NatsOptions::default() };
     let nats = NatsBus::connect(&opts).await.expect("nats");
     let identity =
-        Identity { repository: Some(RepoSource::ObjectStore(nats.clone())), ..Identity::default() };
+        Identity { repository: Some(RepoSource::ObjectStore(Box::new(nats.clone()))), ..Identity::default() };
     let bus: Arc<dyn Bus> = Arc::new(nats);
     let mut handle = backend::spawn_cockpit(bus, "cockpit/wizard-test".into(), identity);
     let mut app = App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());

@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use bytes::Bytes;
-use quarterdeck::bus::{Bus, NatsBus};
-use quarterdeck::protocol::subjects;
+use quarterdeck::bus::{self, Bus, NatsBus};
+use quarterdeck::protocol::subjects::{self, CtlVerb};
+use quarterdeck::protocol::{Accepted, DeployRequest, Envelope};
 
 use crate::nats_support::{
     BIN, HOSTS, NatsServer, Proc, WAIT, check, deploy_args, eventually, host_state, unique_dir,
@@ -28,7 +30,7 @@ impl RolePlane {
             .args(["auth", "init", "--dir"])
             .arg(&auth)
             .args(["--controllers", "c1", "--hosts", "h1,h2", "--routers", "r1"])
-            .args(["--operators", "alice", "--viewers", "carol"])
+            .args(["--operators", "alice,bob", "--viewers", "carol"])
             .output()
             .expect("quarterdeck auth init");
         assert!(out.status.success(), "auth init: {}", String::from_utf8_lossy(&out.stderr));
@@ -118,7 +120,7 @@ fn nats_roles_a_viewer_cannot_deploy_and_the_operator_still_can() {
     let out = ctl_as(&url, &plane.seed("viewer/carol"), &args);
     assert!(!out.status.success(), "the viewer's deploy succeeded");
     eventually(WAIT, "the server refused the viewer's deploy", || {
-        plane.violation("Publish", subjects::CTL_DEPLOY)
+        plane.violation("Publish", &subjects::command("carol", CtlVerb::Deploy))
     });
     // The viewer still reads.
     let snap = ctl_json(&url, &plane.seed("viewer/carol"), &["snapshot"]).expect("the viewer reads");
@@ -135,15 +137,82 @@ fn nats_roles_an_agent_cannot_speak_for_or_listen_to_another_host() {
         let h1 = plane.client("agent/h1").await;
         let _ = h1.publish(&subjects::heartbeat("h2"), Bytes::from_static(b"{}")).await;
         let _ = h1.subscribe("qd.v1.agent.h2.cmd.>").await;
-        let _ = h1.publish(subjects::CTL_DEPLOY, Bytes::from_static(b"{}")).await;
+        let _ = h1.publish(&subjects::command("h1", CtlVerb::Deploy), Bytes::from_static(b"{}")).await;
         let _ = h1.flush().await;
     });
     eventually(WAIT, "the server refused h1 as h2", || {
         plane.violation("Publish", &subjects::heartbeat("h2"))?;
         plane.violation("Subscription", "qd.v1.agent.h2.cmd.>")?;
-        plane.violation("Publish", subjects::CTL_DEPLOY)
+        plane.violation("Publish", &subjects::command("h1", CtlVerb::Deploy))
     });
     operator_deploys(&plane, "web");
+}
+
+/// The user in a command's subject is the one the audit records, and the server lets
+/// each operator publish only under its own name: alice cannot send as bob, and what
+/// alice's client claims about itself (its login) is context, not the user.
+#[test]
+fn nats_roles_an_operator_cannot_send_under_another_name_and_the_audit_names_the_checked_user() {
+    let test = "nats_roles_an_operator_cannot_send_under_another_name_and_the_audit_names_the_checked_user";
+    let Some(plane) = RolePlane::start(test) else { return };
+    let url = plane.nats.url();
+    let rt = rt();
+    rt.block_on(async {
+        let alice = plane.client("operator/alice").await;
+        let as_bob = subjects::command("bob", CtlVerb::Deploy);
+        let env = Envelope::new("ctl/bob@forged", deploy_request("forged"));
+        let sent: Result<Accepted, _> = bus::request(&alice, &as_bob, &env, Duration::from_secs(2)).await;
+        assert!(sent.is_err(), "alice's command under bob's name was answered: {sent:?}");
+        let _ = alice.flush().await;
+    });
+    eventually(WAIT, "the server refused alice as bob", || {
+        plane.violation("Publish", &subjects::command("bob", CtlVerb::Deploy))
+    });
+    // alice's ctl runs as login "mallory": the claim travels as context only.
+    let out = Command::new(BIN)
+        .arg("ctl")
+        .args(deploy_args("web", "1.0.0", "1"))
+        .env("NATS_URL", &url)
+        .env("NATS_NKEY", plane.seed("operator/alice"))
+        .env("USER", "mallory")
+        .output()
+        .expect("ctl");
+    assert!(out.status.success(), "alice's deploy: {}", String::from_utf8_lossy(&out.stderr));
+    let audit = ctl_lines(&url, &plane.seed("operator/alice"), &["audit", "--since", "1h"]);
+    let deploys: Vec<&serde_json::Value> = audit.iter().filter(|r| r["verb"] == "deploy").collect();
+    assert_eq!(deploys.len(), 1, "one deploy on record, not the forged one: {audit:?}");
+    assert_eq!(deploys[0]["by"], "alice", "{}", deploys[0]);
+    assert!(
+        deploys[0]["operator"]["user"].as_str().is_some_and(|u| u.starts_with("mallory@")),
+        "the client's claim is kept as context: {}",
+        deploys[0]
+    );
+    let table = String::from_utf8_lossy(
+        &ctl_as(&url, &plane.seed("operator/alice"), &["audit", "--since", "1h"]).stdout,
+    )
+    .into_owned();
+    assert!(table.contains("alice (ctl/mallory@"), "{table}");
+    let me = ctl_as(&url, &plane.seed("operator/alice"), &["whoami"]);
+    assert_eq!(String::from_utf8_lossy(&me.stdout).trim(), "alice (may send commands)");
+    let viewer = ctl_as(&url, &plane.seed("viewer/carol"), &["whoami", "--timeout", "3s"]);
+    assert!(!viewer.status.success(), "a viewer may not act: {}", String::from_utf8_lossy(&viewer.stdout));
+}
+
+fn deploy_request(app: &str) -> DeployRequest {
+    DeployRequest {
+        app: app.into(),
+        version: "1.0.0".into(),
+        instances: 1,
+        image: Some("tomcat:8.5".into()),
+        port: Some(8080),
+        ..DeployRequest::default()
+    }
+}
+
+fn ctl_lines(url: &str, seed: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = ctl_as(url, seed, &[args, &["--json"]].concat());
+    assert!(out.status.success(), "ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 #[test]
