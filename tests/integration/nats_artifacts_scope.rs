@@ -5,6 +5,7 @@
 //! cannot reconfigure the bucket (its retention would drop every app's artifacts).
 
 use bytes::Bytes;
+use quarterdeck::backend::upload;
 use quarterdeck::bus::Bus;
 use quarterdeck::plane::repository::{BUCKET, ObjectStoreRepository, Repository};
 
@@ -62,6 +63,13 @@ fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the
         let update = js.update_stream(config).await;
         assert!(update.is_err(), "alice reconfigured the bucket: {update:?}");
         assert_eq!(repo.get(slot).await.expect("still there"), Bytes::from(tarball.clone()), "unchanged");
+        // Her upload path may replace a slot's bytes (the old chunks purged), which the
+        // agent then reads.
+        let rebuilt = Bytes::from(crate::docker_support::site(&[("index.html", "<h1>v1, rebuilt</h1>")]));
+        let alices = ObjectStoreRepository::open(&alice).await.expect("alice opens the store");
+        let done = upload::store(&alices, slot, rebuilt.clone()).await.expect("alice re-uploads");
+        assert!(!done.already_there, "{done:?}");
+        assert_eq!(repo.get(slot).await.expect("the agent reads"), rebuilt);
     });
     eventually(WAIT, "the server refused the agent's writes and the viewer's reads and writes", || {
         publish_refused(&plane, &format!("$O.{BUCKET}.C."))?;

@@ -214,7 +214,11 @@ fn nats_log_scope_an_operator_cannot_read_stop_or_keep_alive_another_operators_s
         ask(&bob, "h1", "bob", LogsVerb::Start, &req).await.expect("bob's stream starts");
         let seq = flowing(&mut bob_sub, 0, 1).await;
 
+        let r = LogsStreamRef { stream: bobs.clone() };
         let alice = plane.client("operator/alice").await;
+        // Bob is there: his keep-alive now keeps the stream for 15 s more, however slow
+        // this machine is between here and his next one.
+        ask(&bob, "h1", "bob", LogsVerb::Keepalive, &r).await.expect("bob's keep-alive");
         // Reading: the server refuses the subscriptions.
         let mut alice_all = alice.subscribe("qd.v1.logs.>").await.expect("subscribe sent");
         let mut alice_bobs =
@@ -227,7 +231,6 @@ fn nats_log_scope_an_operator_cannot_read_stop_or_keep_alive_another_operators_s
         }
         alice.flush().await.expect("flush");
         // Acting in her own name on his stream: the agent knows no such stream of hers.
-        let r = LogsStreamRef { stream: bobs.clone() };
         for verb in [LogsVerb::Stop, LogsVerb::Keepalive] {
             let reason = refused_as(ask(&alice, "h1", "alice", verb, &r).await, ErrorCode::NotFound);
             assert!(reason.contains("alice has no log stream"), "{reason}");
