@@ -372,20 +372,49 @@ mod tests {
         decode::<Reply<AgentAck>>(&answer.unwrap()).unwrap().body
     }
 
-    /// A deploy that reaches the agent after its deadline starts no container and is not
-    /// cached: the same command id in time still runs.
+    /// Log requests name their user in the subject: a subject that is not one is refused
+    /// with the form it should have, and one user's command id is not another's (the
+    /// reply cache is keyed by the whole subject).
     #[tokio::test]
-    async fn a_late_command_is_refused_as_expired_and_never_run() {
+    async fn log_requests_are_read_from_their_subject_and_cached_per_user() {
+        use crate::protocol::subjects::{LogsVerb, logs_request, logs_stream};
         let bus = LocalBus::new();
-        let driver = sim::SimDriver::new(sim::SimConfig {
+        let handle = start(Arc::new(bus.clone()), sim_driver(), config()).await.unwrap();
+        let ask = |subject: String, stream: String| {
+            let bus = bus.clone();
+            async move {
+                let req = LogsRequest { instance: "web-0-none".into(), tail: 1, follow: false, stream };
+                let payload = Bytes::from(encode(&Envelope::with_id("same-id", "cockpit", req)).unwrap());
+                let answer = bus.request(&subject, payload, Duration::from_secs(5)).await.unwrap();
+                match decode::<Reply<AgentAck>>(&answer).unwrap().body {
+                    Reply::Error(e) => e,
+                    Reply::Ok(ack) => panic!("accepted: {ack:?}"),
+                }
+            }
+        };
+        let bad = ask("qd.v1.agent.h1.logs.alice.tail".into(), logs_stream("alice", "v1")).await;
+        assert_eq!(bad.code, ErrorCode::BadRequest);
+        assert!(bad.reason.contains("<user>.<start|stop|keepalive>"), "{bad:?}");
+        let alices = ask(logs_request("h1", "alice", LogsVerb::Start), logs_stream("bob", "v1")).await;
+        assert_eq!(alices.code, ErrorCode::BadRequest, "alice asked for a stream of bob's: {alices:?}");
+        let bobs = ask(logs_request("h1", "bob", LogsVerb::Start), logs_stream("bob", "v1")).await;
+        assert_eq!(bobs.code, ErrorCode::NotFound, "bob got alice's cached answer: {bobs:?}");
+        handle.stop();
+    }
+
+    fn sim_driver() -> Arc<sim::SimDriver> {
+        sim::SimDriver::new(sim::SimConfig {
             seed: 1,
             cpu_cores: 4,
             memory_mb: 8192,
             container_ips: vec!["127.0.9.31".into()],
             speed: 50.0,
             crashes_per_hour: 0.0,
-        });
-        let config = AgentConfig {
+        })
+    }
+
+    fn config() -> AgentConfig {
+        AgentConfig {
             host_id: "h1".into(),
             hostname: "h1".into(),
             ip: "127.0.9.1".into(),
@@ -393,8 +422,16 @@ mod tests {
             tags: vec![],
             heartbeat_period: Duration::from_secs(60),
             poll_interval: Duration::from_secs(60),
-        };
-        let handle = start(Arc::new(bus.clone()), driver.clone(), config).await.unwrap();
+        }
+    }
+
+    /// A deploy that reaches the agent after its deadline starts no container and is not
+    /// cached: the same command id in time still runs.
+    #[tokio::test]
+    async fn a_late_command_is_refused_as_expired_and_never_run() {
+        let bus = LocalBus::new();
+        let driver = sim_driver();
+        let handle = start(Arc::new(bus.clone()), driver.clone(), config()).await.unwrap();
         let Reply::Error(err) = send(&bus, "shop-web-0-aaaa", Some(now_ms() - 1_000)).await else {
             panic!("a late deploy was accepted")
         };
