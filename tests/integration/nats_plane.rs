@@ -160,8 +160,10 @@ fn nats_controller_kill9_and_restart_loses_nothing() {
 
 #[test]
 fn nats_standby_controller_takes_over_after_kill9() {
-    let config =
-        PlaneConfig { controller: vec!["--lease-ttl", "2s", "--stale-after", "5", "--lost-after", "100"] };
+    let config = PlaneConfig {
+        controller: vec!["--lease-ttl", "2s", "--stale-after", "5", "--lost-after", "100"],
+        ..PlaneConfig::default()
+    };
     let mut plane = plane_or_skip!("nats_standby_controller_takes_over_after_kill9", config.clone());
     plane.deploy("shop-web", "1.0.0", 2);
     let before = wait_running(&plane, "shop-web", 2);
@@ -197,7 +199,10 @@ fn nats_standby_controller_takes_over_after_kill9() {
 #[test]
 fn nats_lost_agent_instances_are_placed_on_the_other_host() {
     // Defaults scaled to the 300 ms heartbeat: stale after 3 missed periods, lost after 10.
-    let config = PlaneConfig { controller: vec!["--stale-after", "3", "--lost-after", "10"] };
+    let config = PlaneConfig {
+        controller: vec!["--stale-after", "3", "--lost-after", "10"],
+        ..PlaneConfig::default()
+    };
     let mut plane = plane_or_skip!("nats_lost_agent_instances_are_placed_on_the_other_host", config);
     plane.deploy("shop-web", "1.0.0", 3);
     let before = wait_running(&plane, "shop-web", 3);
@@ -369,7 +374,10 @@ fn nats_same_deploy_command_id_gives_one_operation() {
 #[test]
 fn nats_bus_outage_longer_than_lost_after_prunes_nothing() {
     // Lost after 12 missed 300 ms periods (3.6 s); the bus stays down longer than that.
-    let config = PlaneConfig { controller: vec!["--stale-after", "3", "--lost-after", "12"] };
+    let config = PlaneConfig {
+        controller: vec!["--stale-after", "3", "--lost-after", "12"],
+        ..PlaneConfig::default()
+    };
     let mut plane = plane_or_skip!("nats_bus_outage_longer_than_lost_after_prunes_nothing", config);
     plane.deploy("shop-web", "1.0.0", 3);
     let before = wait_running(&plane, "shop-web", 3);
