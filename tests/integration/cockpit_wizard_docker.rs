@@ -114,4 +114,5 @@ async fn wizard_deploy_runs_containers(mode: Mode, name: &str) {
     let (status, _, body) =
         tokio::task::block_in_place(|| crate::stack_support::get(port, "site.test")).unwrap();
     assert_eq!((status, body.as_str()), (200, "served by the wizard's upload"));
+    stack.nats.assert_no_violations();
 }

@@ -137,6 +137,7 @@ fn deploy_restart_adopt_and_crash(mode: Mode, name: &str) {
         if crashed && running { Ok(()) } else { Err(format!("crashed={crashed} running={running}")) }
     });
     assert_eq!(fetch(victim["endpoint"].as_str().unwrap()).unwrap(), "hello from v1");
+    stack.nats.assert_no_violations();
 }
 
 #[test]

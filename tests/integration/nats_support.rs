@@ -266,6 +266,13 @@ impl NatsServer {
         self.log().lines().filter(|l| l.contains("Violation")).map(str::to_string).collect()
     }
 
+    /// Fails if the server refused anything: with roles on, every process of a working
+    /// plane has each permission it uses.
+    pub fn assert_no_violations(&self) {
+        let refused = self.violations();
+        assert!(refused.is_empty(), "the server refused:\n{}", refused.join("\n"));
+    }
+
     /// The server's log, over all its starts.
     pub fn log(&self) -> String {
         (1..=self.starts).map(|n| read_lossy(&self.dir.join(format!("nats-server.{n}.log")))).collect()

@@ -142,6 +142,7 @@ fn serves_deploys_routes_and_rolls(mode: Mode, name: &str) {
     let conf = std::fs::read_to_string(stack.router_dir.join("nginx.conf")).unwrap();
     assert_eq!(conf.matches("        server 127.0.0.1:").count(), 2, "{conf}");
     assert!(stack.router_generation() > 0);
+    stack.nats.assert_no_violations();
 }
 
 #[test]
