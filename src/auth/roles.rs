@@ -252,6 +252,19 @@ mod tests {
         assert!(may_publish(&p, "$JS.API.CONSUMER.CREATE.OBJ_qd_artifacts.c1.$O.qd_artifacts.chunks.x"));
     }
 
+    /// The bucket is made by its writers (the controller at its start, an operator's
+    /// upload); an agent only looks it up, so it opens it with `ObjectStoreRepository::reader`.
+    #[test]
+    fn only_writers_create_the_artifact_bucket() {
+        let create = "$JS.API.STREAM.CREATE.OBJ_qd_artifacts";
+        assert!(may_publish(&of(Role::Controller, "c1"), create));
+        assert!(may_publish(&of(Role::Operator, "alice"), create));
+        for role in [Role::Agent, Role::Router, Role::Viewer] {
+            assert!(!may_publish(&of(role, "x"), create), "{role}");
+        }
+        assert!(may_publish(&of(Role::Agent, "h1"), "$JS.API.STREAM.INFO.OBJ_qd_artifacts"), "the lookup");
+    }
+
     #[test]
     fn a_viewer_may_read_and_ask_but_never_act() {
         let p = of(Role::Viewer, "carol");

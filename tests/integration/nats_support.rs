@@ -467,11 +467,6 @@ impl Proc {
         Proc::spawn_as(nats, &format!("controller-{id}"), &format!("controller/{id}"), &args)
     }
 
-    /// `controller` logged in with an NKey seed file.
-    pub fn controller_with_nkey(nats: &NatsServer, id: &str, seed: &str) -> Proc {
-        Proc::controller(nats, id, &["--nkey", seed])
-    }
-
     /// A sim agent with a fast heartbeat and fast container lifecycles.
     pub fn agent(nats: &NatsServer, host: &str, az: &str, ip: &str) -> Proc {
         Proc::agent_with(nats, host, az, ip, &[])
