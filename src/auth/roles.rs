@@ -182,10 +182,16 @@ pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
             subscribe: vec![subjects::EVT_ALL.into(), subjects::CONTROLLER_HB.into(), format!("{inbox}.>")],
             responses: false,
         },
-        // Sends commands, reads everything, starts log streams, uploads artifacts.
+        // Sends commands under its own name only (`qd.v1.ctl.<name>.>`: the controller
+        // records that name), reads everything, starts log streams, uploads artifacts.
         Role::Operator => Permissions {
             publish: [
-                vec![subjects::CTL_ALL.into(), format!("$O.{ARTIFACTS}.>")],
+                vec![
+                    subjects::commands_of(&who.name),
+                    subjects::CTL_SNAPSHOT.into(),
+                    subjects::CTL_HISTORY.into(),
+                    format!("$O.{ARTIFACTS}.>"),
+                ],
                 log_requests(),
                 history_reader(),
                 stream_reader(&format!("OBJ_{ARTIFACTS}")),
@@ -213,7 +219,7 @@ pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::subjects::matches;
+    use crate::protocol::subjects::{CtlVerb, matches};
 
     fn may_publish(p: &Permissions, subject: &str) -> bool {
         p.publish.iter().any(|allow| matches(allow, subject))
@@ -235,7 +241,7 @@ mod tests {
             let controller = role == Role::Controller;
             assert_eq!(may_publish(&p, &evt), controller, "{role} on {evt}");
             assert_eq!(may_publish(&p, "qd.v1.agent.h1.cmd.deploy"), controller, "{role}");
-            assert_eq!(may_subscribe(&p, subjects::CTL_DEPLOY), controller, "{role}");
+            assert_eq!(may_subscribe(&p, &subjects::command("x", CtlVerb::Deploy)), controller, "{role}");
             assert_eq!(may_publish(&p, "$KV.qd_state.app.shop"), controller, "{role}");
         }
     }
@@ -247,7 +253,7 @@ mod tests {
         assert!(!may_publish(&p, &subjects::heartbeat("h2")));
         assert!(may_subscribe(&p, "qd.v1.agent.h1.cmd.deploy"));
         assert!(!may_subscribe(&p, "qd.v1.agent.h2.cmd.deploy"));
-        assert!(!may_publish(&p, subjects::CTL_DEPLOY));
+        assert!(!may_publish(&p, &subjects::command("h1", CtlVerb::Deploy)));
         assert!(!may_publish(&p, "$O.qd_artifacts.chunks.x"), "the artifact store is read-only");
         assert!(may_publish(&p, "$JS.API.CONSUMER.CREATE.OBJ_qd_artifacts.c1.$O.qd_artifacts.chunks.x"));
     }
@@ -269,17 +275,24 @@ mod tests {
     fn a_viewer_may_read_and_ask_but_never_act() {
         let p = of(Role::Viewer, "carol");
         assert!(may_publish(&p, subjects::CTL_SNAPSHOT) && may_publish(&p, subjects::CTL_HISTORY));
-        for acting in [
-            subjects::CTL_DEPLOY,
-            subjects::CTL_RESTART,
-            subjects::CTL_ROUTE_ADD,
-            subjects::CTL_REPO_ALLOCATE,
-        ] {
-            assert!(!may_publish(&p, acting), "{acting}");
+        for verb in CtlVerb::ALL {
+            let acting = subjects::command("carol", verb);
+            assert!(!may_publish(&p, &acting), "{acting}");
         }
         assert!(!may_publish(&p, "$O.qd_artifacts.chunks.x"));
         assert!(may_subscribe(&p, subjects::EVT_ALL) && may_subscribe(&p, "_INBOX.UKEY.abc"));
         assert!(!may_subscribe(&p, "_INBOX.UOTHER.abc"), "another user's answers");
+    }
+
+    #[test]
+    fn an_operator_sends_commands_under_its_own_name_only() {
+        let p = of(Role::Operator, "alice");
+        for verb in CtlVerb::ALL {
+            assert!(may_publish(&p, &subjects::command("alice", verb)), "{}", verb.as_str());
+            assert!(!may_publish(&p, &subjects::command("bob", verb)), "{}", verb.as_str());
+        }
+        assert!(may_publish(&p, subjects::CTL_SNAPSHOT) && may_publish(&p, subjects::CTL_HISTORY));
+        assert!(!may_publish(&p, "qd.v1.ctl.deploy"), "a command without a user");
     }
 
     #[test]

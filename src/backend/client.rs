@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::bus::{self, Bus, Connection, EventFeed, Followed, RequestError, Subscription};
 use crate::protocol::clock::now_ms;
+use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{
     Accepted, ControllerBeacon, DeployRequest, Envelope, Event, Fleet, Heartbeat, HistoryRequest, Operator,
     RestartBody, RestartRequest, RouteRequest, RouterStatus, WireError, decode_body, subjects,
@@ -20,36 +21,7 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much history the cockpit loads on start.
 const HISTORY_WINDOW_MS: u64 = 3_600_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteVerb {
-    Add,
-    Remove,
-    Enable,
-    Disable,
-    Weight,
-}
-
-impl RouteVerb {
-    pub fn subject(self) -> &'static str {
-        match self {
-            RouteVerb::Add => subjects::CTL_ROUTE_ADD,
-            RouteVerb::Remove => subjects::CTL_ROUTE_REMOVE,
-            RouteVerb::Enable => subjects::CTL_ROUTE_ENABLE,
-            RouteVerb::Disable => subjects::CTL_ROUTE_DISABLE,
-            RouteVerb::Weight => subjects::CTL_ROUTE_WEIGHT,
-        }
-    }
-
-    pub fn word(self) -> &'static str {
-        match self {
-            RouteVerb::Add => "add",
-            RouteVerb::Remove => "remove",
-            RouteVerb::Enable => "enable",
-            RouteVerb::Disable => "disable",
-            RouteVerb::Weight => "weight",
-        }
-    }
-}
+pub use crate::protocol::subjects::RouteVerb;
 
 /// A command for the controller.
 #[derive(Debug, Clone, PartialEq)]
@@ -537,22 +509,25 @@ async fn send_command(
     updates: mpsc::Sender<Update>,
 ) {
     let what = cmd.describe();
+    let bus = bus.as_ref();
     let result: Result<Accepted, RequestError> = match &cmd {
-        ControlCommand::Deploy(r) => {
-            let env = Envelope::new(&source, r).with_operator(operator.clone());
-            bus::request(bus.as_ref(), subjects::CTL_DEPLOY, &env, COMMAND_TIMEOUT).await
-        }
-        ControlCommand::Restart(r) => {
-            let env = Envelope::new(&source, r).with_operator(operator.clone());
-            bus::request(bus.as_ref(), subjects::CTL_RESTART, &env, COMMAND_TIMEOUT).await
-        }
-        ControlCommand::Route(verb, r) => {
-            let env = Envelope::new(&source, r).with_operator(operator.clone());
-            bus::request(bus.as_ref(), verb.subject(), &env, COMMAND_TIMEOUT).await
-        }
+        ControlCommand::Deploy(r) => send(bus, CtlVerb::Deploy, &source, operator, r).await,
+        ControlCommand::Restart(r) => send(bus, CtlVerb::Restart, &source, operator, r).await,
+        ControlCommand::Route(verb, r) => send(bus, CtlVerb::Route(*verb), &source, operator, r).await,
     };
     let result = result.map_err(CommandError::from);
     let _ = updates.send(Update::CommandDone { what, result }).await;
+}
+
+async fn send<T: serde::Serialize>(
+    bus: &dyn Bus,
+    verb: CtlVerb,
+    source: &str,
+    operator: Option<Operator>,
+    body: &T,
+) -> Result<Accepted, RequestError> {
+    let env = Envelope::new(source, body).with_operator(operator);
+    bus::command(bus, verb, &env, COMMAND_TIMEOUT).await
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use super::Update;
 use crate::bus::{self, Bus, NatsBus, RequestError};
 use crate::plane::repository::{ObjectStoreRepository, Repository, sha256_hex};
-use crate::protocol::{AllocateRequest, Allocation, ArtifactRef, Envelope, Operator, subjects};
+use crate::protocol::subjects::CtlVerb;
+use crate::protocol::{AllocateRequest, Allocation, ArtifactRef, Envelope, Operator};
 
 /// The largest artifact the cockpit uploads: it is read whole into memory first.
 pub const MAX_ARTIFACT_BYTES: u64 = 512 * 1024 * 1024;
@@ -24,7 +25,7 @@ pub const MAX_ARTIFACT_BYTES: u64 = 512 * 1024 * 1024;
 #[derive(Clone)]
 pub enum RepoSource {
     Fixed(Arc<dyn Repository>),
-    ObjectStore(NatsBus),
+    ObjectStore(Box<NatsBus>),
 }
 
 impl std::fmt::Debug for RepoSource {
@@ -75,7 +76,7 @@ pub async fn allocate(
 ) -> Result<Allocation, String> {
     let req = AllocateRequest { app: app.to_string(), version: version.to_string() };
     let env = Envelope::new(source, req).with_operator(operator);
-    bus::request(bus, subjects::CTL_REPO_ALLOCATE, &env, timeout).await.map_err(|e| match e {
+    bus::command(bus, CtlVerb::RepoAllocate, &env, timeout).await.map_err(|e| match e {
         RequestError::Refused(w) => w.reason,
         other => other.to_string(),
     })

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 pub use follow::{EventFeed, Followed};
 pub use local::LocalBus;
 pub use nats::{EVENT_STREAM, NatsBus, NatsOptions};
-pub use typed::{RequestError, publish, request, respond};
+pub use typed::{RequestError, command, publish, request, respond};
 
 /// One message as delivered to a subscriber.
 #[derive(Debug, Clone)]

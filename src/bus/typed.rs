@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Bus, BusError, Message};
 use crate::protocol::clock::now_ms;
+use crate::protocol::subjects::{self, CtlVerb};
 use crate::protocol::{Envelope, ProtocolError, Reply, WireError, decode, encode};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,6 +48,17 @@ pub async fn request<Req: Serialize, Resp: DeserializeOwned>(
     let answer = bus.request(subject, Bytes::from(bytes), timeout).await?;
     let reply: Envelope<Reply<Resp>> = decode(&answer)?;
     reply.body.into_result().map_err(RequestError::Refused)
+}
+
+/// Sends an operator command to the controller under this connection's user
+/// (`qd.v1.ctl.<user>.<verb>`, [`Bus::user`]): the one place a command's subject is made.
+pub async fn command<Req: Serialize, Resp: DeserializeOwned>(
+    bus: &dyn Bus,
+    verb: CtlVerb,
+    envelope: &Envelope<Req>,
+    timeout: Duration,
+) -> Result<Resp, RequestError> {
+    request(bus, &subjects::command(&bus.user(), verb), envelope, timeout).await
 }
 
 /// The deadline of a request sent now that waits `timeout` for its answer.

@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use super::{BusArgs, parse};
 use crate::bus::{self, BusError, NatsBus, RequestError};
+use crate::protocol::subjects::{CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, Constraints, DeployRequest, Envelope, ErrorCode, RouteRequest, Strategy, subjects,
 };
@@ -201,7 +202,7 @@ async fn deploy(ctl: &NatsBus, app: &str, instances: u32, deadline: Instant) -> 
         strategy: Strategy::All,
     };
     let env = Envelope::with_id(format!("bench-deploy-{app}"), "bench", req);
-    let accepted = command(ctl, subjects::CTL_DEPLOY, &env, deadline).await?;
+    let accepted = command(ctl, CtlVerb::Deploy, &env, deadline).await?;
     accepted.operation_id.ok_or_else(|| format!("the deploy of {app} was accepted without an operation"))
 }
 
@@ -209,13 +210,14 @@ async fn deploy(ctl: &NatsBus, app: &str, instances: u32, deadline: Instant) -> 
 /// or no answer yet sends it again after a pause.
 async fn command<T: serde::Serialize>(
     ctl: &NatsBus,
-    subject: &str,
+    verb: CtlVerb,
     env: &Envelope<T>,
     deadline: Instant,
 ) -> Result<Accepted, String> {
+    let subject = verb.as_str();
     loop {
         let wait = COMMAND_WAIT.min(deadline.saturating_duration_since(Instant::now()));
-        let error = match bus::request::<_, Accepted>(ctl, subject, env, wait).await {
+        let error = match bus::command::<_, Accepted>(ctl, verb, env, wait).await {
             Ok(accepted) => return Ok(accepted),
             Err(RequestError::Refused(w))
                 if !matches!(w.code, ErrorCode::NotReady | ErrorCode::Unavailable) =>
@@ -539,7 +541,8 @@ impl Plane<'_> {
             weight: Some(route.weight),
         };
         let env = Envelope::new("bench", req);
-        let accepted = command(&self.ctl, subjects::CTL_ROUTE_WEIGHT, &env, t + self.args.timeout).await?;
+        let accepted =
+            command(&self.ctl, CtlVerb::Route(RouteVerb::Weight), &env, t + self.args.timeout).await?;
         report.restart_ready_s = Some(round(t.elapsed().as_secs_f64(), 3));
         report.restart_rss_mb = Some(round(self.controller.sample_peak_mb(), 1));
         report.revisions_around_restart = Some((before, accepted.rev));

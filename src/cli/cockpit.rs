@@ -135,7 +135,7 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
     let bus: Arc<dyn Bus> = match &bus_args.nats {
         Some(_) => {
             let nats = bus_args.connect(&operator()).await?;
-            repository = RepoSource::ObjectStore(nats.clone());
+            repository = RepoSource::ObjectStore(Box::new(nats.clone()));
             Arc::new(nats)
         }
         None => {

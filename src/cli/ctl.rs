@@ -16,10 +16,11 @@ use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
 use crate::plane::repository::ObjectStoreRepository;
 use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
+use crate::protocol::subjects::{CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, ArtifactRef, AuditRecord, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet,
     HealthCheck, OperationEnd, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch, Strategy,
-    Verdict, decode, subjects,
+    Verdict, WhoAmI, decode, subjects,
 };
 
 #[derive(Debug, Args)]
@@ -65,6 +66,10 @@ pub enum CtlCommand {
     /// that started an operation, how the operation ended. Read from the JetStream stream,
     /// so it works while no controller runs.
     Audit(AuditArgs),
+    /// Who the controller sees you as: the user your commands carry in their subject
+    /// (with roles on, the NATS user the server authenticated). Fails, as a permission
+    /// error, for a user that may not send commands (a viewer).
+    Whoami,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +241,7 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Route { verb } => ctl.route(verb).await,
         CtlCommand::Events(a) => ctl.events(a).await,
         CtlCommand::Audit(a) => ctl.audit(a).await,
+        CtlCommand::Whoami => ctl.whoami().await,
     }
 }
 
@@ -329,6 +335,18 @@ fn event_line(e: &Event) -> String {
 impl Ctl {
     async fn fetch(&self) -> Result<Fleet, String> {
         crate::backend::snapshot::fetch_fleet(&self.bus, &self.source, self.timeout).await.map_err(refusal)
+    }
+
+    async fn whoami(&self) -> Result<ExitCode, String> {
+        let env = Envelope::new(&self.source, ()).with_operator(Some(self.operator.clone()));
+        let me: WhoAmI =
+            bus::command(&self.bus, CtlVerb::Whoami, &env, self.timeout).await.map_err(refusal)?;
+        if self.json {
+            out!("{}", json!({ "user": me.user, "may_act": true }));
+        } else {
+            out!("{} (may send commands)", me.user);
+        }
+        Ok(ExitCode::SUCCESS)
     }
 
     async fn snapshot(&self) -> Result<ExitCode, String> {
@@ -446,7 +464,7 @@ impl Ctl {
     /// Sends a command; with `wait`, follows its operation through its events.
     async fn command<T: serde::Serialize>(
         &self,
-        subject: &str,
+        verb: CtlVerb,
         body: T,
         command_id: Option<String>,
         wait: Option<Duration>,
@@ -459,7 +477,7 @@ impl Ctl {
         let envelope = Envelope::with_id(command_id.unwrap_or_else(new_id), &self.source, body)
             .with_operator(Some(self.operator.clone()));
         let accepted: Accepted =
-            bus::request(&self.bus, subject, &envelope, self.timeout).await.map_err(refusal)?;
+            bus::command(&self.bus, verb, &envelope, self.timeout).await.map_err(refusal)?;
         if self.json && wait.is_none() {
             out!("{}", json!({ "operation_id": accepted.operation_id, "rev": accepted.rev }));
         } else if wait.is_none() {
@@ -573,7 +591,7 @@ impl Ctl {
                 StrategyArg::All => Strategy::All,
             },
         };
-        self.command(subjects::CTL_DEPLOY, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
+        self.command(CtlVerb::Deploy, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
     }
 
     async fn restart(&self, a: RestartArgs) -> Result<ExitCode, String> {
@@ -584,26 +602,26 @@ impl Ctl {
             _ => return Err("say what to restart: --instance, --app or --host".into()),
         };
         let body = RestartBody { target: req, batch: a.batch };
-        self.command(subjects::CTL_RESTART, body, None, a.wait.then_some(a.wait_timeout)).await
+        self.command(CtlVerb::Restart, body, None, a.wait.then_some(a.wait_timeout)).await
     }
 
     async fn route(&self, verb: RouteCommand) -> Result<ExitCode, String> {
-        let (subject, a) = match verb {
-            RouteCommand::Add(a) => (subjects::CTL_ROUTE_ADD, a),
-            RouteCommand::Remove(a) => (subjects::CTL_ROUTE_REMOVE, a),
-            RouteCommand::Enable(a) => (subjects::CTL_ROUTE_ENABLE, a),
-            RouteCommand::Disable(a) => (subjects::CTL_ROUTE_DISABLE, a),
+        let (verb, a) = match verb {
+            RouteCommand::Add(a) => (RouteVerb::Add, a),
+            RouteCommand::Remove(a) => (RouteVerb::Remove, a),
+            RouteCommand::Enable(a) => (RouteVerb::Enable, a),
+            RouteCommand::Disable(a) => (RouteVerb::Disable, a),
             RouteCommand::Weight(a) => {
                 if a.weight.is_none() {
                     return Err("route weight needs --weight W (1 to 1000)".into());
                 }
-                (subjects::CTL_ROUTE_WEIGHT, a)
+                (RouteVerb::Weight, a)
             }
         };
         // Checked here too, so a typo is named before anything is sent.
         crate::protocol::validate::backend(&a.backend)?;
         let req = RouteRequest { app: a.app, backend: a.backend, weight: a.weight };
-        self.command(subject, req, None, None).await
+        self.command(CtlVerb::Route(verb), req, None, None).await
     }
 
     async fn events(&self, a: EventsArgs) -> Result<ExitCode, String> {

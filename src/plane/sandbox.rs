@@ -15,7 +15,8 @@ use super::rng::Rng;
 use super::router::{self, RouterConfig, SimApplier};
 use crate::bus::{self, Bus, LocalBus, RequestError};
 use crate::protocol::clock::now_ms;
-use crate::protocol::{Accepted, Constraints, DeployRequest, Envelope, Fleet, InstanceReport, subjects};
+use crate::protocol::subjects::CtlVerb;
+use crate::protocol::{Accepted, Constraints, DeployRequest, Envelope, Fleet, InstanceReport};
 
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -244,9 +245,9 @@ impl Sandbox {
 
     /// Sends a deploy request over the bus, as any client would.
     pub async fn deploy(&self, req: DeployRequest) -> Result<Accepted, RequestError> {
-        bus::request(
+        bus::command(
             self.bus.as_ref(),
-            subjects::CTL_DEPLOY,
+            CtlVerb::Deploy,
             &Envelope::new("sandbox", req),
             Duration::from_secs(5),
         )

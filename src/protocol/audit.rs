@@ -84,6 +84,12 @@ pub struct AuditOutcome {
 pub struct AuditRecord {
     /// The controller verb: `deploy`, `restart`, `route.add`, `repo.allocate` ...
     pub verb: String,
+    /// The user the command's subject named (`qd.v1.ctl.<user>.<verb>`). With roles on,
+    /// nats-server lets a user publish only under its own name, so this is the user the
+    /// server vouches for; `operator` is the client's own account of itself (login@host,
+    /// SSH client), kept as context. Absent from records made before users were named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// The envelope id of the command.
     pub command_id: String,
     /// The envelope's `source`: `cockpit/alice@bastion-1`, `ctl/alice@bastion-1`.
@@ -184,6 +190,7 @@ impl AuditRecord {
             }
         };
         ident(&mut self.verb);
+        self.by.iter_mut().for_each(ident);
         ident(&mut self.command_id);
         ident(&mut self.source);
         if let Some(op) = &mut self.operator {
@@ -208,30 +215,42 @@ impl AuditRecord {
         describe_request(&self.verb, &self.request)
     }
 
-    /// Who asked: the operator's identity, or the bare source.
+    /// Who asked: the user the subject named, with the client's own account as context
+    /// (`alice (cockpit/alice@bastion-1 via ssh 10.0.0.5:52344)`); for records from
+    /// before users were named, the client's account alone.
     pub fn who(&self) -> String {
-        match &self.operator {
-            Some(op) => {
-                let tool = self.source.split('/').next().unwrap_or(&self.source);
-                format!("{tool}/{}", op.describe())
-            }
+        let tool = self.source.split('/').next().unwrap_or(&self.source);
+        let claimed = match &self.operator {
+            Some(op) => format!("{tool}/{}", op.describe()),
             None => self.source.clone(),
+        };
+        match self.by.as_deref().filter(|b| !b.is_empty()) {
+            Some(by) => format!("{by} ({claimed})"),
+            None => claimed,
         }
     }
 
-    /// The person: `alice@bastion-1`, or the bare source when the client sent no identity.
+    /// The person: the user the subject named, else the client's `alice@bastion-1`, else
+    /// the bare source.
     pub fn user(&self) -> String {
+        if let Some(by) = self.by.as_deref().filter(|b| !b.is_empty()) {
+            return by.to_string();
+        }
         match &self.operator {
             Some(op) if !op.user.is_empty() => op.user.clone(),
             _ => self.source.clone(),
         }
     }
 
-    /// How the command came: the tool, the SSH client and the NATS user, e.g.
-    /// `cockpit · ssh 10.0.0.5:52344 · nats ops`.
+    /// How the command came: the tool, the login it ran as (when the user column shows
+    /// the subject's user instead), the SSH client and the NATS user, e.g.
+    /// `cockpit · alice@bastion-1 · ssh 10.0.0.5:52344 · nats ops`.
     pub fn via(&self) -> String {
         let mut parts = vec![self.source.split('/').next().unwrap_or(&self.source).to_string()];
         if let Some(op) = &self.operator {
+            if self.by.as_deref().is_some_and(|b| !b.is_empty()) && !op.user.is_empty() {
+                parts.push(op.user.clone());
+            }
             if let Some(ssh) = &op.ssh_client {
                 parts.push(format!("ssh {ssh}"));
             }
@@ -504,6 +523,7 @@ mod tests {
     fn record(outcome: AuditOutcome) -> AuditRecord {
         AuditRecord {
             verb: "deploy".into(),
+            by: None,
             command_id: "c-1".into(),
             source: "ctl/alice@bastion".into(),
             operator: None,

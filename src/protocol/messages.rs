@@ -233,6 +233,14 @@ pub struct RouteRequest {
     pub weight: Option<u32>,
 }
 
+/// `qd.v1.ctl.<user>.whoami`: who the controller sees the sender as, the user its
+/// subject named. Only a user allowed to send commands can ask (a viewer's publish is
+/// refused by the server), so an answer also says "you may act".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub user: String,
+}
+
 /// The reply to a command the controller accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accepted {

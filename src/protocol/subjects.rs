@@ -3,17 +3,123 @@
 /// Every subject starts with this.
 pub const PREFIX: &str = "qd.v1";
 
+/// Reads, open to every reader (viewers too): they change nothing, so they name no user.
 pub const CTL_SNAPSHOT: &str = "qd.v1.ctl.snapshot";
 pub const CTL_HISTORY: &str = "qd.v1.ctl.history";
-/// `ALLOCATE_REPOSITORY_REQUEST`: a slot for an artifact of `app@version`.
-pub const CTL_REPO_ALLOCATE: &str = "qd.v1.ctl.repo.allocate";
-pub const CTL_DEPLOY: &str = "qd.v1.ctl.deploy";
-pub const CTL_RESTART: &str = "qd.v1.ctl.restart";
-pub const CTL_ROUTE_ADD: &str = "qd.v1.ctl.route.add";
-pub const CTL_ROUTE_REMOVE: &str = "qd.v1.ctl.route.remove";
-pub const CTL_ROUTE_ENABLE: &str = "qd.v1.ctl.route.enable";
-pub const CTL_ROUTE_DISABLE: &str = "qd.v1.ctl.route.disable";
-pub const CTL_ROUTE_WEIGHT: &str = "qd.v1.ctl.route.weight";
+
+/// What a route command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteVerb {
+    Add,
+    Remove,
+    Enable,
+    Disable,
+    Weight,
+}
+
+impl RouteVerb {
+    pub const ALL: [RouteVerb; 5] =
+        [RouteVerb::Add, RouteVerb::Remove, RouteVerb::Enable, RouteVerb::Disable, RouteVerb::Weight];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            RouteVerb::Add => "add",
+            RouteVerb::Remove => "remove",
+            RouteVerb::Enable => "enable",
+            RouteVerb::Disable => "disable",
+            RouteVerb::Weight => "weight",
+        }
+    }
+}
+
+/// An operator's command to the controller, sent on `qd.v1.ctl.<user>.<verb>`
+/// ([`command`]). With roles on, a user may publish only under its own name, so the user
+/// in the subject is one nats-server vouches for; the controller records that one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CtlVerb {
+    /// `ALLOCATE_REPOSITORY_REQUEST`: a slot for an artifact of `app@version`.
+    RepoAllocate,
+    Deploy,
+    Restart,
+    Route(RouteVerb),
+    /// Who the controller sees the sender as. Changes nothing and is not audited, but needs
+    /// the permission to act: a client learns from it whether it may (a viewer may not).
+    Whoami,
+}
+
+impl CtlVerb {
+    pub const ALL: [CtlVerb; 9] = [
+        CtlVerb::RepoAllocate,
+        CtlVerb::Deploy,
+        CtlVerb::Restart,
+        CtlVerb::Route(RouteVerb::Add),
+        CtlVerb::Route(RouteVerb::Remove),
+        CtlVerb::Route(RouteVerb::Enable),
+        CtlVerb::Route(RouteVerb::Disable),
+        CtlVerb::Route(RouteVerb::Weight),
+        CtlVerb::Whoami,
+    ];
+
+    /// The verb's part of the subject, and its name in the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CtlVerb::RepoAllocate => "repo.allocate",
+            CtlVerb::Deploy => "deploy",
+            CtlVerb::Restart => "restart",
+            CtlVerb::Route(RouteVerb::Add) => "route.add",
+            CtlVerb::Route(RouteVerb::Remove) => "route.remove",
+            CtlVerb::Route(RouteVerb::Enable) => "route.enable",
+            CtlVerb::Route(RouteVerb::Disable) => "route.disable",
+            CtlVerb::Route(RouteVerb::Weight) => "route.weight",
+            CtlVerb::Whoami => "whoami",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CtlVerb> {
+        CtlVerb::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// `qd.v1.ctl.<user>.<verb>`: where `user` sends `verb`.
+pub fn command(user: &str, verb: CtlVerb) -> String {
+    format!("{PREFIX}.ctl.{}.{}", token(user), verb.as_str())
+}
+
+/// Every command `user` may send: what its permission allows.
+pub fn commands_of(user: &str) -> String {
+    format!("{PREFIX}.ctl.{}.>", token(user))
+}
+
+/// A request on `qd.v1.ctl.>`, as the controller reads its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtlSubject<'a> {
+    Snapshot,
+    History,
+    /// A command, and the user its subject names.
+    Command {
+        user: &'a str,
+        verb: CtlVerb,
+    },
+    /// Anything else: an unknown read or verb, or a command without a user (the subjects
+    /// before users were named, `qd.v1.ctl.deploy`).
+    Unknown(&'a str),
+}
+
+impl<'a> CtlSubject<'a> {
+    pub fn parse(subject: &'a str) -> CtlSubject<'a> {
+        let Some(rest) = subject.strip_prefix("qd.v1.ctl.") else { return CtlSubject::Unknown(subject) };
+        match rest.split_once('.') {
+            None if subject == CTL_SNAPSHOT => CtlSubject::Snapshot,
+            None if subject == CTL_HISTORY => CtlSubject::History,
+            Some((user, verb)) if !user.is_empty() => match CtlVerb::parse(verb) {
+                Some(verb) => CtlSubject::Command { user, verb },
+                None => CtlSubject::Unknown(rest),
+            },
+            _ => CtlSubject::Unknown(rest),
+        }
+    }
+}
+
 /// The active controller's beacon: its revision, every heartbeat period, so a quiet
 /// replica that missed the last event still finds out.
 pub const CONTROLLER_HB: &str = "qd.v1.controller.hb";
@@ -166,6 +272,29 @@ mod tests {
         assert_eq!(token("a.b *>"), "a_b___");
         assert_eq!(token(""), "_");
         assert_eq!(event("instance_deployed", None), "qd.v1.evt.instance_deployed._");
+    }
+
+    #[test]
+    fn commands_name_their_user_and_reads_name_none() {
+        for verb in CtlVerb::ALL {
+            let subject = command("alice", verb);
+            assert!(matches(&commands_of("alice"), &subject), "{subject}");
+            assert!(!matches(&commands_of("bob"), &subject), "{subject}");
+            assert!(matches(CTL_ALL, &subject), "{subject}");
+            assert_eq!(CtlSubject::parse(&subject), CtlSubject::Command { user: "alice", verb });
+        }
+        assert_eq!(command("john.doe", CtlVerb::Route(RouteVerb::Weight)), "qd.v1.ctl.john_doe.route.weight");
+        assert_eq!(CtlSubject::parse(CTL_SNAPSHOT), CtlSubject::Snapshot);
+        assert_eq!(CtlSubject::parse(CTL_HISTORY), CtlSubject::History);
+        // A user may be called "snapshot": its commands have a verb after the name.
+        assert_eq!(
+            CtlSubject::parse("qd.v1.ctl.snapshot.deploy"),
+            CtlSubject::Command { user: "snapshot", verb: CtlVerb::Deploy }
+        );
+        for unknown in ["qd.v1.ctl.deploy", "qd.v1.ctl.route.add", "qd.v1.ctl.alice.fly", "qd.v1.ctl..deploy"]
+        {
+            assert!(matches!(CtlSubject::parse(unknown), CtlSubject::Unknown(_)), "{unknown}");
+        }
     }
 
     #[test]

@@ -1288,16 +1288,8 @@ fn subjects_are_addressed_and_one_verb_each() {
         assert!(!subjects::matches(&subjects::agent_cmd_all("host-02"), &s));
         assert_eq!(subjects::AgentVerb::parse(name), Some(verb));
     }
-    let ctl = [
-        subjects::CTL_SNAPSHOT,
-        subjects::CTL_HISTORY,
-        subjects::CTL_DEPLOY,
-        subjects::CTL_RESTART,
-        subjects::CTL_ROUTE_ADD,
-        subjects::CTL_ROUTE_REMOVE,
-        subjects::CTL_ROUTE_ENABLE,
-        subjects::CTL_ROUTE_DISABLE,
-    ];
+    let mut ctl = vec![subjects::CTL_SNAPSHOT.to_string(), subjects::CTL_HISTORY.to_string()];
+    ctl.extend(subjects::CtlVerb::ALL.map(|v| subjects::command("alice", v)));
     for (i, s) in ctl.iter().enumerate() {
         assert!(subjects::matches(subjects::CTL_ALL, s), "{s}");
         assert!(!ctl[..i].contains(s), "{s} twice");
@@ -1362,6 +1354,7 @@ fn a_command_carries_its_operator_and_other_messages_keep_five_keys() {
 fn an_audit_event_round_trips_and_plain_events_keep_their_shape() {
     let record = AuditRecord {
         verb: "restart".into(),
+        by: None,
         command_id: "c-1".into(),
         source: "cockpit/alice@bastion-1".into(),
         operator: Some(Operator { user: "alice@bastion-1".into(), ssh_client: None, nats_user: None }),
@@ -1383,6 +1376,28 @@ fn an_audit_event_round_trips_and_plain_events_keep_their_shape() {
     assert_eq!(record.result(), "accepted as op-1");
     let plain = body_json(event(8, EventKind::HostUp, vec![]));
     assert!(plain.get("audit").is_none(), "{plain}");
+    assert!(json["audit"].get("by").is_none(), "a record without a subject user keeps its shape");
+}
+
+#[test]
+fn the_audit_shows_the_user_the_subject_named_with_the_clients_account_as_context() {
+    let op =
+        Operator::from_parts("root", "bastion-1", Some("10.0.0.5 52344 10.0.0.1 22"), Some("alice".into()));
+    let record = AuditRecord {
+        verb: "deploy".into(),
+        by: Some("alice".into()),
+        command_id: "c-1".into(),
+        source: "ctl/root@bastion-1".into(),
+        operator: Some(op),
+        request: json!({"app": "shop-web"}),
+        outcome: AuditOutcome { accepted: true, operation_id: None, detail: None, error: None },
+        repeated: None,
+    };
+    assert_eq!(record.user(), "alice", "the server-checked user, not the login the client claims");
+    assert_eq!(record.via(), "ctl · root@bastion-1 · ssh 10.0.0.5:52344 · nats alice");
+    assert_eq!(record.who(), "alice (ctl/root@bastion-1 via ssh 10.0.0.5:52344 as nats alice)");
+    let back: AuditRecord = serde_json::from_value(serde_json::to_value(&record).unwrap()).unwrap();
+    assert_eq!(back.by.as_deref(), Some("alice"));
 }
 
 #[test]

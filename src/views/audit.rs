@@ -18,7 +18,7 @@ use ratatui::style::Style;
 pub(crate) const COLUMNS: [Column; 6] = [
     col("TIME", 8, 2),
     col("WHO", 16, 0),
-    col("VIA", 40, 1),
+    col("VIA", 48, 1),
     wide("COMMAND", 26, 0),
     wide("RESULT", 30, 0),
     col("ID", 16, 3),

@@ -256,7 +256,8 @@ fn audit(app: &App) -> (String, Vec<Line<'static>>) {
         kv(t, "verb", a.verb.clone()),
         kv(t, "command id", a.command_id.clone()),
         kv(t, "source", a.source.clone()),
-        kv(t, "user", if op.user.is_empty() { "-".into() } else { op.user.clone() }),
+        kv(t, "user", a.by.clone().unwrap_or_else(|| "-".into())),
+        kv(t, "login", if op.user.is_empty() { "-".into() } else { op.user.clone() }),
         kv(t, "ssh client", op.ssh_client.clone().unwrap_or_else(|| "-".into())),
         kv(t, "nats user", op.nats_user.clone().unwrap_or_else(|| "-".into())),
     ];

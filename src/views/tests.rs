@@ -420,6 +420,7 @@ pub(crate) fn audit_event(
     };
     let record = AuditRecord {
         verb: verb.into(),
+        by: Some("alice".into()),
         command_id: format!("cmd-{rev:04}"),
         source: "cockpit/alice@bastion-1".into(),
         operator: Some(Operator {
@@ -570,7 +571,7 @@ fn audit_panel() {
     let buf = draw(&mut app, 200, 10);
     let screen = text(&buf);
     assert_snapshot!(screen);
-    assert!(screen.contains("alice@bastion-1  cockpit · ssh 10.0.0.5:52344 · nats ops"), "{screen}");
+    assert!(screen.contains("alice            cockpit · alice@bastion-1 · ssh 10.0.0.5:52344"), "{screen}");
     assert!(screen.contains("✕ refused: no instance"), "{screen}");
     let (x, y) = find(&buf, "✕ failed: shop-web-1-ab12").expect("the failed restart");
     assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));

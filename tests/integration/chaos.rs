@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quarterdeck::bus::Bus;
-use quarterdeck::protocol::{Accepted, Envelope, RestartRequest, subjects};
+use quarterdeck::protocol::subjects::CtlVerb;
+use quarterdeck::protocol::{Accepted, Envelope, RestartRequest};
 use serde_json::Value;
 
 use crate::docker_support::{docker, docker_or_skip, site};
@@ -232,9 +233,9 @@ fn chaos_the_stack_heals_from_random_kills_and_outages() {
                 late_commands.push(env.id.clone());
                 let bus = commands.clone();
                 rt.spawn(async move {
-                    let _ = quarterdeck::bus::request::<_, Accepted>(
+                    let _ = quarterdeck::bus::command::<_, Accepted>(
                         bus.as_ref(),
-                        subjects::CTL_RESTART,
+                        CtlVerb::Restart,
                         &env,
                         Duration::from_secs(2),
                     )

@@ -50,7 +50,7 @@ async fn wizard_deploy_runs_containers(mode: Mode, name: &str) {
 
     let nats = connect(&stack.url(), "cockpit/wizard-test").await;
     let identity =
-        Identity { repository: Some(RepoSource::ObjectStore(nats.clone())), ..Identity::default() };
+        Identity { repository: Some(RepoSource::ObjectStore(Box::new(nats.clone()))), ..Identity::default() };
     let bus: Arc<dyn Bus> = Arc::new(nats);
     let mut handle = backend::spawn_cockpit(bus, "cockpit/wizard-test".into(), identity);
     let mut app = App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());

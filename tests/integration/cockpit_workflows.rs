@@ -84,11 +84,16 @@ async fn cockpit_prod_restart_in_batches_is_audited_with_the_operator() {
     assert_eq!(record.verb, "restart");
     assert_eq!(record.source, "cockpit/alice@bastion-1");
     assert_eq!(record.operator, Some(alice()));
+    // On the sandbox nobody logs in: the login this process runs as is the user, and the
+    // identity the client gave is the context.
+    let me = quarterdeck::protocol::subjects::token(&quarterdeck::bus::user::login_name());
+    assert_eq!(record.by.as_deref(), Some(me.as_str()));
     assert!(record.outcome.accepted && record.outcome.operation_id.is_some(), "{record:?}");
 
     app.update(Action::ShowPanel(Panel::Audit));
-    let shown = crate::support::screen(&mut app, 160);
-    assert!(shown.contains("alice@bastion-1") && shown.contains("ssh 10.0.0.5:52344 · nats ops"), "{shown}");
+    let shown = crate::support::screen(&mut app, 240);
+    assert!(shown.contains(&format!("{me} ")), "{shown}");
+    assert!(shown.contains("cockpit · alice@bastion-1 · ssh 10.0.0.5:52344 · nats ops"), "{shown}");
     assert!(
         shown.contains("restart app shop-web (batch 2)") && shown.contains("✓ succeeded (op-"),
         "{shown}"

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use quarterdeck::bus::{self, Bus, NatsBus, RequestError};
 use quarterdeck::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
+use quarterdeck::protocol::subjects::{CtlVerb, RouteVerb};
 use quarterdeck::protocol::{
     Accepted, DeployRequest, Envelope, ErrorCode, EventKind, RouteRequest, subjects,
 };
@@ -28,7 +29,8 @@ async fn weight(
     w: u32,
 ) -> Result<Accepted, RequestError> {
     let req = RouteRequest { app: app.into(), backend: backend.into(), weight: Some(w) };
-    bus::request(bus as &dyn Bus, subjects::CTL_ROUTE_WEIGHT, &Envelope::new(source, req), TIMEOUT).await
+    bus::command(bus as &dyn Bus, CtlVerb::Route(RouteVerb::Weight), &Envelope::new(source, req), TIMEOUT)
+        .await
 }
 
 fn first_backend(snap: &Value, app: &str) -> String {
@@ -57,9 +59,9 @@ fn nats_after_a_400kb_app_name_is_refused_the_next_command_is_durable_within_1s(
             port: Some(8080),
             ..DeployRequest::default()
         };
-        let refused: Result<Accepted, RequestError> = bus::request(
+        let refused: Result<Accepted, RequestError> = bus::command(
             &bus as &dyn Bus,
-            subjects::CTL_DEPLOY,
+            CtlVerb::Deploy,
             &Envelope::new("test/oversized", deploy),
             TIMEOUT,
         )
@@ -238,7 +240,7 @@ fn nats_during_a_flood_of_10000_refusals_a_second_an_accepted_change_survives_a_
                     let body = quarterdeck::protocol::encode(&Envelope::new(source, req)).expect("encode");
                     client
                         .publish_with_reply(
-                            subjects::CTL_ROUTE_WEIGHT,
+                            subjects::command("flood", CtlVerb::Route(RouteVerb::Weight)),
                             format!("{inbox}.{sent}"),
                             body.into(),
                         )

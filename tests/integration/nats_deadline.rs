@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use quarterdeck::backend::{self, Command, CommandError, ControlCommand, Identity, Update};
 use quarterdeck::bus::{self, Bus, Connection, NatsBus, NatsOptions, RequestError};
-use quarterdeck::protocol::{Accepted, Envelope, RestartBody, RestartRequest, subjects};
+use quarterdeck::protocol::subjects::CtlVerb;
+use quarterdeck::protocol::{Accepted, Envelope, RestartBody, RestartRequest};
 use serde_json::Value;
 
 use crate::nats_support::{PlaneConfig, WAIT, ctl_json_lines, eventually, plane_or_skip, try_snapshot};
@@ -145,7 +146,7 @@ fn nats_a_command_held_while_the_bus_was_down_never_runs_after_its_deadline() {
     let envelope = Envelope::with_id(command_id.clone(), "ctl/test@deadline", restart);
     let sent = Instant::now();
     let answer: Result<Accepted, RequestError> =
-        rt.block_on(bus::request(&sender, subjects::CTL_RESTART, &envelope, Duration::from_secs(2)));
+        rt.block_on(bus::command(&sender, CtlVerb::Restart, &envelope, Duration::from_secs(2)));
     assert!(answer.is_err(), "no answer can come while the bus is down: {answer:?}");
 
     // The bus comes back 5 s after the command was sent; the held command reaches the

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quarterdeck::bus::Bus;
-use quarterdeck::protocol::{Accepted, Envelope, RouteRequest, subjects};
+use quarterdeck::protocol::subjects::{CtlVerb, RouteVerb};
+use quarterdeck::protocol::{Accepted, Envelope, RouteRequest};
 
 use crate::nats_support::{PlaneConfig, block_on, ctl_ok, deploy_args, plane_or_skip, str_of};
 
@@ -32,9 +33,9 @@ fn nats_a_change_acknowledged_behind_a_backlog_survives_a_kill_right_after_its_r
             let req = RouteRequest { app: "web".into(), backend: busy.clone(), weight: Some(1 + k % 100) };
             tokio::spawn(async move {
                 let env = Envelope::new("test/flood", req);
-                let _ = quarterdeck::bus::request::<_, Accepted>(
+                let _ = quarterdeck::bus::command::<_, Accepted>(
                     bus.as_ref(),
-                    subjects::CTL_ROUTE_WEIGHT,
+                    CtlVerb::Route(RouteVerb::Weight),
                     &env,
                     Duration::from_secs(60),
                 )
@@ -43,9 +44,9 @@ fn nats_a_change_acknowledged_behind_a_backlog_survives_a_kill_right_after_its_r
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         let req = RouteRequest { app: "web".into(), backend: marked.clone(), weight: Some(MARK) };
-        let answer: Result<Accepted, _> = quarterdeck::bus::request(
+        let answer: Result<Accepted, _> = quarterdeck::bus::command(
             bus.as_ref(),
-            subjects::CTL_ROUTE_WEIGHT,
+            CtlVerb::Route(RouteVerb::Weight),
             &Envelope::new("test/mark", req),
             Duration::from_secs(60),
         )

@@ -115,9 +115,9 @@ fn nats_ctl_never_prints_control_characters_from_the_bus() {
             backend: format!("10.0.0.1:80{nasty}"),
             weight: Some(1),
         };
-        quarterdeck::bus::request::<_, quarterdeck::protocol::Accepted>(
+        quarterdeck::bus::command::<_, quarterdeck::protocol::Accepted>(
             &bus as &dyn Bus,
-            subjects::CTL_ROUTE_ADD,
+            subjects::CtlVerb::Route(subjects::RouteVerb::Add),
             &Envelope::new(format!("cockpit/{nasty}"), req),
             Duration::from_secs(10),
         )

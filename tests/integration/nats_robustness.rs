@@ -65,15 +65,14 @@ async fn raw_request(bus: &NatsBus, subject: &str, payload: &[u8]) -> Result<Rep
         .map_err(|e| format!("undecodable answer ({e}): {}", String::from_utf8_lossy(&answer)))
 }
 
-const CTL_COMMANDS: [&str; 7] = [
-    subjects::CTL_REPO_ALLOCATE,
-    subjects::CTL_DEPLOY,
-    subjects::CTL_RESTART,
-    subjects::CTL_ROUTE_ADD,
-    subjects::CTL_ROUTE_REMOVE,
-    subjects::CTL_ROUTE_ENABLE,
-    subjects::CTL_ROUTE_DISABLE,
-];
+/// Every command subject that takes a body (all but `whoami`), as user "robot" sends it.
+fn ctl_commands() -> Vec<String> {
+    subjects::CtlVerb::ALL
+        .into_iter()
+        .filter(|v| *v != subjects::CtlVerb::Whoami)
+        .map(|v| subjects::command("robot", v))
+        .collect()
+}
 
 /// Sends every malformed payload as a request on `subject`; each must be refused with
 /// `bad_request`. Returns what went wrong instead.
@@ -122,8 +121,8 @@ async fn nats_malformed_messages_are_rejected_and_services_keep_serving() {
     let mut wrong: Vec<String> = Vec::new();
 
     // The controller's commands, and its reads.
-    for subject in CTL_COMMANDS {
-        wrong.extend(expect_bad_request(&bus, subject, &[]).await);
+    for subject in ctl_commands() {
+        wrong.extend(expect_bad_request(&bus, &subject, &[]).await);
     }
     // Every field of a history request is optional, so only broken envelopes and fields of
     // the wrong type are malformed there.
@@ -133,7 +132,9 @@ async fn nats_malformed_messages_are_rejected_and_services_keep_serving() {
         .extend(expect_bad_request_except(&bus, subjects::CTL_HISTORY, &history_extra, &OPTIONAL_BODY).await);
     let unknown_verb = [("valid envelope", envelope(json!({})))];
     wrong.extend(expect_bad_request(&bus, "qd.v1.ctl.nonsense", &unknown_verb).await);
-    wrong.extend(expect_bad_request(&bus, "qd.v1.ctl.deploy.extra", &unknown_verb).await);
+    wrong.extend(expect_bad_request(&bus, "qd.v1.ctl.robot.deploy.extra", &unknown_verb).await);
+    // A command without a user (the subjects before users were named) is refused.
+    wrong.extend(expect_bad_request(&bus, "qd.v1.ctl.deploy", &unknown_verb).await);
     // The snapshot takes no arguments and does not read its payload: whatever is sent,
     // the answer is the snapshot (docs/protocol.md, open point 2).
     for (what, payload) in malformed() {
@@ -160,7 +161,7 @@ async fn nats_malformed_messages_are_rejected_and_services_keep_serving() {
     // Publishes: commands without a reply subject, heartbeats, statuses and events that
     // make no sense. Nobody answers them; they must not hurt.
     let mut published = 0;
-    let mut targets: Vec<String> = CTL_COMMANDS.iter().map(|s| s.to_string()).collect();
+    let mut targets: Vec<String> = ctl_commands();
     targets.push(subjects::CTL_SNAPSHOT.into());
     targets.push("qd.v1.agent.h1.cmd.deploy".into());
     for host in ["h1", "h2", "ghost"] {
@@ -221,7 +222,7 @@ async fn nats_malformed_messages_are_rejected_and_services_keep_serving() {
     }
     let controller_log = plane.controller.stderr_text();
     let mut expected: Vec<String> =
-        CTL_COMMANDS.iter().map(|s| format!("rejected malformed request on {s}")).collect();
+        ctl_commands().iter().map(|s| format!("rejected malformed request on {s}")).collect();
     expected.push("refused request on unknown subject qd.v1.ctl.nonsense".into());
     expected.push("without a reply subject".into());
     for host in ["h1", "h2", "ghost"] {

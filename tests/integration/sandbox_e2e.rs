@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use quarterdeck::backend::{self, Replica, Update};
 use quarterdeck::bus::{self, Bus};
+use quarterdeck::protocol::subjects::CtlVerb;
 use quarterdeck::protocol::{
     Accepted, Constraints, DeployRequest, Envelope, Event, EventKind, HistoryRequest, InstanceState,
     OperationState, RestartRequest, StepName, steps_in_history, subjects,
@@ -27,9 +28,9 @@ fn deploy_req(app: &str, version: &str, n: u32) -> DeployRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_runs_instances_and_adds_routes() {
     let sb = fast_sandbox(4).await;
-    let accepted: Accepted = bus::request(
+    let accepted: Accepted = bus::command(
         sb.bus.as_ref() as &dyn Bus,
-        subjects::CTL_DEPLOY,
+        CtlVerb::Deploy,
         &Envelope::new("test", deploy_req("shop-web", "1.0.0", 3)),
         Duration::from_secs(5),
     )
@@ -141,9 +142,9 @@ async fn restart_and_crash_recovery() {
     })
     .await;
     let inst = ctl.snapshot().instances.values().next().cloned().unwrap();
-    let accepted: Accepted = bus::request(
+    let accepted: Accepted = bus::command(
         sb.bus.as_ref() as &dyn Bus,
-        subjects::CTL_RESTART,
+        CtlVerb::Restart,
         &Envelope::new("test", RestartRequest::Instance(inst.id.clone())),
         Duration::from_secs(5),
     )
@@ -159,9 +160,9 @@ async fn restart_and_crash_recovery() {
     assert!(after.started_at > inst.started_at);
 
     // Unknown instance: a clear refusal.
-    let err = bus::request::<_, Accepted>(
+    let err = bus::command::<_, Accepted>(
         sb.bus.as_ref() as &dyn Bus,
-        subjects::CTL_RESTART,
+        CtlVerb::Restart,
         &Envelope::new("test", RestartRequest::Instance("nope".into())),
         Duration::from_secs(5),
     )

@@ -7,6 +7,7 @@
 //! change nothing, and the first answer is already on record.
 
 use super::core::Draft;
+use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{
     Accepted, Allocation, AuditOutcome, AuditRecord, EventKind, Operator, WireError, validate,
 };
@@ -43,7 +44,8 @@ pub(crate) fn outcome<R: Answer>(result: &Result<R, WireError>) -> AuditOutcome 
 
 /// The record of one command, bounded: whatever was sent, its event fits the bus.
 pub(crate) fn record(
-    verb: &str,
+    verb: CtlVerb,
+    user: &str,
     command_id: &str,
     source: &str,
     operator: Option<Operator>,
@@ -51,7 +53,8 @@ pub(crate) fn record(
     outcome: AuditOutcome,
 ) -> AuditRecord {
     AuditRecord {
-        verb: verb.to_string(),
+        verb: verb.as_str().to_string(),
+        by: Some(user.to_string()),
         command_id: command_id.to_string(),
         source: source.to_string(),
         operator,
@@ -100,7 +103,8 @@ mod tests {
             Operator::from_parts("alice", "bastion", Some("10.0.0.5 52344 10.0.0.1 22"), Some("ops".into()));
         let ok = Accepted { operation_id: Some("op-1".into()), rev: 9 };
         let d = draft_of(record(
-            "restart",
+            CtlVerb::Restart,
+            "alice",
             "c-1",
             "cockpit/alice@bastion",
             Some(op),
@@ -111,11 +115,12 @@ mod tests {
         assert_eq!(d.app.as_deref(), Some("shop-web"));
         assert_eq!(
             d.message,
-            "cockpit/alice@bastion via ssh 10.0.0.5:52344 as nats ops: restart app shop-web (batch 2) -> accepted as op-1"
+            "alice (cockpit/alice@bastion via ssh 10.0.0.5:52344 as nats ops): restart app shop-web (batch 2) -> accepted as op-1"
         );
         let refused: Result<Accepted, WireError> = Err(WireError::not_found("no app \"x\""));
         let d = draft_of(record(
-            "route.disable",
+            CtlVerb::Route(crate::protocol::subjects::RouteVerb::Disable),
+            "bob",
             "c-2",
             "ctl",
             None,

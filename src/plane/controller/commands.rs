@@ -17,11 +17,11 @@ use crate::bus::{Message, Subscription};
 use crate::plane::repository;
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
-use crate::protocol::subjects;
+use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, App, AuditRecord, Change, Constraints, DeployRequest, Envelope,
     ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody, RestartRequest,
-    Route, RouteRequest, RouteState, SnapshotRequest, WireError, decode, encode, validate,
+    Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode, validate,
 };
 
 /// Handles requests one at a time: each is quick (long work is spawned), and doing them in
@@ -53,7 +53,8 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             answer(&ctl, &reply_to, &msg.subject, fenced_refusal(&ctl)).await;
             continue;
         }
-        if msg.subject == subjects::CTL_HISTORY {
+        let kind = CtlSubject::parse(&msg.subject);
+        if kind == CtlSubject::History {
             match reads.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let ctl2 = ctl.clone();
@@ -74,7 +75,8 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             }
             continue;
         }
-        let read = msg.subject == subjects::CTL_SNAPSHOT;
+        // Reads change nothing: answered at once, whatever the backlog.
+        let read = matches!(kind, CtlSubject::Snapshot | CtlSubject::Command { verb: CtlVerb::Whoami, .. });
         // A bounded queue: past it, new work is refused (retryable) rather than held in
         // memory until the store catches up.
         let backlog = ctl.backlog();
@@ -169,44 +171,45 @@ fn commit_records(ctl: &Controller, records: Vec<AuditRecord>) {
 }
 
 fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
-    let verb = msg.subject.strip_prefix("qd.v1.ctl.").unwrap_or("");
-    match verb {
-        "snapshot" => snapshot(ctl, msg),
-        "repo.allocate" => {
-            command(ctl, refusals, msg, verb, |ctl, req: AllocateRequest, _| allocate(ctl, req))
-        }
-        "deploy" => {
-            command(ctl, refusals, msg, verb, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id))
-        }
-        "restart" => {
-            command(ctl, refusals, msg, verb, |ctl, req: RestartBody, id| start_restart(ctl, req, id))
-        }
-        "route.add" => {
-            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Add, req))
-        }
-        "route.remove" => {
-            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Remove, req))
-        }
-        "route.enable" => {
-            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Enable, req))
-        }
-        "route.disable" => {
-            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Disable, req))
-        }
-        "route.weight" => {
-            command(ctl, refusals, msg, verb, |ctl, req: RouteRequest, _| route(ctl, RouteVerb::Weight, req))
-        }
-        other => {
+    let (user, verb) = match CtlSubject::parse(&msg.subject) {
+        CtlSubject::Snapshot => return snapshot(ctl, msg),
+        CtlSubject::Command { user, verb } => (user, verb),
+        CtlSubject::History | CtlSubject::Unknown(_) => {
             log::warn!("refused request on unknown subject {}", msg.subject);
-            encode_reply::<()>(
+            return encode_reply::<()>(
                 ctl,
                 Reply::Error(WireError::bad_request(format!(
-                    "unknown controller verb {}",
-                    validate::quoted(other)
+                    "unknown controller request {}: commands go to qd.v1.ctl.<user>.<verb> (verbs: {})",
+                    validate::quoted(&msg.subject),
+                    CtlVerb::ALL.map(CtlVerb::as_str).join(", ")
                 ))),
-            )
+            );
+        }
+    };
+    let cmd = Command { user, verb, msg };
+    match verb {
+        CtlVerb::Whoami => encode_reply(ctl, Reply::Ok(WhoAmI { user: user.to_string() })),
+        CtlVerb::RepoAllocate => {
+            command(ctl, refusals, cmd, |ctl, req: AllocateRequest, _| allocate(ctl, req))
+        }
+        CtlVerb::Deploy => {
+            command(ctl, refusals, cmd, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id))
+        }
+        CtlVerb::Restart => {
+            command(ctl, refusals, cmd, |ctl, req: RestartBody, id| start_restart(ctl, req, id))
+        }
+        CtlVerb::Route(rv) => {
+            command(ctl, refusals, cmd, move |ctl, req: RouteRequest, _| route(ctl, rv, req))
         }
     }
+}
+
+/// A command as it arrived: the user its subject names (with roles on, the one nats-server
+/// let publish there), its verb, and the message.
+struct Command<'a> {
+    user: &'a str,
+    verb: CtlVerb,
+    msg: &'a Message,
 }
 
 async fn answer_history(ctl: Controller, msg: Message) {
@@ -304,10 +307,10 @@ fn encode_reply<T: Serialize>(ctl: &Controller, reply: Reply<T>) -> Vec<u8> {
 fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     ctl: &Controller,
     refusals: &mut Refusals,
-    msg: &Message,
-    verb: &str,
+    cmd: Command<'_>,
     run: impl FnOnce(&Controller, T, &str) -> Result<R, WireError>,
 ) -> Vec<u8> {
+    let msg = cmd.msg;
     let envelope: Envelope<T> = match decode(&msg.payload) {
         Ok(env) => env,
         Err(err) => {
@@ -319,7 +322,7 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
             let refusal = WireError::bad_request(err.to_string());
             // Who sent it is still worth recording when the envelope itself is readable.
             return match decode::<serde_json::Value>(&msg.payload) {
-                Ok(raw) => refuse_on_record(ctl, refusals, verb, &raw, &raw.body, refusal),
+                Ok(raw) => refuse_on_record(ctl, refusals, &cmd, &raw, &raw.body, refusal),
                 Err(_) => encode_reply::<()>(ctl, Reply::Error(bounded_error(refusal))),
             };
         }
@@ -330,12 +333,12 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     if let Err(expired) = envelope.check_deadline(now_ms()) {
         log::warn!("refused {} from {}: {}", msg.subject, validate::quoted(&envelope.source), expired.reason);
         let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
-        return refuse_on_record(ctl, refusals, verb, &envelope, &request, expired);
+        return refuse_on_record(ctl, refusals, &cmd, &envelope, &request, expired);
     }
     // The id is kept (in the reply cache, in the operation a command starts): bounded.
     if let Err(reason) = validate::command_id(&envelope.id) {
         let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
-        return refuse_on_record(ctl, refusals, verb, &envelope, &request, bad(reason));
+        return refuse_on_record(ctl, refusals, &cmd, &envelope, &request, bad(reason));
     }
     if let Some(cached) = ctl.read(|core| core.replies.get(&envelope.id)) {
         return cached;
@@ -357,7 +360,8 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
         log::info!("refused {} from {}: {}", msg.subject, validate::quoted(&envelope.source), err.reason);
     }
     let record = audit::record(
-        verb,
+        cmd.verb,
+        cmd.user,
         &envelope.id,
         &envelope.source,
         envelope.operator,
@@ -382,7 +386,7 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
 fn refuse_on_record<T>(
     ctl: &Controller,
     refusals: &mut Refusals,
-    verb: &str,
+    cmd: &Command<'_>,
     envelope: &Envelope<T>,
     request: &serde_json::Value,
     refusal: WireError,
@@ -390,7 +394,8 @@ fn refuse_on_record<T>(
     let refusal = bounded_error(refusal);
     let outcome = audit::outcome::<Accepted>(&Err(refusal.clone()));
     let operator = envelope.operator.clone();
-    let record = audit::record(verb, &envelope.id, &envelope.source, operator, request.clone(), outcome);
+    let record =
+        audit::record(cmd.verb, cmd.user, &envelope.id, &envelope.source, operator, request.clone(), outcome);
     commit_records(ctl, refusals.refused(record, now_ms()));
     encode_reply::<()>(ctl, Reply::Error(refusal))
 }
@@ -596,15 +601,6 @@ fn at_a_time(batch: u32) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum RouteVerb {
-    Add,
-    Remove,
-    Enable,
-    Disable,
-    Weight,
-}
-
 fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepted, WireError> {
     validate::name("app", &req.app).map_err(bad)?;
     validate::backend(&req.backend).map_err(bad)?;
@@ -725,7 +721,7 @@ mod tests {
         );
         env.deadline = deadline;
         Message {
-            subject: subjects::CTL_RESTART.to_string(),
+            subject: crate::protocol::subjects::command("alice", CtlVerb::Restart),
             reply: Some("_INBOX.test".into()),
             payload: Bytes::from(encode(&env).unwrap()),
         }
@@ -792,7 +788,7 @@ mod tests {
             "body": body,
         });
         Message {
-            subject: format!("qd.v1.ctl.{verb}"),
+            subject: format!("qd.v1.ctl.alice.{verb}"),
             reply: Some("_INBOX.test".into()),
             payload: Bytes::from(serde_json::to_vec(&env).unwrap()),
         }
@@ -884,7 +880,7 @@ mod tests {
             let req = RouteRequest { app: app.clone(), backend: backend.into(), weight: Some(5) };
             let env = Envelope::with_id(id, "ctl/bob@host", req);
             Message {
-                subject: subjects::CTL_ROUTE_WEIGHT.to_string(),
+                subject: crate::protocol::subjects::command("bob", CtlVerb::Route(RouteVerb::Weight)),
                 reply: Some("_INBOX.test".into()),
                 payload: Bytes::from(encode(&env).unwrap()),
             }

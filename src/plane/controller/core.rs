@@ -879,9 +879,9 @@ mod tests {
         };
         let envelope = Envelope::new("test", req);
         let send = || {
-            crate::bus::request::<_, Accepted>(
+            crate::bus::command::<_, Accepted>(
                 bus.as_ref(),
-                subjects::CTL_DEPLOY,
+                crate::protocol::subjects::CtlVerb::Deploy,
                 &envelope,
                 Duration::from_secs(5),
             )

@@ -4,8 +4,8 @@
 //!
 //! The first refusal is recorded at once. Identical ones that follow within the window are
 //! counted; when the window ends, or the client is refused for something else, one summary
-//! record says how many there were. "Identical": same verb, source, operator, error code
-//! and reason.
+//! record says how many there were. "Identical": same verb, source, user (the subject's),
+//! operator, error code and reason.
 
 use std::collections::HashMap;
 
@@ -21,6 +21,7 @@ const MAX_OPEN: usize = 1024;
 #[derive(Debug, Clone, PartialEq)]
 struct Key {
     verb: String,
+    by: Option<String>,
     operator: Option<Operator>,
     code: ErrorCode,
     reason: String,
@@ -31,6 +32,7 @@ impl Key {
         let error = record.outcome.error.as_ref()?;
         Some(Key {
             verb: record.verb.clone(),
+            by: record.by.clone(),
             operator: record.operator.clone(),
             code: error.code,
             reason: error.reason.clone(),
@@ -129,6 +131,7 @@ mod tests {
     fn refusal(source: &str, id: &str, reason: &str) -> AuditRecord {
         AuditRecord {
             verb: "deploy".into(),
+            by: Some("alice".into()),
             command_id: id.into(),
             source: source.into(),
             operator: None,

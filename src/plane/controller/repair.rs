@@ -525,7 +525,7 @@ mod tests {
     use crate::plane::agent::{self, AgentConfig, AgentHandle};
     use crate::plane::controller::ControllerConfig;
     use crate::plane::controller::store::MemoryStore;
-    use crate::protocol::{Constraints, DeployRequest, Envelope, subjects};
+    use crate::protocol::{Constraints, DeployRequest, Envelope};
 
     const PERIOD: Duration = Duration::from_millis(100);
 
@@ -589,9 +589,9 @@ mod tests {
             constraints: Some(Constraints { azs: vec![az.into()], tags: vec![], cpu, memory_mb: 256 }),
             ..DeployRequest::default()
         };
-        let sent: Result<crate::protocol::Accepted, _> = crate::bus::request(
+        let sent: Result<crate::protocol::Accepted, _> = crate::bus::command(
             bus.as_ref(),
-            subjects::CTL_DEPLOY,
+            crate::protocol::subjects::CtlVerb::Deploy,
             &Envelope::new("test", req),
             Duration::from_secs(5),
         )
