@@ -16,7 +16,7 @@ use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::views::theme::{ColorMode, Theme};
 
 use crate::docker_support::inspect;
-use crate::nats_support::{Mode, connect, eventually};
+use crate::nats_support::{Mode, assert_audited_as_harness_user, connect, eventually};
 use crate::stack_support::Stack;
 use crate::support::{carry_out, pump};
 
@@ -99,6 +99,10 @@ async fn wizard_deploy_runs_containers(mode: Mode, name: &str) {
     let uploaded = upload.result.expect("ended").expect("uploaded");
     assert_eq!(uploaded.artifact.name, "site-2", "the slot ALLOCATE_REPOSITORY_REQUEST named");
     assert_eq!(app.replica.fleet.apps["site"].run.artifact.as_ref(), Some(&uploaded.artifact));
+    // The cockpit's deploy is on record under the user it acts as: alice, with roles on.
+    tokio::task::block_in_place(|| {
+        assert_audited_as_harness_user(&stack.url(), mode, "deploy", |r| r["version"] == "2")
+    });
 
     // Two containers of version 2 run on the docker hosts, and they serve the artifact.
     let running_v2 = tokio::task::block_in_place(|| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::docker_support::{docker, inspect, site};
-use crate::nats_support::{Mode, ctl, ctl_json_lines, eventually, snapshot};
+use crate::nats_support::{Mode, assert_audited_as_harness_user, ctl, ctl_json_lines, eventually, snapshot};
 use crate::stack_support::{Stack, get};
 
 /// GET / from an instance's own endpoint (always 127.0.0.1:port here).
@@ -108,6 +108,7 @@ fn deploy_restart_adopt_and_crash(mode: Mode, name: &str) {
     assert!(out.ok(), "{out}");
     let after = inspect(&container, "{{.State.StartedAt}}");
     assert_ne!(before, after, "StartedAt did not change");
+    assert_audited_as_harness_user(&url, mode, "restart", |r| r["instance"] == id.as_str());
 
     // Agent restart (kill -9): the same containers remain, adopted, not duplicated.
     stack.restart_agent();

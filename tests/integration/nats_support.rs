@@ -380,6 +380,8 @@ impl Users {
     pub const ROUTERS: &'static str = "r1";
     /// Whom the harness's `ctl` and library clients act as.
     pub const OPERATOR: &'static str = "operator/alice";
+    /// That operator's user name, as the controller records it (the seed file's name).
+    pub const OPERATOR_NAME: &'static str = "alice";
     pub const OPERATORS: &'static str = "alice,bob";
     pub const VIEWERS: &'static str = "carol";
 }
@@ -661,6 +663,22 @@ pub async fn ctl_ok_async(url: &str, args: &[&str]) -> String {
     let out = ctl_async(url, args).await;
     assert!(out.ok(), "ctl {args:?} failed: {out}");
     out.stdout
+}
+
+/// Fails unless the audit trail holds a `verb` command whose request `matches`, recorded
+/// under the user the harness's clients act as (`ctl whoami`): with roles on, the operator
+/// the server checked.
+pub fn assert_audited_as_harness_user(url: &str, mode: Mode, verb: &str, matches: impl Fn(&Value) -> bool) {
+    let me = ctl_json(url, &["whoami"]);
+    let user = me["user"].as_str().unwrap_or_else(|| panic!("whoami: {me}")).to_string();
+    if mode == Mode::Roles {
+        assert_eq!(user, Users::OPERATOR_NAME, "who the controller sees with roles on");
+    }
+    let audit = ctl_json_lines(url, &["audit", "--since", "1h"]);
+    assert!(
+        audit.iter().any(|r| r["verb"] == verb && r["by"] == user.as_str() && matches(&r["request"])),
+        "no {verb} by {user} in the audit: {audit:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
