@@ -5,11 +5,16 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use quarterdeck::bus::Bus;
+use quarterdeck::protocol::subjects;
 use serde_json::Value;
 
-use crate::docker_support::{docker, inspect, site};
-use crate::nats_support::{Mode, assert_audited_as_harness_user, ctl, ctl_json_lines, eventually, snapshot};
-use crate::stack_support::{Stack, get};
+use crate::docker_support::{docker, docker_or_skip, inspect, site};
+use crate::nats_support::{
+    Mode, NatsServer, WAIT, assert_audited_as_harness_user, block_on, connect, ctl, ctl_json_lines,
+    eventually, snapshot,
+};
+use crate::stack_support::{Stack, docker_agent_args, get, spawn_agent};
 
 /// GET / from an instance's own endpoint (always 127.0.0.1:port here).
 fn fetch(endpoint: &str) -> Result<String, String> {
@@ -139,6 +144,30 @@ fn deploy_restart_adopt_and_crash(mode: Mode, name: &str) {
     });
     assert_eq!(fetch(victim["endpoint"].as_str().unwrap()).unwrap(), "hello from v1");
     stack.nats.assert_no_violations();
+}
+
+/// With roles on, only the bucket's writers (controller, operators) may create the artifact
+/// bucket. A docker agent that starts first, on a fresh bus, must still run: it looks the
+/// bucket up when a deploy needs it. It used to create it at its start, was refused
+/// (`Publish Violation - Subject "$JS.API.STREAM.CREATE.OBJ_qd_artifacts"`) and exited.
+#[test]
+fn docker_agent_with_roles_starts_before_anyone_made_the_artifact_bucket() {
+    let name = "docker_agent_with_roles_starts_before_anyone_made_the_artifact_bucket";
+    if !docker_or_skip(name) {
+        return;
+    }
+    let host = format!("rb{}", std::process::id() % 100_000);
+    let Some(nats) = NatsServer::start_mode(name, Mode::Roles, &[&host]) else { return };
+    let mut agent =
+        spawn_agent(&nats, &host, &docker_agent_args(&host, "az1", &nats.dir().join("agent-data")));
+    block_on(async {
+        let bus = connect(&nats.url(), "test/heartbeats").await;
+        let mut sub = bus.subscribe(&subjects::heartbeat(&host)).await.expect("subscribe to its heartbeat");
+        let beat = tokio::time::timeout(WAIT, sub.next()).await;
+        assert!(matches!(beat, Ok(Some(_))), "no heartbeat from {host} within {WAIT:?}");
+    });
+    assert!(agent.running(), "the agent exited: {}", agent.stderr_text());
+    nats.assert_no_violations();
 }
 
 #[test]

@@ -344,7 +344,7 @@ pub fn spawn_router(nats: &NatsServer, port: u16, dir: &std::path::Path, nginx: 
 }
 
 /// The docker agent of `host`, logged in as that host's agent when the bus runs roles.
-fn spawn_agent(nats: &NatsServer, host: &str, args: &[String]) -> Proc {
+pub fn spawn_agent(nats: &NatsServer, host: &str, args: &[String]) -> Proc {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Proc::spawn_as(nats, &format!("agent-{host}"), &format!("agent/{host}"), &args)
 }
