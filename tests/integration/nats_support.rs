@@ -183,7 +183,7 @@ impl NatsServer {
             match server.launch() {
                 Ok(()) => {
                     if server.auth.is_some() {
-                        let seed = server.seed(Users::OPERATOR).expect("roles mode");
+                        let seed = server.seed(&format!("operator/{}", Users::OPERATOR_NAME)).expect("roles");
                         lock(&OPERATOR_SEEDS).insert(server.url(), seed);
                     }
                     return Some(server);
@@ -362,7 +362,7 @@ impl Drop for NatsServer {
 /// How the bus is run. `Open`: anyone may do anything (the sandbox, a dev server).
 /// `Roles`: the server takes its users from `quarterdeck auth init` (issue 15), and every
 /// process of the harness logs in as its own user; the harness's `ctl` and library clients
-/// act as the operator `Users::OPERATOR`. A test body written against the harness runs
+/// act as the operator `Users::OPERATOR_NAME`. A test body written against the harness runs
 /// unchanged in either mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -378,9 +378,8 @@ impl Users {
     /// Controllers: the plane's `c1` and a standby.
     pub const CONTROLLERS: &'static str = "c1,c2";
     pub const ROUTERS: &'static str = "r1";
-    /// Whom the harness's `ctl` and library clients act as.
-    pub const OPERATOR: &'static str = "operator/alice";
-    /// That operator's user name, as the controller records it (the seed file's name).
+    /// Whom the harness's `ctl` and library clients act as: the operator's user name, as
+    /// the controller records it (its seed file is `operator/alice.nk`).
     pub const OPERATOR_NAME: &'static str = "alice";
     pub const OPERATORS: &'static str = "alice,bob";
     pub const VIEWERS: &'static str = "carol";
@@ -398,6 +397,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The seed the harness's clients of the server at `url` log in with, if it runs roles.
 pub fn operator_seed(url: &str) -> Option<PathBuf> {
     lock(&OPERATOR_SEEDS).get(url).cloned()
+}
+
+/// A process of the binary logs in with `seed`, or as nobody (whatever the test's own
+/// environment holds).
+fn login(command: &mut Command, seed: Option<PathBuf>) -> &mut Command {
+    match seed {
+        Some(seed) => command.env("NATS_NKEY", seed),
+        None => command.env_remove("NATS_NKEY"),
+    }
 }
 
 /// Runs `quarterdeck auth init` into `dir` for the harness's users and an agent per host;
@@ -445,12 +453,7 @@ impl Proc {
         let stderr = nats.dir().join(format!("{name}.{n}.stderr.log"));
         let out = fs::File::create(&stdout).expect("stdout log");
         let err = fs::File::create(&stderr).expect("stderr log");
-        let mut command = Command::new(BIN);
-        match seed {
-            Some(seed) => command.env("NATS_NKEY", seed),
-            None => command.env_remove("NATS_NKEY"),
-        };
-        let child = command
+        let child = login(&mut Command::new(BIN), seed)
             .args(args)
             .env("NATS_URL", nats.url())
             .env("QUARTERDECK_LOG", "info")
@@ -581,12 +584,7 @@ pub fn ctl_as(nats: &NatsServer, who: &str, args: &[&str]) -> CtlOut {
 }
 
 fn ctl_with_seed(url: &str, seed: Option<PathBuf>, args: &[&str]) -> CtlOut {
-    let mut command = Command::new(BIN);
-    match seed {
-        Some(seed) => command.env("NATS_NKEY", seed),
-        None => command.env_remove("NATS_NKEY"),
-    };
-    let mut child = command
+    let mut child = login(&mut Command::new(BIN), seed)
         .arg("ctl")
         .args(args)
         .env("NATS_URL", url)
