@@ -8,9 +8,9 @@ use quarterdeck::protocol::{Event, EventKind, HistoryRequest, subjects};
 use serde_json::Value;
 
 use crate::nats_support::{
-    Plane, PlaneConfig, Proc, WAIT, agent_reports, block_on, check, connect, ctl, ctl_json, ctl_json_lines,
-    deploy_args, eventually, host_state, instance_states, instances_of, list, plane_or_skip, revision,
-    running_count, str_of, try_snapshot, without_metrics,
+    Mode, Plane, PlaneConfig, Proc, WAIT, agent_reports, block_on, check, connect, ctl, ctl_json,
+    ctl_json_lines, deploy_args, eventually, host_state, instance_states, instances_of, list, plane_or_skip,
+    revision, running_count, str_of, try_snapshot, without_metrics,
 };
 
 /// Every step of the original deploy flow, as `ctl deploy --wait` prints them.
@@ -160,11 +160,21 @@ fn nats_controller_kill9_and_restart_loses_nothing() {
 
 #[test]
 fn nats_standby_controller_takes_over_after_kill9() {
+    standby_takes_over_after_kill9(Mode::Open, "nats_standby_controller_takes_over_after_kill9");
+}
+
+/// The same with roles on: c1 and the standby c2 are each their own controller user.
+#[test]
+fn nats_standby_controller_takes_over_after_kill9_with_roles() {
+    standby_takes_over_after_kill9(Mode::Roles, "nats_standby_controller_takes_over_after_kill9_with_roles");
+}
+
+fn standby_takes_over_after_kill9(mode: Mode, test: &str) {
     let config = PlaneConfig {
         controller: vec!["--lease-ttl", "2s", "--stale-after", "5", "--lost-after", "100"],
-        ..PlaneConfig::default()
+        mode,
     };
-    let mut plane = plane_or_skip!("nats_standby_controller_takes_over_after_kill9", config.clone());
+    let mut plane = plane_or_skip!(test, config.clone());
     plane.deploy("shop-web", "1.0.0", 2);
     let before = wait_running(&plane, "shop-web", 2);
 
@@ -194,6 +204,7 @@ fn nats_standby_controller_takes_over_after_kill9() {
     let scaled = ctl(&plane.url(), &deploy_args("shop-web", "1.0.0", "3"));
     assert!(scaled.ok(), "deploy through the new leader: {scaled}");
     wait_running(&plane, "shop-web", 3);
+    plane.nats.assert_no_violations();
 }
 
 #[test]
