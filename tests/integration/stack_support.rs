@@ -240,6 +240,11 @@ impl Drop for Stack {
             router.kill9();
         }
         drop(NginxGuard(self.router_dir.clone()));
+        // Then the controller and the agents: alive, they would start a removed container
+        // again (the health manager's restart), and it would outlive the test.
+        self._controller.kill9();
+        self.agent.kill9();
+        self._more_agents.iter_mut().for_each(Proc::kill9);
         for host in &self.hosts {
             remove_host_containers(host);
         }
