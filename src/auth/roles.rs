@@ -198,10 +198,11 @@ pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
                 log_requests(&name),
                 history_reader(),
                 stream_reader(&format!("OBJ_{ARTIFACTS}")),
-                // A re-upload into a slot purges the old object's chunks. The bucket itself
-                // is the controller's (it creates it at start): an operator who could
-                // update it could set a retention that drops every app's artifacts.
-                js_api(&["STREAM.PURGE"], &format!("OBJ_{ARTIFACTS}")),
+                // Creating the bucket (when missing: a create never changes an existing
+                // stream) and, for a re-upload into a slot, purging the old object's
+                // chunks. Never an update: an operator who could update the bucket could
+                // set a retention that drops every app's artifacts.
+                js_api(&["STREAM.CREATE", "STREAM.PURGE"], &format!("OBJ_{ARTIFACTS}")),
             ]
             .concat(),
             subscribe: reader_subscriptions(&name, &inbox),
@@ -262,6 +263,19 @@ mod tests {
         assert!(!may_publish(&p, &subjects::command("h1", CtlVerb::Deploy)));
         assert!(!may_publish(&p, "$O.qd_artifacts.chunks.x"), "the artifact store is read-only");
         assert!(may_publish(&p, "$JS.API.CONSUMER.CREATE.OBJ_qd_artifacts.c1.$O.qd_artifacts.chunks.x"));
+    }
+
+    /// The bucket is made by its writers (the controller at its start, an operator's
+    /// upload); an agent only looks it up, so it opens it with `ObjectStoreRepository::reader`.
+    #[test]
+    fn only_writers_create_the_artifact_bucket() {
+        let create = "$JS.API.STREAM.CREATE.OBJ_qd_artifacts";
+        assert!(may_publish(&of(Role::Controller, "c1"), create));
+        assert!(may_publish(&of(Role::Operator, "alice"), create));
+        for role in [Role::Agent, Role::Router, Role::Viewer] {
+            assert!(!may_publish(&of(role, "x"), create), "{role}");
+        }
+        assert!(may_publish(&of(Role::Agent, "h1"), "$JS.API.STREAM.INFO.OBJ_qd_artifacts"), "the lookup");
     }
 
     #[test]
@@ -325,10 +339,10 @@ mod tests {
         let op = of(Role::Operator, "alice");
         assert!(may_publish(&op, chunk) && may_publish(&op, get));
         assert!(may_publish(&op, "$JS.API.STREAM.PURGE.OBJ_qd_artifacts"), "a re-upload purges old chunks");
-        for bucket in ["$JS.API.STREAM.UPDATE.OBJ_qd_artifacts", "$JS.API.STREAM.CREATE.OBJ_qd_artifacts"] {
-            assert!(!may_publish(&op, bucket), "the bucket is the controller's: {bucket}");
-        }
-        assert!(may_publish(&of(Role::Controller, "c1"), "$JS.API.STREAM.CREATE.OBJ_qd_artifacts"));
+        assert!(
+            !may_publish(&op, "$JS.API.STREAM.UPDATE.OBJ_qd_artifacts"),
+            "its retention is not an operator's"
+        );
         let agent = of(Role::Agent, "h1");
         assert!(may_publish(&agent, get) && !may_publish(&agent, chunk));
         assert!(!may_publish(&agent, "$JS.API.STREAM.PURGE.OBJ_qd_artifacts"));

@@ -59,7 +59,11 @@ pub trait Repository: Send + Sync + 'static {
 
 /// The JetStream Object Store bucket `qd_artifacts`.
 pub struct ObjectStoreRepository {
-    store: async_nats::jetstream::object_store::ObjectStore,
+    js: async_nats::jetstream::Context,
+    /// Whether this client may create the bucket (an uploader: the controller, an
+    /// operator). An agent only reads it: with roles on, the server refuses it the create.
+    creates: bool,
+    store: tokio::sync::OnceCell<async_nats::jetstream::object_store::ObjectStore>,
 }
 
 /// The Object Store bucket artifacts live in.
@@ -67,19 +71,36 @@ pub const BUCKET: &str = "qd_artifacts";
 const SHA_KEY: &str = "sha256";
 
 impl ObjectStoreRepository {
+    /// The bucket, created if it does not exist yet: for the clients that upload.
     pub async fn open(bus: &NatsBus) -> Result<Self, RepoError> {
-        let js = bus.jetstream();
-        let store = match js.get_object_store(BUCKET).await {
-            Ok(s) => s,
-            Err(_) => js
-                .create_object_store(async_nats::jetstream::object_store::Config {
-                    bucket: BUCKET.into(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| RepoError::Other(format!("cannot open bucket {BUCKET}: {e}")))?,
-        };
-        Ok(ObjectStoreRepository { store })
+        let repo = ObjectStoreRepository { js: bus.jetstream(), creates: true, store: Default::default() };
+        repo.store().await?;
+        Ok(repo)
+    }
+
+    /// The bucket for reading only, looked up at its first use: an agent may start before
+    /// anyone created it, and needs it only when a deploy brings an artifact.
+    pub fn reader(bus: &NatsBus) -> Self {
+        ObjectStoreRepository { js: bus.jetstream(), creates: false, store: Default::default() }
+    }
+
+    async fn store(&self) -> Result<&async_nats::jetstream::object_store::ObjectStore, RepoError> {
+        self.store
+            .get_or_try_init(|| async {
+                match self.js.get_object_store(BUCKET).await {
+                    Ok(s) => Ok(s),
+                    Err(_) if self.creates => self
+                        .js
+                        .create_object_store(async_nats::jetstream::object_store::Config {
+                            bucket: BUCKET.into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(|e| RepoError::Other(format!("cannot open bucket {BUCKET}: {e}"))),
+                    Err(e) => Err(RepoError::Other(format!("cannot open bucket {BUCKET}: {e}"))),
+                }
+            })
+            .await
     }
 }
 
@@ -98,7 +119,8 @@ impl Repository for ObjectStoreRepository {
             ..Default::default()
         };
         let size = data.len() as u64;
-        self.store
+        self.store()
+            .await?
             .put(meta, &mut data.as_ref())
             .await
             .map_err(|e| RepoError::Other(format!("upload of {slot} failed: {e}")))?;
@@ -107,7 +129,7 @@ impl Repository for ObjectStoreRepository {
 
     async fn info(&self, slot: &str) -> Result<Option<ArtifactRef>, RepoError> {
         use async_nats::jetstream::object_store::InfoErrorKind;
-        match self.store.info(slot).await {
+        match self.store().await?.info(slot).await {
             Ok(info) => Ok(Some(ArtifactRef {
                 name: slot.to_string(),
                 sha256: info.metadata.get(SHA_KEY).cloned().unwrap_or_default(),
@@ -120,7 +142,7 @@ impl Repository for ObjectStoreRepository {
 
     async fn get(&self, slot: &str) -> Result<Bytes, RepoError> {
         use async_nats::jetstream::object_store::GetErrorKind;
-        let mut object = match self.store.get(slot).await {
+        let mut object = match self.store().await?.get(slot).await {
             Ok(o) => o,
             Err(e) if e.kind() == GetErrorKind::NotFound => return Err(RepoError::NotFound(slot.into())),
             Err(e) => return Err(RepoError::Other(format!("{slot}: {e}"))),

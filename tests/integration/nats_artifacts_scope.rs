@@ -9,35 +9,39 @@ use quarterdeck::backend::upload;
 use quarterdeck::bus::Bus;
 use quarterdeck::plane::repository::{BUCKET, ObjectStoreRepository, Repository};
 
-use crate::nats_log_scope::{AgentKind, ScopedPlane};
-use crate::nats_roles::{ctl_as, server_logs};
-use crate::nats_support::{WAIT, check, deploy_args, eventually};
+use crate::nats_support::{
+    Mode, Plane, PlaneConfig, WAIT, check, connect_as, ctl_as, deploy_args, eventually,
+};
+
+/// The plane with roles on (sim agents: these tests claim nothing about Docker).
+fn role_plane(test: &str) -> Option<Plane> {
+    Plane::start(test, PlaneConfig { mode: Mode::Roles, ..PlaneConfig::default() })
+}
 
 /// The server logged a publish violation on a subject starting with `prefix`.
-fn publish_refused(plane: &ScopedPlane, prefix: &str) -> Result<(), String> {
+fn publish_refused(plane: &Plane, prefix: &str) -> Result<(), String> {
     let wanted = format!("Publish Violation - Subject \"{prefix}");
-    check(server_logs(plane.nats.dir()).contains(&wanted), || format!("no {wanted:?} in the server's log"))
+    check(plane.nats.log().contains(&wanted), || format!("no {wanted:?} in the server's log"))
 }
 
 #[test]
 fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the_store() {
     let test = "nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the_store";
-    let Some(plane) = ScopedPlane::start(test, AgentKind::Sim) else { return };
-    let url = plane.nats.url();
+    let Some(plane) = role_plane(test) else { return };
     let tarball = crate::docker_support::site(&[("index.html", "<h1>v1</h1>")]);
     let file = plane.nats.dir().join("web.tar.gz");
     std::fs::write(&file, &tarball).expect("artifact");
     let mut args = deploy_args("web", "1.0.0", "1");
     args.extend(["--artifact", file.to_str().expect("utf-8 path")]);
-    let out = ctl_as(&url, &plane.seed("operator/alice"), &args);
-    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "alice's upload and deploy: {said}");
+    let out = ctl_as(&plane.nats, "operator/alice", &args);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(out.ok(), "alice's upload and deploy: {said}");
     assert!(said.contains("to web@1.0.0"), "the upload went into its slot: {said}");
     let slot = "web@1.0.0";
 
     crate::nats_support::block_on(async {
         // An agent reads it, and can neither overwrite nor delete it.
-        let h1 = plane.client("agent/h1").await;
+        let h1 = connect_as(&plane.nats, "agent/h1").await;
         let repo = ObjectStoreRepository::open(&h1).await.expect("the agent opens the store");
         assert_eq!(repo.get(slot).await.expect("the agent reads"), Bytes::from(tarball.clone()));
         let overwrite = repo.put(slot, Bytes::from_static(b"not a tarball")).await;
@@ -47,7 +51,7 @@ fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the
         assert_eq!(repo.get(slot).await.expect("still there"), Bytes::from(tarball.clone()), "unchanged");
 
         // A viewer cannot even open it, and a write by hand is refused.
-        let carol = plane.client("viewer/carol").await;
+        let carol = connect_as(&plane.nats, "viewer/carol").await;
         assert!(ObjectStoreRepository::open(&carol).await.is_err(), "the viewer opened the store");
         let _ = carol.subscribe(&format!("$O.{BUCKET}.>")).await;
         let _ = carol.publish(&format!("$O.{BUCKET}.C.forged"), Bytes::from_static(b"x")).await;
@@ -55,7 +59,7 @@ fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the
 
         // An operator uploads, but does not reconfigure the bucket: a max_age (here ten
         // minutes, a valid change the server would take) would drop every app's artifacts.
-        let alice = plane.client("operator/alice").await;
+        let alice = connect_as(&plane.nats, "operator/alice").await;
         let js = alice.jetstream();
         let mut stream = js.get_stream(format!("OBJ_{BUCKET}")).await.expect("alice reads the bucket");
         let mut config = stream.info().await.expect("its config").config.clone();
@@ -77,15 +81,14 @@ fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the
         publish_refused(&plane, &format!("$JS.API.STREAM.INFO.OBJ_{BUCKET}"))?;
         publish_refused(&plane, &format!("$O.{BUCKET}.C.forged"))?;
         publish_refused(&plane, &format!("$JS.API.STREAM.UPDATE.OBJ_{BUCKET}"))?;
-        let wanted = format!("Subscription Violation - Subject \"$O.{BUCKET}.>\"");
-        check(server_logs(plane.nats.dir()).contains(&wanted), || format!("no {wanted:?}"))
+        plane.nats.violation("Subscription", &format!("$O.{BUCKET}.>"))
     });
     // The store still serves the deploy path: a second version uploads and deploys.
     std::fs::write(&file, crate::docker_support::site(&[("index.html", "<h1>v2</h1>")])).expect("artifact");
     let mut args = deploy_args("web", "2.0.0", "1");
     args.extend(["--artifact", file.to_str().expect("utf-8 path")]);
-    let out = ctl_as(&url, &plane.seed("operator/alice"), &args);
-    assert!(out.status.success(), "the next upload: {}", String::from_utf8_lossy(&out.stderr));
+    let out = ctl_as(&plane.nats, "operator/alice", &args);
+    assert!(out.ok(), "the next upload: {out}");
 }
 
 /// App `shop`@`web-1.0` and app `shop-web`@`1.0` were given one slot (`shop-web-1.0`), so
@@ -95,8 +98,7 @@ fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the
 fn nats_artifacts_scope_one_apps_upload_never_lands_in_another_apps_slot() {
     use quarterdeck::plane::repository::slot;
     let test = "nats_artifacts_scope_one_apps_upload_never_lands_in_another_apps_slot";
-    let Some(plane) = ScopedPlane::start(test, AgentKind::Sim) else { return };
-    let url = plane.nats.url();
+    let Some(plane) = role_plane(test) else { return };
     let mut uploaded = Vec::new();
     for (app, version) in [("shop-web", "1.0"), ("shop", "web-1.0")] {
         let bytes = crate::docker_support::site(&[("index.html", &format!("<h1>{app}</h1>"))]);
@@ -104,12 +106,12 @@ fn nats_artifacts_scope_one_apps_upload_never_lands_in_another_apps_slot() {
         std::fs::write(&file, &bytes).expect("artifact");
         let mut args = deploy_args(app, version, "1");
         args.extend(["--artifact", file.to_str().expect("utf-8 path")]);
-        let out = ctl_as(&url, &plane.seed("operator/alice"), &args);
-        assert!(out.status.success(), "{app}@{version}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = ctl_as(&plane.nats, "operator/alice", &args);
+        assert!(out.ok(), "{app}@{version}: {out}");
         uploaded.push((slot(app, version), bytes));
     }
     crate::nats_support::block_on(async {
-        let h1 = plane.client("agent/h1").await;
+        let h1 = connect_as(&plane.nats, "agent/h1").await;
         let repo = ObjectStoreRepository::open(&h1).await.expect("the agent opens the store");
         for (slot, bytes) in &uploaded {
             assert_eq!(repo.get(slot).await.expect("the agent reads"), Bytes::from(bytes.clone()), "{slot}");
