@@ -112,23 +112,21 @@ fn history_reader() -> Vec<String> {
     p
 }
 
-/// Log streams, started and kept alive by whoever views them, on any host.
-fn log_requests() -> Vec<String> {
-    ["logs", "logs_stop", "logs_keepalive"]
-        .iter()
-        .map(|v| format!("{}.agent.*.cmd.{v}", subjects::PREFIX))
-        .collect()
+/// Log streams of `name`'s own, started, kept alive and stopped on any host under its
+/// name: the agent takes the user from the subject, so nobody acts on another's streams.
+fn log_requests(name: &str) -> Vec<String> {
+    vec![subjects::logs_requests_by(name)]
 }
 
-/// What a cockpit or ctl reads: events, heartbeats, router statuses, the beacon, log
-/// batches, and its own inbox.
-fn reader_subscriptions(inbox: &str) -> Vec<String> {
+/// What a cockpit or ctl reads: events, heartbeats, router statuses, the beacon, the log
+/// batches of `name`'s own streams (never another user's), and its own inbox.
+fn reader_subscriptions(name: &str, inbox: &str) -> Vec<String> {
     vec![
         subjects::EVT_ALL.into(),
         subjects::HB_ALL.into(),
         subjects::ROUTER_STATUS_ALL.into(),
         subjects::CONTROLLER_HB.into(),
-        format!("{}.logs.>", subjects::PREFIX),
+        subjects::logs_streams_of(name),
         format!("{inbox}.>"),
     ]
 }
@@ -162,14 +160,19 @@ pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
             ],
             responses: true,
         },
-        // Its own reports only; its own commands only; the artifact store read-only.
+        // Its own reports only; its own commands and log requests only (any user's: it
+        // takes the user from the subject); the artifact store read-only.
         Role::Agent => Permissions {
             publish: [
                 vec![subjects::heartbeat(&who.name), subjects::status(&who.name), format!("{prefix}.logs.>")],
                 stream_reader(&format!("OBJ_{ARTIFACTS}")),
             ]
             .concat(),
-            subscribe: vec![format!("{prefix}.agent.{name}.cmd.>"), format!("{inbox}.>")],
+            subscribe: vec![
+                format!("{prefix}.agent.{name}.cmd.>"),
+                subjects::logs_requests_to(&who.name),
+                format!("{inbox}.>"),
+            ],
             responses: true,
         },
         // Reads the route table (snapshot, then the history), publishes its own status.
@@ -192,13 +195,17 @@ pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
                     subjects::CTL_HISTORY.into(),
                     format!("$O.{ARTIFACTS}.>"),
                 ],
-                log_requests(),
+                log_requests(&name),
                 history_reader(),
                 stream_reader(&format!("OBJ_{ARTIFACTS}")),
-                js_api(&["STREAM.CREATE", "STREAM.UPDATE", "STREAM.PURGE"], &format!("OBJ_{ARTIFACTS}")),
+                // Creating the bucket (when missing: a create never changes an existing
+                // stream) and, for a re-upload into a slot, purging the old object's
+                // chunks. Never an update: an operator who could update the bucket could
+                // set a retention that drops every app's artifacts.
+                js_api(&["STREAM.CREATE", "STREAM.PURGE"], &format!("OBJ_{ARTIFACTS}")),
             ]
             .concat(),
-            subscribe: reader_subscriptions(&inbox),
+            subscribe: reader_subscriptions(&name, &inbox),
             responses: false,
         },
         // Reads only. Its reads are requests (snapshot, history, its log streams), so it
@@ -206,11 +213,11 @@ pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
         Role::Viewer => Permissions {
             publish: [
                 vec![subjects::CTL_SNAPSHOT.into(), subjects::CTL_HISTORY.into()],
-                log_requests(),
+                log_requests(&name),
                 history_reader(),
             ]
             .concat(),
-            subscribe: reader_subscriptions(&inbox),
+            subscribe: reader_subscriptions(&name, &inbox),
             responses: false,
         },
     }
@@ -258,6 +265,19 @@ mod tests {
         assert!(may_publish(&p, "$JS.API.CONSUMER.CREATE.OBJ_qd_artifacts.c1.$O.qd_artifacts.chunks.x"));
     }
 
+    /// The bucket is made by its writers (the controller at its start, an operator's
+    /// upload); an agent only looks it up, so it opens it with `ObjectStoreRepository::reader`.
+    #[test]
+    fn only_writers_create_the_artifact_bucket() {
+        let create = "$JS.API.STREAM.CREATE.OBJ_qd_artifacts";
+        assert!(may_publish(&of(Role::Controller, "c1"), create));
+        assert!(may_publish(&of(Role::Operator, "alice"), create));
+        for role in [Role::Agent, Role::Router, Role::Viewer] {
+            assert!(!may_publish(&of(role, "x"), create), "{role}");
+        }
+        assert!(may_publish(&of(Role::Agent, "h1"), "$JS.API.STREAM.INFO.OBJ_qd_artifacts"), "the lookup");
+    }
+
     #[test]
     fn a_viewer_may_read_and_ask_but_never_act() {
         let p = of(Role::Viewer, "carol");
@@ -280,6 +300,57 @@ mod tests {
         }
         assert!(may_publish(&p, subjects::CTL_SNAPSHOT) && may_publish(&p, subjects::CTL_HISTORY));
         assert!(!may_publish(&p, "qd.v1.ctl.deploy"), "a command without a user");
+    }
+
+    #[test]
+    fn operators_and_viewers_ask_for_and_read_their_own_log_streams_only() {
+        for role in [Role::Operator, Role::Viewer] {
+            let p = of(role, "alice");
+            for verb in [subjects::LogsVerb::Start, subjects::LogsVerb::Stop, subjects::LogsVerb::Keepalive] {
+                let own = subjects::logs_request("h1", "alice", verb);
+                let other = subjects::logs_request("h1", "bob", verb);
+                assert!(may_publish(&p, &own), "{role} on {own}");
+                assert!(!may_publish(&p, &other), "{role} on {other}");
+            }
+            assert!(may_subscribe(&p, &subjects::logs_stream("alice", "v1")), "{role}");
+            assert!(!may_subscribe(&p, &subjects::logs_stream("bob", "v1")), "{role}: another user's stream");
+            assert!(!may_subscribe(&p, "qd.v1.logs.>"), "{role}: every stream");
+            assert!(!may_publish(&p, "qd.v1.agent.h1.cmd.logs"), "{role}: the old unscoped request");
+            assert!(
+                !may_publish(&p, &subjects::logs_stream("alice", "v1")),
+                "{role}: batches are the agent's"
+            );
+        }
+    }
+
+    #[test]
+    fn an_agent_takes_log_requests_for_its_own_host_and_publishes_the_batches() {
+        let p = of(Role::Agent, "h1");
+        assert!(may_subscribe(&p, &subjects::logs_request("h1", "alice", subjects::LogsVerb::Start)));
+        assert!(!may_subscribe(&p, &subjects::logs_request("h2", "alice", subjects::LogsVerb::Start)));
+        assert!(may_publish(&p, &subjects::logs_stream("alice", "v1")));
+        assert!(!may_publish(&p, &subjects::logs_request("h1", "alice", subjects::LogsVerb::Stop)));
+    }
+
+    #[test]
+    fn the_artifact_store_is_uploaded_to_by_operators_and_read_by_agents() {
+        let chunk = "$O.qd_artifacts.C.abc";
+        let get = "$JS.API.STREAM.MSG.GET.OBJ_qd_artifacts";
+        let op = of(Role::Operator, "alice");
+        assert!(may_publish(&op, chunk) && may_publish(&op, get));
+        assert!(may_publish(&op, "$JS.API.STREAM.PURGE.OBJ_qd_artifacts"), "a re-upload purges old chunks");
+        assert!(
+            !may_publish(&op, "$JS.API.STREAM.UPDATE.OBJ_qd_artifacts"),
+            "its retention is not an operator's"
+        );
+        let agent = of(Role::Agent, "h1");
+        assert!(may_publish(&agent, get) && !may_publish(&agent, chunk));
+        assert!(!may_publish(&agent, "$JS.API.STREAM.PURGE.OBJ_qd_artifacts"));
+        for role in [Role::Viewer, Role::Router] {
+            let p = of(role, "x");
+            assert!(!may_publish(&p, chunk) && !may_publish(&p, get), "{role}");
+            assert!(!may_subscribe(&p, "$O.qd_artifacts.C.abc"), "{role}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The cockpit's side of a log stream: subscribe to our own `qd.v1.logs.<viewer id>`,
-//! ask the instance's agent (`cmd.logs`), forward the batches to the app, send a
-//! keep-alive every 5 s, and a `cmd.logs_stop` when the view closes.
+//! The cockpit's side of a log stream: subscribe to our own `qd.v1.logs.<user>.<viewer
+//! id>`, ask the instance's agent (`qd.v1.agent.<host>.logs.<user>.start`), forward the
+//! batches to the app, send a keep-alive every 5 s, and a stop when the view closes. The
+//! user is the connection's (`Bus::user`): with roles on, the server lets it subscribe to
+//! and ask for its own streams only.
 //!
 //! Both ends are covered: the stop ends the stream at once when the viewer closes
 //! normally; the keep-alive ends it on the agent when the viewer cannot say so (the
@@ -14,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::client::{COMMAND_TIMEOUT, Update};
 use crate::bus::{self, Bus, RequestError};
-use crate::protocol::subjects::{self, AgentVerb, LOGS_KEEPALIVE_EVERY_MS};
+use crate::protocol::subjects::{self, LOGS_KEEPALIVE_EVERY_MS, LogsVerb};
 use crate::protocol::{AgentAck, Envelope, LogBatch, LogsRequest, LogsStreamRef, decode};
 
 /// What the app asks for: the logs of one instance on one host.
@@ -50,8 +52,9 @@ pub(super) async fn session(
         let updates = updates.clone();
         async move { updates.send(Update::Logs { session, event }).await.is_ok() }
     };
+    let user = bus.user();
     let viewer = format!("v{}", crate::protocol::envelope::new_id());
-    let stream = subjects::logs_stream(&viewer);
+    let stream = subjects::logs_stream(&user, &viewer);
     let mut sub = match bus.subscribe(&stream).await {
         Ok(s) => s,
         Err(err) => {
@@ -61,20 +64,20 @@ pub(super) async fn session(
     };
     let req =
         LogsRequest { instance: start.instance.clone(), tail: start.tail, follow: start.follow, stream };
-    let cmd = subjects::agent_cmd(&start.host, AgentVerb::Logs);
+    let cmd = subjects::logs_request(&start.host, &user, LogsVerb::Start);
     let envelope = Envelope::new(&source, &req);
     let asked = bus::request::<_, AgentAck>(bus.as_ref(), &cmd, &envelope, COMMAND_TIMEOUT);
     let answer = tokio::select! {
         a = asked => a,
         _ = &mut stop => {
-            stop_stream(bus.as_ref(), &source, &start.host, &req.stream).await;
+            stop_stream(bus.as_ref(), &source, &start.host, &user, &req.stream).await;
             return;
         }
     };
     match answer {
         Ok(_) => {
             if !send(LogsEvent::Streaming).await {
-                stop_stream(bus.as_ref(), &source, &start.host, &req.stream).await;
+                stop_stream(bus.as_ref(), &source, &start.host, &user, &req.stream).await;
                 return;
             }
         }
@@ -89,7 +92,7 @@ pub(super) async fn session(
     }
     let mut keepalive = tokio::time::interval(Duration::from_millis(LOGS_KEEPALIVE_EVERY_MS));
     keepalive.tick().await;
-    let keepalive_subject = subjects::agent_cmd(&start.host, AgentVerb::LogsKeepalive);
+    let keepalive_subject = subjects::logs_request(&start.host, &user, LogsVerb::Keepalive);
     let reference = LogsStreamRef { stream: req.stream.clone() };
     loop {
         tokio::select! {
@@ -117,12 +120,12 @@ pub(super) async fn session(
             _ = &mut stop => break,
         }
     }
-    stop_stream(bus.as_ref(), &source, &start.host, &req.stream).await;
+    stop_stream(bus.as_ref(), &source, &start.host, &user, &req.stream).await;
 }
 
-async fn stop_stream(bus: &dyn Bus, source: &str, host: &str, stream: &str) {
+async fn stop_stream(bus: &dyn Bus, source: &str, host: &str, user: &str, stream: &str) {
     let env = Envelope::new(source, LogsStreamRef { stream: stream.to_string() });
-    let subject = subjects::agent_cmd(host, AgentVerb::LogsStop);
+    let subject = subjects::logs_request(host, user, LogsVerb::Stop);
     if let Err(err) = bus::publish(bus, &subject, &env).await {
         log::info!("log stop not sent (the agent's keep-alive timeout ends the stream): {err}");
     }

@@ -396,7 +396,7 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
             };
             let repo: Arc<dyn Repository> = match &args.repo_dir {
                 Some(dir) => Arc::new(DirRepository::new(dir).map_err(|e| e.to_string())?),
-                None => Arc::new(ObjectStoreRepository::open(&bus).await.map_err(|e| e.to_string())?),
+                None => Arc::new(ObjectStoreRepository::reader(&bus)),
             };
             let docker = DockerDriver::connect(config, repo).await?;
             log::info!(

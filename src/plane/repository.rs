@@ -23,9 +23,12 @@ pub enum RepoError {
     Other(String),
 }
 
-/// The slot an artifact of `app@version` goes into.
+/// The slot an artifact of `app@version` goes into: `<app>@<version>`. An app name never
+/// holds `@` (nor does a version), so no two apps' versions share a slot; with `-` they
+/// did (`shop`@`web-1` and `shop-web`@`1`), and one app's upload replaced the other's
+/// artifact.
 pub fn slot(app: &str, version: &str) -> String {
-    format!("{app}-{version}")
+    format!("{app}@{version}")
 }
 
 /// Lowercase hex SHA-256.
@@ -56,7 +59,11 @@ pub trait Repository: Send + Sync + 'static {
 
 /// The JetStream Object Store bucket `qd_artifacts`.
 pub struct ObjectStoreRepository {
-    store: async_nats::jetstream::object_store::ObjectStore,
+    js: async_nats::jetstream::Context,
+    /// Whether this client may create the bucket (an uploader: the controller, an
+    /// operator). An agent only reads it: with roles on, the server refuses it the create.
+    creates: bool,
+    store: tokio::sync::OnceCell<async_nats::jetstream::object_store::ObjectStore>,
 }
 
 /// The Object Store bucket artifacts live in.
@@ -64,19 +71,36 @@ pub const BUCKET: &str = "qd_artifacts";
 const SHA_KEY: &str = "sha256";
 
 impl ObjectStoreRepository {
+    /// The bucket, created if it does not exist yet: for the clients that upload.
     pub async fn open(bus: &NatsBus) -> Result<Self, RepoError> {
-        let js = bus.jetstream();
-        let store = match js.get_object_store(BUCKET).await {
-            Ok(s) => s,
-            Err(_) => js
-                .create_object_store(async_nats::jetstream::object_store::Config {
-                    bucket: BUCKET.into(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| RepoError::Other(format!("cannot open bucket {BUCKET}: {e}")))?,
-        };
-        Ok(ObjectStoreRepository { store })
+        let repo = ObjectStoreRepository { js: bus.jetstream(), creates: true, store: Default::default() };
+        repo.store().await?;
+        Ok(repo)
+    }
+
+    /// The bucket for reading only, looked up at its first use: an agent may start before
+    /// anyone created it, and needs it only when a deploy brings an artifact.
+    pub fn reader(bus: &NatsBus) -> Self {
+        ObjectStoreRepository { js: bus.jetstream(), creates: false, store: Default::default() }
+    }
+
+    async fn store(&self) -> Result<&async_nats::jetstream::object_store::ObjectStore, RepoError> {
+        self.store
+            .get_or_try_init(|| async {
+                match self.js.get_object_store(BUCKET).await {
+                    Ok(s) => Ok(s),
+                    Err(_) if self.creates => self
+                        .js
+                        .create_object_store(async_nats::jetstream::object_store::Config {
+                            bucket: BUCKET.into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(|e| RepoError::Other(format!("cannot open bucket {BUCKET}: {e}"))),
+                    Err(e) => Err(RepoError::Other(format!("cannot open bucket {BUCKET}: {e}"))),
+                }
+            })
+            .await
     }
 }
 
@@ -95,7 +119,8 @@ impl Repository for ObjectStoreRepository {
             ..Default::default()
         };
         let size = data.len() as u64;
-        self.store
+        self.store()
+            .await?
             .put(meta, &mut data.as_ref())
             .await
             .map_err(|e| RepoError::Other(format!("upload of {slot} failed: {e}")))?;
@@ -104,7 +129,7 @@ impl Repository for ObjectStoreRepository {
 
     async fn info(&self, slot: &str) -> Result<Option<ArtifactRef>, RepoError> {
         use async_nats::jetstream::object_store::InfoErrorKind;
-        match self.store.info(slot).await {
+        match self.store().await?.info(slot).await {
             Ok(info) => Ok(Some(ArtifactRef {
                 name: slot.to_string(),
                 sha256: info.metadata.get(SHA_KEY).cloned().unwrap_or_default(),
@@ -117,7 +142,7 @@ impl Repository for ObjectStoreRepository {
 
     async fn get(&self, slot: &str) -> Result<Bytes, RepoError> {
         use async_nats::jetstream::object_store::GetErrorKind;
-        let mut object = match self.store.get(slot).await {
+        let mut object = match self.store().await?.get(slot).await {
             Ok(o) => o,
             Err(e) if e.kind() == GetErrorKind::NotFound => return Err(RepoError::NotFound(slot.into())),
             Err(e) => return Err(RepoError::Other(format!("{slot}: {e}"))),
@@ -149,6 +174,12 @@ impl DirRepository {
         }
         Ok(self.dir.join(slot))
     }
+
+    /// A file beside the slot's, `<slot>.<suffix>`: appended, since a slot's version has
+    /// dots, and replacing its last extension gave `site@1.0.0` and `site@1.0.1` one file.
+    fn beside(&self, slot: &str, suffix: &str) -> Result<PathBuf, RepoError> {
+        self.path(&format!("{slot}.{suffix}"))
+    }
 }
 
 #[async_trait]
@@ -158,17 +189,17 @@ impl Repository for DirRepository {
         let sha256 = sha256_hex(&data);
         let io = |e: std::io::Error| RepoError::Other(format!("{}: {e}", path.display()));
         // Write aside, then rename: a reader never sees half an artifact.
-        let tmp = path.with_extension("part");
+        let tmp = self.beside(slot, "part")?;
         tokio::fs::write(&tmp, &data).await.map_err(io)?;
         tokio::fs::rename(&tmp, &path).await.map_err(io)?;
-        tokio::fs::write(path.with_extension("sha256"), &sha256).await.map_err(io)?;
+        tokio::fs::write(self.beside(slot, "sha256")?, &sha256).await.map_err(io)?;
         Ok(ArtifactRef { name: slot.to_string(), sha256, size: data.len() as u64 })
     }
 
     async fn info(&self, slot: &str) -> Result<Option<ArtifactRef>, RepoError> {
         let path = self.path(slot)?;
         let Ok(meta) = tokio::fs::metadata(&path).await else { return Ok(None) };
-        let sha256 = tokio::fs::read_to_string(path.with_extension("sha256")).await.unwrap_or_default();
+        let sha256 = tokio::fs::read_to_string(self.beside(slot, "sha256")?).await.unwrap_or_default();
         Ok(Some(ArtifactRef { name: slot.to_string(), sha256, size: meta.len() }))
     }
 
@@ -227,6 +258,23 @@ mod tests {
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
         assert!(matches!(repo.get("nope").await, Err(RepoError::NotFound(_))));
         assert!(repo.put("../x", Bytes::new()).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_two_apps_versions_share_a_slot() {
+        assert_eq!(slot("shop-web", "1.0"), "shop-web@1.0");
+        assert_ne!(slot("shop", "web-1.0"), slot("shop-web", "1.0"));
+    }
+
+    #[tokio::test]
+    async fn versions_that_differ_after_their_last_dot_keep_their_own_checksums() {
+        let dir = std::env::temp_dir().join(format!("qd-repo-dots-{}", std::process::id()));
+        let repo = DirRepository::new(&dir).unwrap();
+        let a = repo.put(&slot("site", "1.0.0"), Bytes::from_static(b"one")).await.unwrap();
+        let b = repo.put(&slot("site", "1.0.1"), Bytes::from_static(b"two")).await.unwrap();
+        assert_eq!(repo.info(&slot("site", "1.0.0")).await.unwrap(), Some(a));
+        assert_eq!(repo.info(&slot("site", "1.0.1")).await.unwrap(), Some(b));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

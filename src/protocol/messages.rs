@@ -417,10 +417,10 @@ pub struct RouterStatus {
     pub revision: u64,
 }
 
-/// `qd.v1.agent.<host>.cmd.logs`: stream an instance's container logs to `stream`, a
-/// subject under `qd.v1.logs.` owned by one viewer. Answered with `Reply<AgentAck>`; the
-/// lines then arrive as `LogBatch`es on `stream` until the viewer sends `logs_stop` or its
-/// keep-alives stop arriving.
+/// `qd.v1.agent.<host>.logs.<user>.start`: stream an instance's container logs to `stream`,
+/// a subject under `qd.v1.logs.<user>.` owned by one viewer of that user. Answered with
+/// `Reply<AgentAck>`; the lines then arrive as `LogBatch`es on `stream` until the viewer
+/// sends a stop or its keep-alives stop arriving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogsRequest {
     pub instance: String,
@@ -428,14 +428,14 @@ pub struct LogsRequest {
     pub tail: u32,
     /// Keep streaming new lines after the tail.
     pub follow: bool,
-    /// Where the batches go: `qd.v1.logs.<viewer id>`.
+    /// Where the batches go: `qd.v1.logs.<user>.<viewer id>`.
     pub stream: String,
 }
 
 /// The most past lines a logs request may ask for.
 pub const LOGS_TAIL_MAX: u32 = 10_000;
 
-/// `qd.v1.agent.<host>.cmd.logs_stop` and `.logs_keepalive`: about one viewer's stream.
+/// `qd.v1.agent.<host>.logs.<user>.stop` and `.keepalive`: about one of the user's streams.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogsStreamRef {
     pub stream: String,
@@ -458,7 +458,7 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// Published on a viewer's `qd.v1.logs.<viewer id>`: lines in order. `end` is set on the
+/// Published on a viewer's `qd.v1.logs.<user>.<viewer id>`: lines in order. `end` is set on the
 /// last batch of a stream: why it ended (the container stopped, the viewer went quiet).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogBatch {

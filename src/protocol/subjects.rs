@@ -163,23 +163,89 @@ pub fn agent_cmd_all(host: &str) -> String {
     format!("{PREFIX}.agent.{}.cmd.*", token(host))
 }
 
-/// Where log streams go: `qd.v1.logs.<viewer id>`.
+/// Where log streams go: `qd.v1.logs.<user>.<viewer id>`.
 pub const LOGS_PREFIX: &str = "qd.v1.logs.";
 
-/// A viewer's log stream subject.
-pub fn logs_stream(viewer: &str) -> String {
-    format!("{LOGS_PREFIX}{}", token(viewer))
+/// A viewer's log stream subject, under its user's name: with roles on, only that user
+/// may subscribe to it.
+pub fn logs_stream(user: &str, viewer: &str) -> String {
+    format!("{}{}", logs_streams_prefix(user), token(viewer))
 }
 
-/// Whether `subject` is a valid log stream subject: exactly one token, no wildcard, under
-/// `qd.v1.logs.`. An agent publishes nowhere else for a viewer, so a request cannot make
-/// it write into events or commands.
-pub fn is_logs_stream(subject: &str) -> bool {
-    subject.strip_prefix(LOGS_PREFIX).is_some_and(|rest| {
+/// Every stream of `user`: `qd.v1.logs.<user>.`.
+fn logs_streams_prefix(user: &str) -> String {
+    format!("{LOGS_PREFIX}{}.", token(user))
+}
+
+/// The pattern of every stream of `user`, for its permissions.
+pub fn logs_streams_of(user: &str) -> String {
+    format!("{}>", logs_streams_prefix(user))
+}
+
+/// Whether `subject` is a stream of `user`: `qd.v1.logs.<user>.` and exactly one token of
+/// letters, digits, `-` and `_` (at most 64). An agent publishes nowhere else for a viewer,
+/// so a request cannot make it write into events, commands or another user's stream.
+pub fn is_logs_stream_of(user: &str, subject: &str) -> bool {
+    subject.strip_prefix(&logs_streams_prefix(user)).is_some_and(|rest| {
         !rest.is_empty()
             && rest.len() <= 64
             && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     })
+}
+
+/// What a viewer asks an agent about its log streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogsVerb {
+    /// Start streaming an instance's logs to one of the user's streams.
+    Start,
+    /// End one of the user's streams.
+    Stop,
+    /// One of the user's streams is still wanted; without one for
+    /// `LOGS_KEEPALIVE_TIMEOUT_MS` the agent ends it.
+    Keepalive,
+}
+
+impl LogsVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogsVerb::Start => "start",
+            LogsVerb::Stop => "stop",
+            LogsVerb::Keepalive => "keepalive",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [LogsVerb::Start, LogsVerb::Stop, LogsVerb::Keepalive].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// `qd.v1.agent.<host>.logs.<user>.<verb>`: the user sits in the subject, where the server
+/// checks it (with roles on, each user may publish only under its own name).
+pub fn logs_request(host: &str, user: &str, verb: LogsVerb) -> String {
+    format!("{PREFIX}.agent.{}.logs.{}.{}", token(host), token(user), verb.as_str())
+}
+
+/// The pattern of every log request to `host`'s agent.
+pub fn logs_requests_to(host: &str) -> String {
+    format!("{PREFIX}.agent.{}.logs.>", token(host))
+}
+
+/// The pattern of every log request `user` may send, to any host.
+pub fn logs_requests_by(user: &str) -> String {
+    format!("{PREFIX}.agent.*.logs.{}.>", token(user))
+}
+
+/// The user and verb of a log request to `host`, or why the subject is not one.
+pub fn parse_logs_request<'a>(host: &str, subject: &'a str) -> Result<(&'a str, LogsVerb), String> {
+    let head = format!("{PREFIX}.agent.{}.logs.", token(host));
+    let not_one =
+        || format!("{subject} is not a log request (qd.v1.agent.<host>.logs.<user>.<start|stop|keepalive>)");
+    let rest = subject.strip_prefix(&head).ok_or_else(not_one)?;
+    match rest.split_once('.') {
+        Some((user, verb)) if !user.is_empty() && !user.contains(['*', '>']) => {
+            LogsVerb::parse(verb).map(|v| (user, v)).ok_or_else(not_one)
+        }
+        _ => Err(not_one()),
+    }
 }
 
 /// A viewer sends a keep-alive this often while its logs view is open.
@@ -193,13 +259,6 @@ pub enum AgentVerb {
     Deploy,
     Restart,
     Remove,
-    /// Start streaming an instance's logs to a viewer.
-    Logs,
-    /// Stop a viewer's log stream.
-    LogsStop,
-    /// A viewer's log stream is still wanted; without one for `LOGS_KEEPALIVE_TIMEOUT`
-    /// the agent ends the stream.
-    LogsKeepalive,
 }
 
 impl AgentVerb {
@@ -208,9 +267,6 @@ impl AgentVerb {
             AgentVerb::Deploy => "deploy",
             AgentVerb::Restart => "restart",
             AgentVerb::Remove => "remove",
-            AgentVerb::Logs => "logs",
-            AgentVerb::LogsStop => "logs_stop",
-            AgentVerb::LogsKeepalive => "logs_keepalive",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -218,9 +274,6 @@ impl AgentVerb {
             "deploy" => Some(AgentVerb::Deploy),
             "restart" => Some(AgentVerb::Restart),
             "remove" => Some(AgentVerb::Remove),
-            "logs" => Some(AgentVerb::Logs),
-            "logs_stop" => Some(AgentVerb::LogsStop),
-            "logs_keepalive" => Some(AgentVerb::LogsKeepalive),
             _ => None,
         }
     }
@@ -298,16 +351,41 @@ mod tests {
     }
 
     #[test]
-    fn log_streams_stay_under_their_prefix() {
-        assert_eq!(logs_stream("cockpit-1a2b"), "qd.v1.logs.cockpit-1a2b");
-        assert!(is_logs_stream("qd.v1.logs.cockpit-1a2b"));
-        assert!(!is_logs_stream("qd.v1.logs."));
-        assert!(!is_logs_stream("qd.v1.logs.a.b"));
-        assert!(!is_logs_stream("qd.v1.logs.>"));
-        assert!(!is_logs_stream("qd.v1.evt.x._"));
-        for v in [AgentVerb::Logs, AgentVerb::LogsStop, AgentVerb::LogsKeepalive] {
-            assert_eq!(AgentVerb::parse(v.as_str()), Some(v));
+    fn log_streams_stay_under_their_users_prefix() {
+        assert_eq!(logs_stream("alice", "v1a2b"), "qd.v1.logs.alice.v1a2b");
+        assert_eq!(logs_streams_of("alice"), "qd.v1.logs.alice.>");
+        assert!(is_logs_stream_of("alice", "qd.v1.logs.alice.v1a2b"));
+        assert!(!is_logs_stream_of("bob", "qd.v1.logs.alice.v1a2b"), "another user's stream");
+        assert!(!is_logs_stream_of("alice", "qd.v1.logs.alice."));
+        assert!(!is_logs_stream_of("alice", "qd.v1.logs.alice.a.b"));
+        assert!(!is_logs_stream_of("alice", "qd.v1.logs.alice.>"));
+        assert!(!is_logs_stream_of("alice", "qd.v1.logs.alice"));
+        assert!(!is_logs_stream_of("alice", "qd.v1.evt.x._"));
+        assert!(!is_logs_stream_of("alice", &format!("qd.v1.logs.alice.{}", "v".repeat(65))));
+    }
+
+    #[test]
+    fn log_requests_carry_their_user_and_verb() {
+        for v in [LogsVerb::Start, LogsVerb::Stop, LogsVerb::Keepalive] {
+            assert_eq!(LogsVerb::parse(v.as_str()), Some(v));
+            let subject = logs_request("h1", "alice", v);
+            assert_eq!(parse_logs_request("h1", &subject), Ok(("alice", v)));
+            assert!(matches(&logs_requests_to("h1"), &subject));
+            assert!(matches(&logs_requests_by("alice"), &subject));
+            assert!(!matches(&logs_requests_by("bob"), &subject), "{subject}");
         }
-        assert_eq!(agent_cmd("h1", AgentVerb::LogsStop), "qd.v1.agent.h1.cmd.logs_stop");
+        assert_eq!(logs_request("h1", "john.doe", LogsVerb::Stop), "qd.v1.agent.h1.logs.john_doe.stop");
+        for bad in [
+            "qd.v1.agent.h1.logs.alice",
+            "qd.v1.agent.h1.logs.alice.tail",
+            "qd.v1.agent.h1.logs..start",
+            "qd.v1.agent.h1.logs.alice.start.more",
+            "qd.v1.agent.h1.logs.*.start",
+            "qd.v1.agent.h2.logs.alice.start",
+            "qd.v1.agent.h1.cmd.deploy",
+        ] {
+            let err = parse_logs_request("h1", bad).unwrap_err();
+            assert!(err.contains("is not a log request"), "{bad}: {err}");
+        }
     }
 }

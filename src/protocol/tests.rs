@@ -1421,7 +1421,7 @@ fn a_restart_body_is_a_restart_request_plus_an_optional_batch() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Logs (additive: cmd.logs, cmd.logs_stop, cmd.logs_keepalive, qd.v1.logs.<viewer>)
+// Logs (qd.v1.agent.<host>.logs.<user>.start|stop|keepalive, qd.v1.logs.<user>.<viewer>)
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -1430,15 +1430,15 @@ fn logs_messages_round_trip_with_their_documented_shape() {
         instance: "shop-web-0-aaaa".into(),
         tail: 200,
         follow: true,
-        stream: subjects::logs_stream("cockpit-1a2b"),
+        stream: subjects::logs_stream("alice", "v1a2b"),
     };
     let v = round_trip(req);
     assert_eq!(
         v["body"],
-        json!({"instance": "shop-web-0-aaaa", "tail": 200, "follow": true, "stream": "qd.v1.logs.cockpit-1a2b"})
+        json!({"instance": "shop-web-0-aaaa", "tail": 200, "follow": true, "stream": "qd.v1.logs.alice.v1a2b"})
     );
-    let v = round_trip(LogsStreamRef { stream: "qd.v1.logs.x".into() });
-    assert_eq!(v["body"], json!({"stream": "qd.v1.logs.x"}));
+    let v = round_trip(LogsStreamRef { stream: "qd.v1.logs.alice.x".into() });
+    assert_eq!(v["body"], json!({"stream": "qd.v1.logs.alice.x"}));
     let batch = LogBatch {
         instance: "shop-web-0-aaaa".into(),
         seq: 3,

@@ -756,7 +756,7 @@ fn wizard_sent(state: crate::protocol::OperationState) -> App {
             StepState::Done,
             1_000,
             Some(1_004),
-            "slot shop-web-2.0.0",
+            "slot shop-web@2.0.0",
         ),
         step(StepName::Upload, None, StepState::Done, 1_004, Some(1_010), "image tomcat only: no artifact"),
         step(StepName::NewInstanceAndDeployWarRequest, i0, StepState::Done, 1_010, Some(1_050), "on host-01"),

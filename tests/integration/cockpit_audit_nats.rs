@@ -10,7 +10,10 @@ use quarterdeck::backend::{self, Command, ControlCommand, Identity, Update};
 use quarterdeck::protocol::{Operator, RestartBody, RestartRequest};
 use serde_json::Value;
 
-use crate::nats_support::{PlaneConfig, block_on, connect, ctl_json_lines, ctl_ok, plane_or_skip, snapshot};
+use crate::nats_support::{
+    Mode, PlaneConfig, assert_audited_as_harness_user, block_on, connect, ctl_json_lines, ctl_ok,
+    plane_or_skip, snapshot,
+};
 
 fn alice() -> Operator {
     Operator::from_parts("alice", "bastion-1", Some("10.0.0.5 52344 10.0.0.1 22"), Some("ops".into()))
@@ -52,8 +55,24 @@ fn find(lines: &[Value], pred: impl Fn(&Value) -> bool) -> Option<&Value> {
 
 #[test]
 fn cockpit_audit_entries_survive_a_controller_restart_on_nats() {
-    let mut plane =
-        plane_or_skip!("cockpit_audit_entries_survive_a_controller_restart_on_nats", PlaneConfig::default());
+    audit_entries_survive_a_controller_restart(
+        Mode::Open,
+        "cockpit_audit_entries_survive_a_controller_restart_on_nats",
+    );
+}
+
+/// The same with roles on: the cockpit and ctl are the operator alice, the controller (and
+/// the one that replaces it) and the agents each their own user.
+#[test]
+fn cockpit_audit_entries_survive_a_controller_restart_on_nats_with_roles() {
+    audit_entries_survive_a_controller_restart(
+        Mode::Roles,
+        "cockpit_audit_entries_survive_a_controller_restart_on_nats_with_roles",
+    );
+}
+
+fn audit_entries_survive_a_controller_restart(mode: Mode, test: &str) {
+    let mut plane = plane_or_skip!(test, PlaneConfig { mode, ..PlaneConfig::default() });
     plane.deploy("shop-web", "1.0.0", 2);
     let url = plane.url();
 
@@ -107,4 +126,9 @@ fn cockpit_audit_entries_survive_a_controller_restart_on_nats() {
     // The table form says the same, for people.
     let table = ctl_ok(&url, &["audit", "--since", "1h"]);
     assert!(table.contains("alice@bastion-1") && table.contains("restart app shop-web (batch 2)"), "{table}");
+    // The user is the one the controller saw (the server-checked alice with roles on), for
+    // the cockpit's commands and ctl's alike.
+    assert_audited_as_harness_user(&url, mode, "restart", |r| r["batch"] == 2);
+    assert_audited_as_harness_user(&url, mode, "route.weight", |r| r["weight"] == 3);
+    plane.nats.assert_no_violations();
 }

@@ -13,7 +13,7 @@ use quarterdeck::app::{App, Overlay};
 use quarterdeck::backend::{self, BackendHandle, Command, Identity};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::protocol::subjects::{self, AgentVerb};
+use quarterdeck::protocol::subjects::{self, LogsVerb};
 use quarterdeck::protocol::{
     AgentAck, Constraints, DeployRequest, Envelope, InstanceState, LogBatch, LogsRequest, decode,
 };
@@ -22,7 +22,7 @@ use quarterdeck::views::theme::{ColorMode, Theme};
 use crate::support::{fast_sandbox, pump, screen};
 
 /// What the event loop does with the effects, for those with a backend side.
-fn carry(handle: &BackendHandle, effects: Vec<Effect>) {
+pub(crate) fn carry(handle: &BackendHandle, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
             Effect::Logs(start) => handle.commands.send(Command::Logs(start)).expect("backend open"),
@@ -36,7 +36,7 @@ fn lines_of(app: &App) -> usize {
     app.logs.as_ref().map_or(0, |l| l.lines.len())
 }
 
-fn has_line(app: &App, needle: &str) -> bool {
+pub(crate) fn has_line(app: &App, needle: &str) -> bool {
     app.logs.as_ref().is_some_and(|l| l.lines.iter().any(|x| x.text.contains(needle)))
 }
 
@@ -128,8 +128,9 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
     })
     .await;
     let inst = app.replica.fleet.instances.values().next().cloned().expect("an instance");
-    let cmd = subjects::agent_cmd(&inst.host, AgentVerb::Logs);
     let bus: &dyn Bus = sb.bus.as_ref();
+    let user = bus.user();
+    let cmd = subjects::logs_request(&inst.host, &user, LogsVerb::Start);
     let bad =
         LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream: "qd.v1.evt.x._".into() };
     let refused =
@@ -137,7 +138,7 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
             .await;
     assert!(refused.is_err_and(|e| e.to_string().contains("qd.v1.logs.")));
 
-    let stream = subjects::logs_stream("silent-viewer");
+    let stream = subjects::logs_stream(&user, "silent-viewer");
     let mut sub = sb.bus.subscribe(&stream).await.expect("subscribe");
     let req = LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream };
     let started = tokio::time::Instant::now();

@@ -11,12 +11,12 @@ use quarterdeck::app::wizard::{Field, Step};
 use quarterdeck::app::{App, Overlay, Wizard};
 use quarterdeck::backend::upload::RepoSource;
 use quarterdeck::backend::{self, Identity};
-use quarterdeck::bus::{Bus, NatsBus, NatsOptions};
+use quarterdeck::bus::Bus;
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::views::theme::{ColorMode, Theme};
 
-use crate::docker_support::{docker, inspect};
-use crate::nats_support::eventually;
+use crate::docker_support::inspect;
+use crate::nats_support::{Mode, assert_audited_as_harness_user, connect, eventually};
 use crate::stack_support::Stack;
 use crate::support::{carry_out, pump};
 
@@ -29,16 +29,26 @@ fn wizard(app: &App) -> &Wizard {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wizard_deploy_on_nats_and_docker_runs_containers() {
-    let name = "wizard_deploy_on_nats_and_docker_runs_containers";
-    let Some(stack) = tokio::task::block_in_place(|| Stack::start(name)) else { return };
+    wizard_deploy_runs_containers(Mode::Open, "wizard_deploy_on_nats_and_docker_runs_containers").await;
+}
+
+/// The same with roles on: the cockpit is the operator alice, uploading and deploying on a
+/// bus where every process is its own user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wizard_deploy_on_nats_and_docker_runs_containers_with_roles() {
+    wizard_deploy_runs_containers(Mode::Roles, "wizard_deploy_on_nats_and_docker_runs_containers_with_roles")
+        .await;
+}
+
+async fn wizard_deploy_runs_containers(mode: Mode, name: &str) {
+    let Some(stack) = tokio::task::block_in_place(|| Stack::start_two_hosts(name, mode)) else { return };
     // Version 1 from ctl, with its artifact; the wizard then rolls out version 2 with a new
     // artifact file of its own.
     let out = tokio::task::block_in_place(|| stack.deploy("1", "2", "served by version 1", &[]));
     assert!(out.ok(), "{out}");
     let v2 = stack.artifact("site-2-from-the-wizard", "served by the wizard's upload");
 
-    let opts = NatsOptions { url: stack.url(), name: "cockpit/wizard-test".into(), ..NatsOptions::default() };
-    let nats = NatsBus::connect(&opts).await.expect("nats");
+    let nats = connect(&stack.url(), "cockpit/wizard-test").await;
     let identity =
         Identity { repository: Some(RepoSource::ObjectStore(Box::new(nats.clone()))), ..Identity::default() };
     let bus: Arc<dyn Bus> = Arc::new(nats);
@@ -87,22 +97,17 @@ async fn wizard_deploy_on_nats_and_docker_runs_containers() {
     assert_eq!(wizard(&app).finished(&app.replica.fleet), Some(Ok("site@2 x2".into())));
     let upload = wizard(&app).sent.last().and_then(|s| s.upload.clone()).expect("an upload");
     let uploaded = upload.result.expect("ended").expect("uploaded");
-    assert_eq!(uploaded.artifact.name, "site-2", "the slot ALLOCATE_REPOSITORY_REQUEST named");
+    assert_eq!(uploaded.artifact.name, "site@2", "the slot ALLOCATE_REPOSITORY_REQUEST named");
     assert_eq!(app.replica.fleet.apps["site"].run.artifact.as_ref(), Some(&uploaded.artifact));
+    // The cockpit's deploy is on record under the user it acts as: alice, with roles on.
+    tokio::task::block_in_place(|| {
+        assert_audited_as_harness_user(&stack.url(), mode, "deploy", |r| r["version"] == "2")
+    });
 
-    // Two containers of version 2 run on the docker host, and they serve the artifact.
-    let host = stack.host.clone();
+    // Two containers of version 2 run on the docker hosts, and they serve the artifact.
     let running_v2 = tokio::task::block_in_place(|| {
         eventually(Duration::from_secs(20), "two version-2 containers", || {
-            let ids = docker(&[
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=quarterdeck.host={host}"),
-                "--filter",
-                "label=quarterdeck.version=2",
-            ]);
-            let ids: Vec<String> = ids.split_whitespace().map(str::to_string).collect();
+            let ids = stack.containers(&["label=quarterdeck.version=2"]);
             if ids.len() == 2 { Ok(ids) } else { Err(format!("{ids:?}")) }
         })
     });
@@ -113,4 +118,5 @@ async fn wizard_deploy_on_nats_and_docker_runs_containers() {
     let (status, _, body) =
         tokio::task::block_in_place(|| crate::stack_support::get(port, "site.test")).unwrap();
     assert_eq!((status, body.as_str()), (200, "served by the wizard's upload"));
+    stack.nats.assert_no_violations();
 }

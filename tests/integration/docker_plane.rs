@@ -5,11 +5,16 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use quarterdeck::bus::Bus;
+use quarterdeck::protocol::subjects;
 use serde_json::Value;
 
-use crate::docker_support::{docker, inspect, site};
-use crate::nats_support::{ctl, ctl_json_lines, eventually, snapshot};
-use crate::stack_support::{Stack, get};
+use crate::docker_support::{docker, docker_or_skip, inspect, site};
+use crate::nats_support::{
+    Mode, NatsServer, WAIT, assert_audited_as_harness_user, block_on, connect, ctl, ctl_json_lines,
+    eventually, snapshot,
+};
+use crate::stack_support::{Stack, docker_agent_args, get, spawn_agent};
 
 /// GET / from an instance's own endpoint (always 127.0.0.1:port here).
 fn fetch(endpoint: &str) -> Result<String, String> {
@@ -31,21 +36,26 @@ fn instances(url: &str) -> Vec<Value> {
     snapshot(url)["instances"].as_array().cloned().unwrap_or_default()
 }
 
-fn containers(host: &str) -> Vec<String> {
-    docker(&["ps", "-q", "--no-trunc", "--filter", &format!("label=quarterdeck.host={host}")])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
 fn op_of(deploy_output: &str) -> String {
     deploy_output.lines().find_map(|l| l.strip_prefix("operation ")).unwrap_or_default().trim().to_string()
 }
 
 #[test]
 fn docker_deploy_restart_adopt_and_crash() {
-    let name = "docker_deploy_restart_adopt_and_crash";
-    let Some(mut stack) = Stack::start(name) else { return };
+    deploy_restart_adopt_and_crash(Mode::Open, "docker_deploy_restart_adopt_and_crash");
+}
+
+/// The same with roles on: the controller, both agents and the router each their own user,
+/// `ctl` as the operator.
+#[test]
+fn docker_deploy_restart_adopt_and_crash_with_roles() {
+    deploy_restart_adopt_and_crash(Mode::Roles, "docker_deploy_restart_adopt_and_crash_with_roles");
+}
+
+/// Deploy, restart, agent restart (adoption) and a crash the health manager repairs, on two
+/// docker hosts.
+fn deploy_restart_adopt_and_crash(mode: Mode, name: &str) {
+    let Some(mut stack) = Stack::start_two_hosts(name, mode) else { return };
     let url = stack.url();
 
     // First deploy: two labelled containers serving the artifact; every step, in order,
@@ -53,7 +63,7 @@ fn docker_deploy_restart_adopt_and_crash() {
     let out = stack.deploy("1", "2", "hello from v1", &[]);
     assert!(out.ok(), "{out}");
     let op = op_of(&out.stdout);
-    let ids = containers(&stack.host);
+    let ids = stack.containers(&[]);
     assert_eq!(ids.len(), 2, "{ids:?}");
     for id in &ids {
         let labels = inspect(id, "{{json .Config.Labels}}");
@@ -103,6 +113,7 @@ fn docker_deploy_restart_adopt_and_crash() {
     assert!(out.ok(), "{out}");
     let after = inspect(&container, "{{.State.StartedAt}}");
     assert_ne!(before, after, "StartedAt did not change");
+    assert_audited_as_harness_user(&url, mode, "restart", |r| r["instance"] == id.as_str());
 
     // Agent restart (kill -9): the same containers remain, adopted, not duplicated.
     stack.restart_agent();
@@ -116,7 +127,7 @@ fn docker_deploy_restart_adopt_and_crash() {
         }
     });
     std::thread::sleep(Duration::from_secs(1));
-    let mut again = containers(&stack.host);
+    let mut again = stack.containers(&[]);
     let mut first = ids.clone();
     again.sort();
     first.sort();
@@ -132,6 +143,31 @@ fn docker_deploy_restart_adopt_and_crash() {
         if crashed && running { Ok(()) } else { Err(format!("crashed={crashed} running={running}")) }
     });
     assert_eq!(fetch(victim["endpoint"].as_str().unwrap()).unwrap(), "hello from v1");
+    stack.nats.assert_no_violations();
+}
+
+/// With roles on, only the bucket's writers (controller, operators) may create the artifact
+/// bucket. A docker agent that starts first, on a fresh bus, must still run: it looks the
+/// bucket up when a deploy needs it. It used to create it at its start, was refused
+/// (`Publish Violation - Subject "$JS.API.STREAM.CREATE.OBJ_qd_artifacts"`) and exited.
+#[test]
+fn docker_agent_with_roles_starts_before_anyone_made_the_artifact_bucket() {
+    let name = "docker_agent_with_roles_starts_before_anyone_made_the_artifact_bucket";
+    if !docker_or_skip(name) {
+        return;
+    }
+    let host = format!("rb{}", std::process::id() % 100_000);
+    let Some(nats) = NatsServer::start_mode(name, Mode::Roles, &[&host]) else { return };
+    let mut agent =
+        spawn_agent(&nats, &host, &docker_agent_args(&host, "az1", &nats.dir().join("agent-data")));
+    block_on(async {
+        let bus = connect(&nats.url(), "test/heartbeats").await;
+        let mut sub = bus.subscribe(&subjects::heartbeat(&host)).await.expect("subscribe to its heartbeat");
+        let beat = tokio::time::timeout(WAIT, sub.next()).await;
+        assert!(matches!(beat, Ok(Some(_))), "no heartbeat from {host} within {WAIT:?}");
+    });
+    assert!(agent.running(), "the agent exited: {}", agent.stderr_text());
+    nats.assert_no_violations();
 }
 
 #[test]
@@ -178,12 +214,13 @@ fn docker_rolling_update_health_failure_checksum_and_bad_input() {
         let router = stack.router.as_ref().map(|r| r.stderr_text()).unwrap_or_default();
         panic!("{served} served, failures: {failures:?}\n{events}\n{router}");
     }
-    let v2: Vec<_> = containers(&stack.host)
+    let v2: Vec<_> = stack
+        .containers(&[])
         .into_iter()
         .filter(|c| inspect(c, "{{index .Config.Labels \"quarterdeck.version\"}}") == "2")
         .collect();
     assert_eq!(v2.len(), 2);
-    assert_eq!(containers(&stack.host).len(), 2, "old containers left behind");
+    assert_eq!(stack.containers(&[]).len(), 2, "old containers left behind");
 
     // Health failure: v3 has no index.html, so its health check fails; the roll stops, v2
     // keeps serving and is the desired version again.
@@ -210,7 +247,7 @@ fn docker_rolling_update_health_failure_checksum_and_bad_input() {
         let js = async_nats::jetstream::new(client);
         let store = js.get_object_store("qd_artifacts").await.unwrap();
         let meta = async_nats::jetstream::object_store::ObjectMetadata {
-            name: "site-4".into(),
+            name: quarterdeck::plane::repository::slot("site", "4"),
             metadata: std::collections::HashMap::from([("sha256".to_string(), sha.clone())]),
             ..Default::default()
         };
@@ -233,7 +270,7 @@ fn docker_rolling_update_health_failure_checksum_and_bad_input() {
     );
     assert!(!out.ok(), "{out}");
     assert!(out.stdout.contains("checksum mismatch") || out.stderr.contains("checksum"), "{out}");
-    assert_eq!(containers(&stack.host).len(), 2, "a container was left behind");
+    assert_eq!(stack.containers(&[]).len(), 2, "a container was left behind");
 
     // Bad input: an unknown image fails clearly and leaves no container; a bad memory
     // value is refused before anything is sent.
@@ -254,7 +291,7 @@ fn docker_rolling_update_health_failure_checksum_and_bad_input() {
     );
     assert!(!out.ok(), "{out}");
     assert!(out.stdout.contains("not found") || out.stderr.contains("not found"), "{out}");
-    assert_eq!(containers(&stack.host).len(), 2, "a container of the unknown image was left");
+    assert_eq!(stack.containers(&[]).len(), 2, "a container of the unknown image was left");
     let out = ctl(&url, &["deploy", "--app", "ghost", "--version", "1", "--memory", "lots"]);
     assert!(!out.ok() && out.stderr.contains("not a memory size"), "{out}");
     let out = ctl(&url, &["deploy", "--app", "ghost", "--version", "1", "--port", "0"]);

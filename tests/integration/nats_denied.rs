@@ -1,7 +1,7 @@
 //! Permission errors are reported as such (issue 15): what nats-server refuses a user fails
 //! at once with `permission denied on SUBJECT for user NAME`, not with a timeout, and a
-//! cockpit logged in as a viewer turns read-only by itself. On a real nats-server with the
-//! roles `quarterdeck auth init` writes (the plane of nats_roles.rs).
+//! cockpit logged in as a viewer turns read-only by itself. On the harness's plane with
+//! roles on (`Mode::Roles`: the users `quarterdeck auth init` writes).
 
 use std::time::Duration;
 
@@ -15,8 +15,19 @@ use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::subjects::{self, CtlVerb, RouteVerb};
 use quarterdeck::views::theme::{ColorMode, Theme};
 
-use crate::nats_roles::{RolePlane, ctl_as, operator_deploys};
+use crate::nats_support::{Mode, Plane, PlaneConfig, connect_as, ctl_as, deploy_args};
 use crate::support::{carry_out, pump, screen};
+
+/// The plane (controller c1, agents h1 and h2) with roles on; the viewer is carol.
+fn role_plane(test: &str) -> Option<Plane> {
+    Plane::start(test, PlaneConfig { mode: Mode::Roles, ..PlaneConfig::default() })
+}
+
+/// The operator deploys `app`, and the plane answers.
+fn operator_deploys(plane: &Plane, app: &str) {
+    let out = ctl_as(&plane.nats, "operator/alice", &deploy_args(app, "1.0.0", "1"));
+    assert!(out.ok(), "the operator's deploy: {out}");
+}
 
 /// Longer than any test waits: an answer that came from this timeout would be the old
 /// behaviour, and the words below would not match it.
@@ -27,12 +38,12 @@ const LONG: Duration = Duration::from_secs(600);
 #[test]
 fn nats_denied_a_viewers_ctl_deploy_says_permission_denied() {
     let test = "nats_denied_a_viewers_ctl_deploy_says_permission_denied";
-    let Some(plane) = RolePlane::start(test) else { return };
-    let mut args = crate::nats_support::deploy_args("sneaky", "1.0.0", "1");
+    let Some(plane) = role_plane(test) else { return };
+    let mut args = deploy_args("sneaky", "1.0.0", "1");
     args.extend(["--timeout", "600s"]);
-    let out = ctl_as(&plane.nats.url(), &plane.seed("viewer/carol"), &args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the viewer's deploy succeeded: {stderr}");
+    let out = ctl_as(&plane.nats, "viewer/carol", &args);
+    let stderr = &out.stderr;
+    assert!(!out.ok(), "the viewer's deploy succeeded: {out}");
     // ctl's error, its last line (the log line before it says the same).
     let said = stderr.lines().rfind(|l| l.starts_with("quarterdeck: ")).unwrap_or_default();
     let subject = subjects::command("carol", CtlVerb::Deploy);
@@ -45,9 +56,9 @@ fn nats_denied_a_viewers_ctl_deploy_says_permission_denied() {
 #[test]
 fn nats_denied_a_viewers_request_and_subscription_fail_as_denied() {
     let test = "nats_denied_a_viewers_request_and_subscription_fail_as_denied";
-    let Some(plane) = RolePlane::start(test) else { return };
+    let Some(plane) = role_plane(test) else { return };
     crate::nats_support::block_on(async {
-        let carol = plane.client("viewer/carol").await;
+        let carol = connect_as(&plane.nats, "viewer/carol").await;
         let restart = subjects::command("carol", CtlVerb::Restart);
         let got = carol.request(&restart, Bytes::from_static(b"{}"), LONG).await;
         let want = BusError::PermissionDenied { subject: restart.clone(), user: "carol".into() };
@@ -75,10 +86,10 @@ fn nats_denied_a_viewers_request_and_subscription_fail_as_denied() {
 #[test]
 fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
     let test = "nats_denied_a_viewers_cockpit_turns_read_only_when_refused";
-    let Some(plane) = RolePlane::start(test) else { return };
+    let Some(plane) = role_plane(test) else { return };
     operator_deploys(&plane, "web");
     crate::nats_support::block_on(async {
-        let carol = std::sync::Arc::new(plane.client("viewer/carol").await);
+        let carol = std::sync::Arc::new(connect_as(&plane.nats, "viewer/carol").await);
         // Without the `whoami` probe (as when no controller answered it): the refusal of a
         // command is what the cockpit learns from.
         let options = backend::ClientOptions { probe: false, ..backend::ClientOptions::default() };
@@ -121,9 +132,9 @@ fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
 #[test]
 fn nats_denied_a_viewers_cockpit_is_read_only_from_the_start() {
     let test = "nats_denied_a_viewers_cockpit_is_read_only_from_the_start";
-    let Some(plane) = RolePlane::start(test) else { return };
+    let Some(plane) = role_plane(test) else { return };
     crate::nats_support::block_on(async {
-        let carol = std::sync::Arc::new(plane.client("viewer/carol").await);
+        let carol = std::sync::Arc::new(connect_as(&plane.nats, "viewer/carol").await);
         let mut handle =
             backend::spawn_cockpit(carol, "cockpit/carol@test".into(), backend::Identity::default());
         let mut app =
@@ -144,7 +155,7 @@ fn nats_denied_a_viewers_cockpit_is_read_only_from_the_start() {
             "{shown}"
         );
 
-        let alice = std::sync::Arc::new(plane.client("operator/alice").await);
+        let alice = std::sync::Arc::new(connect_as(&plane.nats, "operator/alice").await);
         let mut handle =
             backend::spawn_cockpit(alice, "cockpit/alice@test".into(), backend::Identity::default());
         let deadline = tokio::time::Instant::now() + crate::nats_support::WAIT;

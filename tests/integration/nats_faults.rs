@@ -14,7 +14,10 @@ const LEASE_TTL: &str = "2s";
 
 fn config() -> PlaneConfig {
     // Hosts are never judged lost here: the subject is the controller.
-    PlaneConfig { controller: vec!["--lease-ttl", LEASE_TTL, "--stale-after", "5", "--lost-after", "100"] }
+    PlaneConfig {
+        controller: vec!["--lease-ttl", LEASE_TTL, "--stale-after", "5", "--lost-after", "100"],
+        ..PlaneConfig::default()
+    }
 }
 
 /// A backend of `app` from a snapshot, for a command that changes little (a weight).

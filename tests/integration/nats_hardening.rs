@@ -18,8 +18,13 @@ use crate::nats_support::{
 #[test]
 fn nats_a_heartbeat_that_names_another_host_than_its_subject_is_rejected() {
     let test = "nats_a_heartbeat_that_names_another_host_than_its_subject_is_rejected";
-    let mut plane =
-        plane_or_skip!(test, PlaneConfig { controller: vec!["--stale-after", "3", "--lost-after", "100"] });
+    let mut plane = plane_or_skip!(
+        test,
+        PlaneConfig {
+            controller: vec!["--stale-after", "3", "--lost-after", "100"],
+            ..PlaneConfig::default()
+        }
+    );
     let url = plane.url();
     // h2 dies: from now on only forged heartbeats speak for it.
     plane.agents[1].kill9();

@@ -8,9 +8,9 @@ use quarterdeck::protocol::{Event, EventKind, HistoryRequest, subjects};
 use serde_json::Value;
 
 use crate::nats_support::{
-    Plane, PlaneConfig, Proc, WAIT, agent_reports, block_on, check, connect, ctl, ctl_json, ctl_json_lines,
-    deploy_args, eventually, host_state, instance_states, instances_of, list, plane_or_skip, revision,
-    running_count, str_of, try_snapshot, without_metrics,
+    Mode, Plane, PlaneConfig, Proc, WAIT, agent_reports, block_on, check, connect, ctl, ctl_json,
+    ctl_json_lines, deploy_args, eventually, host_state, instance_states, instances_of, list, plane_or_skip,
+    revision, running_count, str_of, try_snapshot, without_metrics,
 };
 
 /// Every step of the original deploy flow, as `ctl deploy --wait` prints them.
@@ -160,9 +160,21 @@ fn nats_controller_kill9_and_restart_loses_nothing() {
 
 #[test]
 fn nats_standby_controller_takes_over_after_kill9() {
-    let config =
-        PlaneConfig { controller: vec!["--lease-ttl", "2s", "--stale-after", "5", "--lost-after", "100"] };
-    let mut plane = plane_or_skip!("nats_standby_controller_takes_over_after_kill9", config.clone());
+    standby_takes_over_after_kill9(Mode::Open, "nats_standby_controller_takes_over_after_kill9");
+}
+
+/// The same with roles on: c1 and the standby c2 are each their own controller user.
+#[test]
+fn nats_standby_controller_takes_over_after_kill9_with_roles() {
+    standby_takes_over_after_kill9(Mode::Roles, "nats_standby_controller_takes_over_after_kill9_with_roles");
+}
+
+fn standby_takes_over_after_kill9(mode: Mode, test: &str) {
+    let config = PlaneConfig {
+        controller: vec!["--lease-ttl", "2s", "--stale-after", "5", "--lost-after", "100"],
+        mode,
+    };
+    let mut plane = plane_or_skip!(test, config.clone());
     plane.deploy("shop-web", "1.0.0", 2);
     let before = wait_running(&plane, "shop-web", 2);
 
@@ -192,12 +204,16 @@ fn nats_standby_controller_takes_over_after_kill9() {
     let scaled = ctl(&plane.url(), &deploy_args("shop-web", "1.0.0", "3"));
     assert!(scaled.ok(), "deploy through the new leader: {scaled}");
     wait_running(&plane, "shop-web", 3);
+    plane.nats.assert_no_violations();
 }
 
 #[test]
 fn nats_lost_agent_instances_are_placed_on_the_other_host() {
     // Defaults scaled to the 300 ms heartbeat: stale after 3 missed periods, lost after 10.
-    let config = PlaneConfig { controller: vec!["--stale-after", "3", "--lost-after", "10"] };
+    let config = PlaneConfig {
+        controller: vec!["--stale-after", "3", "--lost-after", "10"],
+        ..PlaneConfig::default()
+    };
     let mut plane = plane_or_skip!("nats_lost_agent_instances_are_placed_on_the_other_host", config);
     plane.deploy("shop-web", "1.0.0", 3);
     let before = wait_running(&plane, "shop-web", 3);
@@ -369,7 +385,10 @@ fn nats_same_deploy_command_id_gives_one_operation() {
 #[test]
 fn nats_bus_outage_longer_than_lost_after_prunes_nothing() {
     // Lost after 12 missed 300 ms periods (3.6 s); the bus stays down longer than that.
-    let config = PlaneConfig { controller: vec!["--stale-after", "3", "--lost-after", "12"] };
+    let config = PlaneConfig {
+        controller: vec!["--stale-after", "3", "--lost-after", "12"],
+        ..PlaneConfig::default()
+    };
     let mut plane = plane_or_skip!("nats_bus_outage_longer_than_lost_after_prunes_nothing", config);
     plane.deploy("shop-web", "1.0.0", 3);
     let before = wait_running(&plane, "shop-web", 3);

@@ -133,6 +133,8 @@ pub struct NatsServer {
     /// Lines of a config file given with `-c`, for settings that have no flag
     /// (`max_payload`); the flags still set listen address, port and JetStream store.
     config: Option<String>,
+    /// In `Mode::Roles`, the directory `quarterdeck auth init` wrote the users to.
+    auth: Option<PathBuf>,
 }
 
 impl NatsServer {
@@ -144,6 +146,16 @@ impl NatsServer {
     /// Like `start`, with `config` (nats-server config lines, e.g. `max_payload: 65536`)
     /// in a config file.
     pub fn start_with_config(test: &str, config: Option<&str>) -> Option<NatsServer> {
+        Self::start_full(test, config, Mode::Open, &[])
+    }
+
+    /// A server in `mode`; in `Mode::Roles` its users are the test's (`Users`), with an
+    /// agent user for each of `hosts`.
+    pub fn start_mode(test: &str, mode: Mode, hosts: &[&str]) -> Option<NatsServer> {
+        Self::start_full(test, None, mode, hosts)
+    }
+
+    fn start_full(test: &str, config: Option<&str>, mode: Mode, hosts: &[&str]) -> Option<NatsServer> {
         let bin = nats_server_bin(test)?;
         let mut server = NatsServer {
             bin,
@@ -153,14 +165,29 @@ impl NatsServer {
             starts: 0,
             test: test.to_string(),
             config: config.map(str::to_string),
+            auth: None,
         };
+        if mode == Mode::Roles {
+            let auth = server.dir.join("auth");
+            let block = auth_init(&auth, hosts);
+            // nats-server resolves `include` relative to its config file, which the harness
+            // writes in the server's own directory: the block goes in as it is.
+            server.config = Some(format!("{}\n{block}", server.config.take().unwrap_or_default()));
+            server.auth = Some(auth);
+        }
         // The port is free when picked but may be taken before the server binds it; pick
         // another then.
         let mut errors = Vec::new();
         for _ in 0..5 {
             server.port = free_port();
             match server.launch() {
-                Ok(()) => return Some(server),
+                Ok(()) => {
+                    if server.auth.is_some() {
+                        let seed = server.seed(&format!("operator/{}", Users::OPERATOR_NAME)).expect("roles");
+                        lock(&OPERATOR_SEEDS).insert(server.url(), seed);
+                    }
+                    return Some(server);
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -219,6 +246,36 @@ impl NatsServer {
     /// The temporary directory: JetStream store and every log of the test.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The seed file of `who` (`role/name`, e.g. `agent/h1`) in `Mode::Roles`; `None` on
+    /// an open server, where every client is anonymous.
+    pub fn seed(&self, who: &str) -> Option<PathBuf> {
+        self.auth.as_ref().map(|auth| auth.join(format!("{who}.nk")))
+    }
+
+    /// Whether the server logged a permissions violation of `kind` (`Publish`,
+    /// `Subscription`) on `subject`.
+    pub fn violation(&self, kind: &str, subject: &str) -> Result<(), String> {
+        let wanted = format!("{kind} Violation - Subject \"{subject}\"");
+        check(self.log().contains(&wanted), || format!("no {wanted:?} in the server's log"))
+    }
+
+    /// Every permissions violation the server logged, one line each.
+    pub fn violations(&self) -> Vec<String> {
+        self.log().lines().filter(|l| l.contains("Violation")).map(str::to_string).collect()
+    }
+
+    /// Fails if the server refused anything: with roles on, every process of a working
+    /// plane has each permission it uses.
+    pub fn assert_no_violations(&self) {
+        let refused = self.violations();
+        assert!(refused.is_empty(), "the server refused:\n{}", refused.join("\n"));
+    }
+
+    /// The server's log, over all its starts.
+    pub fn log(&self) -> String {
+        (1..=self.starts).map(|n| read_lossy(&self.dir.join(format!("nats-server.{n}.log")))).collect()
     }
 
     /// Stops the server with SIGTERM and waits for it to exit.
@@ -290,12 +347,81 @@ impl Drop for NatsServer {
         if std::thread::panicking() {
             self.dump_logs();
         }
+        lock(&OPERATOR_SEEDS).remove(&self.url());
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Roles: the harness with every process its own NKey user
+
+/// How the bus is run. `Open`: anyone may do anything (the sandbox, a dev server).
+/// `Roles`: the server takes its users from `quarterdeck auth init` (issue 15), and every
+/// process of the harness logs in as its own user; the harness's `ctl` and library clients
+/// act as the operator `Users::OPERATOR_NAME`. A test body written against the harness runs
+/// unchanged in either mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Open,
+    Roles,
+}
+
+/// The users of a server in `Mode::Roles`, besides an agent per host the test names.
+pub struct Users;
+
+impl Users {
+    /// Controllers: the plane's `c1` and a standby.
+    pub const CONTROLLERS: &'static str = "c1,c2";
+    pub const ROUTERS: &'static str = "r1";
+    /// Whom the harness's `ctl` and library clients act as: the operator's user name, as
+    /// the controller records it (its seed file is `operator/alice.nk`).
+    pub const OPERATOR_NAME: &'static str = "alice";
+    pub const OPERATORS: &'static str = "alice,bob";
+    pub const VIEWERS: &'static str = "carol";
+}
+
+/// The operator seed of each server running in `Mode::Roles`, by its URL (unique: each
+/// server has its own port). `ctl` and `connect` take only a URL, as every test calls
+/// them; this is how they know whom to act as.
+static OPERATOR_SEEDS: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The seed the harness's clients of the server at `url` log in with, if it runs roles.
+pub fn operator_seed(url: &str) -> Option<PathBuf> {
+    lock(&OPERATOR_SEEDS).get(url).cloned()
+}
+
+/// A process of the binary logs in with `seed`, or as nobody (whatever the test's own
+/// environment holds).
+fn login(command: &mut Command, seed: Option<PathBuf>) -> &mut Command {
+    match seed {
+        Some(seed) => command.env("NATS_NKEY", seed),
+        None => command.env_remove("NATS_NKEY"),
+    }
+}
+
+/// Runs `quarterdeck auth init` into `dir` for the harness's users and an agent per host;
+/// returns the `authorization` block it wrote.
+fn auth_init(dir: &Path, hosts: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["auth", "init", "--dir"])
+        .arg(dir)
+        .args(["--controllers", Users::CONTROLLERS, "--routers", Users::ROUTERS])
+        .args(["--operators", Users::OPERATORS, "--viewers", Users::VIEWERS])
+        .args(["--hosts", &hosts.join(",")])
+        .output()
+        .expect("quarterdeck auth init");
+    assert!(out.status.success(), "auth init: {}", String::from_utf8_lossy(&out.stderr));
+    let conf = dir.join("nats-auth.conf");
+    fs::read_to_string(&conf).unwrap_or_else(|e| panic!("{}: {e}", conf.display()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -310,14 +436,24 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Runs `quarterdeck ARGS` with `NATS_URL` pointing at the server.
+    /// Runs `quarterdeck ARGS` with `NATS_URL` pointing at the server, as nobody: on a
+    /// server with roles the server refuses it.
     pub fn spawn(nats: &NatsServer, name: &str, args: &[&str]) -> Proc {
+        Proc::spawn_env(nats, name, None, args)
+    }
+
+    /// `spawn`, logged in as `who` (`role/name`) when the server runs roles.
+    pub fn spawn_as(nats: &NatsServer, name: &str, who: &str, args: &[&str]) -> Proc {
+        Proc::spawn_env(nats, name, nats.seed(who), args)
+    }
+
+    fn spawn_env(nats: &NatsServer, name: &str, seed: Option<PathBuf>, args: &[&str]) -> Proc {
         let n = unique();
         let stdout = nats.dir().join(format!("{name}.{n}.stdout.log"));
         let stderr = nats.dir().join(format!("{name}.{n}.stderr.log"));
         let out = fs::File::create(&stdout).expect("stdout log");
         let err = fs::File::create(&stderr).expect("stderr log");
-        let child = Command::new(BIN)
+        let child = login(&mut Command::new(BIN), seed)
             .args(args)
             .env("NATS_URL", nats.url())
             .env("QUARTERDECK_LOG", "info")
@@ -333,12 +469,7 @@ impl Proc {
     pub fn controller(nats: &NatsServer, id: &str, extra: &[&str]) -> Proc {
         let mut args = vec!["controller", "--id", id, "--heartbeat", HEARTBEAT];
         args.extend_from_slice(extra);
-        Proc::spawn(nats, &format!("controller-{id}"), &args)
-    }
-
-    /// `controller` logged in with an NKey seed file.
-    pub fn controller_with_nkey(nats: &NatsServer, id: &str, seed: &str) -> Proc {
-        Proc::controller(nats, id, &["--nkey", seed])
+        Proc::spawn_as(nats, &format!("controller-{id}"), &format!("controller/{id}"), &args)
     }
 
     /// A sim agent with a fast heartbeat and fast container lifecycles.
@@ -366,7 +497,7 @@ impl Proc {
             "0",
         ];
         args.extend_from_slice(extra);
-        Proc::spawn(nats, &format!("agent-{host}"), &args)
+        Proc::spawn_as(nats, &format!("agent-{host}"), &format!("agent/{host}"), &args)
     }
 
     /// The process id, while it runs.
@@ -441,9 +572,19 @@ impl std::fmt::Display for CtlOut {
 }
 
 /// Runs `quarterdeck ctl ARGS` against `url` and returns its exit status and output. A
-/// `ctl` that hangs is killed after two minutes (its own timeouts are shorter).
+/// `ctl` that hangs is killed after two minutes (its own timeouts are shorter). On a server
+/// with roles it acts as the harness's operator.
 pub fn ctl(url: &str, args: &[&str]) -> CtlOut {
-    let mut child = Command::new(BIN)
+    ctl_with_seed(url, operator_seed(url), args)
+}
+
+/// `ctl` as `who` (`role/name`) on `nats`, for a test of what another user may do.
+pub fn ctl_as(nats: &NatsServer, who: &str, args: &[&str]) -> CtlOut {
+    ctl_with_seed(&nats.url(), nats.seed(who), args)
+}
+
+fn ctl_with_seed(url: &str, seed: Option<PathBuf>, args: &[&str]) -> CtlOut {
+    let mut child = login(&mut Command::new(BIN), seed)
         .arg("ctl")
         .args(args)
         .env("NATS_URL", url)
@@ -520,6 +661,22 @@ pub async fn ctl_ok_async(url: &str, args: &[&str]) -> String {
     let out = ctl_async(url, args).await;
     assert!(out.ok(), "ctl {args:?} failed: {out}");
     out.stdout
+}
+
+/// Fails unless the audit trail holds a `verb` command whose request `matches`, recorded
+/// under the user the harness's clients act as (`ctl whoami`): with roles on, the operator
+/// the server checked.
+pub fn assert_audited_as_harness_user(url: &str, mode: Mode, verb: &str, matches: impl Fn(&Value) -> bool) {
+    let me = ctl_json(url, &["whoami"]);
+    let user = me["user"].as_str().unwrap_or_else(|| panic!("whoami: {me}")).to_string();
+    if mode == Mode::Roles {
+        assert_eq!(user, Users::OPERATOR_NAME, "who the controller sees with roles on");
+    }
+    let audit = ctl_json_lines(url, &["audit", "--since", "1h"]);
+    assert!(
+        audit.iter().any(|r| r["verb"] == verb && r["by"] == user.as_str() && matches(&r["request"])),
+        "no {verb} by {user} in the audit: {audit:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -658,11 +815,13 @@ pub struct PlaneConfig {
     /// Extra controller flags. The default keeps hosts from going lost on a loaded machine
     /// (the heartbeat is 300 ms); tests of liveness set their own thresholds.
     pub controller: Vec<&'static str>,
+    /// Open, or every process its own user.
+    pub mode: Mode,
 }
 
 impl Default for PlaneConfig {
     fn default() -> Self {
-        PlaneConfig { controller: vec!["--stale-after", "5", "--lost-after", "100"] }
+        PlaneConfig { controller: vec!["--stale-after", "5", "--lost-after", "100"], mode: Mode::Open }
     }
 }
 
@@ -681,7 +840,8 @@ pub struct Plane {
 
 impl Plane {
     pub fn start(test: &str, config: PlaneConfig) -> Option<Plane> {
-        let nats = NatsServer::start(test)?;
+        let hosts: Vec<&str> = HOSTS.iter().map(|(h, _, _)| *h).collect();
+        let nats = NatsServer::start_mode(test, config.mode, &hosts)?;
         let controller = Proc::controller(&nats, "c1", &config.controller);
         let agents = HOSTS.iter().map(|(h, az, ip)| Proc::agent(&nats, h, az, ip)).collect();
         let plane = Plane { agents, controller, config, nats };
@@ -753,9 +913,19 @@ pub fn deploy_args<'a>(app: &'a str, version: &'a str, instances: &'a str) -> Ve
 // ---------------------------------------------------------------------------------------
 // Library clients
 
-/// A NATS client of the library, connected (it waits for the server if needed).
+/// A NATS client of the library, connected (it waits for the server if needed). On a
+/// server with roles it logs in as the harness's operator.
 pub async fn connect(url: &str, name: &str) -> NatsBus {
-    let opts = NatsOptions { url: url.to_string(), name: name.to_string(), ..NatsOptions::default() };
+    connect_with_seed(url, operator_seed(url), name).await
+}
+
+/// A library client logged in as `who` (`role/name`) on `nats`.
+pub async fn connect_as(nats: &NatsServer, who: &str) -> NatsBus {
+    connect_with_seed(&nats.url(), nats.seed(who), &format!("test/{who}")).await
+}
+
+async fn connect_with_seed(url: &str, nkey: Option<PathBuf>, name: &str) -> NatsBus {
+    let opts = NatsOptions { url: url.to_string(), name: name.to_string(), nkey, ..NatsOptions::default() };
     let bus = NatsBus::connect(&opts).await.expect("NatsBus::connect");
     let mut conn = bus.connection();
     tokio::time::timeout(WAIT, conn.wait_for(Connection::is_connected))

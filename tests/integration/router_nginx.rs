@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::docker_support::docker;
-use crate::nats_support::{Proc, ctl, ctl_ok, eventually, snapshot};
+use crate::nats_support::{Mode, Proc, ctl, ctl_ok, eventually, snapshot};
 use crate::stack_support::{NginxGuard, Stack, free_port, get, nginx_bin};
 
 fn routes(url: &str) -> Vec<(String, String)> {
@@ -28,8 +28,20 @@ fn routes(url: &str) -> Vec<(String, String)> {
 
 #[test]
 fn router_serves_deploys_routes_and_rolls_without_failures() {
-    let name = "router_serves_deploys_routes_and_rolls_without_failures";
-    let Some(stack) = Stack::start(name) else { return };
+    serves_deploys_routes_and_rolls(Mode::Open, "router_serves_deploys_routes_and_rolls_without_failures");
+}
+
+/// The same with roles on: the controller, both agents and the router each their own user,
+/// `ctl` as the operator.
+#[test]
+fn router_serves_deploys_routes_and_rolls_with_roles() {
+    serves_deploys_routes_and_rolls(Mode::Roles, "router_serves_deploys_routes_and_rolls_with_roles");
+}
+
+/// Deploy, route disable/enable/weight/remove/add and a rolling update, through nginx, on
+/// two docker hosts.
+fn serves_deploys_routes_and_rolls(mode: Mode, name: &str) {
+    let Some(stack) = Stack::start_two_hosts(name, mode) else { return };
     let url = stack.url();
 
     // Deploy: 2 instances with --domain; both routes exist and both backends serve.
@@ -73,6 +85,31 @@ fn router_serves_deploys_routes_and_rolls_without_failures() {
     });
     ctl_ok(&url, &["route", "enable", "--app", "site", "--backend", &backends[1]]);
 
+    // Weight, remove and add: each reaches nginx.conf, and the remaining backend serves.
+    let conf = || std::fs::read_to_string(stack.router_dir.join("nginx.conf")).map_err(|e| e.to_string());
+    ctl_ok(&url, &["route", "weight", "--app", "site", "--backend", &backends[0], "--weight", "3"]);
+    let weighted = format!("server {} weight=3 ", backends[0]);
+    eventually(Duration::from_secs(10), "the weight in nginx.conf", || {
+        let c = conf()?;
+        if c.contains(&weighted) { Ok(()) } else { Err(c) }
+    });
+    ctl_ok(&url, &["route", "remove", "--app", "site", "--backend", &backends[1]]);
+    eventually(Duration::from_secs(10), "the removed backend is out and the other serves", || {
+        let c = conf()?;
+        let (s, b, _) = get(stack.port, "site.test")?;
+        if !c.contains(&backends[1]) && s == 200 && b == backends[0] {
+            Ok(())
+        } else {
+            Err(format!("{s} {b}\n{c}"))
+        }
+    });
+    ctl_ok(&url, &["route", "add", "--app", "site", "--backend", &backends[1], "--weight", "2"]);
+    let added = format!("server {} weight=2 ", backends[1]);
+    eventually(Duration::from_secs(10), "the added backend in nginx.conf", || {
+        let c = conf()?;
+        if c.contains(&added) { Ok(()) } else { Err(c) }
+    });
+
     // Rolling update to v2 while a loop of requests runs: no failure, then only v2.
     let port = stack.port;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -105,6 +142,7 @@ fn router_serves_deploys_routes_and_rolls_without_failures() {
     let conf = std::fs::read_to_string(stack.router_dir.join("nginx.conf")).unwrap();
     assert_eq!(conf.matches("        server 127.0.0.1:").count(), 2, "{conf}");
     assert!(stack.router_generation() > 0);
+    stack.nats.assert_no_violations();
 }
 
 #[test]

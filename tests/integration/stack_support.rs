@@ -1,5 +1,6 @@
-//! A whole plane on real services for end-to-end tests: nats-server, a controller, one
-//! docker agent publishing on 127.0.0.1, and a router running nginx. Everything it started
+//! A whole plane on real services for end-to-end tests: nats-server, a controller, docker
+//! agents (one by default; each its own host on the one dockerd) publishing on 127.0.0.1,
+//! and a router running nginx. In `Mode::Roles` every process is its own NKey user. Everything it started
 //! (containers by host label, nginx by pid file, directories) goes on drop.
 
 use std::io::{Read, Write};
@@ -8,19 +9,50 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::docker_support::{docker, docker_or_skip, site};
-use crate::nats_support::{CtlOut, NatsServer, Proc, ctl, eventually, try_snapshot};
+use crate::nats_support::{CtlOut, Mode, NatsServer, Proc, ctl, eventually, try_snapshot};
 
-/// A plane with a docker agent and a router, torn down (containers, nginx, dirs) on drop.
+/// A plane with docker agents and a router, torn down (containers, nginx, dirs) on drop.
 pub struct Stack {
     pub nats: NatsServer,
     pub _controller: Proc,
     agent_args: Vec<String>,
+    /// The first host's agent: the one `restart_agent` restarts.
     pub agent: Proc,
+    /// The agents of the other hosts.
+    pub _more_agents: Vec<Proc>,
     pub router: Option<Proc>,
+    /// The first host's id.
     pub host: String,
+    /// Every host's id, the first's included.
+    pub hosts: Vec<String>,
+    /// The first host's agent state.
     pub data_dir: PathBuf,
     pub router_dir: PathBuf,
     pub port: u16,
+}
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Open, or every process its own user (the operator for `ctl`).
+    pub mode: Mode,
+    /// How many docker agents, each a host of its own on the one dockerd.
+    pub agents: usize,
+    /// The controller's `--route-stale-after`.
+    pub route_ttl: &'static str,
+    /// The controller's `--stale-after`/`--lost-after` flags.
+    pub liveness: Vec<&'static str>,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            mode: Mode::Open,
+            agents: 1,
+            route_ttl: "2s",
+            liveness: vec!["--stale-after", "5", "--lost-after", "100"],
+        }
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -45,55 +77,84 @@ pub fn nginx_bin(test: &str) -> Option<String> {
 
 impl Stack {
     pub fn start(test: &str) -> Option<Stack> {
-        Stack::start_with(test, "2s")
+        Stack::start_config(test, StackConfig::default())
     }
 
     /// With the controller's `--route-stale-after` set to `route_ttl`.
-    pub fn start_with(test: &str, route_ttl: &str) -> Option<Stack> {
-        Stack::start_opts(test, route_ttl, &["--stale-after", "5", "--lost-after", "100"])
+    pub fn start_with(test: &str, route_ttl: &'static str) -> Option<Stack> {
+        Stack::start_config(test, StackConfig { route_ttl, ..StackConfig::default() })
     }
 
     /// With the controller's `--route-stale-after` set to `route_ttl`, and `liveness` (its
     /// `--stale-after`/`--lost-after` flags).
-    pub fn start_opts(test: &str, route_ttl: &str, liveness: &[&str]) -> Option<Stack> {
+    pub fn start_opts(test: &str, route_ttl: &'static str, liveness: &[&'static str]) -> Option<Stack> {
+        Stack::start_config(
+            test,
+            StackConfig { route_ttl, liveness: liveness.to_vec(), ..StackConfig::default() },
+        )
+    }
+
+    /// Two docker agents (two hosts, so placement crosses them) on a bus run in `mode`.
+    pub fn start_two_hosts(test: &str, mode: Mode) -> Option<Stack> {
+        Stack::start_config(test, StackConfig { mode, agents: 2, ..StackConfig::default() })
+    }
+
+    pub fn start_config(test: &str, config: StackConfig) -> Option<Stack> {
         if !docker_or_skip(test) {
             return None;
         }
         let nginx = nginx_bin(test)?;
-        let nats = NatsServer::start(test)?;
         // One host id per test: tests run side by side in one process, and two agents with
         // one id would adopt each other's containers.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let host = format!("rt{}-{n}", std::process::id() % 100_000);
+        let first = format!("rt{}-{n}", std::process::id() % 100_000);
+        let hosts: Vec<String> = (0..config.agents.max(1))
+            .map(|i| if i == 0 { first.clone() } else { format!("{first}-{i}") })
+            .collect();
         // A run killed before its cleanup, under the same process id, would leave
-        // containers this host's agent adopts.
-        remove_host_containers(&host);
+        // containers these hosts' agents adopt.
+        for host in &hosts {
+            remove_host_containers(host);
+        }
+        let nats =
+            NatsServer::start_mode(test, config.mode, &hosts.iter().map(String::as_str).collect::<Vec<_>>())?;
         let data_dir = nats.dir().join("agent-data");
         let router_dir = nats.dir().join("router");
-        let mut controller_args = vec!["--route-stale-after", route_ttl];
-        controller_args.extend_from_slice(liveness);
+        let mut controller_args = vec!["--route-stale-after", config.route_ttl];
+        controller_args.extend_from_slice(&config.liveness);
         let controller = Proc::controller(&nats, "c1", &controller_args);
-        let agent_args = docker_agent_args(&host, "az1", &data_dir);
-        let agent = Proc::spawn(&nats, "agent", &agent_args.iter().map(String::as_str).collect::<Vec<_>>());
+        let agent_args = docker_agent_args(&first, "az1", &data_dir);
+        let agent = spawn_agent(&nats, &first, &agent_args);
+        let more_agents = hosts[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let dir = nats.dir().join(format!("agent-data-{}", i + 1));
+                spawn_agent(&nats, host, &docker_agent_args(host, &format!("az{}", i + 2), &dir))
+            })
+            .collect();
         let port = free_port();
         let mut stack = Stack {
             nats,
             _controller: controller,
             agent_args,
             agent,
+            _more_agents: more_agents,
             router: None,
-            host,
+            host: first,
+            hosts,
             data_dir,
             router_dir,
             port,
         };
         stack.start_router(&nginx);
         let url = stack.nats.url();
-        eventually(Duration::from_secs(30), "the docker host is up", || {
+        let wanted = stack.hosts.len();
+        eventually(Duration::from_secs(30), "every docker host is up", || {
             let s = try_snapshot(&url)?;
-            let up = s["hosts"].as_array().is_some_and(|h| h.iter().any(|h| h["state"] == "up"));
-            if up { Ok(()) } else { Err(format!("{}", s["hosts"])) }
+            let up = s["hosts"].as_array().map_or(0, |h| h.iter().filter(|h| h["state"] == "up").count());
+            if up == wanted { Ok(()) } else { Err(format!("{}", s["hosts"])) }
         });
         Some(stack)
     }
@@ -110,8 +171,23 @@ impl Stack {
 
     /// Starts the agent (again) with the same flags.
     pub fn start_agent(&mut self) {
-        let args: Vec<&str> = self.agent_args.iter().map(String::as_str).collect();
-        self.agent = Proc::spawn(&self.nats, "agent", &args);
+        self.agent = spawn_agent(&self.nats, &self.host, &self.agent_args);
+    }
+
+    /// Ids of the running containers of every host of the stack, with `filters` (docker's
+    /// `--filter` values) besides the host.
+    pub fn containers(&self, filters: &[&str]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for host in &self.hosts {
+            let label = format!("label=quarterdeck.host={host}");
+            let mut args = vec!["ps", "-q", "--no-trunc", "--filter", &label];
+            for f in filters {
+                args.extend(["--filter", f]);
+            }
+            ids.extend(docker(&args).split_whitespace().map(str::to_string));
+        }
+        ids.sort();
+        ids
     }
 
     pub fn url(&self) -> String {
@@ -164,7 +240,14 @@ impl Drop for Stack {
             router.kill9();
         }
         drop(NginxGuard(self.router_dir.clone()));
-        remove_host_containers(&self.host);
+        // Then the controller and the agents: alive, they would start a removed container
+        // again (the health manager's restart), and it would outlive the test.
+        self._controller.kill9();
+        self.agent.kill9();
+        self._more_agents.iter_mut().for_each(Proc::kill9);
+        for host in &self.hosts {
+            remove_host_containers(host);
+        }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
@@ -200,6 +283,17 @@ pub fn deploy_site(
     artifact: &std::path::Path,
     extra: &[&str],
 ) -> CtlOut {
+    let args = site_deploy_args(version, instances, artifact, extra);
+    ctl(url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The `ctl` arguments of `deploy_site`.
+pub fn site_deploy_args(
+    version: &str,
+    instances: &str,
+    artifact: &std::path::Path,
+    extra: &[&str],
+) -> Vec<String> {
     let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
     let mut args = vec![
         "deploy",
@@ -228,7 +322,7 @@ pub fn deploy_site(
         "--wait",
     ];
     args.extend_from_slice(extra);
-    ctl(url, &args)
+    args.into_iter().map(str::to_string).collect()
 }
 
 /// The flags of a docker agent for `host` in `az`, publishing on 127.0.0.1, its state in
@@ -262,7 +356,13 @@ pub fn spawn_router(nats: &NatsServer, port: u16, dir: &std::path::Path, nginx: 
     let listen = format!("127.0.0.1:{port}");
     let args =
         ["router", "--id", "r1", "--listen", &listen, "--state-dir", dir.to_str().unwrap(), "--nginx", nginx];
-    Proc::spawn(nats, "router", &args)
+    Proc::spawn_as(nats, "router", "router/r1", &args)
+}
+
+/// The docker agent of `host`, logged in as that host's agent when the bus runs roles.
+pub fn spawn_agent(nats: &NatsServer, host: &str, args: &[String]) -> Proc {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Proc::spawn_as(nats, &format!("agent-{host}"), &format!("agent/{host}"), &args)
 }
 
 /// Removes every container labelled as `host`'s, running or not.

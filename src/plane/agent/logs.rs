@@ -1,8 +1,10 @@
-//! Log streams from an agent to viewers: `cmd.logs` starts one, lines go out in batches on
-//! the viewer's `qd.v1.logs.<viewer id>`, and the stream ends when the viewer sends
-//! `cmd.logs_stop`, when its keep-alives stop arriving (a viewer that crashed or lost its
-//! connection never sends a stop), when the instance is removed, or (without `follow`)
-//! when the tail is sent. A followed log outlives its container's run: when the instance
+//! Log streams from an agent to viewers: a `logs.<user>.start` starts one, lines go out in
+//! batches on the viewer's `qd.v1.logs.<user>.<viewer id>`, and the stream ends when the
+//! viewer sends `logs.<user>.stop`, when its keep-alives stop arriving (a viewer that
+//! crashed or lost its connection never sends a stop), when the instance is removed, or
+//! (without `follow`) when the tail is sent. Each stream belongs to the user whose request
+//! started it: its subject is under that user's name, and only that user's requests (the
+//! user is in their subject, where the server checks it) reach it. A followed log outlives its container's run: when the instance
 //! starts again (the health manager's restart after a crash), the stream says so with a
 //! marker line and goes on with the new run's lines. One stream per viewer subject: a new
 //! request for the same subject replaces the old stream.
@@ -19,7 +21,7 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{self, LOGS_KEEPALIVE_TIMEOUT_MS};
 use crate::protocol::{
     AgentAck, Envelope, ErrorCode, ExitInfo, InstanceState, LOGS_TAIL_MAX, LogBatch, LogLine, LogSource,
-    LogsRequest, LogsStreamRef, WireError,
+    LogsRequest, LogsStreamRef, WireError, validate,
 };
 
 /// Most lines in one batch.
@@ -64,13 +66,15 @@ impl LogStreams {
         bus: Arc<dyn Bus>,
         driver: Arc<dyn RuntimeDriver>,
         source: String,
+        user: &str,
         req: LogsRequest,
     ) -> Result<AgentAck, WireError> {
-        if !subjects::is_logs_stream(&req.stream) {
+        if !subjects::is_logs_stream_of(user, &req.stream) {
             return Err(WireError::bad_request(format!(
-                "log stream subject {:?} must be {}<viewer id> (letters, digits, - and _)",
-                req.stream,
-                subjects::LOGS_PREFIX
+                "log stream subject {} must be {}{user}.<viewer id> (letters, digits, - and _, at \
+                 most 64): a stream of {user}'s own",
+                validate::quoted(&req.stream),
+                subjects::LOGS_PREFIX,
             )));
         }
         if !driver.has(&req.instance).await {
@@ -117,17 +121,22 @@ impl LogStreams {
         Ok(AgentAck { instance_id: req.instance })
     }
 
-    /// The viewer closed its logs view.
-    pub fn stop(&self, r: &LogsStreamRef) -> bool {
-        self.streams.lock().map(|mut s| s.remove(&r.stream).is_some()).unwrap_or(false)
-    }
-
-    /// The viewer is still there.
-    pub fn keepalive(&self, r: &LogsStreamRef) -> bool {
-        self.streams
-            .lock()
-            .map(|s| s.get(&r.stream).map(|e| e.keepalive.send(()).is_ok()).unwrap_or(false))
-            .unwrap_or(false)
+    /// `user`'s viewer is still there (`stop` false), or closed its logs view (`stop`).
+    /// Another user's stream is `not_found`, as an unknown one is, so nobody learns
+    /// another's stream ids, let alone ends or keeps them.
+    pub fn touch(&self, user: &str, r: &LogsStreamRef, stop: bool) -> Result<AgentAck, WireError> {
+        let found = subjects::is_logs_stream_of(user, &r.stream)
+            && self.streams.lock().is_ok_and(|mut s| match stop {
+                true => s.remove(&r.stream).is_some(),
+                false => s.get(&r.stream).is_some_and(|e| e.keepalive.send(()).is_ok()),
+            });
+        match found {
+            true => Ok(AgentAck { instance_id: String::new() }),
+            false => Err(WireError::new(
+                ErrorCode::NotFound,
+                format!("{user} has no log stream {}", validate::quoted(&r.stream)),
+            )),
+        }
     }
 }
 
@@ -385,11 +394,11 @@ mod tests {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
         let fake = Arc::new(Fake::default());
         fake.set(InstanceState::Running, 1_000, None);
-        let stream = subjects::logs_stream("viewer");
+        let stream = subjects::logs_stream("alice", "viewer");
         let mut sub = bus.subscribe(&stream).await.unwrap();
         let streams = LogStreams::default();
         let req = LogsRequest { instance: "web-0-abcd".into(), tail: 10, follow: true, stream };
-        streams.start(bus.clone(), fake.clone(), "agent/h".into(), req).await.unwrap();
+        streams.start(bus.clone(), fake.clone(), "agent/h".into(), "alice", req).await.unwrap();
         fake.say(2_000, "first run").await;
         let mut seen = Vec::new();
         read_until(&mut sub, &mut seen, |s| s.iter().any(|l| l == "first run")).await;
@@ -424,15 +433,50 @@ mod tests {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
         let fake = Arc::new(Fake::default());
         fake.set(InstanceState::Running, 1_000, None);
-        let stream = subjects::logs_stream("viewer");
+        let stream = subjects::logs_stream("alice", "viewer");
         let mut sub = bus.subscribe(&stream).await.unwrap();
         let streams = LogStreams::default();
         let req = LogsRequest { instance: "web-0-abcd".into(), tail: 10, follow: false, stream };
-        streams.start(bus.clone(), fake.clone(), "agent/h".into(), req).await.unwrap();
+        streams.start(bus.clone(), fake.clone(), "agent/h".into(), "alice", req).await.unwrap();
         fake.say(2_000, "only line").await;
         fake.stop_log();
         let mut seen = Vec::new();
         read_until(&mut sub, &mut seen, |s| s.iter().any(|l| l.starts_with("END"))).await;
         assert_eq!(seen, ["only line", "END the log ended (the tail was sent)"]);
+    }
+
+    /// A stream belongs to the user that started it: another user can neither start one
+    /// on its subject, nor keep it alive, nor stop it, and is told `not_found` as for a
+    /// stream that does not exist.
+    #[tokio::test]
+    async fn another_users_stream_is_out_of_reach() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let fake = Arc::new(Fake::default());
+        fake.set(InstanceState::Running, 1_000, None);
+        let streams = LogStreams::default();
+        let alices = subjects::logs_stream("alice", "v1");
+        let req = |stream: &str| LogsRequest {
+            instance: "web-0-abcd".into(),
+            tail: 10,
+            follow: true,
+            stream: stream.into(),
+        };
+        let refused = streams.start(bus.clone(), fake.clone(), "agent/h".into(), "bob", req(&alices)).await;
+        let err = refused.expect_err("bob started a stream on alice's subject");
+        assert_eq!(err.code, ErrorCode::BadRequest, "{err:?}");
+        assert!(err.reason.contains("qd.v1.logs.bob.") && err.reason.contains("bob's own"), "{err:?}");
+        streams.start(bus.clone(), fake.clone(), "agent/h".into(), "alice", req(&alices)).await.unwrap();
+        let r = LogsStreamRef { stream: alices.clone() };
+        for stop in [false, true] {
+            let err = streams.touch("bob", &r, stop).expect_err("bob reached alice's stream");
+            assert_eq!(err.code, ErrorCode::NotFound, "{err:?}");
+            let unknown = streams.touch("bob", &LogsStreamRef { stream: "qd.v1.logs.bob.v9".into() }, stop);
+            assert_eq!(unknown.map_err(|e| e.code), Err(ErrorCode::NotFound), "the same answer as unknown");
+        }
+        assert_eq!(streams.active(), 1, "alice's stream still runs");
+        assert!(streams.touch("alice", &r, false).is_ok(), "her keep-alive");
+        assert!(streams.touch("alice", &r, true).is_ok(), "her stop");
+        assert_eq!(streams.active(), 0);
+        assert!(streams.touch("alice", &r, true).is_err(), "stopped already");
     }
 }

@@ -15,10 +15,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::bus::{self, Bus, BusError, Message, Subscription};
+use futures_util::{Stream, StreamExt};
+
+use crate::bus::{self, Bus, BusError, Message};
 use crate::plane::replies::ReplyCache;
 use crate::protocol::clock::now_ms;
-use crate::protocol::subjects::{self, AgentVerb};
+use crate::protocol::subjects::{self, AgentVerb, LogsVerb};
 use crate::protocol::{
     AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, InstanceRef, InstanceReport, InstanceSpec,
     InstanceState, InstanceStatus, LogsRequest, LogsStreamRef, Reply, WireError, decode, encode, validate,
@@ -79,7 +81,12 @@ pub async fn start(
     config: AgentConfig,
 ) -> Result<AgentHandle, BusError> {
     validate::name("host id", &config.host_id).map_err(BusError::Other)?;
-    let commands = bus.subscribe(&subjects::agent_cmd_all(&config.host_id)).await?;
+    // Log requests come on subjects of their own, which carry the viewer's user; one loop
+    // serves both, so a log start has the same deadline and reply cache as a command.
+    let commands = futures_util::stream::select(
+        bus.subscribe(&subjects::agent_cmd_all(&config.host_id)).await?,
+        bus.subscribe(&subjects::logs_requests_to(&config.host_id)).await?,
+    );
     let (steps, step_rx) = mpsc::unbounded_channel();
     let agent = Arc::new(Agent {
         bus,
@@ -178,7 +185,7 @@ async fn send_status(
     }
 }
 
-async fn serve_commands(agent: Arc<Agent>, mut commands: Subscription) {
+async fn serve_commands(agent: Arc<Agent>, mut commands: impl Stream<Item = Message> + Unpin) {
     while let Some(msg) = commands.next().await {
         let answer = handle_command(&agent, &msg).await;
         let Some(to) = &msg.reply else { continue };
@@ -192,28 +199,39 @@ fn encode_reply(agent: &Agent, reply: Reply<AgentAck>) -> Vec<u8> {
     encode(&Envelope::new(agent.config.source(), reply)).unwrap_or_default()
 }
 
+/// What a message on one of the agent's subjects asks for.
+enum Request<'a> {
+    Command(Option<AgentVerb>),
+    /// A log request, with the user its subject names (the server checked it).
+    Logs(&'a str, LogsVerb),
+    /// On the log requests' subjects, but not one.
+    BadLogs(String),
+}
+
+fn request_of<'a>(agent: &Agent, subject: &'a str) -> Request<'a> {
+    if subjects::matches(&subjects::logs_requests_to(&agent.config.host_id), subject) {
+        return match subjects::parse_logs_request(&agent.config.host_id, subject) {
+            Ok((user, verb)) => Request::Logs(user, verb),
+            Err(reason) => Request::BadLogs(reason),
+        };
+    }
+    Request::Command(subject.rsplit('.').next().and_then(AgentVerb::parse))
+}
+
 async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
-    let verb = msg.subject.rsplit('.').next().and_then(AgentVerb::parse);
+    let request = request_of(agent, &msg.subject);
     // Stop and keep-alive change no state worth remembering and come every few seconds:
     // answered (when asked) without the reply cache.
-    if let Some(verb @ (AgentVerb::LogsStop | AgentVerb::LogsKeepalive)) = verb {
+    if let Request::Logs(user, verb @ (LogsVerb::Stop | LogsVerb::Keepalive)) = request {
         let result = match decode::<LogsStreamRef>(&msg.payload) {
-            Ok(env) if verb == AgentVerb::LogsStop => {
-                agent.logs.stop(&env.body);
-                Ok(AgentAck { instance_id: String::new() })
-            }
-            Ok(env) => match agent.logs.keepalive(&env.body) {
-                true => Ok(AgentAck { instance_id: String::new() }),
-                false => {
-                    Err(WireError::new(ErrorCode::NotFound, format!("no log stream {}", env.body.stream)))
-                }
-            },
+            Ok(env) => agent.logs.touch(user, &env.body, verb == LogsVerb::Stop),
             Err(err) => Err(WireError::bad_request(err.to_string())),
         };
         return encode_reply(agent, Reply::from(result));
     }
     // The command id comes first: a repeat is answered from the cache and never run again.
-    // Keyed by verb too: the same id sent to another verb is another command.
+    // Keyed by subject too: the same id sent to another verb (or by another user) is
+    // another command.
     let head = decode::<serde::de::IgnoredAny>(&msg.payload);
     // A command past its deadline is refused before the cache and before it runs: its
     // sender (the controller) has already counted it failed. Not cached, so a retry with a
@@ -224,33 +242,36 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
         log::warn!("{}: refused {}: {}", agent.config.host_id, msg.subject, expired.reason);
         return encode_reply(agent, Reply::Error(expired));
     }
-    let id = head
-        .map(|env| format!("{}/{}", msg.subject.rsplit('.').next().unwrap_or(""), env.id))
-        .unwrap_or_default();
+    let id = head.map(|env| format!("{}/{}", msg.subject, env.id)).unwrap_or_default();
     if let Some(cached) = agent.replies.lock().ok().and_then(|r| r.get(&id)).filter(|_| !id.is_empty()) {
         return cached;
     }
-    let result = match verb {
-        Some(AgentVerb::Deploy) => match decode::<InstanceSpec>(&msg.payload) {
+    let result = match request {
+        Request::Command(Some(AgentVerb::Deploy)) => match decode::<InstanceSpec>(&msg.payload) {
             Ok(env) => deploy(agent, env.body).await,
             Err(err) => Err(WireError::bad_request(err.to_string())),
         },
-        Some(verb @ (AgentVerb::Restart | AgentVerb::Remove)) => match decode::<InstanceRef>(&msg.payload) {
-            Ok(env) => instance_command(agent, verb, env.body).await,
-            Err(err) => Err(WireError::bad_request(err.to_string())),
-        },
-        Some(AgentVerb::Logs) => match decode::<LogsRequest>(&msg.payload) {
+        Request::Command(Some(verb @ (AgentVerb::Restart | AgentVerb::Remove))) => {
+            match decode::<InstanceRef>(&msg.payload) {
+                Ok(env) => instance_command(agent, verb, env.body).await,
+                Err(err) => Err(WireError::bad_request(err.to_string())),
+            }
+        }
+        Request::Logs(user, LogsVerb::Start) => match decode::<LogsRequest>(&msg.payload) {
             Ok(env) => {
                 let (bus, source) = (agent.bus.clone(), agent.config.source());
-                agent.logs.start(bus, agent.driver.clone(), source, env.body).await
+                agent.logs.start(bus, agent.driver.clone(), source, user, env.body).await
             }
             Err(err) => Err(WireError::bad_request(err.to_string())),
         },
         // Answered above, before the reply cache.
-        Some(AgentVerb::LogsStop | AgentVerb::LogsKeepalive) => {
+        Request::Logs(_, LogsVerb::Stop | LogsVerb::Keepalive) => {
             Err(WireError::bad_request(format!("unexpected {}", msg.subject)))
         }
-        None => Err(WireError::bad_request(format!("unknown agent command {}", msg.subject))),
+        Request::BadLogs(reason) => Err(WireError::bad_request(reason)),
+        Request::Command(None) => {
+            Err(WireError::bad_request(format!("unknown agent command {}", msg.subject)))
+        }
     };
     if let Err(err) = &result {
         log::warn!("{}: refused {}: {}", agent.config.host_id, msg.subject, err.reason);
@@ -351,20 +372,49 @@ mod tests {
         decode::<Reply<AgentAck>>(&answer.unwrap()).unwrap().body
     }
 
-    /// A deploy that reaches the agent after its deadline starts no container and is not
-    /// cached: the same command id in time still runs.
+    /// Log requests name their user in the subject: a subject that is not one is refused
+    /// with the form it should have, and one user's command id is not another's (the
+    /// reply cache is keyed by the whole subject).
     #[tokio::test]
-    async fn a_late_command_is_refused_as_expired_and_never_run() {
+    async fn log_requests_are_read_from_their_subject_and_cached_per_user() {
+        use crate::protocol::subjects::{LogsVerb, logs_request, logs_stream};
         let bus = LocalBus::new();
-        let driver = sim::SimDriver::new(sim::SimConfig {
+        let handle = start(Arc::new(bus.clone()), sim_driver(), config()).await.unwrap();
+        let ask = |subject: String, stream: String| {
+            let bus = bus.clone();
+            async move {
+                let req = LogsRequest { instance: "web-0-none".into(), tail: 1, follow: false, stream };
+                let payload = Bytes::from(encode(&Envelope::with_id("same-id", "cockpit", req)).unwrap());
+                let answer = bus.request(&subject, payload, Duration::from_secs(5)).await.unwrap();
+                match decode::<Reply<AgentAck>>(&answer).unwrap().body {
+                    Reply::Error(e) => e,
+                    Reply::Ok(ack) => panic!("accepted: {ack:?}"),
+                }
+            }
+        };
+        let bad = ask("qd.v1.agent.h1.logs.alice.tail".into(), logs_stream("alice", "v1")).await;
+        assert_eq!(bad.code, ErrorCode::BadRequest);
+        assert!(bad.reason.contains("<user>.<start|stop|keepalive>"), "{bad:?}");
+        let alices = ask(logs_request("h1", "alice", LogsVerb::Start), logs_stream("bob", "v1")).await;
+        assert_eq!(alices.code, ErrorCode::BadRequest, "alice asked for a stream of bob's: {alices:?}");
+        let bobs = ask(logs_request("h1", "bob", LogsVerb::Start), logs_stream("bob", "v1")).await;
+        assert_eq!(bobs.code, ErrorCode::NotFound, "bob got alice's cached answer: {bobs:?}");
+        handle.stop();
+    }
+
+    fn sim_driver() -> Arc<sim::SimDriver> {
+        sim::SimDriver::new(sim::SimConfig {
             seed: 1,
             cpu_cores: 4,
             memory_mb: 8192,
             container_ips: vec!["127.0.9.31".into()],
             speed: 50.0,
             crashes_per_hour: 0.0,
-        });
-        let config = AgentConfig {
+        })
+    }
+
+    fn config() -> AgentConfig {
+        AgentConfig {
             host_id: "h1".into(),
             hostname: "h1".into(),
             ip: "127.0.9.1".into(),
@@ -372,8 +422,16 @@ mod tests {
             tags: vec![],
             heartbeat_period: Duration::from_secs(60),
             poll_interval: Duration::from_secs(60),
-        };
-        let handle = start(Arc::new(bus.clone()), driver.clone(), config).await.unwrap();
+        }
+    }
+
+    /// A deploy that reaches the agent after its deadline starts no container and is not
+    /// cached: the same command id in time still runs.
+    #[tokio::test]
+    async fn a_late_command_is_refused_as_expired_and_never_run() {
+        let bus = LocalBus::new();
+        let driver = sim_driver();
+        let handle = start(Arc::new(bus.clone()), driver.clone(), config()).await.unwrap();
         let Reply::Error(err) = send(&bus, "shop-web-0-aaaa", Some(now_ms() - 1_000)).await else {
             panic!("a late deploy was accepted")
         };
