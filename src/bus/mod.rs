@@ -5,6 +5,8 @@
 mod follow;
 mod local;
 pub mod nats;
+pub mod replicas;
+pub mod servers;
 mod typed;
 pub mod user;
 

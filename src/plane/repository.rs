@@ -64,18 +64,29 @@ pub const BUCKET: &str = "qd_artifacts";
 const SHA_KEY: &str = "sha256";
 
 impl ObjectStoreRepository {
+    /// Opens the bucket as it is, making it with one copy if there is none.
     pub async fn open(bus: &NatsBus) -> Result<Self, RepoError> {
+        Self::open_with(bus, None).await
+    }
+
+    /// Opens the bucket and, with `Some(n)`, brings it to n copies (the controller's
+    /// `--replicas`).
+    pub async fn open_with(bus: &NatsBus, replicas: Option<usize>) -> Result<Self, RepoError> {
         let js = bus.jetstream();
         let store = match js.get_object_store(BUCKET).await {
             Ok(s) => s,
             Err(_) => js
                 .create_object_store(async_nats::jetstream::object_store::Config {
                     bucket: BUCKET.into(),
+                    num_replicas: replicas.unwrap_or(1),
                     ..Default::default()
                 })
                 .await
                 .map_err(|e| RepoError::Other(format!("cannot open bucket {BUCKET}: {e}")))?,
         };
+        if let Some(n) = replicas {
+            crate::bus::replicas::ensure(&js, &format!("OBJ_{BUCKET}"), n).await.map_err(RepoError::Other)?;
+        }
         Ok(ObjectStoreRepository { store })
     }
 }
