@@ -488,18 +488,18 @@ lab_down() {
     # network, the unreachable routes last.
     if [[ -d "$DIR/pids" ]]; then
         stop_proc router
-        [[ -s "$DIR/router/nginx.pid" ]] && lab_stop_pid_of "$DIR/router/nginx.pid" nginx
+        if [[ -s "$DIR/router/nginx.pid" ]]; then lab_stop_pid_of "$DIR/router/nginx.pid" nginx; fi
         for f in "$DIR"/pids/agent-*.pid "$DIR"/pids/controller-*.pid; do
             [[ -e "$f" ]] || continue
             name=$(basename "$f" .pid)
             stop_proc "$name"
         done
+        # All at once: each stops its containers (10 s each at most) before it exits.
         for f in "$DIR"/pids/dockerd-*.pid; do
             [[ -e "$f" ]] || continue
-            name=$(basename "$f" .pid)
-            # Its containers stop with it (10 s each at most).
-            stop_proc "$name" TERM 40
+            stop_proc "$(basename "$f" .pid)" TERM 40 &
         done
+        wait
         for f in "$DIR"/pids/*.pid; do
             [[ -e "$f" ]] || continue
             stop_proc "$(basename "$f" .pid)"
@@ -507,13 +507,14 @@ lab_down() {
     fi
     lab_stop_leftovers
     lab_unmount_under "$LAB_RUN"
-    [[ -d "$DIR/hosts" ]] && lab_unmount_under "$DIR/hosts"
+    if [[ -d "$DIR/hosts" ]]; then lab_unmount_under "$DIR/hosts"; fi
     local ns link r
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
-        [[ "$ns" == "$LAB_NS_PREFIX"* ]] && ip netns del "$ns"
+        if [[ "$ns" == "$LAB_NS_PREFIX"* ]]; then ip netns del "$ns" 2>/dev/null || true; fi
     done
     for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
-        [[ "$link" == "$LAB_VETH_PREFIX"* ]] && ip link del "$link" 2>/dev/null
+        # Deleting a namespace takes its veth pair with it, a moment later.
+        if [[ "$link" == "$LAB_VETH_PREFIX"* ]]; then ip link del "$link" 2>/dev/null || true; fi
     done
     ip link del "$LAB_BRIDGE" 2>/dev/null || true
     for r in "${LAB_RANGES[@]}"; do
