@@ -1,0 +1,61 @@
+//! `scripts/lab up` gives a fleet of real hosts (each its own namespace, address, AZ and
+//! dockerd), a NATS cluster keeping every JetStream object at 3 replicas, and `down`
+//! leaves nothing behind, twice in a row.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::lab_support::{Lab, RANGES, leftovers, streams};
+use crate::nats_support::{eventually, list, snapshot, str_of};
+
+#[test]
+fn lab_up_gives_real_hosts_and_down_leaves_nothing() {
+    let Some(mut lab) = Lab::up("lab-up", 4) else { return };
+    let hosts = lab.hosts();
+    assert_eq!(hosts, ["h1", "h2", "h3", "h4"]);
+
+    // Every host is up in the plane's snapshot with its lab address and AZ: odd hosts in
+    // az1 (198.51.100.0/24), even ones in az2 (203.0.113.0/24), host i at .1i.
+    let snap = snapshot(lab.nats_url());
+    for (i, id) in hosts.iter().enumerate() {
+        let n = i + 1;
+        let host = list(&snap, "hosts")
+            .iter()
+            .find(|h| str_of(h, "id") == id)
+            .unwrap_or_else(|| panic!("{id} is not in the snapshot: {snap}"));
+        assert_eq!(str_of(host, "state"), "up", "{id}: {host}");
+        assert_eq!(str_of(host, "ip"), format!("{}{}", RANGES[(n - 1) % 2], 10 + n), "{id}: {host}");
+        assert_eq!(str_of(host, "az"), format!("az{}", (n - 1) % 2 + 1), "{id}: {host}");
+    }
+
+    // Each host answers through its own daemon, which keeps its data in the lab (engine
+    // ids do not tell daemons apart: they come from the machine's /etc/docker/key.json).
+    let mut roots = BTreeSet::new();
+    for id in &hosts {
+        let root = lab.run_ok(&["docker", id, "info", "--format", "{{.DockerRootDir}}"]);
+        assert!(root.starts_with(lab.dir.to_str().unwrap()), "{id}'s daemon keeps its data in '{root}'");
+        roots.insert(root);
+    }
+    assert_eq!(roots.len(), hosts.len(), "two hosts share a daemon: {roots:?}");
+
+    // The history, the state and lease buckets and the artifact store: 3 copies each.
+    eventually(Duration::from_secs(60), "every JetStream object at 3 replicas", || {
+        let all = streams(&lab.jsz(1)?);
+        for name in ["QD_EVENTS", "KV_qd_state", "KV_qd_leader", "OBJ_qd_artifacts"] {
+            let replicas = all.get(name).map(|s| s["config"]["num_replicas"].clone());
+            if replicas != Some(3.into()) {
+                return Err(format!("{name}: replicas {replicas:?}"));
+            }
+        }
+        Ok(())
+    });
+
+    let dir = lab.dir.clone();
+    assert!(!leftovers(&dir).is_empty(), "the leftover check sees nothing of a lab that is up");
+    let out = lab.down();
+    assert!(out.status.success(), "scripts/lab down failed:\n{}", crate::lab_support::text(&out));
+    assert_eq!(leftovers(&dir), Vec::<String>::new(), "scripts/lab down left these");
+    let again = lab.run(&["down"]);
+    assert!(again.status.success(), "a second scripts/lab down failed:\n{}", crate::lab_support::text(&again));
+    assert_eq!(leftovers(&dir), Vec::<String>::new(), "the second down left these");
+}
