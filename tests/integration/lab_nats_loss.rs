@@ -64,6 +64,15 @@ fn lab_nats_cluster_survives_losing_its_meta_leader() {
         eventually(Duration::from_secs(30), "the event stream's state", || event_stream(&lab, new_leader));
     assert!(last > last_before, "the stream did not grow after the kill: {last} <= {last_before}");
     assert_eq!(messages, last - first + 1, "the stream has a gap: {messages} messages in {first}..={last}");
+    // Each node left holds the whole stream (a copy of one replica would be on one node
+    // only, and gone with it when that node is the one killed).
+    for n in (1..=3).filter(|n| *n != leader) {
+        let (_, node_last, node_messages) = eventually(Duration::from_secs(30), "every node caught up", || {
+            let state = event_stream(&lab, n)?;
+            if state.1 < last { Err(format!("node {n} at {} of {last}", state.1)) } else { Ok(state) }
+        });
+        assert_eq!(node_messages, node_last - first + 1, "node {n}'s copy has a gap");
+    }
     let events = ctl_json_lines(&url, &["events", "--limit", "100000", "--since", "24h"]);
     let revs: Vec<u64> = events.iter().filter_map(|e| e["rev"].as_u64()).collect();
     assert_eq!(revs.len(), events.len(), "an event without a revision");
