@@ -130,9 +130,10 @@ lab_up() {
     while (($# > 0)); do
         case "$1" in
         --hosts)
-            [[ "${2:-}" =~ ^[0-9]+$ ]] && ((${2} >= 1 && ${2} <= 20)) ||
+            if ! [[ "${2:-}" =~ ^[0-9]{1,2}$ ]] || ((10#$2 < 1 || 10#$2 > 20)); then
                 die "lab up: --hosts takes a number from 1 to 20, not '${2:-}'"
-            n=$2
+            fi
+            n=$((10#$2))
             shift
             ;;
         --dir)
@@ -177,7 +178,7 @@ lab_up() {
 
     DIR=$(mkdir -p "$DIR_ARG" && cd "$DIR_ARG" && pwd)
     # A failed up removes what it made: `down` knows every name.
-    trap 'rc=$?; if ((rc != 0)); then warn "lab up failed (exit $rc); removing what it made (logs in $DIR/logs)"; lab_down >&2 || true; fi' EXIT
+    trap lab_up_failed EXIT
     mkdir -p "$DIR/logs" "$DIR/pids" "$LAB_RUN"
     echo "$DIR" >"$LAB_RUN/dir"
     local t0
@@ -292,6 +293,14 @@ EOF
     trap - EXIT
     info "lab up in $(fmt_ms $(($(now_ms) - t0))): $n hosts ($hosts), dir $DIR"
     info "next: eval \"\$(scripts/lab env)\"; quarterdeck --nats \"\$NATS_URL\""
+}
+
+# The EXIT trap of `up`: a failed up removes what it made.
+lab_up_failed() {
+    local rc=$?
+    ((rc != 0)) || return 0
+    warn "lab up failed (exit $rc); removing what it made (logs in $DIR/logs)"
+    lab_down >&2 || true
 }
 
 lab_nats_bin() {
@@ -480,7 +489,6 @@ lab_start_nats() {
 # down
 
 lab_down() {
-    (($# == 0)) || die "lab down: takes no arguments"
     need_root down
     DIR=$(lab_dir)
     local name f
@@ -558,7 +566,8 @@ lab_stop_leftovers() {
 lab_unmount_under() {
     local base=$1 m
     # Deepest first.
-    for m in $(awk -v b="$base/" 'index($2, b) == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount -l "$m" 2>/dev/null || true
-    done
+    awk -v b="$base/" 'index($2, b) == 1 { print $2 }' /proc/mounts | sort -r |
+        while IFS= read -r m; do
+            umount -l "$m" 2>/dev/null || true
+        done
 }

@@ -37,16 +37,16 @@ fn lab_nats_cluster_survives_losing_its_meta_leader() {
     rt.block_on(follower.wait_in_step(&bus, "the cockpit in step before the kill"));
 
     let leader = eventually(Duration::from_secs(30), "a JetStream meta leader", || lab.meta_leader(1));
-    let (_, last_before, _) = eventually(Duration::from_secs(30), "the event stream's state", || {
-        event_stream(&lab, leader)
-    });
+    let (_, last_before, _) =
+        eventually(Duration::from_secs(30), "the event stream's state", || event_stream(&lab, leader));
     lab.run_ok(&["kill-nats", &leader.to_string()]);
     let other = (1..=3).find(|n| *n != leader).expect("another node");
-    let new_leader = eventually(Duration::from_secs(60), "a new meta leader", || match lab.meta_leader(other) {
-        Ok(n) if n != leader => Ok(n),
-        Ok(n) => Err(format!("node {other} still names node {n}")),
-        Err(e) => Err(e),
-    });
+    let new_leader =
+        eventually(Duration::from_secs(60), "a new meta leader", || match lab.meta_leader(other) {
+            Ok(n) if n != leader => Ok(n),
+            Ok(n) => Err(format!("node {other} still names node {n}")),
+            Err(e) => Err(e),
+        });
     eprintln!("meta leader: node {leader} killed, node {new_leader} leads now");
 
     // The plane answers: a rolling deploy runs to its end on the two nodes left.
@@ -67,10 +67,11 @@ fn lab_nats_cluster_survives_losing_its_meta_leader() {
     // Each node left holds the whole stream (a copy of one replica would be on one node
     // only, and gone with it when that node is the one killed).
     for n in (1..=3).filter(|n| *n != leader) {
-        let (_, node_last, node_messages) = eventually(Duration::from_secs(30), "every node caught up", || {
-            let state = event_stream(&lab, n)?;
-            if state.1 < last { Err(format!("node {n} at {} of {last}", state.1)) } else { Ok(state) }
-        });
+        let (_, node_last, node_messages) =
+            eventually(Duration::from_secs(30), "every node caught up", || {
+                let state = event_stream(&lab, n)?;
+                if state.1 < last { Err(format!("node {n} at {} of {last}", state.1)) } else { Ok(state) }
+            });
         assert_eq!(node_messages, node_last - first + 1, "node {n}'s copy has a gap");
     }
     let events = ctl_json_lines(&url, &["events", "--limit", "100000", "--since", "24h"]);

@@ -32,7 +32,8 @@ fn missing() -> Option<String> {
             return Some(format!("no {what} ({var} unset; run ./scripts/test)"));
         }
     }
-    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let uid =
+        Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     if uid.ok().as_deref() != Some("0") {
         return Some("not root (network namespaces and dockerd need it)".into());
     }
@@ -130,16 +131,18 @@ impl Lab {
     pub fn load_test_image(&self) {
         let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
         for host in self.hosts() {
-            let save = Command::new("docker")
+            let mut save = Command::new("docker")
                 .args(["save", &image])
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("docker save");
             let load = Command::new(SCRIPT)
                 .args(["--dir", self.dir.to_str().unwrap(), "docker", &host, "load"])
-                .stdin(save.stdout.expect("docker save's stdout"))
+                .stdin(save.stdout.take().expect("docker save's stdout"))
                 .output()
                 .expect("scripts/lab docker load");
+            let saved = save.wait().expect("wait for docker save");
+            assert!(saved.success(), "docker save {image}: {saved}");
             assert!(load.status.success(), "loading {image} on {host} failed:\n{}", text(&load));
         }
     }
@@ -204,7 +207,8 @@ pub fn http_json(addr: &str, path: &str) -> Result<Value, String> {
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw).map_err(|e| format!("read {addr}{path}: {e}"))?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).ok_or_else(|| format!("no body from {addr}{path}"))?;
+    let body =
+        raw.split_once("\r\n\r\n").map(|(_, b)| b).ok_or_else(|| format!("no body from {addr}{path}"))?;
     serde_json::from_str(body).map_err(|e| format!("{addr}{path}: {e}"))
 }
 

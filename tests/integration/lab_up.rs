@@ -56,6 +56,10 @@ fn lab_up_gives_real_hosts_and_down_leaves_nothing() {
     assert!(out.status.success(), "scripts/lab down failed:\n{}", crate::lab_support::text(&out));
     assert_eq!(leftovers(&dir), Vec::<String>::new(), "scripts/lab down left these");
     let again = lab.run(&["down"]);
-    assert!(again.status.success(), "a second scripts/lab down failed:\n{}", crate::lab_support::text(&again));
+    assert!(
+        again.status.success(),
+        "a second scripts/lab down failed:\n{}",
+        crate::lab_support::text(&again)
+    );
     assert_eq!(leftovers(&dir), Vec::<String>::new(), "the second down left these");
 }
