@@ -229,6 +229,12 @@ EOF
             die "dockerd of $(host_id "$i") did not answer; see $DIR/logs/dockerd-$(host_id "$i").log"
     done
 
+    step "roles: one NKey per process (quarterdeck auth), enforced by nats-server"
+    local hosts_csv=${hosts// /,}
+    "$bin" auth init --dir "$DIR/auth" --controllers c1,c2 --hosts "$hosts_csv" --routers lab \
+        --operators lab --viewers viewer >>"$DIR/logs/auth.log" 2>&1 ||
+        die "quarterdeck auth init failed; see $DIR/logs/auth.log"
+
     step "NATS cluster (3 nodes, JetStream)"
     local client=() cluster=() monitor=() k routes=""
     for k in 1 2 3; do
@@ -243,6 +249,7 @@ EOF
         printf 'LAB_N=%q\nLAB_HOSTS=%q\nLAB_BIN=%q\nLAB_NATS_BIN=%q\nLAB_NGINX=%q\n' \
             "$n" "$hosts" "$bin" "$nats" "$nginx"
         printf 'LAB_NATS_URL=%q\nLAB_REGISTRY=%q\n' "$urls" "$LAB_SVC_IP:$reg_port"
+        printf 'LAB_AUTH=%q\n' "$DIR/auth"
         printf 'LAB_NATS_MONITOR=%q\n' "127.0.0.1:${monitor[0]},127.0.0.1:${monitor[1]},127.0.0.1:${monitor[2]}"
     } >"$DIR/lab.env.partial"
     for k in 1 2 3; do
@@ -254,6 +261,7 @@ http: 127.0.0.1:${monitor[$((k - 1))]}
 jetstream {
   store_dir: "$DIR/nats/n$k"
 }
+include "../auth/nats-auth.conf"
 cluster {
   name: qdlab
   listen: 127.0.0.1:${cluster[$((k - 1))]}
@@ -277,15 +285,18 @@ EOF
     lab_load
 
     step "controllers c1 (leader) and c2 (standby), --replicas 3"
-    start_proc controller-c1 env NATS_URL="$urls" "$bin" controller --id c1 --replicas 3
-    wait_proc controller-c1 90 env NATS_URL="$urls" "$bin" ctl --timeout 2s snapshot --json ||
+    start_proc controller-c1 env NATS_URL="$urls" NATS_NKEY="$LAB_AUTH/controller/c1.nk" \
+        "$bin" controller --id c1 --replicas 3
+    wait_proc controller-c1 90 lab_ctl --timeout 2s snapshot --json ||
         die "controller c1 does not answer; see $DIR/logs/controller-c1.log"
-    start_proc controller-c2 env NATS_URL="$urls" "$bin" controller --id c2 --replicas 3
+    start_proc controller-c2 env NATS_URL="$urls" NATS_NKEY="$LAB_AUTH/controller/c2.nk" \
+        "$bin" controller --id c2 --replicas 3
 
     step "agents (docker driver, inside each host's namespace) and the router"
     for ((i = 1; i <= n; i++)); do lab_start_agent "$i"; done
     mkdir -p "$DIR/router"
-    start_proc router env NATS_URL="$urls" "$bin" router --id lab --listen "$LAB_ROUTER" \
+    start_proc router env NATS_URL="$urls" NATS_NKEY="$LAB_AUTH/router/lab.nk" \
+        "$bin" router --id lab --listen "$LAB_ROUTER" \
         --state-dir "$DIR/router" --nginx "$nginx"
     wait_until 90 lab_hosts_up ||
         die "not every host is up in the snapshot; see $DIR/logs/agent-*.log"
@@ -363,7 +374,7 @@ lab_start_agent() {
     az=az$(($(host_az_index "$i") + 1))
     mkdir -p "$DIR/hosts/$h/agent"
     start_proc "agent-$h" nsenter --net="/var/run/netns/$(host_ns "$i")" \
-        env DOCKER_HOST="unix://$(host_sock "$i")" NATS_URL="$LAB_NATS_URL" \
+        env DOCKER_HOST="unix://$(host_sock "$i")" NATS_URL="$LAB_NATS_URL" NATS_NKEY="$LAB_AUTH/agent/$h.nk" \
         "$LAB_BIN" agent --host-id "$h" --az "$az" --driver docker --ip "$ip" \
         --advertise-ip "$ip" --data-dir "$DIR/hosts/$h/agent"
 }
@@ -377,8 +388,11 @@ print((json.load(sys.stdin).get("meta_cluster") or {}).get("leader") or "")') ||
     [[ -n "$leader" ]]
 }
 
+# `quarterdeck ctl ARGS...` as the lab's operator.
+lab_ctl() { NATS_URL="$LAB_NATS_URL" NATS_NKEY="$LAB_AUTH/operator/lab.nk" "$LAB_BIN" ctl "$@"; }
+
 lab_hosts_up() {
-    NATS_URL="$LAB_NATS_URL" "$LAB_BIN" ctl --timeout 2s snapshot --json | python3 -c '
+    lab_ctl --timeout 2s snapshot --json | python3 -c '
 import json, sys
 want = set(sys.argv[1].split())
 snap = json.load(sys.stdin)
@@ -402,6 +416,9 @@ lab_env() {
     printf 'export QD_LAB_HOSTS=%q\n' "$LAB_HOSTS"
     printf 'export QD_LAB_NATS_MONITOR=%q\n' "$LAB_NATS_MONITOR"
     printf 'export QD_LAB_DIR=%q\n' "$DIR"
+    # The cockpit and ctl act as the lab's operator; the other seeds are in QD_LAB_AUTH.
+    printf 'export NATS_NKEY=%q\n' "$LAB_AUTH/operator/lab.nk"
+    printf 'export QD_LAB_AUTH=%q\n' "$LAB_AUTH"
 }
 
 # The registry trusts no client outside the lab, and the machine's own dockerd trusts only
@@ -531,7 +548,8 @@ lab_down() {
     rm -rf "$LAB_RUN"
     # What the daemons stored goes; the logs stay for a look afterwards.
     if [[ -d "$DIR" ]]; then
-        rm -rf "$DIR/hosts" "$DIR/nats" "$DIR/registry" "$DIR/router" "$DIR/pids" "$DIR/lab.env" "$DIR/lab.env.partial"
+        rm -rf "$DIR/hosts" "$DIR/nats" "$DIR/registry" "$DIR/router" "$DIR/auth" "$DIR/pids" \
+            "$DIR/lab.env" "$DIR/lab.env.partial"
     fi
     info "lab down: no namespaces, links, routes or processes of the lab are left"
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::docker_support::site;
 use crate::lab_support::{Lab, streams};
-use crate::nats_support::{Follower, connect, ctl_json_lines, eventually, instances_of, snapshot, str_of};
-use crate::stack_support::deploy_site;
+use crate::nats_support::{Follower, eventually, instances_of, str_of};
+use crate::stack_support::site_deploy_args;
 
 /// The event stream's (first_seq, last_seq, messages) as node `n` has it.
 fn event_stream(lab: &Lab, n: usize) -> Result<(u64, u64, u64), String> {
@@ -22,14 +22,17 @@ fn event_stream(lab: &Lab, n: usize) -> Result<(u64, u64, u64), String> {
 fn lab_nats_cluster_survives_losing_its_meta_leader() {
     let Some(lab) = Lab::up("lab-nats-loss", 2) else { return };
     lab.load_test_image();
-    let url = lab.nats_url().to_string();
+    let deploy = |version: &str, artifact: &std::path::Path| {
+        let args = site_deploy_args(version, "2", artifact);
+        lab.ctl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
     let v1 = lab.dir.join("site-v1.tar.gz");
     std::fs::write(&v1, site(&[("index.html", "v1")])).expect("artifact v1");
-    let out = deploy_site(&url, "v1", "2", &v1, &[]);
+    let out = deploy("v1", &v1);
     assert!(out.ok(), "deploy of v1: {out}");
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let bus = rt.block_on(connect(&url, "test/lab-cockpit"));
+    let bus = rt.block_on(lab.connect("test/lab-cockpit"));
     let follower = {
         let _in = rt.enter();
         Follower::start(Arc::new(bus.clone()))
@@ -52,9 +55,9 @@ fn lab_nats_cluster_survives_losing_its_meta_leader() {
     // The plane answers: a rolling deploy runs to its end on the two nodes left.
     let v2 = lab.dir.join("site-v2.tar.gz");
     std::fs::write(&v2, site(&[("index.html", "v2")])).expect("artifact v2");
-    let out = deploy_site(&url, "v2", "2", &v2, &[]);
+    let out = deploy("v2", &v2);
     assert!(out.ok(), "deploy of v2 after the meta leader died: {out}");
-    let snap = snapshot(&url);
+    let snap = lab.snapshot();
     let versions: Vec<&str> = instances_of(&snap, "site").iter().map(|i| str_of(i, "version")).collect();
     assert_eq!(versions, ["v2", "v2"], "site after the deploy: {snap}");
 
@@ -74,7 +77,12 @@ fn lab_nats_cluster_survives_losing_its_meta_leader() {
             });
         assert_eq!(node_messages, node_last - first + 1, "node {n}'s copy has a gap");
     }
-    let events = ctl_json_lines(&url, &["events", "--limit", "100000", "--since", "24h"]);
+    let events: Vec<serde_json::Value> = lab
+        .ctl_ok(&["events", "--json", "--limit", "100000", "--since", "24h"])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("ctl events: not JSON ({e}): {l}")))
+        .collect();
     let revs: Vec<u64> = events.iter().filter_map(|e| e["rev"].as_u64()).collect();
     assert_eq!(revs.len(), events.len(), "an event without a revision");
     assert!(revs.windows(2).all(|w| w[1] == w[0] + 1), "revisions in the stream skip: {revs:?}");

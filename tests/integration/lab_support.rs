@@ -14,9 +14,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use quarterdeck::bus::{Bus, Connection, NatsBus, NatsOptions};
 use serde_json::Value;
 
-use crate::nats_support::{BIN, unique_dir};
+use crate::nats_support::{BIN, CtlOut, WAIT, ctl_as, unique_dir};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lab");
 
@@ -101,6 +102,46 @@ impl Lab {
 
     pub fn nats_url(&self) -> &str {
         &self.env["NATS_URL"]
+    }
+
+    /// The seed of the lab's operator (roles are on in the lab).
+    pub fn operator_nkey(&self) -> PathBuf {
+        PathBuf::from(&self.env["NATS_NKEY"])
+    }
+
+    /// `quarterdeck ctl ARGS` as the lab's operator.
+    pub fn ctl(&self, args: &[&str]) -> CtlOut {
+        ctl_as(self.nats_url(), Some(&self.operator_nkey()), args)
+    }
+
+    /// `ctl ARGS`, which must succeed; its stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(out.ok(), "ctl {args:?} failed: {out}");
+        out.stdout
+    }
+
+    /// `ctl snapshot --json`.
+    pub fn snapshot(&self) -> Value {
+        let out = self.ctl_ok(&["snapshot", "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ctl snapshot: not JSON ({e}): {out}"))
+    }
+
+    /// A client of the library on the lab's bus, as the operator.
+    pub async fn connect(&self, name: &str) -> NatsBus {
+        let opts = NatsOptions {
+            url: self.nats_url().to_string(),
+            nkey: Some(self.operator_nkey()),
+            name: name.to_string(),
+            ..NatsOptions::default()
+        };
+        let bus = NatsBus::connect(&opts).await.expect("NatsBus::connect");
+        let mut conn = bus.connection();
+        tokio::time::timeout(WAIT, conn.wait_for(Connection::is_connected))
+            .await
+            .expect("connected to the lab's NATS in time")
+            .expect("connection watch open");
+        bus
     }
 
     pub fn hosts(&self) -> Vec<String> {

@@ -1,12 +1,12 @@
 //! `scripts/lab up` gives a fleet of real hosts (each its own namespace, address, AZ and
-//! dockerd), a NATS cluster keeping every JetStream object at 3 replicas, and `down`
+//! dockerd), a NATS cluster with roles on keeping every JetStream object at 3 replicas, and `down`
 //! leaves nothing behind, twice in a row.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::lab_support::{Lab, RANGES, leftovers, streams};
-use crate::nats_support::{eventually, list, snapshot, str_of};
+use crate::nats_support::{eventually, list, str_of};
 
 #[test]
 fn lab_up_gives_real_hosts_and_down_leaves_nothing() {
@@ -16,7 +16,7 @@ fn lab_up_gives_real_hosts_and_down_leaves_nothing() {
 
     // Every host is up in the plane's snapshot with its lab address and AZ: odd hosts in
     // az1 (198.51.100.0/24), even ones in az2 (203.0.113.0/24), host i at .1i.
-    let snap = snapshot(lab.nats_url());
+    let snap = lab.snapshot();
     for (i, id) in hosts.iter().enumerate() {
         let n = i + 1;
         let host = list(&snap, "hosts")
@@ -37,6 +37,10 @@ fn lab_up_gives_real_hosts_and_down_leaves_nothing() {
         roots.insert(root);
     }
     assert_eq!(roots.len(), hosts.len(), "two hosts share a daemon: {roots:?}");
+
+    // Roles are on: a client without a seed of the lab's is turned away by nats-server.
+    let anonymous = crate::nats_support::ctl_as(lab.nats_url(), None, &["--timeout", "3s", "hosts"]);
+    assert!(!anonymous.ok(), "ctl without a seed was served: {anonymous}");
 
     // The history, the state and lease buckets and the artifact store: 3 copies each.
     eventually(Duration::from_secs(60), "every JetStream object at 3 replicas", || {

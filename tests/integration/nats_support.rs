@@ -443,10 +443,17 @@ impl std::fmt::Display for CtlOut {
 /// Runs `quarterdeck ctl ARGS` against `url` and returns its exit status and output. A
 /// `ctl` that hangs is killed after two minutes (its own timeouts are shorter).
 pub fn ctl(url: &str, args: &[&str]) -> CtlOut {
-    let mut child = Command::new(BIN)
-        .arg("ctl")
-        .args(args)
-        .env("NATS_URL", url)
+    ctl_as(url, None, args)
+}
+
+/// `ctl`, logged in with the NKey seed file `nkey` when given (a bus with roles on).
+pub fn ctl_as(url: &str, nkey: Option<&Path>, args: &[&str]) -> CtlOut {
+    let mut command = Command::new(BIN);
+    command.arg("ctl").args(args).env("NATS_URL", url);
+    if let Some(seed) = nkey {
+        command.env("NATS_NKEY", seed);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

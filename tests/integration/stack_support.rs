@@ -200,8 +200,15 @@ pub fn deploy_site(
     artifact: &std::path::Path,
     extra: &[&str],
 ) -> CtlOut {
+    let mut args = site_deploy_args(version, instances, artifact);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    ctl(url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The arguments of `deploy_site`'s `ctl deploy --wait`.
+pub fn site_deploy_args(version: &str, instances: &str, artifact: &std::path::Path) -> Vec<String> {
     let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
-    let mut args = vec![
+    [
         "deploy",
         "--app",
         "site",
@@ -226,9 +233,10 @@ pub fn deploy_site(
         "--memory",
         "64M",
         "--wait",
-    ];
-    args.extend_from_slice(extra);
-    ctl(url, &args)
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
 }
 
 /// The flags of a docker agent for `host` in `az`, publishing on 127.0.0.1, its state in
