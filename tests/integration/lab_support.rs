@@ -129,9 +129,15 @@ impl Lab {
 
     /// A client of the library on the lab's bus, as the operator.
     pub async fn connect(&self, name: &str) -> NatsBus {
+        self.connect_as(&self.operator_nkey(), name).await
+    }
+
+    /// A client of the library on the lab's bus with the seed `nkey` (one of
+    /// `QD_LAB_AUTH`'s: `controller/c2.nk`, ...).
+    pub async fn connect_as(&self, nkey: &Path, name: &str) -> NatsBus {
         let opts = NatsOptions {
             url: self.nats_url().to_string(),
-            nkey: Some(self.operator_nkey()),
+            nkey: Some(nkey.to_path_buf()),
             name: name.to_string(),
             ..NatsOptions::default()
         };

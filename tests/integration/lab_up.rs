@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use quarterdeck::plane::controller::store::{JetStreamConfig, JetStreamStore};
+
 use crate::lab_support::{Lab, RANGES, leftovers, streams};
 use crate::nats_support::{eventually, list, str_of};
 
@@ -50,6 +52,42 @@ fn lab_up_gives_real_hosts_and_down_leaves_nothing() {
             if replicas != Some(3.into()) {
                 return Err(format!("{name}: replicas {replicas:?}"));
             }
+        }
+        Ok(())
+    });
+
+    // Copies are the controller's say alone. A client that opens the history with other
+    // limits and no word on replicas (`ctl events` with the defaults) changes the limits
+    // and keeps the 3 copies; a bucket made with one copy is scaled to three.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let seed = std::path::Path::new(&lab.env["QD_LAB_AUTH"]).join("controller/c2.nk");
+        let bus = lab.connect_as(&seed, "test/lab-replicas").await;
+        let config =
+            JetStreamConfig { max_age: Duration::from_secs(12 * 3600), ..JetStreamConfig::default() };
+        assert_eq!(config.replicas, None);
+        JetStreamStore::open(&bus, &config).await.expect("open the history with other limits");
+        let js = bus.jetstream();
+        js.create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "qd_lab_scale".into(),
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("a bucket with one copy");
+        quarterdeck::bus::replicas::ensure(&js, "KV_qd_lab_scale", 3).await.expect("scale to 3");
+    });
+    eventually(Duration::from_secs(60), "new limits, same copies; the bucket scaled", || {
+        let all = streams(&lab.jsz(1)?);
+        let config = |name: &str| all.get(name).map(|s| s["config"].clone()).ok_or(format!("no {name}"));
+        let events = config("QD_EVENTS")?;
+        let hours = events["max_age"].as_u64().map(|ns| ns / 3_600_000_000_000);
+        if hours != Some(12) || events["num_replicas"] != 3 {
+            return Err(format!("QD_EVENTS: {events}"));
+        }
+        let scaled = config("KV_qd_lab_scale")?;
+        if scaled["num_replicas"] != 3 {
+            return Err(format!("KV_qd_lab_scale: {scaled}"));
         }
         Ok(())
     });

@@ -171,11 +171,16 @@ impl JetStreamStore {
             num_replicas: config.replicas.unwrap_or(1),
             ..Default::default()
         };
-        let mut stream = js.get_or_create_stream(stream_config.clone()).await.map_err(err("event stream"))?;
-        // Limits given on the command line win over the ones the stream was made with.
+        let mut stream = js.get_or_create_stream(stream_config).await.map_err(err("event stream"))?;
+        // Limits given on the command line win over the ones the stream was made with. The
+        // rest of its config stays as it is: above all its replicas, which only the
+        // controller's --replicas changes (`ctl events` opens the stream with defaults).
         let info = stream.info().await.map_err(err("event stream info"))?;
         if info.config.max_age != config.max_age || info.config.max_messages != config.max_messages {
-            js.update_stream(stream_config).await.map_err(err("event stream limits"))?;
+            let mut limits = info.config.clone();
+            limits.max_age = config.max_age;
+            limits.max_messages = config.max_messages;
+            js.update_stream(limits).await.map_err(err("event stream limits"))?;
         }
         let kv = match js.get_key_value(&config.bucket).await {
             Ok(kv) => kv,
