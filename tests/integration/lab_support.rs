@@ -1,7 +1,7 @@
 //! The lab (`scripts/lab`) for the integration tests: `up` into a temporary directory,
 //! the script's other commands, the NATS cluster's monitoring, and `down` on drop. One lab
 //! runs at a time on a machine (its bridge, namespaces and addresses have fixed names), so
-//! the lab tests take turns.
+//! the lab tests take turns, across test processes too (a lock file in /run).
 //!
 //! Needs root, nats-server, dockerd with the test image, nginx, docker-registry, ip and
 //! nsenter. Without one a test skips and says why, unless `CI=true`, where it fails.
@@ -11,7 +11,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use quarterdeck::bus::{Bus, Connection, NatsBus, NatsOptions};
@@ -24,7 +23,9 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lab");
 /// The lab's address ranges, as `scripts/lab` numbers them: az1, az2.
 pub const RANGES: [&str; 2] = ["198.51.100.", "203.0.113."];
 
-static ONE_LAB: Mutex<()> = Mutex::new(());
+/// Held while a lab is up: flock(2) locks belong to an open file, so two tests of one
+/// process wait for each other as two processes do.
+const TURN: &str = "/run/quarterdeck-lab-test.lock";
 
 /// Why the lab cannot run here, if it cannot.
 fn missing() -> Option<String> {
@@ -57,7 +58,8 @@ pub struct Lab {
     /// What `scripts/lab env` exported.
     pub env: BTreeMap<String, String>,
     down: bool,
-    _turn: MutexGuard<'static, ()>,
+    /// Locked for the lab's life; dropped (unlocked) after `down`.
+    _turn: std::fs::File,
 }
 
 impl Lab {
@@ -70,7 +72,13 @@ impl Lab {
             eprintln!("skipped: {test}: {why}");
             return None;
         }
-        let turn = ONE_LAB.lock().unwrap_or_else(|p| p.into_inner());
+        let turn = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(TURN)
+            .unwrap_or_else(|e| panic!("cannot open {TURN}: {e}"));
+        turn.lock().unwrap_or_else(|e| panic!("cannot lock {TURN}: {e}"));
         let dir = unique_dir(test);
         let mut lab = Lab { dir, env: BTreeMap::new(), down: false, _turn: turn };
         let out = lab.run(&["up", "--hosts", &hosts.to_string(), "--dir", lab.dir.to_str().unwrap()]);
