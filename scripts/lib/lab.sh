@@ -421,6 +421,7 @@ lab_env() {
     printf 'export QD_LAB_AUTH=%q\n' "$LAB_AUTH"
 }
 
+# Prints the pushed name (docker push's progress goes to stderr).
 # The registry trusts no client outside the lab, and the machine's own dockerd trusts only
 # registries on 127.0.0.1: so the image goes through the first host that is not cut off,
 # which pushes it and then forgets it (a host has only the images it pulled itself).
@@ -442,7 +443,7 @@ lab_push() {
     target="$LAB_REGISTRY/$name"
     docker save "$image" | docker -H "unix://$sock" load >/dev/null
     docker -H "unix://$sock" tag "$image" "$target"
-    docker -H "unix://$sock" push "$target"
+    docker -H "unix://$sock" push "$target" >&2
     docker -H "unix://$sock" rmi "$target" "$image" >/dev/null
     echo "$target"
 }

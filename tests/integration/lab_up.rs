@@ -1,6 +1,7 @@
 //! `scripts/lab up` gives a fleet of real hosts (each its own namespace, address, AZ and
-//! dockerd), a NATS cluster with roles on keeping every JetStream object at 3 replicas, and `down`
-//! leaves nothing behind, twice in a row.
+//! dockerd), a registry they pull from, a NATS cluster with roles on keeping every
+//! JetStream object at 3 replicas; `partition` and `heal` cut a host off and bring it
+//! back; `down` leaves nothing behind, twice in a row.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use quarterdeck::plane::controller::store::{JetStreamConfig, JetStreamStore};
 
 use crate::lab_support::{Lab, RANGES, leftovers, streams};
-use crate::nats_support::{eventually, list, str_of};
+use crate::nats_support::{check, eventually, host_state, list, str_of};
 
 #[test]
 fn lab_up_gives_real_hosts_and_down_leaves_nothing() {
@@ -39,6 +40,31 @@ fn lab_up_gives_real_hosts_and_down_leaves_nothing() {
         roots.insert(root);
     }
     assert_eq!(roots.len(), hosts.len(), "two hosts share a daemon: {roots:?}");
+
+    // The registry: an image pushed into it is pulled by another host's daemon, which
+    // trusts it as insecure; the host that pushed it keeps nothing of it.
+    let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
+    let pushed = lab.run_ok(&["push", &image, "lab/httpd:v1"]);
+    assert_eq!(pushed, format!("{}/lab/httpd:v1", lab.env["QD_LAB_REGISTRY"]));
+    lab.run_ok(&["docker", "h2", "pull", &pushed]);
+    let on_h2 = lab.run_ok(&["docker", "h2", "images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(on_h2, pushed, "h2's images after the pull");
+    let on_h1 = lab.run_ok(&["docker", "h1", "images", "-q"]);
+    assert_eq!(on_h1, "", "h1 kept the image it pushed");
+
+    // A partition cuts the host off the plane (it goes stale) while its daemon runs on;
+    // a heal brings it back.
+    lab.run_ok(&["partition", "h3"]);
+    eventually(Duration::from_secs(60), "h3 stale after the partition", || {
+        let state = host_state(&lab.snapshot(), "h3").map(String::from);
+        check(state.as_deref() == Some("stale"), || format!("h3 is {state:?}"))
+    });
+    lab.run_ok(&["docker", "h3", "info", "--format", "{{.ID}}"]);
+    lab.run_ok(&["heal", "h3"]);
+    eventually(Duration::from_secs(60), "h3 up after the heal", || {
+        let state = host_state(&lab.snapshot(), "h3").map(String::from);
+        check(state.as_deref() == Some("up"), || format!("h3 is {state:?}"))
+    });
 
     // Roles are on: a client without a seed of the lab's is turned away by nats-server.
     let anonymous = crate::nats_support::ctl_as(lab.nats_url(), None, &["--timeout", "3s", "hosts"]);
