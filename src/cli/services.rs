@@ -65,6 +65,13 @@ pub struct ControllerArgs {
     /// stale and the router leaves it out.
     #[arg(long, default_value = "10s", value_parser = parse::duration, value_name = "DURATION")]
     pub route_stale_after: Duration,
+
+    /// Copies JetStream keeps of the event history, the state and lease buckets and the
+    /// artifact store: 3 on a 3-node NATS cluster, so it survives losing a node. Objects
+    /// that exist with another number are scaled to this one. More than the cluster's
+    /// nodes is refused by nats-server.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -224,6 +231,7 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
     let js_config = JetStreamConfig {
         max_age: args.history_max_age,
         max_messages: args.history_max_msgs,
+        replicas: Some(usize::from(args.replicas)),
         ..JetStreamConfig::default()
     };
     let store = retry("opening JetStream", || async {
@@ -242,7 +250,9 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus.clone());
     let store: Arc<dyn Store> = Arc::new(store);
     let repository = retry("opening the artifact repository", || async {
-        ObjectStoreRepository::open(&bus).await.map_err(|e| e.to_string())
+        ObjectStoreRepository::open_with(&bus, Some(usize::from(args.replicas)))
+            .await
+            .map_err(|e| e.to_string())
     })
     .await;
     let repository: Arc<dyn Repository> = Arc::new(repository);
@@ -288,7 +298,7 @@ async fn lead_once(
 ) -> Result<Term, String> {
     // Retried: the bus may be down when a superseded leader comes back here.
     let lease = retry("opening the leader lease", || async {
-        Lease::acquire(bus, id, args.lease_ttl).await.map_err(|e| e.to_string())
+        Lease::acquire(bus, id, args.lease_ttl, usize::from(args.replicas)).await.map_err(|e| e.to_string())
     })
     .await;
     // Kept from now on, while the state loads too: a long load must not let the lease lapse.

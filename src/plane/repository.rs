@@ -63,6 +63,8 @@ pub struct ObjectStoreRepository {
     /// Whether this client may create the bucket (an uploader: the controller, an
     /// operator). An agent only reads it: with roles on, the server refuses it the create.
     creates: bool,
+    /// The copies a bucket this client creates gets.
+    replicas: usize,
     store: tokio::sync::OnceCell<async_nats::jetstream::object_store::ObjectStore>,
 }
 
@@ -71,17 +73,34 @@ pub const BUCKET: &str = "qd_artifacts";
 const SHA_KEY: &str = "sha256";
 
 impl ObjectStoreRepository {
-    /// The bucket, created if it does not exist yet: for the clients that upload.
+    /// The bucket, created with one copy if it does not exist yet: for the clients that
+    /// upload.
     pub async fn open(bus: &NatsBus) -> Result<Self, RepoError> {
-        let repo = ObjectStoreRepository { js: bus.jetstream(), creates: true, store: Default::default() };
+        Self::open_with(bus, None).await
+    }
+
+    /// The bucket, created if need be and, with `Some(n)`, brought to n copies (the
+    /// controller's `--replicas`).
+    pub async fn open_with(bus: &NatsBus, replicas: Option<usize>) -> Result<Self, RepoError> {
+        let repo = ObjectStoreRepository {
+            js: bus.jetstream(),
+            creates: true,
+            replicas: replicas.unwrap_or(1),
+            store: Default::default(),
+        };
         repo.store().await?;
+        if let Some(n) = replicas {
+            crate::bus::replicas::ensure(&repo.js, &format!("OBJ_{BUCKET}"), n)
+                .await
+                .map_err(RepoError::Other)?;
+        }
         Ok(repo)
     }
 
     /// The bucket for reading only, looked up at its first use: an agent may start before
     /// anyone created it, and needs it only when a deploy brings an artifact.
     pub fn reader(bus: &NatsBus) -> Self {
-        ObjectStoreRepository { js: bus.jetstream(), creates: false, store: Default::default() }
+        ObjectStoreRepository { js: bus.jetstream(), creates: false, replicas: 1, store: Default::default() }
     }
 
     async fn store(&self) -> Result<&async_nats::jetstream::object_store::ObjectStore, RepoError> {
@@ -93,6 +112,7 @@ impl ObjectStoreRepository {
                         .js
                         .create_object_store(async_nats::jetstream::object_store::Config {
                             bucket: BUCKET.into(),
+                            num_replicas: self.replicas,
                             ..Default::default()
                         })
                         .await

@@ -583,7 +583,8 @@ pub fn ctl_as(nats: &NatsServer, who: &str, args: &[&str]) -> CtlOut {
     ctl_with_seed(&nats.url(), nats.seed(who), args)
 }
 
-fn ctl_with_seed(url: &str, seed: Option<PathBuf>, args: &[&str]) -> CtlOut {
+/// `ctl` logged in with the seed file `seed`, or as nobody.
+pub fn ctl_with_seed(url: &str, seed: Option<PathBuf>, args: &[&str]) -> CtlOut {
     let mut child = login(&mut Command::new(BIN), seed)
         .arg("ctl")
         .args(args)

@@ -39,8 +39,14 @@ pub struct Lease {
 
 impl Lease {
     /// Waits until this controller holds the lease. The same holder id (a restarted
-    /// controller) takes its own lease back at once; another waits for it to expire.
-    pub async fn acquire(bus: &NatsBus, holder: &str, ttl: Duration) -> Result<Lease, StoreError> {
+    /// controller) takes its own lease back at once; another waits for it to expire. The
+    /// bucket keeps `replicas` copies on a cluster.
+    pub async fn acquire(
+        bus: &NatsBus,
+        holder: &str,
+        ttl: Duration,
+        replicas: usize,
+    ) -> Result<Lease, StoreError> {
         let js = bus.jetstream();
         let kv = match js.get_key_value(BUCKET).await {
             Ok(kv) => kv,
@@ -48,11 +54,13 @@ impl Lease {
                 .create_key_value(async_nats::jetstream::kv::Config {
                     bucket: BUCKET.into(),
                     history: 1,
+                    num_replicas: replicas,
                     ..Default::default()
                 })
                 .await
                 .map_err(|e| StoreError(format!("lease bucket: {e}")))?,
         };
+        crate::bus::replicas::ensure(&js, &format!("KV_{BUCKET}"), replicas).await.map_err(StoreError)?;
         let mut lease = Lease {
             kv,
             holder: holder.to_string(),

@@ -118,6 +118,9 @@ pub struct JetStreamConfig {
     pub bucket: String,
     pub max_age: Duration,
     pub max_messages: i64,
+    /// Copies of the stream and the bucket on a cluster; `None` leaves them as they are
+    /// (one for a new one). Only the controller says.
+    pub replicas: Option<usize>,
 }
 
 impl Default for JetStreamConfig {
@@ -127,6 +130,7 @@ impl Default for JetStreamConfig {
             bucket: "qd_state".into(),
             max_age: Duration::from_secs(24 * 3600),
             max_messages: 1_000_000,
+            replicas: None,
         }
     }
 }
@@ -164,13 +168,19 @@ impl JetStreamStore {
             max_messages: config.max_messages,
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
+            num_replicas: config.replicas.unwrap_or(1),
             ..Default::default()
         };
-        let mut stream = js.get_or_create_stream(stream_config.clone()).await.map_err(err("event stream"))?;
-        // Limits given on the command line win over the ones the stream was made with.
+        let mut stream = js.get_or_create_stream(stream_config).await.map_err(err("event stream"))?;
+        // Limits given on the command line win over the ones the stream was made with. The
+        // rest of its config stays as it is: above all its replicas, which only the
+        // controller's --replicas changes (`ctl events` opens the stream with defaults).
         let info = stream.info().await.map_err(err("event stream info"))?;
         if info.config.max_age != config.max_age || info.config.max_messages != config.max_messages {
-            js.update_stream(stream_config).await.map_err(err("event stream limits"))?;
+            let mut limits = info.config.clone();
+            limits.max_age = config.max_age;
+            limits.max_messages = config.max_messages;
+            js.update_stream(limits).await.map_err(err("event stream limits"))?;
         }
         let kv = match js.get_key_value(&config.bucket).await {
             Ok(kv) => kv,
@@ -179,11 +189,18 @@ impl JetStreamStore {
                     bucket: config.bucket.clone(),
                     history: 1,
                     storage: stream::StorageType::File,
+                    num_replicas: config.replicas.unwrap_or(1),
                     ..Default::default()
                 })
                 .await
                 .map_err(err("state bucket"))?,
         };
+        if let Some(n) = config.replicas {
+            crate::bus::replicas::ensure(&js, &config.stream, n).await.map_err(StoreError)?;
+            crate::bus::replicas::ensure(&js, &format!("KV_{}", config.bucket), n)
+                .await
+                .map_err(StoreError)?;
+        }
         Ok(JetStreamStore { js, kv, stream_name: config.stream.clone(), last_seq: Mutex::new(None) })
     }
 
