@@ -200,6 +200,8 @@ pub enum AgentVerb {
     /// A viewer's log stream is still wanted; without one for `LOGS_KEEPALIVE_TIMEOUT`
     /// the agent ends the stream.
     LogsKeepalive,
+    /// Which digest an image's tag names now (the controller's deploy asks one agent).
+    Resolve,
 }
 
 impl AgentVerb {
@@ -211,6 +213,7 @@ impl AgentVerb {
             AgentVerb::Logs => "logs",
             AgentVerb::LogsStop => "logs_stop",
             AgentVerb::LogsKeepalive => "logs_keepalive",
+            AgentVerb::Resolve => "resolve",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -221,6 +224,7 @@ impl AgentVerb {
             "logs" => Some(AgentVerb::Logs),
             "logs_stop" => Some(AgentVerb::LogsStop),
             "logs_keepalive" => Some(AgentVerb::LogsKeepalive),
+            "resolve" => Some(AgentVerb::Resolve),
             _ => None,
         }
     }

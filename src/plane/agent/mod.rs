@@ -21,8 +21,10 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{self, AgentVerb};
 use crate::protocol::{
     AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, InstanceRef, InstanceReport, InstanceSpec,
-    InstanceState, InstanceStatus, LogsRequest, LogsStreamRef, Reply, WireError, decode, encode, validate,
+    ImageResolved, InstanceState, InstanceStatus, LogsRequest, LogsStreamRef, Reply, ResolveImage, StepState,
+    WireError, decode, encode, validate,
 };
+use crate::protocol::image::ImageRef;
 use driver::{DriverError, RuntimeDriver, StepReport};
 
 #[derive(Debug, Clone)]
@@ -148,7 +150,7 @@ async fn watch_changes(agent: Arc<Agent>) {
         for report in &list {
             if known.get(&report.id) != Some(&report.state) {
                 known.insert(report.id.clone(), report.state);
-                send_status(&agent, report.clone(), None, String::new()).await;
+                send_status(&agent, report.clone(), None, String::new(), None).await;
             }
         }
         known.retain(|id, _| list.iter().any(|r| &r.id == id));
@@ -157,7 +159,8 @@ async fn watch_changes(agent: Arc<Agent>) {
 
 async fn forward_steps(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<StepReport>) {
     while let Some(step) = rx.recv().await {
-        send_status(&agent, step.instance, Some(step.step), step.detail).await;
+        let state = step.running.then_some(StepState::Running);
+        send_status(&agent, step.instance, Some(step.step), step.detail, state).await;
     }
 }
 
@@ -166,12 +169,14 @@ async fn send_status(
     instance: InstanceReport,
     step: Option<crate::protocol::StepName>,
     detail: String,
+    step_state: Option<StepState>,
 ) {
     let operation_id = match step {
         Some(_) => agent.operations.lock().ok().and_then(|ops| ops.get(&instance.id).cloned()),
         None => None,
     };
-    let status = InstanceStatus { host: agent.config.host_id.clone(), instance, step, operation_id, detail };
+    let status =
+        InstanceStatus { host: agent.config.host_id.clone(), instance, step, operation_id, detail, step_state };
     let env = Envelope::new(agent.config.source(), status);
     if let Err(err) = bus::publish(agent.bus.as_ref(), &subjects::status(&agent.config.host_id), &env).await {
         log::warn!("{}: status not sent: {err}", agent.config.host_id);
@@ -180,12 +185,62 @@ async fn send_status(
 
 async fn serve_commands(agent: Arc<Agent>, mut commands: Subscription) {
     while let Some(msg) = commands.next().await {
+        // A registry may take its time: the answer comes from its own task, so deploys
+        // and removes are not held up behind it.
+        if msg.subject.rsplit('.').next().and_then(AgentVerb::parse) == Some(AgentVerb::Resolve) {
+            tokio::spawn(resolve(agent.clone(), msg));
+            continue;
+        }
         let answer = handle_command(&agent, &msg).await;
         let Some(to) = &msg.reply else { continue };
         if let Err(err) = agent.bus.publish(to, Bytes::from(answer)).await {
             log::warn!("{}: could not answer {}: {err}", agent.config.host_id, msg.subject);
         }
     }
+}
+
+/// The most an agent waits for its registry's answer to `cmd.resolve`.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `cmd.resolve`: a read, so neither cached nor remembered; late is still refused.
+async fn resolve(agent: Arc<Agent>, msg: Message) {
+    let result = match decode::<ResolveImage>(&msg.payload) {
+        Err(err) => Err(WireError::bad_request(err.to_string())),
+        Ok(env) => match env.check_deadline(now_ms()) {
+            Err(expired) => Err(expired),
+            Ok(()) => resolve_image(&agent, &env.body.image).await,
+        },
+    };
+    if let Err(err) = &result {
+        log::warn!("{}: resolve refused: {}", agent.config.host_id, err.reason);
+    }
+    let answer = encode(&Envelope::new(agent.config.source(), Reply::from(result))).unwrap_or_default();
+    if let Some(to) = &msg.reply
+        && let Err(err) = agent.bus.publish(to, Bytes::from(answer)).await
+    {
+        log::warn!("{}: could not answer {}: {err}", agent.config.host_id, msg.subject);
+    }
+}
+
+async fn resolve_image(agent: &Agent, image: &str) -> Result<ImageResolved, WireError> {
+    let parsed = ImageRef::parse(image).map_err(WireError::bad_request)?;
+    if !parsed.from_registry() {
+        return Err(WireError::bad_request(format!("image {image} names no registry: nothing to resolve")));
+    }
+    let asked = tokio::time::timeout(RESOLVE_TIMEOUT, agent.driver.resolve(image)).await;
+    let digest = match asked {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return Err(WireError::new(ErrorCode::NotFound, e.to_string())),
+        Err(_) => {
+            return Err(WireError::new(
+                ErrorCode::Unavailable,
+                format!("the registry did not answer for {image} within {RESOLVE_TIMEOUT:?}"),
+            ));
+        }
+    };
+    // A runtime's answer goes into every instance's spec: checked like input.
+    crate::protocol::image::check_digest(&digest).map_err(|e| WireError::new(ErrorCode::Internal, e))?;
+    Ok(ImageResolved { digest })
 }
 
 fn encode_reply(agent: &Agent, reply: Reply<AgentAck>) -> Vec<u8> {
@@ -246,8 +301,8 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
             }
             Err(err) => Err(WireError::bad_request(err.to_string())),
         },
-        // Answered above, before the reply cache.
-        Some(AgentVerb::LogsStop | AgentVerb::LogsKeepalive) => {
+        // Answered above, before the reply cache, or in their own task.
+        Some(AgentVerb::LogsStop | AgentVerb::LogsKeepalive | AgentVerb::Resolve) => {
             Err(WireError::bad_request(format!("unexpected {}", msg.subject)))
         }
         None => Err(WireError::bad_request(format!("unknown agent command {}", msg.subject))),

@@ -1,10 +1,13 @@
 //! Deploy, restart and replace operations, following the original flow:
-//! ALLOCATE_REPOSITORY_REQUEST, UPLOAD, NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST, then the
-//! agent's DOWNLOAD, RESTART and HEALTH_CHECK, then ADD_ROUTE_REQUEST and INSTANCE_DEPLOYED.
+//! PULL_IMAGE (an image from a registry pinned to its digest), ALLOCATE_REPOSITORY_REQUEST,
+//! UPLOAD, NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST, then the agent's PULL_IMAGE (when the host
+//! lacks the image), DOWNLOAD, RESTART and HEALTH_CHECK, then ADD_ROUTE_REQUEST and
+//! INSTANCE_DEPLOYED.
 
 use futures_util::future::join_all;
 
 use super::core::{Controller, Draft};
+use super::image;
 use super::ops::step_draft;
 use super::repair;
 use super::scheduler::{PlacementRequest, place_with};
@@ -24,7 +27,11 @@ pub(crate) async fn run_deploy(
     strategy: Strategy,
     previous: Option<App>,
 ) {
-    let outcome = deploy(&ctl, &op_id, &app, strategy).await;
+    let mut app = app;
+    let outcome = match image::pin(&ctl, &op_id, &mut app).await {
+        Ok(()) => deploy(&ctl, &op_id, &app, strategy).await,
+        Err(e) => Err(e),
+    };
     if outcome.is_err()
         && let Some(prev) = previous.filter(|p| p.version != app.version)
     {
@@ -192,7 +199,7 @@ fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
         app: app.name.clone(),
         version: app.version.clone(),
         index: inst.index,
-        image: app.image.clone(),
+        image: app.pinned_image(),
         port: app.port,
         cpu: inst.cpu_limit,
         memory_mb: inst.mem_limit_mb,
