@@ -963,6 +963,7 @@ mod tests {
                 ..RunSpec::default()
             },
             shortfall: None,
+            digest: None,
         };
         f.apps.insert("web".into(), app);
         f

@@ -18,13 +18,13 @@ use tokio::task::JoinHandle;
 use crate::bus::{self, Bus, BusError, Message, Subscription};
 use crate::plane::replies::ReplyCache;
 use crate::protocol::clock::now_ms;
+use crate::protocol::image::ImageRef;
 use crate::protocol::subjects::{self, AgentVerb};
 use crate::protocol::{
-    AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, InstanceRef, InstanceReport, InstanceSpec,
-    ImageResolved, InstanceState, InstanceStatus, LogsRequest, LogsStreamRef, Reply, ResolveImage, StepState,
+    AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, ImageResolved, InstanceRef, InstanceReport,
+    InstanceSpec, InstanceState, InstanceStatus, LogsRequest, LogsStreamRef, Reply, ResolveImage, StepState,
     WireError, decode, encode, validate,
 };
-use crate::protocol::image::ImageRef;
 use driver::{DriverError, RuntimeDriver, StepReport};
 
 #[derive(Debug, Clone)]
@@ -175,8 +175,14 @@ async fn send_status(
         Some(_) => agent.operations.lock().ok().and_then(|ops| ops.get(&instance.id).cloned()),
         None => None,
     };
-    let status =
-        InstanceStatus { host: agent.config.host_id.clone(), instance, step, operation_id, detail, step_state };
+    let status = InstanceStatus {
+        host: agent.config.host_id.clone(),
+        instance,
+        step,
+        operation_id,
+        detail,
+        step_state,
+    };
     let env = Envelope::new(agent.config.source(), status);
     if let Err(err) = bus::publish(agent.bus.as_ref(), &subjects::status(&agent.config.host_id), &env).await {
         log::warn!("{}: status not sent: {err}", agent.config.host_id);

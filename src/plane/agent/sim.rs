@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use super::driver::{DriverError, LOG_CHANNEL, LogReceiver, RuntimeDriver, StepReport, StepSender};
 use crate::plane::rng::Rng;
-use crate::protocol::image::ImageRef;
 use crate::protocol::clock::now_ms;
+use crate::protocol::image::ImageRef;
 use crate::protocol::{
     ExitInfo, HostMetrics, InstanceReport, InstanceSpec, InstanceState, LogLine, LogSource, StepName,
 };
@@ -194,7 +194,11 @@ impl SimDriver {
         let progress = |done: u64, running: bool| StepReport {
             step: StepName::PullImage,
             instance: report.clone(),
-            detail: format!("{} {}: {done} of {total} bytes", if running { "pulling" } else { "pulled" }, spec.image),
+            detail: format!(
+                "{} {}: {done} of {total} bytes",
+                if running { "pulling" } else { "pulled" },
+                spec.image
+            ),
             running,
         };
         let _ = steps.send(progress(total / 2, true));

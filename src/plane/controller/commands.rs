@@ -457,7 +457,9 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
         shortfall: None,
         // Scaling the same version of the same image keeps the digest it runs; anything
         // else is resolved afresh by the deploy.
-        digest: existing.filter(|a| a.image == image && a.version == req.version).and_then(|a| a.digest.clone()),
+        digest: existing
+            .filter(|a| a.image == image && a.version == req.version)
+            .and_then(|a| a.digest.clone()),
         image,
     })
 }

@@ -84,7 +84,9 @@ pub(crate) async fn pin(ctl: &Controller, op_id: &str, app: &mut App) -> Result<
             }
             // The registry's own answer (no such tag or repository, refused): asking
             // another host would hear the same.
-            Err(RequestError::Refused(e)) if matches!(e.code, ErrorCode::NotFound | ErrorCode::BadRequest) => {
+            Err(RequestError::Refused(e))
+                if matches!(e.code, ErrorCode::NotFound | ErrorCode::BadRequest) =>
+            {
                 let reason = format!("image {}: {} (asked {host})", app.image, e.reason);
                 ctl.step(op_id, StepName::PullImage, None, StepState::Failed, reason.clone(), vec![]);
                 return Err(reason);
@@ -95,4 +97,157 @@ pub(crate) async fn pin(ctl: &Controller, op_id: &str, app: &mut App) -> Result<
     let reason = format!("cannot resolve {}: {}", app.image, unanswered.join("; "));
     ctl.step(op_id, StepName::PullImage, None, StepState::Failed, reason.clone(), vec![]);
     Err(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bus::{Bus, LocalBus, Subscription};
+    use crate::plane::agent::sim::{SimConfig, SimDriver};
+    use crate::plane::agent::{self, AgentConfig, AgentHandle};
+    use crate::plane::controller::ControllerConfig;
+    use crate::plane::controller::store::MemoryStore;
+    use crate::protocol::{
+        Accepted, DeployRequest, Envelope, Event, EventKind, Fleet, InstanceState, OperationState, decode,
+        subjects,
+    };
+
+    const PERIOD: Duration = Duration::from_millis(100);
+
+    async fn plane(bus: &Arc<dyn Bus>) -> (Controller, AgentHandle) {
+        let config = ControllerConfig {
+            heartbeat_period: PERIOD,
+            step_timeout: Duration::from_secs(20),
+            ..ControllerConfig::default()
+        };
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let ctl =
+            Controller::start(bus.clone(), config, Fleet::default(), store, None).await.expect("controller");
+        let driver = SimDriver::new(SimConfig {
+            seed: 3,
+            cpu_cores: 8,
+            memory_mb: 16_384,
+            container_ips: (31..60).map(|k| format!("10.0.1.{k}")).collect(),
+            speed: 50.0,
+            crashes_per_hour: 0.0,
+        });
+        let config = AgentConfig {
+            host_id: "h1".into(),
+            hostname: "h1".into(),
+            ip: "10.0.1.1".into(),
+            az: "az1".into(),
+            tags: vec![],
+            heartbeat_period: PERIOD,
+            poll_interval: Duration::from_millis(50),
+        };
+        let agent = agent::start(bus.clone(), driver, config).await.expect("agent");
+        ctl.wait_for(Duration::from_secs(10), |f| f.hosts.get("h1").map(|_| ())).await.expect("h1 joins");
+        (ctl, agent)
+    }
+
+    async fn deploy(bus: &Arc<dyn Bus>, version: &str, image: &str) -> String {
+        let req = DeployRequest {
+            app: "web".into(),
+            version: version.into(),
+            instances: 2,
+            image: Some(image.into()),
+            port: Some(8080),
+            ..DeployRequest::default()
+        };
+        let sent: Accepted = crate::bus::command(
+            bus.as_ref(),
+            subjects::CtlVerb::Deploy,
+            &Envelope::new("test", req),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("deploy accepted");
+        sent.operation_id.expect("an operation")
+    }
+
+    async fn ended(ctl: &Controller, op: &str) -> (OperationState, Option<String>) {
+        ctl.wait_for(Duration::from_secs(30), |f| {
+            f.operations.get(op).filter(|o| o.finished_at.is_some()).map(|o| (o.state, o.error.clone()))
+        })
+        .await
+        .unwrap_or_else(|| panic!("{op} did not end: {:#?}", ctl.snapshot().operations.get(op)))
+    }
+
+    /// Every event seen so far of `op`, as (kind, instance, message).
+    fn events_of(sub: &mut Subscription, op: &str) -> Vec<(EventKind, Option<String>, String)> {
+        std::iter::from_fn(|| futures_util::FutureExt::now_or_never(sub.next()).flatten())
+            .filter_map(|m| decode::<Event>(&m.payload).ok())
+            .map(|e| e.body)
+            .filter(|e| e.operation_id.as_deref() == Some(op))
+            .map(|e| (e.kind, e.instance, e.message))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registry_tag_is_pinned_once_and_a_missing_one_fails_before_any_instance_is_touched() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let (ctl, agent) = plane(&bus).await;
+        let mut sub = bus.subscribe(subjects::EVT_ALL).await.expect("events");
+
+        let image = "registry.test:5000/shop/web:1";
+        let op = deploy(&bus, "1", image).await;
+        assert_eq!(ended(&ctl, &op).await, (OperationState::Succeeded, None));
+        let digest = format!("sha256:{}", crate::plane::repository::sha256_hex(image.as_bytes()));
+        let app = ctl.snapshot().apps["web"].clone();
+        assert_eq!(app.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(app.pinned_image(), format!("registry.test:5000/shop/web@{digest}"));
+        let events = events_of(&mut sub, &op);
+        let pulls: Vec<_> = events.iter().filter(|(k, ..)| *k == EventKind::PullImage).collect();
+        assert!(
+            pulls.iter().any(|(_, i, m)| i.is_none() && m.contains(&digest)),
+            "the controller's resolution: {pulls:#?}"
+        );
+        assert!(
+            pulls.iter().any(|(_, i, m)| i.is_some() && m.contains("bytes")),
+            "the host's pull with its bytes: {pulls:#?}"
+        );
+        let first = events.iter().position(|(k, ..)| *k == EventKind::PullImage);
+        let placed = events.iter().position(|(k, ..)| *k == EventKind::NewInstanceAndDeployWarRequest);
+        assert!(first < placed, "resolved before any instance is placed: {events:#?}");
+
+        let before: Vec<String> = ctl.snapshot().instances.keys().cloned().collect();
+        let op = deploy(&bus, "2", "registry.test:5000/shop/missing:2").await;
+        let (state, error) = ended(&ctl, &op).await;
+        assert_eq!(state, OperationState::Failed);
+        assert!(error.as_deref().is_some_and(|e| e.contains("manifest unknown")), "{error:?}");
+        let after = ctl.snapshot();
+        assert_eq!(after.instances.keys().cloned().collect::<Vec<_>>(), before, "no instance touched");
+        assert!(after.instances.values().all(|i| i.state == InstanceState::Running && i.version == "1"));
+        assert_eq!(after.apps["web"].digest.as_deref(), Some(digest.as_str()), "v1 keeps its digest");
+        let events = events_of(&mut sub, &op);
+        assert!(
+            !events.iter().any(|(k, ..)| *k == EventKind::NewInstanceAndDeployWarRequest),
+            "nothing placed: {events:#?}"
+        );
+        agent.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_image_without_a_registry_or_pinned_by_digest_is_not_resolved() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let (ctl, agent) = plane(&bus).await;
+        let mut sub = bus.subscribe(subjects::EVT_ALL).await.expect("events");
+        for (version, image) in [
+            ("1", "nginx:1".to_string()),
+            ("2", format!("registry.test/shop/web@sha256:{}", "ab".repeat(32))),
+        ] {
+            let op = deploy(&bus, version, &image).await;
+            assert_eq!(ended(&ctl, &op).await, (OperationState::Succeeded, None));
+            assert_eq!(ctl.snapshot().apps["web"].digest, None);
+            assert_eq!(ctl.snapshot().apps["web"].pinned_image(), image);
+            let events = events_of(&mut sub, &op);
+            assert!(
+                !events.iter().any(|(k, i, _)| *k == EventKind::PullImage && i.is_none()),
+                "{image}: nothing to resolve: {events:#?}"
+            );
+        }
+        agent.stop();
+    }
 }

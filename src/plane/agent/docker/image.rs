@@ -30,7 +30,13 @@ pub(super) struct Progress {
 
 impl Progress {
     /// Takes one message of Docker's pull stream.
-    pub(super) fn see(&mut self, layer: Option<&str>, status: &str, current: Option<i64>, total: Option<i64>) {
+    pub(super) fn see(
+        &mut self,
+        layer: Option<&str>,
+        status: &str,
+        current: Option<i64>,
+        total: Option<i64>,
+    ) {
         // "Pulling from <repo>" names the tag, not a layer.
         let Some(layer) = layer.filter(|l| !l.is_empty() && !status.starts_with("Pulling from")) else {
             return;
@@ -62,7 +68,11 @@ impl Progress {
 /// Pulls `image` from its registry, calling `report` with the progress at most once per
 /// `PROGRESS_EVERY`; returns the total in words. Fails with Docker's (the registry's)
 /// answer.
-pub(super) async fn pull(docker: &Docker, image: &ImageRef, mut report: impl FnMut(String)) -> Result<String, String> {
+pub(super) async fn pull(
+    docker: &Docker,
+    image: &ImageRef,
+    mut report: impl FnMut(String),
+) -> Result<String, String> {
     let (from, which) = image.pull_args();
     let options = CreateImageOptionsBuilder::new().from_image(&from).tag(&which).build();
     let mut stream = docker.create_image(Some(options), None, None);

@@ -296,7 +296,10 @@ async fn ensure_image(
     }
     let parsed = ImageRef::parse(&spec.image)?;
     if !parsed.from_registry() {
-        return Err(format!("image {} not found on this host, and it names no registry to pull from", spec.image));
+        return Err(format!(
+            "image {} not found on this host, and it names no registry to pull from",
+            spec.image
+        ));
     }
     let progress = |detail: String| {
         if let Some(r) = update(inner, &spec.id, generation, |_| {}) {
