@@ -187,7 +187,7 @@ async fn fresh(
             Some(r) => send(steps, StepName::PullImage, r, pulled),
             None => return Err(abandon(inner, spec, None).await),
         },
-        Err(why) => return Err(fail_clean(inner, spec, generation, StepName::PullImage, why, steps).await),
+        Err((step, why)) => return Err(fail_clean(inner, spec, generation, step, why, steps).await),
     }
     let fetched = match &spec.run.artifact {
         Some(a) => artifact::fetch(inner.repo.as_ref(), a, &dir, &spec.version)
@@ -282,24 +282,23 @@ async fn check_spec(inner: &Inner, spec: &InstanceSpec) -> Result<(), String> {
 
 /// `PULL_IMAGE`: an image the host lacks is pulled when it names a registry (progress
 /// reported as the step runs). One that names none (`nginx:1`) runs only where it was
-/// loaded: pulling it would reach for Docker Hub. `Ok(None)`: the host had it.
+/// loaded, as before registries: pulling it would reach for Docker Hub, so its absence
+/// fails the start (`RESTART`). `Ok(None)`: the host had it.
 async fn ensure_image(
     inner: &Inner,
     spec: &InstanceSpec,
     generation: u64,
     steps: &StepSender,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, (StepName, String)> {
+    let parsed = ImageRef::parse(&spec.image).map_err(|e| (StepName::Restart, e))?;
+    let step = if parsed.from_registry() { StepName::PullImage } else { StepName::Restart };
     match inner.docker.inspect_image(&spec.image).await {
         Ok(_) => return Ok(None),
-        Err(e) if connect::is_not_found(&e) => {}
-        Err(e) => return Err(format!("cannot inspect image {}: {}", spec.image, connect::message(&e))),
-    }
-    let parsed = ImageRef::parse(&spec.image)?;
-    if !parsed.from_registry() {
-        return Err(format!(
-            "image {} not found on this host, and it names no registry to pull from",
-            spec.image
-        ));
+        Err(e) if connect::is_not_found(&e) && parsed.from_registry() => {}
+        Err(e) if connect::is_not_found(&e) => {
+            return Err((step, format!("image {} not found on this host", spec.image)));
+        }
+        Err(e) => return Err((step, format!("cannot inspect image {}: {}", spec.image, connect::message(&e)))),
     }
     let progress = |detail: String| {
         if let Some(r) = update(inner, &spec.id, generation, |_| {}) {
@@ -307,7 +306,10 @@ async fn ensure_image(
         }
     };
     progress(format!("pulling {}", spec.image));
-    image::pull(&inner.docker, &parsed, progress).await.map(Some)
+    image::pull(&inner.docker, &parsed, progress)
+        .await
+        .map(Some)
+        .map_err(|e| (StepName::PullImage, format!("cannot pull {}: {e}", spec.image)))
 }
 
 fn vlan_network(inner: &Inner) -> Option<String> {
