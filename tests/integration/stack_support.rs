@@ -201,6 +201,18 @@ pub fn deploy_site(
     extra: &[&str],
 ) -> CtlOut {
     let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
+    deploy_site_image(url, &image, version, instances, artifact, extra)
+}
+
+/// `deploy_site` from another image (one with the test image's httpd).
+pub fn deploy_site_image(
+    url: &str,
+    image: &str,
+    version: &str,
+    instances: &str,
+    artifact: &std::path::Path,
+    extra: &[&str],
+) -> CtlOut {
     let mut args = vec![
         "deploy",
         "--app",
@@ -210,7 +222,7 @@ pub fn deploy_site(
         "--instances",
         instances,
         "--image",
-        &image,
+        image,
         "--port",
         "8080",
         "--cmd",

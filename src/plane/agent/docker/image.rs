@@ -91,7 +91,9 @@ pub(super) async fn pull(
             report(format!("pulling {}: {}", image.repository, progress.in_words()));
         }
     }
-    Ok(format!("pulled {from}:{which}: {} in {:.1}s", progress.in_words(), started.elapsed().as_secs_f64()))
+    let what =
+        if which.starts_with("sha256:") { format!("{from}@{which}") } else { format!("{from}:{which}") };
+    Ok(format!("pulled {what}: {} in {:.1}s", progress.in_words(), started.elapsed().as_secs_f64()))
 }
 
 #[cfg(test)]

@@ -298,7 +298,9 @@ async fn ensure_image(
         Err(e) if connect::is_not_found(&e) => {
             return Err((step, format!("image {} not found on this host", spec.image)));
         }
-        Err(e) => return Err((step, format!("cannot inspect image {}: {}", spec.image, connect::message(&e)))),
+        Err(e) => {
+            return Err((step, format!("cannot inspect image {}: {}", spec.image, connect::message(&e))));
+        }
     }
     let progress = |detail: String| {
         if let Some(r) = update(inner, &spec.id, generation, |_| {}) {
