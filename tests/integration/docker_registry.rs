@@ -36,8 +36,8 @@ fn running(url: &str, version: &str) -> usize {
 fn registry_image_is_pulled_with_its_bytes_and_every_instance_runs_the_digest_resolved_at_deploy() {
     let test =
         "registry_image_is_pulled_with_its_bytes_and_every_instance_runs_the_digest_resolved_at_deploy";
-    let Some(stack) = Stack::start(test) else { return };
     let Some(registry) = Registry::start(test) else { return };
+    let Some(stack) = Stack::start(test) else { return };
     let name = registry.name("qd-test/app:1");
     registry.build(&name, 2 << 20);
     let built = image_id(&name);
@@ -66,8 +66,8 @@ fn registry_image_is_pulled_with_its_bytes_and_every_instance_runs_the_digest_re
 #[test]
 fn a_tag_moved_during_a_rolling_deploy_changes_no_instance_of_it() {
     let test = "a_tag_moved_during_a_rolling_deploy_changes_no_instance_of_it";
-    let Some(stack) = Stack::start(test) else { return };
     let Some(registry) = Registry::start(test) else { return };
+    let Some(stack) = Stack::start(test) else { return };
     let out = stack.deploy("1", "2", "v1", &[]);
     assert!(out.ok(), "{out}");
 
@@ -99,20 +99,20 @@ fn a_tag_moved_during_a_rolling_deploy_changes_no_instance_of_it() {
 
     let out = roll.join().expect("the deploy's thread");
     assert!(out.ok(), "{out}");
-    assert_eq!(app_digest(&url), first_digest);
     let images = images_of_host(&stack.host);
     assert_eq!(images.len(), 3, "{images:?}");
     assert!(
         images.iter().all(|(_, id)| *id == first),
         "every v2 instance runs the first build {first}, none the second {second}: {images:?}"
     );
+    assert_eq!(app_digest(&url), first_digest);
 }
 
 #[test]
 fn a_tag_missing_from_the_registry_fails_the_deploy_before_any_old_instance_stops() {
     let test = "a_tag_missing_from_the_registry_fails_the_deploy_before_any_old_instance_stops";
-    let Some(stack) = Stack::start(test) else { return };
     let Some(registry) = Registry::start(test) else { return };
+    let Some(stack) = Stack::start(test) else { return };
     let out = stack.deploy("1", "2", "v1", &[]);
     assert!(out.ok(), "{out}");
     let url = stack.url();

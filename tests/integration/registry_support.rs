@@ -3,13 +3,14 @@
 //! (which dockerd trusts as an insecure registry by default), its storage in a temp dir.
 //! Images are made from the test image with a layer of their own (random bytes, so a
 //! pull has something to fetch), pushed, and removed locally. Dropping the guard stops the
-//! registry and removes every local image of its address, which no other test uses.
+//! registry and removes every local image of its address, which no other test uses: start
+//! the registry before the stack, so the stack's containers are gone by then.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::docker_support::{TEST_LABEL, docker, image};
+use crate::docker_support::{docker, image};
 use crate::nats_support::{eventually, unique_dir};
 use crate::stack_support::free_port;
 
@@ -27,6 +28,9 @@ pub fn registry_bin(test: &str) -> Option<String> {
         }
     }
 }
+
+/// Marks the containers `build` makes, for a moment, to commit its layer.
+const BUILD_LABEL: &str = "quarterdeck.registry-build=1";
 
 pub struct Registry {
     child: Child,
@@ -87,8 +91,8 @@ impl Registry {
             *b = x as u8;
         }
         std::fs::write(&payload, data).expect("layer payload");
-        let label = format!("{TEST_LABEL}=registry-build");
-        let container = docker(&["create", "--label", &label, &image(), "sh"]);
+        // A label of its own: the image inherits it, and so do containers made from it.
+        let container = docker(&["create", "--label", BUILD_LABEL, &image(), "sh"]);
         let copied = Command::new("docker")
             .args(["cp", payload.to_str().unwrap(), &format!("{container}:/qd-layer.bin")])
             .output()

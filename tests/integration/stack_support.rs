@@ -164,6 +164,8 @@ impl Drop for Stack {
             router.kill9();
         }
         drop(NginxGuard(self.router_dir.clone()));
+        // The agent next: alive, it would start again an instance whose container went.
+        self.agent.kill9();
         remove_host_containers(&self.host);
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
