@@ -194,11 +194,7 @@ impl SimDriver {
         let progress = |done: u64, running: bool| StepReport {
             step: StepName::PullImage,
             instance: report.clone(),
-            detail: format!(
-                "{} {}: {done} of {total} bytes",
-                if running { "pulling" } else { "pulled" },
-                spec.image
-            ),
+            detail: format!("{done} of {total} bytes, 1 layer(s) pulled of {}", spec.image),
             running,
         };
         let _ = steps.send(progress(total / 2, true));

@@ -88,12 +88,13 @@ pub(super) async fn pull(
         progress.see(info.id.as_deref(), info.status.as_deref().unwrap_or(""), cur, tot);
         if last.elapsed() >= PROGRESS_EVERY {
             last = Instant::now();
-            report(format!("pulling {}: {}", image.repository, progress.in_words()));
+            // The bytes first: narrow views (the wizard) cut the end.
+            report(format!("{} pulled of {}", progress.in_words(), image.repository));
         }
     }
     let what =
         if which.starts_with("sha256:") { format!("{from}@{which}") } else { format!("{from}:{which}") };
-    Ok(format!("pulled {what}: {} in {:.1}s", progress.in_words(), started.elapsed().as_secs_f64()))
+    Ok(format!("{} in {:.1}s, pulled {what}", progress.in_words(), started.elapsed().as_secs_f64()))
 }
 
 #[cfg(test)]
