@@ -52,6 +52,21 @@ fn registry_image_is_pulled_with_its_bytes_and_every_instance_runs_the_digest_re
     let most = pulls.iter().filter_map(|l| bytes_pulled(l)).max().unwrap_or(0);
     assert!(most > 1 << 20, "a pull of the 2 MiB layer shows its bytes (most: {most}): {out}");
     assert_eq!(app_digest(&stack.url()), digest);
+    // Progress is bounded in time, not one event per message of Docker's stream: per
+    // instance, the start, at most one a second, and the end.
+    for inst in instances_of(&snapshot(&stack.url()), "site") {
+        let id = format!("{}:", str_of(inst, "id"));
+        let lines: Vec<&&str> = pulls.iter().filter(|l| l.contains(&id)).collect();
+        let secs = lines
+            .iter()
+            .find_map(|l| l.split(" in ").nth(1).and_then(|t| t.split('s').next()?.parse::<f64>().ok()))
+            .unwrap_or_else(|| panic!("{id} says how long its pull took: {lines:#?}"));
+        assert!(
+            lines.len() as f64 <= 3.0 + secs,
+            "{} PULL_IMAGE events in {secs}s for {id}: {lines:#?}",
+            lines.len()
+        );
+    }
 
     let pinned = format!("{}/qd-test/app@{digest}", registry.addr);
     let images = images_of_host(&stack.host);
