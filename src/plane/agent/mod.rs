@@ -208,6 +208,10 @@ async fn serve_commands(agent: Arc<Agent>, mut commands: Subscription) {
 /// The most an agent waits for its registry's answer to `cmd.resolve`.
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The most one image pull may take before its `PULL_IMAGE` step fails. The controller
+/// waits for an instance while its pull runs, up to this, beyond its step timeout.
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// `cmd.resolve`: a read, so neither cached nor remembered; late is still refused.
 async fn resolve(agent: Arc<Agent>, msg: Message) {
     let result = match decode::<ResolveImage>(&msg.payload) {

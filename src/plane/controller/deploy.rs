@@ -302,8 +302,7 @@ pub(crate) async fn start_instance(
         vec![],
     );
 
-    let healthy =
-        ctl.wait_for_instance(&id, ctl.config().step_timeout, |f| instance_settled(f, &id, None)).await;
+    let healthy = wait_settled(ctl, op_id, &id).await;
     let inst = match healthy {
         Some(Ok(inst)) => inst,
         other => {
@@ -355,6 +354,33 @@ pub(crate) async fn start_instance(
         vec![],
     );
     Ok(id)
+}
+
+/// Waits until a new instance has come up or failed, for the step timeout; longer while
+/// its host pulls its image (a large image may take more than a step), up to the agent's
+/// bound on a pull.
+async fn wait_settled(ctl: &Controller, op_id: &str, id: &str) -> Option<Result<Instance, String>> {
+    let step_timeout = ctl.config().step_timeout;
+    let cap = tokio::time::Instant::now() + crate::plane::agent::PULL_TIMEOUT + step_timeout;
+    loop {
+        let settled = ctl.wait_for_instance(id, step_timeout, |f| instance_settled(f, id, None)).await;
+        if settled.is_some() || tokio::time::Instant::now() >= cap || !pulling(ctl, op_id, id) {
+            return settled;
+        }
+    }
+}
+
+/// Whether the instance's `PULL_IMAGE` step is running.
+fn pulling(ctl: &Controller, op_id: &str, id: &str) -> bool {
+    ctl.read(|core| {
+        core.fleet.operations.get(op_id).is_some_and(|op| {
+            op.steps.iter().any(|s| {
+                s.name == StepName::PullImage
+                    && s.instance.as_deref() == Some(id)
+                    && s.state == StepState::Running
+            })
+        })
+    })
 }
 
 /// Whether an instance has come up (`Ok`) or failed (`Err`). `since` demands a start after

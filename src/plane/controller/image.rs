@@ -105,34 +105,43 @@ mod tests {
 
     use super::*;
     use crate::bus::{Bus, LocalBus, Subscription};
+    use crate::plane::agent::driver::{DriverError, RuntimeDriver, StepReport, StepSender};
     use crate::plane::agent::sim::{SimConfig, SimDriver};
     use crate::plane::agent::{self, AgentConfig, AgentHandle};
     use crate::plane::controller::ControllerConfig;
     use crate::plane::controller::store::MemoryStore;
     use crate::protocol::{
-        Accepted, DeployRequest, Envelope, Event, EventKind, Fleet, InstanceState, OperationState, decode,
-        subjects,
+        Accepted, DeployRequest, Envelope, Event, EventKind, Fleet, HostMetrics, InstanceReport,
+        InstanceSpec, InstanceState, OperationState, decode, subjects,
     };
 
     const PERIOD: Duration = Duration::from_millis(100);
 
-    async fn plane(bus: &Arc<dyn Bus>) -> (Controller, AgentHandle) {
-        let config = ControllerConfig {
-            heartbeat_period: PERIOD,
-            step_timeout: Duration::from_secs(20),
-            ..ControllerConfig::default()
-        };
-        let store = Arc::new(MemoryStore::new(bus.clone()));
-        let ctl =
-            Controller::start(bus.clone(), config, Fleet::default(), store, None).await.expect("controller");
-        let driver = SimDriver::new(SimConfig {
+    fn sim() -> Arc<SimDriver> {
+        SimDriver::new(SimConfig {
             seed: 3,
             cpu_cores: 8,
             memory_mb: 16_384,
             container_ips: (31..60).map(|k| format!("10.0.1.{k}")).collect(),
             speed: 50.0,
             crashes_per_hour: 0.0,
-        });
+        })
+    }
+
+    async fn plane(bus: &Arc<dyn Bus>) -> (Controller, AgentHandle) {
+        plane_on(bus, sim(), Duration::from_secs(20)).await
+    }
+
+    async fn plane_on(
+        bus: &Arc<dyn Bus>,
+        driver: Arc<dyn RuntimeDriver>,
+        step_timeout: Duration,
+    ) -> (Controller, AgentHandle) {
+        let config =
+            ControllerConfig { heartbeat_period: PERIOD, step_timeout, ..ControllerConfig::default() };
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let ctl =
+            Controller::start(bus.clone(), config, Fleet::default(), store, None).await.expect("controller");
         let config = AgentConfig {
             host_id: "h1".into(),
             hostname: "h1".into(),
@@ -248,6 +257,91 @@ mod tests {
                 "{image}: nothing to resolve: {events:#?}"
             );
         }
+        agent.stop();
+    }
+    /// A host whose pulls take `pull`: progress every 200 ms, then the sim's deploy.
+    struct SlowPull {
+        sim: Arc<SimDriver>,
+        pull: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl RuntimeDriver for SlowPull {
+        fn name(&self) -> &'static str {
+            "slow-pull"
+        }
+        fn capacity(&self) -> (u32, u64) {
+            self.sim.capacity()
+        }
+        async fn host_metrics(&self) -> HostMetrics {
+            self.sim.host_metrics().await
+        }
+        async fn list(&self) -> Result<Vec<InstanceReport>, DriverError> {
+            self.sim.list().await
+        }
+        async fn has(&self, id: &str) -> bool {
+            self.sim.has(id).await
+        }
+        async fn deploy(&self, spec: InstanceSpec, steps: StepSender) -> Result<(), DriverError> {
+            let report = InstanceReport {
+                id: spec.id.clone(),
+                app: spec.app.clone(),
+                version: spec.version.clone(),
+                index: spec.index,
+                state: InstanceState::Deploying,
+                ip: String::new(),
+                port: spec.port,
+                container_id: String::new(),
+                started_at: None,
+                cpu_pct: 0.0,
+                mem_used_mb: 0,
+                mem_limit_mb: spec.memory_mb,
+                last_exit: None,
+            };
+            let started = tokio::time::Instant::now();
+            while started.elapsed() < self.pull {
+                let detail = format!("{} of 1000 bytes", started.elapsed().as_millis().min(999));
+                let _ = steps.send(StepReport {
+                    step: StepName::PullImage,
+                    instance: report.clone(),
+                    detail,
+                    running: true,
+                });
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let done = "1000 of 1000 bytes".to_string();
+            let _ = steps.send(StepReport {
+                step: StepName::PullImage,
+                instance: report,
+                detail: done,
+                running: false,
+            });
+            self.sim.deploy(spec, steps).await
+        }
+        async fn resolve(&self, image: &str) -> Result<String, DriverError> {
+            self.sim.resolve(image).await
+        }
+        async fn restart(&self, id: &str, steps: StepSender) -> Result<(), DriverError> {
+            self.sim.restart(id, steps).await
+        }
+        async fn remove(&self, id: &str) -> Result<(), DriverError> {
+            self.sim.remove(id).await
+        }
+    }
+
+    /// A pull longer than the step timeout is not taken for an instance that never came up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pull_longer_than_the_step_timeout_does_not_fail_the_deploy() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let driver = Arc::new(SlowPull { sim: sim(), pull: Duration::from_millis(2_500) });
+        let (ctl, agent) = plane_on(&bus, driver, Duration::from_secs(1)).await;
+        let op = deploy(&bus, "1", "registry.test:5000/shop/web:1").await;
+        let (state, error) = ended(&ctl, &op).await;
+        assert_eq!((state, error), (OperationState::Succeeded, None));
+        assert_eq!(
+            ctl.snapshot().instances.values().filter(|i| i.state == InstanceState::Running).count(),
+            2
+        );
         agent.stop();
     }
 }

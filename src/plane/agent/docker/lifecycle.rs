@@ -308,10 +308,15 @@ async fn ensure_image(
         }
     };
     progress(format!("pulling {}", spec.image));
-    image::pull(&inner.docker, &parsed, progress)
-        .await
-        .map(Some)
-        .map_err(|e| (StepName::PullImage, format!("cannot pull {}: {e}", spec.image)))
+    let limit = crate::plane::agent::PULL_TIMEOUT;
+    match tokio::time::timeout(limit, image::pull(&inner.docker, &parsed, progress)).await {
+        Ok(pulled) => {
+            pulled.map(Some).map_err(|e| (StepName::PullImage, format!("cannot pull {}: {e}", spec.image)))
+        }
+        Err(_) => {
+            Err((StepName::PullImage, format!("the pull of {} did not finish within {limit:?}", spec.image)))
+        }
+    }
 }
 
 fn vlan_network(inner: &Inner) -> Option<String> {
