@@ -416,6 +416,58 @@ mod tests {
         decode::<Reply<AgentAck>>(&answer.unwrap()).unwrap().body
     }
 
+    /// `cmd.resolve` answers the runtime's digest, or says why not: a reference without a
+    /// registry is bad input, the registry's refusal is `not_found` in its own words.
+    #[tokio::test]
+    async fn resolve_answers_a_digest_or_why_not() {
+        let bus = LocalBus::new();
+        let driver = sim::SimDriver::new(sim::SimConfig {
+            seed: 1,
+            cpu_cores: 4,
+            memory_mb: 8192,
+            container_ips: vec![],
+            speed: 50.0,
+            crashes_per_hour: 0.0,
+        });
+        let config = AgentConfig {
+            host_id: "h1".into(),
+            hostname: "h1".into(),
+            ip: "127.0.9.1".into(),
+            az: "az-1".into(),
+            tags: vec![],
+            heartbeat_period: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(60),
+        };
+        let handle = start(Arc::new(bus.clone()), driver, config).await.unwrap();
+        let ask = |image: &str| {
+            let env = Envelope::new("controller", ResolveImage { image: image.into() });
+            let payload = Bytes::from(encode(&env).unwrap());
+            let bus = bus.clone();
+            async move {
+                let answer =
+                    bus.request(&agent_cmd("h1", AgentVerb::Resolve), payload, Duration::from_secs(5)).await;
+                decode::<Reply<ImageResolved>>(&answer.unwrap()).unwrap().body
+            }
+        };
+        let image = "registry.test:5000/shop/web:1";
+        let Reply::Ok(found) = ask(image).await else { panic!("no digest for {image}") };
+        assert_eq!(
+            found.digest,
+            format!("sha256:{}", crate::plane::repository::sha256_hex(image.as_bytes()))
+        );
+        let Reply::Error(e) = ask("nginx:1").await else { panic!("nginx:1 resolved") };
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.reason.contains("names no registry"), "{e:?}");
+        let Reply::Error(e) = ask("registry.test/shop/missing:1").await else {
+            panic!("a missing tag resolved")
+        };
+        assert_eq!(e.code, ErrorCode::NotFound);
+        assert!(e.reason.contains("manifest unknown"), "{e:?}");
+        let Reply::Error(e) = ask("registry.test/Shop:1").await else { panic!("a bad reference resolved") };
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        handle.stop();
+    }
+
     /// A deploy that reaches the agent after its deadline starts no container and is not
     /// cached: the same command id in time still runs.
     #[tokio::test]
