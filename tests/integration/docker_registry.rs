@@ -166,6 +166,12 @@ fn a_tag_missing_from_the_registry_fails_the_deploy_before_any_old_instance_stop
     let missing = registry.name("qd-test/app:never-pushed");
     let artifact = stack.artifact("site-2", "v2");
     let out = deploy_site_image(&url, &missing, "2", "2", &artifact, &[]);
+    // And after it: 50 more requests.
+    let at_end = sent.load(Ordering::Relaxed);
+    eventually(WAIT, "50 requests after the failed deploy", || {
+        let n = sent.load(Ordering::Relaxed);
+        check(n >= at_end + 50, || format!("{} since", n - at_end))
+    });
     stop.store(true, Ordering::Relaxed);
     let last_failure = load.join().expect("the load's thread");
 
@@ -184,6 +190,7 @@ fn a_tag_missing_from_the_registry_fails_the_deploy_before_any_old_instance_stop
     assert_eq!(running(&url, "1"), 2);
     assert_eq!(images_of_host(&stack.host), containers_before, "the same containers");
     let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("{sent} requests through nginx during and after the failed deploy, {failed} failed");
     assert!(
         sent > 0 && failed == 0,
         "{failed} of {sent} requests failed during the deploy; last: {last_failure}"
