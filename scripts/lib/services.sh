@@ -14,6 +14,7 @@ APT_INSTALLED_NOW=()
 # Set by ensure_nats / ensure_nginx, exported by scripts/test.
 QD_NATS_SERVER=${QD_NATS_SERVER:-}
 QD_NGINX=""
+QD_REGISTRY=""
 
 # Marker for the policy-rc.d this script puts in place while apt runs (so that package
 # scripts do not start docker or nginx), removed afterwards.
@@ -31,6 +32,19 @@ busybox_static_bin() {
         fi
     done
     return 1
+}
+
+# Debian's docker-registry (distribution 2.8): the tests of images pulled from a registry
+# run their own on 127.0.0.1, which dockerd trusts as an insecure registry by default.
+registry_bin() {
+    local b
+    if b=$(command -v docker-registry 2>/dev/null); then
+        echo "$b"
+    elif [[ -x /usr/bin/docker-registry ]]; then
+        echo /usr/bin/docker-registry
+    else
+        return 1
+    fi
 }
 
 nginx_bin() {
@@ -57,11 +71,11 @@ ensure_packages() {
     local want=()
     command -v dockerd >/dev/null 2>&1 || want+=(docker.io)
     nginx_bin >/dev/null || want+=(nginx)
+    registry_bin >/dev/null || want+=(docker-registry)
     busybox_static_bin >/dev/null || want+=(busybox-static)
     # The tmux end-to-end tests drive the real cockpit in a terminal.
     command -v tmux >/dev/null 2>&1 || want+=(tmux)
-    # The lab (scripts/lab): a registry for its hosts, namespaces and veths, nsenter, curl.
-    command -v docker-registry >/dev/null 2>&1 || want+=(docker-registry)
+    # The lab (scripts/lab): namespaces and veths, nsenter, curl (its registry is above).
     command -v ip >/dev/null 2>&1 || want+=(iproute2)
     command -v nsenter >/dev/null 2>&1 || want+=(util-linux)
     command -v curl >/dev/null 2>&1 || want+=(curl)
@@ -403,4 +417,23 @@ ensure_nginx() {
     fi
     # shellcheck disable=SC2034 # exported by scripts/test
     QD_NGINX=$bin
+}
+
+# ---------------------------------------------------------------------------------------
+# docker-registry (the tests start their own, each on a free port of 127.0.0.1)
+
+ensure_registry() {
+    local bin v
+    if ! bin=$(registry_bin); then
+        problem "no docker-registry binary (Debian package docker-registry)"
+        return 1
+    fi
+    if ! v=$("$bin" --version 2>&1); then
+        problem "docker-registry at $bin does not run: $v"
+        return 1
+    fi
+    info "${v#* } at $bin"
+    # Debian's package may have started its own service (on :5000); the tests never use it.
+    # shellcheck disable=SC2034 # exported by scripts/test
+    QD_REGISTRY=$bin
 }

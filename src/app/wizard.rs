@@ -333,15 +333,16 @@ impl Wizard {
         })
     }
 
-    /// A deploy of the previous spec: its version, image, port, constraints, run spec
-    /// (artifact included, or none if it had none) and count.
+    /// A deploy of the previous spec: its version, image (pinned to the digest it ran,
+    /// for one from a registry: the tag may have moved since), port, constraints, run
+    /// spec (artifact included, or none if it had none) and count.
     pub fn rollback_request(&self) -> Option<DeployRequest> {
         let p = self.previous.as_ref()?;
         Some(DeployRequest {
             app: p.name.clone(),
             version: p.version.clone(),
             instances: p.instances,
-            image: Some(p.image.clone()),
+            image: Some(p.pinned_image()),
             port: Some(p.port),
             constraints: Some(p.constraints.clone()),
             run: Some(whole(&p.run)),
@@ -963,6 +964,7 @@ mod tests {
                 ..RunSpec::default()
             },
             shortfall: None,
+            digest: None,
         };
         f.apps.insert("web".into(), app);
         f
@@ -1050,6 +1052,15 @@ mod tests {
         let run = w.rollback_request().and_then(|r| r.run).expect("the run spec");
         assert!(run.replace && run.artifact.is_none());
         assert_eq!(f.apps["web"].run.patched(&run), f.apps["web"].run);
+
+        // A registry image goes back to the digest it ran, not to wherever its tag is now.
+        let digest = format!("sha256:{}", "0f".repeat(32));
+        if let Some(app) = f.apps.get_mut("web") {
+            app.image = "registry.test:5000/shop/web:1".into();
+            app.digest = Some(digest.clone());
+        }
+        let back = Wizard::new(&f, Some("web")).rollback_request().expect("an existing app");
+        assert_eq!(back.image, Some(format!("registry.test:5000/shop/web@{digest}")));
     }
 
     #[test]

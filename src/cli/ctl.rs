@@ -93,8 +93,11 @@ pub struct DeployArgs {
     /// How many instances should run.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub instances: u32,
-    /// Container image; required for a new app.
-    #[arg(long)]
+    /// Container image; required for a new app. `name:tag` runs an image loaded on the
+    /// hosts. `registry[:port]/name:tag` comes from that registry: the controller resolves
+    /// the tag to a digest once, every instance of the deploy runs that digest, and a host
+    /// that lacks it pulls it (PULL_IMAGE). `name@sha256:<64 hex>` is pinned as given.
+    #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
     /// The port the app listens on in its container; required for a new app.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]

@@ -84,6 +84,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
             tags: r.tags.unwrap_or_default(),
             run: r.run.map(|p| crate::protocol::RunSpec::default().patched(&p)).unwrap_or_default(),
             shortfall: None,
+            digest: None,
         })
         .collect();
     if extra_instances > 0 {
@@ -106,6 +107,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
                 tags: vec![],
                 run: crate::protocol::RunSpec::default(),
                 shortfall: None,
+                digest: None,
             });
         }
     }

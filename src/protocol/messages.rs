@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Constraints, HostMetrics, InstanceState, RunPatch, RunSpec, StepName};
+use super::model::{Constraints, HostMetrics, InstanceState, RunPatch, RunSpec, StepName, StepState};
 
 /// The answer to every request: the quick accepted-or-refused. Long work reports through
 /// events tied to an operation id.
@@ -387,6 +387,23 @@ pub struct InstanceStatus {
     pub operation_id: Option<String>,
     #[serde(default)]
     pub detail: String,
+    /// `running` for a step still under way (a pull's progress); absent when the step is
+    /// done, or failed if the instance is crashed, unhealthy or stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_state: Option<StepState>,
+}
+
+/// `cmd.resolve`: which digest an image's tag names now, asked of one agent, whose
+/// runtime asks the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveImage {
+    pub image: String,
+}
+
+/// The answer to `cmd.resolve`: the digest (`sha256:...`) the registry gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageResolved {
+    pub digest: String,
 }
 
 /// `qd.v1.controller.hb`: the active controller and its current revision.

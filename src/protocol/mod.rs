@@ -9,6 +9,7 @@ pub mod clock;
 pub mod envelope;
 pub mod event;
 pub mod fleet;
+pub mod image;
 pub mod messages;
 pub mod model;
 pub mod scheduler;

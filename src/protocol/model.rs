@@ -211,6 +211,21 @@ pub struct App {
     /// controller; the desired count is kept, and the instances are placed once they fit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shortfall: Option<String>,
+    /// The digest (`sha256:...`) the controller resolved `image`'s tag to when this
+    /// version was deployed, for an image from a registry: every instance of the version
+    /// runs exactly that, even after the tag moves. Absent for other images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl App {
+    /// The image its instances run: pinned to `digest` when there is one.
+    pub fn pinned_image(&self) -> String {
+        match (&self.digest, super::image::ImageRef::parse(&self.image)) {
+            (Some(d), Ok(r)) => r.pinned(d),
+            _ => self.image.clone(),
+        }
+    }
 }
 
 /// `Clone` is written out so that `clone_from` reuses the strings' buffers: a replica
@@ -457,6 +472,9 @@ pub enum StepName {
     AllocateRepositoryRequest,
     Upload,
     NewInstanceAndDeployWarRequest,
+    /// Not of the original flow: the image comes from a registry. The controller resolves
+    /// its tag to a digest (no instance); an agent that lacks it pulls it (per instance).
+    PullImage,
     Download,
     Restart,
     HealthCheck,
@@ -472,6 +490,7 @@ impl StepName {
             StepName::AllocateRepositoryRequest => "ALLOCATE_REPOSITORY_REQUEST",
             StepName::Upload => "UPLOAD",
             StepName::NewInstanceAndDeployWarRequest => "NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST",
+            StepName::PullImage => "PULL_IMAGE",
             StepName::Download => "DOWNLOAD",
             StepName::Restart => "RESTART",
             StepName::HealthCheck => "HEALTH_CHECK",

@@ -259,6 +259,8 @@ pub enum AgentVerb {
     Deploy,
     Restart,
     Remove,
+    /// Which digest an image's tag names now (the controller's deploy asks one agent).
+    Resolve,
 }
 
 impl AgentVerb {
@@ -267,6 +269,7 @@ impl AgentVerb {
             AgentVerb::Deploy => "deploy",
             AgentVerb::Restart => "restart",
             AgentVerb::Remove => "remove",
+            AgentVerb::Resolve => "resolve",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -274,6 +277,7 @@ impl AgentVerb {
             "deploy" => Some(AgentVerb::Deploy),
             "restart" => Some(AgentVerb::Restart),
             "remove" => Some(AgentVerb::Remove),
+            "resolve" => Some(AgentVerb::Resolve),
             _ => None,
         }
     }

@@ -93,6 +93,7 @@ fn app(name: &str) -> App {
             }),
         },
         shortfall: None,
+        digest: None,
     }
 }
 
@@ -354,16 +355,18 @@ fn status(step: Option<StepName>) -> InstanceStatus {
         step,
         operation_id: step.map(|_| "op-running01".to_string()),
         detail: if step.is_some() { "container started".into() } else { String::new() },
+        step_state: None,
     }
 }
 
 // The lists below are checked against the enums by exhaustive matches, so a new variant
 // fails to compile until it is listed (and so tested).
 
-const ALL_KINDS: [EventKind; 30] = [
+const ALL_KINDS: [EventKind; 31] = [
     EventKind::AllocateRepositoryRequest,
     EventKind::Upload,
     EventKind::NewInstanceAndDeployWarRequest,
+    EventKind::PullImage,
     EventKind::Download,
     EventKind::Restart,
     EventKind::HealthCheck,
@@ -398,6 +401,7 @@ fn kind_is_listed(k: EventKind) -> bool {
         EventKind::AllocateRepositoryRequest
         | EventKind::Upload
         | EventKind::NewInstanceAndDeployWarRequest
+        | EventKind::PullImage
         | EventKind::Download
         | EventKind::Restart
         | EventKind::HealthCheck
@@ -428,10 +432,11 @@ fn kind_is_listed(k: EventKind) -> bool {
     }
 }
 
-const ALL_STEPS: [StepName; 10] = [
+const ALL_STEPS: [StepName; 11] = [
     StepName::AllocateRepositoryRequest,
     StepName::Upload,
     StepName::NewInstanceAndDeployWarRequest,
+    StepName::PullImage,
     StepName::Download,
     StepName::Restart,
     StepName::HealthCheck,
@@ -446,6 +451,7 @@ fn step_is_listed(s: StepName) -> bool {
         StepName::AllocateRepositoryRequest
         | StepName::Upload
         | StepName::NewInstanceAndDeployWarRequest
+        | StepName::PullImage
         | StepName::Download
         | StepName::Restart
         | StepName::HealthCheck

@@ -113,12 +113,10 @@ pub fn tag(value: &str) -> Result<(), String> {
     name("tag", value)
 }
 
-/// A container image reference: no whitespace or control characters, 1–255 long.
+/// A container image reference, as Docker reads it: `[registry[:port]/]name[:tag][@sha256:...]`
+/// (`image::ImageRef`).
 pub fn image(value: &str) -> Result<(), String> {
-    let ok = (1..=255).contains(&value.len())
-        && value.chars().all(|c| c.is_ascii_graphic())
-        && !value.starts_with('-');
-    if ok { Ok(()) } else { Err(format!("image {} is not a valid image reference", quoted(value))) }
+    super::image::ImageRef::parse(value).map(|_| ())
 }
 
 /// A memory size in MB: `512`, `512M`, `512MB`, `2G`, `2GiB`.

@@ -822,6 +822,20 @@ fn wizard_live_progress() {
     assert_eq!(wizard(&app).step, crate::app::wizard::Step::Progress);
 }
 
+/// A pull in progress shows as a running step with its bytes, not cut off.
+#[test]
+fn wizard_shows_a_pull_in_progress_with_its_bytes() {
+    let mut app = wizard_sent(crate::protocol::OperationState::Running);
+    let op = app.replica.fleet.operations.get_mut("op-wiz").expect("op-wiz");
+    let last = op.steps.last_mut().expect("a step");
+    last.name = crate::protocol::StepName::PullImage;
+    last.detail = "1048576 of 2097951 bytes, 2 layer(s) pulled of 127.0.0.1:5000/shop/web".into();
+    app.update(Action::Tick(T0 + 4_100));
+    let screen = text(&draw(&mut app, 120, 30));
+    assert!(screen.contains("… PULL_IMAGE"), "{screen}");
+    assert!(screen.contains("1048576 of 2097951 bytes"), "{screen}");
+}
+
 /// An ended operation keeps only its step counts: the wizard rebuilds its steps from the
 /// step events the cockpit keeps, and says where they are once those are gone.
 #[test]

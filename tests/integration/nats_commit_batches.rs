@@ -115,6 +115,7 @@ fn nats_another_writer_on_the_stream_deposes_the_controller_which_reloads_and_co
             tags: vec![],
             run: Default::default(),
             shortfall: None,
+            digest: None,
         };
         let forged = Event {
             rev: fleet.revision + 1,
@@ -291,6 +292,7 @@ fn app_update(rev: u64, n: u64) -> Outgoing {
         tags: vec![],
         run: Default::default(),
         shortfall: None,
+        digest: None,
     };
     let event = Event {
         rev,

@@ -287,6 +287,19 @@ pub fn deploy_site(
     ctl(url, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
+/// `deploy_site` from another image (one with the test image's httpd).
+pub fn deploy_site_image(
+    url: &str,
+    image: &str,
+    version: &str,
+    instances: &str,
+    artifact: &std::path::Path,
+    extra: &[&str],
+) -> CtlOut {
+    let args = site_image_deploy_args(image, version, instances, artifact, extra);
+    ctl(url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// The `ctl` arguments of `deploy_site`.
 pub fn site_deploy_args(
     version: &str,
@@ -295,6 +308,17 @@ pub fn site_deploy_args(
     extra: &[&str],
 ) -> Vec<String> {
     let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
+    site_image_deploy_args(&image, version, instances, artifact, extra)
+}
+
+/// The `ctl` arguments of `deploy_site_image`.
+fn site_image_deploy_args(
+    image: &str,
+    version: &str,
+    instances: &str,
+    artifact: &std::path::Path,
+    extra: &[&str],
+) -> Vec<String> {
     let mut args = vec![
         "deploy",
         "--app",
@@ -304,7 +328,7 @@ pub fn site_deploy_args(
         "--instances",
         instances,
         "--image",
-        &image,
+        image,
         "--port",
         "8080",
         "--cmd",

@@ -13,6 +13,8 @@ pub struct StepReport {
     pub step: StepName,
     pub instance: InstanceReport,
     pub detail: String,
+    /// The step is still under way (a pull's progress): the controller keeps it running.
+    pub running: bool,
 }
 
 pub type StepSender = mpsc::UnboundedSender<StepReport>;
@@ -54,6 +56,11 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     /// Downloads, creates and starts the instance, then checks its health, reporting each
     /// step. Returns once the instance runs or has failed.
     async fn deploy(&self, spec: InstanceSpec, steps: StepSender) -> Result<(), DriverError>;
+    /// The digest (`sha256:...`) an image's tag names now in its registry. An error says
+    /// the registry's answer (no such tag, unreachable).
+    async fn resolve(&self, image: &str) -> Result<String, DriverError> {
+        Err(DriverError::Failed(format!("the {} runtime driver cannot resolve {image}", self.name())))
+    }
     /// Restarts an instance in place and waits until it is healthy again.
     async fn restart(&self, id: &str, steps: StepSender) -> Result<(), DriverError>;
     /// Stops and removes an instance. Removing one that is not there is not an error.

@@ -20,10 +20,12 @@ use futures_util::{Stream, StreamExt};
 use crate::bus::{self, Bus, BusError, Message};
 use crate::plane::replies::ReplyCache;
 use crate::protocol::clock::now_ms;
+use crate::protocol::image::ImageRef;
 use crate::protocol::subjects::{self, AgentVerb, LogsVerb};
 use crate::protocol::{
-    AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, InstanceRef, InstanceReport, InstanceSpec,
-    InstanceState, InstanceStatus, LogsRequest, LogsStreamRef, Reply, WireError, decode, encode, validate,
+    AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, ImageResolved, InstanceRef, InstanceReport,
+    InstanceSpec, InstanceState, InstanceStatus, LogsRequest, LogsStreamRef, Reply, ResolveImage, StepState,
+    WireError, decode, encode, validate,
 };
 use driver::{DriverError, RuntimeDriver, StepReport};
 
@@ -155,7 +157,7 @@ async fn watch_changes(agent: Arc<Agent>) {
         for report in &list {
             if known.get(&report.id) != Some(&report.state) {
                 known.insert(report.id.clone(), report.state);
-                send_status(&agent, report.clone(), None, String::new()).await;
+                send_status(&agent, report.clone(), None, String::new(), None).await;
             }
         }
         known.retain(|id, _| list.iter().any(|r| &r.id == id));
@@ -164,7 +166,8 @@ async fn watch_changes(agent: Arc<Agent>) {
 
 async fn forward_steps(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<StepReport>) {
     while let Some(step) = rx.recv().await {
-        send_status(&agent, step.instance, Some(step.step), step.detail).await;
+        let state = step.running.then_some(StepState::Running);
+        send_status(&agent, step.instance, Some(step.step), step.detail, state).await;
     }
 }
 
@@ -173,12 +176,20 @@ async fn send_status(
     instance: InstanceReport,
     step: Option<crate::protocol::StepName>,
     detail: String,
+    step_state: Option<StepState>,
 ) {
     let operation_id = match step {
         Some(_) => agent.operations.lock().ok().and_then(|ops| ops.get(&instance.id).cloned()),
         None => None,
     };
-    let status = InstanceStatus { host: agent.config.host_id.clone(), instance, step, operation_id, detail };
+    let status = InstanceStatus {
+        host: agent.config.host_id.clone(),
+        instance,
+        step,
+        operation_id,
+        detail,
+        step_state,
+    };
     let env = Envelope::new(agent.config.source(), status);
     if let Err(err) = bus::publish(agent.bus.as_ref(), &subjects::status(&agent.config.host_id), &env).await {
         log::warn!("{}: status not sent: {err}", agent.config.host_id);
@@ -187,12 +198,66 @@ async fn send_status(
 
 async fn serve_commands(agent: Arc<Agent>, mut commands: impl Stream<Item = Message> + Unpin) {
     while let Some(msg) = commands.next().await {
+        // A registry may take its time: the answer comes from its own task, so deploys
+        // and removes are not held up behind it.
+        if msg.subject.rsplit('.').next().and_then(AgentVerb::parse) == Some(AgentVerb::Resolve) {
+            tokio::spawn(resolve(agent.clone(), msg));
+            continue;
+        }
         let answer = handle_command(&agent, &msg).await;
         let Some(to) = &msg.reply else { continue };
         if let Err(err) = agent.bus.publish(to, Bytes::from(answer)).await {
             log::warn!("{}: could not answer {}: {err}", agent.config.host_id, msg.subject);
         }
     }
+}
+
+/// The most an agent waits for its registry's answer to `cmd.resolve`.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The most one image pull may take before its `PULL_IMAGE` step fails. The controller
+/// waits for an instance while its pull runs, up to this, beyond its step timeout.
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `cmd.resolve`: a read, so neither cached nor remembered; late is still refused.
+async fn resolve(agent: Arc<Agent>, msg: Message) {
+    let result = match decode::<ResolveImage>(&msg.payload) {
+        Err(err) => Err(WireError::bad_request(err.to_string())),
+        Ok(env) => match env.check_deadline(now_ms()) {
+            Err(expired) => Err(expired),
+            Ok(()) => resolve_image(&agent, &env.body.image).await,
+        },
+    };
+    if let Err(err) = &result {
+        log::warn!("{}: resolve refused: {}", agent.config.host_id, err.reason);
+    }
+    let answer = encode(&Envelope::new(agent.config.source(), Reply::from(result))).unwrap_or_default();
+    if let Some(to) = &msg.reply
+        && let Err(err) = agent.bus.publish(to, Bytes::from(answer)).await
+    {
+        log::warn!("{}: could not answer {}: {err}", agent.config.host_id, msg.subject);
+    }
+}
+
+async fn resolve_image(agent: &Agent, image: &str) -> Result<ImageResolved, WireError> {
+    let parsed = ImageRef::parse(image).map_err(WireError::bad_request)?;
+    if !parsed.from_registry() {
+        return Err(WireError::bad_request(format!("image {image} names no registry: nothing to resolve")));
+    }
+    let asked = tokio::time::timeout(RESOLVE_TIMEOUT, agent.driver.resolve(image)).await;
+    let digest = match asked {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return Err(WireError::new(ErrorCode::NotFound, e.to_string())),
+        Err(_) => {
+            return Err(WireError::new(
+                ErrorCode::Unavailable,
+                format!("the registry did not answer for {image} within {RESOLVE_TIMEOUT:?}"),
+            ));
+        }
+    };
+    // A runtime's answer goes into every instance's spec: checked like input.
+    crate::protocol::image::check_digest(&digest).map_err(|e| WireError::new(ErrorCode::Internal, e))?;
+    Ok(ImageResolved { digest })
 }
 
 fn encode_reply(agent: &Agent, reply: Reply<AgentAck>) -> Vec<u8> {
@@ -264,8 +329,9 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
             }
             Err(err) => Err(WireError::bad_request(err.to_string())),
         },
-        // Answered above, before the reply cache.
-        Request::Logs(_, LogsVerb::Stop | LogsVerb::Keepalive) => {
+        // Answered above, before the reply cache, or in their own task.
+        Request::Logs(_, LogsVerb::Stop | LogsVerb::Keepalive)
+        | Request::Command(Some(AgentVerb::Resolve)) => {
             Err(WireError::bad_request(format!("unexpected {}", msg.subject)))
         }
         Request::BadLogs(reason) => Err(WireError::bad_request(reason)),
@@ -370,6 +436,58 @@ mod tests {
         let payload = Bytes::from(encode(&env).unwrap());
         let answer = bus.request(&agent_cmd("h1", AgentVerb::Deploy), payload, Duration::from_secs(5)).await;
         decode::<Reply<AgentAck>>(&answer.unwrap()).unwrap().body
+    }
+
+    /// `cmd.resolve` answers the runtime's digest, or says why not: a reference without a
+    /// registry is bad input, the registry's refusal is `not_found` in its own words.
+    #[tokio::test]
+    async fn resolve_answers_a_digest_or_why_not() {
+        let bus = LocalBus::new();
+        let driver = sim::SimDriver::new(sim::SimConfig {
+            seed: 1,
+            cpu_cores: 4,
+            memory_mb: 8192,
+            container_ips: vec![],
+            speed: 50.0,
+            crashes_per_hour: 0.0,
+        });
+        let config = AgentConfig {
+            host_id: "h1".into(),
+            hostname: "h1".into(),
+            ip: "127.0.9.1".into(),
+            az: "az-1".into(),
+            tags: vec![],
+            heartbeat_period: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(60),
+        };
+        let handle = start(Arc::new(bus.clone()), driver, config).await.unwrap();
+        let ask = |image: &str| {
+            let env = Envelope::new("controller", ResolveImage { image: image.into() });
+            let payload = Bytes::from(encode(&env).unwrap());
+            let bus = bus.clone();
+            async move {
+                let answer =
+                    bus.request(&agent_cmd("h1", AgentVerb::Resolve), payload, Duration::from_secs(5)).await;
+                decode::<Reply<ImageResolved>>(&answer.unwrap()).unwrap().body
+            }
+        };
+        let image = "registry.test:5000/shop/web:1";
+        let Reply::Ok(found) = ask(image).await else { panic!("no digest for {image}") };
+        assert_eq!(
+            found.digest,
+            format!("sha256:{}", crate::plane::repository::sha256_hex(image.as_bytes()))
+        );
+        let Reply::Error(e) = ask("nginx:1").await else { panic!("nginx:1 resolved") };
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.reason.contains("names no registry"), "{e:?}");
+        let Reply::Error(e) = ask("registry.test/shop/missing:1").await else {
+            panic!("a missing tag resolved")
+        };
+        assert_eq!(e.code, ErrorCode::NotFound);
+        assert!(e.reason.contains("manifest unknown"), "{e:?}");
+        let Reply::Error(e) = ask("registry.test/Shop:1").await else { panic!("a bad reference resolved") };
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        handle.stop();
     }
 
     /// Log requests name their user in the subject: a subject that is not one is refused

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use super::driver::{DriverError, LOG_CHANNEL, LogReceiver, RuntimeDriver, StepReport, StepSender};
 use crate::plane::rng::Rng;
 use crate::protocol::clock::now_ms;
+use crate::protocol::image::ImageRef;
 use crate::protocol::{
     ExitInfo, HostMetrics, InstanceReport, InstanceSpec, InstanceState, LogLine, LogSource, StepName,
 };
@@ -42,6 +43,8 @@ struct SimState {
     free_ips: Vec<String>,
     metrics: HostMetrics,
     next_container: u64,
+    /// Registry images this host has pulled; the first deploy of one pulls it.
+    pulled: std::collections::HashSet<String>,
 }
 
 pub struct SimDriver {
@@ -68,6 +71,7 @@ impl SimDriver {
             free_ips,
             metrics,
             next_container: 0,
+            pulled: Default::default(),
         }));
         let driver = Arc::new(SimDriver { config, state });
         tokio::spawn(walk(Arc::downgrade(&driver)));
@@ -175,6 +179,30 @@ async fn walk(driver: std::sync::Weak<SimDriver>) {
     }
 }
 
+impl SimDriver {
+    /// `PULL_IMAGE` for a registry image this host does not have yet: a plausible size,
+    /// one progress report halfway, then done.
+    async fn pull(&self, spec: &InstanceSpec, report: &InstanceReport, steps: &StepSender) {
+        let from_registry = ImageRef::parse(&spec.image).is_ok_and(|r| r.from_registry());
+        let total = {
+            let mut s = self.lock();
+            if !from_registry || !s.pulled.insert(spec.image.clone()) {
+                return;
+            }
+            s.rng.between(20, 80) * 1024 * 1024
+        };
+        let progress = |done: u64, running: bool| StepReport {
+            step: StepName::PullImage,
+            instance: report.clone(),
+            detail: format!("{done} of {total} bytes, 1 layer(s) pulled of {}", spec.image),
+            running,
+        };
+        let _ = steps.send(progress(total / 2, true));
+        tokio::time::sleep(self.delay(0.5, 2.0)).await;
+        let _ = steps.send(progress(total, false));
+    }
+}
+
 fn report_step(
     steps: &StepSender,
     step: StepName,
@@ -182,7 +210,7 @@ fn report_step(
     detail: impl Into<String>,
 ) {
     if let Some(instance) = instance {
-        let _ = steps.send(StepReport { step, instance, detail: detail.into() });
+        let _ = steps.send(StepReport { step, instance, detail: detail.into(), running: false });
     }
 }
 
@@ -206,6 +234,17 @@ impl RuntimeDriver for SimDriver {
 
     async fn has(&self, id: &str) -> bool {
         self.lock().containers.contains_key(id)
+    }
+
+    /// Every registry holds every image here, except one whose name says `missing`, a rule
+    /// for tests of a deploy whose tag is not in the registry. The digest is the name's
+    /// hash, so a tag resolves the same every time.
+    async fn resolve(&self, image: &str) -> Result<String, DriverError> {
+        tokio::time::sleep(self.delay(0.05, 0.2)).await;
+        if image.contains("missing") {
+            return Err(DriverError::Failed(format!("manifest unknown: {image} is not in the registry")));
+        }
+        Ok(format!("sha256:{}", crate::plane::repository::sha256_hex(image.as_bytes())))
     }
 
     async fn deploy(&self, spec: InstanceSpec, steps: StepSender) -> Result<(), DriverError> {
@@ -240,6 +279,7 @@ impl RuntimeDriver for SimDriver {
             );
             report
         };
+        self.pull(&spec, &report, &steps).await;
         tokio::time::sleep(self.delay(0.3, 1.2)).await;
         report_step(
             &steps,

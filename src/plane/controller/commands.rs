@@ -449,13 +449,18 @@ fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireErr
         name: req.app.clone(),
         version: req.version.clone(),
         instances: req.instances,
-        image,
         port,
         constraints,
         domain,
         tags,
         run,
         shortfall: None,
+        // Scaling the same version of the same image keeps the digest it runs; anything
+        // else is resolved afresh by the deploy.
+        digest: existing
+            .filter(|a| a.image == image && a.version == req.version)
+            .and_then(|a| a.digest.clone()),
+        image,
     })
 }
 

@@ -518,12 +518,23 @@ impl Controller {
         verb: subjects::AgentVerb,
         body: Req,
     ) -> Result<Resp, crate::bus::RequestError> {
+        self.ask_agent_within(host, verb, body, self.config().agent_timeout).await
+    }
+
+    /// `ask_agent` with its own timeout, for a command whose agent asks someone else.
+    pub(crate) async fn ask_agent_within<Req: serde::Serialize + Sync, Resp: serde::de::DeserializeOwned>(
+        &self,
+        host: &str,
+        verb: subjects::AgentVerb,
+        body: Req,
+        timeout: std::time::Duration,
+    ) -> Result<Resp, crate::bus::RequestError> {
         let _turn = self.shared.agent_calls.clone().acquire_owned().await;
         crate::bus::request(
             self.bus(),
             &subjects::agent_cmd(host, verb),
             &Envelope::new(self.config().source.clone(), body),
-            self.config().agent_timeout,
+            timeout,
         )
         .await
     }

@@ -1,10 +1,13 @@
 //! Deploy, restart and replace operations, following the original flow:
-//! ALLOCATE_REPOSITORY_REQUEST, UPLOAD, NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST, then the
-//! agent's DOWNLOAD, RESTART and HEALTH_CHECK, then ADD_ROUTE_REQUEST and INSTANCE_DEPLOYED.
+//! PULL_IMAGE (an image from a registry pinned to its digest), ALLOCATE_REPOSITORY_REQUEST,
+//! UPLOAD, NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST, then the agent's PULL_IMAGE (when the host
+//! lacks the image), DOWNLOAD, RESTART and HEALTH_CHECK, then ADD_ROUTE_REQUEST and
+//! INSTANCE_DEPLOYED.
 
 use futures_util::future::join_all;
 
 use super::core::{Controller, Draft};
+use super::image;
 use super::ops::step_draft;
 use super::repair;
 use super::scheduler::{PlacementRequest, place_with};
@@ -24,7 +27,11 @@ pub(crate) async fn run_deploy(
     strategy: Strategy,
     previous: Option<App>,
 ) {
-    let outcome = deploy(&ctl, &op_id, &app, strategy).await;
+    let mut app = app;
+    let outcome = match image::pin(&ctl, &op_id, &mut app).await {
+        Ok(()) => deploy(&ctl, &op_id, &app, strategy).await,
+        Err(e) => Err(e),
+    };
     if outcome.is_err()
         && let Some(prev) = previous.filter(|p| p.version != app.version)
     {
@@ -192,7 +199,7 @@ fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
         app: app.name.clone(),
         version: app.version.clone(),
         index: inst.index,
-        image: app.image.clone(),
+        image: app.pinned_image(),
         port: app.port,
         cpu: inst.cpu_limit,
         memory_mb: inst.mem_limit_mb,
@@ -295,8 +302,7 @@ pub(crate) async fn start_instance(
         vec![],
     );
 
-    let healthy =
-        ctl.wait_for_instance(&id, ctl.config().step_timeout, |f| instance_settled(f, &id, None)).await;
+    let healthy = wait_settled(ctl, op_id, &id).await;
     let inst = match healthy {
         Some(Ok(inst)) => inst,
         other => {
@@ -348,6 +354,33 @@ pub(crate) async fn start_instance(
         vec![],
     );
     Ok(id)
+}
+
+/// Waits until a new instance has come up or failed, for the step timeout; longer while
+/// its host pulls its image (a large image may take more than a step), up to the agent's
+/// bound on a pull.
+async fn wait_settled(ctl: &Controller, op_id: &str, id: &str) -> Option<Result<Instance, String>> {
+    let step_timeout = ctl.config().step_timeout;
+    let cap = tokio::time::Instant::now() + crate::plane::agent::PULL_TIMEOUT + step_timeout;
+    loop {
+        let settled = ctl.wait_for_instance(id, step_timeout, |f| instance_settled(f, id, None)).await;
+        if settled.is_some() || tokio::time::Instant::now() >= cap || !pulling(ctl, op_id, id) {
+            return settled;
+        }
+    }
+}
+
+/// Whether the instance's `PULL_IMAGE` step is running.
+fn pulling(ctl: &Controller, op_id: &str, id: &str) -> bool {
+    ctl.read(|core| {
+        core.fleet.operations.get(op_id).is_some_and(|op| {
+            op.steps.iter().any(|s| {
+                s.name == StepName::PullImage
+                    && s.instance.as_deref() == Some(id)
+                    && s.state == StepState::Running
+            })
+        })
+    })
 }
 
 /// Whether an instance has come up (`Ok`) or failed (`Err`). `since` demands a start after

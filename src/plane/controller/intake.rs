@@ -213,9 +213,23 @@ fn on_status(ctl: &Controller, st: InstanceStatus) {
         if !core.fleet.instances.contains_key(&st.instance.id) {
             return (vec![], ());
         }
-        let step = st.step.zip(st.operation_id.as_deref()).map(|(s, op)| (s, op, st.detail.as_str()));
+        let step = st.step.zip(st.operation_id.as_deref()).map(|(s, op)| Reported {
+            name: s,
+            op,
+            detail: st.detail.as_str(),
+            running: st.step_state == Some(StepState::Running),
+        });
         (reconcile(core, &st.host, &st.instance, step).into_iter().collect(), ())
     })
+}
+
+/// A step an agent reported with an instance's status.
+struct Reported<'a> {
+    name: crate::protocol::StepName,
+    op: &'a str,
+    detail: &'a str,
+    /// Still under way (a pull's progress), not done.
+    running: bool,
 }
 
 /// Brings the controller's record of one instance in line with its agent's report. Metrics
@@ -224,7 +238,7 @@ fn reconcile(
     core: &mut Core,
     host: &str,
     report: &InstanceReport,
-    step: Option<(crate::protocol::StepName, &str, &str)>,
+    step: Option<Reported<'_>>,
 ) -> Option<Draft> {
     let inst = core.fleet.instances.get_mut(&report.id)?;
     if inst.host != host {
@@ -256,12 +270,16 @@ fn reconcile(
     let app = updated.app.clone();
     let id = updated.id.clone();
     let base = match step {
-        Some((name, op, detail)) => {
+        Some(Reported { name, op, detail, running }) => {
             let failed = matches!(
                 report.state,
                 InstanceState::Crashed | InstanceState::Unhealthy | InstanceState::Stopped
             );
-            let state = if failed { StepState::Failed } else { StepState::Done };
+            let state = match (failed, running) {
+                (true, _) => StepState::Failed,
+                (false, true) => StepState::Running,
+                (false, false) => StepState::Done,
+            };
             step_draft(core, op, name, Some(&id), state, detail)
         }
         None => None,

@@ -7,6 +7,7 @@ mod commands;
 mod core;
 mod deploy;
 mod health;
+mod image;
 mod intake;
 pub mod lease;
 mod ops;

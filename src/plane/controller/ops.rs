@@ -15,6 +15,7 @@ pub(crate) fn step_kind(step: StepName) -> EventKind {
         StepName::AllocateRepositoryRequest => EventKind::AllocateRepositoryRequest,
         StepName::Upload => EventKind::Upload,
         StepName::NewInstanceAndDeployWarRequest => EventKind::NewInstanceAndDeployWarRequest,
+        StepName::PullImage => EventKind::PullImage,
         StepName::Download => EventKind::Download,
         StepName::Restart => EventKind::Restart,
         StepName::HealthCheck => EventKind::HealthCheck,

@@ -201,6 +201,7 @@ pub(crate) mod tests {
             tags: vec![],
             run: RunSpec::default(),
             shortfall: None,
+            digest: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Deploy, restart and remove, with the original flow's steps: DOWNLOAD once the artifact
+//! Deploy, restart and remove, with the original flow's steps (and PULL_IMAGE while an image
+//! the host lacks comes from its registry): DOWNLOAD once the artifact
 //! is on the host and verified, RESTART once the container runs, HEALTH_CHECK once it
 //! answers. A failure reports the failing step with the reason, sets the instance
 //! `crashed` (nothing left running) or `unhealthy` (running, not answering), and leaves no
@@ -20,9 +21,10 @@ use bollard::query_parameters::{
 
 use super::cache::{Entry, Phase, short_id};
 use super::inspect::{self, Inspected};
-use super::{Inner, NetworkMode, PublishMode, artifact, connect, health, labels, network};
+use super::{Inner, NetworkMode, PublishMode, artifact, connect, health, image, labels, network};
 use crate::plane::agent::driver::{DriverError, StepReport, StepSender};
 use crate::protocol::clock::now_ms;
+use crate::protocol::image::ImageRef;
 use crate::protocol::{HealthCheck, InstanceReport, InstanceSpec, InstanceState, StepName};
 
 const MB: u64 = 1024 * 1024;
@@ -36,7 +38,7 @@ const INSPECT_EVERY: Duration = Duration::from_secs(1);
 const PORT_ATTEMPTS: usize = 3;
 
 fn send(steps: &StepSender, step: StepName, instance: InstanceReport, detail: impl Into<String>) {
-    let _ = steps.send(StepReport { step, instance, detail: detail.into() });
+    let _ = steps.send(StepReport { step, instance, detail: detail.into(), running: false });
 }
 
 /// Changes the entry if `generation` still owns it; returns its report after the change.
@@ -179,6 +181,14 @@ async fn fresh(
     if let Err(why) = check_spec(inner, spec).await {
         return Err(fail_clean(inner, spec, generation, StepName::Restart, why, steps).await);
     }
+    match ensure_image(inner, spec, generation, steps).await {
+        Ok(None) => {}
+        Ok(Some(pulled)) => match update(inner, &spec.id, generation, |_| {}) {
+            Some(r) => send(steps, StepName::PullImage, r, pulled),
+            None => return Err(abandon(inner, spec, None).await),
+        },
+        Err((step, why)) => return Err(fail_clean(inner, spec, generation, step, why, steps).await),
+    }
     let fetched = match &spec.run.artifact {
         Some(a) => artifact::fetch(inner.repo.as_ref(), a, &dir, &spec.version)
             .await
@@ -267,11 +277,45 @@ async fn check_spec(inner: &Inner, spec: &InstanceSpec) -> Result<(), String> {
     {
         return Err(format!("port {} on {ip} is already in use", spec.port));
     }
-    // No pull is attempted: hosts run only images that were loaded on them.
+    Ok(())
+}
+
+/// `PULL_IMAGE`: an image the host lacks is pulled when it names a registry (progress
+/// reported as the step runs). One that names none (`nginx:1`) runs only where it was
+/// loaded, as before registries: pulling it would reach for Docker Hub, so its absence
+/// fails the start (`RESTART`). `Ok(None)`: the host had it.
+async fn ensure_image(
+    inner: &Inner,
+    spec: &InstanceSpec,
+    generation: u64,
+    steps: &StepSender,
+) -> Result<Option<String>, (StepName, String)> {
+    let parsed = ImageRef::parse(&spec.image).map_err(|e| (StepName::Restart, e))?;
+    let step = if parsed.from_registry() { StepName::PullImage } else { StepName::Restart };
     match inner.docker.inspect_image(&spec.image).await {
-        Ok(_) => Ok(()),
-        Err(e) if connect::is_not_found(&e) => Err(format!("image {} not found on this host", spec.image)),
-        Err(e) => Err(format!("cannot inspect image {}: {}", spec.image, connect::message(&e))),
+        Ok(_) => return Ok(None),
+        Err(e) if connect::is_not_found(&e) && parsed.from_registry() => {}
+        Err(e) if connect::is_not_found(&e) => {
+            return Err((step, format!("image {} not found on this host", spec.image)));
+        }
+        Err(e) => {
+            return Err((step, format!("cannot inspect image {}: {}", spec.image, connect::message(&e))));
+        }
+    }
+    let progress = |detail: String| {
+        if let Some(r) = update(inner, &spec.id, generation, |_| {}) {
+            let _ = steps.send(StepReport { step: StepName::PullImage, instance: r, detail, running: true });
+        }
+    };
+    progress(format!("pulling {}", spec.image));
+    let limit = crate::plane::agent::PULL_TIMEOUT;
+    match tokio::time::timeout(limit, image::pull(&inner.docker, &parsed, progress)).await {
+        Ok(pulled) => {
+            pulled.map(Some).map_err(|e| (StepName::PullImage, format!("cannot pull {}: {e}", spec.image)))
+        }
+        Err(_) => {
+            Err((StepName::PullImage, format!("the pull of {} did not finish within {limit:?}", spec.image)))
+        }
     }
 }
 

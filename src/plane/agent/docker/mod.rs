@@ -11,6 +11,7 @@
 //! - `labels`: the label schema that lets a restarted agent find its containers;
 //! - `cache`: what the driver knows about its instances;
 //! - `lifecycle`: deploy, restart, remove;
+//! - `image`: the digest a registry's tag names, and the pull of a missing image;
 //! - `artifact`: download, checksum, unpack, swap the per-instance directory;
 //! - `health`: the HTTP / TCP probe;
 //! - `network`: published ports and the VLAN network with its address management;
@@ -28,6 +29,7 @@ mod diagnostics;
 mod events;
 mod health;
 mod host;
+mod image;
 mod inspect;
 mod labels;
 mod lifecycle;
@@ -272,6 +274,10 @@ impl RuntimeDriver for DockerDriver {
 
     async fn has(&self, id: &str) -> bool {
         self.inner.cache().has(id)
+    }
+
+    async fn resolve(&self, image: &str) -> Result<String, DriverError> {
+        image::resolve(&self.inner.docker, image).await.map_err(DriverError::Failed)
     }
 
     async fn deploy(&self, spec: InstanceSpec, steps: StepSender) -> Result<(), DriverError> {
