@@ -93,7 +93,8 @@ async fn cockpit_prod_restart_in_batches_is_audited_with_the_operator() {
     app.update(Action::ShowPanel(Panel::Audit));
     let shown = crate::support::screen(&mut app, 240);
     assert!(shown.contains(&format!("{me} ")), "{shown}");
-    assert!(shown.contains("cockpit · alice@bastion-1 · ssh 10.0.0.5:52344 · nats ops"), "{shown}");
+    assert!(shown.contains("cockpit · alice@bastion-1 · ssh 10.0.0.5:52344"), "{shown}");
+    assert_eq!(record.via(), "cockpit · alice@bastion-1 · ssh 10.0.0.5:52344 · nats ops");
     assert!(
         shown.contains("restart app shop-web (batch 2)") && shown.contains("✓ succeeded (op-"),
         "{shown}"
