@@ -632,8 +632,9 @@ impl Ctl {
             true => Some(self.bus.subscribe(subjects::EVT_ALL).await.map_err(|e| e.to_string())?),
             false => None,
         };
-        let store =
-            JetStreamStore::open(&self.bus, &JetStreamConfig::default()).await.map_err(|e| e.to_string())?;
+        let store = JetStreamStore::open_reader(&self.bus, &JetStreamConfig::default())
+            .await
+            .map_err(|e| e.to_string())?;
         let since = now_ms().saturating_sub(a.since.as_millis() as u64);
         let history = store.history(since, a.limit).await.map_err(|e| e.to_string())?;
         let mut last = 0;

@@ -188,3 +188,25 @@ fn nats_roles_a_client_without_a_user_is_refused() {
     assert!(stderr.contains("authorization violation"), "{stderr}");
     assert!(plane.nats.log().contains("authentication error"), "no refusal logged");
 }
+
+/// Readers of the history open the stream as it is: with roles on an operator may not
+/// change it, and a controller with limits of its own (`--history-max-age`) must not make
+/// `ctl events` or `ctl audit` fail for them.
+#[test]
+fn nats_roles_an_operator_reads_the_history_of_a_controller_with_limits_of_its_own() {
+    let test = "nats_roles_an_operator_reads_the_history_of_a_controller_with_limits_of_its_own";
+    let mut config = PlaneConfig { mode: Mode::Roles, ..PlaneConfig::default() };
+    config.controller.extend(["--history-max-age", "2h"]);
+    let Some(plane) = Plane::start(test, config) else { return };
+    operator_deploys(&plane, "web");
+    for (who, args) in [
+        ("operator/alice", &["events", "--since", "1h"][..]),
+        ("operator/alice", &["audit", "--since", "1h"][..]),
+        ("viewer/carol", &["events", "--since", "1h"][..]),
+    ] {
+        let out = ctl_as(&plane.nats, who, args);
+        assert!(out.ok(), "{who} ctl {args:?}: {out}");
+        assert!(out.stdout.contains("web"), "{who} ctl {args:?} shows the deploy: {out}");
+    }
+    plane.nats.assert_no_violations();
+}

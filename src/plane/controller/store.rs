@@ -204,6 +204,16 @@ impl JetStreamStore {
         Ok(JetStreamStore { js, kv, stream_name: config.stream.clone(), last_seq: Mutex::new(None) })
     }
 
+    /// The event stream and state bucket as they are, for a reader (`ctl events`): looked
+    /// up, never created or changed. With roles on an operator may not change them, and a
+    /// reader has no business setting the history's limits to its own defaults.
+    pub async fn open_reader(bus: &NatsBus, config: &JetStreamConfig) -> Result<JetStreamStore, StoreError> {
+        let js = bus.jetstream();
+        js.get_stream(&config.stream).await.map_err(err("event stream"))?;
+        let kv = js.get_key_value(&config.bucket).await.map_err(err("state bucket"))?;
+        Ok(JetStreamStore { js, kv, stream_name: config.stream.clone(), last_seq: Mutex::new(None) })
+    }
+
     pub fn key_value(&self) -> &async_nats::jetstream::kv::Store {
         &self.kv
     }
