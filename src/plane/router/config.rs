@@ -40,6 +40,15 @@ pub fn failing_line(error: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
+/// How long nginx waits for a backend to accept a connection before it tries the next.
+pub const CONNECT_TIMEOUT: &str = "1s";
+
+/// How many backends one request may try (the first included).
+pub const NEXT_UPSTREAM_TRIES: u32 = 4;
+
+/// How long one request may spend trying backends in all.
+pub const NEXT_UPSTREAM_TIMEOUT: &str = "10s";
+
 struct Upstream {
     domain: String,
     servers: Vec<(String, u32)>,
@@ -114,11 +123,16 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
     for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
         let _ = writeln!(c, "    {t}_temp_path {d}/tmp/{t};");
     }
-    // A backend that is going away is skipped for the next one rather than failing the
-    // request: rolling deploys and restarts stay invisible to clients.
-    let _ = writeln!(c, "    proxy_connect_timeout 2s;");
+    // A backend that is going away, or whose host is cut off the network, is skipped for
+    // the next one rather than failing the request: rolling deploys, restarts and
+    // partitions cost latency, not errors. A connect that does not complete in
+    // CONNECT_TIMEOUT is a partitioned host (a backend on a live host accepts at once);
+    // the tries and the time spent on them are bounded, so a request never walks a whole
+    // large upstream when every backend is gone.
+    let _ = writeln!(c, "    proxy_connect_timeout {CONNECT_TIMEOUT};");
     let _ = writeln!(c, "    proxy_next_upstream error timeout http_502 http_503;");
-    let _ = writeln!(c, "    proxy_next_upstream_tries 0;");
+    let _ = writeln!(c, "    proxy_next_upstream_tries {NEXT_UPSTREAM_TRIES};");
+    let _ = writeln!(c, "    proxy_next_upstream_timeout {NEXT_UPSTREAM_TIMEOUT};");
     for (app, up) in &upstreams {
         if up.servers.is_empty() {
             continue;
@@ -247,6 +261,31 @@ pub(crate) mod tests {
         assert!(r.config.contains("return 503"), "an app with no backend answers 503");
         assert_eq!(r.backends, 1);
         assert!(r.refused.is_empty());
+    }
+
+    #[test]
+    fn a_backend_that_does_not_answer_costs_a_retry_not_a_failed_request() {
+        let f =
+            fleet(vec![app("web", "web.local")], vec![route("web", "127.0.0.1:3001", RouteState::Enabled)]);
+        let c = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd")).config;
+        let directive = |name: &str| -> Vec<String> {
+            c.lines()
+                .map(str::trim)
+                .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.strip_suffix(';'))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect()
+        };
+        let next = directive("proxy_next_upstream");
+        assert_eq!(next.len(), 1, "one proxy_next_upstream in http: {c}");
+        let on: Vec<&str> = next[0].split(' ').collect();
+        assert!(
+            on.contains(&"error") && on.contains(&"timeout"),
+            "retries on connect errors and timeouts: {c}"
+        );
+        assert_eq!(directive("proxy_connect_timeout"), ["1s"], "a short connect timeout: {c}");
+        // Bounded: 0 would mean as many tries as the upstream has servers, and no time limit.
+        assert_eq!(directive("proxy_next_upstream_tries"), ["4"], "{c}");
+        assert_eq!(directive("proxy_next_upstream_timeout"), ["10s"], "{c}");
     }
 
     #[test]
