@@ -325,3 +325,110 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
     }
     left
 }
+
+/// One container as a lab host's own daemon lists it (`docker ps -a` on that host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    /// `quarterdeck.app` and `quarterdeck.instance`: empty on a container not of the plane.
+    pub app: String,
+    pub instance: String,
+    pub running: bool,
+}
+
+impl Lab {
+    /// Every container of host `host`, from its own daemon (not the plane's word).
+    pub fn containers(&self, host: &str) -> Vec<Container> {
+        let format = "{{.ID}}\t{{.Names}}\t{{.Label \"quarterdeck.app\"}}\t{{.Label \"quarterdeck.instance\"}}\t{{.State}}";
+        self.run_ok(&["docker", host, "ps", "-a", "--no-trunc", "--format", format])
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                assert_eq!(f.len(), 5, "docker ps on {host}: {l:?}");
+                Container {
+                    id: f[0].into(),
+                    name: f[1].into(),
+                    app: f[2].into(),
+                    instance: f[3].into(),
+                    running: f[4] == "running",
+                }
+            })
+            .collect()
+    }
+
+    /// The router's nginx port on 127.0.0.1 (`QD_LAB_ROUTER`).
+    pub fn router_port(&self) -> u16 {
+        let addr = &self.env["QD_LAB_ROUTER"];
+        assert!(addr.starts_with("127.0.0.1:"), "the lab's router is not on 127.0.0.1: {addr}");
+        addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("QD_LAB_ROUTER {addr}"))
+    }
+
+    /// `scripts/lab push` of the local test image as `lab/httpd:v1`: the name the hosts
+    /// pull it by.
+    pub fn push_test_image(&self) -> String {
+        let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
+        self.run_ok(&["push", &image, "lab/httpd:v1"])
+    }
+
+    /// `ctl deploy --wait` of `app` (httpd from `image` serving an artifact whose index.html
+    /// says `app version`, on the domain `APP.test`) with `instances` instances.
+    pub fn deploy(&self, app: &str, version: &str, instances: u32, image: &str) -> CtlOut {
+        let artifact = self.dir.join(format!("{app}-{version}.tar.gz"));
+        let body = format!("{app} {version}");
+        std::fs::write(&artifact, crate::docker_support::site(&[("index.html", &body)]))
+            .expect("write the artifact");
+        let (instances, domain) = (instances.to_string(), format!("{app}.test"));
+        self.ctl(&[
+            "deploy",
+            "--app",
+            app,
+            "--version",
+            version,
+            "--instances",
+            &instances,
+            "--image",
+            image,
+            "--port",
+            "8080",
+            "--cmd",
+            "httpd -f -p 8080 -h /app",
+            "--artifact",
+            artifact.to_str().expect("a UTF-8 path"),
+            "--health",
+            "http:/index.html",
+            "--domain",
+            &domain,
+            "--cpu",
+            "0.1",
+            "--memory",
+            "64M",
+            "--wait",
+        ])
+    }
+}
+
+/// Each host's plane containers against the snapshot: for every host, the instance ids
+/// its daemon holds (running or not) and those the snapshot places on it, when they
+/// differ; empty when every daemon holds exactly what the plane says, once each.
+pub fn placement_mismatches(lab: &Lab, snap: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for host in lab.hosts() {
+        let mut held: Vec<String> =
+            lab.containers(&host).into_iter().filter(|c| !c.instance.is_empty()).map(|c| c.instance).collect();
+        held.sort();
+        let mut placed: Vec<String> = snap["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["host"] == host.as_str())
+            .filter_map(|i| i["id"].as_str().map(String::from))
+            .collect();
+        placed.sort();
+        if held != placed {
+            out.push(format!("{host}: its daemon holds {held:?}, the snapshot places {placed:?}"));
+        }
+    }
+    out
+}
