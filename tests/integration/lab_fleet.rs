@@ -25,7 +25,12 @@ fn lab_fleet_three_apps_over_four_hosts_each_daemon_holds_what_the_snapshot_plac
 
     let snap = lab.snapshot();
     let az_of = |host: &str| {
-        snap["hosts"].as_array().into_iter().flatten().find(|h| h["id"] == host).map(|h| str_of(h, "az").to_string())
+        snap["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|h| h["id"] == host)
+            .map(|h| str_of(h, "az").to_string())
     };
     for (app, n) in APPS {
         let insts = instances_of(&snap, app);
@@ -48,7 +53,8 @@ fn lab_fleet_three_apps_over_four_hosts_each_daemon_holds_what_the_snapshot_plac
     // The images came from the registry: each host's copy is named by the registry.
     let registry = &lab.env["QD_LAB_REGISTRY"];
     for host in lab.hosts() {
-        let images = lab.run_ok(&["docker", &host, "images", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]);
+        let images =
+            lab.run_ok(&["docker", &host, "images", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]);
         assert!(
             images.lines().all(|l| l.starts_with(registry.as_str())),
             "{host} holds an image not from the registry: {images}"

@@ -181,11 +181,8 @@ fn lab_partition_moves_instances_with_no_failed_request_and_the_heal_leaves_no_d
         let mismatches = placement_mismatches(&lab, &snap);
         check(mismatches.is_empty(), || mismatches.join("\n"))?;
         for (app, n) in APPS {
-            let held: usize = lab
-                .hosts()
-                .iter()
-                .map(|h| lab.containers(h).iter().filter(|c| c.app == app).count())
-                .sum();
+            let held: usize =
+                lab.hosts().iter().map(|h| lab.containers(h).iter().filter(|c| c.app == app).count()).sum();
             let placed = instances_of(&snap, app).len();
             check(held == n as usize && placed == n as usize, || {
                 format!("{app}: {held} containers on the daemons, {placed} instances, want {n}")

@@ -415,8 +415,12 @@ impl Lab {
 pub fn placement_mismatches(lab: &Lab, snap: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for host in lab.hosts() {
-        let mut held: Vec<String> =
-            lab.containers(&host).into_iter().filter(|c| !c.instance.is_empty()).map(|c| c.instance).collect();
+        let mut held: Vec<String> = lab
+            .containers(&host)
+            .into_iter()
+            .filter(|c| !c.instance.is_empty())
+            .map(|c| c.instance)
+            .collect();
         held.sort();
         let mut placed: Vec<String> = snap["instances"]
             .as_array()

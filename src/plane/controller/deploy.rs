@@ -208,6 +208,18 @@ fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
     }
 }
 
+/// A new instance's id, which is its generation: no instance the fleet holds has it, so a
+/// container that a returning host still runs under an id now placed elsewhere is told
+/// apart from the current one (see `intake::sort_reports`).
+fn fresh_instance_id(fleet: &crate::protocol::Fleet, app: &str, index: u32) -> String {
+    loop {
+        let id = format!("{app}-{index}-{}", &new_id()[..4]);
+        if !fleet.instances.contains_key(&id) {
+            return id;
+        }
+    }
+}
+
 /// Places, starts and routes one new instance; on failure nothing of it is left behind.
 pub(crate) async fn start_instance(
     ctl: &Controller,
@@ -240,7 +252,7 @@ pub(crate) async fn start_instance(
             }
             Ok(hosts) => {
                 let host = hosts.into_iter().next().unwrap_or_default();
-                let id = format!("{}-{}-{}", app.name, index, &new_id()[..4]);
+                let id = fresh_instance_id(&core.fleet, &app.name, index);
                 let inst = Instance {
                     id: id.clone(),
                     app: app.name.clone(),

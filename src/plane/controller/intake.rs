@@ -108,24 +108,25 @@ async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
         if let Some(d) = host_draft(core, &hb) {
             drafts.push(d);
         }
-        let mut orphans = Vec::new();
-        for report in &hb.instances {
-            if core.fleet.instances.contains_key(&report.id) {
-                drafts.extend(reconcile(core, &host_id, report, None));
-            } else if core.fleet.apps.contains_key(&report.app) {
-                orphans.push(report);
-            } else {
-                // An app the controller has never heard of: its state may have been lost.
-                // Removing running containers on a guess is worse than leaving them.
-                log::warn!("{host_id} runs {} of unknown app {}; leaving it alone", report.id, report.app);
-            }
+        let sorted = sort_reports(core, &host_id, &hb.instances);
+        for report in sorted.current {
+            drafts.extend(reconcile(core, &host_id, report, None));
+        }
+        for report in sorted.unknown_app {
+            // An app the controller has never heard of: its state may have been lost.
+            // Removing running containers on a guess is worse than leaving them.
+            log::warn!("{host_id} runs {} of unknown app {}; leaving it alone", report.id, report.app);
         }
         // Containers the controller no longer has: adopted back while their app is short
         // of them, else really replaced (e.g. while their host was lost).
-        let (adopted, orphans) = repair::adopt(core, &host_id, &orphans);
+        let (adopted, mut remove) = repair::adopt(core, &host_id, &sorted.orphans);
         drafts.extend(adopted);
         drafts.extend(missing_instances(core, &host_id, &hb.instances));
-        (drafts, orphans)
+        for report in &sorted.superseded {
+            log::warn!("{host_id} runs {}, which is now placed on another host; removing it", report.id);
+            remove.push(report.id.clone());
+        }
+        (drafts, remove)
     });
     // The agent only ever holds instances the controller gave it, so removing those the
     // controller does not want is safe.
@@ -137,6 +138,35 @@ async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
         let req = InstanceRef { id, operation_id: None };
         let _ = ctl.ask_agent::<_, crate::protocol::AgentAck>(&host_id, AgentVerb::Remove, req).await;
     }
+}
+
+/// A heartbeat's instances, sorted by the generation rule: an instance id names one
+/// placement, on one host, and is never given to another (`deploy::fresh_instance_id`).
+#[derive(Debug, Default)]
+struct Sorted<'a> {
+    /// Placed on this host: the agent's word on them is taken.
+    current: Vec<&'a InstanceReport>,
+    /// Of a known app, but no longer in the fleet (replaced or retired while the host was
+    /// lost, or left by an operation a controller restart failed): adopted back while the
+    /// app is short, else removed.
+    orphans: Vec<&'a InstanceReport>,
+    /// Placed on another host now: this host's container is superseded, and removed.
+    superseded: Vec<&'a InstanceReport>,
+    /// Of an app the controller does not know: left alone.
+    unknown_app: Vec<&'a InstanceReport>,
+}
+
+fn sort_reports<'a>(core: &Core, host: &str, reports: &'a [InstanceReport]) -> Sorted<'a> {
+    let mut sorted = Sorted::default();
+    for report in reports {
+        match core.fleet.instances.get(&report.id) {
+            Some(i) if i.host == host => sorted.current.push(report),
+            Some(_) => sorted.superseded.push(report),
+            None if core.fleet.apps.contains_key(&report.app) => sorted.orphans.push(report),
+            None => sorted.unknown_app.push(report),
+        }
+    }
+    sorted
 }
 
 /// Updates a host's metrics in place (they carry no revision) and drafts an event when the
@@ -300,4 +330,54 @@ fn reconcile(
         Draft::new(kind, message).app(app.clone())
     });
     Some(draft.host(host).instance(id).change(Change::Instance(updated)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bus::{Bus, LocalBus};
+    use crate::plane::controller::ControllerConfig;
+    use crate::plane::controller::store::MemoryStore;
+
+    fn ids(reports: &[&InstanceReport]) -> Vec<String> {
+        reports.iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// A host heard again after a partition runs: one instance still placed on it, one the
+    /// controller placed on another host since under the same id, one retired while it
+    /// was lost, and one of an app the controller does not know.
+    #[test]
+    fn a_returning_host_s_reports_are_sorted_by_where_their_instance_is_placed_now() {
+        let (fleet, _) = crate::plane::fixture::fixture(7, 4, 0);
+        let mut on_host = fleet.instances.values().map(|i| i.host.clone()).collect::<Vec<_>>();
+        on_host.sort();
+        let host = on_host[0].clone();
+        let mine =
+            fleet.instances.values().find(|i| i.host == host).cloned().expect("an instance on the host");
+        let elsewhere =
+            fleet.instances.values().find(|i| i.host != host).cloned().expect("an instance on another host");
+        let retired = InstanceReport { id: format!("{}-retired", mine.id), ..InstanceReport::of(&mine) };
+        let stranger =
+            InstanceReport { id: "ghost-0-aaaa".into(), app: "ghost".into(), ..InstanceReport::of(&mine) };
+        let reports = vec![
+            InstanceReport::of(&mine),
+            InstanceReport::of(&elsewhere),
+            retired.clone(),
+            stranger.clone(),
+        ];
+
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let (ctl, _events) = Controller::new(bus, ControllerConfig::default(), fleet, store, None);
+        let sorted = ctl.read(|core| {
+            let s = sort_reports(core, &host, &reports);
+            (ids(&s.current), ids(&s.orphans), ids(&s.superseded), ids(&s.unknown_app))
+        });
+        assert_eq!(sorted.0, [mine.id.clone()], "current");
+        assert_eq!(sorted.1, [retired.id.clone()], "orphans");
+        assert_eq!(sorted.2, [elsewhere.id.clone()], "superseded: placed on {} now", elsewhere.host);
+        assert_eq!(sorted.3, [stranger.id.clone()], "of an unknown app");
+    }
 }
