@@ -21,7 +21,8 @@ fn docker_a_container_whose_instance_is_placed_on_another_host_is_removed_there(
     let inst = instances_of(&snap, "site")[0].clone();
     let (id, placed) = (str_of(&inst, "id").to_string(), str_of(&inst, "host").to_string());
     let other = stack.hosts.iter().find(|h| **h != placed).cloned().expect("a second host");
-    let current = docker(&["ps", "-q", "--no-trunc", "--filter", &format!("label=quarterdeck.instance={id}")]);
+    let current =
+        docker(&["ps", "-q", "--no-trunc", "--filter", &format!("label=quarterdeck.instance={id}")]);
     assert_eq!(current.lines().count(), 1, "one container of {id}: {current:?}");
 
     // The same labels on the other host: its agent adopts the container as its own {id}.

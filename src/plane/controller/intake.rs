@@ -375,9 +375,9 @@ mod tests {
             let s = sort_reports(core, &host, &reports);
             (ids(&s.current), ids(&s.orphans), ids(&s.superseded), ids(&s.unknown_app))
         });
-        assert_eq!(sorted.0, [mine.id.clone()], "current");
-        assert_eq!(sorted.1, [retired.id.clone()], "orphans");
-        assert_eq!(sorted.2, [elsewhere.id.clone()], "superseded: placed on {} now", elsewhere.host);
-        assert_eq!(sorted.3, [stranger.id.clone()], "of an unknown app");
+        assert_eq!(sorted.0, vec![mine.id], "current");
+        assert_eq!(sorted.1, vec![retired.id], "orphans");
+        assert_eq!(sorted.2, vec![elsewhere.id], "superseded: placed on {} now", elsewhere.host);
+        assert_eq!(sorted.3, vec![stranger.id], "of an unknown app");
     }
 }
