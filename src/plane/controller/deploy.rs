@@ -212,8 +212,17 @@ fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
 /// container that a returning host still runs under an id now placed elsewhere is told
 /// apart from the current one (see `intake::sort_reports`).
 fn fresh_instance_id(fleet: &crate::protocol::Fleet, app: &str, index: u32) -> String {
+    fresh_instance_id_from(fleet, app, index, || new_id()[..4].to_string())
+}
+
+fn fresh_instance_id_from(
+    fleet: &crate::protocol::Fleet,
+    app: &str,
+    index: u32,
+    mut draw: impl FnMut() -> String,
+) -> String {
     loop {
-        let id = format!("{app}-{index}-{}", &new_id()[..4]);
+        let id = format!("{app}-{index}-{}", draw());
         if !fleet.instances.contains_key(&id) {
             return id;
         }
@@ -576,5 +585,25 @@ pub(crate) async fn send_restart(
                 .map_err(|e| format!("host {} could not redeploy {}: {e}", inst.host, inst.id))
         }
         Err(e) => Err(format!("host {} did not restart {}: {e}", inst.host, inst.id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A drawn id that the fleet holds (the instance being replaced, say) is drawn again:
+    /// an id names one placement.
+    #[test]
+    fn an_instance_id_the_fleet_holds_is_never_given_again() {
+        let (fleet, _) = crate::plane::fixture::fixture(7, 4, 0);
+        let held = fleet.instances.values().next().cloned().expect("an instance");
+        let suffix = held.id.rsplit('-').next().expect("a suffix").to_string();
+        assert_eq!(held.id, format!("{}-{}-{suffix}", held.app, held.index), "the fixture's ids");
+        let mut draws = vec!["beef".to_string(), suffix.clone(), suffix].into_iter().rev();
+        let id = fresh_instance_id_from(&fleet, &held.app, held.index, || draws.next().expect("a draw"));
+        assert_ne!(id, held.id);
+        assert_eq!(id, format!("{}-{}-beef", held.app, held.index));
+        assert_eq!(draws.next(), None, "each held id was drawn again");
     }
 }
