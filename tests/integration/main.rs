@@ -9,6 +9,7 @@ mod bench_plane;
 mod chaos;
 mod cockpit_headless;
 mod docker_support;
+mod lab_chaos;
 mod lab_nats_loss;
 mod lab_support;
 mod lab_up;
