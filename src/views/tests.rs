@@ -59,7 +59,7 @@ fn hosts_panel() {
 fn hosts_panel_shows_the_pulls_in_progress() {
     use crate::protocol::{Operation, OperationKind, OperationState, OperationStep, StepName, StepState};
     let mut app = app();
-    let mut on_host = |host: &str| {
+    let on_host = |host: &str| {
         let mut ids: Vec<String> = app.replica.fleet.instances_on(host).map(|i| i.id.clone()).collect();
         ids.sort();
         ids

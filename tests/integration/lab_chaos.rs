@@ -194,6 +194,8 @@ fn lab_missing_tag_fails_before_anything_stops_and_nginx_keeps_serving() {
     let out = deploy(&lab, &missing, "v2", "2");
     assert!(!out.ok(), "a deploy of a tag the registry lacks succeeded: {out}");
     let said = format!("{}{}", out.stdout, out.stderr);
+    let reason = said.lines().rev().find(|l| l.contains("no-such-tag")).unwrap_or_default();
+    eprintln!("figure: missing tag: the deploy failed with: {}", reason.trim());
     assert!(said.contains("no-such-tag"), "the reason names the image: {out}");
     assert!(
         said.contains("not found") || said.contains("manifest unknown"),
