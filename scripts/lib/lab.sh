@@ -491,7 +491,8 @@ lab_scenarios() {
     log=$(mktemp /tmp/quarterdeck-lab-scenarios.XXXXXX)
     cargo test --test integration "$filter" -- --nocapture --test-threads 1 2>&1 | tee "$log" || rc=$?
     printf '\n--- figures (full output in %s)\n' "$log"
-    grep -E '^(figure:|test .* \.\.\. |test result:)' "$log" || true
+    # --nocapture puts a test's first line after its name: -o takes the figure alone.
+    grep -oE 'figure:.*|test result:.*' "$log" || true
     return "$rc"
 }
 
