@@ -25,7 +25,8 @@ pub fn by_host(fleet: &Fleet) -> BTreeMap<&str, HostPulls> {
             continue;
         }
         // The controller's own PULL_IMAGE (the tag's resolution) has no instance: no host.
-        let Some(host) = step.instance.as_deref().and_then(|i| fleet.instances.get(i)).map(|i| i.host.as_str())
+        let Some(host) =
+            step.instance.as_deref().and_then(|i| fleet.instances.get(i)).map(|i| i.host.as_str())
         else {
             continue;
         };
@@ -96,7 +97,11 @@ mod tests {
         );
         fleet.operations.insert(
             "op-0".into(),
-            op("op-0", OperationState::Failed, vec![step(pull, Some(&a.0), StepState::Running, "9 of 9 bytes")]),
+            op(
+                "op-0",
+                OperationState::Failed,
+                vec![step(pull, Some(&a.0), StepState::Running, "9 of 9 bytes")],
+            ),
         );
         let pulls = by_host(&fleet);
         let mut want = BTreeMap::new();

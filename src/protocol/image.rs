@@ -192,7 +192,9 @@ mod tests {
         let detail = format!("{}, 2 layer(s) pulled of 127.0.0.1:5000/shop/web", bytes.in_words());
         assert_eq!(PullBytes::parse(&detail), Some(bytes));
         assert_eq!(PullBytes::parse("0 of 0 bytes"), Some(PullBytes::default()));
-        for other in ["", "manifest unknown", "12 of bytes", "12 of 40 layers", "x of 4 bytes", "-1 of 4 bytes"] {
+        for other in
+            ["", "manifest unknown", "12 of bytes", "12 of 40 layers", "x of 4 bytes", "-1 of 4 bytes"]
+        {
             assert_eq!(PullBytes::parse(other), None, "{other:?}");
         }
     }

@@ -270,7 +270,16 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
             Some(Ok(u)) => {
                 let a = &u.artifact;
                 let how = if u.already_there { "already there" } else { "uploaded" };
-                ("✓", t.ok, format!("{how}: {} ({}, sha256 {})", a.name, super::text::size(a.size), clip(&a.sha256, 13)))
+                (
+                    "✓",
+                    t.ok,
+                    format!(
+                        "{how}: {} ({}, sha256 {})",
+                        a.name,
+                        super::text::size(a.size),
+                        clip(&a.sha256, 13)
+                    ),
+                )
             }
             Some(Err(e)) => ("✕", t.bad, e.clone()),
         };

@@ -49,7 +49,15 @@ fn running_containers(lab: &Lab, app: &str) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for host in lab.hosts() {
         let filter = format!("label=quarterdeck.app={app}");
-        let ids = lab.run_ok(&["docker", &host, "ps", "--filter", &filter, "--format", "{{.Label \"quarterdeck.instance\"}}"]);
+        let ids = lab.run_ok(&[
+            "docker",
+            &host,
+            "ps",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Label \"quarterdeck.instance\"}}",
+        ]);
         let mut ids: Vec<String> = ids.lines().map(str::to_string).collect();
         ids.sort();
         out.insert(host, ids);
@@ -78,7 +86,9 @@ fn each_instance_once(lab: &Lab, app: &str) -> Result<usize, String> {
         ids.sort();
     }
     let running = running_containers(lab, app);
-    check(running == placed, || format!("the hosts' daemons run {running:?}, the snapshot places {placed:?}"))?;
+    check(running == placed, || {
+        format!("the hosts' daemons run {running:?}, the snapshot places {placed:?}")
+    })?;
     Ok(seen.len())
 }
 
@@ -115,9 +125,10 @@ fn lab_leader_controller_killed_during_a_deploy_standby_takes_over() {
         let snap = lab.snapshot();
         let op = last_deploy(&snap, "site").ok_or("no deploy yet")?;
         let v2 = instances_of(&snap, "site").iter().filter(|i| i["version"] == "v2").count();
-        check(op["state"] == "running" && op["target"].as_str().unwrap_or("").contains("v2") && v2 >= 1, || {
-            format!("deploy {} with {v2} v2 instance(s)", op["state"])
-        })
+        check(
+            op["state"] == "running" && op["target"].as_str().unwrap_or("").contains("v2") && v2 >= 1,
+            || format!("deploy {} with {v2} v2 instance(s)", op["state"]),
+        )
     });
 
     lab.run_ok(&["kill-controller", "c1"]);
@@ -228,8 +239,10 @@ fn lab_dockerd_restart_agent_adopts_its_containers() {
     assert!(out.ok(), "deploy of v1: {out}");
     each_instance_once(&lab, "site").unwrap_or_else(|e| panic!("before the restart: {e}"));
     let snap = lab.snapshot();
-    let ids: BTreeSet<String> = instances_of(&snap, "site").iter().map(|i| str_of(i, "id").to_string()).collect();
-    let host = instances_of(&snap, "site").first().map(|i| str_of(i, "host").to_string()).expect("an instance");
+    let ids: BTreeSet<String> =
+        instances_of(&snap, "site").iter().map(|i| str_of(i, "id").to_string()).collect();
+    let host =
+        instances_of(&snap, "site").first().map(|i| str_of(i, "host").to_string()).expect("an instance");
     // Each running container of the host with when it started: a container stopped and
     // started again keeps its id but not its start.
     let containers = |lab: &Lab| {
@@ -249,7 +262,9 @@ fn lab_dockerd_restart_agent_adopts_its_containers() {
     lab.run_ok(&["restart-docker", &host]);
     eventually(WAIT, "the host up and every instance running once again", || {
         let snap = lab.snapshot();
-        check(host_state(&snap, &host) == Some("up"), || format!("{host} is {:?}", host_state(&snap, &host)))?;
+        check(host_state(&snap, &host) == Some("up"), || {
+            format!("{host} is {:?}", host_state(&snap, &host))
+        })?;
         let now: BTreeSet<String> =
             instances_of(&snap, "site").iter().map(|i| str_of(i, "id").to_string()).collect();
         check(now == ids, || format!("instances {now:?}, were {ids:?}"))?;
