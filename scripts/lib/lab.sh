@@ -360,11 +360,13 @@ lab_start_dockerd() {
     h=$(host_id "$i")
     run=$LAB_RUN/$h
     mkdir -p "$run" "$DIR/hosts/$h/docker"
+    # --live-restore, as a production host runs it: containers keep running while the
+    # daemon restarts (an upgrade, a crash), and the agent adopts them when it is back.
     # shellcheck disable=SC2086 # extra options are split on purpose
     start_proc "dockerd-$h" nsenter --net="/var/run/netns/$(host_ns "$i")" \
         dockerd --data-root "$DIR/hosts/$h/docker" --exec-root "$run/exec" \
         --host "unix://$run/docker.sock" --pidfile "$run/docker.pid" \
-        --insecure-registry "$registry" ${QD_LAB_DOCKERD_OPTS:-}
+        --insecure-registry "$registry" --live-restore ${QD_LAB_DOCKERD_OPTS:-}
 }
 
 lab_start_agent() {
@@ -477,6 +479,62 @@ lab_heal() {
     info "$1 is back on the network"
 }
 
+# chaos --lab [FILTER]: the lab tests, one lab each (their names are fixed, so none may be
+# up), then the figures they printed.
+lab_scenarios() {
+    (($# <= 1)) || die "lab chaos --lab: usage: scripts/lab chaos --lab [FILTER]"
+    need_root "chaos --lab"
+    [[ ! -s "$LAB_RUN/dir" ]] || die "lab chaos --lab: a lab is up ($(cat "$LAB_RUN/dir")); scripts/lab down first"
+    local filter=lab_${1:-} log rc=0
+    cd "$ROOT" || return 1
+    eval "$(./scripts/test --services-only)"
+    log=$(mktemp /tmp/quarterdeck-lab-scenarios.XXXXXX)
+    cargo test --test integration "$filter" -- --nocapture --test-threads 1 2>&1 | tee "$log" || rc=$?
+    printf '\n--- figures (full output in %s)\n' "$log"
+    # --nocapture puts a test's first line after its name: -o takes the figure alone.
+    grep -oE 'figure:.*|test result:.*' "$log" || true
+    return "$rc"
+}
+
+# restart-docker HOST: stops the host's dockerd as a service manager would (TERM, which
+# stops its containers unless they outlive it) and starts it again with the same options.
+lab_restart_docker() {
+    (($# == 1)) || die "lab restart-docker: usage: scripts/lab restart-docker HOST"
+    need_root restart-docker
+    lab_load
+    local i h
+    i=$(host_index "$1")
+    h=$(host_id "$i")
+    proc_pid "dockerd-$h" >/dev/null || die "lab restart-docker: the dockerd of $h is not running"
+    stop_proc "dockerd-$h" TERM 40
+    lab_start_dockerd "$i" "$LAB_REGISTRY"
+    wait_proc "dockerd-$h" 60 docker -H "unix://$(host_sock "$i")" info ||
+        die "dockerd of $h did not answer after its restart; see $DIR/logs/dockerd-$h.log"
+    info "dockerd of $h restarted"
+}
+
+# kill-controller ID: kill -9 one controller (c1 or c2), as a crash of its machine would.
+lab_kill_controller() {
+    (($# == 1)) || die "lab kill-controller: usage: scripts/lab kill-controller c1|c2"
+    [[ "$1" =~ ^c[12]$ ]] || die "lab: the controller is c1 or c2, not '$1'"
+    lab_load
+    proc_pid "controller-$1" >/dev/null || die "lab kill-controller: controller $1 is not running"
+    stop_proc "controller-$1" KILL 5
+    info "controller $1 killed (-9)"
+}
+
+# start-controller ID: starts controller c1 or c2 again (it comes back as the standby
+# when the other one holds the lease).
+lab_start_controller() {
+    (($# == 1)) || die "lab start-controller: usage: scripts/lab start-controller c1|c2"
+    [[ "$1" =~ ^c[12]$ ]] || die "lab: the controller is c1 or c2, not '$1'"
+    lab_load
+    ! proc_pid "controller-$1" >/dev/null || die "lab start-controller: controller $1 is already running"
+    start_proc "controller-$1" env NATS_URL="$LAB_NATS_URL" NATS_NKEY="$LAB_AUTH/controller/$1.nk" \
+        "$LAB_BIN" controller --id "$1" --replicas 3
+    info "controller $1 started"
+}
+
 nats_node() {
     [[ "${1:-}" =~ ^[123]$ ]] || die "lab: the NATS node is 1, 2 or 3, not '${1:-}'"
 }
@@ -520,7 +578,13 @@ lab_down() {
             name=$(basename "$f" .pid)
             stop_proc "$name"
         done
-        # All at once: each stops its containers (10 s each at most) before it exits.
+        # With --live-restore a daemon that exits leaves its containers running: each
+        # daemon removes them first, all hosts at once.
+        for f in "$DIR"/pids/dockerd-*.pid; do
+            [[ -e "$f" ]] || continue
+            lab_remove_containers "$(basename "$f" .pid)" &
+        done
+        wait
         for f in "$DIR"/pids/dockerd-*.pid; do
             [[ -e "$f" ]] || continue
             stop_proc "$(basename "$f" .pid)" TERM 40 &
@@ -553,6 +617,17 @@ lab_down() {
             "$DIR/lab.env" "$DIR/lab.env.partial"
     fi
     info "lab down: no namespaces, links, routes or processes of the lab are left"
+}
+
+# lab_remove_containers dockerd-hN: every container of that host's daemon goes (kill, then
+# remove), if the daemon still answers.
+lab_remove_containers() {
+    local sock="$LAB_RUN/${1#dockerd-}/docker.sock" ids
+    proc_pid "$1" >/dev/null && [[ -S "$sock" ]] || return 0
+    ids=$(timeout 20 docker -H "unix://$sock" ps -aq 2>/dev/null) || return 0
+    [[ -n "$ids" ]] || return 0
+    # shellcheck disable=SC2086 # one id a word
+    timeout 40 docker -H "unix://$sock" rm -f $ids >/dev/null 2>&1 || true
 }
 
 # lab_stop_pid_of FILE COMM: stops the process in FILE if its name is COMM.

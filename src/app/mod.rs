@@ -6,6 +6,7 @@ mod forms;
 pub mod logs;
 mod mouse;
 pub mod output;
+pub mod pulls;
 pub mod row_cache;
 pub mod rows;
 mod run;

@@ -242,6 +242,9 @@ pub fn fields(
                 n(count.to_string(), count as f64),
                 n(hb.map(heartbeat_age).unwrap_or_default(), hb.map(|v| v as f64).unwrap_or(f64::MAX)),
                 t(state.as_str()),
+                // PULL: progress moves with step events, which do not rebuild the index, and
+                // finding a host's pulls is a pass over the running operations: not a key.
+                t(String::new()),
                 t(h.tags.join(",")),
                 // Not a column: lets the filter find hosts that are not heard.
                 t(if silent.is_some() { "silent" } else { "" }),

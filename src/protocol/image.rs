@@ -156,11 +156,48 @@ fn path_component(part: &str) -> bool {
     prev_alnum
 }
 
+/// A pull's progress, which a `PULL_IMAGE` step's detail says first: `N of M bytes`, the
+/// bytes fetched and those expected so far (the total grows as Docker learns of layers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PullBytes {
+    pub done: u64,
+    pub total: u64,
+}
+
+impl PullBytes {
+    pub fn in_words(self) -> String {
+        format!("{} of {} bytes", self.done, self.total)
+    }
+
+    /// The progress at the start of `detail`, if it says one (a failed pull's detail is
+    /// the registry's answer instead).
+    pub fn parse(detail: &str) -> Option<PullBytes> {
+        let mut words = detail.split_whitespace();
+        let done = words.next()?.parse().ok()?;
+        (words.next()? == "of").then_some(())?;
+        let total = words.next()?.parse().ok()?;
+        words.next()?.starts_with("bytes").then_some(PullBytes { done, total })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_pulls_bytes_are_read_back_from_its_detail() {
+        let bytes = PullBytes { done: 1_048_576, total: 2_097_951 };
+        let detail = format!("{}, 2 layer(s) pulled of 127.0.0.1:5000/shop/web", bytes.in_words());
+        assert_eq!(PullBytes::parse(&detail), Some(bytes));
+        assert_eq!(PullBytes::parse("0 of 0 bytes"), Some(PullBytes::default()));
+        for other in
+            ["", "manifest unknown", "12 of bytes", "12 of 40 layers", "x of 4 bytes", "-1 of 4 bytes"]
+        {
+            assert_eq!(PullBytes::parse(other), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn names_tags_registries_and_digests_are_taken_apart() {

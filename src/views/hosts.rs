@@ -1,4 +1,5 @@
-//! The Hosts panel: every Docker host with its AZ, address, load and heartbeat.
+//! The Hosts panel: every Docker host with its AZ, address, load, heartbeat and the image
+//! pulls in progress on it.
 
 use super::table::Cell;
 use ratatui::Frame;
@@ -7,11 +8,12 @@ use ratatui::layout::Rect;
 use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
 use crate::app::App;
+use crate::app::pulls::HostPulls;
 use crate::app::rows::RowKey;
 use crate::protocol::clock::heartbeat_age;
 use crate::protocol::{Host, HostState};
 
-pub(crate) const COLUMNS: [Column; 9] = [
+pub(crate) const COLUMNS: [Column; 10] = [
     col("HOST", 9, 0),
     col("AZ", 4, 0),
     col("IP", 13, 3),
@@ -20,6 +22,7 @@ pub(crate) const COLUMNS: [Column; 9] = [
     col("INST", 5, 2),
     col("HB", 5, 1),
     col("STATE", 12, 0),
+    col("PULL", 11, 1),
     wide("TAGS", 10, 1),
 ];
 
@@ -36,7 +39,18 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         RowKey::Id(id) => hosts.get(id),
         _ => None,
     };
-    table::render_panel(app, frame, area, &SPEC, lookup, cells);
+    // Once per frame, not per row: a pass over the running operations.
+    let pulls = crate::app::pulls::by_host(&app.replica.fleet);
+    table::render_panel(app, frame, area, &SPEC, lookup, |app, h| cells(app, h, pulls.get(h.id.as_str())));
+}
+
+/// `⇣ 12.3 MB`, `⇣2 24.6 MB` for two images: the bytes fetched so far, with a symbol.
+pub fn pull_label(pulls: &HostPulls) -> String {
+    let size = super::text::size(pulls.bytes.done);
+    match pulls.count {
+        1 => format!("⇣ {size}"),
+        n => format!("⇣{n} {size}"),
+    }
 }
 
 /// `● up`, `◐ stale`, `✕ lost`: a symbol and a word, never colour alone.
@@ -48,7 +62,7 @@ pub fn state_label(state: HostState) -> &'static str {
     }
 }
 
-fn cells<'a>(app: &'a App, h: &'a Host) -> Vec<Cell<'a>> {
+fn cells<'a>(app: &'a App, h: &'a Host, pulls: Option<&HostPulls>) -> Vec<Cell<'a>> {
     let t = &app.theme;
     // Derived with the heartbeat's age: a silent host is never shown up.
     let (state, silent) = app.replica.host_state(h, app.now);
@@ -96,6 +110,7 @@ fn cells<'a>(app: &'a App, h: &'a Host) -> Vec<Cell<'a>> {
         styled(count, if h.unmanaged.is_empty() { t.text } else { t.warn }),
         styled(format!("{hb:>5}"), if silent.is_some() { t.warn } else { t.text }),
         state,
+        pulls.map_or_else(|| Cell::from(""), |p| styled(pull_label(p), t.warn)),
         styled(tags, if h.warnings.is_empty() { t.muted } else { t.warn }),
     ]
 }

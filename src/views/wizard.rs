@@ -265,12 +265,21 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
             None => {
                 // The file's name: the whole path is in the form, and would not fit here.
                 let name = up.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-                ("…", t.warn, format!("{name} ({}) to the repository", size(up.size)))
+                ("…", t.warn, format!("{name} ({}) to the repository", super::text::size(up.size)))
             }
             Some(Ok(u)) => {
                 let a = &u.artifact;
                 let how = if u.already_there { "already there" } else { "uploaded" };
-                ("✓", t.ok, format!("{how}: {} ({}, sha256 {})", a.name, size(a.size), clip(&a.sha256, 13)))
+                (
+                    "✓",
+                    t.ok,
+                    format!(
+                        "{how}: {} ({}, sha256 {})",
+                        a.name,
+                        super::text::size(a.size),
+                        clip(&a.sha256, 13)
+                    ),
+                )
             }
             Some(Err(e)) => ("✕", t.bad, e.clone()),
         };
@@ -347,14 +356,6 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
         ]));
     }
     lines
-}
-
-fn size(bytes: u64) -> String {
-    match bytes {
-        b if b < 1024 => format!("{b} B"),
-        b if b < 1024 * 1024 => format!("{:.1} KB", b as f64 / 1024.0),
-        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
-    }
 }
 
 fn duration(ms: u64) -> String {

@@ -10,6 +10,7 @@ mod chaos;
 mod cockpit_headless;
 mod docker_superseded;
 mod docker_support;
+mod lab_chaos;
 mod lab_fleet;
 mod lab_nats_loss;
 mod lab_partition;

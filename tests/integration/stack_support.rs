@@ -312,7 +312,7 @@ pub fn site_deploy_args(
 }
 
 /// The `ctl` arguments of `deploy_site_image`.
-fn site_image_deploy_args(
+pub fn site_image_deploy_args(
     image: &str,
     version: &str,
     instances: &str,

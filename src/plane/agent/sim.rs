@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::driver::{DriverError, LOG_CHANNEL, LogReceiver, RuntimeDriver, StepReport, StepSender};
 use crate::plane::rng::Rng;
 use crate::protocol::clock::now_ms;
-use crate::protocol::image::ImageRef;
+use crate::protocol::image::{ImageRef, PullBytes};
 use crate::protocol::{
     ExitInfo, HostMetrics, InstanceReport, InstanceSpec, InstanceState, LogLine, LogSource, StepName,
 };
@@ -194,7 +194,7 @@ impl SimDriver {
         let progress = |done: u64, running: bool| StepReport {
             step: StepName::PullImage,
             instance: report.clone(),
-            detail: format!("{done} of {total} bytes, 1 layer(s) pulled of {}", spec.image),
+            detail: format!("{}, 1 layer(s) pulled of {}", PullBytes { done, total }.in_words(), spec.image),
             running,
         };
         let _ = steps.send(progress(total / 2, true));

@@ -11,7 +11,7 @@ use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt;
 
 use super::connect;
-use crate::protocol::image::ImageRef;
+use crate::protocol::image::{ImageRef, PullBytes};
 
 /// The least time between two progress reports of one pull.
 pub(super) const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -61,7 +61,7 @@ impl Progress {
 
     pub(super) fn in_words(&self) -> String {
         let (done, total) = self.bytes();
-        format!("{done} of {total} bytes, {} layer(s)", self.layers.len())
+        format!("{}, {} layer(s)", PullBytes { done, total }.in_words(), self.layers.len())
     }
 }
 
