@@ -1,0 +1,62 @@
+//! `qd.v1.agent.<host>.cmd.<verb>`, the verb chosen by the first byte: the bodies an agent
+//! decodes, with the checks it makes before it runs anything (`plane/agent`: a deploy's
+//! names, image and limits; a log stream's subject).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use quarterdeck::protocol::{
+    InstanceRef, InstanceSpec, LogsRequest, LogsStreamRef, decode, subjects, validate,
+};
+use quarterdeck_fuzz::{envelope_round_trip, round_trip, split};
+use serde::de::IgnoredAny;
+
+/// The agent's checks of a spec before it deploys (`plane/agent/mod.rs`, `deploy`).
+fn deploy_checks(spec: &InstanceSpec) -> Result<(), String> {
+    validate::name("app", &spec.app)?;
+    validate::version(&spec.version)?;
+    validate::image(&spec.image)?;
+    validate::limits(spec.cpu, spec.memory_mb)
+}
+
+/// A log stream subject the agent accepts is one token under `qd.v1.logs.`: it can never
+/// make the agent publish into events or another viewer's commands.
+fn stream_checks(stream: &str) {
+    if subjects::is_logs_stream(stream) {
+        assert!(stream.starts_with(subjects::LOGS_PREFIX) && stream.split('.').count() == 4, "{stream:?}");
+        assert!(!stream.contains(['*', '>', ' ']), "{stream:?}");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((selector, payload)) = split(data) else { return };
+    // The command id and deadline come first, read from any body.
+    if let Ok(head) = decode::<IgnoredAny>(payload) {
+        let _ = head.check_deadline(u64::MAX / 2);
+    }
+    match selector % 4 {
+        0 => {
+            let Ok(env) = decode::<InstanceSpec>(payload) else { return };
+            envelope_round_trip(&env);
+            round_trip(&env.body);
+            if deploy_checks(&env.body).is_ok() {
+                let spec = &env.body;
+                assert!(spec.cpu > 0.0 && spec.cpu <= 256.0 && spec.memory_mb >= 4, "limits let through");
+            }
+            let _ = validate::run(&env.body.run);
+        }
+        1 => {
+            let Ok(env) = decode::<InstanceRef>(payload) else { return };
+            envelope_round_trip(&env);
+        }
+        2 => {
+            let Ok(env) = decode::<LogsRequest>(payload) else { return };
+            envelope_round_trip(&env);
+            stream_checks(&env.body.stream);
+        }
+        _ => {
+            let Ok(env) = decode::<LogsStreamRef>(payload) else { return };
+            envelope_round_trip(&env);
+            stream_checks(&env.body.stream);
+        }
+    }
+});
