@@ -1,22 +1,17 @@
 //! `qd.v1.agent.<host>.cmd.<verb>`, the verb chosen by the first byte: the bodies an agent
 //! decodes, with the checks it makes before it runs anything (`plane/agent`: a deploy's
-//! names, image and limits; a log stream's subject).
+//! id, names, image and limits; a log stream's subject).
 #![no_main]
 
+use std::path::{Component, Path};
+
 use libfuzzer_sys::fuzz_target;
+use quarterdeck::plane::agent::check_spec;
 use quarterdeck::protocol::{
     InstanceRef, InstanceSpec, LogsRequest, LogsStreamRef, decode, subjects, validate,
 };
 use quarterdeck_fuzz::{envelope_round_trip, round_trip, split};
 use serde::de::IgnoredAny;
-
-/// The agent's checks of a spec before it deploys (`plane/agent/mod.rs`, `deploy`).
-fn deploy_checks(spec: &InstanceSpec) -> Result<(), String> {
-    validate::name("app", &spec.app)?;
-    validate::version(&spec.version)?;
-    validate::image(&spec.image)?;
-    validate::limits(spec.cpu, spec.memory_mb)
-}
 
 /// A log stream subject the agent accepts is one token under `qd.v1.logs.`: it can never
 /// make the agent publish into events or another viewer's commands.
@@ -38,9 +33,18 @@ fuzz_target!(|data: &[u8]| {
             let Ok(env) = decode::<InstanceSpec>(payload) else { return };
             envelope_round_trip(&env);
             round_trip(&env.body);
-            if deploy_checks(&env.body).is_ok() {
+            // The agent's own checks (`plane::agent::check_spec`). A spec they let through
+            // runs in a container of its limits, in a directory named by its id, which a
+            // failed deploy removes: the id must be one plain path component.
+            if check_spec(&env.body).is_ok() {
                 let spec = &env.body;
                 assert!(spec.cpu > 0.0 && spec.cpu <= 256.0 && spec.memory_mb >= 4, "limits let through");
+                let parts: Vec<Component> = Path::new(&spec.id).components().collect();
+                assert!(
+                    matches!(parts[..], [Component::Normal(p)] if p == spec.id.as_str()),
+                    "instance id {:?} is not one directory name",
+                    spec.id
+                );
             }
             let _ = validate::run(&env.body.run);
         }
