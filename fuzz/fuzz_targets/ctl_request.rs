@@ -39,10 +39,8 @@ fn deploy(req: &DeployRequest) -> Result<(), String> {
 /// The restart's own checks; its names are then looked up in the fleet, and a name not
 /// there is refused quoted (`validate::quoted`).
 fn restart(req: &RestartBody) -> Result<(), String> {
-    if let Some(b) = req.batch {
-        if b == 0 {
-            return Err("batch must be at least 1".into());
-        }
+    if req.batch == Some(0) {
+        return Err("batch must be at least 1".into());
     }
     let names: Vec<&String> = match &req.target {
         RestartRequest::App(n) | RestartRequest::Host(n) | RestartRequest::Instance(n) => vec![n],

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             // The first two bytes say how long a part may be; the rest is the text.
-            let Some((&[a, b], rest)) = payload.split_first_chunk::<2>().map(|(h, r)| (h, r)) else { return };
+            let Some((&[a, b], rest)) = payload.split_first_chunk::<2>() else { return };
             let max_part = usize::from(u16::from_le_bytes([a, b]));
             let text = String::from_utf8_lossy(rest);
             let cuts = snapshot_cuts(&text, max_part);

@@ -359,9 +359,9 @@ mod tests {
         decode::<Reply<AgentAck>>(&answer.unwrap()).unwrap().body
     }
 
-    /// Found by the `agent_command` fuzz target: a spec whose id leaves the data directory
-    /// was deployed, and a deploy that failed removed `<data dir>/instances/<id>`, any
-    /// directory on the host. Refused before anything runs.
+    /// Found while writing the `agent_command` fuzz target, which now checks it: a spec
+    /// whose id leaves the data directory was deployed, and a deploy that failed removed
+    /// `<data dir>/instances/<id>`, any directory on the host. Refused before anything runs.
     #[tokio::test]
     async fn a_spec_whose_id_is_a_path_is_refused_before_anything_runs() {
         let bus = LocalBus::new();
