@@ -237,6 +237,10 @@ fn write_fuzz_seeds() {
             env("controller", Reply::<()>::Error(WireError::new(ErrorCode::NotReady, "loading"))),
             // A v1 sender's message, still read.
             String::from_utf8(env("agent/h1", &hb)).unwrap().replacen(r#""v":2"#, r#""v":1"#, 1).into_bytes(),
+            // Found by the target: a number out of f64's range, which `IgnoredAny` skips
+            // and a `Value` refuses.
+            br#"{"v":1,"id":"c0ffee0123456789","ts":1,"source":"agent/h1","body":{"ts":17950095e01232280}}"#
+                .to_vec(),
         ],
     );
     write(
@@ -275,6 +279,9 @@ fn write_fuzz_seeds() {
     let mut changes: Vec<Vec<u8>> =
         events.iter().flat_map(|e| &e.changes).map(|c| serde_json::to_vec(c).unwrap()).collect();
     changes.push(br#"{"app":"shop-web","backend":"10.0.0.1:8080","type":"route_removed"}"#.to_vec());
+    // Found by the target: bytes that are not UTF-8 in an unknown field, which serde_json
+    // skips unchecked (`protocol::decode` checks the whole text first).
+    changes.push(b"{\"type\":\"instance_removed\",\"id\":\"a\",\"x\":\"s\xfe\xff\"}".to_vec());
     write("change", &changes);
     write("heartbeat", &[env("agent/h1", &hb)]);
     let report = hb.instances[0].clone();

@@ -12,8 +12,11 @@ fuzz_target!(|data: &[u8]| {
     let whole = decode::<Value>(data);
     let body = decode_body::<Value>(data);
     let ignored = decode::<IgnoredAny>(data);
-    // The readers agree on what is an envelope: the body-only one needs the same keys.
-    assert_eq!(whole.is_ok(), ignored.is_ok(), "decode::<Value> and decode::<IgnoredAny> disagree");
+    // What decodes as JSON decodes when only its head is read (`IgnoredAny`, as the
+    // controller and the agents read a command's id and deadline first). Not the other
+    // way: `IgnoredAny` skips a number without checking its range (`1e999`), which the
+    // body's own type then refuses.
+    assert!(whole.is_err() || ignored.is_ok(), "a message read as JSON but not by its head");
     if let (Ok(w), Ok(b)) = (&whole, &body) {
         assert_eq!(&w.body, b, "decode and decode_body read different bodies");
     }
