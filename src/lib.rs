@@ -12,3 +12,6 @@ pub mod config_file;
 pub mod plane;
 pub mod protocol;
 pub mod views;
+
+#[cfg(test)]
+mod fuzz_seeds;

@@ -65,10 +65,13 @@ fn read_optional(
 pub fn load_config(path: Option<PathBuf>) -> Result<Config, String> {
     match read_optional(path, config_dir().map(|d| d.join("config.toml")))? {
         None => Ok(Config::default()),
-        Some((path, text)) => {
-            crate::config_file::parse(&text, &CONFIG_KEYS).map_err(|e| format!("{}: {e}", path.display()))
-        }
+        Some((path, text)) => parse_config(&text).map_err(|e| format!("{}: {e}", path.display())),
     }
+}
+
+/// `config.toml`'s text as the config, or what is wrong in it (the caller names the file).
+pub fn parse_config(text: &str) -> Result<Config, crate::config_file::ConfigError> {
+    crate::config_file::parse(text, &CONFIG_KEYS)
 }
 
 /// The keymap: the defaults, with the user's file merged over them when there is one.

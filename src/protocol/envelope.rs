@@ -175,7 +175,9 @@ pub fn new_id() -> String {
 }
 
 /// serde writes a NaN or infinite float as `null`; reading `null` back as 0 keeps one bad
-/// metric from making a whole heartbeat undecodable.
+/// metric from making a whole heartbeat undecodable. A number beyond f32's range (`1e91`)
+/// would read as infinity, which a reader would keep while everyone it passes the value on
+/// to reads 0: it reads as 0 here, so what is kept is what is sent.
 pub fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
-    Ok(Option::<f32>::deserialize(d)?.unwrap_or(0.0))
+    Ok(Option::<f32>::deserialize(d)?.filter(|v| v.is_finite()).unwrap_or(0.0))
 }

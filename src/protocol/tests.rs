@@ -1328,6 +1328,31 @@ fn encode_never_writes_what_decode_refuses() {
     }
 }
 
+/// Found by the `instance_status` fuzz target: a metric beyond f32's range (`1.5e91`) read
+/// as infinity, which the reader kept while every peer it passed the value on to read 0
+/// (infinity is written as `null`). Such a figure reads as 0 at once, so what a reader
+/// keeps is what it sends.
+#[test]
+fn a_metric_beyond_f32_reads_as_zero_as_it_would_after_a_round_trip() {
+    let mut hb = heartbeat();
+    hb.metrics.cpu_pct = 12.5;
+    hb.instances[0].cpu_pct = 3.0;
+    let text = String::from_utf8(encode(&env(hb)).unwrap()).unwrap();
+    for huge in ["1.5e91", "-1e39", "3.5e38"] {
+        let bad = text.replacen(r#""cpu_pct":12.5"#, &format!(r#""cpu_pct":{huge}"#), 1).replacen(
+            r#""cpu_pct":3.0"#,
+            &format!(r#""cpu_pct":{huge}"#),
+            1,
+        );
+        assert_ne!(bad, text, "the figures were replaced");
+        let hb = decode::<Heartbeat>(bad.as_bytes()).unwrap().body;
+        assert_eq!(hb.metrics.cpu_pct, 0.0, "{huge}");
+        assert_eq!(hb.instances[0].cpu_pct, 0.0, "{huge}");
+        let again = decode::<Heartbeat>(&encode(&env(hb.clone())).unwrap()).unwrap().body;
+        assert_eq!(again, hb, "{huge}: what was read is what is sent");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The audit trail: operator identity, AUDIT events, the restart body with its batch
 // ---------------------------------------------------------------------------------------

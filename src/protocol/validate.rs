@@ -67,6 +67,26 @@ pub fn command_id(value: &str) -> Result<(), String> {
     }
 }
 
+/// The most bytes of an instance id: an app name, an index and 4 hex digits fit.
+pub const MAX_INSTANCE_ID: usize = 100;
+
+/// An instance id as the controller makes them, `<app>-<index>-<4 hex digits>`: 1–100 of
+/// `a-z 0-9 -`, starting with a letter or digit. An agent names the instance's directory
+/// and container after it, so nothing that could leave a directory (`/`, `..`) is allowed.
+pub fn instance_id(value: &str) -> Result<(), String> {
+    let ok = (1..=MAX_INSTANCE_ID).contains(&value.len())
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "instance id {} is not valid: use 1-{MAX_INSTANCE_ID} lowercase letters, digits or '-', starting with a letter or digit",
+            quoted(value)
+        ))
+    }
+}
+
 /// A version label such as `1.4.2` or `2026-11-25.1`: 1–40 of `A-Z a-z 0-9 . _ + -`.
 pub fn version(value: &str) -> Result<(), String> {
     let ok = (1..=40).contains(&value.len())
@@ -241,6 +261,15 @@ mod tests {
         assert!(name("app", "shop-web").is_ok());
         for bad in ["", "Shop", "a.b", "a b", "a;b", "-a", "a{b}", &"x".repeat(64)] {
             assert!(name("app", bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn instance_ids_are_one_safe_path_component() {
+        assert!(instance_id("shop-web-0-1a2b").is_ok());
+        assert!(instance_id(&format!("{}-4294967295-ffff", "a".repeat(63))).is_ok(), "the longest made");
+        for bad in ["", "..", "../../../../tmp/x", "a/b", "-a", "a b", "A-0-1", &"x".repeat(101)] {
+            assert!(instance_id(bad).is_err(), "{bad:?} should be refused");
         }
     }
 

@@ -349,11 +349,19 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
     answer
 }
 
+/// What an agent checks of a spec before it runs anything: the id (it names the
+/// instance's directory, which a failed deploy removes: `../..` would reach outside the
+/// data directory), the names, the image, and limits on every container.
+pub fn check_spec(spec: &InstanceSpec) -> Result<(), String> {
+    validate::instance_id(&spec.id)?;
+    validate::name("app", &spec.app)?;
+    validate::version(&spec.version)?;
+    validate::image(&spec.image)?;
+    validate::limits(spec.cpu, spec.memory_mb)
+}
+
 async fn deploy(agent: &Arc<Agent>, spec: InstanceSpec) -> Result<AgentAck, WireError> {
-    validate::name("app", &spec.app).map_err(WireError::bad_request)?;
-    validate::version(&spec.version).map_err(WireError::bad_request)?;
-    validate::image(&spec.image).map_err(WireError::bad_request)?;
-    validate::limits(spec.cpu, spec.memory_mb).map_err(WireError::bad_request)?;
+    check_spec(&spec).map_err(WireError::bad_request)?;
     let ack = AgentAck { instance_id: spec.id.clone() };
     // Idempotent: an instance we already run is not started twice.
     if agent.driver.has(&spec.id).await {
@@ -436,6 +444,51 @@ mod tests {
         let payload = Bytes::from(encode(&env).unwrap());
         let answer = bus.request(&agent_cmd("h1", AgentVerb::Deploy), payload, Duration::from_secs(5)).await;
         decode::<Reply<AgentAck>>(&answer.unwrap()).unwrap().body
+    }
+
+    /// Found while writing the `agent_command` fuzz target, which now checks it: a spec
+    /// whose id leaves the data directory was deployed, and a deploy that failed removed
+    /// `<data dir>/instances/<id>`, any directory on the host. Refused before anything runs.
+    #[tokio::test]
+    async fn a_spec_whose_id_is_a_path_is_refused_before_anything_runs() {
+        let bus = LocalBus::new();
+        let driver = sim::SimDriver::new(sim::SimConfig {
+            seed: 1,
+            cpu_cores: 4,
+            memory_mb: 8192,
+            container_ips: vec!["127.0.9.31".into()],
+            speed: 50.0,
+            crashes_per_hour: 0.0,
+        });
+        let config = AgentConfig {
+            host_id: "h1".into(),
+            hostname: "h1".into(),
+            ip: "127.0.9.1".into(),
+            az: "az-1".into(),
+            tags: vec![],
+            heartbeat_period: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(60),
+        };
+        let handle = start(Arc::new(bus.clone()), driver.clone(), config).await.unwrap();
+        // Each with its own command id: the reply cache answers a repeated one.
+        let deploy = |n: usize, id: &str| {
+            let payload =
+                Bytes::from(encode(&Envelope::with_id(format!("cmd-{n}"), "controller", spec(id))).unwrap());
+            let bus = bus.clone();
+            async move {
+                let answer =
+                    bus.request(&agent_cmd("h1", AgentVerb::Deploy), payload, Duration::from_secs(5)).await;
+                decode::<Reply<AgentAck>>(&answer.unwrap()).unwrap().body
+            }
+        };
+        for (n, id) in ["../../../../tmp/victim", "..", "shop/web", ""].into_iter().enumerate() {
+            let Reply::Error(err) = deploy(n, id).await else { panic!("a spec with id {id:?} was accepted") };
+            assert_eq!(err.code, ErrorCode::BadRequest, "{err:?}");
+            assert!(err.reason.contains("instance id"), "{err:?}");
+            assert!(!driver.has(id).await, "{id:?} was deployed");
+        }
+        assert!(matches!(deploy(9, "shop-web-0-aaaa").await, Reply::Ok(_)));
+        handle.stop();
     }
 
     /// `cmd.resolve` answers the runtime's digest, or says why not: a reference without a

@@ -74,7 +74,6 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
             (Err(e), _) | (_, Err(e)) => refused.push(e),
         }
     }
-    let mut backends = 0;
     for route in fleet.routes.values().filter(|r| r.serves()) {
         let Some(up) = upstreams.get_mut(&route.app) else { continue };
         if let Err(e) = validate::backend(&route.backend) {
@@ -89,7 +88,6 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
             continue;
         }
         up.servers.push((route.backend.clone(), route.weight));
-        backends += 1;
     }
     // Two apps on one domain would make nginx pick one silently: keep the first, say so.
     let mut seen_domains = BTreeMap::new();
@@ -101,6 +99,8 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
             false
         }
     });
+    // Counted once the file's apps are settled: an app refused for its domain serves none.
+    let backends = upstreams.values().map(|u| u.servers.len()).sum();
 
     let d = dir.display();
     let mut c = String::new();
@@ -324,5 +324,22 @@ pub(crate) mod tests {
         let r = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
         assert_eq!(r.config.matches("server_name same.local;").count(), 1);
         assert!(r.refused[0].contains("already served by a"), "{:?}", r.refused);
+    }
+
+    /// Found by the `router_render` fuzz target: the backends of an app refused for its
+    /// domain were counted (the router's status said 1 backend, the file held none).
+    #[test]
+    fn the_backends_counted_are_the_ones_written() {
+        let f = fleet(
+            vec![app("a", "same.local"), app("b", "same.local")],
+            vec![
+                route("b", "10.0.0.1:80", RouteState::Enabled),
+                route("a", "10.0.0.2:80", RouteState::Enabled),
+            ],
+        );
+        let r = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
+        assert!(!r.config.contains("10.0.0.1:80"), "{}", r.config);
+        assert_eq!(r.backends, r.config.matches(" weight=").count());
+        assert_eq!(r.backends, 1);
     }
 }

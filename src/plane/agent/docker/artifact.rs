@@ -40,18 +40,20 @@ pub async fn fetch(
 /// What one artifact may unpack to. A gzip bomb (1 MB packed, 1 GiB unpacked in a second)
 /// would otherwise fill the host's disk from a small upload.
 #[derive(Debug, Clone, Copy)]
-struct Limits {
-    bytes: u64,
-    entries: u64,
+pub struct Limits {
+    pub bytes: u64,
+    pub entries: u64,
 }
 
-const LIMITS: Limits = Limits { bytes: 512 * 1024 * 1024, entries: 50_000 };
+pub const LIMITS: Limits = Limits { bytes: 512 * 1024 * 1024, entries: 50_000 };
 
 fn unpack(bytes: &[u8], dir: &Path, version: &str) -> Result<PathBuf, String> {
     unpack_within(bytes, dir, version, LIMITS)
 }
 
-fn unpack_within(bytes: &[u8], dir: &Path, version: &str, limits: Limits) -> Result<PathBuf, String> {
+/// Unpacks the artifact `bytes` (a .tar.gz or a .tar) into `<dir>/<version>`, within
+/// `limits`; public for the fuzz target, which unpacks any bytes with small limits.
+pub fn unpack_within(bytes: &[u8], dir: &Path, version: &str, limits: Limits) -> Result<PathBuf, String> {
     let io = |what: &Path| {
         let what = what.display().to_string();
         move |e: std::io::Error| format!("{what}: {e}")

@@ -22,7 +22,7 @@
 //! - `diagnostics`: storage driver warnings.
 
 mod adopt;
-mod artifact;
+pub mod artifact;
 mod cache;
 mod connect;
 mod diagnostics;

@@ -1,0 +1,395 @@
+//! The fuzz targets' seed corpora (`fuzz/corpus/<target>/`), written from the real types
+//! so that each seed is a message the system sends. Regenerate after a wire change:
+//! `cargo test --lib write_fuzz_seeds -- --ignored`. Seeds of targets that take a
+//! selector byte (`ctl_request`, `agent_command`, `snapshot_page`) start with it.
+
+use std::path::{Path, PathBuf};
+
+use crate::plane::fixture::{T0, fixture};
+use crate::protocol::{
+    AuditOutcome, AuditRecord, Change, Constraints, Envelope, ErrorCode, Event, EventKind, Fleet,
+    HealthCheck, Heartbeat, HistoryRequest, HostInfo, InstanceRef, InstanceReport, InstanceSpec,
+    InstanceStatus, LogsRequest, LogsStreamRef, Operation, OperationEnded, OperationKind, OperationState,
+    OperationStep, Operator, Reply, RestartBody, RestartRequest, RouteRequest, RouterStatus, RunPatch,
+    RunSpec, SnapshotPage, SnapshotRequest, StepCounts, StepDelta, StepName, StepState, Strategy, WireError,
+    encode,
+};
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus")
+}
+
+/// Writes `seeds` as `<target>/seed-<n>`, replacing the target's earlier seeds.
+fn write(target: &str, seeds: &[Vec<u8>]) {
+    let dir = corpus().join(target);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (n, seed) in seeds.iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{n:02}")), seed).unwrap();
+    }
+}
+
+fn env<T: serde::Serialize>(source: &str, body: T) -> Vec<u8> {
+    let mut e = Envelope::with_id("c0ffee0123456789", source, body);
+    e.ts = T0;
+    encode(&e).unwrap()
+}
+
+/// A command as ctl sends it: with the operator and a deadline.
+fn command<T: serde::Serialize>(body: T) -> Vec<u8> {
+    let mut e = Envelope::with_id("c0ffee0123456789", "ctl/alice@bastion-1", body).with_operator(Some(
+        Operator::from_parts("alice", "bastion-1", Some("10.0.0.5 52344 10.0.0.1 22"), Some("alice".into())),
+    ));
+    e.ts = T0;
+    e.deadline = Some(T0 + 3_000);
+    encode(&e).unwrap()
+}
+
+fn selected(selector: u8, bytes: Vec<u8>) -> Vec<u8> {
+    let mut out = vec![selector];
+    out.extend(bytes);
+    out
+}
+
+fn operation() -> Operation {
+    Operation {
+        id: "op-7f3a".into(),
+        kind: OperationKind::Deploy,
+        app: "shop-web".into(),
+        target: "shop-web@1.4.2 x2".into(),
+        steps: vec![],
+        state: OperationState::Running,
+        error: None,
+        started_at: T0,
+        finished_at: None,
+        command_id: Some("c0ffee0123456789".into()),
+        compacted: None,
+    }
+}
+
+fn deploy() -> crate::protocol::DeployRequest {
+    crate::protocol::DeployRequest {
+        app: "shop-web".into(),
+        version: "1.4.2".into(),
+        instances: 2,
+        image: Some("quarterdeck-test/httpd".into()),
+        port: Some(8080),
+        constraints: Some(Constraints {
+            azs: vec!["az1".into()],
+            tags: vec!["ssd".into()],
+            cpu: 0.5,
+            memory_mb: 256,
+        }),
+        domain: Some("shop.local".into()),
+        tags: Some(vec!["prod".into()]),
+        run: Some(RunPatch {
+            replace: false,
+            cmd: Some(vec!["httpd".into(), "-f".into()]),
+            mount: Some("/srv".into()),
+            health: Some(HealthCheck::Http { path: "/health".into() }),
+            artifact: Some(crate::protocol::ArtifactRef {
+                name: "shop-web-1.4.2".into(),
+                sha256: "ab".repeat(32),
+                size: 1024,
+            }),
+        }),
+        strategy: Strategy::Rolling,
+    }
+}
+
+fn events(fleet: &Fleet, fixture_events: &[Event]) -> Vec<Event> {
+    // One event of each kind the fixture makes, and the operation's life.
+    let mut out: Vec<Event> = Vec::new();
+    for e in fixture_events {
+        if !out.iter().any(|o| o.kind == e.kind) {
+            out.push(e.clone());
+        }
+    }
+    let mut rev = fleet.revision;
+    let mut next = |kind: EventKind, changes: Vec<Change>| {
+        rev += 1;
+        Event {
+            rev,
+            ts: T0 + rev,
+            kind,
+            app: Some("shop-web".into()),
+            host: None,
+            instance: None,
+            operation_id: Some("op-7f3a".into()),
+            message: format!("{} of shop-web", kind.as_str()),
+            changes,
+            audit: None,
+        }
+    };
+    out.push(next(EventKind::OperationStarted, vec![Change::Operation(operation())]));
+    let step = OperationStep {
+        name: StepName::NewInstanceAndDeployWarRequest,
+        instance: Some("shop-web-0-1a2b".into()),
+        state: StepState::Done,
+        started_at: T0,
+        finished_at: Some(T0 + 10),
+        detail: "sent to h1".into(),
+    };
+    out.push(next(
+        EventKind::NewInstanceAndDeployWarRequest,
+        vec![Change::OperationStep(StepDelta { op: "op-7f3a".into(), index: 0, step })],
+    ));
+    out.push(next(
+        EventKind::OperationFailed,
+        vec![Change::OperationEnded(OperationEnded {
+            id: "op-7f3a".into(),
+            state: OperationState::Failed,
+            error: Some("no capacity".into()),
+            finished_at: T0 + 99,
+            steps: StepCounts { total: 1, done: 1, failed: 0 },
+        })],
+    ));
+    out.push(next(
+        EventKind::RouteRemoved,
+        vec![
+            Change::RouteRemoved { app: "shop-web".into(), backend: "10.101.1.31:8080".into() },
+            Change::InstanceRemoved { id: "shop-web-0-1a2b".into() },
+            Change::AppRemoved { name: "shop-web".into() },
+            Change::OperationRemoved { id: "op-7f3a".into() },
+        ],
+    ));
+    let mut audit = next(EventKind::Audit, vec![]);
+    audit.audit = Some(Box::new(AuditRecord {
+        verb: "deploy".into(),
+        by: Some("alice".into()),
+        command_id: "c0ffee0123456789".into(),
+        source: "ctl/alice@bastion-1".into(),
+        operator: Some(Operator::from_parts("alice", "bastion-1", None, Some("alice".into()))),
+        request: serde_json::to_value(deploy()).unwrap(),
+        outcome: AuditOutcome {
+            accepted: false,
+            operation_id: None,
+            detail: None,
+            error: Some(WireError::new(ErrorCode::Conflict, "domain shop.local is held by api")),
+        },
+        repeated: None,
+    }));
+    out.push(audit);
+    out
+}
+
+fn heartbeat(fleet: &Fleet) -> Heartbeat {
+    let host = fleet.hosts.values().next().unwrap();
+    Heartbeat {
+        host: HostInfo {
+            id: host.id.clone(),
+            hostname: host.hostname.clone(),
+            ip: host.ip.clone(),
+            az: host.az.clone(),
+            tags: host.tags.clone(),
+            cpu_cores: host.cpu_cores,
+            memory_total_mb: host.memory_total_mb,
+            agent_version: host.agent_version.clone(),
+            warnings: vec!["overlay2 on xfs without d_type".into()],
+        },
+        metrics: host.metrics.clone(),
+        instances: fleet.instances_on(&host.id).take(2).map(InstanceReport::of).collect(),
+        period_ms: 2_000,
+        unmanaged: vec![],
+    }
+}
+
+fn tar(gzip: bool) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_size(0);
+    dir.set_mode(0o755);
+    dir.set_cksum();
+    builder.append_data(&mut dir, "site", &[][..]).unwrap();
+    let mut file = tar::Header::new_gnu();
+    file.set_size(5);
+    file.set_mode(0o644);
+    file.set_cksum();
+    builder.append_data(&mut file, "site/index.html", &b"hello"[..]).unwrap();
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_cksum();
+    builder.append_link(&mut link, "site/home.html", "index.html").unwrap();
+    let bytes = builder.into_inner().unwrap();
+    if !gzip {
+        return bytes;
+    }
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand after a wire change"]
+fn write_fuzz_seeds() {
+    let (fleet, fixture_events) = fixture(3, 2, 0);
+    let events = events(&fleet, &fixture_events);
+
+    let hb = heartbeat(&fleet);
+    write(
+        "envelope",
+        &[
+            env("controller", &events[0]),
+            command(deploy()),
+            env("cockpit/alice@bastion-1", SnapshotRequest::default()),
+            env("controller", Reply::<()>::Error(WireError::new(ErrorCode::NotReady, "loading"))),
+            // A v1 sender's message, still read.
+            String::from_utf8(env("agent/h1", &hb)).unwrap().replacen(r#""v":2"#, r#""v":1"#, 1).into_bytes(),
+            // Found by the target: a number out of f64's range, which `IgnoredAny` skips
+            // and a `Value` refuses.
+            br#"{"v":1,"id":"c0ffee0123456789","ts":1,"source":"agent/h1","body":{"ts":17950095e01232280}}"#
+                .to_vec(),
+        ],
+    );
+    write(
+        "ctl_request",
+        &[
+            selected(0, command(SnapshotRequest { page: Some(1), rev: Some(42), encoding: Some(3) })),
+            selected(1, command(HistoryRequest { since_ts: Some(T0), limit: Some(50) })),
+            selected(
+                2,
+                command(crate::protocol::AllocateRequest { app: "shop-web".into(), version: "1.4.2".into() }),
+            ),
+            selected(3, command(deploy())),
+            selected(
+                4,
+                command(RestartBody { target: RestartRequest::App("shop-web".into()), batch: Some(2) }),
+            ),
+            selected(
+                4,
+                command(RestartBody::from(RestartRequest::Instances(vec!["shop-web-0-1a2b".into()]))),
+            ),
+            selected(
+                5,
+                command(RouteRequest {
+                    app: "shop-web".into(),
+                    backend: "10.101.1.31:8080".into(),
+                    weight: Some(3),
+                }),
+            ),
+            selected(
+                9,
+                command(RouteRequest { app: "api".into(), backend: "10.0.0.1:80".into(), weight: None }),
+            ),
+        ],
+    );
+    write("event", &events.iter().map(|e| env("controller", e)).collect::<Vec<_>>());
+    let mut changes: Vec<Vec<u8>> =
+        events.iter().flat_map(|e| &e.changes).map(|c| serde_json::to_vec(c).unwrap()).collect();
+    changes.push(br#"{"app":"shop-web","backend":"10.0.0.1:8080","type":"route_removed"}"#.to_vec());
+    // Found by the target: bytes that are not UTF-8 in an unknown field, which serde_json
+    // skips unchecked (`protocol::decode` checks the whole text first).
+    changes.push(b"{\"type\":\"instance_removed\",\"id\":\"a\",\"x\":\"s\xfe\xff\"}".to_vec());
+    write("change", &changes);
+    write("heartbeat", &[env("agent/h1", &hb)]);
+    let report = hb.instances[0].clone();
+    write(
+        "instance_status",
+        &[env(
+            "agent/h1",
+            InstanceStatus {
+                host: hb.host.id.clone(),
+                instance: report,
+                step: Some(StepName::HealthCheck),
+                operation_id: Some("op-7f3a".into()),
+                detail: "GET /health 200".into(),
+                step_state: None,
+            },
+        )],
+    );
+    write(
+        "router_status",
+        &[env(
+            "router/r1",
+            RouterStatus {
+                id: "r1".into(),
+                generation: 12,
+                last_reload: Some(T0),
+                last_error: Some("app api left out of nginx: [emerg] bad in /x/nginx.conf.new:40".into()),
+                backends: 4,
+                listen: "127.0.0.1:8080".into(),
+                revision: 77,
+            },
+        )],
+    );
+    let spec = InstanceSpec {
+        id: "shop-web-0-1a2b".into(),
+        app: "shop-web".into(),
+        version: "1.4.2".into(),
+        index: 0,
+        image: "quarterdeck-test/httpd".into(),
+        port: 8080,
+        cpu: 0.5,
+        memory_mb: 256,
+        operation_id: "op-7f3a".into(),
+        run: RunSpec::default(),
+    };
+    write(
+        "agent_command",
+        &[
+            selected(0, env("controller", spec)),
+            selected(1, env("controller", InstanceRef { id: "shop-web-0-1a2b".into(), operation_id: None })),
+            selected(
+                2,
+                env(
+                    "cockpit/alice@bastion-1",
+                    LogsRequest {
+                        instance: "shop-web-0-1a2b".into(),
+                        tail: 200,
+                        follow: true,
+                        stream: "qd.v1.logs.cockpit-1a2b".into(),
+                    },
+                ),
+            ),
+            selected(
+                3,
+                env("cockpit/alice@bastion-1", LogsStreamRef { stream: "qd.v1.logs.cockpit-1a2b".into() }),
+            ),
+        ],
+    );
+    let (small, _) = fixture(5, 1, 0);
+    let text = serde_json::to_string(&small).unwrap();
+    let page = SnapshotPage { rev: small.revision, encoding: 1, page: 0, pages: 1, part: text.clone() };
+    let mut at_7 = small.clone();
+    at_7.revision = 7;
+    let mut cut = 300u16.to_le_bytes().to_vec();
+    cut.extend(text.as_bytes().iter().take(900));
+    write(
+        "snapshot_page",
+        &[
+            selected(0, env("controller", Reply::Ok(page))),
+            selected(0, env("controller", Reply::Ok(&small))),
+            selected(1, serde_json::to_vec(&at_7).unwrap()),
+            selected(2, cut),
+        ],
+    );
+    write("cockpit_config", &[b"read_only = true\n".to_vec(), b"# no keys\nreadonly = false\n".to_vec()]);
+    write(
+        "keymap",
+        &[
+            include_bytes!("actions/keymap.toml").to_vec(),
+            b"[keys]\nquit = [\"x\", \"ctrl-q\"]\nhelp = [\"f1\"]\n".to_vec(),
+        ],
+    );
+    write(
+        "theme",
+        &[
+            include_bytes!("../themes/default.toml").to_vec(),
+            include_bytes!("../themes/light.toml").to_vec(),
+            b"base = \"light\"\n[colors]\nok = \"#00ff00\"\nbad = \"red\"\n".to_vec(),
+        ],
+    );
+    // Structured input (arbitrary's format): any bytes are a route table.
+    write(
+        "router_render",
+        &[
+            b"\x05\x00\x00\x00\x00\x00\x00\x00\x90\x1f\x01shop-web\x00shop.local\x00".to_vec(),
+            (0u8..=255).collect(),
+            b"aaaa;{}\nbbbb.local 10.0.0.1:80".repeat(4),
+        ],
+    );
+    write("artifact_unpack", &[tar(true), tar(false)]);
+}
