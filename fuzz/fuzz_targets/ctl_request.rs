@@ -1,37 +1,25 @@
-//! Every request body the controller takes on `qd.v1.ctl.<verb>`, chosen by the first byte:
+//! Every request body the controller takes on `qd.v1.ctl.<user>.<verb>`, chosen by the first byte:
 //! decoded as the controller decodes it, validated with the same rules, and recorded in
 //! the audit trail, whose record must stay bounded whatever was sent.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use quarterdeck::plane::controller::{build_app, check_route};
+use quarterdeck::protocol::subjects::{CtlVerb, RouteVerb};
 use quarterdeck::protocol::{
-    AllocateRequest, DeployRequest, HistoryRequest, RestartBody, RestartRequest, RouteRequest, RunSpec,
-    SnapshotRequest, decode, validate,
+    AllocateRequest, DeployRequest, HistoryRequest, RestartBody, RestartRequest, RouteRequest, SnapshotRequest,
+    decode, validate,
 };
 use quarterdeck_fuzz::{command, round_trip, split};
 
-/// The checks the controller makes of a deploy, field by field (`commands.rs`, `build_app`).
+/// The controller's own checks of a deploy (`build_app`), for a new app and for a
+/// redeploy of an existing one; what they accept is valid throughout.
 fn deploy(req: &DeployRequest) -> Result<(), String> {
-    validate::name("app", &req.app)?;
-    validate::version(&req.version)?;
-    if let Some(image) = &req.image {
-        validate::image(image)?;
-    }
-    if let Some(c) = &req.constraints {
-        validate::names("AZ", &c.azs)?;
-        validate::names("tag", &c.tags)?;
-        validate::limits(c.cpu, c.memory_mb)?;
-    }
-    if let Some(d) = &req.domain {
-        validate::domain(d)?;
-    }
-    if let Some(tags) = &req.tags {
-        validate::names("tag", tags)?;
-    }
-    if let Some(patch) = &req.run {
-        let run = RunSpec::default().patched(patch);
-        validate::run(&run)?;
-        round_trip(&run);
+    let new = build_app(None, req).map_err(|e| e.reason)?;
+    validate::run(&new.run)?;
+    round_trip(&new);
+    if let Ok(again) = build_app(Some(&new), req) {
+        assert_eq!(again.image, new.image, "a redeploy of the same request keeps the image");
     }
     Ok(())
 }
@@ -48,15 +36,6 @@ fn restart(req: &RestartBody) -> Result<(), String> {
     };
     names.iter().for_each(|n| drop(validate::quoted(n)));
     Ok(())
-}
-
-fn route(req: &RouteRequest) -> Result<(), String> {
-    validate::name("app", &req.app)?;
-    validate::backend(&req.backend)?;
-    match req.weight {
-        Some(w) if !(1..=1000).contains(&w) => Err(format!("weight must be 1 to 1000, not {w}")),
-        _ => Ok(()),
-    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -90,9 +69,10 @@ fuzz_target!(|data: &[u8]| {
             command("restart", payload, restart);
         }
         s => {
-            let verb = ["route.add", "route.remove", "route.enable", "route.disable", "route.weight"]
-                [usize::from(s - 5)];
-            command(verb, payload, route);
+            let verb = RouteVerb::ALL[usize::from(s - 5)];
+            command(CtlVerb::Route(verb).as_str(), payload, |r: &RouteRequest| {
+                check_route(verb, r).map(drop).map_err(|e| e.reason)
+            });
         }
     }
 });

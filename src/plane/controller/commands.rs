@@ -404,8 +404,9 @@ fn bad(reason: String) -> WireError {
     WireError::bad_request(reason)
 }
 
-/// Checks a deploy request and merges it with the app's current spec.
-fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireError> {
+/// Checks a deploy request and merges it with the app's current spec. Pure, so the fuzz
+/// target holds the controller's own rule.
+pub fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireError> {
     validate::name("app", &req.app).map_err(bad)?;
     validate::version(&req.version).map_err(bad)?;
     if req.instances == 0 || req.instances > 500 {
@@ -606,7 +607,8 @@ fn at_a_time(batch: u32) -> String {
     }
 }
 
-fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepted, WireError> {
+/// Checks a route command before the fleet is looked at: the weight it sets.
+pub fn check_route(verb: RouteVerb, req: &RouteRequest) -> Result<u32, WireError> {
     validate::name("app", &req.app).map_err(bad)?;
     validate::backend(&req.backend).map_err(bad)?;
     if matches!(verb, RouteVerb::Weight) && req.weight.is_none() {
@@ -616,6 +618,11 @@ fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepte
     if !(1..=1000).contains(&weight) {
         return Err(bad(format!("weight must be 1 to 1000, not {weight}")));
     }
+    Ok(weight)
+}
+
+fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepted, WireError> {
+    let weight = check_route(verb, &req)?;
     ctl.mutate(|core| {
         let f = &core.fleet;
         let Some(app) = f.apps.get(&req.app) else {

@@ -26,6 +26,7 @@ use crate::bus::Bus;
 use crate::protocol::{Fleet, subjects};
 use store::Store;
 
+pub use self::commands::{build_app, check_route};
 pub use self::core::{Controller, LeaseHold};
 
 #[derive(Debug, Clone)]
