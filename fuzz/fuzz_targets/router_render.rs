@@ -80,6 +80,7 @@ fn fleet_of(input: &Input) -> (Fleet, BTreeSet<String>) {
             tags: vec![],
             run: RunSpec::default(),
             shortfall: None,
+            digest: None,
         };
         if a.left_out {
             left_out.insert(name.clone());
