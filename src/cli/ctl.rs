@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::BusArgs;
 use super::parse;
 use crate::backend::upload;
-use crate::bus::{self, Bus, NatsBus, RequestError, Subscription};
+use crate::bus::{self, Bus, EventFeed, NatsBus, RequestError};
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
 use crate::plane::repository::ObjectStoreRepository;
 use crate::protocol::clock::{age, datetime, now_ms};
@@ -19,9 +19,13 @@ use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::{CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, ArtifactRef, AuditRecord, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet,
-    HealthCheck, OperationEnd, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch, Strategy,
-    Verdict, WhoAmI, decode, subjects,
+    HealthCheck, OperationEnd, OperationState, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch,
+    Strategy, Verdict, WhoAmI, decode, subjects,
 };
+
+/// How often `--wait` asks the snapshot whether its operation ended, in case its follow of
+/// the events missed the end.
+const ENDED_CHECK: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
@@ -472,9 +476,10 @@ impl Ctl {
         command_id: Option<String>,
         wait: Option<Duration>,
     ) -> Result<ExitCode, String> {
-        // Subscribe before sending, so that no step of the operation can be missed.
+        // Follow the event history before sending, so that no step of the operation can
+        // be missed: the stream's consumer carries on across a reconnect to another node.
         let events = match wait {
-            Some(_) => Some(self.bus.subscribe(subjects::EVT_ALL).await.map_err(|e| e.to_string())?),
+            Some(_) => Some(self.bus.follow_events().await.map_err(|e| e.to_string())?),
             None => None,
         };
         let envelope = Envelope::with_id(command_id.unwrap_or_else(new_id), &self.source, body)
@@ -495,17 +500,34 @@ impl Ctl {
         }
     }
 
-    async fn follow(&self, mut sub: Subscription, op: &str, timeout: Duration) -> Result<ExitCode, String> {
+    async fn follow(&self, mut feed: EventFeed, op: &str, timeout: Duration) -> Result<ExitCode, String> {
         if !self.json {
             out!("operation {op}");
         }
         let started = now_ms();
         let deadline = tokio::time::Instant::now() + timeout;
+        // The snapshot is asked now and then too: a follow that broke (the bus went away
+        // longer than the consumer could bridge) may have missed the end.
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + ENDED_CHECK, ENDED_CHECK);
         loop {
-            let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
-                Ok(Some(m)) => m,
-                Ok(None) => return Err("the event subscription closed".into()),
-                Err(_) => return Err(format!("operation {op} did not finish within {timeout:?}")),
+            let got = tokio::select! {
+                got = feed.next() => got,
+                _ = check.tick() => match self.ended(op).await {
+                    Some(code) => return Ok(code),
+                    None => continue,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(format!("operation {op} did not finish within {timeout:?}"))
+                }
+            };
+            let msg = match got {
+                Some(Ok(followed)) => followed.message,
+                Some(Err(e)) => {
+                    log::warn!("{e}; following the event history again");
+                    feed = self.bus.follow_events().await.map_err(|e| e.to_string())?;
+                    continue;
+                }
+                None => return Err("the event history's follow closed".into()),
             };
             let Ok(env) = decode::<Event>(&msg.payload) else { continue };
             let e = env.body;
@@ -526,6 +548,25 @@ impl Ctl {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// How the operation ended, by the snapshot, when it has: said as the follow would
+    /// have, for a follow that missed the end.
+    async fn ended(&self, op: &str) -> Option<ExitCode> {
+        let fleet = self.fetch().await.ok()?;
+        let o = fleet.operations.get(op)?;
+        match o.state {
+            OperationState::Succeeded => {
+                out!("  operation {op} succeeded (by the snapshot: some of its events were missed)");
+                Some(ExitCode::SUCCESS)
+            }
+            OperationState::Failed => {
+                let why = o.error.clone().unwrap_or_default();
+                eprintln!("operation {op} failed: {}", crate::cli::printable::printable(&why));
+                Some(ExitCode::FAILURE)
+            }
+            _ => None,
         }
     }
 

@@ -1,14 +1,12 @@
-//! The lab's NATS cluster loses the node that leads JetStream's meta group: the plane goes
-//! on answering commands (a deploy rolls through), the event stream has no gap, and a
-//! headless cockpit that followed it all equals a fresh snapshot.
+//! The lab's NATS cluster loses the node that leads JetStream's meta group in the middle of
+//! a 20-instance rolling deploy: the deploy succeeds, every instance runs once, the event
+//! stream has no gap, and a headless cockpit that followed it all equals a fresh snapshot.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::docker_support::site;
-use crate::lab_support::{Lab, streams};
-use crate::nats_support::{Follower, eventually, instances_of, str_of};
-use crate::stack_support::site_deploy_args;
+use crate::lab_support::{Lab, placement_mismatches, streams};
+use crate::nats_support::{Follower, check, eventually, instances_of, str_of};
 
 /// The event stream's (first_seq, last_seq, messages) as node `n` has it.
 fn event_stream(lab: &Lab, n: usize) -> Result<(u64, u64, u64), String> {
@@ -20,15 +18,10 @@ fn event_stream(lab: &Lab, n: usize) -> Result<(u64, u64, u64), String> {
 
 #[test]
 fn lab_nats_cluster_survives_losing_its_meta_leader() {
+    const N: usize = 20;
     let Some(lab) = Lab::up("lab-nats-loss", 2) else { return };
-    lab.load_test_image();
-    let deploy = |version: &str, artifact: &std::path::Path| {
-        let args = site_deploy_args(version, "2", artifact, &[]);
-        lab.ctl(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    };
-    let v1 = lab.dir.join("site-v1.tar.gz");
-    std::fs::write(&v1, site(&[("index.html", "v1")])).expect("artifact v1");
-    let out = deploy("v1", &v1);
+    let image = lab.push_test_image();
+    let out = lab.deploy("site", "v1", N as u32, &image);
     assert!(out.ok(), "deploy of v1: {out}");
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -42,7 +35,19 @@ fn lab_nats_cluster_survives_losing_its_meta_leader() {
     let leader = eventually(Duration::from_secs(30), "a JetStream meta leader", || lab.meta_leader(1));
     let (_, last_before, _) =
         eventually(Duration::from_secs(30), "the event stream's state", || event_stream(&lab, leader));
-    lab.run_ok(&["kill-nats", &leader.to_string()]);
+    // The rolling deploy of v2 runs; the meta leader dies once its first v2 instances run.
+    let out = std::thread::scope(|s| {
+        let rolling = s.spawn(|| lab.deploy("site", "v2", N as u32, &image));
+        eventually(Duration::from_secs(120), "the rolling deploy under way", || {
+            let snap = lab.snapshot();
+            let v2 = instances_of(&snap, "site").iter().filter(|i| str_of(i, "version") == "v2").count();
+            check((1..N).contains(&v2), || format!("{v2} of {N} instances at v2"))
+        });
+        lab.run_ok(&["kill-nats", &leader.to_string()]);
+        eprintln!("figure: meta leader node {leader} killed during the rolling deploy of {N} instances");
+        rolling.join().expect("the deploy's thread")
+    });
+    assert!(out.ok(), "the rolling deploy during the meta leader's death: {out}");
     let other = (1..=3).find(|n| *n != leader).expect("another node");
     let new_leader =
         eventually(Duration::from_secs(60), "a new meta leader", || match lab.meta_leader(other) {
@@ -51,15 +56,12 @@ fn lab_nats_cluster_survives_losing_its_meta_leader() {
             Err(e) => Err(e),
         });
     eprintln!("meta leader: node {leader} killed, node {new_leader} leads now");
-
-    // The plane answers: a rolling deploy runs to its end on the two nodes left.
-    let v2 = lab.dir.join("site-v2.tar.gz");
-    std::fs::write(&v2, site(&[("index.html", "v2")])).expect("artifact v2");
-    let out = deploy("v2", &v2);
-    assert!(out.ok(), "deploy of v2 after the meta leader died: {out}");
     let snap = lab.snapshot();
     let versions: Vec<&str> = instances_of(&snap, "site").iter().map(|i| str_of(i, "version")).collect();
-    assert_eq!(versions, ["v2", "v2"], "site after the deploy: {snap}");
+    assert_eq!(versions, vec!["v2"; N], "site after the deploy: {snap}");
+    // Every instance exists once: each host's daemon holds exactly what the snapshot places.
+    let mismatches = placement_mismatches(&lab, &snap);
+    assert!(mismatches.is_empty(), "daemons and snapshot differ: {mismatches:#?}");
 
     // No event lost: the stream holds every sequence from its first to its last, past
     // where it stood before the kill, and the revisions in it follow one another.

@@ -181,27 +181,6 @@ impl Lab {
             .ok_or_else(|| format!("no meta leader in node {ask}'s /jsz (leader '{name}')"))
     }
 
-    /// Loads the local test image into every host's daemon: until the agents pull, hosts
-    /// run only what was loaded on them.
-    pub fn load_test_image(&self) {
-        let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
-        for host in self.hosts() {
-            let mut save = Command::new("docker")
-                .args(["save", &image])
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("docker save");
-            let load = Command::new(SCRIPT)
-                .args(["--dir", self.dir.to_str().unwrap(), "docker", &host, "load"])
-                .stdin(save.stdout.take().expect("docker save's stdout"))
-                .output()
-                .expect("scripts/lab docker load");
-            let saved = save.wait().expect("wait for docker save");
-            assert!(saved.success(), "docker save {image}: {saved}");
-            assert!(load.status.success(), "loading {image} on {host} failed:\n{}", text(&load));
-        }
-    }
-
     /// `scripts/lab down`, checked; the drop does not run it again.
     pub fn down(&mut self) -> Output {
         self.down = true;

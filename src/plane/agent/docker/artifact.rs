@@ -26,8 +26,9 @@ pub async fn fetch(
     if version.is_empty() || version.starts_with('.') || version == CURRENT {
         return Err(format!("version {version:?} cannot name a directory"));
     }
-    let bytes =
-        repo.get(&artifact.name).await.map_err(|e| format!("download of {} failed: {e}", artifact.name))?;
+    let bytes = download(repo, &artifact.name)
+        .await
+        .map_err(|e| format!("download of {} failed: {e}", artifact.name))?;
     repository::verify(artifact, &bytes).map_err(|e| e.to_string())?;
     let size = bytes.len();
     let (dir, owned_version) = (dir.to_path_buf(), version.to_string());
@@ -35,6 +36,29 @@ pub async fn fetch(
         .await
         .map_err(|e| format!("unpacking stopped: {e}"))??;
     Ok(format!("{} ({size} bytes) downloaded, checksum ok, unpacked to {}", artifact.name, target.display()))
+}
+
+/// The waits between tries of a download that failed for a reason that may pass: the bus
+/// lost a node, a JetStream leader is being elected (seconds, in a 3-node cluster). About
+/// 15 s in all, well inside the step's time.
+const RETRY_AFTER_MS: [u64; 5] = [500, 1_000, 2_000, 4_000, 8_000];
+
+/// The artifact's bytes, tried again while the failure is the bus's, not the artifact's: a
+/// missing artifact or a bad checksum will not change, a timeout may.
+async fn download(repo: &dyn Repository, name: &str) -> Result<bytes::Bytes, repository::RepoError> {
+    let mut waits = RETRY_AFTER_MS.iter();
+    loop {
+        match repo.get(name).await {
+            Err(repository::RepoError::Other(why)) => match waits.next() {
+                Some(ms) => {
+                    log::warn!("download of {name} failed ({why}); trying again in {ms} ms");
+                    tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+                }
+                None => return Err(repository::RepoError::Other(why)),
+            },
+            done => return done,
+        }
+    }
 }
 
 /// What one artifact may unpack to. A gzip bomb (1 MB packed, 1 GiB unpacked in a second)
@@ -156,6 +180,47 @@ pub fn remove_all(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A repository that fails its first `fail` gets with `error`, then serves `data`.
+    struct Flaky {
+        fail: std::sync::atomic::AtomicUsize,
+        error: fn() -> repository::RepoError,
+        data: bytes::Bytes,
+    }
+
+    #[async_trait::async_trait]
+    impl Repository for Flaky {
+        async fn put(&self, _: &str, _: bytes::Bytes) -> Result<ArtifactRef, repository::RepoError> {
+            unreachable!("agents never upload")
+        }
+        async fn info(&self, _: &str) -> Result<Option<ArtifactRef>, repository::RepoError> {
+            Ok(None)
+        }
+        async fn get(&self, _: &str) -> Result<bytes::Bytes, repository::RepoError> {
+            use std::sync::atomic::Ordering;
+            match self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+                Ok(_) => Err((self.error)()),
+                Err(_) => Ok(self.data.clone()),
+            }
+        }
+    }
+
+    /// Seen on the lab: the JetStream meta leader died during a rolling deploy, one
+    /// download timed out, and the instance (so the whole roll) failed.
+    #[tokio::test(start_paused = true)]
+    async fn a_download_the_bus_cut_short_is_tried_again_and_a_missing_artifact_is_not() {
+        let flaky =
+            |fail: usize, error| Flaky { fail: fail.into(), error, data: bytes::Bytes::from_static(b"ok") };
+        let timeout = || repository::RepoError::Other("download of site@v2: timed out".into());
+        let repo = flaky(3, timeout);
+        assert_eq!(download(&repo, "site@v2").await.expect("the fourth try").as_ref(), b"ok");
+        let repo = flaky(RETRY_AFTER_MS.len() + 1, timeout);
+        assert!(matches!(download(&repo, "site@v2").await, Err(repository::RepoError::Other(_))));
+        let missing = || repository::RepoError::NotFound("site@v2".into());
+        let repo = flaky(1, missing);
+        assert!(matches!(download(&repo, "site@v2").await, Err(repository::RepoError::NotFound(_))));
+        assert_eq!(repo.fail.load(std::sync::atomic::Ordering::SeqCst), 0, "asked once");
+    }
 
     fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), Default::default()));
