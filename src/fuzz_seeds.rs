@@ -20,19 +20,20 @@ fn corpus() -> PathBuf {
 }
 
 /// Writes `seeds` as `<target>/seed-<n>`, replacing the target's earlier seeds.
-fn write(target: &str, seeds: &[Vec<u8>]) {
+fn write(target: &str, seeds: &[Vec<u8>]) -> std::io::Result<()> {
     let dir = corpus().join(target);
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir)?;
     for (n, seed) in seeds.iter().enumerate() {
-        std::fs::write(dir.join(format!("seed-{n:02}")), seed).unwrap();
+        std::fs::write(dir.join(format!("seed-{n:02}")), seed)?;
     }
+    Ok(())
 }
 
 fn env<T: serde::Serialize>(source: &str, body: T) -> Vec<u8> {
     let mut e = Envelope::with_id("c0ffee0123456789", source, body);
     e.ts = T0;
-    encode(&e).unwrap()
+    encode(&e).expect("a seed of the protocol's own types encodes")
 }
 
 /// A command as ctl sends it: with the operator and a deadline.
@@ -42,7 +43,7 @@ fn command<T: serde::Serialize>(body: T) -> Vec<u8> {
     ));
     e.ts = T0;
     e.deadline = Some(T0 + 3_000);
-    encode(&e).unwrap()
+    encode(&e).expect("a seed of the protocol's own types encodes")
 }
 
 fn selected(selector: u8, bytes: Vec<u8>) -> Vec<u8> {
@@ -160,7 +161,7 @@ fn events(fleet: &Fleet, fixture_events: &[Event]) -> Vec<Event> {
         command_id: "c0ffee0123456789".into(),
         source: "ctl/alice@bastion-1".into(),
         operator: Some(Operator::from_parts("alice", "bastion-1", None, Some("alice".into()))),
-        request: serde_json::to_value(deploy()).unwrap(),
+        request: serde_json::to_value(deploy()).unwrap_or_default(),
         outcome: AuditOutcome {
             accepted: false,
             operation_id: None,
@@ -173,9 +174,9 @@ fn events(fleet: &Fleet, fixture_events: &[Event]) -> Vec<Event> {
     out
 }
 
-fn heartbeat(fleet: &Fleet) -> Heartbeat {
-    let host = fleet.hosts.values().next().unwrap();
-    Heartbeat {
+fn heartbeat(fleet: &Fleet) -> Option<Heartbeat> {
+    let host = fleet.hosts.values().next()?;
+    Some(Heartbeat {
         host: HostInfo {
             id: host.id.clone(),
             hostname: host.hostname.clone(),
@@ -191,44 +192,44 @@ fn heartbeat(fleet: &Fleet) -> Heartbeat {
         instances: fleet.instances_on(&host.id).take(2).map(InstanceReport::of).collect(),
         period_ms: 2_000,
         unmanaged: vec![],
-    }
+    })
 }
 
-fn tar(gzip: bool) -> Vec<u8> {
+fn tar(gzip: bool) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut dir = tar::Header::new_gnu();
     dir.set_entry_type(tar::EntryType::Directory);
     dir.set_size(0);
     dir.set_mode(0o755);
     dir.set_cksum();
-    builder.append_data(&mut dir, "site", &[][..]).unwrap();
+    builder.append_data(&mut dir, "site", &[][..])?;
     let mut file = tar::Header::new_gnu();
     file.set_size(5);
     file.set_mode(0o644);
     file.set_cksum();
-    builder.append_data(&mut file, "site/index.html", &b"hello"[..]).unwrap();
+    builder.append_data(&mut file, "site/index.html", &b"hello"[..])?;
     let mut link = tar::Header::new_gnu();
     link.set_entry_type(tar::EntryType::Symlink);
     link.set_size(0);
     link.set_cksum();
-    builder.append_link(&mut link, "site/home.html", "index.html").unwrap();
-    let bytes = builder.into_inner().unwrap();
+    builder.append_link(&mut link, "site/home.html", "index.html")?;
+    let bytes = builder.into_inner()?;
     if !gzip {
-        return bytes;
+        return Ok(bytes);
     }
     use std::io::Write;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&bytes).unwrap();
-    gz.finish().unwrap()
+    gz.write_all(&bytes)?;
+    gz.finish()
 }
 
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand after a wire change"]
-fn write_fuzz_seeds() {
+fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
     let (fleet, fixture_events) = fixture(3, 2, 0);
     let events = events(&fleet, &fixture_events);
 
-    let hb = heartbeat(&fleet);
+    let hb = heartbeat(&fleet).ok_or("the fixture has no host")?;
     write(
         "envelope",
         &[
@@ -237,13 +238,13 @@ fn write_fuzz_seeds() {
             env("cockpit/alice@bastion-1", SnapshotRequest::default()),
             env("controller", Reply::<()>::Error(WireError::new(ErrorCode::NotReady, "loading"))),
             // A v1 sender's message, still read.
-            String::from_utf8(env("agent/h1", &hb)).unwrap().replacen(r#""v":2"#, r#""v":1"#, 1).into_bytes(),
+            String::from_utf8(env("agent/h1", &hb))?.replacen(r#""v":2"#, r#""v":1"#, 1).into_bytes(),
             // Found by the target: a number out of f64's range, which `IgnoredAny` skips
             // and a `Value` refuses.
             br#"{"v":1,"id":"c0ffee0123456789","ts":1,"source":"agent/h1","body":{"ts":17950095e01232280}}"#
                 .to_vec(),
         ],
-    );
+    )?;
     write(
         "ctl_request",
         &[
@@ -275,16 +276,16 @@ fn write_fuzz_seeds() {
                 command(RouteRequest { app: "api".into(), backend: "10.0.0.1:80".into(), weight: None }),
             ),
         ],
-    );
-    write("event", &events.iter().map(|e| env("controller", e)).collect::<Vec<_>>());
+    )?;
+    write("event", &events.iter().map(|e| env("controller", e)).collect::<Vec<_>>())?;
     let mut changes: Vec<Vec<u8>> =
-        events.iter().flat_map(|e| &e.changes).map(|c| serde_json::to_vec(c).unwrap()).collect();
+        events.iter().flat_map(|e| &e.changes).map(serde_json::to_vec).collect::<Result<_, _>>()?;
     changes.push(br#"{"app":"shop-web","backend":"10.0.0.1:8080","type":"route_removed"}"#.to_vec());
     // Found by the target: bytes that are not UTF-8 in an unknown field, which serde_json
     // skips unchecked (`protocol::decode` checks the whole text first).
     changes.push(b"{\"type\":\"instance_removed\",\"id\":\"a\",\"x\":\"s\xfe\xff\"}".to_vec());
-    write("change", &changes);
-    write("heartbeat", &[env("agent/h1", &hb)]);
+    write("change", &changes)?;
+    write("heartbeat", &[env("agent/h1", &hb)])?;
     let report = hb.instances[0].clone();
     write(
         "instance_status",
@@ -299,7 +300,7 @@ fn write_fuzz_seeds() {
                 step_state: None,
             },
         )],
-    );
+    )?;
     write(
         "router_status",
         &[env(
@@ -314,7 +315,7 @@ fn write_fuzz_seeds() {
                 revision: 77,
             },
         )],
-    );
+    )?;
     let spec = InstanceSpec {
         id: "shop-web-0-1a2b".into(),
         app: "shop-web".into(),
@@ -340,18 +341,21 @@ fn write_fuzz_seeds() {
                         instance: "shop-web-0-1a2b".into(),
                         tail: 200,
                         follow: true,
-                        stream: "qd.v1.logs.cockpit-1a2b".into(),
+                        stream: crate::protocol::subjects::logs_stream("alice", "cockpit-1a2b"),
                     },
                 ),
             ),
             selected(
                 3,
-                env("cockpit/alice@bastion-1", LogsStreamRef { stream: "qd.v1.logs.cockpit-1a2b".into() }),
+                env(
+                    "cockpit/alice@bastion-1",
+                    LogsStreamRef { stream: crate::protocol::subjects::logs_stream("alice", "cockpit-1a2b") },
+                ),
             ),
         ],
-    );
+    )?;
     let (small, _) = fixture(5, 1, 0);
-    let text = serde_json::to_string(&small).unwrap();
+    let text = serde_json::to_string(&small)?;
     let page = SnapshotPage { rev: small.revision, encoding: 1, page: 0, pages: 1, part: text.clone() };
     let mut at_7 = small.clone();
     at_7.revision = 7;
@@ -362,18 +366,18 @@ fn write_fuzz_seeds() {
         &[
             selected(0, env("controller", Reply::Ok(page))),
             selected(0, env("controller", Reply::Ok(&small))),
-            selected(1, serde_json::to_vec(&at_7).unwrap()),
+            selected(1, serde_json::to_vec(&at_7)?),
             selected(2, cut),
         ],
-    );
-    write("cockpit_config", &[b"read_only = true\n".to_vec(), b"# no keys\nreadonly = false\n".to_vec()]);
+    )?;
+    write("cockpit_config", &[b"read_only = true\n".to_vec(), b"# no keys\nreadonly = false\n".to_vec()])?;
     write(
         "keymap",
         &[
             include_bytes!("actions/keymap.toml").to_vec(),
             b"[keys]\nquit = [\"x\", \"ctrl-q\"]\nhelp = [\"f1\"]\n".to_vec(),
         ],
-    );
+    )?;
     write(
         "theme",
         &[
@@ -381,7 +385,7 @@ fn write_fuzz_seeds() {
             include_bytes!("../themes/light.toml").to_vec(),
             b"base = \"light\"\n[colors]\nok = \"#00ff00\"\nbad = \"red\"\n".to_vec(),
         ],
-    );
+    )?;
     // Structured input (arbitrary's format): any bytes are a route table.
     write(
         "router_render",
@@ -390,6 +394,7 @@ fn write_fuzz_seeds() {
             (0u8..=255).collect(),
             b"aaaa;{}\nbbbb.local 10.0.0.1:80".repeat(4),
         ],
-    );
-    write("artifact_unpack", &[tar(true), tar(false)]);
+    )?;
+    write("artifact_unpack", &[tar(true)?, tar(false)?])?;
+    Ok(())
 }

@@ -308,6 +308,26 @@ pub struct InstanceReport {
 }
 
 impl InstanceReport {
+    /// What an agent reports of `spec` as it starts deploying it: no container, no
+    /// address, no metrics yet.
+    pub fn deploying(spec: &InstanceSpec) -> InstanceReport {
+        InstanceReport {
+            id: spec.id.clone(),
+            app: spec.app.clone(),
+            version: spec.version.clone(),
+            index: spec.index,
+            state: InstanceState::Deploying,
+            ip: String::new(),
+            port: spec.port,
+            container_id: String::new(),
+            started_at: None,
+            cpu_pct: 0.0,
+            mem_used_mb: 0,
+            mem_limit_mb: spec.memory_mb,
+            last_exit: None,
+        }
+    }
+
     /// What an agent running `i` reports of it, metrics included.
     pub fn of(i: &super::model::Instance) -> InstanceReport {
         InstanceReport {

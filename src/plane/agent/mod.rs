@@ -452,23 +452,7 @@ mod tests {
     #[tokio::test]
     async fn a_spec_whose_id_is_a_path_is_refused_before_anything_runs() {
         let bus = LocalBus::new();
-        let driver = sim::SimDriver::new(sim::SimConfig {
-            seed: 1,
-            cpu_cores: 4,
-            memory_mb: 8192,
-            container_ips: vec!["127.0.9.31".into()],
-            speed: 50.0,
-            crashes_per_hour: 0.0,
-        });
-        let config = AgentConfig {
-            host_id: "h1".into(),
-            hostname: "h1".into(),
-            ip: "127.0.9.1".into(),
-            az: "az-1".into(),
-            tags: vec![],
-            heartbeat_period: Duration::from_secs(60),
-            poll_interval: Duration::from_secs(60),
-        };
+        let (driver, config) = (sim_driver(), config());
         let handle = start(Arc::new(bus.clone()), driver.clone(), config).await.unwrap();
         // Each with its own command id: the reply cache answers a repeated one.
         let deploy = |n: usize, id: &str| {
@@ -496,23 +480,7 @@ mod tests {
     #[tokio::test]
     async fn resolve_answers_a_digest_or_why_not() {
         let bus = LocalBus::new();
-        let driver = sim::SimDriver::new(sim::SimConfig {
-            seed: 1,
-            cpu_cores: 4,
-            memory_mb: 8192,
-            container_ips: vec![],
-            speed: 50.0,
-            crashes_per_hour: 0.0,
-        });
-        let config = AgentConfig {
-            host_id: "h1".into(),
-            hostname: "h1".into(),
-            ip: "127.0.9.1".into(),
-            az: "az-1".into(),
-            tags: vec![],
-            heartbeat_period: Duration::from_secs(60),
-            poll_interval: Duration::from_secs(60),
-        };
+        let (driver, config) = (sim_driver(), config());
         let handle = start(Arc::new(bus.clone()), driver, config).await.unwrap();
         let ask = |image: &str| {
             let env = Envelope::new("controller", ResolveImage { image: image.into() });

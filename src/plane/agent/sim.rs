@@ -259,19 +259,10 @@ impl RuntimeDriver for SimDriver {
             s.next_container += 1;
             let container_id = format!("{:012x}", s.rng.next_u64() >> 16);
             let report = InstanceReport {
-                id: spec.id.clone(),
-                app: spec.app.clone(),
-                version: spec.version.clone(),
-                index: spec.index,
-                state: InstanceState::Deploying,
                 ip,
-                port: spec.port,
                 container_id,
-                started_at: None,
-                cpu_pct: 0.0,
                 mem_used_mb: spec.memory_mb / 3,
-                mem_limit_mb: spec.memory_mb,
-                last_exit: None,
+                ..InstanceReport::deploying(&spec)
             };
             s.containers.insert(
                 spec.id.clone(),

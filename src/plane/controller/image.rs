@@ -283,21 +283,7 @@ mod tests {
             self.sim.has(id).await
         }
         async fn deploy(&self, spec: InstanceSpec, steps: StepSender) -> Result<(), DriverError> {
-            let report = InstanceReport {
-                id: spec.id.clone(),
-                app: spec.app.clone(),
-                version: spec.version.clone(),
-                index: spec.index,
-                state: InstanceState::Deploying,
-                ip: String::new(),
-                port: spec.port,
-                container_id: String::new(),
-                started_at: None,
-                cpu_pct: 0.0,
-                mem_used_mb: 0,
-                mem_limit_mb: spec.memory_mb,
-                last_exit: None,
-            };
+            let report = InstanceReport::deploying(&spec);
             let started = tokio::time::Instant::now();
             while started.elapsed() < self.pull {
                 let detail = format!("{} of 1000 bytes", started.elapsed().as_millis().min(999));

@@ -73,21 +73,7 @@ fn artifact_sha(spec: &InstanceSpec) -> String {
 
 fn new_entry(spec: &InstanceSpec, generation: u64) -> Entry {
     Entry {
-        report: InstanceReport {
-            id: spec.id.clone(),
-            app: spec.app.clone(),
-            version: spec.version.clone(),
-            index: spec.index,
-            state: InstanceState::Deploying,
-            ip: String::new(),
-            port: spec.port,
-            container_id: String::new(),
-            started_at: None,
-            cpu_pct: 0.0,
-            mem_used_mb: 0,
-            mem_limit_mb: spec.memory_mb,
-            last_exit: None,
-        },
+        report: InstanceReport::deploying(spec),
         container: None,
         phase: Phase::Busy,
         generation,
