@@ -104,3 +104,48 @@ fn docker_agent_away_past_lost_after_keeps_serving_and_its_containers_are_adopte
     let log = stack._controller.stderr_text();
     assert!(!log.contains("to remove"), "the controller had a container removed:\n{log}");
 }
+
+/// The chaos run's outage that never healed (seed 1796531780234071119): an agent that came
+/// back without an instance's container was asked to restart it, redeployed it instead
+/// (it no longer had it) on a new port, and the route stayed at the old address: stale
+/// there, and the new address got no traffic, for good. The route now follows the
+/// instance to its new address.
+#[test]
+fn docker_an_instance_its_agent_lost_comes_back_on_a_new_port_and_its_route_follows() {
+    let name = "docker_an_instance_its_agent_lost_comes_back_on_a_new_port_and_its_route_follows";
+    let Some(mut stack) = Stack::start_with(name, "2s") else { return };
+    let url = stack.url();
+    let out = stack.deploy("1", "1", "v1", &[]);
+    assert!(out.ok(), "{out}");
+    let port = stack.port;
+    eventually(WAIT, "site serves through nginx", || serves(port));
+    let snap = try_snapshot(&url).expect("a snapshot");
+    let inst = list(&snap, "instances").iter().find(|i| i["app"] == "site").cloned().expect("an instance");
+    let old = inst["endpoint"].as_str().expect("an endpoint").to_string();
+
+    // The agent goes, and its container with it; the old port is held, so the instance
+    // cannot come back on it.
+    stack.agent.kill9();
+    for c in containers(&stack.host) {
+        docker(&["rm", "-f", &c]);
+    }
+    let _held = std::net::TcpListener::bind(&old).expect("hold the old port");
+    stack.start_agent();
+
+    let healed = eventually(WAIT, "site running on a new address with its route there", || {
+        let snap = try_snapshot(&url)?;
+        let now =
+            list(&snap, "instances").iter().find(|i| i["id"] == inst["id"]).cloned().unwrap_or_default();
+        let endpoint = now["endpoint"].as_str().unwrap_or_default().to_string();
+        let routes: Vec<(String, bool)> = list(&snap, "routes")
+            .iter()
+            .filter(|r| r["app"] == "site")
+            .map(|r| (r["backend"].as_str().unwrap_or_default().to_string(), r["stale"] == true))
+            .collect();
+        let ok = now["state"] == "running" && endpoint != old && routes == [(endpoint.clone(), false)];
+        check(ok, || format!("instance {now}\nroutes {routes:?} (it was at {old})"))?;
+        Ok(endpoint)
+    });
+    assert_ne!(healed, old);
+    eventually(WAIT, "site serves through nginx from the new address", || serves(port));
+}

@@ -114,6 +114,11 @@ pub(crate) struct Core {
     /// Instances an operation cut short by a restart had started but not yet routed: each
     /// gets its route once it runs (`repair::route_recovered`).
     pub route_when_running: std::collections::HashSet<String>,
+    /// Containers this controller asked their host to remove, and when. Their fate is
+    /// decided: a heartbeat sent before the removal still reports one, and adopting it
+    /// back then would bring an instance whose container is about to go (it would then be
+    /// restarted, redeployed and moved). Asked again after `intake::REMOVAL_GRACE`.
+    pub removal_asked: HashMap<String, Instant>,
     /// Since when each route's backend has had no running instance.
     pub not_serving_since: HashMap<crate::protocol::RouteKey, Instant>,
     /// The last error each router reported, so that each new one is one event.
@@ -230,6 +235,7 @@ impl Controller {
             repair_checked: None,
             route_when_running: std::collections::HashSet::new(),
             not_serving_since: HashMap::new(),
+            removal_asked: HashMap::new(),
             router_errors: HashMap::new(),
             replies: ReplyCache::new(REPLIES_KEPT),
         };

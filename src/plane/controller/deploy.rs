@@ -489,15 +489,15 @@ pub(crate) async fn restart_instance(ctl: &Controller, op_id: &str, id: &str) ->
     };
     if taken_out > 0 {
         // Even after a failed restart: the stale-backend TTL takes out a dead backend,
-        // while a disabled route would never come back on its own.
-        set_routes_of(ctl, op_id, &before, RouteState::Disabled, RouteState::Enabled);
+        // while a disabled route would never come back on its own. Redeployed (its agent
+        // no longer had it), the instance may serve on a new address, and its routes moved
+        // with it (intake's `routes_following`): they are found at its address now.
+        let now = ctl.read(|c| c.fleet.instances.get(id).cloned()).unwrap_or_else(|| before.clone());
+        set_routes_of(ctl, op_id, &now, RouteState::Disabled, RouteState::Enabled);
     }
     match settled {
-        Some(Ok(now)) => {
-            // Redeployed (its agent no longer had it), it may serve on a new address: its
-            // routes follow it, or the old one goes stale and the new one gets no traffic.
-            let moved = move_routes(ctl, &before, &now.endpoint);
-            ctl.step(op_id, StepName::Restart, Some(id), StepState::Done, "running again", moved);
+        Some(Ok(_)) => {
+            ctl.step(op_id, StepName::Restart, Some(id), StepState::Done, "running again", vec![]);
             Ok(())
         }
         other => {
@@ -509,28 +509,6 @@ pub(crate) async fn restart_instance(ctl: &Controller, op_id: &str, id: &str) ->
             Err(reason)
         }
     }
-}
-
-/// The changes that move `inst`'s routes from its old endpoint to `endpoint`, keeping
-/// each route's state and weight; none when the address is the same.
-fn move_routes(ctl: &Controller, inst: &Instance, endpoint: &str) -> Vec<Change> {
-    if endpoint.is_empty() || endpoint == inst.endpoint {
-        return Vec::new();
-    }
-    ctl.read(|core| {
-        core.fleet
-            .routes
-            .values()
-            .filter(|r| r.app == inst.app && r.backend == inst.endpoint)
-            .flat_map(|r| {
-                let moved = Route { backend: endpoint.to_string(), stale: false, ..r.clone() };
-                [
-                    Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() },
-                    Change::Route(moved),
-                ]
-            })
-            .collect()
-    })
 }
 
 /// Moves the routes of an instance from one state to another, one event each; returns

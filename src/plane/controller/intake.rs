@@ -11,7 +11,7 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{self, AgentVerb};
 use crate::protocol::{
     Change, EventKind, Heartbeat, Host, HostState, InstanceRef, InstanceReport, InstanceState,
-    InstanceStatus, StepState, decode,
+    InstanceStatus, Route, StepState, decode,
 };
 
 pub(crate) async fn serve_heartbeats(ctl: Controller, mut sub: Subscription) {
@@ -109,23 +109,19 @@ async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
             drafts.push(d);
         }
         let sorted = sort_reports(core, &host_id, &hb.instances);
-        for report in sorted.current {
+        for report in &sorted.current {
             drafts.extend(reconcile(core, &host_id, report, None));
         }
-        for report in sorted.unknown_app {
+        for report in &sorted.unknown_app {
             // An app the controller has never heard of: its state may have been lost.
             // Removing running containers on a guess is worse than leaving them.
             log::warn!("{host_id} runs {} of unknown app {}; leaving it alone", report.id, report.app);
         }
         // Containers the controller no longer has: adopted back while their app is short
         // of them, else really replaced (e.g. while their host was lost).
-        let (adopted, mut remove) = repair::adopt(core, &host_id, &sorted.orphans);
+        let (adopted, remove) = orphans_decided(core, &host_id, &sorted);
         drafts.extend(adopted);
         drafts.extend(missing_instances(core, &host_id, &hb.instances));
-        for report in &sorted.superseded {
-            log::warn!("{host_id} runs {}, which is now placed on another host; removing it", report.id);
-            remove.push(report.id.clone());
-        }
         (drafts, remove)
     });
     // The agent only ever holds instances the controller gave it, so removing those the
@@ -138,6 +134,32 @@ async fn on_heartbeat(ctl: &Controller, hb: Heartbeat) {
         let req = InstanceRef { id, operation_id: None };
         let _ = ctl.ask_agent::<_, crate::protocol::AgentAck>(&host_id, AgentVerb::Remove, req).await;
     }
+}
+
+/// How long a removal the controller asked for stands before a container still reported
+/// is judged again (the agent may have missed the request).
+pub(crate) const REMOVAL_GRACE: Duration = Duration::from_secs(30);
+
+/// What becomes of a heartbeat's orphans and superseded containers: the drafts of those
+/// adopted back, and the ids to have removed. One decision per container: one whose
+/// removal was asked within `REMOVAL_GRACE` is neither adopted back nor asked again.
+fn orphans_decided(core: &mut Core, host: &str, sorted: &Sorted<'_>) -> (Vec<Draft>, Vec<String>) {
+    let now = Instant::now();
+    core.removal_asked.retain(|_, at| now.duration_since(*at) < REMOVAL_GRACE);
+    let asked = &core.removal_asked;
+    let orphans: Vec<&InstanceReport> =
+        sorted.orphans.iter().copied().filter(|r| !asked.contains_key(&r.id)).collect();
+    let (adopted, mut remove) = repair::adopt(core, host, &orphans);
+    for report in &sorted.superseded {
+        if !core.removal_asked.contains_key(&report.id) {
+            log::warn!("{host} runs {}, which is now placed on another host; removing it", report.id);
+            remove.push(report.id.clone());
+        }
+    }
+    for id in &remove {
+        core.removal_asked.insert(id.clone(), now);
+    }
+    (adopted, remove)
 }
 
 /// A heartbeat's instances, sorted by the generation rule: an instance id names one
@@ -277,8 +299,14 @@ fn reconcile(
     }
     inst.cpu_pct = report.cpu_pct;
     inst.mem_used_mb = report.mem_used_mb;
-    let endpoint =
-        if report.ip.is_empty() { String::new() } else { format!("{}:{}", report.ip, report.port) };
+    // A report without an address (a redeploy under way) keeps the last one known: the
+    // instance's routes still point there, and only with it can they follow the instance
+    // to the address it comes back on.
+    let (ip, port, endpoint) = if report.ip.is_empty() {
+        (inst.ip.clone(), inst.port, inst.endpoint.clone())
+    } else {
+        (report.ip.clone(), report.port, format!("{}:{}", report.ip, report.port))
+    };
     let changed = inst.state != report.state
         || inst.started_at != report.started_at
         || inst.container_id != report.container_id
@@ -287,16 +315,18 @@ fn reconcile(
     if !changed && step.is_none() {
         return None;
     }
+    let inst_endpoint = inst.endpoint.clone();
     let mut updated = inst.clone();
     updated.state = report.state;
     updated.started_at = report.started_at;
     updated.container_id = report.container_id.clone();
-    updated.ip = report.ip.clone();
-    updated.port = report.port;
+    updated.ip = ip;
+    updated.port = port;
     updated.endpoint = endpoint;
     // An agent that does not know (restarted, it adopted a running container) keeps the
     // reason the controller has.
     updated.last_exit = report.last_exit.or(inst.last_exit);
+    let moved = routes_following(core, &updated.app, &inst_endpoint, &updated.endpoint);
     let app = updated.app.clone();
     let id = updated.id.clone();
     let base = match step {
@@ -329,7 +359,27 @@ fn reconcile(
         };
         Draft::new(kind, message).app(app.clone())
     });
-    Some(draft.host(host).instance(id).change(Change::Instance(updated)))
+    let draft = draft.host(host).instance(id).change(Change::Instance(updated));
+    Some(moved.into_iter().fold(draft, Draft::change))
+}
+
+/// An instance that comes back on a new address (its agent redeployed it: a restart of an
+/// instance the agent no longer had, after its container was lost) takes its routes along,
+/// keeping each route's state and weight. Done here, where every report of an address
+/// arrives, so no path that moves an instance can leave its route behind: the old backend
+/// would go stale and the new one would get no traffic, an outage that never heals.
+fn routes_following(core: &Core, app: &str, old: &str, new: &str) -> Vec<Change> {
+    if old.is_empty() || new.is_empty() || old == new {
+        return Vec::new();
+    }
+    let key = |backend: &str| (app.to_string(), backend.to_string());
+    // A route already at the new address (an operator's) is left as it is.
+    if core.fleet.routes.contains_key(&key(new)) {
+        return Vec::new();
+    }
+    let Some(route) = core.fleet.routes.get(&key(old)) else { return Vec::new() };
+    let moved = Route { backend: new.to_string(), stale: false, ..route.clone() };
+    vec![Change::RouteRemoved { app: app.to_string(), backend: old.to_string() }, Change::Route(moved)]
 }
 
 #[cfg(test)]
@@ -379,5 +429,109 @@ mod tests {
         assert_eq!(sorted.1, vec![retired.id], "orphans");
         assert_eq!(sorted.2, vec![elsewhere.id], "superseded: placed on {} now", elsewhere.host);
         assert_eq!(sorted.3, vec![stranger.id], "of an unknown app");
+    }
+
+    /// The agent redeployed an instance it had lost (a restart it did not know of), and it
+    /// serves on a new port: its route moves with it, state and weight kept, and nothing
+    /// is left at the old address. Before, the route stayed behind, went stale, and the
+    /// new address never got traffic.
+    #[test]
+    fn an_instance_reported_on_a_new_address_takes_its_route_along() {
+        let (fleet, _) = crate::plane::fixture::fixture(7, 4, 0);
+        let route = fleet.routes.values().find(|r| r.state == crate::protocol::RouteState::Disabled).cloned();
+        let route = route.or_else(|| fleet.routes.values().next().cloned()).expect("a route");
+        let inst = fleet
+            .instances
+            .values()
+            .find(|i| i.app == route.app && i.endpoint == route.backend)
+            .cloned()
+            .expect("the route's instance");
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let (ctl, _events) = Controller::new(bus, ControllerConfig::default(), fleet, store, None);
+        let new_port = inst.port + 1000;
+        // Redeployed first (no address yet), then running on the new port.
+        let deploying = InstanceReport {
+            ip: String::new(),
+            state: InstanceState::Deploying,
+            started_at: None,
+            ..InstanceReport::of(&inst)
+        };
+        let report = InstanceReport { port: new_port, ..InstanceReport::of(&inst) };
+        for r in [&deploying, &report] {
+            ctl.mutate(|core| (reconcile(core, &inst.host, r, None).into_iter().collect(), ()));
+        }
+
+        let new_backend = format!("{}:{new_port}", inst.ip);
+        ctl.read(|core| {
+            let now = core.fleet.instances.get(&inst.id).expect("still there");
+            assert_eq!(now.endpoint, new_backend);
+            let key = |b: &str| (route.app.clone(), b.to_string());
+            assert!(!core.fleet.routes.contains_key(&key(&route.backend)), "the old address is gone");
+            let moved = core.fleet.routes.get(&key(&new_backend)).expect("the route at the new address");
+            assert_eq!((moved.state, moved.weight, moved.stale), (route.state, route.weight, false));
+        });
+    }
+
+    /// A route an operator already has at the new address stands as it is.
+    #[test]
+    fn a_route_already_at_the_new_address_is_left_alone() {
+        let (mut fleet, _) = crate::plane::fixture::fixture(7, 4, 0);
+        let route = fleet.routes.values().next().cloned().expect("a route");
+        let inst = fleet
+            .instances
+            .values()
+            .find(|i| i.app == route.app && i.endpoint == route.backend)
+            .cloned()
+            .expect("the route's instance");
+        let new_backend = format!("{}:{}", inst.ip, inst.port + 1000);
+        let theirs = Route { backend: new_backend.clone(), weight: 7, ..route.clone() };
+        fleet.routes.insert(theirs.key(), theirs.clone());
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let (ctl, _events) = Controller::new(bus, ControllerConfig::default(), fleet, store, None);
+        let report = InstanceReport { port: inst.port + 1000, ..InstanceReport::of(&inst) };
+        ctl.mutate(|core| (reconcile(core, &inst.host, &report, None).into_iter().collect(), ()));
+        ctl.read(|core| {
+            assert_eq!(core.fleet.routes.get(&theirs.key()), Some(&theirs));
+            assert!(core.fleet.routes.contains_key(&route.key()), "the old one goes stale by the TTL");
+        });
+    }
+
+    /// The chaos run's race: a container the controller decided to remove (its app was
+    /// busy) was still in the host's next heartbeat, sent before the removal, and adopted
+    /// back then; the removal took it away, and the controller restarted, redeployed and
+    /// moved an instance it had itself had removed. Once asked, the removal stands.
+    #[test]
+    fn an_orphan_whose_removal_was_asked_is_not_adopted_back_by_a_later_heartbeat() {
+        let (mut fleet, _) = crate::plane::fixture::fixture(7, 4, 0);
+        let gone =
+            fleet.instances.values().find(|i| i.state == InstanceState::Running).cloned().expect("one");
+        fleet.instances.remove(&gone.id);
+        let report = InstanceReport::of(&gone);
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let (ctl, _events) = Controller::new(bus, ControllerConfig::default(), fleet, store, None);
+        let reports = [report];
+        let decide = || {
+            ctl.mutate(|core| {
+                let sorted = sort_reports(core, &gone.host, &reports);
+                let (adopted, remove) = orphans_decided(core, &gone.host, &sorted);
+                (vec![], (adopted.len(), remove))
+            })
+        };
+        // Short of it and not busy: adopted back.
+        assert_eq!(decide(), (1, vec![]));
+        ctl.mutate(|core| {
+            core.fleet.instances.remove(&gone.id);
+            core.removal_asked.insert(gone.id.clone(), Instant::now());
+            (vec![], ())
+        });
+        assert_eq!(decide(), (0, vec![]), "neither adopted back nor asked again");
+        ctl.mutate(|core| {
+            core.removal_asked.insert(gone.id.clone(), Instant::now() - REMOVAL_GRACE);
+            (vec![], ())
+        });
+        assert_eq!(decide(), (1, vec![]), "judged again after the grace");
     }
 }
