@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quarterdeck::protocol::{Change, Fleet, Heartbeat, Host, HostState, decode, subjects, validate};
+use quarterdeck::protocol::{Change, Fleet, Heartbeat, decode, subjects, validate};
 use quarterdeck_fuzz::{envelope_round_trip, round_trip};
 
 fuzz_target!(|data: &[u8]| {
@@ -21,22 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = validate::names("tag", &hb.host.tags);
     let _ = hb.metrics.mem_pct();
     // The host as the controller keeps it (`intake.rs`, `host_draft`).
-    let info = &hb.host;
-    let host = Host {
-        id: info.id.clone(),
-        hostname: info.hostname.clone(),
-        ip: info.ip.clone(),
-        az: info.az.clone(),
-        tags: info.tags.clone(),
-        cpu_cores: info.cpu_cores,
-        memory_total_mb: info.memory_total_mb,
-        agent_version: info.agent_version.clone(),
-        last_heartbeat: 1,
-        state: HostState::Up,
-        metrics: hb.metrics.clone(),
-        warnings: info.warnings.clone(),
-        unmanaged: hb.unmanaged.clone(),
-    };
+    let host = hb.host_at(1);
     let mut fleet = Fleet::default();
     fleet.apply_change(&Change::Host(host));
     round_trip(&fleet);

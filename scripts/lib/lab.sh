@@ -378,7 +378,19 @@ lab_start_agent() {
     start_proc "agent-$h" nsenter --net="/var/run/netns/$(host_ns "$i")" \
         env DOCKER_HOST="unix://$(host_sock "$i")" NATS_URL="$LAB_NATS_URL" NATS_NKEY="$LAB_AUTH/agent/$h.nk" \
         "$LAB_BIN" agent --host-id "$h" --az "$az" --driver docker --ip "$ip" \
-        --advertise-ip "$ip" --data-dir "$DIR/hosts/$h/agent"
+        --advertise-ip "$ip" --data-dir "$DIR/hosts/$h/agent" \
+        --share-cores "$(lab_share_cores)" --share-memory "$(lab_share_memory_mb)M"
+}
+
+# Each host's share of this one machine: every dockerd reports the whole machine, and
+# four hosts showing the same figures would say nothing of any one of them. Rounded up,
+# so a host always offers at least a core.
+lab_share_cores() {
+    echo $(( ($(nproc) + LAB_N - 1) / LAB_N ))
+}
+
+lab_share_memory_mb() {
+    awk -v n="$LAB_N" '/^MemTotal:/ { printf "%d\n", $2 / 1024 / n }' /proc/meminfo
 }
 
 # True when the JetStream meta group of the cluster seen from MONITOR has a leader.

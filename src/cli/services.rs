@@ -12,7 +12,7 @@ use super::BusArgs;
 use super::parse;
 use crate::bus::{self, Bus, NatsBus};
 use crate::plane::agent::docker::{
-    DockerConfig, DockerDriver, Ipv4Net, NetworkMode, PublishMode, VlanConfig,
+    DockerConfig, DockerDriver, HostShare, Ipv4Net, NetworkMode, PublishMode, VlanConfig,
 };
 use crate::plane::agent::driver::RuntimeDriver;
 use crate::plane::agent::sim::{SimConfig, SimDriver};
@@ -186,6 +186,17 @@ pub struct AgentArgs {
     /// docker driver: read artifacts from this directory instead of the bus's object store.
     #[arg(long, value_name = "DIR")]
     pub repo_dir: Option<std::path::PathBuf>,
+
+    /// docker driver: the CPU cores this host offers when it shares a machine with other
+    /// hosts (the lab's hosts in network namespaces). Its capacity for placement, and its
+    /// CPU figure becomes its own containers' use of these cores [default: the engine's].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub share_cores: Option<u32>,
+
+    /// docker driver: the memory this host offers on a shared machine, e.g. 4G; its MEM
+    /// figure becomes its own containers' use of it [default: the engine's].
+    #[arg(long, value_parser = parse::memory_mb, value_name = "SIZE")]
+    pub share_memory: Option<u64>,
 }
 
 /// Resolves when the process is asked to stop.
@@ -402,6 +413,7 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
                 },
                 health_timeout: args.health_timeout,
                 refresh_period: args.heartbeat,
+                share: HostShare { cores: args.share_cores, memory_mb: args.share_memory },
                 ..DockerConfig::new(args.host_id.clone(), args.data_dir.clone(), advertise_ip)
             };
             let repo: Arc<dyn Repository> = match &args.repo_dir {

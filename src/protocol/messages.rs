@@ -378,6 +378,28 @@ pub struct Heartbeat {
     pub unmanaged: Vec<ContainerReport>,
 }
 
+impl Heartbeat {
+    /// The host as the controller keeps it from this heartbeat: up, last heard at `now_ms`.
+    pub fn host_at(&self, now_ms: u64) -> super::model::Host {
+        let info = &self.host;
+        super::model::Host {
+            id: info.id.clone(),
+            hostname: info.hostname.clone(),
+            ip: info.ip.clone(),
+            az: info.az.clone(),
+            tags: info.tags.clone(),
+            cpu_cores: info.cpu_cores,
+            memory_total_mb: info.memory_total_mb,
+            agent_version: info.agent_version.clone(),
+            last_heartbeat: now_ms,
+            state: super::model::HostState::Up,
+            metrics: self.metrics.clone(),
+            warnings: info.warnings.clone(),
+            unmanaged: self.unmanaged.clone(),
+        }
+    }
+}
+
 /// A container the agent does not manage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerReport {

@@ -67,10 +67,10 @@ pub fn command_id(value: &str) -> Result<(), String> {
     }
 }
 
-/// The most bytes of an instance id: an app name, an index and 4 hex digits fit.
+/// The most bytes of an instance id: an app name, an index and 8 hex digits fit.
 pub const MAX_INSTANCE_ID: usize = 100;
 
-/// An instance id as the controller makes them, `<app>-<index>-<4 hex digits>`: 1–100 of
+/// An instance id as the controller makes them, `<app>-<index>-<8 hex digits>`: 1–100 of
 /// `a-z 0-9 -`, starting with a letter or digit. An agent names the instance's directory
 /// and container after it, so nothing that could leave a directory (`/`, `..`) is allowed.
 pub fn instance_id(value: &str) -> Result<(), String> {

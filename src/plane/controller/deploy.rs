@@ -210,10 +210,15 @@ fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
 
 /// A new instance's id, which is its generation: no instance the fleet holds has it, so a
 /// container that a returning host still runs under an id now placed elsewhere is told
-/// apart from the current one (see `intake::sort_reports`).
+/// apart from the current one (see `intake::sort_reports`). The fleet cannot know what a
+/// host cut off from it still runs, so the suffix is 8 hex digits (32 bits): with 4, a new
+/// placement drew an id such a host held once in 65,536 draws of an app's index.
 fn fresh_instance_id(fleet: &crate::protocol::Fleet, app: &str, index: u32) -> String {
-    fresh_instance_id_from(fleet, app, index, || new_id()[..4].to_string())
+    fresh_instance_id_from(fleet, app, index, || new_id()[..INSTANCE_SUFFIX_HEX].to_string())
 }
+
+/// The hex digits of an instance id's random suffix.
+const INSTANCE_SUFFIX_HEX: usize = 8;
 
 fn fresh_instance_id_from(
     fleet: &crate::protocol::Fleet,
@@ -572,6 +577,16 @@ mod tests {
 
     /// A drawn id that the fleet holds (the instance being replaced, say) is drawn again:
     /// an id names one placement.
+    #[test]
+    fn a_new_instance_id_ends_in_8_hex_digits() {
+        let (fleet, _) = crate::plane::fixture::fixture(7, 4, 0);
+        let id = fresh_instance_id(&fleet, "web", 12);
+        let suffix = id.strip_prefix("web-12-").expect("app and index first");
+        assert_eq!(suffix.len(), 8, "{id}");
+        assert!(suffix.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
+        crate::protocol::validate::instance_id(&id).expect("a valid id");
+    }
+
     #[test]
     fn an_instance_id_the_fleet_holds_is_never_given_again() {
         let (fleet, _) = crate::plane::fixture::fixture(7, 4, 0);

@@ -10,8 +10,8 @@ use crate::bus::Subscription;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{self, AgentVerb};
 use crate::protocol::{
-    Change, EventKind, Heartbeat, Host, HostState, InstanceRef, InstanceReport, InstanceState,
-    InstanceStatus, Route, StepState, decode,
+    Change, EventKind, Heartbeat, HostState, InstanceRef, InstanceReport, InstanceState, InstanceStatus,
+    Route, StepState, decode,
 };
 
 pub(crate) async fn serve_heartbeats(ctl: Controller, mut sub: Subscription) {
@@ -224,21 +224,7 @@ fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
             ),
         ),
     };
-    let host = Host {
-        id: info.id.clone(),
-        hostname: info.hostname.clone(),
-        ip: info.ip.clone(),
-        az: info.az.clone(),
-        tags: info.tags.clone(),
-        cpu_cores: info.cpu_cores,
-        memory_total_mb: info.memory_total_mb,
-        agent_version: info.agent_version.clone(),
-        last_heartbeat: now,
-        state: HostState::Up,
-        metrics: hb.metrics.clone(),
-        warnings: info.warnings.clone(),
-        unmanaged: hb.unmanaged.clone(),
-    };
+    let host = hb.host_at(now);
     Some(Draft::new(kind, message).host(info.id.clone()).change(Change::Host(host)))
 }
 

@@ -100,6 +100,42 @@ pub struct DockerConfig {
     pub extra_labels: BTreeMap<String, String>,
     /// Root of the cgroup file system (tests point it elsewhere).
     pub cgroup_root: PathBuf,
+    /// What this host offers when it shares its machine with other hosts.
+    pub share: HostShare,
+}
+
+/// A host's slice of a machine it shares with other hosts (the lab's hosts are network
+/// namespaces on one machine, each with its own dockerd, and each engine reports the whole
+/// machine). Given, it is the host's capacity, and its CPU and MEM figures are its own
+/// containers' use of it: four hosts showing the same machine-wide figures would tell the
+/// operator nothing about any one of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostShare {
+    pub cores: Option<u32>,
+    pub memory_mb: Option<u64>,
+}
+
+impl HostShare {
+    /// The engine's figures with the share's in their place.
+    fn apply(self, engine: &mut Engine) {
+        engine.cpu_cores = self.cores.unwrap_or(engine.cpu_cores);
+        engine.memory_mb = self.memory_mb.unwrap_or(engine.memory_mb);
+    }
+
+    /// The host's figures from its containers' use (CPU as % of one core, memory in MB) where a
+    /// share is given; the machine's otherwise.
+    pub fn metrics(self, machine: HostMetrics, containers: &[(f32, u64)]) -> HostMetrics {
+        let mut m = machine;
+        if let Some(cores) = self.cores {
+            let used: f32 = containers.iter().map(|(cpu, _)| cpu).sum();
+            m.cpu_pct = (used / cores as f32).clamp(0.0, 100.0);
+        }
+        if let Some(total) = self.memory_mb {
+            m.mem_total_mb = total;
+            m.mem_used_mb = containers.iter().map(|(_, mem)| mem).sum();
+        }
+        m
+    }
 }
 
 impl DockerConfig {
@@ -117,6 +153,7 @@ impl DockerConfig {
             stop_timeout: Duration::from_secs(2),
             extra_labels: BTreeMap::new(),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            share: HostShare::default(),
         }
     }
 }
@@ -169,7 +206,8 @@ impl DockerDriver {
         if config.network == NetworkMode::Published && config.advertise_ip.is_none() {
             return Err("published networking needs an advertise IP".into());
         }
-        let (docker, engine, info) = connect::connect().await?;
+        let (docker, mut engine, info) = connect::connect().await?;
+        config.share.apply(&mut engine);
         std::fs::create_dir_all(config.data_dir.join("instances"))
             .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
         // Bind mounts need an absolute source.
@@ -259,9 +297,17 @@ impl RuntimeDriver for DockerDriver {
     async fn host_metrics(&self) -> HostMetrics {
         let inner = self.inner.clone();
         // sysinfo reads /proc synchronously; keep it off the async workers.
-        tokio::task::spawn_blocking(move || inner.host.lock().unwrap_or_else(|p| p.into_inner()).sample())
-            .await
-            .unwrap_or_default()
+        let machine = tokio::task::spawn_blocking(move || {
+            inner.host.lock().unwrap_or_else(|p| p.into_inner()).sample()
+        })
+        .await
+        .unwrap_or_default();
+        let containers: Vec<(f32, u64)> = {
+            let cache = self.inner.cache();
+            let managed = cache.reports().into_iter().map(|r| (r.cpu_pct, r.mem_used_mb));
+            managed.chain(cache.unmanaged.iter().map(|c| (c.cpu_pct, c.mem_used_mb))).collect()
+        };
+        self.inner.config.share.metrics(machine, &containers)
     }
 
     async fn unmanaged(&self) -> Vec<ContainerReport> {
@@ -298,5 +344,50 @@ impl RuntimeDriver for DockerDriver {
 
     async fn logs_since(&self, id: &str, since_ms: u64) -> Result<LogReceiver, DriverError> {
         logs::stream(&self.inner, id, logs::From::Since(since_ms), true).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine() -> HostMetrics {
+        HostMetrics {
+            cpu_pct: 90.0,
+            mem_used_mb: 20_000,
+            mem_total_mb: 24_000,
+            load1: 3.0,
+            ..HostMetrics::default()
+        }
+    }
+
+    /// A lab host offered 2 cores and 4 GB runs a container at half a core and 300 MB and
+    /// another at one core and 100 MB: 75 % of its 2 cores and 400 of 4096 MB, whatever the
+    /// machine does.
+    #[test]
+    fn a_shared_host_s_figures_are_its_containers_use_of_its_share() {
+        let share = HostShare { cores: Some(2), memory_mb: Some(4096) };
+        let m = share.metrics(machine(), &[(50.0, 300), (100.0, 100)]);
+        assert_eq!((m.cpu_pct, m.mem_used_mb, m.mem_total_mb), (75.0, 400, 4096));
+        assert_eq!(m.load1, 3.0, "what has no share stays the machine's");
+        let idle = share.metrics(machine(), &[]);
+        assert_eq!((idle.cpu_pct, idle.mem_used_mb), (0.0, 0));
+    }
+
+    #[test]
+    fn without_a_share_the_figures_are_the_machine_s() {
+        assert_eq!(HostShare::default().metrics(machine(), &[(50.0, 300)]), machine());
+        let mut engine = Engine {
+            cpu_cores: 8,
+            memory_mb: 24_000,
+            storage_driver: String::new(),
+            root_dir: String::new(),
+            api_version: String::new(),
+            server_version: String::new(),
+        };
+        HostShare::default().apply(&mut engine);
+        assert_eq!((engine.cpu_cores, engine.memory_mb), (8, 24_000));
+        HostShare { cores: Some(1), memory_mb: Some(2048) }.apply(&mut engine);
+        assert_eq!((engine.cpu_cores, engine.memory_mb), (1, 2048));
     }
 }
