@@ -451,6 +451,7 @@ fn read_only_refuses_every_action_and_sends_nothing() {
         app.overlays.clear();
     }
     assert!(sent(&all_effects).is_empty(), "read-only sent {:?}", sent(&all_effects));
+    assert!(!all_effects.iter().any(|e| matches!(e, Effect::Upload(_))), "read-only uploaded");
     let shown = screen(&mut app, 120, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
     app.update(Action::ShowPanel(Panel::Instances));
@@ -464,6 +465,139 @@ fn read_only_refuses_every_action_and_sends_nothing() {
     type_text(&mut app, "shop");
     app.update(Action::Submit);
     assert_eq!(app.row_count(Panel::Instances), 3);
+}
+
+/// Every key that would lead to a command is refused at once in read-only, with a word
+/// that names it, and nothing that leaves the cockpit (a command or an upload) is made.
+#[test]
+fn read_only_refuses_each_acting_key_at_once_and_makes_no_command_effect() {
+    let mut app = app();
+    app.read_only = true;
+    for panel in [Panel::Instances, Panel::Routes, Panel::Apps] {
+        app.update(Action::ShowPanel(panel));
+        for b in Bindable::ALL {
+            let action = b.action();
+            app.status = None;
+            let effects = app.update(action.clone());
+            let acting = matches!(
+                action,
+                Action::Restart
+                    | Action::Remove
+                    | Action::ToggleRoute
+                    | Action::AddRoute
+                    | Action::Weight
+                    | Action::Deploy
+            );
+            if acting {
+                let said = app.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();
+                assert!(said.starts_with("read-only: "), "{panel:?} {b:?}: {said:?}");
+                assert!(app.overlay().is_none(), "{panel:?} {b:?} opened {:?}", app.overlay());
+            }
+            assert!(
+                !effects.iter().any(|e| matches!(e, Effect::Send(_) | Effect::Upload(_))),
+                "{panel:?} {b:?}: {effects:?}"
+            );
+            app.overlays.clear();
+            app.should_quit = false;
+        }
+    }
+}
+
+/// Read-only that comes on while a dialog is open (the server refused another command)
+/// stops the command where it is made: a confirm dialog, the route form, the wizard's
+/// confirmation, and the deploy a finished upload would send.
+#[test]
+fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
+    let deny = |app: &mut App| {
+        let result = Err(crate::backend::CommandError::Denied {
+            subject: "qd.v1.ctl.restart".into(),
+            user: "carol".into(),
+        });
+        app.update(Action::Backend(Box::new(Update::CommandDone { what: "earlier".into(), result })));
+        assert!(app.read_only);
+    };
+    // A confirm dialog.
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Restart);
+    assert_eq!(app.input_mode(), InputMode::Confirm);
+    deny(&mut app);
+    assert!(sent(&app.update(Action::Confirmed)).is_empty());
+    assert!(app.status.as_ref().is_some_and(|s| s.text.starts_with("read-only: command refused")));
+
+    // The route form: its Enter is refused and the form closes.
+    let mut app = self::app();
+    app.update(Action::ShowPanel(Panel::Routes));
+    app.update(Action::Weight);
+    assert!(matches!(app.overlay(), Some(Overlay::Form(_))));
+    deny(&mut app);
+    app.update(Action::ClearInput);
+    type_text(&mut app, "7");
+    let effects = [app.update(Action::Submit), app.update(Action::Confirmed)].concat();
+    assert!(sent(&effects).is_empty(), "{effects:?}");
+    assert!(app.overlay().is_none());
+
+    // The wizard's confirmation of a prod app.
+    let mut app = self::app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Bottom);
+    app.update(Action::Deploy);
+    app.update(Action::Submit);
+    app.update(Action::Submit);
+    type_text(&mut app, "shop-web");
+    deny(&mut app);
+    let effects = app.update(Action::Submit);
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(app.status.as_ref().is_some_and(|s| s.text.starts_with("read-only: deploy refused")));
+
+    // The deploy waiting for its upload: the upload ends after read-only came on.
+    let dir = std::env::temp_dir().join(format!("qd-ro-upload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let file = dir.join("shop-web-2.0.0.tar.gz");
+    std::fs::write(&file, vec![7u8; 2048]).expect("artifact");
+    let mut app = self::app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Bottom);
+    app.update(Action::Deploy);
+    app.update(Action::ClearInput);
+    type_text(&mut app, "2.0.0");
+    app.update(Action::HistoryNext);
+    app.update(Action::ClearInput);
+    type_text(&mut app, &file.display().to_string());
+    app.update(Action::Submit);
+    app.update(Action::Submit);
+    type_text(&mut app, "shop-web");
+    let effects = app.update(Action::Submit);
+    assert!(matches!(effects.as_slice(), [Effect::Upload(_)]), "{effects:?}");
+    deny(&mut app);
+    let artifact =
+        crate::protocol::ArtifactRef { name: "shop-web-2.0.0".into(), sha256: "c".repeat(64), size: 2048 };
+    let done = crate::backend::upload::Uploaded { artifact, already_there: false };
+    let effects = app.update(Action::Backend(Box::new(Update::Uploaded { path: file, result: Ok(done) })));
+    assert!(effects.is_empty(), "the deploy went out in read-only: {effects:?}");
+    let shown = screen(&mut app, 120, 20);
+    assert!(shown.contains("refused"), "the wizard says the deploy was refused: {shown}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// "Is this prod" is one rule, `protocol::App::is_prod`: the confirm dialog and the
+/// wizard both ask it, so a tag added to an app changes both.
+#[test]
+fn the_prod_rule_is_the_apps_tag_for_the_dialog_and_the_wizard() {
+    let mut app = app();
+    let spec = app.replica.fleet.apps.get_mut("api-gateway").expect("api-gateway");
+    assert!(!spec.is_prod());
+    spec.tags.push(crate::protocol::PROD_TAG.into());
+    assert!(app.replica.fleet.apps["api-gateway"].is_prod());
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Top);
+    assert_eq!(app.selected_app().map(|a| a.name.as_str()), Some("api-gateway"));
+    app.update(Action::Restart);
+    assert_eq!(app.input_mode(), InputMode::TypedConfirm, "a restart of a prod app asks for its name");
+    app.overlays.clear();
+    app.update(Action::Deploy);
+    let Some(Overlay::Wizard(w)) = app.overlay() else { panic!("no wizard: {:?}", app.overlay()) };
+    assert!(w.is_prod(), "the wizard asks the same rule");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::{App, Level, Overlay, RouteForm, Status};
 use crate::actions::palette::{self, Command, RestartTarget};
 use crate::actions::{Action, Batch, Effect, Panel, Pending};
 use crate::backend::{ControlCommand, RouteVerb, Sync, Update};
-use crate::protocol::{RestartBody, RestartRequest, Route, RouteRequest, RouteState};
+use crate::protocol::{App as AppSpec, RestartBody, RestartRequest, Route, RouteRequest, RouteState};
 
 /// How long a status line stays up.
 const STATUS_MS: u64 = 6_000;
@@ -18,6 +18,18 @@ impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         if matches!(action, Action::Tick(_) | Action::Resize | Action::Backend(_)) {
             return self.update_background(action);
+        }
+        // Read-only refuses what would lead to a command before any dialog opens; what
+        // leads there anyway (read-only came on while a dialog was open) is stopped at
+        // `outgoing`.
+        if let Some(what) = self.asks_to_act(&action)
+            && self.refused_read_only(&what)
+        {
+            if matches!(self.overlay(), Some(Overlay::Palette(_) | Overlay::Form(_))) {
+                self.overlays.pop();
+            }
+            self.refresh_views();
+            return vec![];
         }
         let effects = match self.overlay() {
             Some(Overlay::Confirm(_)) => self.update_confirm(action),
@@ -102,42 +114,12 @@ impl App {
             Action::SortReverse => self.sort(true),
             Action::Mark => self.mark(),
             Action::Copy => self.copy(),
-            Action::Restart => {
-                if self.refused_read_only("restart") {
-                    return vec![];
-                }
-                self.ask_restart(None)
-            }
-            Action::Remove => {
-                if self.refused_read_only("remove") {
-                    return vec![];
-                }
-                self.ask_route(RouteVerb::Remove)
-            }
-            Action::ToggleRoute => {
-                if self.refused_read_only("enable/disable") {
-                    return vec![];
-                }
-                self.ask_route(RouteVerb::Enable)
-            }
-            Action::AddRoute => {
-                if self.refused_read_only("add route") {
-                    return vec![];
-                }
-                self.open_add_form()
-            }
-            Action::Weight => {
-                if self.refused_read_only("weight") {
-                    return vec![];
-                }
-                self.open_weight_form()
-            }
-            Action::Deploy => {
-                if self.refused_read_only("deploy") {
-                    return vec![];
-                }
-                self.open_wizard()
-            }
+            Action::Restart => self.ask_restart(None),
+            Action::Remove => self.ask_route(RouteVerb::Remove),
+            Action::ToggleRoute => self.ask_route(RouteVerb::Enable),
+            Action::AddRoute => self.open_add_form(),
+            Action::Weight => self.open_weight_form(),
+            Action::Deploy => self.open_wizard(),
             Action::Logs => self.open_logs(),
             Action::Mouse => {
                 self.mouse = !self.mouse;
@@ -292,7 +274,45 @@ impl App {
         self.status = Some(Status { text, level, until: self.now + STATUS_MS });
     }
 
-    /// In read-only mode, says so and returns true.
+    /// Every command effect the app makes (`Effect::Send`, and the upload a deploy starts
+    /// with) leaves through here: the one place read-only is enforced. Refused: said on the
+    /// status line, and the reason returned.
+    pub(super) fn outgoing(&mut self, what: &str, effects: Vec<Effect>) -> Result<Vec<Effect>, String> {
+        if self.refused_read_only(what) {
+            return Err(format!("read-only: {what} refused"));
+        }
+        Ok(effects)
+    }
+
+    /// What `action` asks for that would end in a command, in the state the app is in
+    /// now: the key that opens a confirm dialog, a form or the deploy wizard, or a
+    /// palette line or form that makes a command. `None` for anything that only looks.
+    fn asks_to_act(&self, action: &Action) -> Option<String> {
+        let word = |w: &str| Some(w.to_string());
+        match (self.overlay(), action) {
+            (None | Some(Overlay::Detail | Overlay::Help), a) => match a {
+                Action::Restart => word("restart"),
+                Action::Remove => word("remove"),
+                Action::ToggleRoute => word("enable/disable"),
+                Action::AddRoute => word("add route"),
+                Action::Weight => word("weight"),
+                // `d` with a deploy parked only shows how it goes.
+                Action::Deploy if self.parked_wizard.is_none() => word("deploy"),
+                _ => None,
+            },
+            (Some(Overlay::Palette(p)), Action::Submit) => match palette::parse(p.input.trim(), &self.replica.fleet) {
+                Ok(Command::Restart(_)) => word("restart"),
+                Ok(Command::Route(verb, _)) => Some(format!("route {}", verb.word())),
+                Ok(Command::Deploy { .. }) => word("deploy"),
+                _ => None,
+            },
+            (Some(Overlay::Form(_)), Action::Submit) => word("route change"),
+            _ => None,
+        }
+    }
+
+    /// In read-only mode, says so and returns true: the rule itself, which `outgoing`
+    /// and `asks_to_act`'s caller apply.
     fn refused_read_only(&mut self, what: &str) -> bool {
         if self.read_only {
             let why =
@@ -504,11 +524,6 @@ impl App {
 
     fn send_pending(&mut self) -> Vec<Effect> {
         let Some(Overlay::Confirm(pending)) = self.overlays.pop() else { return vec![] };
-        if self.read_only {
-            // Unreachable through the keys; kept so that no path can send in read-only mode.
-            self.refused_read_only("command");
-            return vec![];
-        }
         let mut commands = pending.commands;
         if let Some(batch) = pending.batch {
             for c in &mut commands {
@@ -518,8 +533,11 @@ impl App {
             }
         }
         let what: Vec<String> = commands.iter().map(ControlCommand::describe).collect();
+        let Ok(effects) = self.outgoing("command", commands.into_iter().map(Effect::Send).collect()) else {
+            return vec![];
+        };
         self.say(Level::Info, format!("sent: {}", what.join("; ")));
-        commands.into_iter().map(Effect::Send).collect()
+        effects
     }
 
     /// Puts commands behind the confirm dialog. Commands touching an app tagged `prod`
@@ -530,12 +548,9 @@ impl App {
         commands: Vec<ControlCommand>,
         apps: &BTreeSet<String>,
     ) -> Vec<Effect> {
-        if self.refused_read_only("command") {
-            return vec![];
-        }
         let prod: Vec<&str> = apps
             .iter()
-            .filter(|a| self.replica.fleet.apps.get(*a).is_some_and(|s| s.tags.iter().any(|t| t == "prod")))
+            .filter(|a| self.replica.fleet.apps.get(*a).is_some_and(AppSpec::is_prod))
             .map(String::as_str)
             .collect();
         let mut pending = Pending::new(question, commands);
@@ -884,16 +899,10 @@ impl App {
                 vec![]
             }
             Command::Restart(target) => {
-                if self.refused_read_only("restart") {
-                    return vec![];
-                }
                 self.overlays.clear();
                 self.ask_restart(Some(target))
             }
             Command::Route(verb, req) => {
-                if self.refused_read_only(&format!("route {}", verb.word())) {
-                    return vec![];
-                }
                 let f = &self.replica.fleet;
                 let key = (req.app.clone(), req.backend.clone());
                 let domain = f.apps.get(&req.app).map(|a| a.domain.clone()).unwrap_or_default();
@@ -918,9 +927,6 @@ impl App {
                 self.confirm(question, vec![ControlCommand::Route(verb, req)], &apps)
             }
             Command::Deploy { app, version, instances } => {
-                if self.refused_read_only("deploy") {
-                    return vec![];
-                }
                 // The wizard, prefilled: the same plan preview and confirmation as `d`.
                 self.open_wizard_for(Some(&app), version, instances)
             }

@@ -73,7 +73,7 @@ impl Field {
             Field::Artifact => ".tar.gz/.tar to upload (Tab completes), the current slot, or empty",
             Field::Image => "e.g. tomcat:8.5",
             Field::Port => "1-65535",
-            Field::Instances => "1-500",
+            Field::Instances => validate::INSTANCES_RANGE,
             Field::Azs => "comma-separated; empty: any",
             Field::Tags => "comma-separated; every one required",
             Field::Cpu => "cores per instance, e.g. 0.5",
@@ -233,7 +233,7 @@ impl Wizard {
     }
 
     pub fn is_prod(&self) -> bool {
-        self.previous.as_ref().is_some_and(|a| a.tags.iter().any(|t| t == "prod"))
+        self.previous.as_ref().is_some_and(AppSpec::is_prod)
     }
 
     /// The field's error, if its value is not valid now.
@@ -249,8 +249,12 @@ impl Wizard {
                 _ => Err(format!("port {v:?}: use 1 to 65535")),
             },
             Field::Instances => match v.parse::<u32>() {
-                Ok(n) if (1..=500).contains(&n) => Ok(()),
-                _ => Err(format!("instances {v:?}: use 1 to 500")),
+                Ok(n) => validate::instances(n),
+                Err(_) => Err(format!(
+                    "instances {}: use a number from {}",
+                    validate::quoted(v),
+                    validate::INSTANCES_RANGE
+                )),
             },
             Field::Azs => list(v).iter().try_for_each(|az| validate::name("AZ", az)),
             Field::Tags => list(v).iter().try_for_each(|t| validate::tag(t)),
@@ -790,10 +794,10 @@ impl App {
             Overlay::Wizard(w) => Some(w),
             _ => None,
         });
-        let mut effects = vec![];
+        let mut deploy = None;
         for w in shown.chain(parked) {
             if let Some(cmd) = w.uploaded(path, result, now) {
-                effects.push(Effect::Send(cmd));
+                deploy = Some(cmd);
                 break;
             }
         }
@@ -806,12 +810,19 @@ impl App {
             }
             Err(e) => self.say(Level::Error, format!("upload of {} failed: {e}", path.display())),
         }
-        effects
+        let Some(cmd) = deploy else { return vec![] };
+        match self.outgoing("deploy", vec![Effect::Send(cmd.clone())]) {
+            Ok(effects) => effects,
+            Err(why) => {
+                // Read-only came on during the upload: the wizard says the deploy was refused.
+                self.wizard_command_done(&cmd.describe(), &Err(why));
+                vec![]
+            }
+        }
     }
 
     pub(super) fn update_wizard(&mut self, action: Action) -> Vec<Effect> {
         let fleet = &self.replica.fleet;
-        let read_only = self.read_only;
         let now = self.now;
         let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
         let step = w.step.clone();
@@ -871,29 +882,37 @@ impl App {
                     // Enter is No in a `[y/N]` question.
                     return vec![];
                 }
-                if read_only {
-                    self.say(Level::Warn, "read-only: deploy refused".into());
-                    return vec![];
-                }
                 let rollback = w.step == Step::ConfirmRollback;
                 let req = if rollback { w.rollback_request() } else { w.request() };
                 let Some(req) = req else { return vec![] };
                 let cmd = ControlCommand::Deploy(Box::new(req));
-                if let (false, Ok(ArtifactChoice::Upload(path))) = (rollback, w.artifact_choice()) {
-                    // The original order: the artifact into the repository, then the deploy.
-                    w.uploading(&cmd, path.clone(), now);
-                    let upload = UploadRequest {
+                // The original order: the artifact into the repository, then the deploy.
+                let upload = match (rollback, w.artifact_choice()) {
+                    (false, Ok(ArtifactChoice::Upload(path))) => Some(UploadRequest {
                         app: w.value(Field::App).to_string(),
                         version: w.value(Field::Version).to_string(),
-                        path: path.clone(),
-                    };
-                    self.say(Level::Info, format!("uploading {}", path.display()));
-                    return vec![Effect::Upload(upload)];
-                }
-                w.sending(&cmd, rollback, now);
-                let text = format!("sent: {}", cmd.describe());
+                        path,
+                    }),
+                    _ => None,
+                };
+                let effect = match &upload {
+                    Some(u) => Effect::Upload(u.clone()),
+                    None => Effect::Send(cmd.clone()),
+                };
+                let Ok(effects) = self.outgoing("deploy", vec![effect]) else { return vec![] };
+                let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
+                let text = match upload {
+                    Some(u) => {
+                        w.uploading(&cmd, u.path.clone(), now);
+                        format!("uploading {}", u.path.display())
+                    }
+                    None => {
+                        w.sending(&cmd, rollback, now);
+                        format!("sent: {}", cmd.describe())
+                    }
+                };
                 self.say(Level::Info, text);
-                return vec![Effect::Send(cmd)];
+                return effects;
             }
             (Step::Progress, Action::Input('r' | 'R')) => {
                 if w.can_roll_back(fleet) {
