@@ -1169,3 +1169,80 @@ fn a_burst_past_the_budget_is_counted_afresh_before_the_frame() {
     app.refresh_views();
     assert_eq!(app.facts, super::facts::FleetFacts::of(&app.replica));
 }
+
+/// The Events panel follows its newest event like `tail -f`: a new event takes the
+/// selection while it is on the newest row; once the operator moves off, the selection
+/// stays on its event and the title says the panel is paused; `g` (the newest row in the
+/// newest-first order) follows again, and so does `G` once a sort puts the newest last.
+#[test]
+fn the_events_panel_follows_the_newest_until_the_operator_moves() {
+    use crate::protocol::{Change, InstanceState};
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Events));
+    let newest = |app: &App| app.replica.events.iter().map(|e| e.rev).max();
+    let selected = |app: &App| app.selected_event().map(|e| e.rev);
+    assert_eq!(selected(&app), newest(&app));
+    assert!(screen(&mut app, 120, 14).contains("● following"));
+    let mut inst = app.replica.fleet.instances.values().next().cloned().expect("an instance");
+    let mut feed = |app: &mut App| {
+        inst.state =
+            if inst.state == InstanceState::Crashed { InstanceState::Running } else { InstanceState::Crashed };
+        let update = change_event(app, vec![Change::Instance(inst.clone())]);
+        app.update(Action::Backend(Box::new(update)));
+        app.refresh_views();
+    };
+    feed(&mut app);
+    feed(&mut app);
+    assert_eq!(selected(&app), newest(&app), "the newest event is selected as it arrives");
+    assert_eq!(app.selection().offset, 0, "and on screen");
+
+    app.update(Action::Down);
+    let kept = selected(&app);
+    feed(&mut app);
+    assert_eq!(selected(&app), kept, "paused: the selection stays on its event");
+    let shown = screen(&mut app, 120, 14);
+    assert!(shown.contains("⏸ paused (g: newest)") && !shown.contains("following"), "{shown}");
+
+    app.update(Action::Top);
+    feed(&mut app);
+    assert_eq!(selected(&app), newest(&app), "g follows again");
+    assert!(screen(&mut app, 120, 14).contains("● following"));
+
+    // Sorted oldest first (REV ascending), the newest row is the last: `G` follows.
+    app.update(Action::Sort);
+    app.update(Action::Sort);
+    assert!(app.status.as_ref().is_some_and(|s| s.text == "sorted by REV ↑"), "{:?}", app.status);
+    app.update(Action::Bottom);
+    feed(&mut app);
+    assert_eq!(selected(&app), newest(&app), "G follows when the newest is last");
+    app.update(Action::Up);
+    feed(&mut app);
+    assert_ne!(selected(&app), newest(&app));
+    assert!(screen(&mut app, 120, 14).contains("⏸ paused (G: newest)"));
+}
+
+/// A filter that matches nothing says so, in every table, instead of the empty text.
+#[test]
+fn a_filter_that_matches_nothing_says_no_match() {
+    let mut app = app();
+    let with_rows: Vec<Panel> = Panel::ALL.into_iter().filter(|p| app.total_rows(*p) > 0).collect();
+    assert_eq!(with_rows.len(), 5, "every panel but Audit has rows in the fixture");
+    for panel in with_rows {
+        app.update(Action::ShowPanel(panel));
+        app.update(Action::Filter);
+        type_text(&mut app, "zzz-matches-nothing");
+        app.update(Action::Submit);
+        let shown = screen(&mut app, 120, 14);
+        assert!(shown.contains("no match: Esc clears the filter"), "{panel:?}: {shown}");
+        assert!(!shown.contains("no events yet"), "{panel:?}: {shown}");
+        app.update(Action::Back);
+        assert!(!screen(&mut app, 120, 14).contains("no match"), "{panel:?}");
+    }
+    // With no rows at all, the panel's own empty text.
+    assert_eq!(app.total_rows(Panel::Audit), 0);
+    app.update(Action::ShowPanel(Panel::Audit));
+    app.update(Action::Filter);
+    type_text(&mut app, "zzz");
+    let shown = screen(&mut app, 120, 14);
+    assert!(shown.contains("no operator commands") && !shown.contains("no match"), "{shown}");
+}
