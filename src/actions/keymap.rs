@@ -80,7 +80,7 @@ const TABLE: [(Bindable, &str, &str); 32] = [
     (Bindable::Logs, "logs", "logs of the selected instance"),
     (Bindable::Sort, "sort", "sort by next column"),
     (Bindable::SortReverse, "sort_reverse", "reverse the sort"),
-    (Bindable::Mark, "mark", "mark row for bulk actions"),
+    (Bindable::Mark, "mark", "mark/unmark the row, then move down (bulk actions)"),
     (Bindable::Copy, "copy", "copy id (OSC 52)"),
     (Bindable::Mouse, "mouse", "mouse capture on/off"),
 ];

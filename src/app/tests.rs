@@ -374,7 +374,7 @@ fn marked_instances_restart_together_with_a_batch_size() {
     app.update(Action::Adjust(5));
     let shown = screen(&mut app, 120, 16);
     assert!(
-        shown.contains("Restart the 3 marked instance(s), rolling?") && shown.contains("◀ 3 ▶"),
+        shown.contains("Restart 3 marked instance(s): ") && shown.contains("◀ 3 ▶"),
         "{shown}"
     );
     app.update(Action::Input('2'));
@@ -1245,4 +1245,113 @@ fn a_filter_that_matches_nothing_says_no_match() {
     type_text(&mut app, "zzz");
     let shown = screen(&mut app, 120, 14);
     assert!(shown.contains("no operator commands") && !shown.contains("no match"), "{shown}");
+}
+
+fn question(app: &App) -> String {
+    match app.overlay() {
+        Some(Overlay::Confirm(p)) => p.question.clone(),
+        other => panic!("no confirm dialog: {other:?}"),
+    }
+}
+
+/// Space marks the row and moves the cursor down, as the help says.
+#[test]
+fn space_marks_the_row_and_moves_down_as_the_help_says() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    let first = app.selected_key(Panel::Instances).expect("a row");
+    app.update(Action::Mark);
+    assert_eq!(app.selection().index, 1, "the cursor moved down");
+    assert!(app.view(Panel::Instances).marks.contains(&first));
+    app.update(Action::Up);
+    app.update(Action::Mark);
+    assert!(!app.view(Panel::Instances).marks.contains(&first), "Space again unmarks");
+    app.update(Action::Help);
+    let shown = screen(&mut app, 200, 30);
+    assert!(shown.contains("mark/unmark the row, then") && shown.contains("down (bulk actions)"), "{shown}");
+}
+
+/// A bulk confirmation names its targets, the first few and then `…`.
+#[test]
+fn bulk_confirmations_name_their_targets() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Routes));
+    let routes: Vec<(String, String)> = app
+        .rows(Panel::Routes)
+        .iter()
+        .filter_map(|k| match k {
+            RowKey::Route(a, b) => Some((a.clone(), b.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(routes.len() >= 5, "{routes:?}");
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    app.update(Action::ToggleRoute);
+    let q = question(&app);
+    let (a, b) = (&routes[0], &routes[1]);
+    assert!(
+        q.starts_with(&format!("Disable 2 routes: {} {}, {} {}?", a.0, a.1, b.0, b.1)),
+        "{q}"
+    );
+    app.update(Action::Cancelled);
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    app.update(Action::ToggleRoute);
+    let q = question(&app);
+    let c = &routes[2];
+    assert!(
+        q.starts_with(&format!("Disable 4 routes: {} {}, {} {}, {} {}, …?", a.0, a.1, b.0, b.1, c.0, c.1)),
+        "{q}"
+    );
+    // Marked instances are named too.
+    app.update(Action::Cancelled);
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    let ids: Vec<String> = row_ids(&app, Panel::Instances).into_iter().take(2).collect();
+    app.update(Action::Restart);
+    let q = question(&app);
+    assert!(q.starts_with(&format!("Restart 2 marked instance(s): {}, {}, rolling?", ids[0], ids[1])), "{q}");
+}
+
+/// Enabling an enabled route (or disabling a disabled one) is a no-op that says so and
+/// sends nothing; among marked routes, those already so are left out and named as such.
+#[test]
+fn enabling_an_enabled_route_is_a_no_op_that_says_so() {
+    use crate::protocol::RouteState;
+    let mut app = app();
+    let (key, route) = app.replica.fleet.routes.iter().next().map(|(k, r)| (k.clone(), r.clone())).expect("a route");
+    assert_eq!(route.state, RouteState::Enabled);
+    app.update(Action::Palette);
+    type_text(&mut app, &format!("route enable {} {}", key.0, key.1));
+    let effects = app.update(Action::Submit);
+    assert!(effects.is_empty() && app.overlay().is_none(), "{effects:?} {:?}", app.overlay());
+    let said = app.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();
+    assert_eq!(said, format!("route {} -> {} is already enabled: nothing sent", route.domain, route.backend));
+    // The other way round it is a command, confirmed as usual.
+    app.update(Action::Palette);
+    type_text(&mut app, &format!("route disable {} {}", key.0, key.1));
+    app.update(Action::Submit);
+    assert!(question(&app).starts_with("Disable route"), "{}", question(&app));
+    app.overlays.clear();
+
+    // Marks: the second route is disabled already; `e` goes the way of the first
+    // (disable) and sends one command.
+    app.update(Action::ShowPanel(Panel::Routes));
+    app.update(Action::Top);
+    let second = match app.rows(Panel::Routes).get(1) {
+        Some(RowKey::Route(a, b)) => (a.clone(), b.clone()),
+        other => panic!("{other:?}"),
+    };
+    app.replica.fleet.routes.get_mut(&second).expect("second route").state = RouteState::Disabled;
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    app.update(Action::ToggleRoute);
+    let q = question(&app);
+    assert!(q.contains("1 marked already disabled: left as they are"), "{q}");
+    let commands = sent(&app.update(Action::Confirmed));
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    let ControlCommand::Route(RouteVerb::Disable, req) = &commands[0] else { panic!("{commands:?}") };
+    assert_ne!((req.app.clone(), req.backend.clone()), second);
 }

@@ -669,7 +669,7 @@ impl App {
                     self.say(Level::Warn, "no marked instances: mark rows with Space first".into());
                     return vec![];
                 }
-                let q = format!("Restart the {} marked instance(s), rolling?", ids.len());
+                let q = format!("Restart {} marked instance(s): {}, rolling?", ids.len(), named(ids.iter().cloned()));
                 (q, RestartRequest::Instances(ids.clone()), ids)
             }
         };
@@ -725,6 +725,7 @@ impl App {
             (_, RouteState::Enabled) => RouteVerb::Disable,
             (_, RouteState::Disabled) => RouteVerb::Enable,
         };
+        let Some((routes, unchanged)) = self.routes_to_change(verb, routes) else { return vec![] };
         let commands: Vec<ControlCommand> = routes
             .iter()
             .map(|r| {
@@ -735,10 +736,17 @@ impl App {
             })
             .collect();
         let word = capitalise(verb.word());
-        let question = match routes.as_slice() {
+        let mut question = match routes.as_slice() {
             [r] => format!("{word} route {} -> {}?", r.domain, r.backend),
-            many => format!("{word} {} marked routes?", many.len()),
+            many => format!(
+                "{word} {} routes: {}?",
+                many.len(),
+                named(many.iter().map(|r| format!("{} {}", r.app, r.backend)))
+            ),
         };
+        if unchanged > 0 {
+            question.push_str(&format!("\n{unchanged} marked already {}: left as they are", state_word(verb)));
+        }
         let question = self.with_traffic_warning(
             question,
             verb,
@@ -750,6 +758,27 @@ impl App {
             _ => BTreeSet::new(),
         };
         self.confirm(question, commands, &apps)
+    }
+
+    /// The routes an enable or a disable changes, and how many are in that state already
+    /// (left out: no command for them). `None`, said on the status line, when none would
+    /// change: asking again for what is so is a no-op, not a command.
+    fn routes_to_change(&mut self, verb: RouteVerb, routes: Vec<Route>) -> Option<(Vec<Route>, usize)> {
+        let already = |r: &Route| {
+            matches!((verb, r.state), (RouteVerb::Enable, RouteState::Enabled) | (RouteVerb::Disable, RouteState::Disabled))
+        };
+        let total = routes.len();
+        let (unchanged, changing): (Vec<Route>, Vec<Route>) = routes.into_iter().partition(already);
+        if !changing.is_empty() {
+            return Some((changing, unchanged.len()));
+        }
+        let state = state_word(verb);
+        let text = match unchanged.as_slice() {
+            [r] => format!("route {} -> {} is already {state}: nothing sent", r.domain, r.backend),
+            _ => format!("the {total} routes are already {state}: nothing sent"),
+        };
+        self.say(Level::Info, text);
+        None
     }
 
     /// A disable or a removal that takes an app's last serving backend says so, on a line
@@ -935,8 +964,14 @@ impl App {
                 self.ask_restart(Some(target))
             }
             Command::Route(verb, req) => {
-                let f = &self.replica.fleet;
                 let key = (req.app.clone(), req.backend.clone());
+                if let Some(route) = self.replica.fleet.routes.get(&key).cloned()
+                    && self.routes_to_change(verb, vec![route]).is_none()
+                {
+                    self.overlays.clear();
+                    return vec![];
+                }
+                let f = &self.replica.fleet;
                 let domain = f.apps.get(&req.app).map(|a| a.domain.clone()).unwrap_or_default();
                 let question = match verb {
                     RouteVerb::Add => {
@@ -964,6 +999,30 @@ impl App {
             }
         }
     }
+}
+
+/// The state an enable or a disable leaves a route in.
+fn state_word(verb: RouteVerb) -> &'static str {
+    match verb {
+        RouteVerb::Disable => RouteState::Disabled.as_str(),
+        _ => RouteState::Enabled.as_str(),
+    }
+}
+
+/// How many targets a bulk confirmation names before it cuts the list with `…`.
+const NAMED_TARGETS: usize = 3;
+
+/// The targets of a bulk action for its confirmation: the first few, then `…`.
+fn named(targets: impl Iterator<Item = String>) -> String {
+    let mut shown: Vec<String> = Vec::with_capacity(NAMED_TARGETS + 1);
+    for (n, t) in targets.enumerate() {
+        if n == NAMED_TARGETS {
+            shown.push("…".into());
+            break;
+        }
+        shown.push(t);
+    }
+    shown.join(", ")
 }
 
 fn capitalise(s: &str) -> String {

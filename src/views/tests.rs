@@ -130,6 +130,22 @@ fn help_overlay() {
     assert_snapshot!(text(&draw(&mut app, 120, 24)));
 }
 
+/// At 80x24 a description longer than its column wraps under itself: every word of
+/// every description is on screen.
+#[test]
+fn help_lines_wrap_at_80x24() {
+    let mut app = app();
+    app.update(Action::Help);
+    let screen = text(&draw(&mut app, 80, 24));
+    assert_snapshot!(screen);
+    for b in crate::actions::keymap::Bindable::ALL {
+        for word in b.describe().split(' ') {
+            assert!(screen.contains(word), "{:?}: {word:?} is cut: {screen}", b.describe());
+        }
+    }
+    assert!(!screen.contains('…'), "{screen}");
+}
+
 #[test]
 fn confirm_dialog() {
     let mut app = app();

@@ -373,7 +373,7 @@ fn clip(s: &str, n: usize) -> String {
 }
 
 /// Words into lines of at most `width` characters; a longer word is cut.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(super) fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(10);
     let mut lines = vec![String::new()];
     for word in text.split(' ') {
