@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::actions::palette::common_prefix;
-use crate::backend::ControlCommand;
+use crate::backend::{ControlCommand, Replica};
 use crate::backend::upload::{UploadRequest, Uploaded, check_artifact_file};
 use crate::protocol::scheduler::{PlacementError, PlacementRequest, place};
 use crate::protocol::{
@@ -171,6 +171,9 @@ pub struct Wizard {
     pub error: Option<String>,
     /// The deploy, then the rollback, once sent.
     pub sent: Vec<Sent>,
+    /// How many of the progress's step lines are scrolled up from the latest (0: the
+    /// latest are shown, as they come).
+    pub progress_up: usize,
     /// While Tab cycles through app names: what was typed before the first Tab.
     cycle: Option<String>,
 }
@@ -187,6 +190,7 @@ impl Wizard {
             input: String::new(),
             error: None,
             sent: Vec::new(),
+            progress_up: 0,
             cycle: None,
         };
         w.values[Field::Instances as usize] = "1".into();
@@ -481,8 +485,26 @@ impl Wizard {
             refused: None,
         });
         self.step = Step::Progress;
+        self.progress_up = 0;
         self.input.clear();
         self.error = None;
+    }
+
+    /// The progress's step lines, which scroll: a heading for each instance (and the
+    /// artifact's steps), then its steps.
+    pub fn progress_lines(&self, replica: &Replica) -> usize {
+        let Some(op) = self.operation(&replica.fleet) else { return 0 };
+        let steps = crate::app::facts::operation_steps(replica, op).unwrap_or_default();
+        let groups: std::collections::BTreeSet<Option<&str>> =
+            steps.iter().map(|s| s.instance.as_deref()).collect();
+        steps.len() + groups.len()
+    }
+
+    /// Scrolls the progress by `by` lines (up is positive), within what there is to see
+    /// with `rows` lines on screen.
+    pub fn scroll_progress(&mut self, replica: &Replica, by: i64, rows: usize) {
+        let most = self.progress_lines(replica).saturating_sub(rows.max(1));
+        self.progress_up = (self.progress_up as i64).saturating_add(by).clamp(0, most as i64) as usize;
     }
 
     /// The deploy waits for its artifact's upload; `uploaded` sends it.
@@ -723,6 +745,11 @@ fn planned(id: &str, app: &str, version: &str, host: &str, c: &Constraints) -> I
 use super::{App, Level, Overlay};
 use crate::actions::{Action, Effect, Panel};
 
+/// The most lines the progress shows around its steps, beyond the table's rows: its
+/// heading, an upload's two lines, what is hidden below, the end, a rollback offer. The
+/// keys scroll within the steps less these, so the first step is always in reach.
+const PROGRESS_AROUND: usize = 6;
+
 impl App {
     /// `d`: the wizard, for the selected app (or the selected instance's or route's). A
     /// deploy left running with Esc comes back first, with its progress.
@@ -822,8 +849,10 @@ impl App {
     }
 
     pub(super) fn update_wizard(&mut self, action: Action) -> Vec<Effect> {
+        let replica = &self.replica;
         let fleet = &self.replica.fleet;
         let now = self.now;
+        let page = self.page_rows;
         let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
         let step = w.step.clone();
         match (step, action) {
@@ -914,6 +943,18 @@ impl App {
                 self.say(Level::Info, text);
                 return effects;
             }
+            // The rows the steps get on screen: the table's rows less the progress's own
+            // lines around them (the view clamps exactly; this keeps the keys in range).
+            (Step::Progress, Action::HistoryPrev | Action::Input('k')) => {
+                w.scroll_progress(replica, 1, page.saturating_sub(PROGRESS_AROUND))
+            }
+            (Step::Progress, Action::HistoryNext | Action::Input('j')) => {
+                w.scroll_progress(replica, -1, page.saturating_sub(PROGRESS_AROUND))
+            }
+            (Step::Progress, Action::Input('g')) => {
+                w.scroll_progress(replica, i64::MAX / 2, page.saturating_sub(PROGRESS_AROUND))
+            }
+            (Step::Progress, Action::Input('G')) => w.progress_up = 0,
             (Step::Progress, Action::Input('r' | 'R')) => {
                 if w.can_roll_back(fleet) {
                     w.step = Step::ConfirmRollback;

@@ -886,6 +886,43 @@ fn wizard_live_progress() {
     assert_eq!(wizard(&app).step, crate::app::wizard::Step::Progress);
 }
 
+/// A deploy's steps that do not fit scroll: the latest are shown as they come, with a
+/// line for what is above; ↑/k, ↓/j, g and G move through them.
+#[test]
+fn wizard_progress_scrolls_when_the_steps_do_not_fit() {
+    let mut app = wizard_sent(crate::protocol::OperationState::Running);
+    app.update(Action::Tick(T0 + 4_100));
+    let screen = text(&draw(&mut app, 120, 14));
+    assert_snapshot!(screen);
+    assert!(screen.contains("… DOWNLOAD") && screen.contains("running for"), "the latest:\n{screen}");
+    assert!(screen.contains("line(s) above") && !screen.contains("ALLOCATE_REPOSITORY"), "{screen}");
+    assert!(screen.contains("operation op-wiz"), "the heading stays:\n{screen}");
+
+    // ↑ moves the window one line toward the first step.
+    let above = |screen: &str| -> usize {
+        let at = screen.find("↑ ").map(|i| &screen[i + "↑ ".len()..]).unwrap_or("0 ");
+        at.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    let before = above(&screen);
+    app.update(Action::HistoryPrev);
+    let screen = text(&draw(&mut app, 120, 14));
+    assert_eq!(above(&screen), before - 1, "{screen}");
+    assert!(screen.contains("↓ 2 newer line(s)") && !screen.contains("… DOWNLOAD"), "{screen}");
+
+    // g: the first steps; G: the latest again.
+    app.update(Action::Input('g'));
+    let screen = text(&draw(&mut app, 120, 14));
+    assert!(screen.contains("✓ ALLOCATE_REPOSITORY_REQUEST") && !screen.contains("line(s) above"), "{screen}");
+    app.update(Action::Input('j'));
+    app.update(Action::Input('G'));
+    let screen = text(&draw(&mut app, 120, 14));
+    assert!(screen.contains("… DOWNLOAD") && !screen.contains("newer line(s)"), "{screen}");
+    // Where everything fits, nothing scrolls.
+    let screen = text(&draw(&mut app, 120, 40));
+    assert!(screen.contains("✓ ALLOCATE_REPOSITORY_REQUEST") && screen.contains("… DOWNLOAD"), "{screen}");
+    assert!(!screen.contains("line(s) above"), "{screen}");
+}
+
 /// A pull in progress shows as a running step with its bytes, not cut off.
 #[test]
 fn wizard_shows_a_pull_in_progress_with_its_bytes() {
