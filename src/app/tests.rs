@@ -373,10 +373,7 @@ fn marked_instances_restart_together_with_a_batch_size() {
     app.update(Action::Adjust(1));
     app.update(Action::Adjust(5));
     let shown = screen(&mut app, 120, 16);
-    assert!(
-        shown.contains("Restart 3 marked instance(s): ") && shown.contains("◀ 3 ▶"),
-        "{shown}"
-    );
+    assert!(shown.contains("Restart 3 marked instance(s): ") && shown.contains("◀ 3 ▶"), "{shown}");
     app.update(Action::Input('2'));
     let effects = app.update(Action::Confirmed);
     let commands = sent(&effects);
@@ -1185,8 +1182,11 @@ fn the_events_panel_follows_the_newest_until_the_operator_moves() {
     assert!(screen(&mut app, 120, 14).contains("● following"));
     let mut inst = app.replica.fleet.instances.values().next().cloned().expect("an instance");
     let mut feed = |app: &mut App| {
-        inst.state =
-            if inst.state == InstanceState::Crashed { InstanceState::Running } else { InstanceState::Crashed };
+        inst.state = if inst.state == InstanceState::Crashed {
+            InstanceState::Running
+        } else {
+            InstanceState::Crashed
+        };
         let update = change_event(app, vec![Change::Instance(inst.clone())]);
         app.update(Action::Backend(Box::new(update)));
         app.refresh_views();
@@ -1290,10 +1290,7 @@ fn bulk_confirmations_name_their_targets() {
     app.update(Action::ToggleRoute);
     let q = question(&app);
     let (a, b) = (&routes[0], &routes[1]);
-    assert!(
-        q.starts_with(&format!("Disable 2 routes: {} {}, {} {}?", a.0, a.1, b.0, b.1)),
-        "{q}"
-    );
+    assert!(q.starts_with(&format!("Disable 2 routes: {} {}, {} {}?", a.0, a.1, b.0, b.1)), "{q}");
     app.update(Action::Cancelled);
     app.update(Action::Mark);
     app.update(Action::Mark);
@@ -1321,7 +1318,8 @@ fn bulk_confirmations_name_their_targets() {
 fn enabling_an_enabled_route_is_a_no_op_that_says_so() {
     use crate::protocol::RouteState;
     let mut app = app();
-    let (key, route) = app.replica.fleet.routes.iter().next().map(|(k, r)| (k.clone(), r.clone())).expect("a route");
+    let (key, route) =
+        app.replica.fleet.routes.iter().next().map(|(k, r)| (k.clone(), r.clone())).expect("a route");
     assert_eq!(route.state, RouteState::Enabled);
     app.update(Action::Palette);
     type_text(&mut app, &format!("route enable {} {}", key.0, key.1));

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use super::rows::{Filter, RowKey, Sort};
 use super::{App, Level, Overlay, RouteForm, Status};
-use crate::actions::palette::{self, Command, RestartTarget};
 use crate::actions::keymap::Bindable;
+use crate::actions::palette::{self, Command, RestartTarget};
 use crate::actions::{Action, Batch, Effect, Panel, Pending};
 use crate::backend::{ControlCommand, RouteVerb, Sync, Update};
 use crate::protocol::{App as AppSpec, RestartBody, RestartRequest, Route, RouteRequest, RouteState};
@@ -332,12 +332,14 @@ impl App {
                 Action::Deploy if self.parked_wizard.is_none() => word("deploy"),
                 _ => None,
             },
-            (Some(Overlay::Palette(p)), Action::Submit) => match palette::parse(p.input.trim(), &self.replica.fleet) {
-                Ok(Command::Restart(_)) => word("restart"),
-                Ok(Command::Route(verb, _)) => Some(format!("route {}", verb.word())),
-                Ok(Command::Deploy { .. }) => word("deploy"),
-                _ => None,
-            },
+            (Some(Overlay::Palette(p)), Action::Submit) => {
+                match palette::parse(p.input.trim(), &self.replica.fleet) {
+                    Ok(Command::Restart(_)) => word("restart"),
+                    Ok(Command::Route(verb, _)) => Some(format!("route {}", verb.word())),
+                    Ok(Command::Deploy { .. }) => word("deploy"),
+                    _ => None,
+                }
+            }
             (Some(Overlay::Form(_)), Action::Submit) => word("route change"),
             _ => None,
         }
@@ -669,7 +671,11 @@ impl App {
                     self.say(Level::Warn, "no marked instances: mark rows with Space first".into());
                     return vec![];
                 }
-                let q = format!("Restart {} marked instance(s): {}, rolling?", ids.len(), named(ids.iter().cloned()));
+                let q = format!(
+                    "Restart {} marked instance(s): {}, rolling?",
+                    ids.len(),
+                    named(ids.iter().cloned())
+                );
                 (q, RestartRequest::Instances(ids.clone()), ids)
             }
         };
@@ -745,7 +751,8 @@ impl App {
             ),
         };
         if unchanged > 0 {
-            question.push_str(&format!("\n{unchanged} marked already {}: left as they are", state_word(verb)));
+            question
+                .push_str(&format!("\n{unchanged} marked already {}: left as they are", state_word(verb)));
         }
         let question = self.with_traffic_warning(
             question,
@@ -765,7 +772,10 @@ impl App {
     /// change: asking again for what is so is a no-op, not a command.
     fn routes_to_change(&mut self, verb: RouteVerb, routes: Vec<Route>) -> Option<(Vec<Route>, usize)> {
         let already = |r: &Route| {
-            matches!((verb, r.state), (RouteVerb::Enable, RouteState::Enabled) | (RouteVerb::Disable, RouteState::Disabled))
+            matches!(
+                (verb, r.state),
+                (RouteVerb::Enable, RouteState::Enabled) | (RouteVerb::Disable, RouteState::Disabled)
+            )
         };
         let total = routes.len();
         let (unchanged, changing): (Vec<Route>, Vec<Route>) = routes.into_iter().partition(already);

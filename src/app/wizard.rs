@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::actions::palette::common_prefix;
-use crate::backend::{ControlCommand, Replica};
 use crate::backend::upload::{UploadRequest, Uploaded, check_artifact_file};
+use crate::backend::{ControlCommand, Replica};
 use crate::protocol::scheduler::{PlacementError, PlacementRequest, place};
 use crate::protocol::{
     Accepted, App as AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Instance, InstanceState,

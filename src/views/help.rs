@@ -17,8 +17,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let width = area.width.min(MAX_WIDTH);
     // Inside the borders, two columns.
     let column = (width.saturating_sub(2) / 2) as usize;
-    let labels: Vec<String> =
-        bindings.iter().map(|(_, keys)| keys.iter().map(|k| k.label()).collect::<Vec<_>>().join(" ")).collect();
+    let labels: Vec<String> = bindings
+        .iter()
+        .map(|(_, keys)| keys.iter().map(|k| k.label()).collect::<Vec<_>>().join(" "))
+        .collect();
     // A leading space, the longest label, a space before the description.
     let key_width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) + 2;
     let text_width = column.saturating_sub(key_width);
@@ -37,13 +39,20 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let half = total.div_ceil(2).min(fits);
     let (mut left, mut right) = (Vec::new(), Vec::new());
     for entry in entries {
-        if right.is_empty() && left.len() + entry.len() <= half { left.extend(entry) } else { right.extend(entry) }
+        if right.is_empty() && left.len() + entry.len() <= half {
+            left.extend(entry)
+        } else {
+            right.extend(entry)
+        }
     }
     // A screen too small for all of it says what it left out.
     if right.len() > fits && fits > 0 {
         let left_out = right.len() + 1 - fits;
         right.truncate(fits - 1);
-        right.push(Line::from(Span::styled(format!(" … {left_out} more lines: a taller terminal shows them"), t.warn)));
+        right.push(Line::from(Span::styled(
+            format!(" … {left_out} more lines: a taller terminal shows them"),
+            t.warn,
+        )));
     }
     let height = left.len().max(right.len()) as u16 + 2;
     let popup = super::centered(area, width, height);

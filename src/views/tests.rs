@@ -912,7 +912,10 @@ fn wizard_progress_scrolls_when_the_steps_do_not_fit() {
     // g: the first steps; G: the latest again.
     app.update(Action::Input('g'));
     let screen = text(&draw(&mut app, 120, 14));
-    assert!(screen.contains("✓ ALLOCATE_REPOSITORY_REQUEST") && !screen.contains("line(s) above"), "{screen}");
+    assert!(
+        screen.contains("✓ ALLOCATE_REPOSITORY_REQUEST") && !screen.contains("line(s) above"),
+        "{screen}"
+    );
     app.update(Action::Input('j'));
     app.update(Action::Input('G'));
     let screen = text(&draw(&mut app, 120, 14));

@@ -279,7 +279,10 @@ fn scrolled(app: &App, steps: Vec<Line<'static>>, room: usize, up: usize) -> Vec
     }
     out.extend(steps.into_iter().skip(start).take(window));
     if below > 0 {
-        out.push(Line::from(Span::styled(format!("  ↓ {below} newer line(s) (↓/j, G: the latest)"), t.muted)));
+        out.push(Line::from(Span::styled(
+            format!("  ↓ {below} newer line(s) (↓/j, G: the latest)"),
+            t.muted,
+        )));
     }
     out
 }
