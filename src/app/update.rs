@@ -460,7 +460,11 @@ impl App {
             marks.insert(key);
         }
         let n = marks.len();
-        self.say(Level::Info, format!("{n} marked (r restarts them; Esc clears)"));
+        let what = match self.panel {
+            Panel::Routes => "r restarts, e enables/disables, x removes them",
+            _ => "r restarts them",
+        };
+        self.say(Level::Info, format!("{n} marked ({what}; Esc clears)"));
         self.move_by(1)
     }
 
