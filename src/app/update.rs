@@ -23,7 +23,9 @@ impl App {
         // Read-only refuses what would lead to a command before any dialog opens; what
         // leads there anyway (read-only came on while a dialog was open) is stopped at
         // `outgoing`.
-        if let Some(what) = self.asks_to_act(&action)
+        // (Asked only in read-only: a palette line is parsed for it.)
+        if self.read_only
+            && let Some(what) = self.asks_to_act(&action)
             && self.refused_read_only(&what)
         {
             if matches!(self.overlay(), Some(Overlay::Palette(_) | Overlay::Form(_))) {
