@@ -71,7 +71,7 @@ const TABLE: [(Bindable, &str, &str); 32] = [
     (Bindable::Bottom, "bottom", "last row"),
     (Bindable::Detail, "detail", "detail of the row"),
     (Bindable::Back, "back", "close / back / clear filter"),
-    (Bindable::Deploy, "deploy", "deploy (guided form: part 2)"),
+    (Bindable::Deploy, "deploy", "guided deploy: form, plan, progress"),
     (Bindable::Restart, "restart", "restart row or marked (confirmed)"),
     (Bindable::AddRoute, "add_route", "add a route (form)"),
     (Bindable::Remove, "remove", "remove route (confirmed)"),
@@ -80,7 +80,7 @@ const TABLE: [(Bindable, &str, &str); 32] = [
     (Bindable::Logs, "logs", "logs of the selected instance"),
     (Bindable::Sort, "sort", "sort by next column"),
     (Bindable::SortReverse, "sort_reverse", "reverse the sort"),
-    (Bindable::Mark, "mark", "mark row for bulk actions"),
+    (Bindable::Mark, "mark", "mark/unmark the row, then move down (bulk actions)"),
     (Bindable::Copy, "copy", "copy id (OSC 52)"),
     (Bindable::Mouse, "mouse", "mouse capture on/off"),
 ];

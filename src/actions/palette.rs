@@ -58,9 +58,6 @@ const VERBS: [&str; 12] = [
     "q",
 ];
 
-/// The most instances a deploy may ask for (the controller's limit too).
-const MAX_INSTANCES: u32 = 500;
-
 /// Parses a palette line (without the leading `:`), checking names and values, and that
 /// what it names exists in the fleet.
 pub fn parse(line: &str, fleet: &Fleet) -> Result<Command, String> {
@@ -182,9 +179,7 @@ fn deploy(args: &[&str]) -> Result<Command, String> {
         match count {
             Some(n) if instances.is_none() => {
                 let n: u32 = n.parse().map_err(|_| format!("instances {word:?} is too large"))?;
-                if !(1..=MAX_INSTANCES).contains(&n) {
-                    return Err(format!("instances must be 1 to {MAX_INSTANCES}, not {n}"));
-                }
+                validate::instances(n)?;
                 instances = Some(n);
             }
             None if version.is_none() => {

@@ -72,6 +72,28 @@ pub struct Selection {
     pub index: usize,
     /// The first visible row; views keep the selection on screen.
     pub offset: usize,
+    /// In a panel that follows its newest row (`follows_newest`): the operator moved off
+    /// the newest row, so new rows no longer move the selection. Going back to the
+    /// newest row follows again.
+    pub paused: bool,
+}
+
+/// The panels that list a stream and follow its newest row like `tail -f`.
+pub fn follows_newest(panel: Panel) -> bool {
+    matches!(panel, Panel::Events | Panel::Audit)
+}
+
+/// Where a following panel's newest row is among `keys`: the first in natural order
+/// (newest first), else the highest revision the sort put somewhere.
+pub fn newest_row(keys: &[RowKey], sorted: bool) -> Option<usize> {
+    if !sorted {
+        return (!keys.is_empty()).then_some(0);
+    }
+    let revs = keys.iter().enumerate().filter_map(|(i, k)| match k {
+        RowKey::Rev(rev) => Some((*rev, i)),
+        _ => None,
+    });
+    revs.max().map(|(_, i)| i)
 }
 
 /// Events per frame the fleet facts follow one at a time (a few µs each); past that, a
@@ -237,14 +259,18 @@ impl App {
         if self.views[i].index.as_ref().is_some_and(|ix| ix.stamp == stamp && !due(ix)) {
             return;
         }
+        let following = follows_newest(panel) && !self.selections[i].paused;
         // The row selected in the old order, so the selection follows it into the new one.
         let selected =
             self.views[i].index.as_ref().and_then(|ix| ix.keys.get(self.selections[i].index).cloned());
         rows::refresh(&self.replica, &self.facts, self.now, panel, &mut self.views[i]);
         let keys = self.views[i].index.as_ref().map(|ix| ix.keys.as_slice()).unwrap_or_default();
         let count = keys.len();
+        let newest = if following { newest_row(keys, self.views[i].sort.is_some()) } else { None };
         let sel = &mut self.selections[i];
-        if let Some(k) = selected
+        if let Some(n) = newest {
+            sel.index = n;
+        } else if let Some(k) = selected
             && keys.get(sel.index) != Some(&k)
             && let Some(pos) = keys.iter().position(|x| *x == k)
         {

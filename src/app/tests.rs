@@ -373,10 +373,7 @@ fn marked_instances_restart_together_with_a_batch_size() {
     app.update(Action::Adjust(1));
     app.update(Action::Adjust(5));
     let shown = screen(&mut app, 120, 16);
-    assert!(
-        shown.contains("Restart the 3 marked instance(s), rolling?") && shown.contains("◀ 3 ▶"),
-        "{shown}"
-    );
+    assert!(shown.contains("Restart 3 marked instance(s): ") && shown.contains("◀ 3 ▶"), "{shown}");
     app.update(Action::Input('2'));
     let effects = app.update(Action::Confirmed);
     let commands = sent(&effects);
@@ -451,6 +448,7 @@ fn read_only_refuses_every_action_and_sends_nothing() {
         app.overlays.clear();
     }
     assert!(sent(&all_effects).is_empty(), "read-only sent {:?}", sent(&all_effects));
+    assert!(!all_effects.iter().any(|e| matches!(e, Effect::Upload(_))), "read-only uploaded");
     let shown = screen(&mut app, 120, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
     app.update(Action::ShowPanel(Panel::Instances));
@@ -464,6 +462,139 @@ fn read_only_refuses_every_action_and_sends_nothing() {
     type_text(&mut app, "shop");
     app.update(Action::Submit);
     assert_eq!(app.row_count(Panel::Instances), 3);
+}
+
+/// Every key that would lead to a command is refused at once in read-only, with a word
+/// that names it, and nothing that leaves the cockpit (a command or an upload) is made.
+#[test]
+fn read_only_refuses_each_acting_key_at_once_and_makes_no_command_effect() {
+    let mut app = app();
+    app.read_only = true;
+    for panel in [Panel::Instances, Panel::Routes, Panel::Apps] {
+        app.update(Action::ShowPanel(panel));
+        for b in Bindable::ALL {
+            let action = b.action();
+            app.status = None;
+            let effects = app.update(action.clone());
+            let acting = matches!(
+                action,
+                Action::Restart
+                    | Action::Remove
+                    | Action::ToggleRoute
+                    | Action::AddRoute
+                    | Action::Weight
+                    | Action::Deploy
+            );
+            if acting {
+                let said = app.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();
+                assert!(said.starts_with("read-only: "), "{panel:?} {b:?}: {said:?}");
+                assert!(app.overlay().is_none(), "{panel:?} {b:?} opened {:?}", app.overlay());
+            }
+            assert!(
+                !effects.iter().any(|e| matches!(e, Effect::Send(_) | Effect::Upload(_))),
+                "{panel:?} {b:?}: {effects:?}"
+            );
+            app.overlays.clear();
+            app.should_quit = false;
+        }
+    }
+}
+
+/// Read-only that comes on while a dialog is open (the server refused another command)
+/// stops the command where it is made: a confirm dialog, the route form, the wizard's
+/// confirmation, and the deploy a finished upload would send.
+#[test]
+fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
+    let deny = |app: &mut App| {
+        let result = Err(crate::backend::CommandError::Denied {
+            subject: "qd.v1.ctl.restart".into(),
+            user: "carol".into(),
+        });
+        app.update(Action::Backend(Box::new(Update::CommandDone { what: "earlier".into(), result })));
+        assert!(app.read_only);
+    };
+    // A confirm dialog.
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Restart);
+    assert_eq!(app.input_mode(), InputMode::Confirm);
+    deny(&mut app);
+    assert!(sent(&app.update(Action::Confirmed)).is_empty());
+    assert!(app.status.as_ref().is_some_and(|s| s.text.starts_with("read-only: command refused")));
+
+    // The route form: its Enter is refused and the form closes.
+    let mut app = self::app();
+    app.update(Action::ShowPanel(Panel::Routes));
+    app.update(Action::Weight);
+    assert!(matches!(app.overlay(), Some(Overlay::Form(_))));
+    deny(&mut app);
+    app.update(Action::ClearInput);
+    type_text(&mut app, "7");
+    let effects = [app.update(Action::Submit), app.update(Action::Confirmed)].concat();
+    assert!(sent(&effects).is_empty(), "{effects:?}");
+    assert!(app.overlay().is_none());
+
+    // The wizard's confirmation of a prod app.
+    let mut app = self::app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Bottom);
+    app.update(Action::Deploy);
+    app.update(Action::Submit);
+    app.update(Action::Submit);
+    type_text(&mut app, "shop-web");
+    deny(&mut app);
+    let effects = app.update(Action::Submit);
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(app.status.as_ref().is_some_and(|s| s.text.starts_with("read-only: deploy refused")));
+
+    // The deploy waiting for its upload: the upload ends after read-only came on.
+    let dir = std::env::temp_dir().join(format!("qd-ro-upload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let file = dir.join("shop-web-2.0.0.tar.gz");
+    std::fs::write(&file, vec![7u8; 2048]).expect("artifact");
+    let mut app = self::app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Bottom);
+    app.update(Action::Deploy);
+    app.update(Action::ClearInput);
+    type_text(&mut app, "2.0.0");
+    app.update(Action::HistoryNext);
+    app.update(Action::ClearInput);
+    type_text(&mut app, &file.display().to_string());
+    app.update(Action::Submit);
+    app.update(Action::Submit);
+    type_text(&mut app, "shop-web");
+    let effects = app.update(Action::Submit);
+    assert!(matches!(effects.as_slice(), [Effect::Upload(_)]), "{effects:?}");
+    deny(&mut app);
+    let artifact =
+        crate::protocol::ArtifactRef { name: "shop-web-2.0.0".into(), sha256: "c".repeat(64), size: 2048 };
+    let done = crate::backend::upload::Uploaded { artifact, already_there: false };
+    let effects = app.update(Action::Backend(Box::new(Update::Uploaded { path: file, result: Ok(done) })));
+    assert!(effects.is_empty(), "the deploy went out in read-only: {effects:?}");
+    let shown = screen(&mut app, 120, 20);
+    assert!(shown.contains("refused"), "the wizard says the deploy was refused: {shown}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// "Is this prod" is one rule, `protocol::App::is_prod`: the confirm dialog and the
+/// wizard both ask it, so a tag added to an app changes both.
+#[test]
+fn the_prod_rule_is_the_apps_tag_for_the_dialog_and_the_wizard() {
+    let mut app = app();
+    let spec = app.replica.fleet.apps.get_mut("api-gateway").expect("api-gateway");
+    assert!(!spec.is_prod());
+    spec.tags.push(crate::protocol::PROD_TAG.into());
+    assert!(app.replica.fleet.apps["api-gateway"].is_prod());
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Top);
+    assert_eq!(app.selected_app().map(|a| a.name.as_str()), Some("api-gateway"));
+    app.update(Action::Restart);
+    assert_eq!(app.input_mode(), InputMode::TypedConfirm, "a restart of a prod app asks for its name");
+    app.overlays.clear();
+    app.update(Action::Deploy);
+    let Some(Overlay::Wizard(w)) = app.overlay() else { panic!("no wizard: {:?}", app.overlay()) };
+    assert!(w.is_prod(), "the wizard asks the same rule");
 }
 
 #[test]
@@ -1034,4 +1165,191 @@ fn a_burst_past_the_budget_is_counted_afresh_before_the_frame() {
     assert_ne!(app.facts.stamp, super::facts::stamp_of(&app.replica), "followed no further than the budget");
     app.refresh_views();
     assert_eq!(app.facts, super::facts::FleetFacts::of(&app.replica));
+}
+
+/// The Events panel follows its newest event like `tail -f`: a new event takes the
+/// selection while it is on the newest row; once the operator moves off, the selection
+/// stays on its event and the title says the panel is paused; `g` (the newest row in the
+/// newest-first order) follows again, and so does `G` once a sort puts the newest last.
+#[test]
+fn the_events_panel_follows_the_newest_until_the_operator_moves() {
+    use crate::protocol::{Change, InstanceState};
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Events));
+    let newest = |app: &App| app.replica.events.iter().map(|e| e.rev).max();
+    let selected = |app: &App| app.selected_event().map(|e| e.rev);
+    assert_eq!(selected(&app), newest(&app));
+    assert!(screen(&mut app, 120, 14).contains("● following"));
+    let mut inst = app.replica.fleet.instances.values().next().cloned().expect("an instance");
+    let mut feed = |app: &mut App| {
+        inst.state = if inst.state == InstanceState::Crashed {
+            InstanceState::Running
+        } else {
+            InstanceState::Crashed
+        };
+        let update = change_event(app, vec![Change::Instance(inst.clone())]);
+        app.update(Action::Backend(Box::new(update)));
+        app.refresh_views();
+    };
+    feed(&mut app);
+    feed(&mut app);
+    assert_eq!(selected(&app), newest(&app), "the newest event is selected as it arrives");
+    assert_eq!(app.selection().offset, 0, "and on screen");
+
+    app.update(Action::Down);
+    let kept = selected(&app);
+    feed(&mut app);
+    assert_eq!(selected(&app), kept, "paused: the selection stays on its event");
+    let shown = screen(&mut app, 120, 14);
+    assert!(shown.contains("⏸ paused (g: newest)") && !shown.contains("following"), "{shown}");
+
+    app.update(Action::Top);
+    feed(&mut app);
+    assert_eq!(selected(&app), newest(&app), "g follows again");
+    assert!(screen(&mut app, 120, 14).contains("● following"));
+
+    // Sorted oldest first (REV ascending), the newest row is the last: `G` follows.
+    app.update(Action::Sort);
+    app.update(Action::Sort);
+    assert!(app.status.as_ref().is_some_and(|s| s.text == "sorted by REV ↑"), "{:?}", app.status);
+    app.update(Action::Bottom);
+    feed(&mut app);
+    assert_eq!(selected(&app), newest(&app), "G follows when the newest is last");
+    app.update(Action::Up);
+    feed(&mut app);
+    assert_ne!(selected(&app), newest(&app));
+    assert!(screen(&mut app, 120, 14).contains("⏸ paused (G: newest)"));
+}
+
+/// A filter that matches nothing says so, in every table, instead of the empty text.
+#[test]
+fn a_filter_that_matches_nothing_says_no_match() {
+    let mut app = app();
+    let with_rows: Vec<Panel> = Panel::ALL.into_iter().filter(|p| app.total_rows(*p) > 0).collect();
+    assert_eq!(with_rows.len(), 5, "every panel but Audit has rows in the fixture");
+    for panel in with_rows {
+        app.update(Action::ShowPanel(panel));
+        app.update(Action::Filter);
+        type_text(&mut app, "zzz-matches-nothing");
+        app.update(Action::Submit);
+        let shown = screen(&mut app, 120, 14);
+        assert!(shown.contains("no match: Esc clears the filter"), "{panel:?}: {shown}");
+        assert!(!shown.contains("no events yet"), "{panel:?}: {shown}");
+        app.update(Action::Back);
+        assert!(!screen(&mut app, 120, 14).contains("no match"), "{panel:?}");
+    }
+    // With no rows at all, the panel's own empty text.
+    assert_eq!(app.total_rows(Panel::Audit), 0);
+    app.update(Action::ShowPanel(Panel::Audit));
+    app.update(Action::Filter);
+    type_text(&mut app, "zzz");
+    let shown = screen(&mut app, 120, 14);
+    assert!(shown.contains("no operator commands") && !shown.contains("no match"), "{shown}");
+}
+
+fn question(app: &App) -> String {
+    match app.overlay() {
+        Some(Overlay::Confirm(p)) => p.question.clone(),
+        other => panic!("no confirm dialog: {other:?}"),
+    }
+}
+
+/// Space marks the row and moves the cursor down, as the help says.
+#[test]
+fn space_marks_the_row_and_moves_down_as_the_help_says() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    let first = app.selected_key(Panel::Instances).expect("a row");
+    app.update(Action::Mark);
+    assert_eq!(app.selection().index, 1, "the cursor moved down");
+    assert!(app.view(Panel::Instances).marks.contains(&first));
+    app.update(Action::Up);
+    app.update(Action::Mark);
+    assert!(!app.view(Panel::Instances).marks.contains(&first), "Space again unmarks");
+    app.update(Action::Help);
+    let shown = screen(&mut app, 200, 30);
+    assert!(shown.contains("mark/unmark the row, then") && shown.contains("down (bulk actions)"), "{shown}");
+}
+
+/// A bulk confirmation names its targets, the first few and then `…`.
+#[test]
+fn bulk_confirmations_name_their_targets() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Routes));
+    let routes: Vec<(String, String)> = app
+        .rows(Panel::Routes)
+        .iter()
+        .filter_map(|k| match k {
+            RowKey::Route(a, b) => Some((a.clone(), b.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(routes.len() >= 5, "{routes:?}");
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    app.update(Action::ToggleRoute);
+    let q = question(&app);
+    let (a, b) = (&routes[0], &routes[1]);
+    assert!(q.starts_with(&format!("Disable 2 routes: {} {}, {} {}?", a.0, a.1, b.0, b.1)), "{q}");
+    app.update(Action::Cancelled);
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    app.update(Action::ToggleRoute);
+    let q = question(&app);
+    let c = &routes[2];
+    assert!(
+        q.starts_with(&format!("Disable 4 routes: {} {}, {} {}, {} {}, …?", a.0, a.1, b.0, b.1, c.0, c.1)),
+        "{q}"
+    );
+    // Marked instances are named too.
+    app.update(Action::Cancelled);
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    let ids: Vec<String> = row_ids(&app, Panel::Instances).into_iter().take(2).collect();
+    app.update(Action::Restart);
+    let q = question(&app);
+    assert!(q.starts_with(&format!("Restart 2 marked instance(s): {}, {}, rolling?", ids[0], ids[1])), "{q}");
+}
+
+/// Enabling an enabled route (or disabling a disabled one) is a no-op that says so and
+/// sends nothing; among marked routes, those already so are left out and named as such.
+#[test]
+fn enabling_an_enabled_route_is_a_no_op_that_says_so() {
+    use crate::protocol::RouteState;
+    let mut app = app();
+    let (key, route) =
+        app.replica.fleet.routes.iter().next().map(|(k, r)| (k.clone(), r.clone())).expect("a route");
+    assert_eq!(route.state, RouteState::Enabled);
+    app.update(Action::Palette);
+    type_text(&mut app, &format!("route enable {} {}", key.0, key.1));
+    let effects = app.update(Action::Submit);
+    assert!(effects.is_empty() && app.overlay().is_none(), "{effects:?} {:?}", app.overlay());
+    let said = app.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();
+    assert_eq!(said, format!("route {} -> {} is already enabled: nothing sent", route.domain, route.backend));
+    // The other way round it is a command, confirmed as usual.
+    app.update(Action::Palette);
+    type_text(&mut app, &format!("route disable {} {}", key.0, key.1));
+    app.update(Action::Submit);
+    assert!(question(&app).starts_with("Disable route"), "{}", question(&app));
+    app.overlays.clear();
+
+    // Marks: the second route is disabled already; `e` goes the way of the first
+    // (disable) and sends one command.
+    app.update(Action::ShowPanel(Panel::Routes));
+    app.update(Action::Top);
+    let second = match app.rows(Panel::Routes).get(1) {
+        Some(RowKey::Route(a, b)) => (a.clone(), b.clone()),
+        other => panic!("{other:?}"),
+    };
+    app.replica.fleet.routes.get_mut(&second).expect("second route").state = RouteState::Disabled;
+    app.update(Action::Mark);
+    app.update(Action::Mark);
+    app.update(Action::ToggleRoute);
+    let q = question(&app);
+    assert!(q.contains("1 marked already disabled: left as they are"), "{q}");
+    let commands = sent(&app.update(Action::Confirmed));
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    let ControlCommand::Route(RouteVerb::Disable, req) = &commands[0] else { panic!("{commands:?}") };
+    assert_ne!((req.app.clone(), req.backend.clone()), second);
 }

@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 
 use super::rows::{Filter, RowKey, Sort};
 use super::{App, Level, Overlay, RouteForm, Status};
+use crate::actions::keymap::Bindable;
 use crate::actions::palette::{self, Command, RestartTarget};
 use crate::actions::{Action, Batch, Effect, Panel, Pending};
 use crate::backend::{ControlCommand, RouteVerb, Sync, Update};
-use crate::protocol::{RestartBody, RestartRequest, Route, RouteRequest, RouteState};
+use crate::protocol::{App as AppSpec, RestartBody, RestartRequest, Route, RouteRequest, RouteState};
 
 /// How long a status line stays up.
 const STATUS_MS: u64 = 6_000;
@@ -18,6 +19,20 @@ impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         if matches!(action, Action::Tick(_) | Action::Resize | Action::Backend(_)) {
             return self.update_background(action);
+        }
+        // Read-only refuses what would lead to a command before any dialog opens; what
+        // leads there anyway (read-only came on while a dialog was open) is stopped at
+        // `outgoing`.
+        // (Asked only in read-only: a palette line is parsed for it.)
+        if self.read_only
+            && let Some(what) = self.asks_to_act(&action)
+            && self.refused_read_only(&what)
+        {
+            if matches!(self.overlay(), Some(Overlay::Palette(_) | Overlay::Form(_))) {
+                self.overlays.pop();
+            }
+            self.refresh_views();
+            return vec![];
         }
         let effects = match self.overlay() {
             Some(Overlay::Confirm(_)) => self.update_confirm(action),
@@ -29,7 +44,38 @@ impl App {
             _ => self.update_normal(action),
         };
         self.refresh_views();
+        self.note_follow();
         effects
+    }
+
+    /// After the operator's action: a panel that follows its newest row keeps following
+    /// while its selection is on that row, and pauses once it is elsewhere.
+    fn note_follow(&mut self) {
+        let panel = self.panel;
+        if !super::follows_newest(panel) {
+            return;
+        }
+        let sorted = self.view(panel).sort.is_some();
+        let on_newest = super::newest_row(&self.rows(panel), sorted)
+            .is_none_or(|n| n == self.selections[panel.index()].index);
+        self.selections[panel.index()].paused = !on_newest;
+    }
+
+    /// Whether a following panel follows its newest row now (`None` for other panels),
+    /// and the key that goes back to it when it is the first or the last row (a sort
+    /// whose ties put it elsewhere has none).
+    pub fn follow_state(&self, panel: Panel) -> Option<(bool, Option<&str>)> {
+        if !super::follows_newest(panel) {
+            return None;
+        }
+        let rows = self.rows(panel);
+        let back = match super::newest_row(&rows, self.view(panel).sort.is_some()) {
+            Some(0) | None => Some(Bindable::Top),
+            Some(n) if n + 1 == rows.len() => Some(Bindable::Bottom),
+            Some(_) => None,
+        };
+        let key = back.and_then(|b| self.keymap.label_for(b).split('/').next());
+        Some((!self.selections[panel.index()].paused, key))
     }
 
     fn update_normal(&mut self, action: Action) -> Vec<Effect> {
@@ -102,42 +148,12 @@ impl App {
             Action::SortReverse => self.sort(true),
             Action::Mark => self.mark(),
             Action::Copy => self.copy(),
-            Action::Restart => {
-                if self.refused_read_only("restart") {
-                    return vec![];
-                }
-                self.ask_restart(None)
-            }
-            Action::Remove => {
-                if self.refused_read_only("remove") {
-                    return vec![];
-                }
-                self.ask_route(RouteVerb::Remove)
-            }
-            Action::ToggleRoute => {
-                if self.refused_read_only("enable/disable") {
-                    return vec![];
-                }
-                self.ask_route(RouteVerb::Enable)
-            }
-            Action::AddRoute => {
-                if self.refused_read_only("add route") {
-                    return vec![];
-                }
-                self.open_add_form()
-            }
-            Action::Weight => {
-                if self.refused_read_only("weight") {
-                    return vec![];
-                }
-                self.open_weight_form()
-            }
-            Action::Deploy => {
-                if self.refused_read_only("deploy") {
-                    return vec![];
-                }
-                self.open_wizard()
-            }
+            Action::Restart => self.ask_restart(None),
+            Action::Remove => self.ask_route(RouteVerb::Remove),
+            Action::ToggleRoute => self.ask_route(RouteVerb::Enable),
+            Action::AddRoute => self.open_add_form(),
+            Action::Weight => self.open_weight_form(),
+            Action::Deploy => self.open_wizard(),
             Action::Logs => self.open_logs(),
             Action::Mouse => {
                 self.mouse = !self.mouse;
@@ -292,7 +308,47 @@ impl App {
         self.status = Some(Status { text, level, until: self.now + STATUS_MS });
     }
 
-    /// In read-only mode, says so and returns true.
+    /// Every command effect the app makes (`Effect::Send`, and the upload a deploy starts
+    /// with) leaves through here: the one place read-only is enforced. Refused: said on the
+    /// status line, and the reason returned.
+    pub(super) fn outgoing(&mut self, what: &str, effects: Vec<Effect>) -> Result<Vec<Effect>, String> {
+        if self.refused_read_only(what) {
+            return Err(format!("read-only: {what} refused"));
+        }
+        Ok(effects)
+    }
+
+    /// What `action` asks for that would end in a command, in the state the app is in
+    /// now: the key that opens a confirm dialog, a form or the deploy wizard, or a
+    /// palette line or form that makes a command. `None` for anything that only looks.
+    fn asks_to_act(&self, action: &Action) -> Option<String> {
+        let word = |w: &str| Some(w.to_string());
+        match (self.overlay(), action) {
+            (None | Some(Overlay::Detail | Overlay::Help), a) => match a {
+                Action::Restart => word("restart"),
+                Action::Remove => word("remove"),
+                Action::ToggleRoute => word("enable/disable"),
+                Action::AddRoute => word("add route"),
+                Action::Weight => word("weight"),
+                // `d` with a deploy parked only shows how it goes.
+                Action::Deploy if self.parked_wizard.is_none() => word("deploy"),
+                _ => None,
+            },
+            (Some(Overlay::Palette(p)), Action::Submit) => {
+                match palette::parse(p.input.trim(), &self.replica.fleet) {
+                    Ok(Command::Restart(_)) => word("restart"),
+                    Ok(Command::Route(verb, _)) => Some(format!("route {}", verb.word())),
+                    Ok(Command::Deploy { .. }) => word("deploy"),
+                    _ => None,
+                }
+            }
+            (Some(Overlay::Form(_)), Action::Submit) => word("route change"),
+            _ => None,
+        }
+    }
+
+    /// In read-only mode, says so and returns true: the rule itself, which `outgoing`
+    /// and `asks_to_act`'s caller apply.
     fn refused_read_only(&mut self, what: &str) -> bool {
         if self.read_only {
             let why =
@@ -406,7 +462,11 @@ impl App {
             marks.insert(key);
         }
         let n = marks.len();
-        self.say(Level::Info, format!("{n} marked (r restarts them; Esc clears)"));
+        let what = match self.panel {
+            Panel::Routes => "r restarts, e enables/disables, x removes them",
+            _ => "r restarts them",
+        };
+        self.say(Level::Info, format!("{n} marked ({what}; Esc clears)"));
         self.move_by(1)
     }
 
@@ -504,11 +564,6 @@ impl App {
 
     fn send_pending(&mut self) -> Vec<Effect> {
         let Some(Overlay::Confirm(pending)) = self.overlays.pop() else { return vec![] };
-        if self.read_only {
-            // Unreachable through the keys; kept so that no path can send in read-only mode.
-            self.refused_read_only("command");
-            return vec![];
-        }
         let mut commands = pending.commands;
         if let Some(batch) = pending.batch {
             for c in &mut commands {
@@ -518,8 +573,11 @@ impl App {
             }
         }
         let what: Vec<String> = commands.iter().map(ControlCommand::describe).collect();
+        let Ok(effects) = self.outgoing("command", commands.into_iter().map(Effect::Send).collect()) else {
+            return vec![];
+        };
         self.say(Level::Info, format!("sent: {}", what.join("; ")));
-        commands.into_iter().map(Effect::Send).collect()
+        effects
     }
 
     /// Puts commands behind the confirm dialog. Commands touching an app tagged `prod`
@@ -530,12 +588,9 @@ impl App {
         commands: Vec<ControlCommand>,
         apps: &BTreeSet<String>,
     ) -> Vec<Effect> {
-        if self.refused_read_only("command") {
-            return vec![];
-        }
         let prod: Vec<&str> = apps
             .iter()
-            .filter(|a| self.replica.fleet.apps.get(*a).is_some_and(|s| s.tags.iter().any(|t| t == "prod")))
+            .filter(|a| self.replica.fleet.apps.get(*a).is_some_and(AppSpec::is_prod))
             .map(String::as_str)
             .collect();
         let mut pending = Pending::new(question, commands);
@@ -622,7 +677,11 @@ impl App {
                     self.say(Level::Warn, "no marked instances: mark rows with Space first".into());
                     return vec![];
                 }
-                let q = format!("Restart the {} marked instance(s), rolling?", ids.len());
+                let q = format!(
+                    "Restart {} marked instance(s): {}, rolling?",
+                    ids.len(),
+                    named(ids.iter().cloned())
+                );
                 (q, RestartRequest::Instances(ids.clone()), ids)
             }
         };
@@ -678,6 +737,7 @@ impl App {
             (_, RouteState::Enabled) => RouteVerb::Disable,
             (_, RouteState::Disabled) => RouteVerb::Enable,
         };
+        let Some((routes, unchanged)) = self.routes_to_change(verb, routes) else { return vec![] };
         let commands: Vec<ControlCommand> = routes
             .iter()
             .map(|r| {
@@ -688,10 +748,18 @@ impl App {
             })
             .collect();
         let word = capitalise(verb.word());
-        let question = match routes.as_slice() {
+        let mut question = match routes.as_slice() {
             [r] => format!("{word} route {} -> {}?", r.domain, r.backend),
-            many => format!("{word} {} marked routes?", many.len()),
+            many => format!(
+                "{word} {} routes: {}?",
+                many.len(),
+                named(many.iter().map(|r| format!("{} {}", r.app, r.backend)))
+            ),
         };
+        if unchanged > 0 {
+            question
+                .push_str(&format!("\n{unchanged} marked already {}: left as they are", state_word(verb)));
+        }
         let question = self.with_traffic_warning(
             question,
             verb,
@@ -703,6 +771,30 @@ impl App {
             _ => BTreeSet::new(),
         };
         self.confirm(question, commands, &apps)
+    }
+
+    /// The routes an enable or a disable changes, and how many are in that state already
+    /// (left out: no command for them). `None`, said on the status line, when none would
+    /// change: asking again for what is so is a no-op, not a command.
+    fn routes_to_change(&mut self, verb: RouteVerb, routes: Vec<Route>) -> Option<(Vec<Route>, usize)> {
+        let already = |r: &Route| {
+            matches!(
+                (verb, r.state),
+                (RouteVerb::Enable, RouteState::Enabled) | (RouteVerb::Disable, RouteState::Disabled)
+            )
+        };
+        let total = routes.len();
+        let (unchanged, changing): (Vec<Route>, Vec<Route>) = routes.into_iter().partition(already);
+        if !changing.is_empty() {
+            return Some((changing, unchanged.len()));
+        }
+        let state = state_word(verb);
+        let text = match unchanged.as_slice() {
+            [r] => format!("route {} -> {} is already {state}: nothing sent", r.domain, r.backend),
+            _ => format!("the {total} routes are already {state}: nothing sent"),
+        };
+        self.say(Level::Info, text);
+        None
     }
 
     /// A disable or a removal that takes an app's last serving backend says so, on a line
@@ -884,18 +976,18 @@ impl App {
                 vec![]
             }
             Command::Restart(target) => {
-                if self.refused_read_only("restart") {
-                    return vec![];
-                }
                 self.overlays.clear();
                 self.ask_restart(Some(target))
             }
             Command::Route(verb, req) => {
-                if self.refused_read_only(&format!("route {}", verb.word())) {
+                let key = (req.app.clone(), req.backend.clone());
+                if let Some(route) = self.replica.fleet.routes.get(&key).cloned()
+                    && self.routes_to_change(verb, vec![route]).is_none()
+                {
+                    self.overlays.clear();
                     return vec![];
                 }
                 let f = &self.replica.fleet;
-                let key = (req.app.clone(), req.backend.clone());
                 let domain = f.apps.get(&req.app).map(|a| a.domain.clone()).unwrap_or_default();
                 let question = match verb {
                     RouteVerb::Add => {
@@ -918,14 +1010,35 @@ impl App {
                 self.confirm(question, vec![ControlCommand::Route(verb, req)], &apps)
             }
             Command::Deploy { app, version, instances } => {
-                if self.refused_read_only("deploy") {
-                    return vec![];
-                }
                 // The wizard, prefilled: the same plan preview and confirmation as `d`.
                 self.open_wizard_for(Some(&app), version, instances)
             }
         }
     }
+}
+
+/// The state an enable or a disable leaves a route in.
+fn state_word(verb: RouteVerb) -> &'static str {
+    match verb {
+        RouteVerb::Disable => RouteState::Disabled.as_str(),
+        _ => RouteState::Enabled.as_str(),
+    }
+}
+
+/// How many targets a bulk confirmation names before it cuts the list with `…`.
+const NAMED_TARGETS: usize = 3;
+
+/// The targets of a bulk action for its confirmation: the first few, then `…`.
+fn named(targets: impl Iterator<Item = String>) -> String {
+    let mut shown: Vec<String> = Vec::with_capacity(NAMED_TARGETS + 1);
+    for (n, t) in targets.enumerate() {
+        if n == NAMED_TARGETS {
+            shown.push("…".into());
+            break;
+        }
+        shown.push(t);
+    }
+    shown.join(", ")
 }
 
 fn capitalise(s: &str) -> String {

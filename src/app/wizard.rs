@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::actions::palette::common_prefix;
-use crate::backend::ControlCommand;
 use crate::backend::upload::{UploadRequest, Uploaded, check_artifact_file};
+use crate::backend::{ControlCommand, Replica};
 use crate::protocol::scheduler::{PlacementError, PlacementRequest, place};
 use crate::protocol::{
     Accepted, App as AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Instance, InstanceState,
@@ -73,7 +73,7 @@ impl Field {
             Field::Artifact => ".tar.gz/.tar to upload (Tab completes), the current slot, or empty",
             Field::Image => "e.g. tomcat:8.5",
             Field::Port => "1-65535",
-            Field::Instances => "1-500",
+            Field::Instances => validate::INSTANCES_RANGE,
             Field::Azs => "comma-separated; empty: any",
             Field::Tags => "comma-separated; every one required",
             Field::Cpu => "cores per instance, e.g. 0.5",
@@ -171,6 +171,9 @@ pub struct Wizard {
     pub error: Option<String>,
     /// The deploy, then the rollback, once sent.
     pub sent: Vec<Sent>,
+    /// How many of the progress's step lines are scrolled up from the latest (0: the
+    /// latest are shown, as they come).
+    pub progress_up: usize,
     /// While Tab cycles through app names: what was typed before the first Tab.
     cycle: Option<String>,
 }
@@ -187,6 +190,7 @@ impl Wizard {
             input: String::new(),
             error: None,
             sent: Vec::new(),
+            progress_up: 0,
             cycle: None,
         };
         w.values[Field::Instances as usize] = "1".into();
@@ -233,7 +237,7 @@ impl Wizard {
     }
 
     pub fn is_prod(&self) -> bool {
-        self.previous.as_ref().is_some_and(|a| a.tags.iter().any(|t| t == "prod"))
+        self.previous.as_ref().is_some_and(AppSpec::is_prod)
     }
 
     /// The field's error, if its value is not valid now.
@@ -249,8 +253,12 @@ impl Wizard {
                 _ => Err(format!("port {v:?}: use 1 to 65535")),
             },
             Field::Instances => match v.parse::<u32>() {
-                Ok(n) if (1..=500).contains(&n) => Ok(()),
-                _ => Err(format!("instances {v:?}: use 1 to 500")),
+                Ok(n) => validate::instances(n),
+                Err(_) => Err(format!(
+                    "instances {}: use a number from {}",
+                    validate::quoted(v),
+                    validate::INSTANCES_RANGE
+                )),
             },
             Field::Azs => list(v).iter().try_for_each(|az| validate::name("AZ", az)),
             Field::Tags => list(v).iter().try_for_each(|t| validate::tag(t)),
@@ -477,8 +485,26 @@ impl Wizard {
             refused: None,
         });
         self.step = Step::Progress;
+        self.progress_up = 0;
         self.input.clear();
         self.error = None;
+    }
+
+    /// The progress's step lines, which scroll: a heading for each instance (and the
+    /// artifact's steps), then its steps.
+    pub fn progress_lines(&self, replica: &Replica) -> usize {
+        let Some(op) = self.operation(&replica.fleet) else { return 0 };
+        let steps = crate::app::facts::operation_steps(replica, op).unwrap_or_default();
+        let groups: std::collections::BTreeSet<Option<&str>> =
+            steps.iter().map(|s| s.instance.as_deref()).collect();
+        steps.len() + groups.len()
+    }
+
+    /// Scrolls the progress by `by` lines (up is positive), within what there is to see
+    /// with `rows` lines on screen.
+    pub fn scroll_progress(&mut self, replica: &Replica, by: i64, rows: usize) {
+        let most = self.progress_lines(replica).saturating_sub(rows.max(1));
+        self.progress_up = (self.progress_up as i64).saturating_add(by).clamp(0, most as i64) as usize;
     }
 
     /// The deploy waits for its artifact's upload; `uploaded` sends it.
@@ -719,6 +745,11 @@ fn planned(id: &str, app: &str, version: &str, host: &str, c: &Constraints) -> I
 use super::{App, Level, Overlay};
 use crate::actions::{Action, Effect, Panel};
 
+/// The most lines the progress shows around its steps, beyond the table's rows: its
+/// heading, an upload's two lines, what is hidden below, the end, a rollback offer. The
+/// keys scroll within the steps less these, so the first step is always in reach.
+const PROGRESS_AROUND: usize = 6;
+
 impl App {
     /// `d`: the wizard, for the selected app (or the selected instance's or route's). A
     /// deploy left running with Esc comes back first, with its progress.
@@ -790,10 +821,10 @@ impl App {
             Overlay::Wizard(w) => Some(w),
             _ => None,
         });
-        let mut effects = vec![];
+        let mut deploy = None;
         for w in shown.chain(parked) {
             if let Some(cmd) = w.uploaded(path, result, now) {
-                effects.push(Effect::Send(cmd));
+                deploy = Some(cmd);
                 break;
             }
         }
@@ -806,13 +837,22 @@ impl App {
             }
             Err(e) => self.say(Level::Error, format!("upload of {} failed: {e}", path.display())),
         }
-        effects
+        let Some(cmd) = deploy else { return vec![] };
+        match self.outgoing("deploy", vec![Effect::Send(cmd.clone())]) {
+            Ok(effects) => effects,
+            Err(why) => {
+                // Read-only came on during the upload: the wizard says the deploy was refused.
+                self.wizard_command_done(&cmd.describe(), &Err(why));
+                vec![]
+            }
+        }
     }
 
     pub(super) fn update_wizard(&mut self, action: Action) -> Vec<Effect> {
+        let replica = &self.replica;
         let fleet = &self.replica.fleet;
-        let read_only = self.read_only;
         let now = self.now;
+        let page = self.page_rows;
         let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
         let step = w.step.clone();
         match (step, action) {
@@ -871,30 +911,50 @@ impl App {
                     // Enter is No in a `[y/N]` question.
                     return vec![];
                 }
-                if read_only {
-                    self.say(Level::Warn, "read-only: deploy refused".into());
-                    return vec![];
-                }
                 let rollback = w.step == Step::ConfirmRollback;
                 let req = if rollback { w.rollback_request() } else { w.request() };
                 let Some(req) = req else { return vec![] };
                 let cmd = ControlCommand::Deploy(Box::new(req));
-                if let (false, Ok(ArtifactChoice::Upload(path))) = (rollback, w.artifact_choice()) {
-                    // The original order: the artifact into the repository, then the deploy.
-                    w.uploading(&cmd, path.clone(), now);
-                    let upload = UploadRequest {
+                // The original order: the artifact into the repository, then the deploy.
+                let upload = match (rollback, w.artifact_choice()) {
+                    (false, Ok(ArtifactChoice::Upload(path))) => Some(UploadRequest {
                         app: w.value(Field::App).to_string(),
                         version: w.value(Field::Version).to_string(),
-                        path: path.clone(),
-                    };
-                    self.say(Level::Info, format!("uploading {}", path.display()));
-                    return vec![Effect::Upload(upload)];
-                }
-                w.sending(&cmd, rollback, now);
-                let text = format!("sent: {}", cmd.describe());
+                        path,
+                    }),
+                    _ => None,
+                };
+                let effect = match &upload {
+                    Some(u) => Effect::Upload(u.clone()),
+                    None => Effect::Send(cmd.clone()),
+                };
+                let Ok(effects) = self.outgoing("deploy", vec![effect]) else { return vec![] };
+                let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
+                let text = match upload {
+                    Some(u) => {
+                        w.uploading(&cmd, u.path.clone(), now);
+                        format!("uploading {}", u.path.display())
+                    }
+                    None => {
+                        w.sending(&cmd, rollback, now);
+                        format!("sent: {}", cmd.describe())
+                    }
+                };
                 self.say(Level::Info, text);
-                return vec![Effect::Send(cmd)];
+                return effects;
             }
+            // The rows the steps get on screen: the table's rows less the progress's own
+            // lines around them (the view clamps exactly; this keeps the keys in range).
+            (Step::Progress, Action::HistoryPrev | Action::Input('k')) => {
+                w.scroll_progress(replica, 1, page.saturating_sub(PROGRESS_AROUND))
+            }
+            (Step::Progress, Action::HistoryNext | Action::Input('j')) => {
+                w.scroll_progress(replica, -1, page.saturating_sub(PROGRESS_AROUND))
+            }
+            (Step::Progress, Action::Input('g')) => {
+                w.scroll_progress(replica, i64::MAX / 2, page.saturating_sub(PROGRESS_AROUND))
+            }
+            (Step::Progress, Action::Input('G')) => w.progress_up = 0,
             (Step::Progress, Action::Input('r' | 'R')) => {
                 if w.can_roll_back(fleet) {
                     w.step = Step::ConfirmRollback;

@@ -218,7 +218,16 @@ pub struct App {
     pub digest: Option<String>,
 }
 
+/// The tag that marks an app as production: the cockpit asks for its name to be typed
+/// before any command that touches it.
+pub const PROD_TAG: &str = "prod";
+
 impl App {
+    /// Whether the app is tagged [`PROD_TAG`]: the one test of "is this prod".
+    pub fn is_prod(&self) -> bool {
+        self.tags.iter().any(|t| t == PROD_TAG)
+    }
+
     /// The image its instances run: pinned to `digest` when there is one.
     pub fn pinned_image(&self) -> String {
         match (&self.digest, super::image::ImageRef::parse(&self.image)) {

@@ -87,6 +87,22 @@ pub fn instance_id(value: &str) -> Result<(), String> {
     }
 }
 
+/// The most instances one app may run: the controller refuses more, and the cockpit and
+/// ctl check it first.
+pub const MAX_INSTANCES: u32 = 500;
+
+/// [`MAX_INSTANCES`]' range as the deploy form's hint shows it (a test keeps the two equal).
+pub const INSTANCES_RANGE: &str = "1-500";
+
+/// An app's instance count: 1 to [`MAX_INSTANCES`].
+pub fn instances(n: u32) -> Result<(), String> {
+    if (1..=MAX_INSTANCES).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("instances must be 1 to {MAX_INSTANCES}, not {n}"))
+    }
+}
+
 /// A version label such as `1.4.2` or `2026-11-25.1`: 1–40 of `A-Z a-z 0-9 . _ + -`.
 pub fn version(value: &str) -> Result<(), String> {
     let ok = (1..=40).contains(&value.len())
@@ -262,6 +278,14 @@ mod tests {
         for bad in ["", "Shop", "a.b", "a b", "a;b", "-a", "a{b}", &"x".repeat(64)] {
             assert!(name("app", bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn the_instance_bound_is_one_to_max_and_its_hint_says_so() {
+        assert!(instances(1).is_ok() && instances(MAX_INSTANCES).is_ok());
+        assert_eq!(instances(0), Err("instances must be 1 to 500, not 0".into()));
+        assert!(instances(MAX_INSTANCES + 1).is_err());
+        assert_eq!(INSTANCES_RANGE, format!("1-{MAX_INSTANCES}"));
     }
 
     #[test]

@@ -296,8 +296,17 @@ pub fn notes(app: &App, panel: crate::actions::Panel, columns: &[Column]) -> Vec
     if !view.marks.is_empty() {
         notes.push(Span::styled(format!("◆ {} marked ", view.marks.len()), t.accent));
     }
+    match app.follow_state(panel) {
+        Some((true, _)) => notes.push(Span::styled("● following ", t.ok)),
+        Some((false, Some(key))) => notes.push(Span::styled(format!("⏸ paused ({key}: newest) "), t.warn)),
+        Some((false, None)) => notes.push(Span::styled("⏸ paused ", t.warn)),
+        None => {}
+    }
     notes
 }
+
+/// What an empty table says when its rows are all filtered out.
+pub const NO_MATCH: &str = "no match: Esc clears the filter";
 
 /// Draws one panel's table from its row index (filtered and sorted): looks up and builds
 /// cells for the visible rows only.
@@ -311,6 +320,8 @@ pub fn render_panel<'a, T: 'a>(
 ) {
     let PanelSpec { panel, columns, empty_text, markable } = *spec;
     let keys = app.rows(panel);
+    // Rows there, none through the filter: say so, not that there is nothing at all.
+    let empty_text = if keys.is_empty() && app.total_rows(panel) > 0 { NO_MATCH } else { empty_text };
     let sel = app.selections[panel.index()];
     let total = keys.len();
     let marks = &app.view(panel).marks;

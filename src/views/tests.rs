@@ -130,6 +130,22 @@ fn help_overlay() {
     assert_snapshot!(text(&draw(&mut app, 120, 24)));
 }
 
+/// At 80x24 a description longer than its column wraps under itself: every word of
+/// every description is on screen.
+#[test]
+fn help_lines_wrap_at_80x24() {
+    let mut app = app();
+    app.update(Action::Help);
+    let screen = text(&draw(&mut app, 80, 24));
+    assert_snapshot!(screen);
+    for b in crate::actions::keymap::Bindable::ALL {
+        for word in b.describe().split(' ') {
+            assert!(screen.contains(word), "{:?}: {word:?} is cut: {screen}", b.describe());
+        }
+    }
+    assert!(!screen.contains('…'), "{screen}");
+}
+
 #[test]
 fn confirm_dialog() {
     let mut app = app();
@@ -868,6 +884,46 @@ fn wizard_live_progress() {
     // Not finished: r does not roll back yet.
     app.update(Action::Input('r'));
     assert_eq!(wizard(&app).step, crate::app::wizard::Step::Progress);
+}
+
+/// A deploy's steps that do not fit scroll: the latest are shown as they come, with a
+/// line for what is above; ↑/k, ↓/j, g and G move through them.
+#[test]
+fn wizard_progress_scrolls_when_the_steps_do_not_fit() {
+    let mut app = wizard_sent(crate::protocol::OperationState::Running);
+    app.update(Action::Tick(T0 + 4_100));
+    let screen = text(&draw(&mut app, 120, 14));
+    assert_snapshot!(screen);
+    assert!(screen.contains("… DOWNLOAD") && screen.contains("running for"), "the latest:\n{screen}");
+    assert!(screen.contains("line(s) above") && !screen.contains("ALLOCATE_REPOSITORY"), "{screen}");
+    assert!(screen.contains("operation op-wiz"), "the heading stays:\n{screen}");
+
+    // ↑ moves the window one line toward the first step.
+    let above = |screen: &str| -> usize {
+        let at = screen.find("↑ ").map(|i| &screen[i + "↑ ".len()..]).unwrap_or("0 ");
+        at.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    let before = above(&screen);
+    app.update(Action::HistoryPrev);
+    let screen = text(&draw(&mut app, 120, 14));
+    assert_eq!(above(&screen), before - 1, "{screen}");
+    assert!(screen.contains("↓ 2 newer line(s)") && !screen.contains("… DOWNLOAD"), "{screen}");
+
+    // g: the first steps; G: the latest again.
+    app.update(Action::Input('g'));
+    let screen = text(&draw(&mut app, 120, 14));
+    assert!(
+        screen.contains("✓ ALLOCATE_REPOSITORY_REQUEST") && !screen.contains("line(s) above"),
+        "{screen}"
+    );
+    app.update(Action::Input('j'));
+    app.update(Action::Input('G'));
+    let screen = text(&draw(&mut app, 120, 14));
+    assert!(screen.contains("… DOWNLOAD") && !screen.contains("newer line(s)"), "{screen}");
+    // Where everything fits, nothing scrolls.
+    let screen = text(&draw(&mut app, 120, 40));
+    assert!(screen.contains("✓ ALLOCATE_REPOSITORY_REQUEST") && screen.contains("… DOWNLOAD"), "{screen}");
+    assert!(!screen.contains("line(s) above"), "{screen}");
 }
 
 /// A pull in progress shows as a running step with its bytes, not cut off.

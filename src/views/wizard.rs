@@ -34,7 +34,16 @@ pub fn render(app: &App, w: &Wizard, frame: &mut Frame, area: Rect) {
             l.extend(confirm(app, w, false));
             l
         }
-        Step::Progress | Step::ConfirmRollback => progress(app, w, inner_w),
+        Step::Progress | Step::ConfirmRollback => {
+            let p = progress(app, w, inner_w);
+            let error_rows = w.error.as_ref().map_or(0, |e| wrap(&format!("✕ {e}"), inner_w).len());
+            let around = p.head.len() + p.tail.len() + error_rows;
+            let room = (area.height.saturating_sub(2) as usize).saturating_sub(around);
+            let mut lines = p.head;
+            lines.extend(scrolled(app, p.steps, room, w.progress_up));
+            lines.extend(p.tail);
+            lines
+        }
     };
     if let Some(err) = &w.error {
         for part in wrap(&format!("✕ {err}"), inner_w) {
@@ -243,11 +252,47 @@ fn confirm(app: &App, w: &Wizard, rollback: bool) -> Vec<Line<'static>> {
     lines
 }
 
-fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
+/// The progress in three parts: what stays on top, the steps (which scroll), and the end.
+#[derive(Default)]
+struct Progress {
+    head: Vec<Line<'static>>,
+    steps: Vec<Line<'static>>,
+    tail: Vec<Line<'static>>,
+}
+
+/// The steps in `room` lines: all when they fit, else a window ending `up` lines above
+/// the latest, with a line for what is hidden above and below (and the keys for it).
+fn scrolled(app: &App, steps: Vec<Line<'static>>, room: usize, up: usize) -> Vec<Line<'static>> {
+    if steps.len() <= room || room < 3 {
+        return steps;
+    }
+    let t = &app.theme;
+    let len = steps.len();
+    // Following, the window is the latest lines under one saying what is above; each
+    // line scrolled up moves it up by one, a line saying what is below taking the last.
+    let start = (len - (room - 1)).saturating_sub(up);
+    let window = room - usize::from(start > 0) - usize::from(up > 0);
+    let below = len - (start + window);
+    let mut out = Vec::with_capacity(room);
+    if start > 0 {
+        out.push(Line::from(Span::styled(format!("  ↑ {start} line(s) above (↑/k, g: the first)"), t.muted)));
+    }
+    out.extend(steps.into_iter().skip(start).take(window));
+    if below > 0 {
+        out.push(Line::from(Span::styled(
+            format!("  ↓ {below} newer line(s) (↓/j, G: the latest)"),
+            t.muted,
+        )));
+    }
+    out
+}
+
+fn progress(app: &App, w: &Wizard, inner_w: usize) -> Progress {
     let t = &app.theme;
     let fleet = &app.replica.fleet;
-    let mut lines = Vec::new();
-    let Some(sent) = w.sent.last() else { return lines };
+    let mut p = Progress::default();
+    let lines = &mut p.head;
+    let Some(sent) = w.sent.last() else { return p };
     let what = if sent.rollback { format!("rollback: {}", sent.what) } else { sent.what.clone() };
     let op = w.operation(fleet);
     let uploading = sent.upload.as_ref().is_some_and(|u| u.result.is_none());
@@ -308,6 +353,7 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
                 None => groups.push((s.instance.clone(), vec![timed])),
             }
         }
+        let lines = &mut p.steps;
         for (inst, steps) in groups {
             let label = inst.map(|i| format!("instance {i}")).unwrap_or_else(|| "artifact".into());
             lines.push(Line::from(Span::styled(label, t.accent)));
@@ -325,6 +371,7 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
             }
         }
     }
+    let lines = &mut p.tail;
     lines.push(Line::from(""));
     match w.finished(fleet) {
         None => {
@@ -355,7 +402,7 @@ fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
             ),
         ]));
     }
-    lines
+    p
 }
 
 fn duration(ms: u64) -> String {
@@ -373,7 +420,7 @@ fn clip(s: &str, n: usize) -> String {
 }
 
 /// Words into lines of at most `width` characters; a longer word is cut.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(super) fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(10);
     let mut lines = vec![String::new()];
     for word in text.split(' ') {

@@ -22,7 +22,7 @@ fn alice() -> Operator {
     Operator::from_parts("alice", "bastion-1", Some("10.0.0.5 52344 10.0.0.1 22"), Some("ops".into()))
 }
 
-async fn cockpit(read_only: bool) -> (quarterdeck::plane::sandbox::Sandbox, App, BackendHandle) {
+pub(crate) async fn cockpit(read_only: bool) -> (quarterdeck::plane::sandbox::Sandbox, App, BackendHandle) {
     let sb = fast_sandbox(2).await;
     sb.deploy(DeployRequest {
         app: "shop-web".into(),

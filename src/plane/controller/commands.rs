@@ -409,9 +409,7 @@ fn bad(reason: String) -> WireError {
 pub fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireError> {
     validate::name("app", &req.app).map_err(bad)?;
     validate::version(&req.version).map_err(bad)?;
-    if req.instances == 0 || req.instances > 500 {
-        return Err(bad(format!("instances must be 1 to 500, not {}", req.instances)));
-    }
+    validate::instances(req.instances).map_err(bad)?;
     let image = match (&req.image, existing) {
         (Some(i), _) => i.clone(),
         (None, Some(app)) => app.image.clone(),
