@@ -11,6 +11,7 @@ use super::image;
 use super::ops::step_draft;
 use super::repair;
 use super::scheduler::{PlacementRequest, place_with};
+use crate::protocol::deploy_plan::{self, Mode, Step, Target};
 use crate::bus::RequestError;
 use crate::plane::repository;
 use crate::protocol::envelope::new_id;
@@ -126,71 +127,67 @@ pub(crate) async fn run_restart(ctl: Controller, op_id: String, targets: Vec<Str
 async fn deploy(ctl: &Controller, op_id: &str, app: &App, strategy: Strategy) -> Result<String, String> {
     check_artifact(ctl, op_id, app).await?;
 
-    let (old, current) = ctl.read(|core| {
-        let mut old: Vec<Instance> = Vec::new();
-        let mut current: Vec<Instance> = Vec::new();
-        for i in core.fleet.instances_of(&app.name) {
-            if i.version == app.version { current.push(i.clone()) } else { old.push(i.clone()) }
+    let target = Target::of(app, strategy);
+    // The preview's planner: the same steps in the same order. Each new instance is
+    // placed when its turn comes, on the fleet as it is then.
+    let (mode, steps) = ctl.read(|core| deploy_plan::steps(&core.fleet, &target));
+    let start_all = |steps: &[Step]| {
+        join_all(steps.iter().filter_map(|s| match s {
+            Step::Start { index } => Some(start_instance(ctl, op_id, app, *index, &[])),
+            Step::Retire { .. } => None,
+        }))
+    };
+    match mode {
+        Mode::Scale => {
+            // Same version: the missing ones side by side, then the extras go.
+            let errors: Vec<String> = start_all(&steps).await.into_iter().filter_map(Result::err).collect();
+            retire_all(ctl, op_id, &steps).await;
+            if !errors.is_empty() {
+                return Err(errors.join("; "));
+            }
         }
-        old.sort_by_key(|i| i.index);
-        current.sort_by_key(|i| i.index);
-        (old, current)
-    });
-
-    let desired = app.instances as usize;
-    if old.is_empty() {
-        // Same version: scale to the desired count, starting the new ones side by side.
-        let used: Vec<u32> = current.iter().map(|i| i.index).collect();
-        let missing = free_indexes(&used, desired.saturating_sub(current.len()));
-        let started = join_all(missing.iter().map(|&idx| start_instance(ctl, op_id, app, idx, &[]))).await;
-        let errors: Vec<String> = started.into_iter().filter_map(Result::err).collect();
-        for extra in current.iter().skip(desired) {
-            retire(ctl, op_id, extra, true).await;
+        Mode::All => {
+            // Every new instance at once; the old ones go only when all the new are healthy.
+            let started = start_all(&steps).await;
+            let errors: Vec<String> = started.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+            if !errors.is_empty() {
+                for id in started.into_iter().flatten() {
+                    if let Some(inst) = ctl.read(|c| c.fleet.instances.get(&id).cloned()) {
+                        retire(ctl, op_id, &inst, true).await;
+                    }
+                }
+                return Err(format!("new version not healthy, old one kept: {}", errors.join("; ")));
+            }
+            retire_all(ctl, op_id, &steps).await;
         }
-        if !errors.is_empty() {
-            return Err(errors.join("; "));
-        }
-    } else if strategy == Strategy::All {
-        // Every new instance at once; the old ones go only when all the new are healthy.
-        let started =
-            join_all((0..desired as u32).map(|idx| start_instance(ctl, op_id, app, idx, &[]))).await;
-        let errors: Vec<String> = started.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
-        if !errors.is_empty() {
-            for id in started.into_iter().flatten() {
-                if let Some(inst) = ctl.read(|c| c.fleet.instances.get(&id).cloned()) {
-                    retire(ctl, op_id, &inst, true).await;
+        Mode::Rolling => {
+            // A new instance, healthy, then the old one it replaces. A failure stops the
+            // roll with the old ones still serving.
+            let desired = app.instances;
+            let mut n = 0;
+            for step in &steps {
+                match step {
+                    Step::Start { index } => {
+                        start_instance(ctl, op_id, app, *index, &[])
+                            .await
+                            .map_err(|e| format!("roll stopped after {n} of {desired}: {e}"))?;
+                        n += 1;
+                    }
+                    Step::Retire { instance, .. } => retire(ctl, op_id, instance, true).await,
                 }
             }
-            return Err(format!("new version not healthy, old one kept: {}", errors.join("; ")));
-        }
-        for prev in old.iter().chain(current.iter()) {
-            retire(ctl, op_id, prev, true).await;
-        }
-    } else {
-        // A new version rolls one instance at a time: start the new, wait until healthy,
-        // then retire an old one. A failure stops the roll with the old ones still serving.
-        let mut old = old.into_iter();
-        for (n, idx) in free_indexes(&[], desired).into_iter().enumerate() {
-            start_instance(ctl, op_id, app, idx, &[])
-                .await
-                .map_err(|e| format!("roll stopped after {n} of {desired}: {e}"))?;
-            if let Some(prev) = old.next() {
-                retire(ctl, op_id, &prev, true).await;
-            }
-        }
-        for prev in old {
-            retire(ctl, op_id, &prev, true).await;
-        }
-        for extra in current {
-            retire(ctl, op_id, &extra, true).await;
         }
     }
     Ok(format!("{}@{} running x{}", app.name, app.version, app.instances))
 }
 
-/// The `n` lowest indexes not in `used`.
-fn free_indexes(used: &[u32], n: usize) -> Vec<u32> {
-    (0u32..).filter(|i| !used.contains(i)).take(n).collect()
+/// The plan's retirements, in its order.
+async fn retire_all(ctl: &Controller, op_id: &str, steps: &[Step]) {
+    for step in steps {
+        if let Step::Retire { instance, .. } = step {
+            retire(ctl, op_id, instance, true).await;
+        }
+    }
 }
 
 fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
@@ -262,25 +259,9 @@ pub(crate) async fn start_instance(
             Ok(hosts) => {
                 let host = hosts.into_iter().next().unwrap_or_default();
                 let id = fresh_instance_id(&core.fleet, &app.name, index);
-                let inst = Instance {
-                    id: id.clone(),
-                    app: app.name.clone(),
-                    version: app.version.clone(),
-                    index,
-                    host: host.clone(),
-                    ip: String::new(),
-                    port: app.port,
-                    endpoint: String::new(),
-                    container_id: String::new(),
-                    state: InstanceState::New,
-                    started_at: None,
-                    restarts: 0,
-                    cpu_pct: 0.0,
-                    mem_used_mb: 0,
-                    mem_limit_mb: app.constraints.memory_mb,
-                    cpu_limit: app.constraints.cpu,
-                    last_exit: None,
-                };
+                // The strategy does not change what one instance reserves.
+                let target = Target::of(app, Strategy::default());
+                let inst = target.new_instance(id.clone(), index, &host, app.port);
                 let spec = spec_for(app, &inst, op_id);
                 let drafts = step_draft(
                     core,
