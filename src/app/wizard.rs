@@ -884,8 +884,13 @@ mod tests {
         f.hosts.insert("h1".into(), host);
         let c = Constraints { azs: vec![], tags: vec![], cpu: 1.0, memory_mb: 1024 };
         for n in 0..2 {
-            let target =
-                Target { app: "web", version: "1", instances: 2, constraints: &c, strategy: Strategy::Rolling };
+            let target = Target {
+                app: "web",
+                version: "1",
+                instances: 2,
+                constraints: &c,
+                strategy: Strategy::Rolling,
+            };
             let mut i = target.new_instance(format!("web-{n}"), n, "h1", 8080);
             i.state = InstanceState::Running;
             f.instances.insert(i.id.clone(), i);

@@ -7,7 +7,9 @@
 use quarterdeck::app::wizard::{Field, Wizard};
 use quarterdeck::protocol::Fleet;
 
-use crate::nats_support::{PlaneConfig, block_on, connect, ctl_ok, deploy_args, library_snapshot, plane_or_skip};
+use crate::nats_support::{
+    PlaneConfig, block_on, connect, ctl_ok, deploy_args, library_snapshot, plane_or_skip,
+};
 
 fn fleet(url: &str) -> Fleet {
     block_on(async {

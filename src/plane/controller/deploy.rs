@@ -11,9 +11,9 @@ use super::image;
 use super::ops::step_draft;
 use super::repair;
 use super::scheduler::{PlacementRequest, place_with};
-use crate::protocol::deploy_plan::{self, Mode, Step, Target};
 use crate::bus::RequestError;
 use crate::plane::repository;
+use crate::protocol::deploy_plan::{self, Mode, Step, Target};
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::AgentVerb;
 use crate::protocol::{
@@ -572,6 +572,391 @@ pub(crate) async fn send_restart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod against_the_plan {
+        //! The planner's plan (what the cockpit's preview shows) against what this deploy
+        //! does: a controller and sim agents on an in-process bus, started from a fleet
+        //! laid out by hand, then one deploy; the placements and retirements it made, in
+        //! order, are the plan's.
+
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use crate::bus::{Bus, LocalBus, Subscription};
+        use crate::plane::agent::sim::{SimConfig, SimDriver};
+        use crate::plane::agent::{self, AgentConfig, AgentHandle};
+        use crate::plane::controller::store::MemoryStore;
+        use crate::plane::controller::{Controller, ControllerConfig};
+        use crate::protocol::clock::now_ms;
+        use crate::protocol::deploy_plan::{self, Step, Target};
+        use crate::protocol::scheduler::Usage;
+        use crate::protocol::{
+            Accepted, App, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, Host, HostMetrics,
+            HostState, InstanceReport, InstanceState, OperationState, Route, RouteState, RunSpec, Strategy,
+            decode, subjects,
+        };
+
+        const PERIOD: Duration = Duration::from_millis(100);
+
+        /// A host: id, AZ, tags, cores, MB.
+        type HostSpec = (&'static str, &'static str, &'static [&'static str], u32, u64);
+
+        /// A fleet to start from, and one deploy.
+        struct Scene {
+            name: &'static str,
+            hosts: Vec<HostSpec>,
+            /// The running app's instances: (index, host), all at version "1".
+            old: Vec<(u32, &'static str)>,
+            /// What each running instance reserves.
+            old_needs: Constraints,
+            version: &'static str,
+            instances: u32,
+            needs: Constraints,
+            strategy: Strategy,
+        }
+
+        fn needs(cpu: f32, memory_mb: u64, azs: &[&str], tags: &[&str]) -> Constraints {
+            let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+            Constraints { azs: strings(azs), tags: strings(tags), cpu, memory_mb }
+        }
+
+        fn ip(host: usize, k: usize) -> String {
+            format!("10.0.{}.{}", host + 1, 31 + k)
+        }
+
+        /// The scene's fleet: its hosts up, its app at version 1 running and routed.
+        fn fleet_of(scene: &Scene) -> Fleet {
+            let mut f = Fleet::default();
+            let now = now_ms();
+            for (n, (id, az, tags, cores, mem)) in scene.hosts.iter().enumerate() {
+                let host = Host {
+                    id: id.to_string(),
+                    hostname: id.to_string(),
+                    ip: format!("10.0.{}.1", n + 1),
+                    az: az.to_string(),
+                    tags: tags.iter().map(|t| t.to_string()).collect(),
+                    cpu_cores: *cores,
+                    memory_total_mb: *mem,
+                    agent_version: "test".into(),
+                    last_heartbeat: now,
+                    state: HostState::Up,
+                    metrics: HostMetrics { mem_total_mb: *mem, ..HostMetrics::default() },
+                    warnings: vec![],
+                    unmanaged: vec![],
+                };
+                f.hosts.insert(host.id.clone(), host);
+            }
+            let app = App {
+                name: "web".into(),
+                version: "1".into(),
+                instances: scene.old.len() as u32,
+                image: "nginx:1".into(),
+                port: 8080,
+                constraints: scene.old_needs.clone(),
+                domain: "web.local".into(),
+                tags: vec![],
+                run: RunSpec::default(),
+                shortfall: None,
+                digest: None,
+            };
+            let old = Target::of(&app, Strategy::Rolling);
+            for (k, (index, host)) in scene.old.iter().enumerate() {
+                let n = scene.hosts.iter().position(|h| h.0 == *host).expect("a host of the scene");
+                let mut i = old.new_instance(format!("web-{index}-{k:04x}"), *index, host, 8080);
+                i.ip = ip(n, k);
+                i.endpoint = format!("{}:8080", i.ip);
+                i.container_id = format!("c{k:011}");
+                i.state = InstanceState::Running;
+                i.started_at = Some(now);
+                let route = Route {
+                    app: "web".into(),
+                    domain: app.domain.clone(),
+                    backend: i.endpoint.clone(),
+                    state: RouteState::Enabled,
+                    weight: 1,
+                    stale: false,
+                };
+                f.routes.insert(("web".into(), route.backend.clone()), route);
+                f.instances.insert(i.id.clone(), i);
+            }
+            f.apps.insert(app.name.clone(), app);
+            f
+        }
+
+        /// A controller on `fleet`, and a sim agent per host that runs what the fleet
+        /// places on it.
+        async fn start(scene: &Scene, fleet: Fleet) -> (Arc<dyn Bus>, Controller, Vec<AgentHandle>) {
+            let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+            let store = Arc::new(MemoryStore::new(bus.clone()));
+            let config = ControllerConfig {
+                heartbeat_period: PERIOD,
+                stale_after: 20,
+                lost_after: 100,
+                step_timeout: Duration::from_secs(30),
+                ..ControllerConfig::default()
+            };
+            let ctl =
+                Controller::start(bus.clone(), config, fleet.clone(), store, None).await.expect("controller");
+            let since = now_ms();
+            let mut agents = Vec::new();
+            for (n, (id, az, tags, cores, mem)) in scene.hosts.iter().enumerate() {
+                let driver = SimDriver::new(SimConfig {
+                    seed: n as u64 + 1,
+                    cpu_cores: *cores,
+                    memory_mb: *mem,
+                    container_ips: (0..64).map(|k| ip(n, k)).collect(),
+                    speed: 100.0,
+                    crashes_per_hour: 0.0,
+                });
+                driver.adopt(
+                    fleet
+                        .instances_on(id)
+                        .map(|i| (InstanceReport::of(i), i.cpu_limit, "nginx:1".to_string())),
+                );
+                let config = AgentConfig {
+                    host_id: id.to_string(),
+                    hostname: id.to_string(),
+                    ip: format!("10.0.{}.1", n + 1),
+                    az: az.to_string(),
+                    tags: tags.iter().map(|t| t.to_string()).collect(),
+                    heartbeat_period: PERIOD,
+                    poll_interval: Duration::from_millis(50),
+                };
+                agents.push(agent::start(bus.clone(), driver, config).await.expect("agent"));
+            }
+            let heard = ctl
+                .wait_for(Duration::from_secs(30), |f| {
+                    f.hosts
+                        .values()
+                        .all(|h| h.state == HostState::Up && h.last_heartbeat >= since)
+                        .then_some(())
+                })
+                .await;
+            assert!(heard.is_some(), "{}: every host heard from: {:#?}", scene.name, ctl.snapshot().hosts);
+            (bus, ctl, agents)
+        }
+
+        /// What a deploy did, in order: a host for each instance placed, an id for each
+        /// instance retired.
+        #[derive(Debug, PartialEq)]
+        enum Did {
+            Placed(String),
+            Retired(String),
+        }
+
+        /// Reads the events up to the operation's end.
+        async fn done_by(sub: &mut Subscription, op: &str) -> Vec<Did> {
+            let mut did = Vec::new();
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(30), sub.next()).await;
+                let Ok(Some(msg)) = next else { panic!("{op}: no end on the bus; so far {did:?}") };
+                let Ok(env) = decode::<Event>(&msg.payload) else { continue };
+                let e = env.body;
+                if e.operation_id.as_deref() != Some(op) {
+                    continue;
+                }
+                match e.kind {
+                    EventKind::NewInstanceAndDeployWarRequest => did.extend(e.host.map(Did::Placed)),
+                    EventKind::InstanceRemoved => did.extend(e.instance.map(Did::Retired)),
+                    EventKind::OperationSucceeded | EventKind::OperationFailed => return did,
+                    _ => {}
+                }
+            }
+        }
+
+        /// The plan in the same words, up to its first start that does not fit.
+        fn planned(plan: &deploy_plan::DeployPlan) -> Vec<Did> {
+            let mut hosts = plan.placements.iter();
+            let mut out = Vec::new();
+            for step in &plan.steps {
+                match step {
+                    Step::Start { .. } => match hosts.next() {
+                        Some(h) => out.push(Did::Placed(h.clone())),
+                        None => break,
+                    },
+                    Step::Retire { instance, .. } => out.push(Did::Retired(instance.id.clone())),
+                }
+            }
+            out
+        }
+
+        async fn check(scene: Scene) {
+            let fleet = fleet_of(&scene);
+            let (bus, ctl, agents) = start(&scene, fleet).await;
+            let before = ctl.snapshot();
+            let target = Target {
+                app: "web",
+                version: scene.version,
+                instances: scene.instances,
+                constraints: &scene.needs,
+                strategy: scene.strategy,
+            };
+            let plan = deploy_plan::plan(&before, &Usage::of(&before), &target);
+
+            let mut sub = bus.subscribe(subjects::EVT_ALL).await.expect("events");
+            let req = DeployRequest {
+                app: "web".into(),
+                version: scene.version.into(),
+                instances: scene.instances,
+                constraints: Some(scene.needs.clone()),
+                strategy: scene.strategy,
+                ..DeployRequest::default()
+            };
+            let sent: Accepted = crate::bus::command(
+                bus.as_ref(),
+                subjects::CtlVerb::Deploy,
+                &Envelope::new("test", req),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("deploy accepted");
+            let op = sent.operation_id.expect("an operation");
+            let end = ctl
+                .wait_for(Duration::from_secs(60), |f| {
+                    f.operations
+                        .get(&op)
+                        .filter(|o| o.finished_at.is_some())
+                        .map(|o| (o.state, o.error.clone()))
+                })
+                .await;
+            let Some((state, error)) = end else {
+                panic!("{}: the deploy did not end: {:#?}", scene.name, ctl.snapshot().operations.get(&op))
+            };
+            let want = if plan.no_fit.is_some() { OperationState::Failed } else { OperationState::Succeeded };
+            assert_eq!(state, want, "{}: {error:?}; plan {:?}", scene.name, plan.no_fit);
+            let did = done_by(&mut sub, &op).await;
+            assert_eq!(did, planned(&plan), "{}: the controller (left), the plan (right)", scene.name);
+            for a in agents {
+                a.stop();
+            }
+        }
+
+        fn half() -> Constraints {
+            needs(0.5, 256, &[], &[])
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_rolling_replace_of_twelve_on_tight_hosts() {
+            check(Scene {
+                name: "rolling x12",
+                hosts: vec![
+                    ("h1", "az1", &[], 4, 8192),
+                    ("h2", "az2", &[], 4, 8192),
+                    ("h3", "az1", &[], 2, 8192),
+                ],
+                old: (0..8)
+                    .map(|i| (i, "h1"))
+                    .chain([(8, "h2"), (9, "h2"), (10, "h3"), (11, "h3")])
+                    .collect(),
+                old_needs: half(),
+                version: "2",
+                instances: 12,
+                needs: half(),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_rolling_deploy_that_scales_up_within_az_and_tag_constraints() {
+            check(Scene {
+                name: "rolling 3 -> 5, ssd only",
+                hosts: vec![
+                    ("h1", "az1", &["ssd"], 2, 4096),
+                    ("h2", "az2", &[], 8, 16384),
+                    ("h3", "az2", &["ssd"], 2, 4096),
+                    ("h4", "az1", &["ssd", "gpu"], 4, 2048),
+                ],
+                old: vec![(0, "h1"), (1, "h3"), (2, "h1")],
+                old_needs: half(),
+                version: "2",
+                instances: 5,
+                needs: needs(0.5, 512, &[], &["ssd"]),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_rolling_deploy_that_scales_down_into_one_az() {
+            check(Scene {
+                name: "rolling 5 -> 3, az2 only",
+                hosts: vec![
+                    ("h1", "az1", &[], 4, 8192),
+                    ("h2", "az2", &[], 2, 8192),
+                    ("h3", "az2", &[], 2, 8192),
+                ],
+                old: vec![(0, "h2"), (1, "h1"), (2, "h3"), (3, "h1"), (4, "h2")],
+                old_needs: half(),
+                version: "2",
+                instances: 3,
+                needs: needs(1.0, 256, &["az2"], &[]),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn every_new_instance_at_once() {
+            check(Scene {
+                name: "all 3 -> 4",
+                hosts: vec![("h1", "az1", &[], 4, 8192), ("h2", "az2", &[], 3, 8192)],
+                old: vec![(0, "h1"), (1, "h2"), (2, "h1")],
+                old_needs: half(),
+                version: "2",
+                instances: 4,
+                needs: half(),
+                strategy: Strategy::All,
+            })
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_same_version_scaled_up_and_down() {
+            let hosts: Vec<HostSpec> = vec![("h1", "az1", &[], 8, 8192), ("h2", "az2", &[], 8, 8192)];
+            let thirteen: Vec<(u32, &str)> =
+                (0..13).map(|i| (i, if i % 2 == 0 { "h1" } else { "h2" })).collect();
+            check(Scene {
+                name: "same version 13 -> 10",
+                hosts: hosts.clone(),
+                old: thirteen,
+                old_needs: half(),
+                version: "1",
+                instances: 10,
+                needs: half(),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+            check(Scene {
+                name: "same version 2 -> 5",
+                hosts,
+                old: vec![(0, "h2"), (3, "h2")],
+                old_needs: half(),
+                version: "1",
+                instances: 5,
+                needs: half(),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+
+        /// Room for the first new instance only: the roll stops where the plan says it
+        /// no longer fits, the old ones still serving.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_roll_that_runs_out_of_room_stops_where_the_plan_says() {
+            check(Scene {
+                name: "rolling, no room for the second",
+                hosts: vec![("h1", "az1", &[], 2, 8192), ("h2", "az1", &[], 1, 8192)],
+                old: (0..4).map(|i| (i, "h1")).collect(),
+                old_needs: half(),
+                version: "2",
+                instances: 4,
+                needs: needs(1.0, 256, &[], &[]),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+    }
 
     /// A drawn id that the fleet holds (the instance being replaced, say) is drawn again:
     /// an id names one placement.
