@@ -1,6 +1,6 @@
 //! The guided deploy `d`: a form whose every field is checked as it is typed, a plan
-//! preview from the real scheduler, a confirmation, the operation's live progress, and a
-//! one-key rollback to the previous spec.
+//! preview from the deploy planner the controller carries out, a confirmation, the
+//! operation's live progress, and a one-key rollback to the previous spec.
 //!
 //! The artifact: a .tar.gz/.tar on the operator's machine (Tab completes the path), which
 //! is uploaded to the repository before the deploy is sent, as the original flow has it;

@@ -84,7 +84,8 @@ pub enum Step {
     Start { index: u32 },
     /// Take an instance out: routes, container, record.
     Retire {
-        instance: Instance,
+        /// Boxed: a step list of thousands stays small when most are starts.
+        instance: Box<Instance>,
         /// The index of the new instance it makes room for (a rolling deploy's pairs).
         replaced_by: Option<u32>,
     },
@@ -118,7 +119,7 @@ pub fn steps(fleet: &Fleet, target: &Target<'_>) -> (Mode, Vec<Step>) {
     old.sort_by(|a, b| (a.index, &a.id).cmp(&(b.index, &b.id)));
     current.sort_by(|a, b| (a.index, &a.id).cmp(&(b.index, &b.id)));
     let desired = target.instances as usize;
-    let retire = |i: &Instance, replaced_by| Step::Retire { instance: i.clone(), replaced_by };
+    let retire = |i: &Instance, replaced_by| Step::Retire { instance: Box::new(i.clone()), replaced_by };
     let start = |index| Step::Start { index };
 
     if old.is_empty() {
