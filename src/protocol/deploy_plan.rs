@@ -105,13 +105,6 @@ pub struct DeployPlan {
     pub after: Usage,
 }
 
-impl DeployPlan {
-    /// How many new instances the deploy starts.
-    pub fn starts(&self) -> usize {
-        self.steps.iter().filter(|s| matches!(s, Step::Start { .. })).count()
-    }
-}
-
 /// The steps, in the order the controller takes them.
 pub fn steps(fleet: &Fleet, target: &Target<'_>) -> (Mode, Vec<Step>) {
     let (mut old, mut current): (Vec<&Instance>, Vec<&Instance>) =
@@ -150,6 +143,7 @@ pub fn steps(fleet: &Fleet, target: &Target<'_>) -> (Mode, Vec<Step>) {
 /// instances take now (`Usage::of`, or the controller's own).
 pub fn plan(fleet: &Fleet, usage: &Usage, target: &Target<'_>) -> DeployPlan {
     let (mode, steps) = steps(fleet, target);
+    // A refusal counts over the whole deploy, not the one instance placed at a time.
     let wanted = steps.iter().filter(|s| matches!(s, Step::Start { .. })).count() as u32;
     let mut after = usage.clone();
     let mut placements = Vec::new();
