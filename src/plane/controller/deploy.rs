@@ -620,10 +620,6 @@ mod tests {
             Constraints { azs: strings(azs), tags: strings(tags), cpu, memory_mb }
         }
 
-        fn ip(host: usize, k: usize) -> String {
-            format!("10.0.{}.{}", host + 1, 31 + k)
-        }
-
         /// The scene's fleet: its hosts up, its app at version 1 running and routed.
         fn fleet_of(scene: &Scene) -> Fleet {
             let mut f = Fleet::default();
@@ -663,7 +659,7 @@ mod tests {
             for (k, (index, host)) in scene.old.iter().enumerate() {
                 let n = scene.hosts.iter().position(|h| h.0 == *host).expect("a host of the scene");
                 let mut i = old.new_instance(format!("web-{index}-{k:04x}"), *index, host, 8080);
-                i.ip = ip(n, k);
+                i.ip = format!("10.0.{}.{}", n + 1, 31 + k);
                 i.endpoint = format!("{}:8080", i.ip);
                 i.container_id = format!("c{k:011}");
                 i.state = InstanceState::Running;
@@ -685,7 +681,7 @@ mod tests {
 
         /// A controller on `fleet`, and a sim agent per host that runs what the fleet
         /// places on it.
-        async fn start(scene: &Scene, fleet: Fleet) -> (Arc<dyn Bus>, Controller, Vec<AgentHandle>) {
+        async fn start(name: &str, fleet: Fleet) -> (Arc<dyn Bus>, Controller, Vec<AgentHandle>) {
             let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
             let store = Arc::new(MemoryStore::new(bus.clone()));
             let config = ControllerConfig {
@@ -699,26 +695,26 @@ mod tests {
                 Controller::start(bus.clone(), config, fleet.clone(), store, None).await.expect("controller");
             let since = now_ms();
             let mut agents = Vec::new();
-            for (n, (id, az, tags, cores, mem)) in scene.hosts.iter().enumerate() {
+            for (n, h) in fleet.hosts.values().enumerate() {
                 let driver = SimDriver::new(SimConfig {
                     seed: n as u64 + 1,
-                    cpu_cores: *cores,
-                    memory_mb: *mem,
-                    container_ips: (0..64).map(|k| ip(n, k)).collect(),
+                    cpu_cores: h.cpu_cores,
+                    memory_mb: h.memory_total_mb,
+                    // Apart from any address the fleet's instances have.
+                    container_ips: (1..200).map(|k| format!("10.250.{n}.{k}")).collect(),
                     speed: 100.0,
                     crashes_per_hour: 0.0,
                 });
-                driver.adopt(
-                    fleet
-                        .instances_on(id)
-                        .map(|i| (InstanceReport::of(i), i.cpu_limit, "nginx:1".to_string())),
-                );
+                driver.adopt(fleet.instances_on(&h.id).map(|i| {
+                    let image = fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
+                    (InstanceReport::of(i), i.cpu_limit, image)
+                }));
                 let config = AgentConfig {
-                    host_id: id.to_string(),
-                    hostname: id.to_string(),
-                    ip: format!("10.0.{}.1", n + 1),
-                    az: az.to_string(),
-                    tags: tags.iter().map(|t| t.to_string()).collect(),
+                    host_id: h.id.clone(),
+                    hostname: h.hostname.clone(),
+                    ip: h.ip.clone(),
+                    az: h.az.clone(),
+                    tags: h.tags.clone(),
                     heartbeat_period: PERIOD,
                     poll_interval: Duration::from_millis(50),
                 };
@@ -732,7 +728,7 @@ mod tests {
                         .then_some(())
                 })
                 .await;
-            assert!(heard.is_some(), "{}: every host heard from: {:#?}", scene.name, ctl.snapshot().hosts);
+            assert!(heard.is_some(), "{name}: every host heard from: {:#?}", ctl.snapshot().hosts);
             (bus, ctl, agents)
         }
 
@@ -781,19 +777,6 @@ mod tests {
         }
 
         async fn check(scene: Scene) {
-            let fleet = fleet_of(&scene);
-            let (bus, ctl, agents) = start(&scene, fleet).await;
-            let before = ctl.snapshot();
-            let target = Target {
-                app: "web",
-                version: scene.version,
-                instances: scene.instances,
-                constraints: &scene.needs,
-                strategy: scene.strategy,
-            };
-            let plan = deploy_plan::plan(&before, &Usage::of(&before), &target);
-
-            let mut sub = bus.subscribe(subjects::EVT_ALL).await.expect("events");
             let req = DeployRequest {
                 app: "web".into(),
                 version: scene.version.into(),
@@ -802,10 +785,28 @@ mod tests {
                 strategy: scene.strategy,
                 ..DeployRequest::default()
             };
+            check_on(scene.name, fleet_of(&scene), req).await;
+        }
+
+        /// Plans `req` on `fleet`, then has the controller deploy it there; returns the plan.
+        async fn check_on(name: &str, fleet: Fleet, req: DeployRequest) -> deploy_plan::DeployPlan {
+            let (bus, ctl, agents) = start(name, fleet).await;
+            let before = ctl.snapshot();
+            let needs = req.constraints.clone().expect("the deploy's constraints");
+            let target = Target {
+                app: &req.app,
+                version: &req.version,
+                instances: req.instances,
+                constraints: &needs,
+                strategy: req.strategy,
+            };
+            let plan = deploy_plan::plan(&before, &Usage::of(&before), &target);
+
+            let mut sub = bus.subscribe(subjects::EVT_ALL).await.expect("events");
             let sent: Accepted = crate::bus::command(
                 bus.as_ref(),
                 subjects::CtlVerb::Deploy,
-                &Envelope::new("test", req),
+                &Envelope::new("test", req.clone()),
                 Duration::from_secs(5),
             )
             .await
@@ -820,15 +821,17 @@ mod tests {
                 })
                 .await;
             let Some((state, error)) = end else {
-                panic!("{}: the deploy did not end: {:#?}", scene.name, ctl.snapshot().operations.get(&op))
+                panic!("{name}: the deploy did not end: {:#?}", ctl.snapshot().operations.get(&op))
             };
             let want = if plan.no_fit.is_some() { OperationState::Failed } else { OperationState::Succeeded };
-            assert_eq!(state, want, "{}: {error:?}; plan {:?}", scene.name, plan.no_fit);
+            assert_eq!(state, want, "{name}: {error:?}; plan {:?}", plan.no_fit);
             let did = done_by(&mut sub, &op).await;
-            assert_eq!(did, planned(&plan), "{}: the controller (left), the plan (right)", scene.name);
+            assert!(!did.is_empty(), "{name}: the deploy placed or retired something");
+            assert_eq!(did, planned(&plan), "{name}: the controller (left), the plan (right)");
             for a in agents {
                 a.stop();
             }
+            plan
         }
 
         fn half() -> Constraints {
@@ -938,6 +941,29 @@ mod tests {
                 strategy: Strategy::Rolling,
             })
             .await;
+        }
+
+        /// The sandbox's fixture fleet (six hosts, three apps, AZs and tags): shop-web, on
+        /// the hosts tagged `web`, rolled to a new version and scaled up by one.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_rolling_deploy_on_the_fixture_fleet() {
+            let (mut fleet, _) = crate::plane::fixture::fixture(7, 6, 0);
+            let now = now_ms();
+            for h in fleet.hosts.values_mut() {
+                h.last_heartbeat = now;
+            }
+            let app = fleet.apps["shop-web"].clone();
+            assert!(!app.constraints.tags.is_empty(), "a tag constraint: {:?}", app.constraints);
+            let req = DeployRequest {
+                app: app.name.clone(),
+                version: "2.0.0".into(),
+                instances: app.instances + 1,
+                constraints: Some(app.constraints.clone()),
+                strategy: Strategy::Rolling,
+                ..DeployRequest::default()
+            };
+            let plan = check_on("fixture: shop-web rolled and scaled up", fleet, req).await;
+            assert_eq!((plan.no_fit, plan.placements.len()), (None, 4), "{:?}", plan.placements);
         }
 
         /// Room for the first new instance only: the roll stops where the plan says it
