@@ -37,7 +37,13 @@ fn outcome(before: &Fleet, after: &Fleet) -> Vec<(String, u32, String, u64)> {
 
 #[test]
 fn the_wizards_preview_is_what_the_controller_then_does() {
-    let plane = plane_or_skip!("nats_deploy_plan", PlaneConfig::default());
+    // A host gone stale on a loaded machine between the preview and the deploy would be
+    // placed around: hosts stay up for a minute without a heartbeat.
+    let config = PlaneConfig {
+        controller: vec!["--stale-after", "200", "--lost-after", "400"],
+        ..PlaneConfig::default()
+    };
+    let plane = plane_or_skip!("nats_deploy_plan", config);
     let url = plane.url();
     // Thirteen instances, spread over h1 (even indexes) and h2 (odd).
     plane.deploy("web", "1", 13);

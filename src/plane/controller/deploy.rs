@@ -686,8 +686,9 @@ mod tests {
             let store = Arc::new(MemoryStore::new(bus.clone()));
             let config = ControllerConfig {
                 heartbeat_period: PERIOD,
-                stale_after: 20,
-                lost_after: 100,
+                // A host gone stale on a loaded machine would be placed around: a minute.
+                stale_after: 600,
+                lost_after: 1200,
                 step_timeout: Duration::from_secs(30),
                 ..ControllerConfig::default()
             };
