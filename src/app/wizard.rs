@@ -1,6 +1,6 @@
 //! The guided deploy `d`: a form whose every field is checked as it is typed, a plan
-//! preview from the real scheduler, a confirmation, the operation's live progress, and a
-//! one-key rollback to the previous spec.
+//! preview from the deploy planner the controller carries out, a confirmation, the
+//! operation's live progress, and a one-key rollback to the previous spec.
 //!
 //! The artifact: a .tar.gz/.tar on the operator's machine (Tab completes the path), which
 //! is uploaded to the repository before the deploy is sent, as the original flow has it;
@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use crate::actions::palette::common_prefix;
 use crate::backend::upload::{UploadRequest, Uploaded, check_artifact_file};
 use crate::backend::{ControlCommand, Replica};
-use crate::protocol::scheduler::{PlacementError, PlacementRequest, place};
+use crate::protocol::deploy_plan::{self, Mode, Target};
+use crate::protocol::scheduler::Usage;
 use crate::protocol::{
-    Accepted, App as AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Instance, InstanceState,
-    Operation, OperationState, RunPatch, Strategy, validate,
+    Accepted, App as AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Operation, OperationState,
+    RunPatch, Strategy, validate,
 };
 
 /// The form's fields, in order.
@@ -629,78 +630,37 @@ fn list(v: &str) -> Vec<String> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
-/// Where the new instances go, with the real scheduler on the replica's fleet. A rolling
-/// deploy of a new version places one new instance, then retires one old: the preview
-/// does the same, so the resources left are those after the deploy.
+/// The preview of the deploy: the planner the controller carries out
+/// (`protocol::deploy_plan`), on the replica's fleet, shown per host.
 pub fn plan(fleet: &Fleet, req: &DeployRequest, c: &Constraints) -> Plan {
-    let mut f = fleet.clone();
-    let same_version = fleet.instances_of(&req.app).all(|i| i.version == req.version);
-    let mut old: Vec<String> = fleet
-        .instances_of(&req.app)
-        .filter(|i| i.state.occupies_host() && i.version != req.version)
-        .map(|i| i.id.clone())
-        .collect();
-    let existing_same = fleet.instances_of(&req.app).filter(|i| i.version == req.version).count() as u32;
-    let count = if same_version { req.instances.saturating_sub(existing_same) } else { req.instances };
-    let rolling = req.strategy == Strategy::Rolling && !same_version;
-    let mut placements = Vec::new();
-    let mut no_fit = None;
-    let batches: Vec<u32> = if rolling { vec![1; count as usize] } else { vec![count] };
-    for n in batches {
-        let r = PlacementRequest { app: &req.app, count: n, constraints: c, exclude: &[] };
-        match place(&f, &r) {
-            Ok(hosts) => {
-                for h in hosts {
-                    let id = format!("~plan-{}", placements.len());
-                    f.instances.insert(id.clone(), planned(&id, &req.app, &req.version, &h, c));
-                    placements.push(h);
-                    if rolling && !old.is_empty() {
-                        f.instances.remove(&old.remove(0));
-                    }
-                }
-            }
-            Err(e) => {
-                // Counted over the whole deploy, not the one-at-a-time batch.
-                let whole =
-                    PlacementError { wanted: req.instances, placed: placements.len() as u32 + e.placed, ..e };
-                no_fit = Some(whole.to_string());
-                break;
-            }
-        }
-    }
-    if no_fit.is_none() {
-        // After the deploy the old version is gone, and a scale-down drops the extras.
-        for id in old {
-            f.instances.remove(&id);
-        }
-        let mut same: Vec<String> =
-            f.instances_of(&req.app).filter(|i| i.version == req.version).map(|i| i.id.clone()).collect();
-        same.sort();
-        for id in same.into_iter().skip(req.instances as usize) {
-            f.instances.remove(&id);
-        }
-    }
+    let target = Target {
+        app: &req.app,
+        version: &req.version,
+        instances: req.instances,
+        constraints: c,
+        strategy: req.strategy,
+    };
+    let now = Usage::of(fleet);
+    let planned = deploy_plan::plan(fleet, &now, &target);
     // When nothing fits, nothing is placed: the hosts as they are now.
-    let f = if no_fit.is_some() { fleet.clone() } else { f };
+    let (usage, placements) = match &planned.no_fit {
+        Some(_) => (&now, Vec::new()),
+        None => (&planned.after, planned.placements.clone()),
+    };
     let mut new: BTreeMap<&str, u32> = BTreeMap::new();
-    if no_fit.is_none() {
-        for h in &placements {
-            *new.entry(h.as_str()).or_default() += 1;
-        }
+    for h in &placements {
+        *new.entry(h.as_str()).or_default() += 1;
     }
-    let hosts = f
+    let hosts = fleet
         .hosts
         .values()
         .map(|h| {
-            let (cpu, mem) = f
-                .instances_on(&h.id)
-                .filter(|i| i.state.occupies_host())
-                .fold((0.0f32, 0u64), |(c, m), i| (c + i.cpu_limit, m + i.mem_limit_mb));
+            let (cpu, mem) = usage.taken(&h.id);
             HostPlan {
                 host: h.id.clone(),
                 az: h.az.clone(),
                 new: new.get(h.id.as_str()).copied().unwrap_or(0),
-                cpu_left: h.cpu_cores as f32 - cpu,
+                cpu_left: (f64::from(h.cpu_cores) - cpu) as f32,
                 memory_left_mb: h.memory_total_mb.saturating_sub(mem),
                 eligible: h.state == crate::protocol::HostState::Up
                     && (c.azs.is_empty() || c.azs.contains(&h.az))
@@ -709,35 +669,13 @@ pub fn plan(fleet: &Fleet, req: &DeployRequest, c: &Constraints) -> Plan {
         })
         .collect();
     let fresh = fleet.instances_of(&req.app).next().is_none();
-    let note = match (same_version, rolling) {
-        (true, _) if fresh => format!("{} new instance(s), side by side", req.instances),
-        (true, _) => format!("same version: scale to x{} side by side", req.instances),
-        (false, true) => "rolling: one new instance, healthy, then one old retired".into(),
-        (false, false) => "all: every new instance at once, the old retired when all are healthy".into(),
+    let note = match planned.mode {
+        Mode::Scale if fresh => format!("{} new instance(s), side by side", req.instances),
+        Mode::Scale => format!("same version: scale to x{} side by side", req.instances),
+        Mode::Rolling => "rolling: one new instance, healthy, then one old retired".into(),
+        Mode::All => "all: every new instance at once, the old retired when all are healthy".into(),
     };
-    Plan { placements: if no_fit.is_some() { vec![] } else { placements }, hosts, no_fit, note }
-}
-
-fn planned(id: &str, app: &str, version: &str, host: &str, c: &Constraints) -> Instance {
-    Instance {
-        id: id.into(),
-        app: app.into(),
-        version: version.into(),
-        index: 0,
-        host: host.into(),
-        ip: String::new(),
-        port: 0,
-        endpoint: String::new(),
-        container_id: String::new(),
-        state: InstanceState::Deploying,
-        started_at: None,
-        restarts: 0,
-        cpu_pct: 0.0,
-        mem_used_mb: 0,
-        mem_limit_mb: c.memory_mb,
-        cpu_limit: c.cpu,
-        last_exit: None,
-    }
+    Plan { placements, hosts, no_fit: planned.no_fit.map(|e| e.to_string()), note }
 }
 
 // -- the wizard's keys, as part of the app's update ---------------------------------------
@@ -983,7 +921,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ArtifactRef, Host, HostMetrics, HostState, RunSpec};
+    use crate::protocol::{ArtifactRef, Host, HostMetrics, HostState, InstanceState, RunSpec};
 
     /// One host with room for three instances; the app runs two of them.
     fn fleet_with_one_host() -> Fleet {
@@ -1006,7 +944,14 @@ mod tests {
         f.hosts.insert("h1".into(), host);
         let c = Constraints { azs: vec![], tags: vec![], cpu: 1.0, memory_mb: 1024 };
         for n in 0..2 {
-            let mut i = planned(&format!("web-{n}"), "web", "1", "h1", &c);
+            let target = Target {
+                app: "web",
+                version: "1",
+                instances: 2,
+                constraints: &c,
+                strategy: Strategy::Rolling,
+            };
+            let mut i = target.new_instance(format!("web-{n}"), n, "h1", 8080);
             i.state = InstanceState::Running;
             f.instances.insert(i.id.clone(), i);
         }

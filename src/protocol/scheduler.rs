@@ -5,6 +5,7 @@
 //! Rules, in order: the host is up; it is in an allowed AZ; it carries every required tag;
 //! it has the CPU and memory the instance reserves. Among the hosts that fit, the app is
 //! spread: first across AZs, then across hosts, then onto the host with most free memory.
+//! The order a deploy places and retires in is `deploy_plan`'s.
 
 use std::collections::HashMap;
 
@@ -84,6 +85,11 @@ impl Usage {
         t.0 += f64::from(inst.cpu_limit);
         t.1 += inst.mem_limit_mb;
         *self.apps.entry(inst.app.clone()).or_default().entry(inst.host.clone()).or_default() += 1;
+    }
+
+    /// CPU cores and MB of memory the counted instances take on `host`.
+    pub fn taken(&self, host: &str) -> (f64, u64) {
+        self.taken.get(host).copied().unwrap_or_default()
     }
 
     /// Counts `inst` out, as `add` counted it in.

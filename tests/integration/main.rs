@@ -22,6 +22,7 @@ mod nats_bounded_messages;
 mod nats_commit_batches;
 mod nats_deadline;
 mod nats_denied;
+mod nats_deploy_plan;
 mod nats_durable;
 mod nats_epoch;
 mod nats_faults;

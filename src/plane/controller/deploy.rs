@@ -13,6 +13,7 @@ use super::repair;
 use super::scheduler::{PlacementRequest, place_with};
 use crate::bus::RequestError;
 use crate::plane::repository;
+use crate::protocol::deploy_plan::{self, Mode, Step, Target};
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::AgentVerb;
 use crate::protocol::{
@@ -126,71 +127,67 @@ pub(crate) async fn run_restart(ctl: Controller, op_id: String, targets: Vec<Str
 async fn deploy(ctl: &Controller, op_id: &str, app: &App, strategy: Strategy) -> Result<String, String> {
     check_artifact(ctl, op_id, app).await?;
 
-    let (old, current) = ctl.read(|core| {
-        let mut old: Vec<Instance> = Vec::new();
-        let mut current: Vec<Instance> = Vec::new();
-        for i in core.fleet.instances_of(&app.name) {
-            if i.version == app.version { current.push(i.clone()) } else { old.push(i.clone()) }
+    let target = Target::of(app, strategy);
+    // The preview's planner: the same steps in the same order. Each new instance is
+    // placed when its turn comes, on the fleet as it is then.
+    let (mode, steps) = ctl.read(|core| deploy_plan::steps(&core.fleet, &target));
+    let start_all = |steps: &[Step]| {
+        join_all(steps.iter().filter_map(|s| match s {
+            Step::Start { index } => Some(start_instance(ctl, op_id, app, *index, &[])),
+            Step::Retire { .. } => None,
+        }))
+    };
+    match mode {
+        Mode::Scale => {
+            // Same version: the missing ones side by side, then the extras go.
+            let errors: Vec<String> = start_all(&steps).await.into_iter().filter_map(Result::err).collect();
+            retire_all(ctl, op_id, &steps).await;
+            if !errors.is_empty() {
+                return Err(errors.join("; "));
+            }
         }
-        old.sort_by_key(|i| i.index);
-        current.sort_by_key(|i| i.index);
-        (old, current)
-    });
-
-    let desired = app.instances as usize;
-    if old.is_empty() {
-        // Same version: scale to the desired count, starting the new ones side by side.
-        let used: Vec<u32> = current.iter().map(|i| i.index).collect();
-        let missing = free_indexes(&used, desired.saturating_sub(current.len()));
-        let started = join_all(missing.iter().map(|&idx| start_instance(ctl, op_id, app, idx, &[]))).await;
-        let errors: Vec<String> = started.into_iter().filter_map(Result::err).collect();
-        for extra in current.iter().skip(desired) {
-            retire(ctl, op_id, extra, true).await;
+        Mode::All => {
+            // Every new instance at once; the old ones go only when all the new are healthy.
+            let started = start_all(&steps).await;
+            let errors: Vec<String> = started.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+            if !errors.is_empty() {
+                for id in started.into_iter().flatten() {
+                    if let Some(inst) = ctl.read(|c| c.fleet.instances.get(&id).cloned()) {
+                        retire(ctl, op_id, &inst, true).await;
+                    }
+                }
+                return Err(format!("new version not healthy, old one kept: {}", errors.join("; ")));
+            }
+            retire_all(ctl, op_id, &steps).await;
         }
-        if !errors.is_empty() {
-            return Err(errors.join("; "));
-        }
-    } else if strategy == Strategy::All {
-        // Every new instance at once; the old ones go only when all the new are healthy.
-        let started =
-            join_all((0..desired as u32).map(|idx| start_instance(ctl, op_id, app, idx, &[]))).await;
-        let errors: Vec<String> = started.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
-        if !errors.is_empty() {
-            for id in started.into_iter().flatten() {
-                if let Some(inst) = ctl.read(|c| c.fleet.instances.get(&id).cloned()) {
-                    retire(ctl, op_id, &inst, true).await;
+        Mode::Rolling => {
+            // A new instance, healthy, then the old one it replaces. A failure stops the
+            // roll with the old ones still serving.
+            let desired = app.instances;
+            let mut n = 0;
+            for step in &steps {
+                match step {
+                    Step::Start { index } => {
+                        start_instance(ctl, op_id, app, *index, &[])
+                            .await
+                            .map_err(|e| format!("roll stopped after {n} of {desired}: {e}"))?;
+                        n += 1;
+                    }
+                    Step::Retire { instance, .. } => retire(ctl, op_id, instance, true).await,
                 }
             }
-            return Err(format!("new version not healthy, old one kept: {}", errors.join("; ")));
-        }
-        for prev in old.iter().chain(current.iter()) {
-            retire(ctl, op_id, prev, true).await;
-        }
-    } else {
-        // A new version rolls one instance at a time: start the new, wait until healthy,
-        // then retire an old one. A failure stops the roll with the old ones still serving.
-        let mut old = old.into_iter();
-        for (n, idx) in free_indexes(&[], desired).into_iter().enumerate() {
-            start_instance(ctl, op_id, app, idx, &[])
-                .await
-                .map_err(|e| format!("roll stopped after {n} of {desired}: {e}"))?;
-            if let Some(prev) = old.next() {
-                retire(ctl, op_id, &prev, true).await;
-            }
-        }
-        for prev in old {
-            retire(ctl, op_id, &prev, true).await;
-        }
-        for extra in current {
-            retire(ctl, op_id, &extra, true).await;
         }
     }
     Ok(format!("{}@{} running x{}", app.name, app.version, app.instances))
 }
 
-/// The `n` lowest indexes not in `used`.
-fn free_indexes(used: &[u32], n: usize) -> Vec<u32> {
-    (0u32..).filter(|i| !used.contains(i)).take(n).collect()
+/// The plan's retirements, in its order.
+async fn retire_all(ctl: &Controller, op_id: &str, steps: &[Step]) {
+    for step in steps {
+        if let Step::Retire { instance, .. } = step {
+            retire(ctl, op_id, instance, true).await;
+        }
+    }
 }
 
 fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
@@ -267,25 +264,9 @@ pub(crate) async fn start_instance(
             Ok(hosts) => {
                 let host = hosts.into_iter().next().unwrap_or_default();
                 let id = fresh_instance_id(&core.fleet, &app.name, index);
-                let inst = Instance {
-                    id: id.clone(),
-                    app: app.name.clone(),
-                    version: app.version.clone(),
-                    index,
-                    host: host.clone(),
-                    ip: String::new(),
-                    port: app.port,
-                    endpoint: String::new(),
-                    container_id: String::new(),
-                    state: InstanceState::New,
-                    started_at: None,
-                    restarts: 0,
-                    cpu_pct: 0.0,
-                    mem_used_mb: 0,
-                    mem_limit_mb: app.constraints.memory_mb,
-                    cpu_limit: app.constraints.cpu,
-                    last_exit: None,
-                };
+                // The strategy does not change what one instance reserves.
+                let target = Target::of(app, Strategy::default());
+                let inst = target.new_instance(id.clone(), index, &host, app.port);
                 let spec = spec_for(app, &inst, op_id);
                 let drafts = step_draft(
                     core,
@@ -574,6 +555,418 @@ pub(crate) async fn send_restart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod against_the_plan {
+        //! The planner's plan (what the cockpit's preview shows) against what this deploy
+        //! does: a controller and sim agents on an in-process bus, started from a fleet
+        //! laid out by hand, then one deploy; the placements and retirements it made, in
+        //! order, are the plan's.
+
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use crate::bus::{Bus, LocalBus, Subscription};
+        use crate::plane::agent::sim::{SimConfig, SimDriver};
+        use crate::plane::agent::{self, AgentConfig, AgentHandle};
+        use crate::plane::controller::store::MemoryStore;
+        use crate::plane::controller::{Controller, ControllerConfig};
+        use crate::protocol::clock::now_ms;
+        use crate::protocol::deploy_plan::{self, Step, Target};
+        use crate::protocol::scheduler::Usage;
+        use crate::protocol::{
+            Accepted, App, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, Host, HostMetrics,
+            HostState, InstanceReport, InstanceState, OperationState, Route, RouteState, RunSpec, Strategy,
+            decode, subjects,
+        };
+
+        const PERIOD: Duration = Duration::from_millis(100);
+
+        /// A host: id, AZ, tags, cores, MB.
+        type HostSpec = (&'static str, &'static str, &'static [&'static str], u32, u64);
+
+        /// A fleet to start from, and one deploy.
+        struct Scene {
+            name: &'static str,
+            hosts: Vec<HostSpec>,
+            /// The running app's instances: (index, host), all at version "1".
+            old: Vec<(u32, &'static str)>,
+            /// What each running instance reserves.
+            old_needs: Constraints,
+            version: &'static str,
+            instances: u32,
+            needs: Constraints,
+            strategy: Strategy,
+        }
+
+        fn needs(cpu: f32, memory_mb: u64, azs: &[&str], tags: &[&str]) -> Constraints {
+            let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+            Constraints { azs: strings(azs), tags: strings(tags), cpu, memory_mb }
+        }
+
+        /// The scene's fleet: its hosts up, its app at version 1 running and routed.
+        fn fleet_of(scene: &Scene) -> Fleet {
+            let mut f = Fleet::default();
+            let now = now_ms();
+            for (n, (id, az, tags, cores, mem)) in scene.hosts.iter().enumerate() {
+                let host = Host {
+                    id: id.to_string(),
+                    hostname: id.to_string(),
+                    ip: format!("10.0.{}.1", n + 1),
+                    az: az.to_string(),
+                    tags: tags.iter().map(|t| t.to_string()).collect(),
+                    cpu_cores: *cores,
+                    memory_total_mb: *mem,
+                    agent_version: "test".into(),
+                    last_heartbeat: now,
+                    state: HostState::Up,
+                    metrics: HostMetrics { mem_total_mb: *mem, ..HostMetrics::default() },
+                    warnings: vec![],
+                    unmanaged: vec![],
+                };
+                f.hosts.insert(host.id.clone(), host);
+            }
+            let app = App {
+                name: "web".into(),
+                version: "1".into(),
+                instances: scene.old.len() as u32,
+                image: "nginx:1".into(),
+                port: 8080,
+                constraints: scene.old_needs.clone(),
+                domain: "web.local".into(),
+                tags: vec![],
+                run: RunSpec::default(),
+                shortfall: None,
+                digest: None,
+            };
+            let old = Target::of(&app, Strategy::Rolling);
+            for (k, (index, host)) in scene.old.iter().enumerate() {
+                let n = scene.hosts.iter().position(|h| h.0 == *host).expect("a host of the scene");
+                let mut i = old.new_instance(format!("web-{index}-{k:04x}"), *index, host, 8080);
+                i.ip = format!("10.0.{}.{}", n + 1, 31 + k);
+                i.endpoint = format!("{}:8080", i.ip);
+                i.container_id = format!("c{k:011}");
+                i.state = InstanceState::Running;
+                i.started_at = Some(now);
+                let route = Route {
+                    app: "web".into(),
+                    domain: app.domain.clone(),
+                    backend: i.endpoint.clone(),
+                    state: RouteState::Enabled,
+                    weight: 1,
+                    stale: false,
+                };
+                f.routes.insert(("web".into(), route.backend.clone()), route);
+                f.instances.insert(i.id.clone(), i);
+            }
+            f.apps.insert(app.name.clone(), app);
+            f
+        }
+
+        /// A controller on `fleet`, and a sim agent per host that runs what the fleet
+        /// places on it.
+        async fn start(name: &str, fleet: Fleet) -> (Arc<dyn Bus>, Controller, Vec<AgentHandle>) {
+            let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+            let store = Arc::new(MemoryStore::new(bus.clone()));
+            let config = ControllerConfig {
+                heartbeat_period: PERIOD,
+                // A host gone stale on a loaded machine would be placed around: a minute.
+                stale_after: 600,
+                lost_after: 1200,
+                step_timeout: Duration::from_secs(30),
+                ..ControllerConfig::default()
+            };
+            let ctl =
+                Controller::start(bus.clone(), config, fleet.clone(), store, None).await.expect("controller");
+            let since = now_ms();
+            let mut agents = Vec::new();
+            for (n, h) in fleet.hosts.values().enumerate() {
+                let driver = SimDriver::new(SimConfig {
+                    seed: n as u64 + 1,
+                    cpu_cores: h.cpu_cores,
+                    memory_mb: h.memory_total_mb,
+                    // Apart from any address the fleet's instances have.
+                    container_ips: (1..200).map(|k| format!("10.250.{n}.{k}")).collect(),
+                    speed: 100.0,
+                    crashes_per_hour: 0.0,
+                });
+                driver.adopt(fleet.instances_on(&h.id).map(|i| {
+                    let image = fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
+                    (InstanceReport::of(i), i.cpu_limit, image)
+                }));
+                let config = AgentConfig {
+                    host_id: h.id.clone(),
+                    hostname: h.hostname.clone(),
+                    ip: h.ip.clone(),
+                    az: h.az.clone(),
+                    tags: h.tags.clone(),
+                    heartbeat_period: PERIOD,
+                    poll_interval: Duration::from_millis(50),
+                };
+                agents.push(agent::start(bus.clone(), driver, config).await.expect("agent"));
+            }
+            let heard = ctl
+                .wait_for(Duration::from_secs(30), |f| {
+                    f.hosts
+                        .values()
+                        .all(|h| h.state == HostState::Up && h.last_heartbeat >= since)
+                        .then_some(())
+                })
+                .await;
+            assert!(heard.is_some(), "{name}: every host heard from: {:#?}", ctl.snapshot().hosts);
+            (bus, ctl, agents)
+        }
+
+        /// What a deploy did, in order: a host for each instance placed, an id for each
+        /// instance retired.
+        #[derive(Debug, PartialEq)]
+        enum Did {
+            Placed(String),
+            Retired(String),
+        }
+
+        /// Reads the events up to the operation's end.
+        async fn done_by(sub: &mut Subscription, op: &str) -> Vec<Did> {
+            let mut did = Vec::new();
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(30), sub.next()).await;
+                let Ok(Some(msg)) = next else { panic!("{op}: no end on the bus; so far {did:?}") };
+                let Ok(env) = decode::<Event>(&msg.payload) else { continue };
+                let e = env.body;
+                if e.operation_id.as_deref() != Some(op) {
+                    continue;
+                }
+                match e.kind {
+                    EventKind::NewInstanceAndDeployWarRequest => did.extend(e.host.map(Did::Placed)),
+                    EventKind::InstanceRemoved => did.extend(e.instance.map(Did::Retired)),
+                    EventKind::OperationSucceeded | EventKind::OperationFailed => return did,
+                    _ => {}
+                }
+            }
+        }
+
+        /// The plan in the same words, up to its first start that does not fit.
+        fn planned(plan: &deploy_plan::DeployPlan) -> Vec<Did> {
+            let mut hosts = plan.placements.iter();
+            let mut out = Vec::new();
+            for step in &plan.steps {
+                match step {
+                    Step::Start { .. } => match hosts.next() {
+                        Some(h) => out.push(Did::Placed(h.clone())),
+                        None => break,
+                    },
+                    Step::Retire { instance, .. } => out.push(Did::Retired(instance.id.clone())),
+                }
+            }
+            out
+        }
+
+        async fn check(scene: Scene) {
+            let req = DeployRequest {
+                app: "web".into(),
+                version: scene.version.into(),
+                instances: scene.instances,
+                constraints: Some(scene.needs.clone()),
+                strategy: scene.strategy,
+                ..DeployRequest::default()
+            };
+            check_on(scene.name, fleet_of(&scene), req).await;
+        }
+
+        /// Plans `req` on `fleet`, then has the controller deploy it there; returns the plan.
+        async fn check_on(name: &str, fleet: Fleet, req: DeployRequest) -> deploy_plan::DeployPlan {
+            let (bus, ctl, agents) = start(name, fleet).await;
+            let before = ctl.snapshot();
+            let needs = req.constraints.clone().expect("the deploy's constraints");
+            let target = Target {
+                app: &req.app,
+                version: &req.version,
+                instances: req.instances,
+                constraints: &needs,
+                strategy: req.strategy,
+            };
+            let plan = deploy_plan::plan(&before, &Usage::of(&before), &target);
+
+            let mut sub = bus.subscribe(subjects::EVT_ALL).await.expect("events");
+            let sent: Accepted = crate::bus::command(
+                bus.as_ref(),
+                subjects::CtlVerb::Deploy,
+                &Envelope::new("test", req.clone()),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("deploy accepted");
+            let op = sent.operation_id.expect("an operation");
+            let end = ctl
+                .wait_for(Duration::from_secs(60), |f| {
+                    f.operations
+                        .get(&op)
+                        .filter(|o| o.finished_at.is_some())
+                        .map(|o| (o.state, o.error.clone()))
+                })
+                .await;
+            let Some((state, error)) = end else {
+                panic!("{name}: the deploy did not end: {:#?}", ctl.snapshot().operations.get(&op))
+            };
+            let want = if plan.no_fit.is_some() { OperationState::Failed } else { OperationState::Succeeded };
+            assert_eq!(state, want, "{name}: {error:?}; plan {:?}", plan.no_fit);
+            let did = done_by(&mut sub, &op).await;
+            assert!(!did.is_empty(), "{name}: the deploy placed or retired something");
+            assert_eq!(did, planned(&plan), "{name}: the controller (left), the plan (right)");
+            for a in agents {
+                a.stop();
+            }
+            plan
+        }
+
+        fn half() -> Constraints {
+            needs(0.5, 256, &[], &[])
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_rolling_replace_of_twelve_on_tight_hosts() {
+            check(Scene {
+                name: "rolling x12",
+                hosts: vec![
+                    ("h1", "az1", &[], 4, 8192),
+                    ("h2", "az2", &[], 4, 8192),
+                    ("h3", "az1", &[], 2, 8192),
+                ],
+                old: (0..8)
+                    .map(|i| (i, "h1"))
+                    .chain([(8, "h2"), (9, "h2"), (10, "h3"), (11, "h3")])
+                    .collect(),
+                old_needs: half(),
+                version: "2",
+                instances: 12,
+                needs: half(),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_rolling_deploy_that_scales_up_within_az_and_tag_constraints() {
+            check(Scene {
+                name: "rolling 3 -> 5, ssd only",
+                hosts: vec![
+                    ("h1", "az1", &["ssd"], 2, 4096),
+                    ("h2", "az2", &[], 8, 16384),
+                    ("h3", "az2", &["ssd"], 2, 4096),
+                    ("h4", "az1", &["ssd", "gpu"], 4, 2048),
+                ],
+                old: vec![(0, "h1"), (1, "h3"), (2, "h1")],
+                old_needs: half(),
+                version: "2",
+                instances: 5,
+                needs: needs(0.5, 512, &[], &["ssd"]),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_rolling_deploy_that_scales_down_into_one_az() {
+            check(Scene {
+                name: "rolling 5 -> 3, az2 only",
+                hosts: vec![
+                    ("h1", "az1", &[], 4, 8192),
+                    ("h2", "az2", &[], 2, 8192),
+                    ("h3", "az2", &[], 2, 8192),
+                ],
+                old: vec![(0, "h2"), (1, "h1"), (2, "h3"), (3, "h1"), (4, "h2")],
+                old_needs: half(),
+                version: "2",
+                instances: 3,
+                needs: needs(1.0, 256, &["az2"], &[]),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn every_new_instance_at_once() {
+            check(Scene {
+                name: "all 3 -> 4",
+                hosts: vec![("h1", "az1", &[], 4, 8192), ("h2", "az2", &[], 3, 8192)],
+                old: vec![(0, "h1"), (1, "h2"), (2, "h1")],
+                old_needs: half(),
+                version: "2",
+                instances: 4,
+                needs: half(),
+                strategy: Strategy::All,
+            })
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_same_version_scaled_up_and_down() {
+            let hosts: Vec<HostSpec> = vec![("h1", "az1", &[], 8, 8192), ("h2", "az2", &[], 8, 8192)];
+            let thirteen: Vec<(u32, &str)> =
+                (0..13).map(|i| (i, if i % 2 == 0 { "h1" } else { "h2" })).collect();
+            check(Scene {
+                name: "same version 13 -> 10",
+                hosts: hosts.clone(),
+                old: thirteen,
+                old_needs: half(),
+                version: "1",
+                instances: 10,
+                needs: half(),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+            check(Scene {
+                name: "same version 2 -> 5",
+                hosts,
+                old: vec![(0, "h2"), (3, "h2")],
+                old_needs: half(),
+                version: "1",
+                instances: 5,
+                needs: half(),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+
+        /// The sandbox's fixture fleet (six hosts, three apps, AZs and tags): shop-web, on
+        /// the hosts tagged `web`, rolled to a new version and scaled up by one.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_rolling_deploy_on_the_fixture_fleet() {
+            let (mut fleet, _) = crate::plane::fixture::fixture(7, 6, 0);
+            let now = now_ms();
+            for h in fleet.hosts.values_mut() {
+                h.last_heartbeat = now;
+            }
+            let app = fleet.apps["shop-web"].clone();
+            assert!(!app.constraints.tags.is_empty(), "a tag constraint: {:?}", app.constraints);
+            let req = DeployRequest {
+                app: app.name.clone(),
+                version: "2.0.0".into(),
+                instances: app.instances + 1,
+                constraints: Some(app.constraints.clone()),
+                strategy: Strategy::Rolling,
+                ..DeployRequest::default()
+            };
+            let plan = check_on("fixture: shop-web rolled and scaled up", fleet, req).await;
+            assert_eq!((plan.no_fit, plan.placements.len()), (None, 4), "{:?}", plan.placements);
+        }
+
+        /// Room for the first new instance only: the roll stops where the plan says it
+        /// no longer fits, the old ones still serving.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_roll_that_runs_out_of_room_stops_where_the_plan_says() {
+            check(Scene {
+                name: "rolling, no room for the second",
+                hosts: vec![("h1", "az1", &[], 2, 8192), ("h2", "az1", &[], 1, 8192)],
+                old: (0..4).map(|i| (i, "h1")).collect(),
+                old_needs: half(),
+                version: "2",
+                instances: 4,
+                needs: needs(1.0, 256, &[], &[]),
+                strategy: Strategy::Rolling,
+            })
+            .await;
+        }
+    }
 
     /// A drawn id that the fleet holds (the instance being replaced, say) is drawn again:
     /// an id names one placement.
