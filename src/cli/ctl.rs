@@ -128,9 +128,14 @@ pub struct DeployArgs {
     /// uploaded to the repository with its sha256 first; the same content again is a no-op.
     #[arg(long, value_name = "FILE")]
     pub artifact: Option<std::path::PathBuf>,
-    /// The container's command, overriding the image's, as space-separated words.
-    #[arg(long, value_name = "COMMAND")]
-    pub cmd: Option<String>,
+    /// The container's command, overriding the image's: one line, quoted as for a shell
+    /// (`--cmd "sh -c 'echo a b'"` runs sh with two arguments); nothing is expanded.
+    #[arg(long, value_name = "COMMAND", value_parser = parse::command, conflicts_with = "args")]
+    pub cmd: Option<parse::Argv>,
+    /// One word of the container's command, as is (repeat in order: `--arg sh --arg -c
+    /// --arg 'echo a b'`); instead of --cmd, for words that are awkward to quote.
+    #[arg(long = "arg", value_name = "WORD", allow_hyphen_values = true)]
+    pub args: Vec<String>,
     /// Where the artifact is mounted in the container [default: /app].
     #[arg(long, value_name = "PATH")]
     pub mount: Option<String>,
@@ -603,11 +608,12 @@ impl Ctl {
             Some(path) => Some(self.upload(&a.app, &a.version, path).await?),
             None => None,
         };
+        let cmd = a.cmd.map(|c| c.0).or_else(|| (!a.args.is_empty()).then_some(a.args));
         let run =
-            (artifact.is_some() || a.cmd.is_some() || a.mount.is_some() || a.health.is_some()).then(|| {
+            (artifact.is_some() || cmd.is_some() || a.mount.is_some() || a.health.is_some()).then(|| {
                 RunPatch {
                     replace: false,
-                    cmd: a.cmd.as_ref().map(|c| c.split_whitespace().map(str::to_string).collect()),
+                    cmd,
                     mount: a.mount.clone(),
                     health: a.health.clone(),
                     artifact,
