@@ -227,13 +227,7 @@ pub struct EventsArgs {
 }
 
 pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
-    let bus = bus_args.connect("ctl").await?;
-    // ctl is short-lived: wait briefly for the connection rather than the forever of services.
-    let mut conn = bus.connection();
-    let connected = tokio::time::timeout(Duration::from_secs(5), conn.wait_for(|c| c.is_connected())).await;
-    if !matches!(connected, Ok(Ok(_))) {
-        return Err(format!("cannot reach the NATS server at {}", bus.describe()));
-    }
+    let bus = bus_args.connect_now("ctl").await?;
     // Every command carries who sent it, for the controller's audit trail.
     let (user, host) = super::login();
     let ctl = Ctl {

@@ -96,9 +96,16 @@ pub struct BusArgs {
 }
 
 impl BusArgs {
-    /// Connects to NATS, or says why it can't.
+    /// Connects to NATS, waiting for the server if it is not up yet (the services), or
+    /// says why the options are wrong.
     pub async fn connect(&self, who: &str) -> Result<NatsBus, String> {
         NatsBus::connect(&self.options(who)?).await.map_err(|e: BusError| e.to_string())
+    }
+
+    /// Connects to NATS now, or says why not (`cannot connect to URL: connection
+    /// refused`): ctl and the cockpit, whose user is waiting.
+    pub async fn connect_now(&self, who: &str) -> Result<NatsBus, String> {
+        NatsBus::connect_now(&self.options(who)?).await.map_err(|e: BusError| e.to_string())
     }
 
     /// How to reach the server, as the bus takes it.
