@@ -89,6 +89,10 @@ pub async fn start(
         bus.subscribe(&subjects::agent_cmd_all(&config.host_id)).await?,
         bus.subscribe(&subjects::logs_requests_to(&config.host_id)).await?,
     );
+    // Unbounded on purpose: the drivers report steps from code that cannot wait (the
+    // docker driver's `lifecycle::send`, the sim), and a step not queued is progress lost.
+    // What it holds is bounded by the work in flight on this host: a handful of steps per
+    // deploy or restart, a pull's progress at most once a second, each forwarded at once.
     let (steps, step_rx) = mpsc::unbounded_channel();
     let agent = Arc::new(Agent {
         bus,

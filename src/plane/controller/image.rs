@@ -108,8 +108,8 @@ mod tests {
     use crate::plane::agent::driver::{DriverError, RuntimeDriver, StepReport, StepSender};
     use crate::plane::agent::sim::{SimConfig, SimDriver};
     use crate::plane::agent::{self, AgentConfig, AgentHandle};
-    use crate::plane::controller::ControllerConfig;
     use crate::plane::controller::store::MemoryStore;
+    use crate::plane::controller::{ControllerConfig, ControllerHandle};
     use crate::protocol::{
         Accepted, DeployRequest, Envelope, Event, EventKind, Fleet, HostMetrics, InstanceReport,
         InstanceSpec, InstanceState, OperationState, decode, subjects,
@@ -128,7 +128,7 @@ mod tests {
         })
     }
 
-    async fn plane(bus: &Arc<dyn Bus>) -> (Controller, AgentHandle) {
+    async fn plane(bus: &Arc<dyn Bus>) -> (ControllerHandle, AgentHandle) {
         plane_on(bus, sim(), Duration::from_secs(20)).await
     }
 
@@ -136,7 +136,7 @@ mod tests {
         bus: &Arc<dyn Bus>,
         driver: Arc<dyn RuntimeDriver>,
         step_timeout: Duration,
-    ) -> (Controller, AgentHandle) {
+    ) -> (ControllerHandle, AgentHandle) {
         let config =
             ControllerConfig { heartbeat_period: PERIOD, step_timeout, ..ControllerConfig::default() };
         let store = Arc::new(MemoryStore::new(bus.clone()));
