@@ -16,6 +16,7 @@ pub mod router;
 pub mod services;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -96,10 +97,30 @@ pub struct BusArgs {
 }
 
 impl BusArgs {
-    /// Connects to NATS, waiting for the server if it is not up yet (the services), or
-    /// says why the options are wrong.
+    /// Connects to NATS, waiting as long as it takes for a server to answer: the services
+    /// come up in any order. While it waits it says why, once per reason
+    /// (`cannot connect to nats://...: connection refused; waiting for the server`). Fails
+    /// only for options that are wrong.
     pub async fn connect(&self, who: &str) -> Result<NatsBus, String> {
-        NatsBus::connect(&self.options(who)?).await.map_err(|e: BusError| e.to_string())
+        let opts = self.options(who)?;
+        let mut said = String::new();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match NatsBus::connect_now(&opts).await {
+                Ok(bus) => return Ok(bus),
+                Err(e @ BusError::Unreachable { .. }) => {
+                    let why = e.to_string();
+                    if why != said {
+                        log::warn!("{why}; waiting for the server");
+                        said = why;
+                    }
+                    tokio::time::sleep(pause).await;
+                    // As the client's own reconnects: quick at first, then every 2 s.
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
     }
 
     /// Connects to NATS now, or says why not (`cannot connect to URL: connection

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::nats_support::{BIN, CtlOut, PlaneConfig, ctl, ctl_ok, list, plane_or_skip, wait_or_kill};
+use crate::nats_support::{
+    BIN, CtlOut, PlaneConfig, WAIT, check, ctl, ctl_ok, eventually, list, plane_or_skip, unique_dir, wait_or_kill,
+};
 
 /// A loopback port nothing listens on: bound, then let go.
 fn closed_port() -> u16 {
@@ -64,6 +66,34 @@ fn nats_unreachable_cockpit_says_connection_refused_before_the_screen() {
     let out = quarterdeck(&["--nats", &url]);
     assert_refused(&out, &url);
     assert!(!out.stderr.contains("terminal"), "it ends before it takes the terminal: {out}");
+}
+
+/// A service waits for its server, as the services come up in any order, and says why
+/// while it does, instead of the client library's `IO error` at every try.
+#[test]
+fn nats_unreachable_service_says_why_while_it_waits() {
+    let url = format!("nats://127.0.0.1:{}", closed_port());
+    let dir = unique_dir("nats_unreachable_service");
+    let log = dir.join("agent.log");
+    let mut agent = Command::new(BIN)
+        .args(["agent", "--host-id", "h1", "--az", "az1", "--nats", &url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("agent");
+    let want = format!("cannot connect to {url}: connection refused; waiting for the server");
+    let said = eventually(WAIT, "the agent says why it waits", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        check(text.contains(&want), || text.clone())?;
+        Ok(text)
+    });
+    let running = agent.try_wait().expect("try_wait").is_none();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(running, "the agent waits for its server: {said}");
+    assert!(!said.contains("IO error"), "{said}");
 }
 
 /// `--cmd "sh -c 'echo a b'"` reaches the controller as three words, and `--arg` as given.
