@@ -195,8 +195,7 @@ impl NatsBus {
             _ => return Err(BusError::Other("--tls-cert and --tls-key go together".into())),
         }
         let servers = super::servers::parse_list(&opts.url).map_err(BusError::Other)?;
-        let client =
-            options.connect(servers).await.map_err(|e| connect_failure(&opts.url, &e))?;
+        let client = options.connect(servers).await.map_err(|e| connect_failure(&opts.url, &e))?;
         if client.connection_state() == async_nats::connection::State::Connected {
             set_state(&connection, Connection::Connected);
         }

@@ -605,13 +605,7 @@ impl Ctl {
         let cmd = a.cmd.map(|c| c.0).or_else(|| (!a.args.is_empty()).then_some(a.args));
         let run =
             (artifact.is_some() || cmd.is_some() || a.mount.is_some() || a.health.is_some()).then(|| {
-                RunPatch {
-                    replace: false,
-                    cmd,
-                    mount: a.mount.clone(),
-                    health: a.health.clone(),
-                    artifact,
-                }
+                RunPatch { replace: false, cmd, mount: a.mount.clone(), health: a.health.clone(), artifact }
             });
         let constraints = (!a.azs.is_empty() || !a.tags.is_empty() || a.cpu.is_some() || a.memory.is_some())
             .then(|| Constraints {

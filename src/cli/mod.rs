@@ -92,7 +92,14 @@ pub struct BusArgs {
 
     /// Log level for the services and ctl (error, warn, info, debug, trace); they log to
     /// stderr. The cockpit logs into its Events panel.
-    #[arg(long, global = true, default_value = "info", env = "QUARTERDECK_LOG", value_name = "LEVEL", help_heading = "Logging")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "QUARTERDECK_LOG",
+        value_name = "LEVEL",
+        help_heading = "Logging"
+    )]
     pub log_level: log::LevelFilter,
 }
 

@@ -139,8 +139,7 @@ mod tests {
             &["tab\there", "new\nline", "ünï cødé"],
         ];
         for argv in cases {
-            let line: Vec<String> =
-                argv.iter().map(|w| format!("'{}'", w.replace('\'', r"'\''"))).collect();
+            let line: Vec<String> = argv.iter().map(|w| format!("'{}'", w.replace('\'', r"'\''"))).collect();
             assert_eq!(words(&line.join(" ")), *argv, "{line:?}");
         }
     }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::nats_support::{
-    BIN, CtlOut, PlaneConfig, WAIT, check, ctl, ctl_ok, eventually, list, plane_or_skip, unique_dir, wait_or_kill,
+    BIN, CtlOut, PlaneConfig, WAIT, check, ctl, ctl_ok, eventually, list, plane_or_skip, unique_dir,
+    wait_or_kill,
 };
 
 /// A loopback port nothing listens on: bound, then let go.

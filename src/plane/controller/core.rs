@@ -1016,8 +1016,13 @@ mod tests {
             let verb = crate::protocol::subjects::CtlVerb::Whoami;
             let bus = bus.clone();
             async move {
-                crate::bus::command::<_, crate::protocol::WhoAmI>(bus.as_ref(), verb, &env, Duration::from_secs(2))
-                    .await
+                crate::bus::command::<_, crate::protocol::WhoAmI>(
+                    bus.as_ref(),
+                    verb,
+                    &env,
+                    Duration::from_secs(2),
+                )
+                .await
             }
         };
         whoami().await.expect("a running controller answers");
