@@ -287,21 +287,25 @@ mod tests {
             let started = tokio::time::Instant::now();
             while started.elapsed() < self.pull {
                 let detail = format!("{} of 1000 bytes", started.elapsed().as_millis().min(999));
-                let _ = steps.send(StepReport {
-                    step: StepName::PullImage,
-                    instance: report.clone(),
-                    detail,
-                    running: true,
-                });
+                let _ = steps
+                    .send(StepReport {
+                        step: StepName::PullImage,
+                        instance: report.clone(),
+                        detail,
+                        running: true,
+                    })
+                    .await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             let done = "1000 of 1000 bytes".to_string();
-            let _ = steps.send(StepReport {
-                step: StepName::PullImage,
-                instance: report,
-                detail: done,
-                running: false,
-            });
+            let _ = steps
+                .send(StepReport {
+                    step: StepName::PullImage,
+                    instance: report,
+                    detail: done,
+                    running: false,
+                })
+                .await;
             self.sim.deploy(spec, steps).await
         }
         async fn resolve(&self, image: &str) -> Result<String, DriverError> {
