@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use quarterdeck::cli::{
-    BenchCommand, Cli, Command, bench, bench_plane, cockpit, ctl, logging, router, services,
+    BenchCommand, Cli, Command, bench, bench_plane, cockpit, ctl, docs, logging, router, services,
 };
 
 fn main() -> ExitCode {
@@ -44,6 +44,8 @@ fn main() -> ExitCode {
                     bench_plane::run(cli.bus, args).await
                 }
             },
+            Some(Command::Completions(args)) => docs::run_completions(args).map(|()| ExitCode::SUCCESS),
+            Some(Command::Man(args)) => docs::run_man(args).map(|()| ExitCode::SUCCESS),
             Some(Command::Auth(args)) => quarterdeck::cli::auth::run(args).map(|()| ExitCode::SUCCESS),
             Some(Command::Ctl(args)) => {
                 logging::init("ctl", level.min(log::LevelFilter::Warn));

@@ -69,6 +69,9 @@ pub enum BusError {
     PermissionDenied { subject: String, user: String },
     #[error("the bus is disconnected: {0}")]
     Disconnected(String),
+    /// A first connection that failed (`NatsBus::connect_now`): no server at `url` answered.
+    #[error("cannot connect to {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("bus error: {0}")]
     Other(String),
 }

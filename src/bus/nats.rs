@@ -77,9 +77,22 @@ const SUBSCRIBE_REFUSAL_GRACE: Duration = Duration::from_millis(5);
 const SUBSCRIBE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl NatsBus {
-    /// Connects, waiting for the server if it is not up yet. Errors only for bad options
-    /// (unreadable credentials, a malformed URL, TLS files that don't load).
+    /// Connects, waiting for the server if it is not up yet: the services, which come up
+    /// in any order. Errors only for bad options (unreadable credentials, a malformed URL,
+    /// TLS files that don't load).
     pub async fn connect(opts: &NatsOptions) -> Result<NatsBus, BusError> {
+        Self::open(opts, FirstConnect::Retry).await
+    }
+
+    /// Connects now or says why not (`cannot connect to nats://...: connection refused`),
+    /// after one try of each server in the list: for ctl and the cockpit, whose user waits
+    /// and would otherwise see `reconnecting` forever for a mistyped `--nats`. Once
+    /// connected it reconnects forever, as `connect` does.
+    pub async fn connect_now(opts: &NatsOptions) -> Result<NatsBus, BusError> {
+        Self::open(opts, FirstConnect::Required).await
+    }
+
+    async fn open(opts: &NatsOptions, first: FirstConnect) -> Result<NatsBus, BusError> {
         let (tx, _) =
             watch::channel(Connection::Disconnected { since: now_ms(), reason: "connecting".into() });
         let connection = Arc::new(tx);
@@ -92,9 +105,11 @@ impl NatsBus {
         let acting = user.clone();
         let denials = Denials::default();
         let refusals = denials.clone();
-        let mut options = async_nats::ConnectOptions::new()
-            .name(&opts.name)
-            .retry_on_initial_connect()
+        let mut options = async_nats::ConnectOptions::new().name(&opts.name);
+        if first == FirstConnect::Retry {
+            options = options.retry_on_initial_connect();
+        }
+        options = options
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(Duration::from_secs(10)))
@@ -180,10 +195,7 @@ impl NatsBus {
             _ => return Err(BusError::Other("--tls-cert and --tls-key go together".into())),
         }
         let servers = super::servers::parse_list(&opts.url).map_err(BusError::Other)?;
-        let client = options
-            .connect(servers)
-            .await
-            .map_err(|e| BusError::Other(format!("cannot connect to {}: {e}", opts.url)))?;
+        let client = options.connect(servers).await.map_err(|e| connect_failure(&opts.url, &e))?;
         if client.connection_state() == async_nats::connection::State::Connected {
             set_state(&connection, Connection::Connected);
         }
@@ -244,6 +256,28 @@ impl NatsBus {
     pub async fn flush(&self) -> Result<(), BusError> {
         self.client.flush().await.map_err(|e| BusError::Disconnected(e.to_string()))
     }
+}
+
+/// Whether `connect` returns before the first connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstConnect {
+    /// Return at once and connect in the background, retrying forever.
+    Retry,
+    /// Try each server once; fail with the reason if none answers.
+    Required,
+}
+
+/// Why the first connection failed, in the words of the system call when there is one
+/// (`connection refused`, not the client's `IO error: Connection refused (os error 111)`).
+fn connect_failure(url: &str, e: &async_nats::ConnectError) -> BusError {
+    use async_nats::ConnectErrorKind as Kind;
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    let reason = match (e.kind(), io) {
+        (Kind::Io, Some(io)) if io.kind() != std::io::ErrorKind::Other => io.kind().to_string(),
+        (Kind::TimedOut, _) => "timed out: nothing answered as a NATS server".into(),
+        _ => e.to_string(),
+    };
+    BusError::Unreachable { url: url.to_string(), reason }
 }
 
 /// The refusal `this` names, when the server sent it before its answer to a flush that has

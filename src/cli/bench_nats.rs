@@ -43,7 +43,7 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
     let events = u64::from(args.events);
     let last = EventStream::new(&start).rev(events - 1);
 
-    let controller = Arc::new(bus_args.connect("bench-controller").await?);
+    let controller = Arc::new(bus_args.connect_now("bench-controller").await?);
     let stand_in = Arc::new(StandIn::start(controller, start).await?);
 
     // What the bench holds before the cockpit connects (the stand-in's fleet; it encodes
@@ -51,7 +51,7 @@ pub async fn run(bus_args: &BusArgs, args: &BenchArgs) -> Result<ExitCode, Strin
     // It also holds the snapshot pages the stand-in encodes to answer it, so it is an
     // upper bound, and so is `rss_mb` of the cockpit's own.
     let before_cockpit_mb = super::bench::rss_mb();
-    let cockpit = Arc::new(bus_args.connect("bench-cockpit").await?);
+    let cockpit = Arc::new(bus_args.connect_now("bench-cockpit").await?);
     let handle = backend::spawn(cockpit.clone(), "cockpit/bench".into());
     let mut updates = handle.updates;
     let commands = handle.commands;

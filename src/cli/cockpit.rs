@@ -137,7 +137,7 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
     let repository;
     let bus: Arc<dyn Bus> = match &bus_args.nats {
         Some(_) => {
-            let nats = bus_args.connect(&operator()).await?;
+            let nats = bus_args.connect_now(&operator()).await?;
             repository = RepoSource::ObjectStore(Box::new(nats.clone()));
             Arc::new(nats)
         }

@@ -128,9 +128,14 @@ pub struct DeployArgs {
     /// uploaded to the repository with its sha256 first; the same content again is a no-op.
     #[arg(long, value_name = "FILE")]
     pub artifact: Option<std::path::PathBuf>,
-    /// The container's command, overriding the image's, as space-separated words.
-    #[arg(long, value_name = "COMMAND")]
-    pub cmd: Option<String>,
+    /// The container's command, overriding the image's: one line, quoted as for a shell
+    /// (`--cmd "sh -c 'echo a b'"` runs sh with two arguments); nothing is expanded.
+    #[arg(long, value_name = "COMMAND", value_parser = parse::command, conflicts_with = "args")]
+    pub cmd: Option<parse::Argv>,
+    /// One word of the container's command, as is (repeat in order: `--arg sh --arg -c
+    /// --arg 'echo a b'`); instead of --cmd, for words that are awkward to quote.
+    #[arg(long = "arg", value_name = "WORD", allow_hyphen_values = true)]
+    pub args: Vec<String>,
     /// Where the artifact is mounted in the container [default: /app].
     #[arg(long, value_name = "PATH")]
     pub mount: Option<String>,
@@ -222,13 +227,7 @@ pub struct EventsArgs {
 }
 
 pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
-    let bus = bus_args.connect("ctl").await?;
-    // ctl is short-lived: wait briefly for the connection rather than the forever of services.
-    let mut conn = bus.connection();
-    let connected = tokio::time::timeout(Duration::from_secs(5), conn.wait_for(|c| c.is_connected())).await;
-    if !matches!(connected, Ok(Ok(_))) {
-        return Err(format!("cannot reach the NATS server at {}", bus.describe()));
-    }
+    let bus = bus_args.connect_now("ctl").await?;
     // Every command carries who sent it, for the controller's audit trail.
     let (user, host) = super::login();
     let ctl = Ctl {
@@ -603,15 +602,10 @@ impl Ctl {
             Some(path) => Some(self.upload(&a.app, &a.version, path).await?),
             None => None,
         };
+        let cmd = a.cmd.map(|c| c.0).or_else(|| (!a.args.is_empty()).then_some(a.args));
         let run =
-            (artifact.is_some() || a.cmd.is_some() || a.mount.is_some() || a.health.is_some()).then(|| {
-                RunPatch {
-                    replace: false,
-                    cmd: a.cmd.as_ref().map(|c| c.split_whitespace().map(str::to_string).collect()),
-                    mount: a.mount.clone(),
-                    health: a.health.clone(),
-                    artifact,
-                }
+            (artifact.is_some() || cmd.is_some() || a.mount.is_some() || a.health.is_some()).then(|| {
+                RunPatch { replace: false, cmd, mount: a.mount.clone(), health: a.health.clone(), artifact }
             });
         let constraints = (!a.azs.is_empty() || !a.tags.is_empty() || a.cpu.is_some() || a.memory.is_some())
             .then(|| Constraints {

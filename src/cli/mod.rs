@@ -8,6 +8,7 @@ mod bench_nats;
 pub mod bench_plane;
 pub mod cockpit;
 pub mod ctl;
+pub mod docs;
 pub mod logging;
 pub mod parse;
 pub mod printable;
@@ -15,6 +16,7 @@ pub mod router;
 pub mod services;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -30,17 +32,23 @@ use crate::protocol::Operator;
 #[derive(Debug, Parser)]
 #[command(name = "quarterdeck", version, about, long_about)]
 pub struct Cli {
-    #[command(flatten)]
-    pub bus: BusArgs,
-
+    // The cockpit's flags first: the bus flags' heading (`BUS_HEADING`) applies to every
+    // flag after them.
     #[command(flatten)]
     pub cockpit: CockpitArgs,
+
+    #[command(flatten)]
+    pub bus: BusArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
+/// Where the bus flags are listed in `--help`: apart from, and after, each command's own.
+pub const BUS_HEADING: &str = "Bus options";
+
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = BUS_HEADING)]
 pub struct BusArgs {
     /// NATS server URL, e.g. nats://127.0.0.1:4222, or a cluster's URLs separated by commas
     /// (the client connects to one and moves to another when it fails). The services and ctl need it; without
@@ -84,14 +92,48 @@ pub struct BusArgs {
 
     /// Log level for the services and ctl (error, warn, info, debug, trace); they log to
     /// stderr. The cockpit logs into its Events panel.
-    #[arg(long, global = true, default_value = "info", env = "QUARTERDECK_LOG", value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "QUARTERDECK_LOG",
+        value_name = "LEVEL",
+        help_heading = "Logging"
+    )]
     pub log_level: log::LevelFilter,
 }
 
 impl BusArgs {
-    /// Connects to NATS, or says why it can't.
+    /// Connects to NATS, waiting as long as it takes for a server to answer: the services
+    /// come up in any order. While it waits it says why, once per reason
+    /// (`cannot connect to nats://...: connection refused; waiting for the server`). Fails
+    /// only for options that are wrong.
     pub async fn connect(&self, who: &str) -> Result<NatsBus, String> {
-        NatsBus::connect(&self.options(who)?).await.map_err(|e: BusError| e.to_string())
+        let opts = self.options(who)?;
+        let mut said = String::new();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match NatsBus::connect_now(&opts).await {
+                Ok(bus) => return Ok(bus),
+                Err(e @ BusError::Unreachable { .. }) => {
+                    let why = e.to_string();
+                    if why != said {
+                        log::warn!("{why}; waiting for the server");
+                        said = why;
+                    }
+                    tokio::time::sleep(pause).await;
+                    // As the client's own reconnects: quick at first, then every 2 s.
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Connects to NATS now, or says why not (`cannot connect to URL: connection
+    /// refused`): ctl and the cockpit, whose user is waiting.
+    pub async fn connect_now(&self, who: &str) -> Result<NatsBus, String> {
+        NatsBus::connect_now(&self.options(who)?).await.map_err(|e: BusError| e.to_string())
     }
 
     /// How to reach the server, as the bus takes it.
@@ -235,6 +277,12 @@ pub enum Command {
     /// through that nats-server, and whether it loses any. `bench plane` measures the
     /// control plane at fleet scale.
     Bench(BenchCli),
+    /// Print a shell completion script for quarterdeck, its subcommands and their flags,
+    /// e.g. `quarterdeck completions bash > /etc/bash_completion.d/quarterdeck`.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff), e.g. `quarterdeck man | man -l -`; with --dir, write
+    /// one page per subcommand there (quarterdeck.1, quarterdeck-ctl.1, ...).
+    Man(docs::ManArgs),
 }
 
 /// `quarterdeck bench [FLAGS]` measures the cockpit as it always has; `quarterdeck bench
@@ -261,6 +309,7 @@ pub enum BenchCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn bench_alone_is_the_cockpit_bench_and_bench_plane_the_plane_bench() {
@@ -282,6 +331,53 @@ mod tests {
             parse(&["quarterdeck", "bench", "plane", "--hosts", "0"]).map(|_| ()).unwrap_err().to_string();
         assert!(zero.contains("--hosts") && zero.contains("0 is not in 1..=10000"), "{zero}");
         assert!(parse(&["quarterdeck", "bench", "plane", "--instances", "0"]).is_err());
+    }
+
+    fn deploy_args(extra: &[&str]) -> Result<ctl::DeployArgs, String> {
+        let mut argv = vec!["quarterdeck", "ctl", "deploy", "--app", "web", "--version", "1"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).map_err(|e| e.to_string())?.command {
+            Some(Command::Ctl(ctl::CtlArgs { command: ctl::CtlCommand::Deploy(d), .. })) => Ok(d),
+            other => panic!("not a deploy: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deploy_cmd_is_one_shell_quoted_line_or_repeated_args() {
+        let argv = |d: ctl::DeployArgs| d.cmd.map(|c| c.0);
+        let d = deploy_args(&["--cmd", "sh -c 'a b'"]).expect("parses");
+        assert_eq!(argv(d), Some(vec!["sh".to_string(), "-c".into(), "a b".into()]));
+        let d = deploy_args(&["--arg", "sh", "--arg", "-c", "--arg", "echo a b"]).expect("parses");
+        assert_eq!(d.args, ["sh", "-c", "echo a b"], "one argv element each, hyphens too");
+        assert!(d.cmd.is_none());
+        let e = deploy_args(&["--cmd", "sh -c 'a b"]).unwrap_err();
+        assert!(e.contains("--cmd") && e.contains("unclosed single quote"), "{e}");
+        let e = deploy_args(&["--cmd", "  "]).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        let e = deploy_args(&["--cmd", "x", "--arg", "y"]).unwrap_err();
+        assert!(e.contains("cannot be used with"), "{e}");
+    }
+
+    /// Each command's own flags come first, then the bus's under their own heading.
+    #[test]
+    fn help_lists_the_bus_flags_apart_after_the_commands_own() {
+        for path in [&["ctl", "deploy"][..], &["controller"], &["ctl", "hosts"], &[]] {
+            let mut cmd = Cli::command();
+            // Global flags reach the subcommands when the command is built, as for a parse.
+            cmd.build();
+            let mut sub = &mut cmd;
+            for name in path {
+                sub = sub.find_subcommand_mut(name).expect("subcommand");
+            }
+            let help = sub.render_long_help().to_string();
+            let own = help.find("Options:").expect("own options");
+            let bus = help.find(&format!("{BUS_HEADING}:")).unwrap_or_else(|| panic!("{path:?}: {help}"));
+            let nats = help.find("--nats <URL>").expect("--nats listed");
+            assert!(own < bus && bus < nats, "{path:?}: the bus flags come after the command's own\n{help}");
+            for flag in ["--nkey <FILE>", "--creds <FILE>", "--tls-ca <FILE>", "--token <SECRET>"] {
+                assert!(help.find(flag).is_some_and(|at| at > bus), "{path:?}: {flag} under {BUS_HEADING}");
+            }
+        }
     }
 
     #[test]

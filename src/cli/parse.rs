@@ -25,6 +25,15 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A container command's words, from one shell-quoted line (`protocol::argv::split`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Argv(pub Vec<String>);
+
+/// `--cmd "sh -c 'a b'"`: the line split as a shell would quote it, nothing expanded.
+pub fn command(s: &str) -> Result<Argv, String> {
+    crate::protocol::argv::split(s).map(Argv)
+}
+
 // `memory_mb` and `cpu` live in `crate::protocol::validate`: the cockpit's deploy wizard
 // checks its fields with them too.
 pub use crate::protocol::validate::{cpu, memory_mb};

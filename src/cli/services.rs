@@ -348,7 +348,8 @@ async fn lead_once(
             _ = hold.changed() => {}
         }
     };
-    controller.stop();
+    // Every task of this term ends before the next term starts: nothing of it acts on.
+    controller.stop().await;
     Ok(Term::Lost(reason))
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::agent::sim::{SimConfig, SimDriver};
 use super::agent::{self, AgentConfig, AgentHandle};
 use super::controller::store::MemoryStore;
-use super::controller::{Controller, ControllerConfig};
+use super::controller::{Controller, ControllerConfig, ControllerHandle};
 use super::fixture::{T0, fixture};
 use super::repository::{MemoryRepository, Repository};
 use super::rng::Rng;
@@ -50,7 +50,7 @@ impl Default for SandboxConfig {
 
 pub struct Sandbox {
     pub bus: Arc<LocalBus>,
-    pub controller: Controller,
+    pub controller: ControllerHandle,
     pub agents: Vec<AgentHandle>,
     /// Artifacts uploaded from the cockpit's wizard, in memory.
     pub repository: Arc<MemoryRepository>,

@@ -3,6 +3,7 @@
 //! Every message on the bus is an [`Envelope`] around one of the bodies defined here. The
 //! full text of the protocol lives in docs/protocol.md; keep the two in step.
 
+pub mod argv;
 pub mod audit;
 mod change_de;
 pub mod clock;

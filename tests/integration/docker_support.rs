@@ -194,12 +194,12 @@ pub fn spec(id: &str, app: &str, version: &str, artifact: Option<ArtifactRef>) -
 /// Collects the steps a driver call reports.
 pub struct Steps {
     pub tx: StepSender,
-    rx: mpsc::UnboundedReceiver<StepReport>,
+    rx: mpsc::Receiver<StepReport>,
 }
 
 impl Steps {
     pub fn new() -> Steps {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(quarterdeck::plane::agent::driver::STEP_CHANNEL);
         Steps { tx, rx }
     }
 

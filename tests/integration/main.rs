@@ -20,6 +20,7 @@ mod nats_artifacts_scope;
 mod nats_audit_outcome;
 mod nats_bounded_messages;
 mod nats_commit_batches;
+mod nats_ctl_edges;
 mod nats_deadline;
 mod nats_denied;
 mod nats_deploy_plan;

@@ -103,7 +103,7 @@ fn sigterm(pid: u32) {
 }
 
 /// Waits for a child to exit, up to `timeout`; kills it (SIGKILL) if it has not.
-fn wait_or_kill(child: &mut Child, timeout: Duration) -> ExitStatus {
+pub fn wait_or_kill(child: &mut Child, timeout: Duration) -> ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {

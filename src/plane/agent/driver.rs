@@ -17,7 +17,12 @@ pub struct StepReport {
     pub running: bool,
 }
 
-pub type StepSender = mpsc::UnboundedSender<StepReport>;
+pub type StepSender = mpsc::Sender<StepReport>;
+
+/// How many steps the agent may have queued to publish before a driver reporting one
+/// waits: a handful per deploy or restart in flight, so this is reached only while the
+/// bus holds the agent's publishes back, and then the deploys wait for it (#10).
+pub const STEP_CHANNEL: usize = 1024;
 
 /// An instance's log lines, in order. The driver's producer stops when this is dropped;
 /// the channel closes when the log ends (the container stopped, or no follow).

@@ -67,7 +67,7 @@ struct Agent {
     config: AgentConfig,
     /// Replies already given, by command id.
     replies: Mutex<ReplyCache>,
-    steps: mpsc::UnboundedSender<StepReport>,
+    steps: mpsc::Sender<StepReport>,
     /// The operation each instance is part of, for the steps it reports.
     operations: Mutex<HashMap<String, String>>,
     /// Log streams to viewers.
@@ -89,7 +89,7 @@ pub async fn start(
         bus.subscribe(&subjects::agent_cmd_all(&config.host_id)).await?,
         bus.subscribe(&subjects::logs_requests_to(&config.host_id)).await?,
     );
-    let (steps, step_rx) = mpsc::unbounded_channel();
+    let (steps, step_rx) = mpsc::channel(driver::STEP_CHANNEL);
     let agent = Arc::new(Agent {
         bus,
         driver,
@@ -164,7 +164,7 @@ async fn watch_changes(agent: Arc<Agent>) {
     }
 }
 
-async fn forward_steps(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<StepReport>) {
+async fn forward_steps(agent: Arc<Agent>, mut rx: mpsc::Receiver<StepReport>) {
     while let Some(step) = rx.recv().await {
         let state = step.running.then_some(StepState::Running);
         send_status(&agent, step.instance, Some(step.step), step.detail, state).await;

@@ -197,20 +197,20 @@ impl SimDriver {
             detail: format!("{}, 1 layer(s) pulled of {}", PullBytes { done, total }.in_words(), spec.image),
             running,
         };
-        let _ = steps.send(progress(total / 2, true));
+        let _ = steps.send(progress(total / 2, true)).await;
         tokio::time::sleep(self.delay(0.5, 2.0)).await;
-        let _ = steps.send(progress(total, false));
+        let _ = steps.send(progress(total, false)).await;
     }
 }
 
-fn report_step(
+async fn report_step(
     steps: &StepSender,
     step: StepName,
     instance: Option<InstanceReport>,
     detail: impl Into<String>,
 ) {
     if let Some(instance) = instance {
-        let _ = steps.send(StepReport { step, instance, detail: detail.into(), running: false });
+        let _ = steps.send(StepReport { step, instance, detail: detail.into(), running: false }).await;
     }
 }
 
@@ -277,9 +277,11 @@ impl RuntimeDriver for SimDriver {
             StepName::Download,
             Some(report),
             format!("{}@{} downloaded, checksum ok", spec.app, spec.version),
-        );
+        )
+        .await;
         let starting = self.set_state(&spec.id, InstanceState::Starting);
-        report_step(&steps, StepName::Restart, starting, format!("container started from {}", spec.image));
+        report_step(&steps, StepName::Restart, starting, format!("container started from {}", spec.image))
+            .await;
         tokio::time::sleep(self.delay(0.5, 2.5)).await;
         // A rule for tests of failing deploys: an image whose name contains "crashloop"
         // crashes right after it starts, so its health check never passes.
@@ -294,7 +296,7 @@ impl RuntimeDriver for SimDriver {
             )));
         }
         let running = self.set_state(&spec.id, InstanceState::Running);
-        report_step(&steps, StepName::HealthCheck, running, "healthy");
+        report_step(&steps, StepName::HealthCheck, running, "healthy").await;
         Ok(())
     }
 
@@ -343,7 +345,7 @@ impl RuntimeDriver for SimDriver {
         self.set_state(id, InstanceState::Starting).ok_or_else(|| DriverError::NotFound(id.into()))?;
         tokio::time::sleep(self.delay(0.5, 2.0)).await;
         let running = self.set_state(id, InstanceState::Running);
-        report_step(&steps, StepName::HealthCheck, running, "healthy after restart");
+        report_step(&steps, StepName::HealthCheck, running, "healthy after restart").await;
         Ok(())
     }
 
@@ -441,6 +443,56 @@ impl LogFlavor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A driver whose steps nobody takes waits for room instead of queueing them, and
+    /// goes on as they are taken (#10: bounded, with backpressure).
+    #[tokio::test]
+    async fn a_full_step_queue_holds_the_deploy_until_its_steps_are_taken() {
+        let driver = SimDriver::new(SimConfig {
+            seed: 7,
+            cpu_cores: 4,
+            memory_mb: 4096,
+            container_ips: vec!["10.0.0.2".into()],
+            speed: 100.0,
+            crashes_per_hour: 0.0,
+        });
+        let spec = InstanceSpec {
+            id: "web-0-abcd".into(),
+            app: "web".into(),
+            version: "1".into(),
+            index: 0,
+            image: "tomcat:8".into(),
+            port: 8080,
+            cpu: 0.5,
+            memory_mb: 256,
+            operation_id: "op-1".into(),
+            run: crate::protocol::RunSpec::default(),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let deploy = tokio::spawn({
+            let (driver, tx) = (driver.clone(), tx.clone());
+            async move { driver.deploy(spec, tx).await }
+        });
+        let full = async {
+            while tx.capacity() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), full).await.expect("the first step fills the queue");
+        // Its next step cannot be queued: the deploy waits, whatever the time it is given.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!deploy.is_finished(), "the deploy waits for room for its next step");
+        let mut taken = Vec::new();
+        while taken.len() < 3 {
+            let step = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+            taken.push(step.expect("a step").expect("the channel is open").step);
+        }
+        assert_eq!(taken, [StepName::Download, StepName::Restart, StepName::HealthCheck]);
+        let done = tokio::time::timeout(Duration::from_secs(30), deploy).await.expect("the deploy ends");
+        assert!(matches!(done, Ok(Ok(()))), "{done:?}");
+    }
 
     #[tokio::test]
     async fn a_simulated_crash_says_how_it_ended() {

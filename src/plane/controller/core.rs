@@ -188,13 +188,19 @@ struct Shared {
     rev: watch::Sender<u64>,
     /// The newest revision that is durable: in the stream and the state.
     committed: watch::Sender<u64>,
+    /// The events to commit, in revision order. Unbounded on purpose: `mutate` queues
+    /// them under the state's lock, where it cannot wait, and an event it could not queue
+    /// would be a revision lost. The bound is applied before the lock instead, on what
+    /// makes events: commands are refused past `MAX_BACKLOG` (commands.rs) and the other
+    /// producers wait in `room` past `MAX_QUEUED`, so what waits here is at most about
+    /// that many events (plus the drafts of one decision).
     events: mpsc::UnboundedSender<Event>,
     /// The kept encodings of the fleet that paged snapshots are cut from.
     pages: super::paging::Pages,
     /// How long this leader may act: see `lease.rs` and `fenced`.
     lease: watch::Sender<LeaseHold>,
     /// Every task this controller started, so a leader that lost its lease stops them all.
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    tasks: super::tasks::Tasks,
     /// Set once another writer was found on the event stream: this controller no longer
     /// leads, and says why.
     deposed: watch::Sender<Option<String>>,
@@ -250,7 +256,7 @@ impl Controller {
             events,
             pages: Default::default(),
             lease: watch::channel(LeaseHold::NotUsed).0,
-            tasks: Mutex::new(Vec::new()),
+            tasks: Default::default(),
             deposed: watch::channel(None).0,
             instance_waits: Mutex::new(HashMap::new()),
             agent_calls: Arc::new(tokio::sync::Semaphore::new(MAX_AGENT_CALLS)),
@@ -341,25 +347,31 @@ impl Controller {
         }
     }
 
-    /// Spawns a task that `stop` ends.
+    /// Spawns a task that `stop` ends; after `stop`, starts nothing.
     pub(crate) fn spawn<F>(&self, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let handle = tokio::spawn(task).abort_handle();
-        let mut tasks = self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(handle);
+        self.shared.tasks.spawn(task);
     }
 
-    /// Ends every task of this controller: its loops, its operations and its queue of
-    /// uncommitted events. For a leader that lost its lease: another one writes now.
-    pub fn stop(&self) {
+    /// Ends every task of this controller, and returns once they have ended: its loops,
+    /// its operations and its queue of uncommitted events. For a leader that lost its
+    /// lease: another one writes now. Fenced first, so nothing acts while they end.
+    pub async fn stop(&self) {
         self.set_lease(LeaseHold::Fenced);
-        let tasks = std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in tasks {
-            t.abort();
-        }
+        self.shared.tasks.stop().await;
+    }
+
+    /// `stop` without the wait (a handle dropped).
+    pub(crate) fn abort(&self) {
+        self.set_lease(LeaseHold::Fenced);
+        self.shared.tasks.abort();
+    }
+
+    /// The controller's tasks that have not ended yet.
+    pub fn live_tasks(&self) -> usize {
+        self.shared.tasks.live()
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {
@@ -982,5 +994,77 @@ mod tests {
             (drafts, ())
         });
         same(&ctl.lock());
+    }
+
+    async fn started(bus: &Arc<dyn Bus>) -> super::super::ControllerHandle {
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let config = ControllerConfig::default();
+        Controller::start(bus.clone(), config, Fleet::default(), store, None).await.expect("controller")
+    }
+
+    /// Dropped with its task, so a test sees the task end.
+    struct Dropped(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// `stop` ends the loops and every operation, and returns only once they have ended:
+    /// the controller then answers nothing, and starts nothing more.
+    #[tokio::test]
+    async fn stop_ends_every_task_of_the_controller_before_it_returns() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let ctl = started(&bus).await;
+        let whoami = || {
+            let env = Envelope::new("test", ());
+            let verb = crate::protocol::subjects::CtlVerb::Whoami;
+            let bus = bus.clone();
+            async move {
+                crate::bus::command::<_, crate::protocol::WhoAmI>(
+                    bus.as_ref(),
+                    verb,
+                    &env,
+                    Duration::from_secs(2),
+                )
+                .await
+            }
+        };
+        whoami().await.expect("a running controller answers");
+        let operation_ended = Arc::new(AtomicBool::new(false));
+        let guard = Dropped(operation_ended.clone());
+        ctl.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
+        // The publisher, the request loop, three intakes, the health manager, the operation.
+        assert!(ctl.live_tasks() >= 7, "{} tasks", ctl.live_tasks());
+        ctl.stop().await;
+        assert_eq!(ctl.live_tasks(), 0, "every task ended before stop returned");
+        assert!(operation_ended.load(Ordering::SeqCst), "the operation was dropped");
+        assert!(whoami().await.is_err(), "a stopped controller answers nothing");
+        let late = Arc::new(AtomicBool::new(false));
+        let flag = late.clone();
+        ctl.spawn(async move { flag.store(true, Ordering::SeqCst) });
+        tokio::task::yield_now().await;
+        assert!(!late.load(Ordering::SeqCst) && ctl.live_tasks() == 0, "nothing starts after stop");
+        assert!(ctl.fenced(), "a stopped controller is fenced");
+    }
+
+    /// The handle owns the tasks: dropped without `stop`, it takes them with it.
+    #[tokio::test]
+    async fn a_dropped_handle_ends_the_tasks_it_owned() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let handle = started(&bus).await;
+        let ctl: Controller = (*handle).clone();
+        assert!(ctl.live_tasks() >= 6, "{} tasks", ctl.live_tasks());
+        drop(handle);
+        let ended = async {
+            while ctl.live_tasks() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), ended).await.expect("the tasks end");
     }
 }

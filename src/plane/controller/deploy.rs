@@ -569,7 +569,7 @@ mod tests {
         use crate::plane::agent::sim::{SimConfig, SimDriver};
         use crate::plane::agent::{self, AgentConfig, AgentHandle};
         use crate::plane::controller::store::MemoryStore;
-        use crate::plane::controller::{Controller, ControllerConfig};
+        use crate::plane::controller::{Controller, ControllerConfig, ControllerHandle};
         use crate::protocol::clock::now_ms;
         use crate::protocol::deploy_plan::{self, Step, Target};
         use crate::protocol::scheduler::Usage;
@@ -664,7 +664,7 @@ mod tests {
 
         /// A controller on `fleet`, and a sim agent per host that runs what the fleet
         /// places on it.
-        async fn start(name: &str, fleet: Fleet) -> (Arc<dyn Bus>, Controller, Vec<AgentHandle>) {
+        async fn start(name: &str, fleet: Fleet) -> (Arc<dyn Bus>, ControllerHandle, Vec<AgentHandle>) {
             let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
             let store = Arc::new(MemoryStore::new(bus.clone()));
             let config = ControllerConfig {

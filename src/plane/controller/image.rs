@@ -108,8 +108,8 @@ mod tests {
     use crate::plane::agent::driver::{DriverError, RuntimeDriver, StepReport, StepSender};
     use crate::plane::agent::sim::{SimConfig, SimDriver};
     use crate::plane::agent::{self, AgentConfig, AgentHandle};
-    use crate::plane::controller::ControllerConfig;
     use crate::plane::controller::store::MemoryStore;
+    use crate::plane::controller::{ControllerConfig, ControllerHandle};
     use crate::protocol::{
         Accepted, DeployRequest, Envelope, Event, EventKind, Fleet, HostMetrics, InstanceReport,
         InstanceSpec, InstanceState, OperationState, decode, subjects,
@@ -128,7 +128,7 @@ mod tests {
         })
     }
 
-    async fn plane(bus: &Arc<dyn Bus>) -> (Controller, AgentHandle) {
+    async fn plane(bus: &Arc<dyn Bus>) -> (ControllerHandle, AgentHandle) {
         plane_on(bus, sim(), Duration::from_secs(20)).await
     }
 
@@ -136,7 +136,7 @@ mod tests {
         bus: &Arc<dyn Bus>,
         driver: Arc<dyn RuntimeDriver>,
         step_timeout: Duration,
-    ) -> (Controller, AgentHandle) {
+    ) -> (ControllerHandle, AgentHandle) {
         let config =
             ControllerConfig { heartbeat_period: PERIOD, step_timeout, ..ControllerConfig::default() };
         let store = Arc::new(MemoryStore::new(bus.clone()));
@@ -287,21 +287,25 @@ mod tests {
             let started = tokio::time::Instant::now();
             while started.elapsed() < self.pull {
                 let detail = format!("{} of 1000 bytes", started.elapsed().as_millis().min(999));
-                let _ = steps.send(StepReport {
-                    step: StepName::PullImage,
-                    instance: report.clone(),
-                    detail,
-                    running: true,
-                });
+                let _ = steps
+                    .send(StepReport {
+                        step: StepName::PullImage,
+                        instance: report.clone(),
+                        detail,
+                        running: true,
+                    })
+                    .await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             let done = "1000 of 1000 bytes".to_string();
-            let _ = steps.send(StepReport {
-                step: StepName::PullImage,
-                instance: report,
-                detail: done,
-                running: false,
-            });
+            let _ = steps
+                .send(StepReport {
+                    step: StepName::PullImage,
+                    instance: report,
+                    detail: done,
+                    running: false,
+                })
+                .await;
             self.sim.deploy(spec, steps).await
         }
         async fn resolve(&self, image: &str) -> Result<String, DriverError> {

@@ -18,6 +18,7 @@ mod repair;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
 pub use crate::protocol::scheduler;
 pub mod store;
+mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,26 @@ impl Default for ControllerConfig {
     }
 }
 
+/// A started controller, which owns its tasks: `stop` ends them and waits until they have
+/// ended; dropped, it aborts them. It reads as the `Controller` it started (a clone of
+/// that is for sharing, and does not own the tasks).
+pub struct ControllerHandle {
+    controller: Controller,
+}
+
+impl std::ops::Deref for ControllerHandle {
+    type Target = Controller;
+    fn deref(&self) -> &Controller {
+        &self.controller
+    }
+}
+
+impl Drop for ControllerHandle {
+    fn drop(&mut self) {
+        self.controller.abort();
+    }
+}
+
 impl Controller {
     /// Starts the controller's loops on the current tokio runtime: the request handler, the
     /// heartbeat and status intake, the event publisher and the health manager.
@@ -76,7 +97,7 @@ impl Controller {
         initial: Fleet,
         store: Arc<dyn Store>,
         repository: Option<Arc<dyn crate::plane::repository::Repository>>,
-    ) -> Result<Controller, crate::bus::BusError> {
+    ) -> Result<ControllerHandle, crate::bus::BusError> {
         let (ctl, events) = Controller::new(bus.clone(), config, initial, store, repository);
         // Subscribe before anything is published so that nothing is missed.
         let requests = bus.subscribe(subjects::CTL_ALL).await?;
@@ -92,6 +113,6 @@ impl Controller {
         ctl.spawn(intake::serve_statuses(ctl.clone(), statuses));
         ctl.spawn(intake::serve_router_statuses(ctl.clone(), routers));
         ctl.spawn(health::run(ctl.clone()));
-        Ok(ctl)
+        Ok(ControllerHandle { controller: ctl })
     }
 }

@@ -523,13 +523,13 @@ mod tests {
     use crate::bus::{Bus, LocalBus};
     use crate::plane::agent::sim::{SimConfig, SimDriver};
     use crate::plane::agent::{self, AgentConfig, AgentHandle};
-    use crate::plane::controller::ControllerConfig;
     use crate::plane::controller::store::MemoryStore;
+    use crate::plane::controller::{ControllerConfig, ControllerHandle};
     use crate::protocol::{Constraints, DeployRequest, Envelope};
 
     const PERIOD: Duration = Duration::from_millis(100);
 
-    async fn controller(bus: &Arc<dyn Bus>) -> Controller {
+    async fn controller(bus: &Arc<dyn Bus>) -> ControllerHandle {
         let config = ControllerConfig {
             heartbeat_period: PERIOD,
             stale_after: 3,

@@ -37,8 +37,10 @@ const INSPECT_EVERY: Duration = Duration::from_secs(1);
 /// Host ports picked in auto mode can be taken between the pick and the start.
 const PORT_ATTEMPTS: usize = 3;
 
-fn send(steps: &StepSender, step: StepName, instance: InstanceReport, detail: impl Into<String>) {
-    let _ = steps.send(StepReport { step, instance, detail: detail.into(), running: false });
+/// Reports a step; waits while the agent's queue of steps is full. An error means the
+/// agent stopped, and nobody is left to tell.
+async fn send(steps: &StepSender, step: StepName, instance: InstanceReport, detail: impl Into<String>) {
+    let _ = steps.send(StepReport { step, instance, detail: detail.into(), running: false }).await;
 }
 
 /// Changes the entry if `generation` still owns it; returns its report after the change.
@@ -151,7 +153,7 @@ async fn fail_clean(
         settle(e, Phase::Failed);
     });
     if let Some(r) = report {
-        send(steps, step, r, why.clone());
+        send(steps, step, r, why.clone()).await;
     }
     DriverError::Failed(why)
 }
@@ -170,7 +172,7 @@ async fn fresh(
     match ensure_image(inner, spec, generation, steps).await {
         Ok(None) => {}
         Ok(Some(pulled)) => match update(inner, &spec.id, generation, |_| {}) {
-            Some(r) => send(steps, StepName::PullImage, r, pulled),
+            Some(r) => send(steps, StepName::PullImage, r, pulled).await,
             None => return Err(abandon(inner, spec, None).await),
         },
         Err((step, why)) => return Err(fail_clean(inner, spec, generation, step, why, steps).await),
@@ -188,7 +190,7 @@ async fn fresh(
     let Some(report) = update(inner, &spec.id, generation, |_| {}) else {
         return Err(abandon(inner, spec, None).await);
     };
-    send(steps, StepName::Download, report, format!("{}@{}: {detail}", spec.app, spec.version));
+    send(steps, StepName::Download, report, format!("{}@{}: {detail}", spec.app, spec.version)).await;
 
     let started = match create_and_start(inner, spec, generation, &dir).await {
         Ok(s) => s,
@@ -218,7 +220,8 @@ async fn fresh(
             short_id(&container),
             spec.image
         ),
-    );
+    )
+    .await;
     let target = probe_target(inner, spec.port, &started)?;
     await_healthy(inner, &spec.id, generation, &container, spec.port, target, &spec.run.health, steps).await
 }
@@ -290,7 +293,10 @@ async fn ensure_image(
     }
     let progress = |detail: String| {
         if let Some(r) = update(inner, &spec.id, generation, |_| {}) {
-            let _ = steps.send(StepReport { step: StepName::PullImage, instance: r, detail, running: true });
+            // Progress is reported from the pull's callback, which cannot wait: when the queue
+            // is full this report is left out, as the next one (or the step's end) says more.
+            let _ =
+                steps.try_send(StepReport { step: StepName::PullImage, instance: r, detail, running: true });
         }
     };
     progress(format!("pulling {}", spec.image));
@@ -508,7 +514,7 @@ async fn await_healthy(
                     settle(e, Phase::Idle);
                 });
                 let report = report.ok_or_else(|| overtaken(id))?;
-                send(steps, StepName::HealthCheck, report, format!("healthy: {what}"));
+                send(steps, StepName::HealthCheck, report, format!("healthy: {what}")).await;
                 return Ok(());
             }
             Err(e) => last = e,
@@ -527,19 +533,19 @@ async fn await_healthy(
                 if let Some(exit) = i.exit() {
                     update(inner, id, generation, |e| e.report.last_exit = Some(exit));
                 }
-                return Err(fail_in_place(inner, id, generation, InstanceState::Crashed, why, steps));
+                return Err(fail_in_place(inner, id, generation, InstanceState::Crashed, why, steps).await);
             }
         }
         if now >= deadline {
             let why = format!("not healthy after {:?}: {last}", inner.config.health_timeout);
-            return Err(fail_in_place(inner, id, generation, InstanceState::Unhealthy, why, steps));
+            return Err(fail_in_place(inner, id, generation, InstanceState::Unhealthy, why, steps).await);
         }
         tokio::time::sleep(PROBE_EVERY).await;
     }
 }
 
 /// Fails the health check of a container that stays for the operator to look at.
-fn fail_in_place(
+async fn fail_in_place(
     inner: &Inner,
     id: &str,
     generation: u64,
@@ -553,7 +559,7 @@ fn fail_in_place(
         settle(e, Phase::Idle);
     });
     if let Some(r) = report {
-        send(steps, StepName::HealthCheck, r, why.clone());
+        send(steps, StepName::HealthCheck, r, why.clone()).await;
     }
     DriverError::Failed(why)
 }
@@ -596,22 +602,22 @@ async fn redeploy(
             // The old version keeps serving; only the step fails.
             let report = update(inner, &spec.id, generation, |e| settle(e, Phase::Idle));
             if let Some(r) = report {
-                send(steps, StepName::Download, r, why.clone());
+                send(steps, StepName::Download, r, why.clone()).await;
             }
             return Err(DriverError::Failed(why));
         }
     };
     let report = update(inner, &spec.id, generation, |e| e.set_state(InstanceState::Deploying))
         .ok_or_else(|| overtaken(&spec.id))?;
-    send(steps, StepName::Download, report, format!("{}@{}: {detail}", spec.app, spec.version));
+    send(steps, StepName::Download, report, format!("{}@{}: {detail}", spec.app, spec.version)).await;
     if let Err(why) = artifact::activate(&dir, &spec.version) {
-        return Err(fail_in_place(inner, &spec.id, generation, InstanceState::Crashed, why, steps));
+        return Err(fail_in_place(inner, &spec.id, generation, InstanceState::Crashed, why, steps).await);
     }
     let restarted = restart_container(inner, &container, spec.port).await;
     let info = match restarted {
         Ok(i) => i,
         Err(why) => {
-            return Err(fail_in_place(inner, &spec.id, generation, InstanceState::Crashed, why, steps));
+            return Err(fail_in_place(inner, &spec.id, generation, InstanceState::Crashed, why, steps).await);
         }
     };
     let (ip, port) = endpoint(inner, spec.port, &info);
@@ -628,7 +634,8 @@ async fn redeploy(
         StepName::Restart,
         report,
         format!("container {} restarted on {}", short_id(&container), spec.version),
-    );
+    )
+    .await;
     let target = probe_target(inner, spec.port, &info)?;
     await_healthy(inner, &spec.id, generation, &container, spec.port, target, &spec.run.health, steps)
         .await?;
@@ -687,7 +694,7 @@ pub async fn restart(inner: &Arc<Inner>, id: &str, steps: &StepSender) -> Result
                 });
                 return Err(DriverError::NotFound(id.into()));
             }
-            return Err(fail_in_place(inner, id, generation, InstanceState::Crashed, why, steps));
+            return Err(fail_in_place(inner, id, generation, InstanceState::Crashed, why, steps).await);
         }
     };
     let (ip, p) = endpoint(inner, port, &info);
