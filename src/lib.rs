@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config_file;
 pub mod plane;
 pub mod protocol;
+pub mod repository;
 pub mod views;
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::Update;
 use crate::bus::{self, Bus, NatsBus, RequestError};
-use crate::plane::repository::{ObjectStoreRepository, Repository, sha256_hex};
+use crate::repository::{ObjectStoreRepository, Repository, sha256_hex};
 use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{AllocateRequest, Allocation, ArtifactRef, Envelope, Operator};
 

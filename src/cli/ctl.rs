@@ -13,7 +13,7 @@ use super::parse;
 use crate::backend::upload;
 use crate::bus::{self, Bus, EventFeed, NatsBus, RequestError};
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
-use crate::plane::repository::ObjectStoreRepository;
+use crate::repository::ObjectStoreRepository;
 use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::{CtlVerb, RouteVerb};

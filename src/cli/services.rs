@@ -20,7 +20,7 @@ use crate::plane::agent::{self, AgentConfig};
 use crate::plane::controller::lease::Lease;
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
 use crate::plane::controller::{Controller, ControllerConfig, LeaseHold};
-use crate::plane::repository::{DirRepository, ObjectStoreRepository, Repository};
+use crate::repository::{DirRepository, ObjectStoreRepository, Repository};
 use crate::protocol::{ErrorCode, Reply, WireError, subjects, validate};
 
 #[derive(Debug, Clone, Args)]

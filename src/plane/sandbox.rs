@@ -10,7 +10,7 @@ use super::agent::{self, AgentConfig, AgentHandle};
 use super::controller::store::MemoryStore;
 use super::controller::{Controller, ControllerConfig};
 use super::fixture::{T0, fixture};
-use super::repository::{MemoryRepository, Repository};
+use crate::repository::{MemoryRepository, Repository};
 use super::rng::Rng;
 use super::router::{self, RouterConfig, SimApplier};
 use crate::bus::{self, Bus, LocalBus, RequestError};

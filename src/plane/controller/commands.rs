@@ -14,7 +14,7 @@ use super::paging;
 use super::refusals::Refusals;
 use super::{audit, deploy, ops};
 use crate::bus::{Message, Subscription};
-use crate::plane::repository;
+use crate::repository;
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};

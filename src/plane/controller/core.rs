@@ -11,7 +11,7 @@ use super::ControllerConfig;
 use super::store::{Fault, Outgoing, Store};
 use crate::bus::Bus;
 use crate::plane::replies::ReplyCache;
-use crate::plane::repository::Repository;
+use crate::repository::Repository;
 use crate::protocol::clock::now_ms;
 use crate::protocol::{Change, Envelope, Event, EventKind, Fleet, Instance, subjects};
 

@@ -12,7 +12,7 @@ use super::ops::step_draft;
 use super::repair;
 use super::scheduler::{PlacementRequest, place_with};
 use crate::bus::RequestError;
-use crate::plane::repository;
+use crate::repository;
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::AgentVerb;
 use crate::protocol::{

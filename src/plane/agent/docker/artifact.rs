@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::plane::repository::{self, Repository};
+use crate::repository::{self, Repository};
 use crate::protocol::ArtifactRef;
 
 pub const CURRENT: &str = "current";

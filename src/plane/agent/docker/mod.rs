@@ -49,7 +49,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::driver::{DriverError, LogReceiver, RuntimeDriver, StepSender};
-use crate::plane::repository::Repository;
+use crate::repository::Repository;
 use crate::protocol::{ContainerReport, HostMetrics, InstanceReport, InstanceSpec};
 
 pub use diagnostics::storage_warnings;
