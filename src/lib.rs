@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backend;
 pub mod bus;
 pub mod cli;
+pub mod client;
 pub mod config_file;
 pub mod plane;
 pub mod protocol;

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quarterdeck::backend::snapshot::join;
+use quarterdeck::client::snapshot::join;
 use quarterdeck::protocol::{Fleet, Reply, SnapshotPage, decode, snapshot_cuts, snapshot_part};
 use quarterdeck_fuzz::{envelope_round_trip, round_trip, split};
 

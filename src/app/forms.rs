@@ -2,7 +2,7 @@
 //! the route form. Their keys arrive as `Action::Input`, `Complete`, `Submit` ...
 
 use crate::actions::palette;
-use crate::backend::RouteVerb;
+use crate::protocol::subjects::RouteVerb;
 use crate::protocol::Fleet;
 
 /// The palette while it is open.

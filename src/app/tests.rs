@@ -10,7 +10,9 @@ use super::{App, Overlay};
 use crate::actions::keymap::{Bindable, Keymap};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect, Panel};
-use crate::backend::{ControlCommand, RouteVerb, Update};
+use crate::backend::Update;
+use crate::protocol::ControlCommand;
+use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{RestartBody, RestartRequest};
 
 fn app() -> App {
@@ -236,7 +238,7 @@ fn confirm_refuses_while_not_live() {
     let live = screen(&mut app, 120, 16);
     assert!(!live.contains("not live"), "{live}");
     let down = Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.update(Action::Backend(Box::new(Update::Connection(down))));
+    app.apply(Update::Connection(down));
     assert_eq!(app.input_mode(), InputMode::Confirm, "the dialog stays open");
     assert!(screen(&mut app, 120, 16).contains("⚠ not live: this will not be sent"));
     assert!(app.update(Action::Confirmed).is_empty(), "nothing is sent while not live");
@@ -245,9 +247,9 @@ fn confirm_refuses_while_not_live() {
     let shown = screen(&mut app, 120, 16);
     assert!(shown.contains("not sent: reconnecting"), "{shown}");
     // Back and live again (a fresh snapshot after the reconnect): `y` sends.
-    app.update(Action::Backend(Box::new(Update::Connection(Connection::Connected))));
+    app.apply(Update::Connection(Connection::Connected));
     let (fleet, _) = crate::plane::fixture::fixture(42, 6, 0);
-    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    app.apply(Update::Snapshot(fleet));
     assert!(!screen(&mut app, 120, 16).contains("⚠ not live"));
     let effects = app.update(Action::Confirmed);
     assert_eq!(
@@ -263,7 +265,7 @@ fn audit_filter_follows_how_the_operation_ended() {
     let mut app = app();
     let e = audit_event(&app, serde_json::json!({"app": "shop-web"}), "restart", true);
     let op = e.audit.as_ref().and_then(|a| a.outcome.operation_id.clone()).expect("an operation id");
-    app.update(Action::Backend(Box::new(Update::Event(e))));
+    app.apply(Update::Event(e));
     app.update(Action::ShowPanel(Panel::Audit));
     app.update(Action::Filter);
     type_text(&mut app, "failed");
@@ -271,11 +273,11 @@ fn audit_filter_follows_how_the_operation_ended() {
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0);
     let started = operation_event(&app, &op, None);
-    app.update(Action::Backend(Box::new(Update::Event(started))));
+    app.apply(Update::Event(started));
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0, "running is not failed");
     let failed = operation_event(&app, &op, Some("no up host in AZ az-9"));
-    app.update(Action::Backend(Box::new(Update::Event(failed))));
+    app.apply(Update::Event(failed));
     // A row whose filter result flips is re-ordered at most once per re-sort period.
     app.now += 10_000;
     let shown = screen(&mut app, 200, 12);
@@ -288,10 +290,10 @@ fn audit_filter_follows_how_the_operation_ended() {
 fn a_command_not_sent_says_so() {
     let mut app = app();
     let result = Err(crate::backend::CommandError::NotLive("bus disconnected for 3s".into()));
-    app.update(Action::Backend(Box::new(Update::CommandDone {
+    app.apply(Update::CommandDone {
         what: "restart app shop-web".into(),
         result,
-    })));
+    });
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("restart app shop-web: not live (bus disconnected for 3s), not sent"), "{shown}");
 }
@@ -306,10 +308,10 @@ fn a_command_the_server_refuses_turns_the_cockpit_read_only() {
         subject: "qd.v1.ctl.restart".into(),
         user: "carol".into(),
     });
-    app.update(Action::Backend(Box::new(Update::CommandDone {
+    app.apply(Update::CommandDone {
         what: "restart app shop-web".into(),
         result,
-    })));
+    });
     assert!(app.read_only, "read-only once the server refused");
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
@@ -340,22 +342,22 @@ fn the_probe_turns_read_only_on_for_a_viewer_and_off_once_allowed() {
     use crate::backend::CommandError;
     let mut app = app();
     let denied = || CommandError::Denied { subject: "qd.v1.ctl.carol.whoami".into(), user: "carol".into() };
-    app.update(Action::Backend(Box::new(Update::MayAct(Err(denied())))));
+    app.apply(Update::MayAct(Err(denied())));
     assert!(app.read_only);
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
     assert!(shown.contains("read-only: the server refused qd.v1.ctl.carol.whoami for user carol"), "{shown}");
-    app.update(Action::Backend(Box::new(Update::MayAct(Ok("carol".into())))));
+    app.apply(Update::MayAct(Ok("carol".into())));
     assert!(!app.read_only, "allowed again");
     assert!(screen(&mut app, 140, 14).contains("carol may send commands again"));
     // No answer tells nothing.
     let failed = CommandError::Failed("no answer".into());
-    app.update(Action::Backend(Box::new(Update::MayAct(Err(failed)))));
+    app.apply(Update::MayAct(Err(failed)));
     assert!(!app.read_only);
     // Started read-only: the probe's answer does not lift it.
     let mut started = self::app();
     started.read_only = true;
-    started.update(Action::Backend(Box::new(Update::MayAct(Ok("alice".into())))));
+    started.apply(Update::MayAct(Ok("alice".into())));
     assert!(started.read_only);
 }
 
@@ -596,7 +598,7 @@ fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
     let stamp = |app: &App| app.views[i].index.as_ref().map(|ix| ix.stamp);
     let before = stamp(&app);
     let update = metrics_heartbeat(&app);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(stamp(&app), before, "a heartbeat rebuilt the natural-order index");
 
@@ -605,7 +607,7 @@ fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
     app.refresh_views();
     let sorted = stamp(&app);
     let update = metrics_heartbeat(&app);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_ne!(stamp(&app), sorted, "a sorted index must follow the metrics");
 }
@@ -682,7 +684,7 @@ fn a_filter_keystroke_rebuilds_no_row_and_a_heartbeat_only_its_own() {
     // A heartbeat rebuilds the rows it touched, in the next frame, and no other.
     let (update, touched) = instances_heartbeat(&app, "host-02");
     assert!(touched > 0);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), total + touched as u64);
     app.refresh_views();
@@ -714,7 +716,7 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
     let before = orders(&app);
     let (update, touched) = instances_heartbeat(&app, "host-02");
     assert!(touched > 0);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(orders(&app), before, "metrics moved no host");
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -724,11 +726,11 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
     sort(&mut app, 8);
     let before = orders(&app);
     let (update, _) = instances_heartbeat(&app, "host-03");
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(orders(&app), before, "within the second, heartbeats do not re-sort");
     let more = metrics_heartbeat(&app);
-    app.update(Action::Backend(Box::new(more)));
+    app.apply(more);
     app.update(Action::Tick(app.now + super::rows::RESORT_MS));
     app.refresh_views();
     assert_eq!(orders(&app), before + 1, "the CPU column moved: one re-sort");
@@ -742,7 +744,7 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
     let mut inst = app.replica.fleet.instances.values().nth(7).cloned().expect("an instance");
     inst.cpu_pct = 1000.0;
     let update = change_event(&app, vec![crate::protocol::Change::Instance(inst)]);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(orders(&app), before + 2);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -787,7 +789,7 @@ fn palette_deploy_opens_the_wizard_prefilled_and_esc_parks_a_running_deploy() {
     assert!(app.overlay().is_none());
     assert!(app.status.as_ref().is_some_and(|s| s.text.contains("d shows its progress")));
     let accepted = crate::protocol::Accepted { operation_id: Some("op-77".into()), rev: 1 };
-    app.update(Action::Backend(Box::new(Update::CommandDone { what, result: Ok(accepted) })));
+    app.apply(Update::CommandDone { what, result: Ok(accepted) });
     app.update(Action::Deploy);
     let w = wizard(&app);
     assert_eq!(w.step, Step::Progress);
@@ -842,7 +844,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     let mut inst = app.replica.fleet.instances.values().nth(100).cloned().expect("an instance");
     inst.state = InstanceState::Crashed;
     let update = change_event(&app, vec![Change::Instance(inst.clone())]);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), before + 1, "only the crashed instance's row");
     assert_ne!(
@@ -871,7 +873,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
         &app,
         vec![Change::Route(crate::protocol::Route { state: RouteState::Disabled, ..route })],
     );
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), before + behind as u64);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -891,7 +893,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     let before = builds(&app);
     let new = crate::protocol::Instance { id: "brand-new-1".into(), ..inst };
     let update = change_event(&app, vec![Change::Instance(new)]);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), before + 1);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -900,7 +902,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     // It goes: nothing is built, and it leaves the order at once.
     let before = builds(&app);
     let update = change_event(&app, vec![Change::InstanceRemoved { id: "brand-new-1".into() }]);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), before);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -909,7 +911,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     let before = builds(&app);
     let total = app.total_rows(Panel::Instances) as u64;
     let fleet = app.replica.fleet.clone();
-    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    app.apply(Update::Snapshot(fleet));
     app.refresh_views();
     assert_eq!(builds(&app), before + total);
 }
@@ -932,7 +934,7 @@ fn a_filtered_events_panel_builds_one_row_per_new_event() {
     for n in 0..5 {
         inst.state = if n % 2 == 0 { InstanceState::Crashed } else { InstanceState::Running };
         let update = change_event(&app, vec![Change::Instance(inst.clone())]);
-        app.update(Action::Backend(Box::new(update)));
+        app.apply(update);
         app.refresh_views();
     }
     assert_eq!(builds(&app), before + 5, "one row per event, the rest kept");
@@ -1012,7 +1014,7 @@ fn facts_kept_up_event_by_event_are_the_facts_counted_afresh() {
         // One event per frame: a trickle, which the facts follow one event at a time.
         app.refresh_views();
         let update = change_event(&app, changes.clone());
-        app.update(Action::Backend(Box::new(update)));
+        app.apply(update);
         assert_eq!(app.facts.stamp, super::facts::stamp_of(&app.replica), "step {step}: the facts followed");
         let fresh = super::facts::FleetFacts::of(&app.replica);
         assert_eq!(app.facts, fresh, "step {step}: {changes:?}");
@@ -1029,7 +1031,7 @@ fn a_burst_past_the_budget_is_counted_afresh_before_the_frame() {
         let mut inst = app.replica.fleet.instances[&ids[n % ids.len()]].clone();
         inst.state = if n % 3 == 0 { InstanceState::Crashed } else { InstanceState::Running };
         let update = change_event(&app, vec![Change::Instance(inst)]);
-        app.update(Action::Backend(Box::new(update)));
+        app.apply(update);
     }
     assert_ne!(app.facts.stamp, super::facts::stamp_of(&app.replica), "followed no further than the budget");
     app.refresh_views();

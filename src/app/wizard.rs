@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::actions::palette::common_prefix;
-use crate::backend::ControlCommand;
-use crate::backend::upload::{UploadRequest, Uploaded, check_artifact_file};
+use crate::protocol::{ControlCommand, UploadRequest};
+use crate::backend::upload::{Uploaded, check_artifact_file};
 use crate::protocol::scheduler::{PlacementError, PlacementRequest, place};
 use crate::protocol::{
     Accepted, App as AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Instance, InstanceState,

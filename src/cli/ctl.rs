@@ -341,7 +341,7 @@ fn event_line(e: &Event) -> String {
 
 impl Ctl {
     async fn fetch(&self) -> Result<Fleet, String> {
-        crate::backend::snapshot::fetch_fleet(&self.bus, &self.source, self.timeout).await.map_err(refusal)
+        crate::client::snapshot::fetch_fleet(&self.bus, &self.source, self.timeout).await.map_err(refusal)
     }
 
     async fn whoami(&self) -> Result<ExitCode, String> {
@@ -575,7 +575,7 @@ impl Ctl {
     async fn upload(&self, app: &str, version: &str, path: &std::path::Path) -> Result<ArtifactRef, String> {
         let data = upload::read_artifact(path).await?;
         let operator = Some(self.operator.clone());
-        let slot = upload::allocate(&self.bus, &self.source, operator, app, version, self.timeout).await?;
+        let slot = upload::allocate(&self.bus, &self.source, operator, app, version, self.timeout).await.map_err(refusal)?;
         let repo = ObjectStoreRepository::open(&self.bus).await.map_err(|e| e.to_string())?;
         let done = upload::store(&repo, &slot.slot, data).await?;
         let a = &done.artifact;

@@ -58,7 +58,7 @@ pub async fn pump(
             .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
             .expect("backend open");
         app.now = quarterdeck::protocol::clock::now_ms();
-        for effect in app.update(Action::Backend(Box::new(update))) {
+        for effect in app.apply(update) {
             carry_out(handle, effect);
         }
     }
