@@ -1,5 +1,5 @@
 //! The paged snapshot, chosen by the first byte: a page as a client decodes it (or a whole
-//! fleet from an old controller), the joined text of the pages (`backend::snapshot::join`),
+//! fleet from an old controller), the joined text of the pages (`client::snapshot::join`),
 //! and the cutting of a text into pages, which must put it back together exactly.
 #![no_main]
 

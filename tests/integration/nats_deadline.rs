@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use quarterdeck::backend::{self, Command, CommandError, ControlCommand, Identity, Update};
+use quarterdeck::backend::{self, Command, CommandError, Identity, Update};
+use quarterdeck::protocol::ControlCommand;
 use quarterdeck::bus::{self, Bus, Connection, NatsBus, NatsOptions, RequestError};
 use quarterdeck::protocol::subjects::CtlVerb;
 use quarterdeck::protocol::{Accepted, Envelope, RestartBody, RestartRequest};

@@ -50,7 +50,6 @@ pub async fn pump(
     what: &str,
     mut done: impl FnMut(&quarterdeck::app::App) -> bool,
 ) {
-    use quarterdeck::actions::Action;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !done(app) {
         let update = tokio::time::timeout_at(deadline, handle.updates.recv())
