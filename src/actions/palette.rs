@@ -125,9 +125,10 @@ fn restart(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
 }
 
 fn weight(text: &str) -> Result<u32, String> {
+    let (low, high) = (validate::WEIGHTS.start(), validate::WEIGHTS.end());
     match text.parse::<u32>() {
-        Ok(w) if (1..=1000).contains(&w) => Ok(w),
-        _ => Err(format!("weight {text:?} is not valid: use 1 to 1000")),
+        Ok(w) if validate::WEIGHTS.contains(&w) => Ok(w),
+        _ => Err(format!("weight {text:?} is not valid: use {low} to {high}")),
     }
 }
 

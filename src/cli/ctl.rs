@@ -655,17 +655,13 @@ impl Ctl {
             RouteCommand::Remove(a) => (RouteVerb::Remove, a),
             RouteCommand::Enable(a) => (RouteVerb::Enable, a),
             RouteCommand::Disable(a) => (RouteVerb::Disable, a),
-            RouteCommand::Weight(a) => {
-                if a.weight.is_none() {
-                    return Err("route weight needs --weight W (1 to 1000)".into());
-                }
-                (RouteVerb::Weight, a)
-            }
+            RouteCommand::Weight(a) => (RouteVerb::Weight, a),
         };
         // Checked here too, so a typo is named before anything is sent.
         crate::protocol::validate::backend(&a.backend)?;
+        crate::protocol::validate::route_weight(verb, a.weight).map_err(|e| format!("{e}: --weight W"))?;
         let req = RouteRequest { app: a.app, backend: a.backend, weight: a.weight };
-        self.command(CtlVerb::Route(verb), req, None, None).await
+        self.command(verb.ctl(), req, None, None).await
     }
 
     async fn events(&self, a: EventsArgs) -> Result<ExitCode, String> {

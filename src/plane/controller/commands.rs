@@ -611,14 +611,7 @@ fn at_a_time(batch: u32) -> String {
 pub fn check_route(verb: RouteVerb, req: &RouteRequest) -> Result<u32, WireError> {
     validate::name("app", &req.app).map_err(bad)?;
     validate::backend(&req.backend).map_err(bad)?;
-    if matches!(verb, RouteVerb::Weight) && req.weight.is_none() {
-        return Err(bad("route.weight needs a weight (1 to 1000)".into()));
-    }
-    let weight = req.weight.unwrap_or(1);
-    if !(1..=1000).contains(&weight) {
-        return Err(bad(format!("weight must be 1 to 1000, not {weight}")));
-    }
-    Ok(weight)
+    validate::route_weight(verb, req.weight).map_err(bad)
 }
 
 fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepted, WireError> {
