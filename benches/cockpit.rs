@@ -13,7 +13,6 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use quarterdeck::actions::Action;
 use quarterdeck::backend::Update;
 use quarterdeck::cli::bench::{Counter, app_from_wire, counting_terminal, draw, metric_batch, snapshot_wire};
 use quarterdeck::cli::bench_events::EventStream;

@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use super::{App, Level, Overlay};
 use crate::actions::{Action, Effect, LogKey};
 use crate::backend::LogsEvent;
-use crate::protocol::LogsStart;
 use crate::protocol::LogLine;
+use crate::protocol::LogsStart;
 
 /// The most lines the view keeps; older ones are dropped (the title says so).
 pub const LOG_LINES_KEPT: usize = 10_000;

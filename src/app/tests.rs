@@ -290,10 +290,7 @@ fn audit_filter_follows_how_the_operation_ended() {
 fn a_command_not_sent_says_so() {
     let mut app = app();
     let result = Err(crate::backend::CommandError::NotLive("bus disconnected for 3s".into()));
-    app.apply(Update::CommandDone {
-        what: "restart app shop-web".into(),
-        result,
-    });
+    app.apply(Update::CommandDone { what: "restart app shop-web".into(), result });
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("restart app shop-web: not live (bus disconnected for 3s), not sent"), "{shown}");
 }
@@ -308,10 +305,7 @@ fn a_command_the_server_refuses_turns_the_cockpit_read_only() {
         subject: "qd.v1.ctl.restart".into(),
         user: "carol".into(),
     });
-    app.apply(Update::CommandDone {
-        what: "restart app shop-web".into(),
-        result,
-    });
+    app.apply(Update::CommandDone { what: "restart app shop-web".into(), result });
     assert!(app.read_only, "read-only once the server refused");
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");

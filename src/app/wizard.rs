@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::actions::palette::common_prefix;
-use crate::protocol::{ControlCommand, UploadRequest};
 use crate::backend::upload::{Uploaded, check_artifact_file};
 use crate::protocol::scheduler::{PlacementError, PlacementRequest, place};
 use crate::protocol::{
     Accepted, App as AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Instance, InstanceState,
     Operation, OperationState, RunPatch, Strategy, validate,
 };
+use crate::protocol::{ControlCommand, UploadRequest};
 
 /// The form's fields, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -200,7 +200,8 @@ impl Backend {
             // The last line of defence of read-only mode: the app refuses first, and
             // whatever reaches here anyway is answered without touching the bus.
             Command::Send(c) if self.identity.read_only => {
-                self.tell(Update::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) }).await
+                self.tell(Update::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) })
+                    .await
             }
             Command::Upload(req) if self.identity.read_only => {
                 self.tell(Update::Uploaded { path: req.path, result: Err(CommandError::ReadOnly) }).await
@@ -233,7 +234,12 @@ impl Backend {
     fn probe_may_act(&self) {
         if self.probe {
             let operator = self.identity.operator.clone();
-            tokio::spawn(probe_may_act(self.bus.clone(), self.source.clone(), operator, self.updates.clone()));
+            tokio::spawn(probe_may_act(
+                self.bus.clone(),
+                self.source.clone(),
+                operator,
+                self.updates.clone(),
+            ));
         }
     }
 }

@@ -101,10 +101,12 @@ mod tests {
     fn a_timeout_a_refusal_and_no_listener_stay_apart() {
         let subject = "qd.v1.ctl.alice.deploy".to_string();
         let timeout = Duration::from_secs(5);
-        let late = CommandError::from(RequestError::Bus(BusError::Timeout { subject: subject.clone(), timeout }));
+        let late =
+            CommandError::from(RequestError::Bus(BusError::Timeout { subject: subject.clone(), timeout }));
         assert_eq!(late, CommandError::Timeout { subject: subject.clone(), timeout });
         assert_eq!(late.to_string(), "no answer on qd.v1.ctl.alice.deploy within 5s");
-        let nobody = CommandError::from(RequestError::Bus(BusError::NoResponders { subject: subject.clone() }));
+        let nobody =
+            CommandError::from(RequestError::Bus(BusError::NoResponders { subject: subject.clone() }));
         assert_eq!(nobody, CommandError::NoResponder { subject });
         let refused = CommandError::from(RequestError::Refused(WireError::new(ErrorCode::Conflict, "busy")));
         assert!(matches!(&refused, CommandError::Refused(w) if w.code == ErrorCode::Conflict));

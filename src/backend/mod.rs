@@ -8,7 +8,9 @@ mod error;
 mod logs;
 pub mod upload;
 
-pub use client::{BackendHandle, COMMAND_TIMEOUT, Command, Identity, Update, spawn, spawn_cockpit, spawn_with};
+pub use client::{
+    BackendHandle, COMMAND_TIMEOUT, Command, Identity, Update, spawn, spawn_cockpit, spawn_with,
+};
 pub use error::{CommandError, refuse_unless_live};
 pub use logs::LogsEvent;
 // The replica the app owns is the shared client's.

@@ -126,8 +126,9 @@ pub(super) async fn session(
     updates: mpsc::Sender<Update>,
 ) {
     let result = async {
-        let repo =
-            repo.ok_or_else(|| CommandError::Failed("this cockpit has no artifact repository to upload to".into()))?;
+        let repo = repo.ok_or_else(|| {
+            CommandError::Failed("this cockpit has no artifact repository to upload to".into())
+        })?;
         let slot =
             allocate(bus.as_ref(), &source, operator, &req.app, &req.version, super::COMMAND_TIMEOUT).await?;
         let data = read_artifact(&req.path).await.map_err(CommandError::BadInput)?;

@@ -13,7 +13,6 @@ use super::parse;
 use crate::backend::upload;
 use crate::bus::{self, Bus, EventFeed, NatsBus, RequestError};
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
-use crate::repository::ObjectStoreRepository;
 use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::{CtlVerb, RouteVerb};
@@ -22,6 +21,7 @@ use crate::protocol::{
     HealthCheck, OperationEnd, OperationState, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch,
     Strategy, Verdict, WhoAmI, decode, subjects,
 };
+use crate::repository::ObjectStoreRepository;
 
 /// How often `--wait` asks the snapshot whether its operation ended, in case its follow of
 /// the events missed the end.
@@ -575,7 +575,9 @@ impl Ctl {
     async fn upload(&self, app: &str, version: &str, path: &std::path::Path) -> Result<ArtifactRef, String> {
         let data = upload::read_artifact(path).await?;
         let operator = Some(self.operator.clone());
-        let slot = upload::allocate(&self.bus, &self.source, operator, app, version, self.timeout).await.map_err(refusal)?;
+        let slot = upload::allocate(&self.bus, &self.source, operator, app, version, self.timeout)
+            .await
+            .map_err(refusal)?;
         let repo = ObjectStoreRepository::open(&self.bus).await.map_err(|e| e.to_string())?;
         let done = upload::store(&repo, &slot.slot, data).await?;
         let a = &done.artifact;

@@ -84,7 +84,12 @@ pub fn spawn(bus: Arc<dyn Bus>, source: String, options: ClientOptions) -> Clien
 
 /// Starts following into a channel of the owner's own messages, so a client that has
 /// more to say (the cockpit's command results) shares one ordered channel with the feed.
-pub fn spawn_into<U>(bus: Arc<dyn Bus>, source: String, options: ClientOptions, updates: mpsc::Sender<U>) -> Resyncer
+pub fn spawn_into<U>(
+    bus: Arc<dyn Bus>,
+    source: String,
+    options: ClientOptions,
+    updates: mpsc::Sender<U>,
+) -> Resyncer
 where
     U: From<Feed> + Send + 'static,
 {
@@ -155,8 +160,8 @@ async fn run<U: From<Feed>>(
         if want_snapshot {
             // Follow first, then ask for the snapshot: nothing committed between the two
             // is missed, and what the snapshot already holds is skipped by its revision.
-            want_snapshot =
-                !(follow.start(bus.as_ref(), &out).await && fetch_snapshot(bus.as_ref(), &source, &out).await);
+            want_snapshot = !(follow.start(bus.as_ref(), &out).await
+                && fetch_snapshot(bus.as_ref(), &source, &out).await);
         }
         tokio::select! {
             Some(got) = follow.next() => {
@@ -324,8 +329,10 @@ impl Follow {
 }
 
 async fn fetch_history<U: From<Feed>>(bus: &dyn Bus, source: &str, out: &Out<U>) {
-    let req =
-        HistoryRequest { since_ts: Some(now_ms().saturating_sub(HISTORY_WINDOW_MS)), limit: Some(HISTORY_LIMIT) };
+    let req = HistoryRequest {
+        since_ts: Some(now_ms().saturating_sub(HISTORY_WINDOW_MS)),
+        limit: Some(HISTORY_LIMIT),
+    };
     let got: Result<Vec<Event>, RequestError> =
         bus::request(bus, subjects::CTL_HISTORY, &Envelope::new(source, req), REQUEST_TIMEOUT).await;
     match got {

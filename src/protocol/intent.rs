@@ -83,9 +83,15 @@ mod tests {
             assert_eq!(cmd.verb(), CtlVerb::Route(verb));
             assert_eq!(cmd.verb().as_str(), format!("route.{}", verb.word()));
         }
-        let restart = ControlCommand::Restart(RestartBody { target: RestartRequest::App("shop".into()), batch: Some(2) });
+        let restart = ControlCommand::Restart(RestartBody {
+            target: RestartRequest::App("shop".into()),
+            batch: Some(2),
+        });
         assert_eq!(restart.verb(), CtlVerb::Restart);
         assert_eq!(restart.describe(), "restart app shop (2 at a time)");
-        assert_eq!(ControlCommand::Route(RouteVerb::Weight, req).describe(), "route weight shop 10.0.0.1:80 3");
+        assert_eq!(
+            ControlCommand::Route(RouteVerb::Weight, req).describe(),
+            "route weight shop 10.0.0.1:80 3"
+        );
     }
 }

@@ -353,7 +353,10 @@ mod tests {
         assert_eq!(route_weight(RouteVerb::Add, None), Ok(1));
         assert_eq!(route_weight(RouteVerb::Add, Some(1000)), Ok(1000));
         assert_eq!(route_weight(RouteVerb::Weight, Some(7)), Ok(7));
-        assert_eq!(route_weight(RouteVerb::Weight, None), Err("route weight needs a weight (1 to 1000)".into()));
+        assert_eq!(
+            route_weight(RouteVerb::Weight, None),
+            Err("route weight needs a weight (1 to 1000)".into())
+        );
         assert_eq!(route_weight(RouteVerb::Enable, Some(0)), Err("weight must be 1 to 1000, not 0".into()));
         assert!(route_weight(RouteVerb::Add, Some(1001)).is_err());
     }

@@ -1193,10 +1193,7 @@ fn logs_view_wraps_a_long_line_under_its_text() {
     let long = format!("ERROR begin {} the very end", "payload ".repeat(20));
     let line = LogLine { ts: T0 + 9_000, source: LogSource::Stdout, text: long };
     let batch = LogBatch { instance: "x".into(), seq: 1, lines: vec![line], end: None };
-    app.apply(Update::Logs {
-        session: 1,
-        event: crate::backend::LogsEvent::Batch(batch),
-    });
+    app.apply(Update::Logs { session: 1, event: crate::backend::LogsEvent::Batch(batch) });
     let screen = text(&draw(&mut app, 80, 16));
     // Every part of the line is on screen, the newest line last, rows indented under the text.
     assert!(screen.contains("ERROR begin payload"), "{screen}");

@@ -81,7 +81,8 @@ fn cockpit_tells_a_timeout_from_a_refusal_nats() {
         let theme = Theme::default_for(ColorMode::TrueColor);
         let mut app = App::new(url.clone(), theme, Keymap::defaults(), now_ms());
         pump(&mut app, &mut handle, "a live replica", |a| a.replica.sync == Sync::Live).await;
-        let ghost = || ControlCommand::Restart(RestartBody::from(RestartRequest::Instance("nope-0-0000".into())));
+        let ghost =
+            || ControlCommand::Restart(RestartBody::from(RestartRequest::Instance("nope-0-0000".into())));
 
         // Refused: typed with its code, and said so with the code.
         let (refused, said_refused) = send_and_say(&mut app, &mut handle, ghost()).await;
@@ -100,7 +101,7 @@ fn cockpit_tells_a_timeout_from_a_refusal_nats() {
         drop(thaw);
         assert!(matches!(&late, Err(CommandError::Timeout { .. })), "{late:?}");
         assert!(said_late.starts_with("no answer: restart instance nope-0-0000: "), "{said_late}");
-        assert!(said_late.contains("may still be carried out"), "{said_late}");
+        assert!(said_late.contains("it may have run (see Audit)"), "{said_late}");
         assert!(!said_late.contains("refused"), "a timeout is no refusal: {said_late}");
     });
     drop(plane);

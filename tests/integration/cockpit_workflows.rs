@@ -8,10 +8,10 @@ use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::{App, Overlay};
 use quarterdeck::backend::{self, BackendHandle, Command, Identity, Update};
-use quarterdeck::protocol::ControlCommand;
-use quarterdeck::protocol::subjects::RouteVerb;
 use quarterdeck::bus::Bus;
+use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::clock::now_ms;
+use quarterdeck::protocol::subjects::RouteVerb;
 use quarterdeck::protocol::{
     Constraints, DeployRequest, EventKind, InstanceState, OperationState, Operator, RestartBody,
     RestartRequest, RouteRequest, subjects,

@@ -12,10 +12,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use quarterdeck::plane::agent::docker::{DockerConfig, DockerDriver};
 use quarterdeck::plane::agent::driver::{RuntimeDriver, StepReport, StepSender};
-use quarterdeck::repository::{DirRepository, Repository};
 use quarterdeck::protocol::{
     ArtifactRef, HealthCheck, InstanceReport, InstanceSpec, InstanceState, RunSpec, StepName,
 };
+use quarterdeck::repository::{DirRepository, Repository};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 

@@ -14,7 +14,6 @@ use super::paging;
 use super::refusals::Refusals;
 use super::{audit, deploy, ops};
 use crate::bus::{Message, Subscription};
-use crate::repository;
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
@@ -23,6 +22,7 @@ use crate::protocol::{
     ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody, RestartRequest,
     Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode, validate,
 };
+use crate::repository;
 
 /// Handles requests one at a time: each is quick (long work is spawned), and doing them in
 /// order makes "same command id, same answer" hold even for duplicates sent together.

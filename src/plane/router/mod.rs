@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::client::{self, ClientOptions, Feed, Replica, Sync};
 use crate::bus::{self, Bus};
+use crate::client::{self, ClientOptions, Feed, Replica, Sync};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{Change, Envelope, RouterStatus, subjects};
 use config::Rendered;
