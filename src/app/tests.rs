@@ -295,6 +295,29 @@ fn a_command_not_sent_says_so() {
     assert!(shown.contains("restart app shop-web: not live (bus disconnected for 3s), not sent"), "{shown}");
 }
 
+/// A timeout and a refusal reach the status line in different words: the refusal with its
+/// code, the timeout saying it may have run. Before, both read `refused: ...`.
+#[test]
+fn a_timeout_and_a_refusal_are_worded_apart() {
+    use crate::backend::CommandError;
+    use crate::protocol::{ErrorCode, WireError};
+    let mut app = app();
+    let what = || "restart app shop-web".to_string();
+    let refusal = WireError::new(ErrorCode::Conflict, "shop-web has a deploy running");
+    app.apply(Update::CommandDone { what: what(), result: Err(CommandError::Refused(refusal)) });
+    let refused = screen(&mut app, 160, 14);
+    assert!(
+        refused.contains("refused: restart app shop-web: shop-web has a deploy running (conflict)"),
+        "{refused}"
+    );
+    let timeout = std::time::Duration::from_secs(5);
+    let late = CommandError::Timeout { subject: "qd.v1.ctl.alice.restart".into(), timeout };
+    app.apply(Update::CommandDone { what: what(), result: Err(late) });
+    let shown = screen(&mut app, 160, 14);
+    assert!(shown.contains("no answer: restart app shop-web: nothing within 5s"), "{shown}");
+    assert!(!shown.contains("refused"), "a timeout is no refusal: {shown}");
+}
+
 /// The server refused a command (a viewer's cockpit): the refusal is shown as such, the
 /// cockpit turns read-only with the reason, and nothing more is sent.
 #[test]
