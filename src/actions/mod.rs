@@ -62,7 +62,7 @@ impl Panel {
 /// Everything the operator (or the clock) can do to the cockpit: keys and the mouse
 /// become these. What the backend reports goes to `App::apply` instead: it is no action,
 /// and its types are the backend's.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     Quit,
     ShowPanel(Panel),
@@ -136,7 +136,7 @@ pub enum Action {
 
 /// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /
 /// previous match, `w` save.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogKey {
     Follow,
     NextMatch,

@@ -7,7 +7,7 @@ use ratatui::backend::TestBackend;
 
 use super::rows::RowKey;
 use super::{App, Overlay};
-use crate::actions::keymap::{Bindable, Keymap};
+use crate::actions::keymap::{BINDABLE, Keymap};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect, Panel};
 use crate::backend::Update;
@@ -444,11 +444,11 @@ fn read_only_refuses_every_action_and_sends_nothing() {
     let mut all_effects = Vec::new();
     for panel in Panel::ALL {
         app.update(Action::ShowPanel(panel));
-        for b in Bindable::ALL {
-            if matches!(b, Bindable::Quit) {
+        for b in BINDABLE {
+            if matches!(b, Action::Quit) {
                 continue;
             }
-            all_effects.extend(app.update(b.action()));
+            all_effects.extend(app.update(b));
             // Answer whatever opened as if the operator insisted.
             all_effects.extend(app.update(Action::Confirmed));
             all_effects.extend(type_text(&mut app, "shop-web"));
