@@ -23,6 +23,7 @@ pub enum LogState {
     Connecting,
     Streaming,
     Ended(String),
+    /// The stream did not start: what the status line said (`refused: …`, `no answer: …`).
     Refused(String),
 }
 
@@ -292,8 +293,9 @@ impl App {
         match event {
             LogsEvent::Streaming => view.state = LogState::Streaming,
             LogsEvent::Refused(err) => {
-                view.state = LogState::Refused(err.to_string());
+                // Worded by kind, so a stream that timed out is not called refused.
                 let text = super::failures::failed(&format!("logs of {}", view.instance), &err);
+                view.state = LogState::Refused(text.clone());
                 self.say(Level::Error, text);
             }
             LogsEvent::Batch(batch) => {
@@ -415,8 +417,24 @@ mod tests {
             "the sim runtime driver cannot stream logs",
         )));
         app.apply(Update::Logs { session: 1, event: refused });
-        assert!(matches!(app.logs.as_ref().map(|v| &v.state), Some(LogState::Refused(_))));
-        assert!(app.status.as_ref().is_some_and(|s| s.text.contains("cannot stream logs")));
+        let Some(LogState::Refused(said)) = app.logs.as_ref().map(|v| v.state.clone()) else {
+            panic!("not refused: {:?}", app.logs.as_ref().map(|v| &v.state))
+        };
+        assert!(said.starts_with("refused: logs of "), "{said}");
+        assert!(said.ends_with("cannot stream logs (bad_request)"), "{said}");
+        assert!(app.status.as_ref().is_some_and(|s| s.text == said));
+        // A stream the agent did not answer is no refusal.
+        app.update(Action::Back);
+        app.update(Action::Logs);
+        let session = app.logs.as_ref().map(|v| v.session).expect("open");
+        let subject = "qd.v1.agent.h1.logs.alice.start".to_string();
+        let late = CommandError::Timeout { subject, timeout: std::time::Duration::from_secs(5) };
+        app.apply(Update::Logs { session, event: LogsEvent::Refused(late) });
+        let state = app.logs.as_ref().map(|v| v.state.clone());
+        assert!(
+            matches!(&state, Some(LogState::Refused(s)) if s.starts_with("no answer: logs of ")),
+            "{state:?}"
+        );
     }
 
     fn line(text: &str) -> LogLine {
