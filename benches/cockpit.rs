@@ -13,7 +13,6 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use quarterdeck::actions::Action;
 use quarterdeck::backend::Update;
 use quarterdeck::cli::bench::{Counter, app_from_wire, counting_terminal, draw, metric_batch, snapshot_wire};
 use quarterdeck::cli::bench_events::EventStream;
@@ -50,7 +49,7 @@ fn frames(c: &mut Criterion) {
     c.bench_function("frame_after_metrics", |b| {
         b.iter(|| {
             for hb in &batches[next % batches.len()] {
-                app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb.clone())))));
+                app.apply(Update::Heartbeat(Box::new(hb.clone())));
             }
             next += 1;
             draw(&mut terminal, &mut app).expect("frame");
@@ -61,7 +60,7 @@ fn frames(c: &mut Criterion) {
     t.draw(|f| quarterdeck::views::render(&app, f)).expect("draw");
     let before = t.backend().buffer().clone();
     for hb in &batches[0] {
-        app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb.clone())))));
+        app.apply(Update::Heartbeat(Box::new(hb.clone())));
     }
     app.refresh_views();
     t.draw(|f| quarterdeck::views::render(&app, f)).expect("draw");
@@ -99,7 +98,7 @@ fn ingest(c: &mut Criterion) {
             let t = Instant::now();
             for w in &wires {
                 let ev: Event = decode_body(w).expect("an event");
-                app.update(Action::Backend(Box::new(Update::Event(ev))));
+                app.apply(Update::Event(ev));
             }
             t.elapsed()
         })

@@ -8,9 +8,11 @@ pub mod auth;
 pub mod backend;
 pub mod bus;
 pub mod cli;
+pub mod client;
 pub mod config_file;
 pub mod plane;
 pub mod protocol;
+pub mod repository;
 pub mod views;
 
 #[cfg(test)]

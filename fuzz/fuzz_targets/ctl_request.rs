@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
                 validate::name("app", &r.app)?;
                 validate::version(&r.version)?;
                 // The slot a valid request gets names one object in the repository.
-                let slot = quarterdeck::plane::repository::slot(&r.app, &r.version);
+                let slot = quarterdeck::repository::slot(&r.app, &r.version);
                 assert!(!slot.contains('/') && !slot.is_empty(), "slot {slot:?}");
                 Ok(())
             });

@@ -1,10 +1,10 @@
 //! The paged snapshot, chosen by the first byte: a page as a client decodes it (or a whole
-//! fleet from an old controller), the joined text of the pages (`backend::snapshot::join`),
+//! fleet from an old controller), the joined text of the pages (`client::snapshot::join`),
 //! and the cutting of a text into pages, which must put it back together exactly.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quarterdeck::backend::snapshot::join;
+use quarterdeck::client::snapshot::join;
 use quarterdeck::protocol::{Fleet, Reply, SnapshotPage, decode, snapshot_cuts, snapshot_part};
 use quarterdeck_fuzz::{envelope_round_trip, round_trip, split};
 

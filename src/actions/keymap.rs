@@ -12,141 +12,74 @@ use crate::config_file::{self, ConfigError};
 
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
-/// An action the keymap can bind, with its help text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Bindable {
-    Help,
-    Palette,
-    Filter,
-    Quit,
-    Hosts,
-    Instances,
-    Routes,
-    Events,
-    Audit,
-    Apps,
-    NextPanel,
-    PrevPanel,
-    Up,
-    Down,
-    PageUp,
-    PageDown,
-    Top,
-    Bottom,
-    Detail,
-    Back,
-    Deploy,
-    Restart,
-    AddRoute,
-    Remove,
-    ToggleRoute,
-    Weight,
-    Logs,
-    Sort,
-    SortReverse,
-    Mark,
-    Copy,
-    Mouse,
-}
+/// The keymap's name for an action: the bindable actions are `Action`s themselves (the
+/// ones in `TABLE`); this name is kept for the views that say `Bindable::Help`.
+pub type Bindable = Action;
 
 /// Every bindable action, its name in keymap files and its help text, in help order.
-const TABLE: [(Bindable, &str, &str); 32] = [
-    (Bindable::Help, "help", "show this help"),
-    (Bindable::Palette, "palette", "command palette"),
-    (Bindable::Filter, "filter", "filter the table (regex, !inverts)"),
-    (Bindable::Quit, "quit", "quit"),
-    (Bindable::Hosts, "hosts", "Hosts panel"),
-    (Bindable::Instances, "instances", "Instances panel"),
-    (Bindable::Routes, "routes", "Routes panel"),
-    (Bindable::Events, "events", "Events panel"),
-    (Bindable::Audit, "audit", "Audit panel"),
-    (Bindable::Apps, "apps", "Apps panel"),
-    (Bindable::NextPanel, "next_panel", "next panel"),
-    (Bindable::PrevPanel, "prev_panel", "previous panel"),
-    (Bindable::Up, "up", "move up"),
-    (Bindable::Down, "down", "move down"),
-    (Bindable::PageUp, "page_up", "page up"),
-    (Bindable::PageDown, "page_down", "page down"),
-    (Bindable::Top, "top", "first row"),
-    (Bindable::Bottom, "bottom", "last row"),
-    (Bindable::Detail, "detail", "detail of the row"),
-    (Bindable::Back, "back", "close / back / clear filter"),
-    (Bindable::Deploy, "deploy", "guided deploy: form, plan, progress"),
-    (Bindable::Restart, "restart", "restart row or marked (confirmed)"),
-    (Bindable::AddRoute, "add_route", "add a route (form)"),
-    (Bindable::Remove, "remove", "remove route (confirmed)"),
-    (Bindable::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
-    (Bindable::Weight, "weight", "route weight (form)"),
-    (Bindable::Logs, "logs", "logs of the selected instance"),
-    (Bindable::Sort, "sort", "sort by next column"),
-    (Bindable::SortReverse, "sort_reverse", "reverse the sort"),
-    (Bindable::Mark, "mark", "mark/unmark the row, then move down (bulk actions)"),
-    (Bindable::Copy, "copy", "copy id (OSC 52)"),
-    (Bindable::Mouse, "mouse", "mouse capture on/off"),
+const TABLE: [(Action, &str, &str); 32] = [
+    (Action::Help, "help", "show this help"),
+    (Action::Palette, "palette", "command palette"),
+    (Action::Filter, "filter", "filter the table (regex, !inverts)"),
+    (Action::Quit, "quit", "quit"),
+    (Action::ShowPanel(Panel::Hosts), "hosts", "Hosts panel"),
+    (Action::ShowPanel(Panel::Instances), "instances", "Instances panel"),
+    (Action::ShowPanel(Panel::Routes), "routes", "Routes panel"),
+    (Action::ShowPanel(Panel::Events), "events", "Events panel"),
+    (Action::ShowPanel(Panel::Audit), "audit", "Audit panel"),
+    (Action::ShowPanel(Panel::Apps), "apps", "Apps panel"),
+    (Action::NextPanel, "next_panel", "next panel"),
+    (Action::PrevPanel, "prev_panel", "previous panel"),
+    (Action::Up, "up", "move up"),
+    (Action::Down, "down", "move down"),
+    (Action::PageUp, "page_up", "page up"),
+    (Action::PageDown, "page_down", "page down"),
+    (Action::Top, "top", "first row"),
+    (Action::Bottom, "bottom", "last row"),
+    (Action::Detail, "detail", "detail of the row"),
+    (Action::Back, "back", "close / back / clear filter"),
+    (Action::Deploy, "deploy", "guided deploy: form, plan, progress"),
+    (Action::Restart, "restart", "restart row or marked (confirmed)"),
+    (Action::AddRoute, "add_route", "add a route (form)"),
+    (Action::Remove, "remove", "remove route (confirmed)"),
+    (Action::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
+    (Action::Weight, "weight", "route weight (form)"),
+    (Action::Logs, "logs", "logs of the selected instance"),
+    (Action::Sort, "sort", "sort by next column"),
+    (Action::SortReverse, "sort_reverse", "reverse the sort"),
+    (Action::Mark, "mark", "mark/unmark the row, then move down (bulk actions)"),
+    (Action::Copy, "copy", "copy id (OSC 52)"),
+    (Action::Mouse, "mouse", "mouse capture on/off"),
 ];
 
-impl Bindable {
-    pub const ALL: [Bindable; 32] = {
-        let mut all = [Bindable::Help; 32];
-        let mut i = 0;
-        while i < TABLE.len() {
-            all[i] = TABLE[i].0;
-            i += 1;
-        }
-        all
-    };
+/// Every bindable action, in help order.
+pub const BINDABLE: [Action; 32] = {
+    let mut all = [Action::Help; 32];
+    let mut i = 0;
+    while i < TABLE.len() {
+        all[i] = TABLE[i].0;
+        i += 1;
+    }
+    all
+};
 
-    fn row(self) -> (Bindable, &'static str, &'static str) {
-        TABLE.iter().copied().find(|(b, _, _)| *b == self).unwrap_or((self, "?", "?"))
+impl Action {
+    fn row(self) -> Option<&'static (Action, &'static str, &'static str)> {
+        TABLE.iter().find(|(b, _, _)| *b == self)
     }
 
-    /// The name used in keymap files.
+    /// The name used in keymap files; `?` for an action no key is bound to (text input,
+    /// clicks).
     pub fn name(self) -> &'static str {
-        self.row().1
+        self.row().map_or("?", |r| r.1)
     }
 
+    /// Its line in the help.
     pub fn describe(self) -> &'static str {
-        self.row().2
+        self.row().map_or("?", |r| r.2)
     }
 
-    pub fn action(self) -> Action {
-        match self {
-            Bindable::Help => Action::Help,
-            Bindable::Palette => Action::Palette,
-            Bindable::Filter => Action::Filter,
-            Bindable::Quit => Action::Quit,
-            Bindable::Hosts => Action::ShowPanel(Panel::Hosts),
-            Bindable::Instances => Action::ShowPanel(Panel::Instances),
-            Bindable::Routes => Action::ShowPanel(Panel::Routes),
-            Bindable::Events => Action::ShowPanel(Panel::Events),
-            Bindable::Audit => Action::ShowPanel(Panel::Audit),
-            Bindable::Apps => Action::ShowPanel(Panel::Apps),
-            Bindable::NextPanel => Action::NextPanel,
-            Bindable::PrevPanel => Action::PrevPanel,
-            Bindable::Up => Action::Up,
-            Bindable::Down => Action::Down,
-            Bindable::PageUp => Action::PageUp,
-            Bindable::PageDown => Action::PageDown,
-            Bindable::Top => Action::Top,
-            Bindable::Bottom => Action::Bottom,
-            Bindable::Detail => Action::Detail,
-            Bindable::Back => Action::Back,
-            Bindable::Deploy => Action::Deploy,
-            Bindable::Restart => Action::Restart,
-            Bindable::AddRoute => Action::AddRoute,
-            Bindable::Remove => Action::Remove,
-            Bindable::ToggleRoute => Action::ToggleRoute,
-            Bindable::Weight => Action::Weight,
-            Bindable::Logs => Action::Logs,
-            Bindable::Sort => Action::Sort,
-            Bindable::SortReverse => Action::SortReverse,
-            Bindable::Mark => Action::Mark,
-            Bindable::Copy => Action::Copy,
-            Bindable::Mouse => Action::Mouse,
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Bindable> {
+    fn from_name(name: &str) -> Option<Action> {
         TABLE.iter().find(|(_, n, _)| *n == name).map(|(b, _, _)| *b)
     }
 }
@@ -212,10 +145,10 @@ impl Key {
 
 #[derive(Debug, Clone)]
 pub struct Keymap {
-    bindings: Vec<(Bindable, Vec<Key>)>,
-    lookup: HashMap<Key, Bindable>,
+    bindings: Vec<(Action, Vec<Key>)>,
+    lookup: HashMap<Key, Action>,
     /// `keys_for`'s answers, made once: the footer asks for them on every frame.
-    labels: HashMap<Bindable, String>,
+    labels: HashMap<Action, String>,
 }
 
 /// A keymap file, with where each name and key was written, for errors that give the line.
@@ -239,13 +172,13 @@ impl Keymap {
     /// that names it, with its line (and, for a misspelt action, the nearest one).
     pub fn parse(text: &str, base: Option<&Keymap>) -> Result<Keymap, ConfigError> {
         let file: KeymapFile = config_file::parse(text, &["keys"])?;
-        let mut bindings: Vec<(Bindable, Vec<Key>)> = base.map(|b| b.bindings.clone()).unwrap_or_default();
+        let mut bindings: Vec<(Action, Vec<Key>)> = base.map(|b| b.bindings.clone()).unwrap_or_default();
         let mut names: Vec<&Spanned<String>> = file.keys.keys().collect();
         names.sort_by_key(|n| n.span().start);
         // Where each key was bound, for a clash's line.
         let mut written: HashMap<Key, std::ops::Range<usize>> = HashMap::new();
         for name in names {
-            let action = Bindable::from_name(name.get_ref()).ok_or_else(|| {
+            let action = Action::from_name(name.get_ref()).ok_or_else(|| {
                 let known: Vec<&str> = TABLE.iter().map(|(_, n, _)| *n).collect();
                 ConfigError::unknown(text, name.span(), "action", name.get_ref(), &known)
             })?;
@@ -287,7 +220,7 @@ impl Keymap {
                 }
             }
         }
-        bindings.sort_by_key(|(b, _)| Bindable::ALL.iter().position(|x| x == b));
+        bindings.sort_by_key(|(b, _)| BINDABLE.iter().position(|x| x == b));
         let labels = bindings
             .iter()
             .map(|(b, keys)| (*b, keys.iter().map(Key::label).collect::<Vec<_>>().join("/")))
@@ -301,21 +234,21 @@ impl Keymap {
         }
         // SHIFT is ignored: terminals send `G` as Char('G') with SHIFT, and Shift-Tab as
         // BackTab.
-        self.lookup.get(&Key::from_event(ev)).map(|b| b.action())
+        self.lookup.get(&Key::from_event(ev)).copied()
     }
 
     /// The bindings in help order.
-    pub fn bindings(&self) -> &[(Bindable, Vec<Key>)] {
+    pub fn bindings(&self) -> &[(Action, Vec<Key>)] {
         &self.bindings
     }
 
     /// The label of the keys for one action, e.g. `j/↓`.
-    pub fn keys_for(&self, action: Bindable) -> String {
+    pub fn keys_for(&self, action: Action) -> String {
         self.label_for(action).to_string()
     }
 
     /// The same, borrowed.
-    pub fn label_for(&self, action: Bindable) -> &str {
+    pub fn label_for(&self, action: Action) -> &str {
         self.labels.get(&action).map(String::as_str).unwrap_or_default()
     }
 }
@@ -327,13 +260,13 @@ mod tests {
     #[test]
     fn defaults_bind_every_action_and_the_issue_keys() {
         let k = Keymap::defaults();
-        for b in Bindable::ALL {
+        for b in BINDABLE {
             assert!(!k.keys_for(b).is_empty(), "{} is unbound", b.name());
         }
-        assert_eq!(k.keys_for(Bindable::Restart), "r");
-        assert_eq!(k.keys_for(Bindable::Down), "j/↓");
-        assert_eq!(k.keys_for(Bindable::Hosts), "1");
-        assert_eq!(k.keys_for(Bindable::PrevPanel), "Shift-Tab");
+        assert_eq!(k.keys_for(Action::Restart), "r");
+        assert_eq!(k.keys_for(Action::Down), "j/↓");
+        assert_eq!(k.keys_for(Action::ShowPanel(Panel::Hosts)), "1");
+        assert_eq!(k.keys_for(Action::PrevPanel), "Shift-Tab");
     }
 
     #[test]
@@ -350,8 +283,8 @@ mod tests {
     #[test]
     fn a_user_file_remaps_over_the_defaults() {
         let k = Keymap::parse("[keys]\nrestart = [\"R\", \"ctrl-r\"]\n", Some(&Keymap::defaults())).unwrap();
-        assert_eq!(k.keys_for(Bindable::Restart), "R/Ctrl-r");
-        assert_eq!(k.keys_for(Bindable::Quit), "q");
+        assert_eq!(k.keys_for(Action::Restart), "R/Ctrl-r");
+        assert_eq!(k.keys_for(Action::Quit), "q");
     }
 
     #[test]

@@ -6,7 +6,7 @@ pub mod keymap;
 pub mod palette;
 pub mod prompt;
 
-use crate::backend::ControlCommand;
+use crate::protocol::{ControlCommand, LogsStart, UploadRequest};
 
 /// The cockpit's panels, in tab order (and number-key order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,9 +59,10 @@ impl Panel {
     }
 }
 
-/// Everything that can happen to the cockpit: keys become these, and so do backend updates
-/// and the clock.
-#[derive(Debug, Clone)]
+/// Everything the operator (or the clock) can do to the cockpit: keys and the mouse
+/// become these. What the backend reports goes to `App::apply` instead: it is no action,
+/// and its types are the backend's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     Quit,
     ShowPanel(Panel),
@@ -131,12 +132,11 @@ pub enum Action {
     /// The clock moved on (ms since epoch); ages on screen change.
     Tick(u64),
     Resize,
-    Backend(Box<crate::backend::Update>),
 }
 
 /// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /
 /// previous match, `w` save.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogKey {
     Follow,
     NextMatch,
@@ -185,7 +185,7 @@ pub enum Effect {
     /// works over SSH. Views never write to the terminal; the event loop does.
     Copy(String),
     /// Stream an instance's logs into the logs view (ends any earlier stream).
-    Logs(crate::backend::LogsStart),
+    Logs(LogsStart),
     /// The logs view closed: stop its stream.
     LogsStop,
     /// Write the logs view's buffer to `path` (the event loop does, then says so).
@@ -197,5 +197,5 @@ pub enum Effect {
     /// Turn the terminal's mouse capture on or off.
     MouseCapture(bool),
     /// Upload an artifact file to the repository (the wizard's deploy waits for it).
-    Upload(crate::backend::upload::UploadRequest),
+    Upload(UploadRequest),
 }

@@ -13,7 +13,7 @@
 //! ```
 
 use super::Panel;
-use crate::backend::RouteVerb;
+use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{Fleet, RouteRequest, validate};
 
 /// A parsed palette command.
@@ -122,9 +122,10 @@ fn restart(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
 }
 
 fn weight(text: &str) -> Result<u32, String> {
+    let (low, high) = (validate::WEIGHTS.start(), validate::WEIGHTS.end());
     match text.parse::<u32>() {
-        Ok(w) if (1..=1000).contains(&w) => Ok(w),
-        _ => Err(format!("weight {text:?} is not valid: use 1 to 1000")),
+        Ok(w) if validate::WEIGHTS.contains(&w) => Ok(w),
+        _ => Err(format!("weight {text:?} is not valid: use {low} to {high}")),
     }
 }
 
@@ -133,13 +134,8 @@ fn route(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
     let [verb, app, backend, rest @ ..] = args else {
         return Err(usage.into());
     };
-    let verb = match *verb {
-        "add" => RouteVerb::Add,
-        "remove" => RouteVerb::Remove,
-        "enable" => RouteVerb::Enable,
-        "disable" => RouteVerb::Disable,
-        "weight" => RouteVerb::Weight,
-        other => return Err(format!("{usage}: not {other:?}")),
+    let Some(verb) = RouteVerb::parse(verb) else {
+        return Err(format!("{usage}: not {verb:?}"));
     };
     known_app(fleet, app)?;
     validate::backend(backend)?;
@@ -205,7 +201,7 @@ pub fn complete(line: &str, fleet: &Fleet) -> (usize, Vec<String>) {
         ["restart", "app"] | ["deploy"] => apps(),
         ["restart", "instance"] => fleet.instances.keys().cloned().collect(),
         ["restart", "host"] => fleet.hosts.keys().cloned().collect(),
-        ["route"] => ["add", "remove", "enable", "disable", "weight"].iter().map(|s| s.to_string()).collect(),
+        ["route"] => RouteVerb::ALL.iter().map(|v| v.word().to_string()).collect(),
         ["route", _] => apps(),
         ["route", "add", app] => {
             // An instance's endpoint with no route yet: what an operator adds, usually.

@@ -659,7 +659,7 @@ mod tests {
             changes,
             audit: None,
         };
-        app.update(crate::actions::Action::Backend(Box::new(crate::backend::Update::Event(event))));
+        app.apply(crate::backend::Update::Event(event));
         let facts = FleetFacts::of(&app.replica);
         (app, facts)
     }

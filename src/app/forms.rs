@@ -2,8 +2,8 @@
 //! the route form. Their keys arrive as `Action::Input`, `Complete`, `Submit` ...
 
 use crate::actions::palette;
-use crate::backend::RouteVerb;
 use crate::protocol::Fleet;
+use crate::protocol::subjects::RouteVerb;
 
 /// The palette while it is open.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -7,8 +7,9 @@ use std::collections::VecDeque;
 
 use super::{App, Level, Overlay};
 use crate::actions::{Action, Effect, LogKey};
-use crate::backend::{LogsEvent, LogsStart};
+use crate::backend::LogsEvent;
 use crate::protocol::LogLine;
+use crate::protocol::LogsStart;
 
 /// The most lines the view keeps; older ones are dropped (the title says so).
 pub const LOG_LINES_KEPT: usize = 10_000;
@@ -22,6 +23,7 @@ pub enum LogState {
     Connecting,
     Streaming,
     Ended(String),
+    /// The stream did not start: what the status line said (`refused: …`, `no answer: …`).
     Refused(String),
 }
 
@@ -290,9 +292,11 @@ impl App {
         let Some(view) = self.logs.as_mut().filter(|v| v.session == session) else { return vec![] };
         match event {
             LogsEvent::Streaming => view.state = LogState::Streaming,
-            LogsEvent::Refused(reason) => {
-                view.state = LogState::Refused(reason.clone());
-                self.say(Level::Error, format!("logs refused: {reason}"));
+            LogsEvent::Refused(err) => {
+                // Worded by kind, so a stream that timed out is not called refused.
+                let text = super::failures::failed(&format!("logs of {}", view.instance), &err);
+                view.state = LogState::Refused(text.clone());
+                self.say(Level::Error, text);
             }
             LogsEvent::Batch(batch) => {
                 if batch.seq > view.next_seq {
@@ -314,9 +318,9 @@ mod tests {
     use super::*;
     use crate::actions::Panel;
 
-    use crate::backend::Update;
+    use crate::backend::{CommandError, Update};
     use crate::plane::fixture::T0;
-    use crate::protocol::{LogBatch, LogSource};
+    use crate::protocol::{ErrorCode, LogBatch, LogSource, WireError};
 
     fn app() -> App {
         let mut app = crate::app::fixture_app(0);
@@ -324,13 +328,13 @@ mod tests {
         app
     }
 
-    fn batch(seq: u64, texts: &[&str], end: Option<&str>) -> Action {
+    fn batch(seq: u64, texts: &[&str], end: Option<&str>) -> Update {
         let lines = texts
             .iter()
             .map(|t| LogLine { ts: T0 + seq * 1000, source: LogSource::Stdout, text: t.to_string() })
             .collect();
         let body = LogBatch { instance: "x".into(), seq, lines, end: end.map(Into::into) };
-        Action::Backend(Box::new(Update::Logs { session: 1, event: LogsEvent::Batch(body) }))
+        Update::Logs { session: 1, event: LogsEvent::Batch(body) }
     }
 
     #[test]
@@ -353,17 +357,17 @@ mod tests {
             })]
         );
         assert!(matches!(app.overlay(), Some(Overlay::Logs)));
-        app.update(Action::Backend(Box::new(Update::Logs { session: 1, event: LogsEvent::Streaming })));
+        app.apply(Update::Logs { session: 1, event: LogsEvent::Streaming });
         let many: Vec<String> = (0..40).map(|k| format!("GET /item/{k} 200")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        app.update(batch(0, &many, None));
-        app.update(batch(1, &["ERROR pool exhausted", "retrying"], None));
-        app.update(batch(2, &["error again"], None));
+        app.apply(batch(0, &many, None));
+        app.apply(batch(1, &["ERROR pool exhausted", "retrying"], None));
+        app.apply(batch(2, &["error again"], None));
         let v = app.logs.as_ref().expect("open");
         assert_eq!((v.lines.len(), v.state.clone(), v.follow), (43, LogState::Streaming, true));
         // A batch from an older stream is ignored.
         let stale = LogBatch { instance: "x".into(), seq: 0, lines: vec![], end: Some("old".into()) };
-        app.update(Action::Backend(Box::new(Update::Logs { session: 7, event: LogsEvent::Batch(stale) })));
+        app.apply(Update::Logs { session: 7, event: LogsEvent::Batch(stale) });
         assert_eq!(app.logs.as_ref().map(|v| v.state.clone()), Some(LogState::Streaming));
         // `/error` Enter: typed as text (a `q` would be text too), jumps to the first match.
         app.update(Action::Filter);
@@ -396,7 +400,7 @@ mod tests {
             other => panic!("expected a save, got {other:?}"),
         }
         // The stream ends: said in the state.
-        app.update(batch(3, &[], Some("the log ended")));
+        app.apply(batch(3, &[], Some("the log ended")));
         assert_eq!(app.logs.as_ref().map(|v| v.state.clone()), Some(LogState::Ended("the log ended".into())));
         // Esc closes the view and stops the stream.
         assert_eq!(app.update(Action::Back), vec![Effect::LogsStop]);
@@ -408,10 +412,29 @@ mod tests {
         let mut app = app();
         app.update(Action::ShowPanel(Panel::Instances));
         app.update(Action::Logs);
-        let refused = LogsEvent::Refused("the sim runtime driver cannot stream logs".into());
-        app.update(Action::Backend(Box::new(Update::Logs { session: 1, event: refused })));
-        assert!(matches!(app.logs.as_ref().map(|v| &v.state), Some(LogState::Refused(_))));
-        assert!(app.status.as_ref().is_some_and(|s| s.text.contains("cannot stream logs")));
+        let refused = LogsEvent::Refused(CommandError::Refused(WireError::new(
+            ErrorCode::BadRequest,
+            "the sim runtime driver cannot stream logs",
+        )));
+        app.apply(Update::Logs { session: 1, event: refused });
+        let Some(LogState::Refused(said)) = app.logs.as_ref().map(|v| v.state.clone()) else {
+            panic!("not refused: {:?}", app.logs.as_ref().map(|v| &v.state))
+        };
+        assert!(said.starts_with("refused: logs of "), "{said}");
+        assert!(said.ends_with("cannot stream logs (bad_request)"), "{said}");
+        assert!(app.status.as_ref().is_some_and(|s| s.text == said));
+        // A stream the agent did not answer is no refusal.
+        app.update(Action::Back);
+        app.update(Action::Logs);
+        let session = app.logs.as_ref().map(|v| v.session).expect("open");
+        let subject = "qd.v1.agent.h1.logs.alice.start".to_string();
+        let late = CommandError::Timeout { subject, timeout: std::time::Duration::from_secs(5) };
+        app.apply(Update::Logs { session, event: LogsEvent::Refused(late) });
+        let state = app.logs.as_ref().map(|v| v.state.clone());
+        assert!(
+            matches!(&state, Some(LogState::Refused(s)) if s.starts_with("no answer: logs of ")),
+            "{state:?}"
+        );
     }
 
     fn line(text: &str) -> LogLine {

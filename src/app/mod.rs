@@ -2,6 +2,7 @@
 //! Views read this state; nothing here draws.
 
 pub mod facts;
+mod failures;
 mod forms;
 pub mod logs;
 mod mouse;
@@ -365,14 +366,13 @@ impl App {
 /// (plus `extra_instances`) and its events, the clock a minute after the fixture's.
 #[cfg(test)]
 pub(crate) fn fixture_app(extra_instances: usize) -> App {
-    use crate::actions::Action;
     use crate::backend::Update;
     use crate::plane::fixture::{T0, fixture};
     use crate::views::theme::ColorMode;
     let mut app =
         App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0 + 60_000);
     let (fleet, events) = fixture(42, 6, extra_instances);
-    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
-    app.update(Action::Backend(Box::new(Update::History(events))));
+    app.apply(Update::Snapshot(fleet));
+    app.apply(Update::History(events));
     app
 }

@@ -64,13 +64,13 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 Some(first) => {
                     let structure = app.replica.structure;
                     let mut metrics_only = is_metrics(&first);
-                    effects.extend(app.update(Action::Backend(Box::new(first))));
+                    effects.extend(app.apply(first));
                     // Fold a burst into one model change and one frame.
                     for _ in 0..BATCH {
                         match backend.updates.try_recv() {
                             Ok(more) => {
                                 metrics_only &= is_metrics(&more);
-                                effects.extend(app.update(Action::Backend(Box::new(more))));
+                                effects.extend(app.apply(more));
                             }
                             Err(_) => break,
                         }

@@ -7,10 +7,12 @@ use ratatui::backend::TestBackend;
 
 use super::rows::RowKey;
 use super::{App, Overlay};
-use crate::actions::keymap::{Bindable, Keymap};
+use crate::actions::keymap::{BINDABLE, Keymap};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect, Panel};
-use crate::backend::{ControlCommand, RouteVerb, Update};
+use crate::backend::Update;
+use crate::protocol::ControlCommand;
+use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{RestartBody, RestartRequest};
 
 fn app() -> App {
@@ -236,7 +238,7 @@ fn confirm_refuses_while_not_live() {
     let live = screen(&mut app, 120, 16);
     assert!(!live.contains("not live"), "{live}");
     let down = Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.update(Action::Backend(Box::new(Update::Connection(down))));
+    app.apply(Update::Connection(down));
     assert_eq!(app.input_mode(), InputMode::Confirm, "the dialog stays open");
     assert!(screen(&mut app, 120, 16).contains("⚠ not live: this will not be sent"));
     assert!(app.update(Action::Confirmed).is_empty(), "nothing is sent while not live");
@@ -245,9 +247,9 @@ fn confirm_refuses_while_not_live() {
     let shown = screen(&mut app, 120, 16);
     assert!(shown.contains("not sent: reconnecting"), "{shown}");
     // Back and live again (a fresh snapshot after the reconnect): `y` sends.
-    app.update(Action::Backend(Box::new(Update::Connection(Connection::Connected))));
+    app.apply(Update::Connection(Connection::Connected));
     let (fleet, _) = crate::plane::fixture::fixture(42, 6, 0);
-    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    app.apply(Update::Snapshot(fleet));
     assert!(!screen(&mut app, 120, 16).contains("⚠ not live"));
     let effects = app.update(Action::Confirmed);
     assert_eq!(
@@ -263,7 +265,7 @@ fn audit_filter_follows_how_the_operation_ended() {
     let mut app = app();
     let e = audit_event(&app, serde_json::json!({"app": "shop-web"}), "restart", true);
     let op = e.audit.as_ref().and_then(|a| a.outcome.operation_id.clone()).expect("an operation id");
-    app.update(Action::Backend(Box::new(Update::Event(e))));
+    app.apply(Update::Event(e));
     app.update(Action::ShowPanel(Panel::Audit));
     app.update(Action::Filter);
     type_text(&mut app, "failed");
@@ -271,11 +273,11 @@ fn audit_filter_follows_how_the_operation_ended() {
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0);
     let started = operation_event(&app, &op, None);
-    app.update(Action::Backend(Box::new(Update::Event(started))));
+    app.apply(Update::Event(started));
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0, "running is not failed");
     let failed = operation_event(&app, &op, Some("no up host in AZ az-9"));
-    app.update(Action::Backend(Box::new(Update::Event(failed))));
+    app.apply(Update::Event(failed));
     // A row whose filter result flips is re-ordered at most once per re-sort period.
     app.now += 10_000;
     let shown = screen(&mut app, 200, 12);
@@ -288,12 +290,32 @@ fn audit_filter_follows_how_the_operation_ended() {
 fn a_command_not_sent_says_so() {
     let mut app = app();
     let result = Err(crate::backend::CommandError::NotLive("bus disconnected for 3s".into()));
-    app.update(Action::Backend(Box::new(Update::CommandDone {
-        what: "restart app shop-web".into(),
-        result,
-    })));
+    app.apply(Update::CommandDone { what: "restart app shop-web".into(), result });
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("restart app shop-web: not live (bus disconnected for 3s), not sent"), "{shown}");
+}
+
+/// A timeout and a refusal reach the status line in different words: the refusal with its
+/// code, the timeout saying it may have run. Before, both read `refused: ...`.
+#[test]
+fn a_timeout_and_a_refusal_are_worded_apart() {
+    use crate::backend::CommandError;
+    use crate::protocol::{ErrorCode, WireError};
+    let mut app = app();
+    let what = || "restart app shop-web".to_string();
+    let refusal = WireError::new(ErrorCode::Conflict, "shop-web has a deploy running");
+    app.apply(Update::CommandDone { what: what(), result: Err(CommandError::Refused(refusal)) });
+    let refused = screen(&mut app, 160, 14);
+    assert!(
+        refused.contains("refused: restart app shop-web: shop-web has a deploy running (conflict)"),
+        "{refused}"
+    );
+    let timeout = std::time::Duration::from_secs(5);
+    let late = CommandError::Timeout { subject: "qd.v1.ctl.alice.restart".into(), timeout };
+    app.apply(Update::CommandDone { what: what(), result: Err(late) });
+    let shown = screen(&mut app, 160, 14);
+    assert!(shown.contains("no answer: restart app shop-web: nothing within 5s"), "{shown}");
+    assert!(!shown.contains("refused"), "a timeout is no refusal: {shown}");
 }
 
 /// The server refused a command (a viewer's cockpit): the refusal is shown as such, the
@@ -306,10 +328,7 @@ fn a_command_the_server_refuses_turns_the_cockpit_read_only() {
         subject: "qd.v1.ctl.restart".into(),
         user: "carol".into(),
     });
-    app.update(Action::Backend(Box::new(Update::CommandDone {
-        what: "restart app shop-web".into(),
-        result,
-    })));
+    app.apply(Update::CommandDone { what: "restart app shop-web".into(), result });
     assert!(app.read_only, "read-only once the server refused");
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
@@ -340,22 +359,22 @@ fn the_probe_turns_read_only_on_for_a_viewer_and_off_once_allowed() {
     use crate::backend::CommandError;
     let mut app = app();
     let denied = || CommandError::Denied { subject: "qd.v1.ctl.carol.whoami".into(), user: "carol".into() };
-    app.update(Action::Backend(Box::new(Update::MayAct(Err(denied())))));
+    app.apply(Update::MayAct(Err(denied())));
     assert!(app.read_only);
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
     assert!(shown.contains("read-only: the server refused qd.v1.ctl.carol.whoami for user carol"), "{shown}");
-    app.update(Action::Backend(Box::new(Update::MayAct(Ok("carol".into())))));
+    app.apply(Update::MayAct(Ok("carol".into())));
     assert!(!app.read_only, "allowed again");
     assert!(screen(&mut app, 140, 14).contains("carol may send commands again"));
     // No answer tells nothing.
     let failed = CommandError::Failed("no answer".into());
-    app.update(Action::Backend(Box::new(Update::MayAct(Err(failed)))));
+    app.apply(Update::MayAct(Err(failed)));
     assert!(!app.read_only);
     // Started read-only: the probe's answer does not lift it.
     let mut started = self::app();
     started.read_only = true;
-    started.update(Action::Backend(Box::new(Update::MayAct(Ok("alice".into())))));
+    started.apply(Update::MayAct(Ok("alice".into())));
     assert!(started.read_only);
 }
 
@@ -422,11 +441,11 @@ fn read_only_refuses_every_action_and_sends_nothing() {
     let mut all_effects = Vec::new();
     for panel in Panel::ALL {
         app.update(Action::ShowPanel(panel));
-        for b in Bindable::ALL {
-            if matches!(b, Bindable::Quit) {
+        for b in BINDABLE {
+            if matches!(b, Action::Quit) {
                 continue;
             }
-            all_effects.extend(app.update(b.action()));
+            all_effects.extend(app.update(b));
             // Answer whatever opened as if the operator insisted.
             all_effects.extend(app.update(Action::Confirmed));
             all_effects.extend(type_text(&mut app, "shop-web"));
@@ -472,10 +491,9 @@ fn read_only_refuses_each_acting_key_at_once_and_makes_no_command_effect() {
     app.read_only = true;
     for panel in [Panel::Instances, Panel::Routes, Panel::Apps] {
         app.update(Action::ShowPanel(panel));
-        for b in Bindable::ALL {
-            let action = b.action();
+        for action in crate::actions::keymap::BINDABLE {
             app.status = None;
-            let effects = app.update(action.clone());
+            let effects = app.update(action);
             let acting = matches!(
                 action,
                 Action::Restart
@@ -487,12 +505,12 @@ fn read_only_refuses_each_acting_key_at_once_and_makes_no_command_effect() {
             );
             if acting {
                 let said = app.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();
-                assert!(said.starts_with("read-only: "), "{panel:?} {b:?}: {said:?}");
-                assert!(app.overlay().is_none(), "{panel:?} {b:?} opened {:?}", app.overlay());
+                assert!(said.starts_with("read-only: "), "{panel:?} {action:?}: {said:?}");
+                assert!(app.overlay().is_none(), "{panel:?} {action:?} opened {:?}", app.overlay());
             }
             assert!(
                 !effects.iter().any(|e| matches!(e, Effect::Send(_) | Effect::Upload(_))),
-                "{panel:?} {b:?}: {effects:?}"
+                "{panel:?} {action:?}: {effects:?}"
             );
             app.overlays.clear();
             app.should_quit = false;
@@ -510,7 +528,7 @@ fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
             subject: "qd.v1.ctl.restart".into(),
             user: "carol".into(),
         });
-        app.update(Action::Backend(Box::new(Update::CommandDone { what: "earlier".into(), result })));
+        app.apply(Update::CommandDone { what: "earlier".into(), result });
         assert!(app.read_only);
     };
     // A confirm dialog.
@@ -570,7 +588,7 @@ fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
     let artifact =
         crate::protocol::ArtifactRef { name: "shop-web-2.0.0".into(), sha256: "c".repeat(64), size: 2048 };
     let done = crate::backend::upload::Uploaded { artifact, already_there: false };
-    let effects = app.update(Action::Backend(Box::new(Update::Uploaded { path: file, result: Ok(done) })));
+    let effects = app.apply(Update::Uploaded { path: file, result: Ok(done) });
     assert!(effects.is_empty(), "the deploy went out in read-only: {effects:?}");
     let shown = screen(&mut app, 120, 20);
     assert!(shown.contains("refused"), "the wizard says the deploy was refused: {shown}");
@@ -727,7 +745,7 @@ fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
     let stamp = |app: &App| app.views[i].index.as_ref().map(|ix| ix.stamp);
     let before = stamp(&app);
     let update = metrics_heartbeat(&app);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(stamp(&app), before, "a heartbeat rebuilt the natural-order index");
 
@@ -736,7 +754,7 @@ fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
     app.refresh_views();
     let sorted = stamp(&app);
     let update = metrics_heartbeat(&app);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_ne!(stamp(&app), sorted, "a sorted index must follow the metrics");
 }
@@ -813,7 +831,7 @@ fn a_filter_keystroke_rebuilds_no_row_and_a_heartbeat_only_its_own() {
     // A heartbeat rebuilds the rows it touched, in the next frame, and no other.
     let (update, touched) = instances_heartbeat(&app, "host-02");
     assert!(touched > 0);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), total + touched as u64);
     app.refresh_views();
@@ -845,7 +863,7 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
     let before = orders(&app);
     let (update, touched) = instances_heartbeat(&app, "host-02");
     assert!(touched > 0);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(orders(&app), before, "metrics moved no host");
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -855,11 +873,11 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
     sort(&mut app, 8);
     let before = orders(&app);
     let (update, _) = instances_heartbeat(&app, "host-03");
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(orders(&app), before, "within the second, heartbeats do not re-sort");
     let more = metrics_heartbeat(&app);
-    app.update(Action::Backend(Box::new(more)));
+    app.apply(more);
     app.update(Action::Tick(app.now + super::rows::RESORT_MS));
     app.refresh_views();
     assert_eq!(orders(&app), before + 1, "the CPU column moved: one re-sort");
@@ -873,7 +891,7 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
     let mut inst = app.replica.fleet.instances.values().nth(7).cloned().expect("an instance");
     inst.cpu_pct = 1000.0;
     let update = change_event(&app, vec![crate::protocol::Change::Instance(inst)]);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(orders(&app), before + 2);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -918,7 +936,7 @@ fn palette_deploy_opens_the_wizard_prefilled_and_esc_parks_a_running_deploy() {
     assert!(app.overlay().is_none());
     assert!(app.status.as_ref().is_some_and(|s| s.text.contains("d shows its progress")));
     let accepted = crate::protocol::Accepted { operation_id: Some("op-77".into()), rev: 1 };
-    app.update(Action::Backend(Box::new(Update::CommandDone { what, result: Ok(accepted) })));
+    app.apply(Update::CommandDone { what, result: Ok(accepted) });
     app.update(Action::Deploy);
     let w = wizard(&app);
     assert_eq!(w.step, Step::Progress);
@@ -973,7 +991,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     let mut inst = app.replica.fleet.instances.values().nth(100).cloned().expect("an instance");
     inst.state = InstanceState::Crashed;
     let update = change_event(&app, vec![Change::Instance(inst.clone())]);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), before + 1, "only the crashed instance's row");
     assert_ne!(
@@ -1002,7 +1020,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
         &app,
         vec![Change::Route(crate::protocol::Route { state: RouteState::Disabled, ..route })],
     );
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), before + behind as u64);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -1022,7 +1040,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     let before = builds(&app);
     let new = crate::protocol::Instance { id: "brand-new-1".into(), ..inst };
     let update = change_event(&app, vec![Change::Instance(new)]);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), before + 1);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -1031,7 +1049,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     // It goes: nothing is built, and it leaves the order at once.
     let before = builds(&app);
     let update = change_event(&app, vec![Change::InstanceRemoved { id: "brand-new-1".into() }]);
-    app.update(Action::Backend(Box::new(update)));
+    app.apply(update);
     app.refresh_views();
     assert_eq!(builds(&app), before);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
@@ -1040,7 +1058,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     let before = builds(&app);
     let total = app.total_rows(Panel::Instances) as u64;
     let fleet = app.replica.fleet.clone();
-    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    app.apply(Update::Snapshot(fleet));
     app.refresh_views();
     assert_eq!(builds(&app), before + total);
 }
@@ -1063,7 +1081,7 @@ fn a_filtered_events_panel_builds_one_row_per_new_event() {
     for n in 0..5 {
         inst.state = if n % 2 == 0 { InstanceState::Crashed } else { InstanceState::Running };
         let update = change_event(&app, vec![Change::Instance(inst.clone())]);
-        app.update(Action::Backend(Box::new(update)));
+        app.apply(update);
         app.refresh_views();
     }
     assert_eq!(builds(&app), before + 5, "one row per event, the rest kept");
@@ -1143,7 +1161,7 @@ fn facts_kept_up_event_by_event_are_the_facts_counted_afresh() {
         // One event per frame: a trickle, which the facts follow one event at a time.
         app.refresh_views();
         let update = change_event(&app, changes.clone());
-        app.update(Action::Backend(Box::new(update)));
+        app.apply(update);
         assert_eq!(app.facts.stamp, super::facts::stamp_of(&app.replica), "step {step}: the facts followed");
         let fresh = super::facts::FleetFacts::of(&app.replica);
         assert_eq!(app.facts, fresh, "step {step}: {changes:?}");
@@ -1160,7 +1178,7 @@ fn a_burst_past_the_budget_is_counted_afresh_before_the_frame() {
         let mut inst = app.replica.fleet.instances[&ids[n % ids.len()]].clone();
         inst.state = if n % 3 == 0 { InstanceState::Crashed } else { InstanceState::Running };
         let update = change_event(&app, vec![Change::Instance(inst)]);
-        app.update(Action::Backend(Box::new(update)));
+        app.apply(update);
     }
     assert_ne!(app.facts.stamp, super::facts::stamp_of(&app.replica), "followed no further than the budget");
     app.refresh_views();
@@ -1188,7 +1206,7 @@ fn the_events_panel_follows_the_newest_until_the_operator_moves() {
             InstanceState::Crashed
         };
         let update = change_event(app, vec![Change::Instance(inst.clone())]);
-        app.update(Action::Backend(Box::new(update)));
+        app.apply(update);
         app.refresh_views();
     };
     feed(&mut app);

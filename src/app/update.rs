@@ -9,15 +9,18 @@ use super::{App, Level, Overlay, RouteForm, Status};
 use crate::actions::keymap::Bindable;
 use crate::actions::palette::{self, Command, RestartTarget};
 use crate::actions::{Action, Batch, Effect, Panel, Pending};
-use crate::backend::{ControlCommand, RouteVerb, Sync, Update};
-use crate::protocol::{App as AppSpec, RestartBody, RestartRequest, Route, RouteRequest, RouteState};
+use crate::backend::{Sync, Update};
+use crate::protocol::subjects::RouteVerb;
+use crate::protocol::{
+    App as AppSpec, ControlCommand, RestartBody, RestartRequest, Route, RouteRequest, RouteState,
+};
 
 /// How long a status line stays up.
 const STATUS_MS: u64 = 6_000;
 
 impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
-        if matches!(action, Action::Tick(_) | Action::Resize | Action::Backend(_)) {
+        if matches!(action, Action::Tick(_) | Action::Resize) {
             return self.update_background(action);
         }
         // Read-only refuses what would lead to a command before any dialog opens; what
@@ -183,12 +186,14 @@ impl App {
                 vec![]
             }
             Action::Resize => vec![],
-            Action::Backend(update) => self.apply_update(*update),
             _ => vec![],
         }
     }
 
-    fn apply_update(&mut self, update: Update) -> Vec<Effect> {
+    /// What the backend reported: the model moves on, and the answers to what was asked
+    /// are said. Not an `Action`: it is no operator's doing, and its types are the
+    /// backend's.
+    pub fn apply(&mut self, update: Update) -> Vec<Effect> {
         let now = self.now;
         match update {
             Update::Snapshot(fleet) => {
@@ -273,7 +278,10 @@ impl App {
                 self.connection = state;
                 vec![]
             }
-            Update::Uploaded { path, result } => self.wizard_uploaded(&path, &result),
+            Update::Uploaded { path, result } => {
+                let result = result.map_err(|e| e.to_string());
+                self.wizard_uploaded(&path, &result)
+            }
             Update::CommandDone { what, result } => {
                 self.wizard_command_done(&what, &result.clone().map_err(|e| e.to_string()));
                 match result {
@@ -281,14 +289,11 @@ impl App {
                         let op = accepted.operation_id.map(|o| format!(" as {o}")).unwrap_or_default();
                         self.say(Level::Info, format!("accepted: {what}{op}"));
                     }
-                    Err(e @ crate::backend::CommandError::NotLive(_)) => {
-                        self.say(Level::Error, format!("{what}: {e}"))
-                    }
                     Err(crate::backend::CommandError::Denied { subject, user }) => {
                         let reason = self.refused_by_server(&subject, &user);
                         self.say(Level::Error, format!("refused: {what}; read-only: {reason}"));
                     }
-                    Err(reason) => self.say(Level::Error, format!("refused: {what}: {reason}")),
+                    Err(e) => self.say(Level::Error, super::failures::failed(&what, &e)),
                 }
                 vec![]
             }

@@ -10,14 +10,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::actions::palette::common_prefix;
-use crate::backend::upload::{UploadRequest, Uploaded, check_artifact_file};
-use crate::backend::{ControlCommand, Replica};
+use crate::backend::Replica;
+use crate::backend::upload::{Uploaded, check_artifact_file};
 use crate::protocol::deploy_plan::{self, Mode, Target};
 use crate::protocol::scheduler::Usage;
 use crate::protocol::{
     Accepted, App as AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Operation, OperationState,
     RunPatch, Strategy, validate,
 };
+use crate::protocol::{ControlCommand, UploadRequest};
 
 /// The form's fields, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

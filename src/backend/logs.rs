@@ -15,27 +15,19 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::client::{COMMAND_TIMEOUT, Update};
-use crate::bus::{self, Bus, RequestError};
+use super::error::CommandError;
+use crate::bus::{self, Bus};
 use crate::protocol::subjects::{self, LOGS_KEEPALIVE_EVERY_MS, LogsVerb};
-use crate::protocol::{AgentAck, Envelope, LogBatch, LogsRequest, LogsStreamRef, decode};
-
-/// What the app asks for: the logs of one instance on one host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogsStart {
-    /// Tells this stream's updates from an earlier one's.
-    pub session: u64,
-    pub host: String,
-    pub instance: String,
-    pub tail: u32,
-    pub follow: bool,
-}
+use crate::protocol::{AgentAck, Envelope, LogBatch, LogsRequest, LogsStart, LogsStreamRef, decode};
 
 /// What happened to a log stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogsEvent {
     /// The agent accepted; lines follow.
     Streaming,
-    Refused(String),
+    /// The stream could not start: the agent refused, did not answer, or this user may
+    /// not subscribe to its stream.
+    Refused(CommandError),
     Batch(LogBatch),
 }
 
@@ -58,7 +50,7 @@ pub(super) async fn session(
     let mut sub = match bus.subscribe(&stream).await {
         Ok(s) => s,
         Err(err) => {
-            send(LogsEvent::Refused(format!("cannot subscribe to {stream}: {err}"))).await;
+            send(LogsEvent::Refused(CommandError::from(err))).await;
             return;
         }
     };
@@ -82,11 +74,7 @@ pub(super) async fn session(
             }
         }
         Err(err) => {
-            let reason = match err {
-                RequestError::Refused(w) => w.reason,
-                other => format!("agent {} did not answer: {other}", start.host),
-            };
-            send(LogsEvent::Refused(reason)).await;
+            send(LogsEvent::Refused(CommandError::from(err))).await;
             return;
         }
     }

@@ -1,23 +1,22 @@
-//! The cockpit's client of the control plane: it follows the event history, keeps the
-//! subscriptions, fetches the snapshot and history, forwards events (with how far behind
-//! they are) and heartbeats in order, and sends commands with
-//! timeouts. It never touches the terminal. The model replica it feeds lives here too, as a
-//! pure struct the app owns.
+//! The cockpit's client of the control plane: the shared follow (`crate::client`) keeps
+//! its replica's feed coming; this layer adds what only the cockpit does: commands with
+//! the operator's identity and timeouts, typed failures, log streams and uploads. It never
+//! touches the terminal.
 
 mod client;
+mod error;
 mod logs;
-mod replica;
-pub mod snapshot;
 pub mod upload;
 
 pub use client::{
-    BackendHandle, COMMAND_TIMEOUT, ClientOptions, Command, CommandError, ControlCommand, Identity,
-    RouteVerb, Update, refuse_unless_live, spawn, spawn_cockpit, spawn_with,
+    BackendHandle, COMMAND_TIMEOUT, Command, Identity, Update, spawn, spawn_cockpit, spawn_with,
 };
-pub use logs::{LogsEvent, LogsStart};
+pub use error::{CommandError, refuse_unless_live};
+pub use logs::LogsEvent;
+// The replica the app owns is the shared client's.
 #[cfg(test)]
-pub(crate) use replica::test_heartbeat as replica_test_heartbeat;
-pub use replica::{
-    AUDIT_KEPT, DEFAULT_PERIOD_MS, EVENTS_KEPT, History, METRICS_KEPT, Replica, SILENT_AFTER_PERIODS, Sample,
-    Silence, Sync, silent_for,
+pub(crate) use crate::client::replica_test_heartbeat;
+pub use crate::client::{
+    AUDIT_KEPT, ClientOptions, DEFAULT_PERIOD_MS, EVENTS_KEPT, History, METRICS_KEPT, Replica,
+    SILENT_AFTER_PERIODS, Sample, Silence, Sync, silent_for,
 };

@@ -3,7 +3,7 @@
 //! sha256 (nothing is sent when the slot already holds the same bytes). `ctl deploy
 //! --artifact` and the cockpit's wizard share this.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +11,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::Update;
+use super::error::CommandError;
 use crate::bus::{self, Bus, NatsBus, RequestError};
-use crate::plane::repository::{ObjectStoreRepository, Repository, sha256_hex};
 use crate::protocol::subjects::CtlVerb;
-use crate::protocol::{AllocateRequest, Allocation, ArtifactRef, Envelope, Operator};
+use crate::protocol::{AllocateRequest, Allocation, ArtifactRef, Envelope, Operator, UploadRequest};
+use crate::repository::{ObjectStoreRepository, Repository, sha256_hex};
 
 /// The largest artifact the cockpit uploads: it is read whole into memory first.
 pub const MAX_ARTIFACT_BYTES: u64 = 512 * 1024 * 1024;
@@ -49,14 +50,6 @@ impl RepoSource {
     }
 }
 
-/// The wizard's upload: the file, for `app@version`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UploadRequest {
-    pub app: String,
-    pub version: String,
-    pub path: PathBuf,
-}
-
 /// What the upload did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Uploaded {
@@ -73,13 +66,10 @@ pub async fn allocate(
     app: &str,
     version: &str,
     timeout: Duration,
-) -> Result<Allocation, String> {
+) -> Result<Allocation, RequestError> {
     let req = AllocateRequest { app: app.to_string(), version: version.to_string() };
     let env = Envelope::new(source, req).with_operator(operator);
-    bus::command(bus, CtlVerb::RepoAllocate, &env, timeout).await.map_err(|e| match e {
-        RequestError::Refused(w) => w.reason,
-        other => other.to_string(),
-    })
+    bus::command(bus, CtlVerb::RepoAllocate, &env, timeout).await
 }
 
 /// Puts `data` in `slot`, unless the slot already holds the same bytes.
@@ -136,13 +126,14 @@ pub(super) async fn session(
     updates: mpsc::Sender<Update>,
 ) {
     let result = async {
-        let repo = repo.ok_or("this cockpit has no artifact repository to upload to")?;
-        let slot = allocate(bus.as_ref(), &source, operator, &req.app, &req.version, super::COMMAND_TIMEOUT)
-            .await
-            .map_err(|e| format!("ALLOCATE_REPOSITORY_REQUEST refused: {e}"))?;
-        let data = read_artifact(&req.path).await?;
-        let repo = repo.open().await?;
-        store(repo.as_ref(), &slot.slot, data).await
+        let repo = repo.ok_or_else(|| {
+            CommandError::Failed("this cockpit has no artifact repository to upload to".into())
+        })?;
+        let slot =
+            allocate(bus.as_ref(), &source, operator, &req.app, &req.version, super::COMMAND_TIMEOUT).await?;
+        let data = read_artifact(&req.path).await.map_err(CommandError::BadInput)?;
+        let repo = repo.open().await.map_err(CommandError::Failed)?;
+        store(repo.as_ref(), &slot.slot, data).await.map_err(CommandError::Failed)
     }
     .await;
     if let Err(err) = &result {

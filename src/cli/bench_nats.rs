@@ -190,7 +190,7 @@ impl Tally {
             }
             _ => None,
         };
-        for effect in app.update(Action::Backend(Box::new(update))) {
+        for effect in app.apply(update) {
             if matches!(effect, Effect::Resync) {
                 let _ = commands.send(Command::Resync);
             }

@@ -13,7 +13,6 @@ use super::parse;
 use crate::backend::upload;
 use crate::bus::{self, Bus, EventFeed, NatsBus, RequestError};
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
-use crate::plane::repository::ObjectStoreRepository;
 use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::{CtlVerb, RouteVerb};
@@ -22,6 +21,7 @@ use crate::protocol::{
     HealthCheck, OperationEnd, OperationState, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch,
     Strategy, Verdict, WhoAmI, decode, subjects,
 };
+use crate::repository::ObjectStoreRepository;
 
 /// How often `--wait` asks the snapshot whether its operation ended, in case its follow of
 /// the events missed the end.
@@ -340,7 +340,7 @@ fn event_line(e: &Event) -> String {
 
 impl Ctl {
     async fn fetch(&self) -> Result<Fleet, String> {
-        crate::backend::snapshot::fetch_fleet(&self.bus, &self.source, self.timeout).await.map_err(refusal)
+        crate::client::snapshot::fetch_fleet(&self.bus, &self.source, self.timeout).await.map_err(refusal)
     }
 
     async fn whoami(&self) -> Result<ExitCode, String> {
@@ -574,7 +574,9 @@ impl Ctl {
     async fn upload(&self, app: &str, version: &str, path: &std::path::Path) -> Result<ArtifactRef, String> {
         let data = upload::read_artifact(path).await?;
         let operator = Some(self.operator.clone());
-        let slot = upload::allocate(&self.bus, &self.source, operator, app, version, self.timeout).await?;
+        let slot = upload::allocate(&self.bus, &self.source, operator, app, version, self.timeout)
+            .await
+            .map_err(refusal)?;
         let repo = ObjectStoreRepository::open(&self.bus).await.map_err(|e| e.to_string())?;
         let done = upload::store(&repo, &slot.slot, data).await?;
         let a = &done.artifact;
@@ -649,17 +651,13 @@ impl Ctl {
             RouteCommand::Remove(a) => (RouteVerb::Remove, a),
             RouteCommand::Enable(a) => (RouteVerb::Enable, a),
             RouteCommand::Disable(a) => (RouteVerb::Disable, a),
-            RouteCommand::Weight(a) => {
-                if a.weight.is_none() {
-                    return Err("route weight needs --weight W (1 to 1000)".into());
-                }
-                (RouteVerb::Weight, a)
-            }
+            RouteCommand::Weight(a) => (RouteVerb::Weight, a),
         };
         // Checked here too, so a typo is named before anything is sent.
         crate::protocol::validate::backend(&a.backend)?;
+        crate::protocol::validate::route_weight(verb, a.weight).map_err(|e| format!("{e}: --weight W"))?;
         let req = RouteRequest { app: a.app, backend: a.backend, weight: a.weight };
-        self.command(CtlVerb::Route(verb), req, None, None).await
+        self.command(verb.ctl(), req, None, None).await
     }
 
     async fn events(&self, a: EventsArgs) -> Result<ExitCode, String> {

@@ -20,8 +20,8 @@ use crate::plane::agent::{self, AgentConfig};
 use crate::plane::controller::lease::Lease;
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
 use crate::plane::controller::{Controller, ControllerConfig, LeaseHold};
-use crate::plane::repository::{DirRepository, ObjectStoreRepository, Repository};
 use crate::protocol::{ErrorCode, Reply, WireError, subjects, validate};
+use crate::repository::{DirRepository, ObjectStoreRepository, Repository};
 
 #[derive(Debug, Clone, Args)]
 pub struct ControllerArgs {

@@ -6,7 +6,6 @@ pub mod agent;
 pub mod controller;
 pub mod fixture;
 pub mod replies;
-pub mod repository;
 pub mod rng;
 pub mod router;
 pub mod sandbox;

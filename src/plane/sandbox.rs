@@ -10,13 +10,13 @@ use super::agent::{self, AgentConfig, AgentHandle};
 use super::controller::store::MemoryStore;
 use super::controller::{Controller, ControllerConfig, ControllerHandle};
 use super::fixture::{T0, fixture};
-use super::repository::{MemoryRepository, Repository};
 use super::rng::Rng;
 use super::router::{self, RouterConfig, SimApplier};
 use crate::bus::{self, Bus, LocalBus, RequestError};
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{Accepted, Constraints, DeployRequest, Envelope, Fleet, InstanceReport};
+use crate::repository::{MemoryRepository, Repository};
 
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {

@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod event;
 pub mod fleet;
 pub mod image;
+pub mod intent;
 pub mod messages;
 pub mod model;
 pub mod scheduler;
@@ -22,6 +23,7 @@ pub use audit::{AuditOutcome, AuditRecord, OperationEnd, Operator, Repeated, Res
 pub use envelope::{Envelope, ProtocolError, decode, decode_body, encode};
 pub use event::{Change, Event, EventKind};
 pub use fleet::{ChangeRefused, Fleet, Gap, steps_in_history};
+pub use intent::{ControlCommand, LogsStart, UploadRequest};
 pub use messages::*;
 pub use model::*;
 

@@ -30,6 +30,16 @@ impl RouteVerb {
             RouteVerb::Weight => "weight",
         }
     }
+
+    /// The verb named by its word (`ctl route add`, the palette's `:route add`).
+    pub fn parse(word: &str) -> Option<RouteVerb> {
+        RouteVerb::ALL.into_iter().find(|v| v.word() == word)
+    }
+
+    /// The controller's verb it is sent as, which names its subject ([`command`]).
+    pub fn ctl(self) -> CtlVerb {
+        CtlVerb::Route(self)
+    }
 }
 
 /// An operator's command to the controller, sent on `qd.v1.ctl.<user>.<verb>`
@@ -341,6 +351,11 @@ mod tests {
             assert_eq!(CtlSubject::parse(&subject), CtlSubject::Command { user: "alice", verb });
         }
         assert_eq!(command("john.doe", CtlVerb::Route(RouteVerb::Weight)), "qd.v1.ctl.john_doe.route.weight");
+        for verb in RouteVerb::ALL {
+            assert_eq!(RouteVerb::parse(verb.word()), Some(verb));
+            assert_eq!(command("alice", verb.ctl()), format!("qd.v1.ctl.alice.route.{}", verb.word()));
+        }
+        assert_eq!(RouteVerb::parse("route.add"), None);
         assert_eq!(CtlSubject::parse(CTL_SNAPSHOT), CtlSubject::Snapshot);
         assert_eq!(CtlSubject::parse(CTL_HISTORY), CtlSubject::History);
         // A user may be called "snapshot": its commands have a verb after the name.

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
 use super::model::{HealthCheck, RunSpec};
+use super::subjects::RouteVerb;
 
 /// The most bytes of one input value an error message or a record quotes: enough to see
 /// what was sent, small enough that no answer or event grows with the input.
@@ -124,6 +125,23 @@ pub fn backend(value: &str) -> Result<(Ipv4Addr, u16), String> {
         return Err(format!("backend {} is not valid: port 0 cannot serve", quoted(value)));
     }
     Ok((ip, port))
+}
+
+/// The weights a route may have, as nginx takes them.
+pub const WEIGHTS: std::ops::RangeInclusive<u32> = 1..=1000;
+
+/// The weight a route command sets: `weight` must name one; the others set 1 without one.
+/// The one rule the controller, the palette and `ctl route` apply.
+pub fn route_weight(verb: RouteVerb, weight: Option<u32>) -> Result<u32, String> {
+    let (low, high) = (WEIGHTS.start(), WEIGHTS.end());
+    let weight = match (verb, weight) {
+        (RouteVerb::Weight, None) => return Err(format!("route weight needs a weight ({low} to {high})")),
+        (_, weight) => weight.unwrap_or(1),
+    };
+    match WEIGHTS.contains(&weight) {
+        true => Ok(weight),
+        false => Err(format!("weight must be {low} to {high}, not {weight}")),
+    }
 }
 
 /// A DNS domain for an app's virtual host: labels of `a-z 0-9 -` joined by dots.
@@ -351,5 +369,19 @@ mod tests {
         assert!(version("1 4").is_err());
         assert!(image("tomcat:8").is_ok());
         assert!(image("bad image").is_err());
+    }
+
+    #[test]
+    fn a_route_weight_is_named_for_weight_and_in_range_for_all() {
+        use super::RouteVerb;
+        assert_eq!(route_weight(RouteVerb::Add, None), Ok(1));
+        assert_eq!(route_weight(RouteVerb::Add, Some(1000)), Ok(1000));
+        assert_eq!(route_weight(RouteVerb::Weight, Some(7)), Ok(7));
+        assert_eq!(
+            route_weight(RouteVerb::Weight, None),
+            Err("route weight needs a weight (1 to 1000)".into())
+        );
+        assert_eq!(route_weight(RouteVerb::Enable, Some(0)), Err("weight must be 1 to 1000, not 0".into()));
+        assert!(route_weight(RouteVerb::Add, Some(1001)).is_err());
     }
 }

@@ -82,7 +82,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         let msg = Rect { x: area.x + 2, y: area.y + 1, width: area.width.saturating_sub(4), height: 1 };
         let text = match &view.state {
             LogState::Connecting => format!("asking {} for the logs of {} …", view.host, view.instance),
-            LogState::Refused(r) => format!("✕ refused: {r}"),
+            LogState::Refused(r) => format!("✕ {r}"),
             _ => "no log lines yet".into(),
         };
         frame.render_widget(Span::styled(text, t.muted), msg);
@@ -104,7 +104,7 @@ fn title<'a>(view: &LogView, t: &Theme, start: usize, end: usize) -> Line<'a> {
         LogState::Streaming if view.follow => ("● following".to_string(), t.ok),
         LogState::Streaming => ("‖ paused (f follows)".to_string(), t.warn),
         LogState::Ended(why) => (format!("■ ended: {why}"), t.muted),
-        LogState::Refused(why) => (format!("✕ refused: {why}"), t.bad),
+        LogState::Refused(why) => (format!("✕ {why}"), t.bad),
     };
     // Most important first: a narrow screen cuts the end.
     let mut spans = vec![

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
 use crate::app::{App, PaletteState, RouteForm};
-use crate::backend::RouteVerb;
+use crate::protocol::subjects::RouteVerb;
 
 /// The cursor, drawn as a block: the terminal's own cursor stays hidden.
 const CURSOR: &str = "█";

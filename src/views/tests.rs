@@ -138,7 +138,7 @@ fn help_lines_wrap_at_80x24() {
     app.update(Action::Help);
     let screen = text(&draw(&mut app, 80, 24));
     assert_snapshot!(screen);
-    for b in crate::actions::keymap::Bindable::ALL {
+    for b in crate::actions::keymap::BINDABLE {
         for word in b.describe().split(' ') {
             assert!(screen.contains(word), "{:?}: {word:?} is cut: {screen}", b.describe());
         }
@@ -160,7 +160,7 @@ fn confirmed_while_not_live() -> App {
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Restart);
     let down = crate::bus::Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.update(Action::Backend(Box::new(crate::backend::Update::Connection(down))));
+    app.apply(crate::backend::Update::Connection(down));
     app.update(Action::Confirmed);
     app
 }
@@ -224,7 +224,7 @@ fn states_are_coloured_and_named() {
 fn header_says_how_far_behind_a_late_replica_is() {
     let mut app = app();
     let t = app.theme.clone();
-    app.update(Action::Backend(Box::new(Update::Pending(12_345))));
+    app.apply(Update::Pending(12_345));
     let buf = draw(&mut app, 140, 6);
     let screen = text(&buf);
     assert_snapshot!(screen);
@@ -235,11 +235,11 @@ fn header_says_how_far_behind_a_late_replica_is() {
     let narrow = text(&draw(&mut app, 80, 6));
     assert!(narrow.lines().next().is_some_and(|l| l.contains("-12,345")), "{narrow}");
     // Caught up: nothing.
-    app.update(Action::Backend(Box::new(Update::Pending(0))));
+    app.apply(Update::Pending(0));
     let screen = text(&draw(&mut app, 140, 6));
     assert!(!screen.contains("behind"), "{screen}");
     // Not live (a fresh snapshot is on its way): the badge says so, not the lag.
-    app.update(Action::Backend(Box::new(Update::Pending(7))));
+    app.apply(Update::Pending(7));
     app.replica.mark_resyncing();
     let screen = text(&draw(&mut app, 140, 6));
     assert!(screen.contains("resyncing") && !screen.contains("behind"), "{screen}");
@@ -320,7 +320,7 @@ fn a_crash_shows_its_reason_in_the_panel_and_the_detail() {
 fn only_visible_rows_are_drawn_and_the_selection_stays_on_screen() {
     let mut app = app();
     let (fleet, _) = fixture(42, 6, 400);
-    app.update(Action::Backend(Box::new(Update::Snapshot(fleet))));
+    app.apply(Update::Snapshot(fleet));
     app.update(Action::ShowPanel(Panel::Instances));
     let _ = draw(&mut app, 100, 20);
     for _ in 0..50 {
@@ -436,7 +436,7 @@ fn routes_panel_shows_the_router_and_stale_backends() {
         listen: "127.0.0.1:8080".into(),
         revision: 23,
     };
-    app.update(Action::Backend(Box::new(Update::Router(Box::new(status.clone())))));
+    app.apply(Update::Router(Box::new(status.clone())));
     app.update(Action::ShowPanel(Panel::Routes));
     let screen = text(&draw(&mut app, 120, 16));
     assert_snapshot!(screen);
@@ -558,7 +558,7 @@ pub(crate) fn operation_event(app: &App, op: &str, error: Option<&str>) -> crate
 }
 
 fn feed(app: &mut App, e: crate::protocol::Event) {
-    app.update(Action::Backend(Box::new(Update::Event(e))));
+    app.apply(Update::Event(e));
 }
 
 fn type_text(app: &mut App, text: &str) {
@@ -866,7 +866,7 @@ fn wizard_sent(state: crate::protocol::OperationState) -> App {
     };
     app.replica.fleet.operations.insert(op.id.clone(), op);
     let accepted = Accepted { operation_id: Some("op-wiz".into()), rev: 1 };
-    app.update(Action::Backend(Box::new(Update::CommandDone { what, result: Ok(accepted) })));
+    app.apply(Update::CommandDone { what, result: Ok(accepted) });
     app
 }
 
@@ -997,7 +997,7 @@ fn wizard_failure_offers_a_rollback() {
     assert!(screen.contains("Roll shop-web back to shop-web@"), "{screen}");
     type_text(&mut app, "shop-web");
     let effects = app.update(Action::Submit);
-    let [crate::actions::Effect::Send(crate::backend::ControlCommand::Deploy(req))] = effects.as_slice()
+    let [crate::actions::Effect::Send(crate::protocol::ControlCommand::Deploy(req))] = effects.as_slice()
     else {
         panic!("one rollback deploy: {effects:?}");
     };
@@ -1014,7 +1014,7 @@ fn logs_app() -> App {
     let mut app = app();
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Logs);
-    app.update(Action::Backend(Box::new(Update::Logs { session: 1, event: LogsEvent::Streaming })));
+    app.apply(Update::Logs { session: 1, event: LogsEvent::Streaming });
     let texts = [
         "INFO [main] o.a.c.startup.Catalina Server startup in 2130 ms",
         "INFO [http-nio-8080-exec-1] GET /cart 200 12ms",
@@ -1039,7 +1039,7 @@ fn logs_app() -> App {
         })
         .collect();
     let batch = LogBatch { instance: "x".into(), seq: 0, lines, end: None };
-    app.update(Action::Backend(Box::new(Update::Logs { session: 1, event: LogsEvent::Batch(batch) })));
+    app.apply(Update::Logs { session: 1, event: LogsEvent::Batch(batch) });
     app
 }
 
@@ -1104,7 +1104,7 @@ fn host_with_history() -> (App, String) {
             period_ms: 2_000,
             unmanaged: vec![],
         };
-        app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+        app.apply(Update::Heartbeat(Box::new(hb)));
     }
     // The clock's tick, as the event loop gives it each second: the other hosts, silent
     // for 19 s, are judged.
@@ -1187,7 +1187,7 @@ fn instance_and_app_details_show_their_sparklines() {
             period_ms: 2_000,
             unmanaged: vec![],
         };
-        app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+        app.apply(Update::Heartbeat(Box::new(hb)));
     }
     app.update(Action::Detail);
     let screen = text(&draw(&mut app, 120, 40));
@@ -1232,7 +1232,7 @@ fn wizard_uploading_the_artifact_then_sending() {
     let artifact =
         crate::protocol::ArtifactRef { name: "shop-web-2.0.0".into(), sha256: "c".repeat(64), size: 2048 };
     let done = crate::backend::upload::Uploaded { artifact, already_there: false };
-    let effects = app.update(Action::Backend(Box::new(Update::Uploaded { path: file, result: Ok(done) })));
+    let effects = app.apply(Update::Uploaded { path: file, result: Ok(done) });
     assert!(
         matches!(effects.as_slice(), [crate::actions::Effect::Send(_)]),
         "the deploy follows: {effects:?}"
@@ -1249,10 +1249,7 @@ fn logs_view_wraps_a_long_line_under_its_text() {
     let long = format!("ERROR begin {} the very end", "payload ".repeat(20));
     let line = LogLine { ts: T0 + 9_000, source: LogSource::Stdout, text: long };
     let batch = LogBatch { instance: "x".into(), seq: 1, lines: vec![line], end: None };
-    app.update(Action::Backend(Box::new(Update::Logs {
-        session: 1,
-        event: crate::backend::LogsEvent::Batch(batch),
-    })));
+    app.apply(Update::Logs { session: 1, event: crate::backend::LogsEvent::Batch(batch) });
     let screen = text(&draw(&mut app, 80, 16));
     // Every part of the line is on screen, the newest line last, rows indented under the text.
     assert!(screen.contains("ERROR begin payload"), "{screen}");
@@ -1271,7 +1268,7 @@ fn all_hosts_beat(app: &mut App, now: u64) {
     let hosts: Vec<crate::protocol::Host> = app.replica.fleet.hosts.values().cloned().collect();
     for h in hosts {
         let hb = crate::backend::replica_test_heartbeat(&h, 2_000);
-        app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+        app.apply(Update::Heartbeat(Box::new(hb)));
     }
 }
 
@@ -1280,7 +1277,7 @@ fn beacons_until(app: &mut App, now: u64) {
     for k in (0..4).rev() {
         app.now = now - k * 2_000;
         let rev = app.replica.fleet.revision;
-        app.update(Action::Backend(Box::new(Update::Beacon(rev))));
+        app.apply(Update::Beacon(rev));
     }
 }
 
@@ -1327,7 +1324,7 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
 
     // A beacon: live again at once.
     app.now = t + 6_500;
-    app.update(Action::Backend(Box::new(Update::Beacon(app.replica.fleet.revision))));
+    app.apply(Update::Beacon(app.replica.fleet.revision));
     let screen = text(&draw(&mut app, 150, 16));
     assert!(screen.contains("● live") && !screen.contains("unknown"), "{screen}");
 }
@@ -1344,9 +1341,9 @@ fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
         app.now = at;
         for h in &others {
             let hb = crate::backend::replica_test_heartbeat(h, 2_000);
-            app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+            app.apply(Update::Heartbeat(Box::new(hb)));
         }
-        app.update(Action::Backend(Box::new(Update::Beacon(app.replica.fleet.revision))));
+        app.apply(Update::Beacon(app.replica.fleet.revision));
     }
     app.update(Action::Tick(t + 8_000));
     let buf = draw(&mut app, 150, 16);
@@ -1378,7 +1375,7 @@ fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
     app.now = t + 8_500;
     let host_02 = app.replica.fleet.hosts["host-02"].clone();
     let hb = crate::backend::replica_test_heartbeat(&host_02, 2_000);
-    app.update(Action::Backend(Box::new(Update::Heartbeat(Box::new(hb)))));
+    app.apply(Update::Heartbeat(Box::new(hb)));
     app.refresh_views();
     assert_eq!(app.row_count(Panel::Instances), 0, "heard again: nothing is unknown");
 }

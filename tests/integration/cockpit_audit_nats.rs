@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quarterdeck::backend::{self, Command, ControlCommand, Identity, Update};
+use quarterdeck::backend::{self, Command, Identity, Update};
+use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::{Operator, RestartBody, RestartRequest};
 use serde_json::Value;
 

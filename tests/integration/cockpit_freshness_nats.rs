@@ -50,7 +50,7 @@ impl Cockpit {
     fn look(&mut self, panel: Panel) -> String {
         while let Ok(update) = self.handle.updates.try_recv() {
             self.app.now = now_ms();
-            for effect in self.app.update(Action::Backend(Box::new(update))) {
+            for effect in self.app.apply(update) {
                 carry_out(&self.handle, effect);
             }
         }

@@ -5,7 +5,8 @@
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::rows::RowKey;
 use quarterdeck::app::{App, Overlay};
-use quarterdeck::backend::{BackendHandle, Command, ControlCommand};
+use quarterdeck::backend::{BackendHandle, Command};
+use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::{OperationState, RestartBody, RestartRequest, RouteState};
 
 use crate::cockpit_workflows::cockpit;

@@ -7,9 +7,11 @@ use std::time::Duration;
 use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::{App, Overlay};
-use quarterdeck::backend::{self, BackendHandle, Command, ControlCommand, Identity, RouteVerb, Update};
+use quarterdeck::backend::{self, BackendHandle, Command, Identity, Update};
 use quarterdeck::bus::Bus;
+use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::clock::now_ms;
+use quarterdeck::protocol::subjects::RouteVerb;
 use quarterdeck::protocol::{
     Constraints, DeployRequest, EventKind, InstanceState, OperationState, Operator, RestartBody,
     RestartRequest, RouteRequest, subjects,

@@ -125,7 +125,7 @@ async fn pump(app: &mut App, handle: &mut BackendHandle, what: &str, done: impl 
             .unwrap_or_else(|_| panic!("timed out waiting for: {what}; log: {:?}", log_texts(app)))
             .expect("backend open");
         app.now = now_ms();
-        let effects = app.update(Action::Backend(Box::new(update)));
+        let effects = app.apply(update);
         carry(handle, effects);
     }
 }

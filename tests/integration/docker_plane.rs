@@ -240,14 +240,14 @@ fn docker_rolling_update_health_failure_checksum_and_bad_input() {
     // Bad checksum: the slot holds other bytes than its checksum says; DOWNLOAD fails.
     let good = stack.artifact("v4", "v4 content");
     let data = std::fs::read(&good).unwrap();
-    let sha = quarterdeck::plane::repository::sha256_hex(&data);
+    let sha = quarterdeck::repository::sha256_hex(&data);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let client = async_nats::connect(url.as_str()).await.unwrap();
         let js = async_nats::jetstream::new(client);
         let store = js.get_object_store("qd_artifacts").await.unwrap();
         let meta = async_nats::jetstream::object_store::ObjectMetadata {
-            name: quarterdeck::plane::repository::slot("site", "4"),
+            name: quarterdeck::repository::slot("site", "4"),
             metadata: std::collections::HashMap::from([("sha256".to_string(), sha.clone())]),
             ..Default::default()
         };

@@ -12,10 +12,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use quarterdeck::plane::agent::docker::{DockerConfig, DockerDriver};
 use quarterdeck::plane::agent::driver::{RuntimeDriver, StepReport, StepSender};
-use quarterdeck::plane::repository::{DirRepository, Repository};
 use quarterdeck::protocol::{
     ArtifactRef, HealthCheck, InstanceReport, InstanceSpec, InstanceState, RunSpec, StepName,
 };
+use quarterdeck::repository::{DirRepository, Repository};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -102,7 +102,7 @@ impl Scene {
 
     /// Uploads a site (files in a .tar.gz) as `app@version`.
     pub async fn upload(&self, app: &str, version: &str, files: &[(&str, &str)]) -> ArtifactRef {
-        let slot = quarterdeck::plane::repository::slot(app, version);
+        let slot = quarterdeck::repository::slot(app, version);
         self.repo.put(&slot, Bytes::from(site(files))).await.expect("upload")
     }
 

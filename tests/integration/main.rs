@@ -8,6 +8,7 @@ mod bench_nats;
 mod bench_plane;
 mod chaos;
 mod cockpit_headless;
+mod cockpit_typed_errors_nats;
 mod docker_superseded;
 mod docker_support;
 mod lab_chaos;

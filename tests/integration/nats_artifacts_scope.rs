@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use quarterdeck::backend::upload;
 use quarterdeck::bus::Bus;
-use quarterdeck::plane::repository::{BUCKET, ObjectStoreRepository, Repository};
+use quarterdeck::repository::{BUCKET, ObjectStoreRepository, Repository};
 
 use crate::nats_support::{
     Mode, Plane, PlaneConfig, WAIT, check, connect_as, ctl_as, deploy_args, eventually,
@@ -96,7 +96,7 @@ fn nats_artifacts_scope_operators_upload_agents_read_and_nobody_else_touches_the
 /// its own, and each keeps its bytes.
 #[test]
 fn nats_artifacts_scope_one_apps_upload_never_lands_in_another_apps_slot() {
-    use quarterdeck::plane::repository::slot;
+    use quarterdeck::repository::slot;
     let test = "nats_artifacts_scope_one_apps_upload_never_lands_in_another_apps_slot";
     let Some(plane) = role_plane(test) else { return };
     let mut uploaded = Vec::new();

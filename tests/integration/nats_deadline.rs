@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use quarterdeck::backend::{self, Command, CommandError, ControlCommand, Identity, Update};
+use quarterdeck::backend::{self, Command, CommandError, Identity, Update};
 use quarterdeck::bus::{self, Bus, Connection, NatsBus, NatsOptions, RequestError};
+use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::subjects::CtlVerb;
 use quarterdeck::protocol::{Accepted, Envelope, RestartBody, RestartRequest};
 use serde_json::Value;

@@ -92,7 +92,7 @@ fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
         let carol = std::sync::Arc::new(connect_as(&plane.nats, "viewer/carol").await);
         // Without the `whoami` probe (as when no controller answered it): the refusal of a
         // command is what the cockpit learns from.
-        let options = backend::ClientOptions { probe: false, ..backend::ClientOptions::default() };
+        let options = backend::ClientOptions::default();
         let mut handle: BackendHandle = backend::spawn_with(carol, "cockpit/carol@test".into(), options);
         let mut app =
             App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());

@@ -938,7 +938,9 @@ async fn connect_with_seed(url: &str, nkey: Option<PathBuf>, name: &str) -> Nats
 
 /// A snapshot through the library, as the cockpit asks for it.
 pub async fn library_snapshot(bus: &dyn Bus) -> Result<Fleet, String> {
-    backend::snapshot::fetch_fleet(bus, "test", Duration::from_secs(5)).await.map_err(|e| e.to_string())
+    quarterdeck::client::snapshot::fetch_fleet(bus, "test", Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// What each agent of the plane reports running, from its next heartbeat: the truth about

@@ -50,7 +50,6 @@ pub async fn pump(
     what: &str,
     mut done: impl FnMut(&quarterdeck::app::App) -> bool,
 ) {
-    use quarterdeck::actions::Action;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !done(app) {
         let update = tokio::time::timeout_at(deadline, handle.updates.recv())
@@ -58,7 +57,7 @@ pub async fn pump(
             .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
             .expect("backend open");
         app.now = quarterdeck::protocol::clock::now_ms();
-        for effect in app.update(Action::Backend(Box::new(update))) {
+        for effect in app.apply(update) {
             carry_out(handle, effect);
         }
     }

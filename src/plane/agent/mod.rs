@@ -494,10 +494,7 @@ mod tests {
         };
         let image = "registry.test:5000/shop/web:1";
         let Reply::Ok(found) = ask(image).await else { panic!("no digest for {image}") };
-        assert_eq!(
-            found.digest,
-            format!("sha256:{}", crate::plane::repository::sha256_hex(image.as_bytes()))
-        );
+        assert_eq!(found.digest, format!("sha256:{}", crate::repository::sha256_hex(image.as_bytes())));
         let Reply::Error(e) = ask("nginx:1").await else { panic!("nginx:1 resolved") };
         assert_eq!(e.code, ErrorCode::BadRequest);
         assert!(e.reason.contains("names no registry"), "{e:?}");

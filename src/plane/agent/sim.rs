@@ -244,7 +244,7 @@ impl RuntimeDriver for SimDriver {
         if image.contains("missing") {
             return Err(DriverError::Failed(format!("manifest unknown: {image} is not in the registry")));
         }
-        Ok(format!("sha256:{}", crate::plane::repository::sha256_hex(image.as_bytes())))
+        Ok(format!("sha256:{}", crate::repository::sha256_hex(image.as_bytes())))
     }
 
     async fn deploy(&self, spec: InstanceSpec, steps: StepSender) -> Result<(), DriverError> {

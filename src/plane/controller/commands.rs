@@ -14,7 +14,6 @@ use super::paging;
 use super::refusals::Refusals;
 use super::{audit, deploy, ops};
 use crate::bus::{Message, Subscription};
-use crate::plane::repository;
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
@@ -23,6 +22,7 @@ use crate::protocol::{
     ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody, RestartRequest,
     Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode, validate,
 };
+use crate::repository;
 
 /// Handles requests one at a time: each is quick (long work is spawned), and doing them in
 /// order makes "same command id, same answer" hold even for duplicates sent together.
@@ -609,14 +609,7 @@ fn at_a_time(batch: u32) -> String {
 pub fn check_route(verb: RouteVerb, req: &RouteRequest) -> Result<u32, WireError> {
     validate::name("app", &req.app).map_err(bad)?;
     validate::backend(&req.backend).map_err(bad)?;
-    if matches!(verb, RouteVerb::Weight) && req.weight.is_none() {
-        return Err(bad("route.weight needs a weight (1 to 1000)".into()));
-    }
-    let weight = req.weight.unwrap_or(1);
-    if !(1..=1000).contains(&weight) {
-        return Err(bad(format!("weight must be 1 to 1000, not {weight}")));
-    }
-    Ok(weight)
+    validate::route_weight(verb, req.weight).map_err(bad)
 }
 
 fn route(ctl: &Controller, verb: RouteVerb, req: RouteRequest) -> Result<Accepted, WireError> {

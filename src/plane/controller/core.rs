@@ -11,9 +11,9 @@ use super::ControllerConfig;
 use super::store::{Fault, Outgoing, Store};
 use crate::bus::Bus;
 use crate::plane::replies::ReplyCache;
-use crate::plane::repository::Repository;
 use crate::protocol::clock::now_ms;
 use crate::protocol::{Change, Envelope, Event, EventKind, Fleet, Instance, subjects};
+use crate::repository::Repository;
 
 /// One event before it has a revision.
 #[derive(Debug, Clone)]

@@ -12,7 +12,6 @@ use super::ops::step_draft;
 use super::repair;
 use super::scheduler::{PlacementRequest, place_with};
 use crate::bus::RequestError;
-use crate::plane::repository;
 use crate::protocol::deploy_plan::{self, Mode, Step, Target};
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::AgentVerb;
@@ -20,6 +19,7 @@ use crate::protocol::{
     AgentAck, App, Change, ErrorCode, EventKind, Fleet, Instance, InstanceRef, InstanceSpec, InstanceState,
     Route, RouteState, StepName, StepState, Strategy,
 };
+use crate::repository;
 
 pub(crate) async fn run_deploy(
     ctl: Controller,

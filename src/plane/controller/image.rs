@@ -203,7 +203,7 @@ mod tests {
         let image = "registry.test:5000/shop/web:1";
         let op = deploy(&bus, "1", image).await;
         assert_eq!(ended(&ctl, &op).await, (OperationState::Succeeded, None));
-        let digest = format!("sha256:{}", crate::plane::repository::sha256_hex(image.as_bytes()));
+        let digest = format!("sha256:{}", crate::repository::sha256_hex(image.as_bytes()));
         let app = ctl.snapshot().apps["web"].clone();
         assert_eq!(app.digest.as_deref(), Some(digest.as_str()));
         assert_eq!(app.pinned_image(), format!("registry.test:5000/shop/web@{digest}"));

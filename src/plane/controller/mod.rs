@@ -96,7 +96,7 @@ impl Controller {
         config: ControllerConfig,
         initial: Fleet,
         store: Arc<dyn Store>,
-        repository: Option<Arc<dyn crate::plane::repository::Repository>>,
+        repository: Option<Arc<dyn crate::repository::Repository>>,
     ) -> Result<ControllerHandle, crate::bus::BusError> {
         let (ctl, events) = Controller::new(bus.clone(), config, initial, store, repository);
         // Subscribe before anything is published so that nothing is missed.

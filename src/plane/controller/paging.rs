@@ -183,7 +183,7 @@ pub(crate) fn fleet_text(fleet: &Fleet) -> Result<String, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::snapshot::join;
+    use crate::client::snapshot::join;
     use crate::plane::fixture::fixture;
 
     /// A fleet with text that is not ASCII in it, so cuts land inside multi-byte characters.

@@ -80,7 +80,7 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
             refused.push(e);
             continue;
         }
-        if !(1..=1000).contains(&route.weight) {
+        if !validate::WEIGHTS.contains(&route.weight) {
             refused.push(format!(
                 "route {} -> {}: weight {} out of 1..1000",
                 route.app, route.backend, route.weight

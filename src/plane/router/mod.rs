@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::backend::{self, ClientOptions, Command, Replica, Update};
 use crate::bus::{self, Bus};
+use crate::client::{self, ClientOptions, Feed, Replica, Sync};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{Change, Envelope, RouterStatus, subjects};
 use config::Rendered;
@@ -58,11 +58,8 @@ pub struct RouterConfig {
 /// Runs the router until the bus closes.
 pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn Applier>) {
     let source = format!("router/{}", config.id);
-    let mut handle = backend::spawn_with(
-        bus.clone(),
-        source.clone(),
-        ClientOptions { history: false, heartbeats: false, ..ClientOptions::default() },
-    );
+    let mut handle =
+        client::spawn(bus.clone(), source.clone(), ClientOptions { history: false, heartbeats: false });
     let mut replica = Replica::default();
     let mut status = RouterStatus {
         id: config.id.clone(),
@@ -89,25 +86,25 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                 let Some(update) = update else { return };
                 let now = now_ms();
                 let touches_routes = match update {
-                    Update::Snapshot(fleet) => {
+                    Feed::Snapshot(fleet) => {
                         replica.apply_snapshot(fleet, now);
                         true
                     }
-                    Update::Event(event) => {
+                    Feed::Event(event) => {
                         let relevant = event.changes.iter().any(|c| matches!(c,
                             Change::Route(_) | Change::RouteRemoved { .. } | Change::App(_) | Change::AppRemoved { .. }));
                         if replica.apply_event(event, now).is_err() {
-                            let _ = handle.commands.send(Command::Resync);
+                            handle.resync.resync();
                         }
                         relevant
                     }
-                    Update::Beacon(rev) => {
+                    Feed::Beacon(rev) => {
                         if replica.note_beacon(rev) {
-                            let _ = handle.commands.send(Command::Resync);
+                            handle.resync.resync();
                         }
                         false
                     }
-                    Update::Connection(c) => {
+                    Feed::Connection(c) => {
                         if !c.is_connected() {
                             // Cut off: keep serving what we have; never prune on silence.
                             replica.mark_resyncing();
@@ -115,7 +112,7 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                         false
                     }
                     // A router behind a flood is late, not lost: the beacon rule reads it.
-                    Update::Pending(n) => {
+                    Feed::Pending(n) => {
                         replica.note_pending(n);
                         false
                     }
@@ -127,7 +124,7 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
             }
             _ = wait => {
                 due = None;
-                if replica.sync != backend::Sync::Live {
+                if replica.sync != Sync::Live {
                     continue;
                 }
                 if let Some(last) = last_apply

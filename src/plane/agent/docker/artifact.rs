@@ -6,8 +6,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::plane::repository::{self, Repository};
 use crate::protocol::ArtifactRef;
+use crate::repository::{self, Repository};
 
 pub const CURRENT: &str = "current";
 

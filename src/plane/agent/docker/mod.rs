@@ -49,8 +49,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::driver::{DriverError, LogReceiver, RuntimeDriver, StepSender};
-use crate::plane::repository::Repository;
 use crate::protocol::{ContainerReport, HostMetrics, InstanceReport, InstanceSpec};
+use crate::repository::Repository;
 
 pub use diagnostics::storage_warnings;
 pub use network::{Ipv4Net, VlanConfig};

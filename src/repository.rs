@@ -1,7 +1,8 @@
 //! The artifact repository: `ALLOCATE_REPOSITORY_REQUEST` names a slot for `app@version`,
 //! the artifact is uploaded there with its SHA-256, and agents download it and check the
 //! checksum. On NATS it is a JetStream Object Store bucket; a local directory serves tests
-//! and the sandbox.
+//! and the sandbox. Shared: the plane (controller slots, agent downloads) and the cockpit's
+//! upload both use it, so neither reaches into the other.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,0 +1,97 @@
+//! What a client of the plane asks for, before it becomes messages: a command for the
+//! controller, a log stream from an agent, an artifact upload. The cockpit's actions make
+//! these and its backend carries them out; both read them from here, so neither imports
+//! the other.
+
+use std::path::PathBuf;
+
+use super::subjects::{CtlVerb, RouteVerb};
+use super::{DeployRequest, RestartBody, RestartRequest, RouteRequest};
+
+/// A command for the controller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControlCommand {
+    Deploy(Box<DeployRequest>),
+    /// A restart target and its batch size.
+    Restart(RestartBody),
+    Route(RouteVerb, RouteRequest),
+}
+
+impl ControlCommand {
+    /// The verb it is sent as: where it goes.
+    pub fn verb(&self) -> CtlVerb {
+        match self {
+            ControlCommand::Deploy(_) => CtlVerb::Deploy,
+            ControlCommand::Restart(_) => CtlVerb::Restart,
+            ControlCommand::Route(verb, _) => verb.ctl(),
+        }
+    }
+
+    /// A short description for the status line and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            ControlCommand::Deploy(r) => format!("deploy {}@{} x{}", r.app, r.version, r.instances),
+            ControlCommand::Restart(body) => {
+                let target = match &body.target {
+                    RestartRequest::Instance(i) => format!("instance {i}"),
+                    RestartRequest::App(a) => format!("app {a}"),
+                    RestartRequest::Host(h) => format!("host {h}"),
+                    RestartRequest::Instances(ids) => format!("{} marked instances", ids.len()),
+                };
+                match body.batch {
+                    Some(b) if b > 1 => format!("restart {target} ({b} at a time)"),
+                    _ => format!("restart {target}"),
+                }
+            }
+            ControlCommand::Route(RouteVerb::Weight, r) => {
+                format!("route weight {} {} {}", r.app, r.backend, r.weight.unwrap_or(1))
+            }
+            ControlCommand::Route(v, r) => format!("route {} {} {}", v.word(), r.app, r.backend),
+        }
+    }
+}
+
+/// The logs of one instance on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsStart {
+    /// Tells this stream's updates from an earlier one's.
+    pub session: u64,
+    pub host: String,
+    pub instance: String,
+    pub tail: u32,
+    pub follow: bool,
+}
+
+/// An artifact file to put in the repository, for `app@version` (the wizard, before its
+/// deploy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadRequest {
+    pub app: String,
+    pub version: String,
+    pub path: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_goes_where_its_verb_says() {
+        let req = RouteRequest { app: "shop".into(), backend: "10.0.0.1:80".into(), weight: Some(3) };
+        for verb in RouteVerb::ALL {
+            let cmd = ControlCommand::Route(verb, req.clone());
+            assert_eq!(cmd.verb(), CtlVerb::Route(verb));
+            assert_eq!(cmd.verb().as_str(), format!("route.{}", verb.word()));
+        }
+        let restart = ControlCommand::Restart(RestartBody {
+            target: RestartRequest::App("shop".into()),
+            batch: Some(2),
+        });
+        assert_eq!(restart.verb(), CtlVerb::Restart);
+        assert_eq!(restart.describe(), "restart app shop (2 at a time)");
+        assert_eq!(
+            ControlCommand::Route(RouteVerb::Weight, req).describe(),
+            "route weight shop 10.0.0.1:80 3"
+        );
+    }
+}
