@@ -11,6 +11,8 @@ pub mod cli;
 pub mod config_file;
 pub mod plane;
 pub mod protocol;
+pub mod theme;
+pub mod tui;
 pub mod views;
 
 #[cfg(test)]

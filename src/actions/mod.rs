@@ -105,8 +105,9 @@ pub enum Action {
     Mouse,
     /// A key of the logs view.
     LogView(LogKey),
-    /// A mouse click at a screen cell (column, row).
-    Click(u16, u16),
+    /// A click on the current panel's row at this index (the terminal layer maps the
+    /// screen cell through the layout it drew).
+    ClickRow(usize),
     /// The mouse wheel: rows to move, negative up.
     Scroll(i32),
     /// Text entry in the palette, the filter, a form or a typed confirmation.

@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::app::wizard::{Field, Plan, Step, Wizard};
 use crate::protocol::{OperationStep, StepState};
 
@@ -16,7 +16,7 @@ const CURSOR: &str = "█";
 /// A step and how long it took (ms).
 type Timed<'a> = (&'a OperationStep, u64);
 
-pub fn render(app: &App, w: &Wizard, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, w: &Wizard, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let (n, name) = match w.step {
         Step::Form => (1, "form"),
@@ -74,7 +74,7 @@ pub fn render(app: &App, w: &Wizard, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }
 
-fn form(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
+fn form(app: &FrameContext, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
     let mut lines = Vec::new();
     let head = match &w.previous {
@@ -95,7 +95,8 @@ fn form(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
             spans.push(Span::styled(CURSOR, t.accent));
         }
         let used = 12 + value.chars().count() + usize::from(focused);
-        match w.check(*f) {
+        // Checked before the draw (`FrameContext`): the artifact's check reads the disk.
+        match app.wizard_check(i) {
             // The error beside the field when it fits, else on the line below.
             Some(err) if used + 4 + err.chars().count() <= inner_w => {
                 spans.push(Span::styled(format!("  ✕ {err}"), t.bad));
@@ -131,7 +132,7 @@ fn prod(w: &Wizard) -> &'static str {
     if w.is_prod() { ", prod" } else { "" }
 }
 
-fn plan_lines(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
+fn plan_lines(app: &FrameContext, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
     let mut lines = Vec::new();
     let Some(plan) = &w.plan else { return lines };
@@ -165,7 +166,7 @@ fn plan_lines(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
     lines
 }
 
-fn hosts(app: &App, plan: &Plan) -> Vec<Line<'static>> {
+fn hosts(app: &FrameContext, plan: &Plan) -> Vec<Line<'static>> {
     let t = &app.theme;
     let mut lines = vec![Line::from(Span::styled(
         format!("{:<12} {:<6} {:>4} {:>10} {:>12}  {}", "HOST", "AZ", "NEW", "CPU LEFT", "MEM LEFT", ""),
@@ -196,7 +197,7 @@ fn hosts(app: &App, plan: &Plan) -> Vec<Line<'static>> {
     lines
 }
 
-fn confirm(app: &App, w: &Wizard, rollback: bool) -> Vec<Line<'static>> {
+fn confirm(app: &FrameContext, w: &Wizard, rollback: bool) -> Vec<Line<'static>> {
     let t = &app.theme;
     let name = w.value(Field::App).to_string();
     let question = match (&w.previous, rollback) {
@@ -243,7 +244,7 @@ fn confirm(app: &App, w: &Wizard, rollback: bool) -> Vec<Line<'static>> {
     lines
 }
 
-fn progress(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
+fn progress(app: &FrameContext, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
     let fleet = &app.replica.fleet;
     let mut lines = Vec::new();

@@ -69,6 +69,13 @@ impl<W: Write> FrameBackend<W> {
         }
     }
 
+    /// Forgets what the terminal was told about the cursor, after something else (a shell,
+    /// while suspended) wrote to it.
+    pub fn forget(&mut self) {
+        self.cursor_visible = None;
+        self.cursor_at = None;
+    }
+
     /// Frames sent to the terminal so far.
     pub fn frames(&self) -> u64 {
         self.frames

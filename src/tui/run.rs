@@ -1,7 +1,8 @@
 //! The event loop: one `select!` over terminal input, backend updates, a frame timer, a
 //! clock tick and the signals. Input is echoed at once; data redraws are capped at 20 a
 //! second, metrics (heartbeats) are drawn with the 1 s clock, and nothing is written when
-//! nothing on screen changed.
+//! nothing on screen changed. Each frame first readies the app's frame context, then draws
+//! it; the layout drawn is kept for the mouse.
 
 use std::io::Write;
 use std::time::Duration;
@@ -11,35 +12,62 @@ use futures_util::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
 
 use ratatui::Terminal;
+use ratatui::backend::Backend;
 
-use super::App;
 use super::output::FrameBackend;
 use super::terminal::{self, Tui};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect};
+use crate::app::App;
 use crate::backend::{BackendHandle, Command};
 use crate::protocol::clock::now_ms;
+use crate::views::Drawn;
 
 const FRAME: Duration = Duration::from_millis(50);
 /// How many backend updates are folded into one model change before a frame may be drawn.
 const BATCH: usize = 4096;
 
-pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) -> std::io::Result<()> {
+/// Why the loop ended: the exit status says it to the shell (128 + the signal's number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Quit,
+    /// SIGHUP: the terminal went away.
+    Hangup,
+    /// SIGTERM.
+    Terminated,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Quit => 0,
+            Exit::Hangup => 128 + 1,
+            Exit::Terminated => 128 + 15,
+        }
+    }
+}
+
+pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) -> std::io::Result<Exit> {
     let mut input = EventStream::new();
     let mut frame_timer = tokio::time::interval(FRAME);
     frame_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigtstp = signal(SignalKind::from_raw(signal_hook::consts::SIGTSTP))?;
     let mut data_dirty = true;
     let mut backend_open = true;
 
-    draw(terminal, app)?;
+    let (_, mut drawn) = draw(terminal, app)?;
     loop {
         let mut effects = Vec::new();
         let mut draw_now = false;
         tokio::select! {
             ev = input.next() => match ev {
+                Some(Ok(TermEvent::Key(key))) if is_suspend(&key) => {
+                    terminal::suspend(terminal, app.mouse)?;
+                    draw_now = true;
+                }
                 Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
                     if let Some(action) = key_action(app, &key) {
                         effects = app.update(action);
@@ -47,7 +75,7 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                     }
                 }
                 Some(Ok(TermEvent::Mouse(mouse))) => {
-                    if let Some(action) = mouse_action(&mouse) {
+                    if let Some(action) = super::mouse::action(&mouse, &drawn) {
                         effects = app.update(action);
                         draw_now = true;
                     }
@@ -87,14 +115,18 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 }
             },
             _ = clock.tick() => {
-                tick(terminal, app, now_ms())?;
+                drawn = tick(terminal, app, now_ms())?.1;
             }
-            _ = sigterm.recv() => break,
-            _ = sighup.recv() => break,
+            _ = sigtstp.recv() => {
+                terminal::suspend(terminal, app.mouse)?;
+                draw_now = true;
+            }
+            _ = sigterm.recv() => return Ok(Exit::Terminated),
+            _ = sighup.recv() => return Ok(Exit::Hangup),
         }
         for effect in effects {
             match effect {
-                Effect::Quit => return Ok(()),
+                Effect::Quit => return Ok(Exit::Quit),
                 Effect::Send(cmd) => {
                     let _ = backend.commands.send(Command::Send(cmd));
                 }
@@ -110,8 +142,10 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 }
                 Effect::SaveLog { path, text, lines } => {
                     match tokio::fs::write(&path, text).await {
-                        Ok(()) => app.say(super::Level::Info, format!("saved {lines} lines to {path}")),
-                        Err(err) => app.say(super::Level::Error, format!("could not save {path}: {err}")),
+                        Ok(()) => app.say(crate::app::Level::Info, format!("saved {lines} lines to {path}")),
+                        Err(err) => {
+                            app.say(crate::app::Level::Error, format!("could not save {path}: {err}"))
+                        }
                     }
                     draw_now = true;
                 }
@@ -122,25 +156,48 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
             }
         }
         if app.should_quit {
-            return Ok(());
+            return Ok(Exit::Quit);
         }
         if draw_now {
             app.now = now_ms().max(app.now);
-            draw(terminal, app)?;
+            drawn = draw(terminal, app)?.1;
             data_dirty = false;
         }
     }
-    Ok(())
+    // The terminal's input ended: nothing more can be asked of the cockpit.
+    Ok(Exit::Quit)
 }
 
-/// Draws a frame of the app; writes nothing when nothing on screen changed.
-pub fn draw<W: Write>(terminal: &mut Terminal<FrameBackend<W>>, app: &mut App) -> std::io::Result<bool> {
-    terminal::draw(terminal, |frame| {
-        app.page_rows = crate::views::body_rows(frame.area().height);
-        // The table's index is rebuilt at most once per frame, however many events came in.
-        app.refresh_views();
-        crate::views::render(app, frame)
-    })
+/// Ctrl-Z suspends, whatever has the keys: raw mode turned the terminal's own into a key.
+fn is_suspend(key: &crossterm::event::KeyEvent) -> bool {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    key.kind == KeyEventKind::Press
+        && key.modifiers.contains(KeyModifiers::CONTROL)
+        && matches!(key.code, KeyCode::Char('z' | 'Z'))
+}
+
+/// Draws a frame of the app; writes nothing when nothing on screen changed. Returns whether
+/// it wrote, and what it drew where.
+pub fn draw<W: Write>(
+    terminal: &mut Terminal<FrameBackend<W>>,
+    app: &mut App,
+) -> std::io::Result<(bool, Drawn)> {
+    let before = terminal.backend().frames();
+    let drawn = render(terminal, app)?;
+    Ok((terminal.backend().frames() != before, drawn))
+}
+
+/// One frame on any backend (the terminal's, or a test's): the app readies the frame
+/// context for the size the frame will have (the table's index is rebuilt at most once
+/// per frame, however many events came in), then the views draw from it and say where
+/// they put the tabs and rows. The draw itself changes nothing in the app.
+pub fn render<B: Backend>(terminal: &mut Terminal<B>, app: &mut App) -> Result<Drawn, B::Error> {
+    terminal.autoresize()?;
+    let height = terminal.get_frame().area().height;
+    let ctx = app.frame_context(crate::views::body_rows(height));
+    let mut drawn = Drawn::default();
+    terminal.draw(|frame| drawn = crate::views::render(&ctx, frame))?;
+    Ok(drawn)
 }
 
 /// The clock's tick: the views' ages move on, and a frame is drawn at once. Only text that
@@ -152,7 +209,7 @@ pub fn tick<W: Write>(
     terminal: &mut Terminal<FrameBackend<W>>,
     app: &mut App,
     now: u64,
-) -> std::io::Result<bool> {
+) -> std::io::Result<(bool, Drawn)> {
     app.update(Action::Tick(now));
     draw(terminal, app)
 }
@@ -165,22 +222,11 @@ fn is_metrics(update: &crate::backend::Update) -> bool {
 /// Dialogs and text fields take keys first (a `q` typed in the palette is text); otherwise
 /// the keymap decides.
 fn key_action(app: &App, key: &crossterm::event::KeyEvent) -> Option<Action> {
-    if let Some(action) = super::logs::key_action(app, key) {
+    if let Some(action) = crate::app::logs::key_action(app, key) {
         return Some(action);
     }
     match app.input_mode() {
         InputMode::Normal => app.keymap.action_for(key),
         mode => prompt::action_for(mode, key),
-    }
-}
-
-/// Left click selects, the wheel scrolls three rows; the rest of the mouse is ignored.
-fn mouse_action(mouse: &crossterm::event::MouseEvent) -> Option<Action> {
-    use crossterm::event::{MouseButton, MouseEventKind};
-    match mouse.kind {
-        MouseEventKind::Down(MouseButton::Left) => Some(Action::Click(mouse.column, mouse.row)),
-        MouseEventKind::ScrollUp => Some(Action::Scroll(-3)),
-        MouseEventKind::ScrollDown => Some(Action::Scroll(3)),
-        _ => None,
     }
 }
