@@ -116,6 +116,29 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_forms_file_checks_are_done_when_the_context_is_made() {
+        let mut app = crate::app::fixture_app(0);
+        app.update(Action::Deploy);
+        let dir = std::env::temp_dir().join(format!("qd-frame-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tarball = dir.join("app.tar.gz");
+        std::fs::write(&tarball, b"not empty").unwrap();
+        let Some(Overlay::Wizard(w)) = app.overlays.last_mut() else { panic!("no wizard") };
+        w.values[Field::Artifact as usize] = tarball.display().to_string();
+        let artifact = Field::Artifact as usize;
+        assert_eq!(app.frame_context(20).wizard_check(artifact), None);
+        // The file goes: the next context says so; the view has nothing to read but it.
+        std::fs::remove_file(&tarball).unwrap();
+        let ctx = app.frame_context(20);
+        let verdict = ctx.wizard_check(artifact).expect("a missing file is an error");
+        assert!(verdict.contains("app.tar.gz"), "{verdict}");
+        // Without a form open, nothing is checked.
+        app.update(Action::Back);
+        assert!(app.frame_context(20).wizard_checks.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_link_hides_the_transport() {
         let lost = Connection::Disconnected { since: 7, reason: "eof".into() };
         assert_eq!(Link::of(&lost), Link::Reconnecting { since: 7 });
