@@ -59,7 +59,10 @@ mod tests {
     #[test]
     fn a_services_line_names_its_speaker_once() {
         // The bus's own lines and the agent's carry the name the logger puts first.
-        assert_eq!(without_own_prefix("agent/h1", "agent/h1: connected to nats://x"), "connected to nats://x");
+        assert_eq!(
+            without_own_prefix("agent/h1", "agent/h1: connected to nats://x"),
+            "connected to nats://x"
+        );
         assert_eq!(without_own_prefix("agent/h1", "h1: heartbeat not sent: eof"), "heartbeat not sent: eof");
         assert_eq!(without_own_prefix("controller", "controller: connected"), "connected");
         // Another speaker's name, or a name that only begins the same, stays.
