@@ -71,7 +71,7 @@ const TABLE: [(Bindable, &str, &str); 32] = [
     (Bindable::Bottom, "bottom", "last row"),
     (Bindable::Detail, "detail", "detail of the row"),
     (Bindable::Back, "back", "close / back / clear filter"),
-    (Bindable::Deploy, "deploy", "deploy (guided form: part 2)"),
+    (Bindable::Deploy, "deploy", "deploy (guided form)"),
     (Bindable::Restart, "restart", "restart row or marked (confirmed)"),
     (Bindable::AddRoute, "add_route", "add a route (form)"),
     (Bindable::Remove, "remove", "remove route (confirmed)"),

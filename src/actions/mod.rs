@@ -91,7 +91,7 @@ pub enum Action {
     ToggleRoute,
     /// `w`: change the selected route's weight.
     Weight,
-    /// `l`: the selected instance's logs (part 2 of #5).
+    /// `l`: the selected instance's logs.
     Logs,
     /// `s`: sort by the next column.
     Sort,
