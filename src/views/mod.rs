@@ -58,16 +58,22 @@ pub fn columns(panel: Panel) -> &'static [table::Column] {
 /// the table's rows, or nothing when a dialog is over them (a click then does nothing).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Drawn {
-    /// The tabs' row, and each tab's panel and columns.
-    pub tabs: Option<(u16, Vec<(Panel, std::ops::Range<u16>)>)>,
+    pub tabs: Option<Tabs>,
     pub table: Option<TableArea>,
+}
+
+/// The tabs' screen row, and each tab's panel and columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tabs {
+    pub row: u16,
+    pub spans: Vec<(Panel, std::ops::Range<u16>)>,
 }
 
 impl Drawn {
     /// The panel whose tab is drawn at this cell.
     pub fn tab_at(&self, column: u16, row: u16) -> Option<Panel> {
-        let (y, tabs) = self.tabs.as_ref()?;
-        tabs.iter().find(|(_, xs)| row == *y && xs.contains(&column)).map(|(panel, _)| *panel)
+        let tabs = self.tabs.as_ref().filter(|t| t.row == row)?;
+        tabs.spans.iter().find(|(_, xs)| xs.contains(&column)).map(|(panel, _)| *panel)
     }
 
     /// The current panel's row drawn at this screen row.
@@ -115,7 +121,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame) -> Drawn {
         }
     }
     match app.overlays.is_empty() {
-        true => Drawn { tabs: Some((tabs.y, tab_spans)), table: Some(table) },
+        true => Drawn { tabs: Some(Tabs { row: tabs.y, spans: tab_spans }), table: Some(table) },
         false => Drawn::default(),
     }
 }

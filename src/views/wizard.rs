@@ -105,7 +105,7 @@ fn form(app: &FrameContext, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
             Some(err) => {
                 lines.push(Line::from(spans));
                 let room = inner_w.saturating_sub(14).max(10);
-                lines.push(Line::from(Span::styled(format!("{:12}✕ {}", "", clip(&err, room)), t.bad)));
+                lines.push(Line::from(Span::styled(format!("{:12}✕ {}", "", clip(err, room)), t.bad)));
             }
             None => {
                 if focused || value.is_empty() {
