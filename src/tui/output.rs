@@ -133,8 +133,12 @@ impl<W: Write> Backend for FrameBackend<W> {
         queue!(self.inner, Show)
     }
 
+    /// Where the cursor was last put, without asking the terminal. The cockpit is
+    /// fullscreen: ratatui asks only to put the cursor back after a clear. Asking the
+    /// terminal is a round trip, and right after a job-control stop the terminal may still
+    /// be in the shell's modes and answer as typed text, or never.
     fn get_cursor_position(&mut self) -> io::Result<Position> {
-        self.inner.get_cursor_position()
+        Ok(self.cursor_at.unwrap_or_default())
     }
 
     fn set_cursor_position<P: Into<Position>>(&mut self, position: P) -> io::Result<()> {

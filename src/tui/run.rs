@@ -55,6 +55,7 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigtstp = signal(SignalKind::from_raw(signal_hook::consts::SIGTSTP))?;
+    let mut sigcont = signal(SignalKind::from_raw(signal_hook::consts::SIGCONT))?;
     let mut data_dirty = true;
     let mut backend_open = true;
 
@@ -121,42 +122,18 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 terminal::suspend(terminal, app.mouse)?;
                 draw_now = true;
             }
+            _ = sigcont.recv() => {
+                terminal::resume(terminal, app.mouse)?;
+                draw_now = true;
+            }
             _ = sigterm.recv() => return Ok(Exit::Terminated),
             _ = sighup.recv() => return Ok(Exit::Hangup),
         }
-        for effect in effects {
-            match effect {
-                Effect::Quit => return Ok(Exit::Quit),
-                Effect::Send(cmd) => {
-                    let _ = backend.commands.send(Command::Send(cmd));
-                }
-                Effect::Resync => {
-                    let _ = backend.commands.send(Command::Resync);
-                }
-                Effect::Copy(text) => terminal::copy(terminal, &text)?,
-                Effect::Logs(start) => {
-                    let _ = backend.commands.send(Command::Logs(start));
-                }
-                Effect::LogsStop => {
-                    let _ = backend.commands.send(Command::LogsStop);
-                }
-                Effect::SaveLog { path, text, lines } => {
-                    match tokio::fs::write(&path, text).await {
-                        Ok(()) => app.say(crate::app::Level::Info, format!("saved {lines} lines to {path}")),
-                        Err(err) => {
-                            app.say(crate::app::Level::Error, format!("could not save {path}: {err}"))
-                        }
-                    }
-                    draw_now = true;
-                }
-                Effect::MouseCapture(on) => terminal::set_mouse(on)?,
-                Effect::Upload(req) => {
-                    let _ = backend.commands.send(Command::Upload(req));
-                }
-            }
-        }
-        if app.should_quit {
-            return Ok(Exit::Quit);
+        match carry_out(effects, terminal, app, &backend).await? {
+            Carried::Quit => return Ok(Exit::Quit),
+            _ if app.should_quit => return Ok(Exit::Quit),
+            Carried::Said => draw_now = true,
+            Carried::Done => {}
         }
         if draw_now {
             app.now = now_ms().max(app.now);
@@ -166,6 +143,54 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
     }
     // The terminal's input ended: nothing more can be asked of the cockpit.
     Ok(Exit::Quit)
+}
+
+/// What carrying out a batch of effects left to do.
+enum Carried {
+    Done,
+    /// The status line has news (a log saved, or not).
+    Said,
+    Quit,
+}
+
+/// Carries out what `App::update` asked for: commands to the backend, the clipboard, a
+/// saved log, mouse capture.
+async fn carry_out(
+    effects: Vec<Effect>,
+    terminal: &mut Tui,
+    app: &mut App,
+    backend: &BackendHandle,
+) -> std::io::Result<Carried> {
+    let mut carried = Carried::Done;
+    for effect in effects {
+        let command = match effect {
+            Effect::Quit => return Ok(Carried::Quit),
+            Effect::Send(cmd) => Command::Send(cmd),
+            Effect::Resync => Command::Resync,
+            Effect::Logs(start) => Command::Logs(start),
+            Effect::LogsStop => Command::LogsStop,
+            Effect::Upload(req) => Command::Upload(req),
+            Effect::Copy(text) => {
+                terminal::copy(terminal, &text)?;
+                continue;
+            }
+            Effect::MouseCapture(on) => {
+                terminal::set_mouse(on)?;
+                continue;
+            }
+            Effect::SaveLog { path, text, lines } => {
+                match tokio::fs::write(&path, text).await {
+                    Ok(()) => app.say(crate::app::Level::Info, format!("saved {lines} lines to {path}")),
+                    Err(err) => app.say(crate::app::Level::Error, format!("could not save {path}: {err}")),
+                }
+                carried = Carried::Said;
+                continue;
+            }
+        };
+        // The backend gone means the cockpit is ending; nothing is left to tell.
+        let _ = backend.commands.send(command);
+    }
+    Ok(carried)
 }
 
 /// Ctrl-Z suspends, whatever has the keys: raw mode turned the terminal's own into a key.

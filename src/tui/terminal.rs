@@ -41,11 +41,20 @@ pub fn set_mouse(on: bool) -> io::Result<()> {
 /// Ctrl-Z (or a SIGTSTP from outside): gives the terminal back and stops, as the shell's
 /// job control would have (raw mode turns the key into input, and the SIGTSTP handler
 /// takes the signal's default away: this stops with SIGSTOP, as the default would). When
-/// `fg` continues the process, the terminal is taken again and the next frame drawn whole:
-/// the shell has drawn over the screen meanwhile.
+/// `fg` continues the process, the terminal is taken again (`resume`).
 pub fn suspend(terminal: &mut Tui, mouse: bool) -> io::Result<()> {
     restore();
     signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGTSTP)?;
+    resume(terminal, mouse)
+}
+
+/// Takes the terminal again after a stop (Ctrl-Z, or a SIGSTOP from outside, which no
+/// handler sees: SIGCONT says it is over) and has the next frame drawn whole, since the
+/// shell wrote over the screen meanwhile. Taking what is already taken changes nothing.
+pub fn resume(terminal: &mut Tui, mouse: bool) -> io::Result<()> {
+    // crossterm skips enabling what it believes enabled; after a SIGSTOP the shell has put
+    // its own modes back behind its back.
+    let _ = crossterm::terminal::disable_raw_mode();
     crossterm::terminal::enable_raw_mode()?;
     execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
     set_mouse(mouse)?;

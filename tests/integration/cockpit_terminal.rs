@@ -101,7 +101,11 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        // Quiet: the session may have ended with the cockpit already.
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -141,6 +145,36 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_screen_back_whole() {
     // Still alive and taking keys: `2` shows the Instances panel.
     t.keys(&["2"]);
     t.wait_for(&["VERSION", "ENDPOINT"], "the resumed cockpit takes keys");
+    t.keys(&["q"]);
+    t.wait_for(&["qd$"], "the cockpit quits to the shell");
+}
+
+#[test]
+fn a_stop_from_outside_and_fg_bring_the_screen_back_whole() {
+    // SIGSTOP cannot be caught: the shell writes its job report over the cockpit's screen,
+    // and only SIGCONT on `fg` says the screen must be drawn again.
+    let Some(t) = Tmux::start("stop", SHELL) else { return };
+    t.wait_for(&["qd$"], "the shell's prompt");
+    t.run(&["send-keys", "-t", "t", "-l", &cockpit("")]);
+    t.keys(&["Enter"]);
+    let before = t.wait_for(&DRAWN, "the cockpit's first frame");
+    let host = before.split_whitespace().find(|w| w.starts_with("host-")).expect("a host name").to_string();
+    let pid = t.shells_child();
+    let sent = Command::new("kill").args(["-STOP", &pid.to_string()]).status().expect("kill runs");
+    assert!(sent.success());
+    t.wait_for(&["Stopped", "qd$"], "SIGSTOP gives the terminal to the shell");
+    t.run(&["send-keys", "-t", "t", "-l", "fg"]);
+    t.keys(&["Enter"]);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let screen = t.screen();
+        let whole = DRAWN.iter().chain([&host.as_str()]).all(|s| screen.contains(s));
+        if whole && !screen.contains("Stopped") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "fg: the screen is not drawn whole again:\n{screen}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     t.keys(&["q"]);
     t.wait_for(&["qd$"], "the cockpit quits to the shell");
 }
