@@ -90,24 +90,7 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 None => break,
             },
             update = backend.updates.recv(), if backend_open => match update {
-                Some(first) => {
-                    let structure = app.replica.structure;
-                    let mut metrics_only = is_metrics(&first);
-                    effects.extend(app.update(Action::Backend(Box::new(first))));
-                    // Fold a burst into one model change and one frame.
-                    for _ in 0..BATCH {
-                        match backend.updates.try_recv() {
-                            Ok(more) => {
-                                metrics_only &= is_metrics(&more);
-                                effects.extend(app.update(Action::Backend(Box::new(more))));
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    // Metrics alone wait for the 1 s clock: a large fleet heartbeats all
-                    // the time, and redrawing for each would keep the cockpit busy.
-                    data_dirty |= !metrics_only || app.replica.structure != structure;
-                }
+                Some(first) => data_dirty |= ingest(app, first, &mut backend, &mut effects),
                 None => backend_open = false,
             },
             _ = frame_timer.tick() => {
@@ -237,6 +220,31 @@ pub fn tick<W: Write>(
 ) -> std::io::Result<(bool, Drawn)> {
     app.update(Action::Tick(now));
     draw(terminal, app)
+}
+
+/// Applies a backend update and the burst behind it as one model change (one frame);
+/// says whether the screen's data changed beyond metrics.
+fn ingest(
+    app: &mut App,
+    first: crate::backend::Update,
+    backend: &mut BackendHandle,
+    effects: &mut Vec<Effect>,
+) -> bool {
+    let structure = app.replica.structure;
+    let mut metrics_only = is_metrics(&first);
+    effects.extend(app.update(Action::Backend(Box::new(first))));
+    for _ in 0..BATCH {
+        match backend.updates.try_recv() {
+            Ok(more) => {
+                metrics_only &= is_metrics(&more);
+                effects.extend(app.update(Action::Backend(Box::new(more))));
+            }
+            Err(_) => break,
+        }
+    }
+    // Metrics alone wait for the 1 s clock: a large fleet heartbeats all the time, and
+    // redrawing for each would keep the cockpit busy.
+    !metrics_only || app.replica.structure != structure
 }
 
 /// Heartbeats change metrics; whatever else the backend says changes what is on screen.
