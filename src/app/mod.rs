@@ -101,7 +101,7 @@ pub struct App {
     /// The clock the views use for ages (ms since epoch); tests fix it.
     pub now: u64,
     pub should_quit: bool,
-    /// Rows that fit in the panel body, learned from the last draw; paging uses it.
+    /// Rows that fit in the panel body, set before each draw (`frame_context`); paging uses it.
     pub page_rows: usize,
     /// Whether the Events panel shows the cockpit's own log under the events.
     pub show_log: bool,
