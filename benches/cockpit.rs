@@ -57,13 +57,12 @@ fn frames(c: &mut Criterion) {
     });
 
     let mut t = Terminal::new(TestBackend::new(200, 50)).expect("terminal");
-    t.draw(|f| quarterdeck::views::render(&app, f)).expect("draw");
+    quarterdeck::tui::render(&mut t, &mut app).expect("draw");
     let before = t.backend().buffer().clone();
     for hb in &batches[0] {
         app.apply(Update::Heartbeat(Box::new(hb.clone())));
     }
-    app.refresh_views();
-    t.draw(|f| quarterdeck::views::render(&app, f)).expect("draw");
+    quarterdeck::tui::render(&mut t, &mut app).expect("draw");
     let after = t.backend().buffer().clone();
     c.bench_function("buffer_diff_floor", |b| b.iter(|| black_box(before.diff(&after).len())));
 }

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let level = cli.bus.log_level;
     let result = runtime.block_on(async move {
         match cli.command {
-            None => cockpit::run(cli.bus, cli.cockpit).await.map(|()| ExitCode::SUCCESS),
+            None => cockpit::run(cli.bus, cli.cockpit).await,
             Some(Command::Controller(args)) => {
                 logging::init("controller", level);
                 services::run_controller(cli.bus, args).await.map(|()| ExitCode::SUCCESS)

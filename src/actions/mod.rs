@@ -92,7 +92,7 @@ pub enum Action {
     ToggleRoute,
     /// `w`: change the selected route's weight.
     Weight,
-    /// `l`: the selected instance's logs (part 2 of #5).
+    /// `l`: the selected instance's logs.
     Logs,
     /// `s`: sort by the next column.
     Sort,
@@ -106,8 +106,9 @@ pub enum Action {
     Mouse,
     /// A key of the logs view.
     LogView(LogKey),
-    /// A mouse click at a screen cell (column, row).
-    Click(u16, u16),
+    /// A click on the current panel's row at this index (the terminal layer maps the
+    /// screen cell through the layout it drew).
+    ClickRow(usize),
     /// The mouse wheel: rows to move, negative up.
     Scroll(i32),
     /// Text entry in the palette, the filter, a form or a typed confirmation.

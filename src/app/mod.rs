@@ -1,25 +1,26 @@
-//! The cockpit's state and `update(action) -> effects`, plus the event loop that feeds it.
-//! Views read this state; nothing here draws.
+//! The cockpit's state, `update(action) -> effects`, and the frame context the views read
+//! (`frame`). Nothing here draws or touches the terminal: the event loop, the terminal and
+//! the frames are `crate::tui`'s.
 
+mod click;
 pub mod facts;
 mod failures;
 mod forms;
+pub mod frame;
 pub mod logs;
-mod mouse;
-pub mod output;
 pub mod pulls;
 pub mod row_cache;
 pub mod rows;
-mod run;
-pub mod terminal;
 mod update;
+mod window;
 pub mod wizard;
 
 #[cfg(test)]
 mod tests;
 
 pub use forms::{PaletteState, RouteForm};
-pub use run::{draw, run, tick};
+pub use frame::{FrameContext, Link};
+pub use window::window_start;
 pub use wizard::Wizard;
 
 use std::borrow::Cow;
@@ -30,7 +31,7 @@ use crate::actions::{Panel, Pending};
 use crate::backend::Replica;
 use crate::bus::Connection;
 use crate::protocol::{App as AppSpec, Event, Host, Instance, Route};
-use crate::views::theme::Theme;
+use crate::theme::Theme;
 use facts::FleetFacts;
 use rows::{PanelView, RowKey};
 
@@ -123,7 +124,7 @@ pub struct App {
     /// The clock the views use for ages (ms since epoch); tests fix it.
     pub now: u64,
     pub should_quit: bool,
-    /// Rows that fit in the panel body, learned from the last draw; paging uses it.
+    /// Rows that fit in the panel body, set before each draw (`frame_context`); paging uses it.
     pub page_rows: usize,
     /// Whether the Events panel shows the cockpit's own log under the events.
     pub show_log: bool,
@@ -278,7 +279,7 @@ impl App {
             sel.index = pos;
         }
         sel.index = sel.index.min(count.saturating_sub(1));
-        sel.offset = crate::views::window_start(sel.index, sel.offset, self.page_rows, count);
+        sel.offset = window_start(sel.index, sel.offset, self.page_rows, count);
     }
 
     pub fn selected_key(&self, panel: Panel) -> Option<RowKey> {
@@ -368,7 +369,7 @@ impl App {
 pub(crate) fn fixture_app(extra_instances: usize) -> App {
     use crate::backend::Update;
     use crate::plane::fixture::{T0, fixture};
-    use crate::views::theme::ColorMode;
+    use crate::theme::ColorMode;
     let mut app =
         App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0 + 60_000);
     let (fleet, events) = fixture(42, 6, extra_instances);

@@ -21,9 +21,7 @@ fn app() -> App {
 
 fn screen(app: &mut App, w: u16, h: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-    app.page_rows = crate::views::body_rows(h);
-    app.refresh_views();
-    terminal.draw(|f| crate::views::render(app, f)).expect("draw");
+    crate::tui::render(&mut terminal, app).expect("draw");
     let buf = terminal.backend().buffer();
     (0..buf.area.height)
         .map(|y| {
@@ -786,13 +784,13 @@ fn an_idle_cockpit_writes_no_bytes_until_something_on_screen_changes() {
     for panel in [Panel::Hosts, Panel::Instances, Panel::Routes] {
         let mut app = super::fixture_app(300);
         app.update(Action::ShowPanel(panel));
-        super::draw(&mut terminal, &mut app).expect("draw");
+        crate::tui::draw(&mut terminal, &mut app).expect("draw");
         assert!(out.bytes() > 0, "the first frame is written");
         // Two seconds of the event loop's clock and no events.
         let before = out.bytes();
         let start = app.now;
         for s in 1..=2 {
-            let wrote = super::tick(&mut terminal, &mut app, start + s * 1000).expect("tick");
+            let (wrote, _) = crate::tui::tick(&mut terminal, &mut app, start + s * 1000).expect("tick");
             assert!(!wrote, "{panel:?}: a tick with nothing new on screen wrote a frame");
         }
         assert_eq!(out.bytes() - before, 0, "{panel:?}: an idle cockpit wrote bytes");
@@ -800,10 +798,10 @@ fn an_idle_cockpit_writes_no_bytes_until_something_on_screen_changes() {
 
     // What on-call needs still shows up on its own: old data, late heartbeats.
     let mut app = super::fixture_app(0);
-    super::draw(&mut terminal, &mut app).expect("draw");
+    crate::tui::draw(&mut terminal, &mut app).expect("draw");
     let before = out.bytes();
     let start = app.now;
-    assert!(super::tick(&mut terminal, &mut app, start + 11_000).expect("tick"));
+    assert!(crate::tui::tick(&mut terminal, &mut app, start + 11_000).expect("tick").0);
     assert!(out.bytes() > before, "data gone old is written at once");
     let screen = screen(&mut app, 200, 50);
     assert!(screen.contains("⚠ data 11s old"), "{screen}");

@@ -168,7 +168,7 @@ impl App {
                 self.say(Level::Info, format!("mouse {word}"));
                 vec![Effect::MouseCapture(self.mouse)]
             }
-            Action::Click(column, row) => self.click(column, row),
+            Action::ClickRow(index) => self.click_row(index),
             Action::Scroll(by) => self.move_by(i64::from(by)),
             // Text-entry and dialog actions mean nothing without their overlay.
             _ => vec![],
@@ -423,7 +423,7 @@ impl App {
         }
         let next = (sel.index as i64).saturating_add(delta).clamp(0, count as i64 - 1);
         sel.index = next as usize;
-        sel.offset = crate::views::window_start(sel.index, sel.offset, page, count);
+        sel.offset = super::window_start(sel.index, sel.offset, page, count);
         vec![]
     }
 

@@ -20,14 +20,14 @@ use super::bench_events::EventStream;
 use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::app::output::FrameBackend;
 use crate::backend::Update;
 use crate::plane::fixture::{T0, fixture};
 use crate::plane::rng::Rng;
 use crate::protocol::{
     Envelope, Event, Fleet, Heartbeat, HostInfo, InstanceReport, decode, decode_body, encode,
 };
-use crate::views::theme::{ColorMode, Theme};
+use crate::theme::{ColorMode, Theme};
+use crate::tui::output::FrameBackend;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -75,7 +75,7 @@ pub fn counting_terminal(counter: &Counter) -> Result<CountingTerminal, String> 
 
 /// One frame as the event loop draws it: the views' indexes, then render, diff and write.
 pub fn draw(terminal: &mut CountingTerminal, app: &mut App) -> Result<(), String> {
-    crate::app::draw(terminal, app).map(|_| ()).map_err(|e| e.to_string())
+    crate::tui::draw(terminal, app).map(|_| ()).map_err(|e| e.to_string())
 }
 
 impl Write for Counter {
@@ -236,11 +236,10 @@ fn run_local(args: &BenchArgs) -> Result<ExitCode, String> {
     // The floor: ratatui's bare Buffer::diff of two frames one batch of metrics apart, as
     // many cells changed as in a timed frame.
     let mut a = Terminal::new(TestBackend::new(W, H)).map_err(|e| e.to_string())?;
-    a.draw(|f| crate::views::render(&app, f)).map_err(|e| e.to_string())?;
+    crate::tui::render(&mut a, &mut app).map_err(|e| e.to_string())?;
     let prev = a.backend().buffer().clone();
     apply_metrics(&mut app, &mut rng);
-    app.refresh_views();
-    a.draw(|f| crate::views::render(&app, f)).map_err(|e| e.to_string())?;
+    crate::tui::render(&mut a, &mut app).map_err(|e| e.to_string())?;
     let next = a.backend().buffer().clone();
     drop(a);
     draw(&mut terminal, &mut app)?;
@@ -274,7 +273,7 @@ fn run_local(args: &BenchArgs) -> Result<ExitCode, String> {
     let before = counter.bytes();
     for _ in 0..2 {
         let now = app.now + 1000;
-        crate::app::tick(&mut terminal, &mut app, now).map_err(|e| e.to_string())?;
+        crate::tui::tick(&mut terminal, &mut app, now).map_err(|e| e.to_string())?;
     }
     let idle_bytes = counter.bytes() - before;
 

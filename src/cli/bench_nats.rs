@@ -26,7 +26,7 @@ use crate::backend::{self, Command, Sync, Update};
 use crate::bus::Bus;
 use crate::plane::fixture::fixture;
 use crate::protocol::clock::now_ms;
-use crate::views::theme::{ColorMode, Theme};
+use crate::theme::{ColorMode, Theme};
 
 /// The event loop's frame period (`app/run.rs`).
 const FRAME: Duration = Duration::from_millis(50);

@@ -1,17 +1,19 @@
 //! `quarterdeck` with no subcommand: the cockpit, on NATS or on the embedded sandbox.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::{BusArgs, CockpitArgs};
 use crate::actions::keymap::Keymap;
-use crate::app::{self, App};
+use crate::app::App;
 use crate::backend;
 use crate::backend::upload::RepoSource;
 use crate::bus::Bus;
 use crate::plane::sandbox::{SEED_INSTANCES, Sandbox, SandboxConfig, heartbeat_period_for};
 use crate::protocol::clock::now_ms;
-use crate::views::theme::{ColorMode, Theme};
+use crate::theme::{ColorMode, Theme};
+use crate::tui;
 
 /// Who is at the controls, as the cockpit names itself on the bus: `cockpit/user@host`.
 pub fn operator() -> String {
@@ -125,7 +127,8 @@ impl Drop for SandboxRuntime {
     }
 }
 
-pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
+/// Runs the cockpit; its exit status says how it ended (129 after SIGHUP, 143 after SIGTERM).
+pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<ExitCode, String> {
     let (theme, keymap, config) = load_files(&args, ColorMode::detect())?;
     let read_only = args.read_only || config.read_only;
 
@@ -191,11 +194,11 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<(), String> {
     app.read_only = read_only;
     app.show_log = true;
     app.connection = bus.connection().borrow().clone();
-    let mut terminal = app::terminal::init().map_err(|e| format!("cannot take the terminal: {e}"))?;
-    let result = app::run(&mut terminal, &mut app, handle).await;
-    app::terminal::restore();
+    let mut terminal = tui::terminal::init().map_err(|e| format!("cannot take the terminal: {e}"))?;
+    let result = tui::run(&mut terminal, &mut app, handle).await;
+    tui::terminal::restore();
     drop(sandbox);
-    result.map_err(|e| format!("terminal error: {e}"))
+    result.map(|exit| ExitCode::from(exit.code())).map_err(|e| format!("terminal error: {e}"))
 }
 
 #[cfg(test)]

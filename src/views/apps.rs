@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::app::facts::AppHealth;
 use crate::app::rows::RowKey;
 use crate::protocol::App as AppSpec;
@@ -26,16 +26,16 @@ pub(crate) const COLUMNS: [Column; 8] = [
 const SPEC: PanelSpec =
     PanelSpec { panel: Panel::Apps, columns: &COLUMNS, empty_text: "no apps deployed", markable: true };
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::TableArea {
     let apps = &app.replica.fleet.apps;
     let lookup = |k: &RowKey| match k {
         RowKey::Id(name) => apps.get(name),
         _ => None,
     };
-    table::render_panel(app, frame, area, &SPEC, lookup, cells);
+    table::render_panel(app, frame, area, &SPEC, lookup, cells)
 }
 
-fn cells<'a>(app: &'a App, a: &'a AppSpec) -> Vec<Cell<'a>> {
+fn cells<'a>(app: &'a FrameContext<'a>, a: &'a AppSpec) -> Vec<Cell<'a>> {
     let t = &app.theme;
     // Counted per change of the fleet, not per row per frame: 20,000 instances and
     // routes would be read for each app on screen.

@@ -8,11 +8,11 @@ use ratatui::layout::Rect;
 
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::app::rows::{RowKey, event_by_rev};
 use crate::protocol::clock::hms;
 use crate::protocol::{AuditRecord, Event, OperationEnd, Verdict};
-use crate::views::theme::Theme;
+use crate::theme::Theme;
 use ratatui::style::Style;
 
 pub(crate) const COLUMNS: [Column; 6] = [
@@ -31,16 +31,16 @@ const SPEC: PanelSpec = PanelSpec {
     markable: false,
 };
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::TableArea {
     let audit = &app.replica.audit;
     let lookup = |k: &RowKey| match k {
         RowKey::Rev(rev) => event_by_rev(audit, *rev),
         _ => None,
     };
-    table::render_panel(app, frame, area, &SPEC, lookup, cells);
+    table::render_panel(app, frame, area, &SPEC, lookup, cells)
 }
 
-fn cells<'a>(app: &'a App, e: &'a Event) -> Vec<Cell<'a>> {
+fn cells<'a>(app: &'a FrameContext<'a>, e: &'a Event) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let Some(a) = e.audit.as_deref() else {
         return vec![styled(hms(e.ts), t.muted), Cell::from(""), Cell::from(e.message.clone())];
@@ -58,7 +58,7 @@ fn cells<'a>(app: &'a App, e: &'a Event) -> Vec<Cell<'a>> {
 
 /// How the operation a recorded command started stands, from the replica's operations
 /// (running ones and the newest finished ones; an older one shows as unknown).
-pub(crate) fn operation_end(app: &App, record: &AuditRecord) -> Option<OperationEnd> {
+pub(crate) fn operation_end(app: &FrameContext, record: &AuditRecord) -> Option<OperationEnd> {
     record.operation_end(&app.replica.fleet.operations)
 }
 

@@ -8,9 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
 use crate::actions::Pending;
-use crate::app::App;
+use crate::app::FrameContext;
 
-pub fn render(app: &App, pending: &Pending, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, pending: &Pending, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     // The question, then what it would cost, each on a line of its own (a warning, such
     // as an app's last serving backend, is drawn as one).

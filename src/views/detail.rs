@@ -6,13 +6,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
 use crate::actions::Panel;
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::backend::{History, Sample};
 use crate::protocol::clock::{age, datetime, uptime};
 use crate::protocol::{Event, EventKind};
-use crate::views::theme::Theme;
+use crate::theme::Theme;
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     // The popup's inner width, which the sparklines fill.
     let width = area.width.saturating_sub(8).max(40).saturating_sub(2) as usize;
@@ -38,7 +38,7 @@ fn kv<'a>(t: &Theme, key: &str, value: impl Into<String>) -> Line<'a> {
     Line::from(vec![Span::styled(format!(" {key:<14}"), t.muted), Span::styled(value.into(), t.text)])
 }
 
-fn host(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
+fn host(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(h) = app.selected_host() else { return ("Host".into(), vec![]) };
     let m = &h.metrics;
@@ -109,7 +109,7 @@ fn host(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
     (format!("Host {}", h.id), lines)
 }
 
-fn instance(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
+fn instance(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(i) = app.selected_instance() else { return ("Instance".into(), vec![]) };
     let image = app.replica.fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
@@ -163,7 +163,7 @@ fn last_exit(exit: Option<crate::protocol::ExitInfo>, now: u64) -> String {
     text
 }
 
-fn route(app: &App) -> (String, Vec<Line<'static>>) {
+fn route(app: &FrameContext) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(r) = app.selected_route() else { return ("Route".into(), vec![]) };
     let mut lines = vec![
@@ -190,7 +190,7 @@ fn route(app: &App) -> (String, Vec<Line<'static>>) {
     (format!("Route {} -> {}", r.domain, r.backend), lines)
 }
 
-fn event(app: &App) -> (String, Vec<Line<'static>>) {
+fn event(app: &FrameContext) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(e) = app.selected_event() else { return ("Event".into(), vec![]) };
     let lines = vec![
@@ -243,7 +243,7 @@ fn event(app: &App) -> (String, Vec<Line<'static>>) {
     (format!("Event {}", e.rev), lines)
 }
 
-fn audit(app: &App) -> (String, Vec<Line<'static>>) {
+fn audit(app: &FrameContext) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(e) = app.selected_audit() else { return ("Audit".into(), vec![]) };
     let Some(a) = e.audit.as_deref() else {
@@ -271,7 +271,7 @@ fn audit(app: &App) -> (String, Vec<Line<'static>>) {
     (format!("Audit {}", a.command_id), lines)
 }
 
-fn app_detail(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
+fn app_detail(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(a) = app.selected_app() else { return ("App".into(), vec![]) };
     let f = &app.replica.fleet;

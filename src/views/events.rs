@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, BorderType};
 
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::app::rows::{RowKey, event_by_rev};
 use crate::protocol::Event;
 use crate::protocol::clock::hms;
@@ -19,7 +19,7 @@ pub(crate) const COLUMNS: [Column; 5] =
 const SPEC: PanelSpec =
     PanelSpec { panel: Panel::Events, columns: &COLUMNS, empty_text: "no events yet", markable: false };
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::TableArea {
     let (events_area, log_area) = if app.show_log && area.height > 30 {
         let [a, b] = Layout::vertical([Constraint::Min(8), Constraint::Length(8)]).areas(area);
         (a, Some(b))
@@ -32,7 +32,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         RowKey::Rev(rev) => event_by_rev(events, *rev),
         _ => None,
     };
-    table::render_panel(app, frame, events_area, &SPEC, lookup, cells);
+    let drawn = table::render_panel(app, frame, events_area, &SPEC, lookup, cells);
     if let Some(log_area) = log_area {
         let t = &app.theme;
         let block = Block::bordered()
@@ -51,9 +51,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             .output_line(false);
         frame.render_widget(widget, log_area);
     }
+    drawn
 }
 
-fn cells<'a>(app: &'a App, e: &'a Event) -> Vec<Cell<'a>> {
+fn cells<'a>(app: &'a FrameContext<'a>, e: &'a Event) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let bad = e.kind.is_bad();
     let kind = if bad { format!("✕ {}", e.kind.as_str()) } else { e.kind.as_str().to_string() };

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use super::text::put_line;
 
 use crate::actions::keymap::Bindable;
-use crate::app::{App, Level};
+use crate::app::{FrameContext, Level};
 
 /// In order of importance: what doesn't fit is left off the end.
 const HINTS: [(Bindable, &str); 11] = [
@@ -26,7 +26,7 @@ const HINTS: [(Bindable, &str); 11] = [
     (Bindable::Copy, "copy"),
 ];
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     if let Some(status) = &app.status {
         let (mark, style) = match status.level {

@@ -6,22 +6,21 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use crate::actions::Panel;
-use crate::app::App;
+use crate::app::{FrameContext, Link};
 use crate::backend::Sync;
-use crate::bus::Connection;
 use crate::protocol::clock::age;
 
 /// Data older than this is flagged, with its age, whatever the connection says.
 const OLD_DATA_MS: u64 = 10_000;
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let f = &app.replica.fleet;
     let sep = Span::styled(" │ ", t.header);
     let silent_controller = app.replica.controller_silence(app.now);
-    let (badge, badge_style): (String, Style) = match (&app.connection, app.replica.sync) {
-        (Connection::Disconnected { since, .. }, _) => {
-            (format!("✕ reconnecting for {}", age(app.now.saturating_sub(*since))), t.bad)
+    let (badge, badge_style): (String, Style) = match (app.link, app.replica.sync) {
+        (Link::Reconnecting { since }, _) => {
+            (format!("✕ reconnecting for {}", age(app.now.saturating_sub(since))), t.bad)
         }
         (_, _) if let Some(ms) = silent_controller => {
             (format!("✕ no controller for {}", super::silence_age(ms)), t.bad)
@@ -126,9 +125,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     super::text::put_line(frame.buffer_mut(), area, &line, t.header);
 }
 
-/// The tabs' labels and where each starts on the tabs row: drawn by `render_tabs`, and
-/// read back by a mouse click, so the two cannot disagree.
-pub fn tab_positions() -> impl Iterator<Item = (Panel, u16, String)> {
+/// The tabs' labels and where each starts on the tabs row.
+fn tab_positions() -> impl Iterator<Item = (Panel, u16, String)> {
     let mut x = 1u16;
     Panel::ALL.iter().enumerate().map(move |(n, panel)| {
         let label = format!(" {} {} ", n + 1, panel.title());
@@ -138,24 +136,23 @@ pub fn tab_positions() -> impl Iterator<Item = (Panel, u16, String)> {
     })
 }
 
-/// The panel whose tab is drawn at this column of the tabs row.
-pub fn tab_at(column: u16) -> Option<Panel> {
-    tab_positions()
-        .find(|(_, at, label)| (*at..*at + label.chars().count() as u16).contains(&column))
-        .map(|(panel, _, _)| panel)
-}
-
-pub fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
+/// Draws the tabs and returns the columns each was drawn at (relative to the screen), so a
+/// click is read back from what was drawn.
+pub fn render_tabs(app: &FrameContext, frame: &mut Frame, area: Rect) -> Vec<(Panel, std::ops::Range<u16>)> {
     let t = &app.theme;
     let mut spans = vec![Span::raw(" ")];
-    for (panel, _, label) in tab_positions() {
+    let mut drawn = Vec::with_capacity(Panel::ALL.len());
+    for (panel, at, label) in tab_positions() {
         let style = if panel == app.panel {
             t.selection.add_modifier(ratatui::style::Modifier::BOLD)
         } else {
             t.muted
         };
+        let from = area.x.saturating_add(at);
+        drawn.push((panel, from..from.saturating_add(label.chars().count() as u16)));
         spans.push(Span::styled(label, style));
         spans.push(Span::raw(" "));
     }
     super::text::put_line(frame.buffer_mut(), area, &Line::from(spans), Style::default());
+    drawn
 }

@@ -6,12 +6,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
-use crate::app::App;
+use crate::app::FrameContext;
 
 /// The widest the help gets: two columns of key and description.
 const MAX_WIDTH: u16 = 96;
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let bindings = app.keymap.bindings();
     let width = area.width.min(MAX_WIDTH);

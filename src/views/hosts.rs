@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 
 use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::app::pulls::HostPulls;
 use crate::app::rows::RowKey;
 use crate::protocol::clock::heartbeat_age;
@@ -33,7 +33,7 @@ const SPEC: PanelSpec = PanelSpec {
     markable: true,
 };
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::TableArea {
     let hosts = &app.replica.fleet.hosts;
     let lookup = |k: &RowKey| match k {
         RowKey::Id(id) => hosts.get(id),
@@ -41,7 +41,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     };
     // Once per frame, not per row: a pass over the running operations.
     let pulls = crate::app::pulls::by_host(&app.replica.fleet);
-    table::render_panel(app, frame, area, &SPEC, lookup, |app, h| cells(app, h, pulls.get(h.id.as_str())));
+    table::render_panel(app, frame, area, &SPEC, lookup, |app, h| cells(app, h, pulls.get(h.id.as_str())))
 }
 
 /// `⇣ 12.3 MB`, `⇣2 24.6 MB` for two images: the bytes fetched so far, with a symbol.
@@ -62,7 +62,7 @@ pub fn state_label(state: HostState) -> &'static str {
     }
 }
 
-fn cells<'a>(app: &'a App, h: &'a Host, pulls: Option<&HostPulls>) -> Vec<Cell<'a>> {
+fn cells<'a>(app: &'a FrameContext<'a>, h: &'a Host, pulls: Option<&HostPulls>) -> Vec<Cell<'a>> {
     let t = &app.theme;
     // Derived with the heartbeat's age: a silent host is never shown up.
     let (state, silent) = app.replica.host_state(h, app.now);

@@ -6,11 +6,11 @@ use ratatui::layout::Rect;
 
 use super::table::{self, Column, PanelSpec, col, pct, styled, wide};
 use crate::actions::Panel;
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::app::rows::RowKey;
 use crate::protocol::clock::uptime_coarse;
 use crate::protocol::{Instance, InstanceState};
-use crate::views::theme::Theme;
+use crate::theme::Theme;
 
 /// Room for `? running 40s old`: a state whose facts are old, with their age.
 const STATE_WIDTH: u16 = 17;
@@ -36,13 +36,13 @@ const SPEC: PanelSpec = PanelSpec {
     markable: true,
 };
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::TableArea {
     let instances = &app.replica.fleet.instances;
     let lookup = |k: &RowKey| match k {
         RowKey::Id(id) => instances.get(id),
         _ => None,
     };
-    table::render_panel(app, frame, area, &SPEC, lookup, cells);
+    table::render_panel(app, frame, area, &SPEC, lookup, cells)
 }
 
 /// A symbol and a word for each state, and the style that goes with it.
@@ -62,7 +62,7 @@ pub fn state_label(state: InstanceState, t: &Theme) -> (&'static str, ratatui::s
 
 /// An instance's state cell: its label, or when its facts are old (its host or the
 /// controller is silent) the state last known, marked unknown, with their age.
-pub fn state_cell<'a>(app: &App, i: &Instance) -> Cell<'a> {
+pub fn state_cell<'a>(app: &FrameContext, i: &Instance) -> Cell<'a> {
     let t = &app.theme;
     match app.replica.instance_age(&i.host, app.now) {
         Some(ms) => {
@@ -85,7 +85,7 @@ pub fn state_cell<'a>(app: &App, i: &Instance) -> Cell<'a> {
     }
 }
 
-fn cells<'a>(app: &'a App, i: &'a Instance) -> Vec<Cell<'a>> {
+fn cells<'a>(app: &'a FrameContext<'a>, i: &'a Instance) -> Vec<Cell<'a>> {
     let t = &app.theme;
     let up = match (i.state, i.started_at) {
         (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => {

@@ -9,13 +9,13 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::app::logs::{LOG_LINES_KEPT, LogState, LogView, find_ci};
 use crate::protocol::LogSource;
 use crate::protocol::clock::hms;
-use crate::views::theme::Theme;
+use crate::theme::Theme;
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let Some(view) = &app.logs else { return };
     let t = &app.theme;
     frame.render_widget(Clear, area);

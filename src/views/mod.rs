@@ -1,5 +1,7 @@
-//! Pure rendering from the app's state: one file per panel or dialog. Views never do I/O
-//! and never take locks; they build rows for the visible window only.
+//! Pure rendering from the frame context (`app::FrameContext`): one file per panel or
+//! dialog. Views read what the context worked out before the draw; they do no I/O, change
+//! no state and build rows for the visible window only. The one exception is the cockpit's
+//! own log under the Events panel: tui-logger's widget reads its buffer behind a lock.
 
 mod apps;
 mod audit;
@@ -8,7 +10,6 @@ mod detail;
 mod events;
 mod footer;
 mod header;
-pub use header::{tab_at, tab_positions};
 mod help;
 mod hosts;
 mod instances;
@@ -17,10 +18,10 @@ mod palette;
 mod routes;
 mod table;
 mod text;
-pub mod theme;
+
 mod wizard;
 
-pub use table::{Column, window_start};
+pub use table::{Column, TableArea};
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -29,7 +30,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 
 use crate::actions::Panel;
-use crate::app::{App, Overlay};
+use crate::app::{FrameContext, Overlay};
 
 /// Rows of the screen that are not table body: header, tabs, footer, the panel's borders
 /// and its column header.
@@ -53,19 +54,41 @@ pub fn columns(panel: Panel) -> &'static [table::Column] {
     }
 }
 
-/// The screen row of a table's first data row: under the header, the tabs, the panel's
-/// top border and its column header. Mouse clicks are mapped with it.
-pub const TABLE_FIRST_ROW: u16 = 4;
+/// What a frame drew where, for mouse hit-testing (television's `UiState`): the tabs and
+/// the table's rows, or nothing when a dialog is over them (a click then does nothing).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Drawn {
+    pub tabs: Option<Tabs>,
+    pub table: Option<TableArea>,
+}
 
-/// The screen row of the panel tabs, under the header.
-pub const TABS_ROW: u16 = 1;
+/// The tabs' screen row, and each tab's panel and columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tabs {
+    pub row: u16,
+    pub spans: Vec<(Panel, std::ops::Range<u16>)>,
+}
+
+impl Drawn {
+    /// The panel whose tab is drawn at this cell.
+    pub fn tab_at(&self, column: u16, row: u16) -> Option<Panel> {
+        let tabs = self.tabs.as_ref().filter(|t| t.row == row)?;
+        tabs.spans.iter().find(|(_, xs)| xs.contains(&column)).map(|(panel, _)| *panel)
+    }
+
+    /// The current panel's row drawn at this screen row.
+    pub fn row_at(&self, row: u16) -> Option<usize> {
+        self.table.and_then(|t| t.row_at(row))
+    }
+}
 
 /// How many table rows fit on a screen of this height.
 pub fn body_rows(height: u16) -> usize {
     height.saturating_sub(CHROME_ROWS).max(1) as usize
 }
 
-pub fn render(app: &App, frame: &mut Frame) {
+/// Draws the whole screen and says where the tabs and rows went.
+pub fn render(app: &FrameContext, frame: &mut Frame) -> Drawn {
     let area = frame.area();
     let [head, tabs, body, foot] = Layout::vertical([
         Constraint::Length(1),
@@ -75,15 +98,15 @@ pub fn render(app: &App, frame: &mut Frame) {
     ])
     .areas(area);
     header::render(app, frame, head);
-    header::render_tabs(app, frame, tabs);
-    match app.panel {
+    let tab_spans = header::render_tabs(app, frame, tabs);
+    let table = match app.panel {
         Panel::Hosts => hosts::render(app, frame, body),
         Panel::Instances => instances::render(app, frame, body),
         Panel::Routes => routes::render(app, frame, body),
         Panel::Events => events::render(app, frame, body),
         Panel::Audit => audit::render(app, frame, body),
         Panel::Apps => apps::render(app, frame, body),
-    }
+    };
     footer::render(app, frame, foot);
     for overlay in &app.overlays {
         match overlay {
@@ -96,6 +119,10 @@ pub fn render(app: &App, frame: &mut Frame) {
             Overlay::Logs => logs::render(app, frame, body),
             Overlay::Wizard(w) => wizard::render(app, w, frame, body),
         }
+    }
+    match app.overlays.is_empty() {
+        true => Drawn { tabs: Some(Tabs { row: tabs.y, spans: tab_spans }), table: Some(table) },
+        false => Drawn::default(),
     }
 }
 

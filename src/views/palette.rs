@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
-use crate::app::{App, PaletteState, RouteForm};
+use crate::app::{FrameContext, PaletteState, RouteForm};
 use crate::protocol::subjects::RouteVerb;
 
 /// The cursor, drawn as a block: the terminal's own cursor stays hidden.
@@ -19,7 +19,7 @@ fn bottom_box(area: Rect, lines: u16) -> Rect {
     Rect { x: area.x, y: area.y + area.height - h, width: area.width, height: h }
 }
 
-pub fn render_palette(app: &App, p: &PaletteState, frame: &mut Frame, area: Rect) {
+pub fn render_palette(app: &FrameContext, p: &PaletteState, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let mut lines = vec![Line::from(vec![
         Span::styled(":", t.accent),
@@ -60,7 +60,7 @@ pub fn render_palette(app: &App, p: &PaletteState, frame: &mut Frame, area: Rect
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }
 
-pub fn render_filter(app: &App, text: &str, frame: &mut Frame, area: Rect) {
+pub fn render_filter(app: &FrameContext, text: &str, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let shown = app.row_count(app.panel);
     let total = app.total_rows(app.panel);
@@ -91,7 +91,7 @@ pub fn render_filter(app: &App, text: &str, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)).block(block), popup);
 }
 
-pub fn render_form(app: &App, form: &RouteForm, frame: &mut Frame, area: Rect) {
+pub fn render_form(app: &FrameContext, form: &RouteForm, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let title = match form.verb {
         RouteVerb::Weight => " Route weight ",

@@ -8,7 +8,7 @@ use ratatui::widgets::Paragraph;
 
 use super::table::{self, Column, PanelSpec, col, styled, wide};
 use crate::actions::Panel;
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::app::rows::RowKey;
 use crate::protocol::clock::{age, ago_coarse};
 use crate::protocol::{InstanceState, Route, RouteState};
@@ -28,7 +28,7 @@ const SPEC: PanelSpec =
 /// A router that has not reported for this long is called silent.
 const ROUTER_SILENT_MS: u64 = 6_000;
 
-pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::TableArea {
     let mut lines = vec![router_line(app)];
     lines.extend(unrouted_line(app));
     let [status, table_area] =
@@ -39,11 +39,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         RowKey::Route(a, b) => routes.get(&(a.clone(), b.clone())),
         _ => None,
     };
-    table::render_panel(app, frame, table_area, &SPEC, lookup, cells);
+    table::render_panel(app, frame, table_area, &SPEC, lookup, cells)
 }
 
 /// Whether the route table is applied anywhere, and how recently.
-fn router_line(app: &App) -> Line<'static> {
+fn router_line(app: &FrameContext) -> Line<'static> {
     let t = &app.theme;
     if app.routers.is_empty() {
         return Line::from(Span::styled(
@@ -80,7 +80,7 @@ fn router_line(app: &App) -> Line<'static> {
 }
 
 /// Running instances that no route reaches: they take no traffic.
-fn unrouted_line(app: &App) -> Option<Line<'static>> {
+fn unrouted_line(app: &FrameContext) -> Option<Line<'static>> {
     let n = app.facts().unrouted;
     (n > 0).then(|| {
         Line::from(Span::styled(
@@ -90,7 +90,7 @@ fn unrouted_line(app: &App) -> Option<Line<'static>> {
     })
 }
 
-fn cells<'a>(app: &'a App, r: &'a Route) -> Vec<Cell<'a>> {
+fn cells<'a>(app: &'a FrameContext<'a>, r: &'a Route) -> Vec<Cell<'a>> {
     let t = &app.theme;
     // Stale: the controller says so, or no running instance serves the backend now.
     let facts = app.facts();

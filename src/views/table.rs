@@ -10,8 +10,26 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 
 use super::text::put;
-use crate::app::App;
 use crate::app::rows::RowKey;
+use crate::app::{FrameContext, window_start};
+
+/// Where a table's rows were drawn, for mouse hit-testing: screen row `first_row + n`
+/// (n < `height`) shows the panel's row `start + n`, when there is one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableArea {
+    pub first_row: u16,
+    pub height: u16,
+    pub start: usize,
+    pub total: usize,
+}
+
+impl TableArea {
+    /// The panel's row drawn at this screen row, if any.
+    pub fn row_at(&self, y: u16) -> Option<usize> {
+        let n = y.checked_sub(self.first_row).filter(|n| *n < self.height)?;
+        Some(self.start + usize::from(n)).filter(|i| *i < self.total)
+    }
+}
 
 pub struct Column {
     pub title: &'static str,
@@ -71,18 +89,6 @@ pub fn fit(columns: &[Column], width: u16) -> Vec<usize> {
     kept
 }
 
-/// The first row to show so that `selected` is visible in `height` rows.
-pub fn window_start(selected: usize, offset: usize, height: usize, total: usize) -> usize {
-    let height = height.max(1);
-    let mut start = offset.min(total.saturating_sub(height));
-    if selected < start {
-        start = selected;
-    } else if selected >= start + height {
-        start = selected + 1 - height;
-    }
-    start
-}
-
 pub struct TableView<'a> {
     pub title: String,
     pub columns: &'a [Column],
@@ -127,12 +133,12 @@ const HIGHLIGHT_WIDTH: u16 = 2;
 /// highlight symbol and fixed column widths draws, without its per-cell `Text` and layout
 /// work, which cost more than the rest of the frame together at 20k rows.
 pub fn render<'r>(
-    app: &App,
+    app: &FrameContext,
     frame: &mut Frame,
     area: Rect,
     view: TableView<'_>,
     mut row: impl FnMut(usize) -> (Vec<Cell<'r>>, bool),
-) {
+) -> TableArea {
     let theme = &app.theme;
     let selected = view.selected.min(view.total.saturating_sub(1));
     let mut title = vec![
@@ -161,7 +167,7 @@ pub fn render<'r>(
     style_area(buf, area, theme.text);
     let inner = frame_box(buf, area, theme.border, &title);
     if inner.is_empty() {
-        return;
+        return TableArea::default();
     }
     // Column x offsets within `inner`, after the highlight symbol, one space apart.
     let mut xs: Vec<(u16, u16)> = Vec::with_capacity(kept.len() + 1);
@@ -222,6 +228,7 @@ pub fn render<'r>(
         let msg = Rect { x: area.x + 2, y: area.y + 2, width: area.width.saturating_sub(4), height: 1 };
         frame.render_widget(Span::styled(view.empty_text, theme.muted), msg);
     }
+    TableArea { first_row: inner.y + 1, height: body_height as u16, start, total: view.total }
 }
 
 /// Draws a rounded border with `title` on its top edge and returns what is inside: what
@@ -276,7 +283,7 @@ pub struct PanelSpec {
 }
 
 /// The title notes: the active filter, the sort column and direction, the marks.
-pub fn notes(app: &App, panel: crate::actions::Panel, columns: &[Column]) -> Vec<Span<'static>> {
+pub fn notes(app: &FrameContext, panel: crate::actions::Panel, columns: &[Column]) -> Vec<Span<'static>> {
     let t = &app.theme;
     let view = app.view(panel);
     let mut notes = Vec::new();
@@ -311,13 +318,13 @@ pub const NO_MATCH: &str = "no match: Esc clears the filter";
 /// Draws one panel's table from its row index (filtered and sorted): looks up and builds
 /// cells for the visible rows only.
 pub fn render_panel<'a, T: 'a>(
-    app: &'a App,
+    app: &'a FrameContext<'a>,
     frame: &mut Frame,
     area: Rect,
     spec: &PanelSpec,
     lookup: impl Fn(&RowKey) -> Option<&'a T>,
-    cells: impl Fn(&'a App, &'a T) -> Vec<Cell<'a>>,
-) {
+    cells: impl Fn(&'a FrameContext<'a>, &'a T) -> Vec<Cell<'a>>,
+) -> TableArea {
     let PanelSpec { panel, columns, empty_text, markable } = *spec;
     let keys = app.rows(panel);
     // Rows there, none through the filter: say so, not that there is nothing at all.
@@ -338,7 +345,7 @@ pub fn render_panel<'a, T: 'a>(
     render(app, frame, area, view, |i| match keys.get(i) {
         Some(k) => (lookup(k).map(|item| cells(app, item)).unwrap_or_default(), marks.contains(k)),
         None => (vec![], false),
-    });
+    })
 }
 
 /// A cell styled by meaning.
@@ -398,13 +405,5 @@ mod tests {
             assert_eq!(pct(v), format!("{v:>3.0}%"), "{v}");
             v += 0.05;
         }
-    }
-
-    #[test]
-    fn the_window_follows_the_selection() {
-        assert_eq!(window_start(0, 0, 10, 100), 0);
-        assert_eq!(window_start(15, 0, 10, 100), 6);
-        assert_eq!(window_start(3, 6, 10, 100), 3);
-        assert_eq!(window_start(99, 95, 10, 100), 90);
     }
 }

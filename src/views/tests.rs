@@ -11,7 +11,7 @@ use crate::actions::{Action, Panel};
 use crate::app::App;
 use crate::backend::Update;
 use crate::plane::fixture::{T0, fixture};
-use crate::views::theme::{ColorMode, Theme};
+use crate::theme::{ColorMode, Theme};
 
 fn app() -> App {
     crate::app::fixture_app(0)
@@ -19,8 +19,7 @@ fn app() -> App {
 
 fn draw(app: &mut App, w: u16, h: u16) -> Buffer {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-    app.page_rows = super::body_rows(h);
-    terminal.draw(|f| super::render(app, f)).expect("draw");
+    crate::tui::render(&mut terminal, app).expect("draw");
     terminal.backend().buffer().clone()
 }
 

@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
-use crate::app::App;
+use crate::app::FrameContext;
 use crate::app::wizard::{Field, Plan, Step, Wizard};
 use crate::protocol::{OperationStep, StepState};
 
@@ -16,7 +16,7 @@ const CURSOR: &str = "█";
 /// A step and how long it took (ms).
 type Timed<'a> = (&'a OperationStep, u64);
 
-pub fn render(app: &App, w: &Wizard, frame: &mut Frame, area: Rect) {
+pub fn render(app: &FrameContext, w: &Wizard, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let (n, name) = match w.step {
         Step::Form => (1, "form"),
@@ -83,7 +83,7 @@ pub fn render(app: &App, w: &Wizard, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }
 
-fn form(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
+fn form(app: &FrameContext, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
     let mut lines = Vec::new();
     let head = match &w.previous {
@@ -104,7 +104,8 @@ fn form(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
             spans.push(Span::styled(CURSOR, t.accent));
         }
         let used = 12 + value.chars().count() + usize::from(focused);
-        match w.check(*f) {
+        // Checked before the draw (`FrameContext`): the artifact's check reads the disk.
+        match app.wizard_check(i) {
             // The error beside the field when it fits, else on the line below.
             Some(err) if used + 4 + err.chars().count() <= inner_w => {
                 spans.push(Span::styled(format!("  ✕ {err}"), t.bad));
@@ -113,7 +114,7 @@ fn form(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
             Some(err) => {
                 lines.push(Line::from(spans));
                 let room = inner_w.saturating_sub(14).max(10);
-                lines.push(Line::from(Span::styled(format!("{:12}✕ {}", "", clip(&err, room)), t.bad)));
+                lines.push(Line::from(Span::styled(format!("{:12}✕ {}", "", clip(err, room)), t.bad)));
             }
             None => {
                 if focused || value.is_empty() {
@@ -140,7 +141,7 @@ fn prod(w: &Wizard) -> &'static str {
     if w.is_prod() { ", prod" } else { "" }
 }
 
-fn plan_lines(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
+fn plan_lines(app: &FrameContext, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
     let mut lines = Vec::new();
     let Some(plan) = &w.plan else { return lines };
@@ -174,7 +175,7 @@ fn plan_lines(app: &App, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
     lines
 }
 
-fn hosts(app: &App, plan: &Plan) -> Vec<Line<'static>> {
+fn hosts(app: &FrameContext, plan: &Plan) -> Vec<Line<'static>> {
     let t = &app.theme;
     let mut lines = vec![Line::from(Span::styled(
         format!("{:<12} {:<6} {:>4} {:>10} {:>12}  {}", "HOST", "AZ", "NEW", "CPU LEFT", "MEM LEFT", ""),
@@ -205,7 +206,7 @@ fn hosts(app: &App, plan: &Plan) -> Vec<Line<'static>> {
     lines
 }
 
-fn confirm(app: &App, w: &Wizard, rollback: bool) -> Vec<Line<'static>> {
+fn confirm(app: &FrameContext, w: &Wizard, rollback: bool) -> Vec<Line<'static>> {
     let t = &app.theme;
     let name = w.value(Field::App).to_string();
     let question = match (&w.previous, rollback) {
@@ -262,7 +263,7 @@ struct Progress {
 
 /// The steps in `room` lines: all when they fit, else a window ending `up` lines above
 /// the latest, with a line for what is hidden above and below (and the keys for it).
-fn scrolled(app: &App, steps: Vec<Line<'static>>, room: usize, up: usize) -> Vec<Line<'static>> {
+fn scrolled(app: &FrameContext, steps: Vec<Line<'static>>, room: usize, up: usize) -> Vec<Line<'static>> {
     if steps.len() <= room || room < 3 {
         return steps;
     }
@@ -287,7 +288,7 @@ fn scrolled(app: &App, steps: Vec<Line<'static>>, room: usize, up: usize) -> Vec
     out
 }
 
-fn progress(app: &App, w: &Wizard, inner_w: usize) -> Progress {
+fn progress(app: &FrameContext, w: &Wizard, inner_w: usize) -> Progress {
     let t = &app.theme;
     let fleet = &app.replica.fleet;
     let mut p = Progress::default();

@@ -13,7 +13,7 @@ use quarterdeck::backend::{self, BackendHandle};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::HostState;
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::nats_support::{HEARTBEAT, Plane, PlaneConfig, WAIT, connect, ctl_ok_async, snapshot};
 use crate::support::carry_out;

@@ -7,7 +7,7 @@ use quarterdeck::app::{App, Overlay};
 use quarterdeck::backend::{self, BackendHandle};
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Constraints, DeployRequest, InstanceState, RouteState};
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::support::{carry_out, fast_sandbox, pump};
 

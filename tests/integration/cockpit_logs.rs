@@ -17,7 +17,7 @@ use quarterdeck::protocol::subjects::{self, LogsVerb};
 use quarterdeck::protocol::{
     AgentAck, Constraints, DeployRequest, Envelope, InstanceState, LogBatch, LogsRequest, decode,
 };
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::support::{fast_sandbox, pump, screen};
 

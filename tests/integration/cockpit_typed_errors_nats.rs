@@ -15,7 +15,7 @@ use quarterdeck::backend::{self, BackendHandle, Command, CommandError, Identity,
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Accepted, ControlCommand, ErrorCode, RestartBody, RestartRequest};
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::nats_support::{Plane, PlaneConfig, connect};
 use crate::support::{carry_out, pump};

@@ -9,16 +9,14 @@ use quarterdeck::app::{App, Overlay, Wizard};
 use quarterdeck::backend::{self, BackendHandle, Identity};
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Constraints, DeployRequest, InstanceState};
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::support::{carry_out, fast_sandbox, pump};
 
 /// The screen, `width` x 60: tall enough for every step of a two-instance deploy.
 fn screen(app: &mut App, width: u16) -> String {
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 60)).unwrap();
-    app.page_rows = quarterdeck::views::body_rows(60);
-    app.refresh_views();
-    terminal.draw(|f| quarterdeck::views::render(app, f)).unwrap();
+    quarterdeck::tui::render(&mut terminal, app).unwrap();
     let buf = terminal.backend().buffer();
     (0..buf.area.height)
         .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")

@@ -13,7 +13,7 @@ use quarterdeck::backend::upload::RepoSource;
 use quarterdeck::backend::{self, Identity};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::docker_support::inspect;
 use crate::nats_support::{Mode, assert_audited_as_harness_user, connect, eventually};

@@ -16,7 +16,7 @@ use quarterdeck::protocol::{
     Constraints, DeployRequest, EventKind, InstanceState, OperationState, Operator, RestartBody,
     RestartRequest, RouteRequest, subjects,
 };
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::support::{carry_out, fast_sandbox, pump};
 

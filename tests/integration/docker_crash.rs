@@ -16,7 +16,7 @@ use quarterdeck::app::App;
 use quarterdeck::backend::{self, BackendHandle, Command, Identity};
 use quarterdeck::protocol::EventKind;
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 use serde_json::{Value, json};
 
 use crate::docker_support::{docker, site};

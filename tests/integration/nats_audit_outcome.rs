@@ -11,7 +11,7 @@ use quarterdeck::app::App;
 use quarterdeck::backend;
 use quarterdeck::protocol::OperationState;
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::nats_support::{PlaneConfig, block_on, connect, ctl, ctl_json_lines, deploy_args, plane_or_skip};
 use crate::support::{pump, screen};

@@ -13,7 +13,7 @@ use quarterdeck::backend::{self, BackendHandle};
 use quarterdeck::bus::{Bus, BusError};
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::subjects::{self, CtlVerb, RouteVerb};
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::nats_support::{Mode, Plane, PlaneConfig, connect_as, ctl_as, deploy_args};
 use crate::support::{carry_out, pump, screen};

@@ -19,7 +19,7 @@ use quarterdeck::protocol::subjects::{self, LogsVerb};
 use quarterdeck::protocol::{
     AgentAck, Envelope, ErrorCode, InstanceState, LogBatch, LogsRequest, LogsStreamRef,
 };
-use quarterdeck::views::theme::{ColorMode, Theme};
+use quarterdeck::theme::{ColorMode, Theme};
 
 use crate::nats_support::{Mode, Plane, PlaneConfig, WAIT, connect_as, eventually, instances_of};
 use crate::stack_support::{Stack, StackConfig};

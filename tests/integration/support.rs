@@ -34,9 +34,7 @@ pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut c
 pub fn screen(app: &mut quarterdeck::app::App, width: u16) -> String {
     let mut terminal =
         ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 30)).expect("test terminal");
-    app.page_rows = quarterdeck::views::body_rows(30);
-    app.refresh_views();
-    terminal.draw(|f| quarterdeck::views::render(app, f)).expect("draw");
+    quarterdeck::tui::render(&mut terminal, app).expect("draw");
     let buf = terminal.backend().buffer();
     (0..buf.area.height)
         .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")

@@ -69,6 +69,13 @@ impl<W: Write> FrameBackend<W> {
         }
     }
 
+    /// Forgets what the terminal was told about the cursor, after something else (a shell,
+    /// while suspended) wrote to it.
+    pub fn forget(&mut self) {
+        self.cursor_visible = None;
+        self.cursor_at = None;
+    }
+
     /// Frames sent to the terminal so far.
     pub fn frames(&self) -> u64 {
         self.frames
@@ -126,8 +133,12 @@ impl<W: Write> Backend for FrameBackend<W> {
         queue!(self.inner, Show)
     }
 
+    /// Where the cursor was last put, without asking the terminal. The cockpit is
+    /// fullscreen: ratatui asks only to put the cursor back after a clear. Asking the
+    /// terminal is a round trip, and right after a job-control stop the terminal may still
+    /// be in the shell's modes and answer as typed text, or never.
     fn get_cursor_position(&mut self) -> io::Result<Position> {
-        self.inner.get_cursor_position()
+        Ok(self.cursor_at.unwrap_or_default())
     }
 
     fn set_cursor_position<P: Into<Position>>(&mut self, position: P) -> io::Result<()> {

@@ -1,7 +1,8 @@
 //! Themes are data: TOML files with semantic keys, embedded as defaults, with user files
-//! merged over a base (gitui's theme patches). Colour depth follows the terminal: 24-bit
-//! when COLORTERM says so, the 256-colour palette otherwise (the usual case over SSH), and
-//! none at all under NO_COLOR.
+//! merged over a base (gitui's theme patches). Colour depth follows the terminal
+//! (`ColorMode::detect`, the one place that reads it): 24-bit when COLORTERM says so, the
+//! 8 ANSI colours on consoles that have no more (TERM `linux`, `vt100`...), the 256-colour
+//! palette otherwise (the usual case over SSH), and none at all under NO_COLOR or TERM `dumb`.
 
 use std::collections::HashMap;
 
@@ -26,22 +27,31 @@ pub fn builtin_names() -> Vec<&'static str> {
 pub enum ColorMode {
     TrueColor,
     Palette256,
+    /// The 8 ANSI colours (SGR 30-37/40-47), all a Linux console or a VT100 shows.
+    Ansi8,
     None,
 }
 
 impl ColorMode {
-    /// From the environment: `NO_COLOR` (any value) wins, then `COLORTERM`.
+    /// From the environment: `NO_COLOR` (any value) wins, then TERM `dumb`, then
+    /// `COLORTERM`, then TERM.
     pub fn detect() -> ColorMode {
-        Self::from_env(std::env::var_os("NO_COLOR").is_some(), std::env::var("COLORTERM").ok().as_deref())
+        Self::from_env(
+            std::env::var_os("NO_COLOR").is_some(),
+            std::env::var("COLORTERM").ok().as_deref(),
+            std::env::var("TERM").ok().as_deref(),
+        )
     }
 
-    pub fn from_env(no_color: bool, colorterm: Option<&str>) -> ColorMode {
-        if no_color {
-            ColorMode::None
-        } else if matches!(colorterm, Some("truecolor") | Some("24bit")) {
-            ColorMode::TrueColor
-        } else {
-            ColorMode::Palette256
+    pub fn from_env(no_color: bool, colorterm: Option<&str>, term: Option<&str>) -> ColorMode {
+        // A console's own name, and whatever is set up as one (`linux-16color` has more).
+        let eight = |t: &str| matches!(t, "linux" | "ansi" | "cons25") || t.starts_with("vt");
+        match term {
+            _ if no_color => ColorMode::None,
+            Some("dumb") => ColorMode::None,
+            _ if matches!(colorterm, Some("truecolor") | Some("24bit")) => ColorMode::TrueColor,
+            Some(t) if eight(t) => ColorMode::Ansi8,
+            _ => ColorMode::Palette256,
         }
     }
 }
@@ -165,6 +175,7 @@ impl Theme {
                 ColorMode::None => None,
                 ColorMode::TrueColor => Some(c),
                 ColorMode::Palette256 => Some(to_palette(c)),
+                ColorMode::Ansi8 => Some(to_ansi8(c)),
             })
         };
         let fg = |key: &str| -> Result<Style, ConfigError> {
@@ -260,14 +271,103 @@ fn to_palette(c: Color) -> Color {
     }
 }
 
+/// The nearest of the 8 ANSI colours: RGB by distance, the palette's colours through their
+/// RGB, the bright named colours to their dark halves.
+fn to_ansi8(c: Color) -> Color {
+    const ANSI: [(Color, (u8, u8, u8)); 8] = [
+        (Color::Black, (0, 0, 0)),
+        (Color::Red, (205, 0, 0)),
+        (Color::Green, (0, 205, 0)),
+        (Color::Yellow, (205, 205, 0)),
+        (Color::Blue, (0, 0, 238)),
+        (Color::Magenta, (205, 0, 205)),
+        (Color::Cyan, (0, 205, 205)),
+        (Color::Gray, (229, 229, 229)),
+    ];
+    let (r, g, b) = match c {
+        Color::Rgb(r, g, b) => (r, g, b),
+        Color::Indexed(i) if i < 8 => return ANSI[usize::from(i)].0,
+        Color::Indexed(i) if i < 16 => return ANSI[usize::from(i - 8)].0,
+        Color::Indexed(i) => palette_rgb(i),
+        Color::LightRed => return Color::Red,
+        Color::LightGreen => return Color::Green,
+        Color::LightYellow => return Color::Yellow,
+        Color::LightBlue => return Color::Blue,
+        Color::LightMagenta => return Color::Magenta,
+        Color::LightCyan => return Color::Cyan,
+        Color::White | Color::DarkGray => return Color::Gray,
+        other => return other,
+    };
+    let dist = |(x, y, z): (u8, u8, u8)| -> u32 {
+        let d = |a: u8, b: u8| (a as i32 - b as i32).pow(2) as u32;
+        d(x, r) + d(y, g) + d(z, b)
+    };
+    ANSI.iter().min_by_key(|(_, rgb)| dist(*rgb)).map(|(c, _)| *c).unwrap_or(Color::Reset)
+}
+
+/// The RGB of an xterm palette colour from 16 up (the 6x6x6 cube, then the grey ramp).
+fn palette_rgb(i: u8) -> (u8, u8, u8) {
+    if i >= 232 {
+        let v = 8 + 10 * (i - 232);
+        return (v, v, v);
+    }
+    let i = i.saturating_sub(16);
+    let level = |n: u8| -> u8 { if n == 0 { 0 } else { 55 + 40 * n } };
+    (level(i / 36), level(i / 6 % 6), level(i % 6))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn colour_depth_follows_no_color_then_term_then_colorterm() {
+        let mode = ColorMode::from_env;
+        assert_eq!(mode(true, Some("truecolor"), Some("xterm-256color")), ColorMode::None);
+        assert_eq!(mode(false, Some("truecolor"), Some("dumb")), ColorMode::None);
+        assert_eq!(mode(false, None, Some("dumb")), ColorMode::None);
+        assert_eq!(mode(false, None, Some("linux")), ColorMode::Ansi8);
+        assert_eq!(mode(false, None, Some("vt100")), ColorMode::Ansi8);
+        assert_eq!(mode(false, None, Some("vt220")), ColorMode::Ansi8);
+        assert_eq!(mode(false, Some("truecolor"), Some("xterm-256color")), ColorMode::TrueColor);
+        assert_eq!(mode(false, None, Some("xterm-256color")), ColorMode::Palette256);
+        assert_eq!(mode(false, None, Some("tmux-256color")), ColorMode::Palette256);
+        assert_eq!(mode(false, None, None), ColorMode::Palette256);
+    }
+
+    #[test]
+    fn eight_colour_themes_use_only_the_eight_colours() {
+        let basic = [
+            Color::Black,
+            Color::Red,
+            Color::Green,
+            Color::Yellow,
+            Color::Blue,
+            Color::Magenta,
+            Color::Cyan,
+            Color::Gray,
+            Color::Reset,
+        ];
+        for name in builtin_names() {
+            let t = Theme::builtin(name, ColorMode::Ansi8).unwrap();
+            for s in
+                [t.text, t.muted, t.border, t.title, t.accent, t.header, t.selection, t.ok, t.warn, t.bad]
+            {
+                for c in [s.fg, s.bg].into_iter().flatten() {
+                    assert!(basic.contains(&c), "{name}: {c:?} is not one of the 8 colours");
+                }
+            }
+        }
+        assert_eq!(to_ansi8(Color::Rgb(220, 40, 30)), Color::Red);
+        assert_eq!(to_ansi8(Color::Rgb(40, 200, 60)), Color::Green);
+        assert_eq!(to_ansi8(Color::Indexed(196)), Color::Red);
+        assert_eq!(to_ansi8(Color::Indexed(9)), Color::Red);
+    }
+
+    #[test]
     fn builtins_parse_in_every_mode() {
         for name in builtin_names() {
-            for mode in [ColorMode::TrueColor, ColorMode::Palette256, ColorMode::None] {
+            for mode in [ColorMode::TrueColor, ColorMode::Palette256, ColorMode::Ansi8, ColorMode::None] {
                 assert!(Theme::builtin(name, mode).is_some(), "{name} {mode:?}");
             }
         }

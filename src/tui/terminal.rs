@@ -1,11 +1,12 @@
 //! Taking the terminal and always giving it back: raw mode and the alternate screen on the
-//! way in; restored on quit, on panic, and on SIGTERM/SIGHUP (the run loop handles those).
+//! way in; restored on quit, on panic, on SIGTERM/SIGHUP (the run loop handles those), and
+//! while the cockpit is suspended (Ctrl-Z), taken again when it is continued (`fg`).
 
 use std::io::{self, BufWriter, Stdout, Write};
 
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use crossterm::execute;
-use ratatui::{Frame, Terminal};
+use ratatui::Terminal;
 
 use super::output::FrameBackend;
 
@@ -37,6 +38,31 @@ pub fn set_mouse(on: bool) -> io::Result<()> {
     }
 }
 
+/// Ctrl-Z (or a SIGTSTP from outside): gives the terminal back and stops, as the shell's
+/// job control would have (raw mode turns the key into input, and the SIGTSTP handler
+/// takes the signal's default away: this stops with SIGSTOP, as the default would). When
+/// `fg` continues the process, the terminal is taken again (`resume`).
+pub fn suspend(terminal: &mut Tui, mouse: bool) -> io::Result<()> {
+    restore();
+    signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGTSTP)?;
+    resume(terminal, mouse)
+}
+
+/// Takes the terminal again after a stop (Ctrl-Z, or a SIGSTOP from outside, which no
+/// handler sees: SIGCONT says it is over) and has the next frame drawn whole, since the
+/// shell wrote over the screen meanwhile. Taking what is already taken changes nothing.
+pub fn resume(terminal: &mut Tui, mouse: bool) -> io::Result<()> {
+    // crossterm skips enabling what it believes enabled; after a SIGSTOP the shell has put
+    // its own modes back behind its back.
+    let _ = crossterm::terminal::disable_raw_mode();
+    crossterm::terminal::enable_raw_mode()?;
+    execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    set_mouse(mouse)?;
+    // Forget what the screen showed: the next frame writes every cell.
+    terminal.backend_mut().forget();
+    terminal.clear()
+}
+
 /// Gives the terminal back. Safe to call twice.
 pub fn restore() {
     let _ = execute!(io::stdout(), DisableMouseCapture);
@@ -49,17 +75,6 @@ fn install_panic_hook() {
         restore();
         previous(info);
     }));
-}
-
-/// Draws one frame: one write inside a synchronized update, so the terminal shows it
-/// whole, and no write at all when nothing on screen changed. Returns whether it wrote.
-pub fn draw<W: Write>(
-    terminal: &mut Terminal<FrameBackend<W>>,
-    render: impl FnOnce(&mut Frame),
-) -> io::Result<bool> {
-    let before = terminal.backend().frames();
-    terminal.draw(render)?;
-    Ok(terminal.backend().frames() != before)
 }
 
 /// Puts `text` on the clipboard of the terminal the operator sits at, through OSC 52, so

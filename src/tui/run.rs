@@ -1,0 +1,265 @@
+//! The event loop: one `select!` over terminal input, backend updates, a frame timer, a
+//! clock tick and the signals. Input is echoed at once; data redraws are capped at 20 a
+//! second, metrics (heartbeats) are drawn with the 1 s clock, and nothing is written when
+//! nothing on screen changed. Each frame first readies the app's frame context, then draws
+//! it; the layout drawn is kept for the mouse.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
+
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+
+use super::output::FrameBackend;
+use super::terminal::{self, Tui};
+use crate::actions::prompt::{self, InputMode};
+use crate::actions::{Action, Effect};
+use crate::app::App;
+use crate::backend::{BackendHandle, Command};
+use crate::protocol::clock::now_ms;
+use crate::views::Drawn;
+
+const FRAME: Duration = Duration::from_millis(50);
+/// How many backend updates are folded into one model change before a frame may be drawn.
+const BATCH: usize = 4096;
+
+/// Why the loop ended: the exit status says it to the shell (128 + the signal's number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Quit,
+    /// SIGHUP: the terminal went away.
+    Hangup,
+    /// SIGTERM.
+    Terminated,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Quit => 0,
+            Exit::Hangup => 128 + 1,
+            Exit::Terminated => 128 + 15,
+        }
+    }
+}
+
+pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) -> std::io::Result<Exit> {
+    let mut input = EventStream::new();
+    let mut frame_timer = tokio::time::interval(FRAME);
+    frame_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigtstp = signal(SignalKind::from_raw(signal_hook::consts::SIGTSTP))?;
+    let mut sigcont = signal(SignalKind::from_raw(signal_hook::consts::SIGCONT))?;
+    let mut data_dirty = true;
+    let mut backend_open = true;
+
+    let (_, mut drawn) = draw(terminal, app)?;
+    loop {
+        let mut effects = Vec::new();
+        let mut draw_now = false;
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(TermEvent::Key(key))) if is_suspend(&key) => {
+                    terminal::suspend(terminal, app.mouse)?;
+                    draw_now = true;
+                }
+                Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
+                    if let Some(action) = key_action(app, &key) {
+                        effects = app.update(action);
+                        draw_now = true;
+                    }
+                }
+                Some(Ok(TermEvent::Mouse(mouse))) => {
+                    if let Some(action) = super::mouse::action(&mouse, &drawn) {
+                        effects = app.update(action);
+                        draw_now = true;
+                    }
+                }
+                Some(Ok(TermEvent::Resize(_, _))) => {
+                    app.update(Action::Resize);
+                    draw_now = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err),
+                None => break,
+            },
+            update = backend.updates.recv(), if backend_open => match update {
+                Some(first) => data_dirty |= ingest(app, first, &mut backend, &mut effects),
+                None => backend_open = false,
+            },
+            _ = frame_timer.tick() => {
+                if data_dirty {
+                    draw_now = true;
+                }
+            },
+            _ = clock.tick() => {
+                drawn = tick(terminal, app, now_ms())?.1;
+            }
+            _ = sigtstp.recv() => {
+                terminal::suspend(terminal, app.mouse)?;
+                draw_now = true;
+            }
+            _ = sigcont.recv() => {
+                terminal::resume(terminal, app.mouse)?;
+                draw_now = true;
+            }
+            _ = sigterm.recv() => return Ok(Exit::Terminated),
+            _ = sighup.recv() => return Ok(Exit::Hangup),
+        }
+        match carry_out(effects, terminal, app, &backend).await? {
+            Carried::Quit => return Ok(Exit::Quit),
+            _ if app.should_quit => return Ok(Exit::Quit),
+            Carried::Said => draw_now = true,
+            Carried::Done => {}
+        }
+        if draw_now {
+            app.now = now_ms().max(app.now);
+            drawn = draw(terminal, app)?.1;
+            data_dirty = false;
+        }
+    }
+    // The terminal's input ended: nothing more can be asked of the cockpit.
+    Ok(Exit::Quit)
+}
+
+/// What carrying out a batch of effects left to do.
+enum Carried {
+    Done,
+    /// The status line has news (a log saved, or not).
+    Said,
+    Quit,
+}
+
+/// Carries out what `App::update` asked for: commands to the backend, the clipboard, a
+/// saved log, mouse capture.
+async fn carry_out(
+    effects: Vec<Effect>,
+    terminal: &mut Tui,
+    app: &mut App,
+    backend: &BackendHandle,
+) -> std::io::Result<Carried> {
+    let mut carried = Carried::Done;
+    for effect in effects {
+        let command = match effect {
+            Effect::Quit => return Ok(Carried::Quit),
+            Effect::Send(cmd) => Command::Send(cmd),
+            Effect::Resync => Command::Resync,
+            Effect::Logs(start) => Command::Logs(start),
+            Effect::LogsStop => Command::LogsStop,
+            Effect::Upload(req) => Command::Upload(req),
+            Effect::Copy(text) => {
+                terminal::copy(terminal, &text)?;
+                continue;
+            }
+            Effect::MouseCapture(on) => {
+                terminal::set_mouse(on)?;
+                continue;
+            }
+            Effect::SaveLog { path, text, lines } => {
+                match tokio::fs::write(&path, text).await {
+                    Ok(()) => app.say(crate::app::Level::Info, format!("saved {lines} lines to {path}")),
+                    Err(err) => app.say(crate::app::Level::Error, format!("could not save {path}: {err}")),
+                }
+                carried = Carried::Said;
+                continue;
+            }
+        };
+        // The backend gone means the cockpit is ending; nothing is left to tell.
+        let _ = backend.commands.send(command);
+    }
+    Ok(carried)
+}
+
+/// Ctrl-Z suspends, whatever has the keys: raw mode turned the terminal's own into a key.
+fn is_suspend(key: &crossterm::event::KeyEvent) -> bool {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    key.kind == KeyEventKind::Press
+        && key.modifiers.contains(KeyModifiers::CONTROL)
+        && matches!(key.code, KeyCode::Char('z' | 'Z'))
+}
+
+/// Draws a frame of the app; writes nothing when nothing on screen changed. Returns whether
+/// it wrote, and what it drew where.
+pub fn draw<W: Write>(
+    terminal: &mut Terminal<FrameBackend<W>>,
+    app: &mut App,
+) -> std::io::Result<(bool, Drawn)> {
+    let before = terminal.backend().frames();
+    let drawn = render(terminal, app)?;
+    Ok((terminal.backend().frames() != before, drawn))
+}
+
+/// One frame on any backend (the terminal's, or a test's): the app readies the frame
+/// context for the size the frame will have (the table's index is rebuilt at most once
+/// per frame, however many events came in), then the views draw from it and say where
+/// they put the tabs and rows. The draw itself changes nothing in the app.
+pub fn render<B: Backend>(terminal: &mut Terminal<B>, app: &mut App) -> Result<Drawn, B::Error> {
+    terminal.autoresize()?;
+    let height = terminal.get_frame().area().height;
+    let ctx = app.frame_context(crate::views::body_rows(height));
+    let mut drawn = Drawn::default();
+    terminal.draw(|frame| drawn = crate::views::render(&ctx, frame))?;
+    Ok(drawn)
+}
+
+/// The clock's tick: the views' ages move on, and a frame is drawn at once. Only text that
+/// the new time changes is written (see `output`), and the times on screen are coarse
+/// (`protocol::clock`), so an idle cockpit writes nothing; a late heartbeat, a status line
+/// that expires or a data age past its limit is written the second it shows. The bench
+/// calls this too, so its idle figure is the loop's.
+pub fn tick<W: Write>(
+    terminal: &mut Terminal<FrameBackend<W>>,
+    app: &mut App,
+    now: u64,
+) -> std::io::Result<(bool, Drawn)> {
+    app.update(Action::Tick(now));
+    draw(terminal, app)
+}
+
+/// Applies a backend update and the burst behind it as one model change (one frame);
+/// says whether the screen's data changed beyond metrics.
+fn ingest(
+    app: &mut App,
+    first: crate::backend::Update,
+    backend: &mut BackendHandle,
+    effects: &mut Vec<Effect>,
+) -> bool {
+    let structure = app.replica.structure;
+    let mut metrics_only = is_metrics(&first);
+    effects.extend(app.apply(first));
+    for _ in 0..BATCH {
+        match backend.updates.try_recv() {
+            Ok(more) => {
+                metrics_only &= is_metrics(&more);
+                effects.extend(app.apply(more));
+            }
+            Err(_) => break,
+        }
+    }
+    // Metrics alone wait for the 1 s clock: a large fleet heartbeats all the time, and
+    // redrawing for each would keep the cockpit busy.
+    !metrics_only || app.replica.structure != structure
+}
+
+/// Heartbeats change metrics; whatever else the backend says changes what is on screen.
+fn is_metrics(update: &crate::backend::Update) -> bool {
+    matches!(update, crate::backend::Update::Heartbeat(_) | crate::backend::Update::Beacon(_))
+}
+
+/// Dialogs and text fields take keys first (a `q` typed in the palette is text); otherwise
+/// the keymap decides.
+fn key_action(app: &App, key: &crossterm::event::KeyEvent) -> Option<Action> {
+    if let Some(action) = crate::app::logs::key_action(app, key) {
+        return Some(action);
+    }
+    match app.input_mode() {
+        InputMode::Normal => app.keymap.action_for(key),
+        mode => prompt::action_for(mode, key),
+    }
+}
