@@ -1,6 +1,7 @@
 //! The cockpit's state and `update(action) -> effects`, plus the event loop that feeds it.
 //! Views read this state; nothing here draws.
 
+pub mod cells;
 pub mod facts;
 mod forms;
 pub mod logs;

@@ -1,5 +1,5 @@
-//! The rows a filter or a sort looks at, built once and kept: each row's fields and the
-//! text the filter matches, in natural order, plus whether the current filter keeps it.
+//! The rows a filter or a sort looks at, built once and kept: each row's sort keys and
+//! the text the filter matches (both from `cells::row`, what the screen shows), in natural order, plus whether the current filter keeps it.
 //! A filter keystroke re-matches the kept text and builds no row; a heartbeat or an event
 //! rebuilds the rows it touched (`dirty`, see `touched_by`), nothing else. Everything is
 //! rebuilt when the panel's rows come or go (the replica's membership counters), or when
@@ -9,8 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::protocol::{Change, Fleet, Instance};
 
+use super::cells::{RowSource, SortKey, row};
 use super::facts::FleetFacts;
-use super::rows::{Field, Filter, RowKey, fields, natural};
+use super::rows::{Filter, RowKey, natural};
 use crate::actions::Panel;
 use crate::backend::Replica;
 
@@ -23,7 +24,8 @@ pub struct RowCache {
     /// Natural order.
     pub keys: Vec<RowKey>,
     pos: HashMap<RowKey, usize>,
-    pub fields: Vec<Vec<Field>>,
+    /// Each row's sort keys, one per column.
+    pub sort_keys: Vec<Vec<SortKey>>,
     hay: Vec<String>,
     /// Whether each row passes `matched_for`'s filter.
     pub keep: Vec<bool>,
@@ -74,20 +76,20 @@ impl RowCache {
     /// or its sort key changed while the filter keeps it.
     fn refresh_dirty(
         &mut self,
-        build: &dyn Fn(&RowKey) -> Vec<Field>,
+        build: &dyn Fn(&RowKey) -> (Vec<SortKey>, String),
         filter: Option<&Filter>,
         sort_column: Option<usize>,
     ) -> bool {
         let mut moved = false;
         for key in std::mem::take(&mut self.dirty) {
             let Some(&p) = self.pos.get(&key) else { continue };
-            let fields = build(&key);
+            let (keys, hay) = build(&key);
             // A heartbeat that leaves the sorted column alone (sorted by app or host, say)
             // leaves the order alone: no re-sort of every kept row.
-            let sort_key = |f: &[Field]| sort_column.and_then(|c| f.get(c)).map(|f| (f.text.clone(), f.num));
-            moved |= self.keep[p] && sort_key(&self.fields[p]) != sort_key(&fields);
-            self.fields[p] = fields;
-            self.hay[p] = hay(&self.fields[p]);
+            let sort_key = |k: &[SortKey]| sort_column.and_then(|c| k.get(c)).cloned();
+            moved |= self.keep[p] && sort_key(&self.sort_keys[p]) != sort_key(&keys);
+            self.sort_keys[p] = keys;
+            self.hay[p] = hay;
             self.builds += 1;
             let keep = filter.is_none_or(|f| f.keeps(&self.hay[p]));
             moved |= keep != self.keep[p];
@@ -96,10 +98,10 @@ impl RowCache {
         moved
     }
 
-    /// A kept row's fields, for tests.
+    /// A kept row's filter text, for tests.
     #[cfg(test)]
-    pub fn fields_of(&self, key: &RowKey) -> Option<&Vec<Field>> {
-        self.pos.get(key).and_then(|&p| self.fields.get(p))
+    pub fn hay_of(&self, key: &RowKey) -> Option<&str> {
+        self.pos.get(key).and_then(|&p| self.hay.get(p)).map(String::as_str)
     }
 
     /// Notes a row an event or a heartbeat changed; past a fleet's worth it is cheaper to
@@ -128,7 +130,15 @@ impl RowCache {
         // as the clock moving on does.
         let bucket = (time_bucket(panel, now), replica.silence_changes);
         let stamp = (replica.snapshots, super::rows::members(replica, panel), bucket, total);
-        let build = |key: &RowKey| fields(replica, facts, now, panel, key).unwrap_or_default();
+        // Counted once per refresh: a pass over the running operations.
+        let pulls =
+            if panel == Panel::Hosts { super::pulls::by_host(&replica.fleet) } else { Default::default() };
+        let src = RowSource { replica, facts, now };
+        let build = |key: &RowKey| {
+            let row = row(src, &pulls, panel, key).unwrap_or_default();
+            let hay = row.hay();
+            (row.keys(), hay)
+        };
         let filter_text = filter.map(|f| f.text.clone());
         let same_rows_since = |old: &(u64, u64, (u64, u64), usize)| old.0 == stamp.0 && old.2 == stamp.2;
         if self.stamp.as_ref().is_some_and(|old| *old != stamp && same_rows_since(old)) {
@@ -136,7 +146,7 @@ impl RowCache {
             // there are kept (those the change touched are in `dirty`, rebuilt below) and
             // the new ones built. An Events panel gains a row per event this way, not 5,000.
             let keys = natural(replica, panel);
-            let mut old: Vec<Option<(Vec<Field>, String, bool)>> = std::mem::take(&mut self.fields)
+            let mut old: Vec<Option<(Vec<SortKey>, String, bool)>> = std::mem::take(&mut self.sort_keys)
                 .into_iter()
                 .zip(std::mem::take(&mut self.hay))
                 .zip(std::mem::take(&mut self.keep))
@@ -150,13 +160,12 @@ impl RowCache {
                         // Built now, and so not again for being touched.
                         self.dirty.remove(key);
                         self.builds += 1;
-                        let f = build(key);
-                        let h = hay(&f);
+                        let (f, h) = build(key);
                         let k = filter.is_none_or(|x| x.keeps(&h));
                         (f, h, k)
                     }
                 };
-                self.fields.push(f);
+                self.sort_keys.push(f);
                 self.hay.push(h);
                 self.keep.push(k);
             }
@@ -173,8 +182,7 @@ impl RowCache {
         if self.stamp != Some(stamp) {
             self.keys = natural(replica, panel);
             self.pos = self.keys.iter().enumerate().map(|(p, k)| (k.clone(), p)).collect();
-            self.fields = self.keys.iter().map(&build).collect();
-            self.hay = self.fields.iter().map(|f| hay(f)).collect();
+            (self.sort_keys, self.hay) = self.keys.iter().map(&build).unzip();
             self.builds += self.keys.len() as u64;
             self.keep = self.hay.iter().map(|h| filter.is_none_or(|f| f.keeps(h))).collect();
             self.matched_for = Some(filter_text);
@@ -264,18 +272,6 @@ pub fn audit_rows_of(replica: &Replica, changes: &[Change]) -> Vec<(Panel, RowKe
             e.audit.as_ref().is_some_and(|a| a.outcome.operation_id.as_deref() == Some(id.as_str()))
         };
         out.extend(replica.audit.iter().filter(started).map(|e| (Panel::Audit, RowKey::Rev(e.rev))));
-    }
-    out
-}
-
-/// The text a filter sees: every field, space-separated.
-fn hay(fields: &[Field]) -> String {
-    let mut out = String::with_capacity(fields.iter().map(|f| f.text.len() + 1).sum());
-    for (n, f) in fields.iter().enumerate() {
-        if n > 0 {
-            out.push(' ');
-        }
-        out.push_str(&f.text);
     }
     out
 }

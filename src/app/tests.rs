@@ -875,16 +875,13 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     app.refresh_views();
     assert_eq!(builds(&app), before + behind as u64);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-    let row = super::rows::fields(
-        &app.replica,
-        &app.facts(),
-        app.now,
-        Panel::Instances,
-        &super::rows::RowKey::Id(inst.id.clone()),
-    );
-    let cached = app.view(Panel::Instances).cache.fields_of(&super::rows::RowKey::Id(inst.id.clone()));
-    assert_eq!(cached.map(|f| f[10].text.clone()), row.map(|f| f[10].text.clone()));
-    assert_eq!(cached.map(|f| f[10].text.as_str()), Some("off"));
+    let facts = app.facts();
+    let src = super::cells::RowSource { replica: &app.replica, facts: &facts, now: app.now };
+    let key = super::rows::RowKey::Id(inst.id.clone());
+    let row = super::cells::row(src, &Default::default(), Panel::Instances, &key).expect("the row");
+    assert_eq!(row.cells[10].text, "○ off");
+    let cached = app.view(Panel::Instances).cache.hay_of(&key);
+    assert_eq!(cached, Some(row.hay().as_str()));
 
     // A new instance comes: its row is built and the others are kept, and it takes its
     // place in the order at once.

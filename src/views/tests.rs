@@ -619,7 +619,7 @@ fn audit_panel() {
     let buf = draw(&mut app, 200, 10);
     let screen = text(&buf);
     assert_snapshot!(screen);
-    assert!(screen.contains("alice            cockpit · alice@bastion-1 · ssh 10.0.0.5:52344"), "{screen}");
+    assert!(screen.contains("alice cockpit · alice@bastion-1 · ssh 10.0.0.5:52344"), "{screen}");
     assert!(screen.contains("✕ refused: no instance"), "{screen}");
     let (x, y) = find(&buf, "✕ failed: shop-web-1-ab12").expect("the failed restart");
     assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
