@@ -43,7 +43,7 @@ pub enum Bindable {
     Weight,
     Logs,
     Sort,
-    SortReverse,
+    SortPrev,
     Mark,
     Copy,
     Mouse,
@@ -78,8 +78,8 @@ const TABLE: [(Bindable, &str, &str); 32] = [
     (Bindable::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
     (Bindable::Weight, "weight", "route weight (form)"),
     (Bindable::Logs, "logs", "logs of the selected instance"),
-    (Bindable::Sort, "sort", "sort by next column"),
-    (Bindable::SortReverse, "sort_reverse", "reverse the sort"),
+    (Bindable::Sort, "sort", "sort by next column (Shift+letter: that one)"),
+    (Bindable::SortPrev, "sort_prev", "sort by previous column"),
     (Bindable::Mark, "mark", "mark row for bulk actions"),
     (Bindable::Copy, "copy", "copy id (OSC 52)"),
     (Bindable::Mouse, "mouse", "mouse capture on/off"),
@@ -139,7 +139,7 @@ impl Bindable {
             Bindable::Weight => Action::Weight,
             Bindable::Logs => Action::Logs,
             Bindable::Sort => Action::Sort,
-            Bindable::SortReverse => Action::SortReverse,
+            Bindable::SortPrev => Action::SortPrev,
             Bindable::Mark => Action::Mark,
             Bindable::Copy => Action::Copy,
             Bindable::Mouse => Action::Mouse,
@@ -301,7 +301,7 @@ impl Keymap {
         }
         // SHIFT is ignored: terminals send `G` as Char('G') with SHIFT, and Shift-Tab as
         // BackTab.
-        self.lookup.get(&Key::from_event(ev)).map(|b| b.action())
+        self.lookup.get(&Key::from_event(ev)).map(|b| b.action()).or_else(|| sort_jump(ev))
     }
 
     /// The bindings in help order.
@@ -317,6 +317,16 @@ impl Keymap {
     /// The same, borrowed.
     pub fn label_for(&self, action: Bindable) -> &str {
         self.labels.get(&action).map(String::as_str).unwrap_or_default()
+    }
+}
+
+/// An unbound Shift+letter (or `#`, Shift+3) sorts by the column it starts, as k9s
+/// does: bound keys (`G`) keep their action.
+fn sort_jump(ev: &KeyEvent) -> Option<Action> {
+    let plain = !ev.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    match ev.code {
+        KeyCode::Char(c) if plain && (c.is_ascii_uppercase() || c == '#') => Some(Action::SortBy(c)),
+        _ => None,
     }
 }
 
@@ -345,6 +355,18 @@ mod tests {
                 assert!(readme.contains(&label), "README lacks {label} ({})", action.name());
             }
         }
+    }
+
+    #[test]
+    fn an_unbound_shift_letter_sorts_by_its_column_and_bound_ones_keep_their_action() {
+        let k = Keymap::defaults();
+        let key = |c: char, m: KeyModifiers| KeyEvent::new(KeyCode::Char(c), m);
+        assert!(matches!(k.action_for(&key('C', KeyModifiers::SHIFT)), Some(Action::SortBy('C'))));
+        assert!(matches!(k.action_for(&key('#', KeyModifiers::SHIFT)), Some(Action::SortBy('#'))));
+        assert!(matches!(k.action_for(&key('G', KeyModifiers::SHIFT)), Some(Action::Bottom)));
+        assert!(matches!(k.action_for(&key('<', KeyModifiers::SHIFT)), Some(Action::SortPrev)));
+        assert!(k.action_for(&key('C', KeyModifiers::ALT)).is_none());
+        assert!(k.action_for(&key('z', KeyModifiers::NONE)).is_none());
     }
 
     #[test]

@@ -243,11 +243,16 @@ pub fn touched_by(fleet: &Fleet, changes: &[Change]) -> Vec<(Panel, RowKey)> {
                     out.push((Panel::Instances, id(&i.id)));
                 }
             }
-            Change::AppRemoved { .. }
-            | Change::Operation(_)
-            | Change::OperationStep(_)
-            | Change::OperationEnded(_)
-            | Change::OperationRemoved { .. } => {}
+            // An app shows `◌ changing` while an operation runs on it: one that starts,
+            // ends or goes changes its row. Steps change nothing an app shows.
+            Change::Operation(op) => out.push((Panel::Apps, id(&op.app))),
+            Change::OperationEnded(crate::protocol::OperationEnded { id: op, .. })
+            | Change::OperationRemoved { id: op } => {
+                if let Some(op) = fleet.operations.get(op) {
+                    out.push((Panel::Apps, id(&op.app)));
+                }
+            }
+            Change::AppRemoved { .. } | Change::OperationStep(_) => {}
         }
     }
     out

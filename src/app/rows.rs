@@ -111,6 +111,48 @@ pub struct Sort {
     pub descending: bool,
 }
 
+/// How the operator moves the sort: `s`, `<`, or Shift and a column's letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortStep {
+    /// The next column, ascending; past the last, the natural order.
+    Next,
+    /// The previous column, ascending; before the first, the natural order.
+    Prev,
+    /// The first column whose title starts with the letter; on it, the other way round;
+    /// from descending, the next column with that letter (k9s).
+    Letter(char),
+}
+
+/// The sort after `step` on a table with these column titles, or what is wrong with it.
+pub fn next_sort(current: Option<Sort>, titles: &[&str], step: SortStep) -> Result<Option<Sort>, String> {
+    let up = |column: usize| Some(Sort { column, descending: false });
+    let n = titles.len();
+    Ok(match (step, current) {
+        (_, _) if n == 0 => None,
+        (SortStep::Next, None) => up(0),
+        (SortStep::Next, Some(s)) => (s.column + 1 < n).then_some(s.column + 1).and_then(up),
+        (SortStep::Prev, None) => up(n - 1),
+        (SortStep::Prev, Some(s)) => s.column.checked_sub(1).and_then(up),
+        (SortStep::Letter(c), current) => {
+            let starts = |t: &&str| t.chars().next().is_some_and(|f| f.eq_ignore_ascii_case(&c));
+            let matching: Vec<usize> = (0..n).filter(|&i| starts(&titles[i])).collect();
+            let Some(&first) = matching.first() else {
+                let letter = c.to_ascii_uppercase();
+                return Err(format!("no column starts with {letter}: {}", titles.join(" ")));
+            };
+            match current {
+                Some(s) if matching.contains(&s.column) && !s.descending => {
+                    Some(Sort { column: s.column, descending: true })
+                }
+                Some(s) if matching.contains(&s.column) => {
+                    up(matching.iter().copied().find(|&i| i > s.column).unwrap_or(first))
+                }
+                _ => up(first),
+            }
+        }
+    })
+}
+
 /// A table's rows in order, for one replica generation and one filter/sort setting.
 #[derive(Debug, Clone, Default)]
 pub struct RowIndex {
@@ -304,5 +346,30 @@ mod tests {
         assert!(!f.is_regex() && f.keeps("shop-WEB(1)") && !f.keeps("shop-web"));
         assert_eq!(f.label(), "\"web(\"");
         assert!(Filter::parse("!").is_none() && Filter::parse("").is_none());
+    }
+
+    #[test]
+    fn sorting_cycles_both_ways_and_a_letter_jumps_to_its_column() {
+        let titles = ["HOST", "AZ", "HB", "#"];
+        let s = |column, descending| Some(Sort { column, descending });
+        let step = |cur, st| next_sort(cur, &titles, st).expect("a sort");
+        assert_eq!(step(None, SortStep::Next), s(0, false));
+        assert_eq!(step(s(3, true), SortStep::Next), None);
+        assert_eq!(step(s(1, true), SortStep::Next), s(2, false));
+        assert_eq!(step(None, SortStep::Prev), s(3, false));
+        assert_eq!(step(s(2, false), SortStep::Prev), s(1, false));
+        assert_eq!(step(s(0, false), SortStep::Prev), None);
+        // H: HOST ↑, HOST ↓, HB ↑, HB ↓, HOST ↑.
+        let mut cur = None;
+        let mut seen = vec![];
+        for _ in 0..5 {
+            cur = step(cur, SortStep::Letter('H'));
+            seen.push(cur);
+        }
+        assert_eq!(seen, vec![s(0, false), s(0, true), s(2, false), s(2, true), s(0, false)]);
+        assert_eq!(step(s(1, false), SortStep::Letter('#')), s(3, false));
+        let err = next_sort(None, &titles, SortStep::Letter('Z')).expect_err("no such column");
+        assert_eq!(err, "no column starts with Z: HOST AZ HB #");
+        assert_eq!(next_sort(None, &[], SortStep::Next), Ok(None));
     }
 }

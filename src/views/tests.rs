@@ -659,8 +659,8 @@ fn filtered_panel_title() {
     app.update(Action::Filter);
     type_text(&mut app, "shop");
     app.update(Action::Submit);
-    app.update(Action::Sort);
-    app.update(Action::SortReverse);
+    app.update(Action::SortBy('A'));
+    app.update(Action::SortBy('A'));
     let screen = text(&draw(&mut app, 120, 12));
     assert_snapshot!(screen);
     assert!(screen.contains("filter /shop/ (3 of 7) sort APP ↓"), "{screen}");
