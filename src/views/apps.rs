@@ -11,11 +11,11 @@ use crate::app::cells::{RowSource, app_row};
 use crate::app::rows::RowKey;
 
 pub(crate) const COLUMNS: [Column; 8] = [
-    wide("APP", 24, 0),
+    wide("APP", 16, 0),
     col("VERSION", 20, 0),
     col("RUNNING", 9, 0),
-    wide("IMAGE", 40, 2),
-    wide("DOMAIN", 32, 1),
+    wide("IMAGE", 20, 2),
+    wide("DOMAIN", 24, 1),
     col("TAGS", 16, 1),
     col("ROUTES", 7, 3),
     col("STATE", 32, 0),

@@ -18,8 +18,8 @@ pub(crate) const COLUMNS: [Column; 6] = [
     col("TIME", 8, 2),
     col("WHO", 24, 0),
     col("VIA", 48, 1),
-    wide("COMMAND", 40, 0),
-    wide("RESULT", 40, 0),
+    wide("COMMAND", 26, 0),
+    wide("RESULT", 30, 0),
     col("ID", 16, 3),
 ];
 

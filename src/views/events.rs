@@ -13,7 +13,7 @@ use crate::app::rows::{RowKey, event_by_rev};
 
 // KIND fits `NEW_INSTANCE_AND_DEPLOY…`; the message takes what is left.
 pub(crate) const COLUMNS: [Column; 5] =
-    [col("TIME", 8, 2), col("REV", 7, 1), col("KIND", 24, 0), col("APP", 16, 3), wide("MESSAGE", 200, 0)];
+    [col("TIME", 8, 2), col("REV", 7, 1), col("KIND", 24, 0), col("APP", 16, 3), wide("MESSAGE", 24, 0)];
 
 const SPEC: PanelSpec =
     PanelSpec { panel: Panel::Events, columns: &COLUMNS, empty_text: "no events yet", markable: false };

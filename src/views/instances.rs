@@ -14,7 +14,7 @@ use crate::protocol::Instance;
 // What an instance is doing (STATE, RST, ROUTE, its load) outranks where it came from
 // (VERSION, ENDPOINT, ID): at 80 columns the decoration goes first.
 pub(crate) const COLUMNS: [Column; 12] = [
-    wide("APP", 20, 0),
+    wide("APP", 16, 0),
     col("VERSION", 12, 2),
     col("#", 4, 3),
     col("HOST", 12, 0),

@@ -13,8 +13,8 @@ use crate::app::rows::RowKey;
 use crate::protocol::clock::{age, ago_coarse};
 
 pub(crate) const COLUMNS: [Column; 6] = [
-    wide("APP", 20, 0),
-    wide("DOMAIN", 32, 1),
+    wide("APP", 16, 0),
+    wide("DOMAIN", 24, 1),
     col("BACKEND", 21, 0),
     col("STATE", 11, 0),
     col("WEIGHT", 6, 2),

@@ -18,8 +18,9 @@ use crate::app::rows::RowKey;
 
 pub struct Column {
     pub title: &'static str,
-    /// The most the column takes for its content (before a share of spare width): longer
-    /// text is cut with `…`. Narrower content takes less.
+    /// The most the column takes for its content before any spare width is shared out
+    /// (then a column whose text is cut gets it back first): longer text is cut with `…`,
+    /// narrower content takes less.
     pub width: u16,
     /// Lower goes first when the terminal is too narrow; 0 is never dropped.
     pub priority: u8,
