@@ -29,9 +29,10 @@ pub enum Tone {
     Bad,
 }
 
-/// What a cell sorts by.
+/// What a cell sorts by. Borrowed where the row's data holds it, so a frame's visible
+/// rows cost no copy for keys they never sort by; the row cache keeps owned ones.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SortKey {
+pub enum SortKey<'a> {
     /// Nothing to sort by (`-`): before every value.
     Missing,
     Num(f64),
@@ -39,16 +40,20 @@ pub enum SortKey {
     Pair(f64, f64),
     /// A version: dot-separated numbers compare as numbers (1.10 after 1.9), and a
     /// pre-release (`2.0.0-rc1`) comes before its release.
-    Version(String),
-    /// Text, lower-cased: runs of digits compare as numbers (`host-10` after `host-9`).
-    Text(String),
+    Version(Cow<'a, str>),
+    /// Text, ASCII case ignored: runs of digits compare as numbers (`host-10` after
+    /// `host-9`).
+    Text(Cow<'a, str>),
+    /// The cell's text as shown (`Text`, or `Missing` for `-` and nothing): made one of
+    /// those when the row is kept (`Row::keys`).
+    Shown,
 }
 
 /// One cell of a row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowCell<'a> {
     pub text: Cow<'a, str>,
-    pub key: SortKey,
+    pub key: SortKey<'a>,
     pub tone: Tone,
     /// Numbers line up on the right.
     pub right: bool,
@@ -79,9 +84,21 @@ impl Row<'_> {
         out
     }
 
-    /// The sort keys, one per cell.
-    pub fn keys(self) -> Vec<SortKey> {
-        self.cells.into_iter().map(|c| c.key).collect()
+    /// The sort keys, one per cell, owned to be kept.
+    pub fn keys(self) -> Vec<SortKey<'static>> {
+        let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        self.cells
+            .into_iter()
+            .map(|c| match c.key {
+                SortKey::Shown if c.text.is_empty() || c.text == "-" => SortKey::Missing,
+                SortKey::Shown => SortKey::Text(owned(c.text)),
+                SortKey::Text(t) => SortKey::Text(owned(t)),
+                SortKey::Version(v) => SortKey::Version(owned(v)),
+                SortKey::Missing => SortKey::Missing,
+                SortKey::Num(v) => SortKey::Num(v),
+                SortKey::Pair(a, b) => SortKey::Pair(a, b),
+            })
+            .collect()
     }
 }
 
@@ -93,25 +110,22 @@ pub struct RowSource<'a> {
     pub now: u64,
 }
 
-fn cell<'a>(text: impl Into<Cow<'a, str>>, key: SortKey, tone: Tone) -> RowCell<'a> {
+fn cell<'a>(text: impl Into<Cow<'a, str>>, key: SortKey<'a>, tone: Tone) -> RowCell<'a> {
     RowCell { text: text.into(), key, tone, right: false }
 }
 
 /// A cell sorted by its text.
 fn text<'a>(text: impl Into<Cow<'a, str>>, tone: Tone) -> RowCell<'a> {
-    let text = text.into();
-    let key =
-        if text.is_empty() || text == "-" { SortKey::Missing } else { SortKey::Text(text.to_lowercase()) };
-    cell(text, key, tone)
+    cell(text, SortKey::Shown, tone)
 }
 
 /// A number, shown on the right.
-fn num<'a>(text: impl Into<Cow<'a, str>>, key: SortKey, tone: Tone) -> RowCell<'a> {
+fn num<'a>(text: impl Into<Cow<'a, str>>, key: SortKey<'a>, tone: Tone) -> RowCell<'a> {
     RowCell { right: true, ..cell(text, key, tone) }
 }
 
-fn version(v: &str) -> SortKey {
-    if v.is_empty() { SortKey::Missing } else { SortKey::Version(v.to_lowercase()) }
+fn version(v: &str) -> SortKey<'_> {
+    if v.is_empty() { SortKey::Missing } else { SortKey::Version(v.into()) }
 }
 
 /// The row of a panel's row key, or `None` when the key names nothing (any more).
@@ -237,7 +251,7 @@ pub fn host_row<'a>(src: RowSource<'_>, h: &'a Host, pulls: Option<&HostPulls>) 
                 if h.unmanaged.is_empty() { Tone::Text } else { Tone::Warn }
             }),
             num(hb, hb_key, if silent.is_some() { Tone::Warn } else { Tone::Text }),
-            cell(state_cell, SortKey::Text(state.as_str().to_string()), state_tone),
+            cell(state_cell, SortKey::Text(state.as_str().into()), state_tone),
             pull,
             text(tags, if h.warnings.is_empty() { Tone::Muted } else { Tone::Warn }),
         ],
@@ -246,10 +260,10 @@ pub fn host_row<'a>(src: RowSource<'_>, h: &'a Host, pulls: Option<&HostPulls>) 
 }
 
 /// An IPv4 address sorts by its numbers; anything else as text.
-fn ip_key(ip: &str) -> SortKey {
+fn ip_key(ip: &str) -> SortKey<'_> {
     match ip.parse::<std::net::Ipv4Addr>() {
         Ok(a) => SortKey::Num(u32::from(a) as f64),
-        Err(_) => SortKey::Text(ip.to_lowercase()),
+        Err(_) => SortKey::Text(ip.into()),
     }
 }
 
@@ -324,7 +338,11 @@ pub fn instance_row<'a>(src: RowSource<'_>, i: &'a Instance) -> Row<'a> {
     let (state, state_tone) = instance_state(src.replica, src.now, i);
     let old = src.replica.instance_age(&i.host, src.now).is_some();
     // Sorted by the state, not by how old the facts are.
-    let state_key = SortKey::Text(format!("{}{}", if old { "? " } else { "" }, i.state.as_str()));
+    let state_key = if old {
+        SortKey::Text(format!("? {}", i.state.as_str()).into())
+    } else {
+        SortKey::Text(i.state.as_str().into())
+    };
     let (route, route_tone) = route_word(src.facts, &i.app, &i.endpoint, i.state);
     Row {
         cells: vec![
@@ -386,7 +404,7 @@ pub fn route_row<'a>(src: RowSource<'_>, r: &'a Route) -> Row<'a> {
             num(r.weight.to_string(), SortKey::Num(r.weight as f64), Tone::Text),
             cell(
                 inst,
-                if inst_key.is_empty() { SortKey::Missing } else { SortKey::Text(inst_key) },
+                if inst_key.is_empty() { SortKey::Missing } else { SortKey::Text(inst_key.into()) },
                 inst_tone,
             ),
         ],
@@ -402,11 +420,7 @@ pub fn event_row(e: &Event) -> Row<'_> {
         cells: vec![
             cell(hms(e.ts), SortKey::Num(e.ts as f64), Tone::Muted),
             num(e.rev.to_string(), SortKey::Num(e.rev as f64), Tone::Muted),
-            cell(
-                kind,
-                SortKey::Text(e.kind.as_str().to_lowercase()),
-                if bad { Tone::Bad } else { Tone::Accent },
-            ),
+            cell(kind, SortKey::Text(e.kind.as_str().into()), if bad { Tone::Bad } else { Tone::Accent }),
             text(e.app.as_deref().unwrap_or("-"), Tone::Text),
             text(e.message.as_str(), Tone::Text),
         ],
@@ -446,7 +460,7 @@ pub fn audit_row<'a>(src: RowSource<'_>, e: &'a Event) -> Row<'a> {
             text(a.what(), Tone::Text),
             cell(
                 format!("{} {result}", verdict.mark()),
-                SortKey::Text(result.to_lowercase()),
+                SortKey::Text(result.clone().into()),
                 verdict_tone(verdict),
             ),
             text(a.command_id.as_str(), Tone::Muted),
@@ -510,13 +524,13 @@ pub fn app_row<'a>(src: RowSource<'_>, a: &'a AppSpec) -> Row<'a> {
 
 /// The order of two sort keys: `Missing` first, then numbers, versions and text. Keys
 /// of one column are of one kind (or missing).
-pub fn compare(a: &SortKey, b: &SortKey) -> Ordering {
+pub fn compare(a: &SortKey<'_>, b: &SortKey<'_>) -> Ordering {
     use SortKey::*;
-    let rank = |k: &SortKey| match k {
+    let rank = |k: &SortKey<'_>| match k {
         Missing => 0,
         Num(_) | Pair(..) => 1,
         Version(_) => 2,
-        Text(_) => 3,
+        Text(_) | Shown => 3,
     };
     let f = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(Ordering::Equal);
     match (a, b) {
@@ -532,22 +546,21 @@ pub fn compare(a: &SortKey, b: &SortKey) -> Ordering {
 
 /// `1.9 < 1.10`, `2.0.0-rc1 < 2.0.0`, `v2 < v10`.
 fn compare_versions(a: &str, b: &str) -> Ordering {
-    let split = |v: &'_ str| -> (String, Option<String>) {
-        match v.split_once('-') {
-            Some((core, pre)) => (core.to_string(), Some(pre.to_string())),
-            None => (v.to_string(), None),
-        }
+    let split = |v| match str::split_once(v, '-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (v, None),
     };
     let ((ca, pa), (cb, pb)) = (split(a), split(b));
-    natural(&ca, &cb).then_with(|| match (pa, pb) {
+    natural(ca, cb).then_with(|| match (pa, pb) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,
-        (Some(x), Some(y)) => natural(&x, &y),
+        (Some(x), Some(y)) => natural(x, y),
     })
 }
 
-/// Natural order: runs of ASCII digits compare by their value, the rest by character.
+/// Natural order: runs of ASCII digits compare by their value, the rest byte by byte with
+/// ASCII case ignored (compared in place: a sort makes many comparisons per row).
 fn natural(a: &str, b: &str) -> Ordering {
     let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
     loop {
@@ -569,8 +582,9 @@ fn natural(a: &str, b: &str) -> Ordering {
                 y = &y[m..];
             }
             (Some(c), Some(d)) => {
+                let (c, d) = (c.to_ascii_lowercase(), d.to_ascii_lowercase());
                 if c != d {
-                    return c.cmp(d);
+                    return c.cmp(&d);
                 }
                 x = &x[1..];
                 y = &y[1..];
@@ -588,6 +602,8 @@ mod tests {
         assert_eq!(natural("host-9", "host-10"), Ordering::Less);
         assert_eq!(natural("a2", "a02"), Ordering::Less);
         assert_eq!(natural("abc", "abd"), Ordering::Less);
+        assert_eq!(natural("ABC", "abd"), Ordering::Less);
+        assert_eq!(natural("Host-2", "host-2"), Ordering::Equal);
         assert_eq!(natural("", "a"), Ordering::Less);
         assert_eq!(compare_versions("1.9", "1.10"), Ordering::Less);
         assert_eq!(compare_versions("1.10.0", "1.9.3"), Ordering::Greater);

@@ -25,7 +25,7 @@ pub struct RowCache {
     pub keys: Vec<RowKey>,
     pos: HashMap<RowKey, usize>,
     /// Each row's sort keys, one per column.
-    pub sort_keys: Vec<Vec<SortKey>>,
+    pub sort_keys: Vec<Vec<SortKey<'static>>>,
     hay: Vec<String>,
     /// Whether each row passes `matched_for`'s filter.
     pub keep: Vec<bool>,
@@ -76,7 +76,7 @@ impl RowCache {
     /// or its sort key changed while the filter keeps it.
     fn refresh_dirty(
         &mut self,
-        build: &dyn Fn(&RowKey) -> (Vec<SortKey>, String),
+        build: &dyn Fn(&RowKey) -> (Vec<SortKey<'static>>, String),
         filter: Option<&Filter>,
         sort_column: Option<usize>,
     ) -> bool {
@@ -86,7 +86,7 @@ impl RowCache {
             let (keys, hay) = build(&key);
             // A heartbeat that leaves the sorted column alone (sorted by app or host, say)
             // leaves the order alone: no re-sort of every kept row.
-            let sort_key = |k: &[SortKey]| sort_column.and_then(|c| k.get(c)).cloned();
+            let sort_key = |k: &[SortKey<'static>]| sort_column.and_then(|c| k.get(c)).cloned();
             moved |= self.keep[p] && sort_key(&self.sort_keys[p]) != sort_key(&keys);
             self.sort_keys[p] = keys;
             self.hay[p] = hay;
@@ -146,12 +146,13 @@ impl RowCache {
             // there are kept (those the change touched are in `dirty`, rebuilt below) and
             // the new ones built. An Events panel gains a row per event this way, not 5,000.
             let keys = natural(replica, panel);
-            let mut old: Vec<Option<(Vec<SortKey>, String, bool)>> = std::mem::take(&mut self.sort_keys)
-                .into_iter()
-                .zip(std::mem::take(&mut self.hay))
-                .zip(std::mem::take(&mut self.keep))
-                .map(|((f, h), k)| Some((f, h, k)))
-                .collect();
+            let mut old: Vec<Option<(Vec<SortKey<'static>>, String, bool)>> =
+                std::mem::take(&mut self.sort_keys)
+                    .into_iter()
+                    .zip(std::mem::take(&mut self.hay))
+                    .zip(std::mem::take(&mut self.keep))
+                    .map(|((f, h), k)| Some((f, h, k)))
+                    .collect();
             for key in &keys {
                 let kept = self.pos.get(key).and_then(|&p| old.get_mut(p)).and_then(Option::take);
                 let (f, h, k) = match kept {
