@@ -11,6 +11,7 @@ pub mod pulls;
 pub mod row_cache;
 pub mod rows;
 mod run;
+pub mod sort_key;
 pub mod terminal;
 mod update;
 pub mod wizard;

@@ -9,9 +9,10 @@ use std::collections::{HashMap, HashSet};
 
 use crate::protocol::{Change, Fleet, Instance};
 
-use super::cells::{RowSource, SortKey, row};
+use super::cells::{RowSource, row};
 use super::facts::FleetFacts;
 use super::rows::{Filter, RowKey, natural};
+use super::sort_key::SortKey;
 use crate::actions::Panel;
 use crate::backend::Replica;
 
@@ -38,7 +39,8 @@ pub struct RowCache {
     pub orders: u64,
 }
 
-/// What a panel's rows show of the clock: hosts their heartbeat age to the second,
+/// What a panel's rows show of the clock: hosts their heartbeat age to the second (and
+/// with it the bytes of their pulls, which step events move without touching a row),
 /// instances their uptime to the minute; the rest nothing that moves.
 fn time_bucket(panel: Panel, now: u64) -> u64 {
     match panel {

@@ -15,7 +15,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
-use super::cells::{SortKey, compare};
+use super::sort_key::{SortKey, compare};
 
 use super::facts::FleetFacts;
 use super::row_cache::{Refreshed, RowCache};

@@ -13,7 +13,7 @@ use crate::app::rows::RowKey;
 pub(crate) const COLUMNS: [Column; 8] = [
     wide("APP", 16, 0),
     col("VERSION", 20, 0),
-    col("RUNNING", 9, 0),
+    col("RUNNING", 7, 0),
     wide("IMAGE", 20, 2),
     wide("DOMAIN", 24, 1),
     col("TAGS", 16, 1),

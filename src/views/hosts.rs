@@ -19,7 +19,7 @@ pub(crate) const COLUMNS: [Column; 10] = [
     col("IP", 15, 1),
     col("CPU", 4, 0),
     col("MEM", 4, 0),
-    col("INST", 8, 3),
+    col("INST", 5, 3),
     col("HB", 7, 4),
     col("STATE", 16, 0),
     col("PULL", 12, 4),

@@ -16,14 +16,14 @@ use crate::protocol::Instance;
 pub(crate) const COLUMNS: [Column; 12] = [
     wide("APP", 16, 0),
     col("VERSION", 12, 2),
-    col("#", 4, 3),
+    col("#", 3, 3),
     col("HOST", 12, 0),
     wide("ENDPOINT", 21, 1),
     col("STATE", INSTANCE_STATE_WIDTH as u16, 0),
     col("UPTIME", 7, 2),
-    col("RST", 4, 5),
-    col("CPU", 5, 4),
-    col("MEM", 12, 4),
+    col("RST", 3, 5),
+    col("CPU", 4, 4),
+    col("MEM", 10, 4),
     col("ROUTE", 10, 5),
     col("ID", 24, 1),
 ];

@@ -85,14 +85,18 @@ pub fn fit(columns: &[Column], natural: &[u16], width: u16) -> Vec<usize> {
 }
 
 /// Each column's content width: its widest cell among `rows` (the visible window), or
-/// its title.
+/// its title. A column of numbers (right-aligned cells) takes its whole `width` instead:
+/// numbers that change at each heartbeat then never move the columns around them.
 pub fn content_widths(columns: &[Column], rows: &[(Vec<Cell<'_>>, bool)]) -> Vec<u16> {
     columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let widest = rows.iter().filter_map(|(cells, _)| cells.get(i)).map(|c| text_width(&c.text)).max();
-            widest.unwrap_or(0).max(text_width(c.title)).min(u16::MAX as usize) as u16
+            let cells = || rows.iter().filter_map(move |(cells, _)| cells.get(i));
+            let widest = cells().map(|c| text_width(&c.text)).max().unwrap_or(0).max(text_width(c.title));
+            let numbers = cells().any(|c| c.right);
+            let widest = if numbers { widest.max(c.width as usize) } else { widest };
+            widest.min(u16::MAX as usize) as u16
         })
         .collect()
 }
@@ -440,18 +444,18 @@ mod tests {
 
     #[test]
     fn columns_are_sized_from_their_content_up_to_their_width() {
-        let cols = [col("KIND", 24, 0), col("#", 4, 0), col("X", 3, 0)];
+        let cols = [col("KIND", 24, 0), col("#", 4, 0), col("X", 3, 0), col("N", 5, 0)];
+        let number = |text: &'static str| Cell { right: true, ..Cell::from(text) };
+        let long = Cell::from("NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST");
         let rows = vec![
-            (
-                vec![Cell::from("NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST"), Cell::from("123"), Cell::from("")],
-                false,
-            ),
-            (vec![Cell::from("UPLOAD"), Cell::from("7"), Cell::from("")], false),
+            (vec![long, Cell::from("123"), Cell::from(""), number("7")], false),
+            (vec![Cell::from("UPLOAD"), Cell::from("7"), Cell::from(""), number("12")], false),
         ];
         let content = content_widths(&cols, &rows);
-        assert_eq!(content, vec![35, 3, 1]);
-        assert_eq!(natural_widths(&cols, &content), vec![24, 3, 1]);
-        assert_eq!(natural_widths(&cols, &content_widths(&cols, &[])), vec![4, 1, 1]);
+        // Numbers take their column's whole width, whatever they are now.
+        assert_eq!(content, vec![35, 3, 1, 5]);
+        assert_eq!(natural_widths(&cols, &content), vec![24, 3, 1, 5]);
+        assert_eq!(natural_widths(&cols, &content_widths(&cols, &[])), vec![4, 1, 1, 1]);
     }
 
     #[test]
