@@ -45,9 +45,9 @@ const TABLE: [(Action, &str, &str); 32] = [
     (Action::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
     (Action::Weight, "weight", "route weight (form)"),
     (Action::Logs, "logs", "logs of the selected instance"),
-    (Action::Sort, "sort", "sort by next column"),
-    (Action::SortReverse, "sort_reverse", "reverse the sort"),
-    (Action::Mark, "mark", "mark/unmark the row, then move down (bulk actions)"),
+    (Action::Sort, "sort", "sort; Shift+letter: column"),
+    (Action::SortPrev, "sort_prev", "sort: previous column"),
+    (Action::Mark, "mark", "mark/unmark, then move down"),
     (Action::Copy, "copy", "copy id (OSC 52)"),
     (Action::Mouse, "mouse", "mouse capture on/off"),
 ];
@@ -234,7 +234,7 @@ impl Keymap {
         }
         // SHIFT is ignored: terminals send `G` as Char('G') with SHIFT, and Shift-Tab as
         // BackTab.
-        self.lookup.get(&Key::from_event(ev)).copied()
+        self.lookup.get(&Key::from_event(ev)).copied().or_else(|| sort_jump(ev))
     }
 
     /// The bindings in help order.
@@ -250,6 +250,16 @@ impl Keymap {
     /// The same, borrowed.
     pub fn label_for(&self, action: Action) -> &str {
         self.labels.get(&action).map(String::as_str).unwrap_or_default()
+    }
+}
+
+/// An unbound Shift+letter (or `#`, Shift+3) sorts by the column it starts, as k9s
+/// does: bound keys (`G`) keep their action.
+fn sort_jump(ev: &KeyEvent) -> Option<Action> {
+    let plain = !ev.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    match ev.code {
+        KeyCode::Char(c) if plain && (c.is_ascii_uppercase() || c == '#') => Some(Action::SortBy(c)),
+        _ => None,
     }
 }
 
@@ -278,6 +288,18 @@ mod tests {
                 assert!(readme.contains(&label), "README lacks {label} ({})", action.name());
             }
         }
+    }
+
+    #[test]
+    fn an_unbound_shift_letter_sorts_by_its_column_and_bound_ones_keep_their_action() {
+        let k = Keymap::defaults();
+        let key = |c: char, m: KeyModifiers| KeyEvent::new(KeyCode::Char(c), m);
+        assert!(matches!(k.action_for(&key('C', KeyModifiers::SHIFT)), Some(Action::SortBy('C'))));
+        assert!(matches!(k.action_for(&key('#', KeyModifiers::SHIFT)), Some(Action::SortBy('#'))));
+        assert!(matches!(k.action_for(&key('G', KeyModifiers::SHIFT)), Some(Action::Bottom)));
+        assert!(matches!(k.action_for(&key('<', KeyModifiers::SHIFT)), Some(Action::SortPrev)));
+        assert!(k.action_for(&key('C', KeyModifiers::ALT)).is_none());
+        assert!(k.action_for(&key('z', KeyModifiers::NONE)).is_none());
     }
 
     #[test]

@@ -96,8 +96,11 @@ pub enum Action {
     Logs,
     /// `s`: sort by the next column.
     Sort,
-    /// `S`: reverse the sort direction.
-    SortReverse,
+    /// `<`: sort by the previous column.
+    SortPrev,
+    /// Shift and a column's first letter (`C` for CPU, `#` for the index), as in k9s: sort
+    /// by that column; again, the other way round.
+    SortBy(char),
     /// Space: mark or unmark the selected row, for bulk actions.
     Mark,
     /// `y`: copy the selected row's id to the clipboard (OSC 52).

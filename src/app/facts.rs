@@ -627,16 +627,6 @@ impl FleetFacts {
     pub fn endpoint(&self, app: &str, endpoint: &str) -> Option<&Endpoint> {
         self.by_endpoint.get(app).and_then(|m| m.get(endpoint))
     }
-
-    /// The routing word for an instance, as `rows::instance_route` says it.
-    pub fn route_word(&self, app: &str, endpoint: &str, state: InstanceState) -> &'static str {
-        match self.endpoint(app, endpoint).and_then(|e| e.route) {
-            Some(RouteState::Disabled) => "○ off",
-            Some(_) => "✓",
-            None if state == InstanceState::Running && !endpoint.is_empty() => "⚠ unrouted",
-            None => "-",
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! (`frame`). Nothing here draws or touches the terminal: the event loop, the terminal and
 //! the frames are `crate::tui`'s.
 
+pub mod cells;
 mod click;
 pub mod facts;
 mod failures;
@@ -11,6 +12,7 @@ pub mod logs;
 pub mod pulls;
 pub mod row_cache;
 pub mod rows;
+pub mod sort_key;
 mod update;
 mod window;
 pub mod wizard;

@@ -1,5 +1,5 @@
-//! The rows a filter or a sort looks at, built once and kept: each row's fields and the
-//! text the filter matches, in natural order, plus whether the current filter keeps it.
+//! The rows a filter or a sort looks at, built once and kept: each row's sort keys and
+//! the text the filter matches (both from `cells::row`, what the screen shows), in natural order, plus whether the current filter keeps it.
 //! A filter keystroke re-matches the kept text and builds no row; a heartbeat or an event
 //! rebuilds the rows it touched (`dirty`, see `touched_by`), nothing else. Everything is
 //! rebuilt when the panel's rows come or go (the replica's membership counters), or when
@@ -9,8 +9,10 @@ use std::collections::{HashMap, HashSet};
 
 use crate::protocol::{Change, Fleet, Instance};
 
+use super::cells::{RowSource, row};
 use super::facts::FleetFacts;
-use super::rows::{Field, Filter, RowKey, fields, natural};
+use super::rows::{Filter, RowKey, natural};
+use super::sort_key::SortKey;
 use crate::actions::Panel;
 use crate::backend::Replica;
 
@@ -23,7 +25,8 @@ pub struct RowCache {
     /// Natural order.
     pub keys: Vec<RowKey>,
     pos: HashMap<RowKey, usize>,
-    pub fields: Vec<Vec<Field>>,
+    /// Each row's sort keys, one per column.
+    pub sort_keys: Vec<Vec<SortKey<'static>>>,
     hay: Vec<String>,
     /// Whether each row passes `matched_for`'s filter.
     pub keep: Vec<bool>,
@@ -36,7 +39,8 @@ pub struct RowCache {
     pub orders: u64,
 }
 
-/// What a panel's rows show of the clock: hosts their heartbeat age to the second,
+/// What a panel's rows show of the clock: hosts their heartbeat age to the second (and
+/// with it the bytes of their pulls, which step events move without touching a row),
 /// instances their uptime to the minute; the rest nothing that moves.
 fn time_bucket(panel: Panel, now: u64) -> u64 {
     match panel {
@@ -74,20 +78,20 @@ impl RowCache {
     /// or its sort key changed while the filter keeps it.
     fn refresh_dirty(
         &mut self,
-        build: &dyn Fn(&RowKey) -> Vec<Field>,
+        build: &dyn Fn(&RowKey) -> (Vec<SortKey<'static>>, String),
         filter: Option<&Filter>,
         sort_column: Option<usize>,
     ) -> bool {
         let mut moved = false;
         for key in std::mem::take(&mut self.dirty) {
             let Some(&p) = self.pos.get(&key) else { continue };
-            let fields = build(&key);
+            let (keys, hay) = build(&key);
             // A heartbeat that leaves the sorted column alone (sorted by app or host, say)
             // leaves the order alone: no re-sort of every kept row.
-            let sort_key = |f: &[Field]| sort_column.and_then(|c| f.get(c)).map(|f| (f.text.clone(), f.num));
-            moved |= self.keep[p] && sort_key(&self.fields[p]) != sort_key(&fields);
-            self.fields[p] = fields;
-            self.hay[p] = hay(&self.fields[p]);
+            let sort_key = |k: &[SortKey<'static>]| sort_column.and_then(|c| k.get(c)).cloned();
+            moved |= self.keep[p] && sort_key(&self.sort_keys[p]) != sort_key(&keys);
+            self.sort_keys[p] = keys;
+            self.hay[p] = hay;
             self.builds += 1;
             let keep = filter.is_none_or(|f| f.keeps(&self.hay[p]));
             moved |= keep != self.keep[p];
@@ -96,10 +100,10 @@ impl RowCache {
         moved
     }
 
-    /// A kept row's fields, for tests.
+    /// A kept row's filter text, for tests.
     #[cfg(test)]
-    pub fn fields_of(&self, key: &RowKey) -> Option<&Vec<Field>> {
-        self.pos.get(key).and_then(|&p| self.fields.get(p))
+    pub fn hay_of(&self, key: &RowKey) -> Option<&str> {
+        self.pos.get(key).and_then(|&p| self.hay.get(p)).map(String::as_str)
     }
 
     /// Notes a row an event or a heartbeat changed; past a fleet's worth it is cheaper to
@@ -128,7 +132,15 @@ impl RowCache {
         // as the clock moving on does.
         let bucket = (time_bucket(panel, now), replica.silence_changes);
         let stamp = (replica.snapshots, super::rows::members(replica, panel), bucket, total);
-        let build = |key: &RowKey| fields(replica, facts, now, panel, key).unwrap_or_default();
+        // Counted once per refresh: a pass over the running operations.
+        let pulls =
+            if panel == Panel::Hosts { super::pulls::by_host(&replica.fleet) } else { Default::default() };
+        let src = RowSource { replica, facts, now };
+        let build = |key: &RowKey| {
+            let row = row(src, &pulls, panel, key).unwrap_or_default();
+            let hay = row.hay();
+            (row.keys(), hay)
+        };
         let filter_text = filter.map(|f| f.text.clone());
         let same_rows_since = |old: &(u64, u64, (u64, u64), usize)| old.0 == stamp.0 && old.2 == stamp.2;
         if self.stamp.as_ref().is_some_and(|old| *old != stamp && same_rows_since(old)) {
@@ -136,12 +148,13 @@ impl RowCache {
             // there are kept (those the change touched are in `dirty`, rebuilt below) and
             // the new ones built. An Events panel gains a row per event this way, not 5,000.
             let keys = natural(replica, panel);
-            let mut old: Vec<Option<(Vec<Field>, String, bool)>> = std::mem::take(&mut self.fields)
-                .into_iter()
-                .zip(std::mem::take(&mut self.hay))
-                .zip(std::mem::take(&mut self.keep))
-                .map(|((f, h), k)| Some((f, h, k)))
-                .collect();
+            let mut old: Vec<Option<(Vec<SortKey<'static>>, String, bool)>> =
+                std::mem::take(&mut self.sort_keys)
+                    .into_iter()
+                    .zip(std::mem::take(&mut self.hay))
+                    .zip(std::mem::take(&mut self.keep))
+                    .map(|((f, h), k)| Some((f, h, k)))
+                    .collect();
             for key in &keys {
                 let kept = self.pos.get(key).and_then(|&p| old.get_mut(p)).and_then(Option::take);
                 let (f, h, k) = match kept {
@@ -150,13 +163,12 @@ impl RowCache {
                         // Built now, and so not again for being touched.
                         self.dirty.remove(key);
                         self.builds += 1;
-                        let f = build(key);
-                        let h = hay(&f);
+                        let (f, h) = build(key);
                         let k = filter.is_none_or(|x| x.keeps(&h));
                         (f, h, k)
                     }
                 };
-                self.fields.push(f);
+                self.sort_keys.push(f);
                 self.hay.push(h);
                 self.keep.push(k);
             }
@@ -173,8 +185,7 @@ impl RowCache {
         if self.stamp != Some(stamp) {
             self.keys = natural(replica, panel);
             self.pos = self.keys.iter().enumerate().map(|(p, k)| (k.clone(), p)).collect();
-            self.fields = self.keys.iter().map(&build).collect();
-            self.hay = self.fields.iter().map(|f| hay(f)).collect();
+            (self.sort_keys, self.hay) = self.keys.iter().map(&build).unzip();
             self.builds += self.keys.len() as u64;
             self.keep = self.hay.iter().map(|h| filter.is_none_or(|f| f.keeps(h))).collect();
             self.matched_for = Some(filter_text);
@@ -235,11 +246,16 @@ pub fn touched_by(fleet: &Fleet, changes: &[Change]) -> Vec<(Panel, RowKey)> {
                     out.push((Panel::Instances, id(&i.id)));
                 }
             }
-            Change::AppRemoved { .. }
-            | Change::Operation(_)
-            | Change::OperationStep(_)
-            | Change::OperationEnded(_)
-            | Change::OperationRemoved { .. } => {}
+            // An app shows `◌ changing` while an operation runs on it: one that starts,
+            // ends or goes changes its row. Steps change nothing an app shows.
+            Change::Operation(op) => out.push((Panel::Apps, id(&op.app))),
+            Change::OperationEnded(crate::protocol::OperationEnded { id: op, .. })
+            | Change::OperationRemoved { id: op } => {
+                if let Some(op) = fleet.operations.get(op) {
+                    out.push((Panel::Apps, id(&op.app)));
+                }
+            }
+            Change::AppRemoved { .. } | Change::OperationStep(_) => {}
         }
     }
     out
@@ -264,18 +280,6 @@ pub fn audit_rows_of(replica: &Replica, changes: &[Change]) -> Vec<(Panel, RowKe
             e.audit.as_ref().is_some_and(|a| a.outcome.operation_id.as_deref() == Some(id.as_str()))
         };
         out.extend(replica.audit.iter().filter(started).map(|e| (Panel::Audit, RowKey::Rev(e.rev))));
-    }
-    out
-}
-
-/// The text a filter sees: every field, space-separated.
-fn hay(fields: &[Field]) -> String {
-    let mut out = String::with_capacity(fields.iter().map(|f| f.text.len() + 1).sum());
-    for (n, f) in fields.iter().enumerate() {
-        if n > 0 {
-            out.push(' ');
-        }
-        out.push_str(&f.text);
     }
     out
 }

@@ -3,8 +3,11 @@
 //! generation and filter/sort settings, so frames only look rows up; views still build
 //! cells for the visible window only.
 //!
+//! A row's cells come from one function per table (`cells`): the filter matches their
+//! text and the sort orders by their keys, so both see what the screen shows.
+//!
 //! Filter syntax: a case-insensitive regex over the row's text (every column as shown,
-//! plus flags such as `stale` and `unrouted`); text that is not a valid regex is matched
+//! plus flags such as `silent` and `unknown`); text that is not a valid regex is matched
 //! as a plain substring instead; a leading `!` keeps the rows that do not match.
 //! The `regex` crate is already built for async-nats, so using it costs no build time or
 //! binary size; a home-made glob would have been the fallback.
@@ -12,12 +15,13 @@
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
+use super::sort_key::{SortKey, compare};
+
 use super::facts::FleetFacts;
 use super::row_cache::{Refreshed, RowCache};
 use crate::actions::Panel;
 use crate::backend::Replica;
-use crate::protocol::clock::{heartbeat_age, hms, uptime_coarse};
-use crate::protocol::{Event, Fleet, InstanceState, RouteState};
+use crate::protocol::Event;
 
 /// A row's identity, stable across updates: a host, instance or app id, a route's
 /// `(app, backend)`, or an event's revision.
@@ -107,6 +111,48 @@ pub struct Sort {
     pub descending: bool,
 }
 
+/// How the operator moves the sort: `s`, `<`, or Shift and a column's letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortStep {
+    /// The next column, ascending; past the last, the natural order.
+    Next,
+    /// The previous column, ascending; before the first, the natural order.
+    Prev,
+    /// The first column whose title starts with the letter; on it, the other way round;
+    /// from descending, the next column with that letter (k9s).
+    Letter(char),
+}
+
+/// The sort after `step` on a table with these column titles, or what is wrong with it.
+pub fn next_sort(current: Option<Sort>, titles: &[&str], step: SortStep) -> Result<Option<Sort>, String> {
+    let up = |column: usize| Some(Sort { column, descending: false });
+    let n = titles.len();
+    Ok(match (step, current) {
+        (_, _) if n == 0 => None,
+        (SortStep::Next, None) => up(0),
+        (SortStep::Next, Some(s)) => (s.column + 1 < n).then_some(s.column + 1).and_then(up),
+        (SortStep::Prev, None) => up(n - 1),
+        (SortStep::Prev, Some(s)) => s.column.checked_sub(1).and_then(up),
+        (SortStep::Letter(c), current) => {
+            let starts = |t: &&str| t.chars().next().is_some_and(|f| f.eq_ignore_ascii_case(&c));
+            let matching: Vec<usize> = (0..n).filter(|&i| starts(&titles[i])).collect();
+            let Some(&first) = matching.first() else {
+                let letter = c.to_ascii_uppercase();
+                return Err(format!("no column starts with {letter}: {}", titles.join(" ")));
+            };
+            match current {
+                Some(s) if matching.contains(&s.column) && !s.descending => {
+                    Some(Sort { column: s.column, descending: true })
+                }
+                Some(s) if matching.contains(&s.column) => {
+                    up(matching.iter().copied().find(|&i| i > s.column).unwrap_or(first))
+                }
+                _ => up(first),
+            }
+        }
+    })
+}
+
 /// A table's rows in order, for one replica generation and one filter/sort setting.
 #[derive(Debug, Clone, Default)]
 pub struct RowIndex {
@@ -158,46 +204,6 @@ impl PanelView {
     }
 }
 
-/// One cell's value for filtering and sorting.
-#[derive(Debug, Clone)]
-pub struct Field {
-    pub text: String,
-    /// Sorts numerically when present.
-    pub num: Option<f64>,
-}
-
-fn t(text: impl Into<String>) -> Field {
-    Field { text: text.into(), num: None }
-}
-
-fn n(text: impl Into<String>, num: f64) -> Field {
-    Field { text: text.into(), num: Some(num) }
-}
-
-/// How a route's backend is served: `None` when it is fine, else the flag shown.
-pub fn route_flag(fleet: &Fleet, app: &str, backend: &str, stale_mark: bool) -> Option<&'static str> {
-    let serving = fleet.instances_of(app).any(|i| i.endpoint == backend && i.state == InstanceState::Running);
-    // The controller marks a route stale after a grace period; the cockpit says so at once.
-    (stale_mark || !serving).then_some("stale")
-}
-
-/// Whether a running instance has no route: traffic never reaches it.
-pub fn unrouted(fleet: &Fleet, app: &str, endpoint: &str, state: InstanceState) -> bool {
-    state == InstanceState::Running
-        && !endpoint.is_empty()
-        && !fleet.routes.contains_key(&(app.to_string(), endpoint.to_string()))
-}
-
-/// The routing word for an instance in the Instances panel.
-pub fn instance_route(fleet: &Fleet, app: &str, endpoint: &str, state: InstanceState) -> &'static str {
-    match fleet.routes.get(&(app.to_string(), endpoint.to_string())) {
-        Some(r) if r.state == RouteState::Disabled => "○ off",
-        Some(_) => "✓",
-        None if unrouted(fleet, app, endpoint, state) => "⚠ unrouted",
-        None => "-",
-    }
-}
-
 /// The row keys of a panel in natural order: by id, routes by `(app, backend)`, events and
 /// audit records newest first.
 pub(super) fn natural(replica: &Replica, panel: Panel) -> Vec<RowKey> {
@@ -215,148 +221,6 @@ pub(super) fn natural(replica: &Replica, panel: Panel) -> Vec<RowKey> {
 /// An event by revision; events are kept in revision order.
 pub fn event_by_rev(events: &std::collections::VecDeque<Event>, rev: u64) -> Option<&Event> {
     events.binary_search_by_key(&rev, |e| e.rev).ok().and_then(|i| events.get(i))
-}
-
-/// Every column's value for one row, in the order of the panel's columns (see
-/// `views::<panel>::COLUMNS`), plus trailing flags that only the filter sees.
-pub fn fields(
-    replica: &Replica,
-    facts: &FleetFacts,
-    now: u64,
-    panel: Panel,
-    key: &RowKey,
-) -> Option<Vec<Field>> {
-    let f = &replica.fleet;
-    match (panel, key) {
-        (Panel::Hosts, RowKey::Id(id)) => {
-            let h = f.hosts.get(id)?;
-            let hb = replica.heartbeat_age(&h.id, now);
-            let (state, silent) = replica.host_state(h, now);
-            let count = facts.instances_on(&h.id);
-            Some(vec![
-                t(h.id.clone()),
-                t(h.az.clone()),
-                t(h.ip.clone()),
-                n(format!("{:.0}%", h.metrics.cpu_pct), h.metrics.cpu_pct as f64),
-                n(format!("{:.0}%", h.metrics.mem_pct()), h.metrics.mem_pct() as f64),
-                n(count.to_string(), count as f64),
-                n(hb.map(heartbeat_age).unwrap_or_default(), hb.map(|v| v as f64).unwrap_or(f64::MAX)),
-                t(state.as_str()),
-                // PULL: progress moves with step events, which do not rebuild the index, and
-                // finding a host's pulls is a pass over the running operations: not a key.
-                t(String::new()),
-                t(h.tags.join(",")),
-                // Not a column: lets the filter find hosts that are not heard.
-                t(if silent.is_some() { "silent" } else { "" }),
-            ])
-        }
-        (Panel::Instances, RowKey::Id(id)) => {
-            let i = f.instances.get(id)?;
-            let up = match (i.state, i.started_at) {
-                (InstanceState::Running | InstanceState::Unhealthy, Some(s)) => Some(now.saturating_sub(s)),
-                _ => None,
-            };
-            let mem = crate::protocol::percent(i.mem_used_mb, i.mem_limit_mb);
-            let routed = instance_route(f, &i.app, &i.endpoint, i.state);
-            // Old facts are unknown: judged with the replica's last tick, so that the kept
-            // rows follow when a source goes silent or speaks again (`silence_changes`).
-            let old = replica.silence.controller || replica.silence.hosts.contains(&i.host);
-            let state = match (old, i.state, i.last_exit) {
-                (true, state, _) => format!("? {}", state.as_str()),
-                (false, InstanceState::Crashed, Some(exit)) => format!("crashed {}", exit.short()),
-                (false, state, _) => state.as_str().to_string(),
-            };
-            Some(vec![
-                t(i.app.clone()),
-                t(i.version.clone()),
-                n(i.index.to_string(), i.index as f64),
-                t(i.host.clone()),
-                t(i.endpoint.clone()),
-                t(state),
-                n(
-                    i.started_at.filter(|_| up.is_some()).map(|s| uptime_coarse(s, now)).unwrap_or_default(),
-                    up.unwrap_or(0) as f64,
-                ),
-                n(i.restarts.to_string(), i.restarts as f64),
-                n(format!("{:.0}%", i.cpu_pct), i.cpu_pct as f64),
-                n(format!("{}/{}M", i.mem_used_mb, i.mem_limit_mb), mem as f64),
-                t(routed.trim_start_matches(['✓', '⚠', '○', ' ']).to_string()),
-                // Not a column: lets the filter find an instance by id.
-                t(i.id.clone()),
-                t(if old { "unknown" } else { "" }),
-            ])
-        }
-        (Panel::Routes, RowKey::Route(app, backend)) => {
-            let r = f.routes.get(&(app.clone(), backend.clone()))?;
-            let on = facts.endpoint(app, backend);
-            let flag = if r.stale || !on.is_some_and(|e| e.backed()) { "stale" } else { "" };
-            Some(vec![
-                t(r.app.clone()),
-                t(r.domain.clone()),
-                t(r.backend.clone()),
-                t(format!("{} {flag}", r.state.as_str())),
-                n(r.weight.to_string(), r.weight as f64),
-                // As the Instances panel's rows: judged with the replica's last tick.
-                t(match on {
-                    Some(e) if replica.silence.controller || replica.silence.hosts.contains(&e.host) => {
-                        format!("? {}", e.first.as_str())
-                    }
-                    Some(e) => e.first.as_str().to_string(),
-                    None => "none".to_string(),
-                }),
-            ])
-        }
-        (Panel::Events, RowKey::Rev(rev)) => {
-            let e = event_by_rev(&replica.events, *rev)?;
-            Some(event_fields(e))
-        }
-        (Panel::Audit, RowKey::Rev(rev)) => {
-            let e = event_by_rev(&replica.audit, *rev)?;
-            let a = e.audit.as_deref();
-            Some(vec![
-                n(hms(e.ts), e.ts as f64),
-                t(a.map(|a| a.user()).unwrap_or_default()),
-                t(a.map(|a| a.via()).unwrap_or_default()),
-                t(a.map(|a| a.what()).unwrap_or_else(|| e.message.clone())),
-                t(a.map(|a| a.conclusion(a.operation_end(&f.operations).as_ref()).1).unwrap_or_default()),
-                t(a.map(|a| a.command_id.clone()).unwrap_or_default()),
-            ])
-        }
-        (Panel::Apps, RowKey::Id(name)) => {
-            let a = f.apps.get(name)?;
-            let st = facts.app_state(replica, a, now);
-            Some(vec![
-                t(a.name.clone()),
-                t(a.version.clone()),
-                n(format!("{}/{}", st.running, a.instances), st.running as f64 - a.instances as f64),
-                t(a.image.clone()),
-                t(a.domain.clone()),
-                t(a.tags.join(",")),
-                n(format!("{}/{}", st.serving, st.routes), st.serving as f64),
-                t(st.waiting_for(a).unwrap_or(st.health.word())),
-            ])
-        }
-        _ => None,
-    }
-}
-
-fn event_fields(e: &Event) -> Vec<Field> {
-    vec![
-        n(hms(e.ts), e.ts as f64),
-        n(e.rev.to_string(), e.rev as f64),
-        t(e.kind.as_str()),
-        t(e.app.clone().unwrap_or_default()),
-        t(e.message.clone()),
-    ]
-}
-
-fn compare(a: &Field, b: &Field) -> Ordering {
-    match (a.num, b.num) {
-        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-        // Compared a character at a time: a sort makes many comparisons per row, and a
-        // lowercased copy of both sides for each was most of its cost.
-        _ => a.text.chars().flat_map(char::to_lowercase).cmp(b.text.chars().flat_map(char::to_lowercase)),
-    }
 }
 
 /// What an index was built from. In natural order (no filter, no sort) only rows coming
@@ -439,32 +303,29 @@ pub fn build(replica: &Replica, facts: &FleetFacts, now: u64, panel: Panel, view
     view.index.unwrap_or_default()
 }
 
-/// The kept rows, filtered, in sort order.
+/// The kept rows, filtered, in sort order: by the sort column's keys (`cells::compare`),
+/// a stable sort, so rows with equal keys keep their natural order.
 fn order(cache: &RowCache, sort: Option<Sort>, stamp: (u64, u64, usize), total: usize, now: u64) -> RowIndex {
     let mut rows: Vec<usize> = (0..cache.keys.len()).filter(|&p| cache.keep[p]).collect();
-    let empty = t("");
-    let field = |p: usize, column: usize| cache.fields[p].get(column).unwrap_or(&empty);
+    let missing = SortKey::Missing;
+    let key = |p: usize, column: usize| cache.sort_keys[p].get(column).unwrap_or(&missing);
+    let direct = |o: Ordering, sort: Sort| if sort.descending { o.reverse() } else { o };
     if let Some(sort) = sort
-        && rows.iter().all(|&p| field(p, sort.column).num.is_some())
+        && rows.iter().all(|&p| matches!(key(p, sort.column), SortKey::Num(_)))
     {
         // Numbers (a metric, a count) sort on a copy of the keys next to the rows: the
-        // comparisons then read one array, not each row's fields.
-        let mut keyed: Vec<(f64, usize)> =
-            rows.iter().map(|&p| (field(p, sort.column).num.unwrap_or_default(), p)).collect();
-        keyed.sort_by(|a, b| {
-            let o = a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal);
-            if sort.descending { o.reverse() } else { o }
-        });
+        // comparisons then read one array, not each row's keys.
+        let mut keyed: Vec<(f64, usize)> = rows
+            .iter()
+            .map(|&p| match key(p, sort.column) {
+                SortKey::Num(v) => (*v, p),
+                _ => (0.0, p),
+            })
+            .collect();
+        keyed.sort_by(|a, b| direct(a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal), sort));
         rows = keyed.into_iter().map(|(_, p)| p).collect();
     } else if let Some(sort) = sort {
-        rows.sort_by(|&a, &b| {
-            let (x, y) = (
-                cache.fields[a].get(sort.column).unwrap_or(&empty),
-                cache.fields[b].get(sort.column).unwrap_or(&empty),
-            );
-            let o = compare(x, y);
-            if sort.descending { o.reverse() } else { o }
-        });
+        rows.sort_by(|&a, &b| direct(compare(key(a, sort.column), key(b, sort.column)), sort));
     }
     let keys = rows.into_iter().map(|p| cache.keys[p].clone()).collect();
     RowIndex { stamp, keys, total, ordered_at: now, resort_pending: false }
@@ -485,5 +346,30 @@ mod tests {
         assert!(!f.is_regex() && f.keeps("shop-WEB(1)") && !f.keeps("shop-web"));
         assert_eq!(f.label(), "\"web(\"");
         assert!(Filter::parse("!").is_none() && Filter::parse("").is_none());
+    }
+
+    #[test]
+    fn sorting_cycles_both_ways_and_a_letter_jumps_to_its_column() {
+        let titles = ["HOST", "AZ", "HB", "#"];
+        let s = |column, descending| Some(Sort { column, descending });
+        let step = |cur, st| next_sort(cur, &titles, st).expect("a sort");
+        assert_eq!(step(None, SortStep::Next), s(0, false));
+        assert_eq!(step(s(3, true), SortStep::Next), None);
+        assert_eq!(step(s(1, true), SortStep::Next), s(2, false));
+        assert_eq!(step(None, SortStep::Prev), s(3, false));
+        assert_eq!(step(s(2, false), SortStep::Prev), s(1, false));
+        assert_eq!(step(s(0, false), SortStep::Prev), None);
+        // H: HOST ↑, HOST ↓, HB ↑, HB ↓, HOST ↑.
+        let mut cur = None;
+        let mut seen = vec![];
+        for _ in 0..5 {
+            cur = step(cur, SortStep::Letter('H'));
+            seen.push(cur);
+        }
+        assert_eq!(seen, vec![s(0, false), s(0, true), s(2, false), s(2, true), s(0, false)]);
+        assert_eq!(step(s(1, false), SortStep::Letter('#')), s(3, false));
+        let err = next_sort(None, &titles, SortStep::Letter('Z')).expect_err("no such column");
+        assert_eq!(err, "no column starts with Z: HOST AZ HB #");
+        assert_eq!(next_sort(None, &[], SortStep::Next), Ok(None));
     }
 }

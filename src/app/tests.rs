@@ -180,16 +180,28 @@ fn sort_cycles_columns_and_direction_and_the_index_is_cached() {
     };
     let up = cpu(&app);
     assert!(up.windows(2).all(|w| w[0] <= w[1]), "{up:?}");
-    app.update(Action::SortReverse);
+    // Shift-C: CPU again, the other way round.
+    app.update(Action::SortBy('C'));
     let down = cpu(&app);
     assert!(down.windows(2).all(|w| w[0] >= w[1]), "{down:?}");
     assert!(screen(&mut app, 120, 14).contains("sort CPU ↓"));
     // The selection stays on the same host when the order changes.
     app.update(Action::Top);
     let top = app.selected_host().map(|h| h.id.clone());
-    app.update(Action::SortReverse);
+    app.update(Action::SortBy('C'));
     assert_eq!(app.selected_host().map(|h| h.id.clone()), top);
     assert_eq!(app.selection().index, 5);
+    // `<` goes back a column: IP ↑, then AZ, HOST, and the natural order.
+    app.update(Action::SortPrev);
+    assert!(screen(&mut app, 120, 14).contains("sort IP ↑"));
+    for _ in 0..3 {
+        app.update(Action::SortPrev);
+    }
+    assert_eq!(row_ids(&app, Panel::Hosts), natural);
+    app.update(Action::SortBy('C'));
+    // A letter no column starts with says so.
+    app.update(Action::SortBy('Z'));
+    assert!(screen(&mut app, 120, 14).contains("no column starts with Z"));
     // Cached: the stamp matches the replica's generation until the data changes.
     let stamp = app.view(Panel::Hosts).index.as_ref().map(|i| i.stamp);
     assert_eq!(stamp, Some((app.replica.generation, app.view(Panel::Hosts).settings, 6)));
@@ -1022,16 +1034,13 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     app.refresh_views();
     assert_eq!(builds(&app), before + behind as u64);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-    let row = super::rows::fields(
-        &app.replica,
-        &app.facts(),
-        app.now,
-        Panel::Instances,
-        &super::rows::RowKey::Id(inst.id.clone()),
-    );
-    let cached = app.view(Panel::Instances).cache.fields_of(&super::rows::RowKey::Id(inst.id.clone()));
-    assert_eq!(cached.map(|f| f[10].text.clone()), row.map(|f| f[10].text.clone()));
-    assert_eq!(cached.map(|f| f[10].text.as_str()), Some("off"));
+    let facts = app.facts();
+    let src = super::cells::RowSource { replica: &app.replica, facts: &facts, now: app.now };
+    let key = super::rows::RowKey::Id(inst.id.clone());
+    let row = super::cells::row(src, &Default::default(), Panel::Instances, &key).expect("the row");
+    assert_eq!(row.cells[10].text, "○ off");
+    let cached = app.view(Panel::Instances).cache.hay_of(&key);
+    assert_eq!(cached, Some(row.hay().as_str()));
 
     // A new instance comes: its row is built and the others are kept, and it takes its
     // place in the order at once.
@@ -1284,7 +1293,7 @@ fn space_marks_the_row_and_moves_down_as_the_help_says() {
     assert!(!app.view(Panel::Instances).marks.contains(&first), "Space again unmarks");
     app.update(Action::Help);
     let shown = screen(&mut app, 200, 30);
-    assert!(shown.contains("mark/unmark the row, then") && shown.contains("down (bulk actions)"), "{shown}");
+    assert!(shown.contains("mark/unmark, then move down"), "{shown}");
 }
 
 /// A bulk confirmation names its targets, the first few and then `…`.
@@ -1368,4 +1377,135 @@ fn enabling_an_enabled_route_is_a_no_op_that_says_so() {
     assert_eq!(commands.len(), 1, "{commands:?}");
     let ControlCommand::Route(RouteVerb::Disable, req) = &commands[0] else { panic!("{commands:?}") };
     assert_ne!((req.app.clone(), req.backend.clone()), second);
+}
+
+/// A running operation on `app` with these pulls: `(instance, bytes fetched)`.
+fn running_op(id: &str, app: &str, pulls: &[(&str, u64)], now: u64) -> crate::protocol::Operation {
+    use crate::protocol::{OperationKind, OperationState, OperationStep, StepName, StepState};
+    crate::protocol::Operation {
+        id: id.into(),
+        kind: OperationKind::Deploy,
+        app: app.into(),
+        target: format!("{app}@2 x3"),
+        steps: pulls
+            .iter()
+            .map(|(instance, done)| OperationStep {
+                name: StepName::PullImage,
+                instance: Some(instance.to_string()),
+                state: StepState::Running,
+                started_at: now,
+                finished_at: None,
+                detail: format!("{done} of 99999999 bytes, 1 layer(s) pulled of web"),
+            })
+            .collect(),
+        state: OperationState::Running,
+        error: None,
+        started_at: now,
+        finished_at: None,
+        command_id: None,
+        compacted: None,
+    }
+}
+
+/// The filter matches what the screen shows: an app shown `◌ changing` is found by
+/// `/changing`, also on a table whose rows were kept from before the operation began
+/// (sorted), and leaves the filter when the operation ends.
+#[test]
+fn a_filter_finds_the_changing_app_the_screen_shows() {
+    use crate::protocol::{Change, OperationEnded, OperationState, StepCounts};
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Sort);
+    let op = running_op("op-t1", "shop-web", &[], app.now);
+    let update = change_event(&app, vec![Change::Operation(op)]);
+    app.apply(update);
+    app.update(Action::Filter);
+    type_text(&mut app, "changing");
+    app.update(Action::Submit);
+    assert_eq!(row_ids(&app, Panel::Apps), vec!["shop-web".to_string()]);
+    let shown = screen(&mut app, 120, 14);
+    assert!(shown.contains("◌ changing"), "{shown}");
+    let end = OperationEnded {
+        id: "op-t1".into(),
+        state: OperationState::Succeeded,
+        error: None,
+        finished_at: app.now,
+        steps: StepCounts::default(),
+    };
+    let update = change_event(&app, vec![Change::OperationEnded(end)]);
+    app.apply(update);
+    // Rows that leave a filter follow within the second (`RESORT_MS`).
+    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
+    app.refresh_views();
+    assert!(row_ids(&app, Panel::Apps).is_empty(), "{:?}", row_ids(&app, Panel::Apps));
+}
+
+/// Numbers and versions sort as numbers (RST 2 before 10, 1.9 before 1.10), and MEM by
+/// the memory used, as it shows (`100/128M` before `512/1024M`, though 78 % > 50 %).
+#[test]
+fn numbers_versions_and_memory_sort_as_they_show() {
+    use crate::protocol::Change;
+    let mut app = app();
+    let mut ids: Vec<String> = app.replica.fleet.instances.keys().cloned().collect();
+    ids.sort();
+    let mut ten = app.replica.fleet.instances[&ids[0]].clone();
+    let mut two = app.replica.fleet.instances[&ids[1]].clone();
+    (ten.restarts, ten.version, ten.mem_used_mb, ten.mem_limit_mb) = (10, "1.10.0".into(), 100, 128);
+    (two.restarts, two.version, two.mem_used_mb, two.mem_limit_mb) = (2, "1.9.0".into(), 512, 1024);
+    let update = change_event(&app, vec![Change::Instance(ten.clone()), Change::Instance(two.clone())]);
+    app.apply(update);
+    app.update(Action::ShowPanel(Panel::Instances));
+    let at = |app: &App, id: &str| row_ids(app, Panel::Instances).iter().position(|r| r == id);
+    let column = |app: &App, f: fn(&crate::protocol::Instance) -> u64| -> Vec<u64> {
+        row_ids(app, Panel::Instances).iter().map(|id| f(&app.replica.fleet.instances[id])).collect()
+    };
+
+    app.update(Action::SortBy('R'));
+    assert!(screen(&mut app, 160, 14).contains("sort RST ↑"));
+    let rst = column(&app, |i| i.restarts as u64);
+    assert!(rst.windows(2).all(|w| w[0] <= w[1]), "{rst:?}");
+    assert!(at(&app, &two.id) < at(&app, &ten.id));
+
+    app.update(Action::SortBy('V'));
+    assert!(at(&app, &two.id) < at(&app, &ten.id), "1.9.0 before 1.10.0");
+    app.update(Action::SortBy('V'));
+    assert!(at(&app, &ten.id) < at(&app, &two.id), "descending: 1.10.0 first");
+
+    app.update(Action::SortBy('M'));
+    assert!(screen(&mut app, 160, 14).contains("sort MEM ↑"));
+    let used = column(&app, |i| i.mem_used_mb);
+    assert!(used.windows(2).all(|w| w[0] <= w[1]), "{used:?}");
+    assert!(at(&app, &ten.id) < at(&app, &two.id));
+}
+
+/// The Hosts panel's PULL column sorts by the bytes fetched, and follows new pulls.
+#[test]
+fn hosts_sort_by_their_pulls() {
+    use crate::protocol::Change;
+    let mut app = app();
+    let first_on = |app: &App, host: &str| {
+        let mut ids: Vec<String> = app.replica.fleet.instances_on(host).map(|i| i.id.clone()).collect();
+        ids.sort();
+        ids.remove(0)
+    };
+    let (one, six) = (first_on(&app, "host-01"), first_on(&app, "host-06"));
+    let op = running_op("op-pull", "shop-web", &[(&one, 12_000_000), (&six, 3_000_000)], app.now);
+    let update = change_event(&app, vec![Change::Operation(op)]);
+    app.apply(update);
+    app.update(Action::ShowPanel(Panel::Hosts));
+    app.update(Action::SortBy('P'));
+    assert!(screen(&mut app, 120, 14).contains("sort PULL ↑"));
+    // Hosts pulling nothing first, then by bytes.
+    let ids = row_ids(&app, Panel::Hosts);
+    assert_eq!(ids[4..], ["host-06".to_string(), "host-01".to_string()], "{ids:?}");
+    app.update(Action::SortBy('P'));
+    assert_eq!(row_ids(&app, Panel::Hosts)[..2], ["host-01".to_string(), "host-06".to_string()]);
+    // A bigger pull starts on host-03: the order follows within the second.
+    let three = first_on(&app, "host-03");
+    let op = running_op("op-pull-2", "shop-web", &[(&three, 50_000_000)], app.now);
+    let update = change_event(&app, vec![Change::Operation(op)]);
+    app.apply(update);
+    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
+    app.refresh_views();
+    assert_eq!(row_ids(&app, Panel::Hosts)[0], "host-03");
 }

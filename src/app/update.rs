@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::rows::{Filter, RowKey, Sort};
+use super::rows::{Filter, RowKey, SortStep};
 use super::{App, Level, Overlay, RouteForm, Status};
 use crate::actions::keymap::Bindable;
 use crate::actions::palette::{self, Command, RestartTarget};
@@ -147,8 +147,9 @@ impl App {
                 self.overlays.push(Overlay::Filter(current));
                 vec![]
             }
-            Action::Sort => self.sort(false),
-            Action::SortReverse => self.sort(true),
+            Action::Sort => self.sort(SortStep::Next),
+            Action::SortPrev => self.sort(SortStep::Prev),
+            Action::SortBy(c) => self.sort(SortStep::Letter(c)),
             Action::Mark => self.mark(),
             Action::Copy => self.copy(),
             Action::Restart => self.ask_restart(None),
@@ -429,18 +430,17 @@ impl App {
 
     // -- sort, marks, copy ------------------------------------------------------------
 
-    fn sort(&mut self, reverse: bool) -> Vec<Effect> {
+    fn sort(&mut self, step: SortStep) -> Vec<Effect> {
         let panel = self.panel;
         let columns = crate::views::columns(panel);
+        let titles: Vec<&str> = columns.iter().map(|c| c.title).collect();
         let view = &mut self.views[panel.index()];
-        let next = match (view.sort, reverse) {
-            (None, false) => Some(Sort { column: 0, descending: false }),
-            (Some(s), false) if s.column + 1 < columns.len() => {
-                Some(Sort { column: s.column + 1, descending: false })
+        let next = match super::rows::next_sort(view.sort, &titles, step) {
+            Ok(next) => next,
+            Err(why) => {
+                self.say(Level::Warn, why);
+                return vec![];
             }
-            (Some(_), false) => None,
-            (None, true) => Some(Sort { column: 0, descending: true }),
-            (Some(s), true) => Some(Sort { column: s.column, descending: !s.descending }),
         };
         view.set_sort(next);
         let text = match next {

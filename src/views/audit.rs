@@ -2,22 +2,21 @@
 //! who sent it (user@host, SSH client, NATS user), what it asked and how it ended: a
 //! command that started an operation shows how the operation ended, not its acceptance.
 
-use super::table::Cell;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
-use super::table::{self, Column, PanelSpec, col, styled, wide};
+use super::table::{self, Column, PanelSpec, col, wide};
 use crate::actions::Panel;
 use crate::app::FrameContext;
+use crate::app::cells::{RowSource, audit_row, verdict_tone};
 use crate::app::rows::{RowKey, event_by_rev};
-use crate::protocol::clock::hms;
-use crate::protocol::{AuditRecord, Event, OperationEnd, Verdict};
+use crate::protocol::{AuditRecord, OperationEnd, Verdict};
 use crate::theme::Theme;
 use ratatui::style::Style;
 
 pub(crate) const COLUMNS: [Column; 6] = [
     col("TIME", 8, 2),
-    col("WHO", 16, 0),
+    col("WHO", 24, 0),
     col("VIA", 48, 1),
     wide("COMMAND", 26, 0),
     wide("RESULT", 30, 0),
@@ -37,23 +36,11 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
         RowKey::Rev(rev) => event_by_rev(audit, *rev),
         _ => None,
     };
-    table::render_panel(app, frame, area, &SPEC, lookup, cells)
-}
-
-fn cells<'a>(app: &'a FrameContext<'a>, e: &'a Event) -> Vec<Cell<'a>> {
-    let t = &app.theme;
-    let Some(a) = e.audit.as_deref() else {
-        return vec![styled(hms(e.ts), t.muted), Cell::from(""), Cell::from(e.message.clone())];
-    };
-    let (verdict, result) = a.conclusion(operation_end(app, a).as_ref());
-    vec![
-        styled(hms(e.ts), t.muted),
-        Cell::from(a.user()),
-        styled(a.via(), t.muted),
-        Cell::from(a.what()),
-        styled(format!("{} {result}", verdict.mark()), verdict_style(&app.theme, verdict)),
-        styled(a.command_id.clone(), t.muted),
-    ]
+    let facts = app.facts();
+    let src = RowSource { replica: &app.replica, facts, now: app.now };
+    table::render_panel(app, frame, area, &SPEC, lookup, |app, e| {
+        table::row_cells(&app.theme, audit_row(src, e))
+    })
 }
 
 /// How the operation a recorded command started stands, from the replica's operations
@@ -63,10 +50,5 @@ pub(crate) fn operation_end(app: &FrameContext, record: &AuditRecord) -> Option<
 }
 
 pub(crate) fn verdict_style(t: &Theme, verdict: Verdict) -> Style {
-    match verdict {
-        Verdict::Good => t.ok,
-        Verdict::Bad => t.bad,
-        Verdict::Pending => t.warn,
-        Verdict::Unknown => t.muted,
-    }
+    table::tone_style(t, verdict_tone(verdict))
 }

@@ -1,20 +1,19 @@
 //! The Events panel: the controller's event stream, newest first, with the cockpit's own
 //! log (tui-logger) beneath it when running in a terminal.
 
-use super::table::Cell;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Block, BorderType};
 
-use super::table::{self, Column, PanelSpec, col, styled, wide};
+use super::table::{self, Column, PanelSpec, col, wide};
 use crate::actions::Panel;
 use crate::app::FrameContext;
+use crate::app::cells::event_row;
 use crate::app::rows::{RowKey, event_by_rev};
-use crate::protocol::Event;
-use crate::protocol::clock::hms;
 
+// KIND fits `NEW_INSTANCE_AND_DEPLOY…`; the message takes what is left.
 pub(crate) const COLUMNS: [Column; 5] =
-    [col("TIME", 8, 2), col("REV", 6, 1), col("KIND", 22, 0), col("APP", 13, 3), wide("MESSAGE", 30, 0)];
+    [col("TIME", 8, 2), col("REV", 7, 1), col("KIND", 24, 0), col("APP", 16, 3), wide("MESSAGE", 24, 0)];
 
 const SPEC: PanelSpec =
     PanelSpec { panel: Panel::Events, columns: &COLUMNS, empty_text: "no events yet", markable: false };
@@ -32,7 +31,9 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
         RowKey::Rev(rev) => event_by_rev(events, *rev),
         _ => None,
     };
-    let drawn = table::render_panel(app, frame, events_area, &SPEC, lookup, cells);
+    let drawn = table::render_panel(app, frame, events_area, &SPEC, lookup, |app, e| {
+        table::row_cells(&app.theme, event_row(e))
+    });
     if let Some(log_area) = log_area {
         let t = &app.theme;
         let block = Block::bordered()
@@ -52,17 +53,4 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
         frame.render_widget(widget, log_area);
     }
     drawn
-}
-
-fn cells<'a>(app: &'a FrameContext<'a>, e: &'a Event) -> Vec<Cell<'a>> {
-    let t = &app.theme;
-    let bad = e.kind.is_bad();
-    let kind = if bad { format!("✕ {}", e.kind.as_str()) } else { e.kind.as_str().to_string() };
-    vec![
-        styled(hms(e.ts), t.muted),
-        styled(format!("{:>6}", e.rev), t.muted),
-        styled(kind, if bad { t.bad } else { t.accent }),
-        Cell::from(e.app.clone().unwrap_or_else(|| "-".into())),
-        Cell::from(e.message.as_str()),
-    ]
 }

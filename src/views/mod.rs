@@ -36,11 +36,7 @@ use crate::app::{FrameContext, Overlay};
 /// and its column header.
 const CHROME_ROWS: u16 = 6;
 
-/// How long a source has been silent, as the views show it: whole seconds at least (a
-/// silence is past 3 periods, so `850ms` would only be noise), then `age`'s units.
-pub fn silence_age(ms: u64) -> String {
-    crate::protocol::clock::age(ms.max(1_000))
-}
+pub use crate::app::cells::silence_age;
 
 /// The columns of a panel's table, for the sort (`s`) and its title.
 pub fn columns(panel: Panel) -> &'static [table::Column] {

@@ -1,25 +1,24 @@
 //! The Routes panel: app domain to backends, as the load balancer has them.
 
-use super::table::Cell;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::table::{self, Column, PanelSpec, col, styled, wide};
+use super::table::{self, Column, PanelSpec, col, wide};
 use crate::actions::Panel;
 use crate::app::FrameContext;
+use crate::app::cells::{RowSource, route_row};
 use crate::app::rows::RowKey;
 use crate::protocol::clock::{age, ago_coarse};
-use crate::protocol::{InstanceState, Route, RouteState};
 
 pub(crate) const COLUMNS: [Column; 6] = [
-    wide("APP", 13, 0),
+    wide("APP", 16, 0),
     wide("DOMAIN", 24, 1),
-    col("BACKEND", 17, 0),
+    col("BACKEND", 21, 0),
     col("STATE", 11, 0),
     col("WEIGHT", 6, 2),
-    col("INSTANCE", 15, 1),
+    col("INSTANCE", 17, 3),
 ];
 
 const SPEC: PanelSpec =
@@ -39,7 +38,11 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
         RowKey::Route(a, b) => routes.get(&(a.clone(), b.clone())),
         _ => None,
     };
-    table::render_panel(app, frame, table_area, &SPEC, lookup, cells)
+    let facts = app.facts();
+    let src = RowSource { replica: &app.replica, facts, now: app.now };
+    table::render_panel(app, frame, table_area, &SPEC, lookup, |app, r| {
+        table::row_cells(&app.theme, route_row(src, r))
+    })
 }
 
 /// Whether the route table is applied anywhere, and how recently.
@@ -88,35 +91,4 @@ fn unrouted_line(app: &FrameContext) -> Option<Line<'static>> {
             app.theme.warn,
         ))
     })
-}
-
-fn cells<'a>(app: &'a FrameContext<'a>, r: &'a Route) -> Vec<Cell<'a>> {
-    let t = &app.theme;
-    // Stale: the controller says so, or no running instance serves the backend now.
-    let facts = app.facts();
-    let backing = facts.endpoint(&r.app, &r.backend);
-    let stale = r.stale || !backing.is_some_and(|e| e.backed());
-    let (state, style) = match (r.state, stale) {
-        (RouteState::Enabled, true) => ("◐ stale", t.warn),
-        (RouteState::Disabled, true) => ("○ off,stale", t.muted),
-        (RouteState::Enabled, false) => ("● enabled", t.ok),
-        (RouteState::Disabled, false) => ("○ disabled", t.muted),
-    };
-    // The instance's state is the controller's word on its host's report: unknown, with
-    // its age, when either is silent.
-    let old = backing.and_then(|e| app.replica.instance_age(&e.host, app.now));
-    let (inst, inst_style) = match backing.map(|e| e.first) {
-        Some(s) if let Some(ms) = old => (format!("? {} {}", s.as_str(), super::silence_age(ms)), t.warn),
-        Some(s) if s == InstanceState::Running => (s.as_str().to_string(), t.text),
-        Some(s) => (format!("⚠ {}", s.as_str()), t.warn),
-        None => ("⚠ none".to_string(), t.warn),
-    };
-    vec![
-        Cell::from(r.app.as_str()),
-        Cell::from(r.domain.as_str()),
-        Cell::from(r.backend.as_str()),
-        styled(state, style),
-        Cell::from(format!("{:>6}", r.weight)),
-        styled(inst, inst_style),
-    ]
 }

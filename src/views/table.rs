@@ -1,5 +1,6 @@
-//! The shared table: columns that drop out by priority on narrow terminals, rows built for
-//! the visible window only, and the selection kept on screen.
+//! The shared table: columns sized from what they show, that drop out by priority on
+//! narrow terminals, rows built for the visible window only, text cut with `…`, and the
+//! selection kept on screen.
 
 use std::borrow::Cow;
 
@@ -10,8 +11,10 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 
 use super::text::put;
+use crate::app::cells::{Row, Tone};
 use crate::app::rows::RowKey;
 use crate::app::{FrameContext, window_start};
+use crate::theme::Theme;
 
 /// Where a table's rows were drawn, for mouse hit-testing: screen row `first_row + n`
 /// (n < `height`) shows the panel's row `start + n`, when there is one.
@@ -33,6 +36,9 @@ impl TableArea {
 
 pub struct Column {
     pub title: &'static str,
+    /// The most the column takes for its content before any spare width is shared out
+    /// (then a column whose text is cut gets it back first): longer text is cut with `…`,
+    /// narrower content takes less.
     pub width: u16,
     /// Lower goes first when the terminal is too narrow; 0 is never dropped.
     pub priority: u8,
@@ -49,15 +55,22 @@ pub const fn wide(title: &'static str, width: u16, priority: u8) -> Column {
     Column { title, width, priority, grow: true }
 }
 
-/// The widths of the kept columns in `width`: spare width goes to the growing columns in
-/// equal shares (to the last column when none grows).
-pub fn widths(columns: &[Column], kept: &[usize], width: u16) -> Vec<u16> {
-    let used: u16 = kept.iter().map(|&i| columns[i].width).sum::<u16>() + kept.len().saturating_sub(1) as u16;
-    let spare = width.saturating_sub(used);
+/// The widths of the kept columns in `width`, from their natural widths (`natural`,
+/// one per column): spare width first goes to the columns whose content is cut, up to
+/// their content's width (`content`), then to the growing columns in equal shares (to
+/// the last column when none grows).
+pub fn widths(columns: &[Column], natural: &[u16], content: &[u16], kept: &[usize], width: u16) -> Vec<u16> {
+    let used: u16 = kept.iter().map(|&i| natural[i]).sum::<u16>() + kept.len().saturating_sub(1) as u16;
+    let mut spare = width.saturating_sub(used);
+    let mut out: Vec<u16> = kept.iter().map(|&i| natural[i]).collect();
+    for (n, &i) in kept.iter().enumerate() {
+        let more = content[i].saturating_sub(natural[i]).min(spare);
+        out[n] += more;
+        spare -= more;
+    }
     let growers: Vec<usize> = (0..kept.len()).filter(|&n| columns[kept[n]].grow).collect();
     let growers = if growers.is_empty() { vec![kept.len().saturating_sub(1)] } else { growers };
     let share = spare / growers.len().max(1) as u16;
-    let mut out: Vec<u16> = kept.iter().map(|&i| columns[i].width).collect();
     for (k, &n) in growers.iter().enumerate() {
         if let Some(w) = out.get_mut(n) {
             // The first grower also takes the remainder.
@@ -67,12 +80,12 @@ pub fn widths(columns: &[Column], kept: &[usize], width: u16) -> Vec<u16> {
     out
 }
 
-/// Which columns fit in `width`, in their original order. The last kept column takes what
-/// is left.
-pub fn fit(columns: &[Column], width: u16) -> Vec<usize> {
+/// Which columns fit in `width` at their natural widths, in their original order. The
+/// last kept column takes what is left.
+pub fn fit(columns: &[Column], natural: &[u16], width: u16) -> Vec<usize> {
     let mut kept: Vec<usize> = (0..columns.len()).collect();
     let need = |kept: &[usize]| -> u16 {
-        kept.iter().map(|&i| columns[i].width).sum::<u16>() + kept.len().saturating_sub(1) as u16
+        kept.iter().map(|&i| natural[i]).sum::<u16>() + kept.len().saturating_sub(1) as u16
     };
     while need(&kept) > width && kept.len() > 1 {
         let Some(pos) = kept
@@ -87,6 +100,56 @@ pub fn fit(columns: &[Column], width: u16) -> Vec<usize> {
         kept.remove(pos);
     }
     kept
+}
+
+/// Each column's content width: its widest cell among `rows` (the visible window), or
+/// its title. A column of numbers (right-aligned cells) takes its whole `width` instead:
+/// numbers that change at each heartbeat then never move the columns around them.
+pub fn content_widths(columns: &[Column], rows: &[(Vec<Cell<'_>>, bool)]) -> Vec<u16> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let cells = || rows.iter().filter_map(move |(cells, _)| cells.get(i));
+            let widest = cells().map(|c| text_width(&c.text)).max().unwrap_or(0).max(text_width(c.title));
+            let numbers = cells().any(|c| c.right);
+            let widest = if numbers { widest.max(c.width as usize) } else { widest };
+            widest.min(u16::MAX as usize) as u16
+        })
+        .collect()
+}
+
+/// Each column's natural width: its content's, at most its `width`.
+pub fn natural_widths(columns: &[Column], content: &[u16]) -> Vec<u16> {
+    columns.iter().zip(content).map(|(c, &w)| w.min(c.width)).collect()
+}
+
+/// How many cells `text` takes.
+fn text_width(text: &str) -> usize {
+    if text.is_ascii() { text.len() } else { unicode_width::UnicodeWidthStr::width(text) }
+}
+
+/// `text` cut to `width` cells, ending in `…` when cut.
+pub fn cut(text: &str, width: u16) -> Cow<'_, str> {
+    let width = width as usize;
+    if text_width(text) <= width {
+        return Cow::Borrowed(text);
+    }
+    if width == 0 {
+        return Cow::Borrowed("");
+    }
+    let mut out = String::with_capacity(width + 3);
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    Cow::Owned(out)
 }
 
 pub struct TableView<'a> {
@@ -108,17 +171,19 @@ pub struct TableView<'a> {
 pub struct Cell<'a> {
     pub text: Cow<'a, str>,
     pub style: Style,
+    /// Lined up on the right of its column (numbers).
+    pub right: bool,
 }
 
 impl<'a> From<&'a str> for Cell<'a> {
     fn from(text: &'a str) -> Self {
-        Cell { text: Cow::Borrowed(text), style: Style::default() }
+        Cell { text: Cow::Borrowed(text), style: Style::default(), right: false }
     }
 }
 
 impl From<String> for Cell<'_> {
     fn from(text: String) -> Self {
-        Cell { text: Cow::Owned(text), style: Style::default() }
+        Cell { text: Cow::Owned(text), style: Style::default(), right: false }
     }
 }
 
@@ -157,10 +222,14 @@ pub fn render<'r>(
     // Borders, the highlight symbol and the mark gutter take their share first.
     let gutter = if view.markable { 2 } else { 0 };
     let inner_width = area.width.saturating_sub(4 + gutter);
-    let kept = fit(view.columns, inner_width);
     let height = area.height.saturating_sub(3) as usize;
     let start = window_start(selected, view.offset, height, view.total);
     let end = (start + height).min(view.total);
+    // The visible rows are built first: the columns are sized from them.
+    let rows: Vec<(Vec<Cell<'r>>, bool)> = (start..end).map(&mut row).collect();
+    let content = content_widths(view.columns, &rows);
+    let natural = natural_widths(view.columns, &content);
+    let kept = fit(view.columns, &natural, inner_width);
 
     let area = area.intersection(frame.area());
     let buf = frame.buffer_mut();
@@ -176,34 +245,32 @@ pub fn render<'r>(
         xs.push((x, 1));
         x += 2;
     }
-    for w in widths(view.columns, &kept, inner_width) {
+    for w in widths(view.columns, &natural, &content, &kept, inner_width) {
         xs.push((x, w));
         x = x.saturating_add(w + 1);
     }
-    let put_row = |buf: &mut Buffer, y: u16, cells: &[Cell<'_>]| {
-        for (&(cx, w), cell) in xs.iter().zip(cells) {
-            let w = w.min(inner.width.saturating_sub(cx));
-            if w > 0 {
-                put(buf, inner.x + cx, y, &cell.text, w, cell.style);
-            }
+    let put_cell = |buf: &mut Buffer, cx: u16, w: u16, y: u16, cell: &Cell<'_>| {
+        let w = w.min(inner.width.saturating_sub(cx));
+        if w == 0 {
+            return;
         }
+        let text = cut(&cell.text, w);
+        let pad = if cell.right { w.saturating_sub(text_width(&text) as u16) } else { 0 };
+        put(buf, inner.x + cx + pad, y, &text, w - pad, cell.style);
     };
     let header_y = inner.y;
     style_area(buf, Rect { height: 1, ..inner }, theme.muted);
-    let mut header: Vec<Cell> = Vec::with_capacity(kept.len() + 1);
-    if view.markable {
-        header.push(Cell::from(""));
+    let columns = xs.iter().skip(gutter as usize / 2);
+    for (&(cx, w), &i) in columns.zip(&kept) {
+        put_cell(buf, cx, w, header_y, &Cell::from(view.columns[i].title));
     }
-    header.extend(kept.iter().map(|&i| Cell::from(view.columns[i].title)));
-    put_row(buf, header_y, &header);
 
     let body_height = inner.height.saturating_sub(1) as usize;
-    let end = end.min(start + body_height);
-    for (n, i) in (start..end).enumerate() {
+    for (n, (cells, marked)) in rows.iter().take(body_height).enumerate() {
+        let i = start + n;
         let y = inner.y + 1 + n as u16;
         let row_area = Rect { y, height: 1, ..inner };
-        let (cells, marked) = row(i);
-        if marked {
+        if *marked {
             style_area(buf, row_area, theme.accent);
         }
         if i == selected {
@@ -212,13 +279,12 @@ pub fn render<'r>(
         let mut slots = xs.iter();
         if view.markable
             && let Some(&(cx, _)) = slots.next()
-            && marked
+            && *marked
         {
             put(buf, inner.x + cx, y, "◆", 1, theme.accent);
         }
         for (&(cx, w), cell) in slots.zip(kept.iter().filter_map(|&k| cells.get(k))) {
-            let w = w.min(inner.width.saturating_sub(cx));
-            put(buf, inner.x + cx, y, &cell.text, w, cell.style);
+            put_cell(buf, cx, w, y, cell);
         }
         if i == selected {
             style_area(buf, row_area, theme.selection);
@@ -348,16 +414,24 @@ pub fn render_panel<'a, T: 'a>(
     })
 }
 
-/// A cell styled by meaning.
-pub fn styled<'a>(text: impl Into<Cow<'a, str>>, style: Style) -> Cell<'a> {
-    Cell { text: text.into(), style }
+/// The theme's style for a cell's tone.
+pub fn tone_style(theme: &Theme, tone: Tone) -> Style {
+    match tone {
+        Tone::Text => theme.text,
+        Tone::Muted => theme.muted,
+        Tone::Accent => theme.accent,
+        Tone::Ok => theme.ok,
+        Tone::Warn => theme.warn,
+        Tone::Bad => theme.bad,
+    }
 }
 
-/// `42%` style percentage.
-pub fn pct(v: f32) -> String {
-    // Whole numbers format several times faster than floats, and a table formats a
-    // percentage per row per frame; `{:.0}` rounds ties to even, as this does.
-    if (0.0..1e9).contains(&v) { format!("{:>3}%", v.round_ties_even() as u64) } else { format!("{v:>3.0}%") }
+/// A row of the row model (`app::cells`), styled by the theme.
+pub fn row_cells<'a>(theme: &Theme, row: Row<'a>) -> Vec<Cell<'a>> {
+    row.cells
+        .into_iter()
+        .map(|c| Cell { text: c.text, style: tone_style(theme, c.tone), right: c.right })
+        .collect()
 }
 
 #[cfg(test)]
@@ -367,43 +441,48 @@ mod tests {
     #[test]
     fn narrow_terminals_drop_low_priority_columns_first() {
         let cols = [col("A", 10, 0), col("B", 10, 1), col("C", 10, 2), col("D", 10, 0)];
-        assert_eq!(fit(&cols, 80), vec![0, 1, 2, 3]);
-        assert_eq!(fit(&cols, 32), vec![0, 2, 3]);
-        assert_eq!(fit(&cols, 21), vec![0, 3]);
+        let natural = [10; 4];
+        assert_eq!(fit(&cols, &natural, 80), vec![0, 1, 2, 3]);
+        assert_eq!(fit(&cols, &natural, 32), vec![0, 2, 3]);
+        assert_eq!(fit(&cols, &natural, 21), vec![0, 3]);
+        // Narrow content keeps more columns.
+        assert_eq!(fit(&cols, &[10, 3, 10, 3], 32), vec![0, 1, 2, 3]);
     }
 
     #[test]
     fn spare_width_goes_to_growing_columns() {
         let cols = [col("A", 10, 0), wide("B", 10, 0), wide("C", 10, 0)];
-        assert_eq!(widths(&cols, &[0, 1, 2], 43), vec![10, 16, 15]);
+        assert_eq!(widths(&cols, &[10; 3], &[10; 3], &[0, 1, 2], 43), vec![10, 16, 15]);
         let plain = [col("A", 10, 0), col("B", 10, 0)];
-        assert_eq!(widths(&plain, &[0, 1], 30), vec![10, 19]);
+        assert_eq!(widths(&plain, &[10; 2], &[10; 2], &[0, 1], 30), vec![10, 19]);
+        // A cut column gets its content's width back first.
+        assert_eq!(widths(&cols, &[10; 3], &[14, 10, 10], &[0, 1, 2], 43), vec![14, 14, 13]);
+        assert_eq!(widths(&cols, &[10; 3], &[40, 10, 10], &[0, 1, 2], 43), vec![21, 10, 10]);
     }
 
     #[test]
-    fn percentages_read_as_the_float_format_would() {
-        for v in [
-            0.0f32,
-            0.4,
-            0.5,
-            1.5,
-            2.5,
-            42.49,
-            42.5,
-            99.5,
-            100.0,
-            1234.5,
-            -0.3,
-            -7.0,
-            f32::NAN,
-            f32::INFINITY,
-        ] {
-            assert_eq!(pct(v), format!("{v:>3.0}%"), "{v}");
-        }
-        let mut v = 0.0f32;
-        while v < 200.0 {
-            assert_eq!(pct(v), format!("{v:>3.0}%"), "{v}");
-            v += 0.05;
-        }
+    fn columns_are_sized_from_their_content_up_to_their_width() {
+        let cols = [col("KIND", 24, 0), col("#", 4, 0), col("X", 3, 0), col("N", 5, 0)];
+        let number = |text: &'static str| Cell { right: true, ..Cell::from(text) };
+        let long = Cell::from("NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST");
+        let rows = vec![
+            (vec![long, Cell::from("123"), Cell::from(""), number("7")], false),
+            (vec![Cell::from("UPLOAD"), Cell::from("7"), Cell::from(""), number("12")], false),
+        ];
+        let content = content_widths(&cols, &rows);
+        // Numbers take their column's whole width, whatever they are now.
+        assert_eq!(content, vec![35, 3, 1, 5]);
+        assert_eq!(natural_widths(&cols, &content), vec![24, 3, 1, 5]);
+        assert_eq!(natural_widths(&cols, &content_widths(&cols, &[])), vec![4, 1, 1, 1]);
+    }
+
+    #[test]
+    fn cut_text_ends_in_an_ellipsis() {
+        assert_eq!(cut("NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST", 24), "NEW_INSTANCE_AND_DEPLOY…");
+        assert_eq!(cut("short", 24), "short");
+        assert_eq!(cut("exact", 5), "exact");
+        assert_eq!(cut("● running", 5), "● ru…");
+        assert_eq!(cut("abc", 1), "…");
+        assert_eq!(cut("abc", 0), "");
     }
 }

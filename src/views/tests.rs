@@ -200,6 +200,82 @@ fn narrow_terminal_keeps_the_essentials() {
     }
 }
 
+/// An event with these changes and this kind and message, next in revision order.
+fn event_with(
+    app: &App,
+    kind: crate::protocol::EventKind,
+    message: &str,
+    changes: Vec<crate::protocol::Change>,
+) -> crate::protocol::Event {
+    crate::protocol::Event {
+        rev: app.replica.fleet.revision + 1,
+        ts: app.now,
+        kind,
+        app: Some("shop-web".into()),
+        host: None,
+        instance: None,
+        operation_id: None,
+        message: message.into(),
+        changes,
+        audit: None,
+    }
+}
+
+/// At 80x24 the columns that carry state (ROUTE's flags, RST) stay and decoration
+/// (ENDPOINT, ID) goes first; a 3-digit instance index shows whole.
+#[test]
+fn at_80x24_state_outranks_decoration_and_indexes_show_whole() {
+    use crate::protocol::{Change, EventKind, RouteState};
+    let mut app = app();
+    let mut i =
+        app.replica.fleet.instances.values().find(|i| i.app == "shop-web").cloned().expect("an instance");
+    let route = app
+        .replica
+        .fleet
+        .routes
+        .values()
+        .find(|r| r.app == i.app && r.backend == i.endpoint)
+        .cloned()
+        .expect("its route");
+    (i.index, i.restarts) = (123, 12);
+    let changes = vec![
+        Change::Instance(i.clone()),
+        Change::Route(crate::protocol::Route { state: RouteState::Disabled, ..route }),
+    ];
+    let e = event_with(&app, EventKind::RouteDisabled, "route disabled", changes);
+    feed(&mut app, e);
+    app.update(Action::ShowPanel(Panel::Instances));
+    let screen = text(&draw(&mut app, 80, 24));
+    assert_snapshot!(screen);
+    let header = screen.lines().find(|l| l.contains("APP")).expect("the header");
+    for kept in ["#", "STATE", "RST", "ROUTE"] {
+        assert!(header.contains(kept), "{kept} dropped at 80x24: {header}");
+    }
+    for dropped in ["ENDPOINT", " ID"] {
+        assert!(!header.contains(dropped), "{dropped} kept over state at 80x24: {header}");
+    }
+    let row = screen.lines().find(|l| l.contains(" 123 ")).expect("index 123 whole");
+    assert!(row.contains("○ off") && row.contains(" 12 "), "{row}");
+}
+
+/// The Events panel's KIND column fits `NEW_INSTANCE_AND_DEPLOY…` (more when there is
+/// room), and a message too long for the screen ends in `…`.
+#[test]
+fn events_cut_long_kinds_and_messages_with_an_ellipsis() {
+    use crate::protocol::EventKind;
+    let mut app = app();
+    let long = "shop-web-2-af11 on host-04: pulling registry.lab:5000/shop/web:2, 3 layers of 40 MB, then the health check";
+    let e = event_with(&app, EventKind::NewInstanceAndDeployWarRequest, long, vec![]);
+    feed(&mut app, e);
+    app.update(Action::ShowPanel(Panel::Events));
+    let screen = text(&draw(&mut app, 80, 24));
+    assert_snapshot!(screen);
+    let row = screen.lines().find(|l| l.contains("NEW_INSTANCE")).expect("the event's row");
+    // Cut with `…`, whole up to `NEW_INSTANCE_AND_DEPLOY` at least, and the app still shown.
+    assert!(row.contains("NEW_INSTANCE_AND_DEPLOY") && row.contains("… shop-web"), "{row}");
+    assert!(row.trim_end_matches('│').trim_end().ends_with('…'), "{row}");
+}
+
 #[test]
 fn states_are_coloured_and_named() {
     let mut app = app();
@@ -634,7 +710,7 @@ fn audit_panel() {
     let buf = draw(&mut app, 200, 10);
     let screen = text(&buf);
     assert_snapshot!(screen);
-    assert!(screen.contains("alice            cockpit · alice@bastion-1 · ssh 10.0.0.5:52344"), "{screen}");
+    assert!(screen.contains("alice cockpit · alice@bastion-1 · ssh 10.0.0.5:52344"), "{screen}");
     assert!(screen.contains("✕ refused: no instance"), "{screen}");
     let (x, y) = find(&buf, "✕ failed: shop-web-1-ab12").expect("the failed restart");
     assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
@@ -674,8 +750,8 @@ fn filtered_panel_title() {
     app.update(Action::Filter);
     type_text(&mut app, "shop");
     app.update(Action::Submit);
-    app.update(Action::Sort);
-    app.update(Action::SortReverse);
+    app.update(Action::SortBy('A'));
+    app.update(Action::SortBy('A'));
     let screen = text(&draw(&mut app, 120, 12));
     assert_snapshot!(screen);
     assert!(screen.contains("filter /shop/ (3 of 7) sort APP ↓"), "{screen}");

@@ -74,14 +74,7 @@ pub fn put_line(buf: &mut Buffer, area: Rect, line: &Line<'_>, base: Style) {
     }
 }
 
-/// A byte count as people read it: `512 B`, `1.5 KB`, `12.3 MB`.
-pub fn size(bytes: u64) -> String {
-    match bytes {
-        b if b < 1024 => format!("{b} B"),
-        b if b < 1024 * 1024 => format!("{:.1} KB", b as f64 / 1024.0),
-        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
-    }
-}
+pub use crate::app::cells::size;
 
 #[cfg(test)]
 mod tests {
