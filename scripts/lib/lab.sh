@@ -383,10 +383,12 @@ lab_start_agent() {
 }
 
 # Each host's share of this one machine: every dockerd reports the whole machine, and
-# four hosts showing the same figures would say nothing of any one of them. Rounded up,
-# so a host always offers at least a core.
+# four hosts showing the same figures would say nothing of any one of them. Each host
+# offers all the machine's cores, as VMs on one hypervisor do (a split of 2 cores over 2
+# hosts left no room for a rolling deploy's extra instance); its CPU figure is then its
+# own containers' use of them. Memory is split.
 lab_share_cores() {
-    echo $(( ($(nproc) + LAB_N - 1) / LAB_N ))
+    nproc
 }
 
 lab_share_memory_mb() {
