@@ -524,6 +524,39 @@ fn shipped_code(sources: &[Source], errors: &mut Vec<String>) -> Vec<(String, St
     shipped
 }
 
+/// A circle in the table itself (`app` may use `views`, which may use `app`), as the path
+/// round it; the check would pass a circle the table allowed, so the table may not have one.
+fn table_circle(rows: &[Row], modules: &BTreeSet<String>) -> Option<Vec<String>> {
+    let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for row in rows {
+        for own in row.paths.iter().filter_map(|p| own_module(p)) {
+            let allowed = row.may_use.iter().filter(|n| modules.contains(*n) && n.as_str() != own);
+            edges.entry(own).or_default().extend(allowed.map(String::as_str));
+        }
+    }
+    fn visit<'a>(
+        node: &'a str,
+        edges: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+        done: &mut BTreeSet<&'a str>,
+        path: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|&n| n == node) {
+            let mut circle: Vec<String> = path[start..].iter().map(|n| n.to_string()).collect();
+            circle.push(node.to_string());
+            return Some(circle);
+        }
+        if !done.insert(node) {
+            return None;
+        }
+        path.push(node);
+        let found = edges.get(node).into_iter().flatten().find_map(|next| visit(next, edges, done, path));
+        path.pop();
+        found
+    }
+    let mut done = BTreeSet::new();
+    edges.keys().find_map(|&node| visit(node, &edges, &mut done, &mut Vec::new()))
+}
+
 /// Every breach of the table, in the form `src/a.rs:3 uses crate::b (a may use: c)`, plus
 /// exceptions that match nothing. `modules` are the crate's own, `crates` its dependencies.
 fn check(
@@ -543,6 +576,9 @@ fn check(
                 row.label()
             ));
         }
+    }
+    if let Some(circle) = table_circle(rows, modules) {
+        errors.push(format!("{DOC}: the may-use column goes round in a circle: {}", circle.join(" -> ")));
     }
     let mut used_exceptions = vec![false; exceptions.len()];
     for (path, code) in shipped_code(sources, &mut errors) {
@@ -756,6 +792,26 @@ use crate::app;
         let mut want: Vec<String> = expected.iter().map(|e| e.to_string()).collect();
         want.sort();
         assert_eq!(got, want, "got:\n{}", errors.join("\n"));
+    }
+
+    #[test]
+    fn structure_table_may_not_go_round_in_a_circle() {
+        let modules = set(&["app", "views", "theme", "plane"]);
+        let layered = vec![
+            row(&["src/app"], &["theme", "serde"]),
+            row(&["src/views"], &["app", "theme"]),
+            row(&["src/plane"], &[]),
+            row(&["src/plane/agent"], &["plane"]),
+        ];
+        assert_eq!(table_circle(&layered, &modules), None, "a use of oneself is no circle");
+        let circular = vec![
+            row(&["src/app"], &["theme"]),
+            row(&["src/theme"], &["views"]),
+            row(&["src/views"], &["app"]),
+        ];
+        let circle = table_circle(&circular, &modules).expect("app -> theme -> views -> app");
+        assert_eq!(circle.first(), circle.last());
+        assert_eq!(circle.len(), 4, "{circle:?}");
     }
 
     #[test]
