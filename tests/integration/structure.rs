@@ -144,8 +144,8 @@ fn strip_comments_and_literals(src: &str) -> String {
             };
             match end {
                 Some(end) => {
-                    for k in i..=end {
-                        blank(&mut out, c[k]);
+                    for &ch in &c[i..=end] {
+                        blank(&mut out, ch);
                     }
                     i = end + 1;
                 }
@@ -263,10 +263,11 @@ fn without_test_items(code: &str) -> NonTest {
             .map(str::to_string)
             .collect();
         let declares_file = c[..item_end].last() == Some(&';');
-        if declares_file && let Some(pos) = words.iter().position(|w| w == "mod") {
-            if let Some(name) = words.get(pos + 1) {
-                test_mods.push(name.clone());
-            }
+        if declares_file
+            && let Some(pos) = words.iter().position(|w| w == "mod")
+            && let Some(name) = words.get(pos + 1)
+        {
+            test_mods.push(name.clone());
         }
         for ch in &mut c[i..item_end] {
             if *ch != '\n' {
@@ -382,10 +383,8 @@ fn folder_rows(doc: &str) -> Result<Vec<Row>, String> {
     if lines.next().is_none() {
         return Err(format!("{DOC} has no `## Folders` section"));
     }
-    let table: Vec<(usize, &str)> = lines
-        .skip_while(|(_, l)| !l.starts_with('|'))
-        .take_while(|(_, l)| l.starts_with('|'))
-        .collect();
+    let table: Vec<(usize, &str)> =
+        lines.skip_while(|(_, l)| !l.starts_with('|')).take_while(|(_, l)| l.starts_with('|')).collect();
     let mut rows = Vec::new();
     for &(index, line) in table.iter().skip(2) {
         let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
@@ -396,10 +395,8 @@ fn folder_rows(doc: &str) -> Result<Vec<Row>, String> {
                 cells.len()
             ));
         };
-        let paths: Vec<String> = folder
-            .split(',')
-            .map(|p| p.trim().trim_matches('`').trim_end_matches('/').to_string())
-            .collect();
+        let paths: Vec<String> =
+            folder.split(',').map(|p| p.trim().trim_matches('`').trim_end_matches('/').to_string()).collect();
         if !paths.iter().any(|p| p.starts_with("src/")) {
             continue;
         }
@@ -582,7 +579,8 @@ fn check(
     }
     let mut used_exceptions = vec![false; exceptions.len()];
     for (path, code) in shipped_code(sources, &mut errors) {
-        let Some(row) = rows.iter().filter(|r| r.specificity(&path).is_some()).max_by_key(|r| r.specificity(&path))
+        let Some(row) =
+            rows.iter().filter(|r| r.specificity(&path).is_some()).max_by_key(|r| r.specificity(&path))
         else {
             errors.push(format!("{path}: no row of {DOC}'s Folders table covers it"));
             continue;
@@ -638,7 +636,10 @@ fn structure_may_use_table_holds() {
     let lib = fs::read_to_string(repo.join("src/lib.rs")).expect("read src/lib.rs");
     let modules: BTreeSet<String> =
         module_decls(&without_test_items(&strip_comments_and_literals(&lib)).code).into_iter().collect();
-    assert!(modules.contains("protocol") && modules.contains("app"), "modules read from src/lib.rs: {modules:?}");
+    assert!(
+        modules.contains("protocol") && modules.contains("app"),
+        "modules read from src/lib.rs: {modules:?}"
+    );
     let mut sources = Vec::new();
     read_sources(&repo.join("src"), repo, &mut sources).expect("read src/");
     assert!(sources.len() > 50, "only {} files found under src/", sources.len());
@@ -746,7 +747,11 @@ use crate::app;
     }
 
     fn row(paths: &[&str], may_use: &[&str]) -> Row {
-        Row { paths: paths.iter().map(|p| p.to_string()).collect(), may_use: may_use.iter().map(|p| p.to_string()).collect(), line: 1 }
+        Row {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            may_use: may_use.iter().map(|p| p.to_string()).collect(),
+            line: 1,
+        }
     }
 
     fn set(names: &[&str]) -> BTreeSet<String> {
