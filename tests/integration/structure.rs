@@ -192,8 +192,7 @@ fn read_ident(c: &[char], i: usize) -> Option<(String, usize)> {
 }
 
 /// Whether the word `word` stands at `i` on its own (no identifier or `$` just before it).
-fn word_at(c: &[char], i: usize, word: &str) -> bool {
-    let w: Vec<char> = word.chars().collect();
+fn word_at(c: &[char], i: usize, w: &[char]) -> bool {
     c.len() >= i + w.len()
         && c[i..i + w.len()] == w[..]
         && (i == 0 || !(is_ident(c[i - 1]) || c[i - 1] == '$'))
@@ -316,7 +315,7 @@ fn module_decls(code: &str) -> Vec<String> {
     let c: Vec<char> = code.chars().collect();
     let mut found = Vec::new();
     for i in 0..c.len() {
-        if !word_at(&c, i, "mod") {
+        if !word_at(&c, i, &['m', 'o', 'd']) {
             continue;
         }
         let start = skip_ws(&c, i + 3);
@@ -333,13 +332,14 @@ fn module_decls(code: &str) -> Vec<String> {
 /// library's name in the binary. In a group (`crate::{a::X, b}`) each member counts.
 fn crate_paths(code: &str, root: &str) -> Vec<(usize, String)> {
     let c: Vec<char> = code.chars().collect();
+    let root: Vec<char> = root.chars().collect();
     let line_of = |k: usize| 1 + c[..k].iter().filter(|&&ch| ch == '\n').count();
     let mut found = Vec::new();
     for i in 0..c.len() {
-        if !word_at(&c, i, root) {
+        if !word_at(&c, i, &root) {
             continue;
         }
-        let j = skip_ws(&c, i + root.chars().count());
+        let j = skip_ws(&c, i + root.len());
         if c.get(j) != Some(&':') || c.get(j + 1) != Some(&':') {
             continue;
         }
