@@ -15,7 +15,7 @@ use super::rows::RowKey;
 use super::{App, Overlay};
 use crate::actions::Panel;
 use crate::app::wizard::{Field, Step};
-use crate::bus::Connection;
+use crate::backend::Connection;
 
 /// The link to the bus as the header shows it: the views never see the transport's types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,8 @@ pub use client::{
 };
 pub use error::{CommandError, refuse_unless_live};
 pub use logs::LogsEvent;
+// The link state `Update::Connection` carries, so the app needs no import of the bus.
+pub use crate::bus::Connection;
 // The replica the app owns is the shared client's.
 #[cfg(test)]
 pub(crate) use crate::client::replica_test_heartbeat;

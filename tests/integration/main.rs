@@ -61,3 +61,4 @@ mod docker_registry;
 mod registry_support;
 mod router_nginx;
 mod stack_support;
+mod structure;
