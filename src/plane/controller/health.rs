@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{Controller, CrashRecord, Draft};
 use super::{deploy, repair};
-use crate::protocol::{Change, ControllerBeacon, EventKind, HostState, InstanceState, subjects};
+use crate::protocol::{Change, ControllerBeacon, EventKind, HostState, Instance, InstanceState, subjects};
 
 const TICK: Duration = Duration::from_millis(250);
 
@@ -200,44 +200,9 @@ async fn restart_crashed(ctl: &Controller) {
                         .crashes
                         .entry(id.clone())
                         .or_insert(CrashRecord { consecutive: 0, next_attempt: None });
-                    match record.next_attempt {
-                        None => {
-                            let wait = backoff(record.consecutive, cfg.max_backoff);
-                            record.next_attempt = Some(now + wait);
-                            drafts.push(
-                                Draft::new(
-                                    EventKind::InstanceState,
-                                    format!(
-                                        "{id} crashed; restarting in {}s (crash {} in a row)",
-                                        wait.as_secs(),
-                                        record.consecutive + 1
-                                    ),
-                                )
-                                .app(inst.app.clone())
-                                .host(inst.host.clone())
-                                .instance(id.clone()),
-                            );
-                        }
-                        Some(at) if at <= now => {
-                            record.consecutive += 1;
-                            record.next_attempt = None;
-                            let mut counted = inst.clone();
-                            counted.restarts += 1;
-                            counted.state = InstanceState::Starting;
-                            drafts.push(
-                                Draft::new(
-                                    EventKind::Restart,
-                                    format!("health manager restarts {id} (restart {})", counted.restarts),
-                                )
-                                .app(inst.app.clone())
-                                .host(inst.host.clone())
-                                .instance(id.clone())
-                                .change(Change::Instance(counted.clone())),
-                            );
-                            due.push(counted);
-                        }
-                        Some(_) => {}
-                    }
+                    let (draft, restart) = crash_step(record, inst, now, cfg.max_backoff);
+                    drafts.extend(draft);
+                    due.extend(restart);
                 }
                 InstanceState::Running => {
                     let stable = inst
@@ -264,6 +229,48 @@ async fn restart_crashed(ctl: &Controller) {
                     .change(Change::Instance(back)),
             ]);
         }
+    }
+}
+
+/// One crashed instance at one tick: a restart is scheduled after the backoff (and said),
+/// or, once it is due, the instance is counted as restarting and returned to be restarted.
+fn crash_step(
+    record: &mut CrashRecord,
+    inst: &Instance,
+    now: Instant,
+    max_backoff: Duration,
+) -> (Option<Draft>, Option<Instance>) {
+    let id = &inst.id;
+    match record.next_attempt {
+        None => {
+            let wait = backoff(record.consecutive, max_backoff);
+            record.next_attempt = Some(now + wait);
+            let message = format!(
+                "{id} crashed; restarting in {}s (crash {} in a row)",
+                wait.as_secs(),
+                record.consecutive + 1
+            );
+            let draft = Draft::new(EventKind::InstanceState, message)
+                .app(inst.app.clone())
+                .host(inst.host.clone())
+                .instance(id.clone());
+            (Some(draft), None)
+        }
+        Some(at) if at <= now => {
+            record.consecutive += 1;
+            record.next_attempt = None;
+            let mut counted = inst.clone();
+            counted.restarts += 1;
+            counted.state = InstanceState::Starting;
+            let message = format!("health manager restarts {id} (restart {})", counted.restarts);
+            let draft = Draft::new(EventKind::Restart, message)
+                .app(inst.app.clone())
+                .host(inst.host.clone())
+                .instance(id.clone())
+                .change(Change::Instance(counted.clone()));
+            (Some(draft), Some(counted))
+        }
+        Some(_) => (None, None),
     }
 }
 

@@ -155,50 +155,24 @@ async fn revived(
     found
 }
 
+/// One pass over what the daemon lists: new instances adopted, known ones brought in line
+/// with their container, those whose container is gone marked crashed, and the containers
+/// no agent manages reported.
 pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
     let listed_at = Instant::now();
     let opts = ListContainersOptions { all: true, size: false, ..Default::default() };
     let containers = inner.docker.list_containers(Some(opts)).await.map_err(|e| connect::message(&e))?;
     let host = inner.config.host_id.clone();
-    let mut ours: Vec<(Labelled, ContainerSummary)> = Vec::new();
-    let mut others: Vec<ContainerSummary> = Vec::new();
-    for c in containers {
-        match c.labels.as_ref().and_then(|l| labels::parse(l, &host)) {
-            Some(l) => ours.push((l, c)),
-            None => others.push(c),
-        }
-    }
+    let (ours, others): (Vec<_>, Vec<_>) = containers
+        .into_iter()
+        .map(|c| (c.labels.as_ref().and_then(|l| labels::parse(l, &host)), c))
+        .partition(|(l, _)| l.is_some());
+    let ours: Vec<(Labelled, ContainerSummary)> =
+        ours.into_iter().filter_map(|(l, c)| Some((l?, c))).collect();
+    let others: Vec<ContainerSummary> = others.into_iter().map(|(_, c)| c).collect();
 
-    // New instances (after an agent restart, or started by hand with our labels) are
-    // inspected once, for their start time, ports and address.
-    let to_adopt: Vec<(Labelled, String)> = {
-        let cache = inner.cache();
-        let mut seen = HashSet::new();
-        ours.iter()
-            .filter(|(l, _)| seen.insert(l.instance.clone()))
-            .filter(|(l, _)| {
-                cache
-                    .entries
-                    .get(&l.instance)
-                    .is_none_or(|e| e.phase == Phase::Failed && e.settled < listed_at)
-            })
-            .filter_map(|(l, c)| Some((l.clone(), c.id.clone()?)))
-            .collect()
-    };
     let vlan = vlan_name(inner);
-    let inspected: Vec<(Labelled, Inspected)> = futures_util::stream::iter(to_adopt)
-        .map(|(l, id)| {
-            let (docker, vlan) = (inner.docker.clone(), vlan.clone());
-            async move {
-                let port = l.port;
-                inspect::inspect(&docker, &id, port, vlan.as_deref()).await.ok().map(|i| (l, i))
-            }
-        })
-        .buffer_unordered(ADOPT_CONCURRENCY)
-        .filter_map(|x| async move { x })
-        .collect()
-        .await;
-
+    let inspected = inspect_new(inner, &ours, vlan.as_deref(), listed_at).await;
     let running: Vec<String> = ours
         .iter()
         .map(|(_, c)| c)
@@ -227,55 +201,13 @@ pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
         );
         cache.entries.insert(l.instance.clone(), entry);
     }
+    let listed = Listed { at: listed_at, usage: &usage, revived: &revived, host_mb };
     let mut present: HashSet<String> = HashSet::new();
     for (l, c) in &ours {
         let Some(id) = c.id.clone() else { continue };
         present.insert(id.clone());
-        let Some(e) = cache.entries.get_mut(&l.instance) else { continue };
-        if e.container.as_deref() != Some(id.as_str()) {
-            if e.phase != Phase::Busy {
-                log::warn!(
-                    "{}: container {} also claims this instance; left alone",
-                    l.instance,
-                    short_id(&id)
-                );
-            }
-            continue;
-        }
-        apply_usage(&mut e.report, usage.get(&id), host_mb);
-        // A list older than the last event or operation on the entry says nothing new.
-        if e.phase == Phase::Idle && e.settled < listed_at {
-            let mut next = observed(e.report.state, c.state, c.status.as_deref().unwrap_or(""));
-            if e.report.state == InstanceState::Crashed && next != InstanceState::Crashed {
-                match revived.get(&id).copied().flatten() {
-                    Some(started) if e.report.last_exit.is_none_or(|x| started >= x.at) => {
-                        e.report.started_at = Some(started);
-                    }
-                    // The list trails the die event that made it crashed.
-                    _ => next = InstanceState::Crashed,
-                }
-            }
-            if next != e.report.state {
-                log::info!(
-                    "{}: {} -> {} (docker: {:?})",
-                    l.instance,
-                    e.report.state.as_str(),
-                    next.as_str(),
-                    c.status
-                );
-                e.set_state(next);
-                // The die event was missed (the stream was down): the list's status
-                // still says how it ended.
-                let ended_now =
-                    e.report.last_exit.is_none_or(|x| e.report.started_at.is_some_and(|s| x.at < s));
-                if next == InstanceState::Crashed
-                    && ended_now
-                    && let Some(code) = c.status.as_deref().and_then(inspect::exit_code_of_status)
-                {
-                    let oom = super::events::oom_this_life(e);
-                    e.report.last_exit = Some(ExitInfo::new(code, oom, crate::protocol::clock::now_ms()));
-                }
-            }
+        if let Some(e) = cache.entries.get_mut(&l.instance) {
+            follow_container(e, l, c, &id, &listed);
         }
     }
     for e in cache.entries.values_mut() {
@@ -290,28 +222,113 @@ pub async fn refresh(inner: &Arc<Inner>) -> Result<(), String> {
             e.settled = Instant::now();
         }
     }
-    cache.unmanaged = others
-        .iter()
-        .map(|c| {
-            let id = c.id.clone().unwrap_or_default();
-            let u = usage.get(&id);
-            ContainerReport {
-                container_id: short_id(&id),
-                name: c
-                    .names
-                    .as_ref()
-                    .and_then(|n| n.first())
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                image: c.image.clone().unwrap_or_default(),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                cpu_pct: u.map(|u| u.cpu_pct).unwrap_or(0.0),
-                mem_used_mb: u.map(|u| u.mem_used_mb).unwrap_or(0),
-                mem_limit_mb: u.map(|u| u.mem_limit_mb.unwrap_or(host_mb)).unwrap_or(0),
+    cache.unmanaged = others.iter().map(|c| unmanaged(c, &usage, host_mb)).collect();
+    Ok(())
+}
+
+/// New instances (after an agent restart, or started by hand with our labels), inspected
+/// once each for their start time, ports and address.
+async fn inspect_new(
+    inner: &Arc<Inner>,
+    ours: &[(Labelled, ContainerSummary)],
+    vlan: Option<&str>,
+    listed_at: Instant,
+) -> Vec<(Labelled, Inspected)> {
+    let to_adopt: Vec<(Labelled, String)> = {
+        let cache = inner.cache();
+        let mut seen = HashSet::new();
+        ours.iter()
+            .filter(|(l, _)| seen.insert(l.instance.clone()))
+            .filter(|(l, _)| {
+                cache
+                    .entries
+                    .get(&l.instance)
+                    .is_none_or(|e| e.phase == Phase::Failed && e.settled < listed_at)
+            })
+            .filter_map(|(l, c)| Some((l.clone(), c.id.clone()?)))
+            .collect()
+    };
+    futures_util::stream::iter(to_adopt)
+        .map(|(l, id)| {
+            let (docker, vlan) = (inner.docker.clone(), vlan.map(str::to_string));
+            async move {
+                let port = l.port;
+                inspect::inspect(&docker, &id, port, vlan.as_deref()).await.ok().map(|i| (l, i))
             }
         })
-        .collect();
-    Ok(())
+        .buffer_unordered(ADOPT_CONCURRENCY)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await
+}
+
+/// What one listing says beside the containers themselves.
+struct Listed<'a> {
+    at: Instant,
+    usage: &'a HashMap<String, Usage>,
+    revived: &'a HashMap<String, Option<u64>>,
+    host_mb: u64,
+}
+
+/// Brings a known instance in line with its listed container `id`: its usage, and its
+/// state when the list is newer than the last event or operation on it.
+fn follow_container(e: &mut Entry, l: &Labelled, c: &ContainerSummary, id: &str, listed: &Listed<'_>) {
+    if e.container.as_deref() != Some(id) {
+        if e.phase != Phase::Busy {
+            log::warn!("{}: container {} also claims this instance; left alone", l.instance, short_id(id));
+        }
+        return;
+    }
+    apply_usage(&mut e.report, listed.usage.get(id), listed.host_mb);
+    // A list older than the last event or operation on the entry says nothing new.
+    if e.phase != Phase::Idle || e.settled >= listed.at {
+        return;
+    }
+    let mut next = observed(e.report.state, c.state, c.status.as_deref().unwrap_or(""));
+    if e.report.state == InstanceState::Crashed && next != InstanceState::Crashed {
+        match listed.revived.get(id).copied().flatten() {
+            Some(started) if e.report.last_exit.is_none_or(|x| started >= x.at) => {
+                e.report.started_at = Some(started);
+            }
+            // The list trails the die event that made it crashed.
+            _ => next = InstanceState::Crashed,
+        }
+    }
+    if next == e.report.state {
+        return;
+    }
+    log::info!("{}: {} -> {} (docker: {:?})", l.instance, e.report.state.as_str(), next.as_str(), c.status);
+    e.set_state(next);
+    // The die event was missed (the stream was down): the list's status still says how
+    // it ended.
+    let ended_now = e.report.last_exit.is_none_or(|x| e.report.started_at.is_some_and(|s| x.at < s));
+    if next == InstanceState::Crashed
+        && ended_now
+        && let Some(code) = c.status.as_deref().and_then(inspect::exit_code_of_status)
+    {
+        let oom = super::events::oom_this_life(e);
+        e.report.last_exit = Some(ExitInfo::new(code, oom, crate::protocol::clock::now_ms()));
+    }
+}
+
+/// A container no agent manages, as the heartbeat reports it.
+fn unmanaged(c: &ContainerSummary, usage: &HashMap<String, Usage>, host_mb: u64) -> ContainerReport {
+    let id = c.id.clone().unwrap_or_default();
+    let u = usage.get(&id);
+    ContainerReport {
+        container_id: short_id(&id),
+        name: c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        image: c.image.clone().unwrap_or_default(),
+        state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+        cpu_pct: u.map(|u| u.cpu_pct).unwrap_or(0.0),
+        mem_used_mb: u.map(|u| u.mem_used_mb).unwrap_or(0),
+        mem_limit_mb: u.map(|u| u.mem_limit_mb.unwrap_or(host_mb)).unwrap_or(0),
+    }
 }
 
 #[cfg(test)]
