@@ -2,8 +2,6 @@
 //! fixed-seed fixture fleet. No terminal, no bus.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
 use super::rows::RowKey;
 use super::{App, Overlay};
@@ -14,26 +12,7 @@ use crate::backend::Update;
 use crate::protocol::ControlCommand;
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{RestartBody, RestartRequest};
-
-fn app() -> App {
-    super::fixture_app(0)
-}
-
-fn screen(app: &mut App, w: u16, h: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-    crate::tui::render(&mut terminal, app).expect("draw");
-    let buf = terminal.backend().buffer();
-    (0..buf.area.height)
-        .map(|y| {
-            (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>().trim_end().to_string()
-                + "\n"
-        })
-        .collect()
-}
-
-fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
-    text.chars().flat_map(|c| app.update(Action::Input(c))).collect()
-}
+use crate::views::harness::{app, screen, type_text, wizard};
 
 fn sent(effects: &[Effect]) -> Vec<ControlCommand> {
     effects
@@ -271,7 +250,7 @@ fn confirm_refuses_while_not_live() {
 /// The Audit panel's filter sees how a command's operation ended, as it changes.
 #[test]
 fn audit_filter_follows_how_the_operation_ended() {
-    use crate::views::tests::{audit_event, operation_event};
+    use crate::views::harness::{audit_event, operation_event};
     let mut app = app();
     let e = audit_event(&app, serde_json::json!({"app": "shop-web"}), "restart", true);
     let op = e.audit.as_ref().and_then(|a| a.outcome.operation_id.clone()).expect("an operation id");
@@ -905,13 +884,6 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
     app.refresh_views();
     assert_eq!(orders(&app), before + 2);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-}
-
-fn wizard(app: &App) -> &super::Wizard {
-    match app.overlay() {
-        Some(Overlay::Wizard(w)) => w,
-        other => panic!("no wizard open: {other:?}"),
-    }
 }
 
 #[test]

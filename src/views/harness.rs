@@ -1,0 +1,216 @@
+//! The one headless cockpit every unit and snapshot test drives, the views' and the app's
+//! alike: the fixture app, drawing it to a test buffer, reading the buffer back as text,
+//! typing, and the events tests feed it. Test-only (`#[cfg(test)]`).
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+
+use crate::actions::{Action, Effect};
+use crate::app::App;
+use crate::backend::Update;
+use crate::plane::fixture::T0;
+
+/// The fixed-seed fixture fleet (6 hosts) and its events, the clock a minute after them.
+pub(crate) fn app() -> App {
+    crate::app::fixture_app(0)
+}
+
+/// The app drawn once at `w`x`h`, as the terminal would show it.
+pub(crate) fn draw(app: &mut App, w: u16, h: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    crate::tui::render(&mut terminal, app).expect("draw");
+    terminal.backend().buffer().clone()
+}
+
+/// Each row of the buffer as a line of text, trailing blanks trimmed.
+pub(crate) fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let line: String = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The app drawn at `w`x`h`, read back as text.
+pub(crate) fn screen(app: &mut App, w: u16, h: u16) -> String {
+    text(&draw(app, w, h))
+}
+
+/// The first cell whose row contains `needle`, at the column where `needle` starts.
+pub(crate) fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    for y in 0..buf.area.height {
+        let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+        if let Some(byte) = line.find(needle) {
+            let col = line[..byte].chars().count() as u16;
+            return Some((col, y));
+        }
+    }
+    None
+}
+
+/// An event with these changes and this kind and message, next in revision order.
+pub(crate) fn event_with(
+    app: &App,
+    kind: crate::protocol::EventKind,
+    message: &str,
+    changes: Vec<crate::protocol::Change>,
+) -> crate::protocol::Event {
+    crate::protocol::Event {
+        rev: app.replica.fleet.revision + 1,
+        ts: app.now,
+        kind,
+        app: Some("shop-web".into()),
+        host: None,
+        instance: None,
+        operation_id: None,
+        message: message.into(),
+        changes,
+        audit: None,
+    }
+}
+
+/// An `AUDIT` event as the controller records it, one revision above the replica.
+pub(crate) fn audit_event(
+    app: &App,
+    what: serde_json::Value,
+    verb: &str,
+    ok: bool,
+) -> crate::protocol::Event {
+    use crate::protocol::{AuditOutcome, AuditRecord, Event, EventKind, Operator, WireError};
+    let rev = app.replica.fleet.revision + 1;
+    let outcome = if ok {
+        AuditOutcome {
+            accepted: true,
+            operation_id: Some(format!("op-{rev:010}")),
+            detail: None,
+            error: None,
+        }
+    } else {
+        AuditOutcome {
+            accepted: false,
+            operation_id: None,
+            detail: None,
+            error: Some(WireError::not_found("no instance \"shop-web-9-0000\"")),
+        }
+    };
+    let record = AuditRecord {
+        verb: verb.into(),
+        by: Some("alice".into()),
+        command_id: format!("cmd-{rev:04}"),
+        source: "cockpit/alice@bastion-1".into(),
+        operator: Some(Operator {
+            user: "alice@bastion-1".into(),
+            ssh_client: Some("10.0.0.5:52344".into()),
+            nats_user: Some("ops".into()),
+        }),
+        request: what,
+        outcome,
+        repeated: None,
+    };
+    Event {
+        rev,
+        ts: T0 + 50_000 + rev * 1000,
+        kind: EventKind::Audit,
+        app: Some("shop-web".into()),
+        host: None,
+        instance: None,
+        operation_id: None,
+        message: format!("{}: {} -> {}", record.who(), record.what(), record.result()),
+        changes: vec![],
+        audit: Some(Box::new(record)),
+    }
+}
+
+/// An operation event for `op`, one revision above the replica's: opened (`error` none,
+/// running, the whole operation) or closed (failed with `error`, the end alone).
+pub(crate) fn operation_event(app: &App, op: &str, error: Option<&str>) -> crate::protocol::Event {
+    use crate::protocol::{
+        Change, Event, EventKind, Operation, OperationEnded, OperationKind, OperationState, StepCounts,
+    };
+    let rev = app.replica.fleet.revision + 1;
+    let (kind, state) = match error {
+        None => (EventKind::OperationStarted, OperationState::Running),
+        Some(_) => (EventKind::OperationFailed, OperationState::Failed),
+    };
+    let operation = Operation {
+        id: op.into(),
+        kind: OperationKind::Restart,
+        app: "shop-web".into(),
+        target: "app shop-web".into(),
+        steps: vec![],
+        state,
+        error: error.map(str::to_string),
+        started_at: T0,
+        finished_at: error.map(|_| T0 + 1),
+        command_id: None,
+        compacted: None,
+    };
+    Event {
+        rev,
+        ts: T0 + 50_000 + rev * 1000,
+        kind,
+        app: Some("shop-web".into()),
+        host: None,
+        instance: None,
+        operation_id: Some(op.into()),
+        message: error.unwrap_or("restart app shop-web").into(),
+        changes: vec![match error {
+            None => Change::Operation(operation),
+            Some(e) => Change::OperationEnded(OperationEnded {
+                id: op.into(),
+                state,
+                error: Some(e.into()),
+                finished_at: T0 + 1,
+                steps: StepCounts::default(),
+            }),
+        }],
+        audit: None,
+    }
+}
+
+/// `e` applied as the next event from the bus.
+pub(crate) fn feed(app: &mut App, e: crate::protocol::Event) {
+    app.apply(Update::Event(e));
+}
+
+/// Each character of `text` typed into the app, and the effects the keystrokes asked for.
+pub(crate) fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
+    text.chars().flat_map(|c| app.update(Action::Input(c))).collect()
+}
+
+/// The open wizard; a test that expects one fails here when none is open.
+pub(crate) fn wizard(app: &App) -> &crate::app::Wizard {
+    match app.overlay() {
+        Some(crate::app::Overlay::Wizard(w)) => w,
+        other => panic!("no wizard open: {other:?}"),
+    }
+}
+
+/// Every route of `app_name` disabled, one event each.
+pub(crate) fn disable_routes(app: &mut App, app_name: &str, keep: usize) {
+    let routes: Vec<crate::protocol::Route> =
+        app.replica.fleet.routes.values().filter(|r| r.app == app_name).skip(keep).cloned().collect();
+    for r in routes {
+        let rev = app.replica.fleet.revision + 1;
+        let route = crate::protocol::Route { state: crate::protocol::RouteState::Disabled, ..r };
+        feed(
+            app,
+            crate::protocol::Event {
+                rev,
+                ts: app.now,
+                kind: crate::protocol::EventKind::RouteDisabled,
+                app: Some(app_name.into()),
+                host: None,
+                instance: None,
+                operation_id: None,
+                message: String::new(),
+                changes: vec![crate::protocol::Change::Route(route)],
+                audit: None,
+            },
+        );
+    }
+}
