@@ -709,3 +709,7 @@ mod tests {
         assert_eq!((t.running, t.running_unknown, t.serving), (0, after.running, 0));
     }
 }
+
+#[cfg(test)]
+#[path = "facts_tests.rs"]
+mod headless_tests;

@@ -6,10 +6,12 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 
-use crate::actions::{Action, Effect};
+use crate::actions::{Action, Effect, Panel};
 use crate::app::App;
+use crate::app::rows::RowKey;
 use crate::backend::Update;
 use crate::plane::fixture::T0;
+use crate::protocol::ControlCommand;
 
 /// The fixed-seed fixture fleet (6 hosts) and its events, the clock a minute after them.
 pub(crate) fn app() -> App {
@@ -212,5 +214,65 @@ pub(crate) fn disable_routes(app: &mut App, app_name: &str, keep: usize) {
                 audit: None,
             },
         );
+    }
+}
+
+/// The commands among `effects`, in order: what the keystrokes sent to the controller.
+pub(crate) fn sent(effects: &[Effect]) -> Vec<ControlCommand> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ids of `panel`'s rows, in the order the table shows them.
+pub(crate) fn row_ids(app: &App, panel: Panel) -> Vec<String> {
+    app.rows(panel).iter().map(RowKey::id_text).collect()
+}
+
+/// An event from the controller carrying `changes`, at the replica's next revision.
+pub(crate) fn change_event(app: &App, changes: Vec<crate::protocol::Change>) -> Update {
+    Update::Event(crate::protocol::Event {
+        rev: app.replica.fleet.revision + 1,
+        ts: app.now,
+        kind: crate::protocol::EventKind::InstanceState,
+        app: None,
+        host: None,
+        instance: None,
+        operation_id: None,
+        message: "test".into(),
+        changes,
+        audit: None,
+    })
+}
+
+/// A running operation on `app` with these pulls: `(instance, bytes fetched)`.
+pub(crate) fn running_op(id: &str, app: &str, pulls: &[(&str, u64)], now: u64) -> crate::protocol::Operation {
+    use crate::protocol::{OperationKind, OperationState, OperationStep, StepName, StepState};
+    crate::protocol::Operation {
+        id: id.into(),
+        kind: OperationKind::Deploy,
+        app: app.into(),
+        target: format!("{app}@2 x3"),
+        steps: pulls
+            .iter()
+            .map(|(instance, done)| OperationStep {
+                name: StepName::PullImage,
+                instance: Some(instance.to_string()),
+                state: StepState::Running,
+                started_at: now,
+                finished_at: None,
+                detail: format!("{done} of 99999999 bytes, 1 layer(s) pulled of web"),
+            })
+            .collect(),
+        state: OperationState::Running,
+        error: None,
+        started_at: now,
+        finished_at: None,
+        command_id: None,
+        compacted: None,
     }
 }

@@ -1,5 +1,5 @@
-//! Snapshot and cell-style tests of the instances panel, drawn from the fixed-seed fixture through the
-//! shared headless harness (`views::harness`).
+//! Snapshot and cell-style tests of the instances panel, drawn from the fixed-seed fixture through
+//! the shared headless harness (`views::harness`).
 
 use insta::assert_snapshot;
 use ratatui::style::Color;

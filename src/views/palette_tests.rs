@@ -1,5 +1,5 @@
-//! Snapshot and cell-style tests of the command palette, the filter prompt and the route form, drawn from the fixed-seed fixture through the
-//! shared headless harness (`views::harness`).
+//! Snapshot and cell-style tests of the command palette, the filter prompt and the route form,
+//! drawn from the fixed-seed fixture through the shared headless harness (`views::harness`).
 
 use insta::assert_snapshot;
 
