@@ -6,7 +6,7 @@ use crate::views::harness::change_event;
 #[test]
 fn facts_kept_up_event_by_event_are_the_facts_counted_afresh() {
     use crate::protocol::{Change, HostState, InstanceState, RouteState};
-    let mut app = crate::app::fixture_app(300);
+    let mut app = crate::views::harness::fixture_app(300);
     app.refresh_views();
     let mut rng = crate::plane::rng::Rng::new(7);
     let states =
@@ -90,7 +90,7 @@ fn facts_kept_up_event_by_event_are_the_facts_counted_afresh() {
 #[test]
 fn a_burst_past_the_budget_is_counted_afresh_before_the_frame() {
     use crate::protocol::{Change, InstanceState};
-    let mut app = crate::app::fixture_app(300);
+    let mut app = crate::views::harness::fixture_app(300);
     app.refresh_views();
     let ids: Vec<String> = app.replica.fleet.instances.keys().cloned().collect();
     for n in 0..crate::app::FACTS_BUDGET + 10 {

@@ -72,7 +72,7 @@ fn instances_heartbeat(app: &App, host: &str) -> (Update, usize) {
 
 #[test]
 fn a_filter_keystroke_rebuilds_no_row_and_a_heartbeat_only_its_own() {
-    let mut app = crate::app::fixture_app(2_000);
+    let mut app = crate::views::harness::fixture_app(2_000);
     app.update(Action::ShowPanel(Panel::Instances));
     let total = app.total_rows(Panel::Instances) as u64;
     let builds = |app: &App| app.view(Panel::Instances).cache.builds;
@@ -110,7 +110,7 @@ fn a_filter_keystroke_rebuilds_no_row_and_a_heartbeat_only_its_own() {
 
 #[test]
 fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
-    let mut app = crate::app::fixture_app(2_000);
+    let mut app = crate::views::harness::fixture_app(2_000);
     app.update(Action::ShowPanel(Panel::Instances));
     let orders = |app: &App| app.view(Panel::Instances).cache.orders;
     let fresh = |app: &App| {
@@ -171,7 +171,7 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
 #[test]
 fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     use crate::protocol::{Change, InstanceState, RouteState};
-    let mut app = crate::app::fixture_app(2_000);
+    let mut app = crate::views::harness::fixture_app(2_000);
     app.update(Action::ShowPanel(Panel::Instances));
     let i = Panel::Instances.index();
     // Sorted by state, so a state change moves its row.
@@ -267,7 +267,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
 #[test]
 fn a_filtered_events_panel_builds_one_row_per_new_event() {
     use crate::protocol::{Change, InstanceState};
-    let mut app = crate::app::fixture_app(300);
+    let mut app = crate::views::harness::fixture_app(300);
     app.update(Action::ShowPanel(Panel::Events));
     app.update(Action::Filter);
     type_text(&mut app, "crash");

@@ -572,7 +572,7 @@ fn an_idle_cockpit_writes_no_bytes_until_something_on_screen_changes() {
     let out = crate::cli::bench::Counter::default();
     let mut terminal = crate::cli::bench::counting_terminal(&out).expect("terminal");
     for panel in [Panel::Hosts, Panel::Instances, Panel::Routes] {
-        let mut app = crate::app::fixture_app(300);
+        let mut app = crate::views::harness::fixture_app(300);
         app.update(Action::ShowPanel(panel));
         crate::tui::draw(&mut terminal, &mut app).expect("draw");
         assert!(out.bytes() > 0, "the first frame is written");
@@ -587,7 +587,7 @@ fn an_idle_cockpit_writes_no_bytes_until_something_on_screen_changes() {
     }
 
     // What on-call needs still shows up on its own: old data, late heartbeats.
-    let mut app = crate::app::fixture_app(0);
+    let mut app = crate::views::harness::fixture_app(0);
     crate::tui::draw(&mut terminal, &mut app).expect("draw");
     let before = out.bytes();
     let start = app.now;

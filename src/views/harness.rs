@@ -6,23 +6,42 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 
+use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Effect, Panel};
 use crate::app::App;
 use crate::app::rows::RowKey;
 use crate::backend::Update;
-use crate::plane::fixture::T0;
+use crate::plane::fixture::{T0, fixture};
 use crate::protocol::ControlCommand;
+use crate::theme::{ColorMode, Theme};
+use crate::views::Drawn;
 
-/// The fixed-seed fixture fleet (6 hosts) and its events, the clock a minute after them.
+/// The headless app every unit test starts from: the fixed-seed fixture fleet of 6 hosts
+/// (plus `extra_instances`) and its events, the clock a minute after the fixture's.
+pub(crate) fn fixture_app(extra_instances: usize) -> App {
+    let theme = Theme::default_for(ColorMode::TrueColor);
+    let mut app = App::new("sandbox", theme, Keymap::defaults(), T0 + 60_000);
+    let (fleet, events) = fixture(42, 6, extra_instances);
+    app.apply(Update::Snapshot(fleet));
+    app.apply(Update::History(events));
+    app
+}
+
+/// The fixture app with no extra instances: 6 hosts, 7 instances.
 pub(crate) fn app() -> App {
-    crate::app::fixture_app(0)
+    fixture_app(0)
 }
 
 /// The app drawn once at `w`x`h`, as the terminal would show it.
 pub(crate) fn draw(app: &mut App, w: u16, h: u16) -> Buffer {
+    draw_layout(app, w, h).1
+}
+
+/// The app drawn once at `w`x`h`: the layout drawn (for clicks) and the buffer.
+pub(crate) fn draw_layout(app: &mut App, w: u16, h: u16) -> (Drawn, Buffer) {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-    crate::tui::render(&mut terminal, app).expect("draw");
-    terminal.backend().buffer().clone()
+    let drawn = crate::tui::render(&mut terminal, app).expect("draw");
+    (drawn, terminal.backend().buffer().clone())
 }
 
 /// Each row of the buffer as a line of text, trailing blanks trimmed.
