@@ -28,7 +28,7 @@ mod tests {
 
     #[test]
     fn a_click_selects_a_second_opens_and_a_row_past_the_end_is_nothing() {
-        let mut app = crate::app::fixture_app(20);
+        let mut app = crate::views::harness::fixture_app(20);
         app.update(Action::ShowPanel(Panel::Instances));
         app.update(Action::ClickRow(3));
         assert_eq!(app.selection().index, 3);
@@ -46,7 +46,7 @@ mod tests {
 
     #[test]
     fn m_toggles_mouse_capture() {
-        let mut app = crate::app::fixture_app(0);
+        let mut app = crate::views::harness::fixture_app(0);
         assert!(app.mouse);
         assert_eq!(app.update(Action::Mouse), vec![Effect::MouseCapture(false)]);
         assert!(!app.mouse);

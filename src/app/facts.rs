@@ -636,7 +636,7 @@ mod tests {
 
     /// The fixture's facts after `changes`, applied as one event.
     fn with(changes: Vec<Change>) -> (crate::app::App, FleetFacts) {
-        let mut app = crate::app::fixture_app(0);
+        let mut app = crate::views::harness::fixture_app(0);
         let event = crate::protocol::Event {
             rev: app.replica.fleet.revision + 1,
             ts: app.now,
@@ -709,3 +709,7 @@ mod tests {
         assert_eq!((t.running, t.running_unknown, t.serving), (0, after.running, 0));
     }
 }
+
+#[cfg(test)]
+#[path = "facts_tests.rs"]
+mod headless_tests;

@@ -145,3 +145,7 @@ impl RouteForm {
         format!("route {verb} {} {} {}", self.app.trim(), self.backend.trim(), self.weight.trim())
     }
 }
+
+#[cfg(test)]
+#[path = "forms_tests.rs"]
+mod tests;

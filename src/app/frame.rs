@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn the_context_reads_what_the_refresh_left() {
-        let mut app = crate::app::fixture_app(20);
+        let mut app = crate::views::harness::fixture_app(20);
         app.update(Action::ShowPanel(Panel::Instances));
         let fresh = crate::app::rows::build(
             &app.replica,
@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn the_deploy_forms_file_checks_are_done_when_the_context_is_made() {
-        let mut app = crate::app::fixture_app(0);
+        let mut app = crate::views::harness::fixture_app(0);
         app.update(Action::Deploy);
         let dir = std::env::temp_dir().join(format!("qd-frame-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -323,7 +323,7 @@ mod tests {
     use crate::protocol::{ErrorCode, LogBatch, LogSource, WireError};
 
     fn app() -> App {
-        let mut app = crate::app::fixture_app(0);
+        let mut app = crate::views::harness::fixture_app(0);
         app.page_rows = 10;
         app
     }

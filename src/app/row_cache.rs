@@ -283,3 +283,7 @@ pub fn audit_rows_of(replica: &Replica, changes: &[Change]) -> Vec<(Panel, RowKe
     }
     out
 }
+
+#[cfg(test)]
+#[path = "row_cache_tests.rs"]
+mod tests;

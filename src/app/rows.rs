@@ -373,3 +373,7 @@ mod tests {
         assert_eq!(next_sort(None, &[], SortStep::Next), Ok(None));
     }
 }
+
+#[cfg(test)]
+#[path = "rows_tests.rs"]
+mod headless_tests;

@@ -127,3 +127,7 @@ mod tests {
         assert_eq!(compare(&k(f64::NAN), &k(1.0)), Ordering::Equal);
     }
 }
+
+#[cfg(test)]
+#[path = "sort_key_tests.rs"]
+mod headless_tests;

@@ -2,8 +2,6 @@
 //! fixed-seed fixture fleet. No terminal, no bus.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
 use super::rows::RowKey;
 use super::{App, Overlay};
@@ -14,46 +12,13 @@ use crate::backend::Update;
 use crate::protocol::ControlCommand;
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{RestartBody, RestartRequest};
-
-fn app() -> App {
-    super::fixture_app(0)
-}
-
-fn screen(app: &mut App, w: u16, h: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-    crate::tui::render(&mut terminal, app).expect("draw");
-    let buf = terminal.backend().buffer();
-    (0..buf.area.height)
-        .map(|y| {
-            (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>().trim_end().to_string()
-                + "\n"
-        })
-        .collect()
-}
-
-fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
-    text.chars().flat_map(|c| app.update(Action::Input(c))).collect()
-}
-
-fn sent(effects: &[Effect]) -> Vec<ControlCommand> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Send(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect()
-}
+use crate::views::harness::{app, change_event, row_ids, screen, sent, type_text};
 
 fn palette_input(app: &App) -> String {
     match app.overlay() {
         Some(Overlay::Palette(p)) => p.input.clone(),
         other => panic!("no palette open: {other:?}"),
     }
-}
-
-fn row_ids(app: &App, panel: Panel) -> Vec<String> {
-    app.rows(panel).iter().map(RowKey::id_text).collect()
 }
 
 #[test]
@@ -110,106 +75,6 @@ fn palette_navigation_completion_and_history() {
     assert!(matches!(app.overlay(), Some(Overlay::Confirm(_))));
     let shown = screen(&mut app, 100, 20);
     assert!(shown.contains("Restart every instance of api-gateway (2), rolling?"), "{shown}");
-}
-
-#[test]
-fn filter_regex_substring_and_bang() {
-    let mut app = app();
-    app.update(Action::ShowPanel(Panel::Instances));
-    app.update(Action::Filter);
-    type_text(&mut app, "^shop");
-    assert_eq!(app.row_count(Panel::Instances), 3, "a regex anchored at the row's start");
-    app.update(Action::Submit);
-    assert!(app.overlay().is_none(), "Enter keeps the filter and closes the prompt");
-    assert_eq!(app.row_count(Panel::Instances), 3);
-    assert!(screen(&mut app, 120, 14).contains("filter /^shop/ (3 of 7)"));
-
-    // `!` inverts; case does not matter.
-    app.update(Action::Filter);
-    app.update(Action::ClearInput);
-    type_text(&mut app, "!SHOP-WEB");
-    assert_eq!(app.row_count(Panel::Instances), 4);
-    // Not a valid regex: matched as plain text.
-    app.update(Action::ClearInput);
-    type_text(&mut app, "host-0[6");
-    assert_eq!(app.row_count(Panel::Instances), 0);
-    app.update(Action::ClearInput);
-    type_text(&mut app, "host-0[16]");
-    assert_eq!(app.row_count(Panel::Instances), 3, "host-01 once, host-06 twice");
-    app.update(Action::Submit);
-
-    // Other panels keep their own filter; Esc in the panel clears it.
-    app.update(Action::ShowPanel(Panel::Routes));
-    assert_eq!(app.row_count(Panel::Routes), 7);
-    app.update(Action::ShowPanel(Panel::Instances));
-    app.update(Action::Back);
-    assert_eq!(app.row_count(Panel::Instances), 7);
-    assert!(app.view(Panel::Instances).filter.is_none());
-
-    // Esc while typing clears it too.
-    app.update(Action::Filter);
-    type_text(&mut app, "cache");
-    assert_eq!(app.row_count(Panel::Instances), 2);
-    app.update(Action::Back);
-    assert_eq!(app.row_count(Panel::Instances), 7);
-
-    // The filter sees flags too.
-    app.update(Action::ShowPanel(Panel::Routes));
-    app.update(Action::Filter);
-    type_text(&mut app, "stale");
-    assert_eq!(app.row_count(Panel::Routes), 0, "every backend runs");
-}
-
-#[test]
-fn sort_cycles_columns_and_direction_and_the_index_is_cached() {
-    let mut app = app();
-    app.update(Action::ShowPanel(Panel::Hosts));
-    let natural = row_ids(&app, Panel::Hosts);
-    // HOST ↑, then AZ ↑, then IP ↑, then CPU ↑.
-    for _ in 0..4 {
-        app.update(Action::Sort);
-    }
-    let cpu = |app: &App| -> Vec<f32> {
-        app.rows(Panel::Hosts)
-            .iter()
-            .filter_map(|k| match k {
-                RowKey::Id(id) => app.replica.fleet.hosts.get(id).map(|h| h.metrics.cpu_pct),
-                _ => None,
-            })
-            .collect()
-    };
-    let up = cpu(&app);
-    assert!(up.windows(2).all(|w| w[0] <= w[1]), "{up:?}");
-    // Shift-C: CPU again, the other way round.
-    app.update(Action::SortBy('C'));
-    let down = cpu(&app);
-    assert!(down.windows(2).all(|w| w[0] >= w[1]), "{down:?}");
-    assert!(screen(&mut app, 120, 14).contains("sort CPU ↓"));
-    // The selection stays on the same host when the order changes.
-    app.update(Action::Top);
-    let top = app.selected_host().map(|h| h.id.clone());
-    app.update(Action::SortBy('C'));
-    assert_eq!(app.selected_host().map(|h| h.id.clone()), top);
-    assert_eq!(app.selection().index, 5);
-    // `<` goes back a column: IP ↑, then AZ, HOST, and the natural order.
-    app.update(Action::SortPrev);
-    assert!(screen(&mut app, 120, 14).contains("sort IP ↑"));
-    for _ in 0..3 {
-        app.update(Action::SortPrev);
-    }
-    assert_eq!(row_ids(&app, Panel::Hosts), natural);
-    app.update(Action::SortBy('C'));
-    // A letter no column starts with says so.
-    app.update(Action::SortBy('Z'));
-    assert!(screen(&mut app, 120, 14).contains("no column starts with Z"));
-    // Cached: the stamp matches the replica's generation until the data changes.
-    let stamp = app.view(Panel::Hosts).index.as_ref().map(|i| i.stamp);
-    assert_eq!(stamp, Some((app.replica.generation, app.view(Panel::Hosts).settings, 6)));
-    // Past the last of the 10 columns: the natural order again.
-    for _ in 4..11 {
-        app.update(Action::Sort);
-    }
-    assert_eq!(row_ids(&app, Panel::Hosts), natural);
 }
 
 #[test]
@@ -271,7 +136,7 @@ fn confirm_refuses_while_not_live() {
 /// The Audit panel's filter sees how a command's operation ended, as it changes.
 #[test]
 fn audit_filter_follows_how_the_operation_ended() {
-    use crate::views::tests::{audit_event, operation_event};
+    use crate::views::harness::{audit_event, operation_event};
     let mut app = app();
     let e = audit_event(&app, serde_json::json!({"app": "shop-web"}), "restart", true);
     let op = e.audit.as_ref().and_then(|a| a.outcome.operation_id.clone()).expect("an operation id");
@@ -671,29 +536,6 @@ fn routes_flag_stale_backends_and_instances_flag_unrouted() {
 }
 
 #[test]
-fn route_weight_form_validates_then_confirms() {
-    let mut app = app();
-    app.update(Action::ShowPanel(Panel::Routes));
-    app.update(Action::Weight);
-    app.update(Action::ClearInput);
-    type_text(&mut app, "5000");
-    app.update(Action::Submit);
-    match app.overlay() {
-        Some(Overlay::Form(form)) => assert!(form.error.as_deref().is_some_and(|e| e.contains("1 to 1000"))),
-        other => panic!("{other:?}"),
-    }
-    app.update(Action::Backspace);
-    app.update(Action::Backspace);
-    app.update(Action::Backspace);
-    app.update(Action::Submit);
-    assert!(screen(&mut app, 120, 16).contains("to 5?"));
-    let effects = app.update(Action::Confirmed);
-    assert!(
-        matches!(sent(&effects).as_slice(), [ControlCommand::Route(RouteVerb::Weight, r)] if r.weight == Some(5))
-    );
-}
-
-#[test]
 fn copy_writes_the_selected_id_through_an_effect() {
     let mut app = app();
     app.update(Action::ShowPanel(Panel::Instances));
@@ -724,77 +566,13 @@ fn a_remapped_keymap_drives_the_app_and_a_clash_keeps_the_defaults() {
     assert!(err.to_string().contains("r is bound to both"), "{err}");
 }
 
-/// A heartbeat for host-01 with new metrics, as the bus would bring it.
-fn metrics_heartbeat(app: &App) -> Update {
-    let host = app.replica.fleet.hosts.get("host-01").cloned().expect("host-01");
-    Update::Heartbeat(Box::new(crate::protocol::Heartbeat {
-        host: crate::protocol::HostInfo {
-            id: host.id.clone(),
-            hostname: host.hostname.clone(),
-            ip: host.ip.clone(),
-            az: host.az.clone(),
-            tags: host.tags.clone(),
-            cpu_cores: host.cpu_cores,
-            memory_total_mb: host.memory_total_mb,
-            agent_version: host.agent_version.clone(),
-            warnings: vec![],
-        },
-        metrics: crate::protocol::HostMetrics { cpu_pct: 99.0, ..host.metrics.clone() },
-        instances: vec![],
-        period_ms: 2000,
-        unmanaged: vec![],
-    }))
-}
-
-#[test]
-fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
-    let mut app = app();
-    app.update(Action::ShowPanel(Panel::Instances));
-    app.refresh_views();
-    let i = Panel::Instances.index();
-    let stamp = |app: &App| app.views[i].index.as_ref().map(|ix| ix.stamp);
-    let before = stamp(&app);
-    let update = metrics_heartbeat(&app);
-    app.apply(update);
-    app.refresh_views();
-    assert_eq!(stamp(&app), before, "a heartbeat rebuilt the natural-order index");
-
-    // Sorted, the order may depend on metrics: the same heartbeat rebuilds it.
-    app.views[i].set_sort(Some(super::rows::Sort { column: 8, descending: true }));
-    app.refresh_views();
-    let sorted = stamp(&app);
-    let update = metrics_heartbeat(&app);
-    app.apply(update);
-    app.refresh_views();
-    assert_ne!(stamp(&app), sorted, "a sorted index must follow the metrics");
-}
-
-/// A heartbeat from `host` reporting its instances with new metrics.
-fn instances_heartbeat(app: &App, host: &str) -> (Update, usize) {
-    let Update::Heartbeat(mut hb) = metrics_heartbeat(app) else { unreachable!("a heartbeat") };
-    let h = app.replica.fleet.hosts.get(host).cloned().expect("the host");
-    hb.host.id = h.id.clone();
-    hb.instances = app
-        .replica
-        .fleet
-        .instances_on(host)
-        .map(|i| crate::protocol::InstanceReport {
-            cpu_pct: 77.0,
-            mem_used_mb: i.mem_used_mb / 2 + 1,
-            ..crate::protocol::InstanceReport::of(i)
-        })
-        .collect();
-    let n = hb.instances.len();
-    (Update::Heartbeat(hb), n)
-}
-
 #[test]
 fn an_idle_cockpit_writes_no_bytes_until_something_on_screen_changes() {
     // The bench's byte counter behind the cockpit's own output path, at 200x50.
     let out = crate::cli::bench::Counter::default();
     let mut terminal = crate::cli::bench::counting_terminal(&out).expect("terminal");
     for panel in [Panel::Hosts, Panel::Instances, Panel::Routes] {
-        let mut app = super::fixture_app(300);
+        let mut app = crate::views::harness::fixture_app(300);
         app.update(Action::ShowPanel(panel));
         crate::tui::draw(&mut terminal, &mut app).expect("draw");
         assert!(out.bytes() > 0, "the first frame is written");
@@ -809,7 +587,7 @@ fn an_idle_cockpit_writes_no_bytes_until_something_on_screen_changes() {
     }
 
     // What on-call needs still shows up on its own: old data, late heartbeats.
-    let mut app = super::fixture_app(0);
+    let mut app = crate::views::harness::fixture_app(0);
     crate::tui::draw(&mut terminal, &mut app).expect("draw");
     let before = out.bytes();
     let start = app.now;
@@ -818,378 +596,6 @@ fn an_idle_cockpit_writes_no_bytes_until_something_on_screen_changes() {
     let screen = screen(&mut app, 200, 50);
     assert!(screen.contains("⚠ data 11s old"), "{screen}");
     assert!(!screen.contains("<5s"), "every heartbeat is late now and shows its age:\n{screen}");
-}
-
-#[test]
-fn a_filter_keystroke_rebuilds_no_row_and_a_heartbeat_only_its_own() {
-    let mut app = super::fixture_app(2_000);
-    app.update(Action::ShowPanel(Panel::Instances));
-    let total = app.total_rows(Panel::Instances) as u64;
-    let builds = |app: &App| app.view(Panel::Instances).cache.builds;
-    assert_eq!(builds(&app), 0, "natural order builds no row");
-
-    app.update(Action::Filter);
-    type_text(&mut app, "s");
-    assert_eq!(builds(&app), total, "the first filter builds each row once");
-    type_text(&mut app, "hop-web");
-    app.update(Action::Backspace);
-    assert_eq!(builds(&app), total, "keystrokes re-match the kept rows and build none");
-    let shown = app.row_count(Panel::Instances);
-    assert!(shown > 0 && (shown as u64) < total, "{shown} of {total}");
-    assert!(screen(&mut app, 200, 50).contains("filter /shop-we/"));
-
-    // A heartbeat rebuilds the rows it touched, in the next frame, and no other.
-    let (update, touched) = instances_heartbeat(&app, "host-02");
-    assert!(touched > 0);
-    app.apply(update);
-    app.refresh_views();
-    assert_eq!(builds(&app), total + touched as u64);
-    app.refresh_views();
-    assert_eq!(builds(&app), total + touched as u64, "a frame with nothing new builds nothing");
-
-    // The index still agrees with a from-scratch build.
-    let fresh =
-        super::rows::build(&app.replica, &app.facts(), app.now, Panel::Instances, app.view(Panel::Instances));
-    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh.keys.as_slice());
-}
-
-#[test]
-fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
-    let mut app = super::fixture_app(2_000);
-    app.update(Action::ShowPanel(Panel::Instances));
-    let orders = |app: &App| app.view(Panel::Instances).cache.orders;
-    let fresh = |app: &App| {
-        super::rows::build(&app.replica, &app.facts(), app.now, Panel::Instances, app.view(Panel::Instances))
-            .keys
-    };
-    let sort = |app: &mut App, column: usize| {
-        let i = Panel::Instances.index();
-        app.views[i].set_sort(Some(super::rows::Sort { column, descending: true }));
-        app.refresh_views();
-    };
-
-    // Sorted by host, a heartbeat with new metrics changes no sort key: no re-sort.
-    sort(&mut app, 3);
-    let before = orders(&app);
-    let (update, touched) = instances_heartbeat(&app, "host-02");
-    assert!(touched > 0);
-    app.apply(update);
-    app.refresh_views();
-    assert_eq!(orders(&app), before, "metrics moved no host");
-    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-
-    // Sorted by CPU, the same kind of heartbeat moves its rows: the order follows once
-    // the second is up, as `top` re-sorts per refresh, and is then a fresh build's.
-    sort(&mut app, 8);
-    let before = orders(&app);
-    let (update, _) = instances_heartbeat(&app, "host-03");
-    app.apply(update);
-    app.refresh_views();
-    assert_eq!(orders(&app), before, "within the second, heartbeats do not re-sort");
-    let more = metrics_heartbeat(&app);
-    app.apply(more);
-    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
-    app.refresh_views();
-    assert_eq!(orders(&app), before + 1, "the CPU column moved: one re-sort");
-    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-    // With nothing new, the next second does not sort again.
-    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
-    app.refresh_views();
-    assert_eq!(orders(&app), before + 1);
-
-    // An event that moves a sort key re-sorts in the next frame: a second has passed.
-    let mut inst = app.replica.fleet.instances.values().nth(7).cloned().expect("an instance");
-    inst.cpu_pct = 1000.0;
-    let update = change_event(&app, vec![crate::protocol::Change::Instance(inst)]);
-    app.apply(update);
-    app.refresh_views();
-    assert_eq!(orders(&app), before + 2);
-    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-}
-
-fn wizard(app: &App) -> &super::Wizard {
-    match app.overlay() {
-        Some(Overlay::Wizard(w)) => w,
-        other => panic!("no wizard open: {other:?}"),
-    }
-}
-
-#[test]
-fn palette_deploy_opens_the_wizard_prefilled_and_esc_parks_a_running_deploy() {
-    use super::wizard::{Field, Step};
-    let mut app = app();
-    app.update(Action::Palette);
-    type_text(&mut app, "deploy shop-web 2.0.0 x3");
-    assert!(sent(&app.update(Action::Submit)).is_empty(), "the wizard confirms, not the palette");
-    let w = wizard(&app);
-    assert_eq!(w.step, Step::Form);
-    assert_eq!(
-        (w.value(Field::App), w.value(Field::Version), w.value(Field::Instances)),
-        ("shop-web", "2.0.0", "3")
-    );
-    // The image and the rest come from the app's spec.
-    assert_eq!(w.value(Field::Image), app.replica.fleet.apps["shop-web"].image);
-
-    app.update(Action::Submit); // the plan
-    app.update(Action::Submit); // the confirmation
-    assert_eq!(wizard(&app).step, Step::Confirm);
-    // shop-web is a prod app: its name is typed to confirm.
-    assert!(wizard(&app).is_prod());
-    type_text(&mut app, "shop-web");
-    let cmds = sent(&app.update(Action::Submit));
-    assert_eq!(cmds.len(), 1);
-    let what = cmds[0].describe();
-
-    // Esc while the deploy runs parks the wizard; its answer still reaches it, and `d`
-    // brings it back with the operation it follows.
-    app.update(Action::Back);
-    assert!(app.overlay().is_none());
-    assert!(app.status.as_ref().is_some_and(|s| s.text.contains("d shows its progress")));
-    let accepted = crate::protocol::Accepted { operation_id: Some("op-77".into()), rev: 1 };
-    app.apply(Update::CommandDone { what, result: Ok(accepted) });
-    app.update(Action::Deploy);
-    let w = wizard(&app);
-    assert_eq!(w.step, Step::Progress);
-    assert_eq!(w.sent.last().and_then(|s| s.operation.as_deref()), Some("op-77"));
-    // Closed again, it parks again while running; a new name is a first deploy.
-    app.update(Action::Back);
-    assert!(app.parked_wizard.is_some());
-
-    let mut app = self::app();
-    app.update(Action::Palette);
-    type_text(&mut app, "deploy brand-new 0.1.0");
-    app.update(Action::Submit);
-    let w = wizard(&app);
-    assert_eq!((w.value(Field::App), w.value(Field::Version)), ("brand-new", "0.1.0"));
-    assert!(w.previous.is_none());
-}
-
-/// An event from the controller carrying `changes`, at the replica's next revision.
-fn change_event(app: &App, changes: Vec<crate::protocol::Change>) -> Update {
-    Update::Event(crate::protocol::Event {
-        rev: app.replica.fleet.revision + 1,
-        ts: app.now,
-        kind: crate::protocol::EventKind::InstanceState,
-        app: None,
-        host: None,
-        instance: None,
-        operation_id: None,
-        message: "test".into(),
-        changes,
-        audit: None,
-    })
-}
-
-#[test]
-fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
-    use crate::protocol::{Change, InstanceState, RouteState};
-    let mut app = super::fixture_app(2_000);
-    app.update(Action::ShowPanel(Panel::Instances));
-    let i = Panel::Instances.index();
-    // Sorted by state, so a state change moves its row.
-    app.views[i].set_sort(Some(super::rows::Sort { column: 5, descending: false }));
-    app.refresh_views();
-    let builds = |app: &App| app.view(Panel::Instances).cache.builds;
-    let fresh = |app: &App| {
-        super::rows::build(&app.replica, &app.facts(), app.now, Panel::Instances, app.view(Panel::Instances))
-            .keys
-    };
-    let before = builds(&app);
-
-    // One instance crashes: its row is built again, no other, and it moves (once a
-    // second has passed since the table was sorted).
-    let mut inst = app.replica.fleet.instances.values().nth(100).cloned().expect("an instance");
-    inst.state = InstanceState::Crashed;
-    let update = change_event(&app, vec![Change::Instance(inst.clone())]);
-    app.apply(update);
-    app.refresh_views();
-    assert_eq!(builds(&app), before + 1, "only the crashed instance's row");
-    assert_ne!(
-        app.rows(Panel::Instances).first(),
-        Some(&super::rows::RowKey::Id(inst.id.clone())),
-        "not yet"
-    );
-    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
-    app.refresh_views();
-    assert_eq!(builds(&app), before + 1, "only the crashed instance's row");
-    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-    assert_eq!(app.rows(Panel::Instances).first(), Some(&super::rows::RowKey::Id(inst.id.clone())));
-
-    // Its route is turned off: the rows behind that route show it, and only they are built.
-    let route = app
-        .replica
-        .fleet
-        .routes
-        .values()
-        .find(|r| r.app == inst.app && r.backend == inst.endpoint)
-        .cloned()
-        .expect("the instance is routed");
-    let behind = app.replica.fleet.instances_of(&inst.app).filter(|i| i.endpoint == inst.endpoint).count();
-    let before = builds(&app);
-    let update = change_event(
-        &app,
-        vec![Change::Route(crate::protocol::Route { state: RouteState::Disabled, ..route })],
-    );
-    app.apply(update);
-    app.refresh_views();
-    assert_eq!(builds(&app), before + behind as u64);
-    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-    let facts = app.facts();
-    let src = super::cells::RowSource { replica: &app.replica, facts: &facts, now: app.now };
-    let key = super::rows::RowKey::Id(inst.id.clone());
-    let row = super::cells::row(src, &Default::default(), Panel::Instances, &key).expect("the row");
-    assert_eq!(row.cells[10].text, "○ off");
-    let cached = app.view(Panel::Instances).cache.hay_of(&key);
-    assert_eq!(cached, Some(row.hay().as_str()));
-
-    // A new instance comes: its row is built and the others are kept, and it takes its
-    // place in the order at once.
-    let before = builds(&app);
-    let new = crate::protocol::Instance { id: "brand-new-1".into(), ..inst };
-    let update = change_event(&app, vec![Change::Instance(new)]);
-    app.apply(update);
-    app.refresh_views();
-    assert_eq!(builds(&app), before + 1);
-    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-    assert!(app.rows(Panel::Instances).contains(&super::rows::RowKey::Id("brand-new-1".into())));
-
-    // It goes: nothing is built, and it leaves the order at once.
-    let before = builds(&app);
-    let update = change_event(&app, vec![Change::InstanceRemoved { id: "brand-new-1".into() }]);
-    app.apply(update);
-    app.refresh_views();
-    assert_eq!(builds(&app), before);
-    assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
-
-    // A snapshot may change any row: all are built again.
-    let before = builds(&app);
-    let total = app.total_rows(Panel::Instances) as u64;
-    let fleet = app.replica.fleet.clone();
-    app.apply(Update::Snapshot(fleet));
-    app.refresh_views();
-    assert_eq!(builds(&app), before + total);
-}
-
-#[test]
-fn a_filtered_events_panel_builds_one_row_per_new_event() {
-    use crate::protocol::{Change, InstanceState};
-    let mut app = super::fixture_app(300);
-    app.update(Action::ShowPanel(Panel::Events));
-    app.update(Action::Filter);
-    type_text(&mut app, "crash");
-    app.update(Action::Submit);
-    app.refresh_views();
-    let builds = |app: &App| app.view(Panel::Events).cache.builds;
-    let fresh = |app: &App| {
-        super::rows::build(&app.replica, &app.facts(), app.now, Panel::Events, app.view(Panel::Events)).keys
-    };
-    let before = builds(&app);
-    let mut inst = app.replica.fleet.instances.values().next().cloned().expect("an instance");
-    for n in 0..5 {
-        inst.state = if n % 2 == 0 { InstanceState::Crashed } else { InstanceState::Running };
-        let update = change_event(&app, vec![Change::Instance(inst.clone())]);
-        app.apply(update);
-        app.refresh_views();
-    }
-    assert_eq!(builds(&app), before + 5, "one row per event, the rest kept");
-    assert_eq!(app.rows(Panel::Events).as_ref(), fresh(&app).as_slice());
-}
-
-#[test]
-fn facts_kept_up_event_by_event_are_the_facts_counted_afresh() {
-    use crate::protocol::{Change, HostState, InstanceState, RouteState};
-    let mut app = super::fixture_app(300);
-    app.refresh_views();
-    let mut rng = crate::plane::rng::Rng::new(7);
-    let states =
-        [InstanceState::Running, InstanceState::Crashed, InstanceState::Starting, InstanceState::Stopped];
-    let pick = |rng: &mut crate::plane::rng::Rng, n: usize| rng.between(0, n as u64 - 1) as usize;
-    for step in 0..400 {
-        let f = &app.replica.fleet;
-        let inst = |rng: &mut crate::plane::rng::Rng| {
-            f.instances.values().nth(pick(rng, f.instances.len())).cloned()
-        };
-        let mut changes = Vec::new();
-        // One to three changes per event, now and then the same thing twice.
-        for _ in 0..rng.between(1, 3) {
-            let change = match rng.between(0, 8) {
-                0 | 1 => inst(&mut rng).map(|mut i| {
-                    i.state = states[pick(&mut rng, states.len())];
-                    Change::Instance(i)
-                }),
-                2 => inst(&mut rng).map(|mut i| {
-                    i.host = f.hosts.keys().nth(pick(&mut rng, f.hosts.len())).cloned().unwrap_or_default();
-                    i.endpoint = if rng.chance(0.2) {
-                        String::new()
-                    } else {
-                        format!("10.0.0.{}:80", rng.between(1, 9))
-                    };
-                    if rng.chance(0.3) {
-                        i.version = format!("9.{}", rng.between(0, 2));
-                    }
-                    Change::Instance(i)
-                }),
-                3 => inst(&mut rng).map(|i| Change::InstanceRemoved { id: i.id }),
-                4 => inst(&mut rng).map(|i| {
-                    Change::Instance(crate::protocol::Instance {
-                        id: format!("new-{step}-{}", rng.next_u64()),
-                        ..i
-                    })
-                }),
-                5 => inst(&mut rng).and_then(|i| {
-                    let route = f.routes.values().next().cloned()?;
-                    let state = if rng.chance(0.5) { RouteState::Disabled } else { route.state };
-                    Some(Change::Route(crate::protocol::Route {
-                        app: i.app,
-                        backend: i.endpoint,
-                        state,
-                        ..route
-                    }))
-                }),
-                6 => f.routes.keys().nth(pick(&mut rng, f.routes.len().max(1))).map(|(app, backend)| {
-                    Change::RouteRemoved { app: app.clone(), backend: backend.clone() }
-                }),
-                7 => f.hosts.values().nth(pick(&mut rng, f.hosts.len())).cloned().map(|mut h| {
-                    h.state = if h.state == HostState::Up { HostState::Lost } else { HostState::Up };
-                    Change::Host(h)
-                }),
-                _ => f.apps.values().nth(pick(&mut rng, f.apps.len())).cloned().map(|mut a| {
-                    a.instances = rng.between(0, 9) as u32;
-                    Change::App(a)
-                }),
-            };
-            changes.extend(change);
-        }
-        if rng.chance(0.1)
-            && let Some(c) = changes.first().cloned()
-        {
-            changes.push(c);
-        }
-        // One event per frame: a trickle, which the facts follow one event at a time.
-        app.refresh_views();
-        let update = change_event(&app, changes.clone());
-        app.apply(update);
-        assert_eq!(app.facts.stamp, super::facts::stamp_of(&app.replica), "step {step}: the facts followed");
-        let fresh = super::facts::FleetFacts::of(&app.replica);
-        assert_eq!(app.facts, fresh, "step {step}: {changes:?}");
-    }
-}
-
-#[test]
-fn a_burst_past_the_budget_is_counted_afresh_before_the_frame() {
-    use crate::protocol::{Change, InstanceState};
-    let mut app = super::fixture_app(300);
-    app.refresh_views();
-    let ids: Vec<String> = app.replica.fleet.instances.keys().cloned().collect();
-    for n in 0..super::FACTS_BUDGET + 10 {
-        let mut inst = app.replica.fleet.instances[&ids[n % ids.len()]].clone();
-        inst.state = if n % 3 == 0 { InstanceState::Crashed } else { InstanceState::Running };
-        let update = change_event(&app, vec![Change::Instance(inst)]);
-        app.apply(update);
-    }
-    assert_ne!(app.facts.stamp, super::facts::stamp_of(&app.replica), "followed no further than the budget");
-    app.refresh_views();
-    assert_eq!(app.facts, super::facts::FleetFacts::of(&app.replica));
 }
 
 /// The Events panel follows its newest event like `tail -f`: a new event takes the
@@ -1244,32 +650,6 @@ fn the_events_panel_follows_the_newest_until_the_operator_moves() {
     feed(&mut app);
     assert_ne!(selected(&app), newest(&app));
     assert!(screen(&mut app, 120, 14).contains("⏸ paused (G: newest)"));
-}
-
-/// A filter that matches nothing says so, in every table, instead of the empty text.
-#[test]
-fn a_filter_that_matches_nothing_says_no_match() {
-    let mut app = app();
-    let with_rows: Vec<Panel> = Panel::ALL.into_iter().filter(|p| app.total_rows(*p) > 0).collect();
-    assert_eq!(with_rows.len(), 5, "every panel but Audit has rows in the fixture");
-    for panel in with_rows {
-        app.update(Action::ShowPanel(panel));
-        app.update(Action::Filter);
-        type_text(&mut app, "zzz-matches-nothing");
-        app.update(Action::Submit);
-        let shown = screen(&mut app, 120, 14);
-        assert!(shown.contains("no match: Esc clears the filter"), "{panel:?}: {shown}");
-        assert!(!shown.contains("no events yet"), "{panel:?}: {shown}");
-        app.update(Action::Back);
-        assert!(!screen(&mut app, 120, 14).contains("no match"), "{panel:?}");
-    }
-    // With no rows at all, the panel's own empty text.
-    assert_eq!(app.total_rows(Panel::Audit), 0);
-    app.update(Action::ShowPanel(Panel::Audit));
-    app.update(Action::Filter);
-    type_text(&mut app, "zzz");
-    let shown = screen(&mut app, 120, 14);
-    assert!(shown.contains("no operator commands") && !shown.contains("no match"), "{shown}");
 }
 
 fn question(app: &App) -> String {
@@ -1377,135 +757,4 @@ fn enabling_an_enabled_route_is_a_no_op_that_says_so() {
     assert_eq!(commands.len(), 1, "{commands:?}");
     let ControlCommand::Route(RouteVerb::Disable, req) = &commands[0] else { panic!("{commands:?}") };
     assert_ne!((req.app.clone(), req.backend.clone()), second);
-}
-
-/// A running operation on `app` with these pulls: `(instance, bytes fetched)`.
-fn running_op(id: &str, app: &str, pulls: &[(&str, u64)], now: u64) -> crate::protocol::Operation {
-    use crate::protocol::{OperationKind, OperationState, OperationStep, StepName, StepState};
-    crate::protocol::Operation {
-        id: id.into(),
-        kind: OperationKind::Deploy,
-        app: app.into(),
-        target: format!("{app}@2 x3"),
-        steps: pulls
-            .iter()
-            .map(|(instance, done)| OperationStep {
-                name: StepName::PullImage,
-                instance: Some(instance.to_string()),
-                state: StepState::Running,
-                started_at: now,
-                finished_at: None,
-                detail: format!("{done} of 99999999 bytes, 1 layer(s) pulled of web"),
-            })
-            .collect(),
-        state: OperationState::Running,
-        error: None,
-        started_at: now,
-        finished_at: None,
-        command_id: None,
-        compacted: None,
-    }
-}
-
-/// The filter matches what the screen shows: an app shown `◌ changing` is found by
-/// `/changing`, also on a table whose rows were kept from before the operation began
-/// (sorted), and leaves the filter when the operation ends.
-#[test]
-fn a_filter_finds_the_changing_app_the_screen_shows() {
-    use crate::protocol::{Change, OperationEnded, OperationState, StepCounts};
-    let mut app = app();
-    app.update(Action::ShowPanel(Panel::Apps));
-    app.update(Action::Sort);
-    let op = running_op("op-t1", "shop-web", &[], app.now);
-    let update = change_event(&app, vec![Change::Operation(op)]);
-    app.apply(update);
-    app.update(Action::Filter);
-    type_text(&mut app, "changing");
-    app.update(Action::Submit);
-    assert_eq!(row_ids(&app, Panel::Apps), vec!["shop-web".to_string()]);
-    let shown = screen(&mut app, 120, 14);
-    assert!(shown.contains("◌ changing"), "{shown}");
-    let end = OperationEnded {
-        id: "op-t1".into(),
-        state: OperationState::Succeeded,
-        error: None,
-        finished_at: app.now,
-        steps: StepCounts::default(),
-    };
-    let update = change_event(&app, vec![Change::OperationEnded(end)]);
-    app.apply(update);
-    // Rows that leave a filter follow within the second (`RESORT_MS`).
-    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
-    app.refresh_views();
-    assert!(row_ids(&app, Panel::Apps).is_empty(), "{:?}", row_ids(&app, Panel::Apps));
-}
-
-/// Numbers and versions sort as numbers (RST 2 before 10, 1.9 before 1.10), and MEM by
-/// the memory used, as it shows (`100/128M` before `512/1024M`, though 78 % > 50 %).
-#[test]
-fn numbers_versions_and_memory_sort_as_they_show() {
-    use crate::protocol::Change;
-    let mut app = app();
-    let mut ids: Vec<String> = app.replica.fleet.instances.keys().cloned().collect();
-    ids.sort();
-    let mut ten = app.replica.fleet.instances[&ids[0]].clone();
-    let mut two = app.replica.fleet.instances[&ids[1]].clone();
-    (ten.restarts, ten.version, ten.mem_used_mb, ten.mem_limit_mb) = (10, "1.10.0".into(), 100, 128);
-    (two.restarts, two.version, two.mem_used_mb, two.mem_limit_mb) = (2, "1.9.0".into(), 512, 1024);
-    let update = change_event(&app, vec![Change::Instance(ten.clone()), Change::Instance(two.clone())]);
-    app.apply(update);
-    app.update(Action::ShowPanel(Panel::Instances));
-    let at = |app: &App, id: &str| row_ids(app, Panel::Instances).iter().position(|r| r == id);
-    let column = |app: &App, f: fn(&crate::protocol::Instance) -> u64| -> Vec<u64> {
-        row_ids(app, Panel::Instances).iter().map(|id| f(&app.replica.fleet.instances[id])).collect()
-    };
-
-    app.update(Action::SortBy('R'));
-    assert!(screen(&mut app, 160, 14).contains("sort RST ↑"));
-    let rst = column(&app, |i| i.restarts as u64);
-    assert!(rst.windows(2).all(|w| w[0] <= w[1]), "{rst:?}");
-    assert!(at(&app, &two.id) < at(&app, &ten.id));
-
-    app.update(Action::SortBy('V'));
-    assert!(at(&app, &two.id) < at(&app, &ten.id), "1.9.0 before 1.10.0");
-    app.update(Action::SortBy('V'));
-    assert!(at(&app, &ten.id) < at(&app, &two.id), "descending: 1.10.0 first");
-
-    app.update(Action::SortBy('M'));
-    assert!(screen(&mut app, 160, 14).contains("sort MEM ↑"));
-    let used = column(&app, |i| i.mem_used_mb);
-    assert!(used.windows(2).all(|w| w[0] <= w[1]), "{used:?}");
-    assert!(at(&app, &ten.id) < at(&app, &two.id));
-}
-
-/// The Hosts panel's PULL column sorts by the bytes fetched, and follows new pulls.
-#[test]
-fn hosts_sort_by_their_pulls() {
-    use crate::protocol::Change;
-    let mut app = app();
-    let first_on = |app: &App, host: &str| {
-        let mut ids: Vec<String> = app.replica.fleet.instances_on(host).map(|i| i.id.clone()).collect();
-        ids.sort();
-        ids.remove(0)
-    };
-    let (one, six) = (first_on(&app, "host-01"), first_on(&app, "host-06"));
-    let op = running_op("op-pull", "shop-web", &[(&one, 12_000_000), (&six, 3_000_000)], app.now);
-    let update = change_event(&app, vec![Change::Operation(op)]);
-    app.apply(update);
-    app.update(Action::ShowPanel(Panel::Hosts));
-    app.update(Action::SortBy('P'));
-    assert!(screen(&mut app, 120, 14).contains("sort PULL ↑"));
-    // Hosts pulling nothing first, then by bytes.
-    let ids = row_ids(&app, Panel::Hosts);
-    assert_eq!(ids[4..], ["host-06".to_string(), "host-01".to_string()], "{ids:?}");
-    app.update(Action::SortBy('P'));
-    assert_eq!(row_ids(&app, Panel::Hosts)[..2], ["host-01".to_string(), "host-06".to_string()]);
-    // A bigger pull starts on host-03: the order follows within the second.
-    let three = first_on(&app, "host-03");
-    let op = running_op("op-pull-2", "shop-web", &[(&three, 50_000_000)], app.now);
-    let update = change_event(&app, vec![Change::Operation(op)]);
-    app.apply(update);
-    app.update(Action::Tick(app.now + super::rows::RESORT_MS));
-    app.refresh_views();
-    assert_eq!(row_ids(&app, Panel::Hosts)[0], "host-03");
 }

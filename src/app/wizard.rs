@@ -1167,3 +1167,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+#[path = "wizard_tests.rs"]
+mod headless_tests;

@@ -26,25 +26,17 @@ fn click(drawn: &Drawn, column: u16, row: u16) -> Option<Action> {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-
     use super::*;
     use crate::actions::Panel;
     use crate::app::{App, Overlay};
 
     fn app() -> App {
-        crate::app::fixture_app(20)
+        crate::views::harness::fixture_app(20)
     }
 
     fn drawn(app: &mut App, w: u16, h: u16) -> (Drawn, String) {
-        let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-        let drawn = crate::tui::render(&mut terminal, app).expect("draw");
-        let buf = terminal.backend().buffer();
-        let text = (0..buf.area.height)
-            .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
-            .collect();
-        (drawn, text)
+        let (drawn, buf) = crate::views::harness::draw_layout(app, w, h);
+        (drawn, crate::views::harness::text(&buf))
     }
 
     fn click_at(column: u16, row: u16) -> MouseEvent {

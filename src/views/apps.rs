@@ -38,3 +38,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
         table::row_cells(&app.theme, app_row(src, a))
     })
 }
+
+#[cfg(test)]
+#[path = "apps_tests.rs"]
+mod tests;

@@ -52,3 +52,7 @@ pub(crate) fn operation_end(app: &FrameContext, record: &AuditRecord) -> Option<
 pub(crate) fn verdict_style(t: &Theme, verdict: Verdict) -> Style {
     table::tone_style(t, verdict_tone(verdict))
 }
+
+#[cfg(test)]
+#[path = "audit_tests.rs"]
+mod tests;

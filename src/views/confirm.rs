@@ -76,3 +76,7 @@ pub fn render(app: &FrameContext, pending: &Pending, frame: &mut Frame, area: Re
         .title(Span::styled(title, t.title));
     frame.render_widget(Paragraph::new(text).block(block).wrap(Wrap { trim: true }), popup);
 }
+
+#[cfg(test)]
+#[path = "confirm_tests.rs"]
+mod tests;

@@ -482,3 +482,7 @@ fn sparklines(t: &Theme, histories: &[&History], events: &[&Event], width: usize
     ]));
     lines
 }
+
+#[cfg(test)]
+#[path = "detail_tests.rs"]
+mod tests;

@@ -54,3 +54,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
     }
     drawn
 }
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

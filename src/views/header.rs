@@ -156,3 +156,7 @@ pub fn render_tabs(app: &FrameContext, frame: &mut Frame, area: Rect) -> Vec<(Pa
     super::text::put_line(frame.buffer_mut(), area, &Line::from(spans), Style::default());
     drawn
 }
+
+#[cfg(test)]
+#[path = "header_tests.rs"]
+mod tests;

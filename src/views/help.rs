@@ -68,3 +68,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(left), l);
     frame.render_widget(Paragraph::new(right), r);
 }
+
+#[cfg(test)]
+#[path = "help_tests.rs"]
+mod tests;

@@ -47,3 +47,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
         table::row_cells(&app.theme, host_row(src, h, pulls.get(h.id.as_str())))
     })
 }
+
+#[cfg(test)]
+#[path = "hosts_tests.rs"]
+mod tests;

@@ -54,3 +54,7 @@ pub fn state_cell<'a>(app: &FrameContext, i: &Instance) -> Cell<'a> {
     let (text, tone) = instance_state(&app.replica, app.now, i);
     Cell { text, style: table::tone_style(&app.theme, tone), right: false }
 }
+
+#[cfg(test)]
+#[path = "instances_tests.rs"]
+mod tests;

@@ -201,3 +201,7 @@ mod tests {
         assert_eq!(wrapped(vec![Span::raw("")], 10).len(), 1, "an empty line is one row");
     }
 }
+
+#[cfg(test)]
+#[path = "logs_tests.rs"]
+mod snapshot_tests;

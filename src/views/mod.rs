@@ -24,7 +24,9 @@ mod wizard;
 pub use table::{Column, TableArea};
 
 #[cfg(test)]
-pub(crate) mod tests;
+pub(crate) mod harness;
+#[cfg(test)]
+mod tests;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};

@@ -131,3 +131,7 @@ pub fn render_form(app: &FrameContext, form: &RouteForm, frame: &mut Frame, area
         );
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }
+
+#[cfg(test)]
+#[path = "palette_tests.rs"]
+mod tests;

@@ -92,3 +92,7 @@ fn unrouted_line(app: &FrameContext) -> Option<Line<'static>> {
         ))
     })
 }
+
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;

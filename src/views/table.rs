@@ -486,3 +486,7 @@ mod tests {
         assert_eq!(cut("abc", 0), "");
     }
 }
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod snapshot_tests;

@@ -438,3 +438,7 @@ pub(super) fn wrap(text: &str, width: usize) -> Vec<String> {
     }
     lines
 }
+
+#[cfg(test)]
+#[path = "wizard_tests.rs"]
+mod tests;

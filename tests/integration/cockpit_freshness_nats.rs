@@ -6,15 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Panel};
 use quarterdeck::app::App;
 use quarterdeck::backend::{self, BackendHandle};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::HostState;
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::theme::{ColorMode, Theme};
 
+use crate::cockpit_support::cockpit_app;
 use crate::nats_support::{HEARTBEAT, Plane, PlaneConfig, WAIT, connect, ctl_ok_async, snapshot};
 use crate::support::carry_out;
 
@@ -42,7 +41,7 @@ impl Cockpit {
         let bus: Arc<dyn Bus> = Arc::new(connect(url, "cockpit/test@freshness").await);
         let label = bus.describe();
         let handle = backend::spawn(bus, "cockpit/test@freshness".into());
-        let app = App::new(label, Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        let app = cockpit_app(label);
         Cockpit { app, handle }
     }
 
@@ -58,7 +57,7 @@ impl Cockpit {
         if self.app.panel != panel {
             self.app.update(Action::ShowPanel(panel));
         }
-        crate::support::screen(&mut self.app, WIDTH)
+        crate::cockpit_support::screen(&mut self.app, WIDTH)
     }
 
     /// Looks at `panel` every 50 ms until `done` holds for what it shows; returns that

@@ -1,14 +1,12 @@
 //! The cockpit without a terminal: Actions in, model and buffer out, against the embedded
 //! sandbox's real controller and simulated agents on the in-process bus.
 
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Panel};
 use quarterdeck::app::{App, Overlay};
 use quarterdeck::backend::{self, BackendHandle};
-use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Constraints, DeployRequest, InstanceState, RouteState};
-use quarterdeck::theme::{ColorMode, Theme};
 
+use crate::cockpit_support::cockpit_app;
 use crate::support::{carry_out, fast_sandbox, pump};
 
 async fn cockpit_on_sandbox(hosts: usize) -> (quarterdeck::plane::sandbox::Sandbox, App, BackendHandle) {
@@ -25,7 +23,7 @@ async fn cockpit_on_sandbox(hosts: usize) -> (quarterdeck::plane::sandbox::Sandb
     .await
     .unwrap();
     let mut handle = backend::spawn(sb.bus.clone(), "cockpit/test@headless".into());
-    let mut app = App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+    let mut app = cockpit_app("sandbox");
     pump(&mut app, &mut handle, "two running instances with routes", |a| {
         a.replica.fleet.instances.values().filter(|i| i.state == InstanceState::Running).count() == 2
             && a.replica.fleet.routes.len() == 2
@@ -37,14 +35,14 @@ async fn cockpit_on_sandbox(hosts: usize) -> (quarterdeck::plane::sandbox::Sandb
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_through_the_confirm_dialog() {
     let (_sb, mut app, mut handle) = cockpit_on_sandbox(2).await;
-    assert!(crate::support::screen(&mut app, 140).contains("instances 2/2 running"));
+    assert!(crate::cockpit_support::screen(&mut app, 140).contains("instances 2/2 running"));
 
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Down);
     let target = app.selected_instance().unwrap().clone();
     assert!(app.update(Action::Restart).is_empty(), "nothing is sent before the confirmation");
     assert!(matches!(app.overlay(), Some(Overlay::Confirm(_))));
-    let shown = crate::support::screen(&mut app, 140);
+    let shown = crate::cockpit_support::screen(&mut app, 140);
     assert!(
         shown.contains("Confirm") && shown.contains(&format!("Restart instance {}", target.id)),
         "{shown}"
@@ -53,7 +51,7 @@ async fn restart_through_the_confirm_dialog() {
     // Refused first: nothing is sent and the dialog closes.
     assert!(app.update(Action::Cancelled).is_empty());
     assert!(app.overlay().is_none());
-    assert!(crate::support::screen(&mut app, 140).contains("cancelled"));
+    assert!(crate::cockpit_support::screen(&mut app, 140).contains("cancelled"));
 
     app.update(Action::Restart);
     let effects = app.update(Action::Confirmed);
@@ -71,12 +69,12 @@ async fn restart_through_the_confirm_dialog() {
         restarted && finished
     })
     .await;
-    let shown = crate::support::screen(&mut app, 140);
+    let shown = crate::cockpit_support::screen(&mut app, 140);
     let row = shown.lines().find(|l| l.contains(&target.endpoint)).expect("the instance's row");
     assert!(row.contains("● running"), "{row}");
     assert!(row.contains("   1 "), "restart count shown: {row}");
     app.update(Action::ShowPanel(Panel::Events));
-    let shown = crate::support::screen(&mut app, 140);
+    let shown = crate::cockpit_support::screen(&mut app, 140);
     assert!(shown.contains("OPERATION_SUCCEEDED") && shown.contains("restarted 1 instance"), "{shown}");
 }
 
@@ -86,7 +84,7 @@ async fn disable_a_route_through_the_confirm_dialog() {
     app.update(Action::ShowPanel(Panel::Routes));
     let route = app.selected_route().unwrap().clone();
     app.update(Action::ToggleRoute);
-    let shown = crate::support::screen(&mut app, 140);
+    let shown = crate::cockpit_support::screen(&mut app, 140);
     assert!(shown.contains(&format!("Disable route {} -> {}?", route.domain, route.backend)), "{shown}");
     for e in app.update(Action::Confirmed) {
         carry_out(&handle, e);
@@ -95,7 +93,7 @@ async fn disable_a_route_through_the_confirm_dialog() {
         a.replica.fleet.routes.get(&route.key()).is_some_and(|r| r.state == RouteState::Disabled)
     })
     .await;
-    assert!(crate::support::screen(&mut app, 140).contains("○ disabled"));
+    assert!(crate::cockpit_support::screen(&mut app, 140).contains("○ disabled"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +114,7 @@ async fn a_refused_command_is_shown_not_swallowed() {
         a.status.as_ref().is_some_and(|s| s.text.contains("refused"))
     })
     .await;
-    let shown = crate::support::screen(&mut app, 140);
+    let shown = crate::cockpit_support::screen(&mut app, 140);
     assert!(shown.contains(&format!("refused: restart instance {}", ghost.id)), "{shown}");
     assert!(shown.contains("no instance"), "{shown}");
 }

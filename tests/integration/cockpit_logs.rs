@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::logs::LogState;
 use quarterdeck::app::{App, Overlay};
@@ -17,9 +16,9 @@ use quarterdeck::protocol::subjects::{self, LogsVerb};
 use quarterdeck::protocol::{
     AgentAck, Constraints, DeployRequest, Envelope, InstanceState, LogBatch, LogsRequest, decode,
 };
-use quarterdeck::theme::{ColorMode, Theme};
 
-use crate::support::{fast_sandbox, pump, screen};
+use crate::cockpit_support::{cockpit_app, screen, type_text};
+use crate::support::{fast_sandbox, pump};
 
 /// What the event loop does with the effects, for those with a backend side.
 pub(crate) fn carry(handle: &BackendHandle, effects: Vec<Effect>) {
@@ -63,7 +62,7 @@ async fn cockpit_logs_stream_simulated_lines_in_the_sandbox_and_stop_on_close() 
     // Everything published on any viewer's stream, to see it end.
     let mut watch = sb.bus.subscribe("qd.v1.logs.>").await.expect("subscribe");
     let mut handle = backend::spawn_cockpit(sb.bus.clone(), "cockpit/test@here".into(), Identity::default());
-    let mut app = App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+    let mut app = cockpit_app("sandbox");
     pump(&mut app, &mut handle, "a running instance", |a| {
         a.replica.fleet.instances.values().any(|i| i.state == InstanceState::Running)
     })
@@ -79,9 +78,7 @@ async fn cockpit_logs_stream_simulated_lines_in_the_sandbox_and_stop_on_close() 
     assert!(has_line(&app, "o.a.c.c."), "tomcat-like lines for a tomcat image");
     // A search highlights and jumps; the screen shows the view with its bound.
     app.update(Action::Filter);
-    for c in "http-nio".chars() {
-        app.update(Action::Input(c));
-    }
+    type_text(&mut app, "http-nio");
     app.update(Action::Submit);
     assert!(app.logs.as_ref().is_some_and(|l| l.current.is_some() && !l.follow));
     let shown = screen(&mut app, 160);
@@ -122,7 +119,7 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
     .await
     .expect("deploy accepted");
     let mut handle = backend::spawn_cockpit(sb.bus.clone(), "cockpit/test@here".into(), Identity::default());
-    let mut app = App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+    let mut app = cockpit_app("sandbox");
     pump(&mut app, &mut handle, "a running instance", |a| {
         a.replica.fleet.instances.values().any(|i| i.state == InstanceState::Running)
     })
@@ -178,8 +175,7 @@ fn cockpit_logs_stream_a_real_container_on_nats_and_docker() {
     block_on(async {
         let bus = Arc::new(connect(&stack.url(), "cockpit/test@here").await);
         let mut handle = backend::spawn_cockpit(bus, "cockpit/test@here".into(), Identity::default());
-        let mut app =
-            App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        let mut app = cockpit_app("nats");
         pump(&mut app, &mut handle, "the running site instance", |a| {
             a.replica.fleet.instances.values().any(|i| i.state == InstanceState::Running)
         })

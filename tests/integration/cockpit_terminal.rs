@@ -7,107 +7,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::cockpit_support::{TMUX_WAIT as WAIT, Tmux};
+
 const BIN: &str = env!("CARGO_BIN_EXE_quarterdeck");
-/// The sandbox starts in a few seconds; a loaded machine gets far more.
-const WAIT: Duration = Duration::from_secs(60);
-
-/// A tmux server and its one session, both gone on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    /// Starts `command` in a 120x30 window, or says why the test skips.
-    fn start(test: &str, command: &str) -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but tmux is missing: run ./scripts/test");
-            }
-            eprintln!("skipped: {test}: no tmux (run ./scripts/test)");
-            return None;
-        }
-        let t = Tmux { socket: format!("qd-{test}-{}", std::process::id()) };
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &t.socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                "120",
-                "-y",
-                "30",
-            ])
-            .arg(command)
-            .status()
-            .expect("tmux starts");
-        assert!(status.success(), "tmux new-session failed");
-        Some(t)
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").args(["-L", &self.socket]).args(args).output().expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            self.run(&["send-keys", "-t", "t", k]);
-        }
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    /// The screen with its colours and attributes, as SGR sequences.
-    fn styled_screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-e", "-t", "t"])
-    }
-
-    /// Waits until the screen shows everything in `texts`; returns that screen.
-    fn wait_for(&self, texts: &[&str], what: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if texts.iter().all(|t| screen.contains(t)) {
-                return screen;
-            }
-            assert!(Instant::now() < deadline, "{what}: expected {texts:?} on screen:\n{screen}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The process the pane's shell is running in the foreground (the cockpit).
-    fn shells_child(&self) -> u32 {
-        let shell = self.run(&["list-panes", "-t", "t", "-F", "#{pane_pid}"]);
-        let shell = shell.trim();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let children =
-                std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
-                return pid.parse().expect("a pid");
-            }
-            assert!(Instant::now() < deadline, "the shell {shell} started nothing");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        // Quiet: the session may have ended with the cockpit already.
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
 
 /// An interactive shell with job control and a prompt that is easy to find.
 const SHELL: &str = "env -u NO_COLOR -u COLORTERM PS1='qd$ ' bash --norc --noprofile -i";
@@ -124,7 +26,7 @@ const DRAWN: [&str; 3] = ["1 Hosts", "2 Instances", "HOST"];
 fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_screen_back_whole() {
     let Some(t) = Tmux::start("suspend", SHELL) else { return };
     t.wait_for(&["qd$"], "the shell's prompt");
-    t.run(&["send-keys", "-t", "t", "-l", &cockpit("")]);
+    t.type_text(&cockpit(""));
     t.keys(&["Enter"]);
     let before = t.wait_for(&DRAWN, "the cockpit's first frame");
     let host_line = before.lines().find(|l| l.contains("host-")).expect("a host row").trim().to_string();
@@ -136,7 +38,7 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_screen_back_whole() {
     let suspended = t.wait_for(&["Stopped", "qd$"], "Ctrl-Z gives the terminal to the shell");
     assert!(!suspended.contains("2 Instances"), "the cockpit's screen is gone:\n{suspended}");
 
-    t.run(&["send-keys", "-t", "t", "-l", "fg"]);
+    t.type_text("fg");
     t.keys(&["Enter"]);
     // Every part of the screen comes back, not only what changed since the suspend.
     let after = t.wait_for(&[&DRAWN[..], &[host.as_str()]].concat(), "fg redraws the whole screen");
@@ -155,7 +57,7 @@ fn a_stop_from_outside_and_fg_bring_the_screen_back_whole() {
     // and only SIGCONT on `fg` says the screen must be drawn again.
     let Some(t) = Tmux::start("stop", SHELL) else { return };
     t.wait_for(&["qd$"], "the shell's prompt");
-    t.run(&["send-keys", "-t", "t", "-l", &cockpit("")]);
+    t.type_text(&cockpit(""));
     t.keys(&["Enter"]);
     let before = t.wait_for(&DRAWN, "the cockpit's first frame");
     let host = before.split_whitespace().find(|w| w.starts_with("host-")).expect("a host name").to_string();
@@ -163,7 +65,7 @@ fn a_stop_from_outside_and_fg_bring_the_screen_back_whole() {
     let sent = Command::new("kill").args(["-STOP", &pid.to_string()]).status().expect("kill runs");
     assert!(sent.success());
     t.wait_for(&["Stopped", "qd$"], "SIGSTOP gives the terminal to the shell");
-    t.run(&["send-keys", "-t", "t", "-l", "fg"]);
+    t.type_text("fg");
     t.keys(&["Enter"]);
     let deadline = Instant::now() + WAIT;
     loop {
@@ -183,7 +85,7 @@ fn a_stop_from_outside_and_fg_bring_the_screen_back_whole() {
 fn sighup_ends_the_cockpit_with_status_129_and_the_terminal_given_back() {
     let Some(t) = Tmux::start("sighup", SHELL) else { return };
     t.wait_for(&["qd$"], "the shell's prompt");
-    t.run(&["send-keys", "-t", "t", "-l", &format!("{}; echo \"exit=$?\"", cockpit(""))]);
+    t.type_text(&format!("{}; echo \"exit=$?\"", cockpit("")));
     t.keys(&["Enter"]);
     t.wait_for(&DRAWN, "the cockpit's first frame");
     let pid = t.shells_child();

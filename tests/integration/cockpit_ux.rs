@@ -9,6 +9,7 @@ use quarterdeck::backend::{BackendHandle, Command};
 use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::{OperationState, RestartBody, RestartRequest, RouteState};
 
+use crate::cockpit_support::type_text;
 use crate::cockpit_workflows::cockpit;
 use crate::support::{carry_out, pump};
 
@@ -77,9 +78,7 @@ async fn cockpit_bulk_route_disable_names_its_targets_and_a_second_one_sends_not
     let want = format!("Disable 2 routes: {} {}, {} {}?", keys[0].0, keys[0].1, keys[1].0, keys[1].1);
     assert!(pending.question.starts_with(&want), "{}", pending.question);
     // shop-web is prod: its name is typed.
-    for c in "shop-web".chars() {
-        app.update(Action::Input(c));
-    }
+    type_text(&mut app, "shop-web");
     let effects = app.update(Action::Submit);
     assert_eq!(effects.iter().filter(|e| matches!(e, Effect::Send(_))).count(), 2, "{effects:?}");
     for e in effects {
@@ -94,9 +93,7 @@ async fn cockpit_bulk_route_disable_names_its_targets_and_a_second_one_sends_not
 
     // Disabling a disabled route again is a no-op: nothing is sent, and it says so.
     app.update(Action::Palette);
-    for c in format!("route disable {} {}", keys[0].0, keys[0].1).chars() {
-        app.update(Action::Input(c));
-    }
+    type_text(&mut app, &format!("route disable {} {}", keys[0].0, keys[0].1));
     let effects = app.update(Action::Submit);
     assert!(effects.is_empty() && app.overlay().is_none(), "{effects:?} {:?}", app.overlay());
     let said = app.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();

@@ -2,26 +2,17 @@
 //! the plan preview to success; to a failed health check and a rollback to the previous
 //! spec; and a plan that says why nothing fits.
 
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
+use quarterdeck::app::App;
 use quarterdeck::app::wizard::Step;
-use quarterdeck::app::{App, Overlay, Wizard};
 use quarterdeck::backend::{self, BackendHandle, Identity};
-use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Constraints, DeployRequest, InstanceState};
-use quarterdeck::theme::{ColorMode, Theme};
 
+use crate::cockpit_support::{cockpit_app, screen_rows, type_text, wizard};
 use crate::support::{carry_out, fast_sandbox, pump};
 
-/// The screen, `width` x 60: tall enough for every step of a two-instance deploy.
-fn screen(app: &mut App, width: u16) -> String {
-    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 60)).unwrap();
-    quarterdeck::tui::render(&mut terminal, app).unwrap();
-    let buf = terminal.backend().buffer();
-    (0..buf.area.height)
-        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
-        .collect()
-}
+/// Rows of the screen: tall enough for every step of a two-instance deploy.
+const ROWS: u16 = 60;
 
 async fn cockpit() -> (quarterdeck::plane::sandbox::Sandbox, App, BackendHandle) {
     let sb = fast_sandbox(2).await;
@@ -37,26 +28,13 @@ async fn cockpit() -> (quarterdeck::plane::sandbox::Sandbox, App, BackendHandle)
     .await
     .unwrap();
     let mut handle = backend::spawn_cockpit(sb.bus.clone(), "cockpit/test".into(), Identity::default());
-    let mut app = App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+    let mut app = cockpit_app("sandbox");
     pump(&mut app, &mut handle, "two running instances", |a| {
         a.replica.fleet.instances.values().filter(|i| i.state == InstanceState::Running).count() == 2
             && a.replica.fleet.operations.values().all(|o| o.finished_at.is_some())
     })
     .await;
     (sb, app, handle)
-}
-
-fn wizard(app: &App) -> &Wizard {
-    match app.overlays.last() {
-        Some(Overlay::Wizard(w)) => w,
-        other => panic!("no wizard open: {other:?}"),
-    }
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        app.update(Action::Input(c));
-    }
 }
 
 /// `d` on shop-web in the Apps panel: the form, prefilled, the version focused.
@@ -95,7 +73,7 @@ async fn wizard_deploys_from_the_plan_to_success() {
     let plan = wizard(&app).plan.clone().expect("a plan");
     assert_eq!(plan.placements.len(), 2, "{plan:?}");
     assert!(plan.no_fit.is_none());
-    let shown = screen(&mut app, 160);
+    let shown = screen_rows(&mut app, 160, ROWS);
     assert!(shown.contains("Deploy 2/4: plan") && shown.contains("CPU LEFT"), "{shown}");
     app.update(Action::Submit);
     assert_eq!(wizard(&app).step, Step::Confirm);
@@ -105,7 +83,7 @@ async fn wizard_deploys_from_the_plan_to_success() {
     })
     .await;
     assert_eq!(wizard(&app).finished(&app.replica.fleet), Some(Ok("shop-web@1.1.0 x2".into())));
-    let shown = screen(&mut app, 160);
+    let shown = screen_rows(&mut app, 160, ROWS);
     for step in ["ALLOCATE_REPOSITORY_REQUEST", "UPLOAD", "DOWNLOAD", "HEALTH_CHECK", "INSTANCE_DEPLOYED"] {
         assert!(shown.contains(step), "{step} shown:\n{shown}");
     }
@@ -132,13 +110,13 @@ async fn wizard_shows_the_failure_and_rolls_back() {
     let reason = outcome.expect_err("the deploy fails");
     // The agent reports the crash (or the driver's error) first, whichever comes first.
     assert!(reason.contains("crashed") || reason.contains("exited right after start"), "{reason}");
-    let shown = screen(&mut app, 160);
+    let shown = screen_rows(&mut app, 160, ROWS);
     assert!(shown.contains("✕ failed:") && shown.contains("r rolls back to shop-web@1.0.0 x2"), "{shown}");
     assert!(shown.contains("✕ HEALTH_CHECK") || shown.contains("✕ RESTART"), "{shown}");
 
     app.update(Action::Input('r'));
     assert_eq!(wizard(&app).step, Step::ConfirmRollback);
-    let shown = screen(&mut app, 160);
+    let shown = screen_rows(&mut app, 160, ROWS);
     assert!(shown.contains("Roll shop-web back to shop-web@1.0.0 x2 (image tomcat:8.5)?"), "{shown}");
     send(&mut app, &handle, Action::Input('y'));
     pump(&mut app, &mut handle, "the rollback finished", |a| {
@@ -156,7 +134,7 @@ async fn wizard_shows_the_failure_and_rolls_back() {
         .filter(|i| i.state == InstanceState::Running && i.version == "1.0.0")
         .collect();
     assert_eq!(running.len(), 2, "{:?}", app.replica.fleet.instances);
-    let shown = screen(&mut app, 160);
+    let shown = screen_rows(&mut app, 160, ROWS);
     assert!(shown.contains("rollback: deploy shop-web@1.0.0 x2"), "{shown}");
 }
 
@@ -170,7 +148,9 @@ async fn wizard_plan_says_why_nothing_fits_and_sends_nothing() {
     let plan = wizard(&app).plan.clone().expect("a plan");
     let why = plan.no_fit.expect("nothing fits");
     assert!(why.contains("not enough CPU"), "{why}");
-    assert!(screen(&mut app, 160).contains("✕ nothing fits: cannot place 2 instance(s) of shop-web"));
+    assert!(
+        screen_rows(&mut app, 160, ROWS).contains("✕ nothing fits: cannot place 2 instance(s) of shop-web")
+    );
     assert!(app.update(Action::Submit).is_empty());
     assert_eq!(wizard(&app).step, Step::Plan);
     // Esc goes back to the form, with the values kept.

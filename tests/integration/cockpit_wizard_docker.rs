@@ -5,27 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
+use quarterdeck::app::App;
 use quarterdeck::app::wizard::{Field, Step};
-use quarterdeck::app::{App, Overlay, Wizard};
 use quarterdeck::backend::upload::RepoSource;
 use quarterdeck::backend::{self, Identity};
 use quarterdeck::bus::Bus;
-use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::theme::{ColorMode, Theme};
 
+use crate::cockpit_support::{cockpit_app, type_text, wizard};
 use crate::docker_support::inspect;
 use crate::nats_support::{Mode, assert_audited_as_harness_user, connect, eventually};
 use crate::stack_support::Stack;
 use crate::support::{carry_out, pump};
-
-fn wizard(app: &App) -> &Wizard {
-    match app.overlays.last() {
-        Some(Overlay::Wizard(w)) => w,
-        other => panic!("no wizard open: {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wizard_deploy_on_nats_and_docker_runs_containers() {
@@ -53,7 +44,7 @@ async fn wizard_deploy_runs_containers(mode: Mode, name: &str) {
         Identity { repository: Some(RepoSource::ObjectStore(Box::new(nats.clone()))), ..Identity::default() };
     let bus: Arc<dyn Bus> = Arc::new(nats);
     let mut handle = backend::spawn_cockpit(bus, "cockpit/wizard-test".into(), identity);
-    let mut app = App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+    let mut app = cockpit_app("nats");
     pump(&mut app, &mut handle, "the app and its two instances", |a| {
         a.replica
             .fleet
@@ -71,9 +62,7 @@ async fn wizard_deploy_runs_containers(mode: Mode, name: &str) {
             app.update(Action::HistoryNext);
         }
         app.update(Action::ClearInput);
-        for c in text.chars() {
-            app.update(Action::Input(c));
-        }
+        type_text(app, text);
     };
     type_into(&mut app, Field::Version, "2");
     type_into(&mut app, Field::Artifact, v2.to_str().unwrap());

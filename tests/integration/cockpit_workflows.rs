@@ -4,20 +4,18 @@
 
 use std::time::Duration;
 
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::{App, Overlay};
 use quarterdeck::backend::{self, BackendHandle, Command, Identity, Update};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::ControlCommand;
-use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::subjects::RouteVerb;
 use quarterdeck::protocol::{
     Constraints, DeployRequest, EventKind, InstanceState, OperationState, Operator, RestartBody,
     RestartRequest, RouteRequest, subjects,
 };
-use quarterdeck::theme::{ColorMode, Theme};
 
+use crate::cockpit_support::{cockpit_app, type_text};
 use crate::support::{carry_out, fast_sandbox, pump};
 
 fn alice() -> Operator {
@@ -40,7 +38,7 @@ pub(crate) async fn cockpit(read_only: bool) -> (quarterdeck::plane::sandbox::Sa
     .unwrap();
     let identity = Identity { operator: Some(alice()), read_only, repository: None };
     let mut handle = backend::spawn_cockpit(sb.bus.clone(), "cockpit/alice@bastion-1".into(), identity);
-    let mut app = App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+    let mut app = cockpit_app("sandbox");
     app.read_only = read_only;
     pump(&mut app, &mut handle, "three running instances with routes", |a| {
         a.replica.fleet.instances.values().filter(|i| i.state == InstanceState::Running).count() == 3
@@ -57,9 +55,7 @@ async fn cockpit_prod_restart_in_batches_is_audited_with_the_operator() {
     app.update(Action::Restart);
     assert!(matches!(app.overlay(), Some(Overlay::Confirm(p)) if p.typed.as_deref() == Some("shop-web")));
     app.update(Action::Adjust(1));
-    for c in "shop-web".chars() {
-        app.update(Action::Input(c));
-    }
+    type_text(&mut app, "shop-web");
     let effects = app.update(Action::Submit);
     assert_eq!(
         effects,
@@ -93,7 +89,7 @@ async fn cockpit_prod_restart_in_batches_is_audited_with_the_operator() {
     assert!(record.outcome.accepted && record.outcome.operation_id.is_some(), "{record:?}");
 
     app.update(Action::ShowPanel(Panel::Audit));
-    let shown = crate::support::screen(&mut app, 240);
+    let shown = crate::cockpit_support::screen(&mut app, 240);
     assert!(shown.contains(&format!("{me} ")), "{shown}");
     assert!(shown.contains("cockpit · alice@bastion-1 · ssh 10.0.0.5:52344"), "{shown}");
     assert_eq!(record.via(), "cockpit · alice@bastion-1 · ssh 10.0.0.5:52344 · nats ops");
@@ -148,7 +144,7 @@ async fn cockpit_read_only_never_sends_a_command() {
             assert!(app.update(Action::Confirmed).is_empty());
         }
     }
-    assert!(crate::support::screen(&mut app, 160).contains("READ-ONLY"));
+    assert!(crate::cockpit_support::screen(&mut app, 160).contains("READ-ONLY"));
     // ...and the backend refuses whatever reaches it anyway, without touching the bus.
     let restart = ControlCommand::Restart(RestartBody::from(RestartRequest::App("shop-web".into())));
     handle.commands.send(Command::Send(restart)).unwrap();

@@ -1,8 +1,9 @@
 //! Replays demo.tape against the sandbox in tmux and checks the screen after each step,
 //! so the tape cannot drift from the product. Needs tmux (./scripts/test installs it).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
+
+use crate::cockpit_support::Tmux;
 
 const BIN: &str = env!("CARGO_BIN_EXE_quarterdeck");
 
@@ -67,19 +68,6 @@ fn parse(tape: &str) -> Vec<Step> {
     steps
 }
 
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
-    }
-}
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux runs");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
 #[test]
 fn the_tape_parses_every_command_it_uses() {
     let steps = parse("# replay: start\nType \"2\"\nSleep 500ms\nDown 3\n# expect: Instances\nEnter\n");
@@ -97,56 +85,30 @@ fn the_tape_parses_every_command_it_uses() {
 
 #[test]
 fn demo_tape_replays_against_the_sandbox() {
-    let name = "demo_tape_replays_against_the_sandbox";
-    if Command::new("tmux").arg("-V").output().is_err() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but tmux is missing: run ./scripts/test");
-        }
-        eprintln!("skipped: {name}: no tmux (run ./scripts/test)");
-        return;
-    }
     let tape = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/demo.tape")).expect("demo.tape");
     let steps = parse(&tape);
     assert!(steps.iter().filter(|s| matches!(s, Step::Expect(_))).count() >= 8, "the tape checks too little");
-    let session = Session(format!("qd-tape-{}", std::process::id()));
     // A fixed seed and the tape's own window size; the cockpit runs exactly as a user would.
     let cmd = format!("{BIN} --seed 42 --sandbox-crash-rate 0; sleep 30");
-    let status = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &session.0, "-x", "140", "-y", "40", &cmd])
-        .env("TERM", "xterm-256color")
-        .status()
-        .expect("tmux starts");
-    assert!(status.success());
+    let Some(t) = Tmux::start_sized("demo_tape", &cmd, 140, 40) else { return };
     for (n, step) in steps.iter().enumerate() {
         match step {
-            Step::Type(text) => {
-                tmux(&["send-keys", "-t", &session.0, "-l", text]);
-            }
+            Step::Type(text) => t.type_text(text),
             Step::Key(key, count) => {
                 for _ in 0..*count {
-                    tmux(&["send-keys", "-t", &session.0, key]);
+                    t.keys(&[key]);
                 }
             }
             // The tape's pauses are for viewers; the replay only waits for what it checks.
             Step::Sleep(_) => std::thread::sleep(Duration::from_millis(100)),
             Step::Expect(text) => {
-                let deadline = Instant::now() + Duration::from_secs(15);
-                loop {
-                    let screen = tmux(&["capture-pane", "-p", "-t", &session.0]);
-                    if screen.contains(text.as_str()) {
-                        break;
-                    }
-                    if Instant::now() > deadline {
-                        panic!("demo.tape step {n}: expected {text:?} on screen:\n{screen}");
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                t.wait_for(&[text.as_str()], &format!("demo.tape step {n}"));
             }
         }
     }
     // The tape ends with `q`: the cockpit exits and gives the terminal back.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tmux(&["list-panes", "-t", &session.0, "-F", "#{pane_current_command}"]).contains("quarterdeck") {
+    while t.run(&["list-panes", "-t", "t", "-F", "#{pane_current_command}"]).contains("quarterdeck") {
         assert!(Instant::now() < deadline, "the cockpit did not quit");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -10,15 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::App;
 use quarterdeck::backend::{self, BackendHandle, Command, Identity};
 use quarterdeck::protocol::EventKind;
 use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::theme::{ColorMode, Theme};
 use serde_json::{Value, json};
 
+use crate::cockpit_support::cockpit_app;
 use crate::docker_support::{docker, site};
 use crate::nats_support::{block_on, connect, ctl, ctl_json, ctl_json_lines, eventually};
 use crate::stack_support::Stack;
@@ -145,8 +144,7 @@ fn docker_crash_exit_3_is_in_the_event_the_instance_and_a_log_followed_across_th
     block_on(async {
         let bus = Arc::new(connect(&stack.url(), "cockpit/test@here").await);
         let mut handle = backend::spawn_cockpit(bus, "cockpit/test@here".into(), Identity::default());
-        let mut app =
-            App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        let mut app = cockpit_app("nats");
         pump(&mut app, &mut handle, "the running instance", |a| {
             a.replica
                 .fleet

@@ -1,6 +1,7 @@
 //! Integration tests, in one binary. Each module names the services it needs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cockpit_support;
 mod nats_support;
 mod support;
 

@@ -5,16 +5,13 @@
 
 use std::sync::Arc;
 
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Panel};
-use quarterdeck::app::App;
 use quarterdeck::backend;
 use quarterdeck::protocol::OperationState;
-use quarterdeck::protocol::clock::now_ms;
-use quarterdeck::theme::{ColorMode, Theme};
 
+use crate::cockpit_support::{cockpit_app, screen};
 use crate::nats_support::{PlaneConfig, block_on, connect, ctl, ctl_json_lines, deploy_args, plane_or_skip};
-use crate::support::{pump, screen};
+use crate::support::pump;
 
 #[test]
 fn nats_a_failed_deploy_shows_as_failed_with_its_reason_in_the_audit() {
@@ -48,8 +45,7 @@ fn nats_a_failed_deploy_shows_as_failed_with_its_reason_in_the_audit() {
     block_on(async {
         let bus = Arc::new(connect(&url, "cockpit/test@audit").await);
         let mut handle = backend::spawn(bus, "cockpit/test@audit".into());
-        let mut app =
-            App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        let mut app = cockpit_app("nats");
         pump(&mut app, &mut handle, "the deploy's audit record and its failed operation", |a| {
             let recorded =
                 a.replica.audit.iter().any(|e| e.audit.as_ref().is_some_and(|r| r.verb == "deploy"));

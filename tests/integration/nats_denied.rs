@@ -6,17 +6,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Panel};
-use quarterdeck::app::App;
 use quarterdeck::backend::{self, BackendHandle};
 use quarterdeck::bus::{Bus, BusError};
-use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::subjects::{self, CtlVerb, RouteVerb};
-use quarterdeck::theme::{ColorMode, Theme};
 
+use crate::cockpit_support::{cockpit_app, screen, type_text};
 use crate::nats_support::{Mode, Plane, PlaneConfig, connect_as, ctl_as, deploy_args};
-use crate::support::{carry_out, pump, screen};
+use crate::support::{carry_out, pump};
 
 /// The plane (controller c1, agents h1 and h2) with roles on; the viewer is carol.
 fn role_plane(test: &str) -> Option<Plane> {
@@ -94,17 +91,14 @@ fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
         // command is what the cockpit learns from.
         let options = backend::ClientOptions::default();
         let mut handle: BackendHandle = backend::spawn_with(carol, "cockpit/carol@test".into(), options);
-        let mut app =
-            App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        let mut app = cockpit_app("nats");
         assert!(!app.read_only);
         pump(&mut app, &mut handle, "the viewer's cockpit loaded with web", |a| {
             a.replica.fleet.apps.contains_key("web")
         })
         .await;
         app.update(Action::Palette);
-        for c in "restart app web".chars() {
-            app.update(Action::Input(c));
-        }
+        type_text(&mut app, "restart app web");
         assert!(app.update(Action::Submit).is_empty(), "confirm first");
         for effect in app.update(Action::Confirmed) {
             carry_out(&handle, effect);
@@ -118,9 +112,7 @@ fn nats_denied_a_viewers_cockpit_turns_read_only_when_refused() {
         assert!(shown.contains(refused), "{shown}");
         // The next try is refused in the cockpit: nothing is sent.
         app.update(Action::Palette);
-        for c in "restart app web".chars() {
-            app.update(Action::Input(c));
-        }
+        type_text(&mut app, "restart app web");
         let effects = [app.update(Action::Submit), app.update(Action::Confirmed)].concat();
         assert!(effects.iter().all(|e| !matches!(e, quarterdeck::actions::Effect::Send(_))), "{effects:?}");
     });
@@ -137,8 +129,7 @@ fn nats_denied_a_viewers_cockpit_is_read_only_from_the_start() {
         let carol = std::sync::Arc::new(connect_as(&plane.nats, "viewer/carol").await);
         let mut handle =
             backend::spawn_cockpit(carol, "cockpit/carol@test".into(), backend::Identity::default());
-        let mut app =
-            App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        let mut app = cockpit_app("nats");
         pump(&mut app, &mut handle, "the viewer's cockpit read-only by itself", |a| a.read_only).await;
         let shown = screen(&mut app, 200);
         assert!(shown.contains("READ-ONLY"), "{shown}");

@@ -9,18 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Panel};
-use quarterdeck::app::App;
 use quarterdeck::backend::{self, Identity};
 use quarterdeck::bus::{self, Bus, BusError, RequestError, Subscription};
-use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::subjects::{self, LogsVerb};
 use quarterdeck::protocol::{
     AgentAck, Envelope, ErrorCode, InstanceState, LogBatch, LogsRequest, LogsStreamRef,
 };
-use quarterdeck::theme::{ColorMode, Theme};
 
+use crate::cockpit_support::cockpit_app;
 use crate::nats_support::{Mode, Plane, PlaneConfig, WAIT, connect_as, eventually, instances_of};
 use crate::stack_support::{Stack, StackConfig};
 
@@ -164,8 +161,7 @@ fn nats_log_scope_a_viewer_views_its_own_logs_of_a_real_container_and_no_one_els
         assert_eq!(carol.user(), "carol");
         let mut handle =
             backend::spawn_cockpit(carol.clone(), "cockpit/carol@test".into(), Identity::default());
-        let mut app =
-            App::new("nats", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), now_ms());
+        let mut app = cockpit_app("nats");
         pump(&mut app, &mut handle, "the running site instance", |a| {
             a.replica.fleet.instances.values().any(|i| i.state == InstanceState::Running)
         })

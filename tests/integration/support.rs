@@ -30,17 +30,6 @@ pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut c
     }
 }
 
-/// The cockpit's screen, `width` x 30, as text.
-pub fn screen(app: &mut quarterdeck::app::App, width: u16) -> String {
-    let mut terminal =
-        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 30)).expect("test terminal");
-    quarterdeck::tui::render(&mut terminal, app).expect("draw");
-    let buf = terminal.backend().buffer();
-    (0..buf.area.height)
-        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
-        .collect()
-}
-
 /// Feeds backend updates into the app, carrying out its effects, until `done` holds.
 pub async fn pump(
     app: &mut quarterdeck::app::App,

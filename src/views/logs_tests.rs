@@ -1,0 +1,94 @@
+//! Snapshot and cell-style tests of the logs view, drawn from the fixed-seed fixture through the
+//! shared headless harness (`views::harness`).
+
+use insta::assert_snapshot;
+
+use crate::actions::{Action, Panel};
+use crate::app::App;
+use crate::backend::Update;
+use crate::plane::fixture::T0;
+use crate::views::harness::{app, draw, find, text};
+
+fn logs_app() -> App {
+    use crate::backend::LogsEvent;
+    use crate::protocol::{LogBatch, LogLine, LogSource};
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Logs);
+    app.apply(Update::Logs { session: 1, event: LogsEvent::Streaming });
+    let texts = [
+        "INFO [main] o.a.c.startup.Catalina Server startup in 2130 ms",
+        "INFO [http-nio-8080-exec-1] GET /cart 200 12ms",
+        "INFO [http-nio-8080-exec-2] GET /api/items 200 8ms",
+        "SEVERE [http-nio-8080-exec-3] Servlet.service() threw exception: Connection pool Error",
+        "INFO [http-nio-8080-exec-4] GET /login 200 31ms",
+        "INFO [http-nio-8080-exec-5] GET /checkout 500 912ms",
+        "WARN [pool-1] HikariPool-1 - Connection is not available, error after 30000ms",
+        "INFO [http-nio-8080-exec-6] GET /health 200 1ms",
+        "INFO [http-nio-8080-exec-7] GET / 200 4ms",
+        "INFO [http-nio-8080-exec-8] GET /static/app.js 304 2ms",
+        "INFO [http-nio-8080-exec-9] GET /cart 200 10ms",
+        "INFO [http-nio-8080-exec-1] GET /api/items/42 404 3ms",
+    ];
+    let lines = texts
+        .iter()
+        .enumerate()
+        .map(|(k, t)| LogLine {
+            ts: T0 + k as u64 * 500,
+            source: if t.starts_with("SEVERE") { LogSource::Stderr } else { LogSource::Stdout },
+            text: t.to_string(),
+        })
+        .collect();
+    let batch = LogBatch { instance: "x".into(), seq: 0, lines, end: None };
+    app.apply(Update::Logs { session: 1, event: LogsEvent::Batch(batch) });
+    app
+}
+
+#[test]
+fn logs_view_with_a_search() {
+    let mut app = logs_app();
+    app.page_rows = crate::views::body_rows(16);
+    app.update(Action::Filter);
+    for c in "error".chars() {
+        app.update(Action::Input(c));
+    }
+    let typing = text(&draw(&mut app, 110, 16));
+    assert!(typing.contains("/error▏"), "{typing}");
+    app.update(Action::Submit);
+    let buf = draw(&mut app, 110, 16);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    assert!(screen.contains("/error match 1/2"), "{screen}");
+    assert!(screen.contains("last 10000 kept"), "{screen}");
+    // Matches are highlighted (reversed, not by colour alone), whatever their case.
+    let (x, y) = find(&buf, "Error").expect("the first match");
+    assert!(buf[(x, y)].modifier.contains(ratatui::style::Modifier::REVERSED));
+    let (x, y) = find(&buf, "error after").expect("the second match");
+    assert!(buf[(x, y)].modifier.contains(ratatui::style::Modifier::REVERSED));
+    let (x, y) = find(&buf, "GET /cart").expect("a plain line");
+    assert!(!buf[(x, y)].modifier.contains(ratatui::style::Modifier::REVERSED));
+    // The current match carries the ▶ mark; n moves it.
+    assert!(screen.lines().any(|l| l.contains("▶") && l.contains("pool Error")), "{screen}");
+    app.update(Action::LogView(crate::actions::LogKey::NextMatch));
+    let screen = text(&draw(&mut app, 110, 16));
+    assert!(screen.contains("/error match 2/2"), "{screen}");
+    assert!(screen.lines().any(|l| l.contains("▶") && l.contains("error after")), "{screen}");
+}
+
+#[test]
+fn logs_view_wraps_a_long_line_under_its_text() {
+    use crate::protocol::{LogBatch, LogLine, LogSource};
+    let mut app = logs_app();
+    let long = format!("ERROR begin {} the very end", "payload ".repeat(20));
+    let line = LogLine { ts: T0 + 9_000, source: LogSource::Stdout, text: long };
+    let batch = LogBatch { instance: "x".into(), seq: 1, lines: vec![line], end: None };
+    app.apply(Update::Logs { session: 1, event: crate::backend::LogsEvent::Batch(batch) });
+    let screen = text(&draw(&mut app, 80, 16));
+    // Every part of the line is on screen, the newest line last, rows indented under the text.
+    assert!(screen.contains("ERROR begin payload"), "{screen}");
+    assert!(screen.contains("the very end"), "{screen}");
+    let rows: Vec<&str> = screen.lines().collect();
+    let first = rows.iter().position(|l| l.contains("ERROR begin")).expect("the line");
+    assert!(rows[first + 1].starts_with("│          payload"), "{screen}");
+    assert!(rows[first + 2..].iter().any(|l| l.contains("the very end")), "{screen}");
+}
