@@ -50,9 +50,34 @@ fn own_module(path: &str) -> Option<&str> {
     }
 }
 
+/// The `#[path = "file.rs"]` a module declaration of `name` carries in `text`, if any
+/// (`#[cfg(test)] #[path = "hosts_tests.rs"] mod tests;`, the panels' snapshot tests).
+fn path_attr(text: &str, name: &str) -> Option<String> {
+    let decl = [format!("mod {name};"), format!("mod {name} ;")];
+    let mut pending: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("#[path") {
+            let value = rest.split('"').nth(1)?;
+            pending = Some(value.to_string());
+        } else if line.starts_with("#[") {
+            continue;
+        } else if decl.iter().any(|d| line.ends_with(d.as_str())) && pending.is_some() {
+            return pending;
+        } else {
+            pending = None;
+        }
+    }
+    None
+}
+
 /// Where `mod name;` in `parent` lives, among the files there are.
 fn child_file(parent: &str, name: &str, files: &BTreeMap<String, &Source>) -> Option<String> {
     let (dir, file) = parent.rsplit_once('/')?;
+    // A `#[path]` is relative to the directory of the file that declares the module.
+    if let Some(path) = files.get(parent).and_then(|s| path_attr(&s.text, name)) {
+        let candidate = format!("{dir}/{path}");
+        return files.contains_key(&candidate).then_some(candidate);
+    }
     let base = match file {
         "mod.rs" | "lib.rs" | "main.rs" => dir.to_string(),
         _ => format!("{dir}/{}", file.trim_end_matches(".rs")),
@@ -234,6 +259,15 @@ fn structure_may_use_table_holds() {
 
 #[cfg(test)]
 mod tests {
+    use super::path_attr;
+
+    #[test]
+    fn structure_reads_a_module_s_path_attribute() {
+        let text = "pub fn x() {}\n\n#[cfg(test)]\n#[path = \"hosts_tests.rs\"]\nmod tests;\nmod other;\n";
+        assert_eq!(path_attr(text, "tests").as_deref(), Some("hosts_tests.rs"));
+        assert_eq!(path_attr(text, "other"), None, "the attribute belongs to the next declaration only");
+    }
+
     use super::*;
 
     fn source(path: &str, text: &str) -> Source {
