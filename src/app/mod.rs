@@ -32,7 +32,7 @@ use crate::actions::prompt::InputMode;
 use crate::actions::{Panel, Pending};
 use crate::backend::Replica;
 use crate::bus::Connection;
-use crate::protocol::{App as AppSpec, Event, Host, Instance, Route};
+use crate::protocol::{AppSpec, Event, Host, Instance, Route};
 use crate::theme::Theme;
 use facts::FleetFacts;
 use rows::{PanelView, RowKey};

@@ -605,7 +605,7 @@ fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// "Is this prod" is one rule, `protocol::App::is_prod`: the confirm dialog and the
+/// "Is this prod" is one rule, `protocol::AppSpec::is_prod`: the confirm dialog and the
 /// wizard both ask it, so a tag added to an app changes both.
 #[test]
 fn the_prod_rule_is_the_apps_tag_for_the_dialog_and_the_wizard() {

@@ -12,7 +12,7 @@ use crate::actions::{Action, Batch, Effect, Panel, Pending};
 use crate::backend::{Sync, Update};
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{
-    App as AppSpec, ControlCommand, RestartBody, RestartRequest, Route, RouteRequest, RouteState,
+    AppSpec, ControlCommand, RestartBody, RestartRequest, Route, RouteRequest, RouteState,
 };
 
 /// How long a status line stays up.
