@@ -649,7 +649,7 @@ mod tests {
             changes,
             audit: None,
         };
-        app.apply(crate::backend::Update::Event(event));
+        app.apply(crate::backend::Inbound::Event(event));
         let facts = FleetFacts::of(&app.replica);
         (app, facts)
     }

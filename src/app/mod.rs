@@ -369,13 +369,13 @@ impl App {
 /// (plus `extra_instances`) and its events, the clock a minute after the fixture's.
 #[cfg(test)]
 pub(crate) fn fixture_app(extra_instances: usize) -> App {
-    use crate::backend::Update;
+    use crate::backend::Inbound;
     use crate::plane::fixture::{T0, fixture};
     use crate::theme::ColorMode;
     let mut app =
         App::new("sandbox", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0 + 60_000);
     let (fleet, events) = fixture(42, 6, extra_instances);
-    app.apply(Update::Snapshot(fleet));
-    app.apply(Update::History(events));
+    app.apply(Inbound::Snapshot(fleet));
+    app.apply(Inbound::History(events));
     app
 }

@@ -10,7 +10,7 @@ use super::{App, Overlay};
 use crate::actions::keymap::{BINDABLE, Keymap};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect, Panel};
-use crate::backend::Update;
+use crate::backend::Inbound;
 use crate::protocol::ControlCommand;
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{RestartBody, RestartRequest};
@@ -248,7 +248,7 @@ fn confirm_refuses_while_not_live() {
     let live = screen(&mut app, 120, 16);
     assert!(!live.contains("not live"), "{live}");
     let down = Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.apply(Update::Connection(down));
+    app.apply(Inbound::Connection(down));
     assert_eq!(app.input_mode(), InputMode::Confirm, "the dialog stays open");
     assert!(screen(&mut app, 120, 16).contains("⚠ not live: this will not be sent"));
     assert!(app.update(Action::Confirmed).is_empty(), "nothing is sent while not live");
@@ -257,9 +257,9 @@ fn confirm_refuses_while_not_live() {
     let shown = screen(&mut app, 120, 16);
     assert!(shown.contains("not sent: reconnecting"), "{shown}");
     // Back and live again (a fresh snapshot after the reconnect): `y` sends.
-    app.apply(Update::Connection(Connection::Connected));
+    app.apply(Inbound::Connection(Connection::Connected));
     let (fleet, _) = crate::plane::fixture::fixture(42, 6, 0);
-    app.apply(Update::Snapshot(fleet));
+    app.apply(Inbound::Snapshot(fleet));
     assert!(!screen(&mut app, 120, 16).contains("⚠ not live"));
     let effects = app.update(Action::Confirmed);
     assert_eq!(
@@ -275,7 +275,7 @@ fn audit_filter_follows_how_the_operation_ended() {
     let mut app = app();
     let e = audit_event(&app, serde_json::json!({"app": "shop-web"}), "restart", true);
     let op = e.audit.as_ref().and_then(|a| a.outcome.operation_id.clone()).expect("an operation id");
-    app.apply(Update::Event(e));
+    app.apply(Inbound::Event(e));
     app.update(Action::ShowPanel(Panel::Audit));
     app.update(Action::Filter);
     type_text(&mut app, "failed");
@@ -283,11 +283,11 @@ fn audit_filter_follows_how_the_operation_ended() {
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0);
     let started = operation_event(&app, &op, None);
-    app.apply(Update::Event(started));
+    app.apply(Inbound::Event(started));
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0, "running is not failed");
     let failed = operation_event(&app, &op, Some("no up host in AZ az-9"));
-    app.apply(Update::Event(failed));
+    app.apply(Inbound::Event(failed));
     // A row whose filter result flips is re-ordered at most once per re-sort period.
     app.now += 10_000;
     let shown = screen(&mut app, 200, 12);
@@ -300,7 +300,7 @@ fn audit_filter_follows_how_the_operation_ended() {
 fn a_command_not_sent_says_so() {
     let mut app = app();
     let result = Err(crate::backend::CommandError::NotLive("bus disconnected for 3s".into()));
-    app.apply(Update::CommandDone { what: "restart app shop-web".into(), result });
+    app.apply(Inbound::CommandDone { what: "restart app shop-web".into(), result });
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("restart app shop-web: not live (bus disconnected for 3s), not sent"), "{shown}");
 }
@@ -314,7 +314,7 @@ fn a_timeout_and_a_refusal_are_worded_apart() {
     let mut app = app();
     let what = || "restart app shop-web".to_string();
     let refusal = WireError::new(ErrorCode::Conflict, "shop-web has a deploy running");
-    app.apply(Update::CommandDone { what: what(), result: Err(CommandError::Refused(refusal)) });
+    app.apply(Inbound::CommandDone { what: what(), result: Err(CommandError::Refused(refusal)) });
     let refused = screen(&mut app, 160, 14);
     assert!(
         refused.contains("refused: restart app shop-web: shop-web has a deploy running (conflict)"),
@@ -322,7 +322,7 @@ fn a_timeout_and_a_refusal_are_worded_apart() {
     );
     let timeout = std::time::Duration::from_secs(5);
     let late = CommandError::Timeout { subject: "qd.v1.ctl.alice.restart".into(), timeout };
-    app.apply(Update::CommandDone { what: what(), result: Err(late) });
+    app.apply(Inbound::CommandDone { what: what(), result: Err(late) });
     let shown = screen(&mut app, 160, 14);
     assert!(shown.contains("no answer: restart app shop-web: nothing within 5s"), "{shown}");
     assert!(!shown.contains("refused"), "a timeout is no refusal: {shown}");
@@ -338,7 +338,7 @@ fn a_command_the_server_refuses_turns_the_cockpit_read_only() {
         subject: "qd.v1.ctl.restart".into(),
         user: "carol".into(),
     });
-    app.apply(Update::CommandDone { what: "restart app shop-web".into(), result });
+    app.apply(Inbound::CommandDone { what: "restart app shop-web".into(), result });
     assert!(app.read_only, "read-only once the server refused");
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
@@ -369,22 +369,22 @@ fn the_probe_turns_read_only_on_for_a_viewer_and_off_once_allowed() {
     use crate::backend::CommandError;
     let mut app = app();
     let denied = || CommandError::Denied { subject: "qd.v1.ctl.carol.whoami".into(), user: "carol".into() };
-    app.apply(Update::MayAct(Err(denied())));
+    app.apply(Inbound::MayAct(Err(denied())));
     assert!(app.read_only);
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
     assert!(shown.contains("read-only: the server refused qd.v1.ctl.carol.whoami for user carol"), "{shown}");
-    app.apply(Update::MayAct(Ok("carol".into())));
+    app.apply(Inbound::MayAct(Ok("carol".into())));
     assert!(!app.read_only, "allowed again");
     assert!(screen(&mut app, 140, 14).contains("carol may send commands again"));
     // No answer tells nothing.
     let failed = CommandError::Failed("no answer".into());
-    app.apply(Update::MayAct(Err(failed)));
+    app.apply(Inbound::MayAct(Err(failed)));
     assert!(!app.read_only);
     // Started read-only: the probe's answer does not lift it.
     let mut started = self::app();
     started.read_only = true;
-    started.apply(Update::MayAct(Ok("alice".into())));
+    started.apply(Inbound::MayAct(Ok("alice".into())));
     assert!(started.read_only);
 }
 
@@ -538,7 +538,7 @@ fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
             subject: "qd.v1.ctl.restart".into(),
             user: "carol".into(),
         });
-        app.apply(Update::CommandDone { what: "earlier".into(), result });
+        app.apply(Inbound::CommandDone { what: "earlier".into(), result });
         assert!(app.read_only);
     };
     // A confirm dialog.
@@ -598,7 +598,7 @@ fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
     let artifact =
         crate::protocol::ArtifactRef { name: "shop-web-2.0.0".into(), sha256: "c".repeat(64), size: 2048 };
     let done = crate::backend::upload::Uploaded { artifact, already_there: false };
-    let effects = app.apply(Update::Uploaded { path: file, result: Ok(done) });
+    let effects = app.apply(Inbound::Uploaded { path: file, result: Ok(done) });
     assert!(effects.is_empty(), "the deploy went out in read-only: {effects:?}");
     let shown = screen(&mut app, 120, 20);
     assert!(shown.contains("refused"), "the wizard says the deploy was refused: {shown}");
@@ -725,9 +725,9 @@ fn a_remapped_keymap_drives_the_app_and_a_clash_keeps_the_defaults() {
 }
 
 /// A heartbeat for host-01 with new metrics, as the bus would bring it.
-fn metrics_heartbeat(app: &App) -> Update {
+fn metrics_heartbeat(app: &App) -> Inbound {
     let host = app.replica.fleet.hosts.get("host-01").cloned().expect("host-01");
-    Update::Heartbeat(Box::new(crate::protocol::Heartbeat {
+    Inbound::Heartbeat(Box::new(crate::protocol::Heartbeat {
         host: crate::protocol::HostInfo {
             id: host.id.clone(),
             hostname: host.hostname.clone(),
@@ -770,8 +770,8 @@ fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
 }
 
 /// A heartbeat from `host` reporting its instances with new metrics.
-fn instances_heartbeat(app: &App, host: &str) -> (Update, usize) {
-    let Update::Heartbeat(mut hb) = metrics_heartbeat(app) else { unreachable!("a heartbeat") };
+fn instances_heartbeat(app: &App, host: &str) -> (Inbound, usize) {
+    let Inbound::Heartbeat(mut hb) = metrics_heartbeat(app) else { unreachable!("a heartbeat") };
     let h = app.replica.fleet.hosts.get(host).cloned().expect("the host");
     hb.host.id = h.id.clone();
     hb.instances = app
@@ -785,7 +785,7 @@ fn instances_heartbeat(app: &App, host: &str) -> (Update, usize) {
         })
         .collect();
     let n = hb.instances.len();
-    (Update::Heartbeat(hb), n)
+    (Inbound::Heartbeat(hb), n)
 }
 
 #[test]
@@ -946,7 +946,7 @@ fn palette_deploy_opens_the_wizard_prefilled_and_esc_parks_a_running_deploy() {
     assert!(app.overlay().is_none());
     assert!(app.status.as_ref().is_some_and(|s| s.text.contains("d shows its progress")));
     let accepted = crate::protocol::Accepted { operation_id: Some("op-77".into()), rev: 1 };
-    app.apply(Update::CommandDone { what, result: Ok(accepted) });
+    app.apply(Inbound::CommandDone { what, result: Ok(accepted) });
     app.update(Action::Deploy);
     let w = wizard(&app);
     assert_eq!(w.step, Step::Progress);
@@ -965,8 +965,8 @@ fn palette_deploy_opens_the_wizard_prefilled_and_esc_parks_a_running_deploy() {
 }
 
 /// An event from the controller carrying `changes`, at the replica's next revision.
-fn change_event(app: &App, changes: Vec<crate::protocol::Change>) -> Update {
-    Update::Event(crate::protocol::Event {
+fn change_event(app: &App, changes: Vec<crate::protocol::Change>) -> Inbound {
+    Inbound::Event(crate::protocol::Event {
         rev: app.replica.fleet.revision + 1,
         ts: app.now,
         kind: crate::protocol::EventKind::InstanceState,
@@ -1065,7 +1065,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     let before = builds(&app);
     let total = app.total_rows(Panel::Instances) as u64;
     let fleet = app.replica.fleet.clone();
-    app.apply(Update::Snapshot(fleet));
+    app.apply(Inbound::Snapshot(fleet));
     app.refresh_views();
     assert_eq!(builds(&app), before + total);
 }

@@ -9,7 +9,7 @@ use super::{App, Level, Overlay, RouteForm, Status};
 use crate::actions::keymap::Bindable;
 use crate::actions::palette::{self, Command, RestartTarget};
 use crate::actions::{Action, Batch, Effect, Panel, Pending};
-use crate::backend::{Sync, Update};
+use crate::backend::{Inbound, Sync};
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{
     AppSpec, ControlCommand, RestartBody, RestartRequest, Route, RouteRequest, RouteState,
@@ -194,18 +194,18 @@ impl App {
     /// What the backend reported: the model moves on, and the answers to what was asked
     /// are said. Not an `Action`: it is no operator's doing, and its types are the
     /// backend's.
-    pub fn apply(&mut self, update: Update) -> Vec<Effect> {
+    pub fn apply(&mut self, update: Inbound) -> Vec<Effect> {
         let now = self.now;
         match update {
-            Update::Snapshot(fleet) => {
+            Inbound::Snapshot(fleet) => {
                 self.replica.apply_snapshot(fleet, now);
                 vec![]
             }
-            Update::History(events) => {
+            Inbound::History(events) => {
                 self.replica.apply_history(events);
                 vec![]
             }
-            Update::Event(event) => {
+            Inbound::Event(event) => {
                 let resyncing = self.replica.sync == Sync::Resyncing;
                 // Seen before the event applies: a moved instance touches where it was.
                 let touched = self.views.iter().any(|v| v.cache.in_use()).then(|| {
@@ -243,7 +243,7 @@ impl App {
                     vec![]
                 }
             }
-            Update::Heartbeat(hb) => {
+            Inbound::Heartbeat(hb) => {
                 self.replica.apply_heartbeat(&hb, now);
                 // The rows a filter or a sort keeps are rebuilt for what this touched only.
                 let hosts = &mut self.views[Panel::Hosts.index()].cache;
@@ -258,11 +258,11 @@ impl App {
                 }
                 vec![]
             }
-            Update::Router(status) => {
+            Inbound::Router(status) => {
                 self.routers.insert(status.id.clone(), (*status, now));
                 vec![]
             }
-            Update::Beacon(revision) => {
+            Inbound::Beacon(revision) => {
                 if self.replica.note_beacon_at(revision, now) {
                     self.say(Level::Warn, "missed the latest event: taking a fresh snapshot".into());
                     vec![Effect::Resync]
@@ -270,20 +270,20 @@ impl App {
                     vec![]
                 }
             }
-            Update::Pending(pending) => {
+            Inbound::Pending(pending) => {
                 self.replica.note_pending(pending);
                 vec![]
             }
-            Update::Connection(state) => {
+            Inbound::Connection(state) => {
                 self.replica.note_connection(state.is_connected(), now);
                 self.connection = state;
                 vec![]
             }
-            Update::Uploaded { path, result } => {
+            Inbound::Uploaded { path, result } => {
                 let result = result.map_err(|e| e.to_string());
                 self.wizard_uploaded(&path, &result)
             }
-            Update::CommandDone { what, result } => {
+            Inbound::CommandDone { what, result } => {
                 self.wizard_command_done(&what, &result.clone().map_err(|e| e.to_string()));
                 match result {
                     Ok(accepted) => {
@@ -298,15 +298,15 @@ impl App {
                 }
                 vec![]
             }
-            Update::MayAct(may) => {
+            Inbound::MayAct(may) => {
                 self.learn_may_act(may);
                 vec![]
             }
-            Update::Problem(text) => {
+            Inbound::Problem(text) => {
                 self.say(Level::Error, text);
                 vec![]
             }
-            Update::Logs { session, event } => self.apply_logs(session, event),
+            Inbound::Logs { session, event } => self.apply_logs(session, event),
         }
     }
 

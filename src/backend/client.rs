@@ -38,7 +38,7 @@ pub enum Command {
 /// What the backend tells the app: the follow's `Feed`, in the order it happened, and the
 /// answers to what the app asked.
 #[derive(Debug, Clone)]
-pub enum Update {
+pub enum Inbound {
     Snapshot(Fleet),
     History(Vec<Event>),
     Event(Event),
@@ -72,25 +72,25 @@ pub enum Update {
     },
 }
 
-impl From<Feed> for Update {
+impl From<Feed> for Inbound {
     fn from(feed: Feed) -> Self {
         match feed {
-            Feed::Snapshot(fleet) => Update::Snapshot(fleet),
-            Feed::History(events) => Update::History(events),
-            Feed::Event(event) => Update::Event(event),
-            Feed::Heartbeat(hb) => Update::Heartbeat(hb),
-            Feed::Beacon(revision) => Update::Beacon(revision),
-            Feed::Pending(pending) => Update::Pending(pending),
-            Feed::Router(status) => Update::Router(status),
-            Feed::Connection(state) => Update::Connection(state),
-            Feed::Problem(text) => Update::Problem(text),
+            Feed::Snapshot(fleet) => Inbound::Snapshot(fleet),
+            Feed::History(events) => Inbound::History(events),
+            Feed::Event(event) => Inbound::Event(event),
+            Feed::Heartbeat(hb) => Inbound::Heartbeat(hb),
+            Feed::Beacon(revision) => Inbound::Beacon(revision),
+            Feed::Pending(pending) => Inbound::Pending(pending),
+            Feed::Router(status) => Inbound::Router(status),
+            Feed::Connection(state) => Inbound::Connection(state),
+            Feed::Problem(text) => Inbound::Problem(text),
         }
     }
 }
 
 pub struct BackendHandle {
     pub commands: mpsc::UnboundedSender<Command>,
-    pub updates: mpsc::Receiver<Update>,
+    pub updates: mpsc::Receiver<Inbound>,
 }
 
 /// Starts the backend task for a bus.
@@ -145,7 +145,7 @@ struct Backend {
     identity: Identity,
     probe: bool,
     resync: Resyncer,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::Sender<Inbound>,
     /// The open log stream's stop; dropping it stops the stream too.
     logs_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -200,11 +200,11 @@ impl Backend {
             // The last line of defence of read-only mode: the app refuses first, and
             // whatever reaches here anyway is answered without touching the bus.
             Command::Send(c) if self.identity.read_only => {
-                self.tell(Update::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) })
+                self.tell(Inbound::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) })
                     .await
             }
             Command::Upload(req) if self.identity.read_only => {
-                self.tell(Update::Uploaded { path: req.path, result: Err(CommandError::ReadOnly) }).await
+                self.tell(Inbound::Uploaded { path: req.path, result: Err(CommandError::ReadOnly) }).await
             }
             Command::Upload(req) => {
                 let (operator, repo) = (self.identity.operator.clone(), self.identity.repository.clone());
@@ -221,13 +221,13 @@ impl Backend {
                 }
                 Err(not_live) => {
                     log::warn!("not sent: {}: {not_live}", c.describe());
-                    self.tell(Update::CommandDone { what: c.describe(), result: Err(not_live) }).await
+                    self.tell(Inbound::CommandDone { what: c.describe(), result: Err(not_live) }).await
                 }
             },
         }
     }
 
-    async fn tell(&self, update: Update) -> bool {
+    async fn tell(&self, update: Inbound) -> bool {
         self.updates.send(update).await.is_ok()
     }
 
@@ -249,7 +249,7 @@ async fn send_command(
     source: String,
     operator: Option<Operator>,
     cmd: ControlCommand,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::Sender<Inbound>,
 ) {
     let what = cmd.describe();
     let bus = bus.as_ref();
@@ -259,7 +259,7 @@ async fn send_command(
         ControlCommand::Route(_, r) => send(bus, cmd.verb(), &source, operator, r).await,
     };
     let result = result.map_err(CommandError::from);
-    let _ = updates.send(Update::CommandDone { what, result }).await;
+    let _ = updates.send(Inbound::CommandDone { what, result }).await;
 }
 
 /// Asks the controller who this connection is (`whoami`), a command only a user allowed to
@@ -269,7 +269,7 @@ async fn probe_may_act(
     bus: Arc<dyn Bus>,
     source: String,
     operator: Option<Operator>,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::Sender<Inbound>,
 ) {
     let env = Envelope::new(&source, ()).with_operator(operator);
     let answer: Result<WhoAmI, RequestError> =
@@ -282,7 +282,7 @@ async fn probe_may_act(
             return;
         }
     };
-    let _ = updates.send(Update::MayAct(may_act)).await;
+    let _ = updates.send(Inbound::MayAct(may_act)).await;
 }
 
 async fn send<T: serde::Serialize>(

@@ -226,7 +226,7 @@ pub fn tick<W: Write>(
 /// says whether the screen's data changed beyond metrics.
 fn ingest(
     app: &mut App,
-    first: crate::backend::Update,
+    first: crate::backend::Inbound,
     backend: &mut BackendHandle,
     effects: &mut Vec<Effect>,
 ) -> bool {
@@ -248,8 +248,8 @@ fn ingest(
 }
 
 /// Heartbeats change metrics; whatever else the backend says changes what is on screen.
-fn is_metrics(update: &crate::backend::Update) -> bool {
-    matches!(update, crate::backend::Update::Heartbeat(_) | crate::backend::Update::Beacon(_))
+fn is_metrics(update: &crate::backend::Inbound) -> bool {
+    matches!(update, crate::backend::Inbound::Heartbeat(_) | crate::backend::Inbound::Beacon(_))
 }
 
 /// Dialogs and text fields take keys first (a `q` typed in the palette is text); otherwise

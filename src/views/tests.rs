@@ -9,7 +9,7 @@ use ratatui::style::Color;
 
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::backend::Update;
+use crate::backend::Inbound;
 use crate::plane::fixture::{T0, fixture};
 use crate::theme::{ColorMode, Theme};
 
@@ -159,7 +159,7 @@ fn confirmed_while_not_live() -> App {
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Restart);
     let down = crate::bus::Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.apply(crate::backend::Update::Connection(down));
+    app.apply(crate::backend::Inbound::Connection(down));
     app.update(Action::Confirmed);
     app
 }
@@ -299,7 +299,7 @@ fn states_are_coloured_and_named() {
 fn header_says_how_far_behind_a_late_replica_is() {
     let mut app = app();
     let t = app.theme.clone();
-    app.apply(Update::Pending(12_345));
+    app.apply(Inbound::Pending(12_345));
     let buf = draw(&mut app, 140, 6);
     let screen = text(&buf);
     assert_snapshot!(screen);
@@ -310,11 +310,11 @@ fn header_says_how_far_behind_a_late_replica_is() {
     let narrow = text(&draw(&mut app, 80, 6));
     assert!(narrow.lines().next().is_some_and(|l| l.contains("-12,345")), "{narrow}");
     // Caught up: nothing.
-    app.apply(Update::Pending(0));
+    app.apply(Inbound::Pending(0));
     let screen = text(&draw(&mut app, 140, 6));
     assert!(!screen.contains("behind"), "{screen}");
     // Not live (a fresh snapshot is on its way): the badge says so, not the lag.
-    app.apply(Update::Pending(7));
+    app.apply(Inbound::Pending(7));
     app.replica.mark_resyncing();
     let screen = text(&draw(&mut app, 140, 6));
     assert!(screen.contains("resyncing") && !screen.contains("behind"), "{screen}");
@@ -395,7 +395,7 @@ fn a_crash_shows_its_reason_in_the_panel_and_the_detail() {
 fn only_visible_rows_are_drawn_and_the_selection_stays_on_screen() {
     let mut app = app();
     let (fleet, _) = fixture(42, 6, 400);
-    app.apply(Update::Snapshot(fleet));
+    app.apply(Inbound::Snapshot(fleet));
     app.update(Action::ShowPanel(Panel::Instances));
     let _ = draw(&mut app, 100, 20);
     for _ in 0..50 {
@@ -511,7 +511,7 @@ fn routes_panel_shows_the_router_and_stale_backends() {
         listen: "127.0.0.1:8080".into(),
         revision: 23,
     };
-    app.apply(Update::Router(Box::new(status.clone())));
+    app.apply(Inbound::Router(Box::new(status.clone())));
     app.update(Action::ShowPanel(Panel::Routes));
     let screen = text(&draw(&mut app, 120, 16));
     assert_snapshot!(screen);
@@ -633,7 +633,7 @@ pub(crate) fn operation_event(app: &App, op: &str, error: Option<&str>) -> crate
 }
 
 fn feed(app: &mut App, e: crate::protocol::Event) {
-    app.apply(Update::Event(e));
+    app.apply(Inbound::Event(e));
 }
 
 fn type_text(app: &mut App, text: &str) {
@@ -941,7 +941,7 @@ fn wizard_sent(state: crate::protocol::OperationState) -> App {
     };
     app.replica.fleet.operations.insert(op.id.clone(), op);
     let accepted = Accepted { operation_id: Some("op-wiz".into()), rev: 1 };
-    app.apply(Update::CommandDone { what, result: Ok(accepted) });
+    app.apply(Inbound::CommandDone { what, result: Ok(accepted) });
     app
 }
 
@@ -1089,7 +1089,7 @@ fn logs_app() -> App {
     let mut app = app();
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Logs);
-    app.apply(Update::Logs { session: 1, event: LogsEvent::Streaming });
+    app.apply(Inbound::Logs { session: 1, event: LogsEvent::Streaming });
     let texts = [
         "INFO [main] o.a.c.startup.Catalina Server startup in 2130 ms",
         "INFO [http-nio-8080-exec-1] GET /cart 200 12ms",
@@ -1114,7 +1114,7 @@ fn logs_app() -> App {
         })
         .collect();
     let batch = LogBatch { instance: "x".into(), seq: 0, lines, end: None };
-    app.apply(Update::Logs { session: 1, event: LogsEvent::Batch(batch) });
+    app.apply(Inbound::Logs { session: 1, event: LogsEvent::Batch(batch) });
     app
 }
 
@@ -1179,7 +1179,7 @@ fn host_with_history() -> (App, String) {
             period_ms: 2_000,
             unmanaged: vec![],
         };
-        app.apply(Update::Heartbeat(Box::new(hb)));
+        app.apply(Inbound::Heartbeat(Box::new(hb)));
     }
     // The clock's tick, as the event loop gives it each second: the other hosts, silent
     // for 19 s, are judged.
@@ -1262,7 +1262,7 @@ fn instance_and_app_details_show_their_sparklines() {
             period_ms: 2_000,
             unmanaged: vec![],
         };
-        app.apply(Update::Heartbeat(Box::new(hb)));
+        app.apply(Inbound::Heartbeat(Box::new(hb)));
     }
     app.update(Action::Detail);
     let screen = text(&draw(&mut app, 120, 40));
@@ -1307,7 +1307,7 @@ fn wizard_uploading_the_artifact_then_sending() {
     let artifact =
         crate::protocol::ArtifactRef { name: "shop-web-2.0.0".into(), sha256: "c".repeat(64), size: 2048 };
     let done = crate::backend::upload::Uploaded { artifact, already_there: false };
-    let effects = app.apply(Update::Uploaded { path: file, result: Ok(done) });
+    let effects = app.apply(Inbound::Uploaded { path: file, result: Ok(done) });
     assert!(
         matches!(effects.as_slice(), [crate::actions::Effect::Send(_)]),
         "the deploy follows: {effects:?}"
@@ -1324,7 +1324,7 @@ fn logs_view_wraps_a_long_line_under_its_text() {
     let long = format!("ERROR begin {} the very end", "payload ".repeat(20));
     let line = LogLine { ts: T0 + 9_000, source: LogSource::Stdout, text: long };
     let batch = LogBatch { instance: "x".into(), seq: 1, lines: vec![line], end: None };
-    app.apply(Update::Logs { session: 1, event: crate::backend::LogsEvent::Batch(batch) });
+    app.apply(Inbound::Logs { session: 1, event: crate::backend::LogsEvent::Batch(batch) });
     let screen = text(&draw(&mut app, 80, 16));
     // Every part of the line is on screen, the newest line last, rows indented under the text.
     assert!(screen.contains("ERROR begin payload"), "{screen}");
@@ -1343,7 +1343,7 @@ fn all_hosts_beat(app: &mut App, now: u64) {
     let hosts: Vec<crate::protocol::Host> = app.replica.fleet.hosts.values().cloned().collect();
     for h in hosts {
         let hb = crate::backend::replica_test_heartbeat(&h, 2_000);
-        app.apply(Update::Heartbeat(Box::new(hb)));
+        app.apply(Inbound::Heartbeat(Box::new(hb)));
     }
 }
 
@@ -1352,7 +1352,7 @@ fn beacons_until(app: &mut App, now: u64) {
     for k in (0..4).rev() {
         app.now = now - k * 2_000;
         let rev = app.replica.fleet.revision;
-        app.apply(Update::Beacon(rev));
+        app.apply(Inbound::Beacon(rev));
     }
 }
 
@@ -1399,7 +1399,7 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
 
     // A beacon: live again at once.
     app.now = t + 6_500;
-    app.apply(Update::Beacon(app.replica.fleet.revision));
+    app.apply(Inbound::Beacon(app.replica.fleet.revision));
     let screen = text(&draw(&mut app, 150, 16));
     assert!(screen.contains("● live") && !screen.contains("unknown"), "{screen}");
 }
@@ -1416,9 +1416,9 @@ fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
         app.now = at;
         for h in &others {
             let hb = crate::backend::replica_test_heartbeat(h, 2_000);
-            app.apply(Update::Heartbeat(Box::new(hb)));
+            app.apply(Inbound::Heartbeat(Box::new(hb)));
         }
-        app.apply(Update::Beacon(app.replica.fleet.revision));
+        app.apply(Inbound::Beacon(app.replica.fleet.revision));
     }
     app.update(Action::Tick(t + 8_000));
     let buf = draw(&mut app, 150, 16);
@@ -1450,7 +1450,7 @@ fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
     app.now = t + 8_500;
     let host_02 = app.replica.fleet.hosts["host-02"].clone();
     let hb = crate::backend::replica_test_heartbeat(&host_02, 2_000);
-    app.apply(Update::Heartbeat(Box::new(hb)));
+    app.apply(Inbound::Heartbeat(Box::new(hb)));
     app.refresh_views();
     assert_eq!(app.row_count(Panel::Instances), 0, "heard again: nothing is unknown");
 }

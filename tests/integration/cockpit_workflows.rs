@@ -7,7 +7,7 @@ use std::time::Duration;
 use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::{App, Overlay};
-use quarterdeck::backend::{self, BackendHandle, Command, Identity, Update};
+use quarterdeck::backend::{self, BackendHandle, Command, Identity, Inbound};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::clock::now_ms;
@@ -155,7 +155,7 @@ async fn cockpit_read_only_never_sends_a_command() {
     let answer = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match handle.updates.recv().await {
-                Some(Update::CommandDone { result, .. }) => return result,
+                Some(Inbound::CommandDone { result, .. }) => return result,
                 Some(_) => continue,
                 None => panic!("backend closed"),
             }

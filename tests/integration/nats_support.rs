@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use quarterdeck::backend::{self, BackendHandle, Command as BackendCommand, Replica, Sync, Update};
+use quarterdeck::backend::{self, BackendHandle, Command as BackendCommand, Inbound, Replica, Sync};
 use quarterdeck::bus::{Bus, BusError, Connection, NatsBus, NatsOptions, Subscription};
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Event, Fleet, Gap, Heartbeat, InstanceReport, decode, subjects};
@@ -1037,15 +1037,15 @@ impl Follower {
                 let now = now_ms();
                 let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                 match update {
-                    Update::Snapshot(fleet) => {
+                    Inbound::Snapshot(fleet) => {
                         s.note(Note::Snapshot(fleet.revision));
                         s.replica.apply_snapshot(fleet, now);
                     }
-                    Update::History(events) => {
+                    Inbound::History(events) => {
                         s.note(Note::History(events.len()));
                         s.replica.apply_history(events);
                     }
-                    Update::Event(event) => {
+                    Inbound::Event(event) => {
                         let resyncing = s.replica.sync == Sync::Resyncing;
                         if let Err(gap) = s.replica.apply_event(event, now) {
                             s.note(Note::Gap(gap));
@@ -1055,12 +1055,12 @@ impl Follower {
                             }
                         }
                     }
-                    Update::Heartbeat(hb) => s.replica.apply_heartbeat(&hb, now),
-                    Update::Pending(pending) => {
+                    Inbound::Heartbeat(hb) => s.replica.apply_heartbeat(&hb, now),
+                    Inbound::Pending(pending) => {
                         s.max_pending = s.max_pending.max(pending);
                         s.replica.note_pending(pending);
                     }
-                    Update::Beacon(revision) => {
+                    Inbound::Beacon(revision) => {
                         // Behind at two beacons in a row: the last event was lost.
                         let lost_last = s.replica.note_beacon_at(revision, now);
                         if lost_last {
@@ -1068,7 +1068,7 @@ impl Follower {
                             let _ = resync.send(BackendCommand::Resync);
                         }
                     }
-                    Update::Connection(state) => {
+                    Inbound::Connection(state) => {
                         if state.is_connected() {
                             s.note(Note::Connected);
                         } else {
@@ -1076,7 +1076,7 @@ impl Follower {
                             s.note(Note::Disconnected);
                         }
                     }
-                    Update::Problem(text) => s.note(Note::Problem(text)),
+                    Inbound::Problem(text) => s.note(Note::Problem(text)),
                     // Command results and anything newer say nothing about the replica.
                     _ => {}
                 }
