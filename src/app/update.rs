@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::rows::{Filter, RowKey, SortStep};
 use super::{App, Level, Overlay, RouteForm, Status};
 use crate::actions::keymap::Bindable;
-use crate::actions::palette::{self, Command, RestartTarget};
+use crate::actions::palette::{self, PaletteCommand, RestartTarget};
 use crate::actions::{Action, Batch, Effect, Panel, Pending};
 use crate::backend::{Inbound, Sync};
 use crate::protocol::subjects::RouteVerb;
@@ -342,9 +342,9 @@ impl App {
             },
             (Some(Overlay::Palette(p)), Action::Submit) => {
                 match palette::parse(p.input.trim(), &self.replica.fleet) {
-                    Ok(Command::Restart(_)) => word("restart"),
-                    Ok(Command::Route(verb, _)) => Some(format!("route {}", verb.word())),
-                    Ok(Command::Deploy { .. }) => word("deploy"),
+                    Ok(PaletteCommand::Restart(_)) => word("restart"),
+                    Ok(PaletteCommand::Route(verb, _)) => Some(format!("route {}", verb.word())),
+                    Ok(PaletteCommand::Deploy { .. }) => word("deploy"),
                     _ => None,
                 }
             }
@@ -960,31 +960,31 @@ impl App {
     }
 
     /// Carries out a palette command (or the route form's).
-    fn run_command(&mut self, cmd: Command) -> Vec<Effect> {
+    fn run_command(&mut self, cmd: PaletteCommand) -> Vec<Effect> {
         match cmd {
-            Command::Panel(p) => {
+            PaletteCommand::Panel(p) => {
                 self.show(p);
                 vec![]
             }
-            Command::Quit => {
+            PaletteCommand::Quit => {
                 self.should_quit = true;
                 vec![Effect::Quit]
             }
-            Command::Help => {
+            PaletteCommand::Help => {
                 self.overlays.clear();
                 self.overlays.push(Overlay::Help);
                 vec![]
             }
-            Command::Filter(text) => {
+            PaletteCommand::Filter(text) => {
                 self.overlays.clear();
                 self.views[self.panel.index()].set_filter(Filter::parse(&text));
                 vec![]
             }
-            Command::Restart(target) => {
+            PaletteCommand::Restart(target) => {
                 self.overlays.clear();
                 self.ask_restart(Some(target))
             }
-            Command::Route(verb, req) => {
+            PaletteCommand::Route(verb, req) => {
                 let key = (req.app.clone(), req.backend.clone());
                 if let Some(route) = self.replica.fleet.routes.get(&key).cloned()
                     && self.routes_to_change(verb, vec![route]).is_none()
@@ -1014,7 +1014,7 @@ impl App {
                 };
                 self.confirm(question, vec![ControlCommand::Route(verb, req)], &apps)
             }
-            Command::Deploy { app, version, instances } => {
+            PaletteCommand::Deploy { app, version, instances } => {
                 // The wizard, prefilled: the same plan preview and confirmation as `d`.
                 self.open_wizard_for(Some(&app), version, instances)
             }
