@@ -22,7 +22,7 @@ pub const COMMAND_TIMEOUT: Duration = client::REQUEST_TIMEOUT;
 
 /// What the app asks of the backend.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub enum BackendRequest {
     /// Take a fresh snapshot (after a revision gap).
     Resync,
     Send(ControlCommand),
@@ -89,7 +89,7 @@ impl From<Feed> for Inbound {
 }
 
 pub struct BackendHandle {
-    pub commands: mpsc::UnboundedSender<Command>,
+    pub commands: mpsc::UnboundedSender<BackendRequest>,
     pub updates: mpsc::Receiver<Inbound>,
 }
 
@@ -152,7 +152,7 @@ struct Backend {
 
 impl Backend {
     /// Runs until the app drops its end; the follow ends with it (its `Resyncer` goes).
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<BackendRequest>) {
         let mut connection = self.bus.connection();
         if connection.borrow_and_update().is_connected() {
             self.probe_may_act();
@@ -179,11 +179,11 @@ impl Backend {
 
     /// One command; `live` says whether the bus is connected now. False when the app has
     /// gone.
-    async fn carry_out(&mut self, cmd: Command, live: Result<(), CommandError>) -> bool {
+    async fn carry_out(&mut self, cmd: BackendRequest, live: Result<(), CommandError>) -> bool {
         let (bus, source) = (self.bus.clone(), self.source.clone());
         match cmd {
-            Command::Resync => self.resync.resync(),
-            Command::Logs(start) => {
+            BackendRequest::Resync => self.resync.resync(),
+            BackendRequest::Logs(start) => {
                 let (stop, stopped) = tokio::sync::oneshot::channel();
                 if let Some(old) = self.logs_stop.replace(stop) {
                     let _ = old.send(());
@@ -191,7 +191,7 @@ impl Backend {
                 tokio::spawn(super::logs::session(bus, source, start, stopped, self.updates.clone()));
                 true
             }
-            Command::LogsStop => {
+            BackendRequest::LogsStop => {
                 if let Some(old) = self.logs_stop.take() {
                     let _ = old.send(());
                 }
@@ -199,21 +199,21 @@ impl Backend {
             }
             // The last line of defence of read-only mode: the app refuses first, and
             // whatever reaches here anyway is answered without touching the bus.
-            Command::Send(c) if self.identity.read_only => {
+            BackendRequest::Send(c) if self.identity.read_only => {
                 self.tell(Inbound::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) })
                     .await
             }
-            Command::Upload(req) if self.identity.read_only => {
+            BackendRequest::Upload(req) if self.identity.read_only => {
                 self.tell(Inbound::Uploaded { path: req.path, result: Err(CommandError::ReadOnly) }).await
             }
-            Command::Upload(req) => {
+            BackendRequest::Upload(req) => {
                 let (operator, repo) = (self.identity.operator.clone(), self.identity.repository.clone());
                 tokio::spawn(super::upload::session(bus, source, operator, repo, req, self.updates.clone()));
                 true
             }
             // Checked here, not by the app alone: the app's view of the connection may be
             // one update behind.
-            Command::Send(c) => match live {
+            BackendRequest::Send(c) => match live {
                 Ok(()) => {
                     let operator = self.identity.operator.clone();
                     tokio::spawn(send_command(bus, source, operator, c, self.updates.clone()));

@@ -9,7 +9,7 @@ mod logs;
 pub mod upload;
 
 pub use client::{
-    BackendHandle, COMMAND_TIMEOUT, Command, Identity, Inbound, spawn, spawn_cockpit, spawn_with,
+    BackendHandle, BackendRequest, COMMAND_TIMEOUT, Identity, Inbound, spawn, spawn_cockpit, spawn_with,
 };
 pub use error::{CommandError, refuse_unless_live};
 pub use logs::LogsEvent;

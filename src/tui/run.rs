@@ -19,7 +19,7 @@ use super::terminal::{self, Tui};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect};
 use crate::app::App;
-use crate::backend::{BackendHandle, Command};
+use crate::backend::{BackendHandle, BackendRequest};
 use crate::protocol::clock::now_ms;
 use crate::views::Drawn;
 
@@ -148,11 +148,11 @@ async fn carry_out(
     for effect in effects {
         let command = match effect {
             Effect::Quit => return Ok(Carried::Quit),
-            Effect::Send(cmd) => Command::Send(cmd),
-            Effect::Resync => Command::Resync,
-            Effect::Logs(start) => Command::Logs(start),
-            Effect::LogsStop => Command::LogsStop,
-            Effect::Upload(req) => Command::Upload(req),
+            Effect::Send(cmd) => BackendRequest::Send(cmd),
+            Effect::Resync => BackendRequest::Resync,
+            Effect::Logs(start) => BackendRequest::Logs(start),
+            Effect::LogsStop => BackendRequest::LogsStop,
+            Effect::Upload(req) => BackendRequest::Upload(req),
             Effect::Copy(text) => {
                 terminal::copy(terminal, &text)?;
                 continue;

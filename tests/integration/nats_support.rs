@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use quarterdeck::backend::{self, BackendHandle, Command as BackendCommand, Inbound, Replica, Sync};
+use quarterdeck::backend::{self, BackendHandle, BackendRequest, Inbound, Replica, Sync};
 use quarterdeck::bus::{Bus, BusError, Connection, NatsBus, NatsOptions, Subscription};
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Event, Fleet, Gap, Heartbeat, InstanceReport, decode, subjects};
@@ -984,7 +984,7 @@ pub enum Note {
     History(usize),
     /// `apply_event` said the replica missed an event.
     Gap(Gap),
-    /// A `Command::Resync` sent to the backend, and why.
+    /// A `BackendRequest::Resync` sent to the backend, and why.
     Resync(&'static str),
     Connected,
     Disconnected,
@@ -1014,7 +1014,7 @@ impl Followed {
 }
 
 /// The cockpit's backend (`backend::spawn`) feeding a `Replica` the way `App::update` does:
-/// snapshot, history, events (a gap sends `Command::Resync`), heartbeats, beacons and
+/// snapshot, history, events (a gap sends `BackendRequest::Resync`), heartbeats, beacons and
 /// connection changes. Runs on its own task; tests read it with `with`.
 pub struct Follower {
     state: Arc<Mutex<Followed>>,
@@ -1051,7 +1051,7 @@ impl Follower {
                             s.note(Note::Gap(gap));
                             if !resyncing {
                                 s.note(Note::Resync("gap"));
-                                let _ = resync.send(BackendCommand::Resync);
+                                let _ = resync.send(BackendRequest::Resync);
                             }
                         }
                     }
@@ -1065,7 +1065,7 @@ impl Follower {
                         let lost_last = s.replica.note_beacon_at(revision, now);
                         if lost_last {
                             s.note(Note::Resync("beacon"));
-                            let _ = resync.send(BackendCommand::Resync);
+                            let _ = resync.send(BackendRequest::Resync);
                         }
                     }
                     Inbound::Connection(state) => {

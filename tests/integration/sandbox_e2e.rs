@@ -103,7 +103,7 @@ async fn a_late_backend_replica_matches_the_controller() {
             Inbound::Event(e) => {
                 saw_deployed |= e.kind == EventKind::InstanceDeployed;
                 if replica.apply_event(e, 0).is_err() {
-                    handle.commands.send(backend::Command::Resync).unwrap();
+                    handle.commands.send(backend::BackendRequest::Resync).unwrap();
                 }
             }
             _ => {}

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::backend::{self, BackendHandle, Command, Inbound, Replica, Sync};
+use crate::backend::{self, BackendHandle, BackendRequest, Inbound, Replica, Sync};
 use crate::bus::{Bus, NatsBus};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{HostState, InstanceState, OperationState};
@@ -53,7 +53,7 @@ impl Follower {
             while let Some(update) = updates.recv().await {
                 let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                 if s.feed(update, now_ms()) {
-                    let _ = commands.send(Command::Resync);
+                    let _ = commands.send(BackendRequest::Resync);
                 }
             }
         });
