@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use super::rows::{Filter, RowKey, SortStep};
 use super::{App, Level, Overlay, RouteForm, Status};
-use crate::actions::keymap::Bindable;
 use crate::actions::palette::{self, PaletteCommand, RestartTarget};
 use crate::actions::{Action, Batch, Effect, Panel, Pending};
 use crate::backend::{Inbound, Sync};
@@ -73,8 +72,8 @@ impl App {
         }
         let rows = self.rows(panel);
         let back = match super::newest_row(&rows, self.view(panel).sort.is_some()) {
-            Some(0) | None => Some(Bindable::Top),
-            Some(n) if n + 1 == rows.len() => Some(Bindable::Bottom),
+            Some(0) | None => Some(Action::Top),
+            Some(n) if n + 1 == rows.len() => Some(Action::Bottom),
             Some(_) => None,
         };
         let key = back.and_then(|b| self.keymap.label_for(b).split('/').next());
