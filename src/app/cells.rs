@@ -418,6 +418,8 @@ pub fn verdict_tone(verdict: Verdict) -> Tone {
 
 pub fn audit_row<'a>(src: RowSource<'_>, e: &'a Event) -> Row<'a> {
     let time = cell(hms(e.ts), SortKey::Num(e.ts as f64), Tone::Muted);
+    // Without its record (a payload this build cannot read) the message stands in for
+    // the command, and the other columns are blank, not missing: a cell per column.
     let Some(a) = e.audit.as_deref() else {
         return Row {
             cells: vec![
@@ -425,6 +427,8 @@ pub fn audit_row<'a>(src: RowSource<'_>, e: &'a Event) -> Row<'a> {
                 text("", Tone::Text),
                 text("", Tone::Muted),
                 text(e.message.as_str(), Tone::Text),
+                text("", Tone::Text),
+                text("", Tone::Muted),
             ],
             flags: "",
         };

@@ -4,6 +4,7 @@
 
 pub mod cells;
 mod click;
+pub mod columns;
 pub mod facts;
 mod failures;
 mod forms;

@@ -431,10 +431,9 @@ impl App {
 
     fn sort(&mut self, step: SortStep) -> Vec<Effect> {
         let panel = self.panel;
-        let columns = crate::views::columns(panel);
-        let titles: Vec<&str> = columns.iter().map(|c| c.title).collect();
+        let titles = super::columns::titles(panel);
         let view = &mut self.views[panel.index()];
-        let next = match super::rows::next_sort(view.sort, &titles, step) {
+        let next = match super::rows::next_sort(view.sort, titles, step) {
             Ok(next) => next,
             Err(why) => {
                 self.say(Level::Warn, why);
@@ -444,7 +443,7 @@ impl App {
         view.set_sort(next);
         let text = match next {
             Some(s) => {
-                format!("sorted by {} {}", columns[s.column].title, if s.descending { "↓" } else { "↑" })
+                format!("sorted by {} {}", titles[s.column], if s.descending { "↓" } else { "↑" })
             }
             None => "natural order".into(),
         };
