@@ -71,4 +71,23 @@ mod tests {
             }
         }
     }
+
+    /// The app is the layer under the views: what it needs of a table (its titles) is
+    /// here, so no code of the app's names the views. Its tests may borrow their helpers.
+    #[test]
+    fn nothing_in_the_app_reads_the_views() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/app");
+        let mut read = 0;
+        for entry in std::fs::read_dir(dir).expect("src/app is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a source file is readable");
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+            assert!(!code.contains("views::"), "{} names crate::views", path.display());
+            read += 1;
+        }
+        assert!(read > 10, "read {read} files of src/app");
+    }
 }
