@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use quarterdeck::cli::{
-    BenchCommand, Cli, Command, bench, bench_plane, cockpit, ctl, docs, logging, router, services,
+    BenchCommand, Cli, CliCommand, bench, bench_plane, cockpit, ctl, docs, logging, router, services,
 };
 
 fn main() -> ExitCode {
@@ -23,19 +23,19 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             None => cockpit::run(cli.bus, cli.cockpit).await,
-            Some(Command::Controller(args)) => {
+            Some(CliCommand::Controller(args)) => {
                 logging::init("controller", level);
                 services::run_controller(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
-            Some(Command::Agent(args)) => {
+            Some(CliCommand::Agent(args)) => {
                 logging::init(&format!("agent/{}", args.host_id), level);
                 services::run_agent(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
-            Some(Command::Router(args)) => {
+            Some(CliCommand::Router(args)) => {
                 logging::init("router", level);
                 router::run(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
-            Some(Command::Bench(b)) => match b.command {
+            Some(CliCommand::Bench(b)) => match b.command {
                 None => bench::run(cli.bus, b.args).await,
                 Some(BenchCommand::Plane(args)) => {
                     // Progress has its own lines, and what the agents and the cockpit's
@@ -44,10 +44,10 @@ fn main() -> ExitCode {
                     bench_plane::run(cli.bus, args).await
                 }
             },
-            Some(Command::Completions(args)) => docs::run_completions(args).map(|()| ExitCode::SUCCESS),
-            Some(Command::Man(args)) => docs::run_man(args).map(|()| ExitCode::SUCCESS),
-            Some(Command::Auth(args)) => quarterdeck::cli::auth::run(args).map(|()| ExitCode::SUCCESS),
-            Some(Command::Ctl(args)) => {
+            Some(CliCommand::Completions(args)) => docs::run_completions(args).map(|()| ExitCode::SUCCESS),
+            Some(CliCommand::Man(args)) => docs::run_man(args).map(|()| ExitCode::SUCCESS),
+            Some(CliCommand::Auth(args)) => quarterdeck::cli::auth::run(args).map(|()| ExitCode::SUCCESS),
+            Some(CliCommand::Ctl(args)) => {
                 logging::init("ctl", level.min(log::LevelFilter::Warn));
                 ctl::run(cli.bus, args).await
             }

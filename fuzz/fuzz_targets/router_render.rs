@@ -11,7 +11,7 @@ use std::path::Path;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use quarterdeck::plane::router::config::{failing_line, render, render_without};
-use quarterdeck::protocol::{App, Fleet, Route, RouteState, RunSpec, validate};
+use quarterdeck::protocol::{AppSpec, Fleet, Route, RouteState, RunSpec, validate};
 
 /// Text the fuzzer can steer: raw, or built from characters that matter to nginx and to
 /// the validators, so near-valid names come up often.
@@ -69,7 +69,7 @@ fn fleet_of(input: &Input) -> (Fleet, BTreeSet<String>) {
     let mut left_out = BTreeSet::new();
     for a in &input.apps {
         let name = a.name.get();
-        let app = App {
+        let app = AppSpec {
             name: name.clone(),
             version: "1".into(),
             instances: 1,

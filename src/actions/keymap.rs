@@ -12,10 +12,6 @@ use crate::config_file::{self, ConfigError};
 
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
-/// The keymap's name for an action: the bindable actions are `Action`s themselves (the
-/// ones in `TABLE`); this name is kept for the views that say `Bindable::Help`.
-pub type Bindable = Action;
-
 /// Every bindable action, its name in keymap files and its help text, in help order.
 const TABLE: [(Action, &str, &str); 32] = [
     (Action::Help, "help", "show this help"),

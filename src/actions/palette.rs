@@ -18,7 +18,7 @@ use crate::protocol::{Fleet, RouteRequest, validate};
 
 /// A parsed palette command.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub enum PaletteCommand {
     Panel(Panel),
     Quit,
     Help,
@@ -60,7 +60,7 @@ const VERBS: [&str; 12] = [
 
 /// Parses a palette line (without the leading `:`), checking names and values, and that
 /// what it names exists in the fleet.
-pub fn parse(line: &str, fleet: &Fleet) -> Result<Command, String> {
+pub fn parse(line: &str, fleet: &Fleet) -> Result<PaletteCommand, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some((&verb, args)) = words.split_first() else {
         return Err(
@@ -68,12 +68,12 @@ pub fn parse(line: &str, fleet: &Fleet) -> Result<Command, String> {
         );
     };
     if let Some(panel) = Panel::ALL.into_iter().find(|p| p.command() == verb) {
-        return no_more(args, 0, "a panel name").map(|()| Command::Panel(panel));
+        return no_more(args, 0, "a panel name").map(|()| PaletteCommand::Panel(panel));
     }
     match verb {
-        "q" | "quit" => no_more(args, 0, "q").map(|()| Command::Quit),
-        "help" => Ok(Command::Help),
-        "filter" => Ok(Command::Filter(args.join(" "))),
+        "q" | "quit" => no_more(args, 0, "q").map(|()| PaletteCommand::Quit),
+        "help" => Ok(PaletteCommand::Help),
+        "filter" => Ok(PaletteCommand::Filter(args.join(" "))),
         "restart" => restart(args, fleet),
         "route" => route(args, fleet),
         "deploy" => deploy(args),
@@ -98,21 +98,21 @@ fn known_app(fleet: &Fleet, app: &str) -> Result<(), String> {
     }
 }
 
-fn restart(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
+fn restart(args: &[&str], fleet: &Fleet) -> Result<PaletteCommand, String> {
     let usage = "restart app NAME | instance ID | host ID | marked";
     let (kind, name) = match args {
-        ["marked"] => return Ok(Command::Restart(RestartTarget::Marked)),
+        ["marked"] => return Ok(PaletteCommand::Restart(RestartTarget::Marked)),
         [kind, name] => (*kind, name.to_string()),
         [_, _, extra, ..] => return Err(format!("{usage}: unexpected {extra:?}")),
         _ => return Err(usage.into()),
     };
     match kind {
-        "app" => known_app(fleet, &name).map(|()| Command::Restart(RestartTarget::App(name))),
+        "app" => known_app(fleet, &name).map(|()| PaletteCommand::Restart(RestartTarget::App(name))),
         "instance" if fleet.instances.contains_key(&name) => {
-            Ok(Command::Restart(RestartTarget::Instance(name)))
+            Ok(PaletteCommand::Restart(RestartTarget::Instance(name)))
         }
         "instance" => Err(format!("no instance {name:?} (Tab completes ids)")),
-        "host" if fleet.hosts.contains_key(&name) => Ok(Command::Restart(RestartTarget::Host(name))),
+        "host" if fleet.hosts.contains_key(&name) => Ok(PaletteCommand::Restart(RestartTarget::Host(name))),
         "host" => {
             validate::name("host", &name)?;
             Err(format!("no host {name:?}"))
@@ -129,7 +129,7 @@ fn weight(text: &str) -> Result<u32, String> {
     }
 }
 
-fn route(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
+fn route(args: &[&str], fleet: &Fleet) -> Result<PaletteCommand, String> {
     let usage = "route add|remove|enable|disable|weight APP IP:PORT [WEIGHT]";
     let [verb, app, backend, rest @ ..] = args else {
         return Err(usage.into());
@@ -156,10 +156,13 @@ fn route(args: &[&str], fleet: &Fleet) -> Result<Command, String> {
         (_, false) => return Err(format!("{app} has no route to {backend}")),
         (_, true) => {}
     }
-    Ok(Command::Route(verb, RouteRequest { app: app.to_string(), backend: backend.to_string(), weight }))
+    Ok(PaletteCommand::Route(
+        verb,
+        RouteRequest { app: app.to_string(), backend: backend.to_string(), weight },
+    ))
 }
 
-fn deploy(args: &[&str]) -> Result<Command, String> {
+fn deploy(args: &[&str]) -> Result<PaletteCommand, String> {
     let usage = "deploy APP [VERSION] [INSTANCES]";
     let Some((app, rest)) = args.split_first() else { return Err(usage.into()) };
     // A new name is a first deploy: the wizard takes it from there.
@@ -185,7 +188,7 @@ fn deploy(args: &[&str]) -> Result<Command, String> {
             _ => return Err(format!("{usage}: unexpected {word:?}")),
         }
     }
-    Ok(Command::Deploy { app: app.to_string(), version, instances })
+    Ok(PaletteCommand::Deploy { app: app.to_string(), version, instances })
 }
 
 /// What Tab can put in place of the word being typed: the word's start (byte offset in
@@ -244,16 +247,16 @@ mod tests {
     #[test]
     fn commands_parse_and_name_what_is_wrong() {
         let (f, _) = fixture(42, 6, 0);
-        assert_eq!(parse("apps", &f), Ok(Command::Panel(Panel::Apps)));
+        assert_eq!(parse("apps", &f), Ok(PaletteCommand::Panel(Panel::Apps)));
         assert_eq!(
             parse("restart app shop-web", &f),
-            Ok(Command::Restart(RestartTarget::App("shop-web".into())))
+            Ok(PaletteCommand::Restart(RestartTarget::App("shop-web".into())))
         );
         let backend =
             f.routes.keys().find(|(a, _)| a == "shop-web").map(|(_, b)| b.clone()).unwrap_or_default();
         assert!(matches!(
             parse(&format!("route disable shop-web {backend}"), &f),
-            Ok(Command::Route(RouteVerb::Disable, _))
+            Ok(PaletteCommand::Route(RouteVerb::Disable, _))
         ));
         let err = |line: &str| parse(line, &f).unwrap_err();
         assert!(err("restart app nope").contains("no app \"nope\""), "{}", err("restart app nope"));
@@ -266,7 +269,11 @@ mod tests {
         assert!(err("restart app Shop").contains("not valid"));
         assert_eq!(
             parse("deploy shop-web 1.1.0 x4", &f),
-            Ok(Command::Deploy { app: "shop-web".into(), version: Some("1.1.0".into()), instances: Some(4) })
+            Ok(PaletteCommand::Deploy {
+                app: "shop-web".into(),
+                version: Some("1.1.0".into()),
+                instances: Some(4)
+            })
         );
     }
 

@@ -13,9 +13,7 @@ pub use super::sort_key::SortKey;
 use crate::actions::Panel;
 use crate::backend::Replica;
 use crate::protocol::clock::{age, heartbeat_age, hms, uptime_coarse};
-use crate::protocol::{
-    App as AppSpec, Event, Host, HostState, Instance, InstanceState, Route, RouteState, Verdict,
-};
+use crate::protocol::{AppSpec, Event, Host, HostState, Instance, InstanceState, Route, RouteState, Verdict};
 
 /// What a cell means, for the theme to colour: the views map each to a style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -420,6 +418,8 @@ pub fn verdict_tone(verdict: Verdict) -> Tone {
 
 pub fn audit_row<'a>(src: RowSource<'_>, e: &'a Event) -> Row<'a> {
     let time = cell(hms(e.ts), SortKey::Num(e.ts as f64), Tone::Muted);
+    // Without its record (a payload this build cannot read) the message stands in for
+    // the command, and the other columns are blank, not missing: a cell per column.
     let Some(a) = e.audit.as_deref() else {
         return Row {
             cells: vec![
@@ -427,6 +427,8 @@ pub fn audit_row<'a>(src: RowSource<'_>, e: &'a Event) -> Row<'a> {
                 text("", Tone::Text),
                 text("", Tone::Muted),
                 text(e.message.as_str(), Tone::Text),
+                text("", Tone::Text),
+                text("", Tone::Muted),
             ],
             flags: "",
         };

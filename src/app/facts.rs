@@ -13,8 +13,8 @@ pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 
 use crate::backend::Replica;
 use crate::protocol::{
-    App, Change, Fleet, HostState, Instance, InstanceState, Operation, OperationState, OperationStep, Route,
-    RouteState, StepCounts,
+    AppSpec, Change, Fleet, HostState, Instance, InstanceState, Operation, OperationState, OperationStep,
+    Route, RouteState, StepCounts,
 };
 
 /// The steps the cockpit shows of an operation: its own while it runs; once it ended
@@ -176,9 +176,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Why the controller has not placed the missing instances (`App::shortfall`), while
+    /// Why the controller has not placed the missing instances (`AppSpec::shortfall`), while
     /// the app is short of them: the Apps panel says that rather than only "down".
-    pub fn waiting_for<'a>(&self, app: &'a crate::protocol::App) -> Option<&'a str> {
+    pub fn waiting_for<'a>(&self, app: &'a crate::protocol::AppSpec) -> Option<&'a str> {
         let short = matches!(self.health, AppHealth::Down | AppHealth::Degraded)
             && (self.running as u32) < app.instances;
         app.shortfall.as_deref().filter(|_| short)
@@ -220,7 +220,7 @@ impl Before {
                     let up = fleet.hosts.get(&h.id).is_some_and(|h| h.state == HostState::Up);
                     b.hosts.push((h.id.clone(), up));
                 }
-                Change::App(App { name, .. }) | Change::AppRemoved { name } => {
+                Change::App(AppSpec { name, .. }) | Change::AppRemoved { name } => {
                     b.apps.push((name.clone(), fleet.apps.get(name).map_or(0, |a| u64::from(a.instances))));
                 }
                 Change::Route(Route { app, backend, .. }) | Change::RouteRemoved { app, backend } => {
@@ -560,7 +560,7 @@ impl FleetFacts {
     /// One app's state: its counts, less what is unknown, and its health. The silent
     /// hosts are those of the replica's last tick (a row per app on screen would
     /// otherwise judge every host each frame).
-    pub fn app_state(&self, replica: &Replica, app: &App, now: u64) -> AppState {
+    pub fn app_state(&self, replica: &Replica, app: &AppSpec, now: u64) -> AppState {
         let counts = self.per_app.get(&app.name);
         let running = counts.map_or(0, |c| c.running);
         let serving = counts.map_or(0, |c| c.serving);
@@ -649,7 +649,7 @@ mod tests {
             changes,
             audit: None,
         };
-        app.apply(crate::backend::Update::Event(event));
+        app.apply(crate::backend::Inbound::Event(event));
         let facts = FleetFacts::of(&app.replica);
         (app, facts)
     }

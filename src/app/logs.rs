@@ -318,7 +318,7 @@ mod tests {
     use super::*;
     use crate::actions::Panel;
 
-    use crate::backend::{CommandError, Update};
+    use crate::backend::{CommandError, Inbound};
     use crate::plane::fixture::T0;
     use crate::protocol::{ErrorCode, LogBatch, LogSource, WireError};
 
@@ -328,13 +328,13 @@ mod tests {
         app
     }
 
-    fn batch(seq: u64, texts: &[&str], end: Option<&str>) -> Update {
+    fn batch(seq: u64, texts: &[&str], end: Option<&str>) -> Inbound {
         let lines = texts
             .iter()
             .map(|t| LogLine { ts: T0 + seq * 1000, source: LogSource::Stdout, text: t.to_string() })
             .collect();
         let body = LogBatch { instance: "x".into(), seq, lines, end: end.map(Into::into) };
-        Update::Logs { session: 1, event: LogsEvent::Batch(body) }
+        Inbound::Logs { session: 1, event: LogsEvent::Batch(body) }
     }
 
     #[test]
@@ -357,7 +357,7 @@ mod tests {
             })]
         );
         assert!(matches!(app.overlay(), Some(Overlay::Logs)));
-        app.apply(Update::Logs { session: 1, event: LogsEvent::Streaming });
+        app.apply(Inbound::Logs { session: 1, event: LogsEvent::Streaming });
         let many: Vec<String> = (0..40).map(|k| format!("GET /item/{k} 200")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         app.apply(batch(0, &many, None));
@@ -367,7 +367,7 @@ mod tests {
         assert_eq!((v.lines.len(), v.state.clone(), v.follow), (43, LogState::Streaming, true));
         // A batch from an older stream is ignored.
         let stale = LogBatch { instance: "x".into(), seq: 0, lines: vec![], end: Some("old".into()) };
-        app.apply(Update::Logs { session: 7, event: LogsEvent::Batch(stale) });
+        app.apply(Inbound::Logs { session: 7, event: LogsEvent::Batch(stale) });
         assert_eq!(app.logs.as_ref().map(|v| v.state.clone()), Some(LogState::Streaming));
         // `/error` Enter: typed as text (a `q` would be text too), jumps to the first match.
         app.update(Action::Filter);
@@ -416,7 +416,7 @@ mod tests {
             ErrorCode::BadRequest,
             "the sim runtime driver cannot stream logs",
         )));
-        app.apply(Update::Logs { session: 1, event: refused });
+        app.apply(Inbound::Logs { session: 1, event: refused });
         let Some(LogState::Refused(said)) = app.logs.as_ref().map(|v| v.state.clone()) else {
             panic!("not refused: {:?}", app.logs.as_ref().map(|v| &v.state))
         };
@@ -429,7 +429,7 @@ mod tests {
         let session = app.logs.as_ref().map(|v| v.session).expect("open");
         let subject = "qd.v1.agent.h1.logs.alice.start".to_string();
         let late = CommandError::Timeout { subject, timeout: std::time::Duration::from_secs(5) };
-        app.apply(Update::Logs { session, event: LogsEvent::Refused(late) });
+        app.apply(Inbound::Logs { session, event: LogsEvent::Refused(late) });
         let state = app.logs.as_ref().map(|v| v.state.clone());
         assert!(
             matches!(&state, Some(LogState::Refused(s)) if s.starts_with("no answer: logs of ")),

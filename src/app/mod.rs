@@ -4,6 +4,7 @@
 
 pub mod cells;
 mod click;
+pub mod columns;
 pub mod facts;
 mod failures;
 mod forms;
@@ -31,7 +32,7 @@ use crate::actions::keymap::Keymap;
 use crate::actions::prompt::InputMode;
 use crate::actions::{Panel, Pending};
 use crate::backend::{Connection, Replica};
-use crate::protocol::{App as AppSpec, Event, Host, Instance, Route};
+use crate::protocol::{AppSpec, Event, Host, Instance, Route};
 use crate::theme::Theme;
 use facts::FleetFacts;
 use rows::{PanelView, RowKey};

@@ -3,13 +3,13 @@
 
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::backend::Update;
+use crate::backend::Inbound;
 use crate::views::harness::{app, change_event, screen, type_text};
 
 /// A heartbeat for host-01 with new metrics, as the bus would bring it.
-fn metrics_heartbeat(app: &App) -> Update {
+fn metrics_heartbeat(app: &App) -> Inbound {
     let host = app.replica.fleet.hosts.get("host-01").cloned().expect("host-01");
-    Update::Heartbeat(Box::new(crate::protocol::Heartbeat {
+    Inbound::Heartbeat(Box::new(crate::protocol::Heartbeat {
         host: crate::protocol::HostInfo {
             id: host.id.clone(),
             hostname: host.hostname.clone(),
@@ -52,8 +52,8 @@ fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
 }
 
 /// A heartbeat from `host` reporting its instances with new metrics.
-fn instances_heartbeat(app: &App, host: &str) -> (Update, usize) {
-    let Update::Heartbeat(mut hb) = metrics_heartbeat(app) else { unreachable!("a heartbeat") };
+fn instances_heartbeat(app: &App, host: &str) -> (Inbound, usize) {
+    let Inbound::Heartbeat(mut hb) = metrics_heartbeat(app) else { unreachable!("a heartbeat") };
     let h = app.replica.fleet.hosts.get(host).cloned().expect("the host");
     hb.host.id = h.id.clone();
     hb.instances = app
@@ -67,7 +67,7 @@ fn instances_heartbeat(app: &App, host: &str) -> (Update, usize) {
         })
         .collect();
     let n = hb.instances.len();
-    (Update::Heartbeat(hb), n)
+    (Inbound::Heartbeat(hb), n)
 }
 
 #[test]
@@ -259,7 +259,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     let before = builds(&app);
     let total = app.total_rows(Panel::Instances) as u64;
     let fleet = app.replica.fleet.clone();
-    app.apply(Update::Snapshot(fleet));
+    app.apply(Inbound::Snapshot(fleet));
     app.refresh_views();
     assert_eq!(builds(&app), before + total);
 }

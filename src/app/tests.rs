@@ -8,7 +8,7 @@ use super::{App, Overlay};
 use crate::actions::keymap::{BINDABLE, Keymap};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect, Panel};
-use crate::backend::Update;
+use crate::backend::Inbound;
 use crate::protocol::ControlCommand;
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{RestartBody, RestartRequest};
@@ -113,7 +113,7 @@ fn confirm_refuses_while_not_live() {
     let live = screen(&mut app, 120, 16);
     assert!(!live.contains("not live"), "{live}");
     let down = Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.apply(Update::Connection(down));
+    app.apply(Inbound::Connection(down));
     assert_eq!(app.input_mode(), InputMode::Confirm, "the dialog stays open");
     assert!(screen(&mut app, 120, 16).contains("⚠ not live: this will not be sent"));
     assert!(app.update(Action::Confirmed).is_empty(), "nothing is sent while not live");
@@ -122,9 +122,9 @@ fn confirm_refuses_while_not_live() {
     let shown = screen(&mut app, 120, 16);
     assert!(shown.contains("not sent: reconnecting"), "{shown}");
     // Back and live again (a fresh snapshot after the reconnect): `y` sends.
-    app.apply(Update::Connection(Connection::Connected));
+    app.apply(Inbound::Connection(Connection::Connected));
     let (fleet, _) = crate::plane::fixture::fixture(42, 6, 0);
-    app.apply(Update::Snapshot(fleet));
+    app.apply(Inbound::Snapshot(fleet));
     assert!(!screen(&mut app, 120, 16).contains("⚠ not live"));
     let effects = app.update(Action::Confirmed);
     assert_eq!(
@@ -140,7 +140,7 @@ fn audit_filter_follows_how_the_operation_ended() {
     let mut app = app();
     let e = audit_event(&app, serde_json::json!({"app": "shop-web"}), "restart", true);
     let op = e.audit.as_ref().and_then(|a| a.outcome.operation_id.clone()).expect("an operation id");
-    app.apply(Update::Event(e));
+    app.apply(Inbound::Event(e));
     app.update(Action::ShowPanel(Panel::Audit));
     app.update(Action::Filter);
     type_text(&mut app, "failed");
@@ -148,11 +148,11 @@ fn audit_filter_follows_how_the_operation_ended() {
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0);
     let started = operation_event(&app, &op, None);
-    app.apply(Update::Event(started));
+    app.apply(Inbound::Event(started));
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0, "running is not failed");
     let failed = operation_event(&app, &op, Some("no up host in AZ az-9"));
-    app.apply(Update::Event(failed));
+    app.apply(Inbound::Event(failed));
     // A row whose filter result flips is re-ordered at most once per re-sort period.
     app.now += 10_000;
     let shown = screen(&mut app, 200, 12);
@@ -165,7 +165,7 @@ fn audit_filter_follows_how_the_operation_ended() {
 fn a_command_not_sent_says_so() {
     let mut app = app();
     let result = Err(crate::backend::CommandError::NotLive("bus disconnected for 3s".into()));
-    app.apply(Update::CommandDone { what: "restart app shop-web".into(), result });
+    app.apply(Inbound::CommandDone { what: "restart app shop-web".into(), result });
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("restart app shop-web: not live (bus disconnected for 3s), not sent"), "{shown}");
 }
@@ -179,7 +179,7 @@ fn a_timeout_and_a_refusal_are_worded_apart() {
     let mut app = app();
     let what = || "restart app shop-web".to_string();
     let refusal = WireError::new(ErrorCode::Conflict, "shop-web has a deploy running");
-    app.apply(Update::CommandDone { what: what(), result: Err(CommandError::Refused(refusal)) });
+    app.apply(Inbound::CommandDone { what: what(), result: Err(CommandError::Refused(refusal)) });
     let refused = screen(&mut app, 160, 14);
     assert!(
         refused.contains("refused: restart app shop-web: shop-web has a deploy running (conflict)"),
@@ -187,7 +187,7 @@ fn a_timeout_and_a_refusal_are_worded_apart() {
     );
     let timeout = std::time::Duration::from_secs(5);
     let late = CommandError::Timeout { subject: "qd.v1.ctl.alice.restart".into(), timeout };
-    app.apply(Update::CommandDone { what: what(), result: Err(late) });
+    app.apply(Inbound::CommandDone { what: what(), result: Err(late) });
     let shown = screen(&mut app, 160, 14);
     assert!(shown.contains("no answer: restart app shop-web: nothing within 5s"), "{shown}");
     assert!(!shown.contains("refused"), "a timeout is no refusal: {shown}");
@@ -203,7 +203,7 @@ fn a_command_the_server_refuses_turns_the_cockpit_read_only() {
         subject: "qd.v1.ctl.restart".into(),
         user: "carol".into(),
     });
-    app.apply(Update::CommandDone { what: "restart app shop-web".into(), result });
+    app.apply(Inbound::CommandDone { what: "restart app shop-web".into(), result });
     assert!(app.read_only, "read-only once the server refused");
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
@@ -234,22 +234,22 @@ fn the_probe_turns_read_only_on_for_a_viewer_and_off_once_allowed() {
     use crate::backend::CommandError;
     let mut app = app();
     let denied = || CommandError::Denied { subject: "qd.v1.ctl.carol.whoami".into(), user: "carol".into() };
-    app.apply(Update::MayAct(Err(denied())));
+    app.apply(Inbound::MayAct(Err(denied())));
     assert!(app.read_only);
     let shown = screen(&mut app, 140, 14);
     assert!(shown.contains("READ-ONLY"), "{shown}");
     assert!(shown.contains("read-only: the server refused qd.v1.ctl.carol.whoami for user carol"), "{shown}");
-    app.apply(Update::MayAct(Ok("carol".into())));
+    app.apply(Inbound::MayAct(Ok("carol".into())));
     assert!(!app.read_only, "allowed again");
     assert!(screen(&mut app, 140, 14).contains("carol may send commands again"));
     // No answer tells nothing.
     let failed = CommandError::Failed("no answer".into());
-    app.apply(Update::MayAct(Err(failed)));
+    app.apply(Inbound::MayAct(Err(failed)));
     assert!(!app.read_only);
     // Started read-only: the probe's answer does not lift it.
     let mut started = self::app();
     started.read_only = true;
-    started.apply(Update::MayAct(Ok("alice".into())));
+    started.apply(Inbound::MayAct(Ok("alice".into())));
     assert!(started.read_only);
 }
 
@@ -403,7 +403,7 @@ fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
             subject: "qd.v1.ctl.restart".into(),
             user: "carol".into(),
         });
-        app.apply(Update::CommandDone { what: "earlier".into(), result });
+        app.apply(Inbound::CommandDone { what: "earlier".into(), result });
         assert!(app.read_only);
     };
     // A confirm dialog.
@@ -463,7 +463,7 @@ fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
     let artifact =
         crate::protocol::ArtifactRef { name: "shop-web-2.0.0".into(), sha256: "c".repeat(64), size: 2048 };
     let done = crate::backend::upload::Uploaded { artifact, already_there: false };
-    let effects = app.apply(Update::Uploaded { path: file, result: Ok(done) });
+    let effects = app.apply(Inbound::Uploaded { path: file, result: Ok(done) });
     assert!(effects.is_empty(), "the deploy went out in read-only: {effects:?}");
     let shown = screen(&mut app, 120, 20);
     assert!(shown.contains("refused"), "the wizard says the deploy was refused: {shown}");

@@ -6,13 +6,12 @@ use std::collections::BTreeSet;
 
 use super::rows::{Filter, RowKey, SortStep};
 use super::{App, Level, Overlay, RouteForm, Status};
-use crate::actions::keymap::Bindable;
-use crate::actions::palette::{self, Command, RestartTarget};
+use crate::actions::palette::{self, PaletteCommand, RestartTarget};
 use crate::actions::{Action, Batch, Effect, Panel, Pending};
-use crate::backend::{Sync, Update};
+use crate::backend::{Inbound, Sync};
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{
-    App as AppSpec, ControlCommand, RestartBody, RestartRequest, Route, RouteRequest, RouteState,
+    AppSpec, ControlCommand, RestartBody, RestartRequest, Route, RouteRequest, RouteState,
 };
 
 /// How long a status line stays up.
@@ -73,8 +72,8 @@ impl App {
         }
         let rows = self.rows(panel);
         let back = match super::newest_row(&rows, self.view(panel).sort.is_some()) {
-            Some(0) | None => Some(Bindable::Top),
-            Some(n) if n + 1 == rows.len() => Some(Bindable::Bottom),
+            Some(0) | None => Some(Action::Top),
+            Some(n) if n + 1 == rows.len() => Some(Action::Bottom),
             Some(_) => None,
         };
         let key = back.and_then(|b| self.keymap.label_for(b).split('/').next());
@@ -194,18 +193,18 @@ impl App {
     /// What the backend reported: the model moves on, and the answers to what was asked
     /// are said. Not an `Action`: it is no operator's doing, and its types are the
     /// backend's.
-    pub fn apply(&mut self, update: Update) -> Vec<Effect> {
+    pub fn apply(&mut self, update: Inbound) -> Vec<Effect> {
         let now = self.now;
         match update {
-            Update::Snapshot(fleet) => {
+            Inbound::Snapshot(fleet) => {
                 self.replica.apply_snapshot(fleet, now);
                 vec![]
             }
-            Update::History(events) => {
+            Inbound::History(events) => {
                 self.replica.apply_history(events);
                 vec![]
             }
-            Update::Event(event) => {
+            Inbound::Event(event) => {
                 let resyncing = self.replica.sync == Sync::Resyncing;
                 // Seen before the event applies: a moved instance touches where it was.
                 let touched = self.views.iter().any(|v| v.cache.in_use()).then(|| {
@@ -243,7 +242,7 @@ impl App {
                     vec![]
                 }
             }
-            Update::Heartbeat(hb) => {
+            Inbound::Heartbeat(hb) => {
                 self.replica.apply_heartbeat(&hb, now);
                 // The rows a filter or a sort keeps are rebuilt for what this touched only.
                 let hosts = &mut self.views[Panel::Hosts.index()].cache;
@@ -258,11 +257,11 @@ impl App {
                 }
                 vec![]
             }
-            Update::Router(status) => {
+            Inbound::Router(status) => {
                 self.routers.insert(status.id.clone(), (*status, now));
                 vec![]
             }
-            Update::Beacon(revision) => {
+            Inbound::Beacon(revision) => {
                 if self.replica.note_beacon_at(revision, now) {
                     self.say(Level::Warn, "missed the latest event: taking a fresh snapshot".into());
                     vec![Effect::Resync]
@@ -270,20 +269,20 @@ impl App {
                     vec![]
                 }
             }
-            Update::Pending(pending) => {
+            Inbound::Pending(pending) => {
                 self.replica.note_pending(pending);
                 vec![]
             }
-            Update::Connection(state) => {
+            Inbound::Connection(state) => {
                 self.replica.note_connection(state.is_connected(), now);
                 self.connection = state;
                 vec![]
             }
-            Update::Uploaded { path, result } => {
+            Inbound::Uploaded { path, result } => {
                 let result = result.map_err(|e| e.to_string());
                 self.wizard_uploaded(&path, &result)
             }
-            Update::CommandDone { what, result } => {
+            Inbound::CommandDone { what, result } => {
                 self.wizard_command_done(&what, &result.clone().map_err(|e| e.to_string()));
                 match result {
                     Ok(accepted) => {
@@ -298,15 +297,15 @@ impl App {
                 }
                 vec![]
             }
-            Update::MayAct(may) => {
+            Inbound::MayAct(may) => {
                 self.learn_may_act(may);
                 vec![]
             }
-            Update::Problem(text) => {
+            Inbound::Problem(text) => {
                 self.say(Level::Error, text);
                 vec![]
             }
-            Update::Logs { session, event } => self.apply_logs(session, event),
+            Inbound::Logs { session, event } => self.apply_logs(session, event),
         }
     }
 
@@ -342,9 +341,9 @@ impl App {
             },
             (Some(Overlay::Palette(p)), Action::Submit) => {
                 match palette::parse(p.input.trim(), &self.replica.fleet) {
-                    Ok(Command::Restart(_)) => word("restart"),
-                    Ok(Command::Route(verb, _)) => Some(format!("route {}", verb.word())),
-                    Ok(Command::Deploy { .. }) => word("deploy"),
+                    Ok(PaletteCommand::Restart(_)) => word("restart"),
+                    Ok(PaletteCommand::Route(verb, _)) => Some(format!("route {}", verb.word())),
+                    Ok(PaletteCommand::Deploy { .. }) => word("deploy"),
                     _ => None,
                 }
             }
@@ -432,10 +431,9 @@ impl App {
 
     fn sort(&mut self, step: SortStep) -> Vec<Effect> {
         let panel = self.panel;
-        let columns = crate::views::columns(panel);
-        let titles: Vec<&str> = columns.iter().map(|c| c.title).collect();
+        let titles = super::columns::titles(panel);
         let view = &mut self.views[panel.index()];
-        let next = match super::rows::next_sort(view.sort, &titles, step) {
+        let next = match super::rows::next_sort(view.sort, titles, step) {
             Ok(next) => next,
             Err(why) => {
                 self.say(Level::Warn, why);
@@ -445,7 +443,7 @@ impl App {
         view.set_sort(next);
         let text = match next {
             Some(s) => {
-                format!("sorted by {} {}", columns[s.column].title, if s.descending { "↓" } else { "↑" })
+                format!("sorted by {} {}", titles[s.column], if s.descending { "↓" } else { "↑" })
             }
             None => "natural order".into(),
         };
@@ -960,31 +958,31 @@ impl App {
     }
 
     /// Carries out a palette command (or the route form's).
-    fn run_command(&mut self, cmd: Command) -> Vec<Effect> {
+    fn run_command(&mut self, cmd: PaletteCommand) -> Vec<Effect> {
         match cmd {
-            Command::Panel(p) => {
+            PaletteCommand::Panel(p) => {
                 self.show(p);
                 vec![]
             }
-            Command::Quit => {
+            PaletteCommand::Quit => {
                 self.should_quit = true;
                 vec![Effect::Quit]
             }
-            Command::Help => {
+            PaletteCommand::Help => {
                 self.overlays.clear();
                 self.overlays.push(Overlay::Help);
                 vec![]
             }
-            Command::Filter(text) => {
+            PaletteCommand::Filter(text) => {
                 self.overlays.clear();
                 self.views[self.panel.index()].set_filter(Filter::parse(&text));
                 vec![]
             }
-            Command::Restart(target) => {
+            PaletteCommand::Restart(target) => {
                 self.overlays.clear();
                 self.ask_restart(Some(target))
             }
-            Command::Route(verb, req) => {
+            PaletteCommand::Route(verb, req) => {
                 let key = (req.app.clone(), req.backend.clone());
                 if let Some(route) = self.replica.fleet.routes.get(&key).cloned()
                     && self.routes_to_change(verb, vec![route]).is_none()
@@ -1014,7 +1012,7 @@ impl App {
                 };
                 self.confirm(question, vec![ControlCommand::Route(verb, req)], &apps)
             }
-            Command::Deploy { app, version, instances } => {
+            PaletteCommand::Deploy { app, version, instances } => {
                 // The wizard, prefilled: the same plan preview and confirmation as `d`.
                 self.open_wizard_for(Some(&app), version, instances)
             }

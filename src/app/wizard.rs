@@ -15,8 +15,8 @@ use crate::backend::upload::{Uploaded, check_artifact_file};
 use crate::protocol::deploy_plan::{self, Mode, Target};
 use crate::protocol::scheduler::Usage;
 use crate::protocol::{
-    Accepted, App as AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Operation, OperationState,
-    RunPatch, Strategy, validate,
+    Accepted, AppSpec, ArtifactRef, Constraints, DeployRequest, Fleet, Operation, OperationState, RunPatch,
+    Strategy, validate,
 };
 use crate::protocol::{ControlCommand, UploadRequest};
 

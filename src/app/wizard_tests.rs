@@ -2,7 +2,7 @@
 //! fixture: opened from the palette, parked and brought back.
 
 use crate::actions::Action;
-use crate::backend::Update;
+use crate::backend::Inbound;
 use crate::views::harness::{app, sent, type_text, wizard};
 
 #[test]
@@ -37,7 +37,7 @@ fn palette_deploy_opens_the_wizard_prefilled_and_esc_parks_a_running_deploy() {
     assert!(app.overlay().is_none());
     assert!(app.status.as_ref().is_some_and(|s| s.text.contains("d shows its progress")));
     let accepted = crate::protocol::Accepted { operation_id: Some("op-77".into()), rev: 1 };
-    app.apply(Update::CommandDone { what, result: Ok(accepted) });
+    app.apply(Inbound::CommandDone { what, result: Ok(accepted) });
     app.update(Action::Deploy);
     let w = wizard(&app);
     assert_eq!(w.step, Step::Progress);

@@ -22,7 +22,7 @@ pub const COMMAND_TIMEOUT: Duration = client::REQUEST_TIMEOUT;
 
 /// What the app asks of the backend.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub enum BackendRequest {
     /// Take a fresh snapshot (after a revision gap).
     Resync,
     Send(ControlCommand),
@@ -38,7 +38,7 @@ pub enum Command {
 /// What the backend tells the app: the follow's `Feed`, in the order it happened, and the
 /// answers to what the app asked.
 #[derive(Debug, Clone)]
-pub enum Update {
+pub enum Inbound {
     Snapshot(Fleet),
     History(Vec<Event>),
     Event(Event),
@@ -72,25 +72,25 @@ pub enum Update {
     },
 }
 
-impl From<Feed> for Update {
+impl From<Feed> for Inbound {
     fn from(feed: Feed) -> Self {
         match feed {
-            Feed::Snapshot(fleet) => Update::Snapshot(fleet),
-            Feed::History(events) => Update::History(events),
-            Feed::Event(event) => Update::Event(event),
-            Feed::Heartbeat(hb) => Update::Heartbeat(hb),
-            Feed::Beacon(revision) => Update::Beacon(revision),
-            Feed::Pending(pending) => Update::Pending(pending),
-            Feed::Router(status) => Update::Router(status),
-            Feed::Connection(state) => Update::Connection(state),
-            Feed::Problem(text) => Update::Problem(text),
+            Feed::Snapshot(fleet) => Inbound::Snapshot(fleet),
+            Feed::History(events) => Inbound::History(events),
+            Feed::Event(event) => Inbound::Event(event),
+            Feed::Heartbeat(hb) => Inbound::Heartbeat(hb),
+            Feed::Beacon(revision) => Inbound::Beacon(revision),
+            Feed::Pending(pending) => Inbound::Pending(pending),
+            Feed::Router(status) => Inbound::Router(status),
+            Feed::Connection(state) => Inbound::Connection(state),
+            Feed::Problem(text) => Inbound::Problem(text),
         }
     }
 }
 
 pub struct BackendHandle {
-    pub commands: mpsc::UnboundedSender<Command>,
-    pub updates: mpsc::Receiver<Update>,
+    pub commands: mpsc::UnboundedSender<BackendRequest>,
+    pub updates: mpsc::Receiver<Inbound>,
 }
 
 /// Starts the backend task for a bus.
@@ -145,14 +145,14 @@ struct Backend {
     identity: Identity,
     probe: bool,
     resync: Resyncer,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::Sender<Inbound>,
     /// The open log stream's stop; dropping it stops the stream too.
     logs_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Backend {
     /// Runs until the app drops its end; the follow ends with it (its `Resyncer` goes).
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<BackendRequest>) {
         let mut connection = self.bus.connection();
         if connection.borrow_and_update().is_connected() {
             self.probe_may_act();
@@ -179,11 +179,11 @@ impl Backend {
 
     /// One command; `live` says whether the bus is connected now. False when the app has
     /// gone.
-    async fn carry_out(&mut self, cmd: Command, live: Result<(), CommandError>) -> bool {
+    async fn carry_out(&mut self, cmd: BackendRequest, live: Result<(), CommandError>) -> bool {
         let (bus, source) = (self.bus.clone(), self.source.clone());
         match cmd {
-            Command::Resync => self.resync.resync(),
-            Command::Logs(start) => {
+            BackendRequest::Resync => self.resync.resync(),
+            BackendRequest::Logs(start) => {
                 let (stop, stopped) = tokio::sync::oneshot::channel();
                 if let Some(old) = self.logs_stop.replace(stop) {
                     let _ = old.send(());
@@ -191,7 +191,7 @@ impl Backend {
                 tokio::spawn(super::logs::session(bus, source, start, stopped, self.updates.clone()));
                 true
             }
-            Command::LogsStop => {
+            BackendRequest::LogsStop => {
                 if let Some(old) = self.logs_stop.take() {
                     let _ = old.send(());
                 }
@@ -199,21 +199,21 @@ impl Backend {
             }
             // The last line of defence of read-only mode: the app refuses first, and
             // whatever reaches here anyway is answered without touching the bus.
-            Command::Send(c) if self.identity.read_only => {
-                self.tell(Update::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) })
+            BackendRequest::Send(c) if self.identity.read_only => {
+                self.tell(Inbound::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) })
                     .await
             }
-            Command::Upload(req) if self.identity.read_only => {
-                self.tell(Update::Uploaded { path: req.path, result: Err(CommandError::ReadOnly) }).await
+            BackendRequest::Upload(req) if self.identity.read_only => {
+                self.tell(Inbound::Uploaded { path: req.path, result: Err(CommandError::ReadOnly) }).await
             }
-            Command::Upload(req) => {
+            BackendRequest::Upload(req) => {
                 let (operator, repo) = (self.identity.operator.clone(), self.identity.repository.clone());
                 tokio::spawn(super::upload::session(bus, source, operator, repo, req, self.updates.clone()));
                 true
             }
             // Checked here, not by the app alone: the app's view of the connection may be
             // one update behind.
-            Command::Send(c) => match live {
+            BackendRequest::Send(c) => match live {
                 Ok(()) => {
                     let operator = self.identity.operator.clone();
                     tokio::spawn(send_command(bus, source, operator, c, self.updates.clone()));
@@ -221,13 +221,13 @@ impl Backend {
                 }
                 Err(not_live) => {
                     log::warn!("not sent: {}: {not_live}", c.describe());
-                    self.tell(Update::CommandDone { what: c.describe(), result: Err(not_live) }).await
+                    self.tell(Inbound::CommandDone { what: c.describe(), result: Err(not_live) }).await
                 }
             },
         }
     }
 
-    async fn tell(&self, update: Update) -> bool {
+    async fn tell(&self, update: Inbound) -> bool {
         self.updates.send(update).await.is_ok()
     }
 
@@ -249,7 +249,7 @@ async fn send_command(
     source: String,
     operator: Option<Operator>,
     cmd: ControlCommand,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::Sender<Inbound>,
 ) {
     let what = cmd.describe();
     let bus = bus.as_ref();
@@ -259,7 +259,7 @@ async fn send_command(
         ControlCommand::Route(_, r) => send(bus, cmd.verb(), &source, operator, r).await,
     };
     let result = result.map_err(CommandError::from);
-    let _ = updates.send(Update::CommandDone { what, result }).await;
+    let _ = updates.send(Inbound::CommandDone { what, result }).await;
 }
 
 /// Asks the controller who this connection is (`whoami`), a command only a user allowed to
@@ -269,7 +269,7 @@ async fn probe_may_act(
     bus: Arc<dyn Bus>,
     source: String,
     operator: Option<Operator>,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::Sender<Inbound>,
 ) {
     let env = Envelope::new(&source, ()).with_operator(operator);
     let answer: Result<WhoAmI, RequestError> =
@@ -282,7 +282,7 @@ async fn probe_may_act(
             return;
         }
     };
-    let _ = updates.send(Update::MayAct(may_act)).await;
+    let _ = updates.send(Inbound::MayAct(may_act)).await;
 }
 
 async fn send<T: serde::Serialize>(

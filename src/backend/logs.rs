@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::{COMMAND_TIMEOUT, Update};
+use super::client::{COMMAND_TIMEOUT, Inbound};
 use super::error::CommandError;
 use crate::bus::{self, Bus};
 use crate::protocol::subjects::{self, LOGS_KEEPALIVE_EVERY_MS, LogsVerb};
@@ -37,12 +37,12 @@ pub(super) async fn session(
     source: String,
     start: LogsStart,
     mut stop: oneshot::Receiver<()>,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::Sender<Inbound>,
 ) {
     let session = start.session;
     let send = |event: LogsEvent| {
         let updates = updates.clone();
-        async move { updates.send(Update::Logs { session, event }).await.is_ok() }
+        async move { updates.send(Inbound::Logs { session, event }).await.is_ok() }
     };
     let user = bus.user();
     let viewer = format!("v{}", crate::protocol::envelope::new_id());

@@ -9,11 +9,11 @@ mod logs;
 pub mod upload;
 
 pub use client::{
-    BackendHandle, COMMAND_TIMEOUT, Command, Identity, Update, spawn, spawn_cockpit, spawn_with,
+    BackendHandle, BackendRequest, COMMAND_TIMEOUT, Identity, Inbound, spawn, spawn_cockpit, spawn_with,
 };
 pub use error::{CommandError, refuse_unless_live};
 pub use logs::LogsEvent;
-// The link state `Update::Connection` carries, so the app needs no import of the bus.
+// The link state `Inbound::Connection` carries, so the app needs no import of the bus.
 pub use crate::bus::Connection;
 // The replica the app owns is the shared client's.
 #[cfg(test)]

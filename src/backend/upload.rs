@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::Update;
+use super::Inbound;
 use super::error::CommandError;
 use crate::bus::{self, Bus, NatsBus, RequestError};
 use crate::protocol::subjects::CtlVerb;
@@ -123,7 +123,7 @@ pub(super) async fn session(
     operator: Option<Operator>,
     repo: Option<RepoSource>,
     req: UploadRequest,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::Sender<Inbound>,
 ) {
     let result = async {
         let repo = repo.ok_or_else(|| {
@@ -139,5 +139,5 @@ pub(super) async fn session(
     if let Err(err) = &result {
         log::warn!("upload of {} failed: {err}", req.path.display());
     }
-    let _ = updates.send(Update::Uploaded { path: req.path, result }).await;
+    let _ = updates.send(Inbound::Uploaded { path: req.path, result }).await;
 }

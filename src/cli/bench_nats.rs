@@ -22,7 +22,7 @@ use super::bench_events::{EventStream, StandIn};
 use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Effect, Panel};
 use crate::app::App;
-use crate::backend::{self, Command, Sync, Update};
+use crate::backend::{self, BackendRequest, Inbound, Sync};
 use crate::bus::Bus;
 use crate::plane::fixture::fixture;
 use crate::protocol::clock::now_ms;
@@ -178,12 +178,12 @@ struct Tally {
 
 impl Tally {
     /// Hands one update to the app, as the event loop does, and carries out its resync.
-    fn feed(&mut self, app: &mut App, update: Update, commands: &mpsc::UnboundedSender<Command>) {
-        if let Update::Pending(n) = &update {
+    fn feed(&mut self, app: &mut App, update: Inbound, commands: &mpsc::UnboundedSender<BackendRequest>) {
+        if let Inbound::Pending(n) = &update {
             self.max_behind = self.max_behind.max(*n);
         }
         let next = match &update {
-            Update::Event(ev)
+            Inbound::Event(ev)
                 if app.replica.sync == Sync::Live && ev.rev == app.replica.fleet.revision + 1 =>
             {
                 Some(ev.rev)
@@ -192,7 +192,7 @@ impl Tally {
         };
         for effect in app.apply(update) {
             if matches!(effect, Effect::Resync) {
-                let _ = commands.send(Command::Resync);
+                let _ = commands.send(BackendRequest::Resync);
             }
         }
         if next.is_some_and(|rev| app.replica.fleet.revision == rev) {

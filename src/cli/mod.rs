@@ -41,7 +41,7 @@ pub struct Cli {
     pub bus: BusArgs,
 
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<CliCommand>,
 }
 
 /// Where the bus flags are listed in `--help`: apart from, and after, each command's own.
@@ -255,7 +255,7 @@ fn parse_bounded(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
 // Parsed once per run: the size of the variants does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub enum CliCommand {
     /// Run the controller: desired and actual state (in JetStream KV), the scheduler,
     /// deploy orchestration and the health manager. Only one is active at a time; a second
     /// one waits as a standby.
@@ -314,11 +314,12 @@ mod tests {
     #[test]
     fn bench_alone_is_the_cockpit_bench_and_bench_plane_the_plane_bench() {
         let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.command);
-        let Ok(Some(Command::Bench(b))) = parse(&["quarterdeck", "bench", "--hosts", "50", "--json"]) else {
+        let Ok(Some(CliCommand::Bench(b))) = parse(&["quarterdeck", "bench", "--hosts", "50", "--json"])
+        else {
             panic!("bench with its flags parses")
         };
         assert!(b.command.is_none() && b.args.hosts == 50 && b.args.json);
-        let Ok(Some(Command::Bench(b))) =
+        let Ok(Some(CliCommand::Bench(b))) =
             parse(&["quarterdeck", "bench", "plane", "--hosts", "20", "--apps", "4"])
         else {
             panic!("bench plane parses")
@@ -337,7 +338,7 @@ mod tests {
         let mut argv = vec!["quarterdeck", "ctl", "deploy", "--app", "web", "--version", "1"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).map_err(|e| e.to_string())?.command {
-            Some(Command::Ctl(ctl::CtlArgs { command: ctl::CtlCommand::Deploy(d), .. })) => Ok(d),
+            Some(CliCommand::Ctl(ctl::CtlArgs { command: ctl::CtlCommand::Deploy(d), .. })) => Ok(d),
             other => panic!("not a deploy: {other:?}"),
         }
     }

@@ -6,7 +6,7 @@ use super::controller::scheduler::{PlacementRequest, place};
 use super::rng::Rng;
 use super::sandbox::{host_layout, seed_apps};
 use crate::protocol::{
-    App, Change, Event, EventKind, Fleet, Host, HostMetrics, HostState, Instance, InstanceState, Route,
+    AppSpec, Change, Event, EventKind, Fleet, Host, HostMetrics, HostState, Instance, InstanceState, Route,
     RouteState,
 };
 
@@ -71,9 +71,9 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
         commit(&mut fleet, EventKind::HostJoined, None, msg, Change::Host(host));
     }
 
-    let mut apps: Vec<App> = seed_apps()
+    let mut apps: Vec<AppSpec> = seed_apps()
         .into_iter()
-        .map(|r| App {
+        .map(|r| AppSpec {
             name: r.app,
             version: r.version,
             instances: r.instances,
@@ -91,7 +91,7 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
         let per_app = 20usize;
         for n in 0..extra_instances.div_ceil(per_app) {
             let count = per_app.min(extra_instances - n * per_app) as u32;
-            apps.push(App {
+            apps.push(AppSpec {
                 name: format!("svc-{n:04}"),
                 version: format!("1.{}.{}", n % 7, n % 13),
                 instances: count,

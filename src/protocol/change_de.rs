@@ -14,7 +14,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::event::Change;
-use super::model::{App, Host, Instance, Operation, OperationEnded, Route, StepDelta};
+use super::model::{AppSpec, Host, Instance, Operation, OperationEnded, Route, StepDelta};
 
 /// The `type` tag's values, as written by `Change`'s `rename_all = "snake_case"`.
 #[derive(Deserialize)]
@@ -59,7 +59,7 @@ struct RouteRemoved {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Tagged {
     Host(Host),
-    App(App),
+    App(AppSpec),
     AppRemoved { name: String },
     Instance(Instance),
     InstanceRemoved { id: String },
@@ -128,7 +128,7 @@ impl<'de> Visitor<'de> for ChangeVisitor {
                 let rest = MapAccessDeserializer::new(map);
                 Ok(match tag {
                     Tag::Host => Change::Host(Host::deserialize(rest)?),
-                    Tag::App => Change::App(App::deserialize(rest)?),
+                    Tag::App => Change::App(AppSpec::deserialize(rest)?),
                     Tag::AppRemoved => Change::AppRemoved { name: AppRemoved::deserialize(rest)?.name },
                     Tag::Instance => Change::Instance(Instance::deserialize(rest)?),
                     Tag::InstanceRemoved => {

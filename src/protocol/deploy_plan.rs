@@ -17,7 +17,7 @@
 //! `web-10-…` sorts before `web-2-…`.
 
 use crate::protocol::scheduler::{PlacementError, PlacementRequest, Usage, place_with};
-use crate::protocol::{App, Constraints, Fleet, Instance, InstanceState, Strategy};
+use crate::protocol::{AppSpec, Constraints, Fleet, Instance, InstanceState, Strategy};
 
 /// What is deployed: the app's desired spec as far as placement goes.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +31,7 @@ pub struct Target<'a> {
 
 impl<'a> Target<'a> {
     /// The deploy of `app`'s desired spec.
-    pub fn of(app: &'a App, strategy: Strategy) -> Target<'a> {
+    pub fn of(app: &'a AppSpec, strategy: Strategy) -> Target<'a> {
         Target {
             app: &app.name,
             version: &app.version,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{App, Host, Instance, Operation, OperationEnded, Route, StepDelta};
+use super::model::{AppSpec, Host, Instance, Operation, OperationEnded, Route, StepDelta};
 
 /// What happened. The deploy steps keep the original system's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,7 +110,7 @@ impl EventKind {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Change {
     Host(Host),
-    App(App),
+    App(AppSpec),
     AppRemoved {
         name: String,
     },

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{Change, Event};
 use super::model::{
-    App, Host, Instance, Operation, OperationEnded, OperationStep, Route, RouteKey, StepDelta,
+    AppSpec, Host, Instance, Operation, OperationEnded, OperationStep, Route, RouteKey, StepDelta,
 };
 
 /// The snapshot body and the state the controller keeps, keyed for stable ordering.
@@ -19,7 +19,7 @@ pub struct Fleet {
     #[serde(with = "as_list::hosts")]
     pub hosts: BTreeMap<String, Host>,
     #[serde(with = "as_list::apps")]
-    pub apps: BTreeMap<String, App>,
+    pub apps: BTreeMap<String, AppSpec>,
     #[serde(with = "as_list::instances")]
     pub instances: BTreeMap<String, Instance>,
     #[serde(with = "as_list::routes")]
@@ -230,7 +230,7 @@ mod as_list {
         };
     }
     list_of!(hosts, crate::protocol::model::Host, String, |v| v.id.clone());
-    list_of!(apps, crate::protocol::model::App, String, |v| v.name.clone());
+    list_of!(apps, crate::protocol::model::AppSpec, String, |v| v.name.clone());
     list_of!(instances, crate::protocol::model::Instance, String, |v| v.id.clone());
     list_of!(routes, crate::protocol::model::Route, (String, String), |v| v.key());
     list_of!(operations, crate::protocol::model::Operation, String, |v| v.id.clone());

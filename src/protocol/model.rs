@@ -191,7 +191,7 @@ pub struct ArtifactRef {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct App {
+pub struct AppSpec {
     pub name: String,
     pub version: String,
     /// Desired instance count.
@@ -222,7 +222,7 @@ pub struct App {
 /// before any command that touches it.
 pub const PROD_TAG: &str = "prod";
 
-impl App {
+impl AppSpec {
     /// Whether the app is tagged [`PROD_TAG`]: the one test of "is this prod".
     pub fn is_prod(&self) -> bool {
         self.tags.iter().any(|t| t == PROD_TAG)

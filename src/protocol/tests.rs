@@ -72,8 +72,8 @@ fn constraints() -> Constraints {
     }
 }
 
-fn app(name: &str) -> App {
-    App {
+fn app(name: &str) -> AppSpec {
+    AppSpec {
         name: name.into(),
         version: "1.4.2".into(),
         instances: 3,

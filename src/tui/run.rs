@@ -19,7 +19,7 @@ use super::terminal::{self, Tui};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect};
 use crate::app::App;
-use crate::backend::{BackendHandle, Command};
+use crate::backend::{BackendHandle, BackendRequest};
 use crate::protocol::clock::now_ms;
 use crate::views::Drawn;
 
@@ -148,11 +148,11 @@ async fn carry_out(
     for effect in effects {
         let command = match effect {
             Effect::Quit => return Ok(Carried::Quit),
-            Effect::Send(cmd) => Command::Send(cmd),
-            Effect::Resync => Command::Resync,
-            Effect::Logs(start) => Command::Logs(start),
-            Effect::LogsStop => Command::LogsStop,
-            Effect::Upload(req) => Command::Upload(req),
+            Effect::Send(cmd) => BackendRequest::Send(cmd),
+            Effect::Resync => BackendRequest::Resync,
+            Effect::Logs(start) => BackendRequest::Logs(start),
+            Effect::LogsStop => BackendRequest::LogsStop,
+            Effect::Upload(req) => BackendRequest::Upload(req),
             Effect::Copy(text) => {
                 terminal::copy(terminal, &text)?;
                 continue;
@@ -226,7 +226,7 @@ pub fn tick<W: Write>(
 /// says whether the screen's data changed beyond metrics.
 fn ingest(
     app: &mut App,
-    first: crate::backend::Update,
+    first: crate::backend::Inbound,
     backend: &mut BackendHandle,
     effects: &mut Vec<Effect>,
 ) -> bool {
@@ -248,8 +248,8 @@ fn ingest(
 }
 
 /// Heartbeats change metrics; whatever else the backend says changes what is on screen.
-fn is_metrics(update: &crate::backend::Update) -> bool {
-    matches!(update, crate::backend::Update::Heartbeat(_) | crate::backend::Update::Beacon(_))
+fn is_metrics(update: &crate::backend::Inbound) -> bool {
+    matches!(update, crate::backend::Inbound::Heartbeat(_) | crate::backend::Inbound::Beacon(_))
 }
 
 /// Dialogs and text fields take keys first (a `q` typed in the palette is text); otherwise

@@ -8,18 +8,13 @@ use super::table::{self, Column, PanelSpec, col, wide};
 use crate::actions::Panel;
 use crate::app::FrameContext;
 use crate::app::cells::{RowSource, app_row};
+use crate::app::columns;
 use crate::app::rows::RowKey;
 
-pub(crate) const COLUMNS: [Column; 8] = [
-    wide("APP", 16, 0),
-    col("VERSION", 20, 0),
-    col("RUNNING", 7, 0),
-    wide("IMAGE", 20, 2),
-    wide("DOMAIN", 24, 1),
-    col("TAGS", 16, 1),
-    col("ROUTES", 7, 3),
-    col("STATE", 32, 0),
-];
+pub(crate) const COLUMNS: [Column; 8] = table::titled(
+    columns::APPS,
+    [wide(16, 0), col(20, 0), col(7, 0), wide(20, 2), wide(24, 1), col(16, 1), col(7, 3), col(32, 0)],
+);
 
 const SPEC: PanelSpec =
     PanelSpec { panel: Panel::Apps, columns: &COLUMNS, empty_text: "no apps deployed", markable: true };

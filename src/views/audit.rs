@@ -9,19 +9,14 @@ use super::table::{self, Column, PanelSpec, col, wide};
 use crate::actions::Panel;
 use crate::app::FrameContext;
 use crate::app::cells::{RowSource, audit_row, verdict_tone};
+use crate::app::columns;
 use crate::app::rows::{RowKey, event_by_rev};
 use crate::protocol::{AuditRecord, OperationEnd, Verdict};
 use crate::theme::Theme;
 use ratatui::style::Style;
 
-pub(crate) const COLUMNS: [Column; 6] = [
-    col("TIME", 8, 2),
-    col("WHO", 24, 0),
-    col("VIA", 48, 1),
-    wide("COMMAND", 26, 0),
-    wide("RESULT", 30, 0),
-    col("ID", 16, 3),
-];
+pub(crate) const COLUMNS: [Column; 6] =
+    table::titled(columns::AUDIT, [col(8, 2), col(24, 0), col(48, 1), wide(26, 0), wide(30, 0), col(16, 3)]);
 
 const SPEC: PanelSpec = PanelSpec {
     panel: Panel::Audit,

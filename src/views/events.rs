@@ -9,11 +9,12 @@ use super::table::{self, Column, PanelSpec, col, wide};
 use crate::actions::Panel;
 use crate::app::FrameContext;
 use crate::app::cells::event_row;
+use crate::app::columns;
 use crate::app::rows::{RowKey, event_by_rev};
 
 // KIND fits `NEW_INSTANCE_AND_DEPLOY…`; the message takes what is left.
 pub(crate) const COLUMNS: [Column; 5] =
-    [col("TIME", 8, 2), col("REV", 7, 1), col("KIND", 24, 0), col("APP", 16, 3), wide("MESSAGE", 24, 0)];
+    table::titled(columns::EVENTS, [col(8, 2), col(7, 1), col(24, 0), col(16, 3), wide(24, 0)]);
 
 const SPEC: PanelSpec =
     PanelSpec { panel: Panel::Events, columns: &COLUMNS, empty_text: "no events yet", markable: false };

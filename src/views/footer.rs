@@ -8,22 +8,22 @@ use ratatui::text::{Line, Span};
 
 use super::text::put_line;
 
-use crate::actions::keymap::Bindable;
+use crate::actions::Action;
 use crate::app::{FrameContext, Level};
 
 /// In order of importance: what doesn't fit is left off the end.
-const HINTS: [(Bindable, &str); 11] = [
-    (Bindable::Help, "help"),
-    (Bindable::Quit, "quit"),
-    (Bindable::Palette, "command"),
-    (Bindable::Filter, "filter"),
-    (Bindable::Restart, "restart"),
-    (Bindable::Sort, "sort"),
-    (Bindable::Mark, "mark"),
-    (Bindable::Detail, "detail"),
-    (Bindable::ToggleRoute, "route on/off"),
-    (Bindable::AddRoute, "add route"),
-    (Bindable::Copy, "copy"),
+const HINTS: [(Action, &str); 11] = [
+    (Action::Help, "help"),
+    (Action::Quit, "quit"),
+    (Action::Palette, "command"),
+    (Action::Filter, "filter"),
+    (Action::Restart, "restart"),
+    (Action::Sort, "sort"),
+    (Action::Mark, "mark"),
+    (Action::Detail, "detail"),
+    (Action::ToggleRoute, "route on/off"),
+    (Action::AddRoute, "add route"),
+    (Action::Copy, "copy"),
 ];
 
 pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
@@ -39,7 +39,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
         return;
     }
     // The mouse state, right-aligned: with capture off the terminal selects text.
-    let mouse_keys = app.keymap.label_for(Bindable::Mouse);
+    let mouse_keys = app.keymap.label_for(Action::Mouse);
     let mouse = format!(" {mouse_keys} mouse {} ", if app.mouse { "on" } else { "off" });
     let mouse_width = mouse.chars().count();
     let mut spans = Vec::new();

@@ -8,23 +8,27 @@ use super::table::{self, Column, PanelSpec, col, wide};
 use crate::actions::Panel;
 use crate::app::FrameContext;
 use crate::app::cells::{RowSource, host_row};
+use crate::app::columns;
 use crate::app::rows::RowKey;
 
 pub use crate::app::cells::host_state_label as state_label;
 
 // The state a host is in (STATE, HB, PULL) outranks where it is (IP, TAGS).
-pub(crate) const COLUMNS: [Column; 10] = [
-    col("HOST", 16, 0),
-    col("AZ", 6, 2),
-    col("IP", 15, 1),
-    col("CPU", 4, 0),
-    col("MEM", 4, 0),
-    col("INST", 5, 3),
-    col("HB", 7, 4),
-    col("STATE", 16, 0),
-    col("PULL", 12, 4),
-    wide("TAGS", 24, 1),
-];
+pub(crate) const COLUMNS: [Column; 10] = table::titled(
+    columns::HOSTS,
+    [
+        col(16, 0),
+        col(6, 2),
+        col(15, 1),
+        col(4, 0),
+        col(4, 0),
+        col(5, 3),
+        col(7, 4),
+        col(16, 0),
+        col(12, 4),
+        wide(24, 1),
+    ],
+);
 
 const SPEC: PanelSpec = PanelSpec {
     panel: Panel::Hosts,

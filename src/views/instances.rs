@@ -8,25 +8,29 @@ use super::table::{self, Column, PanelSpec, col, wide};
 use crate::actions::Panel;
 use crate::app::FrameContext;
 use crate::app::cells::{INSTANCE_STATE_WIDTH, RowSource, instance_row, instance_state};
+use crate::app::columns;
 use crate::app::rows::RowKey;
 use crate::protocol::Instance;
 
 // What an instance is doing (STATE, RST, ROUTE, its load) outranks where it came from
 // (VERSION, ENDPOINT, ID): at 80 columns the decoration goes first.
-pub(crate) const COLUMNS: [Column; 12] = [
-    wide("APP", 16, 0),
-    col("VERSION", 12, 2),
-    col("#", 3, 3),
-    col("HOST", 12, 0),
-    wide("ENDPOINT", 21, 1),
-    col("STATE", INSTANCE_STATE_WIDTH as u16, 0),
-    col("UPTIME", 7, 2),
-    col("RST", 3, 5),
-    col("CPU", 4, 4),
-    col("MEM", 10, 4),
-    col("ROUTE", 10, 5),
-    col("ID", 24, 1),
-];
+pub(crate) const COLUMNS: [Column; 12] = table::titled(
+    columns::INSTANCES,
+    [
+        wide(16, 0),
+        col(12, 2),
+        col(3, 3),
+        col(12, 0),
+        wide(21, 1),
+        col(INSTANCE_STATE_WIDTH as u16, 0),
+        col(7, 2),
+        col(3, 5),
+        col(4, 4),
+        col(10, 4),
+        col(10, 5),
+        col(24, 1),
+    ],
+);
 
 const SPEC: PanelSpec = PanelSpec {
     panel: Panel::Instances,

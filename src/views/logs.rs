@@ -49,9 +49,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
         .border_type(BorderType::Rounded)
         .border_style(t.accent)
         .title(title(view, t, start, end))
-        .title_bottom(
-            keys(view, t, app.keymap.keys_for(crate::actions::keymap::Bindable::Back)).right_aligned(),
-        );
+        .title_bottom(keys(view, t, app.keymap.keys_for(crate::actions::Action::Back)).right_aligned());
     let highlight = t.warn.add_modifier(Modifier::REVERSED | Modifier::BOLD);
     let lines: Vec<Line> = (start..end)
         .flat_map(|i| {

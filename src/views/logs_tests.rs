@@ -5,7 +5,7 @@ use insta::assert_snapshot;
 
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::backend::Update;
+use crate::backend::Inbound;
 use crate::plane::fixture::T0;
 use crate::views::harness::{app, draw, find, text};
 
@@ -15,7 +15,7 @@ fn logs_app() -> App {
     let mut app = app();
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Logs);
-    app.apply(Update::Logs { session: 1, event: LogsEvent::Streaming });
+    app.apply(Inbound::Logs { session: 1, event: LogsEvent::Streaming });
     let texts = [
         "INFO [main] o.a.c.startup.Catalina Server startup in 2130 ms",
         "INFO [http-nio-8080-exec-1] GET /cart 200 12ms",
@@ -40,7 +40,7 @@ fn logs_app() -> App {
         })
         .collect();
     let batch = LogBatch { instance: "x".into(), seq: 0, lines, end: None };
-    app.apply(Update::Logs { session: 1, event: LogsEvent::Batch(batch) });
+    app.apply(Inbound::Logs { session: 1, event: LogsEvent::Batch(batch) });
     app
 }
 
@@ -82,7 +82,7 @@ fn logs_view_wraps_a_long_line_under_its_text() {
     let long = format!("ERROR begin {} the very end", "payload ".repeat(20));
     let line = LogLine { ts: T0 + 9_000, source: LogSource::Stdout, text: long };
     let batch = LogBatch { instance: "x".into(), seq: 1, lines: vec![line], end: None };
-    app.apply(Update::Logs { session: 1, event: crate::backend::LogsEvent::Batch(batch) });
+    app.apply(Inbound::Logs { session: 1, event: crate::backend::LogsEvent::Batch(batch) });
     let screen = text(&draw(&mut app, 80, 16));
     // Every part of the line is on screen, the newest line last, rows indented under the text.
     assert!(screen.contains("ERROR begin payload"), "{screen}");

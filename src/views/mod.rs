@@ -40,18 +40,6 @@ const CHROME_ROWS: u16 = 6;
 
 pub use crate::app::cells::silence_age;
 
-/// The columns of a panel's table, for the sort (`s`) and its title.
-pub fn columns(panel: Panel) -> &'static [table::Column] {
-    match panel {
-        Panel::Hosts => &hosts::COLUMNS,
-        Panel::Instances => &instances::COLUMNS,
-        Panel::Routes => &routes::COLUMNS,
-        Panel::Events => &events::COLUMNS,
-        Panel::Audit => &audit::COLUMNS,
-        Panel::Apps => &apps::COLUMNS,
-    }
-}
-
 /// What a frame drew where, for mouse hit-testing (television's `UiState`): the tabs and
 /// the table's rows, or nothing when a dialog is over them (a click then does nothing).
 #[derive(Debug, Clone, Default, PartialEq)]

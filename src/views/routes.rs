@@ -9,17 +9,12 @@ use super::table::{self, Column, PanelSpec, col, wide};
 use crate::actions::Panel;
 use crate::app::FrameContext;
 use crate::app::cells::{RowSource, route_row};
+use crate::app::columns;
 use crate::app::rows::RowKey;
 use crate::protocol::clock::{age, ago_coarse};
 
-pub(crate) const COLUMNS: [Column; 6] = [
-    wide("APP", 16, 0),
-    wide("DOMAIN", 24, 1),
-    col("BACKEND", 21, 0),
-    col("STATE", 11, 0),
-    col("WEIGHT", 6, 2),
-    col("INSTANCE", 17, 3),
-];
+pub(crate) const COLUMNS: [Column; 6] =
+    table::titled(columns::ROUTES, [wide(16, 0), wide(24, 1), col(21, 0), col(11, 0), col(6, 2), col(17, 3)]);
 
 const SPEC: PanelSpec =
     PanelSpec { panel: Panel::Routes, columns: &COLUMNS, empty_text: "no routes", markable: true };

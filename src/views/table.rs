@@ -46,13 +46,35 @@ pub struct Column {
     pub grow: bool,
 }
 
-pub const fn col(title: &'static str, width: u16, priority: u8) -> Column {
-    Column { title, width, priority, grow: false }
+/// How a column is drawn, without its title: the titles are the row model's
+/// (`app::columns`), which the sort reads too.
+#[derive(Clone, Copy)]
+pub struct Size {
+    width: u16,
+    priority: u8,
+    grow: bool,
+}
+
+pub const fn col(width: u16, priority: u8) -> Size {
+    Size { width, priority, grow: false }
 }
 
 /// A column that takes a share of spare width.
-pub const fn wide(title: &'static str, width: u16, priority: u8) -> Column {
-    Column { title, width, priority, grow: true }
+pub const fn wide(width: u16, priority: u8) -> Size {
+    Size { width, priority, grow: true }
+}
+
+/// A table's columns: the row model's titles, each with its size. Both are arrays of `N`,
+/// so a title without a size (or the other way) does not compile.
+pub const fn titled<const N: usize>(titles: [&'static str; N], sizes: [Size; N]) -> [Column; N] {
+    let mut out = [const { Column { title: "", width: 0, priority: 0, grow: false } }; N];
+    let mut i = 0;
+    while i < N {
+        let Size { width, priority, grow } = sizes[i];
+        out[i] = Column { title: titles[i], width, priority, grow };
+        i += 1;
+    }
+    out
 }
 
 /// The widths of the kept columns in `width`, from their natural widths (`natural`,
@@ -440,7 +462,7 @@ mod tests {
 
     #[test]
     fn narrow_terminals_drop_low_priority_columns_first() {
-        let cols = [col("A", 10, 0), col("B", 10, 1), col("C", 10, 2), col("D", 10, 0)];
+        let cols = titled(["A", "B", "C", "D"], [col(10, 0), col(10, 1), col(10, 2), col(10, 0)]);
         let natural = [10; 4];
         assert_eq!(fit(&cols, &natural, 80), vec![0, 1, 2, 3]);
         assert_eq!(fit(&cols, &natural, 32), vec![0, 2, 3]);
@@ -451,9 +473,9 @@ mod tests {
 
     #[test]
     fn spare_width_goes_to_growing_columns() {
-        let cols = [col("A", 10, 0), wide("B", 10, 0), wide("C", 10, 0)];
+        let cols = titled(["A", "B", "C"], [col(10, 0), wide(10, 0), wide(10, 0)]);
         assert_eq!(widths(&cols, &[10; 3], &[10; 3], &[0, 1, 2], 43), vec![10, 16, 15]);
-        let plain = [col("A", 10, 0), col("B", 10, 0)];
+        let plain = titled(["A", "B"], [col(10, 0), col(10, 0)]);
         assert_eq!(widths(&plain, &[10; 2], &[10; 2], &[0, 1], 30), vec![10, 19]);
         // A cut column gets its content's width back first.
         assert_eq!(widths(&cols, &[10; 3], &[14, 10, 10], &[0, 1, 2], 43), vec![14, 14, 13]);
@@ -462,7 +484,7 @@ mod tests {
 
     #[test]
     fn columns_are_sized_from_their_content_up_to_their_width() {
-        let cols = [col("KIND", 24, 0), col("#", 4, 0), col("X", 3, 0), col("N", 5, 0)];
+        let cols = titled(["KIND", "#", "X", "N"], [col(24, 0), col(4, 0), col(3, 0), col(5, 0)]);
         let number = |text: &'static str| Cell { right: true, ..Cell::from(text) };
         let long = Cell::from("NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST");
         let rows = vec![

@@ -5,7 +5,7 @@ use insta::assert_snapshot;
 
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::backend::Update;
+use crate::backend::Inbound;
 use crate::plane::fixture::T0;
 use crate::views::harness::{app, draw, text, type_text, wizard};
 
@@ -153,7 +153,7 @@ fn wizard_sent(state: crate::protocol::OperationState) -> App {
     };
     app.replica.fleet.operations.insert(op.id.clone(), op);
     let accepted = Accepted { operation_id: Some("op-wiz".into()), rev: 1 };
-    app.apply(Update::CommandDone { what, result: Ok(accepted) });
+    app.apply(Inbound::CommandDone { what, result: Ok(accepted) });
     app
 }
 
@@ -318,7 +318,7 @@ fn wizard_uploading_the_artifact_then_sending() {
     let artifact =
         crate::protocol::ArtifactRef { name: "shop-web-2.0.0".into(), sha256: "c".repeat(64), size: 2048 };
     let done = crate::backend::upload::Uploaded { artifact, already_there: false };
-    let effects = app.apply(Update::Uploaded { path: file, result: Ok(done) });
+    let effects = app.apply(Inbound::Uploaded { path: file, result: Ok(done) });
     assert!(
         matches!(effects.as_slice(), [crate::actions::Effect::Send(_)]),
         "the deploy follows: {effects:?}"

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quarterdeck::backend::{self, Command, Identity, Update};
+use quarterdeck::backend::{self, BackendRequest, Identity, Inbound};
 use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::{Operator, RestartBody, RestartRequest};
 use serde_json::Value;
@@ -28,11 +28,11 @@ fn cockpit_sends(url: &str, commands: Vec<ControlCommand>) -> Vec<Result<String,
         let mut handle = backend::spawn_cockpit(bus, "cockpit/alice@bastion-1".into(), identity);
         let mut answers = Vec::new();
         for cmd in commands {
-            handle.commands.send(Command::Send(cmd)).expect("backend running");
+            handle.commands.send(BackendRequest::Send(cmd)).expect("backend running");
             let answer = tokio::time::timeout(Duration::from_secs(30), async {
                 loop {
                     match handle.updates.recv().await {
-                        Some(Update::CommandDone { result, .. }) => {
+                        Some(Inbound::CommandDone { result, .. }) => {
                             return result
                                 .map(|a| a.operation_id.unwrap_or_default())
                                 .map_err(|e| e.to_string());

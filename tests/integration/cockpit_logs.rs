@@ -9,7 +9,7 @@ use std::time::Duration;
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::logs::LogState;
 use quarterdeck::app::{App, Overlay};
-use quarterdeck::backend::{self, BackendHandle, Command, Identity};
+use quarterdeck::backend::{self, BackendHandle, BackendRequest, Identity};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::subjects::{self, LogsVerb};
@@ -24,8 +24,8 @@ use crate::support::{fast_sandbox, pump};
 pub(crate) fn carry(handle: &BackendHandle, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
-            Effect::Logs(start) => handle.commands.send(Command::Logs(start)).expect("backend open"),
-            Effect::LogsStop => handle.commands.send(Command::LogsStop).expect("backend open"),
+            Effect::Logs(start) => handle.commands.send(BackendRequest::Logs(start)).expect("backend open"),
+            Effect::LogsStop => handle.commands.send(BackendRequest::LogsStop).expect("backend open"),
             other => crate::support::carry_out(handle, other),
         }
     }

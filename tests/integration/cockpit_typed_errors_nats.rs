@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use quarterdeck::actions::keymap::Keymap;
 use quarterdeck::app::App;
-use quarterdeck::backend::{self, BackendHandle, Command, CommandError, Identity, Sync, Update};
+use quarterdeck::backend::{self, BackendHandle, BackendRequest, CommandError, Identity, Inbound, Sync};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Accepted, ControlCommand, ErrorCode, RestartBody, RestartRequest};
@@ -32,12 +32,12 @@ async fn send_and_say(
     handle: &mut BackendHandle,
     cmd: ControlCommand,
 ) -> (Result<Accepted, CommandError>, String) {
-    handle.commands.send(Command::Send(cmd)).expect("backend open");
+    handle.commands.send(BackendRequest::Send(cmd)).expect("backend open");
     let result = tokio::time::timeout(ANSWER_WAIT, async {
         loop {
             let update = handle.updates.recv().await.expect("backend open");
             let done = match &update {
-                Update::CommandDone { result, .. } => Some(result.clone()),
+                Inbound::CommandDone { result, .. } => Some(result.clone()),
                 _ => None,
             };
             app.now = now_ms();

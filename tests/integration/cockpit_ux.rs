@@ -5,7 +5,7 @@
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::rows::RowKey;
 use quarterdeck::app::{App, Overlay};
-use quarterdeck::backend::{BackendHandle, Command};
+use quarterdeck::backend::{BackendHandle, BackendRequest};
 use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::{OperationState, RestartBody, RestartRequest, RouteState};
 
@@ -26,7 +26,7 @@ fn selected(app: &App) -> Option<u64> {
 async fn restart_and_wait(app: &mut App, handle: &mut BackendHandle, more: u64) {
     let id = app.replica.fleet.instances.keys().next().cloned().expect("an instance");
     let cmd = ControlCommand::Restart(RestartBody::from(RestartRequest::Instance(id)));
-    handle.commands.send(Command::Send(cmd)).expect("backend open");
+    handle.commands.send(BackendRequest::Send(cmd)).expect("backend open");
     let from = newest(app).unwrap_or(0);
     // Until the restart ended too, so that the next one is not refused as overlapping.
     pump(app, handle, "the restart's events and its end", |a| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::{App, Overlay};
-use quarterdeck::backend::{self, BackendHandle, Command, Identity, Update};
+use quarterdeck::backend::{self, BackendHandle, BackendRequest, Identity, Inbound};
 use quarterdeck::bus::Bus;
 use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::subjects::RouteVerb;
@@ -107,9 +107,9 @@ async fn cockpit_refusals_are_audited_and_weights_change() {
         RouteVerb::Weight,
         RouteRequest { app: route.app.clone(), backend: route.backend.clone(), weight: Some(7) },
     );
-    handle.commands.send(Command::Send(weight)).unwrap();
+    handle.commands.send(BackendRequest::Send(weight)).unwrap();
     let refused = ControlCommand::Restart(RestartBody::from(RestartRequest::Instance("nope-0-0000".into())));
-    handle.commands.send(Command::Send(refused)).unwrap();
+    handle.commands.send(BackendRequest::Send(refused)).unwrap();
     pump(&mut app, &mut handle, "the weight changed and both commands were audited", |a| {
         // The sandbox's deploy, the weight and the refusal.
         a.replica.fleet.routes.get(&route.key()).is_some_and(|r| r.weight == 7) && a.replica.audit.len() >= 3
@@ -147,11 +147,11 @@ async fn cockpit_read_only_never_sends_a_command() {
     assert!(crate::cockpit_support::screen(&mut app, 160).contains("READ-ONLY"));
     // ...and the backend refuses whatever reaches it anyway, without touching the bus.
     let restart = ControlCommand::Restart(RestartBody::from(RestartRequest::App("shop-web".into())));
-    handle.commands.send(Command::Send(restart)).unwrap();
+    handle.commands.send(BackendRequest::Send(restart)).unwrap();
     let answer = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match handle.updates.recv().await {
-                Some(Update::CommandDone { result, .. }) => return result,
+                Some(Inbound::CommandDone { result, .. }) => return result,
                 Some(_) => continue,
                 None => panic!("backend closed"),
             }

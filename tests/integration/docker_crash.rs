@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use quarterdeck::actions::{Action, Effect, Panel};
 use quarterdeck::app::App;
-use quarterdeck::backend::{self, BackendHandle, Command, Identity};
+use quarterdeck::backend::{self, BackendHandle, BackendRequest, Identity};
 use quarterdeck::protocol::EventKind;
 use quarterdeck::protocol::clock::now_ms;
 use serde_json::{Value, json};
@@ -108,8 +108,8 @@ fn running_after(stack: &Stack, exit: impl Fn(&Value) -> bool) -> Value {
 fn carry(handle: &BackendHandle, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
-            Effect::Logs(start) => handle.commands.send(Command::Logs(start)).expect("backend open"),
-            Effect::LogsStop => handle.commands.send(Command::LogsStop).expect("backend open"),
+            Effect::Logs(start) => handle.commands.send(BackendRequest::Logs(start)).expect("backend open"),
+            Effect::LogsStop => handle.commands.send(BackendRequest::LogsStop).expect("backend open"),
             other => crate::support::carry_out(handle, other),
         }
     }

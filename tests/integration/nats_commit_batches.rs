@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use quarterdeck::bus::Bus;
 use quarterdeck::plane::controller::store::{Fault, JetStreamConfig, JetStreamStore, Outgoing, Store};
-use quarterdeck::protocol::{App, Change, Envelope, Event, EventKind, InstanceState, encode};
+use quarterdeck::protocol::{AppSpec, Change, Envelope, Event, EventKind, InstanceState, encode};
 use serde_json::Value;
 
 use crate::nats_support::{
@@ -104,7 +104,7 @@ fn nats_another_writer_on_the_stream_deposes_the_controller_which_reloads_and_co
         let fleet = follower.wait_in_step(bus.as_ref(), "the cockpit follows the plane").await;
 
         // The next revision, written by someone else on an event subject.
-        let app = App {
+        let app = AppSpec {
             name: "forged".into(),
             version: "6.6.6".into(),
             instances: 0,
@@ -281,7 +281,7 @@ fn nats_commit_throughput_one_at_a_time_and_in_batches() {
 
 fn app_update(rev: u64, n: u64) -> Outgoing {
     let name = format!("a{n}");
-    let app = App {
+    let app = AppSpec {
         name: name.clone(),
         version: rev.to_string(),
         instances: 1,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use quarterdeck::backend::{self, Command, CommandError, Identity, Update};
+use quarterdeck::backend::{self, BackendRequest, CommandError, Identity, Inbound};
 use quarterdeck::bus::{self, Bus, Connection, NatsBus, NatsOptions, RequestError};
 use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::subjects::CtlVerb;
@@ -108,7 +108,7 @@ fn nats_a_command_held_while_the_bus_was_down_never_runs_after_its_deadline() {
         tokio::time::timeout(WAIT, async {
             loop {
                 match cockpit.updates.recv().await {
-                    Some(Update::Snapshot(_)) => return,
+                    Some(Inbound::Snapshot(_)) => return,
                     Some(_) => continue,
                     None => panic!("the backend closed"),
                 }
@@ -125,12 +125,15 @@ fn nats_a_command_held_while_the_bus_was_down_never_runs_after_its_deadline() {
 
     // The cockpit refuses at once, with its typed reason, and sends nothing.
     let restart = RestartBody::from(RestartRequest::Instance(instance.clone()));
-    cockpit.commands.send(Command::Send(ControlCommand::Restart(restart.clone()))).expect("backend running");
+    cockpit
+        .commands
+        .send(BackendRequest::Send(ControlCommand::Restart(restart.clone())))
+        .expect("backend running");
     let refused = rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 match cockpit.updates.recv().await {
-                    Some(Update::CommandDone { result, .. }) => return result,
+                    Some(Inbound::CommandDone { result, .. }) => return result,
                     Some(_) => continue,
                     None => panic!("the backend closed"),
                 }

@@ -152,7 +152,7 @@ fn nats_denied_a_viewers_cockpit_is_read_only_from_the_start() {
         let deadline = tokio::time::Instant::now() + crate::nats_support::WAIT;
         let may = loop {
             match tokio::time::timeout_at(deadline, handle.updates.recv()).await {
-                Ok(Some(backend::Update::MayAct(may))) => break may,
+                Ok(Some(backend::Inbound::MayAct(may))) => break may,
                 Ok(Some(_)) => {}
                 other => panic!("no whoami answer for the operator: {other:?}"),
             }

@@ -3,7 +3,7 @@
 //! said the state was past it, and the start after that lost it. Two restarts in a row.
 
 use bytes::Bytes;
-use quarterdeck::protocol::{App, Change, Envelope, Event, EventKind, subjects};
+use quarterdeck::protocol::{AppSpec, Change, Envelope, Event, EventKind, subjects};
 
 use crate::nats_support::{PlaneConfig, block_on, ctl_ok, deploy_args, plane_or_skip, revision};
 
@@ -14,7 +14,7 @@ fn nats_a_replayed_event_is_stored_and_survives_two_restarts_in_a_row() {
     ctl_ok(&url, &deploy_args("web", "1.0.0", "1"));
     let snap = plane.snapshot();
     let rev = revision(&snap);
-    let mut ghost: App = serde_json::from_value(snap["apps"][0].clone()).expect("an app");
+    let mut ghost: AppSpec = serde_json::from_value(snap["apps"][0].clone()).expect("an app");
     ghost.name = "replayed".into();
 
     // What a controller killed between its publish and its state write leaves behind: the

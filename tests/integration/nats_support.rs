@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use quarterdeck::backend::{self, BackendHandle, Command as BackendCommand, Replica, Sync, Update};
+use quarterdeck::backend::{self, BackendHandle, BackendRequest, Inbound, Replica, Sync};
 use quarterdeck::bus::{Bus, BusError, Connection, NatsBus, NatsOptions, Subscription};
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Event, Fleet, Gap, Heartbeat, InstanceReport, decode, subjects};
@@ -984,7 +984,7 @@ pub enum Note {
     History(usize),
     /// `apply_event` said the replica missed an event.
     Gap(Gap),
-    /// A `Command::Resync` sent to the backend, and why.
+    /// A `BackendRequest::Resync` sent to the backend, and why.
     Resync(&'static str),
     Connected,
     Disconnected,
@@ -1014,7 +1014,7 @@ impl Followed {
 }
 
 /// The cockpit's backend (`backend::spawn`) feeding a `Replica` the way `App::update` does:
-/// snapshot, history, events (a gap sends `Command::Resync`), heartbeats, beacons and
+/// snapshot, history, events (a gap sends `BackendRequest::Resync`), heartbeats, beacons and
 /// connection changes. Runs on its own task; tests read it with `with`.
 pub struct Follower {
     state: Arc<Mutex<Followed>>,
@@ -1037,38 +1037,38 @@ impl Follower {
                 let now = now_ms();
                 let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                 match update {
-                    Update::Snapshot(fleet) => {
+                    Inbound::Snapshot(fleet) => {
                         s.note(Note::Snapshot(fleet.revision));
                         s.replica.apply_snapshot(fleet, now);
                     }
-                    Update::History(events) => {
+                    Inbound::History(events) => {
                         s.note(Note::History(events.len()));
                         s.replica.apply_history(events);
                     }
-                    Update::Event(event) => {
+                    Inbound::Event(event) => {
                         let resyncing = s.replica.sync == Sync::Resyncing;
                         if let Err(gap) = s.replica.apply_event(event, now) {
                             s.note(Note::Gap(gap));
                             if !resyncing {
                                 s.note(Note::Resync("gap"));
-                                let _ = resync.send(BackendCommand::Resync);
+                                let _ = resync.send(BackendRequest::Resync);
                             }
                         }
                     }
-                    Update::Heartbeat(hb) => s.replica.apply_heartbeat(&hb, now),
-                    Update::Pending(pending) => {
+                    Inbound::Heartbeat(hb) => s.replica.apply_heartbeat(&hb, now),
+                    Inbound::Pending(pending) => {
                         s.max_pending = s.max_pending.max(pending);
                         s.replica.note_pending(pending);
                     }
-                    Update::Beacon(revision) => {
+                    Inbound::Beacon(revision) => {
                         // Behind at two beacons in a row: the last event was lost.
                         let lost_last = s.replica.note_beacon_at(revision, now);
                         if lost_last {
                             s.note(Note::Resync("beacon"));
-                            let _ = resync.send(BackendCommand::Resync);
+                            let _ = resync.send(BackendRequest::Resync);
                         }
                     }
-                    Update::Connection(state) => {
+                    Inbound::Connection(state) => {
                         if state.is_connected() {
                             s.note(Note::Connected);
                         } else {
@@ -1076,7 +1076,7 @@ impl Follower {
                             s.note(Note::Disconnected);
                         }
                     }
-                    Update::Problem(text) => s.note(Note::Problem(text)),
+                    Inbound::Problem(text) => s.note(Note::Problem(text)),
                     // Command results and anything newer say nothing about the replica.
                     _ => {}
                 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use quarterdeck::backend::{self, Replica, Update};
+use quarterdeck::backend::{self, Inbound, Replica};
 use quarterdeck::bus::{self, Bus};
 use quarterdeck::protocol::subjects::CtlVerb;
 use quarterdeck::protocol::{
@@ -98,12 +98,12 @@ async fn a_late_backend_replica_matches_the_controller() {
         let update =
             tokio::time::timeout_at(deadline, handle.updates.recv()).await.expect("updates").unwrap();
         match update {
-            Update::Snapshot(f) => replica.apply_snapshot(f, 0),
-            Update::History(h) => replica.apply_history(h),
-            Update::Event(e) => {
+            Inbound::Snapshot(f) => replica.apply_snapshot(f, 0),
+            Inbound::History(h) => replica.apply_history(h),
+            Inbound::Event(e) => {
                 saw_deployed |= e.kind == EventKind::InstanceDeployed;
                 if replica.apply_event(e, 0).is_err() {
-                    handle.commands.send(backend::Command::Resync).unwrap();
+                    handle.commands.send(backend::BackendRequest::Resync).unwrap();
                 }
             }
             _ => {}
@@ -117,7 +117,7 @@ async fn a_late_backend_replica_matches_the_controller() {
     // Wait for quiet, then compare everything with a revision.
     tokio::time::sleep(Duration::from_millis(300)).await;
     while let Ok(u) = handle.updates.try_recv() {
-        if let Update::Event(e) = u {
+        if let Inbound::Event(e) = u {
             replica.apply_event(e, 0).unwrap();
         }
     }

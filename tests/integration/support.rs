@@ -54,11 +54,11 @@ pub async fn pump(
 /// (quit, clipboard, files) have no backend side.
 pub fn carry_out(handle: &quarterdeck::backend::BackendHandle, effect: quarterdeck::actions::Effect) {
     use quarterdeck::actions::Effect;
-    use quarterdeck::backend::Command;
+    use quarterdeck::backend::BackendRequest;
     match effect {
-        Effect::Send(cmd) => handle.commands.send(Command::Send(cmd)).expect("backend open"),
-        Effect::Resync => handle.commands.send(Command::Resync).expect("backend open"),
-        Effect::Upload(req) => handle.commands.send(Command::Upload(req)).expect("backend open"),
+        Effect::Send(cmd) => handle.commands.send(BackendRequest::Send(cmd)).expect("backend open"),
+        Effect::Resync => handle.commands.send(BackendRequest::Resync).expect("backend open"),
+        Effect::Upload(req) => handle.commands.send(BackendRequest::Upload(req)).expect("backend open"),
         _ => {}
     }
 }

@@ -18,9 +18,10 @@ use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
-    Accepted, AllocateRequest, Allocation, App, AuditRecord, Change, Constraints, DeployRequest, Envelope,
-    ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody, RestartRequest,
-    Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode, validate,
+    Accepted, AllocateRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
+    Envelope, ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody,
+    RestartRequest, Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode,
+    validate,
 };
 use crate::repository;
 
@@ -406,7 +407,7 @@ fn bad(reason: String) -> WireError {
 
 /// Checks a deploy request and merges it with the app's current spec. Pure, so the fuzz
 /// target holds the controller's own rule.
-pub fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, WireError> {
+pub fn build_app(existing: Option<&AppSpec>, req: &DeployRequest) -> Result<AppSpec, WireError> {
     validate::name("app", &req.app).map_err(bad)?;
     validate::version(&req.version).map_err(bad)?;
     validate::instances(req.instances).map_err(bad)?;
@@ -444,7 +445,7 @@ pub fn build_app(existing: Option<&App>, req: &DeployRequest) -> Result<App, Wir
     let run = req.run.as_ref().map(|patch| base.patched(patch)).unwrap_or(base);
     validate::run(&run).map_err(bad)?;
     validate::names("tag", &tags).map_err(bad)?;
-    Ok(App {
+    Ok(AppSpec {
         name: req.app.clone(),
         version: req.version.clone(),
         instances: req.instances,
@@ -518,7 +519,7 @@ fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Resul
 
 /// Another app that already serves `app`'s domain. nginx can route one domain to one app
 /// only, and the router would keep whichever sorts first: a second app would take it.
-fn domain_holder(ctl: &Controller, app: &App) -> Option<String> {
+fn domain_holder(ctl: &Controller, app: &AppSpec) -> Option<String> {
     if app.domain.is_empty() {
         return None;
     }

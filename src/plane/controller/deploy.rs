@@ -16,17 +16,17 @@ use crate::protocol::deploy_plan::{self, Mode, Step, Target};
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::AgentVerb;
 use crate::protocol::{
-    AgentAck, App, Change, ErrorCode, EventKind, Fleet, Instance, InstanceRef, InstanceSpec, InstanceState,
-    Route, RouteState, StepName, StepState, Strategy,
+    AgentAck, AppSpec, Change, ErrorCode, EventKind, Fleet, Instance, InstanceRef, InstanceSpec,
+    InstanceState, Route, RouteState, StepName, StepState, Strategy,
 };
 use crate::repository;
 
 pub(crate) async fn run_deploy(
     ctl: Controller,
     op_id: String,
-    app: App,
+    app: AppSpec,
     strategy: Strategy,
-    previous: Option<App>,
+    previous: Option<AppSpec>,
 ) {
     let mut app = app;
     let outcome = match image::pin(&ctl, &op_id, &mut app).await {
@@ -51,7 +51,7 @@ pub(crate) async fn run_deploy(
 
 /// `ALLOCATE_REPOSITORY_REQUEST` and `UPLOAD`: the artifact must be in its slot with the
 /// checksum the deploy names, before any container is touched.
-async fn check_artifact(ctl: &Controller, op_id: &str, app: &App) -> Result<(), String> {
+async fn check_artifact(ctl: &Controller, op_id: &str, app: &AppSpec) -> Result<(), String> {
     let Some(art) = &app.run.artifact else {
         let slot = repository::slot(&app.name, &app.version);
         ctl.step(
@@ -124,7 +124,7 @@ pub(crate) async fn run_restart(ctl: Controller, op_id: String, targets: Vec<Str
     ctl.finish(&op_id, outcome);
 }
 
-async fn deploy(ctl: &Controller, op_id: &str, app: &App, strategy: Strategy) -> Result<String, String> {
+async fn deploy(ctl: &Controller, op_id: &str, app: &AppSpec, strategy: Strategy) -> Result<String, String> {
     check_artifact(ctl, op_id, app).await?;
 
     let target = Target::of(app, strategy);
@@ -190,7 +190,7 @@ async fn retire_all(ctl: &Controller, op_id: &str, steps: &[Step]) {
     }
 }
 
-fn spec_for(app: &App, inst: &Instance, op_id: &str) -> InstanceSpec {
+fn spec_for(app: &AppSpec, inst: &Instance, op_id: &str) -> InstanceSpec {
     InstanceSpec {
         id: inst.id.clone(),
         app: app.name.clone(),
@@ -235,7 +235,7 @@ fn fresh_instance_id_from(
 pub(crate) async fn start_instance(
     ctl: &Controller,
     op_id: &str,
-    app: &App,
+    app: &AppSpec,
     index: u32,
     exclude: &[String],
 ) -> Result<String, String> {
@@ -574,9 +574,9 @@ mod tests {
         use crate::protocol::deploy_plan::{self, Step, Target};
         use crate::protocol::scheduler::Usage;
         use crate::protocol::{
-            Accepted, App, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, Host, HostMetrics,
-            HostState, InstanceReport, InstanceState, OperationState, Route, RouteState, RunSpec, Strategy,
-            decode, subjects,
+            Accepted, AppSpec, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, Host,
+            HostMetrics, HostState, InstanceReport, InstanceState, OperationState, Route, RouteState,
+            RunSpec, Strategy, decode, subjects,
         };
 
         const PERIOD: Duration = Duration::from_millis(100);
@@ -625,7 +625,7 @@ mod tests {
                 };
                 f.hosts.insert(host.id.clone(), host);
             }
-            let app = App {
+            let app = AppSpec {
                 name: "web".into(),
                 version: "1".into(),
                 instances: scene.old.len() as u32,

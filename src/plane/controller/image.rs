@@ -15,7 +15,9 @@ use crate::bus::RequestError;
 use crate::plane::agent::RESOLVE_TIMEOUT;
 use crate::protocol::image::ImageRef;
 use crate::protocol::subjects::AgentVerb;
-use crate::protocol::{App, Change, ErrorCode, HostState, ImageResolved, ResolveImage, StepName, StepState};
+use crate::protocol::{
+    AppSpec, Change, ErrorCode, HostState, ImageResolved, ResolveImage, StepName, StepState,
+};
 
 /// How many agents are asked before the deploy fails: another is tried only when one did
 /// not answer, never when the registry said no.
@@ -23,7 +25,7 @@ const AGENTS_ASKED: usize = 3;
 
 /// Pins `app`'s image to its digest, recording the step; `Err` fails the deploy before
 /// any instance is touched, with the registry's answer.
-pub(crate) async fn pin(ctl: &Controller, op_id: &str, app: &mut App) -> Result<(), String> {
+pub(crate) async fn pin(ctl: &Controller, op_id: &str, app: &mut AppSpec) -> Result<(), String> {
     let Ok(image) = ImageRef::parse(&app.image) else {
         // Checked when the deploy was accepted: an older app's record is run as it is.
         return Ok(());

@@ -1,7 +1,7 @@
 //! Desired state is never dropped by a fault. An app whose instances sit on a lost host, or
 //! that could not be given all its instances for want of capacity, keeps its desired count;
 //! the health manager places the missing instances as soon as they fit (a host joins, comes
-//! back, or gets room), says why it cannot meanwhile (`App::shortfall`), and retires the
+//! back, or gets room), says why it cannot meanwhile (`AppSpec::shortfall`), and retires the
 //! lost instances only once their replacements serve. A returning host's containers of an
 //! app still short of them are adopted back instead of removed.
 
@@ -14,7 +14,7 @@ use super::health::backoff;
 use super::ops;
 use super::scheduler::{PlacementRequest, place_with};
 use crate::protocol::{
-    App, Change, EventKind, Fleet, HostState, Instance, InstanceReport, InstanceState, OperationKind,
+    AppSpec, Change, EventKind, Fleet, HostState, Instance, InstanceReport, InstanceState, OperationKind,
     OperationState, Route, RouteState, StepName, StepState,
 };
 
@@ -62,7 +62,7 @@ pub(crate) fn capacity_shortfall(reason: impl std::fmt::Display) -> String {
 }
 
 /// A draft that sets (or clears) an app's shortfall, when it changes.
-pub(crate) fn shortfall_draft(app: &App, shortfall: Option<String>) -> Option<Draft> {
+pub(crate) fn shortfall_draft(app: &AppSpec, shortfall: Option<String>) -> Option<Draft> {
     if app.shortfall == shortfall {
         return None;
     }
@@ -276,7 +276,7 @@ pub(crate) fn plan(core: &mut Core, now: Instant) -> (Vec<Draft>, Vec<Work>) {
 /// retiring what it replaced. The surplus goes in this order: not running; one of two
 /// with the same index; from the AZ with the most of the app, so the scheduler's spread
 /// is kept; the highest index.
-fn surplus(fleet: &Fleet, app: &App, n: u32) -> Vec<Instance> {
+fn surplus(fleet: &Fleet, app: &AppSpec, n: u32) -> Vec<Instance> {
     let live: Vec<&Instance> = fleet
         .instances_of(&app.name)
         .filter(|i| i.state.occupies_host())
@@ -314,7 +314,7 @@ pub(crate) async fn trim(ctl: Controller, op_id: String, surplus: Vec<Instance>)
 /// The app runs its desired count elsewhere (replaced, or adopted back from a returning
 /// host): its instances on lost hosts are retired with their routes. Their agents are not
 /// asked; if such a host comes back, its containers are removed as replaced.
-fn retire_lost(fleet: &Fleet, app: &App) -> Vec<Draft> {
+fn retire_lost(fleet: &Fleet, app: &AppSpec) -> Vec<Draft> {
     let mut drafts = Vec::new();
     let lost = fleet
         .instances_of(&app.name)
@@ -473,7 +473,7 @@ pub(crate) fn adopt(core: &Core, host: &str, orphans: &[&InstanceReport]) -> (Ve
     (drafts, remove)
 }
 
-fn adopted(core: &Core, app: &App, host: &str, report: &InstanceReport) -> Draft {
+fn adopted(core: &Core, app: &AppSpec, host: &str, report: &InstanceReport) -> Draft {
     let endpoint = format!("{}:{}", report.ip, report.port);
     let inst = Instance {
         id: report.id.clone(),

@@ -201,10 +201,10 @@ pub(crate) mod tests {
     }
 
     use super::*;
-    use crate::protocol::{App, Route, RouteState, RunSpec};
+    use crate::protocol::{AppSpec, Route, RouteState, RunSpec};
 
-    pub(crate) fn app(name: &str, domain: &str) -> App {
-        App {
+    pub(crate) fn app(name: &str, domain: &str) -> AppSpec {
+        AppSpec {
             name: name.into(),
             version: "1".into(),
             instances: 1,
@@ -230,7 +230,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn fleet(apps: Vec<App>, routes: Vec<Route>) -> Fleet {
+    pub(crate) fn fleet(apps: Vec<AppSpec>, routes: Vec<Route>) -> Fleet {
         let mut f = Fleet::default();
         for a in apps {
             f.apps.insert(a.name.clone(), a);

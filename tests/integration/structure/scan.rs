@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn structure_finds_use_lines_groups_and_inline_paths() {
         let code = "use std::fmt;\nuse crate::views::columns;\nfn f() {\n    let w = crate::theme::width(1);\n}\n\
-                    use crate::{\n    app::App,\n    backend::{Update, client},\n    self,\n};\n";
+                    use crate::{\n    app::App,\n    backend::{Inbound, client},\n    self,\n};\n";
         assert_eq!(
             paths(code),
             vec![
