@@ -11,7 +11,8 @@ use crate::actions::{Action, Batch, Effect, Panel, Pending};
 use crate::backend::{Inbound, Sync};
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{
-    AppSpec, ControlCommand, RestartBody, RestartRequest, Route, RouteRequest, RouteState,
+    Accepted, AppSpec, ControlCommand, Event, Heartbeat, RestartBody, RestartRequest, Route, RouteRequest,
+    RouteState,
 };
 
 /// How long a status line stays up.
@@ -82,6 +83,63 @@ impl App {
 
     fn update_normal(&mut self, action: Action) -> Vec<Effect> {
         match action {
+            a @ (Action::Cancelled
+            | Action::Quit
+            | Action::Back
+            | Action::Help
+            | Action::Detail
+            | Action::Palette
+            | Action::Filter) => self.open_or_close(a),
+            Action::ShowPanel(p) => {
+                self.show(p);
+                vec![]
+            }
+            Action::NextPanel => {
+                self.show(self.panel.next());
+                vec![]
+            }
+            Action::PrevPanel => {
+                self.show(self.panel.prev());
+                vec![]
+            }
+            Action::Up => self.move_by(-1),
+            Action::Down => self.move_by(1),
+            Action::PageUp => self.move_by(-(self.page_rows.max(1) as i64)),
+            Action::PageDown => self.move_by(self.page_rows.max(1) as i64),
+            Action::Top => self.move_by(i64::MIN / 2),
+            Action::Bottom => self.move_by(i64::MAX / 2),
+            Action::Sort => self.sort(SortStep::Next),
+            Action::SortPrev => self.sort(SortStep::Prev),
+            Action::SortBy(c) => self.sort(SortStep::Letter(c)),
+            Action::Mark => self.mark(),
+            Action::Copy => self.copy(),
+            Action::Restart => self.ask_restart(None),
+            Action::Remove => self.ask_route(RouteVerb::Remove),
+            Action::ToggleRoute => self.ask_route(RouteVerb::Enable),
+            Action::AddRoute => self.open_add_form(),
+            Action::Weight => self.open_weight_form(),
+            Action::Deploy => self.open_wizard(),
+            Action::Logs => self.open_logs(),
+            Action::Mouse => {
+                self.mouse = !self.mouse;
+                let word = if self.mouse {
+                    "on: click selects, the wheel scrolls"
+                } else {
+                    "off: select text freely"
+                };
+                self.say(Level::Info, format!("mouse {word}"));
+                vec![Effect::MouseCapture(self.mouse)]
+            }
+            Action::ClickRow(index) => self.click_row(index),
+            Action::Scroll(by) => self.move_by(i64::from(by)),
+            // Text-entry and dialog actions mean nothing without their overlay.
+            _ => vec![],
+        }
+    }
+
+    /// The actions that open or close an overlay (or quit, with none open).
+    fn open_or_close(&mut self, action: Action) -> Vec<Effect> {
+        match action {
             // Ctrl-c from a dialog arrives as Cancelled: it closes, it never quits.
             Action::Cancelled => {
                 self.overlays.pop();
@@ -110,24 +168,6 @@ impl App {
                 }
                 vec![]
             }
-            Action::ShowPanel(p) => {
-                self.show(p);
-                vec![]
-            }
-            Action::NextPanel => {
-                self.show(self.panel.next());
-                vec![]
-            }
-            Action::PrevPanel => {
-                self.show(self.panel.prev());
-                vec![]
-            }
-            Action::Up => self.move_by(-1),
-            Action::Down => self.move_by(1),
-            Action::PageUp => self.move_by(-(self.page_rows.max(1) as i64)),
-            Action::PageDown => self.move_by(self.page_rows.max(1) as i64),
-            Action::Top => self.move_by(i64::MIN / 2),
-            Action::Bottom => self.move_by(i64::MAX / 2),
             Action::Detail => {
                 if self.row_count(self.panel) > 0 && !matches!(self.overlay(), Some(Overlay::Detail)) {
                     self.overlays.push(Overlay::Detail);
@@ -146,31 +186,6 @@ impl App {
                 self.overlays.push(Overlay::Filter(current));
                 vec![]
             }
-            Action::Sort => self.sort(SortStep::Next),
-            Action::SortPrev => self.sort(SortStep::Prev),
-            Action::SortBy(c) => self.sort(SortStep::Letter(c)),
-            Action::Mark => self.mark(),
-            Action::Copy => self.copy(),
-            Action::Restart => self.ask_restart(None),
-            Action::Remove => self.ask_route(RouteVerb::Remove),
-            Action::ToggleRoute => self.ask_route(RouteVerb::Enable),
-            Action::AddRoute => self.open_add_form(),
-            Action::Weight => self.open_weight_form(),
-            Action::Deploy => self.open_wizard(),
-            Action::Logs => self.open_logs(),
-            Action::Mouse => {
-                self.mouse = !self.mouse;
-                let word = if self.mouse {
-                    "on: click selects, the wheel scrolls"
-                } else {
-                    "off: select text freely"
-                };
-                self.say(Level::Info, format!("mouse {word}"));
-                vec![Effect::MouseCapture(self.mouse)]
-            }
-            Action::ClickRow(index) => self.click_row(index),
-            Action::Scroll(by) => self.move_by(i64::from(by)),
-            // Text-entry and dialog actions mean nothing without their overlay.
             _ => vec![],
         }
     }
@@ -204,57 +219,9 @@ impl App {
                 self.replica.apply_history(events);
                 vec![]
             }
-            Inbound::Event(event) => {
-                let resyncing = self.replica.sync == Sync::Resyncing;
-                // Seen before the event applies: a moved instance touches where it was.
-                let touched = self.views.iter().any(|v| v.cache.in_use()).then(|| {
-                    let mut rows = super::row_cache::touched_by(&self.replica.fleet, &event.changes);
-                    rows.extend(super::row_cache::audit_rows_of(&self.replica, &event.changes));
-                    rows
-                });
-                // The facts follow the event when they were current before it, else they
-                // are counted again before the next frame; past a burst's worth of events
-                // per frame, counting afresh once is the cheaper.
-                self.events_since_frame += 1;
-                let facts_current = !self.flood
-                    && self.events_since_frame <= super::FACTS_BUDGET
-                    && self.facts.stamp == super::facts::stamp_of(&self.replica);
-                let before =
-                    facts_current.then(|| super::facts::Before::capture(&self.replica.fleet, &event.changes));
-                let revision = self.replica.fleet.revision;
-                let gap = self.replica.apply_event(event, now).is_err();
-                if let Some(before) = before
-                    && self.replica.fleet.revision != revision
-                {
-                    self.facts.apply(before, &self.replica.fleet);
-                    self.facts.stamp = super::facts::stamp_of(&self.replica);
-                }
-                for (panel, key) in touched.into_iter().flatten() {
-                    let cache = &mut self.views[panel.index()].cache;
-                    if cache.in_use() {
-                        cache.touch(key);
-                    }
-                }
-                if gap && !resyncing {
-                    self.say(Level::Warn, "missed an event: taking a fresh snapshot".into());
-                    vec![Effect::Resync]
-                } else {
-                    vec![]
-                }
-            }
+            Inbound::Event(event) => self.apply_event(event),
             Inbound::Heartbeat(hb) => {
-                self.replica.apply_heartbeat(&hb, now);
-                // The rows a filter or a sort keeps are rebuilt for what this touched only.
-                let hosts = &mut self.views[Panel::Hosts.index()].cache;
-                if hosts.in_use() {
-                    hosts.touch(RowKey::Id(hb.host.id.clone()));
-                }
-                let instances = &mut self.views[Panel::Instances.index()].cache;
-                if instances.in_use() {
-                    for r in &hb.instances {
-                        instances.touch(RowKey::Id(r.id.clone()));
-                    }
-                }
+                self.apply_heartbeat(&hb);
                 vec![]
             }
             Inbound::Router(status) => {
@@ -283,18 +250,7 @@ impl App {
                 self.wizard_uploaded(&path, &result)
             }
             Inbound::CommandDone { what, result } => {
-                self.wizard_command_done(&what, &result.clone().map_err(|e| e.to_string()));
-                match result {
-                    Ok(accepted) => {
-                        let op = accepted.operation_id.map(|o| format!(" as {o}")).unwrap_or_default();
-                        self.say(Level::Info, format!("accepted: {what}{op}"));
-                    }
-                    Err(crate::backend::CommandError::Denied { subject, user }) => {
-                        let reason = self.refused_by_server(&subject, &user);
-                        self.say(Level::Error, format!("refused: {what}; read-only: {reason}"));
-                    }
-                    Err(e) => self.say(Level::Error, super::failures::failed(&what, &e)),
-                }
+                self.command_done(&what, result);
                 vec![]
             }
             Inbound::MayAct(may) => {
@@ -306,6 +262,82 @@ impl App {
                 vec![]
             }
             Inbound::Logs { session, event } => self.apply_logs(session, event),
+        }
+    }
+
+    /// One event of the history: the replica moves on, the facts follow when they were
+    /// current, the rows a filter or sort keeps are rebuilt for what it touched, and a gap
+    /// asks for a fresh snapshot.
+    fn apply_event(&mut self, event: Event) -> Vec<Effect> {
+        let now = self.now;
+        let resyncing = self.replica.sync == Sync::Resyncing;
+        // Seen before the event applies: a moved instance touches where it was.
+        let touched = self.views.iter().any(|v| v.cache.in_use()).then(|| {
+            let mut rows = super::row_cache::touched_by(&self.replica.fleet, &event.changes);
+            rows.extend(super::row_cache::audit_rows_of(&self.replica, &event.changes));
+            rows
+        });
+        // The facts follow the event when they were current before it, else they are
+        // counted again before the next frame; past a burst's worth of events per frame,
+        // counting afresh once is the cheaper.
+        self.events_since_frame += 1;
+        let facts_current = !self.flood
+            && self.events_since_frame <= super::FACTS_BUDGET
+            && self.facts.stamp == super::facts::stamp_of(&self.replica);
+        let before =
+            facts_current.then(|| super::facts::Before::capture(&self.replica.fleet, &event.changes));
+        let revision = self.replica.fleet.revision;
+        let gap = self.replica.apply_event(event, now).is_err();
+        if let Some(before) = before
+            && self.replica.fleet.revision != revision
+        {
+            self.facts.apply(before, &self.replica.fleet);
+            self.facts.stamp = super::facts::stamp_of(&self.replica);
+        }
+        for (panel, key) in touched.into_iter().flatten() {
+            let cache = &mut self.views[panel.index()].cache;
+            if cache.in_use() {
+                cache.touch(key);
+            }
+        }
+        if gap && !resyncing {
+            self.say(Level::Warn, "missed an event: taking a fresh snapshot".into());
+            vec![Effect::Resync]
+        } else {
+            vec![]
+        }
+    }
+
+    /// A heartbeat: metrics in place; the rows a filter or a sort keeps are rebuilt for
+    /// what it touched only.
+    fn apply_heartbeat(&mut self, hb: &Heartbeat) {
+        self.replica.apply_heartbeat(hb, self.now);
+        let hosts = &mut self.views[Panel::Hosts.index()].cache;
+        if hosts.in_use() {
+            hosts.touch(RowKey::Id(hb.host.id.clone()));
+        }
+        let instances = &mut self.views[Panel::Instances.index()].cache;
+        if instances.in_use() {
+            for r in &hb.instances {
+                instances.touch(RowKey::Id(r.id.clone()));
+            }
+        }
+    }
+
+    /// A command's outcome, in the status line (and the wizard's progress); a refusal by
+    /// the server turns read-only on.
+    fn command_done(&mut self, what: &str, result: Result<Accepted, crate::backend::CommandError>) {
+        self.wizard_command_done(what, &result.clone().map_err(|e| e.to_string()));
+        match result {
+            Ok(accepted) => {
+                let op = accepted.operation_id.map(|o| format!(" as {o}")).unwrap_or_default();
+                self.say(Level::Info, format!("accepted: {what}{op}"));
+            }
+            Err(crate::backend::CommandError::Denied { subject, user }) => {
+                let reason = self.refused_by_server(&subject, &user);
+                self.say(Level::Error, format!("refused: {what}; read-only: {reason}"));
+            }
+            Err(e) => self.say(Level::Error, super::failures::failed(what, &e)),
         }
     }
 

@@ -790,7 +790,6 @@ impl App {
     pub(super) fn update_wizard(&mut self, action: Action) -> Vec<Effect> {
         let replica = &self.replica;
         let fleet = &self.replica.fleet;
-        let now = self.now;
         let page = self.page_rows;
         let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
         let step = w.step.clone();
@@ -839,48 +838,7 @@ impl App {
                 w.step = if w.step == Step::Confirm { Step::Plan } else { Step::Progress };
             }
             (Step::Confirm | Step::ConfirmRollback, a @ (Action::Input('y' | 'Y') | Action::Submit)) => {
-                let name = w.value(Field::App).to_string();
-                if w.is_prod() && w.input.trim() != name {
-                    if matches!(a, Action::Submit) {
-                        w.error = Some(format!("type {name} exactly to confirm, or Esc"));
-                    }
-                    return vec![];
-                }
-                if !w.is_prod() && matches!(a, Action::Submit) {
-                    // Enter is No in a `[y/N]` question.
-                    return vec![];
-                }
-                let rollback = w.step == Step::ConfirmRollback;
-                let req = if rollback { w.rollback_request() } else { w.request() };
-                let Some(req) = req else { return vec![] };
-                let cmd = ControlCommand::Deploy(Box::new(req));
-                // The original order: the artifact into the repository, then the deploy.
-                let upload = match (rollback, w.artifact_choice()) {
-                    (false, Ok(ArtifactChoice::Upload(path))) => Some(UploadRequest {
-                        app: w.value(Field::App).to_string(),
-                        version: w.value(Field::Version).to_string(),
-                        path,
-                    }),
-                    _ => None,
-                };
-                let effect = match &upload {
-                    Some(u) => Effect::Upload(u.clone()),
-                    None => Effect::Send(cmd.clone()),
-                };
-                let Ok(effects) = self.outgoing("deploy", vec![effect]) else { return vec![] };
-                let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
-                let text = match upload {
-                    Some(u) => {
-                        w.uploading(&cmd, u.path.clone(), now);
-                        format!("uploading {}", u.path.display())
-                    }
-                    None => {
-                        w.sending(&cmd, rollback, now);
-                        format!("sent: {}", cmd.describe())
-                    }
-                };
-                self.say(Level::Info, text);
-                return effects;
+                return self.wizard_confirmed(a);
             }
             // The rows the steps get on screen: the table's rows less the progress's own
             // lines around them (the view clamps exactly; this keeps the keys in range).
@@ -916,6 +874,55 @@ impl App {
             _ => {}
         }
         vec![]
+    }
+
+    /// Yes to the deploy (or the rollback): for prod, once the app's name is typed; the
+    /// artifact goes into the repository first, then the deploy is sent.
+    fn wizard_confirmed(&mut self, a: Action) -> Vec<Effect> {
+        let now = self.now;
+        let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
+        let name = w.value(Field::App).to_string();
+        if w.is_prod() && w.input.trim() != name {
+            if matches!(a, Action::Submit) {
+                w.error = Some(format!("type {name} exactly to confirm, or Esc"));
+            }
+            return vec![];
+        }
+        if !w.is_prod() && matches!(a, Action::Submit) {
+            // Enter is No in a `[y/N]` question.
+            return vec![];
+        }
+        let rollback = w.step == Step::ConfirmRollback;
+        let req = if rollback { w.rollback_request() } else { w.request() };
+        let Some(req) = req else { return vec![] };
+        let cmd = ControlCommand::Deploy(Box::new(req));
+        // The original order: the artifact into the repository, then the deploy.
+        let upload = match (rollback, w.artifact_choice()) {
+            (false, Ok(ArtifactChoice::Upload(path))) => Some(UploadRequest {
+                app: w.value(Field::App).to_string(),
+                version: w.value(Field::Version).to_string(),
+                path,
+            }),
+            _ => None,
+        };
+        let effect = match &upload {
+            Some(u) => Effect::Upload(u.clone()),
+            None => Effect::Send(cmd.clone()),
+        };
+        let Ok(effects) = self.outgoing("deploy", vec![effect]) else { return vec![] };
+        let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
+        let text = match upload {
+            Some(u) => {
+                w.uploading(&cmd, u.path.clone(), now);
+                format!("uploading {}", u.path.display())
+            }
+            None => {
+                w.sending(&cmd, rollback, now);
+                format!("sent: {}", cmd.describe())
+            }
+        };
+        self.say(Level::Info, text);
+        effects
     }
 }
 

@@ -15,31 +15,77 @@ const OLD_DATA_MS: u64 = 10_000;
 
 pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let f = &app.replica.fleet;
     let sep = Span::styled(" │ ", t.header);
-    let silent_controller = app.replica.controller_silence(app.now);
-    let (badge, badge_style): (String, Style) = match (app.link, app.replica.sync) {
-        (Link::Reconnecting { since }, _) => {
-            (format!("✕ reconnecting for {}", age(app.now.saturating_sub(since))), t.bad)
+    let groups = groups(app);
+    // Long labels when they fit, short ones on narrow terminals.
+    let spans = |short: bool| -> Vec<Span<'static>> {
+        let mut out = Vec::new();
+        for (n, group) in groups.iter().enumerate() {
+            if n > 0 {
+                out.push(sep.clone());
+            }
+            out.extend(group.iter().map(|p| Span::styled(p.pick(short).to_string(), p.style)));
         }
-        (_, _) if let Some(ms) = silent_controller => {
-            (format!("✕ no controller for {}", super::silence_age(ms)), t.bad)
-        }
-        (_, Sync::Loading) => ("◌ loading".into(), t.warn),
-        (_, Sync::Resyncing) => ("↻ resyncing".into(), t.warn),
-        (_, Sync::Live) => ("● live".into(), t.ok),
+        out
     };
+    let long = spans(false);
+    let fits = long.iter().map(|s| s.width()).sum::<usize>() <= area.width as usize;
+    let line = Line::from(if fits { long } else { spans(true) });
+    super::text::put_line(frame.buffer_mut(), area, &line, t.header);
+}
+
+/// One piece of the header: its text on a wide and on a narrow terminal, and its style.
+struct Part {
+    long: String,
+    short: String,
+    style: Style,
+}
+
+impl Part {
+    fn new(long: String, short: String, style: Style) -> Part {
+        Part { long, short, style }
+    }
+
+    fn same(text: impl Into<String>, style: Style) -> Part {
+        let text = text.into();
+        Part { short: text.clone(), long: text, style }
+    }
+
+    fn pick(&self, short: bool) -> &str {
+        if short { &self.short } else { &self.long }
+    }
+}
+
+/// The header's groups, drawn apart by a separator: the name (and read-only), the link,
+/// the revision, hosts, instances, routes, and the data's age.
+fn groups(app: &FrameContext) -> Vec<Vec<Part>> {
+    let t = &app.theme;
+    let f = &app.replica.fleet;
     let bg = t.header.bg.map(|c| Style::default().bg(c)).unwrap_or_default();
+    let bold = t.header.add_modifier(ratatui::style::Modifier::BOLD);
+    let mut name = vec![Part::new(" Quarterdeck".into(), " QD".into(), bold)];
+    // Read-only is said first, in words, whatever the width.
+    if app.read_only {
+        let reversed = ratatui::style::Modifier::REVERSED | ratatui::style::Modifier::BOLD;
+        name.push(Part::same(" ", t.header));
+        name.push(Part::same(" READ-ONLY ", t.warn.add_modifier(reversed)));
+    }
+    let (badge, badge_style) = link_badge(app);
     // Late, not lossy: a flood the cockpit cannot keep pace with is said in words, and
     // nothing is said once it has caught up.
-    let lag = app.replica.lag().map(|n| {
-        let n = crate::protocol::audit::thousands(n);
-        (format!(", behind {n} events"), format!(" -{n}"))
-    });
-    // Counted once per change of the fleet's structure, not per frame.
+    let lag = app.replica.lag().map(crate::protocol::audit::thousands).map_or_else(
+        || Part::same("", t.warn.patch(bg)),
+        |n| Part::new(format!(", behind {n} events"), format!(" -{n}"), t.warn.patch(bg)),
+    );
+    let link = vec![
+        Part::same(app.bus_label.clone(), t.header),
+        Part::same(" ", t.header),
+        Part::same(badge, badge_style.patch(bg)),
+        lag,
+    ];
+    // Counted once per change of the fleet's structure, not per frame. What is unknown (a
+    // silent host, a silent controller) is not counted as healthy, and is said apart.
     let facts = app.facts();
-    // What is unknown (a silent host, a silent controller) is not counted as healthy, and
-    // is said apart.
     let totals = facts.totals(&app.replica, app.now);
     let (up, running, desired) = (totals.hosts_up, totals.running, facts.desired);
     // Long: ` (2 unknown)`; short: ` ?2`.
@@ -49,80 +95,48 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let (hosts_unknown, hosts_q) = unknown(totals.hosts_silent, "silent");
     let (inst_unknown, inst_q) = unknown(totals.running_unknown, "unknown");
     let (routes_unknown, routes_q) = unknown(totals.serving_unknown, "unknown");
+    let short_of = |short: bool| if short { t.warn.patch(bg) } else { t.header.patch(bg) };
+    let hosts = Part::new(
+        format!("hosts {up}/{} up{hosts_unknown}", f.hosts.len()),
+        format!("hosts {up}/{}{hosts_q}", f.hosts.len()),
+        short_of(up < f.hosts.len()),
+    );
+    let instances = Part::new(
+        format!("instances {running}/{desired} running{inst_unknown}"),
+        format!("inst {running}/{desired}{inst_q}"),
+        short_of((running as u64) < desired),
+    );
+    let routes = Part::new(
+        format!("routes {}/{} serving{routes_unknown}", totals.serving, f.routes.len()),
+        format!("rt {}/{}{routes_q}", totals.serving, f.routes.len()),
+        short_of(totals.serving < f.routes.len()),
+    );
     let data = match app.data_age() {
-        Some(ms) if ms > OLD_DATA_MS => Span::styled(format!("⚠ data {} old", age(ms)), t.warn.patch(bg)),
+        Some(ms) if ms > OLD_DATA_MS => Part::same(format!("⚠ data {} old", age(ms)), t.warn.patch(bg)),
         // Fresh data says so in one word, so the header is not repainted every second.
-        Some(_) => Span::styled(format!("data <{}s", OLD_DATA_MS / 1000), t.header),
-        None => Span::styled("no data yet", t.header),
+        Some(_) => Part::same(format!("data <{}s", OLD_DATA_MS / 1000), t.header),
+        None => Part::same("no data yet", t.header),
     };
-    let hosts_style = if up < f.hosts.len() { t.warn } else { t.header };
-    let inst_style = if (running as u64) < desired { t.warn } else { t.header };
-    let routes_style = if totals.serving < f.routes.len() { t.warn } else { t.header };
-    // Long labels when they fit, short ones on narrow terminals.
-    let segments = |short: bool| -> Vec<Span<'static>> {
-        let pick = |long: String, brief: String| if short { brief } else { long };
-        vec![
-            Span::styled(
-                pick(" Quarterdeck".into(), " QD".into()),
-                t.header.add_modifier(ratatui::style::Modifier::BOLD),
-            ),
-            sep.clone(),
-            Span::styled(app.bus_label.clone(), t.header),
-            Span::styled(" ", t.header),
-            Span::styled(badge.clone(), badge_style.patch(bg)),
-            Span::styled(
-                lag.as_ref().map(|(long, brief)| pick(long.clone(), brief.clone())).unwrap_or_default(),
-                t.warn.patch(bg),
-            ),
-            sep.clone(),
-            Span::styled(format!("rev {}", f.revision), t.header),
-            sep.clone(),
-            Span::styled(
-                pick(
-                    format!("hosts {up}/{} up{hosts_unknown}", f.hosts.len()),
-                    format!("hosts {up}/{}{hosts_q}", f.hosts.len()),
-                ),
-                hosts_style.patch(bg),
-            ),
-            sep.clone(),
-            Span::styled(
-                pick(
-                    format!("instances {running}/{desired} running{inst_unknown}"),
-                    format!("inst {running}/{desired}{inst_q}"),
-                ),
-                inst_style.patch(bg),
-            ),
-            sep.clone(),
-            Span::styled(
-                pick(
-                    format!("routes {}/{} serving{routes_unknown}", totals.serving, f.routes.len()),
-                    format!("rt {}/{}{routes_q}", totals.serving, f.routes.len()),
-                ),
-                routes_style.patch(bg),
-            ),
-            sep.clone(),
-            data.clone(),
-        ]
-    };
-    // Read-only is said first, in words, whatever the width.
-    let badge_ro = app.read_only.then(|| {
-        Span::styled(
-            " READ-ONLY ",
-            t.warn.add_modifier(ratatui::style::Modifier::REVERSED | ratatui::style::Modifier::BOLD),
-        )
-    });
-    let segments = |short: bool| -> Vec<Span<'static>> {
-        let mut out = segments(short);
-        if let Some(b) = &badge_ro {
-            out.insert(1, Span::styled(" ", t.header));
-            out.insert(2, b.clone());
+    let rev = Part::same(format!("rev {}", f.revision), t.header);
+    vec![name, link, vec![rev], vec![hosts], vec![instances], vec![routes], vec![data]]
+}
+
+/// The link's state in a word, worst first: reconnecting, no controller, loading,
+/// resyncing, live.
+fn link_badge(app: &FrameContext) -> (String, Style) {
+    let t = &app.theme;
+    let silent_controller = app.replica.controller_silence(app.now);
+    match (app.link, app.replica.sync) {
+        (Link::Reconnecting { since }, _) => {
+            (format!("✕ reconnecting for {}", age(app.now.saturating_sub(since))), t.bad)
         }
-        out
-    };
-    let long = segments(false);
-    let fits = long.iter().map(|s| s.width()).sum::<usize>() <= area.width as usize;
-    let line = Line::from(if fits { long } else { segments(true) });
-    super::text::put_line(frame.buffer_mut(), area, &line, t.header);
+        (_, _) if let Some(ms) = silent_controller => {
+            (format!("✕ no controller for {}", super::silence_age(ms)), t.bad)
+        }
+        (_, Sync::Loading) => ("◌ loading".into(), t.warn),
+        (_, Sync::Resyncing) => ("↻ resyncing".into(), t.warn),
+        (_, Sync::Live) => ("● live".into(), t.ok),
+    }
 }
 
 /// The tabs' labels and where each starts on the tabs row.

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
 use crate::app::FrameContext;
-use crate::app::wizard::{Field, Plan, Step, Wizard};
-use crate::protocol::{OperationStep, StepState};
+use crate::app::wizard::{Field, Plan, Sent, Step, Upload, Wizard};
+use crate::protocol::{Operation, OperationStep, StepState};
 
 const CURSOR: &str = "█";
 
@@ -292,7 +292,6 @@ fn progress(app: &FrameContext, w: &Wizard, inner_w: usize) -> Progress {
     let t = &app.theme;
     let fleet = &app.replica.fleet;
     let mut p = Progress::default();
-    let lines = &mut p.head;
     let Some(sent) = w.sent.last() else { return p };
     let what = if sent.rollback { format!("rollback: {}", sent.what) } else { sent.what.clone() };
     let op = w.operation(fleet);
@@ -303,77 +302,100 @@ fn progress(app: &FrameContext, w: &Wizard, inner_w: usize) -> Progress {
         (None, None) if uploading => format!("{what} · sent once the artifact is uploaded"),
         (None, None) => format!("{what} · waiting for the controller's answer"),
     };
-    lines.push(Line::from(Span::styled(head, t.text)));
+    p.head.push(Line::from(Span::styled(head, t.text)));
     if let Some(up) = &sent.upload {
-        lines.push(Line::from(Span::styled("this machine → repository", t.accent)));
-        let ms = up.finished.unwrap_or(app.now).saturating_sub(up.started);
-        let (mark, style, detail) = match &up.result {
-            None => {
-                // The file's name: the whole path is in the form, and would not fit here.
-                let name = up.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-                ("…", t.warn, format!("{name} ({}) to the repository", super::text::size(up.size)))
-            }
-            Some(Ok(u)) => {
-                let a = &u.artifact;
-                let how = if u.already_there { "already there" } else { "uploaded" };
-                (
-                    "✓",
-                    t.ok,
-                    format!(
-                        "{how}: {} ({}, sha256 {})",
-                        a.name,
-                        super::text::size(a.size),
-                        clip(&a.sha256, 13)
-                    ),
-                )
-            }
-            Some(Err(e)) => ("✕", t.bad, e.clone()),
-        };
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {mark} {:<36}", "UPLOAD"), style),
-            Span::styled(format!("{:>8}  ", duration(ms)), t.muted),
-            Span::styled(clip(&detail, inner_w.saturating_sub(50).max(20)), t.text),
-        ]));
+        p.head.push(Line::from(Span::styled("this machine → repository", t.accent)));
+        p.head.push(upload_line(app, up, inner_w));
     }
     if let Some(op) = op {
-        // The repository steps first (no instance), then each instance's steps in order.
-        // A step recorded when it ended (start = end) took the time since the step before.
-        let mut groups: Vec<(Option<String>, Vec<Timed>)> = Vec::new();
-        let mut prev_end = op.started_at;
         let steps = crate::app::facts::operation_steps(&app.replica, op);
         if let (None, Some(counts)) = (&steps, op.compacted) {
-            lines.push(Line::from(Span::styled(crate::app::facts::compacted_note(counts), t.muted)));
+            p.head.push(Line::from(Span::styled(crate::app::facts::compacted_note(counts), t.muted)));
         }
-        for s in steps.iter().flat_map(|s| s.iter()) {
-            let end = s.finished_at.unwrap_or(app.now);
-            let from = if s.started_at < end { s.started_at } else { prev_end.min(end) };
-            prev_end = prev_end.max(end);
-            let timed = (s, end.saturating_sub(from));
-            match groups.iter_mut().find(|(k, _)| *k == s.instance) {
-                Some((_, v)) => v.push(timed),
-                None => groups.push((s.instance.clone(), vec![timed])),
-            }
+        p.steps = step_lines(app, op, steps.iter().flat_map(|s| s.iter()));
+    }
+    p.tail = tail_lines(app, w, sent, op, inner_w);
+    p
+}
+
+/// The upload's line: under way, done (or already there), or failed.
+fn upload_line(app: &FrameContext, up: &Upload, inner_w: usize) -> Line<'static> {
+    let t = &app.theme;
+    let ms = up.finished.unwrap_or(app.now).saturating_sub(up.started);
+    let (mark, style, detail) = match &up.result {
+        None => {
+            // The file's name: the whole path is in the form, and would not fit here.
+            let name = up.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            ("…", t.warn, format!("{name} ({}) to the repository", super::text::size(up.size)))
         }
-        let lines = &mut p.steps;
-        for (inst, steps) in groups {
-            let label = inst.map(|i| format!("instance {i}")).unwrap_or_else(|| "artifact".into());
-            lines.push(Line::from(Span::styled(label, t.accent)));
-            for (s, ms) in steps {
-                let (mark, style) = match s.state {
-                    StepState::Done => ("✓", t.ok),
-                    StepState::Running => ("…", t.warn),
-                    StepState::Failed => ("✕", t.bad),
-                };
-                lines.push(Line::from(vec![
-                    Span::styled(format!("  {mark} {:<36}", s.name.as_str()), style),
-                    Span::styled(format!("{:>8}  ", duration(ms)), t.muted),
-                    Span::styled(clip(&s.detail, 60), t.text),
-                ]));
-            }
+        Some(Ok(u)) => {
+            let a = &u.artifact;
+            let how = if u.already_there { "already there" } else { "uploaded" };
+            let detail =
+                format!("{how}: {} ({}, sha256 {})", a.name, super::text::size(a.size), clip(&a.sha256, 13));
+            ("✓", t.ok, detail)
+        }
+        Some(Err(e)) => ("✕", t.bad, e.clone()),
+    };
+    Line::from(vec![
+        Span::styled(format!("  {mark} {:<36}", "UPLOAD"), style),
+        Span::styled(format!("{:>8}  ", duration(ms)), t.muted),
+        Span::styled(clip(&detail, inner_w.saturating_sub(50).max(20)), t.text),
+    ])
+}
+
+/// The operation's steps: the repository's first (no instance), then each instance's in
+/// order, each with how long it took. A step recorded when it ended (start = end) took the
+/// time since the step before.
+fn step_lines<'s>(
+    app: &FrameContext,
+    op: &Operation,
+    steps: impl Iterator<Item = &'s OperationStep>,
+) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let mut groups: Vec<(Option<String>, Vec<Timed>)> = Vec::new();
+    let mut prev_end = op.started_at;
+    for s in steps {
+        let end = s.finished_at.unwrap_or(app.now);
+        let from = if s.started_at < end { s.started_at } else { prev_end.min(end) };
+        prev_end = prev_end.max(end);
+        let timed = (s, end.saturating_sub(from));
+        match groups.iter_mut().find(|(k, _)| *k == s.instance) {
+            Some((_, v)) => v.push(timed),
+            None => groups.push((s.instance.clone(), vec![timed])),
         }
     }
-    let lines = &mut p.tail;
-    lines.push(Line::from(""));
+    let mut lines = Vec::new();
+    for (inst, steps) in groups {
+        let label = inst.map(|i| format!("instance {i}")).unwrap_or_else(|| "artifact".into());
+        lines.push(Line::from(Span::styled(label, t.accent)));
+        for (s, ms) in steps {
+            let (mark, style) = match s.state {
+                StepState::Done => ("✓", t.ok),
+                StepState::Running => ("…", t.warn),
+                StepState::Failed => ("✕", t.bad),
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {mark} {:<36}", s.name.as_str()), style),
+                Span::styled(format!("{:>8}  ", duration(ms)), t.muted),
+                Span::styled(clip(&s.detail, 60), t.text),
+            ]));
+        }
+    }
+    lines
+}
+
+/// How it ended (or how long it has run), and the rollback it offers.
+fn tail_lines(
+    app: &FrameContext,
+    w: &Wizard,
+    sent: &Sent,
+    op: Option<&Operation>,
+    inner_w: usize,
+) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let fleet = &app.replica.fleet;
+    let mut lines = vec![Line::from("")];
     match w.finished(fleet) {
         None => {
             let ms = app.now.saturating_sub(op.map(|o| o.started_at).unwrap_or(sent.sent_at));
@@ -403,7 +425,7 @@ fn progress(app: &FrameContext, w: &Wizard, inner_w: usize) -> Progress {
             ),
         ]));
     }
-    p
+    lines
 }
 
 fn duration(ms: u64) -> String {
