@@ -6,7 +6,7 @@
 
 use futures_util::future::join_all;
 
-use super::core::{Controller, Draft};
+use super::core::{Controller, Core, Draft};
 use super::image;
 use super::ops::step_draft;
 use super::repair;
@@ -241,49 +241,7 @@ pub(crate) async fn start_instance(
 ) -> Result<String, String> {
     // An operation's steps wait while the store is behind (`Controller::room`).
     ctl.room().await;
-    let placed = ctl.mutate(|core| {
-        let req = PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude };
-        match place_with(&core.fleet, &req, &core.usage) {
-            Err(err) => {
-                let d = step_draft(
-                    core,
-                    op_id,
-                    StepName::NewInstanceAndDeployWarRequest,
-                    None,
-                    StepState::Failed,
-                    err.to_string(),
-                );
-                // The app keeps its desired count and says why it is short; the health
-                // manager places the instance once it fits.
-                let short =
-                    core.fleet.apps.get(&app.name).and_then(|a| {
-                        repair::shortfall_draft(a, Some(repair::capacity_shortfall(&err.reason)))
-                    });
-                (d.into_iter().chain(short).collect(), Err(err.to_string()))
-            }
-            Ok(hosts) => {
-                let host = hosts.into_iter().next().unwrap_or_default();
-                let id = fresh_instance_id(&core.fleet, &app.name, index);
-                // The strategy does not change what one instance reserves.
-                let target = Target::of(app, Strategy::default());
-                let inst = target.new_instance(id.clone(), index, &host, app.port);
-                let spec = spec_for(app, &inst, op_id);
-                let drafts = step_draft(
-                    core,
-                    op_id,
-                    StepName::NewInstanceAndDeployWarRequest,
-                    Some(&id),
-                    StepState::Running,
-                    format!("to {host}"),
-                )
-                .map(|d| d.host(host.clone()).change(Change::Instance(inst)))
-                .into_iter()
-                .collect();
-                (drafts, Ok((id, host, spec)))
-            }
-        }
-    });
-    let (id, host, spec) = placed?;
+    let (id, host, spec) = ctl.mutate(|core| place_one(core, op_id, app, index, exclude))?;
     // A fenced leader sends agents nothing: its operations wait, or end with it.
     ctl.unfenced().await;
 
@@ -309,33 +267,10 @@ pub(crate) async fn start_instance(
         vec![],
     );
 
-    let healthy = wait_settled(ctl, op_id, &id).await;
-    let inst = match healthy {
+    let inst = match wait_settled(ctl, op_id, &id).await {
         Some(Ok(inst)) => inst,
-        other => {
-            // The agent's own words (e.g. "GET /health answered 404") say more than the state.
-            let detail = ctl.read(|c| {
-                c.fleet.operations.get(op_id).and_then(|op| {
-                    op.steps
-                        .iter()
-                        .rev()
-                        .find(|s| s.instance.as_deref() == Some(id.as_str()) && s.state == StepState::Failed)
-                        .map(|s| s.detail.clone())
-                })
-            });
-            let reason = match (other, detail) {
-                (Some(Err(why)), Some(d)) if !d.is_empty() => format!("{id} failed: {why}: {d}"),
-                (Some(Err(why)), _) => format!("{id} failed: {why}"),
-                _ => format!("{id} was not healthy within {:?}", ctl.config().step_timeout),
-            };
-            ctl.step(op_id, StepName::HealthCheck, Some(&id), StepState::Failed, reason.clone(), vec![]);
-            if let Some(inst) = ctl.read(|c| c.fleet.instances.get(&id).cloned()) {
-                retire(ctl, op_id, &inst, true).await;
-            }
-            return Err(reason);
-        }
+        other => return Err(fail_unsettled(ctl, op_id, &id, other).await),
     };
-
     let route = Route {
         app: app.name.clone(),
         domain: app.domain.clone(),
@@ -361,6 +296,90 @@ pub(crate) async fn start_instance(
         vec![],
     );
     Ok(id)
+}
+
+/// A new instance placed: its id, its host and what its agent is asked to run.
+type Placed = Result<(String, String, InstanceSpec), String>;
+
+/// Places one new instance of `app` (its step, and the instance, drafted), or says why it
+/// does not fit: the app keeps its desired count and says why it is short, and the health
+/// manager places the instance once it fits.
+fn place_one(
+    core: &mut Core,
+    op_id: &str,
+    app: &AppSpec,
+    index: u32,
+    exclude: &[String],
+) -> (Vec<Draft>, Placed) {
+    let req = PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude };
+    match place_with(&core.fleet, &req, &core.usage) {
+        Err(err) => {
+            let d = step_draft(
+                core,
+                op_id,
+                StepName::NewInstanceAndDeployWarRequest,
+                None,
+                StepState::Failed,
+                err.to_string(),
+            );
+            let short = core
+                .fleet
+                .apps
+                .get(&app.name)
+                .and_then(|a| repair::shortfall_draft(a, Some(repair::capacity_shortfall(&err.reason))));
+            (d.into_iter().chain(short).collect(), Err(err.to_string()))
+        }
+        Ok(hosts) => {
+            let host = hosts.into_iter().next().unwrap_or_default();
+            let id = fresh_instance_id(&core.fleet, &app.name, index);
+            // The strategy does not change what one instance reserves.
+            let target = Target::of(app, Strategy::default());
+            let inst = target.new_instance(id.clone(), index, &host, app.port);
+            let spec = spec_for(app, &inst, op_id);
+            let drafts = step_draft(
+                core,
+                op_id,
+                StepName::NewInstanceAndDeployWarRequest,
+                Some(&id),
+                StepState::Running,
+                format!("to {host}"),
+            )
+            .map(|d| d.host(host.clone()).change(Change::Instance(inst)))
+            .into_iter()
+            .collect();
+            (drafts, Ok((id, host, spec)))
+        }
+    }
+}
+
+/// A new instance that did not come up healthy: its health check step fails with the
+/// agent's own words (e.g. "GET /health answered 404", which say more than the state),
+/// and what is left of it is retired. Returns the reason.
+async fn fail_unsettled(
+    ctl: &Controller,
+    op_id: &str,
+    id: &str,
+    outcome: Option<Result<Instance, String>>,
+) -> String {
+    let detail = ctl.read(|c| {
+        c.fleet.operations.get(op_id).and_then(|op| {
+            op.steps
+                .iter()
+                .rev()
+                .find(|s| s.instance.as_deref() == Some(id) && s.state == StepState::Failed)
+                .map(|s| s.detail.clone())
+        })
+    });
+    let reason = match (outcome, detail) {
+        (Some(Err(why)), Some(d)) if !d.is_empty() => format!("{id} failed: {why}: {d}"),
+        (Some(Err(why)), _) => format!("{id} failed: {why}"),
+        _ => format!("{id} was not healthy within {:?}", ctl.config().step_timeout),
+    };
+    ctl.step(op_id, StepName::HealthCheck, Some(id), StepState::Failed, reason.clone(), vec![]);
+    if let Some(inst) = ctl.read(|c| c.fleet.instances.get(id).cloned()) {
+        retire(ctl, op_id, &inst, true).await;
+    }
+    reason
 }
 
 /// Waits until a new instance has come up or failed, for the step timeout; longer while
