@@ -96,15 +96,17 @@ impl NatsBus {
         let (tx, _) =
             watch::channel(Connection::Disconnected { since: now_ms(), reason: "connecting".into() });
         let connection = Arc::new(tx);
-        let events = connection.clone();
         let slow_consumers = Arc::new(AtomicU64::new(0));
-        let slow = slow_consumers.clone();
-        let url = opts.url.clone();
-        let who = opts.name.clone();
         let user: Arc<str> = opts.acting_user().into();
-        let acting = user.clone();
         let denials = Denials::default();
-        let refusals = denials.clone();
+        let sink = EventSink {
+            state: connection.clone(),
+            slow: slow_consumers.clone(),
+            url: opts.url.clone(),
+            who: opts.name.clone(),
+            acting: user.clone(),
+            refusals: denials.clone(),
+        };
         let mut options = async_nats::ConnectOptions::new().name(&opts.name);
         if first == FirstConnect::Retry {
             options = options.retry_on_initial_connect();
@@ -121,79 +123,10 @@ impl NatsBus {
                 Duration::from_millis(100u64.saturating_mul(1 << attempts.min(5))).min(Duration::from_secs(2))
             })
             .event_callback(move |event| {
-                let events = events.clone();
-                let slow = slow.clone();
-                let url = url.clone();
-                let who = who.clone();
-                let acting = acting.clone();
-                let refusals = refusals.clone();
-                async move {
-                    match event {
-                        async_nats::Event::Connected => {
-                            log::info!("{who}: connected to {url}");
-                            set_state(&events, Connection::Connected);
-                        }
-                        async_nats::Event::Disconnected => {
-                            log::warn!("{who}: disconnected from {url}; reconnecting");
-                            events.send_replace(Connection::Disconnected {
-                                since: now_ms(),
-                                reason: "disconnected".into(),
-                            });
-                        }
-                        async_nats::Event::Closed => {
-                            log::info!("{who}: connection to {url} closed");
-                            events.send_replace(Connection::Disconnected {
-                                since: now_ms(),
-                                reason: "closed".into(),
-                            });
-                        }
-                        // One per message the client dropped because a subscription was
-                        // full (the events channel may drop some of these reports too).
-                        async_nats::Event::SlowConsumer(sid) => {
-                            // Logged at 1, 2, 4, 8 ...: a flood of drops must not flood the log.
-                            let n = slow.fetch_add(1, Ordering::Relaxed) + 1;
-                            if n.is_power_of_two() {
-                                log::warn!("{who}: NATS subscription {sid} is a slow consumer: {n} messages dropped so far");
-                            }
-                        }
-                        async_nats::Event::ServerError(async_nats::ServerError::Other(error)) => {
-                            refusals.server_error(&who, &acting, &error)
-                        }
-                        other => log::warn!("{who}: NATS {other}"),
-                    }
-                }
+                let sink = sink.clone();
+                async move { sink.handle(event) }
             });
-        if let Some(creds) = &opts.creds {
-            options = options
-                .credentials_file(creds)
-                .await
-                .map_err(|e| BusError::Other(format!("cannot read credentials {}: {e}", creds.display())))?;
-        }
-        let mut inbox_prefix = "_INBOX".to_string();
-        if let Some(file) = &opts.nkey {
-            let (seed, public_key) = crate::auth::files::public_key_of(file).map_err(BusError::Other)?;
-            // Its own inbox prefix: the server lets only this user read its answers.
-            inbox_prefix = crate::auth::roles::inbox_prefix(&public_key);
-            options = options.nkey(seed).custom_inbox_prefix(inbox_prefix.clone());
-        }
-        match (&opts.user, &opts.password) {
-            (Some(u), Some(p)) => options = options.user_and_password(u.clone(), p.clone()),
-            (None, None) => {}
-            _ => return Err(BusError::Other("--user and --password go together".into())),
-        }
-        if let Some(t) = &opts.token {
-            options = options.token(t.clone());
-        }
-        if let Some(ca) = &opts.tls_ca {
-            options = options.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        match (&opts.tls_cert, &opts.tls_key) {
-            (Some(c), Some(k)) => {
-                options = options.add_client_certificate(c.clone(), k.clone()).require_tls(true)
-            }
-            (None, None) => {}
-            _ => return Err(BusError::Other("--tls-cert and --tls-key go together".into())),
-        }
+        let (options, inbox_prefix) = authenticated(options, opts).await?;
         let servers = super::servers::parse_list(&opts.url).map_err(BusError::Other)?;
         let client = options.connect(servers).await.map_err(|e| connect_failure(&opts.url, &e))?;
         if client.connection_state() == async_nats::connection::State::Connected {
@@ -379,4 +312,93 @@ impl Bus for NatsBus {
     async fn follow_events(&self) -> Result<super::EventFeed, BusError> {
         super::follow::follow_stream(&self.jetstream(), &self.event_stream).await
     }
+}
+/// Where the client's events go: the link state, the count of slow-consumer drops, and
+/// the server's permission refusals.
+#[derive(Clone)]
+struct EventSink {
+    state: Arc<watch::Sender<Connection>>,
+    slow: Arc<AtomicU64>,
+    url: String,
+    who: String,
+    acting: Arc<str>,
+    refusals: Denials,
+}
+
+impl EventSink {
+    fn handle(&self, event: async_nats::Event) {
+        let (who, url) = (&self.who, &self.url);
+        match event {
+            async_nats::Event::Connected => {
+                log::info!("{who}: connected to {url}");
+                set_state(&self.state, Connection::Connected);
+            }
+            async_nats::Event::Disconnected => {
+                log::warn!("{who}: disconnected from {url}; reconnecting");
+                self.state.send_replace(Connection::Disconnected {
+                    since: now_ms(),
+                    reason: "disconnected".into(),
+                });
+            }
+            async_nats::Event::Closed => {
+                log::info!("{who}: connection to {url} closed");
+                self.state
+                    .send_replace(Connection::Disconnected { since: now_ms(), reason: "closed".into() });
+            }
+            // One per message the client dropped because a subscription was full (the
+            // events channel may drop some of these reports too).
+            async_nats::Event::SlowConsumer(sid) => {
+                // Logged at 1, 2, 4, 8 ...: a flood of drops must not flood the log.
+                let n = self.slow.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    log::warn!(
+                        "{who}: NATS subscription {sid} is a slow consumer: {n} messages dropped so far"
+                    );
+                }
+            }
+            async_nats::Event::ServerError(async_nats::ServerError::Other(error)) => {
+                self.refusals.server_error(who, &self.acting, &error)
+            }
+            other => log::warn!("{who}: NATS {other}"),
+        }
+    }
+}
+
+/// The connection's credentials and TLS from the flags, and the inbox prefix its answers
+/// come to (an NKey user's own, which only it may read).
+async fn authenticated(
+    mut options: async_nats::ConnectOptions,
+    opts: &NatsOptions,
+) -> Result<(async_nats::ConnectOptions, String), BusError> {
+    if let Some(creds) = &opts.creds {
+        options = options
+            .credentials_file(creds)
+            .await
+            .map_err(|e| BusError::Other(format!("cannot read credentials {}: {e}", creds.display())))?;
+    }
+    let mut inbox_prefix = "_INBOX".to_string();
+    if let Some(file) = &opts.nkey {
+        let (seed, public_key) = crate::auth::files::public_key_of(file).map_err(BusError::Other)?;
+        inbox_prefix = crate::auth::roles::inbox_prefix(&public_key);
+        options = options.nkey(seed).custom_inbox_prefix(inbox_prefix.clone());
+    }
+    match (&opts.user, &opts.password) {
+        (Some(u), Some(p)) => options = options.user_and_password(u.clone(), p.clone()),
+        (None, None) => {}
+        _ => return Err(BusError::Other("--user and --password go together".into())),
+    }
+    if let Some(t) = &opts.token {
+        options = options.token(t.clone());
+    }
+    if let Some(ca) = &opts.tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    match (&opts.tls_cert, &opts.tls_key) {
+        (Some(c), Some(k)) => {
+            options = options.add_client_certificate(c.clone(), k.clone()).require_tls(true)
+        }
+        (None, None) => {}
+        _ => return Err(BusError::Other("--tls-cert and --tls-key go together".into())),
+    }
+    Ok((options, inbox_prefix))
 }
