@@ -124,24 +124,14 @@ async fn run<U: From<Feed>>(
     updates: mpsc::Sender<U>,
 ) {
     let out = Out(updates);
-    let subscribed = async {
-        let beacons = bus.subscribe(subjects::CONTROLLER_HB).await?;
-        let (heartbeats, routers) = match options.heartbeats {
-            true => (
-                Some(bus.subscribe(subjects::HB_ALL).await?),
-                Some(bus.subscribe(subjects::ROUTER_STATUS_ALL).await?),
-            ),
-            false => (None, None),
+    let (mut beacons, mut heartbeats, mut routers) =
+        match subscribe_all(bus.as_ref(), options.heartbeats).await {
+            Ok(subs) => subs,
+            Err(err) => {
+                out.send(Feed::Problem(format!("cannot subscribe: {err}"))).await;
+                return;
+            }
         };
-        Ok::<_, BusError>((beacons, heartbeats, routers))
-    };
-    let (mut beacons, mut heartbeats, mut routers) = match subscribed.await {
-        Ok(subs) => subs,
-        Err(err) => {
-            out.send(Feed::Problem(format!("cannot subscribe: {err}"))).await;
-            return;
-        }
-    };
     let mut connection = bus.connection();
     // The buses notify real changes only, so `Connected` after the bus was seen connected
     // is a reconnect (even when the `Disconnected` between was coalesced); before that it
@@ -171,36 +161,15 @@ async fn run<U: From<Feed>>(
                 // The follow broke: a fresh follow and a fresh snapshot.
                 want_snapshot |= follow.broken();
             },
-            Some(msg) = next_of(&mut routers) => match decode_body::<RouterStatus>(&msg.payload) {
-                Ok(body) => {
-                    if !out.send(Feed::Router(Box::new(body))).await { return; }
-                }
-                Err(err) => log::warn!("ignored a bad router status: {err}"),
+            Some(msg) = next_of(&mut routers) => {
+                if !hand_on(&msg, "router status", &out, |b: RouterStatus| Feed::Router(Box::new(b))).await { return; }
             },
-            Some(msg) = next_of(&mut heartbeats) => match decode_body::<Heartbeat>(&msg.payload) {
-                Ok(body) => {
-                    if !out.send(Feed::Heartbeat(Box::new(body))).await { return; }
-                }
-                Err(err) => log::warn!("ignored a bad heartbeat on {}: {err}", msg.subject),
+            Some(msg) = next_of(&mut heartbeats) => {
+                if !hand_on(&msg, "heartbeat", &out, |b: Heartbeat| Feed::Heartbeat(Box::new(b))).await { return; }
             },
-            Some(mut msg) = beacons.next() => {
-                // Beacons that waited behind a busy client are one: only the newest says
-                // anything, and two handed on together would look like a period with no
-                // event, as if the replica had lost one.
-                while let Some(Some(newer)) = beacons.next().now_or_never() {
-                    msg = newer;
-                }
-                // The events already here go first: a beacon is judged against what came
-                // before it, and one handed on ahead of events that were waiting would make
-                // a late replica look lost, or ahead of the controller.
-                if !follow.forward_ready(&out).await { return; }
+            Some(msg) = beacons.next() => {
+                if !hand_on_beacon(msg, &mut beacons, &mut follow, &out).await { return; }
                 want_snapshot |= follow.broken();
-                match decode_body::<ControllerBeacon>(&msg.payload) {
-                    Ok(body) => {
-                        if !out.send(Feed::Beacon(body.revision)).await { return; }
-                    }
-                    Err(err) => log::warn!("ignored a bad controller beacon: {err}"),
-                }
             },
             resync = resyncs.recv() => match resync {
                 None => return,
@@ -224,6 +193,55 @@ async fn run<U: From<Feed>>(
             _ = retry.tick(), if want_snapshot => {}
         }
     }
+}
+
+/// The broadcasts a follow listens to beside the events: the controller's beacons, and
+/// (for a cockpit) the agents' heartbeats and the routers' status.
+type Broadcasts = (Subscription, Option<Subscription>, Option<Subscription>);
+
+async fn subscribe_all(bus: &dyn Bus, heartbeats: bool) -> Result<Broadcasts, BusError> {
+    let beacons = bus.subscribe(subjects::CONTROLLER_HB).await?;
+    if !heartbeats {
+        return Ok((beacons, None, None));
+    }
+    let hb = bus.subscribe(subjects::HB_ALL).await?;
+    let routers = bus.subscribe(subjects::ROUTER_STATUS_ALL).await?;
+    Ok((beacons, Some(hb), Some(routers)))
+}
+
+/// A broadcast decoded and handed on; one that does not decode is logged and skipped.
+/// False when the owner has gone.
+async fn hand_on<T: serde::de::DeserializeOwned, U: From<Feed>>(
+    msg: &bus::Message,
+    what: &str,
+    out: &Out<U>,
+    feed: impl FnOnce(T) -> Feed,
+) -> bool {
+    match decode_body::<T>(&msg.payload) {
+        Ok(body) => out.send(feed(body)).await,
+        Err(err) => {
+            log::warn!("ignored a bad {what} on {}: {err}", msg.subject);
+            true
+        }
+    }
+}
+
+/// The newest of the beacons waiting, handed on after the events already here. Beacons
+/// that waited behind a busy client are one: only the newest says anything, and two
+/// handed on together would look like a period with no event, as if the replica had lost
+/// one. A beacon is judged against what came before it: one handed on ahead of events
+/// that were waiting would make a late replica look lost, or ahead of the controller.
+async fn hand_on_beacon<U: From<Feed>>(
+    mut msg: bus::Message,
+    beacons: &mut Subscription,
+    follow: &mut Follow,
+    out: &Out<U>,
+) -> bool {
+    while let Some(Some(newer)) = beacons.next().now_or_never() {
+        msg = newer;
+    }
+    follow.forward_ready(out).await
+        && hand_on(&msg, "controller beacon", out, |b: ControllerBeacon| Feed::Beacon(b.revision)).await
 }
 
 /// Events handed on in one go before the other subscriptions get a turn.
