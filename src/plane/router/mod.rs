@@ -84,41 +84,7 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
         tokio::select! {
             update = handle.updates.recv() => {
                 let Some(update) = update else { return };
-                let now = now_ms();
-                let touches_routes = match update {
-                    Feed::Snapshot(fleet) => {
-                        replica.apply_snapshot(fleet, now);
-                        true
-                    }
-                    Feed::Event(event) => {
-                        let relevant = event.changes.iter().any(|c| matches!(c,
-                            Change::Route(_) | Change::RouteRemoved { .. } | Change::App(_) | Change::AppRemoved { .. }));
-                        if replica.apply_event(event, now).is_err() {
-                            handle.resync.resync();
-                        }
-                        relevant
-                    }
-                    Feed::Beacon(rev) => {
-                        if replica.note_beacon(rev) {
-                            handle.resync.resync();
-                        }
-                        false
-                    }
-                    Feed::Connection(c) => {
-                        if !c.is_connected() {
-                            // Cut off: keep serving what we have; never prune on silence.
-                            replica.mark_resyncing();
-                        }
-                        false
-                    }
-                    // A router behind a flood is late, not lost: the beacon rule reads it.
-                    Feed::Pending(n) => {
-                        replica.note_pending(n);
-                        false
-                    }
-                    _ => false,
-                };
-                if touches_routes && due.is_none() {
+                if take(&mut replica, update, &handle.resync) && due.is_none() {
                     due = Some(tokio::time::Instant::now() + config.coalesce);
                 }
             }
@@ -143,22 +109,89 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                     continue;
                 }
                 last_apply = Some(tokio::time::Instant::now());
-                let done = apply::apply(applier.as_mut(), &replica.fleet, &config.listen, &config.state_dir).await;
-                status.last_error = done.error();
-                match &done.result {
-                    Ok(()) => {
-                        status.generation += 1;
-                        status.last_reload = Some(now_ms());
-                        status.backends = done.rendered.backends;
-                        status.revision = replica.fleet.revision;
-                        applied = Some(wanted.config);
-                        log::info!("applied generation {} ({} backends, revision {})", status.generation, status.backends, status.revision);
-                    }
-                    Err(e) => log::error!("{e}"),
+                if apply_to(applier.as_mut(), &replica, &config, &mut status).await {
+                    applied = Some(wanted.config);
                 }
                 publish_status(bus.as_ref(), &source, &status).await;
             }
             _ = ticker.tick() => publish_status(bus.as_ref(), &source, &status).await,
+        }
+    }
+}
+
+/// Takes one message of the follow into the replica; true when it may change the routes
+/// nginx gets (a snapshot, or an event changing a route or an app).
+fn take(replica: &mut Replica, feed: Feed, resync: &client::Resyncer) -> bool {
+    let now = now_ms();
+    match feed {
+        Feed::Snapshot(fleet) => {
+            replica.apply_snapshot(fleet, now);
+            true
+        }
+        Feed::Event(event) => {
+            let relevant = event.changes.iter().any(|c| {
+                matches!(
+                    c,
+                    Change::Route(_)
+                        | Change::RouteRemoved { .. }
+                        | Change::App(_)
+                        | Change::AppRemoved { .. }
+                )
+            });
+            if replica.apply_event(event, now).is_err() {
+                resync.resync();
+            }
+            relevant
+        }
+        Feed::Beacon(rev) => {
+            if replica.note_beacon(rev) {
+                resync.resync();
+            }
+            false
+        }
+        Feed::Connection(c) => {
+            if !c.is_connected() {
+                // Cut off: keep serving what we have; never prune on silence.
+                replica.mark_resyncing();
+            }
+            false
+        }
+        // A router behind a flood is late, not lost: the beacon rule reads it.
+        Feed::Pending(n) => {
+            replica.note_pending(n);
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Applies the replica's routes to nginx and notes the outcome in the status; true when
+/// they went in.
+async fn apply_to(
+    applier: &mut dyn Applier,
+    replica: &Replica,
+    config: &RouterConfig,
+    status: &mut RouterStatus,
+) -> bool {
+    let done = apply::apply(applier, &replica.fleet, &config.listen, &config.state_dir).await;
+    status.last_error = done.error();
+    match &done.result {
+        Ok(()) => {
+            status.generation += 1;
+            status.last_reload = Some(now_ms());
+            status.backends = done.rendered.backends;
+            status.revision = replica.fleet.revision;
+            log::info!(
+                "applied generation {} ({} backends, revision {})",
+                status.generation,
+                status.backends,
+                status.revision
+            );
+            true
+        }
+        Err(e) => {
+            log::error!("{e}");
+            false
         }
     }
 }
