@@ -63,7 +63,28 @@ pub fn render(fleet: &Fleet, listen: &str, dir: &Path) -> Rendered {
 /// [`render`], leaving out the apps in `left_out` (their server would fail `nginx -t`).
 pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeSet<String>) -> Rendered {
     let mut refused = Vec::new();
-    let mut blocks = Vec::new();
+    let upstreams = upstreams_of(fleet, left_out, &mut refused);
+    // Counted once the file's apps are settled: an app refused for its domain serves none.
+    let backends = upstreams.values().map(|u| u.servers.len()).sum();
+    let mut c = String::new();
+    write_http_head(&mut c, fleet.revision, dir, &upstreams);
+    let blocks = write_apps(&mut c, listen, &upstreams);
+    let _ = writeln!(c, "    server {{");
+    let _ = writeln!(c, "        listen {listen} default_server;");
+    let _ = writeln!(c, "        location / {{ return 404 \"no app has this domain\\n\"; }}");
+    let _ = writeln!(c, "    }}");
+    let _ = writeln!(c, "}}");
+    Rendered { config: c, backends, refused, blocks }
+}
+
+/// Each app's upstream, with the routes that serve, from valid values only: what is not
+/// valid is said in `refused`, and so is a second app on a domain already served (nginx
+/// would pick one silently; the first is kept).
+fn upstreams_of(
+    fleet: &Fleet,
+    left_out: &BTreeSet<String>,
+    refused: &mut Vec<String>,
+) -> BTreeMap<String, Upstream> {
     let mut upstreams: BTreeMap<String, Upstream> = BTreeMap::new();
     for app in fleet.apps.values().filter(|a| !left_out.contains(&a.name)) {
         match (validate::name("app", &app.name), validate::domain(&app.domain)) {
@@ -89,7 +110,6 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
         }
         up.servers.push((route.backend.clone(), route.weight));
     }
-    // Two apps on one domain would make nginx pick one silently: keep the first, say so.
     let mut seen_domains = BTreeMap::new();
     upstreams.retain(|app, up| match seen_domains.insert(up.domain.clone(), app.clone()) {
         None => true,
@@ -99,15 +119,16 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
             false
         }
     });
-    // Counted once the file's apps are settled: an app refused for its domain serves none.
-    let backends = upstreams.values().map(|u| u.servers.len()).sum();
+    upstreams
+}
 
+/// The file's head, up to the apps: the process, its paths under `dir`, the server names'
+/// hash and how a request moves past a backend that fails.
+fn write_http_head(c: &mut String, revision: u64, dir: &Path, upstreams: &BTreeMap<String, Upstream>) {
     let d = dir.display();
-    let mut c = String::new();
     let _ = writeln!(
         c,
-        "# Written by quarterdeck router at revision {}. Do not edit: it is rewritten on every change.",
-        fleet.revision
+        "# Written by quarterdeck router at revision {revision}. Do not edit: it is rewritten on every change."
     );
     let _ = writeln!(c, "worker_processes 1;");
     let _ = writeln!(c, "pid {d}/nginx.pid;");
@@ -133,7 +154,17 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
     let _ = writeln!(c, "    proxy_next_upstream error timeout http_502 http_503;");
     let _ = writeln!(c, "    proxy_next_upstream_tries {NEXT_UPSTREAM_TRIES};");
     let _ = writeln!(c, "    proxy_next_upstream_timeout {NEXT_UPSTREAM_TIMEOUT};");
-    for (app, up) in &upstreams {
+}
+
+/// Each app's upstream (when it has backends) and server block; returns where each block
+/// is in the file, by app, so one that `nginx -t` refuses can be left out.
+fn write_apps(
+    c: &mut String,
+    listen: &str,
+    upstreams: &BTreeMap<String, Upstream>,
+) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut blocks = Vec::new();
+    for (app, up) in upstreams {
         if up.servers.is_empty() {
             continue;
         }
@@ -145,7 +176,7 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
         let _ = writeln!(c, "    }}");
         blocks.push((start..c.len(), app.clone()));
     }
-    for (app, up) in &upstreams {
+    for (app, up) in upstreams {
         let start = c.len();
         let _ = writeln!(c, "    server {{");
         let _ = writeln!(c, "        listen {listen};");
@@ -164,12 +195,7 @@ pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeS
         let _ = writeln!(c, "    }}");
         blocks.push((start..c.len(), app.clone()));
     }
-    let _ = writeln!(c, "    server {{");
-    let _ = writeln!(c, "        listen {listen} default_server;");
-    let _ = writeln!(c, "        location / {{ return 404 \"no app has this domain\\n\"; }}");
-    let _ = writeln!(c, "    }}");
-    let _ = writeln!(c, "}}");
-    Rendered { config: c, backends, refused, blocks }
+    blocks
 }
 
 /// `server_names_hash_bucket_size` and `_max_size` for server names of these lengths. A
