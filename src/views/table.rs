@@ -228,19 +228,7 @@ pub fn render<'r>(
 ) -> TableArea {
     let theme = &app.theme;
     let selected = view.selected.min(view.total.saturating_sub(1));
-    let mut title = vec![
-        Span::styled(format!(" {} ", view.title), theme.title),
-        Span::styled(
-            if view.total > 0 { format!("[{}/{}] ", selected + 1, view.total) } else { "[0] ".into() },
-            theme.muted,
-        ),
-    ];
-    title.extend(view.notes);
-    // No panel shows data that may be out of date without saying so.
-    if let Some(why) = app.staleness() {
-        title.push(Span::styled(format!("⚠ {why} "), theme.warn));
-    }
-    let title = Line::from(title);
+    let title = title_line(app, &view.title, view.total, selected, view.notes);
     // Borders, the highlight symbol and the mark gutter take their share first.
     let gutter = if view.markable { 2 } else { 0 };
     let inner_width = area.width.saturating_sub(4 + gutter);
@@ -260,17 +248,7 @@ pub fn render<'r>(
     if inner.is_empty() {
         return TableArea::default();
     }
-    // Column x offsets within `inner`, after the highlight symbol, one space apart.
-    let mut xs: Vec<(u16, u16)> = Vec::with_capacity(kept.len() + 1);
-    let mut x = HIGHLIGHT_WIDTH;
-    if view.markable {
-        xs.push((x, 1));
-        x += 2;
-    }
-    for w in widths(view.columns, &natural, &content, &kept, inner_width) {
-        xs.push((x, w));
-        x = x.saturating_add(w + 1);
-    }
+    let xs = column_xs(view.markable, &widths(view.columns, &natural, &content, &kept, inner_width));
     let put_cell = |buf: &mut Buffer, cx: u16, w: u16, y: u16, cell: &Cell<'_>| {
         let w = w.min(inner.width.saturating_sub(cx));
         if w == 0 {
@@ -317,6 +295,47 @@ pub fn render<'r>(
         frame.render_widget(Span::styled(view.empty_text, theme.muted), msg);
     }
     TableArea { first_row: inner.y + 1, height: body_height as u16, start, total: view.total }
+}
+
+/// The table's title: its name, where the selection is, the notes (filter, sort, marks),
+/// and, when the data may be out of date, why.
+fn title_line(
+    app: &FrameContext,
+    name: &str,
+    total: usize,
+    selected: usize,
+    notes: Vec<Span<'static>>,
+) -> Line<'static> {
+    let theme = &app.theme;
+    let mut title = vec![
+        Span::styled(format!(" {name} "), theme.title),
+        Span::styled(
+            if total > 0 { format!("[{}/{total}] ", selected + 1) } else { "[0] ".into() },
+            theme.muted,
+        ),
+    ];
+    title.extend(notes);
+    // No panel shows data that may be out of date without saying so.
+    if let Some(why) = app.staleness() {
+        title.push(Span::styled(format!("⚠ {why} "), theme.warn));
+    }
+    Line::from(title)
+}
+
+/// Each drawn column's x offset within the table's inside and its width: after the
+/// highlight symbol (and the mark gutter, first when rows can be marked), one space apart.
+fn column_xs(markable: bool, widths: &[u16]) -> Vec<(u16, u16)> {
+    let mut xs: Vec<(u16, u16)> = Vec::with_capacity(widths.len() + 1);
+    let mut x = HIGHLIGHT_WIDTH;
+    if markable {
+        xs.push((x, 1));
+        x += 2;
+    }
+    for &w in widths {
+        xs.push((x, w));
+        x = x.saturating_add(w + 1);
+    }
+    xs
 }
 
 /// Draws a rounded border with `title` on its top edge and returns what is inside: what
