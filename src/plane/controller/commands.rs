@@ -48,32 +48,13 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             log::warn!("ignoring {} without a reply subject", msg.subject);
             continue;
         };
-        // History reads the durable stream, which takes a while: it must not hold up
-        // commands, and it changes nothing, so it runs on its own, a bounded number at once.
         if ctl.fenced() {
             answer(&ctl, &reply_to, &msg.subject, fenced_refusal(&ctl)).await;
             continue;
         }
         let kind = CtlSubject::parse(&msg.subject);
         if kind == CtlSubject::History {
-            match reads.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let ctl2 = ctl.clone();
-                    ctl.spawn(async move {
-                        answer_history(ctl2, msg).await;
-                        drop(permit);
-                    });
-                }
-                Err(_) => {
-                    let busy = WireError::new(
-                        ErrorCode::Unavailable,
-                        format!(
-                            "{MAX_HISTORY_READS} history reads are running already; try again in a moment"
-                        ),
-                    );
-                    answer(&ctl, &reply_to, &msg.subject, encode_reply::<()>(&ctl, Reply::Error(busy))).await;
-                }
-            }
+            read_history(&ctl, &reads, msg, &reply_to).await;
             continue;
         }
         // Reads change nothing: answered at once, whatever the backlog.
@@ -82,11 +63,8 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
         // memory until the store catches up.
         let backlog = ctl.backlog();
         if !read && backlog > MAX_BACKLOG {
-            let full = WireError::new(
-                ErrorCode::Unavailable,
-                format!("the controller has {backlog} events not yet durable; try again in a moment"),
-            );
-            answer(&ctl, &reply_to, &msg.subject, encode_reply::<()>(&ctl, Reply::Error(full))).await;
+            let why = format!("the controller has {backlog} events not yet durable; try again in a moment");
+            answer(&ctl, &reply_to, &msg.subject, unavailable(&ctl, why)).await;
             continue;
         }
         let reply = handle(&ctl, &mut refusals, &msg);
@@ -115,6 +93,30 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
         });
     }
     commit_records(&ctl, refusals.due(u64::MAX));
+}
+
+/// A history read runs on its own: it reads the durable stream, which takes a while, and
+/// changes nothing, so it must not hold up commands. At most `MAX_HISTORY_READS` at once;
+/// past that it is refused, to be tried again.
+async fn read_history(ctl: &Controller, reads: &Arc<Semaphore>, msg: crate::bus::Message, reply_to: &str) {
+    match reads.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let ctl2 = ctl.clone();
+            ctl.spawn(async move {
+                answer_history(ctl2, msg).await;
+                drop(permit);
+            });
+        }
+        Err(_) => {
+            let why = format!("{MAX_HISTORY_READS} history reads are running already; try again in a moment");
+            answer(ctl, reply_to, &msg.subject, unavailable(ctl, why)).await;
+        }
+    }
+}
+
+/// A refusal to try again later.
+fn unavailable(ctl: &Controller, why: String) -> Vec<u8> {
+    encode_reply::<()>(ctl, Reply::Error(WireError::new(ErrorCode::Unavailable, why)))
 }
 
 async fn answer(ctl: &Controller, reply_to: &str, subject: &str, reply: Vec<u8>) {
