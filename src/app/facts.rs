@@ -316,76 +316,87 @@ impl FleetFacts {
             }
         }
         for i in f.instances.values() {
-            match facts.per_host.get_mut(&i.host) {
-                Some(n) => *n += 1,
-                None => {
-                    facts.per_host.insert(i.host.clone(), 1);
-                }
-            }
-            let running = i.state == InstanceState::Running;
-            if !facts.per_app.contains_key(&i.app) {
-                facts.per_app.insert(i.app.clone(), AppCounts::default());
-            }
-            if let Some(counts) = facts.per_app.get_mut(&i.app) {
-                match counts.versions.get_mut(&i.version) {
-                    Some(n) => *n += 1,
-                    None => {
-                        counts.versions.insert(i.version.clone(), 1);
-                    }
-                }
-                counts.running += usize::from(running);
-            }
-            facts.running += usize::from(running);
-            if running {
-                add_count(&mut facts.running_by_host, &i.host, &i.app, 1);
-            }
-            if i.endpoint.is_empty() {
-                continue;
-            }
-            let route = routes.get(&(i.app.as_str(), i.endpoint.as_str())).copied();
-            if running && route.is_none() {
-                facts.unrouted += 1;
-            }
-            if !facts.by_endpoint.contains_key(&i.app) {
-                facts.by_endpoint.insert(i.app.clone(), Map::default());
-            }
-            let Some(endpoints) = facts.by_endpoint.get_mut(&i.app) else { continue };
-            match endpoints.get_mut(&i.endpoint) {
-                Some(e) => {
-                    e.running += usize::from(running);
-                    // Instances come in id order: the ids stay sorted.
-                    e.ids.push(i.id.clone());
-                }
-                None => {
-                    let ids = vec![i.id.clone()];
-                    let e = Endpoint {
-                        ids,
-                        first: i.state,
-                        running: usize::from(running),
-                        route: route.map(|r| r.state),
-                        // Known once every instance on it is counted, below.
-                        serves: false,
-                        host: i.host.clone(),
-                    };
-                    endpoints.insert(i.endpoint.clone(), e);
-                }
+            facts.tally_instance(i, &routes);
+        }
+        facts.tally_serving(&routes);
+        facts
+    }
+
+    /// One instance counted: on its host, in its app and version, running or not, and on
+    /// its endpoint (with the route there, if any).
+    fn tally_instance(&mut self, i: &Instance, routes: &Map<(&str, &str), &Route>) {
+        match self.per_host.get_mut(&i.host) {
+            Some(n) => *n += 1,
+            None => {
+                self.per_host.insert(i.host.clone(), 1);
             }
         }
-        for (app, endpoints) in facts.by_endpoint.iter_mut() {
+        let running = i.state == InstanceState::Running;
+        if !self.per_app.contains_key(&i.app) {
+            self.per_app.insert(i.app.clone(), AppCounts::default());
+        }
+        if let Some(counts) = self.per_app.get_mut(&i.app) {
+            match counts.versions.get_mut(&i.version) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.versions.insert(i.version.clone(), 1);
+                }
+            }
+            counts.running += usize::from(running);
+        }
+        self.running += usize::from(running);
+        if running {
+            add_count(&mut self.running_by_host, &i.host, &i.app, 1);
+        }
+        if i.endpoint.is_empty() {
+            return;
+        }
+        let route = routes.get(&(i.app.as_str(), i.endpoint.as_str())).copied();
+        if running && route.is_none() {
+            self.unrouted += 1;
+        }
+        if !self.by_endpoint.contains_key(&i.app) {
+            self.by_endpoint.insert(i.app.clone(), Map::default());
+        }
+        let Some(endpoints) = self.by_endpoint.get_mut(&i.app) else { return };
+        match endpoints.get_mut(&i.endpoint) {
+            Some(e) => {
+                e.running += usize::from(running);
+                // Instances come in id order: the ids stay sorted.
+                e.ids.push(i.id.clone());
+            }
+            None => {
+                let ids = vec![i.id.clone()];
+                let e = Endpoint {
+                    ids,
+                    first: i.state,
+                    running: usize::from(running),
+                    route: route.map(|r| r.state),
+                    // Known once every instance on it is counted, below.
+                    serves: false,
+                    host: i.host.clone(),
+                };
+                endpoints.insert(i.endpoint.clone(), e);
+            }
+        }
+    }
+
+    /// Which endpoints serve, once every instance on them is counted.
+    fn tally_serving(&mut self, routes: &Map<(&str, &str), &Route>) {
+        for (app, endpoints) in self.by_endpoint.iter_mut() {
             for (backend, e) in endpoints.iter_mut() {
                 let route = routes.get(&(app.as_str(), backend.as_str()));
                 e.serves = route.is_some_and(|r| r.serves_with(e.running));
                 if !e.serves {
                     continue;
                 }
-                facts.serving += 1;
-                if let Some(c) = facts.per_app.get_mut(app) {
+                self.serving += 1;
+                if let Some(c) = self.per_app.get_mut(app) {
                     c.serving += 1;
                 }
-                add_count(&mut facts.serving_by_host, &e.host, app, 1);
+                add_count(&mut self.serving_by_host, &e.host, app, 1);
             }
         }
-        facts
     }
 
     /// Brings the facts up to date with one event's changes, from what they touched as it
