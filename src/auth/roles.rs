@@ -134,92 +134,115 @@ fn reader_subscriptions(name: &str, inbox: &str) -> Vec<String> {
 /// The permissions of `who`, whose public key is `public_key`.
 pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
     let inbox = inbox_prefix(public_key);
-    let name = subjects::token(&who.name);
-    let prefix = subjects::PREFIX;
     match who.role {
-        // Everything the controller needs, and the only user that may publish events,
-        // write the state, the lease and the history stream, send agent commands and
-        // receive the commands it answers.
-        Role::Controller => Permissions {
-            publish: vec![
-                subjects::EVT_ALL.into(),
-                subjects::CONTROLLER_HB.into(),
-                format!("{prefix}.agent.*.cmd.>"),
-                "$JS.API.>".into(),
-                format!("$KV.{STATE}.>"),
-                format!("$KV.{LEADER}.>"),
-                "$JS.FC.>".into(),
-                "$JS.ACK.>".into(),
+        Role::Controller => controller(&inbox),
+        Role::Agent => agent(who, &inbox),
+        Role::Router => router(who, &inbox),
+        Role::Operator => operator(who, &inbox),
+        Role::Viewer => viewer(who, &inbox),
+    }
+}
+
+/// Everything the controller needs, and the only user that may publish events,
+/// write the state, the lease and the history stream, send agent commands and
+/// receive the commands it answers.
+fn controller(inbox: &str) -> Permissions {
+    let prefix = subjects::PREFIX;
+    Permissions {
+        publish: vec![
+            subjects::EVT_ALL.into(),
+            subjects::CONTROLLER_HB.into(),
+            format!("{prefix}.agent.*.cmd.>"),
+            "$JS.API.>".into(),
+            format!("$KV.{STATE}.>"),
+            format!("$KV.{LEADER}.>"),
+            "$JS.FC.>".into(),
+            "$JS.ACK.>".into(),
+        ],
+        subscribe: vec![
+            subjects::CTL_ALL.into(),
+            subjects::HB_ALL.into(),
+            subjects::STATUS_ALL.into(),
+            subjects::ROUTER_STATUS_ALL.into(),
+            format!("{inbox}.>"),
+        ],
+        responses: true,
+    }
+}
+
+/// Its own reports only; its own commands and log requests only (any user's: it
+/// takes the user from the subject); the artifact store read-only.
+fn agent(who: &Identity, inbox: &str) -> Permissions {
+    let prefix = subjects::PREFIX;
+    let name = subjects::token(&who.name);
+    Permissions {
+        publish: [
+            vec![subjects::heartbeat(&who.name), subjects::status(&who.name), format!("{prefix}.logs.>")],
+            stream_reader(&format!("OBJ_{ARTIFACTS}")),
+        ]
+        .concat(),
+        subscribe: vec![
+            format!("{prefix}.agent.{name}.cmd.>"),
+            subjects::logs_requests_to(&who.name),
+            format!("{inbox}.>"),
+        ],
+        responses: true,
+    }
+}
+
+/// Reads the route table (snapshot, then the history), publishes its own status.
+fn router(who: &Identity, inbox: &str) -> Permissions {
+    Permissions {
+        publish: [
+            vec![subjects::router_status(&who.name), subjects::CTL_SNAPSHOT.into()],
+            stream_reader(EVENTS),
+        ]
+        .concat(),
+        subscribe: vec![subjects::EVT_ALL.into(), subjects::CONTROLLER_HB.into(), format!("{inbox}.>")],
+        responses: false,
+    }
+}
+
+/// Sends commands under its own name only (`qd.v1.ctl.<name>.>`: the controller
+/// records that name), reads everything, starts log streams, uploads artifacts.
+fn operator(who: &Identity, inbox: &str) -> Permissions {
+    let name = subjects::token(&who.name);
+    Permissions {
+        publish: [
+            vec![
+                subjects::commands_of(&who.name),
+                subjects::CTL_SNAPSHOT.into(),
+                subjects::CTL_HISTORY.into(),
+                format!("$O.{ARTIFACTS}.>"),
             ],
-            subscribe: vec![
-                subjects::CTL_ALL.into(),
-                subjects::HB_ALL.into(),
-                subjects::STATUS_ALL.into(),
-                subjects::ROUTER_STATUS_ALL.into(),
-                format!("{inbox}.>"),
-            ],
-            responses: true,
-        },
-        // Its own reports only; its own commands and log requests only (any user's: it
-        // takes the user from the subject); the artifact store read-only.
-        Role::Agent => Permissions {
-            publish: [
-                vec![subjects::heartbeat(&who.name), subjects::status(&who.name), format!("{prefix}.logs.>")],
-                stream_reader(&format!("OBJ_{ARTIFACTS}")),
-            ]
-            .concat(),
-            subscribe: vec![
-                format!("{prefix}.agent.{name}.cmd.>"),
-                subjects::logs_requests_to(&who.name),
-                format!("{inbox}.>"),
-            ],
-            responses: true,
-        },
-        // Reads the route table (snapshot, then the history), publishes its own status.
-        Role::Router => Permissions {
-            publish: [
-                vec![subjects::router_status(&who.name), subjects::CTL_SNAPSHOT.into()],
-                stream_reader(EVENTS),
-            ]
-            .concat(),
-            subscribe: vec![subjects::EVT_ALL.into(), subjects::CONTROLLER_HB.into(), format!("{inbox}.>")],
-            responses: false,
-        },
-        // Sends commands under its own name only (`qd.v1.ctl.<name>.>`: the controller
-        // records that name), reads everything, starts log streams, uploads artifacts.
-        Role::Operator => Permissions {
-            publish: [
-                vec![
-                    subjects::commands_of(&who.name),
-                    subjects::CTL_SNAPSHOT.into(),
-                    subjects::CTL_HISTORY.into(),
-                    format!("$O.{ARTIFACTS}.>"),
-                ],
-                log_requests(&name),
-                history_reader(),
-                stream_reader(&format!("OBJ_{ARTIFACTS}")),
-                // Creating the bucket (when missing: a create never changes an existing
-                // stream) and, for a re-upload into a slot, purging the old object's
-                // chunks. Never an update: an operator who could update the bucket could
-                // set a retention that drops every app's artifacts.
-                js_api(&["STREAM.CREATE", "STREAM.PURGE"], &format!("OBJ_{ARTIFACTS}")),
-            ]
-            .concat(),
-            subscribe: reader_subscriptions(&name, &inbox),
-            responses: false,
-        },
-        // Reads only. Its reads are requests (snapshot, history, its log streams), so it
-        // may publish those and nothing else that would act.
-        Role::Viewer => Permissions {
-            publish: [
-                vec![subjects::CTL_SNAPSHOT.into(), subjects::CTL_HISTORY.into()],
-                log_requests(&name),
-                history_reader(),
-            ]
-            .concat(),
-            subscribe: reader_subscriptions(&name, &inbox),
-            responses: false,
-        },
+            log_requests(&name),
+            history_reader(),
+            stream_reader(&format!("OBJ_{ARTIFACTS}")),
+            // Creating the bucket (when missing: a create never changes an existing
+            // stream) and, for a re-upload into a slot, purging the old object's
+            // chunks. Never an update: an operator who could update the bucket could
+            // set a retention that drops every app's artifacts.
+            js_api(&["STREAM.CREATE", "STREAM.PURGE"], &format!("OBJ_{ARTIFACTS}")),
+        ]
+        .concat(),
+        subscribe: reader_subscriptions(&name, inbox),
+        responses: false,
+    }
+}
+
+/// Reads only. Its reads are requests (snapshot, history, its log streams), so it
+/// may publish those and nothing else that would act.
+fn viewer(who: &Identity, inbox: &str) -> Permissions {
+    let name = subjects::token(&who.name);
+    Permissions {
+        publish: [
+            vec![subjects::CTL_SNAPSHOT.into(), subjects::CTL_HISTORY.into()],
+            log_requests(&name),
+            history_reader(),
+        ]
+        .concat(),
+        subscribe: reader_subscriptions(&name, inbox),
+        responses: false,
     }
 }
 
