@@ -788,9 +788,7 @@ impl App {
     }
 
     pub(super) fn update_wizard(&mut self, action: Action) -> Vec<Effect> {
-        let replica = &self.replica;
         let fleet = &self.replica.fleet;
-        let page = self.page_rows;
         let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
         let step = w.step.clone();
         match (step, action) {
@@ -840,6 +838,20 @@ impl App {
             (Step::Confirm | Step::ConfirmRollback, a @ (Action::Input('y' | 'Y') | Action::Submit)) => {
                 return self.wizard_confirmed(a);
             }
+            (Step::Progress, action) => return self.wizard_progress_key(action),
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// A key on the deploy's progress: scroll its steps, roll back, or close (a deploy
+    /// still running is parked, and `d` shows it again).
+    fn wizard_progress_key(&mut self, action: Action) -> Vec<Effect> {
+        let replica = &self.replica;
+        let fleet = &self.replica.fleet;
+        let page = self.page_rows;
+        let Some(Overlay::Wizard(w)) = self.overlays.last_mut() else { return vec![] };
+        match (Step::Progress, action) {
             // The rows the steps get on screen: the table's rows less the progress's own
             // lines around them (the view clamps exactly; this keeps the keys in range).
             (Step::Progress, Action::HistoryPrev | Action::Input('k')) => {
