@@ -76,6 +76,41 @@ impl RowCache {
 
     /// Rebuilds the rows marked dirty; says whether one moved: its filter verdict flipped,
     /// or its sort key changed while the filter keeps it.
+    /// Rows came or went, and nothing else moved: the rows still there keep what was
+    /// built for them, and only the new ones are built.
+    fn keep_and_add(
+        &mut self,
+        keys: Vec<RowKey>,
+        build: &dyn Fn(&RowKey) -> (Vec<SortKey<'static>>, String),
+        filter: Option<&Filter>,
+    ) {
+        let mut old: Vec<Option<(Vec<SortKey<'static>>, String, bool)>> = std::mem::take(&mut self.sort_keys)
+            .into_iter()
+            .zip(std::mem::take(&mut self.hay))
+            .zip(std::mem::take(&mut self.keep))
+            .map(|((f, h), k)| Some((f, h, k)))
+            .collect();
+        for key in &keys {
+            let kept = self.pos.get(key).and_then(|&p| old.get_mut(p)).and_then(Option::take);
+            let (f, h, k) = match kept {
+                Some(row) => row,
+                None => {
+                    // Built now, and so not again for being touched.
+                    self.dirty.remove(key);
+                    self.builds += 1;
+                    let (f, h) = build(key);
+                    let k = filter.is_none_or(|x| x.keeps(&h));
+                    (f, h, k)
+                }
+            };
+            self.sort_keys.push(f);
+            self.hay.push(h);
+            self.keep.push(k);
+        }
+        self.pos = keys.iter().enumerate().map(|(p, k)| (k.clone(), p)).collect();
+        self.keys = keys;
+    }
+
     fn refresh_dirty(
         &mut self,
         build: &dyn Fn(&RowKey) -> (Vec<SortKey<'static>>, String),
@@ -147,33 +182,7 @@ impl RowCache {
             // Rows came or went, and no snapshot or clock moved the others: the rows still
             // there are kept (those the change touched are in `dirty`, rebuilt below) and
             // the new ones built. An Events panel gains a row per event this way, not 5,000.
-            let keys = natural(replica, panel);
-            let mut old: Vec<Option<(Vec<SortKey<'static>>, String, bool)>> =
-                std::mem::take(&mut self.sort_keys)
-                    .into_iter()
-                    .zip(std::mem::take(&mut self.hay))
-                    .zip(std::mem::take(&mut self.keep))
-                    .map(|((f, h), k)| Some((f, h, k)))
-                    .collect();
-            for key in &keys {
-                let kept = self.pos.get(key).and_then(|&p| old.get_mut(p)).and_then(Option::take);
-                let (f, h, k) = match kept {
-                    Some(row) => row,
-                    None => {
-                        // Built now, and so not again for being touched.
-                        self.dirty.remove(key);
-                        self.builds += 1;
-                        let (f, h) = build(key);
-                        let k = filter.is_none_or(|x| x.keeps(&h));
-                        (f, h, k)
-                    }
-                };
-                self.sort_keys.push(f);
-                self.hay.push(h);
-                self.keep.push(k);
-            }
-            self.pos = keys.iter().enumerate().map(|(p, k)| (k.clone(), p)).collect();
-            self.keys = keys;
+            self.keep_and_add(natural(replica, panel), &build, filter);
             self.stamp = Some(stamp);
             self.refresh_dirty(&build, filter, sort_column);
             if self.matched_for.as_ref() != Some(&filter_text) {
