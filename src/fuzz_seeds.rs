@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::plane::fixture::{T0, fixture};
 use crate::protocol::{
     AuditOutcome, AuditRecord, Change, Constraints, Envelope, ErrorCode, Event, EventKind, Fleet,
-    HealthCheck, Heartbeat, HistoryRequest, HostInfo, InstanceRef, InstanceReport, InstanceSpec,
-    InstanceStatus, LogsRequest, LogsStreamRef, Operation, OperationEnded, OperationKind, OperationState,
-    OperationStep, Operator, Reply, RestartBody, RestartRequest, RouteRequest, RouterStatus, RunPatch,
-    RunSpec, SnapshotPage, SnapshotRequest, StepCounts, StepDelta, StepName, StepState, Strategy, WireError,
-    encode,
+    HealthCheck, Heartbeat, HistoryRequest, InstanceRef, InstanceReport, InstanceSpec, InstanceStatus,
+    LogsRequest, LogsStreamRef, Operation, OperationEnded, OperationKind, OperationState, OperationStep,
+    Operator, Reply, RestartBody, RestartRequest, RouteRequest, RouterStatus, RunPatch, RunSpec,
+    SnapshotPage, SnapshotRequest, StepCounts, StepDelta, StepName, StepState, Strategy, WireError, encode,
 };
 
 fn corpus() -> PathBuf {
@@ -177,16 +176,9 @@ fn events(fleet: &Fleet, fixture_events: &[Event]) -> Vec<Event> {
 fn heartbeat(fleet: &Fleet) -> Option<Heartbeat> {
     let host = fleet.hosts.values().next()?;
     Some(Heartbeat {
-        host: HostInfo {
-            id: host.id.clone(),
-            hostname: host.hostname.clone(),
-            ip: host.ip.clone(),
-            az: host.az.clone(),
-            tags: host.tags.clone(),
-            cpu_cores: host.cpu_cores,
-            memory_total_mb: host.memory_total_mb,
-            agent_version: host.agent_version.clone(),
+        host: crate::protocol::HostInfo {
             warnings: vec!["overlay2 on xfs without d_type".into()],
+            ..crate::protocol::HostInfo::of(host)
         },
         metrics: host.metrics.clone(),
         instances: fleet.instances_on(&host.id).take(2).map(InstanceReport::of).collect(),

@@ -10,17 +10,7 @@ use crate::views::harness::{app, change_event, screen, type_text};
 fn metrics_heartbeat(app: &App) -> Inbound {
     let host = app.replica.fleet.hosts.get("host-01").cloned().expect("host-01");
     Inbound::Heartbeat(Box::new(crate::protocol::Heartbeat {
-        host: crate::protocol::HostInfo {
-            id: host.id.clone(),
-            hostname: host.hostname.clone(),
-            ip: host.ip.clone(),
-            az: host.az.clone(),
-            tags: host.tags.clone(),
-            cpu_cores: host.cpu_cores,
-            memory_total_mb: host.memory_total_mb,
-            agent_version: host.agent_version.clone(),
-            warnings: vec![],
-        },
+        host: crate::protocol::HostInfo::of(&host),
         metrics: crate::protocol::HostMetrics { cpu_pct: 99.0, ..host.metrics.clone() },
         instances: vec![],
         period_ms: 2000,

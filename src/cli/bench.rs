@@ -23,9 +23,7 @@ use crate::app::App;
 use crate::backend::Inbound;
 use crate::plane::fixture::{T0, fixture};
 use crate::plane::rng::Rng;
-use crate::protocol::{
-    Envelope, Event, Fleet, Heartbeat, HostInfo, InstanceReport, decode, decode_body, encode,
-};
+use crate::protocol::{Envelope, Event, Fleet, Heartbeat, InstanceReport, decode, decode_body, encode};
 use crate::theme::{ColorMode, Theme};
 use crate::tui::output::FrameBackend;
 
@@ -126,17 +124,7 @@ pub fn metric_batch(fleet: &Fleet, rng: &mut Rng, hosts: usize) -> Vec<Heartbeat
             let mut metrics = h.metrics.clone();
             metrics.cpu_pct = rng.range(1.0, 95.0) as f32;
             Heartbeat {
-                host: HostInfo {
-                    id: h.id.clone(),
-                    hostname: h.hostname.clone(),
-                    ip: h.ip.clone(),
-                    az: h.az.clone(),
-                    tags: h.tags.clone(),
-                    cpu_cores: h.cpu_cores,
-                    memory_total_mb: h.memory_total_mb,
-                    agent_version: h.agent_version.clone(),
-                    warnings: vec![],
-                },
+                host: crate::protocol::HostInfo::of(h),
                 metrics,
                 instances: fleet
                     .instances_on(&h.id)

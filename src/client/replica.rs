@@ -595,17 +595,7 @@ impl Replica {
 #[cfg(test)]
 pub(crate) fn test_heartbeat(host: &Host, period_ms: u64) -> Heartbeat {
     Heartbeat {
-        host: crate::protocol::HostInfo {
-            id: host.id.clone(),
-            hostname: host.hostname.clone(),
-            ip: host.ip.clone(),
-            az: host.az.clone(),
-            tags: host.tags.clone(),
-            cpu_cores: host.cpu_cores,
-            memory_total_mb: host.memory_total_mb,
-            agent_version: host.agent_version.clone(),
-            warnings: vec![],
-        },
+        host: crate::protocol::HostInfo::of(host),
         metrics: host.metrics.clone(),
         instances: vec![],
         period_ms,

@@ -364,6 +364,24 @@ pub struct HostInfo {
     pub warnings: Vec<String>,
 }
 
+impl HostInfo {
+    /// The facts a heartbeat from `host` carries: what the controller keeps of a host, less
+    /// what only it knows (state, last heard, metrics, unmanaged containers).
+    pub fn of(host: &super::model::Host) -> HostInfo {
+        HostInfo {
+            id: host.id.clone(),
+            hostname: host.hostname.clone(),
+            ip: host.ip.clone(),
+            az: host.az.clone(),
+            tags: host.tags.clone(),
+            cpu_cores: host.cpu_cores,
+            memory_total_mb: host.memory_total_mb,
+            agent_version: host.agent_version.clone(),
+            warnings: host.warnings.clone(),
+        }
+    }
+}
+
 /// `qd.v1.agent.<host>.hb`: level-triggered, the full picture every period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {

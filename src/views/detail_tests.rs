@@ -77,7 +77,7 @@ fn an_event_detail_shows_its_operation_step_by_step() {
 /// Heartbeats every 2 s for 80 s: the host's CPU jumps when an instance is deployed on it
 /// at sample 20, and an instance crashes at sample 30.
 fn host_with_history() -> (App, String) {
-    use crate::protocol::{Event, EventKind, Heartbeat, HostInfo};
+    use crate::protocol::{Event, EventKind, Heartbeat};
     let mut app = app();
     let host = app.selected_host().cloned().expect("a host");
     let inst = app.replica.fleet.instances_on(&host.id).next().cloned().expect("an instance on it");
@@ -88,17 +88,7 @@ fn host_with_history() -> (App, String) {
         metrics.mem_total_mb = 16_384;
         metrics.mem_used_mb = 6_000 + k * 50;
         let hb = Heartbeat {
-            host: HostInfo {
-                id: host.id.clone(),
-                hostname: host.hostname.clone(),
-                ip: host.ip.clone(),
-                az: host.az.clone(),
-                tags: host.tags.clone(),
-                cpu_cores: host.cpu_cores,
-                memory_total_mb: host.memory_total_mb,
-                agent_version: host.agent_version.clone(),
-                warnings: vec![],
-            },
+            host: crate::protocol::HostInfo::of(&host),
             metrics,
             instances: vec![],
             period_ms: 2_000,
@@ -171,17 +161,7 @@ fn instance_and_app_details_show_their_sparklines() {
         };
         let host = app.replica.fleet.hosts[&inst.host].clone();
         let hb = crate::protocol::Heartbeat {
-            host: crate::protocol::HostInfo {
-                id: host.id.clone(),
-                hostname: host.hostname.clone(),
-                ip: host.ip.clone(),
-                az: host.az.clone(),
-                tags: vec![],
-                cpu_cores: host.cpu_cores,
-                memory_total_mb: host.memory_total_mb,
-                agent_version: host.agent_version.clone(),
-                warnings: vec![],
-            },
+            host: crate::protocol::HostInfo { tags: vec![], ..crate::protocol::HostInfo::of(&host) },
             metrics: host.metrics.clone(),
             instances: vec![report],
             period_ms: 2_000,

@@ -2,7 +2,6 @@
 //! command with quoted words. The first needs no server at all; the second runs on a real
 //! plane (nats-server, controller, two sim agents) and skips, saying so, without one.
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -10,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::nats_support::{
-    BIN, CtlOut, PlaneConfig, WAIT, check, ctl, ctl_ok, eventually, list, plane_or_skip, unique_dir,
-    wait_or_kill,
+    BIN, CtlOut, PlaneConfig, WAIT, check, ctl, ctl_ok, eventually, list, plane_or_skip, run_captured,
+    unique_dir,
 };
 
 /// A loopback port nothing listens on: bound, then let go.
@@ -23,25 +22,7 @@ fn closed_port() -> u16 {
 /// `quarterdeck ARGS`, with no terminal, killed if it has not ended within a minute (it
 /// should end at once; the bound only keeps a regression from hanging the suite).
 fn quarterdeck(args: &[&str]) -> CtlOut {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("NATS_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().expect("stdout pipe")));
-    let err = reader(Box::new(child.stderr.take().expect("stderr pipe")));
-    let status = wait_or_kill(&mut child, Duration::from_secs(60));
-    CtlOut { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
+    run_captured(Command::new(BIN).args(args).env_remove("NATS_URL"), Duration::from_secs(60))
 }
 
 fn assert_refused(out: &CtlOut, url: &str) {

@@ -585,15 +585,19 @@ pub fn ctl_as(nats: &NatsServer, who: &str, args: &[&str]) -> CtlOut {
 
 /// `ctl` logged in with the seed file `seed`, or as nobody.
 pub fn ctl_with_seed(url: &str, seed: Option<PathBuf>, args: &[&str]) -> CtlOut {
-    let mut child = login(&mut Command::new(BIN), seed)
-        .arg("ctl")
-        .args(args)
-        .env("NATS_URL", url)
+    let mut cmd = Command::new(BIN);
+    login(&mut cmd, seed).arg("ctl").args(args).env("NATS_URL", url);
+    run_captured(&mut cmd, Duration::from_secs(120))
+}
+
+/// Runs `cmd` with no input and its output captured, killed past `timeout`.
+pub fn run_captured(cmd: &mut Command, timeout: Duration) -> CtlOut {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {BIN} ctl: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let reader = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -603,7 +607,7 @@ pub fn ctl_with_seed(url: &str, seed: Option<PathBuf>, args: &[&str]) -> CtlOut 
     };
     let out = reader(Box::new(child.stdout.take().expect("stdout pipe")));
     let err = reader(Box::new(child.stderr.take().expect("stderr pipe")));
-    let status = wait_or_kill(&mut child, Duration::from_secs(120));
+    let status = wait_or_kill(&mut child, timeout);
     CtlOut { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
 }
 
