@@ -479,7 +479,7 @@ pub fn app_row<'a>(src: RowSource<'_>, a: &'a AppSpec) -> Row<'a> {
         o => format!("{} (+{})", a.version, o.join(",")).into(),
     };
     let (state, tone) = app_state_label(st.health, st.waiting_for(a), st.unknown);
-    let prod = a.tags.iter().any(|t| t == "prod");
+    let prod = a.is_prod();
     Row {
         cells: vec![
             text(a.name.as_str(), Tone::Text),
