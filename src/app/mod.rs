@@ -13,6 +13,8 @@ pub mod logs;
 pub mod pulls;
 pub mod row_cache;
 pub mod rows;
+#[cfg(test)]
+pub(crate) mod scratch;
 pub mod sort_key;
 mod update;
 mod window;

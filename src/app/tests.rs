@@ -441,10 +441,8 @@ fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
     assert!(app.status.as_ref().is_some_and(|s| s.text.starts_with("read-only: deploy refused")));
 
     // The deploy waiting for its upload: the upload ends after read-only came on.
-    let dir = std::env::temp_dir().join(format!("qd-ro-upload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let file = dir.join("shop-web-2.0.0.tar.gz");
-    std::fs::write(&file, vec![7u8; 2048]).expect("artifact");
+    let scratch = super::scratch::ScratchArtifact::new("ro-upload", "shop-web-2.0.0.tar.gz", 2048);
+    let file = scratch.file.clone();
     let mut app = self::app();
     app.update(Action::ShowPanel(Panel::Apps));
     app.update(Action::Bottom);
@@ -467,7 +465,6 @@ fn read_only_that_comes_on_while_a_dialog_is_open_sends_nothing() {
     assert!(effects.is_empty(), "the deploy went out in read-only: {effects:?}");
     let shown = screen(&mut app, 120, 20);
     assert!(shown.contains("refused"), "the wizard says the deploy was refused: {shown}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// "Is this prod" is one rule, `protocol::App::is_prod`: the confirm dialog and the

@@ -295,10 +295,8 @@ fn wizard_failure_offers_a_rollback() {
 
 #[test]
 fn wizard_uploading_the_artifact_then_sending() {
-    let dir = std::env::temp_dir().join(format!("qd-view-upload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let file = dir.join("shop-web-2.0.0.tar.gz");
-    std::fs::write(&file, vec![7u8; 2048]).expect("artifact");
+    let scratch = crate::app::scratch::ScratchArtifact::new("view-upload", "shop-web-2.0.0.tar.gz", 2048);
+    let (dir, file) = (&scratch.dir, scratch.file.clone());
     let mut app = wizard_on_shop_web();
     retype(&mut app, "2.0.0");
     app.update(Action::HistoryNext);
@@ -325,5 +323,4 @@ fn wizard_uploading_the_artifact_then_sending() {
     );
     let screen = text(&draw(&mut app, 120, 16));
     assert!(screen.contains("✓ UPLOAD") && screen.contains("uploaded: shop-web-2.0.0"), "{screen}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
