@@ -3,18 +3,18 @@
 
 use std::fmt::Write;
 
-use super::roles::{Identity, permissions};
+use super::roles::{Grants, Identity, permissions};
 
-/// The block for `users` (identity and public key), in the order given.
-pub fn render(users: &[(Identity, String)]) -> String {
+/// The block for `users` (identity, grants and public key), in the order given.
+pub fn render(users: &[(Identity, Grants, String)]) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "# Written by `quarterdeck auth`; rewritten by `auth add` and `auth remove`.");
     let _ = writeln!(c, "# Include it in nats-server's config (`include \"nats-auth.conf\"`), then");
     let _ = writeln!(c, "# `nats-server --signal reload` (or SIGHUP) after every change.");
     let _ = writeln!(c, "authorization {{");
     let _ = writeln!(c, "  users = [");
-    for (who, key) in users {
-        let p = permissions(who, key);
+    for (who, grants, key) in users {
+        let p = permissions(who, grants, key);
         let _ = writeln!(c, "    # {} {}", who.role, who.name);
         let _ = writeln!(c, "    {{");
         let _ = writeln!(c, "      nkey: {}", quote(key));
@@ -52,8 +52,8 @@ mod tests {
     #[test]
     fn every_user_gets_its_key_and_its_role_s_permissions_quoted() {
         let users = vec![
-            (Identity::new(Role::Controller, "c1").unwrap(), "UCONTROLLER".to_string()),
-            (Identity::new(Role::Agent, "h1").unwrap(), "UAGENT".to_string()),
+            (Identity::new(Role::Controller, "c1").unwrap(), Grants::new(), "UCONTROLLER".to_string()),
+            (Identity::new(Role::Agent, "h1").unwrap(), Grants::new(), "UAGENT".to_string()),
         ];
         let conf = render(&users);
         assert!(conf.contains("nkey: \"UCONTROLLER\""));

@@ -1,13 +1,15 @@
 //! The auth directory: `DIR/<role>/<name>.nk` holds each user's NKey seed (mode 0600), and
 //! `DIR/nats-auth.conf` the block rendered from them. The seeds are the list of users:
-//! `add` and `remove` change the files and render the block again.
+//! `add` and `remove` change the files and render the block again. An operator's grants
+//! (`exec`, `port-forward`) sit beside its seed in `DIR/operator/<name>.grants`, one per
+//! line, written by `grant` and `revoke`.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::conf;
-use super::roles::{Identity, Role};
+use super::roles::{Grant, Grants, Identity, Role, check_grants};
 
 pub const CONF: &str = "nats-auth.conf";
 
@@ -15,6 +17,7 @@ pub const CONF: &str = "nats-auth.conf";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub who: Identity,
+    pub grants: Grants,
     pub public_key: String,
     pub seed_file: PathBuf,
 }
@@ -58,15 +61,60 @@ pub fn users(dir: &Path) -> Result<Vec<User>, String> {
             let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let who = Identity::new(role, &name).map_err(|e| format!("{}: {e}", file.display()))?;
             let (_, public_key) = public_key_of(&file)?;
-            out.push(User { who, public_key, seed_file: file });
+            let grants = grants_in(&file.with_extension("grants"))?;
+            check_grants(role, &grants).map_err(|e| format!("{}: {e}", file.display()))?;
+            out.push(User { who, grants, public_key, seed_file: file });
         }
     }
     Ok(out)
 }
 
+/// The grants in `file` (none when it is missing); an unknown grant is an error naming it.
+fn grants_in(file: &Path) -> Result<Grants, String> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Grants::new()),
+        Err(e) => return Err(format!("{}: {e}", file.display())),
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.parse::<Grant>().map_err(|e| format!("{}: {e}", file.display())))
+        .collect()
+}
+
+/// Gives (`give`) or takes back grants of the user `spec` (as `remove` names one) and
+/// returns the user with the grants it now holds. Only an operator holds grants.
+pub fn set_grants(dir: &Path, spec: &str, grants: &[Grant], give: bool) -> Result<User, String> {
+    let mut user = find(dir, spec)?;
+    for g in grants {
+        if give {
+            user.grants.insert(*g);
+        } else {
+            user.grants.remove(g);
+        }
+    }
+    check_grants(user.who.role, &user.grants)?;
+    let file = user.seed_file.with_extension("grants");
+    if user.grants.is_empty() {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", file.display())),
+        }
+    } else {
+        let text: String = user.grants.iter().map(|g| format!("{g}\n")).collect();
+        let tmp = file.with_extension("grants.new");
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &file).map_err(io(&file))?;
+    }
+    Ok(user)
+}
+
 /// Writes `DIR/nats-auth.conf` from the users on file, atomically (aside, then renamed).
 pub fn write_conf(dir: &Path) -> Result<PathBuf, String> {
-    let users: Vec<(Identity, String)> = users(dir)?.into_iter().map(|u| (u.who, u.public_key)).collect();
+    let users: Vec<(Identity, Grants, String)> =
+        users(dir)?.into_iter().map(|u| (u.who, u.grants, u.public_key)).collect();
     let path = dir.join(CONF);
     let tmp = dir.join(format!(".{CONF}.new"));
     std::fs::write(&tmp, conf::render(&users)).map_err(io(&tmp))?;
@@ -91,11 +139,25 @@ pub fn add(dir: &Path, who: &Identity) -> Result<User, String> {
             }
         })?;
     out.write_all(format!("{seed}\n").as_bytes()).map_err(io(&file))?;
-    Ok(User { who: who.clone(), public_key: pair.public_key(), seed_file: file })
+    Ok(User { who: who.clone(), grants: Grants::new(), public_key: pair.public_key(), seed_file: file })
 }
 
-/// Removes the user `spec` (`NAME`, or `ROLE/NAME` when the name is in more than one role).
+/// Removes the user `spec` (`NAME`, or `ROLE/NAME` when the name is in more than one role),
+/// with its grants.
 pub fn remove(dir: &Path, spec: &str) -> Result<User, String> {
+    let one = find(dir, spec)?;
+    std::fs::remove_file(&one.seed_file).map_err(io(&one.seed_file))?;
+    let grants = one.seed_file.with_extension("grants");
+    match std::fs::remove_file(&grants) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", grants.display())),
+    }
+    Ok(one)
+}
+
+/// The one user `spec` names: `NAME`, or `ROLE/NAME` when the name is in more than one role.
+fn find(dir: &Path, spec: &str) -> Result<User, String> {
     let (role, name) = match spec.split_once('/') {
         Some((r, n)) => (Some(r.parse::<Role>()?), n),
         None => (None, spec),
@@ -106,10 +168,7 @@ pub fn remove(dir: &Path, spec: &str) -> Result<User, String> {
         .collect();
     match found.as_slice() {
         [] => Err(format!("no user {} in {}", crate::protocol::validate::quoted(spec), dir.display())),
-        [one] => {
-            std::fs::remove_file(&one.seed_file).map_err(io(&one.seed_file))?;
-            Ok(one.clone())
-        }
+        [one] => Ok(one.clone()),
         many => Err(format!(
             "{name} is a user in {} roles ({}): say which, e.g. {}/{name}",
             many.len(),
@@ -148,6 +207,19 @@ mod tests {
         let left: Vec<String> =
             users(&d).unwrap().iter().map(|u| format!("{}/{}", u.who.role, u.who.name)).collect();
         assert_eq!(left, ["agent/h1", "operator/alice"]);
+        let alice = set_grants(&d, "alice", &[Grant::Exec, Grant::PortForward], true).unwrap();
+        assert_eq!(alice.grants.len(), 2);
+        let alice = set_grants(&d, "alice", &[Grant::PortForward], false).unwrap();
+        assert_eq!(alice.grants, [Grant::Exec].into_iter().collect());
+        assert_eq!(users(&d).unwrap()[1].grants, alice.grants, "kept on file");
+        let conf = std::fs::read_to_string(write_conf(&d).unwrap()).unwrap();
+        assert!(conf.contains("qd.v1.agent.*.exec.alice.>") && !conf.contains("qd.v1.agent.*.fwd.alice.>"));
+        assert!(set_grants(&d, "h1", &[Grant::Exec], true).unwrap_err().contains("only operators"));
+        std::fs::write(d.join("operator/alice.grants"), "exec\nsudo\n").unwrap();
+        assert!(users(&d).unwrap_err().contains("\"sudo\" is not a grant"));
+        std::fs::write(d.join("operator/alice.grants"), "# given by hand\nexec\n").unwrap();
+        remove(&d, "alice").unwrap();
+        assert!(!d.join("operator/alice.grants").exists(), "grants go with their user");
         std::fs::write(d.join("agent/bad.nk"), "not a seed").unwrap();
         assert!(users(&d).unwrap_err().contains("does not hold an NKey user seed"));
         let _ = std::fs::remove_dir_all(&d);

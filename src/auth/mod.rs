@@ -10,4 +10,4 @@ pub mod conf;
 pub mod files;
 pub mod roles;
 
-pub use roles::{Identity, Permissions, Role};
+pub use roles::{Grant, Grants, Identity, Permissions, Role};

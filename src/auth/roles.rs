@@ -52,6 +52,69 @@ impl FromStr for Role {
     }
 }
 
+/// What an operator may do beyond its role, each given by name (`auth grant`): a shell in
+/// a container and a port-forward to one are permissions of their own, never implied by
+/// the operator role, since either reaches past the plane into a running instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Grant {
+    /// `ctl exec`, the cockpit's `s`: a process in an instance's container.
+    Exec,
+    /// `ctl port-forward`, the cockpit's `F`: TCP to an instance's port.
+    PortForward,
+}
+
+impl Grant {
+    pub const ALL: [Grant; 2] = [Grant::Exec, Grant::PortForward];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Exec => "exec",
+            Grant::PortForward => "port-forward",
+        }
+    }
+
+    /// The session kind on the bus this grant opens.
+    pub fn kind(self) -> subjects::SessionKind {
+        match self {
+            Grant::Exec => subjects::SessionKind::Exec,
+            Grant::PortForward => subjects::SessionKind::Forward,
+        }
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Grant {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Grant, String> {
+        Grant::ALL.into_iter().find(|g| g.as_str() == s).ok_or_else(|| {
+            format!(
+                "{} is not a grant: use {}",
+                validate::quoted(s),
+                Grant::ALL.map(Grant::as_str).join(", ")
+            )
+        })
+    }
+}
+
+/// The grants of one user, in order.
+pub type Grants = std::collections::BTreeSet<Grant>;
+
+/// Only operators act, so only an operator may hold a grant.
+pub fn check_grants(role: Role, grants: &Grants) -> Result<(), String> {
+    match grants.iter().next() {
+        Some(g) if role != Role::Operator => {
+            Err(format!("a {role} cannot be granted {g}: only operators may act on instances"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// One user: a role and a name (the host id of an agent, the router's id, an operator's
 /// user name).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -131,16 +194,24 @@ fn reader_subscriptions(name: &str, inbox: &str) -> Vec<String> {
     ]
 }
 
-/// The permissions of `who`, whose public key is `public_key`.
-pub fn permissions(who: &Identity, public_key: &str) -> Permissions {
+/// The permissions of `who`, whose public key is `public_key`, with its `grants` (which
+/// only an operator holds: `check_grants`).
+pub fn permissions(who: &Identity, grants: &Grants, public_key: &str) -> Permissions {
     let inbox = inbox_prefix(public_key);
-    match who.role {
+    let mut p = match who.role {
         Role::Controller => controller(&inbox),
         Role::Agent => agent(who, &inbox),
         Role::Router => router(who, &inbox),
         Role::Operator => operator(who, &inbox),
         Role::Viewer => viewer(who, &inbox),
+    };
+    if who.role == Role::Operator {
+        for grant in grants {
+            p.publish.push(subjects::session_requests_by(grant.kind(), &who.name));
+            p.subscribe.push(subjects::session_streams_of(grant.kind(), &who.name));
+        }
     }
+    p
 }
 
 /// Everything the controller needs, and the only user that may publish events,
@@ -178,14 +249,19 @@ fn agent(who: &Identity, inbox: &str) -> Permissions {
     Permissions {
         publish: [
             vec![subjects::heartbeat(&who.name), subjects::status(&who.name), format!("{prefix}.logs.>")],
+            subjects::SessionKind::ALL.map(subjects::session_streams_all).to_vec(),
             stream_reader(&format!("OBJ_{ARTIFACTS}")),
         ]
         .concat(),
-        subscribe: vec![
-            format!("{prefix}.agent.{name}.cmd.>"),
-            subjects::logs_requests_to(&who.name),
-            format!("{inbox}.>"),
-        ],
+        subscribe: [
+            vec![
+                format!("{prefix}.agent.{name}.cmd.>"),
+                subjects::logs_requests_to(&who.name),
+                format!("{inbox}.>"),
+            ],
+            subjects::SessionKind::ALL.map(|k| subjects::session_requests_to(k, &who.name)).to_vec(),
+        ]
+        .concat(),
         responses: true,
     }
 }
@@ -260,7 +336,54 @@ mod tests {
     }
 
     fn of(role: Role, name: &str) -> Permissions {
-        permissions(&Identity::new(role, name).unwrap(), "UKEY")
+        permissions(&Identity::new(role, name).unwrap(), &Grants::new(), "UKEY")
+    }
+
+    fn granted(name: &str, grants: &[Grant]) -> Permissions {
+        permissions(&Identity::new(Role::Operator, name).unwrap(), &grants.iter().copied().collect(), "UKEY")
+    }
+
+    /// A shell and a port-forward are each a grant of their own: an operator without one
+    /// may neither ask an agent for that session nor read its stream, and one grant does
+    /// not open the other.
+    #[test]
+    fn exec_and_port_forward_are_each_a_grant_of_their_own() {
+        use subjects::SessionKind::{Exec, Forward};
+        let plain = of(Role::Operator, "alice");
+        let exec = granted("alice", &[Grant::Exec]);
+        let both = granted("alice", &Grant::ALL);
+        for (p, may_exec, may_forward) in [(&plain, false, false), (&exec, true, false), (&both, true, true)]
+        {
+            for (kind, may) in [(Exec, may_exec), (Forward, may_forward)] {
+                let own = subjects::session_request(kind, "h1", "alice", "start");
+                assert_eq!(may_publish(p, &own), may, "{own}");
+                assert_eq!(may_subscribe(p, &subjects::session_stream(kind, "alice", "s1")), may, "{kind:?}");
+                assert!(!may_publish(p, &subjects::session_request(kind, "h1", "bob", "start")), "as bob");
+                assert!(!may_subscribe(p, &subjects::session_stream(kind, "bob", "s1")), "bob's stream");
+                assert!(
+                    !may_publish(p, &subjects::session_stream(kind, "alice", "s1")),
+                    "the agent's to send"
+                );
+            }
+        }
+        for role in [Role::Viewer, Role::Router, Role::Agent, Role::Controller] {
+            assert!(check_grants(role, &[Grant::Exec].into_iter().collect()).is_err(), "{role}");
+        }
+        assert!(check_grants(Role::Operator, &Grant::ALL.into_iter().collect()).is_ok());
+        assert_eq!("port-forward".parse::<Grant>(), Ok(Grant::PortForward));
+        assert!("shell".parse::<Grant>().unwrap_err().contains("exec, port-forward"));
+    }
+
+    #[test]
+    fn an_agent_serves_sessions_for_its_own_host_only() {
+        use subjects::SessionKind::{Exec, Forward};
+        let p = of(Role::Agent, "h1");
+        for kind in [Exec, Forward] {
+            assert!(may_subscribe(&p, &subjects::session_request(kind, "h1", "alice", "start")));
+            assert!(!may_subscribe(&p, &subjects::session_request(kind, "h2", "alice", "start")));
+            assert!(may_publish(&p, &subjects::session_stream(kind, "alice", "s1")));
+            assert!(!may_publish(&p, &subjects::session_request(kind, "h1", "alice", "start")));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use crate::auth::{Identity, Role, files};
+use crate::auth::{Grant, Identity, Role, files};
 
 #[derive(Debug, Args)]
 pub struct AuthArgs {
@@ -45,6 +45,29 @@ pub enum AuthCommand {
         role: Role,
         /// The host id, router id or user name.
         name: String,
+        /// What an operator may do beyond its role (repeatable): exec (a shell or command
+        /// in an instance's container), port-forward (TCP to an instance's port).
+        #[arg(long = "grant", value_name = "GRANT")]
+        grants: Vec<Grant>,
+    },
+    /// Give an operator grants (exec, port-forward) and rewrite DIR/nats-auth.conf; then
+    /// reload nats-server.
+    Grant {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// NAME, or operator/NAME.
+        name: String,
+        #[arg(required = true, value_name = "GRANT")]
+        grants: Vec<Grant>,
+    },
+    /// Take grants back from an operator and rewrite DIR/nats-auth.conf; then reload
+    /// nats-server.
+    Revoke {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        name: String,
+        #[arg(required = true, value_name = "GRANT")]
+        grants: Vec<Grant>,
     },
     /// Remove one user (NAME, or ROLE/NAME when the name is in two roles) and rewrite
     /// DIR/nats-auth.conf; then reload nats-server.
@@ -53,7 +76,7 @@ pub enum AuthCommand {
         dir: PathBuf,
         name: String,
     },
-    /// List the users: role, name, public key, seed file.
+    /// List the users: role, name, grants, public key, seed file.
     List {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
@@ -79,8 +102,13 @@ pub fn run(args: AuthArgs) -> Result<(), String> {
             }
             init(&dir, &wanted)
         }
-        AuthCommand::Add { dir, role, name } => {
-            let user = files::add(&dir, &Identity::new(role, &name)?)?;
+        AuthCommand::Add { dir, role, name, grants } => {
+            let who = Identity::new(role, &name)?;
+            crate::auth::roles::check_grants(role, &grants.iter().copied().collect())?;
+            let user = files::add(&dir, &who)?;
+            if !grants.is_empty() {
+                files::set_grants(&dir, &format!("{role}/{name}"), &grants, true)?;
+            }
             let conf = files::write_conf(&dir)?;
             println!(
                 "added {role} {name}: seed {}; {} rewritten; {RELOAD}",
@@ -101,13 +129,38 @@ pub fn run(args: AuthArgs) -> Result<(), String> {
             );
             Ok(())
         }
+        AuthCommand::Grant { dir, name, grants } => regrant(&dir, &name, &grants, true),
+        AuthCommand::Revoke { dir, name, grants } => regrant(&dir, &name, &grants, false),
         AuthCommand::List { dir } => {
             for u in files::users(&dir)? {
-                println!("{:<10} {:<24} {} {}", u.who.role, u.who.name, u.public_key, u.seed_file.display());
+                let grants: Vec<&str> = u.grants.iter().map(|g| g.as_str()).collect();
+                let grants = if grants.is_empty() { "-".to_string() } else { grants.join(",") };
+                println!(
+                    "{:<10} {:<24} {:<20} {} {}",
+                    u.who.role,
+                    u.who.name,
+                    grants,
+                    u.public_key,
+                    u.seed_file.display()
+                );
             }
             Ok(())
         }
     }
+}
+
+fn regrant(dir: &Path, name: &str, grants: &[Grant], give: bool) -> Result<(), String> {
+    let user = files::set_grants(dir, name, grants, give)?;
+    let conf = files::write_conf(dir)?;
+    let now: Vec<&str> = user.grants.iter().map(|g| g.as_str()).collect();
+    println!(
+        "{} {} now holds {}; {} rewritten; {RELOAD}",
+        user.who.role,
+        user.who.name,
+        if now.is_empty() { "no grants".to_string() } else { now.join(", ") },
+        conf.display()
+    );
+    Ok(())
 }
 
 /// All or nothing: every name is checked before a file is written, and a directory that

@@ -258,6 +258,101 @@ pub fn parse_logs_request<'a>(host: &str, subject: &'a str) -> Result<(&'a str, 
     }
 }
 
+/// A session between one user and one agent, other than a log stream: a shell in a
+/// container (`exec`) or a tunnelled TCP connection (`fwd`). Like log streams, the user
+/// sits in every subject, so the server checks it, and each kind is a permission of its
+/// own (`auth::Grant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionKind {
+    Exec,
+    Forward,
+}
+
+impl SessionKind {
+    pub const ALL: [SessionKind; 2] = [SessionKind::Exec, SessionKind::Forward];
+
+    /// The subject token: `qd.v1.agent.<host>.<token>.<user>.<verb>` and `qd.v1.<token>.<user>.<id>`.
+    pub fn token(self) -> &'static str {
+        match self {
+            SessionKind::Exec => "exec",
+            SessionKind::Forward => "fwd",
+        }
+    }
+}
+
+/// `qd.v1.agent.<host>.<kind>.<user>.<verb>`: what a user asks of an agent about one of its
+/// sessions (the verbs are the kind's own; the payload names the session).
+pub fn session_request(kind: SessionKind, host: &str, user: &str, verb: &str) -> String {
+    format!("{PREFIX}.agent.{}.{}.{}.{}", token(host), kind.token(), token(user), token(verb))
+}
+
+/// The pattern of every request of `kind` to `host`'s agent.
+pub fn session_requests_to(kind: SessionKind, host: &str) -> String {
+    format!("{PREFIX}.agent.{}.{}.>", token(host), kind.token())
+}
+
+/// The pattern of every request of `kind` `user` may send, to any host.
+pub fn session_requests_by(kind: SessionKind, user: &str) -> String {
+    format!("{PREFIX}.agent.*.{}.{}.>", kind.token(), token(user))
+}
+
+/// The user and verb of a request of `kind` to `host`, or why the subject is not one.
+pub fn parse_session_request<'a>(
+    kind: SessionKind,
+    host: &str,
+    subject: &'a str,
+) -> Result<(&'a str, &'a str), String> {
+    let head = format!("{PREFIX}.agent.{}.{}.", token(host), kind.token());
+    let not_one = || {
+        format!(
+            "{subject} is not a {} request (qd.v1.agent.<host>.{}.<user>.<verb>)",
+            kind.token(),
+            kind.token()
+        )
+    };
+    let rest = subject.strip_prefix(&head).ok_or_else(not_one)?;
+    match rest.split_once('.') {
+        Some((user, verb))
+            if !user.is_empty()
+                && !verb.is_empty()
+                && !user.contains(['*', '>'])
+                && !verb.contains(['.', '*', '>']) =>
+        {
+            Ok((user, verb))
+        }
+        _ => Err(not_one()),
+    }
+}
+
+/// A session's stream, agent to the one user that opened it: `qd.v1.<kind>.<user>.<id>`.
+pub fn session_stream(kind: SessionKind, user: &str, id: &str) -> String {
+    format!("{}{}", session_streams_prefix(kind, user), token(id))
+}
+
+fn session_streams_prefix(kind: SessionKind, user: &str) -> String {
+    format!("{PREFIX}.{}.{}.", kind.token(), token(user))
+}
+
+/// The pattern of every stream of `kind` of `user`, for its permissions.
+pub fn session_streams_of(kind: SessionKind, user: &str) -> String {
+    format!("{}>", session_streams_prefix(kind, user))
+}
+
+/// The pattern of every stream of `kind`: an agent publishes any user's.
+pub fn session_streams_all(kind: SessionKind) -> String {
+    format!("{PREFIX}.{}.>", kind.token())
+}
+
+/// Whether `subject` is a stream of `kind` of `user` (one token, as `is_logs_stream_of`):
+/// an agent publishes nowhere else for a session.
+pub fn is_session_stream_of(kind: SessionKind, user: &str, subject: &str) -> bool {
+    subject.strip_prefix(&session_streams_prefix(kind, user)).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.len() <= 64
+            && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
 /// A viewer sends a keep-alive this often while its logs view is open.
 pub const LOGS_KEEPALIVE_EVERY_MS: u64 = 5_000;
 /// An agent ends a stream whose viewer has been silent this long.
@@ -371,6 +466,27 @@ mod tests {
 
     #[test]
     fn log_streams_stay_under_their_users_prefix() {
+        assert_eq!(
+            session_request(SessionKind::Exec, "h1", "alice", "start"),
+            "qd.v1.agent.h1.exec.alice.start"
+        );
+        assert_eq!(session_stream(SessionKind::Forward, "alice", "c1"), "qd.v1.fwd.alice.c1");
+        assert_eq!(
+            parse_session_request(SessionKind::Exec, "h1", "qd.v1.agent.h1.exec.alice.input"),
+            Ok(("alice", "input"))
+        );
+        for bad in [
+            "qd.v1.agent.h2.exec.alice.start",
+            "qd.v1.agent.h1.fwd.alice.start",
+            "qd.v1.agent.h1.exec.alice",
+            "qd.v1.agent.h1.exec.alice.a.b",
+            "qd.v1.agent.h1.exec..start",
+        ] {
+            assert!(parse_session_request(SessionKind::Exec, "h1", bad).is_err(), "{bad}");
+        }
+        assert!(is_session_stream_of(SessionKind::Exec, "alice", "qd.v1.exec.alice.s1"));
+        assert!(!is_session_stream_of(SessionKind::Exec, "alice", "qd.v1.fwd.alice.s1"));
+        assert!(!is_session_stream_of(SessionKind::Exec, "alice", "qd.v1.exec.bob.s1"));
         assert_eq!(logs_stream("alice", "v1a2b"), "qd.v1.logs.alice.v1a2b");
         assert_eq!(logs_streams_of("alice"), "qd.v1.logs.alice.>");
         assert!(is_logs_stream_of("alice", "qd.v1.logs.alice.v1a2b"));

@@ -381,7 +381,10 @@ impl Users {
     /// Whom the harness's `ctl` and library clients act as: the operator's user name, as
     /// the controller records it (its seed file is `operator/alice.nk`).
     pub const OPERATOR_NAME: &'static str = "alice";
+    /// alice holds both grants (`exec`, `port-forward`); bob holds none, so a test can see
+    /// the server refuse a session to an operator without the grant.
     pub const OPERATORS: &'static str = "alice,bob";
+    pub const UNGRANTED_OPERATOR: &'static str = "bob";
     pub const VIEWERS: &'static str = "carol";
 }
 
@@ -420,6 +423,13 @@ fn auth_init(dir: &Path, hosts: &[&str]) -> String {
         .output()
         .expect("quarterdeck auth init");
     assert!(out.status.success(), "auth init: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["auth", "grant", "--dir"])
+        .arg(dir)
+        .args([Users::OPERATOR_NAME, "exec", "port-forward"])
+        .output()
+        .expect("quarterdeck auth grant");
+    assert!(out.status.success(), "auth grant: {}", String::from_utf8_lossy(&out.stderr));
     let conf = dir.join("nats-auth.conf");
     fs::read_to_string(&conf).unwrap_or_else(|e| panic!("{}: {e}", conf.display()))
 }
