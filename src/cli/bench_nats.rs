@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::BusArgs;
-use super::bench::{BenchArgs, Counter, CountingTerminal, counting_terminal, draw};
+use super::bench::{BenchArgs, Counter, CountingTerminal, counting_terminal, draw, print_figures};
 use super::bench_events::{EventStream, StandIn};
 use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Effect, Panel};
@@ -230,17 +230,6 @@ fn figures(args: &BenchArgs, last: u64, cockpit: &Cockpit, followed: &Followed, 
         "rss_mb": round1(super::bench::peak_rss_mb()),
         "rss_growth_mb": round1(super::bench::peak_rss_mb() - cockpit.before_mb),
     })
-}
-
-/// One JSON line, or a `key value` line per figure.
-fn print_figures(out: &Value, as_json: bool) {
-    if as_json {
-        println!("{out}");
-    } else if let Some(map) = out.as_object() {
-        for (k, v) in map {
-            println!("{k:<24} {v}");
-        }
-    }
 }
 
 fn round1(v: f64) -> f64 {
