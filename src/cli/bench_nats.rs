@@ -28,7 +28,7 @@ use crate::plane::fixture::fixture;
 use crate::protocol::clock::now_ms;
 use crate::theme::{ColorMode, Theme};
 
-/// The event loop's frame period (`app/run.rs`).
+/// The event loop's frame period (`tui/run.rs`).
 const FRAME: Duration = Duration::from_millis(50);
 /// Updates folded into one model change, as the event loop does.
 const BATCH: usize = 4096;
