@@ -4,18 +4,29 @@
 
 pub mod cells;
 mod click;
+mod clipboard;
 pub mod columns;
+mod confirm;
 pub mod facts;
 mod failures;
+mod filter;
+mod following;
 mod forms;
 pub mod frame;
 pub mod logs;
+mod marks;
+mod navigation;
+mod palette;
 pub mod pulls;
+mod read_only;
+mod restart;
+mod routes;
 pub mod row_cache;
 pub mod rows;
 #[cfg(test)]
 pub(crate) mod scratch;
 pub mod sort_key;
+mod sorting;
 mod update;
 mod window;
 pub mod wizard;

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::BusArgs;
 use super::bench_events::EventStream;
@@ -221,70 +222,100 @@ fn run_local(args: &BenchArgs) -> Result<ExitCode, String> {
     draw(&mut terminal, &mut app)?;
     let first_frame_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-    // The floor: ratatui's bare Buffer::diff of two frames one batch of metrics apart, as
-    // many cells changed as in a timed frame.
-    let mut a = Terminal::new(TestBackend::new(W, H)).map_err(|e| e.to_string())?;
-    crate::tui::render(&mut a, &mut app).map_err(|e| e.to_string())?;
-    let prev = a.backend().buffer().clone();
-    apply_metrics(&mut app, &mut rng);
-    crate::tui::render(&mut a, &mut app).map_err(|e| e.to_string())?;
-    let next = a.backend().buffer().clone();
-    drop(a);
+    let floor = diff_floor(&mut app, &mut rng)?;
     draw(&mut terminal, &mut app)?;
-
-    // Frames after a batch of metric updates (build, render, diff and write), and the
-    // floor, timed in turn: each right after a batch is made and applied, so both find
-    // the caches as the event loop would, and a slow spell of the machine falls on both.
-    let mut frame_us = Vec::with_capacity(args.frames as usize);
-    let mut frame_bytes = Vec::with_capacity(args.frames as usize);
-    let mut diff_us = Vec::with_capacity(args.frames as usize);
-    for _ in 0..args.frames {
-        apply_metrics(&mut app, &mut rng);
-        let before = counter.bytes();
-        let t = Instant::now();
-        draw(&mut terminal, &mut app)?;
-        frame_us.push(t.elapsed().as_secs_f64() * 1e6);
-        frame_bytes.push((counter.bytes() - before) as f64);
-
-        apply_metrics(&mut app, &mut rng);
-        let t = Instant::now();
-        std::hint::black_box(prev.diff(&next).len());
-        diff_us.push(t.elapsed().as_secs_f64() * 1e6);
-        // Drawn untimed, so the next timed frame has one batch's changes, not two.
-        draw(&mut terminal, &mut app)?;
-    }
-    frame_us.sort_by(f64::total_cmp);
-    frame_bytes.sort_by(f64::total_cmp);
-    diff_us.sort_by(f64::total_cmp);
-
-    // Idle: two seconds of clock ticks and no events, through the event loop's own tick.
-    let before = counter.bytes();
-    for _ in 0..2 {
-        let now = app.now + 1000;
-        crate::tui::tick(&mut terminal, &mut app, now).map_err(|e| e.to_string())?;
-    }
-    let idle_bytes = counter.bytes() - before;
-
+    let timed = time_frames(&mut app, &mut terminal, &counter, &mut rng, args.frames, &floor)?;
+    let idle_bytes = idle_bytes(&mut app, &mut terminal, &counter)?;
     let ingest_events_per_s = ingest(&mut app, args.events)?;
 
     let out = json!({
         "hosts": args.hosts,
         "instances": args.instances,
-        "frame_us_p50": percentile(&frame_us, 0.5).round(),
-        "frame_us_p99": percentile(&frame_us, 0.99).round(),
-        "diff_us_p50": percentile(&diff_us, 0.5).round(),
+        "frame_us_p50": percentile(&timed.frame_us, 0.5).round(),
+        "frame_us_p99": percentile(&timed.frame_us, 0.99).round(),
+        "diff_us_p50": percentile(&timed.diff_us, 0.5).round(),
         "first_frame_ms": (first_frame_ms * 10.0).round() / 10.0,
         "ingest_events_per_s": ingest_events_per_s.round(),
         "rss_mb": (peak_rss_mb() * 10.0).round() / 10.0,
-        "bytes_per_update_frame": percentile(&frame_bytes, 0.5),
+        "bytes_per_update_frame": percentile(&timed.frame_bytes, 0.5),
         "idle_bytes": idle_bytes,
     });
-    if args.json {
+    print_figures(&out, args.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Two frames one batch of metrics apart, for the floor: ratatui's bare `Buffer::diff` of
+/// them changes as many cells as a timed frame.
+fn diff_floor(app: &mut App, rng: &mut Rng) -> Result<(Buffer, Buffer), String> {
+    let mut a = Terminal::new(TestBackend::new(W, H)).map_err(|e| e.to_string())?;
+    crate::tui::render(&mut a, app).map_err(|e| e.to_string())?;
+    let prev = a.backend().buffer().clone();
+    apply_metrics(app, rng);
+    crate::tui::render(&mut a, app).map_err(|e| e.to_string())?;
+    let next = a.backend().buffer().clone();
+    Ok((prev, next))
+}
+
+/// The timed frames and floors, each sorted.
+struct Timed {
+    frame_us: Vec<f64>,
+    frame_bytes: Vec<f64>,
+    diff_us: Vec<f64>,
+}
+
+/// Frames after a batch of metric updates (build, render, diff and write), and the floor,
+/// timed in turn: each right after a batch is made and applied, so both find the caches as
+/// the event loop would, and a slow spell of the machine falls on both.
+fn time_frames(
+    app: &mut App,
+    terminal: &mut CountingTerminal,
+    counter: &Counter,
+    rng: &mut Rng,
+    frames: u32,
+    (prev, next): &(Buffer, Buffer),
+) -> Result<Timed, String> {
+    let mut frame_us = Vec::with_capacity(frames as usize);
+    let mut frame_bytes = Vec::with_capacity(frames as usize);
+    let mut diff_us = Vec::with_capacity(frames as usize);
+    for _ in 0..frames {
+        apply_metrics(app, rng);
+        let before = counter.bytes();
+        let t = Instant::now();
+        draw(terminal, app)?;
+        frame_us.push(t.elapsed().as_secs_f64() * 1e6);
+        frame_bytes.push((counter.bytes() - before) as f64);
+
+        apply_metrics(app, rng);
+        let t = Instant::now();
+        std::hint::black_box(prev.diff(next).len());
+        diff_us.push(t.elapsed().as_secs_f64() * 1e6);
+        // Drawn untimed, so the next timed frame has one batch's changes, not two.
+        draw(terminal, app)?;
+    }
+    frame_us.sort_by(f64::total_cmp);
+    frame_bytes.sort_by(f64::total_cmp);
+    diff_us.sort_by(f64::total_cmp);
+    Ok(Timed { frame_us, frame_bytes, diff_us })
+}
+
+/// Idle: the bytes written in two seconds of clock ticks and no events, through the event
+/// loop's own tick.
+fn idle_bytes(app: &mut App, terminal: &mut CountingTerminal, counter: &Counter) -> Result<usize, String> {
+    let before = counter.bytes();
+    for _ in 0..2 {
+        let now = app.now + 1000;
+        crate::tui::tick(terminal, app, now).map_err(|e| e.to_string())?;
+    }
+    Ok(counter.bytes() - before)
+}
+
+/// A bench's figures: one JSON line, or a `key value` line per figure.
+pub(super) fn print_figures(out: &Value, as_json: bool) {
+    if as_json {
         println!("{out}");
     } else if let Some(map) = out.as_object() {
         for (k, v) in map {
             println!("{k:<24} {v}");
         }
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -170,77 +170,35 @@ impl Sandbox {
         let store = Arc::new(MemoryStore::new(dyn_bus.clone()));
         let repository = Arc::new(MemoryRepository::default());
         let repo: Arc<dyn Repository> = repository.clone();
-        let placed = (config.seed_apps && config.instances > SEED_INSTANCES).then(|| placed_fleet(&config));
-        if let Some(fleet) = placed.as_ref().filter(|f| f.instances.len() < config.instances) {
-            return Err(format!(
-                "{} hosts have room for {} of the {} instances asked for: give more hosts (--sandbox-hosts)",
-                config.hosts,
-                fleet.instances.len(),
-                config.instances
-            ));
-        }
+        let placed = placed_fleet_that_fits(&config)?;
         let initial = placed.clone().unwrap_or_default();
         let controller = Controller::start(dyn_bus.clone(), controller_config, initial, store, Some(repo))
             .await
             .map_err(|e| e.to_string())?;
-        let mut rng = Rng::new(config.seed);
-        let mut agents = Vec::with_capacity(config.hosts);
-        for i in 0..config.hosts {
-            let layout = host_layout(i, config.hosts);
-            let driver = SimDriver::new(SimConfig {
-                seed: rng.fork(i as u64).next_u64(),
-                cpu_cores: layout.cpu_cores,
-                memory_mb: layout.memory_mb,
-                container_ips: layout.container_ips.clone(),
-                speed: config.speed,
-                crashes_per_hour: config.crashes_per_hour,
-            });
-            if let Some(fleet) = &placed {
-                driver.adopt(fleet.instances_on(&layout.id).map(|i| {
-                    let image = fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
-                    (InstanceReport::of(i), i.cpu_limit, image)
-                }));
-            }
-            let agent_config = AgentConfig {
-                host_id: layout.id.clone(),
-                hostname: format!("{}.sandbox", layout.id),
-                ip: layout.ip.clone(),
-                az: layout.az.clone(),
-                tags: layout.tags.clone(),
-                heartbeat_period: config.heartbeat_period,
-                poll_interval: Duration::from_millis(200),
-            };
-            agents
-                .push(agent::start(dyn_bus.clone(), driver, agent_config).await.map_err(|e| e.to_string())?);
-        }
-        // The sandbox keeps its routes in memory and shows a simulated router.
-        let router_config = RouterConfig {
-            id: "sandbox-router".into(),
-            listen: "simulated".into(),
-            state_dir: std::env::temp_dir(),
-            coalesce: Duration::from_millis(100),
-            min_interval: Duration::from_millis(500),
-            status_period: Duration::from_secs(2),
-        };
-        tokio::spawn(router::run(dyn_bus.clone(), router_config, Box::new(SimApplier)));
+        let agents = start_agents(&dyn_bus, &config, placed.as_ref()).await?;
+        start_router(&dyn_bus);
         let sandbox = Sandbox { bus, controller, agents, repository };
-        let hosts = config.hosts;
-        // Apps can only be placed once the hosts have said hello.
-        let joined = sandbox
+        sandbox.settle(config.hosts, config.seed_apps && placed.is_none()).await;
+        Ok(sandbox)
+    }
+
+    /// Waits for the hosts to say hello, then deploys the seed apps when `deploy_seed`:
+    /// apps can only be placed once the hosts have joined.
+    async fn settle(&self, hosts: usize, deploy_seed: bool) {
+        let joined = self
             .controller
             .wait_for(Duration::from_secs(10), |f| (f.hosts.len() >= hosts).then_some(()))
             .await;
         if joined.is_none() {
             log::warn!("not every simulated host joined within 10 s");
         }
-        if config.seed_apps && placed.is_none() {
+        if deploy_seed {
             for req in seed_apps() {
-                if let Err(err) = sandbox.deploy(req).await {
+                if let Err(err) = self.deploy(req).await {
                     log::warn!("sandbox could not deploy a seed app: {err}");
                 }
             }
         }
-        Ok(sandbox)
     }
 
     /// Sends a deploy request over the bus, as any client would.
@@ -253,6 +211,72 @@ impl Sandbox {
         )
         .await
     }
+}
+
+/// The placed fleet `--sandbox-instances` asks for (`None` when the seed apps are deployed
+/// step by step instead), or why the hosts cannot hold it.
+fn placed_fleet_that_fits(config: &SandboxConfig) -> Result<Option<Fleet>, String> {
+    let placed = (config.seed_apps && config.instances > SEED_INSTANCES).then(|| placed_fleet(config));
+    if let Some(fleet) = placed.as_ref().filter(|f| f.instances.len() < config.instances) {
+        return Err(format!(
+            "{} hosts have room for {} of the {} instances asked for: give more hosts (--sandbox-hosts)",
+            config.hosts,
+            fleet.instances.len(),
+            config.instances
+        ));
+    }
+    Ok(placed)
+}
+
+/// One agent per simulated host, each adopting its instances of the `placed` fleet.
+async fn start_agents(
+    bus: &Arc<dyn Bus>,
+    config: &SandboxConfig,
+    placed: Option<&Fleet>,
+) -> Result<Vec<AgentHandle>, String> {
+    let mut rng = Rng::new(config.seed);
+    let mut agents = Vec::with_capacity(config.hosts);
+    for i in 0..config.hosts {
+        let layout = host_layout(i, config.hosts);
+        let driver = SimDriver::new(SimConfig {
+            seed: rng.fork(i as u64).next_u64(),
+            cpu_cores: layout.cpu_cores,
+            memory_mb: layout.memory_mb,
+            container_ips: layout.container_ips.clone(),
+            speed: config.speed,
+            crashes_per_hour: config.crashes_per_hour,
+        });
+        if let Some(fleet) = placed {
+            driver.adopt(fleet.instances_on(&layout.id).map(|i| {
+                let image = fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
+                (InstanceReport::of(i), i.cpu_limit, image)
+            }));
+        }
+        let agent_config = AgentConfig {
+            host_id: layout.id.clone(),
+            hostname: format!("{}.sandbox", layout.id),
+            ip: layout.ip.clone(),
+            az: layout.az.clone(),
+            tags: layout.tags.clone(),
+            heartbeat_period: config.heartbeat_period,
+            poll_interval: Duration::from_millis(200),
+        };
+        agents.push(agent::start(bus.clone(), driver, agent_config).await.map_err(|e| e.to_string())?);
+    }
+    Ok(agents)
+}
+
+/// The sandbox keeps its routes in memory and shows a simulated router.
+fn start_router(bus: &Arc<dyn Bus>) {
+    let router_config = RouterConfig {
+        id: "sandbox-router".into(),
+        listen: "simulated".into(),
+        state_dir: std::env::temp_dir(),
+        coalesce: Duration::from_millis(100),
+        min_interval: Duration::from_millis(500),
+        status_period: Duration::from_secs(2),
+    };
+    tokio::spawn(router::run(bus.clone(), router_config, Box::new(SimApplier)));
 }
 
 #[cfg(test)]

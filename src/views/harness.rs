@@ -211,6 +211,14 @@ pub(crate) fn wizard(app: &App) -> &crate::app::Wizard {
     }
 }
 
+/// The open confirm dialog's question; a test that expects one fails here when none is open.
+pub(crate) fn question(app: &App) -> String {
+    match app.overlay() {
+        Some(crate::app::Overlay::Confirm(p)) => p.question.clone(),
+        other => panic!("no confirm dialog: {other:?}"),
+    }
+}
+
 /// Every route of `app_name` disabled, one event each.
 pub(crate) fn disable_routes(app: &mut App, app_name: &str, keep: usize) {
     let routes: Vec<crate::protocol::Route> =

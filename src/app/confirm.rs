@@ -1,0 +1,124 @@
+//! The confirm round trip: commands wait behind the dialog (typed names for prod apps, a
+//! batch size for rolling restarts) until confirmed while live, then leave through
+//! `outgoing`.
+
+use std::collections::BTreeSet;
+
+use super::{App, Level, Overlay};
+use crate::actions::{Action, Effect, Pending};
+use crate::protocol::{AppSpec, ControlCommand};
+
+impl App {
+    pub(super) fn update_confirm(&mut self, action: Action) -> Vec<Effect> {
+        let not_live = self.not_live();
+        let Some(Overlay::Confirm(pending)) = self.overlays.last_mut() else { return vec![] };
+        match action {
+            // Not live: a command sent now could be held by the bus client and run long
+            // after the operator gave up on it. The dialog stays open, to be confirmed once
+            // live again or cancelled.
+            Action::Confirmed | Action::Submit if not_live.is_some() => {
+                let why = not_live.unwrap_or_default();
+                pending.error = Some(format!("not sent: {why}; confirm again once live, or Esc"));
+                vec![]
+            }
+            Action::Confirmed if pending.typed.is_none() => self.send_pending(),
+            Action::Submit => match &pending.typed {
+                Some(want) if pending.input.trim() == want => self.send_pending(),
+                Some(want) => {
+                    pending.error = Some(format!("type {want} exactly to confirm, or Esc"));
+                    vec![]
+                }
+                None => vec![],
+            },
+            Action::Input(c) if pending.typed.is_some() => {
+                pending.input.push(c);
+                pending.error = None;
+                vec![]
+            }
+            Action::Input(d) => {
+                // Digits set the batch size in a `[y/N]` dialog.
+                if let (Some(batch), Some(v)) = (pending.batch.as_mut(), d.to_digit(10)) {
+                    let typed = batch.value * 10 + v;
+                    batch.value =
+                        if (1..=batch.max).contains(&typed) { typed } else { v.clamp(1, batch.max) };
+                }
+                vec![]
+            }
+            Action::Backspace => {
+                if pending.typed.is_some() {
+                    pending.input.pop();
+                } else if let Some(batch) = pending.batch.as_mut() {
+                    batch.value = (batch.value / 10).max(1);
+                }
+                vec![]
+            }
+            Action::ClearInput => {
+                pending.input.clear();
+                vec![]
+            }
+            Action::Adjust(d) => {
+                if let Some(batch) = pending.batch.as_mut() {
+                    batch.value = (batch.value as i64 + d as i64).clamp(1, batch.max as i64) as u32;
+                }
+                vec![]
+            }
+            Action::Cancelled | Action::Back | Action::Quit => {
+                self.overlays.pop();
+                self.say(Level::Info, "cancelled".to_string());
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Why commands may not be sent now (`reconnecting`, `resyncing`, `loading` ...), or
+    /// `None` while the cockpit is live. The confirm dialog shows it and refuses.
+    pub fn not_live(&self) -> Option<String> {
+        self.staleness().map(|s| s.trim_start_matches("not live: ").to_string())
+    }
+
+    fn send_pending(&mut self) -> Vec<Effect> {
+        let Some(Overlay::Confirm(pending)) = self.overlays.pop() else { return vec![] };
+        let mut commands = pending.commands;
+        if let Some(batch) = pending.batch {
+            for c in &mut commands {
+                if let ControlCommand::Restart(body) = c {
+                    body.batch = (batch.value > 1).then_some(batch.value);
+                }
+            }
+        }
+        let what: Vec<String> = commands.iter().map(ControlCommand::describe).collect();
+        let Ok(effects) = self.outgoing("command", commands.into_iter().map(Effect::Send).collect()) else {
+            return vec![];
+        };
+        self.say(Level::Info, format!("sent: {}", what.join("; ")));
+        effects
+    }
+
+    /// Puts commands behind the confirm dialog. Commands touching an app tagged `prod`
+    /// need its name typed.
+    pub(super) fn confirm(
+        &mut self,
+        question: String,
+        commands: Vec<ControlCommand>,
+        apps: &BTreeSet<String>,
+    ) -> Vec<Effect> {
+        let prod: Vec<&str> = apps
+            .iter()
+            .filter(|a| self.replica.fleet.apps.get(*a).is_some_and(AppSpec::is_prod))
+            .map(String::as_str)
+            .collect();
+        let mut pending = Pending::new(question, commands);
+        if !prod.is_empty() {
+            pending.typed = Some(prod.join(","));
+        }
+        // The dialog replaces whatever led to it (palette, form, detail).
+        self.overlays.clear();
+        self.overlays.push(Overlay::Confirm(Box::new(pending)));
+        vec![]
+    }
+}
+
+#[cfg(test)]
+#[path = "confirm_tests.rs"]
+mod tests;
