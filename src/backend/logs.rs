@@ -54,8 +54,13 @@ pub(super) async fn session(
             return;
         }
     };
-    let req =
-        LogsRequest { instance: start.instance.clone(), tail: start.tail, follow: start.follow, stream };
+    let req = LogsRequest {
+        instance: start.instance.clone(),
+        tail: start.tail,
+        follow: start.follow,
+        stream,
+        since: start.since,
+    };
     let cmd = subjects::logs_request(&start.host, &user, LogsVerb::Start);
     let envelope = Envelope::new(&source, &req);
     let asked = bus::request::<_, AgentAck>(bus.as_ref(), &cmd, &envelope, COMMAND_TIMEOUT);

@@ -129,7 +129,7 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
     let user = bus.user();
     let cmd = subjects::logs_request(&inst.host, &user, LogsVerb::Start);
     let bad =
-        LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream: "qd.v1.evt.x._".into() };
+        LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream: "qd.v1.evt.x._".into(), since: None };
     let refused =
         quarterdeck::bus::request::<_, AgentAck>(bus, &cmd, &Envelope::new("t", bad), Duration::from_secs(5))
             .await;
@@ -137,7 +137,7 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
 
     let stream = subjects::logs_stream(&user, "silent-viewer");
     let mut sub = sb.bus.subscribe(&stream).await.expect("subscribe");
-    let req = LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream };
+    let req = LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream, since: None };
     let started = tokio::time::Instant::now();
     quarterdeck::bus::request::<_, AgentAck>(bus, &cmd, &Envelope::new("t", req), Duration::from_secs(5))
         .await
