@@ -824,3 +824,7 @@ mod tests {
         assert_eq!(save_path("shop-web-0-aaaa", 1_795_601_521_123), "./shop-web-0-aaaa-20261125-101201.log");
     }
 }
+
+#[cfg(test)]
+#[path = "logs_tests.rs"]
+mod headless_tests;
