@@ -188,6 +188,16 @@ impl LogView {
         }
     }
 
+    /// Takes the lines up to `key` (a time, inclusive) out of the front of the buffer, in
+    /// merge order: what a follower that prints (`ctl logs --follow`) may print once no
+    /// older line is still to come.
+    pub fn take_until(&mut self, key: u64) -> Vec<Logged> {
+        let n = self.lines.partition_point(|l| l.key <= key);
+        self.top = self.top.saturating_sub(n);
+        self.current = self.current.and_then(|c| c.checked_sub(n));
+        self.lines.drain(..n).collect()
+    }
+
     /// A line of the view's own about a feed (joined, ended, refused), at `now`.
     fn mark(&mut self, feed: usize, text: String, now: u64) {
         self.push(feed, [LogLine { ts: now, source: LogSource::Stdout, text: format!("── {text} ──") }]);

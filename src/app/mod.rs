@@ -6,7 +6,7 @@ pub mod cells;
 mod click;
 pub mod columns;
 pub mod facts;
-mod failures;
+pub mod failures;
 mod forms;
 pub mod frame;
 pub mod logs;

@@ -31,8 +31,10 @@ pub enum LogsEvent {
     Batch(LogBatch),
 }
 
-/// Runs one stream until it ends or `stop` fires (or its sender is dropped).
-pub(super) async fn session(
+/// Runs one stream until it ends or `stop` fires (or its sender is dropped). The
+/// cockpit's backend runs one per instance its view shows; `ctl logs` one per instance
+/// it prints.
+pub async fn session(
     bus: Arc<dyn Bus>,
     source: String,
     start: LogsStart,

@@ -8,6 +8,7 @@ mod bench_nats;
 pub mod bench_plane;
 pub mod cockpit;
 pub mod ctl;
+pub mod ctl_logs;
 pub mod docs;
 pub mod logging;
 pub mod parse;
