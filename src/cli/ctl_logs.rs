@@ -149,7 +149,7 @@ pub async fn run(bus: Arc<dyn Bus>, source: String, json: bool, fleet: &Fleet, a
     let mut tick = tokio::time::interval(PRINT_EVERY);
     // With --follow, the tail is cut to --tail once every stream answered and a hold passed.
     let mut tail_cut: Option<tokio::time::Instant> = None;
-    let mut tail_done = !args.follow;
+    let mut tail_done = false;
     let mut last_news = tokio::time::Instant::now();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
