@@ -175,3 +175,61 @@ fn docker_ctl_logs_follow_prints_new_lines_of_every_instance() {
     let status = crate::nats_support::wait_or_kill(&mut child, Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
 }
+
+/// `l` on the Apps panel of a headless cockpit on the same stack: the lines of both
+/// instances in one view, each with its word, and a digit filters to one.
+#[test]
+fn docker_cockpit_merged_logs_show_every_instance() {
+    use std::sync::Arc;
+
+    use quarterdeck::actions::{Action, LogKey, Panel};
+    use quarterdeck::backend::{self, Identity};
+    use quarterdeck::protocol::InstanceState;
+
+    use crate::cockpit_logs::{carry, has_line};
+    use crate::cockpit_support::{cockpit_app, screen};
+    use crate::nats_support::{block_on, connect};
+    use crate::support::pump;
+
+    let Some(stack) = Stack::start("docker_cockpit_merged_logs_show_every_instance") else { return };
+    let out = stack.deploy("1.0.0", "2", "<h1>merged</h1>", &[]);
+    assert!(out.ok(), "deploy: {out}");
+    let insts = instances(&stack.url());
+    for (_, id) in &insts {
+        say(id, &format!("before-from-{id}"));
+    }
+    block_on(async {
+        let bus = Arc::new(connect(&stack.url(), "cockpit/test@here").await);
+        let mut handle = backend::spawn_cockpit(bus, "cockpit/test@here".into(), Identity::default());
+        let mut app = cockpit_app("nats");
+        pump(&mut app, &mut handle, "both instances running", |a| {
+            a.replica.fleet.instances.values().filter(|i| i.state == InstanceState::Running).count() == 2
+        })
+        .await;
+        app.update(Action::ShowPanel(Panel::Apps));
+        carry(&handle, app.update(Action::Logs));
+        assert_eq!(app.logs.as_ref().map(|v| v.feeds.len()), Some(2));
+        pump(&mut app, &mut handle, "the tail of both instances", |a| {
+            insts.iter().all(|(_, id)| has_line(a, &format!("before-from-{id}")))
+        })
+        .await;
+        for (_, id) in &insts {
+            say(id, &format!("while-following-{id}"));
+        }
+        pump(&mut app, &mut handle, "followed lines of both", |a| {
+            insts.iter().all(|(_, id)| has_line(a, &format!("while-following-{id}")))
+        })
+        .await;
+        let shown = screen(&mut app, 160);
+        for (index, id) in &insts {
+            assert!(shown.contains(&format!("#{index} while-following-{id}")), "{shown}");
+        }
+        assert!(shown.contains("Logs of site: 2 instances merged"), "{shown}");
+        app.update(Action::LogView(LogKey::Only(u8::try_from(insts[1].0).expect("small"))));
+        let shown = screen(&mut app, 160);
+        assert!(shown.contains(&format!("while-following-{}", insts[1].1)), "{shown}");
+        assert!(!shown.contains(&format!("while-following-{}", insts[0].1)), "filtered: {shown}");
+        carry(&handle, app.update(Action::Back));
+        assert!(app.logs.is_none());
+    });
+}
