@@ -159,25 +159,23 @@ impl LogView {
     /// dropping the oldest beyond the bound. A view that is not following keeps showing
     /// the same lines, and the current match stays on its line.
     pub fn push(&mut self, feed: usize, lines: impl IntoIterator<Item = LogLine>) {
-        for line in lines {
-            let newest = self.lines.back().map_or(0, |l| l.key);
-            let floor = self.feeds.get(feed).map_or(0, |f| f.last_key);
-            // A line of unknown time goes after everything there.
-            let key = if line.ts == 0 { newest.max(floor) } else { line.ts.max(floor) };
-            if let Some(f) = self.feeds.get_mut(feed) {
-                f.last_key = key;
-            }
-            // Mostly the newest: appended without a search.
-            let at = if key >= newest { self.lines.len() } else { self.lines.partition_point(|l| l.key <= key) };
-            if at < self.lines.len() {
-                if at <= self.top {
-                    self.top += 1;
-                }
-                if let Some(c) = self.current.as_mut().filter(|c| at <= **c) {
-                    *c += 1;
-                }
-            }
-            self.lines.insert(at, Logged { line, feed, key });
+        let mut newest = self.lines.back().map_or(0, |l| l.key);
+        let mut floor = self.feeds.get(feed).map_or(0, |f| f.last_key);
+        // Keys never fall within a feed, so the batch is in merge order by itself.
+        let batch: Vec<Logged> = lines
+            .into_iter()
+            .map(|line| {
+                // A line of unknown time goes after everything there.
+                let key = if line.ts == 0 { newest.max(floor) } else { line.ts.max(floor) };
+                (floor, newest) = (key, newest.max(key));
+                Logged { line, feed, key }
+            })
+            .collect();
+        if let Some(f) = self.feeds.get_mut(feed) {
+            f.last_key = floor;
+        }
+        if let Some(first) = batch.first().map(|l| l.key) {
+            self.merge(first, batch);
         }
         let over = self.lines.len().saturating_sub(LOG_LINES_KEPT);
         if over > 0 {
@@ -185,6 +183,39 @@ impl LogView {
             self.dropped += over as u64;
             self.top = self.top.saturating_sub(over);
             self.current = self.current.and_then(|c| c.checked_sub(over));
+        }
+    }
+
+    /// Merges a batch in merge order, whose first key is `first`, with the buffer's lines
+    /// after it: one pass over that tail (the last moments of the other feeds), not one
+    /// shift of it per line. Lines already there go first on equal keys.
+    fn merge(&mut self, first: u64, batch: Vec<Logged>) {
+        let from = self.lines.partition_point(|l| l.key <= first);
+        let tail: Vec<Logged> = self.lines.drain(from..).collect();
+        let (top, current) = (self.top, self.current);
+        let mut old = tail.into_iter().enumerate().peekable();
+        let mut new = batch.into_iter().peekable();
+        loop {
+            let take_old = match (old.peek(), new.peek()) {
+                (Some((_, o)), Some(n)) => o.key <= n.key,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            match (take_old, take_old.then(|| old.next()).flatten()) {
+                (true, Some((k, line))) => {
+                    // A line that moved keeps the view's window and match on it.
+                    let (was, now) = (from + k, self.lines.len());
+                    if was == top {
+                        self.top = now;
+                    }
+                    if current == Some(was) {
+                        self.current = Some(now);
+                    }
+                    self.lines.push_back(line);
+                }
+                _ => self.lines.extend(new.next()),
+            }
         }
     }
 

@@ -197,3 +197,20 @@ fn l_on_a_route_opens_its_apps_merged_view_and_l_elsewhere_says_what_to_select()
     assert!(app.update(Action::Logs).is_empty());
     assert!(app.status.as_ref().is_some_and(|s| s.text.contains("an app (6: Apps)")), "{:?}", app.status);
 }
+
+#[test]
+fn lines_merged_above_a_paused_window_keep_it_and_the_match_on_their_lines() {
+    let feeds = (0..2).map(|k| LogFeed::new(k, "h".into(), format!("a-{k}"), k as u32)).collect();
+    let mut v = LogView::merged("a".into(), feeds);
+    v.push(0, (0..20u64).map(|k| line(T0 + k * 10, &format!("a{k}"))));
+    v.follow = false;
+    v.top = 5;
+    v.current = Some(8);
+    // Lines of the other feed from before the window and within it.
+    v.push(1, (0..10u64).map(|k| line(T0 + k * 10 + 5, &format!("b{k}"))));
+    assert_eq!(v.lines.len(), 30);
+    assert_eq!(v.lines[v.top].text, "a5", "the window stays on its line");
+    assert_eq!(v.current.map(|c| v.lines[c].text.clone()).as_deref(), Some("a8"), "and the match");
+    let order: Vec<&str> = v.lines.iter().take(6).map(|l| l.text.as_str()).collect();
+    assert_eq!(order, ["a0", "b0", "a1", "b1", "a2", "b2"]);
+}
