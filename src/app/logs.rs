@@ -308,7 +308,9 @@ impl LogView {
     /// How many shown lines match the search.
     pub fn match_count(&self) -> usize {
         match &self.search {
-            Some(_) => (0..self.lines.len()).filter(|&i| self.visible(i) && self.is_match(&self.lines[i])).count(),
+            Some(_) => {
+                (0..self.lines.len()).filter(|&i| self.visible(i) && self.is_match(&self.lines[i])).count()
+            }
             None => 0,
         }
     }
@@ -349,7 +351,8 @@ impl LogView {
         let mut at = self.first_shown(rows);
         // Past the buffer's length every step would stop at an end anyway.
         for _ in 0..by.unsigned_abs().min(self.lines.len() as u64) {
-            let step = if by < 0 { self.prev_shown(at) } else { self.next_shown(at + 1).filter(|&p| p <= last) };
+            let step =
+                if by < 0 { self.prev_shown(at) } else { self.next_shown(at + 1).filter(|&p| p <= last) };
             match step {
                 Some(p) => at = p,
                 None => break,

@@ -119,7 +119,8 @@ async fn stream(bus: Arc<dyn Bus>, req: LogsRequest, rate: u32, mut stop: onesho
             .map(|k| {
                 n += 1;
                 let ts = now.saturating_sub(100 - (k * 100 / per_batch) as u64);
-                let text = format!("INFO [http-nio-8080-exec-{}] GET /api/items/{n} 200 {}ms", k % 10, n % 97);
+                let text =
+                    format!("INFO [http-nio-8080-exec-{}] GET /api/items/{n} 200 {}ms", k % 10, n % 97);
                 LogLine { ts, source: LogSource::Stdout, text }
             })
             .collect();
@@ -151,7 +152,8 @@ fn bench_fleet(n: u32) -> Result<Fleet, String> {
 }
 
 fn cockpit_side(bus: Arc<dyn Bus>, args: &LogsBenchArgs) -> Result<Report, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let mut app = App::new("bench", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0);
         app.apply(Inbound::Snapshot(bench_fleet(args.instances)?));
@@ -241,8 +243,14 @@ fn print(args: &LogsBenchArgs, r: &Report) {
         println!("{v}");
         return;
     }
-    println!("merged logs: {} instances x {} lines/s = {offered:.0} lines/s offered, for {:.1} s", args.instances, args.rate, r.seconds);
-    println!("  taken by the view   {rate:.0} lines/s ({} lines in {} batches, {} lost)", r.lines, r.batches, r.lost_batches);
+    println!(
+        "merged logs: {} instances x {} lines/s = {offered:.0} lines/s offered, for {:.1} s",
+        args.instances, args.rate, r.seconds
+    );
+    println!(
+        "  taken by the view   {rate:.0} lines/s ({} lines in {} batches, {} lost)",
+        r.lines, r.batches, r.lost_batches
+    );
     println!("  cockpit thread CPU  {cpu_pct:.1} % of one core ({:.0} ms)", r.cpu_ms);
     println!("  frames              {} drawn, p50 {p50:.2} ms, p99 {p99:.2} ms, {} bytes", r.frames, r.bytes);
     println!("  buffer              {} lines kept, {} dropped (bound 10000)", r.kept, r.dropped);

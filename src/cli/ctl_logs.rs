@@ -61,11 +61,11 @@ pub fn resolve(fleet: &Fleet, target: &str) -> Result<(Option<String>, Vec<LogFe
     }
     let mut of_app: Vec<_> = fleet.instances.values().filter(|i| i.app == target).collect();
     if of_app.is_empty() && !fleet.apps.contains_key(target) {
-        return Err(format!(
-            "no app or instance {target:?} (`quarterdeck ctl instances` lists them)"
-        ));
+        return Err(format!("no app or instance {target:?} (`quarterdeck ctl instances` lists them)"));
     }
-    of_app.retain(|i| !matches!(i.state, InstanceState::New | InstanceState::Deploying | InstanceState::Removed));
+    of_app.retain(|i| {
+        !matches!(i.state, InstanceState::New | InstanceState::Deploying | InstanceState::Removed)
+    });
     if of_app.is_empty() {
         return Err(format!("app {target} has no instance with a container to read logs from"));
     }
@@ -116,7 +116,13 @@ impl Printer {
     }
 }
 
-pub async fn run(bus: Arc<dyn Bus>, source: String, json: bool, fleet: &Fleet, args: LogsArgs) -> Result<ExitCode, String> {
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    source: String,
+    json: bool,
+    fleet: &Fleet,
+    args: LogsArgs,
+) -> Result<ExitCode, String> {
     let (app, feeds) = resolve(fleet, &args.target)?;
     let mut view = match app {
         Some(app) => LogView::merged(app, feeds),
@@ -251,7 +257,11 @@ mod tests {
     #[test]
     fn the_tail_is_the_last_lines_of_the_merged_log() {
         let mut view = LogView::merged("a".into(), vec![LogFeed::new(0, "h".into(), "a-0".into(), 0)]);
-        let line = |ts| crate::protocol::LogLine { ts, source: crate::protocol::LogSource::Stdout, text: ts.to_string() };
+        let line = |ts| crate::protocol::LogLine {
+            ts,
+            source: crate::protocol::LogSource::Stdout,
+            text: ts.to_string(),
+        };
         view.push(0, (1..=5).map(line));
         cut_to_tail(&mut view, Some(2));
         let left: Vec<u64> = view.take_until(u64::MAX).iter().map(|l| l.ts).collect();

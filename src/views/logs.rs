@@ -80,7 +80,10 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
             let text = highlighted(&l.text, view.search.as_deref(), text_style, highlight);
             wrapped(text, text_width).into_iter().enumerate().map(move |(k, mut row)| {
                 let start = match k {
-                    0 => [gutter.clone(), Span::styled(format!("{ts} "), t.muted)].into_iter().chain(prefix.clone()).collect(),
+                    0 => [gutter.clone(), Span::styled(format!("{ts} "), t.muted)]
+                        .into_iter()
+                        .chain(prefix.clone())
+                        .collect(),
                     _ => vec![Span::raw(" ".repeat(head))],
                 };
                 row.splice(0..0, start);

@@ -141,8 +141,10 @@ fn merged_logs_view_prefixes_each_line_with_its_instance() {
     // The word tells instances apart without colour; the colour is the theme's, per index.
     let view = app.logs.as_ref().expect("open");
     let (first, second) = (view.feeds[0].clone(), view.feeds[1].clone());
-    let (x0, y0) = find(&buf, &format!("{} GET /item/0 200 from instance 0", first.word())).expect("a line of #a");
-    let (x1, y1) = find(&buf, &format!("{} GET /item/0 200 from instance 1", second.word())).expect("a line of #b");
+    let (x0, y0) =
+        find(&buf, &format!("{} GET /item/0 200 from instance 0", first.word())).expect("a line of #a");
+    let (x1, y1) =
+        find(&buf, &format!("{} GET /item/0 200 from instance 1", second.word())).expect("a line of #b");
     assert!(y0 < y1, "merged by time");
     let theme = &app.theme;
     assert_eq!(buf[(x0, y0)].fg, theme.series(first.index as usize).fg.expect("a colour"));

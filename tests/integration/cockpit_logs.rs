@@ -128,8 +128,13 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
     let bus: &dyn Bus = sb.bus.as_ref();
     let user = bus.user();
     let cmd = subjects::logs_request(&inst.host, &user, LogsVerb::Start);
-    let bad =
-        LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream: "qd.v1.evt.x._".into(), since: None };
+    let bad = LogsRequest {
+        instance: inst.id.clone(),
+        tail: 5,
+        follow: true,
+        stream: "qd.v1.evt.x._".into(),
+        since: None,
+    };
     let refused =
         quarterdeck::bus::request::<_, AgentAck>(bus, &cmd, &Envelope::new("t", bad), Duration::from_secs(5))
             .await;

@@ -71,7 +71,11 @@ fn docker_ctl_logs_merges_every_instance_of_an_app() {
         let (index, id) = &insts[i];
         let text = format!("seq-{k}-from-{id}");
         let pos = at(&text).unwrap_or_else(|| panic!("{text} missing: {out}"));
-        assert!(lines[pos].contains(&format!(" #{index} {text}")), "the word before the text: {}", lines[pos]);
+        assert!(
+            lines[pos].contains(&format!(" #{index} {text}")),
+            "the word before the text: {}",
+            lines[pos]
+        );
         assert!(last < Some(pos), "in time order: {text} at {pos}: {out}");
         last = Some(pos);
     }
@@ -108,7 +112,10 @@ fn docker_ctl_logs_merges_every_instance_of_an_app() {
     let out = ctl(&url, &["logs", first]);
     assert!(out.ok(), "{out}");
     assert!(out.stdout.contains(&format!("late-from-{first}")), "{out}");
-    assert!(!out.stdout.contains(" #0 ") && !out.stdout.contains(&format!("late-from-{}", insts[1].1)), "{out}");
+    assert!(
+        !out.stdout.contains(" #0 ") && !out.stdout.contains(&format!("late-from-{}", insts[1].1)),
+        "{out}"
+    );
 
     // An unknown app is an error that says what was not found.
     let out = ctl(&url, &["logs", "no-such-app"]);
@@ -119,7 +126,9 @@ fn docker_ctl_logs_merges_every_instance_of_an_app() {
 
 #[test]
 fn docker_ctl_logs_follow_prints_new_lines_of_every_instance() {
-    let Some(stack) = Stack::start("docker_ctl_logs_follow_prints_new_lines_of_every_instance") else { return };
+    let Some(stack) = Stack::start("docker_ctl_logs_follow_prints_new_lines_of_every_instance") else {
+        return;
+    };
     let out = stack.deploy("1.0.0", "2", "<h1>follow</h1>", &[]);
     assert!(out.ok(), "deploy: {out}");
     let url = stack.url();
@@ -161,12 +170,15 @@ fn docker_ctl_logs_follow_prints_new_lines_of_every_instance() {
         }
         let followed = |id: &str| {
             seen.iter().any(|o| {
-                o["instance"] == id && o["text"].as_str().is_some_and(|t| t.starts_with("followed-") && t.ends_with(id))
+                o["instance"] == id
+                    && o["text"].as_str().is_some_and(|t| t.starts_with("followed-") && t.ends_with(id))
             })
         };
         match insts.iter().all(|(_, id)| followed(id)) {
             true => Ok(()),
-            false => Err(format!("{} lines seen: {:?}", seen.len(), seen.iter().rev().take(4).collect::<Vec<_>>())),
+            false => {
+                Err(format!("{} lines seen: {:?}", seen.len(), seen.iter().rev().take(4).collect::<Vec<_>>()))
+            }
         }
     });
     // Ctrl-C ends it with success.

@@ -466,7 +466,13 @@ mod tests {
         let stream = subjects::logs_stream("alice", "viewer");
         let mut sub = bus.subscribe(&stream).await.unwrap();
         let streams = LogStreams::default();
-        let req = LogsRequest { instance: "web-0-abcd".into(), tail: 10, follow: false, stream, since: Some(2_000) };
+        let req = LogsRequest {
+            instance: "web-0-abcd".into(),
+            tail: 10,
+            follow: false,
+            stream,
+            since: Some(2_000),
+        };
         let future = LogsRequest { since: Some(now_ms() + 3_600_000), ..req.clone() };
         let err = streams.start(bus.clone(), fake.clone(), "agent/h".into(), "alice", future).await;
         let err = err.expect_err("a since an hour ahead");

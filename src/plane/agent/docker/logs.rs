@@ -9,8 +9,8 @@ use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
 
 use super::{Inner, labels};
-use crate::protocol::clock::rfc3339_ms;
 use crate::plane::agent::driver::{DriverError, LOG_CHANNEL, LogReceiver};
+use crate::protocol::clock::rfc3339_ms;
 use crate::protocol::{LogLine, LogSource};
 
 /// Where a log read starts.
