@@ -214,3 +214,25 @@ fn lines_merged_above_a_paused_window_keep_it_and_the_match_on_their_lines() {
     let order: Vec<&str> = v.lines.iter().take(6).map(|l| l.text.as_str()).collect();
     assert_eq!(order, ["a0", "b0", "a1", "b1", "a2", "b2"]);
 }
+
+#[test]
+fn i_and_the_digits_are_the_merged_views_keys_only() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let key = |c: char| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let (mut app, _, _) = on_busiest_app();
+    app.update(Action::Logs);
+    assert_eq!(key_action(&app, &key('3')), Some(Action::LogView(LogKey::Only(3))));
+    assert_eq!(key_action(&app, &key('i')), Some(Action::LogView(LogKey::NextInstance)));
+    assert_eq!(key_action(&app, &key('f')), Some(Action::LogView(LogKey::Follow)));
+    // While a search is typed, they are text.
+    app.update(Action::Filter);
+    assert_eq!(key_action(&app, &key('3')), None);
+    app.update(Action::Back);
+    app.update(Action::Back);
+    // One instance's view leaves them to the keymap (which does nothing with them there).
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Logs);
+    assert!(app.logs.as_ref().is_some_and(|v| !v.is_merged()));
+    assert_eq!(key_action(&app, &key('3')), None);
+    assert_eq!(key_action(&app, &key('i')), None);
+}
