@@ -29,7 +29,8 @@ const ENDED_CHECK: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// Print JSON (one document, or one event per line for `events`) instead of a table.
+    /// Print JSON (one document, or one object per line for `events` and `logs`) instead of a
+    /// table.
     #[arg(long, global = true)]
     pub json: bool,
 

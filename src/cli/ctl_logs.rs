@@ -40,7 +40,8 @@ pub struct LogsArgs {
     /// instance's index as `#3`) or one instance, by id.
     #[arg(value_name = "APP|INSTANCE")]
     pub target: String,
-    /// After what is there, keep printing new lines as they come (Ctrl-C ends).
+    /// After what is there, keep printing new lines as they come (Ctrl-C ends), of the
+    /// instances there when it started.
     #[arg(long, short)]
     pub follow: bool,
     /// Only lines from this time on: a duration back from now (10m, 1h) or an RFC 3339
