@@ -117,15 +117,16 @@ pub struct LogView {
 impl LogView {
     /// One instance's view.
     pub fn new(session: u64, host: String, instance: String) -> LogView {
-        LogView::with(None, vec![LogFeed::new(session, host, instance, 0)])
+        LogView::of(None, vec![LogFeed::new(session, host, instance, 0)])
     }
 
     /// The merged view of `app`'s instances, one feed each.
     pub fn merged(app: String, feeds: Vec<LogFeed>) -> LogView {
-        LogView::with(Some(app), feeds)
+        LogView::of(Some(app), feeds)
     }
 
-    fn with(app: Option<String>, feeds: Vec<LogFeed>) -> LogView {
+    /// The merged view of `app` (`Some`), or one instance's view (one feed, `None`).
+    pub fn of(app: Option<String>, feeds: Vec<LogFeed>) -> LogView {
         LogView {
             app,
             feeds,

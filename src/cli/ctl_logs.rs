@@ -125,33 +125,12 @@ pub async fn run(
     args: LogsArgs,
 ) -> Result<ExitCode, String> {
     let (app, feeds) = resolve(fleet, &args.target)?;
-    let mut view = match app {
-        Some(app) => LogView::merged(app, feeds),
-        None => {
-            let f = &feeds[0];
-            LogView::new(0, f.host.clone(), f.instance.clone())
-        }
-    };
+    let mut view = LogView::of(app, feeds);
     let colour = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let printer = Printer { json, colour };
     let (tx, mut rx) = mpsc::channel::<Inbound>(1024);
-    let mut stops = Vec::new();
-    let mut tasks = Vec::new();
-    for f in &view.feeds {
-        let start = LogsStart {
-            session: f.session,
-            host: f.host.clone(),
-            instance: f.instance.clone(),
-            tail: args.tail.unwrap_or(LOGS_TAIL_MAX),
-            follow: args.follow,
-            since: args.since,
-        };
-        let (stop, stopped) = oneshot::channel();
-        stops.push(stop);
-        tasks.push(tokio::spawn(logs_session(bus.clone(), source.clone(), start, stopped, tx.clone())));
-    }
+    let (stops, tasks) = start_streams(&bus, &source, &view, &args, &tx);
     drop(tx);
-    let since = args.since.unwrap_or(0);
     let mut failed = Vec::new();
     let mut tick = tokio::time::interval(PRINT_EVERY);
     // With --follow, the tail is cut to --tail once every stream answered and a hold passed.
@@ -166,27 +145,7 @@ pub async fn run(
                 last_news = tokio::time::Instant::now();
                 let Some(Inbound::Logs { session, event }) = update else { break };
                 let Some(k) = view.feed_of(session) else { continue };
-                match event {
-                    LogsEvent::Streaming => view.feeds[k].state = LogState::Streaming,
-                    LogsEvent::Refused(err) => {
-                        let text = crate::app::failures::failed(&format!("logs of {}", view.feeds[k].instance), &err);
-                        eprintln!("{}", super::printable::printable(&text));
-                        view.feeds[k].state = LogState::Refused(text.clone());
-                        failed.push(text);
-                    }
-                    LogsEvent::Batch(batch) => {
-                        // An agent that does not know `since` sends older lines too.
-                        let lines = batch.lines.into_iter().filter(|l| l.ts == 0 || l.ts >= since);
-                        view.push(k, lines);
-                        if let Some(end) = batch.end {
-                            if args.follow {
-                                let f = &view.feeds[k];
-                                eprintln!("{} {} ended: {}", f.word(), f.instance, super::printable::printable(&end));
-                            }
-                            view.feeds[k].state = LogState::Ended(end);
-                        }
-                    }
-                }
+                failed.extend(take(&mut view, k, event, &args));
                 if tail_cut.is_none() && view.feeds.iter().all(|f| f.state != LogState::Connecting) {
                     tail_cut = Some(tokio::time::Instant::now() + HOLD);
                 }
@@ -205,11 +164,7 @@ pub async fn run(
             }
             // A tail whose stream never ends (its agent went away) does not hang the command.
             _ = tokio::time::sleep_until(last_news + NO_NEWS), if !args.follow => {
-                for f in view.feeds.iter().filter(|f| matches!(f.state, LogState::Connecting | LogState::Streaming)) {
-                    let text = format!("the log of {} did not end: no news for {} s", f.instance, NO_NEWS.as_secs());
-                    eprintln!("{text}");
-                    failed.push(text);
-                }
+                failed.extend(unfinished(&view));
                 break;
             }
             _ = &mut ctrl_c => break,
@@ -226,6 +181,69 @@ pub async fn run(
     let rest = view.take_until(u64::MAX);
     printer.print(&view, &rest);
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// One stream per feed of the view, each with its stop.
+fn start_streams(
+    bus: &Arc<dyn Bus>,
+    source: &str,
+    view: &LogView,
+    args: &LogsArgs,
+    tx: &mpsc::Sender<Inbound>,
+) -> (Vec<oneshot::Sender<()>>, Vec<tokio::task::JoinHandle<()>>) {
+    view.feeds
+        .iter()
+        .map(|f| {
+            let start = LogsStart {
+                session: f.session,
+                host: f.host.clone(),
+                instance: f.instance.clone(),
+                tail: args.tail.unwrap_or(LOGS_TAIL_MAX),
+                follow: args.follow,
+                since: args.since,
+            };
+            let (stop, stopped) = oneshot::channel();
+            (stop, tokio::spawn(logs_session(bus.clone(), source.to_string(), start, stopped, tx.clone())))
+        })
+        .unzip()
+}
+
+/// News of feed `k`'s stream into the view; a stream that could not start is said on
+/// stderr and returned.
+fn take(view: &mut LogView, k: usize, event: LogsEvent, args: &LogsArgs) -> Option<String> {
+    match event {
+        LogsEvent::Streaming => view.feeds[k].state = LogState::Streaming,
+        LogsEvent::Refused(err) => {
+            let text = crate::app::failures::failed(&format!("logs of {}", view.feeds[k].instance), &err);
+            eprintln!("{}", super::printable::printable(&text));
+            view.feeds[k].state = LogState::Refused(text.clone());
+            return Some(text);
+        }
+        LogsEvent::Batch(batch) => {
+            // An agent that does not know `since` sends older lines too.
+            let since = args.since.unwrap_or(0);
+            view.push(k, batch.lines.into_iter().filter(|l| l.ts == 0 || l.ts >= since));
+            if let Some(end) = batch.end {
+                if args.follow {
+                    let f = &view.feeds[k];
+                    eprintln!("{} {} ended: {}", f.word(), f.instance, super::printable::printable(&end));
+                }
+                view.feeds[k].state = LogState::Ended(end);
+            }
+        }
+    }
+    None
+}
+
+/// The streams still open when a tail should have ended, said on stderr.
+fn unfinished(view: &LogView) -> Vec<String> {
+    let open = view.feeds.iter().filter(|f| matches!(f.state, LogState::Connecting | LogState::Streaming));
+    open.map(|f| {
+        let text = format!("the log of {} did not end: no news for {} s", f.instance, NO_NEWS.as_secs());
+        eprintln!("{text}");
+        text
+    })
+    .collect()
 }
 
 /// Keeps only the last `tail` lines of the buffer.

@@ -96,10 +96,9 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     frame.render_widget(body, area);
     if shown.is_empty() {
         let msg = Rect { x: area.x + 2, y: area.y + 1, width: area.width.saturating_sub(4), height: 1 };
+        let filtered = view.only.filter(|_| !view.lines.is_empty());
         let text = match (&view.state, &view.app, view.feeds.as_slice()) {
-            (_, _, _) if view.only.is_some() && !view.lines.is_empty() => {
-                format!("no line of #{} in the buffer (i: the next instance)", view.only.unwrap_or_default())
-            }
+            _ if let Some(k) = filtered => format!("no line of #{k} in the buffer (i: the next instance)"),
             (LogState::Connecting, None, [one, ..]) => {
                 format!("asking {} for the logs of {} …", one.host, one.instance)
             }
