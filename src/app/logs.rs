@@ -549,10 +549,12 @@ impl App {
         effects
     }
 
-    /// A merged view follows its app's instances (at the clock's tick): an instance that
-    /// got a container since (a deploy, a replacement) joins with a line saying so. One
-    /// that goes ends by itself: its agent ends the stream, which the view says.
-    pub(super) fn follow_log_instances(&mut self) -> Vec<Effect> {
+    /// A merged view follows its app's instances (the event loop asks at the clock's
+    /// tick, once a second, not per event: a pass over the fleet's instances): an
+    /// instance that got a container since (a deploy, a replacement) joins with a line
+    /// saying so. One that goes ends by itself: its agent ends the stream, which the view
+    /// says.
+    pub fn follow_log_instances(&mut self) -> Vec<Effect> {
         let Some(view) = self.logs.as_ref() else { return vec![] };
         let Some(app) = view.app.as_deref() else { return vec![] };
         let joining: Vec<(u32, String, String, String)> = self

@@ -163,11 +163,11 @@ fn instances_joining_a_merged_view_are_followed_and_ending_ones_say_so() {
     new.version = "9.9.9".into();
     new.state = InstanceState::Deploying;
     app.replica.fleet.instances.insert(new.id.clone(), new.clone());
-    assert!(sessions(&app.update(Action::Tick(T0 + 61_000))).is_empty(), "no container yet: not asked");
+    assert!(sessions(&app.follow_log_instances()).is_empty(), "no container yet: not asked");
     app.replica.fleet.instances.get_mut(&new.id).expect("there").state = InstanceState::Running;
-    let joined = sessions(&app.update(Action::Tick(T0 + 62_000)));
+    let joined = sessions(&app.follow_log_instances());
     assert_eq!(joined.iter().map(|(_, i)| i.as_str()).collect::<Vec<_>>(), [new.id.as_str()]);
-    assert!(sessions(&app.update(Action::Tick(T0 + 63_000))).is_empty(), "asked once");
+    assert!(sessions(&app.follow_log_instances()).is_empty(), "asked once");
     let v = app.logs.as_ref().expect("open");
     assert_eq!(v.feeds.len(), n + 1);
     let said = texts(&app);

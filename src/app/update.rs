@@ -198,7 +198,7 @@ impl App {
                 if self.status.as_ref().is_some_and(|s| s.until <= now) {
                     self.status = None;
                 }
-                self.follow_log_instances()
+                vec![]
             }
             Action::Resize => vec![],
             _ => vec![],
