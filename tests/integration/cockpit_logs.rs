@@ -207,3 +207,28 @@ fn cockpit_logs_stream_a_real_container_on_nats_and_docker() {
         assert!(app.logs.is_none());
     });
 }
+
+/// In a real terminal, as a user would: `6` then `l` opens the merged logs of the first
+/// app, lines carry their instance's word, `i` shows one instance alone and says which,
+/// and `Esc` goes back to the panel.
+#[test]
+fn cockpit_logs_merged_view_in_a_real_terminal() {
+    use crate::cockpit_support::Tmux;
+    let bin = env!("CARGO_BIN_EXE_quarterdeck");
+    let command = format!("{bin} --seed 42 --sandbox-crash-rate 0");
+    let Some(t) = Tmux::start_sized("merged-logs", &command, 140, 30) else { return };
+    t.wait_for(&["1 Hosts", "6 Apps"], "the cockpit's first frame");
+    // Instances still being placed have no container to read yet.
+    t.wait_for(&["instances 7/7 running"], "the sandbox's instances running");
+    t.keys(&["6"]);
+    t.wait_for(&["APP"], "the Apps panel");
+    t.keys(&["l"]);
+    let shown = t.wait_for(&["instances merged", "● following", " #0 "], "the merged view streaming");
+    assert!(shown.contains("i/0-9 one instance"), "{shown}");
+    t.keys(&["i"]);
+    t.wait_for(&["only #0 (i: next)"], "i filters to the first instance");
+    t.keys(&["Escape"]);
+    let back = t.wait_for(&["APP"], "Esc closes the view");
+    assert!(!back.contains("instances merged"), "{back}");
+    t.keys(&["q"]);
+}
