@@ -509,10 +509,8 @@ impl App {
             .filter(|i| i.app == app && has_log(i.state))
             .map(|i| (i.index, i.id.clone(), i.host.clone()))
             .collect();
-        if instances.is_empty() {
-            self.say(Level::Warn, format!("logs: {app} has no instance with a container yet"));
-            return vec![];
-        }
+        // None may have a container yet (a deploy in progress): the view opens anyway, and
+        // they join as they start.
         instances.sort();
         let feeds = instances
             .into_iter()

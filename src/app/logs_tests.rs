@@ -166,6 +166,7 @@ fn instances_joining_a_merged_view_are_followed_and_ending_ones_say_so() {
     assert!(sessions(&app.follow_log_instances()).is_empty(), "no container yet: not asked");
     app.replica.fleet.instances.get_mut(&new.id).expect("there").state = InstanceState::Running;
     let joined = sessions(&app.follow_log_instances());
+    assert_eq!(app.logs.as_ref().map(|v| v.state.clone()), Some(LogState::Connecting));
     assert_eq!(joined.iter().map(|(_, i)| i.as_str()).collect::<Vec<_>>(), [new.id.as_str()]);
     assert!(sessions(&app.follow_log_instances()).is_empty(), "asked once");
     let v = app.logs.as_ref().expect("open");
@@ -235,4 +236,21 @@ fn i_and_the_digits_are_the_merged_views_keys_only() {
     assert!(app.logs.as_ref().is_some_and(|v| !v.is_merged()));
     assert_eq!(key_action(&app, &key('3')), None);
     assert_eq!(key_action(&app, &key('i')), None);
+}
+
+#[test]
+fn an_app_without_a_container_yet_opens_its_view_and_its_instances_join_as_they_start() {
+    let (mut app, name, _) = on_busiest_app();
+    for i in app.replica.fleet.instances.values_mut().filter(|i| i.app == name) {
+        i.state = InstanceState::Deploying;
+    }
+    assert!(sessions(&app.update(Action::Logs)).is_empty(), "nothing to read yet");
+    assert!(app.logs.as_ref().is_some_and(|v| v.feeds.is_empty() && v.state == LogState::Connecting));
+    let screen = crate::views::harness::text(&crate::views::harness::draw(&mut app, 110, 16));
+    assert!(screen.contains(&format!("no instance of {name} has a container yet")), "{screen}");
+    let first = app.replica.fleet.instances.values_mut().find(|i| i.app == name).expect("one");
+    first.state = InstanceState::Starting;
+    let id = first.id.clone();
+    let joined = sessions(&app.follow_log_instances());
+    assert_eq!(joined.iter().map(|(_, i)| i.as_str()).collect::<Vec<_>>(), [id.as_str()]);
 }

@@ -102,6 +102,9 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
             (LogState::Connecting, None, [one, ..]) => {
                 format!("asking {} for the logs of {} …", one.host, one.instance)
             }
+            (LogState::Connecting, Some(app), []) => {
+                format!("no instance of {app} has a container yet: each joins as it starts")
+            }
             (LogState::Connecting, Some(app), feeds) => {
                 format!("asking for the logs of {app}'s {} instances …", feeds.len())
             }
