@@ -334,6 +334,7 @@ fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
                         tail: 200,
                         follow: true,
                         stream: crate::protocol::subjects::logs_stream("alice", "cockpit-1a2b"),
+                        since: None,
                     },
                 ),
             ),

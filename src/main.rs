@@ -43,6 +43,10 @@ fn main() -> ExitCode {
                     logging::init("bench", level.min(log::LevelFilter::Error));
                     bench_plane::run(cli.bus, args).await
                 }
+                Some(BenchCommand::Logs(args)) => {
+                    logging::init("bench", level.min(log::LevelFilter::Error));
+                    quarterdeck::cli::bench_logs::run(args).await
+                }
             },
             Some(CliCommand::Completions(args)) => docs::run_completions(args).map(|()| ExitCode::SUCCESS),
             Some(CliCommand::Man(args)) => docs::run_man(args).map(|()| ExitCode::SUCCESS),

@@ -40,7 +40,7 @@ const TABLE: [(Action, &str, &str); 32] = [
     (Action::Remove, "remove", "remove route (confirmed)"),
     (Action::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
     (Action::Weight, "weight", "route weight (form)"),
-    (Action::Logs, "logs", "logs of the selected instance"),
+    (Action::Logs, "logs", "logs; of an app or route: merged (i, 0-9: one)"),
     (Action::Sort, "sort", "sort; Shift+letter: column"),
     (Action::SortPrev, "sort_prev", "sort: previous column"),
     (Action::Mark, "mark", "mark/unmark, then move down"),

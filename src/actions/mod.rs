@@ -139,13 +139,16 @@ pub enum Action {
 }
 
 /// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /
-/// previous match, `w` save.
+/// previous match, `w` save; in an app's merged view `i` (the next instance alone, then
+/// all) and a digit (that instance index alone; again: all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogKey {
     Follow,
     NextMatch,
     PrevMatch,
     Save,
+    NextInstance,
+    Only(u8),
 }
 
 /// A number asked for in the confirm dialog: the rolling restart's batch size.
@@ -188,9 +191,10 @@ pub enum Effect {
     /// Put this text on the clipboard: an OSC 52 escape written to the terminal, which
     /// works over SSH. Views never write to the terminal; the event loop does.
     Copy(String),
-    /// Stream an instance's logs into the logs view (ends any earlier stream).
+    /// Stream an instance's logs into the logs view, beside its other streams (a view
+    /// that opens stops the earlier view's streams first, with `LogsStop`).
     Logs(LogsStart),
-    /// The logs view closed: stop its stream.
+    /// The logs view closed: stop its streams.
     LogsStop,
     /// Write the logs view's buffer to `path` (the event loop does, then says so).
     SaveLog {

@@ -8,7 +8,7 @@ mod clipboard;
 pub mod columns;
 mod confirm;
 pub mod facts;
-mod failures;
+pub mod failures;
 mod filter;
 mod following;
 mod forms;

@@ -26,10 +26,10 @@ pub enum BackendRequest {
     /// Take a fresh snapshot (after a revision gap).
     Resync,
     Send(ControlCommand),
-    /// Stream an instance's logs (a read: allowed in read-only mode too). Ends the
-    /// previous stream: one stream per viewer.
+    /// Stream an instance's logs (a read: allowed in read-only mode too), beside the
+    /// streams already open: an app's merged view has one per instance.
     Logs(LogsStart),
-    /// The logs view closed.
+    /// The logs view closed: every open stream stops.
     LogsStop,
     /// Put an artifact file in the repository (the wizard, before its deploy).
     Upload(UploadRequest),
@@ -133,7 +133,7 @@ fn spawn_full(
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (update_tx, updates) = mpsc::channel(16_384);
     let resync = client::spawn_into(bus.clone(), source.clone(), options, update_tx.clone());
-    let backend = Backend { bus, source, identity, probe, resync, updates: update_tx, logs_stop: None };
+    let backend = Backend { bus, source, identity, probe, resync, updates: update_tx, logs_stop: Vec::new() };
     tokio::spawn(backend.run(command_rx));
     BackendHandle { commands, updates }
 }
@@ -146,8 +146,9 @@ struct Backend {
     probe: bool,
     resync: Resyncer,
     updates: mpsc::Sender<Inbound>,
-    /// The open log stream's stop; dropping it stops the stream too.
-    logs_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The open log streams' stops (one for an instance's view, one per instance for an
+    /// app's merged view); dropping one stops its stream too.
+    logs_stop: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Backend {
@@ -185,14 +186,14 @@ impl Backend {
             BackendRequest::Resync => self.resync.resync(),
             BackendRequest::Logs(start) => {
                 let (stop, stopped) = tokio::sync::oneshot::channel();
-                if let Some(old) = self.logs_stop.replace(stop) {
-                    let _ = old.send(());
-                }
+                // Streams that ended by themselves (their receiver is gone) are forgotten.
+                self.logs_stop.retain(|s| !s.is_closed());
+                self.logs_stop.push(stop);
                 tokio::spawn(super::logs::session(bus, source, start, stopped, self.updates.clone()));
                 true
             }
             BackendRequest::LogsStop => {
-                if let Some(old) = self.logs_stop.take() {
+                for old in self.logs_stop.drain(..) {
                     let _ = old.send(());
                 }
                 true

@@ -31,8 +31,10 @@ pub enum LogsEvent {
     Batch(LogBatch),
 }
 
-/// Runs one stream until it ends or `stop` fires (or its sender is dropped).
-pub(super) async fn session(
+/// Runs one stream until it ends or `stop` fires (or its sender is dropped). The
+/// cockpit's backend runs one per instance its view shows; `ctl logs` one per instance
+/// it prints.
+pub async fn session(
     bus: Arc<dyn Bus>,
     source: String,
     start: LogsStart,
@@ -54,8 +56,13 @@ pub(super) async fn session(
             return;
         }
     };
-    let req =
-        LogsRequest { instance: start.instance.clone(), tail: start.tail, follow: start.follow, stream };
+    let req = LogsRequest {
+        instance: start.instance.clone(),
+        tail: start.tail,
+        follow: start.follow,
+        stream,
+        since: start.since,
+    };
     let cmd = subjects::logs_request(&start.host, &user, LogsVerb::Start);
     let envelope = Envelope::new(&source, &req);
     let asked = bus::request::<_, AgentAck>(bus.as_ref(), &cmd, &envelope, COMMAND_TIMEOUT);

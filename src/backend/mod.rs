@@ -12,7 +12,7 @@ pub use client::{
     BackendHandle, BackendRequest, COMMAND_TIMEOUT, Identity, Inbound, spawn, spawn_cockpit, spawn_with,
 };
 pub use error::{CommandError, refuse_unless_live};
-pub use logs::LogsEvent;
+pub use logs::{LogsEvent, session as logs_session};
 // The link state `Inbound::Connection` carries, so the app needs no import of the bus.
 pub use crate::bus::Connection;
 // The replica the app owns is the shared client's.

@@ -29,7 +29,8 @@ const ENDED_CHECK: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// Print JSON (one document, or one event per line for `events`) instead of a table.
+    /// Print JSON (one document, or one object per line for `events` and `logs`) instead of a
+    /// table.
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -70,6 +71,11 @@ pub enum CtlCommand {
     /// that started an operation, how the operation ended. Read from the JetStream stream,
     /// so it works while no controller runs.
     Audit(AuditArgs),
+    /// The logs of one instance, or of every instance of an app merged in time order,
+    /// each line prefixed by its instance (`#3`); with --json one object per line: `{ts,
+    /// instance, source, text}`. Exits 0 once what is there is printed (with --follow, at
+    /// Ctrl-C), 1 for an unknown app or instance or a log that could not be read.
+    Logs(super::ctl_logs::LogsArgs),
     /// Who the controller sees you as: the user your commands carry in their subject
     /// (with roles on, the NATS user the server authenticated). Fails, as a permission
     /// error, for a user that may not send commands (a viewer).
@@ -248,6 +254,7 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Events(a) => ctl.events(a).await,
         CtlCommand::Audit(a) => ctl.audit(a).await,
         CtlCommand::Whoami => ctl.whoami().await,
+        CtlCommand::Logs(a) => ctl.logs(a).await,
     }
 }
 
@@ -341,6 +348,12 @@ fn event_line(e: &Event) -> String {
 impl Ctl {
     async fn fetch(&self) -> Result<Fleet, String> {
         crate::client::snapshot::fetch_fleet(&self.bus, &self.source, self.timeout).await.map_err(refusal)
+    }
+
+    async fn logs(&self, args: super::ctl_logs::LogsArgs) -> Result<ExitCode, String> {
+        let fleet = self.fetch().await?;
+        let bus: std::sync::Arc<dyn Bus> = std::sync::Arc::new(self.bus.clone());
+        super::ctl_logs::run(bus, self.source.clone(), self.json, &fleet, args).await
     }
 
     async fn whoami(&self) -> Result<ExitCode, String> {

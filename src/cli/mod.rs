@@ -4,10 +4,12 @@
 pub mod auth;
 pub mod bench;
 pub mod bench_events;
+pub mod bench_logs;
 mod bench_nats;
 pub mod bench_plane;
 pub mod cockpit;
 pub mod ctl;
+pub mod ctl_logs;
 pub mod docs;
 pub mod logging;
 pub mod parse;
@@ -304,6 +306,10 @@ pub enum BenchCommand {
     /// reports convergence, event sizes, stored bytes, controller memory, the cockpit's lag,
     /// the controller's restart time and dropped events.
     Plane(bench_plane::PlaneArgs),
+    /// The cockpit's merged logs view under an app whose --instances all log --rate lines
+    /// a second (a stand-in agent on an in-process bus): the lines per second the view
+    /// takes, the cockpit thread's CPU, frame times, and the buffer's bound.
+    Logs(bench_logs::LogsBenchArgs),
 }
 
 #[cfg(test)]

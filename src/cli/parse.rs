@@ -25,6 +25,28 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--since`: a duration back from now (`10m`, `1h`) or an RFC 3339 time
+/// (`2026-11-25T10:12:01Z`), as ms since the epoch. A time ahead of now is refused: a log
+/// has nothing after now.
+pub fn since(s: &str) -> Result<u64, String> {
+    since_at(s, crate::protocol::clock::now_ms())
+}
+
+fn since_at(s: &str, now: u64) -> Result<u64, String> {
+    let s = s.trim();
+    if s.contains('T') {
+        let ts = crate::protocol::clock::rfc3339_ms(s)
+            .filter(|&ts| ts > 0)
+            .ok_or_else(|| format!("{s:?} is not a time: use RFC 3339, e.g. 2026-11-25T10:12:01Z"))?;
+        if ts > now + 60_000 {
+            return Err(format!("{s:?} is in the future: a log has no lines after now"));
+        }
+        return Ok(ts);
+    }
+    let back = duration(s).map_err(|e| format!("{e}, or a time such as 2026-11-25T10:12:01Z"))?;
+    Ok(now.saturating_sub(u64::try_from(back.as_millis()).unwrap_or(u64::MAX)))
+}
+
 /// A container command's words, from one shell-quoted line (`protocol::argv::split`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Argv(pub Vec<String>);
@@ -50,6 +72,18 @@ mod tests {
         assert!(duration("1y").unwrap_err().contains("unknown unit"));
         assert!(duration("abc").is_err());
         assert!(duration("-1s").is_err());
+    }
+
+    #[test]
+    fn since_is_a_duration_back_or_a_time_and_never_ahead() {
+        let now = 1_795_601_521_000;
+        assert_eq!(since_at("10m", now), Ok(now - 600_000));
+        assert_eq!(since_at("2026-11-25T10:12:01Z", now), Ok(1_795_601_521_000));
+        assert_eq!(since_at("2026-11-25T11:12:01+01:00", now), Ok(1_795_601_521_000));
+        assert!(since_at("2026-11-25T12:00:00Z", now).unwrap_err().contains("in the future"));
+        assert!(since_at("2026-13-25T10:00:00Z", now).unwrap_err().contains("RFC 3339"));
+        assert!(since_at("yesterday", now).unwrap_err().contains("2026-11-25T10:12:01Z"));
+        assert!(since_at("-5m", now).is_err());
     }
 
     #[test]

@@ -30,6 +30,45 @@ pub fn datetime(ts_ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02} {}", hms(ts_ms))
 }
 
+/// Milliseconds since the epoch of an RFC 3339 time: Docker's timestamps and `ctl logs --since`
+/// (`2026-11-25T09:30:00.123456789Z`, or with an offset). Docker's zero time is `None`.
+pub fn rfc3339_ms(s: &str) -> Option<u64> {
+    let (date, rest) = s.split_once('T')?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, i64, i64) =
+        (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let tz_at = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
+    let (clock, tz) = rest.split_at(tz_at);
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut t = hms.split(':');
+    let (h, min, sec): (i64, i64, i64) =
+        (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let millis: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    let offset_min = match tz.chars().next() {
+        Some(sign @ ('+' | '-')) => {
+            let (oh, om) = tz[1..].split_once(':')?;
+            let v = oh.parse::<i64>().ok()? * 60 + om.parse::<i64>().ok()?;
+            if sign == '-' { -v } else { v }
+        }
+        _ => 0,
+    };
+    // Days from civil (Howard Hinnant's algorithm), as in protocol::clock.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + min * 60 + sec - offset_min * 60;
+    let ms = secs * 1000 + millis;
+    // Docker writes 0001-01-01T00:00:00Z for "never started".
+    u64::try_from(ms).ok().filter(|ms| *ms > 0)
+}
+
 /// A short human age such as `850ms`, `12s`, `4m`, `3h`, `2d`.
 pub fn age(ms: u64) -> String {
     match ms {

@@ -60,6 +60,8 @@ pub struct LogsStart {
     pub instance: String,
     pub tail: u32,
     pub follow: bool,
+    /// Only lines from this time on (ms since epoch).
+    pub since: Option<u64>,
 }
 
 /// An artifact file to put in the repository, for `app@version` (the wizard, before its

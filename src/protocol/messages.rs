@@ -507,6 +507,10 @@ pub struct LogsRequest {
     pub follow: bool,
     /// Where the batches go: `qd.v1.logs.<user>.<viewer id>`.
     pub stream: String,
+    /// Leave out lines older than this (ms since epoch), as Docker's `since`: the tail is
+    /// read, then narrowed. Optional, so an older agent ignores it (its viewer filters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
 }
 
 /// The most past lines a logs request may ask for.

@@ -1462,12 +1462,19 @@ fn logs_messages_round_trip_with_their_documented_shape() {
         tail: 200,
         follow: true,
         stream: subjects::logs_stream("alice", "v1a2b"),
+        since: None,
     };
-    let v = round_trip(req);
+    let v = round_trip(req.clone());
     assert_eq!(
         v["body"],
         json!({"instance": "shop-web-0-aaaa", "tail": 200, "follow": true, "stream": "qd.v1.logs.alice.v1a2b"})
     );
+    // `since` is left out when not asked, so an older agent reads what it always did; an
+    // old request without it reads as none.
+    let v = round_trip(LogsRequest { since: Some(1_795_000_000_000), ..req });
+    assert_eq!(v["body"]["since"], 1_795_000_000_000_u64);
+    let old = br#"{"v":1,"id":"a","ts":1,"source":"s","body":{"instance":"i","tail":1,"follow":false,"stream":"s"}}"#;
+    assert_eq!(decode::<LogsRequest>(old).unwrap().body.since, None);
     let v = round_trip(LogsStreamRef { stream: "qd.v1.logs.alice.x".into() });
     assert_eq!(v["body"], json!({"stream": "qd.v1.logs.alice.x"}));
     let batch = LogBatch {

@@ -100,6 +100,15 @@ const KEYS: [&str; 12] = [
 ];
 
 impl Theme {
+    /// The `k`-th of the colours that tell things of one kind apart (a merged log's
+    /// instances), cycling through the theme's own: its foregrounds only, so no
+    /// background or weight stands out. Never the only mark: a word goes with it.
+    pub fn series(&self, k: usize) -> Style {
+        let palette = [self.accent, self.ok, self.title, self.border, self.warn];
+        let fg = palette[k % palette.len()].fg;
+        Style::new().fg(fg.unwrap_or(Color::Reset))
+    }
+
     /// A built-in theme by name. Built-ins are tested, so this cannot fail at run time.
     pub fn builtin(name: &str, mode: ColorMode) -> Option<Theme> {
         let text = BUILTIN.iter().find(|(n, _)| *n == name)?.1;

@@ -100,6 +100,7 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
             },
             _ = clock.tick() => {
                 drawn = tick(terminal, app, now_ms())?.1;
+                effects = app.follow_log_instances();
             }
             _ = sigtstp.recv() => {
                 terminal::suspend(terminal, app.mouse)?;

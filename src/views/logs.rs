@@ -1,6 +1,7 @@
-//! The logs view (`l`): the instance's lines, newest at the bottom while following, with
-//! the search's matches highlighted (and the current one marked), and the state of the
-//! stream in the title. A long line wraps under its text, so nothing of it is lost off
+//! The logs view (`l`): the instance's lines (or, merged, every instance's of an app,
+//! each prefixed by its instance's word `#3` in its colour), newest at the bottom while
+//! following, with the search's matches highlighted (and the current one marked), and
+//! the state of the stream in the title. A long line wraps under its text, so nothing of it is lost off
 //! the right edge. Builds lines for the visible window only.
 
 use ratatui::Frame;
@@ -20,39 +21,49 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     frame.render_widget(Clear, area);
     let rows = area.height.saturating_sub(2) as usize;
-    // Gutter (1) and time (9) come before the text; wrapped rows are indented under it.
-    let text_width = (area.width as usize).saturating_sub(2 + GUTTER).max(10);
+    // Gutter (1), time (9) and, merged, the instance's word come before the text; wrapped
+    // rows are indented under it.
+    let width = view.prefix_width();
+    let head = GUTTER + if width > 0 { width + 1 } else { 0 };
+    let text_width = (area.width as usize).saturating_sub(2 + head).max(10);
     let height = |i: usize| view.lines[i].text.chars().count().div_ceil(text_width).max(1);
-    // The last lines that fit whole: where following starts, and as far down as paging goes.
+    // The last shown lines that fit whole: where following starts, and as far down as
+    // paging goes.
     let (mut tail, mut used) = (view.lines.len(), 0);
-    while tail > 0 && used + height(tail - 1) <= rows {
-        used += height(tail - 1);
-        tail -= 1;
+    while let Some(p) = view.prev_shown(tail).filter(|&p| used + height(p) <= rows) {
+        used += height(p);
+        tail = p;
     }
     let mut start = if view.follow { tail } else { view.first_shown(rows).min(tail) };
     let fill = |start: usize| {
-        let (mut end, mut used) = (start, 0);
-        while end < view.lines.len() && used < rows {
-            used += height(end);
-            end += 1;
+        let (mut shown, mut used) = (Vec::new(), 0);
+        let mut at = view.next_shown(start);
+        while let Some(i) = at.filter(|_| used < rows) {
+            used += height(i);
+            shown.push(i);
+            at = view.next_shown(i + 1);
         }
         // A last line that does not fit whole is cut: it is not counted as shown.
-        if used > rows && end > start + 1 { end - 1 } else { end }
+        if used > rows && shown.len() > 1 {
+            shown.pop();
+        }
+        shown
     };
-    let mut end = fill(start);
+    let mut shown = fill(start);
     // Long lines above the current match can push it out of the window: start at it then.
-    if let Some(c) = view.current.filter(|&c| c >= end) {
+    if let Some(c) = view.current.filter(|&c| shown.last().is_none_or(|&l| c > l)) {
         start = c;
-        end = fill(start);
+        shown = fill(start);
     }
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(t.accent)
-        .title(title(view, t, start, end))
+        .title(title(view, t, &shown))
         .title_bottom(keys(view, t, app.keymap.keys_for(crate::actions::Action::Back)).right_aligned());
     let highlight = t.warn.add_modifier(Modifier::REVERSED | Modifier::BOLD);
-    let lines: Vec<Line> = (start..end)
-        .flat_map(|i| {
+    let lines: Vec<Line> = shown
+        .iter()
+        .flat_map(|&i| {
             let l = &view.lines[i];
             let current = view.current == Some(i);
             let gutter = match (current, l.source) {
@@ -61,14 +72,21 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
                 (false, LogSource::Stdout) => Span::raw(" "),
             };
             let ts = if l.ts > 0 { hms(l.ts) } else { "--:--:--".into() };
+            let prefix = view.prefix(l.feed).map(|word| {
+                let index = view.feeds.get(l.feed).map_or(0, |f| f.index as usize);
+                Span::styled(format!("{word:<width$} "), t.series(index))
+            });
             let text_style = if l.source == LogSource::Stderr { t.bad } else { t.text };
             let text = highlighted(&l.text, view.search.as_deref(), text_style, highlight);
             wrapped(text, text_width).into_iter().enumerate().map(move |(k, mut row)| {
-                let head = match k {
-                    0 => vec![gutter.clone(), Span::styled(format!("{ts} "), t.muted)],
-                    _ => vec![Span::raw(" ".repeat(GUTTER))],
+                let start = match k {
+                    0 => [gutter.clone(), Span::styled(format!("{ts} "), t.muted)]
+                        .into_iter()
+                        .chain(prefix.clone())
+                        .collect(),
+                    _ => vec![Span::raw(" ".repeat(head))],
                 };
-                row.splice(0..0, head);
+                row.splice(0..0, start);
                 Line::from(row)
             })
         })
@@ -76,11 +94,21 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
         .collect();
     let body = Paragraph::new(lines).block(block);
     frame.render_widget(body, area);
-    if view.lines.is_empty() {
+    if shown.is_empty() {
         let msg = Rect { x: area.x + 2, y: area.y + 1, width: area.width.saturating_sub(4), height: 1 };
-        let text = match &view.state {
-            LogState::Connecting => format!("asking {} for the logs of {} …", view.host, view.instance),
-            LogState::Refused(r) => format!("✕ {r}"),
+        let filtered = view.only.filter(|_| !view.lines.is_empty());
+        let text = match (&view.state, &view.app, view.feeds.as_slice()) {
+            _ if let Some(k) = filtered => format!("no line of #{k} in the buffer (i: the next instance)"),
+            (LogState::Connecting, None, [one, ..]) => {
+                format!("asking {} for the logs of {} …", one.host, one.instance)
+            }
+            (LogState::Connecting, Some(app), []) => {
+                format!("no instance of {app} has a container yet: each joins as it starts")
+            }
+            (LogState::Connecting, Some(app), feeds) => {
+                format!("asking for the logs of {app}'s {} instances …", feeds.len())
+            }
+            (LogState::Refused(r), _, _) => format!("✕ {r}"),
             _ => "no log lines yet".into(),
         };
         frame.render_widget(Span::styled(text, t.muted), msg);
@@ -96,7 +124,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn title<'a>(view: &LogView, t: &Theme, start: usize, end: usize) -> Line<'a> {
+fn title<'a>(view: &LogView, t: &Theme, shown: &[usize]) -> Line<'a> {
     let (state, style) = match &view.state {
         LogState::Connecting => ("… connecting".to_string(), t.warn),
         LogState::Streaming if view.follow => ("● following".to_string(), t.ok),
@@ -105,24 +133,38 @@ fn title<'a>(view: &LogView, t: &Theme, start: usize, end: usize) -> Line<'a> {
         LogState::Refused(why) => (format!("✕ {why}"), t.bad),
     };
     // Most important first: a narrow screen cuts the end.
-    let mut spans = vec![
-        Span::styled(format!(" Logs {} on {} ", view.instance, view.host), t.title),
-        Span::styled(format!("{state} "), style),
-    ];
+    let name = match (&view.app, view.feeds.first()) {
+        (Some(app), _) => format!(" Logs of {app}: {} instances merged ", view.feeds.len()),
+        (None, Some(f)) => format!(" Logs {} on {} ", f.instance, f.host),
+        (None, None) => " Logs ".to_string(),
+    };
+    let mut spans = vec![Span::styled(name, t.title), Span::styled(format!("{state} "), style)];
+    if let Some(k) = view.only {
+        spans.push(Span::styled(format!("only #{k} (i: next) "), t.series(k as usize)));
+    }
     if let Some(q) = &view.search {
         let count = view.match_count();
         let at = view
             .current
-            .map(|c| view.lines.iter().take(c + 1).filter(|l| view.is_match(l)).count())
+            .map(|c| (0..=c).filter(|&i| view.visible(i) && view.is_match(&view.lines[i])).count())
             .unwrap_or(0);
         spans.push(Span::styled(format!("/{q} match {at}/{count} "), t.accent));
     }
-    if view.lost_batches > 0 {
-        spans.push(Span::styled(format!("⚠ {} batches lost ", view.lost_batches), t.warn));
+    let lost = view.lost_batches();
+    if lost > 0 {
+        spans.push(Span::styled(format!("⚠ {lost} batches lost "), t.warn));
     }
-    let first = start + usize::from(end > start);
+    // Counted among the shown lines: with a filter, the buffer's positions would not do.
+    let ordinal = |i: usize| match view.only {
+        None => i,
+        Some(_) => (0..i).filter(|&k| view.visible(k)).count(),
+    };
+    let (first, end) = match (shown.first(), shown.last()) {
+        (Some(&a), Some(&b)) => (ordinal(a) + 1, ordinal(b) + 1),
+        _ => (0, 0),
+    };
     spans.push(Span::styled(
-        format!("[{first}-{end} of {}, last {LOG_LINES_KEPT} kept] ", view.lines.len()),
+        format!("[{first}-{end} of {}, last {LOG_LINES_KEPT} kept] ", view.shown_count()),
         t.muted,
     ));
     if view.dropped > 0 {
@@ -133,7 +175,8 @@ fn title<'a>(view: &LogView, t: &Theme, start: usize, end: usize) -> Line<'a> {
 
 fn keys<'a>(view: &LogView, t: &Theme, back: String) -> Line<'a> {
     let follow = if view.follow { "f pause" } else { "f follow" };
-    Line::from(Span::styled(format!(" {follow}  / search  n/N match  w save  {back} close "), t.muted))
+    let one = if view.is_merged() { "  i/0-9 one instance" } else { "" };
+    Line::from(Span::styled(format!(" {follow}  / search  n/N match{one}  w save  {back} close "), t.muted))
 }
 
 /// The text in spans, each case-insensitive match of `query` in `hit` style.

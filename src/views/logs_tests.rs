@@ -92,3 +92,67 @@ fn logs_view_wraps_a_long_line_under_its_text() {
     assert!(rows[first + 1].starts_with("│          payload"), "{screen}");
     assert!(rows[first + 2..].iter().any(|l| l.contains("the very end")), "{screen}");
 }
+
+/// The merged view of the fixture's app of the most instances, with lines of each.
+fn merged_app() -> App {
+    use crate::backend::LogsEvent;
+    use crate::protocol::{LogBatch, LogLine, LogSource};
+    let mut app = app();
+    let mut count = std::collections::BTreeMap::<String, usize>::new();
+    for i in app.replica.fleet.instances.values() {
+        *count.entry(i.app.clone()).or_default() += 1;
+    }
+    let (name, _) = count.into_iter().max_by_key(|(_, n)| *n).expect("an app");
+    app.update(Action::ShowPanel(Panel::Apps));
+    while app.selected_app().is_some_and(|a| a.name != name) {
+        app.update(Action::Down);
+    }
+    let sessions: Vec<u64> = app
+        .update(Action::Logs)
+        .into_iter()
+        .filter_map(|e| match e {
+            crate::actions::Effect::Logs(s) => Some(s.session),
+            _ => None,
+        })
+        .collect();
+    for (k, session) in sessions.iter().enumerate() {
+        app.apply(Inbound::Logs { session: *session, event: LogsEvent::Streaming });
+        let lines = (0..3u64)
+            .map(|j| LogLine {
+                ts: T0 + j * 1_000 + k as u64 * 300,
+                source: if j == 2 && k == 0 { LogSource::Stderr } else { LogSource::Stdout },
+                text: format!("GET /item/{j} 200 from instance {k}"),
+            })
+            .collect();
+        let batch = LogBatch { instance: "x".into(), seq: 0, lines, end: None };
+        app.apply(Inbound::Logs { session: *session, event: LogsEvent::Batch(batch) });
+    }
+    app
+}
+
+#[test]
+fn merged_logs_view_prefixes_each_line_with_its_instance() {
+    let mut app = merged_app();
+    let buf = draw(&mut app, 110, 16);
+    let screen = text(&buf);
+    assert_snapshot!(screen);
+    assert!(screen.contains("instances merged"), "{screen}");
+    assert!(screen.contains("i/0-9 one instance"), "the key is in the view's footer: {screen}");
+    // The word tells instances apart without colour; the colour is the theme's, per index.
+    let view = app.logs.as_ref().expect("open");
+    let (first, second) = (view.feeds[0].clone(), view.feeds[1].clone());
+    let (x0, y0) =
+        find(&buf, &format!("{} GET /item/0 200 from instance 0", first.word())).expect("a line of #a");
+    let (x1, y1) =
+        find(&buf, &format!("{} GET /item/0 200 from instance 1", second.word())).expect("a line of #b");
+    assert!(y0 < y1, "merged by time");
+    let theme = &app.theme;
+    assert_eq!(buf[(x0, y0)].fg, theme.series(first.index as usize).fg.expect("a colour"));
+    assert_eq!(buf[(x1, y1)].fg, theme.series(second.index as usize).fg.expect("a colour"));
+    assert_ne!(buf[(x0, y0)].fg, buf[(x1, y1)].fg, "two instances, two colours");
+    // Filtered to one instance: only its lines, and the title says which.
+    app.update(Action::LogView(crate::actions::LogKey::NextInstance));
+    let screen = text(&draw(&mut app, 110, 16));
+    assert!(screen.contains(&format!("only {} (i: next)", first.word())), "{screen}");
+    assert!(screen.contains("from instance 0") && !screen.contains("from instance 1"), "{screen}");
+}

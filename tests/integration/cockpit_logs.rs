@@ -128,8 +128,13 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
     let bus: &dyn Bus = sb.bus.as_ref();
     let user = bus.user();
     let cmd = subjects::logs_request(&inst.host, &user, LogsVerb::Start);
-    let bad =
-        LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream: "qd.v1.evt.x._".into() };
+    let bad = LogsRequest {
+        instance: inst.id.clone(),
+        tail: 5,
+        follow: true,
+        stream: "qd.v1.evt.x._".into(),
+        since: None,
+    };
     let refused =
         quarterdeck::bus::request::<_, AgentAck>(bus, &cmd, &Envelope::new("t", bad), Duration::from_secs(5))
             .await;
@@ -137,7 +142,7 @@ async fn cockpit_logs_end_when_the_viewer_goes_silent() {
 
     let stream = subjects::logs_stream(&user, "silent-viewer");
     let mut sub = sb.bus.subscribe(&stream).await.expect("subscribe");
-    let req = LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream };
+    let req = LogsRequest { instance: inst.id.clone(), tail: 5, follow: true, stream, since: None };
     let started = tokio::time::Instant::now();
     quarterdeck::bus::request::<_, AgentAck>(bus, &cmd, &Envelope::new("t", req), Duration::from_secs(5))
         .await
@@ -201,4 +206,29 @@ fn cockpit_logs_stream_a_real_container_on_nats_and_docker() {
         carry(&handle, app.update(Action::Back));
         assert!(app.logs.is_none());
     });
+}
+
+/// In a real terminal, as a user would: `6` then `l` opens the merged logs of the first
+/// app, lines carry their instance's word, `i` shows one instance alone and says which,
+/// and `Esc` goes back to the panel.
+#[test]
+fn cockpit_logs_merged_view_in_a_real_terminal() {
+    use crate::cockpit_support::Tmux;
+    let bin = env!("CARGO_BIN_EXE_quarterdeck");
+    let command = format!("{bin} --seed 42 --sandbox-crash-rate 0");
+    let Some(t) = Tmux::start_sized("merged-logs", &command, 140, 30) else { return };
+    t.wait_for(&["1 Hosts", "6 Apps"], "the cockpit's first frame");
+    // Instances still being placed have no container to read yet.
+    t.wait_for(&["instances 7/7 running"], "the sandbox's instances running");
+    t.keys(&["6"]);
+    t.wait_for(&["APP"], "the Apps panel");
+    t.keys(&["l"]);
+    let shown = t.wait_for(&["instances merged", "● following", " #0 "], "the merged view streaming");
+    assert!(shown.contains("i/0-9 one instance"), "{shown}");
+    t.keys(&["i"]);
+    t.wait_for(&["only #0 (i: next)"], "i filters to the first instance");
+    t.keys(&["Escape"]);
+    let back = t.wait_for(&["APP"], "Esc closes the view");
+    assert!(!back.contains("instances merged"), "{back}");
+    t.keys(&["q"]);
 }

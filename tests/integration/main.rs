@@ -57,6 +57,7 @@ mod docker_crash;
 mod docker_driver;
 mod docker_e2e;
 mod docker_faults;
+mod docker_logs;
 mod docker_plane;
 mod docker_registry;
 mod registry_support;

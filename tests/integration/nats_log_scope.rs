@@ -77,7 +77,13 @@ fn nats_log_scope_an_operator_cannot_read_stop_or_keep_alive_another_operators_s
         assert_eq!(bob.user(), "bob");
         let bobs = subjects::logs_stream("bob", "vbob1");
         let mut bob_sub = bob.subscribe(&bobs).await.expect("bob subscribes to his own stream");
-        let req = LogsRequest { instance: instance.to_string(), tail: 5, follow: true, stream: bobs.clone() };
+        let req = LogsRequest {
+            instance: instance.to_string(),
+            tail: 5,
+            follow: true,
+            stream: bobs.clone(),
+            since: None,
+        };
         ask(&bob, host, "bob", LogsVerb::Start, &req).await.expect("bob's stream starts");
         let seq = flowing(&mut bob_sub, 0, 1).await;
 

@@ -28,6 +28,9 @@ use crate::protocol::{
 const BATCH_LINES: usize = 500;
 /// Lines wait at most this long before their batch leaves.
 const BATCH_WAIT: Duration = Duration::from_millis(100);
+/// How far ahead of the agent's clock a `since` may be (clocks of two machines differ);
+/// beyond it the request is refused, not answered with nothing.
+const SINCE_AHEAD_MAX_MS: u64 = 60_000;
 /// How often a followed stream whose container stopped looks for the instance's next run.
 const RESTART_POLL: Duration = Duration::from_millis(250);
 
@@ -77,6 +80,12 @@ impl LogStreams {
                 subjects::LOGS_PREFIX,
             )));
         }
+        if let Some(since) = req.since.filter(|&s| s > now_ms() + SINCE_AHEAD_MAX_MS) {
+            return Err(WireError::bad_request(format!(
+                "since {} is in the future: a log has no lines after now",
+                crate::protocol::clock::datetime(since)
+            )));
+        }
         if !driver.has(&req.instance).await {
             return Err(WireError::new(
                 ErrorCode::NotFound,
@@ -106,6 +115,7 @@ impl LogStreams {
             subject: req.stream.clone(),
             instance: req.instance.clone(),
             follow: req.follow,
+            since: req.since.unwrap_or(0),
             timeout: self.keepalive_timeout,
         };
         let streams = self.streams.clone();
@@ -194,6 +204,8 @@ struct Stream {
     subject: String,
     instance: String,
     follow: bool,
+    /// Lines older than this are left out (0: none); a line of unknown time is kept.
+    since: u64,
     timeout: Duration,
 }
 
@@ -214,6 +226,7 @@ impl Stream {
         let end = loop {
             tokio::select! {
                 line = lines.recv(), if stopped_at.is_none() => match line {
+                    Some(line) if line.ts != 0 && line.ts < self.since => {}
                     Some(line) => {
                         last_ts = last_ts.max(line.ts);
                         batch.push(line);
@@ -397,7 +410,7 @@ mod tests {
         let stream = subjects::logs_stream("alice", "viewer");
         let mut sub = bus.subscribe(&stream).await.unwrap();
         let streams = LogStreams::default();
-        let req = LogsRequest { instance: "web-0-abcd".into(), tail: 10, follow: true, stream };
+        let req = LogsRequest { instance: "web-0-abcd".into(), tail: 10, follow: true, stream, since: None };
         streams.start(bus.clone(), fake.clone(), "agent/h".into(), "alice", req).await.unwrap();
         fake.say(2_000, "first run").await;
         let mut seen = Vec::new();
@@ -436,13 +449,42 @@ mod tests {
         let stream = subjects::logs_stream("alice", "viewer");
         let mut sub = bus.subscribe(&stream).await.unwrap();
         let streams = LogStreams::default();
-        let req = LogsRequest { instance: "web-0-abcd".into(), tail: 10, follow: false, stream };
+        let req = LogsRequest { instance: "web-0-abcd".into(), tail: 10, follow: false, stream, since: None };
         streams.start(bus.clone(), fake.clone(), "agent/h".into(), "alice", req).await.unwrap();
         fake.say(2_000, "only line").await;
         fake.stop_log();
         let mut seen = Vec::new();
         read_until(&mut sub, &mut seen, |s| s.iter().any(|l| l.starts_with("END"))).await;
         assert_eq!(seen, ["only line", "END the log ended (the tail was sent)"]);
+    }
+
+    #[tokio::test]
+    async fn since_leaves_out_older_lines_keeps_those_of_unknown_time_and_refuses_the_future() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let fake = Arc::new(Fake::default());
+        fake.set(InstanceState::Running, 1_000, None);
+        let stream = subjects::logs_stream("alice", "viewer");
+        let mut sub = bus.subscribe(&stream).await.unwrap();
+        let streams = LogStreams::default();
+        let req = LogsRequest {
+            instance: "web-0-abcd".into(),
+            tail: 10,
+            follow: false,
+            stream,
+            since: Some(2_000),
+        };
+        let future = LogsRequest { since: Some(now_ms() + 3_600_000), ..req.clone() };
+        let err = streams.start(bus.clone(), fake.clone(), "agent/h".into(), "alice", future).await;
+        let err = err.expect_err("a since an hour ahead");
+        assert!(err.code == ErrorCode::BadRequest && err.reason.contains("in the future"), "{err:?}");
+        streams.start(bus.clone(), fake.clone(), "agent/h".into(), "alice", req).await.unwrap();
+        fake.say(1_999, "too old").await;
+        fake.say(0, "of unknown time").await;
+        fake.say(2_000, "just in time").await;
+        fake.stop_log();
+        let mut seen = Vec::new();
+        read_until(&mut sub, &mut seen, |s| s.iter().any(|l| l.starts_with("END"))).await;
+        assert_eq!(seen, ["of unknown time", "just in time", "END the log ended (the tail was sent)"]);
     }
 
     /// A stream belongs to the user that started it: another user can neither start one
@@ -460,6 +502,7 @@ mod tests {
             tail: 10,
             follow: true,
             stream: stream.into(),
+            since: None,
         };
         let refused = streams.start(bus.clone(), fake.clone(), "agent/h".into(), "bob", req(&alices)).await;
         let err = refused.expect_err("bob started a stream on alice's subject");

@@ -519,7 +519,13 @@ mod tests {
         let ask = |subject: String, stream: String| {
             let bus = bus.clone();
             async move {
-                let req = LogsRequest { instance: "web-0-none".into(), tail: 1, follow: false, stream };
+                let req = LogsRequest {
+                    instance: "web-0-none".into(),
+                    tail: 1,
+                    follow: false,
+                    stream,
+                    since: None,
+                };
                 let payload = Bytes::from(encode(&Envelope::with_id("same-id", "cockpit", req)).unwrap());
                 let answer = bus.request(&subject, payload, Duration::from_secs(5)).await.unwrap();
                 match decode::<Reply<AgentAck>>(&answer).unwrap().body {

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 
 use super::{Inner, labels};
 use crate::plane::agent::driver::{DriverError, LOG_CHANNEL, LogReceiver};
+use crate::protocol::clock::rfc3339_ms;
 use crate::protocol::{LogLine, LogSource};
 
 /// Where a log read starts.
@@ -103,26 +104,6 @@ fn parse(source: LogSource, raw: &str) -> LogLine {
         Some((ts, text)) => LogLine { ts, source, text: text.to_string() },
         None => LogLine { ts: 0, source, text: raw.to_string() },
     }
-}
-
-/// Milliseconds since the epoch of a UTC RFC 3339 time such as Docker writes.
-fn rfc3339_ms(s: &str) -> Option<u64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
-    let millis: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(((days * 24 + hh) * 60 + mm) * 60 + ss).ok().map(|secs| secs * 1000 + millis as u64)
 }
 
 #[cfg(test)]
