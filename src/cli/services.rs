@@ -267,6 +267,14 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
     })
     .await;
     let repository: Arc<dyn Repository> = Arc::new(repository);
+    // Made here, as the artifacts' bucket is: agents put their session recordings into it.
+    retry("opening the sessions bucket", || async {
+        let bucket = crate::protocol::exec::SESSIONS_BUCKET;
+        ObjectStoreRepository::open_bucket(&bus, bucket, Some(usize::from(args.replicas)))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
     // Leader, then standby again if another controller takes the lease, as often as that
     // happens: the process ends only when asked to.
     loop {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::docker_support::docker;
 use crate::nats_support::{
-    BIN, CtlOut, Mode, Users, ctl, ctl_as, eventually, instances_of, snapshot, str_of,
+    BIN, CtlOut, Mode, Users, ctl, ctl_as, ctl_json_lines, eventually, instances_of, snapshot, str_of,
 };
 use crate::stack_support::{Stack, StackConfig};
 
@@ -49,6 +49,34 @@ fn docker_exec_runs_a_command_and_ends_with_its_exit_code() {
     assert_eq!(out.status.code(), Some(3), "{out}");
     assert_eq!(out.stdout, "out\n", "{out}");
     assert!(out.stderr.starts_with("err\n"), "{out}");
+
+    // Each session is in the audit trail, with its exit code and its recording, which
+    // plays back to the same output.
+    let url = stack.url();
+    let audited = |command: &str| {
+        eventually(Duration::from_secs(30), "the session's end in the audit trail", || {
+            ctl_json_lines(&url, &["audit"])
+                .into_iter()
+                .find(|r| {
+                    r["verb"] == "exec"
+                        && r["request"]["command"] == command
+                        && !r["request"]["ended_at"].is_null()
+                })
+                .ok_or_else(|| format!("no record of {command}"))
+        })
+    };
+    let cat = audited("cat /app/index.html");
+    assert_eq!(cat["by"], Users::OPERATOR_NAME, "{cat}");
+    assert_eq!(cat["request"]["exit_code"], 0, "{cat}");
+    assert_eq!(cat["request"]["instance"], id.as_str(), "{cat}");
+    assert!(cat["request"]["duration_ms"].as_u64().is_some(), "{cat}");
+    let three = audited("sh -c 'echo out; echo err >&2; exit 3'");
+    assert_eq!(three["request"]["exit_code"], 3, "{three}");
+    assert!(three["result"].as_str().unwrap_or("").contains("exited 3 after"), "{three}");
+    let recording = cat["request"]["recording"].as_str().expect("a recording").to_string();
+    let replay = ctl(&url, &["exec-replay", &recording, "--no-wait"]);
+    assert!(replay.ok(), "{replay}");
+    assert_eq!(replay.stdout, "hello from the artifact", "the recording replays to the same output");
 
     // An unknown instance, said before anything is asked of an agent.
     let out = exec(&stack, &["site-9-nope", "--", "true"]);
