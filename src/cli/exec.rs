@@ -83,7 +83,8 @@ pub async fn exec(bus: &NatsBus, source: &str, a: ExecArgs, timeout: Duration) -
         let session = exec::open(bus, source, &target, opts).await.map_err(|e| e.to_string())?;
         let outcome = crate::tui::exec::run(session).await?;
         if let Some(m) = outcome.message().filter(|_| !matches!(outcome, ExecOutcome::Exited(_))) {
-            eprintln!("quarterdeck: {m}");
+            // After whatever the process left on its last line (a prompt).
+            eprintln!("\nquarterdeck: {m}");
         }
         return Ok(ExitCode::from(outcome.exit_status()));
     }

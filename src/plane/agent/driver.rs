@@ -54,6 +54,9 @@ pub trait ExecHandle: Send + Sync {
     /// The exit code once the process ended (`None` while it runs, or when the runtime does
     /// not know it).
     async fn exit_code(&self) -> Result<Option<i64>, DriverError>;
+    /// Whether the container the process runs in still runs (asked of the runtime, not a
+    /// cache: a process killed with its container must not read as one that exited).
+    async fn container_running(&self) -> Result<bool, DriverError>;
     /// Kills the process and what it started: a session's end never leaves it running.
     async fn kill(&self) -> Result<(), DriverError>;
 }

@@ -25,7 +25,7 @@ use crate::protocol::exec::{
     check_size, check_stream, cmd_line, decode_chunk, encode_chunk,
 };
 use crate::protocol::subjects::{self, SessionKind};
-use crate::protocol::{Envelope, ErrorCode, InstanceState, WireError, validate};
+use crate::protocol::{Envelope, ErrorCode, WireError, validate};
 use crate::repository::Repository;
 
 /// Controls a session's task takes; input waits here while the process reads slowly.
@@ -296,25 +296,23 @@ impl Session {
                 _ => break None,
             }
         };
-        let state = match self.agent.driver.list().await {
-            Ok(list) => list.into_iter().find(|r| r.id == self.report.instance).map(|r| r.state),
-            Err(_) => Some(InstanceState::Running),
-        };
-        match (state, code) {
-            (None, _) => ExecEnd {
+        // Asked of the runtime itself: the driver's cache learns of a death a moment later.
+        let running = handle.container_running().await.unwrap_or(true);
+        let removed = !self.agent.driver.has(&self.report.instance).await;
+        match (running && !removed, code) {
+            (false, _) => ExecEnd {
                 exit_code: code,
                 reason: ExecEndReason::ContainerDied,
-                detail: "the instance was removed".into(),
+                detail: match (removed, code) {
+                    (true, _) => "the instance was removed".into(),
+                    (false, Some(c)) => format!("the container stopped (the process's exit code: {c})"),
+                    (false, None) => "the container stopped".into(),
+                },
             },
-            (Some(s), _) if !matches!(s, InstanceState::Running | InstanceState::Unhealthy) => ExecEnd {
-                exit_code: code,
-                reason: ExecEndReason::ContainerDied,
-                detail: format!("the container is {}", s.as_str()),
-            },
-            (_, Some(code)) => {
+            (true, Some(code)) => {
                 ExecEnd { exit_code: Some(code), reason: ExecEndReason::Exited, detail: String::new() }
             }
-            (_, None) => ExecEnd {
+            (true, None) => ExecEnd {
                 exit_code: None,
                 reason: ExecEndReason::Failed,
                 detail: format!(

@@ -165,6 +165,18 @@ impl ExecHandle for DockerExec {
         Ok(if info.running == Some(true) { None } else { info.exit_code })
     }
 
+    async fn container_running(&self) -> Result<bool, DriverError> {
+        let info = self
+            .docker
+            .inspect_container(&self.container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await;
+        match info {
+            Ok(c) => Ok(c.state.and_then(|s| s.running).unwrap_or(false)),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(DriverError::Failed(format!("inspect {}: {e}", self.container))),
+        }
+    }
+
     async fn kill(&self) -> Result<(), DriverError> {
         let info = self.docker.inspect_exec(&self.exec).await.map_err(failed("inspect exec"))?;
         let Some(pid) = info.pid.filter(|p| *p > 0 && info.running == Some(true)) else { return Ok(()) };
