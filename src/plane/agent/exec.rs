@@ -297,7 +297,19 @@ impl Session {
             }
         };
         // Asked of the runtime itself: the driver's cache learns of a death a moment later.
-        let running = handle.container_running().await.unwrap_or(true);
+        // A process killed by a signal may have died with its container, whose stop the
+        // runtime records a moment after the process's output closes: looked at again for
+        // up to a second.
+        let mut running = handle.container_running().await.unwrap_or(true);
+        if running && code.is_none_or(|c| c >= 128) {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                running = handle.container_running().await.unwrap_or(true);
+                if !running {
+                    break;
+                }
+            }
+        }
         let removed = !self.agent.driver.has(&self.report.instance).await;
         match (running && !removed, code) {
             (false, _) => ExecEnd {
