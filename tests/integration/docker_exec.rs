@@ -34,7 +34,7 @@ fn runs(container: &str, needle: &str) -> bool {
 fn docker_exec_runs_a_command_and_ends_with_its_exit_code() {
     let name = "docker_exec_runs_a_command_and_ends_with_its_exit_code";
     let config = StackConfig { mode: Mode::Roles, ..StackConfig::default() };
-    let Some(stack) = Stack::start_config(name, config) else { return };
+    let Some(mut stack) = Stack::start_config(name, config) else { return };
     let out = stack.deploy("1", "1", "hello from the artifact", &[]);
     assert!(out.ok(), "{out}");
     let (id, container) = the_instance(&stack);
@@ -116,6 +116,21 @@ fn docker_exec_runs_a_command_and_ends_with_its_exit_code() {
     eventually(Duration::from_secs(40), "the agent killed the dead viewer's exec", || {
         if runs(&container, "sleep 7777") { Err(docker(&["top", &container])) } else { Ok(()) }
     });
+
+    // The agent dies under a session: the viewer hears nothing from it for 10 s, says so
+    // and ends, never hangs.
+    let url = stack.url();
+    let seed = stack.nats.seed(&format!("operator/{}", Users::OPERATOR_NAME));
+    let lost = std::thread::spawn(move || {
+        crate::nats_support::ctl_with_seed(&url, seed, &["exec", &id, "--", "sleep", "7778"])
+    });
+    eventually(Duration::from_secs(30), "the second exec runs", || {
+        if runs(&container, "sleep 7778") { Ok(()) } else { Err(docker(&["top", &container])) }
+    });
+    stack.agent.kill9();
+    let out = lost.join().expect("the viewer's thread");
+    assert_eq!(out.status.code(), Some(255), "{out}");
+    assert!(out.stderr.contains("lost the agent: nothing from it for 10 s"), "{out}");
 }
 
 /// Read-only refuses before anything is sent: with no server at all, the refusal is the
