@@ -368,7 +368,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::bus::LocalBus;
-    use crate::plane::agent::driver::{ExecHandle, StepSender};
+    use crate::plane::agent::driver::{ExecChunk, ExecHandle, StepSender};
     use crate::protocol::exec::{ExecFd, SessionKindWire};
     use crate::protocol::{HostMetrics, InstanceReport, InstanceSpec, decode};
     use async_trait::async_trait;
@@ -377,7 +377,7 @@ mod tests {
     /// One instance whose exec the test drives: output in, what the agent did out.
     #[derive(Default)]
     struct Fake {
-        output: Mutex<Option<mpsc::Sender<(ExecFd, Vec<u8>)>>>,
+        output: Mutex<Option<mpsc::Sender<ExecChunk>>>,
         written: Arc<Mutex<Vec<u8>>>,
         killed: Arc<AtomicBool>,
         exit: Arc<Mutex<Option<i64>>>,
