@@ -91,6 +91,11 @@ fn docker_exec_runs_a_command_and_ends_with_its_exit_code() {
         "{out}"
     );
     assert!(exec(&stack, &[&id, "--", "true"]).ok(), "alice may");
+    // The server refused bob, and nothing else: the agent's session reports and recordings
+    // and alice's replay each have the permission they use.
+    let refused = stack.nats.violations();
+    assert!(refused.iter().any(|v| v.contains("qd.v1.exec.bob.")), "{refused:?}");
+    assert!(refused.iter().all(|v| v.contains("bob")), "{refused:?}");
     assert!(!runs(&container, "sleep 7777"), "no leftover from another run");
 
     // A viewer killed with -9 sends no stop: its keep-alives stop, and the agent kills the
