@@ -76,6 +76,13 @@ pub enum CtlCommand {
     /// instance, source, text}`. Exits 0 once what is there is printed (with --follow, at
     /// Ctrl-C), 1 for an unknown app or instance or a log that could not be read.
     Logs(super::ctl_logs::LogsArgs),
+    /// Run a command in an instance's container (`-- CMD...`), or a shell. On a terminal,
+    /// interactive; otherwise its output (stdout and stderr apart) and its exit code, for
+    /// scripts. Needs the exec grant (`quarterdeck auth grant USER exec`); recorded and
+    /// audited.
+    Exec(super::exec::ExecArgs),
+    /// Play back an exec session's recording (its id is in `ctl audit`).
+    ExecReplay(super::exec::ExecReplayArgs),
     /// Who the controller sees you as: the user your commands carry in their subject
     /// (with roles on, the NATS user the server authenticated). Fails, as a permission
     /// error, for a user that may not send commands (a viewer).
@@ -233,6 +240,9 @@ pub struct EventsArgs {
 }
 
 pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
+    if let CtlCommand::Exec(a) = &args.command {
+        super::exec::refuse_read_only(a)?;
+    }
     let bus = bus_args.connect_now("ctl").await?;
     // Every command carries who sent it, for the controller's audit trail.
     let (user, host) = super::login();
@@ -255,6 +265,8 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Audit(a) => ctl.audit(a).await,
         CtlCommand::Whoami => ctl.whoami().await,
         CtlCommand::Logs(a) => ctl.logs(a).await,
+        CtlCommand::Exec(a) => super::exec::exec(&ctl.bus, &ctl.source, a, ctl.timeout).await,
+        CtlCommand::ExecReplay(a) => super::exec::replay(&ctl.bus, a).await,
     }
 }
 

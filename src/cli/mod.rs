@@ -11,6 +11,7 @@ pub mod cockpit;
 pub mod ctl;
 pub mod ctl_logs;
 pub mod docs;
+mod exec;
 pub mod logging;
 pub mod parse;
 pub mod printable;
