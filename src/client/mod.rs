@@ -4,9 +4,11 @@
 //! and keeps the model replica (snapshot plus the events above its revision). UI-free: it
 //! never touches the terminal and knows nothing of the cockpit's commands.
 
+pub mod forward;
 mod follow;
 pub mod replica;
 pub mod snapshot;
+pub mod tunnel;
 
 pub use follow::{ClientHandle, ClientOptions, Feed, REQUEST_TIMEOUT, Resyncer, spawn, spawn_into};
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod deploy_plan;
 pub mod envelope;
 pub mod event;
 pub mod fleet;
+pub mod forward;
 pub mod image;
 pub mod intent;
 pub mod messages;

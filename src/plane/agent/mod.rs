@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod driver;
+pub mod forward;
 pub mod logs;
 pub mod sim;
 
@@ -99,7 +100,17 @@ pub async fn start(
         operations: Mutex::new(HashMap::new()),
         logs: logs::LogStreams::default(),
     });
+    let forwards = Arc::new(forward::Forwards::new(
+        agent.config.host_id.clone(),
+        agent.config.source(),
+        agent.bus.clone(),
+        agent.driver.clone(),
+        None,
+    ));
+    let forward_requests =
+        agent.bus.subscribe(&subjects::session_requests_to(subjects::SessionKind::Forward, &agent.config.host_id)).await?;
     let tasks = vec![
+        tokio::spawn(forwards.serve(forward_requests)),
         tokio::spawn(serve_commands(agent.clone(), commands)),
         tokio::spawn(forward_steps(agent.clone(), step_rx)),
         tokio::spawn(heartbeat(agent.clone())),
