@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod docs;
 pub mod logging;
 pub mod parse;
+pub mod port_forward;
 pub mod printable;
 pub mod router;
 pub mod services;

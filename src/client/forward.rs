@@ -14,9 +14,9 @@ use tokio::task::JoinHandle;
 use super::tunnel::{self, Ended, FrameOut, Peer, Timing};
 use crate::bus::{self, Bus};
 use crate::protocol::envelope::new_id;
-use crate::protocol::forward::{FwdOpen, FwdOpened, FwdVerb};
+use crate::protocol::forward::{FwdOpen, FwdOpened, FwdVerb, check_port};
 use crate::protocol::subjects::{self, SessionKind};
-use crate::protocol::{Envelope, WireError};
+use crate::protocol::{Envelope, Fleet, WireError, validate};
 
 /// The most connections one forward carries at once; a connection beyond it is closed at
 /// once, and said so.
@@ -34,15 +34,39 @@ pub struct Target {
     pub port: u16,
 }
 
+impl Target {
+    /// Where a forward to `instance` goes, from the fleet: its host, and `port` when it is
+    /// its app's (`None`: the app's).
+    pub fn of(fleet: &Fleet, instance: &str, port: Option<u16>) -> Result<Target, String> {
+        let i = fleet.instances.get(instance).ok_or_else(|| {
+            format!("no instance {} in the fleet (see `ctl instances`)", validate::quoted(instance))
+        })?;
+        let app_port =
+            fleet.apps.get(&i.app).map(|a| a.port).ok_or_else(|| format!("{instance}: no app {}", i.app))?;
+        let port = port.unwrap_or(app_port);
+        check_port(instance, app_port, port)?;
+        Ok(Target { host: i.host.clone(), instance: instance.to_string(), port })
+    }
+}
+
 /// What happened to one of a forward's connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ForwardNews {
     /// The agent connected to the instance for it.
-    Opened { conn: String, from: SocketAddr },
+    Opened {
+        conn: String,
+        from: SocketAddr,
+    },
     /// It could not be tunnelled: the agent refused, did not answer, or the server refused
     /// this user.
-    Refused { conn: String, why: String },
-    Closed { conn: String, ended: Ended },
+    Refused {
+        conn: String,
+        why: String,
+    },
+    Closed {
+        conn: String,
+        ended: Ended,
+    },
 }
 
 /// A running forward. Dropping it (or `stop`) closes the listener and every tunnel, each
@@ -137,7 +161,8 @@ impl Conn {
         };
         let t = &self.target;
         let open = FwdOpen { instance: t.instance.clone(), port: t.port, stream: stream.clone() };
-        let subject = subjects::session_request(SessionKind::Forward, &t.host, &self.user, FwdVerb::Open.as_str());
+        let subject =
+            subjects::session_request(SessionKind::Forward, &t.host, &self.user, FwdVerb::Open.as_str());
         let env = Envelope::new(&self.source, open);
         let asked: Result<FwdOpened, _> = bus::request(self.bus.as_ref(), &subject, &env, OPEN_TIMEOUT).await;
         if let Err(e) = asked {
@@ -170,7 +195,9 @@ fn opening_error(e: bus::RequestError, host: &str) -> String {
         bus::RequestError::Bus(bus::BusError::NoResponders { .. }) => {
             format!("the agent of {host} is not answering (no responders)")
         }
-        bus::RequestError::Refused(WireError { code, reason }) => format!("refused: {reason} ({})", code.as_str()),
+        bus::RequestError::Refused(WireError { code, reason }) => {
+            format!("refused: {reason} ({})", code.as_str())
+        }
         other => other.to_string(),
     }
 }

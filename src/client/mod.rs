@@ -4,8 +4,8 @@
 //! and keeps the model replica (snapshot plus the events above its revision). UI-free: it
 //! never touches the terminal and knows nothing of the cockpit's commands.
 
-pub mod forward;
 mod follow;
+pub mod forward;
 pub mod replica;
 pub mod snapshot;
 pub mod tunnel;

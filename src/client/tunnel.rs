@@ -91,7 +91,13 @@ impl Default for Timing {
 
 /// Moves bytes both ways until both directions ended (each side's TCP peer half-closed
 /// and all was written), either end closes, the peer goes silent, or `outside` says so.
-pub async fn pump(tcp: TcpStream, out: FrameOut, mut incoming: Incoming, outside: Outside, timing: Timing) -> Ended {
+pub async fn pump(
+    tcp: TcpStream,
+    out: FrameOut,
+    mut incoming: Incoming,
+    outside: Outside,
+    timing: Timing,
+) -> Ended {
     let (mut rd, mut wr) = tcp.into_split();
     let mut send = SendWindow::default();
     let mut recv = RecvWindow::default();
@@ -141,7 +147,8 @@ pub async fn pump(tcp: TcpStream, out: FrameOut, mut incoming: Incoming, outside
             // `write` is cancel-safe (it wrote `n` bytes or nothing), so a frame that wins
             // the select loses no byte here, and the front chunk is popped only once all
             // of it is written.
-            wrote = wr.write(&queue[0][written..]), if !queue.is_empty() => {
+            // (select! makes every branch's future, even a disabled one's: no indexing.)
+            wrote = wr.write(queue.front().map_or(&[][..], |b| &b[written..])), if !queue.is_empty() => {
                 let n = match wrote {
                     Ok(0) => Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
                     other => other,
@@ -154,7 +161,7 @@ pub async fn pump(tcp: TcpStream, out: FrameOut, mut incoming: Incoming, outside
                     }
                     Ok(n) => written += n,
                 }
-                if written == queue[0].len() {
+                if queue.front().is_some_and(|b| written == b.len()) {
                     written = 0;
                     let n = queue.pop_front().map(|b| b.len()).unwrap_or(0);
                     if let Some(ack) = recv.written(n) {

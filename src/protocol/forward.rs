@@ -26,6 +26,16 @@ pub const FWD_KEEPALIVE_EVERY_MS: u64 = 5_000;
 /// Each side ends a tunnel whose peer has sent nothing for this long.
 pub const FWD_KEEPALIVE_TIMEOUT_MS: u64 = 15_000;
 
+/// The one rule of which port of an instance may be forwarded: its app's own. The agent
+/// holds to it (authority is its own), and clients check it first for a clear error
+/// before anything listens.
+pub fn check_port(instance: &str, app_port: u16, port: u16) -> Result<(), String> {
+    match port == app_port {
+        true => Ok(()),
+        false => Err(format!("{instance} publishes only port {app_port}, not {port}")),
+    }
+}
+
 /// What a user sends an agent about a tunnel: `qd.v1.agent.<host>.fwd.<user>.<verb>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FwdVerb {
@@ -38,7 +48,8 @@ pub enum FwdVerb {
 }
 
 impl FwdVerb {
-    pub const ALL: [FwdVerb; 5] = [FwdVerb::Open, FwdVerb::Data, FwdVerb::Ack, FwdVerb::Close, FwdVerb::Keepalive];
+    pub const ALL: [FwdVerb; 5] =
+        [FwdVerb::Open, FwdVerb::Data, FwdVerb::Ack, FwdVerb::Close, FwdVerb::Keepalive];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -91,9 +102,14 @@ pub enum Frame {
     },
     /// The receiver has written `bytes` bytes and `frames` data frames of this direction
     /// to its TCP peer, in all: the sender may have a window more in flight.
-    Ack { bytes: u64, frames: u64 },
+    Ack {
+        bytes: u64,
+        frames: u64,
+    },
     /// The tunnel ends, and why: the sender has closed its side.
-    Close { reason: String },
+    Close {
+        reason: String,
+    },
     Keepalive,
 }
 
@@ -129,7 +145,8 @@ impl<'de> Deserialize<'de> for Chunk {
         if text.len() > FWD_CHUNK_MAX.div_ceil(3) * 4 {
             return Err(too_long());
         }
-        let bytes = STANDARD.decode(text.as_bytes()).map_err(|e| D::Error::custom(format!("data chunk: {e}")))?;
+        let bytes =
+            STANDARD.decode(text.as_bytes()).map_err(|e| D::Error::custom(format!("data chunk: {e}")))?;
         match bytes.len() > FWD_CHUNK_MAX {
             true => Err(too_long()),
             false => Ok(Chunk(Bytes::from(bytes))),
@@ -200,7 +217,10 @@ impl RecvWindow {
     /// (a peer that ignores it) ends the tunnel: the bytes cannot be put right.
     pub fn received(&mut self, seq: u64, len: usize) -> Result<(), String> {
         if seq != self.received_frames {
-            return Err(format!("data frame {seq} arrived where {} was due: data was lost", self.received_frames));
+            return Err(format!(
+                "data frame {seq} arrived where {} was due: data was lost",
+                self.received_frames
+            ));
         }
         let in_flight = self.received_bytes + len as u64 - self.written_bytes;
         if len > FWD_CHUNK_MAX
@@ -318,7 +338,8 @@ mod tests {
     #[test]
     fn frames_round_trip_and_refuse_oversized_chunks() {
         let data = Frame::Data { seq: 3, data: Chunk(Bytes::from_static(b"GET / HTTP/1.0\r\n")), fin: false };
-        for frame in [data, Frame::Ack { bytes: 1, frames: 1 }, Frame::Close { reason: "x".into() }, Frame::Keepalive]
+        for frame in
+            [data, Frame::Ack { bytes: 1, frames: 1 }, Frame::Close { reason: "x".into() }, Frame::Keepalive]
         {
             let p = FwdPacket { stream: "qd.v1.fwd.alice.c1".into(), frame };
             let bytes = encode(&Envelope::new("t", &p)).unwrap();

@@ -58,6 +58,7 @@ mod docker_driver;
 mod docker_e2e;
 mod docker_faults;
 mod docker_plane;
+mod docker_port_forward;
 mod docker_registry;
 mod registry_support;
 mod router_nginx;

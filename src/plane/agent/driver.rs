@@ -48,11 +48,12 @@ pub enum DriverError {
 /// published host port, or its VLAN address), which is where the health probe goes too.
 pub fn forward_target(report: &InstanceReport, app_port: u16, port: u16) -> Result<SocketAddr, DriverError> {
     let id = &report.id;
-    if port != app_port {
-        return Err(DriverError::Failed(format!("{id} publishes only port {app_port}, not {port}")));
-    }
+    crate::protocol::forward::check_port(id, app_port, port).map_err(DriverError::Failed)?;
     if !matches!(report.state, InstanceState::Running | InstanceState::Unhealthy) {
-        return Err(DriverError::Failed(format!("{id} is {}: nothing listens on its port", report.state.as_str())));
+        return Err(DriverError::Failed(format!(
+            "{id} is {}: nothing listens on its port",
+            report.state.as_str()
+        )));
     }
     let ip: std::net::IpAddr = report
         .ip
@@ -92,7 +93,10 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     /// (`forward_target`'s rule). Drivers without real containers say so.
     async fn forward_target(&self, id: &str, port: u16) -> Result<SocketAddr, DriverError> {
         let _ = port;
-        Err(DriverError::Failed(format!("the {} runtime driver runs no container to forward to: {id}", self.name())))
+        Err(DriverError::Failed(format!(
+            "the {} runtime driver runs no container to forward to: {id}",
+            self.name()
+        )))
     }
     /// Restarts an instance in place and waits until it is healthy again.
     async fn restart(&self, id: &str, steps: StepSender) -> Result<(), DriverError>;

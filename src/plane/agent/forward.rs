@@ -74,13 +74,14 @@ impl Forwards {
     /// tunnel without waiting, so one slow tunnel holds up no other.
     pub async fn serve(self: Arc<Self>, mut requests: Subscription) {
         while let Some(msg) = requests.next().await {
-            let (user, verb) = match subjects::parse_session_request(SessionKind::Forward, &self.host, &msg.subject) {
-                Ok((user, verb)) => (user.to_string(), verb.to_string()),
-                Err(why) => {
-                    self.answer(&msg, Reply::<FwdOpened>::Error(WireError::bad_request(why))).await;
-                    continue;
-                }
-            };
+            let (user, verb) =
+                match subjects::parse_session_request(SessionKind::Forward, &self.host, &msg.subject) {
+                    Ok((user, verb)) => (user.to_string(), verb.to_string()),
+                    Err(why) => {
+                        self.answer(&msg, Reply::<FwdOpened>::Error(WireError::bad_request(why))).await;
+                        continue;
+                    }
+                };
             match FwdVerb::parse(&verb) {
                 Some(FwdVerb::Open) => {
                     let me = self.clone();
@@ -94,7 +95,10 @@ impl Forwards {
                 }
                 Some(verb) => self.frame(&user, verb, &msg.payload),
                 None => {
-                    let why = format!("{} is not a port-forward verb: use open, data, ack, close, keepalive", msg.subject);
+                    let why = format!(
+                        "{} is not a port-forward verb: use open, data, ack, close, keepalive",
+                        msg.subject
+                    );
                     self.answer(&msg, Reply::<FwdOpened>::Error(WireError::bad_request(why))).await;
                 }
             }
@@ -116,8 +120,15 @@ impl Forwards {
             Ok(env) => env.body,
             Err(e) => return log::info!("{}: a bad port-forward frame from {user}: {e}", self.host),
         };
-        if packet.frame.verb() != verb || !subjects::is_session_stream_of(SessionKind::Forward, user, &packet.stream) {
-            return log::info!("{}: a {} frame from {user} on {} dropped", self.host, verb.as_str(), packet.stream);
+        if packet.frame.verb() != verb
+            || !subjects::is_session_stream_of(SessionKind::Forward, user, &packet.stream)
+        {
+            return log::info!(
+                "{}: a {} frame from {user} on {} dropped",
+                self.host,
+                verb.as_str(),
+                packet.stream
+            );
         }
         let Ok(mut tunnels) = self.tunnels.lock() else { return };
         let Some(tx) = tunnels.get(&packet.stream) else { return };
@@ -147,9 +158,13 @@ impl Forwards {
         })?;
         let (tx, rx) = mpsc::channel(QUEUE);
         {
-            let mut tunnels = self.tunnels.lock().map_err(|_| WireError::new(ErrorCode::Internal, "poisoned"))?;
+            let mut tunnels =
+                self.tunnels.lock().map_err(|_| WireError::new(ErrorCode::Internal, "poisoned"))?;
             if tunnels.contains_key(&req.stream) {
-                return Err(WireError::new(ErrorCode::Conflict, format!("tunnel {} is open already", req.stream)));
+                return Err(WireError::new(
+                    ErrorCode::Conflict,
+                    format!("tunnel {} is open already", req.stream),
+                ));
             }
             tunnels.insert(req.stream.clone(), tx);
         }
@@ -166,10 +181,17 @@ impl Forwards {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let out = FrameOut { bus: self.bus.clone(), source: self.source.clone(), stream: req.stream.clone(), to: Peer::User };
-        let incoming = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|f| (f, rx))
-        }));
+        let out = FrameOut {
+            bus: self.bus.clone(),
+            source: self.source.clone(),
+            stream: req.stream.clone(),
+            to: Peer::User,
+        };
+        let incoming =
+            Box::pin(futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
+            ));
         let outside = Box::pin(removed(self.driver.clone(), req.instance.clone()));
         let (me, user) = (self.clone(), user.to_string());
         let started_ms = now_ms();

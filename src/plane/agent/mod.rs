@@ -107,8 +107,10 @@ pub async fn start(
         agent.driver.clone(),
         None,
     ));
-    let forward_requests =
-        agent.bus.subscribe(&subjects::session_requests_to(subjects::SessionKind::Forward, &agent.config.host_id)).await?;
+    let forward_requests = agent
+        .bus
+        .subscribe(&subjects::session_requests_to(subjects::SessionKind::Forward, &agent.config.host_id))
+        .await?;
     let tasks = vec![
         tokio::spawn(forwards.serve(forward_requests)),
         tokio::spawn(serve_commands(agent.clone(), commands)),

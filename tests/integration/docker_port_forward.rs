@@ -1,0 +1,230 @@
+//! Port-forward (issue 18) on a real dockerd and nats-server with roles on: `ctl
+//! port-forward` serves the app's HTTP response on 127.0.0.1, carries two connections at
+//! once, and a connection closed on either side closes its tunnel; an operator without the
+//! `port-forward` grant is refused by the server, and a port other than the app's by the
+//! agent.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use quarterdeck::bus::{self, RequestError};
+use quarterdeck::protocol::forward::{FwdOpen, FwdOpened, FwdVerb};
+use quarterdeck::protocol::subjects::{self, SessionKind};
+use quarterdeck::protocol::{Envelope, ErrorCode};
+use serde_json::Value;
+
+use crate::nats_support::{
+    BIN, Mode, NatsServer, Users, WAIT, connect_as, ctl_as, eventually, instances_of, try_snapshot,
+    wait_or_kill,
+};
+use crate::stack_support::{Stack, StackConfig};
+
+/// A running `ctl port-forward`: where it listens, and its stderr line by line.
+struct Forward {
+    child: Child,
+    local: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Forward {
+    fn start(nats: &NatsServer, who: &str, instance: &str, ports: &str) -> Forward {
+        let mut cmd = Command::new(BIN);
+        if let Some(seed) = nats.seed(who) {
+            cmd.env("NATS_NKEY", seed);
+        }
+        let mut child = cmd
+            .args(["ctl", "port-forward", instance, ports])
+            .env("NATS_URL", nats.url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ctl port-forward");
+        let lines = |pipe: Box<dyn Read + Send>| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+            rx
+        };
+        let stdout = lines(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = lines(Box::new(child.stderr.take().expect("stderr")));
+        let first = stdout.recv_timeout(WAIT).unwrap_or_else(|_| {
+            let _ = child.kill();
+            let err: Vec<String> = stderr.try_iter().collect();
+            panic!("ctl port-forward printed nothing: {err:?}")
+        });
+        let local = first
+            .strip_prefix("forwarding ")
+            .and_then(|rest| rest.split(" -> ").next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("not a forwarding line: {first:?}"));
+        assert!(
+            first.ends_with(&format!(" -> {instance}:{}", ports.rsplit(':').next().unwrap_or(ports))),
+            "{first}"
+        );
+        Forward { child, local, stderr, seen: Vec::new() }
+    }
+
+    /// Waits for `n` stderr lines containing `needle`.
+    fn wait_for(&mut self, needle: &str, n: usize) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while self.seen.iter().filter(|l| l.contains(needle)).count() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no {n} lines with {needle:?} from ctl port-forward: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// SIGTERM, and it exits 0.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success()));
+        let status = wait_or_kill(&mut self.child, WAIT);
+        assert!(status.success(), "ctl port-forward on SIGTERM: {status}");
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The running instance of `site`: its id and host.
+fn site_instance(url: &str) -> (String, String) {
+    let snap: Value = try_snapshot(url).expect("a snapshot");
+    let i = instances_of(&snap, "site").into_iter().find(|i| i["state"] == "running").cloned();
+    let i = i.unwrap_or_else(|| panic!("a running site instance: {}", snap["instances"]));
+    (i["id"].as_str().expect("id").to_string(), i["host"].as_str().expect("host").to_string())
+}
+
+fn connect(local: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(local).expect("connect to the forward");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    s
+}
+
+/// Reads to the end: the response, then the tunnel's end of the data.
+fn read_all(mut s: TcpStream) -> String {
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("the response and its end");
+    raw
+}
+
+#[test]
+fn docker_port_forward_serves_the_apps_http_on_loopback_two_at_once_and_closes_from_either_side() {
+    let test = "docker_port_forward_serves_the_apps_http_on_loopback_two_at_once_and_closes_from_either_side";
+    let Some(stack) = Stack::start_config(test, StackConfig { mode: Mode::Roles, ..StackConfig::default() })
+    else {
+        return;
+    };
+    let out = stack.deploy("1.0.0", "1", "<h1>through the tunnel</h1>", &[]);
+    assert!(out.ok(), "deploy: {out}");
+    let (instance, _) = site_instance(&stack.url());
+    let mut fwd =
+        Forward::start(&stack.nats, &format!("operator/{}", Users::OPERATOR_NAME), &instance, "8080");
+    assert!(fwd.local.ip().is_loopback(), "{}", fwd.local);
+
+    // Two at once: both open before either asks, answered in the other order.
+    let (mut a, mut b) = (connect(fwd.local), connect(fwd.local));
+    fwd.wait_for("opened", 2);
+    write!(b, "GET /index.html HTTP/1.0\r\nHost: b\r\n\r\n").expect("b asks");
+    let b = read_all(b);
+    write!(a, "GET /index.html HTTP/1.0\r\nHost: a\r\n\r\n").expect("a asks");
+    let a = read_all(a);
+    for (name, raw) in [("a", &a), ("b", &b)] {
+        if !raw.contains(" 200 ") {
+            std::thread::sleep(Duration::from_secs(1));
+            fwd.seen.extend(fwd.stderr.try_iter());
+        }
+        assert!(raw.starts_with("HTTP/1.") && raw.contains(" 200 "), "{name}: {raw}: {:#?}", fwd.seen);
+        assert!(raw.contains("<h1>through the tunnel</h1>"), "{name}: {raw}");
+    }
+    // httpd closed each after its answer; the client's side ended too (the streams
+    // above were dropped after their end): both tunnels closed, both ways.
+    fwd.wait_for("closed: closed by both sides", 2);
+
+    // A client that closes first, having sent nothing: its end reaches httpd, which closes
+    // too, and the tunnel ends.
+    drop(connect(fwd.local));
+    fwd.wait_for("opened", 3);
+    fwd.wait_for("closed: closed by both sides", 3);
+    let closed: Vec<&String> = fwd.seen.iter().filter(|l| l.contains("closed:")).collect();
+    assert!(closed.iter().all(|l| l.contains("closed by both sides")), "{closed:#?}");
+    fwd.stop();
+}
+
+#[test]
+fn docker_port_forward_is_refused_without_the_grant_by_the_server_and_to_another_port_by_the_agent() {
+    let test =
+        "docker_port_forward_is_refused_without_the_grant_by_the_server_and_to_another_port_by_the_agent";
+    let Some(stack) = Stack::start_config(test, StackConfig { mode: Mode::Roles, ..StackConfig::default() })
+    else {
+        return;
+    };
+    let out = stack.deploy("1.0.0", "1", "<h1>guarded</h1>", &[]);
+    assert!(out.ok(), "deploy: {out}");
+    let (instance, host) = site_instance(&stack.url());
+    let bob = Users::UNGRANTED_OPERATOR;
+
+    // bob, an operator without the grant: the server refuses him before anything listens.
+    let out = ctl_as(&stack.nats, &format!("operator/{bob}"), &["port-forward", &instance, "8080"]);
+    assert!(!out.ok(), "bob forwarded: {out}");
+    assert!(out.stderr.contains("permission denied on qd.v1.fwd.bob."), "{out}");
+    assert!(out.stderr.contains("for user bob"), "{out}");
+    assert!(out.stdout.is_empty(), "bob's ctl said it was forwarding: {out}");
+
+    // alice, to a port the app does not serve: ctl says so before it listens.
+    let alice = format!("operator/{}", Users::OPERATOR_NAME);
+    let out = ctl_as(&stack.nats, &alice, &["port-forward", &instance, "0:9999"]);
+    assert!(!out.ok(), "{out}");
+    assert!(out.stderr.contains(&format!("{instance} publishes only port 8080, not 9999")), "{out}");
+
+    crate::nats_support::block_on(async {
+        // The agent holds to the rule itself, whatever the client checked.
+        let alice = connect_as(&stack.nats, &alice).await;
+        let user = Users::OPERATOR_NAME;
+        let open = |port: u16, stream: String| FwdOpen { instance: instance.clone(), port, stream };
+        let subject = subjects::session_request(SessionKind::Forward, &host, user, FwdVerb::Open.as_str());
+        let ask = |body: FwdOpen| {
+            let alice = &alice;
+            let subject = subject.clone();
+            async move {
+                let env = Envelope::new("test/alice", body);
+                bus::request::<_, FwdOpened>(alice, &subject, &env, Duration::from_secs(10)).await
+            }
+        };
+        let own = subjects::session_stream(SessionKind::Forward, user, "ctest1");
+        match ask(open(9999, own.clone())).await {
+            Err(RequestError::Refused(e)) => {
+                assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}");
+                assert_eq!(e.reason, format!("{instance} publishes only port 8080, not 9999"));
+            }
+            other => panic!("the agent opened port 9999: {other:?}"),
+        }
+        // Nor onto another user's stream.
+        let bobs = subjects::session_stream(SessionKind::Forward, bob, "ctest2");
+        match ask(open(8080, bobs)).await {
+            Err(RequestError::Refused(e)) => assert!(e.reason.contains("a stream of alice's own"), "{e:?}"),
+            other => panic!("the agent streamed to bob's subject: {other:?}"),
+        }
+        let opened = ask(open(8080, own)).await.expect("alice's own tunnel to the app's port");
+        assert!(opened.addr.starts_with("127.0.0.1:"), "{opened:?}");
+    });
+    eventually(WAIT, "the server refused bob's stream", || {
+        match stack.nats.log().contains("Subscription Violation - Subject \"qd.v1.fwd.bob.") {
+            true => Ok(()),
+            false => Err("no subscription violation on qd.v1.fwd.bob.* yet".into()),
+        }
+    });
+}
