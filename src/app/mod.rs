@@ -8,6 +8,7 @@ pub mod columns;
 pub mod facts;
 mod failures;
 mod forms;
+pub mod forwards;
 pub mod frame;
 pub mod logs;
 pub mod pulls;
@@ -148,6 +149,8 @@ pub struct App {
     pub log_sessions: u64,
     /// Whether the terminal captures the mouse (`m` toggles, so text can be selected).
     pub mouse: bool,
+    /// The running port-forwards (`F`), by instance.
+    pub forwards: forwards::Forwards,
     /// Fleet-wide counts, counted after a snapshot and kept up event by event (see `facts`).
     facts: FleetFacts,
     /// Events since the last frame, and whether the frame before had more than
@@ -181,6 +184,7 @@ impl App {
             logs: None,
             log_sessions: 0,
             mouse: true,
+            forwards: Default::default(),
             facts: FleetFacts::default(),
             events_since_frame: 0,
             flood: false,

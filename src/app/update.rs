@@ -120,6 +120,7 @@ impl App {
             Action::Weight => self.open_weight_form(),
             Action::Deploy => self.open_wizard(),
             Action::Logs => self.open_logs(),
+            Action::Forward => self.toggle_forward(),
             Action::Mouse => {
                 self.mouse = !self.mouse;
                 let word = if self.mouse {
@@ -262,6 +263,7 @@ impl App {
                 vec![]
             }
             Inbound::Logs { session, event } => self.apply_logs(session, event),
+            Inbound::Forward { session, event } => self.apply_forward(session, event),
         }
     }
 
@@ -367,6 +369,8 @@ impl App {
                 Action::ToggleRoute => word("enable/disable"),
                 Action::AddRoute => word("add route"),
                 Action::Weight => word("weight"),
+                // `F` on a forwarded instance only stops it.
+                Action::Forward if !self.forwarding_selected() => word("port-forward"),
                 // `d` with a deploy parked only shows how it goes.
                 Action::Deploy if self.parked_wizard.is_none() => word("deploy"),
                 _ => None,

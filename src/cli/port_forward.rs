@@ -53,7 +53,7 @@ pub async fn run(
 ) -> Result<ExitCode, String> {
     let target = Target::of(&fleet, &a.instance, Some(a.ports.remote))?;
     let (news_tx, mut news) = mpsc::channel(256);
-    let fwd = forward::start(bus, source, target, a.ports.local, news_tx).await?;
+    let fwd = forward::start(bus, source, target, a.ports.local, news_tx).await.map_err(|e| e.to_string())?;
     let line = match json {
         true => serde_json::json!({"local": fwd.local.to_string(), "instance": a.instance, "port": a.ports.remote})
             .to_string(),

@@ -90,6 +90,17 @@ impl Drop for Forwarder {
     }
 }
 
+/// Why a forward did not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StartError {
+    /// The server refused this user the tunnels' streams (no `port-forward` grant), or
+    /// the bus failed.
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    #[error("{0}")]
+    Listen(String),
+}
+
 /// Checks that this user may forward at all, listens on `127.0.0.1:local` (0: a free
 /// port), and serves until stopped. A user without the grant is refused here, by the
 /// server, before anything listens.
@@ -99,16 +110,18 @@ pub async fn start(
     target: Target,
     local: u16,
     news: mpsc::Sender<ForwardNews>,
-) -> Result<Forwarder, String> {
+) -> Result<Forwarder, StartError> {
     let user = bus.user();
     // The server refuses a subscription to the streams of a user without the grant: ask
     // once now, so the refusal is the forward's, not each connection's.
     let probe = subjects::session_stream(SessionKind::Forward, &user, &format!("p{}", new_id()));
-    drop(bus.subscribe(&probe).await.map_err(|e| e.to_string())?);
+    drop(bus.subscribe(&probe).await?);
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, local))
         .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{local}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| format!("cannot listen on 127.0.0.1:{local}: {e}"))?;
+        .map_err(|e| StartError::Listen(format!("cannot listen on 127.0.0.1:{local}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(format!("cannot listen on 127.0.0.1:{local}: {e}")))?;
     let (stop, stopped) = watch::channel(false);
     let accept = tokio::spawn(accept(listener, Conn { bus, source, user, target, news, stopped }));
     Ok(Forwarder { local, stop, accept })
