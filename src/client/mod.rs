@@ -4,6 +4,7 @@
 //! and keeps the model replica (snapshot plus the events above its revision). UI-free: it
 //! never touches the terminal and knows nothing of the cockpit's commands.
 
+pub mod exec;
 mod follow;
 pub mod forward;
 pub mod replica;

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod deploy_plan;
 pub mod envelope;
 pub mod event;
+pub mod exec;
 pub mod fleet;
 pub mod forward;
 pub mod image;

@@ -149,6 +149,8 @@ pub const EVT_ALL: &str = "qd.v1.evt.>";
 pub const HB_ALL: &str = "qd.v1.agent.*.hb";
 /// Every immediate instance status, for the controller.
 pub const STATUS_ALL: &str = "qd.v1.agent.*.status";
+/// Every session report (exec, port-forward start and end), for the controller's audit.
+pub const SESSION_ALL: &str = "qd.v1.agent.*.session";
 
 /// `qd.v1.evt.<kind>.<app>`; `_` stands for "no app".
 pub fn event(kind_token: &str, app: Option<&str>) -> String {
@@ -161,6 +163,11 @@ pub fn heartbeat(host: &str) -> String {
 
 pub fn status(host: &str) -> String {
     format!("{PREFIX}.agent.{}.status", token(host))
+}
+
+/// `qd.v1.agent.<host>.session`: the host's agent reports a session's start and end.
+pub fn session_report(host: &str) -> String {
+    format!("{PREFIX}.agent.{}.session", token(host))
 }
 
 /// `qd.v1.agent.<host>.cmd.<verb>`.
