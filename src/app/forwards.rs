@@ -133,7 +133,7 @@ mod tests {
     use super::*;
     use crate::actions::Action;
     use crate::backend::{CommandError, Inbound};
-    use crate::client::tunnel::Ended;
+    use crate::client::tunnel::{EndKind, Ended};
     use crate::views::harness::app;
 
     fn on_instance() -> (App, String, String, u16) {
@@ -168,8 +168,12 @@ mod tests {
         let opened = ForwardNews::Opened { conn: "c1".into(), from: "127.0.0.1:5000".parse().unwrap() };
         app.apply(Inbound::Forward { session: 1, event: ForwardEvent::News(opened) });
         assert_eq!(app.forwards.by_instance[&instance].open, 1);
-        let ended =
-            Ended { reason: "the connection failed: reset".into(), sent: 1, received: 2, by_peer: true };
+        let ended = Ended {
+            reason: "the connection failed: reset".into(),
+            sent: 1,
+            received: 2,
+            how: EndKind::Failed,
+        };
         let closed = ForwardNews::Closed { conn: "c1".into(), ended };
         app.apply(Inbound::Forward { session: 1, event: ForwardEvent::News(closed) });
         assert_eq!(app.forwards.by_instance[&instance].open, 0);

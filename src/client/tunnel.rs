@@ -66,8 +66,22 @@ pub struct Ended {
     pub sent: u64,
     /// Bytes that came through the tunnel and were written to this end's TCP peer.
     pub received: u64,
-    /// Whether this end told the peer (a close frame), or the peer ended it.
-    pub by_peer: bool,
+    pub how: EndKind,
+}
+
+/// How a tunnel ended, in a word a program can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndKind {
+    /// Both TCP peers closed their side, and all was written.
+    Closed,
+    /// The other end sent a close (or its frames stopped).
+    ClosedByPeer,
+    /// The other end went silent past the keep-alive timeout.
+    PeerLost,
+    /// What ended it from outside (the forward stopped, the instance removed).
+    Outside,
+    /// This end's TCP connection or the bus failed, or the peer broke the protocol.
+    Failed,
 }
 
 /// What ends the tunnel from outside, with its reason (the agent: its instance removed).
@@ -116,15 +130,15 @@ pub async fn pump(
     let silence = tokio::time::sleep(timing.keepalive_timeout);
     tokio::pin!(silence);
     tokio::pin!(outside);
-    let end = |reason: String, by_peer: bool, s: &SendWindow, r: &RecvWindow| Ended {
+    let end = |reason: String, how: EndKind, s: &SendWindow, r: &RecvWindow| Ended {
         reason,
         sent: s.total(),
         received: r.total(),
-        by_peer,
+        how,
     };
     loop {
         if read_done && write_shut {
-            return end("closed by both sides".into(), false, &send, &recv);
+            return end("closed by both sides".into(), EndKind::Closed, &send, &recv);
         }
         let room = send.room();
         tokio::select! {
@@ -135,13 +149,13 @@ pub async fn pump(
                     Err(e) => {
                         let why = format!("the connection failed: {e}");
                         let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                        return end(why, false, &send, &recv);
+                        return end(why, EndKind::Failed, &send, &recv);
                     }
                 };
                 read_done = fin;
                 let seq = send.sent(data.len());
                 if let Err(e) = out.send(Frame::Data { seq, data: Chunk(data), fin }).await {
-                    return end(format!("cannot reach the bus: {e}"), false, &send, &recv);
+                    return end(format!("cannot reach the bus: {e}"), EndKind::Failed, &send, &recv);
                 }
             }
             // `write` is cancel-safe (it wrote `n` bytes or nothing), so a frame that wins
@@ -157,7 +171,7 @@ pub async fn pump(
                     Err(e) => {
                         let why = format!("the connection failed: {e}");
                         let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                        return end(why, false, &send, &recv);
+                        return end(why, EndKind::Failed, &send, &recv);
                     }
                     Ok(n) => written += n,
                 }
@@ -176,11 +190,11 @@ pub async fn pump(
             frame = incoming.next() => {
                 silence.as_mut().reset(tokio::time::Instant::now() + timing.keepalive_timeout);
                 match frame {
-                    None => return end("the bus subscription ended".into(), true, &send, &recv),
+                    None => return end("the peer's frames stopped coming".into(), EndKind::ClosedByPeer, &send, &recv),
                     Some(Err(why)) => {
                         let why = format!("a bad frame from the peer: {why}");
                         let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                        return end(why, false, &send, &recv);
+                        return end(why, EndKind::Failed, &send, &recv);
                     }
                     Some(Ok(Frame::Data { seq, data, fin })) => {
                         let checked = match peer_fin {
@@ -189,7 +203,7 @@ pub async fn pump(
                         };
                         if let Err(why) = checked {
                             let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                            return end(why, false, &send, &recv);
+                            return end(why, EndKind::Failed, &send, &recv);
                         }
                         peer_fin = fin;
                         queue.push_back(data.0);
@@ -209,10 +223,10 @@ pub async fn pump(
                     Some(Ok(Frame::Ack { bytes, frames })) => {
                         if let Err(why) = send.acked(bytes, frames) {
                             let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                            return end(why, false, &send, &recv);
+                            return end(why, EndKind::Failed, &send, &recv);
                         }
                     }
-                    Some(Ok(Frame::Close { reason })) => return end(reason, true, &send, &recv),
+                    Some(Ok(Frame::Close { reason })) => return end(reason, EndKind::ClosedByPeer, &send, &recv),
                     Some(Ok(Frame::Keepalive)) => {}
                 }
             }
@@ -222,11 +236,11 @@ pub async fn pump(
             _ = &mut silence => {
                 let why = format!("no keep-alive from the peer for {} s", timing.keepalive_timeout.as_secs());
                 let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                return end(why, false, &send, &recv);
+                return end(why, EndKind::PeerLost, &send, &recv);
             }
             why = &mut outside => {
                 let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                return end(why, false, &send, &recv);
+                return end(why, EndKind::Outside, &send, &recv);
             }
         }
     }

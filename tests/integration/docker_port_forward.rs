@@ -17,8 +17,8 @@ use quarterdeck::protocol::{Envelope, ErrorCode};
 use serde_json::Value;
 
 use crate::nats_support::{
-    BIN, Mode, NatsServer, Users, WAIT, connect_as, ctl_as, eventually, instances_of, try_snapshot,
-    wait_or_kill,
+    BIN, Mode, NatsServer, Users, WAIT, connect_as, ctl_as, ctl_json_lines, eventually, instances_of,
+    try_snapshot, wait_or_kill,
 };
 use crate::stack_support::{Stack, StackConfig};
 
@@ -162,6 +162,33 @@ fn docker_port_forward_serves_the_apps_http_on_loopback_two_at_once_and_closes_f
     let closed: Vec<&String> = fwd.seen.iter().filter(|l| l.contains("closed:")).collect();
     assert!(closed.iter().all(|l| l.contains("closed by both sides")), "{closed:#?}");
     fwd.stop();
+
+    // Each connection is in the audit trail: who, which instance and port, when, how
+    // long, the bytes each way, and how it ended.
+    let url = stack.url();
+    let ends = eventually(WAIT, "three forwards' ends in the audit trail", || {
+        let ends: Vec<Value> = ctl_json_lines(&url, &["audit"])
+            .into_iter()
+            .filter(|r| r["verb"] == "port-forward" && !r["request"]["ended_at"].is_null())
+            .collect();
+        if ends.len() == 3 { Ok(ends) } else { Err(format!("{} ends: {ends:#?}", ends.len())) }
+    });
+    for r in &ends {
+        assert_eq!(r["by"], Users::OPERATOR_NAME, "{r}");
+        assert_eq!(r["request"]["instance"], instance.as_str(), "{r}");
+        assert_eq!(r["request"]["command"], "port 8080", "{r}");
+        assert_eq!(r["request"]["reason"], "closed", "{r}");
+        assert!(r["request"]["duration_ms"].as_u64().is_some(), "{r}");
+    }
+    let asked = ends.iter().filter(|r| {
+        let detail = r["request"]["detail"].as_str().unwrap_or_default();
+        // The request line went in; the page came back.
+        detail.starts_with(&format!(
+            "{} bytes to the instance",
+            "GET /index.html HTTP/1.0\r\nHost: a\r\n\r\n".len()
+        )) && !detail.contains(", 0 from it")
+    });
+    assert_eq!(asked.count(), 2, "{ends:#?}");
 }
 
 #[test]

@@ -15,9 +15,10 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::driver::{DriverError, RuntimeDriver};
-use crate::bus::{Bus, Message, Subscription};
-use crate::client::tunnel::{self, Ended, FrameOut, Peer, Timing};
+use crate::bus::{self, Bus, Message, Subscription};
+use crate::client::tunnel::{self, EndKind, Ended, FrameOut, Peer, Timing};
 use crate::protocol::clock::now_ms;
+use crate::protocol::exec::{SessionEnd, SessionReport};
 use crate::protocol::forward::{FWD_WINDOW_FRAMES, Frame, FwdOpen, FwdOpened, FwdPacket, FwdVerb};
 use crate::protocol::subjects::{self, SessionKind};
 use crate::protocol::{Envelope, ErrorCode, Reply, WireError, decode, encode, validate};
@@ -30,17 +31,6 @@ const INSTANCE_POLL: Duration = Duration::from_secs(1);
 /// few keep-alives. Only a peer that ignores the window fills it.
 const QUEUE: usize = 2 * FWD_WINDOW_FRAMES as usize + 16;
 
-/// One finished tunnel, for the audit trail and the logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finished {
-    pub user: String,
-    pub instance: String,
-    pub port: u16,
-    pub stream: String,
-    pub started_ms: u64,
-    pub ended: Ended,
-}
-
 /// The tunnels an agent is serving, by stream.
 pub struct Forwards {
     host: String,
@@ -49,19 +39,11 @@ pub struct Forwards {
     driver: Arc<dyn RuntimeDriver>,
     tunnels: Mutex<HashMap<String, mpsc::Sender<Result<Frame, String>>>>,
     pub timing: Timing,
-    /// Where each finished tunnel is told (the agent's audit reports).
-    finished: Option<mpsc::UnboundedSender<Finished>>,
 }
 
 impl Forwards {
-    pub fn new(
-        host: String,
-        source: String,
-        bus: Arc<dyn Bus>,
-        driver: Arc<dyn RuntimeDriver>,
-        finished: Option<mpsc::UnboundedSender<Finished>>,
-    ) -> Forwards {
-        Forwards { host, source, bus, driver, tunnels: Mutex::default(), timing: Timing::default(), finished }
+    pub fn new(host: String, source: String, bus: Arc<dyn Bus>, driver: Arc<dyn RuntimeDriver>) -> Forwards {
+        Forwards { host, source, bus, driver, tunnels: Mutex::default(), timing: Timing::default() }
     }
 
     /// How many tunnels are open (tests, diagnostics).
@@ -193,34 +175,44 @@ impl Forwards {
                 |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
             ));
         let outside = Box::pin(removed(self.driver.clone(), req.instance.clone()));
-        let (me, user) = (self.clone(), user.to_string());
-        let started_ms = now_ms();
         let opened = FwdOpened { instance: req.instance.clone(), addr: addr.to_string() };
+        // Audited as every session is: reported at its start and its end, and the
+        // controller records each (`qd.v1.agent.<host>.session`).
+        let report = SessionReport {
+            kind: SessionKind::Forward.into(),
+            user: user.to_string(),
+            session: req.stream.rsplit('.').next().unwrap_or_default().to_string(),
+            instance: req.instance.clone(),
+            what: format!("port {}", req.port),
+            started_at: now_ms(),
+            end: None,
+        };
+        let me = self.clone();
         tokio::spawn(async move {
+            me.report(&report).await;
             let ended = tunnel::pump(tcp, out, incoming, outside, me.timing).await;
             me.forget(&req.stream);
             log::info!(
-                "{}: port-forward {} of {user} to {}:{} ended: {} ({} bytes in, {} out)",
+                "{}: port-forward {} of {} to {}:{} ended: {} ({} bytes in, {} out)",
                 me.host,
                 req.stream,
+                report.user,
                 req.instance,
                 req.port,
                 ended.reason,
                 ended.received,
                 ended.sent
             );
-            if let Some(finished) = &me.finished {
-                let _ = finished.send(Finished {
-                    user,
-                    instance: req.instance,
-                    port: req.port,
-                    stream: req.stream,
-                    started_ms,
-                    ended,
-                });
-            }
+            me.report(&SessionReport { end: Some(session_end(&ended)), ..report }).await;
         });
         Ok(opened)
+    }
+
+    async fn report(&self, report: &SessionReport) {
+        let env = Envelope::new(&self.source, report);
+        if let Err(err) = bus::publish(self.bus.as_ref(), &subjects::session_report(&self.host), &env).await {
+            log::warn!("{}: session report for {} not sent: {err}", self.host, report.session);
+        }
     }
 
     fn forget(&self, stream: &str) {
@@ -238,4 +230,24 @@ async fn removed(driver: Arc<dyn RuntimeDriver>, instance: String) -> String {
             return format!("{instance} was removed");
         }
     }
+}
+
+/// How a tunnel's end goes into the audit trail: a word for programs (the session
+/// vocabulary: `closed`, `closed_by_user`, `viewer_lost`, `instance_removed`, `failed`),
+/// then the bytes each way and the reason in words.
+fn session_end(ended: &Ended) -> SessionEnd {
+    let reason = match ended.how {
+        EndKind::Closed => "closed",
+        EndKind::ClosedByPeer => "closed_by_user",
+        EndKind::PeerLost => "viewer_lost",
+        EndKind::Outside => "instance_removed",
+        EndKind::Failed => "failed",
+    };
+    let detail = format!(
+        "{} bytes to the instance, {} from it; {}",
+        ended.received,
+        ended.sent,
+        validate::cut_owned(ended.reason.clone(), 200)
+    );
+    SessionEnd { ended_at: now_ms(), exit_code: None, reason: reason.into(), detail, recording: None }
 }

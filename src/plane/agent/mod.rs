@@ -124,7 +124,6 @@ pub async fn start_with_recordings(
         agent.config.source(),
         agent.bus.clone(),
         agent.driver.clone(),
-        None,
     ));
     let forward_requests = agent
         .bus
