@@ -255,3 +255,90 @@ fn docker_port_forward_is_refused_without_the_grant_by_the_server_and_to_another
         }
     });
 }
+
+/// Figures, not assertions: 100 MB echoed through a forward and directly (MB/s), and the
+/// round trip of 64 bytes through each (p50, p99), against an echo server in a container
+/// (`nc -ll -e cat`). Run with `cargo test --test integration port_forward_figures --
+/// --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: prints figures"]
+fn docker_port_forward_figures() {
+    let test = "docker_port_forward_figures";
+    let Some(stack) = Stack::start_config(test, StackConfig { mode: Mode::Roles, ..StackConfig::default() })
+    else {
+        return;
+    };
+    let image = std::env::var("QD_TEST_IMAGE").unwrap_or_else(|_| "quarterdeck-test/httpd".into());
+    let out = crate::nats_support::ctl(
+        &stack.url(),
+        &[
+            "deploy",
+            "--app",
+            "echo",
+            "--version",
+            "1",
+            "--instances",
+            "1",
+            "--image",
+            &image,
+            "--port",
+            "8080",
+            "--cmd",
+            "nc -ll -p 8080 -e cat",
+            "--health",
+            "tcp",
+            "--cpu",
+            "1",
+            "--memory",
+            "64M",
+            "--wait",
+        ],
+    );
+    assert!(out.ok(), "deploy: {out}");
+    let snap: Value = try_snapshot(&stack.url()).expect("a snapshot");
+    let i = instances_of(&snap, "echo").into_iter().find(|i| i["state"] == "running").cloned().expect("echo");
+    let instance = i["id"].as_str().expect("id").to_string();
+    let direct: SocketAddr = i["endpoint"].as_str().expect("endpoint").parse().expect("an address");
+    let fwd = Forward::start(&stack.nats, &format!("operator/{}", Users::OPERATOR_NAME), &instance, "8080");
+    for (name, addr) in [("direct", direct), ("forward", fwd.local)] {
+        let (mbps, p50, p99) = measure(addr);
+        println!("{name:>8}: 100 MB echoed at {mbps:.1} MB/s; 64-byte round trip p50 {p50:?}, p99 {p99:?}");
+    }
+    fwd.stop();
+}
+
+/// 100 MB written and read back, then 1000 round trips of 64 bytes, on one connection each.
+fn measure(addr: SocketAddr) -> (f64, Duration, Duration) {
+    const TOTAL: usize = 100 * 1024 * 1024;
+    let s = connect(addr);
+    s.set_nodelay(true).expect("nodelay");
+    let mut writer = s.try_clone().expect("clone");
+    let started = std::time::Instant::now();
+    let sending = std::thread::spawn(move || {
+        let chunk = vec![7u8; 64 * 1024];
+        for _ in 0..TOTAL / chunk.len() {
+            writer.write_all(&chunk).expect("write");
+        }
+    });
+    let mut reader = s.try_clone().expect("clone");
+    let (mut got, mut buf) = (0, vec![0u8; 64 * 1024]);
+    while got < TOTAL {
+        let n = reader.read(&mut buf).expect("read");
+        assert!(n > 0, "ended after {got} bytes");
+        got += n;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    sending.join().expect("writer");
+    let mut times = Vec::new();
+    let mut s = s;
+    let ping = [1u8; 64];
+    let mut pong = [0u8; 64];
+    for _ in 0..1000 {
+        let t = std::time::Instant::now();
+        s.write_all(&ping).expect("ping");
+        s.read_exact(&mut pong).expect("pong");
+        times.push(t.elapsed());
+    }
+    times.sort();
+    (TOTAL as f64 / 1024.0 / 1024.0 / secs, times[times.len() / 2], times[times.len() * 99 / 100])
+}
