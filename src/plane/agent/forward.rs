@@ -251,3 +251,155 @@ fn session_end(ended: &Ended) -> SessionEnd {
     );
     SessionEnd { ended_at: now_ms(), exit_code: None, reason: reason.into(), detail, recording: None }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::bus::LocalBus;
+    use crate::client::forward::{self, ForwardNews, Target};
+    use crate::plane::agent::driver::StepSender;
+    use crate::protocol::{HostMetrics, InstanceReport, InstanceSpec, InstanceState};
+
+    /// One instance, listening at `addr` for its app port 8080, until `removed`.
+    struct Fake {
+        addr: SocketAddr,
+        removed: AtomicBool,
+    }
+
+    #[async_trait]
+    impl RuntimeDriver for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn capacity(&self) -> (u32, u64) {
+            (1, 1)
+        }
+        async fn host_metrics(&self) -> HostMetrics {
+            HostMetrics::default()
+        }
+        async fn list(&self) -> Result<Vec<InstanceReport>, DriverError> {
+            Ok(vec![])
+        }
+        async fn has(&self, id: &str) -> bool {
+            id == "web-0-abcd" && !self.removed.load(Ordering::SeqCst)
+        }
+        async fn forward_target(&self, id: &str, port: u16) -> Result<SocketAddr, DriverError> {
+            let report = InstanceReport {
+                id: id.into(),
+                app: "web".into(),
+                version: "1".into(),
+                index: 0,
+                state: InstanceState::Running,
+                ip: self.addr.ip().to_string(),
+                port: self.addr.port(),
+                container_id: "c".into(),
+                started_at: None,
+                cpu_pct: 0.0,
+                mem_used_mb: 0,
+                mem_limit_mb: 0,
+                last_exit: None,
+            };
+            super::super::driver::forward_target(&report, 8080, port)
+        }
+        async fn deploy(&self, _: InstanceSpec, _: StepSender) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn restart(&self, _: &str, _: StepSender) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn remove(&self, _: &str) -> Result<(), DriverError> {
+            Ok(())
+        }
+    }
+
+    /// An agent serving forwards for host h1 on `bus`, to a fake instance listening on
+    /// the returned listener; its session reports come on the returned subscription.
+    async fn agent(bus: Arc<dyn Bus>, timing: Timing) -> (Arc<Fake>, TcpListener, Subscription) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = Arc::new(Fake { addr: listener.local_addr().unwrap(), removed: AtomicBool::new(false) });
+        let reports = bus.subscribe(&subjects::session_report("h1")).await.unwrap();
+        let mut forwards = Forwards::new("h1".into(), "agent/h1".into(), bus.clone(), fake.clone());
+        forwards.timing = timing;
+        let requests =
+            bus.subscribe(&subjects::session_requests_to(SessionKind::Forward, "h1")).await.unwrap();
+        tokio::spawn(Arc::new(forwards).serve(requests));
+        (fake, listener, reports)
+    }
+
+    /// The next session report's end.
+    async fn next_end(reports: &mut Subscription) -> SessionEnd {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), reports.next()).await.unwrap().unwrap();
+            if let Some(end) = decode::<SessionReport>(&msg.payload).unwrap().body.end {
+                return end;
+            }
+        }
+    }
+
+    /// The instance goes: its tunnels close, the client's connection ends, and the end
+    /// is reported as `instance_removed`.
+    #[tokio::test]
+    async fn a_tunnel_ends_when_its_instance_is_removed() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let (fake, listener, mut reports) = agent(bus.clone(), Timing::default()).await;
+        let (news_tx, mut news) = mpsc::channel(16);
+        let target = Target { host: "h1".into(), instance: "web-0-abcd".into(), port: 8080 };
+        let fwd = forward::start(bus.clone(), "ctl/test".into(), target, 0, news_tx).await.unwrap();
+        let mut client = TcpStream::connect(fwd.local).await.unwrap();
+        let (mut served, _) = listener.accept().await.unwrap();
+        client.write_all(b"hello").await.unwrap();
+        let mut got = [0u8; 5];
+        served.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello");
+        assert!(matches!(news.recv().await, Some(ForwardNews::Opened { .. })));
+        fake.removed.store(true, Ordering::SeqCst);
+        let end = next_end(&mut reports).await;
+        assert_eq!(end.reason, "instance_removed", "{end:?}");
+        assert!(
+            end.detail.starts_with("5 bytes to the instance, 0 from it; web-0-abcd was removed"),
+            "{end:?}"
+        );
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the client's connection ended");
+        match tokio::time::timeout(Duration::from_secs(10), news.recv()).await.unwrap() {
+            Some(ForwardNews::Closed { ended, .. }) => assert_eq!(ended.reason, "web-0-abcd was removed"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A client that opens a tunnel and then says nothing, not even a keep-alive, loses
+    /// it: the agent closes its connection to the instance and reports `viewer_lost`.
+    #[tokio::test]
+    async fn a_silent_client_loses_its_tunnel() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let timing = Timing {
+            keepalive_every: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_millis(300),
+        };
+        let (_fake, listener, mut reports) = agent(bus.clone(), timing).await;
+        let stream = subjects::session_stream(SessionKind::Forward, "alice", "c1");
+        let open = FwdOpen { instance: "web-0-abcd".into(), port: 8080, stream };
+        let subject = subjects::session_request(SessionKind::Forward, "h1", "alice", "open");
+        let env = Envelope::new("test", open.clone());
+        let opened: FwdOpened =
+            bus::request(bus.as_ref(), &subject, &env, Duration::from_secs(10)).await.expect("opened");
+        assert_eq!(opened.instance, "web-0-abcd");
+        let (mut served, _) = listener.accept().await.unwrap();
+        let end = next_end(&mut reports).await;
+        assert_eq!(end.reason, "viewer_lost", "{end:?}");
+        let mut rest = Vec::new();
+        served.read_to_end(&mut rest).await.unwrap();
+        // Another port than the app's, and an unknown instance, are refused by name.
+        let wrong = Envelope::new("test", FwdOpen { port: 9999, ..open.clone() });
+        let err = bus::request::<_, FwdOpened>(bus.as_ref(), &subject, &wrong, Duration::from_secs(10)).await;
+        assert!(err.unwrap_err().to_string().contains("web-0-abcd publishes only port 8080, not 9999"));
+    }
+}
