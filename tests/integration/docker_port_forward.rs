@@ -256,6 +256,62 @@ fn docker_port_forward_is_refused_without_the_grant_by_the_server_and_to_another
     });
 }
 
+/// The cockpit's `F` on a real instance: its backend runs the forwarder, the address it
+/// listens on serves the app's page, and `F` again closes the listener.
+#[test]
+fn docker_port_forward_from_the_cockpit_f_serves_the_app_and_f_again_stops_it() {
+    use quarterdeck::actions::{Action, Panel};
+    use quarterdeck::backend::{self, Identity};
+    use quarterdeck::protocol::InstanceState;
+    let test = "docker_port_forward_from_the_cockpit_f_serves_the_app_and_f_again_stops_it";
+    let Some(stack) = Stack::start_config(test, StackConfig { mode: Mode::Roles, ..StackConfig::default() })
+    else {
+        return;
+    };
+    let out = stack.deploy("1.0.0", "1", "<h1>from the cockpit</h1>", &[]);
+    assert!(out.ok(), "deploy: {out}");
+    let (instance, _) = site_instance(&stack.url());
+    crate::nats_support::block_on(async {
+        let alice =
+            std::sync::Arc::new(connect_as(&stack.nats, &format!("operator/{}", Users::OPERATOR_NAME)).await);
+        let mut handle = backend::spawn_cockpit(alice, "cockpit/alice@test".into(), Identity::default());
+        let mut app = crate::cockpit_support::cockpit_app("nats");
+        crate::support::pump(&mut app, &mut handle, "the running site instance", |a| {
+            a.replica.fleet.instances.get(&instance).is_some_and(|i| i.state == InstanceState::Running)
+        })
+        .await;
+        app.update(Action::ShowPanel(Panel::Instances));
+        assert_eq!(app.selected_instance().map(|i| i.id.clone()), Some(instance.clone()));
+        for effect in app.update(Action::Forward) {
+            crate::support::carry_out(&handle, effect);
+        }
+        crate::support::pump(&mut app, &mut handle, "the forward listening", |a| {
+            a.forwards.by_instance.get(&instance).is_some_and(|f| f.local.is_some())
+        })
+        .await;
+        let local = app.forwards.by_instance[&instance].local.expect("listening");
+        let status = app.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();
+        assert_eq!(status, format!("forwarding {local} -> {instance}:8080 (F again stops)"));
+        let raw = tokio::task::spawn_blocking(move || {
+            let mut s = connect(local);
+            write!(s, "GET /index.html HTTP/1.0\r\nHost: f\r\n\r\n").expect("ask");
+            read_all(s)
+        })
+        .await
+        .expect("the request");
+        assert!(raw.contains(" 200 ") && raw.contains("<h1>from the cockpit</h1>"), "{raw}");
+        for effect in app.update(Action::Forward) {
+            crate::support::carry_out(&handle, effect);
+        }
+        assert!(app.forwards.by_instance.is_empty());
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while TcpStream::connect(local).is_ok() {
+            assert!(tokio::time::Instant::now() < deadline, "{local} still listens after F stopped it");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
 /// Figures, not assertions: 100 MB echoed through a forward and directly (MB/s), and the
 /// round trip of 64 bytes through each (p50, p99), against an echo server in a container
 /// (`nc -ll -e cat`). Run with `cargo test --test integration port_forward_figures --
