@@ -6,7 +6,7 @@ pub mod keymap;
 pub mod palette;
 pub mod prompt;
 
-use crate::protocol::{ControlCommand, LogsStart, UploadRequest};
+use crate::protocol::{ControlCommand, ForwardStart, LogsStart, UploadRequest};
 
 /// The cockpit's panels, in tab order (and number-key order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +94,8 @@ pub enum Action {
     Weight,
     /// `l`: the selected instance's logs.
     Logs,
+    /// `F`: port-forward the selected instance's app port to 127.0.0.1, or stop it.
+    Forward,
     /// `s`: sort by the next column.
     Sort,
     /// `<`: sort by the previous column.
@@ -206,4 +208,8 @@ pub enum Effect {
     MouseCapture(bool),
     /// Upload an artifact file to the repository (the wizard's deploy waits for it).
     Upload(UploadRequest),
+    /// Start a port-forward (a listener on 127.0.0.1, run by the backend).
+    Forward(ForwardStart),
+    /// Stop the port-forward of this session.
+    ForwardStop(u64),
 }

@@ -12,6 +12,7 @@ pub mod failures;
 mod filter;
 mod following;
 mod forms;
+pub mod forwards;
 pub mod frame;
 pub mod logs;
 mod marks;
@@ -159,6 +160,8 @@ pub struct App {
     pub log_sessions: u64,
     /// Whether the terminal captures the mouse (`m` toggles, so text can be selected).
     pub mouse: bool,
+    /// The running port-forwards (`F`), by instance.
+    pub forwards: forwards::Forwards,
     /// Fleet-wide counts, counted after a snapshot and kept up event by event (see `facts`).
     facts: FleetFacts,
     /// Events since the last frame, and whether the frame before had more than
@@ -192,6 +195,7 @@ impl App {
             logs: None,
             log_sessions: 0,
             mouse: true,
+            forwards: Default::default(),
             facts: FleetFacts::default(),
             events_since_frame: 0,
             flood: false,

@@ -86,6 +86,7 @@ impl App {
             Action::Weight => self.open_weight_form(),
             Action::Deploy => self.open_wizard(),
             Action::Logs => self.open_logs(),
+            Action::Forward => self.toggle_forward(),
             Action::Mouse => {
                 self.mouse = !self.mouse;
                 let word = if self.mouse {
@@ -175,6 +176,7 @@ impl App {
                 vec![]
             }
             Inbound::Logs { session, event } => self.apply_logs(session, event),
+            Inbound::Forward { session, event } => self.apply_forward(session, event),
         }
     }
 

@@ -13,8 +13,8 @@ use crate::client::{self, ClientOptions, Feed, Resyncer};
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{
-    Accepted, ControlCommand, Envelope, Event, Fleet, Heartbeat, LogsStart, Operator, RouterStatus,
-    UploadRequest, WhoAmI,
+    Accepted, ControlCommand, Envelope, Event, Fleet, ForwardStart, Heartbeat, LogsStart, Operator,
+    RouterStatus, UploadRequest, WhoAmI,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -33,6 +33,10 @@ pub enum BackendRequest {
     LogsStop,
     /// Put an artifact file in the repository (the wizard, before its deploy).
     Upload(UploadRequest),
+    /// Start a port-forward; refused in read-only mode.
+    Forward(ForwardStart),
+    /// Stop the port-forward of this session.
+    ForwardStop(u64),
 }
 
 /// What the backend tells the app: the follow's `Feed`, in the order it happened, and the
@@ -69,6 +73,11 @@ pub enum Inbound {
     Logs {
         session: u64,
         event: super::logs::LogsEvent,
+    },
+    /// News of the port-forward numbered `session`.
+    Forward {
+        session: u64,
+        event: super::forward::ForwardEvent,
     },
 }
 
@@ -133,7 +142,7 @@ fn spawn_full(
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (update_tx, updates) = mpsc::channel(16_384);
     let resync = client::spawn_into(bus.clone(), source.clone(), options, update_tx.clone());
-    let backend = Backend { bus, source, identity, probe, resync, updates: update_tx, logs_stop: Vec::new() };
+    let backend = Backend { bus, source, identity, probe, resync, updates: update_tx, logs_stop: Vec::new(), forwards: Default::default() };
     tokio::spawn(backend.run(command_rx));
     BackendHandle { commands, updates }
 }
@@ -149,6 +158,8 @@ struct Backend {
     /// The open log streams' stops (one for an instance's view, one per instance for an
     /// app's merged view); dropping one stops its stream too.
     logs_stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Each running port-forward's stop, by session; dropping it stops the forward too.
+    forwards: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Backend {
@@ -203,6 +214,23 @@ impl Backend {
             BackendRequest::Send(c) if self.identity.read_only => {
                 self.tell(Inbound::CommandDone { what: c.describe(), result: Err(CommandError::ReadOnly) })
                     .await
+            }
+            // A forward acts on an instance: read-only refuses it like a command.
+            BackendRequest::Forward(start) if self.identity.read_only => {
+                let event = super::forward::ForwardEvent::Refused(CommandError::ReadOnly);
+                self.tell(Inbound::Forward { session: start.session, event }).await
+            }
+            BackendRequest::Forward(start) => {
+                let (stop, stopped) = tokio::sync::oneshot::channel();
+                self.forwards.insert(start.session, stop);
+                tokio::spawn(super::forward::session(bus, source, start, stopped, self.updates.clone()));
+                true
+            }
+            BackendRequest::ForwardStop(session) => {
+                if let Some(stop) = self.forwards.remove(&session) {
+                    let _ = stop.send(());
+                }
+                true
             }
             BackendRequest::Upload(req) if self.identity.read_only => {
                 self.tell(Inbound::Uploaded { path: req.path, result: Err(CommandError::ReadOnly) }).await

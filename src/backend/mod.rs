@@ -5,13 +5,16 @@
 
 mod client;
 mod error;
+mod forward;
 mod logs;
 pub mod upload;
 
+pub use crate::client::forward::ForwardNews;
 pub use client::{
     BackendHandle, BackendRequest, COMMAND_TIMEOUT, Identity, Inbound, spawn, spawn_cockpit, spawn_with,
 };
 pub use error::{CommandError, refuse_unless_live};
+pub use forward::ForwardEvent;
 pub use logs::{LogsEvent, session as logs_session};
 // The link state `Inbound::Connection` carries, so the app needs no import of the bus.
 pub use crate::bus::Connection;

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
@@ -87,6 +88,10 @@ pub enum CtlCommand {
     /// (with roles on, the NATS user the server authenticated). Fails, as a permission
     /// error, for a user that may not send commands (a viewer).
     Whoami,
+    /// Forward a local port to an instance's port through its agent: prints `forwarding
+    /// 127.0.0.1:PORT -> INSTANCE:REMOTE`, then serves each connection until Ctrl-C or
+    /// SIGTERM (what happens to each on stderr). Needs the `port-forward` grant.
+    PortForward(super::port_forward::PortForwardArgs),
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +270,10 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Audit(a) => ctl.audit(a).await,
         CtlCommand::Whoami => ctl.whoami().await,
         CtlCommand::Logs(a) => ctl.logs(a).await,
+        CtlCommand::PortForward(a) => {
+            let fleet = ctl.fetch().await?;
+            super::port_forward::run(Arc::new(ctl.bus.clone()), ctl.source.clone(), fleet, a, ctl.json).await
+        }
         CtlCommand::Exec(a) => super::exec::exec(&ctl.bus, &ctl.source, a, ctl.timeout).await,
         CtlCommand::ExecReplay(a) => super::exec::replay(&ctl.bus, a).await,
     }

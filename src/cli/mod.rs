@@ -14,6 +14,7 @@ pub mod docs;
 mod exec;
 pub mod logging;
 pub mod parse;
+pub mod port_forward;
 pub mod printable;
 pub mod router;
 pub mod services;

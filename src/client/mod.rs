@@ -6,8 +6,10 @@
 
 pub mod exec;
 mod follow;
+pub mod forward;
 pub mod replica;
 pub mod snapshot;
+pub mod tunnel;
 
 pub use follow::{ClientHandle, ClientOptions, Feed, REQUEST_TIMEOUT, Resyncer, spawn, spawn_into};
 #[cfg(test)]

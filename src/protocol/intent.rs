@@ -64,6 +64,17 @@ pub struct LogsStart {
     pub since: Option<u64>,
 }
 
+/// A port-forward to one instance's port (the cockpit's `F`): a listener on 127.0.0.1
+/// whose connections are tunnelled through the instance's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardStart {
+    /// Tells this forward's updates from another's.
+    pub session: u64,
+    pub host: String,
+    pub instance: String,
+    pub port: u16,
+}
+
 /// An artifact file to put in the repository, for `app@version` (the wizard, before its
 /// deploy).
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod event;
 pub mod exec;
 pub mod fleet;
+pub mod forward;
 pub mod image;
 pub mod intent;
 pub mod messages;
@@ -24,7 +25,7 @@ pub use audit::{AuditOutcome, AuditRecord, OperationEnd, Operator, Repeated, Res
 pub use envelope::{Envelope, ProtocolError, decode, decode_body, encode};
 pub use event::{Change, Event, EventKind};
 pub use fleet::{ChangeRefused, Fleet, Gap, steps_in_history};
-pub use intent::{ControlCommand, LogsStart, UploadRequest};
+pub use intent::{ControlCommand, ForwardStart, LogsStart, UploadRequest};
 pub use messages::*;
 pub use model::*;
 

@@ -153,6 +153,8 @@ async fn carry_out(
             Effect::Resync => BackendRequest::Resync,
             Effect::Logs(start) => BackendRequest::Logs(start),
             Effect::LogsStop => BackendRequest::LogsStop,
+            Effect::Forward(start) => BackendRequest::Forward(start),
+            Effect::ForwardStop(session) => BackendRequest::ForwardStop(session),
             Effect::Upload(req) => BackendRequest::Upload(req),
             Effect::Copy(text) => {
                 terminal::copy(terminal, &text)?;

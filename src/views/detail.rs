@@ -132,6 +132,9 @@ fn instance(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
         kv(t, "restarts", i.restarts.to_string()),
         kv(t, "last exit", last_exit(i.last_exit, app.now)),
     ];
+    if let Some(f) = app.forwards.by_instance.get(&i.id) {
+        lines.push(kv(t, "forward", f.describe(&app.keymap.keys_for(crate::actions::Action::Forward))));
+    }
     let mine: Vec<&Event> =
         app.replica.events.iter().filter(|e| e.instance.as_deref() == Some(&i.id)).collect();
     let history: Vec<&History> = app.replica.instance_history.get(&i.id).into_iter().collect();

@@ -186,3 +186,18 @@ fn instance_and_app_details_show_their_sparklines() {
     assert!(screen.contains("running of"), "{screen}");
     assert!(screen.contains("▲ deploy"), "{screen}");
 }
+
+/// A forwarded instance's detail pane shows where the forward listens (`F`).
+#[test]
+fn an_instance_detail_shows_its_port_forward() {
+    use crate::backend::ForwardEvent;
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Forward);
+    let local = "127.0.0.1:40123".parse().unwrap();
+    app.apply(Inbound::Forward { session: 1, event: ForwardEvent::Listening(local) });
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 100, 30));
+    assert!(screen.contains("forward"), "{screen}");
+    assert_snapshot!(screen);
+}

@@ -59,6 +59,8 @@ pub fn carry_out(handle: &quarterdeck::backend::BackendHandle, effect: quarterde
         Effect::Send(cmd) => handle.commands.send(BackendRequest::Send(cmd)).expect("backend open"),
         Effect::Resync => handle.commands.send(BackendRequest::Resync).expect("backend open"),
         Effect::Upload(req) => handle.commands.send(BackendRequest::Upload(req)).expect("backend open"),
+        Effect::Forward(start) => handle.commands.send(BackendRequest::Forward(start)).expect("backend open"),
+        Effect::ForwardStop(s) => handle.commands.send(BackendRequest::ForwardStop(s)).expect("backend open"),
         _ => {}
     }
 }

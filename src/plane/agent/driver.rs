@@ -2,11 +2,15 @@
 //! driver implements it for the sandbox; the Docker driver (bollard) implements it for real
 //! hosts.
 
+use std::net::SocketAddr;
+
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::protocol::exec::ExecFd;
-use crate::protocol::{ContainerReport, HostMetrics, InstanceReport, InstanceSpec, LogLine, StepName};
+use crate::protocol::{
+    ContainerReport, HostMetrics, InstanceReport, InstanceSpec, InstanceState, LogLine, StepName,
+};
 
 /// A deploy or restart step reached by an instance, reported to the controller at once.
 #[derive(Debug, Clone)]
@@ -72,6 +76,25 @@ pub enum DriverError {
     Failed(String),
 }
 
+/// The one rule of where a port-forward goes: only to the app's own port (`app_port`,
+/// the container's), of a running instance, at the address its report advertises (the
+/// published host port, or its VLAN address), which is where the health probe goes too.
+pub fn forward_target(report: &InstanceReport, app_port: u16, port: u16) -> Result<SocketAddr, DriverError> {
+    let id = &report.id;
+    crate::protocol::forward::check_port(id, app_port, port).map_err(DriverError::Failed)?;
+    if !matches!(report.state, InstanceState::Running | InstanceState::Unhealthy) {
+        return Err(DriverError::Failed(format!(
+            "{id} is {}: nothing listens on its port",
+            report.state.as_str()
+        )));
+    }
+    let ip: std::net::IpAddr = report
+        .ip
+        .parse()
+        .map_err(|_| DriverError::Failed(format!("{id} advertises no address to connect to")))?;
+    Ok(SocketAddr::new(ip, report.port))
+}
+
 #[async_trait]
 pub trait RuntimeDriver: Send + Sync + 'static {
     /// `sim` or `docker`, for logs and the host's facts.
@@ -98,6 +121,15 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     /// the registry's answer (no such tag, unreachable).
     async fn resolve(&self, image: &str) -> Result<String, DriverError> {
         Err(DriverError::Failed(format!("the {} runtime driver cannot resolve {image}", self.name())))
+    }
+    /// Where a port-forward to `port` of the instance connects: its published address
+    /// (`forward_target`'s rule). Drivers without real containers say so.
+    async fn forward_target(&self, id: &str, port: u16) -> Result<SocketAddr, DriverError> {
+        let _ = port;
+        Err(DriverError::Failed(format!(
+            "the {} runtime driver runs no container to forward to: {id}",
+            self.name()
+        )))
     }
     /// Restarts an instance in place and waits until it is healthy again.
     async fn restart(&self, id: &str, steps: StepSender) -> Result<(), DriverError>;

@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod driver;
 pub mod exec;
+pub mod forward;
 pub mod logs;
 pub mod recording;
 pub mod sim;
@@ -118,7 +119,18 @@ pub async fn start_with_recordings(
         logs: logs::LogStreams::default(),
         exec: exec::ExecSessions::with_recordings(recordings),
     });
+    let forwards = Arc::new(forward::Forwards::new(
+        agent.config.host_id.clone(),
+        agent.config.source(),
+        agent.bus.clone(),
+        agent.driver.clone(),
+    ));
+    let forward_requests = agent
+        .bus
+        .subscribe(&subjects::session_requests_to(subjects::SessionKind::Forward, &agent.config.host_id))
+        .await?;
     let tasks = vec![
+        tokio::spawn(forwards.serve(forward_requests)),
         tokio::spawn(serve_commands(agent.clone(), commands)),
         tokio::spawn(forward_steps(agent.clone(), step_rx)),
         tokio::spawn(heartbeat(agent.clone())),

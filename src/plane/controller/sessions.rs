@@ -62,6 +62,9 @@ pub(crate) fn record(host: &str, app: Option<String>, r: &SessionReport) -> Audi
                 obj.insert("exit_code".into(), end.exit_code.into());
                 obj.insert("reason".into(), end.reason.clone().into());
                 obj.insert("recording".into(), end.recording.clone().into());
+                if !end.detail.is_empty() {
+                    obj.insert("detail".into(), end.detail.clone().into());
+                }
             }
             let secs = end.ended_at.saturating_sub(r.started_at) as f64 / 1000.0;
             let how = match end.exit_code {
@@ -70,7 +73,12 @@ pub(crate) fn record(host: &str, app: Option<String>, r: &SessionReport) -> Audi
                 None => end.reason.clone(),
             };
             let recording = end.recording.as_deref().map(|n| format!(", recording {n}")).unwrap_or_default();
-            format!("{how} after {secs:.1} s{recording}")
+            // A forward's bytes each way, said by its agent.
+            let detail = match end.detail.is_empty() {
+                true => String::new(),
+                false => format!(": {}", end.detail),
+            };
+            format!("{how} after {secs:.1} s{recording}{detail}")
         }
     };
     AuditRecord {

@@ -328,6 +328,14 @@ impl RuntimeDriver for DockerDriver {
         image::resolve(&self.inner.docker, image).await.map_err(DriverError::Failed)
     }
 
+    async fn forward_target(&self, id: &str, port: u16) -> Result<std::net::SocketAddr, DriverError> {
+        let cache = self.inner.cache();
+        match cache.entries.get(id).filter(|_| cache.has(id)) {
+            Some(e) => crate::plane::agent::driver::forward_target(&e.report, e.container_port, port),
+            None => Err(DriverError::NotFound(id.to_string())),
+        }
+    }
+
     async fn deploy(&self, spec: InstanceSpec, steps: StepSender) -> Result<(), DriverError> {
         lifecycle::deploy(&self.inner, spec, &steps).await
     }
