@@ -48,7 +48,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(t.accent)
-        .title(title(view, t, start, end))
+        .title(super::text::ellipsized(title(view, t, start, end), area.width.saturating_sub(2) as usize))
         .title_bottom(keys(view, t, app.keymap.keys_for(crate::actions::Action::Back)).right_aligned());
     let highlight = t.warn.add_modifier(Modifier::REVERSED | Modifier::BOLD);
     let lines: Vec<Line> = (start..end)
@@ -96,7 +96,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn title<'a>(view: &LogView, t: &Theme, start: usize, end: usize) -> Line<'a> {
+fn title(view: &LogView, t: &Theme, start: usize, end: usize) -> Line<'static> {
     let (state, style) = match &view.state {
         LogState::Connecting => ("… connecting".to_string(), t.warn),
         LogState::Streaming if view.follow => ("● following".to_string(), t.ok),
@@ -104,7 +104,7 @@ fn title<'a>(view: &LogView, t: &Theme, start: usize, end: usize) -> Line<'a> {
         LogState::Ended(why) => (format!("■ ended: {why}"), t.muted),
         LogState::Refused(why) => (format!("✕ {why}"), t.bad),
     };
-    // Most important first: a narrow screen cuts the end.
+    // Most important first: a narrow screen cuts the end, with `…`.
     let mut spans = vec![
         Span::styled(format!(" Logs {} on {} ", view.instance, view.host), t.title),
         Span::styled(format!("{state} "), style),

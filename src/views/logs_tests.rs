@@ -92,3 +92,17 @@ fn logs_view_wraps_a_long_line_under_its_text() {
     assert!(rows[first + 1].starts_with("│          payload"), "{screen}");
     assert!(rows[first + 2..].iter().any(|l| l.contains("the very end")), "{screen}");
 }
+
+/// On a narrow terminal the title's end (which lines are shown, how many are kept) is cut
+/// with `…` at the corner, not silently.
+#[test]
+fn logs_title_too_long_for_the_terminal_ends_in_an_ellipsis() {
+    let mut app = logs_app();
+    let screen = text(&draw(&mut app, 70, 16));
+    let top = screen.lines().find(|l| l.contains(" Logs ")).expect("the title");
+    assert!(top.contains("● following"), "{top}");
+    assert!(top.ends_with("…╮"), "{top}");
+    let screen = text(&draw(&mut app, 120, 16));
+    let top = screen.lines().find(|l| l.contains(" Logs ")).expect("the title");
+    assert!(top.contains("kept] ─") && !top.contains('…'), "whole where it fits: {top}");
+}
