@@ -428,7 +428,8 @@ fn nats_bus_outage_longer_than_lost_after_prunes_nothing() {
 #[test]
 fn nats_service_log_lines_name_their_speaker_once() {
     let plane = plane_or_skip!("nats_service_log_lines_name_their_speaker_once", PlaneConfig::default());
-    for (log, who) in [(plane.controller.stderr_text(), "controller/c1"), (plane.agents[0].stderr_text(), "agent/h1")]
+    for (log, who) in
+        [(plane.controller.stderr_text(), "controller/c1"), (plane.agents[0].stderr_text(), "agent/h1")]
     {
         assert!(log.contains(&format!("INFO  {who}: connected to nats://")), "{who}:\n{log}");
         for line in log.lines() {
