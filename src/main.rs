@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         match cli.command {
             None => cockpit::run(cli.bus, cli.cockpit).await,
             Some(CliCommand::Controller(args)) => {
-                logging::init("controller", level);
+                logging::init(&format!("controller/{}", services::controller_id(&args)), level);
                 services::run_controller(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
             Some(CliCommand::Agent(args)) => {
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
                 services::run_agent(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
             Some(CliCommand::Router(args)) => {
-                logging::init("router", level);
+                logging::init(&format!("router/{}", router::router_id(&args)), level);
                 router::run(cli.bus, args).await.map(|()| ExitCode::SUCCESS)
             }
             Some(CliCommand::Bench(b)) => match b.command {

@@ -28,15 +28,26 @@ use crate::repository::ObjectStoreRepository;
 /// the events missed the end.
 const ENDED_CHECK: Duration = Duration::from_secs(5);
 
+/// Where ctl's own flags go in each subcommand's help: after the subcommand's flags (which
+/// clap numbers from 0 in each command), not in among them.
+const CTL_FLAGS_ORDER: usize = 100;
+
 #[derive(Debug, Args)]
 pub struct CtlArgs {
     /// Print JSON (one document, or one object per line for `events` and `logs`) instead of a
     /// table.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, display_order = CTL_FLAGS_ORDER)]
     pub json: bool,
 
     /// How long to wait for the controller to accept or refuse a command.
-    #[arg(long, global = true, default_value = "10s", value_parser = parse::duration, value_name = "DURATION")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "10s",
+        value_parser = parse::duration,
+        value_name = "DURATION",
+        display_order = CTL_FLAGS_ORDER
+    )]
     pub timeout: Duration,
 
     #[command(subcommand)]

@@ -389,6 +389,23 @@ mod tests {
         }
     }
 
+    /// ctl's own flags (`--json`, `--timeout`) follow a subcommand's flags, not in among them.
+    #[test]
+    fn ctl_flags_follow_each_subcommands_own() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let ctl = cmd.find_subcommand_mut("ctl").expect("ctl");
+        let deploy = ctl.find_subcommand_mut("deploy").expect("ctl deploy");
+        let help = deploy.render_long_help().to_string();
+        let at = |flag: &str| help.find(flag).unwrap_or_else(|| panic!("{flag} listed:\n{help}"));
+        for own in ["--app <APP>", "--version <VERSION>", "--command-id <ID>"] {
+            for ctl in ["--json", "--timeout <DURATION>"] {
+                assert!(at(own) < at(ctl), "{own} before {ctl}:\n{help}");
+            }
+        }
+        assert!(at("--timeout <DURATION>") < at(&format!("{BUS_HEADING}:")), "{help}");
+    }
+
     #[test]
     fn sandbox_instances_are_the_seed_apps_or_more() {
         assert_eq!(parse_sandbox_instances("0"), Ok(0));

@@ -46,10 +46,15 @@ pub struct RouterArgs {
     pub min_reload_interval: Duration,
 }
 
+/// The router's id: `--id`, else `router-<host name>`. Its log lines and its bus
+/// connection go by `router/<id>`.
+pub fn router_id(args: &RouterArgs) -> String {
+    let host = || sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into());
+    args.id.clone().unwrap_or_else(|| format!("router-{}", host()).to_lowercase().replace(['.', '_'], "-"))
+}
+
 pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
-    let host = sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into());
-    let id =
-        args.id.clone().unwrap_or_else(|| format!("router-{host}").to_lowercase().replace(['.', '_'], "-"));
+    let id = router_id(&args);
     validate::name("router id", &id)?;
     let applier =
         NginxApplier::new(&args.state_dir, &args.nginx, args.reload_cmd.clone(), &args.listen.to_string())?;

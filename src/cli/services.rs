@@ -233,11 +233,14 @@ where
     }
 }
 
+/// The controller's id: `--id`, else the machine's host name. Its log lines and its bus
+/// connection go by `controller/<id>`.
+pub fn controller_id(args: &ControllerArgs) -> String {
+    args.id.clone().unwrap_or_else(|| sysinfo::System::host_name().unwrap_or_else(|_| "controller".into()))
+}
+
 pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(), String> {
-    let id = args
-        .id
-        .clone()
-        .unwrap_or_else(|| sysinfo::System::host_name().unwrap_or_else(|_| "controller".into()));
+    let id = controller_id(&args);
     let bus = bus_args.connect(&format!("controller/{id}")).await?;
     let js_config = JetStreamConfig {
         max_age: args.history_max_age,

@@ -63,7 +63,7 @@ mod tests {
         app.update(Action::ShowPanel(Panel::Instances));
         let third = app.rows(Panel::Instances)[3].clone();
         let id = match &third {
-            crate::app::rows::RowKey::Id(id) => app.replica.fleet.instances[id].endpoint.clone(),
+            crate::app::rows::RowKey::Id(id) => id.clone(),
             other => panic!("not an instance row: {other:?}"),
         };
         click_text(&mut app, &id);

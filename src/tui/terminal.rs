@@ -1,6 +1,7 @@
-//! Taking the terminal and always giving it back: raw mode and the alternate screen on the
-//! way in; restored on quit, on panic, on SIGTERM/SIGHUP (the run loop handles those), and
-//! while the cockpit is suspended (Ctrl-Z), taken again when it is continued (`fg`).
+//! Taking the terminal and always giving it back: raw mode, the alternate screen and the
+//! mouse on the way in (the frames hide the cursor); all undone, and the cursor shown, on
+//! quit, on panic, on SIGTERM/SIGHUP (the run loop handles those), and while the cockpit
+//! is suspended (Ctrl-Z), taken again when it is continued (`fg`).
 
 use std::io::{self, BufWriter, Stdout, Write};
 
@@ -65,7 +66,9 @@ pub fn resume(terminal: &mut Tui, mouse: bool) -> io::Result<()> {
 
 /// Gives the terminal back. Safe to call twice.
 pub fn restore() {
-    let _ = execute!(io::stdout(), DisableMouseCapture);
+    // ratatui's restore leaves the cursor as the frames left it, hidden; the `Show` a
+    // dropped `Terminal` queues stays in our frame writer, which only a draw flushes.
+    let _ = execute!(io::stdout(), DisableMouseCapture, crossterm::cursor::Show);
     ratatui::restore();
 }
 

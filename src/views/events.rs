@@ -48,6 +48,8 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
             .style_error(t.bad)
             .style_warn(t.warn)
             .style_info(t.muted)
+            // Spaces, as the services' stderr: `09:43:22 INFO  applied ...`.
+            .output_separator(' ')
             .output_target(false)
             .output_file(false)
             .output_line(false);

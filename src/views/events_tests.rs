@@ -30,3 +30,21 @@ fn events_cut_long_kinds_and_messages_with_an_ellipsis() {
     assert!(row.contains("NEW_INSTANCE_AND_DEPLOY") && row.contains("… shop-web"), "{row}");
     assert!(row.trim_end_matches('│').trim_end().ends_with('…'), "{row}");
 }
+
+/// The cockpit's log under the events reads as the services' stderr does: the time, the
+/// level, the message, apart (`09:43:22 INFO  applied ...`, not `09:43:22:INFO :applied`).
+#[test]
+fn the_cockpit_log_keeps_time_level_and_message_apart() {
+    // The one logger of this test binary; the cockpit installs it the same way.
+    let _ = tui_logger::init_logger(log::LevelFilter::Info);
+    tui_logger::set_default_level(log::LevelFilter::Info);
+    log::info!("qdx-log-probe applied generation 1");
+    tui_logger::move_events();
+    let mut app = app();
+    app.show_log = true;
+    app.update(Action::ShowPanel(Panel::Events));
+    let screen = text(&draw(&mut app, 120, 40));
+    let line = screen.lines().find(|l| l.contains("qdx-log-probe")).unwrap_or_else(|| panic!("{screen}"));
+    assert!(line.contains(" INFO  qdx-log-probe applied generation 1"), "{line}");
+    assert!(!line.contains(":INFO"), "{line}");
+}

@@ -13,7 +13,8 @@ use crate::app::rows::RowKey;
 use crate::protocol::Instance;
 
 // What an instance is doing (STATE, RST, ROUTE, its load) outranks where it came from
-// (VERSION, ENDPOINT, ID): at 80 columns the decoration goes first.
+// (VERSION, ENDPOINT, ID): at 80 columns the decoration goes first. ENDPOINT goes before
+// ID, which names the instance (for `y`, `ctl`, the logs) and shows again at 120 columns.
 pub(crate) const COLUMNS: [Column; 12] = table::titled(
     columns::INSTANCES,
     [
@@ -28,7 +29,7 @@ pub(crate) const COLUMNS: [Column; 12] = table::titled(
         col(4, 4),
         col(10, 4),
         col(10, 5),
-        col(24, 1),
+        col(24, 2),
     ],
 );
 

@@ -13,7 +13,18 @@ fn instances_panel() {
     let mut app = app();
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Down);
-    assert_snapshot!(text(&draw(&mut app, 120, 16)));
+    let screen = text(&draw(&mut app, 120, 16));
+    assert_snapshot!(screen);
+    // At 120 columns each row names its instance: the id is what `y` copies and ctl takes.
+    let header = screen.lines().find(|l| l.contains("APP")).expect("the header");
+    assert!(header.trim_end_matches(['│', ' ']).ends_with(" ID"), "{header}");
+    for i in app.replica.fleet.instances.values() {
+        assert!(
+            screen.lines().any(|l| l.contains(&i.app) && l.contains(i.id.as_str())),
+            "{}:\n{screen}",
+            i.id
+        );
+    }
 }
 
 #[test]

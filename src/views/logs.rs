@@ -58,7 +58,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(t.accent)
-        .title(title(view, t, &shown))
+        .title(super::text::ellipsized(title(view, t, &shown), area.width.saturating_sub(2) as usize))
         .title_bottom(keys(view, t, app.keymap.keys_for(crate::actions::Action::Back)).right_aligned());
     let highlight = t.warn.add_modifier(Modifier::REVERSED | Modifier::BOLD);
     let lines: Vec<Line> = shown
@@ -132,7 +132,7 @@ fn title<'a>(view: &LogView, t: &Theme, shown: &[usize]) -> Line<'a> {
         LogState::Ended(why) => (format!("■ ended: {why}"), t.muted),
         LogState::Refused(why) => (format!("✕ {why}"), t.bad),
     };
-    // Most important first: a narrow screen cuts the end.
+    // Most important first: a narrow screen cuts the end, with `…`.
     let name = match (&view.app, view.feeds.first()) {
         (Some(app), _) => format!(" Logs of {app}: {} instances merged ", view.feeds.len()),
         (None, Some(f)) => format!(" Logs {} on {} ", f.instance, f.host),

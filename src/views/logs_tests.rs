@@ -156,3 +156,17 @@ fn merged_logs_view_prefixes_each_line_with_its_instance() {
     assert!(screen.contains(&format!("only {} (i: next)", first.word())), "{screen}");
     assert!(screen.contains("from instance 0") && !screen.contains("from instance 1"), "{screen}");
 }
+
+/// On a narrow terminal the title's end (which lines are shown, how many are kept) is cut
+/// with `…` at the corner, not silently.
+#[test]
+fn logs_title_too_long_for_the_terminal_ends_in_an_ellipsis() {
+    let mut app = logs_app();
+    let screen = text(&draw(&mut app, 70, 16));
+    let top = screen.lines().find(|l| l.contains(" Logs ")).expect("the title");
+    assert!(top.contains("● following"), "{top}");
+    assert!(top.ends_with("…╮"), "{top}");
+    let screen = text(&draw(&mut app, 120, 16));
+    let top = screen.lines().find(|l| l.contains(" Logs ")).expect("the title");
+    assert!(top.contains("kept] ─") && !top.contains('…'), "whole where it fits: {top}");
+}

@@ -13,6 +13,14 @@ use crate::protocol::subjects::RouteVerb;
 /// The cursor, drawn as a block: the terminal's own cursor stays hidden.
 const CURSOR: &str = "█";
 
+/// `✕ err` in lines of at most `width`, none cut.
+fn error_lines(t: &crate::theme::Theme, err: &str, width: usize) -> Vec<Line<'static>> {
+    super::wizard::wrap(&format!("✕ {err}"), width)
+        .into_iter()
+        .map(|l| Line::from(Span::styled(l, t.bad)))
+        .collect()
+}
+
 /// A box of `lines` text lines at the bottom of `area`.
 fn bottom_box(area: Rect, lines: u16) -> Rect {
     let h = (lines + 2).min(area.height);
@@ -26,8 +34,10 @@ pub fn render_palette(app: &FrameContext, p: &PaletteState, frame: &mut Frame, a
         Span::styled(p.input.clone(), t.text),
         Span::styled(CURSOR, t.accent),
     ])];
+    // An error wraps: it says what to type instead.
+    let inner = area.width.saturating_sub(2) as usize;
     if let Some(err) = &p.error {
-        lines.push(Line::from(Span::styled(format!("✕ {err}"), t.bad)));
+        lines.extend(error_lines(t, err, inner));
     }
     if !p.candidates.is_empty() {
         // As many candidates as fit on one line; the rest are counted.
@@ -117,7 +127,7 @@ pub fn render_form(app: &FrameContext, form: &RouteForm, frame: &mut Frame, area
         field(2, "weight", &form.weight, "1 to 1000"),
     ];
     if let Some(err) = &form.error {
-        lines.push(Line::from(Span::styled(format!("✕ {err}"), t.bad)));
+        lines.extend(error_lines(t, err, area.width.saturating_sub(2) as usize));
     }
     let popup = bottom_box(area, lines.len() as u16);
     frame.render_widget(Clear, popup);

@@ -26,6 +26,16 @@ fn palette_names_what_is_wrong() {
     app.update(Action::Submit);
     let screen = text(&draw(&mut app, 100, 16));
     assert!(screen.contains("✕ backend \"10.1.1\" is not valid: expected IPv4:PORT"), "{screen}");
+    // On a narrow terminal the error wraps, whole, instead of being cut at the border.
+    app.update(Action::ClearInput);
+    type_text(&mut app, "bogus");
+    app.update(Action::Submit);
+    let screen = text(&draw(&mut app, 60, 16));
+    let at =
+        screen.lines().position(|l| l.contains("✕ unknown command")).unwrap_or_else(|| panic!("{screen}"));
+    let rest =
+        screen.lines().skip(at).take(3).map(|l| l.trim_matches(['│', ' '])).collect::<Vec<_>>().join(" ");
+    assert!(rest.contains("help, q"), "the whole list of commands:\n{screen}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 
-use super::text::put;
+use super::text::{ellipsized, put};
 use crate::app::cells::{Row, Tone};
 use crate::app::rows::RowKey;
 use crate::app::{FrameContext, window_start};
@@ -109,6 +109,7 @@ pub fn fit(columns: &[Column], natural: &[u16], width: u16) -> Vec<usize> {
     let need = |kept: &[usize]| -> u16 {
         kept.iter().map(|&i| natural[i]).sum::<u16>() + kept.len().saturating_sub(1) as u16
     };
+    let mut dropped = Vec::new();
     while need(&kept) > width && kept.len() > 1 {
         let Some(pos) = kept
             .iter()
@@ -119,7 +120,16 @@ pub fn fit(columns: &[Column], natural: &[u16], width: u16) -> Vec<usize> {
         else {
             break;
         };
-        kept.remove(pos);
+        dropped.push(kept.remove(pos));
+    }
+    // A column dropped to make room for one that then went too comes back if it fits in
+    // what is left, the most important first: dropping ENDPOINT for ID must not lose both.
+    for &i in dropped.iter().rev() {
+        let at = kept.partition_point(|&k| k < i);
+        kept.insert(at, i);
+        if need(&kept) > width {
+            kept.remove(at);
+        }
     }
     kept
 }
@@ -228,7 +238,11 @@ pub fn render<'r>(
 ) -> TableArea {
     let theme = &app.theme;
     let selected = view.selected.min(view.total.saturating_sub(1));
-    let title = title_line(app, &view.title, view.total, selected, view.notes);
+    // A long filter or note is cut with `…` at the corner, not silently.
+    let title = ellipsized(
+        title_line(app, &view.title, view.total, selected, view.notes),
+        area.width.saturating_sub(2) as usize,
+    );
     // Borders, the highlight symbol and the mark gutter take their share first.
     let gutter = if view.markable { 2 } else { 0 };
     let inner_width = area.width.saturating_sub(4 + gutter);
@@ -488,6 +502,17 @@ mod tests {
         assert_eq!(fit(&cols, &natural, 21), vec![0, 3]);
         // Narrow content keeps more columns.
         assert_eq!(fit(&cols, &[10, 3, 10, 3], 32), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_column_dropped_for_one_that_went_too_comes_back_when_it_fits() {
+        let cols = titled(["A", "B", "C"], [col(10, 0), col(10, 1), col(20, 2)]);
+        let natural = [10, 10, 20];
+        // B goes first, then C, which does not fit either; B alone fits again.
+        assert_eq!(fit(&cols, &natural, 25), vec![0, 1]);
+        assert_eq!(fit(&cols, &natural, 31), vec![0, 2], "C, more important, fits instead of B");
+        assert_eq!(fit(&cols, &natural, 42), vec![0, 1, 2]);
+        assert_eq!(fit(&cols, &natural, 15), vec![0]);
     }
 
     #[test]

@@ -76,4 +76,8 @@ fn filtered_panel_title() {
     let screen = text(&draw(&mut app, 120, 12));
     assert_snapshot!(screen);
     assert!(screen.contains("filter /shop/ (3 of 7) sort APP ↓"), "{screen}");
+    // At 40 columns the title's end is cut with `…` at the corner, not silently.
+    let screen = text(&draw(&mut app, 40, 12));
+    let top = screen.lines().find(|l| l.starts_with("╭ Instances ")).expect("the title");
+    assert!(top.contains("filter /shop/") && top.ends_with("…╮"), "{top}");
 }

@@ -74,6 +74,42 @@ pub fn put_line(buf: &mut Buffer, area: Rect, line: &Line<'_>, base: Style) {
     }
 }
 
+/// `line` cut to `width` cells, its last cell `…` when anything was cut, as table cells
+/// are (`table::cut`): for the lines a dialog builds, which a `Paragraph` would cut silently.
+pub fn ellipsized(line: Line<'static>, width: usize) -> Line<'static> {
+    if line.width() <= width {
+        return line;
+    }
+    let Line { style, alignment, spans } = line;
+    let mut kept = Vec::with_capacity(spans.len());
+    let mut used = 0;
+    for span in spans {
+        let room = width.saturating_sub(used);
+        let w = span.width();
+        // More follows the span that reaches the edge, so it ends in `…`.
+        if w >= room {
+            let mut text: String = String::with_capacity(room + 3);
+            let mut taken = 0;
+            for c in span.content.chars() {
+                let cw = c.width().unwrap_or(0);
+                if taken + cw > room.saturating_sub(1) {
+                    break;
+                }
+                text.push(c);
+                taken += cw;
+            }
+            if room > 0 {
+                text.push('…');
+            }
+            kept.push(ratatui::text::Span::styled(text, span.style));
+            break;
+        }
+        used += w;
+        kept.push(span);
+    }
+    Line { style, alignment, spans: kept }
+}
+
 pub use crate::app::cells::size;
 
 #[cfg(test)]
@@ -104,6 +140,20 @@ mod tests {
             put_line(&mut got, area, &line, base);
             assert_eq!(got, want, "{text}");
         }
+    }
+
+    #[test]
+    fn a_line_too_wide_ends_in_an_ellipsis_at_its_width() {
+        let red = Style::default().fg(Color::Red);
+        let line = || Line::from(vec![Span::raw("step "), Span::styled("downloaded, checksum ok", red)]);
+        let cut = ellipsized(line(), 16);
+        assert_eq!(cut.to_string(), "step downloaded…");
+        assert_eq!(cut.width(), 16);
+        assert_eq!(cut.spans[1].style, red, "the cut span keeps its style");
+        // Cut where a span ends: the `…` still says more follows.
+        assert_eq!(ellipsized(line(), 5).to_string(), "step…");
+        assert_eq!(ellipsized(line(), 28), line(), "what fits is left whole");
+        assert_eq!(ellipsized(Line::from("日本語 wide"), 6).to_string(), "日本…");
     }
 
     #[test]

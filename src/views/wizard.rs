@@ -80,6 +80,8 @@ pub fn render(app: &FrameContext, w: &Wizard, frame: &mut Frame, area: Rect) {
         .padding(ratatui::widgets::Padding::horizontal(1))
         .title(Span::styled(format!(" Deploy {n}/4: {name} "), t.title))
         .title_bottom(Line::from(Span::styled(keys, t.muted)).right_aligned());
+    // What is still too wide says so with `…`, as a table cell does.
+    let lines: Vec<Line> = lines.into_iter().map(|l| super::text::ellipsized(l, inner_w)).collect();
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }
 
@@ -113,8 +115,12 @@ fn form(app: &FrameContext, w: &Wizard, inner_w: usize) -> Vec<Line<'static>> {
             }
             Some(err) => {
                 lines.push(Line::from(spans));
+                // Wrapped, not cut: the error says how to put the field right.
                 let room = inner_w.saturating_sub(14).max(10);
-                lines.push(Line::from(Span::styled(format!("{:12}✕ {}", "", clip(err, room)), t.bad)));
+                for (n, part) in wrap(err, room).into_iter().enumerate() {
+                    let mark = if n == 0 { "✕ " } else { "  " };
+                    lines.push(Line::from(Span::styled(format!("{:12}{mark}{part}", ""), t.bad)));
+                }
             }
             None => {
                 if focused || value.is_empty() {

@@ -324,3 +324,34 @@ fn wizard_uploading_the_artifact_then_sending() {
     let screen = text(&draw(&mut app, 120, 16));
     assert!(screen.contains("✓ UPLOAD") && screen.contains("uploaded: shop-web-2.0.0"), "{screen}");
 }
+
+/// At 80 columns nothing the wizard says is cut silently: a form's error wraps under its
+/// field, whole; the plan's placements and a step's detail too long for a line end in `…`.
+#[test]
+fn wizard_at_80_columns_wraps_errors_and_cuts_with_an_ellipsis() {
+    let mut app = wizard_on_shop_web();
+    retype(&mut app, "2.0 beta");
+    let screen = text(&draw(&mut app, 80, 30));
+    let rows: Vec<&str> = screen.lines().collect();
+    let at =
+        rows.iter().position(|l| l.contains("✕ version \"2.0 beta\"")).unwrap_or_else(|| panic!("{screen}"));
+    assert!(rows[at + 1].contains("'+' or '-'"), "the error's end, on the next line:\n{screen}");
+
+    retype(&mut app, "2.0.0");
+    for _ in 0..4 {
+        app.update(Action::HistoryNext);
+    }
+    retype(&mut app, "8");
+    app.update(Action::Submit);
+    let screen = text(&draw(&mut app, 80, 30));
+    let fits = screen.lines().find(|l| l.contains("✓ fits")).unwrap_or_else(|| panic!("{screen}"));
+    assert!(fits.contains("#1 →") && fits.trim_end_matches(['│', ' ']).ends_with('…'), "{fits}");
+
+    let mut app = wizard_sent(crate::protocol::OperationState::Failed);
+    let screen = text(&draw(&mut app, 80, 40));
+    let failed = screen.lines().find(|l| l.contains("✕ HEALTH_CHECK")).unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        failed.contains("container exited") && failed.trim_end_matches(['│', ' ']).ends_with('…'),
+        "{failed}"
+    );
+}

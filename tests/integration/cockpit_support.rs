@@ -138,6 +138,12 @@ impl Tmux {
         }
     }
 
+    /// Whether the terminal shows its cursor (tmux's `cursor_flag`): the cockpit hides it,
+    /// and must show it again whenever it gives the terminal back.
+    pub fn cursor_visible(&self) -> bool {
+        self.run(&["display-message", "-p", "-t", "t", "#{cursor_flag}"]).trim() == "1"
+    }
+
     /// The process the pane's shell is running in the foreground (the cockpit).
     pub fn shells_child(&self) -> u32 {
         let shell = self.run(&["list-panes", "-t", "t", "-F", "#{pane_pid}"]);

@@ -1,6 +1,6 @@
 //! The cockpit in a real terminal, driven through tmux as an on-call engineer would use it:
 //! Ctrl-Z suspends it to the shell and `fg` brings it back drawn whole, SIGHUP ends it with
-//! status 129 and the terminal given back, and TERM decides the colours it sends. Each test
+//! status 129 and the terminal given back (raw mode off, the cursor shown), and TERM decides the colours it sends. Each test
 //! has a tmux server of its own (`-L`), so nothing here touches another tmux. Needs tmux
 //! (./scripts/test installs it).
 
@@ -37,6 +37,7 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_screen_back_whole() {
     // The shell has the terminal: its job report and prompt, on the normal screen.
     let suspended = t.wait_for(&["Stopped", "qd$"], "Ctrl-Z gives the terminal to the shell");
     assert!(!suspended.contains("2 Instances"), "the cockpit's screen is gone:\n{suspended}");
+    assert!(t.cursor_visible(), "the shell's cursor shows while the cockpit is suspended");
 
     t.type_text("fg");
     t.keys(&["Enter"]);
@@ -46,9 +47,10 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_screen_back_whole() {
 
     // Still alive and taking keys: `2` shows the Instances panel.
     t.keys(&["2"]);
-    t.wait_for(&["VERSION", "ENDPOINT"], "the resumed cockpit takes keys");
+    t.wait_for(&["VERSION", "UPTIME"], "the resumed cockpit takes keys");
     t.keys(&["q"]);
     t.wait_for(&["qd$"], "the cockpit quits to the shell");
+    assert!(t.cursor_visible(), "the shell's cursor shows after the cockpit quits");
 }
 
 #[test]
@@ -93,6 +95,7 @@ fn sighup_ends_the_cockpit_with_status_129_and_the_terminal_given_back() {
     assert!(sent.success());
     let screen = t.wait_for(&["exit=129"], "SIGHUP's exit status");
     assert!(!screen.contains("2 Instances"), "the alternate screen was left:\n{screen}");
+    assert!(t.cursor_visible(), "the shell's cursor shows after SIGHUP");
     // Raw mode is off again: the terminal is line-buffered, with echo.
     t.run(&[
         "send-keys",

@@ -422,3 +422,30 @@ fn nats_bus_outage_longer_than_lost_after_prunes_nothing() {
     assert!(lost.is_empty(), "a host was judged lost because the bus was down: {lost:#?}");
     assert!(!list(&after, "operations").iter().any(|o| o["kind"] == "replace"), "{}", after["operations"]);
 }
+
+/// A service's stderr names its speaker once, by role and id, as it connects to the bus
+/// under that name: `controller/c1: connected to ...`, never `controller: controller/c1: ...`.
+#[test]
+fn nats_service_log_lines_name_their_speaker_once() {
+    let plane = plane_or_skip!("nats_service_log_lines_name_their_speaker_once", PlaneConfig::default());
+    for (log, who) in
+        [(plane.controller.stderr_text(), "controller/c1"), (plane.agents[0].stderr_text(), "agent/h1")]
+    {
+        assert!(log.contains(&format!("INFO  {who}: connected to nats://")), "{who}:\n{log}");
+        for line in log.lines() {
+            // `2026-11-25 08:35:49 INFO  who: message`; a message's own next lines have no level.
+            let Some(said) = ["ERROR ", "WARN  ", "INFO  ", "DEBUG ", "TRACE "]
+                .iter()
+                .find_map(|level| line.split_once(level).map(|(_, said)| said))
+            else {
+                continue;
+            };
+            let message = said.strip_prefix(&format!("{who}: ")).unwrap_or_else(|| panic!("{who}: {line}"));
+            let role = who.split('/').next().unwrap_or(who);
+            assert!(
+                !message.starts_with(&format!("{role}/")) && !message.starts_with(&format!("{role}: ")),
+                "{who}: the speaker named twice: {line}"
+            );
+        }
+    }
+}
