@@ -13,7 +13,7 @@ use crate::config_file::{self, ConfigError};
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
 /// Every bindable action, its name in keymap files and its help text, in help order.
-const TABLE: [(Action, &str, &str); 32] = [
+const TABLE: [(Action, &str, &str); 33] = [
     (Action::Help, "help", "show this help"),
     (Action::Palette, "palette", "command palette"),
     (Action::Filter, "filter", "filter the table (regex, !inverts)"),
@@ -41,6 +41,7 @@ const TABLE: [(Action, &str, &str); 32] = [
     (Action::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
     (Action::Weight, "weight", "route weight (form)"),
     (Action::Logs, "logs", "logs of the selected instance"),
+    (Action::Shell, "shell", "shell in the selected instance"),
     (Action::Sort, "sort", "sort; Shift+letter: column"),
     (Action::SortPrev, "sort_prev", "sort: previous column"),
     (Action::Mark, "mark", "mark/unmark, then move down"),
@@ -49,8 +50,8 @@ const TABLE: [(Action, &str, &str); 32] = [
 ];
 
 /// Every bindable action, in help order.
-pub const BINDABLE: [Action; 32] = {
-    let mut all = [Action::Help; 32];
+pub const BINDABLE: [Action; 33] = {
+    let mut all = [Action::Help; 33];
     let mut i = 0;
     while i < TABLE.len() {
         all[i] = TABLE[i].0;

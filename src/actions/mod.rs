@@ -6,7 +6,7 @@ pub mod keymap;
 pub mod palette;
 pub mod prompt;
 
-use crate::protocol::{ControlCommand, LogsStart, UploadRequest};
+use crate::protocol::{ControlCommand, ExecStart, LogsStart, UploadRequest};
 
 /// The cockpit's panels, in tab order (and number-key order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,7 +94,9 @@ pub enum Action {
     Weight,
     /// `l`: the selected instance's logs.
     Logs,
-    /// `s`: sort by the next column.
+    /// `s`: a shell in the selected instance.
+    Shell,
+    /// `>`: sort by the next column.
     Sort,
     /// `<`: sort by the previous column.
     SortPrev,
@@ -202,4 +204,7 @@ pub enum Effect {
     MouseCapture(bool),
     /// Upload an artifact file to the repository (the wizard's deploy waits for it).
     Upload(UploadRequest),
+    /// Open a shell in an instance and hand it the terminal until it ends; the event loop
+    /// then tells the app how it ended (`App::shell_ended`).
+    Exec(ExecStart),
 }

@@ -15,6 +15,7 @@ pub mod row_cache;
 pub mod rows;
 #[cfg(test)]
 pub(crate) mod scratch;
+mod shell;
 pub mod sort_key;
 mod update;
 mod window;
@@ -148,6 +149,9 @@ pub struct App {
     pub log_sessions: u64,
     /// Whether the terminal captures the mouse (`m` toggles, so text can be selected).
     pub mouse: bool,
+    /// The instance a shell is opening or open in (`shell.rs`): from its `Effect::Exec`
+    /// until the event loop says how it ended.
+    pub shell: Option<String>,
     /// Fleet-wide counts, counted after a snapshot and kept up event by event (see `facts`).
     facts: FleetFacts,
     /// Events since the last frame, and whether the frame before had more than
@@ -181,6 +185,7 @@ impl App {
             logs: None,
             log_sessions: 0,
             mouse: true,
+            shell: None,
             facts: FleetFacts::default(),
             events_since_frame: 0,
             flood: false,

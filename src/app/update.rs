@@ -120,6 +120,7 @@ impl App {
             Action::Weight => self.open_weight_form(),
             Action::Deploy => self.open_wizard(),
             Action::Logs => self.open_logs(),
+            Action::Shell => self.open_shell(None, vec![]),
             Action::Mouse => {
                 self.mouse = !self.mouse;
                 let word = if self.mouse {
@@ -1000,6 +1001,7 @@ impl App {
                 self.should_quit = true;
                 vec![Effect::Quit]
             }
+            PaletteCommand::Exec { instance, cmd } => self.open_shell(instance, cmd),
             PaletteCommand::Help => {
                 self.overlays.clear();
                 self.overlays.push(Overlay::Help);

@@ -7,6 +7,7 @@
 mod mouse;
 pub mod output;
 mod run;
+mod shell;
 pub mod terminal;
 
 pub use run::{Exit, draw, render, run, tick};
