@@ -66,6 +66,8 @@ pub struct ObjectStoreRepository {
     creates: bool,
     /// The copies a bucket this client creates gets.
     replicas: usize,
+    /// `qd_artifacts`, or another bucket of the same shape (`qd_sessions`).
+    bucket: &'static str,
     store: tokio::sync::OnceCell<async_nats::jetstream::object_store::ObjectStore>,
 }
 
@@ -83,15 +85,25 @@ impl ObjectStoreRepository {
     /// The bucket, created if need be and, with `Some(n)`, brought to n copies (the
     /// controller's `--replicas`).
     pub async fn open_with(bus: &NatsBus, replicas: Option<usize>) -> Result<Self, RepoError> {
+        Self::open_bucket(bus, BUCKET, replicas).await
+    }
+
+    /// `open_with` of another bucket of the same shape (the controller's `qd_sessions`).
+    pub async fn open_bucket(
+        bus: &NatsBus,
+        bucket: &'static str,
+        replicas: Option<usize>,
+    ) -> Result<Self, RepoError> {
         let repo = ObjectStoreRepository {
             js: bus.jetstream(),
             creates: true,
             replicas: replicas.unwrap_or(1),
+            bucket,
             store: Default::default(),
         };
         repo.store().await?;
         if let Some(n) = replicas {
-            crate::bus::replicas::ensure(&repo.js, &format!("OBJ_{BUCKET}"), n)
+            crate::bus::replicas::ensure(&repo.js, &format!("OBJ_{bucket}"), n)
                 .await
                 .map_err(RepoError::Other)?;
         }
@@ -101,24 +113,37 @@ impl ObjectStoreRepository {
     /// The bucket for reading only, looked up at its first use: an agent may start before
     /// anyone created it, and needs it only when a deploy brings an artifact.
     pub fn reader(bus: &NatsBus) -> Self {
-        ObjectStoreRepository { js: bus.jetstream(), creates: false, replicas: 1, store: Default::default() }
+        Self::reader_of(bus, BUCKET)
+    }
+
+    /// `reader` of another bucket of the same shape; it also puts into it (an agent's
+    /// session recordings), never creating it.
+    pub fn reader_of(bus: &NatsBus, bucket: &'static str) -> Self {
+        ObjectStoreRepository {
+            js: bus.jetstream(),
+            creates: false,
+            replicas: 1,
+            bucket,
+            store: Default::default(),
+        }
     }
 
     async fn store(&self) -> Result<&async_nats::jetstream::object_store::ObjectStore, RepoError> {
         self.store
             .get_or_try_init(|| async {
-                match self.js.get_object_store(BUCKET).await {
+                let bucket = self.bucket;
+                match self.js.get_object_store(bucket).await {
                     Ok(s) => Ok(s),
                     Err(_) if self.creates => self
                         .js
                         .create_object_store(async_nats::jetstream::object_store::Config {
-                            bucket: BUCKET.into(),
+                            bucket: bucket.into(),
                             num_replicas: self.replicas,
                             ..Default::default()
                         })
                         .await
-                        .map_err(|e| RepoError::Other(format!("cannot open bucket {BUCKET}: {e}"))),
-                    Err(e) => Err(RepoError::Other(format!("cannot open bucket {BUCKET}: {e}"))),
+                        .map_err(|e| RepoError::Other(format!("cannot open bucket {bucket}: {e}"))),
+                    Err(e) => Err(RepoError::Other(format!("cannot open bucket {bucket}: {e}"))),
                 }
             })
             .await

@@ -12,6 +12,7 @@ const EVENTS: &str = "QD_EVENTS";
 const STATE: &str = "qd_state";
 const LEADER: &str = "qd_leader";
 const ARTIFACTS: &str = "qd_artifacts";
+const SESSIONS: &str = crate::protocol::exec::SESSIONS_BUCKET;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -210,6 +211,10 @@ pub fn permissions(who: &Identity, grants: &Grants, public_key: &str) -> Permiss
             p.publish.push(subjects::session_requests_by(grant.kind(), &who.name));
             p.subscribe.push(subjects::session_streams_of(grant.kind(), &who.name));
         }
+        // Exec sessions' recordings (`ctl exec-replay`) are read by those who may exec.
+        if grants.contains(&Grant::Exec) {
+            p.publish.extend(stream_reader(&format!("OBJ_{SESSIONS}")));
+        }
     }
     p
 }
@@ -235,6 +240,7 @@ fn controller(inbox: &str) -> Permissions {
             subjects::HB_ALL.into(),
             subjects::STATUS_ALL.into(),
             subjects::ROUTER_STATUS_ALL.into(),
+            subjects::SESSION_ALL.into(),
             format!("{inbox}.>"),
         ],
         responses: true,
@@ -248,9 +254,17 @@ fn agent(who: &Identity, inbox: &str) -> Permissions {
     let name = subjects::token(&who.name);
     Permissions {
         publish: [
-            vec![subjects::heartbeat(&who.name), subjects::status(&who.name), format!("{prefix}.logs.>")],
+            vec![
+                subjects::heartbeat(&who.name),
+                subjects::status(&who.name),
+                subjects::session_report(&who.name),
+                format!("{prefix}.logs.>"),
+                // Recordings of the sessions it runs (the controller makes the bucket).
+                format!("$O.{SESSIONS}.>"),
+            ],
             subjects::SessionKind::ALL.map(subjects::session_streams_all).to_vec(),
             stream_reader(&format!("OBJ_{ARTIFACTS}")),
+            stream_reader(&format!("OBJ_{SESSIONS}")),
         ]
         .concat(),
         subscribe: [
@@ -372,6 +386,20 @@ mod tests {
         assert!(check_grants(Role::Operator, &Grant::ALL.into_iter().collect()).is_ok());
         assert_eq!("port-forward".parse::<Grant>(), Ok(Grant::PortForward));
         assert!("shell".parse::<Grant>().unwrap_err().contains("exec, port-forward"));
+    }
+
+    #[test]
+    fn session_reports_go_from_an_agent_for_its_own_host_to_the_controller() {
+        let agent = of(Role::Agent, "h1");
+        assert!(may_publish(&agent, &subjects::session_report("h1")));
+        assert!(!may_publish(&agent, &subjects::session_report("h2")), "as another host");
+        assert!(may_publish(&agent, "$O.qd_sessions.M.xabc"), "its recordings");
+        assert!(may_subscribe(&of(Role::Controller, "c1"), &subjects::session_report("h2")));
+        assert!(!may_publish(&of(Role::Operator, "alice"), &subjects::session_report("h1")));
+        let reads = "$JS.API.STREAM.INFO.OBJ_qd_sessions";
+        assert!(may_publish(&granted("alice", &[Grant::Exec]), reads), "replays need the exec grant");
+        assert!(!may_publish(&of(Role::Operator, "alice"), reads));
+        assert!(!may_publish(&granted("alice", &[Grant::Exec]), "$O.qd_sessions.M.xabc"), "nor writes");
     }
 
     #[test]

@@ -70,6 +70,13 @@ pub enum CtlCommand {
     /// that started an operation, how the operation ended. Read from the JetStream stream,
     /// so it works while no controller runs.
     Audit(AuditArgs),
+    /// Run a command in an instance's container (`-- CMD...`), or a shell. On a terminal,
+    /// interactive; otherwise its output (stdout and stderr apart) and its exit code, for
+    /// scripts. Needs the exec grant (`quarterdeck auth grant USER exec`); recorded and
+    /// audited.
+    Exec(super::exec::ExecArgs),
+    /// Play back an exec session's recording (its id is in `ctl audit`).
+    ExecReplay(super::exec::ExecReplayArgs),
     /// Who the controller sees you as: the user your commands carry in their subject
     /// (with roles on, the NATS user the server authenticated). Fails, as a permission
     /// error, for a user that may not send commands (a viewer).
@@ -227,6 +234,9 @@ pub struct EventsArgs {
 }
 
 pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
+    if let CtlCommand::Exec(a) = &args.command {
+        super::exec::refuse_read_only(a)?;
+    }
     let bus = bus_args.connect_now("ctl").await?;
     // Every command carries who sent it, for the controller's audit trail.
     let (user, host) = super::login();
@@ -248,6 +258,8 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Events(a) => ctl.events(a).await,
         CtlCommand::Audit(a) => ctl.audit(a).await,
         CtlCommand::Whoami => ctl.whoami().await,
+        CtlCommand::Exec(a) => super::exec::exec(&ctl.bus, &ctl.source, a, ctl.timeout).await,
+        CtlCommand::ExecReplay(a) => super::exec::replay(&ctl.bus, a).await,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod bench_plane;
 pub mod cockpit;
 pub mod ctl;
 pub mod docs;
+mod exec;
 pub mod logging;
 pub mod parse;
 pub mod printable;

@@ -267,6 +267,14 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
     })
     .await;
     let repository: Arc<dyn Repository> = Arc::new(repository);
+    // Made here, as the artifacts' bucket is: agents put their session recordings into it.
+    retry("opening the sessions bucket", || async {
+        let bucket = crate::protocol::exec::SESSIONS_BUCKET;
+        ObjectStoreRepository::open_bucket(&bus, bucket, Some(usize::from(args.replicas)))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
     // Leader, then standby again if another controller takes the lease, as often as that
     // happens: the process ends only when asked to.
     loop {
@@ -439,7 +447,12 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
         heartbeat_period: args.heartbeat,
         poll_interval: Duration::from_millis(250),
     };
-    let handle = agent::start(Arc::new(bus.clone()), driver, config).await.map_err(|e| e.to_string())?;
+    // Exec sessions are recorded into the sessions bucket, which the controller makes.
+    let recordings: Arc<dyn Repository> =
+        Arc::new(ObjectStoreRepository::reader_of(&bus, crate::protocol::exec::SESSIONS_BUCKET));
+    let handle = agent::start_with_recordings(Arc::new(bus.clone()), driver, config, Some(recordings))
+        .await
+        .map_err(|e| e.to_string())?;
     log::info!("agent {} ({}, {}) is serving on {}", args.host_id, args.az, args.ip, bus.describe());
     stop_signal().await;
     handle.stop();

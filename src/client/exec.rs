@@ -27,6 +27,9 @@ use crate::protocol::{Envelope, ErrorCode, Fleet, InstanceState, WireError, deco
 /// How long the agent may take to start a session.
 pub const EXEC_START_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a stop waits for the agent's answer.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Events between the agent and the viewer are few; output chunks are up to 32 KiB, so
 /// this bounds what waits for the viewer to about 8 MiB.
 const EVENTS: usize = 256;
@@ -207,8 +210,20 @@ impl ExecControl {
 
     /// Asks the agent to end the session (it kills the process); the end follows on the
     /// events.
+    ///
+    /// Asked with a reply (the agent answers a publish that carries one), so the stop has
+    /// reached the agent when this returns, even when the process ends right after (a
+    /// hang-up): a plain publish could still sit in the connection's buffer.
     pub async fn stop(&self) -> Result<(), ExecError> {
-        self.send(ExecVerb::Stop, ExecRef { stream: self.inner.stream.clone() }).await
+        let c = &self.inner;
+        let env = Envelope::new(&c.source, ExecRef { stream: c.stream.clone() });
+        let subject = ExecVerb::Stop.subject(&c.host, &c.user);
+        match bus::request::<_, crate::protocol::AgentAck>(c.bus.as_ref(), &subject, &env, STOP_TIMEOUT).await
+        {
+            // Ended already: nothing left to stop.
+            Ok(_) | Err(RequestError::Refused(_)) => Ok(()),
+            Err(e) => Err(ExecError::of_request(e, &c.user, &c.host)),
+        }
     }
 
     async fn keepalive(&self) -> Result<(), ExecError> {

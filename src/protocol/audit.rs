@@ -441,6 +441,12 @@ pub fn describe_request(verb: &str, body: &serde_json::Value) -> String {
                 s("backend").unwrap_or_else(|| "?".into())
             )
         }
+        // Sessions into an instance (exec, port-forward), as their agents report them.
+        "exec" | "port-forward" => format!(
+            "{verb} {}: {}",
+            s("instance").unwrap_or_else(|| "?".into()),
+            s("command").unwrap_or_default()
+        ),
         other => other.to_string(),
     }
 }

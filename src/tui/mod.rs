@@ -4,6 +4,7 @@
 //! It sits above `app` (state and `update`) and `views` (pure drawing): it readies the
 //! frame context, draws, and turns terminal input into actions and effects into I/O.
 
+pub mod exec;
 mod mouse;
 pub mod output;
 mod run;

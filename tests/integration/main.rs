@@ -56,6 +56,7 @@ mod demo_tape;
 mod docker_crash;
 mod docker_driver;
 mod docker_e2e;
+mod docker_exec;
 mod docker_faults;
 mod docker_plane;
 mod docker_registry;

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+use crate::protocol::exec::ExecFd;
 use crate::protocol::{ContainerReport, HostMetrics, InstanceReport, InstanceSpec, LogLine, StepName};
 
 /// A deploy or restart step reached by an instance, reported to the controller at once.
@@ -30,6 +31,35 @@ pub type LogReceiver = mpsc::Receiver<LogLine>;
 
 /// How many lines a driver may have in flight to the agent before it waits.
 pub const LOG_CHANNEL: usize = 1024;
+
+/// A process an exec session runs in an instance's container: its output (closed when the
+/// process's output ends) and its handle.
+pub struct ExecProcess {
+    /// What runs (the shell found, when the session named no command).
+    pub cmd: Vec<String>,
+    pub output: mpsc::Receiver<(ExecFd, Vec<u8>)>,
+    pub handle: Box<dyn ExecHandle>,
+}
+
+/// How many output chunks a driver may have in flight to the agent before it reads no more
+/// from the process (which then blocks on its writes: the flow control of a session).
+pub const EXEC_CHANNEL: usize = 64;
+
+/// What an agent does to a running exec process.
+#[async_trait]
+pub trait ExecHandle: Send + Sync {
+    async fn write(&self, bytes: &[u8]) -> Result<(), DriverError>;
+    async fn close_stdin(&self) -> Result<(), DriverError>;
+    async fn resize(&self, cols: u16, rows: u16) -> Result<(), DriverError>;
+    /// The exit code once the process ended (`None` while it runs, or when the runtime does
+    /// not know it).
+    async fn exit_code(&self) -> Result<Option<i64>, DriverError>;
+    /// Whether the container the process runs in still runs (asked of the runtime, not a
+    /// cache: a process killed with its container must not read as one that exited).
+    async fn container_running(&self) -> Result<bool, DriverError>;
+    /// Kills the process and what it started: a session's end never leaves it running.
+    async fn kill(&self) -> Result<(), DriverError>;
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriverError {
@@ -75,6 +105,19 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     async fn logs(&self, id: &str, tail: u32, follow: bool) -> Result<LogReceiver, DriverError> {
         let _ = (id, tail, follow);
         Err(DriverError::Failed(format!("the {} runtime driver cannot stream logs", self.name())))
+    }
+    /// Runs `cmd` (empty: the first shell of `protocol::exec::SHELLS` the image has) in the
+    /// instance's container, attached, with a pseudo-terminal of `cols`x`rows` when `tty`.
+    /// Drivers that cannot say so.
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        size: (u16, u16),
+    ) -> Result<ExecProcess, DriverError> {
+        let _ = (id, cmd, tty, size);
+        Err(DriverError::Failed(format!("the {} runtime driver cannot exec in an instance", self.name())))
     }
     /// The instance's log from `since_ms` on (ms since epoch), followed: how a log view
     /// goes on with the next run of a container after a restart, without the lines it

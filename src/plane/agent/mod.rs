@@ -4,7 +4,9 @@
 
 pub mod docker;
 pub mod driver;
+pub mod exec;
 pub mod logs;
+pub mod recording;
 pub mod sim;
 
 use std::collections::HashMap;
@@ -20,8 +22,9 @@ use futures_util::{Stream, StreamExt};
 use crate::bus::{self, Bus, BusError, Message};
 use crate::plane::replies::ReplyCache;
 use crate::protocol::clock::now_ms;
+use crate::protocol::exec::{ExecRequest, ExecVerb};
 use crate::protocol::image::ImageRef;
-use crate::protocol::subjects::{self, AgentVerb, LogsVerb};
+use crate::protocol::subjects::{self, AgentVerb, LogsVerb, SessionKind};
 use crate::protocol::{
     AgentAck, Envelope, ErrorCode, Heartbeat, HostInfo, ImageResolved, InstanceRef, InstanceReport,
     InstanceSpec, InstanceState, InstanceStatus, LogsRequest, LogsStreamRef, Reply, ResolveImage, StepState,
@@ -72,6 +75,8 @@ struct Agent {
     operations: Mutex<HashMap<String, String>>,
     /// Log streams to viewers.
     logs: logs::LogStreams,
+    /// Exec sessions of users.
+    exec: exec::ExecSessions,
 }
 
 const REPLIES_KEPT: usize = 4096;
@@ -82,12 +87,25 @@ pub async fn start(
     driver: Arc<dyn RuntimeDriver>,
     config: AgentConfig,
 ) -> Result<AgentHandle, BusError> {
+    start_with_recordings(bus, driver, config, None).await
+}
+
+/// `start`, with the store exec sessions are recorded into (the sessions bucket).
+pub async fn start_with_recordings(
+    bus: Arc<dyn Bus>,
+    driver: Arc<dyn RuntimeDriver>,
+    config: AgentConfig,
+    recordings: Option<Arc<dyn crate::repository::Repository>>,
+) -> Result<AgentHandle, BusError> {
     validate::name("host id", &config.host_id).map_err(BusError::Other)?;
     // Log requests come on subjects of their own, which carry the viewer's user; one loop
     // serves both, so a log start has the same deadline and reply cache as a command.
     let commands = futures_util::stream::select(
-        bus.subscribe(&subjects::agent_cmd_all(&config.host_id)).await?,
-        bus.subscribe(&subjects::logs_requests_to(&config.host_id)).await?,
+        futures_util::stream::select(
+            bus.subscribe(&subjects::agent_cmd_all(&config.host_id)).await?,
+            bus.subscribe(&subjects::logs_requests_to(&config.host_id)).await?,
+        ),
+        bus.subscribe(&subjects::session_requests_to(SessionKind::Exec, &config.host_id)).await?,
     );
     let (steps, step_rx) = mpsc::channel(driver::STEP_CHANNEL);
     let agent = Arc::new(Agent {
@@ -98,6 +116,7 @@ pub async fn start(
         steps,
         operations: Mutex::new(HashMap::new()),
         logs: logs::LogStreams::default(),
+        exec: exec::ExecSessions::with_recordings(recordings),
     });
     let tasks = vec![
         tokio::spawn(serve_commands(agent.clone(), commands)),
@@ -271,6 +290,10 @@ enum Request<'a> {
     Logs(&'a str, LogsVerb),
     /// On the log requests' subjects, but not one.
     BadLogs(String),
+    /// An exec request, with the user its subject names (the server checked it).
+    Exec(&'a str, ExecVerb),
+    /// On the exec requests' subjects, but not one.
+    BadExec(String),
 }
 
 fn request_of<'a>(agent: &Agent, subject: &'a str) -> Request<'a> {
@@ -280,7 +303,25 @@ fn request_of<'a>(agent: &Agent, subject: &'a str) -> Request<'a> {
             Err(reason) => Request::BadLogs(reason),
         };
     }
+    if subjects::matches(&subjects::session_requests_to(SessionKind::Exec, &agent.config.host_id), subject) {
+        return match subjects::parse_session_request(SessionKind::Exec, &agent.config.host_id, subject) {
+            Ok((user, verb)) => match ExecVerb::parse(verb) {
+                Some(v) => Request::Exec(user, v),
+                None => Request::BadExec(format!("{subject}: no exec verb {}", validate::quoted(verb))),
+            },
+            Err(reason) => Request::BadExec(reason),
+        };
+    }
     Request::Command(subject.rsplit('.').next().and_then(AgentVerb::parse))
+}
+
+fn exec_agent(agent: &Agent) -> exec::Agent {
+    exec::Agent {
+        bus: agent.bus.clone(),
+        driver: agent.driver.clone(),
+        source: agent.config.source(),
+        host: agent.config.host_id.clone(),
+    }
 }
 
 async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
@@ -293,6 +334,17 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
             Err(err) => Err(WireError::bad_request(err.to_string())),
         };
         return encode_reply(agent, Reply::from(result));
+    }
+    // Input, resizes, keep-alives and stops are publishes, in order and often: neither
+    // cached nor answered unless asked.
+    if let Request::Exec(user, verb) = request
+        && verb != ExecVerb::Start
+    {
+        let result = agent.exec.control(user, verb, &msg.payload);
+        if let Err(err) = &result {
+            log::info!("{}: {} refused: {}", agent.config.host_id, msg.subject, err.reason);
+        }
+        return encode_reply(agent, Reply::from(result.map(|()| AgentAck { instance_id: String::new() })));
     }
     // The command id comes first: a repeat is answered from the cache and never run again.
     // Keyed by subject too: the same id sent to another verb (or by another user) is
@@ -334,7 +386,22 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
         | Request::Command(Some(AgentVerb::Resolve)) => {
             Err(WireError::bad_request(format!("unexpected {}", msg.subject)))
         }
-        Request::BadLogs(reason) => Err(WireError::bad_request(reason)),
+        Request::BadLogs(reason) | Request::BadExec(reason) => Err(WireError::bad_request(reason)),
+        Request::Exec(user, _) => match decode::<ExecRequest>(&msg.payload) {
+            Ok(env) => match agent.exec.start(exec_agent(agent), user, env.body).await {
+                Ok(started) => {
+                    // Its own answer type: cached as any other.
+                    let answer =
+                        encode(&Envelope::new(agent.config.source(), Reply::Ok(started))).unwrap_or_default();
+                    if let (false, Ok(mut replies)) = (id.is_empty(), agent.replies.lock()) {
+                        replies.insert(&id, answer.clone());
+                    }
+                    return answer;
+                }
+                Err(e) => Err(e),
+            },
+            Err(err) => Err(WireError::bad_request(err.to_string())),
+        },
         Request::Command(None) => {
             Err(WireError::bad_request(format!("unknown agent command {}", msg.subject)))
         }

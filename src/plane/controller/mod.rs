@@ -15,6 +15,7 @@ mod ops;
 pub(crate) mod paging;
 mod refusals;
 mod repair;
+mod sessions;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
 pub use crate::protocol::scheduler;
 pub mod store;
@@ -104,6 +105,7 @@ impl Controller {
         let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
         let statuses = bus.subscribe(subjects::STATUS_ALL).await?;
         let routers = bus.subscribe(subjects::ROUTER_STATUS_ALL).await?;
+        let sessions = bus.subscribe(subjects::SESSION_ALL).await?;
         ctl.spawn(core::publish_events(ctl.clone(), events));
         // Before any command: what a killed controller left running is closed first, so
         // no app stays busy with an operation nobody carries on.
@@ -112,6 +114,7 @@ impl Controller {
         ctl.spawn(intake::serve_heartbeats(ctl.clone(), heartbeats));
         ctl.spawn(intake::serve_statuses(ctl.clone(), statuses));
         ctl.spawn(intake::serve_router_statuses(ctl.clone(), routers));
+        ctl.spawn(sessions::serve(ctl.clone(), sessions));
         ctl.spawn(health::run(ctl.clone()));
         Ok(ControllerHandle { controller: ctl })
     }

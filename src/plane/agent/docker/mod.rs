@@ -17,6 +17,7 @@
 //! - `network`: published ports and the VLAN network with its address management;
 //! - `adopt`: the periodic reconcile with `docker ps` (adoption, unmanaged containers);
 //! - `events`: Docker's event stream (die, oom, health);
+//! - `exec`: exec sessions (create, attach, resize, exit code, kill);
 //! - `metrics`: per-container CPU and memory from cgroup files, stats as the fallback;
 //! - `host`: host metrics from sysinfo;
 //! - `diagnostics`: storage driver warnings.
@@ -27,6 +28,7 @@ mod cache;
 mod connect;
 mod diagnostics;
 mod events;
+mod exec;
 mod health;
 mod host;
 mod image;
@@ -48,7 +50,7 @@ use bollard::Docker;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::driver::{DriverError, LogReceiver, RuntimeDriver, StepSender};
+use super::driver::{DriverError, ExecProcess, LogReceiver, RuntimeDriver, StepSender};
 use crate::protocol::{ContainerReport, HostMetrics, InstanceReport, InstanceSpec};
 use crate::repository::Repository;
 
@@ -344,6 +346,16 @@ impl RuntimeDriver for DockerDriver {
 
     async fn logs_since(&self, id: &str, since_ms: u64) -> Result<LogReceiver, DriverError> {
         logs::stream(&self.inner, id, logs::From::Since(since_ms), true).await
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        size: (u16, u16),
+    ) -> Result<ExecProcess, DriverError> {
+        exec::start(&self.inner, id, cmd, tty, size).await
     }
 }
 

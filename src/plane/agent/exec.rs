@@ -1,0 +1,353 @@
+//! Exec sessions from an agent to one user each (docs/protocol.md §4 "Exec"): an
+//! `exec.<user>.start` runs a process in an instance's container through the runtime
+//! driver; its output goes out in frames on the user's `qd.v1.exec.<user>.<session id>`;
+//! input, resizes, keep-alives and the stop come on `exec.<user>.<verb>`, and reach only a
+//! session of that user (the user is in the subject, where the server checks it). The
+//! session ends when the process exits, when the viewer stops it, when its keep-alives
+//! stop (the process is killed: a dead viewer never leaves one running), or when the
+//! container dies. Its start and end are reported to the controller for the audit trail,
+//! and its output is recorded (asciicast v2) into the sessions bucket when one is given.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::driver::{DriverError, ExecProcess, RuntimeDriver};
+use super::recording::Recording;
+use crate::bus::{self, Bus};
+use crate::protocol::clock::now_ms;
+use crate::protocol::exec::{
+    EXEC_ALIVE_EVERY_MS, EXEC_KEEPALIVE_TIMEOUT_MS, ExecEnd, ExecEndReason, ExecFrame, ExecInput,
+    ExecPayload, ExecRef, ExecRequest, ExecResize, ExecStarted, ExecVerb, SessionEnd, SessionReport,
+    check_size, check_stream, cmd_line, decode_chunk, encode_chunk,
+};
+use crate::protocol::subjects::{self, SessionKind};
+use crate::protocol::{Envelope, ErrorCode, WireError, validate};
+use crate::repository::Repository;
+
+/// Controls a session's task takes; input waits here while the process reads slowly.
+const CONTROLS: usize = 1024;
+/// How long the agent waits for Docker to tell an ended process's exit code.
+const EXIT_CODE_WAIT: Duration = Duration::from_secs(5);
+
+enum Control {
+    Input(ExecInput),
+    Resize(u16, u16),
+    Keepalive,
+    Stop,
+}
+
+/// The sessions an agent runs, by stream subject.
+pub struct ExecSessions {
+    sessions: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
+    /// How long a session lives without a keep-alive.
+    pub keepalive_timeout: Duration,
+    /// Where recordings go (the sessions bucket), if anywhere.
+    pub recordings: Option<Arc<dyn Repository>>,
+}
+
+impl Default for ExecSessions {
+    fn default() -> Self {
+        ExecSessions {
+            sessions: Arc::default(),
+            keepalive_timeout: Duration::from_millis(EXEC_KEEPALIVE_TIMEOUT_MS),
+            recordings: None,
+        }
+    }
+}
+
+/// Who runs the sessions: the agent's bus, its source and host.
+#[derive(Clone)]
+pub struct Agent {
+    pub bus: Arc<dyn Bus>,
+    pub driver: Arc<dyn RuntimeDriver>,
+    pub source: String,
+    pub host: String,
+}
+
+fn refused(e: DriverError) -> WireError {
+    match e {
+        DriverError::NotFound(id) => {
+            WireError::new(ErrorCode::NotFound, format!("no instance {id} on this host"))
+        }
+        DriverError::Failed(why) => WireError::new(ErrorCode::Unavailable, why),
+    }
+}
+
+impl ExecSessions {
+    pub fn with_recordings(recordings: Option<Arc<dyn Repository>>) -> ExecSessions {
+        ExecSessions { recordings, ..ExecSessions::default() }
+    }
+
+    /// How many sessions run (tests, diagnostics).
+    pub fn active(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    pub async fn start(&self, agent: Agent, user: &str, req: ExecRequest) -> Result<ExecStarted, WireError> {
+        req.check(user).map_err(WireError::bad_request)?;
+        if self.sessions.lock().is_ok_and(|s| s.contains_key(&req.stream)) {
+            return Err(WireError::new(
+                ErrorCode::Conflict,
+                format!("session {} is running already", validate::quoted(&req.stream)),
+            ));
+        }
+        if !agent.driver.has(&req.instance).await {
+            return Err(WireError::new(
+                ErrorCode::NotFound,
+                format!("no instance {} on this host", req.instance),
+            ));
+        }
+        let process = agent
+            .driver
+            .exec(&req.instance, req.cmd.clone(), req.tty, (req.cols, req.rows))
+            .await
+            .map_err(refused)?;
+        let session = req.stream.rsplit('.').next().unwrap_or_default().to_string();
+        let started = ExecStarted { session: session.clone(), cmd: process.cmd.clone() };
+        let (tx, rx) = mpsc::channel(CONTROLS);
+        if let Ok(mut s) = self.sessions.lock() {
+            s.insert(req.stream.clone(), tx);
+        }
+        let report = SessionReport {
+            kind: SessionKind::Exec.into(),
+            user: user.to_string(),
+            session,
+            instance: req.instance.clone(),
+            what: validate::cut_owned(cmd_line(&process.cmd), 1024),
+            started_at: now_ms(),
+            end: None,
+        };
+        let recording = self
+            .recordings
+            .clone()
+            .map(|store| (store, Recording::new(report.started_at, (req.cols, req.rows), &report.what)));
+        let task = Session { agent, stream: req.stream.clone(), report, timeout: self.keepalive_timeout };
+        let sessions = self.sessions.clone();
+        tokio::spawn(async move {
+            task.send_report(&task.report).await;
+            let stream = task.stream.clone();
+            task.run(process, rx, recording).await;
+            if let Ok(mut s) = sessions.lock() {
+                s.remove(&stream);
+            }
+        });
+        Ok(started)
+    }
+
+    /// A publish of `user` about one of its sessions (`input`, `resize`, `keepalive`,
+    /// `stop`). Another user's session is `not_found`, as an unknown one is.
+    pub fn control(&self, user: &str, verb: ExecVerb, payload: &[u8]) -> Result<(), WireError> {
+        use crate::protocol::decode;
+        let bad = |e: crate::protocol::ProtocolError| WireError::bad_request(e.to_string());
+        let (stream, control) = match verb {
+            ExecVerb::Input => {
+                let input = decode::<ExecInput>(payload).map_err(bad)?.body;
+                decode_chunk(&input.data).map_err(WireError::bad_request)?;
+                (input.stream.clone(), Control::Input(input))
+            }
+            ExecVerb::Resize => {
+                let r = decode::<ExecResize>(payload).map_err(bad)?.body;
+                check_size(r.cols, r.rows).map_err(WireError::bad_request)?;
+                (r.stream, Control::Resize(r.cols, r.rows))
+            }
+            ExecVerb::Keepalive => (decode::<ExecRef>(payload).map_err(bad)?.body.stream, Control::Keepalive),
+            ExecVerb::Stop => (decode::<ExecRef>(payload).map_err(bad)?.body.stream, Control::Stop),
+            ExecVerb::Start => return Err(WireError::bad_request("a start is a request of its own")),
+        };
+        let tx = check_stream(user, &stream)
+            .ok()
+            .and_then(|()| self.sessions.lock().ok()?.get(&stream).cloned())
+            .ok_or_else(|| {
+                WireError::new(
+                    ErrorCode::NotFound,
+                    format!("{user} has no exec session {}", validate::quoted(&stream)),
+                )
+            })?;
+        tx.try_send(control).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => WireError::new(
+                ErrorCode::Unavailable,
+                "the session's input is full: the process reads too slowly",
+            ),
+            mpsc::error::TrySendError::Closed(_) => {
+                WireError::new(ErrorCode::NotFound, "the session has ended")
+            }
+        })
+    }
+}
+
+struct Session {
+    agent: Agent,
+    stream: String,
+    report: SessionReport,
+    timeout: Duration,
+}
+
+impl Session {
+    async fn run(
+        &self,
+        process: ExecProcess,
+        mut controls: mpsc::Receiver<Control>,
+        mut recording: Option<(Arc<dyn Repository>, Recording)>,
+    ) {
+        let ExecProcess { mut output, handle, .. } = process;
+        let mut seq = 0u64;
+        let mut next_input = 0u64;
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
+        let mut alive = tokio::time::interval(Duration::from_millis(EXEC_ALIVE_EVERY_MS));
+        alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut said = false;
+        // `None`: the process's output ended; otherwise why the session ends before that.
+        let early: Option<(ExecEndReason, String)> = loop {
+            tokio::select! {
+                out = output.recv() => match out {
+                    Some((fd, bytes)) => {
+                        if let Some((_, r)) = recording.as_mut() {
+                            r.output(now_ms(), &bytes);
+                        }
+                        self.publish(&mut seq, ExecPayload::Out { fd, data: encode_chunk(&bytes) }).await;
+                        said = true;
+                    }
+                    None => break None,
+                },
+                control = controls.recv() => match control {
+                    Some(Control::Input(input)) => {
+                        if input.seq != next_input {
+                            log::warn!("exec {}: input chunk {} came when {next_input} was due", self.stream, input.seq);
+                        }
+                        next_input = input.seq + 1;
+                        let written = match decode_chunk(&input.data) {
+                            Ok(bytes) if !bytes.is_empty() => handle.write(&bytes).await,
+                            _ => Ok(()),
+                        };
+                        let closed = if input.eof { handle.close_stdin().await } else { Ok(()) };
+                        if let Err(err) = written.and(closed) {
+                            log::info!("exec {}: input not written: {err}", self.stream);
+                        }
+                    }
+                    Some(Control::Resize(cols, rows)) => {
+                        if let Err(err) = handle.resize(cols, rows).await {
+                            log::info!("exec {}: resize failed: {err}", self.stream);
+                        }
+                    }
+                    Some(Control::Keepalive) => deadline.as_mut().reset(tokio::time::Instant::now() + self.timeout),
+                    Some(Control::Stop) | None => break Some((ExecEndReason::Stopped, "stopped by the viewer".into())),
+                },
+                _ = alive.tick() => {
+                    if !said {
+                        self.publish(&mut seq, ExecPayload::Alive).await;
+                    }
+                    said = false;
+                }
+                _ = &mut deadline => {
+                    break Some((
+                        ExecEndReason::ViewerLost,
+                        format!("no keep-alive from the viewer for {} s: the process was killed", self.timeout.as_secs()),
+                    ));
+                }
+            }
+        };
+        let end = match early {
+            Some((reason, detail)) => {
+                let detail = match handle.kill().await {
+                    Ok(()) => detail,
+                    Err(err) => format!("{detail}; the kill failed: {err}"),
+                };
+                ExecEnd { exit_code: handle.exit_code().await.ok().flatten(), reason, detail }
+            }
+            None => self.ended(handle.as_ref()).await,
+        };
+        log::info!(
+            "exec {} on {} ended: {} {}",
+            self.stream,
+            self.report.instance,
+            end.reason.as_str(),
+            end.detail
+        );
+        self.publish(&mut seq, ExecPayload::End(end.clone())).await;
+        let recording = match recording {
+            Some((store, r)) => self.save(store.as_ref(), r).await,
+            None => None,
+        };
+        let mut report = self.report.clone();
+        report.end = Some(SessionEnd {
+            ended_at: now_ms(),
+            exit_code: end.exit_code,
+            reason: end.reason.as_str().to_string(),
+            detail: validate::cut_owned(end.detail, 2 * validate::QUOTE_MAX),
+            recording,
+        });
+        self.send_report(&report).await;
+    }
+
+    /// The process's output ended: how it ended (its exit code, or its container's death).
+    async fn ended(&self, handle: &dyn super::driver::ExecHandle) -> ExecEnd {
+        let waited = tokio::time::Instant::now();
+        let code = loop {
+            match handle.exit_code().await {
+                Ok(Some(code)) => break Some(code),
+                Ok(None) if waited.elapsed() < EXIT_CODE_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                _ => break None,
+            }
+        };
+        // Asked of the runtime itself: the driver's cache learns of a death a moment later.
+        let running = handle.container_running().await.unwrap_or(true);
+        let removed = !self.agent.driver.has(&self.report.instance).await;
+        match (running && !removed, code) {
+            (false, _) => ExecEnd {
+                exit_code: code,
+                reason: ExecEndReason::ContainerDied,
+                detail: match (removed, code) {
+                    (true, _) => "the instance was removed".into(),
+                    (false, Some(c)) => format!("the container stopped (the process's exit code: {c})"),
+                    (false, None) => "the container stopped".into(),
+                },
+            },
+            (true, Some(code)) => {
+                ExecEnd { exit_code: Some(code), reason: ExecEndReason::Exited, detail: String::new() }
+            }
+            (true, None) => ExecEnd {
+                exit_code: None,
+                reason: ExecEndReason::Failed,
+                detail: format!(
+                    "the runtime did not tell the exit code within {} s",
+                    EXIT_CODE_WAIT.as_secs()
+                ),
+            },
+        }
+    }
+
+    async fn publish(&self, seq: &mut u64, what: ExecPayload) {
+        let env = Envelope::new(&self.agent.source, ExecFrame { seq: *seq, what });
+        *seq += 1;
+        if let Err(err) = bus::publish(self.agent.bus.as_ref(), &self.stream, &env).await {
+            log::warn!("exec frame for {} not sent: {err}", self.stream);
+        }
+    }
+
+    async fn send_report(&self, report: &SessionReport) {
+        let env = Envelope::new(&self.agent.source, report);
+        let subject = subjects::session_report(&self.agent.host);
+        if let Err(err) = bus::publish(self.agent.bus.as_ref(), &subject, &env).await {
+            log::warn!("session report for {} not sent: {err}", self.stream);
+        }
+    }
+
+    /// Stores the recording; its object's name, or `None` (said in the log) when it failed.
+    async fn save(&self, store: &dyn Repository, recording: Recording) -> Option<String> {
+        let name = self.report.session.clone();
+        match store.put(&name, Bytes::from(recording.finish())).await {
+            Ok(_) => Some(name),
+            Err(err) => {
+                log::warn!("exec {}: recording not stored: {err}", self.stream);
+                None
+            }
+        }
+    }
+}
