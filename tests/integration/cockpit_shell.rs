@@ -52,6 +52,16 @@ fn assert_sane_after(t: &Tmux, before: &Path, after: &Path, run: &str) {
     assert_eq!(modes, before, "{run}: the terminal's modes after the cockpit are not those before it");
 }
 
+/// `s`, then waits until the shell has the terminal (the cockpit's screen is gone): keys
+/// typed before that are the cockpit's, as a user who waits for the prompt knows.
+fn open_shell(t: &Tmux) {
+    t.keys(&["s"]);
+    eventually(Duration::from_secs(60), "the shell takes the terminal", || {
+        let screen = t.screen();
+        if screen.contains("2 Instances") { Err(screen) } else { Ok(()) }
+    });
+}
+
 /// The Instances panel with the instance `id` selected (the filter leaves only it).
 fn select_instance(t: &Tmux, id: &str) {
     t.keys(&["2"]);
@@ -78,7 +88,7 @@ fn cockpit_shell_runs_in_the_instance_and_returns_live_or_with_the_containers_de
     start_cockpit(&t, &stack, &before, &after, "run1");
     t.wait_for(&["1 Hosts", "2 Instances"], "the cockpit's first frame");
     select_instance(&t, &id);
-    t.keys(&["s"]);
+    open_shell(&t);
     t.type_text("echo $((6*7))");
     t.keys(&["Enter"]);
     let screen = eventually(Duration::from_secs(60), "the shell's answer", || {
@@ -109,7 +119,7 @@ fn cockpit_shell_runs_in_the_instance_and_returns_live_or_with_the_containers_de
     start_cockpit(&t, &stack, &before, &after, "run2");
     t.wait_for(&["1 Hosts", "2 Instances"], "the cockpit's first frame");
     select_instance(&t, &id2);
-    t.keys(&["s"]);
+    open_shell(&t);
     t.type_text("echo ready-$((40+2))");
     t.keys(&["Enter"]);
     eventually(Duration::from_secs(60), "the second shell runs", || {
@@ -117,10 +127,10 @@ fn cockpit_shell_runs_in_the_instance_and_returns_live_or_with_the_containers_de
         if screen.lines().any(|l| l.trim() == "ready-42") { Ok(()) } else { Err(screen) }
     });
     docker(&["kill", &container2]);
-    t.wait_for(
-        &["2 Instances", &format!("shell in {id2} ended: the container stopped")],
-        "the container's death returns to the cockpit with a message",
-    );
+    let ended = format!("shell in {id2} ended");
+    let back = t.wait_for(&["2 Instances", &ended], "the container's death returns to the cockpit");
+    let said = back.lines().find(|l| l.contains(&ended)).unwrap_or_default();
+    assert!(said.contains("ended: the container stopped"), "the message says why: {said}");
     t.keys(&["q"]);
     assert_sane_after(&t, &before, &after, "run2");
     let _ = std::fs::remove_dir_all(&dir);
