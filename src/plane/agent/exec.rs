@@ -32,6 +32,8 @@ use crate::repository::Repository;
 const CONTROLS: usize = 1024;
 /// How long the agent waits for Docker to tell an ended process's exit code.
 const EXIT_CODE_WAIT: Duration = Duration::from_secs(5);
+/// How long the end of a killed process waits for its container to be seen dead.
+const DEATH_WAIT: Duration = Duration::from_secs(2);
 
 enum Control {
     Input(ExecInput),
@@ -297,7 +299,15 @@ impl Session {
             }
         };
         // Asked of the runtime itself: the driver's cache learns of a death a moment later.
-        let running = handle.container_running().await.unwrap_or(true);
+        let mut running = handle.container_running().await.unwrap_or(true);
+        // Killed (SIGKILL, 128 + 9) is what a container's death does to its execs (the
+        // kernel kills its pid namespace), and dockerd may still say `running` for a moment
+        // after: ask again for a while.
+        let waited = tokio::time::Instant::now();
+        while running && code == Some(128 + 9) && waited.elapsed() < DEATH_WAIT {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            running = handle.container_running().await.unwrap_or(true);
+        }
         let removed = !self.agent.driver.has(&self.report.instance).await;
         match (running && !removed, code) {
             (false, _) => ExecEnd {
