@@ -312,6 +312,31 @@ mod tests {
     }
 
     #[test]
+    fn exec_takes_an_optional_instance_and_a_quoted_command_after_dashes() {
+        let (f, _) = fixture(42, 6, 0);
+        let id = f.instances.keys().next().cloned().unwrap();
+        let exec = |instance: Option<&str>, cmd: &[&str]| {
+            Ok(PaletteCommand::Exec {
+                instance: instance.map(str::to_string),
+                cmd: cmd.iter().map(|w| w.to_string()).collect(),
+            })
+        };
+        assert_eq!(parse("exec", &f), exec(None, &[]));
+        assert_eq!(parse(&format!("exec {id}"), &f), exec(Some(&id), &[]));
+        assert_eq!(
+            parse(&format!("exec {id} -- sh -c 'echo a  b' --x"), &f),
+            exec(Some(&id), &["sh", "-c", "echo a  b", "--x"])
+        );
+        assert_eq!(parse("exec -- ls -l", &f), exec(None, &["ls", "-l"]));
+        let err = |line: &str| parse(line, &f).unwrap_err();
+        assert_eq!(err("exec site-0-nope"), "no instance \"site-0-nope\" (Tab completes ids)");
+        assert!(err(&format!("exec {id} ls")).contains("unexpected \"ls\" (the command goes after --)"));
+        assert!(err("exec -- sh -c 'oops").contains("the command:"), "{}", err("exec -- sh -c 'oops"));
+        assert!(err("exec --").contains("the command:"), "{}", err("exec --"));
+        assert_eq!(complete("exec ", &f).1.len(), f.instances.len());
+    }
+
+    #[test]
     fn tab_completes_the_word_being_typed() {
         let (f, _) = fixture(42, 6, 0);
         assert_eq!(complete("res", &f), (0, vec!["restart".to_string()]));
