@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::signal::unix::{SignalKind, signal};
 
 use ratatui::Terminal;
@@ -103,6 +103,15 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                     draw_now = true;
                 }
                 Step::Ended(ended) => {
+                    // A hang-up or a TERM under the shell ended it too (the session's loop
+                    // hears them as well): end here, without taking back a terminal that
+                    // may be gone.
+                    if sighup.recv().now_or_never().is_some() {
+                        return Ok(Exit::Hangup);
+                    }
+                    if sigterm.recv().now_or_never().is_some() {
+                        return Ok(Exit::Terminated);
+                    }
                     terminal::resume(terminal, app.mouse)?;
                     input = Some(EventStream::new());
                     app.shell_ended(ended);

@@ -42,8 +42,8 @@ fn start_cockpit(t: &Tmux, stack: &Stack, before: &Path, after: &Path, run: &str
 
 /// Waits for the cockpit's exit status line and compares the terminal's modes after it
 /// with those before it started.
-fn assert_sane_after(t: &Tmux, before: &Path, after: &Path, run: &str) {
-    t.wait_for(&[&format!("{run}=0")], "the cockpit quits with status 0");
+fn assert_sane_after(t: &Tmux, before: &Path, after: &Path, run: &str, status: u8) {
+    t.wait_for(&[&format!("{run}={status}")], "the cockpit's exit status");
     let modes = eventually(Duration::from_secs(30), "stty -a after the cockpit", || {
         let text = std::fs::read_to_string(after).map_err(|e| e.to_string())?;
         if text.contains("speed") { Ok(text) } else { Err(text) }
@@ -112,7 +112,7 @@ fn cockpit_shell_runs_in_the_instance_and_returns_live_or_with_the_containers_de
     t.keys(&["Escape"]);
     t.wait_for(&[&id2], "the new instance shows in the cockpit that came back");
     t.keys(&["q"]);
-    assert_sane_after(&t, &before, &after, "run1");
+    assert_sane_after(&t, &before, &after, "run1", 0);
 
     // A container killed under the shell: back to the cockpit, saying so.
     let (before, after) = (dir.join("before-2"), dir.join("after-2"));
@@ -132,6 +132,57 @@ fn cockpit_shell_runs_in_the_instance_and_returns_live_or_with_the_containers_de
     let said = back.lines().find(|l| l.contains(&ended)).unwrap_or_default();
     assert!(said.contains("ended: the container stopped"), "the message says why: {said}");
     t.keys(&["q"]);
-    assert_sane_after(&t, &before, &after, "run2");
+    assert_sane_after(&t, &before, &after, "run2", 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cockpit_shell_ends_with_sighup_as_129_and_returns_when_its_agent_is_lost() {
+    let name = "cockpit_shell_ends_with_sighup_as_129_and_returns_when_its_agent_is_lost";
+    let Some(mut stack) = Stack::start(name) else { return };
+    let out = stack.deploy("1", "1", "hello from the artifact", &[]);
+    assert!(out.ok(), "{out}");
+    let (id, _) = running_instance(&stack, "1");
+    let dir = unique_dir(name);
+    let Some(t) = Tmux::start("shell-lost", SHELL) else { return };
+    t.wait_for(&["qd$"], "the shell's prompt");
+
+    // SIGHUP while the shell has the terminal: status 129, the terminal given back.
+    let (before, after) = (dir.join("before-hup"), dir.join("after-hup"));
+    start_cockpit(&t, &stack, &before, &after, "hup");
+    t.wait_for(&["1 Hosts", "2 Instances"], "the cockpit's first frame");
+    let cockpit = t.shells_child();
+    select_instance(&t, &id);
+    open_shell(&t);
+    t.type_text("echo ready-$((40+2))");
+    t.keys(&["Enter"]);
+    eventually(Duration::from_secs(60), "the shell runs", || {
+        let screen = t.screen();
+        if screen.lines().any(|l| l.trim() == "ready-42") { Ok(()) } else { Err(screen) }
+    });
+    let sent = std::process::Command::new("kill").args(["-HUP", &cockpit.to_string()]).status();
+    assert!(sent.expect("kill runs").success());
+    assert_sane_after(&t, &before, &after, "hup", 129);
+
+    // The agent killed under the shell: its frames stop, and the cockpit comes back with
+    // the reason instead of a hung screen.
+    let (before, after) = (dir.join("before-lost"), dir.join("after-lost"));
+    start_cockpit(&t, &stack, &before, &after, "lost");
+    t.wait_for(&["1 Hosts", "2 Instances"], "the cockpit's first frame");
+    select_instance(&t, &id);
+    open_shell(&t);
+    t.type_text("echo ready-$((40+2))");
+    t.keys(&["Enter"]);
+    eventually(Duration::from_secs(60), "the shell runs", || {
+        let screen = t.screen();
+        if screen.lines().any(|l| l.trim() == "ready-42") { Ok(()) } else { Err(screen) }
+    });
+    stack.agent.kill9();
+    let ended = format!("shell in {id} ended");
+    let back = t.wait_for(&["2 Instances", &ended], "a lost agent returns to the cockpit");
+    let said = back.lines().find(|l| l.contains(&ended)).unwrap_or_default();
+    assert!(said.contains("lost the agent"), "the message says why: {said}");
+    t.keys(&["q"]);
+    assert_sane_after(&t, &before, &after, "lost", 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
