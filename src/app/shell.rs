@@ -53,9 +53,10 @@ impl App {
                 let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
                 (Level::Warn, format!("shell in {instance} ended: the container stopped{detail}"))
             }
-            Ok(outcome @ ExecOutcome::AgentLost(_)) => {
-                (Level::Error, format!("shell in {instance} ended: {}", outcome.message().unwrap_or_default()))
-            }
+            Ok(outcome @ ExecOutcome::AgentLost(_)) => (
+                Level::Error,
+                format!("shell in {instance} ended: {}", outcome.message().unwrap_or_default()),
+            ),
             Ok(outcome) => {
                 (Level::Warn, format!("shell in {instance} ended: {}", outcome.message().unwrap_or_default()))
             }
@@ -186,7 +187,11 @@ mod tests {
                     "shell in {id} ended: lost the agent: nothing from it for 10 s (the bus or the agent is down)"
                 ),
             ),
-            (Err("hang-up: the session was stopped".into()), Level::Error, format!("shell in {id} ended: hang-up: the session was stopped")),
+            (
+                Err("hang-up: the session was stopped".into()),
+                Level::Error,
+                format!("shell in {id} ended: hang-up: the session was stopped"),
+            ),
         ];
         for (ended, level, text) in ends {
             assert_eq!(app.update(Action::Shell).len(), 1);
@@ -201,7 +206,12 @@ mod tests {
         app.shell_not_opened(&ExecError::Denied { user: "bob".into() });
         let (level, text) = status(&app);
         assert_eq!(level, Level::Error);
-        assert_eq!(text, format!("shell in {id} not opened: bob may not exec: ask for the exec grant (quarterdeck auth grant bob exec)"));
+        assert_eq!(
+            text,
+            format!(
+                "shell in {id} not opened: bob may not exec: ask for the exec grant (quarterdeck auth grant bob exec)"
+            )
+        );
         assert_eq!(app.shell, None);
     }
 }
