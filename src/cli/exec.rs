@@ -44,7 +44,7 @@ pub struct ExecReplayArgs {
     pub speed: f64,
 
     /// Print the output at once, without its timing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "speed")]
     pub no_wait: bool,
 }
 
@@ -154,6 +154,7 @@ async fn pipe(mut session: ExecSession) -> Result<ExecOutcome, String> {
 }
 
 pub async fn replay(bus: &NatsBus, a: ExecReplayArgs) -> Result<ExitCode, String> {
+    crate::protocol::exec::token("session id", &a.session)?;
     let store = ObjectStoreRepository::reader_of(bus, SESSIONS_BUCKET);
     let bytes = store.get(&a.session).await.map_err(|e| format!("recording {}: {e}", a.session))?;
     let text =

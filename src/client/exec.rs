@@ -27,6 +27,9 @@ use crate::protocol::{Envelope, ErrorCode, Fleet, InstanceState, WireError, deco
 /// How long the agent may take to start a session.
 pub const EXEC_START_TIMEOUT: Duration = Duration::from_secs(15);
 
+// The agent's alive frames are what the reader's silence timer counts on.
+const _: () = assert!(EXEC_ALIVE_EVERY_MS < EXEC_AGENT_SILENT_MS);
+
 /// How long a stop waits for the agent's answer.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -351,8 +354,6 @@ pub async fn open(
             }
         }
     });
-    // The agent's alive frames are what the reader's silence timer counts on.
-    debug_assert!(EXEC_ALIVE_EVERY_MS < EXEC_AGENT_SILENT_MS);
     Ok(ExecSession { started, events, control, tasks: [reader, keepalive] })
 }
 

@@ -327,15 +327,6 @@ impl SessionReport {
     /// Bounds of what the controller writes into the audit trail from it.
     pub fn check(&self) -> Result<(), String> {
         validate::instance_id(&self.instance)?;
-        let token = |what: &str, v: &str| {
-            if (1..=64).contains(&v.len())
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                Ok(())
-            } else {
-                Err(format!("{what} {} is not one token of at most 64", validate::quoted(v)))
-            }
-        };
         token("session", &self.session)?;
         token("user", &self.user)?;
         if self.what.len() > EXEC_CMD_BYTES_MAX {
@@ -350,6 +341,16 @@ impl SessionReport {
             }
         }
         Ok(())
+    }
+}
+
+/// A session id (and a user, a recording's name): one subject token of letters, digits,
+/// `-` and `_`, at most 64.
+pub fn token(what: &str, v: &str) -> Result<(), String> {
+    if (1..=64).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        Ok(())
+    } else {
+        Err(format!("{what} {} is not one token of at most 64 letters, digits, - and _", validate::quoted(v)))
     }
 }
 

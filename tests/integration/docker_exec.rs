@@ -34,7 +34,7 @@ fn runs(container: &str, needle: &str) -> bool {
 fn docker_exec_runs_a_command_and_ends_with_its_exit_code() {
     let name = "docker_exec_runs_a_command_and_ends_with_its_exit_code";
     let config = StackConfig { mode: Mode::Roles, ..StackConfig::default() };
-    let Some(stack) = Stack::start_config(name, config) else { return };
+    let Some(mut stack) = Stack::start_config(name, config) else { return };
     let out = stack.deploy("1", "1", "hello from the artifact", &[]);
     assert!(out.ok(), "{out}");
     let (id, container) = the_instance(&stack);
@@ -91,6 +91,11 @@ fn docker_exec_runs_a_command_and_ends_with_its_exit_code() {
         "{out}"
     );
     assert!(exec(&stack, &[&id, "--", "true"]).ok(), "alice may");
+    // The server refused bob, and nothing else: the agent's session reports and recordings
+    // and alice's replay each have the permission they use.
+    let refused = stack.nats.violations();
+    assert!(refused.iter().any(|v| v.contains("qd.v1.exec.bob.")), "{refused:?}");
+    assert!(refused.iter().all(|v| v.contains("bob")), "{refused:?}");
     assert!(!runs(&container, "sleep 7777"), "no leftover from another run");
 
     // A viewer killed with -9 sends no stop: its keep-alives stop, and the agent kills the
@@ -116,6 +121,21 @@ fn docker_exec_runs_a_command_and_ends_with_its_exit_code() {
     eventually(Duration::from_secs(40), "the agent killed the dead viewer's exec", || {
         if runs(&container, "sleep 7777") { Err(docker(&["top", &container])) } else { Ok(()) }
     });
+
+    // The agent dies under a session: the viewer hears nothing from it for 10 s, says so
+    // and ends, never hangs.
+    let url = stack.url();
+    let seed = stack.nats.seed(&format!("operator/{}", Users::OPERATOR_NAME));
+    let lost = std::thread::spawn(move || {
+        crate::nats_support::ctl_with_seed(&url, seed, &["exec", &id, "--", "sleep", "7778"])
+    });
+    eventually(Duration::from_secs(30), "the second exec runs", || {
+        if runs(&container, "sleep 7778") { Ok(()) } else { Err(docker(&["top", &container])) }
+    });
+    stack.agent.kill9();
+    let out = lost.join().expect("the viewer's thread");
+    assert_eq!(out.status.code(), Some(255), "{out}");
+    assert!(out.stderr.contains("lost the agent: nothing from it for 10 s"), "{out}");
 }
 
 /// Read-only refuses before anything is sent: with no server at all, the refusal is the
@@ -131,4 +151,54 @@ fn exec_in_read_only_mode_is_refused_before_anything_is_sent() {
     assert!(!out.ok(), "{out}");
     assert!(out.stderr.contains("read-only: exec in site-0-abcd refused; nothing was sent"), "{out}");
     assert!(!out.stderr.contains("cannot connect"), "{out}");
+}
+
+/// `ctl exec` on a real terminal (tmux): a shell, window resizes reach it, `exit` gives
+/// the terminal back as it was; a container killed under the shell ends the session with a
+/// message and the terminal as it was.
+#[test]
+fn docker_exec_on_a_terminal_is_a_shell_and_gives_the_terminal_back() {
+    let name = "docker_exec_on_a_terminal_is_a_shell_and_gives_the_terminal_back";
+    let Some(stack) = Stack::start_config(name, StackConfig::default()) else { return };
+    let out = stack.deploy("1", "1", "tty", &[]);
+    assert!(out.ok(), "{out}");
+    let (id, container) = the_instance(&stack);
+    let shell = format!("env NATS_URL={} PS1='$ ' bash --norc --noprofile", stack.url());
+    let Some(tmux) = crate::cockpit_support::Tmux::start_sized(name, &shell, 100, 30) else { return };
+    let dir = stack.nats.dir().display().to_string();
+    // Markers are computed, so the typed command line never shows them.
+    tmux.type_text(&format!(
+        "stty -g > {dir}/before; {BIN} ctl exec {id}; echo rc=$?; stty -g > {dir}/after; cmp -s {dir}/before {dir}/after && echo SANE-$((1+1))"
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["/ #"], "the container's shell prompt");
+    tmux.type_text("echo X$((6*7))X; stty size");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["X42X", "30 100"], "the shell runs, at the terminal's size");
+    tmux.run(&["resize-window", "-t", "t", "-x", "90", "-y", "25"]);
+    eventually(Duration::from_secs(20), "the new size reaches the shell", || {
+        tmux.type_text("stty size");
+        tmux.keys(&["Enter"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let screen = tmux.screen();
+        if screen.contains("25 90") { Ok(()) } else { Err(screen) }
+    });
+    tmux.type_text("exit");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["rc=0", "SANE-2"], "exit gives the terminal back as it was");
+
+    tmux.type_text("clear");
+    tmux.keys(&["Enter"]);
+    eventually(Duration::from_secs(20), "the screen cleared", || {
+        let screen = tmux.screen();
+        if screen.contains("/ #") { Err(screen) } else { Ok(()) }
+    });
+    tmux.type_text(&format!(
+        "{BIN} ctl exec {id}; echo rc=$?; stty -g > {dir}/after; diff {dir}/before {dir}/after && echo OK-$((2+2))"
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["/ #"], "the container's shell prompt again");
+    docker(&["kill", &container]);
+    let screen = tmux.wait_for(&["rc=255", "OK-4"], "the container's death gives the terminal back");
+    assert!(screen.contains("the container died under the session"), "{screen}");
 }

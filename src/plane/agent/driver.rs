@@ -32,12 +32,15 @@ pub type LogReceiver = mpsc::Receiver<LogLine>;
 /// How many lines a driver may have in flight to the agent before it waits.
 pub const LOG_CHANNEL: usize = 1024;
 
+/// A piece of an exec process's output, and which output it came from.
+pub type ExecChunk = (ExecFd, Vec<u8>);
+
 /// A process an exec session runs in an instance's container: its output (closed when the
 /// process's output ends) and its handle.
 pub struct ExecProcess {
     /// What runs (the shell found, when the session named no command).
     pub cmd: Vec<String>,
-    pub output: mpsc::Receiver<(ExecFd, Vec<u8>)>,
+    pub output: mpsc::Receiver<ExecChunk>,
     pub handle: Box<dyn ExecHandle>,
 }
 

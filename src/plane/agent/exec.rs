@@ -32,8 +32,6 @@ use crate::repository::Repository;
 const CONTROLS: usize = 1024;
 /// How long the agent waits for Docker to tell an ended process's exit code.
 const EXIT_CODE_WAIT: Duration = Duration::from_secs(5);
-/// How long the end of a killed process waits for its container to be seen dead.
-const DEATH_WAIT: Duration = Duration::from_secs(2);
 
 enum Control {
     Input(ExecInput),
@@ -299,14 +297,18 @@ impl Session {
             }
         };
         // Asked of the runtime itself: the driver's cache learns of a death a moment later.
+        // A process killed by a signal may have died with its container, whose stop the
+        // runtime records a moment after the process's output closes: looked at again for
+        // up to a second.
         let mut running = handle.container_running().await.unwrap_or(true);
-        // Killed (SIGKILL, 128 + 9) is what a container's death does to its execs (the
-        // kernel kills its pid namespace), and dockerd may still say `running` for a moment
-        // after: ask again for a while.
-        let waited = tokio::time::Instant::now();
-        while running && code == Some(128 + 9) && waited.elapsed() < DEATH_WAIT {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            running = handle.container_running().await.unwrap_or(true);
+        if running && code.is_none_or(|c| c >= 128) {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                running = handle.container_running().await.unwrap_or(true);
+                if !running {
+                    break;
+                }
+            }
         }
         let removed = !self.agent.driver.has(&self.report.instance).await;
         match (running && !removed, code) {
@@ -359,5 +361,228 @@ impl Session {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::LocalBus;
+    use crate::plane::agent::driver::{ExecChunk, ExecHandle, StepSender};
+    use crate::protocol::exec::{ExecFd, SessionKindWire};
+    use crate::protocol::{HostMetrics, InstanceReport, InstanceSpec, decode};
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// One instance whose exec the test drives: output in, what the agent did out.
+    #[derive(Default)]
+    struct Fake {
+        output: Mutex<Option<mpsc::Sender<ExecChunk>>>,
+        written: Arc<Mutex<Vec<u8>>>,
+        killed: Arc<AtomicBool>,
+        exit: Arc<Mutex<Option<i64>>>,
+    }
+
+    struct FakeHandle {
+        written: Arc<Mutex<Vec<u8>>>,
+        killed: Arc<AtomicBool>,
+        exit: Arc<Mutex<Option<i64>>>,
+    }
+
+    #[async_trait]
+    impl ExecHandle for FakeHandle {
+        async fn write(&self, bytes: &[u8]) -> Result<(), DriverError> {
+            self.written.lock().unwrap().extend_from_slice(bytes);
+            Ok(())
+        }
+        async fn close_stdin(&self) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn resize(&self, _: u16, _: u16) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn exit_code(&self) -> Result<Option<i64>, DriverError> {
+            Ok(*self.exit.lock().unwrap())
+        }
+        async fn container_running(&self) -> Result<bool, DriverError> {
+            Ok(true)
+        }
+        async fn kill(&self) -> Result<(), DriverError> {
+            self.killed.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl RuntimeDriver for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn capacity(&self) -> (u32, u64) {
+            (1, 1)
+        }
+        async fn host_metrics(&self) -> HostMetrics {
+            HostMetrics::default()
+        }
+        async fn list(&self) -> Result<Vec<InstanceReport>, DriverError> {
+            Ok(vec![])
+        }
+        async fn has(&self, id: &str) -> bool {
+            id == "web-0-abcd"
+        }
+        async fn deploy(&self, _: InstanceSpec, _: StepSender) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn restart(&self, _: &str, _: StepSender) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn remove(&self, _: &str) -> Result<(), DriverError> {
+            Ok(())
+        }
+        async fn exec(
+            &self,
+            _: &str,
+            cmd: Vec<String>,
+            _: bool,
+            _: (u16, u16),
+        ) -> Result<ExecProcess, DriverError> {
+            let (tx, rx) = mpsc::channel(8);
+            *self.output.lock().unwrap() = Some(tx);
+            let handle = FakeHandle {
+                written: self.written.clone(),
+                killed: self.killed.clone(),
+                exit: self.exit.clone(),
+            };
+            Ok(ExecProcess { cmd, output: rx, handle: Box::new(handle) })
+        }
+    }
+
+    struct Scene {
+        bus: Arc<dyn Bus>,
+        fake: Arc<Fake>,
+        sessions: ExecSessions,
+        stream: crate::bus::Subscription,
+        reports: crate::bus::Subscription,
+        subject: String,
+    }
+
+    async fn scene(timeout: Duration) -> Scene {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let fake = Arc::new(Fake::default());
+        let subject = subjects::session_stream(SessionKind::Exec, "alice", "s1");
+        let stream = bus.subscribe(&subject).await.unwrap();
+        let reports = bus.subscribe(&subjects::session_report("h1")).await.unwrap();
+        let sessions = ExecSessions { keepalive_timeout: timeout, ..ExecSessions::default() };
+        let agent =
+            Agent { bus: bus.clone(), driver: fake.clone(), source: "agent/h1".into(), host: "h1".into() };
+        let req = ExecRequest {
+            instance: "web-0-abcd".into(),
+            cmd: vec!["cat".into()],
+            tty: false,
+            cols: 0,
+            rows: 0,
+            stream: subject.clone(),
+        };
+        let started = sessions.start(agent, "alice", req).await.unwrap();
+        assert_eq!(
+            (started.session.as_str(), started.cmd.as_slice()),
+            ("s1", ["cat".to_string()].as_slice())
+        );
+        Scene { bus, fake, sessions, stream, reports, subject }
+    }
+
+    async fn frame(sub: &mut crate::bus::Subscription) -> ExecFrame {
+        let msg =
+            tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("in time").expect("open");
+        decode::<ExecFrame>(&msg.payload).expect("a frame").body
+    }
+
+    /// The next frame that is not `alive`.
+    async fn said(sub: &mut crate::bus::Subscription) -> ExecFrame {
+        loop {
+            let f = frame(sub).await;
+            if f.what != ExecPayload::Alive {
+                return f;
+            }
+        }
+    }
+
+    async fn report(sub: &mut crate::bus::Subscription) -> SessionReport {
+        let msg =
+            tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("in time").expect("open");
+        decode::<SessionReport>(&msg.payload).expect("a report").body
+    }
+
+    fn input(stream: &str, seq: u64, bytes: &[u8]) -> Vec<u8> {
+        let body = ExecInput { stream: stream.into(), seq, data: encode_chunk(bytes), eof: false };
+        crate::protocol::encode(&Envelope::new("ctl/alice", body)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn output_goes_out_in_order_input_comes_in_and_the_exit_ends_it() {
+        let mut s = scene(Duration::from_secs(60)).await;
+        let start = report(&mut s.reports).await;
+        assert_eq!(
+            (start.kind, start.user.as_str(), start.end.is_none()),
+            (SessionKindWire::Exec, "alice", true)
+        );
+        s.sessions.control("alice", ExecVerb::Input, &input(&s.subject, 0, b"hi\n")).unwrap();
+        let out = s.fake.output.lock().unwrap().clone().unwrap();
+        out.send((ExecFd::Stdout, b"hi\n".to_vec())).await.unwrap();
+        let f = said(&mut s.stream).await;
+        assert_eq!(f.what, ExecPayload::Out { fd: ExecFd::Stdout, data: encode_chunk(b"hi\n") });
+        assert_eq!(s.fake.written.lock().unwrap().as_slice(), b"hi\n");
+        // The process exits 3: its output closes, the code is read.
+        *s.fake.exit.lock().unwrap() = Some(3);
+        drop(out);
+        *s.fake.output.lock().unwrap() = None;
+        let end = said(&mut s.stream).await;
+        assert!(end.seq > f.seq, "in order");
+        assert_eq!(
+            end.what,
+            ExecPayload::End(ExecEnd {
+                exit_code: Some(3),
+                reason: ExecEndReason::Exited,
+                detail: String::new()
+            })
+        );
+        let end = report(&mut s.reports).await.end.expect("the end report");
+        assert_eq!((end.exit_code, end.reason.as_str()), (Some(3), "exited"));
+        assert!(!s.fake.killed.load(Ordering::SeqCst), "an exited process is not killed");
+        let _ = s.bus;
+    }
+
+    #[tokio::test]
+    async fn a_viewer_whose_keep_alives_stop_has_its_process_killed() {
+        let mut s = scene(Duration::from_millis(300)).await;
+        let f = said(&mut s.stream).await;
+        let ExecPayload::End(end) = f.what else { panic!("{f:?}") };
+        assert_eq!(end.reason, ExecEndReason::ViewerLost);
+        assert!(end.detail.contains("no keep-alive"), "{end:?}");
+        assert!(s.fake.killed.load(Ordering::SeqCst), "the process was killed");
+        assert_eq!(s.sessions.active(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_session_is_reached_by_its_own_user_only_and_a_stop_kills_it() {
+        let mut s = scene(Duration::from_secs(60)).await;
+        let stop = crate::protocol::encode(&Envelope::new("ctl/bob", ExecRef { stream: s.subject.clone() }))
+            .unwrap();
+        let err = s.sessions.control("bob", ExecVerb::Stop, &stop).unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotFound, "{err:?}");
+        let err =
+            s.sessions.control("alice", ExecVerb::Input, &input(&s.subject, 0, &[0; 40_000])).unwrap_err();
+        assert!(err.reason.contains("at most 32768 bytes"), "{err:?}");
+        let resize = crate::protocol::encode(&Envelope::new(
+            "ctl/alice",
+            ExecResize { stream: s.subject.clone(), cols: 0, rows: 10 },
+        ))
+        .unwrap();
+        assert!(s.sessions.control("alice", ExecVerb::Resize, &resize).unwrap_err().reason.contains("0x10"));
+        s.sessions.control("alice", ExecVerb::Stop, &stop).unwrap();
+        let f = said(&mut s.stream).await;
+        let ExecPayload::End(end) = f.what else { panic!("{f:?}") };
+        assert_eq!(end.reason, ExecEndReason::Stopped);
+        assert!(s.fake.killed.load(Ordering::SeqCst));
     }
 }

@@ -605,6 +605,46 @@ mod tests {
         handle.stop();
     }
 
+    /// Exec requests name their user in the subject, as log requests do; the simulated
+    /// runtime says it cannot exec.
+    #[tokio::test]
+    async fn exec_requests_are_read_from_their_subject_and_the_sim_cannot_exec() {
+        use crate::protocol::exec::{ExecStarted, ExecVerb};
+        let bus = LocalBus::new();
+        let driver = sim_driver();
+        let handle = start(Arc::new(bus.clone()), driver.clone(), config()).await.unwrap();
+        let ask = |subject: String, instance: &str, user: &str| {
+            let bus = bus.clone();
+            let stream = subjects::session_stream(SessionKind::Exec, user, "s1");
+            let req =
+                ExecRequest { instance: instance.into(), cmd: vec![], tty: false, cols: 0, rows: 0, stream };
+            async move {
+                let payload = Bytes::from(encode(&Envelope::new("ctl", req)).unwrap());
+                let answer = bus.request(&subject, payload, Duration::from_secs(5)).await.unwrap();
+                match decode::<Reply<ExecStarted>>(&answer).unwrap().body {
+                    Reply::Error(e) => e,
+                    Reply::Ok(s) => panic!("started: {s:?}"),
+                }
+            }
+        };
+        let bad = ask("qd.v1.agent.h1.exec.alice.run".into(), "web-0-none", "alice").await;
+        assert!(bad.code == ErrorCode::BadRequest && bad.reason.contains("no exec verb \"run\""), "{bad:?}");
+        let theirs = ask(ExecVerb::Start.subject("h1", "alice"), "web-0-none", "bob").await;
+        assert!(theirs.code == ErrorCode::BadRequest && theirs.reason.contains("alice's own"), "{theirs:?}");
+        let none = ask(ExecVerb::Start.subject("h1", "alice"), "web-0-none", "alice").await;
+        assert_eq!(none.code, ErrorCode::NotFound, "{none:?}");
+        assert!(matches!(send(&bus, "shop-web-0-aaaa", None).await, Reply::Ok(_)));
+        let started = tokio::time::Instant::now();
+        while !driver.has("shop-web-0-aaaa").await {
+            assert!(started.elapsed() < Duration::from_secs(5), "the sim runs the instance");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sim = ask(ExecVerb::Start.subject("h1", "alice"), "shop-web-0-aaaa", "alice").await;
+        assert_eq!(sim.code, ErrorCode::Unavailable, "{sim:?}");
+        assert!(sim.reason.contains("the sim runtime driver cannot exec"), "{sim:?}");
+        handle.stop();
+    }
+
     fn sim_driver() -> Arc<sim::SimDriver> {
         sim::SimDriver::new(sim::SimConfig {
             seed: 1,
