@@ -13,7 +13,7 @@ use crate::config_file::{self, ConfigError};
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
 /// Every bindable action, its name in keymap files and its help text, in help order.
-const TABLE: [(Action, &str, &str); 33] = [
+const TABLE: [(Action, &str, &str); 34] = [
     (Action::Help, "help", "show this help"),
     (Action::Palette, "palette", "command palette"),
     (Action::Filter, "filter", "filter the table (regex, !inverts)"),
@@ -40,18 +40,19 @@ const TABLE: [(Action, &str, &str); 33] = [
     (Action::Remove, "remove", "remove route (confirmed)"),
     (Action::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
     (Action::Weight, "weight", "route weight (form)"),
-    (Action::Logs, "logs", "logs; of an app or route: merged (i, 0-9: one)"),
+    (Action::Logs, "logs", "logs; app or route: merged"),
     (Action::Forward, "port_forward", "port-forward on/off"),
+    (Action::Shell, "shell", "shell in the instance"),
     (Action::Sort, "sort", "sort; Shift+letter: column"),
     (Action::SortPrev, "sort_prev", "sort: previous column"),
-    (Action::Mark, "mark", "mark/unmark, then move down"),
+    (Action::Mark, "mark", "mark/unmark, move down"),
     (Action::Copy, "copy", "copy id (OSC 52)"),
     (Action::Mouse, "mouse", "mouse capture on/off"),
 ];
 
 /// Every bindable action, in help order.
-pub const BINDABLE: [Action; 33] = {
-    let mut all = [Action::Help; 33];
+pub const BINDABLE: [Action; 34] = {
+    let mut all = [Action::Help; 34];
     let mut i = 0;
     while i < TABLE.len() {
         all[i] = TABLE[i].0;

@@ -6,7 +6,7 @@ pub mod keymap;
 pub mod palette;
 pub mod prompt;
 
-use crate::protocol::{ControlCommand, ForwardStart, LogsStart, UploadRequest};
+use crate::protocol::{ControlCommand, ExecStart, ForwardStart, LogsStart, UploadRequest};
 
 /// The cockpit's panels, in tab order (and number-key order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,7 +96,9 @@ pub enum Action {
     Logs,
     /// `F`: port-forward the selected instance's app port to 127.0.0.1, or stop it.
     Forward,
-    /// `s`: sort by the next column.
+    /// `s`: a shell in the selected instance.
+    Shell,
+    /// `>`: sort by the next column.
     Sort,
     /// `<`: sort by the previous column.
     SortPrev,
@@ -212,4 +214,7 @@ pub enum Effect {
     Forward(ForwardStart),
     /// Stop the port-forward of this session.
     ForwardStop(u64),
+    /// Open a shell in an instance and hand it the terminal until it ends; the event loop
+    /// then tells the app how it ended (`App::shell_ended`).
+    Exec(ExecStart),
 }

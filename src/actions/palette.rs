@@ -9,6 +9,7 @@
 //! :route enable|disable|remove APP IP:PORT                 change a route (confirmed)
 //! :route weight APP IP:PORT WEIGHT                         change a weight (confirmed)
 //! :deploy APP [VERSION] [INSTANCES]                        the deploy wizard, prefilled
+//! :exec [INSTANCE] [-- CMD...]                             a shell (or CMD) in the instance
 //! :filter TEXT   :help   :q
 //! ```
 
@@ -32,6 +33,11 @@ pub enum PaletteCommand {
         version: Option<String>,
         instances: Option<u32>,
     },
+    /// A shell, or `cmd` when not empty, in the instance (`None`: the selected one).
+    Exec {
+        instance: Option<String>,
+        cmd: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +49,7 @@ pub enum RestartTarget {
     Marked,
 }
 
-const VERBS: [&str; 12] = [
+const VERBS: [&str; 13] = [
     "hosts",
     "instances",
     "routes",
@@ -53,6 +59,7 @@ const VERBS: [&str; 12] = [
     "restart",
     "route",
     "deploy",
+    "exec",
     "filter",
     "help",
     "q",
@@ -77,6 +84,7 @@ pub fn parse(line: &str, fleet: &Fleet) -> Result<PaletteCommand, String> {
         "restart" => restart(args, fleet),
         "route" => route(args, fleet),
         "deploy" => deploy(args),
+        "exec" => exec(line.trim_start().strip_prefix("exec").unwrap_or_default(), fleet),
         other => Err(format!("unknown command {other:?}: try {}", VERBS.join(", "))),
     }
 }
@@ -191,6 +199,32 @@ fn deploy(args: &[&str]) -> Result<PaletteCommand, String> {
     Ok(PaletteCommand::Deploy { app: app.to_string(), version, instances })
 }
 
+/// `[INSTANCE] [-- CMD...]`: the words after `--` are the command's, quoted as a shell's
+/// (`protocol::argv`), so `-- sh -c 'echo hi'` runs what it says.
+fn exec(rest: &str, fleet: &Fleet) -> Result<PaletteCommand, String> {
+    let usage = "exec [INSTANCE] [-- CMD...]";
+    let (head, cmd) = match rest.split_whitespace().find(|w| *w == "--") {
+        Some(dashes) => {
+            // Where that `--` sits in `rest`: the command is the text after it, quotes and all.
+            let at = dashes.as_ptr() as usize - rest.as_ptr() as usize;
+            let cmd = crate::protocol::argv::split(&rest[at + 2..])
+                .map_err(|e| format!("{usage}: the command: {e}"))?;
+            (&rest[..at], cmd)
+        }
+        None => (rest, vec![]),
+    };
+    let instance = match head.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [] => None,
+        [id] if fleet.instances.contains_key(*id) => Some(id.to_string()),
+        [id] => {
+            validate::instance_id(id)?;
+            return Err(format!("no instance {id:?} (Tab completes ids)"));
+        }
+        [_, extra, ..] => return Err(format!("{usage}: unexpected {extra:?} (the command goes after --)")),
+    };
+    Ok(PaletteCommand::Exec { instance, cmd })
+}
+
 /// What Tab can put in place of the word being typed: the word's start (byte offset in
 /// `line`) and the candidates, sorted.
 pub fn complete(line: &str, fleet: &Fleet) -> (usize, Vec<String>) {
@@ -202,7 +236,7 @@ pub fn complete(line: &str, fleet: &Fleet) -> (usize, Vec<String>) {
         [] => VERBS.iter().map(|s| s.to_string()).collect(),
         ["restart"] => ["app", "instance", "host", "marked"].iter().map(|s| s.to_string()).collect(),
         ["restart", "app"] | ["deploy"] => apps(),
-        ["restart", "instance"] => fleet.instances.keys().cloned().collect(),
+        ["restart", "instance"] | ["exec"] => fleet.instances.keys().cloned().collect(),
         ["restart", "host"] => fleet.hosts.keys().cloned().collect(),
         ["route"] => RouteVerb::ALL.iter().map(|v| v.word().to_string()).collect(),
         ["route", _] => apps(),
@@ -275,6 +309,31 @@ mod tests {
                 instances: Some(4)
             })
         );
+    }
+
+    #[test]
+    fn exec_takes_an_optional_instance_and_a_quoted_command_after_dashes() {
+        let (f, _) = fixture(42, 6, 0);
+        let id = f.instances.keys().next().cloned().unwrap();
+        let exec = |instance: Option<&str>, cmd: &[&str]| {
+            Ok(PaletteCommand::Exec {
+                instance: instance.map(str::to_string),
+                cmd: cmd.iter().map(|w| w.to_string()).collect(),
+            })
+        };
+        assert_eq!(parse("exec", &f), exec(None, &[]));
+        assert_eq!(parse(&format!("exec {id}"), &f), exec(Some(&id), &[]));
+        assert_eq!(
+            parse(&format!("exec {id} -- sh -c 'echo a  b' --x"), &f),
+            exec(Some(&id), &["sh", "-c", "echo a  b", "--x"])
+        );
+        assert_eq!(parse("exec -- ls -l", &f), exec(None, &["ls", "-l"]));
+        let err = |line: &str| parse(line, &f).unwrap_err();
+        assert_eq!(err("exec site-0-nope"), "no instance \"site-0-nope\" (Tab completes ids)");
+        assert!(err(&format!("exec {id} ls")).contains("unexpected \"ls\" (the command goes after --)"));
+        assert!(err("exec -- sh -c 'oops").contains("the command:"), "{}", err("exec -- sh -c 'oops"));
+        assert!(err("exec --").contains("the command:"), "{}", err("exec --"));
+        assert_eq!(complete("exec ", &f).1.len(), f.instances.len());
     }
 
     #[test]

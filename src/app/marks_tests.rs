@@ -47,7 +47,7 @@ fn space_marks_the_row_and_moves_down_as_the_help_says() {
     assert!(!app.view(Panel::Instances).marks.contains(&first), "Space again unmarks");
     app.update(Action::Help);
     let shown = screen(&mut app, 200, 30);
-    assert!(shown.contains("mark/unmark, then move down"), "{shown}");
+    assert!(shown.contains("mark/unmark, move down"), "{shown}");
 }
 
 /// A bulk confirmation names its targets, the first few and then `…`.

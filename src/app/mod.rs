@@ -26,6 +26,7 @@ pub mod row_cache;
 pub mod rows;
 #[cfg(test)]
 pub(crate) mod scratch;
+mod shell;
 pub mod sort_key;
 mod sorting;
 mod update;
@@ -162,6 +163,9 @@ pub struct App {
     pub mouse: bool,
     /// The running port-forwards (`F`), by instance.
     pub forwards: forwards::Forwards,
+    /// The instance a shell is opening or open in (`shell.rs`): from its `Effect::Exec`
+    /// until the event loop says how it ended.
+    pub shell: Option<String>,
     /// Fleet-wide counts, counted after a snapshot and kept up event by event (see `facts`).
     facts: FleetFacts,
     /// Events since the last frame, and whether the frame before had more than
@@ -196,6 +200,7 @@ impl App {
             log_sessions: 0,
             mouse: true,
             forwards: Default::default(),
+            shell: None,
             facts: FleetFacts::default(),
             events_since_frame: 0,
             flood: false,

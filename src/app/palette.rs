@@ -65,6 +65,7 @@ impl App {
                 self.should_quit = true;
                 vec![Effect::Quit]
             }
+            PaletteCommand::Exec { instance, cmd } => self.open_shell(instance, cmd),
             PaletteCommand::Help => {
                 self.overlays.clear();
                 self.overlays.push(Overlay::Help);

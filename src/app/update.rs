@@ -87,6 +87,7 @@ impl App {
             Action::Deploy => self.open_wizard(),
             Action::Logs => self.open_logs(),
             Action::Forward => self.toggle_forward(),
+            Action::Shell => self.open_shell(None, vec![]),
             Action::Mouse => {
                 self.mouse = !self.mouse;
                 let word = if self.mouse {

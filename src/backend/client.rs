@@ -100,6 +100,8 @@ impl From<Feed> for Inbound {
 pub struct BackendHandle {
     pub commands: mpsc::UnboundedSender<BackendRequest>,
     pub updates: mpsc::Receiver<Inbound>,
+    /// Exec sessions on the same bus (the event loop opens and runs them).
+    pub exec: super::ExecOpener,
 }
 
 /// Starts the backend task for a bus.
@@ -142,9 +144,10 @@ fn spawn_full(
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (update_tx, updates) = mpsc::channel(16_384);
     let resync = client::spawn_into(bus.clone(), source.clone(), options, update_tx.clone());
+    let exec = super::ExecOpener::new(bus.clone(), source.clone());
     let backend = Backend { bus, source, identity, probe, resync, updates: update_tx, logs_stop: Vec::new(), forwards: Default::default() };
     tokio::spawn(backend.run(command_rx));
-    BackendHandle { commands, updates }
+    BackendHandle { commands, updates, exec }
 }
 
 /// The task that carries out the app's commands.

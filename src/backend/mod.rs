@@ -6,6 +6,7 @@
 mod client;
 mod error;
 mod forward;
+mod exec;
 mod logs;
 pub mod upload;
 
@@ -14,10 +15,13 @@ pub use client::{
     BackendHandle, BackendRequest, COMMAND_TIMEOUT, Identity, Inbound, spawn, spawn_cockpit, spawn_with,
 };
 pub use error::{CommandError, refuse_unless_live};
+pub use exec::ExecOpener;
 pub use forward::ForwardEvent;
 pub use logs::{LogsEvent, session as logs_session};
 // The link state `Inbound::Connection` carries, so the app needs no import of the bus.
 pub use crate::bus::Connection;
+// Exec sessions are the shared client's: the app checks its target and reads how it ended.
+pub use crate::client::exec::{ExecError, ExecOutcome, ExecTarget, find_instance as exec_target};
 // The replica the app owns is the shared client's.
 #[cfg(test)]
 pub(crate) use crate::client::replica_test_heartbeat;

@@ -75,6 +75,15 @@ pub struct ForwardStart {
     pub port: u16,
 }
 
+/// A shell (or `cmd`, when not empty) in an instance's container, on the cockpit's
+/// terminal (`s`, `:exec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecStart {
+    pub host: String,
+    pub instance: String,
+    pub cmd: Vec<String>,
+}
+
 /// An artifact file to put in the repository, for `app@version` (the wizard, before its
 /// deploy).
 #[derive(Debug, Clone, PartialEq)]

@@ -25,7 +25,7 @@ pub use audit::{AuditOutcome, AuditRecord, OperationEnd, Operator, Repeated, Res
 pub use envelope::{Envelope, ProtocolError, decode, decode_body, encode};
 pub use event::{Change, Event, EventKind};
 pub use fleet::{ChangeRefused, Fleet, Gap, steps_in_history};
-pub use intent::{ControlCommand, ForwardStart, LogsStart, UploadRequest};
+pub use intent::{ControlCommand, ExecStart, ForwardStart, LogsStart, UploadRequest};
 pub use messages::*;
 pub use model::*;
 

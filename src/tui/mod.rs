@@ -8,6 +8,7 @@ pub mod exec;
 mod mouse;
 pub mod output;
 mod run;
+mod shell;
 pub mod terminal;
 
 pub use run::{Exit, draw, render, run, tick};

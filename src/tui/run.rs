@@ -8,13 +8,14 @@ use std::io::Write;
 use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::signal::unix::{SignalKind, signal};
 
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 
 use super::output::FrameBackend;
+use super::shell::{Shell, Step};
 use super::terminal::{self, Tui};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect};
@@ -48,7 +49,9 @@ impl Exit {
 }
 
 pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) -> std::io::Result<Exit> {
-    let mut input = EventStream::new();
+    // `None` while a shell has the terminal: its keys are the shell's, not crossterm's.
+    let mut input = Some(EventStream::new());
+    let mut shell = Shell::default();
     let mut frame_timer = tokio::time::interval(FRAME);
     frame_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut clock = tokio::time::interval(Duration::from_secs(1));
@@ -64,7 +67,7 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
         let mut effects = Vec::new();
         let mut draw_now = false;
         tokio::select! {
-            ev = input.next() => match ev {
+            ev = next_input(&mut input) => match ev {
                 Some(Ok(TermEvent::Key(key))) if is_suspend(&key) => {
                     terminal::suspend(terminal, app.mouse)?;
                     draw_now = true;
@@ -89,6 +92,33 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 Some(Err(err)) => return Err(err),
                 None => break,
             },
+            step = shell.step() => match step {
+                Step::Opened(Ok(session)) => {
+                    input = None;
+                    terminal::restore();
+                    shell.run(session);
+                }
+                Step::Opened(Err(err)) => {
+                    app.shell_not_opened(&err);
+                    draw_now = true;
+                }
+                Step::Ended(ended) => {
+                    // A hang-up or a TERM under the shell ended it too (the session's loop
+                    // hears them as well): end here, without taking back a terminal that
+                    // may be gone.
+                    if sighup.recv().now_or_never().is_some() {
+                        return Ok(Exit::Hangup);
+                    }
+                    if sigterm.recv().now_or_never().is_some() {
+                        return Ok(Exit::Terminated);
+                    }
+                    terminal::resume(terminal, app.mouse)?;
+                    input = Some(EventStream::new());
+                    app.shell_ended(ended);
+                    draw_now = true;
+                }
+            },
+            // Applied while a shell has the terminal too: the cockpit comes back live.
             update = backend.updates.recv(), if backend_open => match update {
                 Some(first) => data_dirty |= ingest(app, first, &mut backend, &mut effects),
                 None => backend_open = false,
@@ -99,27 +129,39 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 }
             },
             _ = clock.tick() => {
-                drawn = tick(terminal, app, now_ms())?.1;
+                if shell.has_terminal() {
+                    app.update(Action::Tick(now_ms()));
+                } else {
+                    drawn = tick(terminal, app, now_ms())?.1;
+                }
                 effects = app.follow_log_instances();
             }
-            _ = sigtstp.recv() => {
+            // The shell's terminal is the shell's: a stop or continue from outside is its
+            // business until it ends, and the screen is taken back then anyway.
+            _ = sigtstp.recv() => if !shell.has_terminal() {
                 terminal::suspend(terminal, app.mouse)?;
                 draw_now = true;
-            }
-            _ = sigcont.recv() => {
+            },
+            _ = sigcont.recv() => if !shell.has_terminal() {
                 terminal::resume(terminal, app.mouse)?;
                 draw_now = true;
+            },
+            _ = sigterm.recv() => {
+                shell.stop().await;
+                return Ok(Exit::Terminated);
             }
-            _ = sigterm.recv() => return Ok(Exit::Terminated),
-            _ = sighup.recv() => return Ok(Exit::Hangup),
+            _ = sighup.recv() => {
+                shell.stop().await;
+                return Ok(Exit::Hangup);
+            }
         }
-        match carry_out(effects, terminal, app, &backend).await? {
+        match carry_out(effects, terminal, app, &backend, &mut shell).await? {
             Carried::Quit => return Ok(Exit::Quit),
             _ if app.should_quit => return Ok(Exit::Quit),
             Carried::Said => draw_now = true,
             Carried::Done => {}
         }
-        if draw_now {
+        if draw_now && !shell.has_terminal() {
             app.now = now_ms().max(app.now);
             drawn = draw(terminal, app)?.1;
             data_dirty = false;
@@ -138,12 +180,13 @@ enum Carried {
 }
 
 /// Carries out what `App::update` asked for: commands to the backend, the clipboard, a
-/// saved log, mouse capture.
+/// saved log, mouse capture, a shell to open.
 async fn carry_out(
     effects: Vec<Effect>,
     terminal: &mut Tui,
     app: &mut App,
     backend: &BackendHandle,
+    shell: &mut Shell,
 ) -> std::io::Result<Carried> {
     let mut carried = Carried::Done;
     for effect in effects {
@@ -158,6 +201,10 @@ async fn carry_out(
             Effect::Upload(req) => BackendRequest::Upload(req),
             Effect::Copy(text) => {
                 terminal::copy(terminal, &text)?;
+                continue;
+            }
+            Effect::Exec(start) => {
+                shell.open(&backend.exec, start);
                 continue;
             }
             Effect::MouseCapture(on) => {
@@ -177,6 +224,14 @@ async fn carry_out(
         let _ = backend.commands.send(command);
     }
     Ok(carried)
+}
+
+/// The terminal's next event; never, while a shell has the terminal.
+async fn next_input(input: &mut Option<EventStream>) -> Option<std::io::Result<TermEvent>> {
+    match input {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Ctrl-Z suspends, whatever has the keys: raw mode turned the terminal's own into a key.

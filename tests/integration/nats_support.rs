@@ -1039,7 +1039,7 @@ pub struct Follower {
 
 impl Follower {
     pub fn start(bus: Arc<dyn Bus>) -> Follower {
-        let BackendHandle { commands, mut updates } = backend::spawn(bus, "cockpit/test@headless".into());
+        let BackendHandle { commands, mut updates, .. } = backend::spawn(bus, "cockpit/test@headless".into());
         let state = Arc::new(Mutex::new(Followed::default()));
         // The task owns the command sender: the backend runs as long as the task does.
         let (shared, resync) = (state.clone(), commands);

@@ -44,7 +44,7 @@ pub struct Follower {
 
 impl Follower {
     pub fn start(bus: NatsBus) -> Follower {
-        let BackendHandle { commands, mut updates } =
+        let BackendHandle { commands, mut updates, .. } =
             backend::spawn(Arc::new(bus.clone()) as Arc<dyn Bus>, "cockpit/bench-plane".into());
         let state = Arc::new(Mutex::new(Followed::default()));
         let shared = state.clone();
