@@ -10,7 +10,7 @@ use crate::views::harness::{app, change_event, screen, type_text};
 fn metrics_heartbeat(app: &App) -> Inbound {
     let host = app.replica.fleet.hosts.get("host-01").cloned().expect("host-01");
     Inbound::Heartbeat(Box::new(crate::protocol::Heartbeat {
-        host: crate::protocol::HostInfo::of(&host),
+        host: host.info.clone(),
         metrics: crate::protocol::HostMetrics { cpu_pct: 99.0, ..host.metrics.clone() },
         instances: vec![],
         period_ms: 2000,
@@ -45,7 +45,7 @@ fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
 fn instances_heartbeat(app: &App, host: &str) -> (Inbound, usize) {
     let Inbound::Heartbeat(mut hb) = metrics_heartbeat(app) else { unreachable!("a heartbeat") };
     let h = app.replica.fleet.hosts.get(host).cloned().expect("the host");
-    hb.host.id = h.id.clone();
+    hb.host.id = h.info.id.clone();
     hb.instances = app
         .replica
         .fleet

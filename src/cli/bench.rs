@@ -124,10 +124,10 @@ pub fn metric_batch(fleet: &Fleet, rng: &mut Rng, hosts: usize) -> Vec<Heartbeat
             let mut metrics = h.metrics.clone();
             metrics.cpu_pct = rng.range(1.0, 95.0) as f32;
             Heartbeat {
-                host: crate::protocol::HostInfo::of(h),
+                host: h.info.clone(),
                 metrics,
                 instances: fleet
-                    .instances_on(&h.id)
+                    .instances_on(&h.info.id)
                     .map(|i| InstanceReport {
                         cpu_pct: rng.range(0.0, 100.0) as f32,
                         mem_used_mb: rng.between(10, i.mem_limit_mb.max(11)),

@@ -6,8 +6,8 @@ use super::controller::scheduler::{PlacementRequest, place};
 use super::rng::Rng;
 use super::sandbox::{host_layout, seed_apps};
 use crate::protocol::{
-    AppSpec, Change, Event, EventKind, Fleet, Host, HostMetrics, HostState, Instance, InstanceState, Route,
-    RouteState,
+    AppSpec, Change, Event, EventKind, Fleet, Host, HostInfo, HostMetrics, HostState, Instance,
+    InstanceState, Route, RouteState,
 };
 
 /// The fixture's clock: 2026-11-18 11:06:40 UTC.
@@ -42,14 +42,17 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
         let cpu = rng.range(5.0, 70.0) as f32;
         let mem_used = (l.memory_mb as f64 * rng.range(0.2, 0.8)) as u64;
         let host = Host {
-            id: l.id.clone(),
-            hostname: format!("{}.sandbox", l.id),
-            ip: l.ip.clone(),
-            az: l.az.clone(),
-            tags: l.tags.clone(),
-            cpu_cores: l.cpu_cores,
-            memory_total_mb: l.memory_mb,
-            agent_version: format!("{}/sim", env!("CARGO_PKG_VERSION")),
+            info: HostInfo {
+                id: l.id.clone(),
+                hostname: format!("{}.sandbox", l.id),
+                ip: l.ip.clone(),
+                az: l.az.clone(),
+                tags: l.tags.clone(),
+                cpu_cores: l.cpu_cores,
+                memory_total_mb: l.memory_mb,
+                agent_version: format!("{}/sim", env!("CARGO_PKG_VERSION")),
+                warnings: vec![],
+            },
             last_heartbeat: T0 + 59_000,
             state: HostState::Up,
             metrics: HostMetrics {
@@ -64,7 +67,6 @@ pub fn fixture(seed: u64, hosts: usize, extra_instances: usize) -> (Fleet, Vec<E
                 net_rx_bps: rng.between(10_000, 5_000_000),
                 net_tx_bps: rng.between(10_000, 9_000_000),
             },
-            warnings: vec![],
             unmanaged: vec![],
         };
         let msg = format!("{} joined: {} in {}", l.id, l.ip, l.az);

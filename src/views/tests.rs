@@ -148,7 +148,7 @@ fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
     all_hosts_beat(&mut app, t);
     // host-02 goes silent; the others and the controller go on.
     let others: Vec<crate::protocol::Host> =
-        app.replica.fleet.hosts.values().filter(|h| h.id != "host-02").cloned().collect();
+        app.replica.fleet.hosts.values().filter(|h| h.info.id != "host-02").cloned().collect();
     for at in [t + 2_000, t + 4_000, t + 6_000, t + 8_000] {
         app.now = at;
         for h in &others {

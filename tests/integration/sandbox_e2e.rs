@@ -50,7 +50,7 @@ async fn deploy_runs_instances_and_adds_routes() {
         fleet.instances_of("shop-web").filter(|i| i.state == InstanceState::Running).collect();
     assert_eq!(running.len(), 3);
     // Spread over both AZs.
-    let azs: std::collections::HashSet<_> = running.iter().map(|i| fleet.hosts[&i.host].az.clone()).collect();
+    let azs: std::collections::HashSet<_> = running.iter().map(|i| fleet.hosts[&i.host].info.az.clone()).collect();
     assert_eq!(azs.len(), 2);
     for inst in &running {
         assert!(inst.endpoint.starts_with("10.101."), "{}", inst.endpoint);
