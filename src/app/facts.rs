@@ -660,7 +660,7 @@ mod tests {
             changes,
             audit: None,
         };
-        app.apply(crate::backend::Inbound::Event(event));
+        app.apply(crate::backend::Inbound::Feed(crate::backend::Feed::Event(event)));
         let facts = FleetFacts::of(&app.replica);
         (app, facts)
     }

@@ -8,7 +8,7 @@ use super::{App, Overlay};
 use crate::actions::keymap::{BINDABLE, Keymap};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect, Panel};
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::protocol::ControlCommand;
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{RestartBody, RestartRequest};
@@ -113,7 +113,7 @@ fn confirm_refuses_while_not_live() {
     let live = screen(&mut app, 120, 16);
     assert!(!live.contains("not live"), "{live}");
     let down = Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.apply(Inbound::Connection(down));
+    app.apply(Inbound::Feed(Feed::Connection(down)));
     assert_eq!(app.input_mode(), InputMode::Confirm, "the dialog stays open");
     assert!(screen(&mut app, 120, 16).contains("⚠ not live: this will not be sent"));
     assert!(app.update(Action::Confirmed).is_empty(), "nothing is sent while not live");
@@ -122,9 +122,9 @@ fn confirm_refuses_while_not_live() {
     let shown = screen(&mut app, 120, 16);
     assert!(shown.contains("not sent: reconnecting"), "{shown}");
     // Back and live again (a fresh snapshot after the reconnect): `y` sends.
-    app.apply(Inbound::Connection(Connection::Connected));
+    app.apply(Inbound::Feed(Feed::Connection(Connection::Connected)));
     let (fleet, _) = crate::plane::fixture::fixture(42, 6, 0);
-    app.apply(Inbound::Snapshot(fleet));
+    app.apply(Inbound::Feed(Feed::Snapshot(fleet)));
     assert!(!screen(&mut app, 120, 16).contains("⚠ not live"));
     let effects = app.update(Action::Confirmed);
     assert_eq!(
@@ -140,7 +140,7 @@ fn audit_filter_follows_how_the_operation_ended() {
     let mut app = app();
     let e = audit_event(&app, serde_json::json!({"app": "shop-web"}), "restart", true);
     let op = e.audit.as_ref().and_then(|a| a.outcome.operation_id.clone()).expect("an operation id");
-    app.apply(Inbound::Event(e));
+    app.apply(Inbound::Feed(Feed::Event(e)));
     app.update(Action::ShowPanel(Panel::Audit));
     app.update(Action::Filter);
     type_text(&mut app, "failed");
@@ -148,11 +148,11 @@ fn audit_filter_follows_how_the_operation_ended() {
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0);
     let started = operation_event(&app, &op, None);
-    app.apply(Inbound::Event(started));
+    app.apply(Inbound::Feed(Feed::Event(started)));
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0, "running is not failed");
     let failed = operation_event(&app, &op, Some("no up host in AZ az-9"));
-    app.apply(Inbound::Event(failed));
+    app.apply(Inbound::Feed(Feed::Event(failed)));
     // A row whose filter result flips is re-ordered at most once per re-sort period.
     app.now += 10_000;
     let shown = screen(&mut app, 200, 12);

@@ -13,12 +13,12 @@ pub use client::{
 };
 pub use error::{CommandError, refuse_unless_live};
 pub use logs::LogsEvent;
-// The link state `Inbound::Connection` carries, so the app needs no import of the bus.
+// The link state `Feed::Connection` carries, so the app needs no import of the bus.
 pub use crate::bus::Connection;
 // The replica the app owns is the shared client's.
 #[cfg(test)]
 pub(crate) use crate::client::replica_test_heartbeat;
 pub use crate::client::{
-    AUDIT_KEPT, ClientOptions, DEFAULT_PERIOD_MS, EVENTS_KEPT, History, METRICS_KEPT, Replica,
+    AUDIT_KEPT, ClientOptions, DEFAULT_PERIOD_MS, EVENTS_KEPT, Feed, History, METRICS_KEPT, Replica,
     SILENT_AFTER_PERIODS, Sample, Silence, Sync, silent_for,
 };

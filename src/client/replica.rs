@@ -171,7 +171,7 @@ pub struct Replica {
     /// Our revision at the last beacon that was below it, if the last beacon was.
     below: Option<u64>,
     /// Events the history held after the last one applied, as the backend's follow
-    /// counted them (`Inbound::Pending`): how late the replica is. 0 when caught up, or
+    /// counted them (`Feed::Pending`): how late the replica is. 0 when caught up, or
     /// when the bus cannot tell.
     pub pending: u64,
     /// Metrics over the last minutes, fed by heartbeats, by host id.

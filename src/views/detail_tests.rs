@@ -6,7 +6,7 @@ use ratatui::style::Color;
 
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::plane::fixture::T0;
 use crate::views::harness::{app, draw, find, text};
 
@@ -94,7 +94,7 @@ fn host_with_history() -> (App, String) {
             period_ms: 2_000,
             unmanaged: vec![],
         };
-        app.apply(Inbound::Heartbeat(Box::new(hb)));
+        app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb))));
     }
     // The clock's tick, as the event loop gives it each second: the other hosts, silent
     // for 19 s, are judged.
@@ -167,7 +167,7 @@ fn instance_and_app_details_show_their_sparklines() {
             period_ms: 2_000,
             unmanaged: vec![],
         };
-        app.apply(Inbound::Heartbeat(Box::new(hb)));
+        app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb))));
     }
     app.update(Action::Detail);
     let screen = text(&draw(&mut app, 120, 40));
