@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use quarterdeck::backend::Inbound;
+use quarterdeck::backend::{Feed, Inbound};
 use quarterdeck::cli::bench::{Counter, app_from_wire, counting_terminal, draw, metric_batch, snapshot_wire};
 use quarterdeck::cli::bench_events::EventStream;
 use quarterdeck::plane::rng::Rng;
