@@ -10,7 +10,7 @@ pub struct Host {
     /// type of their own: snapshots, the state bucket and stored events stay readable both
     /// ways. Reading it costs about a microsecond more per host than a flat struct
     /// (serde buffers the fields of a flattened part): hosts are few beside instances,
-    /// heartbeats carry a `HostInfo` and events a host only when its facts change.
+    /// heartbeats carry a `HostInfo`, and events a host only when it joins, changes or is back.
     #[serde(flatten)]
     pub info: HostInfo,
     /// When the controller last heard this host's heartbeat (ms since epoch).
