@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use quarterdeck::backend::Inbound;
+use quarterdeck::backend::{Feed, Inbound};
 use quarterdeck::cli::bench::{Counter, app_from_wire, counting_terminal, draw, metric_batch, snapshot_wire};
 use quarterdeck::cli::bench_events::EventStream;
 use quarterdeck::plane::rng::Rng;
@@ -49,7 +49,7 @@ fn frames(c: &mut Criterion) {
     c.bench_function("frame_after_metrics", |b| {
         b.iter(|| {
             for hb in &batches[next % batches.len()] {
-                app.apply(Inbound::Heartbeat(Box::new(hb.clone())));
+                app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb.clone()))));
             }
             next += 1;
             draw(&mut terminal, &mut app).expect("frame");
@@ -60,7 +60,7 @@ fn frames(c: &mut Criterion) {
     quarterdeck::tui::render(&mut t, &mut app).expect("draw");
     let before = t.backend().buffer().clone();
     for hb in &batches[0] {
-        app.apply(Inbound::Heartbeat(Box::new(hb.clone())));
+        app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb.clone()))));
     }
     quarterdeck::tui::render(&mut t, &mut app).expect("draw");
     let after = t.backend().buffer().clone();
@@ -97,7 +97,7 @@ fn ingest(c: &mut Criterion) {
             let t = Instant::now();
             for w in &wires {
                 let ev: Event = decode_body(w).expect("an event");
-                app.apply(Inbound::Event(ev));
+                app.apply(Inbound::Feed(Feed::Event(ev)));
             }
             t.elapsed()
         })

@@ -178,10 +178,10 @@ fn heartbeat(fleet: &Fleet) -> Option<Heartbeat> {
     Some(Heartbeat {
         host: crate::protocol::HostInfo {
             warnings: vec!["overlay2 on xfs without d_type".into()],
-            ..crate::protocol::HostInfo::of(host)
+            ..host.info.clone()
         },
         metrics: host.metrics.clone(),
-        instances: fleet.instances_on(&host.id).take(2).map(InstanceReport::of).collect(),
+        instances: fleet.instances_on(&host.info.id).take(2).map(InstanceReport::of).collect(),
         period_ms: 2_000,
         unmanaged: vec![],
     })

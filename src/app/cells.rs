@@ -118,7 +118,7 @@ pub fn row<'a>(
     match (panel, key) {
         (Panel::Hosts, RowKey::Id(id)) => {
             let h = f.hosts.get(id)?;
-            Some(host_row(src, h, pulls.get(h.id.as_str())))
+            Some(host_row(src, h, pulls.get(h.info.id.as_str())))
         }
         (Panel::Instances, RowKey::Id(id)) => Some(instance_row(src, f.instances.get(id)?)),
         (Panel::Routes, RowKey::Route(app, backend)) => {
@@ -194,7 +194,7 @@ pub fn host_row<'a>(src: RowSource<'_>, h: &'a Host, pulls: Option<&HostPulls>) 
         Some(ms) => format!("{} {}", host_state_label(state), silence_age(ms)).into(),
         None => Cow::Borrowed(host_state_label(state)),
     };
-    let heard = src.replica.heartbeat_age(&h.id, src.now);
+    let heard = src.replica.heartbeat_age(&h.info.id, src.now);
     // A silent host's heartbeat age by the second, however short its period.
     let hb = match (silent, heard) {
         (Some(ms), _) => silence_age(ms),
@@ -202,14 +202,14 @@ pub fn host_row<'a>(src: RowSource<'_>, h: &'a Host, pulls: Option<&HostPulls>) 
         (None, None) => "-".into(),
     };
     let hb_key = heard.map_or(SortKey::Missing, |ms| SortKey::Num(ms as f64));
-    let count = src.facts.instances_on(&h.id);
+    let count = src.facts.instances_on(&h.info.id);
     // Containers no agent manages are counted apart and flagged.
     let count_text = match h.unmanaged.len() {
         0 => count.to_string(),
         n => format!("{count}+{n}⚠"),
     };
-    let mut tags = h.tags.join(",");
-    if !h.warnings.is_empty() {
+    let mut tags = h.info.tags.join(",");
+    if !h.info.warnings.is_empty() {
         tags = format!("⚠ {tags}");
     }
     let mem = h.metrics.mem_pct();
@@ -220,9 +220,9 @@ pub fn host_row<'a>(src: RowSource<'_>, h: &'a Host, pulls: Option<&HostPulls>) 
     };
     Row {
         cells: vec![
-            text(h.id.as_str(), Tone::Text),
-            text(h.az.as_str(), Tone::Text),
-            cell(h.ip.as_str(), ip_key(&h.ip), Tone::Text),
+            text(h.info.id.as_str(), Tone::Text),
+            text(h.info.az.as_str(), Tone::Text),
+            cell(h.info.ip.as_str(), ip_key(&h.info.ip), Tone::Text),
             num(pct(cpu), SortKey::Num(cpu as f64), level(cpu)),
             num(pct(mem), SortKey::Num(mem as f64), level(mem)),
             num(count_text, SortKey::Pair(count as f64, h.unmanaged.len() as f64), {
@@ -231,7 +231,7 @@ pub fn host_row<'a>(src: RowSource<'_>, h: &'a Host, pulls: Option<&HostPulls>) 
             num(hb, hb_key, if silent.is_some() { Tone::Warn } else { Tone::Text }),
             cell(state_cell, SortKey::Text(state.as_str().into()), state_tone),
             pull,
-            text(tags, if h.warnings.is_empty() { Tone::Muted } else { Tone::Warn }),
+            text(tags, if h.info.warnings.is_empty() { Tone::Muted } else { Tone::Warn }),
         ],
         flags: if silent.is_some() { "silent" } else { "" },
     }

@@ -45,7 +45,7 @@ fn confirm_refuses_while_not_live() {
     let live = screen(&mut app, 120, 16);
     assert!(!live.contains("not live"), "{live}");
     let down = Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.apply(Inbound::Connection(down));
+    app.apply(Inbound::Feed(crate::backend::Feed::Connection(down)));
     assert_eq!(app.input_mode(), InputMode::Confirm, "the dialog stays open");
     assert!(screen(&mut app, 120, 16).contains("⚠ not live: this will not be sent"));
     assert!(app.update(Action::Confirmed).is_empty(), "nothing is sent while not live");
@@ -54,9 +54,9 @@ fn confirm_refuses_while_not_live() {
     let shown = screen(&mut app, 120, 16);
     assert!(shown.contains("not sent: reconnecting"), "{shown}");
     // Back and live again (a fresh snapshot after the reconnect): `y` sends.
-    app.apply(Inbound::Connection(Connection::Connected));
+    app.apply(Inbound::Feed(crate::backend::Feed::Connection(Connection::Connected)));
     let (fleet, _) = crate::plane::fixture::fixture(42, 6, 0);
-    app.apply(Inbound::Snapshot(fleet));
+    app.apply(Inbound::Feed(crate::backend::Feed::Snapshot(fleet)));
     assert!(!screen(&mut app, 120, 16).contains("⚠ not live"));
     let effects = app.update(Action::Confirmed);
     assert_eq!(

@@ -217,8 +217,8 @@ impl Before {
                 Change::Instance(i) => instance(&i.id, &mut b),
                 Change::InstanceRemoved { id } => instance(id, &mut b),
                 Change::Host(h) => {
-                    let up = fleet.hosts.get(&h.id).is_some_and(|h| h.state == HostState::Up);
-                    b.hosts.push((h.id.clone(), up));
+                    let up = fleet.hosts.get(&h.info.id).is_some_and(|h| h.state == HostState::Up);
+                    b.hosts.push((h.info.id.clone(), up));
                 }
                 Change::App(AppSpec { name, .. }) | Change::AppRemoved { name } => {
                     b.apps.push((name.clone(), fleet.apps.get(name).map_or(0, |a| u64::from(a.instances))));
@@ -553,8 +553,8 @@ impl FleetFacts {
                 t.hosts_silent += 1;
             }
             if !controller_silent {
-                t.running_unknown += self.running_on(&host.id);
-                t.serving_unknown += self.serving_on(&host.id);
+                t.running_unknown += self.running_on(&host.info.id);
+                t.serving_unknown += self.serving_on(&host.info.id);
             }
         }
         if controller_silent {
@@ -660,7 +660,7 @@ mod tests {
             changes,
             audit: None,
         };
-        app.apply(crate::backend::Inbound::Event(event));
+        app.apply(crate::backend::Inbound::Feed(crate::backend::Feed::Event(event)));
         let facts = FleetFacts::of(&app.replica);
         (app, facts)
     }

@@ -19,7 +19,7 @@ impl App {
             None if has_marks => Some(RestartTarget::Marked),
             None => match self.panel {
                 Panel::Instances => self.selected_instance().map(|i| RestartTarget::Instance(i.id.clone())),
-                Panel::Hosts => self.selected_host().map(|h| RestartTarget::Host(h.id.clone())),
+                Panel::Hosts => self.selected_host().map(|h| RestartTarget::Host(h.info.id.clone())),
                 Panel::Routes => self.selected_route().map(|r| RestartTarget::App(r.app.clone())),
                 Panel::Apps => self.selected_app().map(|a| RestartTarget::App(a.name.clone())),
                 Panel::Events => self.selected_event().and_then(|e| {

@@ -244,7 +244,7 @@ pub fn touched_by(fleet: &Fleet, changes: &[Change]) -> Vec<(Panel, RowKey)> {
                     around(old, &mut out);
                 }
             }
-            Change::Host(h) => out.push((Panel::Hosts, id(&h.id))),
+            Change::Host(h) => out.push((Panel::Hosts, id(&h.info.id))),
             Change::App(a) => out.push((Panel::Apps, id(&a.name))),
             Change::Route(crate::protocol::Route { app, backend, .. })
             | Change::RouteRemoved { app, backend } => {

@@ -3,19 +3,19 @@
 
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::views::harness::{app, change_event, screen, type_text};
 
 /// A heartbeat for host-01 with new metrics, as the bus would bring it.
 fn metrics_heartbeat(app: &App) -> Inbound {
     let host = app.replica.fleet.hosts.get("host-01").cloned().expect("host-01");
-    Inbound::Heartbeat(Box::new(crate::protocol::Heartbeat {
-        host: crate::protocol::HostInfo::of(&host),
+    Inbound::Feed(Feed::Heartbeat(Box::new(crate::protocol::Heartbeat {
+        host: host.info.clone(),
         metrics: crate::protocol::HostMetrics { cpu_pct: 99.0, ..host.metrics.clone() },
         instances: vec![],
         period_ms: 2000,
         unmanaged: vec![],
-    }))
+    })))
 }
 
 #[test]
@@ -43,9 +43,9 @@ fn metrics_alone_do_not_rebuild_a_table_in_natural_order() {
 
 /// A heartbeat from `host` reporting its instances with new metrics.
 fn instances_heartbeat(app: &App, host: &str) -> (Inbound, usize) {
-    let Inbound::Heartbeat(mut hb) = metrics_heartbeat(app) else { unreachable!("a heartbeat") };
+    let Inbound::Feed(Feed::Heartbeat(mut hb)) = metrics_heartbeat(app) else { unreachable!("a heartbeat") };
     let h = app.replica.fleet.hosts.get(host).cloned().expect("the host");
-    hb.host.id = h.id.clone();
+    hb.host.id = h.info.id.clone();
     hb.instances = app
         .replica
         .fleet
@@ -57,7 +57,7 @@ fn instances_heartbeat(app: &App, host: &str) -> (Inbound, usize) {
         })
         .collect();
     let n = hb.instances.len();
-    (Inbound::Heartbeat(hb), n)
+    (Inbound::Feed(Feed::Heartbeat(hb)), n)
 }
 
 #[test]
@@ -249,7 +249,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     let before = builds(&app);
     let total = app.total_rows(Panel::Instances) as u64;
     let fleet = app.replica.fleet.clone();
-    app.apply(Inbound::Snapshot(fleet));
+    app.apply(Inbound::Feed(Feed::Snapshot(fleet)));
     app.refresh_views();
     assert_eq!(builds(&app), before + total);
 }

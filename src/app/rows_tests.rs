@@ -81,9 +81,9 @@ fn sort_cycles_columns_and_direction_and_the_index_is_cached() {
     assert!(screen(&mut app, 120, 14).contains("sort CPU ↓"));
     // The selection stays on the same host when the order changes.
     app.update(Action::Top);
-    let top = app.selected_host().map(|h| h.id.clone());
+    let top = app.selected_host().map(|h| h.info.id.clone());
     app.update(Action::SortBy('C'));
-    assert_eq!(app.selected_host().map(|h| h.id.clone()), top);
+    assert_eq!(app.selected_host().map(|h| h.info.id.clone()), top);
     assert_eq!(app.selection().index, 5);
     // `<` goes back a column: IP ↑, then AZ, HOST, and the natural order.
     app.update(Action::SortPrev);

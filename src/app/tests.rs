@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::Overlay;
 use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Panel};
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::protocol::ControlCommand;
 use crate::protocol::subjects::RouteVerb;
 use crate::views::harness::{app, row_ids, screen, sent, type_text};
@@ -18,7 +18,7 @@ fn audit_filter_follows_how_the_operation_ended() {
     let mut app = app();
     let e = audit_event(&app, serde_json::json!({"app": "shop-web"}), "restart", true);
     let op = e.audit.as_ref().and_then(|a| a.outcome.operation_id.clone()).expect("an operation id");
-    app.apply(Inbound::Event(e));
+    app.apply(Inbound::Feed(Feed::Event(e)));
     app.update(Action::ShowPanel(Panel::Audit));
     app.update(Action::Filter);
     type_text(&mut app, "failed");
@@ -26,11 +26,11 @@ fn audit_filter_follows_how_the_operation_ended() {
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0);
     let started = operation_event(&app, &op, None);
-    app.apply(Inbound::Event(started));
+    app.apply(Inbound::Feed(Feed::Event(started)));
     screen(&mut app, 150, 12);
     assert_eq!(app.row_count(Panel::Audit), 0, "running is not failed");
     let failed = operation_event(&app, &op, Some("no up host in AZ az-9"));
-    app.apply(Inbound::Event(failed));
+    app.apply(Inbound::Feed(Feed::Event(failed)));
     // A row whose filter result flips is re-ordered at most once per re-sort period.
     app.now += 10_000;
     let shown = screen(&mut app, 200, 12);

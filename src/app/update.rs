@@ -7,7 +7,7 @@
 use super::rows::{RowKey, SortStep};
 use super::{App, Level, Overlay, Status};
 use crate::actions::{Action, Effect, Panel};
-use crate::backend::{Inbound, Sync};
+use crate::backend::{Feed, Inbound, Sync};
 use crate::protocol::subjects::RouteVerb;
 use crate::protocol::{Accepted, Event, Heartbeat};
 
@@ -126,24 +126,24 @@ impl App {
     pub fn apply(&mut self, update: Inbound) -> Vec<Effect> {
         let now = self.now;
         match update {
-            Inbound::Snapshot(fleet) => {
+            Inbound::Feed(Feed::Snapshot(fleet)) => {
                 self.replica.apply_snapshot(fleet, now);
                 vec![]
             }
-            Inbound::History(events) => {
+            Inbound::Feed(Feed::History(events)) => {
                 self.replica.apply_history(events);
                 vec![]
             }
-            Inbound::Event(event) => self.apply_event(event),
-            Inbound::Heartbeat(hb) => {
+            Inbound::Feed(Feed::Event(event)) => self.apply_event(event),
+            Inbound::Feed(Feed::Heartbeat(hb)) => {
                 self.apply_heartbeat(&hb);
                 vec![]
             }
-            Inbound::Router(status) => {
+            Inbound::Feed(Feed::Router(status)) => {
                 self.routers.insert(status.id.clone(), (*status, now));
                 vec![]
             }
-            Inbound::Beacon(revision) => {
+            Inbound::Feed(Feed::Beacon(revision)) => {
                 if self.replica.note_beacon_at(revision, now) {
                     self.say(Level::Warn, "missed the latest event: taking a fresh snapshot".into());
                     vec![Effect::Resync]
@@ -151,11 +151,11 @@ impl App {
                     vec![]
                 }
             }
-            Inbound::Pending(pending) => {
+            Inbound::Feed(Feed::Pending(pending)) => {
                 self.replica.note_pending(pending);
                 vec![]
             }
-            Inbound::Connection(state) => {
+            Inbound::Feed(Feed::Connection(state)) => {
                 self.replica.note_connection(state.is_connected(), now);
                 self.connection = state;
                 vec![]
@@ -172,7 +172,7 @@ impl App {
                 self.learn_may_act(may);
                 vec![]
             }
-            Inbound::Problem(text) => {
+            Inbound::Feed(Feed::Problem(text)) => {
                 self.say(Level::Error, text);
                 vec![]
             }

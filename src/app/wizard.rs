@@ -656,16 +656,16 @@ pub fn plan(fleet: &Fleet, req: &DeployRequest, c: &Constraints) -> Plan {
         .hosts
         .values()
         .map(|h| {
-            let (cpu, mem) = usage.taken(&h.id);
+            let (cpu, mem) = usage.taken(&h.info.id);
             HostPlan {
-                host: h.id.clone(),
-                az: h.az.clone(),
-                new: new.get(h.id.as_str()).copied().unwrap_or(0),
-                cpu_left: (f64::from(h.cpu_cores) - cpu) as f32,
-                memory_left_mb: h.memory_total_mb.saturating_sub(mem),
+                host: h.info.id.clone(),
+                az: h.info.az.clone(),
+                new: new.get(h.info.id.as_str()).copied().unwrap_or(0),
+                cpu_left: (f64::from(h.info.cpu_cores) - cpu) as f32,
+                memory_left_mb: h.info.memory_total_mb.saturating_sub(mem),
                 eligible: h.state == crate::protocol::HostState::Up
-                    && (c.azs.is_empty() || c.azs.contains(&h.az))
-                    && c.tags.iter().all(|t| h.tags.contains(t)),
+                    && (c.azs.is_empty() || c.azs.contains(&h.info.az))
+                    && c.tags.iter().all(|t| h.info.tags.contains(t)),
             }
         })
         .collect();
@@ -941,24 +941,26 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ArtifactRef, Host, HostMetrics, HostState, InstanceState, RunSpec};
+    use crate::protocol::{ArtifactRef, Host, HostInfo, HostMetrics, HostState, InstanceState, RunSpec};
 
     /// One host with room for three instances; the app runs two of them.
     fn fleet_with_one_host() -> Fleet {
         let mut f = Fleet::default();
         let host = Host {
-            id: "h1".into(),
-            hostname: "h1".into(),
-            ip: "10.101.1.11".into(),
-            az: "az1".into(),
-            tags: vec![],
-            cpu_cores: 3,
-            memory_total_mb: 3072,
-            agent_version: "test".into(),
+            info: HostInfo {
+                id: "h1".into(),
+                hostname: "h1".into(),
+                ip: "10.101.1.11".into(),
+                az: "az1".into(),
+                tags: vec![],
+                cpu_cores: 3,
+                memory_total_mb: 3072,
+                agent_version: "test".into(),
+                warnings: vec![],
+            },
             last_heartbeat: 0,
             state: HostState::Up,
             metrics: HostMetrics::default(),
-            warnings: vec![],
             unmanaged: vec![],
         };
         f.hosts.insert("h1".into(), host);

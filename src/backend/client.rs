@@ -8,13 +8,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::error::{CommandError, refuse_unless_live};
-use crate::bus::{self, Bus, Connection, RequestError};
+use crate::bus::{self, Bus, RequestError};
 use crate::client::{self, ClientOptions, Feed, Resyncer};
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{
-    Accepted, ControlCommand, Envelope, Event, Fleet, ForwardStart, Heartbeat, LogsStart, Operator,
-    RouterStatus, UploadRequest, WhoAmI,
+    Accepted, ControlCommand, Envelope, ForwardStart, LogsStart, Operator, UploadRequest, WhoAmI,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -43,17 +42,8 @@ pub enum BackendRequest {
 /// answers to what the app asked.
 #[derive(Debug, Clone)]
 pub enum Inbound {
-    Snapshot(Fleet),
-    History(Vec<Event>),
-    Event(Event),
-    Heartbeat(Box<Heartbeat>),
-    /// The active controller's revision, sent every heartbeat period.
-    Beacon(u64),
-    /// How many events wait behind the last `Event` (`Feed::Pending`).
-    Pending(u64),
-    /// A router's status: what it has applied.
-    Router(Box<RouterStatus>),
-    Connection(Connection),
+    /// What the follow learnt of the plane: a new kind of news is a new `Feed` variant.
+    Feed(Feed),
     CommandDone {
         what: String,
         result: Result<Accepted, CommandError>,
@@ -67,8 +57,6 @@ pub enum Inbound {
         path: std::path::PathBuf,
         result: Result<super::upload::Uploaded, CommandError>,
     },
-    /// Something the operator should know, e.g. the snapshot could not be fetched.
-    Problem(String),
     /// News of the log stream numbered `session`.
     Logs {
         session: u64,
@@ -83,17 +71,7 @@ pub enum Inbound {
 
 impl From<Feed> for Inbound {
     fn from(feed: Feed) -> Self {
-        match feed {
-            Feed::Snapshot(fleet) => Inbound::Snapshot(fleet),
-            Feed::History(events) => Inbound::History(events),
-            Feed::Event(event) => Inbound::Event(event),
-            Feed::Heartbeat(hb) => Inbound::Heartbeat(hb),
-            Feed::Beacon(revision) => Inbound::Beacon(revision),
-            Feed::Pending(pending) => Inbound::Pending(pending),
-            Feed::Router(status) => Inbound::Router(status),
-            Feed::Connection(state) => Inbound::Connection(state),
-            Feed::Problem(text) => Inbound::Problem(text),
-        }
+        Inbound::Feed(feed)
     }
 }
 
@@ -145,7 +123,16 @@ fn spawn_full(
     let (update_tx, updates) = mpsc::channel(16_384);
     let resync = client::spawn_into(bus.clone(), source.clone(), options, update_tx.clone());
     let exec = super::ExecOpener::new(bus.clone(), source.clone());
-    let backend = Backend { bus, source, identity, probe, resync, updates: update_tx, logs_stop: Vec::new(), forwards: Default::default() };
+    let backend = Backend {
+        bus,
+        source,
+        identity,
+        probe,
+        resync,
+        updates: update_tx,
+        logs_stop: Vec::new(),
+        forwards: Default::default(),
+    };
     tokio::spawn(backend.run(command_rx));
     BackendHandle { commands, updates, exec }
 }

@@ -5,8 +5,8 @@
 
 mod client;
 mod error;
-mod forward;
 mod exec;
+mod forward;
 mod logs;
 pub mod upload;
 
@@ -18,7 +18,7 @@ pub use error::{CommandError, refuse_unless_live};
 pub use exec::ExecOpener;
 pub use forward::ForwardEvent;
 pub use logs::{LogsEvent, session as logs_session};
-// The link state `Inbound::Connection` carries, so the app needs no import of the bus.
+// The link state `Feed::Connection` carries, so the app needs no import of the bus.
 pub use crate::bus::Connection;
 // Exec sessions are the shared client's: the app checks its target and reads how it ended.
 pub use crate::client::exec::{ExecError, ExecOutcome, ExecTarget, find_instance as exec_target};
@@ -26,6 +26,6 @@ pub use crate::client::exec::{ExecError, ExecOutcome, ExecTarget, find_instance 
 #[cfg(test)]
 pub(crate) use crate::client::replica_test_heartbeat;
 pub use crate::client::{
-    AUDIT_KEPT, ClientOptions, DEFAULT_PERIOD_MS, EVENTS_KEPT, History, METRICS_KEPT, Replica,
+    AUDIT_KEPT, ClientOptions, DEFAULT_PERIOD_MS, EVENTS_KEPT, Feed, History, METRICS_KEPT, Replica,
     SILENT_AFTER_PERIODS, Sample, Silence, Sync, silent_for,
 };

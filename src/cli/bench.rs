@@ -21,7 +21,7 @@ use super::bench_events::EventStream;
 use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::plane::fixture::{T0, fixture};
 use crate::plane::rng::Rng;
 use crate::protocol::{Envelope, Event, Fleet, Heartbeat, InstanceReport, decode, decode_body, encode};
@@ -125,10 +125,10 @@ pub fn metric_batch(fleet: &Fleet, rng: &mut Rng, hosts: usize) -> Vec<Heartbeat
             let mut metrics = h.metrics.clone();
             metrics.cpu_pct = rng.range(1.0, 95.0) as f32;
             Heartbeat {
-                host: crate::protocol::HostInfo::of(h),
+                host: h.info.clone(),
                 metrics,
                 instances: fleet
-                    .instances_on(&h.id)
+                    .instances_on(&h.info.id)
                     .map(|i| InstanceReport {
                         cpu_pct: rng.range(0.0, 100.0) as f32,
                         mem_used_mb: rng.between(10, i.mem_limit_mb.max(11)),
@@ -145,7 +145,7 @@ pub fn metric_batch(fleet: &Fleet, rng: &mut Rng, hosts: usize) -> Vec<Heartbeat
 /// Applies one batch of metric-only heartbeats from 50 hosts, as the event loop would.
 fn apply_metrics(app: &mut App, rng: &mut Rng) {
     for hb in metric_batch(&app.replica.fleet, rng, 50) {
-        app.apply(Inbound::Heartbeat(Box::new(hb)));
+        app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb))));
     }
 }
 
@@ -171,7 +171,7 @@ fn ingest(app: &mut App, events: u32) -> Result<f64, String> {
         let t = Instant::now();
         for w in &wires {
             let ev = decode_body::<Event>(w).map_err(|e| e.to_string())?;
-            app.apply(Inbound::Event(ev));
+            app.apply(Inbound::Feed(Feed::Event(ev)));
         }
         busy += t.elapsed();
         n = end;
@@ -203,7 +203,7 @@ pub fn app_from_wire(wire: &[u8]) -> Result<App, String> {
     let snapshot = env.body.into_result().map_err(|e| e.to_string())?;
     let theme = Theme::default_for(ColorMode::TrueColor);
     let mut app = App::new("bench", theme, Keymap::defaults(), T0 + 60_000);
-    app.apply(Inbound::Snapshot(snapshot));
+    app.apply(Inbound::Feed(Feed::Snapshot(snapshot)));
     app.update(Action::ShowPanel(Panel::Instances));
     Ok(app)
 }

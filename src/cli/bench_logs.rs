@@ -156,7 +156,7 @@ fn cockpit_side(bus: Arc<dyn Bus>, args: &LogsBenchArgs) -> Result<Report, Strin
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let mut app = App::new("bench", Theme::default_for(ColorMode::TrueColor), Keymap::defaults(), T0);
-        app.apply(Inbound::Snapshot(bench_fleet(args.instances)?));
+        app.apply(Inbound::Feed(crate::backend::Feed::Snapshot(bench_fleet(args.instances)?)));
         app.update(Action::ShowPanel(Panel::Apps));
         while app.selected_app().is_some_and(|a| a.name != APP) {
             app.update(Action::Down);

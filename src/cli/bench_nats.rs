@@ -22,7 +22,7 @@ use super::bench_events::{EventStream, StandIn};
 use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Effect, Panel};
 use crate::app::App;
-use crate::backend::{self, BackendRequest, Inbound, Sync};
+use crate::backend::{self, BackendRequest, Feed, Inbound, Sync};
 use crate::bus::{Bus, NatsBus};
 use crate::plane::fixture::fixture;
 use crate::protocol::clock::now_ms;
@@ -249,11 +249,11 @@ struct Tally {
 impl Tally {
     /// Hands one update to the app, as the event loop does, and carries out its resync.
     fn feed(&mut self, app: &mut App, update: Inbound, commands: &mpsc::UnboundedSender<BackendRequest>) {
-        if let Inbound::Pending(n) = &update {
+        if let Inbound::Feed(Feed::Pending(n)) = &update {
             self.max_behind = self.max_behind.max(*n);
         }
         let next = match &update {
-            Inbound::Event(ev)
+            Inbound::Feed(Feed::Event(ev))
                 if app.replica.sync == Sync::Live && ev.rev == app.replica.fleet.revision + 1 =>
             {
                 Some(ev.rev)

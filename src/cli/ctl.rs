@@ -460,15 +460,15 @@ impl Ctl {
             .values()
             .map(|h| {
                 vec![
-                    h.id.clone(),
-                    h.az.clone(),
-                    h.ip.clone(),
+                    h.info.id.clone(),
+                    h.info.az.clone(),
+                    h.info.ip.clone(),
                     h.state.as_str().to_string(),
                     format!("{:.0}%", h.metrics.cpu_pct),
                     format!("{:.0}%", h.metrics.mem_pct()),
-                    f.instances_on(&h.id).count().to_string(),
+                    f.instances_on(&h.info.id).count().to_string(),
                     age(now.saturating_sub(h.last_heartbeat)),
-                    h.tags.join(","),
+                    h.info.tags.join(","),
                 ]
             })
             .collect();

@@ -171,7 +171,7 @@ pub struct Replica {
     /// Our revision at the last beacon that was below it, if the last beacon was.
     below: Option<u64>,
     /// Events the history held after the last one applied, as the backend's follow
-    /// counted them (`Inbound::Pending`): how late the replica is. 0 when caught up, or
+    /// counted them (`Feed::Pending`): how late the replica is. 0 when caught up, or
     /// when the bus cannot tell.
     pub pending: u64,
     /// Metrics over the last minutes, fed by heartbeats, by host id.
@@ -544,7 +544,7 @@ impl Replica {
     /// has up whose heartbeat is silent is stale (whether or not a controller is left to
     /// say so), with how long it has been silent.
     pub fn host_state(&self, host: &Host, now: u64) -> (HostState, Option<u64>) {
-        let silent = self.host_silence(&host.id, now);
+        let silent = self.host_silence(&host.info.id, now);
         let state = match (host.state, silent) {
             (HostState::Up, Some(_)) => HostState::Stale,
             (state, _) => state,
@@ -595,7 +595,7 @@ impl Replica {
 #[cfg(test)]
 pub(crate) fn test_heartbeat(host: &Host, period_ms: u64) -> Heartbeat {
     Heartbeat {
-        host: crate::protocol::HostInfo::of(host),
+        host: host.info.clone(),
         metrics: host.metrics.clone(),
         instances: vec![],
         period_ms,
@@ -606,22 +606,24 @@ pub(crate) fn test_heartbeat(host: &Host, period_ms: u64) -> Heartbeat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::EventKind;
+    use crate::protocol::{EventKind, HostInfo};
 
     fn host(id: &str) -> Host {
         Host {
-            id: id.into(),
-            hostname: format!("{id}.test"),
-            ip: "10.0.0.1".into(),
-            az: "az1".into(),
-            tags: vec![],
-            cpu_cores: 4,
-            memory_total_mb: 8192,
-            agent_version: "test".into(),
+            info: HostInfo {
+                id: id.into(),
+                hostname: format!("{id}.test"),
+                ip: "10.0.0.1".into(),
+                az: "az1".into(),
+                tags: vec![],
+                cpu_cores: 4,
+                memory_total_mb: 8192,
+                agent_version: "test".into(),
+                warnings: vec![],
+            },
             last_heartbeat: 0,
             state: HostState::Up,
             metrics: Default::default(),
-            warnings: vec![],
             unmanaged: vec![],
         }
     }
@@ -671,7 +673,7 @@ mod tests {
         let (a, b) = (host("a"), host("b"));
         let fleet = Fleet {
             revision: 1,
-            hosts: [(a.id.clone(), a.clone()), (b.id.clone(), b.clone())].into_iter().collect(),
+            hosts: [(a.info.id.clone(), a.clone()), (b.info.id.clone(), b.clone())].into_iter().collect(),
             ..Fleet::default()
         };
         r.apply_snapshot(fleet, 1_000);
@@ -703,7 +705,7 @@ mod tests {
         let a = host("a");
         let fleet = Fleet {
             revision: 1,
-            hosts: [(a.id.clone(), a.clone())].into_iter().collect(),
+            hosts: [(a.info.id.clone(), a.clone())].into_iter().collect(),
             ..Fleet::default()
         };
         r.apply_snapshot(fleet, 1_000);

@@ -184,22 +184,24 @@ fn free_indexes(used: &[u32], n: usize) -> Vec<u32> {
 mod tests {
     use super::*;
     use crate::protocol::scheduler::place;
-    use crate::protocol::{Host, HostMetrics, HostState};
+    use crate::protocol::{Host, HostInfo, HostMetrics, HostState};
 
     fn host(id: &str, az: &str, tags: &[&str], cores: u32, mem: u64) -> Host {
         Host {
-            id: id.into(),
-            hostname: id.into(),
-            ip: "10.0.0.1".into(),
-            az: az.into(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            cpu_cores: cores,
-            memory_total_mb: mem,
-            agent_version: "test".into(),
+            info: HostInfo {
+                id: id.into(),
+                hostname: id.into(),
+                ip: "10.0.0.1".into(),
+                az: az.into(),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                cpu_cores: cores,
+                memory_total_mb: mem,
+                agent_version: "test".into(),
+                warnings: vec![],
+            },
             last_heartbeat: 0,
             state: HostState::Up,
             metrics: HostMetrics::default(),
-            warnings: vec![],
             unmanaged: vec![],
         }
     }
@@ -225,7 +227,7 @@ mod tests {
     fn thirteen() -> (Fleet, Constraints) {
         let mut f = Fleet::default();
         for h in [host("h1", "az1", &[], 8, 16384), host("h2", "az2", &[], 8, 16384)] {
-            f.hosts.insert(h.id.clone(), h);
+            f.hosts.insert(h.info.id.clone(), h);
         }
         let c = need(0.5, 512);
         for index in 0..13 {
@@ -383,7 +385,7 @@ mod tests {
                 let tag_sets: [&[&str]; 3] = [&[], &["ssd"], &["ssd", "gpu"]];
                 let tags = *rng.pick(&tag_sets);
                 let h = host(&format!("h{n}"), az, tags, 2 + rng.below(7) as u32, 2048 * (1 + rng.below(4)));
-                f.hosts.insert(h.id.clone(), h);
+                f.hosts.insert(h.info.id.clone(), h);
             }
             let hosts: Vec<String> = f.hosts.keys().cloned().collect();
             let cpus = [0.25f32, 0.5, 0.75, 1.0, 1.5];

@@ -85,7 +85,7 @@ impl Fleet {
     pub fn try_apply_change(&mut self, change: &Change) -> Result<(), ChangeRefused> {
         match change {
             Change::Host(h) => {
-                self.hosts.insert(h.id.clone(), h.clone());
+                self.hosts.insert(h.info.id.clone(), h.clone());
             }
             Change::App(a) => {
                 self.apps.insert(a.name.clone(), a.clone());
@@ -229,7 +229,7 @@ mod as_list {
             }
         };
     }
-    list_of!(hosts, crate::protocol::model::Host, String, |v| v.id.clone());
+    list_of!(hosts, crate::protocol::model::Host, String, |v| v.info.id.clone());
     list_of!(apps, crate::protocol::model::AppSpec, String, |v| v.name.clone());
     list_of!(instances, crate::protocol::model::Instance, String, |v| v.id.clone());
     list_of!(routes, crate::protocol::model::Route, (String, String), |v| v.key());

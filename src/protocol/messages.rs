@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Constraints, HostMetrics, InstanceState, RunPatch, RunSpec, StepName, StepState};
+use super::model::{
+    Constraints, HostInfo, HostMetrics, InstanceState, RunPatch, RunSpec, StepName, StepState,
+};
 
 /// The answer to every request: the quick accepted-or-refused. Long work reports through
 /// events tied to an operation id.
@@ -348,40 +350,6 @@ impl InstanceReport {
     }
 }
 
-/// The facts of a host that do not change between heartbeats.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostInfo {
-    pub id: String,
-    pub hostname: String,
-    pub ip: String,
-    pub az: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub cpu_cores: u32,
-    pub memory_total_mb: u64,
-    pub agent_version: String,
-    #[serde(default)]
-    pub warnings: Vec<String>,
-}
-
-impl HostInfo {
-    /// The facts a heartbeat from `host` carries: what the controller keeps of a host, less
-    /// what only it knows (state, last heard, metrics, unmanaged containers).
-    pub fn of(host: &super::model::Host) -> HostInfo {
-        HostInfo {
-            id: host.id.clone(),
-            hostname: host.hostname.clone(),
-            ip: host.ip.clone(),
-            az: host.az.clone(),
-            tags: host.tags.clone(),
-            cpu_cores: host.cpu_cores,
-            memory_total_mb: host.memory_total_mb,
-            agent_version: host.agent_version.clone(),
-            warnings: host.warnings.clone(),
-        }
-    }
-}
-
 /// `qd.v1.agent.<host>.hb`: level-triggered, the full picture every period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -399,20 +367,11 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// The host as the controller keeps it from this heartbeat: up, last heard at `now_ms`.
     pub fn host_at(&self, now_ms: u64) -> super::model::Host {
-        let info = &self.host;
         super::model::Host {
-            id: info.id.clone(),
-            hostname: info.hostname.clone(),
-            ip: info.ip.clone(),
-            az: info.az.clone(),
-            tags: info.tags.clone(),
-            cpu_cores: info.cpu_cores,
-            memory_total_mb: info.memory_total_mb,
-            agent_version: info.agent_version.clone(),
+            info: self.host.clone(),
             last_heartbeat: now_ms,
             state: super::model::HostState::Up,
             metrics: self.metrics.clone(),
-            warnings: info.warnings.clone(),
             unmanaged: self.unmanaged.clone(),
         }
     }

@@ -138,30 +138,30 @@ pub fn place_with(
     let mut candidates: Vec<Candidate<'_>> = fleet
         .hosts
         .values()
-        .filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.id))
-        .filter(|h| c.azs.is_empty() || c.azs.contains(&h.az))
-        .filter(|h| c.tags.iter().all(|t| h.tags.contains(t)))
+        .filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.info.id))
+        .filter(|h| c.azs.is_empty() || c.azs.contains(&h.info.az))
+        .filter(|h| c.tags.iter().all(|t| h.info.tags.contains(t)))
         .map(|h| {
-            let (cpu, memory_mb) = usage.taken.get(&h.id).copied().unwrap_or_default();
-            let az = azs.iter().position(|a| *a == h.az).unwrap_or_else(|| {
-                azs.push(h.az.as_str());
+            let (cpu, memory_mb) = usage.taken.get(&h.info.id).copied().unwrap_or_default();
+            let az = azs.iter().position(|a| *a == h.info.az).unwrap_or_else(|| {
+                azs.push(h.info.az.as_str());
                 azs.len() - 1
             });
             Candidate {
                 host: h,
                 az,
                 free: Free {
-                    cpu: (f64::from(h.cpu_cores) - cpu) as f32,
-                    memory_mb: h.memory_total_mb.saturating_sub(memory_mb),
+                    cpu: (f64::from(h.info.cpu_cores) - cpu) as f32,
+                    memory_mb: h.info.memory_total_mb.saturating_sub(memory_mb),
                 },
-                mine: mine.and_then(|m| m.get(&h.id)).copied().unwrap_or(0),
+                mine: mine.and_then(|m| m.get(&h.info.id)).copied().unwrap_or(0),
             }
         })
         .collect();
     // The app's instances per AZ, counted over every host it runs on (eligible or not).
     let mut per_az = vec![0u32; azs.len()];
     for (host, n) in mine.into_iter().flatten() {
-        if let Some(i) = fleet.hosts.get(host).and_then(|h| azs.iter().position(|a| *a == h.az)) {
+        if let Some(i) = fleet.hosts.get(host).and_then(|h| azs.iter().position(|a| *a == h.info.az)) {
             per_az[i] += n;
         }
     }
@@ -173,7 +173,7 @@ pub fn place_with(
             .filter(|k| k.free.cpu + 1e-6 >= c.cpu && k.free.memory_mb >= c.memory_mb)
             .min_by(|a, b| {
                 let key = |k: &Candidate<'_>| (per_az[k.az], k.mine, std::cmp::Reverse(k.free.memory_mb));
-                key(a).cmp(&key(b)).then_with(|| a.host.id.cmp(&b.host.id))
+                key(a).cmp(&key(b)).then_with(|| a.host.info.id.cmp(&b.host.info.id))
             });
         let Some(best) = best else {
             return Err(PlacementError {
@@ -187,7 +187,7 @@ pub fn place_with(
         best.free.memory_mb = best.free.memory_mb.saturating_sub(c.memory_mb);
         best.mine += 1;
         per_az[best.az] += 1;
-        chosen.push(best.host.id.clone());
+        chosen.push(best.host.info.id.clone());
     }
     Ok(chosen)
 }
@@ -204,12 +204,15 @@ struct Candidate<'a> {
 /// Names the first rule that left no host standing.
 fn explain(fleet: &Fleet, req: &PlacementRequest<'_>, eligible: &[Candidate<'_>]) -> NoFit {
     let c = req.constraints;
-    let up: Vec<&Host> =
-        fleet.hosts.values().filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.id)).collect();
+    let up: Vec<&Host> = fleet
+        .hosts
+        .values()
+        .filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.info.id))
+        .collect();
     if up.is_empty() {
         return NoFit::NoHostUp;
     }
-    if !c.azs.is_empty() && !up.iter().any(|h| c.azs.contains(&h.az)) {
+    if !c.azs.is_empty() && !up.iter().any(|h| c.azs.contains(&h.info.az)) {
         return NoFit::NoHostInAz(c.azs.join(","));
     }
     if eligible.is_empty() {
@@ -227,22 +230,24 @@ fn explain(fleet: &Fleet, req: &PlacementRequest<'_>, eligible: &[Candidate<'_>]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{HostMetrics, Instance, InstanceState};
+    use crate::protocol::{HostInfo, HostMetrics, Instance, InstanceState};
 
     fn host(id: &str, az: &str, tags: &[&str], cores: u32, mem: u64) -> Host {
         Host {
-            id: id.into(),
-            hostname: id.into(),
-            ip: "10.101.1.11".into(),
-            az: az.into(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            cpu_cores: cores,
-            memory_total_mb: mem,
-            agent_version: "test".into(),
+            info: HostInfo {
+                id: id.into(),
+                hostname: id.into(),
+                ip: "10.101.1.11".into(),
+                az: az.into(),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                cpu_cores: cores,
+                memory_total_mb: mem,
+                agent_version: "test".into(),
+                warnings: vec![],
+            },
             last_heartbeat: 0,
             state: HostState::Up,
             metrics: HostMetrics::default(),
-            warnings: vec![],
             unmanaged: vec![],
         }
     }
@@ -250,7 +255,7 @@ mod tests {
     fn fleet(hosts: Vec<Host>) -> Fleet {
         let mut f = Fleet::default();
         for h in hosts {
-            f.hosts.insert(h.id.clone(), h);
+            f.hosts.insert(h.info.id.clone(), h);
         }
         f
     }
@@ -325,7 +330,7 @@ mod tests {
         ]);
         let c = need(0.5, 512);
         let placed = place(&f, &req(2, &c)).unwrap();
-        let azs: Vec<&str> = placed.iter().map(|h| f.hosts[h].az.as_str()).collect();
+        let azs: Vec<&str> = placed.iter().map(|h| f.hosts[h].info.az.as_str()).collect();
         assert!(azs.contains(&"az1") && azs.contains(&"az2"), "{placed:?}");
         // A third and fourth go to the az1 host that has none yet, then az2.
         let placed = place(&f, &req(4, &c)).unwrap();

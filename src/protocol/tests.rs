@@ -47,18 +47,20 @@ fn metrics() -> HostMetrics {
 
 fn host(id: &str, state: HostState) -> Host {
     Host {
-        id: id.into(),
-        hostname: format!("{id}.dc1"),
-        ip: "10.101.1.11".into(),
-        az: "az-1".into(),
-        tags: vec!["ssd".into(), "prod".into()],
-        cpu_cores: 8,
-        memory_total_mb: 16_384,
-        agent_version: "0.1.0/sim".into(),
+        info: HostInfo {
+            id: id.into(),
+            hostname: format!("{id}.dc1"),
+            ip: "10.101.1.11".into(),
+            az: "az-1".into(),
+            tags: vec!["ssd".into(), "prod".into()],
+            cpu_cores: 8,
+            memory_total_mb: 16_384,
+            agent_version: "0.1.0/sim".into(),
+            warnings: vec!["storage driver vfs is slow".into()],
+        },
         last_heartbeat: TS - 1_500,
         state,
         metrics: metrics(),
-        warnings: vec!["storage driver vfs is slow".into()],
         unmanaged: vec![],
     }
 }
@@ -168,7 +170,7 @@ fn fleet() -> Fleet {
     for h in
         [host("host-01", HostState::Up), host("host-02", HostState::Stale), host("host-03", HostState::Lost)]
     {
-        f.hosts.insert(h.id.clone(), h);
+        f.hosts.insert(h.info.id.clone(), h);
     }
     for a in [app("shop-web"), app("billing")] {
         f.apps.insert(a.name.clone(), a);
@@ -734,6 +736,59 @@ fn snapshot_json_has_the_shape_scripts_read() {
     assert_eq!(op["steps"][0]["name"], "ALLOCATE_REPOSITORY_REQUEST");
     assert_eq!(op["steps"][0]["state"], "done");
     assert_eq!(op["steps"][3]["state"], "failed");
+}
+
+/// `host("host-01", Up)` as it was written before its facts became a `HostInfo` of their
+/// own: one flat object, `warnings` after `metrics`. Snapshots, the state bucket and stored
+/// events hold hosts of this shape.
+const OLD_HOST: &str = r#"{"id":"host-01","hostname":"host-01.dc1","ip":"10.101.1.11","az":"az-1",
+    "tags":["ssd","prod"],"cpu_cores":8,"memory_total_mb":16384,"agent_version":"0.1.0/sim",
+    "last_heartbeat":1794999998500,"state":"up",
+    "metrics":{"cpu_pct":37.5,"load1":0.75,"load5":1.25,"load15":2.0,"mem_used_mb":6144,
+        "mem_total_mb":16384,"disk_used_mb":40960,"disk_total_mb":102400,"net_rx_bps":1250000,
+        "net_tx_bps":640000},
+    "warnings":["storage driver vfs is slow"],"unmanaged":[]}"#;
+
+#[test]
+fn a_host_of_the_old_flat_shape_reads_and_writes_back_the_same() {
+    let want = host("host-01", HostState::Up);
+    let old: Value = serde_json::from_str(OLD_HOST).unwrap();
+    let read: Host = serde_json::from_str(OLD_HOST).unwrap();
+    assert_eq!(read, want);
+    // Written back, the same keys and values: no `info` object, nothing lost.
+    assert_eq!(serde_json::to_value(&read).unwrap(), old);
+    let compact = serde_json::to_string(&read).unwrap();
+    assert!(!compact.contains("\"info\""), "{compact}");
+
+    // Inside a snapshot, and as a stored event's change, with the tag first (the fast
+    // path) and last (the derived reader).
+    let snapshot = format!(
+        r#"{{"revision":7,"hosts":[{OLD_HOST}],"apps":[],"instances":[],"routes":[],"operations":[]}}"#
+    );
+    let fleet: Fleet = serde_json::from_str(&snapshot).unwrap();
+    assert_eq!(fleet.hosts.get("host-01"), Some(&want));
+    let fields = OLD_HOST.trim_start_matches('{').trim_end_matches('}');
+    for change in [format!(r#"{{"type":"host",{fields}}}"#), format!(r#"{{{fields},"type":"host"}}"#)] {
+        let read: Change = serde_json::from_str(&change).unwrap();
+        assert_eq!(read, Change::Host(want.clone()), "{change}");
+    }
+
+    // What an old writer could leave out still defaults, and unknown keys are ignored.
+    let bare = r#"{"id":"h","hostname":"h","ip":"10.0.0.1","az":"a","cpu_cores":1,
+        "memory_total_mb":512,"agent_version":"0.0.1","last_heartbeat":0,"state":"lost",
+        "from_the_future":{"x":1}}"#;
+    let read: Host = serde_json::from_str(bare).unwrap();
+    assert!(read.info.tags.is_empty() && read.info.warnings.is_empty() && read.unmanaged.is_empty());
+    assert_eq!(read.metrics, HostMetrics::default());
+    assert_eq!(read.state, HostState::Lost);
+
+    // A fact missing is named, whichever part of the host it belongs to.
+    let no_ip = OLD_HOST.replace(r#""ip":"10.101.1.11","#, "");
+    let err = serde_json::from_str::<Host>(&no_ip).unwrap_err().to_string();
+    assert!(err.contains("missing field `ip`"), "{err}");
+    let no_state = OLD_HOST.replace(r#""state":"up","#, "");
+    let err = serde_json::from_str::<Host>(&no_state).unwrap_err().to_string();
+    assert!(err.contains("missing field `state`"), "{err}");
 }
 
 #[test]

@@ -307,7 +307,8 @@ fn ingest(
 
 /// Heartbeats change metrics; whatever else the backend says changes what is on screen.
 fn is_metrics(update: &crate::backend::Inbound) -> bool {
-    matches!(update, crate::backend::Inbound::Heartbeat(_) | crate::backend::Inbound::Beacon(_))
+    use crate::backend::{Feed, Inbound};
+    matches!(update, Inbound::Feed(Feed::Heartbeat(_) | Feed::Beacon(_)))
 }
 
 /// Dialogs and text fields take keys first (a `q` typed in the palette is text); otherwise

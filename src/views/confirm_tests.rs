@@ -22,7 +22,7 @@ fn confirmed_while_not_live() -> App {
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Restart);
     let down = crate::bus::Connection::Disconnected { since: app.now, reason: "disconnected".into() };
-    app.apply(crate::backend::Inbound::Connection(down));
+    app.apply(crate::backend::Inbound::Feed(crate::backend::Feed::Connection(down)));
     app.update(Action::Confirmed);
     app
 }

@@ -55,10 +55,10 @@ fn host(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
                 }),
             )
         },
-        kv(t, "hostname", h.hostname.clone()),
-        kv(t, "address", format!("{} in {}", h.ip, h.az)),
-        kv(t, "tags", h.tags.join(", ")),
-        kv(t, "capacity", format!("{} cores, {} MB", h.cpu_cores, h.memory_total_mb)),
+        kv(t, "hostname", h.info.hostname.clone()),
+        kv(t, "address", format!("{} in {}", h.info.ip, h.info.az)),
+        kv(t, "tags", h.info.tags.join(", ")),
+        kv(t, "capacity", format!("{} cores, {} MB", h.info.cpu_cores, h.info.memory_total_mb)),
         kv(t, "cpu", format!("{:.1}%  load {:.2} {:.2} {:.2}", m.cpu_pct, m.load1, m.load5, m.load15)),
         kv(t, "memory", format!("{} / {} MB ({:.0}%)", m.mem_used_mb, m.mem_total_mb, m.mem_pct())),
         kv(t, "disk", format!("{} / {} GB", m.disk_used_mb / 1024, m.disk_total_mb / 1024)),
@@ -67,33 +67,33 @@ fn host(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
             t,
             "heartbeat",
             app.replica
-                .heartbeat_age(&h.id, app.now)
+                .heartbeat_age(&h.info.id, app.now)
                 .map(|a| format!("{} ago", age(a)))
                 .unwrap_or_else(|| "never".into()),
         ),
-        kv(t, "agent", h.agent_version.clone()),
+        kv(t, "agent", h.info.agent_version.clone()),
     ];
     let f = &app.replica.fleet;
     let on_host = |e: &&Event| {
-        e.host.as_deref() == Some(h.id.as_str())
-            || e.instance.as_ref().and_then(|i| f.instances.get(i)).is_some_and(|i| i.host == h.id)
+        e.host.as_deref() == Some(h.info.id.as_str())
+            || e.instance.as_ref().and_then(|i| f.instances.get(i)).is_some_and(|i| i.host == h.info.id)
     };
     let events: Vec<&Event> = app.replica.events.iter().filter(on_host).collect();
-    let history: Vec<&History> = app.replica.host_history.get(&h.id).into_iter().collect();
+    let history: Vec<&History> = app.replica.host_history.get(&h.info.id).into_iter().collect();
     lines.extend(sparklines(t, &history, &events, width));
     // Docker's own diagnostics (storage driver, discard ...), as the agent reports them.
-    if h.warnings.is_empty() {
+    if h.info.warnings.is_empty() {
         lines.push(kv(
             t,
             "diagnostics",
-            format!("no warnings from the {} driver", driver_of(&h.agent_version)),
+            format!("no warnings from the {} driver", driver_of(&h.info.agent_version)),
         ));
     }
-    for w in &h.warnings {
+    for w in &h.info.warnings {
         lines.push(Line::from(Span::styled(format!(" ⚠ {w}"), t.warn)));
     }
     lines.push(Line::from(Span::styled(" instances", t.muted)));
-    for i in app.replica.fleet.instances_on(&h.id) {
+    for i in app.replica.fleet.instances_on(&h.info.id) {
         lines.push(Line::from(format!("   {:<24} {:<10} {}", i.id, i.state.as_str(), i.endpoint)));
     }
     if !h.unmanaged.is_empty() {
@@ -106,7 +106,7 @@ fn host(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
             )));
         }
     }
-    (format!("Host {}", h.id), lines)
+    (format!("Host {}", h.info.id), lines)
 }
 
 fn instance(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {

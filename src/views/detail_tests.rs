@@ -6,7 +6,7 @@ use ratatui::style::Color;
 
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::plane::fixture::T0;
 use crate::views::harness::{app, draw, find, text};
 
@@ -80,7 +80,7 @@ fn host_with_history() -> (App, String) {
     use crate::protocol::{Event, EventKind, Heartbeat};
     let mut app = app();
     let host = app.selected_host().cloned().expect("a host");
-    let inst = app.replica.fleet.instances_on(&host.id).next().cloned().expect("an instance on it");
+    let inst = app.replica.fleet.instances_on(&host.info.id).next().cloned().expect("an instance on it");
     for k in 0..40u64 {
         app.now = T0 + k * 2_000;
         let mut metrics = host.metrics.clone();
@@ -88,13 +88,13 @@ fn host_with_history() -> (App, String) {
         metrics.mem_total_mb = 16_384;
         metrics.mem_used_mb = 6_000 + k * 50;
         let hb = Heartbeat {
-            host: crate::protocol::HostInfo::of(&host),
+            host: host.info.clone(),
             metrics,
             instances: vec![],
             period_ms: 2_000,
             unmanaged: vec![],
         };
-        app.apply(Inbound::Heartbeat(Box::new(hb)));
+        app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb))));
     }
     // The clock's tick, as the event loop gives it each second: the other hosts, silent
     // for 19 s, are judged.
@@ -113,7 +113,7 @@ fn host_with_history() -> (App, String) {
     };
     app.replica.events.push_back(event(9_001, T0 + 20 * 2_000 - 700, EventKind::InstanceDeployed));
     app.replica.events.push_back(event(9_002, T0 + 30 * 2_000 - 700, EventKind::InstanceCrashed));
-    (app, host.id)
+    (app, host.info.id)
 }
 
 #[test]
@@ -161,13 +161,13 @@ fn instance_and_app_details_show_their_sparklines() {
         };
         let host = app.replica.fleet.hosts[&inst.host].clone();
         let hb = crate::protocol::Heartbeat {
-            host: crate::protocol::HostInfo { tags: vec![], ..crate::protocol::HostInfo::of(&host) },
+            host: crate::protocol::HostInfo { tags: vec![], ..host.info.clone() },
             metrics: host.metrics.clone(),
             instances: vec![report],
             period_ms: 2_000,
             unmanaged: vec![],
         };
-        app.apply(Inbound::Heartbeat(Box::new(hb)));
+        app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb))));
     }
     app.update(Action::Detail);
     let screen = text(&draw(&mut app, 120, 40));

@@ -10,7 +10,7 @@ use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Effect, Panel};
 use crate::app::App;
 use crate::app::rows::RowKey;
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::plane::fixture::{T0, fixture};
 use crate::protocol::ControlCommand;
 use crate::theme::{ColorMode, Theme};
@@ -22,8 +22,8 @@ pub(crate) fn fixture_app(extra_instances: usize) -> App {
     let theme = Theme::default_for(ColorMode::TrueColor);
     let mut app = App::new("sandbox", theme, Keymap::defaults(), T0 + 60_000);
     let (fleet, events) = fixture(42, 6, extra_instances);
-    app.apply(Inbound::Snapshot(fleet));
-    app.apply(Inbound::History(events));
+    app.apply(Inbound::Feed(Feed::Snapshot(fleet)));
+    app.apply(Inbound::Feed(Feed::History(events)));
     app
 }
 
@@ -195,7 +195,7 @@ pub(crate) fn operation_event(app: &App, op: &str, error: Option<&str>) -> crate
 
 /// `e` applied as the next event from the bus.
 pub(crate) fn feed(app: &mut App, e: crate::protocol::Event) {
-    app.apply(Inbound::Event(e));
+    app.apply(Inbound::Feed(Feed::Event(e)));
 }
 
 /// Each character of `text` typed into the app, and the effects the keystrokes asked for.
@@ -262,7 +262,7 @@ pub(crate) fn row_ids(app: &App, panel: Panel) -> Vec<String> {
 
 /// An event from the controller carrying `changes`, at the replica's next revision.
 pub(crate) fn change_event(app: &App, changes: Vec<crate::protocol::Change>) -> Inbound {
-    Inbound::Event(crate::protocol::Event {
+    Inbound::Feed(Feed::Event(crate::protocol::Event {
         rev: app.replica.fleet.revision + 1,
         ts: app.now,
         kind: crate::protocol::EventKind::InstanceState,
@@ -273,7 +273,7 @@ pub(crate) fn change_event(app: &App, changes: Vec<crate::protocol::Change>) -> 
         message: "test".into(),
         changes,
         audit: None,
-    })
+    }))
 }
 
 /// A running operation on `app` with these pulls: `(instance, bytes fetched)`.

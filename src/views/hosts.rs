@@ -48,7 +48,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
     let facts = app.facts();
     let src = RowSource { replica: &app.replica, facts, now: app.now };
     table::render_panel(app, frame, area, &SPEC, lookup, |app, h| {
-        table::row_cells(&app.theme, host_row(src, h, pulls.get(h.id.as_str())))
+        table::row_cells(&app.theme, host_row(src, h, pulls.get(h.info.id.as_str())))
     })
 }
 

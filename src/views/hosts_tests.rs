@@ -65,7 +65,7 @@ fn hosts_panel_shows_the_pulls_in_progress() {
 fn unmanaged_containers_and_host_warnings_are_flagged() {
     let mut app = app();
     if let Some(h) = app.replica.fleet.hosts.get_mut("host-01") {
-        h.warnings = vec!["storage driver devicemapper on loop devices: use direct-lvm".into()];
+        h.info.warnings = vec!["storage driver devicemapper on loop devices: use direct-lvm".into()];
         h.unmanaged = vec![crate::protocol::ContainerReport {
             container_id: "f00dcafe00112233".into(),
             name: "hand-made".into(),

@@ -4,7 +4,7 @@
 use insta::assert_snapshot;
 
 use crate::actions::{Action, Panel};
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::plane::fixture::T0;
 use crate::views::harness::{app, draw, text};
 
@@ -31,7 +31,7 @@ fn routes_panel_shows_the_router_and_stale_backends() {
         listen: "127.0.0.1:8080".into(),
         revision: 23,
     };
-    app.apply(Inbound::Router(Box::new(status.clone())));
+    app.apply(Inbound::Feed(Feed::Router(Box::new(status.clone()))));
     app.update(Action::ShowPanel(Panel::Routes));
     let screen = text(&draw(&mut app, 120, 16));
     assert_snapshot!(screen);

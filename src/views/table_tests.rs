@@ -4,7 +4,7 @@
 use insta::assert_snapshot;
 
 use crate::actions::{Action, Panel};
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::plane::fixture::fixture;
 use crate::views::harness::{app, draw, event_with, feed, text, type_text};
 
@@ -49,7 +49,7 @@ fn at_80x24_state_outranks_decoration_and_indexes_show_whole() {
 fn only_visible_rows_are_drawn_and_the_selection_stays_on_screen() {
     let mut app = app();
     let (fleet, _) = fixture(42, 6, 400);
-    app.apply(Inbound::Snapshot(fleet));
+    app.apply(Inbound::Feed(Feed::Snapshot(fleet)));
     app.update(Action::ShowPanel(Panel::Instances));
     let _ = draw(&mut app, 100, 20);
     for _ in 0..50 {

@@ -7,7 +7,7 @@ use ratatui::style::Color;
 
 use crate::actions::{Action, Panel};
 use crate::app::App;
-use crate::backend::Inbound;
+use crate::backend::{Feed, Inbound};
 use crate::plane::fixture::T0;
 use crate::theme::{ColorMode, Theme};
 use crate::views::harness::{app, draw, find, text, type_text};
@@ -80,7 +80,7 @@ fn all_hosts_beat(app: &mut App, now: u64) {
     let hosts: Vec<crate::protocol::Host> = app.replica.fleet.hosts.values().cloned().collect();
     for h in hosts {
         let hb = crate::backend::replica_test_heartbeat(&h, 2_000);
-        app.apply(Inbound::Heartbeat(Box::new(hb)));
+        app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb))));
     }
 }
 
@@ -89,7 +89,7 @@ fn beacons_until(app: &mut App, now: u64) {
     for k in (0..4).rev() {
         app.now = now - k * 2_000;
         let rev = app.replica.fleet.revision;
-        app.apply(Inbound::Beacon(rev));
+        app.apply(Inbound::Feed(Feed::Beacon(rev)));
     }
 }
 
@@ -136,7 +136,7 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
 
     // A beacon: live again at once.
     app.now = t + 6_500;
-    app.apply(Inbound::Beacon(app.replica.fleet.revision));
+    app.apply(Inbound::Feed(Feed::Beacon(app.replica.fleet.revision)));
     let screen = text(&draw(&mut app, 150, 16));
     assert!(screen.contains("● live") && !screen.contains("unknown"), "{screen}");
 }
@@ -148,14 +148,14 @@ fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
     all_hosts_beat(&mut app, t);
     // host-02 goes silent; the others and the controller go on.
     let others: Vec<crate::protocol::Host> =
-        app.replica.fleet.hosts.values().filter(|h| h.id != "host-02").cloned().collect();
+        app.replica.fleet.hosts.values().filter(|h| h.info.id != "host-02").cloned().collect();
     for at in [t + 2_000, t + 4_000, t + 6_000, t + 8_000] {
         app.now = at;
         for h in &others {
             let hb = crate::backend::replica_test_heartbeat(h, 2_000);
-            app.apply(Inbound::Heartbeat(Box::new(hb)));
+            app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb))));
         }
-        app.apply(Inbound::Beacon(app.replica.fleet.revision));
+        app.apply(Inbound::Feed(Feed::Beacon(app.replica.fleet.revision)));
     }
     app.update(Action::Tick(t + 8_000));
     let buf = draw(&mut app, 150, 16);
@@ -187,7 +187,7 @@ fn a_silent_host_is_stale_with_its_age_and_its_instances_unknown() {
     app.now = t + 8_500;
     let host_02 = app.replica.fleet.hosts["host-02"].clone();
     let hb = crate::backend::replica_test_heartbeat(&host_02, 2_000);
-    app.apply(Inbound::Heartbeat(Box::new(hb)));
+    app.apply(Inbound::Feed(Feed::Heartbeat(Box::new(hb))));
     app.refresh_views();
     assert_eq!(app.row_count(Panel::Instances), 0, "heard again: nothing is unknown");
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use quarterdeck::backend::{self, BackendRequest, CommandError, Identity, Inbound};
+use quarterdeck::backend::{self, BackendRequest, CommandError, Feed, Identity, Inbound};
 use quarterdeck::bus::{self, Bus, Connection, NatsBus, NatsOptions, RequestError};
 use quarterdeck::protocol::ControlCommand;
 use quarterdeck::protocol::subjects::CtlVerb;
@@ -108,7 +108,7 @@ fn nats_a_command_held_while_the_bus_was_down_never_runs_after_its_deadline() {
         tokio::time::timeout(WAIT, async {
             loop {
                 match cockpit.updates.recv().await {
-                    Some(Inbound::Snapshot(_)) => return,
+                    Some(Inbound::Feed(Feed::Snapshot(_))) => return,
                     Some(_) => continue,
                     None => panic!("the backend closed"),
                 }

@@ -25,12 +25,12 @@ fn outcome(before: &Fleet, after: &Fleet) -> Vec<(String, u32, String, u64)> {
         .hosts
         .values()
         .map(|h| {
-            let on: Vec<_> = after.instances_on(&h.id).filter(|i| i.state.occupies_host()).collect();
+            let on: Vec<_> = after.instances_on(&h.info.id).filter(|i| i.state.occupies_host()).collect();
             let new = on.iter().filter(|i| !before.instances.contains_key(&i.id)).count() as u32;
             let cpu: f32 = on.iter().map(|i| i.cpu_limit).sum();
             let mem: u64 = on.iter().map(|i| i.mem_limit_mb).sum();
-            let cpu_left = format!("{:.2}", h.cpu_cores as f32 - cpu);
-            (h.id.clone(), new, cpu_left, h.memory_total_mb.saturating_sub(mem))
+            let cpu_left = format!("{:.2}", h.info.cpu_cores as f32 - cpu);
+            (h.info.id.clone(), new, cpu_left, h.info.memory_total_mb.saturating_sub(mem))
         })
         .collect()
 }

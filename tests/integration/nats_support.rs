@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use quarterdeck::backend::{self, BackendHandle, BackendRequest, Inbound, Replica, Sync};
+use quarterdeck::backend::{self, BackendHandle, BackendRequest, Feed, Inbound, Replica, Sync};
 use quarterdeck::bus::{Bus, BusError, Connection, NatsBus, NatsOptions, Subscription};
 use quarterdeck::protocol::clock::now_ms;
 use quarterdeck::protocol::{Event, Fleet, Gap, Heartbeat, InstanceReport, decode, subjects};
@@ -1051,15 +1051,15 @@ impl Follower {
                 let now = now_ms();
                 let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                 match update {
-                    Inbound::Snapshot(fleet) => {
+                    Inbound::Feed(Feed::Snapshot(fleet)) => {
                         s.note(Note::Snapshot(fleet.revision));
                         s.replica.apply_snapshot(fleet, now);
                     }
-                    Inbound::History(events) => {
+                    Inbound::Feed(Feed::History(events)) => {
                         s.note(Note::History(events.len()));
                         s.replica.apply_history(events);
                     }
-                    Inbound::Event(event) => {
+                    Inbound::Feed(Feed::Event(event)) => {
                         let resyncing = s.replica.sync == Sync::Resyncing;
                         if let Err(gap) = s.replica.apply_event(event, now) {
                             s.note(Note::Gap(gap));
@@ -1069,12 +1069,12 @@ impl Follower {
                             }
                         }
                     }
-                    Inbound::Heartbeat(hb) => s.replica.apply_heartbeat(&hb, now),
-                    Inbound::Pending(pending) => {
+                    Inbound::Feed(Feed::Heartbeat(hb)) => s.replica.apply_heartbeat(&hb, now),
+                    Inbound::Feed(Feed::Pending(pending)) => {
                         s.max_pending = s.max_pending.max(pending);
                         s.replica.note_pending(pending);
                     }
-                    Inbound::Beacon(revision) => {
+                    Inbound::Feed(Feed::Beacon(revision)) => {
                         // Behind at two beacons in a row: the last event was lost.
                         let lost_last = s.replica.note_beacon_at(revision, now);
                         if lost_last {
@@ -1082,7 +1082,7 @@ impl Follower {
                             let _ = resync.send(BackendRequest::Resync);
                         }
                     }
-                    Inbound::Connection(state) => {
+                    Inbound::Feed(Feed::Connection(state)) => {
                         if state.is_connected() {
                             s.note(Note::Connected);
                         } else {
@@ -1090,7 +1090,7 @@ impl Follower {
                             s.note(Note::Disconnected);
                         }
                     }
-                    Inbound::Problem(text) => s.note(Note::Problem(text)),
+                    Inbound::Feed(Feed::Problem(text)) => s.note(Note::Problem(text)),
                     // Command results and anything newer say nothing about the replica.
                     _ => {}
                 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use quarterdeck::backend::{self, Inbound, Replica};
+use quarterdeck::backend::{self, Feed, Inbound, Replica};
 use quarterdeck::bus::{self, Bus};
 use quarterdeck::protocol::subjects::CtlVerb;
 use quarterdeck::protocol::{
@@ -50,7 +50,8 @@ async fn deploy_runs_instances_and_adds_routes() {
         fleet.instances_of("shop-web").filter(|i| i.state == InstanceState::Running).collect();
     assert_eq!(running.len(), 3);
     // Spread over both AZs.
-    let azs: std::collections::HashSet<_> = running.iter().map(|i| fleet.hosts[&i.host].az.clone()).collect();
+    let azs: std::collections::HashSet<_> =
+        running.iter().map(|i| fleet.hosts[&i.host].info.az.clone()).collect();
     assert_eq!(azs.len(), 2);
     for inst in &running {
         assert!(inst.endpoint.starts_with("10.101."), "{}", inst.endpoint);
@@ -98,9 +99,9 @@ async fn a_late_backend_replica_matches_the_controller() {
         let update =
             tokio::time::timeout_at(deadline, handle.updates.recv()).await.expect("updates").unwrap();
         match update {
-            Inbound::Snapshot(f) => replica.apply_snapshot(f, 0),
-            Inbound::History(h) => replica.apply_history(h),
-            Inbound::Event(e) => {
+            Inbound::Feed(Feed::Snapshot(f)) => replica.apply_snapshot(f, 0),
+            Inbound::Feed(Feed::History(h)) => replica.apply_history(h),
+            Inbound::Feed(Feed::Event(e)) => {
                 saw_deployed |= e.kind == EventKind::InstanceDeployed;
                 if replica.apply_event(e, 0).is_err() {
                     handle.commands.send(backend::BackendRequest::Resync).unwrap();
@@ -117,7 +118,7 @@ async fn a_late_backend_replica_matches_the_controller() {
     // Wait for quiet, then compare everything with a revision.
     tokio::time::sleep(Duration::from_millis(300)).await;
     while let Ok(u) = handle.updates.try_recv() {
-        if let Inbound::Event(e) = u {
+        if let Inbound::Feed(Feed::Event(e)) = u {
             replica.apply_event(e, 0).unwrap();
         }
     }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::backend::{self, BackendHandle, BackendRequest, Inbound, Replica, Sync};
+use crate::backend::{self, BackendHandle, BackendRequest, Feed, Inbound, Replica, Sync};
 use crate::bus::{Bus, NatsBus};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{HostState, InstanceState, OperationState};
@@ -124,16 +124,16 @@ impl Followed {
     /// Applies one update as the cockpit does; true when a fresh snapshot must be taken.
     fn feed(&mut self, update: Inbound, now: u64) -> bool {
         match update {
-            Inbound::Snapshot(fleet) => {
+            Inbound::Feed(Feed::Snapshot(fleet)) => {
                 self.snapshots += 1;
                 self.replica.apply_snapshot(fleet, now);
                 false
             }
-            Inbound::History(events) => {
+            Inbound::Feed(Feed::History(events)) => {
                 self.replica.apply_history(events);
                 false
             }
-            Inbound::Event(event) => {
+            Inbound::Feed(Feed::Event(event)) => {
                 let (was_live, before, ts) =
                     (self.replica.sync == Sync::Live, self.replica.fleet.revision, event.ts);
                 let resyncing = self.replica.sync == Sync::Resyncing;
@@ -143,13 +143,13 @@ impl Followed {
                 }
                 gap && !resyncing
             }
-            Inbound::Heartbeat(hb) => {
+            Inbound::Feed(Feed::Heartbeat(hb)) => {
                 self.replica.apply_heartbeat(&hb, now);
                 false
             }
             // Behind at two beacons in a row: the last event was lost.
-            Inbound::Beacon(revision) => self.replica.note_beacon_at(revision, now),
-            Inbound::Connection(state) => {
+            Inbound::Feed(Feed::Beacon(revision)) => self.replica.note_beacon_at(revision, now),
+            Inbound::Feed(Feed::Connection(state)) => {
                 if !state.is_connected() {
                     self.replica.mark_resyncing();
                 }
@@ -187,17 +187,17 @@ mod tests {
         let (fleet, _) = fixture(7, 3, 0);
         let rev = fleet.revision;
         let mut f = Followed::default();
-        assert!(!f.feed(Inbound::Snapshot(fleet), 1_000));
-        assert!(!f.feed(Inbound::Event(event(rev + 1, 900)), 1_000));
+        assert!(!f.feed(Inbound::Feed(Feed::Snapshot(fleet)), 1_000));
+        assert!(!f.feed(Inbound::Feed(Feed::Event(event(rev + 1, 900))), 1_000));
         assert!(f.lags_ms.is_empty(), "not measuring yet");
         f.measuring = true;
-        assert!(!f.feed(Inbound::Event(event(rev + 2, 1_000)), 1_250));
+        assert!(!f.feed(Inbound::Feed(Feed::Event(event(rev + 2, 1_000))), 1_250));
         assert_eq!(f.lags_ms, vec![250]);
         // Already applied: no lag, no resync.
-        assert!(!f.feed(Inbound::Event(event(rev + 2, 1_000)), 1_300));
+        assert!(!f.feed(Inbound::Feed(Feed::Event(event(rev + 2, 1_000))), 1_300));
         assert_eq!(f.lags_ms.len(), 1);
-        assert!(f.feed(Inbound::Event(event(rev + 9, 1_000)), 1_300), "a gap resyncs once");
-        assert!(!f.feed(Inbound::Event(event(rev + 10, 1_000)), 1_300), "not twice");
+        assert!(f.feed(Inbound::Feed(Feed::Event(event(rev + 9, 1_000))), 1_300), "a gap resyncs once");
+        assert!(!f.feed(Inbound::Feed(Feed::Event(event(rev + 10, 1_000))), 1_300), "not twice");
         assert_eq!((f.lags_ms.len(), f.snapshots), (1, 1));
     }
 }

@@ -593,7 +593,7 @@ mod tests {
         use crate::protocol::deploy_plan::{self, Step, Target};
         use crate::protocol::scheduler::Usage;
         use crate::protocol::{
-            Accepted, AppSpec, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, Host,
+            Accepted, AppSpec, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, Host, HostInfo,
             HostMetrics, HostState, InstanceReport, InstanceState, OperationState, Route, RouteState,
             RunSpec, Strategy, decode, subjects,
         };
@@ -628,21 +628,23 @@ mod tests {
             let now = now_ms();
             for (n, (id, az, tags, cores, mem)) in scene.hosts.iter().enumerate() {
                 let host = Host {
-                    id: id.to_string(),
-                    hostname: id.to_string(),
-                    ip: format!("10.0.{}.1", n + 1),
-                    az: az.to_string(),
-                    tags: tags.iter().map(|t| t.to_string()).collect(),
-                    cpu_cores: *cores,
-                    memory_total_mb: *mem,
-                    agent_version: "test".into(),
+                    info: HostInfo {
+                        id: id.to_string(),
+                        hostname: id.to_string(),
+                        ip: format!("10.0.{}.1", n + 1),
+                        az: az.to_string(),
+                        tags: tags.iter().map(|t| t.to_string()).collect(),
+                        cpu_cores: *cores,
+                        memory_total_mb: *mem,
+                        agent_version: "test".into(),
+                        warnings: vec![],
+                    },
                     last_heartbeat: now,
                     state: HostState::Up,
                     metrics: HostMetrics { mem_total_mb: *mem, ..HostMetrics::default() },
-                    warnings: vec![],
                     unmanaged: vec![],
                 };
-                f.hosts.insert(host.id.clone(), host);
+                f.hosts.insert(host.info.id.clone(), host);
             }
             let app = AppSpec {
                 name: "web".into(),
@@ -701,23 +703,23 @@ mod tests {
             for (n, h) in fleet.hosts.values().enumerate() {
                 let driver = SimDriver::new(SimConfig {
                     seed: n as u64 + 1,
-                    cpu_cores: h.cpu_cores,
-                    memory_mb: h.memory_total_mb,
+                    cpu_cores: h.info.cpu_cores,
+                    memory_mb: h.info.memory_total_mb,
                     // Apart from any address the fleet's instances have.
                     container_ips: (1..200).map(|k| format!("10.250.{n}.{k}")).collect(),
                     speed: 100.0,
                     crashes_per_hour: 0.0,
                 });
-                driver.adopt(fleet.instances_on(&h.id).map(|i| {
+                driver.adopt(fleet.instances_on(&h.info.id).map(|i| {
                     let image = fleet.apps.get(&i.app).map(|a| a.image.clone()).unwrap_or_default();
                     (InstanceReport::of(i), i.cpu_limit, image)
                 }));
                 let config = AgentConfig {
-                    host_id: h.id.clone(),
-                    hostname: h.hostname.clone(),
-                    ip: h.ip.clone(),
-                    az: h.az.clone(),
-                    tags: h.tags.clone(),
+                    host_id: h.info.id.clone(),
+                    hostname: h.info.hostname.clone(),
+                    ip: h.info.ip.clone(),
+                    az: h.info.az.clone(),
+                    tags: h.info.tags.clone(),
                     heartbeat_period: PERIOD,
                     poll_interval: Duration::from_millis(50),
                 };

@@ -40,9 +40,9 @@ pub(crate) async fn pin(ctl: &Controller, op_id: &str, app: &mut AppSpec) -> Res
             .hosts
             .values()
             .filter(|h| h.state == HostState::Up)
-            .filter(|h| c.azs.is_empty() || c.azs.contains(&h.az))
-            .filter(|h| c.tags.iter().all(|t| h.tags.contains(t)))
-            .map(|h| h.id.clone())
+            .filter(|h| c.azs.is_empty() || c.azs.contains(&h.info.az))
+            .filter(|h| c.tags.iter().all(|t| h.info.tags.contains(t)))
+            .map(|h| h.info.id.clone())
             .collect();
         ids.sort();
         ids

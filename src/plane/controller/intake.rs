@@ -202,14 +202,8 @@ fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
             h.metrics = hb.metrics.clone();
             h.unmanaged = hb.unmanaged.clone();
             h.last_heartbeat = now;
-            let same = h.hostname == info.hostname
-                && h.ip == info.ip
-                && h.az == info.az
-                && h.tags == info.tags
-                && h.cpu_cores == info.cpu_cores
-                && h.memory_total_mb == info.memory_total_mb
-                && h.agent_version == info.agent_version
-                && h.warnings == info.warnings;
+            // The host was found by this id: equal facts are equal in every field.
+            let same = h.info == *info;
             match (h.state, same) {
                 (HostState::Up, true) => return None,
                 (HostState::Up, false) => (EventKind::HostJoined, format!("{} changed its facts", info.id)),

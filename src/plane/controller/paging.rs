@@ -190,8 +190,8 @@ mod tests {
     fn fleet() -> Fleet {
         let (mut fleet, _) = fixture(7, 12, 40);
         for (i, host) in fleet.hosts.values_mut().enumerate() {
-            host.hostname = format!("hôte-{i}-東京-🚢");
-            host.warnings = vec!["überlastet \"quoted\" \\ back".into()];
+            host.info.hostname = format!("hôte-{i}-東京-🚢");
+            host.info.warnings = vec!["überlastet \"quoted\" \\ back".into()];
         }
         fleet
     }

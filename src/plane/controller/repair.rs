@@ -282,7 +282,7 @@ fn surplus(fleet: &Fleet, app: &AppSpec, n: u32) -> Vec<Instance> {
         .filter(|i| i.state.occupies_host())
         .filter(|i| fleet.hosts.get(&i.host).is_some_and(|h| h.state != HostState::Lost))
         .collect();
-    let az = |i: &Instance| fleet.hosts.get(&i.host).map(|h| h.az.as_str()).unwrap_or("");
+    let az = |i: &Instance| fleet.hosts.get(&i.host).map(|h| h.info.az.as_str()).unwrap_or("");
     let mut per_az: HashMap<&str, usize> = HashMap::new();
     let mut per_index: HashMap<u32, usize> = HashMap::new();
     for i in &live {

@@ -452,7 +452,7 @@ impl JetStreamStore {
 
 fn key_of(change: &Change) -> String {
     match change {
-        Change::Host(h) => format!("host.{}", h.id),
+        Change::Host(h) => format!("host.{}", h.info.id),
         Change::App(a) => format!("app.{}", a.name),
         Change::AppRemoved { name } => format!("app.{name}"),
         Change::Instance(i) => format!("inst.{}", i.id),
