@@ -112,136 +112,165 @@ pub async fn pump(
     outside: Outside,
     timing: Timing,
 ) -> Ended {
-    let (mut rd, mut wr) = tcp.into_split();
-    let mut send = SendWindow::default();
-    let mut recv = RecvWindow::default();
-    let mut queue: std::collections::VecDeque<Bytes> = Default::default();
+    let (mut rd, wr) = tcp.into_split();
+    let mut p = Pump {
+        out,
+        wr,
+        send: SendWindow::default(),
+        recv: RecvWindow::default(),
+        queue: Default::default(),
+        written: 0,
+        read_done: false,
+        peer_fin: false,
+        write_shut: false,
+    };
     let mut buf = vec![0u8; FWD_CHUNK_MAX];
-    // How much of the queue's front chunk is written.
-    let mut written = 0;
-    // This direction ended (our TCP peer's EOF, sent on as a fin).
-    let mut read_done = false;
-    // The other direction ended: the peer's fin came; once the queue is written, our TCP
-    // peer is half-closed.
-    let mut peer_fin = false;
-    let mut write_shut = false;
     let mut keepalive = tokio::time::interval(timing.keepalive_every);
     keepalive.tick().await;
     let silence = tokio::time::sleep(timing.keepalive_timeout);
     tokio::pin!(silence);
     tokio::pin!(outside);
-    let end = |reason: String, how: EndKind, s: &SendWindow, r: &RecvWindow| Ended {
-        reason,
-        sent: s.total(),
-        received: r.total(),
-        how,
-    };
     loop {
-        if read_done && write_shut {
-            return end("closed by both sides".into(), EndKind::Closed, &send, &recv);
+        if p.read_done && p.write_shut {
+            return p.end("closed by both sides".into(), EndKind::Closed);
         }
-        let room = send.room();
-        tokio::select! {
-            got = rd.read(&mut buf[..room.max(1)]), if !read_done && room > 0 => {
-                let (data, fin) = match got {
-                    Ok(0) => (Bytes::new(), true),
-                    Ok(n) => (Bytes::copy_from_slice(&buf[..n]), false),
-                    Err(e) => {
-                        let why = format!("the connection failed: {e}");
-                        let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                        return end(why, EndKind::Failed, &send, &recv);
-                    }
-                };
-                read_done = fin;
-                let seq = send.sent(data.len());
-                if let Err(e) = out.send(Frame::Data { seq, data: Chunk(data), fin }).await {
-                    return end(format!("cannot reach the bus: {e}"), EndKind::Failed, &send, &recv);
-                }
-            }
+        let room = p.send.room();
+        let ended = tokio::select! {
+            got = rd.read(&mut buf[..room.max(1)]), if !p.read_done && room > 0 => p.on_read(got, &buf).await,
             // `write` is cancel-safe (it wrote `n` bytes or nothing), so a frame that wins
             // the select loses no byte here, and the front chunk is popped only once all
             // of it is written.
             // (select! makes every branch's future, even a disabled one's: no indexing.)
-            wrote = wr.write(queue.front().map_or(&[][..], |b| &b[written..])), if !queue.is_empty() => {
-                let n = match wrote {
-                    Ok(0) => Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
-                    other => other,
-                };
-                match n {
-                    Err(e) => {
-                        let why = format!("the connection failed: {e}");
-                        let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                        return end(why, EndKind::Failed, &send, &recv);
-                    }
-                    Ok(n) => written += n,
-                }
-                if queue.front().is_some_and(|b| written == b.len()) {
-                    written = 0;
-                    let n = queue.pop_front().map(|b| b.len()).unwrap_or(0);
-                    if let Some(ack) = recv.written(n) {
-                        let _ = out.send(ack).await;
-                    }
-                }
-                if peer_fin && queue.is_empty() && !write_shut {
-                    let _ = wr.shutdown().await;
-                    write_shut = true;
-                }
+            wrote = p.wr.write(p.queue.front().map_or(&[][..], |b| &b[p.written..])), if !p.queue.is_empty() => {
+                p.on_written(wrote).await
             }
             frame = incoming.next() => {
                 silence.as_mut().reset(tokio::time::Instant::now() + timing.keepalive_timeout);
-                match frame {
-                    None => return end("the peer's frames stopped coming".into(), EndKind::ClosedByPeer, &send, &recv),
-                    Some(Err(why)) => {
-                        let why = format!("a bad frame from the peer: {why}");
-                        let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                        return end(why, EndKind::Failed, &send, &recv);
-                    }
-                    Some(Ok(Frame::Data { seq, data, fin })) => {
-                        let checked = match peer_fin {
-                            true => Err(format!("data frame {seq} after the end of the data")),
-                            false => recv.received(seq, data.0.len()),
-                        };
-                        if let Err(why) = checked {
-                            let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                            return end(why, EndKind::Failed, &send, &recv);
-                        }
-                        peer_fin = fin;
-                        queue.push_back(data.0);
-                        // An empty fin frame is "written" at once: it still counts as a
-                        // frame of the window.
-                        if queue.back().is_some_and(Bytes::is_empty) {
-                            queue.pop_back();
-                            if let Some(ack) = recv.written(0) {
-                                let _ = out.send(ack).await;
-                            }
-                        }
-                        if peer_fin && queue.is_empty() && !write_shut {
-                            let _ = wr.shutdown().await;
-                            write_shut = true;
-                        }
-                    }
-                    Some(Ok(Frame::Ack { bytes, frames })) => {
-                        if let Err(why) = send.acked(bytes, frames) {
-                            let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                            return end(why, EndKind::Failed, &send, &recv);
-                        }
-                    }
-                    Some(Ok(Frame::Close { reason })) => return end(reason, EndKind::ClosedByPeer, &send, &recv),
-                    Some(Ok(Frame::Keepalive)) => {}
-                }
+                p.on_frame(frame).await
             }
             _ = keepalive.tick() => {
-                let _ = out.send(Frame::Keepalive).await;
+                let _ = p.out.send(Frame::Keepalive).await;
+                None
             }
             _ = &mut silence => {
                 let why = format!("no keep-alive from the peer for {} s", timing.keepalive_timeout.as_secs());
-                let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                return end(why, EndKind::PeerLost, &send, &recv);
+                Some(p.fail(why, EndKind::PeerLost).await)
             }
-            why = &mut outside => {
-                let _ = out.send(Frame::Close { reason: why.clone() }).await;
-                return end(why, EndKind::Outside, &send, &recv);
+            why = &mut outside => Some(p.fail(why, EndKind::Outside).await),
+        };
+        if let Some(ended) = ended {
+            return ended;
+        }
+    }
+}
+
+/// The state `pump`'s arms share; each `on_*` step returns how the tunnel ended, if it did.
+struct Pump {
+    out: FrameOut,
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    send: SendWindow,
+    recv: RecvWindow,
+    queue: std::collections::VecDeque<Bytes>,
+    /// How much of the queue's front chunk is written.
+    written: usize,
+    /// This direction ended (our TCP peer's EOF, sent on as a fin).
+    read_done: bool,
+    /// The other direction ended: the peer's fin came; once the queue is written, our TCP
+    /// peer is half-closed.
+    peer_fin: bool,
+    write_shut: bool,
+}
+
+impl Pump {
+    fn end(&self, reason: String, how: EndKind) -> Ended {
+        Ended { reason, sent: self.send.total(), received: self.recv.total(), how }
+    }
+
+    /// Tells the peer why this end stops, then ends.
+    async fn fail(&self, why: String, how: EndKind) -> Ended {
+        let _ = self.out.send(Frame::Close { reason: why.clone() }).await;
+        self.end(why, how)
+    }
+
+    /// Our TCP peer read from, `got` bytes of `buf`: sent on as a data frame.
+    async fn on_read(&mut self, got: std::io::Result<usize>, buf: &[u8]) -> Option<Ended> {
+        let (data, fin) = match got {
+            Ok(0) => (Bytes::new(), true),
+            Ok(n) => (Bytes::copy_from_slice(&buf[..n]), false),
+            Err(e) => return Some(self.fail(format!("the connection failed: {e}"), EndKind::Failed).await),
+        };
+        self.read_done = fin;
+        let seq = self.send.sent(data.len());
+        if let Err(e) = self.out.send(Frame::Data { seq, data: Chunk(data), fin }).await {
+            return Some(self.end(format!("cannot reach the bus: {e}"), EndKind::Failed));
+        }
+        None
+    }
+
+    /// Part of the queue's front chunk written to our TCP peer: a whole chunk is acked.
+    async fn on_written(&mut self, wrote: std::io::Result<usize>) -> Option<Ended> {
+        let n = match wrote {
+            Ok(0) => Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+            other => other,
+        };
+        match n {
+            Err(e) => return Some(self.fail(format!("the connection failed: {e}"), EndKind::Failed).await),
+            Ok(n) => self.written += n,
+        }
+        if self.queue.front().is_some_and(|b| self.written == b.len()) {
+            self.written = 0;
+            let n = self.queue.pop_front().map(|b| b.len()).unwrap_or(0);
+            if let Some(ack) = self.recv.written(n) {
+                let _ = self.out.send(ack).await;
             }
+        }
+        self.shut_if_done().await;
+        None
+    }
+
+    /// A frame from the peer (or the end of its frames).
+    async fn on_frame(&mut self, frame: Option<Result<Frame, String>>) -> Option<Ended> {
+        match frame {
+            None => Some(self.end("the peer's frames stopped coming".into(), EndKind::ClosedByPeer)),
+            Some(Err(why)) => Some(self.fail(format!("a bad frame from the peer: {why}"), EndKind::Failed).await),
+            Some(Ok(Frame::Data { seq, data, fin })) => self.on_data(seq, data, fin).await,
+            Some(Ok(Frame::Ack { bytes, frames })) => match self.send.acked(bytes, frames) {
+                Err(why) => Some(self.fail(why, EndKind::Failed).await),
+                Ok(()) => None,
+            },
+            Some(Ok(Frame::Close { reason })) => Some(self.end(reason, EndKind::ClosedByPeer)),
+            Some(Ok(Frame::Keepalive)) => None,
+        }
+    }
+
+    /// The peer's data, queued to be written to our TCP peer once its window checks.
+    async fn on_data(&mut self, seq: u64, data: Chunk, fin: bool) -> Option<Ended> {
+        let checked = match self.peer_fin {
+            true => Err(format!("data frame {seq} after the end of the data")),
+            false => self.recv.received(seq, data.0.len()),
+        };
+        if let Err(why) = checked {
+            return Some(self.fail(why, EndKind::Failed).await);
+        }
+        self.peer_fin = fin;
+        self.queue.push_back(data.0);
+        // An empty fin frame is "written" at once: it still counts as a
+        // frame of the window.
+        if self.queue.back().is_some_and(Bytes::is_empty) {
+            self.queue.pop_back();
+            if let Some(ack) = self.recv.written(0) {
+                let _ = self.out.send(ack).await;
+            }
+        }
+        self.shut_if_done().await;
+        None
+    }
+
+    /// Half-closes our TCP peer once the peer's fin came and all before it is written.
+    async fn shut_if_done(&mut self) {
+        if self.peer_fin && self.queue.is_empty() && !self.write_shut {
+            let _ = self.wr.shutdown().await;
+            self.write_shut = true;
         }
     }
 }
