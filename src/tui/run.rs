@@ -5,11 +5,12 @@
 //! it; the layout drawn is kept for the mouse.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures_util::{FutureExt, StreamExt};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use ratatui::Terminal;
 use ratatui::backend::Backend;
@@ -55,10 +56,7 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
     let mut frame_timer = tokio::time::interval(FRAME);
     frame_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut clock = tokio::time::interval(Duration::from_secs(1));
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
-    let mut sigtstp = signal(SignalKind::from_raw(signal_hook::consts::SIGTSTP))?;
-    let mut sigcont = signal(SignalKind::from_raw(signal_hook::consts::SIGCONT))?;
+    let mut sig = Signals::new()?;
     let mut data_dirty = true;
     let mut backend_open = true;
 
@@ -67,56 +65,13 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
         let mut effects = Vec::new();
         let mut draw_now = false;
         tokio::select! {
-            ev = next_input(&mut input) => match ev {
-                Some(Ok(TermEvent::Key(key))) if is_suspend(&key) => {
-                    terminal::suspend(terminal, app.mouse)?;
-                    draw_now = true;
-                }
-                Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
-                    if let Some(action) = key_action(app, &key) {
-                        effects = app.update(action);
-                        draw_now = true;
-                    }
-                }
-                Some(Ok(TermEvent::Mouse(mouse))) => {
-                    if let Some(action) = super::mouse::action(&mouse, &drawn) {
-                        effects = app.update(action);
-                        draw_now = true;
-                    }
-                }
-                Some(Ok(TermEvent::Resize(_, _))) => {
-                    app.update(Action::Resize);
-                    draw_now = true;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(err)) => return Err(err),
-                None => break,
+            ev = next_input(&mut input) => match on_input(ev, terminal, app, &drawn)? {
+                ControlFlow::Continue(turn) => (effects, draw_now) = turn,
+                ControlFlow::Break(exit) => return Ok(exit),
             },
-            step = shell.step() => match step {
-                Step::Opened(Ok(session)) => {
-                    input = None;
-                    terminal::restore();
-                    shell.run(session);
-                }
-                Step::Opened(Err(err)) => {
-                    app.shell_not_opened(&err);
-                    draw_now = true;
-                }
-                Step::Ended(ended) => {
-                    // A hang-up or a TERM under the shell ended it too (the session's loop
-                    // hears them as well): end here, without taking back a terminal that
-                    // may be gone.
-                    if sighup.recv().now_or_never().is_some() {
-                        return Ok(Exit::Hangup);
-                    }
-                    if sigterm.recv().now_or_never().is_some() {
-                        return Ok(Exit::Terminated);
-                    }
-                    terminal::resume(terminal, app.mouse)?;
-                    input = Some(EventStream::new());
-                    app.shell_ended(ended);
-                    draw_now = true;
-                }
+            step = shell.step() => match on_shell_step(step, terminal, app, &mut input, &mut shell, &mut sig)? {
+                ControlFlow::Continue(draw) => draw_now = draw,
+                ControlFlow::Break(exit) => return Ok(exit),
             },
             // Applied while a shell has the terminal too: the cockpit comes back live.
             update = backend.updates.recv(), if backend_open => match update {
@@ -138,19 +93,19 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
             }
             // The shell's terminal is the shell's: a stop or continue from outside is its
             // business until it ends, and the screen is taken back then anyway.
-            _ = sigtstp.recv() => if !shell.has_terminal() {
+            _ = sig.tstp.recv() => if !shell.has_terminal() {
                 terminal::suspend(terminal, app.mouse)?;
                 draw_now = true;
             },
-            _ = sigcont.recv() => if !shell.has_terminal() {
+            _ = sig.cont.recv() => if !shell.has_terminal() {
                 terminal::resume(terminal, app.mouse)?;
                 draw_now = true;
             },
-            _ = sigterm.recv() => {
+            _ = sig.term.recv() => {
                 shell.stop().await;
                 return Ok(Exit::Terminated);
             }
-            _ = sighup.recv() => {
+            _ = sig.hup.recv() => {
                 shell.stop().await;
                 return Ok(Exit::Hangup);
             }
@@ -167,8 +122,102 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
             data_dirty = false;
         }
     }
-    // The terminal's input ended: nothing more can be asked of the cockpit.
-    Ok(Exit::Quit)
+}
+
+/// The signals the loop hears.
+struct Signals {
+    term: Signal,
+    hup: Signal,
+    tstp: Signal,
+    cont: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            tstp: signal(SignalKind::from_raw(signal_hook::consts::SIGTSTP))?,
+            cont: signal(SignalKind::from_raw(signal_hook::consts::SIGCONT))?,
+        })
+    }
+}
+
+/// A terminal event: the effects it asks for and whether to draw, or the loop's end.
+fn on_input(
+    ev: Option<std::io::Result<TermEvent>>,
+    terminal: &mut Tui,
+    app: &mut App,
+    drawn: &Drawn,
+) -> std::io::Result<ControlFlow<Exit, (Vec<Effect>, bool)>> {
+    let mut effects = Vec::new();
+    let mut draw_now = false;
+    match ev {
+        Some(Ok(TermEvent::Key(key))) if is_suspend(&key) => {
+            terminal::suspend(terminal, app.mouse)?;
+            draw_now = true;
+        }
+        Some(Ok(TermEvent::Key(key))) if key.kind != KeyEventKind::Release => {
+            if let Some(action) = key_action(app, &key) {
+                effects = app.update(action);
+                draw_now = true;
+            }
+        }
+        Some(Ok(TermEvent::Mouse(mouse))) => {
+            if let Some(action) = super::mouse::action(&mouse, drawn) {
+                effects = app.update(action);
+                draw_now = true;
+            }
+        }
+        Some(Ok(TermEvent::Resize(_, _))) => {
+            app.update(Action::Resize);
+            draw_now = true;
+        }
+        Some(Ok(_)) => {}
+        Some(Err(err)) => return Err(err),
+        // The terminal's input ended: nothing more can be asked of the cockpit.
+        None => return Ok(ControlFlow::Break(Exit::Quit)),
+    }
+    Ok(ControlFlow::Continue((effects, draw_now)))
+}
+
+/// A step of the shell: the terminal handed over or taken back. Continues with whether to
+/// draw, or ends the loop when a signal ended the shell.
+fn on_shell_step(
+    step: Step,
+    terminal: &mut Tui,
+    app: &mut App,
+    input: &mut Option<EventStream>,
+    shell: &mut Shell,
+    sig: &mut Signals,
+) -> std::io::Result<ControlFlow<Exit, bool>> {
+    match step {
+        Step::Opened(Ok(session)) => {
+            *input = None;
+            terminal::restore();
+            shell.run(session);
+            Ok(ControlFlow::Continue(false))
+        }
+        Step::Opened(Err(err)) => {
+            app.shell_not_opened(&err);
+            Ok(ControlFlow::Continue(true))
+        }
+        Step::Ended(ended) => {
+            // A hang-up or a TERM under the shell ended it too (the session's loop
+            // hears them as well): end here, without taking back a terminal that
+            // may be gone.
+            if sig.hup.recv().now_or_never().is_some() {
+                return Ok(ControlFlow::Break(Exit::Hangup));
+            }
+            if sig.term.recv().now_or_never().is_some() {
+                return Ok(ControlFlow::Break(Exit::Terminated));
+            }
+            terminal::resume(terminal, app.mouse)?;
+            *input = Some(EventStream::new());
+            app.shell_ended(ended);
+            Ok(ControlFlow::Continue(true))
+        }
+    }
 }
 
 /// What carrying out a batch of effects left to do.
