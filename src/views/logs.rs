@@ -26,6 +26,38 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let width = view.prefix_width();
     let head = GUTTER + if width > 0 { width + 1 } else { 0 };
     let text_width = (area.width as usize).saturating_sub(2 + head).max(10);
+    let shown = shown_lines(view, rows, text_width);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(t.accent)
+        .title(super::text::ellipsized(title(view, t, &shown), area.width.saturating_sub(2) as usize))
+        .title_bottom(keys(view, t, app.keymap.keys_for(crate::actions::Action::Back)).right_aligned());
+    let lines: Vec<Line> = shown
+        .iter()
+        .flat_map(|&i| line_rows(view, t, i, Columns { width, head, text_width }))
+        .take(rows)
+        .collect();
+    let body = Paragraph::new(lines).block(block);
+    frame.render_widget(body, area);
+    if shown.is_empty() {
+        let msg = Rect { x: area.x + 2, y: area.y + 1, width: area.width.saturating_sub(4), height: 1 };
+        frame.render_widget(Span::styled(empty_message(view), t.muted), msg);
+    }
+    if let Some(typed) = &view.typing {
+        let y = area.y + area.height.saturating_sub(1);
+        let prompt = Rect { x: area.x + 1, y, width: area.width.saturating_sub(2), height: 1 };
+        frame.render_widget(Clear, prompt);
+        frame.render_widget(
+            Line::from(vec![Span::styled("/", t.accent), Span::styled(format!("{typed}▏"), t.text)]),
+            prompt,
+        );
+    }
+}
+
+/// The indexes of the lines that fit whole in `rows` rows of `text_width`: the last ones
+/// while following, else from the first shown (moved down to the current match if long
+/// lines above it would push it out).
+fn shown_lines(view: &LogView, rows: usize, text_width: usize) -> Vec<usize> {
     let height = |i: usize| view.lines[i].text.chars().count().div_ceil(text_width).max(1);
     // The last shown lines that fit whole: where following starts, and as far down as
     // paging goes.
@@ -34,7 +66,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
         used += height(p);
         tail = p;
     }
-    let mut start = if view.follow { tail } else { view.first_shown(rows).min(tail) };
+    let start = if view.follow { tail } else { view.first_shown(rows).min(tail) };
     let fill = |start: usize| {
         let (mut shown, mut used) = (Vec::new(), 0);
         let mut at = view.next_shown(start);
@@ -49,78 +81,71 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
         }
         shown
     };
-    let mut shown = fill(start);
+    let shown = fill(start);
     // Long lines above the current match can push it out of the window: start at it then.
-    if let Some(c) = view.current.filter(|&c| shown.last().is_none_or(|&l| c > l)) {
-        start = c;
-        shown = fill(start);
+    match view.current.filter(|&c| shown.last().is_none_or(|&l| c > l)) {
+        Some(c) => fill(c),
+        None => shown,
     }
-    let block = Block::bordered()
-        .border_type(BorderType::Rounded)
-        .border_style(t.accent)
-        .title(super::text::ellipsized(title(view, t, &shown), area.width.saturating_sub(2) as usize))
-        .title_bottom(keys(view, t, app.keymap.keys_for(crate::actions::Action::Back)).right_aligned());
+}
+
+/// Where a line's parts go: the instance word's `width`, the `head` before the text, and
+/// the text's width.
+#[derive(Clone, Copy)]
+struct Columns {
+    width: usize,
+    head: usize,
+    text_width: usize,
+}
+
+/// The rows of line `i`: gutter, time, instance word and text on the first, the rest of
+/// the text wrapped under it.
+fn line_rows<'a>(view: &'a LogView, t: &'a Theme, i: usize, at: Columns) -> impl Iterator<Item = Line<'a>> {
+    let Columns { width, head, text_width } = at;
     let highlight = t.warn.add_modifier(Modifier::REVERSED | Modifier::BOLD);
-    let lines: Vec<Line> = shown
-        .iter()
-        .flat_map(|&i| {
-            let l = &view.lines[i];
-            let current = view.current == Some(i);
-            let gutter = match (current, l.source) {
-                (true, _) => Span::styled("▶", t.accent),
-                (false, LogSource::Stderr) => Span::styled("!", t.bad),
-                (false, LogSource::Stdout) => Span::raw(" "),
-            };
-            let ts = if l.ts > 0 { hms(l.ts) } else { "--:--:--".into() };
-            let prefix = view.prefix(l.feed).map(|word| {
-                let index = view.feeds.get(l.feed).map_or(0, |f| f.index as usize);
-                Span::styled(format!("{word:<width$} "), t.series(index))
-            });
-            let text_style = if l.source == LogSource::Stderr { t.bad } else { t.text };
-            let text = highlighted(&l.text, view.search.as_deref(), text_style, highlight);
-            wrapped(text, text_width).into_iter().enumerate().map(move |(k, mut row)| {
-                let start = match k {
-                    0 => [gutter.clone(), Span::styled(format!("{ts} "), t.muted)]
-                        .into_iter()
-                        .chain(prefix.clone())
-                        .collect(),
-                    _ => vec![Span::raw(" ".repeat(head))],
-                };
-                row.splice(0..0, start);
-                Line::from(row)
-            })
-        })
-        .take(rows)
-        .collect();
-    let body = Paragraph::new(lines).block(block);
-    frame.render_widget(body, area);
-    if shown.is_empty() {
-        let msg = Rect { x: area.x + 2, y: area.y + 1, width: area.width.saturating_sub(4), height: 1 };
-        let filtered = view.only.filter(|_| !view.lines.is_empty());
-        let text = match (&view.state, &view.app, view.feeds.as_slice()) {
-            _ if let Some(k) = filtered => format!("no line of #{k} in the buffer (i: the next instance)"),
-            (LogState::Connecting, None, [one, ..]) => {
-                format!("asking {} for the logs of {} …", one.host, one.instance)
-            }
-            (LogState::Connecting, Some(app), []) => {
-                format!("no instance of {app} has a container yet: each joins as it starts")
-            }
-            (LogState::Connecting, Some(app), feeds) => {
-                format!("asking for the logs of {app}'s {} instances …", feeds.len())
-            }
-            (LogState::Refused(r), _, _) => format!("✕ {r}"),
-            _ => "no log lines yet".into(),
+    let l = &view.lines[i];
+    let current = view.current == Some(i);
+    let gutter = match (current, l.source) {
+        (true, _) => Span::styled("▶", t.accent),
+        (false, LogSource::Stderr) => Span::styled("!", t.bad),
+        (false, LogSource::Stdout) => Span::raw(" "),
+    };
+    let ts = if l.ts > 0 { hms(l.ts) } else { "--:--:--".into() };
+    let prefix = view.prefix(l.feed).map(|word| {
+        let index = view.feeds.get(l.feed).map_or(0, |f| f.index as usize);
+        Span::styled(format!("{word:<width$} "), t.series(index))
+    });
+    let text_style = if l.source == LogSource::Stderr { t.bad } else { t.text };
+    let text = highlighted(&l.text, view.search.as_deref(), text_style, highlight);
+    wrapped(text, text_width).into_iter().enumerate().map(move |(k, mut row)| {
+        let start = match k {
+            0 => [gutter.clone(), Span::styled(format!("{ts} "), t.muted)]
+                .into_iter()
+                .chain(prefix.clone())
+                .collect(),
+            _ => vec![Span::raw(" ".repeat(head))],
         };
-        frame.render_widget(Span::styled(text, t.muted), msg);
-    }
-    if let Some(typed) = &view.typing {
-        let y = area.y + area.height.saturating_sub(1);
-        let prompt = Rect { x: area.x + 1, y, width: area.width.saturating_sub(2), height: 1 };
-        frame.render_widget(Clear, prompt);
-        frame.render_widget(
-            Line::from(vec![Span::styled("/", t.accent), Span::styled(format!("{typed}▏"), t.text)]),
-            prompt,
-        );
+        row.splice(0..0, start);
+        Line::from(row)
+    })
+}
+
+/// What an empty window says: why no line is shown.
+fn empty_message(view: &LogView) -> String {
+    let filtered = view.only.filter(|_| !view.lines.is_empty());
+    match (&view.state, &view.app, view.feeds.as_slice()) {
+        _ if let Some(k) = filtered => format!("no line of #{k} in the buffer (i: the next instance)"),
+        (LogState::Connecting, None, [one, ..]) => {
+            format!("asking {} for the logs of {} …", one.host, one.instance)
+        }
+        (LogState::Connecting, Some(app), []) => {
+            format!("no instance of {app} has a container yet: each joins as it starts")
+        }
+        (LogState::Connecting, Some(app), feeds) => {
+            format!("asking for the logs of {app}'s {} instances …", feeds.len())
+        }
+        (LogState::Refused(r), _, _) => format!("✕ {r}"),
+        _ => "no log lines yet".into(),
     }
 }
 
