@@ -263,7 +263,7 @@ pub async fn open(
         format!("x{}", crate::protocol::envelope::new_id().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
     let stream = subjects::session_stream(SessionKind::Exec, &user, &session);
     let err_bus = |e: BusError| ExecError::of_bus(e, &user, &target.host);
-    let mut sub = bus.subscribe(&stream).await.map_err(err_bus)?;
+    let sub = bus.subscribe(&stream).await.map_err(err_bus)?;
     let req = ExecRequest {
         instance: target.instance.clone(),
         cmd: opts.cmd,
@@ -302,59 +302,65 @@ pub async fn open(
         }),
     };
     let (tx, events) = mpsc::channel(EVENTS);
-    let reader = tokio::spawn(async move {
-        let silent = Duration::from_millis(EXEC_AGENT_SILENT_MS);
-        let mut next_seq = 0u64;
-        loop {
-            let msg = match tokio::time::timeout(silent, sub.next()).await {
-                Ok(Some(m)) => m,
-                Ok(None) | Err(_) => {
-                    let _ = tx.send(ExecEvent::End(ExecOutcome::AgentLost(silent))).await;
-                    return;
-                }
-            };
-            let frame = match decode::<ExecFrame>(&msg.payload) {
-                Ok(env) => env.body,
+    let reader = tokio::spawn(read_frames(sub, tx));
+    let keepalive = tokio::spawn(keep_alive(control.clone()));
+    Ok(ExecSession { started, events, control, tasks: [reader, keepalive] })
+}
+
+/// Hands the session's frames on as events, in order, saying how many were lost, until
+/// its end, the agent's silence, or no one listening.
+async fn read_frames(mut sub: crate::bus::Subscription, tx: mpsc::Sender<ExecEvent>) {
+    let silent = Duration::from_millis(EXEC_AGENT_SILENT_MS);
+    let mut next_seq = 0u64;
+    loop {
+        let msg = match tokio::time::timeout(silent, sub.next()).await {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(_) => {
+                let _ = tx.send(ExecEvent::End(ExecOutcome::AgentLost(silent))).await;
+                return;
+            }
+        };
+        let frame = match decode::<ExecFrame>(&msg.payload) {
+            Ok(env) => env.body,
+            Err(err) => {
+                log::warn!("ignored a bad exec frame: {err}");
+                continue;
+            }
+        };
+        if frame.seq > next_seq && tx.send(ExecEvent::Lost(frame.seq - next_seq)).await.is_err() {
+            return;
+        }
+        next_seq = next_seq.max(frame.seq + 1);
+        let event = match frame.what {
+            ExecPayload::Alive => continue,
+            ExecPayload::Out { fd, data } => match decode_chunk(&data) {
+                Ok(bytes) => ExecEvent::Out(fd, bytes),
                 Err(err) => {
-                    log::warn!("ignored a bad exec frame: {err}");
+                    log::warn!("ignored a bad exec chunk: {err}");
                     continue;
                 }
-            };
-            if frame.seq > next_seq && tx.send(ExecEvent::Lost(frame.seq - next_seq)).await.is_err() {
+            },
+            ExecPayload::End(end) => {
+                let _ = tx.send(ExecEvent::End(ExecOutcome::of_end(end))).await;
                 return;
             }
-            next_seq = next_seq.max(frame.seq + 1);
-            let event = match frame.what {
-                ExecPayload::Alive => continue,
-                ExecPayload::Out { fd, data } => match decode_chunk(&data) {
-                    Ok(bytes) => ExecEvent::Out(fd, bytes),
-                    Err(err) => {
-                        log::warn!("ignored a bad exec chunk: {err}");
-                        continue;
-                    }
-                },
-                ExecPayload::End(end) => {
-                    let _ = tx.send(ExecEvent::End(ExecOutcome::of_end(end))).await;
-                    return;
-                }
-            };
-            if tx.send(event).await.is_err() {
-                return;
-            }
+        };
+        if tx.send(event).await.is_err() {
+            return;
         }
-    });
-    let alive = control.clone();
-    let keepalive = tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_millis(EXEC_KEEPALIVE_EVERY_MS));
+    }
+}
+
+/// Tells the agent the user is still there, every `EXEC_KEEPALIVE_EVERY_MS`.
+async fn keep_alive(alive: ExecControl) {
+    let mut every = tokio::time::interval(Duration::from_millis(EXEC_KEEPALIVE_EVERY_MS));
+    every.tick().await;
+    loop {
         every.tick().await;
-        loop {
-            every.tick().await;
-            if let Err(err) = alive.keepalive().await {
-                log::info!("exec keep-alive not sent: {err}");
-            }
+        if let Err(err) = alive.keepalive().await {
+            log::info!("exec keep-alive not sent: {err}");
         }
-    });
-    Ok(ExecSession { started, events, control, tasks: [reader, keepalive] })
+    }
 }
 
 #[cfg(test)]
