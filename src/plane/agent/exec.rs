@@ -186,6 +186,15 @@ struct Session {
     timeout: Duration,
 }
 
+/// The session ended before the process did: it is killed, and the end says so.
+async fn killed(handle: &dyn super::driver::ExecHandle, reason: ExecEndReason, detail: String) -> ExecEnd {
+    let detail = match handle.kill().await {
+        Ok(()) => detail,
+        Err(err) => format!("{detail}; the kill failed: {err}"),
+    };
+    ExecEnd { exit_code: handle.exit_code().await.ok().flatten(), reason, detail }
+}
+
 impl Session {
     async fn run(
         &self,
@@ -215,20 +224,7 @@ impl Session {
                     None => break None,
                 },
                 control = controls.recv() => match control {
-                    Some(Control::Input(input)) => {
-                        if input.seq != next_input {
-                            log::warn!("exec {}: input chunk {} came when {next_input} was due", self.stream, input.seq);
-                        }
-                        next_input = input.seq + 1;
-                        let written = match decode_chunk(&input.data) {
-                            Ok(bytes) if !bytes.is_empty() => handle.write(&bytes).await,
-                            _ => Ok(()),
-                        };
-                        let closed = if input.eof { handle.close_stdin().await } else { Ok(()) };
-                        if let Err(err) = written.and(closed) {
-                            log::info!("exec {}: input not written: {err}", self.stream);
-                        }
-                    }
+                    Some(Control::Input(input)) => self.input(input, &mut next_input, handle.as_ref()).await,
                     Some(Control::Resize(cols, rows)) => {
                         if let Err(err) = handle.resize(cols, rows).await {
                             log::info!("exec {}: resize failed: {err}", self.stream);
@@ -252,13 +248,7 @@ impl Session {
             }
         };
         let end = match early {
-            Some((reason, detail)) => {
-                let detail = match handle.kill().await {
-                    Ok(()) => detail,
-                    Err(err) => format!("{detail}; the kill failed: {err}"),
-                };
-                ExecEnd { exit_code: handle.exit_code().await.ok().flatten(), reason, detail }
-            }
+            Some((reason, detail)) => killed(handle.as_ref(), reason, detail).await,
             None => self.ended(handle.as_ref()).await,
         };
         log::info!(
@@ -269,6 +259,28 @@ impl Session {
             end.detail
         );
         self.publish(&mut seq, ExecPayload::End(end.clone())).await;
+        self.report_end(end, recording).await;
+    }
+
+    /// A chunk of the viewer's input, written to the process (a gap in its numbers is
+    /// only logged: the bytes that came are still the viewer's).
+    async fn input(&self, input: ExecInput, next_input: &mut u64, handle: &dyn super::driver::ExecHandle) {
+        if input.seq != *next_input {
+            log::warn!("exec {}: input chunk {} came when {next_input} was due", self.stream, input.seq);
+        }
+        *next_input = input.seq + 1;
+        let written = match decode_chunk(&input.data) {
+            Ok(bytes) if !bytes.is_empty() => handle.write(&bytes).await,
+            _ => Ok(()),
+        };
+        let closed = if input.eof { handle.close_stdin().await } else { Ok(()) };
+        if let Err(err) = written.and(closed) {
+            log::info!("exec {}: input not written: {err}", self.stream);
+        }
+    }
+
+    /// Saves the recording, if any, and sends the session's report with its end.
+    async fn report_end(&self, end: ExecEnd, recording: Option<(Arc<dyn Repository>, Recording)>) {
         let recording = match recording {
             Some((store, r)) => self.save(store.as_ref(), r).await,
             None => None,
