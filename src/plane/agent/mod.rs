@@ -336,27 +336,50 @@ fn exec_agent(agent: &Agent) -> exec::Agent {
     }
 }
 
-async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
-    let request = request_of(agent, &msg.subject);
+/// The answer to a session's frequent, stateless request (a log stream's stop or
+/// keep-alive, an exec session's control), which skips the reply cache; `None` for others.
+fn uncached(agent: &Agent, request: &Request, msg: &Message) -> Option<Vec<u8>> {
     // Stop and keep-alive change no state worth remembering and come every few seconds:
     // answered (when asked) without the reply cache.
-    if let Request::Logs(user, verb @ (LogsVerb::Stop | LogsVerb::Keepalive)) = request {
+    if let Request::Logs(user, verb @ (LogsVerb::Stop | LogsVerb::Keepalive)) = *request {
         let result = match decode::<LogsStreamRef>(&msg.payload) {
             Ok(env) => agent.logs.touch(user, &env.body, verb == LogsVerb::Stop),
             Err(err) => Err(WireError::bad_request(err.to_string())),
         };
-        return encode_reply(agent, Reply::from(result));
+        return Some(encode_reply(agent, Reply::from(result)));
     }
     // Input, resizes, keep-alives and stops are publishes, in order and often: neither
     // cached nor answered unless asked.
-    if let Request::Exec(user, verb) = request
+    if let Request::Exec(user, verb) = *request
         && verb != ExecVerb::Start
     {
         let result = agent.exec.control(user, verb, &msg.payload);
         if let Err(err) = &result {
             log::info!("{}: {} refused: {}", agent.config.host_id, msg.subject, err.reason);
         }
-        return encode_reply(agent, Reply::from(result.map(|()| AgentAck { instance_id: String::new() })));
+        return Some(encode_reply(agent, Reply::from(result.map(|()| AgentAck { instance_id: String::new() }))));
+    }
+    None
+}
+
+/// Keeps a command's answer for its repeats (`id` empty: the command had no id to key it).
+fn remember(agent: &Agent, id: &str, answer: &[u8]) {
+    if let (false, Ok(mut replies)) = (id.is_empty(), agent.replies.lock()) {
+        replies.insert(id, answer.to_vec());
+    }
+}
+
+/// Starts an exec session; its answer is its own type, encoded here.
+async fn start_exec(agent: &Agent, user: &str, msg: &Message) -> Result<Vec<u8>, WireError> {
+    let env = decode::<ExecRequest>(&msg.payload).map_err(|err| WireError::bad_request(err.to_string()))?;
+    let started = agent.exec.start(exec_agent(agent), user, env.body).await?;
+    Ok(encode(&Envelope::new(agent.config.source(), Reply::Ok(started))).unwrap_or_default())
+}
+
+async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
+    let request = request_of(agent, &msg.subject);
+    if let Some(answer) = uncached(agent, &request, msg) {
+        return answer;
     }
     // The command id comes first: a repeat is answered from the cache and never run again.
     // Keyed by subject too: the same id sent to another verb (or by another user) is
@@ -399,20 +422,13 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
             Err(WireError::bad_request(format!("unexpected {}", msg.subject)))
         }
         Request::BadLogs(reason) | Request::BadExec(reason) => Err(WireError::bad_request(reason)),
-        Request::Exec(user, _) => match decode::<ExecRequest>(&msg.payload) {
-            Ok(env) => match agent.exec.start(exec_agent(agent), user, env.body).await {
-                Ok(started) => {
-                    // Its own answer type: cached as any other.
-                    let answer =
-                        encode(&Envelope::new(agent.config.source(), Reply::Ok(started))).unwrap_or_default();
-                    if let (false, Ok(mut replies)) = (id.is_empty(), agent.replies.lock()) {
-                        replies.insert(&id, answer.clone());
-                    }
-                    return answer;
-                }
-                Err(e) => Err(e),
-            },
-            Err(err) => Err(WireError::bad_request(err.to_string())),
+        Request::Exec(user, _) => match start_exec(agent, user, msg).await {
+            // Its own answer type: cached as any other.
+            Ok(answer) => {
+                remember(agent, &id, &answer);
+                return answer;
+            }
+            Err(e) => Err(e),
         },
         Request::Command(None) => {
             Err(WireError::bad_request(format!("unknown agent command {}", msg.subject)))
@@ -422,9 +438,7 @@ async fn handle_command(agent: &Arc<Agent>, msg: &Message) -> Vec<u8> {
         log::warn!("{}: refused {}: {}", agent.config.host_id, msg.subject, err.reason);
     }
     let answer = encode_reply(agent, Reply::from(result));
-    if let (false, Ok(mut replies)) = (id.is_empty(), agent.replies.lock()) {
-        replies.insert(&id, answer.clone());
-    }
+    remember(agent, &id, &answer);
     answer
 }
 
