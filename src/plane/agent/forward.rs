@@ -138,18 +138,38 @@ impl Forwards {
             DriverError::NotFound(_) => WireError::not_found(e.to_string()),
             DriverError::Failed(why) => WireError::bad_request(why),
         })?;
+        let rx = self.claim(&req.stream)?;
+        let tcp = self.connect(&req, addr).await?;
+        let opened = FwdOpened { instance: req.instance.clone(), addr: addr.to_string() };
+        // Audited as every session is: reported at its start and its end, and the
+        // controller records each (`qd.v1.agent.<host>.session`).
+        let report = SessionReport {
+            kind: SessionKind::Forward.into(),
+            user: user.to_string(),
+            session: req.stream.rsplit('.').next().unwrap_or_default().to_string(),
+            instance: req.instance.clone(),
+            what: format!("port {}", req.port),
+            started_at: now_ms(),
+            end: None,
+        };
+        tokio::spawn(self.clone().pump(tcp, rx, req, report));
+        Ok(opened)
+    }
+
+    /// Takes `stream` for a new tunnel: the receiver of the peer's frames, or a conflict
+    /// when it is open already.
+    fn claim(&self, stream: &str) -> Result<mpsc::Receiver<Result<Frame, String>>, WireError> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        {
-            let mut tunnels =
-                self.tunnels.lock().map_err(|_| WireError::new(ErrorCode::Internal, "poisoned"))?;
-            if tunnels.contains_key(&req.stream) {
-                return Err(WireError::new(
-                    ErrorCode::Conflict,
-                    format!("tunnel {} is open already", req.stream),
-                ));
-            }
-            tunnels.insert(req.stream.clone(), tx);
+        let mut tunnels = self.tunnels.lock().map_err(|_| WireError::new(ErrorCode::Internal, "poisoned"))?;
+        if tunnels.contains_key(stream) {
+            return Err(WireError::new(ErrorCode::Conflict, format!("tunnel {stream} is open already")));
         }
+        tunnels.insert(stream.to_string(), tx);
+        Ok(rx)
+    }
+
+    /// Connects to the instance's port; a failure gives the claimed stream back.
+    async fn connect(&self, req: &FwdOpen, addr: std::net::SocketAddr) -> Result<TcpStream, WireError> {
         let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => tcp,
             failed => {
@@ -163,6 +183,17 @@ impl Forwards {
             }
         };
         let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// Pumps one tunnel to its end, reported at its start and its end.
+    async fn pump(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        rx: mpsc::Receiver<Result<Frame, String>>,
+        req: FwdOpen,
+        report: SessionReport,
+    ) {
         let out = FrameOut {
             bus: self.bus.clone(),
             source: self.source.clone(),
@@ -175,37 +206,21 @@ impl Forwards {
                 |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
             ));
         let outside = Box::pin(removed(self.driver.clone(), req.instance.clone()));
-        let opened = FwdOpened { instance: req.instance.clone(), addr: addr.to_string() };
-        // Audited as every session is: reported at its start and its end, and the
-        // controller records each (`qd.v1.agent.<host>.session`).
-        let report = SessionReport {
-            kind: SessionKind::Forward.into(),
-            user: user.to_string(),
-            session: req.stream.rsplit('.').next().unwrap_or_default().to_string(),
-            instance: req.instance.clone(),
-            what: format!("port {}", req.port),
-            started_at: now_ms(),
-            end: None,
-        };
-        let me = self.clone();
-        tokio::spawn(async move {
-            me.report(&report).await;
-            let ended = tunnel::pump(tcp, out, incoming, outside, me.timing).await;
-            me.forget(&req.stream);
-            log::info!(
-                "{}: port-forward {} of {} to {}:{} ended: {} ({} bytes in, {} out)",
-                me.host,
-                req.stream,
-                report.user,
-                req.instance,
-                req.port,
-                ended.reason,
-                ended.received,
-                ended.sent
-            );
-            me.report(&SessionReport { end: Some(session_end(&ended)), ..report }).await;
-        });
-        Ok(opened)
+        self.report(&report).await;
+        let ended = tunnel::pump(tcp, out, incoming, outside, self.timing).await;
+        self.forget(&req.stream);
+        log::info!(
+            "{}: port-forward {} of {} to {}:{} ended: {} ({} bytes in, {} out)",
+            self.host,
+            req.stream,
+            report.user,
+            req.instance,
+            req.port,
+            ended.reason,
+            ended.received,
+            ended.sent
+        );
+        self.report(&SessionReport { end: Some(session_end(&ended)), ..report }).await;
     }
 
     async fn report(&self, report: &SessionReport) {
