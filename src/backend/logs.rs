@@ -85,37 +85,65 @@ pub async fn session(
             return;
         }
     }
-    let mut keepalive = tokio::time::interval(Duration::from_millis(LOGS_KEEPALIVE_EVERY_MS));
-    keepalive.tick().await;
     let keepalive_subject = subjects::logs_request(&start.host, &user, LogsVerb::Keepalive);
     let reference = LogsStreamRef { stream: req.stream.clone() };
+    let followed = follow(bus.as_ref(), &source, &keepalive_subject, &reference, &mut sub, &mut stop, send).await;
+    if followed == Followed::Stopped {
+        stop_stream(bus.as_ref(), &source, &start.host, &user, &req.stream).await;
+    }
+}
+
+/// How following a started stream ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Followed {
+    /// The stream (or its subscription) ended: nothing to stop.
+    Ended,
+    /// The viewer stopped, or no one listens any more: the agent is to be told.
+    Stopped,
+}
+
+/// Hands the stream's batches on and keeps it alive until it ends or is stopped.
+async fn follow<F, Fut>(
+    bus: &dyn Bus,
+    source: &str,
+    keepalive_subject: &str,
+    reference: &LogsStreamRef,
+    sub: &mut bus::Subscription,
+    stop: &mut oneshot::Receiver<()>,
+    send: F,
+) -> Followed
+where
+    F: Fn(LogsEvent) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut keepalive = tokio::time::interval(Duration::from_millis(LOGS_KEEPALIVE_EVERY_MS));
+    keepalive.tick().await;
     loop {
         tokio::select! {
             msg = sub.next() => {
-                let Some(msg) = msg else { return };
+                let Some(msg) = msg else { return Followed::Ended };
                 match decode::<LogBatch>(&msg.payload) {
                     Ok(env) => {
                         let ended = env.body.end.is_some();
                         if !send(LogsEvent::Batch(env.body)).await {
-                            break;
+                            return Followed::Stopped;
                         }
                         if ended {
-                            return;
+                            return Followed::Ended;
                         }
                     }
                     Err(err) => log::warn!("ignored a bad log batch: {err}"),
                 }
             }
             _ = keepalive.tick() => {
-                let env = Envelope::new(&source, &reference);
-                if let Err(err) = bus::publish(bus.as_ref(), &keepalive_subject, &env).await {
+                let env = Envelope::new(source, reference);
+                if let Err(err) = bus::publish(bus, keepalive_subject, &env).await {
                     log::info!("log keep-alive not sent: {err}");
                 }
             }
-            _ = &mut stop => break,
+            _ = &mut *stop => return Followed::Stopped,
         }
     }
-    stop_stream(bus.as_ref(), &source, &start.host, &user, &req.stream).await;
 }
 
 async fn stop_stream(bus: &dyn Bus, source: &str, host: &str, user: &str, stream: &str) {
