@@ -263,7 +263,39 @@ pub fn render<'r>(
         return TableArea::default();
     }
     let xs = column_xs(view.markable, &widths(view.columns, &natural, &content, &kept, inner_width));
-    let put_cell = |buf: &mut Buffer, cx: u16, w: u16, y: u16, cell: &Cell<'_>| {
+    let grid = Grid { inner, xs: &xs, kept: &kept, markable: view.markable };
+    let header_y = inner.y;
+    style_area(buf, Rect { height: 1, ..inner }, theme.muted);
+    let columns = xs.iter().skip(gutter as usize / 2);
+    for (&(cx, w), &i) in columns.zip(&kept) {
+        grid.cell(buf, cx, w, header_y, &Cell::from(view.columns[i].title));
+    }
+
+    let body_height = inner.height.saturating_sub(1) as usize;
+    for (n, (cells, marked)) in rows.iter().take(body_height).enumerate() {
+        let y = inner.y + 1 + n as u16;
+        grid.row(buf, theme, y, cells, *marked, start + n == selected);
+    }
+    if view.total == 0 {
+        let msg = Rect { x: area.x + 2, y: area.y + 2, width: area.width.saturating_sub(4), height: 1 };
+        frame.render_widget(Span::styled(view.empty_text, theme.muted), msg);
+    }
+    TableArea { first_row: inner.y + 1, height: body_height as u16, start, total: view.total }
+}
+
+/// Where a table's cells go: inside `inner`, at the columns' `xs` (the mark gutter's
+/// first when `markable`), showing the `kept` columns.
+struct Grid<'a> {
+    inner: Rect,
+    xs: &'a [(u16, u16)],
+    kept: &'a [usize],
+    markable: bool,
+}
+
+impl Grid<'_> {
+    /// One cell at column offset `cx`, `w` wide (cut at the inner edge).
+    fn cell(&self, buf: &mut Buffer, cx: u16, w: u16, y: u16, cell: &Cell<'_>) {
+        let inner = self.inner;
         let w = w.min(inner.width.saturating_sub(cx));
         if w == 0 {
             return;
@@ -271,44 +303,32 @@ pub fn render<'r>(
         let text = cut(&cell.text, w);
         let pad = if cell.right { w.saturating_sub(text_width(&text) as u16) } else { 0 };
         put(buf, inner.x + cx + pad, y, &text, w - pad, cell.style);
-    };
-    let header_y = inner.y;
-    style_area(buf, Rect { height: 1, ..inner }, theme.muted);
-    let columns = xs.iter().skip(gutter as usize / 2);
-    for (&(cx, w), &i) in columns.zip(&kept) {
-        put_cell(buf, cx, w, header_y, &Cell::from(view.columns[i].title));
     }
 
-    let body_height = inner.height.saturating_sub(1) as usize;
-    for (n, (cells, marked)) in rows.iter().take(body_height).enumerate() {
-        let i = start + n;
-        let y = inner.y + 1 + n as u16;
+    /// One body row at `y`: its mark, the highlight when `selected`, and its kept cells.
+    fn row(&self, buf: &mut Buffer, theme: &Theme, y: u16, cells: &[Cell<'_>], marked: bool, selected: bool) {
+        let inner = self.inner;
         let row_area = Rect { y, height: 1, ..inner };
-        if *marked {
+        if marked {
             style_area(buf, row_area, theme.accent);
         }
-        if i == selected {
+        if selected {
             put(buf, inner.x, y, HIGHLIGHT, HIGHLIGHT_WIDTH.min(inner.width), Style::default());
         }
-        let mut slots = xs.iter();
-        if view.markable
+        let mut slots = self.xs.iter();
+        if self.markable
             && let Some(&(cx, _)) = slots.next()
-            && *marked
+            && marked
         {
             put(buf, inner.x + cx, y, "◆", 1, theme.accent);
         }
-        for (&(cx, w), cell) in slots.zip(kept.iter().filter_map(|&k| cells.get(k))) {
-            put_cell(buf, cx, w, y, cell);
+        for (&(cx, w), cell) in slots.zip(self.kept.iter().filter_map(|&k| cells.get(k))) {
+            self.cell(buf, cx, w, y, cell);
         }
-        if i == selected {
+        if selected {
             style_area(buf, row_area, theme.selection);
         }
     }
-    if view.total == 0 {
-        let msg = Rect { x: area.x + 2, y: area.y + 2, width: area.width.saturating_sub(4), height: 1 };
-        frame.render_widget(Span::styled(view.empty_text, theme.muted), msg);
-    }
-    TableArea { first_row: inner.y + 1, height: body_height as u16, start, total: view.total }
 }
 
 /// The table's title: its name, where the selection is, the notes (filter, sort, marks),
