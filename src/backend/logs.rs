@@ -87,7 +87,8 @@ pub async fn session(
     }
     let keepalive_subject = subjects::logs_request(&start.host, &user, LogsVerb::Keepalive);
     let reference = LogsStreamRef { stream: req.stream.clone() };
-    let followed = follow(bus.as_ref(), &source, &keepalive_subject, &reference, &mut sub, &mut stop, send).await;
+    let followed =
+        follow(bus.as_ref(), &source, &keepalive_subject, &reference, &mut sub, &mut stop, send).await;
     if followed == Followed::Stopped {
         stop_stream(bus.as_ref(), &source, &start.host, &user, &req.stream).await;
     }

@@ -232,7 +232,9 @@ impl Pump {
     async fn on_frame(&mut self, frame: Option<Result<Frame, String>>) -> Option<Ended> {
         match frame {
             None => Some(self.end("the peer's frames stopped coming".into(), EndKind::ClosedByPeer)),
-            Some(Err(why)) => Some(self.fail(format!("a bad frame from the peer: {why}"), EndKind::Failed).await),
+            Some(Err(why)) => {
+                Some(self.fail(format!("a bad frame from the peer: {why}"), EndKind::Failed).await)
+            }
             Some(Ok(Frame::Data { seq, data, fin })) => self.on_data(seq, data, fin).await,
             Some(Ok(Frame::Ack { bytes, frames })) => match self.send.acked(bytes, frames) {
                 Err(why) => Some(self.fail(why, EndKind::Failed).await),

@@ -357,7 +357,10 @@ fn uncached(agent: &Agent, request: &Request, msg: &Message) -> Option<Vec<u8>> 
         if let Err(err) = &result {
             log::info!("{}: {} refused: {}", agent.config.host_id, msg.subject, err.reason);
         }
-        return Some(encode_reply(agent, Reply::from(result.map(|()| AgentAck { instance_id: String::new() }))));
+        return Some(encode_reply(
+            agent,
+            Reply::from(result.map(|()| AgentAck { instance_id: String::new() })),
+        ));
     }
     None
 }
