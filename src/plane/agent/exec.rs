@@ -219,7 +219,8 @@ impl Session {
                         if input.seq != next_input {
                             log::warn!("exec {}: input chunk {} came when {next_input} was due", self.stream, input.seq);
                         }
-                        next_input = input.seq + 1;
+                        // The user's number: u64::MAX must not overflow.
+                        next_input = input.seq.saturating_add(1);
                         let written = match decode_chunk(&input.data) {
                             Ok(bytes) if !bytes.is_empty() => handle.write(&bytes).await,
                             _ => Ok(()),
