@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::plane::fixture::{T0, fixture};
+use crate::protocol::subjects::{self, SessionKind};
 use crate::protocol::{
     AuditOutcome, AuditRecord, Change, Constraints, Envelope, ErrorCode, Event, EventKind, Fleet,
     HealthCheck, Heartbeat, HistoryRequest, InstanceRef, InstanceReport, InstanceSpec, InstanceStatus,
@@ -215,6 +216,162 @@ fn tar(gzip: bool) -> std::io::Result<Vec<u8>> {
     gz.finish()
 }
 
+/// The exec messages, by the `exec_message` target's selector: start, input, resize,
+/// keepalive/stop, and the frames on the viewer's stream.
+fn exec_seeds() -> Vec<Vec<u8>> {
+    use crate::protocol::exec::{
+        ExecEnd, ExecEndReason, ExecFd, ExecFrame, ExecInput, ExecPayload, ExecRef, ExecRequest, ExecResize,
+        encode_chunk,
+    };
+    let stream = subjects::session_stream(SessionKind::Exec, "alice", "x1a2b");
+    let viewer = "ctl/alice@bastion-1";
+    let frame = |seq, what| selected(4, env("agent/h1", ExecFrame { seq, what }));
+    vec![
+        selected(
+            0,
+            env(
+                viewer,
+                ExecRequest {
+                    instance: "shop-web-0-1a2b".into(),
+                    cmd: vec![],
+                    tty: true,
+                    cols: 80,
+                    rows: 24,
+                    stream: stream.clone(),
+                },
+            ),
+        ),
+        selected(
+            0,
+            env(
+                viewer,
+                ExecRequest {
+                    instance: "shop-web-0-1a2b".into(),
+                    cmd: vec!["sh".into(), "-c".into(), "cat /app/index.html; exit 3".into()],
+                    tty: false,
+                    cols: 0,
+                    rows: 0,
+                    stream: stream.clone(),
+                },
+            ),
+        ),
+        selected(
+            1,
+            env(
+                viewer,
+                ExecInput { stream: stream.clone(), seq: 0, data: encode_chunk(b"ls -l\r"), eof: false },
+            ),
+        ),
+        selected(
+            1,
+            env(viewer, ExecInput { stream: stream.clone(), seq: 1, data: String::new(), eof: true }),
+        ),
+        selected(2, env(viewer, ExecResize { stream: stream.clone(), cols: 132, rows: 43 })),
+        selected(3, env(viewer, ExecRef { stream })),
+        frame(
+            0,
+            ExecPayload::Out {
+                fd: ExecFd::Stdout,
+                data: encode_chunk(b"total 4\r\n-rw-r--r-- index.html\r\n"),
+            },
+        ),
+        frame(1, ExecPayload::Out { fd: ExecFd::Stderr, data: encode_chunk(&[0x1b, b'[', b'H', 0xff]) }),
+        frame(2, ExecPayload::Alive),
+        frame(
+            3,
+            ExecPayload::End(ExecEnd {
+                exit_code: Some(3),
+                reason: ExecEndReason::Exited,
+                detail: String::new(),
+            }),
+        ),
+        frame(
+            4,
+            ExecPayload::End(ExecEnd {
+                exit_code: None,
+                reason: ExecEndReason::ViewerLost,
+                detail: "no keep-alive from the viewer for 10 s: the process was killed".into(),
+            }),
+        ),
+    ]
+}
+
+/// The port-forward messages, by the `forward_frame` target's selector: an open, the
+/// frames, and two scripts for the credit window (an honest sender, a hostile peer).
+fn forward_seeds() -> Vec<Vec<u8>> {
+    use crate::protocol::forward::{Chunk, Frame, FwdOpen, FwdPacket};
+    let stream = subjects::session_stream(SessionKind::Forward, "alice", "c1a2b");
+    let packet = |frame| selected(1, env("ctl/alice@bastion-1", FwdPacket { stream: stream.clone(), frame }));
+    let request = b"GET / HTTP/1.0\r\n\r\n";
+    let mut seeds = vec![
+        selected(
+            0,
+            env(
+                "ctl/alice@bastion-1",
+                FwdOpen { instance: "shop-web-0-1a2b".into(), port: 8080, stream: stream.clone() },
+            ),
+        ),
+        packet(Frame::Data { seq: 0, data: Chunk(bytes::Bytes::from_static(request)), fin: false }),
+        packet(Frame::Data { seq: 1, data: Chunk(bytes::Bytes::new()), fin: true }),
+        packet(Frame::Ack { bytes: 65_536, frames: 2 }),
+        packet(Frame::Close { reason: "closed by both sides".into() }),
+        packet(Frame::Keepalive),
+    ];
+    // Window scripts: each step a byte (its value mod 5 or 4 is the move), then its numbers.
+    let full_chunks: Vec<u8> =
+        std::iter::repeat_n([0u8, 0xff, 0x7f], 12).flatten().chain([2, 2, 3, 4, 0, 1, 0]).collect();
+    seeds.push(selected(2, full_chunks));
+    seeds.push(selected(2, (0..=255).collect()));
+    seeds.push(selected(
+        3,
+        vec![
+            0, 1, 0x00, 0x80, 2, 0xff, 0x7f, 3, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 5,
+        ],
+    ));
+    seeds
+}
+
+/// Session reports as agents send them: exec and port-forward, at their start and end.
+fn session_seeds() -> Vec<Vec<u8>> {
+    use crate::protocol::exec::{SessionEnd, SessionReport};
+    let exec = SessionReport {
+        kind: SessionKind::Exec.into(),
+        user: "alice".into(),
+        session: "x1a2b".into(),
+        instance: "shop-web-0-1a2b".into(),
+        what: "sh -c 'cat /app/index.html; exit 3'".into(),
+        started_at: T0,
+        end: None,
+    };
+    let forward = SessionReport {
+        kind: SessionKind::Forward.into(),
+        session: "c1a2b".into(),
+        what: "port 8080".into(),
+        ..exec.clone()
+    };
+    let exec_end = SessionReport {
+        end: Some(SessionEnd {
+            ended_at: T0 + 2_500,
+            exit_code: Some(3),
+            reason: "exited".into(),
+            detail: String::new(),
+            recording: Some("x1a2b".into()),
+        }),
+        ..exec.clone()
+    };
+    let forward_end = SessionReport {
+        end: Some(SessionEnd {
+            ended_at: T0 + 61_000,
+            exit_code: None,
+            reason: "closed_by_user".into(),
+            detail: "18 bytes to the instance, 612 from it; closed by the user".into(),
+            recording: None,
+        }),
+        ..forward.clone()
+    };
+    [exec, exec_end, forward, forward_end].iter().map(|r| env("agent/h1", r)).collect()
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand after a wire change"]
 fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
@@ -339,6 +496,19 @@ fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
                 ),
             ),
             selected(
+                2,
+                env(
+                    "ctl/alice@bastion-1",
+                    LogsRequest {
+                        instance: "shop-web-0-1a2b".into(),
+                        tail: 10_000,
+                        follow: false,
+                        stream: crate::protocol::subjects::logs_stream("alice", "ctl-9f8e"),
+                        since: Some(T0 - 3_600_000),
+                    },
+                ),
+            ),
+            selected(
                 3,
                 env(
                     "cockpit/alice@bastion-1",
@@ -347,6 +517,9 @@ fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
             ),
         ],
     )?;
+    write("exec_message", &exec_seeds())?;
+    write("forward_frame", &forward_seeds())?;
+    write("session_report", &session_seeds())?;
     let (small, _) = fixture(5, 1, 0);
     let text = serde_json::to_string(&small)?;
     let page = SnapshotPage { rev: small.revision, encoding: 1, page: 0, pages: 1, part: text.clone() };

@@ -1,6 +1,6 @@
 //! `qd.v1.agent.<host>.cmd.<verb>`, the verb chosen by the first byte: the bodies an agent
 //! decodes, with the checks it makes before it runs anything (`plane/agent`: a deploy's
-//! id, names, image and limits; a log stream's subject).
+//! id, names, image and limits; a log stream's subject and `since`).
 #![no_main]
 
 use std::path::{Component, Path};
@@ -8,7 +8,7 @@ use std::path::{Component, Path};
 use libfuzzer_sys::fuzz_target;
 use quarterdeck::plane::agent::check_spec;
 use quarterdeck::protocol::{
-    InstanceRef, InstanceSpec, LogsRequest, LogsStreamRef, decode, subjects, validate,
+    InstanceRef, InstanceSpec, LogsRequest, LogsStreamRef, clock, decode, subjects, validate,
 };
 use quarterdeck_fuzz::{envelope_round_trip, round_trip, split};
 use serde::de::IgnoredAny;
@@ -57,7 +57,13 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             let Ok(env) = decode::<LogsRequest>(payload) else { return };
             envelope_round_trip(&env);
+            round_trip(&env.body);
             stream_checks(&env.body.stream);
+            // A `since` too far ahead is refused with the time in words, whatever the number.
+            if let Some(since) = env.body.since {
+                let when = clock::datetime(since);
+                assert!(when.len() <= 40 && when.contains(':'), "{since} as {when:?}");
+            }
         }
         _ => {
             let Ok(env) = decode::<LogsStreamRef>(payload) else { return };

@@ -145,3 +145,22 @@ pub fn command<T: Serialize + DeserializeOwned>(
         }
     }
 }
+
+/// A session stream (exec, port-forward) accepted for user alice is one token under
+/// `qd.v1.<kind>.alice.`: it can never make an agent publish into events, commands or
+/// another user's streams. Returns whether it was accepted.
+pub fn session_stream_checks(kind: quarterdeck::protocol::subjects::SessionKind, stream: &str) -> bool {
+    use quarterdeck::protocol::subjects;
+    let ok = subjects::is_session_stream_of(kind, "alice", stream);
+    if ok {
+        let prefix = format!("qd.v1.{}.alice.", kind.token());
+        assert!(stream.starts_with(&prefix) && stream.split('.').count() == 5, "{stream:?}");
+        assert!(!stream.contains(['*', '>', ' ']), "{stream:?}");
+        assert!(!subjects::is_session_stream_of(kind, "bob", stream), "{stream:?}");
+        // The session id the agent takes from it (its last token) is one the controller's
+        // audit accepts.
+        let id = stream.rsplit('.').next().unwrap_or_default();
+        assert!(quarterdeck::protocol::exec::token("session", id).is_ok(), "{stream:?}");
+    }
+    ok
+}

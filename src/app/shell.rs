@@ -50,8 +50,10 @@ impl App {
             Ok(ExecOutcome::Exited(0)) => (Level::Info, format!("shell in {instance} ended")),
             Ok(ExecOutcome::Exited(code)) => (Level::Info, format!("shell in {instance} ended: exit {code}")),
             Ok(ExecOutcome::Ended { reason: ExecEndReason::ContainerDied, detail }) => {
-                let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
-                (Level::Warn, format!("shell in {instance} ended: the container stopped{detail}"))
+                // The agent's detail says it whole ("the container stopped (…)", "the
+                // instance was removed"); without one, the reason alone.
+                let why = if detail.is_empty() { "the container stopped".to_string() } else { detail };
+                (Level::Warn, format!("shell in {instance} ended: {why}"))
             }
             Ok(outcome @ ExecOutcome::AgentLost(_)) => (
                 Level::Error,
@@ -176,9 +178,12 @@ mod tests {
             (Ok(ExecOutcome::Exited(0)), Level::Info, format!("shell in {id} ended")),
             (Ok(ExecOutcome::Exited(3)), Level::Info, format!("shell in {id} ended: exit 3")),
             (
-                Ok(ExecOutcome::Ended { reason: ExecEndReason::ContainerDied, detail: "exited 137".into() }),
+                Ok(ExecOutcome::Ended {
+                    reason: ExecEndReason::ContainerDied,
+                    detail: "the container stopped (the process's exit code: 137)".into(),
+                }),
                 Level::Warn,
-                format!("shell in {id} ended: the container stopped (exited 137)"),
+                format!("shell in {id} ended: the container stopped (the process's exit code: 137)"),
             ),
             (
                 Ok(ExecOutcome::AgentLost(Duration::from_secs(10))),

@@ -19,7 +19,7 @@ use crate::bus::{self, Bus, BusError, RequestError};
 use crate::protocol::exec::{
     EXEC_AGENT_SILENT_MS, EXEC_ALIVE_EVERY_MS, EXEC_KEEPALIVE_EVERY_MS, ExecEnd, ExecEndReason, ExecFd,
     ExecFrame, ExecInput, ExecPayload, ExecRef, ExecRequest, ExecResize, ExecStarted, ExecVerb, chunks,
-    decode_chunk, encode_chunk,
+    decode_chunk, encode_chunk, frames_lost,
 };
 use crate::protocol::subjects::{self, SessionKind};
 use crate::protocol::{Envelope, ErrorCode, Fleet, InstanceState, WireError, decode, validate};
@@ -106,7 +106,7 @@ pub enum ExecOutcome {
 }
 
 impl ExecOutcome {
-    fn of_end(end: ExecEnd) -> ExecOutcome {
+    pub fn of_end(end: ExecEnd) -> ExecOutcome {
         match (end.reason, end.exit_code) {
             (ExecEndReason::Exited, Some(code)) => ExecOutcome::Exited(code),
             (reason, _) => ExecOutcome::Ended { reason, detail: end.detail },
@@ -327,10 +327,10 @@ async fn read_frames(mut sub: crate::bus::Subscription, tx: mpsc::Sender<ExecEve
                 continue;
             }
         };
-        if frame.seq > next_seq && tx.send(ExecEvent::Lost(frame.seq - next_seq)).await.is_err() {
+        let lost = frames_lost(&mut next_seq, frame.seq);
+        if lost > 0 && tx.send(ExecEvent::Lost(lost)).await.is_err() {
             return;
         }
-        next_seq = next_seq.max(frame.seq + 1);
         let event = match frame.what {
             ExecPayload::Alive => continue,
             ExecPayload::Out { fd, data } => match decode_chunk(&data) {

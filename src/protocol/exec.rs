@@ -265,6 +265,16 @@ pub fn chunks(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     bytes.chunks(EXEC_CHUNK_MAX)
 }
 
+/// A viewer's count of the frames lost before the one numbered `seq`, `next` being the
+/// one it expected; `next` moves past `seq`. An older frame (a duplicate) loses nothing and
+/// moves nothing back. Saturating: `seq` is the agent's word, and `u64::MAX` is a number
+/// it can send.
+pub fn frames_lost(next: &mut u64, seq: u64) -> u64 {
+    let lost = seq.saturating_sub(*next);
+    *next = (*next).max(seq.saturating_add(1));
+    lost
+}
+
 /// A session is reported to the controller at its start and its end
 /// (`qd.v1.agent.<host>.session`), whatever its kind, so only the controller writes the
 /// audit trail.
@@ -439,6 +449,20 @@ mod tests {
         assert_eq!(alive.what, ExecPayload::Alive);
         let later: ExecEnd = serde_json::from_str(r#"{"reason":"a_new_one"}"#).unwrap();
         assert_eq!(later.reason, ExecEndReason::Unknown, "a newer agent's reason is read");
+    }
+
+    #[test]
+    fn lost_frames_are_counted_whatever_the_sequence_numbers() {
+        let mut next = 0;
+        assert_eq!(frames_lost(&mut next, 0), 0);
+        assert_eq!(frames_lost(&mut next, 3), 2, "frames 1 and 2 lost");
+        assert_eq!(next, 4);
+        assert_eq!(frames_lost(&mut next, 1), 0, "a late frame");
+        assert_eq!(next, 4, "a late frame moves nothing back");
+        // A broken agent's last number: no overflow (it panicked the viewer's reader).
+        assert_eq!(frames_lost(&mut next, u64::MAX), u64::MAX - 4);
+        assert_eq!(next, u64::MAX);
+        assert_eq!(frames_lost(&mut next, u64::MAX), 0);
     }
 
     #[test]

@@ -268,7 +268,8 @@ impl Session {
         if input.seq != *next_input {
             log::warn!("exec {}: input chunk {} came when {next_input} was due", self.stream, input.seq);
         }
-        *next_input = input.seq + 1;
+        // The user's number: u64::MAX must not overflow.
+        *next_input = input.seq.saturating_add(1);
         let written = match decode_chunk(&input.data) {
             Ok(bytes) if !bytes.is_empty() => handle.write(&bytes).await,
             _ => Ok(()),
@@ -562,6 +563,25 @@ mod tests {
         assert_eq!((end.exit_code, end.reason.as_str()), (Some(3), "exited"));
         assert!(!s.fake.killed.load(Ordering::SeqCst), "an exited process is not killed");
         let _ = s.bus;
+    }
+
+    /// The input count is the user's number: the largest a u64 holds must not overflow
+    /// (`seq + 1` panicked the session's task in a debug build).
+    #[tokio::test]
+    async fn an_input_numbered_u64_max_is_written_and_the_session_goes_on() {
+        let mut s = scene(Duration::from_secs(60)).await;
+        let _start = report(&mut s.reports).await;
+        s.sessions.control("alice", ExecVerb::Input, &input(&s.subject, u64::MAX, b"a")).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while s.fake.written.lock().unwrap().as_slice() != b"a" {
+            assert!(tokio::time::Instant::now() < deadline, "the input numbered u64::MAX was not written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        s.sessions.control("alice", ExecVerb::Input, &input(&s.subject, 0, b"b")).unwrap();
+        while s.fake.written.lock().unwrap().as_slice() != b"ab" {
+            assert!(tokio::time::Instant::now() < deadline, "the session did not go on");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]

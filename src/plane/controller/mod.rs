@@ -30,6 +30,7 @@ use store::Store;
 
 pub use self::commands::{build_app, check_route};
 pub use self::core::{Controller, LeaseHold};
+pub use self::sessions::record as session_record;
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {

@@ -42,7 +42,7 @@ fn host_of(subject: &str) -> Option<&str> {
 
 /// The record of one report: `request` holds the session's facts, `outcome.detail` them
 /// in words.
-pub(crate) fn record(host: &str, app: Option<String>, r: &SessionReport) -> AuditRecord {
+pub fn record(host: &str, app: Option<String>, r: &SessionReport) -> AuditRecord {
     let mut request = serde_json::json!({
         "instance": r.instance,
         "host": host,
