@@ -194,7 +194,7 @@ fn an_instance_detail_shows_its_port_forward() {
     let mut app = app();
     app.update(Action::ShowPanel(Panel::Instances));
     app.update(Action::Forward);
-    let local = "127.0.0.1:40123".parse().unwrap();
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 40123));
     app.apply(Inbound::Forward { session: 1, event: ForwardEvent::Listening(local) });
     app.update(Action::Detail);
     let screen = text(&draw(&mut app, 100, 30));

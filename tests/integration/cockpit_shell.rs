@@ -63,6 +63,16 @@ fn open_shell(t: &Tmux) {
 }
 
 /// The Instances panel with the instance `id` selected (the filter leaves only it).
+/// The shell that took the terminal runs commands: `echo ready-$((40+2))` prints ready-42.
+fn shell_answers(t: &Tmux, what: &str) {
+    t.type_text("echo ready-$((40+2))");
+    t.keys(&["Enter"]);
+    eventually(Duration::from_secs(60), what, || {
+        let screen = t.screen();
+        if screen.lines().any(|l| l.trim() == "ready-42") { Ok(()) } else { Err(screen) }
+    });
+}
+
 fn select_instance(t: &Tmux, id: &str) {
     t.keys(&["2"]);
     t.wait_for(&["VERSION", "ENDPOINT"], "the Instances panel");
@@ -120,12 +130,7 @@ fn cockpit_shell_runs_in_the_instance_and_returns_live_or_with_the_containers_de
     t.wait_for(&["1 Hosts", "2 Instances"], "the cockpit's first frame");
     select_instance(&t, &id2);
     open_shell(&t);
-    t.type_text("echo ready-$((40+2))");
-    t.keys(&["Enter"]);
-    eventually(Duration::from_secs(60), "the second shell runs", || {
-        let screen = t.screen();
-        if screen.lines().any(|l| l.trim() == "ready-42") { Ok(()) } else { Err(screen) }
-    });
+    shell_answers(&t, "the second shell runs");
     docker(&["kill", &container2]);
     let ended = format!("shell in {id2} ended");
     let back = t.wait_for(&["2 Instances", &ended], "the container's death returns to the cockpit");
@@ -154,12 +159,7 @@ fn cockpit_shell_ends_with_sighup_as_129_and_returns_when_its_agent_is_lost() {
     let cockpit = t.shells_child();
     select_instance(&t, &id);
     open_shell(&t);
-    t.type_text("echo ready-$((40+2))");
-    t.keys(&["Enter"]);
-    eventually(Duration::from_secs(60), "the shell runs", || {
-        let screen = t.screen();
-        if screen.lines().any(|l| l.trim() == "ready-42") { Ok(()) } else { Err(screen) }
-    });
+    shell_answers(&t, "the shell runs");
     let sent = std::process::Command::new("kill").args(["-HUP", &cockpit.to_string()]).status();
     assert!(sent.expect("kill runs").success());
     assert_sane_after(&t, &before, &after, "hup", 129);
@@ -171,12 +171,7 @@ fn cockpit_shell_ends_with_sighup_as_129_and_returns_when_its_agent_is_lost() {
     t.wait_for(&["1 Hosts", "2 Instances"], "the cockpit's first frame");
     select_instance(&t, &id);
     open_shell(&t);
-    t.type_text("echo ready-$((40+2))");
-    t.keys(&["Enter"]);
-    eventually(Duration::from_secs(60), "the shell runs", || {
-        let screen = t.screen();
-        if screen.lines().any(|l| l.trim() == "ready-42") { Ok(()) } else { Err(screen) }
-    });
+    shell_answers(&t, "the shell runs");
     stack.agent.kill9();
     let ended = format!("shell in {id} ended");
     let back = t.wait_for(&["2 Instances", &ended], "a lost agent returns to the cockpit");
