@@ -93,6 +93,8 @@ fn deploy() -> crate::protocol::DeployRequest {
                 sha256: "ab".repeat(32),
                 size: 1024,
             }),
+            env: Some([("JAVA_OPTS".to_string(), "-Xmx256m".to_string())].into()),
+            secrets: None,
         }),
         strategy: Strategy::Rolling,
     }

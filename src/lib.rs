@@ -13,6 +13,7 @@ pub mod config_file;
 pub mod plane;
 pub mod protocol;
 pub mod repository;
+pub mod secrets;
 pub mod theme;
 pub mod tui;
 pub mod views;

@@ -586,6 +586,8 @@ fn whole(run: &crate::protocol::RunSpec) -> RunPatch {
         mount: Some(run.mount.clone()),
         health: Some(run.health.clone()),
         artifact: run.artifact.clone(),
+        env: Some(run.env.clone()),
+        secrets: Some(run.secrets.clone()),
     }
 }
 

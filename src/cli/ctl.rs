@@ -103,6 +103,18 @@ pub enum CtlCommand {
     /// 127.0.0.1:PORT -> INSTANCE:REMOTE`, then serves each connection until Ctrl-C or
     /// SIGTERM (what happens to each on stderr). Needs the `port-forward` grant.
     PortForward(super::port_forward::PortForwardArgs),
+    /// An app's env variables: list, set or unset them. A change rolls the app out again
+    /// (its running version and count), as a deploy, with --wait.
+    Env {
+        #[command(subcommand)]
+        verb: env::EnvCommand,
+    },
+    /// An app's secrets: set one (the value from stdin or @FILE, never the command line)
+    /// or unset one; either rolls the app out again, as a deploy, with --wait.
+    Secret {
+        #[command(subcommand)]
+        verb: env::SecretCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +183,10 @@ pub struct DeployArgs {
     /// How a new instance is judged healthy: `tcp`, or `http:/path` (2xx or 3xx).
     #[arg(long, value_parser = HealthCheck::parse, value_name = "CHECK")]
     pub health: Option<HealthCheck>,
+    /// An env variable of every container, K=V (repeat for more). Given, the flags are the
+    /// app's whole env (`ctl env set` changes one); omitted, the app keeps its env.
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
     /// How a new version replaces the old: `rolling` (one at a time) or `all` (all at once).
     #[arg(long, value_enum, default_value = "rolling")]
     pub strategy: StrategyArg,
@@ -287,6 +303,8 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         }
         CtlCommand::Exec(a) => super::exec::exec(&ctl.bus, &ctl.source, a, ctl.timeout).await,
         CtlCommand::ExecReplay(a) => super::exec::replay(&ctl.bus, a).await,
+        CtlCommand::Env { verb } => ctl.env(verb).await,
+        CtlCommand::Secret { verb } => ctl.secret(verb).await,
     }
 }
 
@@ -320,6 +338,9 @@ macro_rules! out {
         }
     }};
 }
+
+#[path = "ctl_env.rs"]
+mod env;
 
 /// Prints rows as aligned columns.
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
@@ -645,15 +666,22 @@ impl Ctl {
     }
 
     async fn deploy(&self, a: DeployArgs) -> Result<ExitCode, String> {
+        // Checked before anything is uploaded.
+        let env = (!a.env.is_empty()).then(|| env::env_flags(&a.env)).transpose()?;
         let artifact = match &a.artifact {
             Some(path) => Some(self.upload(&a.app, &a.version, path).await?),
             None => None,
         };
         let cmd = a.cmd.map(|c| c.0).or_else(|| (!a.args.is_empty()).then_some(a.args));
-        let run =
-            (artifact.is_some() || cmd.is_some() || a.mount.is_some() || a.health.is_some()).then(|| {
-                RunPatch { replace: false, cmd, mount: a.mount.clone(), health: a.health.clone(), artifact }
-            });
+        let given = artifact.is_some() || cmd.is_some() || a.mount.is_some() || a.health.is_some();
+        let run = (given || env.is_some()).then(|| RunPatch {
+            cmd,
+            mount: a.mount.clone(),
+            health: a.health.clone(),
+            artifact,
+            env,
+            ..RunPatch::default()
+        });
         let constraints = (!a.azs.is_empty() || !a.tags.is_empty() || a.cpu.is_some() || a.memory.is_some())
             .then(|| Constraints {
                 azs: a.azs.clone(),

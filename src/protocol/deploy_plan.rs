@@ -107,8 +107,14 @@ pub struct DeployPlan {
 
 /// The steps, in the order the controller takes them.
 pub fn steps(fleet: &Fleet, target: &Target<'_>) -> (Mode, Vec<Step>) {
+    steps_replacing(fleet, target, false)
+}
+
+/// `steps`, and with `all` every instance is replaced as if it ran another version: the
+/// same version with another environment (a container's is fixed when it is created).
+pub fn steps_replacing(fleet: &Fleet, target: &Target<'_>, all: bool) -> (Mode, Vec<Step>) {
     let (mut old, mut current): (Vec<&Instance>, Vec<&Instance>) =
-        fleet.instances_of(target.app).partition(|i| i.version != target.version);
+        fleet.instances_of(target.app).partition(|i| all || i.version != target.version);
     old.sort_by(|a, b| (a.index, &a.id).cmp(&(b.index, &b.id)));
     current.sort_by(|a, b| (a.index, &a.id).cmp(&(b.index, &b.id)));
     let desired = target.instances as usize;

@@ -201,6 +201,27 @@ pub struct DeployRequest {
     pub strategy: Strategy,
 }
 
+/// `qd.v1.ctl.<user>.secret.set`: a secret's new value for an app. The value travels in
+/// this command only: the controller stores it in `qd_secrets` and keeps a `SecretRef` in
+/// the app's spec; the audit trail records the request with the value left out
+/// (`audit::redacted`). `Debug` leaves it out too, so no log line can hold it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretSetRequest {
+    pub app: String,
+    pub name: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretSetRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretSetRequest")
+            .field("app", &self.app)
+            .field("name", &self.name)
+            .field("value", &format_args!("<{} bytes>", self.value.len()))
+            .finish()
+    }
+}
+
 /// How a new version replaces the old one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,5 +1,7 @@
 //! The fleet's objects as they travel on the wire and sit in every replica.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// A Docker host with its agent: the facts its agent reports, and what only the controller
@@ -121,6 +123,23 @@ pub struct RunSpec {
     /// The artifact in the repository; an image-only app has none.
     #[serde(default)]
     pub artifact: Option<ArtifactRef>,
+    /// Environment variables of every container, by name (`validate::env`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Secrets passed in the environment, by name: only a reference travels here. The
+    /// value lives in the `qd_secrets` bucket, which only the controller and the agents read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretRef>,
+}
+
+/// Which value of a secret an app runs: its version (1, 2, ...: one more with each
+/// `secret set`) and the first 8 hex characters of the value's sha256, which is all of the
+/// value anyone but the controller and the agents ever sees. An agent refuses a value whose
+/// sha does not match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub version: u64,
+    pub sha8: String,
 }
 
 fn default_mount() -> String {
@@ -129,7 +148,14 @@ fn default_mount() -> String {
 
 impl Default for RunSpec {
     fn default() -> Self {
-        RunSpec { cmd: None, mount: default_mount(), health: HealthCheck::default(), artifact: None }
+        RunSpec {
+            cmd: None,
+            mount: default_mount(),
+            health: HealthCheck::default(),
+            artifact: None,
+            env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        }
     }
 }
 
@@ -148,6 +174,12 @@ pub struct RunPatch {
     pub health: Option<HealthCheck>,
     #[serde(default)]
     pub artifact: Option<ArtifactRef>,
+    /// The whole environment when given (`ctl env set` sends the app's map with its change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Every secret reference when given: the controller's own `secret set`, a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<BTreeMap<String, SecretRef>>,
 }
 
 impl RunSpec {
@@ -161,6 +193,8 @@ impl RunSpec {
             mount: patch.mount.clone().unwrap_or_else(|| self.mount.clone()),
             health: patch.health.clone().unwrap_or_else(|| self.health.clone()),
             artifact: patch.artifact.clone().or_else(|| self.artifact.clone()),
+            env: patch.env.clone().unwrap_or_else(|| self.env.clone()),
+            secrets: patch.secrets.clone().unwrap_or_else(|| self.secrets.clone()),
         }
     }
 }

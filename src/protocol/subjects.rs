@@ -55,10 +55,12 @@ pub enum CtlVerb {
     /// Who the controller sees the sender as. Changes nothing and is not audited, but needs
     /// the permission to act: a client learns from it whether it may (a viewer may not).
     Whoami,
+    /// A secret's new value (`SecretSetRequest`): stored in `qd_secrets`, then a deploy.
+    SecretSet,
 }
 
 impl CtlVerb {
-    pub const ALL: [CtlVerb; 9] = [
+    pub const ALL: [CtlVerb; 10] = [
         CtlVerb::RepoAllocate,
         CtlVerb::Deploy,
         CtlVerb::Restart,
@@ -68,6 +70,7 @@ impl CtlVerb {
         CtlVerb::Route(RouteVerb::Disable),
         CtlVerb::Route(RouteVerb::Weight),
         CtlVerb::Whoami,
+        CtlVerb::SecretSet,
     ];
 
     /// The verb's part of the subject, and its name in the audit trail.
@@ -82,6 +85,7 @@ impl CtlVerb {
             CtlVerb::Route(RouteVerb::Disable) => "route.disable",
             CtlVerb::Route(RouteVerb::Weight) => "route.weight",
             CtlVerb::Whoami => "whoami",
+            CtlVerb::SecretSet => "secret.set",
         }
     }
 

@@ -345,6 +345,8 @@ fn deploy_request() -> DeployRequest {
             mount: None,
             health: Some(HealthCheck::Http { path: "/health".into() }),
             artifact: app("shop-web").run.artifact,
+            env: None,
+            secrets: None,
         }),
         strategy: Strategy::All,
     }

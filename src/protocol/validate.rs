@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
-use super::model::{HealthCheck, RunSpec};
+use super::model::{HealthCheck, RunSpec, SecretRef};
 use super::subjects::RouteVerb;
 
 /// The most bytes of one input value an error message or a record quotes: enough to see
@@ -248,6 +248,11 @@ pub fn run(run: &RunSpec) -> Result<(), String> {
     if let HealthCheck::Http { path: p } = &run.health {
         path("health check path", p)?;
     }
+    env(&run.env)?;
+    secret_refs(&run.secrets)?;
+    if let Some(k) = run.env.keys().find(|k| run.secrets.contains_key(*k)) {
+        return Err(format!("{k} is both an env variable and a secret: unset one of them"));
+    }
     if let Some(art) = &run.artifact {
         if art.name.is_empty() || art.name.len() > 128 || !art.name.chars().all(|c| c.is_ascii_graphic()) {
             return Err(format!(
@@ -260,6 +265,109 @@ pub fn run(run: &RunSpec) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The most variables of an app's environment, and the most secrets.
+pub const MAX_ENV: usize = 64;
+pub const MAX_SECRETS: usize = 32;
+/// The most bytes of a variable's or secret's name.
+pub const MAX_ENV_NAME: usize = 128;
+/// The most bytes of one env value, and of all names and values together: the spec
+/// travels in every `APP_UPDATED` and every agent's deploy command.
+pub const MAX_ENV_VALUE: usize = 4096;
+pub const MAX_ENV_BYTES: usize = 16 * 1024;
+/// The most bytes of a secret's value. It never travels in an event, only in the
+/// `secret.set` command and the `qd_secrets` bucket.
+pub const MAX_SECRET_VALUE: usize = 32 * 1024;
+
+/// A variable's (or secret's) name: `[A-Za-z_][A-Za-z0-9_]*`, at most [`MAX_ENV_NAME`]
+/// bytes: what a shell takes, and one token of a `qd_secrets` key.
+pub fn env_name(what: &str, value: &str) -> Result<(), String> {
+    let ok_start = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let ok_chars = value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok_start && ok_chars && value.len() <= MAX_ENV_NAME {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} name {} is not valid: use letters, digits and '_', not starting with a digit, at most {MAX_ENV_NAME} bytes",
+            quoted(value)
+        ))
+    }
+}
+
+/// An app's environment: at most [`MAX_ENV`] variables, each name valid, each value at
+/// most [`MAX_ENV_VALUE`] bytes without NUL, [`MAX_ENV_BYTES`] in all.
+pub fn env(vars: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    if vars.len() > MAX_ENV {
+        return Err(format!("{} env variables given, more than {MAX_ENV}", vars.len()));
+    }
+    for (k, v) in vars {
+        env_name("env variable", k)?;
+        if v.len() > MAX_ENV_VALUE || v.contains('\0') {
+            return Err(format!("env variable {k}'s value is not valid: at most {MAX_ENV_VALUE} bytes, no NUL"));
+        }
+    }
+    let total: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > MAX_ENV_BYTES {
+        return Err(format!("the env variables are {total} bytes in all, more than {MAX_ENV_BYTES}"));
+    }
+    Ok(())
+}
+
+/// An app's secret references: at most [`MAX_SECRETS`], each name valid, each version at
+/// least 1 and each sha8 8 lowercase hex characters. A secret and a variable may not share
+/// a name (`env_and_secrets`).
+pub fn secret_refs(refs: &std::collections::BTreeMap<String, SecretRef>) -> Result<(), String> {
+    if refs.len() > MAX_SECRETS {
+        return Err(format!("{} secrets given, more than {MAX_SECRETS}", refs.len()));
+    }
+    for (k, r) in refs {
+        env_name("secret", k)?;
+        let hex = r.sha8.len() == 8 && r.sha8.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+        if r.version == 0 || !hex {
+            return Err(format!("secret {k}'s reference is not valid: a version from 1 and 8 lowercase hex of sha256"));
+        }
+    }
+    Ok(())
+}
+
+/// A secret's value, checked without ever quoting it: at most [`MAX_SECRET_VALUE`] bytes,
+/// not empty, no NUL (a container's environment cannot hold one).
+pub fn secret_value(name: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > MAX_SECRET_VALUE || value.contains('\0') {
+        return Err(format!(
+            "secret {name}'s value is not valid: 1 to {MAX_SECRET_VALUE} bytes, no NUL ({} bytes given)",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `K=V` as typed (`ctl deploy --env`, `ctl env set`): the name checked, the value as it
+/// is (it may hold `=`, and be empty).
+pub fn env_assignment(typed: &str) -> Result<(String, String), String> {
+    let Some((k, v)) = typed.split_once('=') else {
+        return Err(format!("{} is not K=V: give a name, '=' and a value", quoted(typed)));
+    };
+    env_name("env variable", k)?;
+    if v.len() > MAX_ENV_VALUE || v.contains('\0') {
+        return Err(format!("env variable {k}'s value is not valid: at most {MAX_ENV_VALUE} bytes, no NUL"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// The wizard's env field: `K=V` assignments separated by commas or spaces (a value with
+/// either is set with `ctl env set`), the whole map checked as the controller checks it.
+pub fn env_list(typed: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut vars = std::collections::BTreeMap::new();
+    for part in typed.split([',', ' ']).filter(|p| !p.is_empty()) {
+        let (k, v) = env_assignment(part)?;
+        if vars.insert(k.clone(), v).is_some() {
+            return Err(format!("env variable {k} is given twice"));
+        }
+    }
+    env(&vars)?;
+    Ok(vars)
 }
 
 /// An absolute path without `..` or whitespace, at most [`MAX_PATH`] bytes.
@@ -383,5 +491,62 @@ mod tests {
         );
         assert_eq!(route_weight(RouteVerb::Enable, Some(0)), Err("weight must be 1 to 1000, not 0".into()));
         assert!(route_weight(RouteVerb::Add, Some(1001)).is_err());
+    }
+
+    #[test]
+    fn env_names_values_and_bounds_are_checked_and_errors_name_the_key() {
+        use std::collections::BTreeMap;
+        for ok in ["A", "_x", "JAVA_OPTS", "a1_B2"] {
+            assert!(env_name("env variable", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1A", "A-B", "A B", "A=B", "A.B", "é", &"A".repeat(MAX_ENV_NAME + 1)] {
+            let err = env_name("env variable", bad).unwrap_err();
+            assert!(err.contains("env variable name"), "{bad:?}: {err}");
+        }
+        let one = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        assert!(env(&one("PORT", "8080")).is_ok());
+        assert!(env(&one("BAD-NAME", "x")).unwrap_err().contains("\"BAD-NAME\""));
+        assert!(env(&one("NUL", "a\0b")).unwrap_err().contains("NUL's value"));
+        assert!(env(&one("BIG", &"v".repeat(MAX_ENV_VALUE + 1))).unwrap_err().contains("BIG's value"));
+        let many: BTreeMap<String, String> = (0..=MAX_ENV).map(|i| (format!("V{i}"), String::new())).collect();
+        assert!(env(&many).unwrap_err().contains("more than"));
+        let heavy: BTreeMap<String, String> =
+            (0..8).map(|i| (format!("V{i}"), "v".repeat(MAX_ENV_VALUE))).collect();
+        assert!(env(&heavy).unwrap_err().contains("in all"));
+        let both = RunSpec {
+            env: one("DB_PASS", "x"),
+            secrets: BTreeMap::from([("DB_PASS".into(), SecretRef { version: 1, sha8: "0123abcd".into() })]),
+            ..RunSpec::default()
+        };
+        assert!(run(&both).unwrap_err().contains("DB_PASS is both"));
+    }
+
+    #[test]
+    fn secret_refs_and_values_are_checked_without_quoting_the_value() {
+        use std::collections::BTreeMap;
+        let r = |version, sha8: &str| BTreeMap::from([("K".to_string(), SecretRef { version, sha8: sha8.into() })]);
+        assert!(secret_refs(&r(1, "0123abcd")).is_ok());
+        assert!(secret_refs(&r(0, "0123abcd")).is_err());
+        assert!(secret_refs(&r(1, "0123ABCD")).is_err());
+        assert!(secret_refs(&r(1, "0123abc")).is_err());
+        let err = secret_value("DB_PASS", "hunter2\0").unwrap_err();
+        assert!(err.contains("DB_PASS") && !err.contains("hunter2"), "{err}");
+        assert!(secret_value("K", "").is_err());
+        assert!(secret_value("K", &"v".repeat(MAX_SECRET_VALUE + 1)).is_err());
+        assert!(secret_value("K", "s3cret").is_ok());
+    }
+
+    #[test]
+    fn env_assignments_and_the_wizard_list() {
+        assert_eq!(env_assignment("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert_eq!(env_assignment("EMPTY="), Ok(("EMPTY".into(), String::new())));
+        assert!(env_assignment("NOVALUE").unwrap_err().contains("not K=V"));
+        assert!(env_assignment("1X=y").unwrap_err().contains("\"1X\""));
+        let list = env_list("A=1, B=2 C=3").unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(list["B"], "2");
+        assert!(env_list("").unwrap().is_empty());
+        assert!(env_list("A=1,A=2").unwrap_err().contains("twice"));
+        assert!(env_list("A=1,b-c=2").is_err());
     }
 }

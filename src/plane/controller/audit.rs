@@ -58,11 +58,36 @@ pub(crate) fn record(
         command_id: command_id.to_string(),
         source: source.to_string(),
         operator,
-        request,
+        request: redacted(verb, request),
         outcome,
         repeated: None,
     }
     .bounded()
+}
+
+/// The request as the trail keeps it: a `secret.set`'s value is left out (only its size
+/// is kept), and so is anything else it carried, which could be the value misplaced.
+fn redacted(verb: CtlVerb, request: serde_json::Value) -> serde_json::Value {
+    if verb != CtlVerb::SecretSet {
+        return request;
+    }
+    let text = |k: &str| request.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let size = text("value").map(|v| v.len());
+    serde_json::json!({
+        "app": text("app"),
+        "name": text("name"),
+        "value": size.map_or_else(|| "[redacted]".to_string(), |n| format!("[redacted: {n} bytes]")),
+    })
+}
+
+/// Why a command's payload did not decode, as its sender and the trail are told: a
+/// `secret.set`'s decoder error could quote the value, so it is not passed on.
+pub(crate) fn decode_error(verb: CtlVerb, err: &impl std::fmt::Display) -> String {
+    if verb == CtlVerb::SecretSet {
+        "malformed secret.set request: give app, name and value, each a string".into()
+    } else {
+        err.to_string()
+    }
 }
 
 /// The `AUDIT` event for a record made by [`record`] (of one command, or a summary of

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::core::{Controller, Draft};
 use super::paging;
 use super::refusals::Refusals;
-use super::{audit, deploy, ops};
+use super::{audit, deploy, ops, secrets};
 use crate::bus::{Message, Subscription};
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
@@ -20,8 +20,8 @@ use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
     Envelope, ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody,
-    RestartRequest, Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode,
-    validate,
+    RestartRequest, Route, RouteRequest, RouteState, SecretSetRequest, SnapshotRequest, WhoAmI, WireError,
+    decode, encode, validate,
 };
 use crate::repository;
 
@@ -204,6 +204,9 @@ fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
         CtlVerb::Route(rv) => {
             command(ctl, refusals, cmd, move |ctl, req: RouteRequest, _| route(ctl, rv, req))
         }
+        CtlVerb::SecretSet => command(ctl, refusals, cmd, |ctl, req: SecretSetRequest, id| {
+            secrets::start_secret_set(ctl, req, id)
+        }),
     }
 }
 
@@ -317,12 +320,9 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     let envelope: Envelope<T> = match decode(&msg.payload) {
         Ok(env) => env,
         Err(err) => {
-            log::warn!(
-                "rejected malformed request on {}: {}",
-                msg.subject,
-                validate::cut(&err.to_string(), 512)
-            );
-            let refusal = WireError::bad_request(err.to_string());
+            let err = audit::decode_error(cmd.verb, &err);
+            log::warn!("rejected malformed request on {}: {}", msg.subject, validate::cut(&err, 512));
+            let refusal = WireError::bad_request(err);
             // Who sent it is still worth recording when the envelope itself is readable.
             return match decode::<serde_json::Value>(&msg.payload) {
                 Ok(raw) => refuse_on_record(ctl, refusals, &cmd, &raw, &raw.body, refusal),
@@ -487,6 +487,18 @@ fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
 }
 
 fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Result<Accepted, WireError> {
+    start_deploy_after(ctl, req, command_id, async { Ok(()) })
+}
+
+/// A deploy, as `start_deploy`, whose roll-out waits for `ready` first (a secret's value
+/// written to its bucket) and fails with its error. Every change of an app's spec goes
+/// through here: a deploy, an env change, a secret's new version.
+pub(super) fn start_deploy_after(
+    ctl: &Controller,
+    req: DeployRequest,
+    command_id: &str,
+    ready: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+) -> Result<Accepted, WireError> {
     let existing = ctl.read(|core| core.fleet.apps.get(&req.app).cloned());
     let app = build_app(existing.as_ref(), &req)?;
     if let Some(op) = busy_with(ctl, &app.name) {
@@ -515,7 +527,7 @@ fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Resul
         let rev = core.fleet.revision + 2;
         (vec![opened, updated], (op_id, rev))
     });
-    ctl.spawn(deploy::run_deploy(ctl.clone(), op_id.clone(), app, strategy, existing));
+    ctl.spawn(deploy::run_deploy_after(ctl.clone(), op_id.clone(), app, strategy, existing, ready));
     Ok(Accepted { operation_id: Some(op_id), rev })
 }
 

@@ -183,6 +183,8 @@ struct Shared {
     bus: Arc<dyn Bus>,
     store: Arc<dyn Store>,
     repository: Option<Arc<dyn Repository>>,
+    /// Where `secret.set` writes values: set once, before any command is served.
+    secrets: std::sync::OnceLock<crate::secrets::Secrets>,
     config: ControllerConfig,
     core: Mutex<Core>,
     rev: watch::Sender<u64>,
@@ -249,6 +251,7 @@ impl Controller {
             bus,
             store,
             repository,
+            secrets: std::sync::OnceLock::new(),
             config,
             core: Mutex::new(core),
             rev,
@@ -279,6 +282,18 @@ impl Controller {
     /// The artifact repository, when this controller has one (on NATS).
     pub(crate) fn repository(&self) -> Option<Arc<dyn Repository>> {
         self.shared.repository.clone()
+    }
+
+    /// The secret store, when this controller has one.
+    pub(crate) fn secrets(&self) -> Option<crate::secrets::Secrets> {
+        self.shared.secrets.get().cloned()
+    }
+
+    pub(crate) fn set_secrets(&self, secrets: crate::secrets::Secrets) {
+        // Set once at the start; a second store would be a wiring mistake, and the first wins.
+        if self.shared.secrets.set(secrets).is_err() {
+            log::warn!("the controller's secret store was set twice; the first is kept");
+        }
     }
 
     /// What the leader lease allows, as its keeper learns it.

@@ -21,20 +21,29 @@ use crate::protocol::{
 };
 use crate::repository;
 
-pub(crate) async fn run_deploy(
+/// A deploy's roll-out, once `ready` is done (nothing, or a secret's value written); an
+/// error of `ready` fails the deploy before anything moved.
+pub(crate) async fn run_deploy_after(
     ctl: Controller,
     op_id: String,
     app: AppSpec,
     strategy: Strategy,
     previous: Option<AppSpec>,
+    ready: impl std::future::Future<Output = Result<(), String>>,
 ) {
     let mut app = app;
-    let outcome = match image::pin(&ctl, &op_id, &mut app).await {
-        Ok(()) => deploy(&ctl, &op_id, &app, strategy).await,
+    // The same version with another environment replaces every instance: a container's
+    // environment is fixed when it is created.
+    let refresh = previous.as_ref().is_some_and(|p| p.version == app.version && env_changed(p, &app));
+    let outcome = match ready.await {
+        Ok(()) => match image::pin(&ctl, &op_id, &mut app).await {
+            Ok(()) => deploy(&ctl, &op_id, &app, strategy, refresh).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     if outcome.is_err()
-        && let Some(prev) = previous.filter(|p| p.version != app.version)
+        && let Some(prev) = previous.filter(|p| p.version != app.version || env_changed(p, &app))
     {
         // The old version keeps serving: the desired state says so again, so restarts and
         // re-placements use the spec that actually runs.
@@ -47,6 +56,11 @@ pub(crate) async fn run_deploy(
         ]);
     }
     ctl.finish(&op_id, outcome);
+}
+
+/// Whether `app` runs with other env variables or secrets than `prev`.
+fn env_changed(prev: &AppSpec, app: &AppSpec) -> bool {
+    prev.run.env != app.run.env || prev.run.secrets != app.run.secrets
 }
 
 /// `ALLOCATE_REPOSITORY_REQUEST` and `UPLOAD`: the artifact must be in its slot with the
@@ -124,13 +138,19 @@ pub(crate) async fn run_restart(ctl: Controller, op_id: String, targets: Vec<Str
     ctl.finish(&op_id, outcome);
 }
 
-async fn deploy(ctl: &Controller, op_id: &str, app: &AppSpec, strategy: Strategy) -> Result<String, String> {
+async fn deploy(
+    ctl: &Controller,
+    op_id: &str,
+    app: &AppSpec,
+    strategy: Strategy,
+    refresh: bool,
+) -> Result<String, String> {
     check_artifact(ctl, op_id, app).await?;
 
     let target = Target::of(app, strategy);
     // The preview's planner: the same steps in the same order. Each new instance is
     // placed when its turn comes, on the fleet as it is then.
-    let (mode, steps) = ctl.read(|core| deploy_plan::steps(&core.fleet, &target));
+    let (mode, steps) = ctl.read(|core| deploy_plan::steps_replacing(&core.fleet, &target, refresh));
     let start_all = |steps: &[Step]| {
         join_all(steps.iter().filter_map(|s| match s {
             Step::Start { index } => Some(start_instance(ctl, op_id, app, *index, &[])),

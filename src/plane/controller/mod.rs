@@ -15,6 +15,7 @@ mod ops;
 pub(crate) mod paging;
 mod refusals;
 mod repair;
+mod secrets;
 mod sessions;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
 pub use crate::protocol::scheduler;
@@ -100,7 +101,22 @@ impl Controller {
         store: Arc<dyn Store>,
         repository: Option<Arc<dyn crate::repository::Repository>>,
     ) -> Result<ControllerHandle, crate::bus::BusError> {
+        Controller::start_with_secrets(bus, config, initial, store, repository, None).await
+    }
+
+    /// `start`, with the store `secret.set` writes values to (without one it is refused).
+    pub async fn start_with_secrets(
+        bus: Arc<dyn Bus>,
+        config: ControllerConfig,
+        initial: Fleet,
+        store: Arc<dyn Store>,
+        repository: Option<Arc<dyn crate::repository::Repository>>,
+        secrets: Option<crate::secrets::Secrets>,
+    ) -> Result<ControllerHandle, crate::bus::BusError> {
         let (ctl, events) = Controller::new(bus.clone(), config, initial, store, repository);
+        if let Some(s) = secrets {
+            ctl.set_secrets(s);
+        }
         // Subscribe before anything is published so that nothing is missed.
         let requests = bus.subscribe(subjects::CTL_ALL).await?;
         let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
