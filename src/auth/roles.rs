@@ -13,6 +13,9 @@ const STATE: &str = "qd_state";
 const LEADER: &str = "qd_leader";
 const ARTIFACTS: &str = "qd_artifacts";
 const SESSIONS: &str = crate::protocol::exec::SESSIONS_BUCKET;
+/// Secret values: written by the controller, read by agents, by nobody else (no operator
+/// or viewer permission names it, and none of theirs is a wildcard over `$KV` or the JS API).
+const SECRETS: &str = crate::secrets::BUCKET;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -232,6 +235,7 @@ fn controller(inbox: &str) -> Permissions {
             "$JS.API.>".into(),
             format!("$KV.{STATE}.>"),
             format!("$KV.{LEADER}.>"),
+            format!("$KV.{SECRETS}.>"),
             "$JS.FC.>".into(),
             "$JS.ACK.>".into(),
         ],
@@ -265,6 +269,8 @@ fn agent(who: &Identity, inbox: &str) -> Permissions {
             subjects::SessionKind::ALL.map(subjects::session_streams_all).to_vec(),
             stream_reader(&format!("OBJ_{ARTIFACTS}")),
             stream_reader(&format!("OBJ_{SESSIONS}")),
+            // The values of the secrets a container it creates is given.
+            stream_reader(&format!("KV_{SECRETS}")),
         ]
         .concat(),
         subscribe: [
@@ -533,5 +539,32 @@ mod tests {
         assert!("admin".parse::<Role>().unwrap_err().contains("controller, agent, router, operator, viewer"));
         assert!(Identity::new(Role::Agent, "h1.evil").is_err());
         assert!(Identity::new(Role::Operator, "").is_err());
+    }
+
+    /// Only the controller writes secret values and only it and the agents read them: an
+    /// operator (even with every grant), a viewer and a router may neither read the bucket
+    /// (a get, a direct get, a consumer on its stream) nor write it.
+    #[test]
+    fn only_the_controller_and_agents_touch_the_secrets_bucket() {
+        let reads = [
+            "$JS.API.STREAM.INFO.KV_qd_secrets",
+            "$JS.API.STREAM.MSG.GET.KV_qd_secrets",
+            "$JS.API.DIRECT.GET.KV_qd_secrets.$KV.qd_secrets.web.DB_PASS.1",
+            "$JS.API.CONSUMER.CREATE.KV_qd_secrets",
+        ];
+        let write = "$KV.qd_secrets.web.DB_PASS.1";
+        for p in [of(Role::Controller, "c1"), of(Role::Agent, "h1")] {
+            assert!(reads.iter().all(|r| may_publish(&p, r)));
+        }
+        assert!(may_publish(&of(Role::Controller, "c1"), write));
+        assert!(!may_publish(&of(Role::Agent, "h1"), write), "an agent only reads");
+        let everyone_else =
+            [of(Role::Operator, "alice"), granted("alice", &Grant::ALL), of(Role::Viewer, "v"), of(Role::Router, "r")];
+        for p in everyone_else {
+            for r in reads.iter().chain([&write]) {
+                assert!(!may_publish(&p, r), "{r}");
+            }
+            assert!(!may_subscribe(&p, write));
+        }
     }
 }

@@ -278,11 +278,16 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
             .map_err(|e| e.to_string())
     })
     .await;
+    let secrets = retry("opening the secrets bucket", || async {
+        crate::secrets::KvSecrets::open(&bus, usize::from(args.replicas)).await.map_err(|e| e.to_string())
+    })
+    .await;
+    let secrets = crate::secrets::Secrets(Arc::new(secrets));
     // Leader, then standby again if another controller takes the lease, as often as that
     // happens: the process ends only when asked to.
     loop {
         let term = tokio::select! {
-            term = lead_once(&bus, &id, &args, &config, &dyn_bus, &store, &repository) => term?,
+            term = lead_once(&bus, &id, &args, &config, &dyn_bus, &store, &repository, &secrets) => term?,
             _ = stop_signal() => Term::Stop,
         };
         match term {
@@ -317,6 +322,7 @@ async fn lead_once(
     dyn_bus: &Arc<dyn Bus>,
     store: &Arc<dyn Store>,
     repository: &Arc<dyn Repository>,
+    secrets: &crate::secrets::Secrets,
 ) -> Result<Term, String> {
     // Retried: the bus may be down when a superseded leader comes back here.
     let lease = retry("opening the leader lease", || async {
@@ -332,9 +338,15 @@ async fn lead_once(
     let not_ready = tokio::spawn(refuse_until_loaded(bus.clone()));
     let fleet = retry("loading state", || async { store.load().await.map_err(|e| e.to_string()) }).await;
     not_ready.abort();
-    let started =
-        Controller::start(dyn_bus.clone(), config.clone(), fleet, store.clone(), Some(repository.clone()))
-            .await;
+    let started = Controller::start_with_secrets(
+        dyn_bus.clone(),
+        config.clone(),
+        fleet,
+        store.clone(),
+        Some(repository.clone()),
+        Some(secrets.clone()),
+    )
+    .await;
     let controller = match started {
         Ok(c) => c,
         Err(e) => {
@@ -426,6 +438,7 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
                 health_timeout: args.health_timeout,
                 refresh_period: args.heartbeat,
                 share: HostShare { cores: args.share_cores, memory_mb: args.share_memory },
+                secrets: Some(crate::secrets::Secrets(Arc::new(crate::secrets::KvSecrets::reader(&bus)))),
                 ..DockerConfig::new(args.host_id.clone(), args.data_dir.clone(), advertise_ip)
             };
             let repo: Arc<dyn Repository> = match &args.repo_dir {

@@ -172,9 +172,18 @@ impl Sandbox {
         let repo: Arc<dyn Repository> = repository.clone();
         let placed = placed_fleet_that_fits(&config)?;
         let initial = placed.clone().unwrap_or_default();
-        let controller = Controller::start(dyn_bus.clone(), controller_config, initial, store, Some(repo))
-            .await
-            .map_err(|e| e.to_string())?;
+        // The sandbox's secrets live in memory; its simulated agents need no values.
+        let secrets = crate::secrets::Secrets(Arc::new(crate::secrets::MemorySecrets::default()));
+        let controller = Controller::start_with_secrets(
+            dyn_bus.clone(),
+            controller_config,
+            initial,
+            store,
+            Some(repo),
+            Some(secrets),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let agents = start_agents(&dyn_bus, &config, placed.as_ref()).await?;
         start_router(&dyn_bus);
         let sandbox = Sandbox { bus, controller, agents, repository };

@@ -93,6 +93,8 @@ fn app(name: &str) -> AppSpec {
                 sha256: "ab".repeat(32),
                 size: 1234,
             }),
+            env: Default::default(),
+            secrets: Default::default(),
         },
         shortfall: None,
         digest: None,

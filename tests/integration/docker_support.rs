@@ -187,6 +187,7 @@ pub fn spec(id: &str, app: &str, version: &str, artifact: Option<ArtifactRef>) -
             mount: "/app".into(),
             health: HealthCheck::Http { path: "/index.html".into() },
             artifact,
+            ..RunSpec::default()
         },
     }
 }

@@ -40,6 +40,7 @@ mod nats_replay;
 mod nats_resync;
 mod nats_robustness;
 mod nats_roles;
+mod nats_secrets;
 mod nats_step_events;
 mod sandbox_e2e;
 
@@ -61,6 +62,7 @@ mod docker_exec;
 mod docker_faults;
 mod docker_logs;
 mod docker_plane;
+mod docker_secrets;
 mod docker_port_forward;
 mod docker_registry;
 mod registry_support;

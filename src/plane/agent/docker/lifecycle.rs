@@ -169,6 +169,11 @@ async fn fresh(
     if let Err(why) = check_spec(inner, spec).await {
         return Err(fail_clean(inner, spec, generation, StepName::Restart, why, steps).await);
     }
+    // So does a secret that cannot be read at the version the spec names.
+    let env = match environment(inner, spec).await {
+        Ok(env) => env,
+        Err(why) => return Err(fail_clean(inner, spec, generation, StepName::Restart, why, steps).await),
+    };
     match ensure_image(inner, spec, generation, steps).await {
         Ok(None) => {}
         Ok(Some(pulled)) => match update(inner, &spec.id, generation, |_| {}) {
@@ -192,7 +197,7 @@ async fn fresh(
     };
     send(steps, StepName::Download, report, format!("{}@{}: {detail}", spec.app, spec.version)).await;
 
-    let started = match create_and_start(inner, spec, generation, &dir).await {
+    let started = match create_and_start(inner, spec, generation, &dir, env).await {
         Ok(s) => s,
         Err(why) => return Err(fail_clean(inner, spec, generation, StepName::Restart, why, steps).await),
     };
@@ -235,6 +240,25 @@ async fn abandon(inner: &Inner, spec: &InstanceSpec, container: Option<&str>) ->
         artifact::remove_all(&artifact::instance_dir(&inner.config.data_dir, &spec.id));
     }
     overtaken(&spec.id)
+}
+
+/// The container's environment: the spec's variables, then each secret's value read at
+/// the exact version its reference names (and checked against its sha8). Never logged:
+/// errors name the secret and its version only.
+async fn environment(inner: &Inner, spec: &InstanceSpec) -> Result<Vec<String>, String> {
+    let mut env: Vec<String> = spec.run.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if spec.run.secrets.is_empty() {
+        return Ok(env);
+    }
+    let Some(secrets) = &inner.config.secrets else {
+        return Err(format!(
+            "{} has secrets, but this agent has no secret store to read them from",
+            spec.app
+        ));
+    };
+    let values = secrets.environment(&spec.app, &spec.run.secrets).await.map_err(|e| e.to_string())?;
+    env.extend(values);
+    Ok(env)
 }
 
 /// Checks that need no download: the image is here, the limits are ones Docker takes, the
@@ -344,6 +368,7 @@ fn container_body(
     host_port: Option<u16>,
     vlan_ip: Option<std::net::Ipv4Addr>,
     dir: &Path,
+    env: &[String],
 ) -> ContainerCreateBody {
     let key = format!("{}/tcp", spec.port);
     let port_bindings = match (inner.config.advertise_ip, host_port) {
@@ -378,6 +403,7 @@ fn container_body(
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: spec.run.cmd.clone(),
+        env: (!env.is_empty()).then(|| env.to_vec()),
         labels: Some(labels::for_spec(spec, &inner.config.host_id, &inner.config.extra_labels)),
         exposed_ports: Some(vec![key]),
         host_config: Some(HostConfig {
@@ -401,6 +427,7 @@ async fn create_and_start(
     spec: &InstanceSpec,
     generation: u64,
     dir: &Path,
+    env: Vec<String>,
 ) -> Result<Inspected, String> {
     let vlan_ip = reserve_address(inner, &spec.id, generation).await?;
     let name = labels::container_name(&spec.id);
@@ -416,7 +443,7 @@ async fn create_and_start(
                 Some(spec.port)
             }
         };
-        let body = container_body(inner, spec, host_port, vlan_ip, dir);
+        let body = container_body(inner, spec, host_port, vlan_ip, dir, &env);
         let opts = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
         let created = match inner.docker.create_container(Some(opts), body).await {
             Ok(c) => c,
@@ -579,7 +606,10 @@ async fn redeploy(
         && old.image == spec.image
         && old.container_port == spec.port
         && old.mount == spec.run.mount
-        && old.cmd.as_ref().is_none_or(|c| Some(c) == spec.run.cmd.as_ref());
+        && old.cmd.as_ref().is_none_or(|c| Some(c) == spec.run.cmd.as_ref())
+        // The old container's environment is not known here, and cannot change in place.
+        && spec.run.env.is_empty()
+        && spec.run.secrets.is_empty();
     if !in_place {
         force_remove(inner, &container).await;
         let reset = update(inner, &spec.id, generation, |e| {

@@ -104,6 +104,9 @@ pub struct DockerConfig {
     pub cgroup_root: PathBuf,
     /// What this host offers when it shares its machine with other hosts.
     pub share: HostShare,
+    /// Where the values of an instance's secrets are read when its container is created;
+    /// without it, a spec with secrets fails with a clear reason.
+    pub secrets: Option<crate::secrets::Secrets>,
 }
 
 /// A host's slice of a machine it shares with other hosts (the lab's hosts are network
@@ -156,6 +159,7 @@ impl DockerConfig {
             extra_labels: BTreeMap::new(),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             share: HostShare::default(),
+            secrets: None,
         }
     }
 }
