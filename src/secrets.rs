@@ -236,10 +236,8 @@ mod tests {
         let missing = secrets.resolve("web", "K", &secret_ref(b"x", 3)).await.unwrap_err();
         assert_eq!(missing, SecretError::Missing { name: "K".into(), version: 3 });
         assert!(secrets.resolve("other", "K", &secret_ref(b"one", 1)).await.is_err(), "per app");
-        let env = secrets
-            .environment("web", &[("K".to_string(), secret_ref(b"two", 2))].into())
-            .await
-            .unwrap();
+        let env =
+            secrets.environment("web", &[("K".to_string(), secret_ref(b"two", 2))].into()).await.unwrap();
         assert_eq!(env, vec!["K=two".to_string()]);
     }
 }

@@ -558,8 +558,12 @@ mod tests {
         }
         assert!(may_publish(&of(Role::Controller, "c1"), write));
         assert!(!may_publish(&of(Role::Agent, "h1"), write), "an agent only reads");
-        let everyone_else =
-            [of(Role::Operator, "alice"), granted("alice", &Grant::ALL), of(Role::Viewer, "v"), of(Role::Router, "r")];
+        let everyone_else = [
+            of(Role::Operator, "alice"),
+            granted("alice", &Grant::ALL),
+            of(Role::Viewer, "v"),
+            of(Role::Router, "r"),
+        ];
         for p in everyone_else {
             for r in reads.iter().chain([&write]) {
                 assert!(!may_publish(&p, r), "{r}");

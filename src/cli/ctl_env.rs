@@ -189,9 +189,12 @@ impl Ctl {
         }
         let mut rows: Vec<Vec<String>> =
             spec.run.env.iter().map(|(k, v)| vec![k.clone(), "env".into(), v.clone()]).collect();
-        rows.extend(spec.run.secrets.iter().map(|(k, r)| {
-            vec![k.clone(), "secret".into(), format!("v{} sha8 {}", r.version, r.sha8)]
-        }));
+        rows.extend(
+            spec.run
+                .secrets
+                .iter()
+                .map(|(k, r)| vec![k.clone(), "secret".into(), format!("v{} sha8 {}", r.version, r.sha8)]),
+        );
         print_table(&["NAME", "KIND", "VALUE"], &rows);
         Ok(ExitCode::SUCCESS)
     }

@@ -282,12 +282,12 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
         crate::secrets::KvSecrets::open(&bus, usize::from(args.replicas)).await.map_err(|e| e.to_string())
     })
     .await;
-    let secrets = crate::secrets::Secrets(Arc::new(secrets));
+    let buckets = Buckets { repository, secrets: crate::secrets::Secrets(Arc::new(secrets)) };
     // Leader, then standby again if another controller takes the lease, as often as that
     // happens: the process ends only when asked to.
     loop {
         let term = tokio::select! {
-            term = lead_once(&bus, &id, &args, &config, &dyn_bus, &store, &repository, &secrets) => term?,
+            term = lead_once(&bus, &id, &args, &config, &dyn_bus, &store, &buckets) => term?,
             _ = stop_signal() => Term::Stop,
         };
         match term {
@@ -302,6 +302,12 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
             }
         }
     }
+}
+
+/// The buckets a controller works with besides its state: artifacts and secret values.
+struct Buckets {
+    repository: Arc<dyn Repository>,
+    secrets: crate::secrets::Secrets,
 }
 
 /// How one term as leader ended.
@@ -321,8 +327,7 @@ async fn lead_once(
     config: &ControllerConfig,
     dyn_bus: &Arc<dyn Bus>,
     store: &Arc<dyn Store>,
-    repository: &Arc<dyn Repository>,
-    secrets: &crate::secrets::Secrets,
+    buckets: &Buckets,
 ) -> Result<Term, String> {
     // Retried: the bus may be down when a superseded leader comes back here.
     let lease = retry("opening the leader lease", || async {
@@ -343,8 +348,8 @@ async fn lead_once(
         config.clone(),
         fleet,
         store.clone(),
-        Some(repository.clone()),
-        Some(secrets.clone()),
+        Some(buckets.repository.clone()),
+        Some(buckets.secrets.clone()),
     )
     .await;
     let controller = match started {

@@ -304,7 +304,9 @@ pub fn env(vars: &std::collections::BTreeMap<String, String>) -> Result<(), Stri
     for (k, v) in vars {
         env_name("env variable", k)?;
         if v.len() > MAX_ENV_VALUE || v.contains('\0') {
-            return Err(format!("env variable {k}'s value is not valid: at most {MAX_ENV_VALUE} bytes, no NUL"));
+            return Err(format!(
+                "env variable {k}'s value is not valid: at most {MAX_ENV_VALUE} bytes, no NUL"
+            ));
         }
     }
     let total: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -325,7 +327,9 @@ pub fn secret_refs(refs: &std::collections::BTreeMap<String, SecretRef>) -> Resu
         env_name("secret", k)?;
         let hex = r.sha8.len() == 8 && r.sha8.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
         if r.version == 0 || !hex {
-            return Err(format!("secret {k}'s reference is not valid: a version from 1 and 8 lowercase hex of sha256"));
+            return Err(format!(
+                "secret {k}'s reference is not valid: a version from 1 and 8 lowercase hex of sha256"
+            ));
         }
     }
     Ok(())
@@ -508,7 +512,8 @@ mod tests {
         assert!(env(&one("BAD-NAME", "x")).unwrap_err().contains("\"BAD-NAME\""));
         assert!(env(&one("NUL", "a\0b")).unwrap_err().contains("NUL's value"));
         assert!(env(&one("BIG", &"v".repeat(MAX_ENV_VALUE + 1))).unwrap_err().contains("BIG's value"));
-        let many: BTreeMap<String, String> = (0..=MAX_ENV).map(|i| (format!("V{i}"), String::new())).collect();
+        let many: BTreeMap<String, String> =
+            (0..=MAX_ENV).map(|i| (format!("V{i}"), String::new())).collect();
         assert!(env(&many).unwrap_err().contains("more than"));
         let heavy: BTreeMap<String, String> =
             (0..8).map(|i| (format!("V{i}"), "v".repeat(MAX_ENV_VALUE))).collect();
@@ -524,7 +529,9 @@ mod tests {
     #[test]
     fn secret_refs_and_values_are_checked_without_quoting_the_value() {
         use std::collections::BTreeMap;
-        let r = |version, sha8: &str| BTreeMap::from([("K".to_string(), SecretRef { version, sha8: sha8.into() })]);
+        let r = |version, sha8: &str| {
+            BTreeMap::from([("K".to_string(), SecretRef { version, sha8: sha8.into() })])
+        };
         assert!(secret_refs(&r(1, "0123abcd")).is_ok());
         assert!(secret_refs(&r(0, "0123abcd")).is_err());
         assert!(secret_refs(&r(1, "0123ABCD")).is_err());

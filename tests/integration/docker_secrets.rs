@@ -57,7 +57,8 @@ fn docker_secrets_env_and_secrets_reach_the_containers_and_the_value_nothing_els
     let config = StackConfig { mode: Mode::Roles, ..StackConfig::default() };
     let Some(stack) = Stack::start_config(test, config) else { return };
     let url = stack.url();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let first = format!("first-secret-{nanos}");
     let second = format!("second-secret-{nanos}");
     let mut printed = String::new();
@@ -102,7 +103,10 @@ fn docker_secrets_env_and_secrets_reach_the_containers_and_the_value_nothing_els
     let all = envs(&stack);
     assert_eq!(all.len(), 2);
     for e in &all {
-        assert!(e.contains(&"MODE=blue".to_string()) && !e.iter().any(|v| v.starts_with("GREETING=")), "{e:?}");
+        assert!(
+            e.contains(&"MODE=blue".to_string()) && !e.iter().any(|v| v.starts_with("GREETING=")),
+            "{e:?}"
+        );
         assert!(e.contains(&format!("DB_PASS={second}")), "the secret stays: {e:?}");
     }
     let listed = ctl_json(&url, &["env", "list", "site"]);
@@ -132,6 +136,9 @@ fn docker_secrets_env_and_secrets_reach_the_containers_and_the_value_nothing_els
             assert!(!text.contains(value.as_str()), "a secret's value is in {place}");
         }
     }
-    assert!(!places[0].1.is_empty() && !places[4].1.is_empty() && !places[5].1.is_empty(), "nothing was read");
+    assert!(
+        !places[0].1.is_empty() && !places[4].1.is_empty() && !places[5].1.is_empty(),
+        "nothing was read"
+    );
     stack.nats.assert_no_violations();
 }

@@ -9,9 +9,7 @@ use quarterdeck::bus::{self, Bus, RequestError};
 use quarterdeck::protocol::subjects::CtlVerb;
 use quarterdeck::protocol::{Accepted, DeployRequest, Envelope, ErrorCode, RunPatch, SecretSetRequest};
 
-use crate::nats_support::{
-    Mode, Plane, PlaneConfig, WAIT, connect, connect_as, ctl, eventually, snapshot,
-};
+use crate::nats_support::{Mode, Plane, PlaneConfig, WAIT, connect, connect_as, ctl, eventually, snapshot};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("runtime")
@@ -19,7 +17,8 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// A value no test output could hold by chance.
 fn secret_value(test: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("qd-{test}-{nanos}")
 }
 
@@ -36,7 +35,8 @@ fn nats_secrets_operators_and_viewers_reading_the_bucket_are_refused_by_the_serv
     let file = plane.nats.dir().join("db-pass");
     std::fs::write(&file, &value).expect("secret file");
     let from = format!("@{}", file.display());
-    let set = ctl(&plane.url(), &["secret", "set", "web", "DB_PASS", &from, "--wait", "--wait-timeout", "60s"]);
+    let set =
+        ctl(&plane.url(), &["secret", "set", "web", "DB_PASS", &from, "--wait", "--wait-timeout", "60s"]);
     assert!(set.ok(), "{set}");
     let get = "$JS.API.DIRECT.GET.KV_qd_secrets.$KV.qd_secrets.web.DB_PASS.1";
     let info = "$JS.API.STREAM.INFO.KV_qd_secrets";
@@ -56,7 +56,10 @@ fn nats_secrets_operators_and_viewers_reading_the_bucket_are_refused_by_the_serv
     eventually(WAIT, "the server refused every read of the bucket", || {
         let refused = plane.nats.violations();
         for subject in [info, get] {
-            let n = refused.iter().filter(|l| l.contains(&format!("Publish Violation - Subject \"{subject}\""))).count();
+            let n = refused
+                .iter()
+                .filter(|l| l.contains(&format!("Publish Violation - Subject \"{subject}\"")))
+                .count();
             if n < 2 {
                 return Err(format!("{subject} refused {n} times, not for both users: {refused:#?}"));
             }
@@ -104,7 +107,8 @@ fn nats_secrets_bad_env_and_secret_names_are_refused_naming_the_key() {
 
     rt().block_on(async {
         let bus = connect(&url, "test/bad-env").await;
-        let run = RunPatch { env: Some([("BAD-NAME".to_string(), "x".to_string())].into()), ..RunPatch::default() };
+        let run =
+            RunPatch { env: Some([("BAD-NAME".to_string(), "x".to_string())].into()), ..RunPatch::default() };
         let req = DeployRequest {
             app: "web".into(),
             version: "1.0.0".into(),
@@ -123,10 +127,15 @@ fn nats_secrets_bad_env_and_secret_names_are_refused_naming_the_key() {
         }
         let secret = SecretSetRequest { app: "web".into(), name: "K".into(), value: "a\0b-hidden".into() };
         let sent: Result<Accepted, _> =
-            bus::command(&bus, CtlVerb::SecretSet, &Envelope::new("test", secret), Duration::from_secs(10)).await;
+            bus::command(&bus, CtlVerb::SecretSet, &Envelope::new("test", secret), Duration::from_secs(10))
+                .await;
         match sent {
             Err(RequestError::Refused(w)) => {
-                assert!(w.reason.contains("secret K's value") && !w.reason.contains("hidden"), "{}", w.reason);
+                assert!(
+                    w.reason.contains("secret K's value") && !w.reason.contains("hidden"),
+                    "{}",
+                    w.reason
+                );
             }
             other => panic!("a value with NUL was not refused: {other:?}"),
         }
