@@ -34,10 +34,11 @@ pub enum Field {
     Cpu,
     Memory,
     Strategy,
+    Env,
 }
 
 impl Field {
-    pub const ALL: [Field; 11] = [
+    pub const ALL: [Field; 12] = [
         Field::App,
         Field::Version,
         Field::Artifact,
@@ -49,6 +50,7 @@ impl Field {
         Field::Cpu,
         Field::Memory,
         Field::Strategy,
+        Field::Env,
     ];
 
     pub fn label(self) -> &'static str {
@@ -64,6 +66,7 @@ impl Field {
             Field::Cpu => "cpu",
             Field::Memory => "memory",
             Field::Strategy => "strategy",
+            Field::Env => "env",
         }
     }
 
@@ -81,6 +84,7 @@ impl Field {
             Field::Cpu => "cores per instance, e.g. 0.5",
             Field::Memory => "per instance, e.g. 512M, 2G",
             Field::Strategy => "rolling | all (Tab toggles)",
+            Field::Env => "K=V, comma or space separated; secrets: ctl secret set",
         }
     }
 }
@@ -162,7 +166,7 @@ pub struct Sent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wizard {
     pub step: Step,
-    pub values: [String; 11],
+    pub values: [String; 12],
     pub focus: usize,
     /// The app's spec when the wizard picked it up: the prefill, and what a rollback
     /// deploys again. `None` for a new app.
@@ -235,6 +239,7 @@ impl Wizard {
         v[Field::Tags as usize] = c.tags.join(",");
         v[Field::Cpu as usize] = format!("{}", c.cpu);
         v[Field::Memory as usize] = format!("{}M", c.memory_mb);
+        v[Field::Env as usize] = env_text(&app.run.env);
         self.previous = Some(app.clone());
     }
 
@@ -270,6 +275,7 @@ impl Wizard {
                 "rolling" | "all" => Ok(()),
                 _ => Err(format!("strategy {v:?}: rolling or all")),
             },
+            Field::Env => self.env().map(|_| ()),
         };
         r.err()
     }
@@ -286,6 +292,17 @@ impl Wizard {
             cpu: validate::cpu(self.value(Field::Cpu)).ok()?,
             memory_mb: validate::memory_mb(self.value(Field::Memory)).ok()?,
         })
+    }
+
+    /// The env the form asks for: `None` while the field shows the app's env as it was
+    /// prefilled (kept whole, even a value with a comma or space the field cannot hold),
+    /// else the typed list, checked as the controller checks it.
+    pub fn env(&self) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+        let typed = self.value(Field::Env);
+        match &self.previous {
+            Some(p) if env_text(&p.run.env) == typed => Ok(None),
+            _ => validate::env_list(typed).map(Some),
+        }
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -326,9 +343,14 @@ impl Wizard {
         if self.first_error().is_some() {
             return None;
         }
+        let env = self.env().ok()?;
         let run = match &self.previous {
-            Some(p) => Some(RunPatch { artifact, ..whole(&p.run) }),
-            None => artifact.map(|a| RunPatch { artifact: Some(a), ..RunPatch::default() }),
+            Some(p) => {
+                let kept = whole(&p.run);
+                Some(RunPatch { artifact, env: env.or(kept.env.clone()), ..kept })
+            }
+            None if artifact.is_none() && env.as_ref().is_none_or(|e| e.is_empty()) => None,
+            None => Some(RunPatch { artifact, env, ..RunPatch::default() }),
         };
         Some(DeployRequest {
             app: self.value(Field::App).to_string(),
@@ -589,6 +611,11 @@ fn whole(run: &crate::protocol::RunSpec) -> RunPatch {
         env: Some(run.env.clone()),
         secrets: Some(run.secrets.clone()),
     }
+}
+
+/// An env as the form's field shows it: `K=V, K=V`.
+fn env_text(env: &std::collections::BTreeMap<String, String>) -> String {
+    env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `~/x` is `$HOME/x`, as a shell would have it.
@@ -1017,6 +1044,35 @@ mod tests {
         let p = plan(&f, &req, &c);
         let why = p.no_fit.expect("no room for both versions at once");
         assert!(why.contains("cannot place 2 instance(s) of web (only 1 fit): not enough CPU"), "{why}");
+    }
+
+    /// The env field shows the app's env; left as prefilled the env is kept whole (a value
+    /// with a comma too), typed it is the whole env, checked with the controller's rule.
+    #[test]
+    fn the_env_field_keeps_the_prefilled_env_and_checks_a_typed_one() {
+        let mut f = fleet_with_one_host();
+        if let Some(app) = f.apps.get_mut("web") {
+            app.run.env = [("A".to_string(), "1".to_string()), ("LIST".to_string(), "x,y".to_string())].into();
+        }
+        let mut w = Wizard::new(&f, Some("web"));
+        assert_eq!(w.value(Field::Env), "A=1, LIST=x,y");
+        assert_eq!(w.check(Field::Env), None);
+        let req = w.request().expect("valid");
+        assert_eq!(req.run.and_then(|r| r.env).map(|e| e["LIST"].clone()), Some("x,y".to_string()));
+        w.values[Field::Env as usize] = "A=2 B=3".into();
+        let env = w.request().and_then(|r| r.run).and_then(|r| r.env).expect("typed env");
+        assert_eq!(env.len(), 2);
+        assert_eq!(env["A"], "2");
+        w.values[Field::Env as usize] = "A=1, 9X=2".into();
+        let err = w.check(Field::Env).expect("a bad name");
+        assert!(err.contains("\"9X\""), "{err}");
+        assert!(w.request().is_none());
+        w.values[Field::Env as usize] = String::new();
+        let cleared = w.request().and_then(|r| r.run).and_then(|r| r.env).expect("an empty env");
+        assert!(cleared.is_empty());
+        let mut new = Wizard::new(&f, None);
+        new.values[Field::Env as usize] = "PORT=80".into();
+        assert_eq!(new.env(), Ok(Some([("PORT".to_string(), "80".to_string())].into())));
     }
 
     #[test]
