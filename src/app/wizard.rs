@@ -1052,7 +1052,8 @@ mod tests {
     fn the_env_field_keeps_the_prefilled_env_and_checks_a_typed_one() {
         let mut f = fleet_with_one_host();
         if let Some(app) = f.apps.get_mut("web") {
-            app.run.env = [("A".to_string(), "1".to_string()), ("LIST".to_string(), "x,y".to_string())].into();
+            app.run.env =
+                [("A".to_string(), "1".to_string()), ("LIST".to_string(), "x,y".to_string())].into();
         }
         let mut w = Wizard::new(&f, Some("web"));
         assert_eq!(w.value(Field::Env), "A=1, LIST=x,y");

@@ -311,6 +311,7 @@ fn app_detail(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) 
     if let Some(why) = &a.shortfall {
         lines.push(kv(t, "short", format!("⚠ {why}")));
     }
+    lines.extend(env_lines(t, &a.run));
     // The app's instances summed, with its deploys, restarts and crashes on the time axis.
     let histories: Vec<&History> =
         f.instances_of(&a.name).filter_map(|i| app.replica.instance_history.get(&i.id)).collect();
@@ -333,6 +334,24 @@ fn app_detail(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) 
         lines.push(Line::from(format!("   {:<20} {:<10} weight {}", r.backend, r.state.as_str(), r.weight)));
     }
     (format!("App {}", a.name), lines)
+}
+
+/// An app's env variables with their values, and its secrets by name, version and sha8:
+/// a secret's value never reaches the cockpit. Control characters are shown escaped.
+fn env_lines(t: &Theme, run: &crate::protocol::RunSpec) -> Vec<Line<'static>> {
+    let shown = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+            .collect()
+    };
+    let key = |first: bool, name: &str| if first { name.to_string() } else { String::new() };
+    let env =
+        run.env.iter().enumerate().map(|(n, (k, v))| kv(t, &key(n == 0, "env"), format!("{k}={}", shown(v))));
+    let secrets =
+        run.secrets.iter().enumerate().map(|(n, (k, r))| {
+            kv(t, &key(n == 0, "secrets"), format!("{k}  v{}  sha8 {}", r.version, r.sha8))
+        });
+    env.chain(secrets).collect()
 }
 
 /// `docker` from `0.1.0/docker`.

@@ -187,6 +187,25 @@ fn instance_and_app_details_show_their_sparklines() {
     assert!(screen.contains("▲ deploy"), "{screen}");
 }
 
+/// An app's detail lists its env with values and its secrets by name, version and sha8.
+#[test]
+fn an_app_detail_shows_its_env_and_its_secrets_without_values() {
+    let mut app = app();
+    let name = app.replica.fleet.apps.keys().next().cloned().expect("an app");
+    if let Some(a) = app.replica.fleet.apps.get_mut(&name) {
+        a.run.env = [("GREETING".to_string(), "hi\u{1b}[31m".to_string())].into();
+        let r = crate::protocol::SecretRef { version: 3, sha8: "0123abcd".into() };
+        a.run.secrets = [("DB_PASS".to_string(), r)].into();
+    }
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Top);
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 120, 40));
+    assert!(screen.contains(&format!("App {name}")), "{screen}");
+    assert!(screen.contains("env           GREETING=hi\\u{1b}[31m"), "escaped:\n{screen}");
+    assert!(screen.contains("secrets       DB_PASS  v3  sha8 0123abcd"), "{screen}");
+}
+
 /// A forwarded instance's detail pane shows where the forward listens (`F`).
 #[test]
 fn an_instance_detail_shows_its_port_forward() {
