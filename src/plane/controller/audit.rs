@@ -157,4 +157,31 @@ mod tests {
         let rec = d.audit.expect("record");
         assert_eq!(rec.outcome.error.map(|e| e.code), Some(ErrorCode::NotFound));
     }
+
+    /// A secret's value never reaches the trail: the record keeps its app, name and size;
+    /// whatever else the request carried goes, and so does a decoder's message.
+    #[test]
+    fn a_secret_set_is_recorded_without_its_value() {
+        let ok = Accepted { operation_id: Some("op-1".into()), rev: 9 };
+        let request = json!({"app": "web", "name": "DB_PASS", "value": "hunter2", "extra": "hunter2"});
+        let d = draft_of(record(CtlVerb::SecretSet, "alice", "c-1", "ctl", None, request, outcome(&Ok(ok))));
+        let rec = d.audit.expect("record");
+        let text = serde_json::to_string(&rec).expect("json");
+        assert!(!text.contains("hunter2") && !d.message.contains("hunter2"), "{text} {}", d.message);
+        assert_eq!(rec.request, json!({"app": "web", "name": "DB_PASS", "value": "[redacted: 7 bytes]"}));
+        assert_eq!(d.app.as_deref(), Some("web"));
+        let raw = record(
+            CtlVerb::SecretSet,
+            "a",
+            "c",
+            "ctl",
+            None,
+            json!("hunter2"),
+            outcome(&Ok(Accepted { operation_id: None, rev: 1 })),
+        );
+        assert!(!raw.request.to_string().contains("hunter2"), "{}", raw.request);
+        let err = decode_error(CtlVerb::SecretSet, &"invalid type: integer `1234`, expected a string");
+        assert!(!err.contains("1234"), "{err}");
+        assert!(decode_error(CtlVerb::Deploy, &"missing field `app`").contains("`app`"));
+    }
 }
