@@ -10,7 +10,14 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::docker_support::inspect;
-use crate::nats_support::{BIN, CtlOut, Mode, ctl, ctl_json, ctl_json_lines, operator_seed, snapshot};
+use quarterdeck::bus;
+use quarterdeck::protocol::subjects::CtlVerb;
+use quarterdeck::protocol::{Accepted, DeployRequest, Envelope, RunPatch, SecretRef};
+
+use crate::nats_support::{
+    BIN, CtlOut, Mode, WAIT, block_on, connect, ctl, ctl_json, ctl_json_lines, eventually, operator_seed,
+    snapshot,
+};
 use crate::stack_support::{Stack, StackConfig};
 
 /// `ctl ARGS` with `input` on its stdin, as the harness's operator.
@@ -141,4 +148,40 @@ fn docker_secrets_env_and_secrets_reach_the_containers_and_the_value_nothing_els
         "nothing was read"
     );
     stack.nats.assert_no_violations();
+
+    // A reference whose sha does not match the stored value (as a forged or stale deploy
+    // would name it): the agent refuses the instance, naming the secret and version, the
+    // deploy fails, the app's spec goes back and the old containers keep serving.
+    let running = stack.containers(&[]);
+    let forged = SecretRef { version: 2, sha8: "00000000".into() };
+    let run = RunPatch { secrets: Some([("DB_PASS".to_string(), forged)].into()), ..RunPatch::default() };
+    let req = DeployRequest {
+        app: "site".into(),
+        version: "1".into(),
+        instances: 2,
+        run: Some(run),
+        ..DeployRequest::default()
+    };
+    let op = block_on(async {
+        let bus = connect(&url, "test/forged-secret").await;
+        let sent: Accepted =
+            bus::command(&bus, CtlVerb::Deploy, &Envelope::new("test", req), WAIT).await.expect("accepted");
+        sent.operation_id.expect("an operation")
+    });
+    let error = eventually(WAIT * 4, "the deploy with a wrong sha8 failed", || {
+        let o = snapshot(&url)["operations"]
+            .as_array()
+            .and_then(|ops| ops.iter().find(|o| o["id"] == op.as_str()).cloned());
+        match o {
+            Some(o) if o["state"] == "failed" => Ok(o["error"].as_str().unwrap_or_default().to_string()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert!(
+        error.contains("secret DB_PASS v2") && error.contains("has sha8") && error.contains("not 00000000"),
+        "{error}"
+    );
+    assert!(!error.contains(&second), "{error}");
+    assert_eq!(app(&url)["run"]["secrets"]["DB_PASS"]["sha8"], &sha[..8], "the spec went back");
+    assert_eq!(stack.containers(&[]), running, "the old containers kept serving");
 }
