@@ -18,7 +18,7 @@ use crate::bus::NatsBus;
 use crate::protocol::SecretRef;
 
 /// The KV bucket secret values live in.
-pub const BUCKET: &str = "qd_secrets";
+pub const BUCKET: &str = crate::protocol::SECRETS_BUCKET;
 
 /// The versions of one secret kept in the bucket: enough for a rollback to any of the
 /// releases an app keeps. Older ones are deleted when a new one is written.

@@ -15,7 +15,7 @@ const ARTIFACTS: &str = "qd_artifacts";
 const SESSIONS: &str = crate::protocol::exec::SESSIONS_BUCKET;
 /// Secret values: written by the controller, read by agents, by nobody else (no operator
 /// or viewer permission names it, and none of theirs is a wildcard over `$KV` or the JS API).
-const SECRETS: &str = crate::secrets::BUCKET;
+const SECRETS: &str = crate::protocol::SECRETS_BUCKET;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {

@@ -132,6 +132,10 @@ pub struct RunSpec {
     pub secrets: BTreeMap<String, SecretRef>,
 }
 
+/// The JetStream KV bucket secret values live in (`crate::secrets`); only the controller and
+/// the agents may read it (`auth::roles`).
+pub const SECRETS_BUCKET: &str = "qd_secrets";
+
 /// Which value of a secret an app runs: its version (1, 2, ...: one more with each
 /// `secret set`) and the first 8 hex characters of the value's sha256, which is all of the
 /// value anyone but the controller and the agents ever sees. An agent refuses a value whose
