@@ -22,7 +22,9 @@ pub enum EnvCommand {
     /// Set env variables (`K=V`, repeat for more) and roll the app out again with them:
     /// the running version and instance count, one instance at a time.
     Set {
+        /// The app.
         app: String,
+        /// `NAME=value`; a name is letters, digits and '_', not starting with a digit.
         #[arg(required = true, value_name = "K=V")]
         vars: Vec<String>,
         #[command(flatten)]
@@ -30,7 +32,9 @@ pub enum EnvCommand {
     },
     /// Remove env variables by name and roll the app out again without them.
     Unset {
+        /// The app.
         app: String,
+        /// The variables' names.
         #[arg(required = true, value_name = "K")]
         names: Vec<String>,
         #[command(flatten)]
@@ -38,7 +42,10 @@ pub enum EnvCommand {
     },
     /// The app's env variables with their values, and its secrets by name, version and the
     /// first 8 hex characters of the value's sha256 (never the value).
-    List { app: String },
+    List {
+        /// The app.
+        app: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +57,9 @@ pub enum SecretCommand {
     /// bucket, which only the controller and the agents may read; everything else (events,
     /// the audit trail, snapshots, the cockpit, --json) shows its name, version and sha8.
     Set {
+        /// The app.
         app: String,
+        /// The secret's name, as the container sees it: letters, digits and '_'.
         name: String,
         /// `@FILE` to read the value from a file; without it, stdin.
         #[arg(value_name = "@FILE")]
@@ -61,7 +70,9 @@ pub enum SecretCommand {
     /// Stop passing secret K to APP's containers, and roll the app out without it. Its
     /// stored versions stay, for a rollback to a release that had it.
     Unset {
+        /// The app.
         app: String,
+        /// The secret's name.
         name: String,
         #[command(flatten)]
         wait: WaitArgs,
