@@ -279,6 +279,31 @@ mod tests {
         assert_eq!(pairs, want);
     }
 
+    /// The same version with another environment: every instance is replaced, one new
+    /// instance then the old one of its rank, as for a new version; without `all` it is a
+    /// scale that changes nothing.
+    #[test]
+    fn replacing_all_rolls_the_same_version_instance_by_instance() {
+        let (f, c) = thirteen();
+        let t = target("1", 13, &c, Strategy::Rolling);
+        assert_eq!(steps(&f, &t), (Mode::Scale, vec![]));
+        let (mode, steps) = steps_replacing(&f, &t, true);
+        assert_eq!(mode, Mode::Rolling);
+        let starts = steps.iter().filter(|s| matches!(s, Step::Start { .. })).count();
+        let pairs: Vec<(String, Option<u32>)> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Retire { instance, replaced_by } => Some((instance.id.clone(), *replaced_by)),
+                Step::Start { .. } => None,
+            })
+            .collect();
+        let want: Vec<(String, Option<u32>)> =
+            (0..13u32).map(|i| (format!("web-{i}-{i:04x}"), Some(i))).collect();
+        assert_eq!((starts, pairs), (13, want));
+        let all = target("1", 13, &c, Strategy::All);
+        assert_eq!(steps_replacing(&f, &all, true).0, Mode::All);
+    }
+
     #[test]
     fn each_mode_has_its_order() {
         let mut f = Fleet::default();
