@@ -1580,6 +1580,30 @@ fn a_run_patch_lays_fields_over_the_spec_and_a_replacing_one_clears_what_it_leav
     assert!(back.replace);
 }
 
+/// Env and secrets: a patch that names a map replaces the whole map, one that does not
+/// keeps it, a replacing one without it clears it; older specs read without them, and an
+/// empty map is not written, so older peers see the spec they knew.
+#[test]
+fn a_run_patch_replaces_env_and_secrets_whole_and_older_specs_read_without_them() {
+    let mut spec = app("shop-web").run;
+    spec.env = [("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())].into();
+    spec.secrets = [("K".to_string(), SecretRef { version: 2, sha8: "0123abcd".into() })].into();
+    let only_c = RunPatch { env: Some([("C".to_string(), "3".to_string())].into()), ..RunPatch::default() };
+    let laid = spec.patched(&only_c);
+    assert_eq!(laid.env.keys().collect::<Vec<_>>(), ["C"], "the whole map, not a merge");
+    assert_eq!(laid.secrets, spec.secrets, "secrets not named are kept");
+    let kept = spec.patched(&RunPatch { cmd: Some(vec!["x".into()]), ..RunPatch::default() });
+    assert_eq!((kept.env, kept.secrets), (spec.env.clone(), spec.secrets.clone()));
+    let cleared = spec.patched(&RunPatch { replace: true, ..RunPatch::default() });
+    assert!(cleared.env.is_empty() && cleared.secrets.is_empty());
+    let wire = serde_json::to_value(RunSpec::default()).unwrap();
+    assert!(wire.get("env").is_none() && wire.get("secrets").is_none(), "{wire}");
+    let old: RunSpec = serde_json::from_str(r#"{"cmd": null, "mount": "/app"}"#).unwrap();
+    assert!(old.env.is_empty() && old.secrets.is_empty());
+    let back: RunSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+    assert_eq!(back, spec);
+}
+
 #[test]
 fn last_exit_travels_in_a_change_and_a_report_and_older_peers_lack_it() {
     let mut crashed = instance("shop-web-0-aaaa", "shop-web", "host-01", InstanceState::Crashed);
