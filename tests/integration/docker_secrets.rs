@@ -20,7 +20,8 @@ use crate::nats_support::{
 };
 use crate::stack_support::{Stack, StackConfig};
 
-/// `ctl ARGS` with `input` on its stdin, as the harness's operator.
+/// `ctl ARGS` with `input` on its stdin, as the harness's operator (bounded by the
+/// `--wait-timeout` and `--timeout` the caller gives).
 fn ctl_stdin(url: &str, args: &[&str], input: &str) -> CtlOut {
     let mut cmd = Command::new(BIN);
     if let Some(seed) = operator_seed(url) {
@@ -86,7 +87,11 @@ fn docker_secrets_env_and_secrets_reach_the_containers_and_the_value_nothing_els
     assert!(out.ok(), "{out}");
     printed.push_str(&out.stdout);
     let before: Vec<String> = stack.containers(&[]);
-    let out = ctl_stdin(&url, &["secret", "set", "site", "DB_PASS", "--wait", "--json"], &second);
+    let out = ctl_stdin(
+        &url,
+        &["secret", "set", "site", "DB_PASS", "--wait", "--wait-timeout", "100s", "--json"],
+        &second,
+    );
     assert!(out.ok(), "{out}");
     printed.push_str(&out.stdout);
     let after = stack.containers(&[]);
