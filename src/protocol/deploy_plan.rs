@@ -203,6 +203,7 @@ mod tests {
             state: HostState::Up,
             metrics: HostMetrics::default(),
             unmanaged: vec![],
+            schedule: Default::default(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! without a bus. The controller places with it, and the cockpit's deploy wizard previews
 //! the same placement on its replica of the fleet.
 //!
-//! Rules, in order: the host is up; it is in an allowed AZ; it carries every required tag;
+//! Rules, in order: the host is up; it is open (not cordoned or draining); it is in an allowed AZ; it carries every required tag;
 //! it has the CPU and memory the instance reserves. Among the hosts that fit, the app is
 //! spread: first across AZs, then across hosts, then onto the host with most free memory.
 //! The order a deploy places and retires in is `deploy_plan`'s.
@@ -25,6 +25,8 @@ pub struct PlacementRequest<'a> {
 pub enum NoFit {
     #[error("no host is up")]
     NoHostUp,
+    #[error("every up host is cordoned or draining (`ctl host uncordon HOST` opens one)")]
+    NoHostOpen,
     #[error("no up host is in AZ {0}")]
     NoHostInAz(String),
     #[error("no up host in the allowed AZs carries tags {0}")]
@@ -138,7 +140,7 @@ pub fn place_with(
     let mut candidates: Vec<Candidate<'_>> = fleet
         .hosts
         .values()
-        .filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.info.id))
+        .filter(|h| usable(h, req) && h.schedule.accepts_placements())
         .filter(|h| c.azs.is_empty() || c.azs.contains(&h.info.az))
         .filter(|h| c.tags.iter().all(|t| h.info.tags.contains(t)))
         .map(|h| {
@@ -201,16 +203,21 @@ struct Candidate<'a> {
     mine: u32,
 }
 
+/// Up, and not a host the request leaves out.
+fn usable(h: &Host, req: &PlacementRequest<'_>) -> bool {
+    h.state == HostState::Up && !req.exclude.contains(&h.info.id)
+}
+
 /// Names the first rule that left no host standing.
 fn explain(fleet: &Fleet, req: &PlacementRequest<'_>, eligible: &[Candidate<'_>]) -> NoFit {
     let c = req.constraints;
-    let up: Vec<&Host> = fleet
-        .hosts
-        .values()
-        .filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.info.id))
-        .collect();
+    let up: Vec<&Host> = fleet.hosts.values().filter(|h| usable(h, req)).collect();
     if up.is_empty() {
         return NoFit::NoHostUp;
+    }
+    let up: Vec<&Host> = up.into_iter().filter(|h| h.schedule.accepts_placements()).collect();
+    if up.is_empty() {
+        return NoFit::NoHostOpen;
     }
     if !c.azs.is_empty() && !up.iter().any(|h| c.azs.contains(&h.info.az)) {
         return NoFit::NoHostInAz(c.azs.join(","));
@@ -249,6 +256,7 @@ mod tests {
             state: HostState::Up,
             metrics: HostMetrics::default(),
             unmanaged: vec![],
+            schedule: Default::default(),
         }
     }
 

@@ -62,6 +62,7 @@ fn host(id: &str, state: HostState) -> Host {
         state,
         metrics: metrics(),
         unmanaged: vec![],
+        schedule: Default::default(),
     }
 }
 

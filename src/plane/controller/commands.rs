@@ -19,7 +19,7 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
-    Envelope, ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody,
+    Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind, OperationState, Reply, RestartBody,
     RestartRequest, Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode,
     validate,
 };
@@ -204,6 +204,9 @@ fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
         CtlVerb::Route(rv) => {
             command(ctl, refusals, cmd, move |ctl, req: RouteRequest, _| route(ctl, rv, req))
         }
+        CtlVerb::Host(hv) => command(ctl, refusals, cmd, move |ctl, req: HostRequest, id| {
+            super::drain::host_command(ctl, hv, req, id)
+        }),
     }
 }
 

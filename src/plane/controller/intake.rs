@@ -69,6 +69,7 @@ pub(crate) async fn serve_router_statuses(ctl: Controller, mut sub: Subscription
             continue;
         }
         ctl.mutate(|core| {
+            core.router_applied.insert(status.id.clone(), (status.revision, Instant::now()));
             let previous = core.router_errors.insert(status.id.clone(), status.last_error.clone());
             let drafts = match (&status.last_error, previous.flatten()) {
                 (Some(err), prev) if prev.as_ref() != Some(err) => {
@@ -197,6 +198,9 @@ fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
     let info = &hb.host;
     let now = now_ms();
     let previous = core.fleet.hosts.get_mut(&info.id);
+    // An operator's cordon or drain is the controller's, not the agent's: a heartbeat
+    // that changes the facts or brings the host back keeps it.
+    let schedule = previous.as_ref().map(|h| h.schedule).unwrap_or_default();
     let (kind, message) = match previous {
         Some(h) => {
             h.metrics = hb.metrics.clone();
@@ -218,7 +222,8 @@ fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
             ),
         ),
     };
-    let host = hb.host_at(now);
+    let mut host = hb.host_at(now);
+    host.schedule = schedule;
     Some(Draft::new(kind, message).host(info.id.clone()).change(Change::Host(host)))
 }
 
