@@ -55,6 +55,7 @@ mod cockpit_wizard_docker;
 mod cockpit_workflows;
 mod demo_tape;
 mod docker_crash;
+mod docker_drain;
 mod docker_driver;
 mod docker_e2e;
 mod docker_exec;
