@@ -15,7 +15,6 @@ fn metrics_heartbeat(app: &App) -> Inbound {
         instances: vec![],
         period_ms: 2000,
         unmanaged: vec![],
-        schedule: Default::default(),
     })))
 }
 

@@ -131,6 +131,8 @@ mod tests {
             version: "1".into(),
             index: 0,
             host: host.into(),
+            ip: String::new(),
+            port: 0,
             endpoint: String::new(),
             container_id: String::new(),
             state: InstanceState::Running,

@@ -23,8 +23,9 @@ pub struct Host {
     pub unmanaged: Vec<crate::protocol::ContainerReport>,
     /// Whether the scheduler may place on the host: an operator's decision, which only the
     /// controller knows (never in `HostInfo`, so no heartbeat resets it). Missing in JSON
-    /// from before cordons: open.
-    #[serde(default)]
+    /// from before cordons: open. Left out when open, so an open host's JSON is what it
+    /// was before.
+    #[serde(default, skip_serializing_if = "HostSchedule::is_open")]
     pub schedule: HostSchedule,
 }
 
@@ -45,7 +46,11 @@ pub enum HostSchedule {
 impl HostSchedule {
     /// Whether the scheduler may place a new instance here.
     pub fn accepts_placements(self) -> bool {
-        self == HostSchedule::Open
+        self.is_open()
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self == HostSchedule::Open
     }
 
     /// How the cockpit and ctl show it: `open`, `cordoned`, `draining 3/7`.

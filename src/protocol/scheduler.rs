@@ -388,6 +388,23 @@ mod tests {
         assert_eq!(place(&f, &r).unwrap_err().reason, NoFit::NoHostUp);
     }
 
+    /// A cordoned or draining host gets no new instance, and when only such hosts are
+    /// up the refusal says so.
+    #[test]
+    fn skips_cordoned_and_draining_hosts() {
+        use crate::protocol::HostSchedule;
+        let mut f = fleet(vec![host("a1", "az1", &[], 4, 8192), host("b1", "az2", &[], 4, 8192)]);
+        f.hosts.get_mut("b1").unwrap().schedule = HostSchedule::Cordoned;
+        let c = need(0.5, 512);
+        assert_eq!(place(&f, &req(2, &c)).unwrap(), vec!["a1", "a1"], "the spread would have used b1");
+        f.hosts.get_mut("a1").unwrap().schedule = HostSchedule::Draining { done: 0, total: 2 };
+        let err = place(&f, &req(1, &c)).unwrap_err();
+        assert_eq!(err.reason, NoFit::NoHostOpen);
+        assert!(err.to_string().contains("cordoned or draining"), "{err}");
+        f.hosts.get_mut("b1").unwrap().schedule = HostSchedule::Open;
+        assert_eq!(place(&f, &req(1, &c)).unwrap(), vec!["b1"], "uncordoned, it takes them again");
+    }
+
     #[test]
     fn refusals_name_the_constraint() {
         let f = fleet(vec![host("a1", "az1", &["ssd"], 2, 2048)]);

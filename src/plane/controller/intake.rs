@@ -380,6 +380,43 @@ mod tests {
         reports.iter().map(|r| r.id.clone()).collect()
     }
 
+    /// A cordon is the controller's: neither a heartbeat that brings the host back nor
+    /// one with changed facts opens the host again.
+    #[test]
+    fn a_heartbeat_keeps_the_host_s_cordon() {
+        use crate::protocol::{HostSchedule, HostState};
+        let (mut fleet, _) = crate::plane::fixture::fixture(7, 4, 0);
+        let id = fleet.hosts.keys().next().cloned().expect("a host");
+        let host = fleet.hosts.get_mut(&id).expect("the host");
+        host.schedule = HostSchedule::Draining { done: 1, total: 3 };
+        host.state = HostState::Stale;
+        let info = host.info.clone();
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let (ctl, _events) = Controller::new(bus, ControllerConfig::default(), fleet, store, None);
+        let beat = |info: crate::protocol::HostInfo| Heartbeat {
+            host: info,
+            metrics: Default::default(),
+            instances: vec![],
+            period_ms: 2000,
+            unmanaged: vec![],
+        };
+        let mut changed = info.clone();
+        changed.agent_version = "newer".into();
+        for hb in [beat(info), beat(changed)] {
+            let draft = ctl.mutate(|core| {
+                let d = host_draft(core, &hb);
+                (d.clone().into_iter().collect(), d)
+            });
+            assert!(draft.is_some(), "back, then changed facts: one event each");
+            ctl.read(|core| {
+                let h = &core.fleet.hosts[&id];
+                assert_eq!(h.state, HostState::Up);
+                assert_eq!(h.schedule, HostSchedule::Draining { done: 1, total: 3 }, "{h:?}");
+            });
+        }
+    }
+
     /// A host heard again after a partition runs: one instance still placed on it, one the
     /// controller placed on another host since under the same id, one retired while it
     /// was lost, and one of an app the controller does not know.
