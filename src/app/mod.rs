@@ -12,6 +12,7 @@ pub mod failures;
 mod filter;
 mod following;
 mod forms;
+mod host_ops;
 pub mod forwards;
 pub mod frame;
 pub mod logs;
