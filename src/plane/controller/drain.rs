@@ -297,6 +297,80 @@ pub(crate) fn recover(core: &mut Core) -> Vec<Draft> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use crate::bus::{Bus, LocalBus};
+    use crate::plane::controller::ControllerConfig;
+    use crate::plane::controller::store::MemoryStore;
+
+    /// A controller on the fixture fleet, with no agent: a drain it starts stays draining
+    /// (its first move waits for an agent) while the test looks.
+    fn controller() -> Controller {
+        let (fleet, _) = crate::plane::fixture::fixture(3, 4, 0);
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        Controller::new(bus, ControllerConfig::default(), fleet, store, None).0
+    }
+
+    fn req(host: &str) -> HostRequest {
+        HostRequest { host: host.into() }
+    }
+
+    fn schedule(ctl: &Controller, host: &str) -> HostSchedule {
+        ctl.read(|core| core.fleet.hosts[host].schedule)
+    }
+
+    #[tokio::test]
+    async fn cordon_and_uncordon_change_the_host_and_a_repeat_changes_nothing() {
+        let ctl = controller();
+        let host = ctl.read(|core| core.fleet.hosts.keys().next().cloned().expect("a host"));
+        let rev = ctl.revision();
+        host_command(&ctl, HostVerb::Cordon, req(&host), "c1").expect("cordoned");
+        assert_eq!(schedule(&ctl, &host), HostSchedule::Cordoned);
+        assert_eq!(ctl.revision(), rev + 1, "one event");
+        host_command(&ctl, HostVerb::Cordon, req(&host), "c2").expect("again: accepted");
+        assert_eq!(ctl.revision(), rev + 1, "and nothing changed");
+        host_command(&ctl, HostVerb::Uncordon, req(&host), "c3").expect("uncordoned");
+        assert_eq!(schedule(&ctl, &host), HostSchedule::Open);
+        let err = host_command(&ctl, HostVerb::Cordon, req("nope"), "c4").unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotFound);
+        let err = host_command(&ctl, HostVerb::Drain, req("Bad Name"), "c5").unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadRequest, "{err:?}");
+    }
+
+    /// Uncordon (or cordon, or a second drain) while a drain runs is refused, naming the
+    /// drain: the drain decides, and leaves the host cordoned.
+    #[tokio::test]
+    async fn a_draining_host_refuses_uncordon_cordon_and_a_second_drain() {
+        let ctl = controller();
+        let host = ctl.read(|core| {
+            let mut with: Vec<String> =
+                core.fleet.hosts.keys().filter(|h| core.instances_on(h).next().is_some()).cloned().collect();
+            with.sort();
+            with.into_iter().next().expect("a host with instances")
+        });
+        let accepted = host_command(&ctl, HostVerb::Drain, req(&host), "d1").expect("the drain starts");
+        let op = accepted.operation_id.expect("an operation");
+        assert!(matches!(schedule(&ctl, &host), HostSchedule::Draining { done: 0, .. }));
+        for verb in [HostVerb::Uncordon, HostVerb::Cordon, HostVerb::Drain] {
+            let err = host_command(&ctl, verb, req(&host), "d2").unwrap_err();
+            assert_eq!(err.code, ErrorCode::Conflict, "{verb:?}");
+            assert!(err.reason.contains("draining") && err.reason.contains(&op), "{verb:?}: {}", err.reason);
+        }
+        // The apps on the host are being moved: the health manager does not trim them.
+        let moved = ctl.read(|core| {
+            apps_being_moved(&core.fleet).into_iter().map(str::to_string).collect::<Vec<_>>()
+        });
+        assert!(!moved.is_empty());
+        // A controller started on this state finds the drain gone: the host stays cordoned.
+        let fleet = ctl.read(|core| core.fleet.clone());
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let next = Controller::new(bus, ControllerConfig::default(), fleet, store, None).0;
+        next.mutate(|core| (recover(core), ()));
+        assert_eq!(schedule(&next, &host), HostSchedule::Cordoned);
+        ctl.abort();
+    }
 
     #[test]
     fn only_routers_heard_lately_and_behind_are_waited_for() {
