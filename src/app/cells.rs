@@ -13,7 +13,9 @@ pub use super::sort_key::SortKey;
 use crate::actions::Panel;
 use crate::backend::Replica;
 use crate::protocol::clock::{age, heartbeat_age, hms, uptime_coarse};
-use crate::protocol::{AppSpec, Event, Host, HostSchedule, HostState, Instance, InstanceState, Route, RouteState, Verdict};
+use crate::protocol::{
+    AppSpec, Event, Host, HostSchedule, HostState, Instance, InstanceState, Route, RouteState, Verdict,
+};
 
 /// What a cell means, for the theme to colour: the views map each to a style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

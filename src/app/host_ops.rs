@@ -14,8 +14,12 @@ impl App {
     pub(super) fn ask_cordon(&mut self) -> Vec<Effect> {
         let Some((host, schedule, apps)) = self.host_for("cordon") else { return vec![] };
         let (verb, question) = match schedule {
-            HostSchedule::Open => (HostVerb::Cordon, format!("Cordon {host}? No new instance will be placed there.")),
-            HostSchedule::Cordoned => (HostVerb::Uncordon, format!("Uncordon {host}? It takes new instances again.")),
+            HostSchedule::Open => {
+                (HostVerb::Cordon, format!("Cordon {host}? No new instance will be placed there."))
+            }
+            HostSchedule::Cordoned => {
+                (HostVerb::Uncordon, format!("Uncordon {host}? It takes new instances again."))
+            }
             HostSchedule::Draining { .. } => {
                 self.say(Level::Warn, format!("{host} is {}: wait for the drain to end", schedule.label()));
                 return vec![];

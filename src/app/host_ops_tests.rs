@@ -43,7 +43,10 @@ fn c_cordons_an_open_host_and_uncordons_a_cordoned_one_once_confirmed() {
     let Some(Overlay::Confirm(p)) = app.overlay() else { panic!("no confirm: {:?}", app.overlay()) };
     assert!(p.question.starts_with(&format!("Cordon {host}?")), "{}", p.question);
     let effects = answer(&mut app);
-    assert_eq!(sent(&effects), vec![ControlCommand::Host(HostVerb::Cordon, HostRequest { host: host.clone() })]);
+    assert_eq!(
+        sent(&effects),
+        vec![ControlCommand::Host(HostVerb::Cordon, HostRequest { host: host.clone() })]
+    );
 
     app.replica.fleet.hosts.get_mut(&host).expect("the host").schedule = HostSchedule::Cordoned;
     app.update(Action::Cordon);
@@ -63,7 +66,10 @@ fn o_drains_the_selected_host_once_confirmed_and_not_a_draining_one() {
     assert!(sent(&app.update(Action::Cancelled)).is_empty());
     app.update(Action::Drain);
     let effects = answer(&mut app);
-    assert_eq!(sent(&effects), vec![ControlCommand::Host(HostVerb::Drain, HostRequest { host: host.clone() })]);
+    assert_eq!(
+        sent(&effects),
+        vec![ControlCommand::Host(HostVerb::Drain, HostRequest { host: host.clone() })]
+    );
 
     app.replica.fleet.hosts.get_mut(&host).expect("the host").schedule =
         HostSchedule::Draining { done: 1, total: 2 };

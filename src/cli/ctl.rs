@@ -19,9 +19,8 @@ use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::{CtlVerb, HostVerb, RouteVerb};
 use crate::protocol::{
     Accepted, ArtifactRef, AuditRecord, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet,
-    HostRequest,
-    HealthCheck, OperationEnd, OperationState, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch,
-    Strategy, Verdict, WhoAmI, decode, subjects,
+    HealthCheck, HostRequest, OperationEnd, OperationState, Operator, RestartBody, RestartRequest,
+    RouteRequest, RunPatch, Strategy, Verdict, WhoAmI, decode, subjects,
 };
 use crate::repository::ObjectStoreRepository;
 
@@ -507,7 +506,10 @@ impl Ctl {
                 ]
             })
             .collect();
-        print_table(&["HOST", "AZ", "IP", "STATE", "SCHEDULE", "CPU", "MEM", "INST", "HEARTBEAT", "TAGS"], &rows);
+        print_table(
+            &["HOST", "AZ", "IP", "STATE", "SCHEDULE", "CPU", "MEM", "INST", "HEARTBEAT", "TAGS"],
+            &rows,
+        );
     }
 
     fn print_instances(&self, f: &Fleet) {

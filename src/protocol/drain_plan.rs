@@ -57,7 +57,8 @@ pub fn plan(fleet: &Fleet, host: &str) -> Result<Vec<Move>, DrainRefused> {
                 app: inst.app.clone(),
             });
         };
-        let req = PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude: &exclude };
+        let req =
+            PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude: &exclude };
         let to = place_with(fleet, &req, &usage)
             .map_err(|error| DrainRefused::NoRoom { host: host.to_string(), error })?
             .into_iter()

@@ -88,7 +88,12 @@ fn a_drain_under_load_fails_no_request_and_leaves_the_host_cordoned_and_empty() 
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = client.join().expect("the client thread");
     assert!(out.ok(), "the drain: {out}");
-    assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}", failed.len(), ok as usize + failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
     assert!(ok > 10, "the client kept asking during the drain: {ok} answers");
 
     let s = snapshot(&url);
@@ -116,9 +121,7 @@ fn a_drain_under_load_fails_no_request_and_leaves_the_host_cordoned_and_empty() 
 #[test]
 fn a_drain_that_cannot_fit_is_refused_before_anything_moves() {
     let name = "a_drain_that_cannot_fit_is_refused_before_anything_moves";
-    let Some(stack) =
-        Stack::start_config(name, StackConfig { agents: 2, ..StackConfig::default() })
-    else {
+    let Some(stack) = Stack::start_config(name, StackConfig { agents: 2, ..StackConfig::default() }) else {
         return;
     };
     let url = stack.url();
@@ -151,9 +154,7 @@ fn a_drain_that_cannot_fit_is_refused_before_anything_moves() {
 #[test]
 fn a_cordoned_host_gets_no_new_instance_until_uncordoned() {
     let name = "a_cordoned_host_gets_no_new_instance_until_uncordoned";
-    let Some(stack) =
-        Stack::start_config(name, StackConfig { agents: 2, ..StackConfig::default() })
-    else {
+    let Some(stack) = Stack::start_config(name, StackConfig { agents: 2, ..StackConfig::default() }) else {
         return;
     };
     let url = stack.url();

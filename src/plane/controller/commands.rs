@@ -19,9 +19,9 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
-    Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind, OperationState, Reply, RestartBody,
-    RestartRequest, Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode,
-    validate,
+    Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind, OperationState, Reply,
+    RestartBody, RestartRequest, Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode,
+    encode, validate,
 };
 use crate::repository;
 
@@ -486,6 +486,7 @@ fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
             .values()
             .find(|o| o.app == app && o.state == OperationState::Running && o.kind != OperationKind::Replace)
             .map(|o| o.id.clone())
+            .or_else(|| super::drain::moving(&core.fleet, app))
     })
 }
 

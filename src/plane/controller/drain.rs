@@ -67,19 +67,27 @@ fn draining(core: &Core, host: &str, schedule: HostSchedule) -> WireError {
         .fleet
         .operations
         .values()
-        .find(|o| o.kind == OperationKind::Drain && o.state == OperationState::Running && o.app == drain_app(host))
+        .find(|o| o.kind == OperationKind::Drain && o.state == OperationState::Running && drains(o, host))
         .map(|o| format!(" (operation {})", o.id))
         .unwrap_or_default();
     WireError::new(
         ErrorCode::Conflict,
-        format!("host {host} is {}{op}: wait for the drain to end (it leaves the host cordoned)", schedule.label()),
+        format!(
+            "host {host} is {}{op}: wait for the drain to end (it leaves the host cordoned)",
+            schedule.label()
+        ),
     )
 }
 
-/// The `app` a drain operation is filed under: `host:<id>`, which no app can be named
-/// (`:` is not allowed in an app name), so it never makes a real app busy by name.
-fn drain_app(host: &str) -> String {
-    format!("host:{host}")
+/// A drain's target, in words: `host h1 (3 instance(s))`. Host-wide work, so the
+/// operation's app is `-`, as a host's restart's is.
+fn drain_target(host: &str, total: u32) -> String {
+    format!("host {host} ({total} instance(s))")
+}
+
+/// Whether `op` drains `host` (by its target, which `drain_target` wrote).
+fn drains(op: &crate::protocol::Operation, host: &str) -> bool {
+    op.target.strip_prefix("host ").and_then(|t| t.strip_prefix(host)).is_some_and(|t| t.starts_with(" ("))
 }
 
 /// The draft that moves `host` to `schedule`.
@@ -119,8 +127,8 @@ fn start_drain(ctl: &Controller, host: &str, command_id: &str) -> Result<Accepte
             return (vec![], Err(WireError::new(ErrorCode::Conflict, why)));
         }
         let total = moves.len() as u32;
-        let target = format!("host {host} ({total} instance(s))");
-        let (op_id, opened) = ops::open(OperationKind::Drain, &drain_app(host), target, Some(command_id));
+        let (op_id, opened) =
+            ops::open(OperationKind::Drain, "-", drain_target(host, total), Some(command_id));
         let schedule = HostSchedule::Draining { done: 0, total };
         let cordon = schedule_draft(
             h,
@@ -207,12 +215,14 @@ async fn move_one(ctl: &Controller, op_id: &str, host: &str, old: &Instance) -> 
         let mut usage = core.usage.clone();
         usage.remove(old);
         let exclude = [host.to_string()];
-        let req = PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude: &exclude };
+        let req =
+            PlacementRequest { app: &app.name, count: 1, constraints: &app.constraints, exclude: &exclude };
         place_with(&core.fleet, &req, &usage).map(|hosts| hosts.into_iter().next().unwrap_or_default())
     });
     let to = to.map_err(|e| format!("no room for {}'s replacement: {e}", old.id))?;
     // The one placement path places it: on that host and no other.
-    let others: Vec<String> = ctl.read(|core| core.fleet.hosts.keys().filter(|h| **h != to).cloned().collect());
+    let others: Vec<String> =
+        ctl.read(|core| core.fleet.hosts.keys().filter(|h| **h != to).cloned().collect());
     let new_id = start_instance(ctl, op_id, &app, old.index, &others).await?;
     routers_applied(ctl, ctl.revision())
         .await
@@ -278,6 +288,18 @@ pub(crate) fn apps_being_moved(fleet: &Fleet) -> HashSet<&str> {
         return HashSet::new();
     }
     fleet.instances.values().filter(|i| draining.contains(i.host.as_str())).map(|i| i.app.as_str()).collect()
+}
+
+/// The running drain that will move an instance of `app`, if any: a deploy of that app
+/// waits for it, as for any operation of the app.
+pub(crate) fn moving(fleet: &Fleet, app: &str) -> Option<String> {
+    let hosts: HashSet<&str> = fleet.instances_of(app).map(|i| i.host.as_str()).collect();
+    fleet
+        .operations
+        .values()
+        .filter(|o| o.kind == OperationKind::Drain && o.state == OperationState::Running)
+        .find(|o| hosts.iter().any(|h| drains(o, h)))
+        .map(|o| o.id.clone())
 }
 
 /// At start, after `repair::recover` failed what a previous controller left running: a
@@ -358,10 +380,16 @@ mod tests {
             assert!(err.reason.contains("draining") && err.reason.contains(&op), "{verb:?}: {}", err.reason);
         }
         // The apps on the host are being moved: the health manager does not trim them.
-        let moved = ctl.read(|core| {
-            apps_being_moved(&core.fleet).into_iter().map(str::to_string).collect::<Vec<_>>()
-        });
+        let moved = ctl
+            .read(|core| apps_being_moved(&core.fleet).into_iter().map(str::to_string).collect::<Vec<_>>());
         assert!(!moved.is_empty());
+        for app in &moved {
+            assert_eq!(
+                ctl.read(|core| moving(&core.fleet, app)),
+                Some(op.clone()),
+                "a deploy of {app} waits"
+            );
+        }
         // A controller started on this state finds the drain gone: the host stays cordoned.
         let fleet = ctl.read(|core| core.fleet.clone());
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());

@@ -53,8 +53,12 @@ fn counts_with<'a>(fleet: &'a Fleet, returning: Option<&str>) -> HashMap<&'a str
 
 /// Apps with an operation running: the health manager never works against one.
 pub(crate) fn busy_apps(fleet: &Fleet) -> HashSet<&str> {
-    let mut busy: HashSet<&str> =
-        fleet.operations.values().filter(|o| o.state == OperationState::Running).map(|o| o.app.as_str()).collect();
+    let mut busy: HashSet<&str> = fleet
+        .operations
+        .values()
+        .filter(|o| o.state == OperationState::Running)
+        .map(|o| o.app.as_str())
+        .collect();
     // A drain runs an app one instance over its count while it moves one: not a surplus.
     busy.extend(super::drain::apps_being_moved(fleet));
     busy
