@@ -55,11 +55,16 @@ fn deploy(stack: &Stack, version: &str, instances: &str, cpu: &str) {
 fn a_drain_under_load_fails_no_request_and_leaves_the_host_cordoned_and_empty() {
     let name = "a_drain_under_load_fails_no_request_and_leaves_the_host_cordoned_and_empty";
     let Some(stack) = three_hosts(name) else { return };
-    deploy(&stack, "1", "2", "0.1");
+    // Four on three hosts: one host runs two, and that one is drained (two moves).
+    deploy(&stack, "1", "4", "0.1");
     let url = stack.url();
     let before = site_instances(&snapshot(&url));
-    assert_eq!(before.len(), 2, "{before:?}");
-    let drained = before[0].1.clone();
+    assert_eq!(before.len(), 4, "{before:?}");
+    let on = |host: &str| before.iter().filter(|(_, h, _)| h == host).count();
+    let drained = stack.hosts.iter().max_by_key(|h| on(h)).cloned().expect("a host");
+    assert_eq!(on(&drained), 2, "{before:?}");
+    let leaving: Vec<String> =
+        before.iter().filter(|(_, h, _)| *h == drained).map(|(id, _, _)| id.clone()).collect();
 
     let port = stack.port;
     eventually(Duration::from_secs(30), "the site answers through nginx", || match get(port, "site.test") {
@@ -99,12 +104,25 @@ fn a_drain_under_load_fails_no_request_and_leaves_the_host_cordoned_and_empty() 
     let s = snapshot(&url);
     assert_eq!(schedule(&s, &drained), serde_json::json!({"state": "cordoned"}));
     let after = site_instances(&s);
-    assert_eq!(after.len(), 2, "the app keeps its count: {after:?}");
+    assert_eq!(after.len(), 4, "the app keeps its count: {after:?}");
     for (id, host, state) in &after {
         assert_ne!(host, &drained, "{id} is still on the drained host");
         assert_eq!(state, "running", "{id}");
+        assert!(!leaving.contains(id), "{id} was on the drained host: {after:?}");
     }
-    assert!(!after.iter().any(|(id, _, _)| *id == before[0].0), "the old instance is gone: {after:?}");
+    // The progress was the host's, event by event: draining 0/2, 1/2, 2/2, then cordoned.
+    let events = crate::nats_support::ctl_json_lines(&url, &["events"]);
+    let progress: Vec<String> = events
+        .iter()
+        .filter(|e| e["host"] == drained.as_str())
+        .filter(|e| e["kind"] == "HOST_DRAINING" || e["kind"] == "HOST_CORDONED")
+        .map(|e| e["message"].as_str().unwrap_or_default().split(':').next().unwrap_or_default().to_string())
+        .collect();
+    let want: Vec<String> = ["cordoned, draining 2 instance(s)", "draining 1/2", "draining 2/2", "cordoned"]
+        .iter()
+        .map(|m| format!("{drained} {m}"))
+        .collect();
+    assert_eq!(progress, want, "{events:?}");
     let op = s["operations"].as_array().into_iter().flatten().find(|o| o["kind"] == "drain").cloned();
     let op = op.unwrap_or_else(|| panic!("no drain operation in {}", s["operations"]));
     assert_eq!(op["state"], "succeeded", "{op}");

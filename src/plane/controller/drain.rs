@@ -179,8 +179,8 @@ async fn run_drain(ctl: Controller, op_id: String, host: String, planned: u32) {
         progress(&ctl, &op_id, &host, HostSchedule::Draining { done, total }, format!("moved {}", old.id));
     };
     let end = match &outcome {
-        Ok(_) => format!("{host} drained: cordoned, no instance"),
-        Err(_) => format!("{host} stays cordoned after the failed drain"),
+        Ok(_) => "drained, no instance left".to_string(),
+        Err(_) => "the drain failed; it stays cordoned".to_string(),
     };
     progress(&ctl, &op_id, &host, HostSchedule::Cordoned, end);
     ctl.finish(&op_id, outcome);
