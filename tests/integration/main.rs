@@ -22,6 +22,7 @@ mod nats_artifacts_scope;
 mod nats_audit_outcome;
 mod nats_bounded_messages;
 mod nats_commit_batches;
+mod nats_cordon;
 mod nats_ctl_edges;
 mod nats_deadline;
 mod nats_denied;
