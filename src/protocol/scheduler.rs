@@ -25,7 +25,9 @@ pub struct PlacementRequest<'a> {
 pub enum NoFit {
     #[error("no host is up")]
     NoHostUp,
-    #[error("every up host is cordoned or draining (`ctl host uncordon HOST` opens one)")]
+    #[error(
+        "every up host that fits the constraints is cordoned or draining (`ctl host uncordon HOST` opens one)"
+    )]
     NoHostOpen,
     #[error("no up host is in AZ {0}")]
     NoHostInAz(String),
@@ -215,15 +217,20 @@ fn explain(fleet: &Fleet, req: &PlacementRequest<'_>, eligible: &[Candidate<'_>]
     if up.is_empty() {
         return NoFit::NoHostUp;
     }
-    let up: Vec<&Host> = up.into_iter().filter(|h| h.schedule.accepts_placements()).collect();
-    if up.is_empty() {
-        return NoFit::NoHostOpen;
-    }
     if !c.azs.is_empty() && !up.iter().any(|h| c.azs.contains(&h.info.az)) {
         return NoFit::NoHostInAz(c.azs.join(","));
     }
-    if eligible.is_empty() {
+    // The constraints' hosts, cordoned or not: a cordon is named only when it is what
+    // leaves none.
+    let matching = up
+        .iter()
+        .filter(|h| c.azs.is_empty() || c.azs.contains(&h.info.az))
+        .filter(|h| c.tags.iter().all(|t| h.info.tags.contains(t)));
+    if matching.clone().next().is_none() {
         return NoFit::NoHostWithTags(c.tags.join(","));
+    }
+    if eligible.is_empty() {
+        return NoFit::NoHostOpen;
     }
     let best_cpu = eligible.iter().map(|k| k.free.cpu).fold(f32::MIN, f32::max);
     if best_cpu + 1e-6 < c.cpu {

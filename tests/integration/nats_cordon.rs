@@ -31,7 +31,11 @@ fn a_cordon_survives_the_host_s_return_and_a_controller_restart() {
     });
     plane.agents[1] = Proc::agent(&plane.nats, "h2", "az-2", "127.0.2.1");
     plane.wait_hosts_up();
-    assert_eq!(schedule(&plane.snapshot(), "h2"), serde_json::json!({"state": "cordoned"}), "after its return");
+    assert_eq!(
+        schedule(&plane.snapshot(), "h2"),
+        serde_json::json!({"state": "cordoned"}),
+        "after its return"
+    );
 
     // The controller's state, read back by a new controller.
     plane.restart_controller("c1");
@@ -41,7 +45,8 @@ fn a_cordon_survives_the_host_s_return_and_a_controller_restart() {
     // And it still holds: the AZ spread would put one instance on h2.
     plane.deploy("web", "1", 2);
     let snap = plane.snapshot();
-    let hosts: Vec<&str> = instances_of(&snap, "web").iter().map(|i| i["host"].as_str().unwrap_or("")).collect();
+    let hosts: Vec<&str> =
+        instances_of(&snap, "web").iter().map(|i| i["host"].as_str().unwrap_or("")).collect();
     assert_eq!(hosts, vec!["h1", "h1"], "nothing on the cordoned h2");
 
     let out = ctl(&url, &["host", "uncordon", "h2"]);
