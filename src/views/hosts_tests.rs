@@ -108,4 +108,12 @@ fn cordoned_and_draining_hosts_show_in_the_state_column() {
         assert!(row("host-03").contains("⇄ draining 3/7"), "{}", row("host-03"));
         assert!(row("host-01").contains("● up"), "{}", row("host-01"));
     }
+    // The detail pane says it too, and how to undo it.
+    app.update(Action::Down);
+    app.update(Action::Detail);
+    let detail = text(&draw(&mut app, 120, 40));
+    assert!(
+        detail.contains("schedule") && detail.contains("⊘ cordoned (no new instance; c uncordons)"),
+        "{detail}"
+    );
 }
