@@ -140,6 +140,10 @@ pub enum Action {
     /// The clock moved on (ms since epoch); ages on screen change.
     Tick(u64),
     Resize,
+    /// `c` on a host: cordon it, or uncordon a cordoned one (confirmed).
+    Cordon,
+    /// `o` on a host: drain it, moving every instance off (confirmed).
+    Drain,
 }
 
 /// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /

@@ -13,7 +13,9 @@ pub use super::sort_key::SortKey;
 use crate::actions::Panel;
 use crate::backend::Replica;
 use crate::protocol::clock::{age, heartbeat_age, hms, uptime_coarse};
-use crate::protocol::{AppSpec, Event, Host, HostState, Instance, InstanceState, Route, RouteState, Verdict};
+use crate::protocol::{
+    AppSpec, Event, Host, HostSchedule, HostState, Instance, InstanceState, Route, RouteState, Verdict,
+};
 
 /// What a cell means, for the theme to colour: the views map each to a style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -173,6 +175,15 @@ pub fn host_state_label(state: HostState) -> &'static str {
     }
 }
 
+/// `⊘ cordoned`, `⇄ draining 3/7`: a symbol besides the word, never colour alone.
+pub fn schedule_label(schedule: HostSchedule) -> String {
+    match schedule {
+        HostSchedule::Open => String::new(),
+        HostSchedule::Cordoned => format!("⊘ {}", schedule.label()),
+        HostSchedule::Draining { .. } => format!("⇄ {}", schedule.label()),
+    }
+}
+
 /// `⇣ 12.3 MB`, `⇣2 24.6 MB` for two images: the bytes fetched so far, with a symbol.
 pub fn pull_label(pulls: &HostPulls) -> String {
     let size = size(pulls.bytes.done);
@@ -193,6 +204,13 @@ pub fn host_row<'a>(src: RowSource<'_>, h: &'a Host, pulls: Option<&HostPulls>) 
     let state_cell = match silent {
         Some(ms) => format!("{} {}", host_state_label(state), silence_age(ms)).into(),
         None => Cow::Borrowed(host_state_label(state)),
+    };
+    // An operator's cordon or drain: in place of "up" (the word says it is up and takes
+    // nothing), after a silent host's state.
+    let (state_cell, state_tone) = match (h.schedule, state) {
+        (HostSchedule::Open, _) => (state_cell, state_tone),
+        (s, HostState::Up) => (Cow::Owned(schedule_label(s)), Tone::Warn),
+        (s, _) => (Cow::Owned(format!("{state_cell} {}", schedule_label(s))), state_tone),
     };
     let heard = src.replica.heartbeat_age(&h.info.id, src.now);
     // A silent host's heartbeat age by the second, however short its period.

@@ -14,6 +14,7 @@ mod following;
 mod forms;
 pub mod forwards;
 pub mod frame;
+mod host_ops;
 pub mod logs;
 mod marks;
 mod navigation;

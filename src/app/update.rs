@@ -88,6 +88,8 @@ impl App {
             Action::Logs => self.open_logs(),
             Action::Forward => self.toggle_forward(),
             Action::Shell => self.open_shell(None, vec![]),
+            Action::Cordon => self.ask_cordon(),
+            Action::Drain => self.ask_drain(),
             Action::Mouse => {
                 self.mouse = !self.mouse;
                 let word = if self.mouse {

@@ -991,6 +991,7 @@ mod tests {
             state: HostState::Up,
             metrics: HostMetrics::default(),
             unmanaged: vec![],
+            schedule: Default::default(),
         };
         f.hosts.insert("h1".into(), host);
         let c = Constraints { azs: vec![], tags: vec![], cpu: 1.0, memory_mb: 1024 };

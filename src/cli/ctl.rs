@@ -16,11 +16,11 @@ use crate::bus::{self, Bus, EventFeed, NatsBus, RequestError};
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
 use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
-use crate::protocol::subjects::{CtlVerb, RouteVerb};
+use crate::protocol::subjects::{CtlVerb, HostVerb, RouteVerb};
 use crate::protocol::{
     Accepted, ArtifactRef, AuditRecord, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet,
-    HealthCheck, OperationEnd, OperationState, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch,
-    Strategy, Verdict, WhoAmI, decode, subjects,
+    HealthCheck, HostRequest, OperationEnd, OperationState, Operator, RestartBody, RestartRequest,
+    RouteRequest, RunPatch, Strategy, Verdict, WhoAmI, decode, subjects,
 };
 use crate::repository::ObjectStoreRepository;
 
@@ -115,6 +115,38 @@ pub enum CtlCommand {
         #[command(subcommand)]
         verb: env::SecretCommand,
     },
+    /// Cordon a host (no new placements), drain it (cordon, then move every instance to
+    /// other hosts one at a time, each new one healthy and routed before the old one is
+    /// unrouted and stopped; refused up front when the rest of the fleet cannot hold them)
+    /// or uncordon it. A drain prints its operation id; cordon and uncordon take effect at
+    /// once. A draining host refuses cordon and uncordon until its drain ends (cordoned).
+    Host {
+        #[command(subcommand)]
+        verb: HostCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// The host, by id (`ctl hosts`).
+    pub host: String,
+    /// For drain: follow the operation until it ends; exit 0 on success or 1 with the
+    /// reason. Cordon and uncordon have nothing to wait for.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: how long to follow before giving up.
+    #[arg(long, default_value = "30m", value_parser = parse::duration, value_name = "DURATION")]
+    pub wait_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// No new instance is placed on the host; what runs there stays.
+    Cordon(HostArgs),
+    /// Cordon, then move every instance off the host as a rolling replacement.
+    Drain(HostArgs),
+    /// The host takes new instances again.
+    Uncordon(HostArgs),
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +337,7 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::ExecReplay(a) => super::exec::replay(&ctl.bus, a).await,
         CtlCommand::Env { verb } => ctl.env(verb).await,
         CtlCommand::Secret { verb } => ctl.secret(verb).await,
+        CtlCommand::Host { verb } => ctl.host(verb).await,
     }
 }
 
@@ -485,6 +518,7 @@ impl Ctl {
                     h.info.az.clone(),
                     h.info.ip.clone(),
                     h.state.as_str().to_string(),
+                    h.schedule.label(),
                     format!("{:.0}%", h.metrics.cpu_pct),
                     format!("{:.0}%", h.metrics.mem_pct()),
                     f.instances_on(&h.info.id).count().to_string(),
@@ -493,7 +527,10 @@ impl Ctl {
                 ]
             })
             .collect();
-        print_table(&["HOST", "AZ", "IP", "STATE", "CPU", "MEM", "INST", "HEARTBEAT", "TAGS"], &rows);
+        print_table(
+            &["HOST", "AZ", "IP", "STATE", "SCHEDULE", "CPU", "MEM", "INST", "HEARTBEAT", "TAGS"],
+            &rows,
+        );
     }
 
     fn print_instances(&self, f: &Fleet) {
@@ -716,6 +753,18 @@ impl Ctl {
         };
         let body = RestartBody { target: req, batch: a.batch };
         self.command(CtlVerb::Restart, body, None, a.wait.then_some(a.wait_timeout)).await
+    }
+
+    async fn host(&self, verb: HostCommand) -> Result<ExitCode, String> {
+        let (verb, a) = match verb {
+            HostCommand::Cordon(a) => (HostVerb::Cordon, a),
+            HostCommand::Drain(a) => (HostVerb::Drain, a),
+            HostCommand::Uncordon(a) => (HostVerb::Uncordon, a),
+        };
+        crate::protocol::validate::name("host", &a.host)?;
+        // Only a drain is an operation to follow.
+        let wait = (a.wait && verb == HostVerb::Drain).then_some(a.wait_timeout);
+        self.command(CtlVerb::Host(verb), HostRequest { host: a.host }, None, wait).await
     }
 
     async fn route(&self, verb: RouteCommand) -> Result<ExitCode, String> {

@@ -625,6 +625,7 @@ mod tests {
             state: HostState::Up,
             metrics: Default::default(),
             unmanaged: vec![],
+            schedule: Default::default(),
         }
     }
 

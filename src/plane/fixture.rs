@@ -92,6 +92,7 @@ impl Build {
                 net_tx_bps: rng.between(10_000, 9_000_000),
             },
             unmanaged: vec![],
+            schedule: Default::default(),
         }
     }
 

@@ -209,6 +209,7 @@ mod tests {
             state: HostState::Up,
             metrics: HostMetrics::default(),
             unmanaged: vec![],
+            schedule: Default::default(),
         }
     }
 
@@ -302,6 +303,26 @@ mod tests {
         assert_eq!((starts, pairs), (13, want));
         let all = target("1", 13, &c, Strategy::All);
         assert_eq!(steps_replacing(&f, &all, true).0, Mode::All);
+    }
+
+    /// The wizard's preview places with the one scheduler: a cordoned host gets nothing,
+    /// and with every host cordoned the preview says why nothing fits.
+    #[test]
+    fn the_preview_respects_cordons() {
+        use crate::protocol::HostSchedule;
+        let mut f = Fleet::default();
+        for h in [host("h1", "az1", &[], 8, 16384), host("h2", "az2", &[], 8, 16384)] {
+            f.hosts.insert(h.info.id.clone(), h);
+        }
+        f.hosts.get_mut("h2").expect("h2").schedule = HostSchedule::Cordoned;
+        let c = need(0.5, 512);
+        let p = plan(&f, &Usage::of(&f), &target("1", 2, &c, Strategy::Rolling));
+        assert_eq!(p.placements, vec!["h1", "h1"], "the spread would have used h2");
+        assert!(p.no_fit.is_none());
+        f.hosts.get_mut("h1").expect("h1").schedule = HostSchedule::Draining { done: 0, total: 1 };
+        let p = plan(&f, &Usage::of(&f), &target("1", 2, &c, Strategy::Rolling));
+        assert!(p.placements.is_empty(), "{:?}", p.placements);
+        assert!(format!("{:?}", p.no_fit).contains("NoHostOpen"), "{:?}", p.no_fit);
     }
 
     #[test]

@@ -43,6 +43,12 @@ pub enum EventKind {
     RouteWeightChanged,
     /// An operator command and its outcome, with who sent it (`audit` says what).
     Audit,
+    /// A host takes no new instance (`ctl host cordon`, or a drain's end).
+    HostCordoned,
+    /// A host takes new instances again.
+    HostUncordoned,
+    /// A drain started on a host, or moved one more of its instances.
+    HostDraining,
     /// A kind from a newer controller; shown as-is, never an error.
     #[serde(other)]
     Unknown,
@@ -81,6 +87,9 @@ impl EventKind {
             EventKind::RouterError => "ROUTER_ERROR",
             EventKind::RouteWeightChanged => "ROUTE_WEIGHT_CHANGED",
             EventKind::Audit => "AUDIT",
+            EventKind::HostCordoned => "HOST_CORDONED",
+            EventKind::HostUncordoned => "HOST_UNCORDONED",
+            EventKind::HostDraining => "HOST_DRAINING",
             EventKind::Unknown => "UNKNOWN",
         }
     }

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use super::subjects::{CtlVerb, RouteVerb};
-use super::{DeployRequest, RestartBody, RestartRequest, RouteRequest};
+use super::subjects::{CtlVerb, HostVerb, RouteVerb};
+use super::{DeployRequest, HostRequest, RestartBody, RestartRequest, RouteRequest};
 
 /// A command for the controller.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,8 @@ pub enum ControlCommand {
     /// A restart target and its batch size.
     Restart(RestartBody),
     Route(RouteVerb, RouteRequest),
+    /// Cordon, drain or uncordon a host.
+    Host(HostVerb, HostRequest),
 }
 
 impl ControlCommand {
@@ -24,6 +26,7 @@ impl ControlCommand {
             ControlCommand::Deploy(_) => CtlVerb::Deploy,
             ControlCommand::Restart(_) => CtlVerb::Restart,
             ControlCommand::Route(verb, _) => verb.ctl(),
+            ControlCommand::Host(verb, _) => CtlVerb::Host(*verb),
         }
     }
 
@@ -47,6 +50,7 @@ impl ControlCommand {
                 format!("route weight {} {} {}", r.app, r.backend, r.weight.unwrap_or(1))
             }
             ControlCommand::Route(v, r) => format!("route {} {} {}", v.word(), r.app, r.backend),
+            ControlCommand::Host(v, r) => format!("{} host {}", v.word(), r.host),
         }
     }
 }

@@ -256,6 +256,12 @@ pub struct RouteRequest {
     pub weight: Option<u32>,
 }
 
+/// `qd.v1.ctl.<user>.host.cordon`, `.host.drain`, `.host.uncordon`: the host by its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRequest {
+    pub host: String,
+}
+
 /// `qd.v1.ctl.<user>.whoami`: who the controller sees the sender as, the user its
 /// subject named. Only a user allowed to send commands can ask (a viewer's publish is
 /// refused by the server), so an answer also says "you may act".
@@ -386,7 +392,8 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// The host as the controller keeps it from this heartbeat: up, last heard at `now_ms`.
+    /// The host as the controller keeps it from this heartbeat: up, last heard at `now_ms`,
+    /// open (the controller keeps a known host's schedule: `intake::host_draft`).
     pub fn host_at(&self, now_ms: u64) -> super::model::Host {
         super::model::Host {
             info: self.host.clone(),
@@ -394,6 +401,7 @@ impl Heartbeat {
             state: super::model::HostState::Up,
             metrics: self.metrics.clone(),
             unmanaged: self.unmanaged.clone(),
+            schedule: super::model::HostSchedule::Open,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod audit;
 mod change_de;
 pub mod clock;
 pub mod deploy_plan;
+pub mod drain_plan;
 pub mod envelope;
 pub mod event;
 pub mod exec;

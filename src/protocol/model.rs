@@ -23,6 +23,46 @@ pub struct Host {
     /// Containers on the host that no agent manages; like metrics, they carry no revision.
     #[serde(default)]
     pub unmanaged: Vec<crate::protocol::ContainerReport>,
+    /// Whether the scheduler may place on the host: an operator's decision, which only the
+    /// controller knows (never in `HostInfo`, so no heartbeat resets it). Missing in JSON
+    /// from before cordons: open. Left out when open, so an open host's JSON is what it
+    /// was before.
+    #[serde(default, skip_serializing_if = "HostSchedule::is_open")]
+    pub schedule: HostSchedule,
+}
+
+/// Whether a host takes new instances (`ctl host cordon|drain|uncordon`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum HostSchedule {
+    /// Takes new instances.
+    #[default]
+    Open,
+    /// Takes no new instance; what runs on it stays.
+    Cordoned,
+    /// Cordoned, and a drain operation is moving its instances away: `done` of `total`
+    /// moved so far.
+    Draining { done: u32, total: u32 },
+}
+
+impl HostSchedule {
+    /// Whether the scheduler may place a new instance here.
+    pub fn accepts_placements(self) -> bool {
+        self.is_open()
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self == HostSchedule::Open
+    }
+
+    /// How the cockpit and ctl show it: `open`, `cordoned`, `draining 3/7`.
+    pub fn label(self) -> String {
+        match self {
+            HostSchedule::Open => "open".into(),
+            HostSchedule::Cordoned => "cordoned".into(),
+            HostSchedule::Draining { done, total } => format!("draining {done}/{total}"),
+        }
+    }
 }
 
 /// The facts of a host that do not change between heartbeats: what its agent reports in
@@ -569,6 +609,8 @@ pub enum OperationKind {
     Deploy,
     Restart,
     Replace,
+    /// Moves every instance off a host, one at a time (`ctl host drain`).
+    Drain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! without a bus. The controller places with it, and the cockpit's deploy wizard previews
 //! the same placement on its replica of the fleet.
 //!
-//! Rules, in order: the host is up; it is in an allowed AZ; it carries every required tag;
+//! Rules, in order: the host is up; it is open (not cordoned or draining); it is in an allowed AZ; it carries every required tag;
 //! it has the CPU and memory the instance reserves. Among the hosts that fit, the app is
 //! spread: first across AZs, then across hosts, then onto the host with most free memory.
 //! The order a deploy places and retires in is `deploy_plan`'s.
@@ -25,6 +25,10 @@ pub struct PlacementRequest<'a> {
 pub enum NoFit {
     #[error("no host is up")]
     NoHostUp,
+    #[error(
+        "every up host that fits the constraints is cordoned or draining (`ctl host uncordon HOST` opens one)"
+    )]
+    NoHostOpen,
     #[error("no up host is in AZ {0}")]
     NoHostInAz(String),
     #[error("no up host in the allowed AZs carries tags {0}")]
@@ -138,7 +142,7 @@ pub fn place_with(
     let mut candidates: Vec<Candidate<'_>> = fleet
         .hosts
         .values()
-        .filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.info.id))
+        .filter(|h| usable(h, req) && h.schedule.accepts_placements())
         .filter(|h| c.azs.is_empty() || c.azs.contains(&h.info.az))
         .filter(|h| c.tags.iter().all(|t| h.info.tags.contains(t)))
         .map(|h| {
@@ -201,22 +205,32 @@ struct Candidate<'a> {
     mine: u32,
 }
 
+/// Up, and not a host the request leaves out.
+fn usable(h: &Host, req: &PlacementRequest<'_>) -> bool {
+    h.state == HostState::Up && !req.exclude.contains(&h.info.id)
+}
+
 /// Names the first rule that left no host standing.
 fn explain(fleet: &Fleet, req: &PlacementRequest<'_>, eligible: &[Candidate<'_>]) -> NoFit {
     let c = req.constraints;
-    let up: Vec<&Host> = fleet
-        .hosts
-        .values()
-        .filter(|h| h.state == HostState::Up && !req.exclude.contains(&h.info.id))
-        .collect();
+    let up: Vec<&Host> = fleet.hosts.values().filter(|h| usable(h, req)).collect();
     if up.is_empty() {
         return NoFit::NoHostUp;
     }
     if !c.azs.is_empty() && !up.iter().any(|h| c.azs.contains(&h.info.az)) {
         return NoFit::NoHostInAz(c.azs.join(","));
     }
-    if eligible.is_empty() {
+    // The constraints' hosts, cordoned or not: a cordon is named only when it is what
+    // leaves none.
+    let matching = up
+        .iter()
+        .filter(|h| c.azs.is_empty() || c.azs.contains(&h.info.az))
+        .filter(|h| c.tags.iter().all(|t| h.info.tags.contains(t)));
+    if matching.clone().next().is_none() {
         return NoFit::NoHostWithTags(c.tags.join(","));
+    }
+    if eligible.is_empty() {
+        return NoFit::NoHostOpen;
     }
     let best_cpu = eligible.iter().map(|k| k.free.cpu).fold(f32::MIN, f32::max);
     if best_cpu + 1e-6 < c.cpu {
@@ -249,6 +263,7 @@ mod tests {
             state: HostState::Up,
             metrics: HostMetrics::default(),
             unmanaged: vec![],
+            schedule: Default::default(),
         }
     }
 
@@ -378,6 +393,23 @@ mod tests {
         let exclude = vec!["a2".to_string()];
         let r = PlacementRequest { exclude: &exclude, ..req(1, &c) };
         assert_eq!(place(&f, &r).unwrap_err().reason, NoFit::NoHostUp);
+    }
+
+    /// A cordoned or draining host gets no new instance, and when only such hosts are
+    /// up the refusal says so.
+    #[test]
+    fn skips_cordoned_and_draining_hosts() {
+        use crate::protocol::HostSchedule;
+        let mut f = fleet(vec![host("a1", "az1", &[], 4, 8192), host("b1", "az2", &[], 4, 8192)]);
+        f.hosts.get_mut("b1").unwrap().schedule = HostSchedule::Cordoned;
+        let c = need(0.5, 512);
+        assert_eq!(place(&f, &req(2, &c)).unwrap(), vec!["a1", "a1"], "the spread would have used b1");
+        f.hosts.get_mut("a1").unwrap().schedule = HostSchedule::Draining { done: 0, total: 2 };
+        let err = place(&f, &req(1, &c)).unwrap_err();
+        assert_eq!(err.reason, NoFit::NoHostOpen);
+        assert!(err.to_string().contains("cordoned or draining"), "{err}");
+        f.hosts.get_mut("b1").unwrap().schedule = HostSchedule::Open;
+        assert_eq!(place(&f, &req(1, &c)).unwrap(), vec!["b1"], "uncordoned, it takes them again");
     }
 
     #[test]

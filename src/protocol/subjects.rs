@@ -42,6 +42,34 @@ impl RouteVerb {
     }
 }
 
+/// What a host command does (`ctl host cordon|drain|uncordon HOST`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostVerb {
+    /// No new placements on the host.
+    Cordon,
+    /// Cordon, then move every instance off the host, one at a time.
+    Drain,
+    /// Placements allowed again.
+    Uncordon,
+}
+
+impl HostVerb {
+    pub const ALL: [HostVerb; 3] = [HostVerb::Cordon, HostVerb::Drain, HostVerb::Uncordon];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            HostVerb::Cordon => "cordon",
+            HostVerb::Drain => "drain",
+            HostVerb::Uncordon => "uncordon",
+        }
+    }
+
+    /// The verb named by its word (`ctl host drain`).
+    pub fn parse(word: &str) -> Option<HostVerb> {
+        HostVerb::ALL.into_iter().find(|v| v.word() == word)
+    }
+}
+
 /// An operator's command to the controller, sent on `qd.v1.ctl.<user>.<verb>`
 /// ([`command`]). With roles on, a user may publish only under its own name, so the user
 /// in the subject is one nats-server vouches for; the controller records that one.
@@ -57,10 +85,12 @@ pub enum CtlVerb {
     Whoami,
     /// A secret's new value (`SecretSetRequest`): stored in `qd_secrets`, then a deploy.
     SecretSet,
+    /// `host.cordon`, `host.drain`, `host.uncordon`.
+    Host(HostVerb),
 }
 
 impl CtlVerb {
-    pub const ALL: [CtlVerb; 10] = [
+    pub const ALL: [CtlVerb; 13] = [
         CtlVerb::RepoAllocate,
         CtlVerb::Deploy,
         CtlVerb::Restart,
@@ -71,6 +101,9 @@ impl CtlVerb {
         CtlVerb::Route(RouteVerb::Weight),
         CtlVerb::Whoami,
         CtlVerb::SecretSet,
+        CtlVerb::Host(HostVerb::Cordon),
+        CtlVerb::Host(HostVerb::Drain),
+        CtlVerb::Host(HostVerb::Uncordon),
     ];
 
     /// The verb's part of the subject, and its name in the audit trail.
@@ -86,6 +119,9 @@ impl CtlVerb {
             CtlVerb::Route(RouteVerb::Weight) => "route.weight",
             CtlVerb::Whoami => "whoami",
             CtlVerb::SecretSet => "secret.set",
+            CtlVerb::Host(HostVerb::Cordon) => "host.cordon",
+            CtlVerb::Host(HostVerb::Drain) => "host.drain",
+            CtlVerb::Host(HostVerb::Uncordon) => "host.uncordon",
         }
     }
 

@@ -62,6 +62,7 @@ fn host(id: &str, state: HostState) -> Host {
         state,
         metrics: metrics(),
         unmanaged: vec![],
+        schedule: Default::default(),
     }
 }
 
@@ -368,7 +369,7 @@ fn status(step: Option<StepName>) -> InstanceStatus {
 // The lists below are checked against the enums by exhaustive matches, so a new variant
 // fails to compile until it is listed (and so tested).
 
-const ALL_KINDS: [EventKind; 31] = [
+const ALL_KINDS: [EventKind; 34] = [
     EventKind::AllocateRepositoryRequest,
     EventKind::Upload,
     EventKind::NewInstanceAndDeployWarRequest,
@@ -399,6 +400,9 @@ const ALL_KINDS: [EventKind; 31] = [
     EventKind::RouterError,
     EventKind::RouteWeightChanged,
     EventKind::Audit,
+    EventKind::HostCordoned,
+    EventKind::HostUncordoned,
+    EventKind::HostDraining,
     EventKind::Unknown,
 ];
 
@@ -434,6 +438,9 @@ fn kind_is_listed(k: EventKind) -> bool {
         | EventKind::RouterError
         | EventKind::RouteWeightChanged
         | EventKind::Audit
+        | EventKind::HostCordoned
+        | EventKind::HostUncordoned
+        | EventKind::HostDraining
         | EventKind::Unknown => ALL_KINDS.contains(&k),
     }
 }
@@ -763,6 +770,8 @@ fn a_host_of_the_old_flat_shape_reads_and_writes_back_the_same() {
     assert_eq!(serde_json::to_value(&read).unwrap(), old);
     let compact = serde_json::to_string(&read).unwrap();
     assert!(!compact.contains("\"info\""), "{compact}");
+    // From before cordons: open.
+    assert_eq!(read.schedule, HostSchedule::Open);
 
     // Inside a snapshot, and as a stored event's change, with the tag first (the fast
     // path) and last (the derived reader).
@@ -793,6 +802,28 @@ fn a_host_of_the_old_flat_shape_reads_and_writes_back_the_same() {
     let no_state = OLD_HOST.replace(r#""state":"up","#, "");
     let err = serde_json::from_str::<Host>(&no_state).unwrap_err().to_string();
     assert!(err.contains("missing field `state`"), "{err}");
+}
+
+/// A cordoned or draining host keeps its schedule through JSON, beside (not in place of)
+/// its liveness `state`.
+#[test]
+fn a_host_s_schedule_round_trips_beside_its_state() {
+    for schedule in [HostSchedule::Cordoned, HostSchedule::Draining { done: 3, total: 7 }] {
+        let mut h = host("host-01", HostState::Stale);
+        h.schedule = schedule;
+        let v = serde_json::to_value(&h).unwrap();
+        assert_eq!(v["state"], "stale");
+        let back: Host = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(back, h, "{v}");
+    }
+    let mut h = host("host-01", HostState::Up);
+    h.schedule = HostSchedule::Draining { done: 3, total: 7 };
+    assert_eq!(
+        serde_json::to_value(&h).unwrap()["schedule"],
+        serde_json::json!({"state": "draining", "done": 3, "total": 7})
+    );
+    assert_eq!(h.schedule.label(), "draining 3/7");
+    assert_eq!(HostSchedule::Cordoned.label(), "cordoned");
 }
 
 #[test]

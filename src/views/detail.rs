@@ -73,6 +73,17 @@ fn host(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
         ),
         kv(t, "agent", h.info.agent_version.clone()),
     ];
+    // An operator's cordon or drain, and how to undo it; nothing for an open host.
+    if !h.schedule.is_open() {
+        let how = match h.schedule {
+            crate::protocol::HostSchedule::Draining { .. } => "no new instance; its instances are moving off",
+            _ => "no new instance; c uncordons",
+        };
+        lines.insert(
+            1,
+            kv(t, "schedule", format!("{} ({how})", crate::app::cells::schedule_label(h.schedule))),
+        );
+    }
     let f = &app.replica.fleet;
     let on_host = |e: &&Event| {
         e.host.as_deref() == Some(h.info.id.as_str())

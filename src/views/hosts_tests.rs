@@ -88,3 +88,32 @@ fn unmanaged_containers_and_host_warnings_are_flagged() {
     );
     assert!(screen.contains("devicemapper on loop devices"), "{screen}");
 }
+
+/// A cordoned host and a draining one say so in STATE, with a symbol and the word, at
+/// both sizes the panels are drawn at.
+#[test]
+fn cordoned_and_draining_hosts_show_in_the_state_column() {
+    use crate::protocol::HostSchedule;
+    let mut app = app();
+    app.replica.fleet.hosts.get_mut("host-02").expect("host-02").schedule = HostSchedule::Cordoned;
+    app.replica.fleet.hosts.get_mut("host-03").expect("host-03").schedule =
+        HostSchedule::Draining { done: 3, total: 7 };
+    let wide = text(&draw(&mut app, 120, 40));
+    assert_snapshot!("hosts_schedule_120x40", wide);
+    let narrow = text(&draw(&mut app, 80, 24));
+    assert_snapshot!("hosts_schedule_80x24", narrow);
+    for screen in [&wide, &narrow] {
+        let row = |host: &str| screen.lines().find(|l| l.contains(host)).expect("the host's row").to_string();
+        assert!(row("host-02").contains("⊘ cordoned"), "{}", row("host-02"));
+        assert!(row("host-03").contains("⇄ draining 3/7"), "{}", row("host-03"));
+        assert!(row("host-01").contains("● up"), "{}", row("host-01"));
+    }
+    // The detail pane says it too, and how to undo it.
+    app.update(Action::Down);
+    app.update(Action::Detail);
+    let detail = text(&draw(&mut app, 120, 40));
+    assert!(
+        detail.contains("schedule") && detail.contains("⊘ cordoned (no new instance; c uncordons)"),
+        "{detail}"
+    );
+}

@@ -19,9 +19,9 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
-    Envelope, ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody,
-    RestartRequest, Route, RouteRequest, RouteState, SecretSetRequest, SnapshotRequest, WhoAmI, WireError,
-    decode, encode, validate,
+    Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind, OperationState, Reply,
+    RestartBody, RestartRequest, Route, RouteRequest, RouteState, SecretSetRequest, SnapshotRequest, WhoAmI,
+    WireError, decode, encode, validate,
 };
 use crate::repository;
 
@@ -206,6 +206,9 @@ fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
         }
         CtlVerb::SecretSet => command(ctl, refusals, cmd, |ctl, req: SecretSetRequest, id| {
             secrets::start_secret_set(ctl, req, id)
+        }),
+        CtlVerb::Host(hv) => command(ctl, refusals, cmd, move |ctl, req: HostRequest, id| {
+            super::drain::host_command(ctl, hv, req, id)
         }),
     }
 }
@@ -483,6 +486,7 @@ fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
             .values()
             .find(|o| o.app == app && o.state == OperationState::Running && o.kind != OperationKind::Replace)
             .map(|o| o.id.clone())
+            .or_else(|| super::drain::moving(&core.fleet, app))
     })
 }
 

@@ -452,19 +452,7 @@ fn instance_settled(f: &Fleet, id: &str, since: Option<u64>) -> Option<Result<In
 pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_agent: bool) {
     // An operation's steps wait while the store is behind (`Controller::room`).
     ctl.room().await;
-    let routes: Vec<Route> = ctl.read(|c| {
-        c.fleet.routes.values().filter(|r| r.app == inst.app && r.backend == inst.endpoint).cloned().collect()
-    });
-    for r in routes {
-        ctl.step(
-            op_id,
-            StepName::RemoveRouteRequest,
-            Some(&inst.id),
-            StepState::Done,
-            format!("{} -x- {}", r.domain, r.backend),
-            vec![Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() }],
-        );
-    }
+    unroute(ctl, op_id, inst);
     if ask_agent {
         ctl.unfenced().await;
         let req = InstanceRef { id: inst.id.clone(), operation_id: Some(op_id.to_string()) };
@@ -481,6 +469,24 @@ pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_a
         format!("removed from {}", inst.host),
         vec![Change::InstanceRemoved { id: inst.id.clone() }],
     );
+}
+
+/// Removes an instance's routes, one step each; returns how many.
+pub(crate) fn unroute(ctl: &Controller, op_id: &str, inst: &Instance) -> usize {
+    let routes: Vec<Route> = ctl.read(|c| {
+        c.fleet.routes.values().filter(|r| r.app == inst.app && r.backend == inst.endpoint).cloned().collect()
+    });
+    for r in &routes {
+        ctl.step(
+            op_id,
+            StepName::RemoveRouteRequest,
+            Some(&inst.id),
+            StepState::Done,
+            format!("{} -x- {}", r.domain, r.backend),
+            vec![Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() }],
+        );
+    }
+    routes.len()
 }
 
 /// Restarts one instance and waits until it runs again.
@@ -663,6 +669,7 @@ mod tests {
                     state: HostState::Up,
                     metrics: HostMetrics { mem_total_mb: *mem, ..HostMetrics::default() },
                     unmanaged: vec![],
+                    schedule: Default::default(),
                 };
                 f.hosts.insert(host.info.id.clone(), host);
             }

@@ -69,6 +69,7 @@ pub(crate) async fn serve_router_statuses(ctl: Controller, mut sub: Subscription
             continue;
         }
         ctl.mutate(|core| {
+            core.router_applied.insert(status.id.clone(), (status.revision, Instant::now()));
             let previous = core.router_errors.insert(status.id.clone(), status.last_error.clone());
             let drafts = match (&status.last_error, previous.flatten()) {
                 (Some(err), prev) if prev.as_ref() != Some(err) => {
@@ -197,6 +198,9 @@ fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
     let info = &hb.host;
     let now = now_ms();
     let previous = core.fleet.hosts.get_mut(&info.id);
+    // An operator's cordon or drain is the controller's, not the agent's: a heartbeat
+    // that changes the facts or brings the host back keeps it.
+    let schedule = previous.as_ref().map(|h| h.schedule).unwrap_or_default();
     let (kind, message) = match previous {
         Some(h) => {
             h.metrics = hb.metrics.clone();
@@ -218,7 +222,8 @@ fn host_draft(core: &mut Core, hb: &Heartbeat) -> Option<Draft> {
             ),
         ),
     };
-    let host = hb.host_at(now);
+    let mut host = hb.host_at(now);
+    host.schedule = schedule;
     Some(Draft::new(kind, message).host(info.id.clone()).change(Change::Host(host)))
 }
 
@@ -373,6 +378,43 @@ mod tests {
 
     fn ids(reports: &[&InstanceReport]) -> Vec<String> {
         reports.iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// A cordon is the controller's: neither a heartbeat that brings the host back nor
+    /// one with changed facts opens the host again.
+    #[test]
+    fn a_heartbeat_keeps_the_host_s_cordon() {
+        use crate::protocol::{HostSchedule, HostState};
+        let (mut fleet, _) = crate::plane::fixture::fixture(7, 4, 0);
+        let id = fleet.hosts.keys().next().cloned().expect("a host");
+        let host = fleet.hosts.get_mut(&id).expect("the host");
+        host.schedule = HostSchedule::Draining { done: 1, total: 3 };
+        host.state = HostState::Stale;
+        let info = host.info.clone();
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let (ctl, _events) = Controller::new(bus, ControllerConfig::default(), fleet, store, None);
+        let beat = |info: crate::protocol::HostInfo| Heartbeat {
+            host: info,
+            metrics: Default::default(),
+            instances: vec![],
+            period_ms: 2000,
+            unmanaged: vec![],
+        };
+        let mut changed = info.clone();
+        changed.agent_version = "newer".into();
+        for hb in [beat(info), beat(changed)] {
+            let draft = ctl.mutate(|core| {
+                let d = host_draft(core, &hb);
+                (d.clone().into_iter().collect(), d)
+            });
+            assert!(draft.is_some(), "back, then changed facts: one event each");
+            ctl.read(|core| {
+                let h = &core.fleet.hosts[&id];
+                assert_eq!(h.state, HostState::Up);
+                assert_eq!(h.schedule, HostSchedule::Draining { done: 1, total: 3 }, "{h:?}");
+            });
+        }
     }
 
     /// A host heard again after a partition runs: one instance still placed on it, one the

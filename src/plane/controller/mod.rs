@@ -6,6 +6,7 @@ mod audit;
 mod commands;
 mod core;
 mod deploy;
+mod drain;
 mod health;
 mod image;
 mod intake;
@@ -127,6 +128,7 @@ impl Controller {
         // Before any command: what a killed controller left running is closed first, so
         // no app stays busy with an operation nobody carries on.
         ctl.mutate(|core| (repair::recover(core), ()));
+        ctl.mutate(|core| (drain::recover(core), ()));
         ctl.spawn(commands::serve(ctl.clone(), requests));
         ctl.spawn(intake::serve_heartbeats(ctl.clone(), heartbeats));
         ctl.spawn(intake::serve_statuses(ctl.clone(), statuses));

@@ -53,7 +53,15 @@ fn counts_with<'a>(fleet: &'a Fleet, returning: Option<&str>) -> HashMap<&'a str
 
 /// Apps with an operation running: the health manager never works against one.
 pub(crate) fn busy_apps(fleet: &Fleet) -> HashSet<&str> {
-    fleet.operations.values().filter(|o| o.state == OperationState::Running).map(|o| o.app.as_str()).collect()
+    let mut busy: HashSet<&str> = fleet
+        .operations
+        .values()
+        .filter(|o| o.state == OperationState::Running)
+        .map(|o| o.app.as_str())
+        .collect();
+    // A drain runs an app one instance over its count while it moves one: not a surplus.
+    busy.extend(super::drain::apps_being_moved(fleet));
+    busy
 }
 
 /// The shortfall text for a placement that failed.
@@ -808,6 +816,44 @@ mod tests {
             done.then_some(())
         })
         .await;
+    }
+
+    /// The health manager places a lost host's instances with the one scheduler: never on
+    /// a cordoned host, and the shortfall says why; uncordoned, the host takes them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_hosts_instances_are_not_placed_on_a_cordoned_host() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let ctl = controller(&bus).await;
+        let h1 = host(&bus, "h1", "az1", 1).await;
+        let _h2 = host(&bus, "h2", "az2", 2).await;
+        until(&ctl, "h1 and h2 joined", |f| (f.hosts.len() == 2).then_some(())).await;
+        deploy(&bus, "az1").await;
+        until(&ctl, "web running on h1", |f| (running_on(f, "h1").count() == 2).then_some(())).await;
+        let _h3 = host(&bus, "h3", "az1", 3).await;
+        until(&ctl, "h3 joined", |f| f.hosts.contains_key("h3").then_some(())).await;
+        let cordon = |verb| {
+            crate::plane::controller::drain::host_command(
+                &ctl,
+                verb,
+                crate::protocol::HostRequest { host: "h3".into() },
+                &crate::protocol::envelope::new_id(),
+            )
+            .expect("accepted")
+        };
+        cordon(crate::protocol::subjects::HostVerb::Cordon);
+
+        h1.stop();
+        let why = until(&ctl, "h1 lost and web short", |f| {
+            (f.hosts.get("h1")?.state == HostState::Lost).then_some(())?;
+            f.apps.get("web")?.shortfall.clone()
+        })
+        .await;
+        assert!(why.contains("cordoned"), "{why}");
+        assert_eq!(running_on(&ctl.snapshot(), "h3").count(), 0, "nothing on the cordoned h3");
+
+        cordon(crate::protocol::subjects::HostVerb::Uncordon);
+        until(&ctl, "web placed on h3 once it is open", |f| (running_on(f, "h3").count() == 2).then_some(()))
+            .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
