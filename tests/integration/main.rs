@@ -62,6 +62,7 @@ mod docker_faults;
 mod docker_logs;
 mod docker_plane;
 mod docker_port_forward;
+mod docker_releases;
 mod docker_registry;
 mod registry_support;
 mod router_nginx;

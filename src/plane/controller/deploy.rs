@@ -30,7 +30,10 @@ pub(crate) async fn run_deploy(
 ) {
     let mut app = app;
     let outcome = match image::pin(&ctl, &op_id, &mut app).await {
-        Ok(()) => deploy(&ctl, &op_id, &app, strategy).await,
+        Ok(()) => {
+            super::releases::pinned(&ctl, &op_id, &app);
+            deploy(&ctl, &op_id, &app, strategy).await
+        }
         Err(e) => Err(e),
     };
     if outcome.is_err()

@@ -14,6 +14,7 @@ mod ops;
 /// Also used by `bench --nats`, which plays the controller.
 pub(crate) mod paging;
 mod refusals;
+pub mod releases;
 mod repair;
 mod sessions;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
@@ -101,6 +102,8 @@ impl Controller {
         repository: Option<Arc<dyn crate::repository::Repository>>,
     ) -> Result<ControllerHandle, crate::bus::BusError> {
         let (ctl, events) = Controller::new(bus.clone(), config, initial, store, repository);
+        // Loaded before any task starts, so a failed load leaves nothing running.
+        releases::start(&ctl).await.map_err(|e| crate::bus::BusError::Other(format!("releases: {e}")))?;
         // Subscribe before anything is published so that nothing is missed.
         let requests = bus.subscribe(subjects::CTL_ALL).await?;
         let heartbeats = bus.subscribe(subjects::HB_ALL).await?;
