@@ -140,6 +140,11 @@ pub enum Action {
     /// The clock moved on (ms since epoch); ages on screen change.
     Tick(u64),
     Resize,
+    /// `[` / `]` in an app's detail: the older / newer release.
+    ReleasePrev,
+    ReleaseNext,
+    /// `b` in an app's detail: roll back to the selected release (confirmed).
+    Rollback,
 }
 
 /// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /
@@ -217,4 +222,7 @@ pub enum Effect {
     /// Open a shell in an instance and hand it the terminal until it ends; the event loop
     /// then tells the app how it ended (`App::shell_ended`).
     Exec(ExecStart),
+    /// Ask for an app's releases (a read: allowed read-only); the answer comes back as
+    /// `Inbound::Releases`.
+    Releases(String),
 }

@@ -29,6 +29,7 @@ impl App {
                 Action::ToggleRoute => word("enable/disable"),
                 Action::AddRoute => word("add route"),
                 Action::Weight => word("weight"),
+                Action::Rollback => word("rollback"),
                 // `F` on a forwarded instance only stops it.
                 Action::Forward if !self.forwarding_selected() => word("port-forward"),
                 // `d` with a deploy parked only shows how it goes.

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::subjects::{CtlVerb, RouteVerb};
+use super::release::RollbackRequest;
 use super::{DeployRequest, RestartBody, RestartRequest, RouteRequest};
 
 /// A command for the controller.
@@ -15,6 +16,7 @@ pub enum ControlCommand {
     /// A restart target and its batch size.
     Restart(RestartBody),
     Route(RouteVerb, RouteRequest),
+    Rollback(RollbackRequest),
 }
 
 impl ControlCommand {
@@ -24,6 +26,7 @@ impl ControlCommand {
             ControlCommand::Deploy(_) => CtlVerb::Deploy,
             ControlCommand::Restart(_) => CtlVerb::Restart,
             ControlCommand::Route(verb, _) => verb.ctl(),
+            ControlCommand::Rollback(_) => CtlVerb::Rollback,
         }
     }
 
@@ -47,6 +50,10 @@ impl ControlCommand {
                 format!("route weight {} {} {}", r.app, r.backend, r.weight.unwrap_or(1))
             }
             ControlCommand::Route(v, r) => format!("route {} {} {}", v.word(), r.app, r.backend),
+            ControlCommand::Rollback(r) => match r.release {
+                Some(n) => format!("rollback {} to release {n}", r.app),
+                None => format!("rollback {} to the release before", r.app),
+            },
         }
     }
 }

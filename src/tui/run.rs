@@ -248,6 +248,7 @@ async fn carry_out(
             Effect::Forward(start) => BackendRequest::Forward(start),
             Effect::ForwardStop(session) => BackendRequest::ForwardStop(session),
             Effect::Upload(req) => BackendRequest::Upload(req),
+            Effect::Releases(app) => BackendRequest::Releases(app),
             Effect::Copy(text) => {
                 terminal::copy(terminal, &text)?;
                 continue;
