@@ -140,7 +140,8 @@ pub enum Action {
     /// The clock moved on (ms since epoch); ages on screen change.
     Tick(u64),
     Resize,
-    /// `[` / `]` in an app's detail: the older / newer release.
+    /// `[` / `]` in an app's detail (its own keys, not the keymap's): the older / newer
+    /// release.
     ReleasePrev,
     ReleaseNext,
     /// `b` in an app's detail: roll back to the selected release (confirmed).

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::{App, Level, Overlay};
-use crate::actions::{Effect, Panel};
+use crate::actions::{Action, Effect, Panel};
 use crate::backend::CommandError;
 use crate::protocol::release::{self, FieldChange, Release, ReleaseList, RollbackRequest};
 use crate::protocol::{Change, ControlCommand, Event};
@@ -40,6 +40,22 @@ impl Releases {
     /// would change.
     pub fn diff(&self) -> Option<Vec<FieldChange>> {
         self.pair().map(|(selected, current)| release::diff(&current.spec, &selected.spec))
+    }
+}
+
+/// The app detail's own keys, when it is on top on the Apps panel: `[` / `]` the older /
+/// newer release, `b` roll back to it. Its own like the logs view's (`logs::key_action`),
+/// not the keymap's: they mean something only there, and the help lists the keymap.
+pub fn key_action(app: &App, key: &crossterm::event::KeyEvent) -> Option<Action> {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    if app.detail_app().is_none() || key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) {
+        return None;
+    }
+    match key.code {
+        KeyCode::Char('[') => Some(Action::ReleasePrev),
+        KeyCode::Char(']') => Some(Action::ReleaseNext),
+        KeyCode::Char('b') => Some(Action::Rollback),
+        _ => None,
     }
 }
 
@@ -137,7 +153,6 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::Action;
     use crate::protocol::release::Cause;
 
     /// The fixture's app `name` with three releases; 3 is current.
@@ -201,6 +216,19 @@ mod tests {
         let effects = app.update(Action::Confirmed);
         let want = ControlCommand::Rollback(RollbackRequest { app: name, release: Some(1) });
         assert!(effects.contains(&Effect::Send(want)), "{effects:?}");
+    }
+
+    #[test]
+    fn the_detail_s_own_keys_mean_something_only_in_an_app_s_detail() {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+        let (mut app, _) = opened();
+        assert_eq!(key_action(&app, &key('[')), Some(Action::ReleasePrev));
+        assert_eq!(key_action(&app, &key(']')), Some(Action::ReleaseNext));
+        assert_eq!(key_action(&app, &key('b')), Some(Action::Rollback));
+        assert_eq!(key_action(&app, &key('r')), None, "the keymap's");
+        app.update(Action::Back);
+        assert_eq!(key_action(&app, &key('b')), None, "no detail open");
     }
 
     #[test]

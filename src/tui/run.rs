@@ -367,6 +367,9 @@ fn key_action(app: &App, key: &crossterm::event::KeyEvent) -> Option<Action> {
     if let Some(action) = crate::app::logs::key_action(app, key) {
         return Some(action);
     }
+    if let Some(action) = crate::app::releases::key_action(app, key) {
+        return Some(action);
+    }
     match app.input_mode() {
         InputMode::Normal => app.keymap.action_for(key),
         mode => prompt::action_for(mode, key),

@@ -4,7 +4,6 @@
 
 use ratatui::text::{Line, Span};
 
-use crate::actions::Action;
 use crate::app::FrameContext;
 use crate::protocol::clock::age;
 use crate::protocol::release::FieldChange;
@@ -16,13 +15,8 @@ const LARGE: (usize, usize) = (6, 8);
 pub fn lines(app: &FrameContext, width: usize, height: u16) -> Vec<Line<'static>> {
     let t = &app.theme;
     let (release_rows, diff_rows) = if height < 30 { SMALL } else { LARGE };
-    let keys = |a: Action| app.keymap.keys_for(a);
-    let hint = format!(
-        "{} {} select, {} rolls back",
-        keys(Action::ReleasePrev),
-        keys(Action::ReleaseNext),
-        keys(Action::Rollback)
-    );
+    // The detail's own keys (`app::releases::key_action`).
+    let hint = "[ ] select, b rolls back".to_string();
     let head = |text: String| {
         Line::from(vec![Span::styled(format!(" {:<14}", "releases"), t.muted), Span::styled(text, t.text)])
     };
