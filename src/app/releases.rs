@@ -138,7 +138,10 @@ impl App {
         let (number, current_number) = (selected.number, current.number);
         let changes = release::diff(&current.spec, &selected.spec);
         if changes.is_empty() {
-            self.say(Level::Warn, format!("{app} already runs release {number}'s spec: nothing to roll back"));
+            self.say(
+                Level::Warn,
+                format!("{app} already runs release {number}'s spec: nothing to roll back"),
+            );
             return vec![];
         }
         let question = format!(
@@ -169,7 +172,11 @@ mod tests {
         ReleaseList {
             app: name.into(),
             current: Some(3),
-            releases: vec![r(1, "0.9.0", Cause::Deploy), r(2, "1.0.0", Cause::Deploy), r(3, &spec.version, Cause::Rollback { to: 1 })],
+            releases: vec![
+                r(1, "0.9.0", Cause::Deploy),
+                r(2, "1.0.0", Cause::Deploy),
+                r(3, &spec.version, Cause::Rollback { to: 1 }),
+            ],
         }
     }
 
@@ -208,7 +215,8 @@ mod tests {
         assert_eq!(app.releases.selected, Some(1));
         app.update(Action::ReleasePrev);
         assert_eq!(app.releases.selected, Some(1), "stops at the oldest");
-        let fields: Vec<String> = app.releases.diff().unwrap_or_default().into_iter().map(|c| c.field).collect();
+        let fields: Vec<String> =
+            app.releases.diff().unwrap_or_default().into_iter().map(|c| c.field).collect();
         assert_eq!(fields, vec!["version"]);
         assert_eq!(app.update(Action::Rollback), vec![], "a dialog first");
         let Some(Overlay::Confirm(p)) = app.overlay() else { panic!("no confirm dialog") };

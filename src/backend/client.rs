@@ -230,7 +230,13 @@ impl Backend {
                 true
             }
             BackendRequest::Releases(app) => {
-                tokio::spawn(fetch_releases(bus, source, self.identity.operator.clone(), app, self.updates.clone()));
+                tokio::spawn(fetch_releases(
+                    bus,
+                    source,
+                    self.identity.operator.clone(),
+                    app,
+                    self.updates.clone(),
+                ));
                 true
             }
             BackendRequest::Upload(req) if self.identity.read_only => {

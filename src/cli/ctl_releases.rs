@@ -50,7 +50,12 @@ pub struct RollbackArgs {
 }
 
 /// An app's releases, as the controller answers them.
-pub async fn fetch(bus: &NatsBus, source: &str, app: &str, timeout: Duration) -> Result<ReleaseList, RequestError> {
+pub async fn fetch(
+    bus: &NatsBus,
+    source: &str,
+    app: &str,
+    timeout: Duration,
+) -> Result<ReleaseList, RequestError> {
     let env = Envelope::new(source, ReleasesRequest { app: app.to_string() });
     bus::command(bus, CtlVerb::Releases, &env, timeout).await
 }
@@ -98,7 +103,10 @@ pub fn pair<'a>(list: &'a ReleaseList, from: u64, to: u64) -> Result<(&'a Releas
 
 /// The diff's rows: field, from, to.
 pub fn diff_rows(changes: &[FieldChange]) -> Vec<Vec<String>> {
-    changes.iter().map(|c| vec![c.field.clone(), FieldChange::show(&c.from), FieldChange::show(&c.to)]).collect()
+    changes
+        .iter()
+        .map(|c| vec![c.field.clone(), FieldChange::show(&c.from), FieldChange::show(&c.to)])
+        .collect()
 }
 
 pub fn diff_json(app: &str, from: u64, to: u64, changes: &[FieldChange]) -> Value {

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use super::subjects::{CtlVerb, RouteVerb};
 use super::release::RollbackRequest;
+use super::subjects::{CtlVerb, RouteVerb};
 use super::{DeployRequest, RestartBody, RestartRequest, RouteRequest};
 
 /// A command for the controller.

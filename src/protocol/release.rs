@@ -307,7 +307,14 @@ mod tests {
 
     #[test]
     fn the_image_is_shown_with_the_start_of_its_digest() {
-        let r = Release { number: 1, spec: spec(), who: "a".into(), when: 0, operation_id: None, cause: Cause::Deploy };
+        let r = Release {
+            number: 1,
+            spec: spec(),
+            who: "a".into(),
+            when: 0,
+            operation_id: None,
+            cause: Cause::Deploy,
+        };
         assert_eq!(r.image_short(), "nginx:1.27@12121212");
         let plain = Release { spec: AppSpec { digest: None, ..spec() }, ..r };
         assert_eq!(plain.image_short(), "nginx:1.27");

@@ -35,7 +35,9 @@ pub fn lines(app: &FrameContext, width: usize, height: u16) -> Vec<Line<'static>
     // Newest first; the window keeps the selected one in view.
     let newest_first: Vec<_> = list.releases.iter().rev().collect();
     let at = newest_first.iter().position(|x| Some(x.number) == r.selected).unwrap_or(0);
-    let start = at.saturating_sub(release_rows.saturating_sub(1)).min(newest_first.len().saturating_sub(release_rows));
+    let start = at
+        .saturating_sub(release_rows.saturating_sub(1))
+        .min(newest_first.len().saturating_sub(release_rows));
     let image_width = width.saturating_sub(60).clamp(10, 40);
     for x in newest_first.iter().skip(start).take(release_rows) {
         let selected = Some(x.number) == r.selected;
@@ -59,7 +61,10 @@ pub fn lines(app: &FrameContext, width: usize, height: u16) -> Vec<Line<'static>
     }
     let (Some(changes), Some((selected, current))) = (r.diff(), r.pair()) else { return out };
     if changes.is_empty() {
-        out.push(Line::from(Span::styled(format!("   release {} is the current spec", selected.number), t.muted)));
+        out.push(Line::from(Span::styled(
+            format!("   release {} is the current spec", selected.number),
+            t.muted,
+        )));
         return out;
     }
     out.push(Line::from(Span::styled(
@@ -78,7 +83,13 @@ pub fn lines(app: &FrameContext, width: usize, height: u16) -> Vec<Line<'static>
     }
     if changes.len() > diff_rows {
         out.push(Line::from(Span::styled(
-            format!("   … {} more (ctl diff {} {} {})", changes.len() - diff_rows, list.app, current.number, selected.number),
+            format!(
+                "   … {} more (ctl diff {} {} {})",
+                changes.len() - diff_rows,
+                list.app,
+                current.number,
+                selected.number
+            ),
             t.muted,
         )));
     }

@@ -21,7 +21,14 @@ fn with_releases() -> App {
         s.version = version.into();
         s.image = image.into();
         s.run.cmd = Some(cmd.split(' ').map(str::to_string).collect());
-        Release { number, spec: s, who: "ana".into(), when: app.now - (5 - number) * 3_600_000, operation_id: None, cause }
+        Release {
+            number,
+            spec: s,
+            who: "ana".into(),
+            when: app.now - (5 - number) * 3_600_000,
+            operation_id: None,
+            cause,
+        }
     };
     let list = ReleaseList {
         app: spec.name.clone(),
@@ -47,7 +54,8 @@ fn an_apps_detail_lists_its_releases_and_the_diff_to_the_selected_one() {
     assert!(screen.contains("rollback to 1"), "{screen}");
     assert!(screen.contains(">   3"), "the selected one: {screen}");
     assert!(screen.contains("diff 4 → 3"), "{screen}");
-    for change in ["image                web:1 → web:2", "version              1.0.0 → 1.2.0", "run.cmd "] {
+    for change in ["image                web:1 → web:2", "version              1.0.0 → 1.2.0", "run.cmd "]
+    {
         assert!(screen.contains(change), "{change}: {screen}");
     }
 }

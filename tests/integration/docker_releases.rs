@@ -33,9 +33,30 @@ fn deploy(stack: &Stack, version: &str, instances: &str, image: &str, body: &str
     let artifact = artifact.to_str().unwrap_or_default().to_string();
     // The lead adds the env helper's `--env K=V` here (r1 and r3 differ) once it exists.
     let args = [
-        "deploy", "--app", "site", "--version", version, "--instances", instances, "--image", image,
-        "--port", "8080", "--cmd", cmd, "--artifact", &artifact, "--health", "http:/index.html",
-        "--domain", "site.test", "--cpu", "0.1", "--memory", "64M", "--wait",
+        "deploy",
+        "--app",
+        "site",
+        "--version",
+        version,
+        "--instances",
+        instances,
+        "--image",
+        image,
+        "--port",
+        "8080",
+        "--cmd",
+        cmd,
+        "--artifact",
+        &artifact,
+        "--health",
+        "http:/index.html",
+        "--domain",
+        "site.test",
+        "--cpu",
+        "0.1",
+        "--memory",
+        "64M",
+        "--wait",
     ];
     ctl(&stack.url(), &args)
 }
@@ -45,7 +66,10 @@ fn releases(url: &str) -> Value {
 }
 
 fn numbers(list: &Value) -> Vec<u64> {
-    list["releases"].as_array().map(|a| a.iter().filter_map(|r| r["number"].as_u64()).collect()).unwrap_or_default()
+    list["releases"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["number"].as_u64()).collect())
+        .unwrap_or_default()
 }
 
 /// The running instances of `site`: (container id, endpoint).
@@ -118,7 +142,10 @@ fn docker_rollback_restores_an_earlier_release_and_diff_names_the_changes() {
     }
     assert_eq!(fields, want, "{diff:#}");
     let cmd = diff["changes"].as_array().and_then(|c| c.iter().find(|c| c["field"] == "run.cmd")).cloned();
-    assert_eq!(cmd.map(|c| c["to"].clone()), Some(serde_json::json!(["httpd", "-f", "-v", "-p", "8080", "-h", "/app"])));
+    assert_eq!(
+        cmd.map(|c| c["to"].clone()),
+        Some(serde_json::json!(["httpd", "-f", "-v", "-p", "8080", "-h", "/app"]))
+    );
     let table = ctl(&url, &["diff", "site", "1", "2"]);
     assert!(table.ok() && table.stdout.lines().any(|l| l.starts_with("image ")), "{table}");
 
@@ -162,7 +189,10 @@ fn docker_rollback_restores_an_earlier_release_and_diff_names_the_changes() {
     // An artifact no longer in the repository: version 2 uploaded again with other bytes.
     let out = deploy(&stack, "2", "1", &image_b(), "hello r2, again", CMD_1);
     assert!(out.ok(), "{out}");
-    refused(&ctl(&url, &["rollback", "site", "2"]), "release 2's artifact site@2 is no longer in the repository");
+    refused(
+        &ctl(&url, &["rollback", "site", "2"]),
+        "release 2's artifact site@2 is no longer in the repository",
+    );
 
     // Durable once accepted: a controller killed with -9 right after it accepted a
     // rollback still has that rollback's release when it starts again.
@@ -175,7 +205,9 @@ fn docker_rollback_restores_an_earlier_release_and_diff_names_the_changes() {
         let out = ctl(&url, &["releases", "site", "--json"]);
         let list: Value = serde_json::from_str(&out.stdout).map_err(|e| format!("{e}: {out}"))?;
         let last = list["releases"].as_array().and_then(|a| a.last()).cloned().unwrap_or_default();
-        if numbers(&list) == vec![1, 2, 3, 4, 5, 6] && last["cause"] == serde_json::json!({"kind": "rollback", "to": 3}) {
+        if numbers(&list) == vec![1, 2, 3, 4, 5, 6]
+            && last["cause"] == serde_json::json!({"kind": "rollback", "to": 3})
+        {
             Ok(())
         } else {
             Err(format!("{list}"))

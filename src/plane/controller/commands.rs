@@ -21,8 +21,8 @@ use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
     Envelope, ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody,
-    RestartRequest, Route, RouteRequest, RouteState, SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode,
-    validate,
+    RestartRequest, Route, RouteRequest, RouteState, SnapshotRequest, Strategy, WhoAmI, WireError, decode,
+    encode, validate,
 };
 use crate::repository;
 
@@ -74,7 +74,9 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
         // A rollback's artifact is looked up in the repository (a round trip) before it is
         // decided, so a missing one is refused up front.
         let checked = match kind {
-            CtlSubject::Command { verb: CtlVerb::Rollback, .. } => releases::precheck(&ctl, &msg.payload).await,
+            CtlSubject::Command { verb: CtlVerb::Rollback, .. } => {
+                releases::precheck(&ctl, &msg.payload).await
+            }
             _ => None,
         };
         let reply = handle_checked(&ctl, &mut refusals, &msg, checked);
@@ -517,7 +519,12 @@ fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
     })
 }
 
-fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str, user: &str) -> Result<Accepted, WireError> {
+fn start_deploy(
+    ctl: &Controller,
+    req: DeployRequest,
+    command_id: &str,
+    user: &str,
+) -> Result<Accepted, WireError> {
     let existing = ctl.read(|core| core.fleet.apps.get(&req.app).cloned());
     let app = build_app(existing.as_ref(), &req)?;
     let started = Started { command_id, user, cause: Cause::Deploy, strategy: req.strategy };
@@ -554,7 +561,9 @@ fn begin_deploy(
     }
     let Started { command_id, user, cause, strategy } = started;
     let target = match &cause {
-        Cause::Rollback { to } => format!("{}@{} x{} (rollback to {to})", app.name, app.version, app.instances),
+        Cause::Rollback { to } => {
+            format!("{}@{} x{} (rollback to {to})", app.name, app.version, app.instances)
+        }
         _ => format!("{}@{} x{}", app.name, app.version, app.instances),
     };
     let (op_id, rev) = ctl.mutate(|core| {
@@ -591,8 +600,12 @@ fn start_rollback(
     {
         return Err(WireError::new(ErrorCode::NotFound, why));
     }
-    let started =
-        Started { command_id, user, cause: Cause::Rollback { to: release.number }, strategy: Strategy::Rolling };
+    let started = Started {
+        command_id,
+        user,
+        cause: Cause::Rollback { to: release.number },
+        strategy: Strategy::Rolling,
+    };
     begin_deploy(ctl, release.spec, Some(existing), started)
 }
 

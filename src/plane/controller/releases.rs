@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 use super::core::Controller;
 use super::store::StoreError;
 use crate::protocol::clock::now_ms;
-use crate::protocol::release::{self, Cause, RELEASES_KEPT, Release, ReleaseList, ReleasesRequest, RollbackRequest};
+use crate::protocol::release::{
+    self, Cause, RELEASES_KEPT, Release, ReleaseList, ReleasesRequest, RollbackRequest,
+};
 use crate::protocol::{AppSpec, ErrorCode, WireError, validate};
 
 pub use crate::protocol::release::BUCKET;
@@ -59,7 +61,10 @@ pub struct KvLog {
 
 impl KvLog {
     /// Opens the bucket, creating it (one value per key, on file) when missing.
-    pub async fn open(js: &async_nats::jetstream::Context, replicas: Option<usize>) -> Result<KvLog, StoreError> {
+    pub async fn open(
+        js: &async_nats::jetstream::Context,
+        replicas: Option<usize>,
+    ) -> Result<KvLog, StoreError> {
         use async_nats::jetstream::{kv, stream};
         let kv = match js.get_key_value(BUCKET).await {
             Ok(kv) => kv,
@@ -101,7 +106,8 @@ impl ReleaseLog for KvLog {
     }
 
     async fn save(&self, app: &str, releases: &[Release]) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(releases).map_err(|e| StoreError(format!("releases of {app}: {e}")))?;
+        let value =
+            serde_json::to_vec(releases).map_err(|e| StoreError(format!("releases of {app}: {e}")))?;
         self.kv.put(app, Bytes::from(value)).await.map_err(|e| StoreError(format!("release write: {e}")))?;
         Ok(())
     }
@@ -194,7 +200,13 @@ fn append(list: &mut Vec<Release>, mut release: Release) -> u64 {
 /// Records a release of `app` as it is now asked for: the one place a release is made
 /// (a deploy, a rollback, and a scale or env change as they are deploys or commit a new
 /// spec). Its number.
-pub(crate) fn record(ctl: &Controller, app: &AppSpec, who: &str, operation_id: Option<&str>, cause: Cause) -> u64 {
+pub(crate) fn record(
+    ctl: &Controller,
+    app: &AppSpec,
+    who: &str,
+    operation_id: Option<&str>,
+    cause: Cause,
+) -> u64 {
     let release = Release {
         number: 0,
         spec: Release::spec_of(app),
@@ -306,7 +318,10 @@ pub(crate) fn target(ctl: &Controller, req: &RollbackRequest) -> Result<(AppSpec
         },
     };
     let Some(release) = list.iter().find(|r| r.number == wanted).cloned() else {
-        return Err(WireError::new(ErrorCode::NotFound, format!("{} has no release {wanted} ({kept})", req.app)));
+        return Err(WireError::new(
+            ErrorCode::NotFound,
+            format!("{} has no release {wanted} ({kept})", req.app),
+        ));
     };
     if release.matches(&app) {
         let now = current.map(|c| format!(" (release {c})")).unwrap_or_default();
@@ -324,7 +339,10 @@ pub(crate) fn target(ctl: &Controller, req: &RollbackRequest) -> Result<(AppSpec
 pub(crate) async fn artifact_missing(ctl: &Controller, r: &Release) -> Option<String> {
     let art = r.spec.run.artifact.as_ref()?;
     let Some(repo) = ctl.repository() else {
-        return Some(format!("release {} needs artifact {}, and this controller has no repository", r.number, art.name));
+        return Some(format!(
+            "release {} needs artifact {}, and this controller has no repository",
+            r.number, art.name
+        ));
     };
     match repo.info(&art.name).await {
         Ok(Some(found)) if found.sha256 == art.sha256 => None,
@@ -335,7 +353,9 @@ pub(crate) async fn artifact_missing(ctl: &Controller, r: &Release) -> Option<St
             short(&found.sha256),
             short(&art.sha256)
         )),
-        Ok(None) => Some(format!("release {}'s artifact {} is no longer in the repository", r.number, art.name)),
+        Ok(None) => {
+            Some(format!("release {}'s artifact {} is no longer in the repository", r.number, art.name))
+        }
         Err(e) => Some(format!("cannot check release {}'s artifact {}: {e}", r.number, art.name)),
     }
 }

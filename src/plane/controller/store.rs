@@ -208,7 +208,13 @@ impl JetStreamStore {
                 .map_err(StoreError)?;
         }
         let releases = Arc::new(super::releases::KvLog::open(&js, config.replicas).await?);
-        Ok(JetStreamStore { js, kv, stream_name: config.stream.clone(), last_seq: Mutex::new(None), releases })
+        Ok(JetStreamStore {
+            js,
+            kv,
+            stream_name: config.stream.clone(),
+            last_seq: Mutex::new(None),
+            releases,
+        })
     }
 
     /// The event stream and state bucket as they are, for a reader (`ctl events`): looked
@@ -219,7 +225,13 @@ impl JetStreamStore {
         js.get_stream(&config.stream).await.map_err(err("event stream"))?;
         let kv = js.get_key_value(&config.bucket).await.map_err(err("state bucket"))?;
         let releases = Arc::new(super::releases::MemoryLog);
-        Ok(JetStreamStore { js, kv, stream_name: config.stream.clone(), last_seq: Mutex::new(None), releases })
+        Ok(JetStreamStore {
+            js,
+            kv,
+            stream_name: config.stream.clone(),
+            last_seq: Mutex::new(None),
+            releases,
+        })
     }
 
     pub fn key_value(&self) -> &async_nats::jetstream::kv::Store {
