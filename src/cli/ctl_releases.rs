@@ -88,7 +88,7 @@ pub fn releases_json(list: &ReleaseList) -> Value {
 }
 
 /// The two releases `args` names, or which one the app does not have.
-pub fn pair<'a>(list: &'a ReleaseList, from: u64, to: u64) -> Result<(&'a Release, &'a Release), String> {
+pub fn pair(list: &ReleaseList, from: u64, to: u64) -> Result<(&Release, &Release), String> {
     let get = |n: u64| {
         list.get(n).ok_or_else(|| {
             let kept = match (list.releases.first(), list.releases.last()) {

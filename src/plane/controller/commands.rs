@@ -232,7 +232,14 @@ fn handle_checked(
         // A read like a snapshot: not audited, and open to viewers (their own subject).
         CtlVerb::Releases => match decode::<ReleasesRequest>(&msg.payload) {
             Ok(env) => encode_reply(ctl, Reply::from(releases::answer(ctl, env.body).map_err(bounded_error))),
-            Err(err) => encode_reply::<()>(ctl, Reply::Error(bounded_error(bad(err.to_string())))),
+            Err(err) => {
+                log::warn!(
+                    "rejected malformed request on {}: {}",
+                    msg.subject,
+                    validate::cut(&err.to_string(), 512)
+                );
+                encode_reply::<()>(ctl, Reply::Error(bounded_error(bad(err.to_string()))))
+            }
         },
         CtlVerb::Rollback => command(ctl, refusals, cmd, |ctl, req: RollbackRequest, id| {
             start_rollback(ctl, req, id, user, checked)
