@@ -433,6 +433,90 @@ mod tests {
         assert!(list.windows(2).all(|w| w[1].number == w[0].number + 1));
     }
 
+    /// A release log whose saves wait until it is opened.
+    struct Gated {
+        open: watch::Receiver<bool>,
+        saved: Mutex<Vec<(String, Vec<Release>)>>,
+    }
+
+    #[async_trait]
+    impl ReleaseLog for Gated {
+        async fn load(&self) -> Result<Vec<(String, Vec<Release>)>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn save(&self, app: &str, releases: &[Release]) -> Result<(), StoreError> {
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|o| *o).await;
+            self.saved.lock().unwrap_or_else(|p| p.into_inner()).push((app.to_string(), releases.to_vec()));
+            Ok(())
+        }
+    }
+
+    /// The memory store, with the gated release log.
+    struct GatedStore(super::super::store::MemoryStore, Arc<Gated>);
+
+    #[async_trait]
+    impl super::super::store::Store for GatedStore {
+        async fn load(&self) -> Result<crate::protocol::Fleet, StoreError> {
+            self.0.load().await
+        }
+        async fn commit(
+            &self,
+            batch: &[super::super::store::Outgoing],
+        ) -> Result<(), super::super::store::CommitError> {
+            self.0.commit(batch).await
+        }
+        async fn history(
+            &self,
+            since_ts: u64,
+            limit: usize,
+        ) -> Result<Vec<crate::protocol::Event>, StoreError> {
+            self.0.history(since_ts, limit).await
+        }
+        fn releases(&self) -> Arc<dyn ReleaseLog> {
+            self.1.clone()
+        }
+    }
+
+    /// Durable before acknowledged: a deploy is answered only once its release is saved.
+    #[tokio::test]
+    async fn a_deploy_is_answered_only_once_its_release_is_saved() {
+        use crate::bus::{Bus, LocalBus, RequestError};
+        use crate::protocol::subjects::CtlVerb;
+        use crate::protocol::{Accepted, DeployRequest, Envelope};
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let (open, gate) = watch::channel(false);
+        let log = Arc::new(Gated { open: gate, saved: Mutex::new(Vec::new()) });
+        let store = Arc::new(GatedStore(super::super::store::MemoryStore::new(bus.clone()), log.clone()));
+        let config = super::super::ControllerConfig::default();
+        let ctl = Controller::start(bus.clone(), config, crate::protocol::Fleet::default(), store, None)
+            .await
+            .expect("controller");
+        let req = DeployRequest {
+            app: "web".into(),
+            version: "1".into(),
+            instances: 1,
+            image: Some("nginx:1.27".into()),
+            port: Some(80),
+            ..DeployRequest::default()
+        };
+        let env = Envelope::with_id("deploy-1".to_string(), "test", req);
+        // Held: whatever the wait, no answer comes while the release is not saved.
+        let held: Result<Accepted, RequestError> =
+            crate::bus::command(bus.as_ref(), CtlVerb::Deploy, &env, Duration::from_millis(500)).await;
+        assert!(held.is_err(), "answered before its release was saved: {held:?}");
+        assert!(log.saved.lock().unwrap_or_else(|p| p.into_inner()).is_empty());
+        // Saved: the same command is answered.
+        open.send_replace(true);
+        let answered: Result<Accepted, RequestError> =
+            crate::bus::command(bus.as_ref(), CtlVerb::Deploy, &env, Duration::from_secs(30)).await;
+        assert!(answered.is_ok(), "{answered:?}");
+        let saved = log.saved.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(saved.first().map(|(app, list)| (app.as_str(), list.len())), Some(("web", 1)));
+        assert_eq!(ctl.releases().list("web")[0].cause, Cause::Deploy);
+        ctl.stop().await;
+    }
+
     #[tokio::test]
     async fn a_write_is_flushed_only_once_the_writer_has_saved_it() {
         let book = Book::new(Arc::new(MemoryLog));
