@@ -174,7 +174,7 @@ mod tests {
             current: Some(3),
             releases: vec![
                 r(1, "0.9.0", Cause::Deploy),
-                r(2, "1.0.0", Cause::Deploy),
+                r(2, "0.9.5", Cause::Deploy),
                 r(3, &spec.version, Cause::Rollback { to: 1 }),
             ],
         }
@@ -224,6 +224,25 @@ mod tests {
         let effects = app.update(Action::Confirmed);
         let want = ControlCommand::Rollback(RollbackRequest { app: name, release: Some(1) });
         assert!(effects.contains(&Effect::Send(want)), "{effects:?}");
+    }
+
+    #[test]
+    fn rolling_back_a_prod_app_asks_for_its_name_typed() {
+        let (mut app, _) = opened();
+        app.update(Action::Back);
+        for _ in 0..10 {
+            if app.selected_app().is_some_and(|a| a.is_prod()) {
+                break;
+            }
+            app.update(Action::Down);
+        }
+        let name = app.selected_app().filter(|a| a.is_prod()).map(|a| a.name.clone()).expect("a prod app");
+        assert_eq!(app.update(Action::Detail), vec![Effect::Releases(name.clone())], "another app: asked");
+        let list = list_of(&app, &name);
+        app.apply(crate::backend::Inbound::Releases { app: name.clone(), result: Ok(list) });
+        app.update(Action::Rollback);
+        let Some(Overlay::Confirm(p)) = app.overlay() else { panic!("no confirm dialog") };
+        assert_eq!(p.typed.as_deref(), Some(name.as_str()));
     }
 
     #[test]

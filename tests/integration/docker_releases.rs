@@ -176,6 +176,8 @@ fn docker_rollback_restores_an_earlier_release_and_diff_names_the_changes() {
         assert_eq!(inspect(&container, "{{.Config.Image}}"), image_a(), "{container}");
         assert_eq!(inspect(&container, "{{json .Config.Cmd}}"), r#"["httpd","-f","-p","8080","-h","/app"]"#);
         assert_eq!(body_at(&endpoint).as_deref(), Ok("hello r1"), "{endpoint}");
+        // Env: once `--env` exists, the lead checks here that `{{json .Config.Env}}` holds
+        // release 1's env (and not release 3's), and adds `run.env.*` to the diff above.
     }
     let list = releases(&url);
     assert_eq!(numbers(&list), vec![1, 2, 3, 4]);
