@@ -19,6 +19,11 @@ pub const BUCKET: &str = "qd_releases";
 /// How many releases of one app are kept; the oldest give way.
 pub const RELEASES_KEPT: usize = 50;
 
+/// At most this much JSON of one app's releases is kept, the oldest giving way: they are
+/// one KV value and one answer, each well within nats-server's default max_payload
+/// (1 MiB).
+pub const RELEASES_MAX_BYTES: usize = 512 * 1024;
+
 /// Why a release was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

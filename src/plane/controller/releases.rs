@@ -20,7 +20,7 @@ use super::core::Controller;
 use super::store::StoreError;
 use crate::protocol::clock::now_ms;
 use crate::protocol::release::{
-    self, Cause, RELEASES_KEPT, Release, ReleaseList, ReleasesRequest, RollbackRequest,
+    self, Cause, RELEASES_KEPT, RELEASES_MAX_BYTES, Release, ReleaseList, ReleasesRequest, RollbackRequest,
 };
 use crate::protocol::{AppSpec, ErrorCode, WireError, validate};
 
@@ -187,15 +187,24 @@ impl Book {
 }
 
 /// Appends `release` to `list` as the next number, dropping the oldest past
-/// [`RELEASES_KEPT`]; the number given.
+/// [`RELEASES_KEPT`], and past [`RELEASES_MAX_BYTES`] of JSON (big specs: one app's
+/// releases are one KV value and one answer, each within the bus's max_payload); the
+/// number given. The newest is always kept.
 fn append(list: &mut Vec<Release>, mut release: Release) -> u64 {
     release.number = list.last().map_or(1, |r| r.number + 1);
     let number = release.number;
     list.push(release);
     let excess = list.len().saturating_sub(RELEASES_KEPT);
     list.drain(..excess);
+    while list.len() > 1 && serde_json::to_vec(list).map_or(0, |b| b.len()) > RELEASES_MAX_BYTES {
+        list.remove(0);
+    }
     number
 }
+
+/// Tries of one write before it is given up (about 10 s): the commands behind it must not
+/// wait for ever on a write the bucket refuses.
+const WRITE_TRIES: u32 = 20;
 
 /// Records a release of `app` as it is now asked for: the one place a release is made
 /// (a deploy, a rollback, and a scale or env change as they are deploys or commit a new
@@ -264,11 +273,17 @@ fn recover(ctl: &Controller) {
 /// waits for its write, so none is given up on.
 async fn write_all(ctl: Controller, mut pending: mpsc::UnboundedReceiver<Write>) {
     while let Some(write) = pending.recv().await {
-        loop {
+        for attempt in 1..=WRITE_TRIES {
             // A fenced controller may have been superseded: its view is not the truth.
             ctl.unfenced().await;
             match ctl.releases().log.save(&write.app, &write.releases).await {
                 Ok(()) => break,
+                Err(e) if attempt == WRITE_TRIES => {
+                    log::error!(
+                        "releases of {} not saved after {attempt} tries, kept in memory only: {e}",
+                        write.app
+                    );
+                }
                 Err(e) => {
                     log::warn!("releases of {}: {e}; trying again", write.app);
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -515,6 +530,28 @@ mod tests {
         assert_eq!(saved.first().map(|(app, list)| (app.as_str(), list.len())), Some(("web", 1)));
         assert_eq!(ctl.releases().list("web")[0].cause, Cause::Deploy);
         ctl.stop().await;
+    }
+
+    #[test]
+    fn big_releases_give_way_to_the_byte_bound_the_newest_always_kept() {
+        let big = |version: &str| {
+            let mut r = release(version);
+            r.spec.tags = vec!["x".repeat(60_000)];
+            r
+        };
+        let mut list = Vec::new();
+        for n in 1..=20u64 {
+            assert_eq!(append(&mut list, big(&n.to_string())), n);
+        }
+        let bytes = serde_json::to_vec(&list).map(|b| b.len()).unwrap_or(usize::MAX);
+        assert!(bytes <= RELEASES_MAX_BYTES, "{bytes}");
+        assert!(list.len() < 20 && list.len() >= 8, "{}", list.len());
+        assert_eq!(list.last().map(|r| r.number), Some(20));
+        // One release past the bound alone is still kept.
+        let mut huge = release("h");
+        huge.spec.tags = vec!["x".repeat(RELEASES_MAX_BYTES)];
+        assert_eq!(append(&mut list, huge), 21);
+        assert_eq!(list.iter().map(|r| r.number).collect::<Vec<_>>(), vec![21]);
     }
 
     #[tokio::test]
