@@ -144,6 +144,12 @@ pub enum Action {
     Cordon,
     /// `o` on a host: drain it, moving every instance off (confirmed).
     Drain,
+    /// `[` / `]` in an app's detail (its own keys, not the keymap's): the older / newer
+    /// release.
+    ReleasePrev,
+    ReleaseNext,
+    /// `b` in an app's detail: roll back to the selected release (confirmed).
+    Rollback,
 }
 
 /// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /
@@ -221,4 +227,7 @@ pub enum Effect {
     /// Open a shell in an instance and hand it the terminal until it ends; the event loop
     /// then tells the app how it ended (`App::shell_ended`).
     Exec(ExecStart),
+    /// Ask for an app's releases (a read: allowed read-only); the answer comes back as
+    /// `Inbound::Releases`.
+    Releases(String),
 }

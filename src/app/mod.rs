@@ -21,6 +21,7 @@ mod navigation;
 mod palette;
 pub mod pulls;
 mod read_only;
+pub mod releases;
 mod restart;
 mod routes;
 pub mod row_cache;
@@ -167,6 +168,8 @@ pub struct App {
     /// The instance a shell is opening or open in (`shell.rs`): from its `Effect::Exec`
     /// until the event loop says how it ended.
     pub shell: Option<String>,
+    /// The releases of the app whose detail pane is open (`releases.rs`).
+    pub releases: releases::Releases,
     /// Fleet-wide counts, counted after a snapshot and kept up event by event (see `facts`).
     facts: FleetFacts,
     /// Events since the last frame, and whether the frame before had more than
@@ -202,6 +205,7 @@ impl App {
             mouse: true,
             forwards: Default::default(),
             shell: None,
+            releases: Default::default(),
             facts: FleetFacts::default(),
             events_since_frame: 0,
             flood: false,

@@ -31,6 +31,7 @@ impl App {
                 Action::Weight => word("weight"),
                 Action::Cordon => word("cordon/uncordon"),
                 Action::Drain => word("drain"),
+                Action::Rollback => word("rollback"),
                 // `F` on a forwarded instance only stops it.
                 Action::Forward if !self.forwarding_selected() => word("port-forward"),
                 // `d` with a deploy parked only shows how it goes.

@@ -44,6 +44,8 @@ impl App {
         };
         self.refresh_views();
         self.note_follow();
+        let mut effects = effects;
+        effects.extend(self.releases_wanted());
         effects
     }
 
@@ -102,6 +104,9 @@ impl App {
             }
             Action::ClickRow(index) => self.click_row(index),
             Action::Scroll(by) => self.move_by(i64::from(by)),
+            Action::ReleasePrev => self.move_release(-1),
+            Action::ReleaseNext => self.move_release(1),
+            Action::Rollback => self.ask_rollback(),
             // Text-entry and dialog actions mean nothing without their overlay.
             _ => vec![],
         }
@@ -126,6 +131,12 @@ impl App {
     /// are said. Not an `Action`: it is no operator's doing, and its types are the
     /// backend's.
     pub fn apply(&mut self, update: Inbound) -> Vec<Effect> {
+        let mut effects = self.apply_inbound(update);
+        effects.extend(self.releases_wanted());
+        effects
+    }
+
+    fn apply_inbound(&mut self, update: Inbound) -> Vec<Effect> {
         let now = self.now;
         match update {
             Inbound::Feed(Feed::Snapshot(fleet)) => {
@@ -136,7 +147,10 @@ impl App {
                 self.replica.apply_history(events);
                 vec![]
             }
-            Inbound::Feed(Feed::Event(event)) => self.apply_event(event),
+            Inbound::Feed(Feed::Event(event)) => {
+                self.note_release_event(&event);
+                self.apply_event(event)
+            }
             Inbound::Feed(Feed::Heartbeat(hb)) => {
                 self.apply_heartbeat(&hb);
                 vec![]
@@ -180,6 +194,10 @@ impl App {
             }
             Inbound::Logs { session, event } => self.apply_logs(session, event),
             Inbound::Forward { session, event } => self.apply_forward(session, event),
+            Inbound::Releases { app, result } => {
+                self.apply_releases(app, result);
+                vec![]
+            }
         }
     }
 

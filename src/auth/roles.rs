@@ -16,6 +16,7 @@ const SESSIONS: &str = crate::protocol::exec::SESSIONS_BUCKET;
 /// Secret values: written by the controller, read by agents, by nobody else (no operator
 /// or viewer permission names it, and none of theirs is a wildcard over `$KV` or the JS API).
 const SECRETS: &str = crate::protocol::SECRETS_BUCKET;
+const RELEASES: &str = crate::protocol::release::BUCKET;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -236,6 +237,7 @@ fn controller(inbox: &str) -> Permissions {
             format!("$KV.{STATE}.>"),
             format!("$KV.{LEADER}.>"),
             format!("$KV.{SECRETS}.>"),
+            format!("$KV.{RELEASES}.>"),
             "$JS.FC.>".into(),
             "$JS.ACK.>".into(),
         ],
@@ -332,7 +334,13 @@ fn viewer(who: &Identity, inbox: &str) -> Permissions {
     let name = subjects::token(&who.name);
     Permissions {
         publish: [
-            vec![subjects::CTL_SNAPSHOT.into(), subjects::CTL_HISTORY.into()],
+            vec![
+                subjects::CTL_SNAPSHOT.into(),
+                subjects::CTL_HISTORY.into(),
+                // An app's releases (a read: the controller audits nothing for it), asked
+                // under its own name, as an operator asks.
+                subjects::command(&who.name, subjects::CtlVerb::Releases),
+            ],
             log_requests(&name),
             history_reader(),
         ]
@@ -462,10 +470,14 @@ mod tests {
     fn a_viewer_may_read_and_ask_but_never_act() {
         let p = of(Role::Viewer, "carol");
         assert!(may_publish(&p, subjects::CTL_SNAPSHOT) && may_publish(&p, subjects::CTL_HISTORY));
-        for verb in CtlVerb::ALL {
+        for verb in CtlVerb::ALL.into_iter().filter(|v| *v != CtlVerb::Releases) {
             let acting = subjects::command("carol", verb);
             assert!(!may_publish(&p, &acting), "{acting}");
         }
+        // Releases are a read: under its own name only, as an operator's commands.
+        assert!(may_publish(&p, &subjects::command("carol", CtlVerb::Releases)));
+        assert!(!may_publish(&p, &subjects::command("dave", CtlVerb::Releases)));
+        assert!(!may_publish(&p, "$KV.qd_releases.shop"), "the bucket is the controller's");
         assert!(!may_publish(&p, "$O.qd_artifacts.chunks.x"));
         assert!(may_subscribe(&p, subjects::EVT_ALL) && may_subscribe(&p, "_INBOX.UKEY.abc"));
         assert!(!may_subscribe(&p, "_INBOX.UOTHER.abc"), "another user's answers");

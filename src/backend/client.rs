@@ -36,6 +36,8 @@ pub enum BackendRequest {
     Forward(ForwardStart),
     /// Stop the port-forward of this session.
     ForwardStop(u64),
+    /// An app's releases (a read: allowed in read-only mode, and to viewers).
+    Releases(String),
 }
 
 /// What the backend tells the app: the follow's `Feed`, in the order it happened, and the
@@ -66,6 +68,11 @@ pub enum Inbound {
     Forward {
         session: u64,
         event: super::forward::ForwardEvent,
+    },
+    /// The answer to `Releases`.
+    Releases {
+        app: String,
+        result: Result<crate::protocol::release::ReleaseList, CommandError>,
     },
 }
 
@@ -222,6 +229,16 @@ impl Backend {
                 }
                 true
             }
+            BackendRequest::Releases(app) => {
+                tokio::spawn(fetch_releases(
+                    bus,
+                    source,
+                    self.identity.operator.clone(),
+                    app,
+                    self.updates.clone(),
+                ));
+                true
+            }
             BackendRequest::Upload(req) if self.identity.read_only => {
                 self.tell(Inbound::Uploaded { path: req.path, result: Err(CommandError::ReadOnly) }).await
             }
@@ -277,9 +294,24 @@ async fn send_command(
         ControlCommand::Restart(r) => send(bus, cmd.verb(), &source, operator, r).await,
         ControlCommand::Route(_, r) => send(bus, cmd.verb(), &source, operator, r).await,
         ControlCommand::Host(_, r) => send(bus, cmd.verb(), &source, operator, r).await,
+        ControlCommand::Rollback(r) => send(bus, cmd.verb(), &source, operator, r).await,
     };
     let result = result.map_err(CommandError::from);
     let _ = updates.send(Inbound::CommandDone { what, result }).await;
+}
+
+/// An app's releases, for its detail pane.
+async fn fetch_releases(
+    bus: Arc<dyn Bus>,
+    source: String,
+    operator: Option<Operator>,
+    app: String,
+    updates: mpsc::Sender<Inbound>,
+) {
+    let req = crate::protocol::release::ReleasesRequest { app: app.clone() };
+    let env = Envelope::new(&source, req).with_operator(operator);
+    let result = bus::command(bus.as_ref(), CtlVerb::Releases, &env, COMMAND_TIMEOUT).await;
+    let _ = updates.send(Inbound::Releases { app, result: result.map_err(CommandError::from) }).await;
 }
 
 /// Asks the controller who this connection is (`whoami`), a command only a user allowed to

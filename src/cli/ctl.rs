@@ -124,6 +124,18 @@ pub enum CtlCommand {
         #[command(subcommand)]
         verb: HostCommand,
     },
+    /// An app's releases (the newest 50): number (`*` the current one), when, who, cause
+    /// (deploy, scale, env, rollback to N), version, image and digest, instances. Viewers
+    /// may read them too.
+    Releases(super::ctl_releases::ReleasesArgs),
+    /// What changed between two releases of an app, field by field (`run.cmd`,
+    /// `run.artifact.sha256`, `instances`, ...): field, from, to.
+    Diff(super::ctl_releases::DiffArgs),
+    /// Roll an app back to an earlier release (any kept one; by default the one before the
+    /// current) as a rolling deploy of that release's whole spec; prints the operation id.
+    /// Refused for an unknown release, the current one, or an artifact no longer in the
+    /// repository.
+    Rollback(super::ctl_releases::RollbackArgs),
 }
 
 #[derive(Debug, Args)]
@@ -338,6 +350,9 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Env { verb } => ctl.env(verb).await,
         CtlCommand::Secret { verb } => ctl.secret(verb).await,
         CtlCommand::Host { verb } => ctl.host(verb).await,
+        CtlCommand::Releases(a) => ctl.releases(a).await,
+        CtlCommand::Diff(a) => ctl.diff(a).await,
+        CtlCommand::Rollback(a) => ctl.rollback(a).await,
     }
 }
 
@@ -440,6 +455,37 @@ impl Ctl {
         let fleet = self.fetch().await?;
         let bus: std::sync::Arc<dyn Bus> = std::sync::Arc::new(self.bus.clone());
         super::ctl_logs::run(bus, self.source.clone(), self.json, &fleet, args).await
+    }
+
+    async fn releases(&self, a: super::ctl_releases::ReleasesArgs) -> Result<ExitCode, String> {
+        use super::ctl_releases as rel;
+        let list = rel::fetch(&self.bus, &self.source, &a.app, self.timeout).await.map_err(refusal)?;
+        if self.json {
+            out!("{}", rel::releases_json(&list));
+        } else {
+            let (header, rows) = rel::release_rows(&list);
+            print_table(&header, &rows);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn diff(&self, a: super::ctl_releases::DiffArgs) -> Result<ExitCode, String> {
+        use super::ctl_releases as rel;
+        let list = rel::fetch(&self.bus, &self.source, &a.app, self.timeout).await.map_err(refusal)?;
+        let changes = rel::diff(&list, a.from, a.to)?;
+        if self.json {
+            out!("{}", rel::diff_json(&a.app, a.from, a.to, &changes));
+        } else if changes.is_empty() {
+            out!("releases {} and {} of {} are the same", a.from, a.to, a.app);
+        } else {
+            print_table(&["FIELD", "FROM", "TO"], &rel::diff_rows(&changes));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn rollback(&self, a: super::ctl_releases::RollbackArgs) -> Result<ExitCode, String> {
+        let req = crate::protocol::release::RollbackRequest { app: a.app, release: a.release };
+        self.command(CtlVerb::Rollback, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
     }
 
     async fn whoami(&self) -> Result<ExitCode, String> {

@@ -10,6 +10,7 @@ pub mod bench_plane;
 pub mod cockpit;
 pub mod ctl;
 pub mod ctl_logs;
+pub mod ctl_releases;
 pub mod docs;
 mod exec;
 pub mod logging;

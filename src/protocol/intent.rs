@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use super::release::RollbackRequest;
 use super::subjects::{CtlVerb, HostVerb, RouteVerb};
 use super::{DeployRequest, HostRequest, RestartBody, RestartRequest, RouteRequest};
 
@@ -17,6 +18,7 @@ pub enum ControlCommand {
     Route(RouteVerb, RouteRequest),
     /// Cordon, drain or uncordon a host.
     Host(HostVerb, HostRequest),
+    Rollback(RollbackRequest),
 }
 
 impl ControlCommand {
@@ -27,6 +29,7 @@ impl ControlCommand {
             ControlCommand::Restart(_) => CtlVerb::Restart,
             ControlCommand::Route(verb, _) => verb.ctl(),
             ControlCommand::Host(verb, _) => CtlVerb::Host(*verb),
+            ControlCommand::Rollback(_) => CtlVerb::Rollback,
         }
     }
 
@@ -51,6 +54,10 @@ impl ControlCommand {
             }
             ControlCommand::Route(v, r) => format!("route {} {} {}", v.word(), r.app, r.backend),
             ControlCommand::Host(v, r) => format!("{} host {}", v.word(), r.host),
+            ControlCommand::Rollback(r) => match r.release {
+                Some(n) => format!("rollback {} to release {n}", r.app),
+                None => format!("rollback {} to the release before", r.app),
+            },
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod image;
 pub mod intent;
 pub mod messages;
 pub mod model;
+pub mod release;
 pub mod scheduler;
 pub mod subjects;
 pub mod validate;

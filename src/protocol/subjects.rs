@@ -87,10 +87,14 @@ pub enum CtlVerb {
     SecretSet,
     /// `host.cordon`, `host.drain`, `host.uncordon`.
     Host(HostVerb),
+    /// An app's releases: a read, not audited; a viewer may send it under its own name.
+    Releases,
+    /// A rolling deploy back to an earlier release's spec.
+    Rollback,
 }
 
 impl CtlVerb {
-    pub const ALL: [CtlVerb; 13] = [
+    pub const ALL: [CtlVerb; 15] = [
         CtlVerb::RepoAllocate,
         CtlVerb::Deploy,
         CtlVerb::Restart,
@@ -104,6 +108,8 @@ impl CtlVerb {
         CtlVerb::Host(HostVerb::Cordon),
         CtlVerb::Host(HostVerb::Drain),
         CtlVerb::Host(HostVerb::Uncordon),
+        CtlVerb::Releases,
+        CtlVerb::Rollback,
     ];
 
     /// The verb's part of the subject, and its name in the audit trail.
@@ -122,6 +128,8 @@ impl CtlVerb {
             CtlVerb::Host(HostVerb::Cordon) => "host.cordon",
             CtlVerb::Host(HostVerb::Drain) => "host.drain",
             CtlVerb::Host(HostVerb::Uncordon) => "host.uncordon",
+            CtlVerb::Releases => "releases",
+            CtlVerb::Rollback => "rollback",
         }
     }
 

@@ -248,6 +248,7 @@ async fn carry_out(
             Effect::Forward(start) => BackendRequest::Forward(start),
             Effect::ForwardStop(session) => BackendRequest::ForwardStop(session),
             Effect::Upload(req) => BackendRequest::Upload(req),
+            Effect::Releases(app) => BackendRequest::Releases(app),
             Effect::Copy(text) => {
                 terminal::copy(terminal, &text)?;
                 continue;
@@ -364,6 +365,9 @@ fn is_metrics(update: &crate::backend::Inbound) -> bool {
 /// the keymap decides.
 fn key_action(app: &App, key: &crossterm::event::KeyEvent) -> Option<Action> {
     if let Some(action) = crate::app::logs::key_action(app, key) {
+        return Some(action);
+    }
+    if let Some(action) = crate::app::releases::key_action(app, key) {
         return Some(action);
     }
     match app.input_mode() {

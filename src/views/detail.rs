@@ -22,7 +22,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
         Panel::Routes => route(app),
         Panel::Events => event(app),
         Panel::Audit => audit(app),
-        Panel::Apps => app_detail(app, width),
+        Panel::Apps => app_detail(app, width, area.height),
     };
     let popup = super::centered(area, area.width.saturating_sub(8).max(40), lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
@@ -285,7 +285,7 @@ fn audit(app: &FrameContext) -> (String, Vec<Line<'static>>) {
     (format!("Audit {}", a.command_id), lines)
 }
 
-fn app_detail(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
+fn app_detail(app: &FrameContext, width: usize, height: u16) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(a) = app.selected_app() else { return ("App".into(), vec![]) };
     let f = &app.replica.fleet;
@@ -323,6 +323,8 @@ fn app_detail(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) 
         lines.push(kv(t, "short", format!("⚠ {why}")));
     }
     lines.extend(env_lines(t, &a.run));
+    // Before the sparklines and lists, so a small screen cuts those, not the releases.
+    lines.extend(super::releases::lines(app, width, height));
     // The app's instances summed, with its deploys, restarts and crashes on the time axis.
     let histories: Vec<&History> =
         f.instances_of(&a.name).filter_map(|i| app.replica.instance_history.get(&i.id)).collect();

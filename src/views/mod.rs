@@ -15,6 +15,7 @@ mod hosts;
 mod instances;
 mod logs;
 mod palette;
+mod releases;
 mod routes;
 mod table;
 mod text;

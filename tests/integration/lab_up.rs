@@ -73,7 +73,7 @@ fn lab_up_gives_real_hosts_and_down_leaves_nothing() {
     // The history, the state and lease buckets and the artifact store: 3 copies each.
     eventually(Duration::from_secs(60), "every JetStream object at 3 replicas", || {
         let all = streams(&lab.jsz(1)?);
-        for name in ["QD_EVENTS", "KV_qd_state", "KV_qd_leader", "OBJ_qd_artifacts"] {
+        for name in ["QD_EVENTS", "KV_qd_state", "KV_qd_leader", "KV_qd_releases", "OBJ_qd_artifacts"] {
             let replicas = all.get(name).map(|s| s["config"]["num_replicas"].clone());
             if replicas != Some(3.into()) {
                 return Err(format!("{name}: replicas {replicas:?}"));

@@ -12,16 +12,17 @@ use tokio::sync::Semaphore;
 use super::core::{Controller, Draft};
 use super::paging;
 use super::refusals::Refusals;
-use super::{audit, deploy, ops, secrets};
+use super::{audit, deploy, ops, releases, secrets};
 use crate::bus::{Message, Subscription};
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
+use crate::protocol::release::{Cause, ReleasesRequest, RollbackRequest};
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
     Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind, OperationState, Reply,
-    RestartBody, RestartRequest, Route, RouteRequest, RouteState, SecretSetRequest, SnapshotRequest, WhoAmI,
-    WireError, decode, encode, validate,
+    RestartBody, RestartRequest, Route, RouteRequest, RouteState, SecretSetRequest, SnapshotRequest, Strategy,
+    WhoAmI, WireError, decode, encode, validate,
 };
 use crate::repository;
 
@@ -58,7 +59,10 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             continue;
         }
         // Reads change nothing: answered at once, whatever the backlog.
-        let read = matches!(kind, CtlSubject::Snapshot | CtlSubject::Command { verb: CtlVerb::Whoami, .. });
+        let read = matches!(
+            kind,
+            CtlSubject::Snapshot | CtlSubject::Command { verb: CtlVerb::Whoami | CtlVerb::Releases, .. }
+        );
         // A bounded queue: past it, new work is refused (retryable) rather than held in
         // memory until the store catches up.
         let backlog = ctl.backlog();
@@ -67,7 +71,15 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             answer(&ctl, &reply_to, &msg.subject, unavailable(&ctl, why)).await;
             continue;
         }
-        let reply = handle(&ctl, &mut refusals, &msg);
+        // A rollback's artifact is looked up in the repository (a round trip) before it is
+        // decided, so a missing one is refused up front.
+        let checked = match kind {
+            CtlSubject::Command { verb: CtlVerb::Rollback, .. } => {
+                releases::precheck(&ctl, &msg.payload).await
+            }
+            _ => None,
+        };
+        let reply = handle_checked(&ctl, &mut refusals, &msg, checked);
         if read {
             answer(&ctl, &reply_to, &msg.subject, reply).await;
             continue;
@@ -80,11 +92,13 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
         // A repeat of a command waits for a revision at or above the first's, so it is
         // never answered before the first is durable.
         let rev = ctl.revision();
+        // The releases it recorded are durable too before it is answered.
+        let release_write = ctl.releases().asked();
         let within = durable_within(&msg.payload, now_ms());
         let Ok(permit) = waiting.clone().acquire_owned().await else { break };
         let ctl2 = ctl.clone();
         ctl.spawn(async move {
-            if ctl2.durable(rev, within).await {
+            if ctl2.durable(rev, within).await && ctl2.releases().flushed(release_write, within).await {
                 answer(&ctl2, &reply_to, &msg.subject, reply).await;
             } else {
                 log::warn!("no answer on {}: revision {rev} not durable within {within:?}", msg.subject);
@@ -173,7 +187,18 @@ fn commit_records(ctl: &Controller, records: Vec<AuditRecord>) {
     }
 }
 
+#[cfg(test)]
 fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
+    handle_checked(ctl, refusals, msg, None)
+}
+
+/// `handle`, with what was looked up for the command beforehand (a rollback's artifact).
+fn handle_checked(
+    ctl: &Controller,
+    refusals: &mut Refusals,
+    msg: &Message,
+    checked: Option<releases::ArtifactCheck>,
+) -> Vec<u8> {
     let (user, verb) = match CtlSubject::parse(&msg.subject) {
         CtlSubject::Snapshot => return snapshot(ctl, msg),
         CtlSubject::Command { user, verb } => (user, verb),
@@ -196,7 +221,7 @@ fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
             command(ctl, refusals, cmd, |ctl, req: AllocateRequest, _| allocate(ctl, req))
         }
         CtlVerb::Deploy => {
-            command(ctl, refusals, cmd, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id))
+            command(ctl, refusals, cmd, |ctl, req: DeployRequest, id| start_deploy(ctl, req, id, user))
         }
         CtlVerb::Restart => {
             command(ctl, refusals, cmd, |ctl, req: RestartBody, id| start_restart(ctl, req, id))
@@ -205,10 +230,25 @@ fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
             command(ctl, refusals, cmd, move |ctl, req: RouteRequest, _| route(ctl, rv, req))
         }
         CtlVerb::SecretSet => command(ctl, refusals, cmd, |ctl, req: SecretSetRequest, id| {
-            secrets::start_secret_set(ctl, req, id)
+            secrets::start_secret_set(ctl, req, id, user)
         }),
         CtlVerb::Host(hv) => command(ctl, refusals, cmd, move |ctl, req: HostRequest, id| {
             super::drain::host_command(ctl, hv, req, id)
+        }),
+        // A read like a snapshot: not audited, and open to viewers (their own subject).
+        CtlVerb::Releases => match decode::<ReleasesRequest>(&msg.payload) {
+            Ok(env) => encode_reply(ctl, Reply::from(releases::answer(ctl, env.body).map_err(bounded_error))),
+            Err(err) => {
+                log::warn!(
+                    "rejected malformed request on {}: {}",
+                    msg.subject,
+                    validate::cut(&err.to_string(), 512)
+                );
+                encode_reply::<()>(ctl, Reply::Error(bounded_error(bad(err.to_string()))))
+            }
+        },
+        CtlVerb::Rollback => command(ctl, refusals, cmd, |ctl, req: RollbackRequest, id| {
+            start_rollback(ctl, req, id, user, checked)
         }),
     }
 }
@@ -490,21 +530,62 @@ fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
     })
 }
 
-fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str) -> Result<Accepted, WireError> {
-    start_deploy_after(ctl, req, command_id, async { Ok(()) })
+/// A deploy's roll-out waits for this first (nothing, or a secret's value written to its
+/// bucket) and fails with its error before anything moved.
+pub(super) type Ready = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// Nothing to wait for before the roll-out.
+pub(super) fn ready_now() -> Ready {
+    Box::pin(async { Ok(()) })
 }
 
-/// A deploy, as `start_deploy`, whose roll-out waits for `ready` first (a secret's value
-/// written to its bucket) and fails with its error. Every change of an app's spec goes
-/// through here: a deploy, an env change, a secret's new version.
+fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str, user: &str) -> Result<Accepted, WireError> {
+    start_deploy_after(ctl, req, command_id, user, ready_now())
+}
+
+/// A deploy, as `start_deploy`, whose roll-out waits for `ready` first. Every change of an
+/// app's spec by request goes through here: a deploy, an env change, a secret's new version.
 pub(super) fn start_deploy_after(
     ctl: &Controller,
     req: DeployRequest,
     command_id: &str,
-    ready: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+    user: &str,
+    ready: Ready,
 ) -> Result<Accepted, WireError> {
     let existing = ctl.read(|core| core.fleet.apps.get(&req.app).cloned());
     let app = build_app(existing.as_ref(), &req)?;
+    let cause = cause_of(existing.as_ref(), &app);
+    let started = Started { command_id, user, cause, strategy: req.strategy, ready };
+    begin_deploy(ctl, app, existing, started)
+}
+
+/// Who and what starts a deploy, for its operation and its release.
+struct Started<'a> {
+    command_id: &'a str,
+    user: &'a str,
+    cause: Cause,
+    strategy: Strategy,
+    ready: Ready,
+}
+
+/// A release's cause: `env` when only the app's env or secrets changed, else `deploy`.
+fn cause_of(existing: Option<&AppSpec>, app: &AppSpec) -> Cause {
+    let Some(before) = existing else { return Cause::Deploy };
+    let mut rest = before.clone();
+    rest.run.env.clone_from(&app.run.env);
+    rest.run.secrets.clone_from(&app.run.secrets);
+    rest.shortfall.clone_from(&app.shortfall);
+    if deploy::env_changed(before, app) && rest == *app { Cause::Env } else { Cause::Deploy }
+}
+
+/// The one deploy path: checks that `app` may be deployed now, commits its new spec,
+/// records its release and starts the rolling deploy.
+fn begin_deploy(
+    ctl: &Controller,
+    app: AppSpec,
+    existing: Option<AppSpec>,
+    started: Started<'_>,
+) -> Result<Accepted, WireError> {
     if let Some(op) = busy_with(ctl, &app.name) {
         return Err(WireError::new(
             ErrorCode::Conflict,
@@ -517,8 +598,13 @@ pub(super) fn start_deploy_after(
             format!("domain {} is held by app {holder}; remove it there first", app.domain),
         ));
     }
-    let strategy = req.strategy;
-    let target = format!("{}@{} x{}", app.name, app.version, app.instances);
+    let Started { command_id, user, cause, strategy, ready } = started;
+    let target = match &cause {
+        Cause::Rollback { to } => {
+            format!("{}@{} x{} (rollback to {to})", app.name, app.version, app.instances)
+        }
+        _ => format!("{}@{} x{}", app.name, app.version, app.instances),
+    };
     let (op_id, rev) = ctl.mutate(|core| {
         let (op_id, opened) = ops::open(OperationKind::Deploy, &app.name, target, Some(command_id));
         let updated = Draft::new(
@@ -531,8 +617,36 @@ pub(super) fn start_deploy_after(
         let rev = core.fleet.revision + 2;
         (vec![opened, updated], (op_id, rev))
     });
+    releases::record(ctl, &app, user, Some(&op_id), cause);
     ctl.spawn(deploy::run_deploy_after(ctl.clone(), op_id.clone(), app, strategy, existing, ready));
     Ok(Accepted { operation_id: Some(op_id), rev })
+}
+
+/// A rollback: a deploy of an earlier release's whole spec (image pinned to its digest,
+/// artifact, command, env, constraints, count), refused when the release is unknown, is
+/// what runs now, or its artifact is gone. `checked`: its artifact, looked up beforehand.
+fn start_rollback(
+    ctl: &Controller,
+    req: RollbackRequest,
+    command_id: &str,
+    user: &str,
+    checked: Option<releases::ArtifactCheck>,
+) -> Result<Accepted, WireError> {
+    let (existing, release) = releases::target(ctl, &req)?;
+    // Not looked up (a caller other than the request loop): the deploy checks it.
+    if let Some(c) = checked.filter(|c| c.app == req.app && c.release == release.number)
+        && let Some(why) = c.missing
+    {
+        return Err(WireError::new(ErrorCode::NotFound, why));
+    }
+    let started = Started {
+        command_id,
+        user,
+        cause: Cause::Rollback { to: release.number },
+        strategy: Strategy::Rolling,
+        ready: ready_now(),
+    };
+    begin_deploy(ctl, release.spec, Some(existing), started)
 }
 
 /// Another app that already serves `app`'s domain. nginx can route one domain to one app

@@ -214,6 +214,8 @@ struct Shared {
     instance_waits: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Agent commands in flight, at most: see `ask_agent`.
     agent_calls: Arc<tokio::sync::Semaphore>,
+    /// The apps' releases (`releases.rs`).
+    releases: super::releases::Book,
 }
 
 #[derive(Clone)]
@@ -251,7 +253,9 @@ impl Controller {
             router_applied: HashMap::new(),
             replies: ReplyCache::new(REPLIES_KEPT),
         };
+        let releases = super::releases::Book::new(store.releases());
         let shared = Shared {
+            releases,
             bus,
             store,
             repository,
@@ -281,6 +285,10 @@ impl Controller {
 
     pub(crate) fn store(&self) -> Arc<dyn Store> {
         self.shared.store.clone()
+    }
+
+    pub(crate) fn releases(&self) -> &super::releases::Book {
+        &self.shared.releases
     }
 
     /// The artifact repository, when this controller has one (on NATS).

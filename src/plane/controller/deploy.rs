@@ -37,7 +37,10 @@ pub(crate) async fn run_deploy_after(
     let refresh = previous.as_ref().is_some_and(|p| p.version == app.version && env_changed(p, &app));
     let outcome = match ready.await {
         Ok(()) => match image::pin(&ctl, &op_id, &mut app).await {
-            Ok(()) => deploy(&ctl, &op_id, &app, strategy, refresh).await,
+            Ok(()) => {
+                super::releases::pinned(&ctl, &op_id, &app);
+                deploy(&ctl, &op_id, &app, strategy, refresh).await
+            }
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
@@ -59,7 +62,7 @@ pub(crate) async fn run_deploy_after(
 }
 
 /// Whether `app` runs with other env variables or secrets than `prev`.
-fn env_changed(prev: &AppSpec, app: &AppSpec) -> bool {
+pub(super) fn env_changed(prev: &AppSpec, app: &AppSpec) -> bool {
     prev.run.env != app.run.env || prev.run.secrets != app.run.secrets
 }
 

@@ -15,6 +15,7 @@ mod ops;
 /// Also used by `bench --nats`, which plays the controller.
 pub(crate) mod paging;
 mod refusals;
+pub mod releases;
 mod repair;
 mod secrets;
 mod sessions;
@@ -118,6 +119,8 @@ impl Controller {
         if let Some(s) = secrets {
             ctl.set_secrets(s);
         }
+        // Loaded before any task starts, so a failed load leaves nothing running.
+        releases::start(&ctl).await.map_err(|e| crate::bus::BusError::Other(format!("releases: {e}")))?;
         // Subscribe before anything is published so that nothing is missed.
         let requests = bus.subscribe(subjects::CTL_ALL).await?;
         let heartbeats = bus.subscribe(subjects::HB_ALL).await?;

@@ -17,6 +17,7 @@ pub(super) fn start_secret_set(
     ctl: &Controller,
     req: SecretSetRequest,
     command_id: &str,
+    user: &str,
 ) -> Result<Accepted, WireError> {
     let SecretSetRequest { app, name, value } = req;
     validate::name("app", &app).map_err(WireError::bad_request)?;
@@ -49,7 +50,7 @@ pub(super) fn start_secret_set(
         strategy: Strategy::Rolling,
     };
     let value = Bytes::from(value.into_bytes());
-    let ready = async move {
+    let ready = Box::pin(async move {
         store.0.put(&app, &name, version, value).await.map_err(|e| e.to_string())?;
         // Versions a rollback could still name are kept; the ones past them go.
         if version > VERSIONS_KEPT
@@ -58,6 +59,6 @@ pub(super) fn start_secret_set(
             log::warn!("{app}: could not delete an old version of a secret: {e}");
         }
         Ok(())
-    };
-    start_deploy_after(ctl, deploy, command_id, ready)
+    });
+    start_deploy_after(ctl, deploy, command_id, user, ready)
 }

@@ -62,6 +62,10 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, batch: &[Outgoing]) -> Result<(), CommitError>;
     /// Events stamped at or after `since_ts`, oldest first, the newest `limit` of them.
     async fn history(&self, since_ts: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// Where the apps' releases are kept: in memory only unless the store says otherwise.
+    fn releases(&self) -> Arc<dyn super::releases::ReleaseLog> {
+        Arc::new(super::releases::MemoryLog)
+    }
 }
 
 /// The sandbox's store: events are published on the bus and the recent ones kept here.
@@ -151,6 +155,8 @@ pub struct JetStreamStore {
     /// The stream's last sequence as this controller wrote it: read at `load`, then moved
     /// by each ack. Every publish expects it, so a write by anyone else is seen at once.
     last_seq: Mutex<Option<u64>>,
+    /// The bucket `qd_releases`; a reader's store keeps none.
+    releases: Arc<dyn super::releases::ReleaseLog>,
 }
 
 /// KV writes in flight at once while a batch's state is written.
@@ -201,7 +207,14 @@ impl JetStreamStore {
                 .await
                 .map_err(StoreError)?;
         }
-        Ok(JetStreamStore { js, kv, stream_name: config.stream.clone(), last_seq: Mutex::new(None) })
+        let releases = Arc::new(super::releases::KvLog::open(&js, config.replicas).await?);
+        Ok(JetStreamStore {
+            js,
+            kv,
+            stream_name: config.stream.clone(),
+            last_seq: Mutex::new(None),
+            releases,
+        })
     }
 
     /// The event stream and state bucket as they are, for a reader (`ctl events`): looked
@@ -211,7 +224,14 @@ impl JetStreamStore {
         let js = bus.jetstream();
         js.get_stream(&config.stream).await.map_err(err("event stream"))?;
         let kv = js.get_key_value(&config.bucket).await.map_err(err("state bucket"))?;
-        Ok(JetStreamStore { js, kv, stream_name: config.stream.clone(), last_seq: Mutex::new(None) })
+        let releases = Arc::new(super::releases::MemoryLog);
+        Ok(JetStreamStore {
+            js,
+            kv,
+            stream_name: config.stream.clone(),
+            last_seq: Mutex::new(None),
+            releases,
+        })
     }
 
     pub fn key_value(&self) -> &async_nats::jetstream::kv::Store {
@@ -650,6 +670,10 @@ impl Store for JetStreamStore {
         })
         .await?;
         Ok(out.into())
+    }
+
+    fn releases(&self) -> Arc<dyn super::releases::ReleaseLog> {
+        self.releases.clone()
     }
 }
 
