@@ -531,6 +531,9 @@ pub enum OperationKind {
     Deploy,
     Restart,
     Replace,
+    /// An app's instance count changed (`ctl.scale`): only the new instances start, or
+    /// only the victims go.
+    Scale,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,10 +55,14 @@ pub enum CtlVerb {
     /// Who the controller sees the sender as. Changes nothing and is not audited, but needs
     /// the permission to act: a client learns from it whether it may (a viewer may not).
     Whoami,
+    /// Change an app's instance count (`ScaleRequest`): an operation of kind `scale`.
+    Scale,
+    /// Remove an app, its instances and routes first (`AppRemoveRequest`).
+    AppRemove,
 }
 
 impl CtlVerb {
-    pub const ALL: [CtlVerb; 9] = [
+    pub const ALL: [CtlVerb; 11] = [
         CtlVerb::RepoAllocate,
         CtlVerb::Deploy,
         CtlVerb::Restart,
@@ -68,6 +72,8 @@ impl CtlVerb {
         CtlVerb::Route(RouteVerb::Disable),
         CtlVerb::Route(RouteVerb::Weight),
         CtlVerb::Whoami,
+        CtlVerb::Scale,
+        CtlVerb::AppRemove,
     ];
 
     /// The verb's part of the subject, and its name in the audit trail.
@@ -82,6 +88,8 @@ impl CtlVerb {
             CtlVerb::Route(RouteVerb::Disable) => "route.disable",
             CtlVerb::Route(RouteVerb::Weight) => "route.weight",
             CtlVerb::Whoami => "whoami",
+            CtlVerb::Scale => "scale",
+            CtlVerb::AppRemove => "app.remove",
         }
     }
 

@@ -12,13 +12,13 @@ use tokio::sync::Semaphore;
 use super::core::{Controller, Draft};
 use super::paging;
 use super::refusals::Refusals;
-use super::{audit, deploy, ops};
+use super::{audit, deploy, ops, scale};
 use crate::bus::{Message, Subscription};
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
-    Accepted, AllocateRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
+    Accepted, AllocateRequest, AppRemoveRequest, ScaleRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
     Envelope, ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody,
     RestartRequest, Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode,
     validate,
@@ -204,6 +204,12 @@ fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
         CtlVerb::Route(rv) => {
             command(ctl, refusals, cmd, move |ctl, req: RouteRequest, _| route(ctl, rv, req))
         }
+        CtlVerb::Scale => {
+            command(ctl, refusals, cmd, |ctl, req: ScaleRequest, id| scale::start_scale(ctl, req, id))
+        }
+        CtlVerb::AppRemove => command(ctl, refusals, cmd, |ctl, req: AppRemoveRequest, id| {
+            scale::start_app_remove(ctl, req, id)
+        }),
     }
 }
 

@@ -432,18 +432,10 @@ fn instance_settled(f: &Fleet, id: &str, since: Option<u64>) -> Option<Result<In
 pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_agent: bool) {
     // An operation's steps wait while the store is behind (`Controller::room`).
     ctl.room().await;
-    let routes: Vec<Route> = ctl.read(|c| {
-        c.fleet.routes.values().filter(|r| r.app == inst.app && r.backend == inst.endpoint).cloned().collect()
-    });
-    for r in routes {
-        ctl.step(
-            op_id,
-            StepName::RemoveRouteRequest,
-            Some(&inst.id),
-            StepState::Done,
-            format!("{} -x- {}", r.domain, r.backend),
-            vec![Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() }],
-        );
+    if let Some(rev) = remove_route_of(ctl, op_id, inst)
+        && let Err(late) = ctl.routers_applied(rev).await
+    {
+        log::warn!("{op_id}: removing {} anyway: {late}", inst.id);
     }
     if ask_agent {
         ctl.unfenced().await;
@@ -461,6 +453,27 @@ pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_a
         format!("removed from {}", inst.host),
         vec![Change::InstanceRemoved { id: inst.id.clone() }],
     );
+}
+
+/// `REMOVE_ROUTE_REQUEST` for the instance's route (an app has one route per backend);
+/// returns the revision of the removal when the route was in service, for the routers to
+/// apply before the instance stops.
+fn remove_route_of(ctl: &Controller, op_id: &str, inst: &Instance) -> Option<u64> {
+    ctl.mutate(|core| {
+        let Some(r) = core.fleet.routes.get(&(inst.app.clone(), inst.endpoint.clone())).cloned() else {
+            return (vec![], None);
+        };
+        let detail = format!("{} -x- {}", r.domain, r.backend);
+        let step = step_draft(core, op_id, StepName::RemoveRouteRequest, Some(&inst.id), StepState::Done, &detail)
+            // The operation ended (or is gone): the route goes all the same.
+            .unwrap_or_else(|| {
+                Draft::new(EventKind::RemoveRouteRequest, detail).op(Some(op_id)).instance(inst.id.clone())
+            });
+        let removed = step.change(Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() });
+        // The one draft gets the next revision.
+        let rev = core.fleet.revision + 1;
+        (vec![removed], r.serves().then_some(rev))
+    })
 }
 
 /// Restarts one instance and waits until it runs again.

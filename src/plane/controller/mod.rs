@@ -15,6 +15,8 @@ mod ops;
 pub(crate) mod paging;
 mod refusals;
 mod repair;
+mod router_wait;
+mod scale;
 mod sessions;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
 pub use crate::protocol::scheduler;

@@ -1,0 +1,360 @@
+//! Scale (`ctl.scale`) and app removal (`ctl.app.remove`): operations of kind `scale`.
+//!
+//! A scale changes only the app's instance count. Up: only the new instances are placed,
+//! by the one scheduler (same constraints, AZ spread), each started, healthy and routed
+//! as a deploy's (`deploy::start_instance`). Down: the victims are chosen to keep the AZ
+//! spread (`victims`), and each is retired as a deploy retires (`deploy::retire`): its
+//! route first, the routers' apply awaited, then the container. Scaling to 0 keeps the app;
+//! removing it retires every instance the same way, then drops its routes and the app.
+
+use std::collections::HashMap;
+
+use futures_util::future::join_all;
+
+use super::core::{Controller, Core, Draft};
+use super::deploy;
+use super::ops;
+use crate::protocol::deploy_plan::free_indexes;
+use crate::protocol::{
+    Accepted, AppRemoveRequest, AppSpec, Change, ErrorCode, EventKind, Fleet, Instance, InstanceState,
+    OperationKind, OperationState, ScaleRequest, WireError, validate,
+};
+
+/// `ctl.scale`: checks the request, opens the operation with the app's new desired count
+/// (durable before the reply), and starts it.
+pub(crate) fn start_scale(ctl: &Controller, req: ScaleRequest, command_id: &str) -> Result<Accepted, WireError> {
+    validate::name("app", &req.app).map_err(WireError::bad_request)?;
+    validate::scale_instances(req.instances).map_err(WireError::bad_request)?;
+    let started = ctl.mutate(|core| {
+        let app = match scalable(core, &req.app, true) {
+            Ok(app) => app.clone(),
+            Err(e) => return (vec![], Err(e)),
+        };
+        if app.instances == req.instances {
+            let running = core.fleet.instances_of(&app.name).count();
+            let why = format!(
+                "{} already has {} instance(s) desired ({running} placed): nothing to scale",
+                app.name, app.instances
+            );
+            return (vec![], Err(WireError::bad_request(why)));
+        }
+        let from = app.instances;
+        let target = format!("{} x{from} -> x{}", app.name, req.instances);
+        let (op_id, opened) = ops::open(OperationKind::Scale, &app.name, target, Some(command_id));
+        let (spec, committed) = scaled_spec(&app, req.instances, &op_id);
+        let rev = core.fleet.revision + 2;
+        (vec![opened, committed], Ok((op_id, spec, from, rev)))
+    });
+    let (op_id, spec, from, rev) = started?;
+    ctl.spawn(run_scale(ctl.clone(), op_id.clone(), spec, from));
+    Ok(Accepted { operation_id: Some(op_id), rev })
+}
+
+/// `ctl.app.remove`: an operation of kind `scale` that takes the app to 0 and then removes
+/// it.
+pub(crate) fn start_app_remove(
+    ctl: &Controller,
+    req: AppRemoveRequest,
+    command_id: &str,
+) -> Result<Accepted, WireError> {
+    validate::name("app", &req.app).map_err(WireError::bad_request)?;
+    let started = ctl.mutate(|core| {
+        let app = match scalable(core, &req.app, false) {
+            Ok(app) => app.clone(),
+            Err(e) => return (vec![], Err(e)),
+        };
+        let target = format!("remove {}", app.name);
+        let (op_id, opened) = ops::open(OperationKind::Scale, &app.name, target, Some(command_id));
+        // Desired 0 first: whatever happens next, nothing places its instances again.
+        let (spec, committed) = scaled_spec(&app, 0, &op_id);
+        let rev = core.fleet.revision + 2;
+        (vec![opened, committed], Ok((op_id, spec, rev)))
+    });
+    let (op_id, spec, rev) = started?;
+    ctl.spawn(run_remove(ctl.clone(), op_id.clone(), spec));
+    Ok(Accepted { operation_id: Some(op_id), rev })
+}
+
+/// The app a scale or removal may act on: it exists and no operation runs on it. A scale,
+/// as a deploy, may run beside the health manager's repair (`also_beside_repair`); a
+/// removal never does.
+fn scalable<'a>(core: &'a Core, name: &str, also_beside_repair: bool) -> Result<&'a AppSpec, WireError> {
+    let Some(app) = core.fleet.apps.get(name) else {
+        return Err(WireError::not_found(format!("no app {}", validate::quoted(name))));
+    };
+    let busy = core.fleet.operations.values().find(|o| {
+        o.app == name
+            && o.state == OperationState::Running
+            && !(also_beside_repair && o.kind == OperationKind::Replace)
+    });
+    if let Some(op) = busy {
+        return Err(WireError::new(
+            ErrorCode::Conflict,
+            format!("{name} is busy with operation {}; wait for it to finish", op.id),
+        ));
+    }
+    Ok(app)
+}
+
+/// The one place a scale commits an app's new spec: the same spec with `instances`
+/// desired, as an `APP_UPDATED` event of the operation. (Releases are recorded here.)
+pub(crate) fn scaled_spec(app: &AppSpec, instances: u32, op_id: &str) -> (AppSpec, Draft) {
+    let mut spec = app.clone();
+    spec.instances = instances;
+    let draft = Draft::new(
+        EventKind::AppUpdated,
+        format!("desired {}@{} x{instances} (was x{})", spec.name, spec.version, app.instances),
+    )
+    .app(spec.name.clone())
+    .op(Some(op_id))
+    .change(Change::App(spec.clone()));
+    (spec, draft)
+}
+
+async fn run_scale(ctl: Controller, op_id: String, app: AppSpec, from: u32) {
+    let outcome = scale(&ctl, &op_id, &app).await;
+    let outcome = outcome.map(|()| format!("{} scaled from x{from} to x{}", app.name, app.instances));
+    ctl.finish(&op_id, outcome);
+}
+
+/// Brings the app's instances to its desired count: the missing ones placed and started
+/// side by side, or the extra ones retired one at a time.
+async fn scale(ctl: &Controller, op_id: &str, app: &AppSpec) -> Result<(), String> {
+    let (indexes, gone) = ctl.read(|core| {
+        let mine: Vec<&Instance> = core.fleet.instances_of(&app.name).collect();
+        let have = mine.len();
+        let want = app.instances as usize;
+        let used: Vec<u32> = mine.iter().map(|i| i.index).collect();
+        let indexes = free_indexes(&used, want.saturating_sub(have));
+        (indexes, victims(&core.fleet, app, have.saturating_sub(want)))
+    });
+    let started = join_all(indexes.iter().map(|&index| deploy::start_instance(ctl, op_id, app, index, &[]))).await;
+    let errors: Vec<String> = started.into_iter().filter_map(Result::err).collect();
+    for victim in &gone {
+        deploy::retire(ctl, op_id, victim, true).await;
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(errors.join("; ")),
+    }
+}
+
+async fn run_remove(ctl: Controller, op_id: String, app: AppSpec) {
+    let gone = ctl.read(|core| victims(&core.fleet, &app, usize::MAX));
+    for victim in &gone {
+        deploy::retire(&ctl, &op_id, victim, true).await;
+    }
+    // Routes without an instance (added by hand, or left by a lost host) go with the app;
+    // the app goes last, once nothing of it is left.
+    ctl.mutate(|core| {
+        let mut drafts: Vec<Draft> = core
+            .fleet
+            .routes
+            .values()
+            .filter(|r| r.app == app.name)
+            .map(|r| {
+                Draft::new(EventKind::RouteRemoved, format!("{} -x- {} (app removed)", r.domain, r.backend))
+                    .app(app.name.clone())
+                    .op(Some(&op_id))
+                    .change(Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() })
+            })
+            .collect();
+        let left = core.fleet.instances_of(&app.name).count();
+        if left == 0 {
+            drafts.push(
+                Draft::new(EventKind::AppUpdated, format!("app {} removed", app.name))
+                    .app(app.name.clone())
+                    .op(Some(&op_id))
+                    .change(Change::AppRemoved { name: app.name.clone() }),
+            );
+        }
+        (drafts, ())
+    });
+    let left = ctl.read(|core| core.fleet.apps.contains_key(&app.name));
+    let outcome = match left {
+        false => Ok(format!("app {} removed ({} instance(s) retired)", app.name, gone.len())),
+        true => Err(format!("{} still has instances; kept with 0 desired", app.name)),
+    };
+    ctl.finish(&op_id, outcome);
+}
+
+/// The `n` instances of `app` a scale-down retires, in order. Those that serve nothing go
+/// first (not running: crashed, unhealthy, still starting), then those outside the app's
+/// allowed AZs, then each time one from the AZ holding the most of what is left, from its
+/// host holding the most, the highest index first: the AZ spread is kept at every step.
+pub(crate) fn victims(fleet: &Fleet, app: &AppSpec, n: usize) -> Vec<Instance> {
+    let az_of = |i: &Instance| fleet.hosts.get(&i.host).map(|h| h.info.az.clone()).unwrap_or_default();
+    let mut left: Vec<(&Instance, String)> = fleet.instances_of(&app.name).map(|i| (i, az_of(i))).collect();
+    let mut per_az: HashMap<String, usize> = HashMap::new();
+    let mut per_host: HashMap<&str, usize> = HashMap::new();
+    for (i, az) in &left {
+        *per_az.entry(az.clone()).or_default() += 1;
+        *per_host.entry(i.host.as_str()).or_default() += 1;
+    }
+    let allowed = |az: &str| app.constraints.azs.is_empty() || app.constraints.azs.iter().any(|a| a == az);
+    let mut out = Vec::with_capacity(n.min(left.len()));
+    while out.len() < n {
+        let pick = left
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, (i, az))| {
+                (
+                    i.state != InstanceState::Running,
+                    !allowed(az),
+                    per_az.get(az).copied().unwrap_or(0),
+                    per_host.get(i.host.as_str()).copied().unwrap_or(0),
+                    i.index,
+                    // Ties by id, the last first, so the choice never depends on map order.
+                    i.id.as_str(),
+                )
+            })
+            .map(|(k, _)| k);
+        let Some(k) = pick else { break };
+        let (victim, az) = left.swap_remove(k);
+        if let Some(c) = per_az.get_mut(&az) {
+            *c = c.saturating_sub(1);
+        }
+        if let Some(c) = per_host.get_mut(victim.host.as_str()) {
+            *c = c.saturating_sub(1);
+        }
+        out.push(victim.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Constraints, Host, HostInfo, HostMetrics, HostState};
+
+    fn fleet(hosts: &[(&str, &str)], instances: &[(u32, &str, InstanceState)]) -> (Fleet, AppSpec) {
+        let mut f = Fleet::default();
+        for (id, az) in hosts {
+            let info = HostInfo {
+                id: id.to_string(),
+                hostname: id.to_string(),
+                ip: "10.0.0.1".into(),
+                az: az.to_string(),
+                tags: vec![],
+                cpu_cores: 8,
+                memory_total_mb: 8192,
+                agent_version: "test".into(),
+                warnings: vec![],
+            };
+            let h = Host {
+                info,
+                last_heartbeat: 0,
+                state: HostState::Up,
+                metrics: HostMetrics::default(),
+                unmanaged: vec![],
+            };
+            f.hosts.insert(id.to_string(), h);
+        }
+        let app = AppSpec {
+            name: "web".into(),
+            version: "1".into(),
+            instances: instances.len() as u32,
+            image: "web:1".into(),
+            port: 80,
+            constraints: Constraints { azs: vec![], tags: vec![], cpu: 0.5, memory_mb: 256 },
+            domain: "web.local".into(),
+            tags: vec![],
+            run: Default::default(),
+            shortfall: None,
+            digest: Some("sha256:abc".into()),
+        };
+        let c = app.constraints.clone();
+        let target = crate::protocol::deploy_plan::Target {
+            app: "web",
+            version: "1",
+            instances: app.instances,
+            constraints: &c,
+            strategy: Default::default(),
+        };
+        for (index, host, state) in instances {
+            let mut i = target.new_instance(format!("web-{index}-0000000{index}"), *index, host, 80);
+            i.state = *state;
+            f.instances.insert(i.id.clone(), i);
+        }
+        f.apps.insert("web".into(), app.clone());
+        (f, app)
+    }
+
+    /// The instances per AZ once `gone` have left, over `azs`.
+    fn spread(f: &Fleet, gone: &[Instance], azs: &[&str]) -> Vec<usize> {
+        azs.iter()
+            .map(|az| {
+                f.instances
+                    .values()
+                    .filter(|i| !gone.iter().any(|g| g.id == i.id))
+                    .filter(|i| f.hosts[&i.host].info.az == *az)
+                    .count()
+            })
+            .collect()
+    }
+
+    use InstanceState::{Crashed, Running, Starting};
+
+    #[test]
+    fn a_scale_down_takes_from_the_fullest_az_and_keeps_the_spread_at_every_step() {
+        let hosts = [("a1", "az1"), ("a2", "az1"), ("b1", "az2"), ("c1", "az3")];
+        let inst: Vec<(u32, &str, InstanceState)> = vec![
+            (0, "a1", Running),
+            (1, "a2", Running),
+            (2, "a1", Running),
+            (3, "b1", Running),
+            (4, "c1", Running),
+            (5, "c1", Running),
+            (6, "b1", Running),
+        ];
+        let (f, app) = fleet(&hosts, &inst);
+        let all = victims(&f, &app, 7);
+        assert_eq!(all.len(), 7, "every instance, once");
+        for n in 0..=7 {
+            let gone = &all[..n];
+            let per = spread(&f, gone, &["az1", "az2", "az3"]);
+            let (max, min) = (per.iter().max().copied().unwrap_or(0), per.iter().min().copied().unwrap_or(0));
+            assert!(max - min <= 1, "after {n}: {per:?}");
+        }
+        // 3, 2, 2 over the AZs: the first victim is in az1, on a1 (which holds two), the
+        // higher index; then 2, 2, 2: from the hosts holding two, the highest index.
+        let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!((all[0].host.as_str(), all[0].index), ("a1", 2), "{ids:?}");
+        assert_eq!((all[1].host.as_str(), all[1].index), ("b1", 6), "{ids:?}");
+        // Asking for more than there are gives each once.
+        assert_eq!(victims(&f, &app, 100).len(), 7);
+        assert!(victims(&f, &app, 0).is_empty());
+    }
+
+    #[test]
+    fn instances_that_serve_nothing_go_first_then_those_outside_the_allowed_azs() {
+        let hosts = [("a1", "az1"), ("b1", "az2"), ("c1", "az3")];
+        let inst = vec![
+            (0, "a1", Running),
+            (1, "b1", Crashed),
+            (2, "a1", Running),
+            (3, "b1", Starting),
+            (4, "c1", Running),
+            (5, "a1", Running),
+        ];
+        let (f, mut app) = fleet(&hosts, &inst);
+        app.constraints.azs = vec!["az1".into(), "az2".into()];
+        let order: Vec<u32> = victims(&f, &app, 4).iter().map(|i| i.index).collect();
+        // Not running first (the crashed and the starting one, highest index first), then
+        // the one in az3, which the app may no longer use, then az1's.
+        assert_eq!(order, vec![3, 1, 4, 5]);
+    }
+
+    #[test]
+    fn the_committed_spec_changes_the_count_only() {
+        let (_, app) = fleet(&[("a1", "az1")], &[(0, "a1", Running), (1, "a1", Running)]);
+        let (spec, draft) = scaled_spec(&app, 5, "op-1");
+        assert_eq!(spec, AppSpec { instances: 5, ..app.clone() });
+        assert_eq!(draft.kind, EventKind::AppUpdated);
+        assert_eq!(draft.operation_id.as_deref(), Some("op-1"));
+        assert_eq!(draft.changes, vec![Change::App(spec.clone())]);
+        assert!(draft.message.contains("x5 (was x2)"), "{}", draft.message);
+        let (zero, _) = scaled_spec(&app, 0, "op-2");
+        assert_eq!((zero.instances, zero.digest.as_deref()), (0, Some("sha256:abc")), "0 keeps the app");
+    }
+}
