@@ -13,7 +13,7 @@ use crate::config_file::{self, ConfigError};
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
 /// Every bindable action, its name in keymap files and its help text, in help order.
-const TABLE: [(Action, &str, &str); 34] = [
+const TABLE: [(Action, &str, &str); 36] = [
     (Action::Help, "help", "show this help"),
     (Action::Palette, "palette", "command palette"),
     (Action::Filter, "filter", "filter the table (regex, !inverts)"),
@@ -48,11 +48,13 @@ const TABLE: [(Action, &str, &str); 34] = [
     (Action::Mark, "mark", "mark/unmark, move down"),
     (Action::Copy, "copy", "copy id (OSC 52)"),
     (Action::Mouse, "mouse", "mouse capture on/off"),
+    (Action::ScaleUp, "scale_up", "app: one instance more (confirmed)"),
+    (Action::ScaleDown, "scale_down", "app: one instance fewer (confirmed)"),
 ];
 
 /// Every bindable action, in help order.
-pub const BINDABLE: [Action; 34] = {
-    let mut all = [Action::Help; 34];
+pub const BINDABLE: [Action; 36] = {
+    let mut all = [Action::Help; 36];
     let mut i = 0;
     while i < TABLE.len() {
         all[i] = TABLE[i].0;

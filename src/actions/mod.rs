@@ -140,6 +140,10 @@ pub enum Action {
     /// The clock moved on (ms since epoch); ages on screen change.
     Tick(u64),
     Resize,
+    /// `+` / `-`: one instance more or fewer of the selected app (the app of the selected
+    /// instance), confirmed.
+    ScaleUp,
+    ScaleDown,
 }
 
 /// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /

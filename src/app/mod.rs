@@ -22,6 +22,7 @@ pub mod pulls;
 mod read_only;
 mod restart;
 mod routes;
+mod scale;
 pub mod row_cache;
 pub mod rows;
 #[cfg(test)]

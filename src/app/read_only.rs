@@ -29,6 +29,7 @@ impl App {
                 Action::ToggleRoute => word("enable/disable"),
                 Action::AddRoute => word("add route"),
                 Action::Weight => word("weight"),
+                Action::ScaleUp | Action::ScaleDown => word("scale"),
                 // `F` on a forwarded instance only stops it.
                 Action::Forward if !self.forwarding_selected() => word("port-forward"),
                 // `d` with a deploy parked only shows how it goes.
@@ -40,6 +41,7 @@ impl App {
                     Ok(PaletteCommand::Restart(_)) => word("restart"),
                     Ok(PaletteCommand::Route(verb, _)) => Some(format!("route {}", verb.word())),
                     Ok(PaletteCommand::Deploy { .. }) => word("deploy"),
+                    Ok(PaletteCommand::Scale { .. }) => word("scale"),
                     _ => None,
                 }
             }

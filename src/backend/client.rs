@@ -276,6 +276,7 @@ async fn send_command(
         ControlCommand::Deploy(r) => send(bus, cmd.verb(), &source, operator, r).await,
         ControlCommand::Restart(r) => send(bus, cmd.verb(), &source, operator, r).await,
         ControlCommand::Route(_, r) => send(bus, cmd.verb(), &source, operator, r).await,
+        ControlCommand::Scale(r) => send(bus, cmd.verb(), &source, operator, r).await,
     };
     let result = result.map_err(CommandError::from);
     let _ = updates.send(Inbound::CommandDone { what, result }).await;

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::subjects::{CtlVerb, RouteVerb};
-use super::{DeployRequest, RestartBody, RestartRequest, RouteRequest};
+use super::{DeployRequest, RestartBody, RestartRequest, RouteRequest, ScaleRequest};
 
 /// A command for the controller.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,7 @@ pub enum ControlCommand {
     /// A restart target and its batch size.
     Restart(RestartBody),
     Route(RouteVerb, RouteRequest),
+    Scale(ScaleRequest),
 }
 
 impl ControlCommand {
@@ -24,6 +25,7 @@ impl ControlCommand {
             ControlCommand::Deploy(_) => CtlVerb::Deploy,
             ControlCommand::Restart(_) => CtlVerb::Restart,
             ControlCommand::Route(verb, _) => verb.ctl(),
+            ControlCommand::Scale(_) => CtlVerb::Scale,
         }
     }
 
@@ -47,6 +49,7 @@ impl ControlCommand {
                 format!("route weight {} {} {}", r.app, r.backend, r.weight.unwrap_or(1))
             }
             ControlCommand::Route(v, r) => format!("route {} {} {}", v.word(), r.app, r.backend),
+            ControlCommand::Scale(r) => format!("scale {} to {}", r.app, r.instances),
         }
     }
 }

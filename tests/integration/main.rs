@@ -63,6 +63,7 @@ mod docker_logs;
 mod docker_plane;
 mod docker_port_forward;
 mod docker_registry;
+mod docker_scale;
 mod registry_support;
 mod router_nginx;
 mod stack_support;
