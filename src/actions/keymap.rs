@@ -48,8 +48,8 @@ const TABLE: [(Action, &str, &str); 36] = [
     (Action::Mark, "mark", "mark/unmark, move down"),
     (Action::Copy, "copy", "copy id (OSC 52)"),
     (Action::Mouse, "mouse", "mouse capture on/off"),
-    (Action::ScaleUp, "scale_up", "app: one instance more (confirmed)"),
-    (Action::ScaleDown, "scale_down", "app: one instance fewer (confirmed)"),
+    (Action::ScaleUp, "scale_up", "scale app +1 (confirmed)"),
+    (Action::ScaleDown, "scale_down", "scale app -1 (confirmed)"),
 ];
 
 /// Every bindable action, in help order.
