@@ -22,9 +22,9 @@ pub mod pulls;
 mod read_only;
 mod restart;
 mod routes;
-mod scale;
 pub mod row_cache;
 pub mod rows;
+mod scale;
 #[cfg(test)]
 pub(crate) mod scratch;
 mod shell;

@@ -20,10 +20,14 @@ impl App {
             _ => None,
         };
         let Some((name, desired)) = app else {
-            self.say(Level::Warn, format!("nothing to scale in {}: select an app or an instance", self.panel.title()));
+            self.say(
+                Level::Warn,
+                format!("nothing to scale in {}: select an app or an instance", self.panel.title()),
+            );
             return vec![];
         };
-        let Some(to) = u32::try_from(i64::from(desired) + by).ok().filter(|n| validate::scale_instances(*n).is_ok())
+        let Some(to) =
+            u32::try_from(i64::from(desired) + by).ok().filter(|n| validate::scale_instances(*n).is_ok())
         else {
             let bound = if by < 0 { "0".to_string() } else { validate::MAX_INSTANCES.to_string() };
             self.say(Level::Warn, format!("{name} runs {desired} instance(s): it cannot go past {bound}"));

@@ -32,7 +32,8 @@ fn plus_on_an_app_asks_to_scale_it_up_by_one_and_sends_once_confirmed() {
 fn minus_on_an_instance_scales_its_app_down_and_a_prod_app_needs_its_name_typed() {
     let mut app = app();
     app.update(Action::ShowPanel(Panel::Instances));
-    let prod = app.replica.fleet.apps.values().find(|a| a.is_prod()).map(|a| a.name.clone()).expect("a prod app");
+    let prod =
+        app.replica.fleet.apps.values().find(|a| a.is_prod()).map(|a| a.name.clone()).expect("a prod app");
     // The selection on one of its instances.
     let mut guard = 0;
     while app.selected_instance().is_none_or(|i| i.app != prod) {
@@ -61,7 +62,11 @@ fn scale_from_the_palette_and_its_bad_input() {
     };
     assert!(palette(&mut app, &format!("scale {name} 0")).is_empty());
     let Some(Overlay::Confirm(p)) = app.overlay() else { panic!("no dialog: {:?}", app.overlay()) };
-    assert!(p.question.contains("to 0 instance(s)?") && p.question.contains("the app is kept"), "{}", p.question);
+    assert!(
+        p.question.contains("to 0 instance(s)?") && p.question.contains("the app is kept"),
+        "{}",
+        p.question
+    );
     assert_eq!(p.commands, vec![scale(&name, 0)]);
     app.overlays.clear();
     for (line, says) in [

@@ -18,9 +18,9 @@ use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::{CtlVerb, RouteVerb};
 use crate::protocol::{
-    Accepted, AppRemoveRequest, ArtifactRef, ScaleRequest, AuditRecord, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet,
-    HealthCheck, OperationEnd, OperationState, Operator, RestartBody, RestartRequest, RouteRequest, RunPatch,
-    Strategy, Verdict, WhoAmI, decode, subjects,
+    Accepted, AppRemoveRequest, ArtifactRef, AuditRecord, Constraints, DeployRequest, Envelope, Event,
+    EventKind, Fleet, HealthCheck, OperationEnd, OperationState, Operator, RestartBody, RestartRequest,
+    RouteRequest, RunPatch, ScaleRequest, Strategy, Verdict, WhoAmI, decode, subjects,
 };
 use crate::repository::ObjectStoreRepository;
 
@@ -411,7 +411,9 @@ pub fn snapshot_json(fleet: &Fleet) -> Value {
 fn confirmed_by(app: &str, typed: &str) -> Result<(), String> {
     match typed.trim_end_matches(['\n', '\r']) {
         t if t == app => Ok(()),
-        t => Err(format!("not removed: {} is not the app's name {app}", crate::protocol::validate::quoted(t))),
+        t => {
+            Err(format!("not removed: {} is not the app's name {app}", crate::protocol::validate::quoted(t)))
+        }
     }
 }
 
@@ -750,7 +752,10 @@ impl Ctl {
         if !a.yes {
             let stdin = std::io::stdin();
             if !stdin.is_terminal() {
-                return Err(format!("removing app {} needs --yes when there is no terminal to ask on", a.app));
+                return Err(format!(
+                    "removing app {} needs --yes when there is no terminal to ask on",
+                    a.app
+                ));
             }
             eprint!("Remove app {0}, its instances and routes? Type its name ({0}) to confirm: ", a.app);
             let mut typed = String::new();
@@ -974,7 +979,8 @@ mod tests {
         let e = ctl_command(&["scale", "web", "501"]).unwrap_err();
         assert!(e.contains("501") && e.contains("0..=500"), "{e}");
         assert!(ctl_command(&["scale", "web"]).is_err(), "N is required");
-        let Ok(CtlCommand::App { verb: AppCommand::Remove(r) }) = ctl_command(&["app", "remove", "web", "--yes"])
+        let Ok(CtlCommand::App { verb: AppCommand::Remove(r) }) =
+            ctl_command(&["app", "remove", "web", "--yes"])
         else {
             panic!("app remove")
         };

@@ -97,7 +97,9 @@ pub fn render(app: &FrameContext, frame: &mut Frame) -> Drawn {
     for overlay in &app.overlays {
         match overlay {
             // The keys need the rows: the tabs and the footer are not read while it is open.
-            Overlay::Help => help::render(app, frame, Rect { y: tabs.y, height: area.height - head.height, ..area }),
+            Overlay::Help => {
+                help::render(app, frame, Rect { y: tabs.y, height: area.height - head.height, ..area })
+            }
             Overlay::Detail => detail::render(app, frame, body),
             Overlay::Confirm(pending) => confirm::render(app, pending, frame, area),
             Overlay::Palette(p) => palette::render_palette(app, p, frame, body),

@@ -55,23 +55,25 @@ fn site_ids(s: &Value) -> BTreeSet<String> {
 /// enabled; and nginx serving each of them and nothing else.
 fn check_scaled(stack: &Stack, n: usize) {
     let url = stack.url();
-    let running: BTreeSet<String> = eventually(Duration::from_secs(60), &format!("{n} running, routed"), || {
-        let (instances, routes) = app_state(&snapshot(&url));
-        if instances.len() != n || instances.iter().any(|(_, _, state)| state != "running") {
-            return Err(format!("instances {instances:?}"));
-        }
-        let endpoints: BTreeSet<String> = instances.iter().map(|(e, _, _)| e.clone()).collect();
-        let routed: BTreeSet<String> = routes.iter().map(|(b, _)| b.clone()).collect();
-        if routed != endpoints || routes.len() != n || routes.iter().any(|(_, s)| s != "enabled") {
-            return Err(format!("routes {routes:?} for instances {instances:?}"));
-        }
-        let per_az: Vec<usize> =
-            AZS.iter().map(|az| instances.iter().filter(|(_, a, _)| a == az).count()).collect();
-        let (max, min) = (per_az.iter().max().copied().unwrap_or(0), per_az.iter().min().copied().unwrap_or(0));
-        // Checked at once, not waited for: a spread broken now is broken.
-        assert!(max - min <= 1, "x{n}: the AZ spread {per_az:?} ({instances:?})");
-        Ok(endpoints)
-    });
+    let running: BTreeSet<String> =
+        eventually(Duration::from_secs(60), &format!("{n} running, routed"), || {
+            let (instances, routes) = app_state(&snapshot(&url));
+            if instances.len() != n || instances.iter().any(|(_, _, state)| state != "running") {
+                return Err(format!("instances {instances:?}"));
+            }
+            let endpoints: BTreeSet<String> = instances.iter().map(|(e, _, _)| e.clone()).collect();
+            let routed: BTreeSet<String> = routes.iter().map(|(b, _)| b.clone()).collect();
+            if routed != endpoints || routes.len() != n || routes.iter().any(|(_, s)| s != "enabled") {
+                return Err(format!("routes {routes:?} for instances {instances:?}"));
+            }
+            let per_az: Vec<usize> =
+                AZS.iter().map(|az| instances.iter().filter(|(_, a, _)| a == az).count()).collect();
+            let (max, min) =
+                (per_az.iter().max().copied().unwrap_or(0), per_az.iter().min().copied().unwrap_or(0));
+            // Checked at once, not waited for: a spread broken now is broken.
+            assert!(max - min <= 1, "x{n}: the AZ spread {per_az:?} ({instances:?})");
+            Ok(endpoints)
+        });
     if n == 0 {
         eventually(Duration::from_secs(20), "nginx has no backend for the app", || {
             let (status, _, _) = get(stack.port, "site.test")?;
@@ -139,7 +141,10 @@ fn scale_2_5_1_0_keeps_the_az_spread_and_the_routes_then_app_remove() {
     stop.store(true, Ordering::Relaxed);
     let (sent, failed) = client.join().expect("the client loop");
     assert!(down.ok(), "{down}");
-    assert!(!down.stdout.contains("NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST"), "a scale-down starts nothing: {down}");
+    assert!(
+        !down.stdout.contains("NEW_INSTANCE_AND_DEPLOY_WAR_REQUEST"),
+        "a scale-down starts nothing: {down}"
+    );
     assert!(sent > 0 && failed.is_empty(), "{} of {sent} requests failed: {failed:?}", failed.len());
     // Each victim: its route removed before its instance.
     let after = site_ids(&snapshot(&url));

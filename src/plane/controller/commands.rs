@@ -18,10 +18,10 @@ use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
-    Accepted, AllocateRequest, AppRemoveRequest, ScaleRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
-    Envelope, ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply, RestartBody,
-    RestartRequest, Route, RouteRequest, RouteState, SnapshotRequest, WhoAmI, WireError, decode, encode,
-    validate,
+    Accepted, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change, Constraints,
+    DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, OperationKind, OperationState, Reply,
+    RestartBody, RestartRequest, Route, RouteRequest, RouteState, ScaleRequest, SnapshotRequest, WhoAmI,
+    WireError, decode, encode, validate,
 };
 use crate::repository;
 

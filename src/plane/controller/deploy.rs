@@ -464,11 +464,14 @@ fn remove_route_of(ctl: &Controller, op_id: &str, inst: &Instance) -> Option<u64
             return (vec![], None);
         };
         let detail = format!("{} -x- {}", r.domain, r.backend);
-        let step = step_draft(core, op_id, StepName::RemoveRouteRequest, Some(&inst.id), StepState::Done, &detail)
-            // The operation ended (or is gone): the route goes all the same.
-            .unwrap_or_else(|| {
-                Draft::new(EventKind::RemoveRouteRequest, detail).op(Some(op_id)).instance(inst.id.clone())
-            });
+        let step =
+            step_draft(core, op_id, StepName::RemoveRouteRequest, Some(&inst.id), StepState::Done, &detail)
+                // The operation ended (or is gone): the route goes all the same.
+                .unwrap_or_else(|| {
+                    Draft::new(EventKind::RemoveRouteRequest, detail)
+                        .op(Some(op_id))
+                        .instance(inst.id.clone())
+                });
         let removed = step.change(Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() });
         // The one draft gets the next revision.
         let rev = core.fleet.revision + 1;

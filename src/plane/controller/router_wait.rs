@@ -20,7 +20,11 @@ pub(crate) const APPLY_WAIT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(50);
 
 /// The live routers that have not yet applied `rev`, by id.
-pub(crate) fn behind(routers: &std::collections::HashMap<String, (Instant, u64)>, rev: u64, now: Instant) -> Vec<String> {
+pub(crate) fn behind(
+    routers: &std::collections::HashMap<String, (Instant, u64)>,
+    rev: u64,
+    now: Instant,
+) -> Vec<String> {
     let mut ids: Vec<String> = routers
         .iter()
         .filter(|(_, (heard, applied))| now.saturating_duration_since(*heard) < ROUTER_LIVE && *applied < rev)

@@ -22,7 +22,11 @@ use crate::protocol::{
 
 /// `ctl.scale`: checks the request, opens the operation with the app's new desired count
 /// (durable before the reply), and starts it.
-pub(crate) fn start_scale(ctl: &Controller, req: ScaleRequest, command_id: &str) -> Result<Accepted, WireError> {
+pub(crate) fn start_scale(
+    ctl: &Controller,
+    req: ScaleRequest,
+    command_id: &str,
+) -> Result<Accepted, WireError> {
     validate::name("app", &req.app).map_err(WireError::bad_request)?;
     validate::scale_instances(req.instances).map_err(WireError::bad_request)?;
     let started = ctl.mutate(|core| {
@@ -128,7 +132,8 @@ async fn scale(ctl: &Controller, op_id: &str, app: &AppSpec) -> Result<(), Strin
         let indexes = free_indexes(&used, want.saturating_sub(have));
         (indexes, victims(&core.fleet, app, have.saturating_sub(want)))
     });
-    let started = join_all(indexes.iter().map(|&index| deploy::start_instance(ctl, op_id, app, index, &[]))).await;
+    let started =
+        join_all(indexes.iter().map(|&index| deploy::start_instance(ctl, op_id, app, index, &[]))).await;
     let errors: Vec<String> = started.into_iter().filter_map(Result::err).collect();
     for victim in &gone {
         deploy::retire(ctl, op_id, victim, true).await;
@@ -356,5 +361,182 @@ mod tests {
         assert!(draft.message.contains("x5 (was x2)"), "{}", draft.message);
         let (zero, _) = scaled_spec(&app, 0, "op-2");
         assert_eq!((zero.instances, zero.digest.as_deref()), (0, Some("sha256:abc")), "0 keeps the app");
+    }
+}
+
+#[cfg(test)]
+mod routes_first {
+    //! A scale-down on a controller over an in-process bus, with a stand-in router: the
+    //! victim's container goes only once the router says it applied the route's removal.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use crate::bus::RequestError;
+    use crate::bus::{Bus, LocalBus, Subscription};
+    use crate::plane::controller::store::MemoryStore;
+    use crate::plane::controller::{Controller, ControllerConfig};
+    use crate::protocol::clock::now_ms;
+    use crate::protocol::deploy_plan::Target;
+    use crate::protocol::subjects::{self, CtlVerb};
+    use crate::protocol::{
+        Accepted, AppRemoveRequest, AppSpec, Constraints, Envelope, ErrorCode, Event, EventKind, Fleet, Host,
+        HostInfo, HostMetrics, HostState, InstanceState, Route, RouteState, RouterStatus, ScaleRequest,
+        decode,
+    };
+
+    /// One host, and `web` with two instances running and routed.
+    fn fleet() -> Fleet {
+        let mut f = Fleet::default();
+        let info = HostInfo {
+            id: "h1".into(),
+            hostname: "h1".into(),
+            ip: "10.0.1.1".into(),
+            az: "az1".into(),
+            tags: vec![],
+            cpu_cores: 8,
+            memory_total_mb: 8192,
+            agent_version: "test".into(),
+            warnings: vec![],
+        };
+        let host = Host {
+            info,
+            last_heartbeat: now_ms(),
+            state: HostState::Up,
+            metrics: HostMetrics::default(),
+            unmanaged: vec![],
+        };
+        f.hosts.insert("h1".into(), host);
+        let app = AppSpec {
+            name: "web".into(),
+            version: "1".into(),
+            instances: 2,
+            image: "web:1".into(),
+            port: 8080,
+            constraints: Constraints { azs: vec![], tags: vec![], cpu: 0.5, memory_mb: 256 },
+            domain: "web.local".into(),
+            tags: vec![],
+            run: Default::default(),
+            shortfall: None,
+            digest: None,
+        };
+        let target = Target::of(&app, Default::default());
+        for index in 0..2u32 {
+            let mut i = target.new_instance(format!("web-{index}-0000000{index}"), index, "h1", 8080);
+            i.state = InstanceState::Running;
+            i.ip = format!("10.0.1.{}", 31 + index);
+            i.endpoint = format!("{}:8080", i.ip);
+            let route = Route {
+                app: "web".into(),
+                domain: "web.local".into(),
+                backend: i.endpoint.clone(),
+                state: RouteState::Enabled,
+                weight: 1,
+                stale: false,
+            };
+            f.routes.insert(("web".into(), route.backend.clone()), route);
+            f.instances.insert(i.id.clone(), i);
+        }
+        f.apps.insert("web".into(), app);
+        f
+    }
+
+    /// A router that reports, every 100 ms, the revision `applied` holds.
+    fn stand_in_router(bus: Arc<dyn Bus>, applied: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let status = RouterStatus {
+                    id: "r1".into(),
+                    generation: 1,
+                    last_reload: None,
+                    last_error: None,
+                    backends: 2,
+                    listen: "simulated".into(),
+                    revision: applied.load(Ordering::SeqCst),
+                };
+                let env = Envelope::new("router/r1", status);
+                let _ = crate::bus::publish(bus.as_ref(), &subjects::router_status("r1"), &env).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    /// The next event of `kind`, within 30 s.
+    async fn next_of(sub: &mut Subscription, kind: EventKind) -> Event {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(30), sub.next()).await;
+            let Ok(Some(msg)) = next else { panic!("no {kind:?} within 30 s") };
+            if let Ok(env) = decode::<Event>(&msg.payload)
+                && env.body.kind == kind
+            {
+                return env.body;
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_victim_stops_only_once_the_router_applied_its_route_removal() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let config = ControllerConfig {
+            heartbeat_period: Duration::from_millis(100),
+            // No agent runs here: the host must not go stale or lost meanwhile.
+            stale_after: 100_000,
+            lost_after: 200_000,
+            agent_timeout: Duration::from_millis(200),
+            ..ControllerConfig::default()
+        };
+        let ctl = Controller::start(bus.clone(), config, fleet(), store, None).await.expect("controller");
+        let applied = Arc::new(AtomicU64::new(ctl.revision()));
+        let router = stand_in_router(bus.clone(), applied.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while ctl.read(|core| !core.routers_applied.contains_key("r1")) {
+            assert!(tokio::time::Instant::now() < deadline, "the router was never heard");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut events = bus.subscribe(subjects::EVT_ALL).await.expect("events");
+        let req = Envelope::new("test", ScaleRequest { app: "web".into(), instances: 1 });
+        let sent: Accepted = crate::bus::command(bus.as_ref(), CtlVerb::Scale, &req, Duration::from_secs(10))
+            .await
+            .expect("scale accepted");
+        assert!(sent.operation_id.is_some());
+
+        let unrouted = next_of(&mut events, EventKind::RemoveRouteRequest).await;
+        let victim = unrouted.instance.clone().expect("the victim");
+        assert_eq!(victim, "web-1-00000001", "the highest index of the fullest host");
+        // The router has not applied it: the instance stays (for a second here; the wait
+        // itself lasts up to APPLY_WAIT while the router is heard).
+        let early =
+            tokio::time::timeout(Duration::from_secs(1), next_of(&mut events, EventKind::InstanceRemoved))
+                .await;
+        assert!(early.is_err(), "removed before the router applied its route's removal: {early:?}");
+        assert!(ctl.snapshot().instances.contains_key(&victim));
+        // Meanwhile the app is busy: neither a removal nor another scale runs beside it.
+        let remove = Envelope::new("test", AppRemoveRequest { app: "web".into() });
+        let busy = crate::bus::command::<_, Accepted>(
+            bus.as_ref(),
+            CtlVerb::AppRemove,
+            &remove,
+            Duration::from_secs(10),
+        )
+        .await;
+        let Err(RequestError::Refused(e)) = busy else { panic!("a removal beside the scale: {busy:?}") };
+        assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
+        assert!(e.reason.contains("web is busy with operation op-"), "{}", e.reason);
+        let again = Envelope::new("test", ScaleRequest { app: "web".into(), instances: 3 });
+        let busy =
+            crate::bus::command::<_, Accepted>(bus.as_ref(), CtlVerb::Scale, &again, Duration::from_secs(10))
+                .await;
+        assert!(
+            matches!(busy, Err(RequestError::Refused(ref e)) if e.code == ErrorCode::Conflict),
+            "{busy:?}"
+        );
+        applied.store(unrouted.rev, Ordering::SeqCst);
+        let removed = next_of(&mut events, EventKind::InstanceRemoved).await;
+        assert_eq!(removed.instance.as_deref(), Some(victim.as_str()));
+        next_of(&mut events, EventKind::OperationSucceeded).await;
+        router.abort();
+        ctl.stop().await;
     }
 }
