@@ -16,8 +16,11 @@ use crate::stack_support::{Stack, StackConfig, get};
 
 const AZS: [&str; 3] = ["az1", "az2", "az3"];
 
+/// An instance as (endpoint, AZ, state).
+type Placed = (String, String, String);
+
 /// The app's instances as (endpoint, AZ, state), and its routes as (backend, state).
-fn app_state(s: &Value) -> (Vec<(String, String, String)>, Vec<(String, String)>) {
+fn app_state(s: &Value) -> (Vec<Placed>, Vec<(String, String)>) {
     let az_of: BTreeMap<&str, &str> = s["hosts"]
         .as_array()
         .into_iter()
