@@ -124,7 +124,7 @@ pub(crate) struct Core {
     /// The last error each router reported, so that each new one is one event.
     pub router_errors: HashMap<String, Option<String>>,
     /// When each router was last heard, and the revision its load balancer has applied:
-    /// a retirement waits for the live ones to have applied its route's removal.
+    /// a scale-down waits for the live ones to have applied its routes' removal.
     pub routers_applied: HashMap<String, (Instant, u64)>,
     /// Replies already given, by command id, so a repeated command gets the same answer.
     pub replies: ReplyCache,

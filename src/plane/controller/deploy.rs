@@ -432,11 +432,7 @@ fn instance_settled(f: &Fleet, id: &str, since: Option<u64>) -> Option<Result<In
 pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_agent: bool) {
     // An operation's steps wait while the store is behind (`Controller::room`).
     ctl.room().await;
-    if let Some(rev) = remove_route_of(ctl, op_id, inst)
-        && let Err(late) = ctl.routers_applied(rev).await
-    {
-        log::warn!("{op_id}: removing {} anyway: {late}", inst.id);
-    }
+    unroute(ctl, op_id, inst);
     if ask_agent {
         ctl.unfenced().await;
         let req = InstanceRef { id: inst.id.clone(), operation_id: Some(op_id.to_string()) };
@@ -456,9 +452,9 @@ pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_a
 }
 
 /// `REMOVE_ROUTE_REQUEST` for the instance's route (an app has one route per backend);
-/// returns the revision of the removal when the route was in service, for the routers to
-/// apply before the instance stops.
-fn remove_route_of(ctl: &Controller, op_id: &str, inst: &Instance) -> Option<u64> {
+/// returns the revision of the removal when the route was in service, for a caller that
+/// waits for the routers to apply it before the instance stops (a scale-down).
+pub(crate) fn unroute(ctl: &Controller, op_id: &str, inst: &Instance) -> Option<u64> {
     ctl.mutate(|core| {
         let Some(r) = core.fleet.routes.get(&(inst.app.clone(), inst.endpoint.clone())).cloned() else {
             return (vec![], None);

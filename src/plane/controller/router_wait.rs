@@ -1,8 +1,8 @@
 //! Routes first: an instance is stopped only once the load balancer no longer sends it
 //! requests. A route's removal is an event; each router applies it to nginx and then says
-//! which revision it has applied (`RouterStatus.revision`). A retirement waits until every
-//! router heard from lately has applied the removal's revision, so no request goes to a
-//! stopping instance.
+//! which revision it has applied (`RouterStatus.revision`). A scale-down waits until every
+//! router heard from lately has applied its removals' revision before it stops any
+//! container, so no request goes to a stopping instance.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use super::core::Controller;
 /// whatever it serves is out of this controller's reach (it reports every 2 s).
 pub(crate) const ROUTER_LIVE: Duration = Duration::from_secs(10);
 
-/// The longest a retirement waits for the routers; past it the instance goes anyway (a
+/// The longest a scale-down waits for the routers; past it the instances go anyway (a
 /// router that cannot apply reports `ROUTER_ERROR`), so an operation never hangs on one.
 pub(crate) const APPLY_WAIT: Duration = Duration::from_secs(15);
 

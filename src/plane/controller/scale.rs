@@ -3,8 +3,8 @@
 //! A scale changes only the app's instance count. Up: only the new instances are placed,
 //! by the one scheduler (same constraints, AZ spread), each started, healthy and routed
 //! as a deploy's (`deploy::start_instance`). Down: the victims are chosen to keep the AZ
-//! spread (`victims`), and each is retired as a deploy retires (`deploy::retire`): its
-//! route first, the routers' apply awaited, then the container. Scaling to 0 keeps the app;
+//! spread (`victims`); their routes go first, and once the routers have applied that, each
+//! is retired as a deploy retires one (`deploy::retire`). Scaling to 0 keeps the app;
 //! removing it retires every instance the same way, then drops its routes and the app.
 
 use std::collections::HashMap;
@@ -135,20 +135,32 @@ async fn scale(ctl: &Controller, op_id: &str, app: &AppSpec) -> Result<(), Strin
     let started =
         join_all(indexes.iter().map(|&index| deploy::start_instance(ctl, op_id, app, index, &[]))).await;
     let errors: Vec<String> = started.into_iter().filter_map(Result::err).collect();
-    for victim in &gone {
-        deploy::retire(ctl, op_id, victim, true).await;
-    }
+    retire_routes_first(ctl, op_id, &gone).await;
     match errors.is_empty() {
         true => Ok(()),
         false => Err(errors.join("; ")),
     }
 }
 
+/// Retires `victims`: every route first, then, once every live router has applied the
+/// last removal (one nginx reload for them all), each container in turn, as a deploy
+/// retires one. No request goes to a stopping instance.
+async fn retire_routes_first(ctl: &Controller, op_id: &str, victims: &[Instance]) {
+    ctl.room().await;
+    let last = victims.iter().filter_map(|v| deploy::unroute(ctl, op_id, v)).max();
+    if let Some(rev) = last
+        && let Err(late) = ctl.routers_applied(rev).await
+    {
+        log::warn!("{op_id}: stopping the instances anyway: {late}");
+    }
+    for victim in victims {
+        deploy::retire(ctl, op_id, victim, true).await;
+    }
+}
+
 async fn run_remove(ctl: Controller, op_id: String, app: AppSpec) {
     let gone = ctl.read(|core| victims(&core.fleet, &app, usize::MAX));
-    for victim in &gone {
-        deploy::retire(&ctl, &op_id, victim, true).await;
-    }
+    retire_routes_first(&ctl, &op_id, &gone).await;
     // Routes without an instance (added by hand, or left by a lost host) go with the app;
     // the app goes last, once nothing of it is left.
     ctl.mutate(|core| {
