@@ -394,8 +394,8 @@ mod routes_first {
     use crate::protocol::subjects::{self, CtlVerb};
     use crate::protocol::{
         Accepted, AppRemoveRequest, AppSpec, Constraints, Envelope, ErrorCode, Event, EventKind, Fleet, Host,
-        HostInfo, HostMetrics, HostState, InstanceState, Route, RouteState, RouterStatus, ScaleRequest,
-        decode,
+        HostInfo, HostMetrics, HostState, InstanceState, OperationKind, Route, RouteState, RouterStatus,
+        ScaleRequest, decode,
     };
 
     /// One host, and `web` with two instances running and routed.
@@ -549,6 +549,33 @@ mod routes_first {
         assert_eq!(removed.instance.as_deref(), Some(victim.as_str()));
         next_of(&mut events, EventKind::OperationSucceeded).await;
         router.abort();
+        ctl.stop().await;
+    }
+
+    /// The same command id twice: the first answer, one operation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_repeated_scale_command_gets_the_first_answer_and_starts_nothing() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let store = Arc::new(MemoryStore::new(bus.clone()));
+        let config = ControllerConfig {
+            stale_after: 100_000,
+            lost_after: 200_000,
+            agent_timeout: Duration::from_millis(200),
+            ..ControllerConfig::default()
+        };
+        let ctl = Controller::start(bus.clone(), config, fleet(), store, None).await.expect("controller");
+        let req = Envelope::with_id("cmd-scale-1", "test", ScaleRequest { app: "web".into(), instances: 3 });
+        let mut ops = Vec::new();
+        for _ in 0..2 {
+            let sent: Accepted =
+                crate::bus::command(bus.as_ref(), CtlVerb::Scale, &req, Duration::from_secs(10))
+                    .await
+                    .expect("scale accepted");
+            ops.push(sent.operation_id.expect("an operation"));
+        }
+        assert_eq!(ops[0], ops[1]);
+        let scales = ctl.snapshot().operations.values().filter(|o| o.kind == OperationKind::Scale).count();
+        assert_eq!(scales, 1);
         ctl.stop().await;
     }
 }
