@@ -30,7 +30,10 @@ impl App {
             u32::try_from(i64::from(desired) + by).ok().filter(|n| validate::scale_instances(*n).is_ok())
         else {
             let bound = if by < 0 { "0".to_string() } else { validate::MAX_INSTANCES.to_string() };
-            self.say(Level::Warn, format!("{name} runs {desired} instance(s): it cannot go past {bound}"));
+            self.say(
+                Level::Warn,
+                format!("{name} has {desired} instance(s) desired: it cannot go past {bound}"),
+            );
             return vec![];
         };
         self.ask_scale(name, to)

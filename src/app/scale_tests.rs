@@ -95,3 +95,16 @@ fn read_only_refuses_a_scale_before_any_dialog() {
         assert!(screen(&mut app, 160, 16).contains("read-only: scale refused"));
     }
 }
+
+#[test]
+fn minus_at_0_asks_nothing_and_says_why() {
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Top);
+    let name = app.selected_app().map(|a| a.name.clone()).expect("an app");
+    app.replica.fleet.apps.get_mut(&name).expect("the app").instances = 0;
+    assert!(app.update(Action::ScaleDown).is_empty());
+    assert!(app.overlay().is_none(), "no dialog: {:?}", app.overlay());
+    let shown = screen(&mut app, 160, 16);
+    assert!(shown.contains(&format!("{name} has 0 instance(s) desired: it cannot go past 0")), "{shown}");
+}
