@@ -16,8 +16,8 @@ use super::deploy;
 use super::ops;
 use crate::protocol::deploy_plan::free_indexes;
 use crate::protocol::{
-    Accepted, AppRemoveRequest, AppSpec, Change, ErrorCode, EventKind, Fleet, Instance, InstanceState,
-    OperationKind, OperationState, ScaleRequest, WireError, validate,
+    Accepted, AppRemoveRequest, AppSpec, Change, ErrorCode, EventKind, Fleet, HostState, Instance,
+    InstanceState, OperationKind, OperationState, ScaleRequest, WireError, validate,
 };
 
 /// `ctl.scale`: checks the request, opens the operation with the app's new desired count
@@ -196,7 +196,8 @@ async fn run_remove(ctl: Controller, op_id: String, app: AppSpec) {
 }
 
 /// The `n` instances of `app` a scale-down retires, in order. Those that serve nothing go
-/// first (not running: crashed, unhealthy, still starting), then those outside the app's
+/// first (not running: crashed, unhealthy, still starting; or on a host that is not up),
+/// then those outside the app's
 /// allowed AZs, then each time one from the AZ holding the most of what is left, from its
 /// host holding the most, the highest index first: the AZ spread is kept at every step.
 pub(crate) fn victims(fleet: &Fleet, app: &AppSpec, n: usize) -> Vec<Instance> {
@@ -209,6 +210,8 @@ pub(crate) fn victims(fleet: &Fleet, app: &AppSpec, n: usize) -> Vec<Instance> {
         *per_host.entry(i.host.as_str()).or_default() += 1;
     }
     let allowed = |az: &str| app.constraints.azs.is_empty() || app.constraints.azs.iter().any(|a| a == az);
+    // An instance on a host that is not up serves nothing anyone can vouch for.
+    let host_up = |i: &Instance| fleet.hosts.get(&i.host).is_some_and(|h| h.state == HostState::Up);
     let mut out = Vec::with_capacity(n.min(left.len()));
     while out.len() < n {
         let pick = left
@@ -216,7 +219,7 @@ pub(crate) fn victims(fleet: &Fleet, app: &AppSpec, n: usize) -> Vec<Instance> {
             .enumerate()
             .max_by_key(|(_, (i, az))| {
                 (
-                    i.state != InstanceState::Running,
+                    i.state != InstanceState::Running || !host_up(i),
                     !allowed(az),
                     per_az.get(az).copied().unwrap_or(0),
                     per_host.get(i.host.as_str()).copied().unwrap_or(0),
@@ -354,12 +357,17 @@ mod tests {
             (4, "c1", Running),
             (5, "a1", Running),
         ];
-        let (f, mut app) = fleet(&hosts, &inst);
+        let (mut f, mut app) = fleet(&hosts, &inst);
         app.constraints.azs = vec!["az1".into(), "az2".into()];
         let order: Vec<u32> = victims(&f, &app, 4).iter().map(|i| i.index).collect();
         // Not running first (the crashed and the starting one, highest index first), then
         // the one in az3, which the app may no longer use, then az1's.
         assert_eq!(order, vec![3, 1, 4, 5]);
+        // A running instance on a lost host serves nothing anyone can vouch for: it goes
+        // with the ones not running.
+        f.hosts.get_mut("a1").expect("a1").state = HostState::Lost;
+        let order: Vec<u32> = victims(&f, &app, 4).iter().map(|i| i.index).collect();
+        assert_eq!(order, vec![5, 3, 2, 1], "a1's first (3 of them), the highest index first");
     }
 
     #[test]
