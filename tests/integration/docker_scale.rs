@@ -191,6 +191,25 @@ fn scale_2_5_1_0_keeps_the_az_spread_and_the_routes_then_app_remove() {
     assert_eq!(scales.len(), 3, "each scale an operation: {scales:?}");
     assert!(scales.iter().all(|o| o["state"] == "succeeded"), "{scales:?}");
 
+    // Audited like a deploy: who, what, and how the operation ended; refusals too.
+    let audit = ctl(&url, &["audit", "--json"]);
+    assert!(audit.ok(), "{audit}");
+    let records: Vec<Value> = audit.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let scales: Vec<&Value> = records.iter().filter(|r| r["verb"] == "scale").collect();
+    let ended: Vec<&str> = scales.iter().filter_map(|r| r["verdict"].as_str()).collect();
+    assert_eq!(ended.iter().filter(|v| **v == "ok").count(), 3, "three scales succeeded: {scales:?}");
+    assert!(
+        scales.iter().any(|r| r["message"].as_str().is_some_and(|m| m.contains("scale site to 0"))),
+        "{scales:?}"
+    );
+    assert!(
+        scales
+            .iter()
+            .any(|r| r["verdict"] == "failed"
+                && r["result"].as_str().is_some_and(|m| m.contains("already has 1"))),
+        "{scales:?}"
+    );
+
     // Removal: without a terminal, --yes is required; with it the app goes.
     let asked = ctl(&url, &["app", "remove", "site"]);
     assert!(!asked.ok() && asked.stderr.contains("--yes"), "{asked}");
