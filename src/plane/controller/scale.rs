@@ -143,8 +143,8 @@ async fn scale(ctl: &Controller, op_id: &str, app: &AppSpec) -> Result<(), Strin
 }
 
 /// Retires `victims`: every route first, then, once every live router has applied the
-/// last removal (one nginx reload for them all), each container in turn, as a deploy
-/// retires one. No request goes to a stopping instance.
+/// last removal (one nginx reload for them all), their containers, as a deploy retires
+/// one. No request goes to a stopping instance.
 async fn retire_routes_first(ctl: &Controller, op_id: &str, victims: &[Instance]) {
     ctl.room().await;
     let last = victims.iter().filter_map(|v| deploy::unroute(ctl, op_id, v)).max();
@@ -153,9 +153,8 @@ async fn retire_routes_first(ctl: &Controller, op_id: &str, victims: &[Instance]
     {
         log::warn!("{op_id}: stopping the instances anyway: {late}");
     }
-    for victim in victims {
-        deploy::retire(ctl, op_id, victim, true).await;
-    }
+    // Out of every load balancer now: their containers go side by side.
+    join_all(victims.iter().map(|victim| deploy::retire(ctl, op_id, victim, true))).await;
 }
 
 async fn run_remove(ctl: Controller, op_id: String, app: AppSpec) {
