@@ -35,9 +35,9 @@ pub(crate) fn start_scale(
             Err(e) => return (vec![], Err(e)),
         };
         if app.instances == req.instances {
-            let running = core.fleet.instances_of(&app.name).count();
+            let placed = core.fleet.instances_of(&app.name).count();
             let why = format!(
-                "{} already has {} instance(s) desired ({running} placed): nothing to scale",
+                "{} already has {} instance(s) desired ({placed} placed): nothing to scale",
                 app.name, app.instances
             );
             return (vec![], Err(WireError::bad_request(why)));
@@ -122,7 +122,7 @@ async fn run_scale(ctl: Controller, op_id: String, app: AppSpec, from: u32) {
 }
 
 /// Brings the app's instances to its desired count: the missing ones placed and started
-/// side by side, or the extra ones retired one at a time.
+/// side by side, or the extra ones retired, their routes first (`retire_routes_first`).
 async fn scale(ctl: &Controller, op_id: &str, app: &AppSpec) -> Result<(), String> {
     let (indexes, gone) = ctl.read(|core| {
         let mine: Vec<&Instance> = core.fleet.instances_of(&app.name).collect();
@@ -196,9 +196,9 @@ async fn run_remove(ctl: Controller, op_id: String, app: AppSpec) {
 
 /// The `n` instances of `app` a scale-down retires, in order. Those that serve nothing go
 /// first (not running: crashed, unhealthy, still starting; or on a host that is not up),
-/// then those outside the app's
-/// allowed AZs, then each time one from the AZ holding the most of what is left, from its
-/// host holding the most, the highest index first: the AZ spread is kept at every step.
+/// then those outside the app's allowed AZs, then each time one from the AZ holding the
+/// most of what is left, from its host holding the most, the highest index first: an even
+/// AZ spread stays even at every step.
 pub(crate) fn victims(fleet: &Fleet, app: &AppSpec, n: usize) -> Vec<Instance> {
     let az_of = |i: &Instance| fleet.hosts.get(&i.host).map(|h| h.info.az.clone()).unwrap_or_default();
     let mut left: Vec<(&Instance, String)> = fleet.instances_of(&app.name).map(|i| (i, az_of(i))).collect();
