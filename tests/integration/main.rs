@@ -47,6 +47,7 @@ mod cockpit_audit_nats;
 mod cockpit_config;
 mod cockpit_freshness_nats;
 mod cockpit_logs;
+mod cockpit_scale;
 mod cockpit_shell;
 mod cockpit_terminal;
 mod cockpit_ux;
