@@ -150,6 +150,10 @@ pub enum Action {
     ReleaseNext,
     /// `b` in an app's detail: roll back to the selected release (confirmed).
     Rollback,
+    /// `+` / `-`: one instance more or fewer of the selected app (the app of the selected
+    /// instance), confirmed.
+    ScaleUp,
+    ScaleDown,
 }
 
 /// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /

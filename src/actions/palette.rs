@@ -10,6 +10,7 @@
 //! :route weight APP IP:PORT WEIGHT                         change a weight (confirmed)
 //! :deploy APP [VERSION] [INSTANCES]                        the deploy wizard, prefilled
 //! :exec [INSTANCE] [-- CMD...]                             a shell (or CMD) in the instance
+//! :scale APP N                                             run N instances of APP (confirmed)
 //! :filter TEXT   :help   :q
 //! ```
 
@@ -38,6 +39,11 @@ pub enum PaletteCommand {
         instance: Option<String>,
         cmd: Vec<String>,
     },
+    /// Run `instances` instances of the app (confirmed).
+    Scale {
+        app: String,
+        instances: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +55,7 @@ pub enum RestartTarget {
     Marked,
 }
 
-const VERBS: [&str; 13] = [
+const VERBS: [&str; 14] = [
     "hosts",
     "instances",
     "routes",
@@ -63,6 +69,7 @@ const VERBS: [&str; 13] = [
     "filter",
     "help",
     "q",
+    "scale",
 ];
 
 /// Parses a palette line (without the leading `:`), checking names and values, and that
@@ -85,6 +92,7 @@ pub fn parse(line: &str, fleet: &Fleet) -> Result<PaletteCommand, String> {
         "route" => route(args, fleet),
         "deploy" => deploy(args),
         "exec" => exec(line.trim_start().strip_prefix("exec").unwrap_or_default(), fleet),
+        "scale" => scale(args, fleet),
         other => Err(format!("unknown command {other:?}: try {}", VERBS.join(", "))),
     }
 }
@@ -104,6 +112,26 @@ fn known_app(fleet: &Fleet, app: &str) -> Result<(), String> {
         let known: Vec<&str> = fleet.apps.keys().map(String::as_str).collect();
         Err(format!("no app {app:?}; apps: {}", known.join(", ")))
     }
+}
+
+/// `:scale APP N`: an app the fleet has, a count from 0 to the deploy's bound, other than
+/// its desired count.
+fn scale(args: &[&str], fleet: &Fleet) -> Result<PaletteCommand, String> {
+    let usage = "scale APP N";
+    let [app, n] = args else {
+        return Err(match args.get(2) {
+            Some(extra) => format!("{usage}: unexpected {extra:?}"),
+            None => format!("{usage}: the app and how many instances"),
+        });
+    };
+    known_app(fleet, app)?;
+    let instances: u32 = n.parse().map_err(|_| format!("{usage}: {n:?} is not a whole number"))?;
+    validate::scale_instances(instances)?;
+    let desired = fleet.apps.get(*app).map_or(0, |a| a.instances);
+    if desired == instances {
+        return Err(format!("{app} already has {instances} instance(s) desired: nothing to scale"));
+    }
+    Ok(PaletteCommand::Scale { app: app.to_string(), instances })
 }
 
 fn restart(args: &[&str], fleet: &Fleet) -> Result<PaletteCommand, String> {
@@ -235,7 +263,7 @@ pub fn complete(line: &str, fleet: &Fleet) -> (usize, Vec<String>) {
     let all: Vec<String> = match before.as_slice() {
         [] => VERBS.iter().map(|s| s.to_string()).collect(),
         ["restart"] => ["app", "instance", "host", "marked"].iter().map(|s| s.to_string()).collect(),
-        ["restart", "app"] | ["deploy"] => apps(),
+        ["restart", "app"] | ["deploy"] | ["scale"] => apps(),
         ["restart", "instance"] | ["exec"] => fleet.instances.keys().cloned().collect(),
         ["restart", "host"] => fleet.hosts.keys().cloned().collect(),
         ["route"] => RouteVerb::ALL.iter().map(|v| v.word().to_string()).collect(),

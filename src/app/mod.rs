@@ -26,6 +26,7 @@ mod restart;
 mod routes;
 pub mod row_cache;
 pub mod rows;
+mod scale;
 #[cfg(test)]
 pub(crate) mod scratch;
 mod shell;

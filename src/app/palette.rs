@@ -81,6 +81,7 @@ impl App {
                 self.ask_restart(Some(target))
             }
             PaletteCommand::Route(verb, req) => self.ask_route_command(verb, req),
+            PaletteCommand::Scale { app, instances } => self.ask_scale(app, instances),
             PaletteCommand::Deploy { app, version, instances } => {
                 // The wizard, prefilled: the same plan preview and confirmation as `d`.
                 self.open_wizard_for(Some(&app), version, instances)

@@ -32,6 +32,7 @@ impl App {
                 Action::Cordon => word("cordon/uncordon"),
                 Action::Drain => word("drain"),
                 Action::Rollback => word("rollback"),
+                Action::ScaleUp | Action::ScaleDown => word("scale"),
                 // `F` on a forwarded instance only stops it.
                 Action::Forward if !self.forwarding_selected() => word("port-forward"),
                 // `d` with a deploy parked only shows how it goes.
@@ -43,6 +44,7 @@ impl App {
                     Ok(PaletteCommand::Restart(_)) => word("restart"),
                     Ok(PaletteCommand::Route(verb, _)) => Some(format!("route {}", verb.word())),
                     Ok(PaletteCommand::Deploy { .. }) => word("deploy"),
+                    Ok(PaletteCommand::Scale { .. }) => word("scale"),
                     _ => None,
                 }
             }

@@ -82,6 +82,8 @@ impl App {
             Action::Mark => self.mark(),
             Action::Copy => self.copy(),
             Action::Restart => self.ask_restart(None),
+            Action::ScaleUp => self.ask_scale_by(1),
+            Action::ScaleDown => self.ask_scale_by(-1),
             Action::Remove => self.ask_route(RouteVerb::Remove),
             Action::ToggleRoute => self.ask_route(RouteVerb::Enable),
             Action::AddRoute => self.open_add_form(),

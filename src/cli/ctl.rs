@@ -1,7 +1,7 @@
 //! `quarterdeck ctl`: headless commands. Tables for people, `--json` for scripts. Exit
 //! status 0 on success, 1 on a refused or failed command, with the reason on stderr.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +18,9 @@ use crate::protocol::clock::{age, datetime, now_ms};
 use crate::protocol::envelope::new_id;
 use crate::protocol::subjects::{CtlVerb, HostVerb, RouteVerb};
 use crate::protocol::{
-    Accepted, ArtifactRef, AuditRecord, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet,
-    HealthCheck, HostRequest, OperationEnd, OperationState, Operator, RestartBody, RestartRequest,
-    RouteRequest, RunPatch, Strategy, Verdict, WhoAmI, decode, subjects,
+    Accepted, AppRemoveRequest, ArtifactRef, AuditRecord, Constraints, DeployRequest, Envelope, Event,
+    EventKind, Fleet, HealthCheck, HostRequest, OperationEnd, OperationState, Operator, RestartBody,
+    RestartRequest, RouteRequest, RunPatch, ScaleRequest, Strategy, Verdict, WhoAmI, decode, subjects,
 };
 use crate::repository::ObjectStoreRepository;
 
@@ -136,6 +136,16 @@ pub enum CtlCommand {
     /// Refused for an unknown release, the current one, or an artifact no longer in the
     /// repository.
     Rollback(super::ctl_releases::RollbackArgs),
+    /// Run N instances of APP (0 keeps the app with nothing running): a scale-up places
+    /// only the new instances (same version, constraints and AZ spread); a scale-down takes
+    /// instances from the fullest AZ, not-running ones first, each taken out of the load
+    /// balancer before it stops. Prints the operation id.
+    Scale(ScaleArgs),
+    /// Apps: `app remove APP` removes an app, its routes and instances first.
+    App {
+        #[command(subcommand)]
+        verb: AppCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +169,48 @@ pub enum HostCommand {
     Drain(HostArgs),
     /// The host takes new instances again.
     Uncordon(HostArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The app to scale.
+    pub app: String,
+    /// How many instances should run: 0 to 500.
+    #[arg(value_parser = clap::value_parser!(u32).range(0..=500))]
+    pub instances: u32,
+    /// Follow the operation, printing each step, and exit 0 on success or 1 with the reason.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: how long to follow before giving up.
+    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
+    pub wait_timeout: Duration,
+    /// The command id; sending the same id again gives the first answer and starts nothing.
+    /// [default: a new random id]
+    #[arg(long, value_name = "ID")]
+    pub command_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Remove APP: its instances (each out of the load balancer first), its routes, then
+    /// the app. Asks for the app's name to be typed, unless --yes; without a terminal,
+    /// --yes is required. Refused while an operation runs on the app.
+    Remove(AppRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppRemoveArgs {
+    /// The app to remove.
+    pub app: String,
+    /// Remove without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Follow the operation until it ends; exit 0 on success or 1 with the reason.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: how long to follow before giving up.
+    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
+    pub wait_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -353,6 +405,8 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Releases(a) => ctl.releases(a).await,
         CtlCommand::Diff(a) => ctl.diff(a).await,
         CtlCommand::Rollback(a) => ctl.rollback(a).await,
+        CtlCommand::Scale(a) => ctl.scale(a).await,
+        CtlCommand::App { verb: AppCommand::Remove(a) } => ctl.app_remove(a).await,
     }
 }
 
@@ -420,6 +474,16 @@ pub fn snapshot_json(fleet: &Fleet) -> Value {
         }
     }
     v
+}
+
+/// A removal goes ahead only when the line typed is the app's name.
+fn confirmed_by(app: &str, typed: &str) -> Result<(), String> {
+    match typed.trim_end_matches(['\n', '\r']) {
+        t if t == app => Ok(()),
+        t => {
+            Err(format!("not removed: {} is not the app's name {app}", crate::protocol::validate::quoted(t)))
+        }
+    }
 }
 
 fn event_json(e: &Event) -> Value {
@@ -790,6 +854,29 @@ impl Ctl {
         self.command(CtlVerb::Deploy, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
     }
 
+    async fn scale(&self, a: ScaleArgs) -> Result<ExitCode, String> {
+        let req = ScaleRequest { app: a.app, instances: a.instances };
+        self.command(CtlVerb::Scale, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
+    }
+
+    async fn app_remove(&self, a: AppRemoveArgs) -> Result<ExitCode, String> {
+        if !a.yes {
+            let stdin = std::io::stdin();
+            if !stdin.is_terminal() {
+                return Err(format!(
+                    "removing app {} needs --yes when there is no terminal to ask on",
+                    a.app
+                ));
+            }
+            eprint!("Remove app {0}, its instances and routes? Type its name ({0}) to confirm: ", a.app);
+            let mut typed = String::new();
+            stdin.read_line(&mut typed).map_err(|e| format!("reading the confirmation: {e}"))?;
+            confirmed_by(&a.app, &typed)?;
+        }
+        let req = AppRemoveRequest { app: a.app };
+        self.command(CtlVerb::AppRemove, req, None, a.wait.then_some(a.wait_timeout)).await
+    }
+
     async fn restart(&self, a: RestartArgs) -> Result<ExitCode, String> {
         let req = match (a.instance, a.app, a.host) {
             (Some(i), _, _) => RestartRequest::Instance(i),
@@ -983,4 +1070,43 @@ async fn read_audit(bus: &NatsBus, stream: &str, since_ts: u64, limit: usize) ->
     }
     trail.records = out.into();
     Ok(trail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_app_is_removed_only_when_its_name_is_typed() {
+        assert_eq!(confirmed_by("shop", "shop\n"), Ok(()));
+        assert_eq!(confirmed_by("shop", "shop\r\n"), Ok(()));
+        for typed in ["", "\n", "y\n", "sho\n", " shop\n", "SHOP\n"] {
+            let e = confirmed_by("shop", typed).unwrap_err();
+            assert!(e.starts_with("not removed:") && e.contains("shop"), "{typed:?}: {e}");
+        }
+    }
+
+    fn ctl_command(args: &[&str]) -> Result<CtlCommand, String> {
+        use clap::Parser;
+        let argv = ["quarterdeck", "ctl"].iter().chain(args).copied();
+        match super::super::Cli::try_parse_from(argv).map_err(|e| e.to_string())?.command {
+            Some(super::super::CliCommand::Ctl(c)) => Ok(c.command),
+            other => panic!("not ctl: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn scale_takes_0_to_the_deploy_bound_and_app_remove_its_name() {
+        let Ok(CtlCommand::Scale(a)) = ctl_command(&["scale", "web", "0", "--wait"]) else { panic!("scale") };
+        assert_eq!((a.app.as_str(), a.instances, a.wait), ("web", 0, true));
+        let e = ctl_command(&["scale", "web", "501"]).unwrap_err();
+        assert!(e.contains("501") && e.contains("0..=500"), "{e}");
+        assert!(ctl_command(&["scale", "web"]).is_err(), "N is required");
+        let Ok(CtlCommand::App { verb: AppCommand::Remove(r) }) =
+            ctl_command(&["app", "remove", "web", "--yes"])
+        else {
+            panic!("app remove")
+        };
+        assert!(r.yes && r.app == "web");
+    }
 }

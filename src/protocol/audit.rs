@@ -447,6 +447,11 @@ pub fn describe_request(verb: &str, body: &serde_json::Value) -> String {
             s("instance").unwrap_or_else(|| "?".into()),
             s("command").unwrap_or_default()
         ),
+        "scale" => match n("instances") {
+            Some(to) => format!("scale {} to {to}", s("app").unwrap_or_else(|| "?".into())),
+            None => format!("scale {} to ?", s("app").unwrap_or_else(|| "?".into())),
+        },
+        "app.remove" => format!("app.remove {}", s("app").unwrap_or_else(|| "?".into())),
         other => other.to_string(),
     }
 }
@@ -672,5 +677,16 @@ mod tests {
         e.operation_id = Some("op-1".into());
         e.kind = EventKind::HealthCheck;
         assert_eq!(OperationEnd::from_event(&e), None, "a step is not an end");
+    }
+
+    #[test]
+    fn a_scale_and_an_app_removal_in_words() {
+        let scale = serde_json::json!({"app": "shop-web", "instances": 0});
+        assert_eq!(describe_request("scale", &scale), "scale shop-web to 0");
+        assert_eq!(describe_request("scale", &serde_json::json!({"app": 1})), "scale ? to ?");
+        assert_eq!(
+            describe_request("app.remove", &serde_json::json!({"app": "shop-web"})),
+            "app.remove shop-web"
+        );
     }
 }

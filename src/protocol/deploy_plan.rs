@@ -182,7 +182,7 @@ pub fn plan(fleet: &Fleet, usage: &Usage, target: &Target<'_>) -> DeployPlan {
 }
 
 /// The `n` lowest indexes not in `used`.
-fn free_indexes(used: &[u32], n: usize) -> Vec<u32> {
+pub fn free_indexes(used: &[u32], n: usize) -> Vec<u32> {
     (0u32..).filter(|i| !used.contains(i)).take(n).collect()
 }
 

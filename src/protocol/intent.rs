@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::release::RollbackRequest;
 use super::subjects::{CtlVerb, HostVerb, RouteVerb};
-use super::{DeployRequest, HostRequest, RestartBody, RestartRequest, RouteRequest};
+use super::{DeployRequest, HostRequest, RestartBody, RestartRequest, RouteRequest, ScaleRequest};
 
 /// A command for the controller.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +19,7 @@ pub enum ControlCommand {
     /// Cordon, drain or uncordon a host.
     Host(HostVerb, HostRequest),
     Rollback(RollbackRequest),
+    Scale(ScaleRequest),
 }
 
 impl ControlCommand {
@@ -30,6 +31,7 @@ impl ControlCommand {
             ControlCommand::Route(verb, _) => verb.ctl(),
             ControlCommand::Host(verb, _) => CtlVerb::Host(*verb),
             ControlCommand::Rollback(_) => CtlVerb::Rollback,
+            ControlCommand::Scale(_) => CtlVerb::Scale,
         }
     }
 
@@ -58,6 +60,7 @@ impl ControlCommand {
                 Some(n) => format!("rollback {} to release {n}", r.app),
                 None => format!("rollback {} to the release before", r.app),
             },
+            ControlCommand::Scale(r) => format!("scale {} to {}", r.app, r.instances),
         }
     }
 }

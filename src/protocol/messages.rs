@@ -262,6 +262,20 @@ pub struct HostRequest {
     pub host: String,
 }
 
+/// `qd.v1.ctl.<user>.scale`: run `instances` instances of `app` (0 to the deploy bound),
+/// its version, spec and constraints unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleRequest {
+    pub app: String,
+    pub instances: u32,
+}
+
+/// `qd.v1.ctl.<user>.app.remove`: remove `app`, its routes and instances first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRemoveRequest {
+    pub app: String,
+}
+
 /// `qd.v1.ctl.<user>.whoami`: who the controller sees the sender as, the user its
 /// subject named. Only a user allowed to send commands can ask (a viewer's publish is
 /// refused by the server), so an answer also says "you may act".

@@ -611,6 +611,9 @@ pub enum OperationKind {
     Replace,
     /// Moves every instance off a host, one at a time (`ctl host drain`).
     Drain,
+    /// An app's instance count changed (`ctl.scale`): only the new instances start, or
+    /// only the victims go.
+    Scale,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

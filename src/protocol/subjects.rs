@@ -91,10 +91,14 @@ pub enum CtlVerb {
     Releases,
     /// A rolling deploy back to an earlier release's spec.
     Rollback,
+    /// Change an app's instance count (`ScaleRequest`): an operation of kind `scale`.
+    Scale,
+    /// Remove an app, its instances and routes first (`AppRemoveRequest`).
+    AppRemove,
 }
 
 impl CtlVerb {
-    pub const ALL: [CtlVerb; 15] = [
+    pub const ALL: [CtlVerb; 17] = [
         CtlVerb::RepoAllocate,
         CtlVerb::Deploy,
         CtlVerb::Restart,
@@ -110,6 +114,8 @@ impl CtlVerb {
         CtlVerb::Host(HostVerb::Uncordon),
         CtlVerb::Releases,
         CtlVerb::Rollback,
+        CtlVerb::Scale,
+        CtlVerb::AppRemove,
     ];
 
     /// The verb's part of the subject, and its name in the audit trail.
@@ -130,6 +136,8 @@ impl CtlVerb {
             CtlVerb::Host(HostVerb::Uncordon) => "host.uncordon",
             CtlVerb::Releases => "releases",
             CtlVerb::Rollback => "rollback",
+            CtlVerb::Scale => "scale",
+            CtlVerb::AppRemove => "app.remove",
         }
     }
 

@@ -104,6 +104,12 @@ pub fn instances(n: u32) -> Result<(), String> {
     }
 }
 
+/// A scale's instance count: 0 (the app is kept, with nothing running) to
+/// [`MAX_INSTANCES`], the deploy's bound.
+pub fn scale_instances(n: u32) -> Result<(), String> {
+    if n <= MAX_INSTANCES { Ok(()) } else { Err(format!("instances must be 0 to {MAX_INSTANCES}, not {n}")) }
+}
+
 /// A version label such as `1.4.2` or `2026-11-25.1`: 1–40 of `A-Z a-z 0-9 . _ + -`.
 pub fn version(value: &str) -> Result<(), String> {
     let ok = (1..=40).contains(&value.len())

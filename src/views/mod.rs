@@ -97,7 +97,10 @@ pub fn render(app: &FrameContext, frame: &mut Frame) -> Drawn {
     footer::render(app, frame, foot);
     for overlay in &app.overlays {
         match overlay {
-            Overlay::Help => help::render(app, frame, body),
+            // The keys need the rows: the tabs and the footer are not read while it is open.
+            Overlay::Help => {
+                help::render(app, frame, Rect { y: tabs.y, height: area.height - head.height, ..area })
+            }
             Overlay::Detail => detail::render(app, frame, body),
             Overlay::Confirm(pending) => confirm::render(app, pending, frame, area),
             Overlay::Palette(p) => palette::render_palette(app, p, frame, body),

@@ -12,17 +12,17 @@ use tokio::sync::Semaphore;
 use super::core::{Controller, Draft};
 use super::paging;
 use super::refusals::Refusals;
-use super::{audit, deploy, ops, releases, secrets};
+use super::{audit, deploy, ops, releases, scale, secrets};
 use crate::bus::{Message, Subscription};
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
 use crate::protocol::release::{Cause, ReleasesRequest, RollbackRequest};
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
-    Accepted, AllocateRequest, Allocation, AppSpec, AuditRecord, Change, Constraints, DeployRequest,
-    Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind, OperationState, Reply,
-    RestartBody, RestartRequest, Route, RouteRequest, RouteState, SecretSetRequest, SnapshotRequest, Strategy,
-    WhoAmI, WireError, decode, encode, validate,
+    Accepted, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change, Constraints,
+    DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind, OperationState,
+    Reply, RestartBody, RestartRequest, Route, RouteRequest, RouteState, ScaleRequest, SecretSetRequest,
+    SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
 };
 use crate::repository;
 
@@ -249,6 +249,12 @@ fn handle_checked(
         },
         CtlVerb::Rollback => command(ctl, refusals, cmd, |ctl, req: RollbackRequest, id| {
             start_rollback(ctl, req, id, user, checked)
+        }),
+        CtlVerb::Scale => {
+            command(ctl, refusals, cmd, |ctl, req: ScaleRequest, id| scale::start_scale(ctl, req, id, user))
+        }
+        CtlVerb::AppRemove => command(ctl, refusals, cmd, |ctl, req: AppRemoveRequest, id| {
+            scale::start_app_remove(ctl, req, id)
         }),
     }
 }

@@ -123,9 +123,9 @@ pub(crate) struct Core {
     pub not_serving_since: HashMap<crate::protocol::RouteKey, Instant>,
     /// The last error each router reported, so that each new one is one event.
     pub router_errors: HashMap<String, Option<String>>,
-    /// The revision each router last said it applied, and when it said so: a drain
-    /// waits for these before it takes a backend out (`drain::routers_applied`).
-    pub router_applied: HashMap<String, (u64, Instant)>,
+    /// When each router was last heard, and the revision its load balancer has applied:
+    /// a scale-down waits for the live ones to have applied its routes' removal.
+    pub routers_applied: HashMap<String, (Instant, u64)>,
     /// Replies already given, by command id, so a repeated command gets the same answer.
     pub replies: ReplyCache,
     /// Instance ids by host: every heartbeat asks what is placed on its host, and a scan
@@ -250,7 +250,7 @@ impl Controller {
             not_serving_since: HashMap::new(),
             removal_asked: HashMap::new(),
             router_errors: HashMap::new(),
-            router_applied: HashMap::new(),
+            routers_applied: HashMap::new(),
             replies: ReplyCache::new(REPLIES_KEPT),
         };
         let releases = super::releases::Book::new(store.releases());

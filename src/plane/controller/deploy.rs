@@ -474,22 +474,28 @@ pub(crate) async fn retire(ctl: &Controller, op_id: &str, inst: &Instance, ask_a
     );
 }
 
-/// Removes an instance's routes, one step each; returns how many.
-pub(crate) fn unroute(ctl: &Controller, op_id: &str, inst: &Instance) -> usize {
-    let routes: Vec<Route> = ctl.read(|c| {
-        c.fleet.routes.values().filter(|r| r.app == inst.app && r.backend == inst.endpoint).cloned().collect()
-    });
-    for r in &routes {
-        ctl.step(
-            op_id,
-            StepName::RemoveRouteRequest,
-            Some(&inst.id),
-            StepState::Done,
-            format!("{} -x- {}", r.domain, r.backend),
-            vec![Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() }],
-        );
-    }
-    routes.len()
+/// `REMOVE_ROUTE_REQUEST` for the instance's route (an app has one route per backend);
+/// returns the revision of the removal when the route was in service, for a caller that
+/// waits for the routers to apply it before the instance stops (a scale-down).
+pub(crate) fn unroute(ctl: &Controller, op_id: &str, inst: &Instance) -> Option<u64> {
+    ctl.mutate(|core| {
+        let Some(r) = core.fleet.routes.get(&(inst.app.clone(), inst.endpoint.clone())).cloned() else {
+            return (vec![], None);
+        };
+        let detail = format!("{} -x- {}", r.domain, r.backend);
+        let step =
+            step_draft(core, op_id, StepName::RemoveRouteRequest, Some(&inst.id), StepState::Done, &detail)
+                // The operation ended (or is gone): the route goes all the same.
+                .unwrap_or_else(|| {
+                    Draft::new(EventKind::RemoveRouteRequest, detail)
+                        .op(Some(op_id))
+                        .instance(inst.id.clone())
+                });
+        let removed = step.change(Change::RouteRemoved { app: r.app.clone(), backend: r.backend.clone() });
+        // The one draft gets the next revision.
+        let rev = core.fleet.revision + 1;
+        (vec![removed], r.serves().then_some(rev))
+    })
 }
 
 /// Restarts one instance and waits until it runs again.

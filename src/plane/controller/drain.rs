@@ -6,7 +6,7 @@
 //! fleet cannot hold the host's instances (`drain_plan`).
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::core::{Controller, Core, Draft};
 use super::deploy::{retire, start_instance, unroute};
@@ -224,11 +224,11 @@ async fn move_one(ctl: &Controller, op_id: &str, host: &str, old: &Instance) -> 
     let others: Vec<String> =
         ctl.read(|core| core.fleet.hosts.keys().filter(|h| **h != to).cloned().collect());
     let new_id = start_instance(ctl, op_id, &app, old.index, &others).await?;
-    routers_applied(ctl, ctl.revision())
+    ctl.routers_applied(ctl.revision(), ROUTER_WAIT)
         .await
         .map_err(|e| format!("{new_id} runs on {to}, but {e}; {} keeps serving", old.id))?;
-    if unroute(ctl, op_id, old) > 0
-        && let Err(e) = routers_applied(ctl, ctl.revision()).await
+    if let Some(rev) = unroute(ctl, op_id, old)
+        && let Err(e) = ctl.routers_applied(rev, super::router_wait::APPLY_WAIT).await
     {
         // Its route is out of the desired state already; nginx retries a backend that
         // goes away on the next one (`proxy_next_upstream`).
@@ -236,43 +236,6 @@ async fn move_one(ctl: &Controller, op_id: &str, host: &str, old: &Instance) -> 
     }
     retire(ctl, op_id, old, true).await;
     Ok(())
-}
-
-/// A router heard from within this long counts: one silent longer is gone, not behind.
-const ROUTER_FRESH: Duration = Duration::from_secs(30);
-
-/// Waits until every router heard from lately has applied revision `rev`. With no router
-/// at all there is nothing to wait for.
-async fn routers_applied(ctl: &Controller, rev: u64) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + ROUTER_WAIT;
-    loop {
-        let behind: Vec<String> = ctl.read(|core| behind_routers(&core.router_applied, rev, Instant::now()));
-        if behind.is_empty() {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "router(s) {} did not apply revision {rev} within {ROUTER_WAIT:?}",
-                behind.join(", ")
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The routers heard from within `ROUTER_FRESH` whose applied revision is below `rev`.
-fn behind_routers(
-    applied: &std::collections::HashMap<String, (u64, Instant)>,
-    rev: u64,
-    now: Instant,
-) -> Vec<String> {
-    let mut behind: Vec<String> = applied
-        .iter()
-        .filter(|(_, (r, at))| now.duration_since(*at) < ROUTER_FRESH && *r < rev)
-        .map(|(id, _)| id.clone())
-        .collect();
-    behind.sort();
-    behind
 }
 
 /// Apps with an instance on a draining host: while one is moved the app runs one over
@@ -398,21 +361,5 @@ mod tests {
         next.mutate(|core| (recover(core), ()));
         assert_eq!(schedule(&next, &host), HostSchedule::Cordoned);
         ctl.abort();
-    }
-
-    #[test]
-    fn only_routers_heard_lately_and_behind_are_waited_for() {
-        let now = Instant::now();
-        let mut applied = std::collections::HashMap::new();
-        assert!(behind_routers(&applied, 10, now).is_empty(), "no router: nothing to wait for");
-        applied.insert("r1".to_string(), (9, now));
-        applied.insert("r2".to_string(), (10, now));
-        assert_eq!(behind_routers(&applied, 10, now), vec!["r1"]);
-        applied.insert("r1".to_string(), (12, now));
-        assert!(behind_routers(&applied, 10, now).is_empty());
-        let later = now + ROUTER_FRESH + Duration::from_secs(1);
-        applied.insert("r3".to_string(), (1, now));
-        assert_eq!(behind_routers(&applied, 10, now), vec!["r3"]);
-        assert!(behind_routers(&applied, 10, later).is_empty(), "a router silent that long is gone");
     }
 }

@@ -69,7 +69,7 @@ pub(crate) async fn serve_router_statuses(ctl: Controller, mut sub: Subscription
             continue;
         }
         ctl.mutate(|core| {
-            core.router_applied.insert(status.id.clone(), (status.revision, Instant::now()));
+            core.routers_applied.insert(status.id.clone(), (Instant::now(), status.revision));
             let previous = core.router_errors.insert(status.id.clone(), status.last_error.clone());
             let drafts = match (&status.last_error, previous.flatten()) {
                 (Some(err), prev) if prev.as_ref() != Some(err) => {

@@ -18,6 +18,8 @@ mod refusals;
 pub mod releases;
 mod repair;
 mod secrets;
+mod router_wait;
+mod scale;
 mod sessions;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
 pub use crate::protocol::scheduler;
