@@ -26,13 +26,24 @@ fn image_b() -> String {
 const CMD_1: &str = "httpd -f -p 8080 -h /app";
 const CMD_3: &str = "httpd -f -v -p 8080 -h /app";
 
+/// Release 1's env and release 3's: one variable changes, one is new.
+const ENV_1: &[&str] = &["GREETING=one"];
+const ENV_3: &[&str] = &["GREETING=three", "EXTRA=3"];
+
 /// `ctl deploy --wait` of `site`: `version`, `instances`, `image`, an artifact serving
-/// `body`, and `cmd`.
-fn deploy(stack: &Stack, version: &str, instances: &str, image: &str, body: &str, cmd: &str) -> CtlOut {
+/// `body`, `cmd` and `env`.
+fn deploy(
+    stack: &Stack,
+    version: &str,
+    instances: &str,
+    image: &str,
+    body: &str,
+    cmd: &str,
+    env: &[&str],
+) -> CtlOut {
     let artifact = stack.artifact(&format!("site-{version}-{}", body.len()), body);
     let artifact = artifact.to_str().unwrap_or_default().to_string();
-    // The lead adds the env helper's `--env K=V` here (r1 and r3 differ) once it exists.
-    let args = [
+    let mut args = vec![
         "deploy",
         "--app",
         "site",
@@ -58,6 +69,9 @@ fn deploy(stack: &Stack, version: &str, instances: &str, image: &str, body: &str
         "64M",
         "--wait",
     ];
+    for kv in env {
+        args.extend(["--env", kv]);
+    }
     ctl(&stack.url(), &args)
 }
 
@@ -111,11 +125,11 @@ fn docker_rollback_restores_an_earlier_release_and_diff_names_the_changes() {
     let url = stack.url();
 
     // r1, r2, r3: image, artifact, command and count change along the way.
-    let out = deploy(&stack, "1", "2", &image_a(), "hello r1", CMD_1);
+    let out = deploy(&stack, "1", "2", &image_a(), "hello r1", CMD_1, ENV_1);
     assert!(out.ok(), "{out}");
-    let out = deploy(&stack, "2", "1", &image_b(), "hello r2", CMD_1);
+    let out = deploy(&stack, "2", "1", &image_b(), "hello r2", CMD_1, ENV_1);
     assert!(out.ok(), "{out}");
-    let out = deploy(&stack, "3", "1", &image_b(), "hello r3", CMD_3);
+    let out = deploy(&stack, "3", "1", &image_b(), "hello r3", CMD_3, ENV_3);
     assert!(out.ok(), "{out}");
     let list = releases(&url);
     assert_eq!(numbers(&list), vec![1, 2, 3], "{list:#}");
@@ -133,10 +147,18 @@ fn docker_rollback_restores_an_earlier_release_and_diff_names_the_changes() {
         .iter()
         .map(|c| c["field"].as_str().unwrap_or_default().to_string())
         .collect();
-    let mut want: BTreeSet<String> =
-        ["image", "instances", "run.artifact.name", "run.artifact.sha256", "run.cmd", "version"]
-            .map(String::from)
-            .into();
+    let mut want: BTreeSet<String> = [
+        "image",
+        "instances",
+        "run.artifact.name",
+        "run.artifact.sha256",
+        "run.cmd",
+        "run.env.EXTRA",
+        "run.env.GREETING",
+        "version",
+    ]
+    .map(String::from)
+    .into();
     if r(1)["spec"]["run"]["artifact"]["size"] != r(3)["spec"]["run"]["artifact"]["size"] {
         want.insert("run.artifact.size".into());
     }
@@ -176,8 +198,8 @@ fn docker_rollback_restores_an_earlier_release_and_diff_names_the_changes() {
         assert_eq!(inspect(&container, "{{.Config.Image}}"), image_a(), "{container}");
         assert_eq!(inspect(&container, "{{json .Config.Cmd}}"), r#"["httpd","-f","-p","8080","-h","/app"]"#);
         assert_eq!(body_at(&endpoint).as_deref(), Ok("hello r1"), "{endpoint}");
-        // Env: once `--env` exists, the lead checks here that `{{json .Config.Env}}` holds
-        // release 1's env (and not release 3's), and adds `run.env.*` to the diff above.
+        let env = inspect(&container, "{{json .Config.Env}}");
+        assert!(env.contains("\"GREETING=one\"") && !env.contains("EXTRA="), "release 1's env: {env}");
     }
     let list = releases(&url);
     assert_eq!(numbers(&list), vec![1, 2, 3, 4]);
@@ -189,7 +211,7 @@ fn docker_rollback_restores_an_earlier_release_and_diff_names_the_changes() {
     refused(&ctl(&url, &["rollback", "site", "1"]), "already runs release 1's spec");
 
     // An artifact no longer in the repository: version 2 uploaded again with other bytes.
-    let out = deploy(&stack, "2", "1", &image_b(), "hello r2, again", CMD_1);
+    let out = deploy(&stack, "2", "1", &image_b(), "hello r2, again", CMD_1, ENV_1);
     assert!(out.ok(), "{out}");
     refused(
         &ctl(&url, &["rollback", "site", "2"]),

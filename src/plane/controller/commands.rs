@@ -20,9 +20,9 @@ use crate::protocol::release::{Cause, ReleasesRequest, RollbackRequest};
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change, Constraints,
-    DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind, OperationState,
-    Reply, RestartBody, RestartRequest, Route, RouteRequest, RouteState, ScaleRequest, SecretSetRequest,
-    SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
+    DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind,
+    OperationState, Reply, RestartBody, RestartRequest, Route, RouteRequest, RouteState, ScaleRequest,
+    SecretSetRequest, SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
 };
 use crate::repository;
 
@@ -545,7 +545,12 @@ pub(super) fn ready_now() -> Ready {
     Box::pin(async { Ok(()) })
 }
 
-fn start_deploy(ctl: &Controller, req: DeployRequest, command_id: &str, user: &str) -> Result<Accepted, WireError> {
+fn start_deploy(
+    ctl: &Controller,
+    req: DeployRequest,
+    command_id: &str,
+    user: &str,
+) -> Result<Accepted, WireError> {
     start_deploy_after(ctl, req, command_id, user, ready_now())
 }
 

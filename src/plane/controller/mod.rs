@@ -17,9 +17,9 @@ pub(crate) mod paging;
 mod refusals;
 pub mod releases;
 mod repair;
-mod secrets;
 mod router_wait;
 mod scale;
+mod secrets;
 mod sessions;
 /// The scheduler is pure and lives in `protocol`, so the cockpit can preview a placement.
 pub use crate::protocol::scheduler;

@@ -14,8 +14,8 @@ use futures_util::future::join_all;
 use super::core::{Controller, Core, Draft};
 use super::deploy;
 use super::ops;
-use crate::protocol::release::Cause;
 use crate::protocol::deploy_plan::free_indexes;
+use crate::protocol::release::Cause;
 use crate::protocol::{
     Accepted, AppRemoveRequest, AppSpec, Change, ErrorCode, EventKind, Fleet, HostState, Instance,
     InstanceState, OperationKind, OperationState, ScaleRequest, WireError, validate,
