@@ -9,7 +9,17 @@ use quarterdeck::cli::{
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // The cockpit picks its plane itself (it keeps the contexts for `:context`).
+    if let Some(command) = &cli.command {
+        match cli.bus.clone().select(matches!(command, CliCommand::Ctl(_))) {
+            Ok(plane) => cli.bus = plane.bus,
+            Err(err) => {
+                eprintln!("quarterdeck: {}", quarterdeck::cli::printable::printable(&err));
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // Named, so `top -H` and /proc tell the cockpit's threads from the sandbox's.
     let runtime =
         match tokio::runtime::Builder::new_multi_thread().thread_name("qd-main").enable_all().build() {

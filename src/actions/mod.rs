@@ -217,4 +217,7 @@ pub enum Effect {
     /// Open a shell in an instance and hand it the terminal until it ends; the event loop
     /// then tells the app how it ended (`App::shell_ended`).
     Exec(ExecStart),
+    /// Connect to the named context's plane; once connected, the event loop replaces the
+    /// backend and tells the app (`App::switched`), or says why not (`App::switch_failed`).
+    SwitchContext(String),
 }

@@ -11,6 +11,7 @@
 //! :deploy APP [VERSION] [INSTANCES]                        the deploy wizard, prefilled
 //! :exec [INSTANCE] [-- CMD...]                             a shell (or CMD) in the instance
 //! :filter TEXT   :help   :q
+//! :context [NAME]                                          list the contexts, or switch to one
 //! ```
 
 use super::Panel;
@@ -38,6 +39,8 @@ pub enum PaletteCommand {
         instance: Option<String>,
         cmd: Vec<String>,
     },
+    /// List the contexts (`None`), or switch the cockpit to one; the app checks the name.
+    Context(Option<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +52,7 @@ pub enum RestartTarget {
     Marked,
 }
 
-const VERBS: [&str; 13] = [
+const VERBS: [&str; 14] = [
     "hosts",
     "instances",
     "routes",
@@ -63,6 +66,7 @@ const VERBS: [&str; 13] = [
     "filter",
     "help",
     "q",
+    "context",
 ];
 
 /// Parses a palette line (without the leading `:`), checking names and values, and that
@@ -85,6 +89,11 @@ pub fn parse(line: &str, fleet: &Fleet) -> Result<PaletteCommand, String> {
         "route" => route(args, fleet),
         "deploy" => deploy(args),
         "exec" => exec(line.trim_start().strip_prefix("exec").unwrap_or_default(), fleet),
+        "context" => match args {
+            [] => Ok(PaletteCommand::Context(None)),
+            [name] => Ok(PaletteCommand::Context(Some(name.to_string()))),
+            [_, extra, ..] => Err(format!("context [NAME]: unexpected {extra:?}")),
+        },
         other => Err(format!("unknown command {other:?}: try {}", VERBS.join(", "))),
     }
 }
@@ -257,6 +266,21 @@ pub fn complete(line: &str, fleet: &Fleet) -> (usize, Vec<String>) {
     out.sort();
     out.dedup();
     (start, out)
+}
+
+/// `complete`, with the contexts' names after `context`: they are the cockpit's, not the
+/// fleet's.
+pub fn complete_in(line: &str, fleet: &Fleet, contexts: &[String]) -> (usize, Vec<String>) {
+    let start = line.rfind(' ').map(|i| i + 1).unwrap_or(0);
+    match line[..start].split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["context"] => {
+            let prefix = &line[start..];
+            let mut out: Vec<String> = contexts.iter().filter(|c| c.starts_with(prefix)).cloned().collect();
+            out.sort();
+            (start, out)
+        }
+        _ => complete(line, fleet),
+    }
 }
 
 /// The longest prefix all candidates share.

@@ -25,6 +25,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bus::{BusError, NatsBus, NatsOptions};
+use crate::context::{self, Context, Contexts};
 use crate::protocol::Operator;
 
 /// A terminal cockpit for a Docker PaaS, and the control plane it steers.
@@ -60,6 +61,12 @@ pub struct BusArgs {
     /// through this server.
     #[arg(long, env = "NATS_URL", global = true, value_name = "URL")]
     pub nats: Option<String>,
+
+    /// The plane to use, by its name in ~/.config/quarterdeck/contexts.toml: its NATS URL,
+    /// credentials, colour and whether it is production. Not with --nats (or NATS_URL): one
+    /// plane is named once. Without either, the cockpit and ctl use the file's `current`.
+    #[arg(long, env = "QUARTERDECK_CONTEXT", global = true, value_name = "NAME")]
+    pub context: Option<String>,
 
     /// NATS credentials file (JWT and NKey seed), as made by nsc.
     #[arg(long, global = true, value_name = "FILE")]
@@ -167,6 +174,76 @@ impl BusArgs {
         let ssh = std::env::var("SSH_CONNECTION").ok();
         let nats_user = self.options("ctl").ok().and_then(|o| o.nats_user());
         Operator::from_parts(&user, &host, ssh.as_deref(), nats_user)
+    }
+}
+
+/// The plane a command runs against: the bus flags, filled from the context that named it.
+#[derive(Debug, Clone)]
+pub struct Plane {
+    pub bus: BusArgs,
+    /// The context in use; `None` for a bare `--nats` URL or the sandbox.
+    pub context: Option<Context>,
+    /// Every context of the file (none without a file), for `:context`.
+    pub contexts: Contexts,
+}
+
+/// `contexts.toml`, where the keymap and the config are (`$XDG_CONFIG_HOME/quarterdeck`).
+pub fn contexts_path() -> Option<PathBuf> {
+    Some(cockpit::config_dir()?.join("contexts.toml"))
+}
+
+impl BusArgs {
+    /// The plane `--context` names; with `use_current` (the cockpit and ctl), the file's
+    /// `current` when no plane is named at all. The file is read only when it can matter,
+    /// so a service without --context never reads it.
+    pub fn select(self, use_current: bool) -> Result<Plane, String> {
+        if self.context.is_none() && !use_current {
+            return Ok(Plane { bus: self, context: None, contexts: Contexts::default() });
+        }
+        let path = contexts_path();
+        let contexts = match &path {
+            Some(p) => context::load(p)?,
+            None => None,
+        };
+        let name = match (&self.context, contexts.as_ref().and_then(|c| c.current.as_ref())) {
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(current)) if self.nats.is_none() => Some(current.clone()),
+            _ => None,
+        };
+        let Some(name) = name else {
+            return Ok(Plane { bus: self, context: None, contexts: contexts.unwrap_or_default() });
+        };
+        let Some(contexts) = contexts else {
+            let at = path.map_or_else(|| "no HOME or XDG_CONFIG_HOME".into(), |p| p.display().to_string());
+            return Err(format!("--context {name}: no contexts file ({at})"));
+        };
+        let chosen = contexts.pick(&name)?.clone();
+        let bus = self.with_context(&chosen)?;
+        Ok(Plane { bus, context: Some(chosen), contexts })
+    }
+
+    /// These flags with the context's URL and credentials. A flag that names what the
+    /// context names too is an error, never silently one or the other: the point of a
+    /// context is that the plane it names is the plane used.
+    pub fn with_context(mut self, ctx: &Context) -> Result<BusArgs, String> {
+        let name = &ctx.name;
+        if self.nats.is_some() {
+            return Err(format!("--context {name} and --nats (or NATS_URL) both name a plane: give one"));
+        }
+        self.nats = Some(ctx.nats.clone());
+        for (flag, given, from_context) in
+            [("--creds", &mut self.creds, &ctx.creds), ("--nkey (or NATS_NKEY)", &mut self.nkey, &ctx.nkey)]
+        {
+            match (given.is_some(), from_context) {
+                (true, Some(_)) => {
+                    return Err(format!("{flag} and context {name}'s own credentials both apply: give one"));
+                }
+                (false, Some(path)) => *given = Some(path.clone()),
+                (_, None) => {}
+            }
+        }
+        self.context = Some(name.clone());
+        Ok(self)
     }
 }
 
