@@ -371,4 +371,16 @@ mod tests {
         assert_eq!(complete("route disable shop-web ", &f).1.len(), 3);
         assert_eq!(common_prefix(&["api-gateway".into(), "apps".into()]), "ap");
     }
+
+    #[test]
+    fn context_takes_an_optional_name_completed_from_the_contexts() {
+        let (f, _) = fixture(42, 6, 0);
+        assert_eq!(parse("context", &f), Ok(PaletteCommand::Context(None)));
+        assert_eq!(parse("context prod", &f), Ok(PaletteCommand::Context(Some("prod".into()))));
+        assert!(parse("context a b", &f).unwrap_err().contains("unexpected \"b\""));
+        let names = ["prod".to_string(), "staging".into(), "prod-us".into()];
+        assert_eq!(complete_in("context pro", &f, &names), (8, vec!["prod".into(), "prod-us".into()]));
+        assert_eq!(complete_in("cont", &f, &names), (0, vec!["context".into()]));
+        assert_eq!(complete_in("restart app ", &f, &names).1.len(), 3, "elsewhere, the fleet's");
+    }
 }

@@ -134,7 +134,7 @@ fn plane(app: &FrameContext) -> Vec<Part> {
     if app.production {
         let marker = t.bad.add_modifier(ratatui::style::Modifier::REVERSED | bold);
         parts.push(Part::same(" ", t.header));
-        parts.push(Part::new(" ⚠ PRODUCTION ".into(), " PROD ".into(), marker));
+        parts.push(Part::new(" ⚠ PRODUCTION ".into(), " ⚠ PROD ".into(), marker));
     }
     parts
 }
