@@ -483,6 +483,40 @@ mod tests {
         assert!(at("--timeout <DURATION>") < at(&format!("{BUS_HEADING}:")), "{help}");
     }
 
+    fn a_context(creds: Option<&str>) -> Context {
+        Context {
+            name: "b".into(),
+            nats: "nats://127.0.0.1:4999".into(),
+            creds: creds.map(PathBuf::from),
+            nkey: None,
+            colour: None,
+            production: false,
+        }
+    }
+
+    /// A context fills the URL and credentials; a flag that names them too is an error,
+    /// never silently one or the other.
+    #[test]
+    fn a_context_fills_the_bus_flags_and_refuses_a_second_plane() {
+        let bus = |args: &[&str]| {
+            let mut argv = vec!["quarterdeck"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).expect("parses").bus
+        };
+        let filled = bus(&["--context", "b"]).with_context(&a_context(Some("/k/b.creds"))).expect("fills");
+        assert_eq!(filled.nats.as_deref(), Some("nats://127.0.0.1:4999"));
+        assert_eq!(filled.creds, Some(PathBuf::from("/k/b.creds")));
+        let mine = bus(&["--context", "b", "--nkey", "/k/me.seed"]).with_context(&a_context(None)).expect("fills");
+        assert_eq!(mine.nkey, Some(PathBuf::from("/k/me.seed")), "the flag, when the context has none");
+        let err = bus(&["--nats", "nats://h:1"]).with_context(&a_context(None)).unwrap_err();
+        assert_eq!(err, "--context b and --nats (or NATS_URL) both name a plane: give one");
+        let err = bus(&["--creds", "/x"]).with_context(&a_context(Some("/k/b.creds"))).unwrap_err();
+        assert!(err.starts_with("--creds and context b's own credentials"), "{err}");
+        // Without --context a service never reads the file.
+        let plane = bus(&["--nats", "nats://h:1"]).select(false).expect("no file read");
+        assert!(plane.context.is_none() && plane.contexts.list.is_empty());
+    }
+
     #[test]
     fn sandbox_instances_are_the_seed_apps_or_more() {
         assert_eq!(parse_sandbox_instances("0"), Ok(0));
