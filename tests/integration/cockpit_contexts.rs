@@ -16,7 +16,7 @@ use quarterdeck::cli::Cli;
 use quarterdeck::theme::ColorMode;
 use serde_json::Value;
 
-use crate::cockpit_support::{cockpit_app, screen, type_text};
+use crate::cockpit_support::{Tmux, cockpit_app, screen, type_text};
 use crate::nats_support::{BIN, CtlOut, Plane, PlaneConfig, run_captured, unique_dir};
 use crate::support::pump;
 
@@ -67,6 +67,8 @@ fn cockpit_context_switch_between_two_planes() {
     let contexts = quarterdeck::context::load(&home.join("quarterdeck/contexts.toml"))
         .expect("the file parses")
         .expect("the file is there");
+    // Taken here: the async block below must not own (and so drop) plane b.
+    let b_url = b.url();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     runtime.block_on(async move {
         // The flags as typed: none but the context (the cockpit's `given`).
@@ -109,10 +111,39 @@ fn cockpit_context_switch_between_two_planes() {
         assert!(s.lines().next().is_some_and(|h| h.contains(" b ")) && s.contains("beta-api"), "{s}");
         assert!(s.contains("cannot switch to down: ") && s.contains("still on b"), "{s}");
         // Still following b: a new app there shows up.
-        let url = b.url();
+        let url = b_url.clone();
         tokio::task::spawn_blocking(move || crate::nats_support::ctl_ok(&url, &crate::nats_support::deploy_args("beta-two", "1.0.0", "1")))
             .await
             .expect("ctl ran");
         pump(&mut app, &mut handle, "b's second app", |app| app.replica.fleet.apps.contains_key("beta-two")).await;
     });
+
+    // The same as a user sees it: the binary in a terminal, through its event loop.
+    let command = format!("env -u NATS_URL -u NATS_NKEY XDG_CONFIG_HOME={} {BIN} --context a", home.display());
+    let Some(t) = Tmux::start("contexts", &command) else { return };
+    t.wait_for(&["1 Hosts", "h1"], "the cockpit on a");
+    t.keys(&["6"]);
+    let on_a = t.wait_for(&["alpha-web"], "a's apps");
+    assert!(on_a.lines().next().is_some_and(|h| h.contains(" a ") && !h.contains("PROD")), "{on_a}");
+    t.type_text(":context b");
+    t.keys(&["Enter"]);
+    // A failure is said for a few seconds only: caught as soon as it shows.
+    let deadline = std::time::Instant::now() + crate::cockpit_support::TMUX_WAIT;
+    loop {
+        let s = t.screen();
+        assert!(!s.contains("cannot switch"), "{s}");
+        if s.contains("switched to b") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no switch:\n{s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let on_b = t.wait_for(&["beta-api", "beta-two", "switched to b"], ":context b shows b's apps");
+    assert!(!on_b.contains("alpha-web"), "none of a's:\n{on_b}");
+    assert!(on_b.lines().next().is_some_and(|h| h.contains(" b ") && h.contains("⚠ PROD")), "{on_b}");
+    t.type_text(":context down");
+    t.keys(&["Enter"]);
+    let stayed = t.wait_for(&["cannot switch to down", "still on b"], "a plane that is down");
+    assert!(stayed.contains("beta-api") && stayed.lines().next().is_some_and(|h| h.contains(" b ")), "{stayed}");
+    t.keys(&["q"]);
 }
