@@ -32,8 +32,9 @@ use crate::protocol::Operator;
 ///
 /// With no bus given, `quarterdeck` starts the embedded sandbox: a controller and a
 /// simulated fleet of Docker hosts running three apps, all in this process, so the whole
-/// system can be seen with one command. With `--nats URL` it opens the cockpit on a real
-/// control plane. Press ? in the cockpit for the keys.
+/// system can be seen with one command. With `--nats URL`, or `--context NAME` from
+/// ~/.config/quarterdeck/contexts.toml, it opens the cockpit on a real control plane, and
+/// `:context NAME` switches it to another live. Press ? in the cockpit for the keys.
 #[derive(Debug, Parser)]
 #[command(name = "quarterdeck", version, about, long_about)]
 pub struct Cli {
