@@ -201,7 +201,11 @@ impl BusArgs {
         if self.context.is_none() && !use_current {
             return Ok(Plane { bus: self, context: None, contexts: Contexts::default() });
         }
-        let path = contexts_path();
+        self.select_in(contexts_path(), use_current)
+    }
+
+    /// `select`, with the contexts file at `path` (`None`: nowhere to look).
+    fn select_in(self, path: Option<PathBuf>, use_current: bool) -> Result<Plane, String> {
         let contexts = match &path {
             Some(p) => context::load(p)?,
             None => None,
@@ -516,6 +520,37 @@ mod tests {
         // Without --context a service never reads the file.
         let plane = bus(&["--nats", "nats://h:1"]).select(false).expect("no file read");
         assert!(plane.context.is_none() && plane.contexts.list.is_empty());
+    }
+
+    /// `current` is used only when no plane is named; `--context` needs a file that has it.
+    #[test]
+    fn the_file_picks_the_plane_only_when_none_is_named() {
+        let bus = |args: &[&str]| {
+            let mut argv = vec!["quarterdeck"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).expect("parses").bus
+        };
+        let dir = std::env::temp_dir().join(format!("qd-select-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("contexts.toml");
+        std::fs::write(&file, "current = \"b\"\n[contexts.b]\nnats = \"nats://127.0.0.1:4999\"\n").expect("write");
+        let plane = bus(&[]).select_in(Some(file.clone()), true).expect("current");
+        assert_eq!(plane.context.map(|c| c.name), Some("b".into()));
+        assert_eq!(plane.bus.nats.as_deref(), Some("nats://127.0.0.1:4999"));
+        let plane = bus(&["--nats", "nats://h:1"]).select_in(Some(file.clone()), true).expect("the flag");
+        assert!(plane.context.is_none() && plane.bus.nats.as_deref() == Some("nats://h:1"));
+        assert_eq!(plane.contexts.names(), ["b"], "kept for :context");
+        let err = bus(&["--context", "c"]).select_in(Some(file.clone()), true).unwrap_err();
+        assert!(err.starts_with("no context \"c\" in ") && err.ends_with("; contexts: b"), "{err}");
+        let none = dir.join("none.toml");
+        let err = bus(&["--context", "b"]).select_in(Some(none.clone()), false).unwrap_err();
+        assert_eq!(err, format!("--context b: no contexts file ({})", none.display()));
+        let plane = bus(&[]).select_in(Some(none), true).expect("no file: as before");
+        assert!(plane.context.is_none() && plane.bus.nats.is_none());
+        std::fs::write(&file, "[contexts.b]\n").expect("write");
+        let err = bus(&["--nats", "nats://h:1"]).select_in(Some(file.clone()), true).unwrap_err();
+        assert!(err.contains("line 1: context \"b\" has no nats URL"), "a bad file is said: {err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
