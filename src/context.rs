@@ -191,7 +191,9 @@ fn expand(path: &str, dir: &Path, home: Option<&Path>) -> Result<PathBuf, String
         return Err("the path is empty".into());
     }
     if let Some(rest) = path.strip_prefix("~/") {
-        return home.map(|h| h.join(rest)).ok_or_else(|| format!("{path:?} starts with ~ but HOME is not set"));
+        return home
+            .map(|h| h.join(rest))
+            .ok_or_else(|| format!("{path:?} starts with ~ but HOME is not set"));
     }
     let p = Path::new(path);
     Ok(if p.is_absolute() { p.to_path_buf() } else { dir.join(p) })

@@ -30,7 +30,10 @@ fn a_good_file_gives_each_context_resolved() {
     let staging = c.get("staging").expect("staging");
     assert_eq!(staging.nats, "nats://127.0.0.1:4222");
     assert_eq!(staging.nkey, Some(PathBuf::from("/home/op/.config/quarterdeck/staging.seed")));
-    assert_eq!((staging.colour, staging.production, staging.creds.clone()), (Some(Color::Yellow), false, None));
+    assert_eq!(
+        (staging.colour, staging.production, staging.creds.clone()),
+        (Some(Color::Yellow), false, None)
+    );
     let prod = c.get("prod-eu").expect("prod-eu");
     assert_eq!(prod.nats, "nats://10.0.0.1:4222,nats://10.0.0.2:4222", "trimmed");
     assert_eq!(prod.creds, Some(PathBuf::from("/etc/qd/prod.creds")), "relative to the file");
@@ -74,7 +77,8 @@ fn an_unknown_key_is_named_with_its_line_and_the_nearest_key() {
 
 #[test]
 fn a_duplicate_context_or_key_is_an_error_with_its_line() {
-    let err = parsed("[contexts.a]\nnats = \"nats://h:1\"\n\n[contexts.a]\nnats = \"nats://h:2\"\n").unwrap_err();
+    let err =
+        parsed("[contexts.a]\nnats = \"nats://h:1\"\n\n[contexts.a]\nnats = \"nats://h:2\"\n").unwrap_err();
     assert!(err.starts_with("line 4: ") && err.contains("duplicate"), "{err}");
     let err = parsed("[contexts.a]\nnats = \"nats://h:1\"\nnats = \"nats://h:2\"\n").unwrap_err();
     assert!(err.starts_with("line 3: ") && err.contains("duplicate"), "{err}");
@@ -104,7 +108,8 @@ fn an_unknown_name_lists_the_known_ones() {
 
 #[test]
 fn a_home_path_needs_home() {
-    let err = parse("[contexts.a]\nnats = \"nats://h:1\"\nnkey = \"~/k\"\n", Path::new("/"), None).unwrap_err();
+    let err =
+        parse("[contexts.a]\nnats = \"nats://h:1\"\nnkey = \"~/k\"\n", Path::new("/"), None).unwrap_err();
     assert_eq!(err.to_string(), "line 3: context \"a\": nkey: \"~/k\" starts with ~ but HOME is not set");
 }
 

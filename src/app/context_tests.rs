@@ -104,5 +104,10 @@ fn a_failed_switch_stays_on_the_plane_it_was_on() {
     assert_eq!(app.replica.fleet.apps.len(), apps);
     let s = screen(&mut app, 140, 20);
     assert!(s.lines().next().is_some_and(|h| h.contains("sandbox")), "{s}");
-    assert!(s.contains("cannot switch to b: cannot connect to nats://127.0.0.1:1: connection refused; still on sandbox"), "{s}");
+    assert!(
+        s.contains(
+            "cannot switch to b: cannot connect to nats://127.0.0.1:1: connection refused; still on sandbox"
+        ),
+        "{s}"
+    );
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use super::{BusArgs, CockpitArgs};
 use crate::actions::keymap::Keymap;
 use crate::app::{App, PlaneLabel};
-use crate::context::Contexts;
 use crate::backend;
 use crate::backend::upload::RepoSource;
 use crate::bus::Bus;
+use crate::context::Contexts;
 use crate::plane::sandbox::{SEED_INSTANCES, Sandbox, SandboxConfig, heartbeat_period_for};
 use crate::protocol::clock::now_ms;
 use crate::theme::{ColorMode, Theme, in_mode};
@@ -231,8 +231,11 @@ pub fn connector(given: BusArgs, contexts: Contexts, read_only: bool, mode: Colo
             let nats = bus_args.connect_now(&operator()).await?;
             let connection = nats.connection().borrow().clone();
             let repository = RepoSource::ObjectStore(Box::new(nats.clone()));
-            let identity =
-                backend::Identity { operator: Some(bus_args.operator()), read_only, repository: Some(repository) };
+            let identity = backend::Identity {
+                operator: Some(bus_args.operator()),
+                read_only,
+                repository: Some(repository),
+            };
             let backend = backend::spawn_cockpit(Arc::new(nats), operator(), identity);
             Ok(Switched { backend, plane: PlaneLabel::of(&context, |c| in_mode(c, mode)), connection })
         })

@@ -212,7 +212,7 @@ impl BusArgs {
         };
         let name = match (&self.context, contexts.as_ref().and_then(|c| c.current.as_ref())) {
             (Some(name), _) => Some(name.clone()),
-            (None, Some(current)) if self.nats.is_none() => Some(current.clone()),
+            (None, Some(current)) if use_current && self.nats.is_none() => Some(current.clone()),
             _ => None,
         };
         let Some(name) = name else {
@@ -511,7 +511,8 @@ mod tests {
         let filled = bus(&["--context", "b"]).with_context(&a_context(Some("/k/b.creds"))).expect("fills");
         assert_eq!(filled.nats.as_deref(), Some("nats://127.0.0.1:4999"));
         assert_eq!(filled.creds, Some(PathBuf::from("/k/b.creds")));
-        let mine = bus(&["--context", "b", "--nkey", "/k/me.seed"]).with_context(&a_context(None)).expect("fills");
+        let mine =
+            bus(&["--context", "b", "--nkey", "/k/me.seed"]).with_context(&a_context(None)).expect("fills");
         assert_eq!(mine.nkey, Some(PathBuf::from("/k/me.seed")), "the flag, when the context has none");
         let err = bus(&["--nats", "nats://h:1"]).with_context(&a_context(None)).unwrap_err();
         assert_eq!(err, "--context b and --nats (or NATS_URL) both name a plane: give one");
@@ -533,7 +534,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("qd-select-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("contexts.toml");
-        std::fs::write(&file, "current = \"b\"\n[contexts.b]\nnats = \"nats://127.0.0.1:4999\"\n").expect("write");
+        std::fs::write(&file, "current = \"b\"\n[contexts.b]\nnats = \"nats://127.0.0.1:4999\"\n")
+            .expect("write");
         let plane = bus(&[]).select_in(Some(file.clone()), true).expect("current");
         assert_eq!(plane.context.map(|c| c.name), Some("b".into()));
         assert_eq!(plane.bus.nats.as_deref(), Some("nats://127.0.0.1:4999"));

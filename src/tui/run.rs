@@ -123,7 +123,8 @@ pub async fn run(
                 return Ok(Exit::Hangup);
             }
         }
-        let mut io = Io { backend: &backend, shell: &mut shell, switching: &mut switching, connect: &connect };
+        let mut io =
+            Io { backend: &backend, shell: &mut shell, switching: &mut switching, connect: &connect };
         match carry_out(effects, terminal, app, &mut io).await? {
             Carried::Quit => return Ok(Exit::Quit),
             _ if app.should_quit => return Ok(Exit::Quit),

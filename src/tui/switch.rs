@@ -46,7 +46,12 @@ impl Switching {
 /// Carries out a switch's outcome: on success the app drops the old plane's state and the
 /// old backend is shut down (nothing of it reaches the app afterwards); otherwise the app
 /// says why and stays where it was.
-pub async fn finish(app: &mut App, backend: &mut BackendHandle, name: &str, result: Result<Switched, String>) {
+pub async fn finish(
+    app: &mut App,
+    backend: &mut BackendHandle,
+    name: &str,
+    result: Result<Switched, String>,
+) {
     match result {
         Ok(Switched { backend: new, plane, connection }) => {
             let old = std::mem::replace(backend, new);

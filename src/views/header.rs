@@ -78,11 +78,7 @@ fn groups(app: &FrameContext) -> Vec<Vec<Part>> {
         |n| Part::new(format!(", behind {n} events"), format!(" -{n}"), t.warn.patch(bg)),
     );
     let mut link = plane(app);
-    link.extend([
-        Part::same(" ", t.header),
-        Part::same(badge, badge_style.patch(bg)),
-        lag,
-    ]);
+    link.extend([Part::same(" ", t.header), Part::same(badge, badge_style.patch(bg)), lag]);
     // Counted once per change of the fleet's structure, not per frame. What is unknown (a
     // silent host, a silent controller) is not counted as healthy, and is said apart.
     let facts = app.facts();

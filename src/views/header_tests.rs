@@ -50,7 +50,10 @@ fn header_names_the_context_in_its_colour_and_marks_production() {
     assert_eq!(y, 0);
     assert!(buf[(x, y)].modifier.contains(ratatui::style::Modifier::REVERSED));
     let widest = text(&draw(&mut app, 160, 10));
-    assert!(widest.lines().next().is_some_and(|h| h.contains("⚠ PRODUCTION")), "in full when it fits:\n{widest}");
+    assert!(
+        widest.lines().next().is_some_and(|h| h.contains("⚠ PRODUCTION")),
+        "in full when it fits:\n{widest}"
+    );
     let narrow = text(&draw(&mut app, 80, 24));
     assert_snapshot!("context_production_80x24", narrow.lines().take(2).collect::<Vec<_>>().join("\n"));
     let header = narrow.lines().next().unwrap_or_default();

@@ -56,24 +56,30 @@ fn cockpit_context_switch_between_two_planes() {
     let out = ctl_in(&home, &["--context", "b", "snapshot", "--json"]);
     assert!(out.ok(), "{out}");
     let snap: Value = serde_json::from_str(&out.stdout).expect("JSON");
-    let apps: Vec<&str> = snap["apps"].as_array().expect("apps").iter().filter_map(|a| a["name"].as_str()).collect();
+    let apps: Vec<&str> =
+        snap["apps"].as_array().expect("apps").iter().filter_map(|a| a["name"].as_str()).collect();
     assert_eq!(apps, ["beta-api"], "{snap}");
     // Naming a plane twice, or a context nobody defined, is an error that says so.
     let out = ctl_in(&home, &["--context", "b", "--nats", &a.url(), "snapshot"]);
     assert!(!out.ok() && out.stderr.contains("both name a plane"), "{out}");
     let out = ctl_in(&home, &["--context", "qa", "snapshot"]);
-    assert!(!out.ok() && out.stderr.contains("no context \"qa\"") && out.stderr.contains("a, b, down"), "{out}");
+    assert!(
+        !out.ok() && out.stderr.contains("no context \"qa\"") && out.stderr.contains("a, b, down"),
+        "{out}"
+    );
 
     let contexts = quarterdeck::context::load(&home.join("quarterdeck/contexts.toml"))
         .expect("the file parses")
         .expect("the file is there");
     // Taken here: the async block below must not own (and so drop) plane b.
     let b_url = b.url();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     runtime.block_on(async move {
         // The flags as typed: none but the context (the cockpit's `given`).
         let given = Cli::try_parse_from(["quarterdeck", "--context", "a"]).expect("parses").bus;
-        let connect = quarterdeck::cli::cockpit::connector(given, contexts.clone(), false, ColorMode::TrueColor);
+        let connect =
+            quarterdeck::cli::cockpit::connector(given, contexts.clone(), false, ColorMode::TrueColor);
         let first = connect("a".into()).await.expect("connects to a");
         let mut app = cockpit_app("nothing yet");
         app.contexts = contexts.list.clone();
@@ -112,14 +118,18 @@ fn cockpit_context_switch_between_two_planes() {
         assert!(s.contains("cannot switch to down: ") && s.contains("still on b"), "{s}");
         // Still following b: a new app there shows up.
         let url = b_url.clone();
-        tokio::task::spawn_blocking(move || crate::nats_support::ctl_ok(&url, &crate::nats_support::deploy_args("beta-two", "1.0.0", "1")))
-            .await
-            .expect("ctl ran");
-        pump(&mut app, &mut handle, "b's second app", |app| app.replica.fleet.apps.contains_key("beta-two")).await;
+        tokio::task::spawn_blocking(move || {
+            crate::nats_support::ctl_ok(&url, &crate::nats_support::deploy_args("beta-two", "1.0.0", "1"))
+        })
+        .await
+        .expect("ctl ran");
+        pump(&mut app, &mut handle, "b's second app", |app| app.replica.fleet.apps.contains_key("beta-two"))
+            .await;
     });
 
     // The same as a user sees it: the binary in a terminal, through its event loop.
-    let command = format!("env -u NATS_URL -u NATS_NKEY XDG_CONFIG_HOME={} {BIN} --context a", home.display());
+    let command =
+        format!("env -u NATS_URL -u NATS_NKEY XDG_CONFIG_HOME={} {BIN} --context a", home.display());
     let Some(t) = Tmux::start("contexts", &command) else { return };
     t.wait_for(&["1 Hosts", "h1"], "the cockpit on a");
     t.keys(&["6"]);
@@ -144,6 +154,9 @@ fn cockpit_context_switch_between_two_planes() {
     t.type_text(":context down");
     t.keys(&["Enter"]);
     let stayed = t.wait_for(&["cannot switch to down", "still on b"], "a plane that is down");
-    assert!(stayed.contains("beta-api") && stayed.lines().next().is_some_and(|h| h.contains(" b ")), "{stayed}");
+    assert!(
+        stayed.contains("beta-api") && stayed.lines().next().is_some_and(|h| h.contains(" b ")),
+        "{stayed}"
+    );
     t.keys(&["q"]);
 }
