@@ -10,8 +10,11 @@ use quarterdeck::cli::{
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    // The cockpit picks its plane itself (it keeps the contexts for `:context`).
-    if let Some(command) = &cli.command {
+    // The cockpit picks its plane itself (it keeps the contexts for `:context`); the
+    // commands that never reach a bus have none to pick.
+    let bus_less =
+        |c: &CliCommand| matches!(c, CliCommand::Auth(_) | CliCommand::Completions(_) | CliCommand::Man(_));
+    if let Some(command) = cli.command.as_ref().filter(|c| !bus_less(c)) {
         match cli.bus.clone().select(matches!(command, CliCommand::Ctl(_))) {
             Ok(plane) => cli.bus = plane.bus,
             Err(err) => {
