@@ -540,6 +540,13 @@ fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     write("cockpit_config", &[b"read_only = true\n".to_vec(), b"# no keys\nreadonly = false\n".to_vec()])?;
     write(
+        "contexts",
+        &[
+            b"current = \"a\"\n[contexts.a]\nnats = \"nats://127.0.0.1:4222\"\ncolour = \"yellow\"\n".to_vec(),
+            b"[contexts.p]\nnats = \"tls://h:1,tls://g:2\"\nnkey = \"~/k.seed\"\ncreds = \"p.creds\"\ncolor = \"#ff0000\"\nproduction = true\n".to_vec(),
+        ],
+    )?;
+    write(
         "keymap",
         &[
             include_bytes!("actions/keymap.toml").to_vec(),

@@ -10,6 +10,7 @@ pub mod bus;
 pub mod cli;
 pub mod client;
 pub mod config_file;
+pub mod context;
 pub mod plane;
 pub mod protocol;
 pub mod repository;

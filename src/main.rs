@@ -9,7 +9,20 @@ use quarterdeck::cli::{
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // The cockpit picks its plane itself (it keeps the contexts for `:context`); the
+    // commands that never reach a bus have none to pick.
+    let bus_less =
+        |c: &CliCommand| matches!(c, CliCommand::Auth(_) | CliCommand::Completions(_) | CliCommand::Man(_));
+    if let Some(command) = cli.command.as_ref().filter(|c| !bus_less(c)) {
+        match cli.bus.clone().select(matches!(command, CliCommand::Ctl(_))) {
+            Ok(plane) => cli.bus = plane.bus,
+            Err(err) => {
+                eprintln!("quarterdeck: {}", quarterdeck::cli::printable::printable(&err));
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // Named, so `top -H` and /proc tell the cockpit's threads from the sandbox's.
     let runtime =
         match tokio::runtime::Builder::new_multi_thread().thread_name("qd-main").enable_all().build() {

@@ -234,4 +234,7 @@ pub enum Effect {
     /// Ask for an app's releases (a read: allowed read-only); the answer comes back as
     /// `Inbound::Releases`.
     Releases(String),
+    /// Connect to the named context's plane; once connected, the event loop replaces the
+    /// backend and tells the app (`App::switched`), or says why not (`App::switch_failed`).
+    SwitchContext(String),
 }

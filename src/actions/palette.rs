@@ -12,6 +12,7 @@
 //! :exec [INSTANCE] [-- CMD...]                             a shell (or CMD) in the instance
 //! :scale APP N                                             run N instances of APP (confirmed)
 //! :filter TEXT   :help   :q
+//! :context [NAME]                                          list the contexts, or switch to one
 //! ```
 
 use super::Panel;
@@ -44,6 +45,8 @@ pub enum PaletteCommand {
         app: String,
         instances: u32,
     },
+    /// List the contexts (`None`), or switch the cockpit to one; the app checks the name.
+    Context(Option<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +58,7 @@ pub enum RestartTarget {
     Marked,
 }
 
-const VERBS: [&str; 14] = [
+const VERBS: [&str; 15] = [
     "hosts",
     "instances",
     "routes",
@@ -70,6 +73,7 @@ const VERBS: [&str; 14] = [
     "help",
     "q",
     "scale",
+    "context",
 ];
 
 /// Parses a palette line (without the leading `:`), checking names and values, and that
@@ -93,6 +97,11 @@ pub fn parse(line: &str, fleet: &Fleet) -> Result<PaletteCommand, String> {
         "deploy" => deploy(args),
         "exec" => exec(line.trim_start().strip_prefix("exec").unwrap_or_default(), fleet),
         "scale" => scale(args, fleet),
+        "context" => match args {
+            [] => Ok(PaletteCommand::Context(None)),
+            [name] => Ok(PaletteCommand::Context(Some(name.to_string()))),
+            [_, extra, ..] => Err(format!("context [NAME]: unexpected {extra:?}")),
+        },
         other => Err(format!("unknown command {other:?}: try {}", VERBS.join(", "))),
     }
 }
@@ -287,6 +296,21 @@ pub fn complete(line: &str, fleet: &Fleet) -> (usize, Vec<String>) {
     (start, out)
 }
 
+/// `complete`, with the contexts' names after `context`: they are the cockpit's, not the
+/// fleet's.
+pub fn complete_in(line: &str, fleet: &Fleet, contexts: &[String]) -> (usize, Vec<String>) {
+    let start = line.rfind(' ').map(|i| i + 1).unwrap_or(0);
+    match line[..start].split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["context"] => {
+            let prefix = &line[start..];
+            let mut out: Vec<String> = contexts.iter().filter(|c| c.starts_with(prefix)).cloned().collect();
+            out.sort();
+            (start, out)
+        }
+        _ => complete(line, fleet),
+    }
+}
+
 /// The longest prefix all candidates share.
 pub fn common_prefix(candidates: &[String]) -> String {
     let Some(first) = candidates.first() else { return String::new() };
@@ -374,5 +398,17 @@ mod tests {
         assert_eq!(complete("route disable sho", &f).1, vec!["shop-web".to_string()]);
         assert_eq!(complete("route disable shop-web ", &f).1.len(), 3);
         assert_eq!(common_prefix(&["api-gateway".into(), "apps".into()]), "ap");
+    }
+
+    #[test]
+    fn context_takes_an_optional_name_completed_from_the_contexts() {
+        let (f, _) = fixture(42, 6, 0);
+        assert_eq!(parse("context", &f), Ok(PaletteCommand::Context(None)));
+        assert_eq!(parse("context prod", &f), Ok(PaletteCommand::Context(Some("prod".into()))));
+        assert!(parse("context a b", &f).unwrap_err().contains("unexpected \"b\""));
+        let names = ["prod".to_string(), "staging".into(), "prod-us".into()];
+        assert_eq!(complete_in("context pro", &f, &names), (8, vec!["prod".into(), "prod-us".into()]));
+        assert_eq!(complete_in("cont", &f, &names), (0, vec!["context".into()]));
+        assert_eq!(complete_in("restart app ", &f, &names).1.len(), 3, "elsewhere, the fleet's");
     }
 }

@@ -95,27 +95,37 @@ impl App {
         effects
     }
 
-    /// Puts commands behind the confirm dialog. Commands touching an app tagged `prod`
-    /// need its name typed.
+    /// Puts commands behind the confirm dialog, with a typed name when `typed_name` asks
+    /// for one.
     pub(super) fn confirm(
         &mut self,
         question: String,
         commands: Vec<ControlCommand>,
         apps: &BTreeSet<String>,
     ) -> Vec<Effect> {
-        let prod: Vec<&str> = apps
-            .iter()
-            .filter(|a| self.replica.fleet.apps.get(*a).is_some_and(AppSpec::is_prod))
-            .map(String::as_str)
-            .collect();
+        let fleet = &self.replica.fleet;
+        let apps: Vec<(&str, bool)> =
+            apps.iter().map(|a| (a.as_str(), fleet.apps.get(a).is_some_and(AppSpec::is_prod))).collect();
         let mut pending = Pending::new(question, commands);
-        if !prod.is_empty() {
-            pending.typed = Some(prod.join(","));
-        }
+        pending.typed = typed_name(self.production, &self.bus_label, &apps);
         // The dialog replaces whatever led to it (palette, form, detail).
         self.overlays.clear();
         self.overlays.push(Overlay::Confirm(Box::new(pending)));
         vec![]
+    }
+}
+
+/// The one rule for typing a name before a change leaves: on a production context, every
+/// change; elsewhere, a change to an app labelled prod. What is typed is the target's name,
+/// as k9s and kubectl users expect: the apps' (`apps`: each name and whether it is
+/// labelled prod), comma-separated; a production change that names no app (a host's)
+/// types the context's name. `None`: a `[y/N]` question.
+pub(crate) fn typed_name(production: bool, context: &str, apps: &[(&str, bool)]) -> Option<String> {
+    let names: Vec<&str> = apps.iter().filter(|(_, prod)| production || *prod).map(|(a, _)| *a).collect();
+    match (production, names.is_empty()) {
+        (_, false) => Some(names.join(",")),
+        (true, true) => Some(context.to_string()),
+        (false, true) => None,
     }
 }
 

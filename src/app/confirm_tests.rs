@@ -112,3 +112,49 @@ fn the_prod_rule_is_the_apps_tag_for_the_dialog_and_the_wizard() {
     let Some(Overlay::Wizard(w)) = app.overlay() else { panic!("no wizard: {:?}", app.overlay()) };
     assert!(w.is_prod(), "the wizard asks the same rule");
 }
+
+/// The one rule: a production context asks for the target's name on every change; a host's
+/// change (no app) types the context's name; elsewhere only prod-labelled apps ask.
+#[test]
+fn the_typed_name_rule() {
+    use super::typed_name;
+    assert_eq!(typed_name(false, "dev", &[("web", false)]), None);
+    assert_eq!(typed_name(false, "dev", &[("web", true), ("api", false)]), Some("web".into()));
+    assert_eq!(typed_name(true, "prod", &[("web", false), ("api", false)]), Some("web,api".into()));
+    assert_eq!(typed_name(true, "prod", &[]), Some("prod".into()));
+    assert_eq!(typed_name(false, "dev", &[]), None);
+}
+
+/// On a production context a restart of an app not labelled prod needs its name typed,
+/// and so does a deploy in the wizard: every change, through the one rule.
+#[test]
+fn a_production_context_asks_for_the_typed_name_on_every_change() {
+    let mut app = app();
+    app.production = true;
+    app.bus_label = "prod-eu".into();
+    app.update(Action::ShowPanel(Panel::Instances));
+    app.update(Action::Down);
+    let target = app.selected_instance().cloned().expect("an instance");
+    assert!(!app.replica.fleet.apps.get(&target.app).is_some_and(crate::protocol::AppSpec::is_prod));
+    app.update(Action::Restart);
+    assert_eq!(app.input_mode(), InputMode::TypedConfirm);
+    assert!(app.update(Action::Confirmed).is_empty(), "y alone sends nothing");
+    type_text(&mut app, &target.app);
+    let effects = app.update(Action::Submit);
+    assert_eq!(sent(&effects).len(), 1, "sent once the app's name is typed");
+    // A host's restart types the names of the apps on it.
+    app.update(Action::ShowPanel(Panel::Hosts));
+    app.update(Action::Restart);
+    match app.overlay() {
+        Some(Overlay::Confirm(p)) => assert!(p.typed.is_some(), "{p:?}"),
+        other => panic!("a typed confirm: {other:?}"),
+    }
+    app.update(Action::Cancelled);
+    // The wizard's deploy follows the same rule.
+    app.update(Action::ShowPanel(Panel::Apps));
+    app.update(Action::Deploy);
+    match app.overlay() {
+        Some(Overlay::Wizard(w)) => assert!(w.is_prod(), "a typed name in the wizard too"),
+        other => panic!("the wizard: {other:?}"),
+    }
+}

@@ -28,7 +28,7 @@ impl PaletteState {
 
     /// Tab (`step` 1) or Shift-Tab (-1): completes the word being typed. One candidate
     /// is put in place; several first fill in what they share, then cycle.
-    pub fn complete(&mut self, fleet: &Fleet, step: isize) {
+    pub fn complete(&mut self, fleet: &Fleet, contexts: &[String], step: isize) {
         self.error = None;
         if let Some((start, at)) = self.cycle
             && !self.candidates.is_empty()
@@ -40,7 +40,7 @@ impl PaletteState {
             self.cycle = Some((start, next));
             return;
         }
-        let (start, candidates) = palette::complete(&self.input, fleet);
+        let (start, candidates) = palette::complete_in(&self.input, fleet, contexts);
         let word = self.input[start..].to_string();
         self.candidates = candidates;
         match self.candidates.len() {

@@ -7,6 +7,7 @@ mod click;
 mod clipboard;
 pub mod columns;
 mod confirm;
+mod context;
 pub mod facts;
 pub mod failures;
 mod filter;
@@ -39,6 +40,7 @@ pub mod wizard;
 #[cfg(test)]
 mod tests;
 
+pub use context::PlaneLabel;
 pub use forms::{PaletteState, RouteForm};
 pub use frame::{FrameContext, Link};
 pub use window::window_start;
@@ -136,7 +138,7 @@ pub struct App {
     /// The wizard of a deploy still running after Esc; `d` shows it again.
     pub parked_wizard: Option<Box<Wizard>>,
     pub status: Option<Status>,
-    /// `sandbox` or the bus URL.
+    /// The plane's name in the header: the context's, `sandbox`, or a bare URL's host.
     pub bus_label: String,
     pub connection: Connection,
     pub theme: Theme,
@@ -171,6 +173,12 @@ pub struct App {
     pub shell: Option<String>,
     /// The releases of the app whose detail pane is open (`releases.rs`).
     pub releases: releases::Releases,
+    /// The header draws the plane's name in this colour (the context's); `None`: the theme's.
+    pub plane_colour: Option<ratatui::style::Color>,
+    /// A production context: every change needs a typed name (`confirm::typed_name`).
+    pub production: bool,
+    /// The contexts `:context` lists and switches to.
+    pub contexts: Vec<crate::context::Context>,
     /// Fleet-wide counts, counted after a snapshot and kept up event by event (see `facts`).
     facts: FleetFacts,
     /// Events since the last frame, and whether the frame before had more than
@@ -207,6 +215,9 @@ impl App {
             forwards: Default::default(),
             shell: None,
             releases: Default::default(),
+            plane_colour: None,
+            production: false,
+            contexts: Vec::new(),
             facts: FleetFacts::default(),
             events_since_frame: 0,
             flood: false,

@@ -10,6 +10,7 @@ impl App {
     pub(super) fn update_palette(&mut self, action: Action) -> Vec<Effect> {
         let fleet = &self.replica.fleet;
         let history = &self.history;
+        let contexts: Vec<String> = self.contexts.iter().map(|c| c.name.clone()).collect();
         let Some(Overlay::Palette(p)) = self.overlays.last_mut() else { return vec![] };
         match action {
             Action::Input(c) => {
@@ -26,8 +27,8 @@ impl App {
                 p.input.clear();
                 p.edited();
             }
-            Action::Complete => p.complete(fleet, 1),
-            Action::CompletePrev => p.complete(fleet, -1),
+            Action::Complete => p.complete(fleet, &contexts, 1),
+            Action::CompletePrev => p.complete(fleet, &contexts, -1),
             Action::HistoryPrev => p.browse(history, true),
             Action::HistoryNext => p.browse(history, false),
             Action::Back | Action::Cancelled | Action::Quit => {
@@ -86,6 +87,7 @@ impl App {
                 // The wizard, prefilled: the same plan preview and confirmation as `d`.
                 self.open_wizard_for(Some(&app), version, instances)
             }
+            PaletteCommand::Context(name) => self.ask_context(name),
         }
     }
 }

@@ -182,6 +182,8 @@ pub struct Wizard {
     pub progress_up: usize,
     /// While Tab cycles through app names: what was typed before the first Tab.
     cycle: Option<String>,
+    /// Opened on a production context: the deploy needs the app's name typed.
+    pub production: bool,
 }
 
 impl Wizard {
@@ -198,6 +200,7 @@ impl Wizard {
             sent: Vec::new(),
             progress_up: 0,
             cycle: None,
+            production: false,
         };
         w.values[Field::Instances as usize] = "1".into();
         w.values[Field::Cpu as usize] = "0.25".into();
@@ -243,8 +246,10 @@ impl Wizard {
         self.previous = Some(app.clone());
     }
 
+    /// Whether the deploy needs the app's name typed (`confirm::typed_name`'s rule).
     pub fn is_prod(&self) -> bool {
-        self.previous.as_ref().is_some_and(AppSpec::is_prod)
+        let prod_app = self.previous.as_ref().is_some_and(AppSpec::is_prod);
+        super::confirm::typed_name(self.production, "", &[(self.value(Field::App), prod_app)]).is_some()
     }
 
     /// The field's error, if its value is not valid now.
@@ -752,6 +757,7 @@ impl App {
             }
             None => {
                 let mut w = Wizard::new(&self.replica.fleet, app);
+                w.production = self.production;
                 if let Some(v) = version {
                     w.values[Field::Version as usize] = v;
                 }

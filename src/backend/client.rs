@@ -87,6 +87,29 @@ pub struct BackendHandle {
     pub updates: mpsc::Receiver<Inbound>,
     /// Exec sessions on the same bus (the event loop opens and runs them).
     pub exec: super::ExecOpener,
+    /// The task that carries out `commands`; it owns the follow, the log streams and the
+    /// forwards, which all end when it does.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// How long `shutdown` waits for the backend's task to end before it is aborted.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+impl BackendHandle {
+    /// Stops this backend for good and waits for it (mini-redis's owned shutdown): closing
+    /// `commands` ends its task, and with it the follow (its `Resyncer`), every log stream
+    /// and forward (their stops are dropped); what it had not yet delivered is dropped
+    /// with `updates`. Used when the cockpit switches to another plane, so nothing of the
+    /// old one reaches the app afterwards.
+    pub async fn shutdown(self) {
+        let BackendHandle { commands, updates, exec, task } = self;
+        drop((commands, updates, exec));
+        let abort = task.abort_handle();
+        if tokio::time::timeout(SHUTDOWN_WAIT, task).await.is_err() {
+            log::warn!("the old plane's backend did not stop in {SHUTDOWN_WAIT:?}: aborted");
+            abort.abort();
+        }
+    }
 }
 
 /// Starts the backend task for a bus.
@@ -140,8 +163,8 @@ fn spawn_full(
         logs_stop: Vec::new(),
         forwards: Default::default(),
     };
-    tokio::spawn(backend.run(command_rx));
-    BackendHandle { commands, updates, exec }
+    let task = tokio::spawn(backend.run(command_rx));
+    BackendHandle { commands, updates, exec, task }
 }
 
 /// The task that carries out the app's commands.

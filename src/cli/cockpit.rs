@@ -6,14 +6,16 @@ use std::sync::Arc;
 
 use super::{BusArgs, CockpitArgs};
 use crate::actions::keymap::Keymap;
-use crate::app::App;
+use crate::app::{App, PlaneLabel};
 use crate::backend;
 use crate::backend::upload::RepoSource;
 use crate::bus::Bus;
+use crate::context::Contexts;
 use crate::plane::sandbox::{SEED_INSTANCES, Sandbox, SandboxConfig, heartbeat_period_for};
 use crate::protocol::clock::now_ms;
-use crate::theme::{ColorMode, Theme};
+use crate::theme::{ColorMode, Theme, in_mode};
 use crate::tui;
+use crate::tui::switch::{Connect, Switched};
 
 /// Who is at the controls, as the cockpit names itself on the bus: `cockpit/user@host`.
 pub fn operator() -> String {
@@ -21,7 +23,8 @@ pub fn operator() -> String {
     format!("cockpit/{user}@{host}")
 }
 
-fn config_dir() -> Option<PathBuf> {
+/// The cockpit's folder of files: `$XDG_CONFIG_HOME/quarterdeck`, else `~/.config/quarterdeck`.
+pub fn config_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
@@ -129,7 +132,12 @@ impl Drop for SandboxRuntime {
 
 /// Runs the cockpit; its exit status says how it ended (129 after SIGHUP, 143 after SIGTERM).
 pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<ExitCode, String> {
-    let (theme, keymap, config) = load_files(&args, ColorMode::detect())?;
+    let mode = ColorMode::detect();
+    let (theme, keymap, config) = load_files(&args, mode)?;
+    // `:context` connects as `--context NAME` with the flags as given would.
+    let given = bus_args.clone();
+    let plane = bus_args.select(true)?;
+    let bus_args = plane.bus;
     let read_only = args.read_only || config.read_only;
 
     // The cockpit's own log goes to the Events panel, never to the screen it draws on.
@@ -138,6 +146,11 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<ExitCode, Strin
 
     let mut sandbox: Option<(Sandbox, SandboxRuntime)> = None;
     let repository;
+    let label = match (&plane.context, &bus_args.nats) {
+        (Some(context), _) => PlaneLabel::of(context, |c| in_mode(c, mode)),
+        (None, Some(url)) => PlaneLabel::plain(crate::context::label_of_url(url)),
+        (None, None) => PlaneLabel::plain(crate::context::SANDBOX),
+    };
     let bus: Arc<dyn Bus> = match &bus_args.nats {
         Some(_) => {
             let nats = bus_args.connect_now(&operator()).await?;
@@ -190,15 +203,43 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<ExitCode, Strin
         backend::Identity { operator: Some(bus_args.operator()), read_only, repository: Some(repository) };
     let handle = backend::spawn_cockpit(bus.clone(), operator(), identity);
 
-    let mut app = App::new(bus.describe(), theme, keymap, now_ms());
+    let mut app = App::new(label.name.clone(), theme, keymap, now_ms());
+    app.set_plane(label);
+    app.contexts = plane.contexts.list.clone();
     app.read_only = read_only;
     app.show_log = true;
     app.connection = bus.connection().borrow().clone();
     let mut terminal = tui::terminal::init().map_err(|e| format!("cannot take the terminal: {e}"))?;
-    let result = tui::run(&mut terminal, &mut app, handle).await;
+    let connect = connector(given, plane.contexts, read_only, mode);
+    let result = tui::run(&mut terminal, &mut app, handle, connect).await;
     tui::terminal::restore();
     drop(sandbox);
     result.map(|exit| ExitCode::from(exit.code())).map_err(|e| format!("terminal error: {e}"))
+}
+
+/// How `:context NAME` reaches another plane: as `quarterdeck --context NAME` with the flags
+/// `given` (as typed, before any context filled them) would, with the same read-only
+/// setting. `mode`: the terminal's colours, for the header.
+pub fn connector(given: BusArgs, contexts: Contexts, read_only: bool, mode: ColorMode) -> Connect {
+    let base = Arc::new(BusArgs { nats: None, context: None, ..given });
+    let contexts = Arc::new(contexts);
+    Box::new(move |name: String| {
+        let (base, contexts) = (base.clone(), contexts.clone());
+        Box::pin(async move {
+            let context = contexts.pick(&name)?.clone();
+            let bus_args = BusArgs::clone(&base).with_context(&context)?;
+            let nats = bus_args.connect_now(&operator()).await?;
+            let connection = nats.connection().borrow().clone();
+            let repository = RepoSource::ObjectStore(Box::new(nats.clone()));
+            let identity = backend::Identity {
+                operator: Some(bus_args.operator()),
+                read_only,
+                repository: Some(repository),
+            };
+            let backend = backend::spawn_cockpit(Arc::new(nats), operator(), identity);
+            Ok(Switched { backend, plane: PlaneLabel::of(&context, |c| in_mode(c, mode)), connection })
+        })
+    })
 }
 
 #[cfg(test)]

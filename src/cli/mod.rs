@@ -26,14 +26,16 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bus::{BusError, NatsBus, NatsOptions};
+use crate::context::{self, Context, Contexts};
 use crate::protocol::Operator;
 
 /// A terminal cockpit for a Docker PaaS, and the control plane it steers.
 ///
 /// With no bus given, `quarterdeck` starts the embedded sandbox: a controller and a
 /// simulated fleet of Docker hosts running three apps, all in this process, so the whole
-/// system can be seen with one command. With `--nats URL` it opens the cockpit on a real
-/// control plane. Press ? in the cockpit for the keys.
+/// system can be seen with one command. With `--nats URL`, or `--context NAME` from
+/// ~/.config/quarterdeck/contexts.toml, it opens the cockpit on a real control plane, and
+/// `:context NAME` switches it to another live. Press ? in the cockpit for the keys.
 #[derive(Debug, Parser)]
 #[command(name = "quarterdeck", version, about, long_about)]
 pub struct Cli {
@@ -61,6 +63,12 @@ pub struct BusArgs {
     /// through this server.
     #[arg(long, env = "NATS_URL", global = true, value_name = "URL")]
     pub nats: Option<String>,
+
+    /// The plane to use, by its name in ~/.config/quarterdeck/contexts.toml: its NATS URL,
+    /// credentials, colour and whether it is production. Not with --nats (or NATS_URL): one
+    /// plane is named once. Without either, the cockpit and ctl use the file's `current`.
+    #[arg(long, env = "QUARTERDECK_CONTEXT", global = true, value_name = "NAME")]
+    pub context: Option<String>,
 
     /// NATS credentials file (JWT and NKey seed), as made by nsc.
     #[arg(long, global = true, value_name = "FILE")]
@@ -168,6 +176,80 @@ impl BusArgs {
         let ssh = std::env::var("SSH_CONNECTION").ok();
         let nats_user = self.options("ctl").ok().and_then(|o| o.nats_user());
         Operator::from_parts(&user, &host, ssh.as_deref(), nats_user)
+    }
+}
+
+/// The plane a command runs against: the bus flags, filled from the context that named it.
+#[derive(Debug, Clone)]
+pub struct Plane {
+    pub bus: BusArgs,
+    /// The context in use; `None` for a bare `--nats` URL or the sandbox.
+    pub context: Option<Context>,
+    /// Every context of the file (none without a file), for `:context`.
+    pub contexts: Contexts,
+}
+
+/// `contexts.toml`, where the keymap and the config are (`$XDG_CONFIG_HOME/quarterdeck`).
+pub fn contexts_path() -> Option<PathBuf> {
+    Some(cockpit::config_dir()?.join("contexts.toml"))
+}
+
+impl BusArgs {
+    /// The plane `--context` names; with `use_current` (the cockpit and ctl), the file's
+    /// `current` when no plane is named at all. The file is read only when it can matter,
+    /// so a service without --context never reads it.
+    pub fn select(self, use_current: bool) -> Result<Plane, String> {
+        if self.context.is_none() && !use_current {
+            return Ok(Plane { bus: self, context: None, contexts: Contexts::default() });
+        }
+        self.select_in(contexts_path(), use_current)
+    }
+
+    /// `select`, with the contexts file at `path` (`None`: nowhere to look).
+    fn select_in(self, path: Option<PathBuf>, use_current: bool) -> Result<Plane, String> {
+        let contexts = match &path {
+            Some(p) => context::load(p)?,
+            None => None,
+        };
+        let name = match (&self.context, contexts.as_ref().and_then(|c| c.current.as_ref())) {
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(current)) if use_current && self.nats.is_none() => Some(current.clone()),
+            _ => None,
+        };
+        let Some(name) = name else {
+            return Ok(Plane { bus: self, context: None, contexts: contexts.unwrap_or_default() });
+        };
+        let Some(contexts) = contexts else {
+            let at = path.map_or_else(|| "no HOME or XDG_CONFIG_HOME".into(), |p| p.display().to_string());
+            return Err(format!("--context {name}: no contexts file ({at})"));
+        };
+        let chosen = contexts.pick(&name)?.clone();
+        let bus = self.with_context(&chosen)?;
+        Ok(Plane { bus, context: Some(chosen), contexts })
+    }
+
+    /// These flags with the context's URL and credentials. A flag that names what the
+    /// context names too is an error, never silently one or the other: the point of a
+    /// context is that the plane it names is the plane used.
+    pub fn with_context(mut self, ctx: &Context) -> Result<BusArgs, String> {
+        let name = &ctx.name;
+        if self.nats.is_some() {
+            return Err(format!("--context {name} and --nats (or NATS_URL) both name a plane: give one"));
+        }
+        self.nats = Some(ctx.nats.clone());
+        for (flag, given, from_context) in
+            [("--creds", &mut self.creds, &ctx.creds), ("--nkey (or NATS_NKEY)", &mut self.nkey, &ctx.nkey)]
+        {
+            match (given.is_some(), from_context) {
+                (true, Some(_)) => {
+                    return Err(format!("{flag} and context {name}'s own credentials both apply: give one"));
+                }
+                (false, Some(path)) => *given = Some(path.clone()),
+                (_, None) => {}
+            }
+        }
+        self.context = Some(name.clone());
+        Ok(self)
     }
 }
 
@@ -405,6 +487,73 @@ mod tests {
             }
         }
         assert!(at("--timeout <DURATION>") < at(&format!("{BUS_HEADING}:")), "{help}");
+    }
+
+    fn a_context(creds: Option<&str>) -> Context {
+        Context {
+            name: "b".into(),
+            nats: "nats://127.0.0.1:4999".into(),
+            creds: creds.map(PathBuf::from),
+            nkey: None,
+            colour: None,
+            production: false,
+        }
+    }
+
+    /// A context fills the URL and credentials; a flag that names them too is an error,
+    /// never silently one or the other.
+    #[test]
+    fn a_context_fills_the_bus_flags_and_refuses_a_second_plane() {
+        let bus = |args: &[&str]| {
+            let mut argv = vec!["quarterdeck"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).expect("parses").bus
+        };
+        let filled = bus(&["--context", "b"]).with_context(&a_context(Some("/k/b.creds"))).expect("fills");
+        assert_eq!(filled.nats.as_deref(), Some("nats://127.0.0.1:4999"));
+        assert_eq!(filled.creds, Some(PathBuf::from("/k/b.creds")));
+        let mine =
+            bus(&["--context", "b", "--nkey", "/k/me.seed"]).with_context(&a_context(None)).expect("fills");
+        assert_eq!(mine.nkey, Some(PathBuf::from("/k/me.seed")), "the flag, when the context has none");
+        let err = bus(&["--nats", "nats://h:1"]).with_context(&a_context(None)).unwrap_err();
+        assert_eq!(err, "--context b and --nats (or NATS_URL) both name a plane: give one");
+        let err = bus(&["--creds", "/x"]).with_context(&a_context(Some("/k/b.creds"))).unwrap_err();
+        assert!(err.starts_with("--creds and context b's own credentials"), "{err}");
+        // Without --context a service never reads the file.
+        let plane = bus(&["--nats", "nats://h:1"]).select(false).expect("no file read");
+        assert!(plane.context.is_none() && plane.contexts.list.is_empty());
+    }
+
+    /// `current` is used only when no plane is named; `--context` needs a file that has it.
+    #[test]
+    fn the_file_picks_the_plane_only_when_none_is_named() {
+        let bus = |args: &[&str]| {
+            let mut argv = vec!["quarterdeck"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).expect("parses").bus
+        };
+        let dir = std::env::temp_dir().join(format!("qd-select-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("contexts.toml");
+        std::fs::write(&file, "current = \"b\"\n[contexts.b]\nnats = \"nats://127.0.0.1:4999\"\n")
+            .expect("write");
+        let plane = bus(&[]).select_in(Some(file.clone()), true).expect("current");
+        assert_eq!(plane.context.map(|c| c.name), Some("b".into()));
+        assert_eq!(plane.bus.nats.as_deref(), Some("nats://127.0.0.1:4999"));
+        let plane = bus(&["--nats", "nats://h:1"]).select_in(Some(file.clone()), true).expect("the flag");
+        assert!(plane.context.is_none() && plane.bus.nats.as_deref() == Some("nats://h:1"));
+        assert_eq!(plane.contexts.names(), ["b"], "kept for :context");
+        let err = bus(&["--context", "c"]).select_in(Some(file.clone()), true).unwrap_err();
+        assert!(err.starts_with("no context \"c\" in ") && err.ends_with("; contexts: b"), "{err}");
+        let none = dir.join("none.toml");
+        let err = bus(&["--context", "b"]).select_in(Some(none.clone()), false).unwrap_err();
+        assert_eq!(err, format!("--context b: no contexts file ({})", none.display()));
+        let plane = bus(&[]).select_in(Some(none), true).expect("no file: as before");
+        assert!(plane.context.is_none() && plane.bus.nats.is_none());
+        std::fs::write(&file, "[contexts.b]\n").expect("write");
+        let err = bus(&["--nats", "nats://h:1"]).select_in(Some(file.clone()), true).unwrap_err();
+        assert!(err.contains("line 1: context \"b\" has no nats URL"), "a bad file is said: {err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

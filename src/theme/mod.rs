@@ -180,12 +180,7 @@ impl Theme {
                     None => ConfigError { line: None, message },
                 }
             })?;
-            Ok(match mode {
-                ColorMode::None => None,
-                ColorMode::TrueColor => Some(c),
-                ColorMode::Palette256 => Some(to_palette(c)),
-                ColorMode::Ansi8 => Some(to_ansi8(c)),
-            })
+            Ok(in_mode(c, mode))
         };
         let fg = |key: &str| -> Result<Style, ConfigError> {
             Ok(color(key)?.map(|c| Style::default().fg(c)).unwrap_or_default())
@@ -240,7 +235,19 @@ impl Theme {
     }
 }
 
-fn parse_color(s: &str) -> Option<Color> {
+/// A colour as the terminal can draw it: none without colour, the nearest in a smaller
+/// palette.
+pub fn in_mode(c: Color, mode: ColorMode) -> Option<Color> {
+    match mode {
+        ColorMode::None => None,
+        ColorMode::TrueColor => Some(c),
+        ColorMode::Palette256 => Some(to_palette(c)),
+        ColorMode::Ansi8 => Some(to_ansi8(c)),
+    }
+}
+
+/// A colour as theme files write it: a name, `reset`, 0-255 or `#rrggbb`.
+pub fn parse_color(s: &str) -> Option<Color> {
     if s == "reset" {
         return Some(Color::Reset);
     }

@@ -9,6 +9,7 @@ mod mouse;
 pub mod output;
 mod run;
 mod shell;
+pub mod switch;
 pub mod terminal;
 
 pub use run::{Exit, draw, render, run, tick};

@@ -17,6 +17,7 @@ use ratatui::backend::Backend;
 
 use super::output::FrameBackend;
 use super::shell::{Shell, Step};
+use super::switch::{Connect, Switching};
 use super::terminal::{self, Tui};
 use crate::actions::prompt::{self, InputMode};
 use crate::actions::{Action, Effect};
@@ -49,7 +50,13 @@ impl Exit {
     }
 }
 
-pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) -> std::io::Result<Exit> {
+/// Runs the cockpit until it ends; `connect` reaches another plane for `:context NAME`.
+pub async fn run(
+    terminal: &mut Tui,
+    app: &mut App,
+    mut backend: BackendHandle,
+    connect: Connect,
+) -> std::io::Result<Exit> {
     // `None` while a shell has the terminal: its keys are the shell's, not crossterm's.
     let mut input = Some(EventStream::new());
     let mut shell = Shell::default();
@@ -59,6 +66,7 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
     let mut sig = Signals::new()?;
     let mut data_dirty = true;
     let mut backend_open = true;
+    let mut switching = Switching::default();
 
     let (_, mut drawn) = draw(terminal, app)?;
     loop {
@@ -77,6 +85,11 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
             update = backend.updates.recv(), if backend_open => match update {
                 Some(first) => data_dirty |= ingest(app, first, &mut backend, &mut effects),
                 None => backend_open = false,
+            },
+            (name, result) = switching.done() => {
+                super::switch::finish(app, &mut backend, &name, result).await;
+                backend_open = true;
+                draw_now = true;
             },
             _ = frame_timer.tick() => {
                 if data_dirty {
@@ -110,7 +123,9 @@ pub async fn run(terminal: &mut Tui, app: &mut App, mut backend: BackendHandle) 
                 return Ok(Exit::Hangup);
             }
         }
-        match carry_out(effects, terminal, app, &backend, &mut shell).await? {
+        let mut io =
+            Io { backend: &backend, shell: &mut shell, switching: &mut switching, connect: &connect };
+        match carry_out(effects, terminal, app, &mut io).await? {
             Carried::Quit => return Ok(Exit::Quit),
             _ if app.should_quit => return Ok(Exit::Quit),
             Carried::Said => draw_now = true,
@@ -228,15 +243,23 @@ enum Carried {
     Quit,
 }
 
+/// What effects are carried out through, besides the terminal and the app.
+struct Io<'a> {
+    backend: &'a BackendHandle,
+    shell: &'a mut Shell,
+    switching: &'a mut Switching,
+    connect: &'a Connect,
+}
+
 /// Carries out what `App::update` asked for: commands to the backend, the clipboard, a
-/// saved log, mouse capture, a shell to open.
+/// saved log, mouse capture, a shell to open, a plane to switch to.
 async fn carry_out(
     effects: Vec<Effect>,
     terminal: &mut Tui,
     app: &mut App,
-    backend: &BackendHandle,
-    shell: &mut Shell,
+    io: &mut Io<'_>,
 ) -> std::io::Result<Carried> {
+    let Io { backend, shell, .. } = io;
     let mut carried = Carried::Done;
     for effect in effects {
         let command = match effect {
@@ -259,6 +282,10 @@ async fn carry_out(
             }
             Effect::MouseCapture(on) => {
                 terminal::set_mouse(on)?;
+                continue;
+            }
+            Effect::SwitchContext(name) => {
+                io.switching.start(io.connect, name);
                 continue;
             }
             Effect::SaveLog { path, text, lines } => {

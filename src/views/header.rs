@@ -77,12 +77,8 @@ fn groups(app: &FrameContext) -> Vec<Vec<Part>> {
         || Part::same("", t.warn.patch(bg)),
         |n| Part::new(format!(", behind {n} events"), format!(" -{n}"), t.warn.patch(bg)),
     );
-    let link = vec![
-        Part::same(app.bus_label.clone(), t.header),
-        Part::same(" ", t.header),
-        Part::same(badge, badge_style.patch(bg)),
-        lag,
-    ];
+    let mut link = plane(app);
+    link.extend([Part::same(" ", t.header), Part::same(badge, badge_style.patch(bg)), lag]);
     // Counted once per change of the fleet's structure, not per frame. What is unknown (a
     // silent host, a silent controller) is not counted as healthy, and is said apart.
     let facts = app.facts();
@@ -119,6 +115,24 @@ fn groups(app: &FrameContext) -> Vec<Vec<Part>> {
     };
     let rev = Part::same(format!("rev {}", f.revision), t.header);
     vec![name, link, vec![rev], vec![hosts], vec![instances], vec![routes], vec![data]]
+}
+
+/// The plane's name (the context's, `sandbox`, or a bare URL's host) in the context's
+/// colour, and a production plane marked in words, whatever the width or the colours.
+fn plane(app: &FrameContext) -> Vec<Part> {
+    let t = &app.theme;
+    let bold = ratatui::style::Modifier::BOLD;
+    let name = match app.plane_colour {
+        Some(c) => t.header.fg(c).add_modifier(bold),
+        None => t.header.add_modifier(bold),
+    };
+    let mut parts = vec![Part::same(app.bus_label.clone(), name)];
+    if app.production {
+        let marker = t.bad.add_modifier(ratatui::style::Modifier::REVERSED | bold);
+        parts.push(Part::same(" ", t.header));
+        parts.push(Part::new(" ⚠ PRODUCTION ".into(), " ⚠ PROD ".into(), marker));
+    }
+    parts
 }
 
 /// The link's state in a word, worst first: reconnecting, no controller, loading,

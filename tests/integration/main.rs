@@ -47,6 +47,7 @@ mod sandbox_e2e;
 
 mod cockpit_audit_nats;
 mod cockpit_config;
+mod cockpit_contexts;
 mod cockpit_freshness_nats;
 mod cockpit_logs;
 mod cockpit_releases;
