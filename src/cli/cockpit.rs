@@ -158,39 +158,7 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<ExitCode, Strin
             Arc::new(nats)
         }
         None => {
-            let config = SandboxConfig {
-                seed: args.seed,
-                hosts: args.sandbox_hosts as usize,
-                instances: args.sandbox_instances as usize,
-                speed: args.sandbox_speed,
-                crashes_per_hour: args.sandbox_crash_rate,
-                heartbeat_period: heartbeat_period_for(args.sandbox_hosts as usize),
-                ..SandboxConfig::default()
-            };
-            if config.hosts > 50 || config.instances > 0 {
-                // Seconds at scale, before the terminal is taken: say what is happening.
-                eprintln!(
-                    "starting the sandbox: {} simulated hosts, {} instances, a heartbeat every {}s ...",
-                    config.hosts,
-                    config.instances.max(SEED_INSTANCES),
-                    config.heartbeat_period.as_secs()
-                );
-            }
-            // The simulated fleet runs on threads of its own (`qd-sandbox`), so it never
-            // holds up the cockpit's, and the cockpit's own CPU can be measured apart.
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("qd-sandbox")
-                .enable_all()
-                .build()
-                .map(|rt| SandboxRuntime(Some(rt)))
-                .map_err(|e| format!("cannot start the sandbox's runtime: {e}"))?;
-            let sb = runtime
-                .handle()
-                .spawn(Sandbox::start(config))
-                .await
-                .map_err(|e| format!("the sandbox stopped while starting: {e}"))?
-                .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+            let (sb, runtime) = start_sandbox(&args).await?;
             let bus = sb.bus.clone();
             repository = RepoSource::Fixed(sb.repository.clone());
             sandbox = Some((sb, runtime));
@@ -215,6 +183,44 @@ pub async fn run(bus_args: BusArgs, args: CockpitArgs) -> Result<ExitCode, Strin
     tui::terminal::restore();
     drop(sandbox);
     result.map(|exit| ExitCode::from(exit.code())).map_err(|e| format!("terminal error: {e}"))
+}
+
+/// Starts the embedded sandbox the flags describe, on a runtime of its own.
+async fn start_sandbox(args: &CockpitArgs) -> Result<(Sandbox, SandboxRuntime), String> {
+    let config = SandboxConfig {
+        seed: args.seed,
+        hosts: args.sandbox_hosts as usize,
+        instances: args.sandbox_instances as usize,
+        speed: args.sandbox_speed,
+        crashes_per_hour: args.sandbox_crash_rate,
+        heartbeat_period: heartbeat_period_for(args.sandbox_hosts as usize),
+        ..SandboxConfig::default()
+    };
+    if config.hosts > 50 || config.instances > 0 {
+        // Seconds at scale, before the terminal is taken: say what is happening.
+        eprintln!(
+            "starting the sandbox: {} simulated hosts, {} instances, a heartbeat every {}s ...",
+            config.hosts,
+            config.instances.max(SEED_INSTANCES),
+            config.heartbeat_period.as_secs()
+        );
+    }
+    // The simulated fleet runs on threads of its own (`qd-sandbox`), so it never
+    // holds up the cockpit's, and the cockpit's own CPU can be measured apart.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("qd-sandbox")
+        .enable_all()
+        .build()
+        .map(|rt| SandboxRuntime(Some(rt)))
+        .map_err(|e| format!("cannot start the sandbox's runtime: {e}"))?;
+    let sb = runtime
+        .handle()
+        .spawn(Sandbox::start(config))
+        .await
+        .map_err(|e| format!("the sandbox stopped while starting: {e}"))?
+        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    Ok((sb, runtime))
 }
 
 /// How `:context NAME` reaches another plane: as `quarterdeck --context NAME` with the flags

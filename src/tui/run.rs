@@ -96,24 +96,9 @@ pub async fn run(
                     draw_now = true;
                 }
             },
-            _ = clock.tick() => {
-                if shell.has_terminal() {
-                    app.update(Action::Tick(now_ms()));
-                } else {
-                    drawn = tick(terminal, app, now_ms())?.1;
-                }
-                effects = app.follow_log_instances();
-            }
-            // The shell's terminal is the shell's: a stop or continue from outside is its
-            // business until it ends, and the screen is taken back then anyway.
-            _ = sig.tstp.recv() => if !shell.has_terminal() {
-                terminal::suspend(terminal, app.mouse)?;
-                draw_now = true;
-            },
-            _ = sig.cont.recv() => if !shell.has_terminal() {
-                terminal::resume(terminal, app.mouse)?;
-                draw_now = true;
-            },
+            _ = clock.tick() => effects = on_clock(terminal, app, &shell, &mut drawn)?,
+            _ = sig.tstp.recv() => draw_now = job_control(terminal, app, &shell, Job::Stop)?,
+            _ = sig.cont.recv() => draw_now = job_control(terminal, app, &shell, Job::Continue)?,
             _ = sig.term.recv() => {
                 shell.stop().await;
                 return Ok(Exit::Terminated);
@@ -137,6 +122,43 @@ pub async fn run(
             data_dirty = false;
         }
     }
+}
+
+/// The clock's second: the app's time moves on (drawn unless a shell has the terminal),
+/// and merged logs pick up instances that joined.
+fn on_clock(
+    terminal: &mut Tui,
+    app: &mut App,
+    shell: &Shell,
+    drawn: &mut Drawn,
+) -> std::io::Result<Vec<Effect>> {
+    if shell.has_terminal() {
+        app.update(Action::Tick(now_ms()));
+    } else {
+        *drawn = tick(terminal, app, now_ms())?.1;
+    }
+    Ok(app.follow_log_instances())
+}
+
+/// A stop (Ctrl-Z, SIGTSTP) or a continue from outside.
+#[derive(Clone, Copy)]
+enum Job {
+    Stop,
+    Continue,
+}
+
+/// Gives the terminal back on a stop and takes it again on a continue; says whether to
+/// draw. The shell's terminal is the shell's: a stop or continue from outside is its
+/// business until it ends, and the screen is taken back then anyway.
+fn job_control(terminal: &mut Tui, app: &App, shell: &Shell, job: Job) -> std::io::Result<bool> {
+    if shell.has_terminal() {
+        return Ok(false);
+    }
+    match job {
+        Job::Stop => terminal::suspend(terminal, app.mouse)?,
+        Job::Continue => terminal::resume(terminal, app.mouse)?,
+    }
+    Ok(true)
 }
 
 /// The signals the loop hears.

@@ -9,7 +9,7 @@ use crate::actions::Panel;
 use crate::app::FrameContext;
 use crate::backend::{History, Sample};
 use crate::protocol::clock::{age, datetime, uptime};
-use crate::protocol::{Event, EventKind};
+use crate::protocol::{Event, EventKind, Host};
 use crate::theme::Theme;
 
 pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
@@ -103,6 +103,14 @@ fn host(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
     for w in &h.info.warnings {
         lines.push(Line::from(Span::styled(format!(" ⚠ {w}"), t.warn)));
     }
+    lines.extend(host_containers(app, h));
+    (format!("Host {}", h.info.id), lines)
+}
+
+/// A host's instances, then the containers no agent manages, which are never touched.
+fn host_containers(app: &FrameContext, h: &Host) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let mut lines = Vec::new();
     lines.push(Line::from(Span::styled(" instances", t.muted)));
     for i in app.replica.fleet.instances_on(&h.info.id) {
         lines.push(Line::from(format!("   {:<24} {:<10} {}", i.id, i.state.as_str(), i.endpoint)));
@@ -117,7 +125,7 @@ fn host(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
             )));
         }
     }
-    (format!("Host {}", h.info.id), lines)
+    lines
 }
 
 fn instance(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 
 use crate::app::FrameContext;
 use crate::protocol::clock::age;
-use crate::protocol::release::FieldChange;
+use crate::protocol::release::{FieldChange, ReleaseList};
 
 /// Rows of releases and of diff shown on a small screen (under 30 rows), and on others.
 const SMALL: (usize, usize) = (3, 3);
@@ -59,6 +59,16 @@ pub fn lines(app: &FrameContext, width: usize, height: u16) -> Vec<Line<'static>
         );
         out.push(Line::from(Span::styled(text, if selected { t.selection } else { t.text })));
     }
+    out.extend(diff_lines(app, list, width, diff_rows));
+    out
+}
+
+/// The diff from the current release to the selected one: what a rollback changes, at most
+/// `rows` fields, then how many more.
+fn diff_lines(app: &FrameContext, list: &ReleaseList, width: usize, rows: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let r = &app.releases;
+    let mut out = Vec::new();
     let (Some(changes), Some((selected, current))) = (r.diff(), r.pair()) else { return out };
     if changes.is_empty() {
         out.push(Line::from(Span::styled(
@@ -73,7 +83,7 @@ pub fn lines(app: &FrameContext, width: usize, height: u16) -> Vec<Line<'static>
     )));
     // Field, two values and the arrow on one line of the pane.
     let value_width = width.saturating_sub(30) / 2;
-    for c in changes.iter().take(diff_rows) {
+    for c in changes.iter().take(rows) {
         out.push(Line::from(vec![
             Span::styled(format!("   {:<20} ", cut(&c.field, 20)), t.muted),
             Span::styled(cut(&FieldChange::show(&c.from), value_width), t.text),
@@ -81,11 +91,11 @@ pub fn lines(app: &FrameContext, width: usize, height: u16) -> Vec<Line<'static>
             Span::styled(cut(&FieldChange::show(&c.to), value_width), t.text),
         ]));
     }
-    if changes.len() > diff_rows {
+    if changes.len() > rows {
         out.push(Line::from(Span::styled(
             format!(
                 "   … {} more (ctl diff {} {} {})",
-                changes.len() - diff_rows,
+                changes.len() - rows,
                 list.app,
                 current.number,
                 selected.number
@@ -96,14 +106,9 @@ pub fn lines(app: &FrameContext, width: usize, height: u16) -> Vec<Line<'static>
     out
 }
 
-/// `s` in at most `n` characters, the cut marked with `…`.
+/// `s` in at most `n` cells, the cut marked with `…` (the tables' rule).
 fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    super::table::cut(s, u16::try_from(n).unwrap_or(u16::MAX)).into_owned()
 }
 
 #[cfg(test)]
