@@ -178,16 +178,8 @@ pub struct ScaleArgs {
     /// How many instances should run: 0 to 500.
     #[arg(value_parser = clap::value_parser!(u32).range(0..=500))]
     pub instances: u32,
-    /// Follow the operation, printing each step, and exit 0 on success or 1 with the reason.
-    #[arg(long)]
-    pub wait: bool,
-    /// With --wait: how long to follow before giving up.
-    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
-    pub wait_timeout: Duration,
-    /// The command id; sending the same id again gives the first answer and starts nothing.
-    /// [default: a new random id]
-    #[arg(long, value_name = "ID")]
-    pub command_id: Option<String>,
+    #[command(flatten)]
+    pub op: OpArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +190,35 @@ pub enum AppCommand {
     Remove(AppRemoveArgs),
 }
 
+/// `--wait` and for how long: the flags of each ctl command that starts an operation.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Follow the operation, printing each step, and exit 0 on success or 1 with the reason.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: how long to follow before giving up.
+    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
+    pub wait_timeout: Duration,
+}
+
+impl WaitArgs {
+    /// How long to follow the operation; `None` without --wait.
+    pub fn until(&self) -> Option<Duration> {
+        self.wait.then_some(self.wait_timeout)
+    }
+}
+
+/// `--wait` and the command id that makes a repeat start nothing.
+#[derive(Debug, Args)]
+pub struct OpArgs {
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    /// The command id; sending the same id again gives the first answer and starts nothing.
+    /// [default: a new random id]
+    #[arg(long, value_name = "ID")]
+    pub command_id: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct AppRemoveArgs {
     /// The app to remove.
@@ -205,12 +226,8 @@ pub struct AppRemoveArgs {
     /// Remove without asking.
     #[arg(long)]
     pub yes: bool,
-    /// Follow the operation until it ends; exit 0 on success or 1 with the reason.
-    #[arg(long)]
-    pub wait: bool,
-    /// With --wait: how long to follow before giving up.
-    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
-    pub wait_timeout: Duration,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -286,16 +303,8 @@ pub struct DeployArgs {
     /// How a new version replaces the old: `rolling` (one at a time) or `all` (all at once).
     #[arg(long, value_enum, default_value = "rolling")]
     pub strategy: StrategyArg,
-    /// Follow the operation, printing each step, and exit 0 on success or 1 with the reason.
-    #[arg(long)]
-    pub wait: bool,
-    /// With --wait: how long to follow before giving up.
-    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
-    pub wait_timeout: Duration,
-    /// The command id; sending the same id again gives the first answer and starts nothing.
-    /// [default: a new random id]
-    #[arg(long, value_name = "ID")]
-    pub command_id: Option<String>,
+    #[command(flatten)]
+    pub op: OpArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -319,12 +328,8 @@ pub struct RestartArgs {
     /// For --app and --host: how many instances restart together (rolling).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
     pub batch: Option<u32>,
-    /// Follow the operation until it ends; exit 0 on success or 1 with the reason.
-    #[arg(long)]
-    pub wait: bool,
-    /// With --wait: how long to follow before giving up.
-    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
-    pub wait_timeout: Duration,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -549,7 +554,7 @@ impl Ctl {
 
     async fn rollback(&self, a: super::ctl_releases::RollbackArgs) -> Result<ExitCode, String> {
         let req = crate::protocol::release::RollbackRequest { app: a.app, release: a.release };
-        self.command(CtlVerb::Rollback, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
+        self.command(CtlVerb::Rollback, req, a.op.command_id, a.op.wait.until()).await
     }
 
     async fn whoami(&self) -> Result<ExitCode, String> {
@@ -851,12 +856,12 @@ impl Ctl {
                 StrategyArg::All => Strategy::All,
             },
         };
-        self.command(CtlVerb::Deploy, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
+        self.command(CtlVerb::Deploy, req, a.op.command_id, a.op.wait.until()).await
     }
 
     async fn scale(&self, a: ScaleArgs) -> Result<ExitCode, String> {
         let req = ScaleRequest { app: a.app, instances: a.instances };
-        self.command(CtlVerb::Scale, req, a.command_id, a.wait.then_some(a.wait_timeout)).await
+        self.command(CtlVerb::Scale, req, a.op.command_id, a.op.wait.until()).await
     }
 
     async fn app_remove(&self, a: AppRemoveArgs) -> Result<ExitCode, String> {
@@ -874,7 +879,7 @@ impl Ctl {
             confirmed_by(&a.app, &typed)?;
         }
         let req = AppRemoveRequest { app: a.app };
-        self.command(CtlVerb::AppRemove, req, None, a.wait.then_some(a.wait_timeout)).await
+        self.command(CtlVerb::AppRemove, req, None, a.wait.until()).await
     }
 
     async fn restart(&self, a: RestartArgs) -> Result<ExitCode, String> {
@@ -885,7 +890,7 @@ impl Ctl {
             _ => return Err("say what to restart: --instance, --app or --host".into()),
         };
         let body = RestartBody { target: req, batch: a.batch };
-        self.command(CtlVerb::Restart, body, None, a.wait.then_some(a.wait_timeout)).await
+        self.command(CtlVerb::Restart, body, None, a.wait.until()).await
     }
 
     async fn host(&self, verb: HostCommand) -> Result<ExitCode, String> {
@@ -1098,7 +1103,7 @@ mod tests {
     #[test]
     fn scale_takes_0_to_the_deploy_bound_and_app_remove_its_name() {
         let Ok(CtlCommand::Scale(a)) = ctl_command(&["scale", "web", "0", "--wait"]) else { panic!("scale") };
-        assert_eq!((a.app.as_str(), a.instances, a.wait), ("web", 0, true));
+        assert_eq!((a.app.as_str(), a.instances, a.op.wait.wait), ("web", 0, true));
         let e = ctl_command(&["scale", "web", "501"]).unwrap_err();
         assert!(e.contains("501") && e.contains("0..=500"), "{e}");
         assert!(ctl_command(&["scale", "web"]).is_err(), "N is required");

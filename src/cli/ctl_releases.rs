@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::parse;
+use super::ctl::OpArgs;
 use crate::bus::{self, NatsBus, RequestError};
 use crate::protocol::Envelope;
 use crate::protocol::clock::datetime;
@@ -37,16 +37,8 @@ pub struct RollbackArgs {
     /// spec is deployed again, rolling: image pinned to its digest, artifact, command, env,
     /// constraints, instance count. Makes a new release, "rollback to N".
     pub release: Option<u64>,
-    /// Follow the operation, printing each step, and exit 0 on success or 1 with the reason.
-    #[arg(long)]
-    pub wait: bool,
-    /// With --wait: how long to follow before giving up.
-    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
-    pub wait_timeout: Duration,
-    /// The command id; sending the same id again gives the first answer and starts nothing.
-    /// [default: a new random id]
-    #[arg(long, value_name = "ID")]
-    pub command_id: Option<String>,
+    #[command(flatten)]
+    pub op: OpArgs,
 }
 
 /// An app's releases, as the controller answers them.

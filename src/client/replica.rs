@@ -606,27 +606,12 @@ pub(crate) fn test_heartbeat(host: &Host, period_ms: u64) -> Heartbeat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{EventKind, HostInfo};
+    use crate::protocol::EventKind;
 
     fn host(id: &str) -> Host {
-        Host {
-            info: HostInfo {
-                id: id.into(),
-                hostname: format!("{id}.test"),
-                ip: "10.0.0.1".into(),
-                az: "az1".into(),
-                tags: vec![],
-                cpu_cores: 4,
-                memory_total_mb: 8192,
-                agent_version: "test".into(),
-                warnings: vec![],
-            },
-            last_heartbeat: 0,
-            state: HostState::Up,
-            metrics: Default::default(),
-            unmanaged: vec![],
-            schedule: Default::default(),
-        }
+        let mut h = Host::for_test(id, "az1", 4, 8192);
+        h.info.hostname = format!("{id}.test");
+        h
     }
 
     #[test]

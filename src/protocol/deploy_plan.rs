@@ -189,28 +189,13 @@ pub fn free_indexes(used: &[u32], n: usize) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Host;
     use crate::protocol::scheduler::place;
-    use crate::protocol::{Host, HostInfo, HostMetrics, HostState};
 
     fn host(id: &str, az: &str, tags: &[&str], cores: u32, mem: u64) -> Host {
-        Host {
-            info: HostInfo {
-                id: id.into(),
-                hostname: id.into(),
-                ip: "10.0.0.1".into(),
-                az: az.into(),
-                tags: tags.iter().map(|t| t.to_string()).collect(),
-                cpu_cores: cores,
-                memory_total_mb: mem,
-                agent_version: "test".into(),
-                warnings: vec![],
-            },
-            last_heartbeat: 0,
-            state: HostState::Up,
-            metrics: HostMetrics::default(),
-            unmanaged: vec![],
-            schedule: Default::default(),
-        }
+        let mut h = Host::for_test(id, az, cores, mem);
+        h.info.tags = tags.iter().map(|t| t.to_string()).collect();
+        h
     }
 
     fn need(cpu: f32, memory_mb: u64) -> Constraints {

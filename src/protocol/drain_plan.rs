@@ -86,27 +86,10 @@ pub fn on_host<'a>(fleet: &'a Fleet, host: &'a str) -> Vec<&'a Instance> {
 mod tests {
     use super::*;
     use crate::protocol::scheduler::NoFit;
-    use crate::protocol::{AppSpec, Constraints, Host, HostInfo, HostSchedule, InstanceState};
+    use crate::protocol::{AppSpec, Constraints, Host, HostSchedule, InstanceState};
 
     fn host(id: &str, az: &str, cores: u32) -> Host {
-        Host {
-            info: HostInfo {
-                id: id.into(),
-                hostname: id.into(),
-                ip: "10.0.0.1".into(),
-                az: az.into(),
-                tags: vec![],
-                cpu_cores: cores,
-                memory_total_mb: 8192,
-                agent_version: "test".into(),
-                warnings: vec![],
-            },
-            last_heartbeat: 0,
-            state: HostState::Up,
-            metrics: Default::default(),
-            unmanaged: vec![],
-            schedule: HostSchedule::Open,
-        }
+        Host::for_test(id, az, cores, 8192)
     }
 
     fn app(name: &str, cpu: f32) -> AppSpec {

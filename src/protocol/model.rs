@@ -65,6 +65,32 @@ impl HostSchedule {
     }
 }
 
+#[cfg(test)]
+impl Host {
+    /// A host that is up and open, for tests: `cores` and `memory_mb` of capacity, no tags,
+    /// address 10.0.0.1, its heartbeat at 0.
+    pub fn for_test(id: &str, az: &str, cores: u32, memory_mb: u64) -> Host {
+        Host {
+            info: HostInfo {
+                id: id.into(),
+                hostname: id.into(),
+                ip: "10.0.0.1".into(),
+                az: az.into(),
+                tags: vec![],
+                cpu_cores: cores,
+                memory_total_mb: memory_mb,
+                agent_version: "test".into(),
+                warnings: vec![],
+            },
+            last_heartbeat: 0,
+            state: HostState::Up,
+            metrics: HostMetrics::default(),
+            unmanaged: vec![],
+            schedule: HostSchedule::default(),
+        }
+    }
+}
+
 /// The facts of a host that do not change between heartbeats: what its agent reports in
 /// every heartbeat (`Heartbeat::host`), and the part of a `Host` the agent knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

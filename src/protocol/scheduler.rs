@@ -244,27 +244,12 @@ fn explain(fleet: &Fleet, req: &PlacementRequest<'_>, eligible: &[Candidate<'_>]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{HostInfo, HostMetrics, Instance, InstanceState};
+    use crate::protocol::{Instance, InstanceState};
 
     fn host(id: &str, az: &str, tags: &[&str], cores: u32, mem: u64) -> Host {
-        Host {
-            info: HostInfo {
-                id: id.into(),
-                hostname: id.into(),
-                ip: "10.101.1.11".into(),
-                az: az.into(),
-                tags: tags.iter().map(|t| t.to_string()).collect(),
-                cpu_cores: cores,
-                memory_total_mb: mem,
-                agent_version: "test".into(),
-                warnings: vec![],
-            },
-            last_heartbeat: 0,
-            state: HostState::Up,
-            metrics: HostMetrics::default(),
-            unmanaged: vec![],
-            schedule: Default::default(),
-        }
+        let mut h = Host::for_test(id, az, cores, mem);
+        h.info.tags = tags.iter().map(|t| t.to_string()).collect();
+        h
     }
 
     fn fleet(hosts: Vec<Host>) -> Fleet {

@@ -628,9 +628,9 @@ mod tests {
         use crate::protocol::deploy_plan::{self, Step, Target};
         use crate::protocol::scheduler::Usage;
         use crate::protocol::{
-            Accepted, AppSpec, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, Host, HostInfo,
-            HostMetrics, HostState, InstanceReport, InstanceState, OperationState, Route, RouteState,
-            RunSpec, Strategy, decode, subjects,
+            Accepted, AppSpec, Constraints, DeployRequest, Envelope, Event, EventKind, Fleet, Host,
+            HostState, InstanceReport, InstanceState, OperationState, Route, RouteState, RunSpec, Strategy,
+            decode, subjects,
         };
 
         const PERIOD: Duration = Duration::from_millis(100);
@@ -662,24 +662,11 @@ mod tests {
             let mut f = Fleet::default();
             let now = now_ms();
             for (n, (id, az, tags, cores, mem)) in scene.hosts.iter().enumerate() {
-                let host = Host {
-                    info: HostInfo {
-                        id: id.to_string(),
-                        hostname: id.to_string(),
-                        ip: format!("10.0.{}.1", n + 1),
-                        az: az.to_string(),
-                        tags: tags.iter().map(|t| t.to_string()).collect(),
-                        cpu_cores: *cores,
-                        memory_total_mb: *mem,
-                        agent_version: "test".into(),
-                        warnings: vec![],
-                    },
-                    last_heartbeat: now,
-                    state: HostState::Up,
-                    metrics: HostMetrics { mem_total_mb: *mem, ..HostMetrics::default() },
-                    unmanaged: vec![],
-                    schedule: Default::default(),
-                };
+                let mut host = Host::for_test(id, az, *cores, *mem);
+                host.info.ip = format!("10.0.{}.1", n + 1);
+                host.info.tags = tags.iter().map(|t| t.to_string()).collect();
+                host.last_heartbeat = now;
+                host.metrics.mem_total_mb = *mem;
                 f.hosts.insert(host.info.id.clone(), host);
             }
             let app = AppSpec {

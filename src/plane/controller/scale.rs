@@ -247,30 +247,12 @@ pub(crate) fn victims(fleet: &Fleet, app: &AppSpec, n: usize) -> Vec<Instance> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Constraints, Host, HostInfo, HostMetrics, HostState};
+    use crate::protocol::{Constraints, Host, HostState};
 
     fn fleet(hosts: &[(&str, &str)], instances: &[(u32, &str, InstanceState)]) -> (Fleet, AppSpec) {
         let mut f = Fleet::default();
         for (id, az) in hosts {
-            let info = HostInfo {
-                id: id.to_string(),
-                hostname: id.to_string(),
-                ip: "10.0.0.1".into(),
-                az: az.to_string(),
-                tags: vec![],
-                cpu_cores: 8,
-                memory_total_mb: 8192,
-                agent_version: "test".into(),
-                warnings: vec![],
-            };
-            let h = Host {
-                info,
-                last_heartbeat: 0,
-                state: HostState::Up,
-                metrics: HostMetrics::default(),
-                unmanaged: vec![],
-                schedule: Default::default(),
-            };
+            let h = Host::for_test(id, az, 8, 8192);
             f.hosts.insert(id.to_string(), h);
         }
         let app = AppSpec {
@@ -405,32 +387,15 @@ mod routes_first {
     use crate::protocol::subjects::{self, CtlVerb};
     use crate::protocol::{
         Accepted, AppRemoveRequest, AppSpec, Constraints, Envelope, ErrorCode, Event, EventKind, Fleet, Host,
-        HostInfo, HostMetrics, HostState, InstanceState, OperationKind, Route, RouteState, RouterStatus,
-        ScaleRequest, decode,
+        InstanceState, OperationKind, Route, RouteState, RouterStatus, ScaleRequest, decode,
     };
 
     /// One host, and `web` with two instances running and routed.
     fn fleet() -> Fleet {
         let mut f = Fleet::default();
-        let info = HostInfo {
-            id: "h1".into(),
-            hostname: "h1".into(),
-            ip: "10.0.1.1".into(),
-            az: "az1".into(),
-            tags: vec![],
-            cpu_cores: 8,
-            memory_total_mb: 8192,
-            agent_version: "test".into(),
-            warnings: vec![],
-        };
-        let host = Host {
-            info,
-            last_heartbeat: now_ms(),
-            state: HostState::Up,
-            metrics: HostMetrics::default(),
-            unmanaged: vec![],
-            schedule: Default::default(),
-        };
+        let mut host = Host::for_test("h1", "az1", 8, 8192);
+        host.info.ip = "10.0.1.1".into();
+        host.last_heartbeat = now_ms();
         f.hosts.insert("h1".into(), host);
         let app = AppSpec {
             name: "web".into(),
