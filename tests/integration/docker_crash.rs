@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::cockpit_support::cockpit_app;
 use crate::docker_support::{docker, site};
 use crate::nats_support::{block_on, connect, ctl, ctl_json, ctl_json_lines, eventually};
-use crate::stack_support::Stack;
+use crate::stack_support::{Stack, site_cmd_deploy_args};
 
 const RUN_SH: &str = r#"n=$(cat /tmp/runs 2>/dev/null || echo 0)
 n=$((n + 1))
@@ -44,35 +44,8 @@ fn deploy_crasher(stack: &Stack) -> String {
     std::fs::write(&artifact, site(&[("index.html", "<h1>crasher</h1>"), ("run.sh", RUN_SH)]))
         .expect("artifact");
     let image = crate::docker_support::image();
-    let out = ctl(
-        &stack.url(),
-        &[
-            "deploy",
-            "--app",
-            "site",
-            "--version",
-            "1.0.0",
-            "--instances",
-            "1",
-            "--image",
-            &image,
-            "--port",
-            "8080",
-            "--cmd",
-            "sh /app/run.sh",
-            "--artifact",
-            artifact.to_str().unwrap(),
-            "--health",
-            "http:/index.html",
-            "--domain",
-            "site.test",
-            "--cpu",
-            "0.1",
-            "--memory",
-            "64M",
-            "--wait",
-        ],
-    );
+    let args = site_cmd_deploy_args(&image, "sh /app/run.sh", "1.0.0", "1", &artifact, &[]);
+    let out = ctl(&stack.url(), &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.ok(), "deploy: {out:?}");
     let ids = docker(&["ps", "-q", "--filter", &format!("label=quarterdeck.host={}", stack.host)]);
     ids.split_whitespace().next().expect("the app's container").to_string()

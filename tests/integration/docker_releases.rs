@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::docker_support::inspect;
 use crate::nats_support::{CtlOut, Mode, Proc, WAIT, ctl, ctl_as, ctl_json, eventually, snapshot};
-use crate::stack_support::{Stack, StackConfig, get};
+use crate::stack_support::{Stack, StackConfig, get, site_cmd_deploy_args};
 
 /// The test image under two names: the same bytes, but the spec (and each container's
 /// `Config.Image`) says which one a release runs.
@@ -42,37 +42,9 @@ fn deploy(
     env: &[&str],
 ) -> CtlOut {
     let artifact = stack.artifact(&format!("site-{version}-{}", body.len()), body);
-    let artifact = artifact.to_str().unwrap_or_default().to_string();
-    let mut args = vec![
-        "deploy",
-        "--app",
-        "site",
-        "--version",
-        version,
-        "--instances",
-        instances,
-        "--image",
-        image,
-        "--port",
-        "8080",
-        "--cmd",
-        cmd,
-        "--artifact",
-        &artifact,
-        "--health",
-        "http:/index.html",
-        "--domain",
-        "site.test",
-        "--cpu",
-        "0.1",
-        "--memory",
-        "64M",
-        "--wait",
-    ];
-    for kv in env {
-        args.extend(["--env", kv]);
-    }
-    ctl(&stack.url(), &args)
+    let extra: Vec<&str> = env.iter().flat_map(|kv| ["--env", kv]).collect();
+    let args = site_cmd_deploy_args(image, cmd, version, instances, &artifact, &extra);
+    ctl(&stack.url(), &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn releases(url: &str) -> Value {

@@ -319,6 +319,18 @@ pub fn site_image_deploy_args(
     artifact: &std::path::Path,
     extra: &[&str],
 ) -> Vec<String> {
+    site_cmd_deploy_args(image, "httpd -f -p 8080 -h /app", version, instances, artifact, extra)
+}
+
+/// The `ctl` arguments of a `deploy --wait` of `site` with its own container command.
+pub fn site_cmd_deploy_args(
+    image: &str,
+    cmd: &str,
+    version: &str,
+    instances: &str,
+    artifact: &std::path::Path,
+    extra: &[&str],
+) -> Vec<String> {
     let mut args = vec![
         "deploy",
         "--app",
@@ -332,7 +344,7 @@ pub fn site_image_deploy_args(
         "--port",
         "8080",
         "--cmd",
-        "httpd -f -p 8080 -h /app",
+        cmd,
         "--artifact",
         artifact.to_str().unwrap(),
         "--health",
