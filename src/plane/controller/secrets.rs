@@ -135,3 +135,159 @@ pub(super) fn start_secret_set(
     }
     Ok(accepted)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use tokio::sync::watch;
+
+    use crate::bus::{Bus, LocalBus, RequestError};
+    use crate::plane::controller::store::MemoryStore;
+    use crate::plane::controller::{Controller, ControllerConfig};
+    use crate::protocol::subjects::CtlVerb;
+    use crate::protocol::{
+        Accepted, AppSpec, Constraints, Envelope, ErrorCode, Fleet, SecretRef, SecretSetRequest,
+    };
+    use crate::secrets::{MemorySecrets, SecretError, SecretStore, Secrets, secret_ref};
+
+    /// A store whose writes wait until `open` turns true, or fail while `broken`.
+    struct Held {
+        inner: MemorySecrets,
+        open: watch::Receiver<bool>,
+        broken: bool,
+        puts: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SecretStore for Held {
+        async fn put(&self, app: &str, name: &str, version: u64, value: Bytes) -> Result<(), SecretError> {
+            self.puts.fetch_add(1, Ordering::SeqCst);
+            if self.broken {
+                return Err(SecretError::Other(format!("cannot write {name} v{version}: no responders")));
+            }
+            let mut open = self.open.clone();
+            open.wait_for(|o| *o).await.map_err(|e| SecretError::Other(e.to_string()))?;
+            self.inner.put(app, name, version, value).await
+        }
+        async fn get(&self, app: &str, name: &str, version: u64) -> Result<Option<Bytes>, SecretError> {
+            self.inner.get(app, name, version).await
+        }
+        async fn delete(&self, app: &str, name: &str, version: u64) -> Result<(), SecretError> {
+            self.inner.delete(app, name, version).await
+        }
+    }
+
+    fn fleet() -> Fleet {
+        let mut f = Fleet::default();
+        let app = AppSpec {
+            name: "web".into(),
+            version: "1".into(),
+            instances: 1,
+            image: "web:1".into(),
+            port: 8080,
+            constraints: Constraints { azs: vec![], tags: vec![], cpu: 0.5, memory_mb: 256 },
+            domain: "web.local".into(),
+            tags: vec![],
+            run: Default::default(),
+            shortfall: None,
+            digest: None,
+        };
+        f.apps.insert("web".into(), app);
+        f
+    }
+
+    async fn controller(bus: Arc<dyn Bus>, store: Arc<Held>) -> crate::plane::controller::ControllerHandle {
+        let state = Arc::new(MemoryStore::new(bus.clone()));
+        Controller::start_with_secrets(bus, ControllerConfig::default(), fleet(), state, None, Some(Secrets(store)))
+            .await
+            .expect("controller")
+    }
+
+    fn named(ctl: &Controller) -> Option<SecretRef> {
+        ctl.read(|core| core.fleet.apps.get("web").and_then(|a| a.run.secrets.get("DB_PASS").cloned()))
+    }
+
+    /// Whether a release of web names its secret.
+    fn released(ctl: &Controller) -> bool {
+        ctl.releases().list("web").iter().any(|r| r.spec.run.secrets.contains_key("DB_PASS"))
+    }
+
+    fn set(id: &str) -> Envelope<SecretSetRequest> {
+        let req = SecretSetRequest { app: "web".into(), name: "DB_PASS".into(), value: "hunter2".into() };
+        Envelope::with_id(id.to_string(), "test", req)
+    }
+
+    /// The crash window: while the value is not yet in the bucket no spec names its
+    /// version and the command is not answered; once it is, both follow, and a repeat of
+    /// the command writes nothing again.
+    #[tokio::test]
+    async fn no_spec_names_a_secret_version_before_its_value_is_stored() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let (open, gate) = watch::channel(false);
+        let held = Arc::new(Held { inner: MemorySecrets::default(), open: gate, broken: false, puts: 0.into() });
+        let ctl = controller(bus.clone(), held.clone()).await;
+        let env = set("secret-1");
+        let sender = bus.clone();
+        let sent = env.clone();
+        let mut first = tokio::spawn(async move {
+            crate::bus::command::<_, Accepted>(sender.as_ref(), CtlVerb::SecretSet, &sent, Duration::from_secs(60))
+                .await
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while held.puts.load(Ordering::SeqCst) == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the value was never written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(named(&ctl), None, "the spec names a version not stored yet");
+        assert!(!released(&ctl), "a release names it");
+        let early = tokio::time::timeout(Duration::from_millis(500), &mut first).await;
+        assert!(early.is_err(), "answered before the value was stored: {early:?}");
+        assert_eq!(named(&ctl), None, "the spec names a version not stored yet");
+
+        open.send_replace(true);
+        let answered = first.await.expect("the sender");
+        let accepted = answered.expect("accepted once stored");
+        assert!(accepted.operation_id.is_some());
+        let want = secret_ref(b"hunter2", 1);
+        // The deploy itself fails here (no host), which puts the spec back: the release
+        // recorded where it started is what it committed.
+        let releases = ctl.releases().list("web");
+        let committed = releases.last().and_then(|r| r.spec.run.secrets.get("DB_PASS").cloned());
+        assert_eq!(committed, Some(want.clone()));
+        let stored = held.inner.get("web", "DB_PASS", 1).await.expect("read");
+        assert_eq!(stored.as_deref(), Some(&b"hunter2"[..]));
+        // The same command again (a client's retry) is answered as the first, writing nothing.
+        let again: Result<Accepted, RequestError> =
+            crate::bus::command(bus.as_ref(), CtlVerb::SecretSet, &env, Duration::from_secs(30)).await;
+        assert_eq!(again.map(|a| a.operation_id).ok(), Some(accepted.operation_id));
+        assert_eq!(held.puts.load(Ordering::SeqCst), 1, "a repeated command id wrote again");
+        ctl.stop().await;
+    }
+
+    /// A write that fails: refused as `unavailable` with the reason, nothing committed.
+    #[tokio::test]
+    async fn a_failed_write_is_refused_as_unavailable_and_commits_nothing() {
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+        let (_open, gate) = watch::channel(true);
+        let held = Arc::new(Held { inner: MemorySecrets::default(), open: gate, broken: true, puts: 0.into() });
+        let ctl = controller(bus.clone(), held.clone()).await;
+        let (rev, ops) = ctl.read(|core| (core.fleet.revision, core.fleet.operations.len()));
+        let refused: Result<Accepted, RequestError> =
+            crate::bus::command(bus.as_ref(), CtlVerb::SecretSet, &set("secret-2"), Duration::from_secs(30)).await;
+        let Err(RequestError::Refused(e)) = refused else { panic!("not refused: {refused:?}") };
+        assert_eq!(e.code, ErrorCode::Unavailable, "{e:?}");
+        assert!(e.reason.contains("DB_PASS v1") && e.reason.contains("no responders"), "{}", e.reason);
+        assert!(!e.reason.contains("hunter2"), "{}", e.reason);
+        assert_eq!(named(&ctl), None);
+        assert!(!released(&ctl));
+        assert_eq!(ctl.read(|core| core.fleet.operations.len()), ops, "an operation started");
+        // Only the audit record of the refusal may follow.
+        assert!(ctl.read(|core| core.fleet.revision) <= rev + 1);
+        ctl.stop().await;
+    }
+}
