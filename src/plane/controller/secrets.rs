@@ -91,9 +91,8 @@ pub(super) fn start_secret_set(
     let SecretSetRequest { app, name, value } = req;
     let reference = secret_ref(value.as_bytes(), version);
     // Only a write of exactly this value as exactly this version lets a spec name it.
-    let written = written.filter(|w| {
-        w.app == app && w.name == name && w.version == version && w.sha8 == reference.sha8
-    });
+    let written = written
+        .filter(|w| w.app == app && w.name == name && w.version == version && w.sha8 == reference.sha8);
     match written.map(|w| w.outcome) {
         Some(Ok(())) => {}
         Some(Err(why)) => {
@@ -105,7 +104,9 @@ pub(super) fn start_secret_set(
         None => {
             return Err(WireError::new(
                 ErrorCode::Unavailable,
-                format!("the value of {name} v{version} was not stored before the command was decided; try again"),
+                format!(
+                    "the value of {name} v{version} was not stored before the command was decided; try again"
+                ),
             ));
         }
     }
@@ -203,9 +204,16 @@ mod tests {
 
     async fn controller(bus: Arc<dyn Bus>, store: Arc<Held>) -> crate::plane::controller::ControllerHandle {
         let state = Arc::new(MemoryStore::new(bus.clone()));
-        Controller::start_with_secrets(bus, ControllerConfig::default(), fleet(), state, None, Some(Secrets(store)))
-            .await
-            .expect("controller")
+        Controller::start_with_secrets(
+            bus,
+            ControllerConfig::default(),
+            fleet(),
+            state,
+            None,
+            Some(Secrets(store)),
+        )
+        .await
+        .expect("controller")
     }
 
     fn named(ctl: &Controller) -> Option<SecretRef> {
@@ -229,14 +237,20 @@ mod tests {
     async fn no_spec_names_a_secret_version_before_its_value_is_stored() {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
         let (open, gate) = watch::channel(false);
-        let held = Arc::new(Held { inner: MemorySecrets::default(), open: gate, broken: false, puts: 0.into() });
+        let held =
+            Arc::new(Held { inner: MemorySecrets::default(), open: gate, broken: false, puts: 0.into() });
         let ctl = controller(bus.clone(), held.clone()).await;
         let env = set("secret-1");
         let sender = bus.clone();
         let sent = env.clone();
         let mut first = tokio::spawn(async move {
-            crate::bus::command::<_, Accepted>(sender.as_ref(), CtlVerb::SecretSet, &sent, Duration::from_secs(60))
-                .await
+            crate::bus::command::<_, Accepted>(
+                sender.as_ref(),
+                CtlVerb::SecretSet,
+                &sent,
+                Duration::from_secs(60),
+            )
+            .await
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while held.puts.load(Ordering::SeqCst) == 0 {
@@ -274,11 +288,13 @@ mod tests {
     async fn a_failed_write_is_refused_as_unavailable_and_commits_nothing() {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
         let (_open, gate) = watch::channel(true);
-        let held = Arc::new(Held { inner: MemorySecrets::default(), open: gate, broken: true, puts: 0.into() });
+        let held =
+            Arc::new(Held { inner: MemorySecrets::default(), open: gate, broken: true, puts: 0.into() });
         let ctl = controller(bus.clone(), held.clone()).await;
         let (rev, ops) = ctl.read(|core| (core.fleet.revision, core.fleet.operations.len()));
         let refused: Result<Accepted, RequestError> =
-            crate::bus::command(bus.as_ref(), CtlVerb::SecretSet, &set("secret-2"), Duration::from_secs(30)).await;
+            crate::bus::command(bus.as_ref(), CtlVerb::SecretSet, &set("secret-2"), Duration::from_secs(30))
+                .await;
         let Err(RequestError::Refused(e)) = refused else { panic!("not refused: {refused:?}") };
         assert_eq!(e.code, ErrorCode::Unavailable, "{e:?}");
         assert!(e.reason.contains("DB_PASS v1") && e.reason.contains("no responders"), "{}", e.reason);
