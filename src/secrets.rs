@@ -51,7 +51,8 @@ pub enum SecretError {
 #[async_trait]
 pub trait SecretStore: Send + Sync + 'static {
     /// Writes version `version` of `app`'s secret `name`. A version is written again only
-    /// when its deploy failed and the app went back to the version before.
+    /// when no spec kept it: its command was refused after the write, or its deploy failed
+    /// and the app went back to the version before.
     async fn put(&self, app: &str, name: &str, version: u64, value: Bytes) -> Result<(), SecretError>;
     /// The value of that version, if the bucket holds it.
     async fn get(&self, app: &str, name: &str, version: u64) -> Result<Option<Bytes>, SecretError>;

@@ -50,9 +50,11 @@ pub enum EnvCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
-    /// Set secret K of APP, then roll the app out with it. The value is read from stdin
-    /// (`printf %s "$PW" | quarterdeck ctl secret set shop DB_PASS`) or from a file
-    /// (`@path`), never from the command line, where it would stay in the shell's history
+    /// Set secret K of APP, then roll the app out with it. The value is typed at a hidden
+    /// prompt (no echo; Enter ends it, Backspace edits, Ctrl-C or Esc cancels with exit
+    /// 130) when stdin is a terminal, else read from stdin
+    /// (`printf %s "$PW" | quarterdeck ctl secret set shop DB_PASS`), or from a file
+    /// (`@path`); never from the command line, where it would stay in the shell's history
     /// and show in every `ps`. One trailing newline is dropped. Stored in the `qd_secrets`
     /// bucket, which only the controller and the agents may read; everything else (events,
     /// the audit trail, snapshots, the cockpit, --json) shows its name, version and sha8.
@@ -61,7 +63,8 @@ pub enum SecretCommand {
         app: String,
         /// The secret's name, as the container sees it: letters, digits and '_'.
         name: String,
-        /// `@FILE` to read the value from a file; without it, stdin.
+        /// `@FILE` to read the value from a file; without it, stdin (a hidden prompt on a
+        /// terminal).
         #[arg(value_name = "@FILE")]
         from: Option<String>,
         #[command(flatten)]
@@ -107,8 +110,9 @@ pub fn env_flags(flags: &[String]) -> Result<BTreeMap<String, String>, String> {
     Ok(vars)
 }
 
-/// A secret's value from `@FILE` or stdin, with one trailing newline dropped.
-fn read_value(from: Option<&str>) -> Result<String, String> {
+/// A secret's value from `@FILE` or stdin, with one trailing newline dropped; typed at a
+/// hidden prompt when stdin is a terminal. `None`: the operator cancelled the prompt.
+fn read_value(name: &str, from: Option<&str>) -> Result<Option<String>, String> {
     let raw = match from {
         Some(arg) => {
             let Some(path) = arg.strip_prefix('@') else {
@@ -121,7 +125,7 @@ fn read_value(from: Option<&str>) -> Result<String, String> {
         None => {
             use std::io::{IsTerminal, Read};
             if std::io::stdin().is_terminal() {
-                eprintln!("reading the secret's value from stdin; end it with Ctrl-D");
+                return crate::cli::hidden::read(&format!("value for {name} (hidden): "));
             }
             let mut buf = Vec::new();
             std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("cannot read stdin: {e}"))?;
@@ -135,7 +139,7 @@ fn read_value(from: Option<&str>) -> Result<String, String> {
             value.pop();
         }
     }
-    Ok(value)
+    Ok(Some(value))
 }
 
 /// A deploy of `app` as it runs, with `run` changed: what every env and secret change is.
@@ -215,7 +219,10 @@ impl Ctl {
             SecretCommand::Set { app, name, from, wait } => {
                 validate::name("app", &app)?;
                 validate::env_name("secret", &name)?;
-                let value = read_value(from.as_deref())?;
+                let Some(value) = read_value(&name, from.as_deref())? else {
+                    eprintln!("cancelled: secret {name} of {app} left as it was");
+                    return Ok(ExitCode::from(130));
+                };
                 validate::secret_value(&name, &value)?;
                 let req = SecretSetRequest { app, name, value };
                 self.command(CtlVerb::SecretSet, req, None, wait.timeout()).await
@@ -242,7 +249,7 @@ mod tests {
         let vars = env_flags(&["A=1".into(), "B=x=y".into()]).unwrap();
         assert_eq!(vars["B"], "x=y");
         assert!(env_flags(&["9A=1".into()]).unwrap_err().starts_with("--env: "));
-        let err = read_value(Some("hunter2")).unwrap_err();
+        let err = read_value("K", Some("hunter2")).unwrap_err();
         assert!(err.contains("never taken from the command line") && !err.contains("hunter2"), "{err}");
     }
 
@@ -251,10 +258,10 @@ mod tests {
         let path = std::env::temp_dir().join(format!("qd-secret-{}", std::process::id()));
         std::fs::write(&path, "s3cret\n\n").unwrap();
         let arg = format!("@{}", path.display());
-        assert_eq!(read_value(Some(&arg)).unwrap(), "s3cret\n");
+        assert_eq!(read_value("K", Some(&arg)).unwrap().as_deref(), Some("s3cret\n"));
         std::fs::write(&path, "s3cret\r\n").unwrap();
-        assert_eq!(read_value(Some(&arg)).unwrap(), "s3cret");
+        assert_eq!(read_value("K", Some(&arg)).unwrap().as_deref(), Some("s3cret"));
         std::fs::remove_file(&path).unwrap();
-        assert!(read_value(Some("@/nonexistent/qd")).unwrap_err().contains("cannot read"));
+        assert!(read_value("K", Some("@/nonexistent/qd")).unwrap_err().contains("cannot read"));
     }
 }

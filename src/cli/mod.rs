@@ -13,6 +13,7 @@ pub mod ctl_logs;
 pub mod ctl_releases;
 pub mod docs;
 mod exec;
+mod hidden;
 pub mod logging;
 pub mod parse;
 pub mod port_forward;

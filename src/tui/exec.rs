@@ -23,11 +23,11 @@ pub fn terminal_size() -> (u16, u16) {
     crossterm::terminal::size().ok().filter(|(c, r)| *c > 0 && *r > 0).unwrap_or((80, 24))
 }
 
-/// Raw mode while it lives.
-struct Raw;
+/// Raw mode while it lives (also `ctl secret set`'s hidden prompt).
+pub(crate) struct Raw;
 
 impl Raw {
-    fn on() -> Result<Raw, String> {
+    pub(crate) fn on() -> Result<Raw, String> {
         crossterm::terminal::enable_raw_mode()
             .map_err(|e| format!("cannot put the terminal in raw mode: {e}"))?;
         Ok(Raw)

@@ -141,3 +141,59 @@ fn nats_secrets_bad_env_and_secret_names_are_refused_naming_the_key() {
         }
     });
 }
+
+/// `ctl secret set` at a terminal (tmux): the value is typed at a hidden prompt, never
+/// shown, Backspace edits it; Ctrl-C cancels with exit 130 and changes nothing; the
+/// terminal echoes again after each.
+#[test]
+fn nats_secrets_typed_at_a_terminal_the_value_is_hidden_and_ctrl_c_cancels() {
+    use crate::cockpit_support::{TMUX_WAIT, Tmux};
+    use crate::nats_support::{BIN, operator_seed};
+    let test = "nats_secrets_typed_at_a_terminal_the_value_is_hidden_and_ctrl_c_cancels";
+    let Some(plane) = Plane::start(test, PlaneConfig::default()) else { return };
+    let url = plane.url();
+    plane.deploy("web", "1.0.0", 1);
+    let login = match operator_seed(&url) {
+        Some(seed) => format!("NATS_NKEY='{}'", seed.display()),
+        None => String::new(),
+    };
+    let set = format!("env -u NATS_NKEY {login} NATS_URL='{url}' '{BIN}' ctl secret set web DB_PASS");
+    let tty = "$(stty -a | tr ' ;' '\\n\\n' | grep -x -e echo -e -echo)";
+    let script = plane.nats.dir().join("prompt.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "{set} --wait --wait-timeout 60s\necho \"first=$? tty:{tty}\"\n{set}\necho \"second=$? tty:{tty}\"\nsleep 600\n"
+        ),
+    )
+    .expect("script");
+    let Some(t) = Tmux::start("secret-prompt", &format!("sh '{}'", script.display())) else { return };
+    // tmux drops a line's trailing space.
+    let prompt = "value for DB_PASS (hidden):";
+    t.wait_for(&[prompt], "the hidden prompt");
+    let value = secret_value("tty");
+    t.type_text(&format!("{value}xy"));
+    t.keys(&["BSpace", "BSpace", "Enter"]);
+    let screen = t.wait_for(&["first=0 tty:echo"], "the secret set, the terminal echoing again");
+    assert!(!screen.contains(&value) && !screen.contains("qd-tty"), "the value showed:\n{screen}");
+    let snap = snapshot(&url);
+    let app = snap["apps"].as_array().and_then(|a| a.iter().find(|a| a["name"] == "web")).cloned();
+    let r = app.map(|a| a["run"]["secrets"]["DB_PASS"].clone()).unwrap_or_default();
+    let want = quarterdeck::secrets::secret_ref(value.as_bytes(), 1);
+    assert_eq!((r["version"].as_u64(), r["sha8"].as_str()), (Some(1), Some(want.sha8.as_str())), "{snap}");
+
+    // The second run: cancelled at its prompt.
+    let deadline = std::time::Instant::now() + TMUX_WAIT;
+    while t.screen().matches(prompt).count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no second prompt:\n{}", t.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.type_text("abandoned");
+    t.keys(&["C-c"]);
+    let screen = t.wait_for(&["second=130 tty:echo"], "the cancel, the terminal echoing again");
+    assert!(screen.contains("cancelled: secret DB_PASS of web left as it was"), "{screen}");
+    assert!(!screen.contains("abandoned"), "{screen}");
+    let snap = snapshot(&url);
+    let app = snap["apps"].as_array().and_then(|a| a.iter().find(|a| a["name"] == "web")).cloned();
+    assert_eq!(app.map(|a| a["run"]["secrets"]["DB_PASS"]["version"].clone()), Some(1.into()), "{snap}");
+}

@@ -72,14 +72,18 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             continue;
         }
         // A rollback's artifact is looked up in the repository (a round trip) before it is
-        // decided, so a missing one is refused up front.
-        let checked = match kind {
+        // decided, so a missing one is refused up front; a secret's value is written before
+        // any spec names it, so a controller killed in between leaves no dangling reference.
+        let prepared = match kind {
             CtlSubject::Command { verb: CtlVerb::Rollback, .. } => {
-                releases::precheck(&ctl, &msg.payload).await
+                releases::precheck(&ctl, &msg.payload).await.map_or(Prepared::Nothing, Prepared::Artifact)
             }
-            _ => None,
+            CtlSubject::Command { verb: CtlVerb::SecretSet, .. } => {
+                secrets::prewrite(&ctl, &msg.payload).await.map_or(Prepared::Nothing, Prepared::Secret)
+            }
+            _ => Prepared::Nothing,
         };
-        let reply = handle_checked(&ctl, &mut refusals, &msg, checked);
+        let reply = handle_checked(&ctl, &mut refusals, &msg, prepared);
         if read {
             answer(&ctl, &reply_to, &msg.subject, reply).await;
             continue;
@@ -189,16 +193,20 @@ fn commit_records(ctl: &Controller, records: Vec<AuditRecord>) {
 
 #[cfg(test)]
 fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
-    handle_checked(ctl, refusals, msg, None)
+    handle_checked(ctl, refusals, msg, Prepared::Nothing)
 }
 
-/// `handle`, with what was looked up for the command beforehand (a rollback's artifact).
-fn handle_checked(
-    ctl: &Controller,
-    refusals: &mut Refusals,
-    msg: &Message,
-    checked: Option<releases::ArtifactCheck>,
-) -> Vec<u8> {
+/// What the request loop did for a command before deciding it (a round trip each).
+pub(super) enum Prepared {
+    Nothing,
+    /// A rollback's artifact, looked up in the repository.
+    Artifact(releases::ArtifactCheck),
+    /// A secret's value, written to its bucket.
+    Secret(secrets::Written),
+}
+
+/// `handle`, with what was prepared for the command beforehand.
+fn handle_checked(ctl: &Controller, refusals: &mut Refusals, msg: &Message, prepared: Prepared) -> Vec<u8> {
     let (user, verb) = match CtlSubject::parse(&msg.subject) {
         CtlSubject::Snapshot => return snapshot(ctl, msg),
         CtlSubject::Command { user, verb } => (user, verb),
@@ -229,9 +237,15 @@ fn handle_checked(
         CtlVerb::Route(rv) => {
             command(ctl, refusals, cmd, move |ctl, req: RouteRequest, _| route(ctl, rv, req))
         }
-        CtlVerb::SecretSet => command(ctl, refusals, cmd, |ctl, req: SecretSetRequest, id| {
-            secrets::start_secret_set(ctl, req, id, user)
-        }),
+        CtlVerb::SecretSet => {
+            let written = match prepared {
+                Prepared::Secret(w) => Some(w),
+                _ => None,
+            };
+            command(ctl, refusals, cmd, |ctl, req: SecretSetRequest, id| {
+                secrets::start_secret_set(ctl, req, id, user, written)
+            })
+        }
         CtlVerb::Host(hv) => command(ctl, refusals, cmd, move |ctl, req: HostRequest, id| {
             super::drain::host_command(ctl, hv, req, id)
         }),
@@ -247,9 +261,15 @@ fn handle_checked(
                 encode_reply::<()>(ctl, Reply::Error(bounded_error(bad(err.to_string()))))
             }
         },
-        CtlVerb::Rollback => command(ctl, refusals, cmd, |ctl, req: RollbackRequest, id| {
-            start_rollback(ctl, req, id, user, checked)
-        }),
+        CtlVerb::Rollback => {
+            let checked = match prepared {
+                Prepared::Artifact(c) => Some(c),
+                _ => None,
+            };
+            command(ctl, refusals, cmd, |ctl, req: RollbackRequest, id| {
+                start_rollback(ctl, req, id, user, checked)
+            })
+        }
         CtlVerb::Scale => {
             command(ctl, refusals, cmd, |ctl, req: ScaleRequest, id| scale::start_scale(ctl, req, id, user))
         }
@@ -392,19 +412,8 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
         let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
         return refuse_on_record(ctl, refusals, &cmd, &envelope, &request, bad(reason));
     }
-    if let Some(cached) = ctl.read(|core| core.replies.get(&envelope.id)) {
-        return cached;
-    }
-    // The reply cache is lost with a restart; the operation a command started is not.
-    let started = ctl.read(|core| {
-        core.fleet
-            .operations
-            .values()
-            .find(|o| o.command_id.as_deref() == Some(envelope.id.as_str()))
-            .map(|o| Accepted { operation_id: Some(o.id.clone()), rev: core.fleet.revision })
-    });
-    if let Some(accepted) = started {
-        return encode_reply(ctl, Reply::Ok(accepted));
+    if let Some(earlier) = answered_before(ctl, &envelope.id) {
+        return earlier;
     }
     let request = serde_json::to_value(&envelope.body).unwrap_or(serde_json::Value::Null);
     let result = run(ctl, envelope.body, &envelope.id).map_err(bounded_error);
@@ -430,6 +439,22 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
         (records.into_iter().map(audit::draft_of).collect(), ())
     });
     answer
+}
+
+/// The answer of a command already decided with this id: a repeat runs nothing again.
+pub(super) fn answered_before(ctl: &Controller, id: &str) -> Option<Vec<u8>> {
+    if let Some(cached) = ctl.read(|core| core.replies.get(id)) {
+        return Some(cached);
+    }
+    // The reply cache is lost with a restart; the operation a command started is not.
+    let started = ctl.read(|core| {
+        core.fleet
+            .operations
+            .values()
+            .find(|o| o.command_id.as_deref() == Some(id))
+            .map(|o| Accepted { operation_id: Some(o.id.clone()), rev: core.fleet.revision })
+    });
+    started.map(|accepted| encode_reply(ctl, Reply::Ok(accepted)))
 }
 
 /// Records a refusal made before the command could run (malformed, expired) in the audit
@@ -536,8 +561,9 @@ fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
     })
 }
 
-/// A deploy's roll-out waits for this first (nothing, or a secret's value written to its
-/// bucket) and fails with its error before anything moved.
+/// A deploy's roll-out waits for this first and fails with its error before anything
+/// moved. (A secret's value is written before its command is decided, not here: a spec
+/// never names a version that is not stored.)
 pub(super) type Ready = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
 /// Nothing to wait for before the roll-out.
