@@ -7,13 +7,11 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::json;
 
-use super::{Ctl, print_table};
-use crate::cli::parse;
+use super::{Ctl, WaitArgs, print_table};
 use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{AppSpec, DeployRequest, RunPatch, SecretSetRequest, Strategy, validate};
 
@@ -80,22 +78,6 @@ pub enum SecretCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct WaitArgs {
-    /// Follow the roll-out, printing each step, and exit 0 on success or 1 with the reason.
-    #[arg(long)]
-    pub wait: bool,
-    /// With --wait: how long to follow before giving up.
-    #[arg(long, default_value = "10m", value_parser = parse::duration, value_name = "DURATION")]
-    pub wait_timeout: Duration,
-}
-
-impl WaitArgs {
-    fn timeout(&self) -> Option<Duration> {
-        self.wait.then_some(self.wait_timeout)
-    }
 }
 
 /// The `--env K=V` flags of `ctl deploy` as the app's whole env, each checked as the
@@ -193,7 +175,7 @@ impl Ctl {
         };
         validate::env(&env)?;
         let req = redeploy(&app, RunPatch { env: Some(env), ..RunPatch::default() });
-        self.command(CtlVerb::Deploy, req, None, wait.timeout()).await
+        self.command(CtlVerb::Deploy, req, None, wait.until()).await
     }
 
     async fn env_list(&self, app: &str) -> Result<ExitCode, String> {
@@ -225,7 +207,7 @@ impl Ctl {
                 };
                 validate::secret_value(&name, &value)?;
                 let req = SecretSetRequest { app, name, value };
-                self.command(CtlVerb::SecretSet, req, None, wait.timeout()).await
+                self.command(CtlVerb::SecretSet, req, None, wait.until()).await
             }
             SecretCommand::Unset { app, name, wait } => {
                 let spec = self.app(&app).await?;
@@ -234,7 +216,7 @@ impl Ctl {
                     return Err(format!("{app} has no secret {}", validate::quoted(&name)));
                 }
                 let req = redeploy(&spec, RunPatch { secrets: Some(secrets), ..RunPatch::default() });
-                self.command(CtlVerb::Deploy, req, None, wait.timeout()).await
+                self.command(CtlVerb::Deploy, req, None, wait.until()).await
             }
         }
     }

@@ -561,38 +561,18 @@ fn busy_with(ctl: &Controller, app: &str) -> Option<String> {
     })
 }
 
-/// A deploy's roll-out waits for this first and fails with its error before anything
-/// moved. (A secret's value is written before its command is decided, not here: a spec
-/// never names a version that is not stored.)
-pub(super) type Ready = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
-
-/// Nothing to wait for before the roll-out.
-pub(super) fn ready_now() -> Ready {
-    Box::pin(async { Ok(()) })
-}
-
-fn start_deploy(
+/// A deploy: every change of an app's spec by request goes through here (a deploy, an env
+/// change, a secret's new version, whose value is stored before its command is decided).
+pub(super) fn start_deploy(
     ctl: &Controller,
     req: DeployRequest,
     command_id: &str,
     user: &str,
-) -> Result<Accepted, WireError> {
-    start_deploy_after(ctl, req, command_id, user, ready_now())
-}
-
-/// A deploy, as `start_deploy`, whose roll-out waits for `ready` first. Every change of an
-/// app's spec by request goes through here: a deploy, an env change, a secret's new version.
-pub(super) fn start_deploy_after(
-    ctl: &Controller,
-    req: DeployRequest,
-    command_id: &str,
-    user: &str,
-    ready: Ready,
 ) -> Result<Accepted, WireError> {
     let existing = ctl.read(|core| core.fleet.apps.get(&req.app).cloned());
     let app = build_app(existing.as_ref(), &req)?;
     let cause = cause_of(existing.as_ref(), &app);
-    let started = Started { command_id, user, cause, strategy: req.strategy, ready };
+    let started = Started { command_id, user, cause, strategy: req.strategy };
     begin_deploy(ctl, app, existing, started)
 }
 
@@ -602,7 +582,6 @@ struct Started<'a> {
     user: &'a str,
     cause: Cause,
     strategy: Strategy,
-    ready: Ready,
 }
 
 /// A release's cause: `env` when only the app's env or secrets changed, else `deploy`.
@@ -635,7 +614,7 @@ fn begin_deploy(
             format!("domain {} is held by app {holder}; remove it there first", app.domain),
         ));
     }
-    let Started { command_id, user, cause, strategy, ready } = started;
+    let Started { command_id, user, cause, strategy } = started;
     let target = match &cause {
         Cause::Rollback { to } => {
             format!("{}@{} x{} (rollback to {to})", app.name, app.version, app.instances)
@@ -655,7 +634,7 @@ fn begin_deploy(
         (vec![opened, updated], (op_id, rev))
     });
     releases::record(ctl, &app, user, Some(&op_id), cause);
-    ctl.spawn(deploy::run_deploy_after(ctl.clone(), op_id.clone(), app, strategy, existing, ready));
+    ctl.spawn(deploy::run_deploy(ctl.clone(), op_id.clone(), app, strategy, existing));
     Ok(Accepted { operation_id: Some(op_id), rev })
 }
 
@@ -681,7 +660,6 @@ fn start_rollback(
         user,
         cause: Cause::Rollback { to: release.number },
         strategy: Strategy::Rolling,
-        ready: ready_now(),
     };
     begin_deploy(ctl, release.spec, Some(existing), started)
 }

@@ -21,28 +21,23 @@ use crate::protocol::{
 };
 use crate::repository;
 
-/// A deploy's roll-out, once `ready` is done (nothing, or a secret's value written); an
-/// error of `ready` fails the deploy before anything moved.
-pub(crate) async fn run_deploy_after(
+/// A deploy's roll-out; on failure the app's desired spec goes back to `previous`.
+pub(crate) async fn run_deploy(
     ctl: Controller,
     op_id: String,
     app: AppSpec,
     strategy: Strategy,
     previous: Option<AppSpec>,
-    ready: impl std::future::Future<Output = Result<(), String>>,
 ) {
     let mut app = app;
     // The same version with another environment replaces every instance: a container's
     // environment is fixed when it is created.
     let refresh = previous.as_ref().is_some_and(|p| p.version == app.version && env_changed(p, &app));
-    let outcome = match ready.await {
-        Ok(()) => match image::pin(&ctl, &op_id, &mut app).await {
-            Ok(()) => {
-                super::releases::pinned(&ctl, &op_id, &app);
-                deploy(&ctl, &op_id, &app, strategy, refresh).await
-            }
-            Err(e) => Err(e),
-        },
+    let outcome = match image::pin(&ctl, &op_id, &mut app).await {
+        Ok(()) => {
+            super::releases::pinned(&ctl, &op_id, &app);
+            deploy(&ctl, &op_id, &app, strategy, refresh).await
+        }
         Err(e) => Err(e),
     };
     if outcome.is_err()

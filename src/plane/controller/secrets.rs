@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 
-use super::commands::{answered_before, ready_now, start_deploy_after};
+use super::commands::{answered_before, start_deploy};
 use super::core::Controller;
 use crate::protocol::{
     Accepted, AppSpec, DeployRequest, Envelope, ErrorCode, RunPatch, SecretSetRequest, Strategy, WireError,
@@ -124,7 +124,7 @@ pub(super) fn start_secret_set(
         run: Some(RunPatch { secrets: Some(secrets), ..RunPatch::default() }),
         strategy: Strategy::Rolling,
     };
-    let accepted = start_deploy_after(ctl, deploy, command_id, user, ready_now())?;
+    let accepted = start_deploy(ctl, deploy, command_id, user)?;
     // Versions a rollback could still name are kept; the ones past them go, once the new
     // one is named.
     if version > VERSIONS_KEPT {
