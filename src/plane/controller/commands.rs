@@ -71,18 +71,7 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
             answer(&ctl, &reply_to, &msg.subject, unavailable(&ctl, why)).await;
             continue;
         }
-        // A rollback's artifact is looked up in the repository (a round trip) before it is
-        // decided, so a missing one is refused up front; a secret's value is written before
-        // any spec names it, so a controller killed in between leaves no dangling reference.
-        let prepared = match kind {
-            CtlSubject::Command { verb: CtlVerb::Rollback, .. } => {
-                releases::precheck(&ctl, &msg.payload).await.map_or(Prepared::Nothing, Prepared::Artifact)
-            }
-            CtlSubject::Command { verb: CtlVerb::SecretSet, .. } => {
-                secrets::prewrite(&ctl, &msg.payload).await.map_or(Prepared::Nothing, Prepared::Secret)
-            }
-            _ => Prepared::Nothing,
-        };
+        let prepared = prepare(&ctl, &kind, &msg.payload).await;
         let reply = handle_checked(&ctl, &mut refusals, &msg, prepared);
         if read {
             answer(&ctl, &reply_to, &msg.subject, reply).await;
@@ -111,6 +100,22 @@ pub(crate) async fn serve(ctl: Controller, mut requests: Subscription) {
         });
     }
     commit_records(&ctl, refusals.due(u64::MAX));
+}
+
+/// What a command needs done before it is decided. A rollback's artifact is looked up in
+/// the repository (a round trip), so a missing one is refused up front; a secret's value is
+/// written before any spec names it, so a controller killed in between leaves no dangling
+/// reference.
+async fn prepare(ctl: &Controller, kind: &CtlSubject<'_>, payload: &[u8]) -> Prepared {
+    match kind {
+        CtlSubject::Command { verb: CtlVerb::Rollback, .. } => {
+            releases::precheck(ctl, payload).await.map_or(Prepared::Nothing, Prepared::Artifact)
+        }
+        CtlSubject::Command { verb: CtlVerb::SecretSet, .. } => {
+            secrets::prewrite(ctl, payload).await.map_or(Prepared::Nothing, Prepared::Secret)
+        }
+        _ => Prepared::Nothing,
+    }
 }
 
 /// A history read runs on its own: it reads the durable stream, which takes a while, and
