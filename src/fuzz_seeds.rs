@@ -396,7 +396,8 @@ fn drain_plan_seeds() -> Vec<Vec<u8>> {
     let open = |az: u8| [0, 0, 2, 2, az, 4, 8];
     let cordoned = |az: u8| [0, 0, 2, 0, az, 4, 8];
     let apps = [1, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1];
-    let instances = [0, 1, 0, 0, 2, 1, 1, 0, 0, 2, 0, 1, 1, 0, 2, 1, 1, 1, 0, 2, 0, 1, 2, 0, 2, 1, 1, 0, 0, 2];
+    let instances =
+        [0, 1, 0, 0, 2, 1, 1, 0, 0, 2, 0, 1, 1, 0, 2, 1, 1, 1, 0, 2, 0, 1, 2, 0, 2, 1, 1, 0, 0, 2];
     let fleet = |hosts: [[u8; 7]; 3], drained: u8| {
         let mut out = vec![2, 1, 6];
         out.extend(hosts.concat());
@@ -483,9 +484,15 @@ fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
             selected(16, command(crate::protocol::release::ReleasesRequest { app: "shop-web".into() })),
             selected(
                 17,
-                command(crate::protocol::release::RollbackRequest { app: "shop-web".into(), release: Some(2) }),
+                command(crate::protocol::release::RollbackRequest {
+                    app: "shop-web".into(),
+                    release: Some(2),
+                }),
             ),
-            selected(17, command(crate::protocol::release::RollbackRequest { app: "api".into(), release: None })),
+            selected(
+                17,
+                command(crate::protocol::release::RollbackRequest { app: "api".into(), release: None }),
+            ),
         ],
     )?;
     write("release_diff", &release_diff_seeds(&fleet)?)?;

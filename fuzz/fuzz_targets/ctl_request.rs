@@ -57,19 +57,54 @@ fn other_value(value: &str) -> String {
         .chars()
         .map(|c| match c.len_utf8() {
             _ if c == '\0' => c,
-            1 => if c == 'x' { 'y' } else { 'x' },
-            2 => if c == 'é' { 'è' } else { 'é' },
-            3 => if c == '€' { '£' } else { '€' },
-            _ => if c == '𝄞' { '𝄢' } else { '𝄞' },
+            1 => {
+                if c == 'x' {
+                    'y'
+                } else {
+                    'x'
+                }
+            }
+            2 => {
+                if c == 'é' {
+                    'è'
+                } else {
+                    'é'
+                }
+            }
+            3 => {
+                if c == '€' {
+                    '£'
+                } else {
+                    '€'
+                }
+            }
+            _ => {
+                if c == '𝄞' {
+                    '𝄢'
+                } else {
+                    '𝄞'
+                }
+            }
         })
         .collect()
 }
 
 /// The controller's audit record of a `secret.set` whose body is `body` (refused with
 /// `refusal`, else accepted), as bytes.
-fn secret_record(id: &str, source: &str, operator: Option<Operator>, body: Value, refusal: Option<WireError>) -> Vec<u8> {
+fn secret_record(
+    id: &str,
+    source: &str,
+    operator: Option<Operator>,
+    body: Value,
+    refusal: Option<WireError>,
+) -> Vec<u8> {
     let outcome = match refusal {
-        Some(e) => AuditOutcome { accepted: false, operation_id: None, detail: None, error: Some(audit::bounded_error(e)) },
+        Some(e) => AuditOutcome {
+            accepted: false,
+            operation_id: None,
+            detail: None,
+            error: Some(audit::bounded_error(e)),
+        },
         None => AuditOutcome { accepted: true, operation_id: Some("op-1".into()), detail: None, error: None },
     };
     let record = audit_record(CtlVerb::SecretSet, "alice", id, source, operator, body, outcome);
