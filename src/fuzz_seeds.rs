@@ -374,6 +374,48 @@ fn session_seeds() -> Vec<Vec<u8>> {
     [exec, exec_end, forward, forward_end].iter().map(|r| env("agent/h1", r)).collect()
 }
 
+/// Two specs as a JSON array: an app against itself, and against a new version with
+/// another command, env, CPU and an artifact.
+fn release_diff_seeds(fleet: &Fleet) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
+    let a = fleet.apps.values().next().ok_or("the fixture has no app")?.clone();
+    let mut b = a.clone();
+    b.version = "2".into();
+    b.constraints.cpu = 0.75;
+    b.run.cmd = Some(vec!["serve".into(), "--port=8080".into()]);
+    b.run.env.insert("JAVA_OPTS".into(), "-Xmx256m".into());
+    b.run.artifact =
+        Some(crate::protocol::ArtifactRef { name: "shop-web-2".into(), sha256: "ab".repeat(32), size: 1024 });
+    b.shortfall = Some("waiting for capacity".into());
+    Ok(vec![serde_json::to_vec(&(&a, &a))?, serde_json::to_vec(&(&a, &b))?, serde_json::to_vec(&(&b, &a))?])
+}
+
+/// The drain_plan target's bytes (read one at a time, see its source): host, app and
+/// instance counts, then each host (tags, state, schedule, AZ, cores, memory), each app
+/// (AZs, tags, CPU, memory), each instance (app, CPU, host, state, memory), the drained host.
+fn drain_plan_seeds() -> Vec<Vec<u8>> {
+    let open = |az: u8| [0, 0, 2, 2, az, 4, 8];
+    let cordoned = |az: u8| [0, 0, 2, 0, az, 4, 8];
+    let apps = [1, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1];
+    let instances =
+        [0, 1, 0, 0, 2, 1, 1, 0, 0, 2, 0, 1, 1, 0, 2, 1, 1, 1, 0, 2, 0, 1, 2, 0, 2, 1, 1, 0, 0, 2];
+    let fleet = |hosts: [[u8; 7]; 3], drained: u8| {
+        let mut out = vec![2, 1, 6];
+        out.extend(hosts.concat());
+        out.extend(apps);
+        out.extend(instances);
+        out.push(drained);
+        out
+    };
+    vec![
+        // Three open hosts in two AZs; h0 drained.
+        fleet([open(0), open(1), open(0)], 0),
+        // h2 cordoned: h0's instances may only go to h1.
+        fleet([open(0), open(1), cordoned(1)], 0),
+        // The drained host cordoned already, the others too: no room.
+        fleet([cordoned(0), cordoned(1), cordoned(0)], 0),
+    ]
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand after a wire change"]
 fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
@@ -426,8 +468,35 @@ fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
                 9,
                 command(RouteRequest { app: "api".into(), backend: "10.0.0.1:80".into(), weight: None }),
             ),
+            selected(10, command(crate::protocol::ScaleRequest { app: "shop-web".into(), instances: 3 })),
+            selected(11, command(crate::protocol::AppRemoveRequest { app: "shop-web".into() })),
+            selected(12, command(crate::protocol::HostRequest { host: "h1".into() })),
+            selected(13, command(crate::protocol::HostRequest { host: "h2".into() })),
+            selected(14, command(crate::protocol::HostRequest { host: "h1".into() })),
+            selected(
+                15,
+                command(crate::protocol::SecretSetRequest {
+                    app: "shop-web".into(),
+                    name: "DB_PASSWORD".into(),
+                    value: "s3cr3t-\"value\"-\u{e9}".into(),
+                }),
+            ),
+            selected(16, command(crate::protocol::release::ReleasesRequest { app: "shop-web".into() })),
+            selected(
+                17,
+                command(crate::protocol::release::RollbackRequest {
+                    app: "shop-web".into(),
+                    release: Some(2),
+                }),
+            ),
+            selected(
+                17,
+                command(crate::protocol::release::RollbackRequest { app: "api".into(), release: None }),
+            ),
         ],
     )?;
+    write("release_diff", &release_diff_seeds(&fleet)?)?;
+    write("drain_plan", &drain_plan_seeds())?;
     write("event", &events.iter().map(|e| env("controller", e)).collect::<Vec<_>>())?;
     let mut changes: Vec<Vec<u8>> =
         events.iter().flat_map(|e| &e.changes).map(serde_json::to_vec).collect::<Result<_, _>>()?;

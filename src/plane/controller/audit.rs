@@ -42,8 +42,9 @@ pub(crate) fn outcome<R: Answer>(result: &Result<R, WireError>) -> AuditOutcome 
     }
 }
 
-/// The record of one command, bounded: whatever was sent, its event fits the bus.
-pub(crate) fn record(
+/// The record of one command, bounded: whatever was sent, its event fits the bus. Public
+/// so the `ctl_request` fuzz target checks this very record (a secret's value kept out).
+pub fn record(
     verb: CtlVerb,
     user: &str,
     command_id: &str,
@@ -82,7 +83,7 @@ fn redacted(verb: CtlVerb, request: serde_json::Value) -> serde_json::Value {
 
 /// Why a command's payload did not decode, as its sender and the trail are told: a
 /// `secret.set`'s decoder error could quote the value, so it is not passed on.
-pub(crate) fn decode_error(verb: CtlVerb, err: &impl std::fmt::Display) -> String {
+pub fn decode_error(verb: CtlVerb, err: &impl std::fmt::Display) -> String {
     if verb == CtlVerb::SecretSet {
         "malformed secret.set request: give app, name and value, each a string".into()
     } else {

@@ -33,6 +33,7 @@ use crate::bus::Bus;
 use crate::protocol::{Fleet, subjects};
 use store::Store;
 
+pub use self::audit::{decode_error as audit_decode_error, record as audit_record};
 pub use self::commands::{build_app, check_route};
 pub use self::core::{Controller, LeaseHold};
 pub use self::sessions::record as session_record;
