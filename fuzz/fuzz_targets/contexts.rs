@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => {
             let lines = text.split('\n').count();
-            assert!(e.line.is_none_or(|l| (1..=lines).contains(&l)), "line {:?} of a {lines}-line file", e.line);
+            assert!(
+                e.line.is_none_or(|l| (1..=lines).contains(&l)),
+                "line {:?} of a {lines}-line file",
+                e.line
+            );
             assert!(!e.to_string().is_empty());
         }
     }
