@@ -9,7 +9,7 @@
 use super::core::Draft;
 use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{
-    Accepted, Allocation, AuditOutcome, AuditRecord, EventKind, Operator, WireError, validate,
+    Accepted, Allocation, AuditOutcome, AuditRecord, EventKind, Operator, ProtocolError, WireError, validate,
 };
 
 /// What an accepted answer adds to the record.
@@ -82,12 +82,14 @@ fn redacted(verb: CtlVerb, request: serde_json::Value) -> serde_json::Value {
 }
 
 /// Why a command's payload did not decode, as its sender and the trail are told: a
-/// `secret.set`'s decoder error could quote the value, so it is not passed on.
-pub fn decode_error(verb: CtlVerb, err: &impl std::fmt::Display) -> String {
-    if verb == CtlVerb::SecretSet {
-        "malformed secret.set request: give app, name and value, each a string".into()
-    } else {
-        err.to_string()
+/// `secret.set`'s decoder error could quote the value, so it is not passed on; a newer
+/// version quotes nothing of the body, and says what the sender must change.
+pub fn decode_error(verb: CtlVerb, err: &ProtocolError) -> String {
+    match err {
+        ProtocolError::Malformed(_) if verb == CtlVerb::SecretSet => {
+            "malformed secret.set request: give app, name and value, each a string".into()
+        }
+        _ => err.to_string(),
     }
 }
 
@@ -181,8 +183,12 @@ mod tests {
             outcome(&Ok(Accepted { operation_id: None, rev: 1 })),
         );
         assert!(!raw.request.to_string().contains("hunter2"), "{}", raw.request);
-        let err = decode_error(CtlVerb::SecretSet, &"invalid type: integer `1234`, expected a string");
+        let malformed = |m: &str| ProtocolError::Malformed(m.to_string());
+        let err =
+            decode_error(CtlVerb::SecretSet, &malformed("invalid type: integer `1234`, expected a string"));
         assert!(!err.contains("1234"), "{err}");
-        assert!(decode_error(CtlVerb::Deploy, &"missing field `app`").contains("`app`"));
+        assert!(decode_error(CtlVerb::Deploy, &malformed("missing field `app`")).contains("`app`"));
+        let newer = decode_error(CtlVerb::SecretSet, &ProtocolError::UnsupportedVersion { found: 99 });
+        assert!(newer.contains("version 99"), "a newer sender is told its version: {newer}");
     }
 }
