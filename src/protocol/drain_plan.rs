@@ -86,26 +86,14 @@ pub fn on_host<'a>(fleet: &'a Fleet, host: &'a str) -> Vec<&'a Instance> {
 mod tests {
     use super::*;
     use crate::protocol::scheduler::NoFit;
-    use crate::protocol::{AppSpec, Constraints, Host, HostSchedule, InstanceState};
+    use crate::protocol::{AppSpec, Host, HostSchedule, InstanceState};
 
     fn host(id: &str, az: &str, cores: u32) -> Host {
         Host::for_test(id, az, cores, 8192)
     }
 
     fn app(name: &str, cpu: f32) -> AppSpec {
-        AppSpec {
-            name: name.into(),
-            version: "1".into(),
-            instances: 1,
-            image: "img:1".into(),
-            port: 8080,
-            constraints: Constraints { azs: vec![], tags: vec![], cpu, memory_mb: 256 },
-            domain: format!("{name}.local"),
-            tags: vec![],
-            run: Default::default(),
-            shortfall: None,
-            digest: None,
-        }
+        AppSpec::for_test(name, 1, cpu)
     }
 
     fn inst(id: &str, app: &str, host: &str, cpu: f32) -> Instance {

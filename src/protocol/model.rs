@@ -336,6 +336,27 @@ pub struct AppSpec {
     pub digest: Option<String>,
 }
 
+#[cfg(test)]
+impl AppSpec {
+    /// An app for tests: version 1 of image `NAME:1` on port 8080, `instances` of them,
+    /// each reserving `cpu` cores and 256 MB, anywhere, at `NAME.local`.
+    pub fn for_test(name: &str, instances: u32, cpu: f32) -> AppSpec {
+        AppSpec {
+            name: name.into(),
+            version: "1".into(),
+            instances,
+            image: format!("{name}:1"),
+            port: 8080,
+            constraints: Constraints { azs: vec![], tags: vec![], cpu, memory_mb: 256 },
+            domain: format!("{name}.local"),
+            tags: vec![],
+            run: RunSpec::default(),
+            shortfall: None,
+            digest: None,
+        }
+    }
+}
+
 /// The tag that marks an app as production: the cockpit asks for its name to be typed
 /// before any command that touches it.
 pub const PROD_TAG: &str = "prod";

@@ -247,7 +247,7 @@ pub(crate) fn victims(fleet: &Fleet, app: &AppSpec, n: usize) -> Vec<Instance> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Constraints, Host, HostState};
+    use crate::protocol::{Host, HostState};
 
     fn fleet(hosts: &[(&str, &str)], instances: &[(u32, &str, InstanceState)]) -> (Fleet, AppSpec) {
         let mut f = Fleet::default();
@@ -256,17 +256,9 @@ mod tests {
             f.hosts.insert(id.to_string(), h);
         }
         let app = AppSpec {
-            name: "web".into(),
-            version: "1".into(),
-            instances: instances.len() as u32,
-            image: "web:1".into(),
             port: 80,
-            constraints: Constraints { azs: vec![], tags: vec![], cpu: 0.5, memory_mb: 256 },
-            domain: "web.local".into(),
-            tags: vec![],
-            run: Default::default(),
-            shortfall: None,
             digest: Some("sha256:abc".into()),
+            ..AppSpec::for_test("web", instances.len() as u32, 0.5)
         };
         let c = app.constraints.clone();
         let target = crate::protocol::deploy_plan::Target {
@@ -386,7 +378,7 @@ mod routes_first {
     use crate::protocol::deploy_plan::Target;
     use crate::protocol::subjects::{self, CtlVerb};
     use crate::protocol::{
-        Accepted, AppRemoveRequest, AppSpec, Constraints, Envelope, ErrorCode, Event, EventKind, Fleet, Host,
+        Accepted, AppRemoveRequest, AppSpec, Envelope, ErrorCode, Event, EventKind, Fleet, Host,
         InstanceState, OperationKind, Route, RouteState, RouterStatus, ScaleRequest, decode,
     };
 
@@ -397,19 +389,7 @@ mod routes_first {
         host.info.ip = "10.0.1.1".into();
         host.last_heartbeat = now_ms();
         f.hosts.insert("h1".into(), host);
-        let app = AppSpec {
-            name: "web".into(),
-            version: "1".into(),
-            instances: 2,
-            image: "web:1".into(),
-            port: 8080,
-            constraints: Constraints { azs: vec![], tags: vec![], cpu: 0.5, memory_mb: 256 },
-            domain: "web.local".into(),
-            tags: vec![],
-            run: Default::default(),
-            shortfall: None,
-            digest: None,
-        };
+        let app = AppSpec::for_test("web", 2, 0.5);
         let target = Target::of(&app, Default::default());
         for index in 0..2u32 {
             let mut i = target.new_instance(format!("web-{index}-0000000{index}"), index, "h1", 8080);

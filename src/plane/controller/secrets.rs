@@ -151,9 +151,7 @@ mod tests {
     use crate::plane::controller::store::MemoryStore;
     use crate::plane::controller::{Controller, ControllerConfig};
     use crate::protocol::subjects::CtlVerb;
-    use crate::protocol::{
-        Accepted, AppSpec, Constraints, Envelope, ErrorCode, Fleet, SecretRef, SecretSetRequest,
-    };
+    use crate::protocol::{Accepted, AppSpec, Envelope, ErrorCode, Fleet, SecretRef, SecretSetRequest};
     use crate::secrets::{MemorySecrets, SecretError, SecretStore, Secrets, secret_ref};
 
     /// A store whose writes wait until `open` turns true, or fail while `broken`.
@@ -185,19 +183,7 @@ mod tests {
 
     fn fleet() -> Fleet {
         let mut f = Fleet::default();
-        let app = AppSpec {
-            name: "web".into(),
-            version: "1".into(),
-            instances: 1,
-            image: "web:1".into(),
-            port: 8080,
-            constraints: Constraints { azs: vec![], tags: vec![], cpu: 0.5, memory_mb: 256 },
-            domain: "web.local".into(),
-            tags: vec![],
-            run: Default::default(),
-            shortfall: None,
-            digest: None,
-        };
+        let app = AppSpec::for_test("web", 1, 0.5);
         f.apps.insert("web".into(), app);
         f
     }
