@@ -533,6 +533,7 @@ fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
                 backends: 4,
                 listen: "127.0.0.1:8080".into(),
                 revision: 77,
+                traffic: None,
             },
         )],
     )?;

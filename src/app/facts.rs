@@ -231,7 +231,11 @@ impl Before {
                 Change::Operation(_)
                 | Change::OperationStep(_)
                 | Change::OperationEnded(_)
-                | Change::OperationRemoved { .. } => {}
+                | Change::OperationRemoved { .. }
+                | Change::Alert(_)
+                | Change::AlertRemoved { .. }
+                | Change::Silence(_)
+                | Change::SilenceRemoved { .. } => {}
             }
         }
         // One change each: a second change of the same thing in one event must not count

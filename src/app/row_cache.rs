@@ -264,7 +264,13 @@ pub fn touched_by(fleet: &Fleet, changes: &[Change]) -> Vec<(Panel, RowKey)> {
                     out.push((Panel::Apps, id(&op.app)));
                 }
             }
-            Change::AppRemoved { .. } | Change::OperationStep(_) => {}
+            // SKELETON(#20): the Alerts panel's rows come with the panel.
+            Change::AppRemoved { .. }
+            | Change::OperationStep(_)
+            | Change::Alert(_)
+            | Change::AlertRemoved { .. }
+            | Change::Silence(_)
+            | Change::SilenceRemoved { .. } => {}
         }
     }
     out

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::alert::{Alert, Silence};
 use super::event::Change;
 use super::model::{AppSpec, Host, Instance, Operation, OperationEnded, Route, StepDelta};
 
@@ -31,6 +32,10 @@ enum Tag {
     OperationStep,
     OperationEnded,
     OperationRemoved,
+    Alert,
+    AlertRemoved,
+    Silence,
+    SilenceRemoved,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +51,11 @@ struct InstanceRemoved {
 #[derive(Deserialize)]
 struct OperationRemoved {
     id: String,
+}
+
+#[derive(Deserialize)]
+struct SilenceRemoved {
+    subject: String,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +79,10 @@ enum Tagged {
     OperationStep(StepDelta),
     OperationEnded(OperationEnded),
     OperationRemoved { id: String },
+    Alert(Alert),
+    AlertRemoved { id: String },
+    Silence(Silence),
+    SilenceRemoved { subject: String },
 }
 
 impl From<Tagged> for Change {
@@ -85,6 +99,10 @@ impl From<Tagged> for Change {
             Tagged::OperationStep(s) => Change::OperationStep(s),
             Tagged::OperationEnded(e) => Change::OperationEnded(e),
             Tagged::OperationRemoved { id } => Change::OperationRemoved { id },
+            Tagged::Alert(a) => Change::Alert(a),
+            Tagged::AlertRemoved { id } => Change::AlertRemoved { id },
+            Tagged::Silence(x) => Change::Silence(x),
+            Tagged::SilenceRemoved { subject } => Change::SilenceRemoved { subject },
         }
     }
 }
@@ -144,6 +162,12 @@ impl<'de> Visitor<'de> for ChangeVisitor {
                     Tag::OperationEnded => Change::OperationEnded(OperationEnded::deserialize(rest)?),
                     Tag::OperationRemoved => {
                         Change::OperationRemoved { id: OperationRemoved::deserialize(rest)?.id }
+                    }
+                    Tag::Alert => Change::Alert(Alert::deserialize(rest)?),
+                    Tag::AlertRemoved => Change::AlertRemoved { id: OperationRemoved::deserialize(rest)?.id },
+                    Tag::Silence => Change::Silence(Silence::deserialize(rest)?),
+                    Tag::SilenceRemoved => {
+                        Change::SilenceRemoved { subject: SilenceRemoved::deserialize(rest)?.subject }
                     }
                 })
             }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::alert::{Alert, Silence};
 use super::model::{AppSpec, Host, Instance, Operation, OperationEnded, Route, StepDelta};
 
 /// What happened. The deploy steps keep the original system's names.
@@ -43,6 +44,16 @@ pub enum EventKind {
     RouteWeightChanged,
     /// An operator command and its outcome, with who sent it (`audit` says what).
     Audit,
+    /// An alert began firing (`Change::Alert`).
+    AlertFiring,
+    /// Someone took an alert on (`ctl alert ack`, `a` in the cockpit).
+    AlertAcknowledged,
+    /// An alert's condition no longer holds.
+    AlertResolved,
+    /// A subject's alerts silenced, or the silence lifted (`Change::Silence`).
+    AlertSilenced,
+    /// An operator's note for the timeline (`ctl note`, `n`); `audit` says who.
+    Note,
     /// A host takes no new instance (`ctl host cordon`, or a drain's end).
     HostCordoned,
     /// A host takes new instances again.
@@ -90,6 +101,11 @@ impl EventKind {
             EventKind::HostCordoned => "HOST_CORDONED",
             EventKind::HostUncordoned => "HOST_UNCORDONED",
             EventKind::HostDraining => "HOST_DRAINING",
+            EventKind::AlertFiring => "ALERT_FIRING",
+            EventKind::AlertAcknowledged => "ALERT_ACKNOWLEDGED",
+            EventKind::AlertResolved => "ALERT_RESOLVED",
+            EventKind::AlertSilenced => "ALERT_SILENCED",
+            EventKind::Note => "NOTE",
             EventKind::Unknown => "UNKNOWN",
         }
     }
@@ -109,6 +125,7 @@ impl EventKind {
                 | EventKind::HostStale
                 | EventKind::RouteStale
                 | EventKind::RouterError
+                | EventKind::AlertFiring
         )
     }
 }
@@ -142,6 +159,18 @@ pub enum Change {
     /// An ended operation beyond the number kept (`FINISHED_OPERATIONS_KEPT`).
     OperationRemoved {
         id: String,
+    },
+    /// An alert as it now is (fired, acknowledged, resolved).
+    Alert(Alert),
+    /// A resolved alert beyond the number kept.
+    AlertRemoved {
+        id: String,
+    },
+    /// A silence set or extended.
+    Silence(Silence),
+    /// A silence lifted or run out; `subject` as text (`host/h1`).
+    SilenceRemoved {
+        subject: String,
     },
 }
 

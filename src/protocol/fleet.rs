@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::alert::{Alert, Silence};
 use super::event::{Change, Event};
 use super::model::{
     AppSpec, Host, Instance, Operation, OperationEnded, OperationStep, Route, RouteKey, StepDelta,
@@ -26,6 +27,12 @@ pub struct Fleet {
     pub routes: BTreeMap<RouteKey, Route>,
     #[serde(with = "as_list::operations")]
     pub operations: BTreeMap<String, Operation>,
+    /// Alerts by id (`<rule>:<subject>`): active ones, and the newest resolved ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alerts: BTreeMap<String, Alert>,
+    /// Silences by subject (`host/h1`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub silences: BTreeMap<String, Silence>,
 }
 
 /// An event arrived whose revision is not the next one: the replica must take a fresh
@@ -116,6 +123,18 @@ impl Fleet {
             Change::OperationEnded(end) => self.apply_end(end)?,
             Change::OperationRemoved { id } => {
                 self.operations.remove(id);
+            }
+            Change::Alert(a) => {
+                self.alerts.insert(a.id.clone(), a.clone());
+            }
+            Change::AlertRemoved { id } => {
+                self.alerts.remove(id);
+            }
+            Change::Silence(x) => {
+                self.silences.insert(x.subject.to_string(), x.clone());
+            }
+            Change::SilenceRemoved { subject } => {
+                self.silences.remove(subject);
             }
         }
         Ok(())

@@ -494,6 +494,10 @@ pub struct RouterStatus {
     pub listen: String,
     /// The controller revision the applied configuration reflects.
     pub revision: u64,
+    /// What the load balancer served over the last window; absent from a router that
+    /// does not read it (the sandbox's, or an older one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<super::traffic::Traffic>,
 }
 
 /// `qd.v1.agent.<host>.logs.<user>.start`: stream an instance's container logs to `stream`,

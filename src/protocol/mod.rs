@@ -3,6 +3,7 @@
 //! Every message on the bus is an [`Envelope`] around one of the bodies defined here. The
 //! full text of the protocol lives in docs/protocol.md; keep the two in step.
 
+pub mod alert;
 pub mod argv;
 pub mod audit;
 mod change_de;
@@ -21,8 +22,12 @@ pub mod model;
 pub mod release;
 pub mod scheduler;
 pub mod subjects;
+pub mod traffic;
 pub mod validate;
 
+pub use alert::{
+    Alert, AlertAckRequest, AlertRule, AlertState, AlertSubject, NoteRequest, Silence, SilenceRequest,
+};
 pub use audit::{AuditOutcome, AuditRecord, OperationEnd, Operator, Repeated, RestartBody, Verdict};
 pub use envelope::{Envelope, ProtocolError, decode, decode_body, encode};
 pub use event::{Change, Event, EventKind};
@@ -30,6 +35,7 @@ pub use fleet::{ChangeRefused, Fleet, Gap, steps_in_history};
 pub use intent::{ControlCommand, ExecStart, ForwardStart, LogsStart, UploadRequest};
 pub use messages::*;
 pub use model::*;
+pub use traffic::{Traffic, TrafficStats};
 
 /// The protocol version every envelope carries in `v`. v2: an operation's step events
 /// carry that step (`operation_step`), its end the outcome (`operation_ended`), not the

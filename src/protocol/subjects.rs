@@ -95,10 +95,16 @@ pub enum CtlVerb {
     Scale,
     /// Remove an app, its instances and routes first (`AppRemoveRequest`).
     AppRemove,
+    /// Acknowledge an alert (`AlertAckRequest`).
+    AlertAck,
+    /// Silence a subject's alerts for a while, or lift it (`SilenceRequest`).
+    AlertSilence,
+    /// A note for the timeline (`NoteRequest`).
+    Note,
 }
 
 impl CtlVerb {
-    pub const ALL: [CtlVerb; 17] = [
+    pub const ALL: [CtlVerb; 20] = [
         CtlVerb::RepoAllocate,
         CtlVerb::Deploy,
         CtlVerb::Restart,
@@ -116,6 +122,9 @@ impl CtlVerb {
         CtlVerb::Rollback,
         CtlVerb::Scale,
         CtlVerb::AppRemove,
+        CtlVerb::AlertAck,
+        CtlVerb::AlertSilence,
+        CtlVerb::Note,
     ];
 
     /// The verb's part of the subject, and its name in the audit trail.
@@ -138,6 +147,9 @@ impl CtlVerb {
             CtlVerb::Rollback => "rollback",
             CtlVerb::Scale => "scale",
             CtlVerb::AppRemove => "app.remove",
+            CtlVerb::AlertAck => "alert.ack",
+            CtlVerb::AlertSilence => "alert.silence",
+            CtlVerb::Note => "note",
         }
     }
 

@@ -230,6 +230,29 @@ fn every_change() -> Vec<Change> {
         }),
         Change::Operation(operation("op-next00001", OperationKind::Deploy, OperationState::Running)),
         Change::OperationRemoved { id: "op-done00001".into() },
+        Change::Alert(crate::protocol::Alert {
+            id: "route_5xx:route/shop-web/10.101.1.33:8080".into(),
+            rule: crate::protocol::AlertRule::Route5xx,
+            subject: crate::protocol::AlertSubject::Route {
+                app: "shop-web".into(),
+                backend: "10.101.1.33:8080".into(),
+            },
+            state: crate::protocol::AlertState::Firing,
+            since: TS,
+            changed_at: TS,
+            resolved_at: None,
+            summary: "5xx 40% over 10s".into(),
+            causes: vec![7, 9],
+            acked_by: None,
+        }),
+        Change::Silence(crate::protocol::Silence {
+            subject: crate::protocol::AlertSubject::Host("host-01".into()),
+            until: TS + 3_600_000,
+            by: "alice@jump".into(),
+            reason: Some("planned".into()),
+        }),
+        Change::AlertRemoved { id: "crash_loop:instance/billing-0-cccc".into() },
+        Change::SilenceRemoved { subject: "host/host-01".into() },
     ]
 }
 
@@ -369,7 +392,7 @@ fn status(step: Option<StepName>) -> InstanceStatus {
 // The lists below are checked against the enums by exhaustive matches, so a new variant
 // fails to compile until it is listed (and so tested).
 
-const ALL_KINDS: [EventKind; 34] = [
+const ALL_KINDS: [EventKind; 39] = [
     EventKind::AllocateRepositoryRequest,
     EventKind::Upload,
     EventKind::NewInstanceAndDeployWarRequest,
@@ -403,6 +426,11 @@ const ALL_KINDS: [EventKind; 34] = [
     EventKind::HostCordoned,
     EventKind::HostUncordoned,
     EventKind::HostDraining,
+    EventKind::AlertFiring,
+    EventKind::AlertAcknowledged,
+    EventKind::AlertResolved,
+    EventKind::AlertSilenced,
+    EventKind::Note,
     EventKind::Unknown,
 ];
 
@@ -441,6 +469,11 @@ fn kind_is_listed(k: EventKind) -> bool {
         | EventKind::HostCordoned
         | EventKind::HostUncordoned
         | EventKind::HostDraining
+        | EventKind::AlertFiring
+        | EventKind::AlertAcknowledged
+        | EventKind::AlertResolved
+        | EventKind::AlertSilenced
+        | EventKind::Note
         | EventKind::Unknown => ALL_KINDS.contains(&k),
     }
 }
@@ -880,9 +913,15 @@ fn event_json_names_its_kind_and_tags_its_changes() {
             "operation_step",
             "operation_ended",
             "operation",
-            "operation_removed"
+            "operation_removed",
+            "alert",
+            "silence",
+            "alert_removed",
+            "silence_removed"
         ]
     );
+    assert_eq!(json["changes"][12]["subject"], "route/shop-web/10.101.1.33:8080");
+    assert_eq!(json["changes"][12]["rule"], "route_5xx");
     assert_eq!(json["changes"][8]["op"], "op-running01");
     assert_eq!(json["changes"][8]["index"], 4);
     assert_eq!(json["changes"][8]["step"]["name"], "INSTANCE_DEPLOYED");

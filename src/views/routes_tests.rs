@@ -30,6 +30,7 @@ fn routes_panel_shows_the_router_and_stale_backends() {
         backends: 6,
         listen: "127.0.0.1:8080".into(),
         revision: 23,
+        traffic: None,
     };
     app.apply(Inbound::Feed(Feed::Router(Box::new(status.clone()))));
     app.update(Action::ShowPanel(Panel::Routes));

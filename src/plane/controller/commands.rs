@@ -281,6 +281,11 @@ fn handle_checked(ctl: &Controller, refusals: &mut Refusals, msg: &Message, prep
         CtlVerb::AppRemove => command(ctl, refusals, cmd, |ctl, req: AppRemoveRequest, id| {
             scale::start_app_remove(ctl, req, id)
         }),
+        // SKELETON(#20): the alerts and notes helpers replace this arm.
+        CtlVerb::AlertAck | CtlVerb::AlertSilence | CtlVerb::Note => encode_reply::<()>(
+            ctl,
+            Reply::Error(WireError::bad_request(format!("{} is not served yet", verb.as_str()))),
+        ),
     }
 }
 

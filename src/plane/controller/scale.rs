@@ -423,6 +423,7 @@ mod routes_first {
                     backends: 2,
                     listen: "simulated".into(),
                     revision: applied.load(Ordering::SeqCst),
+                    traffic: None,
                 };
                 let env = Envelope::new("router/r1", status);
                 let _ = crate::bus::publish(bus.as_ref(), &subjects::router_status("r1"), &env).await;

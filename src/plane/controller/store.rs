@@ -483,7 +483,17 @@ fn key_of(change: &Change) -> String {
         Change::OperationRemoved { id } => format!("op.{id}"),
         Change::OperationStep(d) => format!("{}.{}", step_prefix(&d.op), d.index),
         Change::OperationEnded(e) => format!("op.{}.end", e.id),
+        Change::Alert(a) => kv_token("alert", &a.id),
+        Change::AlertRemoved { id } => kv_token("alert", id),
+        Change::Silence(x) => kv_token("silence", &x.subject.to_string()),
+        Change::SilenceRemoved { subject } => kv_token("silence", subject),
     }
+}
+
+/// A KV key for an alert's id or a silence's subject: the bucket takes no `:`, which a
+/// backend's `ip:port` brings.
+fn kv_token(kind: &str, text: &str) -> String {
+    format!("{kind}.{}", text.replace(':', "_"))
 }
 
 /// The keys of a running operation's steps: `op.<id>.step.<index>`, so that the ones an
@@ -509,7 +519,9 @@ fn state_value(change: &Change) -> Result<Option<Bytes>, StoreError> {
         Change::AppRemoved { .. }
         | Change::InstanceRemoved { .. }
         | Change::RouteRemoved { .. }
-        | Change::OperationRemoved { .. } => None,
+        | Change::OperationRemoved { .. }
+        | Change::AlertRemoved { .. }
+        | Change::SilenceRemoved { .. } => None,
         _ => Some(Bytes::from(serde_json::to_vec(change).map_err(err("state encode"))?)),
     })
 }

@@ -69,6 +69,7 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
         backends: 0,
         listen: applier.listen(),
         revision: 0,
+        traffic: None,
     };
     let mut applied: Option<String> = None;
     let mut due: Option<tokio::time::Instant> = None;
