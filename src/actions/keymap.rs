@@ -13,7 +13,7 @@ use crate::config_file::{self, ConfigError};
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
 /// Every bindable action, its name in keymap files and its help text, in help order.
-const TABLE: [(Action, &str, &str); 38] = [
+const TABLE: [(Action, &str, &str); 40] = [
     (Action::Help, "help", "show this help"),
     (Action::Palette, "palette", "command palette"),
     (Action::Filter, "filter", "filter the table (regex, !inverts)"),
@@ -24,6 +24,7 @@ const TABLE: [(Action, &str, &str); 38] = [
     (Action::ShowPanel(Panel::Events), "events", "Events panel"),
     (Action::ShowPanel(Panel::Audit), "audit", "Audit panel"),
     (Action::ShowPanel(Panel::Apps), "apps", "Apps panel"),
+    (Action::ShowPanel(Panel::Alerts), "alerts", "Alerts panel"),
     (Action::NextPanel, "next_panel", "next panel"),
     (Action::PrevPanel, "prev_panel", "previous panel"),
     (Action::Up, "up", "move up"),
@@ -36,7 +37,8 @@ const TABLE: [(Action, &str, &str); 38] = [
     (Action::Back, "back", "close/back/clear filter"),
     (Action::Deploy, "deploy", "guided deploy: form, plan, progress"),
     (Action::Restart, "restart", "restart row or marked (confirmed)"),
-    (Action::AddRoute, "add_route", "add a route (form)"),
+    (Action::AddRoute, "add_route", "insert a route (form)"),
+    (Action::Ack, "ack", "acknowledge alert (confirmed)"),
     (Action::Remove, "remove", "remove route (confirmed)"),
     (Action::ToggleRoute, "toggle_route", "route on/off (confirmed)"),
     (Action::Weight, "weight", "route weight (form)"),
@@ -55,8 +57,8 @@ const TABLE: [(Action, &str, &str); 38] = [
 ];
 
 /// Every bindable action, in help order.
-pub const BINDABLE: [Action; 38] = {
-    let mut all = [Action::Help; 38];
+pub const BINDABLE: [Action; 40] = {
+    let mut all = [Action::Help; 40];
     let mut i = 0;
     while i < TABLE.len() {
         all[i] = TABLE[i].0;

@@ -17,11 +17,19 @@ pub enum Panel {
     Events,
     Audit,
     Apps,
+    Alerts,
 }
 
 impl Panel {
-    pub const ALL: [Panel; 6] =
-        [Panel::Hosts, Panel::Instances, Panel::Routes, Panel::Events, Panel::Audit, Panel::Apps];
+    pub const ALL: [Panel; 7] = [
+        Panel::Hosts,
+        Panel::Instances,
+        Panel::Routes,
+        Panel::Events,
+        Panel::Audit,
+        Panel::Apps,
+        Panel::Alerts,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -31,6 +39,7 @@ impl Panel {
             Panel::Events => "Events",
             Panel::Audit => "Audit",
             Panel::Apps => "Apps",
+            Panel::Alerts => "Alerts",
         }
     }
 
@@ -43,6 +52,7 @@ impl Panel {
             Panel::Events => "events",
             Panel::Audit => "audit",
             Panel::Apps => "apps",
+            Panel::Alerts => "alerts",
         }
     }
 
@@ -85,7 +95,10 @@ pub enum Action {
     Filter,
     Deploy,
     Restart,
+    /// `i`: insert a route (the form).
     AddRoute,
+    /// `a`: acknowledge the selected (or marked) alerts (confirmed).
+    Ack,
     /// `x`: remove the selected (or marked) routes.
     Remove,
     /// `e`: enable or disable the selected (or marked) routes.

@@ -12,9 +12,10 @@ use super::rows::{RowKey, event_by_rev};
 pub use super::sort_key::SortKey;
 use crate::actions::Panel;
 use crate::backend::Replica;
-use crate::protocol::clock::{age, heartbeat_age, hms, uptime_coarse};
+use crate::protocol::clock::{age, ago_coarse, heartbeat_age, hms, uptime_coarse};
 use crate::protocol::{
-    AppSpec, Event, Host, HostSchedule, HostState, Instance, InstanceState, Route, RouteState, Verdict,
+    Alert, AlertState, AppSpec, Event, Host, HostSchedule, HostState, Instance, InstanceState, Route,
+    RouteState, Verdict,
 };
 
 /// What a cell means, for the theme to colour: the views map each to a style.
@@ -129,6 +130,7 @@ pub fn row<'a>(
         (Panel::Events, RowKey::Rev(rev)) => Some(event_row(event_by_rev(&src.replica.events, *rev)?)),
         (Panel::Audit, RowKey::Rev(rev)) => Some(audit_row(src, event_by_rev(&src.replica.audit, *rev)?)),
         (Panel::Apps, RowKey::Id(name)) => Some(app_row(src, f.apps.get(name)?)),
+        (Panel::Alerts, RowKey::Id(id)) => Some(alert_row(src, super::alerts::by_id(src.replica, id)?.as_ref())),
         _ => None,
     }
 }
@@ -519,6 +521,42 @@ pub fn app_row<'a>(src: RowSource<'_>, a: &'a AppSpec) -> Row<'a> {
             text(state, tone),
         ],
         flags: "",
+    }
+}
+
+/// `● firing`, `✓ acked alice@h1`, `○ resolved`: a symbol and a word, and the tone.
+pub fn alert_state_label(a: &Alert) -> (Cow<'static, str>, Tone) {
+    match a.state {
+        AlertState::Firing => ("● firing".into(), Tone::Bad),
+        AlertState::Acknowledged => match &a.acked_by {
+            Some(who) => (format!("✓ acked {who}").into(), Tone::Warn),
+            None => ("✓ acked".into(), Tone::Warn),
+        },
+        AlertState::Resolved => ("○ resolved".into(), Tone::Muted),
+    }
+}
+
+/// An alert's row. Owned: the cockpit's own `no_controller` alert is made per lookup.
+pub fn alert_row(src: RowSource<'_>, a: &Alert) -> Row<'static> {
+    let (state, tone) = alert_state_label(a);
+    // Ages to the minute, as uptimes: the rows change once a minute, not every second.
+    let since = ago_coarse(src.now.saturating_sub(a.since));
+    // A silenced subject still fires and shows; only its webhooks wait.
+    let silenced = super::alerts::silenced_for(src.replica, &a.subject, src.now);
+    let summary = match silenced {
+        Some(ms) => format!("⊘ silenced {} · {}", ago_coarse(ms), a.summary),
+        None => a.summary.clone(),
+    };
+    let summary_tone = if a.state == AlertState::Resolved { Tone::Muted } else { Tone::Text };
+    Row {
+        cells: vec![
+            cell(state, SortKey::Text(a.state.as_str().into()), tone),
+            text(a.rule.as_str(), Tone::Text),
+            text(a.subject.to_string(), Tone::Text),
+            num(since, SortKey::Num(src.now.saturating_sub(a.since) as f64), Tone::Muted),
+            text(summary, summary_tone),
+        ],
+        flags: if silenced.is_some() { "silenced" } else { "" },
     }
 }
 

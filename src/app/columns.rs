@@ -18,6 +18,8 @@ pub const AUDIT: [&str; 6] = ["TIME", "WHO", "VIA", "COMMAND", "RESULT", "ID"];
 
 pub const APPS: [&str; 8] = ["APP", "VERSION", "RUNNING", "IMAGE", "DOMAIN", "TAGS", "ROUTES", "STATE"];
 
+pub const ALERTS: [&str; 5] = ["STATE", "RULE", "SUBJECT", "SINCE", "SUMMARY"];
+
 /// The column titles of a panel's table.
 pub fn titles(panel: Panel) -> &'static [&'static str] {
     match panel {
@@ -27,6 +29,7 @@ pub fn titles(panel: Panel) -> &'static [&'static str] {
         Panel::Events => &EVENTS,
         Panel::Audit => &AUDIT,
         Panel::Apps => &APPS,
+        Panel::Alerts => &ALERTS,
     }
 }
 

@@ -24,6 +24,7 @@ impl App {
         let n = marks.len();
         let what = match self.panel {
             Panel::Routes => "r restarts, e enables/disables, x removes them",
+            Panel::Alerts => "a acknowledges them",
             _ => "r restarts them",
         };
         self.say(Level::Info, format!("{n} marked ({what}; Esc clears)"));

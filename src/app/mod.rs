@@ -2,6 +2,8 @@
 //! (`frame`). Nothing here draws or touches the terminal: the event loop, the terminal and
 //! the frames are `crate::tui`'s.
 
+pub mod alerts;
+mod alert_ops;
 pub mod cells;
 mod click;
 mod clipboard;
@@ -131,9 +133,9 @@ const HISTORY_KEPT: usize = 100;
 pub struct App {
     pub replica: Replica,
     pub panel: Panel,
-    pub selections: [Selection; 6],
+    pub selections: [Selection; 7],
     /// Filter, sort, marks and the row index of each panel.
-    pub views: [PanelView; 6],
+    pub views: [PanelView; 7],
     pub overlays: Vec<Overlay>,
     /// The wizard of a deploy still running after Esc; `d` shows it again.
     pub parked_wizard: Option<Box<Wizard>>,
@@ -192,7 +194,7 @@ impl App {
         App {
             replica: Replica::default(),
             panel: Panel::Hosts,
-            selections: [Selection::default(); 6],
+            selections: [Selection::default(); 7],
             views: Default::default(),
             overlays: Vec::new(),
             parked_wizard: None,
@@ -359,6 +361,14 @@ impl App {
     pub fn selected_audit(&self) -> Option<&Event> {
         match self.selected_key(Panel::Audit)? {
             RowKey::Rev(rev) => rows::event_by_rev(&self.replica.audit, rev),
+            _ => None,
+        }
+    }
+
+    /// The selected alert, the cockpit's own `no_controller` included.
+    pub fn selected_alert(&self) -> Option<Cow<'_, crate::protocol::Alert>> {
+        match self.selected_key(Panel::Alerts)? {
+            RowKey::Id(id) => alerts::by_id(&self.replica, &id),
             _ => None,
         }
     }

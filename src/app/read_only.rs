@@ -28,6 +28,7 @@ impl App {
                 Action::Remove => word("remove"),
                 Action::ToggleRoute => word("enable/disable"),
                 Action::AddRoute => word("add route"),
+                Action::Ack => word("ack"),
                 Action::Weight => word("weight"),
                 Action::Cordon => word("cordon/uncordon"),
                 Action::Drain => word("drain"),

@@ -16,7 +16,7 @@ impl App {
         let has_marks = !self.view(self.panel).marks.is_empty();
         let target = match target {
             Some(t) => Some(t),
-            None if has_marks => Some(RestartTarget::Marked),
+            None if has_marks && self.panel != Panel::Alerts => Some(RestartTarget::Marked),
             None => match self.panel {
                 Panel::Instances => self.selected_instance().map(|i| RestartTarget::Instance(i.id.clone())),
                 Panel::Hosts => self.selected_host().map(|h| RestartTarget::Host(h.info.id.clone())),
@@ -29,7 +29,8 @@ impl App {
                         .map(RestartTarget::Instance)
                         .or_else(|| e.app.clone().filter(|a| f.apps.contains_key(a)).map(RestartTarget::App))
                 }),
-                Panel::Audit => None,
+                // An alert's subject is Enter away; `r` there restarts it.
+                Panel::Audit | Panel::Alerts => None,
             },
         };
         let Some(target) = target else {

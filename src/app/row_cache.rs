@@ -41,11 +41,11 @@ pub struct RowCache {
 
 /// What a panel's rows show of the clock: hosts their heartbeat age to the second (and
 /// with it the bytes of their pulls, which step events move without touching a row),
-/// instances their uptime to the minute; the rest nothing that moves.
+/// instances their uptime and alerts their age to the minute; the rest nothing that moves.
 fn time_bucket(panel: Panel, now: u64) -> u64 {
     match panel {
         Panel::Hosts => now / 1000,
-        Panel::Instances => now / 60_000,
+        Panel::Instances | Panel::Alerts => now / 60_000,
         _ => 0,
     }
 }
@@ -264,16 +264,27 @@ pub fn touched_by(fleet: &Fleet, changes: &[Change]) -> Vec<(Panel, RowKey)> {
                     out.push((Panel::Apps, id(&op.app)));
                 }
             }
-            // SKELETON(#20): the Alerts panel's rows come with the panel.
-            Change::AppRemoved { .. }
-            | Change::OperationStep(_)
-            | Change::Alert(_)
-            | Change::AlertRemoved { .. }
-            | Change::Silence(_)
-            | Change::SilenceRemoved { .. } => {}
+            Change::Alert(a) => out.push((Panel::Alerts, id(&a.id))),
+            // A silence marks the alerts on its subject.
+            Change::Silence(crate::protocol::Silence { subject, .. }) => {
+                let subject = subject.to_string();
+                out.extend(alerts_on(fleet, &subject));
+            }
+            Change::SilenceRemoved { subject } => out.extend(alerts_on(fleet, subject)),
+            // Rows that go are the membership counters' (`Membership::note`).
+            Change::AppRemoved { .. } | Change::OperationStep(_) | Change::AlertRemoved { .. } => {}
         }
     }
     out
+}
+
+/// The Alerts panel's rows about a subject (its text form).
+fn alerts_on<'a>(fleet: &'a Fleet, subject: &'a str) -> impl Iterator<Item = (Panel, RowKey)> + 'a {
+    fleet
+        .alerts
+        .values()
+        .filter(move |a| a.subject.to_string() == subject)
+        .map(|a| (Panel::Alerts, RowKey::Id(a.id.clone())))
 }
 
 /// The audit records whose result an event's operation changes change: a record shows

@@ -24,7 +24,7 @@ use crate::backend::Replica;
 use crate::protocol::Event;
 
 /// A row's identity, stable across updates: a host, instance or app id, a route's
-/// `(app, backend)`, or an event's revision.
+/// `(app, backend)`, an alert's id, or an event's revision.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RowKey {
     Id(String),
@@ -205,7 +205,7 @@ impl PanelView {
 }
 
 /// The row keys of a panel in natural order: by id, routes by `(app, backend)`, events and
-/// audit records newest first.
+/// audit records newest first, alerts firing first (`alerts::natural`).
 pub(super) fn natural(replica: &Replica, panel: Panel) -> Vec<RowKey> {
     let f = &replica.fleet;
     match panel {
@@ -215,6 +215,7 @@ pub(super) fn natural(replica: &Replica, panel: Panel) -> Vec<RowKey> {
         Panel::Events => replica.events.iter().rev().map(|e| RowKey::Rev(e.rev)).collect(),
         Panel::Audit => replica.audit.iter().rev().map(|e| RowKey::Rev(e.rev)).collect(),
         Panel::Apps => f.apps.keys().cloned().map(RowKey::Id).collect(),
+        Panel::Alerts => super::alerts::natural(replica),
     }
 }
 
@@ -246,6 +247,7 @@ pub fn members(replica: &Replica, panel: Panel) -> u64 {
         Panel::Events => m.events,
         Panel::Audit => m.audit,
         Panel::Apps => m.apps,
+        Panel::Alerts => m.alerts,
     }
 }
 
@@ -259,6 +261,7 @@ pub fn total(replica: &Replica, panel: Panel) -> usize {
         Panel::Events => replica.events.len(),
         Panel::Audit => replica.audit.len(),
         Panel::Apps => f.apps.len(),
+        Panel::Alerts => super::alerts::total(replica),
     }
 }
 

@@ -51,6 +51,10 @@ impl App {
 
     fn update_normal(&mut self, action: Action) -> Vec<Effect> {
         match action {
+            // Enter on an alert goes to what it is about; its detail is that row's.
+            Action::Detail if self.panel == Panel::Alerts && self.overlay().is_none() => {
+                self.jump_to_subject()
+            }
             a @ (Action::Cancelled
             | Action::Quit
             | Action::Back
@@ -87,6 +91,7 @@ impl App {
             Action::Remove => self.ask_route(RouteVerb::Remove),
             Action::ToggleRoute => self.ask_route(RouteVerb::Enable),
             Action::AddRoute => self.open_add_form(),
+            Action::Ack => self.ask_ack(),
             Action::Weight => self.open_weight_form(),
             Action::Deploy => self.open_wizard(),
             Action::Logs => self.open_logs(),

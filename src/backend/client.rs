@@ -319,6 +319,8 @@ async fn send_command(
         ControlCommand::Host(_, r) => send(bus, cmd.verb(), &source, operator, r).await,
         ControlCommand::Rollback(r) => send(bus, cmd.verb(), &source, operator, r).await,
         ControlCommand::Scale(r) => send(bus, cmd.verb(), &source, operator, r).await,
+        ControlCommand::AlertAck(r) => send(bus, cmd.verb(), &source, operator, r).await,
+        ControlCommand::AlertSilence(r) => send(bus, cmd.verb(), &source, operator, r).await,
     };
     let result = result.map_err(CommandError::from);
     let _ = updates.send(Inbound::CommandDone { what, result }).await;

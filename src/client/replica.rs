@@ -65,6 +65,9 @@ pub struct Membership {
     pub apps: u64,
     pub events: u64,
     pub audit: u64,
+    /// Bumped by any alert change, not only one that adds or removes: an alert's state
+    /// moves it between the panel's groups (firing, acknowledged, resolved).
+    pub alerts: u64,
 }
 
 impl Membership {
@@ -73,6 +76,7 @@ impl Membership {
         self.instances += 1;
         self.routes += 1;
         self.apps += 1;
+        self.alerts += 1;
     }
 
     /// Notes the tables whose keys an event added or removed: a table whose size changed,
@@ -89,6 +93,7 @@ impl Membership {
         );
         self.routes +=
             u64::from(before.routes != after.routes || removes(|c| matches!(c, Change::RouteRemoved { .. })));
+        self.alerts += u64::from(removes(|c| matches!(c, Change::Alert(_) | Change::AlertRemoved { .. })));
     }
 }
 

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use super::release::RollbackRequest;
 use super::subjects::{CtlVerb, HostVerb, RouteVerb};
-use super::{DeployRequest, HostRequest, RestartBody, RestartRequest, RouteRequest, ScaleRequest};
+use super::{
+    AlertAckRequest, DeployRequest, HostRequest, RestartBody, RestartRequest, RouteRequest, ScaleRequest,
+    SilenceRequest,
+};
 
 /// A command for the controller.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +23,10 @@ pub enum ControlCommand {
     Host(HostVerb, HostRequest),
     Rollback(RollbackRequest),
     Scale(ScaleRequest),
+    /// Acknowledge an alert: the operator owns it.
+    AlertAck(AlertAckRequest),
+    /// Silence a subject's alerts for a while (0 lifts the silence).
+    AlertSilence(SilenceRequest),
 }
 
 impl ControlCommand {
@@ -32,6 +39,8 @@ impl ControlCommand {
             ControlCommand::Host(verb, _) => CtlVerb::Host(*verb),
             ControlCommand::Rollback(_) => CtlVerb::Rollback,
             ControlCommand::Scale(_) => CtlVerb::Scale,
+            ControlCommand::AlertAck(_) => CtlVerb::AlertAck,
+            ControlCommand::AlertSilence(_) => CtlVerb::AlertSilence,
         }
     }
 
@@ -61,6 +70,11 @@ impl ControlCommand {
                 None => format!("rollback {} to the release before", r.app),
             },
             ControlCommand::Scale(r) => format!("scale {} to {}", r.app, r.instances),
+            ControlCommand::AlertAck(r) => format!("ack alert {}", r.id),
+            ControlCommand::AlertSilence(r) if r.for_ms == 0 => format!("lift the silence on {}", r.subject),
+            ControlCommand::AlertSilence(r) => {
+                format!("silence {} for {}", r.subject, super::clock::age(r.for_ms))
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
         Panel::Events => event(app),
         Panel::Audit => audit(app),
         Panel::Apps => app_detail(app, width, area.height),
+        Panel::Alerts => alert(app),
     };
     let popup = super::centered(area, area.width.saturating_sub(8).max(40), lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
@@ -291,6 +292,23 @@ fn audit(app: &FrameContext) -> (String, Vec<Line<'static>>) {
     lines.push(kv(t, "request", serde_json::to_string(&a.request).unwrap_or_default()));
     lines.push(kv(t, "revision", e.rev.to_string()));
     (format!("Audit {}", a.command_id), lines)
+}
+
+/// Enter on the Alerts panel jumps to the subject; this pane is what a click could open.
+fn alert(app: &FrameContext) -> (String, Vec<Line<'static>>) {
+    let t = &app.theme;
+    let Some(a) = app.selected_alert() else { return ("Alert".into(), vec![]) };
+    let causes: Vec<String> = a.causes.iter().map(u64::to_string).collect();
+    let lines = vec![
+        kv(t, "state", a.state.as_str()),
+        kv(t, "rule", a.rule.as_str()),
+        kv(t, "subject", a.subject.to_string()),
+        kv(t, "since", datetime(a.since)),
+        kv(t, "acknowledged", a.acked_by.clone().unwrap_or_else(|| "-".into())),
+        kv(t, "summary", a.summary.clone()),
+        kv(t, "caused by revs", if causes.is_empty() { "-".into() } else { causes.join(", ") }),
+    ];
+    (format!("Alert {}", a.id), lines)
 }
 
 fn app_detail(app: &FrameContext, width: usize, height: u16) -> (String, Vec<Line<'static>>) {

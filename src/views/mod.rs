@@ -3,6 +3,7 @@
 //! no state and build rows for the visible window only. The one exception is the cockpit's
 //! own log under the Events panel: tui-logger's widget reads its buffer behind a lock.
 
+mod alerts;
 mod apps;
 mod audit;
 mod confirm;
@@ -93,6 +94,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame) -> Drawn {
         Panel::Events => events::render(app, frame, body),
         Panel::Audit => audit::render(app, frame, body),
         Panel::Apps => apps::render(app, frame, body),
+        Panel::Alerts => alerts::render(app, frame, body),
     };
     footer::render(app, frame, foot);
     for overlay in &app.overlays {
