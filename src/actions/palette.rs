@@ -13,11 +13,13 @@
 //! :scale APP N                                             run N instances of APP (confirmed)
 //! :filter TEXT   :help   :q
 //! :context [NAME]                                          list the contexts, or switch to one
+//! :ack ID                                                  acknowledge an alert (confirmed)
+//! :silence SUBJECT DURATION [REASON...]                    silence a subject (0 lifts; confirmed)
 //! ```
 
 use super::Panel;
 use crate::protocol::subjects::RouteVerb;
-use crate::protocol::{Fleet, RouteRequest, validate};
+use crate::protocol::{AlertState, AlertSubject, Fleet, RouteRequest, SilenceRequest, validate};
 
 /// A parsed palette command.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +49,10 @@ pub enum PaletteCommand {
     },
     /// List the contexts (`None`), or switch the cockpit to one; the app checks the name.
     Context(Option<String>),
+    /// Acknowledge a firing alert, by id (confirmed).
+    Ack(String),
+    /// Silence a subject's alerts for a while, or lift the silence (confirmed).
+    Silence(SilenceRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +64,7 @@ pub enum RestartTarget {
     Marked,
 }
 
-const VERBS: [&str; 15] = [
+const VERBS: [&str; 18] = [
     "hosts",
     "instances",
     "routes",
@@ -74,7 +80,14 @@ const VERBS: [&str; 15] = [
     "q",
     "scale",
     "context",
+    "alerts",
+    "ack",
+    "silence",
 ];
+
+/// The longest silence the palette sets: a month. Longer is a rule to change, not a
+/// silence to forget.
+pub const SILENCE_MAX_MS: u64 = 30 * 86_400_000;
 
 /// Parses a palette line (without the leading `:`), checking names and values, and that
 /// what it names exists in the fleet.
@@ -97,6 +110,8 @@ pub fn parse(line: &str, fleet: &Fleet) -> Result<PaletteCommand, String> {
         "deploy" => deploy(args),
         "exec" => exec(line.trim_start().strip_prefix("exec").unwrap_or_default(), fleet),
         "scale" => scale(args, fleet),
+        "ack" => ack(args, fleet),
+        "silence" => silence(args),
         "context" => match args {
             [] => Ok(PaletteCommand::Context(None)),
             [name] => Ok(PaletteCommand::Context(Some(name.to_string()))),
@@ -141,6 +156,63 @@ fn scale(args: &[&str], fleet: &Fleet) -> Result<PaletteCommand, String> {
         return Err(format!("{app} already has {instances} instance(s) desired: nothing to scale"));
     }
     Ok(PaletteCommand::Scale { app: app.to_string(), instances })
+}
+
+/// `:ack ID`: a firing alert the controller keeps.
+fn ack(args: &[&str], fleet: &Fleet) -> Result<PaletteCommand, String> {
+    let usage = "ack ID (Tab completes the firing alerts' ids)";
+    let [id] = args else {
+        return Err(match args.get(1) {
+            Some(extra) => format!("{usage}: unexpected {extra:?}"),
+            None => usage.into(),
+        });
+    };
+    let Some(alert) = fleet.alerts.get(*id) else {
+        if id.starts_with("no_controller:") {
+            return Err("no_controller is the cockpit's own alert: there is no controller to ack it".into());
+        }
+        return Err(format!("no alert {id:?} (Tab completes ids)"));
+    };
+    match alert.state {
+        AlertState::Firing => Ok(PaletteCommand::Ack(id.to_string())),
+        state => Err(format!("{id} is {} already: nothing to send", state.as_str())),
+    }
+}
+
+/// `:silence SUBJECT DURATION [REASON...]`: a subject as alerts name it, and how long.
+fn silence(args: &[&str]) -> Result<PaletteCommand, String> {
+    let usage = "silence SUBJECT DURATION [REASON...] (e.g. silence host/host-01 2h disk swap)";
+    let [subject, duration, reason @ ..] = args else { return Err(usage.into()) };
+    let subject = AlertSubject::parse(subject)?;
+    if subject == AlertSubject::Controller {
+        return Err("controller: no_controller is the cockpit's own alert; it sends nothing to silence".into());
+    }
+    let for_ms = duration_ms(duration)?;
+    let reason = (!reason.is_empty()).then(|| reason.join(" "));
+    Ok(PaletteCommand::Silence(SilenceRequest { subject, for_ms, reason }))
+}
+
+/// `90s`, `30m`, `2h`, `1d`, or `0` (lift the silence), at most `SILENCE_MAX_MS`.
+pub fn duration_ms(text: &str) -> Result<u64, String> {
+    let bad = || format!("duration {text:?} is not valid: use 0 (lifts), or a number and s, m, h or d (30m)");
+    if text == "0" {
+        return Ok(0);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(unit_ms) {
+        Some(0) => Err(bad()),
+        Some(ms) if ms <= SILENCE_MAX_MS => Ok(ms),
+        _ => Err(format!("duration {text:?} is longer than the 30d a silence may last")),
+    }
 }
 
 fn restart(args: &[&str], fleet: &Fleet) -> Result<PaletteCommand, String> {
@@ -288,6 +360,9 @@ pub fn complete(line: &str, fleet: &Fleet) -> (usize, Vec<String>) {
         }
         ["route", _, app] => fleet.routes.keys().filter(|(a, _)| a == app).map(|(_, b)| b.clone()).collect(),
         ["deploy", app] => fleet.apps.get(*app).map(|a| vec![a.version.clone()]).unwrap_or_default(),
+        ["ack"] => fleet.alerts.values().filter(|a| a.state == AlertState::Firing).map(|a| a.id.clone()).collect(),
+        ["silence"] => fleet.alerts.values().map(|a| a.subject.to_string()).collect(),
+        ["silence", _] => ["30m", "1h", "2h", "1d", "0"].iter().map(|s| s.to_string()).collect(),
         _ => vec![],
     };
     let mut out: Vec<String> = all.into_iter().filter(|c| c.starts_with(prefix)).collect();
@@ -398,6 +473,58 @@ mod tests {
         assert_eq!(complete("route disable sho", &f).1, vec!["shop-web".to_string()]);
         assert_eq!(complete("route disable shop-web ", &f).1.len(), 3);
         assert_eq!(common_prefix(&["api-gateway".into(), "apps".into()]), "ap");
+    }
+
+    #[test]
+    fn ack_and_silence_parse_and_name_what_is_wrong() {
+        use crate::protocol::{Alert, AlertRule};
+        let (mut f, _) = fixture(42, 6, 0);
+        let alert = |rule, subject: AlertSubject, state| {
+            let id = Alert::id_of(rule, &subject);
+            let a = Alert {
+                id: id.clone(),
+                rule,
+                subject,
+                state,
+                since: 1,
+                changed_at: 1,
+                resolved_at: None,
+                summary: "x".into(),
+                causes: vec![],
+                acked_by: None,
+            };
+            (id, a)
+        };
+        let (firing, a) = alert(AlertRule::HostDown, AlertSubject::Host("host-01".into()), AlertState::Firing);
+        f.alerts.insert(firing.clone(), a);
+        let (acked, a) =
+            alert(AlertRule::DeployFailed, AlertSubject::App("shop-web".into()), AlertState::Acknowledged);
+        f.alerts.insert(acked.clone(), a);
+        assert_eq!(parse(&format!("ack {firing}"), &f), Ok(PaletteCommand::Ack(firing.clone())));
+        let err = |line: &str| parse(line, &f).unwrap_err();
+        assert_eq!(err(&format!("ack {acked}")), format!("{acked} is acknowledged already: nothing to send"));
+        assert!(err("ack nope").contains("no alert \"nope\""));
+        assert!(err("ack no_controller:controller").contains("cockpit's own alert"));
+        assert!(err("ack").starts_with("ack ID"));
+        assert!(err("ack a b").contains("unexpected \"b\""));
+        assert_eq!(complete("ack ", &f).1, vec![firing]);
+        assert_eq!(
+            parse("silence host/host-01 2h disk swap", &f),
+            Ok(PaletteCommand::Silence(SilenceRequest {
+                subject: AlertSubject::Host("host-01".into()),
+                for_ms: 7_200_000,
+                reason: Some("disk swap".into()),
+            }))
+        );
+        assert!(matches!(parse("silence app/shop-web 0", &f), Ok(PaletteCommand::Silence(r)) if r.for_ms == 0));
+        assert!(err("silence pod/x 1h").contains("expected host/ID"));
+        assert!(err("silence host/host-01 1w").contains("duration \"1w\" is not valid"));
+        assert!(err("silence host/host-01 31d").contains("longer than the 30d"));
+        assert!(err("silence host/host-01 0m").contains("not valid"));
+        assert!(err("silence host/host-01 99999999999999999d").contains("longer than"));
+        assert!(err("silence controller 1h").contains("cockpit's own alert"));
+        assert!(err("silence host/host-01").starts_with("silence SUBJECT DURATION"));
+        assert_eq!(complete("silence ho", &f).1, vec!["host/host-01".to_string()]);
     }
 
     #[test]

@@ -7,7 +7,8 @@ use super::marks::named;
 use super::rows::RowKey;
 use super::{App, Level, alerts};
 use crate::actions::{Effect, Panel};
-use crate::protocol::{AlertAckRequest, AlertRule, AlertState, AlertSubject, ControlCommand};
+use crate::protocol::clock::age;
+use crate::protocol::{AlertAckRequest, AlertRule, AlertState, AlertSubject, ControlCommand, SilenceRequest};
 
 /// What the status line says of the cockpit's own alert: what it means, and that only the
 /// controller's return ends it.
@@ -59,6 +60,33 @@ impl App {
         let commands = ids.into_iter().map(|id| ControlCommand::AlertAck(AlertAckRequest { id })).collect();
         // An acknowledgment names no app: a production context types its own name.
         self.confirm(question, commands, &BTreeSet::new())
+    }
+
+    /// `:ack ID`, checked by the palette: the confirm dialog for that one alert.
+    pub(super) fn ask_ack_id(&mut self, id: String) -> Vec<Effect> {
+        let question = format!("Acknowledge {id}? It is recorded as yours.");
+        let commands = vec![ControlCommand::AlertAck(AlertAckRequest { id })];
+        self.confirm(question, commands, &BTreeSet::new())
+    }
+
+    /// `:silence SUBJECT DURATION [REASON]`: the confirm dialog, saying what fires on it.
+    pub(super) fn ask_silence(&mut self, req: SilenceRequest) -> Vec<Effect> {
+        let subject = req.subject.to_string();
+        let firing = self
+            .replica
+            .fleet
+            .alerts
+            .values()
+            .filter(|a| a.subject == req.subject && a.state.is_active())
+            .count();
+        let question = match req.for_ms {
+            0 => format!("Lift the silence on {subject}? Its alerts reach the webhooks again."),
+            ms => format!(
+                "Silence {subject} for {}? {firing} active alert(s) on it; they still show, webhooks wait.",
+                age(ms)
+            ),
+        };
+        self.confirm(question, vec![ControlCommand::AlertSilence(req)], &BTreeSet::new())
     }
 
     /// Enter on the Alerts panel: the subject's panel with the subject selected; a filter

@@ -88,6 +88,8 @@ impl App {
                 self.open_wizard_for(Some(&app), version, instances)
             }
             PaletteCommand::Context(name) => self.ask_context(name),
+            PaletteCommand::Ack(id) => self.ask_ack_id(id),
+            PaletteCommand::Silence(req) => self.ask_silence(req),
         }
     }
 }

@@ -46,6 +46,8 @@ impl App {
                     Ok(PaletteCommand::Route(verb, _)) => Some(format!("route {}", verb.word())),
                     Ok(PaletteCommand::Deploy { .. }) => word("deploy"),
                     Ok(PaletteCommand::Scale { .. }) => word("scale"),
+                    Ok(PaletteCommand::Ack(_)) => word("ack"),
+                    Ok(PaletteCommand::Silence(_)) => word("silence"),
                     _ => None,
                 }
             }

@@ -114,7 +114,35 @@ fn groups(app: &FrameContext) -> Vec<Vec<Part>> {
         None => Part::same("no data yet", t.header),
     };
     let rev = Part::same(format!("rev {}", f.revision), t.header);
-    vec![name, link, vec![rev], vec![hosts], vec![instances], vec![routes], vec![data]]
+    let mut out = vec![name, link];
+    out.extend(alert_count(app, bg));
+    out.extend([vec![rev], vec![hosts], vec![instances], vec![routes], vec![data]]);
+    out
+}
+
+/// The active alerts (firing and acknowledged), early in the line so that 80 columns
+/// show it: red while any fires, dim when all are owned, nothing when there are none.
+/// With a silent controller they are the alerts as last heard, beside the link's word.
+fn alert_count(app: &FrameContext, bg: Style) -> Option<Vec<Part>> {
+    let t = &app.theme;
+    let active = crate::app::alerts::active(&app.replica);
+    let n = active.firing + active.acknowledged;
+    let word = if n == 1 { "alert" } else { "alerts" };
+    let part = match (active.firing, n) {
+        (_, 0) => return None,
+        (0, n) => Part::new(format!("✓ {n} {word} acked"), format!("✓{n}"), t.muted.patch(bg)),
+        (firing, n) if firing == n => {
+            Part::new(format!("● {n} {word} firing"), format!("●{n}"), bold(t.bad.patch(bg)))
+        }
+        (firing, n) => {
+            Part::new(format!("● {n} {word}, {firing} firing"), format!("●{n}"), bold(t.bad.patch(bg)))
+        }
+    };
+    Some(vec![part])
+}
+
+fn bold(style: Style) -> Style {
+    style.add_modifier(ratatui::style::Modifier::BOLD)
 }
 
 /// The plane's name (the context's, `sandbox`, or a bare URL's host) in the context's
