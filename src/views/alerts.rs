@@ -12,9 +12,10 @@ use crate::app::cells::{RowSource, alert_row};
 use crate::app::columns;
 use crate::app::rows::RowKey;
 
-// STATE fits `✓ acked alice@host-01`; the summary takes what is left.
+// RULE fits `instance_unhealthy`; who acknowledged is cut before the rule or the subject.
+// At 80 columns the summary goes first: the rule names what it is about.
 pub(crate) const COLUMNS: [Column; 5] =
-    table::titled(columns::ALERTS, [col(22, 0), col(18, 1), wide(24, 0), col(6, 2), wide(30, 0)]);
+    table::titled(columns::ALERTS, [col(18, 0), col(18, 0), wide(20, 0), col(5, 2), wide(24, 1)]);
 
 const SPEC: PanelSpec = PanelSpec {
     panel: Panel::Alerts,

@@ -303,3 +303,64 @@ pub(crate) fn running_op(id: &str, app: &str, pulls: &[(&str, u64)], now: u64) -
         compacted: None,
     }
 }
+
+/// An alert as the controller keeps it: `rule` on `subject`, in `state` since `since`
+/// (acknowledged by alice when so).
+pub(crate) fn alert(
+    rule: crate::protocol::AlertRule,
+    subject: &str,
+    state: crate::protocol::AlertState,
+    since: u64,
+) -> crate::protocol::Alert {
+    use crate::protocol::{Alert, AlertState, AlertSubject};
+    let subject = AlertSubject::parse(subject).expect("a subject");
+    Alert {
+        id: Alert::id_of(rule, &subject),
+        rule,
+        subject,
+        state,
+        since,
+        changed_at: since,
+        resolved_at: (state == AlertState::Resolved).then_some(since + 30_000),
+        summary: format!("{} seen", rule.as_str()),
+        causes: vec![3, 4],
+        acked_by: (state == AlertState::Acknowledged).then(|| "alice@bastion-1".into()),
+    }
+}
+
+/// `alert` applied as the controller's next event, `ALERT_FIRING` (or the kind its
+/// state has); returns its id.
+pub(crate) fn feed_alert(app: &mut App, a: crate::protocol::Alert) -> String {
+    use crate::protocol::{AlertState, Change, EventKind};
+    let kind = match a.state {
+        AlertState::Firing => EventKind::AlertFiring,
+        AlertState::Acknowledged => EventKind::AlertAcknowledged,
+        AlertState::Resolved => EventKind::AlertResolved,
+    };
+    let id = a.id.clone();
+    let mut e = event_with(app, kind, &format!("{} {}", a.rule.as_str(), a.subject), vec![Change::Alert(a)]);
+    e.app = None;
+    feed(app, e);
+    id
+}
+
+/// The fixture with one alert of each subject kind and state: an instance's crash loop
+/// firing (newest), a host down firing, an app's failed deploy acknowledged, a route's
+/// 5xx resolved.
+pub(crate) fn alerts_app() -> App {
+    use crate::protocol::{AlertRule, AlertState};
+    let mut app = app();
+    let instance = app.replica.fleet.instances.keys().next().cloned().expect("an instance");
+    let (route_app, backend) = app.replica.fleet.routes.keys().next().cloned().expect("a route");
+    let t = T0;
+    let alerts = [
+        alert(AlertRule::HostDown, "host/host-02", AlertState::Firing, t + 10_000),
+        alert(AlertRule::CrashLoop, &format!("instance/{instance}"), AlertState::Firing, t + 20_000),
+        alert(AlertRule::DeployFailed, "app/shop-web", AlertState::Acknowledged, t + 5_000),
+        alert(AlertRule::Route5xx, &format!("route/{route_app}/{backend}"), AlertState::Resolved, t),
+    ];
+    for a in alerts {
+        feed_alert(&mut app, a);
+    }
+    app
+}
