@@ -62,6 +62,13 @@ mod tests {
             e.audit = Some(Box::new(record.clone()));
         }
         app.replica.audit = audit;
+        let firing = crate::views::harness::alert(
+            crate::protocol::AlertRule::HostDown,
+            "host/host-01",
+            crate::protocol::AlertState::Firing,
+            app.now,
+        );
+        crate::views::harness::feed_alert(&mut app, firing);
         let facts = app.facts().into_owned();
         let src = RowSource { replica: &app.replica, facts: &facts, now: app.now };
         let pulls = crate::app::pulls::by_host(&app.replica.fleet);

@@ -52,7 +52,7 @@ fn the_header_counts_active_alerts_red_while_any_fires() {
     let mut app = alerts_app();
     let t = app.theme.clone();
     let buf = draw(&mut app, 160, 6);
-    let (x, y) = find(&buf, "● 3 alerts, 2 firing").expect("the count in the header");
+    let (x, y) = find(&buf, "● 3 alerts (1 acked)").expect("the count in the header");
     assert_eq!(y, 0);
     assert_eq!(buf[(x, y)].fg, t.bad.fg.unwrap_or(Color::Reset));
     assert!(buf[(x, y)].modifier.contains(Modifier::BOLD));

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 
 use super::text::put_line;
 
-use crate::actions::Action;
+use crate::actions::{Action, Panel};
 use crate::app::{FrameContext, Level};
 
 /// In order of importance: what doesn't fit is left off the end.
@@ -23,6 +23,19 @@ const HINTS: [(Action, &str); 11] = [
     (Action::Detail, "detail"),
     (Action::ToggleRoute, "route on/off"),
     (Action::AddRoute, "add route"),
+    (Action::Copy, "copy"),
+];
+
+/// The Alerts panel's own: `a` and what Enter does there come first.
+const ALERT_HINTS: [(Action, &str); 9] = [
+    (Action::Help, "help"),
+    (Action::Quit, "quit"),
+    (Action::Palette, "command"),
+    (Action::Filter, "filter"),
+    (Action::Ack, "ack"),
+    (Action::Detail, "go to subject"),
+    (Action::Mark, "mark"),
+    (Action::Sort, "sort"),
     (Action::Copy, "copy"),
 ];
 
@@ -44,7 +57,8 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let mouse_width = mouse.chars().count();
     let mut spans = Vec::new();
     let mut used = mouse_width;
-    for (action, label) in HINTS {
+    let hints: &[(Action, &str)] = if app.panel == Panel::Alerts { &ALERT_HINTS } else { &HINTS };
+    for &(action, label) in hints {
         let keys = app.keymap.label_for(action);
         let width = keys.chars().count() + label.chars().count() + 3;
         if keys.is_empty() || used + width > area.width as usize {

@@ -131,11 +131,10 @@ fn alert_count(app: &FrameContext, bg: Style) -> Option<Vec<Part>> {
     let part = match (active.firing, n) {
         (_, 0) => return None,
         (0, n) => Part::new(format!("✓ {n} {word} acked"), format!("✓{n}"), t.muted.patch(bg)),
-        (firing, n) if firing == n => {
-            Part::new(format!("● {n} {word} firing"), format!("●{n}"), bold(t.bad.patch(bg)))
-        }
+        // `●` is the Alerts panel's mark for firing.
+        (firing, n) if firing == n => Part::new(format!("● {n} {word}"), format!("●{n}"), bold(t.bad.patch(bg))),
         (firing, n) => {
-            Part::new(format!("● {n} {word}, {firing} firing"), format!("●{n}"), bold(t.bad.patch(bg)))
+            Part::new(format!("● {n} {word} ({} acked)", n - firing), format!("●{n}"), bold(t.bad.patch(bg)))
         }
     };
     Some(vec![part])

@@ -100,7 +100,7 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
     beacons_until(&mut app, t);
     all_hosts_beat(&mut app, t + 6_000);
     app.update(Action::Tick(t + 6_000));
-    let screen = text(&draw(&mut app, 150, 16));
+    let screen = text(&draw(&mut app, 170, 16));
     assert!(
         screen.contains("● live") && !screen.contains("not live"),
         "3 periods is not yet silent:\n{screen}"
@@ -108,11 +108,13 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
 
     app.update(Action::Tick(t + 6_001));
     app.update(Action::ShowPanel(Panel::Instances));
-    let buf = draw(&mut app, 150, 16);
+    let buf = draw(&mut app, 170, 16);
     let screen = text(&buf);
     assert_snapshot!(screen);
     assert!(screen.contains("✕ no controller for 6s"), "{screen}");
     assert!(screen.contains("⚠ not live: no controller"), "{screen}");
+    // The cockpit's own alert is counted (the header is 170 wide for it).
+    assert!(screen.lines().next().is_some_and(|h| h.contains("│ ● 1 alert │")), "{screen}");
     // The hosts beat: they are up. What the controller said of instances and routes is
     // unknown, and not counted as healthy.
     assert!(screen.contains("hosts 6/6 up │"), "{screen}");
@@ -123,13 +125,13 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
     assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
     for panel in [Panel::Hosts, Panel::Routes, Panel::Events, Panel::Apps] {
         app.update(Action::ShowPanel(panel));
-        let screen = text(&draw(&mut app, 150, 16));
+        let screen = text(&draw(&mut app, 170, 16));
         assert!(screen.contains("⚠ not live: no controller"), "{panel:?}:\n{screen}");
         if panel == Panel::Routes {
             assert_eq!(screen.matches("? running 6s").count(), 7, "every backend's instance:\n{screen}");
         }
     }
-    let screen = text(&draw(&mut app, 150, 16));
+    let screen = text(&draw(&mut app, 170, 16));
     assert!(screen.contains("? 2 unknown") && !screen.contains("● ok"), "Apps:\n{screen}");
     let row = screen.lines().find(|l| l.contains("api-gateway")).expect("api-gateway's row");
     assert!(row.contains("0/2") && !row.contains("2/2"), "nothing known to run or serve: {row}");
@@ -137,7 +139,7 @@ fn no_controller_for_three_beacon_periods_is_said_in_the_header_and_every_panel(
     // A beacon: live again at once.
     app.now = t + 6_500;
     app.apply(Inbound::Feed(Feed::Beacon(app.replica.fleet.revision)));
-    let screen = text(&draw(&mut app, 150, 16));
+    let screen = text(&draw(&mut app, 170, 16));
     assert!(screen.contains("● live") && !screen.contains("unknown"), "{screen}");
 }
 
