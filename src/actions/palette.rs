@@ -185,7 +185,9 @@ fn silence(args: &[&str]) -> Result<PaletteCommand, String> {
     let [subject, duration, reason @ ..] = args else { return Err(usage.into()) };
     let subject = AlertSubject::parse(subject)?;
     if subject == AlertSubject::Controller {
-        return Err("controller: no_controller is the cockpit's own alert; it sends nothing to silence".into());
+        return Err(
+            "controller: no_controller is the cockpit's own alert; it sends nothing to silence".into()
+        );
     }
     let for_ms = duration_ms(duration)?;
     let reason = (!reason.is_empty()).then(|| reason.join(" "));
@@ -360,7 +362,9 @@ pub fn complete(line: &str, fleet: &Fleet) -> (usize, Vec<String>) {
         }
         ["route", _, app] => fleet.routes.keys().filter(|(a, _)| a == app).map(|(_, b)| b.clone()).collect(),
         ["deploy", app] => fleet.apps.get(*app).map(|a| vec![a.version.clone()]).unwrap_or_default(),
-        ["ack"] => fleet.alerts.values().filter(|a| a.state == AlertState::Firing).map(|a| a.id.clone()).collect(),
+        ["ack"] => {
+            fleet.alerts.values().filter(|a| a.state == AlertState::Firing).map(|a| a.id.clone()).collect()
+        }
         ["silence"] => fleet.alerts.values().map(|a| a.subject.to_string()).collect(),
         ["silence", _] => ["30m", "1h", "2h", "1d", "0"].iter().map(|s| s.to_string()).collect(),
         _ => vec![],
@@ -495,7 +499,8 @@ mod tests {
             };
             (id, a)
         };
-        let (firing, a) = alert(AlertRule::HostDown, AlertSubject::Host("host-01".into()), AlertState::Firing);
+        let (firing, a) =
+            alert(AlertRule::HostDown, AlertSubject::Host("host-01".into()), AlertState::Firing);
         f.alerts.insert(firing.clone(), a);
         let (acked, a) =
             alert(AlertRule::DeployFailed, AlertSubject::App("shop-web".into()), AlertState::Acknowledged);
@@ -516,7 +521,9 @@ mod tests {
                 reason: Some("disk swap".into()),
             }))
         );
-        assert!(matches!(parse("silence app/shop-web 0", &f), Ok(PaletteCommand::Silence(r)) if r.for_ms == 0));
+        assert!(
+            matches!(parse("silence app/shop-web 0", &f), Ok(PaletteCommand::Silence(r)) if r.for_ms == 0)
+        );
         assert!(err("silence pod/x 1h").contains("expected host/ID"));
         assert!(err("silence host/host-01 1w").contains("duration \"1w\" is not valid"));
         assert!(err("silence host/host-01 31d").contains("longer than the 30d"));

@@ -38,8 +38,10 @@ fn rows_are_firing_first_newest_first_then_acknowledged_then_resolved() {
     a.state = AlertState::Acknowledged;
     a.acked_by = Some("bob@h".into());
     feed_alert(&mut app, a);
-    let rules: Vec<String> =
-        row_ids(&app, Panel::Alerts).iter().map(|id| id.split(':').next().unwrap_or_default().into()).collect();
+    let rules: Vec<String> = row_ids(&app, Panel::Alerts)
+        .iter()
+        .map(|id| id.split(':').next().unwrap_or_default().into())
+        .collect();
     assert_eq!(rules, ["host_down", "crash_loop", "deploy_failed", "route_5xx"]);
 }
 
@@ -216,7 +218,11 @@ fn the_palette_acks_and_silences_through_the_confirm_dialog() {
     app.update(Action::Palette);
     type_text(&mut app, "silence host/host-02 2h disk swap");
     assert!(sent(&app.update(Action::Submit)).is_empty());
-    assert!(question(&app).starts_with("Silence host/host-02 for 2h? 1 active alert(s)"), "{}", question(&app));
+    assert!(
+        question(&app).starts_with("Silence host/host-02 for 2h? 1 active alert(s)"),
+        "{}",
+        question(&app)
+    );
     let want = ControlCommand::AlertSilence(SilenceRequest {
         subject: AlertSubject::Host("host-02".into()),
         for_ms: 7_200_000,

@@ -130,7 +130,9 @@ pub fn row<'a>(
         (Panel::Events, RowKey::Rev(rev)) => Some(event_row(event_by_rev(&src.replica.events, *rev)?)),
         (Panel::Audit, RowKey::Rev(rev)) => Some(audit_row(src, event_by_rev(&src.replica.audit, *rev)?)),
         (Panel::Apps, RowKey::Id(name)) => Some(app_row(src, f.apps.get(name)?)),
-        (Panel::Alerts, RowKey::Id(id)) => Some(alert_row(src, super::alerts::by_id(src.replica, id)?.as_ref())),
+        (Panel::Alerts, RowKey::Id(id)) => {
+            Some(alert_row(src, super::alerts::by_id(src.replica, id)?.as_ref()))
+        }
         _ => None,
     }
 }

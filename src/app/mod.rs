@@ -2,8 +2,8 @@
 //! (`frame`). Nothing here draws or touches the terminal: the event loop, the terminal and
 //! the frames are `crate::tui`'s.
 
-pub mod alerts;
 mod alert_ops;
+pub mod alerts;
 pub mod cells;
 mod click;
 mod clipboard;

@@ -132,7 +132,9 @@ fn alert_count(app: &FrameContext, bg: Style) -> Option<Vec<Part>> {
         (_, 0) => return None,
         (0, n) => Part::new(format!("✓ {n} {word} acked"), format!("✓{n}"), t.muted.patch(bg)),
         // `●` is the Alerts panel's mark for firing.
-        (firing, n) if firing == n => Part::new(format!("● {n} {word}"), format!("●{n}"), bold(t.bad.patch(bg))),
+        (firing, n) if firing == n => {
+            Part::new(format!("● {n} {word}"), format!("●{n}"), bold(t.bad.patch(bg)))
+        }
         (firing, n) => {
             Part::new(format!("● {n} {word} ({} acked)", n - firing), format!("●{n}"), bold(t.bad.patch(bg)))
         }

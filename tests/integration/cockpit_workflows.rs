@@ -136,6 +136,7 @@ async fn cockpit_read_only_never_sends_a_command() {
             Action::Remove,
             Action::ToggleRoute,
             Action::AddRoute,
+            Action::Ack,
             Action::Weight,
             Action::Deploy,
         ] {

@@ -45,6 +45,7 @@ mod nats_secrets;
 mod nats_step_events;
 mod sandbox_e2e;
 
+mod cockpit_alerts_nats;
 mod cockpit_audit_nats;
 mod cockpit_config;
 mod cockpit_contexts;
