@@ -503,12 +503,10 @@ pub fn app_row<'a>(src: RowSource<'_>, a: &'a AppSpec) -> Row<'a> {
         o => format!("{} (+{})", a.version, o.join(",")).into(),
     };
     let traffic = src.traffic.app(&a.name);
-    let (state, tone) = match traffic {
+    let (state, tone) = match super::traffic::unserved(traffic, &st) {
         // Requests arrive and nothing serves them: said before any other state, at once.
-        Some(r) if r.requests > 0 && st.serving == 0 => {
-            (format!("✕ no route ({} rps)", rps_label(r.rps)).into(), Tone::Bad)
-        }
-        _ => app_state_label(st.health, st.waiting_for(a), st.unknown),
+        Some(rps) => (format!("✕ no route ({} rps)", rps_label(rps)).into(), Tone::Bad),
+        None => app_state_label(st.health, st.waiting_for(a), st.unknown),
     };
     let prod = a.is_prod();
     Row {

@@ -7,8 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::App;
+use super::facts::{AppState, FleetFacts};
 use super::rows::RowKey;
 use crate::actions::Panel;
+use crate::backend::Replica;
 use crate::protocol::{Fleet, RouterStatus, TrafficStats};
 
 /// A router's traffic counts until this many of its windows (its status period) have
@@ -59,6 +61,27 @@ impl Rates {
     pub fn high_5xx(&self) -> bool {
         self.pct_5xx().is_some_and(|p| p > HIGH_5XX_PCT)
     }
+}
+
+/// The requests per second of an app that takes requests while none of its routes
+/// serves: `✕ no route (N rps)` on its row, counted in the header. Not while what serves
+/// is unknown (a silent controller or host): then its state says unknown.
+pub fn unserved(rates: Option<Rates>, st: &AppState) -> Option<f64> {
+    rates.filter(|r| r.requests > 0 && st.serving == 0 && st.unknown == 0).map(|r| r.rps)
+}
+
+/// How many apps take requests while none of their routes serves (`unserved`).
+pub fn unserved_apps(traffic: &TrafficBook, replica: &Replica, facts: &FleetFacts, now: u64) -> usize {
+    traffic
+        .apps
+        .iter()
+        // Most apps with traffic have a serving route: only the others are judged in full.
+        .filter(|(name, r)| {
+            traffic.known() && r.requests > 0 && facts.per_app.get(*name).is_none_or(|c| c.serving == 0)
+        })
+        .filter_map(|(name, _)| replica.fleet.apps.get(name))
+        .filter(|a| unserved(traffic.app(&a.name), &facts.app_state(replica, a, now)).is_some())
+        .count()
 }
 
 /// One status period's numbers, for a sparkline.

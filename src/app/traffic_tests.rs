@@ -146,4 +146,13 @@ fn an_app_with_traffic_and_no_serving_route_is_flagged_at_once() {
     // A serving app with traffic is not flagged.
     let api = app.view(Panel::Apps).cache.hay_of(&RowKey::Id("api-gateway".into())).map(str::to_string);
     assert!(api.as_deref().is_some_and(|h| !h.contains("no route")), "{api:?}");
+    // With the controller silent, what serves is unknown: said so, not "no route".
+    app.now += 30_000;
+    let now = app.now;
+    app.update(Action::Tick(now));
+    feed_router(&mut app, router_traffic("r1", now, 2_000, &[], &[("shop-web", 24)]));
+    app.refresh_views();
+    assert!(hay(&app).is_some_and(|h| !h.contains("no route") && h.contains("unknown")), "{:?}", hay(&app));
+    let facts = app.facts().into_owned();
+    assert_eq!(unserved_apps(&app.traffic, &app.replica, &facts, app.now), 0);
 }

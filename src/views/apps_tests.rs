@@ -104,6 +104,14 @@ fn apps_panel_with_traffic_flags_an_app_nothing_serves() {
     assert!(row.contains("✕ no route (18.0 rps)") && row.contains("100%"), "{row}");
     let (x, y) = find(&buf, "✕ no route").expect("the flag");
     assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
+    // Counted in the header, red: in words where they fit, else beside the routes count.
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(header.contains("rt 4/7 ✕1 │"), "{header}");
+    let wide = draw(&mut app, 140, 10);
+    let header = text(&wide).lines().next().unwrap_or_default().to_string();
+    assert!(header.contains("routes 4/7 serving, ✕ 1 no route │"), "{header}");
+    let (x, y) = find(&wide, "✕ 1 no route").expect("counted in the header");
+    assert_eq!(wide[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
     let api = screen.lines().find(|l| l.contains("api-gateway")).expect("api-gateway's row");
     assert!(
         api.contains("2200") && api.contains("0.0%") && api.contains("51ms") && api.contains("● ok"),
@@ -112,4 +120,5 @@ fn apps_panel_with_traffic_flags_an_app_nothing_serves() {
     let narrow = text(&draw(&mut app, 80, 24));
     assert_snapshot!("apps_with_traffic_80x24", narrow);
     assert!(narrow.contains("✕ no route (18.0 rps)"), "{narrow}");
+    assert!(narrow.lines().next().is_some_and(|h| h.contains("rt 4/7 ✕1")), "{narrow}");
 }
