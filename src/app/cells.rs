@@ -10,6 +10,7 @@ use super::facts::{AppHealth, FleetFacts};
 use super::pulls::HostPulls;
 use super::rows::{RowKey, event_by_rev};
 pub use super::sort_key::SortKey;
+use super::traffic::{Rates, TrafficBook};
 use crate::actions::Panel;
 use crate::backend::Replica;
 use crate::protocol::clock::{age, ago_coarse, heartbeat_age, hms, uptime_coarse};
@@ -88,6 +89,8 @@ impl Row<'_> {
 pub struct RowSource<'a> {
     pub replica: &'a Replica,
     pub facts: &'a FleetFacts,
+    /// The routers' traffic, summed per route and app.
+    pub traffic: &'a TrafficBook,
     pub now: u64,
 }
 
@@ -407,7 +410,10 @@ pub fn route_row<'a>(src: RowSource<'_>, r: &'a Route) -> Row<'a> {
                 if inst_key.is_empty() { SortKey::Missing } else { SortKey::Text(inst_key.into()) },
                 inst_tone,
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(traffic_cells(src.traffic.route(&r.app, &r.backend)))
+        .collect(),
         flags: "",
     }
 }
@@ -500,7 +506,12 @@ pub fn app_row<'a>(src: RowSource<'_>, a: &'a AppSpec) -> Row<'a> {
         [] => a.version.as_str().into(),
         o => format!("{} (+{})", a.version, o.join(",")).into(),
     };
-    let (state, tone) = app_state_label(st.health, st.waiting_for(a), st.unknown);
+    let traffic = src.traffic.app(&a.name);
+    let (state, tone) = match super::traffic::unserved(traffic, &st) {
+        // Requests arrive and nothing serves them: said before any other state, at once.
+        Some(rps) => (format!("✕ no route ({} rps)", rps_label(rps)).into(), Tone::Bad),
+        None => app_state_label(st.health, st.waiting_for(a), st.unknown),
+    };
     let prod = a.is_prod();
     Row {
         cells: vec![
@@ -520,8 +531,11 @@ pub fn app_row<'a>(src: RowSource<'_>, a: &'a AppSpec) -> Row<'a> {
                 SortKey::Pair(st.serving as f64, st.routes as f64),
                 if st.serving == 0 && st.routes > 0 { Tone::Warn } else { Tone::Text },
             ),
-            text(state, tone),
-        ],
+        ]
+        .into_iter()
+        .chain(traffic_cells(traffic))
+        .chain([text(state, tone)])
+        .collect(),
         flags: "",
     }
 }
@@ -560,6 +574,45 @@ pub fn alert_row(src: RowSource<'_>, a: &Alert) -> Row<'static> {
         ],
         flags: if silenced.is_some() { "silenced" } else { "" },
     }
+}
+
+/// `1234`, `12.5`, `0.3`, `0`: requests per second, a decimal only while it says
+/// something.
+pub fn rps_label(rps: f64) -> String {
+    if rps >= 99.95 || rps == 0.0 { format!("{rps:.0}") } else { format!("{rps:.1}") }
+}
+
+/// `0.4%`, `12%`: a 5xx share, a decimal below 10 %.
+pub fn pct_5xx_label(pct: f64) -> String {
+    if pct >= 9.95 { format!("{pct:.0}%") } else { format!("{pct:.1}%") }
+}
+
+/// `850µs`, `4.2ms`, `120ms`, `1.5s`: a latency.
+pub fn latency_label(us: u64) -> String {
+    match us {
+        u if u < 1_000 => format!("{u}µs"),
+        u if u < 9_950 => format!("{:.1}ms", u as f64 / 1000.0),
+        u if u < 999_500 => format!("{:.0}ms", u as f64 / 1000.0),
+        u => format!("{:.1}s", u as f64 / 1_000_000.0),
+    }
+}
+
+/// The RPS, 5XX% and P99 cells: `–` and dim while no router's traffic is fresh (unknown,
+/// not zero), dim with no request, the 5xx share bad above `HIGH_5XX_PCT`.
+fn traffic_cells(rates: Option<Rates>) -> [RowCell<'static>; 3] {
+    let unknown = || num("–", SortKey::Missing, Tone::Muted);
+    let Some(r) = rates else { return [unknown(), unknown(), unknown()] };
+    let idle = r.requests == 0;
+    let rps = num(rps_label(r.rps), SortKey::Num(r.rps), if idle { Tone::Muted } else { Tone::Text });
+    let pct = match r.pct_5xx() {
+        Some(p) => num(pct_5xx_label(p), SortKey::Num(p), if r.high_5xx() { Tone::Bad } else { Tone::Text }),
+        None => num("-", SortKey::Missing, Tone::Muted),
+    };
+    let p99 = match r.p99_us {
+        Some(us) if !idle => num(latency_label(us), SortKey::Num(us as f64), Tone::Text),
+        _ => num("-", SortKey::Missing, Tone::Muted),
+    };
+    [rps, pct, p99]
 }
 
 #[cfg(test)]

@@ -10,13 +10,15 @@ pub const HOSTS: [&str; 10] = ["HOST", "AZ", "IP", "CPU", "MEM", "INST", "HB", "
 pub const INSTANCES: [&str; 12] =
     ["APP", "VERSION", "#", "HOST", "ENDPOINT", "STATE", "UPTIME", "RST", "CPU", "MEM", "ROUTE", "ID"];
 
-pub const ROUTES: [&str; 6] = ["APP", "DOMAIN", "BACKEND", "STATE", "WEIGHT", "INSTANCE"];
+pub const ROUTES: [&str; 9] =
+    ["APP", "DOMAIN", "BACKEND", "STATE", "WEIGHT", "INSTANCE", "RPS", "5XX%", "P99"];
 
 pub const EVENTS: [&str; 5] = ["TIME", "REV", "KIND", "APP", "MESSAGE"];
 
 pub const AUDIT: [&str; 6] = ["TIME", "WHO", "VIA", "COMMAND", "RESULT", "ID"];
 
-pub const APPS: [&str; 8] = ["APP", "VERSION", "RUNNING", "IMAGE", "DOMAIN", "TAGS", "ROUTES", "STATE"];
+pub const APPS: [&str; 11] =
+    ["APP", "VERSION", "RUNNING", "IMAGE", "DOMAIN", "TAGS", "ROUTES", "RPS", "5XX%", "P99", "STATE"];
 
 pub const ALERTS: [&str; 5] = ["STATE", "RULE", "SUBJECT", "SINCE", "SUMMARY"];
 
@@ -70,7 +72,7 @@ mod tests {
         );
         crate::views::harness::feed_alert(&mut app, firing);
         let facts = app.facts().into_owned();
-        let src = RowSource { replica: &app.replica, facts: &facts, now: app.now };
+        let src = RowSource { replica: &app.replica, facts: &facts, traffic: &app.traffic, now: app.now };
         let pulls = crate::app::pulls::by_host(&app.replica.fleet);
         for panel in Panel::ALL {
             let keys = app.rows(panel);

@@ -101,6 +101,7 @@ impl App {
         self.logs = None;
         self.forwards = Default::default();
         self.routers.clear();
+        self.traffic = Default::default();
         // Read-only by the old server's refusal is that server's word; the new plane's
         // probe says again. Read-only by flag or config stays.
         if self.read_only_reason.take().is_some() {

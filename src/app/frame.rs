@@ -102,6 +102,7 @@ mod tests {
         let fresh = crate::app::rows::build(
             &app.replica,
             &app.facts(),
+            &app.traffic,
             app.now,
             Panel::Instances,
             app.view(Panel::Instances),

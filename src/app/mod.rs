@@ -35,6 +35,7 @@ pub(crate) mod scratch;
 mod shell;
 pub mod sort_key;
 mod sorting;
+pub mod traffic;
 mod update;
 mod window;
 pub mod wizard;
@@ -154,6 +155,8 @@ pub struct App {
     pub show_log: bool,
     /// The routers' latest statuses and when each arrived (ms since epoch).
     pub routers: std::collections::BTreeMap<String, (crate::protocol::RouterStatus, u64)>,
+    /// The fresh routers' traffic summed per route and app, with its recent history.
+    pub traffic: traffic::TrafficBook,
     /// Read-only: every key that would change the fleet is refused, and no command is
     /// ever sent (the backend refuses too).
     pub read_only: bool,
@@ -208,6 +211,7 @@ impl App {
             page_rows: 20,
             show_log: false,
             routers: std::collections::BTreeMap::new(),
+            traffic: Default::default(),
             read_only: false,
             read_only_reason: None,
             history: Vec::new(),
@@ -258,7 +262,9 @@ impl App {
         let view = self.view(panel);
         match &view.index {
             Some(ix) if ix.stamp == self.stamp(panel) => Cow::Borrowed(&ix.keys),
-            _ => Cow::Owned(rows::build(&self.replica, &self.facts(), self.now, panel, view).keys),
+            _ => Cow::Owned(
+                rows::build(&self.replica, &self.facts(), &self.traffic, self.now, panel, view).keys,
+            ),
         }
     }
 
@@ -308,7 +314,7 @@ impl App {
         // The row selected in the old order, so the selection follows it into the new one.
         let selected =
             self.views[i].index.as_ref().and_then(|ix| ix.keys.get(self.selections[i].index).cloned());
-        rows::refresh(&self.replica, &self.facts, self.now, panel, &mut self.views[i]);
+        rows::refresh(&self.replica, &self.facts, &self.traffic, self.now, panel, &mut self.views[i]);
         let keys = self.views[i].index.as_ref().map(|ix| ix.keys.as_slice()).unwrap_or_default();
         let count = keys.len();
         let newest = if following { newest_row(keys, self.views[i].sort.is_some()) } else { None };

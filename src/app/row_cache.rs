@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use crate::protocol::{Change, Fleet, Instance};
 
 use super::cells::{RowSource, row};
-use super::facts::FleetFacts;
 use super::rows::{Filter, RowKey, natural};
 use super::sort_key::SortKey;
 use crate::actions::Panel;
@@ -152,16 +151,22 @@ impl RowCache {
         }
     }
 
+    /// Every row is built again at the next refresh: what they show changed for all of
+    /// them (traffic became known or unknown).
+    pub fn rebuild_all(&mut self) {
+        self.stamp = None;
+        self.dirty.clear();
+    }
+
     /// Brings the rows up to date and re-matches the filter if it changed.
     pub fn refresh(
         &mut self,
-        replica: &Replica,
-        facts: &FleetFacts,
-        now: u64,
+        src: RowSource<'_>,
         panel: Panel,
         filter: Option<&Filter>,
         sort_column: Option<usize>,
     ) -> Refreshed {
+        let (replica, now) = (src.replica, src.now);
         let total = super::rows::total(replica, panel);
         // A source going silent or speaking again changes what rows show (`? running`),
         // as the clock moving on does.
@@ -170,7 +175,6 @@ impl RowCache {
         // Counted once per refresh: a pass over the running operations.
         let pulls =
             if panel == Panel::Hosts { super::pulls::by_host(&replica.fleet) } else { Default::default() };
-        let src = RowSource { replica, facts, now };
         let build = |key: &RowKey| {
             let row = row(src, &pulls, panel, key).unwrap_or_default();
             let hay = row.hay();

@@ -91,6 +91,7 @@ fn a_filter_keystroke_rebuilds_no_row_and_a_heartbeat_only_its_own() {
     let fresh = crate::app::rows::build(
         &app.replica,
         &app.facts(),
+        &app.traffic,
         app.now,
         Panel::Instances,
         app.view(Panel::Instances),
@@ -107,6 +108,7 @@ fn a_heartbeat_re_sorts_only_when_it_moves_a_sort_key() {
         crate::app::rows::build(
             &app.replica,
             &app.facts(),
+            &app.traffic,
             app.now,
             Panel::Instances,
             app.view(Panel::Instances),
@@ -172,6 +174,7 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
         crate::app::rows::build(
             &app.replica,
             &app.facts(),
+            &app.traffic,
             app.now,
             Panel::Instances,
             app.view(Panel::Instances),
@@ -219,7 +222,12 @@ fn an_event_rebuilds_only_the_rows_it_touched_and_a_sorted_table_stays_right() {
     assert_eq!(builds(&app), before + behind as u64);
     assert_eq!(app.rows(Panel::Instances).as_ref(), fresh(&app).as_slice());
     let facts = app.facts();
-    let src = crate::app::cells::RowSource { replica: &app.replica, facts: &facts, now: app.now };
+    let src = crate::app::cells::RowSource {
+        replica: &app.replica,
+        facts: &facts,
+        traffic: &app.traffic,
+        now: app.now,
+    };
     let key = crate::app::rows::RowKey::Id(inst.id.clone());
     let row = crate::app::cells::row(src, &Default::default(), Panel::Instances, &key).expect("the row");
     assert_eq!(row.cells[10].text, "○ off");
@@ -265,8 +273,15 @@ fn a_filtered_events_panel_builds_one_row_per_new_event() {
     app.refresh_views();
     let builds = |app: &App| app.view(Panel::Events).cache.builds;
     let fresh = |app: &App| {
-        crate::app::rows::build(&app.replica, &app.facts(), app.now, Panel::Events, app.view(Panel::Events))
-            .keys
+        crate::app::rows::build(
+            &app.replica,
+            &app.facts(),
+            &app.traffic,
+            app.now,
+            Panel::Events,
+            app.view(Panel::Events),
+        )
+        .keys
     };
     let before = builds(&app);
     let mut inst = app.replica.fleet.instances.values().next().cloned().expect("an instance");

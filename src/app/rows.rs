@@ -17,8 +17,10 @@ use std::collections::BTreeSet;
 
 use super::sort_key::{SortKey, compare};
 
+use super::cells::RowSource;
 use super::facts::FleetFacts;
 use super::row_cache::{Refreshed, RowCache};
+use super::traffic::TrafficBook;
 use crate::actions::Panel;
 use crate::backend::Replica;
 use crate::protocol::Event;
@@ -268,7 +270,14 @@ pub fn total(replica: &Replica, panel: Panel) -> usize {
 /// Brings a panel's index up to date: natural order, then the filter, then a stable sort,
 /// over the rows its cache keeps (`row_cache`). When no row changed its place or its
 /// filter result, the index stays as it is.
-pub fn refresh(replica: &Replica, facts: &FleetFacts, now: u64, panel: Panel, view: &mut PanelView) {
+pub fn refresh(
+    replica: &Replica,
+    facts: &FleetFacts,
+    traffic: &TrafficBook,
+    now: u64,
+    panel: Panel,
+    view: &mut PanelView,
+) {
     let total = total(replica, panel);
     let stamp = stamp_of(replica, panel, view, total);
     if view.filter.is_none() && view.sort.is_none() {
@@ -284,7 +293,12 @@ pub fn refresh(replica: &Replica, facts: &FleetFacts, now: u64, panel: Panel, vi
         return;
     }
     let sort_column = view.sort.map(|s| s.column);
-    let refreshed = view.cache.refresh(replica, facts, now, panel, view.filter.as_ref(), sort_column);
+    let refreshed = view.cache.refresh(
+        RowSource { replica, facts, traffic, now },
+        panel,
+        view.filter.as_ref(),
+        sort_column,
+    );
     let settings = view.settings;
     if let (Refreshed::Some { moved }, Some(ix)) = (refreshed, view.index.as_mut())
         && ix.stamp.1 == settings
@@ -300,9 +314,16 @@ pub fn refresh(replica: &Replica, facts: &FleetFacts, now: u64, panel: Panel, vi
 }
 
 /// Builds a panel's index from scratch, for a caller that cannot keep it.
-pub fn build(replica: &Replica, facts: &FleetFacts, now: u64, panel: Panel, view: &PanelView) -> RowIndex {
+pub fn build(
+    replica: &Replica,
+    facts: &FleetFacts,
+    traffic: &TrafficBook,
+    now: u64,
+    panel: Panel,
+    view: &PanelView,
+) -> RowIndex {
     let mut view = PanelView { cache: Default::default(), index: None, ..view.clone() };
-    refresh(replica, facts, now, panel, &mut view);
+    refresh(replica, facts, traffic, now, panel, &mut view);
     view.index.unwrap_or_default()
 }
 

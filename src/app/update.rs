@@ -124,6 +124,7 @@ impl App {
             Action::Tick(now) => {
                 self.now = now;
                 self.replica.tick(now);
+                self.expire_traffic();
                 if self.status.as_ref().is_some_and(|s| s.until <= now) {
                     self.status = None;
                 }
@@ -164,6 +165,7 @@ impl App {
             }
             Inbound::Feed(Feed::Router(status)) => {
                 self.routers.insert(status.id.clone(), (*status, now));
+                self.refresh_traffic(true);
                 vec![]
             }
             Inbound::Feed(Feed::Beacon(revision)) => {

@@ -32,7 +32,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
         _ => None,
     };
     let facts = app.facts();
-    let src = RowSource { replica: &app.replica, facts, now: app.now };
+    let src = RowSource { replica: &app.replica, facts, traffic: &app.traffic, now: app.now };
     table::render_panel(app, frame, area, &SPEC, lookup, |app, a| {
         table::row_cells(&app.theme, alert_row(src, a))
     })

@@ -11,9 +11,24 @@ use crate::app::cells::{RowSource, app_row};
 use crate::app::columns;
 use crate::app::rows::RowKey;
 
-pub(crate) const COLUMNS: [Column; 8] = table::titled(
+// The 5xx share carries a state (red above the threshold) and outlasts RPS, which
+// outlasts P99, on a narrow terminal; the state word, `✕ no route (N rps)` among them,
+// is never dropped.
+pub(crate) const COLUMNS: [Column; 11] = table::titled(
     columns::APPS,
-    [wide(16, 0), col(20, 0), col(7, 0), wide(20, 2), wide(24, 1), col(16, 1), col(7, 3), col(32, 0)],
+    [
+        wide(16, 0),
+        col(20, 0),
+        col(7, 0),
+        wide(20, 2),
+        wide(24, 1),
+        col(16, 1),
+        col(7, 3),
+        col(6, 3),
+        col(5, 4),
+        col(6, 2),
+        col(32, 0),
+    ],
 );
 
 const SPEC: PanelSpec =
@@ -28,7 +43,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
     // Counted per change of the fleet, not per row per frame: 20,000 instances and
     // routes would be read for each app on screen.
     let facts = app.facts();
-    let src = RowSource { replica: &app.replica, facts, now: app.now };
+    let src = RowSource { replica: &app.replica, facts, traffic: &app.traffic, now: app.now };
     table::render_panel(app, frame, area, &SPEC, lookup, |app, a| {
         table::row_cells(&app.theme, app_row(src, a))
     })

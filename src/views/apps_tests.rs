@@ -82,3 +82,43 @@ fn an_app_whose_routes_are_all_disabled_gets_no_traffic() {
     assert_eq!(rows.len(), 3, "{screen}");
     assert!(rows.iter().all(|l| l.contains("○ disabled") && !l.contains("stale")), "{screen}");
 }
+
+/// RPS, 5XX% and P99 per app at 120x40 and 80x24; shop-web, every route disabled,
+/// takes requests nginx answers itself: flagged `✕ no route (N rps)`, red, and counted.
+#[test]
+fn apps_panel_with_traffic_flags_an_app_nothing_serves() {
+    use crate::views::harness::{feed_router, router_traffic};
+    let mut app = app();
+    disable_routes(&mut app, "shop-web", 0);
+    let now = app.now;
+    let loads = [
+        ("api-gateway", "10.101.1.53:3000", 2_400, 0, 2_100, 48_000),
+        ("api-gateway", "10.101.2.75:3000", 2_000, 2, 1_900, 51_000),
+    ];
+    feed_router(&mut app, router_traffic("router-1", now, 2_000, &loads, &[("shop-web", 36)]));
+    app.update(Action::ShowPanel(Panel::Apps));
+    let buf = draw(&mut app, 120, 40);
+    let screen = text(&buf);
+    assert_snapshot!("apps_with_traffic_120x40", screen);
+    let row = screen.lines().find(|l| l.contains("shop-web")).expect("shop-web's row");
+    assert!(row.contains("✕ no route (18.0 rps)") && row.contains("100%"), "{row}");
+    let (x, y) = find(&buf, "✕ no route").expect("the flag");
+    assert_eq!(buf[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
+    // Counted in the header, red: in words where they fit, else beside the routes count.
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(header.contains("rt 4/7 ✕1 │"), "{header}");
+    let wide = draw(&mut app, 140, 10);
+    let header = text(&wide).lines().next().unwrap_or_default().to_string();
+    assert!(header.contains("routes 4/7 serving, ✕ 1 no route │"), "{header}");
+    let (x, y) = find(&wide, "✕ 1 no route").expect("counted in the header");
+    assert_eq!(wide[(x, y)].fg, app.theme.bad.fg.unwrap_or(Color::Reset));
+    let api = screen.lines().find(|l| l.contains("api-gateway")).expect("api-gateway's row");
+    assert!(
+        api.contains("2200") && api.contains("0.0%") && api.contains("51ms") && api.contains("● ok"),
+        "{api}"
+    );
+    let narrow = text(&draw(&mut app, 80, 24));
+    assert_snapshot!("apps_with_traffic_80x24", narrow);
+    assert!(narrow.contains("✕ no route (18.0 rps)"), "{narrow}");
+    assert!(narrow.lines().next().is_some_and(|h| h.contains("rt 4/7 ✕1")), "{narrow}");
+}

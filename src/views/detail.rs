@@ -7,6 +7,10 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
 use crate::actions::Panel;
 use crate::app::FrameContext;
+use std::collections::VecDeque;
+
+use crate::app::cells::{latency_label, pct_5xx_label, rps_label};
+use crate::app::traffic::{HIGH_5XX_PCT, Rates, TRAFFIC_KEPT, TrafficHistory, TrafficSample};
 use crate::backend::{History, Sample};
 use crate::protocol::clock::{age, datetime, uptime};
 use crate::protocol::{Event, EventKind, Host};
@@ -19,7 +23,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) {
     let (title, lines) = match app.panel {
         Panel::Hosts => host(app, width),
         Panel::Instances => instance(app, width),
-        Panel::Routes => route(app),
+        Panel::Routes => route(app, width),
         Panel::Events => event(app),
         Panel::Audit => audit(app),
         Panel::Apps => app_detail(app, width, area.height),
@@ -186,7 +190,7 @@ fn last_exit(exit: Option<crate::protocol::ExitInfo>, now: u64) -> String {
     text
 }
 
-fn route(app: &FrameContext) -> (String, Vec<Line<'static>>) {
+fn route(app: &FrameContext, width: usize) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(r) = app.selected_route() else { return ("Route".into(), vec![]) };
     let mut lines = vec![
@@ -210,6 +214,8 @@ fn route(app: &FrameContext) -> (String, Vec<Line<'static>>) {
         ));
         lines.push(kv(t, "instances", format!("{running} running of {} desired", app_spec.instances)));
     }
+    lines.push(kv(t, "traffic", traffic_now(app.traffic.route(&r.app, &r.backend))));
+    lines.extend(traffic_sparklines(t, app.traffic.route_history(&r.app, &r.backend), width));
     (format!("Route {} -> {}", r.domain, r.backend), lines)
 }
 
@@ -357,6 +363,11 @@ fn app_detail(app: &FrameContext, width: usize, height: u16) -> (String, Vec<Lin
     let events: Vec<&Event> =
         app.replica.events.iter().filter(|e| e.app.as_deref() == Some(&a.name)).collect();
     lines.extend(sparklines(t, &histories, &events, width));
+    // Only where routers read traffic: a plane without it keeps the line for the lists.
+    if app.routers.values().any(|(st, _)| st.traffic.is_some()) {
+        lines.push(kv(t, "traffic", traffic_now(app.traffic.app(&a.name))));
+    }
+    lines.extend(traffic_sparklines(t, app.traffic.app_history(&a.name), width));
     lines.push(Line::from(Span::styled(" instances", t.muted)));
     for i in f.instances_of(&a.name) {
         lines.push(Line::from(format!(
@@ -423,15 +434,33 @@ struct Grid {
     cols: usize,
 }
 
+/// A sample on a time axis: a heartbeat's metrics, or a router status's traffic.
+trait Timed {
+    fn ts(&self) -> u64;
+}
+
+impl Timed for Sample {
+    fn ts(&self) -> u64 {
+        self.ts
+    }
+}
+
+impl Timed for TrafficSample {
+    fn ts(&self) -> u64 {
+        self.ts
+    }
+}
+
 impl Grid {
-    /// From the histories' spacing (a heartbeat period); `None` without any sample.
-    fn of(histories: &[&History], cols: usize) -> Option<Grid> {
-        let end = histories.iter().filter_map(|h| h.back()).map(|s| s.ts).max()?;
+    /// From the histories' spacing (a heartbeat or status period); `None` without any
+    /// sample.
+    fn of<T: Timed>(histories: &[&VecDeque<T>], cols: usize) -> Option<Grid> {
+        let end = histories.iter().filter_map(|h| h.back()).map(Timed::ts).max()?;
         let step = histories
             .iter()
             .filter(|h| h.len() >= 2)
             .map(|h| {
-                let (a, b) = (h.front().map_or(0, |s| s.ts), h.back().map_or(0, |s| s.ts));
+                let (a, b) = (h.front().map_or(0, Timed::ts), h.back().map_or(0, Timed::ts));
                 b.saturating_sub(a) / (h.len() as u64 - 1)
             })
             .max()
@@ -459,12 +488,12 @@ impl Grid {
 
 /// The per-column value of the histories (summed across them; the last sample of a column
 /// wins within one history).
-fn columns(grid: &Grid, histories: &[&History], value: impl Fn(&Sample) -> f32) -> Vec<Option<f32>> {
+fn columns<T: Timed>(grid: &Grid, histories: &[&VecDeque<T>], value: impl Fn(&T) -> f32) -> Vec<Option<f32>> {
     let mut out = vec![None; grid.cols];
     for h in histories {
         let mut mine: Vec<Option<f32>> = vec![None; grid.cols];
         for s in h.iter() {
-            if let Some(c) = grid.column(s.ts) {
+            if let Some(c) = grid.column(s.ts()) {
                 mine[c] = Some(value(s));
             }
         }
@@ -540,6 +569,60 @@ fn sparklines(t: &Theme, histories: &[&History], events: &[&Event], width: usize
     lines.push(Line::from(vec![
         Span::raw(" ".repeat(LABEL)),
         Span::styled("▲ deploy  ↻ restart  ✕ crash", t.muted),
+    ]));
+    lines
+}
+
+/// A route's or app's traffic now, in words: unknown while no router's is fresh.
+fn traffic_now(rates: Option<Rates>) -> String {
+    let Some(r) = rates else { return "unknown: no router has reported fresh traffic".into() };
+    if r.requests == 0 {
+        return "no requests".into();
+    }
+    let lat = |us: Option<u64>| us.map_or("-".into(), latency_label);
+    format!(
+        "{} rps · {} 5xx · p50 {} · p99 {}",
+        rps_label(r.rps),
+        r.pct_5xx().map_or("-".into(), pct_5xx_label),
+        lat(r.p50_us),
+        lat(r.p99_us)
+    )
+}
+
+/// Sparklines of requests per second, the 5xx share and p99 over the traffic history,
+/// one column per status period, ending at the newest sample.
+fn traffic_sparklines(t: &Theme, history: Option<&TrafficHistory>, width: usize) -> Vec<Line<'static>> {
+    let histories: Vec<&TrafficHistory> = history.into_iter().collect();
+    let samples = history.map_or(0, VecDeque::len);
+    let cols = width.saturating_sub(LABEL + 14).min(TRAFFIC_KEPT).min(samples.max(8));
+    let Some(grid) = Grid::of(&histories, cols).filter(|_| cols >= 8 && samples > 0) else {
+        return vec![];
+    };
+    let mut lines = Vec::new();
+    type Shown = fn(f32) -> String;
+    let rows: [(&str, Vec<Option<f32>>, f32, Shown); 3] = [
+        ("rps trend", columns(&grid, &histories, |s| s.rps), 1.0, |v| rps_label(v as f64)),
+        ("5xx trend", columns(&grid, &histories, |s| s.pct_5xx), HIGH_5XX_PCT as f32 * 2.0, |v| {
+            pct_5xx_label(v as f64)
+        }),
+        ("p99 trend", columns(&grid, &histories, |s| s.p99_ms), 1.0, |v| {
+            latency_label((v.max(0.0) * 1000.0) as u64)
+        }),
+    ];
+    for (name, values, floor, shown) in rows {
+        let now = values.iter().rev().flatten().next().copied().unwrap_or(0.0);
+        let peak = values.iter().flatten().copied().fold(0.0_f32, f32::max);
+        let bad = name == "5xx trend" && now as f64 > HIGH_5XX_PCT;
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {name:<width$}", width = LABEL - 1), t.muted),
+            Span::styled(bars(&values, peak.max(floor)), if bad { t.bad } else { t.accent }),
+            Span::styled(format!(" {} ^{}", shown(now), shown(peak)), t.text),
+        ]));
+    }
+    let left = format!("-{}", crate::protocol::clock::age(grid.step * grid.cols as u64));
+    lines.push(Line::from(vec![
+        Span::raw(" ".repeat(LABEL)),
+        Span::styled(format!("{left:<w$}now", w = grid.cols.saturating_sub(3)), t.muted),
     ]));
     lines
 }

@@ -220,3 +220,40 @@ fn an_instance_detail_shows_its_port_forward() {
     assert!(screen.contains("forward"), "{screen}");
     assert_snapshot!(screen);
 }
+
+/// A route's and its app's detail show RPS, 5xx and p99 sparklines over the statuses
+/// received, one column per status period.
+#[test]
+fn route_and_app_details_show_traffic_sparklines() {
+    use crate::views::harness::{feed_router, router_traffic};
+    let mut app = app();
+    app.update(Action::ShowPanel(Panel::Routes));
+    let r = app.selected_route().cloned().expect("a route");
+    for k in 1..=12u64 {
+        app.now = T0 + 60_000 + k * 2_000;
+        let now = app.now;
+        // Rising requests; 5xx only in the last three periods.
+        let errors = if k > 9 { 20 * k } else { 0 };
+        let loads = [(r.app.as_str(), r.backend.as_str(), 100 * k, errors, 1_000, 10_000 * k)];
+        feed_router(&mut app, router_traffic("router-1", now, 2_000, &loads, &[]));
+    }
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 120, 40));
+    assert_snapshot!("route_detail_with_traffic", screen);
+    let line = |name: &str| screen.lines().find(|l| l.contains(name)).unwrap_or_default().to_string();
+    assert!(line("rps trend").contains("▂▂▃▃▄▅▅▆▆▇▇█"), "a rising rps sparkline:\n{screen}");
+    assert!(line("5xx trend").contains("▁▁▁▁▁▁▁▁▁███"), "5xx at the end:\n{screen}");
+    assert!(line("p99 trend").contains("120ms"), "{screen}");
+    assert!(line("traffic").contains("600 rps · 20% 5xx"), "{screen}");
+    app.update(Action::Back);
+    app.update(Action::ShowPanel(Panel::Apps));
+    let idx = app.rows(Panel::Apps).iter().position(|k| *k == crate::app::rows::RowKey::Id(r.app.clone()));
+    app.update(Action::Top);
+    for _ in 0..idx.expect("its app") {
+        app.update(Action::Down);
+    }
+    app.update(Action::Detail);
+    let screen = text(&draw(&mut app, 120, 60));
+    let line = |name: &str| screen.lines().find(|l| l.contains(name)).unwrap_or_default().to_string();
+    assert!(line("rps trend").contains("▂▂▃▃▄▅▅▆▆▇▇█"), "the app's too:\n{screen}");
+}

@@ -364,3 +364,49 @@ pub(crate) fn alerts_app() -> App {
     }
     app
 }
+
+/// One backend's numbers in a router's traffic, for `router_traffic`: app, backend,
+/// requests, 5xx, p50 and p99 in µs.
+pub(crate) type BackendLoad<'a> = (&'a str, &'a str, u64, u64, u64, u64);
+
+/// A router's status carrying `loads` over a `window_ms` window ending at `at`, each
+/// app's numbers the sum of its backends' (plus `lost`, requests no backend took, per app).
+pub(crate) fn router_traffic(
+    id: &str,
+    at: u64,
+    window_ms: u64,
+    loads: &[BackendLoad<'_>],
+    lost: &[(&str, u64)],
+) -> crate::protocol::RouterStatus {
+    use crate::protocol::{Traffic, TrafficStats};
+    let mut traffic = Traffic { at, window_ms, ..Traffic::default() };
+    for &(app, backend, requests, errors_5xx, p50, p99) in loads {
+        let stats = TrafficStats { requests, errors_5xx, p50_us: Some(p50), p99_us: Some(p99) };
+        traffic.backends.entry(app.into()).or_default().insert(backend.into(), stats);
+        let a = traffic.apps.entry(app.into()).or_default();
+        a.requests += requests;
+        a.errors_5xx += errors_5xx;
+        a.p50_us = a.p50_us.max(Some(p50));
+        a.p99_us = a.p99_us.max(Some(p99));
+    }
+    for &(app, n) in lost {
+        let a = traffic.apps.entry(app.into()).or_default();
+        a.requests += n;
+        a.errors_5xx += n;
+    }
+    crate::protocol::RouterStatus {
+        id: id.into(),
+        generation: 3,
+        last_reload: Some(at.saturating_sub(30_000)),
+        last_error: None,
+        backends: loads.len(),
+        listen: "127.0.0.1:8080".into(),
+        revision: 23,
+        traffic: Some(traffic),
+    }
+}
+
+/// Feeds a router's status to the app, as the backend would.
+pub(crate) fn feed_router(app: &mut App, status: crate::protocol::RouterStatus) {
+    app.apply(Inbound::Feed(Feed::Router(Box::new(status))));
+}

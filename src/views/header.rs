@@ -107,6 +107,13 @@ fn groups(app: &FrameContext) -> Vec<Vec<Part>> {
         format!("rt {}/{}{routes_q}", totals.serving, f.routes.len()),
         short_of(totals.serving < f.routes.len()),
     );
+    // Apps that take requests with no serving route, in the Apps panel's word for them
+    // (`✕ no route`): said in red beside the routes.
+    let unserved = crate::app::traffic::unserved_apps(&app.traffic, &app.replica, facts, app.now);
+    let unserved = match unserved {
+        0 => Part::same("", t.header),
+        n => Part::new(format!(", ✕ {n} no route"), format!(" ✕{n}"), t.bad.patch(bg)),
+    };
     let data = match app.data_age() {
         Some(ms) if ms > OLD_DATA_MS => Part::same(format!("⚠ data {} old", age(ms)), t.warn.patch(bg)),
         // Fresh data says so in one word, so the header is not repainted every second.
@@ -116,7 +123,7 @@ fn groups(app: &FrameContext) -> Vec<Vec<Part>> {
     let rev = Part::same(format!("rev {}", f.revision), t.header);
     let mut out = vec![name, link];
     out.extend(alert_count(app, bg));
-    out.extend([vec![rev], vec![hosts], vec![instances], vec![routes], vec![data]]);
+    out.extend([vec![rev], vec![hosts], vec![instances], vec![routes, unserved], vec![data]]);
     out
 }
 

@@ -46,7 +46,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
     // Once per frame, not per row: a pass over the running operations, and the facts.
     let pulls = crate::app::pulls::by_host(&app.replica.fleet);
     let facts = app.facts();
-    let src = RowSource { replica: &app.replica, facts, now: app.now };
+    let src = RowSource { replica: &app.replica, facts, traffic: &app.traffic, now: app.now };
     table::render_panel(app, frame, area, &SPEC, lookup, |app, h| {
         table::row_cells(&app.theme, host_row(src, h, pulls.get(h.info.id.as_str())))
     })

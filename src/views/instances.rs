@@ -48,7 +48,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
     };
     // Counted once per frame, not per row.
     let facts = app.facts();
-    let src = RowSource { replica: &app.replica, facts, now: app.now };
+    let src = RowSource { replica: &app.replica, facts, traffic: &app.traffic, now: app.now };
     table::render_panel(app, frame, area, &SPEC, lookup, |app, i| {
         table::row_cells(&app.theme, instance_row(src, i))
     })

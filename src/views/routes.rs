@@ -13,8 +13,22 @@ use crate::app::columns;
 use crate::app::rows::RowKey;
 use crate::protocol::clock::{age, ago_coarse};
 
-pub(crate) const COLUMNS: [Column; 6] =
-    table::titled(columns::ROUTES, [wide(16, 0), wide(24, 1), col(21, 0), col(11, 0), col(6, 2), col(17, 3)]);
+// The 5xx share carries a state (red above the threshold) and outlasts RPS, which
+// outlasts P99, on a narrow terminal.
+pub(crate) const COLUMNS: [Column; 9] = table::titled(
+    columns::ROUTES,
+    [
+        wide(16, 0),
+        wide(24, 1),
+        col(21, 0),
+        col(11, 0),
+        col(6, 2),
+        col(17, 3),
+        col(6, 3),
+        col(5, 4),
+        col(6, 2),
+    ],
+);
 
 const SPEC: PanelSpec =
     PanelSpec { panel: Panel::Routes, columns: &COLUMNS, empty_text: "no routes", markable: true };
@@ -34,7 +48,7 @@ pub fn render(app: &FrameContext, frame: &mut Frame, area: Rect) -> table::Table
         _ => None,
     };
     let facts = app.facts();
-    let src = RowSource { replica: &app.replica, facts, now: app.now };
+    let src = RowSource { replica: &app.replica, facts, traffic: &app.traffic, now: app.now };
     table::render_panel(app, frame, table_area, &SPEC, lookup, |app, r| {
         table::row_cells(&app.theme, route_row(src, r))
     })

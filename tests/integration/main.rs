@@ -55,6 +55,7 @@ mod cockpit_releases;
 mod cockpit_scale;
 mod cockpit_shell;
 mod cockpit_terminal;
+mod cockpit_traffic_nats;
 mod cockpit_ux;
 mod cockpit_wizard;
 mod cockpit_wizard_docker;
