@@ -19,10 +19,10 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::release::{Cause, ReleasesRequest, RollbackRequest};
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
-    Accepted, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change, Constraints,
+    Accepted, AlertAckRequest, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change, Constraints,
     DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind,
     OperationState, Reply, RestartBody, RestartRequest, Route, RouteRequest, RouteState, ScaleRequest,
-    SecretSetRequest, SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
+    SecretSetRequest, SilenceRequest, SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
 };
 use crate::repository;
 
@@ -281,12 +281,29 @@ fn handle_checked(ctl: &Controller, refusals: &mut Refusals, msg: &Message, prep
         CtlVerb::AppRemove => command(ctl, refusals, cmd, |ctl, req: AppRemoveRequest, id| {
             scale::start_app_remove(ctl, req, id)
         }),
-        // SKELETON(#20): the alerts and notes helpers replace this arm.
-        CtlVerb::AlertAck | CtlVerb::AlertSilence | CtlVerb::Note => encode_reply::<()>(
+        CtlVerb::AlertAck => {
+            let by = operator_of(msg, user);
+            command(ctl, refusals, cmd, |ctl, req: AlertAckRequest, _| super::alerts::ack(ctl, req, &by))
+        }
+        CtlVerb::AlertSilence => {
+            let by = operator_of(msg, user);
+            command(ctl, refusals, cmd, |ctl, req: SilenceRequest, _| super::alerts::silence(ctl, req, &by))
+        }
+        // SKELETON(#20): the notes helper replaces this arm.
+        CtlVerb::Note => encode_reply::<()>(
             ctl,
             Reply::Error(WireError::bad_request(format!("{} is not served yet", verb.as_str()))),
         ),
     }
+}
+
+/// Who sent a command, as alerts record it: the operator's `login@host` from the envelope,
+/// else the user its subject names.
+fn operator_of(msg: &Message, user: &str) -> String {
+    decode::<serde::de::IgnoredAny>(&msg.payload)
+        .ok()
+        .and_then(|env| env.operator)
+        .map_or_else(|| user.to_string(), |o| o.user)
 }
 
 /// A command as it arrived: the user its subject names (with roles on, the one nats-server
