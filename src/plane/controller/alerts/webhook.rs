@@ -216,14 +216,18 @@ where
         .header(hyper::header::USER_AGENT, "quarterdeck-controller")
         .body(Full::new(body))
         .map_err(|e| format!("request: {e}"))?;
-    // The connection is driven beside the request, in this task: it ends with it.
-    tokio::pin!(conn);
+    // The connection is driven beside the request, in this task: it ends with it. It may
+    // end (the receiver closes) in the same poll that hands over the answer, so an end
+    // without an error still waits for the answer.
+    let send = sender.send_request(request);
+    tokio::pin!(conn, send);
     let answer = tokio::select! {
-        answer = sender.send_request(request) => answer,
-        ended = &mut conn => return Err(match ended {
-            Ok(()) => "the connection closed before an answer".to_string(),
-            Err(e) => format!("HTTP: {e}"),
-        }),
+        biased;
+        answer = &mut send => answer,
+        ended = &mut conn => match ended {
+            Ok(()) => send.await,
+            Err(e) => return Err(format!("HTTP: {e}")),
+        },
     };
     answer.map(|r| r.status()).map_err(|e| format!("HTTP: {e}"))
 }
