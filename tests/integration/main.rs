@@ -60,6 +60,7 @@ mod cockpit_wizard;
 mod cockpit_wizard_docker;
 mod cockpit_workflows;
 mod demo_tape;
+mod docker_alerts;
 mod docker_crash;
 mod docker_drain;
 mod docker_driver;
