@@ -108,8 +108,9 @@ mod tests {
     fn the_defaults_are_the_rules_defaults_and_bad_values_are_named() {
         let cmd = Cmd::try_parse_from(["x"]).expect("defaults");
         assert_eq!(cmd.alerts.config(), AlertConfig::default());
-        let set = Cmd::try_parse_from(["x", "--alert-crash-loop", "2/20s", "--webhook", "http://127.0.0.1:9/h"])
-            .expect("set");
+        let set =
+            Cmd::try_parse_from(["x", "--alert-crash-loop", "2/20s", "--webhook", "http://127.0.0.1:9/h"])
+                .expect("set");
         assert_eq!(set.alerts.config().crash_loop.window, Duration::from_secs(20));
         assert_eq!(set.alerts.config().webhooks.len(), 1);
         for (flag, value, says) in [

@@ -40,17 +40,24 @@ fn docker_a_crash_loop_fires_its_alert_and_resolves_when_the_loop_stops() {
     let url_flag: &'static str = Box::leak(hook.url.clone().into_boxed_str());
     let config = StackConfig {
         liveness: vec![
-            "--stale-after", "5", "--lost-after", "100",
-            "--webhook", url_flag,
-            "--alert-crash-loop", "2/60s",
-            "--alert-resolve-after", "1s",
+            "--stale-after",
+            "5",
+            "--lost-after",
+            "100",
+            "--webhook",
+            url_flag,
+            "--alert-crash-loop",
+            "2/60s",
+            "--alert-resolve-after",
+            "1s",
         ],
         ..StackConfig::default()
     };
     let Some(stack) = Stack::start_config(name, config) else { return };
     let url = stack.url();
     let artifact = stack.nats.dir().join("looper.tar.gz");
-    std::fs::write(&artifact, site(&[("index.html", "<h1>looper</h1>"), ("run.sh", RUN_SH)])).expect("artifact");
+    std::fs::write(&artifact, site(&[("index.html", "<h1>looper</h1>"), ("run.sh", RUN_SH)]))
+        .expect("artifact");
     let image = crate::docker_support::image();
     let args = site_cmd_deploy_args(&image, "sh /app/run.sh", "1.0.0", "1", &artifact, &[]);
     let out = ctl(&url, &args.iter().map(String::as_str).collect::<Vec<_>>());

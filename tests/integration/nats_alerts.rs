@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::nats_support::{PlaneConfig, ctl, ctl_json, ctl_json_lines, ctl_ok, deploy_args, eventually, plane_or_skip};
+use crate::nats_support::{
+    PlaneConfig, ctl, ctl_json, ctl_json_lines, ctl_ok, deploy_args, eventually, plane_or_skip,
+};
 use crate::webhook_support::Receiver;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -37,7 +39,16 @@ fn nats_alerts_fire_ack_silence_and_survive_a_restart() {
     let hook = Receiver::start(1);
     let url_flag: &'static str = Box::leak(hook.url.clone().into_boxed_str());
     let config = PlaneConfig {
-        controller: vec!["--stale-after", "5", "--lost-after", "100", "--webhook", url_flag, "--alert-resolve-after", "1s"],
+        controller: vec![
+            "--stale-after",
+            "5",
+            "--lost-after",
+            "100",
+            "--webhook",
+            url_flag,
+            "--alert-resolve-after",
+            "1s",
+        ],
         ..PlaneConfig::default()
     };
     let mut plane = plane_or_skip!("nats_alerts_fire_ack_silence_and_survive_a_restart", config);
@@ -89,7 +100,10 @@ fn nats_alerts_fire_ack_silence_and_survive_a_restart() {
     plane.restart_controller("c1");
     plane.wait_hosts_up();
     let back = alert(&url, ID).expect("the alert after the restart");
-    assert_eq!((back["state"].clone(), back["since"].clone()), (acked["state"].clone(), acked["since"].clone()));
+    assert_eq!(
+        (back["state"].clone(), back["since"].clone()),
+        (acked["state"].clone(), acked["since"].clone())
+    );
 
     // Silenced, it resolves without a webhook: the next unsilenced transition (it fires
     // again after the silence is lifted) arrives with no `resolved` before it.

@@ -19,8 +19,8 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::release::{Cause, ReleasesRequest, RollbackRequest};
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
-    Accepted, AlertAckRequest, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change, Constraints,
-    DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind,
+    Accepted, AlertAckRequest, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change,
+    Constraints, DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind,
     OperationState, Reply, RestartBody, RestartRequest, Route, RouteRequest, RouteState, ScaleRequest,
     SecretSetRequest, SilenceRequest, SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
 };

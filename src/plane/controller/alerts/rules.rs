@@ -83,8 +83,10 @@ fn crash_loops(fleet: &Fleet, seen: &Seen, cfg: &AlertConfig, now: u64, out: &mu
 
 fn unhealthy(fleet: &Fleet, cfg: &AlertConfig, out: &mut Vec<Finding>) {
     for inst in fleet.instances.values().filter(|i| i.state == InstanceState::Unhealthy) {
-        let summary = format!("{} on {} unhealthy for over {}", inst.id, inst.host, words(cfg.unhealthy_after));
-        let mut f = finding(AlertRule::InstanceUnhealthy, AlertSubject::Instance(inst.id.clone()), summary, vec![]);
+        let summary =
+            format!("{} on {} unhealthy for over {}", inst.id, inst.host, words(cfg.unhealthy_after));
+        let mut f =
+            finding(AlertRule::InstanceUnhealthy, AlertSubject::Instance(inst.id.clone()), summary, vec![]);
         f.after = cfg.unhealthy_after;
         out.push(f);
     }
@@ -164,7 +166,13 @@ fn deploys_failed(fleet: &Fleet, seen: &Seen, out: &mut Vec<Finding>) {
 
 /// An app with a domain and desired instances and no route that serves with a running
 /// instance behind it: after the threshold, or at once when the routers see traffic for it.
-fn no_serving_route(fleet: &Fleet, seen: &Seen, traffic: &[&Traffic], cfg: &AlertConfig, out: &mut Vec<Finding>) {
+fn no_serving_route(
+    fleet: &Fleet,
+    seen: &Seen,
+    traffic: &[&Traffic],
+    cfg: &AlertConfig,
+    out: &mut Vec<Finding>,
+) {
     let running: HashSet<(&str, &str)> = fleet
         .instances
         .values()
@@ -182,9 +190,13 @@ fn no_serving_route(fleet: &Fleet, seen: &Seen, traffic: &[&Traffic], cfg: &Aler
             continue;
         }
         let requests: u64 = traffic.iter().filter_map(|t| t.apps.get(&app.name)).map(|s| s.requests).sum();
-        let causes = seen.route_events.get(&app.name).map(|r| r.iter().copied().collect()).unwrap_or_default();
+        let causes =
+            seen.route_events.get(&app.name).map(|r| r.iter().copied().collect()).unwrap_or_default();
         let (summary, after) = if requests > 0 {
-            (format!("{} gets traffic ({requests} requests) but no route serves it", app.domain), Duration::ZERO)
+            (
+                format!("{} gets traffic ({requests} requests) but no route serves it", app.domain),
+                Duration::ZERO,
+            )
         } else {
             (format!("no route of {} serves with a running instance", app.domain), cfg.no_route_after)
         };

@@ -161,7 +161,8 @@ fn an_alert_whose_subject_is_gone_resolves_at_once() {
 fn unhealthy_fires_after_its_threshold_and_does_not_flap() {
     let mut j = Judge::new(fleet());
     // Only this rule: the app below its count and its route not serving wait an hour.
-    (j.cfg.below_desired_after, j.cfg.no_route_after) = (Duration::from_secs(3600), Duration::from_secs(3600));
+    (j.cfg.below_desired_after, j.cfg.no_route_after) =
+        (Duration::from_secs(3600), Duration::from_secs(3600));
     let subject = AlertSubject::Instance("shop-1".into());
     j.fleet.instances.get_mut("shop-1").expect("inst").state = InstanceState::Unhealthy;
     assert!(j.tick(0).is_empty());

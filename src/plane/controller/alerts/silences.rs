@@ -15,7 +15,12 @@ pub(crate) const MAX_SILENCE: Duration = Duration::from_secs(7 * 86_400);
 pub(crate) const MAX_REASON: usize = 200;
 
 /// What an ack does: the alert as it becomes, and the event's message.
-pub(crate) fn ack(fleet: &Fleet, req: &AlertAckRequest, by: &str, now: u64) -> Result<(Alert, String), WireError> {
+pub(crate) fn ack(
+    fleet: &Fleet,
+    req: &AlertAckRequest,
+    by: &str,
+    now: u64,
+) -> Result<(Alert, String), WireError> {
     let Some(alert) = fleet.alerts.get(&req.id) else {
         return Err(WireError::new(
             ErrorCode::NotFound,
@@ -43,13 +48,24 @@ pub(crate) fn ack(fleet: &Fleet, req: &AlertAckRequest, by: &str, now: u64) -> R
 }
 
 /// What a silence request does: the change and the event's message.
-pub(crate) fn silence(fleet: &Fleet, req: &SilenceRequest, by: &str, now: u64) -> Result<(Change, String), WireError> {
+pub(crate) fn silence(
+    fleet: &Fleet,
+    req: &SilenceRequest,
+    by: &str,
+    now: u64,
+) -> Result<(Change, String), WireError> {
     let subject = req.subject.to_string();
     if req.for_ms == 0 {
         if !fleet.silences.contains_key(&subject) {
-            return Err(WireError::new(ErrorCode::NotFound, format!("{subject} is not silenced: nothing to lift")));
+            return Err(WireError::new(
+                ErrorCode::NotFound,
+                format!("{subject} is not silenced: nothing to lift"),
+            ));
         }
-        return Ok((Change::SilenceRemoved { subject: subject.clone() }, format!("{by} lifted the silence on {subject}")));
+        return Ok((
+            Change::SilenceRemoved { subject: subject.clone() },
+            format!("{by} lifted the silence on {subject}"),
+        ));
     }
     if req.for_ms > MAX_SILENCE.as_millis() as u64 {
         return Err(WireError::bad_request(format!(
@@ -59,7 +75,8 @@ pub(crate) fn silence(fleet: &Fleet, req: &SilenceRequest, by: &str, now: u64) -
         )));
     }
     let reason = checked_reason(req.reason.as_deref())?;
-    let known = subject_exists(fleet, &req.subject) || fleet.alerts.values().any(|a| a.subject == req.subject);
+    let known =
+        subject_exists(fleet, &req.subject) || fleet.alerts.values().any(|a| a.subject == req.subject);
     if !known || req.subject == AlertSubject::Controller {
         return Err(WireError::new(
             ErrorCode::NotFound,
@@ -69,7 +86,10 @@ pub(crate) fn silence(fleet: &Fleet, req: &SilenceRequest, by: &str, now: u64) -
     let until = now.saturating_add(req.for_ms);
     let silence = Silence { subject: req.subject.clone(), until, by: by.to_string(), reason: reason.clone() };
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
-    let message = format!("{by} silenced {subject} for {}{why}", super::rules::words(Duration::from_millis(req.for_ms)));
+    let message = format!(
+        "{by} silenced {subject} for {}{why}",
+        super::rules::words(Duration::from_millis(req.for_ms))
+    );
     Ok((Change::Silence(silence), message))
 }
 
@@ -139,7 +159,10 @@ mod tests {
         let fleet = fleet_with_alert(AlertState::Firing);
         let req = AlertAckRequest { id: "deploy_failed:app/shop".into() };
         let (acked, message) = ack(&fleet, &req, "alice@bastion", 5).expect("acked");
-        assert_eq!((acked.state, acked.acked_by.as_deref()), (AlertState::Acknowledged, Some("alice@bastion")));
+        assert_eq!(
+            (acked.state, acked.acked_by.as_deref()),
+            (AlertState::Acknowledged, Some("alice@bastion"))
+        );
         assert!(message.contains("alice@bastion"), "{message}");
         let unknown = ack(&fleet, &AlertAckRequest { id: "nope".into() }, "a", 5).unwrap_err();
         assert_eq!(unknown.code, ErrorCode::NotFound);
@@ -159,15 +182,22 @@ mod tests {
             for_ms,
             reason: reason.map(str::to_string),
         };
-        let (change, _) = silence(&fleet, &req(app.clone(), 600_000, Some("deploying")), "a@h", 1_000).expect("ok");
+        let (change, _) =
+            silence(&fleet, &req(app.clone(), 600_000, Some("deploying")), "a@h", 1_000).expect("ok");
         let Change::Silence(s) = change else { panic!("a silence") };
         assert_eq!((s.until, s.by.as_str(), s.reason.as_deref()), (601_000, "a@h", Some("deploying")));
         let long = silence(&fleet, &req(app.clone(), 8 * 86_400_000, None), "a", 0).unwrap_err();
         assert!(long.reason.contains("at most 7 days"), "{}", long.reason);
         let reason = "x".repeat(MAX_REASON + 1);
-        assert!(silence(&fleet, &req(app.clone(), 1000, Some(&reason)), "a", 0).unwrap_err().reason.contains("at most 200"));
+        assert!(
+            silence(&fleet, &req(app.clone(), 1000, Some(&reason)), "a", 0)
+                .unwrap_err()
+                .reason
+                .contains("at most 200")
+        );
         assert!(silence(&fleet, &req(app.clone(), 1000, Some("a\nb")), "a", 0).is_err());
-        let unknown = silence(&fleet, &req(AlertSubject::App("shpo".into()), 1000, None), "a", 0).unwrap_err();
+        let unknown =
+            silence(&fleet, &req(AlertSubject::App("shpo".into()), 1000, None), "a", 0).unwrap_err();
         assert!(unknown.reason.contains("no app/shpo"), "{}", unknown.reason);
         assert!(silence(&fleet, &req(app, 0, None), "a", 0).unwrap_err().reason.contains("nothing to lift"));
     }

@@ -37,7 +37,13 @@ pub(crate) struct Transition {
     pub removed: Vec<String>,
 }
 
-pub(crate) fn decide(fleet: &Fleet, eval: Evaluation, tracker: &mut Tracker, cfg: &AlertConfig, now: u64) -> Vec<Transition> {
+pub(crate) fn decide(
+    fleet: &Fleet,
+    eval: Evaluation,
+    tracker: &mut Tracker,
+    cfg: &AlertConfig,
+    now: u64,
+) -> Vec<Transition> {
     let mut out = Vec::new();
     let mut holding: HashSet<String> = HashSet::new();
     for f in eval.findings {
@@ -67,7 +73,8 @@ pub(crate) fn decide(fleet: &Fleet, eval: Evaluation, tracker: &mut Tracker, cfg
             out.push(resolve(alert, now));
         }
     }
-    let active: HashSet<&String> = fleet.alerts.values().filter(|a| a.state.is_active()).map(|a| &a.id).collect();
+    let active: HashSet<&String> =
+        fleet.alerts.values().filter(|a| a.state.is_active()).map(|a| &a.id).collect();
     tracker.clear.retain(|id, _| active.contains(id));
     bound_resolved(fleet, &mut out);
     out
