@@ -1,7 +1,7 @@
 //! The rules, pure: from the fleet, what `Seen` kept and the routers' fresh traffic, which
 //! conditions hold now. Whether that fires or resolves an alert is `state.rs`'s.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use super::config::AlertConfig;
@@ -59,24 +59,36 @@ fn finding(rule: AlertRule, subject: AlertSubject, summary: String, causes: Vec<
 }
 
 /// N crashes within the window; once firing, it holds while the instance is crashed or
-/// crashed within the window (it has not yet run stably for the window).
+/// crashed within the window (it has not yet run stably for the window). After a restart
+/// the crashes seen before are gone: the instance's own last exit stands in for them.
 fn crash_loops(fleet: &Fleet, seen: &Seen, cfg: &AlertConfig, now: u64, out: &mut Vec<Finding>) {
     let window = cfg.crash_loop.window;
     let oldest = now.saturating_sub(window.as_millis() as u64);
-    for (id, log) in &seen.crashes {
+    let active: BTreeSet<&String> = fleet
+        .alerts
+        .values()
+        .filter(|a| a.rule == AlertRule::CrashLoop && a.state.is_active())
+        .filter_map(|a| match &a.subject {
+            AlertSubject::Instance(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    let none = VecDeque::new();
+    for id in seen.crashes.keys().chain(active.iter().copied()).collect::<BTreeSet<_>>() {
         let Some(inst) = fleet.instances.get(id) else { continue };
+        let log = seen.crashes.get(id).unwrap_or(&none);
         let recent: Vec<&(u64, u64)> = log.iter().filter(|(ts, _)| *ts >= oldest).collect();
-        let subject = AlertSubject::Instance(id.clone());
-        let firing = fleet.alerts.get(&crate::protocol::Alert::id_of(AlertRule::CrashLoop, &subject));
-        let active = firing.is_some_and(|a| a.state.is_active());
+        let exited_lately = inst.last_exit.is_some_and(|e| e.at >= oldest);
         let holds = recent.len() >= cfg.crash_loop.crashes as usize
-            || (active && (!recent.is_empty() || inst.state == InstanceState::Crashed));
+            || (active.contains(id)
+                && (!recent.is_empty() || exited_lately || inst.state == InstanceState::Crashed));
         if !holds {
             continue;
         }
         let last = inst.last_exit.map(|e| format!(" (last: {})", e.reason())).unwrap_or_default();
         let summary = format!("{} crashes in {}{last}", recent.len(), words(window));
         let causes = recent.iter().map(|(_, rev)| *rev).collect();
+        let subject = AlertSubject::Instance(id.clone());
         out.push(finding(AlertRule::CrashLoop, subject, summary, causes));
     }
 }

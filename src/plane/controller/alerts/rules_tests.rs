@@ -350,3 +350,19 @@ fn resolved_alerts_beyond_the_bound_are_removed_oldest_first_active_ones_never()
     assert!(!j.fleet.alerts.contains_key("host_down:host/gone-0"));
     assert_eq!(j.fleet.alerts.len(), state::RESOLVED_KEPT);
 }
+
+#[test]
+fn after_a_restart_a_crash_loop_holds_on_the_instance_s_last_exit() {
+    let mut j = Judge::new(fleet());
+    for ts in [1_000, 2_000, 3_000] {
+        j.crash("shop-1", ts, ts);
+    }
+    assert_eq!(j.tick(3_000).len(), 1);
+    // A new controller: nothing seen, the alert loaded back, the last exit at 3 s.
+    (j.seen, j.tracker) = (Seen::default(), Tracker::default());
+    j.fleet.instances.get_mut("shop-1").expect("inst").last_exit = Some(ExitInfo::new(3, false, 3_000));
+    assert!(j.tick(20_000).is_empty());
+    assert!(j.tick(62_000).is_empty(), "its last exit is within the window: it holds");
+    assert!(j.tick(63_001).is_empty(), "clear from now");
+    assert_eq!(kinds(&j.tick(73_001)), vec![(EventKind::AlertResolved, "crash_loop:instance/shop-1".into())]);
+}
