@@ -146,6 +146,19 @@ pub enum CtlCommand {
         #[command(subcommand)]
         verb: AppCommand,
     },
+    /// The controller's alerts, newest first: STATE (firing, acknowledged, resolved; marked
+    /// silenced), RULE, SUBJECT, SINCE, SUMMARY, ACKED (who) and ID, then the silences.
+    /// --json: `{alerts, silences}` as the controller keeps them.
+    Alerts(super::ctl_alerts::AlertsArgs),
+    /// Act on one alert: `alert ack ID`.
+    Alert {
+        #[command(subcommand)]
+        verb: super::ctl_alerts::AlertCommand,
+    },
+    /// Silence a subject's alerts for a while (`silence app/shop 30m --reason deploying`):
+    /// they still fire and show, and no webhook is sent; `--lift SUBJECT` ends it early.
+    /// Audited.
+    Silence(super::ctl_alerts::SilenceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -412,6 +425,12 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Rollback(a) => ctl.rollback(a).await,
         CtlCommand::Scale(a) => ctl.scale(a).await,
         CtlCommand::App { verb: AppCommand::Remove(a) } => ctl.app_remove(a).await,
+        CtlCommand::Alerts(a) => ctl.alerts(a).await,
+        CtlCommand::Alert { verb: super::ctl_alerts::AlertCommand::Ack(a) } => {
+            let req = crate::protocol::AlertAckRequest { id: a.id };
+            ctl.command(CtlVerb::AlertAck, req, None, None).await
+        }
+        CtlCommand::Silence(a) => ctl.command(CtlVerb::AlertSilence, a.request()?, None, None).await,
     }
 }
 
@@ -555,6 +574,27 @@ impl Ctl {
     async fn rollback(&self, a: super::ctl_releases::RollbackArgs) -> Result<ExitCode, String> {
         let req = crate::protocol::release::RollbackRequest { app: a.app, release: a.release };
         self.command(CtlVerb::Rollback, req, a.op.command_id, a.op.wait.until()).await
+    }
+
+    async fn alerts(&self, a: super::ctl_alerts::AlertsArgs) -> Result<ExitCode, String> {
+        use super::ctl_alerts as al;
+        let fleet = self.fetch().await?;
+        if self.json {
+            out!("{}", al::alerts_json(&fleet, a.all));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let (header, rows) = al::alert_rows(&fleet, a.all, now_ms());
+        if rows.is_empty() {
+            out!("no {}alerts", if a.all { "" } else { "active " });
+        } else {
+            print_table(&header, &rows);
+        }
+        let (header, rows) = al::silence_rows(&fleet);
+        if !rows.is_empty() {
+            out!("");
+            print_table(&header, &rows);
+        }
+        Ok(ExitCode::SUCCESS)
     }
 
     async fn whoami(&self) -> Result<ExitCode, String> {

@@ -1,6 +1,7 @@
 //! The command line: one binary, the cockpit by default, the services and `ctl` as
 //! subcommands. Bus flags are global, valid before or after the subcommand.
 
+pub mod alert_flags;
 pub mod auth;
 pub mod bench;
 pub mod bench_events;
@@ -9,6 +10,7 @@ mod bench_nats;
 pub mod bench_plane;
 pub mod cockpit;
 pub mod ctl;
+pub mod ctl_alerts;
 pub mod ctl_logs;
 pub mod ctl_releases;
 pub mod docs;

@@ -72,6 +72,9 @@ pub struct ControllerArgs {
     /// nodes is refused by nats-server.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
     pub replicas: u8,
+
+    #[command(flatten)]
+    pub alerts: super::alert_flags::AlertArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -259,6 +262,7 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
         lost_after: args.lost_after.max(args.stale_after + 1),
         step_timeout: args.step_timeout,
         route_stale_after: args.route_stale_after,
+        alerts: args.alerts.config(),
         ..ControllerConfig::default()
     };
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus.clone());

@@ -197,6 +197,11 @@ async fn a_lost_host_has_its_instances_placed_elsewhere() {
     let f = ctl.snapshot();
     assert_eq!(f.instances.len(), 2);
     assert!(f.routes.values().all(|r| f.instances.values().any(|i| i.endpoint == r.backend)));
+    // The sandbox runs the alert rules too: the lost host fires `host_down`.
+    eventually(Duration::from_secs(20), "a host_down alert on host-01", || {
+        ctl.snapshot().alerts.get("host_down:host/host-01").is_some_and(|a| a.state.is_active())
+    })
+    .await;
 }
 
 /// `--sandbox-instances`: the fleet starts placed, and the simulated hosts run exactly

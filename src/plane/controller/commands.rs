@@ -19,10 +19,10 @@ use crate::protocol::clock::now_ms;
 use crate::protocol::release::{Cause, ReleasesRequest, RollbackRequest};
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
-    Accepted, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change, Constraints,
-    DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind,
+    Accepted, AlertAckRequest, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change,
+    Constraints, DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind,
     OperationState, Reply, RestartBody, RestartRequest, Route, RouteRequest, RouteState, ScaleRequest,
-    SecretSetRequest, SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
+    SecretSetRequest, SilenceRequest, SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
 };
 use crate::repository;
 
@@ -281,12 +281,29 @@ fn handle_checked(ctl: &Controller, refusals: &mut Refusals, msg: &Message, prep
         CtlVerb::AppRemove => command(ctl, refusals, cmd, |ctl, req: AppRemoveRequest, id| {
             scale::start_app_remove(ctl, req, id)
         }),
-        // SKELETON(#20): the alerts and notes helpers replace this arm.
-        CtlVerb::AlertAck | CtlVerb::AlertSilence | CtlVerb::Note => encode_reply::<()>(
+        CtlVerb::AlertAck => {
+            let by = operator_of(msg, user);
+            command(ctl, refusals, cmd, |ctl, req: AlertAckRequest, _| super::alerts::ack(ctl, req, &by))
+        }
+        CtlVerb::AlertSilence => {
+            let by = operator_of(msg, user);
+            command(ctl, refusals, cmd, |ctl, req: SilenceRequest, _| super::alerts::silence(ctl, req, &by))
+        }
+        // SKELETON(#20): the notes helper replaces this arm.
+        CtlVerb::Note => encode_reply::<()>(
             ctl,
             Reply::Error(WireError::bad_request(format!("{} is not served yet", verb.as_str()))),
         ),
     }
+}
+
+/// Who sent a command, as alerts record it: the operator's `login@host` from the envelope,
+/// else the user its subject names.
+fn operator_of(msg: &Message, user: &str) -> String {
+    decode::<serde::de::IgnoredAny>(&msg.payload)
+        .ok()
+        .and_then(|env| env.operator)
+        .map_or_else(|| user.to_string(), |o| o.user)
 }
 
 /// A command as it arrived: the user its subject names (with roles on, the one nats-server
@@ -930,6 +947,73 @@ mod tests {
         // And a command without a deadline (an older client) runs too.
         let old = restart_msg(&instance, "cmd-old", None);
         assert!(matches!(answer(&handle(&ctl, &mut refusals, &old)), Reply::Ok(_)));
+    }
+
+    fn alert_msg(verb: CtlVerb, id: &str, body: serde_json::Value) -> Message {
+        let operator = crate::protocol::Operator::from_parts("alice", "bastion", None, None);
+        let env = Envelope::with_id(id, "ctl/alice@bastion", body).with_operator(Some(operator));
+        Message {
+            subject: crate::protocol::subjects::command("alice", verb),
+            reply: Some("_INBOX.test".into()),
+            payload: Bytes::from(encode(&env).unwrap()),
+        }
+    }
+
+    /// Ack records the operator, a repeat of its id gets the first answer, and the alert
+    /// verbs' refusals say why, the malformed subject's in the decoder's words.
+    #[tokio::test]
+    async fn alert_ack_and_silence_are_served_with_specific_refusals() {
+        use crate::protocol::{Alert, AlertRule, AlertState, AlertSubject};
+        let (ctl, _events) = controller();
+        let mut refusals = Refusals::default();
+        let host = ctl.read(|core| core.fleet.hosts.keys().next().cloned().expect("a host"));
+        let subject = AlertSubject::Host(host);
+        let id = Alert::id_of(AlertRule::HostDown, &subject);
+        let alert = Alert {
+            id: id.clone(),
+            rule: AlertRule::HostDown,
+            subject,
+            state: AlertState::Firing,
+            since: 1,
+            changed_at: 1,
+            resolved_at: None,
+            summary: "down".into(),
+            causes: vec![],
+            acked_by: None,
+        };
+        ctl.mutate(|core| {
+            core.fleet.alerts.insert(id.clone(), alert);
+            (vec![], ())
+        });
+        let ack = alert_msg(CtlVerb::AlertAck, "cmd-ack", serde_json::json!({ "id": id }));
+        let first = handle(&ctl, &mut refusals, &ack);
+        assert!(matches!(answer(&first), Reply::Ok(_)));
+        assert_eq!(handle(&ctl, &mut refusals, &ack), first, "a repeat gets the first answer");
+        let acked = ctl.read(|core| core.fleet.alerts[&id].clone());
+        assert_eq!(
+            (acked.state, acked.acked_by.as_deref()),
+            (AlertState::Acknowledged, Some("alice@bastion"))
+        );
+        let refused = |verb, cmd: &str, body| match answer(&handle(
+            &ctl,
+            &mut Refusals::default(),
+            &alert_msg(verb, cmd, body),
+        )) {
+            Reply::Error(e) => e,
+            Reply::Ok(_) => panic!("{cmd} was accepted"),
+        };
+        let unknown = refused(CtlVerb::AlertAck, "c1", serde_json::json!({ "id": "crash_loop:instance/x" }));
+        assert_eq!(unknown.code, ErrorCode::NotFound, "{unknown:?}");
+        let bad =
+            refused(CtlVerb::AlertSilence, "c2", serde_json::json!({ "subject": "shop", "for_ms": 1000 }));
+        assert_eq!(bad.code, ErrorCode::BadRequest);
+        assert!(bad.reason.contains("bad alert subject"), "{}", bad.reason);
+        let long = refused(
+            CtlVerb::AlertSilence,
+            "c3",
+            serde_json::json!({ "subject": "app/x", "for_ms": 900_000_000u64 }),
+        );
+        assert!(long.reason.contains("at most 7 days"), "{}", long.reason);
     }
 
     /// A request on `verb` whose envelope and body echo as much input as a message can

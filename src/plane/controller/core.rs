@@ -133,6 +133,8 @@ pub(crate) struct Core {
     placed: HashMap<String, BTreeSet<String>>,
     /// What the instances take of each host, kept change by change for the scheduler.
     pub usage: crate::protocol::scheduler::Usage,
+    /// What the alert rules need beyond the fleet: causing events, routers' traffic.
+    pub alerts: super::alerts::Seen,
 }
 
 impl Core {
@@ -216,6 +218,8 @@ struct Shared {
     agent_calls: Arc<tokio::sync::Semaphore>,
     /// The apps' releases (`releases.rs`).
     releases: super::releases::Book,
+    /// Where alert transitions are POSTed (`alerts/webhook.rs`).
+    webhooks: super::alerts::Webhooks,
 }
 
 #[derive(Clone)]
@@ -252,9 +256,12 @@ impl Controller {
             router_errors: HashMap::new(),
             routers_applied: HashMap::new(),
             replies: ReplyCache::new(REPLIES_KEPT),
+            alerts: Default::default(),
         };
         let releases = super::releases::Book::new(store.releases());
+        let webhooks = super::alerts::Webhooks::new(&config.alerts.webhooks);
         let shared = Shared {
+            webhooks,
             releases,
             bus,
             store,
@@ -289,6 +296,10 @@ impl Controller {
 
     pub(crate) fn releases(&self) -> &super::releases::Book {
         &self.shared.releases
+    }
+
+    pub(crate) fn webhooks(&self) -> &super::alerts::Webhooks {
+        &self.shared.webhooks
     }
 
     /// The artifact repository, when this controller has one (on NATS).
@@ -479,6 +490,7 @@ impl Controller {
                 }
             }
             drop(waits);
+            core.alerts.observe(&event);
             let _ = self.shared.events.send(event);
         }
         let rev = core.fleet.revision;

@@ -70,6 +70,7 @@ pub(crate) async fn serve_router_statuses(ctl: Controller, mut sub: Subscription
         }
         ctl.mutate(|core| {
             core.routers_applied.insert(status.id.clone(), (Instant::now(), status.revision));
+            core.alerts.router_traffic(&status.id, status.traffic.clone(), crate::protocol::clock::now_ms());
             let previous = core.router_errors.insert(status.id.clone(), status.last_error.clone());
             let drafts = match (&status.last_error, previous.flatten()) {
                 (Some(err), prev) if prev.as_ref() != Some(err) => {

@@ -2,6 +2,7 @@
 //! health manager. It owns the fleet's revision: every change is one event with the next
 //! `rev`, published in order.
 
+pub mod alerts;
 mod audit;
 mod commands;
 mod core;
@@ -58,6 +59,8 @@ pub struct ControllerConfig {
     pub stable_after: Duration,
     /// How long a route's backend may have no running instance before it is stale.
     pub route_stale_after: Duration,
+    /// The alert rules' thresholds and the webhooks (`alerts/`).
+    pub alerts: alerts::AlertConfig,
 }
 
 impl Default for ControllerConfig {
@@ -72,6 +75,7 @@ impl Default for ControllerConfig {
             max_backoff: Duration::from_secs(60),
             stable_after: Duration::from_secs(30),
             route_stale_after: Duration::from_secs(10),
+            alerts: alerts::AlertConfig::default(),
         }
     }
 }
@@ -141,6 +145,10 @@ impl Controller {
         ctl.spawn(intake::serve_router_statuses(ctl.clone(), routers));
         ctl.spawn(sessions::serve(ctl.clone(), sessions));
         ctl.spawn(health::run(ctl.clone()));
+        ctl.spawn(alerts::run(ctl.clone()));
+        for sender in ctl.webhooks().senders() {
+            ctl.spawn(sender);
+        }
         Ok(ControllerHandle { controller: ctl })
     }
 }
