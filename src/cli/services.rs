@@ -20,8 +20,33 @@ use crate::plane::agent::{self, AgentConfig};
 use crate::plane::controller::lease::Lease;
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
 use crate::plane::controller::{Controller, ControllerConfig, LeaseHold};
+use crate::plane::metrics::agent::AgentMetrics;
+use crate::plane::metrics::controller::ControllerMetrics;
+use crate::plane::metrics::serve::MetricsServer;
+use crate::plane::metrics::{Scrape, count_reconnects};
 use crate::protocol::{ErrorCode, Reply, WireError, subjects, validate};
 use crate::repository::{DirRepository, ObjectStoreRepository, Repository};
+
+/// `--metrics-listen`, the same on the controller, the agent and the router.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://IP:PORT/metrics (e.g. 127.0.0.1:9100; port 0
+    /// takes a free one, which the log names). Off unless given; the README lists the
+    /// metrics.
+    #[arg(long, value_name = "IP:PORT", value_parser = parse::listen_addr)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// Starts the endpoint when the flag is given: a port in use fails here, before the
+    /// service connects to anything.
+    pub async fn start(&self, scrape: Arc<dyn Scrape>) -> Result<Option<MetricsServer>, String> {
+        match self.metrics_listen {
+            Some(addr) => MetricsServer::start(addr, scrape).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct ControllerArgs {
@@ -72,6 +97,9 @@ pub struct ControllerArgs {
     /// nodes is refused by nats-server.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
     pub replicas: u8,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -197,6 +225,9 @@ pub struct AgentArgs {
     /// figure becomes its own containers' use of it [default: the engine's].
     #[arg(long, value_parser = parse::memory_mb, value_name = "SIZE")]
     pub share_memory: Option<u64>,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Resolves when the process is asked to stop.
@@ -241,7 +272,12 @@ pub fn controller_id(args: &ControllerArgs) -> String {
 
 pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(), String> {
     let id = controller_id(&args);
+    let metrics = Arc::new(ControllerMetrics::new());
+    let mut server = args.metrics.start(metrics.clone()).await?;
     let bus = bus_args.connect(&format!("controller/{id}")).await?;
+    if let Some(server) = &mut server {
+        server.own(count_reconnects(bus.connection(), metrics.reconnects()));
+    }
     let js_config = JetStreamConfig {
         max_age: args.history_max_age,
         max_messages: args.history_max_msgs,
@@ -259,6 +295,7 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
         lost_after: args.lost_after.max(args.stale_after + 1),
         step_timeout: args.step_timeout,
         route_stale_after: args.route_stale_after,
+        metrics: server.is_some().then_some(metrics),
         ..ControllerConfig::default()
     };
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus.clone());
@@ -293,6 +330,9 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
         match term {
             Term::Stop => {
                 log::info!("controller {id} stopping");
+                if let Some(server) = server {
+                    server.stop().await;
+                }
                 return Ok(());
             }
             Term::Lost(reason) => {
@@ -410,7 +450,12 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
     for t in &args.tags {
         validate::tag(t)?;
     }
+    let metrics = Arc::new(AgentMetrics::new());
+    let mut server = args.metrics.start(metrics.clone()).await?;
     let bus = bus_args.connect(&format!("agent/{}", args.host_id)).await?;
+    if let Some(server) = &mut server {
+        server.own(count_reconnects(bus.connection(), metrics.reconnects()));
+    }
     let driver: Arc<dyn RuntimeDriver> = match args.driver {
         Driver::Sim => SimDriver::new(SimConfig {
             seed: args.sim_seed.unwrap_or_else(|| sim_seed(&args.host_id)),
@@ -467,6 +512,7 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
         tags: args.tags.clone(),
         heartbeat_period: args.heartbeat,
         poll_interval: Duration::from_millis(250),
+        metrics: server.is_some().then_some(metrics),
     };
     // Exec sessions are recorded into the sessions bucket, which the controller makes.
     let recordings: Arc<dyn Repository> =
@@ -477,6 +523,9 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
     log::info!("agent {} ({}, {}) is serving on {}", args.host_id, args.az, args.ip, bus.describe());
     stop_signal().await;
     handle.stop();
+    if let Some(server) = server {
+        server.stop().await;
+    }
     log::info!("agent {} stopping", args.host_id);
     Ok(())
 }

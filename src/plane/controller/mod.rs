@@ -58,6 +58,9 @@ pub struct ControllerConfig {
     pub stable_after: Duration,
     /// How long a route's backend may have no running instance before it is stale.
     pub route_stale_after: Duration,
+    /// The Prometheus metrics it keeps up to date (`--metrics-listen`), when any. Shared
+    /// across terms: each term counts its loaded fleet afresh.
+    pub metrics: Option<Arc<crate::plane::metrics::controller::ControllerMetrics>>,
 }
 
 impl Default for ControllerConfig {
@@ -72,6 +75,7 @@ impl Default for ControllerConfig {
             max_backoff: Duration::from_secs(60),
             stable_after: Duration::from_secs(30),
             route_stale_after: Duration::from_secs(10),
+            metrics: None,
         }
     }
 }
