@@ -28,7 +28,9 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 /// `--metrics-listen`: `IP:PORT` (`[IPv6]:PORT`); a host name is refused, since the
 /// endpoint binds the address itself.
 pub fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
-    s.trim().parse().map_err(|_| format!("{s:?} is not an address to listen on: use IP:PORT, e.g. 127.0.0.1:9100"))
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not an address to listen on: use IP:PORT, e.g. 127.0.0.1:9100"))
 }
 
 /// `--since`: a duration back from now (`10m`, `1h`) or an RFC 3339 time

@@ -61,6 +61,8 @@ pub fn router_id(args: &RouterArgs) -> String {
 pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
     let id = router_id(&args);
     validate::name("router id", &id)?;
+    let metrics = Arc::new(RouterMetrics::new());
+    let mut server = args.metrics.start(metrics.clone()).await?;
     let applier =
         NginxApplier::new(&args.state_dir, &args.nginx, args.reload_cmd.clone(), &args.listen.to_string())?;
     if let Some(pid) = applier.running_pid() {
@@ -70,8 +72,6 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
         std::fs::canonicalize(&args.state_dir).map_err(|e| format!("{}: {e}", args.state_dir.display()))?;
     let stopper =
         NginxApplier::new(&state_dir, &args.nginx, args.reload_cmd.clone(), &args.listen.to_string())?;
-    let metrics = Arc::new(RouterMetrics::new());
-    let mut server = args.metrics.start(metrics.clone()).await?;
     let bus = bus_args.connect(&format!("router/{id}")).await?;
     if let Some(server) = &mut server {
         server.own(count_reconnects(bus.connection(), metrics.reconnects()));

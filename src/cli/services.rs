@@ -444,19 +444,9 @@ pub(crate) fn sim_container_ips(ip: std::net::Ipv4Addr) -> Vec<String> {
     (31u8..=250).filter(|x| *x != d).map(|x| format!("{a}.{b}.{c}.{x}")).collect()
 }
 
-pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String> {
-    validate::name("host id", &args.host_id)?;
-    validate::name("AZ", &args.az)?;
-    for t in &args.tags {
-        validate::tag(t)?;
-    }
-    let metrics = Arc::new(AgentMetrics::new());
-    let mut server = args.metrics.start(metrics.clone()).await?;
-    let bus = bus_args.connect(&format!("agent/{}", args.host_id)).await?;
-    if let Some(server) = &mut server {
-        server.own(count_reconnects(bus.connection(), metrics.reconnects()));
-    }
-    let driver: Arc<dyn RuntimeDriver> = match args.driver {
+/// The runtime driver `--driver` names, set up from the agent's flags.
+async fn runtime_driver(args: &AgentArgs, bus: &NatsBus) -> Result<Arc<dyn RuntimeDriver>, String> {
+    Ok(match args.driver {
         Driver::Sim => SimDriver::new(SimConfig {
             seed: args.sim_seed.unwrap_or_else(|| sim_seed(&args.host_id)),
             cpu_cores: args.sim_cores,
@@ -488,12 +478,12 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
                 health_timeout: args.health_timeout,
                 refresh_period: args.heartbeat,
                 share: HostShare { cores: args.share_cores, memory_mb: args.share_memory },
-                secrets: Some(crate::secrets::Secrets(Arc::new(crate::secrets::KvSecrets::reader(&bus)))),
+                secrets: Some(crate::secrets::Secrets(Arc::new(crate::secrets::KvSecrets::reader(bus)))),
                 ..DockerConfig::new(args.host_id.clone(), args.data_dir.clone(), advertise_ip)
             };
             let repo: Arc<dyn Repository> = match &args.repo_dir {
                 Some(dir) => Arc::new(DirRepository::new(dir).map_err(|e| e.to_string())?),
-                None => Arc::new(ObjectStoreRepository::reader(&bus)),
+                None => Arc::new(ObjectStoreRepository::reader(bus)),
             };
             let docker = DockerDriver::connect(config, repo).await?;
             log::info!(
@@ -503,7 +493,22 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
             );
             Arc::new(docker)
         }
-    };
+    })
+}
+
+pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String> {
+    validate::name("host id", &args.host_id)?;
+    validate::name("AZ", &args.az)?;
+    for t in &args.tags {
+        validate::tag(t)?;
+    }
+    let metrics = Arc::new(AgentMetrics::new());
+    let mut server = args.metrics.start(metrics.clone()).await?;
+    let bus = bus_args.connect(&format!("agent/{}", args.host_id)).await?;
+    if let Some(server) = &mut server {
+        server.own(count_reconnects(bus.connection(), metrics.reconnects()));
+    }
+    let driver = runtime_driver(&args, &bus).await?;
     let config = AgentConfig {
         host_id: args.host_id.clone(),
         hostname: sysinfo::System::host_name().unwrap_or_else(|_| args.host_id.clone()),

@@ -69,7 +69,11 @@ impl AgentMetrics {
             memory.clone(),
         );
         let host_cpu = Ratio::default();
-        registry.register("host_cpu_ratio", "The host's CPU use, from 0 to 1 of all its cores", host_cpu.clone());
+        registry.register(
+            "host_cpu_ratio",
+            "The host's CPU use, from 0 to 1 of all its cores",
+            host_cpu.clone(),
+        );
         let gauges: [Gauge; 4] = Default::default();
         let names = [
             ("host_memory_used_bytes", "The host's memory in use"),

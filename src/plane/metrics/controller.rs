@@ -122,7 +122,11 @@ impl ControllerMetrics {
             commit.clone(),
         );
         registry.register("revision", "The newest durable revision of the fleet", revision.clone());
-        registry.register("leader", "1 while this controller leads and is not fenced, else 0", leader.clone());
+        registry.register(
+            "leader",
+            "1 while this controller leads and is not fenced, else 0",
+            leader.clone(),
+        );
         let reconnects = super::reconnects(&mut registry);
         ControllerMetrics {
             registry,
@@ -243,7 +247,9 @@ impl ControllerMetrics {
             OperationState::Running => return,
         };
         let seconds = finished_at.saturating_sub(op.started_at) as f64 / 1000.0;
-        self.operations.get_or_create(&[("kind", kind_label(op.kind)), ("outcome", outcome)]).observe(seconds);
+        self.operations
+            .get_or_create(&[("kind", kind_label(op.kind)), ("outcome", outcome)])
+            .observe(seconds);
     }
 
     /// Adds `by` to the gauge `key` counts in, as it is in `fleet` (nothing if absent).
@@ -320,8 +326,13 @@ pub(crate) mod tests {
     use crate::plane::metrics::testing::{parse, value};
     use crate::protocol::{Alert, AlertSubject, Event, EventKind};
 
-    const COUNTED: [&str; 5] =
-        ["quarterdeck_hosts", "quarterdeck_instances", "quarterdeck_apps", "quarterdeck_routes", "quarterdeck_alerts"];
+    const COUNTED: [&str; 5] = [
+        "quarterdeck_hosts",
+        "quarterdeck_instances",
+        "quarterdeck_apps",
+        "quarterdeck_routes",
+        "quarterdeck_alerts",
+    ];
 
     /// The fleet gauges' samples, as text lines sorted, for comparing two registries.
     fn counts(m: &ControllerMetrics) -> Vec<String> {
@@ -464,7 +475,8 @@ pub(crate) mod tests {
         m.queued(5);
         m.queued(6);
         m.queued(7);
-        let observed = |m: &ControllerMetrics| value(&parse(&m.registry), "quarterdeck_event_commit_seconds_count", &[]);
+        let observed =
+            |m: &ControllerMetrics| value(&parse(&m.registry), "quarterdeck_event_commit_seconds_count", &[]);
         m.durable(6);
         assert_eq!(observed(&m), Some(2.0));
         m.durable(6);

@@ -79,9 +79,10 @@ pub(crate) mod testing {
 
     /// The value of the sample `name` whose labels include `labels`.
     pub fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let sample = scrape.samples.iter().find(|s| {
-            s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-        })?;
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))?;
         match &sample.value {
             prometheus_parse::Value::Counter(v)
             | prometheus_parse::Value::Gauge(v)
@@ -122,7 +123,8 @@ mod tests {
 
     /// The metric names the README's Metrics section lists: each table row's first cell.
     fn documented() -> BTreeSet<String> {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
         let section = readme.split("\n## Metrics").nth(1).expect("a Metrics section in the README");
         let section = section.split("\n## ").next().unwrap_or(section);
         section

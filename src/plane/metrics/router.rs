@@ -91,19 +91,47 @@ impl RouterMetrics {
         let register = |registry: &mut Registry, name: &str, help: String, metric: Family<_, Float>| {
             registry.register(name, help, metric);
         };
-        register(&mut registry, "route_requests_per_second", format!("Requests per backend {per}"), routes.rps.clone());
-        register(&mut registry, "route_5xx_per_second", format!("5xx answers per backend {per}"), routes.errors.clone());
-        register(&mut registry, "route_latency_p50_seconds", format!("Median upstream time per backend {per}"), p50.clone());
-        register(&mut registry, "route_latency_p99_seconds", format!("99th percentile upstream time per backend {per}"), p99.clone());
+        register(
+            &mut registry,
+            "route_requests_per_second",
+            format!("Requests per backend {per}"),
+            routes.rps.clone(),
+        );
+        register(
+            &mut registry,
+            "route_5xx_per_second",
+            format!("5xx answers per backend {per}"),
+            routes.errors.clone(),
+        );
+        register(
+            &mut registry,
+            "route_latency_p50_seconds",
+            format!("Median upstream time per backend {per}"),
+            p50.clone(),
+        );
+        register(
+            &mut registry,
+            "route_latency_p99_seconds",
+            format!("99th percentile upstream time per backend {per}"),
+            p99.clone(),
+        );
         registry.register(
             "app_requests_per_second",
             format!("Requests for an app's domain {per}, those no backend took included"),
             apps.rps.clone(),
         );
-        registry.register("app_5xx_per_second", format!("5xx answers for an app's domain {per}"), apps.errors.clone());
+        registry.register(
+            "app_5xx_per_second",
+            format!("5xx answers for an app's domain {per}"),
+            apps.errors.clone(),
+        );
         let (reloads, apply_errors) = (Counter::default(), Counter::default());
         registry.register("router_reloads", "Configurations the router applied to nginx", reloads.clone());
-        registry.register("router_apply_errors", "Applies that failed (the last good configuration stays)", apply_errors.clone());
+        registry.register(
+            "router_apply_errors",
+            "Applies that failed (the last good configuration stays)",
+            apply_errors.clone(),
+        );
         let last_reload = Float::default();
         registry.register(
             "router_last_reload_timestamp_seconds",
@@ -111,7 +139,11 @@ impl RouterMetrics {
             last_reload.clone(),
         );
         let revision = Gauge::default();
-        registry.register("router_revision", "The controller revision the applied configuration reflects", revision.clone());
+        registry.register(
+            "router_revision",
+            "The controller revision the applied configuration reflects",
+            revision.clone(),
+        );
         let reconnects = super::reconnects(&mut registry);
         RouterMetrics {
             registry,
@@ -243,7 +275,11 @@ pub(crate) mod tests {
         let gone = [("app", "shop"), ("backend", "10.0.0.2:8080")];
         assert_eq!(value(&s, "quarterdeck_route_requests_per_second", &gone), None);
         assert_eq!(value(&s, "quarterdeck_route_latency_p99_seconds", &gone), None);
-        assert_eq!(value(&s, "quarterdeck_router_reloads_total", &[]), Some(5.0), "counted up to the generation");
+        assert_eq!(
+            value(&s, "quarterdeck_router_reloads_total", &[]),
+            Some(5.0),
+            "counted up to the generation"
+        );
 
         m.observe(&RouterStatus { traffic: None, ..status(5, &[]) });
         let s = parse(&m.registry);

@@ -105,7 +105,10 @@ async fn accept(listener: TcpListener, scrape: Arc<dyn Scrape>) {
     }
 }
 
-async fn answer(req: Request<Incoming>, scrape: Arc<dyn Scrape>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    req: Request<Incoming>,
+    scrape: Arc<dyn Scrape>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(respond(req.method(), req.uri().path(), scrape.as_ref()))
 }
 
@@ -161,14 +164,16 @@ mod tests {
     async fn get_metrics_answers_the_registry_other_paths_404_other_methods_405() {
         let metrics = Arc::new(AgentMetrics::new());
         metrics.sent();
-        let server = MetricsServer::start("127.0.0.1:0".parse().expect("addr"), metrics).await.expect("started");
+        let server =
+            MetricsServer::start("127.0.0.1:0".parse().expect("addr"), metrics).await.expect("started");
         let addr = server.addr();
         assert_ne!(addr.port(), 0);
         let ok = request(addr, "GET", "/metrics").await;
         assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
         assert!(ok.contains(&format!("content-type: {}", crate::plane::metrics::CONTENT_TYPE)), "{ok}");
         let body = ok.split("\r\n\r\n").nth(1).expect("a body");
-        let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parsed");
+        let scrape =
+            prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parsed");
         assert!(scrape.samples.iter().any(|s| s.metric == "quarterdeck_heartbeats_sent_total"), "{body}");
         assert!(body.ends_with("# EOF\n"), "{body}");
         let missing = request(addr, "GET", "/").await;
@@ -191,9 +196,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_server_ends_the_tasks_it_owns() {
-        let mut server = MetricsServer::start("127.0.0.1:0".parse().expect("addr"), Arc::new(AgentMetrics::new()))
-            .await
-            .expect("started");
+        let mut server =
+            MetricsServer::start("127.0.0.1:0".parse().expect("addr"), Arc::new(AgentMetrics::new()))
+                .await
+                .expect("started");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         server.own(async move {
             let _tx = tx;
