@@ -412,9 +412,9 @@ pub(crate) mod tests {
         // One event touching an instance twice, an alert firing then acknowledged, an app removed.
         let mut crashed = fleet.instances.values().next().expect("an instance").clone();
         crashed.state = InstanceState::Crashed;
-        let mut back = crashed.clone();
-        back.state = InstanceState::Running;
-        apply(&m, &mut fleet, &next(vec![Change::Instance(crashed), Change::Instance(back)]));
+        let mut unhealthy = crashed.clone();
+        unhealthy.state = InstanceState::Unhealthy;
+        apply(&m, &mut fleet, &next(vec![Change::Instance(crashed), Change::Instance(unhealthy)]));
         apply(&m, &mut fleet, &next(vec![Change::Alert(alert(AlertState::Firing))]));
         apply(&m, &mut fleet, &next(vec![Change::Alert(alert(AlertState::Acknowledged))]));
         let app = fleet.apps.keys().next().expect("an app").clone();
@@ -425,6 +425,7 @@ pub(crate) mod tests {
         let scrape = parse(&m.registry);
         let running = fleet.instances.values().filter(|i| i.state == InstanceState::Running).count();
         assert_eq!(value(&scrape, "quarterdeck_instances", &[("state", "running")]), Some(running as f64));
+        assert_eq!(value(&scrape, "quarterdeck_instances", &[("state", "unhealthy")]), Some(1.0));
         assert_eq!(value(&scrape, "quarterdeck_hosts", &[("state", "up")]), Some(built.hosts.len() as f64));
         assert_eq!(value(&scrape, "quarterdeck_apps", &[]), Some(built.apps.len() as f64 - 1.0));
         let acked = [("rule", "crash_loop"), ("state", "acknowledged")];
