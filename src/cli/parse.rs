@@ -25,6 +25,14 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--metrics-listen`: `IP:PORT` (`[IPv6]:PORT`); a host name is refused, since the
+/// endpoint binds the address itself.
+pub fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not an address to listen on: use IP:PORT, e.g. 127.0.0.1:9100"))
+}
+
 /// `--since`: a duration back from now (`10m`, `1h`) or an RFC 3339 time
 /// (`2026-11-25T10:12:01Z`), as ms since the epoch. A time ahead of now is refused: a log
 /// has nothing after now.

@@ -9,6 +9,8 @@ use clap::Args;
 
 use super::{BusArgs, parse, services};
 use crate::bus::Bus;
+use crate::plane::metrics::count_reconnects;
+use crate::plane::metrics::router::RouterMetrics;
 use crate::plane::router::nginx::NginxApplier;
 use crate::plane::router::{self, RouterConfig};
 use crate::protocol::validate;
@@ -44,6 +46,9 @@ pub struct RouterArgs {
     /// few reloads rather than one per change.
     #[arg(long, default_value = "1s", value_parser = parse::duration, value_name = "DURATION")]
     pub min_reload_interval: Duration,
+
+    #[command(flatten)]
+    pub metrics: services::MetricsArgs,
 }
 
 /// The router's id: `--id`, else `router-<host name>`. Its log lines and its bus
@@ -56,6 +61,8 @@ pub fn router_id(args: &RouterArgs) -> String {
 pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
     let id = router_id(&args);
     validate::name("router id", &id)?;
+    let metrics = Arc::new(RouterMetrics::new());
+    let mut server = args.metrics.start(metrics.clone()).await?;
     let applier =
         NginxApplier::new(&args.state_dir, &args.nginx, args.reload_cmd.clone(), &args.listen.to_string())?;
     if let Some(pid) = applier.running_pid() {
@@ -66,6 +73,9 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
     let stopper =
         NginxApplier::new(&state_dir, &args.nginx, args.reload_cmd.clone(), &args.listen.to_string())?;
     let bus = bus_args.connect(&format!("router/{id}")).await?;
+    if let Some(server) = &mut server {
+        server.own(count_reconnects(bus.connection(), metrics.reconnects()));
+    }
     let config = RouterConfig {
         id: id.clone(),
         listen: args.listen.to_string(),
@@ -73,6 +83,7 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
         coalesce: args.coalesce,
         min_interval: args.min_reload_interval,
         status_period: Duration::from_secs(2),
+        metrics: server.is_some().then_some(metrics),
     };
     log::info!("router {id} applies routes to nginx on {} ({})", args.listen, bus.describe());
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus);
@@ -81,6 +92,9 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
         _ = services::stop_signal() => {
             log::info!("router {id} stopping; nginx finishes its requests and stops");
             stopper.stop().await;
+            if let Some(server) = server {
+                server.stop().await;
+            }
             Ok(())
         }
     }

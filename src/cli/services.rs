@@ -20,8 +20,33 @@ use crate::plane::agent::{self, AgentConfig};
 use crate::plane::controller::lease::Lease;
 use crate::plane::controller::store::{JetStreamConfig, JetStreamStore, Store};
 use crate::plane::controller::{Controller, ControllerConfig, LeaseHold};
+use crate::plane::metrics::agent::AgentMetrics;
+use crate::plane::metrics::controller::ControllerMetrics;
+use crate::plane::metrics::serve::MetricsServer;
+use crate::plane::metrics::{Scrape, count_reconnects};
 use crate::protocol::{ErrorCode, Reply, WireError, subjects, validate};
 use crate::repository::{DirRepository, ObjectStoreRepository, Repository};
+
+/// `--metrics-listen`, the same on the controller, the agent and the router.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://IP:PORT/metrics (e.g. 127.0.0.1:9100; port 0
+    /// takes a free one, which the log names). Off unless given; the README lists the
+    /// metrics.
+    #[arg(long, value_name = "IP:PORT", value_parser = parse::listen_addr)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// Starts the endpoint when the flag is given: a port in use fails here, before the
+    /// service connects to anything.
+    pub async fn start(&self, scrape: Arc<dyn Scrape>) -> Result<Option<MetricsServer>, String> {
+        match self.metrics_listen {
+            Some(addr) => MetricsServer::start(addr, scrape).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct ControllerArgs {
@@ -75,6 +100,9 @@ pub struct ControllerArgs {
 
     #[command(flatten)]
     pub alerts: super::alert_flags::AlertArgs,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -200,6 +228,9 @@ pub struct AgentArgs {
     /// figure becomes its own containers' use of it [default: the engine's].
     #[arg(long, value_parser = parse::memory_mb, value_name = "SIZE")]
     pub share_memory: Option<u64>,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Resolves when the process is asked to stop.
@@ -244,7 +275,12 @@ pub fn controller_id(args: &ControllerArgs) -> String {
 
 pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(), String> {
     let id = controller_id(&args);
+    let metrics = Arc::new(ControllerMetrics::new());
+    let mut server = args.metrics.start(metrics.clone()).await?;
     let bus = bus_args.connect(&format!("controller/{id}")).await?;
+    if let Some(server) = &mut server {
+        server.own(count_reconnects(bus.connection(), metrics.reconnects()));
+    }
     let js_config = JetStreamConfig {
         max_age: args.history_max_age,
         max_messages: args.history_max_msgs,
@@ -263,6 +299,7 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
         step_timeout: args.step_timeout,
         route_stale_after: args.route_stale_after,
         alerts: args.alerts.config(),
+        metrics: server.is_some().then_some(metrics),
         ..ControllerConfig::default()
     };
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus.clone());
@@ -297,6 +334,9 @@ pub async fn run_controller(bus_args: BusArgs, args: ControllerArgs) -> Result<(
         match term {
             Term::Stop => {
                 log::info!("controller {id} stopping");
+                if let Some(server) = server {
+                    server.stop().await;
+                }
                 return Ok(());
             }
             Term::Lost(reason) => {
@@ -408,14 +448,9 @@ pub(crate) fn sim_container_ips(ip: std::net::Ipv4Addr) -> Vec<String> {
     (31u8..=250).filter(|x| *x != d).map(|x| format!("{a}.{b}.{c}.{x}")).collect()
 }
 
-pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String> {
-    validate::name("host id", &args.host_id)?;
-    validate::name("AZ", &args.az)?;
-    for t in &args.tags {
-        validate::tag(t)?;
-    }
-    let bus = bus_args.connect(&format!("agent/{}", args.host_id)).await?;
-    let driver: Arc<dyn RuntimeDriver> = match args.driver {
+/// The runtime driver `--driver` names, set up from the agent's flags.
+async fn runtime_driver(args: &AgentArgs, bus: &NatsBus) -> Result<Arc<dyn RuntimeDriver>, String> {
+    Ok(match args.driver {
         Driver::Sim => SimDriver::new(SimConfig {
             seed: args.sim_seed.unwrap_or_else(|| sim_seed(&args.host_id)),
             cpu_cores: args.sim_cores,
@@ -447,12 +482,12 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
                 health_timeout: args.health_timeout,
                 refresh_period: args.heartbeat,
                 share: HostShare { cores: args.share_cores, memory_mb: args.share_memory },
-                secrets: Some(crate::secrets::Secrets(Arc::new(crate::secrets::KvSecrets::reader(&bus)))),
+                secrets: Some(crate::secrets::Secrets(Arc::new(crate::secrets::KvSecrets::reader(bus)))),
                 ..DockerConfig::new(args.host_id.clone(), args.data_dir.clone(), advertise_ip)
             };
             let repo: Arc<dyn Repository> = match &args.repo_dir {
                 Some(dir) => Arc::new(DirRepository::new(dir).map_err(|e| e.to_string())?),
-                None => Arc::new(ObjectStoreRepository::reader(&bus)),
+                None => Arc::new(ObjectStoreRepository::reader(bus)),
             };
             let docker = DockerDriver::connect(config, repo).await?;
             log::info!(
@@ -462,7 +497,22 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
             );
             Arc::new(docker)
         }
-    };
+    })
+}
+
+pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String> {
+    validate::name("host id", &args.host_id)?;
+    validate::name("AZ", &args.az)?;
+    for t in &args.tags {
+        validate::tag(t)?;
+    }
+    let metrics = Arc::new(AgentMetrics::new());
+    let mut server = args.metrics.start(metrics.clone()).await?;
+    let bus = bus_args.connect(&format!("agent/{}", args.host_id)).await?;
+    if let Some(server) = &mut server {
+        server.own(count_reconnects(bus.connection(), metrics.reconnects()));
+    }
+    let driver = runtime_driver(&args, &bus).await?;
     let config = AgentConfig {
         host_id: args.host_id.clone(),
         hostname: sysinfo::System::host_name().unwrap_or_else(|_| args.host_id.clone()),
@@ -471,6 +521,7 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
         tags: args.tags.clone(),
         heartbeat_period: args.heartbeat,
         poll_interval: Duration::from_millis(250),
+        metrics: server.is_some().then_some(metrics),
     };
     // Exec sessions are recorded into the sessions bucket, which the controller makes.
     let recordings: Arc<dyn Repository> =
@@ -481,6 +532,9 @@ pub async fn run_agent(bus_args: BusArgs, args: AgentArgs) -> Result<(), String>
     log::info!("agent {} ({}, {}) is serving on {}", args.host_id, args.az, args.ip, bus.describe());
     stop_signal().await;
     handle.stop();
+    if let Some(server) = server {
+        server.stop().await;
+    }
     log::info!("agent {} stopping", args.host_id);
     Ok(())
 }

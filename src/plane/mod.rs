@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod controller;
 pub mod fixture;
+pub mod metrics;
 pub mod replies;
 pub mod rng;
 pub mod router;

@@ -269,6 +269,7 @@ async fn start_agents(
             tags: layout.tags.clone(),
             heartbeat_period: config.heartbeat_period,
             poll_interval: Duration::from_millis(200),
+            metrics: None,
         };
         agents.push(agent::start(bus.clone(), driver, agent_config).await.map_err(|e| e.to_string())?);
     }
@@ -284,6 +285,7 @@ fn start_router(bus: &Arc<dyn Bus>) {
         coalesce: Duration::from_millis(100),
         min_interval: Duration::from_millis(500),
         status_period: Duration::from_secs(2),
+        metrics: None,
     };
     tokio::spawn(router::run(bus.clone(), router_config, Box::new(SimApplier)));
 }

@@ -76,6 +76,7 @@ mod docker_registry;
 mod docker_releases;
 mod docker_scale;
 mod docker_secrets;
+mod metrics_scrape;
 mod registry_support;
 mod router_nginx;
 mod stack_support;

@@ -29,6 +29,27 @@ pub struct Stack {
     pub data_dir: PathBuf,
     pub router_dir: PathBuf,
     pub port: u16,
+    /// Where each service serves `/metrics`, when started with `StackConfig::metrics`.
+    pub metrics: Option<MetricsPorts>,
+}
+
+/// The `--metrics-listen` ports of a stack's controller, first agent and router.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsPorts {
+    pub controller: u16,
+    pub agent: u16,
+    pub router: u16,
+}
+
+impl MetricsPorts {
+    fn free() -> MetricsPorts {
+        MetricsPorts { controller: free_port(), agent: free_port(), router: free_port() }
+    }
+}
+
+/// `--metrics-listen 127.0.0.1:PORT`.
+fn metrics_flag(port: u16) -> [String; 2] {
+    ["--metrics-listen".to_string(), format!("127.0.0.1:{port}")]
 }
 
 /// How to start a stack.
@@ -42,6 +63,9 @@ pub struct StackConfig {
     pub route_ttl: &'static str,
     /// The controller's `--stale-after`/`--lost-after` flags.
     pub liveness: Vec<&'static str>,
+    /// Whether the controller, the first agent and the router serve `/metrics`, each on a
+    /// free port of 127.0.0.1 (`Stack::metrics`).
+    pub metrics: bool,
 }
 
 impl Default for StackConfig {
@@ -51,6 +75,7 @@ impl Default for StackConfig {
             agents: 1,
             route_ttl: "2s",
             liveness: vec!["--stale-after", "5", "--lost-after", "100"],
+            metrics: false,
         }
     }
 }
@@ -121,10 +146,14 @@ impl Stack {
             NatsServer::start_mode(test, config.mode, &hosts.iter().map(String::as_str).collect::<Vec<_>>())?;
         let data_dir = nats.dir().join("agent-data");
         let router_dir = nats.dir().join("router");
+        let metrics = config.metrics.then(MetricsPorts::free);
         let mut controller_args = vec!["--route-stale-after", config.route_ttl];
         controller_args.extend_from_slice(&config.liveness);
+        let controller_metrics = metrics.map(|m| metrics_flag(m.controller));
+        controller_args.extend(controller_metrics.iter().flatten().map(String::as_str));
         let controller = Proc::controller(&nats, "c1", &controller_args);
-        let agent_args = docker_agent_args(&first, "az1", &data_dir);
+        let mut agent_args = docker_agent_args(&first, "az1", &data_dir);
+        agent_args.extend(metrics.map(|m| metrics_flag(m.agent)).into_iter().flatten());
         let agent = spawn_agent(&nats, &first, &agent_args);
         let more_agents = hosts[1..]
             .iter()
@@ -147,6 +176,7 @@ impl Stack {
             data_dir,
             router_dir,
             port,
+            metrics,
         };
         stack.start_router(&nginx);
         let url = stack.nats.url();
@@ -160,7 +190,8 @@ impl Stack {
     }
 
     pub fn start_router(&mut self, nginx: &str) {
-        self.router = Some(spawn_router(&self.nats, self.port, &self.router_dir, nginx));
+        let extra: Vec<String> = self.metrics.map(|m| metrics_flag(m.router)).into_iter().flatten().collect();
+        self.router = Some(spawn_router_with(&self.nats, self.port, &self.router_dir, nginx, &extra));
     }
 
     /// Kills the agent with -9 and starts it again with the same flags.
@@ -389,9 +420,30 @@ pub fn docker_agent_args(host: &str, az: &str, data_dir: &std::path::Path) -> Ve
 
 /// A router `r1` running nginx on 127.0.0.1:`port`, its files in `dir`.
 pub fn spawn_router(nats: &NatsServer, port: u16, dir: &std::path::Path, nginx: &str) -> Proc {
+    spawn_router_with(nats, port, dir, nginx, &[])
+}
+
+/// `spawn_router` with `extra` flags.
+pub fn spawn_router_with(
+    nats: &NatsServer,
+    port: u16,
+    dir: &std::path::Path,
+    nginx: &str,
+    extra: &[String],
+) -> Proc {
     let listen = format!("127.0.0.1:{port}");
-    let args =
-        ["router", "--id", "r1", "--listen", &listen, "--state-dir", dir.to_str().unwrap(), "--nginx", nginx];
+    let mut args = vec![
+        "router",
+        "--id",
+        "r1",
+        "--listen",
+        &listen,
+        "--state-dir",
+        dir.to_str().unwrap(),
+        "--nginx",
+        nginx,
+    ];
+    args.extend(extra.iter().map(String::as_str));
     Proc::spawn_as(nats, "router", "router/r1", &args)
 }
 

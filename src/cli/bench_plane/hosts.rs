@@ -65,6 +65,7 @@ pub async fn start(bus: &BusArgs, url: &str, hosts: u32, speed: f64) -> Result<S
                 tags: vec![],
                 heartbeat_period: period,
                 poll_interval: std::time::Duration::from_millis(250),
+                metrics: None,
             };
             let handle = agent::start(Arc::new(conn.clone()), driver, config)
                 .await

@@ -43,6 +43,8 @@ pub struct AgentConfig {
     pub heartbeat_period: Duration,
     /// How often the driver is asked for changes between heartbeats.
     pub poll_interval: Duration,
+    /// The Prometheus metrics each heartbeat updates (`--metrics-listen`), when any.
+    pub metrics: Option<Arc<crate::plane::metrics::agent::AgentMetrics>>,
 }
 
 impl AgentConfig {
@@ -170,9 +172,13 @@ async fn heartbeat(agent: Arc<Agent>) {
             period_ms: c.heartbeat_period.as_millis() as u64,
             unmanaged: agent.driver.unmanaged().await,
         };
+        if let Some(m) = &c.metrics {
+            m.observe(&hb);
+        }
         let env = Envelope::new(c.source(), hb);
-        if let Err(err) = bus::publish(agent.bus.as_ref(), &subjects::heartbeat(&c.host_id), &env).await {
-            log::warn!("{}: heartbeat not sent: {err}", c.host_id);
+        match bus::publish(agent.bus.as_ref(), &subjects::heartbeat(&c.host_id), &env).await {
+            Ok(()) => c.metrics.iter().for_each(|m| m.sent()),
+            Err(err) => log::warn!("{}: heartbeat not sent: {err}", c.host_id),
         }
     }
 }
@@ -700,6 +706,7 @@ mod tests {
             tags: vec![],
             heartbeat_period: Duration::from_secs(60),
             poll_interval: Duration::from_secs(60),
+            metrics: None,
         }
     }
 

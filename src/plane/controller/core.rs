@@ -236,6 +236,9 @@ impl Controller {
         repository: Option<Arc<dyn Repository>>,
     ) -> (Controller, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
+        if let Some(m) = &config.metrics {
+            m.load(&fleet);
+        }
         let (rev, _) = watch::channel(fleet.revision);
         let (committed, _) = watch::channel(fleet.revision);
         let now = Instant::now();
@@ -322,6 +325,9 @@ impl Controller {
     /// What the leader lease allows, as its keeper learns it.
     pub fn set_lease(&self, hold: LeaseHold) {
         self.shared.lease.send_replace(hold);
+        if let Some(m) = &self.shared.config.metrics {
+            m.set_leader(!hold.fenced(Instant::now()));
+        }
     }
 
     /// Whether the controller must not act: its lease renewal failed, or the time its last
@@ -361,6 +367,14 @@ impl Controller {
         while self.backlog() > MAX_QUEUED {
             // Woken by each commit; looked at again now and then in case none comes.
             let _ = tokio::time::timeout(Duration::from_millis(200), committed.changed()).await;
+        }
+    }
+
+    /// Every event up to `rev` is durable: in the stream and the state.
+    fn set_committed(&self, rev: u64) {
+        self.shared.committed.send_replace(rev);
+        if let Some(m) = &self.shared.config.metrics {
+            m.durable(rev);
         }
     }
 
@@ -471,10 +485,19 @@ impl Controller {
                     touched.push((id, core.fleet.instances.get(id).cloned()));
                 }
             }
-            if let Err(gap) = core.fleet.apply(&event) {
+            let metrics = self.shared.config.metrics.as_deref();
+            let counted = metrics.map(|m| m.before(&core.fleet, &event.changes));
+            let applied = core.fleet.apply(&event);
+            if let (Some(m), Some(counted)) = (metrics, counted) {
+                m.after(&core.fleet, counted);
+            }
+            if let Err(gap) = applied {
                 // Unreachable: the revision was computed from the same fleet just above.
                 log::error!("controller produced a revision gap: {gap}");
                 continue;
+            }
+            if let Some(m) = metrics {
+                m.queued(event.rev);
             }
             let core = &mut *core;
             let waits = self.shared.instance_waits.lock().unwrap_or_else(|p| p.into_inner());
@@ -655,7 +678,7 @@ async fn commit_batch(
         };
         if err.stored > 0 {
             done += err.stored;
-            ctl.shared.committed.send_replace(batch[done - 1].envelope.body.rev);
+            ctl.set_committed(batch[done - 1].envelope.body.rev);
             (refused, wait) = (0, Duration::from_millis(100));
         }
         let Some(failed) = batch.get(done) else { break };
@@ -684,7 +707,7 @@ async fn commit_batch(
         wait = (wait * 2).min(Duration::from_secs(5));
     }
     if let Some(last) = batch.last() {
-        ctl.shared.committed.send_replace(last.envelope.body.rev);
+        ctl.set_committed(last.envelope.body.rev);
     }
     Ok(())
 }

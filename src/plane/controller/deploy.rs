@@ -740,6 +740,7 @@ mod tests {
                     tags: h.info.tags.clone(),
                     heartbeat_period: PERIOD,
                     poll_interval: Duration::from_millis(50),
+                    metrics: None,
                 };
                 agents.push(agent::start(bus.clone(), driver, config).await.expect("agent"));
             }

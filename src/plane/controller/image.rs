@@ -152,6 +152,7 @@ mod tests {
             tags: vec![],
             heartbeat_period: PERIOD,
             poll_interval: Duration::from_millis(50),
+            metrics: None,
         };
         let agent = agent::start(bus.clone(), driver, config).await.expect("agent");
         ctl.wait_for(Duration::from_secs(10), |f| f.hosts.get("h1").map(|_| ())).await.expect("h1 joins");

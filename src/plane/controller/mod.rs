@@ -61,6 +61,9 @@ pub struct ControllerConfig {
     pub route_stale_after: Duration,
     /// The alert rules' thresholds and the webhooks (`alerts/`).
     pub alerts: alerts::AlertConfig,
+    /// The Prometheus metrics it keeps up to date (`--metrics-listen`), when any. Shared
+    /// across terms: each term counts its loaded fleet afresh.
+    pub metrics: Option<Arc<crate::plane::metrics::controller::ControllerMetrics>>,
 }
 
 impl Default for ControllerConfig {
@@ -76,6 +79,7 @@ impl Default for ControllerConfig {
             stable_after: Duration::from_secs(30),
             route_stale_after: Duration::from_secs(10),
             alerts: alerts::AlertConfig::default(),
+            metrics: None,
         }
     }
 }

@@ -579,6 +579,7 @@ mod tests {
             tags: vec![],
             heartbeat_period: PERIOD,
             poll_interval: Duration::from_millis(50),
+            metrics: None,
         };
         agent::start(bus.clone(), driver, config).await.expect("agent")
     }

@@ -53,6 +53,8 @@ pub struct RouterConfig {
     /// many instances) becomes a few reloads, not one per change.
     pub min_interval: Duration,
     pub status_period: Duration,
+    /// The Prometheus metrics each status and apply updates (`--metrics-listen`), when any.
+    pub metrics: Option<Arc<crate::plane::metrics::router::RouterMetrics>>,
 }
 
 /// Runs the router until the bus closes.
@@ -113,9 +115,9 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                 if apply_to(applier.as_mut(), &replica, &config, &mut status).await {
                     applied = Some(wanted.config);
                 }
-                publish_status(bus.as_ref(), &source, &status).await;
+                publish_status(bus.as_ref(), &source, &status, config.metrics.as_deref()).await;
             }
-            _ = ticker.tick() => publish_status(bus.as_ref(), &source, &status).await,
+            _ = ticker.tick() => publish_status(bus.as_ref(), &source, &status, config.metrics.as_deref()).await,
         }
     }
 }
@@ -192,12 +194,23 @@ async fn apply_to(
         }
         Err(e) => {
             log::error!("{e}");
+            if let Some(m) = &config.metrics {
+                m.apply_failed();
+            }
             false
         }
     }
 }
 
-async fn publish_status(bus: &dyn Bus, source: &str, status: &RouterStatus) {
+async fn publish_status(
+    bus: &dyn Bus,
+    source: &str,
+    status: &RouterStatus,
+    metrics: Option<&crate::plane::metrics::router::RouterMetrics>,
+) {
+    if let Some(m) = metrics {
+        m.observe(status);
+    }
     let env = Envelope::new(source, status.clone());
     if let Err(e) = bus::publish(bus, &subjects::router_status(&status.id), &env).await {
         log::debug!("router status not sent: {e}");
