@@ -13,7 +13,7 @@ use crate::config_file::{self, ConfigError};
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
 /// Every bindable action, its name in keymap files and its help text, in help order.
-const TABLE: [(Action, &str, &str); 38] = [
+const TABLE: [(Action, &str, &str); 39] = [
     (Action::Help, "help", "show this help"),
     (Action::Palette, "palette", "command palette"),
     (Action::Filter, "filter", "filter the table (regex, !inverts)"),
@@ -52,11 +52,12 @@ const TABLE: [(Action, &str, &str); 38] = [
     (Action::Drain, "drain", "drain host (confirmed)"),
     (Action::ScaleUp, "scale_up", "scale app +1 (confirmed)"),
     (Action::ScaleDown, "scale_down", "scale app -1 (confirmed)"),
+    (Action::Note, "note", "note for the timeline (one line)"),
 ];
 
 /// Every bindable action, in help order.
-pub const BINDABLE: [Action; 38] = {
-    let mut all = [Action::Help; 38];
+pub const BINDABLE: [Action; 39] = {
+    let mut all = [Action::Help; 39];
     let mut i = 0;
     while i < TABLE.len() {
         all[i] = TABLE[i].0;

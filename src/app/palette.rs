@@ -88,6 +88,8 @@ impl App {
                 self.open_wizard_for(Some(&app), version, instances)
             }
             PaletteCommand::Context(name) => self.ask_context(name),
+            PaletteCommand::Note(text) => self.send_note(text),
+            PaletteCommand::Export { window_ms, path } => self.export(window_ms, path),
         }
     }
 }

@@ -33,6 +33,7 @@ impl App {
                 Action::Drain => word("drain"),
                 Action::Rollback => word("rollback"),
                 Action::ScaleUp | Action::ScaleDown => word("scale"),
+                Action::Note => word("note"),
                 // `F` on a forwarded instance only stops it.
                 Action::Forward if !self.forwarding_selected() => word("port-forward"),
                 // `d` with a deploy parked only shows how it goes.
@@ -45,6 +46,7 @@ impl App {
                     Ok(PaletteCommand::Route(verb, _)) => Some(format!("route {}", verb.word())),
                     Ok(PaletteCommand::Deploy { .. }) => word("deploy"),
                     Ok(PaletteCommand::Scale { .. }) => word("scale"),
+                    Ok(PaletteCommand::Note(_)) => word("note"),
                     _ => None,
                 }
             }

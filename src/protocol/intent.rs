@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use super::release::RollbackRequest;
 use super::subjects::{CtlVerb, HostVerb, RouteVerb};
-use super::{DeployRequest, HostRequest, RestartBody, RestartRequest, RouteRequest, ScaleRequest};
+use super::{
+    DeployRequest, HostRequest, NoteRequest, RestartBody, RestartRequest, RouteRequest, ScaleRequest,
+};
 
 /// A command for the controller.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +22,8 @@ pub enum ControlCommand {
     Host(HostVerb, HostRequest),
     Rollback(RollbackRequest),
     Scale(ScaleRequest),
+    /// A line for the incident's timeline.
+    Note(NoteRequest),
 }
 
 impl ControlCommand {
@@ -32,6 +36,7 @@ impl ControlCommand {
             ControlCommand::Host(verb, _) => CtlVerb::Host(*verb),
             ControlCommand::Rollback(_) => CtlVerb::Rollback,
             ControlCommand::Scale(_) => CtlVerb::Scale,
+            ControlCommand::Note(_) => CtlVerb::Note,
         }
     }
 
@@ -61,6 +66,7 @@ impl ControlCommand {
                 None => format!("rollback {} to the release before", r.app),
             },
             ControlCommand::Scale(r) => format!("scale {} to {}", r.app, r.instances),
+            ControlCommand::Note(_) => "note".into(),
         }
     }
 }
@@ -96,6 +102,17 @@ pub struct ExecStart {
     pub host: String,
     pub instance: String,
     pub cmd: Vec<String>,
+}
+
+/// The handover timeline of `since..=until` written as Markdown to `path` (the cockpit's
+/// `:export`): its history is asked of the controller, as `ctl timeline` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineExport {
+    pub since: u64,
+    pub until: u64,
+    pub path: PathBuf,
+    /// The plane the title names.
+    pub plane: String,
 }
 
 /// An artifact file to put in the repository, for `app@version` (the wizard, before its

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::core::{Controller, Draft};
 use super::paging;
 use super::refusals::Refusals;
-use super::{audit, deploy, ops, releases, scale, secrets};
+use super::{audit, deploy, notes, ops, releases, scale, secrets};
 use crate::bus::{Message, Subscription};
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
@@ -20,7 +20,7 @@ use crate::protocol::release::{Cause, ReleasesRequest, RollbackRequest};
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change, Constraints,
-    DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind,
+    DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, NoteRequest, OperationKind,
     OperationState, Reply, RestartBody, RestartRequest, Route, RouteRequest, RouteState, ScaleRequest,
     SecretSetRequest, SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
 };
@@ -281,8 +281,9 @@ fn handle_checked(ctl: &Controller, refusals: &mut Refusals, msg: &Message, prep
         CtlVerb::AppRemove => command(ctl, refusals, cmd, |ctl, req: AppRemoveRequest, id| {
             scale::start_app_remove(ctl, req, id)
         }),
-        // SKELETON(#20): the alerts and notes helpers replace this arm.
-        CtlVerb::AlertAck | CtlVerb::AlertSilence | CtlVerb::Note => encode_reply::<()>(
+        CtlVerb::Note => command(ctl, refusals, cmd, |ctl, req: NoteRequest, _| notes::accept(ctl, &req)),
+        // SKELETON(#20): the alerts helper replaces this arm.
+        CtlVerb::AlertAck | CtlVerb::AlertSilence => encode_reply::<()>(
             ctl,
             Reply::Error(WireError::bad_request(format!("{} is not served yet", verb.as_str()))),
         ),
@@ -430,6 +431,11 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     if let Err(err) = &result {
         log::info!("refused {} from {}: {}", msg.subject, validate::quoted(&envelope.source), err.reason);
     }
+    // An accepted note is its own record: its NOTE event instead of an AUDIT event.
+    let mut note = match (cmd.verb, &result) {
+        (CtlVerb::Note, Ok(_)) => notes::text_of(&request),
+        _ => None,
+    };
     let record = audit::record(
         cmd.verb,
         cmd.user,
@@ -446,7 +452,11 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     let answer = encode_reply(ctl, Reply::from(result));
     ctl.mutate(|core| {
         core.replies.insert(&envelope.id, answer.clone());
-        (records.into_iter().map(audit::draft_of).collect(), ())
+        let draft = |r| match note.take() {
+            Some(text) => notes::draft_of(text, r),
+            None => audit::draft_of(r),
+        };
+        (records.into_iter().map(draft).collect(), ())
     });
     answer
 }
