@@ -16,6 +16,10 @@ use super::model::{Operation, OperationKind, OperationState};
 /// The most characters a note keeps, after trimming.
 pub const NOTE_MAX_CHARS: usize = 2000;
 
+/// The most bytes of a note's UTF-8: an event's message is cut past 4 KiB, and a note is
+/// kept whole or refused, never cut.
+pub const NOTE_MAX_BYTES: usize = 4000;
+
 /// A note's text as it is kept: trimmed, 1 to [`NOTE_MAX_CHARS`] characters, one line
 /// (a note is a line of the timeline, and a table row in its Markdown), without control
 /// characters (they would reach terminals through `ctl events`).
@@ -27,6 +31,9 @@ pub fn check_note(text: &str) -> Result<&str, String> {
     let n = t.chars().count();
     if n > NOTE_MAX_CHARS {
         return Err(format!("a note is at most {NOTE_MAX_CHARS} characters; this one has {n}"));
+    }
+    if t.len() > NOTE_MAX_BYTES {
+        return Err(format!("a note is at most {NOTE_MAX_BYTES} bytes of UTF-8; this one has {}", t.len()));
     }
     if t.contains(['\n', '\r']) {
         return Err("a note is one line: it may not contain a line break".into());
@@ -229,7 +236,8 @@ fn alert(e: &Event) -> What {
             state: state.into(),
             rule: a.rule.as_str().into(),
             subject: a.subject.to_string(),
-            summary: e.message.clone(),
+            // What the rule saw; the event's message for an alert that says nothing.
+            summary: if a.summary.is_empty() { e.message.clone() } else { a.summary.clone() },
             by: a.acked_by.clone().filter(|_| e.kind == EventKind::AlertAcknowledged),
         },
         None => What::Alert {
@@ -336,6 +344,10 @@ impl What {
                     String::new(),
                     format!("{} ({}){why}", md_escape(target), md_escape(operation_id)),
                 )
+            }
+            // The controller's messages name the instance first; one that does not gets it.
+            What::Crash { instance, reason, .. } if reason.starts_with(instance.as_str()) => {
+                ("crash".into(), String::new(), md_escape(reason))
             }
             What::Crash { instance, reason, .. } => {
                 ("crash".into(), String::new(), format!("{}: {}", md_escape(instance), md_escape(reason)))

@@ -210,7 +210,10 @@ fn markdown_escapes_what_would_break_a_table() {
 fn a_note_is_one_line_of_1_to_2000_characters() {
     assert_eq!(check_note("  db failover done  "), Ok("db failover done"));
     assert!(check_note("   ").unwrap_err().contains("empty"));
-    assert!(check_note(&"é".repeat(2000)).is_ok());
+    assert!(check_note(&"é".repeat(2000)).is_ok(), "2000 characters of 2 bytes");
+    assert!(
+        check_note(&"€".repeat(1400)).unwrap_err().contains("at most 4000 bytes of UTF-8; this one has 4200")
+    );
     assert!(
         check_note(&"é".repeat(2001)).unwrap_err().contains("at most 2000 characters; this one has 2001")
     );
