@@ -34,7 +34,7 @@ const TABLE: [(Action, &str, &str); 39] = [
     (Action::Bottom, "bottom", "last row"),
     (Action::Detail, "detail", "detail of the row"),
     (Action::Back, "back", "close/back/clear filter"),
-    (Action::Deploy, "deploy", "guided deploy: form, plan, progress"),
+    (Action::Deploy, "deploy", "guided deploy (wizard)"),
     (Action::Restart, "restart", "restart row or marked (confirmed)"),
     (Action::AddRoute, "add_route", "add a route (form)"),
     (Action::Remove, "remove", "remove route (confirmed)"),
@@ -48,11 +48,11 @@ const TABLE: [(Action, &str, &str); 39] = [
     (Action::Mark, "mark", "mark/unmark, move down"),
     (Action::Copy, "copy", "copy id (OSC 52)"),
     (Action::Mouse, "mouse", "mouse capture on/off"),
-    (Action::Cordon, "cordon", "cordon host on/off (confirmed)"),
+    (Action::Cordon, "cordon", "cordon on/off (confirmed)"),
     (Action::Drain, "drain", "drain host (confirmed)"),
     (Action::ScaleUp, "scale_up", "scale app +1 (confirmed)"),
     (Action::ScaleDown, "scale_down", "scale app -1 (confirmed)"),
-    (Action::Note, "note", "note for the timeline (one line)"),
+    (Action::Note, "note", "note for the timeline"),
 ];
 
 /// Every bindable action, in help order.
