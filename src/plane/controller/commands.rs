@@ -197,7 +197,7 @@ fn commit_records(ctl: &Controller, records: Vec<AuditRecord>) {
 }
 
 #[cfg(test)]
-fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
+pub(super) fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
     handle_checked(ctl, refusals, msg, Prepared::Nothing)
 }
 
