@@ -4,12 +4,13 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::default_export_name;
+use crate::actions::Panel;
 use crate::actions::keymap::Keymap;
 use crate::actions::{Action, Effect};
 use crate::app::Overlay;
 use crate::backend::Inbound;
-use crate::protocol::{ControlCommand, NoteRequest, TimelineExport};
-use crate::views::harness::{app, screen, sent, type_text};
+use crate::protocol::{ControlCommand, EventKind, NoteRequest, TimelineExport};
+use crate::views::harness::{app, audit_event, feed, screen, sent, type_text};
 
 #[test]
 fn n_opens_a_line_enter_sends_the_note_and_esc_drops_it() {
@@ -86,4 +87,19 @@ fn export_asks_the_backend_for_the_window_and_says_where_it_went() {
     type_text(&mut app, "export 6h a b");
     assert!(app.update(Action::Submit).is_empty());
     assert!(screen(&mut app, 160, 16).contains("unexpected \"b\""));
+}
+
+#[test]
+fn the_events_panel_shows_a_note_with_who_wrote_it() {
+    let mut app = app();
+    let mut note = audit_event(&app, serde_json::json!({"text": "db failover done"}), "note", true);
+    note.kind = EventKind::Note;
+    note.message = "db failover done".into();
+    feed(&mut app, note);
+    app.update(Action::ShowPanel(Panel::Events));
+    let shown = screen(&mut app, 160, 20);
+    assert!(
+        shown.contains("NOTE") && shown.contains("db failover done — alice@bastion-1"),
+        "{shown}"
+    );
 }
