@@ -98,8 +98,5 @@ fn the_events_panel_shows_a_note_with_who_wrote_it() {
     feed(&mut app, note);
     app.update(Action::ShowPanel(Panel::Events));
     let shown = screen(&mut app, 160, 20);
-    assert!(
-        shown.contains("NOTE") && shown.contains("db failover done — alice@bastion-1"),
-        "{shown}"
-    );
+    assert!(shown.contains("NOTE") && shown.contains("db failover done — alice@bastion-1"), "{shown}");
 }

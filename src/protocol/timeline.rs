@@ -4,7 +4,7 @@
 //! Markdown for a ticket or as JSON. Pure: `ctl timeline` and the cockpit's `:export`
 //! fetch the events and write the result. Also the one rule for a note's text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -142,10 +142,14 @@ pub fn build(plane: &str, since: u64, until: u64, events: &[Event]) -> Timeline 
     // How each operation ended, for the actions that started one.
     let ends: BTreeMap<String, OperationEnd> =
         events.iter().filter_map(OperationEnd::from_event).map(|end| (end.id.clone(), end)).collect();
+    let ended = ended_sessions(events);
     let mut deploys: BTreeMap<&str, &Operation> = BTreeMap::new();
     let mut entries = Vec::new();
     let mut summary = Summary::default();
     for e in in_window() {
+        if started_session(e).is_some_and(|s| ended.contains(s)) {
+            continue;
+        }
         let Some(what) = entry_of(e, &ends, &mut deploys) else { continue };
         match &what {
             What::Alert { .. } => summary.alerts += 1,
@@ -158,6 +162,28 @@ pub fn build(plane: &str, since: u64, until: u64, events: &[Event]) -> Timeline 
         entries.push(Entry { ts: e.ts, time: format!("{} UTC", datetime(e.ts)), rev: e.rev, what });
     }
     Timeline { plane: plane.to_string(), since, until, summary, entries }
+}
+
+/// The sessions (exec, port-forward) whose end is on record: their end's entry says it
+/// all (how it ended, the recording), so their start's is left out.
+fn ended_sessions(events: &[Event]) -> BTreeSet<&str> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let req = &e.audit.as_deref()?.request;
+            req.get("ended_at").filter(|v| !v.is_null())?;
+            req.get("session")?.as_str()
+        })
+        .collect()
+}
+
+/// The session a session's start record names (an `AUDIT` event without `ended_at`).
+fn started_session(e: &Event) -> Option<&str> {
+    let req = &e.audit.as_deref()?.request;
+    if req.get("ended_at").is_some_and(|v| !v.is_null()) {
+        return None;
+    }
+    req.get("session")?.as_str()
 }
 
 /// The entry one event makes, if it is one the handover lists.

@@ -112,8 +112,11 @@ fn incident() -> Vec<Event> {
     restarted.changes = vec![ended("op-r", OperationState::Succeeded, None)];
     let mut note = event(9, 150, EventKind::Note, "rolled back by hand | see *INC-42*");
     note.audit = Some(record("note", "bob", json!({"text": "x"}), accepted(None)));
+    let mut exec_start = event(10, 155, EventKind::Audit, "bob: exec started");
+    let request = json!({"instance": "shop-1", "command": "sh", "session": "s-abc", "started_at": T0});
+    exec_start.audit = Some(record("exec", "bob", request, accepted(None)));
     let mut exec = event(10, 160, EventKind::Audit, "bob: exec");
-    let request = json!({"instance": "shop-1", "command": "sh", "recording": "s-abc"});
+    let request = json!({"instance": "shop-1", "command": "sh", "session": "s-abc", "ended_at": T0, "recording": "s-abc"});
     exec.audit = Some(record("exec", "bob", request, accepted(None)));
     let mut refused = event(11, 170, EventKind::Audit, "bob: route");
     let no = AuditOutcome {
@@ -136,6 +139,7 @@ fn incident() -> Vec<Event> {
         restart_op,
         restarted,
         note,
+        exec_start,
         exec,
         refused,
         resolved,
