@@ -541,7 +541,9 @@ impl Ctl {
         }
         match &a.output {
             Some(path) => {
-                std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                tokio::fs::write(path, text)
+                    .await
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 eprintln!("timeline written to {}", path.display());
             }
             // Not through `out!`: the text was escaped for Markdown and JSON already, and
