@@ -530,8 +530,16 @@ fn event_line(e: &Event) -> String {
 }
 
 impl Ctl {
-    async fn timeline(&self, plane: &str, a: super::ctl_timeline::TimelineArgs) -> Result<ExitCode, String> {
+    async fn timeline(
+        &self,
+        plane: &str,
+        mut a: super::ctl_timeline::TimelineArgs,
+    ) -> Result<ExitCode, String> {
         use super::ctl_timeline as tl;
+        // ctl's own `--json` asks for JSON here too, rather than being ignored.
+        if self.json {
+            a.format = tl::Format::Json;
+        }
         let events = crate::client::timeline::history(&self.bus, &self.source, a.since, self.timeout)
             .await
             .map_err(refusal)?;

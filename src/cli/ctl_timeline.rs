@@ -44,7 +44,8 @@ pub struct TimelineArgs {
     /// Where it ends, in the same forms [default: now].
     #[arg(long, value_parser = window_start, value_name = "WHEN")]
     pub until: Option<u64>,
-    /// `md`: Markdown to paste into a ticket; `json`: the same entries for scripts.
+    /// `md`: Markdown to paste into a ticket; `json` (or ctl's `--json`): the same entries
+    /// for scripts.
     #[arg(long, value_enum, default_value = "md")]
     pub format: Format,
     /// Write to this file instead of stdout.
