@@ -13,7 +13,7 @@ use crate::config_file::{self, ConfigError};
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
 /// Every bindable action, its name in keymap files and its help text, in help order.
-const TABLE: [(Action, &str, &str); 40] = [
+const TABLE: [(Action, &str, &str); 41] = [
     (Action::Help, "help", "show this help"),
     (Action::Palette, "palette", "command palette"),
     (Action::Filter, "filter", "filter (regex, !inverts)"),
@@ -35,7 +35,7 @@ const TABLE: [(Action, &str, &str); 40] = [
     (Action::Bottom, "bottom", "last row"),
     (Action::Detail, "detail", "detail; alert: its subject"),
     (Action::Back, "back", "close/back/clear filter"),
-    (Action::Deploy, "deploy", "guided deploy: form, plan, progress"),
+    (Action::Deploy, "deploy", "guided deploy (wizard)"),
     (Action::Restart, "restart", "restart (confirmed)"),
     (Action::AddRoute, "add_route", "insert a route (form)"),
     (Action::Ack, "ack", "ack alert (confirmed)"),
@@ -54,11 +54,12 @@ const TABLE: [(Action, &str, &str); 40] = [
     (Action::Drain, "drain", "drain host (confirmed)"),
     (Action::ScaleUp, "scale_up", "scale app +1 (confirmed)"),
     (Action::ScaleDown, "scale_down", "scale app -1 (confirmed)"),
+    (Action::Note, "note", "note for the timeline"),
 ];
 
 /// Every bindable action, in help order.
-pub const BINDABLE: [Action; 40] = {
-    let mut all = [Action::Help; 40];
+pub const BINDABLE: [Action; 41] = {
+    let mut all = [Action::Help; 41];
     let mut i = 0;
     while i < TABLE.len() {
         all[i] = TABLE[i].0;

@@ -6,7 +6,7 @@ pub mod keymap;
 pub mod palette;
 pub mod prompt;
 
-use crate::protocol::{ControlCommand, ExecStart, ForwardStart, LogsStart, UploadRequest};
+use crate::protocol::{ControlCommand, ExecStart, ForwardStart, LogsStart, TimelineExport, UploadRequest};
 
 /// The cockpit's panels, in tab order (and number-key order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,6 +167,8 @@ pub enum Action {
     /// instance), confirmed.
     ScaleUp,
     ScaleDown,
+    /// `n`: a note for the incident's timeline, typed on one line.
+    Note,
 }
 
 /// Keys of the logs view that the panels do not have: `f` follow, `n` / `N` next /
@@ -250,4 +252,7 @@ pub enum Effect {
     /// Connect to the named context's plane; once connected, the event loop replaces the
     /// backend and tells the app (`App::switched`), or says why not (`App::switch_failed`).
     SwitchContext(String),
+    /// Write the handover timeline to a file (`:export`): the backend asks the controller
+    /// for the history and writes it; the answer comes back as `Inbound::Exported`.
+    Export(TimelineExport),
 }

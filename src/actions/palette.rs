@@ -15,6 +15,8 @@
 //! :context [NAME]                                          list the contexts, or switch to one
 //! :ack ID                                                  acknowledge an alert (confirmed)
 //! :silence SUBJECT DURATION [REASON...]                    silence a subject (0 lifts; confirmed)
+//! :note TEXT                                               a note for the timeline (`n`)
+//! :export [WINDOW] [FILE]                                  the handover timeline (2h) to a file
 //! ```
 
 use super::Panel;
@@ -53,7 +55,18 @@ pub enum PaletteCommand {
     Ack(String),
     /// Silence a subject's alerts for a while, or lift the silence (confirmed).
     Silence(SilenceRequest),
+    /// A note for the timeline, checked (`protocol::timeline::check_note`).
+    Note(String),
+    /// The Markdown timeline of the last `window_ms` to `path` (`None`: a name with the
+    /// time, in the working directory).
+    Export {
+        window_ms: u64,
+        path: Option<String>,
+    },
 }
+
+/// `:export`'s window when none is given: two hours.
+pub const EXPORT_WINDOW_MS: u64 = 2 * 3_600_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestartTarget {
@@ -64,7 +77,7 @@ pub enum RestartTarget {
     Marked,
 }
 
-const VERBS: [&str; 18] = [
+const VERBS: [&str; 20] = [
     "hosts",
     "instances",
     "routes",
@@ -83,6 +96,8 @@ const VERBS: [&str; 18] = [
     "alerts",
     "ack",
     "silence",
+    "note",
+    "export",
 ];
 
 /// The longest silence the palette sets: a month. Longer is a rule to change, not a
@@ -117,7 +132,41 @@ pub fn parse(line: &str, fleet: &Fleet) -> Result<PaletteCommand, String> {
             [name] => Ok(PaletteCommand::Context(Some(name.to_string()))),
             [_, extra, ..] => Err(format!("context [NAME]: unexpected {extra:?}")),
         },
+        "note" => {
+            let text = line.trim_start().strip_prefix("note").unwrap_or_default();
+            crate::protocol::timeline::check_note(text).map(|t| PaletteCommand::Note(t.to_string()))
+        }
+        "export" => export(args),
         other => Err(format!("unknown command {other:?}: try {}", VERBS.join(", "))),
+    }
+}
+
+/// `export [WINDOW] [FILE]`: a window of whole minutes, hours or days (`90m`, `6h`, `1d`,
+/// at most 30 days), then the file.
+fn export(args: &[&str]) -> Result<PaletteCommand, String> {
+    let usage = "export [WINDOW] [FILE], e.g. export 6h incident.md";
+    let window = |w: &str| -> Option<u64> {
+        let (n, unit) = w.split_at(w.len().checked_sub(1)?);
+        let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+        let ms = match unit {
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return None,
+        };
+        Some(n.saturating_mul(ms))
+    };
+    let (window_ms, rest) = match args.split_first().and_then(|(w, rest)| Some((window(w)?, rest))) {
+        Some(found) => found,
+        None => (EXPORT_WINDOW_MS, args),
+    };
+    if window_ms > 30 * 86_400_000 {
+        return Err(format!("{usage}: the window is at most 30d"));
+    }
+    match rest {
+        [] => Ok(PaletteCommand::Export { window_ms, path: None }),
+        [path] => Ok(PaletteCommand::Export { window_ms, path: Some(path.to_string()) }),
+        [_, extra, ..] => Err(format!("{usage}: unexpected {extra:?} (a file name has no spaces here)")),
     }
 }
 

@@ -15,8 +15,8 @@ use crate::actions::Panel;
 use crate::backend::Replica;
 use crate::protocol::clock::{age, ago_coarse, heartbeat_age, hms, uptime_coarse};
 use crate::protocol::{
-    Alert, AlertState, AppSpec, Event, Host, HostSchedule, HostState, Instance, InstanceState, Route,
-    RouteState, Verdict,
+    Alert, AlertState, AppSpec, Event, EventKind, Host, HostSchedule, HostState, Instance, InstanceState,
+    Route, RouteState, Verdict,
 };
 
 /// What a cell means, for the theme to colour: the views map each to a style.
@@ -428,9 +428,20 @@ pub fn event_row(e: &Event) -> Row<'_> {
             num(e.rev.to_string(), SortKey::Num(e.rev as f64), Tone::Muted),
             cell(kind, SortKey::Text(e.kind.as_str().into()), if bad { Tone::Bad } else { Tone::Accent }),
             text(e.app.as_deref().unwrap_or("-"), Tone::Text),
-            text(e.message.as_str(), Tone::Text),
+            text(event_message(e), Tone::Text),
         ],
         flags: "",
+    }
+}
+
+/// The message column: a note with who wrote it (`— alice@jump`), as the timeline names
+/// them; any other event's message as it is.
+fn event_message(e: &Event) -> Cow<'_, str> {
+    match (e.kind, e.audit.as_deref()) {
+        (EventKind::Note, Some(r)) => {
+            format!("{} — {}", e.message, crate::protocol::timeline::author(r)).into()
+        }
+        _ => e.message.as_str().into(),
     }
 }
 

@@ -21,6 +21,7 @@ mod host_ops;
 pub mod logs;
 mod marks;
 mod navigation;
+mod notes;
 mod palette;
 pub mod pulls;
 mod read_only;

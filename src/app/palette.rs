@@ -90,6 +90,8 @@ impl App {
             PaletteCommand::Context(name) => self.ask_context(name),
             PaletteCommand::Ack(id) => self.ask_ack_id(id),
             PaletteCommand::Silence(req) => self.ask_silence(req),
+            PaletteCommand::Note(text) => self.send_note(text),
+            PaletteCommand::Export { window_ms, path } => self.export(window_ms, path),
         }
     }
 }

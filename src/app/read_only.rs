@@ -34,6 +34,7 @@ impl App {
                 Action::Drain => word("drain"),
                 Action::Rollback => word("rollback"),
                 Action::ScaleUp | Action::ScaleDown => word("scale"),
+                Action::Note => word("note"),
                 // `F` on a forwarded instance only stops it.
                 Action::Forward if !self.forwarding_selected() => word("port-forward"),
                 // `d` with a deploy parked only shows how it goes.
@@ -48,6 +49,7 @@ impl App {
                     Ok(PaletteCommand::Scale { .. }) => word("scale"),
                     Ok(PaletteCommand::Ack(_)) => word("ack"),
                     Ok(PaletteCommand::Silence(_)) => word("silence"),
+                    Ok(PaletteCommand::Note(_)) => word("note"),
                     _ => None,
                 }
             }

@@ -99,6 +99,7 @@ impl App {
             Action::Shell => self.open_shell(None, vec![]),
             Action::Cordon => self.ask_cordon(),
             Action::Drain => self.ask_drain(),
+            Action::Note => self.open_note(),
             Action::Mouse => {
                 self.mouse = !self.mouse;
                 let word = if self.mouse {
@@ -205,6 +206,10 @@ impl App {
             Inbound::Forward { session, event } => self.apply_forward(session, event),
             Inbound::Releases { app, result } => {
                 self.apply_releases(app, result);
+                vec![]
+            }
+            Inbound::Exported { path, result } => {
+                self.exported(path, result);
                 vec![]
             }
         }

@@ -13,7 +13,8 @@ use crate::client::{self, ClientOptions, Feed, Resyncer};
 use crate::protocol::clock::now_ms;
 use crate::protocol::subjects::CtlVerb;
 use crate::protocol::{
-    Accepted, ControlCommand, Envelope, ForwardStart, LogsStart, Operator, UploadRequest, WhoAmI,
+    Accepted, ControlCommand, Envelope, ForwardStart, LogsStart, Operator, TimelineExport, UploadRequest,
+    WhoAmI,
 };
 
 /// How long a command may take to be accepted or refused.
@@ -38,6 +39,8 @@ pub enum BackendRequest {
     ForwardStop(u64),
     /// An app's releases (a read: allowed in read-only mode, and to viewers).
     Releases(String),
+    /// The handover timeline to a file (a read: allowed in read-only mode).
+    Export(TimelineExport),
 }
 
 /// What the backend tells the app: the follow's `Feed`, in the order it happened, and the
@@ -73,6 +76,11 @@ pub enum Inbound {
     Releases {
         app: String,
         result: Result<crate::protocol::release::ReleaseList, CommandError>,
+    },
+    /// An `Export` ended: the file written and its number of entries, or why not.
+    Exported {
+        path: std::path::PathBuf,
+        result: Result<usize, String>,
     },
 }
 
@@ -262,6 +270,10 @@ impl Backend {
                 ));
                 true
             }
+            BackendRequest::Export(req) => {
+                tokio::spawn(super::export::export(bus, source, req, self.updates.clone()));
+                true
+            }
             BackendRequest::Upload(req) if self.identity.read_only => {
                 self.tell(Inbound::Uploaded { path: req.path, result: Err(CommandError::ReadOnly) }).await
             }
@@ -321,6 +333,7 @@ async fn send_command(
         ControlCommand::Scale(r) => send(bus, cmd.verb(), &source, operator, r).await,
         ControlCommand::AlertAck(r) => send(bus, cmd.verb(), &source, operator, r).await,
         ControlCommand::AlertSilence(r) => send(bus, cmd.verb(), &source, operator, r).await,
+        ControlCommand::Note(r) => send(bus, cmd.verb(), &source, operator, r).await,
     };
     let result = result.map_err(CommandError::from);
     let _ = updates.send(Inbound::CommandDone { what, result }).await;

@@ -6,6 +6,7 @@
 mod client;
 mod error;
 mod exec;
+mod export;
 mod forward;
 mod logs;
 pub mod upload;

@@ -159,6 +159,13 @@ pub enum CtlCommand {
     /// they still fire and show, and no webhook is sent; `--lift SUBJECT` ends it early.
     /// Audited.
     Silence(super::ctl_alerts::SilenceArgs),
+    /// Add a note to the incident's timeline: free text (one line, 1 to 2000 characters),
+    /// kept as a NOTE event with who wrote it; the Events panel and `ctl timeline` show it.
+    Note(super::ctl_timeline::NoteArgs),
+    /// The handover of a window of the history: alerts fired, acknowledged and resolved,
+    /// operator actions with who and how they ended, notes, deploys, crash reasons and
+    /// exec recordings, in time order; Markdown (to paste into a ticket) or JSON.
+    Timeline(super::ctl_timeline::TimelineArgs),
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +397,8 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         super::exec::refuse_read_only(a)?;
     }
     let bus = bus_args.connect_now("ctl").await?;
+    // The plane a timeline names: the context, else the URL.
+    let plane = bus_args.context.clone().or_else(|| bus_args.nats.clone()).unwrap_or_default();
     // Every command carries who sent it, for the controller's audit trail.
     let (user, host) = super::login();
     let ctl = Ctl {
@@ -431,6 +440,11 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
             ctl.command(CtlVerb::AlertAck, req, None, None).await
         }
         CtlCommand::Silence(a) => ctl.command(CtlVerb::AlertSilence, a.request()?, None, None).await,
+        CtlCommand::Note(a) => {
+            let req = crate::protocol::NoteRequest { text: a.text() };
+            ctl.command(CtlVerb::Note, req, a.command_id, None).await
+        }
+        CtlCommand::Timeline(a) => ctl.timeline(&plane, a).await,
     }
 }
 
@@ -535,6 +549,41 @@ fn event_line(e: &Event) -> String {
 }
 
 impl Ctl {
+    async fn timeline(
+        &self,
+        plane: &str,
+        mut a: super::ctl_timeline::TimelineArgs,
+    ) -> Result<ExitCode, String> {
+        use super::ctl_timeline as tl;
+        // ctl's own `--json` asks for JSON here too, rather than being ignored.
+        if self.json {
+            a.format = tl::Format::Json;
+        }
+        let events = crate::client::timeline::history(&self.bus, &self.source, a.since, self.timeout)
+            .await
+            .map_err(refusal)?;
+        let (text, warning) = tl::render(plane, &a, &events)?;
+        if let Some(w) = warning {
+            eprintln!("warning: {w}");
+        }
+        match &a.output {
+            Some(path) => {
+                tokio::fs::write(path, text)
+                    .await
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                eprintln!("timeline written to {}", path.display());
+            }
+            // Not through `out!`: the text was escaped for Markdown and JSON already, and
+            // control characters never reach a note or a message unescaped by JSON.
+            None => {
+                if std::io::stdout().lock().write_all(text.as_bytes()).is_err() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
     async fn fetch(&self) -> Result<Fleet, String> {
         crate::client::snapshot::fetch_fleet(&self.bus, &self.source, self.timeout).await.map_err(refusal)
     }

@@ -9,6 +9,7 @@ mod follow;
 pub mod forward;
 pub mod replica;
 pub mod snapshot;
+pub mod timeline;
 pub mod tunnel;
 
 pub use follow::{ClientHandle, ClientOptions, Feed, REQUEST_TIMEOUT, Resyncer, spawn, spawn_into};

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use super::release::RollbackRequest;
 use super::subjects::{CtlVerb, HostVerb, RouteVerb};
 use super::{
-    AlertAckRequest, DeployRequest, HostRequest, RestartBody, RestartRequest, RouteRequest, ScaleRequest,
-    SilenceRequest,
+    AlertAckRequest, DeployRequest, HostRequest, NoteRequest, RestartBody, RestartRequest, RouteRequest,
+    ScaleRequest, SilenceRequest,
 };
 
 /// A command for the controller.
@@ -27,6 +27,8 @@ pub enum ControlCommand {
     AlertAck(AlertAckRequest),
     /// Silence a subject's alerts for a while (0 lifts the silence).
     AlertSilence(SilenceRequest),
+    /// A line for the incident's timeline.
+    Note(NoteRequest),
 }
 
 impl ControlCommand {
@@ -41,6 +43,7 @@ impl ControlCommand {
             ControlCommand::Scale(_) => CtlVerb::Scale,
             ControlCommand::AlertAck(_) => CtlVerb::AlertAck,
             ControlCommand::AlertSilence(_) => CtlVerb::AlertSilence,
+            ControlCommand::Note(_) => CtlVerb::Note,
         }
     }
 
@@ -75,6 +78,7 @@ impl ControlCommand {
             ControlCommand::AlertSilence(r) => {
                 format!("silence {} for {}", r.subject, super::clock::age(r.for_ms))
             }
+            ControlCommand::Note(_) => "note".into(),
         }
     }
 }
@@ -110,6 +114,17 @@ pub struct ExecStart {
     pub host: String,
     pub instance: String,
     pub cmd: Vec<String>,
+}
+
+/// The handover timeline of `since..=until` written as Markdown to `path` (the cockpit's
+/// `:export`): its history is asked of the controller, as `ctl timeline` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineExport {
+    pub since: u64,
+    pub until: u64,
+    pub path: PathBuf,
+    /// The plane the title names.
+    pub plane: String,
 }
 
 /// An artifact file to put in the repository, for `app@version` (the wizard, before its

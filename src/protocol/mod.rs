@@ -22,6 +22,7 @@ pub mod model;
 pub mod release;
 pub mod scheduler;
 pub mod subjects;
+pub mod timeline;
 pub mod traffic;
 pub mod validate;
 
@@ -32,7 +33,7 @@ pub use audit::{AuditOutcome, AuditRecord, OperationEnd, Operator, Repeated, Res
 pub use envelope::{Envelope, ProtocolError, decode, decode_body, encode};
 pub use event::{Change, Event, EventKind};
 pub use fleet::{ChangeRefused, Fleet, Gap, steps_in_history};
-pub use intent::{ControlCommand, ExecStart, ForwardStart, LogsStart, UploadRequest};
+pub use intent::{ControlCommand, ExecStart, ForwardStart, LogsStart, TimelineExport, UploadRequest};
 pub use messages::*;
 pub use model::*;
 pub use traffic::{Traffic, TrafficStats};

@@ -294,6 +294,7 @@ async fn carry_out(
             Effect::ForwardStop(session) => BackendRequest::ForwardStop(session),
             Effect::Upload(req) => BackendRequest::Upload(req),
             Effect::Releases(app) => BackendRequest::Releases(app),
+            Effect::Export(req) => BackendRequest::Export(req),
             Effect::Copy(text) => {
                 terminal::copy(terminal, &text)?;
                 continue;

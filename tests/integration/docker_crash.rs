@@ -39,7 +39,7 @@ done
 const SLOW: Duration = Duration::from_secs(90);
 
 /// Deploys the crashing app `site` (one instance, 64 MB) and returns its container id.
-fn deploy_crasher(stack: &Stack) -> String {
+pub(crate) fn deploy_crasher(stack: &Stack) -> String {
     let artifact = stack.nats.dir().join("crasher.tar.gz");
     std::fs::write(&artifact, site(&[("index.html", "<h1>crasher</h1>"), ("run.sh", RUN_SH)]))
         .expect("artifact");

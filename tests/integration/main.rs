@@ -12,6 +12,7 @@ mod cockpit_headless;
 mod cockpit_typed_errors_nats;
 mod docker_superseded;
 mod docker_support;
+mod docker_timeline;
 mod lab_chaos;
 mod lab_fleet;
 mod lab_nats_loss;

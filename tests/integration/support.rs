@@ -61,6 +61,7 @@ pub fn carry_out(handle: &quarterdeck::backend::BackendHandle, effect: quarterde
         Effect::Upload(req) => handle.commands.send(BackendRequest::Upload(req)).expect("backend open"),
         Effect::Forward(start) => handle.commands.send(BackendRequest::Forward(start)).expect("backend open"),
         Effect::ForwardStop(s) => handle.commands.send(BackendRequest::ForwardStop(s)).expect("backend open"),
+        Effect::Export(req) => handle.commands.send(BackendRequest::Export(req)).expect("backend open"),
         _ => {}
     }
 }

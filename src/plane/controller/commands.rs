@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::core::{Controller, Draft};
 use super::paging;
 use super::refusals::Refusals;
-use super::{audit, deploy, ops, releases, scale, secrets};
+use super::{audit, deploy, notes, ops, releases, scale, secrets};
 use crate::bus::{Message, Subscription};
 use crate::protocol::audit::bounded_error;
 use crate::protocol::clock::now_ms;
@@ -20,9 +20,10 @@ use crate::protocol::release::{Cause, ReleasesRequest, RollbackRequest};
 use crate::protocol::subjects::{CtlSubject, CtlVerb, RouteVerb};
 use crate::protocol::{
     Accepted, AlertAckRequest, AllocateRequest, Allocation, AppRemoveRequest, AppSpec, AuditRecord, Change,
-    Constraints, DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, OperationKind,
-    OperationState, Reply, RestartBody, RestartRequest, Route, RouteRequest, RouteState, ScaleRequest,
-    SecretSetRequest, SilenceRequest, SnapshotRequest, Strategy, WhoAmI, WireError, decode, encode, validate,
+    Constraints, DeployRequest, Envelope, ErrorCode, EventKind, HistoryRequest, HostRequest, NoteRequest,
+    OperationKind, OperationState, Reply, RestartBody, RestartRequest, Route, RouteRequest, RouteState,
+    ScaleRequest, SecretSetRequest, SilenceRequest, SnapshotRequest, Strategy, WhoAmI, WireError, decode,
+    encode, validate,
 };
 use crate::repository;
 
@@ -197,7 +198,7 @@ fn commit_records(ctl: &Controller, records: Vec<AuditRecord>) {
 }
 
 #[cfg(test)]
-fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
+pub(super) fn handle(ctl: &Controller, refusals: &mut Refusals, msg: &Message) -> Vec<u8> {
     handle_checked(ctl, refusals, msg, Prepared::Nothing)
 }
 
@@ -289,11 +290,7 @@ fn handle_checked(ctl: &Controller, refusals: &mut Refusals, msg: &Message, prep
             let by = operator_of(msg, user);
             command(ctl, refusals, cmd, |ctl, req: SilenceRequest, _| super::alerts::silence(ctl, req, &by))
         }
-        // SKELETON(#20): the notes helper replaces this arm.
-        CtlVerb::Note => encode_reply::<()>(
-            ctl,
-            Reply::Error(WireError::bad_request(format!("{} is not served yet", verb.as_str()))),
-        ),
+        CtlVerb::Note => command(ctl, refusals, cmd, |ctl, req: NoteRequest, _| notes::accept(ctl, &req)),
     }
 }
 
@@ -447,6 +444,11 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     if let Err(err) = &result {
         log::info!("refused {} from {}: {}", msg.subject, validate::quoted(&envelope.source), err.reason);
     }
+    // An accepted note is its own record: its NOTE event instead of an AUDIT event.
+    let mut note = match (cmd.verb, &result) {
+        (CtlVerb::Note, Ok(_)) => notes::text_of(&request),
+        _ => None,
+    };
     let record = audit::record(
         cmd.verb,
         cmd.user,
@@ -463,7 +465,11 @@ fn command<T: DeserializeOwned + Serialize, R: Serialize + audit::Answer>(
     let answer = encode_reply(ctl, Reply::from(result));
     ctl.mutate(|core| {
         core.replies.insert(&envelope.id, answer.clone());
-        (records.into_iter().map(audit::draft_of).collect(), ())
+        let draft = |r| match note.take() {
+            Some(text) => notes::draft_of(text, r),
+            None => audit::draft_of(r),
+        };
+        (records.into_iter().map(draft).collect(), ())
     });
     answer
 }

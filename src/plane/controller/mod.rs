@@ -12,6 +12,7 @@ mod health;
 mod image;
 mod intake;
 pub mod lease;
+mod notes;
 mod ops;
 /// Also used by `bench --nats`, which plays the controller.
 pub(crate) mod paging;
