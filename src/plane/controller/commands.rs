@@ -282,15 +282,18 @@ fn handle_checked(ctl: &Controller, refusals: &mut Refusals, msg: &Message, prep
         CtlVerb::AppRemove => command(ctl, refusals, cmd, |ctl, req: AppRemoveRequest, id| {
             scale::start_app_remove(ctl, req, id)
         }),
-        CtlVerb::AlertAck => {
-            let by = operator_of(msg, user);
-            command(ctl, refusals, cmd, |ctl, req: AlertAckRequest, _| super::alerts::ack(ctl, req, &by))
-        }
-        CtlVerb::AlertSilence => {
-            let by = operator_of(msg, user);
-            command(ctl, refusals, cmd, |ctl, req: SilenceRequest, _| super::alerts::silence(ctl, req, &by))
-        }
+        CtlVerb::AlertAck | CtlVerb::AlertSilence => alert_command(ctl, refusals, cmd),
         CtlVerb::Note => command(ctl, refusals, cmd, |ctl, req: NoteRequest, _| notes::accept(ctl, &req)),
+    }
+}
+
+/// `alert.ack` and `alert.silence`: the alert records who sent them.
+fn alert_command(ctl: &Controller, refusals: &mut Refusals, cmd: Command<'_>) -> Vec<u8> {
+    let by = operator_of(cmd.msg, cmd.user);
+    if cmd.verb == CtlVerb::AlertAck {
+        command(ctl, refusals, cmd, |ctl, req: AlertAckRequest, _| super::alerts::ack(ctl, req, &by))
+    } else {
+        command(ctl, refusals, cmd, |ctl, req: SilenceRequest, _| super::alerts::silence(ctl, req, &by))
     }
 }
 
