@@ -11,6 +11,7 @@ pub mod cockpit;
 pub mod ctl;
 pub mod ctl_logs;
 pub mod ctl_releases;
+pub mod ctl_routes;
 pub mod docs;
 mod exec;
 mod hidden;

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::{BusArgs, parse, services};
 use crate::bus::Bus;
+use crate::plane::router::access_log::TrafficFeed;
 use crate::plane::router::nginx::NginxApplier;
 use crate::plane::router::{self, RouterConfig};
 use crate::protocol::validate;
@@ -44,6 +45,17 @@ pub struct RouterArgs {
     /// few reloads rather than one per change.
     #[arg(long, default_value = "1s", value_parser = parse::duration, value_name = "DURATION")]
     pub min_reload_interval: Duration,
+
+    /// How often the router publishes its status (generation, errors and the traffic of
+    /// the last 10 s).
+    #[arg(long, default_value = "2s", value_parser = parse::duration, value_name = "DURATION")]
+    pub status_period: Duration,
+
+    /// Do not read traffic: nginx writes its access log to DIR/logs/access.log as before
+    /// instead of sending each request's line to the router (UDP on 127.0.0.1), and the
+    /// status carries no traffic.
+    #[arg(long)]
+    pub no_traffic: bool,
 }
 
 /// The router's id: `--id`, else `router-<host name>`. Its log lines and its bus
@@ -72,12 +84,19 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
         state_dir,
         coalesce: args.coalesce,
         min_interval: args.min_reload_interval,
-        status_period: Duration::from_secs(2),
+        status_period: args.status_period,
     };
+    if args.status_period.is_zero() {
+        return Err("--status-period must be more than 0".into());
+    }
+    let traffic = if args.no_traffic { None } else { Some(TrafficFeed::start().await?) };
+    if let Some(t) = &traffic {
+        log::info!("reading nginx's access log on 127.0.0.1:{} (udp)", t.port);
+    }
     log::info!("router {id} applies routes to nginx on {} ({})", args.listen, bus.describe());
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus);
     tokio::select! {
-        _ = router::run(dyn_bus, config, Box::new(applier)) => Err("the bus closed".into()),
+        _ = router::run(dyn_bus, config, Box::new(applier), traffic) => Err("the bus closed".into()),
         _ = services::stop_signal() => {
             log::info!("router {id} stopping; nginx finishes its requests and stops");
             stopper.stop().await;

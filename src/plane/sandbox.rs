@@ -285,7 +285,7 @@ fn start_router(bus: &Arc<dyn Bus>) {
         min_interval: Duration::from_millis(500),
         status_period: Duration::from_secs(2),
     };
-    tokio::spawn(router::run(bus.clone(), router_config, Box::new(SimApplier)));
+    tokio::spawn(router::run(bus.clone(), router_config, Box::new(SimApplier), None));
 }
 
 #[cfg(test)]

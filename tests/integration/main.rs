@@ -74,5 +74,6 @@ mod docker_scale;
 mod docker_secrets;
 mod registry_support;
 mod router_nginx;
+mod router_traffic;
 mod stack_support;
 mod structure;
