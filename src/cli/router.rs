@@ -89,7 +89,7 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
     if args.status_period.is_zero() {
         return Err("--status-period must be more than 0".into());
     }
-    let traffic = if args.no_traffic { None } else { Some(TrafficFeed::start().await?) };
+    let traffic = if args.no_traffic { None } else { Some(TrafficFeed::start(&config.state_dir).await?) };
     if let Some(t) = &traffic {
         log::info!("reading nginx's access log on 127.0.0.1:{} (udp)", t.port);
     }
