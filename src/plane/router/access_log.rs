@@ -96,7 +96,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("qd-access-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let feed = TrafficFeed::start(&dir).await.expect("binds");
-        let kept = std::fs::read_to_string(&dir.join("traffic.port")).expect("the port file");
+        let kept = std::fs::read_to_string(dir.join("traffic.port")).expect("the port file");
         assert_eq!(kept.trim(), feed.port.to_string());
         feed.set_domains([("shop.test".to_string(), "shop".to_string())].into_iter().collect());
         let nginx = UdpSocket::bind("127.0.0.1:0").await.expect("a sender");
@@ -118,7 +118,7 @@ mod tests {
         // The port is taken (by the first): a second reader takes another and keeps that.
         let second = TrafficFeed::start(&dir).await.expect("binds");
         assert_ne!(second.port, feed.port);
-        let kept = std::fs::read_to_string(&dir.join("traffic.port")).expect("the port file");
+        let kept = std::fs::read_to_string(dir.join("traffic.port")).expect("the port file");
         assert_eq!(kept.trim(), second.port.to_string());
         let _ = std::fs::remove_dir_all(&dir);
     }
