@@ -68,6 +68,9 @@ pub fn router_id(args: &RouterArgs) -> String {
 pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
     let id = router_id(&args);
     validate::name("router id", &id)?;
+    if args.status_period.is_zero() {
+        return Err("--status-period must be more than 0".into());
+    }
     let applier =
         NginxApplier::new(&args.state_dir, &args.nginx, args.reload_cmd.clone(), &args.listen.to_string())?;
     if let Some(pid) = applier.running_pid() {
@@ -86,9 +89,6 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
         min_interval: args.min_reload_interval,
         status_period: args.status_period,
     };
-    if args.status_period.is_zero() {
-        return Err("--status-period must be more than 0".into());
-    }
     let traffic = if args.no_traffic { None } else { Some(TrafficFeed::start(&config.state_dir).await?) };
     if let Some(t) = &traffic {
         log::info!("reading nginx's access log on 127.0.0.1:{} (udp)", t.port);
