@@ -10,7 +10,7 @@ use std::path::Path;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use quarterdeck::plane::router::config::{failing_line, render, render_without};
+use quarterdeck::plane::router::config::{AccessLog, Target, failing_line, render, render_without};
 use quarterdeck::protocol::{AppSpec, Fleet, Route, RouteState, RunSpec, validate};
 
 /// Text the fuzzer can steer: raw, or built from characters that matter to nginx and to
@@ -170,10 +170,11 @@ fuzz_target!(|input: Input| {
     let (fleet, left_out) = fleet_of(&input);
     let listen = format!("127.0.0.1:{}", input.port);
     let dir = Path::new("/tmp/qd-fuzz-router");
-    let all = render(&fleet, &listen, dir);
+    let target = Target { listen: &listen, dir, log: AccessLog::Syslog(input.port) };
+    let all = render(&fleet, target);
     let servers = well_formed(&all.config, &fleet, &BTreeSet::new());
     assert_eq!(servers, all.backends, "backends counted {} but {servers} written", all.backends);
-    let some = render_without(&fleet, &listen, dir, &left_out);
+    let some = render_without(&fleet, target, &left_out);
     well_formed(&some.config, &fleet, &left_out);
     for (range, app) in &some.blocks {
         assert!(some.config.get(range.clone()).is_some(), "a block outside the file");

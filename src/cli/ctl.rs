@@ -64,8 +64,12 @@ pub enum CtlCommand {
     Hosts,
     /// Every app instance: host, endpoint, state, container.
     Instances,
-    /// The route table: app, domain, backend, state, weight.
-    Routes,
+    /// The route table: app, domain, backend, state, weight, and the traffic the routers
+    /// report over their last 10 s: requests/s, the share of 5xx and p99 latency per route
+    /// (with --json per route `traffic` and the app's `app_traffic`, which counts the
+    /// requests nginx answered itself; absent when no router reports traffic). Waits up to
+    /// --traffic-wait for the routers' statuses.
+    Routes(super::ctl_routes::RoutesArgs),
     /// Deploy APP@VERSION with N instances; prints the operation id.
     Deploy(DeployArgs),
     /// Restart one instance, every instance of an app (one at a time), or every instance on
@@ -412,7 +416,7 @@ pub async fn run(bus_args: BusArgs, args: CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Snapshot => ctl.snapshot().await,
         CtlCommand::Hosts => ctl.hosts().await,
         CtlCommand::Instances => ctl.instances().await,
-        CtlCommand::Routes => ctl.routes().await,
+        CtlCommand::Routes(a) => ctl.routes(a).await,
         CtlCommand::Deploy(a) => ctl.deploy(a).await,
         CtlCommand::Restart(a) => ctl.restart(a).await,
         CtlCommand::Route { verb } => ctl.route(verb).await,
@@ -677,7 +681,7 @@ impl Ctl {
         out!("");
         self.print_instances(&f);
         out!("");
-        self.print_routes(&f);
+        self.print_routes(&f, None);
         Ok(ExitCode::SUCCESS)
     }
 
@@ -701,12 +705,26 @@ impl Ctl {
         Ok(ExitCode::SUCCESS)
     }
 
-    async fn routes(&self) -> Result<ExitCode, String> {
+    async fn routes(&self, args: super::ctl_routes::RoutesArgs) -> Result<ExitCode, String> {
+        use super::ctl_routes as r;
+        // Subscribed first: the wait for the routers' statuses overlaps the snapshot's fetch.
+        let statuses = r::subscribe(&self.bus, &args).await?;
         let f = self.fetch().await?;
+        let traffic = match statuses {
+            Some(sub) => r::RoutesTraffic::sum(r::listen(sub, args.traffic_wait).await.values()),
+            None => None,
+        };
         if self.json {
-            out!("{}", snapshot_json(&f)["routes"]);
+            let mut routes = snapshot_json(&f)["routes"].clone();
+            if let (Some(t), Some(list)) = (&traffic, routes.as_array_mut()) {
+                for (v, route) in list.iter_mut().zip(f.routes.values()) {
+                    v["traffic"] = t.route(&route.app, &route.backend).json();
+                    v["app_traffic"] = t.app(&route.app).json();
+                }
+            }
+            out!("{routes}");
         } else {
-            self.print_routes(&f);
+            self.print_routes(&f, traffic.as_ref());
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -757,21 +775,27 @@ impl Ctl {
         print_table(&["ID", "APP", "VERSION", "HOST", "ENDPOINT", "STATE", "RESTARTS", "CONTAINER"], &rows);
     }
 
-    fn print_routes(&self, f: &Fleet) {
+    fn print_routes(&self, f: &Fleet, traffic: Option<&super::ctl_routes::RoutesTraffic>) {
         let rows: Vec<Vec<String>> = f
             .routes
             .values()
             .map(|r| {
-                vec![
+                let cells = traffic.map_or_else(
+                    || ["-".to_string(), "-".into(), "-".into()],
+                    |t| t.route(&r.app, &r.backend).cells(),
+                );
+                let mut row = vec![
                     r.app.clone(),
                     r.domain.clone(),
                     r.backend.clone(),
                     r.state.as_str().to_string(),
                     r.weight.to_string(),
-                ]
+                ];
+                row.extend(cells);
+                row
             })
             .collect();
-        print_table(&["APP", "DOMAIN", "BACKEND", "STATE", "WEIGHT"], &rows);
+        print_table(&["APP", "DOMAIN", "BACKEND", "STATE", "WEIGHT", "RPS", "5XX%", "P99"], &rows);
     }
 
     /// Sends a command; with `wait`, follows its operation through its events.

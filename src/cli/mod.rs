@@ -13,6 +13,7 @@ pub mod ctl;
 pub mod ctl_alerts;
 pub mod ctl_logs;
 pub mod ctl_releases;
+pub mod ctl_routes;
 pub mod ctl_timeline;
 pub mod docs;
 mod exec;

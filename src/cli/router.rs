@@ -11,6 +11,7 @@ use super::{BusArgs, parse, services};
 use crate::bus::Bus;
 use crate::plane::metrics::count_reconnects;
 use crate::plane::metrics::router::RouterMetrics;
+use crate::plane::router::access_log::TrafficFeed;
 use crate::plane::router::nginx::NginxApplier;
 use crate::plane::router::{self, RouterConfig};
 use crate::protocol::validate;
@@ -49,6 +50,17 @@ pub struct RouterArgs {
 
     #[command(flatten)]
     pub metrics: services::MetricsArgs,
+
+    /// How often the router publishes its status (generation, errors and the traffic of
+    /// the last 10 s).
+    #[arg(long, default_value = "2s", value_parser = parse::duration, value_name = "DURATION")]
+    pub status_period: Duration,
+
+    /// Do not read traffic: nginx writes its access log to DIR/logs/access.log as before
+    /// instead of sending each request's line to the router (UDP on 127.0.0.1), and the
+    /// status carries no traffic.
+    #[arg(long)]
+    pub no_traffic: bool,
 }
 
 /// The router's id: `--id`, else `router-<host name>`. Its log lines and its bus
@@ -61,6 +73,9 @@ pub fn router_id(args: &RouterArgs) -> String {
 pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
     let id = router_id(&args);
     validate::name("router id", &id)?;
+    if args.status_period.is_zero() {
+        return Err("--status-period must be more than 0".into());
+    }
     let metrics = Arc::new(RouterMetrics::new());
     let mut server = args.metrics.start(metrics.clone()).await?;
     let applier =
@@ -82,13 +97,17 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
         state_dir,
         coalesce: args.coalesce,
         min_interval: args.min_reload_interval,
-        status_period: Duration::from_secs(2),
+        status_period: args.status_period,
         metrics: server.is_some().then_some(metrics),
     };
+    let traffic = if args.no_traffic { None } else { Some(TrafficFeed::start(&config.state_dir).await?) };
+    if let Some(t) = &traffic {
+        log::info!("reading nginx's access log on 127.0.0.1:{} (udp)", t.port);
+    }
     log::info!("router {id} applies routes to nginx on {} ({})", args.listen, bus.describe());
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus);
     tokio::select! {
-        _ = router::run(dyn_bus, config, Box::new(applier)) => Err("the bus closed".into()),
+        _ = router::run(dyn_bus, config, Box::new(applier), traffic) => Err("the bus closed".into()),
         _ = services::stop_signal() => {
             log::info!("router {id} stopping; nginx finishes its requests and stops");
             stopper.stop().await;

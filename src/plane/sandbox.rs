@@ -287,7 +287,7 @@ fn start_router(bus: &Arc<dyn Bus>) {
         status_period: Duration::from_secs(2),
         metrics: None,
     };
-    tokio::spawn(router::run(bus.clone(), router_config, Box::new(SimApplier)));
+    tokio::spawn(router::run(bus.clone(), router_config, Box::new(SimApplier), None));
 }
 
 #[cfg(test)]

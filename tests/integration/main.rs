@@ -80,6 +80,7 @@ mod docker_secrets;
 mod metrics_scrape;
 mod registry_support;
 mod router_nginx;
+mod router_traffic;
 mod stack_support;
 mod structure;
 mod webhook_support;

@@ -4,10 +4,9 @@
 //! `ROUTER_ERROR` event), never silence.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use super::Applier;
-use super::config::{self, Rendered};
+use super::config::{self, Rendered, Target};
 use crate::protocol::Fleet;
 
 /// The most apps left out of one apply before the router gives up and keeps the last
@@ -33,10 +32,10 @@ impl Applied {
     }
 }
 
-pub async fn apply(applier: &mut dyn Applier, fleet: &Fleet, listen: &str, dir: &Path) -> Applied {
+pub async fn apply(applier: &mut dyn Applier, fleet: &Fleet, target: Target<'_>) -> Applied {
     let mut excluded = BTreeSet::new();
     let mut left_out = Vec::new();
-    let mut rendered = config::render(fleet, listen, dir);
+    let mut rendered = config::render(fleet, target);
     loop {
         let result = applier.apply(&rendered).await;
         let Err(e) = &result else { return Applied { rendered, result, left_out } };
@@ -46,7 +45,7 @@ pub async fn apply(applier: &mut dyn Applier, fleet: &Fleet, listen: &str, dir: 
                 log::error!("nginx refused app {app}'s blocks; applying the others without it: {e}");
                 left_out.push(format!("app {app} left out of nginx: {e}"));
                 excluded.insert(app);
-                rendered = config::render_without(fleet, listen, dir, &excluded);
+                rendered = config::render_without(fleet, target, &excluded);
             }
             _ => return Applied { rendered, result, left_out },
         }
@@ -95,7 +94,7 @@ mod tests {
     }
 
     async fn run(picky: &mut Picky, fleet: &Fleet) -> Applied {
-        apply(picky, fleet, "127.0.0.1:1", Path::new("/tmp/r")).await
+        apply(picky, fleet, config::tests::target()).await
     }
 
     #[tokio::test]
@@ -134,7 +133,7 @@ mod tests {
     fn the_failing_line_is_read_from_nginx_and_pinned_on_its_app() {
         assert_eq!(config::failing_line("nginx: [emerg] x in /a/nginx.conf.new:42"), Some(42));
         assert_eq!(config::failing_line("nginx: [emerg] x"), None);
-        let rendered = config::render(&apps(2), "127.0.0.1:1", Path::new("/tmp/r"));
+        let rendered = config::render(&apps(2), config::tests::target());
         let line = rendered.config.lines().position(|l| l.contains("server_name d1.test;")).map(|i| i + 1);
         assert_eq!(line.and_then(|l| rendered.app_at_line(l)), Some("app1"));
         assert_eq!(rendered.app_at_line(1), None);

@@ -54,20 +54,46 @@ struct Upstream {
     servers: Vec<(String, u32)>,
 }
 
-/// Renders the whole nginx.conf. `dir` is the router's state directory (pid, logs, temp
-/// paths live there); `listen` is `IP:PORT`.
-pub fn render(fleet: &Fleet, listen: &str, dir: &Path) -> Rendered {
-    render_without(fleet, listen, dir, &BTreeSet::new())
+/// Where nginx writes its access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// `DIR/logs/access.log` in nginx's own format: the traffic reading is off.
+    File,
+    /// Each request a UDP datagram (syslog) in the `qd_json` format to the router on
+    /// 127.0.0.1:port: nothing on disk to grow or rotate, and nothing kept if the router
+    /// is not there to read it.
+    Syslog(u16),
+}
+
+/// The `qd_json` log format: what `traffic.rs` parses. `escape=json` makes every value a
+/// JSON string, whatever a client puts in its `Host` header.
+pub const LOG_FORMAT: &str = r#"log_format qd_json escape=json "{\"h\":\"$host\",\"ua\":\"$upstream_addr\",\"s\":\"$status\",\"us\":\"$upstream_status\",\"urt\":\"$upstream_response_time\",\"rt\":\"$request_time\"}";"#;
+
+/// Where the router's nginx is, and how it logs.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// `IP:PORT` nginx listens on.
+    pub listen: &'a str,
+    /// The router's state directory: pid, logs and temp paths live there.
+    pub dir: &'a Path,
+    pub log: AccessLog,
+}
+
+/// Renders the whole nginx.conf.
+pub fn render(fleet: &Fleet, target: Target) -> Rendered {
+    render_without(fleet, target, &BTreeSet::new())
 }
 
 /// [`render`], leaving out the apps in `left_out` (their server would fail `nginx -t`).
-pub fn render_without(fleet: &Fleet, listen: &str, dir: &Path, left_out: &BTreeSet<String>) -> Rendered {
+pub fn render_without(fleet: &Fleet, target: Target, left_out: &BTreeSet<String>) -> Rendered {
+    let (listen, dir) = (target.listen, target.dir);
     let mut refused = Vec::new();
     let upstreams = upstreams_of(fleet, left_out, &mut refused);
     // Counted once the file's apps are settled: an app refused for its domain serves none.
     let backends = upstreams.values().map(|u| u.servers.len()).sum();
     let mut c = String::new();
     write_http_head(&mut c, fleet.revision, dir, &upstreams);
+    write_access_log(&mut c, dir, target.log);
     let blocks = write_apps(&mut c, listen, &upstreams);
     let _ = writeln!(c, "    server {{");
     let _ = writeln!(c, "        listen {listen} default_server;");
@@ -135,7 +161,6 @@ fn write_http_head(c: &mut String, revision: u64, dir: &Path, upstreams: &BTreeM
     let _ = writeln!(c, "error_log {d}/logs/error.log warn;");
     let _ = writeln!(c, "events {{ worker_connections 1024; }}");
     let _ = writeln!(c, "http {{");
-    let _ = writeln!(c, "    access_log {d}/logs/access.log;");
     // Sized for the names in use: with the default buckets (64 bytes) a valid 72-character
     // domain fails `nginx -t`, and then no later change would be applied.
     let (bucket, max_size) = names_hash(upstreams.values().map(|u| u.domain.len()));
@@ -154,6 +179,18 @@ fn write_http_head(c: &mut String, revision: u64, dir: &Path, upstreams: &BTreeM
     let _ = writeln!(c, "    proxy_next_upstream error timeout http_502 http_503;");
     let _ = writeln!(c, "    proxy_next_upstream_tries {NEXT_UPSTREAM_TRIES};");
     let _ = writeln!(c, "    proxy_next_upstream_timeout {NEXT_UPSTREAM_TIMEOUT};");
+}
+
+fn write_access_log(c: &mut String, dir: &Path, log: AccessLog) {
+    match log {
+        AccessLog::File => {
+            let _ = writeln!(c, "    access_log {}/logs/access.log;", dir.display());
+        }
+        AccessLog::Syslog(port) => {
+            let _ = writeln!(c, "    {LOG_FORMAT}");
+            let _ = writeln!(c, "    access_log syslog:server=127.0.0.1:{port},tag=qd,nohostname qd_json;");
+        }
+    }
 }
 
 /// Each app's upstream (when it has backends) and server block; returns where each block
@@ -256,6 +293,10 @@ pub(crate) mod tests {
         }
     }
 
+    pub(crate) fn target() -> Target<'static> {
+        Target { listen: "127.0.0.1:8080", dir: Path::new("/tmp/qd"), log: AccessLog::File }
+    }
+
     pub(crate) fn fleet(apps: Vec<AppSpec>, routes: Vec<Route>) -> Fleet {
         let mut f = Fleet::default();
         for a in apps {
@@ -280,7 +321,7 @@ pub(crate) mod tests {
                 route("api", "127.0.0.1:4001", RouteState::Disabled),
             ],
         );
-        let r = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
+        let r = render(&f, target());
         assert!(r.config.contains("server 127.0.0.1:3001 weight=2"), "{}", r.config);
         assert!(!r.config.contains("3002") && !r.config.contains("3003"));
         assert!(r.config.contains("server_name shop.local;"));
@@ -293,7 +334,7 @@ pub(crate) mod tests {
     fn a_backend_that_does_not_answer_costs_a_retry_not_a_failed_request() {
         let f =
             fleet(vec![app("web", "web.local")], vec![route("web", "127.0.0.1:3001", RouteState::Enabled)]);
-        let c = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd")).config;
+        let c = render(&f, target()).config;
         let directive = |name: &str| -> Vec<String> {
             c.lines()
                 .map(str::trim)
@@ -319,19 +360,19 @@ pub(crate) mod tests {
         let evil_domains =
             ["a.local; include /etc/passwd", "a{b}.local", "x.local\nserver", "a b.local", "$host"];
         for d in evil_domains {
-            let r = render(&fleet(vec![app("web", d)], vec![]), "127.0.0.1:8080", Path::new("/tmp/qd"));
+            let r = render(&fleet(vec![app("web", d)], vec![]), target());
             assert!(!r.config.contains(d), "{d:?} reached the config");
             assert_eq!(r.refused.len(), 1, "{d:?} must be refused");
         }
         let evil_backends = ["1.2.3.4:80; deny all", "1.2.3.4:0", "evil.host:80", "1.2.3.4:80}", "1.2.3.4"];
         for b in evil_backends {
             let f = fleet(vec![app("web", "web.local")], vec![route("web", b, RouteState::Enabled)]);
-            let r = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
+            let r = render(&f, target());
             assert!(!r.config.contains(b), "{b:?} reached the config");
             assert_eq!(r.refused.len(), 1, "{b:?} must be refused");
         }
         let bad_app = app("web;evil", "web.local");
-        let r = render(&fleet(vec![bad_app], vec![]), "127.0.0.1:8080", Path::new("/tmp/qd"));
+        let r = render(&fleet(vec![bad_app], vec![]), target());
         assert!(!r.config.contains("evil"));
     }
 
@@ -339,15 +380,15 @@ pub(crate) mod tests {
     fn the_same_table_renders_the_same_file() {
         let f =
             fleet(vec![app("web", "web.local")], vec![route("web", "127.0.0.1:3001", RouteState::Enabled)]);
-        let a = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
-        let b = render(&f.clone(), "127.0.0.1:8080", Path::new("/tmp/qd"));
+        let a = render(&f, target());
+        let b = render(&f.clone(), target());
         assert_eq!(a, b);
     }
 
     #[test]
     fn a_shared_domain_is_refused_not_silently_merged() {
         let f = fleet(vec![app("a", "same.local"), app("b", "same.local")], vec![]);
-        let r = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
+        let r = render(&f, target());
         assert_eq!(r.config.matches("server_name same.local;").count(), 1);
         assert!(r.refused[0].contains("already served by a"), "{:?}", r.refused);
     }
@@ -363,9 +404,31 @@ pub(crate) mod tests {
                 route("a", "10.0.0.2:80", RouteState::Enabled),
             ],
         );
-        let r = render(&f, "127.0.0.1:8080", Path::new("/tmp/qd"));
+        let r = render(&f, target());
         assert!(!r.config.contains("10.0.0.1:80"), "{}", r.config);
         assert_eq!(r.backends, r.config.matches(" weight=").count());
         assert_eq!(r.backends, 1);
+    }
+
+    #[test]
+    fn the_access_log_goes_to_the_router_or_to_the_file() {
+        let f = fleet(vec![app("web", "web.local")], vec![]);
+        let syslog = render(&f, Target { log: AccessLog::Syslog(5140), ..target() }).config;
+        assert!(syslog.contains("    access_log syslog:server=127.0.0.1:5140,tag=qd,nohostname qd_json;\n"));
+        let format = syslog.lines().find(|l| l.trim_start().starts_with("log_format qd_json escape=json "));
+        let format = format.expect("the format is defined");
+        for var in [
+            "$host",
+            "$upstream_addr",
+            "$status",
+            "$upstream_status",
+            "$upstream_response_time",
+            "$request_time",
+        ] {
+            assert!(format.contains(var), "{var} missing: {format}");
+        }
+        assert!(!syslog.contains("access.log"), "{syslog}");
+        let file = render(&f, target()).config;
+        assert!(file.contains("access_log /tmp/qd/logs/access.log;") && !file.contains("syslog"), "{file}");
     }
 }

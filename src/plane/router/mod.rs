@@ -3,9 +3,11 @@
 //! are coalesced into one apply. Routes are kept by the controller; the router only applies
 //! them, so restarting it rebuilds the same configuration.
 
+pub mod access_log;
 pub mod apply;
 pub mod config;
 pub mod nginx;
+pub mod traffic;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +19,8 @@ use crate::bus::{self, Bus};
 use crate::client::{self, ClientOptions, Feed, Replica, Sync};
 use crate::protocol::clock::now_ms;
 use crate::protocol::{Change, Envelope, RouterStatus, subjects};
-use config::Rendered;
+use access_log::TrafficFeed;
+use config::{AccessLog, Rendered, Target};
 
 /// Where a rendered route table goes: nginx, or nowhere (the sandbox's simulated router).
 #[async_trait]
@@ -57,8 +60,21 @@ pub struct RouterConfig {
     pub metrics: Option<Arc<crate::plane::metrics::router::RouterMetrics>>,
 }
 
-/// Runs the router until the bus closes.
-pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn Applier>) {
+impl RouterConfig {
+    fn target(&self, traffic: Option<&TrafficFeed>) -> Target<'_> {
+        let log = traffic.map_or(AccessLog::File, |t| AccessLog::Syslog(t.port));
+        Target { listen: &self.listen, dir: &self.state_dir, log }
+    }
+}
+
+/// Runs the router until the bus closes. With `traffic`, nginx logs each request to it
+/// and every status carries the traffic of the last window.
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    config: RouterConfig,
+    mut applier: Box<dyn Applier>,
+    traffic: Option<TrafficFeed>,
+) {
     let source = format!("router/{}", config.id);
     let mut handle =
         client::spawn(bus.clone(), source.clone(), ClientOptions { history: false, heartbeats: false });
@@ -102,7 +118,8 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                     due = Some(last + config.min_interval);
                     continue;
                 }
-                let wanted = config::render(&replica.fleet, &config.listen, &config.state_dir);
+                let target = config.target(traffic.as_ref());
+                let wanted = config::render(&replica.fleet, target);
                 for refused in &wanted.refused {
                     log::warn!("route left out: {refused}");
                 }
@@ -112,16 +129,20 @@ pub async fn run(bus: Arc<dyn Bus>, config: RouterConfig, mut applier: Box<dyn A
                     continue;
                 }
                 last_apply = Some(tokio::time::Instant::now());
-                if apply_to(applier.as_mut(), &replica, &config, &mut status).await {
+                if apply_to(applier.as_mut(), &replica, target, &mut status).await {
                     applied = Some(wanted.config);
+                    if let Some(t) = &traffic {
+                        t.set_domains(domains(&replica.fleet));
+                    }
+                } else if let Some(m) = &config.metrics {
+                    m.apply_failed();
                 }
-                publish_status(bus.as_ref(), &source, &status, config.metrics.as_deref()).await;
+                publish_status(bus.as_ref(), &source, &mut status, traffic.as_ref(), config.metrics.as_deref()).await;
             }
-            _ = ticker.tick() => publish_status(bus.as_ref(), &source, &status, config.metrics.as_deref()).await,
+            _ = ticker.tick() => publish_status(bus.as_ref(), &source, &mut status, traffic.as_ref(), config.metrics.as_deref()).await,
         }
     }
 }
-
 /// Takes one message of the follow into the replica; true when it may change the routes
 /// nginx gets (a snapshot, or an event changing a route or an app).
 fn take(replica: &mut Replica, feed: Feed, resync: &client::Resyncer) -> bool {
@@ -173,10 +194,10 @@ fn take(replica: &mut Replica, feed: Feed, resync: &client::Resyncer) -> bool {
 async fn apply_to(
     applier: &mut dyn Applier,
     replica: &Replica,
-    config: &RouterConfig,
+    target: Target<'_>,
     status: &mut RouterStatus,
 ) -> bool {
-    let done = apply::apply(applier, &replica.fleet, &config.listen, &config.state_dir).await;
+    let done = apply::apply(applier, &replica.fleet, target).await;
     status.last_error = done.error();
     match &done.result {
         Ok(()) => {
@@ -194,20 +215,24 @@ async fn apply_to(
         }
         Err(e) => {
             log::error!("{e}");
-            if let Some(m) = &config.metrics {
-                m.apply_failed();
-            }
             false
         }
     }
 }
 
+/// Each app's domain (lower case, as the traffic reading looks it up), to its app.
+fn domains(fleet: &crate::protocol::Fleet) -> std::collections::HashMap<String, String> {
+    fleet.apps.values().map(|a| (a.domain.to_ascii_lowercase(), a.name.clone())).collect()
+}
+
 async fn publish_status(
     bus: &dyn Bus,
     source: &str,
-    status: &RouterStatus,
+    status: &mut RouterStatus,
+    traffic: Option<&TrafficFeed>,
     metrics: Option<&crate::plane::metrics::router::RouterMetrics>,
 ) {
+    status.traffic = traffic.map(TrafficFeed::traffic);
     if let Some(m) = metrics {
         m.observe(status);
     }
