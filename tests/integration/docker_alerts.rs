@@ -6,10 +6,8 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::docker_support::{docker, site};
-use crate::nats_support::{ctl, ctl_json, ctl_ok, eventually};
+use crate::nats_support::{alert_of, ctl, ctl_json, ctl_ok, eventually};
 use crate::stack_support::{Stack, StackConfig, site_cmd_deploy_args};
 use crate::webhook_support::Receiver;
 
@@ -27,11 +25,6 @@ done
 "#;
 
 const SLOW: Duration = Duration::from_secs(120);
-
-fn alert_of(url: &str, id: &str) -> Option<Value> {
-    let all = ctl_json(url, &["alerts", "--all"]);
-    all["alerts"].as_array()?.iter().find(|a| a["id"] == id).cloned()
-}
 
 #[test]
 fn docker_a_crash_loop_fires_its_alert_and_resolves_when_the_loop_stops() {

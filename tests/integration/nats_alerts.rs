@@ -8,21 +8,16 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::nats_support::{
-    PlaneConfig, ctl, ctl_json, ctl_json_lines, ctl_ok, deploy_args, eventually, plane_or_skip,
+    PlaneConfig, alert_of, ctl, ctl_json, ctl_json_lines, ctl_ok, deploy_args, eventually, plane_or_skip,
 };
 use crate::webhook_support::Receiver;
 
 const WAIT: Duration = Duration::from_secs(60);
 const ID: &str = "deploy_failed:app/shop";
 
-fn alert(url: &str, id: &str) -> Option<Value> {
-    let all = ctl_json(url, &["alerts", "--all"]);
-    all["alerts"].as_array()?.iter().find(|a| a["id"] == id).cloned()
-}
-
 fn wait_alert_state(url: &str, state: &str) -> Value {
     eventually(WAIT, &format!("{ID} {state}"), || {
-        let a = alert(url, ID).ok_or_else(|| "no alert yet".to_string())?;
+        let a = alert_of(url, ID).ok_or_else(|| "no alert yet".to_string())?;
         if a["state"] == state { Ok(a) } else { Err(format!("{a}")) }
     })
 }
@@ -99,7 +94,7 @@ fn nats_alerts_fire_ack_silence_and_survive_a_restart() {
     // The controller restarts: the alert is loaded back as it was.
     plane.restart_controller("c1");
     plane.wait_hosts_up();
-    let back = alert(&url, ID).expect("the alert after the restart");
+    let back = alert_of(&url, ID).expect("the alert after the restart");
     assert_eq!(
         (back["state"].clone(), back["since"].clone()),
         (acked["state"].clone(), acked["since"].clone())

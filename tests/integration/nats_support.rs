@@ -636,6 +636,13 @@ pub fn ctl_json(url: &str, args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("ctl {all:?}: not JSON ({e}): {stdout}"))
 }
 
+/// The alert `id` (`<rule>:<subject>`) as `ctl alerts --all --json` lists it, resolved ones
+/// included.
+pub fn alert_of(url: &str, id: &str) -> Option<Value> {
+    let all = ctl_json(url, &["alerts", "--all"]);
+    all["alerts"].as_array()?.iter().find(|a| a["id"] == id).cloned()
+}
+
 /// `ctl ARGS --json` for commands that print one JSON object per line (`events`).
 pub fn ctl_json_lines(url: &str, args: &[&str]) -> Vec<Value> {
     let mut all = args.to_vec();

@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::docker_support::site;
-use crate::nats_support::{ctl, ctl_ok, eventually};
-use crate::stack_support::{Stack, get, site_cmd_deploy_args};
+use crate::nats_support::{alert_of, ctl, ctl_ok, eventually};
+use crate::stack_support::{Stack, StackConfig, get, site_cmd_deploy_args};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -90,14 +90,21 @@ fn deploy_failing_app(stack: &Stack) {
     assert!(out.ok(), "{out}");
 }
 
+/// Waits until the alert `id` is in `state` (`ctl alerts --all --json`).
+fn wait_alert(url: &str, id: &str, state: &str) -> Value {
+    eventually(WAIT, &format!("{id} {state}"), || {
+        let a = alert_of(url, id).ok_or_else(|| format!("no {id} yet"))?;
+        if a["state"] == state { Ok(a) } else { Err(a.to_string()) }
+    })
+}
+
 fn number(v: &Value, what: &str) -> Result<f64, String> {
     v.as_f64().ok_or_else(|| format!("{what} is not a number: {v}"))
 }
 
 #[test]
-fn router_traffic_shows_a_failing_backends_5xx_and_a_healthy_ones_none() {
-    let Some(stack) = Stack::start("router_traffic_shows_a_failing_backends_5xx_and_a_healthy_ones_none")
-    else {
+fn router_traffic_shows_a_failing_backends_5xx_and_fires_route_5xx() {
+    let Some(stack) = Stack::start("router_traffic_shows_a_failing_backends_5xx_and_fires_route_5xx") else {
         return;
     };
     let url = stack.url();
@@ -138,11 +145,33 @@ fn router_traffic_shows_a_failing_backends_5xx_and_a_healthy_ones_none() {
     // --no-traffic: no wait, no numbers.
     let quick = ctl_ok(&url, &["routes", "--json", "--no-traffic"]);
     assert!(!quick.contains("\"traffic\""), "{quick}");
+    // The controller reads the same numbers: the failing backend's 5xx share fires its
+    // alert, with the share in its summary; the healthy backend has none.
+    let backend = |r: &Value| r["backend"].as_str().unwrap_or_default().to_string();
+    let alert = wait_alert(&url, &format!("route_5xx:route/bad/{}", backend(&bad)), "firing");
+    assert!(alert["summary"].as_str().is_some_and(|s| s.contains('%')), "{alert}");
+    assert!(alert_of(&url, &format!("route_5xx:route/site/{}", backend(&good))).is_none());
 }
 
 #[test]
-fn router_traffic_counts_an_apps_requests_with_every_route_disabled() {
-    let Some(stack) = Stack::start("router_traffic_counts_an_apps_requests_with_every_route_disabled") else {
+fn router_traffic_with_every_route_disabled_counts_the_requests_and_fires_no_serving_route() {
+    // A rule that would wait 10 minutes for a route-less app: the alert below can only come
+    // from the routers' traffic, at once.
+    let config = StackConfig {
+        liveness: vec![
+            "--stale-after",
+            "5",
+            "--lost-after",
+            "100",
+            "--alert-no-route-after",
+            "10m",
+            "--alert-resolve-after",
+            "1s",
+        ],
+        ..StackConfig::default()
+    };
+    let name = "router_traffic_with_every_route_disabled_counts_the_requests_and_fires_no_serving_route";
+    let Some(stack) = Stack::start_config(name, config) else {
         return;
     };
     let url = stack.url();
@@ -152,9 +181,12 @@ fn router_traffic_counts_an_apps_requests_with_every_route_disabled() {
         200 => Ok(()),
         s => Err(s.to_string()),
     });
+    const NO_ROUTE: &str = "no_serving_route:app/site";
     let routes = routes_json(&url);
-    for route in routes_of(&routes, "site") {
-        let backend = route["backend"].as_str().expect("a backend");
+    assert!(alert_of(&url, NO_ROUTE).is_none(), "site serves: no alert yet");
+    let backends: Vec<String> =
+        routes_of(&routes, "site").iter().filter_map(|r| r["backend"].as_str().map(String::from)).collect();
+    for backend in &backends {
         ctl_ok(&url, &["route", "disable", "--app", "site", "--backend", backend]);
     }
     eventually(WAIT, "nginx answers for site itself", || match get(port, "site.test")?.0 {
@@ -177,4 +209,12 @@ fn router_traffic_counts_an_apps_requests_with_every_route_disabled() {
     });
     assert_eq!(route["state"], "disabled", "{route}");
     assert!(number(&route["app_traffic"]["errors_per_second"], "5xx/s").expect("a rate") > 0.5, "{route}");
+    // Traffic and no serving route: "no serving route" fires at once (the rule's own wait
+    // is 10 minutes), and resolves once a route serves again.
+    let alert = wait_alert(&url, NO_ROUTE, "firing");
+    assert!(alert["causes"].is_array(), "{alert}");
+    for backend in &backends {
+        ctl_ok(&url, &["route", "enable", "--app", "site", "--backend", backend]);
+    }
+    wait_alert(&url, NO_ROUTE, "resolved");
 }
