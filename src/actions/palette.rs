@@ -100,9 +100,7 @@ const VERBS: [&str; 20] = [
     "export",
 ];
 
-/// The longest silence the palette sets: a month. Longer is a rule to change, not a
-/// silence to forget.
-pub const SILENCE_MAX_MS: u64 = 30 * 86_400_000;
+use crate::protocol::alert::SILENCE_MAX_MS;
 
 /// Parses a palette line (without the leading `:`), checking names and values, and that
 /// what it names exists in the fleet.
@@ -262,7 +260,7 @@ pub fn duration_ms(text: &str) -> Result<u64, String> {
     match n.checked_mul(unit_ms) {
         Some(0) => Err(bad()),
         Some(ms) if ms <= SILENCE_MAX_MS => Ok(ms),
-        _ => Err(format!("duration {text:?} is longer than the 30d a silence may last")),
+        _ => Err(format!("duration {text:?} is longer than the 7d a silence may last")),
     }
 }
 
@@ -575,7 +573,7 @@ mod tests {
         );
         assert!(err("silence pod/x 1h").contains("expected host/ID"));
         assert!(err("silence host/host-01 1w").contains("duration \"1w\" is not valid"));
-        assert!(err("silence host/host-01 31d").contains("longer than the 30d"));
+        assert!(err("silence host/host-01 8d").contains("longer than the 7d"));
         assert!(err("silence host/host-01 0m").contains("not valid"));
         assert!(err("silence host/host-01 99999999999999999d").contains("longer than"));
         assert!(err("silence controller 1h").contains("cockpit's own alert"));

@@ -223,6 +223,10 @@ pub struct AlertAckRequest {
     pub id: String,
 }
 
+/// The longest silence (7 days): longer is a rule to change, not a silence to forget. The
+/// controller refuses more; the cockpit's palette says so before sending.
+pub const SILENCE_MAX_MS: u64 = 7 * 86_400_000;
+
 /// `qd.v1.ctl.<user>.alert.silence`: silence a subject for `for_ms` (0 lifts it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SilenceRequest {

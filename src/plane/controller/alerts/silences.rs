@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use super::state::subject_exists;
+use crate::protocol::alert::SILENCE_MAX_MS;
 use crate::protocol::{
     Alert, AlertAckRequest, AlertState, AlertSubject, Change, ErrorCode, EventKind, Fleet, Silence,
     SilenceRequest, WireError, validate,
 };
 
-/// The longest silence.
-pub(crate) const MAX_SILENCE: Duration = Duration::from_secs(7 * 86_400);
 /// The longest reason, in characters.
 pub(crate) const MAX_REASON: usize = 200;
 
@@ -67,11 +66,10 @@ pub(crate) fn silence(
             format!("{by} lifted the silence on {subject}"),
         ));
     }
-    if req.for_ms > MAX_SILENCE.as_millis() as u64 {
+    if req.for_ms > SILENCE_MAX_MS {
         return Err(WireError::bad_request(format!(
-            "a silence of {} ms is too long: at most 7 days ({} ms)",
-            req.for_ms,
-            MAX_SILENCE.as_millis()
+            "a silence of {} ms is too long: at most 7 days ({SILENCE_MAX_MS} ms)",
+            req.for_ms
         )));
     }
     let reason = checked_reason(req.reason.as_deref())?;
