@@ -449,6 +449,67 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// GETs `/` from nginx on `port`; the answer does not matter, its log line does.
+    fn request(port: u16) {
+        use std::io::Read;
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("nginx answers");
+        c.write_all(b"GET / HTTP/1.0\r\nHost: x.test\r\n\r\n").expect("sends");
+        let _ = c.read_to_end(&mut Vec::new());
+    }
+
+    /// Passes until `want` lines in all were read, or 20 s.
+    fn read_until(t: &mut Tailer, lines: &mut usize, want: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while *lines < want {
+            *lines += pass(t).len();
+            assert!(Instant::now() < deadline, "{lines} lines of {want} read");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_real_nginx_reopens_its_log_after_the_rotation_and_no_line_is_lost() {
+        use crate::plane::router::Applier;
+        use crate::plane::router::config::{AccessLog, Target, render, tests::fleet};
+        use crate::plane::router::nginx::NginxApplier;
+        let Some(nginx) = std::env::var("QD_NGINX").ok().filter(|v| !v.is_empty()) else {
+            eprintln!("skipped: no nginx (QD_NGINX)");
+            return;
+        };
+        let dir = temp_dir("nginx");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut applier = NginxApplier::new(&dir, Path::new(&nginx), None, &listen).expect("an applier");
+        let dir = std::fs::canonicalize(&dir).expect("the dir");
+        let target = Target { listen: &listen, dir: &dir, log: AccessLog::Traffic };
+        applier.apply(&render(&fleet(vec![], vec![]), target)).await.expect("nginx starts");
+        let path = TrafficFeed::path(&dir);
+        let mut t = Tailer::at_end(path.clone(), 2000, Box::new(applier.log_reopener()));
+        let mut lines = 0;
+        // Enough lines to pass the 2000 bytes, read as nginx flushes them (flush=1s).
+        for _ in 0..40 {
+            request(port);
+        }
+        read_until(&mut t, &mut lines, 40);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !(dir.join("logs/traffic.log.1").exists() && path.exists()) {
+            lines += pass(&mut t).len();
+            assert!(Instant::now() < deadline, "not rotated and reopened");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for _ in 0..10 {
+            request(port);
+        }
+        read_until(&mut t, &mut lines, 50);
+        assert_eq!(lines, 50, "each request read once");
+        let count = |p: &Path| std::fs::read_to_string(p).expect("a log file").lines().count();
+        let (old, new) = (count(&dir.join("logs/traffic.log.1")), count(&path));
+        assert!(new >= 10, "nginx writes the new file after the reopen: {new} lines");
+        assert_eq!(old + new, 50, "the two files hold every request");
+        applier.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_feed_counts_the_lines_appended_to_the_traffic_log() {
         let dir = temp_dir("feed");
