@@ -100,8 +100,11 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
         status_period: args.status_period,
         metrics: server.is_some().then_some(metrics),
     };
-    let traffic =
-        if args.no_traffic { None } else { Some(TrafficFeed::start(&config.state_dir, applier.log_reopener())?) };
+    let traffic = if args.no_traffic {
+        None
+    } else {
+        Some(TrafficFeed::start(&config.state_dir, applier.log_reopener())?)
+    };
     if traffic.is_some() {
         log::info!("reading nginx's traffic from {}", TrafficFeed::path(&config.state_dir).display());
     }

@@ -50,7 +50,10 @@ impl TrafficFeed {
     /// Starts tailing `DIR/logs/traffic.log` from its current end (older lines are not this
     /// window's); `reopen` is called after each rotation. The thread stops once every clone
     /// of the feed is dropped.
-    pub fn start(dir: &Path, reopen: impl FnMut() -> Result<(), String> + Send + 'static) -> Result<Self, String> {
+    pub fn start(
+        dir: &Path,
+        reopen: impl FnMut() -> Result<(), String> + Send + 'static,
+    ) -> Result<Self, String> {
         let window = Arc::new(Mutex::new(Window::default()));
         let tailer = Tailer::at_end(dir.join(TRAFFIC_LOG), ROTATE_AT, Box::new(reopen));
         let shared = window.clone();
@@ -126,7 +129,11 @@ fn add_block(window: &Mutex<Window>, block: &[u8], throttle: &mut Throttle) {
         if let Err(e) = window.add_line(&line, now)
             && throttle.due()
         {
-            log::warn!("access log line not counted ({} so far): {e}: {:.200}", window.bad_lines, line.trim_end());
+            log::warn!(
+                "access log line not counted ({} so far): {e}: {:.200}",
+                window.bad_lines,
+                line.trim_end()
+            );
         }
     }
 }
@@ -259,7 +266,10 @@ impl Tailer {
         while total < budget {
             let Some(open) = self.open.as_mut() else { break };
             let want = CHUNK.min(usize::try_from(budget - total).unwrap_or(CHUNK));
-            let n = open.file.read_at(&mut self.buf[..want], open.offset).map_err(|e| format!("cannot read it: {e}"))?;
+            let n = open
+                .file
+                .read_at(&mut self.buf[..want], open.offset)
+                .map_err(|e| format!("cannot read it: {e}"))?;
             if n == 0 {
                 break;
             }
@@ -477,7 +487,8 @@ mod tests {
             return;
         };
         let dir = temp_dir("nginx");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
         let listen = format!("127.0.0.1:{port}");
         let mut applier = NginxApplier::new(&dir, Path::new(&nginx), None, &listen).expect("an applier");
         let dir = std::fs::canonicalize(&dir).expect("the dir");

@@ -191,7 +191,8 @@ fn write_access_log(c: &mut String, dir: &Path, log: AccessLog) {
         }
         AccessLog::Traffic => {
             let _ = writeln!(c, "    {LOG_FORMAT}");
-            let _ = writeln!(c, "    access_log {}/{TRAFFIC_LOG} qd_json buffer=64k flush=1s;", dir.display());
+            let _ =
+                writeln!(c, "    access_log {}/{TRAFFIC_LOG} qd_json buffer=64k flush=1s;", dir.display());
         }
     }
 }
