@@ -477,6 +477,18 @@ mod tests {
         }
     }
 
+    /// Stops the nginx started from `0` even when the test fails halfway, and removes `0`.
+    struct QuitNginx(PathBuf);
+
+    impl Drop for QuitNginx {
+        fn drop(&mut self) {
+            if let Ok(pid) = std::fs::read_to_string(self.0.join("nginx.pid")) {
+                let _ = std::process::Command::new("kill").args(["-QUIT", pid.trim()]).status();
+            }
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[tokio::test]
     async fn a_real_nginx_reopens_its_log_after_the_rotation_and_no_line_is_lost() {
         use crate::plane::router::Applier;
@@ -494,6 +506,7 @@ mod tests {
         let dir = std::fs::canonicalize(&dir).expect("the dir");
         let target = Target { listen: &listen, dir: &dir, log: AccessLog::Traffic };
         applier.apply(&render(&fleet(vec![], vec![]), target)).await.expect("nginx starts");
+        let _quit = QuitNginx(dir.clone());
         let path = TrafficFeed::path(&dir);
         let mut t = Tailer::at_end(path.clone(), 2000, Box::new(applier.log_reopener()));
         let mut lines = 0;
@@ -518,7 +531,6 @@ mod tests {
         assert!(new >= 10, "nginx writes the new file after the reopen: {new} lines");
         assert_eq!(old + new, 50, "the two files hold every request");
         applier.stop().await;
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
