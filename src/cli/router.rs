@@ -56,8 +56,8 @@ pub struct RouterArgs {
     #[arg(long, default_value = "2s", value_parser = parse::duration, value_name = "DURATION")]
     pub status_period: Duration,
 
-    /// Do not read traffic: nginx writes its access log to DIR/logs/access.log as before
-    /// instead of sending each request's line to the router (UDP on 127.0.0.1), and the
+    /// Do not read traffic: nginx writes its plain access log to DIR/logs/access.log
+    /// instead of the `qd_json` lines the router tails from DIR/logs/traffic.log, and the
     /// status carries no traffic.
     #[arg(long)]
     pub no_traffic: bool,
@@ -100,9 +100,13 @@ pub async fn run(bus_args: BusArgs, args: RouterArgs) -> Result<(), String> {
         status_period: args.status_period,
         metrics: server.is_some().then_some(metrics),
     };
-    let traffic = if args.no_traffic { None } else { Some(TrafficFeed::start(&config.state_dir).await?) };
-    if let Some(t) = &traffic {
-        log::info!("reading nginx's access log on 127.0.0.1:{} (udp)", t.port);
+    let traffic = if args.no_traffic {
+        None
+    } else {
+        Some(TrafficFeed::start(&config.state_dir, applier.log_reopener())?)
+    };
+    if traffic.is_some() {
+        log::info!("reading nginx's traffic from {}", TrafficFeed::path(&config.state_dir).display());
     }
     log::info!("router {id} applies routes to nginx on {} ({})", args.listen, bus.describe());
     let dyn_bus: Arc<dyn Bus> = Arc::new(bus);

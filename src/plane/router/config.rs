@@ -59,15 +59,18 @@ struct Upstream {
 pub enum AccessLog {
     /// `DIR/logs/access.log` in nginx's own format: the traffic reading is off.
     File,
-    /// Each request a UDP datagram (syslog) in the `qd_json` format to the router on
-    /// 127.0.0.1:port: nothing on disk to grow or rotate, and nothing kept if the router
-    /// is not there to read it.
-    Syslog(u16),
+    /// `DIR/logs/traffic.log` in the `qd_json` format, buffered (64 KiB, flushed at least
+    /// every second) so nginx writes in blocks, not once per request; the router tails it
+    /// and rotates it (`access_log.rs`).
+    Traffic,
 }
 
 /// The `qd_json` log format: what `traffic.rs` parses. `escape=json` makes every value a
 /// JSON string, whatever a client puts in its `Host` header.
 pub const LOG_FORMAT: &str = r#"log_format qd_json escape=json "{\"h\":\"$host\",\"ua\":\"$upstream_addr\",\"s\":\"$status\",\"us\":\"$upstream_status\",\"urt\":\"$upstream_response_time\",\"rt\":\"$request_time\"}";"#;
+
+/// The traffic log's path inside the router's directory.
+pub const TRAFFIC_LOG: &str = "logs/traffic.log";
 
 /// Where the router's nginx is, and how it logs.
 #[derive(Debug, Clone, Copy)]
@@ -186,9 +189,10 @@ fn write_access_log(c: &mut String, dir: &Path, log: AccessLog) {
         AccessLog::File => {
             let _ = writeln!(c, "    access_log {}/logs/access.log;", dir.display());
         }
-        AccessLog::Syslog(port) => {
+        AccessLog::Traffic => {
             let _ = writeln!(c, "    {LOG_FORMAT}");
-            let _ = writeln!(c, "    access_log syslog:server=127.0.0.1:{port},tag=qd,nohostname qd_json;");
+            let _ =
+                writeln!(c, "    access_log {}/{TRAFFIC_LOG} qd_json buffer=64k flush=1s;", dir.display());
         }
     }
 }
@@ -411,11 +415,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_access_log_goes_to_the_router_or_to_the_file() {
+    fn the_access_log_goes_to_the_traffic_file_or_to_the_plain_file() {
         let f = fleet(vec![app("web", "web.local")], vec![]);
-        let syslog = render(&f, Target { log: AccessLog::Syslog(5140), ..target() }).config;
-        assert!(syslog.contains("    access_log syslog:server=127.0.0.1:5140,tag=qd,nohostname qd_json;\n"));
-        let format = syslog.lines().find(|l| l.trim_start().starts_with("log_format qd_json escape=json "));
+        let traffic = render(&f, Target { log: AccessLog::Traffic, ..target() }).config;
+        assert!(traffic.contains("    access_log /tmp/qd/logs/traffic.log qd_json buffer=64k flush=1s;\n"));
+        let format = traffic.lines().find(|l| l.trim_start().starts_with("log_format qd_json escape=json "));
         let format = format.expect("the format is defined");
         for var in [
             "$host",
@@ -427,8 +431,8 @@ pub(crate) mod tests {
         ] {
             assert!(format.contains(var), "{var} missing: {format}");
         }
-        assert!(!syslog.contains("access.log"), "{syslog}");
+        assert!(!traffic.contains("access.log"), "{traffic}");
         let file = render(&f, target()).config;
-        assert!(file.contains("access_log /tmp/qd/logs/access.log;") && !file.contains("syslog"), "{file}");
+        assert!(file.contains("access_log /tmp/qd/logs/access.log;") && !file.contains("qd_json"), "{file}");
     }
 }

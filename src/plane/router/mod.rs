@@ -62,7 +62,7 @@ pub struct RouterConfig {
 
 impl RouterConfig {
     fn target(&self, traffic: Option<&TrafficFeed>) -> Target<'_> {
-        let log = traffic.map_or(AccessLog::File, |t| AccessLog::Syslog(t.port));
+        let log = traffic.map_or(AccessLog::File, |_| AccessLog::Traffic);
         Target { listen: &self.listen, dir: &self.state_dir, log }
     }
 }

@@ -63,6 +63,34 @@ impl NginxApplier {
         String::from_utf8_lossy(&cmdline).contains("nginx").then_some(pid)
     }
 
+    /// What asks the nginx running from this directory to reopen its log files (`nginx -s
+    /// reopen`, which finds the master by the configuration's pid file), for the traffic
+    /// log's rotation. Blocking: the tailer calls it from its blocking pass. Nothing to do
+    /// when no nginx runs from here: the next one opens the new file itself.
+    pub fn log_reopener(&self) -> impl FnMut() -> Result<(), String> + Send + 'static {
+        let (dir, nginx) = (self.dir.clone(), self.nginx.clone());
+        move || {
+            if !dir.join("nginx.pid").exists() {
+                return Ok(());
+            }
+            let out = std::process::Command::new(&nginx)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-e")
+                .arg(dir.join("logs/error.log"))
+                .arg("-c")
+                .arg(dir.join("nginx.conf"))
+                .args(["-s", "reopen"])
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", nginx.display()))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("nginx -s reopen: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            }
+        }
+    }
+
     /// Stops the nginx this router started (graceful: in-flight requests finish).
     pub async fn stop(&self) {
         if self.reload_cmd.is_none() && self.running_pid().is_some() {

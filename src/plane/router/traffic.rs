@@ -1,6 +1,6 @@
 //! Traffic per app and backend from nginx's access log: one JSON line per request (the
 //! `qd_json` format `config.rs` renders), parsed here and added to a sliding window whose
-//! sums go into the router's status. Pure: the socket that brings the lines is in
+//! sums go into the router's status. Pure: the tailer that brings the lines is in
 //! `access_log.rs`, the clock is passed in.
 //!
 //! Memory is bounded whatever the request rate: the window is `SLOTS` one-second slots,
