@@ -493,6 +493,25 @@ fn write_fuzz_seeds() -> Result<(), Box<dyn std::error::Error>> {
                 17,
                 command(crate::protocol::release::RollbackRequest { app: "api".into(), release: None }),
             ),
+            selected(
+                18,
+                command(crate::protocol::AlertAckRequest { id: "crash_loop:instance/shop-web-1".into() }),
+            ),
+            selected(
+                19,
+                command(crate::protocol::SilenceRequest {
+                    subject: crate::protocol::AlertSubject::Route {
+                        app: "shop-web".into(),
+                        backend: "10.0.0.1:8080".into(),
+                    },
+                    for_ms: 1_800_000,
+                    reason: Some("deploying".into()),
+                }),
+            ),
+            selected(
+                20,
+                command(crate::protocol::NoteRequest { text: "rolled back shop-web, watching 5xx".into() }),
+            ),
         ],
     )?;
     write("release_diff", &release_diff_seeds(&fleet)?)?;

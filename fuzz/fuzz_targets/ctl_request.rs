@@ -6,12 +6,14 @@
 
 use libfuzzer_sys::fuzz_target;
 use quarterdeck::plane::controller::{audit_decode_error, audit_record, build_app, check_route};
+use quarterdeck::protocol::alert::SILENCE_MAX_MS;
 use quarterdeck::protocol::release::{ReleasesRequest, RollbackRequest};
 use quarterdeck::protocol::subjects::{CtlVerb, HostVerb, RouteVerb};
+use quarterdeck::protocol::timeline::check_note;
 use quarterdeck::protocol::{
-    AllocateRequest, AppRemoveRequest, AuditOutcome, DeployRequest, HistoryRequest, HostRequest, Operator,
-    RestartBody, RestartRequest, RouteRequest, ScaleRequest, SecretSetRequest, SnapshotRequest, WireError,
-    audit, decode, validate,
+    AlertAckRequest, AlertSubject, AllocateRequest, AppRemoveRequest, AuditOutcome, DeployRequest,
+    HistoryRequest, HostRequest, NoteRequest, Operator, RestartBody, RestartRequest, RouteRequest,
+    ScaleRequest, SecretSetRequest, SilenceRequest, SnapshotRequest, WireError, audit, decode, validate,
 };
 use quarterdeck_fuzz::{command, round_trip, split};
 use serde_json::Value;
@@ -164,7 +166,7 @@ fn secret_set(payload: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     let Some((selector, payload)) = split(data) else { return };
     // New verbs take the next selectors, so the seeds of the older ones keep their meaning.
-    match selector % 18 {
+    match selector % 21 {
         0 => {
             // A snapshot request that does not decode still gets the whole fleet.
             if let Ok(env) = decode::<SnapshotRequest>(payload) {
@@ -216,8 +218,29 @@ fuzz_target!(|data: &[u8]| {
             // A read, not audited; the record's bound is checked all the same.
             command("releases", payload, |r: &ReleasesRequest| validate::name("app", &r.app));
         }
-        _ => {
+        17 => {
             command("rollback", payload, |r: &RollbackRequest| validate::name("app", &r.app));
+        }
+        18 => {
+            command("alert.ack", payload, |r: &AlertAckRequest| {
+                (!r.id.is_empty()).then_some(()).ok_or_else(|| "no alert id".to_string())
+            });
+        }
+        19 => {
+            // A subject that decoded is one of its forms: its text reads back as itself.
+            command("alert.silence", payload, |r: &SilenceRequest| {
+                let text = r.subject.to_string();
+                assert_eq!(AlertSubject::parse(&text).as_ref(), Ok(&r.subject), "{text}");
+                (r.for_ms <= SILENCE_MAX_MS).then_some(()).ok_or_else(|| "too long".to_string())
+            });
+        }
+        _ => {
+            // A note the rule takes is kept whole: one line, no control character.
+            command("note", payload, |r: &NoteRequest| {
+                let kept = check_note(&r.text)?;
+                assert!(!kept.is_empty() && !kept.chars().any(char::is_control), "{kept:?}");
+                Ok(())
+            });
         }
     }
 });

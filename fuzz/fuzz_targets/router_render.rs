@@ -170,7 +170,11 @@ fuzz_target!(|input: Input| {
     let (fleet, left_out) = fleet_of(&input);
     let listen = format!("127.0.0.1:{}", input.port);
     let dir = Path::new("/tmp/qd-fuzz-router");
-    let target = Target { listen: &listen, dir, log: if input.port % 2 == 0 { AccessLog::Traffic } else { AccessLog::File } };
+    let target = Target {
+        listen: &listen,
+        dir,
+        log: if input.port % 2 == 0 { AccessLog::Traffic } else { AccessLog::File },
+    };
     let all = render(&fleet, target);
     let servers = well_formed(&all.config, &fleet, &BTreeSet::new());
     assert_eq!(servers, all.backends, "backends counted {} but {servers} written", all.backends);

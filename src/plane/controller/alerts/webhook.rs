@@ -174,6 +174,10 @@ fn tls_connector() -> Option<tokio_rustls::TlsConnector> {
     if added == 0 {
         log::warn!("webhooks: no system root certificate found; https webhooks will fail");
     }
+    // ring, the provider async-nats already builds: rustls 0.23.48 deprecates it for lacking
+    // post-quantum key exchange, but its replacement (aws-lc-rs) is a C build of its own, and
+    // a webhook's POST is not a secret worth harvesting now to decrypt later.
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
