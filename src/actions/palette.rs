@@ -143,18 +143,7 @@ pub fn parse(line: &str, fleet: &Fleet) -> Result<PaletteCommand, String> {
 /// at most 30 days), then the file.
 fn export(args: &[&str]) -> Result<PaletteCommand, String> {
     let usage = "export [WINDOW] [FILE], e.g. export 6h incident.md";
-    let window = |w: &str| -> Option<u64> {
-        let (n, unit) = w.split_at(w.len().checked_sub(1)?);
-        let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
-        let ms = match unit {
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return None,
-        };
-        Some(n.saturating_mul(ms))
-    };
-    let (window_ms, rest) = match args.split_first().and_then(|(w, rest)| Some((window(w)?, rest))) {
+    let (window_ms, rest) = match args.split_first().and_then(|(w, rest)| Some((span_ms(w)?, rest))) {
         Some(found) => found,
         None => (EXPORT_WINDOW_MS, args),
     };
@@ -247,21 +236,25 @@ pub fn duration_ms(text: &str) -> Result<u64, String> {
     if text == "0" {
         return Ok(0);
     }
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = text.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
+    match span_ms(text).ok_or_else(bad)? {
+        ms if ms <= SILENCE_MAX_MS => Ok(ms),
+        _ => Err(format!("duration {text:?} is longer than the 7d a silence may last")),
+    }
+}
+
+/// `90s`, `30m`, `2h`, `1d`: a whole number above 0 and its unit, in ms (saturating);
+/// the one reading of a span the palette's commands share.
+fn span_ms(text: &str) -> Option<u64> {
+    let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
     let unit_ms = match unit {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(bad()),
+        _ => return None,
     };
-    match n.checked_mul(unit_ms) {
-        Some(0) => Err(bad()),
-        Some(ms) if ms <= SILENCE_MAX_MS => Ok(ms),
-        _ => Err(format!("duration {text:?} is longer than the 7d a silence may last")),
-    }
+    Some(n.saturating_mul(unit_ms))
 }
 
 fn restart(args: &[&str], fleet: &Fleet) -> Result<PaletteCommand, String> {

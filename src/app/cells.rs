@@ -616,7 +616,11 @@ fn traffic_cells(rates: Option<Rates>) -> [RowCell<'static>; 3] {
     let idle = r.requests == 0;
     let rps = num(rps_label(r.rps), SortKey::Num(r.rps), if idle { Tone::Muted } else { Tone::Text });
     let pct = match r.pct_5xx() {
-        Some(p) => num(pct_5xx_label(p), SortKey::Num(p), if r.high_5xx() { Tone::Bad } else { Tone::Text }),
+        Some(p) => num(
+            pct_5xx_label(p),
+            SortKey::Num(p),
+            if super::traffic::high_5xx(&r) { Tone::Bad } else { Tone::Text },
+        ),
         None => num("-", SortKey::Missing, Tone::Muted),
     };
     let p99 = match r.p99_us {

@@ -11,7 +11,7 @@ use super::facts::{AppState, FleetFacts};
 use super::rows::RowKey;
 use crate::actions::Panel;
 use crate::backend::Replica;
-use crate::protocol::{Fleet, RouterStatus, TrafficStats};
+use crate::protocol::{Fleet, RouterStatus, TrafficSum};
 
 /// A router's traffic counts until this many of its windows (its status period) have
 /// passed since its status arrived.
@@ -23,44 +23,12 @@ pub const HIGH_5XX_PCT: f64 = 5.0;
 /// Traffic samples kept per route and per app: at a 2 s status period, the last 4 minutes.
 pub const TRAFFIC_KEPT: usize = 120;
 
-/// One route's or app's traffic, summed over the fresh routers.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Rates {
-    pub rps: f64,
-    pub requests: u64,
-    pub errors_5xx: u64,
-    /// The request-weighted mean of the routers' p50s: a mean of medians is not the
-    /// median, but it stays within their range and follows the busier router.
-    pub p50_us: Option<u64>,
-    /// The highest of the routers' p99s: a tail is never hidden by averaging it away.
-    pub p99_us: Option<u64>,
-}
+/// One route's or app's traffic, summed over the fresh routers (`TrafficSum`'s rule).
+pub type Rates = TrafficSum;
 
-impl Rates {
-    fn add(&mut self, s: &TrafficStats, window_ms: u64) {
-        let before = self.requests;
-        self.rps += s.rps(window_ms);
-        self.requests += s.requests;
-        self.errors_5xx += s.errors_5xx;
-        self.p99_us = self.p99_us.max(s.p99_us);
-        self.p50_us = match (self.p50_us, s.p50_us) {
-            (Some(a), Some(b)) if self.requests > 0 => Some(
-                ((a as u128 * before as u128 + b as u128 * s.requests as u128) / self.requests as u128)
-                    as u64,
-            ),
-            (a, b) => a.or(b),
-        };
-    }
-
-    /// The share of 5xx, in percent; `None` with no request.
-    pub fn pct_5xx(&self) -> Option<f64> {
-        (self.requests > 0).then(|| self.errors_5xx as f64 * 100.0 / self.requests as f64)
-    }
-
-    /// Whether the 5xx share is above `HIGH_5XX_PCT`.
-    pub fn high_5xx(&self) -> bool {
-        self.pct_5xx().is_some_and(|p| p > HIGH_5XX_PCT)
-    }
+/// Whether the 5xx share is above `HIGH_5XX_PCT`.
+pub fn high_5xx(r: &Rates) -> bool {
+    r.pct_5xx().is_some_and(|p| p > HIGH_5XX_PCT)
 }
 
 /// The requests per second of an app that takes requests while none of its routes

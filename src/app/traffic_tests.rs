@@ -30,10 +30,10 @@ fn routers_add_up_per_backend_and_app_with_the_worst_tail() {
     assert_eq!(a.p99_us, Some(9_000), "the tail is the worst router's");
     assert_eq!(a.p50_us, Some(2_500), "p50 weighted by requests: (100·1000 + 300·3000) / 400");
     assert_eq!(a.pct_5xx(), Some(2.5));
-    assert!(!a.high_5xx());
+    assert!(!high_5xx(&a));
     let app = apps["shop-web"];
     assert_eq!((app.requests, app.errors_5xx), (420, 30), "nginx's own 502s count for the app");
-    assert!(app.high_5xx(), "30 of 420 is above {HIGH_5XX_PCT}%");
+    assert!(high_5xx(&app), "30 of 420 is above {HIGH_5XX_PCT}%");
 }
 
 #[test]

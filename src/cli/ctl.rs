@@ -718,8 +718,8 @@ impl Ctl {
             let mut routes = snapshot_json(&f)["routes"].clone();
             if let (Some(t), Some(list)) = (&traffic, routes.as_array_mut()) {
                 for (v, route) in list.iter_mut().zip(f.routes.values()) {
-                    v["traffic"] = t.route(&route.app, &route.backend).json();
-                    v["app_traffic"] = t.app(&route.app).json();
+                    v["traffic"] = super::ctl_routes::json(&t.route(&route.app, &route.backend));
+                    v["app_traffic"] = super::ctl_routes::json(&t.app(&route.app));
                 }
             }
             out!("{routes}");
@@ -782,7 +782,7 @@ impl Ctl {
             .map(|r| {
                 let cells = traffic.map_or_else(
                     || ["-".to_string(), "-".into(), "-".into()],
-                    |t| t.route(&r.app, &r.backend).cells(),
+                    |t| super::ctl_routes::cells(&t.route(&r.app, &r.backend)),
                 );
                 let mut row = vec![
                     r.app.clone(),

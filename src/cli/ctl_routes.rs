@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::parse;
 use crate::bus::Bus;
-use crate::protocol::{RouterStatus, Traffic, TrafficStats, decode, subjects};
+use crate::protocol::{RouterStatus, Traffic, TrafficSum, decode, subjects};
 
 #[derive(Debug, Clone, Args)]
 pub struct RoutesArgs {
@@ -25,55 +25,29 @@ pub struct RoutesArgs {
 }
 
 /// One backend's or app's numbers, summed over the routers that reported them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Summed {
-    pub requests: u64,
-    pub errors_5xx: u64,
-    pub rps: f64,
-    pub errors_per_second: f64,
-    /// The highest over the routers: percentiles do not add up.
-    pub p50_us: Option<u64>,
-    pub p99_us: Option<u64>,
-    pub window_ms: u64,
+pub type Summed = TrafficSum;
+
+/// A route's or app's `traffic` in `ctl routes --json`.
+pub fn json(s: &Summed) -> Value {
+    let ms = |us: Option<u64>| us.map(|u| u as f64 / 1000.0);
+    json!({
+        "rps": round2(s.rps),
+        "errors_per_second": round2(s.errors_per_second),
+        "pct_5xx": s.pct_5xx().map(round2),
+        "p50_ms": ms(s.p50_us),
+        "p99_ms": ms(s.p99_us),
+        "requests": s.requests,
+        "window_ms": s.window_ms,
+    })
 }
 
-impl Summed {
-    fn add(&mut self, s: &TrafficStats, window_ms: u64) {
-        self.requests += s.requests;
-        self.errors_5xx += s.errors_5xx;
-        self.rps += s.rps(window_ms);
-        self.errors_per_second += s.errors_per_second(window_ms);
-        self.p50_us = self.p50_us.max(s.p50_us);
-        self.p99_us = self.p99_us.max(s.p99_us);
-        self.window_ms = self.window_ms.max(window_ms);
-    }
-
-    fn pct_5xx(&self) -> Option<f64> {
-        TrafficStats { requests: self.requests, errors_5xx: self.errors_5xx, p50_us: None, p99_us: None }
-            .pct_5xx()
-    }
-
-    pub fn json(&self) -> Value {
-        let ms = |us: Option<u64>| us.map(|u| u as f64 / 1000.0);
-        json!({
-            "rps": round2(self.rps),
-            "errors_per_second": round2(self.errors_per_second),
-            "pct_5xx": self.pct_5xx().map(round2),
-            "p50_ms": ms(self.p50_us),
-            "p99_ms": ms(self.p99_us),
-            "requests": self.requests,
-            "window_ms": self.window_ms,
-        })
-    }
-
-    /// RPS, 5XX% and P99 for the table.
-    pub fn cells(&self) -> [String; 3] {
-        [
-            format!("{:.1}", self.rps),
-            self.pct_5xx().map_or("-".into(), |p| format!("{p:.1}%")),
-            self.p99_us.map_or("-".into(), |us| format!("{:.1}ms", us as f64 / 1000.0)),
-        ]
-    }
+/// RPS, 5XX% and P99 for the table.
+pub fn cells(s: &Summed) -> [String; 3] {
+    [
+        format!("{:.1}", s.rps),
+        s.pct_5xx().map_or("-".into(), |p| format!("{p:.1}%")),
+        s.p99_us.map_or("-".into(), |us| format!("{:.1}ms", us as f64 / 1000.0)),
+    ]
 }
 
 fn round2(v: f64) -> f64 {
@@ -158,6 +132,7 @@ pub async fn subscribe(bus: &dyn Bus, args: &RoutesArgs) -> Result<Option<crate:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::TrafficStats;
 
     fn stats(requests: u64, errors_5xx: u64, p99_us: u64) -> TrafficStats {
         TrafficStats { requests, errors_5xx, p50_us: Some(p99_us / 2), p99_us: Some(p99_us) }
@@ -179,15 +154,15 @@ mod tests {
         assert_eq!((route.requests, route.errors_5xx), (150, 60));
         assert_eq!(route.rps, 20.0);
         assert_eq!(route.p99_us, Some(9000));
-        let j = route.json();
+        let j = json(&route);
         assert_eq!(j["pct_5xx"], json!(40.0));
         assert_eq!(j["p99_ms"], json!(9.0));
         assert_eq!(j["errors_per_second"], json!(6.0));
         assert_eq!(j["window_ms"], json!(10_000));
         // A route no request reached: zeros, no percentage.
-        let quiet = sum.route("shop", "10.0.0.2:80").json();
+        let quiet = json(&sum.route("shop", "10.0.0.2:80"));
         assert_eq!((quiet["rps"].clone(), quiet["pct_5xx"].clone()), (json!(0.0), Value::Null));
-        assert_eq!(sum.route("shop", "10.0.0.2:80").cells(), ["0.0".to_string(), "-".into(), "-".into()]);
+        assert_eq!(cells(&sum.route("shop", "10.0.0.2:80")), ["0.0".to_string(), "-".into(), "-".into()]);
         assert!(RoutesTraffic::sum(std::iter::empty()).is_none());
     }
 }

@@ -36,7 +36,7 @@ pub use fleet::{ChangeRefused, Fleet, Gap, steps_in_history};
 pub use intent::{ControlCommand, ExecStart, ForwardStart, LogsStart, TimelineExport, UploadRequest};
 pub use messages::*;
 pub use model::*;
-pub use traffic::{Traffic, TrafficStats};
+pub use traffic::{Traffic, TrafficStats, TrafficSum};
 
 /// The protocol version every envelope carries in `v`. v2: an operation's step events
 /// carry that step (`operation_step`), its end the outcome (`operation_ended`), not the

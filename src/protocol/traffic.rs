@@ -33,6 +33,46 @@ impl TrafficStats {
 
     /// The share of 5xx, in percent; `None` with no request.
     pub fn pct_5xx(&self) -> Option<f64> {
+        TrafficSum { requests: self.requests, errors_5xx: self.errors_5xx, ..TrafficSum::default() }.pct_5xx()
+    }
+}
+
+/// One backend's or app's numbers summed over the routers that reported them: the one rule
+/// the cockpit and `ctl routes` share. Counts and rates add; p50 is the request-weighted
+/// mean of the routers' (a mean of medians is not the median, but it stays within their
+/// range and follows the busier router); p99 is the highest (a tail is never averaged away).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TrafficSum {
+    pub requests: u64,
+    pub errors_5xx: u64,
+    pub rps: f64,
+    pub errors_per_second: f64,
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    /// The longest of the routers' windows.
+    pub window_ms: u64,
+}
+
+impl TrafficSum {
+    pub fn add(&mut self, s: &TrafficStats, window_ms: u64) {
+        let before = self.requests;
+        self.requests += s.requests;
+        self.errors_5xx += s.errors_5xx;
+        self.rps += s.rps(window_ms);
+        self.errors_per_second += s.errors_per_second(window_ms);
+        self.p99_us = self.p99_us.max(s.p99_us);
+        self.p50_us = match (self.p50_us, s.p50_us) {
+            (Some(a), Some(b)) if self.requests > 0 => Some(
+                ((a as u128 * before as u128 + b as u128 * s.requests as u128) / self.requests as u128)
+                    as u64,
+            ),
+            (a, b) => a.or(b),
+        };
+        self.window_ms = self.window_ms.max(window_ms);
+    }
+
+    /// The share of 5xx, in percent; `None` with no request.
+    pub fn pct_5xx(&self) -> Option<f64> {
         (self.requests > 0).then(|| self.errors_5xx as f64 * 100.0 / self.requests as f64)
     }
 }
